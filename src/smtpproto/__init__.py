@@ -8,7 +8,7 @@ dependencies, so it can be vendored by copying this folder.
 from __future__ import annotations
 
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from ._parser import PARSER_IMPLEMENTATION, CReplyParser, PyReplyParser, ReplyParser
+from ._twins import PARSER_IMPLEMENTATION, CReplyParser, PyReplyParser, ReplyParser
 from ._reply import EnhancedStatusCode, Reply, ReplyClass
 
 __all__ = [

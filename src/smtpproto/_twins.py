@@ -1,4 +1,4 @@
-"""Choose the reply parser twin: the only module that names ``_speedups``.
+"""Choose the compiled or pure-Python twins: the only module that names compiled modules.
 
 The compiled twin is used on CPython when it was built, unless the environment
 variable ``SMTPPROTO_NO_EXTENSIONS`` is set to a non-empty value. Type checkers always

@@ -7,7 +7,8 @@ line ends starting where the previous scan stopped (``_scan_from``), so feeding 
 at a time stays linear. Each complete line is checked against the RFC 5321 §4.2 grammar
 and appended to the reply being assembled; a final line (``code SP text`` or a bare
 ``code``) completes the reply, which is returned from ``feed``. Consumed bytes are
-dropped from the front of the buffer once per call.
+dropped from the front of the buffer once per call. When nothing is buffered and the
+chunk is ``bytes``, it is scanned in place and only its incomplete tail is copied.
 
 Grammar (strict by default, RFC 5321 §4.2)::
 
@@ -15,8 +16,8 @@ Grammar (strict by default, RFC 5321 §4.2)::
                     Reply-code [ SP textstring ] CRLF
     Reply-code = %x32-35 %x30-35 %x30-39
 
-* The first digit must be 2-5 and the second 0-5, as the ABNF says: a code such as
-  ``260`` or ``599``-style codes with a second digit 6-9 are refused, because no RFC
+* The first digit must be 2-5 and the second 0-5, as the ABNF says: codes such as
+  ``260`` or ``590`` (second digit 6-9) are refused, because no RFC
   assigns them and a client cannot know what they mean. The third digit is any digit.
 * ``250\\r\\n``, ``250 \\r\\n`` (final) and ``250-\\r\\n`` (continuation) are accepted.
 * Every line of a multiline reply carries the first line's code; a mismatch is an
@@ -28,16 +29,22 @@ Grammar (strict by default, RFC 5321 §4.2)::
 
 Limits: ``max_line_length`` (octets of one line including its CRLF), ``max_lines``
 (lines in one reply) and ``max_reply_bytes`` (octets in one reply including CRLFs).
-A line without a line end is refused as soon as it grows past ``max_line_length``, so
-memory never exceeds the bound plus the chunk being fed.
+A line still waiting for its line end is refused as soon as it can no longer fit:
+when it holds ``max_line_length`` octets, or when it would take the reply to
+``max_reply_bytes``. So memory never exceeds the bound plus the chunk being fed.
+
+Checks run in this order for each line, and both twins keep it: line length, line end,
+reply code, separator, code change, line count, reply size. The offset is where the
+line starts, except for a bare LF (the LF itself) and a bad separator (the fourth octet).
 
 Errors: ``RemoteProtocolError`` naming the broken rule and the stream offset of the
 line it concerns. After an error the parser stays failed: every later call raises the
-same error.
+same error, and what was buffered is dropped (``buffered`` is 0).
 """
 
 from __future__ import annotations
 
+import operator
 from typing import NoReturn
 
 from ._config import (
@@ -78,6 +85,9 @@ class ReplyParser:
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         allow_bare_lf: bool = False,
     ) -> None:
+        max_line_length = operator.index(max_line_length)  # the C twin takes ints only
+        max_lines = operator.index(max_lines)
+        max_reply_bytes = operator.index(max_reply_bytes)
         if max_line_length < _MIN_LINE_LENGTH_LIMIT:
             raise ValueError(
                 f"max_line_length must be at least {_MIN_LINE_LENGTH_LIMIT} (RFC 5321 §4.5.3.1.5)"
@@ -100,7 +110,7 @@ class ReplyParser:
 
     @property
     def buffered(self) -> int:
-        """Octets received but not yet part of a complete reply."""
+        """Octets received but not yet part of a complete reply; 0 once failed."""
         return len(self._buffer) + self._reply_bytes
 
     @property
@@ -109,97 +119,109 @@ class ReplyParser:
         return self._error is not None
 
     def feed(self, data: bytes) -> list[Reply]:
-        """Consume ``data``; return every reply it completes, in order.
+        """Consume ``data`` (any bytes-like object); return every reply it completes.
 
-        Raises ``RemoteProtocolError`` on a grammar violation or a crossed limit.
+        Raises ``RemoteProtocolError`` on a grammar violation or a crossed limit, and
+        again on every later call. ``b""`` is not end of input: use ``feed_eof``.
         """
         if self._error is not None:
             raise self._error
         buffer = self._buffer
-        buffer += data
+        buf: bytes | bytearray
+        if buffer or type(data) is not bytes:
+            buffer += data
+            buf = buffer
+            pos = self._scan_from
+        else:  # fast path: scan the caller's bytes, keep only an incomplete tail
+            buf = data
+            pos = 0
+        max_line_length = self._max_line_length
         replies: list[Reply] = []
-        start = 0  # start of the current line within buffer
-        pos = self._scan_from
-        try:
-            while True:
-                end = buffer.find(b"\n", pos)
-                if end < 0:
-                    break
-                line_length = end + 1 - start
-                if line_length > self._max_line_length:
-                    self._fail("reply line longer than the line length limit", start)
-                if end > start and buffer[end - 1] == 0x0D:  # CR LF
-                    content_end = end - 1
-                elif self._allow_bare_lf:
-                    content_end = end
-                else:
-                    self._fail("bare LF in reply; lines must end with CRLF", end)
-                reply = self._line(bytes(buffer[start:content_end]), line_length, start)
-                if reply is not None:
-                    replies.append(reply)
-                start = pos = end + 1
-            pending = len(buffer) - start
-            if pending >= self._max_line_length:
+        start = 0  # start of the current line within buf
+        while True:
+            end = buf.find(b"\n", pos)
+            if end < 0:
+                break
+            line_length = end + 1 - start
+            if line_length > max_line_length:
                 self._fail("reply line longer than the line length limit", start)
-            if pending and self._reply_bytes + pending > self._max_reply_bytes:
-                self._fail("reply longer than the reply size limit", start)
-        finally:
+            if end > start and buf[end - 1] == 0x0D:  # CR LF
+                content_end = end - 1
+            elif self._allow_bare_lf:
+                content_end = end
+            else:
+                self._fail("bare LF in reply; lines must end with CRLF", end)
+            size = content_end - start
+            if (
+                size < 3
+                or not 0x32 <= buf[start] <= 0x35
+                or not 0x30 <= buf[start + 1] <= 0x35
+                or not 0x30 <= buf[start + 2] <= 0x39
+            ):
+                self._fail("reply line does not start with a reply code 2xx-5xx", start)
+            code = buf[start] * 100 + buf[start + 1] * 10 + buf[start + 2] - 5328  # "000"
+            if size == 3 or buf[start + 3] == 0x20:
+                final = True
+            elif buf[start + 3] == 0x2D:
+                final = False
+            else:
+                self._fail("reply code not followed by SP, '-' or the line end", start + 3)
+            text = bytes(buf[start + 4 : content_end]) if size > 4 else b""
+            if self._code:
+                self._continue(code, text, line_length, start)
+                if final:
+                    replies.append(_make_reply(code, tuple(self._lines)))
+                    self._lines = []
+                    self._code = 0
+                    self._reply_bytes = 0
+            elif final:  # a one-line reply: no line or byte count can be exceeded
+                replies.append(_make_reply(code, (text,)))
+            else:
+                self._code = code
+                self._lines.append(text)
+                self._reply_bytes = line_length
+            start = pos = end + 1
+        pending = len(buf) - start
+        if pending >= max_line_length:
+            self._fail("reply line longer than the line length limit", start)
+        if pending and self._reply_bytes + pending >= self._max_reply_bytes:
+            self._fail("reply longer than the reply size limit", start)
+        if buf is buffer:
             if start:
                 del buffer[:start]
-                self._offset += start
-            self._scan_from = len(buffer)
+        elif pending:
+            buffer += memoryview(buf)[start:]
+        self._offset += start
+        self._scan_from = len(buffer)
         return replies
 
     def feed_eof(self) -> None:
-        """Signal end of input; raise ``RemoteProtocolError`` if a reply is incomplete."""
+        """Signal end of input; raise ``RemoteProtocolError`` if a reply is incomplete.
+
+        The offset in the error is the end of the stream. Input may follow a clean EOF
+        (the parser keeps no EOF state; the connection layer refuses it).
+        """
         if self._error is not None:
             raise self._error
         if self._buffer or self._lines:
             self._fail("connection closed in the middle of a reply", len(self._buffer))
 
-    def _line(self, line: bytes, line_length: int, start: int) -> Reply | None:
-        """Check one line (without its line end); return the reply it completes."""
-        size = len(line)
-        if (
-            size < 3
-            or not 0x32 <= line[0] <= 0x35
-            or not 0x30 <= line[1] <= 0x35
-            or not 0x30 <= line[2] <= 0x39
-        ):
-            self._fail("reply line does not start with a reply code 2xx-5xx", start)
-        code = (line[0] - 0x30) * 100 + (line[1] - 0x30) * 10 + (line[2] - 0x30)
-        if size == 3:
-            final = True
-        elif line[3] == 0x20:
-            final = True
-        elif line[3] == 0x2D:
-            final = False
-        else:
-            self._fail("reply code not followed by SP, '-' or the line end", start + 3)
-        if self._code and code != self._code:
-            self._fail(
-                f"multiline reply changed its code from {self._code} to {code}", start
-            )
+    def _continue(self, code: int, text: bytes, line_length: int, start: int) -> None:
+        """Add a second or later line to the multiline reply being assembled."""
+        if code != self._code:
+            self._fail(f"multiline reply changed its code from {self._code} to {code}", start)
         if len(self._lines) >= self._max_lines:
             self._fail("reply has more lines than the line count limit", start)
         self._reply_bytes += line_length
         if self._reply_bytes > self._max_reply_bytes:
             self._fail("reply longer than the reply size limit", start)
-        text = line[4:]
-        if not final:
-            self._code = code
-            self._lines.append(text)
-            return None
-        if self._lines:
-            self._lines.append(text)
-            raw_lines = tuple(self._lines)
-            self._lines = []
-        else:
-            raw_lines = (text,)
-        self._code = 0
-        self._reply_bytes = 0
-        return _make_reply(code, raw_lines)
+        self._lines.append(text)
 
     def _fail(self, rule: str, index: int) -> NoReturn:
+        """Record and raise the sticky error; drop everything buffered."""
         self._error = RemoteProtocolError(rule, offset=self._offset + index)
+        self._buffer.clear()
+        self._lines = []
+        self._code = 0
+        self._reply_bytes = 0
         raise self._error

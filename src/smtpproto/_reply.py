@@ -16,6 +16,8 @@ import enum
 import re
 from typing import Any, NamedTuple
 
+from ._text import escape_text
+
 __all__ = ["EnhancedStatusCode", "Reply", "ReplyClass", "escape_text"]
 
 
@@ -62,13 +64,6 @@ _ENHANCED_PREFIX = re.compile(rb"([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
 _ENHANCED_ONLY = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})", re.ASCII)
 
 
-def escape_text(text: str) -> str:
-    """Return ``text`` with every non-printable character as a Python escape."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-
-
 class Reply:
     """One complete server reply (RFC 5321 §4.2).
 
@@ -87,6 +82,8 @@ class Reply:
     def __init__(self, code: int, raw_lines: tuple[bytes, ...] | list[bytes] = (b"",)) -> None:
         if not isinstance(code, int) or not 200 <= code <= 599:
             raise ValueError(f"reply code must be an int from 200 to 599, got {code!r}")
+        if not isinstance(raw_lines, (tuple, list)):
+            raise ValueError(f"raw_lines must be a tuple or list of bytes, got {raw_lines!r}")
         lines = tuple(raw_lines)
         if not lines:
             raise ValueError("a reply has at least one line")
@@ -188,14 +185,17 @@ class Reply:
             lines = tuple(stripped)
         return "\n".join(line.decode("utf-8", "replace") for line in lines)
 
-    def explain(self) -> str:
+    def explain(self, command: str | None = None) -> str:
         """Explain the reply in plain words: meaning, and what the sender should do.
 
-        The advice is a hint: servers use codes differently (see ``smtpproto.codes``).
+        ``command`` (``"RCPT"``, ``"MAIL FROM:<a@b>"``, ...) is the command this reply
+        answers; it refines the advice for codes whose meaning depends on it (550, 553,
+        552, 452). The advice is a hint: servers use codes differently (see
+        ``smtpproto.codes``). Server text in the result is escaped.
         """
-        from .codes import explain_reply  # codes imports nothing from this module
+        from .codes import explain_reply  # lazy: codes imports this module only for types
 
-        return explain_reply(self)
+        return explain_reply(self, command)
 
     # -- wire form and display --------------------------------------------------------
 
@@ -217,8 +217,10 @@ class Reply:
         return "\n".join(f"{self.code} {escape_text(line)}" for line in self.lines)
 
 
-_set_code = Reply.code.__set__  # type: ignore[attr-defined]
-_set_lines = Reply.raw_lines.__set__  # type: ignore[attr-defined]
+# The slot descriptors write past the immutability guard in __setattr__. mypy sees the
+# annotated names as plain instance attributes, hence the ignores.
+_set_code = Reply.code.__set__  # type: ignore[attr-defined,misc]  # slot descriptor
+_set_lines = Reply.raw_lines.__set__  # type: ignore[attr-defined,misc]  # slot descriptor
 _new_reply = object.__new__
 
 

@@ -189,9 +189,11 @@ _BASIC: dict[int, ReplyCodeInfo] = dict(
             "Requested action not taken: insufficient system storage (on RCPT: too "
             "many recipients)",
             "RFC 5321 §4.2.2, §4.5.3.1.10; RFC 1870 §6",
-            "Temporary: on RCPT, stop adding recipients and send the rest in a later "
-            "transaction; otherwise the server is short of space — retry later with "
-            "back-off.",
+            "Temporary. On RCPT it means too many recipients (RFC 5321 §4.5.3.1.10 "
+            "prefers 452 here; older servers send 552): keep the recipients accepted so "
+            "far and send the rest in a later transaction. Otherwise the server is short "
+            "of storage (552 is the permanent, too-big-for-the-limit case): retry later "
+            "with back-off.",
         ),
         _b(
             454,

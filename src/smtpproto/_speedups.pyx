@@ -18,11 +18,11 @@ being a plain two-slot class, the module falls back to calling ``_make_reply``.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_Append
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.string cimport memchr, memcpy, memmove
 
@@ -49,6 +49,8 @@ cdef extern from "Python.h":
     ctypedef struct _AllocType "PyTypeObject":
         allocfunc tp_alloc
     int T_OBJECT_EX
+    bint PyType_IS_GC(_AllocType*)
+    void PyObject_GC_UnTrack(void*)
 
 
 cdef Py_ssize_t _MIN_LINE_LENGTH_LIMIT = 512  # RFC 5321 §4.5.3.1.5
@@ -73,6 +75,7 @@ cdef int _find_slots() except -1:
         or type(lines_descr) is not member_type
         or Reply.__slots__ != ("code", "raw_lines")
         or Reply.__new__ is not object.__new__
+        or not PyType_IS_GC(_reply_type)
         or (<PyMemberDescrObject*>code_descr).d_member.type != T_OBJECT_EX
         or (<PyMemberDescrObject*>lines_descr).d_member.type != T_OBJECT_EX
     ):
@@ -100,7 +103,15 @@ cdef inline object _new_reply(int code, tuple raw_lines):
     Py_INCREF(raw_lines)
     (<PyObject**>((<char*>obj) + _code_offset))[0] = <PyObject*>code_obj
     (<PyObject**>((<char*>obj) + _lines_offset))[0] = <PyObject*>raw_lines
-    return <object>obj
+    cdef object reply = <object>obj  # the cast takes a second reference ...
+    Py_DECREF(reply)  # ... so give back the one tp_alloc returned
+    # Neither object can be part of a reference cycle (an int, and a tuple of bytes),
+    # so the cycle collector need not track them — as CPython itself untracks tuples
+    # of atomic objects. Without this, a feed returning thousands of replies pays for
+    # repeated collections that traverse them all.
+    PyObject_GC_UnTrack(<void*>raw_lines)
+    PyObject_GC_UnTrack(<void*>reply)
+    return reply
 
 
 cdef class ReplyParser:
@@ -173,27 +184,14 @@ cdef class ReplyParser:
         again on every later call. ``b""`` is not end of input: use ``feed_eof``.
         """
         cdef Py_buffer view
-        cdef list replies = []
-        cdef Py_ssize_t start
+        cdef list replies
         if self._error is not None:
             raise self._error
+        if type(data) is bytes:  # no buffer protocol round trip for the common type
+            return self._feed(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
-            if self._len == 0:  # fast path: scan the caller's bytes in place
-                start = self._scan(<const char*>view.buf, view.len, 0, replies)
-                self._tail(<const char*>view.buf, view.len, start)
-                if start < view.len:
-                    self._append(<const char*>view.buf + start, view.len - start)
-            else:
-                self._append(<const char*>view.buf, view.len)
-                start = self._scan(self._buf, self._len, self._scan_from, replies)
-                self._tail(self._buf, self._len, start)
-                if start:
-                    memmove(self._buf, self._buf + start, self._len - start)
-                    self._len -= start
-                self._shrink()
-            self._offset += start
-            self._scan_from = self._len
+            replies = self._feed(<const char*>view.buf, view.len)
         finally:
             PyBuffer_Release(&view)
         return replies
@@ -210,6 +208,27 @@ cdef class ReplyParser:
             self._fail("connection closed in the middle of a reply", self._len)
 
     # -- internals ------------------------------------------------------------------
+
+    cdef list _feed(self, const char* data, Py_ssize_t n):
+        """``feed`` on a C view of the caller's octets."""
+        cdef list replies = []
+        cdef Py_ssize_t start
+        if self._len == 0:  # fast path: scan the caller's octets in place
+            start = self._scan(data, n, 0, replies)
+            self._tail(data, n, start)
+            if start < n:
+                self._append(data + start, n - start)
+        else:
+            self._append(data, n)
+            start = self._scan(self._buf, self._len, self._scan_from, replies)
+            self._tail(self._buf, self._len, start)
+            if start:
+                memmove(self._buf, self._buf + start, self._len - start)
+                self._len -= start
+            self._shrink()
+        self._offset += start
+        self._scan_from = self._len
+        return replies
 
     cdef Py_ssize_t _scan(
         self, const char* buf, Py_ssize_t n, Py_ssize_t pos, list replies

@@ -1,0 +1,419 @@
+"""Server-side SASL verifiers (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1/256[-PLUS]), sans-IO.
+
+Theory of operation: the server engine decodes each client line and feeds it here; a
+verifier answers with a :data:`ServerStep` value, never with I/O:
+
+- :class:`Challenge` — send ``334`` with this (raw, not yet base64) data;
+- :class:`Success` — the client proved its identity; ``data`` (SCRAM's ``v=``
+  server-final message) must reach the client before ``235`` (RFC 4954 §4: as a 334,
+  answered by an empty line);
+- :class:`Failure` — send ``535``; ``reason`` is for the server's log and never holds
+  a secret.
+
+``start(initial_response)`` is called once (``None`` when the AUTH line had none, ``b""``
+for ``=``), then ``step(response)`` once per client line until a Success or Failure.
+Passwords come from a :data:`PasswordLookup` callback (``None``: unknown user). Every
+comparison uses ``hmac.compare_digest``, and an unknown user costs the same work as a
+wrong password, so timing does not reveal which user names exist. Proxy authorisation is
+not supported: an authorisation identity must be empty or equal to the user name.
+The engine handles the client's ``*`` cancellation, base64 and the challenge guard.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, TypeAlias
+
+from ._sasl_base import ChannelBinding, SASLError
+from ._saslprep import SASLprepError, saslprep
+from ._scram import (
+    DEFAULT_SCRAM_MIN_ITERATIONS,
+    PRINTABLE,
+    b64decode_strict,
+    scram_attributes,
+    scram_keys,
+    scram_unescape,
+)
+
+__all__ = [
+    "SERVER_MECHANISMS",
+    "Challenge",
+    "CramMD5Server",
+    "Failure",
+    "LoginServer",
+    "PasswordLookup",
+    "PlainServer",
+    "ScramSHA1PlusServer",
+    "ScramSHA1Server",
+    "ScramSHA256PlusServer",
+    "ScramSHA256Server",
+    "ScramServer",
+    "ServerMechanism",
+    "ServerStep",
+    "Success",
+]
+
+#: Returns the user's password, or ``None`` when the user does not exist.
+PasswordLookup: TypeAlias = Callable[[str], str | None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Challenge:
+    """Send ``334`` carrying ``data`` (raw; the engine base64-encodes it)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Success:
+    """Authenticated as ``identity``; deliver ``data`` (if not ``None``) before ``235``."""
+
+    identity: str
+    authzid: str = ""
+    data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure:
+    """Authentication failed: send ``535``. ``reason`` is for logs, never a secret."""
+
+    reason: str
+
+
+ServerStep: TypeAlias = Challenge | Success | Failure
+
+
+def _prep(text: str) -> str | None:
+    try:
+        return saslprep(text, allow_unassigned=True)
+    except SASLprepError:
+        return None
+
+
+def _password_ok(stored: str | None, given: str) -> bool:
+    """Constant-time check of ``given`` against ``stored`` after SASLprep (RFC 4616 §5)."""
+    given_prepped = _prep(given)
+    stored_prepped = _prep(stored) if stored is not None else None
+    candidate = (given_prepped or given).encode()
+    if stored_prepped is None or given_prepped is None:
+        hmac.compare_digest(candidate, candidate)  # same work as a real comparison
+        return False
+    return hmac.compare_digest(stored_prepped.encode(), candidate)
+
+
+class ServerMechanism(abc.ABC):
+    """One SASL exchange, server side. Single use; misuse raises :class:`SASLError`."""
+
+    name: ClassVar[str]
+
+    def __init__(self) -> None:
+        self._started = False
+        self._finished = False
+
+    def start(self, initial_response: bytes | None) -> ServerStep:
+        """Begin with the AUTH line's initial response (``None`` if absent)."""
+        if self._started:
+            raise SASLError(f"{self.name} exchange already started")
+        self._started = True
+        return self._track(self._start(initial_response))
+
+    def step(self, response: bytes) -> ServerStep:
+        """Feed the client's answer to the last :class:`Challenge`."""
+        if not self._started or self._finished:
+            raise SASLError(f"{self.name} exchange is not waiting for a response")
+        return self._track(self._step(response))
+
+    def _track(self, result: ServerStep) -> ServerStep:
+        self._finished = not isinstance(result, Challenge)
+        return result
+
+    @abc.abstractmethod
+    def _start(self, initial_response: bytes | None) -> ServerStep: ...
+
+    @abc.abstractmethod
+    def _step(self, response: bytes) -> ServerStep: ...
+
+
+class PlainServer(ServerMechanism):
+    """PLAIN (RFC 4616 §2): ``authzid NUL authcid NUL passwd``; empty challenge if no IR."""
+
+    name = "PLAIN"
+
+    def __init__(self, lookup: PasswordLookup) -> None:
+        super().__init__()
+        self._lookup = lookup
+
+    def _start(self, initial_response: bytes | None) -> ServerStep:
+        if initial_response is None:
+            return Challenge(data=b"")
+        return self._step(initial_response)
+
+    def _step(self, response: bytes) -> ServerStep:
+        parts = response.split(b"\x00")
+        if len(parts) != 3:
+            return Failure(reason="malformed PLAIN message")
+        try:
+            authzid, authcid, password = (p.decode("utf-8") for p in parts)
+        except UnicodeDecodeError:
+            return Failure(reason="PLAIN message is not UTF-8")
+        if not authcid or not password:
+            return Failure(reason="empty PLAIN user name or password")
+        if authzid not in ("", authcid):
+            return Failure(reason="authorization identity not permitted")
+        if not _password_ok(self._lookup(authcid), password):
+            return Failure(reason="invalid credentials")
+        return Success(identity=authcid, authzid=authzid)
+
+
+class LoginServer(ServerMechanism):
+    """LOGIN (draft-murchison-sasl-login): asks ``Username:`` then ``Password:``.
+
+    An initial response, as some clients send, is taken as the user name.
+    """
+
+    name = "LOGIN"
+
+    def __init__(self, lookup: PasswordLookup) -> None:
+        super().__init__()
+        self._lookup = lookup
+        self._username: str | None = None
+
+    def _start(self, initial_response: bytes | None) -> ServerStep:
+        if initial_response:
+            return self._step(initial_response)
+        return Challenge(data=b"Username:")
+
+    def _step(self, response: bytes) -> ServerStep:
+        try:
+            text = response.decode("utf-8")
+        except UnicodeDecodeError:
+            return Failure(reason="LOGIN response is not UTF-8")
+        if self._username is None:
+            if not text:
+                return Failure(reason="empty LOGIN user name")
+            self._username = text
+            return Challenge(data=b"Password:")
+        if not _password_ok(self._lookup(self._username), text):
+            return Failure(reason="invalid credentials")
+        return Success(identity=self._username)
+
+
+class CramMD5Server(ServerMechanism):
+    """CRAM-MD5 (RFC 2195 §2): challenge ``<random@hostname>``, answer ``user SP hexdigest``.
+
+    ``_challenge`` is a test hook that fixes the challenge text.
+    """
+
+    name = "CRAM-MD5"
+
+    def __init__(
+        self, lookup: PasswordLookup, *, hostname: str = "localhost", _challenge: str | None = None
+    ) -> None:
+        super().__init__()
+        self._lookup = lookup
+        nonce = f"<{secrets.randbits(63)}.{secrets.randbits(31)}@{hostname}>"
+        self._challenge = (nonce if _challenge is None else _challenge).encode()
+
+    def _start(self, initial_response: bytes | None) -> ServerStep:
+        if initial_response is not None:
+            return Failure(reason="CRAM-MD5 takes no initial response")
+        return Challenge(data=self._challenge)
+
+    def _step(self, response: bytes) -> ServerStep:
+        user_bytes, _, digest = response.rpartition(b" ")
+        try:
+            username = user_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            return Failure(reason="CRAM-MD5 user name is not UTF-8")
+        if not username or len(digest) != 32 or digest.strip(b"0123456789abcdef"):
+            return Failure(reason="malformed CRAM-MD5 response")
+        stored = self._lookup(username)
+        key = (stored if stored is not None else secrets.token_hex(16)).encode()
+        expected = hmac.new(key, self._challenge, hashlib.md5).hexdigest().encode()
+        if not hmac.compare_digest(expected, digest) or stored is None:
+            return Failure(reason="invalid credentials")
+        return Success(identity=username)
+
+
+class ScramServer(ServerMechanism):
+    """SCRAM verifier (RFC 5802 §5, RFC 7677); concrete classes fix hash and -PLUS.
+
+    ``channel_binding`` is the server's own view of the TLS channel: required by the
+    -PLUS classes; given to a non-PLUS class it means the server offers -PLUS, so a
+    client's ``y`` flag is a downgrade and fails (RFC 5802 §6). ``_salt`` and ``_nonce``
+    (the server's nonce part) are test hooks. Returns ``Success(data=b"v=...")``; an
+    unknown user runs the whole exchange with random keys and fails at the proof.
+    """
+
+    _hash_name: ClassVar[str]
+    _plus: ClassVar[bool]
+
+    def __init__(
+        self,
+        lookup: PasswordLookup,
+        *,
+        channel_binding: ChannelBinding | None = None,
+        iterations: int = DEFAULT_SCRAM_MIN_ITERATIONS,
+        _salt: bytes | None = None,
+        _nonce: str | None = None,
+    ) -> None:
+        super().__init__()
+        if self._plus and channel_binding is None:
+            raise SASLError(f"{self.name} needs the server's channel binding data")
+        if iterations < 1:
+            raise SASLError("iteration count must be positive")
+        self._lookup = lookup
+        self._cb = channel_binding
+        self._iterations = iterations
+        self._salt = secrets.token_bytes(16) if _salt is None else _salt
+        self._server_nonce = secrets.token_urlsafe(18) if _nonce is None else _nonce
+        self._waiting_first = True
+        self._gs2_header = self._nonce = self._first_bare = self._server_first = ""
+        self._username = self._authzid = ""
+        self._known = False
+        self._stored_key = self._server_key = b""
+
+    def _start(self, initial_response: bytes | None) -> ServerStep:
+        if initial_response is None:
+            return Challenge(data=b"")
+        return self._step(initial_response)
+
+    def _step(self, response: bytes) -> ServerStep:
+        try:
+            text = response.decode("utf-8")
+            if self._waiting_first:
+                self._waiting_first = False
+                return self._client_first(text)
+            return self._client_final(text)
+        except UnicodeDecodeError:
+            return Failure(reason="SCRAM message is not UTF-8")
+        except SASLError as exc:
+            return Failure(reason=str(exc))
+
+    def _client_first(self, text: str) -> ServerStep:
+        flag, sep, rest = text.partition(",")
+        authz, sep2, bare = rest.partition(",")
+        if not sep or not sep2:
+            return Failure(reason="malformed SCRAM GS2 header")
+        if flag.startswith("p="):
+            if not self._plus or self._cb is None:
+                return Failure(reason="channel binding requested on a non-PLUS mechanism")
+            if flag[2:] != self._cb.type:
+                return Failure(reason="unsupported channel binding type")
+        elif self._plus:
+            return Failure(reason=f"{self.name} requires channel binding")
+        elif flag == "y" and self._cb is not None:
+            return Failure(reason="channel binding downgrade detected (RFC 5802 section 6)")
+        elif flag not in ("n", "y"):
+            return Failure(reason="malformed SCRAM channel binding flag")
+        if authz and not authz.startswith("a="):
+            return Failure(reason="malformed SCRAM authorization identity")
+        attrs = scram_attributes(bare, what="client-first-message")
+        if attrs[0][0] == "m":
+            return Failure(reason="unsupported mandatory SCRAM extension")
+        if len(attrs) < 2 or (attrs[0][0], attrs[1][0]) != ("n", "r"):
+            return Failure(reason="malformed client-first-message")
+        username = scram_unescape(attrs[0][1])
+        authzid = scram_unescape(authz[2:]) if authz else ""
+        if not username or PRINTABLE.fullmatch(attrs[1][1]) is None:
+            return Failure(reason="malformed client-first-message")
+        if authzid not in ("", username):
+            return Failure(reason="authorization identity not permitted")
+        stored = self._lookup(username)
+        prepped = _prep(stored) if stored is not None else None
+        self._known = prepped is not None
+        password = prepped if prepped is not None else secrets.token_hex(16)
+        _, _, self._stored_key, self._server_key = scram_keys(
+            self._hash_name, password, self._salt, self._iterations
+        )
+        self._username, self._authzid = username, authzid
+        self._gs2_header = f"{flag},{authz},"
+        self._nonce = attrs[1][1] + self._server_nonce
+        self._first_bare = bare
+        salt = base64.b64encode(self._salt).decode()
+        self._server_first = f"r={self._nonce},s={salt},i={self._iterations}"
+        return Challenge(data=self._server_first.encode())
+
+    def _client_final(self, text: str) -> ServerStep:
+        without_proof, sep, proof_attr = text.rpartition(",p=")
+        if not sep:
+            return Failure(reason="client-final-message has no proof")
+        attrs = scram_attributes(without_proof, what="client-final-message")
+        if len(attrs) < 2 or (attrs[0][0], attrs[1][0]) != ("c", "r"):
+            return Failure(reason="malformed client-final-message")
+        expected_cbind = self._gs2_header.encode()
+        if self._gs2_header.startswith("p=") and self._cb is not None:
+            expected_cbind += self._cb.data
+        cbind = b64decode_strict(attrs[0][1], "channel binding")
+        if not hmac.compare_digest(cbind, expected_cbind):
+            return Failure(reason="channel binding mismatch")
+        if attrs[1][1] != self._nonce:
+            return Failure(reason="nonce mismatch")
+        proof = b64decode_strict(proof_attr, "client proof")
+        if len(proof) != len(self._stored_key):
+            return Failure(reason="client proof has the wrong length")
+        auth_message = f"{self._first_bare},{self._server_first},{without_proof}".encode()
+        signature = hmac.digest(self._stored_key, auth_message, self._hash_name)
+        client_key = bytes(a ^ b for a, b in zip(proof, signature, strict=True))
+        computed = hashlib.new(self._hash_name, client_key).digest()
+        if not hmac.compare_digest(computed, self._stored_key) or not self._known:
+            return Failure(reason="invalid credentials")
+        verifier = hmac.digest(self._server_key, auth_message, self._hash_name)
+        return Success(
+            identity=self._username,
+            authzid=self._authzid,
+            data=b"v=" + base64.b64encode(verifier),
+        )
+
+
+class ScramSHA1Server(ScramServer):
+    """SCRAM-SHA-1 verifier (RFC 5802)."""
+
+    name = "SCRAM-SHA-1"
+    _hash_name = "sha1"
+    _plus = False
+
+
+class ScramSHA256Server(ScramServer):
+    """SCRAM-SHA-256 verifier (RFC 7677)."""
+
+    name = "SCRAM-SHA-256"
+    _hash_name = "sha256"
+    _plus = False
+
+
+class ScramSHA1PlusServer(ScramServer):
+    """SCRAM-SHA-1-PLUS verifier (RFC 5802 §6); needs ``channel_binding``."""
+
+    name = "SCRAM-SHA-1-PLUS"
+    _hash_name = "sha1"
+    _plus = True
+
+
+class ScramSHA256PlusServer(ScramServer):
+    """SCRAM-SHA-256-PLUS verifier (RFC 7677); needs ``channel_binding``."""
+
+    name = "SCRAM-SHA-256-PLUS"
+    _hash_name = "sha256"
+    _plus = True
+
+
+#: Every server verifier by mechanism name, for a server building its AUTH list.
+SERVER_MECHANISMS: dict[str, type[ServerMechanism]] = {
+    cls.name: cls
+    for cls in (
+        ScramSHA256PlusServer,
+        ScramSHA256Server,
+        ScramSHA1PlusServer,
+        ScramSHA1Server,
+        CramMD5Server,
+        PlainServer,
+        LoginServer,
+    )
+}

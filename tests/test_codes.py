@@ -240,6 +240,8 @@ def test_explain_rejects_bad_input() -> None:
         explain(600)
     with pytest.raises(ValueError):
         explain(550, "5.1")
+    with pytest.raises(TypeError, match="command must be a str"):
+        explain(550, command=b"RCPT")  # type: ignore[arg-type]  # deliberately wrong type
 
 
 def test_explain_reply_quotes_escaped_server_text() -> None:

@@ -46,7 +46,7 @@ __all__ = [
     "known_enhanced",
 ]
 
-HINT = "Servers use codes differently, so this advice is a hint."
+_HINT = "Servers use codes differently, so this advice is a hint."
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +303,7 @@ _BASIC: dict[int, ReplyCodeInfo] = dict(
             552,
             "Requested mail action aborted: exceeded storage allocation (message "
             "too big; historically also too many recipients)",
-            "RFC 5321 §4.2.2, §4.5.3.1.10; RFC 1870 §6; RFC 3030 §4",
+            "RFC 5321 §4.2.2, §4.5.3.1.10; RFC 1870 §6; RFC 3030",
             "After DATA/BDAT or on MAIL SIZE=: the message is too big — shrink it or send "
             "a link. On RCPT: treat as too many recipients (§4.5.3.1.10) and send the "
             "rest in another transaction.",
@@ -334,7 +334,7 @@ _BASIC: dict[int, ReplyCodeInfo] = dict(
         _b(
             556,
             "Domain does not accept mail",
-            "RFC 7504 §3; RFC 7505 §4.2",
+            "RFC 7504 §4; RFC 7505 §4.1",
             "The recipient's domain accepts no mail (e.g. null MX): drop the address.",
         ),
     ]
@@ -413,8 +413,8 @@ _ENHANCED: dict[tuple[int, int], tuple[str, str]] = {
     (1, 6): ("Destination mailbox has moved, no forwarding address", "RFC 3463 §3.2"),
     (1, 7): ("Bad sender's mailbox address syntax", "RFC 3463 §3.2"),
     (1, 8): ("Bad sender's system address", "RFC 3463 §3.2"),
-    (1, 9): ("Message relayed to non-compliant mailer", "RFC 3886 §4.3"),
-    (1, 10): ("Recipient address has null MX", "RFC 7505 §4.2"),
+    (1, 9): ("Message relayed to non-compliant mailer", "RFC 3886"),
+    (1, 10): ("Recipient address has null MX", "RFC 7505 §4.1"),
     (2, 0): ("Other or undefined mailbox status", "RFC 3463 §3.3"),
     (2, 1): ("Mailbox disabled, not accepting messages", "RFC 3463 §3.3"),
     (2, 2): ("Mailbox full", "RFC 3463 §3.3"),
@@ -426,7 +426,7 @@ _ENHANCED: dict[tuple[int, int], tuple[str, str]] = {
     (3, 3): ("System not capable of selected features", "RFC 3463 §3.4"),
     (3, 4): ("Message too big for system", "RFC 3463 §3.4"),
     (3, 5): ("System incorrectly configured", "RFC 3463 §3.4"),
-    (3, 6): ("Requested priority was changed", "RFC 6710 §8"),
+    (3, 6): ("Requested priority was changed", "RFC 6710"),
     (4, 0): ("Other or undefined network or routing status", "RFC 3463 §3.5"),
     (4, 1): ("No answer from host", "RFC 3463 §3.5"),
     (4, 2): ("Bad connection", "RFC 3463 §3.5"),
@@ -448,7 +448,7 @@ _ENHANCED: dict[tuple[int, int], tuple[str, str]] = {
     (6, 3): ("Conversion required but not supported", "RFC 3463 §3.7"),
     (6, 4): ("Conversion with loss performed", "RFC 3463 §3.7"),
     (6, 5): ("Conversion failed", "RFC 3463 §3.7"),
-    (6, 6): ("Message content not available", "RFC 4468 §7"),
+    (6, 6): ("Message content not available", "RFC 4468"),
     (6, 7): ("Non-ASCII addresses not permitted for that sender/recipient", "RFC 6531 §3.5"),
     (6, 8): (
         "UTF-8 string reply is required, but not permitted by the SMTP client",
@@ -479,11 +479,11 @@ _ENHANCED: dict[tuple[int, int], tuple[str, str]] = {
     (7, 12): ("A password transition is needed", "RFC 4954 §6"),
     (7, 13): ("User account disabled", "RFC 5248 §2.4"),
     (7, 14): ("Trust relationship required", "RFC 5248 §2.4"),
-    (7, 15): ("Priority level is too low", "RFC 6710 §8"),
-    (7, 16): ("Message is too big for the specified priority", "RFC 6710 §8"),
-    (7, 17): ("Mailbox owner has changed", "RFC 7293 §6"),
-    (7, 18): ("Domain owner has changed", "RFC 7293 §6"),
-    (7, 19): ("RRVS test cannot be completed", "RFC 7293 §6"),
+    (7, 15): ("Priority level is too low", "RFC 6710"),
+    (7, 16): ("Message is too big for the specified priority", "RFC 6710"),
+    (7, 17): ("Mailbox owner has changed", "RFC 7293"),
+    (7, 18): ("Domain owner has changed", "RFC 7293"),
+    (7, 19): ("RRVS test cannot be completed", "RFC 7293"),
     (7, 20): ("No passing DKIM signature found", "RFC 7372 §3.1"),
     (7, 21): ("No acceptable DKIM signature found", "RFC 7372 §3.1"),
     (7, 22): ("No valid author-matched DKIM signature found", "RFC 7372 §3.1"),
@@ -492,8 +492,8 @@ _ENHANCED: dict[tuple[int, int], tuple[str, str]] = {
     (7, 25): ("Reverse DNS validation failed", "RFC 7372 §3.3"),
     (7, 26): ("Multiple authentication checks failed", "RFC 7372 §3.4"),
     (7, 27): ("Sender address has null MX", "RFC 7505 §4.2"),
-    (7, 29): ("ARC validation failure", "RFC 8617 §6.3"),
-    (7, 30): ("REQUIRETLS support required", "RFC 8689 §6"),
+    (7, 29): ("ARC validation failure", "RFC 8617"),
+    (7, 30): ("REQUIRETLS support required", "RFC 8689"),
 }
 
 # RFC 3463 §2: class "." subject "." detail; class 2/4/5; subject, detail 1*3digit.
@@ -591,7 +591,8 @@ def explain(
     line); it refines the advice for 550, 553, 552 and 452. An enhanced code whose class
     does not match the reply's first digit is reported as inconsistent and given no
     weight (RFC 3463 §2). Raises ``ValueError`` for a code outside 200-599 or a
-    malformed enhanced code. Ends with a reminder that the advice is a hint.
+    malformed enhanced code, ``TypeError`` for a ``command`` that is not a ``str``.
+    Ends with a reminder that the advice is a hint.
     """
     info = describe_code(code)
     parts = [f"{code} ({_CLASS_TEXT[info.reply_class]}): {info.meaning} [{info.source}]."]
@@ -609,9 +610,11 @@ def explain(
             )
     advice = info.advice
     if command is not None:
+        if not isinstance(command, str):
+            raise TypeError(f"command must be a str such as 'RCPT', got {type(command).__name__}")
         advice = _COMMAND_ADVICE.get((code, _command_verb(command)), advice)
     parts.append(f"What to do: {advice}")
-    parts.append(HINT)
+    parts.append(_HINT)
     return " ".join(parts)
 
 

@@ -464,11 +464,10 @@ def utf8_addr_xtext(address: str) -> str:
 
     The result is printable ASCII without ``+``, ``=`` or space, so it fits an ORCPT
     value (``ORCPT=utf-8;<result>``) even without SMTPUTF8. Raises
-    ``LocalProtocolError`` for lone surrogates.
+    ``LocalProtocolError`` for what ``check_no_controls`` refuses: an address never
+    contains those, so none is encoded.
     """
-    problem = _find_control(address)
-    if problem is not None and problem.startswith("lone"):
-        raise LocalProtocolError(f"address contains a {problem}")
+    check_no_controls(address, "address")
     return "".join(char if _QCHAR.fullmatch(char) else f"\\x{{{ord(char):X}}}" for char in address)
 
 
@@ -476,7 +475,8 @@ def utf8_addr_xtext_decode(text: str, *, allow_utf8: bool = False) -> str:
     """Decode RFC 6533 §3 utf-8-addr-xtext (or utf-8-addr-unitext when ``allow_utf8``).
 
     ``\\x{HEX}`` must use upper-case hex without leading zeros and name a scalar value
-    (no surrogates, at most U+10FFFF). Raises ``SyntaxErrorInCommand`` (501).
+    (no surrogates, at most U+10FFFF), not a control character, and not a character
+    that has to appear as is. Raises ``SyntaxErrorInCommand`` (501).
     """
     out: list[str] = []
     index = 0
@@ -489,6 +489,8 @@ def utf8_addr_xtext_decode(text: str, *, allow_utf8: bool = False) -> str:
             point = int(match[1], 16)
             if point > 0x10FFFF or 0xD800 <= point <= 0xDFFF:
                 raise _fail(f"\\x{{{match[1]}}} is not a Unicode scalar value")
+            if _find_control(chr(point)) is not None:
+                raise _fail(f"\\x{{{match[1]}}} encodes a control character")
             if _QCHAR.fullmatch(chr(point)):
                 raise _fail(f"\\x{{{match[1]}}} encodes a character that must be sent as is")
             out.append(chr(point))

@@ -45,7 +45,7 @@ def _positive(text: str, *, maximum: int = _MAX_SIZE) -> int | None:
     return value if 0 < value <= maximum else None
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ServerLimits:
     """The RFC 9422 LIMITS a server announced; ``None`` where none (or a bad one) was.
 

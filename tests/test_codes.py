@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -289,3 +291,21 @@ def test_every_code_is_explained(
 def test_every_code_outside_range_raises_value_error(code: int) -> None:
     with pytest.raises(ValueError):
         describe_code(code)
+
+
+def test_codes_imports_reply_only_for_type_checking() -> None:
+    # _reply imports codes lazily; a runtime import back would be a cycle waiting to
+    # happen, and every import must be relative so the package can be vendored.
+    tree = ast.parse(Path(codes.__file__).read_text(encoding="utf-8"))
+    runtime_imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    for node in runtime_imports:
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            assert node.module in ("__future__", "re", "dataclasses", "typing")
+        elif isinstance(node, ast.ImportFrom):
+            assert node.module == "_text"
+        else:
+            assert [alias.name for alias in node.names] == ["re"], node.lineno
+    guarded = [node for node in tree.body if isinstance(node, ast.If)]
+    assert any(
+        isinstance(n, ast.ImportFrom) and n.module == "_reply" for g in guarded for n in g.body
+    )

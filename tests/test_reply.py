@@ -71,11 +71,11 @@ def test_validation_errors(args: tuple[object, ...], message: str) -> None:
 def test_immutable() -> None:
     reply = Reply(250, (b"ok",))
     with pytest.raises(AttributeError, match="immutable"):
-        reply.code = 550  # type: ignore[misc]  # testing immutability
+        reply.code = 550
     with pytest.raises(AttributeError, match="immutable"):
-        reply.raw_lines = (b"x",)  # type: ignore[misc]  # testing immutability
+        reply.raw_lines = (b"x",)
     with pytest.raises(AttributeError, match="immutable"):
-        reply.other = 1  # type: ignore[attr-defined]  # testing immutability
+        reply.other = 1
     with pytest.raises(AttributeError, match="immutable"):
         del reply.code
     with pytest.raises(AttributeError, match="immutable"):

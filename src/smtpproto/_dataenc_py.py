@@ -198,13 +198,15 @@ class DataEncoder:
         self._check_usable()
         data = chunk if type(chunk) is bytes else bytes(memoryview(chunk))
         base = self.octets_in
-        if self._after_cr and data[:1] == b"\n":
+        if not data:
+            return b""
+        if self._after_cr and data[0] == _LF:
             data = data[1:]  # the LF of a CRLF split across chunks
             base += 1
-        if not data:
             self._after_cr = False
-            self.octets_in = base
-            return b""
+            if not data:
+                self.octets_in = base
+                return b""
         norm = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         max_len = self._max_line_length
         line_len = self._line_len

@@ -1,0 +1,664 @@
+"""Real SMTP peers on 127.0.0.1 for the interop tests: aiosmtpd, Postfix smtp-sink, Exim 4.
+
+Theory of operation
+-------------------
+Each peer is started on a free loopback port by a context manager that yields a small
+handle (host, port, and a way to read what the peer received) and always stops the peer
+on exit, whatever happened inside. Start-up is bounded: the port is polled until it
+accepts a connection or ``STARTUP_TIMEOUT`` passes, and a peer process that exits early
+is reported with its stderr/log. Reading received messages is bounded the same way.
+
+A peer binary that is not installed raises ``PeerMissing``; ``conftest.py`` turns it into
+a test failure that names ``.ci/install-peers`` (or a skip when
+``SMTPPROTO_ALLOW_MISSING_PEERS=1``). This module does not import pytest so that other
+tools can reuse it.
+
+What each peer records, and how exact it is:
+
+* aiosmtpd: the content bytes after dot-unstuffing, CRLF line ends kept, exactly as the
+  client sent them (aiosmtpd does not add headers).
+* smtp-sink (``-D`` dump file): every line of the content with its CRLF turned into LF,
+  after dot-unstuffing; envelope from its ``X-Mail-Args``/``X-Rcpt-Args`` lines.
+* Exim (maildir): the content with LF line ends; the only header lines Exim adds are
+  ``Return-path`` and ``Envelope-to`` (``received_header_text`` is empty), which the reader
+  removes and reports as the envelope. One file per recipient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import pwd
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+__all__ = [
+    "AUTH_PASSWORD",
+    "AUTH_USER",
+    "STARTUP_TIMEOUT",
+    "AiosmtpdPeer",
+    "EximPeer",
+    "PeerMissing",
+    "ReceivedMessage",
+    "SinkPeer",
+    "TLSMaterial",
+    "find_exim",
+    "find_postfix_tool",
+    "free_port",
+    "make_tls_material",
+    "start_aiosmtpd",
+    "start_exim",
+    "start_smtp_sink",
+    "wait_for_port",
+]
+
+#: Seconds a peer may take to accept connections, and a reader to see a message.
+STARTUP_TIMEOUT = 10.0
+#: The one account every AUTH-enabled peer accepts.
+AUTH_USER = "alice"
+AUTH_PASSWORD = "s3cret-password"
+HOST = "127.0.0.1"
+#: Where ``.ci/install-peers`` unpacks Exim.
+EXIM_ROOT = Path(os.environ.get("SMTPPROTO_EXIM_ROOT", "/opt/smtpproto-exim"))
+INSTALL_HINT = "run `sudo .ci/install-peers` (it installs postfix, swaks and a private Exim)"
+
+
+class PeerMissing(RuntimeError):
+    """A peer program is not installed on this machine."""
+
+
+class PeerFailed(RuntimeError):
+    """A peer was installed but did not start (its output is in the message)."""
+
+
+# -- ports -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(
+    port: int, *, timeout: float = STARTUP_TIMEOUT, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Poll until 127.0.0.1:``port`` accepts a connection; raise ``PeerFailed`` on timeout.
+
+    When ``process`` is given and exits first, fail at once instead of waiting.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise PeerFailed(f"peer exited with status {process.returncode} before listening")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise PeerFailed(f"nothing listens on {HOST}:{port} after {timeout} s") from None
+            time.sleep(0.05)
+
+
+def _poll(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+# -- TLS material -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TLSMaterial:
+    """A trustme CA and a server certificate for ``localhost`` and ``127.0.0.1``.
+
+    ``ca_path`` is the CA certificate (PEM) clients should trust; ``cert_path`` the server
+    certificate chain and ``key_path`` its private key, as PEM files.
+    """
+
+    ca: trustme.CA
+    server_cert: trustme.LeafCert
+    ca_path: Path
+    cert_path: Path
+    key_path: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        """A verifying client context that trusts only this CA."""
+        context = ssl.create_default_context(cafile=str(self.ca_path))
+        return context
+
+    def server_context(self) -> ssl.SSLContext:
+        """A server context presenting the server certificate; no client certificates."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.server_cert.configure_cert(context)
+        return context
+
+
+def make_tls_material(directory: Path) -> TLSMaterial:
+    """Create a fresh CA and server certificate, written as PEM files into ``directory``."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1", "::1")
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_path = directory / "ca.pem"
+    cert_path = directory / "server-cert.pem"
+    key_path = directory / "server-key.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    cert_path.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    cert.private_key_pem.write_to_path(str(key_path))
+    return TLSMaterial(ca, cert, ca_path, cert_path, key_path)
+
+
+# -- what peers received ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ReceivedMessage:
+    """One message as a peer stored it.
+
+    ``mail_from`` and ``rcpt_tos`` are the envelope addresses without angle brackets;
+    ``content`` is the message (see the module comment for how exact each peer is);
+    ``mail_options``/``rcpt_options`` the ESMTP parameters where the peer reports them.
+    """
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    content: bytes
+    mail_options: tuple[str, ...] = ()
+    rcpt_options: tuple[str, ...] = ()
+    smtp_utf8: bool = False
+    auth_user: str | None = None
+    tls: bool = False
+
+
+# -- aiosmtpd -----------------------------------------------------------------------------
+
+
+class _RecordingHandler:
+    """aiosmtpd handler that keeps every accepted envelope (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.messages: list[ReceivedMessage] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        auth_data = session.auth_data
+        auth_user = None
+        if isinstance(auth_data, LoginPassword):
+            auth_user = auth_data.login.decode("utf-8", "replace")
+        message = ReceivedMessage(
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            content=bytes(envelope.original_content or b""),
+            mail_options=tuple(envelope.mail_options),
+            rcpt_options=tuple(envelope.rcpt_options),
+            smtp_utf8=envelope.smtp_utf8,
+            auth_user=auth_user,
+            tls=session.ssl is not None,
+        )
+        with self.lock:
+            self.messages.append(message)
+        return "250 2.0.0 OK stored"
+
+
+def _authenticate(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+) -> AuthResult:
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == AUTH_USER.encode("utf-8")
+        and auth_data.password == AUTH_PASSWORD.encode("utf-8")
+    )
+    return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+
+@dataclasses.dataclass
+class AiosmtpdPeer:
+    """A running aiosmtpd server; ``messages`` grows as it accepts mail."""
+
+    host: str
+    port: int
+    tls: TLSMaterial | None
+    handler: _RecordingHandler
+
+    @property
+    def messages(self) -> list[ReceivedMessage]:
+        """A snapshot of what was accepted so far."""
+        with self.handler.lock:
+            return list(self.handler.messages)
+
+    def wait_for_messages(
+        self, count: int, timeout: float = STARTUP_TIMEOUT
+    ) -> list[ReceivedMessage]:
+        """Wait until at least ``count`` messages arrived; raise ``TimeoutError`` if not."""
+        _poll(lambda: len(self.messages) >= count, timeout, f"{count} message(s) at aiosmtpd")
+        return self.messages
+
+
+@contextlib.contextmanager
+def start_aiosmtpd(
+    *,
+    tls: TLSMaterial | None = None,
+    require_starttls: bool = False,
+    auth: bool = False,
+    auth_require_tls: bool = True,
+    smtputf8: bool = True,
+    data_size_limit: int = 32 * 1024 * 1024,
+) -> Iterator[AiosmtpdPeer]:
+    """Run aiosmtpd on a free port for the duration of the ``with`` block.
+
+    ``tls`` enables STARTTLS with that certificate; ``auth`` enables AUTH PLAIN/LOGIN for
+    ``AUTH_USER``/``AUTH_PASSWORD`` (offered only after STARTTLS when
+    ``auth_require_tls``); ``smtputf8`` advertises SMTPUTF8 (RFC 6531).
+    """
+    handler = _RecordingHandler()
+    port = free_port()
+    kwargs: dict[str, Any] = {
+        "enable_SMTPUTF8": smtputf8,
+        "data_size_limit": data_size_limit,
+        "require_starttls": require_starttls,
+        "auth_require_tls": auth_require_tls,
+        "timeout": 30,
+    }
+    if tls is not None:
+        kwargs["tls_context"] = tls.server_context()
+    if auth:
+        kwargs["authenticator"] = _authenticate
+    else:
+        kwargs["auth_exclude_mechanism"] = ["LOGIN", "PLAIN"]
+    controller = Controller(
+        handler, hostname=HOST, port=port, ready_timeout=STARTUP_TIMEOUT, **kwargs
+    )
+    controller.start()
+    try:
+        wait_for_port(port)
+        yield AiosmtpdPeer(HOST, port, tls, handler)
+    finally:
+        controller.stop()
+
+
+# -- Postfix smtp-sink --------------------------------------------------------------------
+
+_SINK_MARKER = b"@@smtpproto-sink-message@@"
+
+
+def find_postfix_tool(name: str) -> Path:
+    """The path of Postfix's ``smtp-sink`` or ``smtp-source``; ``PeerMissing`` if absent."""
+    for folder in ("/usr/sbin", "/usr/lib/postfix/sbin", "/usr/libexec/postfix"):
+        candidate = Path(folder) / name
+        if os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which(name)
+    if found is None:
+        raise PeerMissing(f"Postfix's {name} is not installed; {INSTALL_HINT}")
+    return Path(found)
+
+
+@dataclasses.dataclass
+class SinkPeer:
+    """A running ``smtp-sink``; ``dump_path`` is its ``-D`` file (``None``: not dumping)."""
+
+    host: str
+    port: int
+    dump_path: Path | None
+    process: subprocess.Popen[bytes]
+
+    def messages(self) -> list[ReceivedMessage]:
+        """Parse the dump file: messages in the order the sink finished them."""
+        if self.dump_path is None:
+            raise ValueError("this smtp-sink was started without a dump file")
+        try:
+            data = self.dump_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        parts = data.split(_SINK_MARKER + b"\n")
+        return [_parse_sink_dump(part) for part in parts[1:] if part.endswith(b"\n\n")]
+
+    def wait_for_messages(
+        self, count: int, timeout: float = STARTUP_TIMEOUT
+    ) -> list[ReceivedMessage]:
+        """Wait until the dump holds at least ``count`` messages."""
+        _poll(lambda: len(self.messages()) >= count, timeout, f"{count} message(s) at smtp-sink")
+        return self.messages()
+
+
+def _parse_sink_dump(part: bytes) -> ReceivedMessage:
+    """Split one dumped message into smtp-sink's own header block and the content.
+
+    smtp-sink writes ``X-Client-Addr``, ``X-Client-Proto``, ``X-Helo-Args``,
+    ``X-Mail-Args``, ``X-Rcpt-Args``... then a three-line ``Received:`` header, then the
+    content, then one empty line (smtp-sink(1), "DUMP FILE FORMAT").
+    """
+    lines = part.split(b"\n")
+    mail_args = b""
+    rcpt_args: list[bytes] = []
+    index = 0
+    while not lines[index].startswith(b"Received: "):
+        name, _, value = lines[index].partition(b": ")
+        if name == b"X-Mail-Args":
+            mail_args = value
+        elif name == b"X-Rcpt-Args":
+            rcpt_args.append(value)
+        index += 1
+    index += 3  # Received: line and its two continuation lines
+    content = b"\n".join(lines[index:])[:-1]  # drop the empty line smtp-sink appends
+    mail_from, *mail_options = mail_args.decode("utf-8", "surrogateescape").split(" ")
+    recipients = [arg.decode("utf-8", "surrogateescape").split(" ") for arg in rcpt_args]
+    return ReceivedMessage(
+        mail_from=mail_from.strip("<>"),
+        rcpt_tos=tuple(words[0].strip("<>") for words in recipients),
+        content=content,
+        mail_options=tuple(mail_options),
+        rcpt_options=tuple(option for words in recipients for option in words[1:]),
+        smtp_utf8="SMTPUTF8" in (option.upper() for option in mail_options),
+    )
+
+
+@contextlib.contextmanager
+def start_smtp_sink(
+    *,
+    dump: bool = True,
+    pipelining: bool = True,
+    eightbitmime: bool = True,
+    extra_args: tuple[str, ...] = (),
+) -> Iterator[SinkPeer]:
+    """Run Postfix's ``smtp-sink`` on a free port for the duration of the ``with`` block.
+
+    ``dump`` captures every transaction to a file (slow: keep it off for benchmarks);
+    ``pipelining``/``eightbitmime`` False stop it advertising PIPELINING/8BITMIME.
+    ``extra_args`` go to smtp-sink as they are (see smtp-sink(1): ``-f``/``-r`` reject
+    commands, ``-q``/``-Q`` disconnect, ``-w`` delay). Postfix's smtp-sink does not
+    implement CHUNKING (BDAT).
+    """
+    sink = find_postfix_tool("smtp-sink")
+    workdir = Path(tempfile.mkdtemp(prefix="smtpproto-sink-"))
+    args = [str(sink), "-c"]
+    if os.geteuid() == 0:
+        # smtp-sink must drop root (-u); the dump file is written as that user.
+        nobody = pwd.getpwnam("nobody")
+        os.chown(workdir, nobody.pw_uid, nobody.pw_gid)
+        args += ["-u", "nobody"]
+    dump_path = workdir / "dump" if dump else None
+    if dump_path is not None:
+        args += ["-D", str(dump_path), "-S", _SINK_MARKER.decode("ascii") + r"\n"]
+    if not pipelining:
+        args.append("-p")
+    if not eightbitmime:
+        args.append("-8")
+    port = free_port()
+    args += [*extra_args, f"{HOST}:{port}", "100"]
+    process = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        try:
+            wait_for_port(port, process=process)
+        except PeerFailed as exc:
+            _stop_process(process)
+            stderr = process.stderr.read() if process.stderr else b""
+            raise PeerFailed(f"smtp-sink did not start: {exc}; stderr: {stderr!r}") from None
+        yield SinkPeer(HOST, port, dump_path, process)
+    finally:
+        _stop_process(process)
+        if process.stderr is not None:
+            process.stderr.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# -- Exim 4 -------------------------------------------------------------------------------
+
+_EXIM_USER = "Debian-exim"
+
+_EXIM_CONFIG = """\
+# Private Exim configuration written by tests/interop/peers.py; nothing here is global.
+exim_path = {exim}
+primary_hostname = exim.test
+qualify_domain = exim.test
+local_interfaces = {host}
+daemon_smtp_ports = {port}
+spool_directory = {root}/spool
+log_file_path = {root}/log/%slog
+pid_file_path = {root}/exim.pid
+keep_environment =
+# No DNS or ident look-ups on loopback; no Received: header, so the maildir holds the
+# content as sent plus Return-path/Envelope-to only.
+host_lookup =
+rfc1413_hosts =
+received_header_text =
+message_size_limit = 200M
+check_spool_space = 0
+chunking_advertise_hosts = *
+smtputf8_advertise_hosts = *
+dsn_advertise_hosts = *
+pipelining_advertise_hosts = *
+prdr_enable = true
+tls_advertise_hosts = *
+tls_certificate = {cert}
+tls_privatekey = {key}
+acl_smtp_rcpt = acl_rcpt
+
+begin acl
+
+acl_rcpt:
+  accept
+
+begin routers
+
+to_maildir:
+  driver = accept
+  transport = maildir_delivery
+
+begin transports
+
+maildir_delivery:
+  driver = appendfile
+  directory = {root}/maildir
+  maildir_format
+  create_directory
+  delivery_date_add = false
+  envelope_to_add = true
+  return_path_add = true
+  user = {user}
+  group = {user}
+  mode = 0644
+
+begin authenticators
+
+plain_server:
+  driver = plaintext
+  public_name = PLAIN
+  server_prompts = :
+  server_condition = {plain_condition}
+  server_set_id = $auth2
+  {advertise}
+
+login_server:
+  driver = plaintext
+  public_name = LOGIN
+  server_prompts = Username:: : Password::
+  server_condition = {login_condition}
+  server_set_id = $auth1
+  {advertise}
+"""
+
+
+def find_exim() -> Path:
+    """The private Exim binary ``.ci/install-peers`` unpacked; ``PeerMissing`` if absent."""
+    exim = EXIM_ROOT / "usr" / "sbin" / "exim4"
+    if not os.access(exim, os.X_OK):
+        raise PeerMissing(f"Exim 4 is not unpacked at {exim}; {INSTALL_HINT}")
+    try:
+        pwd.getpwnam(_EXIM_USER)
+    except KeyError:
+        raise PeerMissing(f"the {_EXIM_USER} user does not exist; {INSTALL_HINT}") from None
+    if os.geteuid() != 0:
+        raise PeerMissing("the private Exim daemon must be started as root (exim -C FILE -bd)")
+    return exim
+
+
+@dataclasses.dataclass
+class EximPeer:
+    """A running Exim daemon with its own spool, log and maildir under ``root``."""
+
+    host: str
+    port: int
+    root: Path
+    tls: TLSMaterial
+    process: subprocess.Popen[bytes]
+
+    @property
+    def maildir(self) -> Path:
+        return self.root / "maildir"
+
+    def log(self) -> str:
+        """Exim's main and panic logs so far (for assertion messages)."""
+        parts = []
+        for name in ("mainlog", "paniclog", "rejectlog"):
+            path = self.root / "log" / name
+            if path.exists():
+                parts.append(f"--- {name}\n{path.read_text('utf-8', 'replace')}")
+        return "\n".join(parts)
+
+    def messages(self) -> list[ReceivedMessage]:
+        """Delivered messages (one per recipient), oldest first by maildir file name."""
+        new = self.maildir / "new"
+        if not new.is_dir():
+            return []
+        return [_parse_maildir_file(path.read_bytes()) for path in sorted(new.iterdir())]
+
+    def wait_for_messages(
+        self, count: int, timeout: float = STARTUP_TIMEOUT
+    ) -> list[ReceivedMessage]:
+        """Wait until at least ``count`` deliveries are in the maildir."""
+        try:
+            _poll(lambda: len(self.messages()) >= count, timeout, f"{count} delivery(ies) at Exim")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.log()}") from None
+        return self.messages()
+
+
+def _parse_maildir_file(data: bytes) -> ReceivedMessage:
+    """Remove the ``Return-path:`` and ``Envelope-to:`` lines Exim's transport prepends."""
+    return_path, _, rest = data.partition(b"\n")
+    envelope_to, _, content = rest.partition(b"\n")
+    if not return_path.startswith(b"Return-path: ") or not envelope_to.startswith(b"Envelope-to: "):
+        raise ValueError(f"not an Exim maildir delivery: {data[:200]!r}")
+    recipients = envelope_to.removeprefix(b"Envelope-to: ").decode("utf-8", "surrogateescape")
+    return ReceivedMessage(
+        mail_from=return_path.removeprefix(b"Return-path: ").decode("utf-8", "surrogateescape")[
+            1:-1
+        ],
+        rcpt_tos=tuple(address.strip() for address in recipients.split(",")),
+        content=content,
+    )
+
+
+def _exim_credentials_check(user_variable: str, password_variable: str) -> str:
+    """An Exim ``server_condition`` true when the variables hold the test account.
+
+    ``AUTH_USER``/``AUTH_PASSWORD`` are plain ASCII letters, digits and ``-``, which need no
+    quoting inside an expansion.
+    """
+    user, password = AUTH_USER, AUTH_PASSWORD
+    for text in (user, password):
+        if not text.replace("-", "").isalnum() or not text.isascii():
+            raise ValueError(f"{text!r} would need quoting in an Exim expansion")
+    return (
+        "${if and {{eq{" + user_variable + "}{" + user + "}}"
+        "{eq{" + password_variable + "}{" + password + "}}}}"
+    )
+
+
+@contextlib.contextmanager
+def start_exim(*, auth_require_tls: bool = True) -> Iterator[EximPeer]:
+    """Run the private Exim 4 daemon on a free port for the duration of the ``with`` block.
+
+    Advertises PIPELINING, CHUNKING, 8BITMIME, DSN, SMTPUTF8, PRDR, SIZE, STARTTLS (a fresh
+    trustme certificate) and AUTH PLAIN/LOGIN for ``AUTH_USER``/``AUTH_PASSWORD`` (only
+    after STARTTLS when ``auth_require_tls``). Every recipient is accepted and delivered
+    (``-odi``: before the final 250) into one maildir.
+    """
+    exim = find_exim()
+    user = pwd.getpwnam(_EXIM_USER)
+    root = Path(tempfile.mkdtemp(prefix="smtpproto-exim-"))
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        root.chmod(0o755)
+        tls = make_tls_material(root / "tls")
+        for sub in ("spool", "log", "maildir"):
+            (root / sub).mkdir()
+        for path in (root / "spool", root / "log", root / "maildir", tls.key_path):
+            os.chown(path, user.pw_uid, user.pw_gid)
+        tls.key_path.chmod(0o600)
+        port = free_port()
+        advertise = (
+            "server_advertise_condition = ${if def:tls_in_cipher}" if auth_require_tls else ""
+        )
+        config = root / "exim.conf"
+        config.write_text(
+            _EXIM_CONFIG.format(
+                exim=exim,
+                host=HOST,
+                port=port,
+                root=root,
+                cert=tls.cert_path,
+                key=tls.key_path,
+                user=_EXIM_USER,
+                plain_condition=_exim_credentials_check("$auth2", "$auth3"),
+                login_condition=_exim_credentials_check("$auth1", "$auth2"),
+                advertise=advertise,
+            ),
+            "utf-8",
+        )
+        # Exim refuses a configuration file that others could write.
+        config.chmod(0o644)
+        # -bdf: daemon in the foreground, so this process owns it; -odi: deliver at once.
+        process = subprocess.Popen(
+            [str(exim), "-C", str(config), "-bdf", "-odi", "-oX", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        peer = EximPeer(HOST, port, root, tls, process)
+        try:
+            wait_for_port(port, process=process)
+        except PeerFailed as exc:
+            _stop_process(process)
+            stderr = process.stderr.read() if process.stderr else b""
+            raise PeerFailed(
+                f"exim did not start: {exc}; stderr: {stderr!r}\n{peer.log()}"
+            ) from None
+        yield peer
+    finally:
+        if process is not None:
+            _stop_process(process)
+            if process.stderr is not None:
+                process.stderr.close()
+        shutil.rmtree(root, ignore_errors=True)

@@ -97,248 +97,152 @@ def _b(code: int, meaning: str, source: str, advice: str) -> tuple[int, ReplyCod
     return code, ReplyCodeInfo(code, code // 100, meaning, source, advice)
 
 
+# One entry per code reads better than the formatter's one-argument-per-line layout.
+# fmt: off
 _BASIC: dict[int, ReplyCodeInfo] = dict(
     [
-        _b(
-            211,
-            "System status, or system help reply",
-            "RFC 5321 §4.2.2",
-            "Informational; nothing to do.",
-        ),
-        _b(
-            214,
-            "Help message for a human user",
-            "RFC 5321 §4.2.2",
-            "Informational; show it to a person if useful.",
-        ),
-        _b(
-            220,
-            "Service ready (greeting); or, after STARTTLS, ready to start TLS",
-            "RFC 5321 §4.2.2; RFC 3207 §4",
-            "Go on: send EHLO after the greeting; after STARTTLS, start the TLS handshake "
-            "now and send EHLO again once it completes.",
-        ),
-        _b(
-            221,
-            "Service closing transmission channel",
-            "RFC 5321 §4.2.2",
-            "The server is closing after QUIT (or on its own): close the connection.",
-        ),
-        _b(235, "Authentication succeeded", "RFC 4954 §6", "Logged in; continue with MAIL FROM."),
-        _b(
-            250,
-            "Requested mail action okay, completed",
-            "RFC 5321 §4.2.2",
-            "Success; send the next command. After the final '.' the message is accepted "
-            "(LMTP, RFC 2033: one 250 per accepted recipient).",
-        ),
-        _b(
-            251,
-            "User not local; will forward",
-            "RFC 5321 §3.4, §4.2.2",
-            "Success: the server takes the message for forwarding.",
-        ),
-        _b(
-            252,
-            "Cannot VRFY user, but will accept message and attempt delivery",
-            "RFC 5321 §3.5.3, §4.2.2",
-            "VRFY gave no answer; the address may still work, so send to it normally.",
-        ),
-        _b(
-            334,
-            "Server challenge: send the next AUTH response",
-            "RFC 4954 §4",
-            "Send the SASL response (base64) or '*' to cancel.",
-        ),
-        _b(
-            354,
-            "Start mail input; end with <CRLF>.<CRLF>",
-            "RFC 5321 §4.2.2",
-            "Send the message content, dot-stuffed, then '.' on a line of its own.",
-        ),
-        _b(
-            421,
-            "Service not available, closing transmission channel",
-            "RFC 5321 §4.2.2",
-            "The server is closing the connection (shutdown, overload, too many "
-            "connections): treat the open transaction as failed temporarily and reconnect "
-            "later with back-off.",
-        ),
-        _b(
-            432,
-            "A password transition is needed",
-            "RFC 4954 §6",
-            "Log in once with a plaintext mechanism over TLS (or as the provider "
-            "instructs) to finish the password transition, then retry.",
-        ),
-        _b(
-            450,
-            "Requested mail action not taken: mailbox unavailable (busy, or "
-            "temporarily blocked for policy reasons, e.g. greylisting)",
-            "RFC 5321 §4.2.2",
-            _RETRY + " Greylisting usually passes on a retry after a few minutes.",
-        ),
-        _b(
-            451,
-            "Requested action aborted: local error in processing",
-            "RFC 5321 §4.2.2",
-            _RETRY + " Often greylisting or a server-side problem (DNS, content scanner).",
-        ),
-        _b(
-            452,
-            "Requested action not taken: insufficient system storage (on RCPT: too "
-            "many recipients)",
-            "RFC 5321 §4.2.2, §4.5.3.1.10; RFC 1870 §6",
-            "Temporary. On RCPT it means too many recipients (RFC 5321 §4.5.3.1.10 "
-            "prefers 452 here; older servers send 552): keep the recipients accepted so "
-            "far and send the rest in a later transaction. Otherwise the server is short "
-            "of storage (552 is the permanent, too-big-for-the-limit case): retry later "
-            "with back-off.",
-        ),
-        _b(
-            454,
-            "TLS not available due to temporary reason; or temporary authentication failure",
-            "RFC 3207 §4; RFC 4954 §6",
-            "Retry later with back-off. If TLS is required by your policy, do not fall back "
-            "to cleartext.",
-        ),
-        _b(
-            455,
-            "Server unable to accommodate parameters",
-            "RFC 5321 §4.2.2, §4.2.3",
-            "The MAIL/RCPT parameters cannot be honoured now: retry later, or without the "
-            "optional parameter.",
-        ),
-        _b(
-            500,
-            "Syntax error, command unrecognized (also: command line too long; "
-            "RFC 4954: AUTH line too long)",
-            "RFC 5321 §4.2.2; RFC 4954 §4",
-            "The server did not understand the command: check the extension was offered "
-            "in EHLO and that the line is within limits. " + _NO_RETRY,
-        ),
-        _b(
-            501,
-            "Syntax error in parameters or arguments",
-            "RFC 5321 §4.2.2; RFC 3207 §4",
-            "Fix the command's arguments (address syntax, parameters). " + _NO_RETRY,
-        ),
-        _b(
-            502,
-            "Command not implemented",
-            "RFC 5321 §4.2.2",
-            "The server lacks this command: use an alternative (HELO instead of EHLO, "
-            "DATA instead of BDAT) or skip it.",
-        ),
-        _b(
-            503,
-            "Bad sequence of commands",
-            "RFC 5321 §4.2.2",
-            "Commands came in the wrong order (e.g. RCPT before MAIL, or AUTH needed "
-            "first): this is a client bug or a missing login; reset with RSET.",
-        ),
-        _b(
-            504,
-            "Command parameter not implemented (RFC 4954: unrecognized authentication type)",
-            "RFC 5321 §4.2.2; RFC 4954 §4",
-            "Drop the unsupported parameter or choose a mechanism from the EHLO list.",
-        ),
-        _b(
-            521,
-            "Host does not accept mail",
-            "RFC 7504 §3",
-            "This server never accepts mail: do not retry; the address is undeliverable here.",
-        ),
-        _b(
-            530,
-            "Must issue STARTTLS first, or authentication required",
-            "RFC 3207 §4; RFC 4954 §6",
-            "Start TLS and/or log in (AUTH), then send the command again.",
-        ),
-        _b(
-            534,
-            "Authentication mechanism is too weak",
-            "RFC 4954 §6",
-            "Choose a stronger mechanism, or start TLS first.",
-        ),
-        _b(
-            535,
-            "Authentication credentials invalid",
-            "RFC 4954 §6",
-            "Check the username and password (or token); do not retry with the same "
-            "credentials — repeated failures can lock the account.",
-        ),
-        _b(
-            538,
-            "Encryption required for requested authentication mechanism",
-            "RFC 4954 §6",
-            "Start TLS, then authenticate again.",
-        ),
-        _b(
-            541,
-            "Message rejected by a recipient's policy or spam filter (no RFC; "
-            "used by filtering appliances)",
-            "vendor usage, not an RFC",
-            "Policy or spam rejection: do not resend unchanged; check the sender's "
-            "reputation, SPF/DKIM/DMARC and the content, or contact the recipient's "
-            "postmaster.",
-        ),
-        _b(
-            550,
-            "Requested action not taken: mailbox unavailable (not found, no access, "
-            "or rejected for policy reasons)",
-            "RFC 5321 §4.2.2; RFC 6531 §3.5",
-            "Permanent: on RCPT the address is bad — drop or fix it (repeated sends to "
-            "bad addresses harm sender reputation); on MAIL or after DATA it is usually a "
-            "policy or spam rejection. " + _NO_RETRY,
-        ),
-        _b(
-            551,
-            "User not local; please try another path",
-            "RFC 5321 §3.4, §4.2.2",
-            "The recipient is not served here: update the address from the server's text "
-            "if it gives one; do not retry here.",
-        ),
-        _b(
-            552,
-            "Requested mail action aborted: exceeded storage allocation (message "
-            "too big; historically also too many recipients)",
-            "RFC 5321 §4.2.2, §4.5.3.1.10; RFC 1870 §6; RFC 3030",
-            "After DATA/BDAT or on MAIL SIZE=: the message is too big — shrink it or send "
-            "a link. On RCPT: treat as too many recipients (§4.5.3.1.10) and send the "
-            "rest in another transaction.",
-        ),
-        _b(
-            553,
-            "Requested action not taken: mailbox name not allowed (bad syntax; "
-            "RFC 6531: non-ASCII address not permitted)",
-            "RFC 5321 §4.2.2; RFC 6531 §3.5",
-            "The address is refused as written: fix or drop it (non-ASCII addresses need "
-            "SMTPUTF8). Repeated sends to bad addresses harm sender reputation.",
-        ),
-        _b(
-            554,
-            "Transaction failed (at the greeting: no SMTP service here)",
-            "RFC 5321 §4.2.2, §3.1",
-            "Permanent, usually a policy or spam rejection (blocklisted IP, content "
-            "filter): do not resend unchanged; investigate reputation and content. At the "
-            "greeting: this server will not talk to you — quit.",
-        ),
-        _b(
-            555,
-            "MAIL FROM/RCPT TO parameters not recognized or not implemented",
-            "RFC 5321 §4.2.3; RFC 3461 §4",
-            "Remove parameters the server did not advertise in EHLO (SIZE, DSN's NOTIFY/"
-            "RET/ENVID/ORCPT, SMTPUTF8, BODY) and retry.",
-        ),
-        _b(
-            556,
-            "Domain does not accept mail",
-            "RFC 7504 §4; RFC 7505 §4.1",
-            "The recipient's domain accepts no mail (e.g. null MX): drop the address.",
-        ),
+        _b(211, "System status, or system help reply",
+           "RFC 5321 §4.2.2",
+           "Informational; nothing to do."),
+        _b(214, "Help message for a human user",
+           "RFC 5321 §4.2.2",
+           "Informational; show it to a person if useful."),
+        _b(220, "Service ready (greeting); or, after STARTTLS, ready to start TLS",
+           "RFC 5321 §4.2.2; RFC 3207 §4",
+           "Go on: send EHLO after the greeting; after STARTTLS, start the TLS handshake now and "
+           "send EHLO again once it completes."),
+        _b(221, "Service closing transmission channel",
+           "RFC 5321 §4.2.2",
+           "The server is closing after QUIT (or on its own): close the connection."),
+        _b(235, "Authentication succeeded",
+           "RFC 4954 §6",
+           "Logged in; continue with MAIL FROM."),
+        _b(250, "Requested mail action okay, completed",
+           "RFC 5321 §4.2.2",
+           "Success; send the next command. After the final '.' the message is accepted (LMTP, RFC "
+           "2033: one 250 per accepted recipient)."),
+        _b(251, "User not local; will forward",
+           "RFC 5321 §3.4, §4.2.2",
+           "Success: the server takes the message for forwarding."),
+        _b(252, "Cannot VRFY user, but will accept message and attempt delivery",
+           "RFC 5321 §3.5.3, §4.2.2",
+           "VRFY gave no answer; the address may still work, so send to it normally."),
+        _b(334, "Server challenge: send the next AUTH response",
+           "RFC 4954 §4",
+           "Send the SASL response (base64) or '*' to cancel."),
+        _b(354, "Start mail input; end with <CRLF>.<CRLF>",
+           "RFC 5321 §4.2.2",
+           "Send the message content, dot-stuffed, then '.' on a line of its own."),
+        _b(421, "Service not available, closing transmission channel",
+           "RFC 5321 §4.2.2",
+           "The server is closing the connection (shutdown, overload, too many connections): treat "
+           "the open transaction as failed temporarily and reconnect later with back-off."),
+        _b(432, "A password transition is needed",
+           "RFC 4954 §6",
+           "Log in once with a plaintext mechanism over TLS (or as the provider instructs) to "
+           "finish the password transition, then retry."),
+        _b(450, "Requested mail action not taken: mailbox unavailable (busy, or temporarily "
+           "blocked for policy reasons, e.g. greylisting)",
+           "RFC 5321 §4.2.2",
+           "Retry later with back-off (minutes, growing), keeping the message queued. Greylisting "
+           "usually passes on a retry after a few minutes."),
+        _b(451, "Requested action aborted: local error in processing",
+           "RFC 5321 §4.2.2",
+           "Retry later with back-off (minutes, growing), keeping the message queued. Often "
+           "greylisting or a server-side problem (DNS, content scanner)."),
+        _b(452, "Requested action not taken: insufficient system storage (on RCPT: too many "
+           "recipients)",
+           "RFC 5321 §4.2.2, §4.5.3.1.10; RFC 1870 §6",
+           "Temporary. On RCPT it means too many recipients (RFC 5321 §4.5.3.1.10 prefers 452 "
+           "here; older servers send 552): keep the recipients accepted so far and send the rest "
+           "in a later transaction. Otherwise the server is short of storage (552 is the "
+           "permanent, too-big-for-the-limit case): retry later with back-off."),
+        _b(454, "TLS not available due to temporary reason; or temporary authentication failure",
+           "RFC 3207 §4; RFC 4954 §6",
+           "Retry later with back-off. If TLS is required by your policy, do not fall back to "
+           "cleartext."),
+        _b(455, "Server unable to accommodate parameters",
+           "RFC 5321 §4.2.2, §4.2.3",
+           "The MAIL/RCPT parameters cannot be honoured now: retry later, or without the optional "
+           "parameter."),
+        _b(500, "Syntax error, command unrecognized (also: command line too long; RFC 4954: AUTH "
+           "line too long)",
+           "RFC 5321 §4.2.2; RFC 4954 §4",
+           "The server did not understand the command: check the extension was offered in EHLO and "
+           "that the line is within limits. Do not retry as is: change the command, address or "
+           "message first."),
+        _b(501, "Syntax error in parameters or arguments",
+           "RFC 5321 §4.2.2; RFC 3207 §4",
+           "Fix the command's arguments (address syntax, parameters). Do not retry as is: change "
+           "the command, address or message first."),
+        _b(502, "Command not implemented",
+           "RFC 5321 §4.2.2",
+           "The server lacks this command: use an alternative (HELO instead of EHLO, DATA instead "
+           "of BDAT) or skip it."),
+        _b(503, "Bad sequence of commands",
+           "RFC 5321 §4.2.2",
+           "Commands came in the wrong order (e.g. RCPT before MAIL, or AUTH needed first): this "
+           "is a client bug or a missing login; reset with RSET."),
+        _b(504, "Command parameter not implemented (RFC 4954: unrecognized authentication type)",
+           "RFC 5321 §4.2.2; RFC 4954 §4",
+           "Drop the unsupported parameter or choose a mechanism from the EHLO list."),
+        _b(521, "Host does not accept mail",
+           "RFC 7504 §3",
+           "This server never accepts mail: do not retry; the address is undeliverable here."),
+        _b(530, "Must issue STARTTLS first, or authentication required",
+           "RFC 3207 §4; RFC 4954 §6",
+           "Start TLS and/or log in (AUTH), then send the command again."),
+        _b(534, "Authentication mechanism is too weak",
+           "RFC 4954 §6",
+           "Choose a stronger mechanism, or start TLS first."),
+        _b(535, "Authentication credentials invalid",
+           "RFC 4954 §6",
+           "Check the username and password (or token); do not retry with the same credentials — "
+           "repeated failures can lock the account."),
+        _b(538, "Encryption required for requested authentication mechanism",
+           "RFC 4954 §6",
+           "Start TLS, then authenticate again."),
+        _b(541, "Message rejected by a recipient's policy or spam filter (no RFC; used by "
+           "filtering appliances)",
+           "vendor usage, not an RFC",
+           "Policy or spam rejection: do not resend unchanged; check the sender's reputation, "
+           "SPF/DKIM/DMARC and the content, or contact the recipient's postmaster."),
+        _b(550, "Requested action not taken: mailbox unavailable (not found, no access, or "
+           "rejected for policy reasons)",
+           "RFC 5321 §4.2.2; RFC 6531 §3.5",
+           "Permanent: on RCPT the address is bad — drop or fix it (repeated sends to bad "
+           "addresses harm sender reputation); on MAIL or after DATA it is usually a policy or "
+           "spam rejection. Do not retry as is: change the command, address or message first."),
+        _b(551, "User not local; please try another path",
+           "RFC 5321 §3.4, §4.2.2",
+           "The recipient is not served here: update the address from the server's text if it "
+           "gives one; do not retry here."),
+        _b(552, "Requested mail action aborted: exceeded storage allocation (message too big; "
+           "historically also too many recipients)",
+           "RFC 5321 §4.2.2, §4.5.3.1.10; RFC 1870 §6; RFC 3030",
+           "After DATA/BDAT or on MAIL SIZE=: the message is too big — shrink it or send a link. "
+           "On RCPT: treat as too many recipients (§4.5.3.1.10) and send the rest in another "
+           "transaction."),
+        _b(553, "Requested action not taken: mailbox name not allowed (bad syntax; RFC 6531: "
+           "non-ASCII address not permitted)",
+           "RFC 5321 §4.2.2; RFC 6531 §3.5",
+           "The address is refused as written: fix or drop it (non-ASCII addresses need SMTPUTF8). "
+           "Repeated sends to bad addresses harm sender reputation."),
+        _b(554, "Transaction failed (at the greeting: no SMTP service here)",
+           "RFC 5321 §4.2.2, §3.1",
+           "Permanent, usually a policy or spam rejection (blocklisted IP, content filter): do not "
+           "resend unchanged; investigate reputation and content. At the greeting: this server "
+           "will not talk to you — quit."),
+        _b(555, "MAIL FROM/RCPT TO parameters not recognized or not implemented",
+           "RFC 5321 §4.2.3; RFC 3461 §4",
+           "Remove parameters the server did not advertise in EHLO (SIZE, DSN's "
+           "NOTIFY/RET/ENVID/ORCPT, SMTPUTF8, BODY) and retry."),
+        _b(556, "Domain does not accept mail",
+           "RFC 7504 §4; RFC 7505 §4.1",
+           "The recipient's domain accepts no mail (e.g. null MX): drop the address."),
     ]
 )
+# fmt: on
 
 _CATEGORIES = {
     0: "syntax",

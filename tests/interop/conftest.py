@@ -17,15 +17,14 @@ import pytest
 
 from .peers import (
     AiosmtpdPeer,
-    EximPeer,
     PeerMissing,
     SinkPeer,
     TLSMaterial,
     make_tls_material,
     start_aiosmtpd,
-    start_exim,
     start_smtp_sink,
 )
+from .peers_exim import EximPeer, start_exim
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""Real SMTP peers on 127.0.0.1 for the interop tests: aiosmtpd, Postfix smtp-sink, Exim 4.
+"""Real SMTP peers on 127.0.0.1 for the interop tests: aiosmtpd and Postfix smtp-sink.
 
 Theory of operation
 -------------------
@@ -19,9 +19,7 @@ What each peer records, and how exact it is:
   client sent them (aiosmtpd does not add headers).
 * smtp-sink (``-D`` dump file): every line of the content with its CRLF turned into LF,
   after dot-unstuffing; envelope from its ``X-Mail-Args``/``X-Rcpt-Args`` lines.
-* Exim (maildir): the content with LF line ends; the only header lines Exim adds are
-  ``Return-path`` and ``Envelope-to`` (``received_header_text`` is empty), which the reader
-  removes and reports as the envelope. One file per recipient.
+* Exim: see ``peers_exim.py``.
 """
 
 from __future__ import annotations
@@ -37,7 +35,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +46,22 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 __all__ = [
     "AUTH_PASSWORD",
     "AUTH_USER",
+    "HOST",
+    "INSTALL_HINT",
     "STARTUP_TIMEOUT",
     "AiosmtpdPeer",
-    "EximPeer",
+    "PeerFailed",
     "PeerMissing",
     "ReceivedMessage",
     "SinkPeer",
     "TLSMaterial",
-    "find_exim",
     "find_postfix_tool",
     "free_port",
     "make_tls_material",
+    "poll",
     "start_aiosmtpd",
-    "start_exim",
     "start_smtp_sink",
+    "stop_process",
     "wait_for_port",
 ]
 
@@ -71,8 +71,6 @@ STARTUP_TIMEOUT = 10.0
 AUTH_USER = "alice"
 AUTH_PASSWORD = "s3cret-password"
 HOST = "127.0.0.1"
-#: Where ``.ci/install-peers`` unpacks Exim.
-EXIM_ROOT = Path(os.environ.get("SMTPPROTO_EXIM_ROOT", "/opt/smtpproto-exim"))
 INSTALL_HINT = "run `sudo .ci/install-peers` (it installs postfix, swaks and a private Exim)"
 
 
@@ -115,7 +113,8 @@ def wait_for_port(
             time.sleep(0.05)
 
 
-def _poll(predicate: Any, timeout: float, what: str) -> None:
+def poll(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Call ``predicate`` every 20 ms until it is true; ``TimeoutError`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() >= deadline:
@@ -123,7 +122,8 @@ def _poll(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def _stop_process(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 5 s; returns once the process is reaped."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -258,7 +258,7 @@ class AiosmtpdPeer:
         self, count: int, timeout: float = STARTUP_TIMEOUT
     ) -> list[ReceivedMessage]:
         """Wait until at least ``count`` messages arrived; raise ``TimeoutError`` if not."""
-        _poll(lambda: len(self.messages) >= count, timeout, f"{count} message(s) at aiosmtpd")
+        poll(lambda: len(self.messages) >= count, timeout, f"{count} message(s) at aiosmtpd")
         return self.messages
 
 
@@ -345,7 +345,7 @@ class SinkPeer:
         self, count: int, timeout: float = STARTUP_TIMEOUT
     ) -> list[ReceivedMessage]:
         """Wait until the dump holds at least ``count`` messages."""
-        _poll(lambda: len(self.messages()) >= count, timeout, f"{count} message(s) at smtp-sink")
+        poll(lambda: len(self.messages()) >= count, timeout, f"{count} message(s) at smtp-sink")
         return self.messages()
 
 
@@ -421,244 +421,12 @@ def start_smtp_sink(
         try:
             wait_for_port(port, process=process)
         except PeerFailed as exc:
-            _stop_process(process)
+            stop_process(process)
             stderr = process.stderr.read() if process.stderr else b""
             raise PeerFailed(f"smtp-sink did not start: {exc}; stderr: {stderr!r}") from None
         yield SinkPeer(HOST, port, dump_path, process)
     finally:
-        _stop_process(process)
+        stop_process(process)
         if process.stderr is not None:
             process.stderr.close()
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-# -- Exim 4 -------------------------------------------------------------------------------
-
-_EXIM_USER = "Debian-exim"
-
-_EXIM_CONFIG = """\
-# Private Exim configuration written by tests/interop/peers.py; nothing here is global.
-exim_path = {exim}
-primary_hostname = exim.test
-qualify_domain = exim.test
-local_interfaces = {host}
-daemon_smtp_ports = {port}
-spool_directory = {root}/spool
-log_file_path = {root}/log/%slog
-pid_file_path = {root}/exim.pid
-keep_environment =
-# No DNS or ident look-ups on loopback; no Received: header, so the maildir holds the
-# content as sent plus Return-path/Envelope-to only.
-host_lookup =
-rfc1413_hosts =
-received_header_text =
-message_size_limit = 200M
-check_spool_space = 0
-chunking_advertise_hosts = *
-smtputf8_advertise_hosts = *
-dsn_advertise_hosts = *
-pipelining_advertise_hosts = *
-prdr_enable = true
-tls_advertise_hosts = *
-tls_certificate = {cert}
-tls_privatekey = {key}
-acl_smtp_rcpt = acl_rcpt
-
-begin acl
-
-acl_rcpt:
-  accept
-
-begin routers
-
-to_maildir:
-  driver = accept
-  transport = maildir_delivery
-
-begin transports
-
-maildir_delivery:
-  driver = appendfile
-  directory = {root}/maildir
-  maildir_format
-  create_directory
-  delivery_date_add = false
-  envelope_to_add = true
-  return_path_add = true
-  user = {user}
-  group = {user}
-  mode = 0644
-
-begin authenticators
-
-plain_server:
-  driver = plaintext
-  public_name = PLAIN
-  server_prompts = :
-  server_condition = {plain_condition}
-  server_set_id = $auth2
-  {advertise}
-
-login_server:
-  driver = plaintext
-  public_name = LOGIN
-  server_prompts = Username:: : Password::
-  server_condition = {login_condition}
-  server_set_id = $auth1
-  {advertise}
-"""
-
-
-def find_exim() -> Path:
-    """The private Exim binary ``.ci/install-peers`` unpacked; ``PeerMissing`` if absent."""
-    exim = EXIM_ROOT / "usr" / "sbin" / "exim4"
-    if not os.access(exim, os.X_OK):
-        raise PeerMissing(f"Exim 4 is not unpacked at {exim}; {INSTALL_HINT}")
-    try:
-        pwd.getpwnam(_EXIM_USER)
-    except KeyError:
-        raise PeerMissing(f"the {_EXIM_USER} user does not exist; {INSTALL_HINT}") from None
-    if os.geteuid() != 0:
-        raise PeerMissing("the private Exim daemon must be started as root (exim -C FILE -bd)")
-    return exim
-
-
-@dataclasses.dataclass
-class EximPeer:
-    """A running Exim daemon with its own spool, log and maildir under ``root``."""
-
-    host: str
-    port: int
-    root: Path
-    tls: TLSMaterial
-    process: subprocess.Popen[bytes]
-
-    @property
-    def maildir(self) -> Path:
-        return self.root / "maildir"
-
-    def log(self) -> str:
-        """Exim's main and panic logs so far (for assertion messages)."""
-        parts = []
-        for name in ("mainlog", "paniclog", "rejectlog"):
-            path = self.root / "log" / name
-            if path.exists():
-                parts.append(f"--- {name}\n{path.read_text('utf-8', 'replace')}")
-        return "\n".join(parts)
-
-    def messages(self) -> list[ReceivedMessage]:
-        """Delivered messages (one per recipient), oldest first by maildir file name."""
-        new = self.maildir / "new"
-        if not new.is_dir():
-            return []
-        return [_parse_maildir_file(path.read_bytes()) for path in sorted(new.iterdir())]
-
-    def wait_for_messages(
-        self, count: int, timeout: float = STARTUP_TIMEOUT
-    ) -> list[ReceivedMessage]:
-        """Wait until at least ``count`` deliveries are in the maildir."""
-        try:
-            _poll(lambda: len(self.messages()) >= count, timeout, f"{count} delivery(ies) at Exim")
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n{self.log()}") from None
-        return self.messages()
-
-
-def _parse_maildir_file(data: bytes) -> ReceivedMessage:
-    """Remove the ``Return-path:`` and ``Envelope-to:`` lines Exim's transport prepends."""
-    return_path, _, rest = data.partition(b"\n")
-    envelope_to, _, content = rest.partition(b"\n")
-    if not return_path.startswith(b"Return-path: ") or not envelope_to.startswith(b"Envelope-to: "):
-        raise ValueError(f"not an Exim maildir delivery: {data[:200]!r}")
-    recipients = envelope_to.removeprefix(b"Envelope-to: ").decode("utf-8", "surrogateescape")
-    return ReceivedMessage(
-        mail_from=return_path.removeprefix(b"Return-path: ").decode("utf-8", "surrogateescape")[
-            1:-1
-        ],
-        rcpt_tos=tuple(address.strip() for address in recipients.split(",")),
-        content=content,
-    )
-
-
-def _exim_credentials_check(user_variable: str, password_variable: str) -> str:
-    """An Exim ``server_condition`` true when the variables hold the test account.
-
-    ``AUTH_USER``/``AUTH_PASSWORD`` are plain ASCII letters, digits and ``-``, which need no
-    quoting inside an expansion.
-    """
-    user, password = AUTH_USER, AUTH_PASSWORD
-    for text in (user, password):
-        if not text.replace("-", "").isalnum() or not text.isascii():
-            raise ValueError(f"{text!r} would need quoting in an Exim expansion")
-    return (
-        "${if and {{eq{" + user_variable + "}{" + user + "}}"
-        "{eq{" + password_variable + "}{" + password + "}}}}"
-    )
-
-
-@contextlib.contextmanager
-def start_exim(*, auth_require_tls: bool = True) -> Iterator[EximPeer]:
-    """Run the private Exim 4 daemon on a free port for the duration of the ``with`` block.
-
-    Advertises PIPELINING, CHUNKING, 8BITMIME, DSN, SMTPUTF8, PRDR, SIZE, STARTTLS (a fresh
-    trustme certificate) and AUTH PLAIN/LOGIN for ``AUTH_USER``/``AUTH_PASSWORD`` (only
-    after STARTTLS when ``auth_require_tls``). Every recipient is accepted and delivered
-    (``-odi``: before the final 250) into one maildir.
-    """
-    exim = find_exim()
-    user = pwd.getpwnam(_EXIM_USER)
-    root = Path(tempfile.mkdtemp(prefix="smtpproto-exim-"))
-    process: subprocess.Popen[bytes] | None = None
-    try:
-        root.chmod(0o755)
-        tls = make_tls_material(root / "tls")
-        for sub in ("spool", "log", "maildir"):
-            (root / sub).mkdir()
-        for path in (root / "spool", root / "log", root / "maildir", tls.key_path):
-            os.chown(path, user.pw_uid, user.pw_gid)
-        tls.key_path.chmod(0o600)
-        port = free_port()
-        advertise = (
-            "server_advertise_condition = ${if def:tls_in_cipher}" if auth_require_tls else ""
-        )
-        config = root / "exim.conf"
-        config.write_text(
-            _EXIM_CONFIG.format(
-                exim=exim,
-                host=HOST,
-                port=port,
-                root=root,
-                cert=tls.cert_path,
-                key=tls.key_path,
-                user=_EXIM_USER,
-                plain_condition=_exim_credentials_check("$auth2", "$auth3"),
-                login_condition=_exim_credentials_check("$auth1", "$auth2"),
-                advertise=advertise,
-            ),
-            "utf-8",
-        )
-        # Exim refuses a configuration file that others could write.
-        config.chmod(0o644)
-        # -bdf: daemon in the foreground, so this process owns it; -odi: deliver at once.
-        process = subprocess.Popen(
-            [str(exim), "-C", str(config), "-bdf", "-odi", "-oX", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        peer = EximPeer(HOST, port, root, tls, process)
-        try:
-            wait_for_port(port, process=process)
-        except PeerFailed as exc:
-            _stop_process(process)
-            stderr = process.stderr.read() if process.stderr else b""
-            raise PeerFailed(
-                f"exim did not start: {exc}; stderr: {stderr!r}\n{peer.log()}"
-            ) from None
-        yield peer
-    finally:
-        if process is not None:
-            _stop_process(process)
-            if process.stderr is not None:
-                process.stderr.close()
-        shutil.rmtree(root, ignore_errors=True)

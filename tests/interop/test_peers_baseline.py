@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import pytest
 
-from .peers import AUTH_PASSWORD, AUTH_USER, AiosmtpdPeer, EximPeer, SinkPeer, TLSMaterial
+from .peers import AUTH_PASSWORD, AUTH_USER, AiosmtpdPeer, SinkPeer, TLSMaterial
+from .peers_exim import EximPeer
 
 pytestmark = pytest.mark.interop
 

@@ -575,3 +575,20 @@ def test_esmtp_params_round_trip(params: dict[str, str | None]) -> None:
         for key, value in params.items()
     )
     assert parse_esmtp_params(wire) == params
+
+
+@given(raw=st.binary(max_size=300), utf8=st.booleans())
+def test_server_parsers_raise_only_syntax_errors(raw: bytes, utf8: bool) -> None:
+    for parse in (
+        lambda: parse_path(raw, smtputf8=utf8, allow_null=True, allow_postmaster=utf8),
+        lambda: parse_domain(raw),
+        lambda: parse_esmtp_params(raw, smtputf8=utf8),
+        lambda: split_command_path(raw),
+        lambda: xtext_decode(raw.decode("latin-1")),
+        lambda: utf8_addr_xtext_decode(raw.decode("latin-1"), allow_utf8=utf8),
+    ):
+        try:
+            parse()
+        except SyntaxErrorInCommand as error:
+            assert error.code in (501, 553)
+            assert error.message.isascii() and error.message.isprintable()

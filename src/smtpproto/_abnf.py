@@ -203,8 +203,8 @@ def _validate_address_literal(literal: str) -> None:
         raise _fail(f"invalid address literal {literal!a}", code=553)
 
 
-def validate_domain(domain: str, *, utf8: bool = False, literal: bool = True) -> None:
-    """RFC 5321 §4.1.2 ``Domain`` (or, when ``literal``, §4.1.3 ``address-literal``).
+def validate_domain(domain: str, *, utf8: bool = False) -> None:
+    """RFC 5321 §4.1.2 ``Domain`` or §4.1.3 ``address-literal``.
 
     ``Domain = sub-domain *("." sub-domain)``, at most 255 octets; with ``utf8`` a
     sub-domain may be a U-label (RFC 6531 §3.3). A trailing dot is refused. Raises
@@ -215,7 +215,7 @@ def validate_domain(domain: str, *, utf8: bool = False, literal: bool = True) ->
     if _octets(domain) > MAX_DOMAIN:
         raise _fail(f"domain is longer than {MAX_DOMAIN} octets (RFC 5321 section 4.5.3.1.2)")
     if domain.startswith("["):
-        if not literal or not domain.endswith("]"):
+        if not domain.endswith("]"):
             raise _fail(f"invalid domain {domain!a}", code=553)
         _validate_address_literal(domain)
         return

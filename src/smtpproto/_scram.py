@@ -172,6 +172,7 @@ class Scram(ClientMechanism):
         try:
             text = challenge.decode("utf-8")
         except UnicodeDecodeError:
+            self._state = "failed"
             raise SASLError("SCRAM server message is not UTF-8") from None
         if self._state == "first":
             return self._server_first(text)

@@ -1,0 +1,352 @@
+"""Server verifiers: published vectors, full client<->server exchanges, every refusal."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smtpproto._sasl_server import (
+    SERVER_MECHANISMS,
+    Challenge,
+    CramMD5Server,
+    Failure,
+    LoginServer,
+    PlainServer,
+    ScramSHA1PlusServer,
+    ScramSHA1Server,
+    ScramSHA256PlusServer,
+    ScramSHA256Server,
+    ServerMechanism,
+    ServerStep,
+    Success,
+)
+from smtpproto._saslprep import SASLprepError, saslprep
+from smtpproto.sasl import (
+    ChannelBinding,
+    ClientMechanism,
+    CramMD5,
+    Login,
+    Plain,
+    SASLError,
+    ScramSHA1,
+    ScramSHA1Plus,
+    ScramSHA256,
+    ScramSHA256Plus,
+)
+
+USERS = {"user": "pencil", "tim": "tanstaaftanstaaf", "jürgen": "pässwörd", "I\u00adX": "x"}
+CB = ChannelBinding(type="tls-exporter", data=b"\x42" * 32)
+OTHER_CB = ChannelBinding(type="tls-exporter", data=b"\x43" * 32)
+
+
+def exchange(client: ClientMechanism, server: ServerMechanism) -> ServerStep:
+    """Run one exchange as the engine would; at most 5 round trips (never hangs)."""
+    result = server.start(client.initial_response())
+    for _ in range(5):
+        if not isinstance(result, Challenge):
+            break
+        try:
+            answer = client.respond(result.data)
+        except SASLError as exc:  # the engine would send "*" and fail
+            return Failure(reason=f"client aborted: {exc}")
+        result = server.step(answer)
+    assert not isinstance(result, Challenge), "exchange did not end"
+    if isinstance(result, Success):
+        if result.data is not None:  # delivered as a 334, answered by an empty line
+            assert client.respond(result.data) == b""
+        client.finish()
+    return result
+
+
+PAIRS = [
+    (Plain, PlainServer),
+    (Login, LoginServer),
+    (CramMD5, CramMD5Server),
+    (ScramSHA1, ScramSHA1Server),
+    (ScramSHA256, ScramSHA256Server),
+]
+
+
+@pytest.mark.parametrize(("client_cls", "server_cls"), PAIRS)
+@pytest.mark.parametrize("user", ["user", "tim", "jürgen"])
+def test_right_password_succeeds(
+    client_cls: type[Plain], server_cls: type[PlainServer], user: str
+) -> None:
+    result = exchange(client_cls(user, USERS[user]), server_cls(USERS.get))
+    assert isinstance(result, Success)
+    assert result.identity == user
+
+
+@pytest.mark.parametrize(("client_cls", "server_cls"), PAIRS)
+@pytest.mark.parametrize(("user", "password"), [("user", "pencil!"), ("nobody", "pencil")])
+def test_wrong_password_or_unknown_user_fails(
+    client_cls: type[Plain], server_cls: type[PlainServer], user: str, password: str
+) -> None:
+    result = exchange(client_cls(user, password), server_cls(USERS.get))
+    assert result == Failure(reason="invalid credentials")
+
+
+@pytest.mark.parametrize(
+    ("client_cls", "server_cls"),
+    [(ScramSHA1Plus, ScramSHA1PlusServer), (ScramSHA256Plus, ScramSHA256PlusServer)],
+)
+def test_plus_round_trip_and_channel_mismatch(
+    client_cls: type[ScramSHA256Plus], server_cls: type[ScramSHA256PlusServer]
+) -> None:
+    ok = exchange(
+        client_cls("user", "pencil", channel_binding=CB), server_cls(USERS.get, channel_binding=CB)
+    )
+    assert isinstance(ok, Success)
+    # A man in the middle terminates TLS: the two sides see different channels.
+    mitm = exchange(
+        client_cls("user", "pencil", channel_binding=CB),
+        server_cls(USERS.get, channel_binding=OTHER_CB),
+    )
+    assert mitm == Failure(reason="channel binding mismatch")
+    other_type = ChannelBinding(type="tls-server-end-point", data=b"x")
+    wrong_type = exchange(
+        client_cls("user", "pencil", channel_binding=other_type),
+        server_cls(USERS.get, channel_binding=CB),
+    )
+    assert wrong_type == Failure(reason="unsupported channel binding type")
+
+
+def test_gs2_flag_rules_rfc5802_section_6() -> None:
+    # "y" (client could bind, saw no -PLUS) to a server that offers -PLUS: downgrade.
+    downgraded = exchange(
+        ScramSHA256("user", "pencil", channel_binding=CB),
+        ScramSHA256Server(USERS.get, channel_binding=CB),
+    )
+    assert isinstance(downgraded, Failure)
+    assert "downgrade" in downgraded.reason
+    # "y" to a server without binding support is fine, and so is "n".
+    assert isinstance(
+        exchange(ScramSHA256("user", "pencil", channel_binding=CB), ScramSHA256Server(USERS.get)),
+        Success,
+    )
+    # A -PLUS server refuses a client that does not bind.
+    plus_server = ScramSHA256PlusServer(USERS.get, channel_binding=CB)
+    assert isinstance(exchange(ScramSHA256("user", "pencil"), plus_server), Failure)
+    # A non-PLUS server refuses "p=".
+    plain_server = ScramSHA256Server(USERS.get)
+    refused = exchange(ScramSHA256Plus("user", "pencil", channel_binding=CB), plain_server)
+    assert refused == Failure(reason="channel binding requested on a non-PLUS mechanism")
+
+
+def test_scram_server_reproduces_rfc5802_vector() -> None:
+    server = ScramSHA1Server(
+        USERS.get, _salt=base64.b64decode("QSXCR+Q6sek8bf92"), _nonce="3rfcNHYJY1ZVvWVs7j"
+    )
+    first = server.start(b"n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL")
+    assert first == Challenge(
+        data=b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096"
+    )
+    final = server.step(
+        b"c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts="
+    )
+    assert final == Success(identity="user", data=b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=")
+
+
+def test_scram_server_reproduces_rfc7677_vector() -> None:
+    server = ScramSHA256Server(
+        USERS.get,
+        _salt=base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ=="),
+        _nonce="%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+    )
+    assert isinstance(server.start(None), Challenge)  # no initial response: empty 334
+    server.step(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
+    final = server.step(
+        b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+        b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+    )
+    assert final == Success(identity="user", data=b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+
+
+FIRST = b"n,,n=user,r=abc"
+
+
+@pytest.mark.parametrize(
+    ("client_first", "reason"),
+    [
+        (b"n", "GS2 header"),
+        (b"n,n=user,r=abc", "authorization identity"),
+        (b"x,,n=user,r=abc", "binding flag"),
+        (b"n,b=adm,n=user,r=abc", "authorization identity"),
+        (b"n,a=other,n=user,r=abc", "not permitted"),
+        (b"n,,m=ext,n=user,r=abc", "mandatory"),
+        (b"n,,r=abc,n=user", "malformed client-first"),
+        (b"n,,n=,r=abc", "malformed client-first"),
+        (b"n,,n=user,r=a\x7fc", "malformed client-first"),
+        (b"n,,n=us=41er,r=abc", "saslname"),
+        (b"n,,n=user,,r=abc", "malformed attribute"),
+        (b"n,,n=\xff,r=abc", "not UTF-8"),
+    ],
+)
+def test_scram_server_refuses_bad_client_first(client_first: bytes, reason: str) -> None:
+    result = ScramSHA256Server(USERS.get).start(client_first)
+    assert isinstance(result, Failure)
+    assert reason in result.reason
+
+
+@pytest.mark.parametrize(
+    ("client_final", "reason"),
+    [
+        (b"c=biws,r=abcXYZ", "no proof"),
+        (b"r=abcXYZ,c=biws,p=AAAA", "malformed client-final"),
+        (b"c=eSws,r=abcXYZ,p=AAAA", "channel binding mismatch"),
+        (b"c=biws,r=abcXYQ,p=AAAA", "nonce mismatch"),
+        (b"c=biws,r=abcXYZ,p=AAAA", "wrong length"),
+        (b"c=biws,r=abcXYZ,p=!!", "not valid base64"),
+        (b"c=biws,r=abcXYZ,p=" + base64.b64encode(b"\x00" * 32), "invalid credentials"),
+    ],
+)
+def test_scram_server_refuses_bad_client_final(client_final: bytes, reason: str) -> None:
+    server = ScramSHA256Server(USERS.get, _nonce="XYZ")
+    assert isinstance(server.start(FIRST), Challenge)
+    result = server.step(client_final)
+    assert isinstance(result, Failure)
+    assert reason in result.reason
+
+
+def test_scram_server_constructor_checks() -> None:
+    with pytest.raises(SASLError, match="channel binding"):
+        ScramSHA256PlusServer(USERS.get)
+    with pytest.raises(SASLError, match="positive"):
+        ScramSHA1Server(USERS.get, iterations=0)
+
+
+def test_scram_authzid_equal_to_user_is_accepted() -> None:
+    result = exchange(ScramSHA256("user", "pencil", authzid="user"), ScramSHA256Server(USERS.get))
+    assert result == Success(identity="user", authzid="user", data=result.data)
+
+
+def test_scram_saslprep_applies_to_stored_passwords() -> None:
+    # Stored "I<SOFT HYPHEN>X" and typed "IX" are the same password after SASLprep.
+    result = exchange(ScramSHA256("user", "IX"), ScramSHA256Server({"user": "I\u00adX"}.get))
+    assert isinstance(result, Success)
+
+
+# --- PLAIN / LOGIN / CRAM-MD5 specifics ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (b"\x00tim", "malformed PLAIN"),
+        (b"\x00tim\x00pw\x00", "malformed PLAIN"),
+        (b"\x00\x00pw", "empty"),
+        (b"\x00tim\x00", "empty"),
+        (b"other\x00tim\x00tanstaaftanstaaf", "not permitted"),
+        (b"\x00tim\x00\xff", "not UTF-8"),
+    ],
+)
+def test_plain_server_refusals(message: bytes, reason: str) -> None:
+    result = PlainServer(USERS.get).start(message)
+    assert isinstance(result, Failure)
+    assert reason in result.reason
+
+
+def test_plain_server_without_initial_response_and_authzid() -> None:
+    server = PlainServer(USERS.get)
+    assert server.start(None) == Challenge(data=b"")
+    assert server.step(b"tim\x00tim\x00tanstaaftanstaaf") == Success(identity="tim", authzid="tim")
+    with pytest.raises(SASLError, match="not waiting"):
+        server.step(b"again")
+
+
+def test_login_server_prompts_and_initial_username() -> None:
+    server = LoginServer(USERS.get)
+    assert server.start(None) == Challenge(data=b"Username:")
+    assert server.step(b"tim") == Challenge(data=b"Password:")
+    assert server.step(b"tanstaaftanstaaf") == Success(identity="tim")
+    shortcut = LoginServer(USERS.get)
+    assert shortcut.start(b"tim") == Challenge(data=b"Password:")
+    assert isinstance(LoginServer(USERS.get).start(b"\xff"), Failure)
+    empty = LoginServer(USERS.get)
+    empty.start(None)
+    assert empty.step(b"") == Failure(reason="empty LOGIN user name")
+
+
+def test_cram_md5_server_rfc2195_example() -> None:
+    server = CramMD5Server(USERS.get, _challenge="<1896.697170952@postoffice.reston.mci.net>")
+    assert server.start(None) == Challenge(data=b"<1896.697170952@postoffice.reston.mci.net>")
+    assert server.step(b"tim b913a602c7eda7a495b4e6e7334d3890") == Success(identity="tim")
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"tim",
+        b" b913a602c7eda7a495b4e6e7334d3890",
+        b"tim B913A602C7EDA7A495B4E6E7334D3890",
+        b"tim b913a602c7eda7a495b4e6e7334d389",
+        b"\xff b913a602c7eda7a495b4e6e7334d3890",
+    ],
+)
+def test_cram_md5_server_refusals(response: bytes) -> None:
+    server = CramMD5Server(USERS.get, _challenge="<1896.697170952@postoffice.reston.mci.net>")
+    server.start(None)
+    assert isinstance(server.step(response), Failure)
+
+
+def test_cram_md5_server_challenges_are_unique_and_refuse_initial_response() -> None:
+    first = CramMD5Server(USERS.get, hostname="mx.example").start(None)
+    second = CramMD5Server(USERS.get, hostname="mx.example").start(None)
+    assert isinstance(first, Challenge) and isinstance(second, Challenge)
+    assert first.data != second.data
+    assert first.data.startswith(b"<") and first.data.endswith(b"@mx.example>")
+    assert isinstance(CramMD5Server(USERS.get).start(b""), Failure)
+
+
+# --- misuse and registry ------------------------------------------------------------------
+
+
+def test_misuse_raises() -> None:
+    server = PlainServer(USERS.get)
+    with pytest.raises(SASLError, match="not waiting"):
+        server.step(b"x")
+    server.start(b"\x00tim\x00tanstaaftanstaaf")
+    with pytest.raises(SASLError, match="already started"):
+        server.start(None)
+
+
+def test_registry_lists_every_verifier() -> None:
+    assert list(SERVER_MECHANISMS) == [
+        "SCRAM-SHA-256-PLUS",
+        "SCRAM-SHA-256",
+        "SCRAM-SHA-1-PLUS",
+        "SCRAM-SHA-1",
+        "CRAM-MD5",
+        "PLAIN",
+        "LOGIN",
+    ]
+
+
+def _prep_ok(text: str) -> bool:
+    try:
+        saslprep(text, allow_unassigned=True)
+    except SASLprepError:
+        return False
+    return True
+
+
+no_controls = st.text(min_size=1, max_size=10).filter(lambda s: not set(s) & {"\x00", "\r", "\n"})
+
+
+@settings(max_examples=50, deadline=None)
+@given(user=no_controls, password=no_controls)
+def test_plain_and_login_round_trip_any_credentials(user: str, password: str) -> None:
+    db = {user: password}.get
+    pairs: list[tuple[ClientMechanism, ServerMechanism]] = [
+        (Plain(user, password), PlainServer(db)),
+        (Login(user, password), LoginServer(db)),
+    ]
+    for client, server in pairs:
+        result = exchange(client, server)
+        if _prep_ok(password):
+            assert result == Success(identity=user)
+        else:  # RFC 4616 §5: the server SASLpreps, and a prohibited password never matches
+            assert result == Failure(reason="invalid credentials")

@@ -34,8 +34,9 @@ unchanged and counted in ``bare_line_endings`` so the caller can refuse the mess
 loses that dot (§4.5.2). The decoder is a byte-level state machine; runs of ordinary
 octets are copied in bulk, and this twin also decodes every complete line of a chunk at
 once (``_bulk_lines``, a few ``bytes`` scans) when they hold no bare CR/LF, no
-terminator and cross no limit - otherwise the state machine alone decides. It holds back at most ``.``, ``.\\r`` or ``\\r`` between
-calls, so memory is one chunk plus two octets whatever the line length.
+terminator and cross no limit - otherwise the state machine alone decides. It holds
+back at most ``.``, ``.\\r`` or ``\\r`` between calls, so memory is one chunk plus two
+octets whatever the line length.
 
 Decoder limits: a line longer than ``max_line_length`` octets (excluding CRLF and the
 removed dot; bare CR/LF count as octets of the line) and decoded content larger than

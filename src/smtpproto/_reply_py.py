@@ -39,7 +39,10 @@ line starts, except for a bare LF (the LF itself) and a bad separator (the fourt
 
 Errors: ``RemoteProtocolError`` naming the broken rule and the stream offset of the
 line it concerns. After an error the parser stays failed: every later call raises the
-same error, and what was buffered is dropped (``buffered`` is 0).
+same error, and what was buffered is dropped (``buffered`` is 0). Replies completed
+before the error in the same chunk are returned, and the error is raised by the next
+call: a reply such as ``250 queued`` must not be lost because garbage followed it in
+the same packet.
 """
 
 from __future__ import annotations
@@ -118,11 +121,14 @@ class ReplyParser:
         """True once a protocol error was raised; the parser then refuses all input."""
         return self._error is not None
 
-    def feed(self, data: bytes) -> list[Reply]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Reply]:
         """Consume ``data`` (any bytes-like object); return every reply it completes.
 
         Raises ``RemoteProtocolError`` on a grammar violation or a crossed limit, and
-        again on every later call. ``b""`` is not end of input: use ``feed_eof``.
+        again on every later call. If replies were completed earlier in the same
+        ``data``, they are returned first and the error is raised by the next call
+        (``failed`` is already true): a valid reply is never lost to later garbage.
+        ``b""`` is not end of input: use ``feed_eof``.
         """
         if self._error is not None:
             raise self._error
@@ -138,61 +144,66 @@ class ReplyParser:
         max_line_length = self._max_line_length
         replies: list[Reply] = []
         start = 0  # start of the current line within buf
-        while True:
-            end = buf.find(b"\n", pos)
-            if end < 0:
-                break
-            line_length = end + 1 - start
-            if line_length > max_line_length:
+        try:
+            while True:
+                end = buf.find(b"\n", pos)
+                if end < 0:
+                    break
+                line_length = end + 1 - start
+                if line_length > max_line_length:
+                    self._fail("reply line longer than the line length limit", start)
+                if end > start and buf[end - 1] == 0x0D:  # CR LF
+                    content_end = end - 1
+                elif self._allow_bare_lf:
+                    content_end = end
+                else:
+                    self._fail("bare LF in reply; lines must end with CRLF", end)
+                size = content_end - start
+                if (
+                    size < 3
+                    or not 0x32 <= buf[start] <= 0x35
+                    or not 0x30 <= buf[start + 1] <= 0x35
+                    or not 0x30 <= buf[start + 2] <= 0x39
+                ):
+                    self._fail("reply line does not start with a reply code 2xx-5xx", start)
+                code = buf[start] * 100 + buf[start + 1] * 10 + buf[start + 2] - 5328  # "000"
+                if size == 3 or buf[start + 3] == 0x20:
+                    final = True
+                elif buf[start + 3] == 0x2D:
+                    final = False
+                else:
+                    self._fail("reply code not followed by SP, '-' or the line end", start + 3)
+                text = bytes(buf[start + 4 : content_end]) if size > 4 else b""
+                if self._code:
+                    self._continue(code, text, line_length, start)
+                    if final:
+                        replies.append(_make_reply(code, tuple(self._lines)))
+                        self._lines = []
+                        self._code = 0
+                        self._reply_bytes = 0
+                elif final:  # a one-line reply: no line or byte count can be exceeded
+                    replies.append(_make_reply(code, (text,)))
+                else:
+                    self._code = code
+                    self._lines.append(text)
+                    self._reply_bytes = line_length
+                start = pos = end + 1
+            pending = len(buf) - start
+            if pending >= max_line_length:
                 self._fail("reply line longer than the line length limit", start)
-            if end > start and buf[end - 1] == 0x0D:  # CR LF
-                content_end = end - 1
-            elif self._allow_bare_lf:
-                content_end = end
-            else:
-                self._fail("bare LF in reply; lines must end with CRLF", end)
-            size = content_end - start
-            if (
-                size < 3
-                or not 0x32 <= buf[start] <= 0x35
-                or not 0x30 <= buf[start + 1] <= 0x35
-                or not 0x30 <= buf[start + 2] <= 0x39
-            ):
-                self._fail("reply line does not start with a reply code 2xx-5xx", start)
-            code = buf[start] * 100 + buf[start + 1] * 10 + buf[start + 2] - 5328  # "000"
-            if size == 3 or buf[start + 3] == 0x20:
-                final = True
-            elif buf[start + 3] == 0x2D:
-                final = False
-            else:
-                self._fail("reply code not followed by SP, '-' or the line end", start + 3)
-            text = bytes(buf[start + 4 : content_end]) if size > 4 else b""
-            if self._code:
-                self._continue(code, text, line_length, start)
-                if final:
-                    replies.append(_make_reply(code, tuple(self._lines)))
-                    self._lines = []
-                    self._code = 0
-                    self._reply_bytes = 0
-            elif final:  # a one-line reply: no line or byte count can be exceeded
-                replies.append(_make_reply(code, (text,)))
-            else:
-                self._code = code
-                self._lines.append(text)
-                self._reply_bytes = line_length
-            start = pos = end + 1
-        pending = len(buf) - start
-        if pending >= max_line_length:
-            self._fail("reply line longer than the line length limit", start)
-        if pending and self._reply_bytes + pending >= self._max_reply_bytes:
-            self._fail("reply longer than the reply size limit", start)
-        if buf is buffer:
-            if start:
-                del buffer[:start]
-        elif pending:
-            buffer += memoryview(buf)[start:]
-        self._offset += start
-        self._scan_from = len(buffer)
+            if pending and self._reply_bytes + pending >= self._max_reply_bytes:
+                self._fail("reply longer than the reply size limit", start)
+            if buf is buffer:
+                if start:
+                    del buffer[:start]
+            elif pending:
+                buffer += memoryview(buf)[start:]
+            self._offset += start
+            self._scan_from = len(buffer)
+        except RemoteProtocolError:
+            if replies:
+                return replies  # the error is stored: the next call raises it
+            raise
         return replies
 
     def feed_eof(self) -> None:

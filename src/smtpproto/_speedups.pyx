@@ -181,7 +181,10 @@ cdef class ReplyParser:
         """Consume ``data`` (any bytes-like object); return every reply it completes.
 
         Raises ``RemoteProtocolError`` on a grammar violation or a crossed limit, and
-        again on every later call. ``b""`` is not end of input: use ``feed_eof``.
+        again on every later call. If replies were completed earlier in the same
+        ``data``, they are returned first and the error is raised by the next call
+        (``failed`` is already true): a valid reply is never lost to later garbage.
+        ``b""`` is not end of input: use ``feed_eof``.
         """
         cdef Py_buffer view
         cdef list replies
@@ -213,19 +216,24 @@ cdef class ReplyParser:
         """``feed`` on a C view of the caller's octets."""
         cdef list replies = []
         cdef Py_ssize_t start
-        if self._len == 0:  # fast path: scan the caller's octets in place
-            start = self._scan(data, n, 0, replies)
-            self._tail(data, n, start)
-            if start < n:
-                self._append(data + start, n - start)
-        else:
-            self._append(data, n)
-            start = self._scan(self._buf, self._len, self._scan_from, replies)
-            self._tail(self._buf, self._len, start)
-            if start:
-                memmove(self._buf, self._buf + start, self._len - start)
-                self._len -= start
-            self._shrink()
+        try:
+            if self._len == 0:  # fast path: scan the caller's octets in place
+                start = self._scan(data, n, 0, replies)
+                self._tail(data, n, start)
+                if start < n:
+                    self._append(data + start, n - start)
+            else:
+                self._append(data, n)
+                start = self._scan(self._buf, self._len, self._scan_from, replies)
+                self._tail(self._buf, self._len, start)
+                if start:
+                    memmove(self._buf, self._buf + start, self._len - start)
+                    self._len -= start
+                self._shrink()
+        except RemoteProtocolError:
+            if replies:
+                return replies  # the error is stored: the next call raises it
+            raise
         self._offset += start
         self._scan_from = self._len
         return replies

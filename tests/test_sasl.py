@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -154,6 +155,21 @@ def test_oauthbearer_rfc7628_section_4_1_example() -> None:
 def test_oauthbearer_without_host_and_escaped_user() -> None:
     mech = OAuthBearer("a,b=c@x", "tok")
     assert mech.initial_response() == b"n,a=a=2Cb=3Dc@x,\x01auth=Bearer tok\x01\x01"
+
+
+def test_oauthbearer_empty_username_omits_the_authzid() -> None:
+    # RFC 7628 §3.1: the GS2 authzid is optional; "a=" with an empty saslname is invalid.
+    assert OAuthBearer("", "tok").initial_response() == b"n,,\x01auth=Bearer tok\x01\x01"
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda: Login("", "p"), lambda: CramMD5("", "p"), lambda: XOAuth2("", "tok")],
+    ids=["LOGIN", "CRAM-MD5", "XOAUTH2"],
+)
+def test_empty_username_refused(build: Callable[[], ClientMechanism]) -> None:
+    with pytest.raises(SASLError, match="username must not be empty"):
+        build()
 
 
 RFC7628_ERROR = {

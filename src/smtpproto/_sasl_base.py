@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from ._errors import LocalProtocolError
+from ._text import escape_text
 
 __all__ = [
     "ChannelBinding",
     "ClientMechanism",
     "SASLError",
     "check_field",
-    "escape_text",
+    "show_text",
     "validate_mechanism_name",
 ]
 
@@ -41,20 +42,24 @@ def validate_mechanism_name(name: str) -> str:
     ``_``; lower case is refused (callers comparing EHLO keywords upper-case first).
     """
     if not isinstance(name, str) or MECH_NAME.fullmatch(name) is None:
-        raise SASLError(f"invalid SASL mechanism name {escape_text(str(name))}")
+        raise SASLError(f"invalid SASL mechanism name {show_text(str(name))}")
     return name
 
 
-def escape_text(text: str, limit: int = 80) -> str:
-    """Printable, bounded form of server-supplied text for messages (DESIGN.md §4 r12)."""
-    shown = repr(text[:limit])
-    return shown + ("..." if len(text) > limit else "")
+def show_text(text: str, limit: int = 80) -> str:
+    """Quoted, escaped, bounded form of peer text for messages (DESIGN.md §4 rule 12)."""
+    shown = escape_text(text[:limit])
+    return f"'{shown}'" + ("..." if len(text) > limit else "")
 
 
-def check_field(value: str, what: str, *, forbid: tuple[str, ...] = FORBIDDEN_CHARS) -> str:
+def check_field(
+    value: str, what: str, *, forbid: tuple[str, ...] = FORBIDDEN_CHARS, nonempty: bool = False
+) -> str:
     """Return ``value`` if it is a str free of ``forbid`` characters; else SASLError."""
     if not isinstance(value, str):
         raise SASLError(f"{what} must be a str")
+    if nonempty and not value:
+        raise SASLError(f"{what} must not be empty")
     if any(ch in value for ch in forbid):
         raise SASLError(f"{what} contains a forbidden control character (NUL, CR or LF)")
     return value
@@ -104,6 +109,6 @@ class ChannelBinding:
 
     def __post_init__(self) -> None:
         if self.type not in ("tls-exporter", "tls-server-end-point"):
-            raise SASLError(f"unsupported channel binding type {escape_text(str(self.type))}")
+            raise SASLError(f"unsupported channel binding type {show_text(str(self.type))}")
         if not isinstance(self.data, bytes) or not self.data:
             raise SASLError("channel binding data must be non-empty bytes")

@@ -18,7 +18,7 @@ import re
 import secrets as _secrets
 from typing import Any, ClassVar
 
-from ._sasl_base import ChannelBinding, ClientMechanism, SASLError, check_field, escape_text
+from ._sasl_base import ChannelBinding, ClientMechanism, SASLError, check_field, show_text
 from ._saslprep import SASLprepError, saslprep
 
 __all__ = [
@@ -41,12 +41,13 @@ DEFAULT_SCRAM_MIN_ITERATIONS = 4096
 #: above OWASP's 2023 recommendation of 600,000 for PBKDF2-HMAC-SHA256, so every sane
 #: deployment fits and the worst case stays bounded.
 DEFAULT_SCRAM_MAX_ITERATIONS = 1_000_000
+
 # RFC 5802 §7 "printable": %x21-2B / %x2D-7E (no comma).
 PRINTABLE = re.compile(r"[\x21-\x2b\x2d-\x7e]+")
 
 
-def scramescape_text(name: str) -> str:
-    """RFC 5802 §5.1 saslname: ``=`` becomes ``=3D`` and ``,`` becomes ``=2C``."""
+def scram_escape(name: str) -> str:
+    """RFC 5802 §5.1 / RFC 5801 §4 saslname: ``=`` becomes ``=3D``, ``,`` becomes ``=2C``."""
     return name.replace("=", "=3D").replace(",", "=2C")
 
 
@@ -62,7 +63,7 @@ def scram_attributes(message: str, *, what: str) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     for part in message.split(","):
         if len(part) < 2 or part[1] != "=" or not part[0].isascii() or not part[0].isalpha():
-            raise SASLError(f"malformed attribute in {what}: {escape_text(part, 20)}")
+            raise SASLError(f"malformed attribute in {what}: {show_text(part, 20)}")
         pairs.append((part[0], part[2:]))
     return pairs
 
@@ -118,7 +119,7 @@ class Scram(ClientMechanism):
             )
             matches = [c for c in _SCRAM_CLASSES if (c._hash_name, c._plus) == (hash_name, plus)]
             if not matches:
-                raise SASLError(f"unsupported SCRAM hash {escape_text(str(hash_name))}")
+                raise SASLError(f"unsupported SCRAM hash {show_text(str(hash_name))}")
             cls = matches[0]
         return super().__new__(cls)
 
@@ -136,7 +137,7 @@ class Scram(ClientMechanism):
         _nonce: str | None = None,
     ) -> None:
         if hash_name is not None and hash_name != self._hash_name:
-            raise SASLError(f"{self.name} uses {self._hash_name}, not {escape_text(hash_name)}")
+            raise SASLError(f"{self.name} uses {self._hash_name}, not {show_text(hash_name)}")
         if self._plus and channel_binding is None:
             raise SASLError(f"{self.name} needs channel binding data")
         self.username = check_field(username, "username")
@@ -158,9 +159,9 @@ class Scram(ClientMechanism):
             flag = f"p={channel_binding.type}"
         else:
             flag = "n" if server_supports_plus else "y"
-        authz = f"a={scramescape_text(scram_prep(authzid, 'authzid'))}" if authzid else ""
+        authz = f"a={scram_escape(scram_prep(authzid, 'authzid'))}" if authzid else ""
         self._gs2_header = f"{flag},{authz},"
-        self._client_first_bare = f"n={scramescape_text(user)},r={nonce}"
+        self._client_first_bare = f"n={scram_escape(user)},r={nonce}"
         self._server_signature: bytes | None = None
         self._proof = b""
         self._state = "first"
@@ -184,7 +185,7 @@ class Scram(ClientMechanism):
         self._state = "failed"
         attrs = scram_attributes(text, what="server-first-message")
         if attrs[0][0] == "e":
-            raise SASLError(f"SCRAM server error: {escape_text(attrs[0][1])}")
+            raise SASLError(f"SCRAM server error: {show_text(attrs[0][1])}")
         if attrs[0][0] == "m":
             raise SASLError("SCRAM server requires an unsupported extension (m=)")
         if [k for k, _ in attrs[:3]] != ["r", "s", "i"]:
@@ -198,7 +199,7 @@ class Scram(ClientMechanism):
         if not salt:
             raise SASLError("salt is empty")
         if not count.isascii() or not count.isdigit() or len(count) > 10:
-            raise SASLError(f"malformed iteration count {escape_text(count, 12)}")
+            raise SASLError(f"malformed iteration count {show_text(count, 12)}")
         iterations = int(count)
         if not self._min_iterations <= iterations <= self._max_iterations:
             raise SASLError(
@@ -224,7 +225,7 @@ class Scram(ClientMechanism):
         self._state = "failed"
         key, value = scram_attributes(text, what="server-final-message")[0]
         if key == "e":
-            raise SASLError(f"SCRAM server error: {escape_text(value)}")
+            raise SASLError(f"SCRAM server error: {show_text(value)}")
         if key != "v":
             raise SASLError("malformed server-final-message: expected v= or e=")
         assert self._server_signature is not None  # set with state "final"

@@ -59,6 +59,7 @@ from ._scram import (
     ScramSHA1Plus,
     ScramSHA256,
     ScramSHA256Plus,
+    scram_escape,
 )
 
 __all__ = [
@@ -119,10 +120,10 @@ class Plain(ClientMechanism):
 
     def __init__(self, username: str, password: str, authzid: str = "") -> None:
         self.username = check_field(username, "username")
-        if not username or not password:
-            raise SASLError("PLAIN needs a non-empty username and password (RFC 4616 section 2)")
         self._password = check_field(password, "password")
         self.authzid = check_field(authzid, "authzid")
+        if not username or not password:
+            raise SASLError("PLAIN needs a non-empty username and password (RFC 4616 section 2)")
         self._message = f"{authzid}\x00{username}\x00{password}".encode()
 
     def initial_response(self) -> bytes:
@@ -150,11 +151,11 @@ class Login(ClientMechanism):
     name = "LOGIN"
 
     def __init__(self, username: str, password: str) -> None:
-        self.username = check_field(username, "username")
+        self.username = check_field(username, "username", nonempty=True)
         self._password = check_field(password, "password")
         self._sent = 0
 
-    def initial_response(self) -> None:
+    def initial_response(self) -> bytes | None:
         return None
 
     def respond(self, challenge: bytes) -> bytes:
@@ -183,11 +184,11 @@ class CramMD5(ClientMechanism):
     name = "CRAM-MD5"
 
     def __init__(self, username: str, password: str) -> None:
-        self.username = check_field(username, "username")
+        self.username = check_field(username, "username", nonempty=True)
         self._password = check_field(password, "password")
         self._done = False
 
-    def initial_response(self) -> None:
+    def initial_response(self) -> bytes | None:
         return None
 
     def respond(self, challenge: bytes) -> bytes:
@@ -263,6 +264,7 @@ class XOAuth2(_OAuthBase):
 
     def __init__(self, username: str, token: str) -> None:
         super().__init__(username, token)
+        check_field(username, "username", nonempty=True)
         self._message = f"user={username}\x01auth=Bearer {token}\x01\x01".encode()
 
 
@@ -285,14 +287,14 @@ class OAuthBearer(_OAuthBase):
         if port is not None and (isinstance(port, bool) or not 0 < port < 65536):
             raise SASLError("port must be an int in 1..65535")
         self.host, self.port = host, port
-        # RFC 5801 §4 saslname: "," and "=" are escaped.
-        authz = username.replace("=", "=3D").replace(",", "=2C")
+        # RFC 5801 §4 saslname ("," and "=" escaped); an empty authzid is left out.
+        authz = f"a={scram_escape(username)}" if username else ""
         kvpairs = ""
         if host is not None:
             kvpairs += f"host={host}\x01"
         if port is not None:
             kvpairs += f"port={port}\x01"
-        self._message = f"n,a={authz},\x01{kvpairs}auth=Bearer {token}\x01\x01".encode()
+        self._message = f"n,{authz},\x01{kvpairs}auth=Bearer {token}\x01\x01".encode()
 
 
 class External(ClientMechanism):

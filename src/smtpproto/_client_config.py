@@ -110,7 +110,8 @@ class ClientConfig:
     line sent and received; AUTH lines are redacted and content lines are summarised
     unless ``transcript_content``. ``parser_factory`` picks the reply parser twin (the
     default is the compiled one when built). ``allow_unsafe_raw`` enables
-    ``UnsafeRawBytes`` for testing servers.
+    ``UnsafeRawBytes`` for testing servers. ``mask_extensions`` lists EHLO keywords
+    to treat as never advertised ("do not use CHUNKING with this server").
     """
 
     tls_policy: TLSPolicy = TLSPolicy.OPPORTUNISTIC
@@ -127,11 +128,15 @@ class ClientConfig:
     transcript: TranscriptHook | None = None
     transcript_content: bool = False
     allow_unsafe_raw: bool = False
+    mask_extensions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.tls_policy, TLSPolicy):
             raise LocalProtocolError("tls_policy must be a TLSPolicy")
         if type(self.max_auth_rounds) is not int or self.max_auth_rounds < 1:
             raise LocalProtocolError("max_auth_rounds must be an int of at least 1")
+        if isinstance(self.mask_extensions, str):
+            raise LocalProtocolError("mask_extensions must be a tuple of keywords, not a str")
+        object.__setattr__(self, "mask_extensions", tuple(self.mask_extensions))
         if not isinstance(self.timeouts, Timeouts):
             raise LocalProtocolError("timeouts must be a Timeouts value")

@@ -1,0 +1,542 @@
+"""``ClientConnection``: the sans-IO SMTP/ESMTP/LMTP client engine (h11-style).
+
+Theory of operation
+-------------------
+Four verbs. ``receive_data(bytes)`` only queues the bytes (``b""`` marks EOF).
+``next_event()`` feeds queued bytes to the reply parser one chunk at a time, matches
+each complete reply with the oldest outstanding command (a FIFO of ``Pending``
+entries, RFC 2920 §3.1), updates the state and returns the events that produced; it
+returns ``NEED_DATA`` when nothing more can be decided. ``send(command)`` checks the
+command against the state tables (``_state``), the advertised capabilities and the
+pipelining rules, and returns the exact bytes to write, queueing the reply it expects.
+``send_failed()`` records that the caller's write failed. Any ``ProtocolError`` puts the
+connection in the sticky ERROR state.
+
+STARTTLS is a hard boundary (RFC 3207 §4, DESIGN.md §4 rule 4): when the 220 reply to
+STARTTLS is handled, any reply after it, any octet the parser holds and any chunk not
+yet parsed is a ``RemoteProtocolError``; in TLS_HANDSHAKE ``receive_data`` refuses data
+until ``tls_established()``, which forgets the capabilities and requires a new EHLO.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ._capabilities import Capabilities
+from ._client_config import ClientConfig, ReplyParserLike, TLSPolicy
+from ._client_replies import FINAL_VERBS, ReplyHandling
+from ._datacodec import DataEncoder
+from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._events import (
+    NEED_DATA,
+    Auth,
+    AuthContinue,
+    Bdat,
+    Command,
+    ConnectionClosed,
+    Content,
+    Data,
+    Ehlo,
+    EndOfContent,
+    Event,
+    Expn,
+    Helo,
+    Help,
+    Lhlo,
+    Mail,
+    NeedData,
+    Noop,
+    Quit,
+    Rcpt,
+    Rset,
+    StartTLS,
+    UnsafeRawBytes,
+    Vrfy,
+)
+from ._reply import Reply
+from ._state import AFTER_SEND, ALLOWED, GROUP_ENDERS, ClientState, Verb
+from ._transaction import Pending, Transaction
+from ._twins import ReplyParser
+from ._writers import (
+    bdat_header,
+    write_auth,
+    write_auth_response,
+    write_mail,
+    write_rcpt,
+)
+
+if TYPE_CHECKING:
+    from .sasl import ClientMechanism
+
+__all__ = ["ClientConnection"]
+
+S = ClientState
+V = Verb
+
+_VERBS: dict[type[Command], Verb] = {
+    Ehlo: V.EHLO,
+    Helo: V.HELO,
+    Lhlo: V.LHLO,
+    StartTLS: V.STARTTLS,
+    Auth: V.AUTH,
+    AuthContinue: V.AUTH_CONTINUE,
+    Mail: V.MAIL,
+    Rcpt: V.RCPT,
+    Data: V.DATA,
+    Content: V.CONTENT,
+    EndOfContent: V.END_OF_CONTENT,
+    Bdat: V.BDAT,
+    Rset: V.RSET,
+    Noop: V.NOOP,
+    Vrfy: V.VRFY,
+    Expn: V.EXPN,
+    Help: V.HELP,
+    Quit: V.QUIT,
+    UnsafeRawBytes: V.RAW,
+}
+_FIXED_WIRE = {
+    V.STARTTLS: b"STARTTLS\r\n",
+    V.DATA: b"DATA\r\n",
+    V.RSET: b"RSET\r\n",
+    V.NOOP: b"NOOP\r\n",
+    V.QUIT: b"QUIT\r\n",
+}
+# Verbs that do not wait for the previous reply: they are not commands on their own.
+_NOT_COMMANDS = frozenset({V.CONTENT, V.END_OF_CONTENT, V.AUTH_CONTINUE, V.RAW})
+
+
+class ClientConnection(ReplyHandling):
+    """One SMTP (or LMTP) client session, without I/O. See ``docs/engine.md``."""
+
+    __slots__ = ("_closed", "_eof", "_error", "_transcript")
+
+    def __init__(self, config: ClientConfig | None = None) -> None:
+        self._config = config = config if config is not None else ClientConfig()
+        self._parser = self._new_parser()
+        self._state = S.GREETING
+        self._caps: Capabilities | None = None
+        self._tls_active = config.tls_policy is TLSPolicy.IMPLICIT
+        self._pending: deque[Pending] = deque([Pending(None, None)])
+        self._events: deque[Event] = deque()
+        self._replies: deque[Reply] = deque()
+        self._incoming: deque[bytes] = deque()
+        self._eof = False
+        self._closed = False
+        self._error: ProtocolError | None = None
+        self._txn: Transaction | None = None
+        self._encoder: DataEncoder | None = None
+        self._mechanism: ClientMechanism | None = None
+        self._challenge: bytes | None = None
+        self._auth_rounds = 0
+        self._auth_initial: bytes | None = None
+        self._authenticated = False
+        self._transcript = config.transcript
+
+    def _new_parser(self) -> ReplyParserLike:
+        config = self._config
+        factory: Callable[..., ReplyParserLike] = config.parser_factory or ReplyParser
+        return factory(
+            max_line_length=config.max_reply_line_length,
+            max_lines=config.max_reply_lines,
+            max_reply_bytes=config.max_reply_bytes,
+        )
+
+    # -- properties ---------------------------------------------------------------------
+
+    @property
+    def state(self) -> ClientState:
+        """The current ``ClientState`` (optimistic while pipelined replies are due)."""
+        return self._state
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What the last accepted EHLO/LHLO advertised (masked per the config); None
+        before it, after HELO, and after STARTTLS until the new EHLO is answered."""
+        return self._caps
+
+    @property
+    def tls_active(self) -> bool:
+        """True after ``tls_established()``, or from the start under IMPLICIT TLS."""
+        return self._tls_active
+
+    @property
+    def authenticated(self) -> bool:
+        """True once AUTH succeeded (235)."""
+        return self._authenticated
+
+    @property
+    def outstanding(self) -> tuple[Command, ...]:
+        """Commands sent and not yet (fully) answered, oldest first (not the greeting)."""
+        return tuple(entry.command for entry in self._pending if entry.command is not None)
+
+    @property
+    def awaiting_reply(self) -> bool:
+        """True while a reply (the greeting included) is due: keep reading."""
+        return bool(self._pending)
+
+    @property
+    def final_reply_pending(self) -> bool:
+        """True while the reply to the final ``.`` or BDAT LAST is due: if the
+        connection dies now the delivery status is unknown (RFC 1047)."""
+        return any(entry.verb in FINAL_VERBS for entry in self._pending)
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds to wait for what the engine waits on now (RFC 5321 §4.5.3.2), from
+        ``ClientConfig.timeouts``; None when it waits on nothing (or only on EOF)."""
+        timeouts = self._config.timeouts
+        if self._state in (S.ERROR, S.CLOSED, S.TLS_HANDSHAKE):
+            return None
+        if self._pending:
+            verb = self._pending[0].verb
+            if verb is None:
+                return timeouts.greeting
+            if verb is V.MAIL:
+                return timeouts.mail
+            if verb is V.RCPT:
+                return timeouts.rcpt
+            if verb is V.DATA:
+                return timeouts.data_initiation
+            if verb in FINAL_VERBS:
+                return timeouts.data_termination
+            if verb is V.BDAT:
+                return timeouts.data_block
+            return timeouts.other
+        if self._state in (S.CONTENT, S.DISCARD_CONTENT):
+            return timeouts.data_block
+        return None
+
+    # -- errors -------------------------------------------------------------------------
+
+    def _fail(self, error: ProtocolError) -> None:
+        if self._error is None:
+            self._error = error
+        self._state = S.ERROR
+
+    def _raise_if_error(self, local: bool) -> None:
+        if self._state is S.ERROR:
+            cls = LocalProtocolError if local else type(self._error or LocalProtocolError(""))
+            raise cls(f"connection is in the ERROR state after: {self._error}")
+
+    def send_failed(self) -> None:
+        """The caller could not write what ``send`` returned: the connection is unusable."""
+        self._fail(LocalProtocolError("the caller reported a failed write"))
+
+    # -- receiving ----------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Queue bytes received from the server; ``b""`` means EOF.
+
+        Data after EOF is a ``LocalProtocolError``; data while the TLS handshake is due
+        (after the STARTTLS 220) is a ``RemoteProtocolError`` (RFC 3207 §4).
+        """
+        self._raise_if_error(local=True)
+        try:
+            if self._eof:
+                raise LocalProtocolError("receive_data called after EOF")
+            if not data:
+                self._eof = True
+            elif self._state is S.TLS_HANDSHAKE:
+                raise RemoteProtocolError(
+                    "server sent data after the STARTTLS 220 reply, before TLS (RFC 3207 §4)"
+                )
+            else:
+                self._incoming.append(data if type(data) is bytes else bytes(data))
+        except ProtocolError as error:
+            self._fail(error)
+            raise
+
+    def next_event(self) -> Event | NeedData:
+        """The next event, or ``NEED_DATA``. Raises ``RemoteProtocolError`` when the
+        server broke the protocol (then the connection is in ERROR). After EOF has
+        been reported, ``ConnectionClosed`` is returned again on every call."""
+        self._raise_if_error(local=False)
+        try:
+            return self._next_event()
+        except ProtocolError as error:
+            self._fail(error)
+            raise
+
+    def _next_event(self) -> Event | NeedData:
+        events = self._events
+        while True:
+            if events:
+                return events.popleft()
+            if self._replies:
+                self._handle_reply(self._replies.popleft())
+                continue
+            if self._incoming:
+                if self._state is S.TLS_HANDSHAKE:
+                    raise RemoteProtocolError("data received before the TLS handshake")
+                replies = self._parser.feed(self._incoming.popleft())
+                if self._transcript is not None:
+                    for reply in replies:
+                        for line in reply.to_bytes().split(b"\r\n")[:-1]:
+                            self._transcript("S", line)
+                self._replies.extend(replies)
+                continue
+            if self._eof:
+                if not self._closed:
+                    self._closed = True
+                    self._handle_eof()
+                    continue
+                return ConnectionClosed()
+            return NEED_DATA
+
+    # -- sending ------------------------------------------------------------------------
+
+    def send(self, command: Command) -> bytes:
+        """Validate ``command`` against the session and return the bytes to write.
+
+        Raises ``LocalProtocolError`` (nothing to write) when the command is not
+        allowed now: wrong state, extension not advertised, a second command without
+        PIPELINING, a command after a group-ending one (RFC 2920 §3.1), TLS policy.
+        Like any protocol error it leaves the connection in ERROR (h11 convention).
+        """
+        self._raise_if_error(local=True)
+        try:
+            return self._send(command)
+        except ProtocolError as error:
+            self._fail(error)
+            raise
+
+    def _send(self, command: Command) -> bytes:
+        verb = _VERBS.get(type(command))
+        if verb is None:
+            raise LocalProtocolError(f"not a command: {command!r}")
+        if verb is V.BDAT and command.last:  # type: ignore[attr-defined]  # Bdat
+            verb = V.BDAT_LAST
+        state = self._state
+        if verb not in ALLOWED[state]:
+            raise LocalProtocolError(
+                f"{type(command).__name__} cannot be sent in state {state.name}"
+            )
+        if self._pending and verb not in _NOT_COMMANDS:
+            last = self._pending[-1].verb
+            if self._caps is None or not self._caps.pipelining:
+                raise LocalProtocolError(
+                    f"{type(command).__name__} sent before the previous reply, and the "
+                    "server does not advertise PIPELINING (RFC 2920)"
+                )
+            if last in GROUP_ENDERS or last is None:
+                raise LocalProtocolError(
+                    f"{type(command).__name__} cannot be pipelined after "
+                    f"{last.value if last else 'the greeting'}: wait for its reply (RFC 2920 §3.1)"
+                )
+        wire = self._serialise(command, verb, state)
+        self._state = AFTER_SEND.get((state, verb), self._state)
+        return wire
+
+    def _serialise(self, command: Command, verb: Verb, state: ClientState) -> bytes:
+        config = self._config
+        txn = self._txn
+        if verb is V.CONTENT:
+            assert isinstance(command, Content) and self._encoder is not None
+            wire = self._encoder.feed(command.data)
+            if self._transcript is not None:
+                self._trace_content(wire)
+            return wire
+        if verb is V.END_OF_CONTENT:
+            assert txn is not None
+            if state is S.CONTENT:
+                assert self._encoder is not None
+                wire = self._encoder.finish()
+                if self._transcript is not None:
+                    self._trace_content(wire[:-3])
+            else:
+                wire = b".\r\n"
+            self._encoder = None
+            remaining = None if config.lmtp else 1
+            self._pending.append(Pending(verb, command, txn, remaining=remaining))
+            self._trace(b".\r\n")
+            return wire
+        if verb is V.RCPT:
+            assert isinstance(command, Rcpt) and txn is not None
+            wire = write_rcpt(
+                command, self._caps, smtputf8=txn.mail.smtputf8, count=len(txn.recipients)
+            )
+            txn.recipients.append(command.recipient)
+            txn.rcpt_replies.append(None)
+            txn.commands_after_mail += 1
+            self._pending.append(Pending(verb, command, txn, index=len(txn.recipients) - 1))
+        elif verb is V.MAIL:
+            assert isinstance(command, Mail)
+            self._require_tls_if_policy("MAIL")
+            wire = write_mail(command, self._caps, tls_active=self._tls_active)
+            self._txn = txn = Transaction(command)
+            self._pending.append(Pending(verb, command, txn))
+        elif verb is V.DATA or verb is V.BDAT or verb is V.BDAT_LAST:
+            wire = self._data_command(command, verb, txn)
+        elif verb in _FIXED_WIRE:
+            wire = self._simple_command(command, verb, state)
+        elif verb is V.AUTH or verb is V.AUTH_CONTINUE:
+            return self._auth_command(command, verb)
+        elif verb is V.RAW:
+            assert isinstance(command, UnsafeRawBytes)
+            if not config.allow_unsafe_raw:
+                raise LocalProtocolError(
+                    "UnsafeRawBytes needs ClientConfig(allow_unsafe_raw=True); it is for testing"
+                )
+            if command.expected_replies:
+                remaining = command.expected_replies
+                self._pending.append(Pending(verb, command, remaining=remaining))
+            wire = bytes(command.data)
+        else:  # EHLO, HELO, LHLO, VRFY, EXPN, HELP
+            wire = self._hello_or_text(command, verb)
+        self._trace(wire)
+        return wire
+
+    def _simple_command(self, command: Command, verb: Verb, state: ClientState) -> bytes:
+        if verb is V.STARTTLS:
+            policy = self._config.tls_policy
+            if policy is TLSPolicy.NONE or self._tls_active:
+                raise LocalProtocolError(
+                    "STARTTLS refused: TLS is already active"
+                    if self._tls_active
+                    else "STARTTLS refused: the TLS policy is NONE"
+                )
+            if self._caps is None or not self._caps.starttls:
+                raise LocalProtocolError("STARTTLS needs the STARTTLS extension, not advertised")
+        txn = None
+        if verb is V.RSET:
+            txn, self._txn = self._txn, None
+        elif verb is V.QUIT:
+            self._txn = None
+        self._pending.append(Pending(verb, command, txn))
+        return _FIXED_WIRE[verb]
+
+    def _hello_or_text(self, command: Command, verb: Verb) -> bytes:
+        lmtp = self._config.lmtp
+        if verb is V.LHLO and not lmtp:
+            raise LocalProtocolError("LHLO is for LMTP: use ClientConfig(lmtp=True)")
+        if (verb is V.EHLO or verb is V.HELO) and lmtp:
+            raise LocalProtocolError("an LMTP session opens with Lhlo (RFC 2033 §4.1)")
+        if (
+            verb is V.HELO
+            and self._config.tls_policy is TLSPolicy.REQUIRED
+            and not self._tls_active
+        ):
+            raise LocalProtocolError("HELO would rule out STARTTLS, which the policy requires")
+        if verb in (V.EHLO, V.HELO, V.LHLO):
+            self._caps = None  # RFC 5321 §4.1.4: a new hello resets the session
+            self._txn = None
+            self._encoder = None
+        assert isinstance(command, (Ehlo, Helo, Lhlo, Vrfy, Expn, Help))
+        self._pending.append(Pending(verb, command))
+        return command._wire
+
+    def _data_command(self, command: Command, verb: Verb, txn: Transaction | None) -> bytes:
+        assert txn is not None
+        if not txn.recipients:
+            raise LocalProtocolError("no RCPT was sent in this transaction (RFC 5321 §3.3)")
+        body = txn.mail.body
+        txn.commands_after_mail += 1
+        if verb is V.DATA:
+            if body == "BINARYMIME":
+                raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT")
+            self._pending.append(Pending(verb, command, txn))
+            return b"DATA\r\n"
+        assert isinstance(command, Bdat)
+        if self._caps is None or not self._caps.chunking:
+            raise LocalProtocolError("BDAT needs the CHUNKING extension, not advertised")
+        data = command.data if type(command.data) is bytes else bytes(command.data)
+        if body not in ("8BITMIME", "BINARYMIME") and not data.isascii():
+            raise LocalProtocolError(
+                "8-bit content needs Mail(body='8BITMIME') or 'BINARYMIME' (RFC 6152, RFC 3030)"
+            )
+        remaining = None if verb is V.BDAT_LAST and self._config.lmtp else 1
+        self._pending.append(Pending(verb, command, txn, remaining=remaining))
+        header = bdat_header(len(data), verb is V.BDAT_LAST)
+        if self._transcript is not None:
+            self._transcript("C", header[:-2])
+            self._trace_content(data, verbatim_ok=False)
+        return header + data
+
+    def _auth_command(self, command: Command, verb: Verb) -> bytes:
+        config = self._config
+        if verb is V.AUTH:
+            assert isinstance(command, Auth)
+            self._require_tls_if_policy("AUTH")
+            if not self._tls_active and not config.allow_cleartext_auth:
+                raise LocalProtocolError(
+                    "AUTH over cleartext is refused; use TLS or "
+                    "ClientConfig(allow_cleartext_auth=True)"
+                )
+            if self._authenticated:
+                raise LocalProtocolError("already authenticated (RFC 4954 §4)")
+            mechanism = command.mechanism
+            name = mechanism.name
+            if self._caps is None or name not in self._caps.auth_mechanisms:
+                raise LocalProtocolError(f"the server does not advertise AUTH {name}")
+            initial = mechanism.initial_response()
+            wire, on_line = write_auth(name, initial)
+            self._mechanism = mechanism
+            self._auth_rounds = 0
+            self._auth_initial = None if on_line else initial
+            self._pending.append(Pending(verb, command))
+            if self._transcript is not None:
+                self._transcript(
+                    "C", b"AUTH " + name.encode() + (b" <redacted>" if on_line else b"")
+                )
+            return wire
+        response = self._auth_response()
+        wire = write_auth_response(response)
+        self._pending.append(Pending(verb, command))
+        if self._transcript is not None:
+            self._transcript("C", b"*" if response is None else b"<redacted>")
+        return wire
+
+    def _auth_response(self) -> bytes | None:
+        """What to answer the pending challenge with; None means cancel (``*``)."""
+        challenge = self._challenge
+        if self._auth_rounds > self._config.max_auth_rounds or challenge is None:
+            return None
+        if self._auth_initial is not None:
+            initial, self._auth_initial = self._auth_initial, None
+            return initial if challenge == b"" else None
+        assert self._mechanism is not None
+        try:
+            return self._mechanism.respond(challenge)
+        except LocalProtocolError:  # SASLError: the mechanism cannot answer; cancel
+            return None
+
+    def _require_tls_if_policy(self, what: str) -> None:
+        if self._config.tls_policy is TLSPolicy.REQUIRED and not self._tls_active:
+            raise LocalProtocolError(f"{what} refused: the TLS policy requires STARTTLS first")
+
+    # -- TLS ----------------------------------------------------------------------------
+
+    def tls_established(self) -> None:
+        """The caller finished the TLS handshake after ``TLSReady``.
+
+        Capabilities are forgotten; send EHLO (or LHLO) again (RFC 3207 §4.2).
+        """
+        self._raise_if_error(local=True)
+        if self._state is not S.TLS_HANDSHAKE:
+            error = LocalProtocolError("tls_established() without a STARTTLS 220 reply")
+            self._fail(error)
+            raise error
+        self._tls_active = True
+        self._caps = None
+        self._parser = self._new_parser()
+        self._state = S.HELLO
+
+    # -- transcript ---------------------------------------------------------------------
+
+    def _trace(self, wire: bytes) -> None:
+        hook = self._transcript
+        if hook is not None:
+            for line in wire.split(b"\r\n")[:-1]:
+                hook("C", line)
+
+    def _trace_content(self, wire: bytes, *, verbatim_ok: bool = True) -> None:
+        hook = self._transcript
+        assert hook is not None
+        if verbatim_ok and self._config.transcript_content:
+            for line in wire.split(b"\r\n")[:-1]:
+                hook("C", line)
+        elif wire:
+            lines = wire.count(b"\r\n")
+            hook("C", b"<content: %d octets, %d line ends>" % (len(wire), lines))

@@ -1,0 +1,98 @@
+"""Bookkeeping for one mail transaction and for the commands awaiting replies.
+
+Theory of operation: ``send(Mail(...))`` opens a ``Transaction``; every RCPT, DATA,
+end of content and BDAT of it is queued as a ``Pending`` entry that points back at
+it, so replies find their transaction even when the next transaction was already
+pipelined. The record collects the replies as they arrive; ``result()`` turns it into
+the ``TransactionResult`` event exactly once. Recipients still unanswered when the
+transaction ends early (a 421) get that reply, so every recipient is always listed.
+"""
+
+from __future__ import annotations
+
+from ._events import Command, Mail, TransactionResult
+from ._reply import Reply
+from ._state import Verb
+
+__all__ = ["Pending", "Transaction"]
+
+
+class Transaction:
+    """The replies of one MAIL transaction, filled in as they arrive."""
+
+    __slots__ = (
+        "commands_after_mail",
+        "data_reply",
+        "finished",
+        "lmtp_replies",
+        "mail",
+        "mail_reply",
+        "rcpt_replies",
+        "recipients",
+    )
+
+    def __init__(self, mail: Mail) -> None:
+        self.mail = mail
+        self.mail_reply: Reply | None = None
+        #: Addresses in the order RCPTs were sent, and their replies (None: unanswered).
+        self.recipients: list[str] = []
+        self.rcpt_replies: list[Reply | None] = []
+        self.data_reply: Reply | None = None
+        self.lmtp_replies: list[tuple[str, Reply]] = []
+        #: RCPT/DATA/BDAT sent after MAIL: a refused MAIL alone ends the transaction.
+        self.commands_after_mail = 0
+        self.finished = False
+
+    def accepted(self) -> list[str]:
+        """Recipients with a 2xx RCPT reply, if MAIL itself was accepted."""
+        if self.mail_reply is None or not self.mail_reply.is_success:
+            return []
+        return [
+            address
+            for address, reply in zip(self.recipients, self.rcpt_replies, strict=True)
+            if reply is not None and reply.is_success
+        ]
+
+    def result(self, *, fill: Reply | None = None) -> TransactionResult:
+        """The ``TransactionResult``; marks the transaction finished.
+
+        ``fill`` answers every unanswered step (used when a 421 ends the session).
+        """
+        self.finished = True
+        recipients: list[tuple[str, Reply]] = []
+        for address, reply in zip(self.recipients, self.rcpt_replies, strict=True):
+            if reply is None:
+                assert fill is not None, "a transaction ended with an unanswered RCPT"
+                reply = fill
+            recipients.append((address, reply))
+        return TransactionResult(
+            sender=self.mail.sender,
+            sender_reply=self.mail_reply if self.mail_reply is not None else fill,
+            recipients=tuple(recipients),
+            data_reply=self.data_reply,
+            lmtp_replies=tuple(self.lmtp_replies),
+        )
+
+
+class Pending:
+    """One command awaiting ``remaining`` replies (None: decided at the first reply).
+
+    ``verb`` is None for the greeting. ``index`` is the recipient's position for RCPT.
+    """
+
+    __slots__ = ("command", "index", "remaining", "txn", "verb")
+
+    def __init__(
+        self,
+        verb: Verb | None,
+        command: Command | None,
+        txn: Transaction | None = None,
+        *,
+        remaining: int | None = 1,
+        index: int = -1,
+    ) -> None:
+        self.verb = verb
+        self.command = command
+        self.txn = txn
+        self.remaining = remaining
+        self.index = index

@@ -14,6 +14,7 @@ from smtpproto._sasl_server import (
     CramMD5Server,
     Failure,
     LoginServer,
+    OAuthBearerServer,
     PlainServer,
     ScramSHA1PlusServer,
     ScramSHA1Server,
@@ -22,6 +23,7 @@ from smtpproto._sasl_server import (
     ServerMechanism,
     ServerStep,
     Success,
+    XOAuth2Server,
 )
 from smtpproto._saslprep import SASLprepError, saslprep
 from smtpproto.sasl import (
@@ -29,12 +31,14 @@ from smtpproto.sasl import (
     ClientMechanism,
     CramMD5,
     Login,
+    OAuthBearer,
     Plain,
     SASLError,
     ScramSHA1,
     ScramSHA1Plus,
     ScramSHA256,
     ScramSHA256Plus,
+    XOAuth2,
 )
 
 USERS = {"user": "pencil", "tim": "tanstaaftanstaaf", "jürgen": "pässwörd", "I\u00adX": "x"}
@@ -302,6 +306,73 @@ def test_cram_md5_server_challenges_are_unique_and_refuse_initial_response() -> 
     assert isinstance(CramMD5Server(USERS.get).start(b""), Failure)
 
 
+# --- XOAUTH2 / OAUTHBEARER -----------------------------------------------------------------
+
+TOKENS = {("user@example.com", "good.token")}
+
+
+def check_token(user: str, token: str) -> bool:
+    return (user, token) in TOKENS
+
+
+@pytest.mark.parametrize(
+    ("client_cls", "server_cls"), [(XOAuth2, XOAuth2Server), (OAuthBearer, OAuthBearerServer)]
+)
+def test_oauth_round_trips(
+    client_cls: type[XOAuth2] | type[OAuthBearer],
+    server_cls: type[XOAuth2Server] | type[OAuthBearerServer],
+) -> None:
+    good = exchange(client_cls("user@example.com", "good.token"), server_cls(check_token))
+    assert good == Success(identity="user@example.com")
+    # Failure flow: JSON challenge, the client's dummy answer, then failure (535).
+    client = client_cls("user@example.com", "bad.token")
+    assert exchange(client, server_cls(check_token)) == Failure(reason="invalid token")
+    assert client.error_details == {"status": "invalid_token", "schemes": "bearer"}
+    # Without an initial response the server asks with an empty challenge first.
+    server = server_cls(check_token)
+    assert server.start(None) == Challenge(data=b"")
+    assert server.step(client_cls("user@example.com", "good.token").initial_response()) == (
+        Success(identity="user@example.com")
+    )
+
+
+def test_oauthbearer_server_reads_rfc7628_example() -> None:
+    message = base64.b64decode(
+        "bixhPXVzZXJAZXhhbXBsZS5jb20sAWhvc3Q9c2VydmVyLmV4YW1wbGUuY29tAXBvcnQ9MTQzAWF1dGg9QmVh"
+        "cmVyIHZGOWRmdDRxbVRjMk52YjNSbGNrQmhiSFJoZG1semRHRXVZMjl0Q2c9PQEB"
+    )
+    seen: list[tuple[str, str]] = []
+
+    def record(user: str, token: str) -> bool:
+        seen.append((user, token))
+        return True
+
+    assert OAuthBearerServer(record).start(message) == Success(identity="user@example.com")
+    assert seen == [("user@example.com", "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==")]
+
+
+@pytest.mark.parametrize(
+    ("server_cls", "message"),
+    [
+        (XOAuth2Server, b"user=u\x01auth=Bearer t\x01"),  # missing final ^A
+        (XOAuth2Server, b"user=u\x01auth=Basic t\x01\x01"),
+        (XOAuth2Server, b"user=\x01auth=Bearer t\x01\x01"),
+        (XOAuth2Server, b"auth=Bearer t\x01\x01"),
+        (XOAuth2Server, b"user=u\x01user=v\x01auth=Bearer t\x01\x01"),
+        (XOAuth2Server, b"user=\xff\x01auth=Bearer t\x01\x01"),
+        (OAuthBearerServer, b"n,,\x01auth=Bearer t\x01\x01"),  # no user to check
+        (OAuthBearerServer, b"p=tls-exporter,a=u,\x01auth=Bearer t\x01\x01"),
+        (OAuthBearerServer, b"n,a=u,auth=Bearer t\x01\x01"),
+        (OAuthBearerServer, b"n,a=u=41,\x01auth=Bearer t\x01\x01"),
+        (OAuthBearerServer, b"n,a=u,\x01auth=Bearer \x01\x01"),
+    ],
+)
+def test_oauth_servers_refuse_malformed_messages(
+    server_cls: type[XOAuth2Server] | type[OAuthBearerServer], message: bytes
+) -> None:
+    assert isinstance(server_cls(lambda user, token: True).start(message), Failure)
+
+
 # --- misuse and registry ------------------------------------------------------------------
 
 
@@ -323,6 +394,8 @@ def test_registry_lists_every_verifier() -> None:
         "CRAM-MD5",
         "PLAIN",
         "LOGIN",
+        "OAUTHBEARER",
+        "XOAUTH2",
     ]
 
 

@@ -1,4 +1,4 @@
-"""Server-side SASL verifiers (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1/256[-PLUS]), sans-IO.
+"""Server-side SASL verifiers (PLAIN, LOGIN, CRAM-MD5, SCRAM, XOAUTH2, OAUTHBEARER), sans-IO.
 
 Theory of operation: the server engine decodes each client line and feeds it here; a
 verifier answers with a :data:`ServerStep` value, never with I/O:
@@ -12,10 +12,11 @@ verifier answers with a :data:`ServerStep` value, never with I/O:
 
 ``start(initial_response)`` is called once (``None`` when the AUTH line had none, ``b""``
 for ``=``), then ``step(response)`` once per client line until a Success or Failure.
-Passwords come from a :data:`PasswordLookup` callback (``None``: unknown user). Every
-comparison uses ``hmac.compare_digest``, and an unknown user costs the same work as a
-wrong password, so timing does not reveal which user names exist. Proxy authorisation is
-not supported: an authorisation identity must be empty or equal to the user name.
+Passwords come from a :data:`PasswordLookup` callback (``None``: unknown user) and bearer
+tokens are judged by a :data:`TokenCheck` callback (its comparison is its own business).
+Password checks use ``hmac.compare_digest``, and an unknown user costs the same work as
+a wrong password, so timing does not reveal which user names exist. Proxy authorisation
+is not supported: an authorisation identity must be empty or equal to the user name.
 The engine handles the client's ``*`` cancellation, base64 and the challenge guard.
 """
 
@@ -25,6 +26,7 @@ import abc
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ __all__ = [
     "CramMD5Server",
     "Failure",
     "LoginServer",
+    "OAuthBearerServer",
     "PasswordLookup",
     "PlainServer",
     "ScramSHA1PlusServer",
@@ -57,10 +60,15 @@ __all__ = [
     "ServerMechanism",
     "ServerStep",
     "Success",
+    "TokenCheck",
+    "XOAuth2Server",
 ]
 
 #: Returns the user's password, or ``None`` when the user does not exist.
 PasswordLookup: TypeAlias = Callable[[str], str | None]
+
+#: ``check_token(user, token)``: whether ``token`` is a valid bearer token for ``user``.
+TokenCheck: TypeAlias = Callable[[str, str], bool]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -404,6 +412,97 @@ class ScramSHA256PlusServer(ScramServer):
     _plus = True
 
 
+class _OAuthServer(ServerMechanism):
+    """Bearer-token verifiers; ``check_token(user, token)`` says whether the token is good.
+
+    A bad token gets the OAuth failure flow (RFC 7628 §3.2.2): a :class:`Challenge` with
+    a JSON error, then :class:`Failure` whatever the client answers (``^A`` for
+    OAUTHBEARER, empty for XOAUTH2).
+    """
+
+    _error = json.dumps({"status": "invalid_token", "schemes": "bearer"}).encode()
+
+    def __init__(self, check_token: TokenCheck) -> None:
+        super().__init__()
+        self._check_token = check_token
+        self._failing = False
+
+    def _start(self, initial_response: bytes | None) -> ServerStep:
+        if initial_response is None:
+            return Challenge(data=b"")
+        return self._step(initial_response)
+
+    def _step(self, response: bytes) -> ServerStep:
+        if self._failing:
+            return Failure(reason="invalid token")
+        try:
+            parsed = self._parse(response.decode("utf-8"))
+        except UnicodeDecodeError:
+            return Failure(reason=f"{self.name} message is not UTF-8")
+        if isinstance(parsed, Failure):
+            return parsed
+        user, token = parsed
+        if not self._check_token(user, token):
+            self._failing = True
+            return Challenge(data=self._error)
+        return Success(identity=user)
+
+    @staticmethod
+    def _pairs(text: str) -> dict[str, str] | None:
+        """``key=value^A...^A^A`` to a dict, or ``None`` if malformed (RFC 7628 §3.1)."""
+        if not text.endswith("\x01\x01"):
+            return None
+        pairs: dict[str, str] = {}
+        for item in text[:-2].split("\x01"):
+            key, sep, value = item.partition("=")
+            if not sep or not key.isascii() or not key.isalpha() or key in pairs:
+                return None
+            pairs[key] = value
+        return pairs
+
+    @staticmethod
+    def _bearer(pairs: dict[str, str] | None) -> str | None:
+        auth = (pairs or {}).get("auth", "")
+        scheme, _, token = auth.partition(" ")
+        return token if scheme.lower() == "bearer" and token else None
+
+    @abc.abstractmethod
+    def _parse(self, text: str) -> tuple[str, str] | Failure: ...
+
+
+class XOAuth2Server(_OAuthServer):
+    """XOAUTH2 verifier: ``user=U^Aauth=Bearer T^A^A``."""
+
+    name = "XOAUTH2"
+
+    def _parse(self, text: str) -> tuple[str, str] | Failure:
+        pairs = self._pairs(text)
+        token = self._bearer(pairs)
+        user = (pairs or {}).get("user", "")
+        if pairs is None or token is None or not user:
+            return Failure(reason="malformed XOAUTH2 message")
+        return user, token
+
+
+class OAuthBearerServer(_OAuthServer):
+    """OAUTHBEARER verifier (RFC 7628 §3.1); the user is the GS2 authzid ``a=``."""
+
+    name = "OAUTHBEARER"
+
+    def _parse(self, text: str) -> tuple[str, str] | Failure:
+        flag, _, rest = text.partition(",")
+        authz, sep, kvpairs = rest.partition(",")
+        pairs = self._pairs(kvpairs[1:]) if kvpairs.startswith("\x01") else None
+        token = self._bearer(pairs)
+        if flag not in ("n", "y") or not sep or not authz.startswith("a=") or token is None:
+            return Failure(reason="malformed OAUTHBEARER message")
+        try:
+            user = scram_unescape(authz[2:])
+        except SASLError as exc:
+            return Failure(reason=str(exc))
+        return (user, token) if user else Failure(reason="malformed OAUTHBEARER message")
+
+
 #: Every server verifier by mechanism name, for a server building its AUTH list.
 SERVER_MECHANISMS: dict[str, type[ServerMechanism]] = {
     cls.name: cls
@@ -415,5 +514,7 @@ SERVER_MECHANISMS: dict[str, type[ServerMechanism]] = {
         CramMD5Server,
         PlainServer,
         LoginServer,
+        OAuthBearerServer,
+        XOAuth2Server,
     )
 }

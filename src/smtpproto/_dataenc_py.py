@@ -210,13 +210,22 @@ class DataEncoder:
             if not data:
                 self.octets_in = base
                 return b""
-        norm = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        text = data.replace(b"\r\n", b"\n")
+        crlfs = len(data) - len(text)
+        if crlfs and b"\r" not in text and text.count(b"\n") == crlfs:
+            text, sep = data, b"\r\n"  # CRLF only (the common case): stuff in place
+        else:
+            text, sep = text.replace(b"\r", b"\n"), b"\n"
         max_len = self._max_line_length
         line_len = self._line_len
         bad = (
             (not self._allow_nul and b"\0" in data)
             or (not self._allow_8bit and not data.isascii())
-            or (max_len is not None and line_len + len(norm) > max_len and self._too_long(norm))
+            or (
+                max_len is not None
+                and line_len + len(text) > max_len
+                and self._too_long(text, sep, max_len)
+            )
         )
         if bad:
             message = _encoder_violation(
@@ -225,24 +234,23 @@ class DataEncoder:
             if message is not None:
                 self._error = message
                 raise LocalProtocolError(message)
-        last_nl = norm.rfind(b"\n")
-        if last_nl < 0:
-            self._line_len = line_len + len(norm)
+        last_sep = text.rfind(sep)
+        if last_sep < 0:
+            self._line_len = line_len + len(text)
         else:
-            self._line_len = len(norm) - last_nl - 1
-        stuffed = norm.replace(b"\n.", b"\n..")
-        if line_len == 0 and norm[0] == _DOT:
-            stuffed = b"." + stuffed
-        out = stuffed.replace(b"\n", b"\r\n")
+            self._line_len = len(text) - last_sep - len(sep)
+        out = text.replace(sep + b".", sep + b"..")
+        if line_len == 0 and text[0] == _DOT:
+            out = b"." + out
+        if sep == b"\n":
+            out = out.replace(b"\n", b"\r\n")
         self._after_cr = data[-1] == _CR
         self.octets_in = base + len(data)
         self.octets_out += len(out)
         return out
 
-    def _too_long(self, norm: bytes) -> bool:
-        max_len = self._max_line_length
-        assert max_len is not None
-        lines = norm.split(b"\n")
+    def _too_long(self, text: bytes, sep: bytes, max_len: int) -> bool:
+        lines = text.split(sep)
         if self._line_len + len(lines[0]) > max_len:
             return True
         return max(map(len, lines)) > max_len

@@ -14,8 +14,8 @@ bytes that follow a 354 reply (RFC 5321 §4.5.2, §3.3)::
 The output is identical for any chunking. Nothing is held back: a chunk ending in CR
 is emitted as CRLF at once and the encoder remembers to swallow an LF that starts the
 next chunk. Empty content encodes to ``.\\r\\n`` alone, the empty message (zero lines,
-so there is no line to end with CRLF); servers accept it and ``DataDecoder`` decodes
-it back to ``b""``.
+so there is no line to end with CRLF; §4.1.1.4 ends the data with a line holding only
+a period, which is then the first line); ``DataDecoder`` decodes it back to ``b""``.
 
 Refusals, checked on the *input* octets before any byte of the offending chunk is
 returned, the first violation in stream order wins (an octet rule before the line

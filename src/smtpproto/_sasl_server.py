@@ -256,7 +256,9 @@ class ScramServer(ServerMechanism):
     -PLUS classes; given to a non-PLUS class it means the server offers -PLUS, so a
     client's ``y`` flag is a downgrade and fails (RFC 5802 §6). ``_salt`` and ``_nonce``
     (the server's nonce part) are test hooks. Returns ``Success(data=b"v=...")``; an
-    unknown user runs the whole exchange with random keys and fails at the proof.
+    unknown user runs the whole exchange with random keys and fails at the proof. The
+    lookup yields plaintext, so the salt is fresh per exchange and PBKDF2 runs each time
+    (about 1 ms at the default 4096 iterations).
     """
 
     _hash_name: ClassVar[str]

@@ -155,6 +155,7 @@ class ServerConnection:
         self._chunk_refusal: Reply | None = None
         self._chunk_return = _S.READY
         self._to_report = 0
+        self._closed_clean: bool | None = None
 
     # -- read-only views --------------------------------------------------------------
 
@@ -364,8 +365,12 @@ class ServerConnection:
             return PlaintextDiscarded(size=size)
         state = self._state
         event: ServerEvent | None
+        if self._closed_clean is not None:  # EOF already reported: report it again
+            return ConnectionClosed(clean=self._closed_clean)
         if state is _S.CLOSED or state is _S.TLS_HANDSHAKE:
-            return ConnectionClosed(clean=state is _S.CLOSED) if self._eof else PAUSED
+            if not self._eof:
+                return PAUSED
+            return self._closed(clean=state is _S.CLOSED)
         if state is _S.DATA:
             event = self._data_event()
         elif state is _S.BDAT:
@@ -385,10 +390,13 @@ class ServerConnection:
         if event is not None:
             return event
         if self._eof:
-            clean = state in COMMAND_STATES and not self._buf and not self._discarding
-            self._state = _S.CLOSED
-            return ConnectionClosed(clean=clean)
+            return self._closed(state in COMMAND_STATES and not self._buf and not self._discarding)
         return NEED_DATA
+
+    def _closed(self, clean: bool) -> ConnectionClosed:
+        self._closed_clean = clean
+        self._state = _S.CLOSED
+        return ConnectionClosed(clean=clean)
 
     @property
     def _limit(self) -> int:

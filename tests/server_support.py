@@ -15,7 +15,7 @@ from smtpproto._server_events import (
     AuthRequested,
     AuthResponse,
     CommandRejected,
-    ConnectionClosed,
+    ClientDisconnected,
     DataRequested,
     EhloReceived,
     HeloReceived,
@@ -122,7 +122,7 @@ class Session:
                 return
             assert isinstance(event, ServerEvent)
             self.events.append(event)
-            if isinstance(event, ConnectionClosed):
+            if isinstance(event, ClientDisconnected):
                 return
             if event.expects_reply:
                 for reply in self.reply_for(event):

@@ -13,7 +13,7 @@ from smtpproto._server_config import ServerConfig
 from smtpproto._server_events import (
     PAUSED,
     CommandRejected,
-    ConnectionClosed,
+    ClientDisconnected,
     DataRequested,
     EhloReceived,
     ExpnReceived,
@@ -273,8 +273,8 @@ def test_send_failed_is_sticky() -> None:
 def test_eof_between_commands_is_clean() -> None:
     s = Session()
     s.feed(HELLO, b"")
-    assert s.events[-1] == ConnectionClosed(clean=True)
-    assert s.conn.next_event() == ConnectionClosed(clean=True)
+    assert s.events[-1] == ClientDisconnected(clean=True)
+    assert s.conn.next_event() == ClientDisconnected(clean=True)
     with pytest.raises(LocalProtocolError):
         s.conn.receive_data(b"more")
 
@@ -283,13 +283,13 @@ def test_eof_between_commands_is_clean() -> None:
 def test_eof_mid_line_content_or_auth_is_not_clean(tail: bytes) -> None:
     s = Session()
     s.feed(ENVELOPE if tail.startswith(b"DATA") else HELLO, tail, b"")
-    assert s.events[-1] == ConnectionClosed(clean=False)
+    assert s.events[-1] == ClientDisconnected(clean=False)
 
 
 def test_eof_after_quit_is_clean() -> None:
     s = Session()
     s.feed(b"QUIT\r\n", b"")
-    assert s.events[-1] == ConnectionClosed(clean=True)
+    assert s.events[-1] == ClientDisconnected(clean=True)
 
 
 # -- limits -----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from smtpproto._server_events import (
     AuthRequested,
     AuthResponse,
     CommandRejected,
-    ConnectionClosed,
+    ClientDisconnected,
     MailReceived,
     PlaintextDiscarded,
     QuitReceived,
@@ -331,7 +331,7 @@ def test_any_byte_stream_raises_only_protocol_errors(
     assert all(line[:3].isdigit() for line in bytes(s.out).split(b"\r\n") if line)
     assert s.conn.replies_due == 0
     if eof:
-        assert s.conn.next_event() == ConnectionClosed(clean=s.events[-1].clean)  # type: ignore[attr-defined]  # last event is ConnectionClosed
+        assert s.conn.next_event() == ClientDisconnected(clean=s.events[-1].clean)  # type: ignore[attr-defined]  # last event is ClientDisconnected
     else:
         assert s.conn.next_event() in (NEED_DATA, PAUSED)
 

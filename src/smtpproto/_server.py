@@ -57,7 +57,7 @@ from ._server_events import (
     BdatStarted,
     ChunkComplete,
     CommandRejected,
-    ConnectionClosed,
+    ClientDisconnected,
     ContentReceived,
     DataRequested,
     EhloReceived,
@@ -366,7 +366,7 @@ class ServerConnection:
         state = self._state
         event: ServerEvent | None
         if self._closed_clean is not None:  # EOF already reported: report it again
-            return ConnectionClosed(clean=self._closed_clean)
+            return ClientDisconnected(clean=self._closed_clean)
         if state is _S.CLOSED or state is _S.TLS_HANDSHAKE:
             if not self._eof:
                 return PAUSED
@@ -393,10 +393,10 @@ class ServerConnection:
             return self._closed(state in COMMAND_STATES and not self._buf and not self._discarding)
         return NEED_DATA
 
-    def _closed(self, clean: bool) -> ConnectionClosed:
+    def _closed(self, clean: bool) -> ClientDisconnected:
         self._closed_clean = clean
         self._state = _S.CLOSED
-        return ConnectionClosed(clean=clean)
+        return ClientDisconnected(clean=clean)
 
     @property
     def _limit(self) -> int:

@@ -12,7 +12,7 @@ the caller must now ``send()`` a reply (the connection is PAUSED until it does):
   ``MessageComplete`` (after ``CRLF.CRLF`` or BDAT LAST: one reply, or in LMTP mode one
   per accepted recipient, RFC 2033 §4.2);
 - no reply: ``BdatStarted``, ``ContentReceived``, ``PlaintextDiscarded``,
-  ``ConnectionClosed``.
+  ``ClientDisconnected``.
 
 ``CommandRejected`` is the engine refusing a command on its own (bad syntax, bad
 sequence, a limit, a parameter that was not advertised): it carries the reply to send,
@@ -38,7 +38,7 @@ __all__ = [
     "BdatStarted",
     "ChunkComplete",
     "CommandRejected",
-    "ConnectionClosed",
+    "ClientDisconnected",
     "ContentReceived",
     "DataRequested",
     "EhloReceived",
@@ -288,7 +288,7 @@ class PlaintextDiscarded(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConnectionClosed(ServerEvent):
+class ClientDisconnected(ServerEvent):
     """The client closed its side (EOF). ``clean`` is true after QUIT was answered, or
     between commands; false in the middle of a line, content or an AUTH exchange."""
 

@@ -132,9 +132,14 @@ cdef class ReplyParser:
     cdef object _error
 
     def __cinit__(self):
+        # A usable default state even if __init__ is skipped (ReplyParser.__new__).
         self._buf = NULL
         self._len = 0
         self._cap = 0
+        self._max_line_length = DEFAULT_MAX_REPLY_LINE_LENGTH
+        self._max_lines = DEFAULT_MAX_REPLY_LINES
+        self._max_reply_bytes = DEFAULT_MAX_REPLY_BYTES
+        self._lines = []
 
     def __dealloc__(self):
         PyMem_Free(self._buf)

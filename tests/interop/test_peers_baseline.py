@@ -113,6 +113,27 @@ def test_aiosmtpd_certificate_from_another_ca_is_rejected(
         client.starttls(context=context)
 
 
+def test_aiosmtpd_auth_without_tls_when_configured(
+    aiosmtpd_factory: Callable[..., AiosmtpdPeer],
+) -> None:
+    server = aiosmtpd_factory(auth=True, auth_require_tls=False)
+    with smtplib.SMTP(server.host, server.port, timeout=TIMEOUT) as client:
+        client.ehlo()
+        assert not client.has_extn("starttls")
+        client.login(AUTH_USER, AUTH_PASSWORD)
+        client.sendmail("sender@example.test", ["rcpt@example.test"], CONTENT)
+    [message] = server.wait_for_messages(1)
+    assert message.auth_user == AUTH_USER
+    assert not message.tls
+
+
+def test_aiosmtpd_without_auth_does_not_offer_it(aiosmtpd_server: AiosmtpdPeer) -> None:
+    with smtplib.SMTP(aiosmtpd_server.host, aiosmtpd_server.port, timeout=TIMEOUT) as client:
+        client.ehlo()
+        assert not client.has_extn("auth")
+        assert client.docmd("AUTH", "PLAIN")[0] >= 500  # 538 (needs TLS) or 504 (no such)
+
+
 # -- Postfix smtp-sink --------------------------------------------------------------------
 
 
@@ -133,6 +154,21 @@ def test_smtp_sink_two_messages_on_one_connection(smtp_sink: SinkPeer) -> None:
     assert second_message.mail_from == "two@example.test"
     assert second_message.mail_options == ("BODY=8BITMIME",)
     assert second_message.content == lf(second)
+
+
+def test_smtp_sink_records_esmtp_parameters(smtp_sink: SinkPeer) -> None:
+    with smtplib.SMTP(smtp_sink.host, smtp_sink.port, timeout=TIMEOUT) as client:
+        client.sendmail(
+            "one@example.test",
+            ["a@example.test"],
+            CONTENT,
+            mail_options=["RET=HDRS", "ENVID=abc"],
+            rcpt_options=["NOTIFY=SUCCESS,FAILURE"],
+        )
+    [message] = smtp_sink.wait_for_messages(1)
+    assert message.mail_options[:2] == ("RET=HDRS", "ENVID=abc")
+    assert message.rcpt_options == ("NOTIFY=SUCCESS,FAILURE",)
+    assert message.content == lf(CONTENT)
 
 
 def test_smtp_sink_options_remove_extensions(smtp_sink_factory: Callable[..., SinkPeer]) -> None:

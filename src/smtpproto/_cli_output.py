@@ -33,6 +33,7 @@ __all__ = [
     "PROGRESS_MIN_BYTES",
     "ProgressBar",
     "Transcript",
+    "format_message",
     "format_size",
     "format_table",
 ]
@@ -194,3 +195,16 @@ def format_table(rows: Iterable[tuple[str, object]], *, indent: str = "  ") -> s
             head = escape_text(label) if index == 0 else ""
             out.append(f"{indent}{head:<{width}}  {escape_text(str(item))}")
     return "\n".join(out)
+
+
+def format_message(data: bytes) -> str:
+    """A received message for the terminal: CRLF lines, control characters escaped.
+
+    Tabs are kept (folded headers use them); every other non-printable character shows
+    as its escape, so a message cannot drive the terminal. Invalid UTF-8 shows as U+FFFD.
+    """
+    text = data.decode("utf-8", "replace")
+    lines = text.split("\r\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return "\n".join("\t".join(escape_text(part) for part in line.split("\t")) for line in lines)

@@ -8,9 +8,13 @@ a one-line error on stderr, the documented exit code, never a traceback.
 from __future__ import annotations
 
 import os
+import queue
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Mapping
 
 #: Generous bound for one CLI run (the built-in demo session takes well under a second).
@@ -66,3 +70,90 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class ServeProcess:
+    """``smtpproto serve`` in a subprocess; its stdout is collected by a reader thread.
+
+    ``wait_for(text)`` blocks (bounded) until a line containing ``text`` appeared.
+    ``stop()`` sends SIGINT (Ctrl-C) and returns the exit code; the process is killed
+    if it does not stop within the timeout, which fails the caller's assertion.
+    """
+
+    def __init__(self, *args: str, env: Mapping[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "smtpproto", "serve", "--port", str(self.port), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            env=cli_env(env),
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.stderr = ""
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float = RUN_TIMEOUT) -> str:
+        """The first line (from now or already seen) containing ``text``."""
+        for line in self.seen:
+            if text in line:
+                return line
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no line with {text!r}; got:\n" + "\n".join(self.seen))
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    def output(self) -> str:
+        """Everything printed so far."""
+        while True:
+            try:
+                self.seen.append(self.lines.get_nowait())
+            except queue.Empty:
+                return "\n".join(self.seen)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """Ctrl-C; the exit code (the process is killed after ``timeout``)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+            raise AssertionError("serve did not stop on SIGINT") from None
+        self._reader.join(timeout)
+        assert self.process.stderr is not None
+        self.stderr = self.process.stderr.read()
+        self.process.stderr.close()
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        return code
+
+    def __enter__(self) -> ServeProcess:
+        try:
+            self.wait_for("press Ctrl-C")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process.poll() is None:
+            self.stop()

@@ -1,0 +1,84 @@
+"""``smtpproto serve``: receives mail, prints it or stores it, stops on Ctrl-C with 0."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from pathlib import Path
+
+from .helpers import ServeProcess, assert_clean_failure, run_cli
+
+MESSAGE = b"Subject: hi\r\nFrom: a@example.org\r\nTo: b@example.org\r\n\r\nHello there.\r\n"
+
+
+def _smtplib_send(port: int, cert: str, login: tuple[str, str] | None = None) -> None:
+    context = ssl.create_default_context(cafile=cert)
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.starttls(context=context)
+        if login is not None:
+            client.login(*login)
+        client.sendmail("a@example.org", ["b@example.org"], MESSAGE)
+
+
+def test_serve_prints_messages_and_stops_on_sigint() -> None:
+    with ServeProcess() as serve:
+        cert = serve.wait_for("STARTTLS certificate:").split(": ", 1)[1]
+        assert Path(cert).is_file()
+        _smtplib_send(serve.port, cert)
+        serve.wait_for("---- end of message")
+        code = serve.stop()
+    output = serve.output()
+    assert code == 0, serve.stderr
+    assert "Traceback" not in serve.stderr
+    assert "Hello there." in output
+    assert "TLS established" in output
+    assert "MAIL FROM:<a@example.org>" in output
+    assert not Path(cert).exists()  # the temporary certificate is removed on exit
+
+
+def test_serve_stores_in_maildir_and_requires_auth(tmp_path: Path) -> None:
+    maildir = tmp_path / "Maildir"
+    env = {"SMTPPROTO_SERVE_AUTH": "alice:s3cret:with:colons"}
+    with ServeProcess("--maildir", str(maildir), env=env) as serve:
+        cert = serve.wait_for("STARTTLS certificate:").split(": ", 1)[1]
+        serve.wait_for("AUTH required")
+        try:
+            _smtplib_send(serve.port, cert, ("alice", "wrong"))
+        except smtplib.SMTPAuthenticationError as error:
+            assert error.smtp_code == 535
+        else:
+            raise AssertionError("a wrong password was accepted")
+        _smtplib_send(serve.port, cert, ("alice", "s3cret:with:colons"))
+        serve.wait_for("stored")
+        assert serve.stop() == 0
+    (stored,) = (maildir / "new").iterdir()
+    assert stored.read_bytes() == MESSAGE
+    assert "s3cret" not in serve.output()
+
+
+def test_serve_mbox_without_starttls(tmp_path: Path) -> None:
+    mbox = tmp_path / "mail.mbox"
+    with ServeProcess("--mbox", str(mbox), "--no-starttls", "--quiet") as serve:
+        serve.wait_for("STARTTLS not offered")
+        with smtplib.SMTP("127.0.0.1", serve.port, timeout=20) as client:
+            client.ehlo()
+            assert not client.has_extn("starttls")
+            client.sendmail("a@example.org", ["b@example.org"], MESSAGE)
+        assert serve.stop() == 0
+    content = mbox.read_bytes()
+    assert content.startswith(b"From a@example.org ")
+    assert b"\nHello there.\n" in content
+
+
+def test_serve_port_in_use_is_a_clean_error() -> None:
+    with ServeProcess("--no-starttls") as first:
+        result = run_cli("serve", "--port", str(first.port), "--no-starttls", timeout=30)
+        assert first.stop() == 0
+    assert_clean_failure(result, 3, "cannot listen")
+
+
+def test_serve_bad_credentials_are_usage_errors() -> None:
+    result = run_cli("serve", "--auth", "nopassword", "--no-starttls")
+    assert_clean_failure(result, 2, "USER:PASSWORD")
+    result = run_cli("serve", "--cert", "/nonexistent/cert.pem", "--key", "/nonexistent/k.pem")
+    assert_clean_failure(result, 2, "cannot read")

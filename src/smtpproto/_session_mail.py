@@ -1,0 +1,311 @@
+"""The mail-transaction drivers of ``Session`` (``sendmail``, ``send_message``).
+
+Theory of operation: a mixin over ``_session.SessionBase``'s plumbing (``_send``
+writes commands, ``_event`` reads the next engine event). The envelope goes first:
+with PIPELINING, MAIL, every RCPT and DATA in one write (RFC 2920 §3.1); without it,
+one command per reply. The content then streams in chunks: DATA content through the
+engine's encoder (dot-stuffing, CRLF), or BDAT chunks (RFC 3030) normalised to CRLF
+here; a small message with CHUNKING and PIPELINING goes out as MAIL+RCPT+BDAT LAST in
+one write. Up to ``BDAT_WINDOW`` BDAT chunks are in flight when pipelining; a refused
+chunk stops the stream (RFC 3030 §2) and RSET ends the transaction. The engine's
+``TransactionResult`` is then turned into the result or an exception by ``raise_for``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from ._errors import LocalProtocolError
+from ._events import (
+    Bdat,
+    Command,
+    CommandReply,
+    ConnectionClosed,
+    Content,
+    Data,
+    EndOfContent,
+    Event,
+    Mail,
+    NoRecipientsAccepted,
+    Rcpt,
+    ReadyForContent,
+    Rset,
+    TransactionResult,
+)
+from ._session_support import (
+    BDAT_WINDOW,
+    DEFAULT_CHUNK_SIZE,
+    ContentSource,
+    Driver,
+    LineEnds,
+    MailOptions,
+    ProgressCallback,
+    Write,
+    all_ascii,
+    content_chunks,
+)
+from .exceptions import SMTPConnectError, SMTPRecipientsRefused, SMTPReplyError
+
+if TYPE_CHECKING:
+    from ._connection import ClientConnection
+
+__all__ = ["MailDrivers", "raise_for"]
+
+
+class MailDrivers:
+    """``sendmail`` and ``send_message``; needs ``SessionBase``'s plumbing."""
+
+    if TYPE_CHECKING:
+        conn: ClientConnection
+        _current: tuple[str, tuple[str, ...]] | None
+        _rcpt_accepted: int
+
+        def _guard(self, driver: Driver[TransactionResult]) -> Driver[TransactionResult]: ...
+        def _send(self, *commands: Command) -> Driver[None]: ...
+        def _event(self) -> Driver[Event]: ...
+        def _write_timeout(self) -> float | None: ...
+
+    def sendmail(
+        self,
+        sender: str,
+        recipients: str | Iterable[str],
+        content: ContentSource,
+        *,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        progress: ProgressCallback | None = None,
+    ) -> Driver[TransactionResult]:
+        """One mail transaction: MAIL, RCPT for each recipient, then DATA or BDAT.
+
+        ``content`` is bytes, str (UTF-8), a binary file or an iterable of bytes,
+        streamed ``chunk_size`` octets at a time. PIPELINING (RFC 2920) and CHUNKING
+        (RFC 3030, BDAT) are used when advertised unless ``pipelining``/``chunking`` is
+        False. Defaults chosen from the content and addresses: ``smtputf8`` when an
+        address is non-ASCII (RFC 6531); ``body="8BITMIME"`` when 8BITMIME is offered
+        and the content is 8-bit (or unknown: a file or iterable; RFC 6152); ``size``
+        when SIZE is offered and the length is known (RFC 1870). ``progress(sent,
+        total)`` is called after each content write (``total`` None when unknown).
+
+        Returns the ``TransactionResult``. Raises ``SMTPReplyError`` when MAIL, DATA or
+        the end of the content is refused, ``SMTPRecipientsRefused`` when every
+        recipient was refused; a partial refusal returns normally (check ``failed``).
+        """
+        return self._guard(
+            self._sendmail(
+                sender,
+                recipients,
+                content,
+                options or MailOptions(),
+                pipelining,
+                chunking,
+                chunk_size,
+                progress,
+            )
+        )
+
+    def _sendmail(
+        self,
+        sender: str,
+        recipients: str | Iterable[str],
+        content: ContentSource,
+        options: MailOptions,
+        pipelining: bool | None,
+        chunking: bool | None,
+        chunk_size: int,
+        progress: ProgressCallback | None,
+    ) -> Driver[TransactionResult]:
+        rcpts = (recipients,) if isinstance(recipients, str) else tuple(recipients)
+        if not rcpts:
+            raise LocalProtocolError("sendmail needs at least one recipient")
+        if type(chunk_size) is not int or chunk_size < 1:
+            raise LocalProtocolError("chunk_size must be a positive int")
+        caps = self.conn.capabilities
+        chunks, total = content_chunks(content, chunk_size)
+        first = next(chunks, b"")
+        body = options.body
+        if body is None and caps is not None and caps.eightbitmime and not all_ascii(content):
+            body = "8BITMIME"
+        smtputf8 = options.smtputf8
+        if smtputf8 is None:
+            smtputf8 = not sender.isascii() or not all(r.isascii() for r in rcpts)
+        size = options.size
+        if size is None and total is not None and caps is not None and caps.size is not None:
+            size = total
+        mail = Mail(
+            sender=sender,
+            size=size,
+            body=body,
+            smtputf8=smtputf8,
+            ret=options.ret,
+            envid=options.envid,
+            requiretls=options.requiretls,
+            mt_priority=options.mt_priority,
+            by=options.by,
+            auth=options.auth,
+        )
+        commands = [Rcpt(recipient=r, notify=options.notify) for r in rcpts]
+        pipe = caps is not None and caps.pipelining and pipelining is not False
+        bdat = caps is not None and caps.chunking and chunking is not False
+        if chunking and not bdat:
+            raise LocalProtocolError("chunking=True needs the CHUNKING extension, not advertised")
+        self._current = (sender, rcpts)
+        self._rcpt_accepted = 0
+        if bdat:
+            return (
+                yield from self._send_bdat(mail, commands, first, chunks, pipe, total, progress)
+            )
+        return (yield from self._send_data(mail, commands, first, chunks, pipe, total, progress))
+
+    def _envelope(self, mail: Mail, rcpts: list[Rcpt], pipe: bool, *then: Command) -> Driver[None]:
+        """MAIL and RCPTs (and ``then``): one write when pipelining, else one by one."""
+        if pipe:
+            yield from self._send(mail, *rcpts, *then)
+            return
+        for command in (mail, *rcpts):
+            yield from self._send(command)
+            while True:
+                event = yield from self._event()
+                if isinstance(event, TransactionResult):  # MAIL refused
+                    raise_for(event, "MAIL")
+                if isinstance(event, CommandReply) and event.command is command:
+                    break
+        if then:
+            yield from self._send(*then)
+
+    def _send_data(
+        self,
+        mail: Mail,
+        rcpts: list[Rcpt],
+        first: bytes,
+        chunks: Iterator[bytes],
+        pipe: bool,
+        total: int | None,
+        progress: ProgressCallback | None,
+    ) -> Driver[TransactionResult]:
+        if not pipe:
+            yield from self._envelope(mail, rcpts, False)
+            if not self._any_accepted():
+                return (yield from self._abort())
+        if pipe:
+            yield from self._envelope(mail, rcpts, True, Data())
+        else:
+            yield from self._send(Data())
+        while True:
+            event = yield from self._event()
+            if isinstance(event, TransactionResult):
+                raise_for(event, "DATA")
+            if isinstance(event, ReadyForContent):
+                break
+            if isinstance(event, NoRecipientsAccepted):
+                yield from self._send(EndOfContent())
+                return (yield from self._result("DATA"))
+        conn = self.conn
+        sent = 0
+        chunk: bytes | None = first
+        while chunk is not None:
+            following = next(chunks, None)
+            wire = conn.send(Content(data=chunk)) if chunk else b""
+            if following is None:
+                wire += conn.send(EndOfContent())
+            if wire:
+                yield Write(wire, self._write_timeout())
+            sent += len(chunk)
+            if progress is not None and chunk:
+                progress(sent, total)
+            chunk = following
+        return (yield from self._result("DATA"))
+
+    def _send_bdat(
+        self,
+        mail: Mail,
+        rcpts: list[Rcpt],
+        first: bytes,
+        chunks: Iterator[bytes],
+        pipe: bool,
+        total: int | None,
+        progress: ProgressCallback | None,
+    ) -> Driver[TransactionResult]:
+        conn = self.conn
+        ends = LineEnds() if mail.body != "BINARYMIME" else None
+        following = next(chunks, None)
+
+        def encode(chunk: bytes, last: bool) -> bytes:
+            if ends is None:
+                return chunk
+            return ends.feed(chunk) + (ends.finish() if last else b"")
+
+        if pipe and following is None:
+            # Small message: MAIL, RCPTs and BDAT LAST in one write (RFC 3030 §4.2).
+            yield from self._envelope(mail, rcpts, True, Bdat(data=encode(first, True), last=True))
+            if progress is not None and first:
+                progress(len(first), total)
+            return (yield from self._result("BDAT"))
+        yield from self._envelope(mail, rcpts, pipe)
+        if pipe:
+            yield from self._drain_until_outstanding(0)
+        if not self._any_accepted():
+            return (yield from self._abort())
+        sent = 0
+        chunk: bytes | None = first
+        window = BDAT_WINDOW if pipe else 0
+        while chunk is not None:
+            last = following is None
+            yield Write(conn.send(Bdat(data=encode(chunk, last), last=last)), self._write_timeout())
+            sent += len(chunk)
+            if progress is not None and chunk:
+                progress(sent, total)
+            if last:
+                break
+            failed = yield from self._drain_until_outstanding(window)
+            if failed:
+                return (yield from self._abort())
+            chunk, following = following, next(chunks, None)
+        return (yield from self._result("BDAT"))
+
+    def _drain_until_outstanding(self, limit: int) -> Driver[bool]:
+        """Handle replies until at most ``limit`` commands are outstanding; True when
+        a BDAT chunk was refused (RFC 3030 §2: send no more chunks)."""
+        failed = False
+        while len(self.conn.outstanding) > limit:
+            event = yield from self._event()
+            if isinstance(event, CommandReply) and isinstance(event.command, Bdat):
+                failed = failed or event.reply.is_error
+            if isinstance(event, TransactionResult):
+                raise_for(event, "MAIL")
+        return failed
+
+    def _any_accepted(self) -> bool:
+        return self._rcpt_accepted > 0
+
+    def _abort(self) -> Driver[TransactionResult]:
+        """End a transaction that cannot deliver (no recipient accepted, a BDAT
+        refused) with RSET, then raise for its result."""
+        yield from self._send(Rset())
+        result = yield from self._result("BDAT")
+        return result
+
+    def _result(self, verb: str) -> Driver[TransactionResult]:
+        while True:
+            event = yield from self._event()
+            if isinstance(event, TransactionResult):
+                raise_for(event, verb)
+                return event
+            if isinstance(event, ConnectionClosed):
+                raise SMTPConnectError("the server closed the connection during the transaction")
+
+
+def raise_for(result: TransactionResult, verb: str) -> None:
+    """Raise for a transaction that delivered to nobody; return on (partial) success."""
+    if result.sender_reply is not None and result.sender_reply.is_error:
+        raise SMTPReplyError(result.sender_reply, command="MAIL")
+    if result.recipients and all(reply.is_error for _, reply in result.recipients):
+        raise SMTPRecipientsRefused(result.recipients)
+    if result.lmtp_replies:
+        if not result.delivered:
+            raise SMTPRecipientsRefused(result.failed)
+        return
+    if result.data_reply is not None and result.data_reply.is_error:
+        raise SMTPReplyError(result.data_reply, command=verb)

@@ -18,7 +18,7 @@ The requests and what the adapter sends back:
     Send back the bytes received (any amount, at least one octet), or ``b""`` on EOF.
     ``timeout`` is the engine's RFC 5321 §4.5.3.2 timeout for what it waits on (``None``:
     wait without limit); the adapter may shorten it (an overall message deadline).
-``UpgradeTLS(server_hostname)``
+``UpgradeTLS(server_hostname, timeout)``
     Run the TLS client handshake on the transport (SNI and host-name check with
     ``server_hostname``); send back the SCRAM-PLUS ``ChannelBinding`` or ``None``. The
     driver then calls ``tls_established()``. With the IMPLICIT policy it is the first
@@ -107,6 +107,7 @@ from ._session_support import (
     hello_name,
     logging_transcript,
     make_timeouts,
+    session_config,
 )
 from ._state import ClientState
 from .exceptions import (
@@ -137,6 +138,7 @@ __all__ = [
     "hello_name",
     "logging_transcript",
     "make_timeouts",
+    "session_config",
 ]
 
 T = TypeVar("T")
@@ -308,7 +310,9 @@ class Session(MailDrivers):
     def _open(self) -> Driver[Reply]:
         policy = self.config.tls_policy
         if policy is TLSPolicy.IMPLICIT:
-            self.channel_binding = yield UpgradeTLS(self.server_hostname)
+            self.channel_binding = yield UpgradeTLS(
+                self.server_hostname, self.config.timeouts.other
+            )
         event = yield from self._event()
         if isinstance(event, GreetingRefused):
             raise SMTPReplyError(event.reply, command=None)
@@ -322,13 +326,18 @@ class Session(MailDrivers):
             yield from self._send(StartTLS())
             event = yield from self._event()
             if isinstance(event, TLSReady):
-                self.channel_binding = yield UpgradeTLS(self.server_hostname)
+                self.channel_binding = yield UpgradeTLS(
+                    self.server_hostname, self.config.timeouts.other
+                )
                 self.conn.tls_established()
                 reply = yield from self._hello()
             else:
                 assert isinstance(event, StartTLSRefused)
                 self._check_tls_unavailable()
         return reply
+
+    def _upgrade(self) -> UpgradeTLS:
+        return UpgradeTLS(self.server_hostname, self.config.timeouts.other)
 
     def _check_tls_unavailable(self) -> None:
         """Raise ``SMTPTLSError`` if the engine reports ``TLSUnavailable`` now (it

@@ -13,9 +13,11 @@ chunk stops the stream (RFC 3030 §2) and RSET ends the transaction. The engine'
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from ._envelope import envelope_from_message, flatten_message
 from ._errors import LocalProtocolError
 from ._events import (
     Bdat,
@@ -48,6 +50,8 @@ from ._session_support import (
 from .exceptions import SMTPConnectError, SMTPRecipientsRefused, SMTPReplyError
 
 if TYPE_CHECKING:
+    from email.message import Message
+
     from ._connection import ClientConnection
 
 __all__ = ["MailDrivers", "raise_for"]
@@ -102,6 +106,55 @@ class MailDrivers:
                 pipelining,
                 chunking,
                 chunk_size,
+                progress,
+            )
+        )
+
+    def send_message(
+        self,
+        msg: Message,
+        *,
+        sender: str | None = None,
+        recipients: str | Iterable[str] | None = None,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Driver[TransactionResult]:
+        """Send an ``email.message`` message; the envelope comes from its headers like
+        smtplib's ``send_message`` (see ``_envelope``): Sender/From, To/Cc/Bcc, the most
+        recent Resent-* block; Bcc and Resent-Bcc are not sent. A non-ASCII address
+        selects SMTPUTF8 and a UTF-8 serialisation (RFC 6531, RFC 6532); 8-bit content
+        selects BODY=8BITMIME. Results and exceptions as ``sendmail``."""
+        return self._guard(
+            self._send_message(
+                msg, sender, recipients, options or MailOptions(), pipelining, chunking, progress
+            )
+        )
+
+    def _send_message(
+        self,
+        msg: Message,
+        sender: str | None,
+        recipients: str | Iterable[str] | None,
+        options: MailOptions,
+        pipelining: bool | None,
+        chunking: bool | None,
+        progress: ProgressCallback | None,
+    ) -> Driver[TransactionResult]:
+        envelope = envelope_from_message(msg, sender=sender, recipients=recipients)
+        if envelope.international and options.smtputf8 is None:
+            options = dataclasses.replace(options, smtputf8=True)
+        content = flatten_message(msg, utf8=envelope.international)
+        return (
+            yield from self._sendmail(
+                envelope.sender,
+                envelope.recipients,
+                content,
+                options,
+                pipelining,
+                chunking,
+                DEFAULT_CHUNK_SIZE,
                 progress,
             )
         )

@@ -12,8 +12,9 @@ import dataclasses
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, Literal, Protocol, TypeVar
 
-from ._client_config import Timeouts, TLSPolicy, TranscriptHook
+from ._client_config import ClientConfig, Timeouts, TLSPolicy, TranscriptHook
 from ._errors import LocalProtocolError
+from ._text import escape_text
 
 __all__ = [
     "BDAT_WINDOW",
@@ -35,6 +36,7 @@ __all__ = [
     "hello_name",
     "logging_transcript",
     "make_timeouts",
+    "session_config",
 ]
 
 T = TypeVar("T")
@@ -71,9 +73,11 @@ class Read:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class UpgradeTLS:
-    """Run the TLS handshake; send back a ``ChannelBinding`` or None."""
+    """Run the TLS handshake within ``timeout`` seconds; send back a ``ChannelBinding``
+    or None."""
 
     server_hostname: str | None
+    timeout: float | None
 
 
 Request = Write | Read | UpgradeTLS
@@ -154,8 +158,10 @@ def hello_name(local_hostname: str | None, local_address: str | None) -> str:
     return "localhost"
 
 
-def logging_transcript() -> TranscriptHook:
-    """A transcript hook that logs every line at DEBUG to ``smtpproto.transcript``.
+def logging_transcript() -> TranscriptHook | None:
+    """A transcript hook logging every line at DEBUG to ``smtpproto.transcript`` as
+    ``"C: line"`` (sent) or ``"S: line"`` (received); None when that logger is not
+    enabled for DEBUG when the session starts (the engine then skips the work).
 
     The engine has already redacted AUTH secrets and summarised content; control
     characters are escaped here (DESIGN.md §4 rules 11-12). ``logging`` is imported
@@ -165,12 +171,40 @@ def logging_transcript() -> TranscriptHook:
     import logging  # here, not at the top: logging imports threading
 
     logger = logging.getLogger("smtpproto.transcript")
+    if not logger.isEnabledFor(logging.DEBUG):
+        return None
 
     def hook(direction: Literal["C", "S"], line: bytes) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s: %s", direction, line.decode("ascii", "backslashreplace"))
+        text = escape_text(line.decode("utf-8", "backslashreplace"))
+        logger.debug("%s: %s", direction, text)
 
     return hook
+
+
+def session_config(
+    *,
+    tls: TLSPolicy | Literal["none", "opportunistic", "required", "implicit"] | None,
+    port: int | None,
+    timeout: Timeouts | float | None,
+    lmtp: bool,
+    allow_cleartext_auth: bool,
+    config: ClientConfig | None,
+) -> ClientConfig:
+    """The ``ClientConfig`` an adapter's constructor arguments mean: ``config`` (or the
+    defaults) with the TLS policy (``default_tls_policy``), timeouts (``make_timeouts``;
+    ``config``'s own when ``timeout`` is None), LMTP, cleartext AUTH and, unless
+    ``config`` has one, the logging transcript."""
+    base = config if config is not None else ClientConfig()
+    return dataclasses.replace(
+        base,
+        tls_policy=default_tls_policy(tls, port)
+        if tls is not None or config is None
+        else base.tls_policy,
+        timeouts=make_timeouts(timeout) if timeout is not None else base.timeouts,
+        lmtp=lmtp or base.lmtp,
+        allow_cleartext_auth=allow_cleartext_auth or base.allow_cleartext_auth,
+        transcript=base.transcript if base.transcript is not None else logging_transcript(),
+    )
 
 
 def content_chunks(content: ContentSource, chunk_size: int) -> tuple[Iterator[bytes], int | None]:

@@ -1,0 +1,229 @@
+"""Engine-only throughput: complete SMTP transactions per second, in memory.
+
+One transaction is a whole session: greeting, EHLO, MAIL, one RCPT, DATA, a 1 KB
+body, the final reply (and nothing else: no QUIT). The "server" is a fixed reply
+script fed back to the engine, so only the client engine is measured: reply parsing,
+state machine, command serialisation, DATA encoding.
+
+Peer: agronholm's ``smtpproto`` 2.0 from PyPI. Its import name clashes with ours, so
+it runs from its own virtual environment (default ``/tmp/agron``; create it with
+``python3 -m venv /tmp/agron && /tmp/agron/bin/pip install 'smtpproto==2.*'``) in a
+subprocess running this very file with ``--agronholm``. Both processes also time the
+same pure-Python reference loop, and the comparison uses transactions per reference
+loop, so interpreter and machine differences cancel. Its API takes an
+``email.message.EmailMessage`` for the content, built once outside the loop (its
+``data()`` serialises it every time; that is part of its engine's work).
+
+Run: ``.venv/bin/python bench/bench_engine.py [--venv /tmp/agron]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+TRANSACTIONS = 3000
+RUNS = 5
+REFERENCE_N = 200_000
+
+GREETING = b"220 mx.example.org ESMTP ready\r\n"
+EHLO_REPLY = (
+    b"250-mx.example.org greets client.example\r\n"
+    b"250-PIPELINING\r\n"
+    b"250-SIZE 10240000\r\n"
+    b"250-8BITMIME\r\n"
+    b"250-ENHANCEDSTATUSCODES\r\n"
+    b"250 SMTPUTF8\r\n"
+)
+OK_MAIL = b"250 2.1.0 Ok\r\n"
+OK_RCPT = b"250 2.1.5 Ok\r\n"
+GO_DATA = b"354 End data with <CR><LF>.<CR><LF>\r\n"
+QUEUED = b"250 2.0.0 Ok: queued as 4AB12C\r\n"
+LINE = b"The quick brown fox jumps over the lazy dog, again and again, in SMTP.\r\n"
+BODY = (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: bench\r\n\r\n" + LINE * 14)[:1024]
+
+
+def reference_loop() -> float:
+    """A fixed pure-Python workload; seconds per run (best of RUNS)."""
+    best = float("inf")
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        table: dict[int, bytes] = {}
+        total = 0
+        for i in range(REFERENCE_N):
+            key = i & 1023
+            table[key] = b"%d" % i
+            total += len(table[key]) + (i % 7)
+        best = min(best, time.perf_counter() - start)
+    assert total > 0
+    return best
+
+
+def best_rate(session: Any) -> float:
+    best = float("inf")
+    session()  # warm up
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        for _ in range(TRANSACTIONS):
+            session()
+        best = min(best, time.perf_counter() - start)
+    return TRANSACTIONS / best
+
+
+# -- ours ------------------------------------------------------------------------------
+
+
+def ours(parser: Any, *, pipelined: bool) -> Any:
+    from smtpproto._client_config import ClientConfig
+    from smtpproto._connection import ClientConnection
+    from smtpproto._events import (
+        NEED_DATA,
+        Content,
+        Data,
+        Ehlo,
+        EndOfContent,
+        Mail,
+        Rcpt,
+        TransactionResult,
+    )
+
+    config = ClientConfig(parser_factory=parser)
+    ehlo, mail, rcpt, data = (
+        Ehlo(hostname="client.example"),
+        Mail(sender="a@example.org"),
+        (Rcpt(recipient="b@example.org")),
+        Data(),
+    )
+    content, end = Content(data=BODY), EndOfContent()
+
+    def events(conn: ClientConnection, reply: bytes) -> Any:
+        conn.receive_data(reply)
+        last = None
+        while (event := conn.next_event()) is not NEED_DATA:
+            last = event
+        return last
+
+    def session() -> None:
+        conn = ClientConnection(config)
+        events(conn, GREETING)
+        wire = conn.send(ehlo)
+        events(conn, EHLO_REPLY)
+        if pipelined:
+            wire += conn.send(mail) + conn.send(rcpt) + conn.send(data)
+            events(conn, OK_MAIL + OK_RCPT + GO_DATA)
+        else:
+            wire += conn.send(mail)
+            events(conn, OK_MAIL)
+            wire += conn.send(rcpt)
+            events(conn, OK_RCPT)
+            wire += conn.send(data)
+            events(conn, GO_DATA)
+        wire += conn.send(content) + conn.send(end)
+        result = events(conn, QUEUED)
+        assert isinstance(result, TransactionResult) and result.delivered
+        assert len(wire) > 1024
+
+    return session
+
+
+# -- agronholm's smtpproto 2.0 (run inside its own venv) --------------------------------
+
+
+def agronholm() -> Any:
+    from email.message import EmailMessage
+
+    from smtpproto.protocol import SMTPClientProtocol  # theirs, in their venv
+
+    message = EmailMessage()
+    message["From"] = "a@example.org"
+    message["To"] = "b@example.org"
+    message["Subject"] = "bench"
+    message.set_content((LINE * 14).decode()[: 1024 - 60])
+
+    def session() -> None:
+        proto = SMTPClientProtocol()
+        proto.feed_bytes(GREETING)
+        proto.send_greeting("client.example")
+        wire = proto.get_outgoing_data()
+        proto.feed_bytes(EHLO_REPLY)
+        proto.mail("a@example.org")
+        wire += proto.get_outgoing_data()
+        proto.feed_bytes(OK_MAIL)
+        proto.recipient("b@example.org")
+        wire += proto.get_outgoing_data()
+        proto.feed_bytes(OK_RCPT)
+        proto.start_data()
+        wire += proto.get_outgoing_data()
+        proto.feed_bytes(GO_DATA)
+        proto.data(message)
+        wire += proto.get_outgoing_data()
+        response = proto.feed_bytes(QUEUED)
+        assert response is not None and response.code == 250
+        assert len(wire) > 1024
+
+    return session
+
+
+def run_peer(venv: Path) -> dict[str, float] | None:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return None
+    result = subprocess.run(
+        [str(python), "-I", str(Path(__file__).resolve()), "--agronholm"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0:
+        print(f"agronholm smtpproto run failed:\n{result.stderr}", file=sys.stderr)
+        return None
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", type=Path, default=Path("/tmp/agron"))
+    parser.add_argument("--agronholm", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.agronholm:
+        rate = best_rate(agronholm())
+        print(json.dumps({"tps": rate, "reference": reference_loop()}))
+        return
+
+    from smtpproto._twins import CReplyParser, PyReplyParser
+
+    reference = reference_loop()
+    print(f"reference loop: {reference * 1000:.1f} ms (best of {RUNS})")
+    rows: list[tuple[str, float]] = []
+    twins = [("python parser", PyReplyParser)]
+    if CReplyParser is not None:
+        twins.insert(0, ("compiled parser", CReplyParser))
+    for name, twin in twins:
+        for pipelined in (False, True):
+            label = f"smtpproto (ours, {name}, {'pipelined' if pipelined else 'lock-step'})"
+            rows.append((label, best_rate(ours(twin, pipelined=pipelined))))
+    peer = run_peer(args.venv)
+    for label, rate in rows:
+        line = f"{label:<58} {rate:>9.0f} transactions/s"
+        if peer is not None:
+            ours_norm = rate * reference
+            peer_norm = peer["tps"] * peer["reference"]
+            line += f"   {ours_norm / peer_norm:5.2f}x agronholm"
+        print(line)
+    if peer is None:
+        print(f"agronholm smtpproto 2.0: not available (no venv at {args.venv})")
+    else:
+        print(
+            f"{'agronholm smtpproto 2.0 (lock-step, own venv)':<58} {peer['tps']:>9.0f} "
+            f"transactions/s   (its reference loop: {peer['reference'] * 1000:.1f} ms)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -190,7 +190,9 @@ class _Session(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._auth: AuthExchange | None = None
         self._content: list[bytes] = []
-        self._queue_id = 0
+        self._tls_starting = False
+        self._early: list[bytes] = []
+        self._tls_task: asyncio.Task[None] | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -204,6 +206,13 @@ class _Session(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._rearm()
+        if self._tls_starting:
+            # Decrypted data can arrive before ``start_tls`` returns; plaintext cannot
+            # (reading was paused when the 220 was written), so this is kept for later.
+            self._early.append(data)
+            if sum(map(len, self._early)) > self._conn.config.max_pipelined_input:
+                self._abort()
+            return
         self._conn.receive_data(data)
         self._pump()
 
@@ -223,6 +232,8 @@ class _Session(asyncio.Protocol):
             self._transport.pause_reading()  # the peer does not read our replies
 
     def resume_writing(self) -> None:
+        if self._tls_starting:
+            return
         if self._transport is not None and not self._transport.is_closing():
             self._transport.resume_reading()
 
@@ -242,6 +253,10 @@ class _Session(asyncio.Protocol):
         if self._conn.state.name not in ("CLOSED", "ERROR"):
             self._write(service_closing(self._server.hostname, "Idle timeout"))
         self.close()
+
+    def _abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
 
     def close(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -294,7 +309,12 @@ class _Session(asyncio.Protocol):
             self._content.append(event.data)
         elif isinstance(event, StartTLSRequested):
             self._write(ready_to_start_tls())
-            self._loop.create_task(self._start_tls())
+            # From here nothing more is read in plaintext: what the engine already holds
+            # it drops; what is still in the socket reaches the TLS layer as garbage.
+            assert self._transport is not None
+            self._transport.pause_reading()
+            self._tls_starting = True
+            self._tls_task = self._loop.create_task(self._start_tls())
         elif isinstance(event, MessageComplete):
             self._deliver(event)
         elif isinstance(event, (AuthRequested, AuthResponse, AuthCancelled)):
@@ -379,6 +399,8 @@ class _Session(asyncio.Protocol):
             self._log("*", f"TLS handshake failed: {error}")
             transport.abort()
             return
+        finally:
+            self._tls_starting = False
         if new is None:  # the peer went away during the handshake
             transport.abort()
             return
@@ -386,6 +408,9 @@ class _Session(asyncio.Protocol):
         self._log("*", f"TLS established ({new.get_extra_info('ssl_object').version()})")
         self._conn.tls_established()
         self._rearm()
+        early, self._early = self._early, []
+        for data in early:
+            self._conn.receive_data(data)
         self._pump()
 
 

@@ -98,7 +98,6 @@ _VERBS: dict[type[Command], Verb] = {
 }
 _FIXED_WIRE = {
     V.STARTTLS: b"STARTTLS\r\n",
-    V.DATA: b"DATA\r\n",
     V.RSET: b"RSET\r\n",
     V.NOOP: b"NOOP\r\n",
     V.QUIT: b"QUIT\r\n",
@@ -117,6 +116,7 @@ class ClientConnection(ReplyHandling):
         self._parser = self._new_parser()
         self._state = S.GREETING
         self._caps: Capabilities | None = None
+        self._pipelining = False
         self._tls_active = config.tls_policy is TLSPolicy.IMPLICIT
         self._pending: deque[Pending] = deque([Pending(None, None)])
         self._events: deque[Event] = deque()
@@ -232,7 +232,12 @@ class ClientConnection(ReplyHandling):
         Data after EOF is a ``LocalProtocolError``; data while the TLS handshake is due
         (after the STARTTLS 220) is a ``RemoteProtocolError`` (RFC 3207 §4).
         """
-        self._raise_if_error(local=True)
+        state = self._state
+        if state is S.ERROR:
+            self._raise_if_error(local=True)
+        if data and not self._eof and state is not S.TLS_HANDSHAKE:
+            self._incoming.append(data if type(data) is bytes else bytes(data))
+            return
         try:
             if self._eof:
                 raise LocalProtocolError("receive_data called after EOF")
@@ -252,7 +257,8 @@ class ClientConnection(ReplyHandling):
         """The next event, or ``NEED_DATA``. Raises ``RemoteProtocolError`` when the
         server broke the protocol (then the connection is in ERROR). After EOF has
         been reported, ``ConnectionClosed`` is returned again on every call."""
-        self._raise_if_error(local=False)
+        if self._state is S.ERROR:
+            self._raise_if_error(local=False)
         try:
             return self._next_event()
         except ProtocolError as error:
@@ -295,7 +301,8 @@ class ClientConnection(ReplyHandling):
         PIPELINING, a command after a group-ending one (RFC 2920 §3.1), TLS policy.
         Like any protocol error it leaves the connection in ERROR (h11 convention).
         """
-        self._raise_if_error(local=True)
+        if self._state is S.ERROR:
+            self._raise_if_error(local=True)
         try:
             return self._send(command)
         except ProtocolError as error:
@@ -315,7 +322,7 @@ class ClientConnection(ReplyHandling):
             )
         if self._pending and verb not in _NOT_COMMANDS:
             last = self._pending[-1].verb
-            if self._caps is None or not self._caps.pipelining:
+            if not self._pipelining:
                 raise LocalProtocolError(
                     f"{type(command).__name__} sent before the previous reply, and the "
                     "server does not advertise PIPELINING (RFC 2920)"
@@ -325,67 +332,69 @@ class ClientConnection(ReplyHandling):
                     f"{type(command).__name__} cannot be pipelined after "
                     f"{last.value if last else 'the greeting'}: wait for its reply (RFC 2920 §3.1)"
                 )
-        wire = self._serialise(command, verb, state)
+        wire = _SENDERS[verb](self, command, verb, state)
         self._state = AFTER_SEND.get((state, verb), self._state)
         return wire
 
-    def _serialise(self, command: Command, verb: Verb, state: ClientState) -> bytes:
-        config = self._config
+    def _send_content(self, command: Command, verb: Verb, state: ClientState) -> bytes:
+        assert isinstance(command, Content) and self._encoder is not None
+        wire = self._encoder.feed(command.data)
+        if self._transcript is not None:
+            self._trace_content(wire)
+        return wire
+
+    def _send_end(self, command: Command, verb: Verb, state: ClientState) -> bytes:
         txn = self._txn
-        if verb is V.CONTENT:
-            assert isinstance(command, Content) and self._encoder is not None
-            wire = self._encoder.feed(command.data)
+        assert txn is not None
+        if state is S.CONTENT:
+            assert self._encoder is not None
+            wire = self._encoder.finish()
             if self._transcript is not None:
-                self._trace_content(wire)
-            return wire
-        if verb is V.END_OF_CONTENT:
-            assert txn is not None
-            if state is S.CONTENT:
-                assert self._encoder is not None
-                wire = self._encoder.finish()
-                if self._transcript is not None:
-                    self._trace_content(wire[:-3])
-            else:
-                wire = b".\r\n"
-            self._encoder = None
-            remaining = None if config.lmtp else 1
-            self._pending.append(Pending(verb, command, txn, remaining=remaining))
-            self._trace(b".\r\n")
-            return wire
-        if verb is V.RCPT:
-            assert isinstance(command, Rcpt) and txn is not None
-            wire = write_rcpt(
-                command, self._caps, smtputf8=txn.mail.smtputf8, count=len(txn.recipients)
+                self._trace_content(wire[:-3])
+        else:
+            wire = b".\r\n"
+        self._encoder = None
+        remaining = None if self._config.lmtp else 1
+        self._pending.append(Pending(verb, command, txn, remaining=remaining))
+        if self._transcript is not None:
+            self._transcript("C", b".")
+        return wire
+
+    def _send_rcpt(self, command: Command, verb: Verb, state: ClientState) -> bytes:
+        txn = self._txn
+        assert isinstance(command, Rcpt) and txn is not None
+        recipients = txn.recipients
+        wire = write_rcpt(command, self._caps, smtputf8=txn.mail.smtputf8, count=len(recipients))
+        recipients.append(command.recipient)
+        txn.rcpt_replies.append(None)
+        txn.commands_after_mail += 1
+        self._pending.append(Pending(verb, command, txn, index=len(recipients) - 1))
+        if self._transcript is not None:
+            self._trace(wire)
+        return wire
+
+    def _send_mail(self, command: Command, verb: Verb, state: ClientState) -> bytes:
+        assert isinstance(command, Mail)
+        self._require_tls_if_policy("MAIL")
+        wire = write_mail(command, self._caps, tls_active=self._tls_active)
+        self._txn = txn = Transaction(command)
+        self._pending.append(Pending(verb, command, txn))
+        if self._transcript is not None:
+            self._trace(wire)
+        return wire
+
+    def _send_raw(self, command: Command, verb: Verb, state: ClientState) -> bytes:
+        assert isinstance(command, UnsafeRawBytes)
+        if not self._config.allow_unsafe_raw:
+            raise LocalProtocolError(
+                "UnsafeRawBytes needs ClientConfig(allow_unsafe_raw=True); it is for testing"
             )
-            txn.recipients.append(command.recipient)
-            txn.rcpt_replies.append(None)
-            txn.commands_after_mail += 1
-            self._pending.append(Pending(verb, command, txn, index=len(txn.recipients) - 1))
-        elif verb is V.MAIL:
-            assert isinstance(command, Mail)
-            self._require_tls_if_policy("MAIL")
-            wire = write_mail(command, self._caps, tls_active=self._tls_active)
-            self._txn = txn = Transaction(command)
-            self._pending.append(Pending(verb, command, txn))
-        elif verb is V.DATA or verb is V.BDAT or verb is V.BDAT_LAST:
-            wire = self._data_command(command, verb, txn)
-        elif verb in _FIXED_WIRE:
-            wire = self._simple_command(command, verb, state)
-        elif verb is V.AUTH or verb is V.AUTH_CONTINUE:
-            return self._auth_command(command, verb)
-        elif verb is V.RAW:
-            assert isinstance(command, UnsafeRawBytes)
-            if not config.allow_unsafe_raw:
-                raise LocalProtocolError(
-                    "UnsafeRawBytes needs ClientConfig(allow_unsafe_raw=True); it is for testing"
-                )
-            if command.expected_replies:
-                remaining = command.expected_replies
-                self._pending.append(Pending(verb, command, remaining=remaining))
-            wire = bytes(command.data)
-        else:  # EHLO, HELO, LHLO, VRFY, EXPN, HELP
-            wire = self._hello_or_text(command, verb)
-        self._trace(wire)
+        if command.expected_replies:
+            remaining = command.expected_replies
+            self._pending.append(Pending(verb, command, remaining=remaining))
+        wire = bytes(command.data)
+        if self._transcript is not None:
+            self._trace(wire)
         return wire
 
     def _simple_command(self, command: Command, verb: Verb, state: ClientState) -> bytes:
@@ -405,9 +414,11 @@ class ClientConnection(ReplyHandling):
         elif verb is V.QUIT:
             self._txn = None
         self._pending.append(Pending(verb, command, txn))
+        if self._transcript is not None:
+            self._trace(_FIXED_WIRE[verb])
         return _FIXED_WIRE[verb]
 
-    def _hello_or_text(self, command: Command, verb: Verb) -> bytes:
+    def _hello_or_text(self, command: Command, verb: Verb, state: ClientState) -> bytes:
         lmtp = self._config.lmtp
         if verb is V.LHLO and not lmtp:
             raise LocalProtocolError("LHLO is for LMTP: use ClientConfig(lmtp=True)")
@@ -421,13 +432,17 @@ class ClientConnection(ReplyHandling):
             raise LocalProtocolError("HELO would rule out STARTTLS, which the policy requires")
         if verb in (V.EHLO, V.HELO, V.LHLO):
             self._caps = None  # RFC 5321 §4.1.4: a new hello resets the session
+            self._pipelining = False
             self._txn = None
             self._encoder = None
         assert isinstance(command, (Ehlo, Helo, Lhlo, Vrfy, Expn, Help))
         self._pending.append(Pending(verb, command))
+        if self._transcript is not None:
+            self._trace(command._wire)
         return command._wire
 
-    def _data_command(self, command: Command, verb: Verb, txn: Transaction | None) -> bytes:
+    def _data_command(self, command: Command, verb: Verb, state: ClientState) -> bytes:
+        txn = self._txn
         assert txn is not None
         if not txn.recipients:
             raise LocalProtocolError("no RCPT was sent in this transaction (RFC 5321 §3.3)")
@@ -437,6 +452,8 @@ class ClientConnection(ReplyHandling):
             if body == "BINARYMIME":
                 raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT")
             self._pending.append(Pending(verb, command, txn))
+            if self._transcript is not None:
+                self._transcript("C", b"DATA")
             return b"DATA\r\n"
         assert isinstance(command, Bdat)
         if self._caps is None or not self._caps.chunking:
@@ -454,7 +471,7 @@ class ClientConnection(ReplyHandling):
             self._trace_content(data, verbatim_ok=False)
         return header + data
 
-    def _auth_command(self, command: Command, verb: Verb) -> bytes:
+    def _auth_command(self, command: Command, verb: Verb, state: ClientState) -> bytes:
         config = self._config
         if verb is V.AUTH:
             assert isinstance(command, Auth)
@@ -520,6 +537,7 @@ class ClientConnection(ReplyHandling):
             raise error
         self._tls_active = True
         self._caps = None
+        self._pipelining = False
         self._parser = self._new_parser()
         self._state = S.HELLO
 
@@ -540,3 +558,24 @@ class ClientConnection(ReplyHandling):
         elif wire:
             lines = wire.count(b"\r\n")
             hook("C", b"<content: %d octets, %d line ends>" % (len(wire), lines))
+
+
+_Sender = Callable[[ClientConnection, Command, Verb, ClientState], bytes]
+#: How each verb is turned into bytes (every sender queues the replies it expects).
+_SENDERS: dict[Verb, _Sender] = {
+    V.CONTENT: ClientConnection._send_content,
+    V.END_OF_CONTENT: ClientConnection._send_end,
+    V.RCPT: ClientConnection._send_rcpt,
+    V.MAIL: ClientConnection._send_mail,
+    V.DATA: ClientConnection._data_command,
+    V.BDAT: ClientConnection._data_command,
+    V.BDAT_LAST: ClientConnection._data_command,
+    V.AUTH: ClientConnection._auth_command,
+    V.AUTH_CONTINUE: ClientConnection._auth_command,
+    V.RAW: ClientConnection._send_raw,
+    **{verb: ClientConnection._simple_command for verb in _FIXED_WIRE},
+    **{
+        verb: ClientConnection._hello_or_text
+        for verb in (V.EHLO, V.HELO, V.LHLO, V.VRFY, V.EXPN, V.HELP)
+    },
+}

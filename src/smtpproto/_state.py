@@ -67,6 +67,10 @@ class ClientState(enum.Enum):
     #: A protocol error happened; sticky.
     ERROR = "ERROR"
 
+    # Members are singletons: identity hashing is correct and, unlike Enum's
+    # name-based ``__hash__``, runs in C (the tables are looked up on every command).
+    __hash__ = object.__hash__
+
 
 class Verb(enum.Enum):
     """What a command is, for the tables (one per command class)."""
@@ -91,6 +95,8 @@ class Verb(enum.Enum):
     HELP = "HELP"
     QUIT = "QUIT"
     RAW = "RAW"
+
+    __hash__ = object.__hash__  # see ClientState
 
 
 S = ClientState

@@ -150,14 +150,14 @@ def test_fixture_defaults(smtp_server: RunningServer) -> None:
 def test_plaintext_pipelined_behind_starttls_never_runs() -> None:
     lines: list[str] = []
     with run_server(transcript=lines.append) as server, connect(server) as raw:
-        reader = raw.makefile("rb")
-        assert reader.readline().startswith(b"220 ")
-        raw.sendall(b"EHLO client.test\r\n")
-        for _ in range(20):
-            if reader.readline().startswith(b"250 "):
-                break
-        raw.sendall(b"STARTTLS\r\nMAIL FROM:<evil@x.test>\r\nQUIT\r\n")
-        assert reader.readline().startswith(b"220 ")
+        with raw.makefile("rb") as reader:  # closed before the socket moves into TLS
+            assert reader.readline().startswith(b"220 ")
+            raw.sendall(b"EHLO client.test\r\n")
+            for _ in range(20):
+                if reader.readline().startswith(b"250 "):
+                    break
+            raw.sendall(b"STARTTLS\r\nMAIL FROM:<evil@x.test>\r\nQUIT\r\n")
+            assert reader.readline().startswith(b"220 ")
         context = server.ssl_context()
         with context.wrap_socket(raw, server_hostname="localhost") as tls:
             tls.sendall(b"NOOP\r\n")
@@ -198,9 +198,12 @@ def test_size_limit_and_lmtp() -> None:
         client.rcpt("b@y.test")
         assert client.data(b"x" * 200 + b"\r\n")[0] == 552
         assert server.messages == []
-    with run_server(lmtp=True, starttls=False) as server, connect(server) as raw:
+    with (
+        run_server(lmtp=True, starttls=False) as server,
+        connect(server) as raw,
+        raw.makefile("rb") as reader,
+    ):
         # smtplib.LMTP reads one reply after DATA; RFC 2033 section 4.2 gives one per recipient
-        reader = raw.makefile("rb")
         raw.sendall(
             b"LHLO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n"
             b"RCPT TO:<c@y.test>\r\nDATA\r\n"
@@ -214,8 +217,11 @@ def test_size_limit_and_lmtp() -> None:
 
 
 def test_idle_timeout_sends_421() -> None:
-    with run_server(timeout=0.3, starttls=False) as server, connect(server) as raw:
-        reader = raw.makefile("rb")
+    with (
+        run_server(timeout=0.3, starttls=False) as server,
+        connect(server) as raw,
+        raw.makefile("rb") as reader,
+    ):
         assert reader.readline().startswith(b"220 ")
         assert reader.readline().startswith(b"421 4.3.2")
         assert reader.readline() == b""

@@ -260,3 +260,11 @@ def test_data_chunk_of_rejection_is_escaped() -> None:
     s.feed(ENVELOPE + b"BDAT 99999999999999999999999\r\n")
     rejected = s.of(CommandRejected)[-1]
     assert isinstance(rejected, CommandRejected) and rejected.reply.code == 501
+
+
+def test_bare_line_endings_counted_and_kept_as_content() -> None:
+    s = Session()
+    s.feed(ENVELOPE + b"DATA\r\na\nb\rc\r\n.\r\n")
+    (done,) = s.of(MessageComplete)
+    assert isinstance(done, MessageComplete) and done.bare_line_endings == 2
+    assert s.content() == b"a\nb\rc\r\n"

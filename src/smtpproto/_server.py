@@ -56,8 +56,8 @@ from ._server_events import (
     PAUSED,
     BdatStarted,
     ChunkComplete,
-    CommandRejected,
     ClientDisconnected,
+    CommandRejected,
     ContentReceived,
     DataRequested,
     EhloReceived,
@@ -85,30 +85,20 @@ from ._server_replies import (
     syntax_error,
     too_many_recipients,
 )
-from ._server_state import ALLOWED, COMMAND_STATES, ServerState, sequence_reason
+from ._server_state import (
+    ALLOWED,
+    COMMAND_STATES,
+    INTERMEDIATE,
+    ServerState,
+    code_allowed,
+    sequence_reason,
+)
 
 __all__ = ["ServerConnection"]
 
 _S = ServerState
 _TOO_LONG: Final = object()
 _TRANSACTION = frozenset({_S.MAIL, _S.RCPT})
-
-# Which reply codes may answer which pending command (besides 421, allowed anywhere).
-_INTERMEDIATE = {"data": 354, "auth": 334}
-
-
-def _code_allowed(kind: str, code: int) -> bool:
-    if kind == "greeting":
-        return code in (220, 554)
-    if kind == "quit":
-        return code == 221
-    if kind == "starttls":
-        return code == 220 or code >= 400
-    if kind == "data":
-        return code == 354 or code >= 400
-    if kind == "auth":
-        return code in (334, 235) or code >= 400
-    return code < 300 or code >= 400
 
 
 class ServerConnection:
@@ -257,9 +247,9 @@ class ServerConnection:
         kind = self._pending
         if kind is None or not self._replies_due:
             raise LocalProtocolError("no command is waiting for a reply")
-        if not _code_allowed(kind, code):
+        if not code_allowed(kind, code):
             raise LocalProtocolError(f"{code} cannot answer the pending {kind!r}")
-        if 300 <= code < 400 and _INTERMEDIATE.get(kind) != code:
+        if 300 <= code < 400 and INTERMEDIATE.get(kind) != code:
             raise LocalProtocolError(f"{code} cannot answer the pending {kind!r}")
         self._replies_due -= 1
         if not self._replies_due:
@@ -561,6 +551,9 @@ class ServerConnection:
             recipients=tuple(self._recipients),
             size=self._message_size,
             bdat=bdat,
+            bare_line_endings=0
+            if bdat or self._decoder is None
+            else self._decoder.bare_line_endings,
         )
         return self._expect("message", event, replies)
 

@@ -37,8 +37,8 @@ __all__ = [
     "AuthResponse",
     "BdatStarted",
     "ChunkComplete",
-    "CommandRejected",
     "ClientDisconnected",
+    "CommandRejected",
     "ContentReceived",
     "DataRequested",
     "EhloReceived",
@@ -175,12 +175,16 @@ class MessageComplete(ServerEvent):
 
     ``size`` counts content octets as delivered in ``ContentReceived``. Reply once — or,
     in LMTP mode, once per entry of ``recipients``, in that order (RFC 2033 §4.2).
+    ``bare_line_endings`` counts bare CR and bare LF octets in DATA content (kept as
+    content, RFC 5321 §2.3.8 forbids them): a server may refuse such a message, as
+    Postfix's ``smtpd_forbid_bare_newline`` does against SMTP smuggling. 0 for BDAT.
     """
 
     sender: str
     recipients: tuple[str, ...]
     size: int
     bdat: bool
+    bare_line_endings: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,7 +18,14 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ALLOWED", "COMMAND_STATES", "ServerState", "sequence_reason"]
+__all__ = [
+    "ALLOWED",
+    "COMMAND_STATES",
+    "INTERMEDIATE",
+    "ServerState",
+    "code_allowed",
+    "sequence_reason",
+]
 
 
 class ServerState(enum.Enum):
@@ -91,3 +98,24 @@ def sequence_reason(verb: str, state: ServerState) -> str:
     if verb in ("STARTTLS", "AUTH"):
         return f"{verb} is not allowed during a mail transaction"
     return "Bad sequence of commands"
+
+
+#: The one 3yz code each pending kind may get: 354 answers DATA, 334 answers AUTH.
+INTERMEDIATE = {"data": 354, "auth": 334}
+
+
+def code_allowed(kind: str, code: int) -> bool:
+    """Whether a reply ``code`` may answer the pending ``kind`` (421 is checked apart:
+    it may answer anything). RFC 5321 §4.3.2 lists the codes per command; we refuse
+    only what would desynchronise the client: 354 outside DATA, 334 outside AUTH, a
+    greeting other than 220/554 (§3.1), a QUIT reply other than 221 (§4.1.1.10), a
+    positive STARTTLS reply other than 220 (RFC 3207 §4)."""
+    if kind == "greeting":
+        return code in (220, 554)
+    if kind == "quit":
+        return code == 221
+    if kind == "starttls":
+        return code == 220 or code >= 400
+    if kind in INTERMEDIATE:
+        return code >= 400 or code == INTERMEDIATE[kind] or (kind == "auth" and code == 235)
+    return code < 300 or code >= 400

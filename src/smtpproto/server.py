@@ -22,7 +22,6 @@ as received, and optionally written to a maildir (as received) or appended to an
 
 from __future__ import annotations
 
-import argparse
 import asyncio  # noqa: TID251  (adapter layer: I/O allowed)
 import os
 import shutil
@@ -94,7 +93,7 @@ from ._server_replies import (
 )
 from ._text import escape_text
 
-__all__ = ["DEFAULT_MECHANISMS", "SMTPServer", "StoredMessage", "main", "make_self_signed"]
+__all__ = ["DEFAULT_MECHANISMS", "SMTPServer", "StoredMessage", "make_self_signed"]
 
 #: Mechanisms offered when ``users`` is given, strongest first.
 DEFAULT_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN")
@@ -581,53 +580,3 @@ def _mbox_entry(message: StoredMessage) -> bytes:
         lines.pop()
     quoted = [b">" + line if line.lstrip(b">").startswith(b"From ") else line for line in lines]
     return b"From " + sender + b" " + stamp + b"\n" + b"\n".join(quoted) + b"\n\n"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m smtpproto.server``: run the built-in server until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="smtpproto-server", description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=2525)
-    parser.add_argument("--hostname", default="localhost")
-    parser.add_argument("--no-starttls", action="store_true")
-    parser.add_argument("--cert")
-    parser.add_argument("--key")
-    parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD")
-    parser.add_argument("--maildir")
-    parser.add_argument("--mbox")
-    parser.add_argument("--lmtp", action="store_true")
-    args = parser.parse_args(argv)
-    users = dict(item.partition(":")[::2] for item in args.user)
-
-    async def serve() -> None:
-        server = SMTPServer(
-            host=args.host,
-            port=args.port,
-            hostname=args.hostname,
-            starttls=not args.no_starttls,
-            certfile=args.cert,
-            keyfile=args.key,
-            users=users,
-            maildir=args.maildir,
-            mbox=args.mbox,
-            lmtp=args.lmtp,
-            transcript=lambda line: print(line, flush=True),
-        )
-        async with server:
-            print(f"listening on {server.host}:{server.port}", flush=True)
-            if server.cert_path is not None:
-                print(f"STARTTLS certificate: {server.cert_path}", flush=True)
-            await server.serve_forever()
-
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
-    except OSError as error:
-        print(f"smtpproto server: {escape_text(str(error))}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

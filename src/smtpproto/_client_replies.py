@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import binascii
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._capabilities import Capabilities
@@ -163,7 +164,7 @@ class ReplyHandling:
                 entry.remaining -= 1
             else:
                 pending.popleft()
-            self._reply_to(entry, verb, reply)
+            _REPLY_HANDLERS[verb](self, entry, reply)
         if reply.code == 421 and self._state is not S.ERROR:
             self._service_closing(reply)
 
@@ -180,55 +181,52 @@ class ReplyHandling:
         self._events.append(ServiceClosing(reply=reply))
         self._state = S.CLOSING
 
-    def _reply_to(self, entry: Pending, verb: Verb | None, reply: Reply) -> None:
-        events = self._events
-        ok = reply.is_success
-        if verb is None:
-            if reply.code == 220:
-                self._state = S.HELLO
-                events.append(Greeting(reply=reply))
-            else:
-                self._state = S.MUST_QUIT
-                events.append(GreetingRefused(reply=reply))
-        elif verb is V.MAIL:
-            txn = entry.txn
-            assert txn is not None
-            txn.mail_reply = reply
-            events.append(CommandReply(command=txn.mail, reply=reply))
-            if not ok and txn is self._txn and txn.commands_after_mail == 0:
-                self._txn = None
-                self._state = S.READY
-                events.append(txn.result())
-        elif verb is V.RCPT:
-            txn = entry.txn
-            assert txn is not None and entry.command is not None
-            txn.rcpt_replies[entry.index] = reply
-            events.append(CommandReply(command=entry.command, reply=reply))
-        elif verb is V.DATA:
-            self._data_reply(entry, reply)
-        elif verb is V.BDAT:
-            txn = entry.txn
-            assert txn is not None and entry.command is not None
-            if not ok and txn.data_reply is None:
-                txn.data_reply = reply
-            events.append(CommandReply(command=entry.command, reply=reply))
-        elif verb in (V.EHLO, V.LHLO, V.HELO):
-            self._hello_reply(entry, verb, reply)
-        elif verb is V.STARTTLS:
-            self._starttls_reply(reply)
-        elif verb is V.AUTH or verb is V.AUTH_CONTINUE:
-            self._auth_reply(reply)
-        else:  # RSET, NOOP, VRFY, EXPN, HELP, QUIT, RAW
-            assert entry.command is not None
-            events.append(CommandReply(command=entry.command, reply=reply))
-            txn = entry.txn
-            if verb is V.RSET and txn is not None and not txn.finished:
-                events.append(txn.result())
-            elif verb is V.QUIT:
-                self._state = S.CLOSING
+    def _greeting_reply(self, entry: Pending, reply: Reply) -> None:
+        if reply.code == 220:
+            self._state = S.HELLO
+            self._events.append(Greeting(reply=reply))
+        else:
+            self._state = S.MUST_QUIT
+            self._events.append(GreetingRefused(reply=reply))
 
-    def _hello_reply(self, entry: Pending, verb: Verb, reply: Reply) -> None:
+    def _mail_reply(self, entry: Pending, reply: Reply) -> None:
+        txn = entry.txn
+        assert txn is not None
+        txn.mail_reply = reply
+        self._events.append(CommandReply(command=txn.mail, reply=reply))
+        if not reply.is_success and txn is self._txn and txn.commands_after_mail == 0:
+            self._txn = None
+            self._state = S.READY
+            self._events.append(txn.result())
+
+    def _rcpt_reply(self, entry: Pending, reply: Reply) -> None:
+        txn = entry.txn
+        assert txn is not None and entry.command is not None
+        txn.rcpt_replies[entry.index] = reply
+        self._events.append(CommandReply(command=entry.command, reply=reply))
+
+    def _bdat_reply(self, entry: Pending, reply: Reply) -> None:
+        txn = entry.txn
+        assert txn is not None and entry.command is not None
+        if not reply.is_success and txn.data_reply is None:
+            txn.data_reply = reply
+        self._events.append(CommandReply(command=entry.command, reply=reply))
+
+    def _other_reply(self, entry: Pending, reply: Reply) -> None:
+        """RSET, NOOP, VRFY, EXPN, HELP, QUIT and raw bytes."""
+        assert entry.command is not None
+        self._events.append(CommandReply(command=entry.command, reply=reply))
+        txn = entry.txn
+        verb = entry.verb
+        if verb is V.RSET and txn is not None and not txn.finished:
+            self._events.append(txn.result())
+        elif verb is V.QUIT:
+            self._state = S.CLOSING
+
+    def _hello_reply(self, entry: Pending, reply: Reply) -> None:
         command = entry.command
+        verb = entry.verb
+        assert verb is not None
         assert isinstance(command, (Ehlo, Helo, Lhlo))
         required = self._config.tls_policy is TLSPolicy.REQUIRED and not self._tls_active
         if reply.code == 250 and isinstance(command, Helo):
@@ -256,7 +254,7 @@ class ReplyHandling:
         self._state = S.MUST_QUIT
         self._events.append(TLSUnavailable(reason=f"TLS is required but {reason}", reply=reply))
 
-    def _starttls_reply(self, reply: Reply) -> None:
+    def _starttls_reply(self, entry: Pending, reply: Reply) -> None:
         if reply.code == 220:
             if self._replies or self._parser.buffered or self._incoming:
                 raise RemoteProtocolError(
@@ -271,7 +269,7 @@ class ReplyHandling:
         if self._config.tls_policy is TLSPolicy.REQUIRED:
             self._tls_unavailable("STARTTLS was refused", reply)
 
-    def _auth_reply(self, reply: Reply) -> None:
+    def _auth_reply(self, entry: Pending, reply: Reply) -> None:
         mechanism = self._mechanism
         if reply.code == 334:
             self._auth_rounds += 1
@@ -350,3 +348,25 @@ class ReplyHandling:
             if self._txn is txn:
                 self._txn = None
             self._events.append(txn.result())
+
+
+_Handler = Callable[[ReplyHandling, Pending, Reply], None]
+#: What handles the reply to each verb (None: the greeting). The end of the content
+#: and BDAT LAST go to ``_final_reply``, which may expect several replies (LMTP).
+_REPLY_HANDLERS: dict[Verb | None, _Handler] = {
+    None: ReplyHandling._greeting_reply,
+    V.MAIL: ReplyHandling._mail_reply,
+    V.RCPT: ReplyHandling._rcpt_reply,
+    V.DATA: ReplyHandling._data_reply,
+    V.BDAT: ReplyHandling._bdat_reply,
+    V.EHLO: ReplyHandling._hello_reply,
+    V.HELO: ReplyHandling._hello_reply,
+    V.LHLO: ReplyHandling._hello_reply,
+    V.STARTTLS: ReplyHandling._starttls_reply,
+    V.AUTH: ReplyHandling._auth_reply,
+    V.AUTH_CONTINUE: ReplyHandling._auth_reply,
+    **{
+        verb: ReplyHandling._other_reply
+        for verb in (V.RSET, V.NOOP, V.VRFY, V.EXPN, V.HELP, V.QUIT, V.RAW)
+    },
+}

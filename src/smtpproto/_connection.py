@@ -259,6 +259,9 @@ class ClientConnection(ReplyHandling):
         been reported, ``ConnectionClosed`` is returned again on every call."""
         if self._state is S.ERROR:
             self._raise_if_error(local=False)
+        events = self._events
+        if events:
+            return events.popleft()
         try:
             return self._next_event()
         except ProtocolError as error:
@@ -267,21 +270,22 @@ class ClientConnection(ReplyHandling):
 
     def _next_event(self) -> Event | NeedData:
         events = self._events
+        replies = self._replies
         while True:
             if events:
                 return events.popleft()
-            if self._replies:
-                self._handle_reply(self._replies.popleft())
+            if replies:
+                self._handle_reply(replies.popleft())
                 continue
             if self._incoming:
                 if self._state is S.TLS_HANDSHAKE:
                     raise RemoteProtocolError("data received before the TLS handshake")
-                replies = self._parser.feed(self._incoming.popleft())
+                parsed = self._parser.feed(self._incoming.popleft())
                 if self._transcript is not None:
-                    for reply in replies:
+                    for reply in parsed:
                         for line in reply.to_bytes().split(b"\r\n")[:-1]:
                             self._transcript("S", line)
-                self._replies.extend(replies)
+                replies.extend(parsed)
                 continue
             if self._eof:
                 if not self._closed:

@@ -224,6 +224,8 @@ class MailDrivers:
                 if isinstance(event, TransactionResult):  # MAIL refused
                     raise_for(event, "MAIL")
                 if isinstance(event, CommandReply) and event.command is command:
+                    if command is mail and event.reply.is_error:
+                        yield from self._result("MAIL")  # the engine ends it: raises
                     break
         if then:
             yield from self._send(*then)
@@ -351,7 +353,18 @@ class MailDrivers:
 
 
 def raise_for(result: TransactionResult, verb: str) -> None:
-    """Raise for a transaction that delivered to nobody; return on (partial) success."""
+    """Raise for a transaction that delivered to nobody; return on (partial) success.
+
+    A 421 anywhere (RFC 5321 §3.8: the server is closing) raises ``SMTPReplyError``
+    with that reply, whatever step it answered.
+    """
+    steps = [("MAIL", result.sender_reply)]
+    steps += [("RCPT", reply) for _, reply in result.recipients]
+    steps += [(verb, result.data_reply)]
+    steps += [(verb, reply) for _, reply in result.lmtp_replies]
+    for step, reply in steps:
+        if reply is not None and reply.code == 421:
+            raise SMTPReplyError(reply, command=step)
     if result.sender_reply is not None and result.sender_reply.is_error:
         raise SMTPReplyError(result.sender_reply, command="MAIL")
     if result.recipients and all(reply.is_error for _, reply in result.recipients):

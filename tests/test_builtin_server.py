@@ -262,3 +262,31 @@ def test_bad_options() -> None:
         SMTPServer(mechanisms=["GSSAPI"])
     with pytest.raises(ValueError):
         SMTPServer(certfile="cert.pem")
+
+
+def test_pipelined_bdat_over_a_socket_is_byte_exact() -> None:
+    chunk = b"\x00\xff\r\n.\r\nQUIT\r\n"
+    with (
+        run_server(starttls=False) as server,
+        connect(server) as raw,
+        raw.makefile("rb") as reader,
+    ):
+        raw.sendall(
+            b"EHLO client.test\r\nMAIL FROM:<a@x.test> BODY=BINARYMIME\r\nRCPT TO:<b@y.test>\r\n"
+            + b"BDAT %d\r\n" % len(chunk)
+            + chunk
+            + b"BDAT 4 LAST\r\ntailQUIT\r\n"
+        )
+        lines = [reader.readline() for _ in range(15)]  # 220, 9 EHLO lines, 5 replies
+        assert [line[:4] for line in lines[-5:]] == [b"250 ", b"250 ", b"250 ", b"250 ", b"221 "]
+        (message,) = server.wait_for_messages(1, timeout=TIMEOUT)
+    assert message.data == chunk + b"tail"
+
+
+def test_address_in_use_is_reported() -> None:
+    with (
+        run_server(starttls=False) as first,
+        pytest.raises(OSError),
+        run_server(starttls=False, port=first.port),
+    ):
+        pass

@@ -172,8 +172,8 @@ def syntax_error(message: str = "Syntax error") -> Reply:
 
 
 def line_too_long(limit: int) -> Reply:
-    """500 line too long (RFC 5321 §4.5.3.1.4, §4.2.2; RFC 3463 5.5.6 is not defined for
-    length, 5.5.2 is used as Postfix does)."""
+    """500 line too long (RFC 5321 §4.5.3.1.4 and §4.2.2: "500 ... command line too
+    long"); enhanced code 5.5.2, syntax error (RFC 3463 §3.6)."""
     return _reply(500, f"5.5.2 Line too long (limit {limit} octets with CRLF)")
 
 

@@ -290,3 +290,22 @@ def test_address_in_use_is_reported() -> None:
         run_server(starttls=False, port=first.port),
     ):
         pass
+
+
+@pytest.mark.parametrize("chunking", [False, True])
+def test_our_blocking_client_scram_pipelining_byte_exact(chunking: bool) -> None:
+    from smtpproto.blocking import SMTPClient
+
+    lines: list[str] = []
+    with run_server(users=USERS, require_auth=True, transcript=lines.append) as server:
+        client = SMTPClient(
+            server.host, server.port, tls="required", ssl_context=server.ssl_context(), timeout=5
+        )
+        with client:
+            client.login("alice", "wonderland")
+            result = client.sendmail("a@x.test", ["b@y.test", "c@y.test"], BODY, chunking=chunking)
+        assert result is not None
+        (message,) = server.wait_for_messages(1, timeout=TIMEOUT)
+    assert message.data == BODY and message.recipients == ("b@y.test", "c@y.test")
+    assert "C: AUTH SCRAM-SHA-256 <initial response hidden>" in lines  # strongest offered
+    assert any(line.startswith("C: <message") and "BDAT" in line for line in lines) == chunking

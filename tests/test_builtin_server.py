@@ -16,7 +16,7 @@ import socket
 import ssl
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -33,20 +33,29 @@ BODY = (
 TIMEOUT = 15
 
 
+def missing(message: str) -> NoReturn:
+    """Fail with ``message``, or skip when ``SMTPPROTO_ALLOW_MISSING_PEERS=1``."""
+    if os.environ.get("SMTPPROTO_ALLOW_MISSING_PEERS") == "1":
+        pytest.skip(f"{message}; SMTPPROTO_ALLOW_MISSING_PEERS=1")
+    pytest.fail(message + "; set SMTPPROTO_ALLOW_MISSING_PEERS=1 to skip", pytrace=False)
+
+
 def require(name: str) -> Any:
     """Import a peer module or find a peer command; fail loudly when it is missing."""
-    found: Any = shutil.which(name) if name == "swaks" else None
     if name != "swaks":
         try:
-            found = __import__(name)
+            return __import__(name)
         except ImportError:
-            found = None
-    if found is None:
-        message = f"{name} is not installed (pip install {name} / apt-get install -y {name})"
-        if os.environ.get("SMTPPROTO_ALLOW_MISSING_PEERS") == "1":
-            pytest.skip(f"{message}; SMTPPROTO_ALLOW_MISSING_PEERS=1")
-        pytest.fail(message + "; set SMTPPROTO_ALLOW_MISSING_PEERS=1 to skip", pytrace=False)
-    return found
+            missing(f"{name} is not installed (pip install {name})")
+    swaks = shutil.which("swaks")
+    if swaks is None:
+        missing("swaks is not installed (apt-get install -y swaks libnet-ssleay-perl)")
+    support = subprocess.run(
+        [swaks, "--support"], capture_output=True, timeout=TIMEOUT, check=False
+    )
+    if b"=== TLS supported" not in support.stdout + support.stderr:
+        missing("swaks lacks TLS support (apt-get install -y libnet-ssleay-perl)")
+    return swaks
 
 
 def connect(server: RunningServer) -> socket.socket:

@@ -43,7 +43,7 @@ class ServerModel(RuleBasedStateMachine):
         self.conn = ServerConnection()
         self.conn.send(greeting("mx.test"))
         self.greeted = False
-        self.mail = False
+        self.in_mail = False
         self.recipients = 0
         self.bdat = False
         self.messages = 0
@@ -82,23 +82,23 @@ class ServerModel(RuleBasedStateMachine):
         assert isinstance(event, EhloReceived)
         if accept:
             self.answer(ehlo_reply("mx.test", EXTENSIONS))
-            self.greeted, self.mail, self.recipients, self.bdat = True, False, 0, False
+            self.greeted, self.in_mail, self.recipients, self.bdat = True, False, 0, False
         else:
             self.answer(transaction_failed())
 
     @rule(accept=st.booleans())
     def mail(self, accept: bool) -> None:
         event = self.one(b"MAIL FROM:<a@x.test>\r\n")
-        if not self.greeted or self.mail:
+        if not self.greeted or self.in_mail:
             return self.refused_503(event)
         assert isinstance(event, MailReceived)
         self.answer(ok() if accept else mailbox_unavailable())
-        self.mail = accept
+        self.in_mail = accept
 
     @rule(accept=st.booleans())
     def rcpt(self, accept: bool) -> None:
         event = self.one(b"RCPT TO:<b@y.test>\r\n")
-        if not self.mail:
+        if not self.in_mail:
             return self.refused_503(event)
         assert isinstance(event, RcptReceived)
         self.answer(ok() if accept else mailbox_unavailable())
@@ -121,7 +121,7 @@ class ServerModel(RuleBasedStateMachine):
         assert all(isinstance(e, ContentReceived) for e in content)
         assert isinstance(end, MessageComplete)
         self.answer(ok() if accept else transaction_failed())
-        self.mail, self.recipients, self.messages = False, 0, self.messages + 1
+        self.in_mail, self.recipients, self.messages = False, 0, self.messages + 1
 
     @rule(last=st.booleans(), accept=st.booleans(), chunk=st.binary(max_size=30))
     def bdat_chunk(self, last: bool, accept: bool, chunk: bytes) -> None:
@@ -135,7 +135,7 @@ class ServerModel(RuleBasedStateMachine):
         assert isinstance(end, MessageComplete if last else ChunkComplete)
         self.answer(ok() if accept else transaction_failed())
         if last or not accept:
-            self.mail, self.recipients, self.bdat = False, 0, False
+            self.in_mail, self.recipients, self.bdat = False, 0, False
         else:
             self.bdat = True
 
@@ -143,7 +143,7 @@ class ServerModel(RuleBasedStateMachine):
     def rset(self) -> None:
         assert isinstance(self.one(b"RSET\r\n"), ResetReceived)
         self.answer(ok())
-        self.mail, self.recipients, self.bdat = False, 0, False
+        self.in_mail, self.recipients, self.bdat = False, 0, False
 
     @rule()
     def noop(self) -> None:
@@ -160,7 +160,7 @@ class ServerModel(RuleBasedStateMachine):
             else ServerState.RCPT
             if self.recipients
             else ServerState.MAIL
-            if self.mail
+            if self.in_mail
             else ServerState.READY
         )
         assert self.conn.state is expected

@@ -49,6 +49,7 @@ from ._server_commands import (
     parse_extensions,
     parse_mail,
     parse_rcpt,
+    size_limit,
     split_verb,
 )
 from ._server_config import ServerConfig
@@ -526,15 +527,9 @@ class ServerConnection:
 
     # -- content -----------------------------------------------------------------------
 
-    def _size_limit(self) -> int | None:
-        value = self._extensions.get("SIZE", "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-        return self.config.max_message_size
-
     def _account(self, data: bytes) -> ServerEvent | None:
         self._message_size += len(data)
-        limit = self._size_limit()
+        limit = size_limit(self._extensions, self.config.max_message_size)
         if limit is not None and self._message_size > limit:
             self._too_large = True  # RFC 1870 §6.2: read to the end, then refuse with 552
         if self._too_large or not data:

@@ -34,6 +34,7 @@ __all__ = [
     "parse_extensions",
     "parse_mail",
     "parse_rcpt",
+    "size_limit",
     "split_verb",
 ]
 
@@ -88,7 +89,7 @@ def _prefix(args: bytes, prefix: bytes) -> bytes:
     return args[len(prefix) :]
 
 
-def _size_limit(extensions: dict[str, str], fallback: int | None) -> int | None:
+def size_limit(extensions: dict[str, str], fallback: int | None) -> int | None:
     """The advertised SIZE (RFC 1870 §4: 0 means no fixed limit), else ``fallback``."""
     value = extensions.get("SIZE", "")
     if _DIGITS.fullmatch(value) and int(value) > 0:
@@ -136,7 +137,7 @@ def parse_mail(args: bytes, extensions: dict[str, str], size_fallback: int | Non
         else:
             raise _fail(f"parameter {keyword} not recognized", code=555)
     sender = parse_path(path, smtputf8=smtputf8, allow_null=True)
-    limit = _size_limit(extensions, size_fallback)
+    limit = size_limit(extensions, size_fallback)
     if size is not None and limit is not None and size > limit:
         raise _fail("message size exceeds fixed maximum message size", code=552, enhanced="5.3.4")
     return MailReceived(

@@ -102,6 +102,10 @@ _FIXED_WIRE = {
     V.NOOP: b"NOOP\r\n",
     V.QUIT: b"QUIT\r\n",
 }
+# Plain-dict copies of the state tables: looked up on every send, and a dict lookup
+# is cheaper than one through the read-only MappingProxyType views.
+_ALLOWED = dict(ALLOWED)
+_AFTER_SEND = dict(AFTER_SEND)
 # Verbs that do not wait for the previous reply: they are not commands on their own.
 _NOT_COMMANDS = frozenset({V.CONTENT, V.END_OF_CONTENT, V.AUTH_CONTINUE, V.RAW})
 
@@ -117,6 +121,7 @@ class ClientConnection(ReplyHandling):
         self._state = S.GREETING
         self._caps: Capabilities | None = None
         self._pipelining = False
+        self._rcptmax: int | None = None
         self._tls_active = config.tls_policy is TLSPolicy.IMPLICIT
         self._pending: deque[Pending] = deque([Pending(None, None)])
         self._events: deque[Event] = deque()
@@ -262,38 +267,34 @@ class ClientConnection(ReplyHandling):
         events = self._events
         if events:
             return events.popleft()
+        replies = self._replies
+        incoming = self._incoming
         try:
-            return self._next_event()
+            while True:
+                if replies:
+                    self._handle_reply(replies.popleft())
+                    if events:
+                        return events.popleft()
+                elif incoming:
+                    if self._state is S.TLS_HANDSHAKE:
+                        raise RemoteProtocolError("data received before the TLS handshake")
+                    parsed = self._parser.feed(incoming.popleft())
+                    if self._transcript is not None:
+                        for reply in parsed:
+                            for line in reply.to_bytes().split(b"\r\n")[:-1]:
+                                self._transcript("S", line)
+                    replies.extend(parsed)
+                elif self._eof:
+                    if self._closed:
+                        return ConnectionClosed()
+                    self._closed = True
+                    self._handle_eof()
+                    return events.popleft()
+                else:
+                    return NEED_DATA
         except ProtocolError as error:
             self._fail(error)
             raise
-
-    def _next_event(self) -> Event | NeedData:
-        events = self._events
-        replies = self._replies
-        while True:
-            if events:
-                return events.popleft()
-            if replies:
-                self._handle_reply(replies.popleft())
-                continue
-            if self._incoming:
-                if self._state is S.TLS_HANDSHAKE:
-                    raise RemoteProtocolError("data received before the TLS handshake")
-                parsed = self._parser.feed(self._incoming.popleft())
-                if self._transcript is not None:
-                    for reply in parsed:
-                        for line in reply.to_bytes().split(b"\r\n")[:-1]:
-                            self._transcript("S", line)
-                replies.extend(parsed)
-                continue
-            if self._eof:
-                if not self._closed:
-                    self._closed = True
-                    self._handle_eof()
-                    continue
-                return ConnectionClosed()
-            return NEED_DATA
 
     # -- sending ------------------------------------------------------------------------
 
@@ -305,40 +306,41 @@ class ClientConnection(ReplyHandling):
         PIPELINING, a command after a group-ending one (RFC 2920 §3.1), TLS policy.
         Like any protocol error it leaves the connection in ERROR (h11 convention).
         """
-        if self._state is S.ERROR:
+        state = self._state
+        if state is S.ERROR:
             self._raise_if_error(local=True)
         try:
-            return self._send(command)
+            verb = _VERBS.get(type(command))
+            if verb is None:
+                raise LocalProtocolError(f"not a command: {command!r}")
+            if verb is V.BDAT and command.last:  # type: ignore[attr-defined]  # Bdat
+                verb = V.BDAT_LAST
+            if verb not in _ALLOWED[state]:
+                raise LocalProtocolError(
+                    f"{type(command).__name__} cannot be sent in state {state.name}"
+                )
+            if self._pending and verb not in _NOT_COMMANDS:
+                self._check_pipelining(command)
+            wire = _SENDERS[verb](self, command, verb, state)
         except ProtocolError as error:
             self._fail(error)
             raise
-
-    def _send(self, command: Command) -> bytes:
-        verb = _VERBS.get(type(command))
-        if verb is None:
-            raise LocalProtocolError(f"not a command: {command!r}")
-        if verb is V.BDAT and command.last:  # type: ignore[attr-defined]  # Bdat
-            verb = V.BDAT_LAST
-        state = self._state
-        if verb not in ALLOWED[state]:
-            raise LocalProtocolError(
-                f"{type(command).__name__} cannot be sent in state {state.name}"
-            )
-        if self._pending and verb not in _NOT_COMMANDS:
-            last = self._pending[-1].verb
-            if not self._pipelining:
-                raise LocalProtocolError(
-                    f"{type(command).__name__} sent before the previous reply, and the "
-                    "server does not advertise PIPELINING (RFC 2920)"
-                )
-            if last in GROUP_ENDERS or last is None:
-                raise LocalProtocolError(
-                    f"{type(command).__name__} cannot be pipelined after "
-                    f"{last.value if last else 'the greeting'}: wait for its reply (RFC 2920 §3.1)"
-                )
-        wire = _SENDERS[verb](self, command, verb, state)
-        self._state = AFTER_SEND.get((state, verb), self._state)
+        self._state = _AFTER_SEND.get((state, verb), state)
         return wire
+
+    def _check_pipelining(self, command: Command) -> None:
+        """A command while replies are due: RFC 2920 §3.1 decides."""
+        last = self._pending[-1].verb
+        if not self._pipelining:
+            raise LocalProtocolError(
+                f"{type(command).__name__} sent before the previous reply, and the "
+                "server does not advertise PIPELINING (RFC 2920)"
+            )
+        if last in GROUP_ENDERS or last is None:
+            raise LocalProtocolError(
+                f"{type(command).__name__} cannot be pipelined after "
+                f"{last.value if last else 'the greeting'}: wait for its reply (RFC 2920 §3.1)"
+            )
 
     def _send_content(self, command: Command, verb: Verb, state: ClientState) -> bytes:
         assert isinstance(command, Content) and self._encoder is not None
@@ -368,11 +370,15 @@ class ClientConnection(ReplyHandling):
         txn = self._txn
         assert isinstance(command, Rcpt) and txn is not None
         recipients = txn.recipients
-        wire = write_rcpt(command, self._caps, smtputf8=txn.mail.smtputf8, count=len(recipients))
-        recipients.append(command.recipient)
-        txn.rcpt_replies.append(None)
-        txn.commands_after_mail += 1
-        self._pending.append(Pending(verb, command, txn, index=len(recipients) - 1))
+        wire = write_rcpt(
+            command,
+            self._caps,
+            smtputf8=txn.mail.smtputf8,
+            count=len(recipients),
+            rcptmax=self._rcptmax,
+        )
+        index = txn.add_recipient(command.recipient)
+        self._pending.append(Pending(verb, command, txn, index=index))
         if self._transcript is not None:
             self._trace(wire)
         return wire
@@ -437,6 +443,7 @@ class ClientConnection(ReplyHandling):
         if verb in (V.EHLO, V.HELO, V.LHLO):
             self._caps = None  # RFC 5321 §4.1.4: a new hello resets the session
             self._pipelining = False
+            self._rcptmax = None
             self._txn = None
             self._encoder = None
         assert isinstance(command, (Ehlo, Helo, Lhlo, Vrfy, Expn, Help))
@@ -542,6 +549,7 @@ class ClientConnection(ReplyHandling):
         self._tls_active = True
         self._caps = None
         self._pipelining = False
+        self._rcptmax = None
         self._parser = self._new_parser()
         self._state = S.HELLO
 

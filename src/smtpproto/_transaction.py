@@ -21,6 +21,8 @@ class Transaction:
     """The replies of one MAIL transaction, filled in as they arrive."""
 
     __slots__ = (
+        "_accepted",
+        "_unanswered",
         "commands_after_mail",
         "data_reply",
         "finished",
@@ -42,16 +44,30 @@ class Transaction:
         #: RCPT/DATA/BDAT sent after MAIL: a refused MAIL alone ends the transaction.
         self.commands_after_mail = 0
         self.finished = False
+        self._accepted: list[str] = []  # 2xx RCPTs, in order (replies come in order)
+        self._unanswered = 0
+
+    def add_recipient(self, address: str) -> int:
+        """Record a RCPT sent; return its index for ``record_rcpt``."""
+        self.recipients.append(address)
+        self.rcpt_replies.append(None)
+        self.commands_after_mail += 1
+        self._unanswered += 1
+        return len(self.recipients) - 1
+
+    def record_rcpt(self, index: int, reply: Reply) -> None:
+        """Record the reply to the RCPT at ``index``."""
+        self.rcpt_replies[index] = reply
+        self._unanswered -= 1
+        if reply.is_success:
+            self._accepted.append(self.recipients[index])
 
     def accepted(self) -> list[str]:
         """Recipients with a 2xx RCPT reply, if MAIL itself was accepted."""
-        if self.mail_reply is None or not self.mail_reply.is_success:
+        mail_reply = self.mail_reply
+        if mail_reply is None or not mail_reply.is_success:
             return []
-        return [
-            address
-            for address, reply in zip(self.recipients, self.rcpt_replies, strict=True)
-            if reply is not None and reply.is_success
-        ]
+        return self._accepted
 
     def result(self, *, fill: Reply | None = None) -> TransactionResult:
         """The ``TransactionResult``; marks the transaction finished.
@@ -59,16 +75,16 @@ class Transaction:
         ``fill`` answers every unanswered step (used when a 421 ends the session).
         """
         self.finished = True
-        recipients: list[tuple[str, Reply]] = []
-        for address, reply in zip(self.recipients, self.rcpt_replies, strict=True):
-            if reply is None:
-                assert fill is not None, "a transaction ended with an unanswered RCPT"
-                reply = fill
-            recipients.append((address, reply))
+        replies: list[Reply | None]
+        if self._unanswered:
+            assert fill is not None, "a transaction ended with an unanswered RCPT"
+            replies = [fill if reply is None else reply for reply in self.rcpt_replies]
+        else:
+            replies = self.rcpt_replies
         return TransactionResult(
             sender=self.mail.sender,
             sender_reply=self.mail_reply if self.mail_reply is not None else fill,
-            recipients=tuple(recipients),
+            recipients=tuple(zip(self.recipients, replies, strict=True)),  # type: ignore[arg-type]  # no None left
             data_reply=self.data_reply,
             lmtp_replies=tuple(self.lmtp_replies),
         )

@@ -342,3 +342,11 @@ def test_rejection_reasons_are_printable() -> None:
     rejected = [e for e in s.events if isinstance(e, CommandRejected)]
     for event in rejected:
         assert all(0x20 <= b < 0x7F for b in event.reply.to_bytes()[:-2])
+
+
+def test_orcpt_length_limit_shared_with_client() -> None:
+    s = Session()
+    base = HELLO + b"MAIL FROM:<a@x.test>\r\n"
+    s.feed(base + b"RCPT TO:<b@y.test> ORCPT=rfc822;" + b"a" * 493 + b"\r\n")
+    s.feed(b"RCPT TO:<b@y.test> ORCPT=rfc822;" + b"a" * 494 + b"\r\n")
+    assert s.codes()[-2:] == [250, 501]  # 500 characters accepted, 501 refused

@@ -24,6 +24,7 @@ from ._abnf import (
     utf8_addr_xtext_decode,
     xtext_decode,
 )
+from ._events import MAX_ENVID, MAX_ORCPT
 from ._reply import Reply
 from ._server_events import AuthCancelled, AuthRequested, AuthResponse, MailReceived, RcptReceived
 
@@ -128,8 +129,8 @@ def parse_mail(args: bytes, extensions: dict[str, str], size_fallback: int | Non
                 raise _fail("RET must be FULL or HDRS (RFC 3461 section 4.3)")
         elif keyword == "ENVID":
             _need(extensions, "DSN", keyword)
-            if not value or len(value) > 100:
-                raise _fail("ENVID must be 1 to 100 characters (RFC 3461 section 4.4)")
+            if not value or len(value) > MAX_ENVID:
+                raise _fail(f"ENVID must be 1 to {MAX_ENVID} characters (RFC 3461 section 4.4)")
             envid = xtext_decode(value)
         elif keyword == "AUTH":
             _need(extensions, "AUTH", keyword)
@@ -153,6 +154,8 @@ def parse_mail(args: bytes, extensions: dict[str, str], size_fallback: int | Non
 
 
 def _parse_orcpt(value: str, smtputf8: bool) -> tuple[str, str]:
+    if len(value) > MAX_ORCPT:
+        raise _fail(f"ORCPT longer than {MAX_ORCPT} characters (RFC 3461 section 4.2)")
     addr_type, semicolon, encoded = value.partition(";")
     if not semicolon or not addr_type or not encoded:
         raise _fail("ORCPT must be addr-type;xtext (RFC 3461 section 4.2)")

@@ -214,6 +214,15 @@ class Session(MailDrivers):
             raise
         except ProtocolError as error:
             self._broken = True
+            if self.conn.final_reply_pending and self._current is not None:
+                # Broken reply or EOF mid-reply after the end of the content: the server
+                # may have taken the message (RFC 1047).
+                sender, recipients = self._current
+                raise SMTPDeliveryStatusUnknown(
+                    f"the reply to the end of the content was lost: {error}",
+                    sender=sender,
+                    recipients=recipients,
+                ) from error
             raise SMTPProtocolError(error) from error
         except TimeoutError as error:
             self._broken = True
@@ -345,6 +354,8 @@ class Session(MailDrivers):
         event = self.conn.next_event()
         if isinstance(event, TLSUnavailable):
             raise SMTPTLSError(f"{event.reason}: {event.reply}")
+        if isinstance(event, ServiceClosing):  # the hello was answered with 421
+            raise SMTPReplyError(event.reply)
         if event is not NEED_DATA:
             raise RemoteProtocolError(f"unexpected {type(event).__name__} after a hello")
 

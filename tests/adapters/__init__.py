@@ -1,0 +1,1 @@
+"""One test suite for every client adapter (blocking, asyncio, trio)."""

@@ -7,10 +7,11 @@ Theory of operation
 ``Transcript`` is the engine's transcript hook (``ClientConfig.transcript``, called with
 ``"C"`` or ``"S"`` and one line without its CRLF; AUTH lines arrive already redacted)
 plus a clock: each line is printed as ``[  0.012s] -> EHLO host``. Lines sent or received
-under TLS use swaks' marks ``~>`` / ``<~`` instead of ``->`` / ``<-``; whoever owns the
-connection flips ``tls`` when the handshake completes and adds a ``note`` naming the
-version and cipher. Every line is escaped with ``_text.escape_text`` first (DESIGN.md §4
-rule 12): a server cannot move the cursor or forge a line of the transcript.
+under TLS use swaks' marks ``~>`` / ``<~`` instead of ``->`` / ``<-``: before each line
+the transcript asks ``tls_info`` whether TLS is up, and at the first line under TLS it
+adds a note naming the version and cipher. Every line is escaped with
+``_text.escape_text`` first (DESIGN.md §4 rule 12): a server cannot move the cursor
+or forge a line of the transcript.
 
 ``ProgressBar`` draws on stderr, and only when stderr is a terminal and the body is at
 least ``PROGRESS_MIN_BYTES``: a pipe or a log file never gets carriage returns. Redraws
@@ -58,7 +59,9 @@ class Transcript:
 
     ``stream`` is where lines go (stdout for the CLI); ``clock`` returns seconds and is
     read once at construction for the origin, so stamps are elapsed times. ``prefix`` is
-    put before every line (the server's transcript uses it to tell connections apart).
+    put before every line. ``tls_info`` returns ``None`` while the connection is in
+    cleartext and a description (version, cipher) once TLS is up; it is asked before each
+    line, so the first line under TLS is preceded by a note and gets the TLS arrows.
     Safe to call from several threads: one lock serialises whole lines.
     """
 
@@ -68,14 +71,25 @@ class Transcript:
         *,
         clock: Callable[[], float] = time.monotonic,
         prefix: str = "",
+        tls_info: Callable[[], str | None] | None = None,
     ) -> None:
         self._stream = stream
         self._clock = clock
         self._start = clock()
         self._prefix = prefix
         self._lock = threading.Lock()
+        self._tls_info = tls_info
         #: True once TLS protects the connection; switches the arrows to ``~>`` / ``<~``.
         self.tls = False
+
+    def _check_tls(self) -> None:
+        """Ask ``tls_info`` (if given) whether TLS is up now; note the moment it starts."""
+        if self._tls_info is None or self.tls:
+            return
+        description = self._tls_info()
+        if description is not None:
+            self.tls = True
+            self.note(f"TLS established: {description}")
 
     def elapsed(self) -> float:
         """Seconds since the transcript began."""
@@ -92,6 +106,7 @@ class Transcript:
 
         Bytes that are not UTF-8 show as U+FFFD; control characters show escaped.
         """
+        self._check_tls()
         text = escape_text(line.decode("utf-8", "replace"))
         self._emit(_ARROWS[(direction, self.tls)], text)
 

@@ -157,3 +157,48 @@ class ServeProcess:
     def __exit__(self, *exc_info: object) -> None:
         if self.process.poll() is None:
             self.stop()
+
+
+class OneLineServer:
+    """A TCP server thread on 127.0.0.1 that answers every connection with ``reply``
+    (for example an HTTP error: a peer that does not speak SMTP) and then closes.
+
+    Bounded: the listening socket has a timeout and the thread stops at ``close``.
+    """
+
+    def __init__(self, reply: bytes, *, linger: float = 0.5) -> None:
+        self.reply = reply
+        self.linger = linger
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port: int = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5.0)
+                try:
+                    conn.sendall(self.reply)
+                    time.sleep(self.linger)  # let the client read before the close
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+        self.sock.close()
+
+    def __enter__(self) -> OneLineServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

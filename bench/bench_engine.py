@@ -1,7 +1,9 @@
 """Engine-only throughput: complete SMTP transactions per second, in memory.
 
 One transaction is a whole session: greeting, EHLO, MAIL, one RCPT, DATA, a 1 KB
-body, the final reply (and nothing else: no QUIT). The "server" is a fixed reply
+body, the final reply (and nothing else: no QUIT). Command values are built once and
+reused (they are immutable), except in the "new commands" row, which builds and
+validates EHLO, MAIL and RCPT for every transaction. The "server" is a fixed reply
 script fed back to the engine, so only the client engine is measured: reply parsing,
 state machine, command serialisation, DATA encoding.
 
@@ -27,8 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-TRANSACTIONS = 3000
-RUNS = 5
+TRANSACTIONS = 2000
+RUNS = 15
 REFERENCE_N = 200_000
 
 GREETING = b"220 mx.example.org ESMTP ready\r\n"
@@ -48,10 +50,10 @@ LINE = b"The quick brown fox jumps over the lazy dog, again and again, in SMTP.\
 BODY = (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: bench\r\n\r\n" + LINE * 14)[:1024]
 
 
-def reference_loop() -> float:
-    """A fixed pure-Python workload; seconds per run (best of RUNS)."""
+def reference_loop(runs: int = RUNS) -> float:
+    """A fixed pure-Python workload; seconds per run (best of ``runs``)."""
     best = float("inf")
-    for _ in range(RUNS):
+    for _ in range(runs):
         start = time.perf_counter()
         table: dict[int, bytes] = {}
         total = 0
@@ -64,10 +66,16 @@ def reference_loop() -> float:
     return best
 
 
+_reference_best = [float("inf")]
+
+
 def best_rate(session: Any) -> float:
+    """Transactions/s, best of RUNS; the reference loop is timed between runs so a
+    burst of load from other processes hits both alike."""
     best = float("inf")
     session()  # warm up
     for _ in range(RUNS):
+        _reference_best[0] = min(_reference_best[0], reference_loop(runs=1))
         start = time.perf_counter()
         for _ in range(TRANSACTIONS):
             session()
@@ -78,7 +86,7 @@ def best_rate(session: Any) -> float:
 # -- ours ------------------------------------------------------------------------------
 
 
-def ours(parser: Any, *, pipelined: bool) -> Any:
+def ours(parser: Any, *, pipelined: bool, build_commands: bool = False) -> Any:
     from smtpproto._client_config import ClientConfig
     from smtpproto._connection import ClientConnection
     from smtpproto._events import (
@@ -109,6 +117,11 @@ def ours(parser: Any, *, pipelined: bool) -> Any:
         return last
 
     def session() -> None:
+        nonlocal ehlo, mail, rcpt
+        if build_commands:  # validation in the constructors, as a caller would pay it
+            ehlo = Ehlo(hostname="client.example")
+            mail = Mail(sender="a@example.org")
+            rcpt = Rcpt(recipient="b@example.org")
         conn = ClientConnection(config)
         events(conn, GREETING)
         wire = conn.send(ehlo)
@@ -193,13 +206,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.agronholm:
         rate = best_rate(agronholm())
-        print(json.dumps({"tps": rate, "reference": reference_loop()}))
+        print(json.dumps({"tps": rate, "reference": _reference_best[0]}))
         return
 
     from smtpproto._twins import CReplyParser, PyReplyParser
 
-    reference = reference_loop()
-    print(f"reference loop: {reference * 1000:.1f} ms (best of {RUNS})")
     rows: list[tuple[str, float]] = []
     twins = [("python parser", PyReplyParser)]
     if CReplyParser is not None:
@@ -208,13 +219,16 @@ def main() -> None:
         for pipelined in (False, True):
             label = f"smtpproto (ours, {name}, {'pipelined' if pipelined else 'lock-step'})"
             rows.append((label, best_rate(ours(twin, pipelined=pipelined))))
+    label = f"smtpproto (ours, {twins[0][0]}, lock-step, new commands)"
+    rows.append((label, best_rate(ours(twins[0][1], pipelined=False, build_commands=True))))
     peer = run_peer(args.venv)
+    reference = _reference_best[0]
+    print(f"reference loop here: {reference * 1000:.1f} ms (best, timed between runs)")
     for label, rate in rows:
         line = f"{label:<58} {rate:>9.0f} transactions/s"
         if peer is not None:
-            ours_norm = rate * reference
-            peer_norm = peer["tps"] * peer["reference"]
-            line += f"   {ours_norm / peer_norm:5.2f}x agronholm"
+            normalised = (rate * reference) / (peer["tps"] * peer["reference"])
+            line += f"   {normalised:5.2f}x agronholm ({rate / peer['tps']:.2f}x raw)"
         print(line)
     if peer is None:
         print(f"agronholm smtpproto 2.0: not available (no venv at {args.venv})")

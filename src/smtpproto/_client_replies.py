@@ -200,7 +200,7 @@ class ReplyHandling:
         assert txn is not None
         txn.mail_reply = reply
         self._events.append(CommandReply(command=txn.mail, reply=reply))
-        if not reply.is_success and txn is self._txn and txn.commands_after_mail == 0:
+        if reply.code // 100 != 2 and txn is self._txn and txn.commands_after_mail == 0:
             self._txn = None
             self._state = S.READY
             self._events.append(txn.result())
@@ -214,7 +214,7 @@ class ReplyHandling:
     def _bdat_reply(self, entry: Pending, reply: Reply) -> None:
         txn = entry.txn
         assert txn is not None and entry.command is not None
-        if not reply.is_success and txn.data_reply is None:
+        if reply.code // 100 != 2 and txn.data_reply is None:
             txn.data_reply = reply
         self._events.append(CommandReply(command=entry.command, reply=reply))
 

@@ -283,7 +283,12 @@ class ClientConnection(ReplyHandling):
                         for reply in parsed:
                             for line in reply.to_bytes().split(b"\r\n")[:-1]:
                                 self._transcript("S", line)
-                    replies.extend(parsed)
+                    if len(parsed) == 1 and not incoming:  # the common case, kept short
+                        self._handle_reply(parsed[0])
+                        if events:
+                            return events.popleft()
+                    else:
+                        replies.extend(parsed)
                 elif self._eof:
                     if self._closed:
                         return ConnectionClosed()

@@ -59,13 +59,13 @@ class Transaction:
         """Record the reply to the RCPT at ``index``."""
         self.rcpt_replies[index] = reply
         self._unanswered -= 1
-        if reply.is_success:
+        if reply.code // 100 == 2:  # RFC 5321 §4.2.1: 2yz is success
             self._accepted.append(self.recipients[index])
 
     def accepted(self) -> list[str]:
         """Recipients with a 2xx RCPT reply, if MAIL itself was accepted."""
         mail_reply = self.mail_reply
-        if mail_reply is None or not mail_reply.is_success:
+        if mail_reply is None or mail_reply.code // 100 != 2:
             return []
         return self._accepted
 

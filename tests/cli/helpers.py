@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from typing import Any
 
 #: Generous bound for one CLI run (the built-in demo session takes well under a second).
 RUN_TIMEOUT = 60.0
@@ -198,6 +199,81 @@ class OneLineServer:
         self.sock.close()
 
     def __enter__(self) -> OneLineServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class ScriptedSMTPServer:
+    """A minimal line-based SMTP peer on 127.0.0.1 for refusals the built-in server
+    never gives: ``replies`` maps a verb (``"MAIL"``, ``"RCPT"``, ``"DATA"``, ``"."``
+    for the end of the content) to the reply line(s) to send; every other command gets
+    ``250 ok``; a list of replies is used one per command, in order. No PIPELINING,
+    CHUNKING or STARTTLS is advertised. ``"."`` mapped to
+    ``b""`` closes the connection instead of answering (delivery status unknown).
+    Serves one connection; every socket operation has a timeout.
+    """
+
+    def __init__(self, replies: Mapping[str, bytes | list[bytes]]) -> None:
+        self.replies = dict(replies)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.sock.settimeout(RUN_TIMEOUT)
+        self.port: int = self.sock.getsockname()[1]
+        self.received: list[bytes] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(RUN_TIMEOUT)
+            reader = conn.makefile("rb")
+            try:
+                self._session(conn, reader)
+            except OSError:
+                pass
+            finally:
+                reader.close()
+
+    def _session(self, conn: socket.socket, reader: Any) -> None:
+        conn.sendall(b"220 scripted ESMTP\r\n")
+        in_data = False
+        for raw in reader:
+            self.received.append(raw)
+            if in_data:
+                if raw != b".\r\n":
+                    continue
+                in_data = False
+                verb = "."
+            else:
+                verb = raw.split(b" ", 1)[0].split(b":", 1)[0].strip().upper().decode()
+            planned = self.replies.get(verb)
+            reply = planned.pop(0) if isinstance(planned, list) and planned else planned
+            if reply == b"":
+                return
+            if not isinstance(reply, bytes):
+                reply = {
+                    "EHLO": b"250-scripted\r\n250 8BITMIME\r\n",
+                    "DATA": b"354 go ahead\r\n",
+                    "QUIT": b"221 bye\r\n",
+                }.get(verb, b"250 ok\r\n")
+            conn.sendall(reply)
+            if verb == "DATA" and reply.startswith(b"354"):
+                in_data = True
+            if verb == "QUIT":
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        self._thread.join(5.0)
+
+    def __enter__(self) -> ScriptedSMTPServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -209,6 +209,8 @@ class Mail(Command):
     by: str | None = None
     auth: str | None = None
     _path: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
+    #: The whole line when no parameter is given (the common case), else b"".
+    _plain: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
         _set(
@@ -243,6 +245,18 @@ class Mail(Command):
                 )
         if self.auth is not None and self.auth != "":
             format_path(self.auth, smtputf8=True, what="AUTH= mailbox")
+        if (
+            self.size is None
+            and self.body is None
+            and not self.smtputf8
+            and self.ret is None
+            and self.envid is None
+            and not self.requiretls
+            and self.mt_priority is None
+            and self.by is None
+            and self.auth is None
+        ):
+            _set(self, "_plain", b"MAIL FROM:" + self._path + b"\r\n")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -261,6 +275,7 @@ class Rcpt(Command):
     orcpt: str | None = None
     _path: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
     _params: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
+    _wire: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
         _set(
@@ -305,6 +320,7 @@ class Rcpt(Command):
                 )
             params += b" ORCPT=" + value.encode("ascii")
         _set(self, "_params", params)
+        _set(self, "_wire", b"RCPT TO:" + self._path + params + b"\r\n")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,11 +29,6 @@ __all__ = [
 #: RFC 4954 §4: a client response line may be up to 12288 octets (base64 + CRLF).
 MAX_AUTH_RESPONSE = 12288
 
-#: RFC 1870 §3 and RFC 5321 §4.5.3.1.4: each advertised MAIL parameter extension may
-#: lengthen the command line; we allow the base 512 plus what the parameters add, which
-#: every parameter's own length bound keeps finite.
-_BASE_MAIL_LINE = MAX_COMMAND_LINE
-
 
 def _need(caps: Capabilities | None, keyword: str, what: str) -> Capabilities:
     if caps is None:
@@ -54,6 +49,8 @@ def write_mail(mail: Mail, caps: Capabilities | None, *, tls_active: bool) -> by
     BODY=BINARYMIME needs BINARYMIME and CHUNKING (RFC 3030 §3); REQUIRETLS needs TLS
     active (RFC 8689 §4.1).
     """
+    if mail._plain:
+        return mail._plain
     params = b""
     if mail.size is not None:
         limit = _need(caps, "SIZE", "SIZE=").size
@@ -99,20 +96,23 @@ def write_mail(mail: Mail, caps: Capabilities | None, *, tls_active: bool) -> by
             if not mail.auth.isascii() and not mail.smtputf8:
                 raise LocalProtocolError("a non-ASCII AUTH= mailbox needs smtputf8=True")
             params += b" AUTH=" + xtext_encode(mail.auth).encode("ascii")
-    line = b"MAIL FROM:" + mail._path + params + b"\r\n"
-    path_line = len(mail._path) + 12  # "MAIL FROM:" + path + CRLF
-    if path_line > _BASE_MAIL_LINE:
-        raise LocalProtocolError(
-            f"MAIL command line without parameters is {path_line} octets, more than "
-            f"{MAX_COMMAND_LINE} (RFC 5321 §4.5.3.1.4)"
-        )
-    return line
+    # The path is at most 256 octets (RFC 5321 §4.5.3.1.3, checked by format_path), so
+    # "MAIL FROM:<path>" CRLF fits 512; parameters may lengthen the line (RFC 1870 §3:
+    # extensions raise the limit), each bounded by its own rule.
+    return b"MAIL FROM:" + mail._path + params + b"\r\n"
 
 
-def write_rcpt(rcpt: Rcpt, caps: Capabilities | None, *, smtputf8: bool, count: int) -> bytes:
+def write_rcpt(
+    rcpt: Rcpt,
+    caps: Capabilities | None,
+    *,
+    smtputf8: bool,
+    count: int,
+    rcptmax: int | None,
+) -> bytes:
     """``RCPT TO:<path> params CRLF``. ``smtputf8``: whether the transaction's MAIL
     asked for SMTPUTF8; ``count``: RCPTs already sent in this transaction, checked
-    against LIMITS RCPTMAX (RFC 9422 §4.2)."""
+    against ``rcptmax``, the server's LIMITS RCPTMAX (RFC 9422 §4.2)."""
     if not smtputf8 and not rcpt.recipient.isascii():
         raise LocalProtocolError(
             f"recipient {rcpt.recipient!a} is not ASCII: it needs Mail(smtputf8=True) "
@@ -120,19 +120,12 @@ def write_rcpt(rcpt: Rcpt, caps: Capabilities | None, *, smtputf8: bool, count: 
         )
     if rcpt._params:
         _need(caps, "DSN", "NOTIFY=/ORCPT=")
-    if caps is not None:
-        rcptmax = caps.limits.rcptmax
-        if rcptmax is not None and count >= rcptmax:
-            raise LocalProtocolError(
-                f"the server's LIMITS RCPTMAX is {rcptmax}: start another transaction for "
-                "the remaining recipients (RFC 9422 §4.2)"
-            )
-    line = b"RCPT TO:" + rcpt._path + rcpt._params + b"\r\n"
-    if len(rcpt._path) + 10 > MAX_COMMAND_LINE:
+    if rcptmax is not None and count >= rcptmax:
         raise LocalProtocolError(
-            f"RCPT command line is longer than {MAX_COMMAND_LINE} octets (RFC 5321 §4.5.3.1.4)"
+            f"the server's LIMITS RCPTMAX is {rcptmax}: start another transaction for "
+            "the remaining recipients (RFC 9422 §4.2)"
         )
-    return line
+    return rcpt._wire  # the path is at most 256 octets: the line fits (see write_mail)
 
 
 def _b64(data: bytes) -> bytes:

@@ -54,7 +54,7 @@ bounded whatever the message size.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ._client_config import ClientConfig, TLSPolicy
 from ._connection import ClientConnection
@@ -169,6 +169,7 @@ class Session(MailDrivers):
         self._broken = False
         self._current: tuple[str, tuple[str, ...]] | None = None
         self._rcpt_accepted = 0
+        self._commands: dict[tuple[Any, ...], Command] = {}
 
     # -- state --------------------------------------------------------------------------
 

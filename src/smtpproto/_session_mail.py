@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._envelope import envelope_from_message, flatten_message
 from ._errors import LocalProtocolError
@@ -54,7 +54,11 @@ if TYPE_CHECKING:
 
     from ._connection import ClientConnection
 
-__all__ = ["MailDrivers", "raise_for"]
+__all__ = ["COMMAND_CACHE", "MailDrivers", "raise_for"]
+
+#: Most MAIL/RCPT commands ``_command`` keeps for reuse (cleared when full).
+COMMAND_CACHE = 1024
+C = TypeVar("C", Mail, Rcpt)
 
 
 class MailDrivers:
@@ -64,6 +68,7 @@ class MailDrivers:
         conn: ClientConnection
         _current: tuple[str, tuple[str, ...]] | None
         _rcpt_accepted: int
+        _commands: dict[tuple[Any, ...], Command]
 
         def _guard(self, driver: Driver[TransactionResult]) -> Driver[TransactionResult]: ...
         def _send(self, *commands: Command) -> Driver[None]: ...
@@ -187,7 +192,8 @@ class MailDrivers:
         size = options.size
         if size is None and total is not None and caps is not None and caps.size is not None:
             size = total
-        mail = Mail(
+        mail = self._command(
+            Mail,
             sender=sender,
             size=size,
             body=body,
@@ -199,7 +205,7 @@ class MailDrivers:
             by=options.by,
             auth=options.auth,
         )
-        commands = [Rcpt(recipient=r, notify=options.notify) for r in rcpts]
+        commands = [self._command(Rcpt, recipient=r, notify=options.notify) for r in rcpts]
         pipe = caps is not None and caps.pipelining and pipelining is not False
         bdat = caps is not None and caps.chunking and chunking is not False
         if chunking and not bdat:
@@ -211,6 +217,23 @@ class MailDrivers:
                 yield from self._send_bdat(mail, commands, first, chunks, pipe, total, progress)
             )
         return (yield from self._send_data(mail, commands, first, chunks, pipe, total, progress))
+
+    def _command(self, cls: type[C], **fields: Any) -> C:
+        """``cls(**fields)``, reusing an identical command made recently: commands are
+        immutable values, and validating addresses is a large part of a small message's
+        cost. The cache holds at most ``COMMAND_CACHE`` entries."""
+        key = (cls, *fields.items())
+        cache = self._commands
+        try:
+            found = cache.get(key)
+        except TypeError:  # an unhashable field (a notify list): no caching
+            return cls(**fields)
+        if found is None:
+            if len(cache) >= COMMAND_CACHE:
+                cache.clear()
+            found = cache[key] = cls(**fields)
+        assert isinstance(found, cls)
+        return found
 
     def _envelope(self, mail: Mail, rcpts: list[Rcpt], pipe: bool, *then: Command) -> Driver[None]:
         """MAIL and RCPTs (and ``then``): one write when pipelining, else one by one."""

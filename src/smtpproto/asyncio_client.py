@@ -139,13 +139,8 @@ class AsyncSMTPClient:
         if self._writer is None:
             await self._open_streams()
         assert self._writer is not None
-        local: str | None = None
-        family = self._writer.get_extra_info("socket")
-        if isinstance(family, socket.socket) and family.family in (
-            socket.AF_INET,
-            socket.AF_INET6,
-        ):
-            local = family.getsockname()[0]
+        sockname = self._writer.get_extra_info("sockname")  # a str for unix sockets
+        local = sockname[0] if isinstance(sockname, tuple) else None
         self._session = Session(
             self._config,
             server_hostname=self._server_hostname,

@@ -410,7 +410,8 @@ class TrioSMTPClient:
                 await tls.do_handshake()
             except (trio.BrokenResourceError, ssl.SSLError) as exc:
                 cause = exc.__cause__ if exc.__cause__ is not None else exc
-                raise SMTPTLSError(f"TLS handshake failed: {cause or 'connection closed'}") from exc
+                message = f"TLS handshake failed: {cause or 'connection closed'}"
+                raise SMTPTLSError(message) from cause  # the ssl.SSLError when there is one
             # SSLStream forwards getpeercert() and version() to its SSLObject.
             return channel_binding(cast("ssl.SSLObject", tls))
         raise TimeoutError("timed out in the TLS handshake")
@@ -422,7 +423,7 @@ def _lost(exc: Exception) -> Exception:
     cause = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
     if isinstance(cause, ssl.SSLError):
         tls_error = SMTPTLSError(f"TLS failed: {cause}")
-        tls_error.__cause__ = exc
+        tls_error.__cause__ = cause
         return tls_error
     if isinstance(exc, OSError):
         return exc

@@ -27,6 +27,8 @@ from smtpproto._session import MailOptions, Session
 from smtpproto._session_support import ContentSource, ProgressCallback
 from smtpproto.blocking import SMTPClient
 
+from .facade_async import asyncio_client, trio_client
+
 
 class SyncClient(Protocol):
     """What the shared tests call; mirrors ``smtpproto.blocking.SMTPClient``."""
@@ -83,6 +85,8 @@ class SyncClient(Protocol):
 #: Adapter name -> factory taking the blocking client's keyword arguments.
 ADAPTERS: dict[str, Callable[..., SyncClient]] = {
     "blocking": SMTPClient,
+    "asyncio": asyncio_client,
+    "trio": trio_client,
 }
 
 

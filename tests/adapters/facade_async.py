@@ -1,0 +1,257 @@
+"""The synchronous facade (see ``facade.py``) over the asyncio and trio adapters.
+
+Theory of operation
+-------------------
+``AsyncFacade`` turns every method of ``AsyncSMTPClient``/``TrioSMTPClient`` into a
+blocking call with the blocking client's signature. Each call runs on an event loop the
+facade owns: asyncio through ``asyncio.Runner``; trio through ``trio.run`` in a
+background thread, entered with ``trio.from_thread.run``. The loop starts lazily and is
+shut down as soon as the adapter has closed its transport (after QUIT, ``close`` or any
+failure that broke the session), so a test that never calls ``close`` leaves no loop,
+thread or socket behind. Every call is bounded by ``CALL_LIMIT`` seconds, so a bug in an
+adapter fails the test instead of hanging it. A ``sock`` argument (a connected socket)
+becomes the adapter's own transport type inside its loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable, Coroutine, Iterable
+from email.message import Message
+from types import TracebackType
+from typing import Any, TypeVar
+
+import trio
+
+from smtpproto._capabilities import Capabilities
+from smtpproto._events import TransactionResult
+from smtpproto._reply import Reply
+from smtpproto._sasl_base import ClientMechanism
+from smtpproto._session import MailOptions, Session
+from smtpproto._session_support import ContentSource, ProgressCallback
+from smtpproto.asyncio_client import AsyncSMTPClient
+from smtpproto.trio_client import TrioSMTPClient
+
+__all__ = ["CALL_LIMIT", "AsyncFacade", "asyncio_client", "trio_client"]
+
+#: Seconds any one facade call may take before the test fails (a safety net only: the
+#: tests' own timeouts are much shorter).
+CALL_LIMIT = 60.0
+R = TypeVar("R")
+Call = Callable[[], Coroutine[Any, Any, Any]]
+
+
+class _AsyncioLoop:
+    """An ``asyncio.Runner`` that runs one coroutine per call, bounded."""
+
+    def __init__(self) -> None:
+        self._runner = asyncio.Runner()  # type: ignore[attr-defined]  # 3.11+; mypy targets 3.10
+
+    def run(self, call: Call) -> Any:
+        return self._runner.run(asyncio.wait_for(call(), CALL_LIMIT))
+
+    def close(self) -> None:
+        self._runner.close()
+
+
+class _TrioLoop:
+    """``trio.run`` in a daemon thread; calls enter it with ``trio.from_thread.run``."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._stop: trio.Event | None = None
+        self._thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
+        self._thread.start()
+        if not self._ready.wait(CALL_LIMIT):
+            raise RuntimeError("the trio thread did not start")
+
+    async def _main(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._stop = trio.Event()
+        self._ready.set()
+        await self._stop.wait()
+
+    @staticmethod
+    async def _bounded(call: Call) -> Any:
+        with trio.fail_after(CALL_LIMIT):
+            return await call()
+
+    def run(self, call: Call) -> Any:
+        return trio.from_thread.run(self._bounded, call, trio_token=self._token)
+
+    def close(self) -> None:
+        assert self._stop is not None
+        trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+        self._thread.join(CALL_LIMIT)
+
+
+class AsyncFacade:
+    """A blocking-style client over an async adapter (``SyncClient`` in ``facade``)."""
+
+    def __init__(
+        self,
+        make_loop: Callable[[], _AsyncioLoop | _TrioLoop],
+        make_client: Callable[[], AsyncSMTPClient | TrioSMTPClient],
+    ) -> None:
+        self._make_loop = make_loop
+        self._loop: _AsyncioLoop | _TrioLoop | None = None
+        self._client: AsyncSMTPClient | TrioSMTPClient | None = None
+        self._make_client = make_client
+
+    def _call(self, method: Callable[..., Coroutine[Any, Any, R]], *args: Any, **kw: Any) -> R:
+        if self._loop is None:
+            self._loop = self._make_loop()
+        try:
+            result: R = self._loop.run(lambda: method(*args, **kw))
+            return result
+        finally:
+            if self._transport_closed():
+                self._shutdown()
+
+    def _transport_closed(self) -> bool:
+        client = self._client
+        if client is None:
+            return False
+        if isinstance(client, AsyncSMTPClient):
+            return client._writer is None  # the facade may look inside: it is test code
+        return client._stream is None
+
+    def _shutdown(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.close()
+
+    @property
+    def client(self) -> AsyncSMTPClient | TrioSMTPClient:
+        """The adapter's client (made inside the loop, since trio streams need one)."""
+        if self._client is None:
+            if self._loop is None:
+                self._loop = self._make_loop()
+            self._client = self._loop.run(self._create)
+        return self._client
+
+    async def _create(self) -> AsyncSMTPClient | TrioSMTPClient:
+        return self._make_client()
+
+    # -- the SyncClient interface ----------------------------------------------------------
+
+    def connect(self) -> Reply:
+        return self._call(self.client.connect)
+
+    def close(self) -> None:
+        if self._client is not None and not self._transport_closed():
+            self._call(self._client.aclose)
+        self._shutdown()
+
+    def __enter__(self) -> AsyncFacade:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None and self._client is not None and self.session.can_quit:
+                self.quit()
+        finally:
+            self.close()
+
+    def login(
+        self,
+        username: str,
+        password: str | None = None,
+        *,
+        token: str | None = None,
+        mechanism: ClientMechanism | None = None,
+    ) -> Reply:
+        return self._call(self.client.login, username, password, token=token, mechanism=mechanism)
+
+    def sendmail(
+        self,
+        sender: str,
+        recipients: str | Iterable[str],
+        content: ContentSource,
+        *,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TransactionResult:
+        return self._call(
+            self.client.sendmail,
+            sender,
+            recipients,
+            content,
+            options=options,
+            pipelining=pipelining,
+            chunking=chunking,
+            progress=progress,
+        )
+
+    def send_message(
+        self,
+        msg: Message,
+        *,
+        sender: str | None = None,
+        recipients: str | Iterable[str] | None = None,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TransactionResult:
+        return self._call(
+            self.client.send_message,
+            msg,
+            sender=sender,
+            recipients=recipients,
+            options=options,
+            pipelining=pipelining,
+            chunking=chunking,
+            progress=progress,
+        )
+
+    def noop(self) -> Reply:
+        return self._call(self.client.noop)
+
+    def rset(self) -> Reply:
+        return self._call(self.client.rset)
+
+    def vrfy(self, address: str) -> Reply:
+        return self._call(self.client.vrfy, address)
+
+    def quit(self) -> Reply:
+        return self._call(self.client.quit)
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        return self.client.capabilities
+
+    @property
+    def session(self) -> Session:
+        return self.client.session
+
+    def __del__(self) -> None:
+        self._shutdown()
+
+
+def asyncio_client(*, sock: socket.socket | None = None, **kwargs: Any) -> AsyncFacade:
+    """``AsyncSMTPClient`` behind the facade; ``sock`` is passed through."""
+    return AsyncFacade(_AsyncioLoop, lambda: AsyncSMTPClient(sock=sock, **kwargs))
+
+
+def trio_client(*, sock: socket.socket | None = None, **kwargs: Any) -> AsyncFacade:
+    """``TrioSMTPClient`` behind the facade; ``sock`` becomes a ``trio.SocketStream``."""
+
+    def make() -> TrioSMTPClient:
+        if sock is None:
+            return TrioSMTPClient(**kwargs)
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+        return TrioSMTPClient(stream=stream, **kwargs)
+
+    return AsyncFacade(_TrioLoop, make)

@@ -314,6 +314,7 @@ def _add_probe(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
     p.add_argument("--timeout", type=_positive_float, metavar="SECONDS", default=30.0)
     p.add_argument("--insecure", action="store_true", help="do NOT verify the certificate")
     p.add_argument("--cafile", metavar="PEM", help="trust these CA certificates")
+    p.add_argument("--transcript", action="store_true", help="show the session on stderr")
     p.set_defaults(handler="probe")
 
 

@@ -32,6 +32,7 @@ import secrets
 import socket  # noqa: TID251 -- CLI adapter layer: opens the TCP connection
 import ssl
 import sys
+import time  # noqa: TID251 -- CLI adapter layer: when the TLS handshake finished
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from .blocking import SMTPClient
 from .exceptions import SMTPProtocolError, SMTPRecipientsRefused
 from .sasl import choose_mechanism
 
-__all__ = ["DEFAULT_TIMEOUT", "TLSRecorder", "connect_tcp", "run_send"]
+__all__ = ["DEFAULT_TIMEOUT", "TLSDetails", "TLSRecorder", "connect_tcp", "run_send"]
 
 #: Seconds the CLI waits for any reply or write when ``--timeout`` is not given: an
 #: interactive tool should not sit five minutes on a dead server (swaks uses 30 s).
@@ -61,16 +62,30 @@ DEMO_USER = "demo"
 SUPPORTED_STAGES = ("connect", "ehlo", "tls", "auth")
 
 
-class TLSRecorder:
-    """Remembers the ``SSLSocket`` of a context once its handshake completed.
+@dataclass(frozen=True, slots=True)
+class TLSDetails:
+    """What a finished handshake negotiated (read at once: a closed socket forgets)."""
 
-    ``install(context)`` sets ``context.sslsocket_class`` to a subclass whose
-    ``do_handshake`` records the socket, so the CLI can show the TLS version, cipher and
-    certificate without reaching into the client.
+    version: str | None
+    cipher: str | None
+    bits: int | None
+    peer: dict[str, Any]
+    der: bytes | None
+    #: ``time.monotonic()`` when the handshake finished.
+    finished: float
+
+
+class TLSRecorder:
+    """Remembers what a context's handshake negotiated, when it completes.
+
+    ``install(context)`` sets ``context.sslsocket_class`` (a documented ``ssl`` hook) to
+    a subclass whose ``do_handshake`` records the version, cipher and certificate, so
+    the CLI can show them without reaching into the client. ``details`` stays None until
+    a handshake succeeded.
     """
 
     def __init__(self) -> None:
-        self.socket: ssl.SSLSocket | None = None
+        self.details: TLSDetails | None = None
 
     def install(self, context: ssl.SSLContext) -> ssl.SSLContext:
         recorder = self
@@ -78,20 +93,27 @@ class TLSRecorder:
         class RecordingSSLSocket(ssl.SSLSocket):
             def do_handshake(self, block: bool = False) -> None:
                 super().do_handshake(block)
-                recorder.socket = self
+                cipher = self.cipher()
+                recorder.details = TLSDetails(
+                    version=self.version(),
+                    cipher=None if cipher is None else cipher[0],
+                    bits=None if cipher is None else cipher[2],
+                    peer=dict(self.getpeercert() or {}),
+                    der=self.getpeercert(binary_form=True),
+                    finished=time.monotonic(),
+                )
 
         context.sslsocket_class = RecordingSSLSocket
         return context
 
     def describe(self) -> str | None:
         """``"TLSv1.3, TLS_AES_256_GCM_SHA384 (256 bits)"`` once TLS is up, else None."""
-        tls = self.socket
+        tls = self.details
         if tls is None:
             return None
-        cipher = tls.cipher()
-        if cipher is None:
-            return tls.version() or "TLS"
-        return f"{tls.version()}, {cipher[0]} ({cipher[2]} bits)"
+        if tls.cipher is None:
+            return tls.version or "TLS"
+        return f"{tls.version}, {tls.cipher} ({tls.bits} bits)"
 
 
 def connect_tcp(host: str, port: int, timeout: float) -> socket.socket:

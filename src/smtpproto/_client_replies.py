@@ -313,7 +313,12 @@ class ReplyHandling:
     def _data_reply(self, entry: Pending, reply: Reply) -> None:
         txn = entry.txn
         assert txn is not None
-        if reply.code == 354:
+        if reply.code // 100 == 2:
+            raise RemoteProtocolError(
+                f"server answered DATA with {reply.code}, not 354: no content was sent, so "
+                "the message cannot have been accepted (RFC 5321 §4.1.1.4)"
+            )
+        if reply.code // 100 == 3:  # 354; the class digit decides (RFC 5321 §4.2.1)
             if txn.accepted():
                 body = txn.mail.body
                 self._encoder = DataEncoder(
@@ -338,7 +343,10 @@ class ReplyHandling:
         replies precede it in the FIFO)."""
         txn = entry.txn
         assert txn is not None
-        accepted = txn.accepted() if self._config.lmtp else []
+        # After a failed BDAT chunk the server has dropped the message and answers the
+        # LAST chunk once (RFC 3030 §2), not once per recipient.
+        lmtp = self._config.lmtp and not (entry.verb is V.BDAT_LAST and txn.data_reply is not None)
+        accepted = txn.accepted() if lmtp else []
         if entry.remaining is None:
             entry.remaining = max(1, len(accepted))
         if accepted:

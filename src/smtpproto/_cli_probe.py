@@ -1,0 +1,220 @@
+"""``smtpproto probe HOST[:PORT]``: what a server offers, as a table or JSON.
+
+CLI adapter layer; no SMTP knowledge of its own. Theory of operation: one session with
+the blocking client (greeting, EHLO, STARTTLS when offered, EHLO again, QUIT; no mail
+is sent). The client keeps only the last EHLO's capabilities, so ``_Recorder`` — the
+engine's transcript hook — keeps every line with its time: the replies are rebuilt with
+the engine's own reply parser (``ReplyParser``) and ``Capabilities.from_ehlo``, which
+gives the banner, the extensions before TLS and the time each command took. TLS details
+come from the ``SSLSocket`` that ``_cli_send.TLSRecorder`` captures at the handshake.
+
+When the certificate does not verify, the failure is reported and a second session
+without verification shows the TLS version, cipher and the certificate's SHA-256
+fingerprint (subject and issuer are only decoded by ``ssl`` for verified certificates);
+the exit code is then 4. Other exit codes as for ``send`` (3 connect, 9 protocol, 10
+timeout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import ssl
+import sys
+import time  # noqa: TID251 -- CLI adapter layer: timings per step
+from typing import Literal
+
+from ._capabilities import Capabilities
+from ._cli import CLIError, ExitCode, parse_server
+from ._cli_output import Transcript
+from ._cli_report import ProbeReport, certificate_info, render_json, render_table
+from ._cli_send import TLSDetails, TLSRecorder, connect_tcp
+from ._client_config import ClientConfig, TLSPolicy
+from ._reply import Reply
+from ._session_support import default_port, default_tls_policy
+from ._text import escape_text
+from ._tls import client_ssl_context
+from ._twins import ReplyParser
+from .blocking import SMTPClient
+from .exceptions import SMTPTLSError
+
+__all__ = ["run_probe"]
+
+
+class _Recorder:
+    """Transcript hook that keeps commands and rebuilt replies with their times."""
+
+    def __init__(self, echo: Transcript | None) -> None:
+        self._echo = echo
+        self._parser = ReplyParser()
+        #: ``(time, command line)`` for each line we sent.
+        self.commands: list[tuple[float, str]] = []
+        #: ``(time the last line arrived, reply)`` for each complete reply.
+        self.replies: list[tuple[float, Reply]] = []
+
+    def __call__(self, direction: Literal["C", "S"], line: bytes) -> None:
+        now = time.monotonic()
+        if self._echo is not None:
+            self._echo(direction, line)
+        if direction == "C":
+            self.commands.append((now, line.decode("utf-8", "replace")))
+        else:
+            for reply in self._parser.feed(line + b"\r\n"):
+                self.replies.append((now, reply))
+
+
+def _extensions(caps: Capabilities) -> dict[str, list[str]]:
+    return {keyword: list(params) for keyword, params in caps.keywords.items()}
+
+
+def _fill_from_transcript(
+    report: ProbeReport, rec: _Recorder, connected: float, tls: TLSDetails | None
+) -> None:
+    """Banner, first EHLO's extensions and per-command timings from the recording.
+
+    The session sends one command at a time (no pipelining in greeting/EHLO/STARTTLS),
+    so reply ``i + 1`` answers command ``i``; reply 0 is the greeting. The handshake
+    time runs from the reply to STARTTLS to the end of the handshake.
+    """
+    if not rec.replies:
+        return
+    greeted, greeting = rec.replies[0]
+    report.banner = [escape_text(line) for line in greeting.lines]
+    report.timings_ms["greeting"] = (greeted - connected) * 1000
+    seen_ehlo = False
+    for (sent, command), (answered, reply) in zip(rec.commands, rec.replies[1:], strict=False):
+        verb = command.split(" ", 1)[0].upper()
+        if verb == "EHLO" and seen_ehlo:
+            report.timings_ms["ehlo after TLS"] = (answered - sent) * 1000
+            continue
+        report.timings_ms[verb.lower()] = (answered - sent) * 1000
+        if verb == "STARTTLS" and tls is not None:
+            report.timings_ms["TLS handshake"] = (tls.finished - answered) * 1000
+        if verb == "EHLO":
+            seen_ehlo = True
+            if reply.code == 250:
+                caps = Capabilities.from_ehlo(reply)
+                report.server_name = escape_text(caps.server_name)
+                report.extensions = _extensions(caps)
+
+
+def _session(
+    report: ProbeReport,
+    args: argparse.Namespace,
+    policy: TLSPolicy,
+    context: ssl.SSLContext,
+    echo: Transcript | None,
+) -> TLSRecorder:
+    """One probing session; fills ``report``; raises the client's exceptions."""
+    recorder = TLSRecorder()
+    context = recorder.install(context)
+    rec = _Recorder(echo)
+    start = time.monotonic()
+    sock = connect_tcp(report.host, report.port, args.timeout)
+    connected = time.monotonic()
+    report.timings_ms = {"connect": (connected - start) * 1000}
+    report.address = str(sock.getpeername()[0])
+    client = SMTPClient(
+        sock=sock,
+        port=report.port,
+        tls=policy,
+        ssl_context=context,
+        server_hostname=report.host,
+        timeout=args.timeout,
+        local_hostname=args.ehlo,
+        config=ClientConfig(transcript=rec),
+    )
+    try:
+        try:
+            client.connect()
+        finally:
+            _fill_from_transcript(report, rec, connected, recorder.details)
+        if policy is TLSPolicy.IMPLICIT:
+            report.timings_ms["TLS handshake and greeting"] = report.timings_ms.pop("greeting")
+        caps = client.capabilities
+        if caps is not None:
+            report.auth_mechanisms = sorted(caps.auth_mechanisms)
+            report.size_limit = caps.size
+            if recorder.details is not None and policy is not TLSPolicy.IMPLICIT:
+                report.extensions_after_tls = _extensions(caps)
+            elif policy is TLSPolicy.IMPLICIT:
+                report.extensions = _extensions(caps)
+        client.quit()
+    finally:
+        client.close()
+        report.timings_ms["total"] = (time.monotonic() - start) * 1000
+    return recorder
+
+
+def _describe_tls(report: ProbeReport, recorder: TLSRecorder, verified: bool) -> None:
+    tls = recorder.details
+    if tls is None:
+        return
+    report.tls_version = tls.version
+    report.tls_cipher = None if tls.cipher is None else f"{tls.cipher} ({tls.bits} bits)"
+    report.certificate_verified = verified
+    report.certificate = certificate_info(tls.peer) if verified else None
+    if tls.der and report.certificate is None:
+        fingerprint = hashlib.sha256(tls.der).hexdigest()
+        report.error = (report.error or "") + f" (certificate SHA-256 {fingerprint})"
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    """The ``probe`` command: exit 0 when everything offered worked, 4 on a TLS failure."""
+    if args.insecure and args.cafile is not None:
+        raise CLIError("--insecure and --cafile contradict each other", ExitCode.USAGE)
+    if args.implicit_tls and args.no_starttls:
+        raise CLIError("--implicit-tls and --no-starttls contradict each other", ExitCode.USAGE)
+    host, port = parse_server(
+        args.server, default_port=default_port(TLSPolicy.IMPLICIT) if args.implicit_tls else 25
+    )
+    if args.implicit_tls:
+        policy = TLSPolicy.IMPLICIT
+    elif args.no_starttls:
+        policy = TLSPolicy.NONE
+    else:
+        policy = default_tls_policy(None, port)
+        if policy is TLSPolicy.REQUIRED:  # port 587: probe it, do not insist
+            policy = TLSPolicy.OPPORTUNISTIC
+    try:
+        context = client_ssl_context(verify=not args.insecure, cafile=args.cafile)
+    except (OSError, ssl.SSLError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise CLIError(
+            f"cannot load --cafile: {escape_text(str(reason))}", ExitCode.USAGE
+        ) from None
+    echo = Transcript(sys.stderr) if args.transcript else None
+    report = ProbeReport(host=host, port=port)
+    code = ExitCode.OK
+    try:
+        recorder = _session(report, args, policy, context, echo)
+    except SMTPTLSError as error:
+        code = ExitCode.TLS
+        report.starttls = "handshake failed (see error)"
+        if policy is TLSPolicy.IMPLICIT:
+            report.starttls = "not used (implicit TLS failed, see error)"
+        report.error = escape_text(str(error))
+        second = ProbeReport(host=host, port=port)
+        insecure = client_ssl_context(verify=False)
+        recorder = _session(second, args, policy, insecure, echo)
+        if policy is TLSPolicy.IMPLICIT:
+            report.banner, report.server_name = second.banner, second.server_name
+            report.extensions = second.extensions
+        report.auth_mechanisms = second.auth_mechanisms
+        report.size_limit = second.size_limit
+        report.extensions_after_tls = second.extensions_after_tls
+        _describe_tls(report, recorder, verified=False)
+    else:
+        _describe_tls(report, recorder, verified=not args.insecure)
+        if policy is TLSPolicy.IMPLICIT:
+            report.starttls = "not used (implicit TLS)"
+        elif policy is TLSPolicy.NONE:
+            report.starttls = "not tried (--no-starttls)"
+        elif recorder.details is not None:
+            report.starttls = "offered, works"
+        else:
+            report.starttls = "not offered"
+    print(render_json(report) if args.json else render_table(report))
+    if code != ExitCode.OK:
+        print(f"smtpproto: error: {report.error}", file=sys.stderr)
+    return code

@@ -240,10 +240,12 @@ class ClientConnection(ReplyHandling):
         state = self._state
         if state is S.ERROR:
             self._raise_if_error(local=True)
-        if data and not self._eof and state is not S.TLS_HANDSHAKE:
-            self._incoming.append(data if type(data) is bytes else bytes(data))
+        if type(data) is bytes and data and not self._eof and state is not S.TLS_HANDSHAKE:
+            self._incoming.append(data)
             return
         try:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise LocalProtocolError(f"receive_data needs bytes, got {type(data).__name__}")
             if self._eof:
                 raise LocalProtocolError("receive_data called after EOF")
             if not data:
@@ -253,7 +255,7 @@ class ClientConnection(ReplyHandling):
                     "server sent data after the STARTTLS 220 reply, before TLS (RFC 3207 §4)"
                 )
             else:
-                self._incoming.append(data if type(data) is bytes else bytes(data))
+                self._incoming.append(bytes(data))
         except ProtocolError as error:
             self._fail(error)
             raise

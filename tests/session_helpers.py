@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine_helpers import ScriptedServer
 from smtpproto._session import Read, UpgradeTLS, Write
 from smtpproto.sasl import ChannelBinding
-
-from engine_helpers import ScriptedServer
 
 MAX_REQUESTS = 100_000
 GREETING = b"220 mx.example.org ESMTP\r\n"

@@ -70,8 +70,9 @@ PROG = "smtpproto"
 
 #: ``send --tls`` choices (``ClientConfig``'s ``TLSPolicy`` values, RFC 3207 / RFC 8314).
 TLS_CHOICES = ("implicit", "required", "opportunistic", "none")
-#: ``send --quit-after`` stages, in session order.
-STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data")
+#: ``send --quit-after`` stages, in session order: after the TCP connect, after the
+#: first EHLO (before STARTTLS), after STARTTLS and the second EHLO, after AUTH.
+STAGES = ("connect", "ehlo", "tls", "auth")
 
 
 class ExitCode(enum.IntEnum):
@@ -240,7 +241,7 @@ examples:
   smtpproto send
   smtpproto send --server mail.example.com:587 --tls required --auth PLAIN \\
       --user me --password-env SMTP_PASSWORD --from me@example.com --to you@example.org
-  smtpproto send --server [::1]:2525 --tls none --to a@example.org --quit-after rcpt
+  smtpproto send --server [::1]:2525 --tls none --to a@example.org --quit-after ehlo
 
 """
     + EXIT_CODE_HELP

@@ -33,8 +33,8 @@ import socket  # noqa: TID251 -- CLI adapter layer: opens the TCP connection
 import ssl
 import sys
 import time  # noqa: TID251 -- CLI adapter layer: when the TLS handshake finished
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +48,7 @@ from ._session_support import default_port, default_tls_policy
 from ._text import escape_text
 from ._tls import client_ssl_context
 from .blocking import SMTPClient
-from .exceptions import SMTPProtocolError, SMTPRecipientsRefused
+from .exceptions import SMTPError, SMTPProtocolError, SMTPRecipientsRefused, SMTPReplyError
 from .sasl import choose_mechanism
 
 __all__ = ["DEFAULT_TIMEOUT", "TLSDetails", "TLSRecorder", "connect_tcp", "run_send"]
@@ -58,8 +58,6 @@ __all__ = ["DEFAULT_TIMEOUT", "TLSDetails", "TLSRecorder", "connect_tcp", "run_s
 DEFAULT_TIMEOUT = 60.0
 #: The user name the demo's built-in server accepts (with a password made per run).
 DEMO_USER = "demo"
-#: Stages ``--quit-after`` can stop at with the blocking client's operations.
-SUPPORTED_STAGES = ("connect", "ehlo", "tls", "auth")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,12 +178,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError("--auth needs --user", ExitCode.USAGE)
     if args.password_env is not None and args.user is None:
         raise CLIError("--password-env needs --user", ExitCode.USAGE)
-    if args.quit_after is not None and args.quit_after not in SUPPORTED_STAGES:
-        raise CLIError(
-            f"--quit-after {args.quit_after} is not supported yet; use one of "
-            + ", ".join(SUPPORTED_STAGES),
-            ExitCode.USAGE,
-        )
     if args.insecure and args.cafile is not None:
         raise CLIError("--insecure and --cafile contradict each other", ExitCode.USAGE)
 
@@ -259,34 +251,65 @@ def _session(args: argparse.Namespace, target: _Target, envelope: Envelope, cont
         config=ClientConfig(transcript=transcript),
     )
     try:
-        client.connect()
-        if stop in ("ehlo", "tls"):
-            client.quit()
-            note(f"quit after {stop}, as asked")
-            return ExitCode.OK
-        if target.user is not None and target.password is not None:
-            _login(args, client, target)
-        if stop == "auth":
-            client.quit()
-            note("quit after auth, as asked")
-            return ExitCode.OK
-        bar = ProgressBar(len(content), sys.stderr, enabled=sys.stderr.isatty())
-        try:
-            result = client.sendmail(
-                envelope.sender,
-                envelope.recipients,
-                content,
-                pipelining=args.pipelining,
-                chunking=args.chunking,
-                progress=lambda sent, total: bar.update(sent),
-            )
-        finally:
-            bar.finish()
-        client.quit()
+        return _stages(args, client, target, envelope, content, note)
+    except SMTPReplyError as error:
+        note(f"hint: {error.explain()}")
+        _polite_quit(client)
+        raise
+    except SMTPRecipientsRefused as error:
+        _, reply = next(iter(error.refused.items()))
+        note(f"hint: {reply.explain('RCPT')}")
+        _polite_quit(client)
+        raise
     finally:
         client.close()
+
+
+def _polite_quit(client: SMTPClient) -> None:
+    """QUIT after a refusal when the session still allows it (RFC 5321 §4.1.1.10);
+    a failing QUIT changes nothing about the error being reported."""
+    if client.session.can_quit:
+        with suppress(SMTPError):
+            client.quit()
+
+
+def _stages(
+    args: argparse.Namespace,
+    client: SMTPClient,
+    target: _Target,
+    envelope: Envelope,
+    content: bytes,
+    note: Callable[[str], None],
+) -> int:
+    """The session on a connected ``client``, up to ``--quit-after``; the exit code."""
+    stop = args.quit_after
+    client.connect()
+    if stop in ("ehlo", "tls"):
+        client.quit()
+        note(f"quit after {stop}, as asked")
+        return ExitCode.OK
+    if target.user is not None and target.password is not None:
+        _login(args, client, target)
+    if stop == "auth":
+        client.quit()
+        note("quit after auth, as asked")
+        return ExitCode.OK
+    bar = ProgressBar(len(content), sys.stderr, enabled=sys.stderr.isatty())
+    try:
+        result = client.sendmail(
+            envelope.sender,
+            envelope.recipients,
+            content,
+            pipelining=args.pipelining,
+            chunking=args.chunking,
+            progress=lambda sent, total: bar.update(sent),
+        )
+    finally:
+        bar.finish()
+    client.quit()
     if result.failed:
         refused = SMTPRecipientsRefused(result.failed)
+        note(f"hint: {result.failed[0][1].explain('RCPT')}")
         delivered = len(result.delivered)
         raise CLIError(f"delivered to {delivered}, but {refused}", ExitCode.RECIPIENTS_REFUSED)
     note(f"message accepted for {len(result.delivered)} recipient(s)")

@@ -222,7 +222,12 @@ def test_refusal_per_stage(replies: dict[str, bytes], code: int, fragment: str) 
             "send", "--server", f"127.0.0.1:{server.port}", "--tls", "none",
             "--to", "a@example.org",
         )  # fmt: skip
+        received = b"".join(server.received)
     assert_clean_failure(result, code, fragment)
+    if code in (6, 7, 8):  # a refusal: explained, and the session ends politely
+        assert "== hint: 5" in result.stdout
+        assert "What to do:" in result.stdout
+        assert received.endswith(b"QUIT\r\n")
 
 
 def test_some_recipients_refused_is_exit_7_after_delivery() -> None:

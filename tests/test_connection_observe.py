@@ -30,7 +30,7 @@ from smtpproto._events import (
     UnsafeRawBytes,
     Vrfy,
 )
-from smtpproto._twins import PyReplyParser
+from smtpproto._twins import CReplyParser, PyReplyParser
 from smtpproto.sasl import Plain
 
 # -- transcript ------------------------------------------------------------------------
@@ -67,6 +67,14 @@ def test_transcript_redacts_auth(parser_cls: Any) -> None:
     assert b"AUTH PLAIN <redacted>" in text
     assert b"hunter2" not in text
     assert base64.b64encode(b"\0user\0hunter2") not in text
+
+
+def test_transcript_redacts_mechanism_secrets_everywhere(parser_cls: Any) -> None:
+    conn, lines = _recording(parser_cls)
+    conn.send(Auth(mechanism=Plain("user", "hunter2")))
+    feed(conn, b"535 5.7.8 password hunter2 is wrong\r\n")
+    assert lines[-1] == ("S", b"535 5.7.8 password <redacted> is wrong")
+    assert all(b"hunter2" not in line for _, line in lines)
 
 
 def test_transcript_redacts_continuation_lines(parser_cls: Any) -> None:
@@ -162,9 +170,12 @@ def _builders() -> list[Any]:
     ]
 
 
+TWINS = st.sampled_from([PyReplyParser, CReplyParser or PyReplyParser])
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(range(len(_builders()))), _bad_text)
-def test_cr_lf_nul_never_reach_the_wire(index: int, text: str) -> None:
+@given(st.sampled_from(range(len(_builders()))), _bad_text, TWINS)
+def test_cr_lf_nul_never_reach_the_wire(index: int, text: str, twin: Any) -> None:
     build = _builders()[index]
     try:
         command = build(text)
@@ -172,20 +183,26 @@ def test_cr_lf_nul_never_reach_the_wire(index: int, text: str) -> None:
         return
     # Plain accepted the value: AUTH base64-encodes it, so no raw CR/LF/NUL is sent.
     assert isinstance(command, Plain)
-    conn = greeted(PyReplyParser, tls_policy=TLSPolicy.IMPLICIT)
+    conn = greeted(twin, tls_policy=TLSPolicy.IMPLICIT)
     wire = conn.send(Auth(mechanism=command))
     assert wire.count(b"\r\n") == 1 and wire.endswith(b"\r\n")
     assert b"\x00" not in wire
 
 
-@settings(max_examples=200)
-@given(st.text(max_size=40))
-def test_any_accepted_address_yields_one_clean_line(text: str) -> None:
+_addresses = st.text(max_size=40) | st.from_regex(
+    r'[a-zA-Z0-9."\\ \r\n\x00\x7f\u2028\u0085é-]{1,20}@[a-z0-9.\r\n\x00-]{1,20}',
+    fullmatch=True,
+)
+
+
+@settings(max_examples=300)
+@given(_addresses, TWINS)
+def test_any_accepted_address_yields_one_clean_line(text: str, twin: Any) -> None:
     try:
         command = Rcpt(recipient=text)
     except LocalProtocolError:
         return
-    conn = greeted(PyReplyParser)
+    conn = greeted(twin)
     conn.send(Mail(sender="a@example.org", smtputf8=True))
     try:
         wire = conn.send(command)

@@ -20,9 +20,10 @@ until ``tls_established()``, which forgets the capabilities and requires a new E
 
 from __future__ import annotations
 
+import base64
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ._capabilities import Capabilities
 from ._client_config import ClientConfig, ReplyParserLike, TLSPolicy
@@ -113,7 +114,7 @@ _NOT_COMMANDS = frozenset({V.CONTENT, V.END_OF_CONTENT, V.AUTH_CONTINUE, V.RAW})
 class ClientConnection(ReplyHandling):
     """One SMTP (or LMTP) client session, without I/O. See ``docs/engine.md``."""
 
-    __slots__ = ("_closed", "_eof", "_error", "_transcript")
+    __slots__ = ("_closed", "_eof", "_error", "_secrets", "_transcript")
 
     def __init__(self, config: ClientConfig | None = None) -> None:
         self._config = config = config if config is not None else ClientConfig()
@@ -137,7 +138,8 @@ class ClientConnection(ReplyHandling):
         self._auth_rounds = 0
         self._auth_initial: bytes | None = None
         self._authenticated = False
-        self._transcript = config.transcript
+        self._secrets: tuple[bytes, ...] = ()
+        self._transcript = None if config.transcript is None else self._redacting_hook
 
     def _new_parser(self) -> ReplyParserLike:
         config = self._config
@@ -508,6 +510,9 @@ class ClientConnection(ReplyHandling):
             initial = mechanism.initial_response()
             wire, on_line = write_auth(name, initial)
             self._mechanism = mechanism
+            secrets = [secret for secret in mechanism.secrets if secret]
+            secrets += [base64.b64encode(secret) for secret in secrets]
+            self._secrets = tuple(dict.fromkeys(self._secrets + tuple(secrets)))
             self._auth_rounds = 0
             self._auth_initial = None if on_line else initial
             self._pending.append(Pending(verb, command))
@@ -561,6 +566,15 @@ class ClientConnection(ReplyHandling):
         self._state = S.HELLO
 
     # -- transcript ---------------------------------------------------------------------
+
+    def _redacting_hook(self, direction: Literal["C", "S"], line: bytes) -> None:
+        """The caller's transcript hook, after removing every known secret (DESIGN.md
+        §4 rule 11): the AUTH mechanism's ``secrets`` and their base64 forms."""
+        for secret in self._secrets:
+            line = line.replace(secret, b"<redacted>")
+        hook = self._config.transcript
+        assert hook is not None
+        hook(direction, line)
 
     def _trace(self, wire: bytes) -> None:
         hook = self._transcript

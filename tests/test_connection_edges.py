@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from engine_helpers import EHLO_PIPELINING, drain, feed, greeted, make_conn, names
+from smtpproto._client_config import ClientConfig, Timeouts
 from smtpproto._errors import LocalProtocolError, RemoteProtocolError
 from smtpproto._events import (
     Auth,
@@ -194,3 +195,33 @@ def test_commands_are_values() -> None:
 def test_constructors_refuse_bad_values(build: Any) -> None:
     with pytest.raises(LocalProtocolError):
         build()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_reply_line_length": 511},
+        {"max_reply_lines": 0},
+        {"max_reply_bytes": 600, "max_reply_line_length": 700},
+        {"max_reply_lines": "10"},
+        {"max_auth_rounds": 0},
+        {"tls_policy": "required"},
+        {"transcript": "log"},
+        {"parser_factory": 3},
+        {"mask_extensions": "CHUNKING"},
+    ],
+)
+def test_config_refuses_bad_values(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(LocalProtocolError):
+        ClientConfig(**kwargs)
+
+
+def test_config_limit_at_bound_is_accepted(parser_cls: Any) -> None:
+    conn = make_conn(parser_cls, max_reply_line_length=512, max_reply_bytes=512)
+    assert names(feed(conn, b"220 " + b"x" * 506 + b"\r\n")) == ["Greeting"]
+
+
+@pytest.mark.parametrize("value", [True, 0, -5, "60"])
+def test_timeouts_refuse_bad_values(value: Any) -> None:
+    with pytest.raises(LocalProtocolError):
+        Timeouts(rcpt=value)

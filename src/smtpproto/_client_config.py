@@ -21,6 +21,7 @@ from ._reply import Reply
 
 __all__ = [
     "DEFAULT_MAX_AUTH_ROUNDS",
+    "MIN_REPLY_LINE_LENGTH",
     "ClientConfig",
     "ParserFactory",
     "ReplyParserLike",
@@ -28,6 +29,9 @@ __all__ = [
     "Timeouts",
     "TranscriptHook",
 ]
+
+#: The smallest reply line limit accepted: RFC 5321 §4.5.3.1.5 allows 512 octets.
+MIN_REPLY_LINE_LENGTH = 512
 
 #: Most 334 challenges one AUTH exchange may have before the engine cancels it with
 #: ``*``. SCRAM needs 2, GSSAPI about 3-4; 10 stops a server that challenges forever.
@@ -75,7 +79,9 @@ class Timeouts:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if value is not None and (not isinstance(value, (int, float)) or value <= 0):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+            ):
                 raise LocalProtocolError(f"timeout {field.name} must be positive or None")
 
 
@@ -140,3 +146,19 @@ class ClientConfig:
         object.__setattr__(self, "mask_extensions", tuple(self.mask_extensions))
         if not isinstance(self.timeouts, Timeouts):
             raise LocalProtocolError("timeouts must be a Timeouts value")
+        for name in ("max_reply_line_length", "max_reply_lines", "max_reply_bytes"):
+            if type(getattr(self, name)) is not int:
+                raise LocalProtocolError(f"{name} must be an int")
+        if self.max_reply_line_length < MIN_REPLY_LINE_LENGTH:
+            raise LocalProtocolError(
+                f"max_reply_line_length must be at least {MIN_REPLY_LINE_LENGTH} "
+                "(RFC 5321 §4.5.3.1.5: a 512-octet reply line is always legal)"
+            )
+        if self.max_reply_lines < 1:
+            raise LocalProtocolError("max_reply_lines must be at least 1")
+        if self.max_reply_bytes < self.max_reply_line_length:
+            raise LocalProtocolError("max_reply_bytes must be at least max_reply_line_length")
+        for name in ("parser_factory", "transcript"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise LocalProtocolError(f"{name} must be callable or None")

@@ -12,11 +12,12 @@ return the channel binding). Timeouts (``TimeoutError``) and transport errors
 ``BrokenResourceError``/``ClosedResourceError`` become ``OSError`` for the driver.
 
 Reading while writing (RFC 2920 §3.2): once more than ``_UNREAD_WINDOW`` octets have
-been written since the last ``Read`` (a long pipelined group, a message body), each
-``send_all`` runs in a nursery beside a task that reads into ``_inbox`` (at most
-``MAX_READAHEAD`` octets), so a server that answers early and then waits for us to read
-never deadlocks the write. Short writes (one transaction's commands) skip the nursery:
-their replies cannot fill the socket buffers. The next ``Read`` takes ``_inbox`` first.
+been written since the last ``Read`` (a long pipelined group, a message body), the
+writes up to the driver's next non-write request run in one nursery beside a task that
+reads into ``_inbox`` (at most ``MAX_READAHEAD`` octets), so a server that answers early
+and then waits for us to read never deadlocks the write. Short writes (one
+transaction's commands) skip the nursery: their replies cannot fill the socket buffers.
+The next ``Read`` takes ``_inbox`` first.
 
 Deadlines are absolute on trio's clock: a request's timeout, capped by the per-message
 deadline (``message_timeout``). On a timeout, a transport error, a cancellation
@@ -299,35 +300,71 @@ class TrioSMTPClient:
     async def _run(self, driver: Driver[T]) -> T:
         """Perform ``driver``'s requests; close the stream when the session breaks."""
         session = self.session
-        answer: Any = None
-        error: BaseException | None = None
+        step = _Step()
         while True:
-            try:
-                request = driver.send(answer) if error is None else driver.throw(error)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
-            except BaseException:
-                if not session.usable:
-                    await self.aclose()
-                raise
-            answer = error = None
+            request = step.request
+            if request is None:
+                try:
+                    request = step.advance(driver)
+                except StopIteration as stop:
+                    result: T = stop.value
+                    return result
+                except BaseException:
+                    if not session.usable:
+                        await self.aclose()
+                    raise
+            step.request = None
             try:
                 if type(request) is Write:
-                    await self._write(request.data, request.timeout)
+                    if self._unread + len(request.data) <= _UNREAD_WINDOW or not self._can_read:
+                        await self._write(request.data, request.timeout)
+                    else:
+                        step.request = await self._write_reading(driver, request, step)
                 elif type(request) is Read:
-                    answer = await self._read(request.timeout)
+                    step.answer = await self._read(request.timeout)
                 else:
                     assert type(request) is UpgradeTLS
-                    answer = await self._start_tls(request.server_hostname, request.timeout)
+                    step.answer = await self._start_tls(request.server_hostname, request.timeout)
             except _STREAM_ERRORS as exc:
-                error = _lost(exc)
+                step.error = _lost(exc)
             except (SMTPTLSError, ProtocolError) as exc:  # TimeoutError is an OSError
-                error = exc
+                step.error = exc
             except BaseException:  # Cancelled, KeyboardInterrupt: cut short, never reused
                 driver.close()
                 await self.aclose()
                 raise
+
+    async def _write_reading(
+        self, driver: Driver[Any], request: Write, step: _Step
+    ) -> Write | Read | UpgradeTLS | None:
+        """Perform ``request`` and every ``Write`` the driver yields right after it while
+        a task reads ahead (RFC 2920 §3.2); one nursery for the whole burst (a body).
+
+        Returns the first request that is not a ``Write``, or None when a write failed
+        (``step.error`` holds what to throw into the driver) or the driver ended
+        (``step.ended``). Outcomes are stored, not raised, so that they leave the nursery
+        as themselves rather than inside an ``ExceptionGroup``.
+        """
+        stream = self._live_stream()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read_ahead, stream)
+            try:
+                while True:
+                    try:
+                        await self._write(request.data, request.timeout)
+                    except _STREAM_ERRORS as exc:
+                        step.error = _lost(exc)
+                        return None
+                    try:
+                        following = driver.send(None)
+                    except Exception as exc:  # StopIteration included: re-raised by advance
+                        step.ended = exc
+                        return None
+                    if type(following) is not Write:
+                        return following
+                    request = following
+            finally:
+                nursery.cancel_scope.cancel()
 
     # -- I/O ----------------------------------------------------------------------------
 
@@ -342,25 +379,17 @@ class TrioSMTPClient:
             raise ConnectionError("the connection is closed")
         return self._stream
 
+    @property
+    def _can_read(self) -> bool:
+        return not self._eof and self._read_error is None
+
     async def _write(self, data: bytes, timeout: float | None) -> None:
         stream = self._live_stream()
         self._unread += len(data)
-        with trio.move_on_at(self._deadline_for(timeout)) as scope:
-            if self._unread <= _UNREAD_WINDOW or self._eof or self._read_error is not None:
-                await stream.send_all(data)
-            else:
-                failure: Exception | None = None
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._read_ahead, stream)
-                    try:
-                        await stream.send_all(data)
-                    except _STREAM_ERRORS as exc:  # raised here, not as an ExceptionGroup
-                        failure = exc
-                    nursery.cancel_scope.cancel()
-                if failure is not None:
-                    raise failure
-        if scope.cancelled_caught:
-            raise TimeoutError("timed out writing")
+        with trio.move_on_at(self._deadline_for(timeout)):
+            await stream.send_all(data)
+            return
+        raise TimeoutError("timed out writing")
 
     async def _read_ahead(self, stream: trio.abc.Stream) -> None:
         """Buffer what the server sends while a write is blocked (RFC 2920 §3.2)."""
@@ -415,6 +444,27 @@ class TrioSMTPClient:
             # SSLStream forwards getpeercert() and version() to its SSLObject.
             return channel_binding(cast("ssl.SSLObject", tls))
         raise TimeoutError("timed out in the TLS handshake")
+
+
+class _Step:
+    """Where ``_run`` is with a driver: what to send or throw into it next, a request
+    it yielded that is not performed yet, or how it ended (re-raised by ``advance``)."""
+
+    __slots__ = ("answer", "ended", "error", "request")
+
+    def __init__(self) -> None:
+        self.answer: Any = None
+        self.error: BaseException | None = None
+        self.request: Write | Read | UpgradeTLS | None = None
+        self.ended: Exception | None = None
+
+    def advance(self, driver: Driver[Any]) -> Write | Read | UpgradeTLS:
+        """The driver's next request; raises ``StopIteration`` when it returns."""
+        ended, answer, error = self.ended, self.answer, self.error
+        self.ended = self.answer = self.error = None
+        if ended is not None:
+            raise ended
+        return driver.send(answer) if error is None else driver.throw(error)
 
 
 def _lost(exc: Exception) -> Exception:

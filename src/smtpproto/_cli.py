@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import os
 import sys
 import textwrap
 import traceback
@@ -442,6 +443,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:  # stdout closed early (| head): nothing left to say
+        # Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
         return ExitCode.OK
     except Exception as error:  # the top level reports every failure as one line
         code = exit_code_for(error)

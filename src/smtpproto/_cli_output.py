@@ -62,7 +62,10 @@ class Transcript:
     put before every line. ``tls_info`` returns ``None`` while the connection is in
     cleartext and a description (version, cipher) once TLS is up; it is asked before each
     line, so the first line under TLS is preceded by a note and gets the TLS arrows.
-    Safe to call from several threads: one lock serialises whole lines.
+    Safe to call from several threads: one lock serialises whole lines. A failed write
+    (a closed pipe) silences the transcript instead of failing the session: the hook is
+    called from inside the engine, where an ``OSError`` would look like a lost
+    connection.
     """
 
     def __init__(
@@ -73,7 +76,7 @@ class Transcript:
         prefix: str = "",
         tls_info: Callable[[], str | None] | None = None,
     ) -> None:
-        self._stream = stream
+        self._stream: TextIO | None = stream
         self._clock = clock
         self._start = clock()
         self._prefix = prefix
@@ -98,8 +101,13 @@ class Transcript:
     def _emit(self, mark: str, text: str) -> None:
         stamp = f"[{self.elapsed():8.3f}s]"
         with self._lock:
-            self._stream.write(f"{self._prefix}{stamp} {mark} {text}\n")
-            self._stream.flush()
+            if self._stream is None:
+                return
+            try:
+                self._stream.write(f"{self._prefix}{stamp} {mark} {text}\n")
+                self._stream.flush()
+            except OSError:  # the reader went away (| head): the session goes on
+                self._stream = None
 
     def __call__(self, direction: Literal["C", "S"], line: bytes) -> None:
         """Print one line; ``direction`` is ``"C"`` (we sent it) or ``"S"`` (received).
@@ -212,14 +220,24 @@ def format_table(rows: Iterable[tuple[str, object]], *, indent: str = "  ") -> s
     return "\n".join(out)
 
 
-def format_message(data: bytes) -> str:
+def format_message(data: bytes, *, limit: int | None = None) -> str:
     """A received message for the terminal: CRLF lines, control characters escaped.
 
     Tabs are kept (folded headers use them); every other non-printable character shows
     as its escape, so a message cannot drive the terminal. Invalid UTF-8 shows as U+FFFD.
+    With ``limit``, a longer message is cut after the last whole line within ``limit``
+    octets and a last line says how many octets were not shown (never silently).
     """
+    hidden = 0
+    if limit is not None and len(data) > limit:
+        cut = data.rfind(b"\r\n", 0, limit) + 2 or limit
+        hidden = len(data) - cut
+        data = data[:cut]
     text = data.decode("utf-8", "replace")
     lines = text.split("\r\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return "\n".join("\t".join(escape_text(part) for part in line.split("\t")) for line in lines)
+    out = "\n".join("\t".join(escape_text(part) for part in line.split("\t")) for line in lines)
+    if hidden:
+        out += f"\n[... {hidden} more octets not shown ...]"
+    return out

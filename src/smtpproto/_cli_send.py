@@ -56,6 +56,9 @@ __all__ = ["DEFAULT_TIMEOUT", "TLSDetails", "TLSRecorder", "connect_tcp", "run_s
 #: Seconds the CLI waits for any reply or write when ``--timeout`` is not given: an
 #: interactive tool should not sit five minutes on a dead server (swaks uses 30 s).
 DEFAULT_TIMEOUT = 60.0
+#: Octets of the received message the demo prints (a whole line more at most); the
+#: rest is counted, not shown.
+SHOW_LIMIT = 64 * 1024
 #: The user name the demo's built-in server accepts (with a password made per run).
 DEMO_USER = "demo"
 
@@ -380,7 +383,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         (stored,) = server.wait_for_messages(1, timeout=10.0)
         to = ", ".join(f"<{escape_text(r)}>" for r in stored.recipients)
         print(f"\n---- the message as the built-in server received it, for {to} ----")
-        print(format_message(stored.data))
+        print(format_message(stored.data, limit=SHOW_LIMIT))
         print(f"---- end of message ({len(stored.data)} octets) ----")
     return ExitCode.OK
 

@@ -11,6 +11,7 @@ from smtpproto._cli_output import (
     PROGRESS_MIN_BYTES,
     ProgressBar,
     Transcript,
+    format_message,
     format_size,
     format_table,
 )
@@ -160,3 +161,26 @@ def test_format_table_aligns_and_escapes() -> None:
         "  e           -",
     ]
     assert format_table([("k", "v\x1b")]) == "  k  v\\x1b"
+
+
+class BrokenStream(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_transcript_survives_a_closed_pipe() -> None:
+    transcript = Transcript(BrokenStream())
+    transcript("S", b"220 hi")  # must not raise: the engine calls this hook
+    transcript("C", b"EHLO me")
+    transcript.note("still fine")
+
+
+def test_format_message_cuts_at_a_line_and_says_so() -> None:
+    data = b"".join(b"line %d\r\n" % i for i in range(100))
+    shown = format_message(data, limit=50)
+    assert shown.splitlines() == [
+        *(f"line {i}" for i in range(6)),  # 6 lines of 8 octets fit in 50
+        f"[... {len(data) - 48} more octets not shown ...]",
+    ]
+    assert format_message(data, limit=len(data)) == format_message(data)
+    assert format_message(b"a\tb\x1b[2J\r\n") == "a\tb\\x1b[2J"

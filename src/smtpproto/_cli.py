@@ -7,8 +7,11 @@ whatever went wrong into a one-line message on stderr and an exit code — never
 traceback for bad input. The CLI has no SMTP knowledge of its own: ``send`` and
 ``probe`` drive the blocking client (``smtpproto.blocking``), ``serve`` and the
 demo of ``send`` run the built-in server (``smtpproto.testing``), ``explain`` reads
-``smtpproto.codes``. The sub-commands live in ``_cli_send``, ``_cli_probe`` and
-``_cli_serve``; output helpers in ``_cli_output``.
+``smtpproto.codes``. The sub-commands live in ``_cli_send`` (with ``_cli_message``
+building the message), ``_cli_probe`` (with ``_cli_report`` formatting its findings)
+and ``_cli_serve``; the transcript, progress bar and tables in ``_cli_output``.
+Output: the transcript and results on stdout, errors (one line, ``smtpproto: error:
+...``) and the progress bar on stderr.
 
 Exit codes (one per failing stage, so a script can tell what broke):
 
@@ -17,7 +20,8 @@ code  meaning
 ====  ===================================================================
 0     success (also ``--quit-after`` reached, ``serve`` stopped by Ctrl-C)
 2     usage: bad arguments, invalid address or header, unreadable file
-3     connect: unknown host, refused connection, greeting refused
+3     connect: unknown host, refused connection, greeting refused (serve: cannot
+      listen on the address)
 4     TLS: STARTTLS unavailable or refused, handshake or certificate failed
 5     authentication failed or not possible
 6     sender refused (MAIL FROM)
@@ -98,7 +102,7 @@ EXIT_CODE_HELP = """\
 exit codes:
   0   success (also --quit-after reached; serve stopped by Ctrl-C)
   2   usage: bad arguments, invalid address or header, unreadable file
-  3   connect: unknown host, refused connection, greeting refused
+  3   connect: unknown host, refused connection, greeting refused (serve: cannot listen)
   4   TLS: STARTTLS unavailable or refused, handshake or certificate failed
   5   authentication failed or not possible
   6   sender refused (MAIL FROM)
@@ -263,11 +267,16 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
     conn.add_argument(
         "--tls",
         choices=TLS_CHOICES,
-        help="implicit (port 465 style), required STARTTLS, opportunistic STARTTLS "
-        "(the default), or none",
+        help="implicit TLS, STARTTLS required, STARTTLS when offered (opportunistic), or "
+        "none; default from the port: implicit on 465, required on 587, else opportunistic",
     )
     conn.add_argument("--ehlo", metavar="NAME", help="name to give in EHLO")
-    conn.add_argument("--timeout", type=_positive_float, metavar="SECONDS")
+    conn.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="longest wait for the connection, each reply and each write (default 60)",
+    )
     conn.add_argument(
         "--insecure", action="store_true", help="do NOT verify the certificate (test servers)"
     )
@@ -279,22 +288,44 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         metavar="NAME",
         help="read the password from this environment variable (default: prompt)",
     )
-    conn.add_argument("--pipelining", action=argparse.BooleanOptionalAction, default=None)
-    conn.add_argument("--chunking", action=argparse.BooleanOptionalAction, default=None)
+    conn.add_argument(
+        "--pipelining",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pipeline MAIL/RCPT/DATA (default: when the server offers PIPELINING)",
+    )
+    conn.add_argument(
+        "--chunking",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send the content with BDAT (default: when the server offers CHUNKING)",
+    )
     conn.add_argument(
         "--quit-after", choices=STAGES, metavar="STAGE", help="|".join(STAGES) + ": stop there"
     )
     msg = p.add_argument_group("message")
-    msg.add_argument("--from", dest="sender", metavar="ADDRESS")
-    msg.add_argument("--to", action="append", default=[], metavar="ADDRESS")
-    msg.add_argument("--cc", action="append", default=[], metavar="ADDRESS")
-    msg.add_argument("--bcc", action="append", default=[], metavar="ADDRESS")
-    msg.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'")
+    msg.add_argument(
+        "--from", dest="sender", metavar="ADDRESS", help="sender (default: USER@HOSTNAME)"
+    )
+    msg.add_argument("--to", action="append", default=[], metavar="ADDRESS", help="repeatable")
+    msg.add_argument("--cc", action="append", default=[], metavar="ADDRESS", help="repeatable")
+    msg.add_argument(
+        "--bcc", action="append", default=[], metavar="ADDRESS", help="envelope only; repeatable"
+    )
+    msg.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="add or replace a header; repeatable",
+    )
     msg.add_argument("--subject")
     body = msg.add_mutually_exclusive_group()
     body.add_argument("--body", metavar="TEXT", help="body text ('-' reads stdin)")
     body.add_argument("--body-file", metavar="PATH", help="body from a file ('-' is stdin)")
-    msg.add_argument("--attach", action="append", default=[], metavar="PATH")
+    msg.add_argument(
+        "--attach", action="append", default=[], metavar="PATH", help="attach a file; repeatable"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no transcript")
     p.set_defaults(handler="send")
 

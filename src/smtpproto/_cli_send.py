@@ -354,6 +354,9 @@ def _run_demo(args: argparse.Namespace) -> int:
         args, sender="newcomer@example.org", demo=True, hostname="localhost"
     )
     password = secrets.token_urlsafe(18)
+    if args.auth is not None and not args.auth.upper().endswith("-PLUS"):
+        probe = _Target("127.0.0.1", 0, TLSPolicy.NONE, _plain(), DEMO_USER, password)
+        _mechanism(args, probe, None)  # an unknown name fails before the server starts
     with _demo_server(DEMO_USER, password) as server:
         cert = server.cert_path
         policy = TLSPolicy(args.tls or "required")

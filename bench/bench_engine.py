@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 TRANSACTIONS = 2000
-RUNS = 15
+RUNS = 7
 REFERENCE_N = 200_000
 
 GREETING = b"220 mx.example.org ESMTP ready\r\n"
@@ -202,6 +202,7 @@ def run_peer(venv: Path) -> dict[str, float] | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=Path("/tmp/agron"))
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (3)")
     parser.add_argument("--agronholm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.agronholm:
@@ -211,17 +212,27 @@ def main() -> None:
 
     from smtpproto._twins import CReplyParser, PyReplyParser
 
-    rows: list[tuple[str, float]] = []
     twins = [("python parser", PyReplyParser)]
     if CReplyParser is not None:
         twins.insert(0, ("compiled parser", CReplyParser))
+    sessions: dict[str, Any] = {}
     for name, twin in twins:
         for pipelined in (False, True):
             label = f"smtpproto (ours, {name}, {'pipelined' if pipelined else 'lock-step'})"
-            rows.append((label, best_rate(ours(twin, pipelined=pipelined))))
+            sessions[label] = ours(twin, pipelined=pipelined)
     label = f"smtpproto (ours, {twins[0][0]}, lock-step, new commands)"
-    rows.append((label, best_rate(ours(twins[0][1], pipelined=False, build_commands=True))))
-    peer = run_peer(args.venv)
+    sessions[label] = ours(twins[0][1], pipelined=False, build_commands=True)
+    # Rounds alternate ours and the peer; the best of each is kept, so a burst of load
+    # from other processes during one round does not decide the result.
+    best: dict[str, float] = dict.fromkeys(sessions, 0.0)
+    peer: dict[str, float] | None = None
+    for _ in range(args.rounds):
+        for label, session in sessions.items():
+            best[label] = max(best[label], best_rate(session))
+        result = run_peer(args.venv)
+        if result is not None and (peer is None or result["tps"] > peer["tps"]):
+            peer = {**result, "reference": min(result["reference"], (peer or result)["reference"])}
+    rows = list(best.items())
     reference = _reference_best[0]
     print(f"reference loop here: {reference * 1000:.1f} ms (best, timed between runs)")
     for label, rate in rows:

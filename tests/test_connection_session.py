@@ -12,6 +12,8 @@ from smtpproto._connection import ClientConnection
 from smtpproto._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from smtpproto._events import (
     NEED_DATA,
+    Auth,
+    Bdat,
     CommandReply,
     ConnectionClosed,
     Data,
@@ -30,9 +32,11 @@ from smtpproto._events import (
     Rcpt,
     Rset,
     ServiceClosing,
+    StartTLS,
     Vrfy,
 )
 from smtpproto._state import ClientState
+from smtpproto.sasl import Plain
 
 
 def test_greeting_then_ehlo(parser_cls: Any) -> None:
@@ -334,3 +338,27 @@ def test_new_ehlo_resets_capabilities(parser_cls: Any) -> None:
     feed(conn, EHLO_PLAIN)
     caps = conn.capabilities
     assert caps is not None and not caps.pipelining
+
+
+def test_timeouts_for_bdat_auth_quit_and_tls(parser_cls: Any) -> None:
+    conn = greeted(parser_cls)
+    conn.send(Mail(sender="a@example.org"))
+    conn.send(Rcpt(recipient="b@example.org"))
+    feed(conn, b"250 ok\r\n250 ok\r\n")
+    conn.send(Bdat(data=b"chunk"))
+    assert conn.timeout == 180  # a BDAT chunk that is not the last: data block
+    conn.send(Bdat(data=b"end", last=True))
+    feed(conn, b"250 ok\r\n")
+    assert conn.timeout == 600  # BDAT LAST: DATA termination
+    conn = greeted(parser_cls, tls_policy=TLSPolicy.IMPLICIT)
+    conn.send(Auth(mechanism=Plain("u", "p")))
+    assert conn.timeout == 300
+    feed(conn, b"235 ok\r\n")
+    conn.send(Quit())
+    assert conn.timeout == 300
+    feed(conn, b"221 bye\r\n")
+    assert conn.timeout is None  # only EOF is awaited
+    conn = greeted(parser_cls)
+    conn.send(StartTLS())
+    feed(conn, b"220 go\r\n")
+    assert conn.timeout is None  # the caller's handshake has its own timeout

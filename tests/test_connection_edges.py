@@ -225,3 +225,15 @@ def test_config_limit_at_bound_is_accepted(parser_cls: Any) -> None:
 def test_timeouts_refuse_bad_values(value: Any) -> None:
     with pytest.raises(LocalProtocolError):
         Timeouts(rcpt=value)
+
+
+def test_error_while_final_reply_due_leaves_status_unknown_flag(parser_cls: Any) -> None:
+    conn = greeted(parser_cls)
+    _open_data(conn)
+    feed(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    conn.send(EndOfContent())
+    conn.receive_data(b"25O garbage\r\n")
+    with pytest.raises(RemoteProtocolError):
+        drain(conn)
+    assert conn.state is ClientState.ERROR
+    assert conn.final_reply_pending  # the caller reports "delivery status unknown"

@@ -43,7 +43,7 @@ from ._cli_message import Envelope, build_message
 from ._cli_output import ProgressBar, Transcript, format_message
 from ._client_config import ClientConfig, TLSPolicy
 from ._errors import LocalProtocolError
-from ._sasl_base import ClientMechanism
+from ._sasl_base import ChannelBinding, ClientMechanism
 from ._session_support import default_port, default_tls_policy
 from ._text import escape_text
 from ._tls import client_ssl_context
@@ -159,7 +159,9 @@ def _password(args: argparse.Namespace) -> str:
         raise CLIError("no password given (use --password-env NAME)", ExitCode.USAGE) from None
 
 
-def _mechanism(args: argparse.Namespace, target: _Target, binding: Any) -> ClientMechanism | None:
+def _mechanism(
+    args: argparse.Namespace, target: _Target, binding: ChannelBinding | None
+) -> ClientMechanism | None:
     """The ``--auth`` mechanism (None: the strongest offered); usage error if unknown."""
     if args.auth is None:
         return None
@@ -347,9 +349,13 @@ def _run_demo(args: argparse.Namespace) -> int:
     """``send`` with no ``--server``: the whole session against the built-in server."""
     if args.tls == "implicit":
         raise CLIError("the built-in server offers STARTTLS, not implicit TLS", ExitCode.USAGE)
-    for option, value in (("--user", args.user), ("--cafile", args.cafile)):
-        if value is not None:
-            raise CLIError(f"{option} needs --server (the demo makes its own)", ExitCode.USAGE)
+    given = (("--user", args.user), ("--cafile", args.cafile), ("--insecure", args.insecure))
+    for option, value in given:
+        if value:
+            raise CLIError(
+                f"{option} needs --server (the demo trusts its own certificate and makes its own credentials)",
+                ExitCode.USAGE,
+            )
     envelope, message = build_message(
         args, sender="newcomer@example.org", demo=True, hostname="localhost"
     )

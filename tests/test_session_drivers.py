@@ -18,6 +18,7 @@ from engine_helpers import EHLO_PIPELINING, ScriptedServer
 from session_helpers import Transport
 from smtpproto._client_config import ClientConfig, Timeouts, TLSPolicy
 from smtpproto._session import (
+    LAST_WORDS_TIMEOUT,
     MailOptions,
     Read,
     Session,
@@ -454,17 +455,17 @@ def test_eof_while_waiting_is_a_remote_protocol_error() -> None:
     assert info.value.remote
 
 
-def _throw_into(driver: Any, error: BaseException) -> None:
+def _throw_into(driver: Any, error: BaseException, last_words: bytes = b"") -> None:
+    """Fail the driver's first request with ``error``; answer the read for the
+    server's last words with ``last_words`` (``b""``: EOF)."""
     next(driver)  # the first request
-    driver.throw(error)
+    request = driver.throw(error)
+    assert request == Read(LAST_WORDS_TIMEOUT)
+    driver.send(last_words)
+    raise AssertionError("the driver finished after a transport error")
 
 
-def test_transport_errors_map_by_what_was_pending() -> None:
-    session, transport, _ = opened()
-    with pytest.raises(SMTPConnectError, match="connection lost"):
-        _throw_into(session.noop(), ConnectionResetError("reset"))
-    assert not session.usable
-    session, transport, server = opened({b"EHLO": [EHLO_FULL], b".": [b""]})
+def _until_final_reply(session: Session, transport: Transport, server: ScriptedServer) -> Any:
     driver = session.sendmail("a@x.org", ["b@x.org"], MESSAGE)
     request = next(driver)
     while not (isinstance(request, Read) and session.conn.final_reply_pending):
@@ -474,8 +475,32 @@ def test_transport_errors_map_by_what_was_pending() -> None:
         else:
             answer, transport.pending = transport.pending, b""
         request = driver.send(answer)
+    return driver
+
+
+def test_transport_errors_map_by_what_was_pending() -> None:
+    session, transport, _ = opened()
+    with pytest.raises(SMTPConnectError, match="connection lost"):
+        _throw_into(session.noop(), ConnectionResetError("reset"))
+    assert not session.usable
+    session, transport, server = opened({b"EHLO": [EHLO_FULL], b".": [b""]})
+    driver = _until_final_reply(session, transport, server)
+    assert driver.throw(BrokenPipeError("pipe")) == Read(LAST_WORDS_TIMEOUT)
     with pytest.raises(SMTPDeliveryStatusUnknown, match="connection lost"):
-        driver.throw(BrokenPipeError("pipe"))
+        driver.throw(ConnectionResetError("no last words either"))
+
+
+def test_last_words_after_a_transport_error_are_reported() -> None:
+    session, _, _ = opened()
+    with pytest.raises(SMTPReplyError) as info:
+        _throw_into(session.noop(), BrokenPipeError("pipe"), b"421 4.3.2 going down\r\n")
+    assert info.value.code == 421 and isinstance(info.value.__cause__, BrokenPipeError)
+    session, transport, server = opened({b"EHLO": [EHLO_FULL], b".": [b""]})
+    driver = _until_final_reply(session, transport, server)
+    driver.throw(BrokenPipeError("pipe"))
+    with pytest.raises(SMTPReplyError, match="DATA refused") as info:
+        driver.send(b"554 5.6.0 rejected\r\n")
+    assert info.value.code == 554  # refused, not "status unknown"
 
 
 def test_adapter_errors_pass_through_and_break_the_session() -> None:

@@ -88,11 +88,12 @@ from ._events import (
     StartTLSRefused,
     TLSReady,
     TLSUnavailable,
+    TransactionResult,
     Vrfy,
 )
 from ._reply import Reply
 from ._sasl_base import ChannelBinding, ClientMechanism
-from ._session_mail import MailDrivers
+from ._session_mail import MailDrivers, raise_for
 from ._session_support import (
     DEFAULT_CHUNK_SIZE,
     MAX_READAHEAD,
@@ -125,6 +126,7 @@ from .sasl import choose_mechanism
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "LAST_WORDS_TIMEOUT",
     "MAX_READAHEAD",
     "Driver",
     "MailOptions",
@@ -142,6 +144,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: Seconds to wait for the server's last words after a failed write.
+LAST_WORDS_TIMEOUT = 1.0
 
 
 class Session(MailDrivers):
@@ -230,8 +235,12 @@ class Session(MailDrivers):
             raise self._timeout_error(error) from error
         except OSError as error:
             self._broken = True
-            if self.conn.final_reply_pending and self._current is not None:
-                sender, recipients = self._current
+            current = self._current if self.conn.final_reply_pending else None
+            last_words = yield from self._last_words()
+            if last_words is not None:
+                raise last_words from error
+            if current is not None:
+                sender, recipients = current
                 raise SMTPDeliveryStatusUnknown(
                     f"connection lost: {error}", sender=sender, recipients=recipients
                 ) from error
@@ -241,6 +250,32 @@ class Session(MailDrivers):
             raise
         finally:
             self._current = None
+
+    def _last_words(self) -> Driver[SMTPError | None]:
+        """After a transport error, what the server said before it went away (a 421
+        while we were still writing, RFC 5321 §3.8; a refusal of the content), read
+        from what the adapter kept; None when it said nothing that settles the outcome
+        (an accepted message included: then the status stays unknown)."""
+        conn = self.conn
+        try:
+            data = yield Read(LAST_WORDS_TIMEOUT)
+            if not data:  # EOF: nothing said (feeding it would only report the loss)
+                return None
+            conn.receive_data(data)
+            while True:
+                event = conn.next_event()
+                if isinstance(event, ServiceClosing):
+                    return SMTPReplyError(event.reply)
+                if isinstance(event, TransactionResult):
+                    raise_for(event, "DATA")
+                if event is NEED_DATA or isinstance(event, ConnectionClosed):
+                    return None
+        except ProtocolError as error:  # e.g. an early 552 during the content
+            return SMTPProtocolError(error)
+        except (SMTPReplyError, SMTPRecipientsRefused) as refused:
+            return refused
+        except (OSError, SMTPError):
+            return None
 
     def _timeout_error(self, error: TimeoutError) -> SMTPTimeoutError:
         conn = self.conn

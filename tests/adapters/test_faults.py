@@ -324,6 +324,39 @@ def test_large_body_is_streamed(make_client: MakeClient) -> None:
     assert progress[-1] == size // 100 * 100
 
 
+@pytest.mark.parametrize(
+    ("early", "expected"),
+    [(b"421", SMTPReplyError), (b"552", (SMTPProtocolError, SMTPReplyError))],
+)
+def test_server_answers_and_closes_during_a_large_body(
+    make_client: MakeClient,
+    early: bytes,
+    expected: type[SMTPError] | tuple[type[SMTPError], ...],
+) -> None:
+    """The server gives up mid-content: its last words are reported, not just the
+    broken pipe. A 421 is allowed at any time (RFC 5321 §3.8); a 552 before the end of
+    the content is a protocol error, unless the adapter had already queued the final
+    dot (asyncio buffers writes), which makes it the reply to the content."""
+
+    def script(peer: Peer) -> None:
+        peer.greet()
+        peer.expect(b"MAIL")
+        peer.expect(b"RCPT")
+        peer.expect(b"DATA")
+        peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        peer._fill()  # some content arrived
+        peer.send(early + b" 4.3.0 giving up\r\n")
+
+    with scripted(script) as sock:
+        client = make_client(sock=sock, timeout=10)
+        client.connect()
+        with pytest.raises(expected) as info:
+            client.sendmail("a@example.org", ["b@example.org"], b"x" * 70 + b"\r\n" * 400_000)
+        assert "giving up" in str(info.value)
+        assert not client.session.usable
+        client.close()
+
+
 def test_unix_socket(make_client: MakeClient, tmp_path: Path) -> None:
     path = str(tmp_path / "smtp.sock")
 

@@ -1,0 +1,234 @@
+"""Fault injection for the asyncio adapter against scripted loopback servers.
+
+Each test runs ``asyncio.start_server`` on 127.0.0.1 port 0 with a script for the server
+side, and the client under short timeout overrides; every test body is bounded by
+``asyncio.wait_for(..., BOUND)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from interop.peers import TLSMaterial
+from smtpproto.asyncio_client import AsyncSMTPClient
+from smtpproto.exceptions import (
+    SMTPDeliveryStatusUnknown,
+    SMTPDeliveryTimeoutError,
+    SMTPProtocolError,
+    SMTPReplyError,
+    SMTPTimeoutError,
+)
+
+from .peer import EHLO
+
+MESSAGE = b"Subject: test\r\n\r\n.leading dot\r\nbody\r\n"
+BOUND = 10.0
+SHORT = 0.2
+
+
+class AsyncPeer:
+    """The server end of one connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def expect(self, prefix: bytes) -> bytes:
+        line = await self.reader.readuntil(b"\r\n")
+        assert line.upper().startswith(prefix), (line, prefix)
+        return line
+
+    async def read_data(self) -> bytes:
+        content = await self.reader.readuntil(b"\r\n.\r\n")
+        return content[:-3]
+
+    async def greet(self, ehlo: bytes = EHLO) -> None:
+        await self.send(b"220 mx.example.org ESMTP\r\n")
+        await self.expect(b"EHLO")
+        await self.send(ehlo)
+
+
+Script = Callable[[AsyncPeer], Awaitable[None]]
+ClientPart = Callable[[int], Awaitable[None]]
+
+
+def run(script: Script, client_part: ClientPart) -> None:
+    """Serve ``script`` on 127.0.0.1 and run ``client_part(port)``; both bounded."""
+    failures: list[BaseException] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await script(AsyncPeer(reader, writer))
+        except (OSError, asyncio.IncompleteReadError):
+            pass  # the client closed first
+        except AssertionError as exc:
+            failures.append(exc)
+        finally:
+            writer.transport.abort()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            await client_part(port)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(asyncio.wait_for(main(), BOUND))
+    if failures:
+        raise failures[0]
+
+
+async def deliver_one(peer: AsyncPeer) -> bytes:
+    await peer.expect(b"MAIL FROM:")
+    await peer.expect(b"RCPT TO:")
+    await peer.expect(b"DATA")
+    await peer.send(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go on\r\n")
+    content = await peer.read_data()
+    await peer.send(b"250 2.0.0 queued\r\n")
+    return content
+
+
+def test_delivery_over_a_given_stream_pair() -> None:
+    received: list[bytes] = []
+
+    async def script(peer: AsyncPeer) -> None:
+        await peer.greet()
+        received.append(await deliver_one(peer))
+        await peer.expect(b"QUIT")
+        await peer.send(b"221 bye\r\n")
+
+    async def client_part(port: int) -> None:
+        streams = await asyncio.open_connection("127.0.0.1", port)
+        async with AsyncSMTPClient(streams=streams, timeout=5) as client:
+            result = await client.sendmail("a@example.org", ["b@example.org"], MESSAGE)
+            assert result.delivered == ("b@example.org",)
+        assert streams[1].transport.is_closing()
+
+    run(script, client_part)
+    assert received == [MESSAGE.replace(b"\r\n.leading", b"\r\n..leading")]
+
+
+def test_cancellation_breaks_the_client_and_propagates() -> None:
+    async def script(peer: AsyncPeer) -> None:
+        await peer.greet()
+        await peer.expect(b"MAIL")
+        await asyncio.sleep(BOUND)
+
+    async def client_part(port: int) -> None:
+        client = AsyncSMTPClient("127.0.0.1", port, timeout=5)
+        await client.connect()
+        task = asyncio.create_task(client.sendmail("a@example.org", ["b@example.org"], MESSAGE))
+        await asyncio.sleep(SHORT)  # the client is waiting for the MAIL reply now
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not client.session.usable and client._writer is None
+        with pytest.raises(SMTPProtocolError, match="broken"):
+            await client.noop()
+
+    run(script, client_part)
+
+
+@pytest.mark.parametrize("stall", ["greeting", "mail", "final"])
+def test_short_timeout_overrides(stall: str) -> None:
+    async def script(peer: AsyncPeer) -> None:
+        if stall != "greeting":
+            await peer.greet()
+            await peer.expect(b"MAIL")
+            await peer.expect(b"RCPT")
+            await peer.expect(b"DATA")
+            if stall == "final":
+                await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
+                await peer.read_data()
+        await asyncio.sleep(BOUND)
+
+    async def client_part(port: int) -> None:
+        client = AsyncSMTPClient("127.0.0.1", port, timeout=SHORT)
+        start = time.monotonic()
+        with pytest.raises(SMTPTimeoutError) as info:
+            await client.connect()
+            await client.sendmail("a@example.org", ["b@example.org"], MESSAGE)
+        assert time.monotonic() - start < SHORT * 3 + 1
+        assert info.value.timeout == SHORT
+        assert isinstance(info.value, SMTPDeliveryTimeoutError) == (stall == "final")
+        assert not client.session.usable and client._writer is None
+
+    run(script, client_part)
+
+
+@pytest.mark.parametrize("stage", ["rcpt", "final"])
+def test_server_failures_mid_transaction(stage: str) -> None:
+    async def script(peer: AsyncPeer) -> None:
+        await peer.greet()
+        await peer.expect(b"MAIL")
+        await peer.expect(b"RCPT")
+        await peer.expect(b"DATA")
+        if stage == "rcpt":
+            await peer.send(b"250 ok\r\n421 4.3.2 going away\r\n")
+            return
+        await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        await peer.read_data()
+        await peer.send(b"25")  # then the connection drops
+
+    async def client_part(port: int) -> None:
+        client = AsyncSMTPClient("127.0.0.1", port, timeout=5)
+        await client.connect()
+        expected = SMTPReplyError if stage == "rcpt" else SMTPDeliveryStatusUnknown
+        with pytest.raises(expected):
+            await client.sendmail("a@example.org", ["b@example.org"], MESSAGE)
+        assert not client.session.usable and client._writer is None
+
+    run(script, client_part)
+
+
+class _InjectingReader(asyncio.StreamReader):
+    """Puts bytes in its own buffer right after handing out the STARTTLS 220, as if the
+    server's injected bytes had arrived before the handshake started."""
+
+    async def read(self, n: int = -1) -> bytes:
+        data = await super().read(n)
+        if data.startswith(b"220 2.0.0 ready"):
+            self.feed_data(b"250-mx.example.org\r\n250 AUTH PLAIN\r\n")
+        return data
+
+
+def test_bytes_buffered_before_the_tls_handshake_are_refused(tls_material: TLSMaterial) -> None:
+    """RFC 3207 §4: bytes the StreamReader buffered after the 220 never count as
+    replies after TLS; the engine refuses them."""
+
+    async def script(peer: AsyncPeer) -> None:
+        await peer.greet(b"250-mx.example.org\r\n250 STARTTLS\r\n")
+        await peer.expect(b"STARTTLS")
+        await peer.send(b"220 2.0.0 ready\r\n")
+        await peer.writer.start_tls(tls_material.server_context())
+        await peer.expect(b"EHLO")
+        await peer.send(b"250-mx.example.org\r\n250 SIZE 10\r\n")
+
+    async def client_part(port: int) -> None:
+        loop = asyncio.get_running_loop()
+        reader = _InjectingReader()
+        protocol = asyncio.StreamReaderProtocol(reader)
+        transport, _ = await loop.create_connection(lambda: protocol, "127.0.0.1", port)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        client = AsyncSMTPClient(
+            streams=(reader, writer),
+            ssl_context=tls_material.client_context(),
+            server_hostname="localhost",
+            timeout=5,
+        )
+        with pytest.raises(SMTPProtocolError) as info:
+            await client.connect()
+        assert info.value.remote and "STARTTLS" in str(info.value)
+        assert not client.session.conn.tls_active and not client.session.usable
+
+    run(script, client_part)

@@ -353,7 +353,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     for option, value in given:
         if value:
             raise CLIError(
-                f"{option} needs --server (the demo trusts its own certificate and makes its own credentials)",
+                f"{option} needs --server (the demo trusts its own certificate and "
+                "makes its own credentials)",
                 ExitCode.USAGE,
             )
     envelope, message = build_message(

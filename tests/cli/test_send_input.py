@@ -113,3 +113,19 @@ def test_bad_option_values() -> None:
         result = run_cli(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--tls", "implicit"), "not implicit TLS"),
+        (("--user", "me"), "--user needs --server"),
+        (("--cafile", "/etc/hostname"), "--cafile needs --server"),
+        (("--insecure",), "--insecure needs --server"),
+        (("--auth", "NOPE"), "unsupported AUTH mechanism"),
+    ],
+)
+def test_demo_refuses_options_it_cannot_honour(args: tuple[str, ...], fragment: str) -> None:
+    result = run_cli("send", *args)
+    assert_clean_failure(result, 2, fragment)
+    assert "built-in server on" not in result.stdout  # refused before the server started

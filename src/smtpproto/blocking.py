@@ -393,17 +393,18 @@ class SMTPClient:
             return b""
         sock = self._sock
         assert sock is not None
-        deadline: float | None = None
+        deadline = self._deadline_for(timeout)
+        # A reply is rarely there yet: wait first, unless TLS holds decrypted bytes.
+        want = 0 if isinstance(sock, ssl.SSLSocket) and sock.pending() else _READ
         while True:
+            if want:
+                self._wait(want, deadline)
             try:
                 return sock.recv(_RECV_SIZE)
             except (BlockingIOError, ssl.SSLWantReadError):
                 want = _READ
             except ssl.SSLWantWriteError:
                 want = _WRITE
-            if deadline is None:
-                deadline = self._deadline_for(timeout)
-            self._wait(want, deadline)
 
     def _start_tls(
         self, server_hostname: str | None, timeout: float | None

@@ -403,3 +403,61 @@ def test_connection_refused_is_a_connect_error(make_client: MakeClient) -> None:
         client.connect()
     assert isinstance(info.value.__cause__, OSError)
     assert info.value.port == port
+
+
+def test_lmtp_per_recipient_replies(make_client: MakeClient) -> None:
+    def script(peer: Peer) -> None:
+        peer.send(b"220 lmtp ready\r\n")
+        peer.expect(b"LHLO")
+        peer.send(b"250-lmtp.example.org\r\n250 PIPELINING\r\n")
+        peer.expect(b"MAIL")
+        peer.expect(b"RCPT")
+        peer.expect(b"RCPT")
+        peer.expect(b"DATA")
+        peer.send(b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+        peer.read_data()
+        peer.send(b"250 2.0.0 delivered\r\n452 4.2.2 mailbox full\r\n")
+        peer.expect(b"QUIT")
+        peer.send(b"221 bye\r\n")
+
+    with scripted(script) as sock, make_client(sock=sock, lmtp=True, timeout=5) as client:
+        result = client.sendmail("a@example.org", ["b@example.org", "c@example.org"], MESSAGE)
+        assert result.delivered == ("b@example.org",)
+        assert [(a, r.code) for a, r in result.failed] == [("c@example.org", 452)]
+
+
+def test_source_address_is_used(make_client: MakeClient) -> None:
+    """The connection comes from the given local address (127.0.0.2: any 127/8 address
+    is local on Linux; the target stays 127.0.0.1). Port 0 lets the kernel choose."""
+    seen: list[str] = []
+
+    def script(peer: Peer) -> None:
+        seen.append(peer.sock.getpeername()[0])
+        peer.greet()
+        peer.expect(b"QUIT")
+        peer.send(b"221 bye\r\n")
+
+    with listening(socket.AF_INET, ("127.0.0.1", 0), script) as listener:
+        port = listener.getsockname()[1]
+        with make_client(host="127.0.0.1", port=port, source_address=("127.0.0.2", 0), timeout=5):
+            pass
+    assert seen == ["127.0.0.2"]
+
+
+def test_oauth_token_login(make_client: MakeClient) -> None:
+    lines: list[bytes] = []
+
+    def script(peer: Peer) -> None:
+        peer.greet(b"250-mx.example.org\r\n250 AUTH PLAIN XOAUTH2\r\n")
+        lines.append(peer.expect(b"AUTH XOAUTH2 "))
+        peer.send(b"235 2.7.0 accepted\r\n")
+        peer.expect(b"QUIT")
+        peer.send(b"221 bye\r\n")
+
+    with (
+        scripted(script) as sock,
+        make_client(sock=sock, tls="none", allow_cleartext_auth=True, timeout=5) as client,
+    ):
+        assert client.login("user@example.org", token="ya29.token").code == 235
+        assert client.session.conn.authenticated
+    assert len(lines) == 1

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import enum
 import os
+import re
 import sys
 import textwrap
 import traceback
@@ -358,7 +359,12 @@ def _add_explain(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> N
         help="what a reply code (and enhanced status code) means and what to do",
         description="Explain an SMTP reply code, e.g. 'smtpproto explain 550 5.1.1'.",
     )
-    p.add_argument("code", metavar="CODE", help="three-digit reply code, 200-599")
+    p.add_argument(
+        "code",
+        metavar="CODE",
+        help="three-digit reply code, 200-599, or a whole reply line such as "
+        "'550 5.1.1 User unknown'",
+    )
     p.add_argument("enhanced", metavar="ENHANCED", nargs="?", help="e.g. 5.1.1 (RFC 3463)")
     p.add_argument("--command", metavar="VERB", help="the command it answered: RCPT, MAIL...")
     p.set_defaults(handler="explain")
@@ -411,21 +417,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- explain -----------------------------------------------------------------------------
 
+# RFC 3463 §2: class "." subject "." detail, as it may lead the text of a reply line.
+_ENHANCED_WORD = re.compile(r"[245]\.\d{1,3}\.\d{1,3}", re.ASCII)
+
 
 def run_explain(args: argparse.Namespace) -> int:
-    """Print what a code means; bad codes are usage errors (exit 2)."""
-    text: str = args.code.strip()
+    """Print what a code means; bad codes are usage errors (exit 2).
+
+    CODE may also be a whole reply line as pasted from a bounce or a log, such as
+    ``"550-5.1.1 User unknown"``: the code and an enhanced code right after it are
+    taken from it (RFC 5321 §4.2, RFC 2034 §4) and the rest is shown as the server text.
+    """
+    line: str = args.code.strip()
+    text, enhanced, server_text = line[:3], args.enhanced, ""
+    if len(line) > 3:
+        if line[3] not in " -":
+            raise CLIError(
+                f"not a reply code: {escape_text(line)!r} (three digits, 200-599)", ExitCode.USAGE
+            )
+        words = line[4:].split(None, 1)
+        if enhanced is None and words and _ENHANCED_WORD.fullmatch(words[0]):
+            enhanced, words = words[0], words[1:]
+        server_text = " ".join(words)
     if not (len(text) == 3 and text.isascii() and text.isdigit()):
         raise CLIError(
-            f"not a reply code: {escape_text(text)!r} (three digits, 200-599)", ExitCode.USAGE
+            f"not a reply code: {escape_text(line)!r} (three digits, 200-599)", ExitCode.USAGE
         )
     try:
-        explanation = codes.explain(int(text), args.enhanced, command=args.command)
+        explanation = codes.explain(int(text), enhanced, command=args.command)
     except ValueError as error:
         raise CLIError(str(error), ExitCode.USAGE) from None
     width = 100
     for sentence in _split_explanation(explanation):
         print(textwrap.fill(sentence, width=width, subsequent_indent="  "))
+    if server_text:
+        print(textwrap.fill(f'Server said: "{escape_text(server_text)}"', width=width))
     return ExitCode.OK
 
 

@@ -214,6 +214,8 @@ def run_probe(args: argparse.Namespace) -> int:
             report.starttls = "offered, works"
         else:
             report.starttls = "not offered"
+    if policy is not TLSPolicy.IMPLICIT:
+        report.auth_before_tls = list(report.extensions.get("AUTH", []))
     print(render_json(report) if args.json else render_table(report))
     if code != ExitCode.OK:
         print(f"smtpproto: error: {report.error}", file=sys.stderr)

@@ -52,6 +52,8 @@ class ProbeReport:
     certificate: CertificateInfo | None = None
     extensions_after_tls: dict[str, list[str]] | None = None
     auth_mechanisms: list[str] = dataclasses.field(default_factory=list)
+    #: AUTH mechanisms offered before TLS: passwords could cross the network in clear.
+    auth_before_tls: list[str] = dataclasses.field(default_factory=list)
     size_limit: int | None = None
     timings_ms: dict[str, float] = dataclasses.field(default_factory=dict)
     error: str | None = None
@@ -122,6 +124,8 @@ def render_table(report: ProbeReport) -> str:
         ]
     if report.extensions_after_tls is not None:
         rows.append(("after TLS", _extension_lines(report.extensions_after_tls)))
+    if report.auth_before_tls:
+        rows.append(("AUTH before TLS", " ".join(report.auth_before_tls) + " (in cleartext!)"))
     rows += [
         ("AUTH", " ".join(report.auth_mechanisms) or "not offered"),
         ("SIZE limit", "not announced" if report.size_limit is None else report.size_limit),

@@ -74,3 +74,19 @@ def test_unknown_command_is_a_usage_error() -> None:
     result = run_cli("frobnicate")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_a_whole_reply_line_as_pasted_from_a_bounce() -> None:
+    result = run_cli("explain", "550-5.1.1 The account does not exist", "--command", "RCPT")
+    assert result.returncode == 0, result.stderr
+    assert "Enhanced status 5.1.1" in result.stdout
+    assert "The recipient address is bad or refused" in result.stdout
+    assert result.stdout.rstrip().endswith('Server said: "The account does not exist"')
+    plain = run_cli("explain", "451 greylisted")
+    assert "Enhanced status" not in plain.stdout
+    assert 'Server said: "greylisted"' in plain.stdout
+
+
+def test_a_bad_reply_line_is_a_usage_error() -> None:
+    assert_clean_failure(run_cli("explain", "550x5.1.1"), 2, "not a reply code")
+    assert_clean_failure(run_cli("explain", "55 5.1.1"), 2, "not a reply code")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from .helpers import OneLineServer, ServeProcess, assert_clean_failure, free_port, run_cli
+from .helpers import (
+    OneLineServer,
+    ScriptedSMTPServer,
+    ServeProcess,
+    assert_clean_failure,
+    free_port,
+    run_cli,
+)
 
 SERVE_ENV = {"SMTPPROTO_SERVE_AUTH": "alice:secret"}
 
@@ -91,3 +98,19 @@ def test_probe_non_smtp_peer_is_exit_9() -> None:
     with OneLineServer(b"HTTP/1.1 400 Bad Request\r\n\r\n") as http:
         result = run_cli("probe", f"127.0.0.1:{http.port}", "--json")
     assert_clean_failure(result, 9, "protocol error")
+
+
+def test_probe_flags_auth_offered_before_tls() -> None:
+    ehlo = b"250-scripted\r\n250 AUTH PLAIN LOGIN\r\n"
+    with ScriptedSMTPServer({"EHLO": ehlo}) as server:
+        result = run_cli("probe", f"127.0.0.1:{server.port}")
+    assert result.returncode == 0, result.stderr
+    assert "AUTH before TLS  PLAIN LOGIN (in cleartext!)" in result.stdout
+    assert "STARTTLS         not offered" in result.stdout
+
+
+def test_probe_json_lists_auth_before_tls_as_empty_when_safe() -> None:
+    with ServeProcess(env=SERVE_ENV) as serve:
+        cert = serve.wait_for("STARTTLS certificate:").split(": ", 1)[1]
+        result = run_cli("probe", f"127.0.0.1:{serve.port}", "--cafile", cert, "--json")
+    assert json.loads(result.stdout)["auth_before_tls"] == []

@@ -531,3 +531,14 @@ def test_lmtp_per_recipient_results() -> None:
     result = transport.run(session.sendmail("a@x.org", ["b@x.org", "c@x.org"], MESSAGE))
     assert result.delivered == ("b@x.org",)
     assert [(a, r.code) for a, r in result.failed] == [("c@x.org", 452)]
+
+
+def test_quit_on_exit_policy() -> None:
+    session, transport, _ = opened()
+    assert session.quit_on_exit(None)
+    assert session.quit_on_exit(SMTPReplyError)
+    assert session.quit_on_exit(SMTPRecipientsRefused)
+    assert not session.quit_on_exit(SMTPTimeoutError)
+    assert not session.quit_on_exit(KeyboardInterrupt)
+    transport.run(session.quit())
+    assert not session.quit_on_exit(None)

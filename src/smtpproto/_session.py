@@ -198,6 +198,15 @@ class Session(MailDrivers):
             ClientState.MUST_QUIT,
         )
 
+    def quit_on_exit(self, exc_type: type[BaseException] | None) -> bool:
+        """Whether a context manager's exit should send QUIT before closing: when the
+        session can still take it and the block ended normally or with a refused
+        command (``SMTPReplyError``/``SMTPRecipientsRefused``); after an exception the
+        adapter suppresses ``SMTPError`` from that QUIT so it does not hide the first."""
+        if not self.can_quit:
+            return False
+        return exc_type is None or issubclass(exc_type, (SMTPReplyError, SMTPRecipientsRefused))
+
     def mark_broken(self) -> None:
         """The adapter gave up on the transport (a cancellation, a failed close)."""
         self._broken = True

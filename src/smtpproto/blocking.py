@@ -20,6 +20,7 @@ command on a healthy session) the socket is closed; the client is never reused.
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
@@ -49,7 +50,7 @@ from ._session import (
 )
 from ._session_support import ContentSource, ProgressCallback
 from ._tls import channel_binding, client_ssl_context
-from .exceptions import SMTPConnectError, SMTPTLSError
+from .exceptions import SMTPConnectError, SMTPError, SMTPTLSError
 
 __all__ = ["SMTPClient"]
 
@@ -184,9 +185,15 @@ class SMTPClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """QUIT when the session is still healthy (also after a refused command), then
+        close. A failing QUIT after an exception in the block is not reported over it."""
         try:
-            if exc_type is None and self._session is not None and self._session.can_quit:
-                self.quit()
+            if self._session is not None and self._session.quit_on_exit(exc_type):
+                if exc_type is None:
+                    self.quit()
+                else:
+                    with contextlib.suppress(SMTPError):
+                        self.quit()
         finally:
             self.close()
 

@@ -461,3 +461,20 @@ def test_oauth_token_login(make_client: MakeClient) -> None:
         assert client.login("user@example.org", token="ya29.token").code == 235
         assert client.session.conn.authenticated
     assert len(lines) == 1
+
+
+def test_context_exit_quits_after_a_refused_command(make_client: MakeClient) -> None:
+    quit_seen: list[bool] = []
+
+    def script(peer: Peer) -> None:
+        peer.greet()
+        peer.expect(b"VRFY")
+        peer.send(b"550 5.1.1 no such user\r\n")
+        quit_seen.append(peer.line() == b"QUIT")
+        peer.send(b"221 bye\r\n")
+
+    with scripted(script) as sock:
+        with pytest.raises(SMTPReplyError), make_client(sock=sock, timeout=5) as client:
+            client.vrfy("nobody")
+        assert not client.session.usable
+    assert quit_seen == [True]

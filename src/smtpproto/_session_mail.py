@@ -381,6 +381,16 @@ def raise_for(result: TransactionResult, verb: str) -> None:
     A 421 anywhere (RFC 5321 §3.8: the server is closing) raises ``SMTPReplyError``
     with that reply, whatever step it answered.
     """
+    sender, data = result.sender_reply, result.data_reply
+    if (
+        data is not None
+        and data.is_success
+        and sender is not None
+        and sender.is_success
+        and not result.lmtp_replies
+        and all(reply.is_success for _, reply in result.recipients)
+    ):
+        return  # the common case: everything accepted
     steps = [("MAIL", result.sender_reply)]
     steps += [("RCPT", reply) for _, reply in result.recipients]
     steps += [(verb, result.data_reply)]

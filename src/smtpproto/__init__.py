@@ -8,8 +8,8 @@ dependencies, so it can be vendored by copying this folder.
 from __future__ import annotations
 
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from ._twins import PARSER_IMPLEMENTATION, CReplyParser, PyReplyParser, ReplyParser
 from ._reply import EnhancedStatusCode, Reply, ReplyClass
+from ._twins import PARSER_IMPLEMENTATION, CReplyParser, PyReplyParser, ReplyParser
 
 __all__ = [
     "PARSER_IMPLEMENTATION",

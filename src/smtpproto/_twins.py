@@ -20,10 +20,7 @@ NO_EXTENSIONS = bool(os.environ.get("SMTPPROTO_NO_EXTENSIONS"))
 
 CReplyParser: type[PyReplyParser] | None
 
-if TYPE_CHECKING:
-    CReplyParser = None
-    ReplyParser = PyReplyParser
-elif NO_EXTENSIONS or platform.python_implementation() != "CPython":
+if TYPE_CHECKING or NO_EXTENSIONS or platform.python_implementation() != "CPython":
     CReplyParser = None
     ReplyParser = PyReplyParser
 else:

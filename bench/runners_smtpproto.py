@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from smtpproto.blocking import SMTPClient
 
-from smtpproto.blocking import SMTPClient  # noqa: E402 -- after the path insert
+# ``bench_delivery`` (imported where used) lives next to this file.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SESSION_TIMEOUT = 600.0
 PIECE = 64 * 1024
@@ -52,7 +53,12 @@ def stream_message(make_message: Callable[[int], bytes], size: int) -> Iterator[
     yield tail
 
 
-def register_all(register: Callable[[str], Any], register_memory: Callable[[str], Any]) -> None:
+Decorator = Callable[[Callable[..., None]], Callable[..., None]]
+
+
+def register_all(
+    register: Callable[[str], Decorator], register_memory: Callable[[str], Decorator]
+) -> None:
     """Add the blocking adapter's runners to ``bench_delivery``'s registries."""
 
     @register("blocking")

@@ -12,7 +12,11 @@ since only this layer knows ``ssl``.
 
 Reading while writing (RFC 2920 §3.2) comes free with asyncio: the transport keeps
 delivering received bytes into the ``StreamReader`` buffer while ``drain`` waits, up to
-the reader's limit (``MAX_READAHEAD``), where asyncio pauses reading.
+the reader's limit (``MAX_READAHEAD``), where asyncio pauses reading. One gap is closed
+by hand: a write that fails makes asyncio stop reading, losing replies still in the
+kernel (the server's last words, e.g. a 421 mid-body), so past ``_UNREAD_WINDOW``
+octets written since the last ``Read`` each write first lets the loop read; after a
+failure ``_read`` hands out what the reader buffered before ``read()`` would raise.
 
 The ``StreamReader`` buffers independently of the driver, so bytes the server sends
 after the STARTTLS 220 but before the handshake would sit in that buffer and later look
@@ -29,6 +33,7 @@ propagates. STARTTLS and implicit TLS need ``StreamWriter.start_tls`` (Python 3.
 from __future__ import annotations
 
 import asyncio  # noqa: TID251  (adapter layer: I/O allowed)
+import contextlib
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
 import sys
@@ -58,11 +63,13 @@ from ._session import (
 )
 from ._session_support import ContentSource, ProgressCallback
 from ._tls import channel_binding, client_ssl_context
-from .exceptions import SMTPConnectError, SMTPTLSError
+from .exceptions import SMTPConnectError, SMTPError, SMTPTLSError
 
 __all__ = ["AsyncSMTPClient"]
 
 _RECV_SIZE = 256 * 1024
+#: Octets written since the last ``Read`` past which a write first lets the loop read.
+_UNREAD_WINDOW = 16 * 1024
 TLSName = Literal["none", "opportunistic", "required", "implicit"]
 R = TypeVar("R")
 
@@ -128,6 +135,7 @@ class AsyncSMTPClient:
         if streams is not None:
             self._reader, self._writer = streams
         self._deadline: float | None = None
+        self._unread = 0
         self._session: Session | None = None
 
     # -- connection ---------------------------------------------------------------------
@@ -194,9 +202,15 @@ class AsyncSMTPClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """QUIT when the session is still healthy (also after a refused command), then
+        close. A failing QUIT after an exception in the block is not reported over it."""
         try:
-            if exc_type is None and self._session is not None and self._session.can_quit:
-                await self.quit()
+            if self._session is not None and self._session.quit_on_exit(exc_type):
+                if exc_type is None:
+                    await self.quit()
+                else:
+                    with contextlib.suppress(SMTPError):
+                        await self.quit()
         finally:
             await self.aclose()
 
@@ -349,14 +363,29 @@ class AsyncSMTPClient:
         writer = self._writer
         if writer is None:
             raise ConnectionError("the connection is closed")
+        self._unread += len(data)
+        if self._unread > _UNREAD_WINDOW:
+            # Let the transport take in what arrived (say a 421 mid-body) first: once a
+            # write fails asyncio stops reading and what was unread is lost. A task
+            # resumes before the I/O callbacks of its loop iteration, hence two yields.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
         writer.write(data)
-        if writer.transport.get_write_buffer_size():
-            await _within(writer.drain(), self._deadline_for(timeout))
+        transport = writer.transport
+        if transport.get_write_buffer_size() or transport.is_closing():
+            await _within(writer.drain(), self._deadline_for(timeout))  # raises if broken
 
     async def _read(self, timeout: float | None) -> bytes:
         reader = self._reader
         if reader is None or self._writer is None:
             raise ConnectionError("the connection is closed")
+        self._unread = 0
+        if reader.exception() is not None:
+            # The transport failed (a write hit a reset): read() would raise before
+            # handing out what was received first, such as the server's last words.
+            buffered = _take_buffered(reader)
+            if buffered:
+                return buffered
         return await _within(reader.read(_RECV_SIZE), self._deadline_for(timeout))
 
     async def _start_tls(
@@ -371,9 +400,9 @@ class AsyncSMTPClient:
         reader, writer = self._reader, self._writer
         assert reader is not None and writer is not None
         # Bytes already buffered arrived before the handshake: the engine refuses them.
-        early = getattr(reader, "_buffer", b"")  # no public API for the buffered bytes
+        early = _take_buffered(reader)
         if early:
-            self.session.conn.receive_data(bytes(early))
+            self.session.conn.receive_data(early)
         if sys.version_info < (3, 11):
             raise SMTPTLSError("TLS with the asyncio client needs Python 3.11 (start_tls)")
         try:
@@ -386,6 +415,17 @@ class AsyncSMTPClient:
         tls = writer.get_extra_info("ssl_object")
         assert isinstance(tls, ssl.SSLObject)
         return channel_binding(tls)
+
+
+def _take_buffered(reader: asyncio.StreamReader) -> bytes:
+    """Remove and return the bytes ``reader`` holds, without waiting and even after the
+    transport failed. StreamReader has no public API for this, hence ``_buffer``."""
+    buffer = getattr(reader, "_buffer", None)
+    if not isinstance(buffer, bytearray) or not buffer:
+        return b""
+    data = bytes(buffer)
+    buffer.clear()
+    return data
 
 
 async def _within(awaitable: Awaitable[R], deadline: float | None) -> R:

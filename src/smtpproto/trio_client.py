@@ -28,6 +28,7 @@ propagates.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import ssl
 from collections.abc import Iterable
@@ -58,7 +59,7 @@ from ._session import (
 )
 from ._session_support import ContentSource, ProgressCallback
 from ._tls import channel_binding, client_ssl_context
-from .exceptions import SMTPConnectError, SMTPTLSError
+from .exceptions import SMTPConnectError, SMTPError, SMTPTLSError
 
 __all__ = ["TrioSMTPClient"]
 
@@ -190,9 +191,15 @@ class TrioSMTPClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """QUIT when the session is still healthy (also after a refused command), then
+        close. A failing QUIT after an exception in the block is not reported over it."""
         try:
-            if exc_type is None and self._session is not None and self._session.can_quit:
-                await self.quit()
+            if self._session is not None and self._session.quit_on_exit(exc_type):
+                if exc_type is None:
+                    await self.quit()
+                else:
+                    with contextlib.suppress(SMTPError):
+                        await self.quit()
         finally:
             await self.aclose()
 

@@ -147,7 +147,7 @@ class AsyncFacade:
         self._shutdown()
 
     def __enter__(self) -> AsyncFacade:
-        self.connect()
+        self._call(self.client.__aenter__)
         return self
 
     def __exit__(
@@ -157,10 +157,10 @@ class AsyncFacade:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if exc_type is None and self._client is not None and self.session.can_quit:
-                self.quit()
+            if self._client is not None and not self._transport_closed():
+                self._call(self._client.__aexit__, exc_type, exc, tb)
         finally:
-            self.close()
+            self._shutdown()
 
     def login(
         self,

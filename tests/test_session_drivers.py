@@ -34,6 +34,7 @@ from smtpproto.exceptions import (
     SMTPConnectError,
     SMTPDeliveryStatusUnknown,
     SMTPDeliveryTimeoutError,
+    SMTPError,
     SMTPProtocolError,
     SMTPRecipientsRefused,
     SMTPReplyError,
@@ -542,3 +543,34 @@ def test_quit_on_exit_policy() -> None:
     assert not session.quit_on_exit(KeyboardInterrupt)
     transport.run(session.quit())
     assert not session.quit_on_exit(None)
+
+
+REPLY_CODES = [250, 251, 252, 354, 421, 450, 451, 452, 500, 501, 503, 550, 552, 554]
+EHLOS = [EHLO_FULL, EHLO_CHUNKING, EHLO_CHUNKING_ONLY, b"250 mx\r\n", EHLO_PIPELINING]
+
+
+@given(
+    ehlo=st.sampled_from(EHLOS),
+    script=st.dictionaries(
+        st.sampled_from([b"MAIL", b"RCPT", b"DATA", b".", b"BDAT", b"RSET"]),
+        st.lists(st.sampled_from(REPLY_CODES), max_size=4),
+    ),
+    recipients=st.integers(1, 3),
+    size=st.integers(0, 300),
+)
+def test_any_reply_sequence_ends_in_a_result_or_an_smtp_error(
+    ehlo: bytes, script: dict[bytes, list[int]], recipients: int, size: int
+) -> None:
+    """Whatever the server answers, sendmail returns a result or raises an
+    ``SMTPError`` (never another type), and a returned result leaves the session
+    usable for the next transaction."""
+    replies = {verb: [b"%d x\r\n" % code for code in codes] for verb, codes in script.items()}
+    session, transport, _ = opened({b"EHLO": [ehlo], **replies})
+    transport.eof_when_silent = True  # a reply the server never sends ends as EOF
+    rcpts = [f"r{i}@x.org" for i in range(recipients)]
+    try:
+        result = transport.run(session.sendmail("a@x.org", rcpts, b"x" * size, chunk_size=64))
+    except SMTPError:
+        return
+    assert result.delivered
+    assert session.usable

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._envelope import envelope_from_message, flatten_message
-from ._errors import LocalProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import (
     Bdat,
     Command,
@@ -47,7 +47,12 @@ from ._session_support import (
     all_ascii,
     content_chunks,
 )
-from .exceptions import SMTPConnectError, SMTPRecipientsRefused, SMTPReplyError
+from .exceptions import (
+    SMTPConnectError,
+    SMTPProtocolError,
+    SMTPRecipientsRefused,
+    SMTPReplyError,
+)
 
 if TYPE_CHECKING:
     from email.message import Message
@@ -398,6 +403,10 @@ def raise_for(result: TransactionResult, verb: str) -> None:
     for step, reply in steps:
         if reply is not None and reply.code == 421:
             raise SMTPReplyError(reply, command=step)
+    for step, reply in steps:
+        if reply is not None and not (reply.is_success or reply.is_error):
+            # 1yz/3yz where only 2yz/4yz/5yz make sense (RFC 5321 §4.3.2).
+            raise SMTPProtocolError(RemoteProtocolError(f"unexpected {reply.code} reply to {step}"))
     if result.sender_reply is not None and result.sender_reply.is_error:
         raise SMTPReplyError(result.sender_reply, command="MAIL")
     if result.recipients and all(reply.is_error for _, reply in result.recipients):

@@ -545,6 +545,7 @@ def test_quit_on_exit_policy() -> None:
     assert not session.quit_on_exit(None)
 
 
+EHLO_TLS_AUTH = b"250-mx.example.org\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n"
 REPLY_CODES = [250, 251, 252, 354, 421, 450, 451, 452, 500, 501, 503, 550, 552, 554]
 EHLOS = [EHLO_FULL, EHLO_CHUNKING, EHLO_CHUNKING_ONLY, b"250 mx\r\n", EHLO_PIPELINING]
 
@@ -574,3 +575,32 @@ def test_any_reply_sequence_ends_in_a_result_or_an_smtp_error(
         return
     assert result.delivered
     assert session.usable
+
+
+@given(
+    greeting=st.sampled_from([220, 221, 250, 354, 421, 554]),
+    script=st.dictionaries(
+        st.sampled_from([b"EHLO", b"HELO", b"STARTTLS", b"AUTH", b"NOOP"]),
+        st.lists(st.sampled_from([*REPLY_CODES, 220, 235, 334, 535]), max_size=3),
+    ),
+    policy=st.sampled_from(list(TLSPolicy)),
+)
+def test_open_and_login_end_in_success_or_an_smtp_error(
+    greeting: int, script: dict[bytes, list[int]], policy: TLSPolicy
+) -> None:
+    replies = {verb: [b"%d x\r\n" % code for code in codes] for verb, codes in script.items()}
+    # After the scripted replies, a server that lets the exchange succeed.
+    replies.setdefault(b"EHLO", []).extend([EHLO_TLS_AUTH, EHLO_TLS_AUTH])
+    replies.setdefault(b"AUTH", []).append(b"235 2.7.0 ok\r\n")
+    session = Session(
+        ClientConfig(tls_policy=policy, allow_cleartext_auth=True), server_hostname="mx"
+    )
+    transport = Transport(ScriptedServer(replies), greeting=b"%d mx\r\n" % greeting)
+    transport.eof_when_silent = True
+    try:
+        transport.run(session.open())
+        transport.run(session.login("user", mechanism=Plain("user", "pw")))
+        transport.run(session.noop())
+    except SMTPError:
+        return
+    assert session.usable and session.conn.authenticated

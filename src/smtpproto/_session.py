@@ -29,13 +29,18 @@ Failures go *into* the generator with ``generator.throw(exc)``:
 * ``TimeoutError`` when a request's timeout passed. The driver raises
   ``SMTPDeliveryTimeoutError`` when the reply to the end of the content was due
   (RFC 1047, DESIGN.md §4 rule 8) and ``SMTPTimeoutError`` otherwise.
-* ``OSError`` when the transport failed (reset, broken pipe): ``SMTPDeliveryStatusUnknown``
-  when the final reply was due, ``SMTPConnectError`` ("connection lost") otherwise.
+* ``OSError`` when the transport failed (reset, broken pipe). The driver first asks for
+  the server's last words with one more ``Read(LAST_WORDS_TIMEOUT)`` (the adapter hands
+  out what it buffered; EOF or another error there means nothing): a 421 or a refusal
+  of the content is reported as that reply. Otherwise ``SMTPDeliveryStatusUnknown``
+  when the final reply was due, ``SMTPConnectError`` ("connection lost") if not.
 * Any ``SMTPError`` the adapter made itself (TLS handshake or certificate failures are
   ``SMTPTLSError``: the driver cannot tell an ``ssl`` error from other ``OSError``\\s, so
   the adapter maps them) is re-raised unchanged.
 
-Engine ``ProtocolError``\\s become ``SMTPProtocolError``. After any exception other
+Engine ``ProtocolError``\\s become ``SMTPProtocolError`` (``SMTPDeliveryStatusUnknown``
+when the reply to the end of the content was due: a garbled or cut final reply does not
+say the message was refused). After any exception other
 than ``SMTPReplyError``/``SMTPRecipientsRefused`` on a still-usable session,
 ``Session.usable`` is False and the adapter must close the transport; a session is
 never reused after a timeout, a cancellation or a transport error.

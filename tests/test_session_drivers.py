@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -124,6 +125,8 @@ def test_content_chunks_bound_every_source() -> None:
         list(content_chunks(io.StringIO("text"), 4)[0])  # type: ignore[arg-type]  # on purpose
     with pytest.raises(Exception, match="chunks must be bytes"):
         list(content_chunks(["text"], 4)[0])  # type: ignore[list-item]  # on purpose
+    with pytest.raises(Exception, match="chunks must be bytes, got NoneType"):
+        list(content_chunks([b"a", None], 4)[0])  # type: ignore[list-item]  # on purpose
     with pytest.raises(Exception, match="content must be"):
         content_chunks(12, 4)  # type: ignore[arg-type]  # on purpose
 
@@ -604,3 +607,23 @@ def test_open_and_login_end_in_success_or_an_smtp_error(
     except SMTPError:
         return
     assert session.usable and session.conn.authenticated
+
+
+def test_content_read_errors_are_not_connection_errors() -> None:
+    class Failing(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            raise OSError("disk on fire")
+
+    def failing_chunks() -> Iterator[bytes]:
+        yield b"Subject: x\r\n\r\n"
+        raise PermissionError("no access")
+
+    for content in (Failing(), failing_chunks()):
+        session, transport, _ = opened({b"EHLO": [EHLO_FULL]})
+        with pytest.raises(SMTPProtocolError, match="reading the content failed") as info:
+            transport.run(session.sendmail("a@x.org", ["b@x.org"], content, chunk_size=4))
+        assert not info.value.remote and isinstance(info.value.error.__cause__, OSError)
+        assert not session.usable

@@ -241,7 +241,10 @@ def _file_size(file: _Readable) -> int | None:
 
 def _file_chunks(file: _Readable, chunk_size: int) -> Iterator[bytes]:
     while True:
-        chunk = file.read(chunk_size)
+        try:
+            chunk = file.read(chunk_size)
+        except OSError as error:  # the caller's file, not the connection
+            raise LocalProtocolError(f"reading the content failed: {error}") from error
         if not isinstance(chunk, (bytes, bytearray)):
             raise LocalProtocolError(
                 f"content file must be opened in binary mode (read() gave {type(chunk).__name__})"
@@ -252,7 +255,14 @@ def _file_chunks(file: _Readable, chunk_size: int) -> Iterator[bytes]:
 
 
 def _split_chunks(chunks: Iterable[bytes], chunk_size: int) -> Iterator[bytes]:
-    for chunk in chunks:
+    iterator = iter(chunks)
+    while True:
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            return
+        except OSError as error:  # the caller's source, not the connection
+            raise LocalProtocolError(f"reading the content failed: {error}") from error
         if not isinstance(chunk, (bytes, bytearray, memoryview)):
             raise LocalProtocolError(f"content chunks must be bytes, got {type(chunk).__name__}")
         view = memoryview(chunk).cast("B")

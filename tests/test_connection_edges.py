@@ -237,3 +237,38 @@ def test_error_while_final_reply_due_leaves_status_unknown_flag(parser_cls: Any)
         drain(conn)
     assert conn.state is ClientState.ERROR
     assert conn.final_reply_pending  # the caller reports "delivery status unknown"
+
+
+def test_positional_constructors_build_the_same_values() -> None:
+    from smtpproto._capabilities import Capabilities
+    from smtpproto._events import (
+        CommandReply,
+        EhloAccepted,
+        Greeting,
+        ReadyForContent,
+        positional,
+    )
+    from smtpproto._reply import Reply
+
+    reply = Reply(250, [b"ok"])
+    ehlo = Ehlo(hostname="c.example")
+    caps = Capabilities.none("mx")
+    assert positional(Greeting)(reply) == Greeting(reply=reply)
+    assert positional(ReadyForContent)(reply) == ReadyForContent(reply=reply)
+    assert positional(CommandReply)(ehlo, reply) == CommandReply(command=ehlo, reply=reply)
+    assert positional(EhloAccepted)(ehlo, reply, caps) == EhloAccepted(
+        command=ehlo, reply=reply, capabilities=caps
+    )
+    result = positional(TransactionResult)("a@x.y", reply, (("b@x.y", reply),), reply, ())
+    assert result == TransactionResult(
+        sender="a@x.y",
+        sender_reply=reply,
+        recipients=(("b@x.y", reply),),
+        data_reply=reply,
+        lmtp_replies=(),
+    )
+    assert result.delivered == ("b@x.y",)
+    with pytest.raises(TypeError):
+        positional(TransactionResult)("too", "few")
+    with pytest.raises(TypeError):
+        positional(Mail)  # type: ignore[type-var]  # validates in __post_init__

@@ -42,6 +42,7 @@ from ._events import (
     StartTLSRefused,
     TLSReady,
     TLSUnavailable,
+    positional,
 )
 from ._reply import Reply
 from ._state import ON_FAILURE, ClientState, Verb
@@ -83,6 +84,12 @@ def capabilities_for(reply: Reply, mask: tuple[str, ...]) -> _CachedCaps:
         _CAPS_CACHE[key] = cached
     return cached
 
+
+# Hot-path constructors (positional, field order); same values as the keyword forms.
+_greeting = positional(Greeting)
+_command_reply = positional(CommandReply)
+_ehlo_accepted = positional(EhloAccepted)
+_ready_for_content = positional(ReadyForContent)
 
 #: The commands whose reply tells whether the message was delivered.
 FINAL_VERBS = frozenset({V.END_OF_CONTENT, V.BDAT_LAST})
@@ -190,7 +197,7 @@ class ReplyHandling:
     def _greeting_reply(self, entry: Pending, reply: Reply) -> None:
         if reply.code == 220:
             self._state = S.HELLO
-            self._events.append(Greeting(reply=reply))
+            self._events.append(_greeting(reply))
         else:
             self._state = S.MUST_QUIT
             self._events.append(GreetingRefused(reply=reply))
@@ -199,7 +206,7 @@ class ReplyHandling:
         txn = entry.txn
         assert txn is not None
         txn.mail_reply = reply
-        self._events.append(CommandReply(command=txn.mail, reply=reply))
+        self._events.append(_command_reply(txn.mail, reply))
         if reply.code // 100 != 2 and txn is self._txn and txn.commands_after_mail == 0:
             self._txn = None
             self._state = S.READY
@@ -209,19 +216,19 @@ class ReplyHandling:
         txn = entry.txn
         assert txn is not None and entry.command is not None
         txn.record_rcpt(entry.index, reply)
-        self._events.append(CommandReply(command=entry.command, reply=reply))
+        self._events.append(_command_reply(entry.command, reply))
 
     def _bdat_reply(self, entry: Pending, reply: Reply) -> None:
         txn = entry.txn
         assert txn is not None and entry.command is not None
         if reply.code // 100 != 2 and txn.data_reply is None:
             txn.data_reply = reply
-        self._events.append(CommandReply(command=entry.command, reply=reply))
+        self._events.append(_command_reply(entry.command, reply))
 
     def _other_reply(self, entry: Pending, reply: Reply) -> None:
         """RSET, NOOP, VRFY, EXPN, HELP, QUIT and raw bytes."""
         assert entry.command is not None
-        self._events.append(CommandReply(command=entry.command, reply=reply))
+        self._events.append(_command_reply(entry.command, reply))
         txn = entry.txn
         verb = entry.verb
         if verb is V.RSET and txn is not None and not txn.finished:
@@ -246,7 +253,7 @@ class ReplyHandling:
             )
             self._caps = caps
             self._state = S.READY
-            self._events.append(EhloAccepted(command=command, reply=reply, capabilities=caps))
+            self._events.append(_ehlo_accepted(command, reply, caps))
             if required and not caps.starttls:
                 self._tls_unavailable("the server does not advertise STARTTLS", reply)
             return
@@ -327,7 +334,7 @@ class ReplyHandling:
                     allow_8bit=body == "8BITMIME",
                 )
                 self._state = S.CONTENT
-                self._events.append(ReadyForContent(reply=reply))
+                self._events.append(_ready_for_content(reply))
             else:
                 self._state = S.DISCARD_CONTENT
                 self._events.append(NoRecipientsAccepted(reply=reply))

@@ -10,11 +10,13 @@ transaction ends early (a 421) get that reply, so every recipient is always list
 
 from __future__ import annotations
 
-from ._events import Command, Mail, TransactionResult
+from ._events import Command, Mail, TransactionResult, positional
 from ._reply import Reply
 from ._state import Verb
 
 __all__ = ["Pending", "Transaction"]
+
+_transaction_result = positional(TransactionResult)
 
 
 class Transaction:
@@ -81,12 +83,12 @@ class Transaction:
             replies = [fill if reply is None else reply for reply in self.rcpt_replies]
         else:
             replies = self.rcpt_replies
-        return TransactionResult(
-            sender=self.mail.sender,
-            sender_reply=self.mail_reply if self.mail_reply is not None else fill,
-            recipients=tuple(zip(self.recipients, replies, strict=True)),  # type: ignore[arg-type]  # no None left
-            data_reply=self.data_reply,
-            lmtp_replies=tuple(self.lmtp_replies),
+        return _transaction_result(  # fields: sender, sender_reply, recipients (no None
+            self.mail.sender,  # left after the fill), data_reply, lmtp_replies
+            self.mail_reply if self.mail_reply is not None else fill,
+            tuple(zip(self.recipients, replies, strict=True)),
+            self.data_reply,
+            tuple(self.lmtp_replies),
         )
 
 

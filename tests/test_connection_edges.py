@@ -7,19 +7,26 @@ from typing import Any
 import pytest
 
 from engine_helpers import EHLO_PIPELINING, drain, feed, greeted, make_conn, names
+from smtpproto._capabilities import Capabilities
 from smtpproto._client_config import ClientConfig, Timeouts
 from smtpproto._errors import LocalProtocolError, RemoteProtocolError
 from smtpproto._events import (
     Auth,
     Bdat,
+    CommandReply,
     Content,
     Data,
     Ehlo,
+    EhloAccepted,
     EndOfContent,
+    Greeting,
     Mail,
     Rcpt,
+    ReadyForContent,
     TransactionResult,
+    positional,
 )
+from smtpproto._reply import Reply
 from smtpproto._state import ClientState
 from smtpproto.sasl import Plain
 
@@ -240,16 +247,6 @@ def test_error_while_final_reply_due_leaves_status_unknown_flag(parser_cls: Any)
 
 
 def test_positional_constructors_build_the_same_values() -> None:
-    from smtpproto._capabilities import Capabilities
-    from smtpproto._events import (
-        CommandReply,
-        EhloAccepted,
-        Greeting,
-        ReadyForContent,
-        positional,
-    )
-    from smtpproto._reply import Reply
-
     reply = Reply(250, [b"ok"])
     ehlo = Ehlo(hostname="c.example")
     caps = Capabilities.none("mx")

@@ -443,3 +443,31 @@ def test_large_body_streams_over_a_lockstep_stream() -> None:
 
     run(script, client_part, lockstep=True)
     assert seen == [size // len(line) * len(line)]
+
+
+def test_server_that_stops_reading_mid_body_times_out() -> None:
+    """The write of a body blocks for good (lockstep: nobody receives); the RFC 5321
+    §4.5.3.2.5 data-block timeout (3 minutes) ends it, with the read-ahead task running."""
+    waited: list[float] = []
+
+    async def script(peer: TrioPeer) -> None:
+        await peer.greet()
+        await peer.expect(b"MAIL")
+        await peer.expect(b"RCPT")
+        await peer.expect(b"DATA")
+        await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        await trio.sleep_forever()
+
+    async def client_part(stream: trio.abc.Stream) -> None:
+        client = TrioSMTPClient(stream=stream)
+        await client.connect()
+        body = (b"x" * 78 + b"\r\n") * 4096  # several 64 KiB writes before the final dot
+        start = trio.current_time()
+        with pytest.raises(SMTPTimeoutError) as info:
+            await client.sendmail("a@example.org", ["b@example.org"], body)
+        waited.append(trio.current_time() - start)
+        assert info.value.timeout == 180.0 and not info.value.delivery_status_unknown
+        assert not client.session.usable and client._stream is None
+
+    run(script, client_part, lockstep=True)
+    assert waited == [180.0]

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from interop.peers import TLSMaterial
+from smtpproto._client_config import Timeouts
 from smtpproto.asyncio_client import AsyncSMTPClient
 from smtpproto.exceptions import (
     SMTPDeliveryStatusUnknown,
@@ -230,5 +231,35 @@ def test_bytes_buffered_before_the_tls_handshake_are_refused(tls_material: TLSMa
             await client.connect()
         assert info.value.remote and "STARTTLS" in str(info.value)
         assert not client.session.conn.tls_active and not client.session.usable
+
+    run(script, client_part)
+
+
+def test_server_that_stops_reading_mid_body_times_out() -> None:
+    """``drain`` blocks for good once the socket buffers fill; the data-block timeout
+    (overridden to SHORT) ends it and the connection is dropped, not reused."""
+    stopped = asyncio.Event()
+
+    async def script(peer: AsyncPeer) -> None:
+        await peer.greet()
+        await peer.expect(b"MAIL")
+        await peer.expect(b"RCPT")
+        await peer.expect(b"DATA")
+        await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        peer.writer.transport.pause_reading()  # the buffers fill up and stay full
+        stopped.set()
+        await asyncio.sleep(BOUND)
+
+    async def client_part(port: int) -> None:
+        timeouts = Timeouts(data_block=SHORT)
+        client = AsyncSMTPClient("127.0.0.1", port, timeout=timeouts)
+        await client.connect()
+        body = (b"x" * 78 + b"\r\n") * 400_000  # 32 MB: far more than the buffers hold
+        start = time.monotonic()
+        with pytest.raises(SMTPTimeoutError) as info:
+            await client.sendmail("a@example.org", ["b@example.org"], body)
+        assert stopped.is_set() and time.monotonic() - start < BOUND / 2
+        assert info.value.timeout == SHORT and not info.value.delivery_status_unknown
+        assert not client.session.usable and client._writer is None
 
     run(script, client_part)

@@ -59,8 +59,9 @@ bounded whatever the message size.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+from ._capabilities import Capabilities
 from ._client_config import ClientConfig, TLSPolicy
 from ._connection import ClientConnection
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -98,7 +99,7 @@ from ._events import (
 )
 from ._reply import Reply
 from ._sasl_base import ChannelBinding, ClientMechanism
-from ._session_mail import MailDrivers, raise_for
+from ._session_mail import MAIL_STAGES, MailDrivers, MailStage, raise_for
 from ._session_support import (
     DEFAULT_CHUNK_SIZE,
     MAX_READAHEAD,
@@ -132,9 +133,13 @@ from .sasl import choose_mechanism
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "LAST_WORDS_TIMEOUT",
+    "MAIL_STAGES",
     "MAX_READAHEAD",
+    "OPEN_STAGES",
     "Driver",
     "MailOptions",
+    "MailStage",
+    "OpenStage",
     "Read",
     "Request",
     "Session",
@@ -152,6 +157,10 @@ T = TypeVar("T")
 
 #: Seconds to wait for the server's last words after a failed write.
 LAST_WORDS_TIMEOUT = 1.0
+
+#: Where ``Session.open`` may stop, in session order (see ``Session.open``).
+OpenStage = Literal["greeting", "ehlo", "tls"]
+OPEN_STAGES: tuple[OpenStage, ...] = ("greeting", "ehlo", "tls")
 
 
 class Session(MailDrivers):
@@ -176,6 +185,13 @@ class Session(MailDrivers):
         self.channel_binding: ChannelBinding | None = None
         #: The last greeting or EHLO/HELO reply.
         self.hello_reply: Reply | None = None
+        #: The server's greeting (RFC 5321 §4.2: the 220 banner), once received.
+        self.greeting: Reply | None = None
+        #: What the last EHLO/LHLO answered in cleartext advertised: with STARTTLS these
+        #: are the capabilities RFC 3207 §4.2 makes the client forget (kept here for
+        #: reports such as "AUTH offered in cleartext"); without TLS the same as
+        #: ``conn.capabilities``; None under implicit TLS, after HELO, or before EHLO.
+        self.capabilities_before_tls: Capabilities | None = None
         self._broken = False
         self._current: tuple[str, tuple[str, ...]] | None = None
         self._rcpt_accepted = 0
@@ -359,14 +375,25 @@ class Session(MailDrivers):
 
     # -- operations ---------------------------------------------------------------------
 
-    def open(self) -> Driver[Reply]:
+    def open(self, until: OpenStage | None = None) -> Driver[Reply]:
         """Greeting, EHLO (HELO when EHLO is not supported and the policy allows), then
         STARTTLS per the TLS policy and EHLO again (RFC 3207 §4.2). Returns the last
         hello reply. A refused greeting raises ``SMTPReplyError``; a REQUIRED policy
-        that cannot be met raises ``SMTPTLSError`` (RFC 3207 §4.1, RFC 8314)."""
-        return self._guard(self._open())
+        that cannot be met raises ``SMTPTLSError`` (RFC 3207 §4.1, RFC 8314).
 
-    def _open(self) -> Driver[Reply]:
+        ``until`` stops early, the session still usable (QUIT may follow):
+        ``"greeting"`` after the greeting (returned; under implicit TLS the handshake
+        came first), ``"ehlo"`` after the first EHLO/HELO (before STARTTLS; a REQUIRED
+        policy that cannot be met still raises), ``"tls"`` after STARTTLS and the
+        second EHLO, the same as None. Another value is a ``LocalProtocolError`` at once.
+        """
+        if until is not None and until not in OPEN_STAGES:
+            raise LocalProtocolError(
+                f"until must be one of {', '.join(OPEN_STAGES)} or None, got {until!r}"
+            )
+        return self._guard(self._open(until))
+
+    def _open(self, until: OpenStage | None) -> Driver[Reply]:
         policy = self.config.tls_policy
         if policy is TLSPolicy.IMPLICIT:
             self.channel_binding = yield UpgradeTLS(
@@ -374,12 +401,17 @@ class Session(MailDrivers):
             )
         event = yield from self._event()
         if isinstance(event, GreetingRefused):
+            self.greeting = event.reply
             raise SMTPReplyError(event.reply, command=None)
         if not isinstance(event, Greeting):
             raise SMTPProtocolError(LocalProtocolError(f"expected the greeting, got {event!r}"))
-        self.hello_reply = event.reply
+        self.greeting = self.hello_reply = event.reply
+        if until == "greeting":
+            return event.reply
         reply = yield from self._hello()
         caps = self.conn.capabilities
+        if until == "ehlo":
+            return reply
         wants_tls = policy in (TLSPolicy.OPPORTUNISTIC, TLSPolicy.REQUIRED)
         if wants_tls and caps is not None and caps.starttls:
             yield from self._send(StartTLS())
@@ -424,6 +456,8 @@ class Session(MailDrivers):
             raise SMTPReplyError(event.reply, command=type(event.command).__name__.upper())
         assert isinstance(event, (EhloAccepted, HeloAccepted)), event
         self.hello_reply = event.reply
+        if not self.conn.tls_active:
+            self.capabilities_before_tls = self.conn.capabilities
         self._check_tls_unavailable()
         return event.reply
 

@@ -9,13 +9,21 @@ here; a small message with CHUNKING and PIPELINING goes out as MAIL+RCPT+BDAT LA
 one write. Up to ``BDAT_WINDOW`` BDAT chunks are in flight when pipelining; a refused
 chunk stops the stream (RFC 3030 §2) and RSET ends the transaction. The engine's
 ``TransactionResult`` is then turned into the result or an exception by ``raise_for``.
+
+Stopping early (``stop_after``, for diagnostics like swaks' ``--quit-after``): after
+MAIL or after the RCPTs the transaction is ended with RSET (RFC 5321 §4.1.1.5) and the
+session stays usable. After DATA's 354 nothing but content may be sent until the
+final ``CRLF.CRLF`` (RFC 5321 §4.1.1.4; a ``.`` alone would deliver an empty
+message), so the driver stops there and the session becomes unusable: the adapter
+closes the connection, and a transaction whose end of data never came is not
+delivered (RFC 5321 §3.8, §4.1.1.4).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._envelope import envelope_from_message, flatten_message
 from ._errors import LocalProtocolError, RemoteProtocolError
@@ -58,12 +66,16 @@ if TYPE_CHECKING:
     from email.message import Message
 
     from ._connection import ClientConnection
+    from ._reply import Reply
 
-__all__ = ["COMMAND_CACHE", "MailDrivers", "raise_for"]
+__all__ = ["COMMAND_CACHE", "MAIL_STAGES", "MailDrivers", "MailStage", "raise_for"]
 
 #: Most MAIL/RCPT commands ``_command`` keeps for reuse (cleared when full).
 COMMAND_CACHE = 1024
 C = TypeVar("C", Mail, Rcpt)
+#: Where ``sendmail`` may stop, in session order (see ``MailDrivers.sendmail``).
+MailStage = Literal["mail", "rcpt", "data"]
+MAIL_STAGES: tuple[MailStage, ...] = ("mail", "rcpt", "data")
 
 
 class MailDrivers:
@@ -74,6 +86,7 @@ class MailDrivers:
         _current: tuple[str, tuple[str, ...]] | None
         _rcpt_accepted: int
         _commands: dict[tuple[Any, ...], Command]
+        _broken: bool
 
         def _guard(self, driver: Driver[TransactionResult]) -> Driver[TransactionResult]: ...
         def _send(self, *commands: Command) -> Driver[None]: ...
@@ -91,6 +104,7 @@ class MailDrivers:
         chunking: bool | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         progress: ProgressCallback | None = None,
+        stop_after: MailStage | None = None,
     ) -> Driver[TransactionResult]:
         """One mail transaction: MAIL, RCPT for each recipient, then DATA or BDAT.
 
@@ -106,7 +120,22 @@ class MailDrivers:
         Returns the ``TransactionResult``. Raises ``SMTPReplyError`` when MAIL, DATA or
         the end of the content is refused, ``SMTPRecipientsRefused`` when every
         recipient was refused; a partial refusal returns normally (check ``failed``).
+
+        ``stop_after`` ends the transaction early, delivering nothing (the content is
+        never sent; refusals raise as above): ``"mail"`` after MAIL's reply,
+        ``"rcpt"`` after the RCPT replies (pipelined together when offered), each
+        followed by RSET, the session staying usable; the result then has
+        ``data_reply`` None. ``"data"`` stops after DATA's 354 (DATA, not BDAT, is
+        used: ``chunking=True`` with it is a ``LocalProtocolError``): the result's
+        ``data_reply`` is that 354 and the session is no longer usable, since only
+        content may follow a 354; the adapter closes the connection without QUIT.
         """
+        if stop_after is not None and stop_after not in MAIL_STAGES:
+            raise LocalProtocolError(
+                f"stop_after must be one of {', '.join(MAIL_STAGES)} or None, got {stop_after!r}"
+            )
+        if stop_after == "data" and chunking:
+            raise LocalProtocolError("stop_after='data' stops at DATA's 354: not with chunking")
         return self._guard(
             self._sendmail(
                 sender,
@@ -114,9 +143,10 @@ class MailDrivers:
                 content,
                 options or MailOptions(),
                 pipelining,
-                chunking,
+                False if stop_after == "data" else chunking,
                 chunk_size,
                 progress,
+                stop_after,
             )
         )
 
@@ -179,6 +209,7 @@ class MailDrivers:
         chunking: bool | None,
         chunk_size: int,
         progress: ProgressCallback | None,
+        stop_after: MailStage | None = None,
     ) -> Driver[TransactionResult]:
         rcpts = (recipients,) if isinstance(recipients, str) else tuple(recipients)
         if not rcpts:
@@ -217,6 +248,8 @@ class MailDrivers:
             raise LocalProtocolError("chunking=True needs the CHUNKING extension, not advertised")
         self._current = (sender, rcpts)
         self._rcpt_accepted = 0
+        if stop_after is not None:
+            return (yield from self._send_stage(mail, commands, pipe, stop_after))
         if bdat:
             return (
                 yield from self._send_bdat(mail, commands, first, chunks, pipe, total, progress)
@@ -300,6 +333,50 @@ class MailDrivers:
                 progress(sent, total)
             chunk = following
         return (yield from self._result("DATA"))
+
+    def _send_stage(
+        self, mail: Mail, rcpts: list[Rcpt], pipe: bool, stop_after: MailStage
+    ) -> Driver[TransactionResult]:
+        """The envelope up to ``stop_after`` (see ``sendmail``); nothing is delivered.
+
+        With PIPELINING the commands go in one write (MAIL, RCPTs, DATA for the
+        ``"data"`` stage; RFC 2920 §3.1), else one per reply."""
+        if stop_after == "mail":
+            rcpts = []
+        envelope: list[Command] = [mail, *rcpts]
+        if stop_after == "data":
+            envelope.append(Data())
+        groups = [envelope] if pipe else [[command] for command in envelope]
+        replies: list[Reply] = []  # MAIL's, then each RCPT's, in order (RFC 2920 §3.1)
+        for group in groups:
+            if not pipe and isinstance(group[0], Data) and not self._any_accepted():
+                return (yield from self._abort())  # RFC 5321 §3.3: no DATA without one
+            yield from self._send(*group)
+            while self.conn.outstanding:
+                event = yield from self._event()
+                if isinstance(event, TransactionResult):
+                    raise_for(event, "DATA")
+                elif isinstance(event, CommandReply):
+                    replies.append(event.reply)
+                    if event.command is mail and event.reply.is_error and not pipe:
+                        yield from self._result("MAIL")  # the engine ends it: raises
+                elif isinstance(event, NoRecipientsAccepted):
+                    yield from self._send(EndOfContent())  # RFC 2920 §3.1: a lone "."
+                    return (yield from self._result("DATA"))
+                elif isinstance(event, ReadyForContent):
+                    # Only content may follow a 354: stop; the adapter closes.
+                    self._broken = True
+                    return TransactionResult(
+                        sender=mail.sender,
+                        sender_reply=replies[0],
+                        recipients=tuple(
+                            (rcpt.recipient, reply)
+                            for rcpt, reply in zip(rcpts, replies[1:], strict=True)
+                        ),
+                        data_reply=event.reply,
+                    )
+        yield from self._send(Rset())
+        return (yield from self._result("RCPT"))
 
     def _send_bdat(
         self,

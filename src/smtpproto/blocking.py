@@ -15,12 +15,17 @@ octets): a server answering a long pipelined group early never deadlocks us (RFC
 §3.2). The next ``Read`` returns the buffered bytes at once.
 
 After any exception that leaves the session unusable (everything except a refused
-command on a healthy session) the socket is closed; the client is never reused.
+command on a healthy session), and after a driver that ends the session on purpose
+(``sendmail(stop_after="data")``), the socket is closed; the client is never reused.
+
+Right after a TLS handshake the adapter records ``tls_info`` (version, cipher,
+certificate): transport facts the engine never sees.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import selectors
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
@@ -39,6 +44,8 @@ from ._session import (
     MAX_READAHEAD,
     Driver,
     MailOptions,
+    MailStage,
+    OpenStage,
     Read,
     Session,
     T,
@@ -52,12 +59,50 @@ from ._session_support import ContentSource, ProgressCallback
 from ._tls import channel_binding, client_ssl_context
 from .exceptions import SMTPConnectError, SMTPError, SMTPTLSError
 
-__all__ = ["SMTPClient"]
+__all__ = ["SMTPClient", "TLSInfo"]
 
 _RECV_SIZE = 256 * 1024
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 TLSName = Literal["none", "opportunistic", "required", "implicit"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TLSInfo:
+    """What a finished TLS handshake negotiated (read from the socket at once).
+
+    ``peer_certificate`` is ``SSLSocket.getpeercert()``: empty when the certificate
+    was not verified (``ssl`` decodes only verified certificates); ``peer_certificate_der``
+    is the certificate as sent (None without one). ``handshake_seconds`` is how long the
+    handshake took.
+    """
+
+    version: str | None
+    cipher: str | None
+    cipher_bits: int | None
+    peer_certificate: dict[str, Any]
+    peer_certificate_der: bytes | None
+    handshake_seconds: float
+
+    def describe(self) -> str:
+        """``"TLSv1.3, TLS_AES_256_GCM_SHA384 (256 bits)"``."""
+        version = self.version or "TLS"
+        if self.cipher is None:
+            return version
+        return f"{version}, {self.cipher} ({self.cipher_bits} bits)"
+
+    @classmethod
+    def from_socket(cls, sock: ssl.SSLSocket, handshake_seconds: float) -> TLSInfo:
+        """Read the negotiated parameters of ``sock`` after its handshake."""
+        cipher = sock.cipher()
+        return cls(
+            version=sock.version(),
+            cipher=None if cipher is None else cipher[0],
+            cipher_bits=None if cipher is None else cipher[2],
+            peer_certificate=dict(sock.getpeercert() or {}),
+            peer_certificate_der=sock.getpeercert(binary_form=True),
+            handshake_seconds=handshake_seconds,
+        )
 
 
 class SMTPClient:
@@ -121,11 +166,15 @@ class SMTPClient:
         self._eof = False
         self._deadline: float | None = None
         self._session: Session | None = None
+        #: What the TLS handshake negotiated; None until TLS is up (see ``TLSInfo``).
+        self.tls_info: TLSInfo | None = None
 
     # -- connection ---------------------------------------------------------------------
 
-    def connect(self) -> Reply:
-        """Connect and open the session (greeting, EHLO, STARTTLS per the policy)."""
+    def connect(self, until: OpenStage | None = None) -> Reply:
+        """Connect and open the session (greeting, EHLO, STARTTLS per the policy);
+        ``until`` (``"greeting"``, ``"ehlo"``, ``"tls"``) stops early, see
+        ``Session.open``. Returns the last reply received."""
         if self._session is not None:
             raise ValueError("this client is already connected; make a new one")
         timeout = self._config.timeouts.greeting
@@ -159,7 +208,7 @@ class SMTPClient:
             server_hostname=self._server_hostname,
             local_hostname=hello_name(self._local_hostname, local),
         )
-        return self._run(self._session.open())
+        return self._run(self._session.open(until))
 
     def close(self) -> None:
         """Close the socket without QUIT; the client cannot be used again."""
@@ -232,8 +281,11 @@ class SMTPClient:
         pipelining: bool | None = None,
         chunking: bool | None = None,
         progress: ProgressCallback | None = None,
+        stop_after: MailStage | None = None,
     ) -> TransactionResult:
-        """Send one message (see ``Session.sendmail``); per-recipient results."""
+        """Send one message (see ``Session.sendmail``); per-recipient results.
+        ``stop_after`` (``"mail"``, ``"rcpt"``, ``"data"``) ends the transaction early
+        without delivering; after ``"data"`` the connection is closed (no QUIT)."""
         driver = self.session.sendmail(
             sender,
             recipients,
@@ -242,6 +294,7 @@ class SMTPClient:
             pipelining=pipelining,
             chunking=chunking,
             progress=progress,
+            stop_after=stop_after,
         )
         return self._run_message(driver)
 
@@ -307,6 +360,8 @@ class SMTPClient:
                 request = driver.send(answer) if error is None else driver.throw(error)
             except StopIteration as stop:
                 result: T = stop.value
+                if not session.usable:  # the driver ended the session on purpose
+                    self.close()
                 return result
             except BaseException:
                 if not session.usable:
@@ -433,6 +488,7 @@ class SMTPClient:
         selector.register(tls, _READ)
         self._events = _READ
         deadline = self._deadline_for(timeout)
+        started = time.monotonic()
         while True:
             try:
                 tls.do_handshake()
@@ -441,4 +497,5 @@ class SMTPClient:
                 self._wait(_READ, deadline)
             except ssl.SSLWantWriteError:
                 self._wait(_WRITE, deadline)
+        self.tls_info = TLSInfo.from_socket(tls, time.monotonic() - started)
         return channel_binding(tls)

@@ -17,6 +17,7 @@ ENGINE_MODULES = (
     "smtpproto._connection",
     "smtpproto._client_replies",
     "smtpproto._client_config",
+    "smtpproto._commands",
     "smtpproto._events",
     "smtpproto._state",
     "smtpproto._transaction",

@@ -1,0 +1,158 @@
+"""AUTH through every adapter against real servers on 127.0.0.1.
+
+aiosmtpd (STARTTLS, then AUTH PLAIN or LOGIN checked by its authenticator), Exim
+(PLAIN/LOGIN plaintext authenticators after TLS) and the built-in server (SCRAM-SHA-256
+and CRAM-MD5, the verifiers of ``_sasl_server``): log in, send a message, and check the
+server recorded the authenticated user. Every client has a timeout; every wait for a
+delivery is bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from interop.peers import AUTH_PASSWORD, AUTH_USER, AiosmtpdPeer
+from interop.peers_exim import EximPeer
+from smtpproto.exceptions import SMTPReplyError
+from smtpproto.sasl import ClientMechanism, CramMD5, Login, Plain, ScramSHA256
+from smtpproto.testing import run_server
+
+from .facade import SyncClient
+
+pytestmark = pytest.mark.interop
+
+MakeClient = Callable[..., SyncClient]
+TIMEOUT = 10.0
+CONTENT = b"From: alice@example.test\r\nSubject: auth\r\n\r\nauthenticated mail\r\n"
+WRONG = "not-the-password"
+
+MECHANISMS: dict[str, Callable[[str], ClientMechanism]] = {
+    "PLAIN": lambda password: Plain(AUTH_USER, password),
+    "LOGIN": lambda password: Login(AUTH_USER, password),
+}
+
+
+def transcript(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "smtpproto.transcript"]
+
+
+def assert_no_password(lines: list[str], *passwords: str) -> None:
+    assert lines, "the transcript logger recorded nothing"
+    for password in passwords:
+        assert not any(password in line for line in lines)
+
+
+@pytest.mark.parametrize("name", sorted(MECHANISMS))
+def test_aiosmtpd_starttls_login_and_send(
+    make_client: MakeClient,
+    aiosmtpd_tls_server: AiosmtpdPeer,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="smtpproto.transcript")
+    peer = aiosmtpd_tls_server
+    assert peer.tls is not None
+    with make_client(
+        host=peer.host,
+        port=peer.port,
+        tls="required",
+        ssl_context=peer.tls.client_context(),
+        server_hostname="localhost",
+        timeout=TIMEOUT,
+    ) as client:
+        caps = client.capabilities
+        assert client.session.conn.tls_active and caps is not None
+        assert name in caps.auth_mechanisms
+        with pytest.raises(SMTPReplyError) as info:  # a wrong password first: 535
+            client.login(AUTH_USER, mechanism=MECHANISMS[name](WRONG))
+        assert info.value.code == 535 and client.session.usable
+        assert client.login(AUTH_USER, mechanism=MECHANISMS[name](AUTH_PASSWORD)).code == 235
+        result = client.sendmail("alice@example.test", ["rcpt@example.test"], CONTENT)
+        assert result.delivered == ("rcpt@example.test",)
+    (message,) = peer.wait_for_messages(1, timeout=TIMEOUT)
+    assert message.tls and message.auth_user == AUTH_USER and message.content == CONTENT
+    lines = transcript(caplog)
+    assert any(line.startswith(f"C: AUTH {name}") for line in lines)
+    assert_no_password(lines, AUTH_PASSWORD, WRONG)
+
+
+@pytest.mark.parametrize("name", sorted(MECHANISMS))
+def test_exim_login_and_send(
+    make_client: MakeClient,
+    exim_server: EximPeer,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="smtpproto.transcript")
+    with make_client(
+        host=exim_server.host,
+        port=exim_server.port,
+        tls="required",
+        ssl_context=exim_server.tls.client_context(),
+        server_hostname="localhost",
+        timeout=TIMEOUT,
+    ) as client:
+        caps = client.capabilities
+        assert client.session.conn.tls_active and caps is not None
+        assert {"PLAIN", "LOGIN"} <= caps.auth_mechanisms
+        with pytest.raises(SMTPReplyError) as info:
+            client.login(AUTH_USER, mechanism=MECHANISMS[name](WRONG))
+        assert info.value.code == 535 and client.session.usable
+        assert client.login(AUTH_USER, mechanism=MECHANISMS[name](AUTH_PASSWORD)).code == 235
+        result = client.sendmail("alice@example.test", ["a@exim.test"], CONTENT)
+        assert result.delivered == ("a@exim.test",)
+    (delivery,) = exim_server.wait_for_messages(1, timeout=TIMEOUT)
+    assert delivery.rcpt_tos == ("a@exim.test",)
+    # Exim logs the authenticator and the id it set on the message's arrival line.
+    assert f"A={name.lower()}_server:{AUTH_USER}" in exim_server.log()
+    lines = transcript(caplog)
+    assert any(line.startswith(f"C: AUTH {name}") for line in lines)
+    assert_no_password(lines, AUTH_PASSWORD, WRONG)
+
+
+BUILTIN: dict[str, Callable[[str], ClientMechanism]] = {
+    "SCRAM-SHA-256": lambda password: ScramSHA256(AUTH_USER, password),
+    "CRAM-MD5": lambda password: CramMD5(AUTH_USER, password),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_builtin_server_login_and_send(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="smtpproto.transcript")
+    server_log: list[str] = []
+    with run_server(
+        users={AUTH_USER: AUTH_PASSWORD},
+        mechanisms=(name, "PLAIN"),
+        require_auth=True,
+        transcript=server_log.append,
+        timeout=TIMEOUT,
+    ) as server:
+        with make_client(
+            host=server.host,
+            port=server.port,
+            tls="required",
+            ssl_context=server.ssl_context(),
+            server_hostname="localhost",
+            timeout=TIMEOUT,
+        ) as client:
+            with pytest.raises(SMTPReplyError) as info:
+                client.login(AUTH_USER, mechanism=BUILTIN[name](WRONG))
+            assert info.value.code == 535 and client.session.usable
+            # no mechanism given: the choice must be ``name``, stronger than PLAIN
+            assert client.login(AUTH_USER, AUTH_PASSWORD).code == 235
+            result = client.sendmail("alice@example.test", ["rcpt@example.test"], CONTENT)
+            assert result.delivered == ("rcpt@example.test",)
+        (message,) = server.wait_for_messages(1, timeout=TIMEOUT)
+    assert message.sender == "alice@example.test" and message.data == CONTENT
+    assert f"* AUTH {AUTH_USER}" in server_log
+    assert any(line.startswith("* AUTH failed") for line in server_log)
+    lines = transcript(caplog)
+    auth = [line.split(" <")[0] for line in lines if line.startswith("C: AUTH ")]
+    assert auth == [f"C: AUTH {name}"] * 2
+    assert_no_password(lines, AUTH_PASSWORD, WRONG)
+    assert_no_password(server_log, AUTH_PASSWORD, WRONG)

@@ -77,8 +77,10 @@ PROG = "smtpproto"
 #: ``send --tls`` choices (``ClientConfig``'s ``TLSPolicy`` values, RFC 3207 / RFC 8314).
 TLS_CHOICES = ("implicit", "required", "opportunistic", "none")
 #: ``send --quit-after`` stages, in session order: after the TCP connect, after the
-#: first EHLO (before STARTTLS), after STARTTLS and the second EHLO, after AUTH.
-STAGES = ("connect", "ehlo", "tls", "auth")
+#: greeting, after the first EHLO (before STARTTLS), after STARTTLS and the second
+#: EHLO, after AUTH, after MAIL (then RSET), after the RCPTs (then RSET), after DATA's
+#: 354 (then the connection is closed: only content may follow a 354).
+STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data")
 
 
 class ExitCode(enum.IntEnum):

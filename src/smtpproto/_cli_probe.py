@@ -2,11 +2,12 @@
 
 CLI adapter layer; no SMTP knowledge of its own. Theory of operation: one session with
 the blocking client (greeting, EHLO, STARTTLS when offered, EHLO again, QUIT; no mail
-is sent). The client keeps only the last EHLO's capabilities, so ``_Recorder`` — the
-engine's transcript hook — keeps every line with its time: the replies are rebuilt with
-the engine's own reply parser (``ReplyParser``) and ``Capabilities.from_ehlo``, which
-gives the banner, the extensions before TLS and the time each command took. TLS details
-come from the ``SSLSocket`` that ``_cli_send.TLSRecorder`` captures at the handshake.
+is sent). The session keeps what the report needs: the greeting (``Session.greeting``),
+the capabilities of the cleartext EHLO (``Session.capabilities_before_tls``) and of
+the last one (``client.capabilities``); the adapter records the TLS version, cipher,
+certificate and handshake time (``client.tls_info``). ``_Timer`` — the engine's
+transcript hook — only notes when each command went out and when each reply was
+complete, for the timings.
 
 When the certificate does not verify, the failure is reported and a second session
 without verification shows the TLS version, cipher and the certificate's SHA-256
@@ -28,74 +29,83 @@ from ._capabilities import Capabilities
 from ._cli import CLIError, ExitCode, parse_server
 from ._cli_output import Transcript
 from ._cli_report import ProbeReport, certificate_info, render_json, render_table
-from ._cli_send import TLSDetails, TLSRecorder, connect_tcp
+from ._cli_send import connect_tcp
 from ._client_config import ClientConfig, TLSPolicy
-from ._reply import Reply
 from ._session_support import default_port, default_tls_policy
 from ._text import escape_text
 from ._tls import client_ssl_context
 from ._twins import ReplyParser
-from .blocking import SMTPClient
+from .blocking import SMTPClient, TLSInfo
 from .exceptions import SMTPTLSError
 
 __all__ = ["run_probe"]
 
 
-class _Recorder:
-    """Transcript hook that keeps commands and rebuilt replies with their times."""
+class _Timer:
+    """Transcript hook noting when each command went out and each reply was complete
+    (the engine's reply parser finds the last line of a multiline reply)."""
 
     def __init__(self, echo: Transcript | None) -> None:
         self._echo = echo
         self._parser = ReplyParser()
-        #: ``(time, command line)`` for each line we sent.
+        #: ``(time, verb)`` for each line we sent.
         self.commands: list[tuple[float, str]] = []
-        #: ``(time the last line arrived, reply)`` for each complete reply.
-        self.replies: list[tuple[float, Reply]] = []
+        #: When each complete reply arrived (the greeting first).
+        self.replies: list[float] = []
 
     def __call__(self, direction: Literal["C", "S"], line: bytes) -> None:
         now = time.monotonic()
         if self._echo is not None:
             self._echo(direction, line)
         if direction == "C":
-            self.commands.append((now, line.decode("utf-8", "replace")))
+            verb = line.split(b" ", 1)[0].decode("ascii", "replace").upper()
+            self.commands.append((now, verb))
         else:
-            for reply in self._parser.feed(line + b"\r\n"):
-                self.replies.append((now, reply))
+            self.replies += [now for _ in self._parser.feed(line + b"\r\n")]
 
 
 def _extensions(caps: Capabilities) -> dict[str, list[str]]:
     return {keyword: list(params) for keyword, params in caps.keywords.items()}
 
 
-def _fill_from_transcript(
-    report: ProbeReport, rec: _Recorder, connected: float, tls: TLSDetails | None
-) -> None:
-    """Banner, first EHLO's extensions and per-command timings from the recording.
-
-    The session sends one command at a time (no pipelining in greeting/EHLO/STARTTLS),
-    so reply ``i + 1`` answers command ``i``; reply 0 is the greeting. The handshake
-    time runs from the reply to STARTTLS to the end of the handshake.
-    """
-    if not rec.replies:
+def _timings(report: ProbeReport, timer: _Timer, connected: float, tls: TLSInfo | None) -> None:
+    """Per-command timings. The session sends one command at a time (no pipelining in
+    greeting/EHLO/STARTTLS), so reply ``i + 1`` answers command ``i``; reply 0 is the
+    greeting."""
+    if not timer.replies:
         return
-    greeted, greeting = rec.replies[0]
-    report.banner = [escape_text(line) for line in greeting.lines]
-    report.timings_ms["greeting"] = (greeted - connected) * 1000
+    report.timings_ms["greeting"] = (timer.replies[0] - connected) * 1000
     seen_ehlo = False
-    for (sent, command), (answered, reply) in zip(rec.commands, rec.replies[1:], strict=False):
-        verb = command.split(" ", 1)[0].upper()
-        if verb == "EHLO" and seen_ehlo:
-            report.timings_ms["ehlo after TLS"] = (answered - sent) * 1000
-            continue
-        report.timings_ms[verb.lower()] = (answered - sent) * 1000
+    for (sent, verb), answered in zip(timer.commands, timer.replies[1:], strict=False):
+        step = "ehlo after TLS" if verb == "EHLO" and seen_ehlo else verb.lower()
+        seen_ehlo = seen_ehlo or verb == "EHLO"
+        report.timings_ms[step] = (answered - sent) * 1000
         if verb == "STARTTLS" and tls is not None:
-            report.timings_ms["TLS handshake"] = (tls.finished - answered) * 1000
-        if verb == "EHLO":
-            seen_ehlo = True
-            if reply.code == 250:
-                caps = Capabilities.from_ehlo(reply)
-                report.server_name = escape_text(caps.server_name)
-                report.extensions = _extensions(caps)
+            report.timings_ms["TLS handshake"] = tls.handshake_seconds * 1000
+
+
+def _learned(report: ProbeReport, client: SMTPClient, policy: TLSPolicy) -> None:
+    """Banner and capabilities from the session (also after a failure mid-way)."""
+    try:
+        session = client.session
+    except ValueError:  # the connection failed before the session began
+        return
+    if session.greeting is not None:
+        report.banner = [escape_text(line) for line in session.greeting.lines]
+    before = session.capabilities_before_tls
+    if before is not None:
+        report.server_name = escape_text(before.server_name)
+        report.extensions = _extensions(before)
+    caps = client.capabilities
+    if caps is None:
+        return
+    report.auth_mechanisms = sorted(caps.auth_mechanisms)
+    report.size_limit = caps.size
+    if policy is TLSPolicy.IMPLICIT:
+        report.server_name = escape_text(caps.server_name)
+        report.extensions = _extensions(caps)
+    elif client.tls_info is not None:
+        report.extensions_after_tls = _extensions(caps)
 
 
 def _session(
@@ -104,11 +114,10 @@ def _session(
     policy: TLSPolicy,
     context: ssl.SSLContext,
     echo: Transcript | None,
-) -> TLSRecorder:
-    """One probing session; fills ``report``; raises the client's exceptions."""
-    recorder = TLSRecorder()
-    context = recorder.install(context)
-    rec = _Recorder(echo)
+) -> TLSInfo | None:
+    """One probing session; fills ``report``; raises the client's exceptions. Returns
+    what TLS negotiated (None without TLS)."""
+    timer = _Timer(echo)
     start = time.monotonic()
     sock = connect_tcp(report.host, report.port, args.timeout)
     connected = time.monotonic()
@@ -122,40 +131,32 @@ def _session(
         server_hostname=report.host,
         timeout=args.timeout,
         local_hostname=args.ehlo,
-        config=ClientConfig(transcript=rec),
+        config=ClientConfig(transcript=timer),
     )
     try:
         try:
             client.connect()
         finally:
-            _fill_from_transcript(report, rec, connected, recorder.details)
+            _timings(report, timer, connected, client.tls_info)
+            _learned(report, client, policy)
         if policy is TLSPolicy.IMPLICIT:
             report.timings_ms["TLS handshake and greeting"] = report.timings_ms.pop("greeting")
-        caps = client.capabilities
-        if caps is not None:
-            report.auth_mechanisms = sorted(caps.auth_mechanisms)
-            report.size_limit = caps.size
-            if recorder.details is not None and policy is not TLSPolicy.IMPLICIT:
-                report.extensions_after_tls = _extensions(caps)
-            elif policy is TLSPolicy.IMPLICIT:
-                report.extensions = _extensions(caps)
         client.quit()
     finally:
         client.close()
         report.timings_ms["total"] = (time.monotonic() - start) * 1000
-    return recorder
+    return client.tls_info
 
 
-def _describe_tls(report: ProbeReport, recorder: TLSRecorder, verified: bool) -> None:
-    tls = recorder.details
+def _describe_tls(report: ProbeReport, tls: TLSInfo | None, verified: bool) -> None:
     if tls is None:
         return
     report.tls_version = tls.version
-    report.tls_cipher = None if tls.cipher is None else f"{tls.cipher} ({tls.bits} bits)"
+    report.tls_cipher = None if tls.cipher is None else f"{tls.cipher} ({tls.cipher_bits} bits)"
     report.certificate_verified = verified
-    report.certificate = certificate_info(tls.peer) if verified else None
-    if tls.der and report.certificate is None:
-        fingerprint = hashlib.sha256(tls.der).hexdigest()
+    report.certificate = certificate_info(tls.peer_certificate) if verified else None
+    if tls.peer_certificate_der and report.certificate is None:
+        fingerprint = hashlib.sha256(tls.peer_certificate_der).hexdigest()
         report.error = (report.error or "") + f" (certificate SHA-256 {fingerprint})"
 
 
@@ -187,7 +188,7 @@ def run_probe(args: argparse.Namespace) -> int:
     report = ProbeReport(host=host, port=port)
     code = ExitCode.OK
     try:
-        recorder = _session(report, args, policy, context, echo)
+        tls = _session(report, args, policy, context, echo)
     except SMTPTLSError as error:
         code = ExitCode.TLS
         report.starttls = "handshake failed (see error)"
@@ -196,21 +197,21 @@ def run_probe(args: argparse.Namespace) -> int:
         report.error = escape_text(str(error))
         second = ProbeReport(host=host, port=port)
         insecure = client_ssl_context(verify=False)
-        recorder = _session(second, args, policy, insecure, echo)
+        tls = _session(second, args, policy, insecure, echo)
         if policy is TLSPolicy.IMPLICIT:
             report.banner, report.server_name = second.banner, second.server_name
             report.extensions = second.extensions
         report.auth_mechanisms = second.auth_mechanisms
         report.size_limit = second.size_limit
         report.extensions_after_tls = second.extensions_after_tls
-        _describe_tls(report, recorder, verified=False)
+        _describe_tls(report, tls, verified=False)
     else:
-        _describe_tls(report, recorder, verified=not args.insecure)
+        _describe_tls(report, tls, verified=not args.insecure)
         if policy is TLSPolicy.IMPLICIT:
             report.starttls = "not used (implicit TLS)"
         elif policy is TLSPolicy.NONE:
             report.starttls = "not tried (--no-starttls)"
-        elif recorder.details is not None:
+        elif tls is not None:
             report.starttls = "offered, works"
         else:
             report.starttls = "not offered"

@@ -11,16 +11,19 @@ CLI adapter layer; no SMTP knowledge of its own. Theory of operation:
    ``--tls``, AUTH, then MAIL/RCPT/DATA or BDAT (pipelined and chunked when offered,
    unless ``--no-pipelining`` / ``--no-chunking``).
 3. The engine's transcript hook (AUTH lines arrive redacted) prints each line with a
-   time stamp; ``TLSRecorder`` notices the finished handshake through the context's
-   ``sslsocket_class`` (a documented ``ssl`` hook), so the transcript marks the lines
-   under TLS and names the version and cipher.
+   time stamp; the client's ``tls_info`` (recorded by the adapter right after the
+   handshake) marks the lines under TLS and names the version and cipher.
 4. With no ``--server`` the built-in server (``testing.run_server``) runs in-process with
    STARTTLS (its self-signed certificate is the only CA trusted for the run) and AUTH
    with a generated password; after the session the message is printed as the server
    stored it.
 
-``--quit-after`` stops politely (QUIT) after ``connect`` (no SMTP at all), ``ehlo``
-(before STARTTLS), ``tls`` (after STARTTLS and the second EHLO) or ``auth``.
+``--quit-after`` stops at a stage (``_cli.STAGES``) with the session drivers' own
+stops (``connect(until=...)``, ``sendmail(stop_after=...)``): ``connect`` (no SMTP at
+all), ``greeting``, ``ehlo`` (before STARTTLS), ``tls`` (after STARTTLS and the second
+EHLO), ``auth``, then QUIT; ``mail`` and ``rcpt`` end the transaction with RSET, then
+QUIT; ``data`` stops at DATA's 354 and closes the connection without sending the
+content (after a 354 every line would be content; nothing is delivered).
 """
 
 from __future__ import annotations
@@ -32,11 +35,10 @@ import secrets
 import socket  # noqa: TID251 -- CLI adapter layer: opens the TCP connection
 import ssl
 import sys
-import time  # noqa: TID251 -- CLI adapter layer: when the TLS handshake finished
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from ._cli import CLIError, ExitCode, parse_server
 from ._cli_message import Envelope, build_message
@@ -44,14 +46,15 @@ from ._cli_output import ProgressBar, Transcript, format_message
 from ._client_config import ClientConfig, TLSPolicy
 from ._errors import LocalProtocolError
 from ._sasl_base import ChannelBinding, ClientMechanism
+from ._session import MailStage, OpenStage
 from ._session_support import default_port, default_tls_policy
 from ._text import escape_text
 from ._tls import client_ssl_context
-from .blocking import SMTPClient
+from .blocking import SMTPClient, TLSInfo
 from .exceptions import SMTPError, SMTPProtocolError, SMTPRecipientsRefused, SMTPReplyError
 from .sasl import choose_mechanism
 
-__all__ = ["DEFAULT_TIMEOUT", "TLSDetails", "TLSRecorder", "connect_tcp", "run_send"]
+__all__ = ["DEFAULT_TIMEOUT", "TLSWatch", "connect_tcp", "run_send"]
 
 #: Seconds the CLI waits for any reply or write when ``--timeout`` is not given: an
 #: interactive tool should not sit five minutes on a dead server (swaks uses 30 s).
@@ -63,58 +66,24 @@ SHOW_LIMIT = 64 * 1024
 DEMO_USER = "demo"
 
 
-@dataclass(frozen=True, slots=True)
-class TLSDetails:
-    """What a finished handshake negotiated (read at once: a closed socket forgets)."""
-
-    version: str | None
-    cipher: str | None
-    bits: int | None
-    peer: dict[str, Any]
-    der: bytes | None
-    #: ``time.monotonic()`` when the handshake finished.
-    finished: float
-
-
-class TLSRecorder:
-    """Remembers what a context's handshake negotiated, when it completes.
-
-    ``install(context)`` sets ``context.sslsocket_class`` (a documented ``ssl`` hook) to
-    a subclass whose ``do_handshake`` records the version, cipher and certificate, so
-    the CLI can show them without reaching into the client. ``details`` stays None until
-    a handshake succeeded.
-    """
+class TLSWatch:
+    """Tells the transcript whether TLS is up: ``client.tls_info`` of the client set
+    with ``watch`` (the transcript exists before the client it prints for)."""
 
     def __init__(self) -> None:
-        self.details: TLSDetails | None = None
+        self._client: SMTPClient | None = None
 
-    def install(self, context: ssl.SSLContext) -> ssl.SSLContext:
-        recorder = self
+    def watch(self, client: SMTPClient) -> None:
+        self._client = client
 
-        class RecordingSSLSocket(ssl.SSLSocket):
-            def do_handshake(self, block: bool = False) -> None:
-                super().do_handshake(block)
-                cipher = self.cipher()
-                recorder.details = TLSDetails(
-                    version=self.version(),
-                    cipher=None if cipher is None else cipher[0],
-                    bits=None if cipher is None else cipher[2],
-                    peer=dict(self.getpeercert() or {}),
-                    der=self.getpeercert(binary_form=True),
-                    finished=time.monotonic(),
-                )
-
-        context.sslsocket_class = RecordingSSLSocket
-        return context
+    @property
+    def info(self) -> TLSInfo | None:
+        return None if self._client is None else self._client.tls_info
 
     def describe(self) -> str | None:
         """``"TLSv1.3, TLS_AES_256_GCM_SHA384 (256 bits)"`` once TLS is up, else None."""
-        tls = self.details
-        if tls is None:
-            return None
-        if tls.cipher is None:
-            return tls.version or "TLS"
-        return f"{tls.version}, {tls.cipher} ({tls.bits} bits)"
+        info = self.info
+        return None if info is None else info.describe()
 
 
 def connect_tcp(host: str, port: int, timeout: float) -> socket.socket:
@@ -185,6 +154,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError("--password-env needs --user", ExitCode.USAGE)
     if args.insecure and args.cafile is not None:
         raise CLIError("--insecure and --cafile contradict each other", ExitCode.USAGE)
+    if args.quit_after == "data" and args.chunking:
+        raise CLIError(
+            "--quit-after data stops at DATA's 354 reply: not with --chunking", ExitCode.USAGE
+        )
 
 
 def _client_context(args: argparse.Namespace) -> ssl.SSLContext:
@@ -228,9 +201,8 @@ def run_send(args: argparse.Namespace) -> int:
 def _session(args: argparse.Namespace, target: _Target, envelope: Envelope, content: bytes) -> int:
     """Connect, run the stages up to ``--quit-after``, and send; the exit code."""
     timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT
-    recorder = TLSRecorder()
-    context = recorder.install(target.context)
-    transcript = None if args.quiet else Transcript(sys.stdout, tls_info=recorder.describe)
+    tls = TLSWatch()
+    transcript = None if args.quiet else Transcript(sys.stdout, tls_info=tls.describe)
     note = transcript.note if transcript is not None else (lambda text: None)
     note(f"connecting to {target.host} port {target.port}")
     sock = connect_tcp(target.host, target.port, timeout)
@@ -242,19 +214,20 @@ def _session(args: argparse.Namespace, target: _Target, envelope: Envelope, cont
         note("quit after connect, as asked")
         return ExitCode.OK
     policy = target.policy
-    if stop == "ehlo" and policy is not TLSPolicy.IMPLICIT:
+    if stop in ("greeting", "ehlo") and policy is not TLSPolicy.IMPLICIT:
         policy = TLSPolicy.NONE  # the session ends before STARTTLS either way
     client = SMTPClient(
         sock=sock,
         port=target.port,
         tls=policy,
-        ssl_context=context,
+        ssl_context=target.context,
         server_hostname=target.host,
         timeout=timeout,
         local_hostname=args.ehlo,
         allow_cleartext_auth=target.allow_cleartext_auth,
         config=ClientConfig(transcript=transcript),
     )
+    tls.watch(client)
     try:
         return _stages(args, client, target, envelope, content, note)
     except SMTPReplyError as error:
@@ -288,17 +261,20 @@ def _stages(
 ) -> int:
     """The session on a connected ``client``, up to ``--quit-after``; the exit code."""
     stop = args.quit_after
-    client.connect()
-    if stop in ("ehlo", "tls"):
+    if stop in ("greeting", "ehlo", "tls"):
+        client.connect(until=cast("OpenStage", stop))
         client.quit()
         note(f"quit after {stop}, as asked")
         return ExitCode.OK
+    client.connect()
     if target.user is not None and target.password is not None:
         _login(args, client, target)
     if stop == "auth":
         client.quit()
         note("quit after auth, as asked")
         return ExitCode.OK
+    if stop in ("mail", "rcpt", "data"):
+        return _stop_in_transaction(args, client, envelope, content, stop, note)
     bar = ProgressBar(len(content), sys.stderr, enabled=sys.stderr.isatty())
     try:
         result = client.sendmail(
@@ -318,6 +294,39 @@ def _stages(
         delivered = len(result.delivered)
         raise CLIError(f"delivered to {delivered}, but {refused}", ExitCode.RECIPIENTS_REFUSED)
     note(f"message accepted for {len(result.delivered)} recipient(s)")
+    return ExitCode.OK
+
+
+def _stop_in_transaction(
+    args: argparse.Namespace,
+    client: SMTPClient,
+    envelope: Envelope,
+    content: bytes,
+    stop: str,
+    note: Callable[[str], None],
+) -> int:
+    """``--quit-after mail|rcpt|data``: the envelope up to ``stop``, nothing delivered.
+
+    After ``mail``/``rcpt`` the client has sent RSET and QUITs; after ``data`` the
+    client closed the connection at the 354. A refused recipient is exit 7 as usual.
+    """
+    result = client.sendmail(
+        envelope.sender,
+        envelope.recipients,
+        content,
+        pipelining=args.pipelining,
+        chunking=args.chunking,
+        stop_after=cast("MailStage", stop),
+    )
+    if stop == "data":
+        note("quit after data (354), as asked: connection closed, the content was not sent")
+    else:
+        client.quit()
+        note(f"quit after {stop}, as asked: transaction reset, nothing sent")
+    refused = [(address, reply) for address, reply in result.recipients if reply.is_error]
+    if refused:
+        note(f"hint: {refused[0][1].explain('RCPT')}")
+        raise CLIError(str(SMTPRecipientsRefused(tuple(refused))), ExitCode.RECIPIENTS_REFUSED)
     return ExitCode.OK
 
 

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine_helpers import feed, greeted
 from server_support import Session as ServerSession
@@ -41,6 +43,7 @@ from smtpproto._sasl_server import (
     CramMD5Server,
     LoginServer,
     OAuthBearerServer,
+    PasswordLookup,
     PlainServer,
     ScramSHA1PlusServer,
     ScramSHA1Server,
@@ -48,8 +51,10 @@ from smtpproto._sasl_server import (
     ScramSHA256Server,
     ServerMechanism,
     Success,
+    TokenCheck,
     XOAuth2Server,
 )
+from smtpproto._saslprep import SASLprepError, saslprep
 from smtpproto._server_auth import AuthExchange
 from smtpproto._server_events import (
     AuthCancelled,
@@ -96,31 +101,41 @@ def check_token(user: str, token: str) -> bool:
     return user == USER and token in (TOKEN, LONG_TOKEN)
 
 
-VERIFIERS: dict[str, Callable[[ChannelBinding], ServerMechanism]] = {
-    "PLAIN": lambda cb: PlainServer(lookup),
-    "LOGIN": lambda cb: LoginServer(lookup),
-    "CRAM-MD5": lambda cb: CramMD5Server(lookup),
-    "SCRAM-SHA-1": lambda cb: ScramSHA1Server(lookup),
-    "SCRAM-SHA-256": lambda cb: ScramSHA256Server(lookup),
-    "SCRAM-SHA-1-PLUS": lambda cb: ScramSHA1PlusServer(lookup, channel_binding=cb),
-    "SCRAM-SHA-256-PLUS": lambda cb: ScramSHA256PlusServer(lookup, channel_binding=cb),
-    "XOAUTH2": lambda cb: XOAuth2Server(check_token),
-    "OAUTHBEARER": lambda cb: OAuthBearerServer(check_token),
-}
+Verifiers = Mapping[str, Callable[[ChannelBinding], ServerMechanism]]
 
 
-def client_mechanism(name: str, secret: str, cb: ChannelBinding = CB) -> ClientMechanism:
-    """The client side of ``name`` for ``USER`` with ``secret`` (password or token)."""
+def make_verifiers(lookup: PasswordLookup, check_token: TokenCheck) -> Verifiers:
+    """A server verifier factory per mechanism name (``cb``: the server's TLS view)."""
+    return {
+        "PLAIN": lambda cb: PlainServer(lookup),
+        "LOGIN": lambda cb: LoginServer(lookup),
+        "CRAM-MD5": lambda cb: CramMD5Server(lookup),
+        "SCRAM-SHA-1": lambda cb: ScramSHA1Server(lookup),
+        "SCRAM-SHA-256": lambda cb: ScramSHA256Server(lookup),
+        "SCRAM-SHA-1-PLUS": lambda cb: ScramSHA1PlusServer(lookup, channel_binding=cb),
+        "SCRAM-SHA-256-PLUS": lambda cb: ScramSHA256PlusServer(lookup, channel_binding=cb),
+        "XOAUTH2": lambda cb: XOAuth2Server(check_token),
+        "OAUTHBEARER": lambda cb: OAuthBearerServer(check_token),
+    }
+
+
+VERIFIERS = make_verifiers(lookup, check_token)
+
+
+def client_mechanism(
+    name: str, secret: str, cb: ChannelBinding = CB, user: str = USER
+) -> ClientMechanism:
+    """The client side of ``name`` for ``user`` with ``secret`` (password or token)."""
     makers: dict[str, Callable[[], ClientMechanism]] = {
-        "PLAIN": lambda: Plain(USER, secret),
-        "LOGIN": lambda: Login(USER, secret),
-        "CRAM-MD5": lambda: CramMD5(USER, secret),
-        "SCRAM-SHA-1": lambda: ScramSHA1(USER, secret),
-        "SCRAM-SHA-256": lambda: ScramSHA256(USER, secret),
-        "SCRAM-SHA-1-PLUS": lambda: ScramSHA1Plus(USER, secret, channel_binding=cb),
-        "SCRAM-SHA-256-PLUS": lambda: ScramSHA256Plus(USER, secret, channel_binding=cb),
-        "XOAUTH2": lambda: XOAuth2(USER, secret),
-        "OAUTHBEARER": lambda: OAuthBearer(USER, secret),
+        "PLAIN": lambda: Plain(user, secret),
+        "LOGIN": lambda: Login(user, secret),
+        "CRAM-MD5": lambda: CramMD5(user, secret),
+        "SCRAM-SHA-1": lambda: ScramSHA1(user, secret),
+        "SCRAM-SHA-256": lambda: ScramSHA256(user, secret),
+        "SCRAM-SHA-1-PLUS": lambda: ScramSHA1Plus(user, secret, channel_binding=cb),
+        "SCRAM-SHA-256-PLUS": lambda: ScramSHA256Plus(user, secret, channel_binding=cb),
+        "XOAUTH2": lambda: XOAuth2(user, secret),
+        "OAUTHBEARER": lambda: OAuthBearer(user, secret),
     }
     return makers[name]()
 
@@ -156,7 +171,7 @@ class AuthPair:
         offered: str,
         *,
         server_cb: ChannelBinding = CB,
-        verifiers: Mapping[str, Callable[[ChannelBinding], ServerMechanism]] = VERIFIERS,
+        verifiers: Verifiers = VERIFIERS,
     ) -> None:
         self.transcript: list[bytes] = []
         self.wire = bytearray()  # everything the client wrote
@@ -284,6 +299,98 @@ def test_channel_binding_downgrade_is_detected() -> None:
     assert isinstance(event, AuthFailed)
     assert pair.exchanges[0].failure_reason is not None
     assert "downgrade" in pair.exchanges[0].failure_reason
+
+
+# User names that need saslname escaping (RFC 5802 §5.1) or are not ASCII; passwords that
+# SASLprep maps (RFC 4013 §3: soft hyphen to nothing, NFKC) before the server compares.
+TRICKY_USERS = ("a,b=c", "j\u00f6rg")
+PREPPED = (("I\u00adX", "IX"), ("\u2163-ninja", "IV-ninja"))
+
+
+@pytest.mark.parametrize("user", TRICKY_USERS)
+@pytest.mark.parametrize("name", EVERY)
+def test_escaped_and_non_ascii_user_names(name: str, user: str) -> None:
+    verifiers = make_verifiers({user: PASSWORD}.get, lambda u, t: (u, t) == (user, TOKEN))
+    pair = AuthPair(" ".join(EVERY), verifiers=verifiers)
+    secret = TOKEN if name in OAUTH else PASSWORD
+    event = pair.authenticate(client_mechanism(name, secret, user=user))
+    assert isinstance(event, AuthSucceeded) and pair.exchanges[0].identity == user
+
+
+@pytest.mark.parametrize(("given", "stored"), PREPPED)
+@pytest.mark.parametrize("name", [n for n in EVERY if n not in (*OAUTH, "CRAM-MD5")])
+def test_saslprep_equivalent_passwords(name: str, given: str, stored: str) -> None:
+    pair = AuthPair(" ".join(EVERY), verifiers=make_verifiers({USER: stored}.get, check_token))
+    event = pair.authenticate(client_mechanism(name, given))
+    assert isinstance(event, AuthSucceeded)
+    assert_secret_absent(pair.transcript, given)
+
+
+@pytest.mark.parametrize(
+    ("name", "user", "secret"),
+    [
+        ("PLAIN", USER, "p" * 400),
+        ("SCRAM-SHA-256", "u" * 400, PASSWORD),
+        ("SCRAM-SHA-1-PLUS", "u" * 400, PASSWORD),
+        ("XOAUTH2", USER, LONG_TOKEN),
+        ("OAUTHBEARER", USER, LONG_TOKEN),
+    ],
+)
+def test_long_initial_response_after_an_empty_334(name: str, user: str, secret: str) -> None:
+    # RFC 4954 §4: too long for the 512-octet AUTH line, so it follows a "334 " challenge.
+    verifiers = make_verifiers({user: secret}.get, lambda u, t: (u, t) == (user, secret))
+    pair = AuthPair(" ".join(EVERY), verifiers=verifiers)
+    event = pair.authenticate(client_mechanism(name, secret, user=user))
+    assert isinstance(event, AuthSucceeded)
+    assert bytes(pair.wire).split(b"\r\n")[1] == b"AUTH " + name.encode()
+    assert_secret_absent(pair.transcript, secret)
+
+
+def test_client_cancel_reaches_the_server_engine() -> None:
+    # The client refuses the server's iteration count (RFC 5802 §5.1: at least 4096
+    # here, the client wants more): it answers "*", the server engine replies 501.
+    pair = AuthPair("SCRAM-SHA-256")
+    event = pair.authenticate(ScramSHA256(USER, PASSWORD, min_iterations=10_000))
+    assert isinstance(event, AuthFailed) and event.reply.code == 501
+    assert pair.exchanges[0].failure_reason == "cancelled by the client"
+    assert bytes(pair.wire).endswith(b"\r\n*\r\n") and not pair.server.conn.authenticated
+    assert isinstance(pair.authenticate(ScramSHA256(USER, PASSWORD)), AuthSucceeded)
+
+
+def _prep_ok(text: str) -> bool:
+    try:
+        return bool(saslprep(text, allow_unassigned=True))
+    except SASLprepError:
+        return False
+
+
+CREDENTIAL = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x24F, blacklist_characters="\x7f"),
+    min_size=1,
+    max_size=24,
+).filter(_prep_ok)
+
+
+# SCRAM sends the user name after SASLprep (RFC 5802 §5.1) and the verifier looks that
+# form up; PLAIN, LOGIN and CRAM-MD5 look up the name as sent. Only names SASLprep leaves
+# alone are looked up the same way by every mechanism (see the report on issue 4).
+USER_NAME = CREDENTIAL.filter(lambda text: saslprep(text, allow_unassigned=True) == text)
+
+
+@settings(max_examples=25, deadline=None)
+@given(user=USER_NAME, password=CREDENTIAL, other=CREDENTIAL)
+@pytest.mark.parametrize("name", [n for n in EVERY if n not in OAUTH])
+def test_any_credentials_round_trip(name: str, user: str, password: str, other: str) -> None:
+    # Whatever the user name and password (escaping, SASLprep, spaces), the right
+    # password authenticates and another one does not.
+    verifiers = make_verifiers({user: password}.get, check_token)
+    pair = AuthPair(" ".join(EVERY), verifiers=verifiers)
+    right = pair.authenticate(client_mechanism(name, password, user=user))
+    assert isinstance(right, AuthSucceeded) and pair.exchanges[0].identity == user
+    if saslprep(other, allow_unassigned=True) != saslprep(password, allow_unassigned=True):
+        pair = AuthPair(" ".join(EVERY), verifiers=verifiers)
+        wrong = pair.authenticate(client_mechanism(name, other, user=user))
+        assert isinstance(wrong, AuthFailed) and wrong.reply.code == 535
 
 
 # -- a misbehaving server against the client engine -----------------------------------------

@@ -1,58 +1,51 @@
 """AUTH end to end (RFC 4954): every SASL mechanism through both engines, in memory.
 
-Theory of operation: ``AuthPair`` joins a ``ClientConnection`` to a ``ServerConnection``
-whose AUTH events go to an ``AuthExchange`` over the real server verifier, so each
-mechanism is proved against an independent implementation of the other side, and the
-client's transcript hook is checked for the secret (raw, base64, or inside any base64
-token). The scripted tests then play a misbehaving server against the client engine:
-forged SCRAM signatures, ``e=`` errors, endless or undecodable challenges, a 334 where
-235 was due, 235 too early, the OAuth failure flows. Finally ``Session.login`` chooses
-the mechanism from the AUTH list the server advertised after STARTTLS.
+Each mechanism with a server verifier runs through ``auth_helpers.AuthPair`` (client
+engine, server engine, ``AuthExchange``): the right secret gives ``AuthSucceeded``, a
+wrong one 535 and ``AuthFailed``, and the client's transcript never shows the secret,
+raw, as base64 or inside any base64 token. Then ``Session.login`` chooses the mechanism
+from the AUTH list the server advertised after STARTTLS. The misbehaving-server paths
+are in ``test_auth_scripted.py``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine_helpers import feed, greeted
+from auth_helpers import (
+    BAD_TOKEN,
+    CB,
+    EVERY,
+    LONG_TOKEN,
+    MAX_STEPS,
+    OAUTH,
+    PASSWORD,
+    TOKEN,
+    USER,
+    VERIFIERS,
+    WRONG,
+    AuthPair,
+    assert_secret_absent,
+    b64_tokens,
+    check_token,
+    client_mechanism,
+    lookup,
+    make_verifiers,
+)
 from server_support import Session as ServerSession
-from smtpproto._client_config import ClientConfig, TLSPolicy
-from smtpproto._connection import ClientConnection
-from smtpproto._errors import RemoteProtocolError
+from smtpproto._client_config import ClientConfig
 from smtpproto._events import (
-    NEED_DATA,
-    Auth,
-    AuthChallenge,
-    AuthContinue,
     AuthFailed,
     AuthSucceeded,
-    Ehlo,
-    Event,
 )
 from smtpproto._reply import Reply
 from smtpproto._sasl_server import (
     SERVER_MECHANISMS,
-    CramMD5Server,
-    LoginServer,
-    OAuthBearerServer,
-    PasswordLookup,
-    PlainServer,
-    ScramSHA1PlusServer,
-    ScramSHA1Server,
-    ScramSHA256PlusServer,
     ScramSHA256Server,
-    ServerMechanism,
-    Success,
-    TokenCheck,
-    XOAuth2Server,
 )
 from smtpproto._saslprep import SASLprepError, saslprep
 from smtpproto._server_auth import AuthExchange
@@ -69,165 +62,10 @@ from smtpproto.exceptions import SMTPProtocolError, SMTPReplyError
 from smtpproto.sasl import (
     MECHANISM_PREFERENCE,
     ChannelBinding,
-    ClientMechanism,
-    CramMD5,
-    Login,
     OAuthBearer,
-    Plain,
-    ScramSHA1,
-    ScramSHA1Plus,
     ScramSHA256,
-    ScramSHA256Plus,
     XOAuth2,
 )
-
-USER = "alice"
-PASSWORD = "correct horse battery"
-WRONG = "wrong horse battery"
-TOKEN = "ya29.good-token-" + "g" * 40
-BAD_TOKEN = "ya29.revoked-token-" + "r" * 40
-LONG_TOKEN = "ya29.long-" + "t" * 600  # too long for the AUTH line: sent after a 334
-CB = ChannelBinding("tls-exporter", bytes(range(32)))
-OAUTH = ("XOAUTH2", "OAUTHBEARER")
-EVERY = tuple(SERVER_MECHANISMS)
-MAX_STEPS = 200
-
-
-def lookup(user: str) -> str | None:
-    return {USER: PASSWORD}.get(user)
-
-
-def check_token(user: str, token: str) -> bool:
-    return user == USER and token in (TOKEN, LONG_TOKEN)
-
-
-Verifiers = Mapping[str, Callable[[ChannelBinding], ServerMechanism]]
-
-
-def make_verifiers(lookup: PasswordLookup, check_token: TokenCheck) -> Verifiers:
-    """A server verifier factory per mechanism name (``cb``: the server's TLS view)."""
-    return {
-        "PLAIN": lambda cb: PlainServer(lookup),
-        "LOGIN": lambda cb: LoginServer(lookup),
-        "CRAM-MD5": lambda cb: CramMD5Server(lookup),
-        "SCRAM-SHA-1": lambda cb: ScramSHA1Server(lookup),
-        "SCRAM-SHA-256": lambda cb: ScramSHA256Server(lookup),
-        "SCRAM-SHA-1-PLUS": lambda cb: ScramSHA1PlusServer(lookup, channel_binding=cb),
-        "SCRAM-SHA-256-PLUS": lambda cb: ScramSHA256PlusServer(lookup, channel_binding=cb),
-        "XOAUTH2": lambda cb: XOAuth2Server(check_token),
-        "OAUTHBEARER": lambda cb: OAuthBearerServer(check_token),
-    }
-
-
-VERIFIERS = make_verifiers(lookup, check_token)
-
-
-def client_mechanism(
-    name: str, secret: str, cb: ChannelBinding = CB, user: str = USER
-) -> ClientMechanism:
-    """The client side of ``name`` for ``user`` with ``secret`` (password or token)."""
-    makers: dict[str, Callable[[], ClientMechanism]] = {
-        "PLAIN": lambda: Plain(user, secret),
-        "LOGIN": lambda: Login(user, secret),
-        "CRAM-MD5": lambda: CramMD5(user, secret),
-        "SCRAM-SHA-1": lambda: ScramSHA1(user, secret),
-        "SCRAM-SHA-256": lambda: ScramSHA256(user, secret),
-        "SCRAM-SHA-1-PLUS": lambda: ScramSHA1Plus(user, secret, channel_binding=cb),
-        "SCRAM-SHA-256-PLUS": lambda: ScramSHA256Plus(user, secret, channel_binding=cb),
-        "XOAUTH2": lambda: XOAuth2(user, secret),
-        "OAUTHBEARER": lambda: OAuthBearer(user, secret),
-    }
-    return makers[name]()
-
-
-def b64_tokens(line: bytes) -> list[bytes]:
-    """Every space-separated token of ``line`` that decodes as base64, decoded."""
-    decoded = []
-    for token in line.split():
-        try:
-            decoded.append(base64.b64decode(token, validate=True))
-        except (binascii.Error, ValueError):
-            continue
-    return decoded
-
-
-def assert_secret_absent(lines: list[bytes], secret: str) -> None:
-    """``secret`` appears in no line: not raw, not as base64, not inside a base64 token."""
-    raw = secret.encode()
-    for line in lines:
-        assert raw not in line and base64.b64encode(raw) not in line, line
-        assert not any(raw in token for token in b64_tokens(line)), line
-
-
-class AuthPair:
-    """A client engine and a server engine (AUTH by ``AuthExchange``) joined in memory.
-
-    The client starts under implicit TLS so AUTH is allowed; the server advertises
-    ``AUTH <offered>``; its SCRAM -PLUS verifiers see ``server_cb``.
-    """
-
-    def __init__(
-        self,
-        offered: str,
-        *,
-        server_cb: ChannelBinding = CB,
-        verifiers: Verifiers = VERIFIERS,
-    ) -> None:
-        self.transcript: list[bytes] = []
-        self.wire = bytearray()  # everything the client wrote
-        self.server_cb = server_cb
-        self.verifiers = verifiers
-        self.exchanges: list[AuthExchange] = []
-        self.events: list[Event] = []
-        config = ClientConfig(
-            tls_policy=TLSPolicy.IMPLICIT,
-            transcript=lambda _direction, line: self.transcript.append(line),
-        )
-        self.client = ClientConnection(config)
-        self.server = ServerSession(
-            extensions=("AUTH " + offered,), tls_active=True, policy=self._auth_policy
-        )
-        self._delivered = 0
-        self.exchange_bytes()
-        self.exchange_bytes(self.client.send(Ehlo(hostname="client.test")))
-        assert self.client.capabilities is not None
-
-    def _auth_policy(self, event: ServerEvent) -> Reply | None:
-        if isinstance(event, AuthRequested):
-            self.exchanges.append(AuthExchange(self.verifiers[event.mechanism](self.server_cb)))
-        if isinstance(event, (AuthRequested, AuthResponse, AuthCancelled)):
-            return self.exchanges[-1].reply(event)
-        return None
-
-    def exchange_bytes(self, data: bytes = b"") -> list[Event]:
-        """Deliver client bytes to the server and its replies back; the new events."""
-        self.wire += data
-        if data:
-            self.server.feed(data)
-        fresh = bytes(self.server.out[self._delivered :])
-        self._delivered = len(self.server.out)
-        if fresh:
-            self.client.receive_data(fresh)
-        new: list[Event] = []
-        for _ in range(MAX_STEPS):
-            event = self.client.next_event()
-            if event is NEED_DATA:
-                self.events += new
-                return new
-            assert isinstance(event, Event)
-            new.append(event)
-        raise AssertionError("the client engine never needed data")
-
-    def authenticate(self, mechanism: ClientMechanism) -> Event:
-        """Run AUTH with ``mechanism`` to its end; the ``AuthSucceeded``/``AuthFailed``."""
-        new = self.exchange_bytes(self.client.send(Auth(mechanism=mechanism)))
-        for _ in range(MAX_STEPS):
-            (event,) = new
-            if not isinstance(event, AuthChallenge):
-                return event
-            new = self.exchange_bytes(self.client.send(AuthContinue()))
-        raise AssertionError("the AUTH exchange never ended")
-
 
 # -- every mechanism through both engines ---------------------------------------------------
 
@@ -391,224 +229,6 @@ def test_any_credentials_round_trip(name: str, user: str, password: str, other: 
         pair = AuthPair(" ".join(EVERY), verifiers=verifiers)
         wrong = pair.authenticate(client_mechanism(name, other, user=user))
         assert isinstance(wrong, AuthFailed) and wrong.reply.code == 535
-
-
-# -- a misbehaving server against the client engine -----------------------------------------
-
-EHLO_EVERY = b"250-mx.example.org\r\n250 AUTH " + " ".join(EVERY).encode() + b"\r\n"
-
-
-def b64(data: bytes) -> bytes:
-    return base64.b64encode(data)
-
-
-def scripted(parser_cls: Any, **config: Any) -> tuple[ClientConnection, list[bytes]]:
-    lines: list[bytes] = []
-    conn = greeted(
-        parser_cls,
-        EHLO_EVERY,
-        tls_policy=TLSPolicy.IMPLICIT,
-        transcript=lambda _direction, line: lines.append(line),
-        **config,
-    )
-    return conn, lines
-
-
-def scram_to_final(parser_cls: Any, plus: bool = False) -> tuple[ClientConnection, bytes, bytes]:
-    """A SCRAM-SHA-256(-PLUS) exchange up to the server-final message: the connection,
-    the client-final it sent and the genuine ``v=`` a real verifier would send."""
-    conn, _ = scripted(parser_cls)
-    if plus:
-        client: ClientMechanism = ScramSHA256Plus(USER, PASSWORD, channel_binding=CB)
-        server: ServerMechanism = ScramSHA256PlusServer(lookup, channel_binding=CB)
-    else:
-        client, server = ScramSHA256(USER, PASSWORD), ScramSHA256Server(lookup)
-    wire = conn.send(Auth(mechanism=client))
-    first = server.start(base64.b64decode(wire.split()[2]))
-    assert not isinstance(first, Success) and hasattr(first, "data")
-    (event,) = feed(conn, b"334 " + b64(first.data) + b"\r\n")
-    assert isinstance(event, AuthChallenge)
-    client_final = conn.send(AuthContinue())
-    final = server.step(base64.b64decode(client_final.strip()))
-    assert isinstance(final, Success) and final.data is not None
-    return conn, client_final, final.data
-
-
-def cancel_then(conn: ClientConnection, challenge: bytes) -> None:
-    """Feed the 334 ``challenge``; the client must answer ``*`` and fail on the 501."""
-    (event,) = feed(conn, b"334 " + b64(challenge) + b"\r\n")
-    assert isinstance(event, AuthChallenge) and event.challenge == challenge
-    assert conn.send(AuthContinue()) == b"*\r\n"
-    (event,) = feed(conn, b"501 5.7.0 authentication cancelled\r\n")
-    assert isinstance(event, AuthFailed) and not conn.authenticated
-
-
-@pytest.mark.parametrize("plus", [False, True])
-def test_scripted_genuine_server_final_then_235_succeeds(parser_cls: Any, plus: bool) -> None:
-    conn, _, verifier = scram_to_final(parser_cls, plus)
-    feed(conn, b"334 " + b64(verifier) + b"\r\n")
-    assert conn.send(AuthContinue()) == b"\r\n"  # RFC 4954 §4: empty response
-    (event,) = feed(conn, b"235 2.7.0 ok\r\n")
-    assert isinstance(event, AuthSucceeded) and conn.authenticated
-
-
-def test_scram_server_signature_mismatch_cancels(parser_cls: Any) -> None:
-    conn, _, verifier = scram_to_final(parser_cls)
-    forged = b"v=" + b64(bytes(32))
-    assert forged != verifier
-    cancel_then(conn, forged)
-
-
-def test_scram_forged_signature_then_lying_235_is_an_error(parser_cls: Any) -> None:
-    conn, _, _ = scram_to_final(parser_cls)
-    feed(conn, b"334 " + b64(b"v=" + b64(b"\x01" * 32)) + b"\r\n")
-    assert conn.send(AuthContinue()) == b"*\r\n"
-    with pytest.raises(RemoteProtocolError, match="failed the mechanism's check"):
-        feed(conn, b"235 2.7.0 ok anyway\r\n")
-    assert not conn.authenticated
-
-
-@pytest.mark.parametrize("stage", ["server-first", "server-final"])
-def test_scram_e_error_cancels(parser_cls: Any, stage: str) -> None:
-    if stage == "server-final":
-        conn, _, _ = scram_to_final(parser_cls)
-    else:
-        conn, _ = scripted(parser_cls)
-        conn.send(Auth(mechanism=ScramSHA256(USER, PASSWORD)))
-    cancel_then(conn, b"e=invalid-proof")
-
-
-def test_scram_334_where_235_was_due(parser_cls: Any) -> None:
-    conn, _, verifier = scram_to_final(parser_cls)
-    feed(conn, b"334 " + b64(verifier) + b"\r\n")
-    assert conn.send(AuthContinue()) == b"\r\n"
-    cancel_then(conn, b"one more thing")
-
-
-@pytest.mark.parametrize(
-    ("name", "answers"), [("PLAIN", 0), ("CRAM-MD5", 1), ("XOAUTH2", 1), ("OAUTHBEARER", 1)]
-)
-def test_334_where_235_was_due_other_mechanisms(parser_cls: Any, name: str, answers: int) -> None:
-    # PLAIN: its only message was on the AUTH line; the others answered one challenge.
-    conn, _ = scripted(parser_cls)
-    conn.send(Auth(mechanism=client_mechanism(name, TOKEN if name in OAUTH else PASSWORD)))
-    for _ in range(answers):
-        feed(conn, b"334 " + b64(b'{"status":"401"}') + b"\r\n")
-        assert conn.send(AuthContinue()) != b"*\r\n"
-    cancel_then(conn, b"again")
-
-
-@pytest.mark.parametrize("answers", [0, 1])
-def test_scram_235_before_server_final_is_an_error(parser_cls: Any, answers: int) -> None:
-    # 235 straight after the AUTH line, or after the client-final without the v=.
-    if answers:
-        conn, _, _ = scram_to_final(parser_cls)
-    else:
-        conn, _ = scripted(parser_cls)
-        conn.send(Auth(mechanism=ScramSHA256(USER, PASSWORD)))
-    with pytest.raises(RemoteProtocolError, match="without proving it knows the password"):
-        feed(conn, b"235 2.7.0 ok\r\n")
-    assert not conn.authenticated
-
-
-@pytest.mark.parametrize("name", ["LOGIN", "CRAM-MD5"])
-def test_235_before_the_mechanism_finished_is_an_error(parser_cls: Any, name: str) -> None:
-    conn, _ = scripted(parser_cls)
-    conn.send(Auth(mechanism=client_mechanism(name, PASSWORD)))
-    if name == "LOGIN":  # the user name went out, the password did not
-        feed(conn, b"334 " + b64(b"Username:") + b"\r\n")
-        conn.send(AuthContinue())
-    with pytest.raises(RemoteProtocolError, match="failed the mechanism's check"):
-        feed(conn, b"235 2.7.0 ok\r\n")
-    assert not conn.authenticated
-
-
-@pytest.mark.parametrize("name", EVERY)
-def test_endless_challenges_end_in_cancel(parser_cls: Any, name: str) -> None:
-    rounds = 3
-    conn, _ = scripted(parser_cls, max_auth_rounds=rounds)
-    mechanism = client_mechanism(name, TOKEN if name in OAUTH else PASSWORD)
-    conn.send(Auth(mechanism=mechanism))
-    answers = []
-    for _ in range(rounds + 1):
-        feed(conn, b"334 " + b64(b"again") + b"\r\n")
-        answers.append(conn.send(AuthContinue()))
-        if answers[-1] == b"*\r\n":
-            break
-    assert answers[-1] == b"*\r\n" and len(answers) <= rounds + 1
-    with pytest.raises(RemoteProtocolError, match="keeps challenging"):
-        for _ in range(rounds + 2):
-            feed(conn, b"334 " + b64(b"again") + b"\r\n")
-            conn.send(AuthContinue())
-
-
-def test_challenge_guard_stops_login_before_the_password(parser_cls: Any) -> None:
-    conn, _ = scripted(parser_cls, max_auth_rounds=1)
-    conn.send(Auth(mechanism=Login(USER, PASSWORD)))
-    feed(conn, b"334 " + b64(b"Username:") + b"\r\n")
-    assert conn.send(AuthContinue()) == b64(USER.encode()) + b"\r\n"
-    feed(conn, b"334 " + b64(b"Password:") + b"\r\n")
-    assert conn.send(AuthContinue()) == b"*\r\n"  # the guard, not the mechanism
-
-
-# Credentials that are not on the AUTH line: an undecodable first challenge must not
-# draw them out (PLAIN and the OAuth tokens are too long for the line).
-NOT_ON_THE_LINE: list[tuple[str, str]] = [
-    ("PLAIN", "p" * 400),
-    ("LOGIN", PASSWORD),
-    ("CRAM-MD5", PASSWORD),
-    ("SCRAM-SHA-1", PASSWORD),
-    ("SCRAM-SHA-256", PASSWORD),
-    ("SCRAM-SHA-1-PLUS", PASSWORD),
-    ("SCRAM-SHA-256-PLUS", PASSWORD),
-    ("XOAUTH2", LONG_TOKEN),
-    ("OAUTHBEARER", LONG_TOKEN),
-]
-
-
-@pytest.mark.parametrize(("name", "secret"), NOT_ON_THE_LINE)
-@pytest.mark.parametrize("bad", [b"!!not-base64", b"YWJj=YQ==", b"abc"])
-def test_invalid_base64_challenge_sends_no_credentials(
-    parser_cls: Any, name: str, secret: str, bad: bytes
-) -> None:
-    conn, lines = scripted(parser_cls)
-    wire = conn.send(Auth(mechanism=client_mechanism(name, secret)))
-    (event,) = feed(conn, b"334 " + bad + b"\r\n")
-    assert isinstance(event, AuthChallenge) and event.challenge is None
-    answer = conn.send(AuthContinue())
-    assert answer == b"*\r\n"
-    assert_secret_absent([wire, answer], secret)
-    (event,) = feed(conn, b"501 5.5.2 cannot decode\r\n")
-    assert isinstance(event, AuthFailed)
-    assert_secret_absent(lines, secret)
-
-
-@pytest.mark.parametrize(("name", "answer"), [("XOAUTH2", b"\r\n"), ("OAUTHBEARER", b"AQ==\r\n")])
-def test_oauth_failure_flow(parser_cls: Any, name: str, answer: bytes) -> None:
-    # XOAUTH2 (Google, Microsoft) and RFC 7628 §3.2.3: a 334 with base64 JSON, the fixed
-    # answer (empty line; ^A), then 535 with the error details kept for the caller.
-    details = {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
-    conn, lines = scripted(parser_cls)
-    mechanism = client_mechanism(name, TOKEN)
-    assert isinstance(mechanism, (XOAuth2, OAuthBearer))
-    conn.send(Auth(mechanism=mechanism))
-    (event,) = feed(conn, b"334 " + b64(json.dumps(details).encode()) + b"\r\n")
-    assert isinstance(event, AuthChallenge) and json.loads(event.challenge or b"") == details
-    assert conn.send(AuthContinue()) == answer
-    (event,) = feed(conn, b"535 5.7.8 Username and Password not accepted\r\n")
-    assert isinstance(event, AuthFailed) and event.reply.code == 535
-    assert mechanism.error_details == details and not conn.authenticated
-    assert_secret_absent(lines, TOKEN)
-
-
-@pytest.mark.parametrize("name", OAUTH)
-def test_oauth_error_then_lying_235_is_an_error(parser_cls: Any, name: str) -> None:
-    conn, _ = scripted(parser_cls)
-    conn.send(Auth(mechanism=client_mechanism(name, TOKEN)))
-    feed(conn, b"334 " + b64(b"not json") + b"\r\n")
-    conn.send(AuthContinue())
-    with pytest.raises(RemoteProtocolError, match="after reporting an error"):
-        feed(conn, b"235 2.7.0 ok\r\n")
 
 
 # -- Session.login chooses from the AUTH list learned after STARTTLS ------------------------

@@ -2,13 +2,14 @@
 
 Theory of operation
 -------------------
-This adapter knows nothing about SMTP. ``_run`` takes a driver generator from
-``Session`` and performs its requests: ``Write`` (``writer.write`` then ``drain``),
-``Read`` (``reader.read``), ``UpgradeTLS`` (``StreamWriter.start_tls``, then the channel
-binding of the new ``SSLObject``). Timeouts (``TimeoutError``) and transport errors
-(``OSError``) are thrown back into the driver, which maps them to ``SMTPTimeoutError``,
-``SMTPDeliveryStatusUnknown`` and so on; TLS errors are mapped here (``SMTPTLSError``),
-since only this layer knows ``ssl``.
+This adapter knows nothing about SMTP. The operations and the loop that runs a
+``Session`` driver are ``AsyncClientBase``'s (``_async_client_base``, shared with trio);
+this module supplies the transport primitives: ``Write`` (``writer.write`` then
+``drain``), ``Read`` (``reader.read``), ``UpgradeTLS`` (``StreamWriter.start_tls``, then
+the channel binding of the new ``SSLObject``). Timeouts (``TimeoutError``) and transport
+errors (``OSError``) are thrown back into the driver, which maps them to
+``SMTPTimeoutError``, ``SMTPDeliveryStatusUnknown`` and so on; TLS errors are mapped
+here (``SMTPTLSError``), since only this layer knows ``ssl``.
 
 Reading while writing (RFC 2920 §3.2) comes free with asyncio: the transport keeps
 delivering received bytes into the ``StreamReader`` buffer while ``drain`` waits, up to
@@ -33,48 +34,30 @@ propagates. STARTTLS and implicit TLS need ``StreamWriter.start_tls`` (Python 3.
 from __future__ import annotations
 
 import asyncio  # noqa: TID251  (adapter layer: I/O allowed)
-import contextlib
+import math
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
 import sys
-from collections.abc import Awaitable, Iterable
-from email.message import Message
-from types import TracebackType
-from typing import Any, Literal, TypeVar
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
-from ._capabilities import Capabilities
+from ._async_client_base import AsyncClientBase, Step
+from ._client_common import TLSName, require_one_target, tls_failure
 from ._client_config import ClientConfig, Timeouts, TLSPolicy
-from ._errors import ProtocolError
-from ._events import TransactionResult
-from ._reply import Reply
-from ._sasl_base import ChannelBinding, ClientMechanism
-from ._session import (
-    MAX_READAHEAD,
-    Driver,
-    MailOptions,
-    Read,
-    Session,
-    T,
-    UpgradeTLS,
-    Write,
-    default_port,
-    hello_name,
-    session_config,
-)
-from ._session_support import ContentSource, ProgressCallback
-from ._tls import channel_binding, client_ssl_context
-from .exceptions import SMTPConnectError, SMTPError, SMTPTLSError
+from ._sasl_base import ChannelBinding
+from ._session import MAX_READAHEAD, Driver, Request, Write
+from ._tls import channel_binding
+from .exceptions import SMTPTLSError
 
 __all__ = ["AsyncSMTPClient"]
 
 _RECV_SIZE = 256 * 1024
 #: Octets written since the last ``Read`` past which a write first lets the loop read.
 _UNREAD_WINDOW = 16 * 1024
-TLSName = Literal["none", "opportunistic", "required", "implicit"]
 R = TypeVar("R")
 
 
-class AsyncSMTPClient:
+class AsyncSMTPClient(AsyncClientBase):
     """An asyncio SMTP client; use it as an async context manager::
 
         async with AsyncSMTPClient("mail.example.org", 587) as client:
@@ -111,50 +94,37 @@ class AsyncSMTPClient:
         allow_cleartext_auth: bool = False,
         config: ClientConfig | None = None,
     ) -> None:
-        if sum(x is not None for x in (host, sock, streams, unix_socket)) != 1:
-            raise ValueError("give exactly one of host, sock, streams or unix_socket")
-        self._config = session_config(
+        require_one_target(host=host, sock=sock, streams=streams, unix_socket=unix_socket)
+        super().__init__(
+            host,
+            port,
             tls=tls,
-            port=port,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
             timeout=timeout,
+            message_timeout=message_timeout,
+            source_address=source_address,
+            local_hostname=local_hostname,
+            unix_socket=unix_socket,
             lmtp=lmtp,
             allow_cleartext_auth=allow_cleartext_auth,
             config=config,
         )
-        self.host = host
-        self.port = port if port is not None else default_port(self._config.tls_policy, lmtp)
-        self._ssl_context = ssl_context
-        self._server_hostname = server_hostname if server_hostname is not None else host
-        self._message_timeout = message_timeout
-        self._source_address = source_address
-        self._local_hostname = local_hostname
         self._sock = sock
-        self._unix_socket = unix_socket
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         if streams is not None:
             self._reader, self._writer = streams
-        self._deadline: float | None = None
         self._unread = 0
-        self._session: Session | None = None
 
     # -- connection ---------------------------------------------------------------------
 
-    async def connect(self) -> Reply:
-        """Connect and open the session (greeting, EHLO, STARTTLS per the policy)."""
-        if self._session is not None:
-            raise ValueError("this client is already connected; make a new one")
+    async def _open(self) -> str | None:
         if self._writer is None:
             await self._open_streams()
         assert self._writer is not None
         sockname = self._writer.get_extra_info("sockname")  # a str for unix sockets
-        local = sockname[0] if isinstance(sockname, tuple) else None
-        self._session = Session(
-            self._config,
-            server_hostname=self._server_hostname,
-            local_hostname=hello_name(self._local_hostname, local),
-        )
-        return await self._run(self._session.open())
+        return sockname[0] if isinstance(sockname, tuple) else None
 
     async def _open_streams(self) -> None:
         limit = MAX_READAHEAD // 2  # asyncio pauses reading past twice the limit
@@ -173,14 +143,15 @@ class AsyncSMTPClient:
         except OSError as error:  # TimeoutError included
             if self._sock is not None:
                 self._sock.close()
-            raise SMTPConnectError(
-                f"cannot connect: {error}", host=self.host or self._unix_socket, port=self.port
-            ) from error
+            raise self._connect_error(error) from error
 
     async def aclose(self) -> None:
         """Close the connection without QUIT; the client cannot be used again."""
         self._abort()
         await asyncio.sleep(0)  # let the transport's close callbacks run
+
+    async def _drop(self) -> None:
+        self._abort()
 
     def _abort(self) -> None:
         """Drop the transport at once (no TLS close_notify); the session is broken."""
@@ -192,188 +163,32 @@ class AsyncSMTPClient:
         elif self._sock is not None and self._reader is None:
             self._sock.close()  # given but never wrapped in a transport
 
-    async def __aenter__(self) -> AsyncSMTPClient:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """QUIT when the session is still healthy (also after a refused command), then
-        close. A failing QUIT after an exception in the block is not reported over it."""
-        try:
-            if self._session is not None and self._session.quit_on_exit(exc_type):
-                if exc_type is None:
-                    await self.quit()
-                else:
-                    with contextlib.suppress(SMTPError):
-                        await self.quit()
-        finally:
-            await self.aclose()
-
-    @property
-    def capabilities(self) -> Capabilities | None:
-        """What the server's last EHLO advertised (None before it, or after HELO)."""
-        return self._session.conn.capabilities if self._session is not None else None
-
-    @property
-    def session(self) -> Session:
-        """The sans-IO session (engine state, TLS status, channel binding)."""
-        if self._session is None:
-            raise ValueError("not connected: await connect() or use `async with`")
-        return self._session
-
-    # -- operations ---------------------------------------------------------------------
-
-    async def login(
-        self,
-        username: str,
-        password: str | None = None,
-        *,
-        token: str | None = None,
-        mechanism: ClientMechanism | None = None,
-    ) -> Reply:
-        """AUTH with the strongest offered mechanism (see ``Session.login``)."""
-        driver = self.session.login(username, password, token=token, mechanism=mechanism)
-        return await self._run(driver)
-
-    async def sendmail(
-        self,
-        sender: str,
-        recipients: str | Iterable[str],
-        content: ContentSource,
-        *,
-        options: MailOptions | None = None,
-        pipelining: bool | None = None,
-        chunking: bool | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> TransactionResult:
-        """Send one message (see ``Session.sendmail``); per-recipient results."""
-        driver = self.session.sendmail(
-            sender,
-            recipients,
-            content,
-            options=options,
-            pipelining=pipelining,
-            chunking=chunking,
-            progress=progress,
-        )
-        return await self._run_message(driver)
-
-    async def send_message(
-        self,
-        msg: Message,
-        *,
-        sender: str | None = None,
-        recipients: str | Iterable[str] | None = None,
-        options: MailOptions | None = None,
-        pipelining: bool | None = None,
-        chunking: bool | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> TransactionResult:
-        """Send an ``email.message`` message (see ``Session.send_message``)."""
-        driver = self.session.send_message(
-            msg,
-            sender=sender,
-            recipients=recipients,
-            options=options,
-            pipelining=pipelining,
-            chunking=chunking,
-            progress=progress,
-        )
-        return await self._run_message(driver)
-
-    async def noop(self) -> Reply:
-        """NOOP."""
-        return await self._run(self.session.noop())
-
-    async def rset(self) -> Reply:
-        """RSET."""
-        return await self._run(self.session.rset())
-
-    async def vrfy(self, address: str) -> Reply:
-        """VRFY ``address``."""
-        return await self._run(self.session.vrfy(address))
-
-    async def quit(self) -> Reply:
-        """QUIT, then close the connection."""
-        try:
-            return await self._run(self.session.quit())
-        finally:
-            await self.aclose()
-
-    # -- the driver loop ----------------------------------------------------------------
-
-    async def _run_message(self, driver: Driver[TransactionResult]) -> TransactionResult:
-        if self._message_timeout is not None:
-            self._deadline = asyncio.get_running_loop().time() + self._message_timeout
-        try:
-            return await self._run(driver)
-        finally:
-            self._deadline = None
-
-    async def _run(self, driver: Driver[T]) -> T:
-        """Perform ``driver``'s requests; abort the transport when the session breaks."""
-        session = self.session
-        answer: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                request = driver.send(answer) if error is None else driver.throw(error)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
-            except BaseException:
-                if not session.usable:
-                    self._abort()
-                raise
-            answer = error = None
-            try:
-                if type(request) is Write:
-                    await self._write(request.data, request.timeout)
-                elif type(request) is Read:
-                    answer = await self._read(request.timeout)
-                else:
-                    assert type(request) is UpgradeTLS
-                    answer = await self._start_tls(request.server_hostname, request.timeout)
-            except ssl.SSLError as exc:
-                error = SMTPTLSError(f"TLS failed: {exc}")
-                error.__cause__ = exc
-            except (OSError, SMTPTLSError, ProtocolError) as exc:  # TimeoutError is an OSError
-                error = exc
-            except BaseException:  # CancelledError, KeyboardInterrupt: cut short, never reused
-                driver.close()
-                self._abort()
-                raise
-
     # -- I/O ----------------------------------------------------------------------------
 
-    def _deadline_for(self, timeout: float | None) -> float | None:
-        """The loop time a wait must end: the request's timeout, capped by the message
-        deadline."""
-        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-        if self._deadline is not None and (deadline is None or self._deadline < deadline):
-            deadline = self._deadline
-        return deadline
+    def _clock(self) -> float:
+        return asyncio.get_running_loop().time()
 
-    async def _write(self, data: bytes, timeout: float | None) -> None:
+    def _transport_error(self, exc: BaseException) -> BaseException | None:
+        if isinstance(exc, ssl.SSLError):
+            return tls_failure(exc)
+        return exc if isinstance(exc, OSError) else None  # TimeoutError is an OSError
+
+    async def _send(self, request: Write, driver: Driver[Any], step: Step) -> Request | None:
         writer = self._writer
         if writer is None:
             raise ConnectionError("the connection is closed")
-        self._unread += len(data)
+        self._unread += len(request.data)
         if self._unread > _UNREAD_WINDOW:
             # Let the transport take in what arrived (say a 421 mid-body) first: once a
             # write fails asyncio stops reading and what was unread is lost. A task
             # resumes before the I/O callbacks of its loop iteration, hence two yields.
             await asyncio.sleep(0)
             await asyncio.sleep(0)
-        writer.write(data)
+        writer.write(request.data)
         transport = writer.transport
         if transport.get_write_buffer_size() or transport.is_closing():
-            await _within(writer.drain(), self._deadline_for(timeout))  # raises if broken
+            await _within(writer.drain(), self._deadline_for(request.timeout))  # raises if broken
+        return None
 
     async def _read(self, timeout: float | None) -> bytes:
         reader = self._reader
@@ -391,12 +206,7 @@ class AsyncSMTPClient:
     async def _start_tls(
         self, server_hostname: str | None, timeout: float | None
     ) -> ChannelBinding | None:
-        context = self._ssl_context or client_ssl_context()
-        if server_hostname is None and context.check_hostname:
-            raise SMTPTLSError(
-                "no host name to verify the certificate against: pass server_hostname= "
-                "(or an ssl_context with check_hostname=False)"
-            )
+        context = self._tls_context(server_hostname)
         reader, writer = self._reader, self._writer
         assert reader is not None and writer is not None
         # Bytes already buffered arrived before the handshake: the engine refuses them.
@@ -428,9 +238,10 @@ def _take_buffered(reader: asyncio.StreamReader) -> bytes:
     return data
 
 
-async def _within(awaitable: Awaitable[R], deadline: float | None) -> R:
-    """Await ``awaitable`` until the loop time ``deadline``; ``TimeoutError`` after it."""
-    if deadline is None:
+async def _within(awaitable: Awaitable[R], deadline: float) -> R:
+    """Await ``awaitable`` until the loop time ``deadline`` (``inf``: no limit);
+    ``TimeoutError`` after it."""
+    if deadline == math.inf:
         return await awaitable
     if sys.version_info >= (3, 11):
         async with asyncio.timeout_at(deadline):

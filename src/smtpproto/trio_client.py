@@ -2,14 +2,15 @@
 
 Theory of operation
 -------------------
-This adapter knows nothing about SMTP. ``_run`` takes a driver generator from
-``Session`` and performs its requests: ``Write`` (``send_all``), ``Read``
-(``receive_some``), ``UpgradeTLS`` (wrap the stream in ``trio.SSLStream``, handshake,
-return the channel binding). Timeouts (``TimeoutError``) and transport errors
-(``OSError``) are thrown back into the driver, which maps them to ``SMTPTimeoutError``,
-``SMTPDeliveryStatusUnknown`` and so on; TLS failures are mapped here
-(``SMTPTLSError``), since only this layer knows ``ssl``. trio's
-``BrokenResourceError``/``ClosedResourceError`` become ``OSError`` for the driver.
+This adapter knows nothing about SMTP. The operations and the loop that runs a
+``Session`` driver are ``AsyncClientBase``'s (``_async_client_base``, shared with
+asyncio); this module supplies the transport primitives: ``Write`` (``send_all``),
+``Read`` (``receive_some``), ``UpgradeTLS`` (wrap the stream in ``trio.SSLStream``,
+handshake, return the channel binding), and ``_run``'s deadline cancel scope. Timeouts
+(``TimeoutError``) and transport errors (``OSError``) are thrown back into the driver,
+which maps them to ``SMTPTimeoutError``, ``SMTPDeliveryStatusUnknown`` and so on; TLS
+failures are mapped here (``SMTPTLSError``), since only this layer knows ``ssl``.
+trio's ``BrokenResourceError``/``ClosedResourceError`` become ``OSError`` for the driver.
 
 Reading while writing (RFC 2920 §3.2): once more than ``_UNREAD_WINDOW`` octets have
 been written since the last ``Read`` (a long pipelined group, a message body), the
@@ -29,38 +30,19 @@ propagates.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import ssl
-from collections.abc import Iterable
-from email.message import Message
-from types import TracebackType
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import trio  # noqa: TID251  (adapter layer: I/O allowed)
 
-from ._capabilities import Capabilities
+from ._async_client_base import AsyncClientBase, Step
+from ._client_common import TLSName, require_one_target, tls_failure
 from ._client_config import ClientConfig, Timeouts, TLSPolicy
-from ._errors import ProtocolError
-from ._events import TransactionResult
-from ._reply import Reply
-from ._sasl_base import ChannelBinding, ClientMechanism
-from ._session import (
-    MAX_READAHEAD,
-    Driver,
-    MailOptions,
-    Read,
-    Session,
-    T,
-    UpgradeTLS,
-    Write,
-    default_port,
-    hello_name,
-    session_config,
-)
-from ._session_support import ContentSource, ProgressCallback
-from ._tls import channel_binding, client_ssl_context
-from .exceptions import SMTPConnectError, SMTPError, SMTPTLSError
+from ._sasl_base import ChannelBinding
+from ._session import MAX_READAHEAD, Driver, Request, T, Write
+from ._tls import channel_binding
+from .exceptions import SMTPTLSError
 
 __all__ = ["TrioSMTPClient"]
 
@@ -68,12 +50,11 @@ _RECV_SIZE = 256 * 1024
 #: Octets written since the last ``Read`` below which a write does not also read: the
 #: replies to that much pipelined command text fit easily in the socket buffers.
 _UNREAD_WINDOW = 16 * 1024
-TLSName = Literal["none", "opportunistic", "required", "implicit"]
 #: What a trio stream raises when the transport fails (OSError includes TimeoutError).
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
-class TrioSMTPClient:
+class TrioSMTPClient(AsyncClientBase):
     """A trio SMTP client; use it as an async context manager::
 
         async with TrioSMTPClient("mail.example.org", 587) as client:
@@ -109,41 +90,34 @@ class TrioSMTPClient:
         allow_cleartext_auth: bool = False,
         config: ClientConfig | None = None,
     ) -> None:
-        if sum(x is not None for x in (host, stream, unix_socket)) != 1:
-            raise ValueError("give exactly one of host, stream or unix_socket")
+        require_one_target(host=host, stream=stream, unix_socket=unix_socket)
         if source_address is not None and source_address[1] != 0:
             raise ValueError("trio binds only the source IP: give port 0 in source_address")
-        self._config = session_config(
+        super().__init__(
+            host,
+            port,
             tls=tls,
-            port=port,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
             timeout=timeout,
+            message_timeout=message_timeout,
+            source_address=source_address,
+            local_hostname=local_hostname,
+            unix_socket=unix_socket,
             lmtp=lmtp,
             allow_cleartext_auth=allow_cleartext_auth,
             config=config,
         )
-        self.host = host
-        self.port = port if port is not None else default_port(self._config.tls_policy, lmtp)
-        self._ssl_context = ssl_context
-        self._server_hostname = server_hostname if server_hostname is not None else host
-        self._message_timeout = message_timeout
-        self._source_address = source_address
-        self._local_hostname = local_hostname
-        self._unix_socket = unix_socket
         self._stream: trio.abc.Stream | None = stream
         self._inbox = bytearray()
         self._eof = False
         self._read_error: Exception | None = None
         self._unread = 0
-        self._deadline = math.inf
         self._scope = trio.CancelScope()  # replaced by each operation's deadline scope
-        self._session: Session | None = None
 
     # -- connection ---------------------------------------------------------------------
 
-    async def connect(self) -> Reply:
-        """Connect and open the session (greeting, EHLO, STARTTLS per the policy)."""
-        if self._session is not None:
-            raise ValueError("this client is already connected; make a new one")
+    async def _open(self) -> str | None:
         if self._stream is None:
             try:
                 with trio.fail_at(self._deadline_for(self._config.timeouts.greeting)):
@@ -156,21 +130,11 @@ class TrioSMTPClient:
                             self.host, self.port, local_address=local
                         )
             except (OSError, trio.TooSlowError) as error:
-                raise SMTPConnectError(
-                    f"cannot connect: {error or 'timed out'}",
-                    host=self.host or self._unix_socket,
-                    port=self.port,
-                ) from error
-        address: str | None = None
+                raise self._connect_error(error) from error
         if isinstance(self._stream, trio.SocketStream):
             name = self._stream.socket.getsockname()
-            address = name[0] if isinstance(name, tuple) else None
-        self._session = Session(
-            self._config,
-            server_hostname=self._server_hostname,
-            local_hostname=hello_name(self._local_hostname, address),
-        )
-        return await self._run(self._session.open())
+            return name[0] if isinstance(name, tuple) else None
+        return None
 
     async def aclose(self) -> None:
         """Close the connection without QUIT; the client cannot be used again.
@@ -183,128 +147,7 @@ class TrioSMTPClient:
         if stream is not None:
             await trio.aclose_forcefully(stream)
 
-    async def __aenter__(self) -> TrioSMTPClient:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """QUIT when the session is still healthy (also after a refused command), then
-        close. A failing QUIT after an exception in the block is not reported over it."""
-        try:
-            if self._session is not None and self._session.quit_on_exit(exc_type):
-                if exc_type is None:
-                    await self.quit()
-                else:
-                    with contextlib.suppress(SMTPError):
-                        await self.quit()
-        finally:
-            await self.aclose()
-
-    @property
-    def capabilities(self) -> Capabilities | None:
-        """What the server's last EHLO advertised (None before it, or after HELO)."""
-        return self._session.conn.capabilities if self._session is not None else None
-
-    @property
-    def session(self) -> Session:
-        """The sans-IO session (engine state, TLS status, channel binding)."""
-        if self._session is None:
-            raise ValueError("not connected: await connect() or use `async with`")
-        return self._session
-
-    # -- operations ---------------------------------------------------------------------
-
-    async def login(
-        self,
-        username: str,
-        password: str | None = None,
-        *,
-        token: str | None = None,
-        mechanism: ClientMechanism | None = None,
-    ) -> Reply:
-        """AUTH with the strongest offered mechanism (see ``Session.login``)."""
-        driver = self.session.login(username, password, token=token, mechanism=mechanism)
-        return await self._run(driver)
-
-    async def sendmail(
-        self,
-        sender: str,
-        recipients: str | Iterable[str],
-        content: ContentSource,
-        *,
-        options: MailOptions | None = None,
-        pipelining: bool | None = None,
-        chunking: bool | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> TransactionResult:
-        """Send one message (see ``Session.sendmail``); per-recipient results."""
-        driver = self.session.sendmail(
-            sender,
-            recipients,
-            content,
-            options=options,
-            pipelining=pipelining,
-            chunking=chunking,
-            progress=progress,
-        )
-        return await self._run_message(driver)
-
-    async def send_message(
-        self,
-        msg: Message,
-        *,
-        sender: str | None = None,
-        recipients: str | Iterable[str] | None = None,
-        options: MailOptions | None = None,
-        pipelining: bool | None = None,
-        chunking: bool | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> TransactionResult:
-        """Send an ``email.message`` message (see ``Session.send_message``)."""
-        driver = self.session.send_message(
-            msg,
-            sender=sender,
-            recipients=recipients,
-            options=options,
-            pipelining=pipelining,
-            chunking=chunking,
-            progress=progress,
-        )
-        return await self._run_message(driver)
-
-    async def noop(self) -> Reply:
-        """NOOP."""
-        return await self._run(self.session.noop())
-
-    async def rset(self) -> Reply:
-        """RSET."""
-        return await self._run(self.session.rset())
-
-    async def vrfy(self, address: str) -> Reply:
-        """VRFY ``address``."""
-        return await self._run(self.session.vrfy(address))
-
-    async def quit(self) -> Reply:
-        """QUIT, then close the connection."""
-        try:
-            return await self._run(self.session.quit())
-        finally:
-            await self.aclose()
-
     # -- the driver loop ----------------------------------------------------------------
-
-    async def _run_message(self, driver: Driver[TransactionResult]) -> TransactionResult:
-        if self._message_timeout is not None:
-            self._deadline = trio.current_time() + self._message_timeout
-        try:
-            return await self._run(driver)
-        finally:
-            self._deadline = math.inf
 
     async def _run(self, driver: Driver[T]) -> T:
         """Perform ``driver``'s requests; close the stream when the session breaks.
@@ -313,7 +156,7 @@ class TrioSMTPClient:
         request): each request sets its deadline. When the scope catches its own
         cancellation the deadline passed, and ``TimeoutError`` goes into the driver.
         """
-        step = _Step()
+        step = Step()
         while True:
             try:
                 with trio.CancelScope() as scope:
@@ -327,50 +170,24 @@ class TrioSMTPClient:
             step.cut_short = False
             step.error = TimeoutError("timed out")
 
-    async def _drive(self, driver: Driver[T], step: _Step) -> T:
-        session = self.session
-        scope = self._scope
-        while True:
-            request = step.request
-            if request is None:
-                try:
-                    request = step.advance(driver)
-                except StopIteration as stop:
-                    result: T = stop.value
-                    return result
-                except BaseException:
-                    if not session.usable:
-                        await self.aclose()
-                    raise
-            step.request = None
-            try:
-                if type(request) is Write:
-                    if self._unread + len(request.data) <= _UNREAD_WINDOW or not self._can_read:
-                        await self._write(request.data, request.timeout)
-                    else:
-                        step.request = await self._write_reading(driver, request, step)
-                elif type(request) is Read:
-                    step.answer = await self._read(request.timeout)
-                else:
-                    assert type(request) is UpgradeTLS
-                    step.answer = await self._start_tls(request.server_hostname, request.timeout)
-            except _STREAM_ERRORS as exc:
-                step.error = _lost(exc)
-            except (SMTPTLSError, ProtocolError) as exc:
-                step.error = exc
-            except BaseException:  # Cancelled, KeyboardInterrupt: cut short, never reused
-                if scope.cancel_called:  # our deadline (``_run`` sees if it was only that)
-                    step.cut_short = True
-                    raise
-                driver.close()
-                await self.aclose()
-                raise
-            finally:
-                scope.deadline = math.inf
+    def _cut_by_deadline(self) -> bool:
+        return self._scope.cancel_called
+
+    def _end_request(self) -> None:
+        self._scope.deadline = math.inf
+
+    def _transport_error(self, exc: BaseException) -> BaseException | None:
+        return _lost(exc) if isinstance(exc, _STREAM_ERRORS) else None
+
+    async def _send(self, request: Write, driver: Driver[Any], step: Step) -> Request | None:
+        if self._unread + len(request.data) <= _UNREAD_WINDOW or not self._can_read:
+            await self._write(request.data, request.timeout)
+            return None
+        return await self._write_reading(driver, request, step)
 
     async def _write_reading(
-        self, driver: Driver[Any], request: Write, step: _Step
-    ) -> Write | Read | UpgradeTLS | None:
+        self, driver: Driver[Any], request: Write, step: Step
+    ) -> Request | None:
         """Perform ``request`` and every ``Write`` the driver yields right after it while
         a task reads ahead (RFC 2920 §3.2); one nursery for the whole burst (a body).
 
@@ -402,11 +219,8 @@ class TrioSMTPClient:
 
     # -- I/O ----------------------------------------------------------------------------
 
-    def _deadline_for(self, timeout: float | None) -> float:
-        """The trio time a wait must end: the request's timeout, capped by the message
-        deadline (``inf``: no limit)."""
-        deadline = math.inf if timeout is None else trio.current_time() + timeout
-        return min(deadline, self._deadline)
+    def _clock(self) -> float:
+        return trio.current_time()
 
     def _live_stream(self) -> trio.abc.Stream:
         if self._stream is None:
@@ -454,12 +268,7 @@ class TrioSMTPClient:
     async def _start_tls(
         self, server_hostname: str | None, timeout: float | None
     ) -> ChannelBinding | None:
-        context = self._ssl_context or client_ssl_context()
-        if server_hostname is None and context.check_hostname:
-            raise SMTPTLSError(
-                "no host name to verify the certificate against: pass server_hostname= "
-                "(or an ssl_context with check_hostname=False)"
-            )
+        context = self._tls_context(server_hostname)
         # Reads drain the inbox and the driver yields no write between the STARTTLS 220
         # and this request, so every later byte goes through the TLS layer.
         assert not self._inbox
@@ -476,37 +285,12 @@ class TrioSMTPClient:
         return channel_binding(cast("ssl.SSLObject", tls))
 
 
-class _Step:
-    """Where ``_run`` is with a driver: what to send or throw into it next, a request
-    it yielded that is not performed yet, or how it ended (re-raised by ``advance``)."""
-
-    __slots__ = ("answer", "cut_short", "ended", "error", "request")
-
-    def __init__(self) -> None:
-        #: A request was interrupted while the deadline scope was cancelled.
-        self.cut_short = False
-        self.answer: Any = None
-        self.error: BaseException | None = None
-        self.request: Write | Read | UpgradeTLS | None = None
-        self.ended: Exception | None = None
-
-    def advance(self, driver: Driver[Any]) -> Write | Read | UpgradeTLS:
-        """The driver's next request; raises ``StopIteration`` when it returns."""
-        ended, answer, error = self.ended, self.answer, self.error
-        self.ended = self.answer = self.error = None
-        if ended is not None:
-            raise ended
-        return driver.send(answer) if error is None else driver.throw(error)
-
-
 def _lost(exc: Exception) -> Exception:
     """What the driver gets for a failed stream: ``SMTPTLSError`` when TLS failed, else
     an ``OSError`` (a broken or closed trio stream becomes ``ConnectionError``)."""
     cause = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
     if isinstance(cause, ssl.SSLError):
-        tls_error = SMTPTLSError(f"TLS failed: {cause}")
-        tls_error.__cause__ = cause
-        return tls_error
+        return tls_failure(cause)
     if isinstance(exc, OSError):
         return exc
     error = ConnectionError(f"connection lost: {cause or exc or type(exc).__name__}")

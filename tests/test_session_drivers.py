@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from engine_helpers import EHLO_PIPELINING, ScriptedServer
 from session_helpers import Transport
 from smtpproto._client_config import ClientConfig, Timeouts, TLSPolicy
+from smtpproto._errors import LocalProtocolError
 from smtpproto._session import (
     LAST_WORDS_TIMEOUT,
     MailOptions,
@@ -627,3 +628,136 @@ def test_content_read_errors_are_not_connection_errors() -> None:
             transport.run(session.sendmail("a@x.org", ["b@x.org"], content, chunk_size=4))
         assert not info.value.remote and isinstance(info.value.error.__cause__, OSError)
         assert not session.usable
+
+
+# -- stopping early: open(until=...), sendmail(stop_after=...) -----------------------------
+
+
+def test_open_until_greeting_sends_nothing_and_can_still_quit() -> None:
+    server = ScriptedServer()
+    session = Session(ClientConfig())
+    transport = Transport(server)
+    reply = transport.run(session.open(until="greeting"))
+    assert reply.code == 220 and session.greeting == reply
+    assert server.lines == [] and session.conn.capabilities is None
+    assert session.usable and session.can_quit
+    assert transport.run(session.quit()).code == 221
+    assert commands(server) == [b"QUIT"]
+
+
+def test_open_until_ehlo_stops_before_starttls_and_keeps_cleartext_capabilities() -> None:
+    server = ScriptedServer({b"EHLO": [EHLO_TLS, EHLO_FULL]})
+    session = Session(ClientConfig(), server_hostname="mx.example.org")
+    transport = Transport(server)
+    transport.run(session.open(until="ehlo"))
+    assert commands(server) == [b"EHLO"] and transport.tls_upgrades == 0
+    before = session.capabilities_before_tls
+    assert before is not None and before.starttls and before is session.conn.capabilities
+    assert session.greeting is not None and session.greeting.code == 220
+
+
+def test_open_until_tls_remembers_greeting_and_capabilities_before_tls() -> None:
+    server = ScriptedServer({b"EHLO": [EHLO_TLS, EHLO_FULL]})
+    session = Session(ClientConfig(), server_hostname="mx.example.org")
+    transport = Transport(server)
+    transport.run(session.open(until="tls"))
+    assert commands(server) == [b"EHLO", b"STARTTLS", b"EHLO"]
+    before, after = session.capabilities_before_tls, session.conn.capabilities
+    assert before is not None and before.starttls and not before.auth_mechanisms
+    assert after is not None and not after.starttls and "PLAIN" in after.auth_mechanisms
+    assert session.greeting is not None and session.greeting.text == "mx.example.org ESMTP"
+
+
+def test_open_until_rejects_unknown_stages_before_any_request() -> None:
+    session = Session(ClientConfig())
+    with pytest.raises(LocalProtocolError, match="until must be one of"):
+        session.open(until="mail")  # type: ignore[arg-type]  # invalid on purpose
+    with pytest.raises(LocalProtocolError, match="stop_after must be one of"):
+        session.sendmail("a@example.org", "b@example.org", MESSAGE, stop_after="ehlo")  # type: ignore[arg-type]  # invalid on purpose
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize(
+    ("stage", "sent"),
+    [("mail", [b"MAIL", b"RSET"]), ("rcpt", [b"MAIL", b"RCPT", b"RCPT", b"RSET"])],
+)
+def test_stop_after_mail_or_rcpt_resets_and_stays_usable(
+    stage: Any, sent: list[bytes], pipelining: bool
+) -> None:
+    session, transport, server = opened()
+    recipients = ["b@example.org", "c@example.org"]
+    result = transport.run(
+        session.sendmail(
+            "a@example.org", recipients, MESSAGE, stop_after=stage, pipelining=pipelining
+        )
+    )
+    assert commands(server)[1:] == sent
+    assert server.messages == [] and result.delivered == () and result.data_reply is None
+    assert result.sender_reply is not None and result.sender_reply.code == 250
+    assert [address for address, _ in result.recipients] == (recipients if stage == "rcpt" else [])
+    assert session.usable and session.can_quit
+    if pipelining and stage == "rcpt":  # MAIL and both RCPTs went out in one write
+        assert transport.written[1].count(b"\r\n") == 3
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_stop_after_data_stops_at_354_and_ends_the_session(pipelining: bool) -> None:
+    session, transport, server = opened({b"EHLO": [EHLO_CHUNKING]})
+    result = transport.run(
+        session.sendmail(
+            "a@example.org", ["b@example.org"], MESSAGE, stop_after="data", pipelining=pipelining
+        )
+    )
+    assert commands(server)[1:] == [b"MAIL", b"RCPT", b"DATA"]  # DATA, not BDAT
+    assert server.content == b"" and server.messages == []
+    assert result.data_reply is not None and result.data_reply.code == 354
+    assert result.recipients[0][1].code == 250 and result.delivered == ()
+    assert not session.usable and not session.can_quit
+    with pytest.raises(SMTPProtocolError, match="broken"):
+        transport.run(session.noop())
+
+
+def test_stop_after_data_refuses_chunking() -> None:
+    session = Session(ClientConfig())
+    with pytest.raises(LocalProtocolError, match="not with chunking"):
+        session.sendmail(
+            "a@example.org", "b@example.org", MESSAGE, stop_after="data", chunking=True
+        )
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize("stage", ["mail", "rcpt", "data"])
+def test_stop_after_reports_a_refused_sender(stage: Any, pipelining: bool) -> None:
+    session, transport, _ = opened(
+        {b"MAIL": [b"550 5.1.0 no\r\n"], b"RCPT": [b"503 5.5.1 seq\r\n"]}
+    )
+    with pytest.raises(SMTPReplyError) as caught:
+        transport.run(
+            session.sendmail(
+                "a@example.org", "b@example.org", MESSAGE, stop_after=stage, pipelining=pipelining
+            )
+        )
+    assert caught.value.command == "MAIL" and caught.value.reply.code == 550
+    assert session.usable
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize("stage", ["rcpt", "data"])
+def test_stop_after_reports_refused_recipients(stage: Any, pipelining: bool) -> None:
+    refusal = b"550 5.1.1 unknown\r\n"
+    session, transport, server = opened(
+        {b"RCPT": [refusal, refusal], b"DATA": [b"554 5.5.1 no valid recipients\r\n"]}
+    )
+    with pytest.raises(SMTPRecipientsRefused):
+        transport.run(
+            session.sendmail(
+                "a@example.org",
+                ["b@example.org", "c@example.org"],
+                MESSAGE,
+                stop_after=stage,
+                pipelining=pipelining,
+            )
+        )
+    sent = commands(server)[1:]
+    assert b"DATA" not in sent or (pipelining and stage == "data")
+    assert server.messages == [] and session.usable

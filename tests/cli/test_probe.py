@@ -114,3 +114,23 @@ def test_probe_json_lists_auth_before_tls_as_empty_when_safe() -> None:
         cert = serve.wait_for("STARTTLS certificate:").split(": ", 1)[1]
         result = run_cli("probe", f"127.0.0.1:{serve.port}", "--cafile", cert, "--json")
     assert json.loads(result.stdout)["auth_before_tls"] == []
+
+
+def test_probe_reports_greeting_capabilities_before_and_after_tls_and_tls_details() -> None:
+    with ServeProcess(env=SERVE_ENV) as serve:
+        cert = serve.wait_for("STARTTLS certificate:").split(": ", 1)[1]
+        table = run_cli("probe", f"127.0.0.1:{serve.port}", "--cafile", cert)
+        result = run_cli("probe", f"127.0.0.1:{serve.port}", "--cafile", cert, "--json")
+    assert result.returncode == 0 and table.returncode == 0, result.stderr + table.stderr
+    report = json.loads(result.stdout)
+    assert report["banner"] == ["localhost ESMTP smtpproto"]
+    assert report["server_name"] == "localhost"
+    assert "STARTTLS" in report["extensions"] and "PIPELINING" in report["extensions"]
+    after = report["extensions_after_tls"]
+    assert "STARTTLS" not in after and "PLAIN" in after["AUTH"]
+    assert report["tls_version"].startswith("TLSv1.")
+    assert report["tls_cipher"].endswith(" bits)")
+    assert report["certificate"]["subject"] == "commonName=localhost"
+    assert report["timings_ms"]["TLS handshake"] >= 0
+    assert "after TLS" in table.stdout and "TLS cipher" in table.stdout
+    assert "AUTH SCRAM-SHA-256" in table.stdout  # listed under "after TLS"

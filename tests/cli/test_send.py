@@ -97,22 +97,45 @@ def test_demo_message_options(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("stage", "last", "absent"),
+    ("stage", "last", "absent", "seen"),
     [
-        ("connect", "== quit after connect, as asked", "<- 220"),
-        ("ehlo", "== quit after ehlo, as asked", "-> STARTTLS"),
-        ("tls", "== quit after tls, as asked", "~> AUTH"),
-        ("auth", "== quit after auth, as asked", "~> MAIL"),
+        ("connect", "== quit after connect, as asked", "<- 220", "== connected to"),
+        ("greeting", "== quit after greeting, as asked", "-> EHLO", "<- 220 "),
+        ("ehlo", "== quit after ehlo, as asked", "-> STARTTLS", "<- 250 AUTH"),
+        ("tls", "== quit after tls, as asked", "~> AUTH", "== TLS established: TLSv1."),
+        ("auth", "== quit after auth, as asked", "~> MAIL", "<~ 235 "),
+        (
+            "mail",
+            "== quit after mail, as asked: transaction reset, nothing sent",
+            "~> RCPT",
+            "~> RSET",
+        ),
+        (
+            "rcpt",
+            "== quit after rcpt, as asked: transaction reset, nothing sent",
+            "~> DATA",
+            "~> RSET",
+        ),
+        (
+            "data",
+            "== quit after data (354), as asked: connection closed, the content was not sent",
+            "~> QUIT",
+            "<~ 354 ",
+        ),
     ],
 )
-def test_demo_quit_after(stage: str, last: str, absent: str) -> None:
+def test_demo_quit_after(stage: str, last: str, absent: str, seen: str) -> None:
     result = run_cli("send", "--quit-after", stage)
     assert result.returncode == 0, result.stderr
     lines = _lines(result.stdout)
     assert lines[-1] == last
     assert not any(line.startswith(absent) for line in lines)
+    assert any(line.startswith(seen) for line in lines)
+    assert not any(line.startswith(("~> BDAT", "~> Subject", "-> Subject")) for line in lines)
     assert RECEIVED not in result.stdout
-    if stage != "connect":
+    if stage == "data":
+        assert lines[-2].startswith("<~ 354 ")
+    elif stage != "connect":
         assert lines[-3].endswith("QUIT")
 
 

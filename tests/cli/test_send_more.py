@@ -96,3 +96,22 @@ def test_a_reader_that_stops_early(tmp_path: Path) -> None:
     assert first.startswith(b"built-in server on 127.0.0.1")
     assert code == 0, errors
     assert errors == b""
+
+
+def test_quit_after_data_delivers_nothing_and_serve_shows_the_commands() -> None:
+    with ServeProcess() as serve:
+        cert = serve.wait_for("STARTTLS certificate:").split(": ", 1)[1]
+        base = ["send", "--server", f"127.0.0.1:{serve.port}", "--cafile", cert]
+        base += ["--from", "a@example.org", "--to", "b@example.org"]
+        stopped = run_cli(*base, "--quit-after", "data", "--subject", "never sent")
+        assert stopped.returncode == 0, stopped.stderr
+        whole = run_cli(*base, "--chunking", "--subject", "sent with BDAT")
+        assert whole.returncode == 0, whole.stderr
+        serve.wait_for("---- end of message")
+        assert serve.stop() == 0
+    output = serve.output()
+    assert output.count("---- end of message") == 1
+    assert "sent with BDAT" in output and "never sent" not in output
+    for command in ("C: STARTTLS", "C: DATA", "C: BDAT ", "C: QUIT", "C: RCPT TO:<b@example.org>"):
+        assert command in output, command
+    assert "Requested" not in output and "Received" not in output.replace("Received:", "")

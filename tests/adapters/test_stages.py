@@ -1,0 +1,126 @@
+"""Stopping early with the blocking client against the built-in server: ``connect(until=)``
+and ``sendmail(stop_after=)`` (the session drivers' stages), ``Session.greeting`` /
+``capabilities_before_tls``, and ``tls_info``.
+
+The server's transcript shows exactly which commands the client sent; nothing may be
+delivered by a stage that stops before the end of the content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from smtpproto.blocking import SMTPClient, TLSInfo
+from smtpproto.exceptions import SMTPProtocolError
+from smtpproto.testing import RunningServer, run_server
+
+MESSAGE = b"Subject: stages\r\n\r\nhello\r\n"
+TIMEOUT = 10.0
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[RunningServer, list[str]]]:
+    lines: list[str] = []
+    with run_server(transcript=lines.append) as server:
+        yield server, lines
+
+
+def _client(server: RunningServer, **kwargs: Any) -> SMTPClient:
+    kwargs.setdefault("tls", "required")
+    return SMTPClient(
+        server.host,
+        server.port,
+        ssl_context=server.ssl_context(),
+        server_hostname="localhost",
+        timeout=TIMEOUT,
+        **kwargs,
+    )
+
+
+def _commands(lines: list[str]) -> list[str]:
+    """The client's command verbs as the server logged them (notes in <...> left out)."""
+    out = []
+    for line in lines:
+        if line.startswith("C: ") and not line.startswith("C: <"):
+            out.append(line[3:].split(" ", 1)[0].split(":", 1)[0])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("until", "verbs"),
+    [
+        ("greeting", ["QUIT"]),
+        ("ehlo", ["EHLO", "QUIT"]),
+        ("tls", ["EHLO", "STARTTLS", "EHLO", "QUIT"]),
+    ],
+)
+def test_connect_until_stops_at_the_stage(
+    served: tuple[RunningServer, list[str]], until: Any, verbs: list[str]
+) -> None:
+    server, lines = served
+    client = _client(server)
+    reply = client.connect(until=until)
+    session = client.session
+    assert session.greeting is not None and session.greeting.code == 220
+    assert reply.code == (220 if until == "greeting" else 250)
+    assert (client.tls_info is not None) == (until == "tls")
+    client.quit()
+    assert _commands(lines) == verbs
+
+
+def test_capabilities_before_and_after_tls(served: tuple[RunningServer, list[str]]) -> None:
+    server, _ = served
+    with _client(server) as client:
+        before, after = client.session.capabilities_before_tls, client.capabilities
+        assert before is not None and after is not None
+        assert before.starttls and not after.starttls
+        assert before is not after and "PIPELINING" in after.keywords
+
+
+def test_tls_info_describes_the_handshake(served: tuple[RunningServer, list[str]]) -> None:
+    server, _ = served
+    with _client(server) as client:
+        info = client.tls_info
+        assert isinstance(info, TLSInfo)
+        assert info.version is not None and info.version.startswith("TLSv1.")
+        assert info.cipher and info.cipher_bits and info.cipher in info.describe()
+        assert info.peer_certificate_der and info.peer_certificate.get("subject")
+        assert 0 <= info.handshake_seconds < TIMEOUT
+    with _client(server, tls="none") as plain:
+        assert plain.tls_info is None
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize(
+    ("stage", "verbs"),
+    [
+        ("mail", ["MAIL", "RSET", "QUIT"]),
+        ("rcpt", ["MAIL", "RCPT", "RCPT", "RSET", "QUIT"]),
+        ("data", ["MAIL", "RCPT", "RCPT", "DATA"]),
+    ],
+)
+def test_sendmail_stop_after_delivers_nothing(
+    served: tuple[RunningServer, list[str]], stage: Any, verbs: list[str], pipelining: bool
+) -> None:
+    server, lines = served
+    recipients = ["b@example.org", "c@example.org"]
+    with _client(server) as client:
+        result = client.sendmail(
+            "a@example.org", recipients, MESSAGE, stop_after=stage, pipelining=pipelining
+        )
+        assert result.delivered == ()
+        if stage == "data":
+            assert result.data_reply is not None and result.data_reply.code == 354
+            assert not client.session.usable
+            with pytest.raises(SMTPProtocolError):
+                client.noop()  # the connection was closed at the 354
+    assert _commands(lines)[-len(verbs) :] == verbs
+    # A whole message afterwards is the only one stored.
+    with _client(server) as client:
+        client.sendmail("a@example.org", recipients, MESSAGE)
+    (stored,) = server.wait_for_messages(1, timeout=TIMEOUT)
+    assert stored.data == MESSAGE
+    assert len(server.messages) == 1

@@ -57,7 +57,7 @@ from smtpproto._events import (
     StartTLS,
     TLSReady,
 )
-from smtpproto._state import ALLOWED, ClientState
+from smtpproto._state import AFTER_CONTENT_END, ALLOWED, ClientState
 from smtpproto._twins import CReplyParser, PyReplyParser
 from smtpproto.sasl import Plain
 
@@ -86,8 +86,9 @@ VALID: dict[bytes, list[bytes]] = {
     b"*": [b"235 ok\r\n", b"535 bad\r\n", b"501 cancelled\r\n", b"334 \r\n"],
 }
 INVALID = [b"2x0 broken\r\n", b"250 bare lf\n", b"250 ok\r\n250 unsolicited\r\n", b"250-unfinished"]
-_ENDERS = {"EHLO", "HELO", "LHLO", "STARTTLS", "AUTH", "AUTHCONTINUE", "DATA", "ENDOFCONTENT"}
+_ENDERS = {"EHLO", "HELO", "LHLO", "STARTTLS", "AUTH", "AUTHCONTINUE", "DATA"}
 _ENDERS |= {"VRFY", "EXPN", "HELP", "NOOP", "QUIT"}
+_AFTER_CONTENT_END = {verb.value for verb in AFTER_CONTENT_END}
 _VERB_NAMES = {"EndOfContent": "END_OF_CONTENT", "AuthContinue": "AUTH_CONTINUE"}
 BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 
@@ -170,8 +171,14 @@ class EngineMachine(RuleBasedStateMachine):
         assert conn is not None
         caps = conn.capabilities
         outstanding = conn.outstanding
-        if outstanding and type(outstanding[-1]).__name__.upper() in _ENDERS:
-            return False
+        if outstanding:
+            last = outstanding[-1]
+            if isinstance(last, EndOfContent) or (isinstance(last, Bdat) and last.last):
+                # RFC 2920 §3.1: the content may open a group: the next MAIL may follow
+                if key not in _AFTER_CONTENT_END:
+                    return False
+            elif type(last).__name__.upper() in _ENDERS:
+                return False
         if key == "QUIT":
             return choice % 10 == 0
         if key == "AUTH":

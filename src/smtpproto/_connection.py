@@ -57,7 +57,7 @@ from ._events import (
     Vrfy,
 )
 from ._reply import Reply
-from ._state import AFTER_SEND, ALLOWED, GROUP_ENDERS, ClientState, Verb
+from ._state import AFTER_CONTENT_END, AFTER_SEND, ALLOWED, GROUP_ENDERS, ClientState, Verb
 from ._transaction import Pending, Transaction
 from ._twins import ReplyParser
 from ._writers import (
@@ -312,7 +312,8 @@ class ClientConnection(ReplyHandling):
 
         Raises ``LocalProtocolError`` (nothing to write) when the command is not
         allowed now: wrong state, extension not advertised, a second command without
-        PIPELINING, a command after a group-ending one (RFC 2920 §3.1), TLS policy.
+        PIPELINING, a command after a group-ending one (RFC 2920 §3.1), anything but
+        MAIL, RSET, NOOP or QUIT right after the end of the content, TLS policy.
         Like any protocol error it leaves the connection in ERROR (h11 convention).
         """
         state = self._state
@@ -345,10 +346,15 @@ class ClientConnection(ReplyHandling):
                 f"{type(command).__name__} sent before the previous reply, and the "
                 "server does not advertise PIPELINING (RFC 2920)"
             )
-        if last in GROUP_ENDERS or last is None:
+        if (
+            last in GROUP_ENDERS
+            or last is None
+            or (last in FINAL_VERBS and _VERBS[type(command)] not in AFTER_CONTENT_END)
+        ):
+            what = "the greeting" if last is None else last.value
             raise LocalProtocolError(
-                f"{type(command).__name__} cannot be pipelined after "
-                f"{last.value if last else 'the greeting'}: wait for its reply (RFC 2920 §3.1)"
+                f"{type(command).__name__} cannot be pipelined after {what}: "
+                "wait for its reply (RFC 2920 §3.1)"
             )
 
     def _send_content(self, command: Command, verb: Verb, state: ClientState) -> bytes:

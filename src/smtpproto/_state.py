@@ -15,7 +15,11 @@ reply class (TLS policy, accepted recipients).
 
 Whether a command may go out *now* also depends on what is outstanding: without
 PIPELINING nothing may be sent while a reply is awaited; with it, nothing may follow a
-group-ending command (``GROUP_ENDERS``, RFC 2920 §3.1) until that is answered.
+group-ending command (``GROUP_ENDERS``, RFC 2920 §3.1) until that is answered. The
+end of the content (``.`` or BDAT LAST) does not end a group: RFC 2920 §3.1 allows the
+content to be the first "command" of one, so the next transaction's MAIL may follow
+it before the final reply; only the verbs in ``AFTER_CONTENT_END`` may, though (a
+session-changing command such as STARTTLS or AUTH waits for the result).
 
 ERROR is sticky (h11): after any ``ProtocolError`` nothing is allowed.
 """
@@ -27,6 +31,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 __all__ = [
+    "AFTER_CONTENT_END",
     "AFTER_SEND",
     "ALLOWED",
     "GROUP_ENDERS",
@@ -144,9 +149,9 @@ AFTER_SEND: Mapping[tuple[ClientState, Verb], ClientState] = MappingProxyType(
 )
 
 #: Commands after which nothing may be pipelined until their reply (RFC 2920 §3.1:
-#: EHLO, DATA, VRFY, EXPN, TURN, QUIT, NOOP; RFC 3207 STARTTLS; RFC 4954 AUTH). The
-#: end of the content and BDAT LAST are treated the same, so a transaction's result is
-#: known before the next one starts; HELO and LHLO like EHLO.
+#: EHLO, DATA, VRFY, EXPN, TURN, QUIT, NOOP; RFC 3207 STARTTLS; RFC 4954 AUTH); HELO
+#: and LHLO like EHLO. The end of the content and BDAT LAST are not here: see
+#: ``AFTER_CONTENT_END``.
 GROUP_ENDERS: frozenset[Verb] = frozenset(
     {
         V.EHLO,
@@ -156,8 +161,6 @@ GROUP_ENDERS: frozenset[Verb] = frozenset(
         V.AUTH,
         V.AUTH_CONTINUE,
         V.DATA,
-        V.END_OF_CONTENT,
-        V.BDAT_LAST,
         V.VRFY,
         V.EXPN,
         V.HELP,
@@ -165,6 +168,14 @@ GROUP_ENDERS: frozenset[Verb] = frozenset(
         V.QUIT,
     }
 )
+
+#: What may be pipelined right after the end of the content (``.``) or BDAT LAST,
+#: before its final reply (RFC 2920 §3.1: "the actual transfer of message content is
+#: explicitly allowed to be the first 'command' in a group"): the next transaction's
+#: MAIL (its RCPTs and DATA then follow MAIL as usual), RSET, NOOP and QUIT. A refusal
+#: of that final reply ends only its own transaction; the commands after it are
+#: answered on their own (RFC 2920 §3.1: every reply of a group is checked).
+AFTER_CONTENT_END: frozenset[Verb] = frozenset({V.MAIL, V.RSET, V.NOOP, V.QUIT})
 
 #: The state a refusal (4xx/5xx) of a verb leads to (None: keep the current state).
 #: A refused hello needs a new hello; a refused DATA or end of content ends the

@@ -10,6 +10,11 @@ trio adapters each run the same generators in their own loop, so every protocol
 decision (what to send next, when to start TLS, which AUTH mechanism, how a reply
 maps to an exception) is made here or in the engine, never in an adapter.
 
+Diagnostics stop early (swaks' ``--quit-after``): ``open(until="greeting"|"ehlo"|"tls")``
+and ``sendmail(stop_after="mail"|"rcpt"|"data")`` (see ``_session_mail``). The session
+keeps the greeting (``greeting``) and the capabilities of the cleartext EHLO
+(``capabilities_before_tls``), which STARTTLS makes the engine forget.
+
 The requests and what the adapter sends back:
 
 ``Write(data, timeout)``
@@ -43,7 +48,9 @@ when the reply to the end of the content was due: a garbled or cut final reply d
 say the message was refused). After any exception other
 than ``SMTPReplyError``/``SMTPRecipientsRefused`` on a still-usable session,
 ``Session.usable`` is False and the adapter must close the transport; a session is
-never reused after a timeout, a cancellation or a transport error.
+never reused after a timeout, a cancellation or a transport error. The same holds when
+a driver *returns* with ``usable`` False: ``sendmail(stop_after="data")`` stops at the
+354, after which only content could be sent, so the adapter closes without QUIT.
 
 Reading while writing (RFC 2920 §3.2): a server may answer pipelined commands while
 the client is still writing the group or a long body. An adapter must never stop

@@ -208,7 +208,12 @@ class SMTPClient:
             server_hostname=self._server_hostname,
             local_hostname=hello_name(self._local_hostname, local),
         )
-        return self._run(self._session.open(until))
+        try:
+            driver = self._session.open(until)
+        except BaseException:  # a bad ``until``: nothing was sent, nothing stays open
+            self.close()
+            raise
+        return self._run(driver)
 
     def close(self) -> None:
         """Close the socket without QUIT; the client cannot be used again."""

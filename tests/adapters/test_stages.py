@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from smtpproto._errors import LocalProtocolError
 from smtpproto.blocking import SMTPClient, TLSInfo
 from smtpproto.exceptions import SMTPProtocolError
 from smtpproto.testing import RunningServer, run_server
@@ -124,3 +125,15 @@ def test_sendmail_stop_after_delivers_nothing(
     (stored,) = server.wait_for_messages(1, timeout=TIMEOUT)
     assert stored.data == MESSAGE
     assert len(server.messages) == 1
+
+
+def test_connect_with_an_unknown_stage_fails_before_any_command(
+    served: tuple[RunningServer, list[str]],
+) -> None:
+    server, lines = served
+    client = _client(server)
+    with pytest.raises(LocalProtocolError, match="until must be one of"):
+        client.connect(until="mail")  # type: ignore[arg-type]  # invalid on purpose
+    with pytest.raises(SMTPProtocolError, match="broken"):
+        client.noop()  # closed at once, never reused
+    assert _commands(lines) == []

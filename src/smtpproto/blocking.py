@@ -92,8 +92,9 @@ class TLSInfo:
         return f"{version}, {self.cipher} ({self.cipher_bits} bits)"
 
     @classmethod
-    def from_socket(cls, sock: ssl.SSLSocket, handshake_seconds: float) -> TLSInfo:
-        """Read the negotiated parameters of ``sock`` after its handshake."""
+    def from_socket(cls, sock: ssl.SSLSocket | ssl.SSLObject, handshake_seconds: float) -> TLSInfo:
+        """Read the negotiated parameters of ``sock`` after its handshake (an
+        ``SSLObject`` too: asyncio's ``get_extra_info("ssl_object")``)."""
         cipher = sock.cipher()
         return cls(
             version=sock.version(),

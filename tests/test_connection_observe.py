@@ -86,6 +86,22 @@ def test_transcript_redacts_continuation_lines(parser_cls: Any) -> None:
     assert all(b"cHBw" not in line for _, line in lines)
 
 
+def test_short_secret_does_not_shred_the_transcript(parser_cls: Any) -> None:
+    """A one-letter password is redacted on the AUTH line, not in every "e" of the log."""
+    conn, lines = _recording(parser_cls)
+    conn.send(Auth(mechanism=Plain("user", "e")))
+    feed(conn, b"535 5.7.8 Sender rejected\r\n")
+    assert lines[-2] == ("C", b"AUTH PLAIN <redacted>")
+    assert lines[-1] == ("S", b"535 5.7.8 Sender rejected")
+
+
+def test_overlapping_secrets_are_redacted_in_one_pass(parser_cls: Any) -> None:
+    conn, lines = _recording(parser_cls)
+    conn.send(Auth(mechanism=Plain("user", "redacted-pass")))
+    feed(conn, b"535 5.7.8 redacted-pass is wrong\r\n")
+    assert lines[-1] == ("S", b"535 5.7.8 <redacted> is wrong")
+
+
 def _into_content(conn: Any) -> None:
     for command in (Mail(sender="a@example.org"), Rcpt(recipient="b@example.org"), Data()):
         conn.send(command)

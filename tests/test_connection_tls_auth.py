@@ -290,3 +290,47 @@ def test_only_auth_continue_after_challenge(parser_cls: Any) -> None:
 def test_auth_needs_a_mechanism() -> None:
     with pytest.raises(LocalProtocolError):
         Auth(mechanism=object())  # type: ignore[arg-type]
+
+
+# -- after the client cancelled with "*", no credentials ever follow ------------------
+
+
+def _cancelled_auth(parser_cls: Any, mechanism: ClientMechanism) -> Any:
+    conn = greeted(parser_cls, b"250-mx\r\n250 AUTH PLAIN LOGIN\r\n", tls_policy=TLSPolicy.IMPLICIT)
+    conn.send(Auth(mechanism=mechanism))
+    assert names(feed(conn, b"334 !!not-base64\r\n")) == ["AuthChallenge"]
+    assert conn.send(AuthContinue()) == b"*\r\n"
+    return conn
+
+
+@pytest.mark.parametrize(
+    "mechanism",
+    [Plain("user", "p" * 400), Plain("user", "secret")],
+    ids=["plain-initial-response-deferred", "plain"],
+)
+def test_challenge_after_cancel_is_a_protocol_error(
+    parser_cls: Any, mechanism: ClientMechanism
+) -> None:
+    """RFC 4954 §4: a "*" must get 501; a new 334 never gets the held-back credentials."""
+    conn = _cancelled_auth(parser_cls, mechanism)
+    with pytest.raises(RemoteProtocolError, match="keeps challenging"):
+        feed(conn, b"334 \r\n")
+    assert conn.state is ClientState.ERROR
+
+
+def test_login_password_never_follows_a_cancel(parser_cls: Any) -> None:
+    from smtpproto.sasl import Login
+
+    conn = _cancelled_auth(parser_cls, Login("user", "secretpw"))
+    password_prompt = b"334 " + base64.b64encode(b"Password:") + b"\r\n"
+    with pytest.raises(RemoteProtocolError):
+        feed(conn, password_prompt)
+    with pytest.raises(LocalProtocolError, match="ERROR state"):  # sticky, nothing sent
+        conn.send(AuthContinue())
+
+
+def test_501_after_cancel_then_a_new_auth_works(parser_cls: Any) -> None:
+    conn = _cancelled_auth(parser_cls, Plain("user", "secret"))
+    assert names(feed(conn, b"501 5.7.0 cancelled\r\n")) == ["AuthFailed"]
+    conn.send(Auth(mechanism=Plain("user", "secret")))
+    assert names(feed(conn, b"235 2.7.0 ok\r\n")) == ["AuthSucceeded"]

@@ -99,6 +99,7 @@ class ReplyHandling:
     """The receiving half of ``ClientConnection``."""
 
     __slots__ = (
+        "_auth_cancelled",
         "_auth_initial",
         "_auth_rounds",
         "_authenticated",
@@ -136,6 +137,7 @@ class ReplyHandling:
     _challenge: bytes | None
     _auth_rounds: int
     _auth_initial: bytes | None
+    _auth_cancelled: bool
     _authenticated: bool
 
     def _handle_eof(self) -> None:
@@ -287,9 +289,14 @@ class ReplyHandling:
     def _auth_reply(self, entry: Pending, reply: Reply) -> None:
         mechanism = self._mechanism
         if reply.code == 334:
+            if self._auth_cancelled:
+                # RFC 4954 §4: the server MUST reject a "*" with 501. Answering another
+                # challenge could hand over credentials the client meant to withhold.
+                raise RemoteProtocolError(
+                    "server keeps challenging after AUTH was cancelled with '*' "
+                    "(RFC 4954 §4 requires a 501 reply)"
+                )
             self._auth_rounds += 1
-            if self._auth_rounds > self._config.max_auth_rounds + 1:
-                raise RemoteProtocolError("server keeps challenging after AUTH was cancelled")
             text = reply.raw_lines[0].strip()
             try:
                 challenge: bytes | None = binascii.a2b_base64(text) if text else b""

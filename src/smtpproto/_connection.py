@@ -21,6 +21,7 @@ until ``tls_established()``, which forgets the capabilities and requires a new E
 from __future__ import annotations
 
 import base64
+import re
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
@@ -111,10 +112,22 @@ _AFTER_SEND = dict(AFTER_SEND)
 _NOT_COMMANDS = frozenset({V.CONTENT, V.END_OF_CONTENT, V.AUTH_CONTINUE, V.RAW})
 
 
+#: Secrets shorter than this are redacted only where the engine replaces whole lines.
+_MIN_REDACTED_SECRET = 4
+
+
+def _secret_pattern(secrets: tuple[bytes, ...]) -> re.Pattern[bytes] | None:
+    """One alternation of the secrets worth hunting for, longest first."""
+    hunted = sorted((s for s in secrets if len(s) >= _MIN_REDACTED_SECRET), key=len, reverse=True)
+    if not hunted:
+        return None
+    return re.compile(b"|".join(re.escape(secret) for secret in hunted))
+
+
 class ClientConnection(ReplyHandling):
     """One SMTP (or LMTP) client session, without I/O. See ``docs/engine.md``."""
 
-    __slots__ = ("_closed", "_eof", "_error", "_secrets", "_transcript")
+    __slots__ = ("_closed", "_eof", "_error", "_secret_pattern", "_secrets", "_transcript")
 
     def __init__(self, config: ClientConfig | None = None) -> None:
         self._config = config = config if config is not None else ClientConfig()
@@ -137,8 +150,10 @@ class ClientConnection(ReplyHandling):
         self._challenge: bytes | None = None
         self._auth_rounds = 0
         self._auth_initial: bytes | None = None
+        self._auth_cancelled = False
         self._authenticated = False
         self._secrets: tuple[bytes, ...] = ()
+        self._secret_pattern: re.Pattern[bytes] | None = None
         self._transcript = None if config.transcript is None else self._redacting_hook
 
     def _new_parser(self) -> ReplyParserLike:
@@ -519,7 +534,9 @@ class ClientConnection(ReplyHandling):
             secrets = [secret for secret in mechanism.secrets if secret]
             secrets += [base64.b64encode(secret) for secret in secrets]
             self._secrets = tuple(dict.fromkeys(self._secrets + tuple(secrets)))
+            self._secret_pattern = _secret_pattern(self._secrets)
             self._auth_rounds = 0
+            self._auth_cancelled = False
             self._auth_initial = None if on_line else initial
             self._pending.append(Pending(verb, command))
             if self._transcript is not None:
@@ -527,7 +544,8 @@ class ClientConnection(ReplyHandling):
                     "C", b"AUTH " + name.encode() + (b" <redacted>" if on_line else b"")
                 )
             return wire
-        response = self._auth_response()
+        response = None if self._auth_cancelled else self._auth_response()
+        self._auth_cancelled = response is None
         wire = write_auth_response(response)
         self._pending.append(Pending(verb, command))
         if self._transcript is not None:
@@ -575,9 +593,16 @@ class ClientConnection(ReplyHandling):
 
     def _redacting_hook(self, direction: Literal["C", "S"], line: bytes) -> None:
         """The caller's transcript hook, after removing every known secret (DESIGN.md
-        §4 rule 11): the AUTH mechanism's ``secrets`` and their base64 forms."""
-        for secret in self._secrets:
-            line = line.replace(secret, b"<redacted>")
+        §4 rule 11): the AUTH mechanism's ``secrets`` and their base64 forms.
+
+        One pass over the line, longest secret first, so a replacement is never
+        rescanned. AUTH lines are already replaced whole; secrets shorter than
+        ``_MIN_REDACTED_SECRET`` octets are not hunted for elsewhere, because every
+        "e" of a one-letter password would otherwise shred the whole transcript.
+        """
+        pattern = self._secret_pattern
+        if pattern is not None:
+            line = pattern.sub(b"<redacted>", line)
         hook = self._config.transcript
         assert hook is not None
         hook(direction, line)

@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 A ``Session`` wraps one ``ClientConnection``. Each operation (``open``, ``login``,
-``sendmail``, ``send_message``, ``noop``, ``rset``, ``vrfy``, ``quit``) is a generator:
-it *yields* an I/O request, the adapter performs it and ``send``\\s the result back,
+``sendmail``, ``send_message``, ``send_many``, ``noop``, ``rset``, ``vrfy``, ``quit``)
+is a generator: it *yields* an I/O request, the adapter performs it and ``send``\\s the result back,
 and the generator's return value is the operation's result. The blocking, asyncio and
 trio adapters each run the same generators in their own loop, so every protocol
 decision (what to send next, when to start TLS, which AUTH mechanism, how a reply
@@ -106,7 +106,8 @@ from ._events import (
 )
 from ._reply import Reply
 from ._sasl_base import ChannelBinding, ClientMechanism
-from ._session_mail import MAIL_STAGES, MailDrivers, MailStage, raise_for
+from ._session_batch import BatchDrivers
+from ._session_mail import MAIL_STAGES, MailStage, raise_for
 from ._session_support import (
     DEFAULT_CHUNK_SIZE,
     MAX_READAHEAD,
@@ -170,7 +171,7 @@ OpenStage = Literal["greeting", "ehlo", "tls"]
 OPEN_STAGES: tuple[OpenStage, ...] = ("greeting", "ehlo", "tls")
 
 
-class Session(MailDrivers):
+class Session(BatchDrivers):
     """The drivers over one ``ClientConnection``. See the module docstring.
 
     ``server_hostname`` is the name TLS verifies (and SNI sends); ``local_hostname``

@@ -211,6 +211,36 @@ class MailDrivers:
         progress: ProgressCallback | None,
         stop_after: MailStage | None = None,
     ) -> Driver[TransactionResult]:
+        rcpts, mail, commands, first, chunks, total = self._prepare(
+            sender, recipients, content, options, chunk_size
+        )
+        caps = self.conn.capabilities
+        pipe = caps is not None and caps.pipelining and pipelining is not False
+        bdat = caps is not None and caps.chunking and chunking is not False
+        if chunking and not bdat:
+            raise LocalProtocolError("chunking=True needs the CHUNKING extension, not advertised")
+        self._current = (sender, rcpts)
+        self._rcpt_accepted = 0
+        if stop_after is not None:
+            return (yield from self._send_stage(mail, commands, pipe, stop_after))
+        if bdat:
+            return (
+                yield from self._send_bdat(mail, commands, first, chunks, pipe, total, progress)
+            )
+        return (yield from self._send_data(mail, commands, first, chunks, pipe, total, progress))
+
+    def _prepare(
+        self,
+        sender: str,
+        recipients: str | Iterable[str],
+        content: ContentSource,
+        options: MailOptions,
+        chunk_size: int,
+    ) -> tuple[tuple[str, ...], Mail, list[Rcpt], bytes, Iterator[bytes], int | None]:
+        """The recipients, MAIL and RCPT commands, the first content chunk, the rest
+        and the total size (None: unknown) of one message; MAIL parameters defaulted
+        from the content and the capabilities (see ``sendmail``). Nothing is sent;
+        bad input raises ``LocalProtocolError``."""
         rcpts = (recipients,) if isinstance(recipients, str) else tuple(recipients)
         if not rcpts:
             raise LocalProtocolError("sendmail needs at least one recipient")
@@ -242,19 +272,7 @@ class MailDrivers:
             auth=options.auth,
         )
         commands = [self._command(Rcpt, recipient=r, notify=options.notify) for r in rcpts]
-        pipe = caps is not None and caps.pipelining and pipelining is not False
-        bdat = caps is not None and caps.chunking and chunking is not False
-        if chunking and not bdat:
-            raise LocalProtocolError("chunking=True needs the CHUNKING extension, not advertised")
-        self._current = (sender, rcpts)
-        self._rcpt_accepted = 0
-        if stop_after is not None:
-            return (yield from self._send_stage(mail, commands, pipe, stop_after))
-        if bdat:
-            return (
-                yield from self._send_bdat(mail, commands, first, chunks, pipe, total, progress)
-            )
-        return (yield from self._send_data(mail, commands, first, chunks, pipe, total, progress))
+        return rcpts, mail, commands, first, chunks, total
 
     def _command(self, cls: type[C], **fields: Any) -> C:
         """``cls(**fields)``, reusing an identical command made recently: commands are

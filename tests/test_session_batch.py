@@ -1,0 +1,268 @@
+"""``Session.send_many`` against the in-memory scripted server: one round trip per
+message with PIPELINING (RFC 2920 §3.1), BDAT windows, lock-step fallback, outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from engine_helpers import ScriptedServer
+from session_helpers import Transport
+from smtpproto._client_config import ClientConfig
+from smtpproto._events import TransactionResult
+from smtpproto._session import Read, Session, Write
+from smtpproto._session_batch import BatchItem
+from smtpproto.exceptions import (
+    SMTPConnectError,
+    SMTPDeliveryStatusUnknown,
+    SMTPDeliveryTimeoutError,
+    SMTPProtocolError,
+    SMTPRecipientsRefused,
+    SMTPReplyError,
+)
+
+EHLO_PIPE = b"250-mx.example.org\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+EHLO_BDAT = b"250-mx.example.org\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 CHUNKING\r\n"
+EHLO_PLAIN = b"250 mx.example.org\r\n"
+
+
+def opened(ehlo: bytes, script: dict[bytes, list[bytes]] | None = None) -> Any:
+    server = ScriptedServer({b"EHLO": [ehlo], **(script or {})})
+    session = Session(ClientConfig(), local_hostname="client.example")
+    transport = Transport(server)
+    transport.run(session.open())
+    return session, transport, server
+
+
+def batch(count: int, start: int = 0) -> list[BatchItem]:
+    return [
+        (f"s{i}@example.org", [f"r{i}@example.org"], b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i))
+        for i in range(start, start + count)
+    ]
+
+
+def reads(transport: Transport, since: int) -> int:
+    return sum(isinstance(request, Read) for request in transport.requests[since:])
+
+
+def test_one_round_trip_per_message_with_pipelining() -> None:
+    session, transport, server = opened(EHLO_PIPE)
+    before = len(transport.requests)
+    first_write = len(transport.written)
+    outcomes = transport.run(session.send_many(batch(3)))
+    assert [type(o) for o in outcomes] == [TransactionResult] * 3
+    assert [o.sender for o in outcomes] == [f"s{i}@example.org" for i in range(3)]
+    assert server.messages == [b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i) for i in range(3)]
+    writes = transport.written[first_write:]
+    assert writes[0].startswith(b"MAIL FROM:<s0@example.org>") and writes[0].endswith(b"DATA\r\n")
+    # the end of message 0 goes out with message 1's envelope (RFC 2920 §3.1)
+    assert writes[1] == (
+        b"Subject: 0\r\n\r\nbody 0\r\n.\r\n"
+        b"MAIL FROM:<s1@example.org> SIZE=25\r\nRCPT TO:<r1@example.org>\r\nDATA\r\n"
+    ).replace(b" SIZE=25", b"")
+    assert writes[-1] == b"Subject: 2\r\n\r\nbody 2\r\n.\r\n"
+    assert len(writes) == 4
+    assert reads(transport, before) == 4  # one per message, plus the first 354
+    assert session.usable
+
+
+def test_refused_final_reply_is_that_message_only() -> None:
+    session, transport, _server = opened(EHLO_PIPE, {b".": [b"250 ok\r\n", b"554 5.7.1 spam\r\n"]})
+    outcomes = transport.run(session.send_many(batch(3)))
+    assert isinstance(outcomes[0], TransactionResult)
+    assert isinstance(outcomes[1], SMTPReplyError) and outcomes[1].reply.code == 554
+    assert isinstance(outcomes[2], TransactionResult)
+    assert outcomes[2].delivered == ("r2@example.org",)
+    assert session.usable
+
+
+def test_all_recipients_refused_sends_a_lone_dot_and_goes_on() -> None:
+    session, transport, server = opened(
+        EHLO_PIPE, {b"RCPT": [b"250 ok\r\n", b"550 5.1.1 unknown\r\n"]}
+    )
+    outcomes = transport.run(session.send_many(batch(3)))
+    assert isinstance(outcomes[1], SMTPRecipientsRefused)
+    assert [type(o) for o in (outcomes[0], outcomes[2])] == [TransactionResult] * 2
+    assert server.messages[1] == b""  # RFC 2920 §3.1: only "." after the 354
+    assert len(server.messages) == 3
+
+
+def test_refused_data_sends_no_content() -> None:
+    session, transport, server = opened(EHLO_PIPE, {b"DATA": [b"354 go\r\n", b"451 later\r\n"]})
+    outcomes = transport.run(session.send_many(batch(3)))
+    assert isinstance(outcomes[1], SMTPReplyError) and outcomes[1].reply.code == 451
+    assert server.messages == [b"Subject: 0\r\n\r\nbody 0\r\n", b"Subject: 2\r\n\r\nbody 2\r\n"]
+
+
+def test_bad_message_is_its_own_outcome() -> None:
+    session, transport, server = opened(EHLO_PIPE)
+    items = batch(3)
+    items[1] = ("bad\r\naddress", ["r@example.org"], b"x\r\n")
+    outcomes = transport.run(
+        session.send_many([*items, "not a message"])
+    )  # a str: wrong on purpose
+    assert isinstance(outcomes[1], SMTPProtocolError)
+    assert isinstance(outcomes[3], SMTPProtocolError) and "tuples" in str(outcomes[3])
+    assert [type(outcomes[i]) for i in (0, 2)] == [TransactionResult] * 2
+    assert len(server.messages) == 2 and session.usable
+
+
+def test_421_as_a_final_reply_ends_the_batch_without_consuming_the_rest() -> None:
+    session, transport, _server = opened(EHLO_PIPE, {b".": [b"250 ok\r\n", b"421 4.3.2 bye\r\n"]})
+    items: Iterator[BatchItem] = iter(batch(6))
+    outcomes = transport.run(session.send_many(items))
+    assert isinstance(outcomes[0], TransactionResult)
+    assert len(outcomes) == 3  # message 2 was in flight behind message 1's "."
+    for outcome in outcomes[1:]:
+        assert isinstance(outcome, SMTPReplyError) and outcome.reply.code == 421
+    untouched = next(items)
+    assert isinstance(untouched, tuple) and untouched[0] == "s3@example.org"  # never taken
+    assert not session.usable
+
+
+def silent_after(messages: int) -> dict[bytes, list[bytes]]:
+    """A server that answers ``messages`` envelopes, the final reply of one fewer, then
+    says nothing."""
+    return {
+        b"MAIL": [b"250 ok\r\n"] * messages + [b""],
+        b"RCPT": [b"250 ok\r\n"] * messages + [b""],
+        b"DATA": [b"354 go\r\n"] * messages + [b""],
+        b".": [b"250 ok\r\n"] * (messages - 1) + [b""],
+    }
+
+
+def test_eof_after_the_pipelined_group() -> None:
+    session, transport, _server = opened(EHLO_PIPE, silent_after(2))
+    transport.eof_when_silent = True
+    outcomes = transport.run(session.send_many(batch(5)))
+    assert isinstance(outcomes[0], TransactionResult)
+    assert isinstance(outcomes[1], SMTPDeliveryStatusUnknown)
+    assert outcomes[1].sender == "s1@example.org"
+    assert isinstance(outcomes[2], SMTPConnectError)  # its content was never sent
+    assert len(outcomes) == 3 and not session.usable
+
+
+def test_timeout_waiting_for_the_final_reply() -> None:
+    session, transport, _server = opened(EHLO_PIPE, silent_after(1))
+    outcomes = transport.run(session.send_many(batch(3)))
+    assert isinstance(outcomes[0], SMTPDeliveryTimeoutError)
+    assert outcomes[0].sender == "s0@example.org"
+    assert isinstance(outcomes[1], SMTPConnectError) and len(outcomes) == 2
+
+
+def test_without_pipelining_lock_step() -> None:
+    session, transport, server = opened(EHLO_PLAIN, {b".": [b"250 ok\r\n", b"554 no\r\n"]})
+    first_write = len(transport.written)
+    outcomes = transport.run(session.send_many(batch(3)))
+    assert isinstance(outcomes[1], SMTPReplyError)
+    assert [type(outcomes[i]) for i in (0, 2)] == [TransactionResult] * 2
+    writes = transport.written[first_write:]
+    assert writes[:4] == [
+        b"MAIL FROM:<s0@example.org>\r\n",
+        b"RCPT TO:<r0@example.org>\r\n",
+        b"DATA\r\n",
+        b"Subject: 0\r\n\r\nbody 0\r\n.\r\n",
+    ]
+    assert len(server.messages) == 3
+
+
+def test_pipelining_turned_off_is_lock_step() -> None:
+    session, transport, _server = opened(EHLO_PIPE)
+    first_write = len(transport.written)
+    transport.run(session.send_many(batch(2), pipelining=False))
+    assert transport.written[first_write] == b"MAIL FROM:<s0@example.org>\r\n"
+
+
+def test_max_in_flight_one_waits_for_each_final_reply() -> None:
+    session, transport, _server = opened(EHLO_PIPE)
+    first_write = len(transport.written)
+    outcomes = transport.run(session.send_many(batch(2), max_in_flight=1))
+    assert [type(o) for o in outcomes] == [TransactionResult] * 2
+    writes = transport.written[first_write:]
+    assert writes[1] == b"Subject: 0\r\n\r\nbody 0\r\n.\r\n"
+    assert writes[2].startswith(b"MAIL FROM:<s1@example.org>")
+
+
+@pytest.mark.parametrize("window", [1, 3, 32])
+def test_bdat_window_bounds_messages_in_flight(window: int) -> None:
+    session, transport, server = opened(
+        EHLO_BDAT, {b"BDAT": [b"250 ok\r\n", b"552 5.3.4 too big\r\n"]}
+    )
+    conn = session.conn
+    in_flight: list[int] = []
+    driver = session.send_many(batch(7), max_in_flight=window)
+
+    def watching() -> Any:
+        answer = None
+        while True:
+            try:
+                request = driver.send(answer)
+            except StopIteration as stop:
+                return stop.value
+            finals = sum(type(c).__name__ == "Bdat" for c in conn.outstanding)
+            in_flight.append(finals)
+            answer = yield request
+
+    outcomes = transport.run(watching())
+    assert max(in_flight) == min(window, 7)
+    assert isinstance(outcomes[1], SMTPReplyError) and outcomes[1].reply.code == 552
+    assert sum(isinstance(o, TransactionResult) for o in outcomes) == 6
+    assert server.messages[0] == b"Subject: 0\r\n\r\nbody 0\r\n"
+
+
+def test_large_bdat_message_goes_lock_step_in_a_batch() -> None:
+    session, transport, server = opened(EHLO_BDAT)
+    big = b"line of text\r\n" * 100
+    items: list[BatchItem] = [*batch(1), ("big@example.org", "r@example.org", big), *batch(1, 5)]
+    outcomes = transport.run(session.send_many(items, chunk_size=256))
+    assert [type(o) for o in outcomes] == [TransactionResult] * 3
+    assert server.messages[1] == big
+    bdat_lines = [line for line in server.lines if line.startswith(b"BDAT")]
+    assert len(bdat_lines) == 1 + (len(big) + 255) // 256 + 1
+
+
+def test_streamed_content_and_email_messages() -> None:
+    session, transport, server = opened(EHLO_PIPE)
+    msg = EmailMessage()
+    msg["From"] = "from@example.org"
+    msg["To"] = "to@example.org"
+    msg["Bcc"] = "hidden@example.org"
+    msg["Subject"] = "hello"
+    msg.set_content("body\n")
+
+    def pieces() -> Iterator[bytes]:
+        yield b"Subject: streamed\r\n\r\n"
+        yield b"part one\r\n" * 3
+        yield b"part two\r\n"
+
+    outcomes = transport.run(
+        session.send_many([msg, ("a@example.org", "b@example.org", pieces())], chunk_size=16)
+    )
+    first, second = outcomes
+    assert isinstance(first, TransactionResult)
+    assert first.delivered == ("to@example.org", "hidden@example.org")
+    assert b"hidden@example.org" not in server.messages[0]
+    assert isinstance(second, TransactionResult)
+    assert server.messages[1] == b"Subject: streamed\r\n\r\n" + b"part one\r\n" * 3 + (
+        b"part two\r\n"
+    )
+    assert all(len(w) < 200 for w in transport.written if isinstance(w, bytes))
+
+
+def test_arguments_are_checked_before_anything_is_sent() -> None:
+    session, transport, _server = opened(EHLO_PIPE)
+    from smtpproto._errors import LocalProtocolError
+
+    with pytest.raises(LocalProtocolError, match="max_in_flight"):
+        session.send_many(batch(1), max_in_flight=0)
+    with pytest.raises(LocalProtocolError, match="chunk_size"):
+        session.send_many(batch(1), chunk_size=0)
+    with pytest.raises(LocalProtocolError, match="CHUNKING"):
+        session.send_many(batch(1), chunking=True)
+    assert transport.run(session.send_many([])) == []
+    assert session.usable and not any(
+        isinstance(r, Write) for r in transport.requests[-1:] if r is not None
+    )

@@ -334,3 +334,20 @@ def test_501_after_cancel_then_a_new_auth_works(parser_cls: Any) -> None:
     assert names(feed(conn, b"501 5.7.0 cancelled\r\n")) == ["AuthFailed"]
     conn.send(Auth(mechanism=Plain("user", "secret")))
     assert names(feed(conn, b"235 2.7.0 ok\r\n")) == ["AuthSucceeded"]
+
+
+def test_garbage_line_after_starttls_220_is_refused_at_once(parser_cls: Any) -> None:
+    """A bad line behind the 220 fails the parser; the boundary check still sees it."""
+    conn = _starttls(parser_cls)
+    with pytest.raises(RemoteProtocolError):
+        feed(conn, b"220 go ahead\r\nnot a reply\r\n")
+    assert conn.state is ClientState.ERROR
+
+
+def test_replies_before_a_grammar_error_are_reported_first(parser_cls: Any) -> None:
+    conn = greeted(parser_cls)
+    conn.send(Noop())
+    conn.receive_data(b"250 2.0.0 ok\r\nHTTP/1.1 400 Bad\r\n")
+    assert type(conn.next_event()).__name__ == "CommandReply"
+    with pytest.raises(RemoteProtocolError, match="reply code"):
+        conn.next_event()

@@ -273,7 +273,8 @@ class ReplyHandling:
 
     def _starttls_reply(self, entry: Pending, reply: Reply) -> None:
         if reply.code == 220:
-            if self._replies or self._parser.buffered or self._incoming:
+            parser = self._parser
+            if self._replies or parser.buffered or parser.failed or self._incoming:
                 raise RemoteProtocolError(
                     "server sent data after the STARTTLS 220 reply (RFC 3207 §4: possible "
                     "command injection); it is never parsed"

@@ -308,6 +308,10 @@ class ClientConnection(ReplyHandling):
                             return events.popleft()
                     else:
                         replies.extend(parsed)
+                elif self._parser.failed:
+                    # The parser returned the replies completed before a grammar error
+                    # (so a final "250 queued" is never lost); now the error surfaces.
+                    self._parser.feed(b"")
                 elif self._eof:
                     if self._closed:
                         return ConnectionClosed()

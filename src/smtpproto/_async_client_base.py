@@ -37,6 +37,7 @@ from ._events import TransactionResult
 from ._reply import Reply
 from ._sasl_base import ChannelBinding, ClientMechanism
 from ._session import Driver, MailOptions, Read, Request, T, UpgradeTLS, Write
+from ._session_batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
 from ._session_support import ContentSource, ProgressCallback
 from .exceptions import SMTPError, SMTPTLSError
 
@@ -206,6 +207,28 @@ class AsyncClientBase(ClientCore, abc.ABC):
             progress=progress,
         )
         return await self._run_message(driver)
+
+    async def send_many(
+        self,
+        messages: Iterable[BatchItem],
+        *,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> list[Outcome]:
+        """Send many messages, one round trip each with PIPELINING (see
+        ``Session.send_many``): one ``TransactionResult`` or ``SMTPError`` per message,
+        in order; a shorter list means the session ended. The per-message deadline does
+        not apply; every wait has its RFC 5321 timeout."""
+        driver = self.session.send_many(
+            messages,
+            options=options,
+            pipelining=pipelining,
+            chunking=chunking,
+            max_in_flight=max_in_flight,
+        )
+        return await self._run(driver)
 
     async def noop(self) -> Reply:
         """NOOP."""

@@ -55,6 +55,7 @@ from ._session import (
     hello_name,
     session_config,
 )
+from ._session_batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
 from ._session_support import ContentSource, ProgressCallback
 from ._tls import channel_binding, client_ssl_context
 from .exceptions import SMTPConnectError, SMTPError, SMTPTLSError
@@ -326,6 +327,28 @@ class SMTPClient:
             progress=progress,
         )
         return self._run_message(driver)
+
+    def send_many(
+        self,
+        messages: Iterable[BatchItem],
+        *,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> list[Outcome]:
+        """Send many messages, one round trip each with PIPELINING (see
+        ``Session.send_many``): one ``TransactionResult`` or ``SMTPError`` per message,
+        in order; a shorter list means the session ended. The per-message deadline does
+        not apply; every wait has its RFC 5321 timeout."""
+        driver = self.session.send_many(
+            messages,
+            options=options,
+            pipelining=pipelining,
+            chunking=chunking,
+            max_in_flight=max_in_flight,
+        )
+        return self._run(driver)
 
     def noop(self) -> Reply:
         """NOOP."""

@@ -24,6 +24,7 @@ from smtpproto._events import TransactionResult
 from smtpproto._reply import Reply
 from smtpproto._sasl_base import ClientMechanism
 from smtpproto._session import MailOptions, Session
+from smtpproto._session_batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
 from smtpproto._session_support import ContentSource, ProgressCallback
 from smtpproto.blocking import SMTPClient
 
@@ -72,6 +73,15 @@ class SyncClient(Protocol):
         chunking: bool | None = None,
         progress: ProgressCallback | None = None,
     ) -> TransactionResult: ...
+    def send_many(
+        self,
+        messages: Iterable[BatchItem],
+        *,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> list[Outcome]: ...
     def noop(self) -> Reply: ...
     def rset(self) -> Reply: ...
     def vrfy(self, address: str) -> Reply: ...

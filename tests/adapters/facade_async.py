@@ -30,6 +30,7 @@ from smtpproto._events import TransactionResult
 from smtpproto._reply import Reply
 from smtpproto._sasl_base import ClientMechanism
 from smtpproto._session import MailOptions, Session
+from smtpproto._session_batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
 from smtpproto._session_support import ContentSource, ProgressCallback
 from smtpproto.asyncio_client import AsyncSMTPClient
 from smtpproto.trio_client import TrioSMTPClient
@@ -214,6 +215,24 @@ class AsyncFacade:
             pipelining=pipelining,
             chunking=chunking,
             progress=progress,
+        )
+
+    def send_many(
+        self,
+        messages: Iterable[BatchItem],
+        *,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> list[Outcome]:
+        return self._call(
+            self.client.send_many,
+            messages,
+            options=options,
+            pipelining=pipelining,
+            chunking=chunking,
+            max_in_flight=max_in_flight,
         )
 
     def noop(self) -> Reply:

@@ -1,0 +1,76 @@
+"""``send_many`` through every adapter against real peers on 127.0.0.1: smtp-sink
+(PIPELINING, DATA: one round trip per message) and Exim (PIPELINING + CHUNKING: BDAT
+LAST windows), every message checked as delivered, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from interop.peers import SinkPeer
+from interop.peers_exim import EximPeer
+from smtpproto._events import TransactionResult
+from smtpproto.exceptions import SMTPRecipientsRefused
+
+from .facade import SyncClient
+
+MakeClient = Callable[..., SyncClient]
+TIMEOUT = 10.0
+
+
+def message(index: int) -> bytes:
+    return b"Subject: message %d\r\n\r\nbody of message %d\r\n.leading dot\r\n" % (index, index)
+
+
+def lf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n")
+
+
+def test_smtp_sink_one_round_trip_per_message(make_client: MakeClient, smtp_sink: SinkPeer) -> None:
+    count = 300
+    items = ((f"s{i}@example.test", ["a@example.test"], message(i)) for i in range(count))
+    with make_client(host=smtp_sink.host, port=smtp_sink.port, timeout=TIMEOUT) as client:
+        caps = client.capabilities
+        assert caps is not None and caps.pipelining and not caps.chunking
+        outcomes = client.send_many(items)
+        assert client.noop().code == 250  # the session is still in step
+    assert len(outcomes) == count
+    assert all(isinstance(o, TransactionResult) for o in outcomes)
+    assert [o.sender for o in outcomes if isinstance(o, TransactionResult)] == [
+        f"s{i}@example.test" for i in range(count)
+    ]
+    delivered = smtp_sink.wait_for_messages(count)
+    assert [m.mail_from for m in delivered] == [f"s{i}@example.test" for i in range(count)]
+    assert [m.content for m in delivered] == [lf(message(i)) for i in range(count)]
+
+
+def test_smtp_sink_refused_recipients_are_per_message(
+    make_client: MakeClient, smtp_sink_factory: Callable[..., SinkPeer]
+) -> None:
+    sink = smtp_sink_factory(extra_args=("-f", "RCPT"))
+    items = [(f"s{i}@example.test", ["a@example.test"], message(i)) for i in range(5)]
+    with make_client(host=sink.host, port=sink.port, timeout=TIMEOUT) as client:
+        outcomes = client.send_many(items)
+        assert client.noop().code == 250
+    assert len(outcomes) == 5
+    assert all(isinstance(o, SMTPRecipientsRefused) for o in outcomes)
+
+
+def test_exim_bdat_windows(make_client: MakeClient, exim_server: EximPeer) -> None:
+    count = 10  # Exim queues (does not deliver) past 10 messages per connection
+    items = [(f"s{i}@example.test", [f"r{i}@exim.test"], message(i)) for i in range(count)]
+    with make_client(
+        host=exim_server.host,
+        port=exim_server.port,
+        ssl_context=exim_server.tls.client_context(),
+        server_hostname="localhost",
+        timeout=TIMEOUT,
+    ) as client:
+        caps = client.capabilities
+        assert caps is not None and caps.chunking and caps.pipelining
+        outcomes = client.send_many(items, max_in_flight=4)
+    assert [o.delivered for o in outcomes if isinstance(o, TransactionResult)] == [
+        (f"r{i}@exim.test",) for i in range(count)
+    ]
+    by_rcpt = {d.rcpt_tos: d for d in exim_server.wait_for_messages(count)}
+    for i in range(count):
+        assert by_rcpt[(f"r{i}@exim.test",)].content.endswith(lf(message(i)))

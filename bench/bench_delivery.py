@@ -228,13 +228,13 @@ def report(results: dict[str, dict[str, float]]) -> str:
         baselines = [name for name in BASELINES if name in by_runner]
         size = 1024 if "1 KB" in label else 1024 * 1024
         lines.append(f"== {label} (one connection, best of runs) ==")
-        header = f"{'runner':<14}{'msgs/s':>10}{'MB/s':>9}" + "".join(
+        header = f"{'runner':<18}{'msgs/s':>10}{'MB/s':>9}" + "".join(
             f"{'vs ' + name:>16}" for name in baselines
         )
         lines.append(header)
         for name, rate in by_runner.items():
             ratios = "".join(f"{rate / by_runner[base]:>15.2f}x" for base in baselines)
-            lines.append(f"{name:<14}{rate:>10.1f}{rate * size / 1e6:>9.1f}{ratios}")
+            lines.append(f"{name:<18}{rate:>10.1f}{rate * size / 1e6:>9.1f}{ratios}")
     return "\n".join(lines)
 
 

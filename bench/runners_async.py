@@ -9,7 +9,8 @@ one run measures all three adapters against the peers::
     .venv/bin/python bench/runners_async.py --runners aiosmtplib,asyncio,trio --no-memory
 
 Each throughput runner opens one session per measurement and sends ``workload.count``
-messages over it; the memory runners stream the message in 64 KiB pieces
+messages over it (``asyncio``/``trio`` with ``send_many``, the ``-sendmail`` rows with one
+``sendmail`` per message); the memory runners stream the message in 64 KiB pieces
 (``runners_smtpproto.stream_message``).
 """
 
@@ -25,7 +26,12 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runners_smtpproto import SESSION_TIMEOUT, stream_message  # after the path insert
+from runners_smtpproto import (  # after the path insert
+    SESSION_TIMEOUT,
+    batch,
+    check,
+    stream_message,
+)
 
 from smtpproto.asyncio_client import AsyncSMTPClient
 from smtpproto.trio_client import TrioSMTPClient
@@ -40,6 +46,16 @@ def register_all(register: Callable[[str], Any], register_memory: Callable[[str]
             async with AsyncSMTPClient(
                 sink.host, sink.port, tls="none", timeout=SESSION_TIMEOUT
             ) as client:
+                check(await client.send_many(batch(workload)), workload.count)
+
+        asyncio.run(session())
+
+    @register("asyncio-sendmail")
+    def run_asyncio_sendmail(sink: Any, workload: Any) -> None:
+        async def session() -> None:
+            async with AsyncSMTPClient(
+                sink.host, sink.port, tls="none", timeout=SESSION_TIMEOUT
+            ) as client:
                 for _ in range(workload.count):
                     await client.sendmail(workload.sender, workload.recipients, workload.message)
 
@@ -47,6 +63,16 @@ def register_all(register: Callable[[str], Any], register_memory: Callable[[str]
 
     @register("trio")
     def run_trio(sink: Any, workload: Any) -> None:
+        async def session() -> None:
+            async with TrioSMTPClient(
+                sink.host, sink.port, tls="none", timeout=SESSION_TIMEOUT
+            ) as client:
+                check(await client.send_many(batch(workload)), workload.count)
+
+        trio.run(session)
+
+    @register("trio-sendmail")
+    def run_trio_sendmail(sink: Any, workload: Any) -> None:
         async def session() -> None:
             async with TrioSMTPClient(
                 sink.host, sink.port, tls="none", timeout=SESSION_TIMEOUT

@@ -7,8 +7,11 @@ and hands over to its ``main`` (same arguments)::
     .venv/bin/python bench/runners_smtpproto.py --quick
     .venv/bin/python bench/runners_smtpproto.py --runners smtplib,aiosmtplib,blocking
 
-The memory runner streams the message from a generator in 64 KiB pieces (the same bytes
-``bench_delivery.make_message`` builds), so only the client's own buffering counts.
+``blocking`` sends the N messages with ``send_many`` (one round trip per message with
+PIPELINING, RFC 2920 §3.1); ``blocking-sendmail`` calls ``sendmail`` once per message
+(two round trips each). The memory runner streams the message from a generator in
+64 KiB pieces (the same bytes ``bench_delivery.make_message`` builds), so only the
+client's own buffering counts.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from smtpproto import TransactionResult
 from smtpproto.blocking import SMTPClient
 
 # ``bench_delivery`` (imported where used) lives next to this file.
@@ -53,6 +57,19 @@ def stream_message(make_message: Callable[[int], bytes], size: int) -> Iterator[
     yield tail
 
 
+def batch(workload: Any) -> Iterator[tuple[str, tuple[str, ...], bytes]]:
+    """``workload.count`` messages for ``send_many``, made lazily."""
+    for _ in range(workload.count):
+        yield workload.sender, workload.recipients, workload.message
+
+
+def check(outcomes: list[Any], count: int) -> None:
+    """Every message of a ``send_many`` run was accepted (else the number is void)."""
+    accepted = sum(isinstance(outcome, TransactionResult) for outcome in outcomes)
+    if accepted != count:
+        raise RuntimeError(f"send_many: {accepted} of {count} accepted: {outcomes[:3]!r}")
+
+
 Decorator = Callable[[Callable[..., None]], Callable[..., None]]
 
 
@@ -63,6 +80,11 @@ def register_all(
 
     @register("blocking")
     def run_blocking(sink: Any, workload: Any) -> None:
+        with SMTPClient(sink.host, sink.port, tls="none", timeout=SESSION_TIMEOUT) as client:
+            check(client.send_many(batch(workload)), workload.count)
+
+    @register("blocking-sendmail")
+    def run_blocking_sendmail(sink: Any, workload: Any) -> None:
         with SMTPClient(sink.host, sink.port, tls="none", timeout=SESSION_TIMEOUT) as client:
             for _ in range(workload.count):
                 client.sendmail(workload.sender, workload.recipients, workload.message)

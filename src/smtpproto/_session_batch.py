@@ -95,6 +95,7 @@ class _Prepared:
     chunks: Iterator[bytes]
     total: int | None
     single: bool  # the whole content is ``first``
+    current: tuple[str, tuple[str, ...]]  # (sender, recipients), for ``Session._current``
     ended: bool = False  # the content's end ('.' or BDAT LAST) was written
 
 
@@ -198,7 +199,8 @@ class BatchDrivers(MailDrivers):
                 outcomes[index] = SMTPProtocolError(error)
                 continue
             single = single and total is not None and total <= chunk_size
-            return _Prepared(index, rcpts, mail, commands, first, chunks, total, single)
+            current = (mail.sender, rcpts)
+            return _Prepared(index, rcpts, mail, commands, first, chunks, total, single, current)
         return None
 
     def _batch(
@@ -289,7 +291,7 @@ class BatchDrivers(MailDrivers):
     ) -> Driver[object]:
         """The next engine event; a ``TransactionResult`` settles the oldest message."""
         oldest = inflight[0]
-        self._current = (oldest.mail.sender, oldest.rcpts)
+        self._current = oldest.current
         event = yield from self._event()
         if isinstance(event, TransactionResult):
             item = inflight.popleft()

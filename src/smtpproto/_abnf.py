@@ -110,6 +110,14 @@ _QUOTED_UTF8 = re.compile(r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u00a0-\U0010ffff]|\\
 # plus RFC 1035 §2.3.4: a label is at most 63 octets.
 _SUB_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
+# The common case, in one match: an ASCII Dot-string local part and a Domain of
+# sub-domains (no quoting, no address literal, no U-label). Every string these accept
+# the full rules accept too, with the same wire form (checked by a differential test),
+# so ``format_path``/``format_domain`` skip the step-by-step checks for them; the
+# length limits are still checked. Anything else takes the full path.
+_SIMPLE_DOMAIN = re.compile(rf"{_SUB_DOMAIN.pattern}(?:\.{_SUB_DOMAIN.pattern})*")
+_SIMPLE_MAILBOX = re.compile(rf"({_DOT_STRING_ASCII.pattern})@{_SIMPLE_DOMAIN.pattern}")
+
 # RFC 5321 §4.1.3: IPv4-address-literal = Snum 3("." Snum); Snum = 1*3DIGIT
 _IPV4_LITERAL = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 # RFC 5321 §4.1.3: General-address-literal = Standardized-tag ":" 1*dcontent
@@ -344,6 +352,15 @@ def format_path(
     Non-ASCII needs ``smtputf8`` and is sent as UTF-8 (RFC 6531 §3.3). Raises
     ``LocalProtocolError`` naming ``what``.
     """
+    if type(address) is str and address.isascii():
+        match = _SIMPLE_MAILBOX.fullmatch(address)
+        if (
+            match is not None
+            and match.end(1) <= MAX_LOCAL_PART
+            and len(address) - match.end(1) - 1 <= MAX_DOMAIN
+            and len(address) + 2 <= MAX_PATH
+        ):
+            return b"<" + address.encode("ascii") + b">"
     check_no_controls(address, what)
     if address == "":
         if allow_null:
@@ -365,6 +382,13 @@ def format_domain(name: str, *, what: str = "EHLO name") -> bytes:
     know yet whether the server supports SMTPUTF8, so an internationalised name must be
     given in its A-label (``xn--``) form. Raises ``LocalProtocolError``.
     """
+    if (
+        type(name) is str
+        and name.isascii()
+        and len(name) <= MAX_DOMAIN
+        and _SIMPLE_DOMAIN.fullmatch(name) is not None
+    ):
+        return name.encode("ascii")
     check_no_controls(name, what)
     if not name.isascii():
         raise LocalProtocolError(f"{what} {name!a} is not ASCII: use its A-label (xn--) form")

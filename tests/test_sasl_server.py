@@ -413,14 +413,68 @@ no_controls = st.text(min_size=1, max_size=10).filter(lambda s: not set(s) & {"\
 @settings(max_examples=50, deadline=None)
 @given(user=no_controls, password=no_controls)
 def test_plain_and_login_round_trip_any_credentials(user: str, password: str) -> None:
-    db = {user: password}.get
+    # The lookup is keyed by the SASLprep'd user name; a name SASLprep rejects (or
+    # empties) can never log in, like a password SASLprep rejects (RFC 4616 §2).
+    prepped = saslprep(user, allow_unassigned=True) if _prep_ok(user) else ""
+    db = {prepped: password}.get
     pairs: list[tuple[ClientMechanism, ServerMechanism]] = [
         (Plain(user, password), PlainServer(db)),
         (Login(user, password), LoginServer(db)),
     ]
     for client, server in pairs:
         result = exchange(client, server)
-        if _prep_ok(password):
-            assert result == Success(identity=user)
-        else:  # RFC 4616 §5: the server SASLpreps, and a prohibited password never matches
+        if prepped and _prep_ok(password):
+            assert result == Success(identity=prepped)
+        else:
             assert result == Failure(reason="invalid credentials")
+
+
+# Names SASLprep changes (RFC 4013 §2.1 soft hyphen mapped to nothing, §2.2 NFKC): every
+# password mechanism looks up, and reports, the prepared form (module docstring).
+NON_INVARIANT = [("I\u00adX", "IX"), ("\u2163ninja", "IVninja"), ("user\u3000x", "user x")]
+
+
+@pytest.mark.parametrize(("client_cls", "server_cls"), PAIRS)
+@pytest.mark.parametrize(("sent", "prepped"), NON_INVARIANT)
+def test_every_mechanism_looks_up_the_saslprepped_user_name(
+    client_cls: type[Plain], server_cls: type[PlainServer], sent: str, prepped: str
+) -> None:
+    seen: list[str] = []
+
+    def lookup(name: str) -> str | None:
+        seen.append(name)
+        return {prepped: "pässwörd"}.get(name)
+
+    result = exchange(client_cls(sent, "pässwörd"), server_cls(lookup))
+    assert result == Success(identity=prepped, data=getattr(result, "data", None))
+    assert seen == [prepped]
+
+
+@pytest.mark.parametrize(("client_cls", "server_cls"), PAIRS)
+def test_user_name_refused_by_saslprep_is_an_unknown_user(
+    client_cls: type[Plain], server_cls: type[PlainServer]
+) -> None:
+    # U+0007 is prohibited output (RFC 4013 §2.3): never looked up, never logged in.
+    # (The SCRAM client refuses to send such a name, so its server is fed by hand.)
+    seen: list[str] = []
+
+    def lookup(name: str) -> str | None:
+        seen.append(name)
+        return "pencil"
+
+    if client_cls in (ScramSHA1, ScramSHA256):
+        result = server_cls(lookup).start(b"n,,n=bell\x07,r=abc")
+        assert result == Failure(reason="malformed client-first-message")
+    else:
+        result = exchange(client_cls("bell\x07", "pencil"), server_cls(lookup))
+        assert result == Failure(reason="invalid credentials")
+    assert seen == []
+
+
+def test_plain_authzid_is_compared_after_saslprep() -> None:
+    server = PlainServer({"IX": "pencil"}.get)
+    assert exchange(Plain("I\u00adX", "pencil", authzid="IX"), server) == Success(
+        identity="IX", authzid="IX"
+    )
+    other = exchange(Plain("IX", "pencil", authzid="IY"), PlainServer({"IX": "pencil"}.get))
+    assert other == Failure(reason="authorization identity not permitted")

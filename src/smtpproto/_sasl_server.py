@@ -16,7 +16,19 @@ Passwords come from a :data:`PasswordLookup` callback (``None``: unknown user) a
 tokens are judged by a :data:`TokenCheck` callback (its comparison is its own business).
 Password checks use ``hmac.compare_digest``, and an unknown user costs the same work as
 a wrong password, so timing does not reveal which user names exist. Proxy authorisation
-is not supported: an authorisation identity must be empty or equal to the user name.
+is not supported: an authorisation identity must be empty or equal to the user name
+(compared after SASLprep).
+
+User names: every password mechanism (PLAIN, LOGIN, CRAM-MD5, SCRAM) passes the name
+through SASLprep (RFC 4013, query rules) before calling the lookup, so the lookup always
+sees the same form of a name whichever mechanism the client chose, and
+:attr:`Success.identity` is that prepared name. A SCRAM client has already prepared it
+(RFC 5802 §5.1); PLAIN (RFC 4616 §2) asks the server to prepare both; LOGIN has no RFC
+and follows PLAIN. A name SASLprep rejects, or prepares to nothing, fails like an unknown
+user. Keep user databases keyed by the prepared name. Passwords: PLAIN, LOGIN and SCRAM
+compare SASLprep'd passwords (RFC 4616 §2, RFC 5802 §2.2); CRAM-MD5 keys its HMAC with
+the stored password as is, since RFC 2195 defines no preparation and the client HMACs the
+password it was given. The OAuth verifiers pass the user name to ``check_token`` as sent.
 The engine handles the client's ``*`` cancellation, base64 and the challenge guard.
 """
 
@@ -104,8 +116,13 @@ def _prep(text: str) -> str | None:
         return None
 
 
+def _prep_user(name: str) -> str | None:
+    """The user name as the lookup sees it: SASLprep'd, ``None`` if rejected or empty."""
+    return _prep(name) or None
+
+
 def _password_ok(stored: str | None, given: str) -> bool:
-    """Constant-time check of ``given`` against ``stored`` after SASLprep (RFC 4616 §5)."""
+    """Constant-time check of ``given`` against ``stored`` after SASLprep (RFC 4616 §2)."""
     given_prepped = _prep(given)
     stored_prepped = _prep(stored) if stored is not None else None
     candidate = (given_prepped or given).encode()
@@ -172,11 +189,13 @@ class PlainServer(ServerMechanism):
             return Failure(reason="PLAIN message is not UTF-8")
         if not authcid or not password:
             return Failure(reason="empty PLAIN user name or password")
-        if authzid not in ("", authcid):
+        user = _prep_user(authcid)
+        if authzid and (user is None or _prep_user(authzid) != user):
             return Failure(reason="authorization identity not permitted")
-        if not _password_ok(self._lookup(authcid), password):
+        stored = self._lookup(user) if user is not None else None
+        if not _password_ok(stored, password) or user is None:
             return Failure(reason="invalid credentials")
-        return Success(identity=authcid, authzid=authzid)
+        return Success(identity=user, authzid=authzid)
 
 
 class LoginServer(ServerMechanism):
@@ -207,9 +226,11 @@ class LoginServer(ServerMechanism):
                 return Failure(reason="empty LOGIN user name")
             self._username = text
             return Challenge(data=b"Password:")
-        if not _password_ok(self._lookup(self._username), text):
+        user = _prep_user(self._username)
+        stored = self._lookup(user) if user is not None else None
+        if not _password_ok(stored, text) or user is None:
             return Failure(reason="invalid credentials")
-        return Success(identity=self._username)
+        return Success(identity=user)
 
 
 class CramMD5Server(ServerMechanism):
@@ -241,12 +262,13 @@ class CramMD5Server(ServerMechanism):
             return Failure(reason="CRAM-MD5 user name is not UTF-8")
         if not username or len(digest) != 32 or digest.strip(b"0123456789abcdef"):
             return Failure(reason="malformed CRAM-MD5 response")
-        stored = self._lookup(username)
+        user = _prep_user(username)
+        stored = self._lookup(user) if user is not None else None
         key = (stored if stored is not None else secrets.token_hex(16)).encode()
         expected = hmac.new(key, self._challenge, hashlib.md5).hexdigest().encode()
-        if not hmac.compare_digest(expected, digest) or stored is None:
+        if not hmac.compare_digest(expected, digest) or stored is None or user is None:
             return Failure(reason="invalid credentials")
-        return Success(identity=username)
+        return Success(identity=user)
 
 
 class ScramServer(ServerMechanism):
@@ -329,11 +351,12 @@ class ScramServer(ServerMechanism):
             return Failure(reason="unsupported mandatory SCRAM extension")
         if len(attrs) < 2 or (attrs[0][0], attrs[1][0]) != ("n", "r"):
             return Failure(reason="malformed client-first-message")
-        username = scram_unescape(attrs[0][1])
+        username = _prep_user(scram_unescape(attrs[0][1]))
         authzid = scram_unescape(authz[2:]) if authz else ""
-        if not username or PRINTABLE.fullmatch(attrs[1][1]) is None:
+        if username is None or PRINTABLE.fullmatch(attrs[1][1]) is None:
+            # RFC 5802 §5.1: a name SASLprep rejects (or empties) aborts the exchange.
             return Failure(reason="malformed client-first-message")
-        if authzid not in ("", username):
+        if authzid and _prep_user(authzid) != username:
             return Failure(reason="authorization identity not permitted")
         stored = self._lookup(username)
         prepped = _prep(stored) if stored is not None else None

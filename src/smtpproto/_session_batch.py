@@ -34,8 +34,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from collections.abc import Iterable, Iterator
-from email.message import Message
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from ._envelope import envelope_from_message, flatten_message
 from ._errors import LocalProtocolError
@@ -71,10 +70,13 @@ from .exceptions import (
     SMTPReplyError,
 )
 
+if TYPE_CHECKING:
+    from email.message import Message
+
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "BatchDrivers", "BatchItem", "Outcome"]
 
 #: One message for ``send_many``: (sender, recipients, content) or an email message.
-BatchItem = tuple[str, str | Iterable[str], ContentSource] | Message
+BatchItem: TypeAlias = "tuple[str, str | Iterable[str], ContentSource] | Message"
 #: What ``send_many`` reports per message.
 Outcome = TransactionResult | SMTPError
 #: Messages whose final reply may be outstanding at once (BDAT LAST windows; with DATA
@@ -171,6 +173,8 @@ class BatchDrivers(MailDrivers):
     ) -> _Prepared | None:
         """The next message that can be sent; a message the engine refuses (bad
         address, bad content type) gets ``SMTPProtocolError`` and is skipped."""
+        from email.message import Message  # here: email imports time (engine layer)
+
         for item in messages:
             index = len(outcomes)
             outcomes.append(None)

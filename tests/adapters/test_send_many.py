@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from interop.peers import SinkPeer
 from interop.peers_exim import EximPeer
 from smtpproto._events import TransactionResult
 from smtpproto.exceptions import SMTPRecipientsRefused
+from smtpproto.testing import run_server
 
 from .facade import SyncClient
 
@@ -74,3 +77,21 @@ def test_exim_bdat_windows(make_client: MakeClient, exim_server: EximPeer) -> No
     by_rcpt = {d.rcpt_tos: d for d in exim_server.wait_for_messages(count)}
     for i in range(count):
         assert by_rcpt[(f"r{i}@exim.test",)].content.endswith(lf(message(i)))
+
+
+@pytest.mark.parametrize("chunking", [None, False])
+def test_builtin_server_bdat_windows_and_data(
+    make_client: MakeClient, chunking: bool | None
+) -> None:
+    """The built-in server takes both shapes: BDAT LAST windows (CHUNKING) and the
+    content end followed by the next MAIL/RCPT/DATA in one write."""
+    count = 30
+    items = [(f"s{i}@example.test", ["r@example.test"], message(i)) for i in range(count)]
+    with run_server() as server:
+        with make_client(host=server.host, port=server.port, tls="none", timeout=TIMEOUT) as client:
+            caps = client.capabilities
+            assert caps is not None and caps.chunking and caps.pipelining
+            outcomes = client.send_many(items, chunking=chunking, max_in_flight=5)
+        assert all(isinstance(o, TransactionResult) for o in outcomes) and len(outcomes) == count
+        stored = server.wait_for_messages(count, timeout=TIMEOUT)
+    assert [m.data for m in stored] == [message(i) for i in range(count)]

@@ -24,14 +24,13 @@ from smtpproto.exceptions import (
     SMTPTimeoutError,
 )
 
-from .peer import EHLO
+from .scripted import MESSAGE, STUFFED, ScriptedPeer
 
-MESSAGE = b"Subject: test\r\n\r\n.leading dot\r\nbody\r\n"
 BOUND = 10.0
 SHORT = 0.2
 
 
-class AsyncPeer:
+class AsyncPeer(ScriptedPeer):
     """The server end of one connection."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -50,11 +49,6 @@ class AsyncPeer:
     async def read_data(self) -> bytes:
         content = await self.reader.readuntil(b"\r\n.\r\n")
         return content[:-3]
-
-    async def greet(self, ehlo: bytes = EHLO) -> None:
-        await self.send(b"220 mx.example.org ESMTP\r\n")
-        await self.expect(b"EHLO")
-        await self.send(ehlo)
 
 
 Script = Callable[[AsyncPeer], Awaitable[None]]
@@ -89,22 +83,12 @@ def run(script: Script, client_part: ClientPart) -> None:
         raise failures[0]
 
 
-async def deliver_one(peer: AsyncPeer) -> bytes:
-    await peer.expect(b"MAIL FROM:")
-    await peer.expect(b"RCPT TO:")
-    await peer.expect(b"DATA")
-    await peer.send(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go on\r\n")
-    content = await peer.read_data()
-    await peer.send(b"250 2.0.0 queued\r\n")
-    return content
-
-
 def test_delivery_over_a_given_stream_pair() -> None:
     received: list[bytes] = []
 
     async def script(peer: AsyncPeer) -> None:
         await peer.greet()
-        received.append(await deliver_one(peer))
+        received.append(await peer.deliver_one())
         await peer.expect(b"QUIT")
         await peer.send(b"221 bye\r\n")
 
@@ -116,7 +100,7 @@ def test_delivery_over_a_given_stream_pair() -> None:
         assert streams[1].transport.is_closing()
 
     run(script, client_part)
-    assert received == [MESSAGE.replace(b"\r\n.leading", b"\r\n..leading")]
+    assert received == [STUFFED]
 
 
 def test_cancellation_breaks_the_client_and_propagates() -> None:
@@ -145,12 +129,9 @@ def test_short_timeout_overrides(stall: str) -> None:
     async def script(peer: AsyncPeer) -> None:
         if stall != "greeting":
             await peer.greet()
-            await peer.expect(b"MAIL")
-            await peer.expect(b"RCPT")
-            await peer.expect(b"DATA")
+            await peer.expect_transaction()
             if stall == "final":
-                await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
-                await peer.read_data()
+                await peer.go_ahead()
         await asyncio.sleep(BOUND)
 
     async def client_part(port: int) -> None:
@@ -171,14 +152,11 @@ def test_short_timeout_overrides(stall: str) -> None:
 def test_server_failures_mid_transaction(stage: str) -> None:
     async def script(peer: AsyncPeer) -> None:
         await peer.greet()
-        await peer.expect(b"MAIL")
-        await peer.expect(b"RCPT")
-        await peer.expect(b"DATA")
+        await peer.expect_transaction()
         if stage == "rcpt":
             await peer.send(b"250 ok\r\n421 4.3.2 going away\r\n")
             return
-        await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
-        await peer.read_data()
+        await peer.go_ahead()
         await peer.send(b"25")  # then the connection drops
 
     async def client_part(port: int) -> None:
@@ -242,9 +220,7 @@ def test_server_that_stops_reading_mid_body_times_out() -> None:
 
     async def script(peer: AsyncPeer) -> None:
         await peer.greet()
-        await peer.expect(b"MAIL")
-        await peer.expect(b"RCPT")
-        await peer.expect(b"DATA")
+        await peer.expect_transaction()
         await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
         peer.writer.transport.pause_reading()  # the buffers fill up and stay full
         stopped.set()

@@ -33,13 +33,13 @@ from smtpproto.exceptions import (
 from smtpproto.trio_client import TrioSMTPClient
 
 from .peer import EHLO
+from .scripted import MESSAGE, STUFFED, ScriptedPeer
 
-MESSAGE = b"Subject: test\r\n\r\n.leading dot\r\nbody\r\n"
 #: Virtual seconds any test may take before it counts as hung.
 BOUND = 10_000
 
 
-class TrioPeer:
+class TrioPeer(ScriptedPeer):
     """The server end: line-oriented reads and raw writes on a trio stream."""
 
     def __init__(self, stream: trio.abc.Stream) -> None:
@@ -71,11 +71,6 @@ class TrioPeer:
             await self._fill()
         content, self.buffer = self.buffer.split(b"\r\n.\r\n", 1)
         return content + b"\r\n"
-
-    async def greet(self, ehlo: bytes = EHLO) -> None:
-        await self.send(b"220 mx.example.org ESMTP\r\n")
-        await self.expect(b"EHLO")
-        await self.send(ehlo)
 
     async def starttls(self, context: ssl.SSLContext) -> None:
         assert not self.buffer, self.buffer
@@ -118,22 +113,12 @@ def run(script: Script, client_part: ClientPart, *, lockstep: bool = False) -> f
     return result
 
 
-async def deliver_one(peer: TrioPeer) -> bytes:
-    await peer.expect(b"MAIL FROM:")
-    await peer.expect(b"RCPT TO:")
-    await peer.expect(b"DATA")
-    await peer.send(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go on\r\n")
-    content = await peer.read_data()
-    await peer.send(b"250 2.0.0 queued\r\n")
-    return content
-
-
 def test_delivery_over_a_memory_stream() -> None:
     received: list[bytes] = []
 
     async def script(peer: TrioPeer) -> None:
         await peer.greet()
-        received.append(await deliver_one(peer))
+        received.append(await peer.deliver_one())
         await peer.expect(b"QUIT")
         await peer.send(b"221 bye\r\n")
 
@@ -144,7 +129,7 @@ def test_delivery_over_a_memory_stream() -> None:
             assert result.delivered == ("b@example.org",)
 
     run(script, client_part)
-    assert received == [MESSAGE.replace(b"\r\n.leading", b"\r\n..leading")]
+    assert received == [STUFFED]
 
 
 @pytest.mark.parametrize(
@@ -166,11 +151,8 @@ def test_server_closes_mid_reply(stage: str, expected: type[SMTPError]) -> None:
             await peer.send(b"250-mx.example.org\r\n250-PIPEL")
             return
         await peer.send(EHLO)
-        await peer.expect(b"MAIL")
-        await peer.expect(b"RCPT")
-        await peer.expect(b"DATA")
-        await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
-        await peer.read_data()
+        await peer.expect_transaction()
+        await peer.go_ahead()
         await peer.send(b"25")
 
     async def client_part(stream: trio.abc.Stream) -> None:
@@ -202,12 +184,9 @@ def test_stalls_use_the_engine_timeouts(
     async def script(peer: TrioPeer) -> None:
         if stall != "greeting":
             await peer.greet()
-            await peer.expect(b"MAIL")
-            await peer.expect(b"RCPT")
-            await peer.expect(b"DATA")
+            await peer.expect_transaction()
             if stall == "final":
-                await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
-                await peer.read_data()
+                await peer.go_ahead()
         await trio.sleep_forever()
 
     async def client_part(stream: trio.abc.Stream) -> None:
@@ -257,15 +236,12 @@ def test_421_at_every_stage(stage: str) -> None:
             await peer.send(closing)
             return
         await peer.send(EHLO)
-        await peer.expect(b"MAIL")
-        await peer.expect(b"RCPT")
-        await peer.expect(b"DATA")
+        await peer.expect_transaction()
         early = {"mail": closing, "rcpt": b"250 ok\r\n" + closing, "data": b"250 ok\r\n" * 2}
         if stage in early:
             await peer.send(early[stage] + (closing if stage == "data" else b""))
             return
-        await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
-        await peer.read_data()
+        await peer.go_ahead()
         await peer.send(closing)
 
     async def client_part(stream: trio.abc.Stream) -> None:
@@ -432,7 +408,7 @@ def test_large_body_streams_over_a_lockstep_stream() -> None:
 
     async def script(peer: TrioPeer) -> None:
         await peer.greet()
-        seen.append(len(await deliver_one(peer)))
+        seen.append(len(await peer.deliver_one()))
         await peer.expect(b"QUIT")
         await peer.send(b"221 bye\r\n")
 
@@ -452,9 +428,7 @@ def test_server_that_stops_reading_mid_body_times_out() -> None:
 
     async def script(peer: TrioPeer) -> None:
         await peer.greet()
-        await peer.expect(b"MAIL")
-        await peer.expect(b"RCPT")
-        await peer.expect(b"DATA")
+        await peer.expect_transaction()
         await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
         await trio.sleep_forever()
 

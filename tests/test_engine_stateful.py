@@ -209,10 +209,54 @@ class EngineMachine(RuleBasedStateMachine):
         if deliver_cuts is not None and not self.closed:
             self.deliver(deliver_cuts, eof=False)
 
-    def _send(self, choice: int, text: bytes, follow_state: bool) -> None:
+    @precondition(
+        lambda self: (
+            self.conn is not None
+            and not self.failed
+            and not self.closed
+            and self.hello_ok
+            and self.conn.state is ClientState.READY
+            and not self.conn.awaiting_reply
+            and self.conn.capabilities is not None
+            and self.conn.capabilities.pipelining
+        )
+    )
+    @rule(
+        rcpts=st.integers(1, 3),
+        text=st.binary(max_size=40),
+        cuts=st.lists(st.integers(1, 30), max_size=4),
+    )
+    def two_transactions_content_opens_the_group(
+        self, rcpts: int, text: bytes, cuts: list[int]
+    ) -> None:
+        """RFC 2920 §3.1: message 1's content and end go out with message 2's
+        MAIL/RCPT.../DATA, before message 1's final reply."""
+        for round_ in range(2):
+            envelope: list[Command] = [Mail(sender=f"m{round_}@example.org")]
+            envelope += [Rcpt(recipient=f"n{i}@example.org") for i in range(rcpts)]
+            if not self._send_all([*envelope, Data()]):
+                return
+            self.deliver(cuts, eof=False)
+            if self.failed or self.closed or not self.content_ok:
+                return
+            if not self._send_all([Content(data=text), EndOfContent()]):
+                return
+        self.deliver(cuts, eof=False)
+
+    def _send_all(self, commands: list[Command]) -> bool:
+        """Send ``commands`` as they are; False once the connection failed."""
+        for command in commands:
+            self._send(0, b"", False, explicit=command)
+            if self.failed:
+                return False
+        return True
+
+    def _send(
+        self, choice: int, text: bytes, follow_state: bool, explicit: Command | None = None
+    ) -> None:
         conn = self.conn
         assert conn is not None
-        command = self._command(choice, text)
+        command = explicit if explicit is not None else self._command(choice, text)
         if follow_state and not self.failed:
             # mostly send what the state table allows, so sessions get deep
             caps = conn.capabilities

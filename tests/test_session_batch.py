@@ -8,6 +8,8 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine_helpers import ScriptedServer
 from session_helpers import Transport
@@ -19,6 +21,7 @@ from smtpproto.exceptions import (
     SMTPConnectError,
     SMTPDeliveryStatusUnknown,
     SMTPDeliveryTimeoutError,
+    SMTPError,
     SMTPProtocolError,
     SMTPRecipientsRefused,
     SMTPReplyError,
@@ -266,3 +269,38 @@ def test_arguments_are_checked_before_anything_is_sent() -> None:
     assert session.usable and not any(
         isinstance(r, Write) for r in transport.requests[-1:] if r is not None
     )
+
+
+REPLIES = {
+    b"MAIL": [b"250 ok\r\n", b"550 no\r\n", b"421 bye\r\n"],
+    b"RCPT": [b"250 ok\r\n", b"550 no\r\n", b"452 full\r\n", b"421 bye\r\n"],
+    b"DATA": [b"354 go\r\n", b"554 no\r\n", b"451 later\r\n", b"421 bye\r\n"],
+    b".": [b"250 ok\r\n", b"554 spam\r\n", b"451 later\r\n", b"421 bye\r\n", b""],
+    b"BDAT": [b"250 ok\r\n", b"552 big\r\n", b"421 bye\r\n"],
+}
+
+
+@given(
+    ehlo=st.sampled_from([EHLO_PIPE, EHLO_BDAT, EHLO_PLAIN]),
+    script=st.fixed_dictionaries(
+        {verb: st.lists(st.sampled_from(choices), max_size=6) for verb, choices in REPLIES.items()}
+    ),
+    count=st.integers(0, 6),
+    window=st.integers(1, 4),
+    eof=st.booleans(),
+)
+def test_any_reply_sequence_gives_one_outcome_per_message_in_order(
+    ehlo: bytes, script: dict[bytes, list[bytes]], count: int, window: int, eof: bool
+) -> None:
+    session, transport, _server = opened(ehlo, script)
+    transport.eof_when_silent = eof
+    outcomes = transport.run(session.send_many(batch(count), max_in_flight=window))
+    assert len(outcomes) <= count
+    for index, outcome in enumerate(outcomes):
+        assert isinstance(outcome, (TransactionResult, SMTPError)), outcome
+        if isinstance(outcome, TransactionResult):
+            assert outcome.sender == f"s{index}@example.org"
+            assert outcome.delivered  # refusals are exceptions
+    if session.usable:
+        assert len(outcomes) == count
+        assert not session.conn.outstanding

@@ -2,17 +2,17 @@
 
 ``DataEncoder`` / ``DataDecoder`` are the compiled twins from ``_dataenc_c`` on CPython
 when they were built, unless ``SMTPPROTO_NO_EXTENSIONS`` is set (the flag is read once,
-in ``_twins``). Type checkers always see the pure-Python reference ``_dataenc_py``.
+in ``_twins``: ``USE_EXTENSIONS``). Type checkers always see the pure-Python reference
+``_dataenc_py``.
 """
 
 from __future__ import annotations
 
-import platform
 from typing import TYPE_CHECKING
 
 from ._dataenc_py import DataDecoder as PyDataDecoder
 from ._dataenc_py import DataEncoder as PyDataEncoder
-from ._twins import NO_EXTENSIONS
+from ._twins import USE_EXTENSIONS
 
 __all__ = [
     "DATA_CODEC_IMPLEMENTATION",
@@ -27,7 +27,7 @@ __all__ = [
 CDataEncoder: type[PyDataEncoder] | None
 CDataDecoder: type[PyDataDecoder] | None
 
-if TYPE_CHECKING or NO_EXTENSIONS or platform.python_implementation() != "CPython":
+if TYPE_CHECKING or not USE_EXTENSIONS:
     CDataEncoder = None
     CDataDecoder = None
     DataEncoder = PyDataEncoder

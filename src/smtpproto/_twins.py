@@ -1,8 +1,10 @@
-"""Choose the compiled or pure-Python twins: the only module that names compiled modules.
+"""Choose the compiled or pure-Python reply parser twin: the only module naming ``_speedups``.
 
 The compiled twin is used on CPython when it was built, unless the environment
-variable ``SMTPPROTO_NO_EXTENSIONS`` is set to a non-empty value. Type checkers always
-see the pure-Python reference.
+variable ``SMTPPROTO_NO_EXTENSIONS`` is set to a non-empty value (``USE_EXTENSIONS``
+says whether to try). Type checkers always see the pure-Python reference. The DATA
+codec twins follow the same rule in ``_datacodec``, the only module naming
+``_dataenc_c``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ __all__ = ["PARSER_IMPLEMENTATION", "CReplyParser", "PyReplyParser", "ReplyParse
 
 #: True when the environment asks for the pure-Python twins.
 NO_EXTENSIONS = bool(os.environ.get("SMTPPROTO_NO_EXTENSIONS"))
+#: Whether to try the compiled twins at all: CPython, and not ``NO_EXTENSIONS``.
+USE_EXTENSIONS = not NO_EXTENSIONS and platform.python_implementation() == "CPython"
 
 CReplyParser: type[PyReplyParser] | None
 
-if TYPE_CHECKING or NO_EXTENSIONS or platform.python_implementation() != "CPython":
+if TYPE_CHECKING or not USE_EXTENSIONS:
     CReplyParser = None
     ReplyParser = PyReplyParser
 else:

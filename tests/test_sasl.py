@@ -380,3 +380,20 @@ def test_error_messages_never_contain_the_password(password: str, bad: str) -> N
             build("user", password + bad)
         assert password not in str(info.value)
         assert password not in repr(info.value)
+
+
+def test_auth_command_refuses_a_mechanism_object_with_a_bad_name() -> None:
+    # The name goes on the AUTH line: the Auth constructor checks RFC 4422 §3.1 grammar
+    # even for an object whose name was changed after its class was defined.
+    from smtpproto._errors import LocalProtocolError
+    from smtpproto._events import Auth
+    from smtpproto.sasl import Plain
+
+    for bad in ("PLAIN\r\nRSET", "PLAIN\x00", "plain", "", "X" * 21, None):
+        mechanism = Plain("user", "pw")
+        mechanism.name = bad  # type: ignore[misc,assignment]  # deliberately wrong
+        with pytest.raises(LocalProtocolError, match="valid name"):
+            Auth(mechanism=mechanism)
+    mechanism = Plain("user", "pw")
+    mechanism.name = "X" * 20  # type: ignore[misc]  # the longest valid name
+    assert Auth(mechanism=mechanism).mechanism is mechanism

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from ._errors import LocalProtocolError
 from ._reply import Reply
+from ._sasl_base import MECH_NAME
 
 __all__ = ["Capabilities", "ServerLimits"]
 
@@ -30,8 +31,6 @@ _EHLO_PARAM = re.compile(rb"[\x21-\x7e]+")
 # The pre-RFC 2554 form some servers still send next to the standard one:
 # "AUTH=LOGIN PLAIN" (keyword and first mechanism joined by "=").
 _OLD_AUTH = re.compile(rb"AUTH=", re.IGNORECASE)
-# RFC 4422 §3.1: sasl-mech = 1*20mech-char; mech-char = UPPER-ALPHA / DIGIT / "-" / "_"
-_SASL_MECH = re.compile(r"[A-Z0-9_-]{1,20}")
 # Numbers we accept from a server: plain digits, short enough to convert cheaply.
 _NUMBER = re.compile(r"[0-9]{1,19}")
 _MAX_SIZE = 2**63 - 1
@@ -168,7 +167,7 @@ class Capabilities:
         return frozenset(
             name
             for name in (param.upper() for param in self.params("AUTH"))
-            if _SASL_MECH.fullmatch(name)
+            if MECH_NAME.fullmatch(name)  # RFC 4422 §3.1 sasl-mech
         )
 
     @property

@@ -28,6 +28,7 @@ from ._abnf import (
     xtext_encode,
 )
 from ._errors import LocalProtocolError
+from ._sasl_base import MECH_NAME
 
 if TYPE_CHECKING:
     from .sasl import ClientMechanism
@@ -134,8 +135,10 @@ class Auth(Command):
 
     def __post_init__(self) -> None:
         name = getattr(self.mechanism, "name", None)
-        if not isinstance(name, str) or re.fullmatch(r"[A-Z0-9_-]{1,20}", name) is None:
-            raise LocalProtocolError("Auth needs a SASL mechanism object with a valid name")
+        if not isinstance(name, str) or MECH_NAME.fullmatch(name) is None:
+            raise LocalProtocolError(
+                "Auth needs a SASL mechanism object with a valid name (RFC 4422 §3.1)"
+            )
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

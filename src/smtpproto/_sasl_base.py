@@ -23,6 +23,7 @@ __all__ = [
     "validate_mechanism_name",
 ]
 
+#: RFC 4422 §3.1: sasl-mech = 1*20mech-char; mech-char = UPPER-ALPHA / DIGIT / "-" / "_".
 MECH_NAME = re.compile(r"[A-Z0-9_-]{1,20}")
 FORBIDDEN_CHARS = ("\x00", "\r", "\n")
 

@@ -216,6 +216,14 @@ def test_constructors_refuse_bad_values(build: Any) -> None:
         {"transcript": "log"},
         {"parser_factory": 3},
         {"mask_extensions": "CHUNKING"},
+        # Not EHLO keywords (RFC 5321 §4.1.1.1): a non-str escaped next_event as an
+        # AttributeError when the EHLO reply arrived; the others silently masked nothing.
+        {"mask_extensions": (1,)},
+        {"mask_extensions": (None,)},
+        {"mask_extensions": ("CHUNKING ",)},
+        {"mask_extensions": ("CHUNKING\r\n",)},
+        {"mask_extensions": ("",)},
+        {"mask_extensions": ("-PIPELINING",)},
     ],
 )
 def test_config_refuses_bad_values(kwargs: dict[str, Any]) -> None:

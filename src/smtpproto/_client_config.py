@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Callable
 from typing import Literal, Protocol
 
@@ -18,6 +19,9 @@ from ._config import (
 )
 from ._errors import LocalProtocolError
 from ._reply import Reply
+
+# RFC 5321 §4.1.1.1: ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
+_EHLO_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 
 __all__ = [
     "DEFAULT_MAX_AUTH_ROUNDS",
@@ -146,7 +150,16 @@ class ClientConfig:
             raise LocalProtocolError("max_auth_rounds must be an int of at least 1")
         if isinstance(self.mask_extensions, str):
             raise LocalProtocolError("mask_extensions must be a tuple of keywords, not a str")
-        object.__setattr__(self, "mask_extensions", tuple(self.mask_extensions))
+        masks = tuple(self.mask_extensions)
+        for keyword in masks:
+            # Checked here, not when the EHLO reply arrives: a non-str would escape
+            # next_event as an AttributeError, and a keyword no server can advertise
+            # (a stray space, a CR) would silently mask nothing.
+            if not isinstance(keyword, str) or _EHLO_KEYWORD.fullmatch(keyword) is None:
+                raise LocalProtocolError(
+                    f"mask_extensions holds {keyword!a}, not an EHLO keyword (RFC 5321 §4.1.1.1)"
+                )
+        object.__setattr__(self, "mask_extensions", masks)
         if not isinstance(self.timeouts, Timeouts):
             raise LocalProtocolError("timeouts must be a Timeouts value")
         for name in ("max_reply_line_length", "max_reply_lines", "max_reply_bytes"):

@@ -277,3 +277,15 @@ def test_positional_constructors_build_the_same_values() -> None:
         positional(TransactionResult)("too", "few")
     with pytest.raises(TypeError):
         positional(Mail)  # type: ignore[type-var]  # validates in __post_init__
+
+
+def test_content_from_a_strided_memoryview(parser_cls: Any) -> None:
+    # Content accepts any memoryview; a non-contiguous one made the compiled DATA
+    # encoder raise BufferError out of send() instead of encoding the octets.
+    conn = greeted(parser_cls, EHLO_PIPELINING)
+    conn.send(Mail(sender="a@b.example"))
+    conn.send(Rcpt(recipient="c@d.example"))
+    conn.send(Data())
+    feed(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    assert conn.send(Content(data=memoryview(b"h-i-\n-.-x")[::2])) == b"hi\r\n..x"
+    assert conn.send(EndOfContent()) == b"\r\n.\r\n"

@@ -241,3 +241,9 @@ def test_result_does_not_depend_on_chunking(
         assert split_error == whole_error
         if not whole_error:
             assert decode(cls, chunks, **options) == decode(cls, [wire], **options)
+
+
+def test_non_contiguous_memoryview_input(dec_cls: Decoder) -> None:
+    # The compiled twin raised BufferError on a strided view; the Python twin copied it.
+    decoder = dec_cls()
+    assert decoder.feed(memoryview(b"axbx\rx\nx.x\rx\nx")[::2]) == (b"ab\r\n", True)

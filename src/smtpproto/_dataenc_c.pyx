@@ -5,8 +5,9 @@ Theory of operation
 -------------------
 Same rules, same checks in the same order, same messages, offsets and counters; only
 the mechanics differ. Both classes make one pass over the caller's buffer (taken
-through the buffer protocol, never copied) into a C scratch buffer sized for the
-worst case (2n for the encoder: every octet a bare line end; n + 2 for the decoder),
+through the buffer protocol, copied only when it is not contiguous) into a C scratch
+buffer sized for the worst case (2n for the encoder: every octet a bare line end; n + 2
+for the decoder),
 then build one ``bytes`` from it. Runs of ordinary octets are found with a 256-entry
 table (encoder) or two comparisons (decoder) and copied with ``memcpy``. Error
 messages come from the reference module's helpers so they cannot drift apart.
@@ -28,6 +29,18 @@ from ._dataenc_py import (
 from ._errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = ["DataDecoder", "DataEncoder"]
+
+
+cdef object _get_simple_buffer(object data, Py_buffer* view):
+    """Take ``data``'s buffer; a non-contiguous one (a strided ``memoryview``) is copied
+    to ``bytes`` first, as the Python twin's ``bytes(memoryview(data))`` does. Returns
+    the object that owns the buffer, to keep it alive until ``PyBuffer_Release``."""
+    try:
+        PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    except BufferError:
+        data = bytes(memoryview(data))
+        PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    return data
 
 cdef enum:
     CR = 13
@@ -103,7 +116,7 @@ cdef class DataEncoder:
         """Encode the next piece of content (any bytes-like object, any size)."""
         cdef Py_buffer view
         self._check_usable()
-        PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE)
+        chunk = _get_simple_buffer(chunk, &view)
         try:
             return self._encode(<const unsigned char*>view.buf, view.len)
         finally:
@@ -265,7 +278,7 @@ cdef class DataDecoder:
             raise RemoteProtocolError(self._error[0], offset=self._error[1])
         if self._state == S_DONE:
             raise LocalProtocolError("DataDecoder is done: the data already ended")
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        data = _get_simple_buffer(data, &view)
         try:
             return self._decode(<const unsigned char*>view.buf, view.len)
         finally:

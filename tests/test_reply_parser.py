@@ -159,6 +159,15 @@ def test_bytes_like_input(parser_cls: ParserClass) -> None:
     assert parser.feed(memoryview(b"250 b\r\n")) == [Reply(250, (b"a", b"b"))]
 
 
+def test_strided_memoryview_input(parser_cls: ParserClass) -> None:
+    # A non-contiguous view is bytes-like too: the Python twin raised TypeError and the
+    # compiled twin BufferError; both now parse the octets the view shows.
+    parser = parser_cls()
+    assert parser.feed(memoryview(b"2-5-0- -o-k-\r-\n-")[::2]) == [Reply(250, (b"ok",))]
+    assert parser.feed(b"250-a\r\n") == []  # with a buffered tail, too
+    assert parser.feed(memoryview(b"2x5x0x xbx\rx\nx")[::2]) == [Reply(250, (b"a", b"b"))]
+
+
 def test_non_bytes_input_is_a_type_error(parser_cls: ParserClass) -> None:
     parser = parser_cls()
     with pytest.raises(TypeError):

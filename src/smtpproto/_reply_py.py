@@ -134,6 +134,10 @@ class ReplyParser:
             raise self._error
         buffer = self._buffer
         buf: bytes | bytearray
+        if type(data) is not bytes and type(data) is not bytearray:
+            view = memoryview(data)  # TypeError for a non-bytes-like, as in the twin
+            if not view.c_contiguous:  # a strided view: bytearray += would refuse it
+                data = view.tobytes()
         if buffer or type(data) is not bytes:
             buffer += data
             buf = buffer

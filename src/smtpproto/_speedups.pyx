@@ -197,7 +197,11 @@ cdef class ReplyParser:
             raise self._error
         if type(data) is bytes:  # no buffer protocol round trip for the common type
             return self._feed(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        except BufferError:  # not contiguous (a strided view): copy, as the twin does
+            data = bytes(memoryview(data))
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
             replies = self._feed(<const char*>view.buf, view.len)
         finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import array
+
 import pytest
 
 from server_support import Session
@@ -334,3 +336,23 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError):
         ServerConfig(timeout=0)
     assert ServerConnection().timeout == 300.0
+
+
+@pytest.mark.parametrize("bad", ["NOOP\r\n", 7, None, [b"NOOP\r\n"]])
+def test_receive_data_refuses_non_bytes(bad: object) -> None:
+    # Like the client engine: a clear LocalProtocolError, not a TypeError from inside.
+    conn = ServerConnection()
+    with pytest.raises(LocalProtocolError, match="needs bytes"):
+        conn.receive_data(bad)  # type: ignore[arg-type]  # deliberately wrong type
+
+
+def test_receive_data_takes_any_bytes_like() -> None:
+    # A strided memoryview made bytearray += raise BufferError; octets are what count
+    # (the plaintext discarded before TLS is counted in octets, not view items).
+    s = Session()
+    s.feed(bytearray(b"NOOP\r\n"), memoryview(b"N-O-O-P-\r-\n-")[::2])
+    assert s.codes() == [220, 250, 250]
+    s.feed(b"EHLO c.test\r\nSTARTTLS\r\n")
+    assert s.codes()[-1] == 220
+    s.conn.receive_data(memoryview(array.array("H", [0x4F4E, 0x504F])))
+    assert s.conn.discarded_plaintext == 4

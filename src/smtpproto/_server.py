@@ -187,8 +187,12 @@ class ServerConnection:
 
         Octets fed between STARTTLS's 220 and ``tls_established()`` are dropped and
         counted; octets fed after the session is CLOSED are ignored. Raises
-        ``LocalProtocolError`` for data after EOF.
+        ``LocalProtocolError`` for data after EOF or data that is not bytes-like.
         """
+        if type(data) is not bytes:
+            if not isinstance(data, (bytearray, memoryview)):
+                raise LocalProtocolError(f"receive_data needs bytes, got {type(data).__name__}")
+            data = bytes(data)  # octets, whatever the view's format or strides
         if self._eof:
             raise LocalProtocolError("receive_data() after EOF")
         if not data:

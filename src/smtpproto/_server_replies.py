@@ -35,8 +35,6 @@ __all__ = [
     "not_implemented",
     "not_recognized",
     "ok",
-    "parameter_error",
-    "parameter_not_supported",
     "ready_to_start_tls",
     "safe_text",
     "service_closing",
@@ -177,11 +175,6 @@ def line_too_long(limit: int) -> Reply:
     return _reply(500, f"5.5.2 Line too long (limit {limit} octets with CRLF)")
 
 
-def parameter_error(message: str = "Syntax error in parameters or arguments") -> Reply:
-    """501 syntax error in parameters or arguments (RFC 5321 §4.2.2)."""
-    return _reply(501, f"5.5.4 {message}")
-
-
 def not_implemented() -> Reply:
     """502 command not implemented (RFC 5321 §4.2.2)."""
     return _reply(502, "5.5.1 Command not implemented")
@@ -190,11 +183,6 @@ def not_implemented() -> Reply:
 def bad_sequence(message: str = "Bad sequence of commands") -> Reply:
     """503 bad sequence of commands (RFC 5321 §4.2.2, §4.1.4)."""
     return _reply(503, f"5.5.1 {message}")
-
-
-def parameter_not_supported(message: str = "Parameter not recognized or not implemented") -> Reply:
-    """555 MAIL/RCPT parameters not recognized or not implemented (RFC 5321 §4.1.1.11)."""
-    return _reply(555, f"5.5.4 {message}")
 
 
 def too_many_recipients() -> Reply:

@@ -350,3 +350,43 @@ def test_orcpt_length_limit_shared_with_client() -> None:
     s.feed(base + b"RCPT TO:<b@y.test> ORCPT=rfc822;" + b"a" * 493 + b"\r\n")
     s.feed(b"RCPT TO:<b@y.test> ORCPT=rfc822;" + b"a" * 494 + b"\r\n")
     assert s.codes()[-2:] == [250, 501]  # 500 characters accepted, 501 refused
+
+
+# -- AUTH credentials never reach reprs or CommandRejected.line (DESIGN.md §4 rule 11) ----
+
+CREDENTIALS = base64.b64encode(b"\x00user\x00hunter2")
+
+
+def test_auth_requested_repr_hides_the_initial_response() -> None:
+    event = AuthRequested(mechanism="PLAIN", initial_response=b"\x00user\x00hunter2")
+    assert "hunter2" not in repr(event) and "13 octets" in repr(event)
+    assert "None" in repr(AuthRequested(mechanism="LOGIN", initial_response=None))
+
+
+@pytest.mark.parametrize(
+    ("extensions", "before", "line", "code"),
+    [
+        ((), HELLO, b"AUTH PLAIN " + CREDENTIALS, 503),  # AUTH not advertised
+        (("AUTH PLAIN",), b"", b"AUTH PLAIN " + CREDENTIALS, 503),  # before EHLO
+        (("AUTH PLAIN",), HELLO + b"MAIL FROM:<a@x.test>\r\n", b"auth plain " + CREDENTIALS, 503),
+        (("AUTH LOGIN",), HELLO, b"AUTH PLAIN " + CREDENTIALS, 504),  # not offered
+        (("AUTH PLAIN",), HELLO, b"AUTH PLAIN " + CREDENTIALS + b"!", 501),  # bad base64
+    ],
+)
+def test_rejected_auth_line_is_redacted(
+    extensions: tuple[str, ...], before: bytes, line: bytes, code: int
+) -> None:
+    # The built-in server logs CommandRejected.line: a refused AUTH line must not carry
+    # the base64 credentials there (nor in the event's repr).
+    s = Session(extensions=extensions)
+    s.feed(before + line + b"\r\n")
+    (rejected,) = [e for e in s.of(CommandRejected) if e.line.upper().startswith(b"AUTH")]
+    assert rejected.reply.code == code
+    assert rejected.line == line[:10] + b" <redacted>"
+    assert CREDENTIALS not in repr(s.events).encode()
+
+
+def test_rejected_lines_other_than_auth_are_kept() -> None:
+    s = Session()
+    s.feed(HELLO + b"AUTH\r\nRCPT TO:<b@y.test>\r\n")
+    assert [e.line for e in s.of(CommandRejected)] == [b"AUTH", b"RCPT TO:<b@y.test>"]

@@ -49,6 +49,7 @@ from ._server_commands import (
     parse_extensions,
     parse_mail,
     parse_rcpt,
+    redact_auth_line,
     size_limit,
     split_verb,
 )
@@ -348,7 +349,8 @@ class ServerConnection:
         self, reply: Reply, reason: str, line: bytes = b"", kind: str = "rejected", n: int = 1
     ) -> ServerEvent:
         self.error_count += 1
-        return self._expect(kind, CommandRejected(reply=reply, reason=reason, line=line), n)
+        event = CommandRejected(reply=reply, reason=reason, line=redact_auth_line(line))
+        return self._expect(kind, event, n)
 
     def _reject_error(self, error: SyntaxErrorInCommand, line: bytes, kind: str) -> ServerEvent:
         text = f"{error.enhanced} {safe_text(error.message)}"

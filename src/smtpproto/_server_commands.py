@@ -35,6 +35,7 @@ __all__ = [
     "parse_extensions",
     "parse_mail",
     "parse_rcpt",
+    "redact_auth_line",
     "size_limit",
     "split_verb",
 ]
@@ -226,3 +227,13 @@ def decode_auth_response(line: bytes) -> AuthResponse | AuthCancelled:
     if line == b"*":
         return AuthCancelled()
     return AuthResponse(data=_b64(line))
+
+
+def redact_auth_line(line: bytes) -> bytes:
+    """``line`` without an AUTH initial response (base64 of credentials), which would
+    otherwise reach logs through ``CommandRejected.line`` (DESIGN.md §4 rule 11)."""
+    if line[:5].upper() != b"AUTH ":
+        return line
+    verb, _, rest = line.partition(b" ")
+    mechanism, sep, _ = rest.lstrip(b" ").partition(b" ")
+    return verb + b" " + mechanism + (b" <redacted>" if sep else b"")

@@ -204,6 +204,12 @@ class AuthRequested(ServerEvent):
     mechanism: str
     initial_response: bytes | None
 
+    def __repr__(self) -> str:  # secrets never appear in reprs (DESIGN.md §4 rule 11)
+        shown = (
+            "None" if self.initial_response is None else f"<{len(self.initial_response)} octets>"
+        )
+        return f"AuthRequested(mechanism={self.mechanism!r}, initial_response={shown})"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuthResponse(ServerEvent):
@@ -273,7 +279,8 @@ class CommandRejected(ServerEvent):
     """The engine refused a command; send ``reply`` (or another error reply).
 
     ``reason`` is for logs (escaped); ``line`` the raw line when there was one (empty for
-    an over-long line, which is dropped as it arrives).
+    an over-long line, which is dropped as it arrives; an AUTH line keeps its verb and
+    mechanism, its initial response becomes ``<redacted>``).
     """
 
     reply: Reply

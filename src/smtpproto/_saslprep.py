@@ -41,11 +41,12 @@ _PROHIBITED = (
 def saslprep(value: str, *, allow_unassigned: bool = False) -> str:
     """Return ``value`` prepared by SASLprep (RFC 4013).
 
-    ``allow_unassigned`` selects the "query" rules of RFC 3454 §7 (unassigned code points
-    pass through), which RFC 5802 §2.2 requires for SCRAM; the default applies the
-    "stored string" rules. The empty string stays empty (callers decide whether an empty
-    user name is allowed). Raises :class:`SASLprepError` on a prohibited character, a
-    bidirectional-rule violation or (stored strings only) an unassigned code point.
+    ``allow_unassigned`` selects the "query" rules of RFC 3454 §7 (unassigned code
+    points pass through), which RFC 5802 §5.1 names for SCRAM user names; the default
+    applies the "stored string" rules (RFC 5802 §2.2 names them for SCRAM passwords).
+    The empty string stays empty (callers decide whether an empty user name is allowed).
+    Raises :class:`SASLprepError` on a prohibited character, a bidirectional-rule
+    violation or (stored strings only) an unassigned code point.
     """
     # RFC 4013 §2.1: mapping.
     mapped = "".join(

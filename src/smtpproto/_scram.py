@@ -69,7 +69,13 @@ def scram_attributes(message: str, *, what: str) -> list[tuple[str, str]]:
 
 
 def scram_prep(text: str, what: str) -> str:
-    """SASLprep as RFC 5802 §2.2 wants it (query rules), with a SASLError on failure."""
+    """SASLprep with the query rules, with a SASLError on failure.
+
+    RFC 5802 §5.1 prepares user names as query strings; §2.2 prepares passwords as
+    stored strings (unassigned code points refused). Passwords get the query rules too,
+    deliberately: a code point unassigned in Unicode 3.2 (an emoji) keeps working, and
+    the verifiers in ``_sasl_server`` prepare the same way, so both ends agree.
+    """
     try:
         return saslprep(text, allow_unassigned=True)
     except SASLprepError as exc:

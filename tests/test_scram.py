@@ -253,3 +253,16 @@ def test_secrets_cover_the_password_and_proof(password: str) -> None:
     proof = base64.b64decode(final.rsplit(b",p=", 1)[1])
     assert proof in mech.secrets
     assert password not in repr(mech)
+
+
+@pytest.mark.parametrize(("count", "accepted"), [(5000, True), (5001, False)])
+def test_max_iterations_at_and_past_the_bound(count: int, accepted: bool) -> None:
+    # The default bound (DEFAULT_SCRAM_MAX_ITERATIONS) is refused one past it above;
+    # here the comparison itself, with a bound cheap enough to run PBKDF2 at.
+    mech = ScramSHA1("user", "pencil", max_iterations=5000, _nonce="fyko+d2lbbFgONRv9qkxdawL")
+    server_first = b"r=fyko+d2lbbFgONRv9qkxdawL3,s=QSXCR+Q6sek8bf92,i=%d" % count
+    if accepted:
+        assert mech.respond(server_first).startswith(b"c=biws,")
+    else:
+        with pytest.raises(SASLError, match=r"outside the accepted range 4096\.\.5000"):
+            mech.respond(server_first)

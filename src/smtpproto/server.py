@@ -23,6 +23,7 @@ as received, and optionally written to a maildir (as received) or appended to an
 from __future__ import annotations
 
 import asyncio  # noqa: TID251  (adapter layer: I/O allowed)
+import contextlib
 import os
 import shutil
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
@@ -97,6 +98,12 @@ from ._server_replies import (
 from ._text import escape_text
 
 __all__ = ["DEFAULT_MECHANISMS", "SMTPServer", "StoredMessage", "make_self_signed"]
+
+#: Seconds a session gets to close cleanly when the server stops, before it is aborted.
+_GRACEFUL_CLOSE = 1.0
+
+#: Seconds for connections accepted right before ``close()`` to reach the protocol.
+_ACCEPT_SETTLE = 0.02
 
 #: Mechanisms offered when ``users`` is given, strongest first.
 DEFAULT_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN")
@@ -539,21 +546,38 @@ class SMTPServer:
         await self._server.serve_forever()
 
     async def close(self, timeout: float = 5.0) -> None:
-        """Stop listening, close every session, remove the temporary certificate."""
+        """Stop listening, close every session, remove the temporary certificate.
+
+        Sessions get ``_GRACEFUL_CLOSE`` seconds to close (a TLS session waits for the
+        peer's close_notify); what is still open then is aborted. Either way this
+        returns only after every connection's transport reported ``connection_lost``, so
+        no socket outlives the server (Python 3.11's ``Server.wait_closed`` does not
+        wait for connections).
+        """
         if self._server is not None:
             self._server.close()
+            # A connection accepted just before close() reaches connection_made a few
+            # loop iterations later; let it, so it is closed below rather than leaked.
+            await asyncio.sleep(_ACCEPT_SETTLE)
             for session in list(self._sessions):
                 session.close()
-            try:
-                await asyncio.wait_for(self._server.wait_closed(), timeout)
-            except asyncio.TimeoutError:
+            if not await self._sessions_gone(min(timeout, _GRACEFUL_CLOSE)):
                 for session in list(self._sessions):
-                    if session._transport is not None:
-                        session._transport.abort()
+                    session._abort()
+                await self._sessions_gone(timeout)
+            with contextlib.suppress(asyncio.TimeoutError):  # only waiters remain
+                await asyncio.wait_for(self._server.wait_closed(), timeout)
             self._server = None
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None
+
+    async def _sessions_gone(self, timeout: float) -> bool:
+        """Wait (bounded) until every session's transport was lost; True if they were."""
+        deadline = time.monotonic() + timeout
+        while self._sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        return not self._sessions
 
     async def wait_for_messages(self, count: int, timeout: float = 10.0) -> list[StoredMessage]:
         """Wait until ``count`` messages were stored; ``TimeoutError`` after ``timeout``."""

@@ -555,10 +555,11 @@ class SMTPServer:
         wait for connections).
         """
         if self._server is not None:
-            self._server.close()
-            # A connection accepted just before close() reaches connection_made a few
-            # loop iterations later; let it, so it is closed below rather than leaked.
+            # A connection accepted just now reaches connection_made a loop iteration
+            # later; closing the listener in between leaks its transport (asyncio on
+            # 3.11 fails the attach to a closed server), so let pending accepts land.
             await asyncio.sleep(_ACCEPT_SETTLE)
+            self._server.close()
             for session in list(self._sessions):
                 session.close()
             if not await self._sessions_gone(min(timeout, _GRACEFUL_CLOSE)):

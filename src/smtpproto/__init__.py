@@ -7,6 +7,8 @@ dependencies, so it can be vendored by copying this folder.
 * Client role: ``ClientConnection`` with the commands and events of ``_events``.
 * Server role: ``ServerConnection`` with the events of ``_server_events``.
 * Replies: ``Reply``, ``ReplyParser`` (compiled or pure-Python twin), ``codes``.
+* Session drivers (``Session``: login, sendmail, send_many, …) yield ``Write``,
+  ``Read`` and ``UpgradeTLS`` requests: a custom adapter runs them in its own loop.
 * SASL mechanisms: ``smtpproto.sasl``. Adapters (they do I/O, import them explicitly):
   ``smtpproto.blocking``, ``smtpproto.asyncio_client``, ``smtpproto.trio_client``,
   the built-in server ``smtpproto.server`` and ``smtpproto.testing``.
@@ -95,6 +97,9 @@ from ._server_events import (
     VrfyReceived,
 )
 from ._server_state import ServerState
+from ._session import Session
+from ._session_batch import BatchItem, Outcome
+from ._session_support import MailOptions, Read, UpgradeTLS, Write
 from ._state import ClientState
 from ._twins import PARSER_IMPLEMENTATION, CReplyParser, PyReplyParser, ReplyParser
 
@@ -112,6 +117,7 @@ __all__ = [
     "AuthRequested",
     "AuthResponse",
     "AuthSucceeded",
+    "BatchItem",
     "Bdat",
     "BdatStarted",
     "CReplyParser",
@@ -151,12 +157,14 @@ __all__ = [
     "Lhlo",
     "LocalProtocolError",
     "Mail",
+    "MailOptions",
     "MailReceived",
     "MessageComplete",
     "NeedData",
     "NoRecipientsAccepted",
     "Noop",
     "NoopReceived",
+    "Outcome",
     "PlaintextDiscarded",
     "ProtocolError",
     "PyReplyParser",
@@ -164,6 +172,7 @@ __all__ = [
     "QuitReceived",
     "Rcpt",
     "RcptReceived",
+    "Read",
     "ReadyForContent",
     "RemoteProtocolError",
     "Reply",
@@ -177,6 +186,7 @@ __all__ = [
     "ServerLimits",
     "ServerState",
     "ServiceClosing",
+    "Session",
     "StartTLS",
     "StartTLSRefused",
     "StartTLSRequested",
@@ -187,8 +197,10 @@ __all__ = [
     "TransactionResult",
     "UnknownCommand",
     "UnsafeRawBytes",
+    "UpgradeTLS",
     "Vrfy",
     "VrfyReceived",
+    "Write",
     "codes",
     "sasl",
 ]

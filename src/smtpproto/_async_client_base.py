@@ -7,15 +7,18 @@ Theory of operation
 event loop: the operations (``login``, ``sendmail``, ``send_message``, ``noop``,
 ``rset``, ``vrfy``, ``quit``), the async context manager, and ``_drive``, the loop that
 runs a sans-IO driver from ``Session``. ``_drive`` performs each request with a
-primitive of the concrete adapter: ``_send`` (a ``Write``; it may also take the
-driver's following requests, as trio's read-ahead burst does), ``_read`` and
-``_start_tls``. A failure of a primitive that ``_transport_error`` maps (``OSError``
-including ``TimeoutError``, TLS failures, plus ``SMTPTLSError`` and ``ProtocolError``
-from the adapter or the engine) is thrown into the driver, which turns it into the
-right ``SMTPError``. Anything else (a cancellation, ``KeyboardInterrupt``) cuts the
-exchange short: the driver is closed, the transport dropped (``_drop``) and the
-exception propagates; the client is never reused. So is an exception out of the driver
-that leaves the session unusable.
+primitive of the concrete adapter: ``_send`` (a ``Write``; it may also take the driver's
+following requests, as trio's read-ahead burst does), ``_read`` and ``_handshake`` (an
+``UpgradeTLS``: the adapter runs the handshake, ``_start_tls`` here times it, records
+``tls_info`` and answers with the channel binding). A failure of a primitive that
+``_transport_error`` maps (``OSError`` including ``TimeoutError``, TLS failures, plus
+``SMTPTLSError`` and ``ProtocolError`` from the adapter or the engine) is thrown into
+the driver, which turns it into the right ``SMTPError``. Anything else (a cancellation,
+``KeyboardInterrupt``) cuts the exchange short: the driver is closed, the transport
+dropped (``_drop``) and the exception propagates; the client is never reused. So is an
+exception out of the driver that leaves the session unusable, and a driver that returns
+with the session unusable on purpose (``sendmail(stop_after="data")`` stops at the 354):
+then the transport is closed without QUIT.
 
 Where the driver is with a request lives in a ``Step``, so that an adapter can leave
 ``_drive`` (trio: its deadline cancel scope fired, ``_cut_by_deadline``) and resume it
@@ -36,9 +39,20 @@ from ._errors import ProtocolError
 from ._events import TransactionResult
 from ._reply import Reply
 from ._sasl_base import ChannelBinding, ClientMechanism
-from ._session import Driver, MailOptions, Read, Request, T, UpgradeTLS, Write
+from ._session import (
+    Driver,
+    MailOptions,
+    MailStage,
+    OpenStage,
+    Read,
+    Request,
+    T,
+    UpgradeTLS,
+    Write,
+)
 from ._session_batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
 from ._session_support import ContentSource, ProgressCallback
+from ._tls import SSLConnection, TLSInfo, channel_binding
 from .exceptions import SMTPError, SMTPTLSError
 
 __all__ = ["AsyncClientBase", "Step"]
@@ -100,10 +114,9 @@ class AsyncClientBase(ClientCore, abc.ABC):
         """Some received bytes (``b""`` at the end of the stream)."""
 
     @abc.abstractmethod
-    async def _start_tls(
-        self, server_hostname: str | None, timeout: float | None
-    ) -> ChannelBinding | None:
-        """Handshake TLS over the connection; return its channel binding."""
+    async def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
+        """Handshake TLS over the connection; return what ``version()``, ``cipher()``
+        and ``getpeercert()`` of the new TLS layer are asked of."""
 
     @abc.abstractmethod
     def _transport_error(self, exc: BaseException) -> BaseException | None:
@@ -120,11 +133,19 @@ class AsyncClientBase(ClientCore, abc.ABC):
 
     # -- connection ---------------------------------------------------------------------
 
-    async def connect(self) -> Reply:
-        """Connect and open the session (greeting, EHLO, STARTTLS per the policy)."""
+    async def connect(self, until: OpenStage | None = None) -> Reply:
+        """Connect and open the session (greeting, EHLO, STARTTLS per the policy);
+        ``until`` (``"greeting"``, ``"ehlo"``, ``"tls"``) stops early, see
+        ``Session.open``. Returns the last reply received."""
         self._check_unconnected()
         local_address = await self._open()
-        return await self._run(self._new_session(local_address).open())
+        session = self._new_session(local_address)
+        try:
+            driver = session.open(until)
+        except BaseException:  # a bad ``until``: nothing was sent, nothing stays open
+            await self.aclose()
+            raise
+        return await self._run(driver)
 
     async def __aenter__(self: C) -> C:
         await self.connect()
@@ -172,8 +193,11 @@ class AsyncClientBase(ClientCore, abc.ABC):
         pipelining: bool | None = None,
         chunking: bool | None = None,
         progress: ProgressCallback | None = None,
+        stop_after: MailStage | None = None,
     ) -> TransactionResult:
-        """Send one message (see ``Session.sendmail``); per-recipient results."""
+        """Send one message (see ``Session.sendmail``); per-recipient results.
+        ``stop_after`` (``"mail"``, ``"rcpt"``, ``"data"``) ends the transaction early
+        without delivering; after ``"data"`` the connection is closed (no QUIT)."""
         driver = self.session.sendmail(
             sender,
             recipients,
@@ -182,6 +206,7 @@ class AsyncClientBase(ClientCore, abc.ABC):
             pipelining=pipelining,
             chunking=chunking,
             progress=progress,
+            stop_after=stop_after,
         )
         return await self._run_message(driver)
 
@@ -273,6 +298,8 @@ class AsyncClientBase(ClientCore, abc.ABC):
                     request = step.advance(driver)
                 except StopIteration as stop:
                     result: T = stop.value
+                    if not session.usable:  # the driver ended the session on purpose
+                        await self.aclose()
                     return result
                 except BaseException:
                     if not session.usable:
@@ -286,7 +313,7 @@ class AsyncClientBase(ClientCore, abc.ABC):
                     step.answer = await self._read(request.timeout)
                 else:
                     assert type(request) is UpgradeTLS
-                    step.answer = await self._start_tls(request.server_hostname, request.timeout)
+                    step.answer = await self._start_tls(request)
             except (SMTPTLSError, ProtocolError) as exc:
                 step.error = exc
             except BaseException as exc:
@@ -302,3 +329,10 @@ class AsyncClientBase(ClientCore, abc.ABC):
                     raise
             finally:
                 self._end_request()
+
+    async def _start_tls(self, request: UpgradeTLS) -> ChannelBinding | None:
+        """Perform ``request``: handshake, record ``tls_info``, return the binding."""
+        started = self._clock()
+        tls = await self._handshake(request.server_hostname, request.timeout)
+        self.tls_info = TLSInfo.from_socket(tls, self._clock() - started)
+        return channel_binding(tls)

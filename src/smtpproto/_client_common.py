@@ -5,10 +5,11 @@ Theory of operation
 -------------------
 ``ClientCore`` turns the constructor options common to the blocking, asyncio and trio
 clients into a ``ClientConfig`` (TLS policy from the port, RFC 5321 §4.5.3.2 timeouts),
-owns the ``Session`` once connected, and computes deadlines as absolute times on the
-adapter's clock (``_clock``; ``math.inf`` means no limit): a request's timeout, capped
-by the per-message deadline that ``_start_message``/``_end_message`` set around each
-``sendmail``/``send_message``. The adapters add the transport only.
+owns the ``Session`` once connected (and ``tls_info`` once TLS is up), and computes
+deadlines as absolute times on the adapter's clock (``_clock``; ``math.inf`` means no
+limit): a request's timeout, capped by the per-message deadline that
+``_start_message``/``_end_message`` set around each ``sendmail``/``send_message``. The
+adapters add the transport only.
 
 This module imports ``ssl`` only for types and ``isinstance`` checks; ``import
 smtpproto`` never loads it (only the adapters do).
@@ -23,7 +24,7 @@ from typing import Literal
 from ._capabilities import Capabilities
 from ._client_config import ClientConfig, Timeouts, TLSPolicy
 from ._session import Session, default_port, hello_name, session_config
-from ._tls import client_ssl_context
+from ._tls import TLSInfo, client_ssl_context
 from .exceptions import SMTPConnectError, SMTPTLSError
 
 __all__ = ["ClientCore", "TLSName", "connect_error", "require_one_target", "tls_failure"]
@@ -99,6 +100,8 @@ class ClientCore:
         self._unix_socket = unix_socket
         self._deadline = math.inf
         self._session: Session | None = None
+        #: What the TLS handshake negotiated; None until TLS is up (see ``TLSInfo``).
+        self.tls_info: TLSInfo | None = None
 
     @property
     def capabilities(self) -> Capabilities | None:

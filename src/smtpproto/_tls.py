@@ -27,18 +27,25 @@ handshake:
 
 ``tls-unique`` is deliberately not offered: it is undefined for TLS 1.3 (RFC 8446 §C.5)
 and unsafe for TLS 1.2 without the extended master secret (RFC 7627).
+
+``TLSInfo`` is what every adapter records right after a handshake (``client.tls_info``):
+version, cipher and certificate, read from the same ``SSLSocket``/``SSLObject`` the
+channel binding comes from.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ssl
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from ._sasl_base import ChannelBinding
 
 __all__ = [
     "ChannelBinding",
+    "SSLConnection",
+    "TLSInfo",
     "certificate_signature_hash",
     "channel_binding",
     "client_ssl_context",
@@ -53,6 +60,47 @@ EXPORTER_LENGTH = 32
 
 #: What the helpers accept: the TLS object of any adapter (asyncio and trio use SSLObject).
 SSLConnection: TypeAlias = "ssl.SSLObject | ssl.SSLSocket"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TLSInfo:
+    """What a finished TLS handshake negotiated (read from the connection at once).
+
+    ``peer_certificate`` is ``getpeercert()``: empty when the certificate was not
+    verified (``ssl`` decodes only verified certificates); ``peer_certificate_der`` is
+    the certificate as sent (None without one). ``handshake_seconds`` is how long the
+    handshake took.
+    """
+
+    version: str | None
+    cipher: str | None
+    cipher_bits: int | None
+    peer_certificate: dict[str, Any]
+    peer_certificate_der: bytes | None
+    handshake_seconds: float
+
+    def describe(self) -> str:
+        """``"TLSv1.3, TLS_AES_256_GCM_SHA384 (256 bits)"``."""
+        version = self.version or "TLS"
+        if self.cipher is None:
+            return version
+        return f"{version}, {self.cipher} ({self.cipher_bits} bits)"
+
+    @classmethod
+    def from_socket(cls, sock: SSLConnection, handshake_seconds: float) -> TLSInfo:
+        """Read the negotiated parameters of ``sock`` after its handshake: an
+        ``SSLSocket`` (blocking), an ``SSLObject`` (asyncio's
+        ``get_extra_info("ssl_object")``), or anything with the same four methods
+        (trio's ``SSLStream`` forwards them to its ``SSLObject``)."""
+        cipher = sock.cipher()
+        return cls(
+            version=sock.version(),
+            cipher=None if cipher is None else cipher[0],
+            cipher_bits=None if cipher is None else cipher[2],
+            peer_certificate=dict(sock.getpeercert() or {}),
+            peer_certificate_der=sock.getpeercert(binary_form=True),
+            handshake_seconds=handshake_seconds,
+        )
 
 
 def client_ssl_context(

@@ -5,11 +5,11 @@ Theory of operation
 This adapter knows nothing about SMTP. The operations and the loop that runs a
 ``Session`` driver are ``AsyncClientBase``'s (``_async_client_base``, shared with trio);
 this module supplies the transport primitives: ``Write`` (``writer.write`` then
-``drain``), ``Read`` (``reader.read``), ``UpgradeTLS`` (``StreamWriter.start_tls``, then
-the channel binding of the new ``SSLObject``). Timeouts (``TimeoutError``) and transport
-errors (``OSError``) are thrown back into the driver, which maps them to
-``SMTPTimeoutError``, ``SMTPDeliveryStatusUnknown`` and so on; TLS errors are mapped
-here (``SMTPTLSError``), since only this layer knows ``ssl``.
+``drain``), ``Read`` (``reader.read``), ``UpgradeTLS`` (``StreamWriter.start_tls``; the
+base reads ``tls_info`` and the channel binding from the new ``SSLObject``). Timeouts
+(``TimeoutError``) and transport errors (``OSError``) are thrown back into the driver,
+which maps them to ``SMTPTimeoutError``, ``SMTPDeliveryStatusUnknown`` and so on; TLS
+errors are mapped here (``SMTPTLSError``), since only this layer knows ``ssl``.
 
 Reading while writing (RFC 2920 §3.2) comes free with asyncio: the transport keeps
 delivering received bytes into the ``StreamReader`` buffer while ``drain`` waits, up to
@@ -28,7 +28,11 @@ Every deadline is absolute on the loop clock: a request's timeout, capped by the
 per-message deadline (``message_timeout``). On a timeout, a transport error, a
 cancellation (``CancelledError``) or any other exception that leaves the session
 unusable, the transport is aborted and the client is never reused; the cancellation
-propagates. STARTTLS and implicit TLS need ``StreamWriter.start_tls`` (Python 3.11+).
+propagates.
+
+STARTTLS and implicit TLS use ``StreamWriter.start_tls`` (Python 3.11+). Python 3.10
+lacks it, so ``_upgrade_stream`` does its steps by hand: ``loop.start_tls`` on the
+stream's transport, then points the writer and the protocol at the new TLS transport.
 """
 
 from __future__ import annotations
@@ -44,9 +48,8 @@ from typing import Any, TypeVar
 from ._async_client_base import AsyncClientBase, Step
 from ._client_common import TLSName, require_one_target, tls_failure
 from ._client_config import ClientConfig, Timeouts, TLSPolicy
-from ._sasl_base import ChannelBinding
 from ._session import MAX_READAHEAD, Driver, Request, Write
-from ._tls import channel_binding
+from ._tls import SSLConnection
 from .exceptions import SMTPTLSError
 
 __all__ = ["AsyncSMTPClient"]
@@ -55,6 +58,9 @@ _RECV_SIZE = 256 * 1024
 #: Octets written since the last ``Read`` past which a write first lets the loop read.
 _UNREAD_WINDOW = 16 * 1024
 R = TypeVar("R")
+#: Whether to use ``StreamWriter.start_tls`` (3.11+); tests turn it off to run the 3.10
+#: path on a newer Python.
+_STREAM_START_TLS = hasattr(asyncio.StreamWriter, "start_tls")
 
 
 class AsyncSMTPClient(AsyncClientBase):
@@ -203,9 +209,7 @@ class AsyncSMTPClient(AsyncClientBase):
                 return buffered
         return await _within(reader.read(_RECV_SIZE), self._deadline_for(timeout))
 
-    async def _start_tls(
-        self, server_hostname: str | None, timeout: float | None
-    ) -> ChannelBinding | None:
+    async def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
         context = self._tls_context(server_hostname)
         reader, writer = self._reader, self._writer
         assert reader is not None and writer is not None
@@ -213,18 +217,44 @@ class AsyncSMTPClient(AsyncClientBase):
         early = _take_buffered(reader)
         if early:
             self.session.conn.receive_data(early)
-        if sys.version_info < (3, 11):
-            raise SMTPTLSError("TLS with the asyncio client needs Python 3.11 (start_tls)")
         try:
             await _within(
-                writer.start_tls(context, server_hostname=server_hostname),
+                _upgrade_stream(writer, context, server_hostname),
                 self._deadline_for(timeout),
             )
         except (EOFError, ConnectionError) as exc:
             raise SMTPTLSError(f"TLS handshake failed: {exc or type(exc).__name__}") from exc
         tls = writer.get_extra_info("ssl_object")
         assert isinstance(tls, ssl.SSLObject)
-        return channel_binding(tls)
+        return tls
+
+
+async def _upgrade_stream(
+    writer: asyncio.StreamWriter, context: ssl.SSLContext, server_hostname: str | None
+) -> None:
+    """Run the TLS client handshake on ``writer``'s connection and switch the stream
+    (writer and reader alike) to the TLS transport."""
+    if sys.version_info >= (3, 11) and _STREAM_START_TLS:
+        await writer.start_tls(context, server_hostname=server_hostname)
+        return
+    # Python 3.10: what 3.11's StreamWriter.start_tls does. The protocol (a
+    # StreamReaderProtocol feeding our reader) stays; loop.start_tls puts the TLS layer
+    # between it and the socket transport and returns the TLS transport, which the
+    # writer and the protocol must then use (3.11: ``protocol._replace_writer``). The
+    # reader keeps the socket transport, which it only pauses and resumes.
+    transport = writer.transport
+    protocol = transport.get_protocol()
+    await writer.drain()
+    new_transport = await asyncio.get_running_loop().start_tls(
+        transport, protocol, context, server_hostname=server_hostname
+    )
+    if new_transport is None:  # only when the transport closed under us
+        raise ConnectionError("the connection closed during the TLS handshake")
+    # No public API rebinds a stream; these are the attributes 3.11 sets.
+    writer._transport = new_transport  # type: ignore[attr-defined]  # see above
+    protocol._stream_writer = writer  # type: ignore[attr-defined]  # see above
+    protocol._transport = new_transport  # type: ignore[attr-defined]  # see above
+    protocol._over_ssl = True  # type: ignore[attr-defined]  # eof_received() under TLS
 
 
 def _take_buffered(reader: asyncio.StreamReader) -> bytes:

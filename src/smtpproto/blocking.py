@@ -25,7 +25,6 @@ certificate): transport facts the engine never sees.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import selectors
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
@@ -57,7 +56,7 @@ from ._session import (
 )
 from ._session_batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
 from ._session_support import ContentSource, ProgressCallback
-from ._tls import channel_binding, client_ssl_context
+from ._tls import TLSInfo, channel_binding, client_ssl_context
 from .exceptions import SMTPConnectError, SMTPError, SMTPTLSError
 
 __all__ = ["SMTPClient", "TLSInfo"]
@@ -66,45 +65,6 @@ _RECV_SIZE = 256 * 1024
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 TLSName = Literal["none", "opportunistic", "required", "implicit"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class TLSInfo:
-    """What a finished TLS handshake negotiated (read from the socket at once).
-
-    ``peer_certificate`` is ``SSLSocket.getpeercert()``: empty when the certificate
-    was not verified (``ssl`` decodes only verified certificates); ``peer_certificate_der``
-    is the certificate as sent (None without one). ``handshake_seconds`` is how long the
-    handshake took.
-    """
-
-    version: str | None
-    cipher: str | None
-    cipher_bits: int | None
-    peer_certificate: dict[str, Any]
-    peer_certificate_der: bytes | None
-    handshake_seconds: float
-
-    def describe(self) -> str:
-        """``"TLSv1.3, TLS_AES_256_GCM_SHA384 (256 bits)"``."""
-        version = self.version or "TLS"
-        if self.cipher is None:
-            return version
-        return f"{version}, {self.cipher} ({self.cipher_bits} bits)"
-
-    @classmethod
-    def from_socket(cls, sock: ssl.SSLSocket | ssl.SSLObject, handshake_seconds: float) -> TLSInfo:
-        """Read the negotiated parameters of ``sock`` after its handshake (an
-        ``SSLObject`` too: asyncio's ``get_extra_info("ssl_object")``)."""
-        cipher = sock.cipher()
-        return cls(
-            version=sock.version(),
-            cipher=None if cipher is None else cipher[0],
-            cipher_bits=None if cipher is None else cipher[2],
-            peer_certificate=dict(sock.getpeercert() or {}),
-            peer_certificate_der=sock.getpeercert(binary_form=True),
-            handshake_seconds=handshake_seconds,
-        )
 
 
 class SMTPClient:

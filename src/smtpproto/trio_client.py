@@ -5,12 +5,13 @@ Theory of operation
 This adapter knows nothing about SMTP. The operations and the loop that runs a
 ``Session`` driver are ``AsyncClientBase``'s (``_async_client_base``, shared with
 asyncio); this module supplies the transport primitives: ``Write`` (``send_all``),
-``Read`` (``receive_some``), ``UpgradeTLS`` (wrap the stream in ``trio.SSLStream``,
-handshake, return the channel binding), and ``_run``'s deadline cancel scope. Timeouts
-(``TimeoutError``) and transport errors (``OSError``) are thrown back into the driver,
-which maps them to ``SMTPTimeoutError``, ``SMTPDeliveryStatusUnknown`` and so on; TLS
-failures are mapped here (``SMTPTLSError``), since only this layer knows ``ssl``.
-trio's ``BrokenResourceError``/``ClosedResourceError`` become ``OSError`` for the driver.
+``Read`` (``receive_some``), ``UpgradeTLS`` (wrap the stream in ``trio.SSLStream`` and
+handshake; the base reads ``tls_info`` and the channel binding from it), and ``_run``'s
+deadline cancel scope. Timeouts (``TimeoutError``) and transport errors (``OSError``)
+are thrown back into the driver, which maps them to ``SMTPTimeoutError``,
+``SMTPDeliveryStatusUnknown`` and so on; TLS failures are mapped here
+(``SMTPTLSError``), since only this layer knows ``ssl``. trio's
+``BrokenResourceError``/``ClosedResourceError`` become ``OSError`` for the driver.
 
 Reading while writing (RFC 2920 §3.2): once more than ``_UNREAD_WINDOW`` octets have
 been written since the last ``Read`` (a long pipelined group, a message body), the
@@ -39,9 +40,8 @@ import trio  # noqa: TID251  (adapter layer: I/O allowed)
 from ._async_client_base import AsyncClientBase, Step
 from ._client_common import TLSName, require_one_target, tls_failure
 from ._client_config import ClientConfig, Timeouts, TLSPolicy
-from ._sasl_base import ChannelBinding
 from ._session import MAX_READAHEAD, Driver, Request, T, Write
-from ._tls import channel_binding
+from ._tls import SSLConnection
 from .exceptions import SMTPTLSError
 
 __all__ = ["TrioSMTPClient"]
@@ -265,9 +265,7 @@ class TrioSMTPClient(AsyncClientBase):
         self._scope.deadline = self._deadline_for(timeout)
         return bytes(await stream.receive_some(_RECV_SIZE))
 
-    async def _start_tls(
-        self, server_hostname: str | None, timeout: float | None
-    ) -> ChannelBinding | None:
+    async def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
         context = self._tls_context(server_hostname)
         # Reads drain the inbox and the driver yields no write between the STARTTLS 220
         # and this request, so every later byte goes through the TLS layer.
@@ -281,8 +279,9 @@ class TrioSMTPClient(AsyncClientBase):
             cause = exc.__cause__ if exc.__cause__ is not None else exc
             message = f"TLS handshake failed: {cause or 'connection closed'}"
             raise SMTPTLSError(message) from cause  # the ssl.SSLError when there is one
-        # SSLStream forwards getpeercert() and version() to its SSLObject.
-        return channel_binding(cast("ssl.SSLObject", tls))
+        # SSLStream forwards version(), cipher() and getpeercert() to its SSLObject
+        # (untyped, through __getattr__): all that TLSInfo and channel_binding ask.
+        return cast("ssl.SSLObject", tls)
 
 
 def _lost(exc: Exception) -> Exception:

@@ -23,9 +23,10 @@ from smtpproto._capabilities import Capabilities
 from smtpproto._events import TransactionResult
 from smtpproto._reply import Reply
 from smtpproto._sasl_base import ClientMechanism
-from smtpproto._session import MailOptions, Session
+from smtpproto._session import MailOptions, MailStage, OpenStage, Session
 from smtpproto._session_batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
 from smtpproto._session_support import ContentSource, ProgressCallback
+from smtpproto._tls import TLSInfo
 from smtpproto.blocking import SMTPClient
 
 from .facade_async import asyncio_client, trio_client
@@ -34,7 +35,7 @@ from .facade_async import asyncio_client, trio_client
 class SyncClient(Protocol):
     """What the shared tests call; mirrors ``smtpproto.blocking.SMTPClient``."""
 
-    def connect(self) -> Reply: ...
+    def connect(self, until: OpenStage | None = None) -> Reply: ...
     def close(self) -> None: ...
     def __enter__(self) -> SyncClient: ...
     def __exit__(
@@ -61,6 +62,7 @@ class SyncClient(Protocol):
         pipelining: bool | None = None,
         chunking: bool | None = None,
         progress: ProgressCallback | None = None,
+        stop_after: MailStage | None = None,
     ) -> TransactionResult: ...
     def send_message(
         self,
@@ -90,6 +92,8 @@ class SyncClient(Protocol):
     def capabilities(self) -> Capabilities | None: ...
     @property
     def session(self) -> Session: ...
+    @property
+    def tls_info(self) -> TLSInfo | None: ...
 
 
 #: Adapter name -> factory taking the blocking client's keyword arguments.

@@ -4,19 +4,21 @@ Theory of operation
 -------------------
 ``AsyncFacade`` turns every method of ``AsyncSMTPClient``/``TrioSMTPClient`` into a
 blocking call with the blocking client's signature. Each call runs on an event loop the
-facade owns: asyncio through ``asyncio.Runner``; trio through ``trio.run`` in a
-background thread, entered with ``trio.from_thread.run``. The loop starts lazily and is
-shut down as soon as the adapter has closed its transport (after QUIT, ``close`` or any
-failure that broke the session), so a test that never calls ``close`` leaves no loop,
-thread or socket behind. Every call is bounded by ``CALL_LIMIT`` seconds, so a bug in an
-adapter fails the test instead of hanging it. A ``sock`` argument (a connected socket)
-becomes the adapter's own transport type inside its loop.
+facade owns: asyncio through ``asyncio.Runner`` (a private loop on Python 3.10); trio
+through ``trio.run`` in a background thread, entered with ``trio.from_thread.run``. The
+loop starts lazily and is shut down as soon as the adapter has closed its transport
+(after QUIT, ``close`` or any failure that broke the session), so a test that never
+calls ``close`` leaves no loop, thread or socket behind. Every call is bounded by
+``CALL_LIMIT`` seconds, so a bug in an adapter fails the test instead of hanging it. A
+``sock`` argument (a connected socket) becomes the adapter's own transport type inside
+its loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from email.message import Message
@@ -29,9 +31,10 @@ from smtpproto._capabilities import Capabilities
 from smtpproto._events import TransactionResult
 from smtpproto._reply import Reply
 from smtpproto._sasl_base import ClientMechanism
-from smtpproto._session import MailOptions, Session
+from smtpproto._session import MailOptions, MailStage, OpenStage, Session
 from smtpproto._session_batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
 from smtpproto._session_support import ContentSource, ProgressCallback
+from smtpproto._tls import TLSInfo
 from smtpproto.asyncio_client import AsyncSMTPClient
 from smtpproto.trio_client import TrioSMTPClient
 
@@ -45,16 +48,39 @@ Call = Callable[[], Coroutine[Any, Any, Any]]
 
 
 class _AsyncioLoop:
-    """An ``asyncio.Runner`` that runs one coroutine per call, bounded."""
+    """An ``asyncio.Runner`` that runs one coroutine per call, bounded. Python 3.10 has
+    no Runner: a private loop runs each call with ``run_until_complete`` instead."""
 
     def __init__(self) -> None:
-        self._runner = asyncio.Runner()  # type: ignore[attr-defined]  # 3.11+; mypy targets 3.10
+        self._runner: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        if sys.version_info >= (3, 11):
+            self._runner = asyncio.Runner()
+        else:
+            self._loop = asyncio.new_event_loop()
 
     def run(self, call: Call) -> Any:
-        return self._runner.run(asyncio.wait_for(call(), CALL_LIMIT))
+        bounded = asyncio.wait_for(call(), CALL_LIMIT)
+        if self._loop is None:
+            return self._runner.run(bounded)
+        return self._loop.run_until_complete(bounded)
 
     def close(self) -> None:
-        self._runner.close()
+        if self._loop is None:
+            self._runner.close()
+            return
+        # What Runner.close does: finish what is left, then close the loop.
+        loop, self._loop = self._loop, None
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:  # gather() of nothing would look for a current loop
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
 
 
 class _TrioLoop:
@@ -139,8 +165,8 @@ class AsyncFacade:
 
     # -- the SyncClient interface ----------------------------------------------------------
 
-    def connect(self) -> Reply:
-        return self._call(self.client.connect)
+    def connect(self, until: OpenStage | None = None) -> Reply:
+        return self._call(self.client.connect, until)
 
     def close(self) -> None:
         if self._client is not None and not self._transport_closed():
@@ -183,6 +209,7 @@ class AsyncFacade:
         pipelining: bool | None = None,
         chunking: bool | None = None,
         progress: ProgressCallback | None = None,
+        stop_after: MailStage | None = None,
     ) -> TransactionResult:
         return self._call(
             self.client.sendmail,
@@ -193,6 +220,7 @@ class AsyncFacade:
             pipelining=pipelining,
             chunking=chunking,
             progress=progress,
+            stop_after=stop_after,
         )
 
     def send_message(
@@ -254,6 +282,10 @@ class AsyncFacade:
     @property
     def session(self) -> Session:
         return self.client.session
+
+    @property
+    def tls_info(self) -> TLSInfo | None:
+        return self.client.tls_info
 
     def __del__(self) -> None:
         self._shutdown()

@@ -92,6 +92,8 @@ from ._events import (
     Helo,
     HeloAccepted,
     Lhlo,
+    Mail,
+    NeedData,
     Noop,
     Quit,
     Rcpt,
@@ -204,6 +206,8 @@ class Session(BatchDrivers):
         self._current: tuple[str, tuple[str, ...]] | None = None
         self._rcpt_accepted = 0
         self._commands: dict[tuple[Any, ...], Command] = {}
+        #: (inputs, MAIL, RCPTs) of the last envelope ``_prepare`` made
+        self._last_envelope: tuple[tuple[Any, ...], Mail, tuple[Rcpt, ...]] | None = None
 
     # -- state --------------------------------------------------------------------------
 
@@ -358,17 +362,23 @@ class Session(BatchDrivers):
                     raise TypeError(f"the adapter answered Read with {type(data).__name__}")
                 conn.receive_data(data)
                 continue
-            assert isinstance(event, Event)
-            if isinstance(event, CommandReply):
-                if isinstance(event.command, Rcpt) and event.reply.is_success:
-                    self._rcpt_accepted += 1
-            elif isinstance(event, ServiceClosing):
-                raise SMTPReplyError(event.reply)
-            elif isinstance(event, DeliveryStatusUnknown):
-                raise SMTPDeliveryStatusUnknown(
-                    event.reason, sender=event.sender, recipients=event.recipients
-                )
+            self._screen(event)
             return event
+
+    def _screen(self, event: Event | NeedData) -> None:
+        """What every event read by a driver goes through: count accepted RCPTs; a
+        421 raises ``SMTPReplyError``, a lost final reply ``SMTPDeliveryStatusUnknown``
+        (RFC 1047)."""
+        assert isinstance(event, Event)
+        if isinstance(event, CommandReply):
+            if isinstance(event.command, Rcpt) and event.reply.is_success:
+                self._rcpt_accepted += 1
+        elif isinstance(event, ServiceClosing):
+            raise SMTPReplyError(event.reply)
+        elif isinstance(event, DeliveryStatusUnknown):
+            raise SMTPDeliveryStatusUnknown(
+                event.reason, sender=event.sender, recipients=event.recipients
+            )
 
     def _reply_to(self, command: Command, verb: str) -> Driver[Reply]:
         """Wait for the ``CommandReply`` to ``command``; raise on 4yz/5yz."""

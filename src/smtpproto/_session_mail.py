@@ -86,6 +86,7 @@ class MailDrivers:
         _current: tuple[str, tuple[str, ...]] | None
         _rcpt_accepted: int
         _commands: dict[tuple[Any, ...], Command]
+        _last_envelope: tuple[tuple[Any, ...], Mail, tuple[Rcpt, ...]] | None
         _broken: bool
 
         def _guard(self, driver: Driver[TransactionResult]) -> Driver[TransactionResult]: ...
@@ -258,6 +259,12 @@ class MailDrivers:
         size = options.size
         if size is None and total is not None and caps is not None and caps.size is not None:
             size = total
+        # The same envelope as the last message (the common batch): its commands are
+        # immutable values made from exactly these inputs, so they are reused as is.
+        key = (sender, rcpts, size, body, smtputf8, options)
+        last = self._last_envelope
+        if last is not None and last[0] == key:
+            return rcpts, last[1], list(last[2]), first, chunks, total
         mail = self._command(
             Mail,
             sender=sender,
@@ -272,6 +279,8 @@ class MailDrivers:
             auth=options.auth,
         )
         commands = [self._command(Rcpt, recipient=r, notify=options.notify) for r in rcpts]
+        if options.notify is None or type(options.notify) is tuple:  # never a list: mutable
+            self._last_envelope = (key, mail, tuple(commands))
         return rcpts, mail, commands, first, chunks, total
 
     def _command(self, cls: type[C], **fields: Any) -> C:

@@ -210,6 +210,8 @@ def session_config(
 def content_chunks(content: ContentSource, chunk_size: int) -> tuple[Iterator[bytes], int | None]:
     """An iterator over ``content`` in chunks of at most ``chunk_size`` octets (iterable
     chunks larger than that are split), and the total size when known."""
+    if type(content) is bytes and len(content) <= chunk_size:  # a small message, as is
+        return iter((content,) if content else ()), len(content)
     if isinstance(content, str):
         content = content.encode("utf-8")
     if isinstance(content, (bytes, bytearray, memoryview)):

@@ -179,28 +179,27 @@ class BatchDrivers(MailDrivers):
     ) -> _Prepared | None:
         """The next message that can be sent; a message the engine refuses (bad
         address, bad content type) gets ``SMTPProtocolError`` and is skipped."""
-        from email.message import Message  # here: email imports time (engine layer)
-
         for item in messages:
             index = len(outcomes)
             outcomes.append(None)
             recipients: str | Iterable[str]
+            content: ContentSource
             try:
-                if isinstance(item, Message):
+                if isinstance(item, tuple) and len(item) == 3:  # the common case first
+                    sender, recipients, content = item
+                    mail_options = options
+                elif isinstance(item, _message_class()):
                     envelope = envelope_from_message(item)
                     mail_options = options
                     if envelope.international and options.smtputf8 is None:
                         mail_options = dataclasses.replace(options, smtputf8=True)
                     sender, recipients = envelope.sender, envelope.recipients
-                    content: ContentSource = flatten_message(item, utf8=envelope.international)
+                    content = flatten_message(item, utf8=envelope.international)
                 else:
-                    if not isinstance(item, tuple) or len(item) != 3:
-                        raise LocalProtocolError(
-                            "send_many needs (sender, recipients, content) tuples or "
-                            f"email messages, got {type(item).__name__}"
-                        )
-                    sender, recipients, content = item
-                    mail_options = options
+                    raise LocalProtocolError(
+                        "send_many needs (sender, recipients, content) tuples or "
+                        f"email messages, got {type(item).__name__}"
+                    )
                 single = isinstance(content, (bytes, bytearray, memoryview, str))
                 rcpts, mail, commands, first, chunks, total = self._prepare(
                     sender, recipients, content, mail_options, chunk_size
@@ -382,6 +381,14 @@ def _session_ended(
     for index, slot in enumerate(outcomes):
         if slot is None:
             outcomes[index] = SMTPConnectError(f"not sent, the session ended: {error}")
+
+
+def _message_class() -> type[Message]:
+    """``email.message.Message``, imported on first use: ``email`` imports ``time``,
+    which the engine layer never does at import time."""
+    from email.message import Message
+
+    return Message
 
 
 def _crlf(item: _Prepared) -> bytes:

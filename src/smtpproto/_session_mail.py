@@ -255,7 +255,9 @@ class MailDrivers:
             body = "8BITMIME"
         smtputf8 = options.smtputf8
         if smtputf8 is None:
-            smtputf8 = not sender.isascii() or not all(r.isascii() for r in rcpts)
+            smtputf8 = not sender.isascii() or not (
+                rcpts[0].isascii() if len(rcpts) == 1 else all(r.isascii() for r in rcpts)
+            )
         size = options.size
         if size is None and total is not None and caps is not None and caps.size is not None:
             size = total

@@ -248,8 +248,8 @@ async def _upgrade_stream(
     new_transport = await asyncio.get_running_loop().start_tls(
         transport, protocol, context, server_hostname=server_hostname
     )
-    if new_transport is None:  # only when the transport closed under us
-        raise ConnectionError("the connection closed during the TLS handshake")
+    # typeshed says ``Transport | None``; CPython returns the TLS transport or raises.
+    assert new_transport is not None
     # No public API rebinds a stream; these are the attributes 3.11 sets.
     writer._transport = new_transport  # type: ignore[attr-defined]  # see above
     protocol._stream_writer = writer  # type: ignore[attr-defined]  # see above

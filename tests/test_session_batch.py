@@ -17,6 +17,7 @@ from smtpproto._client_config import ClientConfig
 from smtpproto._events import TransactionResult
 from smtpproto._session import Read, Session, Write
 from smtpproto._session_batch import BatchItem
+from smtpproto._session_support import MailOptions
 from smtpproto.exceptions import (
     SMTPConnectError,
     SMTPDeliveryStatusUnknown,
@@ -111,6 +112,56 @@ def test_bad_message_is_its_own_outcome() -> None:
     assert isinstance(outcomes[3], SMTPProtocolError) and "tuples" in str(outcomes[3])
     assert [type(outcomes[i]) for i in (0, 2)] == [TransactionResult] * 2
     assert len(server.messages) == 2 and session.usable
+
+
+def test_reused_envelope_commands_follow_every_input() -> None:
+    """A repeated envelope's MAIL/RCPT are reused, but never when the size, the body
+    type, the recipients, the options or a (mutable) notify list changed since."""
+    ehlo = b"250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250 DSN\r\n"
+    session, transport, server = opened(ehlo)
+    notify = ["SUCCESS"]
+
+    def items() -> Iterator[BatchItem]:
+        yield ("a@x.org", ["b@x.org"], b"x\r\n")
+        yield ("a@x.org", ["b@x.org"], b"y\r\n")  # same envelope
+        yield ("a@x.org", ["b@x.org"], b"yy\r\n")  # SIZE changes
+        yield ("a@x.org", ["b@x.org"], b"\xe9y\r\n")  # BODY=8BITMIME
+        yield ("a@x.org", ["c@x.org"], b"\xe9y\r\n")  # another recipient
+        notify[0] = "FAILURE"  # the caller changes its list while the batch runs
+        yield ("a@x.org", ["c@x.org"], b"\xe9y\r\n")
+
+    outcomes = transport.run(session.send_many(items()))
+    outcomes += transport.run(session.send_many(items(), options=MailOptions(ret="HDRS")))
+    notify[0] = "SUCCESS"
+    options = MailOptions(notify=notify)  # type: ignore[arg-type]  # a list on purpose
+    outcomes += transport.run(session.send_many(items(), options=options))
+    assert [type(o) for o in outcomes] == [TransactionResult] * 18
+    envelope = [line for line in server.lines if line.startswith((b"MAIL", b"RCPT"))]
+    mails = [b"SIZE=3", b"SIZE=3", b"SIZE=4", b"SIZE=4 BODY=8BITMIME"]
+    mails += [b"SIZE=4 BODY=8BITMIME"] * 2
+    rcpts = [b"b"] * 4 + [b"c"] * 2
+    assert envelope[:12] == [
+        line
+        for mail, rcpt in zip(mails, rcpts, strict=True)
+        for line in (b"MAIL FROM:<a@x.org> " + mail, b"RCPT TO:<" + rcpt + b"@x.org>")
+    ]
+    assert envelope[12:24] == [
+        line
+        for mail, rcpt in zip(mails, rcpts, strict=True)
+        for line in (
+            b"MAIL FROM:<a@x.org> " + mail + b" RET=HDRS",
+            b"RCPT TO:<" + rcpt + b"@x.org>",
+        )
+    ]
+    notes = [b"SUCCESS"] * 5 + [b"FAILURE"]
+    assert envelope[24:] == [
+        line
+        for mail, rcpt, note in zip(mails, rcpts, notes, strict=True)
+        for line in (
+            b"MAIL FROM:<a@x.org> " + mail,
+            b"RCPT TO:<" + rcpt + b"@x.org> NOTIFY=" + note,
+        )
+    ]
 
 
 def test_421_as_a_final_reply_ends_the_batch_without_consuming_the_rest() -> None:

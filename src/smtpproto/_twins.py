@@ -10,7 +10,7 @@ codec twins follow the same rule in ``_datacodec``, the only module naming
 from __future__ import annotations
 
 import os
-import platform
+import sys
 from typing import TYPE_CHECKING
 
 from ._reply_py import ReplyParser as PyReplyParser
@@ -20,7 +20,7 @@ __all__ = ["PARSER_IMPLEMENTATION", "CReplyParser", "PyReplyParser", "ReplyParse
 #: True when the environment asks for the pure-Python twins.
 NO_EXTENSIONS = bool(os.environ.get("SMTPPROTO_NO_EXTENSIONS"))
 #: Whether to try the compiled twins at all: CPython, and not ``NO_EXTENSIONS``.
-USE_EXTENSIONS = not NO_EXTENSIONS and platform.python_implementation() == "CPython"
+USE_EXTENSIONS = not NO_EXTENSIONS and sys.implementation.name == "cpython"
 
 CReplyParser: type[PyReplyParser] | None
 

@@ -444,11 +444,15 @@ class SMTPClient:
             return b""
         sock = self._sock
         assert sock is not None
-        deadline = self._deadline_for(timeout)
-        # A reply is rarely there yet: wait first, unless TLS holds decrypted bytes.
-        want = 0 if isinstance(sock, ssl.SSLSocket) and sock.pending() else _READ
+        # Receive before waiting: a pipelined group's replies are often there already
+        # (a loopback server answers during our send; TLS may hold decrypted bytes),
+        # which saves a select; when they are not, the failed recv costs ~1 µs.
+        deadline: float | None = None
+        want = 0
         while True:
             if want:
+                if deadline is None:
+                    deadline = self._deadline_for(timeout)
                 self._wait(want, deadline)
             try:
                 return sock.recv(_RECV_SIZE)

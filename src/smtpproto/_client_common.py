@@ -17,6 +17,7 @@ smtpproto`` never loads it (only the adapters do).
 
 from __future__ import annotations
 
+import abc
 import math
 import ssl
 from typing import Literal
@@ -55,7 +56,7 @@ def connect_error(error: BaseException, host: str | None, port: int) -> SMTPConn
     return connect_failed
 
 
-class ClientCore:
+class ClientCore(abc.ABC):
     """Settings, session and deadlines of one client connection; see the module doc.
 
     ``host``/``unix_socket`` and the other options are those of the adapters' public
@@ -146,9 +147,9 @@ class ClientCore:
 
     # -- deadlines ----------------------------------------------------------------------
 
+    @abc.abstractmethod
     def _clock(self) -> float:
         """The adapter's clock, in seconds; deadlines are absolute on it."""
-        raise NotImplementedError
 
     def _deadline_for(self, timeout: float | None) -> float:
         """When a wait must end: the request's timeout, capped by the message deadline

@@ -330,6 +330,21 @@ def positional(cls: type[_E]) -> Callable[..., _E]:
             return obj
 
         return make2
+    if len(setters) == 5:  # TransactionResult: one per message
+        set0, set1, set2, set3, set4 = setters
+
+        def make5(
+            value0: object, value1: object, value2: object, value3: object, value4: object
+        ) -> _E:
+            obj = new(cls)
+            set0(obj, value0)
+            set1(obj, value1)
+            set2(obj, value2)
+            set3(obj, value3)
+            set4(obj, value4)
+            return obj
+
+        return make5
 
     def make(*values: object) -> _E:
         if len(values) != len(setters):

@@ -208,25 +208,15 @@ class ClientConnection(ReplyHandling):
     def timeout(self) -> float | None:
         """Seconds to wait for what the engine waits on now (RFC 5321 §4.5.3.2), from
         ``ClientConfig.timeouts``; None when it waits on nothing (or only on EOF)."""
-        timeouts = self._config.timeouts
-        if self._state in (S.ERROR, S.CLOSED, S.TLS_HANDSHAKE):
+        state = self._state
+        if state is S.ERROR or state is S.CLOSED or state is S.TLS_HANDSHAKE:
             return None
-        if self._pending:
-            verb = self._pending[0].verb
-            if verb is None:
-                return timeouts.greeting
-            if verb is V.MAIL:
-                return timeouts.mail
-            if verb is V.RCPT:
-                return timeouts.rcpt
-            if verb is V.DATA:
-                return timeouts.data_initiation
-            if verb in FINAL_VERBS:
-                return timeouts.data_termination
-            if verb is V.BDAT:
-                return timeouts.data_block
-            return timeouts.other
-        if self._state in (S.CONTENT, S.DISCARD_CONTENT):
+        timeouts = self._config.timeouts
+        pending = self._pending
+        if pending:  # asked twice per message: one dict look-up, not a chain of tests
+            field: str = _REPLY_TIMEOUTS.get(pending[0].verb, "other")
+            return getattr(timeouts, field)  # type: ignore[no-any-return]  # all float | None
+        if state is S.CONTENT or state is S.DISCARD_CONTENT:
             return timeouts.data_block
         return None
 
@@ -627,6 +617,17 @@ class ClientConnection(ReplyHandling):
             lines = wire.count(b"\r\n")
             hook("C", b"<content: %d octets, %d line ends>" % (len(wire), lines))
 
+
+#: The ``Timeouts`` field bounding the wait for the reply to each verb (None: the
+#: greeting) (RFC 5321 §4.5.3.2); any other verb waits ``other``.
+_REPLY_TIMEOUTS: dict[Verb | None, str] = {
+    None: "greeting",
+    V.MAIL: "mail",
+    V.RCPT: "rcpt",
+    V.DATA: "data_initiation",
+    **dict.fromkeys(FINAL_VERBS, "data_termination"),
+    V.BDAT: "data_block",
+}
 
 _Sender = Callable[[ClientConnection, Command, Verb, ClientState], bytes]
 #: How each verb is turned into bytes (every sender queues the replies it expects).

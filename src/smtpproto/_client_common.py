@@ -25,6 +25,7 @@ from typing import Literal
 from ._capabilities import Capabilities
 from ._client_config import ClientConfig, Timeouts, TLSPolicy
 from ._session import Session, default_port, hello_name, session_config
+from ._session_support import check_connect_options
 from ._tls import TLSInfo, client_ssl_context
 from .exceptions import SMTPConnectError, SMTPTLSError
 
@@ -83,6 +84,7 @@ class ClientCore(abc.ABC):
         allow_cleartext_auth: bool,
         config: ClientConfig | None,
     ) -> None:
+        check_connect_options(host, port, message_timeout)
         self._config = session_config(
             tls=tls,
             port=port,

@@ -30,6 +30,7 @@ __all__ = [
     "UpgradeTLS",
     "Write",
     "all_ascii",
+    "check_connect_options",
     "content_chunks",
     "default_port",
     "default_tls_policy",
@@ -127,6 +128,32 @@ def default_port(policy: TLSPolicy, lmtp: bool = False) -> int:
     if policy is TLSPolicy.REQUIRED:
         return 587
     return 24 if lmtp else 25
+
+
+def check_connect_options(
+    host: str | None, port: int | None, message_timeout: float | None
+) -> None:
+    """Refuse, with ``LocalProtocolError``, what an adapter's constructor cannot use: a
+    ``port`` that is no integer in 0-65535, a ``host`` with a NUL or other control
+    character, a ``message_timeout`` that is not a positive number (NaN, infinity,
+    zero, negative or a string would otherwise surface later as an unrelated exception
+    or no limit at all)."""
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535
+    ):
+        raise LocalProtocolError(f"port must be an integer in 0-65535, got {port!r}")
+    if host is not None and (
+        not isinstance(host, str) or any(ord(c) < 0x20 or ord(c) == 0x7F for c in host)
+    ):
+        raise LocalProtocolError(f"host must be a name or address, got {host!r}")
+    if message_timeout is not None and (
+        isinstance(message_timeout, bool)
+        or not isinstance(message_timeout, (int, float))
+        or not 0 < message_timeout < float("inf")
+    ):
+        raise LocalProtocolError(
+            f"message_timeout must be a positive number of seconds or None, got {message_timeout!r}"
+        )
 
 
 def make_timeouts(timeout: Timeouts | float | None) -> Timeouts:

@@ -55,7 +55,7 @@ from ._session import (
     session_config,
 )
 from ._session_batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
-from ._session_support import ContentSource, ProgressCallback
+from ._session_support import ContentSource, ProgressCallback, check_connect_options
 from ._tls import TLSInfo, channel_binding, client_ssl_context
 from .exceptions import SMTPConnectError, SMTPError, SMTPTLSError
 
@@ -105,6 +105,7 @@ class SMTPClient:
     ) -> None:
         if sum(x is not None for x in (host, sock, unix_socket)) != 1:
             raise ValueError("give exactly one of host, sock or unix_socket")
+        check_connect_options(host, port, message_timeout)
         self._config = session_config(
             tls=tls,
             port=port,

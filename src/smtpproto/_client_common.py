@@ -25,7 +25,7 @@ from typing import Literal
 from ._capabilities import Capabilities
 from ._client_config import ClientConfig, Timeouts, TLSPolicy
 from ._session import Session, default_port, hello_name, session_config
-from ._session_support import check_connect_options
+from ._session_support import check_connect_options, check_server_hostname
 from ._tls import TLSInfo, client_ssl_context
 from .exceptions import SMTPConnectError, SMTPTLSError
 
@@ -97,6 +97,8 @@ class ClientCore(abc.ABC):
         self.port = port if port is not None else default_port(self._config.tls_policy, lmtp)
         self._ssl_context = ssl_context
         self._server_hostname = server_hostname if server_hostname is not None else host
+        if self._server_hostname is not None and self._config.tls_policy is not TLSPolicy.NONE:
+            check_server_hostname(self._server_hostname)
         self._message_timeout = message_timeout
         self._source_address = source_address
         self._local_hostname = local_hostname

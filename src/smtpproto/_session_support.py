@@ -31,6 +31,7 @@ __all__ = [
     "Write",
     "all_ascii",
     "check_connect_options",
+    "check_server_hostname",
     "content_chunks",
     "default_port",
     "default_tls_policy",
@@ -154,6 +155,28 @@ def check_connect_options(
         raise LocalProtocolError(
             f"message_timeout must be a positive number of seconds or None, got {message_timeout!r}"
         )
+
+
+def check_server_hostname(name: str) -> None:
+    """Refuse, with ``LocalProtocolError``, a TLS ``server_hostname`` that ``ssl`` would
+    refuse only at the handshake, after the greeting and EHLO, with a ``ValueError``
+    (empty, leading dot), ``TypeError`` (NUL) or ``UnicodeError`` (not IDNA-encodable,
+    e.g. a label over 63 octets, RFC 1035 §2.3.4): ``ssl`` encodes it with the
+    ``idna`` codec."""
+    problem = None
+    if not isinstance(name, str):
+        problem = "is not a str"
+    elif not name or name.startswith("."):
+        problem = "is empty or starts with a dot"
+    elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        problem = "contains a control character"
+    else:
+        try:
+            name.encode("idna")
+        except UnicodeError as error:
+            problem = f"is no valid host name ({error})"
+    if problem is not None:
+        raise LocalProtocolError(f"server_hostname {problem}: {name!r}")
 
 
 def make_timeouts(timeout: Timeouts | float | None) -> Timeouts:

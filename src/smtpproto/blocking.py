@@ -55,7 +55,12 @@ from ._session import (
     session_config,
 )
 from ._session_batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
-from ._session_support import ContentSource, ProgressCallback, check_connect_options
+from ._session_support import (
+    ContentSource,
+    ProgressCallback,
+    check_connect_options,
+    check_server_hostname,
+)
 from ._tls import TLSInfo, channel_binding, client_ssl_context
 from .exceptions import SMTPConnectError, SMTPError, SMTPTLSError
 
@@ -118,6 +123,8 @@ class SMTPClient:
         self.port = port if port is not None else default_port(self._config.tls_policy, lmtp)
         self._ssl_context = ssl_context
         self._server_hostname = server_hostname if server_hostname is not None else host
+        if self._server_hostname is not None and self._config.tls_policy is not TLSPolicy.NONE:
+            check_server_hostname(self._server_hostname)
         self._message_timeout = message_timeout
         self._source_address = source_address
         self._local_hostname = local_hostname

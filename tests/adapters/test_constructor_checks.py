@@ -49,3 +49,22 @@ def test_good_options_are_accepted(client_class: Any) -> None:
     assert client.port == 0
     client = client_class("::1", 65535, message_timeout=30)
     assert client.port == 65535
+
+
+@pytest.mark.parametrize("client_class", CLIENTS)
+@pytest.mark.parametrize("name", ["", ".example.org", "a\x00b", "x" * 64 + ".example.org"])
+def test_a_server_hostname_ssl_would_refuse_is_refused_by_the_constructor(
+    client_class: Any, name: str
+) -> None:
+    """Before, ``ssl`` raised ``ValueError``/``TypeError``/``UnicodeError`` out of
+    ``connect()`` at the STARTTLS handshake."""
+    with pytest.raises(LocalProtocolError, match="server_hostname"):
+        client_class("127.0.0.1", 25, tls="required", server_hostname=name)
+
+
+@pytest.mark.parametrize("client_class", CLIENTS)
+def test_a_long_host_label_is_refused_only_when_tls_may_be_used(client_class: Any) -> None:
+    host = "x" * 64 + ".example.org"
+    with pytest.raises(LocalProtocolError, match="server_hostname"):
+        client_class(host, 25)  # opportunistic TLS: the host name is verified
+    assert client_class(host, 25, tls="none").host == host

@@ -242,7 +242,24 @@ class MailDrivers:
         and the total size (None: unknown) of one message; MAIL parameters defaulted
         from the content and the capabilities (see ``sendmail``). Nothing is sent;
         bad input raises ``LocalProtocolError``."""
-        rcpts = (recipients,) if isinstance(recipients, str) else tuple(recipients)
+        if isinstance(recipients, str):
+            rcpts: tuple[str, ...] = (recipients,)
+        else:
+            try:
+                rcpts = tuple(recipients)
+            except TypeError:  # not iterable (None, an int): caller misuse
+                rcpts = (recipients,)  # type: ignore[assignment]  # refused just below
+        if not isinstance(sender, str):
+            raise LocalProtocolError(f"sender must be a str, got {type(sender).__name__}")
+        if not all(isinstance(r, str) for r in rcpts):
+            wrong = next(r for r in rcpts if not isinstance(r, str))
+            raise LocalProtocolError(
+                f"recipients must be a str or an iterable of str, got a {type(wrong).__name__}"
+            )
+        if not isinstance(options, MailOptions):
+            raise LocalProtocolError(
+                f"options must be a MailOptions or None, got {type(options).__name__}"
+            )
         if not rcpts:
             raise LocalProtocolError("sendmail needs at least one recipient")
         if type(chunk_size) is not int or chunk_size < 1:

@@ -532,12 +532,19 @@ class SMTPServer:
 
     async def start(self) -> None:
         """Make the certificate if needed, then listen. Raises ``OSError`` if the address
-        is in use."""
+        is in use (a certificate made here is removed again)."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._make_tls_context)
-        self._server = await loop.create_server(
-            lambda: _Session(self), self.host, self.port, family=socket.AF_UNSPEC
-        )
+        try:
+            await loop.run_in_executor(None, self._make_tls_context)
+            self._server = await loop.create_server(
+                lambda: _Session(self), self.host, self.port, family=socket.AF_UNSPEC
+            )
+        except BaseException:  # nothing listens: remove the certificate made for it
+            if self._tempdir is not None:
+                self._tempdir.cleanup()
+                self._tempdir = None
+                self.cert_path = self._keyfile = None
+            raise
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def serve_forever(self) -> None:

@@ -160,13 +160,19 @@ def tls_server_end_point(connection: SSLConnection) -> bytes | None:
     """RFC 5929 §4.1 tls-server-end-point data for the server's certificate.
 
     Must be called on the client side after the handshake. ``None`` when there is no
-    peer certificate (handshake not done, or an anonymous suite) or when the
-    certificate's signature algorithm has no single hash (§4.1: undefined).
+    peer certificate (handshake not done, or an anonymous suite), when the
+    certificate's signature algorithm has no single hash (§4.1: undefined), or when
+    this module's DER reader cannot find that algorithm: OpenSSL accepts certificates
+    it does not (RSASSA-PSS without parameters, say), and with verification off any
+    server can send one, which must not fail the connection with a ``ValueError``.
     """
     der = connection.getpeercert(binary_form=True)
     if not der:
         return None
-    return server_end_point_hash(der)
+    try:
+        return server_end_point_hash(der)
+    except ValueError:
+        return None
 
 
 def server_end_point_hash(certificate_der: bytes) -> bytes | None:

@@ -86,10 +86,12 @@ def envelope_from_message(
 ) -> Envelope:
     """The envelope for ``msg``; ``sender``/``recipients`` override the headers.
 
-    Raises ``LocalProtocolError`` when no sender field exists (and none was given) or
-    when no recipient is found.
+    Raises ``LocalProtocolError`` when no sender field exists (and none was given),
+    when no recipient is found, or when ``sender``/``recipients`` are not str.
     """
     _check_message(msg)
+    if sender is not None and not isinstance(sender, str):
+        raise LocalProtocolError(f"sender must be a str or None, got {type(sender).__name__}")
     prefix, fields = _resent_prefix(msg)
     lowered = [(name.lower(), value) for name, value in fields]
     if sender is None:
@@ -109,7 +111,16 @@ def envelope_from_message(
     elif isinstance(recipients, str):
         rcpts = (recipients,)
     else:
-        rcpts = tuple(recipients)
+        try:
+            rcpts = tuple(recipients)
+        except TypeError:  # not iterable (an int, say): caller misuse
+            rcpts = (recipients,)  # type: ignore[assignment]  # refused just below
+        wrong = [r for r in rcpts if not isinstance(r, str)]
+        if wrong:
+            raise LocalProtocolError(
+                "recipients must be a str, an iterable of str or None, got a "
+                + type(wrong[0]).__name__
+            )
     if not rcpts:
         raise LocalProtocolError(
             f"the message has no {prefix}To, {prefix}Cc or {prefix}Bcc address; pass recipients="

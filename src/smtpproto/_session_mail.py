@@ -184,6 +184,10 @@ class MailDrivers:
         progress: ProgressCallback | None,
     ) -> Driver[TransactionResult]:
         envelope = envelope_from_message(msg, sender=sender, recipients=recipients)
+        if not isinstance(options, MailOptions):
+            raise LocalProtocolError(
+                f"options must be a MailOptions or None, got {type(options).__name__}"
+            )
         if envelope.international and options.smtputf8 is None:
             options = dataclasses.replace(options, smtputf8=True)
         content = flatten_message(msg, utf8=envelope.international)

@@ -134,8 +134,10 @@ def flatten_message(msg: Message, *, utf8: bool = False) -> bytes:
 
     ``utf8=True`` serialises non-ASCII headers as UTF-8 (RFC 6532) instead of RFC 2047
     encoded words; a ``compat32`` message then uses ``email.policy.SMTPUTF8``.
+    A message the ``email`` generator cannot serialise is a ``LocalProtocolError``.
     """
     import copy
+    import email.errors
     import email.policy
     from email.generator import BytesGenerator
     from io import BytesIO
@@ -151,5 +153,20 @@ def flatten_message(msg: Message, *, utf8: bool = False) -> bytes:
         else:
             policy = email.policy.SMTPUTF8
     out = BytesIO()
-    BytesGenerator(out, policy=policy).flatten(clone, linesep="\r\n")
+    try:
+        BytesGenerator(out, policy=policy).flatten(clone, linesep="\r\n")
+    except (
+        AttributeError,
+        LookupError,
+        TypeError,
+        UnicodeError,
+        ValueError,
+        email.errors.MessageError,
+    ) as error:
+        # A malformed message fails deep in ``email``: compat32 lets a caller set a
+        # non-ASCII str payload without a charset, a payload that is no str, or a
+        # header value with an embedded header line (``HeaderParseError``).
+        raise LocalProtocolError(
+            f"the message cannot be serialised: {type(error).__name__}: {error}"
+        ) from error
     return out.getvalue()

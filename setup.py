@@ -1,6 +1,7 @@
-"""Build the optional Cython twins (``src/smtpproto/*.pyx``).
+"""Build the optional Cython twins (every ``.pyx`` under ``src/smtpproto``, today the
+wire layer's ``src/smtpproto/wire/_speedups.pyx`` and ``_dataenc_c.pyx``).
 
-Every ``.pyx`` file next to the package sources is compiled. A compile failure fails the
+Every ``.pyx`` file in the package tree is compiled. A compile failure fails the
 build loudly: nobody gets a silently slow install. Set ``SMTPPROTO_NO_EXTENSIONS=1`` to
 build the pure-Python package instead (the same variable also makes the package ignore an
 already-built extension at import time).
@@ -16,7 +17,8 @@ from setuptools.command.build_ext import build_ext
 
 NO_EXTENSIONS = bool(os.environ.get("SMTPPROTO_NO_EXTENSIONS"))
 HERE = Path(__file__).parent
-PYX_FILES = sorted((HERE / "src" / "smtpproto").glob("*.pyx"))
+SOURCE_ROOT = HERE / "src"
+PYX_FILES = sorted((SOURCE_ROOT / "smtpproto").rglob("*.pyx"))
 
 
 class LoudBuildExt(build_ext):
@@ -54,7 +56,11 @@ def extensions() -> list:  # type: ignore[type-arg]
             f"({exc}); set SMTPPROTO_NO_EXTENSIONS=1 to install the pure-Python package."
         ) from exc
     modules = [
-        (f"smtpproto.{path.stem}", str(path.relative_to(HERE))) for path in PYX_FILES
+        (
+            ".".join(path.relative_to(SOURCE_ROOT).with_suffix("").parts),
+            str(path.relative_to(HERE)),
+        )
+        for path in PYX_FILES
     ]
     from setuptools import Extension
 

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable
 
-from smtpproto._datacodec import CDataDecoder, CDataEncoder, PyDataDecoder, PyDataEncoder
+from smtpproto.wire.datacodec import CDataDecoder, CDataEncoder, PyDataDecoder, PyDataEncoder
 
 BODY_SIZE = 10 * 1000 * 1000
 CHUNK = 64 * 1024

@@ -84,9 +84,9 @@ def best_rate(session: Any) -> float:
 
 
 def ours(parser: Any, *, pipelined: bool, build_commands: bool = False) -> Any:
-    from smtpproto._client_config import ClientConfig
-    from smtpproto._connection import ClientConnection
-    from smtpproto._events import (
+    from smtpproto.client_engine.config import ClientConfig
+    from smtpproto.client_engine.connection import ClientConnection
+    from smtpproto.client_engine.events import (
         NEED_DATA,
         Content,
         Data,
@@ -223,7 +223,7 @@ def main() -> None:
         print(reference_loop())
         return
 
-    from smtpproto._twins import CReplyParser, PyReplyParser
+    from smtpproto.wire.twins import CReplyParser, PyReplyParser
 
     twins = [("python parser", PyReplyParser)]
     if CReplyParser is not None:

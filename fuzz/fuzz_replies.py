@@ -26,12 +26,12 @@ from collections.abc import Mapping, Sequence
 import atheris  # type: ignore[import-untyped]  # atheris ships no type stubs
 
 with atheris.instrument_imports():
-    from smtpproto._errors import RemoteProtocolError
-    from smtpproto._reply import Reply
-    from smtpproto._reply_py import ReplyParser as PyReplyParser
+    from smtpproto.wire._reply_py import ReplyParser as PyReplyParser
+    from smtpproto.wire.errors import RemoteProtocolError
+    from smtpproto.wire.reply import Reply
 
 try:
-    from smtpproto._speedups import ReplyParser as CReplyParser
+    from smtpproto.wire._speedups import ReplyParser as CReplyParser
 except ImportError as exc:  # the differential is the point: refuse to run without it
     raise SystemExit(
         f"fuzz: the compiled twin is not built ({exc}); "

@@ -13,38 +13,15 @@ import binascii
 from collections.abc import Callable, Mapping
 
 from server_support import Session as ServerSession
-from smtpproto._client_config import ClientConfig, TLSPolicy
-from smtpproto._connection import ClientConnection
-from smtpproto._events import (
+from smtpproto.client_engine.config import ClientConfig, TLSPolicy
+from smtpproto.client_engine.connection import ClientConnection
+from smtpproto.client_engine.events import (
     NEED_DATA,
     Auth,
     AuthChallenge,
     AuthContinue,
     Ehlo,
     Event,
-)
-from smtpproto._reply import Reply
-from smtpproto._sasl_server import (
-    SERVER_MECHANISMS,
-    CramMD5Server,
-    LoginServer,
-    OAuthBearerServer,
-    PasswordLookup,
-    PlainServer,
-    ScramSHA1PlusServer,
-    ScramSHA1Server,
-    ScramSHA256PlusServer,
-    ScramSHA256Server,
-    ServerMechanism,
-    TokenCheck,
-    XOAuth2Server,
-)
-from smtpproto._server_auth import AuthExchange
-from smtpproto._server_events import (
-    AuthCancelled,
-    AuthRequested,
-    AuthResponse,
-    ServerEvent,
 )
 from smtpproto.sasl import (
     ChannelBinding,
@@ -59,6 +36,29 @@ from smtpproto.sasl import (
     ScramSHA256Plus,
     XOAuth2,
 )
+from smtpproto.sasl.server import (
+    SERVER_MECHANISMS,
+    CramMD5Server,
+    LoginServer,
+    OAuthBearerServer,
+    PasswordLookup,
+    PlainServer,
+    ScramSHA1PlusServer,
+    ScramSHA1Server,
+    ScramSHA256PlusServer,
+    ScramSHA256Server,
+    ServerMechanism,
+    TokenCheck,
+    XOAuth2Server,
+)
+from smtpproto.server_engine.auth import AuthExchange
+from smtpproto.server_engine.events import (
+    AuthCancelled,
+    AuthRequested,
+    AuthResponse,
+    ServerEvent,
+)
+from smtpproto.wire.reply import Reply
 
 USER = "alice"
 PASSWORD = "correct horse battery"

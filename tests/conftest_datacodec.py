@@ -11,7 +11,7 @@ import re
 import pytest
 from hypothesis import strategies as st
 
-from smtpproto._datacodec import CDataDecoder, CDataEncoder, PyDataDecoder, PyDataEncoder
+from smtpproto.wire.datacodec import CDataDecoder, CDataEncoder, PyDataDecoder, PyDataEncoder
 
 ENCODER_TWINS = [pytest.param(PyDataEncoder, id="py")]
 if CDataEncoder is not None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from smtpproto._client_config import ClientConfig
-from smtpproto._connection import ClientConnection
-from smtpproto._events import NEED_DATA, Event
+from smtpproto.client_engine.config import ClientConfig
+from smtpproto.client_engine.connection import ClientConnection
+from smtpproto.client_engine.events import NEED_DATA, Event
 
 EHLO_ALL = (
     b"250-mx.example.org greets you\r\n"
@@ -70,7 +70,7 @@ def names(events: Iterable[Event]) -> list[str]:
 
 def greeted(parser_cls: Any, ehlo_reply: bytes = EHLO_ALL, **config: Any) -> ClientConnection:
     """A connection past the greeting and an accepted EHLO (LHLO with ``lmtp=True``)."""
-    from smtpproto._events import Ehlo, Lhlo
+    from smtpproto.client_engine.events import Ehlo, Lhlo
 
     conn = make_conn(parser_cls, **config)
     assert names(feed(conn, b"220 mx.example.org ESMTP\r\n")) == ["Greeting"]

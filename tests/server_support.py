@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-from smtpproto._events import NEED_DATA
-from smtpproto._reply import Reply
-from smtpproto._server import ServerConnection
-from smtpproto._server_config import ServerConfig
-from smtpproto._server_events import (
+from smtpproto.client_engine.events import NEED_DATA
+from smtpproto.server_engine.config import ServerConfig
+from smtpproto.server_engine.connection import ServerConnection
+from smtpproto.server_engine.events import (
     PAUSED,
     AuthCancelled,
     AuthRequested,
@@ -25,7 +24,7 @@ from smtpproto._server_events import (
     StartTLSRequested,
     UnknownCommand,
 )
-from smtpproto._server_replies import (
+from smtpproto.server_engine.replies import (
     auth_cancelled,
     auth_challenge,
     closing,
@@ -37,6 +36,7 @@ from smtpproto._server_replies import (
     ready_to_start_tls,
     start_mail_input,
 )
+from smtpproto.wire.reply import Reply
 
 DEFAULT_EXTENSIONS = (
     "PIPELINING",
@@ -134,7 +134,7 @@ class Session:
         return [int(m[1]) for m in re.finditer(rb"^(\d{3}) ", bytes(self.out), re.M)]
 
     def content(self) -> bytes:
-        from smtpproto._server_events import ContentReceived
+        from smtpproto.server_engine.events import ContentReceived
 
         return b"".join(e.data for e in self.events if isinstance(e, ContentReceived))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine_helpers import ScriptedServer
-from smtpproto._session import Read, UpgradeTLS, Write
+from smtpproto.drivers.session import Read, UpgradeTLS, Write
 from smtpproto.sasl import ChannelBinding
 
 MAX_REQUESTS = 100_000

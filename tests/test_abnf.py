@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtpproto._abnf import (
+from smtpproto.wire.abnf import (
     MAX_COMMAND_LINE,
     MAX_DOMAIN,
     MAX_LOCAL_PART,
@@ -33,7 +33,7 @@ from smtpproto._abnf import (
     xtext_decode,
     xtext_encode,
 )
-from smtpproto._errors import LocalProtocolError
+from smtpproto.wire.errors import LocalProtocolError
 
 FORBIDDEN = [chr(c) for c in range(0x20)] + ["\x7f", "\x85", "\u2028", "\u2029"]
 

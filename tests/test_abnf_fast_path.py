@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtpproto._abnf import (
+from smtpproto.wire.abnf import (
     MAX_DOMAIN,
     MAX_LOCAL_PART,
     MAX_PATH,
@@ -18,7 +18,7 @@ from smtpproto._abnf import (
     format_path,
     validate_domain,
 )
-from smtpproto._errors import LocalProtocolError
+from smtpproto.wire.errors import LocalProtocolError
 
 # atext, the separators, and characters each rule refuses somewhere.
 ALPHABET = st.sampled_from(list('aZ09-._+=!#~@"[]<> \\\r\n\x00\x7f\u00e9\u2028:'))

@@ -37,27 +37,12 @@ from auth_helpers import (
     make_verifiers,
 )
 from server_support import Session as ServerSession
-from smtpproto._client_config import ClientConfig
-from smtpproto._events import (
+from smtpproto.client_engine.config import ClientConfig
+from smtpproto.client_engine.events import (
     AuthFailed,
     AuthSucceeded,
 )
-from smtpproto._reply import Reply
-from smtpproto._sasl_server import (
-    SERVER_MECHANISMS,
-    ScramSHA256Server,
-)
-from smtpproto._saslprep import SASLprepError, saslprep
-from smtpproto._server_auth import AuthExchange
-from smtpproto._server_events import (
-    AuthCancelled,
-    AuthRequested,
-    AuthResponse,
-    EhloReceived,
-    ServerEvent,
-)
-from smtpproto._server_replies import ehlo_reply
-from smtpproto._session import Read, Session, UpgradeTLS, Write
+from smtpproto.drivers.session import Read, Session, UpgradeTLS, Write
 from smtpproto.exceptions import SMTPProtocolError, SMTPReplyError
 from smtpproto.sasl import (
     MECHANISM_PREFERENCE,
@@ -66,6 +51,21 @@ from smtpproto.sasl import (
     ScramSHA256,
     XOAuth2,
 )
+from smtpproto.sasl.saslprep import SASLprepError, saslprep
+from smtpproto.sasl.server import (
+    SERVER_MECHANISMS,
+    ScramSHA256Server,
+)
+from smtpproto.server_engine.auth import AuthExchange
+from smtpproto.server_engine.events import (
+    AuthCancelled,
+    AuthRequested,
+    AuthResponse,
+    EhloReceived,
+    ServerEvent,
+)
+from smtpproto.server_engine.replies import ehlo_reply
+from smtpproto.wire.reply import Reply
 
 # -- every mechanism through both engines ---------------------------------------------------
 

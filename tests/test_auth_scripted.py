@@ -28,22 +28,14 @@ from auth_helpers import (
     lookup,
 )
 from engine_helpers import feed, greeted
-from smtpproto._client_config import TLSPolicy
-from smtpproto._connection import ClientConnection
-from smtpproto._errors import RemoteProtocolError
-from smtpproto._events import (
+from smtpproto.client_engine.config import TLSPolicy
+from smtpproto.client_engine.connection import ClientConnection
+from smtpproto.client_engine.events import (
     Auth,
     AuthChallenge,
     AuthContinue,
     AuthFailed,
     AuthSucceeded,
-)
-from smtpproto._sasl_server import (
-    Challenge,
-    ScramSHA256PlusServer,
-    ScramSHA256Server,
-    ServerMechanism,
-    Success,
 )
 from smtpproto.sasl import (
     ClientMechanism,
@@ -53,6 +45,14 @@ from smtpproto.sasl import (
     ScramSHA256Plus,
     XOAuth2,
 )
+from smtpproto.sasl.server import (
+    Challenge,
+    ScramSHA256PlusServer,
+    ScramSHA256Server,
+    ServerMechanism,
+    Success,
+)
+from smtpproto.wire.errors import RemoteProtocolError
 
 EHLO_EVERY = b"250-mx.example.org\r\n250 AUTH " + " ".join(EVERY).encode() + b"\r\n"
 

@@ -239,7 +239,7 @@ def test_idle_timeout_sends_421() -> None:
 def test_missing_openssl_means_no_starttls(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("smtpproto.server.shutil.which", lambda name: None)
+    monkeypatch.setattr("smtpproto.builtin_server.server.shutil.which", lambda name: None)
     with run_server() as server:
         assert server.cert_path is None
         with smtplib.SMTP(server.host, server.port, timeout=TIMEOUT) as client:

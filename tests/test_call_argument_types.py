@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from smtpproto._errors import LocalProtocolError
 from smtpproto.blocking import SMTPClient
 from smtpproto.exceptions import SMTPProtocolError
 from smtpproto.testing import run_server
+from smtpproto.wire.errors import LocalProtocolError
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtpproto._capabilities import Capabilities, ServerLimits
-from smtpproto._errors import LocalProtocolError
-from smtpproto._reply import Reply
+from smtpproto.client_engine.capabilities import Capabilities, ServerLimits
+from smtpproto.wire.errors import LocalProtocolError
+from smtpproto.wire.reply import Reply
 
 # EHLO replies as real servers send them (names and addresses changed).
 POSTFIX = b"""250-mail.example.org

@@ -7,10 +7,9 @@ from typing import Any
 import pytest
 
 from engine_helpers import EHLO_PIPELINING, drain, feed, greeted, make_conn, names
-from smtpproto._capabilities import Capabilities
-from smtpproto._client_config import ClientConfig, Timeouts
-from smtpproto._errors import LocalProtocolError, RemoteProtocolError
-from smtpproto._events import (
+from smtpproto.client_engine.capabilities import Capabilities
+from smtpproto.client_engine.config import ClientConfig, Timeouts
+from smtpproto.client_engine.events import (
     Auth,
     Bdat,
     CommandReply,
@@ -26,9 +25,10 @@ from smtpproto._events import (
     TransactionResult,
     positional,
 )
-from smtpproto._reply import Reply
-from smtpproto._state import ClientState
+from smtpproto.client_engine.states import ClientState
 from smtpproto.sasl import Plain
+from smtpproto.wire.errors import LocalProtocolError, RemoteProtocolError
+from smtpproto.wire.reply import Reply
 
 
 def _open_data(conn: Any) -> None:

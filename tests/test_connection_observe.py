@@ -10,9 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine_helpers import EHLO_ALL, feed, greeted, make_conn
-from smtpproto._client_config import TLSPolicy
-from smtpproto._errors import LocalProtocolError
-from smtpproto._events import (
+from smtpproto.client_engine.config import TLSPolicy
+from smtpproto.client_engine.events import (
     Auth,
     AuthContinue,
     CommandReply,
@@ -30,8 +29,9 @@ from smtpproto._events import (
     UnsafeRawBytes,
     Vrfy,
 )
-from smtpproto._twins import CReplyParser, PyReplyParser
 from smtpproto.sasl import Plain
+from smtpproto.wire.errors import LocalProtocolError
+from smtpproto.wire.twins import CReplyParser, PyReplyParser
 
 # -- transcript ------------------------------------------------------------------------
 

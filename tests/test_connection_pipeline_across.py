@@ -12,10 +12,8 @@ from typing import Any
 import pytest
 
 from engine_helpers import EHLO_PLAIN, ScriptedServer, feed, greeted, names, run
-from smtpproto._client_replies import FINAL_VERBS
-from smtpproto._connection import ClientConnection
-from smtpproto._errors import LocalProtocolError, RemoteProtocolError
-from smtpproto._events import (
+from smtpproto.client_engine.connection import ClientConnection
+from smtpproto.client_engine.events import (
     Auth,
     Bdat,
     CommandReply,
@@ -35,8 +33,10 @@ from smtpproto._events import (
     TransactionResult,
     Vrfy,
 )
-from smtpproto._state import AFTER_CONTENT_END, GROUP_ENDERS, ClientState, Verb
+from smtpproto.client_engine.replies import FINAL_VERBS
+from smtpproto.client_engine.states import AFTER_CONTENT_END, GROUP_ENDERS, ClientState, Verb
 from smtpproto.sasl import Plain
+from smtpproto.wire.errors import LocalProtocolError, RemoteProtocolError
 
 
 def _envelope(conn: ClientConnection, sender: str, *rcpts: str) -> bytes:

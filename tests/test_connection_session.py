@@ -7,10 +7,9 @@ from typing import Any
 import pytest
 
 from engine_helpers import EHLO_ALL, EHLO_PLAIN, drain, feed, greeted, make_conn, names
-from smtpproto._client_config import ClientConfig, Timeouts, TLSPolicy
-from smtpproto._connection import ClientConnection
-from smtpproto._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from smtpproto._events import (
+from smtpproto.client_engine.config import ClientConfig, Timeouts, TLSPolicy
+from smtpproto.client_engine.connection import ClientConnection
+from smtpproto.client_engine.events import (
     NEED_DATA,
     Auth,
     Bdat,
@@ -35,8 +34,9 @@ from smtpproto._events import (
     StartTLS,
     Vrfy,
 )
-from smtpproto._state import ClientState
+from smtpproto.client_engine.states import ClientState
 from smtpproto.sasl import Plain
+from smtpproto.wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 
 
 def test_greeting_then_ehlo(parser_cls: Any) -> None:

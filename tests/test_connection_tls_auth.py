@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from engine_helpers import EHLO_ALL, EHLO_PIPELINING, feed, greeted, make_conn, names
-from smtpproto._client_config import TLSPolicy
-from smtpproto._errors import LocalProtocolError, RemoteProtocolError
-from smtpproto._events import (
+from smtpproto.client_engine.config import TLSPolicy
+from smtpproto.client_engine.events import (
     Auth,
     AuthChallenge,
     AuthContinue,
@@ -22,8 +21,9 @@ from smtpproto._events import (
     StartTLS,
     TLSReady,
 )
-from smtpproto._state import ClientState
+from smtpproto.client_engine.states import ClientState
 from smtpproto.sasl import ClientMechanism, Plain, SASLError
+from smtpproto.wire.errors import LocalProtocolError, RemoteProtocolError
 
 # -- STARTTLS --------------------------------------------------------------------------
 

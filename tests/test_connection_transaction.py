@@ -16,9 +16,8 @@ from engine_helpers import (
     names,
     run,
 )
-from smtpproto._client_config import TLSPolicy
-from smtpproto._errors import LocalProtocolError
-from smtpproto._events import (
+from smtpproto.client_engine.config import TLSPolicy
+from smtpproto.client_engine.events import (
     Bdat,
     CommandReply,
     Content,
@@ -32,7 +31,8 @@ from smtpproto._events import (
     Rset,
     TransactionResult,
 )
-from smtpproto._state import ClientState
+from smtpproto.client_engine.states import ClientState
+from smtpproto.wire.errors import LocalProtocolError
 
 
 def _result(events: list[Any]) -> TransactionResult:

@@ -18,8 +18,8 @@ from conftest_datacodec import (
     some_bytes,
 )
 from smtpproto import LocalProtocolError, RemoteProtocolError
-from smtpproto._datacodec import CDataDecoder, DataDecoder, PyDataDecoder
-from smtpproto._twins import NO_EXTENSIONS
+from smtpproto.wire.datacodec import CDataDecoder, DataDecoder, PyDataDecoder
+from smtpproto.wire.twins import NO_EXTENSIONS
 
 Decoder = type[PyDataDecoder]
 

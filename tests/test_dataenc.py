@@ -17,13 +17,13 @@ from conftest_datacodec import (
     some_bytes,
 )
 from smtpproto import LocalProtocolError
-from smtpproto._datacodec import (
+from smtpproto.wire.datacodec import (
     DATA_CODEC_IMPLEMENTATION,
     CDataEncoder,
     DataEncoder,
     PyDataEncoder,
 )
-from smtpproto._twins import NO_EXTENSIONS
+from smtpproto.wire.twins import NO_EXTENSIONS
 
 Encoder = type[PyDataEncoder]
 

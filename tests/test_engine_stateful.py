@@ -31,10 +31,9 @@ from hypothesis.stateful import (
 )
 
 from engine_helpers import ScriptedServer
-from smtpproto._client_config import ClientConfig, TLSPolicy
-from smtpproto._connection import ClientConnection
-from smtpproto._errors import ProtocolError
-from smtpproto._events import (
+from smtpproto.client_engine.config import ClientConfig, TLSPolicy
+from smtpproto.client_engine.connection import ClientConnection
+from smtpproto.client_engine.events import (
     NEED_DATA,
     Auth,
     AuthContinue,
@@ -57,9 +56,10 @@ from smtpproto._events import (
     StartTLS,
     TLSReady,
 )
-from smtpproto._state import AFTER_CONTENT_END, ALLOWED, ClientState
-from smtpproto._twins import CReplyParser, PyReplyParser
+from smtpproto.client_engine.states import AFTER_CONTENT_END, ALLOWED, ClientState
 from smtpproto.sasl import Plain
+from smtpproto.wire.errors import ProtocolError
+from smtpproto.wire.twins import CReplyParser, PyReplyParser
 
 EHLO_REPLIES = [
     b"250-mx\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n250-STARTTLS\r\n"

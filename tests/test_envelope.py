@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from smtpproto._envelope import envelope_from_message, flatten_message
-from smtpproto._errors import LocalProtocolError
+from smtpproto.drivers.envelope import envelope_from_message, flatten_message
+from smtpproto.wire.errors import LocalProtocolError
 
 
 def make(headers: list[tuple[str, str]], body: str = "body\n") -> EmailMessage:

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from smtpproto._envelope import flatten_message
-from smtpproto._errors import LocalProtocolError
-from smtpproto._events import TransactionResult
 from smtpproto.blocking import SMTPClient
+from smtpproto.client_engine.events import TransactionResult
+from smtpproto.drivers.envelope import flatten_message
 from smtpproto.exceptions import SMTPProtocolError
 from smtpproto.testing import run_server
+from smtpproto.wire.errors import LocalProtocolError
 
 
 def _legacy(payload: Any) -> Message:

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 
 from engine_helpers import EHLO_ALL, feed, greeted, make_conn
 from server_support import Session
-from smtpproto._errors import ProtocolError
-from smtpproto._events import (
+from smtpproto.client_engine.events import (
     NEED_DATA,
     Auth,
     Content,
@@ -29,6 +28,7 @@ from smtpproto._events import (
     StartTLS,
 )
 from smtpproto.sasl import Plain
+from smtpproto.wire.errors import ProtocolError
 
 # -- the client engine ----------------------------------------------------------------------
 

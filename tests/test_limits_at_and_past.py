@@ -16,20 +16,20 @@ import pytest
 
 from engine_helpers import feed, greeted
 from server_support import Session
-from smtpproto._client_config import DEFAULT_MAX_AUTH_ROUNDS, ClientConfig
-from smtpproto._errors import RemoteProtocolError
-from smtpproto._events import Auth, AuthContinue
-from smtpproto._server import ServerConnection
-from smtpproto._server_config import (
+from smtpproto.client_engine.config import DEFAULT_MAX_AUTH_ROUNDS, ClientConfig
+from smtpproto.client_engine.events import Auth, AuthContinue
+from smtpproto.sasl import ClientMechanism
+from smtpproto.server_engine.config import (
     DEFAULT_MAX_AUTH_LINE,
     DEFAULT_MAX_MAIL_RCPT_LINE,
     DEFAULT_MAX_PIPELINED_INPUT,
     ServerConfig,
 )
-from smtpproto._server_events import PAUSED, NoopReceived
-from smtpproto._server_replies import greeting
-from smtpproto._server_state import ServerState
-from smtpproto.sasl import ClientMechanism
+from smtpproto.server_engine.connection import ServerConnection
+from smtpproto.server_engine.events import PAUSED, NoopReceived
+from smtpproto.server_engine.replies import greeting
+from smtpproto.server_engine.states import ServerState
+from smtpproto.wire.errors import RemoteProtocolError
 
 HELLO = b"EHLO c.test\r\n"
 

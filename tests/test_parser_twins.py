@@ -38,7 +38,7 @@ SHOULD_BE_COMPILED = (
 
 def compiled_twin() -> ParserClass:
     """The compiled ReplyParser, imported directly (not through the selector)."""
-    module = importlib.import_module("smtpproto._speedups")
+    module = importlib.import_module("smtpproto.wire._speedups")
     return module.ReplyParser  # type: ignore[no-any-return]
 
 
@@ -50,7 +50,7 @@ def test_compiled_twin_active_when_it_should_be() -> None:
         assert smtpproto.PARSER_IMPLEMENTATION == "c", "the compiled twin did not load"
         assert smtpproto.ReplyParser is smtpproto.CReplyParser
         assert smtpproto.ReplyParser is not PyReplyParser
-        speedups = importlib.import_module("smtpproto._speedups")
+        speedups = importlib.import_module("smtpproto.wire._speedups")
         assert speedups._FAST_REPLY, "Reply changed shape: the C twin lost its fast path"
     else:
         assert smtpproto.PARSER_IMPLEMENTATION == "python"

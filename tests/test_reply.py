@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smtpproto import EnhancedStatusCode, PyReplyParser, Reply, ReplyClass
-from smtpproto._reply import _make_reply
+from smtpproto.wire.reply import _make_reply
 
 # -- strategies -------------------------------------------------------------------------
 

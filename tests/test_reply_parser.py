@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from smtpproto import PyReplyParser, RemoteProtocolError, Reply
-from smtpproto._config import (
+from smtpproto.wire.limits import (
     DEFAULT_MAX_REPLY_BYTES,
     DEFAULT_MAX_REPLY_LINE_LENGTH,
     DEFAULT_MAX_REPLY_LINES,

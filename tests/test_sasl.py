@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtpproto._errors import LocalProtocolError
 from smtpproto.sasl import (
     MECHANISM_PREFERENCE,
     Anonymous,
@@ -30,6 +29,7 @@ from smtpproto.sasl import (
     choose_mechanism,
     validate_mechanism_name,
 )
+from smtpproto.wire.errors import LocalProtocolError
 
 RFC7628_TOKEN = "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg=="
 CB = ChannelBinding(type="tls-exporter", data=b"\x01" * 32)
@@ -385,9 +385,9 @@ def test_error_messages_never_contain_the_password(password: str, bad: str) -> N
 def test_auth_command_refuses_a_mechanism_object_with_a_bad_name() -> None:
     # The name goes on the AUTH line: the Auth constructor checks RFC 4422 §3.1 grammar
     # even for an object whose name was changed after its class was defined.
-    from smtpproto._errors import LocalProtocolError
-    from smtpproto._events import Auth
+    from smtpproto.client_engine.events import Auth
     from smtpproto.sasl import Plain
+    from smtpproto.wire.errors import LocalProtocolError
 
     for bad in ("PLAIN\r\nRSET", "PLAIN\x00", "plain", "", "X" * 21, None):
         mechanism = Plain("user", "pw")

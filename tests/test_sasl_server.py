@@ -8,7 +8,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smtpproto._sasl_server import (
+from smtpproto.sasl import (
+    ChannelBinding,
+    ClientMechanism,
+    CramMD5,
+    Login,
+    OAuthBearer,
+    Plain,
+    SASLError,
+    ScramSHA1,
+    ScramSHA1Plus,
+    ScramSHA256,
+    ScramSHA256Plus,
+    XOAuth2,
+)
+from smtpproto.sasl.saslprep import SASLprepError, saslprep
+from smtpproto.sasl.server import (
     SERVER_MECHANISMS,
     Challenge,
     CramMD5Server,
@@ -24,21 +39,6 @@ from smtpproto._sasl_server import (
     ServerStep,
     Success,
     XOAuth2Server,
-)
-from smtpproto._saslprep import SASLprepError, saslprep
-from smtpproto.sasl import (
-    ChannelBinding,
-    ClientMechanism,
-    CramMD5,
-    Login,
-    OAuthBearer,
-    Plain,
-    SASLError,
-    ScramSHA1,
-    ScramSHA1Plus,
-    ScramSHA256,
-    ScramSHA256Plus,
-    XOAuth2,
 )
 
 USERS = {"user": "pencil", "tim": "tanstaaftanstaaf", "jürgen": "pässwörd", "I\u00adX": "x"}

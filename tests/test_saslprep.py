@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtpproto._saslprep import SASLprepError, saslprep
+from smtpproto.sasl.saslprep import SASLprepError, saslprep
 
 
 @pytest.mark.parametrize(

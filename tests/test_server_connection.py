@@ -7,12 +7,10 @@ import array
 import pytest
 
 from server_support import Session
-from smtpproto._errors import LocalProtocolError, RemoteProtocolError
-from smtpproto._events import NEED_DATA
-from smtpproto._reply import Reply
-from smtpproto._server import ServerConnection
-from smtpproto._server_config import ServerConfig
-from smtpproto._server_events import (
+from smtpproto.client_engine.events import NEED_DATA
+from smtpproto.server_engine.config import ServerConfig
+from smtpproto.server_engine.connection import ServerConnection
+from smtpproto.server_engine.events import (
     PAUSED,
     ClientDisconnected,
     CommandRejected,
@@ -29,7 +27,7 @@ from smtpproto._server_events import (
     UnknownCommand,
     VrfyReceived,
 )
-from smtpproto._server_replies import (
+from smtpproto.server_engine.replies import (
     bad_sequence,
     closing,
     ehlo_reply,
@@ -40,7 +38,9 @@ from smtpproto._server_replies import (
     service_closing,
     start_mail_input,
 )
-from smtpproto._server_state import ServerState
+from smtpproto.server_engine.states import ServerState
+from smtpproto.wire.errors import LocalProtocolError, RemoteProtocolError
+from smtpproto.wire.reply import Reply
 
 HELLO = b"EHLO client.test\r\n"
 ENVELOPE = HELLO + b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n"

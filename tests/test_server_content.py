@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server_support import Session
-from smtpproto._server_config import ServerConfig
-from smtpproto._server_events import (
+from smtpproto.server_engine.config import ServerConfig
+from smtpproto.server_engine.events import (
     BdatStarted,
     ChunkComplete,
     CommandRejected,
@@ -21,7 +21,7 @@ from smtpproto._server_events import (
     RcptReceived,
     UnknownCommand,
 )
-from smtpproto._server_replies import mailbox_unavailable, ok
+from smtpproto.server_engine.replies import mailbox_unavailable, ok
 
 ENVELOPE = b"EHLO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n"
 

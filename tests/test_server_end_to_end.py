@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server_support import Session
-from smtpproto._connection import ClientConnection
-from smtpproto._events import (
+from smtpproto.client_engine.connection import ClientConnection
+from smtpproto.client_engine.events import (
     NEED_DATA,
     Bdat,
     Content,
@@ -20,8 +20,8 @@ from smtpproto._events import (
     Rcpt,
     TransactionResult,
 )
-from smtpproto._server_events import MessageComplete, RcptReceived
-from smtpproto._server_replies import mailbox_unavailable
+from smtpproto.server_engine.events import MessageComplete, RcptReceived
+from smtpproto.server_engine.replies import mailbox_unavailable
 
 EXTENSIONS = ("PIPELINING", "SIZE 1000000", "8BITMIME", "CHUNKING", "ENHANCEDSTATUSCODES")
 

@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server_support import Session
-from smtpproto._errors import LocalProtocolError, ProtocolError
-from smtpproto._events import NEED_DATA
-from smtpproto._sasl_server import CramMD5Server, LoginServer, PlainServer, ScramSHA256Server
-from smtpproto._server_auth import AuthExchange
-from smtpproto._server_events import (
+from smtpproto.client_engine.events import NEED_DATA
+from smtpproto.sasl import ScramSHA256
+from smtpproto.sasl.server import CramMD5Server, LoginServer, PlainServer, ScramSHA256Server
+from smtpproto.server_engine.auth import AuthExchange
+from smtpproto.server_engine.events import (
     PAUSED,
     AuthCancelled,
     AuthRequested,
@@ -28,8 +28,8 @@ from smtpproto._server_events import (
     ServerEvent,
     StartTLSRequested,
 )
-from smtpproto._server_state import ServerState
-from smtpproto.sasl import ScramSHA256
+from smtpproto.server_engine.states import ServerState
+from smtpproto.wire.errors import LocalProtocolError, ProtocolError
 
 HELLO = b"EHLO client.test\r\n"
 
@@ -81,7 +81,7 @@ def test_tls_established_misuse() -> None:
 
 
 def test_refused_starttls_keeps_plaintext_session() -> None:
-    from smtpproto._server_replies import transaction_failed
+    from smtpproto.server_engine.replies import transaction_failed
 
     s = Session(policy=lambda e: transaction_failed() if isinstance(e, StartTLSRequested) else None)
     s.feed(HELLO + b"STARTTLS\r\nNOOP\r\n")

@@ -7,10 +7,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from smtpproto._events import NEED_DATA
-from smtpproto._reply import Reply
-from smtpproto._server import ServerConnection
-from smtpproto._server_events import (
+from smtpproto.client_engine.events import NEED_DATA
+from smtpproto.server_engine.connection import ServerConnection
+from smtpproto.server_engine.events import (
     BdatStarted,
     ChunkComplete,
     CommandRejected,
@@ -24,7 +23,7 @@ from smtpproto._server_events import (
     ResetReceived,
     ServerEvent,
 )
-from smtpproto._server_replies import (
+from smtpproto.server_engine.replies import (
     ehlo_reply,
     greeting,
     mailbox_unavailable,
@@ -32,7 +31,8 @@ from smtpproto._server_replies import (
     start_mail_input,
     transaction_failed,
 )
-from smtpproto._server_state import ServerState
+from smtpproto.server_engine.states import ServerState
+from smtpproto.wire.reply import Reply
 
 EXTENSIONS = ["PIPELINING", "CHUNKING", "8BITMIME"]
 

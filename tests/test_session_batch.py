@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from engine_helpers import ScriptedServer
 from session_helpers import Transport
-from smtpproto._client_config import ClientConfig
-from smtpproto._events import TransactionResult
-from smtpproto._session import Read, Session, Write
-from smtpproto._session_batch import BatchItem
-from smtpproto._session_support import MailOptions
+from smtpproto.client_engine.config import ClientConfig
+from smtpproto.client_engine.events import TransactionResult
+from smtpproto.drivers.batch import BatchItem
+from smtpproto.drivers.session import Read, Session, Write
+from smtpproto.drivers.support import MailOptions
 from smtpproto.exceptions import (
     SMTPConnectError,
     SMTPDeliveryStatusUnknown,
@@ -308,7 +308,7 @@ def test_streamed_content_and_email_messages() -> None:
 
 def test_arguments_are_checked_before_anything_is_sent() -> None:
     session, transport, _server = opened(EHLO_PIPE)
-    from smtpproto._errors import LocalProtocolError
+    from smtpproto.wire.errors import LocalProtocolError
 
     with pytest.raises(LocalProtocolError, match="max_in_flight"):
         session.send_many(batch(1), max_in_flight=0)

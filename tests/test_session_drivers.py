@@ -17,9 +17,8 @@ from hypothesis import strategies as st
 
 from engine_helpers import EHLO_PIPELINING, ScriptedServer
 from session_helpers import Transport
-from smtpproto._client_config import ClientConfig, Timeouts, TLSPolicy
-from smtpproto._errors import LocalProtocolError
-from smtpproto._session import (
+from smtpproto.client_engine.config import ClientConfig, Timeouts, TLSPolicy
+from smtpproto.drivers.session import (
     LAST_WORDS_TIMEOUT,
     MailOptions,
     Read,
@@ -31,7 +30,7 @@ from smtpproto._session import (
     hello_name,
     make_timeouts,
 )
-from smtpproto._session_support import LineEnds, content_chunks
+from smtpproto.drivers.support import LineEnds, content_chunks
 from smtpproto.exceptions import (
     SMTPConnectError,
     SMTPDeliveryStatusUnknown,
@@ -44,6 +43,7 @@ from smtpproto.exceptions import (
     SMTPTLSError,
 )
 from smtpproto.sasl import ChannelBinding, Plain
+from smtpproto.wire.errors import LocalProtocolError
 
 EHLO_FULL = (
     b"250-mx.example.org\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 100000000\r\n"

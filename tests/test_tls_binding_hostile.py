@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from smtpproto._tls import certificate_signature_hash, channel_binding, tls_server_end_point
+from smtpproto.adapters.tls import certificate_signature_hash, channel_binding, tls_server_end_point
 
 _TBS = bytes.fromhex("3000")  # an empty tbsCertificate: the reader skips it
 _PSS_WITHOUT_PARAMETERS = bytes.fromhex("300b06092a864886f70d01010a")

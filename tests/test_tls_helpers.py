@@ -1,4 +1,4 @@
-"""``smtpproto._tls``: the client context policy and channel binding, over real handshakes.
+"""``smtpproto.adapters.tls``: the client context policy and channel binding, over real handshakes.
 
 Handshakes run over ``socket.socketpair()`` with the server side in a thread; every
 socket has a timeout and every thread join is bounded, so a broken handshake fails
@@ -26,8 +26,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtpproto._sasl_base import ChannelBinding
-from smtpproto._tls import (
+from smtpproto.adapters.tls import (
     EXPORTER_LABEL,
     certificate_signature_hash,
     channel_binding,
@@ -36,6 +35,7 @@ from smtpproto._tls import (
     tls_exporter,
     tls_server_end_point,
 )
+from smtpproto.sasl.base import ChannelBinding
 
 TIMEOUT = 10.0
 

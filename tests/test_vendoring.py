@@ -21,11 +21,11 @@ import smtpproto
 SESSION = """
 import sys
 import vendored_smtp
-from vendored_smtp._connection import ClientConnection
-from vendored_smtp._events import (
+from vendored_smtp.client_engine.connection import ClientConnection
+from vendored_smtp.client_engine.events import (
     NEED_DATA, Content, Data, Ehlo, EndOfContent, Mail, Quit, Rcpt, TransactionResult,
 )
-from vendored_smtp._twins import PARSER_IMPLEMENTATION
+from vendored_smtp.wire.twins import PARSER_IMPLEMENTATION
 
 conn = ClientConnection()
 server_replies = [
@@ -108,7 +108,7 @@ def test_vendored_copy_with_compiled_twins(tmp_path: Path) -> None:
     """The copied extension modules load under the new name (when they were built)."""
     source = Path(smtpproto.__file__).parent
     built = any(
-        (source / f"_speedups{suffix}").exists()
+        (source / "wire" / f"_speedups{suffix}").exists()
         for suffix in importlib.machinery.EXTENSION_SUFFIXES
     )
     result = _run(_vendor(tmp_path))

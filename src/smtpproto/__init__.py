@@ -17,12 +17,11 @@ dependencies, so it can be vendored by copying this folder.
 from __future__ import annotations
 
 from . import codes, sasl
-from ._capabilities import Capabilities, ServerLimits
-from ._client_config import ClientConfig, Timeouts, TLSPolicy
-from ._connection import ClientConnection
-from ._datacodec import DATA_CODEC_IMPLEMENTATION, DataDecoder, DataEncoder
-from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from ._events import (
+from ._version import __version__ as __version__
+from .client_engine.capabilities import Capabilities, ServerLimits
+from .client_engine.config import ClientConfig, Timeouts, TLSPolicy
+from .client_engine.connection import ClientConnection
+from .client_engine.events import (
     NEED_DATA,
     Auth,
     AuthChallenge,
@@ -65,11 +64,14 @@ from ._events import (
     UnsafeRawBytes,
     Vrfy,
 )
-from ._reply import EnhancedStatusCode, Reply, ReplyClass
-from ._server import ServerConnection
-from ._server_auth import AuthExchange
-from ._server_config import ServerConfig
-from ._server_events import (
+from .client_engine.states import ClientState
+from .drivers.batch import BatchItem, Outcome
+from .drivers.session import Session
+from .drivers.support import MailOptions, Read, UpgradeTLS, Write
+from .server_engine.auth import AuthExchange
+from .server_engine.config import ServerConfig
+from .server_engine.connection import ServerConnection
+from .server_engine.events import (
     PAUSED,
     AuthCancelled,
     AuthRequested,
@@ -96,12 +98,11 @@ from ._server_events import (
     UnknownCommand,
     VrfyReceived,
 )
-from ._server_state import ServerState
-from ._session import Session
-from ._session_batch import BatchItem, Outcome
-from ._session_support import MailOptions, Read, UpgradeTLS, Write
-from ._state import ClientState
-from ._twins import PARSER_IMPLEMENTATION, CReplyParser, PyReplyParser, ReplyParser
+from .server_engine.states import ServerState
+from .wire.datacodec import DATA_CODEC_IMPLEMENTATION, DataDecoder, DataEncoder
+from .wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .wire.reply import EnhancedStatusCode, Reply, ReplyClass
+from .wire.twins import PARSER_IMPLEMENTATION, CReplyParser, PyReplyParser, ReplyParser
 
 __all__ = [
     "DATA_CODEC_IMPLEMENTATION",
@@ -204,5 +205,3 @@ __all__ = [
     "codes",
     "sasl",
 ]
-
-__version__ = "0.1.0"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from ._cli import main as _main
+from .cli.main import main as _main
 
 __all__ = ["main"]
 

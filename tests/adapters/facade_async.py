@@ -27,16 +27,16 @@ from typing import Any, TypeVar
 
 import trio
 
-from smtpproto._capabilities import Capabilities
-from smtpproto._events import TransactionResult
-from smtpproto._reply import Reply
-from smtpproto._sasl_base import ClientMechanism
-from smtpproto._session import MailOptions, MailStage, OpenStage, Session
-from smtpproto._session_batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
-from smtpproto._session_support import ContentSource, ProgressCallback
-from smtpproto._tls import TLSInfo
+from smtpproto.adapters.tls import TLSInfo
 from smtpproto.asyncio_client import AsyncSMTPClient
+from smtpproto.client_engine.capabilities import Capabilities
+from smtpproto.client_engine.events import TransactionResult
+from smtpproto.drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
+from smtpproto.drivers.session import MailOptions, MailStage, OpenStage, Session
+from smtpproto.drivers.support import ContentSource, ProgressCallback
+from smtpproto.sasl.base import ClientMechanism
 from smtpproto.trio_client import TrioSMTPClient
+from smtpproto.wire.reply import Reply
 
 __all__ = ["CALL_LIMIT", "AsyncFacade", "asyncio_client", "trio_client"]
 

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from interop.peers import TLSMaterial
-from smtpproto._client_config import Timeouts
 from smtpproto.asyncio_client import AsyncSMTPClient
+from smtpproto.client_engine.config import Timeouts
 from smtpproto.exceptions import (
     SMTPDeliveryStatusUnknown,
     SMTPDeliveryTimeoutError,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from interop.peers import TLSMaterial
-from smtpproto import asyncio_client
+from smtpproto.adapters import asyncio_client
 from smtpproto.asyncio_client import AsyncSMTPClient
 from smtpproto.exceptions import SMTPError, SMTPTLSError
 from smtpproto.testing import RunningServer, run_server

@@ -22,9 +22,9 @@ import pytest
 
 from interop.peers import AUTH_PASSWORD, AUTH_USER, AiosmtpdPeer, TLSMaterial
 from interop.peers_exim import EximPeer
-from smtpproto._sasl_server import Challenge, Failure, ScramSHA256PlusServer, ServerStep
 from smtpproto.exceptions import SMTPReplyError
 from smtpproto.sasl import ChannelBinding, ClientMechanism, CramMD5, Login, Plain, ScramSHA256
+from smtpproto.sasl.server import Challenge, Failure, ScramSHA256PlusServer, ServerStep
 from smtpproto.testing import run_server
 
 from .facade import SyncClient

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from smtpproto._errors import LocalProtocolError
 from smtpproto.asyncio_client import AsyncSMTPClient
 from smtpproto.blocking import SMTPClient
 from smtpproto.trio_client import TrioSMTPClient
+from smtpproto.wire.errors import LocalProtocolError
 
 CLIENTS: list[Any] = [SMTPClient, AsyncSMTPClient, TrioSMTPClient]
 

@@ -15,7 +15,7 @@ import pytest
 
 from interop.peers import AUTH_PASSWORD, AUTH_USER, AiosmtpdPeer, SinkPeer
 from interop.peers_exim import EximPeer
-from smtpproto._session import MailOptions
+from smtpproto.drivers.session import MailOptions
 from smtpproto.exceptions import SMTPProtocolError, SMTPRecipientsRefused
 
 from .facade import SyncClient

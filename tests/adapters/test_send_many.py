@@ -10,7 +10,7 @@ import pytest
 
 from interop.peers import SinkPeer
 from interop.peers_exim import EximPeer
-from smtpproto._events import TransactionResult
+from smtpproto.client_engine.events import TransactionResult
 from smtpproto.exceptions import SMTPRecipientsRefused
 from smtpproto.testing import run_server
 

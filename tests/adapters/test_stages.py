@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from smtpproto import _tls, blocking
-from smtpproto._errors import LocalProtocolError
-from smtpproto._tls import TLSInfo
+from smtpproto import blocking
+from smtpproto.adapters import tls as _tls
+from smtpproto.adapters.tls import TLSInfo
 from smtpproto.exceptions import SMTPProtocolError
 from smtpproto.testing import RunningServer, run_server
+from smtpproto.wire.errors import LocalProtocolError
 
 from .facade import SyncClient
 

@@ -20,7 +20,7 @@ import trio.testing
 import trustme
 
 from interop.peers import TLSMaterial
-from smtpproto._client_config import Timeouts
+from smtpproto.client_engine.config import Timeouts
 from smtpproto.exceptions import (
     SMTPDeliveryStatusUnknown,
     SMTPDeliveryTimeoutError,

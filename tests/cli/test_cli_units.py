@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from smtpproto._cli import CLIError, ExitCode, exit_code_for, parse_server
-from smtpproto._cli_output import (
+from smtpproto.cli.main import CLIError, ExitCode, exit_code_for, parse_server
+from smtpproto.cli.output import (
     PROGRESS_MIN_BYTES,
     ProgressBar,
     Transcript,
@@ -15,8 +15,6 @@ from smtpproto._cli_output import (
     format_size,
     format_table,
 )
-from smtpproto._errors import LocalProtocolError, RemoteProtocolError
-from smtpproto._reply import Reply
 from smtpproto.exceptions import (
     SMTPConnectError,
     SMTPDeliveryStatusUnknown,
@@ -27,6 +25,8 @@ from smtpproto.exceptions import (
     SMTPTimeoutError,
     SMTPTLSError,
 )
+from smtpproto.wire.errors import LocalProtocolError, RemoteProtocolError
+from smtpproto.wire.reply import Reply
 
 
 @pytest.mark.parametrize(

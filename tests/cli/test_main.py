@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from smtpproto import _cli
 from smtpproto.__main__ import main
+from smtpproto.cli import main as _cli
 
 from .helpers import cli_env
 

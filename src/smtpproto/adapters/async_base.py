@@ -1,0 +1,338 @@
+"""The async client methods shared by the asyncio and trio adapters, over abstract
+transport primitives.
+
+Theory of operation
+-------------------
+``AsyncClientBase`` holds everything of an async client that does not depend on the
+event loop: the operations (``login``, ``sendmail``, ``send_message``, ``noop``,
+``rset``, ``vrfy``, ``quit``), the async context manager, and ``_drive``, the loop that
+runs a sans-IO driver from ``Session``. ``_drive`` performs each request with a
+primitive of the concrete adapter: ``_send`` (a ``Write``; it may also take the driver's
+following requests, as trio's read-ahead burst does), ``_read`` and ``_handshake`` (an
+``UpgradeTLS``: the adapter runs the handshake, ``_start_tls`` here times it, records
+``tls_info`` and answers with the channel binding). A failure of a primitive that
+``_transport_error`` maps (``OSError`` including ``TimeoutError``, TLS failures, plus
+``SMTPTLSError`` and ``ProtocolError`` from the adapter or the engine) is thrown into
+the driver, which turns it into the right ``SMTPError``. Anything else (a cancellation,
+``KeyboardInterrupt``) cuts the exchange short: the driver is closed, the transport
+dropped (``_drop``) and the exception propagates; the client is never reused. So is an
+exception out of the driver that leaves the session unusable, and a driver that returns
+with the session unusable on purpose (``sendmail(stop_after="data")`` stops at the 354):
+then the transport is closed without QUIT.
+
+Where the driver is with a request lives in a ``Step``, so that an adapter can leave
+``_drive`` (trio: its deadline cancel scope fired, ``_cut_by_deadline``) and resume it
+with a ``TimeoutError`` thrown in. This module imports no event loop.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterable
+from email.message import Message
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ..client_engine.events import TransactionResult
+from ..drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
+from ..drivers.exceptions import SMTPError, SMTPTLSError
+from ..drivers.session import (
+    Driver,
+    MailOptions,
+    MailStage,
+    OpenStage,
+    Read,
+    Request,
+    T,
+    UpgradeTLS,
+    Write,
+)
+from ..drivers.support import ContentSource, ProgressCallback
+from ..sasl.base import ChannelBinding, ClientMechanism
+from ..wire.errors import ProtocolError
+from ..wire.reply import Reply
+from .common import ClientCore
+from .tls import SSLConnection, TLSInfo, channel_binding
+
+__all__ = ["AsyncClientBase", "Step"]
+
+C = TypeVar("C", bound="AsyncClientBase")
+
+
+class Step:
+    """Where ``_drive`` is with a driver: what to send or throw into it next, a request
+    it yielded that is not performed yet, or how it ended (re-raised by ``advance``)."""
+
+    __slots__ = ("answer", "cut_short", "ended", "error", "request")
+
+    def __init__(self) -> None:
+        #: A request was interrupted by the adapter's own deadline (``_cut_by_deadline``).
+        self.cut_short = False
+        self.answer: Any = None
+        self.error: BaseException | None = None
+        self.request: Request | None = None
+        self.ended: Exception | None = None
+
+    def advance(self, driver: Driver[Any]) -> Request:
+        """The driver's next request; raises ``StopIteration`` when it returns."""
+        ended, answer, error = self.ended, self.answer, self.error
+        self.ended = self.answer = self.error = None
+        if ended is not None:
+            raise ended
+        return driver.send(answer) if error is None else driver.throw(error)
+
+
+class AsyncClientBase(ClientCore, abc.ABC):
+    """An async SMTP/LMTP client without its transport; see the module doc."""
+
+    _NOT_CONNECTED = "not connected: await connect() or use `async with`"
+
+    # -- transport primitives (the concrete adapter) ------------------------------------
+
+    @abc.abstractmethod
+    async def _open(self) -> str | None:
+        """Connect unless a connected transport was given (``SMTPConnectError`` when it
+        fails); return the local IP address, or None when there is none."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Close the connection without QUIT; the client cannot be used again."""
+
+    async def _drop(self) -> None:
+        """Drop the transport at once because the session broke or was cut short."""
+        await self.aclose()
+
+    @abc.abstractmethod
+    async def _send(self, request: Write, driver: Driver[Any], step: Step) -> Request | None:
+        """Write ``request.data`` within ``request.timeout``. May go on with the driver's
+        next requests (storing outcomes in ``step``); returns the first it did not
+        perform, or None."""
+
+    @abc.abstractmethod
+    async def _read(self, timeout: float | None) -> bytes:
+        """Some received bytes (``b""`` at the end of the stream)."""
+
+    @abc.abstractmethod
+    async def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
+        """Handshake TLS over the connection; return what ``version()``, ``cipher()``
+        and ``getpeercert()`` of the new TLS layer are asked of."""
+
+    @abc.abstractmethod
+    def _transport_error(self, exc: BaseException) -> BaseException | None:
+        """What to throw into the driver for a transport failure ``exc``, or None when
+        ``exc`` is no transport failure (the exchange is then cut short)."""
+
+    def _cut_by_deadline(self) -> bool:
+        """Whether an exception that is no transport failure is the adapter's own
+        deadline firing (``_run`` resumes the driver with a timeout)."""
+        return False
+
+    def _end_request(self) -> None:
+        """Called after every request, however it ended."""
+
+    # -- connection ---------------------------------------------------------------------
+
+    async def connect(self, until: OpenStage | None = None) -> Reply:
+        """Connect and open the session (greeting, EHLO, STARTTLS per the policy);
+        ``until`` (``"greeting"``, ``"ehlo"``, ``"tls"``) stops early, see
+        ``Session.open``. Returns the last reply received."""
+        self._check_unconnected()
+        local_address = await self._open()
+        session = self._new_session(local_address)
+        try:
+            driver = session.open(until)
+        except BaseException:  # a bad ``until``: nothing was sent, nothing stays open
+            await self.aclose()
+            raise
+        return await self._run(driver)
+
+    async def __aenter__(self: C) -> C:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """QUIT when the session is still healthy (also after a refused command), then
+        close. A failing QUIT after an exception in the block is not reported over it."""
+        try:
+            if self._session is not None and self._session.quit_on_exit(exc_type):
+                if exc_type is None:
+                    await self.quit()
+                else:
+                    with contextlib.suppress(SMTPError):
+                        await self.quit()
+        finally:
+            await self.aclose()
+
+    # -- operations ---------------------------------------------------------------------
+
+    async def login(
+        self,
+        username: str,
+        password: str | None = None,
+        *,
+        token: str | None = None,
+        mechanism: ClientMechanism | None = None,
+    ) -> Reply:
+        """AUTH with the strongest offered mechanism (see ``Session.login``)."""
+        driver = self.session.login(username, password, token=token, mechanism=mechanism)
+        return await self._run(driver)
+
+    async def sendmail(
+        self,
+        sender: str,
+        recipients: str | Iterable[str],
+        content: ContentSource,
+        *,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+        progress: ProgressCallback | None = None,
+        stop_after: MailStage | None = None,
+    ) -> TransactionResult:
+        """Send one message (see ``Session.sendmail``); per-recipient results.
+        ``stop_after`` (``"mail"``, ``"rcpt"``, ``"data"``) ends the transaction early
+        without delivering; after ``"data"`` the connection is closed (no QUIT)."""
+        driver = self.session.sendmail(
+            sender,
+            recipients,
+            content,
+            options=options,
+            pipelining=pipelining,
+            chunking=chunking,
+            progress=progress,
+            stop_after=stop_after,
+        )
+        return await self._run_message(driver)
+
+    async def send_message(
+        self,
+        msg: Message,
+        *,
+        sender: str | None = None,
+        recipients: str | Iterable[str] | None = None,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TransactionResult:
+        """Send an ``email.message`` message (see ``Session.send_message``)."""
+        driver = self.session.send_message(
+            msg,
+            sender=sender,
+            recipients=recipients,
+            options=options,
+            pipelining=pipelining,
+            chunking=chunking,
+            progress=progress,
+        )
+        return await self._run_message(driver)
+
+    async def send_many(
+        self,
+        messages: Iterable[BatchItem],
+        *,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> list[Outcome]:
+        """Send many messages, one round trip each with PIPELINING (see
+        ``Session.send_many``): one ``TransactionResult`` or ``SMTPError`` per message,
+        in order; a shorter list means the session ended. The per-message deadline does
+        not apply; every wait has its RFC 5321 timeout."""
+        driver = self.session.send_many(
+            messages,
+            options=options,
+            pipelining=pipelining,
+            chunking=chunking,
+            max_in_flight=max_in_flight,
+        )
+        return await self._run(driver)
+
+    async def noop(self) -> Reply:
+        """NOOP."""
+        return await self._run(self.session.noop())
+
+    async def rset(self) -> Reply:
+        """RSET."""
+        return await self._run(self.session.rset())
+
+    async def vrfy(self, address: str) -> Reply:
+        """VRFY ``address``."""
+        return await self._run(self.session.vrfy(address))
+
+    async def quit(self) -> Reply:
+        """QUIT, then close the connection."""
+        try:
+            return await self._run(self.session.quit())
+        finally:
+            await self.aclose()
+
+    # -- the driver loop ----------------------------------------------------------------
+
+    async def _run_message(self, driver: Driver[TransactionResult]) -> TransactionResult:
+        self._start_message()
+        try:
+            return await self._run(driver)
+        finally:
+            self._end_message()
+
+    async def _run(self, driver: Driver[T]) -> T:
+        """Perform ``driver``'s requests and return its result."""
+        return await self._drive(driver, Step())
+
+    async def _drive(self, driver: Driver[T], step: Step) -> T:
+        """Perform ``driver``'s requests from ``step`` on; drop the transport when the
+        session breaks or the exchange is cut short."""
+        session = self.session
+        while True:
+            request = step.request
+            if request is None:
+                try:
+                    request = step.advance(driver)
+                except StopIteration as stop:
+                    result: T = stop.value
+                    if not session.usable:  # the driver ended the session on purpose
+                        await self.aclose()
+                    return result
+                except BaseException:
+                    if not session.usable:
+                        await self._drop()
+                    raise
+            step.request = None
+            try:
+                if type(request) is Write:
+                    step.request = await self._send(request, driver, step)
+                elif type(request) is Read:
+                    step.answer = await self._read(request.timeout)
+                else:
+                    assert type(request) is UpgradeTLS
+                    step.answer = await self._start_tls(request)
+            except (SMTPTLSError, ProtocolError) as exc:
+                step.error = exc
+            except BaseException as exc:
+                error = self._transport_error(exc)
+                if error is not None:
+                    step.error = error
+                elif self._cut_by_deadline():  # ``_run`` sees whether it was only that
+                    step.cut_short = True
+                    raise
+                else:  # a cancellation, KeyboardInterrupt: cut short, never reused
+                    driver.close()
+                    await self._drop()
+                    raise
+            finally:
+                self._end_request()
+
+    async def _start_tls(self, request: UpgradeTLS) -> ChannelBinding | None:
+        """Perform ``request``: handshake, record ``tls_info``, return the binding."""
+        started = self._clock()
+        tls = await self._handshake(request.server_hostname, request.timeout)
+        self.tls_info = TLSInfo.from_socket(tls, self._clock() - started)
+        return channel_binding(tls)

@@ -1,0 +1,170 @@
+"""What every client adapter shares that is not I/O: settings, session bookkeeping,
+deadlines, TLS-context defaulting and the mapping of TLS and connect failures.
+
+Theory of operation
+-------------------
+``ClientCore`` turns the constructor options common to the blocking, asyncio and trio
+clients into a ``ClientConfig`` (TLS policy from the port, RFC 5321 §4.5.3.2 timeouts),
+owns the ``Session`` once connected (and ``tls_info`` once TLS is up), and computes
+deadlines as absolute times on the adapter's clock (``_clock``; ``math.inf`` means no
+limit): a request's timeout, capped by the per-message deadline that
+``_start_message``/``_end_message`` set around each ``sendmail``/``send_message``. The
+adapters add the transport only.
+
+This module imports ``ssl`` only for types and ``isinstance`` checks; ``import
+smtpproto`` never loads it (only the adapters do).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import ssl
+from typing import Literal
+
+from ..client_engine.capabilities import Capabilities
+from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
+from ..drivers.exceptions import SMTPConnectError, SMTPTLSError
+from ..drivers.session import Session, default_port, hello_name, session_config
+from ..drivers.support import check_connect_options, check_server_hostname
+from .tls import TLSInfo, client_ssl_context
+
+__all__ = ["ClientCore", "TLSName", "connect_error", "require_one_target", "tls_failure"]
+
+TLSName = Literal["none", "opportunistic", "required", "implicit"]
+
+
+def require_one_target(**targets: object) -> None:
+    """Raise ``ValueError`` unless exactly one of ``targets`` (in the order given) is set,
+    e.g. ``give exactly one of host, sock or unix_socket``."""
+    if sum(value is not None for value in targets.values()) != 1:
+        *names, last = targets
+        raise ValueError(f"give exactly one of {', '.join(names)} or {last}")
+
+
+def tls_failure(exc: ssl.SSLError) -> SMTPTLSError:
+    """What the driver gets for a TLS failure on an established connection."""
+    error = SMTPTLSError(f"TLS failed: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def connect_error(error: BaseException, host: str | None, port: int) -> SMTPConnectError:
+    """The ``SMTPConnectError`` for a failed connect (timeouts have no message text)."""
+    message = f"cannot connect: {error or 'timed out'}"
+    connect_failed = SMTPConnectError(message, host=host, port=port)
+    connect_failed.__cause__ = error
+    return connect_failed
+
+
+class ClientCore(abc.ABC):
+    """Settings, session and deadlines of one client connection; see the module doc.
+
+    ``host``/``unix_socket`` and the other options are those of the adapters' public
+    constructors; which connection target was given is checked by the adapter.
+    """
+
+    #: The ``ValueError`` text for using ``session`` before connecting.
+    _NOT_CONNECTED = "not connected"
+
+    def __init__(
+        self,
+        host: str | None,
+        port: int | None,
+        *,
+        tls: TLSPolicy | TLSName | None,
+        ssl_context: ssl.SSLContext | None,
+        server_hostname: str | None,
+        timeout: Timeouts | float | None,
+        message_timeout: float | None,
+        source_address: tuple[str, int] | None,
+        local_hostname: str | None,
+        unix_socket: str | None,
+        lmtp: bool,
+        allow_cleartext_auth: bool,
+        config: ClientConfig | None,
+    ) -> None:
+        check_connect_options(host, port, message_timeout)
+        self._config = session_config(
+            tls=tls,
+            port=port,
+            timeout=timeout,
+            lmtp=lmtp,
+            allow_cleartext_auth=allow_cleartext_auth,
+            config=config,
+        )
+        self.host = host
+        self.port = port if port is not None else default_port(self._config.tls_policy, lmtp)
+        self._ssl_context = ssl_context
+        self._server_hostname = server_hostname if server_hostname is not None else host
+        if self._server_hostname is not None and self._config.tls_policy is not TLSPolicy.NONE:
+            check_server_hostname(self._server_hostname)
+        self._message_timeout = message_timeout
+        self._source_address = source_address
+        self._local_hostname = local_hostname
+        self._unix_socket = unix_socket
+        self._deadline = math.inf
+        self._session: Session | None = None
+        #: What the TLS handshake negotiated; None until TLS is up (see ``TLSInfo``).
+        self.tls_info: TLSInfo | None = None
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What the server's last EHLO advertised (None before it, or after HELO)."""
+        return self._session.conn.capabilities if self._session is not None else None
+
+    @property
+    def session(self) -> Session:
+        """The sans-IO session (engine state, TLS status, channel binding)."""
+        if self._session is None:
+            raise ValueError(self._NOT_CONNECTED)
+        return self._session
+
+    def _check_unconnected(self) -> None:
+        if self._session is not None:
+            raise ValueError("this client is already connected; make a new one")
+
+    def _new_session(self, local_address: str | None) -> Session:
+        """The session for a fresh connection; ``local_address`` (the local IP, None for
+        a unix socket or an opaque stream) becomes the EHLO name's address literal when
+        no ``local_hostname`` was given."""
+        self._session = Session(
+            self._config,
+            server_hostname=self._server_hostname,
+            local_hostname=hello_name(self._local_hostname, local_address),
+        )
+        return self._session
+
+    def _connect_error(self, error: BaseException) -> SMTPConnectError:
+        return connect_error(error, self.host or self._unix_socket, self.port)
+
+    def _tls_context(self, server_hostname: str | None) -> ssl.SSLContext:
+        """The context for STARTTLS or implicit TLS (default ``client_ssl_context()``);
+        ``SMTPTLSError`` when it verifies host names and there is no name to verify."""
+        context = self._ssl_context or client_ssl_context()
+        if server_hostname is None and context.check_hostname:
+            raise SMTPTLSError(
+                "no host name to verify the certificate against: pass server_hostname= "
+                "(or an ssl_context with check_hostname=False)"
+            )
+        return context
+
+    # -- deadlines ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _clock(self) -> float:
+        """The adapter's clock, in seconds; deadlines are absolute on it."""
+
+    def _deadline_for(self, timeout: float | None) -> float:
+        """When a wait must end: the request's timeout, capped by the message deadline
+        (``math.inf``: no limit)."""
+        deadline = math.inf if timeout is None else self._clock() + timeout
+        return min(deadline, self._deadline)
+
+    def _start_message(self) -> None:
+        """Start the ``message_timeout`` deadline (if any) of one message."""
+        if self._message_timeout is not None:
+            self._deadline = self._clock() + self._message_timeout
+
+    def _end_message(self) -> None:
+        self._deadline = math.inf

@@ -1,0 +1,297 @@
+"""A trio SMTP/LMTP client: the session drivers (``_session``) over any ``trio.abc.Stream``.
+
+Theory of operation
+-------------------
+This adapter knows nothing about SMTP. The operations and the loop that runs a
+``Session`` driver are ``AsyncClientBase``'s (``_async_client_base``, shared with
+asyncio); this module supplies the transport primitives: ``Write`` (``send_all``),
+``Read`` (``receive_some``), ``UpgradeTLS`` (wrap the stream in ``trio.SSLStream`` and
+handshake; the base reads ``tls_info`` and the channel binding from it), and ``_run``'s
+deadline cancel scope. Timeouts (``TimeoutError``) and transport errors (``OSError``)
+are thrown back into the driver, which maps them to ``SMTPTimeoutError``,
+``SMTPDeliveryStatusUnknown`` and so on; TLS failures are mapped here
+(``SMTPTLSError``), since only this layer knows ``ssl``. trio's
+``BrokenResourceError``/``ClosedResourceError`` become ``OSError`` for the driver.
+
+Reading while writing (RFC 2920 §3.2): once more than ``_UNREAD_WINDOW`` octets have
+been written since the last ``Read`` (a long pipelined group, a message body), the
+writes up to the driver's next non-write request run in one nursery beside a task that
+reads into ``_inbox`` (at most ``MAX_READAHEAD`` octets), so a server that answers early
+and then waits for us to read never deadlocks the write. Short writes (one
+transaction's commands) skip the nursery: their replies cannot fill the socket buffers.
+The next ``Read`` takes ``_inbox`` first.
+
+Deadlines are absolute on trio's clock: a request's timeout, capped by the per-message
+deadline (``message_timeout``), set on one cancel scope per operation (a scope per
+request cost 10% of a small message's time). On a timeout, a transport error, a cancellation
+(``trio.Cancelled``) or any other exception that leaves the session unusable, the
+stream is closed forcefully and the client is never reused; the cancellation
+propagates.
+"""
+
+from __future__ import annotations
+
+import math
+import ssl
+from typing import Any, cast
+
+import trio  # noqa: TID251  (adapter layer: I/O allowed)
+
+from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
+from ..drivers.exceptions import SMTPTLSError
+from ..drivers.session import MAX_READAHEAD, Driver, Request, T, Write
+from .async_base import AsyncClientBase, Step
+from .common import TLSName, require_one_target, tls_failure
+from .tls import SSLConnection
+
+__all__ = ["TrioSMTPClient"]
+
+_RECV_SIZE = 256 * 1024
+#: Octets written since the last ``Read`` below which a write does not also read: the
+#: replies to that much pipelined command text fit easily in the socket buffers.
+_UNREAD_WINDOW = 16 * 1024
+#: What a trio stream raises when the transport fails (OSError includes TimeoutError).
+_STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+class TrioSMTPClient(AsyncClientBase):
+    """A trio SMTP client; use it as an async context manager::
+
+        async with TrioSMTPClient("mail.example.org", 587) as client:
+            await client.login("user", "password")
+            await client.send_message(message)
+
+    The options are those of ``blocking.SMTPClient``: ``tls`` (``"none"``,
+    ``"opportunistic"``, ``"required"``, ``"implicit"``; by default from the port: 465
+    implicit, 587 required, else opportunistic), ``ssl_context`` (default
+    ``client_ssl_context()``: verification on, SNI), ``server_hostname`` (default
+    ``host``), ``timeout`` (overrides the RFC 5321 §4.5.3.2 timeouts), ``message_timeout``
+    (bounds each ``sendmail``/``send_message``). Connect with ``host``/``port`` (IPv4 or
+    IPv6; ``source_address`` binds the local IP, its port must be 0), a ``unix_socket``
+    path, or ``stream``, any connected ``trio.abc.Stream`` (proxies, memory streams); the
+    client owns and closes whatever it was given.
+    """
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        tls: TLSPolicy | TLSName | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        timeout: Timeouts | float | None = None,
+        message_timeout: float | None = None,
+        source_address: tuple[str, int] | None = None,
+        local_hostname: str | None = None,
+        stream: trio.abc.Stream | None = None,
+        unix_socket: str | None = None,
+        lmtp: bool = False,
+        allow_cleartext_auth: bool = False,
+        config: ClientConfig | None = None,
+    ) -> None:
+        require_one_target(host=host, stream=stream, unix_socket=unix_socket)
+        if source_address is not None and source_address[1] != 0:
+            raise ValueError("trio binds only the source IP: give port 0 in source_address")
+        super().__init__(
+            host,
+            port,
+            tls=tls,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+            timeout=timeout,
+            message_timeout=message_timeout,
+            source_address=source_address,
+            local_hostname=local_hostname,
+            unix_socket=unix_socket,
+            lmtp=lmtp,
+            allow_cleartext_auth=allow_cleartext_auth,
+            config=config,
+        )
+        self._stream: trio.abc.Stream | None = stream
+        self._inbox = bytearray()
+        self._eof = False
+        self._read_error: Exception | None = None
+        self._unread = 0
+        self._scope = trio.CancelScope()  # replaced by each operation's deadline scope
+
+    # -- connection ---------------------------------------------------------------------
+
+    async def _open(self) -> str | None:
+        if self._stream is None:
+            try:
+                with trio.fail_at(self._deadline_for(self._config.timeouts.greeting)):
+                    if self._unix_socket is not None:
+                        self._stream = await trio.open_unix_socket(self._unix_socket)
+                    else:
+                        assert self.host is not None
+                        local = self._source_address[0] if self._source_address else None
+                        self._stream = await trio.open_tcp_stream(
+                            self.host, self.port, local_address=local
+                        )
+            except (OSError, trio.TooSlowError) as error:
+                raise self._connect_error(error) from error
+        if isinstance(self._stream, trio.SocketStream):
+            name = self._stream.socket.getsockname()
+            return name[0] if isinstance(name, tuple) else None
+        return None
+
+    async def aclose(self) -> None:
+        """Close the connection without QUIT; the client cannot be used again.
+
+        Forceful (no TLS close_notify), so it never blocks and works while cancelled.
+        """
+        if self._session is not None:
+            self._session.mark_broken()
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+
+    # -- the driver loop ----------------------------------------------------------------
+
+    async def _run(self, driver: Driver[T]) -> T:
+        """Perform ``driver``'s requests; close the stream when the session breaks.
+
+        One cancel scope serves every request of the operation (cheaper than one per
+        request): each request sets its deadline. When the scope catches its own
+        cancellation the deadline passed, and ``TimeoutError`` goes into the driver.
+        """
+        step = Step()
+        while True:
+            try:
+                with trio.CancelScope() as scope:
+                    self._scope = scope
+                    return await self._drive(driver, step)
+            except BaseException:
+                if step.cut_short:  # another cancellation came too: never reused
+                    driver.close()
+                    await self.aclose()
+                raise
+            step.cut_short = False
+            step.error = TimeoutError("timed out")
+
+    def _cut_by_deadline(self) -> bool:
+        return self._scope.cancel_called
+
+    def _end_request(self) -> None:
+        self._scope.deadline = math.inf
+
+    def _transport_error(self, exc: BaseException) -> BaseException | None:
+        return _lost(exc) if isinstance(exc, _STREAM_ERRORS) else None
+
+    async def _send(self, request: Write, driver: Driver[Any], step: Step) -> Request | None:
+        if self._unread + len(request.data) <= _UNREAD_WINDOW or not self._can_read:
+            await self._write(request.data, request.timeout)
+            return None
+        return await self._write_reading(driver, request, step)
+
+    async def _write_reading(
+        self, driver: Driver[Any], request: Write, step: Step
+    ) -> Request | None:
+        """Perform ``request`` and every ``Write`` the driver yields right after it while
+        a task reads ahead (RFC 2920 §3.2); one nursery for the whole burst (a body).
+
+        Returns the first request that is not a ``Write``, or None when a write failed
+        (``step.error`` holds what to throw into the driver) or the driver ended
+        (``step.ended``). Outcomes are stored, not raised, so that they leave the nursery
+        as themselves rather than inside an ``ExceptionGroup``.
+        """
+        stream = self._live_stream()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read_ahead, stream)
+            try:
+                while True:
+                    try:
+                        await self._write(request.data, request.timeout)
+                    except _STREAM_ERRORS as exc:
+                        step.error = _lost(exc)
+                        return None
+                    try:
+                        following = driver.send(None)
+                    except Exception as exc:  # StopIteration included: re-raised by advance
+                        step.ended = exc
+                        return None
+                    if type(following) is not Write:
+                        return following
+                    request = following
+            finally:
+                nursery.cancel_scope.cancel()
+
+    # -- I/O ----------------------------------------------------------------------------
+
+    def _clock(self) -> float:
+        return trio.current_time()
+
+    def _live_stream(self) -> trio.abc.Stream:
+        if self._stream is None:
+            raise ConnectionError("the connection is closed")
+        return self._stream
+
+    @property
+    def _can_read(self) -> bool:
+        return not self._eof and self._read_error is None
+
+    async def _write(self, data: bytes, timeout: float | None) -> None:
+        stream = self._live_stream()
+        self._unread += len(data)
+        self._scope.deadline = self._deadline_for(timeout)
+        await stream.send_all(data)
+
+    async def _read_ahead(self, stream: trio.abc.Stream) -> None:
+        """Buffer what the server sends while a write is blocked (RFC 2920 §3.2)."""
+        while len(self._inbox) < MAX_READAHEAD:
+            try:
+                data = await stream.receive_some(_RECV_SIZE)
+            except _STREAM_ERRORS as exc:
+                self._read_error = _lost(exc)
+                return
+            if not data:
+                self._eof = True
+                return
+            self._inbox += data
+        await trio.sleep_forever()  # full: stop reading until the write ends
+
+    async def _read(self, timeout: float | None) -> bytes:
+        self._unread = 0
+        if self._inbox:
+            data = bytes(self._inbox)
+            self._inbox.clear()
+            return data
+        if self._read_error is not None:
+            raise self._read_error
+        if self._eof:
+            return b""
+        stream = self._live_stream()
+        self._scope.deadline = self._deadline_for(timeout)
+        return bytes(await stream.receive_some(_RECV_SIZE))
+
+    async def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
+        context = self._tls_context(server_hostname)
+        # Reads drain the inbox and the driver yields no write between the STARTTLS 220
+        # and this request, so every later byte goes through the TLS layer.
+        assert not self._inbox
+        tls = trio.SSLStream(self._live_stream(), context, server_hostname=server_hostname)
+        self._stream = tls
+        self._scope.deadline = self._deadline_for(timeout)
+        try:
+            await tls.do_handshake()
+        except (trio.BrokenResourceError, ssl.SSLError) as exc:
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            message = f"TLS handshake failed: {cause or 'connection closed'}"
+            raise SMTPTLSError(message) from cause  # the ssl.SSLError when there is one
+        # SSLStream forwards version(), cipher() and getpeercert() to its SSLObject
+        # (untyped, through __getattr__): all that TLSInfo and channel_binding ask.
+        return cast("ssl.SSLObject", tls)
+
+
+def _lost(exc: Exception) -> Exception:
+    """What the driver gets for a failed stream: ``SMTPTLSError`` when TLS failed, else
+    an ``OSError`` (a broken or closed trio stream becomes ``ConnectionError``)."""
+    cause = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
+    if isinstance(cause, ssl.SSLError):
+        return tls_failure(cause)
+    if isinstance(exc, OSError):
+        return exc
+    error = ConnectionError(f"connection lost: {cause or exc or type(exc).__name__}")
+    error.__cause__ = exc
+    return error

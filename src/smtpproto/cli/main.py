@@ -1,0 +1,524 @@
+"""The ``smtpproto`` command line: argument parsing, dispatch and exit codes.
+
+Theory of operation
+-------------------
+``main`` parses the arguments (argparse, stdlib only), runs one sub-command and turns
+whatever went wrong into a one-line message on stderr and an exit code — never a
+traceback for bad input. The CLI has no SMTP knowledge of its own: ``send`` and
+``probe`` drive the blocking client (``smtpproto.blocking``), ``serve`` and the
+demo of ``send`` run the built-in server (``smtpproto.testing``), ``explain`` reads
+``smtpproto.codes``. The sub-commands live in ``_cli_send`` (with ``_cli_message``
+building the message), ``_cli_probe`` (with ``_cli_report`` formatting its findings)
+and ``_cli_serve``; the transcript, progress bar and tables in ``_cli_output``.
+Output: the transcript and results on stdout, errors (one line, ``smtpproto: error:
+...``) and the progress bar on stderr.
+
+Exit codes (one per failing stage, so a script can tell what broke):
+
+====  ===================================================================
+code  meaning
+====  ===================================================================
+0     success (also ``--quit-after`` reached, ``serve`` stopped by Ctrl-C)
+2     usage: bad arguments, invalid address or header, unreadable file
+3     connect: unknown host, refused connection, greeting refused (serve: cannot
+      listen on the address)
+4     TLS: STARTTLS unavailable or refused, handshake or certificate failed
+5     authentication failed or not possible
+6     sender refused (MAIL FROM)
+7     recipients refused (any of them)
+8     content refused (DATA / BDAT)
+9     protocol error: the peer is not speaking SMTP, or EHLO/other refused
+10    timeout
+11    delivery status unknown: the content was sent, its reply never came
+70    internal error (a bug: please report it; ``--debug`` shows the traceback)
+130   interrupted (Ctrl-C) during ``send`` or ``probe``
+====  ===================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import os
+import re
+import sys
+import textwrap
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn
+
+from ..drivers.exceptions import (
+    SMTPConnectError,
+    SMTPDeliveryStatusUnknown,
+    SMTPError,
+    SMTPProtocolError,
+    SMTPRecipientsRefused,
+    SMTPReplyError,
+    SMTPTimeoutError,
+    SMTPTLSError,
+)
+from ..wire import codes
+from ..wire.errors import LocalProtocolError, RemoteProtocolError
+from ..wire.text import escape_text
+
+__all__ = [
+    "STAGES",
+    "TLS_CHOICES",
+    "CLIError",
+    "ExitCode",
+    "build_parser",
+    "exit_code_for",
+    "main",
+    "parse_server",
+]
+
+PROG = "smtpproto"
+
+#: ``send --tls`` choices (``ClientConfig``'s ``TLSPolicy`` values, RFC 3207 / RFC 8314).
+TLS_CHOICES = ("implicit", "required", "opportunistic", "none")
+#: ``send --quit-after`` stages, in session order: after the TCP connect, after the
+#: greeting, after the first EHLO (before STARTTLS), after STARTTLS and the second
+#: EHLO, after AUTH, after MAIL (then RSET), after the RCPTs (then RSET), after DATA's
+#: 354 (then the connection is closed: only content may follow a 354).
+STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data")
+
+
+class ExitCode(enum.IntEnum):
+    """The documented exit codes (see the module docstring's table)."""
+
+    OK = 0
+    USAGE = 2
+    CONNECT = 3
+    TLS = 4
+    AUTH = 5
+    SENDER_REFUSED = 6
+    RECIPIENTS_REFUSED = 7
+    DATA_REFUSED = 8
+    PROTOCOL = 9
+    TIMEOUT = 10
+    DELIVERY_UNKNOWN = 11
+    INTERNAL = 70
+    INTERRUPTED = 130
+
+
+EXIT_CODE_HELP = """\
+exit codes:
+  0   success (also --quit-after reached; serve stopped by Ctrl-C)
+  2   usage: bad arguments, invalid address or header, unreadable file
+  3   connect: unknown host, refused connection, greeting refused (serve: cannot listen)
+  4   TLS: STARTTLS unavailable or refused, handshake or certificate failed
+  5   authentication failed or not possible
+  6   sender refused (MAIL FROM)
+  7   recipients refused (any of them)
+  8   content refused (DATA / BDAT)
+  9   protocol error: the peer is not speaking SMTP, or EHLO/other refused
+  10  timeout
+  11  delivery status unknown: content sent, its reply never came
+  70  internal error (a bug: please report it; --debug shows the traceback)
+  130 interrupted (Ctrl-C)
+"""
+
+
+class CLIError(Exception):
+    """A failure the CLI reports as one line with a chosen exit code."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# The command a refused reply answered -> the stage that failed.
+_REPLY_STAGE: dict[str | None, ExitCode] = {
+    None: ExitCode.CONNECT,  # the greeting (RFC 5321 §3.1: 554 instead of 220)
+    "STARTTLS": ExitCode.TLS,
+    "AUTH": ExitCode.AUTH,
+    "MAIL": ExitCode.SENDER_REFUSED,
+    "RCPT": ExitCode.RECIPIENTS_REFUSED,
+    "DATA": ExitCode.DATA_REFUSED,
+    "BDAT": ExitCode.DATA_REFUSED,
+}
+
+
+def exit_code_for(error: BaseException) -> ExitCode | None:
+    """The exit code for one of the project's exceptions; ``None`` for anything else.
+
+    Order matters: ``SMTPDeliveryTimeoutError`` is both a timeout and a delivery status
+    unknown, and the latter is what the user must know (the message may be delivered).
+    """
+    if isinstance(error, CLIError):
+        return error.code
+    if isinstance(error, SMTPDeliveryStatusUnknown):
+        return ExitCode.DELIVERY_UNKNOWN
+    if isinstance(error, SMTPTimeoutError):
+        return ExitCode.TIMEOUT
+    if isinstance(error, SMTPConnectError):
+        return ExitCode.CONNECT
+    if isinstance(error, SMTPTLSError):
+        return ExitCode.TLS
+    if isinstance(error, SMTPRecipientsRefused):
+        return ExitCode.RECIPIENTS_REFUSED
+    if isinstance(error, SMTPReplyError):
+        return _REPLY_STAGE.get(error.command, ExitCode.PROTOCOL)
+    if isinstance(error, SMTPProtocolError):
+        return ExitCode.PROTOCOL if error.remote else ExitCode.USAGE
+    if isinstance(error, SMTPError):
+        return ExitCode.PROTOCOL
+    if isinstance(error, LocalProtocolError):
+        return ExitCode.USAGE
+    if isinstance(error, RemoteProtocolError):
+        return ExitCode.PROTOCOL
+    return None
+
+
+def _describe(error: BaseException) -> str:
+    """One line for ``error``: its message, escaped, continuation lines joined."""
+    text = escape_text(str(error).replace("\r\n", " / ").replace("\n", " / "))
+    if isinstance(error, SMTPProtocolError) and error.remote:
+        text = f"protocol error from the server: {text}"
+    elif isinstance(error, (SMTPProtocolError, LocalProtocolError)):
+        text = f"invalid input: {text}"
+    elif isinstance(error, RemoteProtocolError):
+        text = f"protocol error from the server: {text}"
+    return text or type(error).__name__
+
+
+def parse_server(text: str, *, default_port: int) -> tuple[str, int]:
+    """Split ``HOST[:PORT]``; IPv6 literals as ``[::1]`` or ``[::1]:25`` (or bare ``::1``).
+
+    Raises ``CLIError`` (usage) for an empty host, a bad port or unbalanced brackets.
+    """
+    host, port_text = text, ""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise CLIError(f"bad server {text!r}: missing ']'", ExitCode.USAGE)
+        host, rest = text[1:end], text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise CLIError(f"bad server {text!r}: expected ':PORT' after ']'", ExitCode.USAGE)
+        port_text = rest[1:]
+        if rest and not port_text:
+            raise CLIError(f"bad server {text!r}: empty port", ExitCode.USAGE)
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+        if not port_text:
+            raise CLIError(f"bad server {text!r}: empty port", ExitCode.USAGE)
+    if not host or any(ch.isspace() or not ch.isprintable() for ch in host):
+        raise CLIError(f"bad server {escape_text(text)!r}: no valid host", ExitCode.USAGE)
+    if not port_text:
+        return host, default_port
+    if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise CLIError(
+            f"bad port {escape_text(port_text)!r}: a number from 1 to 65535", ExitCode.USAGE
+        )
+    return host, int(port_text)
+
+
+# -- argument parser ---------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and exit with ``ExitCode.USAGE``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {escape_text(message)}\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"not a port number (1-65535): {text!r}")
+    return int(text)
+
+
+SEND_EPILOG = (
+    """\
+With no --server, send starts the built-in server on 127.0.0.1 in-process (STARTTLS with
+a self-signed certificate trusted for this run, AUTH with generated credentials) and
+sends a demo message through it, then prints the message as the server received it.
+
+examples:
+  smtpproto send
+  smtpproto send --server mail.example.com:587 --tls required --auth PLAIN \\
+      --user me --password-env SMTP_PASSWORD --from me@example.com --to you@example.org
+  smtpproto send --server [::1]:2525 --tls none --to a@example.org --quit-after ehlo
+
+"""
+    + EXIT_CODE_HELP
+)
+
+
+def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    p = sub.add_parser(
+        "send",
+        parents=[common],
+        help="send a message (with no --server: a demo through the built-in server)",
+        description="Send one message and show the whole SMTP session.",
+        epilog=SEND_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    conn = p.add_argument_group("connection")
+    conn.add_argument("--server", metavar="HOST[:PORT]", help="IPv6 as [::1]:25")
+    conn.add_argument(
+        "--tls",
+        choices=TLS_CHOICES,
+        help="implicit TLS, STARTTLS required, STARTTLS when offered (opportunistic), or "
+        "none; default from the port: implicit on 465, required on 587, else opportunistic",
+    )
+    conn.add_argument("--ehlo", metavar="NAME", help="name to give in EHLO")
+    conn.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="longest wait for the connection, each reply and each write (default 60)",
+    )
+    conn.add_argument(
+        "--insecure", action="store_true", help="do NOT verify the certificate (test servers)"
+    )
+    conn.add_argument("--cafile", metavar="PEM", help="trust these CA certificates")
+    conn.add_argument("--auth", metavar="MECH", help="SASL mechanism: PLAIN, LOGIN, ...")
+    conn.add_argument("--user", metavar="NAME", help="user name for AUTH")
+    conn.add_argument(
+        "--password-env",
+        metavar="NAME",
+        help="read the password from this environment variable (default: prompt)",
+    )
+    conn.add_argument(
+        "--pipelining",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pipeline MAIL/RCPT/DATA (default: when the server offers PIPELINING)",
+    )
+    conn.add_argument(
+        "--chunking",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send the content with BDAT (default: when the server offers CHUNKING)",
+    )
+    conn.add_argument(
+        "--quit-after", choices=STAGES, metavar="STAGE", help="|".join(STAGES) + ": stop there"
+    )
+    msg = p.add_argument_group("message")
+    msg.add_argument(
+        "--from", dest="sender", metavar="ADDRESS", help="sender (default: USER@HOSTNAME)"
+    )
+    msg.add_argument("--to", action="append", default=[], metavar="ADDRESS", help="repeatable")
+    msg.add_argument("--cc", action="append", default=[], metavar="ADDRESS", help="repeatable")
+    msg.add_argument(
+        "--bcc", action="append", default=[], metavar="ADDRESS", help="envelope only; repeatable"
+    )
+    msg.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="add or replace a header; repeatable",
+    )
+    msg.add_argument("--subject")
+    body = msg.add_mutually_exclusive_group()
+    body.add_argument("--body", metavar="TEXT", help="body text ('-' reads stdin)")
+    body.add_argument("--body-file", metavar="PATH", help="body from a file ('-' is stdin)")
+    msg.add_argument(
+        "--attach", action="append", default=[], metavar="PATH", help="attach a file; repeatable"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no transcript")
+    p.set_defaults(handler="send")
+
+
+def _add_probe(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    p = sub.add_parser(
+        "probe",
+        parents=[common],
+        help="show what a server offers: banner, extensions, TLS, AUTH, size, timings",
+        description="Connect, read the banner and EHLO, try STARTTLS and report.",
+        epilog=EXIT_CODE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("server", metavar="HOST[:PORT]", help="IPv6 as [::1]:25")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte")
+    p.add_argument("--no-starttls", action="store_true", help="do not try STARTTLS")
+    p.add_argument("--ehlo", metavar="NAME", help="name to give in EHLO")
+    p.add_argument("--timeout", type=_positive_float, metavar="SECONDS", default=30.0)
+    p.add_argument("--insecure", action="store_true", help="do NOT verify the certificate")
+    p.add_argument("--cafile", metavar="PEM", help="trust these CA certificates")
+    p.add_argument("--transcript", action="store_true", help="show the session on stderr")
+    p.set_defaults(handler="probe")
+
+
+def _add_explain(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    p = sub.add_parser(
+        "explain",
+        parents=[common],
+        help="what a reply code (and enhanced status code) means and what to do",
+        description="Explain an SMTP reply code, e.g. 'smtpproto explain 550 5.1.1'.",
+    )
+    p.add_argument(
+        "code",
+        metavar="CODE",
+        help="three-digit reply code, 200-599, or a whole reply line such as "
+        "'550 5.1.1 User unknown'",
+    )
+    p.add_argument("enhanced", metavar="ENHANCED", nargs="?", help="e.g. 5.1.1 (RFC 3463)")
+    p.add_argument("--command", metavar="VERB", help="the command it answered: RCPT, MAIL...")
+    p.set_defaults(handler="explain")
+
+
+def _add_serve(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    p = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="run the built-in SMTP server (for testing clients)",
+        description="Run the built-in server until Ctrl-C; print a transcript.",
+        epilog="The password for --auth may come from SMTPPROTO_SERVE_AUTH=USER:PASSWORD.",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_port, default=8025)
+    store = p.add_mutually_exclusive_group()
+    store.add_argument("--maildir", metavar="PATH", help="store messages in this maildir")
+    store.add_argument("--mbox", metavar="PATH", help="append messages to this mbox")
+    p.add_argument("--auth", metavar="USER:PASSWORD", help="require AUTH with these")
+    p.add_argument("--no-starttls", action="store_true", help="do not offer STARTTLS")
+    p.add_argument("--cert", metavar="PEM", help="certificate chain (default: self-signed)")
+    p.add_argument("--key", metavar="PEM", help="private key for --cert")
+    p.add_argument("-q", "--quiet", action="store_true", help="no transcript")
+    p.set_defaults(handler="serve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, with one sub-parser per command."""
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="tracebacks for bugs"
+    )
+    parser = _Parser(
+        prog=PROG,
+        description="SMTP from the command line: send, probe, explain, serve.",
+        epilog=EXIT_CODE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from .._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="tracebacks for bugs")
+    sub = parser.add_subparsers(metavar="COMMAND", required=True, parser_class=_Parser)
+    _add_send(sub, common)
+    _add_probe(sub, common)
+    _add_explain(sub, common)
+    _add_serve(sub, common)
+    return parser
+
+
+# -- explain -----------------------------------------------------------------------------
+
+# RFC 3463 §2: class "." subject "." detail, as it may lead the text of a reply line.
+_ENHANCED_WORD = re.compile(r"[245]\.\d{1,3}\.\d{1,3}", re.ASCII)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """Print what a code means; bad codes are usage errors (exit 2).
+
+    CODE may also be a whole reply line as pasted from a bounce or a log, such as
+    ``"550-5.1.1 User unknown"``: the code and an enhanced code right after it are
+    taken from it (RFC 5321 §4.2, RFC 2034 §4) and the rest is shown as the server text.
+    """
+    line: str = args.code.strip()
+    text, enhanced, server_text = line[:3], args.enhanced, ""
+    if len(line) > 3:
+        if line[3] not in " -":
+            raise CLIError(
+                f"not a reply code: {escape_text(line)!r} (three digits, 200-599)", ExitCode.USAGE
+            )
+        words = line[4:].split(None, 1)
+        if enhanced is None and words and _ENHANCED_WORD.fullmatch(words[0]):
+            enhanced, words = words[0], words[1:]
+        server_text = " ".join(words)
+    if not (len(text) == 3 and text.isascii() and text.isdigit()):
+        raise CLIError(
+            f"not a reply code: {escape_text(line)!r} (three digits, 200-599)", ExitCode.USAGE
+        )
+    try:
+        explanation = codes.explain(int(text), enhanced, command=args.command)
+    except ValueError as error:
+        raise CLIError(str(error), ExitCode.USAGE) from None
+    width = 100
+    for sentence in _split_explanation(explanation):
+        print(textwrap.fill(sentence, width=width, subsequent_indent="  "))
+    if server_text:
+        print(textwrap.fill(f'Server said: "{escape_text(server_text)}"', width=width))
+    return ExitCode.OK
+
+
+def _split_explanation(text: str) -> list[str]:
+    """Put each part of ``codes.explain``'s text on its own paragraph for reading."""
+    markers = ("Enhanced status ", "The enhanced code's class ", "What to do: ", "Servers use ")
+    parts = [text]
+    for marker in markers:
+        head, sep, tail = parts[-1].partition(" " + marker)
+        if sep:
+            parts[-1:] = [head, marker + tail]
+    return parts
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> int:
+    handler: str = args.handler
+    if handler == "explain":
+        return run_explain(args)
+    if handler == "send":
+        from .send import run_send
+
+        return run_send(args)
+    if handler == "probe":
+        from .probe import run_probe
+
+        return run_probe(args)
+    from .serve import run_serve
+
+    return run_serve(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version and usage errors exit from argparse
+        return stop.code if isinstance(stop.code, int) else ExitCode.USAGE
+    debug = bool(getattr(args, "debug", False))
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # stdout closed early (| head): nothing left to say
+        # Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return ExitCode.OK
+    except Exception as error:  # the top level reports every failure as one line
+        code = exit_code_for(error)
+        if code is None:
+            print(
+                f"{PROG}: internal error: {type(error).__name__}: {_describe(error)} "
+                "-- this is a bug, please report it (run with --debug for the traceback)",
+                file=sys.stderr,
+            )
+            if debug:
+                traceback.print_exc()
+            return ExitCode.INTERNAL
+        print(f"{PROG}: error: {_describe(error)}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        return code

@@ -1,0 +1,274 @@
+"""``Capabilities``: the service extensions a server advertised in its EHLO reply.
+
+Theory of operation: ``Capabilities.from_ehlo`` reads the reply's raw lines once. The
+first line is the server's domain and greeting (RFC 5321 §4.1.1.1 ``ehlo-ok-rsp``), never
+a capability. Every other line must be an ``ehlo-line``; lines that are not are kept in
+``ignored_lines`` and otherwise ignored, so a sloppy server never makes parsing fail.
+Keywords are stored upper-case and matched exactly; their parameters are kept verbatim.
+The typed properties (``size``, ``auth_mechanisms``, ``pipelining``, ...) are all derived
+from that one mapping, so ``masked()`` — which drops keywords from it — is reflected by
+every property without further bookkeeping. Nothing here raises on server data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+from collections.abc import Mapping
+
+from ..sasl.base import MECH_NAME
+from ..wire.errors import LocalProtocolError
+from ..wire.reply import Reply
+
+__all__ = ["Capabilities", "ServerLimits"]
+
+# RFC 5321 §4.1.1.1: ehlo-line = ehlo-keyword *( SP ehlo-param )
+#   ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
+#   ehlo-param = 1*(%d33-126)
+_EHLO_KEYWORD = re.compile(rb"[A-Za-z0-9][A-Za-z0-9-]*")
+_EHLO_PARAM = re.compile(rb"[\x21-\x7e]+")
+# The pre-RFC 2554 form some servers still send next to the standard one:
+# "AUTH=LOGIN PLAIN" (keyword and first mechanism joined by "=").
+_OLD_AUTH = re.compile(rb"AUTH=", re.IGNORECASE)
+# Numbers we accept from a server: plain digits, short enough to convert cheaply.
+_NUMBER = re.compile(r"[0-9]{1,19}")
+_MAX_SIZE = 2**63 - 1
+
+
+def _positive(text: str, *, maximum: int = _MAX_SIZE) -> int | None:
+    """``text`` as an int in 1..maximum, else ``None`` (garbage never raises)."""
+    if _NUMBER.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if 0 < value <= maximum else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """The RFC 9422 LIMITS a server announced; ``None`` where none (or a bad one) was.
+
+    ``rcptmax``: most RCPT commands per transaction; ``mailmax``: most transactions per
+    session; ``rcptdomainmax``: most distinct recipient domains per transaction.
+    """
+
+    rcptmax: int | None = None
+    mailmax: int | None = None
+    rcptdomainmax: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Capabilities:
+    """What the server offered in its EHLO reply (RFC 5321 §4.1.1.1).
+
+    ``server_name`` and ``greeting`` come from the first line. ``keywords`` maps each
+    upper-case keyword to its parameters (a read-only mapping; a keyword advertised
+    twice has its parameters merged). ``ignored_lines`` are the lines that were not
+    valid ehlo-lines, decoded for display. ``masked_keywords`` are the keywords the
+    caller removed with ``masked()``.
+    """
+
+    server_name: str = ""
+    greeting: str = ""
+    keywords: Mapping[str, tuple[str, ...]] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
+    ignored_lines: tuple[str, ...] = ()
+    masked_keywords: frozenset[str] = frozenset()
+
+    def __hash__(self) -> int:
+        return hash((self.server_name, self.greeting, tuple(sorted(self.keywords.items()))))
+
+    # -- construction ------------------------------------------------------------------
+
+    @classmethod
+    def none(cls, server_name: str = "") -> Capabilities:
+        """No extensions: the session began with HELO, or EHLO was refused."""
+        return cls(server_name=server_name)
+
+    @classmethod
+    def from_ehlo(cls, reply: Reply) -> Capabilities:
+        """Parse a 250 EHLO (or LHLO) reply.
+
+        Raises ``LocalProtocolError`` when ``reply`` is not a 250 reply (the caller passed
+        the wrong reply); never raises on the content of a 250 reply.
+        """
+        if reply.code != 250:
+            raise LocalProtocolError(f"an EHLO reply with code 250 is needed, got {reply.code}")
+        first, *rest = reply.raw_lines
+        name, _, greeting = first.partition(b" ")
+        keywords: dict[str, list[str]] = {}
+        ignored: list[str] = []
+        for raw in rest:
+            parsed = _parse_ehlo_line(raw)
+            if parsed is None:
+                ignored.append(raw.decode("utf-8", "replace"))
+                continue
+            keyword, params = parsed
+            merged = keywords.setdefault(keyword, [])
+            merged.extend(param for param in params if param not in merged)
+        return cls(
+            server_name=name.decode("utf-8", "replace"),
+            greeting=greeting.decode("utf-8", "replace"),
+            keywords=types.MappingProxyType(
+                {keyword: tuple(params) for keyword, params in keywords.items()}
+            ),
+            ignored_lines=tuple(ignored),
+        )
+
+    def masked(self, *keywords: str) -> Capabilities:
+        """A copy without ``keywords`` (case-insensitive), as if never advertised.
+
+        For "do not use CHUNKING with this server"; every property reflects the mask.
+        Masking a keyword that was not advertised is allowed and has no effect.
+        """
+        drop = frozenset(keyword.upper() for keyword in keywords)
+        kept = {key: value for key, value in self.keywords.items() if key not in drop}
+        return dataclasses.replace(
+            self,
+            keywords=types.MappingProxyType(kept),
+            masked_keywords=self.masked_keywords | drop,
+        )
+
+    # -- generic access ----------------------------------------------------------------
+
+    def has(self, keyword: str) -> bool:
+        """Whether ``keyword`` was advertised (exact, case-insensitive match)."""
+        return keyword.upper() in self.keywords
+
+    def params(self, keyword: str) -> tuple[str, ...]:
+        """The parameters advertised with ``keyword``; ``()`` when absent or bare."""
+        return self.keywords.get(keyword.upper(), ())
+
+    def _first_param(self, keyword: str) -> str | None:
+        params = self.keywords.get(keyword)
+        if params is None:
+            return None
+        return params[0] if params else ""
+
+    # -- typed views -------------------------------------------------------------------
+
+    @property
+    def size(self) -> int | None:
+        """The SIZE limit in octets (RFC 1870 §4), or ``None`` for no usable limit.
+
+        ``None`` when SIZE is absent, bare, ``0`` ("no fixed maximum", RFC 1870 §4), or
+        not a plain number up to 2**63-1; use ``has("SIZE")`` to tell those apart.
+        """
+        value = self._first_param("SIZE")
+        return None if value is None else _positive(value)
+
+    @property
+    def auth_mechanisms(self) -> frozenset[str]:
+        """SASL mechanisms from ``AUTH`` and the old ``AUTH=`` form (RFC 4954 §3).
+
+        Upper-cased; names that are not RFC 4422 §3.1 ``sasl-mech`` are dropped.
+        """
+        return frozenset(
+            name
+            for name in (param.upper() for param in self.params("AUTH"))
+            if MECH_NAME.fullmatch(name)  # RFC 4422 §3.1 sasl-mech
+        )
+
+    @property
+    def pipelining(self) -> bool:
+        """PIPELINING (RFC 2920)."""
+        return "PIPELINING" in self.keywords
+
+    @property
+    def chunking(self) -> bool:
+        """CHUNKING: the BDAT command (RFC 3030)."""
+        return "CHUNKING" in self.keywords
+
+    @property
+    def binarymime(self) -> bool:
+        """BINARYMIME: BODY=BINARYMIME, only with BDAT (RFC 3030 §3)."""
+        return "BINARYMIME" in self.keywords
+
+    @property
+    def eightbitmime(self) -> bool:
+        """8BITMIME: BODY=8BITMIME (RFC 6152)."""
+        return "8BITMIME" in self.keywords
+
+    @property
+    def smtputf8(self) -> bool:
+        """SMTPUTF8: UTF-8 addresses and headers (RFC 6531)."""
+        return "SMTPUTF8" in self.keywords
+
+    @property
+    def dsn(self) -> bool:
+        """DSN: NOTIFY, ORCPT, RET, ENVID parameters (RFC 3461)."""
+        return "DSN" in self.keywords
+
+    @property
+    def enhanced_status_codes(self) -> bool:
+        """ENHANCEDSTATUSCODES (RFC 2034)."""
+        return "ENHANCEDSTATUSCODES" in self.keywords
+
+    @property
+    def starttls(self) -> bool:
+        """STARTTLS (RFC 3207)."""
+        return "STARTTLS" in self.keywords
+
+    @property
+    def requiretls(self) -> bool:
+        """REQUIRETLS (RFC 8689)."""
+        return "REQUIRETLS" in self.keywords
+
+    @property
+    def deliverby(self) -> int | None:
+        """DELIVERBY's min-by-time in seconds (RFC 2852 §4).
+
+        ``None`` when DELIVERBY is absent; ``0`` when advertised without a (usable)
+        minimum — min-by-time is at most 9 digits and positive.
+        """
+        value = self._first_param("DELIVERBY")
+        if value is None:
+            return None
+        return _positive(value, maximum=999_999_999) or 0
+
+    @property
+    def mt_priority(self) -> str | None:
+        """MT-PRIORITY's priority assignment policy name (RFC 6710 §3), upper-cased.
+
+        ``None`` when absent; ``""`` when advertised without a policy name.
+        """
+        value = self._first_param("MT-PRIORITY")
+        return None if value is None else value.upper()
+
+    @property
+    def limits(self) -> ServerLimits:
+        """LIMITS RCPTMAX / MAILMAX / RCPTDOMAINMAX (RFC 9422 §4).
+
+        Names match case-insensitively; a value that is not a positive integer of at
+        most 9 digits, or a name given twice, leaves that limit ``None``.
+        """
+        found: dict[str, int | None] = {}
+        for param in self.params("LIMITS"):
+            name, equals, value = param.partition("=")
+            name = name.upper()
+            if not equals or name not in ("RCPTMAX", "MAILMAX", "RCPTDOMAINMAX"):
+                continue
+            found[name] = None if name in found else _positive(value, maximum=999_999_999)
+        return ServerLimits(
+            rcptmax=found.get("RCPTMAX"),
+            mailmax=found.get("MAILMAX"),
+            rcptdomainmax=found.get("RCPTDOMAINMAX"),
+        )
+
+
+def _parse_ehlo_line(raw: bytes) -> tuple[str, tuple[str, ...]] | None:
+    """An ehlo-line as (upper-case keyword, params), or ``None`` when it is not one.
+
+    Parameters are separated by one or more spaces (servers vary); anything outside
+    %d33-126 makes the line invalid. ``AUTH=A B`` becomes ``("AUTH", ("A", "B"))``.
+    """
+    if _OLD_AUTH.match(raw):
+        raw = b"AUTH " + raw[5:]
+    keyword, *params = raw.split(b" ")
+    if _EHLO_KEYWORD.fullmatch(keyword) is None:
+        return None
+    kept = [param for param in params if param]
+    if any(_EHLO_PARAM.fullmatch(param) is None for param in kept):
+        return None
+    return keyword.decode("ascii").upper(), tuple(param.decode("ascii") for param in kept)

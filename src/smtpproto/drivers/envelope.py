@@ -1,0 +1,172 @@
+"""The SMTP envelope of an ``email.message`` message, and the bytes to send.
+
+Theory of operation
+-------------------
+``envelope_from_message`` does what ``smtplib.SMTP.send_message`` does, with two
+differences noted below:
+
+* The sender is ``Sender`` if present, else ``From`` (RFC 5322 §3.6.2); the recipients
+  are every address in ``To``, ``Cc`` and ``Bcc`` (every occurrence of each field, not
+  only the first as smtplib does), duplicates dropped, in header order.
+* When the message was resent (RFC 5322 §3.6.6), the ``Resent-*`` fields of the most
+  recent block are used instead. Resent blocks are prepended, so the most recent is the
+  first run of ``Resent-*`` fields in header order; smtplib refuses a message with more
+  than one block, we take the topmost.
+* An address is international when it is not ASCII; then the message needs SMTPUTF8
+  (RFC 6531) and is serialised with a ``utf8=True`` policy so header addresses are not
+  RFC 2047-encoded (which would make them invalid).
+
+``flatten_message`` serialises with CRLF line ends (RFC 5321 §2.3.8) after removing
+every ``Bcc`` and ``Resent-Bcc`` field (RFC 5322 §3.6.3: blind recipients must not be
+disclosed); the caller's message is not modified. 8BITMIME is chosen by the session
+driver from the resulting bytes.
+
+The ``email`` package imports ``socket``, so it is imported inside the functions: the
+engine never loads it at import time (DESIGN.md §1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..wire.errors import LocalProtocolError
+
+if TYPE_CHECKING:
+    from email.message import Message
+
+__all__ = ["Envelope", "envelope_from_message", "flatten_message"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Envelope:
+    """The reverse path, the forward paths and whether SMTPUTF8 is needed."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    international: bool
+
+
+def _check_message(msg: object) -> None:
+    from email.message import Message  # here: email imports socket (module docstring)
+
+    if not isinstance(msg, Message):
+        raise LocalProtocolError(
+            f"send_message needs an email.message.Message, got {type(msg).__name__}"
+        )
+
+
+def _resent_prefix(msg: Message) -> tuple[str, list[tuple[str, str]]]:
+    """``"Resent-"`` and the fields of the most recent resent block, or ``""`` and
+    every field when the message was not resent."""
+    fields = [(name, str(value)) for name, value in msg.items()]
+    block: list[tuple[str, str]] = []
+    for name, value in fields:
+        if name.lower().startswith("resent-"):
+            block.append((name, value))
+        elif block:
+            break
+    if not block:
+        return "", fields
+    return "Resent-", block
+
+
+def _addresses(values: Iterable[str]) -> list[str]:
+    from email.utils import getaddresses  # here: email imports socket
+
+    return [address for _, address in getaddresses(list(values)) if address]
+
+
+def envelope_from_message(
+    msg: Message,
+    *,
+    sender: str | None = None,
+    recipients: str | Iterable[str] | None = None,
+) -> Envelope:
+    """The envelope for ``msg``; ``sender``/``recipients`` override the headers.
+
+    Raises ``LocalProtocolError`` when no sender field exists (and none was given),
+    when no recipient is found, or when ``sender``/``recipients`` are not str.
+    """
+    _check_message(msg)
+    if sender is not None and not isinstance(sender, str):
+        raise LocalProtocolError(f"sender must be a str or None, got {type(sender).__name__}")
+    prefix, fields = _resent_prefix(msg)
+    lowered = [(name.lower(), value) for name, value in fields]
+    if sender is None:
+        for wanted in (prefix + "sender", prefix + "from"):
+            found = _addresses(value for name, value in lowered if name == wanted.lower())
+            if found:
+                sender = found[0]
+                break
+        else:
+            raise LocalProtocolError(
+                f"the message has no {prefix}Sender or {prefix}From address; pass sender="
+            )
+    if recipients is None:
+        wanted_fields = {(prefix + name).lower() for name in ("to", "cc", "bcc")}
+        found = _addresses(value for name, value in lowered if name in wanted_fields)
+        rcpts = tuple(dict.fromkeys(found))
+    elif isinstance(recipients, str):
+        rcpts = (recipients,)
+    else:
+        try:
+            rcpts = tuple(recipients)
+        except TypeError:  # not iterable (an int, say): caller misuse
+            rcpts = (recipients,)  # type: ignore[assignment]  # refused just below
+        wrong = [r for r in rcpts if not isinstance(r, str)]
+        if wrong:
+            raise LocalProtocolError(
+                "recipients must be a str, an iterable of str or None, got a "
+                + type(wrong[0]).__name__
+            )
+    if not rcpts:
+        raise LocalProtocolError(
+            f"the message has no {prefix}To, {prefix}Cc or {prefix}Bcc address; pass recipients="
+        )
+    international = not sender.isascii() or not all(r.isascii() for r in rcpts)
+    return Envelope(sender=sender, recipients=rcpts, international=international)
+
+
+def flatten_message(msg: Message, *, utf8: bool = False) -> bytes:
+    """``msg`` as bytes with CRLF line ends, without ``Bcc``/``Resent-Bcc``.
+
+    ``utf8=True`` serialises non-ASCII headers as UTF-8 (RFC 6532) instead of RFC 2047
+    encoded words; a ``compat32`` message then uses ``email.policy.SMTPUTF8``.
+    A message the ``email`` generator cannot serialise is a ``LocalProtocolError``.
+    """
+    import copy
+    import email.errors
+    import email.policy
+    from email.generator import BytesGenerator
+    from io import BytesIO
+
+    _check_message(msg)
+    clone = copy.copy(msg)  # Message.__delitem__ builds a new header list: msg is untouched
+    del clone["Bcc"]
+    del clone["Resent-Bcc"]
+    policy = msg.policy
+    if utf8:
+        if isinstance(policy, email.policy.EmailPolicy):
+            policy = policy.clone(utf8=True)
+        else:
+            policy = email.policy.SMTPUTF8
+    out = BytesIO()
+    try:
+        BytesGenerator(out, policy=policy).flatten(clone, linesep="\r\n")
+    except (
+        AttributeError,
+        LookupError,
+        TypeError,
+        UnicodeError,
+        ValueError,
+        email.errors.MessageError,
+    ) as error:
+        # A malformed message fails deep in ``email``: compat32 lets a caller set a
+        # non-ASCII str payload without a charset, a payload that is no str, or a
+        # header value with an embedded header line (``HeaderParseError``).
+        raise LocalProtocolError(
+            f"the message cannot be serialised: {type(error).__name__}: {error}"
+        ) from error
+    return out.getvalue()

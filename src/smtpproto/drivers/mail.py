@@ -1,0 +1,546 @@
+"""The mail-transaction drivers of ``Session`` (``sendmail``, ``send_message``).
+
+Theory of operation: a mixin over ``_session.SessionBase``'s plumbing (``_send``
+writes commands, ``_event`` reads the next engine event). The envelope goes first:
+with PIPELINING, MAIL, every RCPT and DATA in one write (RFC 2920 §3.1); without it,
+one command per reply. The content then streams in chunks: DATA content through the
+engine's encoder (dot-stuffing, CRLF), or BDAT chunks (RFC 3030) normalised to CRLF
+here; a small message with CHUNKING and PIPELINING goes out as MAIL+RCPT+BDAT LAST in
+one write. Up to ``BDAT_WINDOW`` BDAT chunks are in flight when pipelining; a refused
+chunk stops the stream (RFC 3030 §2) and RSET ends the transaction. The engine's
+``TransactionResult`` is then turned into the result or an exception by ``raise_for``.
+
+Stopping early (``stop_after``, for diagnostics like swaks' ``--quit-after``): after
+MAIL or after the RCPTs the transaction is ended with RSET (RFC 5321 §4.1.1.5) and the
+session stays usable. After DATA's 354 nothing but content may be sent until the
+final ``CRLF.CRLF`` (RFC 5321 §4.1.1.4; a ``.`` alone would deliver an empty
+message), so the driver stops there and the session becomes unusable: the adapter
+closes the connection, and a transaction whose end of data never came is not
+delivered (RFC 5321 §3.8, §4.1.1.4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from ..client_engine.events import (
+    Bdat,
+    Command,
+    CommandReply,
+    ConnectionClosed,
+    Content,
+    Data,
+    EndOfContent,
+    Event,
+    Mail,
+    NoRecipientsAccepted,
+    Rcpt,
+    ReadyForContent,
+    Rset,
+    TransactionResult,
+)
+from ..wire.errors import LocalProtocolError, RemoteProtocolError
+from .envelope import envelope_from_message, flatten_message
+from .exceptions import (
+    SMTPConnectError,
+    SMTPProtocolError,
+    SMTPRecipientsRefused,
+    SMTPReplyError,
+)
+from .support import (
+    BDAT_WINDOW,
+    DEFAULT_CHUNK_SIZE,
+    ContentSource,
+    Driver,
+    LineEnds,
+    MailOptions,
+    ProgressCallback,
+    Write,
+    all_ascii,
+    content_chunks,
+)
+
+if TYPE_CHECKING:
+    from email.message import Message
+
+    from ..client_engine.connection import ClientConnection
+    from ..wire.reply import Reply
+
+__all__ = ["COMMAND_CACHE", "MAIL_STAGES", "MailDrivers", "MailStage", "raise_for"]
+
+#: Most MAIL/RCPT commands ``_command`` keeps for reuse (cleared when full).
+COMMAND_CACHE = 1024
+C = TypeVar("C", Mail, Rcpt)
+#: Where ``sendmail`` may stop, in session order (see ``MailDrivers.sendmail``).
+MailStage = Literal["mail", "rcpt", "data"]
+MAIL_STAGES: tuple[MailStage, ...] = ("mail", "rcpt", "data")
+
+
+class MailDrivers:
+    """``sendmail`` and ``send_message``; needs ``SessionBase``'s plumbing."""
+
+    if TYPE_CHECKING:
+        conn: ClientConnection
+        _current: tuple[str, tuple[str, ...]] | None
+        _rcpt_accepted: int
+        _commands: dict[tuple[Any, ...], Command]
+        _last_envelope: tuple[tuple[Any, ...], Mail, tuple[Rcpt, ...]] | None
+        _broken: bool
+
+        def _guard(self, driver: Driver[TransactionResult]) -> Driver[TransactionResult]: ...
+        def _send(self, *commands: Command) -> Driver[None]: ...
+        def _event(self) -> Driver[Event]: ...
+        def _write_timeout(self) -> float | None: ...
+
+    def sendmail(
+        self,
+        sender: str,
+        recipients: str | Iterable[str],
+        content: ContentSource,
+        *,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        progress: ProgressCallback | None = None,
+        stop_after: MailStage | None = None,
+    ) -> Driver[TransactionResult]:
+        """One mail transaction: MAIL, RCPT for each recipient, then DATA or BDAT.
+
+        ``content`` is bytes, str (UTF-8), a binary file or an iterable of bytes,
+        streamed ``chunk_size`` octets at a time. PIPELINING (RFC 2920) and CHUNKING
+        (RFC 3030, BDAT) are used when advertised unless ``pipelining``/``chunking`` is
+        False. Defaults chosen from the content and addresses: ``smtputf8`` when an
+        address is non-ASCII (RFC 6531); ``body="8BITMIME"`` when 8BITMIME is offered
+        and the content is 8-bit (or unknown: a file or iterable; RFC 6152); ``size``
+        when SIZE is offered and the length is known (RFC 1870). ``progress(sent,
+        total)`` is called after each content write (``total`` None when unknown).
+
+        Returns the ``TransactionResult``. Raises ``SMTPReplyError`` when MAIL, DATA or
+        the end of the content is refused, ``SMTPRecipientsRefused`` when every
+        recipient was refused; a partial refusal returns normally (check ``failed``).
+
+        ``stop_after`` ends the transaction early, delivering nothing (the content is
+        never sent; refusals raise as above): ``"mail"`` after MAIL's reply,
+        ``"rcpt"`` after the RCPT replies (pipelined together when offered), each
+        followed by RSET, the session staying usable; the result then has
+        ``data_reply`` None. ``"data"`` stops after DATA's 354 (DATA, not BDAT, is
+        used: ``chunking=True`` with it is a ``LocalProtocolError``): the result's
+        ``data_reply`` is that 354 and the session is no longer usable, since only
+        content may follow a 354; the adapter closes the connection without QUIT.
+        """
+        if stop_after is not None and stop_after not in MAIL_STAGES:
+            raise LocalProtocolError(
+                f"stop_after must be one of {', '.join(MAIL_STAGES)} or None, got {stop_after!r}"
+            )
+        if stop_after == "data" and chunking:
+            raise LocalProtocolError("stop_after='data' stops at DATA's 354: not with chunking")
+        return self._guard(
+            self._sendmail(
+                sender,
+                recipients,
+                content,
+                options or MailOptions(),
+                pipelining,
+                False if stop_after == "data" else chunking,
+                chunk_size,
+                progress,
+                stop_after,
+            )
+        )
+
+    def send_message(
+        self,
+        msg: Message,
+        *,
+        sender: str | None = None,
+        recipients: str | Iterable[str] | None = None,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Driver[TransactionResult]:
+        """Send an ``email.message`` message; the envelope comes from its headers like
+        smtplib's ``send_message`` (see ``_envelope``): Sender/From, To/Cc/Bcc, the most
+        recent Resent-* block; Bcc and Resent-Bcc are not sent. A non-ASCII address
+        selects SMTPUTF8 and a UTF-8 serialisation (RFC 6531, RFC 6532); 8-bit content
+        selects BODY=8BITMIME. Results and exceptions as ``sendmail``."""
+        return self._guard(
+            self._send_message(
+                msg, sender, recipients, options or MailOptions(), pipelining, chunking, progress
+            )
+        )
+
+    def _send_message(
+        self,
+        msg: Message,
+        sender: str | None,
+        recipients: str | Iterable[str] | None,
+        options: MailOptions,
+        pipelining: bool | None,
+        chunking: bool | None,
+        progress: ProgressCallback | None,
+    ) -> Driver[TransactionResult]:
+        envelope = envelope_from_message(msg, sender=sender, recipients=recipients)
+        if not isinstance(options, MailOptions):
+            raise LocalProtocolError(
+                f"options must be a MailOptions or None, got {type(options).__name__}"
+            )
+        if envelope.international and options.smtputf8 is None:
+            options = dataclasses.replace(options, smtputf8=True)
+        content = flatten_message(msg, utf8=envelope.international)
+        return (
+            yield from self._sendmail(
+                envelope.sender,
+                envelope.recipients,
+                content,
+                options,
+                pipelining,
+                chunking,
+                DEFAULT_CHUNK_SIZE,
+                progress,
+            )
+        )
+
+    def _sendmail(
+        self,
+        sender: str,
+        recipients: str | Iterable[str],
+        content: ContentSource,
+        options: MailOptions,
+        pipelining: bool | None,
+        chunking: bool | None,
+        chunk_size: int,
+        progress: ProgressCallback | None,
+        stop_after: MailStage | None = None,
+    ) -> Driver[TransactionResult]:
+        rcpts, mail, commands, first, chunks, total = self._prepare(
+            sender, recipients, content, options, chunk_size
+        )
+        caps = self.conn.capabilities
+        pipe = caps is not None and caps.pipelining and pipelining is not False
+        bdat = caps is not None and caps.chunking and chunking is not False
+        if chunking and not bdat:
+            raise LocalProtocolError("chunking=True needs the CHUNKING extension, not advertised")
+        self._current = (sender, rcpts)
+        self._rcpt_accepted = 0
+        if stop_after is not None:
+            return (yield from self._send_stage(mail, commands, pipe, stop_after))
+        if bdat:
+            return (
+                yield from self._send_bdat(mail, commands, first, chunks, pipe, total, progress)
+            )
+        return (yield from self._send_data(mail, commands, first, chunks, pipe, total, progress))
+
+    def _prepare(
+        self,
+        sender: str,
+        recipients: str | Iterable[str],
+        content: ContentSource,
+        options: MailOptions,
+        chunk_size: int,
+    ) -> tuple[tuple[str, ...], Mail, list[Rcpt], bytes, Iterator[bytes], int | None]:
+        """The recipients, MAIL and RCPT commands, the first content chunk, the rest
+        and the total size (None: unknown) of one message; MAIL parameters defaulted
+        from the content and the capabilities (see ``sendmail``). Nothing is sent;
+        bad input raises ``LocalProtocolError``."""
+        if isinstance(recipients, str):
+            rcpts: tuple[str, ...] = (recipients,)
+        else:
+            try:
+                rcpts = tuple(recipients)
+            except TypeError:  # not iterable (None, an int): caller misuse
+                rcpts = (recipients,)  # type: ignore[assignment]  # refused just below
+        if not isinstance(sender, str):
+            raise LocalProtocolError(f"sender must be a str, got {type(sender).__name__}")
+        if not all(isinstance(r, str) for r in rcpts):
+            wrong = next(r for r in rcpts if not isinstance(r, str))
+            raise LocalProtocolError(
+                f"recipients must be a str or an iterable of str, got a {type(wrong).__name__}"
+            )
+        if not isinstance(options, MailOptions):
+            raise LocalProtocolError(
+                f"options must be a MailOptions or None, got {type(options).__name__}"
+            )
+        if not rcpts:
+            raise LocalProtocolError("sendmail needs at least one recipient")
+        if type(chunk_size) is not int or chunk_size < 1:
+            raise LocalProtocolError("chunk_size must be a positive int")
+        caps = self.conn.capabilities
+        chunks, total = content_chunks(content, chunk_size)
+        first = next(chunks, b"")
+        body = options.body
+        if body is None and caps is not None and caps.eightbitmime and not all_ascii(content):
+            body = "8BITMIME"
+        smtputf8 = options.smtputf8
+        if smtputf8 is None:
+            smtputf8 = not sender.isascii() or not (
+                rcpts[0].isascii() if len(rcpts) == 1 else all(r.isascii() for r in rcpts)
+            )
+        size = options.size
+        if size is None and total is not None and caps is not None and caps.size is not None:
+            size = total
+        # The same envelope as the last message (the common batch): its commands are
+        # immutable values made from exactly these inputs, so they are reused as is.
+        key = (sender, rcpts, size, body, smtputf8, options)
+        last = self._last_envelope
+        if last is not None and last[0] == key:
+            return rcpts, last[1], list(last[2]), first, chunks, total
+        mail = self._command(
+            Mail,
+            sender=sender,
+            size=size,
+            body=body,
+            smtputf8=smtputf8,
+            ret=options.ret,
+            envid=options.envid,
+            requiretls=options.requiretls,
+            mt_priority=options.mt_priority,
+            by=options.by,
+            auth=options.auth,
+        )
+        commands = [self._command(Rcpt, recipient=r, notify=options.notify) for r in rcpts]
+        if options.notify is None or type(options.notify) is tuple:  # never a list: mutable
+            self._last_envelope = (key, mail, tuple(commands))
+        return rcpts, mail, commands, first, chunks, total
+
+    def _command(self, cls: type[C], **fields: Any) -> C:
+        """``cls(**fields)``, reusing an identical command made recently: commands are
+        immutable values, and validating addresses is a large part of a small message's
+        cost. The cache holds at most ``COMMAND_CACHE`` entries."""
+        key = (cls, *fields.items())
+        cache = self._commands
+        try:
+            found = cache.get(key)
+        except TypeError:  # an unhashable field (a notify list): no caching
+            return cls(**fields)
+        if found is None:
+            if len(cache) >= COMMAND_CACHE:
+                cache.clear()
+            found = cache[key] = cls(**fields)
+        assert isinstance(found, cls)
+        return found
+
+    def _envelope(self, mail: Mail, rcpts: list[Rcpt], pipe: bool, *then: Command) -> Driver[None]:
+        """MAIL and RCPTs (and ``then``): one write when pipelining, else one by one."""
+        if pipe:
+            yield from self._send(mail, *rcpts, *then)
+            return
+        for command in (mail, *rcpts):
+            yield from self._send(command)
+            while True:
+                event = yield from self._event()
+                if isinstance(event, TransactionResult):  # MAIL refused
+                    raise_for(event, "MAIL")
+                if isinstance(event, CommandReply) and event.command is command:
+                    if command is mail and event.reply.is_error:
+                        yield from self._result("MAIL")  # the engine ends it: raises
+                    break
+        if then:
+            yield from self._send(*then)
+
+    def _send_data(
+        self,
+        mail: Mail,
+        rcpts: list[Rcpt],
+        first: bytes,
+        chunks: Iterator[bytes],
+        pipe: bool,
+        total: int | None,
+        progress: ProgressCallback | None,
+    ) -> Driver[TransactionResult]:
+        if not pipe:
+            yield from self._envelope(mail, rcpts, False)
+            if not self._any_accepted():
+                return (yield from self._abort())
+        if pipe:
+            yield from self._envelope(mail, rcpts, True, Data())
+        else:
+            yield from self._send(Data())
+        while True:
+            event = yield from self._event()
+            if isinstance(event, TransactionResult):
+                raise_for(event, "DATA")
+            if isinstance(event, ReadyForContent):
+                break
+            if isinstance(event, NoRecipientsAccepted):
+                yield from self._send(EndOfContent())
+                return (yield from self._result("DATA"))
+        conn = self.conn
+        sent = 0
+        chunk: bytes | None = first
+        while chunk is not None:
+            following = next(chunks, None)
+            wire = conn.send(Content(data=chunk)) if chunk else b""
+            if following is None:
+                wire += conn.send(EndOfContent())
+            if wire:
+                yield Write(wire, self._write_timeout())
+            sent += len(chunk)
+            if progress is not None and chunk:
+                progress(sent, total)
+            chunk = following
+        return (yield from self._result("DATA"))
+
+    def _send_stage(
+        self, mail: Mail, rcpts: list[Rcpt], pipe: bool, stop_after: MailStage
+    ) -> Driver[TransactionResult]:
+        """The envelope up to ``stop_after`` (see ``sendmail``); nothing is delivered.
+
+        With PIPELINING the commands go in one write (MAIL, RCPTs, DATA for the
+        ``"data"`` stage; RFC 2920 §3.1), else one per reply."""
+        if stop_after == "mail":
+            rcpts = []
+        envelope: list[Command] = [mail, *rcpts]
+        if stop_after == "data":
+            envelope.append(Data())
+        groups = [envelope] if pipe else [[command] for command in envelope]
+        replies: list[Reply] = []  # MAIL's, then each RCPT's, in order (RFC 2920 §3.1)
+        for group in groups:
+            if not pipe and isinstance(group[0], Data) and not self._any_accepted():
+                return (yield from self._abort())  # RFC 5321 §3.3: no DATA without one
+            yield from self._send(*group)
+            while self.conn.outstanding:
+                event = yield from self._event()
+                if isinstance(event, TransactionResult):
+                    raise_for(event, "DATA")
+                elif isinstance(event, CommandReply):
+                    replies.append(event.reply)
+                    if event.command is mail and event.reply.is_error and not pipe:
+                        yield from self._result("MAIL")  # the engine ends it: raises
+                elif isinstance(event, NoRecipientsAccepted):
+                    yield from self._send(EndOfContent())  # RFC 2920 §3.1: a lone "."
+                    return (yield from self._result("DATA"))
+                elif isinstance(event, ReadyForContent):
+                    # Only content may follow a 354: stop; the adapter closes.
+                    self._broken = True
+                    return TransactionResult(
+                        sender=mail.sender,
+                        sender_reply=replies[0],
+                        recipients=tuple(
+                            (rcpt.recipient, reply)
+                            for rcpt, reply in zip(rcpts, replies[1:], strict=True)
+                        ),
+                        data_reply=event.reply,
+                    )
+        yield from self._send(Rset())
+        return (yield from self._result("RCPT"))
+
+    def _send_bdat(
+        self,
+        mail: Mail,
+        rcpts: list[Rcpt],
+        first: bytes,
+        chunks: Iterator[bytes],
+        pipe: bool,
+        total: int | None,
+        progress: ProgressCallback | None,
+    ) -> Driver[TransactionResult]:
+        conn = self.conn
+        ends = LineEnds() if mail.body != "BINARYMIME" else None
+        following = next(chunks, None)
+
+        def encode(chunk: bytes, last: bool) -> bytes:
+            if ends is None:
+                return chunk
+            return ends.feed(chunk) + (ends.finish() if last else b"")
+
+        if pipe and following is None:
+            # Small message: MAIL, RCPTs and BDAT LAST in one write (RFC 3030 §4.2).
+            yield from self._envelope(mail, rcpts, True, Bdat(data=encode(first, True), last=True))
+            if progress is not None and first:
+                progress(len(first), total)
+            return (yield from self._result("BDAT"))
+        yield from self._envelope(mail, rcpts, pipe)
+        if pipe:
+            yield from self._drain_until_outstanding(0)
+        if not self._any_accepted():
+            return (yield from self._abort())
+        sent = 0
+        chunk: bytes | None = first
+        window = BDAT_WINDOW if pipe else 0
+        while chunk is not None:
+            last = following is None
+            yield Write(conn.send(Bdat(data=encode(chunk, last), last=last)), self._write_timeout())
+            sent += len(chunk)
+            if progress is not None and chunk:
+                progress(sent, total)
+            if last:
+                break
+            failed = yield from self._drain_until_outstanding(window)
+            if failed:
+                return (yield from self._abort())
+            chunk, following = following, next(chunks, None)
+        return (yield from self._result("BDAT"))
+
+    def _drain_until_outstanding(self, limit: int) -> Driver[bool]:
+        """Handle replies until at most ``limit`` commands are outstanding; True when
+        a BDAT chunk was refused (RFC 3030 §2: send no more chunks)."""
+        failed = False
+        while len(self.conn.outstanding) > limit:
+            event = yield from self._event()
+            if isinstance(event, CommandReply) and isinstance(event.command, Bdat):
+                failed = failed or event.reply.is_error
+            if isinstance(event, TransactionResult):
+                raise_for(event, "MAIL")
+        return failed
+
+    def _any_accepted(self) -> bool:
+        return self._rcpt_accepted > 0
+
+    def _abort(self) -> Driver[TransactionResult]:
+        """End a transaction that cannot deliver (no recipient accepted, a BDAT
+        refused) with RSET, then raise for its result."""
+        yield from self._send(Rset())
+        result = yield from self._result("BDAT")
+        return result
+
+    def _result(self, verb: str) -> Driver[TransactionResult]:
+        while True:
+            event = yield from self._event()
+            if isinstance(event, TransactionResult):
+                raise_for(event, verb)
+                return event
+            if isinstance(event, ConnectionClosed):
+                raise SMTPConnectError("the server closed the connection during the transaction")
+
+
+def raise_for(result: TransactionResult, verb: str) -> None:
+    """Raise for a transaction that delivered to nobody; return on (partial) success.
+
+    A 421 anywhere (RFC 5321 §3.8: the server is closing) raises ``SMTPReplyError``
+    with that reply, whatever step it answered.
+    """
+    sender, data = result.sender_reply, result.data_reply
+    if (
+        data is not None
+        and data.is_success
+        and sender is not None
+        and sender.is_success
+        and not result.lmtp_replies
+        and all(reply.is_success for _, reply in result.recipients)
+    ):
+        return  # the common case: everything accepted
+    steps = [("MAIL", result.sender_reply)]
+    steps += [("RCPT", reply) for _, reply in result.recipients]
+    steps += [(verb, result.data_reply)]
+    steps += [(verb, reply) for _, reply in result.lmtp_replies]
+    for step, reply in steps:
+        if reply is not None and reply.code == 421:
+            raise SMTPReplyError(reply, command=step)
+    for step, reply in steps:
+        if reply is not None and not (reply.is_success or reply.is_error):
+            # 1yz/3yz where only 2yz/4yz/5yz make sense (RFC 5321 §4.3.2).
+            raise SMTPProtocolError(RemoteProtocolError(f"unexpected {reply.code} reply to {step}"))
+    if result.sender_reply is not None and result.sender_reply.is_error:
+        raise SMTPReplyError(result.sender_reply, command="MAIL")
+    if result.recipients and all(reply.is_error for _, reply in result.recipients):
+        raise SMTPRecipientsRefused(result.recipients)
+    if result.lmtp_replies:
+        if not result.delivered:
+            raise SMTPRecipientsRefused(result.failed)
+        return
+    if result.data_reply is not None and result.data_reply.is_error:
+        raise SMTPReplyError(result.data_reply, command=verb)

@@ -1,0 +1,546 @@
+"""High-level client operations written once, as sans-IO session drivers.
+
+Theory of operation
+-------------------
+A ``Session`` wraps one ``ClientConnection``. Each operation (``open``, ``login``,
+``sendmail``, ``send_message``, ``send_many``, ``noop``, ``rset``, ``vrfy``, ``quit``)
+is a generator: it *yields* an I/O request, the adapter performs it and ``send``\\s the result back,
+and the generator's return value is the operation's result. The blocking, asyncio and
+trio adapters each run the same generators in their own loop, so every protocol
+decision (what to send next, when to start TLS, which AUTH mechanism, how a reply
+maps to an exception) is made here or in the engine, never in an adapter.
+
+Diagnostics stop early (swaks' ``--quit-after``): ``open(until="greeting"|"ehlo"|"tls")``
+and ``sendmail(stop_after="mail"|"rcpt"|"data")`` (see ``_session_mail``). The session
+keeps the greeting (``greeting``) and the capabilities of the cleartext EHLO
+(``capabilities_before_tls``), which STARTTLS makes the engine forget.
+
+The requests and what the adapter sends back:
+
+``Write(data, timeout)``
+    Write every byte of ``data``; send back ``None``. ``timeout`` bounds the write.
+``Read(timeout)``
+    Send back the bytes received (any amount, at least one octet), or ``b""`` on EOF.
+    ``timeout`` is the engine's RFC 5321 §4.5.3.2 timeout for what it waits on (``None``:
+    wait without limit); the adapter may shorten it (an overall message deadline).
+``UpgradeTLS(server_hostname, timeout)``
+    Run the TLS client handshake on the transport (SNI and host-name check with
+    ``server_hostname``); send back the SCRAM-PLUS ``ChannelBinding`` or ``None``. The
+    driver then calls ``tls_established()``. With the IMPLICIT policy it is the first
+    request of ``open``, before the greeting (RFC 8314 §3.3).
+
+Failures go *into* the generator with ``generator.throw(exc)``:
+
+* ``TimeoutError`` when a request's timeout passed. The driver raises
+  ``SMTPDeliveryTimeoutError`` when the reply to the end of the content was due
+  (RFC 1047, DESIGN.md §4 rule 8) and ``SMTPTimeoutError`` otherwise.
+* ``OSError`` when the transport failed (reset, broken pipe). The driver first asks for
+  the server's last words with one more ``Read(LAST_WORDS_TIMEOUT)`` (the adapter hands
+  out what it buffered; EOF or another error there means nothing): a 421 or a refusal
+  of the content is reported as that reply. Otherwise ``SMTPDeliveryStatusUnknown``
+  when the final reply was due, ``SMTPConnectError`` ("connection lost") if not.
+* Any ``SMTPError`` the adapter made itself (TLS handshake or certificate failures are
+  ``SMTPTLSError``: the driver cannot tell an ``ssl`` error from other ``OSError``\\s, so
+  the adapter maps them) is re-raised unchanged.
+
+Engine ``ProtocolError``\\s become ``SMTPProtocolError`` (``SMTPDeliveryStatusUnknown``
+when the reply to the end of the content was due: a garbled or cut final reply does not
+say the message was refused). After any exception other
+than ``SMTPReplyError``/``SMTPRecipientsRefused`` on a still-usable session,
+``Session.usable`` is False and the adapter must close the transport; a session is
+never reused after a timeout, a cancellation or a transport error. The same holds when
+a driver *returns* with ``usable`` False: ``sendmail(stop_after="data")`` stops at the
+354, after which only content could be sent, so the adapter closes without QUIT.
+
+Reading while writing (RFC 2920 §3.2): a server may answer pipelined commands while
+the client is still writing the group or a long body. An adapter must never stop
+reading while it blocks in a write: it reads whatever arrives into a buffer of at most
+``MAX_READAHEAD`` octets and hands it to the next ``Read`` at once. Past that bound
+it stops reading, and the write's timeout ends a server that neither reads nor stops
+talking.
+
+Content is streamed: files are read ``chunk_size`` octets at a time, iterables chunk by
+chunk, and each chunk is encoded and written before the next is read, so memory stays
+bounded whatever the message size.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from ..client_engine.capabilities import Capabilities
+from ..client_engine.config import ClientConfig, TLSPolicy
+from ..client_engine.connection import ClientConnection
+from ..client_engine.events import (
+    NEED_DATA,
+    Auth,
+    AuthChallenge,
+    AuthContinue,
+    AuthFailed,
+    AuthSucceeded,
+    Command,
+    CommandReply,
+    ConnectionClosed,
+    DeliveryStatusUnknown,
+    Ehlo,
+    EhloAccepted,
+    Event,
+    Greeting,
+    GreetingRefused,
+    HelloRefused,
+    Helo,
+    HeloAccepted,
+    Lhlo,
+    Mail,
+    NeedData,
+    Noop,
+    Quit,
+    Rcpt,
+    Rset,
+    ServiceClosing,
+    StartTLS,
+    StartTLSRefused,
+    TLSReady,
+    TLSUnavailable,
+    TransactionResult,
+    Vrfy,
+)
+from ..client_engine.states import ClientState
+from ..sasl.base import ChannelBinding, ClientMechanism
+from ..sasl.mechanisms import choose_mechanism
+from ..wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ..wire.reply import Reply
+from .batch import BatchDrivers
+from .exceptions import (
+    SMTPConnectError,
+    SMTPDeliveryStatusUnknown,
+    SMTPDeliveryTimeoutError,
+    SMTPError,
+    SMTPProtocolError,
+    SMTPRecipientsRefused,
+    SMTPReplyError,
+    SMTPTimeoutError,
+    SMTPTLSError,
+)
+from .mail import MAIL_STAGES, MailStage, raise_for
+from .support import (
+    DEFAULT_CHUNK_SIZE,
+    MAX_READAHEAD,
+    Driver,
+    MailOptions,
+    Read,
+    Request,
+    UpgradeTLS,
+    Write,
+    default_port,
+    default_tls_policy,
+    hello_name,
+    logging_transcript,
+    make_timeouts,
+    session_config,
+)
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "LAST_WORDS_TIMEOUT",
+    "MAIL_STAGES",
+    "MAX_READAHEAD",
+    "OPEN_STAGES",
+    "Driver",
+    "MailOptions",
+    "MailStage",
+    "OpenStage",
+    "Read",
+    "Request",
+    "Session",
+    "UpgradeTLS",
+    "Write",
+    "default_port",
+    "default_tls_policy",
+    "hello_name",
+    "logging_transcript",
+    "make_timeouts",
+    "session_config",
+]
+
+T = TypeVar("T")
+
+#: Seconds to wait for the server's last words after a failed write.
+LAST_WORDS_TIMEOUT = 1.0
+
+#: Where ``Session.open`` may stop, in session order (see ``Session.open``).
+OpenStage = Literal["greeting", "ehlo", "tls"]
+OPEN_STAGES: tuple[OpenStage, ...] = ("greeting", "ehlo", "tls")
+
+
+class Session(BatchDrivers):
+    """The drivers over one ``ClientConnection``. See the module docstring.
+
+    ``server_hostname`` is the name TLS verifies (and SNI sends); ``local_hostname``
+    the EHLO argument (see ``hello_name``).
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig | None = None,
+        *,
+        server_hostname: str | None = None,
+        local_hostname: str = "localhost",
+    ) -> None:
+        self.config = config if config is not None else ClientConfig()
+        self.conn = ClientConnection(self.config)
+        self.server_hostname = server_hostname
+        self.local_hostname = local_hostname
+        #: Channel binding of the TLS layer (for SCRAM-*-PLUS), once TLS is up.
+        self.channel_binding: ChannelBinding | None = None
+        #: The last greeting or EHLO/HELO reply.
+        self.hello_reply: Reply | None = None
+        #: The server's greeting (RFC 5321 §4.2: the 220 banner), once received.
+        self.greeting: Reply | None = None
+        #: What the last EHLO/LHLO answered in cleartext advertised: with STARTTLS these
+        #: are the capabilities RFC 3207 §4.2 makes the client forget (kept here for
+        #: reports such as "AUTH offered in cleartext"); without TLS the same as
+        #: ``conn.capabilities``; None under implicit TLS, after HELO, or before EHLO.
+        self.capabilities_before_tls: Capabilities | None = None
+        self._broken = False
+        self._current: tuple[str, tuple[str, ...]] | None = None
+        self._rcpt_accepted = 0
+        self._commands: dict[tuple[Any, ...], Command] = {}
+        #: (inputs, MAIL, RCPTs) of the last envelope ``_prepare`` made
+        self._last_envelope: tuple[tuple[Any, ...], Mail, tuple[Rcpt, ...]] | None = None
+
+    # -- state --------------------------------------------------------------------------
+
+    @property
+    def usable(self) -> bool:
+        """False once the session cannot carry another command: the adapter closes."""
+        return not self._broken and self.conn.state not in (
+            ClientState.ERROR,
+            ClientState.CLOSED,
+            ClientState.CLOSING,
+            ClientState.MUST_QUIT,
+            ClientState.TLS_HANDSHAKE,
+        )
+
+    @property
+    def can_quit(self) -> bool:
+        """True when a polite QUIT may still be sent (used by context-manager exits)."""
+        return not self._broken and self.conn.state in (
+            ClientState.HELLO,
+            ClientState.READY,
+            ClientState.MUST_QUIT,
+        )
+
+    def quit_on_exit(self, exc_type: type[BaseException] | None) -> bool:
+        """Whether a context manager's exit should send QUIT before closing: when the
+        session can still take it and the block ended normally or with a refused
+        command (``SMTPReplyError``/``SMTPRecipientsRefused``); after an exception the
+        adapter suppresses ``SMTPError`` from that QUIT so it does not hide the first."""
+        if not self.can_quit:
+            return False
+        return exc_type is None or issubclass(exc_type, (SMTPReplyError, SMTPRecipientsRefused))
+
+    def mark_broken(self) -> None:
+        """The adapter gave up on the transport (a cancellation, a failed close)."""
+        self._broken = True
+
+    # -- running a driver ---------------------------------------------------------------
+
+    def _guard(self, driver: Driver[T]) -> Driver[T]:
+        """Map failures to the exception hierarchy; mark the session broken on any
+        exception except a reply error that left the session usable."""
+        if self._broken:
+            raise SMTPProtocolError(LocalProtocolError("the connection is broken; open a new one"))
+        try:
+            return (yield from driver)
+        except (SMTPReplyError, SMTPRecipientsRefused):
+            if not self.usable:
+                self._broken = True
+            raise
+        except SMTPError:
+            self._broken = True
+            raise
+        except ProtocolError as error:
+            self._broken = True
+            if self.conn.final_reply_pending and self._current is not None:
+                # Broken reply or EOF mid-reply after the end of the content: the server
+                # may have taken the message (RFC 1047).
+                sender, recipients = self._current
+                raise SMTPDeliveryStatusUnknown(
+                    f"the reply to the end of the content was lost: {error}",
+                    sender=sender,
+                    recipients=recipients,
+                ) from error
+            raise SMTPProtocolError(error) from error
+        except TimeoutError as error:
+            self._broken = True
+            raise self._timeout_error(error) from error
+        except OSError as error:
+            self._broken = True
+            current = self._current if self.conn.final_reply_pending else None
+            last_words = yield from self._last_words()
+            if last_words is not None:
+                raise last_words from error
+            if current is not None:
+                sender, recipients = current
+                raise SMTPDeliveryStatusUnknown(
+                    f"connection lost: {error}", sender=sender, recipients=recipients
+                ) from error
+            raise SMTPConnectError(f"connection lost: {error}") from error
+        except BaseException:  # cancellation, KeyboardInterrupt: never reuse
+            self._broken = True
+            raise
+        finally:
+            self._current = None
+
+    def _last_words(self) -> Driver[SMTPError | None]:
+        """After a transport error, what the server said before it went away (a 421
+        while we were still writing, RFC 5321 §3.8; a refusal of the content), read
+        from what the adapter kept; None when it said nothing that settles the outcome
+        (an accepted message included: then the status stays unknown)."""
+        conn = self.conn
+        try:
+            data = yield Read(LAST_WORDS_TIMEOUT)
+            if not data:  # EOF: nothing said (feeding it would only report the loss)
+                return None
+            conn.receive_data(data)
+            while True:
+                event = conn.next_event()
+                if isinstance(event, ServiceClosing):
+                    return SMTPReplyError(event.reply)
+                if isinstance(event, TransactionResult):
+                    raise_for(event, "DATA")
+                if event is NEED_DATA or isinstance(event, ConnectionClosed):
+                    return None
+        except ProtocolError as error:  # e.g. an early 552 during the content
+            return SMTPProtocolError(error)
+        except (SMTPReplyError, SMTPRecipientsRefused) as refused:
+            return refused
+        except (OSError, SMTPError):
+            return None
+
+    def _timeout_error(self, error: TimeoutError) -> SMTPTimeoutError:
+        conn = self.conn
+        timeout = conn.timeout
+        if conn.final_reply_pending and self._current is not None:
+            sender, recipients = self._current
+            return SMTPDeliveryTimeoutError(
+                "timed out waiting for the reply to the end of the content",
+                timeout=timeout,
+                sender=sender,
+                recipients=recipients,
+            )
+        outstanding = conn.outstanding
+        if conn.state is ClientState.GREETING:
+            what = "greeting"
+        elif outstanding:
+            what = f"{type(outstanding[0]).__name__.upper()} reply"
+        else:
+            what = "the server"
+        return SMTPTimeoutError(f"timed out waiting for {what}", waiting_for=what, timeout=timeout)
+
+    # -- engine plumbing ----------------------------------------------------------------
+
+    def _send(self, *commands: Command) -> Driver[None]:
+        """Serialise ``commands`` and write them in one write."""
+        conn = self.conn
+        wire = b"".join([conn.send(command) for command in commands])
+        yield Write(wire, self._write_timeout())
+
+    def _write_timeout(self) -> float | None:
+        timeout = self.conn.timeout
+        return timeout if timeout is not None else self.config.timeouts.data_block
+
+    def _event(self) -> Driver[Event]:
+        """The next engine event, reading as needed. A 421 raises ``SMTPReplyError``."""
+        conn = self.conn
+        while True:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                data = yield Read(conn.timeout)
+                if not isinstance(data, bytes):
+                    raise TypeError(f"the adapter answered Read with {type(data).__name__}")
+                conn.receive_data(data)
+                continue
+            self._screen(event)
+            return event
+
+    def _screen(self, event: Event | NeedData) -> None:
+        """What every event read by a driver goes through: count accepted RCPTs; a
+        421 raises ``SMTPReplyError``, a lost final reply ``SMTPDeliveryStatusUnknown``
+        (RFC 1047)."""
+        assert isinstance(event, Event)
+        if isinstance(event, CommandReply):
+            if isinstance(event.command, Rcpt) and event.reply.is_success:
+                self._rcpt_accepted += 1
+        elif isinstance(event, ServiceClosing):
+            raise SMTPReplyError(event.reply)
+        elif isinstance(event, DeliveryStatusUnknown):
+            raise SMTPDeliveryStatusUnknown(
+                event.reason, sender=event.sender, recipients=event.recipients
+            )
+
+    def _reply_to(self, command: Command, verb: str) -> Driver[Reply]:
+        """Wait for the ``CommandReply`` to ``command``; raise on 4yz/5yz."""
+        while True:
+            event = yield from self._event()
+            if isinstance(event, CommandReply) and event.command is command:
+                if event.reply.is_error:
+                    raise SMTPReplyError(event.reply, command=verb)
+                return event.reply
+            if isinstance(event, ConnectionClosed):
+                raise SMTPConnectError(f"the server closed the connection before {verb}'s reply")
+
+    # -- operations ---------------------------------------------------------------------
+
+    def open(self, until: OpenStage | None = None) -> Driver[Reply]:
+        """Greeting, EHLO (HELO when EHLO is not supported and the policy allows), then
+        STARTTLS per the TLS policy and EHLO again (RFC 3207 §4.2). Returns the last
+        hello reply. A refused greeting raises ``SMTPReplyError``; a REQUIRED policy
+        that cannot be met raises ``SMTPTLSError`` (RFC 3207 §4.1, RFC 8314).
+
+        ``until`` stops early, the session still usable (QUIT may follow):
+        ``"greeting"`` after the greeting (returned; under implicit TLS the handshake
+        came first), ``"ehlo"`` after the first EHLO/HELO (before STARTTLS; a REQUIRED
+        policy that cannot be met still raises), ``"tls"`` after STARTTLS and the
+        second EHLO, the same as None. Another value is a ``LocalProtocolError`` at once.
+        """
+        if until is not None and until not in OPEN_STAGES:
+            raise LocalProtocolError(
+                f"until must be one of {', '.join(OPEN_STAGES)} or None, got {until!r}"
+            )
+        return self._guard(self._open(until))
+
+    def _open(self, until: OpenStage | None) -> Driver[Reply]:
+        policy = self.config.tls_policy
+        if policy is TLSPolicy.IMPLICIT:
+            self.channel_binding = yield UpgradeTLS(
+                self.server_hostname, self.config.timeouts.other
+            )
+        event = yield from self._event()
+        if isinstance(event, GreetingRefused):
+            self.greeting = event.reply
+            raise SMTPReplyError(event.reply, command=None)
+        if not isinstance(event, Greeting):
+            raise SMTPProtocolError(LocalProtocolError(f"expected the greeting, got {event!r}"))
+        self.greeting = self.hello_reply = event.reply
+        if until == "greeting":
+            return event.reply
+        reply = yield from self._hello()
+        caps = self.conn.capabilities
+        if until == "ehlo":
+            return reply
+        wants_tls = policy in (TLSPolicy.OPPORTUNISTIC, TLSPolicy.REQUIRED)
+        if wants_tls and caps is not None and caps.starttls:
+            yield from self._send(StartTLS())
+            event = yield from self._event()
+            if isinstance(event, TLSReady):
+                self.channel_binding = yield UpgradeTLS(
+                    self.server_hostname, self.config.timeouts.other
+                )
+                self.conn.tls_established()
+                reply = yield from self._hello()
+            else:
+                assert isinstance(event, StartTLSRefused)
+                self._check_tls_unavailable()
+        return reply
+
+    def _upgrade(self) -> UpgradeTLS:
+        return UpgradeTLS(self.server_hostname, self.config.timeouts.other)
+
+    def _check_tls_unavailable(self) -> None:
+        """Raise ``SMTPTLSError`` if the engine reports ``TLSUnavailable`` now (it
+        follows the EHLO or STARTTLS reply that made a REQUIRED policy impossible)."""
+        event = self.conn.next_event()
+        if isinstance(event, TLSUnavailable):
+            raise SMTPTLSError(f"{event.reason}: {event.reply}")
+        if isinstance(event, ServiceClosing):  # the hello was answered with 421
+            raise SMTPReplyError(event.reply)
+        if event is not NEED_DATA:
+            raise RemoteProtocolError(f"unexpected {type(event).__name__} after a hello")
+
+    def _hello(self) -> Driver[Reply]:
+        hostname = self.local_hostname
+        hello: Ehlo | Lhlo = (
+            Lhlo(hostname=hostname) if self.config.lmtp else Ehlo(hostname=hostname)
+        )
+        yield from self._send(hello)
+        event = yield from self._event()
+        if isinstance(event, HelloRefused) and event.helo_fallback:
+            yield from self._send(Helo(hostname=hostname))
+            event = yield from self._event()
+        if isinstance(event, HelloRefused):
+            self._check_tls_unavailable()
+            raise SMTPReplyError(event.reply, command=type(event.command).__name__.upper())
+        assert isinstance(event, (EhloAccepted, HeloAccepted)), event
+        self.hello_reply = event.reply
+        if not self.conn.tls_active:
+            self.capabilities_before_tls = self.conn.capabilities
+        self._check_tls_unavailable()
+        return event.reply
+
+    def login(
+        self,
+        username: str,
+        password: str | None = None,
+        *,
+        token: str | None = None,
+        mechanism: ClientMechanism | None = None,
+    ) -> Driver[Reply]:
+        """AUTH (RFC 4954) with ``mechanism``, or the strongest offered mechanism the
+        credentials allow (``sasl.choose_mechanism``; -PLUS when TLS gave a channel
+        binding). Returns the 235 reply; a refusal raises ``SMTPReplyError``."""
+        return self._guard(self._login(username, password, token, mechanism))
+
+    def _login(
+        self,
+        username: str,
+        password: str | None,
+        token: str | None,
+        mechanism: ClientMechanism | None,
+    ) -> Driver[Reply]:
+        caps = self.conn.capabilities
+        offered = caps.auth_mechanisms if caps is not None else frozenset()
+        if mechanism is None:
+            if not offered:
+                raise LocalProtocolError("the server does not advertise AUTH (RFC 4954 §3)")
+            mechanism = choose_mechanism(
+                offered,
+                username=username,
+                password=password,
+                token=token,
+                channel_binding=self.channel_binding,
+            )
+            if mechanism is None:
+                raise LocalProtocolError(
+                    "no offered AUTH mechanism fits the credentials: " + " ".join(sorted(offered))
+                )
+        yield from self._send(Auth(mechanism=mechanism))
+        while True:
+            event = yield from self._event()
+            if isinstance(event, AuthChallenge):
+                yield from self._send(AuthContinue())
+            elif isinstance(event, AuthSucceeded):
+                return event.reply
+            elif isinstance(event, AuthFailed):
+                raise SMTPReplyError(event.reply, command="AUTH")
+
+    def noop(self) -> Driver[Reply]:
+        """NOOP (RFC 5321 §4.1.1.9)."""
+        return self._guard(self._simple(Noop(), "NOOP"))
+
+    def rset(self) -> Driver[Reply]:
+        """RSET (RFC 5321 §4.1.1.5)."""
+        return self._guard(self._simple(Rset(), "RSET"))
+
+    def vrfy(self, address: str) -> Driver[Reply]:
+        """VRFY (RFC 5321 §4.1.1.6); 252 ("cannot verify") is a success reply."""
+        return self._guard(self._simple(Vrfy(argument=address), "VRFY"))
+
+    def quit(self) -> Driver[Reply]:
+        """QUIT (RFC 5321 §4.1.1.10); the adapter closes the transport afterwards."""
+        return self._guard(self._simple(Quit(), "QUIT"))
+
+    def _simple(self, command: Command, verb: str) -> Driver[Reply]:
+        yield from self._send(command)
+        return (yield from self._reply_to(command, verb))

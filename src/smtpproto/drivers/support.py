@@ -1,0 +1,375 @@
+"""Helpers of the session drivers (``_session``): content sources, BDAT line ends,
+MAIL options, and the small decisions adapters delegate (TLS policy from the port,
+default port, timeouts, the EHLO name, the logging transcript).
+
+Engine layer: no I/O, no clock. Content is never held whole: every source becomes an
+iterator of chunks of at most ``chunk_size`` octets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import Any, Literal, Protocol, TypeVar
+
+from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy, TranscriptHook
+from ..wire.errors import LocalProtocolError
+from ..wire.text import escape_text
+
+__all__ = [
+    "BDAT_WINDOW",
+    "DEFAULT_CHUNK_SIZE",
+    "MAX_READAHEAD",
+    "ContentSource",
+    "Driver",
+    "LineEnds",
+    "MailOptions",
+    "ProgressCallback",
+    "Read",
+    "Request",
+    "UpgradeTLS",
+    "Write",
+    "all_ascii",
+    "check_connect_options",
+    "check_server_hostname",
+    "content_chunks",
+    "default_port",
+    "default_tls_policy",
+    "hello_name",
+    "logging_transcript",
+    "make_timeouts",
+    "session_config",
+]
+
+T = TypeVar("T")
+
+#: RFC 8314 §3.3: submission over implicit TLS; RFC 6409 §3.1: submission with STARTTLS.
+_IMPLICIT_PORTS = frozenset({465})
+_SUBMISSION_PORTS = frozenset({587})
+
+#: Octets read from a file (or sliced from bytes) per content write: large enough that
+#: per-write overhead vanishes, small enough that memory stays flat for any message.
+DEFAULT_CHUNK_SIZE = 64 * 1024
+#: Octets an adapter may buffer from the server while it writes (RFC 2920 §3.2). A
+#: reply is at most ``DEFAULT_MAX_REPLY_BYTES``; 1 MiB holds thousands of pipelined
+#: RCPT replies.
+MAX_READAHEAD = 1024 * 1024
+#: BDAT chunks (RFC 3030) sent ahead of their replies when pipelining.
+BDAT_WINDOW = 8
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Write:
+    """Write all of ``data``; the adapter sends back None."""
+
+    data: bytes
+    timeout: float | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Read:
+    """Read at least one octet (``b""`` on EOF) within ``timeout`` seconds."""
+
+    timeout: float | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UpgradeTLS:
+    """Run the TLS handshake within ``timeout`` seconds; send back a ``ChannelBinding``
+    or None."""
+
+    server_hostname: str | None
+    timeout: float | None
+
+
+Request = Write | Read | UpgradeTLS
+#: What every operation is: a generator of requests returning the operation's result.
+Driver = Generator[Request, Any, T]
+
+
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+ContentSource = bytes | bytearray | memoryview | str | _Readable | Iterable[bytes]
+ProgressCallback = Callable[[int, "int | None"], None]
+
+
+def default_tls_policy(
+    tls: TLSPolicy | Literal["none", "opportunistic", "required", "implicit"] | None,
+    port: int | None,
+) -> TLSPolicy:
+    """The TLS policy for ``tls`` (a ``TLSPolicy`` or its value), or from the port.
+
+    Port 465 means implicit TLS (RFC 8314 §3.3), 587 STARTTLS required (RFC 8314 §3.3,
+    RFC 6409); any other port opportunistic STARTTLS. An unknown name is a
+    ``LocalProtocolError``.
+    """
+    if tls is None:
+        if port in _IMPLICIT_PORTS:
+            return TLSPolicy.IMPLICIT
+        if port in _SUBMISSION_PORTS:
+            return TLSPolicy.REQUIRED
+        return TLSPolicy.OPPORTUNISTIC
+    if isinstance(tls, TLSPolicy):
+        return tls
+    try:
+        return TLSPolicy(tls)
+    except ValueError:
+        raise LocalProtocolError(
+            f"tls must be one of none, opportunistic, required, implicit; got {tls!r}"
+        ) from None
+
+
+def default_port(policy: TLSPolicy, lmtp: bool = False) -> int:
+    """465 for implicit TLS, 587 when STARTTLS is required, 25 otherwise (24 for LMTP,
+    RFC 2033 §5: LMTP must not use port 25)."""
+    if policy is TLSPolicy.IMPLICIT:
+        return 465
+    if policy is TLSPolicy.REQUIRED:
+        return 587
+    return 24 if lmtp else 25
+
+
+def check_connect_options(
+    host: str | None, port: int | None, message_timeout: float | None
+) -> None:
+    """Refuse, with ``LocalProtocolError``, what an adapter's constructor cannot use: a
+    ``port`` that is no integer in 0-65535, a ``host`` with a NUL or other control
+    character, a ``message_timeout`` that is not a positive number (NaN, infinity,
+    zero, negative or a string would otherwise surface later as an unrelated exception
+    or no limit at all)."""
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535
+    ):
+        raise LocalProtocolError(f"port must be an integer in 0-65535, got {port!r}")
+    if host is not None and (
+        not isinstance(host, str) or any(ord(c) < 0x20 or ord(c) == 0x7F for c in host)
+    ):
+        raise LocalProtocolError(f"host must be a name or address, got {host!r}")
+    if message_timeout is not None and (
+        isinstance(message_timeout, bool)
+        or not isinstance(message_timeout, (int, float))
+        or not 0 < message_timeout < float("inf")
+    ):
+        raise LocalProtocolError(
+            f"message_timeout must be a positive number of seconds or None, got {message_timeout!r}"
+        )
+
+
+def check_server_hostname(name: str) -> None:
+    """Refuse, with ``LocalProtocolError``, a TLS ``server_hostname`` that ``ssl`` would
+    refuse only at the handshake, after the greeting and EHLO, with a ``ValueError``
+    (empty, leading dot), ``TypeError`` (NUL) or ``UnicodeError`` (not IDNA-encodable,
+    e.g. a label over 63 octets, RFC 1035 §2.3.4): ``ssl`` encodes it with the
+    ``idna`` codec."""
+    problem = None
+    if not isinstance(name, str):
+        problem = "is not a str"
+    elif not name or name.startswith("."):
+        problem = "is empty or starts with a dot"
+    elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        problem = "contains a control character"
+    else:
+        try:
+            name.encode("idna")
+        except UnicodeError as error:
+            problem = f"is no valid host name ({error})"
+    if problem is not None:
+        raise LocalProtocolError(f"server_hostname {problem}: {name!r}")
+
+
+def make_timeouts(timeout: Timeouts | float | None) -> Timeouts:
+    """``Timeouts`` from a ``Timeouts`` value, one number for every wait, or None (the
+    RFC 5321 §4.5.3.2 defaults)."""
+    if timeout is None:
+        return Timeouts()
+    if isinstance(timeout, Timeouts):
+        return timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise LocalProtocolError(f"timeout must be a number or Timeouts, got {timeout!r}")
+    value = float(timeout)
+    names = [field.name for field in dataclasses.fields(Timeouts)]
+    return Timeouts(**dict.fromkeys(names, value))
+
+
+def hello_name(local_hostname: str | None, local_address: str | None) -> str:
+    """The EHLO argument: ``local_hostname`` if given, else an address literal of the
+    local IP (RFC 5321 §4.1.3: ``[192.0.2.1]``, ``[IPv6:2001:db8::1]``), else
+    ``localhost`` (unix sockets, socket pairs)."""
+    if local_hostname is not None:
+        return local_hostname
+    if local_address:
+        address = local_address.split("%", 1)[0]  # drop an IPv6 zone index
+        if ":" in address:
+            return f"[IPv6:{address}]"
+        if address.replace(".", "").isdigit():
+            return f"[{address}]"
+    return "localhost"
+
+
+def logging_transcript() -> TranscriptHook | None:
+    """A transcript hook logging every line at DEBUG to ``smtpproto.transcript`` as
+    ``"C: line"`` (sent) or ``"S: line"`` (received); None when that logger is not
+    enabled for DEBUG when the session starts (the engine then skips the work).
+
+    The engine has already redacted AUTH secrets and summarised content; control
+    characters are escaped here (DESIGN.md §4 rules 11-12). ``logging`` is imported
+    only when this is called (adapters call it), so ``import smtpproto`` stays free
+    of ``threading``.
+    """
+    import logging  # here, not at the top: logging imports threading
+
+    logger = logging.getLogger("smtpproto.transcript")
+    if not logger.isEnabledFor(logging.DEBUG):
+        return None
+
+    def hook(direction: Literal["C", "S"], line: bytes) -> None:
+        text = escape_text(line.decode("utf-8", "backslashreplace"))
+        logger.debug("%s: %s", direction, text)
+
+    return hook
+
+
+def session_config(
+    *,
+    tls: TLSPolicy | Literal["none", "opportunistic", "required", "implicit"] | None,
+    port: int | None,
+    timeout: Timeouts | float | None,
+    lmtp: bool,
+    allow_cleartext_auth: bool,
+    config: ClientConfig | None,
+) -> ClientConfig:
+    """The ``ClientConfig`` an adapter's constructor arguments mean: ``config`` (or the
+    defaults) with the TLS policy (``default_tls_policy``), timeouts (``make_timeouts``;
+    ``config``'s own when ``timeout`` is None), LMTP, cleartext AUTH and, unless
+    ``config`` has one, the logging transcript."""
+    base = config if config is not None else ClientConfig()
+    return dataclasses.replace(
+        base,
+        tls_policy=default_tls_policy(tls, port)
+        if tls is not None or config is None
+        else base.tls_policy,
+        timeouts=make_timeouts(timeout) if timeout is not None else base.timeouts,
+        lmtp=lmtp or base.lmtp,
+        allow_cleartext_auth=allow_cleartext_auth or base.allow_cleartext_auth,
+        transcript=base.transcript if base.transcript is not None else logging_transcript(),
+    )
+
+
+def content_chunks(content: ContentSource, chunk_size: int) -> tuple[Iterator[bytes], int | None]:
+    """An iterator over ``content`` in chunks of at most ``chunk_size`` octets (iterable
+    chunks larger than that are split), and the total size when known."""
+    if type(content) is bytes and len(content) <= chunk_size:  # a small message, as is
+        return iter((content,) if content else ()), len(content)
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        view = memoryview(content).cast("B")
+        total = len(view)
+        return (bytes(view[i : i + chunk_size]) for i in range(0, total, chunk_size)), total
+    read = getattr(content, "read", None)
+    if callable(read):
+        return _file_chunks(content, chunk_size), _file_size(content)  # type: ignore[arg-type]  # has read()
+    if isinstance(content, Iterable):
+        return _split_chunks(content, chunk_size), None
+    raise LocalProtocolError(
+        "content must be bytes, str, a binary file or an iterable of bytes, "
+        f"got {type(content).__name__}"
+    )
+
+
+def _file_size(file: _Readable) -> int | None:
+    try:
+        if not file.seekable():  # type: ignore[attr-defined]  # probed; AttributeError caught
+            return None
+        here = file.tell()  # type: ignore[attr-defined]  # as above
+        end = file.seek(0, 2)  # type: ignore[attr-defined]  # 2 is io.SEEK_END
+        file.seek(here)  # type: ignore[attr-defined]  # as above
+        return int(end - here)
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _file_chunks(file: _Readable, chunk_size: int) -> Iterator[bytes]:
+    while True:
+        try:
+            chunk = file.read(chunk_size)
+        except OSError as error:  # the caller's file, not the connection
+            raise LocalProtocolError(f"reading the content failed: {error}") from error
+        if not isinstance(chunk, (bytes, bytearray)):
+            raise LocalProtocolError(
+                f"content file must be opened in binary mode (read() gave {type(chunk).__name__})"
+            )
+        if not chunk:
+            return
+        yield bytes(chunk)
+
+
+def _split_chunks(chunks: Iterable[bytes], chunk_size: int) -> Iterator[bytes]:
+    iterator = iter(chunks)
+    while True:
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            return
+        except OSError as error:  # the caller's source, not the connection
+            raise LocalProtocolError(f"reading the content failed: {error}") from error
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise LocalProtocolError(f"content chunks must be bytes, got {type(chunk).__name__}")
+        view = memoryview(chunk).cast("B")
+        for i in range(0, len(view), chunk_size):
+            yield bytes(view[i : i + chunk_size])
+
+
+class LineEnds:
+    """Streaming CRLF normalisation for BDAT (RFC 3030 §2 sends the canonical form, RFC
+    5321 §2.3.8): bare CR and bare LF become CRLF, like the DATA encoder, identically
+    for any chunking; ``finish`` makes non-empty content end with CRLF."""
+
+    __slots__ = ("_after_cr", "_last", "_seen")
+
+    def __init__(self) -> None:
+        self._after_cr = False
+        self._last = b""
+        self._seen = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        if not chunk:
+            return b""
+        self._seen = True
+        self._after_cr = chunk.endswith(b"\r")
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        out = chunk.replace(b"\n", b"\r\n")
+        self._last = out[-2:]
+        return out
+
+    def finish(self) -> bytes:
+        return b"\r\n" if self._seen and self._last != b"\r\n" else b""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class MailOptions:
+    """MAIL and RCPT parameters for ``sendmail`` (see ``Mail`` and ``Rcpt``)."""
+
+    size: int | None = None
+    body: Literal["7BIT", "8BITMIME", "BINARYMIME"] | None = None
+    smtputf8: bool | None = None
+    ret: Literal["FULL", "HDRS"] | None = None
+    envid: str | None = None
+    requiretls: bool = False
+    mt_priority: int | None = None
+    by: str | None = None
+    auth: str | None = None
+    notify: tuple[str, ...] | None = None
+
+
+def all_ascii(content: object) -> bool:
+    if isinstance(content, str):
+        return content.isascii()
+    if isinstance(content, (bytes, bytearray)):
+        return content.isascii()
+    return False  # a file, an iterable or a memoryview: unknown until sent

@@ -1,0 +1,239 @@
+"""Parse one received command line (without its CRLF) into a server event.
+
+Theory of operation: ``ServerConnection`` cuts lines and keeps the state; this module
+only turns the octets of one line into a value, using the grammar shared with the
+client side (``_abnf``). Every failure is a ``SyntaxErrorInCommand`` carrying the reply
+code, enhanced code and an ASCII message; the connection turns it into a
+``CommandRejected`` event. Parameters are checked against the extensions the caller
+advertised in its last 250 EHLO reply (``parse_extensions``): a parameter whose
+extension was not advertised is refused with 555 (RFC 5321 §4.1.1.11).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from types import MappingProxyType
+
+from ..wire.abnf import (
+    SyntaxErrorInCommand,
+    parse_esmtp_params,
+    parse_path,
+    split_command_path,
+    utf8_addr_xtext_decode,
+    xtext_decode,
+)
+from ..wire.limits import MAX_ENVID, MAX_ORCPT
+from ..wire.reply import Reply
+from .events import AuthCancelled, AuthRequested, AuthResponse, MailReceived, RcptReceived
+
+__all__ = [
+    "decode_auth_response",
+    "parse_auth",
+    "parse_bdat",
+    "parse_extensions",
+    "parse_mail",
+    "parse_rcpt",
+    "redact_auth_line",
+    "size_limit",
+    "split_verb",
+]
+
+_VERB = re.compile(rb"[A-Za-z][A-Za-z0-9-]{0,19}")
+_DIGITS = re.compile(r"[0-9]{1,20}")
+_BDAT_ARGS = re.compile(rb"([0-9]{1,20})(?: +(LAST))?", re.IGNORECASE)
+_NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY"})
+_MECHANISM = re.compile(r"[A-Z0-9_-]{1,20}")
+
+
+def _fail(message: str, code: int = 501, enhanced: str = "5.5.4") -> SyntaxErrorInCommand:
+    return SyntaxErrorInCommand(message, code=code, enhanced=enhanced)
+
+
+def parse_extensions(reply: Reply) -> dict[str, str]:
+    """Keyword (upper-cased) -> parameters of every extension line of an EHLO reply.
+
+    The first line is the server's name, never an extension (RFC 5321 §4.1.1.1).
+    """
+    extensions: dict[str, str] = {}
+    for raw in reply.raw_lines[1:]:
+        keyword, _, params = raw.decode("ascii", "replace").strip().partition(" ")
+        if keyword:
+            extensions[keyword.upper()] = params.strip()
+    return extensions
+
+
+def split_verb(line: bytes) -> tuple[str, bytes]:
+    """Return the upper-cased verb and the argument octets after one space.
+
+    The line must be ASCII without controls except in MAIL/RCPT/VRFY/EXPN arguments,
+    which may carry UTF-8 (checked there). Raises ``SyntaxErrorInCommand`` (500).
+    """
+    if any(octet < 0x20 or octet == 0x7F for octet in line):
+        raise _fail("control character in command line", code=500, enhanced="5.5.2")
+    verb, space, args = line.partition(b" ")
+    if _VERB.fullmatch(verb) is None:
+        raise _fail("syntax error, command unrecognized", code=500, enhanced="5.5.2")
+    if space and not args:
+        args = b""
+    return verb.decode("ascii").upper(), args
+
+
+def _need(extensions: dict[str, str], keyword: str, param: str) -> None:
+    if keyword not in extensions:
+        raise _fail(f"{param} parameter needs {keyword}, which was not advertised", code=555)
+
+
+def _prefix(args: bytes, prefix: bytes) -> bytes:
+    if args[: len(prefix)].upper() != prefix:
+        raise _fail(f"expected {prefix.decode()}<path>", enhanced="5.5.2")
+    return args[len(prefix) :]
+
+
+def size_limit(extensions: dict[str, str], fallback: int | None) -> int | None:
+    """The advertised SIZE (RFC 1870 §4: 0 means no fixed limit), else ``fallback``."""
+    value = extensions.get("SIZE", "")
+    if _DIGITS.fullmatch(value) and int(value) > 0:
+        return int(value)
+    return fallback
+
+
+def parse_mail(args: bytes, extensions: dict[str, str], size_fallback: int | None) -> MailReceived:
+    """``MAIL FROM:<path> [params]`` (RFC 5321 §4.1.1.2) with SIZE (RFC 1870), BODY
+    (RFC 6152, RFC 3030), SMTPUTF8 (RFC 6531), RET/ENVID (RFC 3461 §4.3, §4.4) and
+    AUTH= (RFC 4954 §5). A declared SIZE above the limit is 552 5.3.4 (RFC 1870 §6.1)."""
+    path, raw_params = split_command_path(_prefix(args, b"FROM:"))
+    params = parse_esmtp_params(raw_params, smtputf8="SMTPUTF8" in extensions)
+    size = body = ret = envid = auth = None
+    smtputf8 = False
+    for keyword, value in params.items():
+        if keyword == "SIZE":
+            _need(extensions, "SIZE", keyword)
+            if value is None or _DIGITS.fullmatch(value) is None:
+                raise _fail("SIZE needs a decimal number (RFC 1870 section 3)")
+            size = int(value)
+        elif keyword == "BODY":
+            body = (value or "").upper()
+            if body not in ("7BIT", "8BITMIME", "BINARYMIME"):
+                raise _fail("BODY must be 7BIT, 8BITMIME or BINARYMIME")
+            _need(extensions, "BINARYMIME" if body == "BINARYMIME" else "8BITMIME", keyword)
+        elif keyword == "SMTPUTF8":
+            _need(extensions, "SMTPUTF8", keyword)
+            if value is not None:
+                raise _fail("SMTPUTF8 takes no value (RFC 6531 section 3.4)")
+            smtputf8 = True
+        elif keyword == "RET":
+            _need(extensions, "DSN", keyword)
+            ret = (value or "").upper()
+            if ret not in ("FULL", "HDRS"):
+                raise _fail("RET must be FULL or HDRS (RFC 3461 section 4.3)")
+        elif keyword == "ENVID":
+            _need(extensions, "DSN", keyword)
+            if not value or len(value) > MAX_ENVID:
+                raise _fail(f"ENVID must be 1 to {MAX_ENVID} characters (RFC 3461 section 4.4)")
+            envid = xtext_decode(value)
+        elif keyword == "AUTH":
+            _need(extensions, "AUTH", keyword)
+            auth = "<>" if value == "<>" else xtext_decode(value or "")
+        else:
+            raise _fail(f"parameter {keyword} not recognized", code=555)
+    sender = parse_path(path, smtputf8=smtputf8, allow_null=True)
+    limit = size_limit(extensions, size_fallback)
+    if size is not None and limit is not None and size > limit:
+        raise _fail("message size exceeds fixed maximum message size", code=552, enhanced="5.3.4")
+    return MailReceived(
+        sender=sender,
+        params=MappingProxyType(params),
+        size=size,
+        body=body,
+        smtputf8=smtputf8,
+        ret=ret,
+        envid=envid,
+        auth=auth,
+    )
+
+
+def _parse_orcpt(value: str, smtputf8: bool) -> tuple[str, str]:
+    if len(value) > MAX_ORCPT:
+        raise _fail(f"ORCPT longer than {MAX_ORCPT} characters (RFC 3461 section 4.2)")
+    addr_type, semicolon, encoded = value.partition(";")
+    if not semicolon or not addr_type or not encoded:
+        raise _fail("ORCPT must be addr-type;xtext (RFC 3461 section 4.2)")
+    if addr_type.lower() == "utf-8":  # RFC 6533 §3: utf-8-addr-xtext / -unitext
+        return addr_type, utf8_addr_xtext_decode(encoded, allow_utf8=smtputf8)
+    return addr_type, xtext_decode(encoded)
+
+
+def parse_rcpt(args: bytes, extensions: dict[str, str], smtputf8: bool) -> RcptReceived:
+    """``RCPT TO:<path> [params]`` (RFC 5321 §4.1.1.3) with NOTIFY and ORCPT
+    (RFC 3461 §4.1, §4.2). ``<postmaster>`` without a domain is accepted (§4.1.1.3)."""
+    path, raw_params = split_command_path(_prefix(args, b"TO:"))
+    params = parse_esmtp_params(raw_params, smtputf8=smtputf8)
+    notify: tuple[str, ...] | None = None
+    orcpt: tuple[str, str] | None = None
+    for keyword, value in params.items():
+        if keyword == "NOTIFY":
+            _need(extensions, "DSN", keyword)
+            items = tuple(item.upper() for item in (value or "").split(","))
+            if items != ("NEVER",) and (
+                not set(items) <= _NOTIFY_VALUES or len(set(items)) != len(items)
+            ):
+                raise _fail("NOTIFY must be NEVER or SUCCESS,FAILURE,DELAY (RFC 3461 4.1)")
+            notify = items
+        elif keyword == "ORCPT":
+            _need(extensions, "DSN", keyword)
+            orcpt = _parse_orcpt(value or "", smtputf8)
+        else:
+            raise _fail(f"parameter {keyword} not recognized", code=555)
+    recipient = parse_path(path, smtputf8=smtputf8, allow_null=False, allow_postmaster=True)
+    return RcptReceived(
+        recipient=recipient, params=MappingProxyType(params), notify=notify, orcpt=orcpt
+    )
+
+
+def parse_bdat(args: bytes) -> tuple[int, bool]:
+    """``BDAT chunk-size [LAST]`` (RFC 3030 §2): the size and whether it is LAST."""
+    match = _BDAT_ARGS.fullmatch(args)
+    if match is None:
+        raise _fail("expected BDAT <size> [LAST] (RFC 3030 section 2)")
+    return int(match[1]), match[2] is not None
+
+
+def _b64(raw: bytes) -> bytes:
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise _fail("invalid base64 (RFC 4954 section 4)", enhanced="5.5.2") from None
+
+
+def parse_auth(args: bytes, extensions: dict[str, str]) -> AuthRequested:
+    """``AUTH mechanism [initial-response]`` (RFC 4954 §4); ``=`` is an empty initial
+    response. A mechanism that was not advertised is 504 5.5.4."""
+    name, _, initial = args.partition(b" ")
+    mechanism = name.decode("ascii").upper()
+    if _MECHANISM.fullmatch(mechanism) is None:
+        raise _fail("expected AUTH <mechanism> [initial-response]")
+    if mechanism not in extensions.get("AUTH", "").upper().split():
+        raise _fail("Unrecognized authentication type", code=504, enhanced="5.5.4")
+    if b" " in initial:
+        raise _fail("AUTH takes at most two arguments")
+    response = None if not initial else b"" if initial == b"=" else _b64(initial)
+    return AuthRequested(mechanism=mechanism, initial_response=response)
+
+
+def decode_auth_response(line: bytes) -> AuthResponse | AuthCancelled:
+    """One SASL response line (RFC 4954 §4): ``*`` cancels, else base64."""
+    if line == b"*":
+        return AuthCancelled()
+    return AuthResponse(data=_b64(line))
+
+
+def redact_auth_line(line: bytes) -> bytes:
+    """``line`` without an AUTH initial response (base64 of credentials), which would
+    otherwise reach logs through ``CommandRejected.line`` (DESIGN.md §4 rule 11)."""
+    if line[:5].upper() != b"AUTH ":
+        return line
+    verb, _, rest = line.partition(b" ")
+    mechanism, sep, _ = rest.lstrip(b" ").partition(b" ")
+    return verb + b" " + mechanism + (b" <redacted>" if sep else b"")

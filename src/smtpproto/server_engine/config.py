@@ -1,0 +1,85 @@
+"""Limits of the server role (``ServerConnection``), each a named ``DEFAULT_*``.
+
+Every buffer the server keeps is bounded by one of these numbers (DESIGN.md §4 rule 2).
+Crossing a bound the client controls (a long command line, too many recipients, a big
+message) becomes a refusal event with the reply to send; only input that cannot be
+answered any more (unbounded pipelining while the caller does not reply) is a
+``RemoteProtocolError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..wire._dataenc_py import DEFAULT_SERVER_DATA_MAX_LINE_LENGTH
+from ..wire.abnf import MAX_COMMAND_LINE
+
+__all__ = [
+    "DEFAULT_MAX_AUTH_LINE",
+    "DEFAULT_MAX_MAIL_RCPT_LINE",
+    "DEFAULT_MAX_PIPELINED_INPUT",
+    "DEFAULT_MAX_RECIPIENTS",
+    "DEFAULT_SERVER_TIMEOUT",
+    "ServerConfig",
+]
+
+#: MAIL and RCPT lines may exceed RFC 5321's 512 octets by what their extensions add:
+#: SIZE +26 (RFC 1870 §3), DSN +100 on MAIL and +500 on RCPT (RFC 3461 §4, §5), AUTH=
+#: +500 (RFC 4954 §5), plus the longer UTF-8 paths of SMTPUTF8. Postfix allows 2048 for
+#: every line (``line_length_limit``); we allow that much on MAIL and RCPT only.
+DEFAULT_MAX_MAIL_RCPT_LINE = 2048
+
+#: RFC 4954 §4: "a server implementation MUST ... support lines of at least 12288
+#: octets" for AUTH commands and responses (a big initial response or token).
+DEFAULT_MAX_AUTH_LINE = 12288
+
+#: RFC 5321 §4.5.3.1.8: "The minimum total number of recipients that MUST be buffered
+#: is 100 recipients." Past the bound RCPT is refused with 452 4.5.3 (§4.5.3.1.10).
+DEFAULT_MAX_RECIPIENTS = 1000
+
+#: Unread input the connection holds while the caller has not replied to the current
+#: command (PIPELINING, RFC 2920). A conforming client waits after a group-ending command,
+#: and a group of 1000 recipients is about 50 KiB; more means the caller kept reading
+#: without replying, or a flood.
+DEFAULT_MAX_PIPELINED_INPUT = 256 * 1024
+
+#: RFC 5321 §4.5.3.2.7: "An SMTP server SHOULD have a timeout of at least 5 minutes
+#: while it is awaiting the next command from the sender." Published for adapters.
+DEFAULT_SERVER_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """Knobs of one server connection; every field has an RFC-backed default.
+
+    ``max_message_size`` bounds the content of one message when the caller did not
+    advertise ``SIZE n`` (an advertised non-zero SIZE wins); ``None`` means no bound
+    beyond the advertised one.
+    """
+
+    max_command_line: int = MAX_COMMAND_LINE
+    max_mail_rcpt_line: int = DEFAULT_MAX_MAIL_RCPT_LINE
+    max_auth_line: int = DEFAULT_MAX_AUTH_LINE
+    max_recipients: int = DEFAULT_MAX_RECIPIENTS
+    max_pipelined_input: int = DEFAULT_MAX_PIPELINED_INPUT
+    max_message_size: int | None = None
+    #: Longest DATA content line (the shared ``DataDecoder`` bound; past it the
+    #: connection is in ERROR: the end of the data can no longer be found safely).
+    max_data_line: int = DEFAULT_SERVER_DATA_MAX_LINE_LENGTH
+    timeout: float = DEFAULT_SERVER_TIMEOUT
+
+    def __post_init__(self) -> None:
+        for name in ("max_command_line", "max_mail_rcpt_line", "max_auth_line"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < MAX_COMMAND_LINE:
+                raise ValueError(f"{name} must be an int >= {MAX_COMMAND_LINE}, got {value!r}")
+        if not isinstance(self.max_recipients, int) or self.max_recipients < 1:
+            raise ValueError(f"max_recipients must be a positive int, got {self.max_recipients!r}")
+        if not isinstance(self.max_pipelined_input, int) or self.max_pipelined_input < 4096:
+            raise ValueError("max_pipelined_input must be an int >= 4096")
+        if self.max_message_size is not None and (
+            not isinstance(self.max_message_size, int) or self.max_message_size < 0
+        ):
+            raise ValueError("max_message_size must be None or a non-negative int")
+        if not self.timeout > 0:
+            raise ValueError("timeout must be positive")

@@ -1,0 +1,613 @@
+"""``ServerConnection``: the server role of the engine, sans-IO, in the h11 style.
+
+Theory of operation. Four verbs, like the client: ``receive_data(bytes)`` (``b""`` is
+EOF), ``next_event()`` (an event from ``_server_events``, ``NEED_DATA`` or ``PAUSED``),
+``send(reply) -> bytes`` and ``send_failed()``; plus ``tls_established()``. The caller
+chooses every reply (helpers in ``_server_replies``). One command is handled at a time:
+after an event with ``expects_reply`` the connection is PAUSED — nothing more is
+parsed — until the caller sends the reply, because the reply decides the next state (a
+refused MAIL means the RCPT pipelined behind it is out of sequence). Pipelined input
+(RFC 2920) simply waits in the buffer, bounded by ``max_pipelined_input``.
+
+Input is read in one of three modes. Command lines end only at CRLF (RFC 5321 §2.3.8):
+a bare CR or LF inside a line makes the line a syntax error, never a line end; a line
+longer than its limit (512 octets, RFC 5321 §4.5.3.1.4; more for MAIL/RCPT and AUTH)
+is refused as soon as the limit is crossed and the rest of it is dropped as it arrives,
+so memory stays bounded. DATA content goes through the shared ``DataDecoder`` (only
+``CRLF.CRLF`` ends it, dot-unstuffing, line bound). BDAT content is counted off exactly
+(RFC 3030) and never looked at; a BDAT the server must refuse still has its chunk
+consumed before the refusal, so binary octets can never run as commands.
+
+STARTTLS (RFC 3207 §4, CVE-2011-0411): when the caller sends the 220, every octet
+still buffered and every octet fed before ``tls_established()`` is dropped unparsed and
+reported once as ``PlaintextDiscarded``; afterwards the session starts over (EHLO, no
+extensions, not authenticated).
+
+The extensions in force are the keywords of the last 250 EHLO/LHLO reply the caller
+sent: MAIL/RCPT parameters, BDAT, STARTTLS and AUTH are accepted only when advertised.
+Errors: caller misuse raises ``LocalProtocolError`` with no state change; input that
+cannot be answered any more (a DATA line over the decoder's bound, a flood of pipelined
+commands) raises ``RemoteProtocolError`` and the state is a sticky ERROR in which only
+one last 4xx/5xx reply may be sent. Everything else a client does wrong is an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+from ..wire.abnf import SyntaxErrorInCommand, parse_domain
+from ..wire.datacodec import DataDecoder
+from ..wire.errors import LocalProtocolError, RemoteProtocolError
+from ..wire.need_data import NEED_DATA, NeedData
+from ..wire.reply import Reply
+from .commands import (
+    decode_auth_response,
+    parse_auth,
+    parse_bdat,
+    parse_extensions,
+    parse_mail,
+    parse_rcpt,
+    redact_auth_line,
+    size_limit,
+    split_verb,
+)
+from .config import ServerConfig
+from .events import (
+    PAUSED,
+    BdatStarted,
+    ChunkComplete,
+    ClientDisconnected,
+    CommandRejected,
+    ContentReceived,
+    DataRequested,
+    EhloReceived,
+    ExpnReceived,
+    HeloReceived,
+    HelpReceived,
+    MailReceived,
+    MessageComplete,
+    NoopReceived,
+    Paused,
+    PlaintextDiscarded,
+    QuitReceived,
+    ResetReceived,
+    ServerEvent,
+    StartTLSRequested,
+    UnknownCommand,
+    VrfyReceived,
+)
+from .replies import (
+    bad_sequence,
+    line_too_long,
+    message_too_large,
+    not_implemented,
+    safe_text,
+    syntax_error,
+    too_many_recipients,
+)
+from .states import (
+    ALLOWED,
+    COMMAND_STATES,
+    INTERMEDIATE,
+    ServerState,
+    code_allowed,
+    sequence_reason,
+)
+
+__all__ = ["ServerConnection"]
+
+_S = ServerState
+_TOO_LONG: Final = object()
+_TRANSACTION = frozenset({_S.MAIL, _S.RCPT})
+
+
+class ServerConnection:
+    """The server side of one SMTP (or, with ``lmtp``, LMTP — RFC 2033) session.
+
+    ``tls_active`` says the connection is already encrypted (implicit TLS, RFC 8314):
+    STARTTLS is then out of sequence. Start by sending ``greeting(...)``: until then
+    ``next_event()`` is PAUSED.
+    """
+
+    def __init__(
+        self, *, lmtp: bool = False, tls_active: bool = False, config: ServerConfig | None = None
+    ) -> None:
+        self.config = config if config is not None else ServerConfig()
+        self.lmtp = lmtp
+        self.tls_active = tls_active
+        #: True after a 235 reply (RFC 4954 §6); cleared by STARTTLS.
+        self.authenticated = False
+        #: The EHLO/HELO/LHLO argument of the last accepted greeting exchange.
+        self.client_name: str | None = None
+        #: Octets dropped between STARTTLS and the TLS handshake, in total.
+        self.discarded_plaintext = 0
+        #: Commands refused by the engine or unknown (for a caller's abuse limit).
+        self.error_count = 0
+        self._state = _S.GREETING
+        self._buf = bytearray()
+        self._scan = 0
+        self._discarding = False
+        self._eof = False
+        self._pending: str | None = "greeting"
+        self._replies_due = 1
+        self._pending_event: ServerEvent | None = None
+        self._extensions: dict[str, str] = {}
+        self._mail: MailReceived | None = None
+        self._recipients: list[str] = []
+        self._bdat_used = False
+        self._decoder: DataDecoder | None = None
+        self._message_done = False
+        self._message_size = 0
+        self._too_large = False
+        self._chunk_left = 0
+        self._chunk_size = 0
+        self._chunk_last = False
+        self._chunk_refusal: Reply | None = None
+        self._chunk_return = _S.READY
+        self._to_report = 0
+        self._closed_clean: bool | None = None
+
+    # -- read-only views --------------------------------------------------------------
+
+    @property
+    def state(self) -> ServerState:
+        """The current ``ServerState``."""
+        return self._state
+
+    @property
+    def extensions(self) -> Mapping[str, str]:
+        """Keyword -> parameters advertised in the last 250 EHLO/LHLO reply sent."""
+        return MappingProxyType(self._extensions)
+
+    @property
+    def sender(self) -> str | None:
+        """The accepted MAIL FROM of the current transaction (``""`` for ``<>``)."""
+        return None if self._mail is None else self._mail.sender
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """The accepted recipients of the current transaction, in order."""
+        return tuple(self._recipients)
+
+    @property
+    def replies_due(self) -> int:
+        """How many replies the caller owes before input is parsed again."""
+        return self._replies_due
+
+    @property
+    def timeout(self) -> float:
+        """Seconds to wait for client input (RFC 5321 §4.5.3.2.7); adapters enforce it."""
+        return self.config.timeout
+
+    # -- the four verbs ----------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed octets read from the client; ``b""`` means EOF.
+
+        Octets fed between STARTTLS's 220 and ``tls_established()`` are dropped and
+        counted; octets fed after the session is CLOSED are ignored. Raises
+        ``LocalProtocolError`` for data after EOF or data that is not bytes-like.
+        """
+        if type(data) is not bytes:
+            if not isinstance(data, (bytearray, memoryview)):
+                raise LocalProtocolError(f"receive_data needs bytes, got {type(data).__name__}")
+            data = bytes(data)  # octets, whatever the view's format or strides
+        if self._eof:
+            raise LocalProtocolError("receive_data() after EOF")
+        if not data:
+            self._eof = True
+        elif self._state is _S.TLS_HANDSHAKE:
+            self.discarded_plaintext += len(data)
+            self._to_report += len(data)
+        elif self._state is not _S.CLOSED:
+            self._buf += data
+
+    def next_event(self) -> ServerEvent | NeedData | Paused:
+        """The next event, ``NEED_DATA`` (feed more) or ``PAUSED`` (reply first, or
+        finish the TLS handshake, or the session is CLOSED). Raises
+        ``RemoteProtocolError`` (then sticky) when input can no longer be answered."""
+        if self._state is _S.ERROR:
+            raise RemoteProtocolError("the connection is in the ERROR state")
+        try:
+            if self._replies_due:
+                if len(self._buf) > self.config.max_pipelined_input:
+                    raise RemoteProtocolError(
+                        f"client sent more than {self.config.max_pipelined_input} octets "
+                        "without waiting for replies (RFC 2920)"
+                    )
+                return PAUSED
+            return self._next()
+        except RemoteProtocolError:
+            self._state = _S.ERROR
+            raise
+
+    def send(self, reply: Reply) -> bytes:
+        """Apply the caller's reply to the command it answers; return the octets to write.
+
+        421 may be sent at any time and CLOSES the session (RFC 5321 §3.8). 354 answers
+        only DATA, 334 only AUTH, 220 only the greeting or STARTTLS, 221 only QUIT.
+        In ERROR only a 4xx/5xx reply is allowed (a last word before closing). Raises
+        ``LocalProtocolError`` (nothing changes) for a reply nobody waits for, a code
+        that cannot answer the pending command, or CR/NUL or a line over 512 octets in
+        the reply (RFC 5321 §4.5.3.1.5).
+        """
+        if not isinstance(reply, Reply):
+            raise LocalProtocolError(f"send() takes a Reply, got {type(reply).__name__}")
+        for line in reply.raw_lines:
+            if b"\r" in line or b"\x00" in line or len(line) + 6 > 512:
+                raise LocalProtocolError("reply lines must be at most 512 octets, no CR/NUL")
+        code = reply.code
+        if self._state is _S.ERROR:
+            if code < 400:
+                raise LocalProtocolError("in ERROR only a 4xx/5xx reply may be sent")
+            return reply.to_bytes()
+        if self._state is _S.CLOSED:
+            raise LocalProtocolError("the session is closed; nothing more may be sent")
+        if code == 421:
+            self._state = _S.CLOSED
+            self._replies_due = 0
+            self._pending = None
+            return reply.to_bytes()
+        kind = self._pending
+        if kind is None or not self._replies_due:
+            raise LocalProtocolError("no command is waiting for a reply")
+        if not code_allowed(kind, code):
+            raise LocalProtocolError(f"{code} cannot answer the pending {kind!r}")
+        if 300 <= code < 400 and INTERMEDIATE.get(kind) != code:
+            raise LocalProtocolError(f"{code} cannot answer the pending {kind!r}")
+        self._replies_due -= 1
+        if not self._replies_due:
+            self._pending = None
+        self._apply(kind, reply)
+        return reply.to_bytes()
+
+    def send_failed(self) -> None:
+        """The caller's write failed: the connection is unusable (sticky ERROR)."""
+        self._state = _S.ERROR
+
+    def tls_established(self) -> None:
+        """The TLS handshake after STARTTLS succeeded: the session starts over (RFC 3207
+        §4.2: forget the greeting exchange and everything learned before TLS)."""
+        if self._state is not _S.TLS_HANDSHAKE:
+            raise LocalProtocolError("tls_established() is only valid after a 220 to STARTTLS")
+        self.tls_active = True
+        self.authenticated = False
+        self.client_name = None
+        self._extensions = {}
+        self._clear_transaction()
+        self._state = _S.CONNECTED
+
+    # -- replies applied to the state ---------------------------------------------------
+
+    def _apply(self, kind: str, reply: Reply) -> None:
+        ok = reply.is_success
+        event = self._pending_event
+        if kind == "greeting":
+            self._state = _S.CONNECTED if reply.code == 220 else _S.REJECTING
+        elif kind in ("ehlo", "helo") and ok:
+            assert isinstance(event, (EhloReceived, HeloReceived))
+            self.client_name = event.domain
+            self._extensions = parse_extensions(reply) if kind == "ehlo" else {}
+            self._clear_transaction()
+            self._state = _S.READY
+        elif kind == "mail" and ok:
+            assert isinstance(event, MailReceived)
+            self._mail = event
+            self._state = _S.MAIL
+        elif kind == "rcpt" and ok:
+            self._recipients.append(getattr(event, "recipient", ""))
+            self._state = _S.RCPT
+        elif kind == "data" and reply.code == 354:
+            self._decoder = DataDecoder(max_line_length=self.config.max_data_line)
+            self._message_size = 0
+            self._too_large = False
+            self._state = _S.DATA
+        elif kind in ("message", "chunk_failed") or (kind == "chunk" and not ok):
+            if not self._replies_due:
+                self._end_transaction()
+        elif kind == "starttls" and reply.code == 220:
+            dropped = len(self._buf)
+            self._buf.clear()
+            self._scan = 0
+            self._discarding = False
+            self.discarded_plaintext += dropped
+            self._to_report += dropped
+            self._state = _S.TLS_HANDSHAKE
+        elif kind == "auth":
+            if reply.code == 334:
+                self._state = _S.AUTH
+            else:
+                self.authenticated = self.authenticated or reply.code == 235
+                self._state = _S.READY
+        elif kind == "rset" and ok:
+            self._end_transaction()
+        elif kind == "quit":
+            self._state = _S.CLOSED
+
+    def _clear_transaction(self) -> None:
+        self._mail = None
+        self._recipients = []
+        self._bdat_used = False
+        self._decoder = None
+
+    def _end_transaction(self) -> None:
+        self._clear_transaction()
+        if self._state in _TRANSACTION:
+            self._state = _S.READY
+
+    # -- input -------------------------------------------------------------------------
+
+    def _expect(self, kind: str, event: ServerEvent, replies: int = 1) -> ServerEvent:
+        self._pending = kind
+        self._pending_event = event
+        self._replies_due = replies
+        return event
+
+    def _reject(
+        self, reply: Reply, reason: str, line: bytes = b"", kind: str = "rejected", n: int = 1
+    ) -> ServerEvent:
+        self.error_count += 1
+        event = CommandRejected(reply=reply, reason=reason, line=redact_auth_line(line))
+        return self._expect(kind, event, n)
+
+    def _reject_error(self, error: SyntaxErrorInCommand, line: bytes, kind: str) -> ServerEvent:
+        text = f"{error.enhanced} {safe_text(error.message)}"
+        return self._reject(Reply(error.code, (text.encode("ascii"),)), error.message, line, kind)
+
+    def _next(self) -> ServerEvent | NeedData | Paused:
+        if self._to_report and self._state is not _S.TLS_HANDSHAKE:
+            size, self._to_report = self._to_report, 0
+            return PlaintextDiscarded(size=size)
+        state = self._state
+        event: ServerEvent | None
+        if self._closed_clean is not None:  # EOF already reported: report it again
+            return ClientDisconnected(clean=self._closed_clean)
+        if state is _S.CLOSED or state is _S.TLS_HANDSHAKE:
+            if not self._eof:
+                return PAUSED
+            return self._closed(clean=state is _S.CLOSED)
+        if state is _S.DATA:
+            event = self._data_event()
+        elif state is _S.BDAT:
+            event = self._bdat_event()
+        else:
+            line = self._read_line()
+            if line is _TOO_LONG:
+                limit = self._limit
+                return self._reject(line_too_long(limit), f"line longer than {limit} octets")
+            if isinstance(line, bytes):
+                if state is _S.AUTH:
+                    return self._auth_line(line)
+                event = self._command(line)  # None: a refused BDAT chunk is still arriving
+                state = self._state
+            else:
+                event = None
+        if event is not None:
+            return event
+        if self._eof:
+            return self._closed(state in COMMAND_STATES and not self._buf and not self._discarding)
+        return NEED_DATA
+
+    def _closed(self, clean: bool) -> ClientDisconnected:
+        self._closed_clean = clean
+        self._state = _S.CLOSED
+        return ClientDisconnected(clean=clean)
+
+    @property
+    def _limit(self) -> int:
+        config = self.config
+        if self._state is _S.AUTH:
+            return config.max_auth_line
+        head = bytes(self._buf[:5]).upper()
+        if head in (b"MAIL ", b"RCPT "):
+            return config.max_mail_rcpt_line
+        if head == b"AUTH ":
+            return config.max_auth_line
+        return config.max_command_line
+
+    def _read_line(self) -> bytes | object | None:
+        """One line without its CRLF, ``_TOO_LONG`` once per over-long line, or None."""
+        buf = self._buf
+        if self._discarding:
+            end = buf.find(b"\r\n")
+            if end < 0:
+                del buf[: len(buf) - 1 if buf.endswith(b"\r") else len(buf)]
+                return None
+            del buf[: end + 2]
+            self._discarding = False
+            self._scan = 0
+        limit = self._limit
+        end = buf.find(b"\r\n", self._scan)
+        if end < 0:
+            if len(buf) >= limit:  # the CRLF cannot come within the limit any more
+                del buf[: len(buf) - 1 if buf.endswith(b"\r") else len(buf)]
+                self._scan = 0
+                self._discarding = True
+                return _TOO_LONG
+            self._scan = max(0, len(buf) - 1)
+            return None
+        line = bytes(buf[:end])
+        del buf[: end + 2]
+        self._scan = 0
+        return _TOO_LONG if end + 2 > limit else line
+
+    def _command(self, line: bytes) -> ServerEvent | None:
+        if b"\r" in line or b"\n" in line:
+            return self._reject(
+                syntax_error("Bare CR or LF in command line"),
+                "bare CR or LF in a command line (RFC 5321 section 2.3.8)",
+                line,
+            )
+        try:
+            verb, args = split_verb(line)
+        except SyntaxErrorInCommand as error:
+            return self._reject_error(error, line, "rejected")
+        hello_mismatch = verb in ("EHLO", "HELO", "LHLO") and (verb == "LHLO") != self.lmtp
+        if verb not in ALLOWED or hello_mismatch:  # RFC 2033 §4.1: LHLO only in LMTP
+            self.error_count += 1
+            return self._expect("other", UnknownCommand(verb=verb, line=line))
+        if self._state not in ALLOWED[verb]:
+            if verb == "BDAT":
+                try:
+                    return self._start_chunk(args, bad_sequence(sequence_reason(verb, self._state)))
+                except SyntaxErrorInCommand:
+                    pass
+            return self._reject(
+                bad_sequence(sequence_reason(verb, self._state)), f"{verb} out of sequence", line
+            )
+        try:
+            return self._dispatch(verb, args, line)
+        except SyntaxErrorInCommand as error:
+            return self._reject_error(error, line, "rejected")
+
+    def _text(self, args: bytes, what: str, *, required: bool) -> str:
+        if required and not args:
+            raise SyntaxErrorInCommand(f"{what} needs an argument", code=501)
+        try:
+            return args.decode("utf-8" if "SMTPUTF8" in self._extensions else "ascii")
+        except UnicodeDecodeError:
+            raise SyntaxErrorInCommand(f"{what} argument is not ASCII", code=501) from None
+
+    def _dispatch(self, verb: str, args: bytes, line: bytes) -> ServerEvent | None:
+        if verb in ("DATA", "RSET", "QUIT", "STARTTLS") and args:
+            raise SyntaxErrorInCommand(f"{verb} takes no argument", code=501)
+        if verb in ("EHLO", "HELO", "LHLO"):
+            if not args:
+                raise SyntaxErrorInCommand(f"{verb} needs a domain or address literal")
+            domain = parse_domain(args)
+            if verb == "HELO":
+                return self._expect("helo", HeloReceived(domain=domain))
+            return self._expect("ehlo", EhloReceived(domain=domain, lmtp=verb == "LHLO"))
+        if verb == "MAIL":
+            return self._expect(
+                "mail", parse_mail(args, self._extensions, self.config.max_message_size)
+            )
+        if verb == "RCPT":
+            if len(self._recipients) >= self.config.max_recipients:
+                return self._reject(too_many_recipients(), "too many recipients", line)
+            assert self._mail is not None
+            return self._expect("rcpt", parse_rcpt(args, self._extensions, self._mail.smtputf8))
+        if verb == "DATA":
+            if self._bdat_used:
+                return self._reject(bad_sequence("DATA after BDAT"), "DATA after BDAT", line)
+            if self._mail is not None and self._mail.body == "BINARYMIME":
+                reason = "BODY=BINARYMIME needs BDAT (RFC 3030 section 3)"
+                return self._reject(bad_sequence(reason), reason, line)
+            return self._expect("data", DataRequested())
+        if verb == "BDAT":
+            refusal = None if "CHUNKING" in self._extensions else not_implemented()
+            return self._start_chunk(args, refusal)
+        if verb == "STARTTLS":
+            if self.tls_active:
+                return self._reject(bad_sequence("TLS already active"), "TLS already active", line)
+            if "STARTTLS" not in self._extensions:
+                return self._reject(not_implemented(), "STARTTLS not advertised", line)
+            return self._expect("starttls", StartTLSRequested())
+        if verb == "AUTH":
+            if "AUTH" not in self._extensions:
+                reason = "AUTH not advertised"
+                return self._reject(bad_sequence("Authentication not enabled"), reason, line)
+            if self.authenticated:
+                return self._reject(bad_sequence("Already authenticated"), "second AUTH", line)
+            return self._expect("auth", parse_auth(args, self._extensions))
+        if verb == "RSET":
+            return self._expect("rset", ResetReceived())
+        if verb == "QUIT":
+            return self._expect("quit", QuitReceived())
+        if verb == "NOOP":
+            return self._expect("other", NoopReceived())
+        if verb == "HELP":
+            return self._expect("other", HelpReceived(topic=self._text(args, verb, required=False)))
+        argument = self._text(args, verb, required=True)
+        if verb == "VRFY":
+            return self._expect("other", VrfyReceived(argument=argument))
+        return self._expect("other", ExpnReceived(argument=argument))
+
+    def _auth_line(self, line: bytes) -> ServerEvent:
+        try:
+            return self._expect("auth", decode_auth_response(line))
+        except SyntaxErrorInCommand as error:
+            return self._reject_error(error, b"", "auth")
+
+    # -- content -----------------------------------------------------------------------
+
+    def _account(self, data: bytes) -> ServerEvent | None:
+        self._message_size += len(data)
+        limit = size_limit(self._extensions, self.config.max_message_size)
+        if limit is not None and self._message_size > limit:
+            self._too_large = True  # RFC 1870 §6.2: read to the end, then refuse with 552
+        if self._too_large or not data:
+            return None
+        return ContentReceived(data=data)
+
+    def _end_of_message(self, bdat: bool) -> ServerEvent:
+        replies = len(self._recipients) if self.lmtp else 1
+        if self._too_large:
+            return self._reject(message_too_large(), "message too large", kind="message", n=replies)
+        assert self._mail is not None
+        event = MessageComplete(
+            sender=self._mail.sender,
+            recipients=tuple(self._recipients),
+            size=self._message_size,
+            bdat=bdat,
+            bare_line_endings=0
+            if bdat or self._decoder is None
+            else self._decoder.bare_line_endings,
+        )
+        return self._expect("message", event, replies)
+
+    def _data_event(self) -> ServerEvent | None:
+        if self._message_done:
+            self._message_done = False
+            self._state = _S.RCPT
+            return self._end_of_message(bdat=False)
+        if not self._buf:
+            return None
+        assert self._decoder is not None
+        data = bytes(self._buf)
+        self._buf.clear()
+        content, done = self._decoder.feed(data)
+        if done:
+            self._buf += self._decoder.leftover
+            self._message_done = True
+        event = self._account(content)
+        return event if event is not None else self._data_event()
+
+    def _start_chunk(self, args: bytes, refusal: Reply | None) -> ServerEvent | None:
+        size, last = parse_bdat(args)
+        self._chunk_left = self._chunk_size = size
+        self._chunk_last = last
+        self._chunk_refusal = refusal
+        self._chunk_return = self._state
+        self._state = _S.BDAT
+        if refusal is None:
+            if not self._bdat_used:
+                self._message_size = 0
+                self._too_large = False
+            self._bdat_used = True
+            return BdatStarted(size=size, last=last)
+        return self._bdat_event()  # a refused chunk is consumed silently first
+
+    def _bdat_event(self) -> ServerEvent | None:
+        while self._chunk_left and self._buf:
+            take = min(self._chunk_left, len(self._buf))
+            data = bytes(self._buf[:take])
+            del self._buf[:take]
+            self._chunk_left -= take
+            if self._chunk_refusal is None:
+                event = self._account(data)
+                if event is not None:
+                    return event
+        if self._chunk_left:
+            return None
+        self._state = self._chunk_return
+        refusal = self._chunk_refusal
+        if refusal is not None:  # out of sequence or not advertised: no state change
+            return self._reject(refusal, "BDAT refused")
+        if self._chunk_last:
+            return self._end_of_message(bdat=True)
+        if self._too_large:
+            return self._reject(message_too_large(), "message too large", kind="chunk_failed")
+        return self._expect("chunk", ChunkComplete(size=self._chunk_size))

@@ -1,0 +1,384 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled twin of ``_dataenc_py`` (read that module's header first).
+
+Theory of operation
+-------------------
+Same rules, same checks in the same order, same messages, offsets and counters; only
+the mechanics differ. Both classes make one pass over the caller's buffer (taken
+through the buffer protocol, copied only when it is not contiguous) into a C scratch
+buffer sized for the worst case (2n for the encoder: every octet a bare line end; n + 2
+for the decoder),
+then build one ``bytes`` from it. Runs of ordinary octets are found with a 256-entry
+table (encoder) or two comparisons (decoder) and copied with ``memcpy``. Error
+messages come from the reference module's helpers so they cannot drift apart.
+"""
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.string cimport memcpy, memset
+
+from ._dataenc_py import (
+    DEFAULT_DATA_MAX_LINE_LENGTH,
+    DEFAULT_SERVER_DATA_MAX_LINE_LENGTH,
+    _8bit_message,
+    _check_limit,
+    _line_message,
+    _nul_message,
+)
+from .errors import LocalProtocolError, RemoteProtocolError
+
+__all__ = ["DataDecoder", "DataEncoder"]
+
+
+cdef object _get_simple_buffer(object data, Py_buffer* view):
+    """Take ``data``'s buffer; a non-contiguous one (a strided ``memoryview``) is copied
+    to ``bytes`` first, as the Python twin's ``bytes(memoryview(data))`` does. Returns
+    the object that owns the buffer, to keep it alive until ``PyBuffer_Release``."""
+    try:
+        PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    except BufferError:
+        data = bytes(memoryview(data))
+        PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    return data
+
+cdef enum:
+    CR = 13
+    LF = 10
+    DOT = 46
+
+cdef enum:  # decoder states, as in _dataenc_py
+    S_LINE_START = 0
+    S_DOT_SEEN = 1
+    S_DOT_CR = 2
+    S_TEXT = 3
+    S_CR_SEEN = 4
+    S_DONE = 5
+
+
+cdef class DataEncoder:
+    """Streaming DATA content encoder (client side), RFC 5321 §4.5.2.
+
+    ``feed(chunk)`` returns the encoded bytes to write now; ``finish()`` returns the
+    end (CRLF if the content did not end with one, then ``.\\r\\n``) and closes the
+    encoder. A refused octet or line raises ``LocalProtocolError`` naming the content
+    offset; no byte of that chunk is returned, but earlier chunks may already be on
+    the wire, so the encoder stays failed (every later call raises) and the caller
+    must close the connection: the server cannot be told where the message ends.
+    Calling ``feed`` or ``finish`` after ``finish`` raises ``LocalProtocolError``.
+    """
+
+    cdef Py_ssize_t _limit  # -1: no line length limit
+    cdef Py_ssize_t _line_len
+    cdef bint _after_cr
+    cdef bint _closed
+    cdef object _error
+    cdef unsigned char _special[256]
+    cdef readonly long long octets_in
+    cdef readonly long long octets_out
+
+    def __init__(
+        self,
+        *,
+        max_line_length=DEFAULT_DATA_MAX_LINE_LENGTH,
+        allow_nul=False,
+        allow_8bit=False,
+    ):
+        _check_limit("max_line_length", max_line_length, allow_none=True)
+        self._limit = -1 if max_line_length is None else max_line_length
+        memset(self._special, 0, 256)
+        self._special[CR] = 1
+        self._special[LF] = 1
+        if not allow_nul:
+            self._special[0] = 1
+        if not allow_8bit:
+            memset(&self._special[0x80], 1, 0x80)
+        self._line_len = 0
+        self._after_cr = False
+        self._closed = False
+        self._error = None
+        self.octets_in = 0
+        self.octets_out = 0
+
+    @property
+    def failed(self):
+        """True once a ``LocalProtocolError`` was raised for the content."""
+        return self._error is not None
+
+    cdef int _check_usable(self) except -1:
+        if self._error is not None:
+            raise LocalProtocolError(self._error)
+        if self._closed:
+            raise LocalProtocolError("DataEncoder is closed: finish() was already called")
+        return 0
+
+    def feed(self, chunk):
+        """Encode the next piece of content (any bytes-like object, any size)."""
+        cdef Py_buffer view
+        self._check_usable()
+        chunk = _get_simple_buffer(chunk, &view)
+        try:
+            return self._encode(<const unsigned char*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef bytes _encode(self, const unsigned char* p, Py_ssize_t n):
+        cdef Py_ssize_t i = 0
+        cdef Py_ssize_t j
+        cdef Py_ssize_t k = 0
+        cdef Py_ssize_t run
+        cdef long long base = self.octets_in
+        cdef Py_ssize_t limit = self._limit
+        cdef Py_ssize_t line_len = self._line_len
+        cdef bint after_cr = self._after_cr
+        cdef const unsigned char* special = self._special
+        cdef unsigned char c
+        cdef char* out
+        cdef str message
+        if n == 0:
+            return b""
+        out = <char*>PyMem_Malloc(2 * n)
+        if out == NULL:
+            raise MemoryError()
+        try:
+            while i < n:
+                c = p[i]
+                if c == LF:
+                    if not after_cr:
+                        out[k] = CR
+                        out[k + 1] = LF
+                        k += 2
+                    after_cr = False
+                    line_len = 0
+                    i += 1
+                    continue
+                if c == CR:
+                    out[k] = CR
+                    out[k + 1] = LF
+                    k += 2
+                    after_cr = True
+                    line_len = 0
+                    i += 1
+                    continue
+                after_cr = False
+                j = i
+                while j < n and not special[p[j]]:
+                    j += 1
+                if j == i:
+                    if c == 0:
+                        message = _nul_message(base + i)
+                    else:
+                        message = _8bit_message(c, base + i)
+                    self._error = message
+                    raise LocalProtocolError(message)
+                run = j - i
+                if limit >= 0 and line_len + run > limit:
+                    message = _line_message(limit, base + i + (limit - line_len))
+                    self._error = message
+                    raise LocalProtocolError(message)
+                if line_len == 0 and c == DOT:
+                    out[k] = DOT
+                    k += 1
+                memcpy(out + k, p + i, run)
+                k += run
+                line_len += run
+                i = j
+            self._line_len = line_len
+            self._after_cr = after_cr
+            self.octets_in = base + n
+            self.octets_out += k
+            return PyBytes_FromStringAndSize(out, k)
+        finally:
+            PyMem_Free(out)
+
+    def finish(self):
+        """Return the end of the data (``[CRLF] .CRLF``) and close the encoder.
+
+        Empty content gives ``.\\r\\n``: the empty message.
+        """
+        self._check_usable()
+        self._closed = True
+        out = b".\r\n" if self._line_len == 0 else b"\r\n.\r\n"
+        self.octets_out += len(out)
+        return out
+
+
+cdef class DataDecoder:
+    """Streaming DATA content decoder (server side), RFC 5321 §4.5.2, anti-smuggling.
+
+    ``feed(data)`` returns ``(content, done)``: the decoded content this call made
+    certain, and whether the terminating ``CRLF.CRLF`` was seen. Once done, the bytes
+    after the terminator (pipelined commands) are in ``leftover`` and ``feed`` raises
+    ``LocalProtocolError``. A crossed limit raises ``RemoteProtocolError`` (sticky:
+    the end of the data is unknown, so the connection must be closed).
+    """
+
+    cdef long long _max_len  # -1: none
+    cdef long long _max_size  # -1: none
+    cdef int _state
+    cdef long long _line_len
+    cdef object _error  # (message, offset) or None
+    cdef readonly long long octets_in
+    cdef readonly long long octets_out
+    cdef readonly long long bare_line_endings
+    cdef readonly bytes leftover
+
+    def __init__(
+        self,
+        *,
+        max_line_length=DEFAULT_SERVER_DATA_MAX_LINE_LENGTH,
+        max_message_size=None,
+    ):
+        _check_limit("max_line_length", max_line_length, allow_none=True)
+        _check_limit("max_message_size", max_message_size, allow_none=True)
+        self._max_len = -1 if max_line_length is None else max_line_length
+        self._max_size = -1 if max_message_size is None else max_message_size
+        self._state = S_LINE_START
+        self._line_len = 0
+        self._error = None
+        self.octets_in = 0
+        self.octets_out = 0
+        self.bare_line_endings = 0
+        self.leftover = b""
+
+    @property
+    def failed(self):
+        """True once a ``RemoteProtocolError`` was raised; every later call raises it."""
+        return self._error is not None
+
+    @property
+    def done(self):
+        """True once the terminating ``CRLF.CRLF`` was consumed."""
+        return self._state == S_DONE
+
+    cdef int _fail_line(self, long long offset) except -1:
+        message = f"DATA line longer than {self._max_len} octets"
+        self._error = (message, offset)
+        raise RemoteProtocolError(message, offset=offset)
+
+    cdef int _fail_size(self, long long offset) except -1:
+        message = f"message content larger than {self._max_size} octets"
+        self._error = (message, offset)
+        raise RemoteProtocolError(message, offset=offset)
+
+    cdef inline int _bump(self, long long octets, long long offset, long long line_octets) except -1:
+        if line_octets:
+            self._line_len += line_octets
+            if self._max_len >= 0 and self._line_len > self._max_len:
+                self._fail_line(offset)
+        self.octets_out += octets
+        if self._max_size >= 0 and self.octets_out > self._max_size:
+            self._fail_size(offset)
+        return 0
+
+    def feed(self, data):
+        """Consume wire bytes after the 354 reply; return ``(content, done)``."""
+        cdef Py_buffer view
+        if self._error is not None:
+            raise RemoteProtocolError(self._error[0], offset=self._error[1])
+        if self._state == S_DONE:
+            raise LocalProtocolError("DataDecoder is done: the data already ended")
+        data = _get_simple_buffer(data, &view)
+        try:
+            return self._decode(<const unsigned char*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef tuple _decode(self, const unsigned char* p, Py_ssize_t n):
+        cdef Py_ssize_t i = 0
+        cdef Py_ssize_t j
+        cdef Py_ssize_t k = 0
+        cdef long long run
+        cdef long long line_at
+        cdef long long size_at
+        cdef long long base = self.octets_in
+        cdef int state = self._state
+        cdef unsigned char c
+        cdef char* out = <char*>PyMem_Malloc(n + 2)
+        if out == NULL:
+            raise MemoryError()
+        try:
+            while i < n:
+                c = p[i]
+                if state == S_LINE_START:
+                    if c == DOT:
+                        state = S_DOT_SEEN
+                        i += 1
+                        continue
+                    state = S_TEXT
+                elif state == S_DOT_SEEN:
+                    if c == CR:
+                        state = S_DOT_CR
+                        i += 1
+                        continue
+                    state = S_TEXT
+                elif state == S_DOT_CR:
+                    if c == LF:
+                        state = S_DONE
+                        i += 1
+                        break
+                    self.bare_line_endings += 1
+                    out[k] = CR
+                    k += 1
+                    self._bump(1, base + i, 1)
+                    if c == CR:
+                        state = S_CR_SEEN
+                        i += 1
+                        continue
+                    state = S_TEXT
+                elif state == S_CR_SEEN:
+                    if c == LF:
+                        out[k] = CR
+                        out[k + 1] = LF
+                        k += 2
+                        self._bump(2, base + i, 0)
+                        self._line_len = 0
+                        state = S_LINE_START
+                        i += 1
+                        continue
+                    self.bare_line_endings += 1
+                    out[k] = CR
+                    k += 1
+                    self._bump(1, base + i, 1)
+                    if c == CR:
+                        i += 1
+                        continue
+                    state = S_TEXT
+                # S_TEXT
+                if c == CR:
+                    state = S_CR_SEEN
+                    i += 1
+                    continue
+                if c == LF:
+                    self.bare_line_endings += 1
+                    out[k] = LF
+                    k += 1
+                    self._bump(1, base + i, 1)
+                    i += 1
+                    continue
+                j = i + 1
+                while j < n and p[j] != CR and p[j] != LF:
+                    j += 1
+                run = j - i
+                line_at = -1
+                size_at = -1
+                if self._max_len >= 0 and self._line_len + run > self._max_len:
+                    line_at = i + (self._max_len - self._line_len)
+                if self._max_size >= 0 and self.octets_out + run > self._max_size:
+                    size_at = i + (self._max_size - self.octets_out)
+                if line_at >= 0 and (size_at < 0 or line_at <= size_at):
+                    self._fail_line(base + line_at)
+                if size_at >= 0:
+                    self._fail_size(base + size_at)
+                self._line_len += run
+                self.octets_out += run
+                memcpy(out + k, p + i, run)
+                k += run
+                i = j
+            self._state = state
+            if state == S_DONE:
+                self.leftover = PyBytes_FromStringAndSize(<const char*>p + i, n - i)
+            self.octets_in = base + i
+            return (PyBytes_FromStringAndSize(out, k), state == S_DONE)
+        finally:
+            PyMem_Free(out)

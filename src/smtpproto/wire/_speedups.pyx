@@ -1,0 +1,374 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled twin of ``_reply_py.ReplyParser`` (read that module's header first).
+
+Theory of operation
+-------------------
+Same algorithm, same checks in the same order, same messages and offsets; only the
+mechanics differ. Pending bytes live in a C buffer (``_buf``/``_len``/``_cap``); line
+ends are found with ``memchr`` starting where the last scan stopped. When nothing is
+pending, a chunk is scanned in place through the buffer protocol and only its
+incomplete tail is copied, so the common "one or more whole replies per chunk" case
+copies each line's text exactly once: into the ``bytes`` object the reply keeps.
+
+Replies are built without calling Python code: ``Reply`` is a slotted class, so at
+import time the offsets of its two slots are read from their member descriptors and
+each reply is allocated with the type's ``tp_alloc`` and its slots filled directly —
+what ``_reply._make_reply`` does, minus three Python calls. If ``Reply`` ever stops
+being a plain two-slot class, the module falls back to calling ``_make_reply``.
+"""
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_Append
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from libc.string cimport memchr, memcpy, memmove
+
+from .limits import (
+    DEFAULT_MAX_REPLY_BYTES,
+    DEFAULT_MAX_REPLY_LINE_LENGTH,
+    DEFAULT_MAX_REPLY_LINES,
+)
+from .errors import RemoteProtocolError
+from .reply import Reply, _make_reply
+
+__all__ = ["ReplyParser"]
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        const char* name
+        int type
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    ctypedef struct _AllocType "PyTypeObject"
+    ctypedef PyObject* (*allocfunc)(_AllocType*, Py_ssize_t)
+    ctypedef struct _AllocType "PyTypeObject":
+        allocfunc tp_alloc
+    int T_OBJECT_EX
+    bint PyType_IS_GC(_AllocType*)
+    void PyObject_GC_UnTrack(void*)
+
+
+cdef Py_ssize_t _MIN_LINE_LENGTH_LIMIT = 512  # RFC 5321 §4.5.3.1.5
+cdef Py_ssize_t _SMALL_BUFFER = 4096  # capacity kept after a large chunk was drained
+
+cdef tuple _CODES = tuple(range(600))  # shared int objects for every reply code
+cdef bytes _EMPTY = b""
+
+cdef _AllocType* _reply_type = <_AllocType*>Reply
+cdef Py_ssize_t _code_offset = -1
+cdef Py_ssize_t _lines_offset = -1
+
+
+cdef int _find_slots() except -1:
+    """Locate Reply's slots; leave the offsets at -1 (slow path) if it is not plain."""
+    global _code_offset, _lines_offset
+    code_descr = Reply.__dict__.get("code")
+    lines_descr = Reply.__dict__.get("raw_lines")
+    member_type = type(Reply.__dict__.get("code"))
+    if (
+        member_type.__name__ != "member_descriptor"
+        or type(lines_descr) is not member_type
+        or Reply.__slots__ != ("code", "raw_lines")
+        or Reply.__new__ is not object.__new__
+        or not PyType_IS_GC(_reply_type)
+        or (<PyMemberDescrObject*>code_descr).d_member.type != T_OBJECT_EX
+        or (<PyMemberDescrObject*>lines_descr).d_member.type != T_OBJECT_EX
+    ):
+        return 0
+    _code_offset = (<PyMemberDescrObject*>code_descr).d_member.offset
+    _lines_offset = (<PyMemberDescrObject*>lines_descr).d_member.offset
+    return 0
+
+
+_find_slots()
+
+#: True when replies are built by filling Reply's slots directly (the fast path).
+_FAST_REPLY = _code_offset >= 0
+
+
+cdef inline object _new_reply(int code, tuple raw_lines):
+    """``_make_reply(code, raw_lines)`` without Python-level calls."""
+    cdef object code_obj = _CODES[code]
+    if _code_offset < 0:
+        return _make_reply(code_obj, raw_lines)
+    cdef PyObject* obj = _reply_type.tp_alloc(_reply_type, 0)
+    if obj == NULL:
+        raise MemoryError()
+    Py_INCREF(code_obj)
+    Py_INCREF(raw_lines)
+    (<PyObject**>((<char*>obj) + _code_offset))[0] = <PyObject*>code_obj
+    (<PyObject**>((<char*>obj) + _lines_offset))[0] = <PyObject*>raw_lines
+    cdef object reply = <object>obj  # the cast takes a second reference ...
+    Py_DECREF(reply)  # ... so give back the one tp_alloc returned
+    # Neither object can be part of a reference cycle (an int, and a tuple of bytes),
+    # so the cycle collector need not track them — as CPython itself untracks tuples
+    # of atomic objects. Without this, a feed returning thousands of replies pays for
+    # repeated collections that traverse them all.
+    PyObject_GC_UnTrack(<void*>raw_lines)
+    PyObject_GC_UnTrack(<void*>reply)
+    return reply
+
+
+cdef class ReplyParser:
+    """Incremental, bounded parser turning server bytes into ``Reply`` values."""
+
+    cdef char* _buf
+    cdef Py_ssize_t _len
+    cdef Py_ssize_t _cap
+    cdef Py_ssize_t _scan_from
+    cdef Py_ssize_t _offset
+    cdef Py_ssize_t _max_line_length
+    cdef Py_ssize_t _max_lines
+    cdef Py_ssize_t _max_reply_bytes
+    cdef Py_ssize_t _reply_bytes
+    cdef int _code
+    cdef bint _allow_bare_lf
+    cdef list _lines
+    cdef object _error
+
+    def __cinit__(self):
+        # A usable default state even if __init__ is skipped (ReplyParser.__new__).
+        self._buf = NULL
+        self._len = 0
+        self._cap = 0
+        self._max_line_length = DEFAULT_MAX_REPLY_LINE_LENGTH
+        self._max_lines = DEFAULT_MAX_REPLY_LINES
+        self._max_reply_bytes = DEFAULT_MAX_REPLY_BYTES
+        self._lines = []
+
+    def __dealloc__(self):
+        PyMem_Free(self._buf)
+
+    def __init__(
+        self,
+        *,
+        max_line_length=DEFAULT_MAX_REPLY_LINE_LENGTH,
+        max_lines=DEFAULT_MAX_REPLY_LINES,
+        max_reply_bytes=DEFAULT_MAX_REPLY_BYTES,
+        allow_bare_lf=False,
+    ):
+        if max_line_length < _MIN_LINE_LENGTH_LIMIT:
+            raise ValueError(
+                f"max_line_length must be at least {_MIN_LINE_LENGTH_LIMIT} (RFC 5321 §4.5.3.1.5)"
+            )
+        if max_lines < 1:
+            raise ValueError("max_lines must be at least 1")
+        if max_reply_bytes < max_line_length:
+            raise ValueError("max_reply_bytes must be at least max_line_length")
+        self._max_line_length = max_line_length
+        self._max_lines = max_lines
+        self._max_reply_bytes = max_reply_bytes
+        self._allow_bare_lf = bool(allow_bare_lf)
+        self._len = 0
+        self._scan_from = 0
+        self._offset = 0
+        self._code = 0
+        self._lines = []
+        self._reply_bytes = 0
+        self._error = None
+
+    @property
+    def buffered(self):
+        """Octets received but not yet part of a complete reply; 0 once failed."""
+        return self._len + self._reply_bytes
+
+    @property
+    def failed(self):
+        """True once a protocol error was raised; the parser then refuses all input."""
+        return self._error is not None
+
+    def feed(self, data):
+        """Consume ``data`` (any bytes-like object); return every reply it completes.
+
+        Raises ``RemoteProtocolError`` on a grammar violation or a crossed limit, and
+        again on every later call. If replies were completed earlier in the same
+        ``data``, they are returned first and the error is raised by the next call
+        (``failed`` is already true): a valid reply is never lost to later garbage.
+        ``b""`` is not end of input: use ``feed_eof``.
+        """
+        cdef Py_buffer view
+        cdef list replies
+        if self._error is not None:
+            raise self._error
+        if type(data) is bytes:  # no buffer protocol round trip for the common type
+            return self._feed(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        try:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        except BufferError:  # not contiguous (a strided view): copy, as the twin does
+            data = bytes(memoryview(data))
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            replies = self._feed(<const char*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+        return replies
+
+    def feed_eof(self):
+        """Signal end of input; raise ``RemoteProtocolError`` if a reply is incomplete.
+
+        The offset in the error is the end of the stream. Input may follow a clean EOF
+        (the parser keeps no EOF state; the connection layer refuses it).
+        """
+        if self._error is not None:
+            raise self._error
+        if self._len or self._lines:
+            self._fail("connection closed in the middle of a reply", self._len)
+
+    # -- internals ------------------------------------------------------------------
+
+    cdef list _feed(self, const char* data, Py_ssize_t n):
+        """``feed`` on a C view of the caller's octets."""
+        cdef list replies = []
+        cdef Py_ssize_t start
+        try:
+            if self._len == 0:  # fast path: scan the caller's octets in place
+                start = self._scan(data, n, 0, replies)
+                self._tail(data, n, start)
+                if start < n:
+                    self._append(data + start, n - start)
+            else:
+                self._append(data, n)
+                start = self._scan(self._buf, self._len, self._scan_from, replies)
+                self._tail(self._buf, self._len, start)
+                if start:
+                    memmove(self._buf, self._buf + start, self._len - start)
+                    self._len -= start
+                self._shrink()
+        except RemoteProtocolError:
+            if replies:
+                return replies  # the error is stored: the next call raises it
+            raise
+        self._offset += start
+        self._scan_from = self._len
+        return replies
+
+    cdef Py_ssize_t _scan(
+        self, const char* buf, Py_ssize_t n, Py_ssize_t pos, list replies
+    ) except -1:
+        """Parse every complete line of ``buf[:n]``; return where the rest starts."""
+        cdef Py_ssize_t start = 0
+        cdef Py_ssize_t end, size, line_length
+        cdef Py_ssize_t content_end = 0
+        cdef const char* lf
+        cdef const unsigned char* line
+        cdef int code
+        cdef bint final = False
+        cdef bytes text
+        cdef tuple raw_lines
+        while pos < n:
+            lf = <const char*>memchr(buf + pos, b"\n", n - pos)
+            if lf == NULL:
+                break
+            end = lf - buf
+            line_length = end + 1 - start
+            if line_length > self._max_line_length:
+                self._fail("reply line longer than the line length limit", start)
+            if end > start and buf[end - 1] == b"\r":
+                content_end = end - 1
+            elif self._allow_bare_lf:
+                content_end = end
+            else:
+                self._fail("bare LF in reply; lines must end with CRLF", end)
+            size = content_end - start
+            line = <const unsigned char*>buf + start
+            if (
+                size < 3
+                or not 0x32 <= line[0] <= 0x35
+                or not 0x30 <= line[1] <= 0x35
+                or not 0x30 <= line[2] <= 0x39
+            ):
+                self._fail("reply line does not start with a reply code 2xx-5xx", start)
+            code = line[0] * 100 + line[1] * 10 + line[2] - 5328  # minus "000"
+            if size == 3 or line[3] == 0x20:
+                final = True
+            elif line[3] == 0x2D:
+                final = False
+            else:
+                self._fail("reply code not followed by SP, '-' or the line end", start + 3)
+            if size > 4:
+                text = PyBytes_FromStringAndSize(<const char*>line + 4, size - 4)
+            else:
+                text = _EMPTY
+            if self._code:
+                self._continue(code, text, line_length, start)
+                if final:
+                    raw_lines = tuple(self._lines)
+                    self._lines = []
+                    self._code = 0
+                    self._reply_bytes = 0
+                    PyList_Append(replies, _new_reply(code, raw_lines))
+            elif final:  # a one-line reply: no line or byte count can be exceeded
+                raw_lines = PyTuple_New(1)
+                Py_INCREF(text)
+                PyTuple_SET_ITEM(raw_lines, 0, text)
+                PyList_Append(replies, _new_reply(code, raw_lines))
+            else:
+                self._code = code
+                PyList_Append(self._lines, text)
+                self._reply_bytes = line_length
+            start = pos = end + 1
+        return start
+
+    cdef int _tail(self, const char* buf, Py_ssize_t n, Py_ssize_t start) except -1:
+        """Refuse an incomplete line that can no longer fit a limit."""
+        cdef Py_ssize_t pending = n - start
+        if pending >= self._max_line_length:
+            self._fail("reply line longer than the line length limit", start)
+        if pending and self._reply_bytes + pending >= self._max_reply_bytes:
+            self._fail("reply longer than the reply size limit", start)
+        return 0
+
+    cdef int _continue(
+        self, int code, bytes text, Py_ssize_t line_length, Py_ssize_t start
+    ) except -1:
+        """Add a second or later line to the multiline reply being assembled."""
+        if code != self._code:
+            self._fail(f"multiline reply changed its code from {self._code} to {code}", start)
+        if len(self._lines) >= self._max_lines:
+            self._fail("reply has more lines than the line count limit", start)
+        self._reply_bytes += line_length
+        if self._reply_bytes > self._max_reply_bytes:
+            self._fail("reply longer than the reply size limit", start)
+        PyList_Append(self._lines, text)
+        return 0
+
+    cdef int _append(self, const char* data, Py_ssize_t n) except -1:
+        """Append ``n`` octets to the pending buffer, growing it geometrically."""
+        cdef Py_ssize_t need = self._len + n
+        cdef Py_ssize_t cap
+        cdef char* grown
+        if need > self._cap:
+            cap = max(need, 2 * self._cap, 256)
+            grown = <char*>PyMem_Realloc(self._buf, cap)
+            if grown == NULL:
+                raise MemoryError()
+            self._buf = grown
+            self._cap = cap
+        memcpy(self._buf + self._len, data, n)
+        self._len = need
+        return 0
+
+    cdef int _shrink(self) except -1:
+        """Give back the room a large chunk needed once it has been consumed."""
+        cdef char* smaller
+        if self._cap > _SMALL_BUFFER and self._len * 4 < self._cap:
+            smaller = <char*>PyMem_Realloc(self._buf, max(self._len, _SMALL_BUFFER))
+            if smaller != NULL:
+                self._buf = smaller
+                self._cap = max(self._len, _SMALL_BUFFER)
+        return 0
+
+    cdef int _fail(self, str rule, Py_ssize_t index) except -1:
+        """Record and raise the sticky error; drop everything buffered."""
+        self._error = RemoteProtocolError(rule, offset=self._offset + index)
+        self._len = 0
+        self._scan_from = 0
+        self._lines = []
+        self._code = 0
+        self._reply_bytes = 0
+        raise self._error

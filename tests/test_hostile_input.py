@@ -1,6 +1,6 @@
 """Hostile peers: nothing but a ``ProtocolError`` ever escapes either engine.
 
-DESIGN.md §2: any other exception type escaping ``receive_data``/``next_event``/``send``
+docs/design.md §2: any other exception type escaping ``receive_data``/``next_event``/``send``
 is a bug. The client is put in a state (greeting due, EHLO/MAIL/RCPT/DATA pipelined,
 AUTH in progress, content sent, STARTTLS sent) and then fed random reply-like bytes in
 random chunks; the server is fed random command-like lines, content and BDAT chunks.

@@ -1,6 +1,6 @@
 """Engine limits that lacked a test exactly at their bound and one past it.
 
-DESIGN.md §2: every buffer (and every guard) is bounded by a named limit, with a test
+docs/design.md §2: every buffer (and every guard) is bounded by a named limit, with a test
 at and past the bound. The reply parser, DATA codec, command-line and message-size
 limits have theirs next to their rules; these are the rest: the client's AUTH
 challenge guard (``DEFAULT_MAX_AUTH_ROUNDS``) and the server's MAIL/RCPT and AUTH line

@@ -1,4 +1,4 @@
-"""The engine never loads I/O, clock or threading modules (DESIGN.md §1).
+"""The engine never loads I/O, clock or threading modules (docs/design.md §1).
 
 A fresh interpreter drops whatever the interpreter itself preloaded (CPython imports
 ``time`` at start-up on some builds), installs an import hook that refuses the banned

@@ -352,7 +352,7 @@ def test_orcpt_length_limit_shared_with_client() -> None:
     assert s.codes()[-2:] == [250, 501]  # 500 characters accepted, 501 refused
 
 
-# -- AUTH credentials never reach reprs or CommandRejected.line (DESIGN.md §4 rule 11) ----
+# -- AUTH credentials never reach reprs or CommandRejected.line (docs/design.md §4 rule 11) ----
 
 CREDENTIALS = base64.b64encode(b"\x00user\x00hunter2")
 

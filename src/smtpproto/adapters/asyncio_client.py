@@ -22,7 +22,7 @@ failure ``_read`` hands out what the reader buffered before ``read()`` would rai
 The ``StreamReader`` buffers independently of the driver, so bytes the server sends
 after the STARTTLS 220 but before the handshake would sit in that buffer and later look
 like decrypted data. Before ``start_tls`` any such bytes are handed to the engine, which
-refuses them (RFC 3207 §4, DESIGN.md §4 rule 4).
+refuses them (RFC 3207 §4, docs/design.md §4 rule 4).
 
 Every deadline is absolute on the loop clock: a request's timeout, capped by the
 per-message deadline (``message_timeout``). On a timeout, a transport error, a

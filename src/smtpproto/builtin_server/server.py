@@ -172,7 +172,7 @@ def _describe(event: ServerEvent) -> str:
     """One transcript line for a client event: the command line as the client sent it
     (rebuilt from the parsed event; parameters keep the client's order), or a note in
     ``<...>`` for what is not a command line (content, EOF). Secrets never appear:
-    AUTH responses and initial responses are hidden (DESIGN.md §4 rule 11)."""
+    AUTH responses and initial responses are hidden (docs/design.md §4 rule 11)."""
     fixed = _FIXED.get(type(event))
     if fixed is not None:
         return fixed

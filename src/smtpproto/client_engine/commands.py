@@ -6,7 +6,7 @@ Every command is a frozen, slotted, keyword-only dataclass (the h11 convention:
 ``Mail(sender="a@example.org")``). Commands validate their arguments in
 ``__post_init__`` and keep the validated wire form of their arguments in a private
 field, so a command that exists can always be serialised: CR, LF, NUL and every other
-control character are refused here, before any byte exists (DESIGN.md §4 rule 6).
+control character are refused here, before any byte exists (docs/design.md §4 rule 6).
 Whether the *server* allows a command (an extension was advertised, the session is in
 the right state) is decided later by ``ClientConnection.send``, which knows the session.
 ``_events`` re-exports every name here, so ``from .events import Mail`` works.

@@ -12,7 +12,7 @@ pipelining rules, and returns the exact bytes to write, queueing the reply it ex
 ``send_failed()`` records that the caller's write failed. Any ``ProtocolError`` puts the
 connection in the sticky ERROR state.
 
-STARTTLS is a hard boundary (RFC 3207 §4, DESIGN.md §4 rule 4): when the 220 reply to
+STARTTLS is a hard boundary (RFC 3207 §4, docs/design.md §4 rule 4): when the 220 reply to
 STARTTLS is handled, any reply after it, any octet the parser holds and any chunk not
 yet parsed is a ``RemoteProtocolError``; in TLS_HANDSHAKE ``receive_data`` refuses data
 until ``tls_established()``, which forgets the capabilities and requires a new EHLO.
@@ -586,7 +586,7 @@ class ClientConnection(ReplyHandling):
     # -- transcript ---------------------------------------------------------------------
 
     def _redacting_hook(self, direction: Literal["C", "S"], line: bytes) -> None:
-        """The caller's transcript hook, after removing every known secret (DESIGN.md
+        """The caller's transcript hook, after removing every known secret (docs/design.md
         §4 rule 11): the AUTH mechanism's ``secrets`` and their base64 forms.
 
         One pass over the line, longest secret first, so a replacement is never

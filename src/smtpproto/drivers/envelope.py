@@ -22,7 +22,7 @@ disclosed); the caller's message is not modified. 8BITMIME is chosen by the sess
 driver from the resulting bytes.
 
 The ``email`` package imports ``socket``, so it is imported inside the functions: the
-engine never loads it at import time (DESIGN.md §1).
+engine never loads it at import time (docs/design.md §1).
 """
 
 from __future__ import annotations

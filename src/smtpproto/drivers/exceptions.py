@@ -15,7 +15,7 @@ into this small hierarchy, so a caller catches one family whatever the I/O libra
     └── SMTPDeliveryStatusUnknown the content was sent, its reply never came
         └── SMTPDeliveryTimeoutError
 
-Text from the server is escaped before it reaches a message (DESIGN.md §4 rule 12) and
+Text from the server is escaped before it reaches a message (docs/design.md §4 rule 12) and
 no message includes a command's arguments beyond addresses, so AUTH secrets never appear
 (rule 11). This module does no I/O and imports nothing outside the engine.
 """
@@ -254,7 +254,7 @@ class SMTPDeliveryTimeoutError(SMTPTimeoutError, SMTPDeliveryStatusUnknown):
     """Timed out waiting for the reply to the end of content (RFC 5321 §4.5.3.2.6).
 
     Caught by ``except SMTPTimeoutError`` and by ``except SMTPDeliveryStatusUnknown``;
-    ``delivery_status_unknown`` is true. DESIGN.md §4 rule 8.
+    ``delivery_status_unknown`` is true. docs/design.md §4 rule 8.
     """
 
     delivery_status_unknown = True

@@ -33,7 +33,7 @@ Failures go *into* the generator with ``generator.throw(exc)``:
 
 * ``TimeoutError`` when a request's timeout passed. The driver raises
   ``SMTPDeliveryTimeoutError`` when the reply to the end of the content was due
-  (RFC 1047, DESIGN.md §4 rule 8) and ``SMTPTimeoutError`` otherwise.
+  (RFC 1047, docs/design.md §4 rule 8) and ``SMTPTimeoutError`` otherwise.
 * ``OSError`` when the transport failed (reset, broken pipe). The driver first asks for
   the server's last words with one more ``Read(LAST_WORDS_TIMEOUT)`` (the adapter hands
   out what it buffered; EOF or another error there means nothing): a 421 or a refusal

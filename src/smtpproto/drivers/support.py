@@ -214,7 +214,7 @@ def logging_transcript() -> TranscriptHook | None:
     enabled for DEBUG when the session starts (the engine then skips the work).
 
     The engine has already redacted AUTH secrets and summarised content; control
-    characters are escaped here (DESIGN.md §4 rules 11-12). ``logging`` is imported
+    characters are escaped here (docs/design.md §4 rules 11-12). ``logging`` is imported
     only when this is called (adapters call it), so ``import smtpproto`` stays free
     of ``threading``.
     """

@@ -48,7 +48,7 @@ def validate_mechanism_name(name: str) -> str:
 
 
 def show_text(text: str, limit: int = 80) -> str:
-    """Quoted, escaped, bounded form of peer text for messages (DESIGN.md §4 rule 12)."""
+    """Quoted, escaped, bounded form of peer text for messages (docs/design.md §4 rule 12)."""
     shown = escape_text(text[:limit])
     return f"'{shown}'" + ("..." if len(text) > limit else "")
 

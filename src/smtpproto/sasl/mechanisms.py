@@ -29,7 +29,7 @@ Writing your own mechanism::
         def secrets(self) -> tuple[bytes, ...]:
             return (self._token,)
 
-Error messages and reprs never contain passwords, tokens or responses (DESIGN.md §4
+Error messages and reprs never contain passwords, tokens or responses (docs/design.md §4
 rule 11); text that came from the server is escaped before it appears in a message.
 """
 

@@ -231,7 +231,7 @@ def decode_auth_response(line: bytes) -> AuthResponse | AuthCancelled:
 
 def redact_auth_line(line: bytes) -> bytes:
     """``line`` without an AUTH initial response (base64 of credentials), which would
-    otherwise reach logs through ``CommandRejected.line`` (DESIGN.md §4 rule 11)."""
+    otherwise reach logs through ``CommandRejected.line`` (docs/design.md §4 rule 11)."""
     if line[:5].upper() != b"AUTH ":
         return line
     verb, _, rest = line.partition(b" ")

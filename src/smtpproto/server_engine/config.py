@@ -1,6 +1,6 @@
 """Limits of the server role (``ServerConnection``), each a named ``DEFAULT_*``.
 
-Every buffer the server keeps is bounded by one of these numbers (DESIGN.md §4 rule 2).
+Every buffer the server keeps is bounded by one of these numbers (docs/design.md §4 rule 2).
 Crossing a bound the client controls (a long command line, too many recipients, a big
 message) becomes a refusal event with the reply to send; only input that cannot be
 answered any more (unbounded pipelining while the caller does not reply) is a

@@ -204,7 +204,7 @@ class AuthRequested(ServerEvent):
     mechanism: str
     initial_response: bytes | None
 
-    def __repr__(self) -> str:  # secrets never appear in reprs (DESIGN.md §4 rule 11)
+    def __repr__(self) -> str:  # secrets never appear in reprs (docs/design.md §4 rule 11)
         shown = (
             "None" if self.initial_response is None else f"<{len(self.initial_response)} octets>"
         )
@@ -217,7 +217,7 @@ class AuthResponse(ServerEvent):
 
     data: bytes
 
-    def __repr__(self) -> str:  # secrets never appear in reprs (DESIGN.md §4 rule 11)
+    def __repr__(self) -> str:  # secrets never appear in reprs (docs/design.md §4 rule 11)
         return f"AuthResponse(<{len(self.data)} octets>)"
 
 

@@ -544,7 +544,7 @@ def explain_reply(reply: ExplainableReply, command: str | None = None) -> str:
     """``explain`` for a ``Reply``, followed by the server's own text, escaped.
 
     Used by ``Reply.explain()``. The server text is quoted after the explanation with
-    every control character escaped (DESIGN.md §4 rule 12); continuation lines are
+    every control character escaped (docs/design.md §4 rule 12); continuation lines are
     joined with `` / ``.
     """
     explanation = explain(reply.code, reply.enhanced, command=command)

@@ -1,4 +1,4 @@
-"""The engine's exception hierarchy (DESIGN.md §2).
+"""The engine's exception hierarchy (docs/design.md §2).
 
 ``ProtocolError`` is the base. ``LocalProtocolError`` means the caller misused the API or
 asked for something the server did not offer; ``RemoteProtocolError`` means the server

@@ -1,7 +1,7 @@
 """Limits and policy knobs, each a named ``DEFAULT_*`` with its rationale.
 
 Every buffer in the engine is bounded by one of these numbers; crossing a bound is a
-sticky error, never silent truncation (DESIGN.md §4 rule 2).
+sticky error, never silent truncation (docs/design.md §4 rule 2).
 """
 
 from __future__ import annotations

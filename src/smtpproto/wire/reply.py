@@ -6,7 +6,7 @@ class — is derived from those two fields on demand, so a parser only has to st
 references per reply (see ``_make_reply``), which keeps the hot path cheap.
 
 Text that came from the server is data: ``repr()`` and ``str()`` escape control
-characters so a hostile reply cannot inject into a terminal or a log (DESIGN.md §4
+characters so a hostile reply cannot inject into a terminal or a log (docs/design.md §4
 rule 12).
 """
 

@@ -1,4 +1,4 @@
-"""Display helpers for text that came from the peer (DESIGN.md §4 rule 12).
+"""Display helpers for text that came from the peer (docs/design.md §4 rule 12).
 
 Server text is data. Before it reaches a terminal or a log every character that
 ``str.isprintable()`` rejects — C0 controls (ESC, CR, LF, NUL), DEL, C1 controls,

@@ -1,7 +1,7 @@
 """Shared pieces of the AUTH tests: credentials, verifiers, and two engines joined.
 
 ``AuthPair`` joins a ``ClientConnection`` to a ``ServerConnection`` whose AUTH events go
-to an ``AuthExchange`` over the real server verifier (``_sasl_server``), so a client
+to an ``AuthExchange`` over the real server verifier (``smtpproto.sasl.server``), so a client
 mechanism is proved against an independent implementation of the other side. Its
 transcript hook output and the bytes the client wrote are kept for secret checks.
 """

@@ -215,7 +215,7 @@ CREDENTIAL = st.text(
 def test_any_credentials_round_trip(name: str, user: str, password: str, other: str) -> None:
     # Whatever the user name and password (escaping, SASLprep, spaces), the right
     # password authenticates and another one does not. Every mechanism looks up the
-    # SASLprep'd user name (the _sasl_server docstring), so the names need not be
+    # SASLprep'd user name (the smtpproto.sasl.server docstring), so the names need not be
     # SASLprep-invariant: the database is keyed, and the identity reported, prepared.
     prepped = saslprep(user, allow_unassigned=True)
     verifiers = make_verifiers({prepped: password}.get, check_token)

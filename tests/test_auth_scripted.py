@@ -4,7 +4,7 @@ Forged SCRAM server signatures and ``e=`` errors (RFC 5802 §5), a 334 where 235
 due, 235 before the mechanism finished, endless challenges (the guard answers ``*``),
 undecodable challenges (``*``, no credentials sent) and the OAuth failure flows
 (XOAUTH2; RFC 7628 §3.2.3). Each runs with both reply parser twins. Genuine server
-messages come from the real verifiers of ``_sasl_server`` and are then tampered with.
+messages come from the real verifiers of ``smtpproto.sasl.server`` and are then tampered with.
 """
 
 from __future__ import annotations

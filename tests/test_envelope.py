@@ -1,4 +1,4 @@
-"""Envelope extraction and serialisation for ``send_message`` (``_envelope``).
+"""Envelope extraction and serialisation for ``send_message`` (``drivers.envelope``).
 
 smtplib's ``send_message`` is the reference for the plain cases; the differences
 (every occurrence of a field, the newest of several Resent-* blocks) are tested

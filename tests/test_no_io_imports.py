@@ -13,39 +13,30 @@ import sys
 from pathlib import Path
 
 import smtpproto
+from test_layout import LAYERS
 
 BANNED = ("socket", "ssl", "asyncio", "trio", "threading", "selectors", "time")
-#: Modules outside the engine: they do I/O (or drive something that does) on purpose.
-ADAPTER_MODULES = frozenset(
-    {
-        "__main__",
-        "_async_client_base",
-        "_client_common",
-        "asyncio_client",
-        "blocking",
-        "server",
-        "testing",
-        "trio_client",
-        "_tls",
-    }
-)
+#: The engine's layers: the wire layer, SASL, both connection engines, the drivers.
+#: The adapters, the built-in server and the command line do I/O on purpose.
+ENGINE_LAYERS = sorted(name for name, rank in LAYERS.items() if rank <= LAYERS["drivers"])
+#: Top-level modules that re-export the engine (the other facades re-export adapters).
+ENGINE_FACADES = ("codes", "exceptions", "sasl")
 
 
 def _engine_modules() -> tuple[str, ...]:
-    """Every module of the package except the adapter layer and the command line.
+    """The package, its engine facades and every module of the engine's subpackages.
 
     Computed from the source tree, so a new engine module is checked without anyone
     remembering to list it.
     """
     package = Path(smtpproto.__file__).parent
     names = sorted(
-        path.stem
-        for path in package.glob("*.py")
-        if path.stem != "__init__"
-        and path.stem not in ADAPTER_MODULES
-        and not path.stem.startswith("_cli")
+        ".".join(path.relative_to(package).with_suffix("").parts).removesuffix(".__init__")
+        for layer in ENGINE_LAYERS
+        for path in (package / layer).rglob("*.py")
     )
-    return ("smtpproto", *(f"smtpproto.{name}" for name in names))
+    assert len(names) > 30, names  # the engine's modules were found
+    return ("smtpproto", *(f"smtpproto.{name}" for name in (*ENGINE_FACADES, *names)))
 
 
 ENGINE_MODULES = _engine_modules()

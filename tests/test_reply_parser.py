@@ -2,7 +2,7 @@
 
 The ``parser_cls`` fixture (conftest.py) runs every test against the Python reference
 and, when built, the compiled twin. Rules come from RFC 5321 §4.2 and the decisions
-documented in ``_reply_py.py``'s header.
+documented in ``wire/_reply_py.py``'s header.
 """
 
 from __future__ import annotations

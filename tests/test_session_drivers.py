@@ -1,4 +1,4 @@
-"""The session drivers (``_session``) against an in-memory scripted server.
+"""The session drivers (``smtpproto.drivers``) against an in-memory scripted server.
 
 ``session_helpers.Transport`` plays the adapter, so these tests check what the drivers
 decide (commands, grouping, TLS, AUTH, exceptions) without any I/O.

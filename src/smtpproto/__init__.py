@@ -4,8 +4,8 @@ The engine consumes bytes the server sent, emits typed values, and turns the cal
 commands into bytes to write. It never does I/O, never reads a clock and has no runtime
 dependencies, so it can be vendored by copying this folder.
 
-* Client role: ``ClientConnection`` with the commands and events of ``_events``.
-* Server role: ``ServerConnection`` with the events of ``_server_events``.
+* Client role: ``ClientConnection`` with the commands and events of ``client_engine.events``.
+* Server role: ``ServerConnection`` with the events of ``server_engine.events``.
 * Replies: ``Reply``, ``ReplyParser`` (compiled or pure-Python twin), ``codes``.
 * Session drivers (``Session``: login, sendmail, send_many, …) yield ``Write``,
   ``Read`` and ``UpgradeTLS`` requests: a custom adapter runs them in its own loop.

@@ -1,6 +1,6 @@
 """``python -m smtpproto`` and the ``smtpproto`` console script.
 
-``main(argv=None) -> int`` runs the command line (see ``_cli`` for the commands and the
+``main(argv=None) -> int`` runs the command line (see ``cli.main`` for the commands and the
 table of exit codes); the console script calls it and exits with what it returns.
 """
 

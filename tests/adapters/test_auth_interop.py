@@ -2,7 +2,7 @@
 
 aiosmtpd (STARTTLS, then AUTH PLAIN or LOGIN checked by its authenticator), Exim
 (PLAIN/LOGIN plaintext authenticators after TLS) and the built-in server (SCRAM-SHA-256
-and CRAM-MD5, the verifiers of ``_sasl_server``): log in, send a message, and check the
+and CRAM-MD5, the verifiers of ``smtpproto.sasl.server``): log in, send a message, and check the
 server recorded the authenticated user. Last, SCRAM-SHA-256-PLUS over real TLS against
 a scripted peer running the real verifier with the channel binding it computes itself
 (RFC 5929 §4.1), so the adapters' binding data is checked against the server's view.

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from smtpproto.cli.main import CLIError, ExitCode, exit_code_for, parse_server
+from smtpproto.cli.common import CLIError, ExitCode, exit_code_for, parse_server
 from smtpproto.cli.output import (
     PROGRESS_MIN_BYTES,
     ProgressBar,

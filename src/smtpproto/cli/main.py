@@ -7,9 +7,10 @@ whatever went wrong into a one-line message on stderr and an exit code — never
 traceback for bad input. The CLI has no SMTP knowledge of its own: ``send`` and
 ``probe`` drive the blocking client (``smtpproto.blocking``), ``serve`` and the
 demo of ``send`` run the built-in server (``smtpproto.testing``), ``explain`` reads
-``smtpproto.codes``. The sub-commands live in ``_cli_send`` (with ``_cli_message``
-building the message), ``_cli_probe`` (with ``_cli_report`` formatting its findings)
-and ``_cli_serve``; the transcript, progress bar and tables in ``_cli_output``.
+``smtpproto.codes``. The sub-commands live in ``send`` (with ``message``
+building the message), ``probe`` (with ``report`` formatting its findings) and
+``serve``; the transcript, progress bar and tables in ``output``; the exit codes and
+what the sub-commands share in ``common``.
 Output: the transcript and results on stdout, errors (one line, ``smtpproto: error:
 ...``) and the progress bar on stderr.
 
@@ -38,7 +39,6 @@ code  meaning
 from __future__ import annotations
 
 import argparse
-import enum
 import os
 import re
 import sys
@@ -47,170 +47,20 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ..drivers.exceptions import (
-    SMTPConnectError,
-    SMTPDeliveryStatusUnknown,
-    SMTPError,
-    SMTPProtocolError,
-    SMTPRecipientsRefused,
-    SMTPReplyError,
-    SMTPTimeoutError,
-    SMTPTLSError,
-)
 from ..wire import codes
-from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.text import escape_text
+from .common import (
+    EXIT_CODE_HELP,
+    PROG,
+    STAGES,
+    TLS_CHOICES,
+    CLIError,
+    ExitCode,
+    describe_error,
+    exit_code_for,
+)
 
-__all__ = [
-    "STAGES",
-    "TLS_CHOICES",
-    "CLIError",
-    "ExitCode",
-    "build_parser",
-    "exit_code_for",
-    "main",
-    "parse_server",
-]
-
-PROG = "smtpproto"
-
-#: ``send --tls`` choices (``ClientConfig``'s ``TLSPolicy`` values, RFC 3207 / RFC 8314).
-TLS_CHOICES = ("implicit", "required", "opportunistic", "none")
-#: ``send --quit-after`` stages, in session order: after the TCP connect, after the
-#: greeting, after the first EHLO (before STARTTLS), after STARTTLS and the second
-#: EHLO, after AUTH, after MAIL (then RSET), after the RCPTs (then RSET), after DATA's
-#: 354 (then the connection is closed: only content may follow a 354).
-STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data")
-
-
-class ExitCode(enum.IntEnum):
-    """The documented exit codes (see the module docstring's table)."""
-
-    OK = 0
-    USAGE = 2
-    CONNECT = 3
-    TLS = 4
-    AUTH = 5
-    SENDER_REFUSED = 6
-    RECIPIENTS_REFUSED = 7
-    DATA_REFUSED = 8
-    PROTOCOL = 9
-    TIMEOUT = 10
-    DELIVERY_UNKNOWN = 11
-    INTERNAL = 70
-    INTERRUPTED = 130
-
-
-EXIT_CODE_HELP = """\
-exit codes:
-  0   success (also --quit-after reached; serve stopped by Ctrl-C)
-  2   usage: bad arguments, invalid address or header, unreadable file
-  3   connect: unknown host, refused connection, greeting refused (serve: cannot listen)
-  4   TLS: STARTTLS unavailable or refused, handshake or certificate failed
-  5   authentication failed or not possible
-  6   sender refused (MAIL FROM)
-  7   recipients refused (any of them)
-  8   content refused (DATA / BDAT)
-  9   protocol error: the peer is not speaking SMTP, or EHLO/other refused
-  10  timeout
-  11  delivery status unknown: content sent, its reply never came
-  70  internal error (a bug: please report it; --debug shows the traceback)
-  130 interrupted (Ctrl-C)
-"""
-
-
-class CLIError(Exception):
-    """A failure the CLI reports as one line with a chosen exit code."""
-
-    def __init__(self, message: str, code: ExitCode) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# The command a refused reply answered -> the stage that failed.
-_REPLY_STAGE: dict[str | None, ExitCode] = {
-    None: ExitCode.CONNECT,  # the greeting (RFC 5321 §3.1: 554 instead of 220)
-    "STARTTLS": ExitCode.TLS,
-    "AUTH": ExitCode.AUTH,
-    "MAIL": ExitCode.SENDER_REFUSED,
-    "RCPT": ExitCode.RECIPIENTS_REFUSED,
-    "DATA": ExitCode.DATA_REFUSED,
-    "BDAT": ExitCode.DATA_REFUSED,
-}
-
-
-def exit_code_for(error: BaseException) -> ExitCode | None:
-    """The exit code for one of the project's exceptions; ``None`` for anything else.
-
-    Order matters: ``SMTPDeliveryTimeoutError`` is both a timeout and a delivery status
-    unknown, and the latter is what the user must know (the message may be delivered).
-    """
-    if isinstance(error, CLIError):
-        return error.code
-    if isinstance(error, SMTPDeliveryStatusUnknown):
-        return ExitCode.DELIVERY_UNKNOWN
-    if isinstance(error, SMTPTimeoutError):
-        return ExitCode.TIMEOUT
-    if isinstance(error, SMTPConnectError):
-        return ExitCode.CONNECT
-    if isinstance(error, SMTPTLSError):
-        return ExitCode.TLS
-    if isinstance(error, SMTPRecipientsRefused):
-        return ExitCode.RECIPIENTS_REFUSED
-    if isinstance(error, SMTPReplyError):
-        return _REPLY_STAGE.get(error.command, ExitCode.PROTOCOL)
-    if isinstance(error, SMTPProtocolError):
-        return ExitCode.PROTOCOL if error.remote else ExitCode.USAGE
-    if isinstance(error, SMTPError):
-        return ExitCode.PROTOCOL
-    if isinstance(error, LocalProtocolError):
-        return ExitCode.USAGE
-    if isinstance(error, RemoteProtocolError):
-        return ExitCode.PROTOCOL
-    return None
-
-
-def _describe(error: BaseException) -> str:
-    """One line for ``error``: its message, escaped, continuation lines joined."""
-    text = escape_text(str(error).replace("\r\n", " / ").replace("\n", " / "))
-    if isinstance(error, SMTPProtocolError) and error.remote:
-        text = f"protocol error from the server: {text}"
-    elif isinstance(error, (SMTPProtocolError, LocalProtocolError)):
-        text = f"invalid input: {text}"
-    elif isinstance(error, RemoteProtocolError):
-        text = f"protocol error from the server: {text}"
-    return text or type(error).__name__
-
-
-def parse_server(text: str, *, default_port: int) -> tuple[str, int]:
-    """Split ``HOST[:PORT]``; IPv6 literals as ``[::1]`` or ``[::1]:25`` (or bare ``::1``).
-
-    Raises ``CLIError`` (usage) for an empty host, a bad port or unbalanced brackets.
-    """
-    host, port_text = text, ""
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise CLIError(f"bad server {text!r}: missing ']'", ExitCode.USAGE)
-        host, rest = text[1:end], text[end + 1 :]
-        if rest and not rest.startswith(":"):
-            raise CLIError(f"bad server {text!r}: expected ':PORT' after ']'", ExitCode.USAGE)
-        port_text = rest[1:]
-        if rest and not port_text:
-            raise CLIError(f"bad server {text!r}: empty port", ExitCode.USAGE)
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-        if not port_text:
-            raise CLIError(f"bad server {text!r}: empty port", ExitCode.USAGE)
-    if not host or any(ch.isspace() or not ch.isprintable() for ch in host):
-        raise CLIError(f"bad server {escape_text(text)!r}: no valid host", ExitCode.USAGE)
-    if not port_text:
-        return host, default_port
-    if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise CLIError(
-            f"bad port {escape_text(port_text)!r}: a number from 1 to 65535", ExitCode.USAGE
-        )
-    return host, int(port_text)
+__all__ = ["build_parser", "main", "run_explain"]
 
 
 # -- argument parser ---------------------------------------------------------------------
@@ -511,14 +361,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = exit_code_for(error)
         if code is None:
             print(
-                f"{PROG}: internal error: {type(error).__name__}: {_describe(error)} "
+                f"{PROG}: internal error: {type(error).__name__}: {describe_error(error)} "
                 "-- this is a bug, please report it (run with --debug for the traceback)",
                 file=sys.stderr,
             )
             if debug:
                 traceback.print_exc()
             return ExitCode.INTERNAL
-        print(f"{PROG}: error: {_describe(error)}", file=sys.stderr)
+        print(f"{PROG}: error: {describe_error(error)}", file=sys.stderr)
         if debug:
             traceback.print_exc()
         return code

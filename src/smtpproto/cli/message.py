@@ -28,7 +28,7 @@ from email.message import EmailMessage
 from ..client_engine.events import Mail, Rcpt
 from ..wire.errors import LocalProtocolError
 from ..wire.text import escape_text
-from .main import CLIError, ExitCode
+from .common import CLIError, ExitCode
 
 __all__ = ["DEMO_BODY", "Envelope", "build_message", "envelope_address", "read_body"]
 

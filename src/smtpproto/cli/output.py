@@ -10,7 +10,7 @@ plus a clock: each line is printed as ``[  0.012s] -> EHLO host``. Lines sent or
 under TLS use swaks' marks ``~>`` / ``<~`` instead of ``->`` / ``<-``: before each line
 the transcript asks ``tls_info`` whether TLS is up, and at the first line under TLS it
 adds a note naming the version and cipher. Every line is escaped with
-``_text.escape_text`` first (docs/design.md §4 rule 12): a server cannot move the cursor
+``wire.text.escape_text`` first (docs/design.md §4 rule 12): a server cannot move the cursor
 or forge a line of the transcript.
 
 ``ProgressBar`` draws on stderr, and only when stderr is a terminal and the body is at

@@ -33,10 +33,9 @@ from ..drivers.exceptions import SMTPTLSError
 from ..drivers.support import default_port, default_tls_policy
 from ..wire.text import escape_text
 from ..wire.twins import ReplyParser
-from .main import CLIError, ExitCode, parse_server
+from .common import CLIError, ExitCode, connect_tcp, parse_server
 from .output import Transcript
 from .report import ProbeReport, certificate_info, render_json, render_table
-from .send import connect_tcp
 
 __all__ = ["run_probe"]
 

@@ -1,6 +1,6 @@
 """What ``smtpproto probe`` prints: a readable table or one JSON object.
 
-CLI layer. ``ProbeReport`` is plain data filled by ``_cli_probe`` from what the blocking
+CLI layer. ``ProbeReport`` is plain data filled by ``probe`` from what the blocking
 client learned; ``render_table`` and ``render_json`` only format it. Every string came
 from the server, so the table escapes it (``format_table``) and JSON keeps it as data
 (``json.dumps`` escapes control characters itself).

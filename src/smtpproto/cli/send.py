@@ -4,7 +4,7 @@ CLI adapter layer; no SMTP knowledge of its own. Theory of operation:
 
 1. Everything that can be wrong with the input is checked before any connection: the
    server address, the password source, the SASL mechanism name, the envelope and
-   headers (``_cli_message``), the body and attachment files. Each is exit 2.
+   headers (``message``), the body and attachment files. Each is exit 2.
 2. ``connect_tcp`` opens the TCP connection itself (so ``--quit-after connect`` and a
    clean "unknown host" / "refused" message are possible) and hands the socket to
    ``blocking.SMTPClient``, which runs the session drivers: greeting, EHLO, STARTTLS per
@@ -18,7 +18,7 @@ CLI adapter layer; no SMTP knowledge of its own. Theory of operation:
    with a generated password; after the session the message is printed as the server
    stored it.
 
-``--quit-after`` stops at a stage (``_cli.STAGES``) with the session drivers' own
+``--quit-after`` stops at a stage (``common.STAGES``) with the session drivers' own
 stops (``connect(until=...)``, ``sendmail(stop_after=...)``): ``connect`` (no SMTP at
 all), ``greeting``, ``ehlo`` (before STARTTLS), ``tls`` (after STARTTLS and the second
 EHLO), ``auth``, then QUIT; ``mail`` and ``rcpt`` end the transaction with RSET, then
@@ -50,11 +50,11 @@ from ..sasl.base import ChannelBinding, ClientMechanism
 from ..sasl.mechanisms import choose_mechanism
 from ..wire.errors import LocalProtocolError
 from ..wire.text import escape_text
-from .main import CLIError, ExitCode, parse_server
+from .common import CLIError, ExitCode, connect_tcp, parse_server
 from .message import Envelope, build_message
 from .output import ProgressBar, Transcript, format_message
 
-__all__ = ["DEFAULT_TIMEOUT", "TLSWatch", "connect_tcp", "run_send"]
+__all__ = ["DEFAULT_TIMEOUT", "TLSWatch", "run_send"]
 
 #: Seconds the CLI waits for any reply or write when ``--timeout`` is not given: an
 #: interactive tool should not sit five minutes on a dead server (swaks uses 30 s).
@@ -84,20 +84,6 @@ class TLSWatch:
         """``"TLSv1.3, TLS_AES_256_GCM_SHA384 (256 bits)"`` once TLS is up, else None."""
         info = self.info
         return None if info is None else info.describe()
-
-
-def connect_tcp(host: str, port: int, timeout: float) -> socket.socket:
-    """A TCP connection to ``host``:``port`` (IPv4 or IPv6); ``CLIError`` (exit 3) with
-    the reason on failure: unknown host, refused, unreachable, timed out."""
-    try:
-        return socket.create_connection((host, port), timeout)
-    except socket.gaierror as error:
-        reason = f"unknown host {escape_text(host)!r} ({error.strerror})"
-    except TimeoutError:
-        reason = f"connecting to {escape_text(host)} port {port} timed out after {timeout:g}s"
-    except OSError as error:
-        reason = f"cannot connect to {escape_text(host)} port {port}: {error.strerror or error}"
-    raise CLIError(reason, ExitCode.CONNECT)
 
 
 @dataclass(frozen=True, slots=True)

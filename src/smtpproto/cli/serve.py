@@ -18,7 +18,7 @@ import time  # noqa: TID251 -- CLI adapter layer: transcript time stamps
 
 from ..builtin_server.server import SMTPServer, StoredMessage
 from ..wire.text import escape_text
-from .main import CLIError, ExitCode
+from .common import CLIError, ExitCode
 from .output import format_message
 
 __all__ = ["AUTH_ENV", "parse_credentials", "run_serve"]

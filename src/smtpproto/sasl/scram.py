@@ -4,7 +4,7 @@ Theory of operation: the client sends ``gs2-header client-first-bare``, turns th
 server-first message (nonce, salt, iteration count) into a proof of the password, then
 checks the server's signature ``v=`` so a server that does not know the password fails
 the exchange even if it says 235. The primitives (saslname escaping, attribute
-splitting, key derivation) are shared with the server verifier in ``_sasl_server.py``.
+splitting, key derivation) are shared with the server verifier in ``sasl/server.py``.
 Public names are re-exported from :mod:`smtpproto.sasl`.
 """
 
@@ -74,7 +74,7 @@ def scram_prep(text: str, what: str) -> str:
     RFC 5802 §5.1 prepares user names as query strings; §2.2 prepares passwords as
     stored strings (unassigned code points refused). Passwords get the query rules too,
     deliberately: a code point unassigned in Unicode 3.2 (an emoji) keeps working, and
-    the verifiers in ``_sasl_server`` prepare the same way, so both ends agree.
+    the verifiers in ``sasl.server`` prepare the same way, so both ends agree.
     """
     try:
         return saslprep(text, allow_unassigned=True)

@@ -27,7 +27,7 @@ sees the same form of a name whichever mechanism the client chose, and
 and follows PLAIN. A name SASLprep rejects, or prepares to nothing, fails like an unknown
 user. Keep user databases keyed by the prepared name. Passwords: PLAIN, LOGIN and SCRAM
 compare SASLprep'd passwords (RFC 4616 §2, RFC 5802 §2.2; query rules, as
-``_scram.scram_prep`` explains); CRAM-MD5 keys its HMAC with the stored password as is,
+``scram.scram_prep`` explains); CRAM-MD5 keys its HMAC with the stored password as is,
 since RFC 2195 defines no preparation and the client HMACs the password it was given.
 The OAuth verifiers pass the user name to ``check_token`` as sent. The engine handles the
 client's ``*`` cancellation, base64 and the challenge guard.

@@ -1,0 +1,192 @@
+"""What every ``smtpproto`` sub-command shares: the exit codes, ``CLIError``, the mapping
+from the project's exceptions to exit codes, one-line error text, parsing ``HOST[:PORT]``
+and opening the TCP connection to it.
+
+The sub-command modules (``send``, ``probe``, ``serve``) and ``main`` import from here;
+nothing here imports them, so the CLI package has no import circle.
+"""
+
+from __future__ import annotations
+
+import enum
+import socket  # noqa: TID251 -- CLI layer: send and probe open the TCP connection
+
+from ..drivers.exceptions import (
+    SMTPConnectError,
+    SMTPDeliveryStatusUnknown,
+    SMTPError,
+    SMTPProtocolError,
+    SMTPRecipientsRefused,
+    SMTPReplyError,
+    SMTPTimeoutError,
+    SMTPTLSError,
+)
+from ..wire.errors import LocalProtocolError, RemoteProtocolError
+from ..wire.text import escape_text
+
+__all__ = [
+    "EXIT_CODE_HELP",
+    "PROG",
+    "STAGES",
+    "TLS_CHOICES",
+    "CLIError",
+    "ExitCode",
+    "connect_tcp",
+    "describe_error",
+    "exit_code_for",
+    "parse_server",
+]
+
+PROG = "smtpproto"
+
+#: ``send --tls`` choices (``ClientConfig``'s ``TLSPolicy`` values, RFC 3207 / RFC 8314).
+TLS_CHOICES = ("implicit", "required", "opportunistic", "none")
+#: ``send --quit-after`` stages, in session order: after the TCP connect, after the
+#: greeting, after the first EHLO (before STARTTLS), after STARTTLS and the second
+#: EHLO, after AUTH, after MAIL (then RSET), after the RCPTs (then RSET), after DATA's
+#: 354 (then the connection is closed: only content may follow a 354).
+STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data")
+
+
+class ExitCode(enum.IntEnum):
+    """The documented exit codes (see the module docstring's table)."""
+
+    OK = 0
+    USAGE = 2
+    CONNECT = 3
+    TLS = 4
+    AUTH = 5
+    SENDER_REFUSED = 6
+    RECIPIENTS_REFUSED = 7
+    DATA_REFUSED = 8
+    PROTOCOL = 9
+    TIMEOUT = 10
+    DELIVERY_UNKNOWN = 11
+    INTERNAL = 70
+    INTERRUPTED = 130
+
+
+EXIT_CODE_HELP = """\
+exit codes:
+  0   success (also --quit-after reached; serve stopped by Ctrl-C)
+  2   usage: bad arguments, invalid address or header, unreadable file
+  3   connect: unknown host, refused connection, greeting refused (serve: cannot listen)
+  4   TLS: STARTTLS unavailable or refused, handshake or certificate failed
+  5   authentication failed or not possible
+  6   sender refused (MAIL FROM)
+  7   recipients refused (any of them)
+  8   content refused (DATA / BDAT)
+  9   protocol error: the peer is not speaking SMTP, or EHLO/other refused
+  10  timeout
+  11  delivery status unknown: content sent, its reply never came
+  70  internal error (a bug: please report it; --debug shows the traceback)
+  130 interrupted (Ctrl-C)
+"""
+
+
+class CLIError(Exception):
+    """A failure the CLI reports as one line with a chosen exit code."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# The command a refused reply answered -> the stage that failed.
+_REPLY_STAGE: dict[str | None, ExitCode] = {
+    None: ExitCode.CONNECT,  # the greeting (RFC 5321 §3.1: 554 instead of 220)
+    "STARTTLS": ExitCode.TLS,
+    "AUTH": ExitCode.AUTH,
+    "MAIL": ExitCode.SENDER_REFUSED,
+    "RCPT": ExitCode.RECIPIENTS_REFUSED,
+    "DATA": ExitCode.DATA_REFUSED,
+    "BDAT": ExitCode.DATA_REFUSED,
+}
+
+
+def exit_code_for(error: BaseException) -> ExitCode | None:
+    """The exit code for one of the project's exceptions; ``None`` for anything else.
+
+    Order matters: ``SMTPDeliveryTimeoutError`` is both a timeout and a delivery status
+    unknown, and the latter is what the user must know (the message may be delivered).
+    """
+    if isinstance(error, CLIError):
+        return error.code
+    if isinstance(error, SMTPDeliveryStatusUnknown):
+        return ExitCode.DELIVERY_UNKNOWN
+    if isinstance(error, SMTPTimeoutError):
+        return ExitCode.TIMEOUT
+    if isinstance(error, SMTPConnectError):
+        return ExitCode.CONNECT
+    if isinstance(error, SMTPTLSError):
+        return ExitCode.TLS
+    if isinstance(error, SMTPRecipientsRefused):
+        return ExitCode.RECIPIENTS_REFUSED
+    if isinstance(error, SMTPReplyError):
+        return _REPLY_STAGE.get(error.command, ExitCode.PROTOCOL)
+    if isinstance(error, SMTPProtocolError):
+        return ExitCode.PROTOCOL if error.remote else ExitCode.USAGE
+    if isinstance(error, SMTPError):
+        return ExitCode.PROTOCOL
+    if isinstance(error, LocalProtocolError):
+        return ExitCode.USAGE
+    if isinstance(error, RemoteProtocolError):
+        return ExitCode.PROTOCOL
+    return None
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for ``error``: its message, escaped, continuation lines joined."""
+    text = escape_text(str(error).replace("\r\n", " / ").replace("\n", " / "))
+    if isinstance(error, SMTPProtocolError) and error.remote:
+        text = f"protocol error from the server: {text}"
+    elif isinstance(error, (SMTPProtocolError, LocalProtocolError)):
+        text = f"invalid input: {text}"
+    elif isinstance(error, RemoteProtocolError):
+        text = f"protocol error from the server: {text}"
+    return text or type(error).__name__
+
+
+def parse_server(text: str, *, default_port: int) -> tuple[str, int]:
+    """Split ``HOST[:PORT]``; IPv6 literals as ``[::1]`` or ``[::1]:25`` (or bare ``::1``).
+
+    Raises ``CLIError`` (usage) for an empty host, a bad port or unbalanced brackets.
+    """
+    host, port_text = text, ""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise CLIError(f"bad server {text!r}: missing ']'", ExitCode.USAGE)
+        host, rest = text[1:end], text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise CLIError(f"bad server {text!r}: expected ':PORT' after ']'", ExitCode.USAGE)
+        port_text = rest[1:]
+        if rest and not port_text:
+            raise CLIError(f"bad server {text!r}: empty port", ExitCode.USAGE)
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+        if not port_text:
+            raise CLIError(f"bad server {text!r}: empty port", ExitCode.USAGE)
+    if not host or any(ch.isspace() or not ch.isprintable() for ch in host):
+        raise CLIError(f"bad server {escape_text(text)!r}: no valid host", ExitCode.USAGE)
+    if not port_text:
+        return host, default_port
+    if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise CLIError(
+            f"bad port {escape_text(port_text)!r}: a number from 1 to 65535", ExitCode.USAGE
+        )
+    return host, int(port_text)
+
+
+def connect_tcp(host: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to ``host``:``port`` (IPv4 or IPv6); ``CLIError`` (exit 3) with
+    the reason on failure: unknown host, refused, unreachable, timed out."""
+    try:
+        return socket.create_connection((host, port), timeout)
+    except socket.gaierror as error:
+        reason = f"unknown host {escape_text(host)!r} ({error.strerror})"
+    except TimeoutError:
+        reason = f"connecting to {escape_text(host)} port {port} timed out after {timeout:g}s"
+    except OSError as error:
+        reason = f"cannot connect to {escape_text(host)} port {port}: {error.strerror or error}"
+    raise CLIError(reason, ExitCode.CONNECT)

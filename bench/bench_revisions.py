@@ -1,0 +1,204 @@
+"""This tree against another installed revision of smtpproto: did a change cost speed?
+
+For refactors (a move, a split, a new boundary) that must not slow anything down. Each
+row runs in a fresh interpreter of either environment, through the public API only
+(``smtpproto``, ``smtpproto.blocking``), so any two revisions compare. Rounds are
+interleaved (the other revision, then this one, the order alternating per round) and
+each round gives one paired ratio, this / other; the table prints the median ratio,
+the spread of the ratios (min-max and the middle half), and the load average. No
+best-of: every round counts.
+
+Rows:
+
+* ``engine lock-step`` / ``engine pipelined``: 2,000 complete transactions in memory
+  through ``ClientConnection`` (greeting, EHLO, MAIL, RCPT, DATA, 1 KB, final reply),
+  the compiled parser when it was built;
+* ``blocking send_many``: 2,000 messages of 1 KB over one connection to Postfix's
+  ``smtp-sink`` on 127.0.0.1 (skipped when it is not installed).
+
+Set up the other revision in its own environment, then run::
+
+    git worktree add /tmp/old-src REV
+    python3 -m venv /tmp/venv-old && /tmp/venv-old/bin/pip install /tmp/old-src
+    .venv/bin/python bench/bench_revisions.py --other /tmp/venv-old/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+MESSAGES = 2000
+LINE = b"The quick brown fox jumps over the lazy dog, again and again, in SMTP.\r\n"
+BODY = (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: bench\r\n\r\n" + LINE * 14)[:1024]
+SCRIPT = [
+    b"220 mx.example.org ESMTP ready\r\n",
+    b"250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250 8BITMIME\r\n",
+    b"250 2.1.0 Ok\r\n",
+    b"250 2.1.5 Ok\r\n",
+    b"354 End data with <CR><LF>.<CR><LF>\r\n",
+    b"250 2.0.0 Ok: queued as 4AB12C\r\n",
+]
+
+
+def engine_rate(pipelined: bool) -> float:
+    """Transactions per second through the client engine, in memory."""
+    from smtpproto import (
+        NEED_DATA,
+        ClientConnection,
+        Content,
+        Data,
+        Ehlo,
+        EndOfContent,
+        Mail,
+        Rcpt,
+        TransactionResult,
+    )
+
+    greeting, ehlo_reply, ok_mail, ok_rcpt, go, queued = SCRIPT
+    ehlo, mail, rcpt, data = (
+        Ehlo(hostname="c.example"),
+        Mail(sender="a@example.org"),
+        (Rcpt(recipient="b@example.org")),
+        Data(),
+    )
+    content, end = Content(data=BODY), EndOfContent()
+
+    def drain(conn: Any, reply: bytes) -> Any:
+        conn.receive_data(reply)
+        last = None
+        while (event := conn.next_event()) is not NEED_DATA:
+            last = event
+        return last
+
+    def transaction() -> None:
+        conn = ClientConnection()
+        drain(conn, greeting)
+        conn.send(ehlo)
+        drain(conn, ehlo_reply)
+        if pipelined:
+            conn.send(mail), conn.send(rcpt), conn.send(data)
+            drain(conn, ok_mail + ok_rcpt + go)
+        else:
+            for command, reply in ((mail, ok_mail), (rcpt, ok_rcpt), (data, go)):
+                conn.send(command)
+                drain(conn, reply)
+        conn.send(content), conn.send(end)
+        assert isinstance(drain(conn, queued), TransactionResult)
+
+    transaction()  # warm-up
+    start = time.perf_counter()
+    for _ in range(MESSAGES):
+        transaction()
+    return MESSAGES / (time.perf_counter() - start)
+
+
+def send_many_rate(host: str, port: int) -> float:
+    """Messages per second with the blocking client's ``send_many`` over one connection."""
+    from smtpproto.blocking import SMTPClient
+
+    batch = [("a@example.org", ["b@example.org"], BODY)] * MESSAGES
+    start = time.perf_counter()
+    with SMTPClient(host, port, tls="none") as client:
+        outcomes = client.send_many(batch)
+    elapsed = time.perf_counter() - start
+    assert len(outcomes) == MESSAGES
+    return MESSAGES / elapsed
+
+
+def child(row: str, host: str, port: int) -> None:
+    rate = {
+        "engine lock-step": lambda: engine_rate(False),
+        "engine pipelined": lambda: engine_rate(True),
+        "blocking send_many": lambda: send_many_rate(host, port),
+    }[row]()
+    print(json.dumps(rate))
+
+
+def measure(python: str, row: str, host: str, port: int) -> float:
+    result = subprocess.run(
+        [python, "-I", str(Path(__file__).resolve()), "--child", row, host, str(port)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd="/",
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{python} {row}: {result.stderr.strip()[-2000:]}")
+    return float(json.loads(result.stdout))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--other", help="python of the other revision's venv (required)")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        row, host, port = args.child
+        child(row, host, int(port))
+        return
+    if not args.other:
+        parser.error("--other PYTHON is required")
+
+    from peers import smtp_sink
+
+    rows = ["engine lock-step", "engine pipelined", "blocking send_many"]
+    ratios: dict[str, list[float]] = {row: [] for row in rows}
+    rates: dict[str, tuple[list[float], list[float]]] = {row: ([], []) for row in rows}
+    loads = [os.getloadavg()[0]]
+    try:
+        sink_context = smtp_sink()
+        sink = sink_context.__enter__()
+        host, port = sink.host, sink.port
+    except (FileNotFoundError, RuntimeError) as error:
+        print(f"blocking send_many skipped: {error}")
+        rows.remove("blocking send_many")
+        sink_context, host, port = None, "127.0.0.1", 0
+    try:
+        for round_number in range(args.rounds):
+            for row in rows:
+                order = [(args.other, 0), (sys.executable, 1)]
+                if round_number % 2:
+                    order.reverse()
+                pair = [0.0, 0.0]
+                for python, side in order:
+                    pair[side] = measure(python, row, host, port)
+                    rates[row][side].append(pair[side])
+                ratios[row].append(pair[1] / pair[0])
+            loads.append(os.getloadavg()[0])
+    finally:
+        if sink_context is not None:
+            sink_context.__exit__(None, None, None)
+
+    print(f"{args.rounds} interleaved rounds; this tree: {sys.executable}; other: {args.other}")
+    print(f"load average (1 min) during the run: {min(loads):.2f}-{max(loads):.2f}")
+    header = f"{'row':<20} {'other /s':>10} {'this /s':>10} {'this/other':>10}  spread"
+    print(header)
+    for row in rows:
+        values = sorted(ratios[row])
+        quartiles = (
+            statistics.quantiles(values, n=4, method="inclusive")
+            if len(values) > 1
+            else [values[0]] * 3
+        )
+        print(
+            f"{row:<20} {statistics.median(rates[row][0]):>10,.0f} "
+            f"{statistics.median(rates[row][1]):>10,.0f} {statistics.median(values):>9.3f}x  "
+            f"min {values[0]:.3f} / IQR {quartiles[0]:.3f}-{quartiles[2]:.3f} "
+            f"/ max {values[-1]:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

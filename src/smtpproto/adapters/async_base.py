@@ -1,14 +1,16 @@
-"""The async client methods shared by the asyncio and trio adapters, over abstract
-transport primitives.
+"""The client operations and the driver loop, written once: async here for the asyncio
+and trio adapters; ``sync_base`` (the blocking adapter's) is generated from this file by
+``scripts/unasync.py``. Change this file, then run the script (CI checks they agree).
 
 Theory of operation
 -------------------
 ``AsyncClientBase`` holds everything of an async client that does not depend on the
-event loop: the operations (``login``, ``sendmail``, ``send_message``, ``noop``,
-``rset``, ``vrfy``, ``quit``), the async context manager, and ``_drive``, the loop that
-runs a sans-IO driver from ``Session``. ``_drive`` performs each request with a
-primitive of the concrete adapter: ``_send`` (a ``Write``; it may also take the driver's
-following requests, as trio's read-ahead burst does), ``_read`` and ``_handshake`` (an
+event loop (what never waits is ``ClientCore``'s, in ``common``): the operations
+(``login``, ``sendmail``, ``send_message``, ``send_many``, ``noop``, ``rset``, ``vrfy``,
+``quit``), the async context manager, and ``_drive``, the loop that runs a sans-IO
+driver from ``Session``. ``_drive`` performs each request with a primitive of the
+concrete adapter: ``_send`` (a ``Write``; it may also take the driver's following
+requests, as trio's read-ahead burst does), ``_read`` and ``_handshake`` (an
 ``UpgradeTLS``: the adapter runs the handshake, ``_start_tls`` here times it, records
 ``tls_info`` and answers with the channel binding). A failure of a primitive that
 ``_transport_error`` maps (``OSError`` including ``TimeoutError``, TLS failures, plus
@@ -20,9 +22,9 @@ exception out of the driver that leaves the session unusable, and a driver that 
 with the session unusable on purpose (``sendmail(stop_after="data")`` stops at the 354):
 then the transport is closed without QUIT.
 
-Where the driver is with a request lives in a ``Step``, so that an adapter can leave
-``_drive`` (trio: its deadline cancel scope fired, ``_cut_by_deadline``) and resume it
-with a ``TimeoutError`` thrown in. This module imports no event loop.
+Where the driver is with a request lives in a ``Step`` (``common``), so that an adapter
+can leave ``_drive`` (trio: its deadline cancel scope fired, ``_cut_by_deadline``) and
+resume it with a ``TimeoutError`` thrown in. This module imports no event loop.
 """
 
 from __future__ import annotations
@@ -52,35 +54,12 @@ from ..drivers.support import ContentSource, ProgressCallback
 from ..sasl.base import ChannelBinding, ClientMechanism
 from ..wire.errors import ProtocolError
 from ..wire.reply import Reply
-from .common import ClientCore
-from .tls import SSLConnection, TLSInfo, channel_binding
+from .common import ClientCore, Step
+from .tls import SSLConnection
 
-__all__ = ["AsyncClientBase", "Step"]
+__all__ = ["AsyncClientBase"]
 
 C = TypeVar("C", bound="AsyncClientBase")
-
-
-class Step:
-    """Where ``_drive`` is with a driver: what to send or throw into it next, a request
-    it yielded that is not performed yet, or how it ended (re-raised by ``advance``)."""
-
-    __slots__ = ("answer", "cut_short", "ended", "error", "request")
-
-    def __init__(self) -> None:
-        #: A request was interrupted by the adapter's own deadline (``_cut_by_deadline``).
-        self.cut_short = False
-        self.answer: Any = None
-        self.error: BaseException | None = None
-        self.request: Request | None = None
-        self.ended: Exception | None = None
-
-    def advance(self, driver: Driver[Any]) -> Request:
-        """The driver's next request; raises ``StopIteration`` when it returns."""
-        ended, answer, error = self.ended, self.answer, self.error
-        self.ended = self.answer = self.error = None
-        if ended is not None:
-            raise ended
-        return driver.send(answer) if error is None else driver.throw(error)
 
 
 class AsyncClientBase(ClientCore, abc.ABC):
@@ -117,19 +96,6 @@ class AsyncClientBase(ClientCore, abc.ABC):
     async def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
         """Handshake TLS over the connection; return what ``version()``, ``cipher()``
         and ``getpeercert()`` of the new TLS layer are asked of."""
-
-    @abc.abstractmethod
-    def _transport_error(self, exc: BaseException) -> BaseException | None:
-        """What to throw into the driver for a transport failure ``exc``, or None when
-        ``exc`` is no transport failure (the exchange is then cut short)."""
-
-    def _cut_by_deadline(self) -> bool:
-        """Whether an exception that is no transport failure is the adapter's own
-        deadline firing (``_run`` resumes the driver with a timeout)."""
-        return False
-
-    def _end_request(self) -> None:
-        """Called after every request, however it ended."""
 
     # -- connection ---------------------------------------------------------------------
 
@@ -334,5 +300,4 @@ class AsyncClientBase(ClientCore, abc.ABC):
         """Perform ``request``: handshake, record ``tls_info``, return the binding."""
         started = self._clock()
         tls = await self._handshake(request.server_hostname, request.timeout)
-        self.tls_info = TLSInfo.from_socket(tls, self._clock() - started)
-        return channel_binding(tls)
+        return self._tls_up(tls, started)

@@ -48,8 +48,8 @@ from typing import Any, TypeVar
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
 from ..drivers.exceptions import SMTPTLSError
 from ..drivers.session import MAX_READAHEAD, Driver, Request, Write
-from .async_base import AsyncClientBase, Step
-from .common import TLSName, require_one_target, tls_failure
+from .async_base import AsyncClientBase
+from .common import Step, TLSName, require_one_target, tls_failure
 from .tls import SSLConnection
 
 __all__ = ["AsyncSMTPClient"]

@@ -1,5 +1,5 @@
 """What every client adapter shares that is not I/O: settings, session bookkeeping,
-deadlines, TLS-context defaulting and the mapping of TLS and connect failures.
+deadlines, TLS-context defaulting, the mapping of TLS and connect failures, and ``Step``.
 
 Theory of operation
 -------------------
@@ -9,7 +9,10 @@ owns the ``Session`` once connected (and ``tls_info`` once TLS is up), and compu
 deadlines as absolute times on the adapter's clock (``_clock``; ``math.inf`` means no
 limit): a request's timeout, capped by the per-message deadline that
 ``_start_message``/``_end_message`` set around each ``sendmail``/``send_message``. The
-adapters add the transport only.
+operations and the driver loop are written once, async, in ``async_base``;
+``sync_base`` is generated from it (``scripts/unasync.py``). What they share that
+never waits lives here: ``Step`` and the hooks with a default (``_cut_by_deadline``,
+``_end_request``, ``_tls_up``). The adapters add the transport only.
 
 This module imports ``ssl`` only for types and ``isinstance`` checks; ``import
 smtpproto`` never loads it (only the adapters do).
@@ -20,16 +23,24 @@ from __future__ import annotations
 import abc
 import math
 import ssl
-from typing import Literal
+from typing import Any, Literal
 
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
 from ..drivers.exceptions import SMTPConnectError, SMTPTLSError
-from ..drivers.session import Session, default_port, hello_name, session_config
+from ..drivers.session import Driver, Request, Session, default_port, hello_name, session_config
 from ..drivers.support import check_connect_options, check_server_hostname
-from .tls import TLSInfo, client_ssl_context
+from ..sasl.base import ChannelBinding
+from .tls import SSLConnection, TLSInfo, channel_binding, client_ssl_context
 
-__all__ = ["ClientCore", "TLSName", "connect_error", "require_one_target", "tls_failure"]
+__all__ = [
+    "ClientCore",
+    "Step",
+    "TLSName",
+    "connect_error",
+    "require_one_target",
+    "tls_failure",
+]
 
 TLSName = Literal["none", "opportunistic", "required", "implicit"]
 
@@ -55,6 +66,29 @@ def connect_error(error: BaseException, host: str | None, port: int) -> SMTPConn
     connect_failed = SMTPConnectError(message, host=host, port=port)
     connect_failed.__cause__ = error
     return connect_failed
+
+
+class Step:
+    """Where ``_drive`` is with a driver: what to send or throw into it next, a request
+    it yielded that is not performed yet, or how it ended (re-raised by ``advance``)."""
+
+    __slots__ = ("answer", "cut_short", "ended", "error", "request")
+
+    def __init__(self) -> None:
+        #: A request was interrupted by the adapter's own deadline (``_cut_by_deadline``).
+        self.cut_short = False
+        self.answer: Any = None
+        self.error: BaseException | None = None
+        self.request: Request | None = None
+        self.ended: Exception | None = None
+
+    def advance(self, driver: Driver[Any]) -> Request:
+        """The driver's next request; raises ``StopIteration`` when it returns."""
+        ended, answer, error = self.ended, self.answer, self.error
+        self.ended = self.answer = self.error = None
+        if ended is not None:
+            raise ended
+        return driver.send(answer) if error is None else driver.throw(error)
 
 
 class ClientCore(abc.ABC):
@@ -134,6 +168,27 @@ class ClientCore(abc.ABC):
             local_hostname=hello_name(self._local_hostname, local_address),
         )
         return self._session
+
+    # -- hooks of the driver loop (``_drive`` in async_base / sync_base) -----------------
+
+    @abc.abstractmethod
+    def _transport_error(self, exc: BaseException) -> BaseException | None:
+        """What to throw into the driver for a transport failure ``exc``, or None when
+        ``exc`` is no transport failure (the exchange is then cut short)."""
+
+    def _cut_by_deadline(self) -> bool:
+        """Whether an exception that is no transport failure is the adapter's own
+        deadline firing (``_run`` resumes the driver with a timeout)."""
+        return False
+
+    def _end_request(self) -> None:  # noqa: B027  (a hook; most adapters need nothing)
+        """Called after every request, however it ended."""
+
+    def _tls_up(self, tls: SSLConnection, started: float) -> ChannelBinding | None:
+        """Record ``tls_info`` for a handshake begun at ``started`` (on ``_clock``) and
+        return the channel binding."""
+        self.tls_info = TLSInfo.from_socket(tls, self._clock() - started)
+        return channel_binding(tls)
 
     def _connect_error(self, error: BaseException) -> SMTPConnectError:
         return connect_error(error, self.host or self._unix_socket, self.port)

@@ -1,20 +1,23 @@
 """The built-in SMTP server: ``ServerConnection`` on asyncio, for tests and the CLI.
 
-Adapter layer (I/O allowed). Theory of operation: one ``asyncio.Protocol`` per client.
-``data_received`` feeds the engine and answers every event at once (the policy below
-lives in ``_Session._reply``), so the engine is never PAUSED for long and pipelined
-input is handled in order. Using a Protocol rather than streams keeps the STARTTLS
-boundary exact: octets that arrive before ``loop.start_tls`` takes over reach the
-engine, which drops them (a StreamReader would have kept them and handed them over
-after the handshake as if they were encrypted). Writes are flow-controlled (reading
-pauses while the peer does not read our replies), each session has an idle timeout
-(RFC 5321 §4.5.3.2.7) and a TLS handshake timeout, and a message is held in memory only
-up to the size limit the engine enforces.
+Adapter layer (I/O allowed). Theory of operation: one ``asyncio.Protocol`` per client
+(``_Connection``) moves octets between the transport and its ``ServerConnection``; what
+to answer it asks the connection's policy, a ``Session`` made by the server's
+``Backend`` (``backend.py``: no I/O, so other front ends reuse it). ``data_received``
+feeds the engine and answers every event at once, so the engine is never PAUSED for
+long and pipelined input is handled in order. Using a Protocol rather than streams
+keeps the STARTTLS boundary exact: octets that arrive before ``loop.start_tls`` takes
+over reach the engine, which drops them (a StreamReader would have kept them and handed
+them over after the handshake as if they were encrypted). Writes are flow-controlled
+(reading pauses while the peer does not read our replies), each session has an idle
+timeout (RFC 5321 §4.5.3.2.7) and a TLS handshake timeout, and a message is held in
+memory only up to the size limit the engine enforces.
 
-Policy: STARTTLS is offered when a certificate is available (given, or self-signed at
-start with the ``openssl`` command; if ``openssl`` is missing a warning is printed and
-STARTTLS is not offered). AUTH (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256) is
-offered when ``users`` is given — only after TLS unless ``allow_plaintext_auth``. Each
+Policy (``Session``, replaceable with ``session_class``): STARTTLS is offered when a
+certificate is available (given, or self-signed at start with the ``openssl`` command;
+if ``openssl`` is missing a warning is printed and STARTTLS is not offered). AUTH
+(PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256) is offered when ``users`` is given
+— only after TLS unless ``allow_plaintext_auth``. Storage (``storage.py``): each
 message is kept in ``messages`` as ``(sender, recipients, data)`` with ``data`` exactly
 as received, and optionally written to a maildir (as received) or appended to an mbox
 (mboxrd: LF line ends, ``>From`` quoting).
@@ -34,68 +37,25 @@ import tempfile
 import time  # noqa: TID251  (adapter layer: I/O allowed)
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
 
-from ..client_engine.events import NEED_DATA
-from ..sasl.server import (
-    CramMD5Server,
-    LoginServer,
-    PlainServer,
-    ScramSHA1Server,
-    ScramSHA256Server,
-    ServerMechanism,
-)
-from ..server_engine.auth import AuthExchange
 from ..server_engine.config import ServerConfig
 from ..server_engine.connection import ServerConnection
 from ..server_engine.events import (
     PAUSED,
-    AuthCancelled,
-    AuthRequested,
-    AuthResponse,
-    BdatStarted,
-    ChunkComplete,
     ClientDisconnected,
-    CommandRejected,
     ContentReceived,
-    DataRequested,
-    EhloReceived,
-    ExpnReceived,
-    HeloReceived,
-    HelpReceived,
-    MailReceived,
-    MessageComplete,
-    NoopReceived,
-    PlaintextDiscarded,
     QuitReceived,
-    RcptReceived,
-    ResetReceived,
     ServerEvent,
     StartTLSRequested,
-    UnknownCommand,
-    VrfyReceived,
 )
-from ..server_engine.replies import (
-    auth_mechanism_unsupported,
-    auth_required,
-    bad_sequence,
-    cannot_verify,
-    closing,
-    ehlo_reply,
-    greeting,
-    helo_reply,
-    help_reply,
-    not_implemented,
-    not_recognized,
-    ok,
-    ready_to_start_tls,
-    service_closing,
-    start_mail_input,
-    syntax_error,
-)
+from ..server_engine.states import ServerState
 from ..wire.errors import ProtocolError
+from ..wire.need_data import NEED_DATA
 from ..wire.reply import Reply
 from ..wire.text import escape_text
+from .backend import DEFAULT_MECHANISMS, Backend, Session
+from .storage import MessageStore, StoredMessage
+from .transcript import describe
 
 __all__ = ["DEFAULT_MECHANISMS", "SMTPServer", "StoredMessage", "make_self_signed"]
 
@@ -105,29 +65,12 @@ _GRACEFUL_CLOSE = 1.0
 #: Seconds for connections accepted right before ``close()`` to reach the protocol.
 _ACCEPT_SETTLE = 0.02
 
-#: Mechanisms offered when ``users`` is given, strongest first.
-DEFAULT_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN")
-_MECHANISMS: dict[str, Callable[[Callable[[str], str | None]], ServerMechanism]] = {
-    "SCRAM-SHA-256": ScramSHA256Server,
-    "SCRAM-SHA-1": ScramSHA1Server,
-    "CRAM-MD5": CramMD5Server,
-    "PLAIN": PlainServer,
-    "LOGIN": LoginServer,
-}
 #: Largest message accepted by default (advertised as SIZE): 32 MiB.
 DEFAULT_MAX_MESSAGE_SIZE = 32 * 1024 * 1024
 #: Seconds a TLS handshake may take after the 220 to STARTTLS.
 TLS_HANDSHAKE_TIMEOUT = 30.0
 #: Seconds ``openssl`` may take to make the self-signed certificate.
 OPENSSL_TIMEOUT = 60.0
-
-
-class StoredMessage(NamedTuple):
-    """One received message: envelope sender (``""`` for ``<>``), recipients, content."""
-
-    sender: str
-    recipients: tuple[str, ...]
-    data: bytes
 
 
 def make_self_signed(directory: Path, hostname: str = "localhost") -> tuple[Path, Path]:
@@ -153,72 +96,21 @@ def make_self_signed(directory: Path, hostname: str = "localhost") -> tuple[Path
     return cert, key
 
 
-def _params(params: Mapping[str, str | None]) -> str:
-    return "".join(f" {k}" + ("" if v is None else f"={v}") for k, v in params.items())
-
-
-#: Commands without an argument, by the event that reports them.
-_FIXED: dict[type[ServerEvent], str] = {
-    StartTLSRequested: "STARTTLS",
-    DataRequested: "DATA",
-    QuitReceived: "QUIT",
-    ResetReceived: "RSET",
-    NoopReceived: "NOOP",
-    AuthCancelled: "*",  # RFC 4954 §4: the client cancels the exchange with "*"
-}
-
-
-def _describe(event: ServerEvent) -> str:
-    """One transcript line for a client event: the command line as the client sent it
-    (rebuilt from the parsed event; parameters keep the client's order), or a note in
-    ``<...>`` for what is not a command line (content, EOF). Secrets never appear:
-    AUTH responses and initial responses are hidden (docs/design.md §4 rule 11)."""
-    fixed = _FIXED.get(type(event))
-    if fixed is not None:
-        return fixed
-    if isinstance(event, (EhloReceived, HeloReceived)):
-        verb = "HELO" if isinstance(event, HeloReceived) else "LHLO" if event.lmtp else "EHLO"
-        return f"{verb} {event.domain}"
-    if isinstance(event, MailReceived):
-        return f"MAIL FROM:<{event.sender}>{_params(event.params)}"
-    if isinstance(event, RcptReceived):
-        return f"RCPT TO:<{event.recipient}>{_params(event.params)}"
-    if isinstance(event, BdatStarted):
-        return f"BDAT {event.size}{' LAST' if event.last else ''}"
-    if isinstance(event, (VrfyReceived, ExpnReceived)):
-        verb = "VRFY" if isinstance(event, VrfyReceived) else "EXPN"
-        return f"{verb} {event.argument}"
-    if isinstance(event, HelpReceived):
-        return f"HELP {event.topic}" if event.topic else "HELP"
-    if isinstance(event, AuthRequested):
-        hidden = "" if event.initial_response is None else " <initial response hidden>"
-        return f"AUTH {event.mechanism}{hidden}"
-    if isinstance(event, AuthResponse):
-        return "<AUTH response hidden>"
-    if isinstance(event, ChunkComplete):
-        return f"<BDAT chunk: {event.size} octets>"
-    if isinstance(event, MessageComplete):
-        return f"<message: {event.size} octets{' via BDAT' if event.bdat else ''}>"
-    if isinstance(event, (CommandRejected, UnknownCommand)):
-        return repr(event.line)[2:-1]
-    if isinstance(event, PlaintextDiscarded):
-        return f"<{event.size} plaintext octets after STARTTLS discarded>"
-    if isinstance(event, ClientDisconnected):
-        return "<EOF>"
-    return f"<{type(event).__name__}>"
-
-
-class _Session(asyncio.Protocol):
-    """One client connection."""
+class _Connection(asyncio.Protocol):
+    """One client connection: moves octets between the transport and the engine and
+    sends what the connection's ``Session`` answers."""
 
     def __init__(self, server: SMTPServer) -> None:
         self._server = server
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._conn = ServerConnection(lmtp=server.lmtp, config=server.config)
+        self._session = server.backend.new_session(
+            self._conn,
+            starttls=server.tls_context is not None,
+            note=lambda text: self._log("*", text),
+        )
         self._timer: asyncio.TimerHandle | None = None
-        self._auth: AuthExchange | None = None
-        self._content: list[bytes] = []
         self._tls_starting = False
         self._early: list[bytes] = []
         self._tls_task: asyncio.Task[None] | None = None
@@ -230,7 +122,7 @@ class _Session(asyncio.Protocol):
         self._transport = transport
         self._server._sessions.add(self)
         self._log("*", f"connection from {transport.get_extra_info('peername')}")
-        self._write(greeting(self._server.hostname, "ESMTP smtpproto"))
+        self._write(self._session.greeting())
         self._rearm()
 
     def data_received(self, data: bytes) -> None:
@@ -280,7 +172,7 @@ class _Session(asyncio.Protocol):
     def _timed_out(self) -> None:
         self._log("*", "idle timeout")
         if self._conn.state.name not in ("CLOSED", "ERROR"):
-            self._write(service_closing(self._server.hostname, "Idle timeout"))
+            self._write(self._session.idle_timeout())
         self.close()
 
     def _abort(self) -> None:
@@ -310,108 +202,36 @@ class _Session(asyncio.Protocol):
                     return
                 assert isinstance(event, ServerEvent)
                 if not isinstance(event, ContentReceived):
-                    self._log("C:", _describe(event))
+                    self._log("C:", describe(event))
                 if isinstance(event, ClientDisconnected):
                     self.close()
                     return
                 self._handle(event)
         except ProtocolError as error:
             self._log("*", f"protocol error: {error}")
-            self._write(syntax_error("Protocol error, closing"))
+            self._write(self._session.protocol_error(error))
             self.close()
-
-    # -- policy ---------------------------------------------------------------------------
-
-    def _extensions(self) -> list[str]:
-        server = self._server
-        extensions = ["PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "DSN"]
-        extensions += ["CHUNKING", "BINARYMIME", f"SIZE {server.config.max_message_size or 0}"]
-        if server.tls_context is not None and not self._conn.tls_active:
-            extensions.append("STARTTLS")
-        if server.users and (self._conn.tls_active or server.allow_plaintext_auth):
-            extensions.append("AUTH " + " ".join(server.mechanisms))
-        return extensions
 
     def _handle(self, event: ServerEvent) -> None:
-        hostname = self._server.hostname
-        if isinstance(event, ContentReceived):
-            self._content.append(event.data)
-        elif isinstance(event, StartTLSRequested):
-            self._write(ready_to_start_tls())
-            # From here nothing more is read in plaintext: what the engine already holds
-            # it drops; what is still in the socket reaches the TLS layer as garbage.
-            assert self._transport is not None
-            self._transport.pause_reading()
-            self._tls_starting = True
-            self._tls_task = self._loop.create_task(self._start_tls())
-        elif isinstance(event, MessageComplete):
-            self._deliver(event)
-        elif isinstance(event, (AuthRequested, AuthResponse, AuthCancelled)):
-            self._write(self._auth_reply(event))
+        """Send the policy's replies, then do what they mean for the transport."""
+        for reply in self._session.replies(event):
+            self._write(reply)
+        if isinstance(event, StartTLSRequested) and self._conn.state is ServerState.TLS_HANDSHAKE:
+            self._begin_tls()
         elif isinstance(event, QuitReceived):
-            self._write(closing(hostname))
             self.close()
-        elif event.expects_reply:
-            reply = self._reply(event)
-            for _ in range(self._conn.replies_due):  # LMTP: a refused message, per recipient
-                self._write(reply)
 
-    def _reply(self, event: ServerEvent) -> Reply:
-        hostname = self._server.hostname
-        if isinstance(event, EhloReceived):
-            return ehlo_reply(hostname, self._extensions(), "greets you")
-        if isinstance(event, HeloReceived):
-            return helo_reply(hostname)
-        if isinstance(event, MailReceived):
-            self._content = []
-            if self._server.require_auth and not self._conn.authenticated:
-                return auth_required()
-            return ok("2.1.0 Sender OK")
-        if isinstance(event, RcptReceived):
-            return ok("2.1.5 Recipient OK")
-        if isinstance(event, DataRequested):
-            self._content = []
-            return start_mail_input()
-        if isinstance(event, ChunkComplete):
-            return ok(f"2.0.0 {event.size} octets received")
-        if isinstance(event, CommandRejected):
-            return event.reply
-        if isinstance(event, UnknownCommand):
-            return not_recognized()
-        if isinstance(event, (VrfyReceived, ExpnReceived)):
-            return cannot_verify() if isinstance(event, VrfyReceived) else not_implemented()
-        if isinstance(event, HelpReceived):
-            return help_reply("2.0.0 smtpproto built-in server; see RFC 5321")
-        return ok()
-
-    def _auth_reply(self, event: AuthRequested | AuthResponse | AuthCancelled) -> Reply:
-        if isinstance(event, AuthRequested):
-            factory = _MECHANISMS.get(event.mechanism)
-            if factory is None:
-                return auth_mechanism_unsupported()
-            self._auth = AuthExchange(factory(self._server.users.get))
-        if self._auth is None:
-            return bad_sequence()
-        reply = self._auth.reply(event)
-        if self._auth.done:
-            outcome = self._auth.identity or f"failed ({self._auth.failure_reason})"
-            self._log("*", f"AUTH {outcome}")
-        return reply
-
-    def _deliver(self, event: MessageComplete) -> None:
-        data = b"".join(self._content)
-        self._content = []
-        message = StoredMessage(event.sender, event.recipients, data)
-        try:
-            queue_id = self._server._store(message)
-        except OSError as error:
-            self._log("*", f"storing the message failed: {error}")
-            failure = Reply(451, (b"4.3.0 Could not store the message",))
-            for _ in range(self._conn.replies_due):
-                self._write(failure)
+    def _begin_tls(self) -> None:
+        if self._server.tls_context is None:  # a policy said 220 with no certificate
+            self._log("*", "TLS not available, closing")
+            self._abort()
             return
-        for _ in range(self._conn.replies_due):  # LMTP: one per recipient (RFC 2033 §4.2)
-            self._write(ok(f"2.0.0 Ok: queued as {queue_id}"))
+        # From here nothing more is read in plaintext: what the engine already holds
+        # it drops; what is still in the socket reaches the TLS layer as garbage.
+        assert self._transport is not None
+        self._transport.pause_reading()
+        self._tls_starting = True
+        self._tls_task = self._loop.create_task(self._start_tls())
 
     async def _start_tls(self) -> None:
         transport, context = self._transport, self._server.tls_context
@@ -451,6 +271,9 @@ class SMTPServer:
     port). ``cert_path`` is the certificate clients should trust for STARTTLS.
     ``transcript`` receives one line per command, reply and connection event.
     ``on_message`` is called (in the event loop's thread) after each message is stored.
+    ``session_class`` replaces the reply policy (a ``Session`` subclass, see
+    ``backend.py``); the policy settings live in ``backend`` (``hostname``, ``users``,
+    ``mechanisms``, ``allow_plaintext_auth`` and ``require_auth`` read and write it).
     """
 
     def __init__(
@@ -473,34 +296,94 @@ class SMTPServer:
         lmtp: bool = False,
         transcript: Callable[[str], None] | None = None,
         on_message: Callable[[StoredMessage], None] | None = None,
+        session_class: type[Session] = Session,
     ) -> None:
-        unknown = [name for name in mechanisms if name not in _MECHANISMS]
-        if unknown:
-            raise ValueError(f"unsupported AUTH mechanisms: {unknown}")
+        #: The reply policy's settings and the ``Session`` factory (``ValueError`` for an
+        #: unknown mechanism).
+        self.backend = Backend(
+            hostname=hostname,
+            users=users,
+            mechanisms=mechanisms,
+            allow_plaintext_auth=allow_plaintext_auth,
+            require_auth=require_auth,
+            deliver=self._store,
+            session_class=session_class,
+        )
         if (certfile is None) != (keyfile is None):
             raise ValueError("give both certfile and keyfile, or neither")
         self.host = host
         self.port = port
-        self.hostname = hostname
-        self.users: dict[str, str] = dict(users or {})
-        self.mechanisms = tuple(mechanisms)
-        self.allow_plaintext_auth = allow_plaintext_auth
-        self.require_auth = require_auth
-        self.maildir = None if maildir is None else Path(maildir)
-        self.mbox = None if mbox is None else Path(mbox)
+        self.storage = MessageStore(maildir, mbox)
         self.lmtp = lmtp
         self.transcript = transcript
         self.on_message = on_message
         self.config = ServerConfig(max_message_size=max_message_size, timeout=timeout)
-        self.messages: list[StoredMessage] = []
+        self.messages: list[StoredMessage] = self.storage.messages
         self.tls_context: ssl.SSLContext | None = None
         self.cert_path: Path | None = None if certfile is None else Path(certfile)
         self._starttls = starttls
         self._keyfile = None if keyfile is None else Path(keyfile)
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._server: asyncio.Server | None = None
-        self._sessions: set[_Session] = set()
-        self._counter = 0
+        self._sessions: set[_Connection] = set()
+
+    # -- settings kept by the backend and the storage -------------------------------------
+
+    @property
+    def hostname(self) -> str:
+        return self.backend.hostname
+
+    @hostname.setter
+    def hostname(self, value: str) -> None:
+        self.backend.hostname = value
+
+    @property
+    def users(self) -> dict[str, str]:
+        return self.backend.users
+
+    @users.setter
+    def users(self, value: dict[str, str]) -> None:
+        self.backend.users = value
+
+    @property
+    def mechanisms(self) -> tuple[str, ...]:
+        return self.backend.mechanisms
+
+    @mechanisms.setter
+    def mechanisms(self, value: tuple[str, ...]) -> None:
+        self.backend.mechanisms = value
+
+    @property
+    def allow_plaintext_auth(self) -> bool:
+        return self.backend.allow_plaintext_auth
+
+    @allow_plaintext_auth.setter
+    def allow_plaintext_auth(self, value: bool) -> None:
+        self.backend.allow_plaintext_auth = value
+
+    @property
+    def require_auth(self) -> bool:
+        return self.backend.require_auth
+
+    @require_auth.setter
+    def require_auth(self, value: bool) -> None:
+        self.backend.require_auth = value
+
+    @property
+    def maildir(self) -> Path | None:
+        return self.storage.maildir
+
+    @maildir.setter
+    def maildir(self, value: Path | None) -> None:
+        self.storage.maildir = value
+
+    @property
+    def mbox(self) -> Path | None:
+        return self.storage.mbox
+
+    @mbox.setter
+    def mbox(self, value: Path | None) -> None:
+        self.storage.mbox = value
 
     async def __aenter__(self) -> SMTPServer:
         await self.start()
@@ -537,7 +420,7 @@ class SMTPServer:
         try:
             await loop.run_in_executor(None, self._make_tls_context)
             self._server = await loop.create_server(
-                lambda: _Session(self), self.host, self.port, family=socket.AF_UNSPEC
+                lambda: _Connection(self), self.host, self.port, family=socket.AF_UNSPEC
             )
         except BaseException:  # nothing listens: remove the certificate made for it
             if self._tempdir is not None:
@@ -599,19 +482,8 @@ class SMTPServer:
     # -- storage ------------------------------------------------------------------------
 
     def _store(self, message: StoredMessage) -> str:
-        self._counter += 1
-        queue_id = f"{int(time.time())}.{os.getpid()}.{self._counter}"
-        if self.maildir is not None:
-            for sub in ("tmp", "new", "cur"):
-                (self.maildir / sub).mkdir(parents=True, exist_ok=True)
-            name = f"{queue_id}.{socket.gethostname().replace('/', '_')}"
-            temporary = self.maildir / "tmp" / name
-            temporary.write_bytes(message.data)
-            temporary.rename(self.maildir / "new" / name)
-        if self.mbox is not None:
-            with self.mbox.open("ab") as mbox:
-                mbox.write(_mbox_entry(message))
-        self.messages.append(message)
+        """The backend's ``deliver``: store, log, then tell ``on_message``."""
+        queue_id = self.storage.store(message)
         self._log_message(message, queue_id)
         if self.on_message is not None:
             self.on_message(message)
@@ -624,14 +496,3 @@ class SMTPServer:
                 escape_text(f"* stored {queue_id}: <{message.sender}> -> {to}, "
                             f"{len(message.data)} octets")
             )  # fmt: skip
-
-
-def _mbox_entry(message: StoredMessage) -> bytes:
-    """mboxrd: a ``From `` line, LF line ends, ``>`` added before ``>*From `` lines."""
-    sender = (message.sender or "MAILER-DAEMON").encode("utf-8", "replace")
-    stamp = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime()).encode()
-    lines = message.data.replace(b"\r\n", b"\n").split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    quoted = [b">" + line if line.lstrip(b">").startswith(b"From ") else line for line in lines]
-    return b"From " + sender + b" " + stamp + b"\n" + b"\n".join(quoted) + b"\n\n"

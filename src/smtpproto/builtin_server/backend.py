@@ -1,0 +1,405 @@
+"""The built-in server's reply policy, ``Backend`` and ``Session``: no sockets, no loop.
+
+Theory of operation. As in go-smtp, where a ``Backend`` makes one ``Session`` per
+connection and the connection code only moves bytes, the work is split in two:
+
+- a *front end* owns the transport: it reads octets into a ``ServerConnection``, writes
+  what ``ServerConnection.send`` returns, runs the idle timer, starts TLS and closes
+  (``SMTPServer`` does this on asyncio; a trio server or a scripted test server would
+  do the same with its own I/O);
+- the *policy* decides every reply. ``Backend`` holds what all connections of a server
+  share (host name, users and mechanisms for AUTH, where messages go) and makes one
+  ``Session`` per connection; the ``Session`` keeps that connection's state (the
+  content of the message being received, the AUTH exchange) and answers each event.
+
+The loop of any front end::
+
+    conn = ServerConnection(lmtp=..., config=...)
+    session = backend.new_session(conn, starttls=tls_possible, note=log)
+    write(conn.send(session.greeting()))
+    while (event := conn.next_event()) is a ServerEvent:
+        for reply in session.replies(event):
+            write(conn.send(reply))
+        if isinstance(event, StartTLSRequested) and conn.state is TLS_HANDSHAKE:
+            ...handshake..., then conn.tls_established()
+        elif isinstance(event, (QuitReceived, ClientDisconnected)):
+            close()
+
+``replies(event)`` is empty for events that expect no reply, and holds
+``conn.replies_due`` replies otherwise (LMTP answers a message once per recipient,
+RFC 2033 §4.2). The engine checks every reply against the command (a code the command
+cannot have is ``LocalProtocolError``) and takes its next state from it: a refused MAIL
+opens no transaction, a refused RCPT adds no recipient.
+
+Writing your own policy: subclass ``Session`` and override the hook for the command, one
+method per event (``ehlo``, ``helo``, ``mail``, ``rcpt``, ``data``, ``chunk``,
+``message``, ``auth``, ``start_tls``, ``quit``, ``reset``, ``noop``, ``vrfy``, ``expn``,
+``help``, ``unknown``, ``rejected``; plus ``greeting``, ``extensions``, ``mechanism``,
+``idle_timeout`` and ``protocol_error``). Each returns the ``Reply`` to send; the helpers
+in ``smtpproto.server_engine.replies`` build the usual ones::
+
+    from smtpproto.server import Session, SMTPServer
+    from smtpproto.server_engine.replies import mailbox_unavailable
+
+    class NoBob(Session):
+        def rcpt(self, event):
+            if event.recipient.startswith("bob@"):
+                return mailbox_unavailable("No such user here")
+            return super().rcpt(event)
+
+    SMTPServer(session_class=NoBob)           # on asyncio, or with any front end:
+    Backend(session_class=NoBob).new_session(ServerConnection())
+
+Secrets never reach ``note`` (the transcript): AUTH logs the identity or the failure
+reason only (docs/design.md §4 rule 11).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from ..sasl.server import (
+    CramMD5Server,
+    LoginServer,
+    PlainServer,
+    ScramSHA1Server,
+    ScramSHA256Server,
+    ServerMechanism,
+)
+from ..server_engine.auth import AuthExchange
+from ..server_engine.connection import ServerConnection
+from ..server_engine.events import (
+    AuthCancelled,
+    AuthRequested,
+    AuthResponse,
+    ChunkComplete,
+    CommandRejected,
+    ContentReceived,
+    DataRequested,
+    EhloReceived,
+    ExpnReceived,
+    HeloReceived,
+    HelpReceived,
+    MailReceived,
+    MessageComplete,
+    NoopReceived,
+    QuitReceived,
+    RcptReceived,
+    ResetReceived,
+    ServerEvent,
+    StartTLSRequested,
+    UnknownCommand,
+    VrfyReceived,
+)
+from ..server_engine.replies import (
+    auth_mechanism_unsupported,
+    auth_required,
+    bad_sequence,
+    cannot_verify,
+    closing,
+    ehlo_reply,
+    greeting,
+    helo_reply,
+    help_reply,
+    not_implemented,
+    not_recognized,
+    ok,
+    ready_to_start_tls,
+    service_closing,
+    start_mail_input,
+    syntax_error,
+)
+from ..wire.errors import ProtocolError
+from ..wire.reply import Reply
+from .storage import StoredMessage
+
+__all__ = ["DEFAULT_MECHANISMS", "MECHANISMS", "Backend", "Deliver", "Note", "Session"]
+
+#: Mechanisms offered when there are users, strongest first.
+DEFAULT_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN")
+#: Every mechanism the built-in server can verify, by name (RFC 4954 §4).
+MECHANISMS: Mapping[str, Callable[[Callable[[str], str | None]], ServerMechanism]] = {
+    "SCRAM-SHA-256": ScramSHA256Server,
+    "SCRAM-SHA-1": ScramSHA1Server,
+    "CRAM-MD5": CramMD5Server,
+    "PLAIN": PlainServer,
+    "LOGIN": LoginServer,
+}
+
+#: Keeps a message somewhere and returns its queue id; ``OSError`` when it cannot.
+Deliver = Callable[[StoredMessage], str]
+#: Takes one transcript note (no direction marker; the front end adds it).
+Note = Callable[[str], None]
+
+
+def _no_note(text: str) -> None:
+    """The default ``note``: notes go nowhere."""
+
+
+class Backend:
+    """What every connection of one server shares, and the ``Session`` factory.
+
+    ``users`` maps user names (SASLprep'd) to passwords; AUTH with ``mechanisms`` is
+    offered only when there are users, and only over TLS unless
+    ``allow_plaintext_auth``. ``require_auth`` refuses MAIL before AUTH (530, RFC 4954
+    §6). ``deliver`` keeps a finished message and returns its queue id; without it
+    messages are kept in ``messages``. ``session_class`` is the policy for each
+    connection (a ``Session`` subclass).
+    """
+
+    def __init__(
+        self,
+        *,
+        hostname: str = "localhost",
+        users: Mapping[str, str] | None = None,
+        mechanisms: Sequence[str] = DEFAULT_MECHANISMS,
+        allow_plaintext_auth: bool = False,
+        require_auth: bool = False,
+        deliver: Deliver | None = None,
+        session_class: type[Session] | None = None,
+    ) -> None:
+        unknown = [name for name in mechanisms if name not in MECHANISMS]
+        if unknown:
+            raise ValueError(f"unsupported AUTH mechanisms: {unknown}")
+        self.hostname = hostname
+        self.users: dict[str, str] = dict(users or {})
+        self.mechanisms = tuple(mechanisms)
+        self.allow_plaintext_auth = allow_plaintext_auth
+        self.require_auth = require_auth
+        self.session_class: type[Session] = Session if session_class is None else session_class
+        #: Messages kept when no ``deliver`` callback was given.
+        self.messages: list[StoredMessage] = []
+        self._deliver = deliver
+
+    def __repr__(self) -> str:  # user names only: passwords never appear (rule 11)
+        return (
+            f"{type(self).__name__}(hostname={self.hostname!r}, users={sorted(self.users)!r}, "
+            f"mechanisms={self.mechanisms!r}, session_class={self.session_class.__name__})"
+        )
+
+    def new_session(
+        self, conn: ServerConnection, *, starttls: bool = False, note: Note | None = None
+    ) -> Session:
+        """The policy for one new connection driven by ``conn``. ``starttls`` says the
+        front end can do a TLS handshake (so STARTTLS may be offered); ``note`` takes
+        the session's transcript notes."""
+        return self.session_class(self, conn, starttls=starttls, note=note)
+
+    def deliver(self, message: StoredMessage) -> str:
+        """Keep ``message``; return its queue id (``OSError`` when it cannot be kept)."""
+        if self._deliver is not None:
+            return self._deliver(message)
+        self.messages.append(message)
+        return str(len(self.messages))
+
+
+class Session:
+    """The reply policy for one connection: what to answer to each engine event.
+
+    ``replies(event)`` is what a front end calls; the other public methods are hooks a
+    subclass overrides, one per command. ``conn`` is the connection's engine (read
+    ``conn.tls_active``, ``conn.authenticated``, ``conn.client_name``; the front end
+    alone feeds it and sends on it). The built-in answers accept every sender and
+    recipient and keep every message.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        conn: ServerConnection,
+        *,
+        starttls: bool = False,
+        note: Note | None = None,
+    ) -> None:
+        self.backend = backend
+        self.conn = conn
+        #: The front end can start TLS: STARTTLS is offered before TLS is active.
+        self.starttls = starttls
+        self.note: Note = _no_note if note is None else note
+        #: Content of the message being received (DATA lines or BDAT chunks).
+        self.content: list[bytes] = []
+        self._auth: AuthExchange | None = None
+
+    @property
+    def hostname(self) -> str:
+        """The server's name, used in the greeting and in replies."""
+        return self.backend.hostname
+
+    # -- what a front end calls -------------------------------------------------------
+
+    def replies(self, event: ServerEvent) -> list[Reply]:
+        """The replies to send for ``event``, in order: none when the event expects no
+        reply (content is collected here), else ``conn.replies_due`` of them."""
+        if isinstance(event, ContentReceived):
+            self.content.append(event.data)
+            return []
+        if not event.expects_reply:
+            return []
+        return [self._answer(event)] * self.conn.replies_due
+
+    def greeting(self) -> Reply:
+        """The 220 sent when the connection opens (RFC 5321 §4.2, §3.1); a 554 refuses
+        the session (the client may then only QUIT)."""
+        return greeting(self.hostname, "ESMTP smtpproto")
+
+    def idle_timeout(self) -> Reply:
+        """The 421 sent before closing an idle connection (RFC 5321 §4.5.3.2.7)."""
+        return service_closing(self.hostname, "Idle timeout")
+
+    def protocol_error(self, error: ProtocolError) -> Reply:
+        """The last reply before closing after input that cannot be answered."""
+        return syntax_error("Protocol error, closing")
+
+    # -- hooks: one per command --------------------------------------------------------
+
+    def extensions(self) -> list[str]:
+        """The EHLO keywords offered now (RFC 5321 §4.1.1.1): STARTTLS until TLS is
+        active (RFC 3207), AUTH when there are users and TLS or ``allow_plaintext_auth``
+        (RFC 4954 §4)."""
+        backend = self.backend
+        extensions = ["PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "DSN"]
+        size = self.conn.config.max_message_size or 0
+        extensions += ["CHUNKING", "BINARYMIME", f"SIZE {size}"]
+        if self.starttls and not self.conn.tls_active:
+            extensions.append("STARTTLS")
+        if backend.users and (self.conn.tls_active or backend.allow_plaintext_auth):
+            extensions.append("AUTH " + " ".join(backend.mechanisms))
+        return extensions
+
+    def ehlo(self, event: EhloReceived) -> Reply:
+        """EHLO or LHLO: 250 with ``extensions()`` (RFC 5321 §4.1.1.1, RFC 2033 §4.1)."""
+        return ehlo_reply(self.hostname, self.extensions(), "greets you")
+
+    def helo(self, event: HeloReceived) -> Reply:
+        """HELO: 250 without extensions."""
+        return helo_reply(self.hostname)
+
+    def mail(self, event: MailReceived) -> Reply:
+        """MAIL FROM (RFC 5321 §4.1.1.2): accepted, or 530 before AUTH when required."""
+        self.content = []
+        if self.backend.require_auth and not self.conn.authenticated:
+            return auth_required()
+        return ok("2.1.0 Sender OK")
+
+    def rcpt(self, event: RcptReceived) -> Reply:
+        """RCPT TO (RFC 5321 §4.1.1.3): every recipient is accepted."""
+        return ok("2.1.5 Recipient OK")
+
+    def data(self, event: DataRequested) -> Reply:
+        """DATA (RFC 5321 §4.1.1.4): 354, content follows."""
+        self.content = []
+        return start_mail_input()
+
+    def chunk(self, event: ChunkComplete) -> Reply:
+        """A BDAT chunk that is not the last (RFC 3030 §2)."""
+        return ok(f"2.0.0 {event.size} octets received")
+
+    def message(self, event: MessageComplete, data: bytes) -> Reply:
+        """The message is complete (end of DATA, or BDAT LAST): ``data`` exactly as
+        received. Delivered through the backend: 250 with the queue id, or 451 when it
+        could not be kept (RFC 5321 §4.2.2)."""
+        stored = StoredMessage(event.sender, event.recipients, data)
+        try:
+            queue_id = self.backend.deliver(stored)
+        except OSError as error:
+            self.note(f"storing the message failed: {error}")
+            return Reply(451, (b"4.3.0 Could not store the message",))
+        return ok(f"2.0.0 Ok: queued as {queue_id}")
+
+    def mechanism(self, name: str) -> ServerMechanism | None:
+        """A fresh verifier for AUTH ``name`` checking the backend's users, or ``None``
+        (504) for a mechanism this server cannot verify."""
+        factory = MECHANISMS.get(name)
+        return None if factory is None else factory(self.backend.users.get)
+
+    def auth(self, event: AuthRequested | AuthResponse | AuthCancelled) -> Reply:
+        """One step of AUTH (RFC 4954 §4): 334 challenges, then 235 or 535; notes the
+        outcome (the identity or the failure reason, never a secret)."""
+        if isinstance(event, AuthRequested):
+            mechanism = self.mechanism(event.mechanism)
+            if mechanism is None:
+                return auth_mechanism_unsupported()
+            self._auth = AuthExchange(mechanism)
+        if self._auth is None:
+            return bad_sequence()
+        reply = self._auth.reply(event)
+        if self._auth.done:
+            outcome = self._auth.identity or f"failed ({self._auth.failure_reason})"
+            self.note(f"AUTH {outcome}")
+        return reply
+
+    def start_tls(self, event: StartTLSRequested) -> Reply:
+        """STARTTLS (RFC 3207 §4): 220, after which the front end starts the handshake
+        (a 454 here would keep the session in plaintext)."""
+        return ready_to_start_tls()
+
+    def quit(self, event: QuitReceived) -> Reply:
+        """QUIT (RFC 5321 §4.1.1.10): 221; the front end closes after sending it."""
+        return closing(self.hostname)
+
+    def reset(self, event: ResetReceived) -> Reply:
+        """RSET (RFC 5321 §4.1.1.5)."""
+        return ok()
+
+    def noop(self, event: NoopReceived) -> Reply:
+        """NOOP (RFC 5321 §4.1.1.9)."""
+        return ok()
+
+    def vrfy(self, event: VrfyReceived) -> Reply:
+        """VRFY: 252, cannot verify but will try (RFC 5321 §3.5.3)."""
+        return cannot_verify()
+
+    def expn(self, event: ExpnReceived) -> Reply:
+        """EXPN: 502 not implemented (RFC 5321 §3.5.3 allows refusing it)."""
+        return not_implemented()
+
+    def help(self, event: HelpReceived) -> Reply:
+        """HELP (RFC 5321 §4.1.1.8)."""
+        return help_reply("2.0.0 smtpproto built-in server; see RFC 5321")
+
+    def unknown(self, event: UnknownCommand) -> Reply:
+        """A verb the engine does not know: 500 (RFC 5321 §4.2.4)."""
+        return not_recognized()
+
+    def rejected(self, event: CommandRejected) -> Reply:
+        """A command the engine refused (syntax, sequence, limits): its own reply."""
+        return event.reply
+
+    def _answer(self, event: ServerEvent) -> Reply:
+        """The hook's reply for an event that expects one."""
+        if isinstance(event, EhloReceived):
+            return self.ehlo(event)
+        if isinstance(event, HeloReceived):
+            return self.helo(event)
+        if isinstance(event, MailReceived):
+            return self.mail(event)
+        if isinstance(event, RcptReceived):
+            return self.rcpt(event)
+        if isinstance(event, DataRequested):
+            return self.data(event)
+        if isinstance(event, ChunkComplete):
+            return self.chunk(event)
+        if isinstance(event, MessageComplete):
+            data, self.content = b"".join(self.content), []
+            return self.message(event, data)
+        if isinstance(event, (AuthRequested, AuthResponse, AuthCancelled)):
+            return self.auth(event)
+        if isinstance(event, StartTLSRequested):
+            return self.start_tls(event)
+        if isinstance(event, QuitReceived):
+            return self.quit(event)
+        if isinstance(event, ResetReceived):
+            return self.reset(event)
+        if isinstance(event, NoopReceived):
+            return self.noop(event)
+        if isinstance(event, VrfyReceived):
+            return self.vrfy(event)
+        if isinstance(event, ExpnReceived):
+            return self.expn(event)
+        if isinstance(event, HelpReceived):
+            return self.help(event)
+        if isinstance(event, UnknownCommand):
+            return self.unknown(event)
+        if isinstance(event, CommandRejected):
+            return self.rejected(event)
+        return ok()

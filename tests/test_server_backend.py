@@ -1,0 +1,215 @@
+"""The built-in server's policy seam (``Backend`` / ``Session``) driven without a socket.
+
+Each test feeds client octets to a ``ServerConnection``, asks the ``Session`` for the
+replies to every event and sends them back through the engine, exactly as a front end
+does. One test plugs a ``Session`` subclass into ``SMTPServer`` and checks the changed
+reply with smtplib over 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import mailbox
+import smtplib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smtpproto.server import Backend, MessageStore, Session, SMTPServer, StoredMessage
+from smtpproto.server_engine.connection import ServerConnection
+from smtpproto.server_engine.events import PAUSED, MessageComplete, RcptReceived, ServerEvent
+from smtpproto.server_engine.replies import mailbox_unavailable
+from smtpproto.server_engine.states import ServerState
+from smtpproto.testing import run_server
+from smtpproto.wire.need_data import NEED_DATA
+from smtpproto.wire.reply import Reply
+
+BODY = b"Subject: hi\r\n\r\n..leading dot\r\nend\r\n"
+
+
+class Front:
+    """A front end without I/O: octets in, the replies the policy chose out."""
+
+    def __init__(self, backend: Backend, *, lmtp: bool = False, starttls: bool = False) -> None:
+        self.conn = ServerConnection(lmtp=lmtp)
+        self.notes: list[str] = []
+        self.session = backend.new_session(self.conn, starttls=starttls, note=self.notes.append)
+        self.conn.send(self.session.greeting())
+
+    def feed(self, data: bytes) -> list[Reply]:
+        self.conn.receive_data(data)
+        sent: list[Reply] = []
+        while True:
+            event = self.conn.next_event()
+            if event is NEED_DATA or event is PAUSED:
+                return sent
+            assert isinstance(event, ServerEvent)
+            for reply in self.session.replies(event):
+                self.conn.send(reply)
+                sent.append(reply)
+
+    def codes(self, data: bytes) -> list[int]:
+        return [reply.code for reply in self.feed(data)]
+
+
+def _ehlo_keywords(reply: Reply) -> list[str]:
+    return [line.split(" ")[0] for line in reply.lines[1:]]
+
+
+def test_default_session_accepts_and_delivers_to_backend_messages() -> None:
+    backend = Backend(hostname="mx.test")
+    front = Front(backend)
+    (ehlo,) = front.feed(b"EHLO client.test\r\n")
+    assert ehlo.code == 250 and ehlo.lines[0] == "mx.test greets you"
+    assert "STARTTLS" not in _ehlo_keywords(ehlo) and "AUTH" not in _ehlo_keywords(ehlo)
+    assert "CHUNKING" in _ehlo_keywords(ehlo)
+    pipelined = b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n"
+    assert front.codes(pipelined) == [250, 250, 354]
+    (queued,) = front.feed(BODY + b".\r\n")
+    assert queued.code == 250 and queued.raw_lines == (b"2.0.0 Ok: queued as 1",)
+    assert backend.messages == [
+        StoredMessage("a@x.test", ("b@y.test",), b"Subject: hi\r\n\r\n.leading dot\r\nend\r\n")
+    ]
+    assert front.codes(b"QUIT\r\n") == [221]
+
+
+def test_bdat_chunks_are_joined_and_lmtp_answers_once_per_recipient() -> None:
+    backend = Backend()
+    front = Front(backend, lmtp=True)
+    front.feed(b"LHLO client.test\r\n")
+    assert front.codes(b"MAIL FROM:<>\r\nRCPT TO:<a@y.test>\r\nRCPT TO:<b@y.test>\r\n") == [
+        250,
+        250,
+        250,
+    ]
+    assert front.codes(b"BDAT 4\r\nabcd") == [250]
+    replies = front.feed(b"BDAT 2 LAST\r\nef")
+    assert [r.code for r in replies] == [250, 250]  # RFC 2033 §4.2
+    assert backend.messages == [StoredMessage("", ("a@y.test", "b@y.test"), b"abcdef")]
+
+
+def test_starttls_is_offered_only_when_the_front_end_can_do_it() -> None:
+    front = Front(Backend(), starttls=True)
+    (ehlo,) = front.feed(b"EHLO c\r\n")
+    assert "STARTTLS" in _ehlo_keywords(ehlo)
+    (ready,) = front.feed(b"STARTTLS\r\n")
+    assert ready.code == 220
+    assert front.conn.state is ServerState.TLS_HANDSHAKE  # the front end starts TLS now
+
+
+def test_require_auth_refuses_mail_before_auth() -> None:
+    front = Front(Backend(users={"alice": "pw"}, require_auth=True))
+    (ehlo,) = front.feed(b"EHLO c\r\n")
+    assert "AUTH" not in _ehlo_keywords(ehlo)  # no TLS and plaintext AUTH not allowed
+    (refused,) = front.feed(b"MAIL FROM:<a@x.test>\r\n")
+    assert refused.code == 530
+
+
+def test_auth_plain_verifies_against_backend_users_and_notes_no_secret() -> None:
+    backend = Backend(users={"alice": "wonderland"}, allow_plaintext_auth=True, require_auth=True)
+    front = Front(backend)
+    (ehlo,) = front.feed(b"EHLO c\r\n")
+    assert "AUTH SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 PLAIN LOGIN" in ehlo.lines
+    wrong = base64.b64encode(b"\0alice\0nope")
+    assert front.codes(b"AUTH PLAIN " + wrong + b"\r\n") == [535]
+    right = base64.b64encode(b"\0alice\0wonderland")
+    assert front.codes(b"AUTH PLAIN " + right + b"\r\n") == [235]
+    assert front.conn.authenticated
+    assert front.codes(b"MAIL FROM:<a@x.test>\r\n") == [250]
+    assert front.notes[-1] == "AUTH alice"
+    assert front.notes[0].startswith("AUTH failed (")
+    assert not any("wonderland" in note or "nope" in note for note in front.notes)
+    assert "wonderland" not in repr(backend) and "alice" in repr(backend)
+
+
+def test_unknown_mechanism_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="unsupported AUTH mechanisms"):
+        Backend(mechanisms=["PLAIN", "X-NOPE"])
+
+
+def test_a_delivery_that_fails_is_451_and_noted() -> None:
+    def deliver(message: StoredMessage) -> str:
+        raise OSError("disk full")
+
+    front = Front(Backend(deliver=deliver))
+    front.feed(b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n")
+    (failed,) = front.feed(b"x\r\n.\r\n")
+    assert failed.code == 451 and failed.raw_lines == (b"4.3.0 Could not store the message",)
+    assert front.notes == ["storing the message failed: disk full"]
+
+
+class NoBob(Session):
+    """Refuses every recipient at bob's; counts the messages it saw."""
+
+    def rcpt(self, event: RcptReceived) -> Reply:
+        if event.recipient.startswith("bob@"):
+            return mailbox_unavailable("No such user here")
+        return super().rcpt(event)
+
+    def message(self, event: MessageComplete, data: bytes) -> Reply:
+        self.note(f"{len(event.recipients)} recipient(s)")
+        return super().message(event, data)
+
+
+def test_a_session_subclass_changes_replies_and_the_engine_follows() -> None:
+    backend = Backend(session_class=NoBob)
+    front = Front(backend)
+    front.feed(b"EHLO c\r\nMAIL FROM:<a@x.test>\r\n")
+    replies = front.feed(b"RCPT TO:<bob@y.test>\r\nRCPT TO:<carol@y.test>\r\nDATA\r\n")
+    assert [r.code for r in replies] == [550, 250, 354]
+    assert replies[0].raw_lines == (b"5.1.1 No such user here",)
+    front.feed(b"hello\r\n.\r\n")
+    assert backend.messages == [StoredMessage("a@x.test", ("carol@y.test",), b"hello\r\n")]
+    assert front.notes == ["1 recipient(s)"]
+
+
+def test_message_store_writes_maildir_and_mbox(tmp_path: Path) -> None:
+    store = MessageStore(maildir=tmp_path / "Maildir", mbox=tmp_path / "mbox")
+    message = StoredMessage("a@x.test", ("b@y.test",), b"Subject: s\r\n\r\nFrom here\r\n")
+    queue_id = store.store(message)
+    assert store.messages == [message]
+    (stored,) = (tmp_path / "Maildir" / "new").iterdir()
+    assert stored.name.startswith(queue_id) and stored.read_bytes() == message.data
+    box = mailbox.mbox(str(tmp_path / "mbox"))
+    try:
+        (entry,) = box
+        assert entry.get_from().startswith("a@x.test ")
+        assert entry.get_payload() == ">From here\n"  # mboxrd quoting
+    finally:
+        box.close()
+
+
+def test_the_policy_modules_load_no_event_loop() -> None:
+    script = (
+        "import sys\n"
+        "import smtpproto.builtin_server.backend, smtpproto.builtin_server.transcript\n"
+        "assert 'asyncio' not in sys.modules and 'trio' not in sys.modules\n"
+        "assert 'ssl' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+def test_a_custom_session_in_smtpserver_refuses_a_recipient_end_to_end() -> None:
+    transcript: list[str] = []
+    with run_server(starttls=False, session_class=NoBob, transcript=transcript.append) as server:
+        with smtplib.SMTP(server.host, server.port, timeout=15) as client:
+            refused = client.sendmail(
+                "a@x.test", ["bob@y.test", "carol@y.test"], b"Subject: s\r\n\r\nhi\r\n"
+            )
+            assert refused == {"bob@y.test": (550, b"5.1.1 No such user here")}
+            with pytest.raises(smtplib.SMTPRecipientsRefused):
+                client.sendmail("a@x.test", ["bob@y.test"], b"x\r\n")
+        (message,) = server.wait_for_messages(1)
+    assert message.recipients == ("carol@y.test",)
+    assert "S: 550 5.1.1 No such user here" in transcript
+    assert "* 1 recipient(s)" in transcript
+
+
+def test_smtpserver_settings_are_the_backends() -> None:
+    server = SMTPServer(users={"alice": "pw"}, require_auth=True, starttls=False)
+    assert server.backend.users is server.users and server.backend.require_auth
+    server.hostname = "mx.test"
+    assert server.backend.hostname == "mx.test"
+    assert server.messages is server.storage.messages

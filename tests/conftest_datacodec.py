@@ -1,32 +1,69 @@
 """Helpers shared by the DATA codec tests: the twin lists, an oracle, chunkings.
 
-Imported by ``test_dataenc.py`` and ``test_datadec.py`` (not a pytest conftest: the
-fixtures live in those files, parametrised over ``ENCODER_TWINS`` / ``DECODER_TWINS``).
+Imported by ``test_dataenc.py``, ``test_datadec.py`` and ``test_line_ends.py`` (not a
+pytest conftest: the fixtures live in those files, parametrised over ``ENCODER_TWINS`` /
+``DECODER_TWINS`` / ``NORMALIZER_TWINS``), and by ``conftest.py`` for the reply parser
+twins. A compiled twin is listed whenever it is expected (CPython without
+``SMTPPROTO_NO_EXTENSIONS``); when it was not built it is listed as ``MissingTwin``, so
+its tests fail with ``MISSING_TWIN`` instead of disappearing.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import strategies as st
 
-from smtpproto.wire.datacodec import CDataDecoder, CDataEncoder, PyDataDecoder, PyDataEncoder
+from smtpproto.wire.datacodec import (
+    CDataDecoder,
+    CDataEncoder,
+    CLineEndNormalizer,
+    PyDataDecoder,
+    PyDataEncoder,
+    PyLineEndNormalizer,
+)
+from smtpproto.wire.twins import USE_EXTENSIONS
 
-ENCODER_TWINS = [pytest.param(PyDataEncoder, id="py")]
-if CDataEncoder is not None:
-    ENCODER_TWINS.append(pytest.param(CDataEncoder, id="c"))
+T = TypeVar("T")
 
-DECODER_TWINS = [pytest.param(PyDataDecoder, id="py")]
-if CDataDecoder is not None:
-    DECODER_TWINS.append(pytest.param(CDataDecoder, id="c"))
+#: Why a test of a compiled twin fails when the build is missing.
+MISSING_TWIN = "compiled twin not built; build it or set SMTPPROTO_NO_EXTENSIONS=1"
 
-ALL_ENCODERS: list[type[PyDataEncoder]] = [PyDataEncoder]
-if CDataEncoder is not None:
-    ALL_ENCODERS.append(CDataEncoder)
-ALL_DECODERS: list[type[PyDataDecoder]] = [PyDataDecoder]
-if CDataDecoder is not None:
-    ALL_DECODERS.append(CDataDecoder)
+
+class MissingTwin:
+    """Stands for a compiled twin that should exist but was not built: using it fails
+    the test (``conftest._compiled_twins_built`` fails a parametrised test at once)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pytest.fail(MISSING_TWIN, pytrace=False)
+
+
+def twins(python: type[T], compiled: type[T] | None) -> list[type[T]]:
+    """The twins under test: the Python one, then the compiled one when expected
+    (``USE_EXTENSIONS``); a missing build is a ``MissingTwin`` that fails when used."""
+    if not USE_EXTENSIONS:
+        return [python]
+    return [python, compiled if compiled is not None else MissingTwin]  # type: ignore[list-item]
+
+
+def twin_params(python: type[T], compiled: type[T] | None) -> list[Any]:
+    """``twins`` as pytest parameters with the ids ``py`` and ``c``."""
+    found = twins(python, compiled)
+    return [
+        pytest.param(cls, id=name)
+        for cls, name in zip(found, ["py", "c"][: len(found)], strict=True)
+    ]
+
+
+ENCODER_TWINS = twin_params(PyDataEncoder, CDataEncoder)
+DECODER_TWINS = twin_params(PyDataDecoder, CDataDecoder)
+NORMALIZER_TWINS = twin_params(PyLineEndNormalizer, CLineEndNormalizer)
+
+ALL_ENCODERS: list[type[PyDataEncoder]] = twins(PyDataEncoder, CDataEncoder)
+ALL_DECODERS: list[type[PyDataDecoder]] = twins(PyDataDecoder, CDataDecoder)
+ALL_NORMALIZERS: list[type[PyLineEndNormalizer]] = twins(PyLineEndNormalizer, CLineEndNormalizer)
 
 _ANY_LINE_END = re.compile(rb"\r\n|\r|\n")
 

@@ -12,13 +12,13 @@ from smtpproto.wire.abnf import (
     MAX_LOCAL_PART,
     MAX_PATH,
     SyntaxErrorInCommand,
-    _validate_path_content,
     check_no_controls,
     format_domain,
     format_path,
     validate_domain,
 )
 from smtpproto.wire.errors import LocalProtocolError
+from smtpproto.wire.grammar import _validate_path_content
 
 # atext, the separators, and characters each rule refuses somewhere.
 ALPHABET = st.sampled_from(list('aZ09-._+=!#~@"[]<> \\\r\n\x00\x7f\u00e9\u2028:'))

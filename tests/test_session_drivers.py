@@ -30,7 +30,7 @@ from smtpproto.drivers.session import (
     hello_name,
     make_timeouts,
 )
-from smtpproto.drivers.support import LineEnds, content_chunks
+from smtpproto.drivers.support import content_chunks
 from smtpproto.exceptions import (
     SMTPConnectError,
     SMTPDeliveryStatusUnknown,
@@ -43,6 +43,7 @@ from smtpproto.exceptions import (
     SMTPTLSError,
 )
 from smtpproto.sasl import ChannelBinding, Plain
+from smtpproto.wire.datacodec import LineEndNormalizer as LineEnds
 from smtpproto.wire.errors import LocalProtocolError
 
 EHLO_FULL = (

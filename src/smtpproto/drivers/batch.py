@@ -53,6 +53,7 @@ from ..client_engine.events import (
     TransactionResult,
 )
 from ..client_engine.states import ClientState
+from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
@@ -68,7 +69,6 @@ from .support import (
     DEFAULT_CHUNK_SIZE,
     ContentSource,
     Driver,
-    LineEnds,
     MailOptions,
     Read,
     Write,
@@ -396,7 +396,7 @@ def _crlf(item: _Prepared) -> bytes:
     BINARYMIME (RFC 3030 §3)."""
     if item.mail.body == "BINARYMIME":
         return item.first
-    ends = LineEnds()
+    ends = LineEndNormalizer()
     return ends.feed(item.first) + ends.finish()
 
 

@@ -1,7 +1,7 @@
 """The exceptions the blocking, asyncio and trio adapters raise.
 
 The engine reports everything as events and raises only ``ProtocolError`` (see
-``_errors``). The adapters turn I/O failures, timeouts, engine errors and error replies
+``wire.errors``). The adapters turn I/O failures, timeouts, engine errors and error replies
 into this small hierarchy, so a caller catches one family whatever the I/O library::
 
     SMTPError

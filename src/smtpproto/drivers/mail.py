@@ -1,13 +1,14 @@
 """The mail-transaction drivers of ``Session`` (``sendmail``, ``send_message``).
 
-Theory of operation: a mixin over ``_session.SessionBase``'s plumbing (``_send``
+Theory of operation: a mixin over ``drivers.session.Session``'s plumbing (``_send``
 writes commands, ``_event`` reads the next engine event). The envelope goes first:
 with PIPELINING, MAIL, every RCPT and DATA in one write (RFC 2920 §3.1); without it,
 one command per reply. The content then streams in chunks: DATA content through the
-engine's encoder (dot-stuffing, CRLF), or BDAT chunks (RFC 3030) normalised to CRLF
-here; a small message with CHUNKING and PIPELINING goes out as MAIL+RCPT+BDAT LAST in
-one write. Up to ``BDAT_WINDOW`` BDAT chunks are in flight when pipelining; a refused
-chunk stops the stream (RFC 3030 §2) and RSET ends the transaction. The engine's
+engine's encoder (dot-stuffing, CRLF), or BDAT chunks (RFC 3030 §2) made CRLF by the
+DATA codec's ``LineEndNormalizer`` (the same normalisation, RFC 5321 §2.3.8); a small
+message with CHUNKING and PIPELINING goes out as MAIL+RCPT+BDAT LAST in one write. Up
+to ``BDAT_WINDOW`` BDAT chunks are in flight when pipelining; a refused chunk stops the
+stream (RFC 3030 §2) and RSET ends the transaction. The engine's
 ``TransactionResult`` is then turned into the result or an exception by ``raise_for``.
 
 Stopping early (``stop_after``, for diagnostics like swaks' ``--quit-after``): after
@@ -41,6 +42,7 @@ from ..client_engine.events import (
     Rset,
     TransactionResult,
 )
+from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
@@ -54,7 +56,6 @@ from .support import (
     DEFAULT_CHUNK_SIZE,
     ContentSource,
     Driver,
-    LineEnds,
     MailOptions,
     ProgressCallback,
     Write,
@@ -79,7 +80,7 @@ MAIL_STAGES: tuple[MailStage, ...] = ("mail", "rcpt", "data")
 
 
 class MailDrivers:
-    """``sendmail`` and ``send_message``; needs ``SessionBase``'s plumbing."""
+    """``sendmail`` and ``send_message``; needs ``Session``'s plumbing."""
 
     if TYPE_CHECKING:
         conn: ClientConnection
@@ -163,7 +164,7 @@ class MailDrivers:
         progress: ProgressCallback | None = None,
     ) -> Driver[TransactionResult]:
         """Send an ``email.message`` message; the envelope comes from its headers like
-        smtplib's ``send_message`` (see ``_envelope``): Sender/From, To/Cc/Bcc, the most
+        smtplib's ``send_message`` (see ``drivers.envelope``): Sender/From, To/Cc/Bcc, the most
         recent Resent-* block; Bcc and Resent-Bcc are not sent. A non-ASCII address
         selects SMTPUTF8 and a UTF-8 serialisation (RFC 6531, RFC 6532); 8-bit content
         selects BODY=8BITMIME. Results and exceptions as ``sendmail``."""
@@ -354,7 +355,7 @@ class MailDrivers:
         if not pipe:
             yield from self._envelope(mail, rcpts, False)
             if not self._any_accepted():
-                return (yield from self._abort())
+                return (yield from self._abort("DATA"))
         if pipe:
             yield from self._envelope(mail, rcpts, True, Data())
         else:
@@ -400,7 +401,7 @@ class MailDrivers:
         replies: list[Reply] = []  # MAIL's, then each RCPT's, in order (RFC 2920 §3.1)
         for group in groups:
             if not pipe and isinstance(group[0], Data) and not self._any_accepted():
-                return (yield from self._abort())  # RFC 5321 §3.3: no DATA without one
+                return (yield from self._abort("DATA"))  # RFC 5321 §3.3: no DATA without one
             yield from self._send(*group)
             while self.conn.outstanding:
                 event = yield from self._event()
@@ -439,7 +440,7 @@ class MailDrivers:
         progress: ProgressCallback | None,
     ) -> Driver[TransactionResult]:
         conn = self.conn
-        ends = LineEnds() if mail.body != "BINARYMIME" else None
+        ends = LineEndNormalizer() if mail.body != "BINARYMIME" else None
         following = next(chunks, None)
 
         def encode(chunk: bytes, last: bool) -> bytes:
@@ -457,7 +458,7 @@ class MailDrivers:
         if pipe:
             yield from self._drain_until_outstanding(0)
         if not self._any_accepted():
-            return (yield from self._abort())
+            return (yield from self._abort("BDAT"))
         sent = 0
         chunk: bytes | None = first
         window = BDAT_WINDOW if pipe else 0
@@ -471,7 +472,7 @@ class MailDrivers:
                 break
             failed = yield from self._drain_until_outstanding(window)
             if failed:
-                return (yield from self._abort())
+                return (yield from self._abort("BDAT"))
             chunk, following = following, next(chunks, None)
         return (yield from self._result("BDAT"))
 
@@ -490,12 +491,12 @@ class MailDrivers:
     def _any_accepted(self) -> bool:
         return self._rcpt_accepted > 0
 
-    def _abort(self) -> Driver[TransactionResult]:
+    def _abort(self, verb: Literal["DATA", "BDAT"]) -> Driver[TransactionResult]:
         """End a transaction that cannot deliver (no recipient accepted, a BDAT
-        refused) with RSET, then raise for its result."""
+        refused) with RSET (RFC 5321 §4.1.1.5), then raise for its result, labelled
+        with the verb the transaction uses (``verb``: DATA or BDAT, RFC 3030 §2)."""
         yield from self._send(Rset())
-        result = yield from self._result("BDAT")
-        return result
+        return (yield from self._result(verb))
 
     def _result(self, verb: str) -> Driver[TransactionResult]:
         while True:

@@ -11,7 +11,7 @@ decision (what to send next, when to start TLS, which AUTH mechanism, how a repl
 maps to an exception) is made here or in the engine, never in an adapter.
 
 Diagnostics stop early (swaks' ``--quit-after``): ``open(until="greeting"|"ehlo"|"tls")``
-and ``sendmail(stop_after="mail"|"rcpt"|"data")`` (see ``_session_mail``). The session
+and ``sendmail(stop_after="mail"|"rcpt"|"data")`` (see ``drivers.mail``). The session
 keeps the greeting (``greeting``) and the capabilities of the cleartext EHLO
 (``capabilities_before_tls``), which STARTTLS makes the engine forget.
 
@@ -444,9 +444,6 @@ class Session(BatchDrivers):
                 assert isinstance(event, StartTLSRefused)
                 self._check_tls_unavailable()
         return reply
-
-    def _upgrade(self) -> UpgradeTLS:
-        return UpgradeTLS(self.server_hostname, self.config.timeouts.other)
 
     def _check_tls_unavailable(self) -> None:
         """Raise ``SMTPTLSError`` if the engine reports ``TLSUnavailable`` now (it

@@ -1,6 +1,7 @@
-"""Helpers of the session drivers (``_session``): content sources, BDAT line ends,
-MAIL options, and the small decisions adapters delegate (TLS policy from the port,
-default port, timeouts, the EHLO name, the logging transcript).
+"""Helpers of the session drivers (``drivers.session``): content sources, MAIL options,
+and the small decisions adapters delegate (TLS policy from the port, default port,
+timeouts, the EHLO name, the logging transcript). BDAT line ends are made CRLF by the
+DATA codec's ``LineEndNormalizer`` (``wire.datacodec``).
 
 Engine layer: no I/O, no clock. Content is never held whole: every source becomes an
 iterator of chunks of at most ``chunk_size`` octets.
@@ -22,7 +23,6 @@ __all__ = [
     "MAX_READAHEAD",
     "ContentSource",
     "Driver",
-    "LineEnds",
     "MailOptions",
     "ProgressCallback",
     "Read",
@@ -320,35 +320,6 @@ def _split_chunks(chunks: Iterable[bytes], chunk_size: int) -> Iterator[bytes]:
         view = memoryview(chunk).cast("B")
         for i in range(0, len(view), chunk_size):
             yield bytes(view[i : i + chunk_size])
-
-
-class LineEnds:
-    """Streaming CRLF normalisation for BDAT (RFC 3030 §2 sends the canonical form, RFC
-    5321 §2.3.8): bare CR and bare LF become CRLF, like the DATA encoder, identically
-    for any chunking; ``finish`` makes non-empty content end with CRLF."""
-
-    __slots__ = ("_after_cr", "_last", "_seen")
-
-    def __init__(self) -> None:
-        self._after_cr = False
-        self._last = b""
-        self._seen = False
-
-    def feed(self, chunk: bytes) -> bytes:
-        if self._after_cr and chunk.startswith(b"\n"):
-            chunk = chunk[1:]
-        if not chunk:
-            return b""
-        self._seen = True
-        self._after_cr = chunk.endswith(b"\r")
-        if b"\r" in chunk:
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        out = chunk.replace(b"\n", b"\r\n")
-        self._last = out[-2:]
-        return out
-
-    def finish(self) -> bytes:
-        return b"\r\n" if self._seen and self._last != b"\r\n" else b""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

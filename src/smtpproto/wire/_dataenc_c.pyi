@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DataDecoder", "DataEncoder"]
+__all__ = ["DataDecoder", "DataEncoder", "LineEndNormalizer"]
 
 class DataEncoder:
     @property
@@ -20,6 +20,9 @@ class DataEncoder:
     ) -> None: ...
     def feed(self, chunk: bytes | bytearray | memoryview) -> bytes: ...
     def finish(self) -> bytes: ...
+
+class LineEndNormalizer(DataEncoder):
+    def __init__(self) -> None: ...
 
 class DataDecoder:
     @property

@@ -11,6 +11,7 @@ for the decoder),
 then build one ``bytes`` from it. Runs of ordinary octets are found with a 256-entry
 table (encoder) or two comparisons (decoder) and copied with ``memcpy``. Error
 messages come from the reference module's helpers so they cannot drift apart.
+``LineEndNormalizer`` (BDAT, RFC 3030 §2) is the encoder with ``_stuff`` off, as there.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -28,7 +29,7 @@ from ._dataenc_py import (
 )
 from .errors import LocalProtocolError, RemoteProtocolError
 
-__all__ = ["DataDecoder", "DataEncoder"]
+__all__ = ["DataDecoder", "DataEncoder", "LineEndNormalizer"]
 
 
 cdef object _get_simple_buffer(object data, Py_buffer* view):
@@ -72,6 +73,7 @@ cdef class DataEncoder:
     cdef Py_ssize_t _line_len
     cdef bint _after_cr
     cdef bint _closed
+    cdef bint _stuff  # dot-stuffing and the final ".CRLF" (False: BDAT)
     cdef object _error
     cdef unsigned char _special[256]
     cdef readonly long long octets_in
@@ -96,6 +98,7 @@ cdef class DataEncoder:
         self._line_len = 0
         self._after_cr = False
         self._closed = False
+        self._stuff = True
         self._error = None
         self.octets_in = 0
         self.octets_out = 0
@@ -131,6 +134,7 @@ cdef class DataEncoder:
         cdef Py_ssize_t limit = self._limit
         cdef Py_ssize_t line_len = self._line_len
         cdef bint after_cr = self._after_cr
+        cdef bint stuff = self._stuff
         cdef const unsigned char* special = self._special
         cdef unsigned char c
         cdef char* out
@@ -176,7 +180,7 @@ cdef class DataEncoder:
                     message = _line_message(limit, base + i + (limit - line_len))
                     self._error = message
                     raise LocalProtocolError(message)
-                if line_len == 0 and c == DOT:
+                if stuff and line_len == 0 and c == DOT:
                     out[k] = DOT
                     k += 1
                 memcpy(out + k, p + i, run)
@@ -198,9 +202,26 @@ cdef class DataEncoder:
         """
         self._check_usable()
         self._closed = True
-        out = b".\r\n" if self._line_len == 0 else b"\r\n.\r\n"
+        if self._stuff:
+            out = b".\r\n" if self._line_len == 0 else b"\r\n.\r\n"
+        else:
+            out = b"" if self._line_len == 0 else b"\r\n"
         self.octets_out += len(out)
         return out
+
+
+cdef class LineEndNormalizer(DataEncoder):
+    """Streaming CRLF normalisation for BDAT content, RFC 3030 §2 / RFC 5321 §2.3.8.
+
+    ``feed(chunk)`` returns the chunk with every bare CR and bare LF made CRLF (CRLF
+    stays), identically for any chunking; ``finish()`` returns the CRLF that ends
+    non-empty content not ending in a line end (else ``b""``) and closes it. No
+    dot-stuffing, no ``.CRLF``, no refusals: ``DataEncoder``'s rules 1 and 3 only.
+    """
+
+    def __init__(self):
+        DataEncoder.__init__(self, max_line_length=None, allow_nul=True, allow_8bit=True)
+        self._stuff = False
 
 
 cdef class DataDecoder:

@@ -45,6 +45,11 @@ removed dot; bare CR/LF count as octets of the line) and decoded content larger 
 stream offset of the octet being processed when the bound was crossed.
 
 Every error is sticky: later calls raise the same error again.
+
+``LineEndNormalizer`` is the same encoder for BDAT content (RFC 3030 §2: chunks carry
+the canonical form, CRLF line ends, RFC 5321 §2.3.8, but no dot-stuffing and no
+``.CRLF``): rule 1 only, rule 3 by ``finish()`` (``b"\\r\\n"`` or ``b""``), no refusals.
+It is the one streaming CRLF normaliser of the package; the drivers use it for BDAT.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ __all__ = [
     "DEFAULT_SERVER_DATA_MAX_LINE_LENGTH",
     "DataDecoder",
     "DataEncoder",
+    "LineEndNormalizer",
 ]
 
 #: Longest content line a client sends, excluding CRLF: RFC 5321 §4.5.3.1.6 (1000
@@ -161,6 +167,7 @@ class DataEncoder:
         "_error",
         "_line_len",
         "_max_line_length",
+        "_stuff",
         "octets_in",
         "octets_out",
     )
@@ -180,6 +187,7 @@ class DataEncoder:
         self._line_len = 0  # octets of the current line so far (0: at a line start)
         self._closed = False
         self._error: str | None = None
+        self._stuff = True  # dot-stuffing and the final ".CRLF" (False: BDAT)
         #: Content octets consumed so far.
         self.octets_in = 0
         #: Encoded octets returned so far (stuffing dots, CRLFs and ``.\\r\\n`` included).
@@ -239,9 +247,12 @@ class DataEncoder:
             self._line_len = line_len + len(text)
         else:
             self._line_len = len(text) - last_sep - len(sep)
-        out = text.replace(sep + b".", sep + b"..")
-        if line_len == 0 and text[0] == _DOT:
-            out = b"." + out
+        if self._stuff:
+            out = text.replace(sep + b".", sep + b"..")
+            if line_len == 0 and text[0] == _DOT:
+                out = b"." + out
+        else:
+            out = text
         if sep == b"\n":
             out = out.replace(b"\n", b"\r\n")
         self._after_cr = data[-1] == _CR
@@ -262,9 +273,28 @@ class DataEncoder:
         """
         self._check_usable()
         self._closed = True
-        out = b".\r\n" if self._line_len == 0 else b"\r\n.\r\n"
+        if self._stuff:
+            out = b".\r\n" if self._line_len == 0 else b"\r\n.\r\n"
+        else:
+            out = b"" if self._line_len == 0 else b"\r\n"
         self.octets_out += len(out)
         return out
+
+
+class LineEndNormalizer(DataEncoder):
+    """Streaming CRLF normalisation for BDAT content, RFC 3030 §2 / RFC 5321 §2.3.8.
+
+    ``feed(chunk)`` returns the chunk with every bare CR and bare LF made CRLF (CRLF
+    stays), identically for any chunking; ``finish()`` returns the CRLF that ends
+    non-empty content not ending in a line end (else ``b""``) and closes it. No
+    dot-stuffing, no ``.CRLF``, no refusals: ``DataEncoder``'s rules 1 and 3 only.
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(max_line_length=None, allow_nul=True, allow_8bit=True)
+        self._stuff = False
 
 
 class DataDecoder:

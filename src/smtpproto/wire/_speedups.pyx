@@ -13,7 +13,7 @@ copies each line's text exactly once: into the ``bytes`` object the reply keeps.
 Replies are built without calling Python code: ``Reply`` is a slotted class, so at
 import time the offsets of its two slots are read from their member descriptors and
 each reply is allocated with the type's ``tp_alloc`` and its slots filled directly —
-what ``_reply._make_reply`` does, minus three Python calls. If ``Reply`` ever stops
+what ``wire.reply._make_reply`` does, minus three Python calls. If ``Reply`` ever stops
 being a plain two-slot class, the module falls back to calling ``_make_reply``.
 """
 

@@ -3,7 +3,7 @@
 The compiled twin is used on CPython when it was built, unless the environment
 variable ``SMTPPROTO_NO_EXTENSIONS`` is set to a non-empty value (``USE_EXTENSIONS``
 says whether to try). Type checkers always see the pure-Python reference. The DATA
-codec twins follow the same rule in ``_datacodec``, the only module naming
+codec twins follow the same rule in ``wire.datacodec``, the only module naming
 ``_dataenc_c``.
 """
 

@@ -1,0 +1,75 @@
+"""A transaction the drivers end with RSET is labelled with the verb it used.
+
+``MailDrivers._abort`` (no recipient accepted, a refused BDAT chunk) hands the result
+to ``raise_for`` with a verb that names the failing step in ``SMTPReplyError.command``
+and ``SMTPProtocolError`` messages: DATA for a DATA transaction, BDAT for a BDAT one
+(RFC 3030 §2). The label is observed where it is used: the ``raise_for`` call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine_helpers import ScriptedServer
+from session_helpers import Transport
+from smtpproto.client_engine.config import ClientConfig
+from smtpproto.client_engine.events import TransactionResult
+from smtpproto.drivers import mail
+from smtpproto.drivers.session import Session
+from smtpproto.exceptions import SMTPRecipientsRefused, SMTPReplyError
+
+EHLO_PLAIN = b"250 mx.example.org\r\n"
+EHLO_CHUNKING = b"250-mx.example.org\r\n250 CHUNKING\r\n"
+MESSAGE = b"Subject: hi\r\n\r\nhello\r\n"
+
+
+def labels(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every verb ``raise_for`` is given; it still decides what to raise."""
+    seen: list[str] = []
+    real = mail.raise_for
+
+    def spy(result: TransactionResult, verb: str) -> None:
+        seen.append(verb)
+        real(result, verb)
+
+    monkeypatch.setattr(mail, "raise_for", spy)
+    return seen
+
+
+def opened(script: dict[bytes, list[bytes]]) -> tuple[Session, Transport]:
+    session = Session(ClientConfig(), local_hostname="client.example")
+    transport = Transport(ScriptedServer(script))
+    transport.run(session.open())
+    return session, transport
+
+
+@pytest.mark.parametrize(
+    ("ehlo", "options", "verb"),
+    [
+        (EHLO_PLAIN, {}, "DATA"),  # lock-step DATA: RSET instead of DATA
+        (EHLO_PLAIN, {"stop_after": "data"}, "DATA"),  # stopping at DATA, no one accepted
+        (EHLO_CHUNKING, {}, "BDAT"),  # lock-step BDAT: RSET instead of the first chunk
+    ],
+)
+def test_no_recipient_accepted_is_labelled_with_the_verb_in_use(
+    monkeypatch: pytest.MonkeyPatch, ehlo: bytes, options: dict[str, Any], verb: str
+) -> None:
+    seen = labels(monkeypatch)
+    session, transport = opened({b"EHLO": [ehlo], b"RCPT": [b"550 5.1.1 no\r\n"]})
+    with pytest.raises(SMTPRecipientsRefused):
+        transport.run(session.sendmail("a@x.org", ["b@x.org"], MESSAGE, **options))
+    assert seen == [verb]
+    assert transport.wire.endswith(b"RSET\r\n") and session.usable
+
+
+def test_refused_bdat_chunk_is_labelled_bdat(  # lock-step: RSET after the first chunk
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen = labels(monkeypatch)
+    session, transport = opened({b"EHLO": [EHLO_CHUNKING], b"BDAT": [b"552 5.3.4 too big\r\n"]})
+    with pytest.raises(SMTPReplyError) as info:
+        transport.run(session.sendmail("a@x.org", ["b@x.org"], b"x\r\n" * 40, chunk_size=16))
+    assert seen == ["BDAT"] and info.value.command == "BDAT"
+    assert b"RSET\r\n" in transport.wire and session.usable

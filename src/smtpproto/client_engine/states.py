@@ -8,10 +8,11 @@ This module never sees bytes or replies' text: it is data plus two lookups.
 already sent has been answered favourably. ``send`` looks the command's ``Verb`` up in
 ``ALLOWED`` for the current state and, when allowed, moves to ``AFTER_SEND`` (default:
 unchanged). Because a pipelined group (MAIL, RCPT..., DATA) is sent before any reply,
-the state runs ahead of the replies; the connection corrects it from replies (a
-refused DATA returns to READY, a 354 moves to CONTENT, ...), using ``ON_FAILURE``
-for the common cases and code for the few that depend on more than the
-reply class (TLS policy, accepted recipients).
+the state runs ahead of the replies; the reply rules correct it (a refused DATA
+returns to READY, a 354 moves to CONTENT, ...) by naming an ``Outcome``, and
+``ON_OUTCOME`` says which state each outcome leads to. Those two tables hold every
+transition: ``send`` reads ``AFTER_SEND``, ``Session.enter`` reads ``ON_OUTCOME``, and
+nothing else assigns the state.
 
 Whether a command may go out *now* also depends on what is outstanding: without
 PIPELINING nothing may be sent while a reply is awaited; with it, nothing may follow a
@@ -21,7 +22,7 @@ content to be the first "command" of one, so the next transaction's MAIL may fol
 it before the final reply; only the verbs in ``AFTER_CONTENT_END`` may, though (a
 session-changing command such as STARTTLS or AUTH waits for the result).
 
-ERROR is sticky (h11): after any ``ProtocolError`` nothing is allowed.
+ERROR is sticky (h11): after any exception out of a public method nothing is allowed.
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ __all__ = [
     "AFTER_CONTENT_END",
     "AFTER_SEND",
     "ALLOWED",
+    "FINAL_VERBS",
     "GROUP_ENDERS",
-    "ON_FAILURE",
+    "ON_OUTCOME",
     "ClientState",
+    "Outcome",
     "Verb",
 ]
 
@@ -177,18 +180,74 @@ GROUP_ENDERS: frozenset[Verb] = frozenset(
 #: answered on their own (RFC 2920 §3.1: every reply of a group is checked).
 AFTER_CONTENT_END: frozenset[Verb] = frozenset({V.MAIL, V.RSET, V.NOOP, V.QUIT})
 
-#: The state a refusal (4xx/5xx) of a verb leads to (None: keep the current state).
-#: A refused hello needs a new hello; a refused DATA or end of content ends the
-#: transaction; a refused AUTH leaves the session as it was.
-ON_FAILURE: Mapping[Verb, ClientState | None] = MappingProxyType(
+#: The commands whose reply tells whether the message was delivered.
+FINAL_VERBS: frozenset[Verb] = frozenset({V.END_OF_CONTENT, V.BDAT_LAST})
+
+
+class Outcome(enum.Enum):
+    """What moved the session other than sending a command: a reply, EOF, the TLS
+    handshake or an error. ``ON_OUTCOME`` maps each to the state it leads to."""
+
+    #: 220 greeting (RFC 5321 §3.1): a hello is needed.
+    GREETED = "GREETED"
+    #: Any other greeting (554, RFC 5321 §3.1): only QUIT.
+    GREETING_REFUSED = "GREETING_REFUSED"
+    #: 250 to EHLO/HELO/LHLO (RFC 5321 §4.1.1.1).
+    HELLO_ACCEPTED = "HELLO_ACCEPTED"
+    #: EHLO/HELO/LHLO refused: a new hello is needed.
+    HELLO_REFUSED = "HELLO_REFUSED"
+    #: TLS is required but cannot happen (RFC 3207 §4.1): only QUIT.
+    TLS_UNAVAILABLE = "TLS_UNAVAILABLE"
+    #: 220 to STARTTLS (RFC 3207 §4): the caller handshakes.
+    TLS_READY = "TLS_READY"
+    #: STARTTLS refused: the session goes on in cleartext.
+    STARTTLS_REFUSED = "STARTTLS_REFUSED"
+    #: ``tls_established()``: everything is forgotten, EHLO again (RFC 3207 §4.2).
+    TLS_ESTABLISHED = "TLS_ESTABLISHED"
+    #: 334 to AUTH or to a response (RFC 4954 §4): answer it.
+    AUTH_CHALLENGED = "AUTH_CHALLENGED"
+    #: 235 or a refusal ends the AUTH exchange (RFC 4954 §4, §6).
+    AUTH_ENDED = "AUTH_ENDED"
+    #: MAIL refused with nothing pipelined behind it: the transaction is over.
+    MAIL_REFUSED = "MAIL_REFUSED"
+    #: 354 with a recipient accepted (RFC 5321 §4.1.1.4): send the content.
+    CONTENT_WANTED = "CONTENT_WANTED"
+    #: 354 with no recipient accepted (RFC 2920 §3.1): only the end of the content.
+    CONTENT_UNWANTED = "CONTENT_UNWANTED"
+    #: DATA refused: the transaction is over.
+    DATA_REFUSED = "DATA_REFUSED"
+    #: Any reply to QUIT (RFC 5321 §4.1.1.10): the server closes.
+    QUIT_ANSWERED = "QUIT_ANSWERED"
+    #: 421 (RFC 5321 §3.8): the server closes.
+    SERVICE_CLOSING = "SERVICE_CLOSING"
+    #: EOF from the server.
+    EOF = "EOF"
+    #: Any exception out of a public method (h11's rule): sticky.
+    FAILED = "FAILED"
+
+    __hash__ = object.__hash__  # see ClientState
+
+
+#: The state each outcome leads to (every transition that is not ``AFTER_SEND``).
+ON_OUTCOME: Mapping[Outcome, ClientState] = MappingProxyType(
     {
-        V.EHLO: S.HELLO,
-        V.HELO: S.HELLO,
-        V.LHLO: S.HELLO,
-        V.DATA: S.READY,
-        V.STARTTLS: S.READY,
-        V.AUTH: S.READY,
-        V.AUTH_CONTINUE: S.READY,
-        V.QUIT: S.CLOSING,
+        Outcome.GREETED: S.HELLO,
+        Outcome.GREETING_REFUSED: S.MUST_QUIT,
+        Outcome.HELLO_ACCEPTED: S.READY,
+        Outcome.HELLO_REFUSED: S.HELLO,
+        Outcome.TLS_UNAVAILABLE: S.MUST_QUIT,
+        Outcome.TLS_READY: S.TLS_HANDSHAKE,
+        Outcome.STARTTLS_REFUSED: S.READY,
+        Outcome.TLS_ESTABLISHED: S.HELLO,
+        Outcome.AUTH_CHALLENGED: S.AUTH_CHALLENGED,
+        Outcome.AUTH_ENDED: S.READY,
+        Outcome.MAIL_REFUSED: S.READY,
+        Outcome.CONTENT_WANTED: S.CONTENT,
+        Outcome.CONTENT_UNWANTED: S.DISCARD_CONTENT,
+        Outcome.DATA_REFUSED: S.READY,
+        Outcome.QUIT_ANSWERED: S.CLOSING,
+        Outcome.SERVICE_CLOSING: S.CLOSING,
+        Outcome.EOF: S.CLOSED,
+        Outcome.FAILED: S.ERROR,
     }
 )

@@ -11,9 +11,8 @@ refused MAIL means the RCPT pipelined behind it is out of sequence). Pipelined i
 
 Input is read in one of three modes. Command lines end only at CRLF (RFC 5321 §2.3.8):
 a bare CR or LF inside a line makes the line a syntax error, never a line end; a line
-longer than its limit (512 octets, RFC 5321 §4.5.3.1.4; more for MAIL/RCPT and AUTH)
-is refused as soon as the limit is crossed and the rest of it is dropped as it arrives,
-so memory stays bounded. DATA content goes through the shared ``DataDecoder`` (only
+over its limit is refused as soon as the limit is crossed (``LineReader``, in
+``lines``). DATA content goes through the shared ``DataDecoder`` (only
 ``CRLF.CRLF`` ends it, dot-unstuffing, line bound). BDAT content is counted off exactly
 (RFC 3030) and never looked at; a BDAT the server must refuse still has its chunk
 consumed before the refusal, so binary octets can never run as commands.
@@ -28,14 +27,15 @@ sent: MAIL/RCPT parameters, BDAT, STARTTLS and AUTH are accepted only when adver
 Errors: caller misuse raises ``LocalProtocolError`` with no state change; input that
 cannot be answered any more (a DATA line over the decoder's bound, a flood of pipelined
 commands) raises ``RemoteProtocolError`` and the state is a sticky ERROR in which only
-one last 4xx/5xx reply may be sent. Everything else a client does wrong is an event.
+one last 4xx/5xx reply may be sent. Any other exception out of a public method (h11's
+rule, docs/design.md §4) also leaves ERROR behind before it propagates: the state may
+be half updated. Everything else a client does wrong is an event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final
 
 from ..wire.abnf import SyntaxErrorInCommand, parse_domain
 from ..wire.datacodec import DataDecoder
@@ -78,6 +78,7 @@ from .events import (
     UnknownCommand,
     VrfyReceived,
 )
+from .lines import TOO_LONG, LineReader
 from .replies import (
     bad_sequence,
     line_too_long,
@@ -99,7 +100,6 @@ from .states import (
 __all__ = ["ServerConnection"]
 
 _S = ServerState
-_TOO_LONG: Final = object()
 _TRANSACTION = frozenset({_S.MAIL, _S.RCPT})
 
 
@@ -126,9 +126,8 @@ class ServerConnection:
         #: Commands refused by the engine or unknown (for a caller's abuse limit).
         self.error_count = 0
         self._state = _S.GREETING
-        self._buf = bytearray()
-        self._scan = 0
-        self._discarding = False
+        self._lines = LineReader()
+        self._buf = self._lines.buf  # the same bytearray, never replaced
         self._eof = False
         self._pending: str | None = "greeting"
         self._replies_due = 1
@@ -190,19 +189,25 @@ class ServerConnection:
         counted; octets fed after the session is CLOSED are ignored. Raises
         ``LocalProtocolError`` for data after EOF or data that is not bytes-like.
         """
-        if type(data) is not bytes:
-            if not isinstance(data, (bytearray, memoryview)):
-                raise LocalProtocolError(f"receive_data needs bytes, got {type(data).__name__}")
-            data = bytes(data)  # octets, whatever the view's format or strides
-        if self._eof:
-            raise LocalProtocolError("receive_data() after EOF")
-        if not data:
-            self._eof = True
-        elif self._state is _S.TLS_HANDSHAKE:
-            self.discarded_plaintext += len(data)
-            self._to_report += len(data)
-        elif self._state is not _S.CLOSED:
-            self._buf += data
+        try:
+            if type(data) is not bytes:
+                if not isinstance(data, (bytearray, memoryview)):
+                    raise LocalProtocolError(f"receive_data needs bytes, got {type(data).__name__}")
+                data = bytes(data)  # octets, whatever the view's format or strides
+            if self._eof:
+                raise LocalProtocolError("receive_data() after EOF")
+            if not data:
+                self._eof = True
+            elif self._state is _S.TLS_HANDSHAKE:
+                self.discarded_plaintext += len(data)
+                self._to_report += len(data)
+            elif self._state is not _S.CLOSED:
+                self._buf += data
+        except LocalProtocolError:
+            raise  # caller misuse, found before any change: the session stays usable
+        except BaseException:  # h11's rule: whatever else escapes leaves ERROR behind
+            self._state = _S.ERROR
+            raise
 
     def next_event(self) -> ServerEvent | NeedData | Paused:
         """The next event, ``NEED_DATA`` (feed more) or ``PAUSED`` (reply first, or
@@ -219,7 +224,7 @@ class ServerConnection:
                     )
                 return PAUSED
             return self._next()
-        except RemoteProtocolError:
+        except BaseException:  # h11's rule: whatever escapes leaves ERROR behind
             self._state = _S.ERROR
             raise
 
@@ -233,35 +238,45 @@ class ServerConnection:
         that cannot answer the pending command, or CR/NUL or a line over 512 octets in
         the reply (RFC 5321 §4.5.3.1.5).
         """
-        if not isinstance(reply, Reply):
-            raise LocalProtocolError(f"send() takes a Reply, got {type(reply).__name__}")
-        for line in reply.raw_lines:
-            if b"\r" in line or b"\x00" in line or len(line) + 6 > 512:
-                raise LocalProtocolError("reply lines must be at most 512 octets, no CR/NUL")
-        code = reply.code
-        if self._state is _S.ERROR:
-            if code < 400:
-                raise LocalProtocolError("in ERROR only a 4xx/5xx reply may be sent")
+        checked = False  # True once the reply is accepted and the state may change
+        try:
+            if not isinstance(reply, Reply):
+                raise LocalProtocolError(f"send() takes a Reply, got {type(reply).__name__}")
+            for line in reply.raw_lines:
+                if b"\r" in line or b"\x00" in line or len(line) + 6 > 512:
+                    raise LocalProtocolError("reply lines must be at most 512 octets, no CR/NUL")
+            code = reply.code
+            if self._state is _S.ERROR:
+                if code < 400:
+                    raise LocalProtocolError("in ERROR only a 4xx/5xx reply may be sent")
+                return reply.to_bytes()
+            if self._state is _S.CLOSED:
+                raise LocalProtocolError("the session is closed; nothing more may be sent")
+            if code == 421:
+                checked = True
+                self._state = _S.CLOSED
+                self._replies_due = 0
+                self._pending = None
+                return reply.to_bytes()
+            kind = self._pending
+            if kind is None or not self._replies_due:
+                raise LocalProtocolError("no command is waiting for a reply")
+            if not code_allowed(kind, code):
+                raise LocalProtocolError(f"{code} cannot answer the pending {kind!r}")
+            if 300 <= code < 400 and INTERMEDIATE.get(kind) != code:
+                raise LocalProtocolError(f"{code} cannot answer the pending {kind!r}")
+            checked = True
+            self._replies_due -= 1
+            if not self._replies_due:
+                self._pending = None
+            self._apply(kind, reply)
             return reply.to_bytes()
-        if self._state is _S.CLOSED:
-            raise LocalProtocolError("the session is closed; nothing more may be sent")
-        if code == 421:
-            self._state = _S.CLOSED
-            self._replies_due = 0
-            self._pending = None
-            return reply.to_bytes()
-        kind = self._pending
-        if kind is None or not self._replies_due:
-            raise LocalProtocolError("no command is waiting for a reply")
-        if not code_allowed(kind, code):
-            raise LocalProtocolError(f"{code} cannot answer the pending {kind!r}")
-        if 300 <= code < 400 and INTERMEDIATE.get(kind) != code:
-            raise LocalProtocolError(f"{code} cannot answer the pending {kind!r}")
-        self._replies_due -= 1
-        if not self._replies_due:
-            self._pending = None
-        self._apply(kind, reply)
-        return reply.to_bytes()
+        except BaseException as error:
+            # Caller misuse found before any change leaves the session usable; anything
+            # else (h11's rule) leaves it in ERROR.
+            if checked or not isinstance(error, LocalProtocolError):
+                self._state = _S.ERROR
+            raise
 
     def send_failed(self) -> None:
         """The caller's write failed: the connection is unusable (sticky ERROR)."""
@@ -272,12 +287,16 @@ class ServerConnection:
         §4.2: forget the greeting exchange and everything learned before TLS)."""
         if self._state is not _S.TLS_HANDSHAKE:
             raise LocalProtocolError("tls_established() is only valid after a 220 to STARTTLS")
-        self.tls_active = True
-        self.authenticated = False
-        self.client_name = None
-        self._extensions = {}
-        self._clear_transaction()
-        self._state = _S.CONNECTED
+        try:
+            self.tls_active = True
+            self.authenticated = False
+            self.client_name = None
+            self._extensions = {}
+            self._clear_transaction()
+            self._state = _S.CONNECTED
+        except BaseException:
+            self._state = _S.ERROR
+            raise
 
     # -- replies applied to the state ---------------------------------------------------
 
@@ -308,10 +327,7 @@ class ServerConnection:
             if not self._replies_due:
                 self._end_transaction()
         elif kind == "starttls" and reply.code == 220:
-            dropped = len(self._buf)
-            self._buf.clear()
-            self._scan = 0
-            self._discarding = False
+            dropped = self._lines.drop()
             self.discarded_plaintext += dropped
             self._to_report += dropped
             self._state = _S.TLS_HANDSHAKE
@@ -373,9 +389,9 @@ class ServerConnection:
         elif state is _S.BDAT:
             event = self._bdat_event()
         else:
-            line = self._read_line()
-            if line is _TOO_LONG:
-                limit = self._limit
+            line = self._lines.read(self._lines.limit(self.config, state is _S.AUTH))
+            if line is TOO_LONG:
+                limit = self._lines.limit(self.config, state is _S.AUTH)
                 return self._reject(line_too_long(limit), f"line longer than {limit} octets")
             if isinstance(line, bytes):
                 if state is _S.AUTH:
@@ -387,51 +403,15 @@ class ServerConnection:
         if event is not None:
             return event
         if self._eof:
-            return self._closed(state in COMMAND_STATES and not self._buf and not self._discarding)
+            return self._closed(
+                state in COMMAND_STATES and not self._buf and not self._lines.discarding
+            )
         return NEED_DATA
 
     def _closed(self, clean: bool) -> ClientDisconnected:
         self._closed_clean = clean
         self._state = _S.CLOSED
         return ClientDisconnected(clean=clean)
-
-    @property
-    def _limit(self) -> int:
-        config = self.config
-        if self._state is _S.AUTH:
-            return config.max_auth_line
-        head = bytes(self._buf[:5]).upper()
-        if head in (b"MAIL ", b"RCPT "):
-            return config.max_mail_rcpt_line
-        if head == b"AUTH ":
-            return config.max_auth_line
-        return config.max_command_line
-
-    def _read_line(self) -> bytes | object | None:
-        """One line without its CRLF, ``_TOO_LONG`` once per over-long line, or None."""
-        buf = self._buf
-        if self._discarding:
-            end = buf.find(b"\r\n")
-            if end < 0:
-                del buf[: len(buf) - 1 if buf.endswith(b"\r") else len(buf)]
-                return None
-            del buf[: end + 2]
-            self._discarding = False
-            self._scan = 0
-        limit = self._limit
-        end = buf.find(b"\r\n", self._scan)
-        if end < 0:
-            if len(buf) >= limit:  # the CRLF cannot come within the limit any more
-                del buf[: len(buf) - 1 if buf.endswith(b"\r") else len(buf)]
-                self._scan = 0
-                self._discarding = True
-                return _TOO_LONG
-            self._scan = max(0, len(buf) - 1)
-            return None
-        line = bytes(buf[:end])
-        del buf[: end + 2]
-        self._scan = 0
-        return _TOO_LONG if end + 2 > limit else line
 
     def _command(self, line: bytes) -> ServerEvent | None:
         if b"\r" in line or b"\n" in line:

@@ -1,4 +1,4 @@
-"""The built-in server's reply policy, ``Backend`` and ``Session``: no sockets, no loop.
+"""The built-in server's reply policy, ``Backend`` and ``Session``: no transport, no loop.
 
 Theory of operation. As in go-smtp, where a ``Backend`` makes one ``Session`` per
 connection and the connection code only moves bytes, the work is split in two:
@@ -15,15 +15,18 @@ connection and the connection code only moves bytes, the work is split in two:
 The loop of any front end::
 
     conn = ServerConnection(lmtp=..., config=...)
-    session = backend.new_session(conn, starttls=tls_possible, note=log)
+    session = backend.new_session(conn, starttls=can_do_tls, note=log)
     write(conn.send(session.greeting()))
-    while (event := conn.next_event()) is a ServerEvent:
-        for reply in session.replies(event):
-            write(conn.send(reply))
-        if isinstance(event, StartTLSRequested) and conn.state is TLS_HANDSHAKE:
-            ...handshake..., then conn.tls_established()
-        elif isinstance(event, (QuitReceived, ClientDisconnected)):
-            close()
+    # on every read: conn.receive_data(octets), then until NEED_DATA or PAUSED:
+    event = conn.next_event()
+    for reply in session.replies(event):
+        write(conn.send(reply))
+    if isinstance(event, StartTLSRequested) and conn.state is ServerState.TLS_HANDSHAKE:
+        ...  # handshake, then conn.tls_established()
+    elif isinstance(event, (QuitReceived, ClientDisconnected)):
+        ...  # close
+    # on idle timeout: write(conn.send(session.idle_timeout())), close
+    # on ProtocolError: write(conn.send(session.protocol_error(error))), close
 
 ``replies(event)`` is empty for events that expect no reply, and holds
 ``conn.replies_due`` replies otherwise (LMTP answers a message once per recipient,

@@ -41,9 +41,8 @@ from .events import (
     TLSUnavailable,
     positional,
 )
-from .session import Session
+from .session import Pending, Session
 from .states import FINAL_VERBS, ClientState, Outcome, Verb
-from .transaction import Pending
 
 __all__ = ["handle_eof", "handle_reply"]
 

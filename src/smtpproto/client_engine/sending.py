@@ -38,9 +38,8 @@ from .events import (
     UnsafeRawBytes,
     Vrfy,
 )
-from .session import Session
+from .session import Pending, Session, Transaction
 from .states import AFTER_CONTENT_END, FINAL_VERBS, GROUP_ENDERS, ClientState, Verb
-from .transaction import Pending, Transaction
 from .writers import bdat_header, write_auth, write_auth_response, write_mail, write_rcpt
 
 __all__ = ["NOT_COMMANDS", "SENDERS", "VERBS", "check_pipelining"]

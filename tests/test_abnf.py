@@ -22,18 +22,20 @@ from smtpproto.wire.abnf import (
     format_domain,
     format_path,
     format_text_argument,
+    utf8_addr_xtext,
+    validate_domain,
+    validate_mailbox,
+    xtext_encode,
+)
+from smtpproto.wire.errors import LocalProtocolError
+from smtpproto.wire.parsing import (
     parse_domain,
     parse_esmtp_params,
     parse_path,
     split_command_path,
-    utf8_addr_xtext,
     utf8_addr_xtext_decode,
-    validate_domain,
-    validate_mailbox,
     xtext_decode,
-    xtext_encode,
 )
-from smtpproto.wire.errors import LocalProtocolError
 
 FORBIDDEN = [chr(c) for c in range(0x20)] + ["\x7f", "\x85", "\u2028", "\u2029"]
 

@@ -16,15 +16,15 @@ import binascii
 import re
 from types import MappingProxyType
 
-from ..wire.abnf import (
-    SyntaxErrorInCommand,
+from ..wire.grammar import SyntaxErrorInCommand
+from ..wire.limits import MAX_ENVID, MAX_ORCPT
+from ..wire.parsing import (
     parse_esmtp_params,
     parse_path,
     split_command_path,
     utf8_addr_xtext_decode,
     xtext_decode,
 )
-from ..wire.limits import MAX_ENVID, MAX_ORCPT
 from ..wire.reply import Reply
 from .events import AuthCancelled, AuthRequested, AuthResponse, MailReceived, RcptReceived
 

@@ -37,10 +37,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ..wire.abnf import SyntaxErrorInCommand, parse_domain
 from ..wire.datacodec import DataDecoder
 from ..wire.errors import LocalProtocolError, RemoteProtocolError
+from ..wire.grammar import SyntaxErrorInCommand
 from ..wire.need_data import NEED_DATA, NeedData
+from ..wire.parsing import parse_domain
 from ..wire.reply import Reply
 from .commands import (
     decode_auth_response,

@@ -1,14 +1,13 @@
-"""RFC 5321 / RFC 6531 grammar: validate what the caller sends, parse what a client sent.
+"""RFC 5321 / RFC 6531 grammar, client side: validate what the caller sends.
 
 Theory of operation: every grammar rule is implemented once, as a validator over
-``str`` that raises ``SyntaxErrorInCommand`` (``wire.grammar``). The client-side
+``str`` that raises ``SyntaxErrorInCommand`` (``wire.grammar``, re-exported here). The
 ``format_*`` / ``check_*`` functions here call those validators on the caller's input
 and turn a failure into ``LocalProtocolError`` naming the argument; they return wire
-bytes only when everything passed, so no byte exists for bad input. The server-side
-``parse_*`` functions (``wire.parsing``) decode the received octets (ASCII, or UTF-8
-under SMTPUTF8), then call the very same validators and let ``SyntaxErrorInCommand``
-through. The DSN encodings (xtext, utf-8-addr-xtext) live in ``wire.xtext``. This
-module re-exports all of them: import the grammar from here.
+bytes only when everything passed, so no byte exists for bad input. The server side,
+``wire.parsing`` (``parse_*``, the xtext decoders), decodes the received octets
+(ASCII, or UTF-8 under SMTPUTF8), then calls the very same validators and lets
+``SyntaxErrorInCommand`` through.
 
 Length limits (RFC 5321 §4.5.3.1) are counted in octets of the UTF-8 wire form.
 
@@ -23,6 +22,7 @@ from __future__ import annotations
 from .errors import LocalProtocolError
 from .grammar import (
     _ESMTP_KEYWORD,
+    _QCHAR,
     _SIMPLE_DOMAIN,
     _SIMPLE_MAILBOX,
     MAX_COMMAND_LINE,
@@ -31,14 +31,12 @@ from .grammar import (
     MAX_PATH,
     MAX_TEXT_LINE,
     SyntaxErrorInCommand,
+    _find_control,
     _validate_esmtp_value,
     _validate_path_content,
-    check_no_controls,
     validate_domain,
     validate_mailbox,
 )
-from .parsing import parse_domain, parse_esmtp_params, parse_path, split_command_path
-from .xtext import utf8_addr_xtext, utf8_addr_xtext_decode, xtext_decode, xtext_encode
 
 __all__ = [
     "MAX_COMMAND_LINE",
@@ -54,15 +52,9 @@ __all__ = [
     "format_domain",
     "format_path",
     "format_text_argument",
-    "parse_domain",
-    "parse_esmtp_params",
-    "parse_path",
-    "split_command_path",
     "utf8_addr_xtext",
-    "utf8_addr_xtext_decode",
     "validate_domain",
     "validate_mailbox",
-    "xtext_decode",
     "xtext_encode",
 ]
 
@@ -72,6 +64,20 @@ __all__ = [
 
 def _local(error: SyntaxErrorInCommand, what: str) -> LocalProtocolError:
     return LocalProtocolError(f"{what}: {error.message}")
+
+
+def check_no_controls(value: str, what: str) -> None:
+    """Refuse C0 controls, DEL, C1 controls (U+0085), U+2028, U+2029, lone surrogates.
+
+    These must never reach the wire: CR and LF would end the command early, and the
+    others are line breaks for some software. Raises ``LocalProtocolError`` naming
+    ``what``.
+    """
+    if not isinstance(value, str):
+        raise LocalProtocolError(f"{what} must be a str, got {type(value).__name__}")
+    problem = _find_control(value)
+    if problem is not None:
+        raise LocalProtocolError(f"{what} contains a {problem}")
 
 
 def format_path(
@@ -190,3 +196,32 @@ def check_command_line(line: bytes) -> None:
             f"command line is {len(line)} octets, more than {MAX_COMMAND_LINE} "
             "(RFC 5321 section 4.5.3.1.4)"
         )
+
+
+# -- xtext and utf-8-addr-xtext encoders (decoders: ``wire.parsing``) ------------------
+
+
+def xtext_encode(value: str) -> str:
+    """RFC 3461 §4 xtext: each octet of ``value`` (UTF-8) outside "!".."~", and "+"
+    and "=", becomes ``+XX`` (upper-case hex). Raises ``LocalProtocolError`` for lone
+    surrogates (not encodable)."""
+    try:
+        raw = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LocalProtocolError(f"{value!a} is not encodable as UTF-8") from None
+    return "".join(
+        chr(octet) if 0x21 <= octet <= 0x7E and octet not in (0x2B, 0x3D) else f"+{octet:02X}"
+        for octet in raw
+    )
+
+
+def utf8_addr_xtext(address: str) -> str:
+    """RFC 6533 §3 utf-8-addr-xtext: QCHARs as is, every other character as ``\\x{HEX}``.
+
+    The result is printable ASCII without ``+``, ``=`` or space, so it fits an ORCPT
+    value (``ORCPT=utf-8;<result>``) even without SMTPUTF8. Raises
+    ``LocalProtocolError`` for what ``check_no_controls`` refuses: an address never
+    contains those, so none is encoded.
+    """
+    check_no_controls(address, "address")
+    return "".join(char if _QCHAR.fullmatch(char) else f"\\x{{{ord(char):X}}}" for char in address)

@@ -6,8 +6,8 @@ RFC 5321 §4.2.3). The client side (``wire.abnf``: ``format_*`` / ``check_*``) a
 server side (``wire.parsing``: ``parse_*``) both call these validators, so the two sides
 cannot disagree about what an address, a domain or an ESMTP parameter value is.
 
-Length limits (RFC 5321 §4.5.3.1) are counted in octets of the UTF-8 wire form.
-``check_no_controls`` is the character rule every argument passes before the wire.
+Length limits (RFC 5321 §4.5.3.1) are counted in octets of the UTF-8 wire form. This
+module imports nothing from the package.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import ipaddress
 import re
 import unicodedata
 
-from .errors import LocalProtocolError
-
 __all__ = [
     "MAX_COMMAND_LINE",
     "MAX_DOMAIN",
@@ -25,7 +23,6 @@ __all__ = [
     "MAX_PATH",
     "MAX_TEXT_LINE",
     "SyntaxErrorInCommand",
-    "check_no_controls",
     "validate_domain",
     "validate_mailbox",
 ]
@@ -110,6 +107,11 @@ _ESMTP_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 # RFC 6531 §3.3: esmtp-value =/ UTF8-non-ascii
 _ESMTP_VALUE_ASCII = re.compile(r"[\x21-\x3c\x3e-\x7e]+")
 _ESMTP_VALUE_UTF8 = re.compile(r"[\x21-\x3c\x3e-\x7e\u00a0-\U0010ffff]+")
+
+# RFC 6533 §3: QCHAR = %x21-2a / %x2c-3c / %x3e-5b / %x5d-7e (printable ASCII except
+#   "+", "=", "\"); EmbeddedUnicodeChar = "\x{" HEXPOINT "}" (upper-case hex, no
+#   leading zeros); utf-8-addr-unitext also allows UTF8-2/3/4 (QUCHAR).
+_QCHAR = re.compile(r"[\x21-\x2a\x2c-\x3c\x3e-\x5b\x5d-\x7e]")
 
 
 def _fail(message: str, *, code: int = 501, enhanced: str = "5.5.4") -> SyntaxErrorInCommand:
@@ -282,17 +284,3 @@ def _validate_esmtp_value(value: str, *, utf8: bool) -> None:
     pattern = _ESMTP_VALUE_UTF8 if utf8 else _ESMTP_VALUE_ASCII
     if pattern.fullmatch(value) is None or _find_control(value) is not None:
         raise _fail(f"invalid ESMTP parameter value {value!a} (RFC 5321 section 4.1.2 esmtp-value)")
-
-
-def check_no_controls(value: str, what: str) -> None:
-    """Refuse C0 controls, DEL, C1 controls (U+0085), U+2028, U+2029, lone surrogates.
-
-    These must never reach the wire: CR and LF would end the command early, and the
-    others are line breaks for some software. Raises ``LocalProtocolError`` naming
-    ``what``.
-    """
-    if not isinstance(value, str):
-        raise LocalProtocolError(f"{what} must be a str, got {type(value).__name__}")
-    problem = _find_control(value)
-    if problem is not None:
-        raise LocalProtocolError(f"{what} contains a {problem}")

@@ -4,22 +4,43 @@ Theory of operation: the received octets are decoded (ASCII, or UTF-8 under SMTP
 RFC 6531 §3.3), then checked by the very validators the client side uses
 (``wire.grammar``); every failure is a ``SyntaxErrorInCommand`` carrying the reply
 (501 for syntax, 553 for a mailbox not allowed). ``parse_path`` takes the bracketed
-path as received; ``split_command_path`` finds where it ends.
+path as received; ``split_command_path`` finds where it ends. The DSN decoders (xtext,
+RFC 3461 §4; utf-8-addr-xtext, RFC 6533 §3) are here too; their encoders are in
+``wire.abnf``.
 """
 
 from __future__ import annotations
 
+import re
+
 from .grammar import (
     _ESMTP_KEYWORD,
+    _QCHAR,
     MAX_PATH,
     SyntaxErrorInCommand,
     _fail,
+    _find_control,
     _validate_esmtp_value,
     _validate_path_content,
     validate_domain,
 )
 
-__all__ = ["parse_domain", "parse_esmtp_params", "parse_path", "split_command_path"]
+__all__ = [
+    "parse_domain",
+    "parse_esmtp_params",
+    "parse_path",
+    "split_command_path",
+    "utf8_addr_xtext_decode",
+    "xtext_decode",
+]
+
+# RFC 3461 §4: xchar = "!" (33) to "~" (126) except "+" and "=";
+#   hexchar = "+" followed by two upper case hexadecimal digits
+_XTEXT = re.compile(r"(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})*")
+_HEXCHAR = re.compile(r"\+([0-9A-F]{2})")
+
+# RFC 6533 §3: EmbeddedUnicodeChar (see ``_QCHAR`` in ``wire.grammar``)
+_EMBEDDED_UNICODE = re.compile(r"\\x\{([1-9A-F][0-9A-F]{0,5})\}")
 
 
 def _decode(raw: bytes, *, utf8: bool, what: str) -> str:
@@ -137,3 +158,53 @@ def parse_esmtp_params(raw: bytes, *, smtputf8: bool = False) -> dict[str, str |
         else:
             params[keyword] = None
     return params
+
+
+# -- xtext and utf-8-addr-xtext decoders (encoders: ``wire.abnf``) ------------------
+
+
+def xtext_decode(text: str) -> str:
+    """Decode RFC 3461 §4 xtext. Raises ``SyntaxErrorInCommand`` (501) when ``text`` is
+    not xtext (lower-case hex, stray ``+`` or ``=``) or decodes to invalid UTF-8."""
+    if not text.isascii() or _XTEXT.fullmatch(text) is None:
+        raise _fail(f"invalid xtext {text!a} (RFC 3461 section 4)")
+    raw = _HEXCHAR.sub(lambda match: chr(int(match[1], 16)), text).encode("latin-1")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _fail(f"xtext {text!a} does not decode to UTF-8") from None
+
+
+def utf8_addr_xtext_decode(text: str, *, allow_utf8: bool = False) -> str:
+    """Decode RFC 6533 §3 utf-8-addr-xtext (or utf-8-addr-unitext when ``allow_utf8``).
+
+    ``\\x{HEX}`` must use upper-case hex without leading zeros and name a scalar value
+    (no surrogates, at most U+10FFFF), not a control character, and not a character
+    that has to appear as is. Raises ``SyntaxErrorInCommand`` (501).
+    """
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            match = _EMBEDDED_UNICODE.match(text, index)
+            if match is None:
+                raise _fail(f"invalid \\x{{...}} escape in {text!a} (RFC 6533 section 3)")
+            point = int(match[1], 16)
+            if point > 0x10FFFF or 0xD800 <= point <= 0xDFFF:
+                raise _fail(f"\\x{{{match[1]}}} is not a Unicode scalar value")
+            if _find_control(chr(point)) is not None:
+                raise _fail(f"\\x{{{match[1]}}} encodes a control character")
+            if _QCHAR.fullmatch(chr(point)):
+                raise _fail(f"\\x{{{match[1]}}} encodes a character that must be sent as is")
+            out.append(chr(point))
+            index = match.end()
+            continue
+        literal_utf8 = allow_utf8 and char >= "\u00a0" and _find_control(char) is None
+        if not (_QCHAR.fullmatch(char) or literal_utf8):
+            raise _fail(f"character {char!a} not allowed in utf-8-addr-xtext (RFC 6533 section 3)")
+        out.append(char)
+        index += 1
+    if not out:
+        raise _fail("empty utf-8-addr-xtext")
+    return "".join(out)

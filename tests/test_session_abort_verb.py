@@ -4,6 +4,7 @@
 to ``raise_for`` with a verb that names the failing step in ``SMTPReplyError.command``
 and ``SMTPProtocolError`` messages: DATA for a DATA transaction, BDAT for a BDAT one
 (RFC 3030 §2). The label is observed where it is used: the ``raise_for`` call.
+``send_many``'s outcomes name the verb the same way.
 """
 
 from __future__ import annotations
@@ -73,3 +74,17 @@ def test_refused_bdat_chunk_is_labelled_bdat(  # lock-step: RSET after the first
         transport.run(session.sendmail("a@x.org", ["b@x.org"], b"x\r\n" * 40, chunk_size=16))
     assert seen == ["BDAT"] and info.value.command == "BDAT"
     assert b"RSET\r\n" in transport.wire and session.usable
+
+
+def test_send_many_labels_a_refused_bdat_last_bdat() -> None:
+    """``send_many`` names the verb that carried the content, as ``sendmail`` does."""
+    ehlo = b"250-mx.example.org\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+    refusals = [b"250 ok\r\n", b"554 5.7.1 no\r\n", b"554 5.7.1 no\r\n"]
+    session, transport = opened({b"EHLO": [ehlo], b"BDAT": refusals})
+    messages = [(f"s{i}@x.org", [f"r{i}@x.org"], b"body %d\r\n" % i) for i in range(2)]
+    outcomes = transport.run(session.send_many(messages))
+    assert isinstance(outcomes[0], TransactionResult)
+    assert isinstance(outcomes[1], SMTPReplyError) and outcomes[1].command == "BDAT"
+    with pytest.raises(SMTPReplyError) as info:  # sendmail, the same refusal
+        transport.run(session.sendmail("s@x.org", ["r@x.org"], b"body\r\n"))
+    assert info.value.command == "BDAT"

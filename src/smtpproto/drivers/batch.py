@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeAlias, TypeVar
 
 from ..client_engine.events import (
     NEED_DATA,
@@ -103,6 +103,7 @@ class _Prepared:
     single: bool  # the whole content is ``first``
     current: tuple[str, tuple[str, ...]]  # (sender, recipients), for ``Session._current``
     ended: bool = False  # the content's end ('.' or BDAT LAST) was written
+    verb: Literal["DATA", "BDAT"] = "DATA"  # how the content went: names a refusal
 
 
 class BatchDrivers(MailDrivers):
@@ -256,6 +257,7 @@ class BatchDrivers(MailDrivers):
                     if bdat:
                         group.append(Bdat(data=_crlf(item), last=True))
                         item.ended = True
+                        item.verb = "BDAT"
                     else:
                         group.append(Data())
                         waiting = item
@@ -314,7 +316,7 @@ class BatchDrivers(MailDrivers):
         if isinstance(event, TransactionResult):
             item = inflight.popleft()
             assert event.sender == item.mail.sender, "results arrive in message order"
-            outcomes[item.index] = _outcome(event)
+            outcomes[item.index] = _outcome(event, item.verb)
         elif isinstance(event, ConnectionClosed):
             raise SMTPConnectError("the server closed the connection during the batch")
         return event
@@ -400,10 +402,11 @@ def _crlf(item: _Prepared) -> bytes:
     return ends.feed(item.first) + ends.finish()
 
 
-def _outcome(result: TransactionResult) -> Outcome:
-    """The result, or the exception ``sendmail`` would raise for it."""
+def _outcome(result: TransactionResult, verb: Literal["DATA", "BDAT"]) -> Outcome:
+    """The result, or the exception ``sendmail`` would raise for it (``verb``: the
+    command that carried the content, DATA or BDAT, RFC 3030 §2)."""
     try:
-        raise_for(result, "DATA")
+        raise_for(result, verb)
     except (SMTPReplyError, SMTPRecipientsRefused, SMTPProtocolError) as error:
         return error
     return result

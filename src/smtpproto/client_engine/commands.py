@@ -32,7 +32,7 @@ from ..wire.errors import LocalProtocolError
 from ..wire.limits import MAX_ENVID, MAX_ORCPT
 
 if TYPE_CHECKING:
-    from ..sasl.mechanisms import ClientMechanism
+    from ..sasl.base import ClientMechanism
 
 __all__ = [
     "MAX_ENVID",

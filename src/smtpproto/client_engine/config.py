@@ -10,7 +10,7 @@ import dataclasses
 import enum
 import re
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Protocol
 
 from ..wire.errors import LocalProtocolError
 from ..wire.limits import (
@@ -20,6 +20,7 @@ from ..wire.limits import (
 )
 from ..wire.reply import Reply
 from .capabilities import CapabilitiesCache
+from .transcript import TranscriptHook
 
 # RFC 5321 §4.1.1.1: ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
 _EHLO_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
@@ -107,9 +108,6 @@ class ReplyParserLike(Protocol):
 #: Builds a parser from the three limits (``max_line_length``, ``max_lines``,
 #: ``max_reply_bytes``) as keywords; the parser twins' classes are such factories.
 ParserFactory = Callable[..., ReplyParserLike]
-
-#: Called with ``"C"`` (sent) or ``"S"`` (received) and one line without its CRLF.
-TranscriptHook = Callable[[Literal["C", "S"], bytes], None]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

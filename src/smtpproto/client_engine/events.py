@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..wire.need_data import NEED_DATA, NeedData
 from ..wire.reply import Reply
-from .capabilities import Capabilities
 from .commands import (
     MAX_ENVID,
     MAX_ORCPT,
@@ -42,6 +41,9 @@ from .commands import (
     UnsafeRawBytes,
     Vrfy,
 )
+
+if TYPE_CHECKING:  # an annotation only: events load without the EHLO parser
+    from .capabilities import Capabilities
 
 __all__ = [
     "MAX_ENVID",

@@ -31,7 +31,7 @@ from .states import ON_OUTCOME, ClientState, Outcome, Verb
 from .transcript import Transcript
 
 if TYPE_CHECKING:
-    from ..sasl.mechanisms import ClientMechanism
+    from ..sasl.base import ClientMechanism
 
 __all__ = ["Pending", "Session", "Transaction"]
 
@@ -194,7 +194,11 @@ class Session:
         self.auth_rounds = 0
         self.auth_initial: bytes | None = None
         self.auth_cancelled = False
-        self.transcript = None if config.transcript is None else Transcript(config)
+        self.transcript = (
+            None
+            if config.transcript is None
+            else Transcript(config.transcript, content=config.transcript_content)
+        )
 
     def enter(self, outcome: Outcome) -> None:
         """Move to the state ``ON_OUTCOME`` gives for ``outcome``."""

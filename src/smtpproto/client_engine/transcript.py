@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
-from .config import ClientConfig, TranscriptHook
+__all__ = ["MIN_REDACTED_SECRET", "Transcript", "TranscriptHook"]
 
-__all__ = ["MIN_REDACTED_SECRET", "Transcript"]
+#: Called with ``"C"`` (sent) or ``"S"`` (received) and one line without its CRLF.
+TranscriptHook = Callable[[Literal["C", "S"], bytes], None]
 
 #: Secrets shorter than this are redacted only where the engine replaces whole lines.
 MIN_REDACTED_SECRET = 4
@@ -37,10 +38,11 @@ class Transcript:
 
     __slots__ = ("_content", "_hook", "_pattern", "_secrets")
 
-    def __init__(self, config: ClientConfig) -> None:
-        assert config.transcript is not None
-        self._hook: TranscriptHook = config.transcript
-        self._content = config.transcript_content
+    def __init__(self, hook: TranscriptHook, *, content: bool) -> None:
+        """``hook`` gets every line; ``content`` (``ClientConfig.transcript_content``)
+        shows message content verbatim instead of a summary."""
+        self._hook = hook
+        self._content = content
         self._secrets: tuple[bytes, ...] = ()
         self._pattern: re.Pattern[bytes] | None = None
 

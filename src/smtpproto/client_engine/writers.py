@@ -15,7 +15,7 @@ import base64
 from ..wire.abnf import MAX_COMMAND_LINE, xtext_encode
 from ..wire.errors import LocalProtocolError
 from .capabilities import Capabilities
-from .events import Mail, Rcpt
+from .commands import Mail, Rcpt
 
 __all__ = [
     "MAX_AUTH_RESPONSE",

@@ -2,7 +2,7 @@
 
 ``DataEncoder`` / ``DataDecoder`` / ``LineEndNormalizer`` (BDAT line ends, RFC 3030 §2)
 are the compiled twins from ``_dataenc_c`` on CPython when they were built, unless
-``SMTPPROTO_NO_EXTENSIONS`` is set (the flag is read once, in ``wire.twins``:
+``SMTPPROTO_NO_EXTENSIONS`` is set (the flag is read once, in ``wire.extensions``:
 ``USE_EXTENSIONS``). Type checkers always see the pure-Python reference ``_dataenc_py``.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ._dataenc_py import DataDecoder as PyDataDecoder
 from ._dataenc_py import DataEncoder as PyDataEncoder
 from ._dataenc_py import LineEndNormalizer as PyLineEndNormalizer
-from .twins import USE_EXTENSIONS
+from .extensions import USE_EXTENSIONS
 
 __all__ = [
     "DATA_CODEC_IMPLEMENTATION",

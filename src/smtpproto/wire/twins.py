@@ -1,26 +1,28 @@
 """Choose the compiled or pure-Python reply parser twin: the only module naming ``_speedups``.
 
 The compiled twin is used on CPython when it was built, unless the environment
-variable ``SMTPPROTO_NO_EXTENSIONS`` is set to a non-empty value (``USE_EXTENSIONS``
-says whether to try). Type checkers always see the pure-Python reference. The DATA
+variable ``SMTPPROTO_NO_EXTENSIONS`` is set to a non-empty value (``wire.extensions``
+reads it once: ``USE_EXTENSIONS`` says whether to try). Type checkers always see the
+pure-Python reference. The DATA
 codec twins follow the same rule in ``wire.datacodec``, the only module naming
 ``_dataenc_c``.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import TYPE_CHECKING
 
 from ._reply_py import ReplyParser as PyReplyParser
+from .extensions import NO_EXTENSIONS, USE_EXTENSIONS
 
-__all__ = ["PARSER_IMPLEMENTATION", "CReplyParser", "PyReplyParser", "ReplyParser"]
-
-#: True when the environment asks for the pure-Python twins.
-NO_EXTENSIONS = bool(os.environ.get("SMTPPROTO_NO_EXTENSIONS"))
-#: Whether to try the compiled twins at all: CPython, and not ``NO_EXTENSIONS``.
-USE_EXTENSIONS = not NO_EXTENSIONS and sys.implementation.name == "cpython"
+__all__ = [
+    "NO_EXTENSIONS",
+    "PARSER_IMPLEMENTATION",
+    "USE_EXTENSIONS",
+    "CReplyParser",
+    "PyReplyParser",
+    "ReplyParser",
+]
 
 CReplyParser: type[PyReplyParser] | None
 

@@ -9,7 +9,7 @@ field, so a command that exists can always be serialised: CR, LF, NUL and every 
 control character are refused here, before any byte exists (docs/design.md §4 rule 6).
 Whether the *server* allows a command (an extension was advertised, the session is in
 the right state) is decided later by ``ClientConnection.send``, which knows the session.
-``_events`` re-exports every name here, so ``from .events import Mail`` works.
+``events`` re-exports every name here, so ``from .events import Mail`` works.
 """
 
 from __future__ import annotations

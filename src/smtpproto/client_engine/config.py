@@ -92,7 +92,7 @@ class Timeouts:
 
 
 class ReplyParserLike(Protocol):
-    """What the engine needs from a reply parser (both twins in ``_twins`` fit)."""
+    """What the engine needs from a reply parser (both twins in ``wire.twins`` fit)."""
 
     @property
     def buffered(self) -> int: ...

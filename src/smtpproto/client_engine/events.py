@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 Every event is a frozen, slotted, keyword-only dataclass (the h11 convention). Events
 carry the ``Reply`` that caused them: a well-formed 4xx/5xx reply is an event, never an
-exception. The commands live in ``_commands`` and are re-exported here, so this one
+exception. The commands live in ``commands`` and are re-exported here, so this one
 module is the whole command/event vocabulary. ``positional`` gives the engine cheap
 constructors for the events it builds on every transaction.
 """

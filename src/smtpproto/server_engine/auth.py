@@ -1,7 +1,7 @@
 """``AuthExchange``: drive a server SASL mechanism from ``ServerConnection`` AUTH events.
 
 The connection decodes base64, recognises ``*`` (``AuthCancelled``) and ``=`` (an empty
-initial response); the mechanism (``_sasl_server``) checks credentials. This glue turns
+initial response); the mechanism (``sasl.server``) checks credentials. This glue turns
 each AUTH event into the reply to send (RFC 4954 §4, §6): a ``Challenge`` is a 334 with
 the base64 data; ``Failure`` is 535; ``Success`` is 235 — or, when the mechanism has
 final data for the client (SCRAM's server-final message), a 334 carrying it, answered

@@ -1,12 +1,12 @@
 """Parse one received command line (without its CRLF) into a server event.
 
 Theory of operation: ``ServerConnection`` cuts lines and keeps the state; this module
-only turns the octets of one line into a value, using the grammar shared with the
-client side (the rules in ``wire.grammar``, the parsers in ``wire.parsing``). Every
-failure is a ``SyntaxErrorInCommand`` carrying the reply code, enhanced code and an
-ASCII message; the connection turns it into a ``CommandRejected`` event. Parameters are checked against the extensions the caller
-advertised in its last 250 EHLO reply (``parse_extensions``): a parameter whose
-extension was not advertised is refused with 555 (RFC 5321 §4.1.1.11).
+only turns the octets of one line into a value, using the grammar shared with the client
+side (the rules in ``wire.grammar``, the parsers in ``wire.parsing``). Every failure is
+a ``SyntaxErrorInCommand`` carrying the reply code, enhanced code and an ASCII message;
+the connection turns it into a ``CommandRejected`` event. Parameters are checked against
+the extensions the caller advertised in its last 250 EHLO reply (``parse_extensions``):
+a parameter whose extension was not advertised is refused with 555 (RFC 5321 §4.1.1.11).
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ exception out of the driver that leaves the session unusable, and a driver that 
 with the session unusable on purpose (``sendmail(stop_after="data")`` stops at the 354):
 then the transport is closed without QUIT.
 
-Where the driver is with a request lives in a ``Step`` (``common``), so that an adapter
-can leave ``_drive`` (trio: its deadline cancel scope fired, ``_cut_by_deadline``) and
+What the driver gets next lives in a ``Step`` (``common``), so that an adapter can
+leave ``_drive`` (trio: its deadline cancel scope fired, ``_cut_by_deadline``) and
 resume it with a ``TimeoutError`` thrown in. This module imports no event loop.
 """
 
@@ -254,14 +254,18 @@ class AsyncClientBase(ClientCore, abc.ABC):
         return await self._drive(driver, Step())
 
     async def _drive(self, driver: Driver[T], step: Step) -> T:
-        """Perform ``driver``'s requests from ``step`` on; drop the transport when the
-        session breaks or the exchange is cut short."""
+        """Perform ``driver``'s requests, starting with what ``step`` holds for it; drop
+        the transport when the session breaks or the exchange is cut short."""
         session = self.session
+        answer, thrown, ended = step.answer, step.error, step.ended
+        step.answer = step.error = step.ended = None
+        request: Request | None = None
         while True:
-            request = step.request
             if request is None:
                 try:
-                    request = step.advance(driver)
+                    if ended is not None:
+                        raise ended
+                    request = driver.send(answer) if thrown is None else driver.throw(thrown)
                 except StopIteration as stop:
                     result: T = stop.value
                     if not session.usable:  # the driver ended the session on purpose
@@ -271,21 +275,26 @@ class AsyncClientBase(ClientCore, abc.ABC):
                     if not session.usable:
                         await self._drop()
                     raise
-            step.request = None
+                answer = thrown = None
             try:
                 if type(request) is Write:
-                    step.request = await self._send(request, driver, step)
+                    request = await self._send(request, driver, step)
+                    if request is None and (step.error is not None or step.ended is not None):
+                        thrown, ended = step.error, step.ended  # how a burst of writes ended
+                        step.error = step.ended = None
                 elif type(request) is Read:
-                    step.answer = await self._read(request.timeout)
+                    answer = await self._read(request.timeout)
+                    request = None
                 else:
                     assert type(request) is UpgradeTLS
-                    step.answer = await self._start_tls(request)
+                    answer = await self._start_tls(request)
+                    request = None
             except (SMTPTLSError, ProtocolError) as exc:
-                step.error = exc
+                thrown, request = exc, None
             except BaseException as exc:
                 error = self._transport_error(exc)
                 if error is not None:
-                    step.error = error
+                    thrown, request = error, None
                 elif self._cut_by_deadline():  # ``_run`` sees whether it was only that
                     step.cut_short = True
                     raise
@@ -293,8 +302,6 @@ class AsyncClientBase(ClientCore, abc.ABC):
                     driver.close()
                     await self._drop()
                     raise
-            finally:
-                self._end_request()
 
     async def _start_tls(self, request: UpgradeTLS) -> ChannelBinding | None:
         """Perform ``request``: handshake, record ``tls_info``, return the binding."""

@@ -11,8 +11,8 @@ limit): a request's timeout, capped by the per-message deadline that
 ``_start_message``/``_end_message`` set around each ``sendmail``/``send_message``. The
 operations and the driver loop are written once, async, in ``async_base``;
 ``sync_base`` is generated from it (``scripts/unasync.py``). What they share that
-never waits lives here: ``Step`` and the hooks with a default (``_cut_by_deadline``,
-``_end_request``, ``_tls_up``). The adapters add the transport only.
+never waits lives here: ``Step`` and the loop's hooks (``_transport_error``,
+``_cut_by_deadline``, ``_tls_up``). The adapters add the transport only.
 
 This module imports ``ssl`` only for types and ``isinstance`` checks; ``import
 smtpproto`` never loads it (only the adapters do).
@@ -28,7 +28,7 @@ from typing import Any, Literal
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
 from ..drivers.exceptions import SMTPConnectError, SMTPTLSError
-from ..drivers.session import Driver, Request, Session, default_port, hello_name, session_config
+from ..drivers.session import Session, default_port, hello_name, session_config
 from ..drivers.support import check_connect_options, check_server_hostname
 from ..sasl.base import ChannelBinding
 from .tls import SSLConnection, TLSInfo, channel_binding, client_ssl_context
@@ -69,26 +69,19 @@ def connect_error(error: BaseException, host: str | None, port: int) -> SMTPConn
 
 
 class Step:
-    """Where ``_drive`` is with a driver: what to send or throw into it next, a request
-    it yielded that is not performed yet, or how it ended (re-raised by ``advance``)."""
+    """What ``_drive`` hands its driver when it starts (an answer, an error to throw in,
+    or how the driver already ended, re-raised) or after a ``_send`` that went on with
+    the driver (trio's burst of writes); kept across ``_drive`` calls so that an adapter
+    can leave the loop (trio: its deadline fired) and resume it."""
 
-    __slots__ = ("answer", "cut_short", "ended", "error", "request")
+    __slots__ = ("answer", "cut_short", "ended", "error")
 
     def __init__(self) -> None:
         #: A request was interrupted by the adapter's own deadline (``_cut_by_deadline``).
         self.cut_short = False
         self.answer: Any = None
         self.error: BaseException | None = None
-        self.request: Request | None = None
         self.ended: Exception | None = None
-
-    def advance(self, driver: Driver[Any]) -> Request:
-        """The driver's next request; raises ``StopIteration`` when it returns."""
-        ended, answer, error = self.ended, self.answer, self.error
-        self.ended = self.answer = self.error = None
-        if ended is not None:
-            raise ended
-        return driver.send(answer) if error is None else driver.throw(error)
 
 
 class ClientCore(abc.ABC):
@@ -180,9 +173,6 @@ class ClientCore(abc.ABC):
         """Whether an exception that is no transport failure is the adapter's own
         deadline firing (``_run`` resumes the driver with a timeout)."""
         return False
-
-    def _end_request(self) -> None:  # noqa: B027  (a hook; most adapters need nothing)
-        """Called after every request, however it ended."""
 
     def _tls_up(self, tls: SSLConnection, started: float) -> ChannelBinding | None:
         """Record ``tls_info`` for a handshake begun at ``started`` (on ``_clock``) and

@@ -235,14 +235,18 @@ class SyncClientBase(ClientCore, abc.ABC):
         return self._drive(driver, Step())
 
     def _drive(self, driver: Driver[T], step: Step) -> T:
-        """Perform ``driver``'s requests from ``step`` on; drop the transport when the
-        session breaks or the exchange is cut short."""
+        """Perform ``driver``'s requests, starting with what ``step`` holds for it; drop
+        the transport when the session breaks or the exchange is cut short."""
         session = self.session
+        answer, thrown, ended = step.answer, step.error, step.ended
+        step.answer = step.error = step.ended = None
+        request: Request | None = None
         while True:
-            request = step.request
             if request is None:
                 try:
-                    request = step.advance(driver)
+                    if ended is not None:
+                        raise ended
+                    request = driver.send(answer) if thrown is None else driver.throw(thrown)
                 except StopIteration as stop:
                     result: T = stop.value
                     if not session.usable:  # the driver ended the session on purpose
@@ -252,21 +256,26 @@ class SyncClientBase(ClientCore, abc.ABC):
                     if not session.usable:
                         self._drop()
                     raise
-            step.request = None
+                answer = thrown = None
             try:
                 if type(request) is Write:
-                    step.request = self._send(request, driver, step)
+                    request = self._send(request, driver, step)
+                    if request is None and (step.error is not None or step.ended is not None):
+                        thrown, ended = step.error, step.ended  # how a burst of writes ended
+                        step.error = step.ended = None
                 elif type(request) is Read:
-                    step.answer = self._read(request.timeout)
+                    answer = self._read(request.timeout)
+                    request = None
                 else:
                     assert type(request) is UpgradeTLS
-                    step.answer = self._start_tls(request)
+                    answer = self._start_tls(request)
+                    request = None
             except (SMTPTLSError, ProtocolError) as exc:
-                step.error = exc
+                thrown, request = exc, None
             except BaseException as exc:
                 error = self._transport_error(exc)
                 if error is not None:
-                    step.error = error
+                    thrown, request = error, None
                 elif self._cut_by_deadline():  # ``_run`` sees whether it was only that
                     step.cut_short = True
                     raise
@@ -274,8 +283,6 @@ class SyncClientBase(ClientCore, abc.ABC):
                     driver.close()
                     self._drop()
                     raise
-            finally:
-                self._end_request()
 
     def _start_tls(self, request: UpgradeTLS) -> ChannelBinding | None:
         """Perform ``request``: handshake, record ``tls_info``, return the binding."""

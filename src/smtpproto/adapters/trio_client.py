@@ -173,17 +173,17 @@ class TrioSMTPClient(AsyncClientBase):
     def _cut_by_deadline(self) -> bool:
         return self._scope.cancel_called
 
-    def _end_request(self) -> None:
-        self._scope.deadline = math.inf
-
     def _transport_error(self, exc: BaseException) -> BaseException | None:
         return _lost(exc) if isinstance(exc, _STREAM_ERRORS) else None
 
     async def _send(self, request: Write, driver: Driver[Any], step: Step) -> Request | None:
-        if self._unread + len(request.data) <= _UNREAD_WINDOW or not self._can_read:
-            await self._write(request.data, request.timeout)
-            return None
-        return await self._write_reading(driver, request, step)
+        try:
+            if self._unread + len(request.data) <= _UNREAD_WINDOW or not self._can_read:
+                await self._write(request.data, request.timeout)
+                return None
+            return await self._write_reading(driver, request, step)
+        finally:
+            self._scope.deadline = math.inf  # the request is over, however it ended
 
     async def _write_reading(
         self, driver: Driver[Any], request: Write, step: Step
@@ -263,7 +263,10 @@ class TrioSMTPClient(AsyncClientBase):
             return b""
         stream = self._live_stream()
         self._scope.deadline = self._deadline_for(timeout)
-        return bytes(await stream.receive_some(_RECV_SIZE))
+        try:
+            return bytes(await stream.receive_some(_RECV_SIZE))
+        finally:
+            self._scope.deadline = math.inf
 
     async def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
         context = self._tls_context(server_hostname)
@@ -279,6 +282,8 @@ class TrioSMTPClient(AsyncClientBase):
             cause = exc.__cause__ if exc.__cause__ is not None else exc
             message = f"TLS handshake failed: {cause or 'connection closed'}"
             raise SMTPTLSError(message) from cause  # the ssl.SSLError when there is one
+        finally:
+            self._scope.deadline = math.inf
         # SSLStream forwards version(), cipher() and getpeercert() to its SSLObject
         # (untyped, through __getattr__): all that TLSInfo and channel_binding ask.
         return cast("ssl.SSLObject", tls)

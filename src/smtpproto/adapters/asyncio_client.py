@@ -1,9 +1,9 @@
-"""An asyncio SMTP/LMTP client: the session drivers (``_session``) over asyncio streams.
+"""An asyncio SMTP/LMTP client: the session drivers (``drivers``) over asyncio streams.
 
 Theory of operation
 -------------------
 This adapter knows nothing about SMTP. The operations and the loop that runs a
-``Session`` driver are ``AsyncClientBase``'s (``_async_client_base``, shared with trio);
+``Session`` driver are ``AsyncClientBase``'s (``async_base``, shared with trio);
 this module supplies the transport primitives: ``Write`` (``writer.write`` then
 ``drain``), ``Read`` (``reader.read``), ``UpgradeTLS`` (``StreamWriter.start_tls``; the
 base reads ``tls_info`` and the channel binding from the new ``SSLObject``). Timeouts

@@ -1,4 +1,4 @@
-"""A blocking SMTP/LMTP client: the session drivers (``_session``) over a socket.
+"""A blocking SMTP/LMTP client: the session drivers (``drivers``) over a socket.
 
 Theory of operation
 -------------------

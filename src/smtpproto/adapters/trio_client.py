@@ -1,9 +1,9 @@
-"""A trio SMTP/LMTP client: the session drivers (``_session``) over any ``trio.abc.Stream``.
+"""A trio SMTP/LMTP client: the session drivers (``drivers``) over any ``trio.abc.Stream``.
 
 Theory of operation
 -------------------
 This adapter knows nothing about SMTP. The operations and the loop that runs a
-``Session`` driver are ``AsyncClientBase``'s (``_async_client_base``, shared with
+``Session`` driver are ``AsyncClientBase``'s (``async_base``, shared with
 asyncio); this module supplies the transport primitives: ``Write`` (``send_all``),
 ``Read`` (``receive_some``), ``UpgradeTLS`` (wrap the stream in ``trio.SSLStream`` and
 handshake; the base reads ``tls_info`` and the channel binding from it), and ``_run``'s

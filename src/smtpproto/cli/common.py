@@ -49,7 +49,7 @@ STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data")
 
 
 class ExitCode(enum.IntEnum):
-    """The documented exit codes (see the module docstring's table)."""
+    """The documented exit codes (``EXIT_CODE_HELP`` says what each means)."""
 
     OK = 0
     USAGE = 2

@@ -14,26 +14,8 @@ what the sub-commands share in ``common``.
 Output: the transcript and results on stdout, errors (one line, ``smtpproto: error:
 ...``) and the progress bar on stderr.
 
-Exit codes (one per failing stage, so a script can tell what broke):
-
-====  ===================================================================
-code  meaning
-====  ===================================================================
-0     success (also ``--quit-after`` reached, ``serve`` stopped by Ctrl-C)
-2     usage: bad arguments, invalid address or header, unreadable file
-3     connect: unknown host, refused connection, greeting refused (serve: cannot
-      listen on the address)
-4     TLS: STARTTLS unavailable or refused, handshake or certificate failed
-5     authentication failed or not possible
-6     sender refused (MAIL FROM)
-7     recipients refused (any of them)
-8     content refused (DATA / BDAT)
-9     protocol error: the peer is not speaking SMTP, or EHLO/other refused
-10    timeout
-11    delivery status unknown: the content was sent, its reply never came
-70    internal error (a bug: please report it; ``--debug`` shows the traceback)
-130   interrupted (Ctrl-C) during ``send`` or ``probe``
-====  ===================================================================
+Exit codes: one per failing stage, so a script can tell what broke (``common.ExitCode``;
+``smtpproto --help`` prints the table, ``common.EXIT_CODE_HELP``).
 """
 
 from __future__ import annotations

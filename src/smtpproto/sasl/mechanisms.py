@@ -1,36 +1,9 @@
-"""SASL client mechanisms for SMTP AUTH (RFC 4954), sans-IO.
+"""The SASL client mechanisms (RFC 4954 AUTH): PLAIN, LOGIN, CRAM-MD5, SCRAM (with
+``-PLUS``), XOAUTH2, OAUTHBEARER, EXTERNAL, ANONYMOUS, and ``choose_mechanism``.
 
-Theory of operation: a mechanism is a small state machine that turns decoded server
-challenges into raw responses. The connection engine owns everything about the wire:
-base64, the ``=`` empty initial response, RFC 4954's 512-octet rule for the AUTH line,
-the endless-challenge guard, answering ``*`` when a mechanism raises, and redacting
-:attr:`ClientMechanism.secrets` from transcripts. A mechanism sees raw bytes only:
-
-1. ``initial_response()`` once: raw client-first data, or ``None`` to wait for a 334.
-2. ``respond(challenge)`` for every 334: raw answer; :class:`SASLError` aborts.
-3. ``finish()`` when the server said 235: raises :class:`SASLError` if the exchange is
-   not complete (SCRAM: the server never proved it knows the password).
-
-Writing your own mechanism::
-
-    class Token(ClientMechanism):
-        name = "X-TOKEN"  # RFC 4422 §3.1 syntax, checked when the class is defined
-
-        def __init__(self, token: str) -> None:
-            self._token = token.encode()
-
-        def initial_response(self) -> bytes | None:
-            return self._token
-
-        def respond(self, challenge: bytes) -> bytes:
-            raise SASLError("X-TOKEN takes no challenge")
-
-        @property
-        def secrets(self) -> tuple[bytes, ...]:
-            return (self._token,)
-
-Error messages and reprs never contain passwords, tokens or responses (docs/design.md §4
-rule 11); text that came from the server is escaped before it appears in a message.
+How a mechanism works and how to write your own: the ``smtpproto.sasl`` package
+docstring. Error messages and reprs never contain passwords, tokens or responses
+(docs/design.md §4 rule 11).
 """
 
 from __future__ import annotations

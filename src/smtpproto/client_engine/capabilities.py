@@ -285,7 +285,7 @@ class CapabilitiesCache:
     A client that reconnects to the same server (``send_many``) gets the same reply
     every time, and ``Capabilities`` values are immutable, so they can be shared; this
     saves a third of a short session's CPU time. Owned by the config, never global
-    (docs/design.md §4): bounded to ``size`` entries, the oldest dropped first.
+    (docs/design.md §2): bounded to ``size`` entries, the oldest dropped first.
     """
 
     __slots__ = ("_entries", "mask", "size")

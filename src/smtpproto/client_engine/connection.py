@@ -14,7 +14,7 @@ rules, and returns the exact bytes to write, queueing the reply it expects.
 The connection is one object: its state is a ``Session`` (``session``), the send
 rules are functions in ``sending``, the reply rules functions in ``replies``, and
 every state change comes from the tables in ``states``. This module is the boundary
-(h11's rule, docs/design.md §4): any exception escaping a public method — a
+(h11's rule, docs/design.md §2): any exception escaping a public method — a
 ``ProtocolError`` or anything unexpected — leaves the connection in the sticky ERROR
 state before it propagates.
 
@@ -128,7 +128,7 @@ class ClientConnection:
 
     def _fail(self, error: BaseException) -> None:
         """The one way into ERROR (sticky): every public method calls it on any
-        exception before re-raising (h11's rule, docs/design.md §4)."""
+        exception before re-raising (h11's rule, docs/design.md §2)."""
         if self._error is None:
             self._error = (
                 error

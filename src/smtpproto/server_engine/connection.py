@@ -28,7 +28,7 @@ Errors: caller misuse raises ``LocalProtocolError`` with no state change; input 
 cannot be answered any more (a DATA line over the decoder's bound, a flood of pipelined
 commands) raises ``RemoteProtocolError`` and the state is a sticky ERROR in which only
 one last 4xx/5xx reply may be sent. Any other exception out of a public method (h11's
-rule, docs/design.md §4) also leaves ERROR behind before it propagates: the state may
+rule, docs/design.md §2) also leaves ERROR behind before it propagates: the state may
 be half updated. Everything else a client does wrong is an event.
 """
 

@@ -58,8 +58,12 @@ ClientPart = Callable[[int], Awaitable[None]]
 def run(script: Script, client_part: ClientPart) -> None:
     """Serve ``script`` on 127.0.0.1 and run ``client_part(port)``; both bounded."""
     failures: list[BaseException] = []
+    handlers: set[asyncio.Task[None]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
         try:
             await script(AsyncPeer(reader, writer))
         except (OSError, asyncio.IncompleteReadError):
@@ -76,6 +80,9 @@ def run(script: Script, client_part: ClientPart) -> None:
             await client_part(port)
         finally:
             server.close()
+            # A stalling script sleeps on; since 3.12 wait_closed() waits for it.
+            for task in handlers:
+                task.cancel()
             await server.wait_closed()
 
     asyncio.run(asyncio.wait_for(main(), BOUND))

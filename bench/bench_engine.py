@@ -83,11 +83,16 @@ def best_rate(session: Any) -> float:
 # -- ours ------------------------------------------------------------------------------
 
 
-def ours(parser: Any, *, pipelined: bool, build_commands: bool = False) -> Any:
-    from smtpproto.client_engine.config import ClientConfig
-    from smtpproto.client_engine.connection import ClientConnection
-    from smtpproto.client_engine.events import (
+def ours(
+    parser: Any, *, pipelined: bool, build_commands: bool = False, shared_config: bool = True
+) -> Any:
+    """One transaction as a callable, through the public API only (so it runs against any
+    installed revision: ``bench_revisions.py``). With ``shared_config`` every connection
+    gets the same ``ClientConfig`` (as the session drivers do), else a new one."""
+    from smtpproto import (
         NEED_DATA,
+        ClientConfig,
+        ClientConnection,
         Content,
         Data,
         Ehlo,
@@ -97,7 +102,7 @@ def ours(parser: Any, *, pipelined: bool, build_commands: bool = False) -> Any:
         TransactionResult,
     )
 
-    config = ClientConfig(parser_factory=parser)
+    shared = ClientConfig(parser_factory=parser)
     ehlo, mail, rcpt, data = (
         Ehlo(hostname="client.example"),
         Mail(sender="a@example.org"),
@@ -119,7 +124,7 @@ def ours(parser: Any, *, pipelined: bool, build_commands: bool = False) -> Any:
             ehlo = Ehlo(hostname="client.example")
             mail = Mail(sender="a@example.org")
             rcpt = Rcpt(recipient="b@example.org")
-        conn = ClientConnection(config)
+        conn = ClientConnection(shared if shared_config else ClientConfig(parser_factory=parser))
         events(conn, GREETING)
         wire = conn.send(ehlo)
         events(conn, EHLO_REPLY)

@@ -21,7 +21,7 @@ from ..sasl.base import MECH_NAME
 from ..wire.errors import LocalProtocolError
 from ..wire.reply import Reply
 
-__all__ = ["Capabilities", "CapabilitiesCache", "ParsedEhlo", "ServerLimits"]
+__all__ = ["EHLO_CACHE_SIZE", "Capabilities", "ParsedEhlo", "ServerLimits", "parse_ehlo"]
 
 # RFC 5321 §4.1.1.1: ehlo-line = ehlo-keyword *( SP ehlo-param )
 #   ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
@@ -279,40 +279,32 @@ def _parse_ehlo_line(raw: bytes) -> tuple[str, tuple[str, ...]] | None:
 ParsedEhlo = tuple[Capabilities, bool, "int | None"]
 
 
-class CapabilitiesCache:
-    """Parsed EHLO replies by raw lines, for the connections of one ``ClientConfig``.
+#: How many distinct EHLO replies one ``ClientConfig`` remembers (``parse_ehlo``).
+EHLO_CACHE_SIZE = 64
 
-    A client that reconnects to the same server (``send_many``) gets the same reply
-    every time, and ``Capabilities`` values are immutable, so they can be shared; this
-    saves a third of a short session's CPU time. Owned by the config, never global
-    (docs/design.md §2): bounded to ``size`` entries, the oldest dropped first.
+
+def parse_ehlo(
+    cache: dict[tuple[bytes, ...], ParsedEhlo], mask: tuple[str, ...], reply: Reply
+) -> ParsedEhlo:
+    """``Capabilities.from_ehlo(reply)`` masked with ``mask``, its PIPELINING flag and its
+    RCPTMAX (RFC 9422 §4), parsed once per distinct reply of one ``ClientConfig``.
+
+    ``cache`` is the config's (``ClientConfig._ehlo_cache``), never global (docs/design.md
+    §2): a client that reconnects to the same server (``send_many``) gets the same reply
+    every time, and ``Capabilities`` values are immutable, so they can be shared. At most
+    ``EHLO_CACHE_SIZE`` entries, the oldest dropped first.
     """
-
-    __slots__ = ("_entries", "mask", "size")
-
-    def __init__(self, mask: tuple[str, ...] = (), size: int = 64) -> None:
-        self.mask = mask
-        self.size = size
-        self._entries: dict[tuple[bytes, ...], ParsedEhlo] = {}
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def parse(self, reply: Reply) -> ParsedEhlo:
-        """``Capabilities.from_ehlo(reply)`` with the mask applied, its PIPELINING flag
-        and its RCPTMAX (RFC 9422 §4), parsed once per distinct reply."""
-        entries = self._entries
-        key = reply.raw_lines
-        cached = entries.get(key)
-        if cached is None:
-            caps = Capabilities.from_ehlo(reply)
-            if self.mask:
-                caps = caps.masked(*self.mask)
-            cached = (caps, caps.pipelining, caps.limits.rcptmax)
-            while len(entries) >= self.size:
-                try:  # connections of one config may run in several threads
-                    del entries[next(iter(entries))]
-                except (KeyError, RuntimeError, StopIteration):
-                    break
-            entries[key] = cached
-        return cached
+    key = reply.raw_lines
+    cached = cache.get(key)
+    if cached is None:
+        caps = Capabilities.from_ehlo(reply)
+        if mask:
+            caps = caps.masked(*mask)
+        cached = (caps, caps.pipelining, caps.limits.rcptmax)
+        while len(cache) >= EHLO_CACHE_SIZE:
+            try:  # connections of one config may run in several threads
+                del cache[next(iter(cache))]
+            except (KeyError, RuntimeError, StopIteration):
+                break
+        cache[key] = cached
+    return cached

@@ -10,7 +10,7 @@ import dataclasses
 import enum
 import re
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..wire.errors import LocalProtocolError
 from ..wire.limits import (
@@ -19,8 +19,10 @@ from ..wire.limits import (
     DEFAULT_MAX_REPLY_LINES,
 )
 from ..wire.reply import Reply
-from .capabilities import CapabilitiesCache
 from .transcript import TranscriptHook
+
+if TYPE_CHECKING:
+    from .capabilities import ParsedEhlo
 
 # RFC 5321 §4.1.1.1: ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
 _EHLO_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
@@ -142,7 +144,9 @@ class ClientConfig:
     allow_unsafe_raw: bool = False
     mask_extensions: tuple[str, ...] = ()
     #: EHLO replies parsed by this config's connections (state, not part of the value).
-    _ehlo_cache: CapabilitiesCache = dataclasses.field(init=False, repr=False, compare=False)
+    _ehlo_cache: dict[tuple[bytes, ...], ParsedEhlo] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.tls_policy, TLSPolicy):
@@ -161,7 +165,6 @@ class ClientConfig:
                     f"mask_extensions holds {keyword!a}, not an EHLO keyword (RFC 5321 §4.1.1.1)"
                 )
         object.__setattr__(self, "mask_extensions", masks)
-        object.__setattr__(self, "_ehlo_cache", CapabilitiesCache(masks))
         if not isinstance(self.timeouts, Timeouts):
             raise LocalProtocolError("timeouts must be a Timeouts value")
         for name in ("max_reply_line_length", "max_reply_lines", "max_reply_bytes"):

@@ -27,6 +27,7 @@ until ``tls_established()``, which forgets the capabilities and requires a new E
 from __future__ import annotations
 
 from ..wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ..wire.twins import ReplyParser
 from .capabilities import Capabilities
 from .config import ClientConfig
 from .events import NEED_DATA, Command, ConnectionClosed, Event, NeedData
@@ -63,7 +64,8 @@ class ClientConnection:
     __slots__ = ("_closed", "_eof", "_error", "_s")
 
     def __init__(self, config: ClientConfig | None = None) -> None:
-        self._s = Session(config if config is not None else ClientConfig())
+        config = config if config is not None else ClientConfig()
+        self._s = Session(config, config.parser_factory or ReplyParser)
         self._eof = False
         self._closed = False
         self._error: ProtocolError | None = None

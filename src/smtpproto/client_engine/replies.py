@@ -17,6 +17,7 @@ from collections.abc import Callable
 from ..wire.datacodec import DataEncoder
 from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.reply import Reply
+from .capabilities import parse_ehlo
 from .config import TLSPolicy
 from .events import (
     AuthChallenge,
@@ -176,7 +177,10 @@ def _hello_reply(s: Session, entry: Pending, reply: Reply) -> None:
         return
     if reply.code == 250:
         assert isinstance(command, (Ehlo, Lhlo))
-        caps, s.pipelining, s.rcptmax = s.config._ehlo_cache.parse(reply)
+        config = s.config
+        caps, s.pipelining, s.rcptmax = parse_ehlo(
+            config._ehlo_cache, config.mask_extensions, reply
+        )
         s.caps = caps
         s.enter(Outcome.HELLO_ACCEPTED)
         s.events.append(_ehlo_accepted(command, reply, caps))

@@ -18,14 +18,12 @@ that reply, so every recipient is always listed.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..wire.datacodec import DataEncoder
 from ..wire.reply import Reply
-from ..wire.twins import ReplyParser
 from .capabilities import Capabilities
-from .config import ClientConfig, ReplyParserLike, TLSPolicy
+from .config import ClientConfig, ParserFactory, ReplyParserLike, TLSPolicy
 from .events import Command, Event, Mail, TransactionResult, positional
 from .states import ON_OUTCOME, ClientState, Outcome, Verb
 from .transcript import Transcript
@@ -155,6 +153,7 @@ class Session:
         "incoming",
         "mechanism",
         "parser",
+        "parser_factory",
         "pending",
         "pipelining",
         "rcptmax",
@@ -165,8 +164,10 @@ class Session:
         "txn",
     )
 
-    def __init__(self, config: ClientConfig) -> None:
+    def __init__(self, config: ClientConfig, parser_factory: ParserFactory) -> None:
         self.config = config
+        #: Makes the reply parser (``config.parser_factory`` or the selected twin).
+        self.parser_factory = parser_factory
         #: The reply parser; a new one after TLS (RFC 3207 §4.2).
         self.parser = self.new_parser()
         #: The sending state (``states``); changed by ``enter`` and ``send`` only.
@@ -207,8 +208,7 @@ class Session:
     def new_parser(self) -> ReplyParserLike:
         """A reply parser with the configured limits (RFC 5321 §4.5.3.1.5)."""
         config = self.config
-        factory: Callable[..., ReplyParserLike] = config.parser_factory or ReplyParser
-        return factory(
+        return self.parser_factory(
             max_line_length=config.max_reply_line_length,
             max_lines=config.max_reply_lines,
             max_reply_bytes=config.max_reply_bytes,

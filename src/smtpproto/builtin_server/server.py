@@ -197,7 +197,7 @@ class _Connection(asyncio.Protocol):
                 if event is NEED_DATA:
                     return
                 if event is PAUSED:
-                    if self._conn.state.name == "CLOSED":
+                    if self._conn.state is ServerState.CLOSED:
                         self.close()
                     return
                 assert isinstance(event, ServerEvent)

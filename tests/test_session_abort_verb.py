@@ -1,4 +1,5 @@
-"""A transaction the drivers end with RSET is labelled with the verb it used.
+"""A transaction the drivers end with RSET, or whose content the server's last words
+refuse, is labelled with the verb it used.
 
 ``MailDrivers._abort`` (no recipient accepted, a refused BDAT chunk) hands the result
 to ``raise_for`` with a verb that names the failing step in ``SMTPReplyError.command``
@@ -18,7 +19,7 @@ from session_helpers import Transport
 from smtpproto.client_engine.config import ClientConfig
 from smtpproto.client_engine.events import TransactionResult
 from smtpproto.drivers import mail
-from smtpproto.drivers.session import Session
+from smtpproto.drivers.session import LAST_WORDS_TIMEOUT, Read, Session, Write
 from smtpproto.exceptions import SMTPRecipientsRefused, SMTPReplyError
 
 EHLO_PLAIN = b"250 mx.example.org\r\n"
@@ -88,3 +89,30 @@ def test_send_many_labels_a_refused_bdat_last_bdat() -> None:
     with pytest.raises(SMTPReplyError) as info:  # sendmail, the same refusal
         transport.run(session.sendmail("s@x.org", ["r@x.org"], b"body\r\n"))
     assert info.value.command == "BDAT"
+
+
+@pytest.mark.parametrize(
+    ("ehlo", "final", "verb"),
+    [(EHLO_PLAIN, b".", "DATA"), (EHLO_CHUNKING, b"BDAT", "BDAT")],
+    ids=["data", "bdat"],
+)
+def test_last_words_refusing_the_content_name_its_verb(
+    ehlo: bytes, final: bytes, verb: str
+) -> None:
+    """A write fails while the final reply is due, and the server's last words refuse
+    the content: the refusal names DATA or BDAT, whichever carried it."""
+    session, transport = opened({b"EHLO": [ehlo], final: [b""]})  # the final reply is late
+    server = transport.server
+    driver = session.sendmail("a@x.org", ["b@x.org"], MESSAGE)
+    request = next(driver)
+    while not (isinstance(request, Read) and session.conn.final_reply_pending):
+        answer = None
+        if isinstance(request, Write):
+            transport.pending += server.receive(request.data)
+        else:
+            answer, transport.pending = transport.pending, b""
+        request = driver.send(answer)
+    assert driver.throw(BrokenPipeError("pipe")) == Read(LAST_WORDS_TIMEOUT)
+    with pytest.raises(SMTPReplyError) as info:
+        driver.send(b"554 5.6.0 rejected\r\n")
+    assert info.value.code == 554 and info.value.command == verb

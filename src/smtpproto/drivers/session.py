@@ -78,6 +78,7 @@ from ..client_engine.events import (
     AuthContinue,
     AuthFailed,
     AuthSucceeded,
+    Bdat,
     Command,
     CommandReply,
     ConnectionClosed,
@@ -299,6 +300,8 @@ class Session(BatchDrivers):
         from what the adapter kept; None when it said nothing that settles the outcome
         (an accepted message included: then the status stays unknown)."""
         conn = self.conn
+        # The verb that carried the content, to name a refusal of it (RFC 3030 §2).
+        verb = "BDAT" if any(isinstance(sent, Bdat) for sent in conn.outstanding) else "DATA"
         try:
             data = yield Read(LAST_WORDS_TIMEOUT)
             if not data:  # EOF: nothing said (feeding it would only report the loss)
@@ -309,7 +312,7 @@ class Session(BatchDrivers):
                 if isinstance(event, ServiceClosing):
                     return SMTPReplyError(event.reply)
                 if isinstance(event, TransactionResult):
-                    raise_for(event, "DATA")
+                    raise_for(event, verb)
                 if event is NEED_DATA or isinstance(event, ConnectionClosed):
                     return None
         except ProtocolError as error:  # e.g. an early 552 during the content

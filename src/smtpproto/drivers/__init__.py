@@ -2,6 +2,8 @@
 
 Each driver is a generator over a ``ClientConnection`` that yields requests (``Write``,
 ``Read``, ``UpgradeTLS``) for an adapter to carry out, so the blocking, asyncio and trio
-clients share every protocol decision (docs/design.md §1). Also the adapters' exception
-hierarchy (``exceptions``) and the envelope of an ``EmailMessage`` (``envelope``).
+clients share every protocol decision (docs/design.md §1). ``core.DriverCore`` holds
+the connection and the plumbing; ``mail``, ``batch`` and ``session`` add the
+operations. Also the adapters' exception hierarchy (``exceptions``) and the envelope of
+an ``EmailMessage`` (``envelope``).
 """

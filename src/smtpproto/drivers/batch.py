@@ -44,9 +44,7 @@ from ..client_engine.events import (
     Content,
     Data,
     EndOfContent,
-    Event,
     Mail,
-    NeedData,
     NoRecipientsAccepted,
     Rcpt,
     ReadyForContent,
@@ -55,6 +53,7 @@ from ..client_engine.events import (
 from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError
+from .core import raise_for
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
     SMTPConnectError,
@@ -64,7 +63,7 @@ from .exceptions import (
     SMTPRecipientsRefused,
     SMTPReplyError,
 )
-from .mail import MailDrivers, raise_for
+from .mail import MailDrivers
 from .support import (
     DEFAULT_CHUNK_SIZE,
     ContentSource,
@@ -107,13 +106,7 @@ class _Prepared:
 
 
 class BatchDrivers(MailDrivers):
-    """``send_many`` over ``MailDrivers``' plumbing."""
-
-    if TYPE_CHECKING:
-
-        def _guard(self, driver: Driver[T]) -> Driver[T]: ...
-
-        def _screen(self, event: Event | NeedData) -> None: ...
+    """``send_many`` over ``MailDrivers`` and ``DriverCore``'s plumbing."""
 
     def send_many(
         self,

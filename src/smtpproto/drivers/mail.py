@@ -1,7 +1,7 @@
 """The mail-transaction drivers of ``Session`` (``sendmail``, ``send_message``).
 
-Theory of operation: a mixin over ``drivers.session.Session``'s plumbing (``_send``
-writes commands, ``_event`` reads the next engine event). The envelope goes first:
+Theory of operation: built on ``DriverCore``'s plumbing (``core``: ``_send`` writes
+commands, ``_event`` reads the next engine event). The envelope goes first:
 with PIPELINING, MAIL, every RCPT and DATA in one write (RFC 2920 §3.1); without it,
 one command per reply. The content then streams in chunks: DATA content through the
 engine's encoder (dot-stuffing, CRLF), or BDAT chunks (RFC 3030 §2) made CRLF by the
@@ -34,7 +34,6 @@ from ..client_engine.events import (
     Content,
     Data,
     EndOfContent,
-    Event,
     Mail,
     NoRecipientsAccepted,
     Rcpt,
@@ -43,13 +42,11 @@ from ..client_engine.events import (
     TransactionResult,
 )
 from ..wire.datacodec import LineEndNormalizer
-from ..wire.errors import LocalProtocolError, RemoteProtocolError
+from ..wire.errors import LocalProtocolError
+from .core import DriverCore, raise_for
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
     SMTPConnectError,
-    SMTPProtocolError,
-    SMTPRecipientsRefused,
-    SMTPReplyError,
 )
 from .support import (
     BDAT_WINDOW,
@@ -66,7 +63,6 @@ from .support import (
 if TYPE_CHECKING:
     from email.message import Message
 
-    from ..client_engine.connection import ClientConnection
     from ..wire.reply import Reply
 
 __all__ = ["COMMAND_CACHE", "MAIL_STAGES", "MailDrivers", "MailStage", "raise_for"]
@@ -79,21 +75,8 @@ MailStage = Literal["mail", "rcpt", "data"]
 MAIL_STAGES: tuple[MailStage, ...] = ("mail", "rcpt", "data")
 
 
-class MailDrivers:
-    """``sendmail`` and ``send_message``; needs ``Session``'s plumbing."""
-
-    if TYPE_CHECKING:
-        conn: ClientConnection
-        _current: tuple[str, tuple[str, ...]] | None
-        _rcpt_accepted: int
-        _commands: dict[tuple[Any, ...], Command]
-        _last_envelope: tuple[tuple[Any, ...], Mail, tuple[Rcpt, ...]] | None
-        _broken: bool
-
-        def _guard(self, driver: Driver[TransactionResult]) -> Driver[TransactionResult]: ...
-        def _send(self, *commands: Command) -> Driver[None]: ...
-        def _event(self) -> Driver[Event]: ...
-        def _write_timeout(self) -> float | None: ...
+class MailDrivers(DriverCore):
+    """``sendmail`` and ``send_message`` over ``DriverCore``'s plumbing."""
 
     def sendmail(
         self,
@@ -506,42 +489,3 @@ class MailDrivers:
                 return event
             if isinstance(event, ConnectionClosed):
                 raise SMTPConnectError("the server closed the connection during the transaction")
-
-
-def raise_for(result: TransactionResult, verb: str) -> None:
-    """Raise for a transaction that delivered to nobody; return on (partial) success.
-
-    A 421 anywhere (RFC 5321 §3.8: the server is closing) raises ``SMTPReplyError``
-    with that reply, whatever step it answered.
-    """
-    sender, data = result.sender_reply, result.data_reply
-    if (
-        data is not None
-        and data.is_success
-        and sender is not None
-        and sender.is_success
-        and not result.lmtp_replies
-        and all(reply.is_success for _, reply in result.recipients)
-    ):
-        return  # the common case: everything accepted
-    steps = [("MAIL", result.sender_reply)]
-    steps += [("RCPT", reply) for _, reply in result.recipients]
-    steps += [(verb, result.data_reply)]
-    steps += [(verb, reply) for _, reply in result.lmtp_replies]
-    for step, reply in steps:
-        if reply is not None and reply.code == 421:
-            raise SMTPReplyError(reply, command=step)
-    for step, reply in steps:
-        if reply is not None and not (reply.is_success or reply.is_error):
-            # 1yz/3yz where only 2yz/4yz/5yz make sense (RFC 5321 §4.3.2).
-            raise SMTPProtocolError(RemoteProtocolError(f"unexpected {reply.code} reply to {step}"))
-    if result.sender_reply is not None and result.sender_reply.is_error:
-        raise SMTPReplyError(result.sender_reply, command="MAIL")
-    if result.recipients and all(reply.is_error for _, reply in result.recipients):
-        raise SMTPRecipientsRefused(result.recipients)
-    if result.lmtp_replies:
-        if not result.delivered:
-            raise SMTPRecipientsRefused(result.failed)
-        return
-    if result.data_reply is not None and result.data_reply.is_error:
-        raise SMTPReplyError(result.data_reply, command=verb)

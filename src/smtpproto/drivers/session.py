@@ -66,7 +66,7 @@ bounded whatever the message size.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.config import ClientConfig, TLSPolicy
@@ -78,52 +78,37 @@ from ..client_engine.events import (
     AuthContinue,
     AuthFailed,
     AuthSucceeded,
-    Bdat,
     Command,
-    CommandReply,
-    ConnectionClosed,
-    DeliveryStatusUnknown,
     Ehlo,
     EhloAccepted,
-    Event,
     Greeting,
     GreetingRefused,
     HelloRefused,
     Helo,
     HeloAccepted,
     Lhlo,
-    Mail,
-    NeedData,
     Noop,
     Quit,
-    Rcpt,
     Rset,
     ServiceClosing,
     StartTLS,
     StartTLSRefused,
     TLSReady,
     TLSUnavailable,
-    TransactionResult,
     Vrfy,
 )
-from ..client_engine.states import ClientState
 from ..sasl.base import ChannelBinding, ClientMechanism
 from ..sasl.mechanisms import choose_mechanism
-from ..wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.reply import Reply
 from .batch import BatchDrivers
+from .core import LAST_WORDS_TIMEOUT
 from .exceptions import (
-    SMTPConnectError,
-    SMTPDeliveryStatusUnknown,
-    SMTPDeliveryTimeoutError,
-    SMTPError,
     SMTPProtocolError,
-    SMTPRecipientsRefused,
     SMTPReplyError,
-    SMTPTimeoutError,
     SMTPTLSError,
 )
-from .mail import MAIL_STAGES, MailStage, raise_for
+from .mail import MAIL_STAGES, MailStage
 from .support import (
     DEFAULT_CHUNK_SIZE,
     MAX_READAHEAD,
@@ -166,9 +151,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: Seconds to wait for the server's last words after a failed write.
-LAST_WORDS_TIMEOUT = 1.0
-
 #: Where ``Session.open`` may stop, in session order (see ``Session.open``).
 OpenStage = Literal["greeting", "ehlo", "tls"]
 OPEN_STAGES: tuple[OpenStage, ...] = ("greeting", "ehlo", "tls")
@@ -188,8 +170,8 @@ class Session(BatchDrivers):
         server_hostname: str | None = None,
         local_hostname: str = "localhost",
     ) -> None:
-        self.config = config if config is not None else ClientConfig()
-        self.conn = ClientConnection(self.config)
+        config = config if config is not None else ClientConfig()
+        super().__init__(config, ClientConnection(config))
         self.server_hostname = server_hostname
         self.local_hostname = local_hostname
         #: Channel binding of the TLS layer (for SCRAM-*-PLUS), once TLS is up.
@@ -203,196 +185,6 @@ class Session(BatchDrivers):
         #: reports such as "AUTH offered in cleartext"); without TLS the same as
         #: ``conn.capabilities``; None under implicit TLS, after HELO, or before EHLO.
         self.capabilities_before_tls: Capabilities | None = None
-        self._broken = False
-        self._current: tuple[str, tuple[str, ...]] | None = None
-        self._rcpt_accepted = 0
-        self._commands: dict[tuple[Any, ...], Command] = {}
-        #: (inputs, MAIL, RCPTs) of the last envelope ``_prepare`` made
-        self._last_envelope: tuple[tuple[Any, ...], Mail, tuple[Rcpt, ...]] | None = None
-
-    # -- state --------------------------------------------------------------------------
-
-    @property
-    def usable(self) -> bool:
-        """False once the session cannot carry another command: the adapter closes."""
-        return not self._broken and self.conn.state not in (
-            ClientState.ERROR,
-            ClientState.CLOSED,
-            ClientState.CLOSING,
-            ClientState.MUST_QUIT,
-            ClientState.TLS_HANDSHAKE,
-        )
-
-    @property
-    def can_quit(self) -> bool:
-        """True when a polite QUIT may still be sent (used by context-manager exits)."""
-        return not self._broken and self.conn.state in (
-            ClientState.HELLO,
-            ClientState.READY,
-            ClientState.MUST_QUIT,
-        )
-
-    def quit_on_exit(self, exc_type: type[BaseException] | None) -> bool:
-        """Whether a context manager's exit should send QUIT before closing: when the
-        session can still take it and the block ended normally or with a refused
-        command (``SMTPReplyError``/``SMTPRecipientsRefused``); after an exception the
-        adapter suppresses ``SMTPError`` from that QUIT so it does not hide the first."""
-        if not self.can_quit:
-            return False
-        return exc_type is None or issubclass(exc_type, (SMTPReplyError, SMTPRecipientsRefused))
-
-    def mark_broken(self) -> None:
-        """The adapter gave up on the transport (a cancellation, a failed close)."""
-        self._broken = True
-
-    # -- running a driver ---------------------------------------------------------------
-
-    def _guard(self, driver: Driver[T]) -> Driver[T]:
-        """Map failures to the exception hierarchy; mark the session broken on any
-        exception except a reply error that left the session usable."""
-        if self._broken:
-            raise SMTPProtocolError(LocalProtocolError("the connection is broken; open a new one"))
-        try:
-            return (yield from driver)
-        except (SMTPReplyError, SMTPRecipientsRefused):
-            if not self.usable:
-                self._broken = True
-            raise
-        except SMTPError:
-            self._broken = True
-            raise
-        except ProtocolError as error:
-            self._broken = True
-            if self.conn.final_reply_pending and self._current is not None:
-                # Broken reply or EOF mid-reply after the end of the content: the server
-                # may have taken the message (RFC 1047).
-                sender, recipients = self._current
-                raise SMTPDeliveryStatusUnknown(
-                    f"the reply to the end of the content was lost: {error}",
-                    sender=sender,
-                    recipients=recipients,
-                ) from error
-            raise SMTPProtocolError(error) from error
-        except TimeoutError as error:
-            self._broken = True
-            raise self._timeout_error(error) from error
-        except OSError as error:
-            self._broken = True
-            current = self._current if self.conn.final_reply_pending else None
-            last_words = yield from self._last_words()
-            if last_words is not None:
-                raise last_words from error
-            if current is not None:
-                sender, recipients = current
-                raise SMTPDeliveryStatusUnknown(
-                    f"connection lost: {error}", sender=sender, recipients=recipients
-                ) from error
-            raise SMTPConnectError(f"connection lost: {error}") from error
-        except BaseException:  # cancellation, KeyboardInterrupt: never reuse
-            self._broken = True
-            raise
-        finally:
-            self._current = None
-
-    def _last_words(self) -> Driver[SMTPError | None]:
-        """After a transport error, what the server said before it went away (a 421
-        while we were still writing, RFC 5321 §3.8; a refusal of the content), read
-        from what the adapter kept; None when it said nothing that settles the outcome
-        (an accepted message included: then the status stays unknown)."""
-        conn = self.conn
-        # The verb that carried the content, to name a refusal of it (RFC 3030 §2).
-        verb = "BDAT" if any(isinstance(sent, Bdat) for sent in conn.outstanding) else "DATA"
-        try:
-            data = yield Read(LAST_WORDS_TIMEOUT)
-            if not data:  # EOF: nothing said (feeding it would only report the loss)
-                return None
-            conn.receive_data(data)
-            while True:
-                event = conn.next_event()
-                if isinstance(event, ServiceClosing):
-                    return SMTPReplyError(event.reply)
-                if isinstance(event, TransactionResult):
-                    raise_for(event, verb)
-                if event is NEED_DATA or isinstance(event, ConnectionClosed):
-                    return None
-        except ProtocolError as error:  # e.g. an early 552 during the content
-            return SMTPProtocolError(error)
-        except (SMTPReplyError, SMTPRecipientsRefused) as refused:
-            return refused
-        except (OSError, SMTPError):
-            return None
-
-    def _timeout_error(self, error: TimeoutError) -> SMTPTimeoutError:
-        conn = self.conn
-        timeout = conn.timeout
-        if conn.final_reply_pending and self._current is not None:
-            sender, recipients = self._current
-            return SMTPDeliveryTimeoutError(
-                "timed out waiting for the reply to the end of the content",
-                timeout=timeout,
-                sender=sender,
-                recipients=recipients,
-            )
-        outstanding = conn.outstanding
-        if conn.state is ClientState.GREETING:
-            what = "greeting"
-        elif outstanding:
-            what = f"{type(outstanding[0]).__name__.upper()} reply"
-        else:
-            what = "the server"
-        return SMTPTimeoutError(f"timed out waiting for {what}", waiting_for=what, timeout=timeout)
-
-    # -- engine plumbing ----------------------------------------------------------------
-
-    def _send(self, *commands: Command) -> Driver[None]:
-        """Serialise ``commands`` and write them in one write."""
-        conn = self.conn
-        wire = b"".join([conn.send(command) for command in commands])
-        yield Write(wire, self._write_timeout())
-
-    def _write_timeout(self) -> float | None:
-        timeout = self.conn.timeout
-        return timeout if timeout is not None else self.config.timeouts.data_block
-
-    def _event(self) -> Driver[Event]:
-        """The next engine event, reading as needed. A 421 raises ``SMTPReplyError``."""
-        conn = self.conn
-        while True:
-            event = conn.next_event()
-            if event is NEED_DATA:
-                data = yield Read(conn.timeout)
-                if not isinstance(data, bytes):
-                    raise TypeError(f"the adapter answered Read with {type(data).__name__}")
-                conn.receive_data(data)
-                continue
-            self._screen(event)
-            return event
-
-    def _screen(self, event: Event | NeedData) -> None:
-        """What every event read by a driver goes through: count accepted RCPTs; a
-        421 raises ``SMTPReplyError``, a lost final reply ``SMTPDeliveryStatusUnknown``
-        (RFC 1047)."""
-        assert isinstance(event, Event)
-        if isinstance(event, CommandReply):
-            if isinstance(event.command, Rcpt) and event.reply.is_success:
-                self._rcpt_accepted += 1
-        elif isinstance(event, ServiceClosing):
-            raise SMTPReplyError(event.reply)
-        elif isinstance(event, DeliveryStatusUnknown):
-            raise SMTPDeliveryStatusUnknown(
-                event.reason, sender=event.sender, recipients=event.recipients
-            )
-
-    def _reply_to(self, command: Command, verb: str) -> Driver[Reply]:
-        """Wait for the ``CommandReply`` to ``command``; raise on 4yz/5yz."""
-        while True:
-            event = yield from self._event()
-            if isinstance(event, CommandReply) and event.command is command:
-                if event.reply.is_error:
-                    raise SMTPReplyError(event.reply, command=verb)
-                return event.reply
-            if isinstance(event, ConnectionClosed):
-                raise SMTPConnectError(f"the server closed the connection before {verb}'s reply")
 
     # -- operations ---------------------------------------------------------------------
 

@@ -1,0 +1,294 @@
+"""``DriverCore``: the plumbing every session driver runs on.
+
+Theory of operation: one ``ClientConnection`` and the state the drivers keep about it
+(broken or not, the transaction in flight, accepted recipients, reusable commands).
+``_send`` writes commands, ``_event`` reads the next engine event (screening 421 and a
+lost final reply), ``_guard`` maps every failure to the exception hierarchy and marks
+the session broken, ``raise_for`` turns a ``TransactionResult`` into the result or an
+exception. ``MailDrivers`` (``mail``), ``BatchDrivers`` (``batch``) and ``Session``
+(``session``) build on it, each adding operations, none re-declaring its state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..client_engine.events import (
+    NEED_DATA,
+    Bdat,
+    Command,
+    CommandReply,
+    ConnectionClosed,
+    DeliveryStatusUnknown,
+    Event,
+    Mail,
+    NeedData,
+    Rcpt,
+    ServiceClosing,
+    TransactionResult,
+)
+from ..client_engine.states import ClientState
+from ..wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .exceptions import (
+    SMTPConnectError,
+    SMTPDeliveryStatusUnknown,
+    SMTPDeliveryTimeoutError,
+    SMTPError,
+    SMTPProtocolError,
+    SMTPRecipientsRefused,
+    SMTPReplyError,
+    SMTPTimeoutError,
+)
+from .support import Driver, Read, Write
+
+if TYPE_CHECKING:
+    from ..client_engine.config import ClientConfig
+    from ..client_engine.connection import ClientConnection
+    from ..wire.reply import Reply
+
+__all__ = ["LAST_WORDS_TIMEOUT", "DriverCore", "raise_for"]
+
+T = TypeVar("T")
+
+#: Seconds to wait for the server's last words after a failed write.
+LAST_WORDS_TIMEOUT = 1.0
+
+
+class DriverCore:
+    """One ``ClientConnection`` and what the drivers know about it (see the module
+    docstring); ``Session`` makes the connection."""
+
+    def __init__(self, config: ClientConfig, conn: ClientConnection) -> None:
+        self.config = config
+        self.conn = conn
+        self._broken = False
+        #: (sender, recipients) of the transaction in flight, for "status unknown"
+        self._current: tuple[str, tuple[str, ...]] | None = None
+        self._rcpt_accepted = 0
+        #: MAIL/RCPT commands kept for reuse by ``MailDrivers._command``
+        self._commands: dict[tuple[Any, ...], Command] = {}
+        #: (inputs, MAIL, RCPTs) of the last envelope ``_prepare`` made
+        self._last_envelope: tuple[tuple[Any, ...], Mail, tuple[Rcpt, ...]] | None = None
+
+    # -- state --------------------------------------------------------------------------
+
+    @property
+    def usable(self) -> bool:
+        """False once the session cannot carry another command: the adapter closes."""
+        return not self._broken and self.conn.state not in (
+            ClientState.ERROR,
+            ClientState.CLOSED,
+            ClientState.CLOSING,
+            ClientState.MUST_QUIT,
+            ClientState.TLS_HANDSHAKE,
+        )
+
+    @property
+    def can_quit(self) -> bool:
+        """True when a polite QUIT may still be sent (used by context-manager exits)."""
+        return not self._broken and self.conn.state in (
+            ClientState.HELLO,
+            ClientState.READY,
+            ClientState.MUST_QUIT,
+        )
+
+    def quit_on_exit(self, exc_type: type[BaseException] | None) -> bool:
+        """Whether a context manager's exit should send QUIT before closing: when the
+        session can still take it and the block ended normally or with a refused
+        command (``SMTPReplyError``/``SMTPRecipientsRefused``); after an exception the
+        adapter suppresses ``SMTPError`` from that QUIT so it does not hide the first."""
+        if not self.can_quit:
+            return False
+        return exc_type is None or issubclass(exc_type, (SMTPReplyError, SMTPRecipientsRefused))
+
+    def mark_broken(self) -> None:
+        """The adapter gave up on the transport (a cancellation, a failed close)."""
+        self._broken = True
+
+    # -- running a driver ---------------------------------------------------------------
+
+    def _guard(self, driver: Driver[T]) -> Driver[T]:
+        """Map failures to the exception hierarchy; mark the session broken on any
+        exception except a reply error that left the session usable."""
+        if self._broken:
+            raise SMTPProtocolError(LocalProtocolError("the connection is broken; open a new one"))
+        try:
+            return (yield from driver)
+        except (SMTPReplyError, SMTPRecipientsRefused):
+            if not self.usable:
+                self._broken = True
+            raise
+        except SMTPError:
+            self._broken = True
+            raise
+        except ProtocolError as error:
+            self._broken = True
+            if self.conn.final_reply_pending and self._current is not None:
+                # Broken reply or EOF mid-reply after the end of the content: the server
+                # may have taken the message (RFC 1047).
+                sender, recipients = self._current
+                raise SMTPDeliveryStatusUnknown(
+                    f"the reply to the end of the content was lost: {error}",
+                    sender=sender,
+                    recipients=recipients,
+                ) from error
+            raise SMTPProtocolError(error) from error
+        except TimeoutError as error:
+            self._broken = True
+            raise self._timeout_error(error) from error
+        except OSError as error:
+            self._broken = True
+            current = self._current if self.conn.final_reply_pending else None
+            last_words = yield from self._last_words()
+            if last_words is not None:
+                raise last_words from error
+            if current is not None:
+                sender, recipients = current
+                raise SMTPDeliveryStatusUnknown(
+                    f"connection lost: {error}", sender=sender, recipients=recipients
+                ) from error
+            raise SMTPConnectError(f"connection lost: {error}") from error
+        except BaseException:  # cancellation, KeyboardInterrupt: never reuse
+            self._broken = True
+            raise
+        finally:
+            self._current = None
+
+    def _last_words(self) -> Driver[SMTPError | None]:
+        """After a transport error, what the server said before it went away (a 421
+        while we were still writing, RFC 5321 §3.8; a refusal of the content), read
+        from what the adapter kept; None when it said nothing that settles the outcome
+        (an accepted message included: then the status stays unknown)."""
+        conn = self.conn
+        # The verb that carried the content, to name a refusal of it (RFC 3030 §2).
+        verb = "BDAT" if any(isinstance(sent, Bdat) for sent in conn.outstanding) else "DATA"
+        try:
+            data = yield Read(LAST_WORDS_TIMEOUT)
+            if not data:  # EOF: nothing said (feeding it would only report the loss)
+                return None
+            conn.receive_data(data)
+            while True:
+                event = conn.next_event()
+                if isinstance(event, ServiceClosing):
+                    return SMTPReplyError(event.reply)
+                if isinstance(event, TransactionResult):
+                    raise_for(event, verb)
+                if event is NEED_DATA or isinstance(event, ConnectionClosed):
+                    return None
+        except ProtocolError as error:  # e.g. an early 552 during the content
+            return SMTPProtocolError(error)
+        except (SMTPReplyError, SMTPRecipientsRefused) as refused:
+            return refused
+        except (OSError, SMTPError):
+            return None
+
+    def _timeout_error(self, error: TimeoutError) -> SMTPTimeoutError:
+        conn = self.conn
+        timeout = conn.timeout
+        if conn.final_reply_pending and self._current is not None:
+            sender, recipients = self._current
+            return SMTPDeliveryTimeoutError(
+                "timed out waiting for the reply to the end of the content",
+                timeout=timeout,
+                sender=sender,
+                recipients=recipients,
+            )
+        outstanding = conn.outstanding
+        if conn.state is ClientState.GREETING:
+            what = "greeting"
+        elif outstanding:
+            what = f"{type(outstanding[0]).__name__.upper()} reply"
+        else:
+            what = "the server"
+        return SMTPTimeoutError(f"timed out waiting for {what}", waiting_for=what, timeout=timeout)
+
+    # -- engine plumbing ----------------------------------------------------------------
+
+    def _send(self, *commands: Command) -> Driver[None]:
+        """Serialise ``commands`` and write them in one write."""
+        conn = self.conn
+        wire = b"".join([conn.send(command) for command in commands])
+        yield Write(wire, self._write_timeout())
+
+    def _write_timeout(self) -> float | None:
+        timeout = self.conn.timeout
+        return timeout if timeout is not None else self.config.timeouts.data_block
+
+    def _event(self) -> Driver[Event]:
+        """The next engine event, reading as needed. A 421 raises ``SMTPReplyError``."""
+        conn = self.conn
+        while True:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                data = yield Read(conn.timeout)
+                if not isinstance(data, bytes):
+                    raise TypeError(f"the adapter answered Read with {type(data).__name__}")
+                conn.receive_data(data)
+                continue
+            self._screen(event)
+            return event
+
+    def _screen(self, event: Event | NeedData) -> None:
+        """What every event read by a driver goes through: count accepted RCPTs; a
+        421 raises ``SMTPReplyError``, a lost final reply ``SMTPDeliveryStatusUnknown``
+        (RFC 1047)."""
+        assert isinstance(event, Event)
+        if isinstance(event, CommandReply):
+            if isinstance(event.command, Rcpt) and event.reply.is_success:
+                self._rcpt_accepted += 1
+        elif isinstance(event, ServiceClosing):
+            raise SMTPReplyError(event.reply)
+        elif isinstance(event, DeliveryStatusUnknown):
+            raise SMTPDeliveryStatusUnknown(
+                event.reason, sender=event.sender, recipients=event.recipients
+            )
+
+    def _reply_to(self, command: Command, verb: str) -> Driver[Reply]:
+        """Wait for the ``CommandReply`` to ``command``; raise on 4yz/5yz."""
+        while True:
+            event = yield from self._event()
+            if isinstance(event, CommandReply) and event.command is command:
+                if event.reply.is_error:
+                    raise SMTPReplyError(event.reply, command=verb)
+                return event.reply
+            if isinstance(event, ConnectionClosed):
+                raise SMTPConnectError(f"the server closed the connection before {verb}'s reply")
+
+
+def raise_for(result: TransactionResult, verb: str) -> None:
+    """Raise for a transaction that delivered to nobody; return on (partial) success.
+
+    A 421 anywhere (RFC 5321 §3.8: the server is closing) raises ``SMTPReplyError``
+    with that reply, whatever step it answered.
+    """
+    sender, data = result.sender_reply, result.data_reply
+    if (
+        data is not None
+        and data.is_success
+        and sender is not None
+        and sender.is_success
+        and not result.lmtp_replies
+        and all(reply.is_success for _, reply in result.recipients)
+    ):
+        return  # the common case: everything accepted
+    steps = [("MAIL", result.sender_reply)]
+    steps += [("RCPT", reply) for _, reply in result.recipients]
+    steps += [(verb, result.data_reply)]
+    steps += [(verb, reply) for _, reply in result.lmtp_replies]
+    for step, reply in steps:
+        if reply is not None and reply.code == 421:
+            raise SMTPReplyError(reply, command=step)
+    for step, reply in steps:
+        if reply is not None and not (reply.is_success or reply.is_error):
+            # 1yz/3yz where only 2yz/4yz/5yz make sense (RFC 5321 §4.3.2).
+            raise SMTPProtocolError(RemoteProtocolError(f"unexpected {reply.code} reply to {step}"))
+    if result.sender_reply is not None and result.sender_reply.is_error:
+        raise SMTPReplyError(result.sender_reply, command="MAIL")
+    if result.recipients and all(reply.is_error for _, reply in result.recipients):
+        raise SMTPRecipientsRefused(result.recipients)
+    if result.lmtp_replies:
+        if not result.delivered:
+            raise SMTPRecipientsRefused(result.failed)
+        return
+    if result.data_reply is not None and result.data_reply.is_error:
+        raise SMTPReplyError(result.data_reply, command=verb)

@@ -1,4 +1,4 @@
-"""One receive boundary (h11's rule, docs/design.md §4): any exception escaping a public
+"""One receive boundary (h11's rule, docs/design.md §2): any exception escaping a public
 method of ``ClientConnection`` or ``ServerConnection`` — not only a ``ProtocolError`` —
 leaves the connection in the sticky ERROR state before it propagates. Caller misuse the
 server finds before changing anything still leaves it usable."""

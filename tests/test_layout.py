@@ -41,10 +41,10 @@ LAYERS = {
 }
 #: Top-level modules that every layer may import (no imports of their own).
 LEAVES = frozenset({"_version"})
-#: The longest chain of imports that run, in modules: 15 today, ``__main__`` -> cli (2)
-#: -> adapters (3) -> drivers (5: session, batch, mail, core, support) -> the client
-#: config -> wire (``Reply``, ``codes``, ``text``). Counting type-only imports it is 18.
-LONGEST_CHAIN = 15
+#: The longest chain of imports that run, in modules: 14 today, ``__main__`` -> cli (2)
+#: -> adapters (3) -> drivers -> client engine (5) -> SASL -> wire. Counting type-only
+#: imports it is 17.
+LONGEST_CHAIN = 14
 
 
 def _module_name(path: Path) -> str:

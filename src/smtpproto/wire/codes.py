@@ -20,8 +20,9 @@ RFC 3463 and the IANA registry of RFC 5248 with later registrations (RFC 3886, 4
 unknown", 451 for greylisting, 452 or 552 for too many recipients. The advice here is
 a hint for a program or a person; the server's text and enhanced code say more.
 
-This module sits below ``reply``: it knows nothing of the ``Reply`` class (it takes any
-value with a reply's ``code``, ``enhanced`` and ``text``), and ``Reply.explain`` calls it.
+This module imports nothing from the package: it sits below ``reply``, whose
+``Reply.explain`` calls ``explain`` and quotes the server's text; ``explain_reply``
+calls back ``reply.explain``.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from .text import escape_text
-
 
 class StatusTriple(Protocol):
     """An enhanced status code as three integers (``EnhancedStatusCode`` is one)."""
@@ -41,16 +40,9 @@ class StatusTriple(Protocol):
 
 
 class ExplainableReply(Protocol):
-    """What :func:`explain_reply` reads of a reply (``Reply`` has all three)."""
+    """What :func:`explain_reply` needs of a reply: ``Reply.explain``."""
 
-    @property
-    def code(self) -> int: ...
-
-    @property
-    def enhanced(self) -> StatusTriple | None: ...
-
-    @property
-    def text(self) -> str: ...
+    def explain(self, command: str | None = None) -> str: ...
 
 
 __all__ = [
@@ -433,7 +425,9 @@ def describe_enhanced(status: StatusTriple | str) -> EnhancedCodeInfo:
     if isinstance(status, str):
         match = _ENHANCED_RE.fullmatch(status)
         if match is None:
-            raise ValueError(f"not an RFC 3463 enhanced status code: {escape_text(status)!r}")
+            raise ValueError(
+                f"not an RFC 3463 enhanced status code: {status!r}"
+            )  # repr escapes controls
         class_, subject, detail = int(match[1]), int(match[2]), int(match[3])
     else:
         try:
@@ -541,14 +535,6 @@ def explain(
 
 
 def explain_reply(reply: ExplainableReply, command: str | None = None) -> str:
-    """``explain`` for a ``Reply``, followed by the server's own text, escaped.
-
-    Used by ``Reply.explain()``. The server text is quoted after the explanation with
-    every control character escaped (docs/design.md §4 rule 12); continuation lines are
-    joined with `` / ``.
-    """
-    explanation = explain(reply.code, reply.enhanced, command=command)
-    server_text = " / ".join(escape_text(line) for line in reply.text.split("\n"))
-    if server_text.strip():
-        explanation += f' Server said: "{server_text}"'
-    return explanation
+    """``explain`` for a ``Reply``, followed by the server's own text, escaped: the same
+    as ``reply.explain(command)``, where the quoting lives (docs/design.md §4 rule 12)."""
+    return reply.explain(command)

@@ -16,7 +16,7 @@ import enum
 import re
 from typing import Any, NamedTuple
 
-from .codes import explain_reply
+from .codes import explain
 from .text import escape_text
 
 __all__ = ["EnhancedStatusCode", "Reply", "ReplyClass", "escape_text"]
@@ -192,9 +192,14 @@ class Reply:
         ``command`` (``"RCPT"``, ``"MAIL FROM:<a@b>"``, ...) is the command this reply
         answers; it refines the advice for codes whose meaning depends on it (550, 553,
         552, 452). The advice is a hint: servers use codes differently (see
-        ``smtpproto.codes``). Server text in the result is escaped.
+        ``smtpproto.codes``). The server's text follows, quoted, every control character
+        escaped (docs/design.md §4 rule 12), continuation lines joined with `` / ``.
         """
-        return explain_reply(self, command)
+        explanation = explain(self.code, self.enhanced, command=command)
+        server_text = " / ".join(escape_text(line) for line in self.text.split("\n"))
+        if server_text.strip():
+            explanation += f' Server said: "{server_text}"'
+        return explanation
 
     # -- wire form and display --------------------------------------------------------
 

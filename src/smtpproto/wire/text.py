@@ -4,8 +4,8 @@ Server text is data. Before it reaches a terminal or a log every character that
 ``str.isprintable()`` rejects — C0 controls (ESC, CR, LF, NUL), DEL, C1 controls,
 U+2028/U+2029 and other separators or unassigned code points — is replaced by its
 Python escape (``\\x1b``, ``\\r``, ``\\u2028`` ...), so a hostile reply cannot move the
-cursor, forge a log line or change a terminal's state. This module imports nothing, so
-``wire.reply`` and ``wire.codes`` can both use it without an import cycle.
+cursor, forge a log line or change a terminal's state. This module imports nothing, so any
+layer can use it.
 """
 
 from __future__ import annotations

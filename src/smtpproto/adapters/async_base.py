@@ -36,6 +36,7 @@ from email.message import Message
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ..client_engine.capabilities import Capabilities
 from ..client_engine.events import TransactionResult
 from ..drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
 from ..drivers.exceptions import SMTPError, SMTPTLSError
@@ -46,11 +47,12 @@ from ..drivers.session import (
     OpenStage,
     Read,
     Request,
+    Session,
     T,
     UpgradeTLS,
     Write,
 )
-from ..drivers.support import ContentSource, ProgressCallback
+from ..drivers.support import ContentSource, ProgressCallback, hello_name
 from ..sasl.base import ChannelBinding, ClientMechanism
 from ..wire.errors import ProtocolError
 from ..wire.reply import Reply
@@ -66,6 +68,8 @@ class AsyncClientBase(ClientCore, abc.ABC):
     """An async SMTP/LMTP client without its transport; see the module doc."""
 
     _NOT_CONNECTED = "not connected: await connect() or use `async with`"
+    #: The sans-IO session of the connection, once connected.
+    _session: Session | None = None
 
     # -- transport primitives (the concrete adapter) ------------------------------------
 
@@ -96,6 +100,35 @@ class AsyncClientBase(ClientCore, abc.ABC):
     async def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
         """Handshake TLS over the connection; return what ``version()``, ``cipher()``
         and ``getpeercert()`` of the new TLS layer are asked of."""
+
+    # -- session ------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What the server's last EHLO advertised (None before it, or after HELO)."""
+        return self._session.conn.capabilities if self._session is not None else None
+
+    @property
+    def session(self) -> Session:
+        """The sans-IO session (engine state, TLS status, channel binding)."""
+        if self._session is None:
+            raise ValueError(self._NOT_CONNECTED)
+        return self._session
+
+    def _check_unconnected(self) -> None:
+        if self._session is not None:
+            raise ValueError("this client is already connected; make a new one")
+
+    def _new_session(self, local_address: str | None) -> Session:
+        """The session for a fresh connection; ``local_address`` (the local IP, None for
+        a unix socket or an opaque stream) becomes the EHLO name's address literal when
+        no ``local_hostname`` was given."""
+        self._session = Session(
+            self._config,
+            server_hostname=self._server_hostname,
+            local_hostname=hello_name(self._local_hostname, local_address),
+        )
+        return self._session
 
     # -- connection ---------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ Theory of operation
 -------------------
 ``ClientCore`` turns the constructor options common to the blocking, asyncio and trio
 clients into a ``ClientConfig`` (TLS policy from the port, RFC 5321 §4.5.3.2 timeouts),
-owns the ``Session`` once connected (and ``tls_info`` once TLS is up), and computes
+keeps ``tls_info`` once TLS is up (the ``Session`` is the bases'), and computes
 deadlines as absolute times on the adapter's clock (``_clock``; ``math.inf`` means no
 limit): a request's timeout, capped by the per-message deadline that
 ``_start_message``/``_end_message`` set around each ``sendmail``/``send_message``. The
@@ -25,11 +25,14 @@ import math
 import ssl
 from typing import Any, Literal
 
-from ..client_engine.capabilities import Capabilities
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
 from ..drivers.exceptions import SMTPConnectError, SMTPTLSError
-from ..drivers.session import Session, default_port, hello_name, session_config
-from ..drivers.support import check_connect_options, check_server_hostname
+from ..drivers.support import (
+    check_connect_options,
+    check_server_hostname,
+    default_port,
+    session_config,
+)
 from ..sasl.base import ChannelBinding
 from .tls import SSLConnection, TLSInfo, channel_binding, client_ssl_context
 
@@ -91,9 +94,6 @@ class ClientCore(abc.ABC):
     constructors; which connection target was given is checked by the adapter.
     """
 
-    #: The ``ValueError`` text for using ``session`` before connecting.
-    _NOT_CONNECTED = "not connected"
-
     def __init__(
         self,
         host: str | None,
@@ -131,36 +131,8 @@ class ClientCore(abc.ABC):
         self._local_hostname = local_hostname
         self._unix_socket = unix_socket
         self._deadline = math.inf
-        self._session: Session | None = None
         #: What the TLS handshake negotiated; None until TLS is up (see ``TLSInfo``).
         self.tls_info: TLSInfo | None = None
-
-    @property
-    def capabilities(self) -> Capabilities | None:
-        """What the server's last EHLO advertised (None before it, or after HELO)."""
-        return self._session.conn.capabilities if self._session is not None else None
-
-    @property
-    def session(self) -> Session:
-        """The sans-IO session (engine state, TLS status, channel binding)."""
-        if self._session is None:
-            raise ValueError(self._NOT_CONNECTED)
-        return self._session
-
-    def _check_unconnected(self) -> None:
-        if self._session is not None:
-            raise ValueError("this client is already connected; make a new one")
-
-    def _new_session(self, local_address: str | None) -> Session:
-        """The session for a fresh connection; ``local_address`` (the local IP, None for
-        a unix socket or an opaque stream) becomes the EHLO name's address literal when
-        no ``local_hostname`` was given."""
-        self._session = Session(
-            self._config,
-            server_hostname=self._server_hostname,
-            local_hostname=hello_name(self._local_hostname, local_address),
-        )
-        return self._session
 
     # -- hooks of the driver loop (``_drive`` in async_base / sync_base) -----------------
 

@@ -17,6 +17,7 @@ from email.message import Message
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ..client_engine.capabilities import Capabilities
 from ..client_engine.events import TransactionResult
 from ..drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
 from ..drivers.exceptions import SMTPError, SMTPTLSError
@@ -27,11 +28,12 @@ from ..drivers.session import (
     OpenStage,
     Read,
     Request,
+    Session,
     T,
     UpgradeTLS,
     Write,
 )
-from ..drivers.support import ContentSource, ProgressCallback
+from ..drivers.support import ContentSource, ProgressCallback, hello_name
 from ..sasl.base import ChannelBinding, ClientMechanism
 from ..wire.errors import ProtocolError
 from ..wire.reply import Reply
@@ -47,6 +49,8 @@ class SyncClientBase(ClientCore, abc.ABC):
     """A blocking SMTP/LMTP client without its transport; see the module doc."""
 
     _NOT_CONNECTED = "not connected: call connect() or use the client in a with block"
+    #: The sans-IO session of the connection, once connected.
+    _session: Session | None = None
 
     # -- transport primitives (the concrete adapter) ------------------------------------
 
@@ -77,6 +81,35 @@ class SyncClientBase(ClientCore, abc.ABC):
     def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
         """Handshake TLS over the connection; return what ``version()``, ``cipher()``
         and ``getpeercert()`` of the new TLS layer are asked of."""
+
+    # -- session ------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What the server's last EHLO advertised (None before it, or after HELO)."""
+        return self._session.conn.capabilities if self._session is not None else None
+
+    @property
+    def session(self) -> Session:
+        """The sans-IO session (engine state, TLS status, channel binding)."""
+        if self._session is None:
+            raise ValueError(self._NOT_CONNECTED)
+        return self._session
+
+    def _check_unconnected(self) -> None:
+        if self._session is not None:
+            raise ValueError("this client is already connected; make a new one")
+
+    def _new_session(self, local_address: str | None) -> Session:
+        """The session for a fresh connection; ``local_address`` (the local IP, None for
+        a unix socket or an opaque stream) becomes the EHLO name's address literal when
+        no ``local_hostname`` was given."""
+        self._session = Session(
+            self._config,
+            server_hostname=self._server_hostname,
+            local_hostname=hello_name(self._local_hostname, local_address),
+        )
+        return self._session
 
     # -- connection ---------------------------------------------------------------------
 

@@ -56,6 +56,12 @@ class RunningServer:
         return self._server.cert_path
 
     @property
+    def cert_tool(self) -> str | None:
+        """What made ``cert_path``: ``"given"``, ``"trustme"``, ``"cryptography"`` or
+        ``"openssl"`` (``SMTPPROTO_CERT_TOOL`` forces one); ``None`` without TLS."""
+        return self._server.cert_tool
+
+    @property
     def messages(self) -> list[StoredMessage]:
         """A snapshot of the messages stored so far."""
         with self._condition:

@@ -33,10 +33,11 @@ The loop of any front end::
     # on ProtocolError: write(conn.send(session.protocol_error(error))), close
 
 ``respond(event).replies`` is empty for events that expect no reply, and holds
-``conn.replies_due`` replies otherwise (unless the connection is to close) (LMTP answers a message once per recipient,
-RFC 2033 §4.2). The engine checks every reply against the command (a code the command
-cannot have is ``LocalProtocolError``) and takes its next state from it: a refused MAIL
-opens no transaction, a refused RCPT adds no recipient.
+``conn.replies_due`` replies otherwise, unless the connection is to close (LMTP
+answers a message once per recipient, RFC 2033 §4.2). The engine checks every reply
+against the command (a code the command cannot have is ``LocalProtocolError``) and
+takes its next state from it: a refused MAIL opens no transaction, a refused RCPT adds
+no recipient.
 
 Before the hooks, ``respond`` asks ``decide(context)``: the backend's rules
 (``rules.py``: refuse, greylist, delay, tarpit, 421 and close, drop), then its ``hook``.

@@ -32,9 +32,8 @@ from __future__ import annotations
 import abc
 import contextlib
 from collections.abc import Iterable
-from email.message import Message
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.events import TransactionResult
@@ -58,6 +57,9 @@ from ..wire.errors import ProtocolError
 from ..wire.reply import Reply
 from .common import ClientCore, Step
 from .tls import SSLConnection
+
+if TYPE_CHECKING:  # email.message costs a client that never sends one (import time)
+    from email.message import Message
 
 __all__ = ["AsyncClientBase"]
 

@@ -130,13 +130,18 @@ class ClientConnection:
 
     def _fail(self, error: BaseException) -> None:
         """The one way into ERROR (sticky): every public method calls it on any
-        exception before re-raising (h11's rule, docs/design.md §2)."""
+        exception before re-raising (h11's rule, docs/design.md §2). A protocol error's
+        message loses every AUTH secret first (docs/design.md §4 rule 11)."""
+        redactor = self._s.redactor
+        if isinstance(error, ProtocolError):
+            redactor.error(error)
         if self._error is None:
             self._error = (
                 error
                 if isinstance(error, ProtocolError)
                 else LocalProtocolError(f"{type(error).__name__} escaped the engine: {error}")
             )
+            redactor.error(self._error)
         self._s.enter(Outcome.FAILED)
 
     def _raise_if_error(self, local: bool) -> None:
@@ -202,6 +207,8 @@ class ClientConnection:
                     if s.state is S.TLS_HANDSHAKE:
                         raise RemoteProtocolError("data received before the TLS handshake")
                     parsed = s.parser.feed(incoming.popleft())
+                    if s.redactor.active:  # after AUTH: no secret reaches an event
+                        parsed = [s.redactor.reply(reply) for reply in parsed]
                     if s.transcript is not None:
                         for reply in parsed:
                             for line in reply.to_bytes().split(b"\r\n")[:-1]:

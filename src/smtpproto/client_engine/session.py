@@ -25,6 +25,7 @@ from ..wire.reply import Reply
 from .capabilities import Capabilities
 from .config import ClientConfig, ParserFactory, ReplyParserLike, TLSPolicy
 from .events import Command, Event, Mail, TransactionResult, positional
+from .redaction import Redactor
 from .states import ON_OUTCOME, ClientState, Outcome, Verb
 from .transcript import Transcript
 
@@ -157,6 +158,7 @@ class Session:
         "pending",
         "pipelining",
         "rcptmax",
+        "redactor",
         "replies",
         "state",
         "tls_active",
@@ -195,10 +197,14 @@ class Session:
         self.auth_rounds = 0
         self.auth_initial: bytes | None = None
         self.auth_cancelled = False
+        #: The AUTH secrets, removed from every reply, error and transcript line.
+        self.redactor = Redactor()
         self.transcript = (
             None
             if config.transcript is None
-            else Transcript(config.transcript, content=config.transcript_content)
+            else Transcript(
+                config.transcript, content=config.transcript_content, redactor=self.redactor
+            )
         )
 
     def enter(self, outcome: Outcome) -> None:

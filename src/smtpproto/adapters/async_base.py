@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from email.message import Message
 from types import TracebackType
 from typing import Any, TypeVar
@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.events import TransactionResult
 from ..drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
-from ..drivers.exceptions import SMTPError, SMTPTLSError
+from ..drivers.exceptions import SMTPError, SMTPProtocolError, SMTPTLSError
 from ..drivers.session import (
     Driver,
     MailOptions,
@@ -54,9 +54,10 @@ from ..drivers.session import (
 )
 from ..drivers.support import ContentSource, ProgressCallback, hello_name
 from ..sasl.base import ChannelBinding, ClientMechanism
-from ..wire.errors import ProtocolError
+from ..wire.errors import LocalProtocolError, ProtocolError
 from ..wire.reply import Reply
-from .common import ClientCore, Step
+from .common import ClientCore, Step, usage_error
+from .smtplib_compat import smtplib_compatible
 from .tls import SSLConnection
 
 __all__ = ["AsyncClientBase"]
@@ -112,12 +113,8 @@ class AsyncClientBase(ClientCore, abc.ABC):
     def session(self) -> Session:
         """The sans-IO session (engine state, TLS status, channel binding)."""
         if self._session is None:
-            raise ValueError(self._NOT_CONNECTED)
+            raise usage_error(self._NOT_CONNECTED)
         return self._session
-
-    def _check_unconnected(self) -> None:
-        if self._session is not None:
-            raise ValueError("this client is already connected; make a new one")
 
     def _new_session(self, local_address: str | None) -> Session:
         """The session for a fresh connection; ``local_address`` (the local IP, None for
@@ -136,15 +133,21 @@ class AsyncClientBase(ClientCore, abc.ABC):
         """Connect and open the session (greeting, EHLO, STARTTLS per the policy);
         ``until`` (``"greeting"``, ``"ehlo"``, ``"tls"``) stops early, see
         ``Session.open``. Returns the last reply received."""
-        self._check_unconnected()
-        local_address = await self._open()
-        session = self._new_session(local_address)
+        if self._session is not None:
+            raise usage_error("this client is already connected; make a new one")
         try:
-            driver = session.open(until)
-        except BaseException:  # a bad ``until``: nothing was sent, nothing stays open
-            await self.aclose()
-            raise
-        return await self._run(driver)
+            local_address = await self._open()
+        except SMTPError as error:
+            failure = error
+        else:
+            session = self._new_session(local_address)
+            try:
+                driver = session.open(until)
+            except LocalProtocolError as error:  # a bad ``until``: nothing was sent
+                await self.aclose()
+                raise usage_error(error) from error
+            return await self._operation(lambda _: driver)
+        raise smtplib_compatible(failure)
 
     async def __aenter__(self: C) -> C:
         await self.connect()
@@ -179,8 +182,9 @@ class AsyncClientBase(ClientCore, abc.ABC):
         mechanism: ClientMechanism | None = None,
     ) -> Reply:
         """AUTH with the strongest offered mechanism (see ``Session.login``)."""
-        driver = self.session.login(username, password, token=token, mechanism=mechanism)
-        return await self._run(driver)
+        return await self._operation(
+            lambda session: session.login(username, password, token=token, mechanism=mechanism)
+        )
 
     async def sendmail(
         self,
@@ -197,17 +201,20 @@ class AsyncClientBase(ClientCore, abc.ABC):
         """Send one message (see ``Session.sendmail``); per-recipient results.
         ``stop_after`` (``"mail"``, ``"rcpt"``, ``"data"``) ends the transaction early
         without delivering; after ``"data"`` the connection is closed (no QUIT)."""
-        driver = self.session.sendmail(
-            sender,
-            recipients,
-            content,
-            options=options,
-            pipelining=pipelining,
-            chunking=chunking,
-            progress=progress,
-            stop_after=stop_after,
+        return await self._operation(
+            lambda session: session.sendmail(
+                sender,
+                recipients,
+                content,
+                options=options,
+                pipelining=pipelining,
+                chunking=chunking,
+                progress=progress,
+                stop_after=stop_after,
+            ),
+            message=True,
+            sender=sender,
         )
-        return await self._run_message(driver)
 
     async def send_message(
         self,
@@ -221,16 +228,19 @@ class AsyncClientBase(ClientCore, abc.ABC):
         progress: ProgressCallback | None = None,
     ) -> TransactionResult:
         """Send an ``email.message`` message (see ``Session.send_message``)."""
-        driver = self.session.send_message(
-            msg,
+        return await self._operation(
+            lambda session: session.send_message(
+                msg,
+                sender=sender,
+                recipients=recipients,
+                options=options,
+                pipelining=pipelining,
+                chunking=chunking,
+                progress=progress,
+            ),
+            message=True,
             sender=sender,
-            recipients=recipients,
-            options=options,
-            pipelining=pipelining,
-            chunking=chunking,
-            progress=progress,
         )
-        return await self._run_message(driver)
 
     async def send_many(
         self,
@@ -245,42 +255,63 @@ class AsyncClientBase(ClientCore, abc.ABC):
         ``Session.send_many``): one ``TransactionResult`` or ``SMTPError`` per message,
         in order; a shorter list means the session ended. The per-message deadline does
         not apply; every wait has its RFC 5321 timeout."""
-        driver = self.session.send_many(
-            messages,
-            options=options,
-            pipelining=pipelining,
-            chunking=chunking,
-            max_in_flight=max_in_flight,
+        outcomes = await self._operation(
+            lambda session: session.send_many(
+                messages,
+                options=options,
+                pipelining=pipelining,
+                chunking=chunking,
+                max_in_flight=max_in_flight,
+            )
         )
-        return await self._run(driver)
+        return [smtplib_compatible(outcome) for outcome in outcomes]
 
     async def noop(self) -> Reply:
         """NOOP."""
-        return await self._run(self.session.noop())
+        return await self._operation(Session.noop)
 
     async def rset(self) -> Reply:
         """RSET."""
-        return await self._run(self.session.rset())
+        return await self._operation(Session.rset)
 
     async def vrfy(self, address: str) -> Reply:
         """VRFY ``address``."""
-        return await self._run(self.session.vrfy(address))
+        return await self._operation(lambda session: session.vrfy(address))
 
     async def quit(self) -> Reply:
         """QUIT, then close the connection."""
         try:
-            return await self._run(self.session.quit())
+            return await self._operation(Session.quit)
         finally:
             await self.aclose()
 
     # -- the driver loop ----------------------------------------------------------------
 
-    async def _run_message(self, driver: Driver[TransactionResult]) -> TransactionResult:
-        self._start_message()
+    async def _operation(
+        self,
+        make: Callable[[Session], Driver[T]],
+        *,
+        message: bool = False,
+        sender: str | None = None,
+    ) -> T:
+        """Run the driver ``make`` builds for the session (under the per-message
+        deadline when ``message``). Every error leaves as the smtplib-compatible twin
+        (``smtplib_compat``); a caller mistake found before the driver starts (a bad
+        argument, not connected) as ``usage_error``, the session left as it was."""
         try:
-            return await self._run(driver)
-        finally:
-            self._end_message()
+            driver = make(self.session)
+            if not message:
+                return await self._run(driver)
+            self._start_message()
+            try:
+                return await self._run(driver)
+            finally:
+                self._end_message()
+        except LocalProtocolError as error:
+            failure: SMTPError = SMTPProtocolError(error)
+        except SMTPError as error:
+            failure = error
+        raise smtplib_compatible(failure, sender=sender)
 
     async def _run(self, driver: Driver[T]) -> T:
         """Perform ``driver``'s requests and return its result."""

@@ -41,7 +41,7 @@ from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
 from ..drivers.exceptions import SMTPTLSError
 from ..drivers.session import MAX_READAHEAD, Driver, Request, T, Write
 from .async_base import AsyncClientBase
-from .common import Step, TLSName, require_one_target, tls_failure
+from .common import Step, TLSName, require_one_target, tls_failure, usage_error
 from .tls import SSLConnection
 
 __all__ = ["TrioSMTPClient"]
@@ -92,7 +92,7 @@ class TrioSMTPClient(AsyncClientBase):
     ) -> None:
         require_one_target(host=host, stream=stream, unix_socket=unix_socket)
         if source_address is not None and source_address[1] != 0:
-            raise ValueError("trio binds only the source IP: give port 0 in source_address")
+            raise usage_error("trio binds only the source IP: give port 0 in source_address")
         super().__init__(
             host,
             port,

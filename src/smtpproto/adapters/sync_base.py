@@ -14,6 +14,7 @@ import abc
 import contextlib
 from collections.abc import Callable, Iterable
 from email.message import Message
+from inspect import isawaitable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -40,8 +41,9 @@ from ..wire.reply import Reply
 from .common import ClientCore, Step, usage_error
 from .smtplib_compat import smtplib_compatible
 from .tls import SSLConnection
+from .tokens import TokenSource, checked_token
 
-__all__ = ["SyncClientBase"]
+__all__ = ["SyncClientBase", "send_with"]
 
 C = TypeVar("C", bound="SyncClientBase")
 
@@ -159,13 +161,24 @@ class SyncClientBase(ClientCore, abc.ABC):
         username: str,
         password: str | None = None,
         *,
-        token: str | None = None,
+        token: TokenSource | None = None,
         mechanism: ClientMechanism | None = None,
     ) -> Reply:
-        """AUTH with the strongest offered mechanism (see ``Session.login``)."""
+        """AUTH with the strongest offered mechanism (see ``Session.login``). ``token``
+        is an OAuth 2.0 token for XOAUTH2/OAUTHBEARER, or a token provider: a callable
+        returning a fresh token, called once per login (the asyncio and trio clients
+        also take a coroutine function)."""
+        bearer = self._fresh_token(token) if callable(token) else token
         return self._operation(
-            lambda session: session.login(username, password, token=token, mechanism=mechanism)
+            lambda session: session.login(username, password, token=bearer, mechanism=mechanism)
         )
+
+    def _fresh_token(self, provider: Callable[[], str]) -> str:
+        """Call the token provider (and what it returns, when async)."""
+        token = provider()
+        if isawaitable(token):
+            return checked_token(token)
+        return checked_token(token)
 
     def sendmail(
         self,
@@ -353,3 +366,36 @@ class SyncClientBase(ClientCore, abc.ABC):
         started = self._clock()
         tls = self._handshake(request.server_hostname, request.timeout)
         return self._tls_up(tls, started)
+
+
+def send_with(
+    client: SyncClientBase,
+    message: Message | ContentSource,
+    *,
+    sender: str | None,
+    recipients: str | Iterable[str] | None,
+    username: str | None,
+    password: str | None,
+    token: TokenSource | None,
+    mechanism: ClientMechanism | None,
+    options: MailOptions | None,
+) -> TransactionResult:
+    """The one-call send of every adapter (``smtpproto.send``): connect ``client``, log
+    in when ``username`` is given, send ``message`` (an ``email.message`` message, or
+    content with ``sender`` and ``recipients``), QUIT. Caller mistakes are refused
+    before connecting; ``client`` is closed whatever happens."""
+    if (password is not None or token is not None) and username is None:
+        raise usage_error("a password or token needs a username")
+    if username is not None and password is None and token is None:
+        raise usage_error("a username needs a password or token")
+    if not isinstance(message, Message) and (sender is None or recipients is None):
+        raise usage_error("content that is no email message needs sender= and recipients=")
+    with client:
+        if username is not None:
+            client.login(username, password, token=token, mechanism=mechanism)
+        if isinstance(message, Message):
+            return client.send_message(
+                message, sender=sender, recipients=recipients, options=options
+            )
+        assert sender is not None and recipients is not None
+        return client.sendmail(sender, recipients, message, options=options)

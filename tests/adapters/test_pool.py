@@ -1,0 +1,401 @@
+"""The connection pools of the three adapters (issue 13 part 2, docs/pool.md).
+
+Each test drives ``SMTPPool``, ``AsyncSMTPPool`` and ``TrioSMTPPool`` in turn through
+``PoolFacade`` against ``FlakyServer`` (a real server on 127.0.0.1 that fails on
+purpose) and judges the pool by what the server saw: connections, messages whose final
+dot arrived, MAIL commands. The guarantee under test: no message is ever sent twice,
+a lost connection is replaced only before a command of the message was sent, and a
+message whose status is unknown is reported as such.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import trio
+
+from smtpproto.asyncio_client import AsyncSMTPPool
+from smtpproto.blocking import RateLimit, SMTPPool
+from smtpproto.exceptions import (
+    SMTPDeliveryStatusUnknown,
+    SMTPError,
+    SMTPProtocolError,
+    SMTPRecipientsRefused,
+    SMTPReplyError,
+)
+from smtpproto.trio_client import TrioSMTPPool
+
+from .facade_async import _AsyncioLoop, _TrioLoop
+from .pool_server import FlakyServer, flaky_server
+from .test_constructor_checks import assert_caller_mistake
+
+MESSAGE = b"Subject: pooled\r\n\r\nbody\r\n"
+POOLS: dict[str, Any] = {"blocking": SMTPPool, "asyncio": AsyncSMTPPool, "trio": TrioSMTPPool}
+
+
+class PoolFacade:
+    """One pool of the adapter under test, driven with blocking calls (async pools run
+    on a loop this facade owns, as ``facade_async`` does for the clients)."""
+
+    def __init__(self, adapter: str, **options: Any) -> None:
+        self.adapter = adapter
+        self._closed = False
+        self._loop: _AsyncioLoop | _TrioLoop | None = None
+        cls = POOLS[adapter]
+        if adapter == "blocking":
+            self.pool = cls(**options)
+            return
+        self._loop = _AsyncioLoop() if adapter == "asyncio" else _TrioLoop()
+
+        async def make() -> Any:
+            return cls(**options)
+
+        try:
+            self.pool = self._loop.run(make)
+        except BaseException:
+            self._loop.close()
+            raise
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(self.pool, name)
+        if self._loop is None:
+            return method(*args, **kwargs)
+        return self._loop.run(lambda: method(*args, **kwargs))
+
+    def send(self, **kwargs: Any) -> Any:
+        return self.call("sendmail", "a@example.org", ["b@example.org"], MESSAGE, **kwargs)
+
+    def send_many_at_once(self, count: int, **kwargs: Any) -> list[Any]:
+        """``count`` sends started together; each one's result or exception."""
+        args = ("a@example.org", ["b@example.org"], MESSAGE)
+        pool = self.pool
+        if self._loop is None:
+            with concurrent.futures.ThreadPoolExecutor(count) as executor:
+                futures = [executor.submit(pool.sendmail, *args, **kwargs) for _ in range(count)]
+                return [future.exception() or future.result() for future in futures]
+        if self.adapter == "asyncio":
+
+            async def gather() -> list[Any]:
+                calls = [pool.sendmail(*args, **kwargs) for _ in range(count)]
+                return list(await asyncio.gather(*calls, return_exceptions=True))
+
+            return list(self._loop.run(gather))
+
+        async def nursery() -> list[Any]:
+            results: list[Any] = [None] * count
+
+            async def one(index: int) -> None:
+                try:
+                    results[index] = await pool.sendmail(*args, **kwargs)
+                except SMTPError as error:
+                    results[index] = error
+
+            async with trio.open_nursery() as tasks:
+                for index in range(count):
+                    tasks.start_soon(one, index)
+            return results
+
+        return list(self._loop.run(nursery))
+
+    def close(self) -> None:
+        """Close the pool and stop its loop (again: nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._loop is None:
+                self.pool.close()
+            else:
+                self._loop.run(self.pool.aclose)
+        finally:
+            if self._loop is not None:
+                self._loop.close()
+
+
+@pytest.fixture
+def make_pool(adapter: str) -> Iterator[Callable[..., PoolFacade]]:
+    made: list[PoolFacade] = []
+
+    def make(server: FlakyServer | None = None, **options: Any) -> PoolFacade:
+        if server is not None:
+            options.setdefault("host", "127.0.0.1")
+            options.setdefault("port", server.port)
+        options.setdefault("tls", "none")
+        options.setdefault("timeout", 5)
+        facade = PoolFacade(adapter, **options)
+        made.append(facade)
+        return facade
+
+    yield make
+    for facade in made:
+        facade.close()
+
+
+class FakeClock:
+    """An injected clock; its ``sleep`` only moves it forward (and records the wait)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def _record(self, seconds: float) -> None:
+        assert 0 < seconds < 3600 and len(self.slept) < 100, seconds
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def sleep_for(self, adapter: str) -> Callable[[float], Any]:
+        if adapter == "blocking":
+            return self._record
+
+        async def sleep(seconds: float) -> None:
+            self._record(seconds)
+
+        return sleep
+
+
+# -- reuse, recycling ---------------------------------------------------------------------
+
+
+def test_one_connection_carries_many_messages(make_pool: Callable[..., PoolFacade]) -> None:
+    with flaky_server() as server:
+        pool = make_pool(server)
+        results = [pool.send() for _ in range(5)]
+        assert [result.delivered for result in results] == [("b@example.org",)] * 5
+        assert server.connections == 1 and len(server.messages) == 5
+        assert (pool.pool.connections, pool.pool.idle_connections) == (1, 1)
+        pool.close()
+        assert server.commands[-1] == "QUIT"
+        assert pool.pool.connections == 0
+
+
+def test_max_messages_recycles_the_connection(make_pool: Callable[..., PoolFacade]) -> None:
+    with flaky_server() as server:
+        pool = make_pool(server, max_messages=2)
+        for _ in range(5):
+            pool.send()
+        assert server.connections == 3 and len(server.messages) == 5
+        assert server.commands.count("QUIT") == 2  # the two full ones, politely
+
+
+def test_max_age_recycles_the_connection(
+    make_pool: Callable[..., PoolFacade], adapter: str
+) -> None:
+    clock = FakeClock()
+    with flaky_server() as server:
+        pool = make_pool(server, max_age=60.0, clock=clock)
+        pool.send()
+        clock.now += 59.0
+        pool.send()
+        assert server.connections == 1
+        clock.now += 1.0  # 60 s old: too old to lend
+        pool.send()
+        assert server.connections == 2 and len(server.messages) == 3
+
+
+# -- the guarantee ----------------------------------------------------------------------------
+
+
+def test_a_connection_closed_while_idle_is_replaced_before_any_command(
+    make_pool: Callable[..., PoolFacade],
+) -> None:
+    with flaky_server(close_after_reply=True) as server:
+        pool = make_pool(server, check_idle_after=0.0)
+        for _ in range(3):
+            assert pool.send().delivered == ("b@example.org",)
+        assert server.connections == 3
+        assert len(server.messages) == 3 and server.mail_commands == 3  # nothing twice
+        assert server.commands.count("NOOP") == 0  # the probe hit a closed connection
+
+
+def test_the_idle_check_is_skipped_for_a_fresh_connection(
+    make_pool: Callable[..., PoolFacade],
+) -> None:
+    clock = FakeClock()
+    with flaky_server() as server:
+        pool = make_pool(server, clock=clock, check_idle_after=5.0, idle_check="rset")
+        pool.send()
+        pool.send()  # idle 0 s: lent as is
+        assert server.commands.count("RSET") == 0
+        clock.now += 5.0
+        pool.send()  # idle 5 s: probed first
+        assert server.commands.count("RSET") == 1 and server.connections == 1
+
+
+def test_without_an_idle_check_a_dead_connection_fails_once_and_is_not_retried(
+    make_pool: Callable[..., PoolFacade],
+) -> None:
+    with flaky_server(close_after_reply=True) as server:
+        pool = make_pool(server, idle_check=None)
+        pool.send()
+        with pytest.raises(SMTPError) as caught:
+            pool.send()
+        assert not isinstance(caught.value, SMTPDeliveryStatusUnknown)
+        assert len(server.messages) == 1 and server.connections == 1  # no second try
+        assert pool.pool.connections == 0  # the broken one was dropped
+        pool.send()
+        assert len(server.messages) == 2
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_421_mid_transaction_is_reported_not_retried(
+    make_pool: Callable[..., PoolFacade], pipelining: bool
+) -> None:
+    """Without PIPELINING the client used to answer the 421 with an RSET the engine
+    refused (a confusing ``SMTPProtocolError``); now the 421 is what is raised."""
+    with flaky_server(refuse_rcpt_421=frozenset({1}), pipelining=pipelining) as server:
+        pool = make_pool(server)
+        with pytest.raises(SMTPReplyError) as caught:
+            pool.send()
+        assert caught.value.code == 421
+        assert server.mail_commands == 1 and server.messages == []
+        assert pool.pool.connections == 0
+        assert pool.send().delivered == ("b@example.org",)
+        assert server.connections == 2 and server.mail_commands == 2
+
+
+def test_a_drop_after_the_final_dot_is_status_unknown_and_never_resent(
+    make_pool: Callable[..., PoolFacade],
+) -> None:
+    with flaky_server(drop_after_dot=frozenset({1})) as server:
+        pool = make_pool(server)
+        with pytest.raises(SMTPDeliveryStatusUnknown) as caught:
+            pool.send()
+        assert caught.value.recipients == ("b@example.org",)
+        assert len(server.messages) == 1 and server.mail_commands == 1  # sent once
+        assert pool.pool.connections == 0
+        pool.send()  # the next message goes over a new connection
+        assert len(server.messages) == 2 and server.connections == 2
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_refusal_keeps_the_connection(
+    make_pool: Callable[..., PoolFacade], pipelining: bool
+) -> None:
+    with flaky_server(refuse_rcpt_550=frozenset({1}), pipelining=pipelining) as server:
+        pool = make_pool(server)
+        with pytest.raises(SMTPRecipientsRefused):
+            pool.send()
+        assert pool.pool.idle_connections == 1
+        assert pool.send().delivered == ("b@example.org",)
+        assert server.connections == 1 and len(server.messages) == 1
+
+
+# -- bounds, caps, rate ---------------------------------------------------------------------
+
+
+def test_the_pool_never_opens_more_than_max_connections(
+    make_pool: Callable[..., PoolFacade],
+) -> None:
+    with flaky_server(reply_delay=0.02) as server:
+        pool = make_pool(server, max_connections=2)
+        results = pool.send_many_at_once(6)
+        assert all(not isinstance(result, BaseException) for result in results), results
+        assert server.most_open <= 2 and len(server.messages) == 6
+        assert pool.pool.connections <= 2
+
+
+def test_the_cap_per_destination(make_pool: Callable[..., PoolFacade]) -> None:
+    with flaky_server(reply_delay=0.02) as first, flaky_server(reply_delay=0.02) as second:
+        pool = make_pool(host="127.0.0.1", port=first.port, max_per_destination=1)
+        results = pool.send_many_at_once(4)
+        results += pool.send_many_at_once(4, destination=("127.0.0.1", second.port))
+        assert all(not isinstance(result, BaseException) for result in results), results
+        assert first.most_open == 1 and second.most_open == 1
+        assert len(first.messages) == 4 and len(second.messages) == 4
+
+
+def test_a_full_pool_closes_an_idle_connection_to_another_destination(
+    make_pool: Callable[..., PoolFacade],
+) -> None:
+    with flaky_server() as first, flaky_server() as second:
+        pool = make_pool(first, max_connections=1)
+        pool.send()
+        pool.send(destination=("127.0.0.1", second.port))
+        assert first.commands[-1] == "QUIT" and pool.pool.connections == 1
+        assert len(first.messages) == 1 and len(second.messages) == 1
+
+
+def test_the_rate_limit_spaces_messages(make_pool: Callable[..., PoolFacade], adapter: str) -> None:
+    clock = FakeClock()
+    with flaky_server() as server:
+        pool = make_pool(
+            server, rate_limit=RateLimit(2, 10.0), clock=clock, sleep=clock.sleep_for(adapter)
+        )
+        for _ in range(5):
+            pool.send()
+        assert clock.slept == [10.0, 10.0]  # messages 3 and 5 waited for the window
+        assert len(server.messages) == 5
+
+
+# -- login, mistakes --------------------------------------------------------------------------
+
+
+def test_every_new_connection_logs_in_with_a_fresh_token(
+    make_pool: Callable[..., PoolFacade], adapter: str
+) -> None:
+    calls: list[int] = []
+
+    def provider() -> str:
+        calls.append(1)
+        return f"token-{len(calls)}"
+
+    with flaky_server(auth=True) as server:
+        pool = make_pool(
+            server, max_messages=1, username="u", token=provider, allow_cleartext_auth=True
+        )
+        for _ in range(3):
+            pool.send()
+        assert len(calls) == 3 and server.commands.count("AUTH") == 3
+        sent = [base64.b64decode(line.split()[2]) for line in server.auth_lines]
+        assert sent == [b"user=u\x01auth=Bearer token-%d\x01\x01" % n for n in (1, 2, 3)]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_connections": 0},
+        {"max_per_destination": -1},
+        {"max_messages": True},
+        {"max_age": float("nan")},
+        {"check_idle_after": -1},
+        {"idle_check": "ping"},
+        {"rate_limit": (1, 2)},
+        {"password": "p"},
+        {"port": "25"},
+    ],
+)
+def test_bad_pool_options_are_caller_mistakes(
+    make_pool: Callable[..., PoolFacade], options: dict[str, Any]
+) -> None:
+    with pytest.raises(SMTPProtocolError) as caught:
+        make_pool(host="127.0.0.1", **options)
+    assert_caller_mistake(caught.value)
+
+
+def test_a_closed_pool_or_no_destination_is_a_caller_mistake(
+    make_pool: Callable[..., PoolFacade],
+) -> None:
+    pool = make_pool()
+    with pytest.raises(SMTPProtocolError, match="no destination") as caught:
+        pool.send()
+    assert_caller_mistake(caught.value)
+    with pytest.raises(SMTPProtocolError, match="destination must be"):
+        pool.send(destination="127.0.0.1")
+    pool.call("aclose" if pool.adapter != "blocking" else "close")
+    with pytest.raises(SMTPProtocolError, match="closed") as caught:
+        pool.send(destination=("127.0.0.1", 9))
+    assert_caller_mistake(caught.value)
+
+
+@pytest.mark.parametrize(("messages", "per"), [(0, 1.0), (1, 0), (1, float("inf")), (1.5, 1.0)])
+def test_bad_rate_limits_are_caller_mistakes(messages: Any, per: Any) -> None:
+    with pytest.raises(SMTPProtocolError):
+        RateLimit(messages, per)

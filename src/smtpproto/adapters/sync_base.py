@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.events import TransactionResult
-from ..drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
+from ..drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome, OutcomeCallback
 from ..drivers.exceptions import SMTPError, SMTPProtocolError, SMTPTLSError
 from ..drivers.session import (
     Driver,
@@ -244,11 +244,25 @@ class SyncClientBase(ClientCore, abc.ABC):
         pipelining: bool | None = None,
         chunking: bool | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        on_outcome: OutcomeCallback | None = None,
     ) -> list[Outcome]:
         """Send many messages, one round trip each with PIPELINING (see
         ``Session.send_many``): one ``TransactionResult`` or ``SMTPError`` per message,
         in order; a shorter list means the session ended. The per-message deadline does
-        not apply; every wait has its RFC 5321 timeout."""
+        not apply; every wait has its RFC 5321 timeout.
+
+        ``on_outcome(index, outcome)`` (a plain function) streams the outcomes instead:
+        each is passed on as soon as it is known and not kept, and the list returned is
+        empty, so memory stays flat however many messages the iterable yields."""
+        stream = None
+        if on_outcome is not None:
+            if not callable(on_outcome):
+                raise usage_error("on_outcome must be a callable or None")
+            report = on_outcome
+
+            def stream(index: int, outcome: Outcome) -> None:
+                report(index, smtplib_compatible(outcome))
+
         outcomes = self._operation(
             lambda session: session.send_many(
                 messages,
@@ -256,6 +270,7 @@ class SyncClientBase(ClientCore, abc.ABC):
                 pipelining=pipelining,
                 chunking=chunking,
                 max_in_flight=max_in_flight,
+                on_outcome=stream,
             )
         )
         return [smtplib_compatible(outcome) for outcome in outcomes]

@@ -10,12 +10,15 @@ message whose status is unknown is reported as such.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import trio
 
+from smtpproto.asyncio_client import AsyncSMTPPool
 from smtpproto.blocking import RateLimit
 from smtpproto.exceptions import (
     SMTPDeliveryStatusUnknown,
@@ -24,8 +27,9 @@ from smtpproto.exceptions import (
     SMTPRecipientsRefused,
     SMTPReplyError,
 )
+from smtpproto.trio_client import TrioSMTPPool
 
-from .pool_facade import FakeClock, PoolFacade, make_pool
+from .pool_facade import MESSAGE, FakeClock, PoolFacade, make_pool
 from .pool_server import flaky_server
 from .test_constructor_checks import assert_caller_mistake
 
@@ -270,3 +274,39 @@ def test_a_closed_pool_or_no_destination_is_a_caller_mistake(
 def test_bad_rate_limits_are_caller_mistakes(messages: Any, per: Any) -> None:
     with pytest.raises(SMTPProtocolError):
         RateLimit(messages, per)
+
+
+# -- cancellation (the async pools) ---------------------------------------------------------
+
+
+def test_a_cancelled_asyncio_send_gives_its_connection_back() -> None:
+    with flaky_server(reply_delay=0.5) as server:
+
+        async def main() -> None:
+            async with AsyncSMTPPool("127.0.0.1", server.port, tls="none", timeout=5) as pool:
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(pool.sendmail("a@x.org", "b@x.org", MESSAGE), 0.1)
+                assert pool.connections == 0  # dropped, not leaked
+                server.reply_delay = 0.0
+                await pool.sendmail("a@x.org", "b@x.org", MESSAGE)
+                assert pool.connections == 1
+
+        asyncio.run(main())
+        assert len(server.messages) == 1
+
+
+def test_a_cancelled_trio_send_gives_its_connection_back() -> None:
+    with flaky_server(reply_delay=0.5) as server:
+
+        async def main() -> None:
+            async with TrioSMTPPool("127.0.0.1", server.port, tls="none", timeout=5) as pool:
+                with trio.move_on_after(0.1) as scope:
+                    await pool.sendmail("a@x.org", "b@x.org", MESSAGE)
+                assert scope.cancelled_caught
+                assert pool.connections == 0  # the slot came back despite the cancel
+                server.reply_delay = 0.0
+                await pool.sendmail("a@x.org", "b@x.org", MESSAGE)
+                assert pool.connections == 1
+
+        trio.run(main)
+        assert len(server.messages) == 1

@@ -126,7 +126,9 @@ class SyncPoolBase(abc.ABC):
     @abc.abstractmethod
     def _new_condition(self) -> Any:
         """A condition variable of the event loop (``with``, ``wait``,
-        ``notify_all``)."""
+        ``notify_all``). Entering it must work in a cancelled task, so that a cancelled
+        send still gives its connection back (asyncio's and threading's do; the trio
+        pool shields the acquire)."""
 
     @abc.abstractmethod
     def _clock(self) -> float:
@@ -268,6 +270,7 @@ class SyncPoolBase(abc.ABC):
                         self._count[where] = self._count.get(where, 0) + 1
                         self._total += 1
                         return None, stale
+                assert not stale, "a freed slot is always taken"  # none closed late
                 self._cond.wait()
 
     def _oldest_idle(self) -> _Pooled | None:
@@ -348,7 +351,8 @@ class SyncPoolBase(abc.ABC):
 
     def _dispose(self, pooled: _Pooled) -> None:
         """Close a connection the pool no longer counts: QUIT when the session can take
-        it (an error then changes nothing), then close."""
+        it (an error then changes nothing), then close (which works while cancelled: a
+        cancelled send leaves a broken session, closed without QUIT)."""
         client = pooled.client
         try:
             if client._session is not None and client.session.can_quit:

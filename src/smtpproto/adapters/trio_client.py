@@ -357,11 +357,33 @@ class TrioSMTPPool(AsyncPoolBase):
 
     _client_class = TrioSMTPClient
 
-    def _new_condition(self) -> trio.Condition:
-        return trio.Condition()
+    def _new_condition(self) -> _PoolCondition:
+        return _PoolCondition()
 
     def _clock(self) -> float:
         return trio.current_time()
 
     async def _sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)
+
+
+class _PoolCondition:
+    """A ``trio.Condition`` whose acquire is shielded: a cancel scope stays cancelled,
+    and a cancelled send must still give its slot back (the lock is only ever held
+    for a few statements). ``wait`` stays cancellable."""
+
+    def __init__(self) -> None:
+        self._condition = trio.Condition()
+
+    async def __aenter__(self) -> None:
+        with trio.CancelScope(shield=True):
+            await self._condition.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._condition.release()
+
+    async def wait(self) -> None:
+        await self._condition.wait()
+
+    def notify_all(self) -> None:
+        self._condition.notify_all()

@@ -152,6 +152,7 @@ class Session:
         "encoder",
         "events",
         "incoming",
+        "incoming_size",
         "mechanism",
         "parser",
         "parser_factory",
@@ -187,6 +188,8 @@ class Session:
         self.events: deque[Event] = deque()
         self.replies: deque[Reply] = deque()
         self.incoming: deque[bytes] = deque()
+        #: Octets in ``incoming`` (at most ``config.max_receive_buffer``).
+        self.incoming_size = 0
         #: The open mail transaction and, in CONTENT, its DATA encoder.
         self.txn: Transaction | None = None
         self.encoder: DataEncoder | None = None

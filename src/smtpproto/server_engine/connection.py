@@ -206,7 +206,9 @@ class ServerConnection:
 
         Octets fed between STARTTLS's 220 and ``tls_established()`` are dropped and
         counted; octets fed after the session is CLOSED are ignored. Raises
-        ``LocalProtocolError`` for data after EOF or data that is not bytes-like.
+        ``LocalProtocolError`` for data after EOF, data that is not bytes-like, or a
+        chunk that would take the octets held (fed, not yet consumed by ``next_event``)
+        past ``config.max_receive_buffer``; nothing is stored then.
         """
         try:
             if type(data) is not bytes:
@@ -221,6 +223,13 @@ class ServerConnection:
                 self.discarded_plaintext += len(data)
                 self._to_report += len(data)
             elif self._state is not _S.CLOSED:
+                cap = self.config.max_receive_buffer
+                if len(self._buf) + len(data) > cap:
+                    raise LocalProtocolError(
+                        f"receive_data: {len(self._buf)} octets held and {len(data)} more "
+                        f"would exceed max_receive_buffer={cap}; call next_event() until "
+                        "NEED_DATA or PAUSED before feeding more"
+                    )
                 self._buf += data
         except LocalProtocolError:
             raise  # caller misuse, found before any change: the session stays usable

@@ -63,11 +63,9 @@ def test_client_facades_do_not_load_the_server_role(facade: str) -> None:
     assert not under(loaded, *SERVER_SIDE, "smtpproto.sasl.server")
 
 
-def test_the_blocking_client_loads_sasl_and_email_only_when_used() -> None:
+def test_the_blocking_client_loads_sasl_mechanisms_only_when_used() -> None:
     loaded = loaded_after("import smtpproto.blocking")
     assert not under(loaded, "smtpproto.sasl.mechanisms", "smtpproto.sasl.scram")
-    stdlib = loaded_after("import smtpproto.blocking, sys\nprint(*sorted(sys.modules))")
-    assert "email.message" not in stdlib  # sendmail of bytes needs no email package
     after_login = loaded_after(
         "import smtpproto.blocking\nfrom smtpproto.sasl import choose_mechanism"
     )
@@ -80,37 +78,43 @@ def test_the_server_role_loads_when_asked_for() -> None:
     assert not under(loaded, "smtpproto.builtin_server", "smtpproto.cli")
 
 
-def homes(module: ModuleType) -> dict[str, str]:
-    """Name -> relative module, from the facade's ``if TYPE_CHECKING:`` imports."""
+def homes(module: ModuleType) -> dict[str, tuple[str, str]]:
+    """Public name -> (relative module, name there), from the facade's ``if
+    TYPE_CHECKING:`` imports."""
     tree = ast.parse(Path(str(module.__file__)).read_text(encoding="utf-8"))
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, str]] = {}
     for node in tree.body:
         if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
             for statement in node.body:
                 assert isinstance(statement, ast.ImportFrom)
                 origin = "." * statement.level + (statement.module or "")
                 for alias in statement.names:
-                    found[alias.name] = origin
+                    found[alias.asname or alias.name] = (origin, alias.name)
     return found
+
+
+def lazy_table(module: ModuleType) -> dict[str, tuple[str, str]]:
+    table = {name: (home, name) for home, names in module._HOMES.items() for name in names}
+    table.update(getattr(module, "_ALIASES", {}))
+    return table
 
 
 @pytest.mark.parametrize("module", [smtpproto, smtpproto.sasl], ids=lambda m: m.__name__)
 def test_lazy_table_type_checking_imports_and_all_agree(module: ModuleType) -> None:
     typed = homes(module)
-    table = {name: home for home, names in module._HOMES.items() for name in names}
-    submodules = {name for name, home in typed.items() if home == "."}
-    assert {n: h for n, h in typed.items() if n not in submodules} == table
+    submodules = {name for name, (home, _) in typed.items() if home == "."}
+    assert {n: h for n, h in typed.items() if n not in submodules} == lazy_table(module)
     assert sorted(typed) == sorted(module.__all__)
 
 
 @pytest.mark.parametrize("module", [smtpproto, smtpproto.sasl], ids=lambda m: m.__name__)
 def test_every_public_name_resolves_to_its_home_object(module: ModuleType) -> None:
-    table = {name: home for home, names in module._HOMES.items() for name in names}
+    table = lazy_table(module)
     for name in module.__all__:
         value = getattr(module, name)
         if name in table:
-            home = importlib.import_module(table[name], module.__name__)
-            assert value is getattr(home, name), name
+            home, original = table[name]
+            assert value is getattr(importlib.import_module(home, module.__name__), original)
         else:
             assert isinstance(value, ModuleType)
             assert value is sys.modules[f"{module.__name__}.{name}"]

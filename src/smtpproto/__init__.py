@@ -26,6 +26,8 @@ from .wire.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from . import codes, sasl
+    from .adapters.asyncio_client import send as send_async
+    from .adapters.blocking import send as send
     from .client_engine.capabilities import Capabilities, ServerLimits
     from .client_engine.config import ClientConfig, Timeouts, TLSPolicy
     from .client_engine.connection import ClientConnection
@@ -114,6 +116,7 @@ if TYPE_CHECKING:
 
 #: Where each public name lives; the imports above say the same for type checkers.
 _HOMES = {
+    ".adapters.blocking": ("send",),
     ".client_engine.capabilities": ("Capabilities", "ServerLimits"),
     ".client_engine.config": ("ClientConfig", "Timeouts", "TLSPolicy"),
     ".client_engine.connection": ("ClientConnection",),
@@ -200,8 +203,12 @@ _HOMES = {
     ".wire.reply": ("EnhancedStatusCode", "Reply", "ReplyClass"),
     ".wire.twins": ("PARSER_IMPLEMENTATION", "CReplyParser", "PyReplyParser", "ReplyParser"),
 }
+#: Names that differ from their home's: the asyncio one-call send.
+_ALIASES = {"send_async": (".adapters.asyncio_client", "send")}
 if not TYPE_CHECKING:  # type checkers see the imports, so a typo stays an error
-    __getattr__, __dir__ = lazy_exports(__name__, _HOMES, submodules=("codes", "sasl"))
+    __getattr__, __dir__ = lazy_exports(
+        __name__, _HOMES, submodules=("codes", "sasl"), aliases=_ALIASES
+    )
 
 __all__ = [
     "DATA_CODEC_IMPLEMENTATION",
@@ -303,4 +310,6 @@ __all__ = [
     "Write",
     "codes",
     "sasl",
+    "send",
+    "send_async",
 ]

@@ -23,16 +23,21 @@ __all__ = ["lazy_exports"]
 
 
 def lazy_exports(
-    package: str, homes: Mapping[str, Iterable[str]], submodules: Iterable[str] = ()
+    package: str,
+    homes: Mapping[str, Iterable[str]],
+    submodules: Iterable[str] = (),
+    aliases: Mapping[str, tuple[str, str]] | None = None,
 ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
     """The ``__getattr__`` and ``__dir__`` of the facade module ``package``.
 
     ``homes`` maps a module (relative to ``package``) to the names it exports;
-    ``submodules`` are names of ``package``'s own submodules that are also attributes.
+    ``submodules`` are names of ``package``'s own submodules that are also attributes;
+    ``aliases`` maps a name to ``(module, name there)`` when the two differ.
     A name is looked up once, then cached in the facade's namespace; an unknown name
     raises ``AttributeError`` as a plain module does.
     """
-    where = {name: module for module, names in homes.items() for name in names}
+    where = {name: (module, name) for module, names in homes.items() for name in names}
+    where.update(aliases or {})
     children = frozenset(submodules)
     namespace = vars(sys.modules[package])
 
@@ -40,7 +45,8 @@ def lazy_exports(
         if name in children:
             value: object = import_module(f".{name}", package)
         elif name in where:
-            value = getattr(import_module(where[name], package), name)
+            module, original = where[name]
+            value = getattr(import_module(module, package), original)
         else:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         namespace[name] = value

@@ -244,6 +244,7 @@ def test_every_new_connection_logs_in_with_a_fresh_token(
         {"idle_check": "ping"},
         {"rate_limit": (1, 2)},
         {"password": "p"},
+        {"username": "u"},
         {"port": "25"},
     ],
 )

@@ -211,7 +211,7 @@ class _Connection(asyncio.Protocol):
             self._log("*", f"policy error: {error!r}")
             self._server.policy_errors.append(error)
             if self._conn.state not in (ServerState.CLOSED, ServerState.ERROR):
-                self._write(service_closing(self._server.hostname, "4.3.0 Policy error"))
+                self._write(service_closing(self._server.hostname, "Policy error, closing"))
             self.close()
 
     def _pump(self) -> None:

@@ -99,6 +99,12 @@ class RunningServer:
         return self._server.cert_path
 
     @property
+    def cert_tool(self) -> str | None:
+        """What made ``cert_path``: ``"given"``, ``"trustme"``, ``"cryptography"`` or
+        ``"openssl"`` (``SMTPPROTO_CERT_TOOL`` forces one); ``None`` without TLS."""
+        return self._server.cert_tool
+
+    @property
     def rules(self) -> RuleSet:
         """The server's rules: ``rules.replace([...])`` changes them while it runs."""
         return self._server.rules
@@ -154,6 +160,7 @@ def run_server(
     rules: Iterable[Rule] = (),
     hook: Hook | None = None,
     clock: Callable[[], float] | None = None,
+    forbid_unauth_pipelining: bool = True,
 ) -> Iterator[RunningServer]:
     """Run ``SMTPServer(...)`` with these options in a background thread for the
     ``with`` block (see ``SMTPServer`` for each option)."""
@@ -187,6 +194,7 @@ def run_server(
         rules=rules,
         hook=hook,
         clock=clock,
+        forbid_unauth_pipelining=forbid_unauth_pipelining,
     )
     loop = asyncio.new_event_loop()
     started = threading.Event()

@@ -526,3 +526,44 @@ def test_any_valid_rules_give_replies_the_engine_accepts(
     for message in backend.messages:  # kept only for recipients some RCPT accepted
         assert message.sender == "a@x.test"
         assert set(message.recipients) <= {"b@y.test", "c@y.test"}
+
+
+# -- review regressions ---------------------------------------------------------------
+
+
+def test_patterns_ignore_case_like_exact_addresses_and_rule_files() -> None:
+    # RFC 5321 §2.4: a domain is case-insensitive; a str rule and a rule file's
+    # *_regex already ignore case, so a compiled pattern from Python does too.
+    domain = Rule(stage="rcpt", recipient=re.compile(r".*@greylisted\.example"))
+    assert domain.matches(_context(recipient="Ann@GreyListed.EXAMPLE"))
+    assert domain.matches(_context(recipient="ann@greylisted.example"))
+    assert not domain.matches(_context(recipient="ann@greylisted.example.org"))
+    utf8 = Rule(stage="mail", sender=re.compile(r"änn@bücher\.example"))
+    assert utf8.matches(_context(stage="mail", sender="ÄNN@BÜCHER.example"))
+    null = Rule(stage="mail", sender="")  # the null reverse-path <>
+    assert null.matches(_context(stage="mail", sender=""))
+    assert not null.matches(_context(stage="mail", sender="a@x.test"))
+
+
+def test_a_bytes_pattern_is_refused_when_the_rule_is_made() -> None:
+    # Addresses are str: a bytes pattern could only fail later, inside the server.
+    with pytest.raises(TypeError, match="recipient must be a str pattern"):
+        Rule(stage="rcpt", recipient=re.compile(rb".*@x\.test"))
+    with pytest.raises(TypeError, match="sender must be a str pattern"):
+        Rule(stage="mail", sender=re.compile(rb".*"))
+
+
+def test_an_async_hook_is_a_clear_error_and_its_coroutine_is_closed() -> None:
+    created: list[Any] = []
+
+    async def decide(context: Context) -> Respond | None:
+        return None
+
+    def hook(context: Context) -> Any:
+        created.append(decide(context))
+        return created[-1]
+
+    rules = RuleSet(hook=hook)
+    with pytest.raises(TypeError, match=r"the hook returned a coroutine: .*not async"):
+        rules.decide(_context())
+    assert created[0].cr_frame is None  # closed: no "never awaited" warning

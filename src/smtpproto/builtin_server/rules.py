@@ -19,8 +19,8 @@ starttls STARTTLS                                     connection
 ======== ============================================ ==================================
 
 A ``Rule`` names what it matches (``stage``, ``sender``, ``recipient`` — an exact
-address, compared case-insensitively, or a compiled regular expression matched with
-``fullmatch`` — the ``connection`` and ``message`` numbers, counted per server from 1,
+address, or a compiled regular expression matched with ``fullmatch``, both without
+regard to case — the ``connection`` and ``message`` numbers, counted per server from 1,
 a message being numbered by its MAIL command) and what then happens (``action``) after
 an optional ``delay`` in seconds. Rules are tried in order and the first that matches
 decides; ``times`` limits how often a rule may fire (counted per server). When no rule
@@ -43,6 +43,7 @@ bad rule is a ``ValueError`` (or ``TypeError``) that says which field is wrong.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import threading
@@ -309,7 +310,11 @@ Address: TypeAlias = str | re.Pattern[str]
 
 
 def _address(value: object, what: str) -> None:
-    if value is None or isinstance(value, re.Pattern):
+    if value is None:
+        return
+    if isinstance(value, re.Pattern):
+        if not isinstance(value.pattern, str):  # addresses are str: it could never match
+            raise TypeError(f"{what} must be a str pattern, not a bytes one: {value!r}")
         return
     if not isinstance(value, str):
         raise TypeError(f"{what} must be an address (str) or re.compile(...) pattern")
@@ -324,7 +329,9 @@ def _matches(want: Address | None, address: str | None) -> bool:
         return False
     if isinstance(want, str):
         return want.casefold() == address.casefold()
-    return want.fullmatch(address) is not None
+    # Without regard to case, like a str and a rule file's pattern (domains are
+    # case-insensitive, RFC 5321 §2.4); ``re`` caches the compiled variant.
+    return re.fullmatch(want.pattern, address, want.flags | re.IGNORECASE) is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -484,6 +491,13 @@ class RuleSet:
         if self.hook is None:
             return None, 0.0
         action = self.hook(context)
+        if inspect.isawaitable(action):  # an ``async def`` hook: it never ran
+            if inspect.iscoroutine(action):
+                action.close()
+            raise TypeError(
+                f"the hook returned a coroutine: hooks are called in the server's loop and "
+                f"are not async; make {getattr(self.hook, '__name__', 'it')} a plain function"
+            )
         if action is not None:  # checked as a rule for this stage would be
             try:
                 Rule(stage=context.stage, action=action)

@@ -2,7 +2,7 @@
 
 Adapter layer (I/O allowed). By default two tools are tried, in this order:
 
-* ``cryptography`` (the ``certs`` extra: ``pip install 'smtpproto[certs]'``; often
+* ``cryptography`` (the ``certs`` extra: ``pip install '.[certs]'`` in a clone; often
   installed anyway);
 * the ``openssl`` command line.
 
@@ -199,6 +199,6 @@ def make_certificate(
     raise NoCertificateTool(
         "no tool could make a self-signed certificate ("
         + "; ".join(failures)
-        + "): install smtpproto[certs] (the cryptography package) or the openssl "
+        + "): install the cryptography package (the certs extra) or the openssl "
         "command, or give a certificate and key"
     )

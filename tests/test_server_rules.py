@@ -567,3 +567,21 @@ def test_an_async_hook_is_a_clear_error_and_its_coroutine_is_closed() -> None:
     with pytest.raises(TypeError, match=r"the hook returned a coroutine: .*not async"):
         rules.decide(_context())
     assert created[0].cr_frame is None  # closed: no "never awaited" warning
+
+
+def test_a_message_number_without_a_stage_matches_only_where_a_message_is_known() -> None:
+    # Rule(stage="helo", message=1) is refused (no message at EHLO); a rule without a
+    # stage must not match there either, with the number of the last transaction.
+    backend = Backend(rules=[Rule(message=1, action=Disconnect("Message 1"))])
+    front = _greeted(backend)
+    (response,) = front.feed(MAIL)
+    assert response.close  # message 1 at MAIL: the rule fires where a message is known
+    slow = Backend(rules=[Rule(message=1, delay=2.0)])
+    front = _greeted(slow)
+    responses = front.feed(MAIL + b"RCPT TO:<b@y.test>\r\nDATA\r\n") + front.feed(BODY)
+    assert [r.delay for r in responses] == [2.0, 2.0, 2.0, 2.0]
+    after = front.feed(b"EHLO again.test\r\n") + front.feed(b"NOOP\r\n")
+    assert [(r.delay, r.replies[0].code) for r in after] == [(0.0, 250), (0.0, 250)]
+    assert not Rule(message=1).matches(_context(stage="auth", message=1))
+    assert not Rule(message=1).matches(_context(stage="starttls", message=1))
+    assert Rule(message=1).matches(_context(stage="rcpt", message=1))

@@ -391,7 +391,9 @@ class Rule:
             return False
         if self.connection is not None and self.connection != context.connection:
             return False
-        if self.message is not None and self.message != context.message:
+        if self.message is not None and (
+            self.message != context.message or context.stage not in _SENDER_STAGES
+        ):  # outside a transaction (EHLO, AUTH ...) the last message's number is stale
             return False
         if not _matches(self.sender, context.sender):
             return False

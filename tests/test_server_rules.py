@@ -585,3 +585,27 @@ def test_a_message_number_without_a_stage_matches_only_where_a_message_is_known(
     assert not Rule(message=1).matches(_context(stage="auth", message=1))
     assert not Rule(message=1).matches(_context(stage="starttls", message=1))
     assert Rule(message=1).matches(_context(stage="rcpt", message=1))
+
+
+def test_the_greeting_and_ehlo_replies_get_no_default_enhanced_code() -> None:
+    # RFC 2034 §4: every reply but the greeting and those to HELO/EHLO carries one.
+    backend = Backend(
+        rules=[
+            Rule(stage="connect", connection=1, action=Respond(554, "No service")),
+            Rule(stage="helo", action=Respond(550, "Go away")),
+            Rule(stage="mail", action=Respond(550, "No")),
+        ]
+    )
+    refused = Front(backend)
+    assert refused.opening.replies[0].to_bytes() == b"554 No service\r\n"
+    front = Front(backend)
+    (ehlo,) = front.feed(b"EHLO c.test\r\n")
+    assert ehlo.replies[0].to_bytes() == b"550 Go away\r\n"
+    (helo,) = front.feed(b"HELO c.test\r\n")
+    assert helo.replies[0].to_bytes() == b"550 Go away\r\n"
+    front = Front(Backend(rules=[Rule(stage="mail", action=Respond(550, "No"))]))
+    front.feed(b"EHLO c.test\r\n")
+    (mail,) = front.feed(MAIL)
+    assert mail.replies[0].to_bytes() == b"550 5.0.0 No\r\n"
+    explicit = Respond(554, "Blocked", "5.7.1")
+    assert explicit.reply("connect").to_bytes() == b"554 5.7.1 Blocked\r\n"

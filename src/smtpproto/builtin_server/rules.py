@@ -105,6 +105,8 @@ _KIND = {
 #: Stages where a 2yz from a rule would skip what the 2yz means (extensions, 354 content,
 #: a TLS handshake, a login without credentials): only 4yz/5yz are allowed there.
 _NO_SUCCESS = frozenset({"helo", "data", "auth", "starttls"})
+#: Stages whose replies get no default enhanced code (RFC 2034 §4).
+_NO_ENHANCED = frozenset({"connect", "helo"})
 #: Stages that know the sender, and those that know a recipient.
 _SENDER_STAGES = frozenset({"mail", "rcpt", "data", "bdat", "data_end"})
 _RECIPIENT_STAGES = frozenset({"rcpt", "data_end"})
@@ -155,7 +157,8 @@ class Accept:
 @dataclass(frozen=True, slots=True)
 class Respond:
     """Reply ``code`` with ``text``, prefixed by the RFC 3463 ``enhanced`` code (by
-    default ``X.0.0`` of the code's class; ``""`` for none). 421 is ``Disconnect``."""
+    default ``X.0.0`` of the code's class, none at stages connect and helo; ``""`` for
+    none). 421 is ``Disconnect``."""
 
     code: int
     text: str = "Refused by a test rule"
@@ -179,9 +182,13 @@ class Respond:
             if parsed.class_ != code // 100:
                 raise ValueError(f"enhanced code {enhanced} does not match the class of {code}")
 
-    def reply(self) -> Reply:
-        """This answer as a ``Reply``."""
-        enhanced = f"{self.code // 100}.0.0" if self.enhanced is None else self.enhanced
+    def reply(self, stage: Stage | None = None) -> Reply:
+        """This answer as a ``Reply`` at ``stage``. The greeting and the replies to
+        EHLO/HELO carry no enhanced code unless one is given (RFC 2034 §4: the client
+        does not know ENHANCEDSTATUSCODES yet)."""
+        enhanced = self.enhanced
+        if enhanced is None:
+            enhanced = "" if stage in _NO_ENHANCED else f"{self.code // 100}.0.0"
         text = f"{enhanced} {self.text}" if enhanced else self.text
         return Reply(self.code, (text.encode("ascii"),))
 

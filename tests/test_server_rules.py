@@ -609,3 +609,17 @@ def test_the_greeting_and_ehlo_replies_get_no_default_enhanced_code() -> None:
     assert mail.replies[0].to_bytes() == b"550 5.0.0 No\r\n"
     explicit = Respond(554, "Blocked", "5.7.1")
     assert explicit.reply("connect").to_bytes() == b"554 5.7.1 Blocked\r\n"
+
+
+def test_an_exact_address_matches_its_domain_as_u_labels_or_a_labels() -> None:
+    # A client without SMTPUTF8 (Django's sanitize_address, for one) sends the domain
+    # as A-labels; the rule's author writes it as people read it, or the other way.
+    unicode_rule = Rule(stage="rcpt", recipient="Änn@Bücher.example")
+    assert unicode_rule.matches(_context(recipient="änn@xn--bcher-kva.example"))
+    assert unicode_rule.matches(_context(recipient="ÄNN@BÜCHER.EXAMPLE"))
+    assert not unicode_rule.matches(_context(recipient="änn@bucher.example"))
+    ascii_rule = Rule(stage="rcpt", recipient="ann@XN--BCHER-KVA.example")
+    assert ascii_rule.matches(_context(recipient="ann@bücher.example"))
+    odd = Rule(stage="rcpt", recipient="a@bü..example")  # not a valid IDN: as it is
+    assert odd.matches(_context(recipient="A@BÜ..example"))
+    assert not odd.matches(_context(recipient="a@b.example"))

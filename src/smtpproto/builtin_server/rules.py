@@ -43,6 +43,7 @@ bad rule is a ``ValueError`` (or ``TypeError``) that says which field is wrong.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import re
@@ -329,13 +330,23 @@ def _address(value: object, what: str) -> None:
         raise ValueError(f"{what} must be printable, at most 512 characters: {value!r}")
 
 
+def _folded(address: str) -> str:
+    """``address`` compared without regard to case, its domain as A-labels: a client
+    without SMTPUTF8 sends ``xn--bcher-kva.example`` for ``bücher.example`` (RFC 5890)."""
+    local, at, domain = address.rpartition("@")
+    if at and not domain.isascii():
+        with contextlib.suppress(UnicodeError):  # not a valid IDN: compared as it is
+            domain = domain.encode("idna").decode("ascii")
+    return f"{local}{at}{domain}".casefold()
+
+
 def _matches(want: Address | None, address: str | None) -> bool:
     if want is None:
         return True
     if address is None:
         return False
     if isinstance(want, str):
-        return want.casefold() == address.casefold()
+        return _folded(want) == _folded(address)
     # Without regard to case, like a str and a rule file's pattern (domains are
     # case-insensitive, RFC 5321 §2.4); ``re`` caches the compiled variant.
     return re.fullmatch(want.pattern, address, want.flags | re.IGNORECASE) is not None

@@ -196,3 +196,10 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
         path = tmp_path / name
         path.write_bytes(b"\xef\xbb\xbf" + text.encode())
         assert [rule.action for rule in load_rules(path)] == [Respond(550)]
+
+
+def test_a_421_reply_points_to_the_files_disconnect_table() -> None:
+    # Respond's own error names Python's Disconnect(); a rule file has no such thing.
+    with pytest.raises(RuleFileError, match=r"rule 1: reply: 421 .*use disconnect = \{") as info:
+        parse_rules('[[rule]]\nstage = "rcpt"\nreply = { code = 421 }\n', name="r.toml")
+    assert "Disconnect()" not in str(info.value)

@@ -162,6 +162,8 @@ def _pattern(value: object, key: str) -> re.Pattern[str]:
 def _action(name: str, options: object) -> Action:
     if not isinstance(options, dict):
         raise TypeError(f"{name} must be a table of its options ({name} = {{...}})")
+    if name == "reply" and options.get("code") == 421:  # the file's words, not Python's
+        raise ValueError("reply: 421 closes the connection: use disconnect = { text = ... }")
     try:
         return ACTIONS[name](**options)
     except TypeError as error:

@@ -73,12 +73,16 @@ def _port(text: str) -> int:
 
 SEND_EPILOG = (
     """\
-With no --server, send starts the built-in server on 127.0.0.1 in-process (STARTTLS with
-a self-signed certificate trusted for this run, AUTH with generated credentials) and
-sends a demo message through it, then prints the message as the server received it.
+With recipients and no --server, send delivers to the recipients' mail server: the MX
+records of their domain (RFC 5321 §5.1; needs the 'dns' extra, pip install
+'smtpproto[dns]'). With no recipient and no --server, or with --demo, send starts the
+built-in server on 127.0.0.1 in-process (STARTTLS with a self-signed certificate
+trusted for this run, AUTH with generated credentials), sends a demo message through
+it, then prints the message as the server received it.
 
 examples:
   smtpproto send
+  smtpproto send --to postmaster@example.org --body hello
   smtpproto send --server mail.example.com:587 --tls required --auth PLAIN \\
       --user me --password-env SMTP_PASSWORD --from me@example.com --to you@example.org
   smtpproto send --server [::1]:2525 --tls none --to a@example.org --quit-after ehlo
@@ -98,7 +102,24 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     conn = p.add_argument_group("connection")
-    conn.add_argument("--server", metavar="HOST[:PORT]", help="IPv6 as [::1]:25")
+    conn.add_argument(
+        "--server",
+        metavar="HOST[:PORT]",
+        help="IPv6 as [::1]:25 (default: the MX of the recipients' domain)",
+    )
+    conn.add_argument(
+        "--port", type=_port, help="port when --server has none, or for the MX (default 25)"
+    )
+    conn.add_argument(
+        "--demo",
+        action="store_true",
+        help="send through the in-process built-in server (the default with no recipient)",
+    )
+    conn.add_argument(
+        "--resolver",
+        metavar="ADDRESS[:PORT]",
+        help="DNS server for the MX lookup (default: the system's)",
+    )
     conn.add_argument(
         "--tls",
         choices=TLS_CHOICES,
@@ -174,8 +195,17 @@ def _add_probe(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
         epilog=EXIT_CODE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("server", metavar="HOST[:PORT]", help="IPv6 as [::1]:25")
+    p.add_argument(
+        "server",
+        metavar="HOST[:PORT]",
+        help="IPv6 as [::1]:25; a name without port that has MX records: its best mail server",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--no-mx", action="store_true", help="probe HOST itself, not its MX")
+    p.add_argument(
+        "--port", type=_port, help="port when HOST has none (default 25; 465 with --implicit-tls)"
+    )
+    p.add_argument("--resolver", metavar="ADDRESS[:PORT]", help="DNS server for the MX lookup")
     p.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte")
     p.add_argument("--no-starttls", action="store_true", help="do not try STARTTLS")
     p.add_argument("--ehlo", metavar="NAME", help="name to give in EHLO")

@@ -52,6 +52,7 @@ from ..wire.errors import LocalProtocolError
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode, connect_tcp, parse_server
 from .message import Envelope, build_message
+from .mx import MailHost, address_literal, mail_route, make_resolver, recipient_domain
 from .output import ProgressBar, Transcript, format_message
 
 __all__ = ["DEFAULT_TIMEOUT", "TLSWatch", "run_send"]
@@ -97,6 +98,8 @@ class _Target:
     user: str | None
     password: str | None
     allow_cleartext_auth: bool = False
+    #: The mail hosts found by the MX lookup, tried in order (empty: connect to ``host``).
+    route: tuple[MailHost, ...] = ()
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -134,7 +137,10 @@ def _mechanism(
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.auth is not None and args.user is None and args.server is not None:
+    demo = args.server is None and (args.demo or not _recipients_given(args))
+    if args.demo and args.server is not None:
+        raise CLIError("--demo and --server contradict each other", ExitCode.USAGE)
+    if args.auth is not None and args.user is None and not demo:
         raise CLIError("--auth needs --user", ExitCode.USAGE)
     if args.password_env is not None and args.user is None:
         raise CLIError("--password-env needs --user", ExitCode.USAGE)
@@ -163,25 +169,85 @@ def _client_context(args: argparse.Namespace) -> ssl.SSLContext:
         ) from None
 
 
+def _recipients_given(args: argparse.Namespace) -> bool:
+    return bool(args.to or args.cc or args.bcc)
+
+
 def run_send(args: argparse.Namespace) -> int:
-    """The ``send`` command; returns the exit code (raises ``CLIError`` / ``SMTPError``)."""
+    """The ``send`` command; returns the exit code (raises ``CLIError`` / ``SMTPError``).
+
+    The demo runs only when asked for: ``--demo``, or no ``--server`` and no recipient.
+    Recipients without ``--server`` go to their domain's mail server (``mx``).
+    """
     _check_args(args)
-    if args.server is None:
+    if args.server is None and (args.demo or not _recipients_given(args)):
         return _run_demo(args)
     policy = default_tls_policy(args.tls, None) if args.tls is not None else None
-    host, port = parse_server(
-        args.server, default_port=default_port(policy) if policy is not None else 25
-    )
+    port = args.port if args.port is not None else None
+    if port is None:
+        port = default_port(policy) if policy is not None else 25
+    if args.server is not None:
+        host, port = parse_server(args.server, default_port=port)
     if policy is None:
         policy = default_tls_policy(None, port)
     user = args.user
     password = _password(args) if user is not None else None
-    target = _Target(host, port, policy, _client_context(args), user, password)
+    context = _client_context(args)
     if args.auth is not None and not args.auth.upper().endswith("-PLUS"):
-        _mechanism(args, target, None)  # an unknown name fails now, before connecting
+        early = _Target("", port, policy, context, user, password)
+        _mechanism(args, early, None)  # an unknown name fails now, before connecting
     sender = args.sender or f"{getpass.getuser()}@{socket.gethostname()}"
-    envelope, message = build_message(args, sender=sender, demo=False, hostname=host)
+    route: tuple[MailHost, ...] = ()
+    if args.server is None:
+        envelope, message = build_message(args, sender=sender, demo=False, hostname="localhost")
+        host = recipient_domain(envelope.recipients)
+        route = tuple(_route(args, host))
+    else:
+        envelope, message = build_message(args, sender=sender, demo=False, hostname=host)
+    target = _Target(host, port, policy, context, user, password, route=route)
     return _session(args, target, envelope, message.as_bytes())
+
+
+def _route(args: argparse.Namespace, domain: str) -> list[MailHost]:
+    """The mail hosts of ``domain``; an address literal needs no DNS (nor dnspython)."""
+    literal = address_literal(domain)
+    if literal is not None:
+        return [MailHost(literal, 0, literal)]
+    timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT
+    return mail_route(domain, make_resolver(domain, timeout=timeout, nameserver=_nameserver(args)))
+
+
+def _nameserver(args: argparse.Namespace) -> tuple[str, int] | None:
+    """``--resolver ADDRESS[:PORT]`` as ``(address, port)``; None: the system's."""
+    if args.resolver is None:
+        return None
+    return parse_server(args.resolver, default_port=53)
+
+
+def _connect(
+    target: _Target, timeout: float, note: Callable[[str], None]
+) -> tuple[socket.socket, str]:
+    """The TCP connection and the name the server is known by (for TLS): ``host``, or
+    the first mail host of ``route`` that answers (RFC 5321 §5.1: try each in order)."""
+    if not target.route:
+        note(f"connecting to {target.host} port {target.port}")
+        return connect_tcp(target.host, target.port, timeout), target.host
+    failure: CLIError | None = None
+    for candidate in target.route:
+        note(
+            f"connecting to {candidate.name} [{candidate.address}] port {target.port} "
+            f"(MX {candidate.preference} for {target.host})"
+        )
+        try:
+            return connect_tcp(candidate.address, target.port, timeout), candidate.name
+        except CLIError as error:
+            note(str(error))
+            failure = error
+    assert failure is not None
+    raise CLIError(
+        f"no mail server of {escape_text(target.host)} answered; last: {failure}",
+        ExitCode.CONNECT,
+    )
 
 
 def _session(args: argparse.Namespace, target: _Target, envelope: Envelope, content: bytes) -> int:
@@ -190,8 +256,7 @@ def _session(args: argparse.Namespace, target: _Target, envelope: Envelope, cont
     tls = TLSWatch()
     transcript = None if args.quiet else Transcript(sys.stdout, tls_info=tls.describe)
     note = transcript.note if transcript is not None else (lambda text: None)
-    note(f"connecting to {target.host} port {target.port}")
-    sock = connect_tcp(target.host, target.port, timeout)
+    sock, server_name = _connect(target, timeout, note)
     peer = sock.getpeername()
     note(f"connected to {peer[0]} port {peer[1]}")
     stop = args.quit_after
@@ -207,7 +272,7 @@ def _session(args: argparse.Namespace, target: _Target, envelope: Envelope, cont
         port=target.port,
         tls=policy,
         ssl_context=target.context,
-        server_hostname=target.host,
+        server_hostname=server_name,
         timeout=timeout,
         local_hostname=args.ehlo,
         allow_cleartext_auth=target.allow_cleartext_auth,
@@ -344,7 +409,13 @@ def _run_demo(args: argparse.Namespace) -> int:
     """``send`` with no ``--server``: the whole session against the built-in server."""
     if args.tls == "implicit":
         raise CLIError("the built-in server offers STARTTLS, not implicit TLS", ExitCode.USAGE)
-    given = (("--user", args.user), ("--cafile", args.cafile), ("--insecure", args.insecure))
+    given = (
+        ("--user", args.user),
+        ("--cafile", args.cafile),
+        ("--insecure", args.insecure),
+        ("--port", args.port),
+        ("--resolver", args.resolver),
+    )
     for option, value in given:
         if value:
             raise CLIError(

@@ -52,7 +52,11 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line and exit with ``ExitCode.USAGE``."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(ExitCode.USAGE, f"{self.prog}: error: {escape_text(message)}\n")
+        # One prefix for every error, whatever sub-command's parser found it (its
+        # name is in ``prog``: "smtpproto send"), as for every other failure.
+        command = self.prog.removeprefix(PROG).strip()
+        where = f"{command}: " if command else ""
+        self.exit(ExitCode.USAGE, f"{PROG}: error: {where}{escape_text(message)}\n")
 
 
 def _positive_float(text: str) -> float:
@@ -163,8 +167,12 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
     msg.add_argument(
         "--from", dest="sender", metavar="ADDRESS", help="sender (default: USER@HOSTNAME)"
     )
-    msg.add_argument("--to", action="append", default=[], metavar="ADDRESS", help="repeatable")
-    msg.add_argument("--cc", action="append", default=[], metavar="ADDRESS", help="repeatable")
+    msg.add_argument(
+        "--to", action="append", default=[], metavar="ADDRESS", help="repeatable; a,b for two"
+    )
+    msg.add_argument(
+        "--cc", action="append", default=[], metavar="ADDRESS", help="repeatable; a,b for two"
+    )
     msg.add_argument(
         "--bcc", action="append", default=[], metavar="ADDRESS", help="envelope only; repeatable"
     )
@@ -263,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser = _Parser(
         prog=PROG,
-        description="SMTP from the command line: send, probe, explain, serve.",
+        description="SMTP from the command line: send, probe, explain, serve. "
+        "'smtpproto COMMAND --help' lists the options of each command.",
         epilog=EXIT_CODE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

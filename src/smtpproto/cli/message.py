@@ -61,12 +61,40 @@ class Envelope:
     sender: str
     recipients: tuple[str, ...]
 
+    @property
+    def international(self) -> bool:
+        """Whether an address is not ASCII: the transaction needs SMTPUTF8 (RFC 6531
+        §3.4), which only the server's EHLO reply can grant."""
+        return not all(address.isascii() for address in (self.sender, *self.recipients))
+
 
 def envelope_address(value: str) -> str:
     """The address of ``value``: itself, or what is inside ``<...>`` of ``Name <addr>``."""
     if "<" in value and value.rstrip().endswith(">"):
         return email.utils.parseaddr(value)[1] or value
     return value.strip()
+
+
+def split_addresses(values: list[str]) -> list[str]:
+    """Each value split at its commas, as swaks takes ``--to a@x,b@y``: a comma inside
+    a quoted display name or inside ``<...>`` does not split; empty parts are dropped."""
+    found: list[str] = []
+    for value in values:
+        part, quoted, angle = "", False, False
+        for char in value:
+            if char == '"' and not angle:
+                quoted = not quoted
+            elif char == "<" and not quoted:
+                angle = True
+            elif char == ">" and not quoted:
+                angle = False
+            elif char == "," and not quoted and not angle:
+                found.append(part)
+                part = ""
+                continue
+            part += char
+        found.append(part)
+    return [part.strip() for part in found if part.strip()]
 
 
 def _check_text(value: str, what: str) -> str:
@@ -113,7 +141,7 @@ def read_body(args: argparse.Namespace, default: str) -> str:
 def _check_envelope(envelope: Envelope) -> None:
     """Validate with the engine's constructors; errors become usage errors."""
     try:
-        Mail(sender=envelope.sender)
+        Mail(sender=envelope.sender, smtputf8=envelope.international)
         for recipient in envelope.recipients:
             Rcpt(recipient=recipient)
     except LocalProtocolError as error:
@@ -128,24 +156,27 @@ def build_message(
     ``sender`` is the envelope sender to use when ``--from`` is missing; ``demo`` picks
     the demo recipient, subject and body when those are not given.
     """
-    to: list[str] = list(args.to) or ([DEMO_RECIPIENT] if demo else [])
-    if not (to or args.cc or args.bcc):
+    to = split_addresses(args.to) or ([DEMO_RECIPIENT] if demo else [])
+    cc, bcc = split_addresses(args.cc), split_addresses(args.bcc)
+    if not (to or cc or bcc):
         raise CLIError("give at least one recipient with --to, --cc or --bcc", ExitCode.USAGE)
     from_header = args.sender if args.sender is not None else sender
-    for value in [from_header, *to, *args.cc, *args.bcc]:
+    for value in [from_header, *to, *cc, *bcc]:
         _check_text(value, "an address")
     envelope = Envelope(
         envelope_address(from_header),
-        tuple(envelope_address(value) for value in [*to, *args.cc, *args.bcc]),
+        tuple(envelope_address(value) for value in [*to, *cc, *bcc]),
     )
     _check_envelope(envelope)
-    utf8 = not all(part.isascii() for part in [from_header, *to, *args.cc])
+    # A non-ASCII address in a header needs UTF-8 headers (RFC 6532); non-ASCII display
+    # names and subjects alone become encoded words (RFC 2047) and need nothing.
+    utf8 = not all(envelope_address(part).isascii() for part in [from_header, *to, *cc])
     message = EmailMessage(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
     message["From"] = from_header
     if to:
         message["To"] = ", ".join(to)
-    if args.cc:
-        message["Cc"] = ", ".join(args.cc)
+    if cc:
+        message["Cc"] = ", ".join(cc)
     subject = args.subject if args.subject is not None else (DEMO_SUBJECT if demo else "")
     message["Subject"] = _check_text(subject, "the subject")
     message["Date"] = email.utils.formatdate(localtime=True)

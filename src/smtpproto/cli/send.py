@@ -290,6 +290,9 @@ def _session(args: argparse.Namespace, target: _Target, envelope: Envelope, cont
         note(f"hint: {reply.explain('RCPT')}")
         _polite_quit(client)
         raise
+    except CLIError:
+        _polite_quit(client)
+        raise
     finally:
         client.close()
 
@@ -324,6 +327,7 @@ def _stages(
         client.quit()
         note("quit after auth, as asked")
         return ExitCode.OK
+    _check_server_can_take(client, envelope, len(content))
     if stop in ("mail", "rcpt", "data"):
         return _stop_in_transaction(args, client, envelope, content, stop, note)
     bar = ProgressBar(len(content), sys.stderr, enabled=sys.stderr.isatty())
@@ -340,12 +344,37 @@ def _stages(
         bar.finish()
     client.quit()
     if result.failed:
-        refused = SMTPRecipientsRefused(result.failed)
+        refused = SMTPRecipientsRefused(result.recipients)  # "1 of 2", not "1 of 1"
         note(f"hint: {result.failed[0][1].explain('RCPT')}")
         delivered = len(result.delivered)
         raise CLIError(f"delivered to {delivered}, but {refused}", ExitCode.RECIPIENTS_REFUSED)
     note(f"message accepted for {len(result.delivered)} recipient(s)")
     return ExitCode.OK
+
+
+def _check_server_can_take(client: SMTPClient, envelope: Envelope, size: int | None) -> None:
+    """Refuse, before MAIL, what the server's EHLO reply rules out: a non-ASCII address
+    without SMTPUTF8 (RFC 6531 §3.4; exit 6 for the sender, 7 for a recipient) and a
+    message above its SIZE limit (RFC 1870 §6; exit 8, the content class). The session
+    then ends with QUIT; nothing of the transaction was sent."""
+    caps = client.capabilities
+    if envelope.international and not (caps is not None and caps.smtputf8):
+        address = next(a for a in (envelope.sender, *envelope.recipients) if not a.isascii())
+        code = ExitCode.SENDER_REFUSED
+        if address != envelope.sender:
+            code = ExitCode.RECIPIENTS_REFUSED
+        raise CLIError(
+            f"the server does not offer SMTPUTF8 (RFC 6531), needed for the non-ASCII "
+            f"address {escape_text(address)!r}; nothing was sent",
+            code,
+        )
+    limit = caps.size if caps is not None else None
+    if limit is not None and size is not None and size > limit:
+        raise CLIError(
+            f"the message is {size} octets, above the server's SIZE limit of {limit} "
+            "(RFC 1870); nothing was sent",
+            ExitCode.DATA_REFUSED,
+        )
 
 
 def _stop_in_transaction(
@@ -457,6 +486,8 @@ def _run_demo(args: argparse.Namespace) -> int:
         if code != ExitCode.OK or args.quit_after is not None:
             return code
         (stored,) = server.wait_for_messages(1, timeout=10.0)
+        if args.quiet:
+            return ExitCode.OK
         to = ", ".join(f"<{escape_text(r)}>" for r in stored.recipients)
         print(f"\n---- the message as the built-in server received it, for {to} ----")
         print(format_message(stored.data, limit=SHOW_LIMIT))

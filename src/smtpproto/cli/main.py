@@ -185,6 +185,12 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
     )
     msg.add_argument("--subject")
     body = msg.add_mutually_exclusive_group()
+    body.add_argument(
+        "--data",
+        metavar="FILE",
+        help="send this prepared message as is, headers included ('-' reads stdin; "
+        "line ends become CRLF and lines starting with '.' are dot-stuffed)",
+    )
     body.add_argument("--body", metavar="TEXT", help="body text ('-' reads stdin)")
     body.add_argument("--body-file", metavar="PATH", help="body from a file ('-' is stdin)")
     msg.add_argument(

@@ -29,6 +29,7 @@ from ..client_engine.events import Mail, Rcpt
 from ..wire.errors import LocalProtocolError
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode
+from .content import MAX_LINE, Content, base64_size, open_content
 
 __all__ = ["DEMO_BODY", "Envelope", "build_message", "envelope_address", "read_body"]
 
@@ -150,11 +151,13 @@ def _check_envelope(envelope: Envelope) -> None:
 
 def build_message(
     args: argparse.Namespace, *, sender: str, demo: bool, hostname: str
-) -> tuple[Envelope, EmailMessage]:
-    """The envelope and message for ``send``; raises ``CLIError`` (usage) on bad input.
+) -> tuple[Envelope, Content]:
+    """The envelope and content for ``send``; raises ``CLIError`` (usage) on bad input.
 
     ``sender`` is the envelope sender to use when ``--from`` is missing; ``demo`` picks
-    the demo recipient, subject and body when those are not given.
+    the demo recipient, subject and body when those are not given. ``--data`` sends a
+    file as is; a ``--body-file`` without ``--attach`` is streamed after the headers.
+    The caller closes the content.
     """
     to = split_addresses(args.to) or ([DEMO_RECIPIENT] if demo else [])
     cc, bcc = split_addresses(args.cc), split_addresses(args.bcc)
@@ -168,6 +171,8 @@ def build_message(
         tuple(envelope_address(value) for value in [*to, *cc, *bcc]),
     )
     _check_envelope(envelope)
+    if args.data is not None:
+        return envelope, _data_content(args)
     # A non-ASCII address in a header needs UTF-8 headers (RFC 6532); non-ASCII display
     # names and subjects alone become encoded words (RFC 2047) and need nothing.
     utf8 = not all(envelope_address(part).isascii() for part in [from_header, *to, *cc])
@@ -195,6 +200,8 @@ def build_message(
         _check_text(value, f"header {name}")
         del message[name]
         message[name] = value
+    if args.body_file not in (None, "-") and not args.attach:
+        return envelope, _streamed_body(message, args.body_file)
     message.set_content(read_body(args, DEMO_BODY if demo else ""))
     for path in args.attach:
         data = _read_file(path, "attachment")
@@ -205,4 +212,43 @@ def build_message(
         message.add_attachment(
             data, maintype=maintype, subtype=subtype, filename=os.path.basename(path)
         )
-    return envelope, message
+    data = message.as_bytes()
+    return envelope, Content(data, len(data), not data.isascii())
+
+
+def _data_content(args: argparse.Namespace) -> Content:
+    """``--data FILE|-``: the file is the message, sent as is (the SMTP codec still
+    makes line ends CRLF and dot-stuffs). A NUL or a line over 998 octets is refused
+    now, before connecting (RFC 5321 §4.5.2, §4.5.3.1.6)."""
+    file, facts = open_content(args.data, "data file")
+    problem = None
+    if facts.nul:
+        problem = "contains a NUL octet"
+    elif facts.longest_line > MAX_LINE:
+        problem = f"has a line of {facts.longest_line} octets (SMTP allows {MAX_LINE})"
+    if problem is not None:
+        file.close()
+        where = "stdin" if args.data == "-" else repr(escape_text(args.data))
+        raise CLIError(f"the data from {where} {problem}", ExitCode.USAGE)
+    return Content(b"", facts.size, facts.eight_bit, file, "8bit")
+
+
+def _streamed_body(message: EmailMessage, path: str) -> Content:
+    """``message``'s headers, then the UTF-8 text of ``path`` streamed in the transfer
+    encoding its scan allows (``content.ContentFacts.transfer_encoding``)."""
+    file, facts = open_content(path, "body file")
+    if not facts.utf8:
+        file.close()
+        raise CLIError(
+            f"the body from {escape_text(path)!r} is not UTF-8 text; "
+            "send binary data with --attach",
+            ExitCode.USAGE,
+        )
+    encoding = facts.transfer_encoding
+    message["MIME-Version"] = "1.0"
+    message["Content-Type"] = 'text/plain; charset="utf-8"'
+    message["Content-Transfer-Encoding"] = encoding
+    message.set_payload("")
+    head = message.as_bytes()
+    size = facts.size if encoding != "base64" else base64_size(facts.size)
+    return Content(head, len(head) + size, facts.eight_bit and encoding == "8bit", file, encoding)

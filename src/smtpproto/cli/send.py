@@ -51,6 +51,7 @@ from ..sasl.mechanisms import choose_mechanism
 from ..wire.errors import LocalProtocolError
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode, connect_tcp, parse_server
+from .content import Content
 from .message import Envelope, build_message
 from .mx import MailHost, address_literal, mail_route, make_resolver, recipient_domain
 from .output import ProgressBar, Transcript, format_message
@@ -146,6 +147,20 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError("--password-env needs --user", ExitCode.USAGE)
     if args.insecure and args.cafile is not None:
         raise CLIError("--insecure and --cafile contradict each other", ExitCode.USAGE)
+    if args.data is not None:
+        given = [
+            option
+            for option, value in (
+                ("--subject", args.subject),
+                ("--header", args.header),
+                ("--attach", args.attach),
+            )
+            if value
+        ]
+        if given:
+            raise CLIError(
+                f"--data sends the file as is: not with {', '.join(given)}", ExitCode.USAGE
+            )
     if args.quit_after == "data" and args.chunking:
         raise CLIError(
             "--quit-after data stops at DATA's 354 reply: not with --chunking", ExitCode.USAGE
@@ -199,13 +214,16 @@ def run_send(args: argparse.Namespace) -> int:
     sender = args.sender or f"{getpass.getuser()}@{socket.gethostname()}"
     route: tuple[MailHost, ...] = ()
     if args.server is None:
-        envelope, message = build_message(args, sender=sender, demo=False, hostname="localhost")
+        envelope, content = build_message(args, sender=sender, demo=False, hostname="localhost")
         host = recipient_domain(envelope.recipients)
         route = tuple(_route(args, host))
     else:
-        envelope, message = build_message(args, sender=sender, demo=False, hostname=host)
+        envelope, content = build_message(args, sender=sender, demo=False, hostname=host)
     target = _Target(host, port, policy, context, user, password, route=route)
-    return _session(args, target, envelope, message.as_bytes())
+    try:
+        return _session(args, target, envelope, content)
+    finally:
+        content.close()
 
 
 def _route(args: argparse.Namespace, domain: str) -> list[MailHost]:
@@ -250,7 +268,9 @@ def _connect(
     )
 
 
-def _session(args: argparse.Namespace, target: _Target, envelope: Envelope, content: bytes) -> int:
+def _session(
+    args: argparse.Namespace, target: _Target, envelope: Envelope, content: Content
+) -> int:
     """Connect, run the stages up to ``--quit-after``, and send; the exit code."""
     timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT
     tls = TLSWatch()
@@ -310,7 +330,7 @@ def _stages(
     client: SMTPClient,
     target: _Target,
     envelope: Envelope,
-    content: bytes,
+    content: Content,
     note: Callable[[str], None],
 ) -> int:
     """The session on a connected ``client``, up to ``--quit-after``; the exit code."""
@@ -327,15 +347,15 @@ def _stages(
         client.quit()
         note("quit after auth, as asked")
         return ExitCode.OK
-    _check_server_can_take(client, envelope, len(content))
+    _check_server_can_take(client, envelope, content)
     if stop in ("mail", "rcpt", "data"):
         return _stop_in_transaction(args, client, envelope, content, stop, note)
-    bar = ProgressBar(len(content), sys.stderr, enabled=sys.stderr.isatty())
+    bar = ProgressBar(content.size, sys.stderr, enabled=sys.stderr.isatty())
     try:
         result = client.sendmail(
             envelope.sender,
             envelope.recipients,
-            content,
+            content.source(),
             pipelining=args.pipelining,
             chunking=args.chunking,
             progress=lambda sent, total: bar.update(sent),
@@ -352,13 +372,15 @@ def _stages(
     return ExitCode.OK
 
 
-def _check_server_can_take(client: SMTPClient, envelope: Envelope, size: int | None) -> None:
+def _check_server_can_take(client: SMTPClient, envelope: Envelope, content: Content) -> None:
     """Refuse, before MAIL, what the server's EHLO reply rules out: a non-ASCII address
-    without SMTPUTF8 (RFC 6531 §3.4; exit 6 for the sender, 7 for a recipient) and a
-    message above its SIZE limit (RFC 1870 §6; exit 8, the content class). The session
-    then ends with QUIT; nothing of the transaction was sent."""
+    without SMTPUTF8 (RFC 6531 §3.4; exit 6 for the sender, 7 for a recipient), 8-bit
+    content without 8BITMIME or SMTPUTF8 (RFC 6152; exit 8) and a message above its
+    SIZE limit (RFC 1870 §6; exit 8, the content class). The session then ends with
+    QUIT; nothing of the transaction was sent."""
     caps = client.capabilities
-    if envelope.international and not (caps is not None and caps.smtputf8):
+    smtputf8 = caps is not None and caps.smtputf8
+    if envelope.international and not smtputf8:
         address = next(a for a in (envelope.sender, *envelope.recipients) if not a.isascii())
         code = ExitCode.SENDER_REFUSED
         if address != envelope.sender:
@@ -368,11 +390,17 @@ def _check_server_can_take(client: SMTPClient, envelope: Envelope, size: int | N
             f"address {escape_text(address)!r}; nothing was sent",
             code,
         )
-    limit = caps.size if caps is not None else None
-    if limit is not None and size is not None and size > limit:
+    if content.eight_bit and not (smtputf8 or (caps is not None and caps.eightbitmime)):
         raise CLIError(
-            f"the message is {size} octets, above the server's SIZE limit of {limit} "
-            "(RFC 1870); nothing was sent",
+            "the content has 8-bit octets and the server offers neither 8BITMIME nor "
+            "SMTPUTF8 (RFC 6152); nothing was sent",
+            ExitCode.DATA_REFUSED,
+        )
+    limit = caps.size if caps is not None else None
+    if limit is not None and content.size > limit:
+        raise CLIError(
+            f"the message is {content.size} octets, above the server's SIZE limit of "
+            f"{limit} (RFC 1870); nothing was sent",
             ExitCode.DATA_REFUSED,
         )
 
@@ -381,7 +409,7 @@ def _stop_in_transaction(
     args: argparse.Namespace,
     client: SMTPClient,
     envelope: Envelope,
-    content: bytes,
+    content: Content,
     stop: str,
     note: Callable[[str], None],
 ) -> int:
@@ -393,7 +421,7 @@ def _stop_in_transaction(
     result = client.sendmail(
         envelope.sender,
         envelope.recipients,
-        content,
+        content.source(),
         pipelining=args.pipelining,
         chunking=args.chunking,
         stop_after=cast("MailStage", stop),
@@ -452,9 +480,17 @@ def _run_demo(args: argparse.Namespace) -> int:
                 "makes its own credentials)",
                 ExitCode.USAGE,
             )
-    envelope, message = build_message(
+    envelope, content = build_message(
         args, sender="newcomer@example.org", demo=True, hostname="localhost"
     )
+    try:
+        return _demo_session(args, envelope, content)
+    finally:
+        content.close()
+
+
+def _demo_session(args: argparse.Namespace, envelope: Envelope, content: Content) -> int:
+    """The demo once the message is built: start the server, send, show it."""
     password = secrets.token_urlsafe(18)
     if args.auth is not None and not args.auth.upper().endswith("-PLUS"):
         probe = _Target("127.0.0.1", 0, TLSPolicy.NONE, _plain(), DEMO_USER, password)
@@ -482,7 +518,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             password,
             allow_cleartext_auth=policy is TLSPolicy.NONE,
         )
-        code = _session(args, target, envelope, message.as_bytes())
+        code = _session(args, target, envelope, content)
         if code != ExitCode.OK or args.quit_after is not None:
             return code
         (stored,) = server.wait_for_messages(1, timeout=10.0)

@@ -89,3 +89,18 @@ def test_ascii_addresses_still_use_the_plain_policy() -> None:
         (message,) = peer.wait_for_messages(1)
     assert re.search(rb"Subject: =\?utf-8\?", message.content)
     assert " SMTPUTF8" not in result.stdout
+
+
+def test_default_subject_and_body_like_swaks() -> None:
+    with start_aiosmtpd() as peer:
+        result = run_cli(
+            "send", "--server", f"127.0.0.1:{peer.port}", "--tls", "none",
+            "--from", "a@example.org", "--to", "b@example.org",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        (message,) = peer.wait_for_messages(1)
+    head, _, body = message.content.partition(b"\r\n\r\n")
+    date = re.search(rb"^Date: (.+)$", head, re.MULTILINE)
+    assert date is not None
+    assert b"Subject: test " + date.group(1).rstrip(b"\r") in head
+    assert body == b"This is a test mailing from smtpproto.\r\n"

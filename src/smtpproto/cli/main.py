@@ -115,6 +115,25 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         "--port", type=_port, help="port when --server has none, or for the MX (default 25)"
     )
     conn.add_argument(
+        "--protocol",
+        choices=("esmtp", "smtp", "lmtp", "ssmtp"),
+        default="esmtp",
+        help="esmtp: EHLO (HELO if refused); smtp: HELO only, no extensions (RFC 5321); "
+        "lmtp: LHLO, a reply per recipient (RFC 2033); ssmtp: esmtp over implicit TLS "
+        "(RFC 8314); default esmtp",
+    )
+    family = conn.add_mutually_exclusive_group()
+    family.add_argument("-4", dest="ipv4", action="store_true", help="connect over IPv4 only")
+    family.add_argument("-6", dest="ipv6", action="store_true", help="connect over IPv6 only")
+    conn.add_argument(
+        "--local-interface",
+        metavar="ADDRESS[:PORT]",
+        help="local address (and port) to connect from",
+    )
+    conn.add_argument(
+        "--unix-socket", metavar="PATH", help="connect to this UNIX-domain socket (no --server)"
+    )
+    conn.add_argument(
         "--demo",
         action="store_true",
         help="send through the in-process built-in server (the default with no recipient)",

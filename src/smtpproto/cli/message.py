@@ -35,6 +35,8 @@ __all__ = ["DEMO_BODY", "Envelope", "build_message", "envelope_address", "read_b
 
 DEMO_SENDER = "newcomer@example.org"
 DEMO_RECIPIENT = "friend@example.com"
+#: The body when none is given outside the demo (swaks sends "This is a test mailing").
+DEFAULT_BODY = "This is a test mailing from smtpproto.\n"
 DEMO_SUBJECT = "Hello from smtpproto"
 DEMO_BODY = """\
 Hello!
@@ -182,9 +184,12 @@ def build_message(
         message["To"] = ", ".join(to)
     if cc:
         message["Cc"] = ", ".join(cc)
-    subject = args.subject if args.subject is not None else (DEMO_SUBJECT if demo else "")
+    date = email.utils.formatdate(localtime=True)
+    subject = args.subject
+    if subject is None:  # swaks' default, so a test message is recognisable in a mailbox
+        subject = DEMO_SUBJECT if demo else f"test {date}"
     message["Subject"] = _check_text(subject, "the subject")
-    message["Date"] = email.utils.formatdate(localtime=True)
+    message["Date"] = date
     domain = envelope.sender.rpartition("@")[2] or hostname
     message["Message-ID"] = email.utils.make_msgid(domain=domain if domain.isascii() else None)
     from .._version import __version__
@@ -202,7 +207,7 @@ def build_message(
         message[name] = value
     if args.body_file not in (None, "-") and not args.attach:
         return envelope, _streamed_body(message, args.body_file)
-    message.set_content(read_body(args, DEMO_BODY if demo else ""))
+    message.set_content(read_body(args, DEMO_BODY if demo else DEFAULT_BODY))
     for path in args.attach:
         data = _read_file(path, "attachment")
         kind, encoding = mimetypes.guess_type(path)

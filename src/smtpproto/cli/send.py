@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import ipaddress
 import os
 import secrets
 import socket  # noqa: TID251 -- CLI adapter layer: opens the TCP connection
@@ -50,7 +51,7 @@ from ..sasl.base import ChannelBinding, ClientMechanism
 from ..sasl.mechanisms import choose_mechanism
 from ..wire.errors import LocalProtocolError
 from ..wire.text import escape_text
-from .common import CLIError, ExitCode, connect_tcp, parse_server
+from .common import CLIError, ExitCode, connect_tcp, connect_unix, parse_server
 from .content import Content
 from .message import Envelope, build_message
 from .mx import MailHost, address_literal, mail_route, make_resolver, recipient_domain
@@ -138,7 +139,8 @@ def _mechanism(
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    demo = args.server is None and (args.demo or not _recipients_given(args))
+    demo = args.server is None and args.unix_socket is None
+    demo = demo and (args.demo or not _recipients_given(args))
     if args.demo and args.server is not None:
         raise CLIError("--demo and --server contradict each other", ExitCode.USAGE)
     if args.auth is not None and args.user is None and not demo:
@@ -161,6 +163,15 @@ def _check_args(args: argparse.Namespace) -> None:
             raise CLIError(
                 f"--data sends the file as is: not with {', '.join(given)}", ExitCode.USAGE
             )
+    if args.ipv4 and args.ipv6:
+        raise CLIError("-4 and -6 contradict each other", ExitCode.USAGE)
+    if args.unix_socket is not None and args.server is not None:
+        raise CLIError("--unix-socket and --server contradict each other", ExitCode.USAGE)
+    if args.protocol == "ssmtp" and args.tls not in (None, "implicit"):
+        raise CLIError(
+            f"--protocol ssmtp is SMTP over implicit TLS: not with --tls {args.tls}",
+            ExitCode.USAGE,
+        )
     if args.quit_after == "data" and args.chunking:
         raise CLIError(
             "--quit-after data stops at DATA's 354 reply: not with --chunking", ExitCode.USAGE
@@ -195,9 +206,11 @@ def run_send(args: argparse.Namespace) -> int:
     Recipients without ``--server`` go to their domain's mail server (``mx``).
     """
     _check_args(args)
-    if args.server is None and (args.demo or not _recipients_given(args)):
+    direct = args.unix_socket is None and args.server is None
+    if direct and (args.demo or not _recipients_given(args)):
         return _run_demo(args)
-    policy = default_tls_policy(args.tls, None) if args.tls is not None else None
+    tls = TLSPolicy.IMPLICIT if args.protocol == "ssmtp" else args.tls
+    policy = default_tls_policy(tls, None) if tls is not None else None
     port = args.port if args.port is not None else None
     if port is None:
         port = default_port(policy) if policy is not None else 25
@@ -213,7 +226,10 @@ def run_send(args: argparse.Namespace) -> int:
         _mechanism(args, early, None)  # an unknown name fails now, before connecting
     sender = args.sender or f"{getpass.getuser()}@{socket.gethostname()}"
     route: tuple[MailHost, ...] = ()
-    if args.server is None:
+    if args.unix_socket is not None:
+        host = args.unix_socket
+        envelope, content = build_message(args, sender=sender, demo=False, hostname="localhost")
+    elif args.server is None:
         envelope, content = build_message(args, sender=sender, demo=False, hostname="localhost")
         host = recipient_domain(envelope.recipients)
         route = tuple(_route(args, host))
@@ -242,25 +258,55 @@ def _nameserver(args: argparse.Namespace) -> tuple[str, int] | None:
     return parse_server(args.resolver, default_port=53)
 
 
+def _family(args: argparse.Namespace) -> socket.AddressFamily:
+    if args.ipv4:
+        return socket.AF_INET
+    return socket.AF_INET6 if args.ipv6 else socket.AF_UNSPEC
+
+
+def _local_interface(args: argparse.Namespace) -> tuple[str, int] | None:
+    """``--local-interface ADDRESS[:PORT]`` as a bind address (port 0: any)."""
+    if args.local_interface is None:
+        return None
+    return parse_server(args.local_interface, default_port=0)
+
+
 def _connect(
-    target: _Target, timeout: float, note: Callable[[str], None]
+    args: argparse.Namespace, target: _Target, timeout: float, note: Callable[[str], None]
 ) -> tuple[socket.socket, str]:
-    """The TCP connection and the name the server is known by (for TLS): ``host``, or
-    the first mail host of ``route`` that answers (RFC 5321 §5.1: try each in order)."""
+    """The connection and the name the server is known by (for TLS): ``--unix-socket``
+    (known as ``localhost``), ``host``, or the first mail host of ``route`` that
+    answers (RFC 5321 §5.1: try each in order), within ``-4``/``-6``."""
+    if args.unix_socket is not None:
+        note(f"connecting to {args.unix_socket}")
+        return connect_unix(args.unix_socket, timeout), "localhost"
+    family, source = _family(args), _local_interface(args)
     if not target.route:
         note(f"connecting to {target.host} port {target.port}")
-        return connect_tcp(target.host, target.port, timeout), target.host
+        sock = connect_tcp(target.host, target.port, timeout, family=family, source=source)
+        return sock, target.host
+    versions = {socket.AF_INET: {4}, socket.AF_INET6: {6}}.get(family, {4, 6})
+    route = [c for c in target.route if ipaddress.ip_address(c.address).version in versions]
+    if not route:
+        raise CLIError(
+            f"no mail server of {escape_text(target.host)} has an address of that IP version",
+            ExitCode.CONNECT,
+        )
     failure: CLIError | None = None
-    for candidate in target.route:
+    for candidate in route:
         note(
             f"connecting to {candidate.name} [{candidate.address}] port {target.port} "
             f"(MX {candidate.preference} for {target.host})"
         )
         try:
-            return connect_tcp(candidate.address, target.port, timeout), candidate.name
+            sock = connect_tcp(candidate.address, target.port, timeout, source=source)
         except CLIError as error:
+            if error.code != ExitCode.CONNECT:
+                raise
             note(str(error))
             failure = error
+        else:
+            return sock, candidate.name
     assert failure is not None
     raise CLIError(
         f"no mail server of {escape_text(target.host)} answered; last: {failure}",
@@ -276,9 +322,9 @@ def _session(
     tls = TLSWatch()
     transcript = None if args.quiet else Transcript(sys.stdout, tls_info=tls.describe)
     note = transcript.note if transcript is not None else (lambda text: None)
-    sock, server_name = _connect(target, timeout, note)
+    sock, server_name = _connect(args, target, timeout, note)
     peer = sock.getpeername()
-    note(f"connected to {peer[0]} port {peer[1]}")
+    note(f"connected to {peer[0]} port {peer[1]}" if isinstance(peer, tuple) else "connected")
     stop = args.quit_after
     if stop == "connect":
         sock.close()
@@ -296,7 +342,8 @@ def _session(
         timeout=timeout,
         local_hostname=args.ehlo,
         allow_cleartext_auth=target.allow_cleartext_auth,
-        config=ClientConfig(transcript=transcript),
+        lmtp=args.protocol == "lmtp",
+        config=ClientConfig(transcript=transcript, helo_only=args.protocol == "smtp"),
     )
     tls.watch(client)
     try:
@@ -364,7 +411,10 @@ def _stages(
         bar.finish()
     client.quit()
     if result.failed:
-        refused = SMTPRecipientsRefused(result.recipients)  # "1 of 2", not "1 of 1"
+        # Every recipient with its deciding reply ("1 of 2", not "1 of 1"): the RCPT
+        # reply, or its own reply after the content under LMTP (RFC 2033 §4.2).
+        failed = dict(result.failed)
+        refused = SMTPRecipientsRefused([(a, failed.get(a, r)) for a, r in result.recipients])
         note(f"hint: {result.failed[0][1].explain('RCPT')}")
         delivered = len(result.delivered)
         raise CLIError(f"delivered to {delivered}, but {refused}", ExitCode.RECIPIENTS_REFUSED)
@@ -472,6 +522,9 @@ def _run_demo(args: argparse.Namespace) -> int:
         ("--insecure", args.insecure),
         ("--port", args.port),
         ("--resolver", args.resolver),
+        ("--local-interface", args.local_interface),
+        ("--protocol", args.protocol != "esmtp"),
+        ("-6", args.ipv6),
     )
     for option, value in given:
         if value:

@@ -10,8 +10,6 @@ The public path of :mod:`smtpproto.builtin_server.testing`,
 
 from __future__ import annotations
 
-import contextlib
-
 from .builtin_server.rulefile import RuleFileError, load_rules, parse_rules
 from .builtin_server.rules import (
     Accept,
@@ -28,14 +26,6 @@ from .builtin_server.rules import (
     Tarpit,
 )
 from .builtin_server.testing import ReceivedMessages, RunningServer, run_server
-
-with contextlib.suppress(ImportError):  # without pytest there are no fixtures
-    from .builtin_server.pytest_plugin import (
-        pytest_configure,
-        smtp_messages,
-        smtp_rules,
-        smtp_server,
-    )
 
 __all__ = [
     "Accept",
@@ -55,9 +45,17 @@ __all__ = [
     "Tarpit",
     "load_rules",
     "parse_rules",
-    "pytest_configure",
     "run_server",
-    "smtp_messages",
-    "smtp_rules",
-    "smtp_server",
 ]
+
+try:
+    from .builtin_server.pytest_plugin import (
+        pytest_configure,
+        smtp_messages,
+        smtp_rules,
+        smtp_server,
+    )
+except ImportError:  # without pytest there are no fixtures
+    pass
+else:
+    __all__ += ["pytest_configure", "smtp_messages", "smtp_rules", "smtp_server"]

@@ -104,7 +104,7 @@ def _decode(text: str, syntax: str, name: str) -> object:
         raise ValueError(f"syntax must be 'toml' or 'json', not {syntax!r}")
     if sys.version_info >= (3, 11):
         import tomllib as toml
-    else:  # pragma: no cover - Python 3.10: tomli when installed
+    else:  # Python 3.10: tomli when installed
         try:
             import tomli as toml  # type: ignore[import-not-found,unused-ignore]
         except ImportError:

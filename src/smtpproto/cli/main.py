@@ -166,7 +166,18 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         "--insecure", action="store_true", help="do NOT verify the certificate (test servers)"
     )
     conn.add_argument("--cafile", metavar="PEM", help="trust these CA certificates")
-    conn.add_argument("--auth", metavar="MECH", help="SASL mechanism: PLAIN, LOGIN, ...")
+    conn.add_argument(
+        "--tls-sni",
+        metavar="NAME",
+        help="server name to send in TLS (SNI) and to verify the certificate for "
+        "(default: the --server host or the MX name)",
+    )
+    conn.add_argument(
+        "--auth",
+        metavar="MECH[,MECH...]",
+        help="SASL mechanisms in preference order, the first the server offers is used: "
+        "PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256, ... (default: the strongest offered)",
+    )
     conn.add_argument("--user", metavar="NAME", help="user name for AUTH")
     conn.add_argument(
         "--password-env",
@@ -221,7 +232,31 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
     msg.add_argument(
         "--attach", action="append", default=[], metavar="PATH", help="attach a file; repeatable"
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no transcript")
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "-q", "--quiet", "--silent", action="store_true", help="no transcript, errors only"
+    )
+    out.add_argument("--hide-send", action="store_true", help="hide the lines sent")
+    out.add_argument("--hide-receive", action="store_true", help="hide the lines received")
+    out.add_argument(
+        "--hide-informational", action="store_true", help="hide notes and hints (== lines)"
+    )
+    out.add_argument("--hide-all", action="store_true", help="hide the whole transcript")
+    out.add_argument(
+        "--timestamps",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the elapsed time before each transcript line (default: on)",
+    )
+    out.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the transcript (auto: on a terminal, unless NO_COLOR is set)",
+    )
+    out.add_argument(
+        "--output-file", metavar="PATH", help="write the transcript to PATH, not stdout"
+    )
     p.set_defaults(handler="send")
 
 

@@ -22,6 +22,7 @@ are throttled to ``PROGRESS_INTERVAL`` seconds.
 
 from __future__ import annotations
 
+import os
 import threading
 import time  # noqa: TID251 -- CLI adapter layer: transcript stamps and progress rates
 from collections.abc import Callable, Iterable, Sequence
@@ -32,11 +33,13 @@ from ..wire.text import escape_text
 __all__ = [
     "PROGRESS_INTERVAL",
     "PROGRESS_MIN_BYTES",
+    "Console",
     "ProgressBar",
     "Transcript",
     "format_message",
     "format_size",
     "format_table",
+    "use_color",
 ]
 
 #: Bodies smaller than this (1 MiB) are sent too fast for a bar to mean anything.
@@ -54,6 +57,94 @@ _ARROWS: dict[tuple[str, bool], str] = {
 }
 
 
+#: ANSI colours (SGR) per kind of line: sent, received, received error, note, TLS mark.
+_COLORS = {
+    "send": "36",  # cyan
+    "receive": "32",  # green
+    "error": "31",  # red: a 4yz/5yz reply
+    "info": "33",  # yellow: notes and hints
+    "tls": "35",  # magenta: the ~> / <~ marks under TLS
+}
+
+
+def use_color(mode: Literal["auto", "always", "never"], stream: TextIO) -> bool:
+    """Whether to colour output to ``stream``: ``always``/``never`` as said; ``auto``
+    only on a terminal and only when ``NO_COLOR`` is unset or empty (no-color.org: a
+    command-line choice overrides it)."""
+    if mode != "auto":
+        return mode == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())
+
+
+class Console:
+    """The one owner of the terminal: whole lines to ``out`` (the transcript) and one
+    status line on ``err`` (the progress bar), under one lock.
+
+    When both streams are the same terminal, a status line drawn with ``\r`` would be
+    overwritten by (and would overwrite) transcript lines: ``line`` therefore erases
+    the status line first and redraws it after the new line, so the bar always stays
+    below the transcript. A failed write to ``out`` (a closed pipe) silences it
+    instead of failing the caller (``line`` returns False from then on).
+    """
+
+    def __init__(self, out: TextIO, err: TextIO, *, shared: bool | None = None) -> None:
+        self.out: TextIO | None = out
+        self.err = err
+        if shared is None:
+            shared = _isatty(out) and _isatty(err)
+        #: Whether ``out`` and ``err`` share one screen (the status must make way).
+        self.shared = shared
+        self._status = ""
+        self._lock = threading.Lock()
+
+    def line(self, text: str) -> bool:
+        """Write ``text`` and a newline to ``out``; False once ``out`` has failed."""
+        with self._lock:
+            if self.out is None:
+                return False
+            hide = self.shared and self._status
+            try:
+                if hide:
+                    self.err.write("\r\x1b[K")
+                    self.err.flush()
+                self.out.write(text + "\n")
+                self.out.flush()
+            except OSError:  # the reader went away (| head): the session goes on
+                self.out = None
+                return False
+            finally:
+                if hide:
+                    self.err.write(self._status)
+                    self.err.flush()
+            return True
+
+    def status(self, text: str) -> None:
+        """Show ``text`` as the status line on ``err`` (replacing the last one)."""
+        with self._lock:
+            self._status = "\r" + text + "\x1b[K"
+            self.err.write(self._status)
+            self.err.flush()
+
+    def end_status(self) -> None:
+        """Keep the last status line on screen and move below it."""
+        with self._lock:
+            if self._status:
+                self.err.write("\n")
+                self.err.flush()
+            self._status = ""
+
+
+def _isatty(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty is not None and isatty())
+    except ValueError:  # closed
+        return False
+
+
 class Transcript:
     """A transcript hook that prints each protocol line with a time stamp and direction.
 
@@ -66,6 +157,13 @@ class Transcript:
     (a closed pipe) silences the transcript instead of failing the session: the hook is
     called from inside the engine, where an ``OSError`` would look like a lost
     connection.
+
+    Output control (swaks' ``--hide-*`` and ``--show-time-lapse``): ``hide`` names the
+    kinds of line not printed, ``"send"``, ``"receive"`` and ``"info"`` (notes and
+    hints); ``timestamps`` False drops the ``[  0.012s]`` column; ``color`` wraps each
+    line in ANSI colours (``use_color`` decides). ``console`` (default: one on
+    ``stream`` alone) is shared with the ``ProgressBar`` so the two never overwrite
+    each other.
     """
 
     def __init__(
@@ -75,13 +173,22 @@ class Transcript:
         clock: Callable[[], float] = time.monotonic,
         prefix: str = "",
         tls_info: Callable[[], str | None] | None = None,
+        hide: Iterable[str] = (),
+        timestamps: bool = True,
+        color: bool = False,
+        console: Console | None = None,
     ) -> None:
-        self._stream: TextIO | None = stream
+        self._console = console if console is not None else Console(stream, stream, shared=False)
         self._clock = clock
         self._start = clock()
         self._prefix = prefix
-        self._lock = threading.Lock()
         self._tls_info = tls_info
+        self._hide = frozenset(hide)
+        unknown = self._hide - {"send", "receive", "info"}
+        if unknown:
+            raise ValueError(f"unknown kinds of line to hide: {sorted(unknown)}")
+        self._timestamps = timestamps
+        self._color = color
         #: True once TLS protects the connection; switches the arrows to ``~>`` / ``<~``.
         self.tls = False
 
@@ -98,16 +205,16 @@ class Transcript:
         """Seconds since the transcript began."""
         return self._clock() - self._start
 
-    def _emit(self, mark: str, text: str) -> None:
-        stamp = f"[{self.elapsed():8.3f}s]"
-        with self._lock:
-            if self._stream is None:
-                return
-            try:
-                self._stream.write(f"{self._prefix}{stamp} {mark} {text}\n")
-                self._stream.flush()
-            except OSError:  # the reader went away (| head): the session goes on
-                self._stream = None
+    def _emit(self, kind: str, mark: str, text: str) -> None:
+        if kind in self._hide:
+            return
+        stamp = f"[{self.elapsed():8.3f}s] " if self._timestamps else ""
+        if self._color:
+            color = _COLORS["error" if kind == "receive" and text[:1] in "45" else kind]
+            if mark in ("~>", "<~"):
+                mark = f"\x1b[{_COLORS['tls']}m{mark}\x1b[0m"
+            text = f"\x1b[{color}m{text}\x1b[0m"
+        self._console.line(f"{self._prefix}{stamp}{mark} {text}")
 
     def __call__(self, direction: Literal["C", "S"], line: bytes) -> None:
         """Print one line; ``direction`` is ``"C"`` (we sent it) or ``"S"`` (received).
@@ -116,11 +223,12 @@ class Transcript:
         """
         self._check_tls()
         text = escape_text(line.decode("utf-8", "replace"))
-        self._emit(_ARROWS[(direction, self.tls)], text)
+        kind = "send" if direction == "C" else "receive"
+        self._emit(kind, _ARROWS[(direction, self.tls)], text)
 
     def note(self, text: str) -> None:
         """Print an event that is not a protocol line (connected, TLS started, ...)."""
-        self._emit("==", escape_text(text))
+        self._emit("info", "==", escape_text(text))
 
 
 def format_size(size: float) -> str:
@@ -150,10 +258,11 @@ class ProgressBar:
         *,
         enabled: bool,
         clock: Callable[[], float] = time.monotonic,
+        console: Console | None = None,
     ) -> None:
         self.total = total
         self.active = enabled and total >= PROGRESS_MIN_BYTES
-        self._stream = stream
+        self._console = console if console is not None else Console(stream, stream, shared=False)
         self._clock = clock
         self._start = clock()
         self._last_draw: float | None = None
@@ -183,9 +292,9 @@ class ProgressBar:
         self._draw(done, now)
 
     def _draw(self, done: int, now: float) -> None:
-        # "\r" returns to the start of the line; "\x1b[K" clears what a longer line left.
-        self._stream.write("\r" + self.render(done, now - self._start) + "\x1b[K")
-        self._stream.flush()
+        # The console writes "\r" (back to the start of the line), the bar, and "\x1b[K"
+        # (clear what a longer line left); transcript lines make way for it.
+        self._console.status(self.render(done, now - self._start))
 
     def finish(self) -> None:
         """Draw the final state and end the line (only if the bar was ever active)."""
@@ -193,8 +302,7 @@ class ProgressBar:
             return
         self._finished = True
         self._draw(self.total, self._clock())
-        self._stream.write("\n")
-        self._stream.flush()
+        self._console.end_status()
 
 
 def format_table(rows: Iterable[tuple[str, object]], *, indent: str = "  ") -> str:

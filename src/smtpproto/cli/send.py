@@ -44,18 +44,31 @@ from typing import Any, cast
 from ..adapters.blocking import SMTPClient, TLSInfo
 from ..adapters.tls import client_ssl_context
 from ..client_engine.config import ClientConfig, TLSPolicy
-from ..drivers.exceptions import SMTPError, SMTPProtocolError, SMTPRecipientsRefused, SMTPReplyError
+from ..drivers.exceptions import (
+    SMTPError,
+    SMTPProtocolError,
+    SMTPRecipientsRefused,
+    SMTPReplyError,
+    SMTPTLSError,
+)
 from ..drivers.session import MailStage, OpenStage
 from ..drivers.support import default_port, default_tls_policy
 from ..sasl.base import ChannelBinding, ClientMechanism
 from ..sasl.mechanisms import choose_mechanism
 from ..wire.errors import LocalProtocolError
 from ..wire.text import escape_text
-from .common import CLIError, ExitCode, connect_tcp, connect_unix, parse_server
+from .common import (
+    CLIError,
+    ExitCode,
+    connect_tcp,
+    connect_unix,
+    describe_error,
+    parse_server,
+)
 from .content import Content
 from .message import Envelope, build_message
 from .mx import MailHost, address_literal, mail_route, make_resolver, recipient_domain
-from .output import ProgressBar, Transcript, format_message
+from .output import Console, ProgressBar, Transcript, format_message, use_color
 
 __all__ = ["DEFAULT_TIMEOUT", "TLSWatch", "run_send"]
 
@@ -113,29 +126,80 @@ def _password(args: argparse.Namespace) -> str:
                 ExitCode.USAGE,
             )
         return value
+    prompt = f"Password for {escape_text(args.user)}: "
+    if os.name == "posix" and not _has_terminal():
+        # getpass would read stdin too, after its "Warning: Password input may be
+        # echoed." line; the prompt alone says what is asked.
+        if "-" in (args.data, args.body, args.body_file):
+            raise CLIError(
+                "no terminal for the password and stdin carries the message: "
+                "use --password-env NAME",
+                ExitCode.USAGE,
+            )
+        print(prompt, end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        print(file=sys.stderr)  # the answer's newline was not echoed
+        if not line:
+            raise CLIError("no password given (use --password-env NAME)", ExitCode.USAGE)
+        return line.rstrip("\r\n")
     try:
-        return getpass.getpass(f"Password for {escape_text(args.user)}: ")
+        return getpass.getpass(prompt)
     except EOFError:
         raise CLIError("no password given (use --password-env NAME)", ExitCode.USAGE) from None
 
 
+def _has_terminal() -> bool:
+    """Whether this process has a controlling terminal (where getpass asks)."""
+    try:
+        with open("/dev/tty", "rb"):
+            return True
+    except OSError:
+        return False
+
+
+def _auth_names(args: argparse.Namespace) -> list[str]:
+    """``--auth A,B``: the mechanisms the user accepts, in preference order."""
+    return [name.strip().upper() for name in str(args.auth).split(",") if name.strip()]
+
+
 def _mechanism(
-    args: argparse.Namespace, target: _Target, binding: ChannelBinding | None
+    args: argparse.Namespace,
+    target: _Target,
+    binding: ChannelBinding | None,
+    offered: frozenset[str] | None = None,
 ) -> ClientMechanism | None:
-    """The ``--auth`` mechanism (None: the strongest offered); usage error if unknown."""
+    """The first ``--auth`` mechanism (in the user's order) that the server offers and
+    the session allows (-PLUS needs channel binding); None without ``--auth`` (the
+    strongest offered). Before connecting (``offered`` None) every name is checked:
+    an unknown one is a usage error; after EHLO, none possible is exit 5."""
     if args.auth is None:
         return None
     assert target.user is not None and target.password is not None
-    mechanism = choose_mechanism(
-        [args.auth], username=target.user, password=target.password, channel_binding=binding
-    )
-    if mechanism is None:
-        raise CLIError(
-            f"unsupported AUTH mechanism {escape_text(args.auth)!r} "
-            "(PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256 and -PLUS variants)",
-            ExitCode.USAGE,
+    names = _auth_names(args)
+    for name in names:
+        if offered is not None and name not in offered:
+            continue
+        if offered is None and name.endswith("-PLUS"):
+            continue  # needs the channel binding of the TLS session
+        mechanism = choose_mechanism(
+            [name], username=target.user, password=target.password, channel_binding=binding
         )
-    return mechanism
+        if mechanism is None and offered is None:
+            raise CLIError(
+                f"unsupported AUTH mechanism {escape_text(name)!r} "
+                "(PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256 and -PLUS variants)",
+                ExitCode.USAGE,
+            )
+        if mechanism is not None and offered is not None:
+            return mechanism
+    if offered is None:
+        return None
+    listed = " ".join(sorted(offered)) or "no mechanism"
+    raise CLIError(
+        f"authentication not possible: the server offers {escape_text(listed)}, "
+        f"none of --auth {escape_text(','.join(names))} can be used here",
+        ExitCode.AUTH,
+    )
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -206,9 +270,53 @@ def run_send(args: argparse.Namespace) -> int:
     Recipients without ``--server`` go to their domain's mail server (``mx``).
     """
     _check_args(args)
+    with _output(args) as console:
+        return _send(args, console)
+
+
+@contextmanager
+def _output(args: argparse.Namespace) -> Iterator[Console]:
+    """The console: the transcript on stdout or ``--output-file``, the progress bar on
+    stderr. The file is made (or emptied) before connecting; a failure is exit 2."""
+    if args.output_file is None:
+        yield Console(sys.stdout, sys.stderr)
+        return
+    try:
+        file = open(args.output_file, "w", encoding="utf-8")  # noqa: SIM115 -- closed below
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise CLIError(
+            f"cannot write --output-file {escape_text(args.output_file)!r}: {reason}",
+            ExitCode.USAGE,
+        ) from None
+    try:
+        yield Console(file, sys.stderr, shared=False)
+    finally:
+        file.close()
+
+
+def _transcript(args: argparse.Namespace, console: Console, tls: TLSWatch) -> Transcript | None:
+    """The transcript as ``-q``, ``--hide-*``, ``--no-timestamps`` and ``--color`` ask."""
+    hide = {"send", "receive", "info"} if args.hide_all else set()
+    asked = {"send": args.hide_send, "receive": args.hide_receive, "info": args.hide_informational}
+    hide |= {kind for kind, hidden in asked.items() if hidden}
+    if args.quiet or len(hide) == 3:
+        return None
+    out = console.out if console.out is not None else sys.stdout
+    return Transcript(
+        out,
+        tls_info=tls.describe,
+        hide=hide,
+        timestamps=args.timestamps,
+        color=use_color(args.color, out),
+        console=console,
+    )
+
+
+def _send(args: argparse.Namespace, console: Console) -> int:
     direct = args.unix_socket is None and args.server is None
     if direct and (args.demo or not _recipients_given(args)):
-        return _run_demo(args)
+        return _run_demo(args, console)
     tls = TLSPolicy.IMPLICIT if args.protocol == "ssmtp" else args.tls
     policy = default_tls_policy(tls, None) if tls is not None else None
     port = args.port if args.port is not None else None
@@ -221,7 +329,7 @@ def run_send(args: argparse.Namespace) -> int:
     user = args.user
     password = _password(args) if user is not None else None
     context = _client_context(args)
-    if args.auth is not None and not args.auth.upper().endswith("-PLUS"):
+    if args.auth is not None:
         early = _Target("", port, policy, context, user, password)
         _mechanism(args, early, None)  # an unknown name fails now, before connecting
     sender = args.sender or f"{getpass.getuser()}@{socket.gethostname()}"
@@ -237,7 +345,7 @@ def run_send(args: argparse.Namespace) -> int:
         envelope, content = build_message(args, sender=sender, demo=False, hostname=host)
     target = _Target(host, port, policy, context, user, password, route=route)
     try:
-        return _session(args, target, envelope, content)
+        return _session(args, console, target, envelope, content)
     finally:
         content.close()
 
@@ -315,12 +423,16 @@ def _connect(
 
 
 def _session(
-    args: argparse.Namespace, target: _Target, envelope: Envelope, content: Content
+    args: argparse.Namespace,
+    console: Console,
+    target: _Target,
+    envelope: Envelope,
+    content: Content,
 ) -> int:
     """Connect, run the stages up to ``--quit-after``, and send; the exit code."""
     timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT
     tls = TLSWatch()
-    transcript = None if args.quiet else Transcript(sys.stdout, tls_info=tls.describe)
+    transcript = _transcript(args, console, tls)
     note = transcript.note if transcript is not None else (lambda text: None)
     sock, server_name = _connect(args, target, timeout, note)
     peer = sock.getpeername()
@@ -338,7 +450,7 @@ def _session(
         port=target.port,
         tls=policy,
         ssl_context=target.context,
-        server_hostname=server_name,
+        server_hostname=args.tls_sni or server_name,
         timeout=timeout,
         local_hostname=args.ehlo,
         allow_cleartext_auth=target.allow_cleartext_auth,
@@ -347,7 +459,7 @@ def _session(
     )
     tls.watch(client)
     try:
-        return _stages(args, client, target, envelope, content, note)
+        return _stages(args, console, client, target, envelope, content, note)
     except SMTPReplyError as error:
         note(f"hint: {error.explain()}")
         _polite_quit(client)
@@ -360,8 +472,28 @@ def _session(
     except CLIError:
         _polite_quit(client)
         raise
+    except SMTPTLSError as error:
+        hint = tls_hint(error, policy)
+        if hint is None:
+            raise
+        raise CLIError(f"{describe_error(error)}; {hint}", ExitCode.TLS) from None
     finally:
         client.close()
+
+
+def tls_hint(error: SMTPTLSError, policy: TLSPolicy) -> str | None:
+    """What to try after a TLS failure, from the OpenSSL reason in ``error``'s text:
+    an unverifiable certificate, or implicit TLS against a port that speaks SMTP in
+    cleartext first (its "220" greeting is no TLS record: WRONG_VERSION_NUMBER)."""
+    text = str(error)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return (
+            "hint: trust the server's CA with --cafile PEM, or name the host the "
+            "certificate is for with --tls-sni NAME (--insecure skips the check: tests only)"
+        )
+    if policy is TLSPolicy.IMPLICIT and "WRONG_VERSION_NUMBER" in text:
+        return "hint: not a TLS port (it greets in cleartext); try --tls required (STARTTLS)"
+    return None
 
 
 def _polite_quit(client: SMTPClient) -> None:
@@ -374,6 +506,7 @@ def _polite_quit(client: SMTPClient) -> None:
 
 def _stages(
     args: argparse.Namespace,
+    console: Console,
     client: SMTPClient,
     target: _Target,
     envelope: Envelope,
@@ -397,7 +530,7 @@ def _stages(
     _check_server_can_take(client, envelope, content)
     if stop in ("mail", "rcpt", "data"):
         return _stop_in_transaction(args, client, envelope, content, stop, note)
-    bar = ProgressBar(content.size, sys.stderr, enabled=sys.stderr.isatty())
+    bar = ProgressBar(content.size, sys.stderr, enabled=sys.stderr.isatty(), console=console)
     try:
         result = client.sendmail(
             envelope.sender,
@@ -492,7 +625,9 @@ def _login(args: argparse.Namespace, client: SMTPClient, target: _Target) -> Non
     """AUTH; a mechanism that is not possible here (not offered, cleartext) is exit 5."""
     assert target.user is not None
     try:
-        mechanism = _mechanism(args, target, client.session.channel_binding)
+        caps = client.capabilities
+        offered = caps.auth_mechanisms if caps is not None else frozenset()
+        mechanism = _mechanism(args, target, client.session.channel_binding, offered)
         client.login(target.user, target.password, mechanism=mechanism)
     except SMTPProtocolError as error:
         if error.remote:
@@ -512,7 +647,7 @@ def _demo_server(user: str, password: str) -> Iterator[Any]:
         yield server
 
 
-def _run_demo(args: argparse.Namespace) -> int:
+def _run_demo(args: argparse.Namespace, console: Console) -> int:
     """``send`` with no ``--server``: the whole session against the built-in server."""
     if args.tls == "implicit":
         raise CLIError("the built-in server offers STARTTLS, not implicit TLS", ExitCode.USAGE)
@@ -537,15 +672,17 @@ def _run_demo(args: argparse.Namespace) -> int:
         args, sender="newcomer@example.org", demo=True, hostname="localhost"
     )
     try:
-        return _demo_session(args, envelope, content)
+        return _demo_session(args, console, envelope, content)
     finally:
         content.close()
 
 
-def _demo_session(args: argparse.Namespace, envelope: Envelope, content: Content) -> int:
+def _demo_session(
+    args: argparse.Namespace, console: Console, envelope: Envelope, content: Content
+) -> int:
     """The demo once the message is built: start the server, send, show it."""
     password = secrets.token_urlsafe(18)
-    if args.auth is not None and not args.auth.upper().endswith("-PLUS"):
+    if args.auth is not None:
         probe = _Target("127.0.0.1", 0, TLSPolicy.NONE, _plain(), DEMO_USER, password)
         _mechanism(args, probe, None)  # an unknown name fails before the server starts
     with _demo_server(DEMO_USER, password) as server:
@@ -554,12 +691,11 @@ def _demo_session(args: argparse.Namespace, envelope: Envelope, content: Content
         if cert is None:  # no openssl: the server could not make a certificate
             print("smtpproto: note: no certificate (openssl missing): no TLS", file=sys.stderr)
             policy = TLSPolicy.NONE
-        if not args.quiet:
-            print(
+        if not (args.quiet or args.hide_informational or args.hide_all):
+            console.line(
                 f"built-in server on {server.host} port {server.port}: STARTTLS with a "
                 "self-signed certificate (trusted for this run only), AUTH as "
-                f"{DEMO_USER!r} with a password generated for this run",
-                flush=True,
+                f"{DEMO_USER!r} with a password generated for this run"
             )
         context = client_ssl_context(cafile=str(cert)) if cert is not None else _plain()
         target = _Target(
@@ -571,16 +707,16 @@ def _demo_session(args: argparse.Namespace, envelope: Envelope, content: Content
             password,
             allow_cleartext_auth=policy is TLSPolicy.NONE,
         )
-        code = _session(args, target, envelope, content)
+        code = _session(args, console, target, envelope, content)
         if code != ExitCode.OK or args.quit_after is not None:
             return code
         (stored,) = server.wait_for_messages(1, timeout=10.0)
         if args.quiet:
             return ExitCode.OK
         to = ", ".join(f"<{escape_text(r)}>" for r in stored.recipients)
-        print(f"\n---- the message as the built-in server received it, for {to} ----")
-        print(format_message(stored.data, limit=SHOW_LIMIT))
-        print(f"---- end of message ({len(stored.data)} octets) ----")
+        console.line(f"\n---- the message as the built-in server received it, for {to} ----")
+        console.line(format_message(stored.data, limit=SHOW_LIMIT))
+        console.line(f"---- end of message ({len(stored.data)} octets) ----")
     return ExitCode.OK
 
 

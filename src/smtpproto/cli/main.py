@@ -69,6 +69,12 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _octets(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > 20:
+        raise argparse.ArgumentTypeError(f"not a size in octets: {text!r}")
+    return int(text)
+
+
 def _port(text: str) -> int:
     if not text.isascii() or not text.isdigit() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"not a port number (1-65535): {text!r}")
@@ -231,6 +237,38 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
     body.add_argument("--body-file", metavar="PATH", help="body from a file ('-' is stdin)")
     msg.add_argument(
         "--attach", action="append", default=[], metavar="PATH", help="attach a file; repeatable"
+    )
+    env = p.add_argument_group("envelope (MAIL and RCPT parameters)")
+    env.add_argument(
+        "--dsn-notify",
+        metavar="WHEN",
+        help="DSN (RFC 3461): NEVER, or a comma list of SUCCESS, FAILURE, DELAY",
+    )
+    env.add_argument(
+        "--dsn-ret", choices=("FULL", "HDRS"), help="DSN: return the whole message or its headers"
+    )
+    env.add_argument("--dsn-envid", metavar="ID", help="DSN: envelope identifier")
+    env.add_argument(
+        "--body-type",
+        choices=("7BIT", "8BITMIME", "BINARYMIME"),
+        help="MAIL BODY= (RFC 6152, RFC 3030; default: 8BITMIME when the content is 8-bit)",
+    )
+    env.add_argument(
+        "--smtputf8",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ask SMTPUTF8 in MAIL (RFC 6531; default: when an address is not ASCII)",
+    )
+    env.add_argument(
+        "--size",
+        type=_octets,
+        metavar="OCTETS",
+        help="declare this SIZE= (RFC 1870; default: the message's size when SIZE is offered)",
+    )
+    env.add_argument(
+        "--requiretls",
+        action="store_true",
+        help="REQUIRETLS (RFC 8689): every hop must use verified TLS; needs TLS here",
     )
     out = p.add_argument_group("output")
     out.add_argument(

@@ -43,7 +43,9 @@ from typing import Any, cast
 
 from ..adapters.blocking import SMTPClient, TLSInfo
 from ..adapters.tls import client_ssl_context
+from ..client_engine.capabilities import Capabilities
 from ..client_engine.config import ClientConfig, TLSPolicy
+from ..client_engine.events import Mail, Rcpt
 from ..drivers.exceptions import (
     SMTPError,
     SMTPProtocolError,
@@ -52,7 +54,7 @@ from ..drivers.exceptions import (
     SMTPTLSError,
 )
 from ..drivers.session import MailStage, OpenStage
-from ..drivers.support import default_port, default_tls_policy
+from ..drivers.support import MailOptions, default_port, default_tls_policy
 from ..sasl.base import ChannelBinding, ClientMechanism
 from ..sasl.mechanisms import choose_mechanism
 from ..wire.errors import LocalProtocolError
@@ -236,6 +238,7 @@ def _check_args(args: argparse.Namespace) -> None:
             f"--protocol ssmtp is SMTP over implicit TLS: not with --tls {args.tls}",
             ExitCode.USAGE,
         )
+    mail_options(args)  # a bad --dsn-*/--size value fails before connecting
     if args.quit_after == "data" and args.chunking:
         raise CLIError(
             "--quit-after data stops at DATA's 354 reply: not with --chunking", ExitCode.USAGE
@@ -515,6 +518,7 @@ def _stages(
 ) -> int:
     """The session on a connected ``client``, up to ``--quit-after``; the exit code."""
     stop = args.quit_after
+    options = mail_options(args)
     if stop in ("greeting", "ehlo", "tls"):
         client.connect(until=cast("OpenStage", stop))
         client.quit()
@@ -528,14 +532,16 @@ def _stages(
         note("quit after auth, as asked")
         return ExitCode.OK
     _check_server_can_take(client, envelope, content)
+    _check_options_offered(client.capabilities, options)
     if stop in ("mail", "rcpt", "data"):
-        return _stop_in_transaction(args, client, envelope, content, stop, note)
+        return _stop_in_transaction(args, client, envelope, content, stop, note, options)
     bar = ProgressBar(content.size, sys.stderr, enabled=sys.stderr.isatty(), console=console)
     try:
         result = client.sendmail(
             envelope.sender,
             envelope.recipients,
             content.source(),
+            options=options,
             pipelining=args.pipelining,
             chunking=args.chunking,
             progress=lambda sent, total: bar.update(sent),
@@ -553,6 +559,59 @@ def _stages(
         raise CLIError(f"delivered to {delivered}, but {refused}", ExitCode.RECIPIENTS_REFUSED)
     note(f"message accepted for {len(result.delivered)} recipient(s)")
     return ExitCode.OK
+
+
+def mail_options(args: argparse.Namespace) -> MailOptions:
+    """The MAIL/RCPT parameters of ``--dsn-*``, ``--body-type``, ``--smtputf8``,
+    ``--size`` and ``--requiretls``, checked by the engine's own rules now (a bad
+    value is a usage error before connecting: ``Mail``/``Rcpt`` validate them)."""
+    notify = None
+    if args.dsn_notify is not None:
+        notify = tuple(word.strip().upper() for word in args.dsn_notify.split(","))
+    options = MailOptions(
+        size=args.size,
+        body=args.body_type,
+        smtputf8=args.smtputf8,
+        ret=args.dsn_ret,
+        envid=args.dsn_envid,
+        requiretls=args.requiretls,
+        notify=notify,
+    )
+    try:
+        Mail(
+            sender="a@example.org",
+            size=options.size,
+            body=options.body,
+            ret=options.ret,
+            envid=options.envid,
+            requiretls=options.requiretls,
+        )
+        Rcpt(recipient="a@example.org", notify=notify)
+    except LocalProtocolError as error:
+        raise CLIError(f"invalid envelope option: {error}", ExitCode.USAGE) from None
+    return options
+
+
+def _check_options_offered(caps: Capabilities | None, options: MailOptions) -> None:
+    """The extensions the envelope options need, from the EHLO reply (exit 6: MAIL
+    cannot be sent as asked; nothing was sent)."""
+    needs = []
+    if options.ret or options.envid or options.notify:
+        needs.append(("DSN", "--dsn-* (RFC 3461)"))
+    if options.requiretls:
+        needs.append(("REQUIRETLS", "--requiretls (RFC 8689)"))
+    if options.body in ("8BITMIME", "BINARYMIME"):
+        needs.append((options.body, f"--body-type {options.body}"))
+    if options.size is not None:
+        needs.append(("SIZE", "--size (RFC 1870)"))
+    if options.smtputf8:
+        needs.append(("SMTPUTF8", "--smtputf8 (RFC 6531)"))
+    for keyword, what in needs:
+        if caps is None or not caps.has(keyword):
+            raise CLIError(
+                f"the server does not offer {keyword}, needed for {what}; nothing was sent",
+                ExitCode.SENDER_REFUSED,
+            )
 
 
 def _check_server_can_take(client: SMTPClient, envelope: Envelope, content: Content) -> None:
@@ -595,6 +654,7 @@ def _stop_in_transaction(
     content: Content,
     stop: str,
     note: Callable[[str], None],
+    options: MailOptions,
 ) -> int:
     """``--quit-after mail|rcpt|data``: the envelope up to ``stop``, nothing delivered.
 
@@ -605,6 +665,7 @@ def _stop_in_transaction(
         envelope.sender,
         envelope.recipients,
         content.source(),
+        options=options,
         pipelining=args.pipelining,
         chunking=args.chunking,
         stop_after=cast("MailStage", stop),

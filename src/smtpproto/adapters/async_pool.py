@@ -125,6 +125,8 @@ class AsyncPoolBase(abc.ABC):
             raise usage_error(f"rate_limit must be a RateLimit, got {rate_limit!r}")
         if (password is not None or token is not None) and username is None:
             raise usage_error("a password or token needs a username")
+        if username is not None and password is None and token is None:
+            raise usage_error("a username needs a password or token")
         if host is not None:
             self._client_class(host, port, **client_options)  # refuse bad options now
         self._default = None if host is None else (host, port)

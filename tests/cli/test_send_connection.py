@@ -167,3 +167,38 @@ def test_local_interface_that_is_not_ours_is_a_usage_error() -> None:
         "--to", "b@example.org", *ENVELOPE,
     )  # fmt: skip
     assert_clean_failure(result, 2, "cannot use local address 192.0.2.1")
+
+
+@pytest.mark.parametrize(
+    ("stage", "seen"),
+    [("connect", "== connected to"), ("ehlo", "<- 250"), ("auth", "<~ 235"), ("dot", "<~ 250")],
+)
+def test_drop_after_closes_without_quit(stage: str, seen: str) -> None:
+    env = {"SMTPPROTO_SERVE_AUTH": "alice:secret"}
+    with ServeProcess(env=env) as serve:
+        cert = serve.wait_for("STARTTLS certificate:").split(": ", 1)[1]
+        result = run_cli(
+            "send", "--server", f"localhost:{serve.port}", "--cafile", cert, "--user", "alice",
+            "--password-env", "PW", "--drop-after", stage, "--to", "b@example.org", *ENVELOPE,
+            env={"PW": "secret"},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        serve.wait_for("connection closed")
+        server_side = serve.output()
+    lines = result.stdout.splitlines()
+    note = f"== dropped the connection after {stage}, as asked (no QUIT)"
+    assert any(line.endswith(note) for line in lines[-2:]), result.stdout
+    assert any(seen in line for line in lines)
+    assert not any(line.endswith(("-> QUIT", "~> QUIT")) for line in lines)
+    assert "QUIT" not in server_side
+    assert ("* stored" in server_side) is (stage == "dot")
+
+
+def test_drop_after_and_quit_after_exclude_each_other() -> None:
+    result = run_cli("send", "--drop-after", "ehlo", "--quit-after", "ehlo", "--server", "x")
+    assert_clean_failure(result, 2, "not allowed with")
+
+
+def test_drop_after_mail_is_not_offered() -> None:
+    result = run_cli("send", "--drop-after", "mail", "--server", "x")
+    assert_clean_failure(result, 2, "invalid choice")

@@ -26,6 +26,7 @@ from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.text import escape_text
 
 __all__ = [
+    "DROP_STAGES",
     "EXIT_CODE_HELP",
     "PROG",
     "STAGES",
@@ -48,6 +49,10 @@ TLS_CHOICES = ("implicit", "required", "opportunistic", "none")
 #: EHLO, after AUTH, after MAIL (then RSET), after the RCPTs (then RSET), after DATA's
 #: 354 (then the connection is closed: only content may follow a 354).
 STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data")
+#: ``send --drop-after`` stages: those of ``--quit-after`` where the session can stop
+#: without a command (after MAIL/RCPT the session drivers end the transaction with
+#: RSET, so a bare drop there is not possible), plus ``dot``: after the content's reply.
+DROP_STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "data", "dot")
 
 
 class ExitCode(enum.IntEnum):

@@ -32,6 +32,7 @@ from typing import NoReturn
 from ..wire import codes
 from ..wire.text import escape_text
 from .common import (
+    DROP_STAGES,
     EXIT_CODE_HELP,
     PROG,
     STAGES,
@@ -202,8 +203,16 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         default=None,
         help="send the content with BDAT (default: when the server offers CHUNKING)",
     )
-    conn.add_argument(
+    stops = conn.add_mutually_exclusive_group()
+    stops.add_argument(
         "--quit-after", choices=STAGES, metavar="STAGE", help="|".join(STAGES) + ": stop there"
+    )
+    stops.add_argument(
+        "--drop-after",
+        choices=DROP_STAGES,
+        metavar="STAGE",
+        help="|".join(DROP_STAGES) + ": close the connection there without QUIT "
+        "(dot: after the content's reply)",
     )
     msg = p.add_argument_group("message")
     msg.add_argument(

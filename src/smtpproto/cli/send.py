@@ -239,7 +239,7 @@ def _check_args(args: argparse.Namespace) -> None:
             ExitCode.USAGE,
         )
     mail_options(args)  # a bad --dsn-*/--size value fails before connecting
-    if args.quit_after == "data" and args.chunking:
+    if (args.quit_after or args.drop_after) == "data" and args.chunking:
         raise CLIError(
             "--quit-after data stops at DATA's 354 reply: not with --chunking", ExitCode.USAGE
         )
@@ -440,10 +440,10 @@ def _session(
     sock, server_name = _connect(args, target, timeout, note)
     peer = sock.getpeername()
     note(f"connected to {peer[0]} port {peer[1]}" if isinstance(peer, tuple) else "connected")
-    stop = args.quit_after
+    stop = args.quit_after or args.drop_after
     if stop == "connect":
         sock.close()
-        note("quit after connect, as asked")
+        note(_stopped(args, "connect"))
         return ExitCode.OK
     policy = target.policy
     if stop in ("greeting", "ehlo") and policy is not TLSPolicy.IMPLICIT:
@@ -517,19 +517,17 @@ def _stages(
     note: Callable[[str], None],
 ) -> int:
     """The session on a connected ``client``, up to ``--quit-after``; the exit code."""
-    stop = args.quit_after
+    stop = args.quit_after or args.drop_after
     options = mail_options(args)
     if stop in ("greeting", "ehlo", "tls"):
         client.connect(until=cast("OpenStage", stop))
-        client.quit()
-        note(f"quit after {stop}, as asked")
+        _leave(args, client, stop, note)
         return ExitCode.OK
     client.connect()
     if target.user is not None and target.password is not None:
         _login(args, client, target)
     if stop == "auth":
-        client.quit()
-        note("quit after auth, as asked")
+        _leave(args, client, stop, note)
         return ExitCode.OK
     _check_server_can_take(client, envelope, content)
     _check_options_offered(client.capabilities, options)
@@ -548,7 +546,10 @@ def _stages(
         )
     finally:
         bar.finish()
-    client.quit()
+    if stop == "dot":
+        _leave(args, client, stop, note)
+    else:
+        client.quit()
     if result.failed:
         # Every recipient with its deciding reply ("1 of 2", not "1 of 1"): the RCPT
         # reply, or its own reply after the content under LMTP (RFC 2033 §4.2).
@@ -559,6 +560,25 @@ def _stages(
         raise CLIError(f"delivered to {delivered}, but {refused}", ExitCode.RECIPIENTS_REFUSED)
     note(f"message accepted for {len(result.delivered)} recipient(s)")
     return ExitCode.OK
+
+
+def _stopped(args: argparse.Namespace, stage: str) -> str:
+    if args.drop_after is not None:
+        return f"dropped the connection after {stage}, as asked (no QUIT)"
+    return f"quit after {stage}, as asked"
+
+
+def _leave(
+    args: argparse.Namespace, client: SMTPClient, stage: str, note: Callable[[str], None]
+) -> None:
+    """End the session at ``stage``: QUIT (``--quit-after``), or close the connection
+    without a word (``--drop-after``, as a client that crashes or times out would;
+    RFC 5321 §3.8: the server must cope)."""
+    if args.drop_after is None:
+        client.quit()
+    else:
+        client.close()
+    note(_stopped(args, stage))
 
 
 def mail_options(args: argparse.Namespace) -> MailOptions:

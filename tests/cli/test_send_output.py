@@ -6,6 +6,7 @@ on one terminal."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from smtpproto.cli.output import Console, ProgressBar, Transcript, use_color
 
-from .helpers import assert_clean_failure, run_cli
+from .helpers import ScriptedSMTPServer, assert_clean_failure, free_port, run_cli
 
 STAMP = re.compile(r"^\[\s*\d+\.\d{3}s\] ")
 
@@ -131,3 +132,34 @@ def test_console_not_shared_leaves_the_bar_alone() -> None:
 def test_transcript_refuses_an_unknown_kind_to_hide() -> None:
     with pytest.raises(ValueError, match="unknown kinds"):
         Transcript(io.StringIO(), hide=["sent"])
+
+
+def test_send_json_is_one_object_with_replies_and_outcome() -> None:
+    result = run_cli("send", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # one object: json.loads refuses anything more
+    assert report["outcome"] == {"exit_code": 0, "ok": True, "error": None}
+    assert report["tls"].startswith("TLSv1.")
+    commands = [(reply["command"] or "").split(" ")[0] for reply in report["replies"]]
+    assert commands[:4] == ["", "EHLO", "STARTTLS", "EHLO"]
+    assert commands[-1] == "QUIT"
+    assert all(isinstance(reply["ms"], float) for reply in report["replies"])
+    assert any(line["dir"] == "note" for line in report["transcript"])
+    assert "built-in server" not in result.stdout  # only the object
+
+
+def test_send_json_on_failure_still_one_object() -> None:
+    refused = run_cli("send", "--json", "--server", f"127.0.0.1:{free_port()}", "--to", "b@x.test")
+    assert_clean_failure(refused, 3, "cannot connect")
+    report = json.loads(refused.stdout)
+    assert report["outcome"]["exit_code"] == 3 and "cannot connect" in report["outcome"]["error"]
+    with ScriptedSMTPServer({"RCPT": b"550 5.1.1 no such user\r\n"}) as server:
+        result = run_cli(
+            "send", "--json", "--server", f"127.0.0.1:{server.port}", "--tls", "none",
+            "--from", "a@example.org", "--to", "b@example.org", "--body", "x",
+        )  # fmt: skip
+    assert_clean_failure(result, 7, "refused")
+    report = json.loads(result.stdout)
+    rcpt = next(r for r in report["replies"] if str(r["command"]).startswith("RCPT"))
+    assert rcpt["code"] == 550 and rcpt["lines"] == ["5.1.1 no such user"]
+    assert report["outcome"]["ok"] is False

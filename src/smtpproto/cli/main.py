@@ -283,6 +283,12 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
     out.add_argument(
         "-q", "--quiet", "--silent", action="store_true", help="no transcript, errors only"
     )
+    out.add_argument(
+        "--json",
+        action="store_true",
+        help="print the whole session as one JSON object: replies with the command each "
+        "answers and its round trip, the transcript with times, the outcome",
+    )
     out.add_argument("--hide-send", action="store_true", help="hide the lines sent")
     out.add_argument("--hide-receive", action="store_true", help="hide the lines received")
     out.add_argument(

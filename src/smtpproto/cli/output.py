@@ -25,16 +25,19 @@ from __future__ import annotations
 import os
 import threading
 import time  # noqa: TID251 -- CLI adapter layer: transcript stamps and progress rates
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, TextIO
 
 from ..wire.text import escape_text
+from ..wire.twins import ReplyParser
 
 __all__ = [
     "PROGRESS_INTERVAL",
     "PROGRESS_MIN_BYTES",
     "Console",
     "ProgressBar",
+    "SessionRecord",
     "Transcript",
     "format_message",
     "format_size",
@@ -99,6 +102,8 @@ class Console:
         self.shared = shared
         self._status = ""
         self._lock = threading.Lock()
+        #: With ``send --json``: where the session is kept instead of printed.
+        self.record: SessionRecord | None = None
 
     def line(self, text: str) -> bool:
         """Write ``text`` and a newline to ``out``; False once ``out`` has failed."""
@@ -229,6 +234,65 @@ class Transcript:
     def note(self, text: str) -> None:
         """Print an event that is not a protocol line (connected, TLS started, ...)."""
         self._emit("info", "==", escape_text(text))
+
+
+class SessionRecord:
+    """A transcript hook that keeps the session as data, for ``send --json``.
+
+    ``lines`` holds every line (``dir`` ``"C"``, ``"S"`` or ``"note"``, the text,
+    ``t`` seconds since the start); ``replies`` pairs each complete reply with the
+    command it answers (replies come in command order, RFC 2920 §3.1; the greeting
+    answers none), with the round trip in ms. Content summaries get no reply of their
+    own. ``as_dict`` adds the outcome.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._start = clock()
+        self._parser = ReplyParser()
+        self._waiting: deque[tuple[str | None, float]] = deque()
+        self.lines: list[dict[str, object]] = []
+        self.replies: list[dict[str, object]] = []
+        self.tls: str | None = None
+        self._greeted = False
+
+    def _now(self) -> float:
+        return self._clock() - self._start
+
+    def __call__(self, direction: Literal["C", "S"], line: bytes) -> None:
+        now = self._now()
+        text = line.decode("utf-8", "replace")
+        self.lines.append({"t": round(now, 4), "dir": direction, "line": text})
+        if direction == "C":
+            if not text.startswith("<content: "):
+                self._waiting.append((text, now))
+            return
+        for reply in self._parser.feed(line + b"\r\n"):
+            command, sent = None, 0.0
+            if self._greeted and self._waiting:
+                command, sent = self._waiting.popleft()
+            self._greeted = True
+            self.replies.append(
+                {
+                    "command": command,
+                    "code": reply.code,
+                    "lines": list(reply.lines),
+                    "ms": round((now - sent) * 1000, 1),
+                }
+            )
+
+    def note(self, text: str) -> None:
+        self.lines.append({"t": round(self._now(), 4), "dir": "note", "line": text})
+
+    def as_dict(self, *, exit_code: int, error: str | None) -> dict[str, object]:
+        """The whole session and its outcome, ready for ``json.dumps``."""
+        return {
+            "outcome": {"exit_code": exit_code, "ok": exit_code == 0, "error": error},
+            "tls": self.tls,
+            "replies": self.replies,
+            "transcript": self.lines,
+            "total_ms": round(self._now() * 1000, 1),
+        }
 
 
 def format_size(size: float) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import ipaddress
+import json
 import os
 import secrets
 import socket  # noqa: TID251 -- CLI adapter layer: opens the TCP connection
@@ -65,12 +66,20 @@ from .common import (
     connect_tcp,
     connect_unix,
     describe_error,
+    exit_code_for,
     parse_server,
 )
 from .content import Content
 from .message import Envelope, build_message
 from .mx import MailHost, address_literal, mail_route, make_resolver, recipient_domain
-from .output import Console, ProgressBar, Transcript, format_message, use_color
+from .output import (
+    Console,
+    ProgressBar,
+    SessionRecord,
+    Transcript,
+    format_message,
+    use_color,
+)
 
 __all__ = ["DEFAULT_TIMEOUT", "TLSWatch", "run_send"]
 
@@ -274,7 +283,25 @@ def run_send(args: argparse.Namespace) -> int:
     """
     _check_args(args)
     with _output(args) as console:
-        return _send(args, console)
+        if not args.json:
+            return _send(args, console)
+        record = SessionRecord()
+        console.record = record
+        try:
+            code = _send(args, console)
+        except Exception as error:
+            failed = exit_code_for(error)
+            if failed is None:
+                raise
+            _print_record(console, record, failed, describe_error(error))
+            raise
+        _print_record(console, record, code, None)
+        return code
+
+
+def _print_record(console: Console, record: SessionRecord, code: int, error: str | None) -> None:
+    """``send --json``: the whole session as one JSON object on the output."""
+    console.line(json.dumps(record.as_dict(exit_code=code, error=error), indent=2))
 
 
 @contextmanager
@@ -298,8 +325,13 @@ def _output(args: argparse.Namespace) -> Iterator[Console]:
         file.close()
 
 
-def _transcript(args: argparse.Namespace, console: Console, tls: TLSWatch) -> Transcript | None:
-    """The transcript as ``-q``, ``--hide-*``, ``--no-timestamps`` and ``--color`` ask."""
+def _transcript(
+    args: argparse.Namespace, console: Console, tls: TLSWatch
+) -> Transcript | SessionRecord | None:
+    """The transcript as ``-q``, ``--hide-*``, ``--no-timestamps`` and ``--color`` ask;
+    with ``--json`` the console's ``SessionRecord`` instead."""
+    if console.record is not None:
+        return console.record
     hide = {"send", "receive", "info"} if args.hide_all else set()
     asked = {"send": args.hide_send, "receive": args.hide_receive, "info": args.hide_informational}
     hide |= {kind for kind, hidden in asked.items() if hidden}
@@ -481,6 +513,8 @@ def _session(
             raise
         raise CLIError(f"{describe_error(error)}; {hint}", ExitCode.TLS) from None
     finally:
+        if console.record is not None:
+            console.record.tls = tls.describe()
         client.close()
 
 
@@ -772,7 +806,7 @@ def _demo_session(
         if cert is None:  # no openssl: the server could not make a certificate
             print("smtpproto: note: no certificate (openssl missing): no TLS", file=sys.stderr)
             policy = TLSPolicy.NONE
-        if not (args.quiet or args.hide_informational or args.hide_all):
+        if not (args.quiet or args.hide_informational or args.hide_all or args.json):
             console.line(
                 f"built-in server on {server.host} port {server.port}: STARTTLS with a "
                 "self-signed certificate (trusted for this run only), AUTH as "
@@ -792,7 +826,7 @@ def _demo_session(
         if code != ExitCode.OK or args.quit_after is not None:
             return code
         (stored,) = server.wait_for_messages(1, timeout=10.0)
-        if args.quiet:
+        if args.quiet or args.json:
             return ExitCode.OK
         to = ", ".join(f"<{escape_text(r)}>" for r in stored.recipients)
         console.line(f"\n---- the message as the built-in server received it, for {to} ----")

@@ -174,6 +174,16 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
     )
     conn.add_argument("--cafile", metavar="PEM", help="trust these CA certificates")
     conn.add_argument(
+        "--tls-cert", metavar="PEM", help="client certificate (chain) to present; --auth EXTERNAL"
+    )
+    conn.add_argument("--tls-key", metavar="PEM", help="its private key (default: in --tls-cert)")
+    conn.add_argument(
+        "--tls-min-version",
+        choices=("1.2", "1.3"),
+        default="1.2",
+        help="lowest TLS version accepted (default 1.2; older ones are deprecated, RFC 8996)",
+    )
+    conn.add_argument(
         "--tls-sni",
         metavar="NAME",
         help="server name to send in TLS (SNI) and to verify the certificate for "

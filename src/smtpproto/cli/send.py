@@ -57,7 +57,7 @@ from ..drivers.exceptions import (
 from ..drivers.session import MailStage, OpenStage
 from ..drivers.support import MailOptions, default_port, default_tls_policy
 from ..sasl.base import ChannelBinding, ClientMechanism
-from ..sasl.mechanisms import choose_mechanism
+from ..sasl.mechanisms import External, choose_mechanism
 from ..wire.errors import LocalProtocolError
 from ..wire.text import escape_text
 from .common import (
@@ -180,31 +180,22 @@ def _mechanism(
     offered: frozenset[str] | None = None,
 ) -> ClientMechanism | None:
     """The first ``--auth`` mechanism (in the user's order) that the server offers and
-    the session allows (-PLUS needs channel binding); None without ``--auth`` (the
-    strongest offered). Before connecting (``offered`` None) every name is checked:
-    an unknown one is a usage error; after EHLO, none possible is exit 5."""
+    the session allows (-PLUS needs channel binding, EXTERNAL a client certificate);
+    None without ``--auth`` (the strongest offered). Before connecting (``offered``
+    None) every name is checked, a usage error if it cannot be built; after EHLO, none
+    possible is exit 5."""
     if args.auth is None:
         return None
-    assert target.user is not None and target.password is not None
     names = _auth_names(args)
-    for name in names:
-        if offered is not None and name not in offered:
-            continue
-        if offered is None and name.endswith("-PLUS"):
-            continue  # needs the channel binding of the TLS session
-        mechanism = choose_mechanism(
-            [name], username=target.user, password=target.password, channel_binding=binding
-        )
-        if mechanism is None and offered is None:
-            raise CLIError(
-                f"unsupported AUTH mechanism {escape_text(name)!r} "
-                "(PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256 and -PLUS variants)",
-                ExitCode.USAGE,
-            )
-        if mechanism is not None and offered is not None:
-            return mechanism
     if offered is None:
+        for name in names:
+            _check_mechanism_name(args, target, name)
         return None
+    for name in names:
+        if name in offered:
+            mechanism = _build_mechanism(args, target, name, binding)
+            if mechanism is not None:
+                return mechanism
     listed = " ".join(sorted(offered)) or "no mechanism"
     raise CLIError(
         f"authentication not possible: the server offers {escape_text(listed)}, "
@@ -213,12 +204,53 @@ def _mechanism(
     )
 
 
+def _build_mechanism(
+    args: argparse.Namespace, target: _Target, name: str, binding: ChannelBinding | None
+) -> ClientMechanism | None:
+    if name == "EXTERNAL":  # RFC 4422 App. A: the identity is the TLS client certificate
+        return External(target.user or "") if args.tls_cert is not None else None
+    if target.user is None or target.password is None:
+        return None
+    return choose_mechanism(
+        [name], username=target.user, password=target.password, channel_binding=binding
+    )
+
+
+def _check_mechanism_name(args: argparse.Namespace, target: _Target, name: str) -> None:
+    """A usage error now for an ``--auth`` name that can never be used."""
+    if name == "EXTERNAL":
+        if args.tls_cert is None:
+            raise CLIError("--auth EXTERNAL needs --tls-cert", ExitCode.USAGE)
+        return
+    if target.user is None or target.password is None:
+        raise CLIError(f"--auth {escape_text(name)} needs --user", ExitCode.USAGE)
+    if name.endswith("-PLUS"):
+        return  # buildable only with the channel binding of the TLS session
+    if choose_mechanism([name], username=target.user, password=target.password) is None:
+        raise CLIError(
+            f"unsupported AUTH mechanism {escape_text(name)!r} "
+            "(PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256 and -PLUS variants, "
+            "EXTERNAL)",
+            ExitCode.USAGE,
+        )
+
+
+def _needs_password(args: argparse.Namespace) -> bool:
+    """Whether AUTH will need a password: ``--user`` without ``--auth EXTERNAL`` alone."""
+    return args.user is not None and (args.auth is None or _auth_names(args) != ["EXTERNAL"])
+
+
 def _check_args(args: argparse.Namespace) -> None:
     demo = args.server is None and args.unix_socket is None
     demo = demo and (args.demo or not _recipients_given(args))
     if args.demo and args.server is not None:
         raise CLIError("--demo and --server contradict each other", ExitCode.USAGE)
-    if args.auth is not None and args.user is None and not demo:
+    if (
+        args.auth is not None
+        and args.user is None
+        and not demo
+        and _auth_names(args) != ["EXTERNAL"]
+    ):
         raise CLIError("--auth needs --user", ExitCode.USAGE)
     if args.password_env is not None and args.user is None:
         raise CLIError("--password-env needs --user", ExitCode.USAGE)
@@ -238,6 +270,8 @@ def _check_args(args: argparse.Namespace) -> None:
             raise CLIError(
                 f"--data sends the file as is: not with {', '.join(given)}", ExitCode.USAGE
             )
+    if args.tls_key is not None and args.tls_cert is None:
+        raise CLIError("--tls-key needs --tls-cert", ExitCode.USAGE)
     if args.ipv4 and args.ipv6:
         raise CLIError("-4 and -6 contradict each other", ExitCode.USAGE)
     if args.unix_socket is not None and args.server is not None:
@@ -263,12 +297,24 @@ def _client_context(args: argparse.Namespace) -> ssl.SSLContext:
             flush=True,
         )
     try:
-        return client_ssl_context(verify=not args.insecure, cafile=args.cafile)
+        context = client_ssl_context(verify=not args.insecure, cafile=args.cafile)
     except (OSError, ssl.SSLError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         raise CLIError(
             f"cannot load --cafile {escape_text(str(args.cafile))!r}: {reason}", ExitCode.USAGE
         ) from None
+    if args.tls_min_version == "1.3":
+        context.minimum_version = ssl.TLSVersion.TLSv1_3  # RFC 8446; 1.2 is the floor
+    if args.tls_cert is not None:
+        try:  # the client certificate (RFC 8446 §4.4.2), for SASL EXTERNAL or relaying
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise CLIError(
+                f"cannot load --tls-cert {escape_text(args.tls_cert)!r}: {reason}",
+                ExitCode.USAGE,
+            ) from None
+    return context
 
 
 def _recipients_given(args: argparse.Namespace) -> bool:
@@ -362,7 +408,7 @@ def _send(args: argparse.Namespace, console: Console) -> int:
     if policy is None:
         policy = default_tls_policy(None, port)
     user = args.user
-    password = _password(args) if user is not None else None
+    password = _password(args) if _needs_password(args) else None
     context = _client_context(args)
     if args.auth is not None:
         early = _Target("", port, policy, context, user, password)
@@ -558,7 +604,7 @@ def _stages(
         _leave(args, client, stop, note)
         return ExitCode.OK
     client.connect()
-    if target.user is not None and target.password is not None:
+    if target.password is not None or (args.auth is not None and args.tls_cert is not None):
         _login(args, client, target)
     if stop == "auth":
         _leave(args, client, stop, note)
@@ -738,12 +784,11 @@ def _stop_in_transaction(
 
 def _login(args: argparse.Namespace, client: SMTPClient, target: _Target) -> None:
     """AUTH; a mechanism that is not possible here (not offered, cleartext) is exit 5."""
-    assert target.user is not None
     try:
         caps = client.capabilities
         offered = caps.auth_mechanisms if caps is not None else frozenset()
         mechanism = _mechanism(args, target, client.session.channel_binding, offered)
-        client.login(target.user, target.password, mechanism=mechanism)
+        client.login(target.user or "", target.password, mechanism=mechanism)
     except SMTPProtocolError as error:
         if error.remote:
             raise

@@ -157,3 +157,15 @@ def test_minimum_tls_version_above_the_servers_is_exit_4(tmp_path: Path) -> None
     assert old.returncode == 0, old.stderr
     assert "TLSv1.2" in old.stdout
     assert_clean_failure(strict, 4)
+
+
+def test_opportunistic_tls_that_fails_is_an_error_not_a_fallback() -> None:
+    """swaks --tls-optional-strict: STARTTLS offered but the handshake fails -> stop
+    (exit 4); never go on in cleartext after a failed upgrade (a downgrade)."""
+    with ServeProcess() as serve:
+        result = run_cli(
+            "send", "--server", f"127.0.0.1:{serve.port}", "--tls", "opportunistic", *ENVELOPE
+        )
+        server_side = serve.output()
+    assert_clean_failure(result, 4, "certificate verify failed")
+    assert "-> MAIL" not in result.stdout and "MAIL FROM" not in server_side

@@ -163,3 +163,50 @@ def test_send_json_on_failure_still_one_object() -> None:
     rcpt = next(r for r in report["replies"] if str(r["command"]).startswith("RCPT"))
     assert rcpt["code"] == 550 and rcpt["lines"] == ["5.1.1 no such user"]
     assert report["outcome"]["ok"] is False
+
+
+def _content_lines(stdout: str) -> list[str]:
+    return [STAMP.sub("", line) for line in stdout.splitlines() if "<content:" in line]
+
+
+@pytest.mark.parametrize("chunking", ["--chunking", "--no-chunking"])
+def test_a_big_message_is_one_content_line(tmp_path: Path, chunking: str) -> None:
+    body = tmp_path / "body.txt"
+    body.write_text("x" * 70 + "\n" * 1 + ("line of text\n" * 30_000))
+    result = run_cli("send", "--demo", chunking, "--body-file", str(body), "--hide-receive")
+    assert result.returncode == 0, result.stderr
+    (content,) = _content_lines(result.stdout)
+    sent = [STAMP.sub("", line) for line in result.stdout.splitlines()]
+    if chunking == "--chunking":
+        assert [line for line in sent if line.startswith("~> BDAT")] == [
+            next(line for line in sent if line.endswith(" LAST"))
+        ]
+        assert re.search(r", in \d+ BDAT chunks>$", content)
+    else:
+        assert sent[sent.index("~> .") - 1] == content
+    assert re.search(r"<content: \d{6} octets, 300\d\d line ends", content)  # + headers
+
+
+def test_content_tally_keeps_refusals_and_counts_chunks() -> None:
+    out = io.StringIO()
+    transcript = Transcript(out, clock=lambda: 0.0, timestamps=False)
+    for direction, line in [
+        ("C", b"BDAT 10"), ("C", b"<content: 10 octets, 1 line ends>"),
+        ("C", b"BDAT 5"), ("C", b"<content: 5 octets, 0 line ends>"),
+        ("S", b"250 2.0.0 chunk ok"),
+        ("C", b"BDAT 3 LAST"), ("C", b"<content: 3 octets, 1 line ends>"),
+        ("S", b"452 4.3.1 chunk refused"),
+        ("S", b"250 2.0.0 queued"),
+        ("C", b"QUIT"),
+    ]:  # fmt: skip
+        transcript(direction, line)  # type: ignore[arg-type]
+    assert out.getvalue().splitlines() == [
+        "-> BDAT 3 LAST",
+        "-> <content: 18 octets, 2 line ends, in 3 BDAT chunks>",
+        "<- 452 4.3.1 chunk refused",
+        "<- 250 2.0.0 queued",
+        "-> QUIT",
+    ]
+    raw = io.StringIO()
+    Transcript(raw, timestamps=False, collapse_content=False)("C", b"BDAT 10")
+    assert raw.getvalue() == "-> BDAT 10\n"

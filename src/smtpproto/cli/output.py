@@ -23,6 +23,7 @@ are throttled to ``PROGRESS_INTERVAL`` seconds.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time  # noqa: TID251 -- CLI adapter layer: transcript stamps and progress rates
 from collections import deque
@@ -68,6 +69,59 @@ _COLORS = {
     "info": "33",  # yellow: notes and hints
     "tls": "35",  # magenta: the ~> / <~ marks under TLS
 }
+
+
+_CONTENT = re.compile(rb"<content: (\d+) octets, (\d+) line ends>")
+
+
+class _ContentTally:
+    """Folds a message's content lines into one (``Transcript(collapse_content=True)``).
+
+    Fed every transcript line, returns the lines to show: content summaries are added
+    up and shown once, before the DATA terminator ``.`` or after the content of
+    ``BDAT ... LAST``; a BDAT chunk before the last is counted, not shown, and so is
+    the 2yz reply to it (replies come in order, RFC 2920 §3.1: one per chunk).
+    """
+
+    def __init__(self) -> None:
+        self.octets = self.line_ends = self.chunks = self.awaited = 0
+        self.parts = 0
+        self.last_sent = False
+
+    def _summary(self) -> bytes:
+        text = b"<content: %d octets, %d line ends" % (self.octets, self.line_ends)
+        if self.chunks:
+            text += b", in %d BDAT chunks" % (self.chunks + 1)
+        self.octets = self.line_ends = self.chunks = self.parts = 0
+        self.last_sent = False
+        return text + b">"
+
+    def filter(self, direction: str, line: bytes) -> list[bytes]:
+        if direction == "S":
+            if self.awaited and line[:1] == b"2":
+                if line[3:4] != b"-":
+                    self.awaited -= 1
+                return []
+            if self.awaited and line[3:4] != b"-":
+                self.awaited -= 1
+            return [line]
+        found = _CONTENT.fullmatch(line)
+        if found is not None:
+            self.octets += int(found[1])
+            self.line_ends += int(found[2])
+            self.parts += 1
+            return [self._summary()] if self.last_sent else []
+        if line.startswith(b"BDAT "):
+            if line.endswith(b" LAST"):
+                self.last_sent = True
+                return [line]
+            self.chunks += 1
+            self.awaited += 1
+            return []
+        self.last_sent = False  # BDAT LAST of empty content: no content line came
+        if line == b"." and self.parts:
+            return [self._summary(), line]
+        return [line]
 
 
 def use_color(mode: Literal["auto", "always", "never"], stream: TextIO) -> bool:
@@ -163,6 +217,11 @@ class Transcript:
     called from inside the engine, where an ``OSError`` would look like a lost
     connection.
 
+    ``collapse_content`` (default) shows a message's content as one line however it
+    was written: the engine's per-write ``<content: ...>`` summaries and the BDAT
+    chunks before the last (with their 250 replies) become one ``<content: N octets,
+    M line ends[, in K BDAT chunks]>`` line (``_ContentTally``); refusals still show.
+
     Output control (swaks' ``--hide-*`` and ``--show-time-lapse``): ``hide`` names the
     kinds of line not printed, ``"send"``, ``"receive"`` and ``"info"`` (notes and
     hints); ``timestamps`` False drops the ``[  0.012s]`` column; ``color`` wraps each
@@ -182,6 +241,7 @@ class Transcript:
         timestamps: bool = True,
         color: bool = False,
         console: Console | None = None,
+        collapse_content: bool = True,
     ) -> None:
         self._console = console if console is not None else Console(stream, stream, shared=False)
         self._clock = clock
@@ -194,6 +254,8 @@ class Transcript:
             raise ValueError(f"unknown kinds of line to hide: {sorted(unknown)}")
         self._timestamps = timestamps
         self._color = color
+        self._collapse = collapse_content
+        self._content = _ContentTally()
         #: True once TLS protects the connection; switches the arrows to ``~>`` / ``<~``.
         self.tls = False
 
@@ -227,6 +289,13 @@ class Transcript:
         Bytes that are not UTF-8 show as U+FFFD; control characters show escaped.
         """
         self._check_tls()
+        if self._collapse:
+            for shown in self._content.filter(direction, line):
+                self._show(direction, shown)
+        else:
+            self._show(direction, line)
+
+    def _show(self, direction: Literal["C", "S"], line: bytes) -> None:
         text = escape_text(line.decode("utf-8", "replace"))
         kind = "send" if direction == "C" else "receive"
         self._emit(kind, _ARROWS[(direction, self.tls)], text)

@@ -109,14 +109,14 @@ def test_transcript_lines_make_way_for_the_progress_bar() -> None:
     transcript = Transcript(screen, clock=lambda: 0.0, console=console)
     bar = ProgressBar(4 << 20, screen, enabled=True, clock=lambda: 1.0, console=console)
     bar.update(1 << 20)
-    transcript("C", b"BDAT 65536")
+    transcript("C", b"NOOP")
     bar.finish()
     text = screen.getvalue()
     drawn = text.index("25%")
-    line = text.index("-> BDAT 65536")
+    line = text.index("-> NOOP")
     assert text[drawn:line].endswith("\x1b[K\r\x1b[K[   0.000s] ")  # erased before the line
     after = text[line:]
-    assert after.startswith("-> BDAT 65536\n\r[")  # redrawn right after it
+    assert after.startswith("-> NOOP\n\r[")  # redrawn right after it
     assert text.endswith("\x1b[K\n")
 
 

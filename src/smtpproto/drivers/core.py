@@ -109,9 +109,11 @@ class DriverCore:
 
     def _guard(self, driver: Driver[T]) -> Driver[T]:
         """Map failures to the exception hierarchy; mark the session broken on any
-        exception except a reply error that left the session usable."""
+        exception except a reply error that left the session usable, and a refusal
+        made before anything went out (``_refused_before_sending``)."""
         if self._broken:
             raise SMTPProtocolError(LocalProtocolError("the connection is broken; open a new one"))
+        start = self.conn.state
         try:
             return (yield from driver)
         except (SMTPReplyError, SMTPRecipientsRefused):
@@ -122,6 +124,8 @@ class DriverCore:
             self._broken = True
             raise
         except ProtocolError as error:
+            if isinstance(error, LocalProtocolError) and self._refused_before_sending(start):
+                raise SMTPProtocolError(error) from error  # the session stays usable
             self._broken = True
             if self.conn.final_reply_pending and self._current is not None:
                 # Broken reply or EOF mid-reply after the end of the content: the server
@@ -153,6 +157,16 @@ class DriverCore:
             raise
         finally:
             self._current = None
+
+    def _refused_before_sending(self, start: ClientState) -> bool:
+        """Whether a ``LocalProtocolError`` left the session as the operation found it
+        (docs/design.md §2, "Errors"): the engine refused the command before any byte
+        of it existed, or the driver refused the caller's input before sending
+        anything, so the engine is out of ERROR, in the state the operation started
+        in, with no reply due. Any other refusal (a pipelined group cut after its
+        first command, content after the 354) breaks the session."""
+        conn = self.conn
+        return conn.state is start and start is not ClientState.ERROR and not conn.outstanding
 
     def _last_words(self) -> Driver[SMTPError | None]:
         """After a transport error, what the server said before it went away (a 421

@@ -259,6 +259,18 @@ class MailDrivers(DriverCore):
         body = options.body
         if body is None and caps is not None and caps.eightbitmime and not all_ascii(content):
             body = "8BITMIME"
+        if (
+            body not in ("8BITMIME", "BINARYMIME")
+            and isinstance(content, (bytes, bytearray, str))
+            and not all_ascii(content)
+        ):
+            # Refused before anything is sent (the encoder would stop after the 354).
+            raise LocalProtocolError(
+                "the content has 8-bit octets and the message is not declared "
+                "BODY=8BITMIME, which needs the server to advertise 8BITMIME (RFC 6152): "
+                "encode it as 7-bit first (quoted-printable or base64); send_message "
+                "does that itself"
+            )
         smtputf8 = options.smtputf8
         if smtputf8 is None:
             smtputf8 = not sender.isascii() or not (

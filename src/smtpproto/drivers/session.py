@@ -19,10 +19,12 @@ The requests and what the adapter sends back:
 
 ``Write(data, timeout)``
     Write every byte of ``data``; send back ``None``. ``timeout`` bounds the write.
-``Read(timeout)``
+``Read(timeout, resume)``
     Send back the bytes received (any amount, at least one octet), or ``b""`` on EOF.
     ``timeout`` is the engine's RFC 5321 §4.5.3.2 timeout for what it waits on (``None``:
     wait without limit); the adapter may shorten it (an overall message deadline).
+    The timer is per command, not per read: ``resume`` True means the previous read's
+    bytes did not complete the reply, and the wait keeps the deadline it started with.
 ``UpgradeTLS(server_hostname, timeout)``
     Run the TLS client handshake on the transport (SNI and host-name check with
     ``server_hostname``); send back the SCRAM-PLUS ``ChannelBinding`` or ``None``. The

@@ -21,9 +21,11 @@ port)``) and lends one to each ``sendmail``/``send_message``:
 * **Never resent**: once ``sendmail`` started on a connection, its outcome is the
   caller's, whatever it is. A lost connection after the final dot (or BDAT LAST) is
   ``SMTPDeliveryStatusUnknown`` (RFC 1047: the server may have the message), raised as
-  is and never retried; any other exception means the message was not accepted (for
-  the recipients not in ``TransactionResult.delivered``), so a retry by the caller is
-  safe. The connection goes back to the pool only when its session is still usable.
+  is and never retried; any other ``SMTPError`` means the message was not accepted
+  (for the recipients not in ``TransactionResult.delivered``), so a retry by the
+  caller is safe. A cancellation is no outcome: after the content was written, the
+  message may have been delivered. The connection goes back to the pool only when its
+  session is still usable.
 * **Rate limited** (optional): ``RateLimit(messages, per)`` lets at most ``messages``
   messages start in any ``per`` seconds; the others wait.
 
@@ -181,7 +183,8 @@ class AsyncPoolBase(abc.ABC):
     ) -> TransactionResult:
         """Send one message over a pooled connection (see the client's ``sendmail``).
         ``SMTPDeliveryStatusUnknown``: the message may have been delivered, never
-        resent; any other exception: not accepted, a retry is safe."""
+        resent; any other ``SMTPError``: not accepted, a retry is safe (a cancelled
+        send may have been delivered)."""
 
         async def send(client: AsyncClientBase) -> TransactionResult:
             return await client.sendmail(

@@ -157,7 +157,8 @@ class SyncPoolBase(abc.ABC):
     ) -> TransactionResult:
         """Send one message over a pooled connection (see the client's ``sendmail``).
         ``SMTPDeliveryStatusUnknown``: the message may have been delivered, never
-        resent; any other exception: not accepted, a retry is safe."""
+        resent; any other ``SMTPError``: not accepted, a retry is safe (a cancelled
+        send may have been delivered)."""
 
         def send(client: SyncClientBase) -> TransactionResult:
             return client.sendmail(

@@ -49,7 +49,7 @@ from ..drivers.exceptions import SMTPError
 from ..drivers.session import MailOptions
 from ..drivers.support import ContentSource
 from ..sasl.base import ClientMechanism
-from .common import usage_error
+from .common import ClientOptions, check_client_options, usage_error
 from .pool_support import (
     DEFAULT_CHECK_IDLE_AFTER,
     Destination,
@@ -62,6 +62,8 @@ from .pool_support import (
 from .tokens import AsyncTokenSource
 
 if TYPE_CHECKING:  # the concrete pool names its client class: no runtime import
+    from typing_extensions import Unpack
+
     from .async_base import AsyncClientBase
 
 __all__ = ["AsyncPoolBase"]
@@ -89,9 +91,9 @@ class AsyncPoolBase(abc.ABC):
     ``host``/``port`` is the default destination (each call may name another with
     ``destination=(host, port)``). ``username`` with ``password`` or ``token`` (a string
     or a token provider, called for every login) logs each new connection in.
-    ``client_options`` go to the client class (``tls``, ``ssl_context``, ``timeout``,
-    ``message_timeout``, ``local_hostname``, ...). ``clock`` and ``sleep`` replace the
-    event loop's (tests of the rate limit).
+    ``client_options`` (``ClientOptions``) go to the client class (``tls``,
+    ``ssl_context``, ``timeout``, ``message_timeout``, ``local_hostname``, ...).
+    ``clock`` and ``sleep`` replace the event loop's (tests of the rate limit).
     """
 
     #: Makes an unconnected client for ``(host, port, **options)`` (the concrete pool's).
@@ -115,7 +117,7 @@ class AsyncPoolBase(abc.ABC):
         mechanism: ClientMechanism | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
-        **client_options: Any,
+        **client_options: Unpack[ClientOptions],
     ) -> None:
         check_count("max_connections", max_connections)
         if max_per_destination is not None:
@@ -131,6 +133,7 @@ class AsyncPoolBase(abc.ABC):
             raise usage_error("a password or token needs a username")
         if username is not None and password is None and token is None:
             raise usage_error("a username needs a password or token")
+        check_client_options(client_options)
         if host is not None:
             self._client_class(host, port, **client_options)  # refuse bad options now
         self._default = None if host is None else (host, port)

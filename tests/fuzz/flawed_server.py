@@ -567,9 +567,11 @@ class Session:
         ends.update({n: s for n, s in SMUGGLE_SEQUENCES.items() if self.has(n)})
         while True:
             found = [(data.find(seq), name, seq) for name, seq in ends.items()]
-            hits = sorted((i, len(name) > 0, name, seq) for i, name, seq in found if i >= 0)
+            hits = sorted(
+                (i, len(name) > 0, -len(seq), name, seq) for i, name, seq in found if i >= 0
+            )
             if hits:
-                index, _, name, seq = hits[0]
+                index, _, _, name, seq = hits[0]
                 if name:
                     self.trigger(name)
                 self.buf = data[index + len(seq) :]

@@ -116,7 +116,8 @@ def start_flawed(
     flaws = sorted(flaws)
     name = "flawed[" + (",".join(flaws) or "clean") + "]"
     folder.mkdir(parents=True, exist_ok=True)
-    log = folder / f"server-{'-'.join(flaws) or 'clean'}-{time.monotonic_ns()}.log"
+    label = flaws[0] if len(flaws) == 1 else f"{len(flaws)}-flaws" if flaws else "clean"
+    log = folder / f"server-{label}-{time.monotonic_ns()}.log"
     command = [sys.executable, str(HERE / "flawed_server.py"), "--host", HOST, "--port", "0"]
     command += ["--log", str(log)]
     command += [arg for flaw in flaws for arg in ("--flaw", flaw)]

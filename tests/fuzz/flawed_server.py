@@ -318,7 +318,7 @@ class Session:
         if text.startswith("[") and text.endswith("]") and literal:
             inner = text[1:-1]
             if inner[:5].upper() == "IPV6:":
-                if (":::" in inner or inner.count(":") > 8) and self.has("crash-ipv6-literal"):
+                if (":::" in inner[5:] or inner.count(":") > 8) and self.has("crash-ipv6-literal"):
                     self.crash("crash-ipv6-literal")
                 if not check_ipv6(inner[5:]):
                     raise Reject(501, "5.1.3 Bad IPv6 address literal")

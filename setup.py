@@ -10,6 +10,7 @@ already-built extension at import time).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from setuptools import setup
@@ -64,7 +65,11 @@ def extensions() -> list:  # type: ignore[type-arg]
     ]
     from setuptools import Extension
 
-    exts = [Extension(name, [source]) for name, source in modules]
+    # -g0 comes after the interpreter's own CFLAGS (which carry -g) and wins: without
+    # debug information the wheel's shared objects are about five times smaller.
+    # MSVC has no -g0 and adds no debug information by default.
+    compile_args = [] if sys.platform == "win32" else ["-g0"]
+    exts = [Extension(name, [source], extra_compile_args=compile_args) for name, source in modules]
     return cythonize(
         exts,
         language_level=3,

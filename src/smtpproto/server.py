@@ -8,7 +8,7 @@ policy of :mod:`smtpproto.builtin_server.backend` (``Backend``, ``Session``: sub
 
 from __future__ import annotations
 
-from .builtin_server.backend import Backend, Session
+from .builtin_server.backend import Backend, Response, Session
 from .builtin_server.server import (
     DEFAULT_MECHANISMS,
     SMTPServer,
@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_MECHANISMS",
     "Backend",
     "MessageStore",
+    "Response",
     "SMTPServer",
     "Session",
     "StoredMessage",

@@ -56,7 +56,15 @@ ClientPart = Callable[[int], Awaitable[None]]
 
 
 def run(script: Script, client_part: ClientPart) -> None:
-    """Serve ``script`` on 127.0.0.1 and run ``client_part(port)``; both bounded."""
+    """Serve ``script`` on 127.0.0.1 and run ``client_part(port)``; both bounded.
+
+    Teardown ends every connection itself before ``Server.wait_closed()``: since Python
+    3.12.1 that call waits until every connection the server accepted is closed, so a
+    script still sleeping (a stalling server) would hold it until the bound. The
+    handlers are cancelled and awaited (each aborts its transport on the way out); a
+    handler that was accepted but had not yet run registers itself in the one loop
+    iteration given before that, and ``server.close()`` stops new ones.
+    """
     failures: list[BaseException] = []
     handlers: set[asyncio.Task[None]] = set()
 
@@ -80,9 +88,10 @@ def run(script: Script, client_part: ClientPart) -> None:
             await client_part(port)
         finally:
             server.close()
-            # A stalling script sleeps on; since 3.12 wait_closed() waits for it.
+            await asyncio.sleep(0)  # accepted connections start their handler
             for task in handlers:
                 task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
             await server.wait_closed()
 
     asyncio.run(asyncio.wait_for(main(), BOUND))

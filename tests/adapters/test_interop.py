@@ -152,11 +152,23 @@ def test_exim_chunking_pipelining_dsn_8bit_tls_auth(
         assert small.delivered == ("a@exim.test", "b@exim.test")
         large = client.sendmail("sender@example.test", ["c@exim.test"], big)
         assert large.delivered == ("c@exim.test",)
-    deliveries = exim_server.wait_for_messages(3)
+    # NOTIFY=SUCCESS makes Exim mail a success DSN to the sender, which its accept
+    # router delivers into the same maildir, in parallel with the delivery to c: so four
+    # deliveries, in any order (waiting for three raced the DSN against c).
+    deliveries = exim_server.wait_for_messages(4)
     by_rcpt = {d.rcpt_tos: d for d in deliveries}
+    assert sorted(by_rcpt) == [(a,) for a in ("a@exim.test", "b@exim.test", "c@exim.test")] + [
+        ("sender@example.test",)
+    ]
     assert by_rcpt[("a@exim.test",)].content == lf(CONTENT)
     assert by_rcpt[("b@exim.test",)].content == lf(CONTENT)
     assert by_rcpt[("c@exim.test",)].content == lf(big)
+    dsn = by_rcpt[("sender@example.test",)]
+    assert dsn.mail_from == ""  # RFC 3461 §6.2: a DSN has the null reverse-path
+    assert b"Original-Envelope-ID: env-1" in dsn.content
+    for rcpt in (b"a@exim.test", b"b@exim.test"):
+        assert b"Action: delivered\nFinal-Recipient: rfc822;" + rcpt in dsn.content
+    assert b"text/rfc822-headers" in dsn.content  # RET=HDRS
     lines = transcript(caplog)
     bdat = [line for line in lines if line.startswith("C: BDAT")]
     assert len(bdat) > 2 and bdat[-1].endswith("LAST")

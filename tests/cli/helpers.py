@@ -129,16 +129,16 @@ class ServeProcess:
             except queue.Empty:
                 return "\n".join(self.seen)
 
-    def stop(self, timeout: float = 20.0) -> int:
-        """Ctrl-C; the exit code (the process is killed after ``timeout``)."""
+    def stop(self, timeout: float = 20.0, sig: int = signal.SIGINT) -> int:
+        """Ctrl-C (or ``sig``); the exit code (the process is killed after ``timeout``)."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(sig)
         try:
             code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout)
-            raise AssertionError("serve did not stop on SIGINT") from None
+            raise AssertionError(f"serve did not stop on {signal.Signals(sig).name}") from None
         self._reader.join(timeout)
         assert self.process.stderr is not None
         self.stderr = self.process.stderr.read()

@@ -15,24 +15,32 @@ connection and the connection code only moves bytes, the work is split in two:
 The loop of any front end::
 
     conn = ServerConnection(lmtp=..., config=...)
-    session = backend.new_session(conn, starttls=can_do_tls, note=log)
-    write(conn.send(session.greeting()))
+    session = backend.new_session(conn, starttls=can_do_tls, note=log, peer=client_ip)
+    response = session.opening()        # the greeting, unless a rule said otherwise
     # on every read: conn.receive_data(octets), then until NEED_DATA or PAUSED:
     event = conn.next_event()
-    for reply in session.replies(event):
+    response = session.respond(event)
+    # carry a response out: wait response.delay seconds (not reading meanwhile), then
+    for reply in response.replies:
         write(conn.send(reply))
-    if isinstance(event, StartTLSRequested) and conn.state is ServerState.TLS_HANDSHAKE:
+    if response.close:
+        ...  # close (no replies and close: a drop)
+    elif isinstance(event, StartTLSRequested) and conn.state is ServerState.TLS_HANDSHAKE:
         ...  # handshake, then conn.tls_established()
     elif isinstance(event, (QuitReceived, ClientDisconnected)):
         ...  # close
     # on idle timeout: write(conn.send(session.idle_timeout())), close
     # on ProtocolError: write(conn.send(session.protocol_error(error))), close
 
-``replies(event)`` is empty for events that expect no reply, and holds
-``conn.replies_due`` replies otherwise (LMTP answers a message once per recipient,
-RFC 2033 §4.2). The engine checks every reply against the command (a code the command
-cannot have is ``LocalProtocolError``) and takes its next state from it: a refused MAIL
-opens no transaction, a refused RCPT adds no recipient.
+``respond(event).replies`` is empty for events that expect no reply, and holds
+``conn.replies_due`` replies otherwise, unless the connection is to close (LMTP
+answers a message once per recipient, RFC 2033 §4.2). The engine checks every reply
+against the command (a code the command cannot have is ``LocalProtocolError``) and
+takes its next state from it: a refused MAIL opens no transaction, a refused RCPT adds
+no recipient.
+
+Before the hooks, ``respond`` asks ``decide(context)``: the backend's rules
+(``rules.py``: refuse, greylist, delay, tarpit, 421 and close, drop), then its ``hook``.
 
 Writing your own policy: subclass ``Session`` and override the hook for the command, one
 method per event (``ehlo``, ``helo``, ``mail``, ``rcpt``, ``data``, ``chunk``,
@@ -59,7 +67,8 @@ reason only (docs/design.md §4 rule 11).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from ..sasl.server import (
     CramMD5Server,
@@ -114,9 +123,32 @@ from ..server_engine.replies import (
 )
 from ..wire.errors import ProtocolError
 from ..wire.reply import Reply
+from .rules import (
+    MAX_DELAY,
+    Accept,
+    Action,
+    Context,
+    Disconnect,
+    Drop,
+    Greylist,
+    Hook,
+    Respond,
+    Rule,
+    RuleSet,
+    Stage,
+    Tarpit,
+)
 from .storage import StoredMessage
 
-__all__ = ["DEFAULT_MECHANISMS", "MECHANISMS", "Backend", "Deliver", "Note", "Session"]
+__all__ = [
+    "DEFAULT_MECHANISMS",
+    "MECHANISMS",
+    "Backend",
+    "Deliver",
+    "Note",
+    "Response",
+    "Session",
+]
 
 #: Mechanisms offered when there are users, strongest first.
 DEFAULT_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN")
@@ -139,6 +171,49 @@ def _no_note(text: str) -> None:
     """The default ``note``: notes go nowhere."""
 
 
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What a front end does for one event: wait ``delay`` seconds, send ``replies`` in
+    order, then close the connection when ``close`` (no replies and ``close``: drop)."""
+
+    replies: tuple[Reply, ...] = ()
+    delay: float = 0.0
+    close: bool = False
+
+
+_NOTHING = Response()
+
+
+def _stage(event: ServerEvent) -> Stage | None:
+    """The rule stage of ``event`` (``rules.py``), ``None`` for commands rules skip."""
+    if isinstance(event, (EhloReceived, HeloReceived)):
+        return "helo"
+    if isinstance(event, MailReceived):
+        return "mail"
+    if isinstance(event, RcptReceived):
+        return "rcpt"
+    if isinstance(event, DataRequested):
+        return "data"
+    if isinstance(event, ChunkComplete):
+        return "bdat"
+    if isinstance(event, MessageComplete):
+        return "data_end"
+    if isinstance(event, AuthRequested):
+        return "auth"
+    if isinstance(event, StartTLSRequested):
+        return "starttls"
+    return None
+
+
+def _delivers(action: Action | None) -> bool:
+    """Whether the message is kept at data_end under ``action``."""
+    if isinstance(action, Respond):
+        return action.code < 300
+    if isinstance(action, Drop):
+        return action.deliver
+    return not isinstance(action, Disconnect)
+
+
 class Backend:
     """What every connection of one server shares, and the ``Session`` factory.
 
@@ -147,7 +222,9 @@ class Backend:
     ``allow_plaintext_auth``. ``require_auth`` refuses MAIL before AUTH (530, RFC 4954
     §6). ``deliver`` keeps a finished message and returns its queue id; without it
     messages are kept in ``messages``. ``session_class`` is the policy for each
-    connection (a ``Session`` subclass).
+    connection (a ``Session`` subclass). ``rules`` (``rules.py``) are tried at every
+    stage before the session's hooks; ``hook`` decides what no rule matched; ``clock``
+    (seconds, monotonic) times greylisting. They are kept in ``rules`` (a ``RuleSet``).
     """
 
     def __init__(
@@ -160,6 +237,9 @@ class Backend:
         require_auth: bool = False,
         deliver: Deliver | None = None,
         session_class: type[Session] | None = None,
+        rules: Iterable[Rule] = (),
+        hook: Hook | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         unknown = [name for name in mechanisms if name not in MECHANISMS]
         if unknown:
@@ -173,6 +253,8 @@ class Backend:
         #: Messages kept when no ``deliver`` callback was given.
         self.messages: list[StoredMessage] = []
         self._deliver = deliver
+        #: The rules, their hook and their counters (per server).
+        self.rules = RuleSet(rules, hook=hook, clock=clock)
 
     def __repr__(self) -> str:  # user names only: passwords never appear (rule 11)
         return (
@@ -181,12 +263,17 @@ class Backend:
         )
 
     def new_session(
-        self, conn: ServerConnection, *, starttls: bool = False, note: Note | None = None
+        self,
+        conn: ServerConnection,
+        *,
+        starttls: bool = False,
+        note: Note | None = None,
+        peer: str = "",
     ) -> Session:
         """The policy for one new connection driven by ``conn``. ``starttls`` says the
         front end can do a TLS handshake (so STARTTLS may be offered); ``note`` takes
-        the session's transcript notes."""
-        return self.session_class(self, conn, starttls=starttls, note=note)
+        the session's transcript notes; ``peer`` is the client's IP address."""
+        return self.session_class(self, conn, starttls=starttls, note=note, peer=peer)
 
     def deliver(self, message: StoredMessage) -> str:
         """Keep ``message``; return its queue id (``OSError`` when it cannot be kept)."""
@@ -213,15 +300,23 @@ class Session:
         *,
         starttls: bool = False,
         note: Note | None = None,
+        peer: str = "",
     ) -> None:
         self.backend = backend
         self.conn = conn
+        #: The client's IP address (greylisting keys on it).
+        self.peer = peer
+        #: This connection's number on the server (from 1), and its current message's.
+        self.number = backend.rules.new_connection()
+        self.message_number = 0
         #: The front end can start TLS: STARTTLS is offered before TLS is active.
         self.starttls = starttls
         self.note: Note = _no_note if note is None else note
         #: Content of the message being received (DATA lines or BDAT chunks).
         self.content: list[bytes] = []
         self._auth: AuthExchange | None = None
+        self._tarpit: Tarpit | None = None
+        self._slowed = 0
 
     @property
     def hostname(self) -> str:
@@ -230,15 +325,38 @@ class Session:
 
     # -- what a front end calls -------------------------------------------------------
 
-    def replies(self, event: ServerEvent) -> list[Reply]:
-        """The replies to send for ``event``, in order: none when the event expects no
-        reply (content is collected here), else ``conn.replies_due`` of them."""
+    def opening(self) -> Response:
+        """What to do when the connection opens: the ``greeting``, unless a rule at
+        stage ``connect`` says otherwise (a 554, a 421 and close, a slow banner)."""
+        return self._decide(self._context("connect"), self.greeting)
+
+    def respond(self, event: ServerEvent) -> Response:
+        """What to do for ``event``: the rules decide first (``rules.py``), then the
+        hooks. No replies when the event expects none (content is collected here),
+        else ``conn.replies_due`` of them unless the connection is to close."""
         if isinstance(event, ContentReceived):
             self.content.append(event.data)
-            return []
+            return _NOTHING
         if not event.expects_reply:
-            return []
-        return [self._answer(event)] * self.conn.replies_due
+            return _NOTHING
+        if isinstance(event, MailReceived):
+            self.message_number = self.backend.rules.new_message()
+        if isinstance(event, MessageComplete):
+            data, self.content = b"".join(self.content), []
+            if self.conn.replies_due > 1:
+                return self._lmtp_message(event, data)
+            return self._decide(
+                self._context("data_end", event), lambda: self.message(event, data), data=True
+            )
+        stage = _stage(event)
+        due = self.conn.replies_due
+        if stage is None:
+            return self._slowed_down(Response((self._answer(event),) * due))
+        return self._decide(self._context(stage, event), lambda: self._answer(event), due)
+
+    def replies(self, event: ServerEvent) -> list[Reply]:
+        """The replies of ``respond(event)`` (its delay and close are for front ends)."""
+        return list(self.respond(event).replies)
 
     def greeting(self) -> Reply:
         """The 220 sent when the connection opens (RFC 5321 §4.2, §3.1); a 554 refuses
@@ -367,6 +485,119 @@ class Session:
     def rejected(self, event: CommandRejected) -> Reply:
         """A command the engine refused (syntax, sequence, limits): its own reply."""
         return event.reply
+
+    def decide(self, context: Context) -> tuple[Action | None, float]:
+        """The action for ``context`` and the delay before it: the backend's rules, then
+        its hook (``None``: the normal answer). Override for decisions in Python, in
+        go-smtp's style, with ``super().decide(context)`` to keep the rules."""
+        return self.backend.rules.decide(context)
+
+    # -- applying what the rules decided ----------------------------------------------
+
+    def _context(
+        self, stage: Stage, event: ServerEvent | None = None, recipient: str | None = None
+    ) -> Context:
+        sender, recipients = self.conn.sender, self.conn.recipients
+        if isinstance(event, MailReceived):
+            sender = event.sender
+        elif isinstance(event, RcptReceived):
+            recipient = event.recipient
+        elif isinstance(event, MessageComplete):
+            sender, recipients = event.sender, event.recipients
+        return Context(
+            stage=stage,
+            peer=self.peer,
+            connection=self.number,
+            message=self.message_number,
+            sender=sender,
+            recipient=recipient,
+            recipients=recipients,
+            client_name=self.conn.client_name,
+            event=event,
+        )
+
+    def _decide(
+        self, context: Context, normal: Callable[[], Reply], due: int = 1, *, data: bool = False
+    ) -> Response:
+        """Apply the action decided for ``context``; ``normal`` is the hooks' answer
+        (for ``data``, calling it keeps the message)."""
+        action, delay = self.decide(context)
+        if action is not None:
+            self.note(f"rule: {type(action).__name__} at {context.stage}")
+        if context.stage == "auth" and action is not None and not isinstance(action, Accept):
+            self._auth = None
+        response = self._apply(action, context, normal, due, data=data)
+        return self._slowed_down(response, delay)
+
+    def _apply(
+        self,
+        action: Action | None,
+        context: Context,
+        normal: Callable[[], Reply],
+        due: int,
+        *,
+        data: bool,
+    ) -> Response:
+        if isinstance(action, Disconnect):
+            return Response((action.reply(),), close=True)
+        if isinstance(action, Drop):
+            if data and action.deliver:
+                normal()
+            return Response(close=True)
+        if isinstance(action, Respond):
+            reply = action.reply()
+            if data and reply.is_success:  # kept as usual, answered with the rule's text
+                kept = normal()
+                reply = reply if kept.is_success else kept
+            return Response((reply,) * due)
+        if isinstance(action, Greylist) and self.backend.rules.greylisted(action, context):
+            return Response((action.reply(),) * due)
+        if isinstance(action, Tarpit):
+            self._tarpit, self._slowed = action, 0
+        return Response((normal(),) * due)
+
+    def _lmtp_message(self, event: MessageComplete, data: bytes) -> Response:
+        """LMTP's end of data (RFC 2033 §4.2): one decision and one reply per accepted
+        recipient, in order; the message is kept once, for the recipients it reached."""
+        decided = [self.decide(self._context("data_end", event, r)) for r in event.recipients]
+        stop = next(
+            (i for i, (a, _) in enumerate(decided) if isinstance(a, (Disconnect, Drop))),
+            len(decided),
+        )
+        last = decided[stop][0] if stop < len(decided) else None
+        reached = decided[: stop + 1] if isinstance(last, Drop) else decided[:stop]
+        keep = tuple(
+            r
+            for r, (a, _) in zip(event.recipients[: len(reached)], reached, strict=True)
+            if _delivers(a)
+        )
+        kept = self.message(replace(event, recipients=keep), data) if keep else None
+        replies: list[Reply] = []
+        for action, _ in decided[:stop]:
+            # A 4yz/5yz rule answers itself; a 2yz one only if the message was kept.
+            if isinstance(action, Respond) and (
+                action.code >= 400 or kept is None or kept.is_success
+            ):
+                replies.append(action.reply())
+            else:  # the message was kept for this recipient, or could not be kept
+                assert kept is not None
+                replies.append(kept)
+            if isinstance(action, Tarpit):
+                self._tarpit, self._slowed = action, 0
+        if isinstance(last, Disconnect):
+            replies.append(last.reply())
+        delay = max((d for _, d in decided), default=0.0)
+        return self._slowed_down(Response(tuple(replies), close=last is not None), delay)
+
+    def _slowed_down(self, response: Response, delay: float = 0.0) -> Response:
+        """``response`` after ``delay`` plus the tarpit's, which grows with each reply."""
+        if self._tarpit is not None:
+            tarpit = self._tarpit.delay + self._tarpit.step * self._slowed
+            delay += tarpit
+            self._slowed += 1
+        if not delay:
+            return response
+        return replace(response, delay=min(delay, MAX_DELAY))
 
     def _answer(self, event: ServerEvent) -> Reply:
         """The hook's reply for an event that expects one."""

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time  # noqa: TID251  (adapter layer: I/O allowed)
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ..server_engine.config import ServerConfig
@@ -48,12 +48,14 @@ from ..server_engine.events import (
     ServerEvent,
     StartTLSRequested,
 )
+from ..server_engine.replies import service_closing
 from ..server_engine.states import ServerState
 from ..wire.errors import ProtocolError
 from ..wire.need_data import NEED_DATA
 from ..wire.reply import Reply
 from ..wire.text import escape_text
-from .backend import DEFAULT_MECHANISMS, Backend, Session
+from .backend import DEFAULT_MECHANISMS, Backend, Response, Session
+from .rules import Hook, Rule, RuleSet
 from .storage import MessageStore, StoredMessage
 from .transcript import describe
 
@@ -105,12 +107,10 @@ class _Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._conn = ServerConnection(lmtp=server.lmtp, config=server.config)
-        self._session = server.backend.new_session(
-            self._conn,
-            starttls=server.tls_context is not None,
-            note=lambda text: self._log("*", text),
-        )
+        self._session: Session  # made in connection_made, when the peer is known
         self._timer: asyncio.TimerHandle | None = None
+        #: A reply held back by a rule's delay (reading is paused meanwhile).
+        self._delayed: asyncio.TimerHandle | None = None
         self._tls_starting = False
         self._early: list[bytes] = []
         self._tls_task: asyncio.Task[None] | None = None
@@ -121,9 +121,16 @@ class _Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._server._sessions.add(self)
-        self._log("*", f"connection from {transport.get_extra_info('peername')}")
-        self._write(self._session.greeting())
+        peername = transport.get_extra_info("peername")
+        self._log("*", f"connection from {peername}")
+        self._session = self._server.backend.new_session(
+            self._conn,
+            starttls=self._server.tls_context is not None,
+            note=lambda text: self._log("*", text),
+            peer=str(peername[0]) if peername else "",
+        )
         self._rearm()
+        self._guarded(lambda: self._carry_out(self._session.opening(), None))
 
     def data_received(self, data: bytes) -> None:
         self._rearm()
@@ -145,6 +152,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._delayed is not None:
+            self._delayed.cancel()
         self._server._sessions.discard(self)
         self._log("*", "connection closed")
 
@@ -153,7 +162,7 @@ class _Connection(asyncio.Protocol):
             self._transport.pause_reading()  # the peer does not read our replies
 
     def resume_writing(self) -> None:
-        if self._tls_starting:
+        if self._tls_starting or self._delayed is not None:
             return
         if self._transport is not None and not self._transport.is_closing():
             self._transport.resume_reading()
@@ -190,36 +199,87 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
-    def _pump(self) -> None:
+    def _guarded(self, step: Callable[[], object]) -> None:
+        """Run ``step``; a protocol error or a failing policy ends the session."""
         try:
-            while True:
-                event = self._conn.next_event()
-                if event is NEED_DATA:
-                    return
-                if event is PAUSED:
-                    if self._conn.state is ServerState.CLOSED:
-                        self.close()
-                    return
-                assert isinstance(event, ServerEvent)
-                if not isinstance(event, ContentReceived):
-                    self._log("C:", describe(event))
-                if isinstance(event, ClientDisconnected):
-                    self.close()
-                    return
-                self._handle(event)
+            step()
         except ProtocolError as error:
             self._log("*", f"protocol error: {error}")
             self._write(self._session.protocol_error(error))
             self.close()
+        except Exception as error:  # the policy (a rule hook, a Session subclass) failed
+            self._log("*", f"policy error: {error!r}")
+            self._server.policy_errors.append(error)
+            if self._conn.state not in (ServerState.CLOSED, ServerState.ERROR):
+                self._write(service_closing(self._server.hostname, "4.3.0 Policy error"))
+            self.close()
 
-    def _handle(self, event: ServerEvent) -> None:
-        """Send the policy's replies, then do what they mean for the transport."""
-        for reply in self._session.replies(event):
+    def _pump(self) -> None:
+        self._guarded(self._events)
+
+    def _events(self) -> None:
+        """Answer every event the engine has, until it needs data or a reply waits."""
+        while True:
+            event = self._conn.next_event()
+            if event is NEED_DATA:
+                return
+            if event is PAUSED:
+                if self._conn.state is ServerState.CLOSED:
+                    self.close()
+                return
+            assert isinstance(event, ServerEvent)
+            if not isinstance(event, ContentReceived):
+                self._log("C:", describe(event))
+            if isinstance(event, ClientDisconnected):
+                self.close()
+                return
+            if not self._carry_out(self._session.respond(event), event):
+                return
+
+    def _carry_out(self, response: Response, event: ServerEvent | None) -> bool:
+        """Do what the policy said for ``event`` (``None``: the greeting): now, or after
+        the response's delay with reading paused. True when the next event may follow."""
+        if response.delay <= 0:
+            return self._finish(response, event)
+        assert self._transport is not None
+        self._transport.pause_reading()
+        if self._timer is not None:  # the idle timer restarts after the delay
+            self._timer.cancel()
+        self._delayed = self._loop.call_later(response.delay, self._resume, response, event)
+        return False
+
+    def _resume(self, response: Response, event: ServerEvent | None) -> None:
+        """A delayed response is due: send it, then read and answer again."""
+        self._delayed = None
+        if self._transport is None or self._transport.is_closing():
+            return
+        self._rearm()
+
+        def step() -> None:
+            if self._finish(response, event):
+                if not self._tls_starting:
+                    assert self._transport is not None
+                    self._transport.resume_reading()
+                self._events()
+
+        self._guarded(step)
+
+    def _finish(self, response: Response, event: ServerEvent | None) -> bool:
+        """Send the replies, then do what they mean for the transport; True when the
+        session goes on."""
+        for reply in response.replies:
             self._write(reply)
+        if response.close:
+            self._log("*", "closing (a rule said so)" if response.replies else "dropped")
+            self.close()
+            return False
         if isinstance(event, StartTLSRequested) and self._conn.state is ServerState.TLS_HANDSHAKE:
             self._begin_tls()
-        elif isinstance(event, QuitReceived):
+            return False
+        if isinstance(event, QuitReceived):
             self.close()
+            return False
+        return True
 
     def _begin_tls(self) -> None:
         if self._server.tls_context is None:  # a policy said 220 with no certificate
@@ -274,6 +334,9 @@ class SMTPServer:
     ``session_class`` replaces the reply policy (a ``Session`` subclass, see
     ``backend.py``); the policy settings live in ``backend`` (``hostname``, ``users``,
     ``mechanisms``, ``allow_plaintext_auth`` and ``require_auth`` read and write it).
+    ``rules`` make it fail on purpose (``rules.py``: tried in order at every stage,
+    first match wins), ``hook`` decides what no rule matched, ``clock`` times
+    greylisting. ``max_message_size`` is advertised as SIZE and enforced (RFC 1870).
     """
 
     def __init__(
@@ -297,6 +360,9 @@ class SMTPServer:
         transcript: Callable[[str], None] | None = None,
         on_message: Callable[[StoredMessage], None] | None = None,
         session_class: type[Session] = Session,
+        rules: Iterable[Rule] = (),
+        hook: Hook | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         #: The reply policy's settings and the ``Session`` factory (``ValueError`` for an
         #: unknown mechanism).
@@ -308,6 +374,9 @@ class SMTPServer:
             require_auth=require_auth,
             deliver=self._store,
             session_class=session_class,
+            rules=rules,
+            hook=hook,
+            clock=clock,
         )
         if (certfile is None) != (keyfile is None):
             raise ValueError("give both certfile and keyfile, or neither")
@@ -326,8 +395,17 @@ class SMTPServer:
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._server: asyncio.Server | None = None
         self._sessions: set[_Connection] = set()
+        #: Exceptions the policy raised (a ``hook``, a ``Session`` subclass); each ended
+        #: its session with a 421.
+        self.policy_errors: list[Exception] = []
 
     # -- settings kept by the backend and the storage -------------------------------------
+
+    @property
+    def rules(self) -> RuleSet:
+        """The rules (``rules.py``) and their counters; ``rules.replace([...])`` changes
+        them while the server runs."""
+        return self.backend.rules
 
     @property
     def hostname(self) -> str:

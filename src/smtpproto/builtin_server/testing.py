@@ -1,14 +1,20 @@
 """Test helpers: run the built-in SMTP server in a background thread.
 
-Adapter layer (I/O allowed). ``run_server(**options)`` is a context manager that starts
-``smtpproto.server.SMTPServer`` (same options) on its own event loop in a daemon thread
-and yields a ``RunningServer``; leaving the block stops the server and joins the
-thread, with a timeout on every wait.
+Adapter layer (I/O allowed). ``run_server(...)`` is a context manager that starts
+``smtpproto.server.SMTPServer`` (the same keyword options, typed, so that mypy catches a
+misspelt one) on its own event loop in a daemon thread and yields a ``RunningServer``;
+leaving the block stops the server and joins the thread, with a timeout on every wait.
+``rules=[Rule(...)]`` makes the server fail on purpose (``rules.py``)::
 
-The pytest fixture ``smtp_server`` yields a ``RunningServer`` with the defaults
-(127.0.0.1, free port, STARTTLS with a self-signed certificate). Enable it with
-``pytest_plugins = ["smtpproto.testing"]`` in your ``conftest.py`` (or import the
-fixture there: ``from smtpproto.testing import smtp_server``). Example::
+    from smtpproto.testing import Respond, Rule, run_server
+
+    with run_server(rules=[Rule(stage="rcpt", recipient="bob@example.org",
+                                action=Respond(550, "No such user", "5.1.1"))]) as server:
+        ...  # a RCPT TO:<bob@example.org> now gets 550 5.1.1
+
+The pytest fixtures (``pytest_plugin.py``, registered by the ``pytest11`` entry point)
+build on it: ``smtp_server`` yields a ``RunningServer`` with the defaults (127.0.0.1,
+free port, STARTTLS with a self-signed certificate). Example::
 
     def test_my_mailer(smtp_server):
         send_welcome_mail(host=smtp_server.host, port=smtp_server.port)
@@ -19,20 +25,56 @@ fixture there: ``from smtpproto.testing import smtp_server``). Example::
 from __future__ import annotations
 
 import asyncio  # noqa: TID251  (adapter layer: I/O allowed)
+import os
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import overload
 
-from .server import SMTPServer, StoredMessage
+from .backend import DEFAULT_MECHANISMS, Session
+from .rules import Hook, Rule, RuleSet
+from .server import DEFAULT_MAX_MESSAGE_SIZE, SMTPServer, StoredMessage
 
-__all__ = ["RunningServer", "run_server", "smtp_server"]
+__all__ = ["ReceivedMessages", "RunningServer", "run_server"]
 
 #: Seconds to wait for the server thread to start (certificate making included) and stop.
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+
+
+class ReceivedMessages(Sequence[StoredMessage]):
+    """The messages a running server stored, read live (the ``smtp_messages`` fixture)."""
+
+    def __init__(self, server: SMTPServer, condition: threading.Condition) -> None:
+        self._server = server
+        self._condition = condition
+
+    def __len__(self) -> int:
+        with self._condition:
+            return len(self._server.messages)
+
+    @overload
+    def __getitem__(self, index: int) -> StoredMessage: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[StoredMessage]: ...
+    def __getitem__(self, index: int | slice) -> StoredMessage | list[StoredMessage]:
+        with self._condition:
+            return self._server.messages[index]
+
+    def __repr__(self) -> str:
+        return f"<ReceivedMessages: {len(self)}>"
+
+    def wait(self, count: int, timeout: float = 10.0) -> list[StoredMessage]:
+        """Block until ``count`` messages were stored; ``TimeoutError`` after ``timeout``."""
+        with self._condition:
+            if not self._condition.wait_for(
+                lambda: len(self._server.messages) >= count, timeout=timeout
+            ):
+                have = len(self._server.messages)
+                raise TimeoutError(f"{have} of {count} messages after {timeout}s")
+            return list(self._server.messages)
 
 
 class RunningServer:
@@ -40,7 +82,8 @@ class RunningServer:
 
     def __init__(self, server: SMTPServer, condition: threading.Condition) -> None:
         self._server = server
-        self._condition = condition
+        #: The messages stored so far, read live.
+        self.received = ReceivedMessages(server, condition)
 
     @property
     def host(self) -> str:
@@ -56,10 +99,19 @@ class RunningServer:
         return self._server.cert_path
 
     @property
+    def rules(self) -> RuleSet:
+        """The server's rules: ``rules.replace([...])`` changes them while it runs."""
+        return self._server.rules
+
+    @property
+    def policy_errors(self) -> list[Exception]:
+        """Exceptions a ``hook`` or ``Session`` subclass raised (each ended a session)."""
+        return list(self._server.policy_errors)
+
+    @property
     def messages(self) -> list[StoredMessage]:
         """A snapshot of the messages stored so far."""
-        with self._condition:
-            return list(self._server.messages)
+        return list(self.received)
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts exactly this server's certificate."""
@@ -70,13 +122,7 @@ class RunningServer:
 
     def wait_for_messages(self, count: int, timeout: float = 10.0) -> list[StoredMessage]:
         """Block until ``count`` messages were stored; ``TimeoutError`` after ``timeout``."""
-        with self._condition:
-            if not self._condition.wait_for(
-                lambda: len(self._server.messages) >= count, timeout=timeout
-            ):
-                have = len(self._server.messages)
-                raise TimeoutError(f"{have} of {count} messages after {timeout}s")
-            return list(self._server.messages)
+        return self.received.wait(count, timeout)
 
 
 def _finish(future: asyncio.Future[None]) -> None:
@@ -85,18 +131,63 @@ def _finish(future: asyncio.Future[None]) -> None:
 
 
 @contextmanager
-def run_server(**options: Any) -> Iterator[RunningServer]:
-    """Run ``SMTPServer(**options)`` in a background thread for the ``with`` block."""
+def run_server(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    hostname: str = "localhost",
+    starttls: bool = True,
+    certfile: str | os.PathLike[str] | None = None,
+    keyfile: str | os.PathLike[str] | None = None,
+    users: Mapping[str, str] | None = None,
+    mechanisms: Sequence[str] = DEFAULT_MECHANISMS,
+    allow_plaintext_auth: bool = False,
+    require_auth: bool = False,
+    maildir: str | os.PathLike[str] | None = None,
+    mbox: str | os.PathLike[str] | None = None,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    timeout: float = 300.0,
+    lmtp: bool = False,
+    transcript: Callable[[str], None] | None = None,
+    on_message: Callable[[StoredMessage], None] | None = None,
+    session_class: type[Session] = Session,
+    rules: Iterable[Rule] = (),
+    hook: Hook | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Iterator[RunningServer]:
+    """Run ``SMTPServer(...)`` with these options in a background thread for the
+    ``with`` block (see ``SMTPServer`` for each option)."""
     condition = threading.Condition()
-    user_callback = options.pop("on_message", None)
 
-    def on_message(message: StoredMessage) -> None:
+    def notify(message: StoredMessage) -> None:
         with condition:
             condition.notify_all()
-        if user_callback is not None:
-            user_callback(message)
+        if on_message is not None:
+            on_message(message)
 
-    server = SMTPServer(on_message=on_message, **options)
+    server = SMTPServer(
+        host=host,
+        port=port,
+        hostname=hostname,
+        starttls=starttls,
+        certfile=certfile,
+        keyfile=keyfile,
+        users=users,
+        mechanisms=mechanisms,
+        allow_plaintext_auth=allow_plaintext_auth,
+        require_auth=require_auth,
+        maildir=maildir,
+        mbox=mbox,
+        max_message_size=max_message_size,
+        timeout=timeout,
+        lmtp=lmtp,
+        transcript=transcript,
+        on_message=notify,
+        session_class=session_class,
+        rules=rules,
+        hook=hook,
+        clock=clock,
+    )
     loop = asyncio.new_event_loop()
     started = threading.Event()
     failure: list[BaseException] = []
@@ -133,16 +224,3 @@ def run_server(**options: Any) -> Iterator[RunningServer]:
         thread.join(STOP_TIMEOUT)
         if not thread.is_alive():
             loop.close()
-
-
-try:
-    import pytest
-except ImportError:  # pytest is optional: only the fixture needs it
-    pass
-else:
-
-    @pytest.fixture
-    def smtp_server() -> Iterator[RunningServer]:
-        """A built-in SMTP server on 127.0.0.1 for the test (STARTTLS offered)."""
-        with run_server() as running:
-            yield running

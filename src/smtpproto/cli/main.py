@@ -71,6 +71,12 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _size(text: str) -> int:
+    from .serve import parse_size  # serve's module loads only when it is used
+
+    return parse_size(text)
+
+
 SEND_EPILOG = (
     """\
 With no --server, send starts the built-in server on 127.0.0.1 in-process (STARTTLS with
@@ -222,6 +228,15 @@ def _add_serve(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
     p.add_argument("--cert", metavar="PEM", help="certificate chain (default: self-signed)")
     p.add_argument("--key", metavar="PEM", help="private key for --cert")
     p.add_argument("-q", "--quiet", action="store_true", help="no transcript")
+    p.add_argument(
+        "--rules", metavar="FILE", help="fail on purpose by these rules (.toml or .json)"
+    )
+    p.add_argument(
+        "--max-size",
+        metavar="OCTETS",
+        type=_size,
+        help="SIZE limit, advertised and enforced (e.g. 10M; default 32M)",
+    )
     p.set_defaults(handler="serve")
 
 

@@ -3,25 +3,34 @@
 CLI adapter layer. Prints ``listening on HOST:PORT`` first (flushed, so a script or a
 test can wait for it), then the server's transcript with elapsed-time stamps, and each
 message as received when neither ``--maildir`` nor ``--mbox`` is given. Ctrl-C (SIGINT)
-stops the server cleanly: open sessions are closed, the temporary certificate removed,
-and the exit code is 0. Credentials for AUTH come from ``--auth USER:PASSWORD`` or, so
-that the password stays out of the process list, ``SMTPPROTO_SERVE_AUTH``.
+or SIGTERM (``kill``, a container stopping) stops the server cleanly: open sessions are
+closed, the temporary certificate removed, and the exit code is 0. Credentials for AUTH
+come from ``--auth USER:PASSWORD`` or, so that the password stays out of the process
+list, ``SMTPPROTO_SERVE_AUTH``. ``--rules FILE`` makes the server fail on purpose (the
+TOML or JSON form of ``builtin_server/rulefile.py``; a bad file is one line on stderr
+and exit code 2); ``--max-size`` sets the SIZE limit it advertises and enforces
+(RFC 1870).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio  # noqa: TID251 -- CLI adapter layer: the built-in server runs on asyncio
+import contextlib
 import os
+import re
+import signal
 import sys
 import time  # noqa: TID251 -- CLI adapter layer: transcript time stamps
 
-from ..builtin_server.server import SMTPServer, StoredMessage
+from ..builtin_server.rulefile import RuleFileError, load_rules
+from ..builtin_server.rules import Rule
+from ..builtin_server.server import DEFAULT_MAX_MESSAGE_SIZE, SMTPServer, StoredMessage
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode
 from .output import format_message
 
-__all__ = ["AUTH_ENV", "parse_credentials", "run_serve"]
+__all__ = ["AUTH_ENV", "parse_credentials", "parse_size", "run_serve"]
 
 #: Environment variable holding ``USER:PASSWORD`` when ``--auth`` is not given.
 AUTH_ENV = "SMTPPROTO_SERVE_AUTH"
@@ -40,6 +49,28 @@ def parse_credentials(text: str) -> tuple[str, str]:
     return user, password
 
 
+_SIZE = re.compile(r"([0-9]{1,15})([KMG]?)", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """``--max-size``: octets, or with a K, M or G suffix (powers of 1024); at least 1."""
+    match = _SIZE.fullmatch(text.strip())
+    size = 0 if match is None else int(match[1]) * _UNITS[match[2].upper()]
+    if not 1 <= size <= 2**62:
+        raise argparse.ArgumentTypeError(f"not a size such as 10485760, 512K or 10M: {text!r}")
+    return size
+
+
+def _rules(path: str | None) -> list[Rule]:
+    if path is None:
+        return []
+    try:
+        return load_rules(path)
+    except RuleFileError as error:
+        raise CLIError(escape_text(str(error)), ExitCode.USAGE) from None
+
+
 def _print_message(message: StoredMessage) -> None:
     to = ", ".join(f"<{escape_text(r)}>" for r in message.recipients)
     print(f"---- message from <{escape_text(message.sender)}> to {to}", flush=False)
@@ -48,7 +79,8 @@ def _print_message(message: StoredMessage) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """Run the server until SIGINT; exit 0 then, 3 when the address cannot be used."""
+    """Run the server until SIGINT or SIGTERM; exit 0 then, 3 when the address cannot
+    be used, 2 for a bad option or rule file."""
     users: dict[str, str] = {}
     credentials = args.auth if args.auth is not None else os.environ.get(AUTH_ENV)
     if credentials:
@@ -59,6 +91,8 @@ def run_serve(args: argparse.Namespace) -> int:
     for path in (args.cert, args.key):
         if path is not None and not os.access(path, os.R_OK):
             raise CLIError(f"cannot read {escape_text(path)!r}", ExitCode.USAGE)
+    rules = _rules(args.rules)
+    max_size = DEFAULT_MAX_MESSAGE_SIZE if args.max_size is None else args.max_size
     start = time.monotonic()
 
     def transcript(line: str) -> None:
@@ -80,6 +114,8 @@ def run_serve(args: argparse.Namespace) -> int:
             mbox=args.mbox,
             transcript=transcript,
             on_message=None if store_in_file else _print_message,
+            max_message_size=max_size,
+            rules=rules,
         )
         try:
             await server.start()
@@ -101,8 +137,11 @@ def run_serve(args: argparse.Namespace) -> int:
                 print(f"AUTH required (after STARTTLS) for: {names}", flush=True)
             where = args.maildir or args.mbox
             print(f"messages: {escape_text(where) if where else 'printed here'}", flush=True)
+            print(f"SIZE limit: {max_size} octets", flush=True)
+            if rules:
+                print(f"rules: {len(rules)} from {escape_text(args.rules)}", flush=True)
             print("press Ctrl-C to stop", flush=True)
-            await server.serve_forever()
+            await _until_stopped(server)
         finally:
             await server.close()
 
@@ -111,3 +150,25 @@ def run_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr, flush=True)
     return ExitCode.OK
+
+
+async def _until_stopped(server: SMTPServer) -> None:
+    """Serve until cancelled (SIGINT) or SIGTERM; the caller's ``finally`` cleans up."""
+    loop = asyncio.get_running_loop()
+    terminated = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+        loop.add_signal_handler(signal.SIGTERM, terminated.set)
+    serving = asyncio.ensure_future(server.serve_forever())
+    waiting = asyncio.ensure_future(terminated.wait())
+    try:
+        await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (serving, waiting):
+            task.cancel()
+        await asyncio.gather(serving, waiting, return_exceptions=True)
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGTERM)
+    if terminated.is_set():
+        print("stopped (SIGTERM)", file=sys.stderr, flush=True)
+    else:
+        serving.result()  # serve_forever ended on its own: its error

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..wire.errors import LocalProtocolError
 from ..wire.limits import (
+    DEFAULT_MAX_RECEIVE_BUFFER,
     DEFAULT_MAX_REPLY_BYTES,
     DEFAULT_MAX_REPLY_LINE_LENGTH,
     DEFAULT_MAX_REPLY_LINES,
@@ -126,6 +127,9 @@ class ClientConfig:
     default is the compiled one when built). ``allow_unsafe_raw`` enables
     ``UnsafeRawBytes`` for testing servers. ``mask_extensions`` lists EHLO keywords
     to treat as never advertised ("do not use CHUNKING with this server").
+    ``max_receive_buffer`` caps the octets ``receive_data`` holds before ``next_event``
+    consumes them (``DEFAULT_MAX_RECEIVE_BUFFER``; at least ``max_reply_bytes``; the
+    bundled adapters feed up to 1.25 MiB at once).
     """
 
     tls_policy: TLSPolicy = TLSPolicy.OPPORTUNISTIC
@@ -138,6 +142,7 @@ class ClientConfig:
     max_reply_line_length: int = DEFAULT_MAX_REPLY_LINE_LENGTH
     max_reply_lines: int = DEFAULT_MAX_REPLY_LINES
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    max_receive_buffer: int = DEFAULT_MAX_RECEIVE_BUFFER
     parser_factory: ParserFactory | None = None
     transcript: TranscriptHook | None = None
     transcript_content: bool = False
@@ -167,7 +172,13 @@ class ClientConfig:
         object.__setattr__(self, "mask_extensions", masks)
         if not isinstance(self.timeouts, Timeouts):
             raise LocalProtocolError("timeouts must be a Timeouts value")
-        for name in ("max_reply_line_length", "max_reply_lines", "max_reply_bytes"):
+        names = (
+            "max_reply_line_length",
+            "max_reply_lines",
+            "max_reply_bytes",
+            "max_receive_buffer",
+        )
+        for name in names:
             if type(getattr(self, name)) is not int:
                 raise LocalProtocolError(f"{name} must be an int")
         if self.max_reply_line_length < MIN_REPLY_LINE_LENGTH:
@@ -179,6 +190,8 @@ class ClientConfig:
             raise LocalProtocolError("max_reply_lines must be at least 1")
         if self.max_reply_bytes < self.max_reply_line_length:
             raise LocalProtocolError("max_reply_bytes must be at least max_reply_line_length")
+        if self.max_receive_buffer < self.max_reply_bytes:
+            raise LocalProtocolError("max_receive_buffer must be at least max_reply_bytes")
         for name in ("parser_factory", "transcript"):
             value = getattr(self, name)
             if value is not None and not callable(value):

@@ -130,13 +130,18 @@ class ClientConnection:
 
     def _fail(self, error: BaseException) -> None:
         """The one way into ERROR (sticky): every public method calls it on any
-        exception before re-raising (h11's rule, docs/design.md §2)."""
+        exception before re-raising (h11's rule, docs/design.md §2). A protocol error's
+        message loses every AUTH secret first (docs/design.md §4 rule 11)."""
+        redactor = self._s.redactor
+        if isinstance(error, ProtocolError):
+            redactor.error(error)
         if self._error is None:
             self._error = (
                 error
                 if isinstance(error, ProtocolError)
                 else LocalProtocolError(f"{type(error).__name__} escaped the engine: {error}")
             )
+            redactor.error(self._error)
         self._s.enter(Outcome.FAILED)
 
     def _raise_if_error(self, local: bool) -> None:
@@ -154,15 +159,23 @@ class ClientConnection:
         """Queue bytes received from the server; ``b""`` means EOF.
 
         Data after EOF is a ``LocalProtocolError``; data while the TLS handshake is due
-        (after the STARTTLS 220) is a ``RemoteProtocolError`` (RFC 3207 §4).
+        (after the STARTTLS 220) is a ``RemoteProtocolError`` (RFC 3207 §4). A chunk
+        that would take the octets held (fed, not yet consumed by ``next_event``) past
+        ``config.max_receive_buffer`` is a ``LocalProtocolError`` raised before anything
+        is stored: the connection stays as it was; drain it with ``next_event`` first.
         """
         s = self._s
         state = s.state
         if state is S.ERROR:
             self._raise_if_error(local=True)
         if type(data) is bytes and data and not self._eof and state is not S.TLS_HANDSHAKE:
+            size = s.incoming_size + len(data)
+            if size > s.config.max_receive_buffer:
+                raise _over_the_cap(s.incoming_size, len(data), s.config.max_receive_buffer)
             s.incoming.append(data)
+            s.incoming_size = size
             return
+        refused = None
         try:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise LocalProtocolError(f"receive_data needs bytes, got {type(data).__name__}")
@@ -175,10 +188,20 @@ class ClientConnection:
                     "server sent data after the STARTTLS 220 reply, before TLS (RFC 3207 §4)"
                 )
             else:
-                s.incoming.append(bytes(data))
+                chunk = bytes(data)
+                size = s.incoming_size + len(chunk)
+                if size > s.config.max_receive_buffer:
+                    refused = _over_the_cap(
+                        s.incoming_size, len(chunk), s.config.max_receive_buffer
+                    )
+                else:
+                    s.incoming.append(chunk)
+                    s.incoming_size = size
         except BaseException as error:
             self._fail(error)
             raise
+        if refused is not None:  # the caller's pacing: nothing stored, nothing changed
+            raise refused
 
     def next_event(self) -> Event | NeedData:
         """The next event, or ``NEED_DATA``. Raises ``RemoteProtocolError`` when the
@@ -201,7 +224,11 @@ class ClientConnection:
                 elif incoming:
                     if s.state is S.TLS_HANDSHAKE:
                         raise RemoteProtocolError("data received before the TLS handshake")
-                    parsed = s.parser.feed(incoming.popleft())
+                    chunk = incoming.popleft()
+                    s.incoming_size -= len(chunk)
+                    parsed = s.parser.feed(chunk)
+                    if s.redactor.active:  # after AUTH: no secret reaches an event
+                        parsed = [s.redactor.reply(reply) for reply in parsed]
                     if s.transcript is not None:
                         for reply in parsed:
                             for line in reply.to_bytes().split(b"\r\n")[:-1]:
@@ -283,3 +310,11 @@ class ClientConnection:
         except BaseException as error:
             self._fail(error)
             raise
+
+
+def _over_the_cap(held: int, size: int, cap: int) -> LocalProtocolError:
+    """The refusal of a chunk that would take the octets held past ``cap``."""
+    return LocalProtocolError(
+        f"receive_data: {held} octets held and {size} more would exceed "
+        f"max_receive_buffer={cap}; call next_event() until NEED_DATA before feeding more"
+    )

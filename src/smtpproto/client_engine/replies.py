@@ -234,6 +234,8 @@ def _auth_reply(s: Session, entry: Pending, reply: Reply) -> None:
             challenge: bytes | None = binascii.a2b_base64(text) if text else b""
             if challenge and binascii.b2a_base64(challenge, newline=False) != text:
                 challenge = None  # not canonical base64 (stray characters)
+            elif challenge and s.redactor.contains_secret(challenge):
+                challenge = None  # the server echoes a secret: answer "*" (§4 rule 11)
         except (binascii.Error, ValueError):
             challenge = None
         s.challenge = challenge

@@ -256,9 +256,7 @@ def _auth_command(s: Session, command: Command, verb: Verb, state: ClientState) 
         initial = mechanism.initial_response()
         wire, on_line = write_auth(name, initial)
         s.mechanism = mechanism
-        secrets = mechanism.secrets
-        if s.transcript is not None:
-            s.transcript.add_secrets(secrets)
+        s.redactor.add_secrets(mechanism.secrets)
         s.auth_rounds = 0
         s.auth_cancelled = False
         s.auth_initial = None if on_line else initial

@@ -25,6 +25,7 @@ from ..wire.reply import Reply
 from .capabilities import Capabilities
 from .config import ClientConfig, ParserFactory, ReplyParserLike, TLSPolicy
 from .events import Command, Event, Mail, TransactionResult, positional
+from .redaction import Redactor
 from .states import ON_OUTCOME, ClientState, Outcome, Verb
 from .transcript import Transcript
 
@@ -151,12 +152,14 @@ class Session:
         "encoder",
         "events",
         "incoming",
+        "incoming_size",
         "mechanism",
         "parser",
         "parser_factory",
         "pending",
         "pipelining",
         "rcptmax",
+        "redactor",
         "replies",
         "state",
         "tls_active",
@@ -185,6 +188,8 @@ class Session:
         self.events: deque[Event] = deque()
         self.replies: deque[Reply] = deque()
         self.incoming: deque[bytes] = deque()
+        #: Octets in ``incoming`` (at most ``config.max_receive_buffer``).
+        self.incoming_size = 0
         #: The open mail transaction and, in CONTENT, its DATA encoder.
         self.txn: Transaction | None = None
         self.encoder: DataEncoder | None = None
@@ -195,10 +200,14 @@ class Session:
         self.auth_rounds = 0
         self.auth_initial: bytes | None = None
         self.auth_cancelled = False
+        #: The AUTH secrets, removed from every reply, error and transcript line.
+        self.redactor = Redactor()
         self.transcript = (
             None
             if config.transcript is None
-            else Transcript(config.transcript, content=config.transcript_content)
+            else Transcript(
+                config.transcript, content=config.transcript_content, redactor=self.redactor
+            )
         )
 
     def enter(self, outcome: Outcome) -> None:

@@ -16,6 +16,18 @@ differences noted below:
   (RFC 6531) and is serialised with a ``utf8=True`` policy so header addresses are not
   RFC 2047-encoded (which would make them invalid).
 
+Before either, every header of the message and of every sub-part is checked
+(``check_headers``): a field name is RFC 5322 §3.6.8 ``ftext`` (printable ASCII but
+``:``), and a CR or LF in a value must be part of a fold — a line break (CRLF, or a
+bare CR or LF, which DATA turns into CRLF, docs/design.md §4 rule 7) followed by SP or
+HTAB and by something that is not white space (a line of white space alone may end the
+header section for a lenient parser). Anything else would inject a header line into the
+content, or an extra address into the envelope (``b@x\r\nRCPT TO:<evil@y>`` in ``To``
+is parsed as two recipients), so it is refused with ``LocalProtocolError`` before a
+byte is sent. NUL is refused too (RFC 5322 §4: obsolete syntax is never generated).
+The check does not rely on the ``email`` policy (``compat32`` stores any value, and
+only CPython 3.13 verifies generated headers).
+
 ``flatten_message`` serialises with CRLF line ends (RFC 5321 §2.3.8) after removing
 every ``Bcc`` and ``Resent-Bcc`` field (RFC 5322 §3.6.3: blind recipients must not be
 disclosed); the caller's message is not modified. 8BITMIME is chosen by the session
@@ -28,7 +40,8 @@ engine never loads it at import time (docs/design.md §1).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from ..wire.errors import LocalProtocolError
@@ -36,7 +49,12 @@ from ..wire.errors import LocalProtocolError
 if TYPE_CHECKING:
     from email.message import Message
 
-__all__ = ["Envelope", "envelope_from_message", "flatten_message"]
+__all__ = ["Envelope", "check_headers", "envelope_from_message", "flatten_message"]
+
+#: RFC 5322 §3.6.8: field-name = 1*ftext, ftext = %d33-57 / %d59-126.
+_FIELD_NAME = re.compile(r"[!-9;-~]+")
+#: A line break inside a header value: CRLF, or a bare CR or LF (DATA makes each CRLF).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,6 +73,48 @@ def _check_message(msg: object) -> None:
         raise LocalProtocolError(
             f"send_message needs an email.message.Message, got {type(msg).__name__}"
         )
+    check_headers(msg)
+
+
+def _refuse(where: str, name: object, why: str) -> LocalProtocolError:
+    return LocalProtocolError(f"header {name!r}{where} {why}")
+
+
+def _parts(msg: Message) -> Iterator[Message]:
+    """``msg`` and its sub-parts, depth first like ``Message.walk``, without recursion
+    and skipping a payload item that is no ``Message`` (``flatten_message`` refuses it)."""
+    from email.message import Message  # here: email imports socket (module docstring)
+
+    stack = [msg]
+    while stack:
+        part = stack.pop()
+        yield part
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend(item for item in reversed(payload) if isinstance(item, Message))
+
+
+def check_headers(msg: Message) -> None:
+    """Refuse a header of ``msg`` or of any sub-part whose name is not RFC 5322
+    ``ftext`` or whose value has NUL, or a CR or LF that is not a fold (see the module
+    docstring): ``LocalProtocolError``, before anything is derived from the headers."""
+    for index, part in enumerate(_parts(msg)):
+        where = "" if index == 0 else f" (in MIME part {index})"
+        for name, value in part.raw_items():
+            if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
+                raise _refuse(where, name, "has a name that is not printable ASCII without ':'")
+            text = str(value)
+            if "\0" in text:
+                raise _refuse(where, name, "has a NUL in its value")
+            for line in _LINE_BREAK.split(text)[1:]:
+                if line[:1] not in (" ", "\t") or not line.strip(" \t"):
+                    raise _refuse(
+                        where,
+                        name,
+                        "has a CR or LF in its value that is not a fold (a line break "
+                        "followed by SP or HTAB and text): an embedded header line or an "
+                        "injected address",
+                    )
 
 
 def _resent_prefix(msg: Message) -> tuple[str, list[tuple[str, str]]]:

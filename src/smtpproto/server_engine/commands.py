@@ -29,7 +29,9 @@ from ..wire.reply import Reply
 from .events import AuthCancelled, AuthRequested, AuthResponse, MailReceived, RcptReceived
 
 __all__ = [
+    "REDACTED",
     "decode_auth_response",
+    "line_verb",
     "parse_auth",
     "parse_bdat",
     "parse_extensions",
@@ -45,6 +47,12 @@ _DIGITS = re.compile(r"[0-9]{1,20}")
 _BDAT_ARGS = re.compile(rb"([0-9]{1,20})(?: +(LAST))?", re.IGNORECASE)
 _NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY"})
 _MECHANISM = re.compile(r"[A-Z0-9_-]{1,20}")
+_VERB_RUN = re.compile(rb"[A-Za-z0-9-]*")
+#: A mechanism name after the AUTH verb: separators, then a word ending the line or
+#: followed by a separator.
+_MECHANISM_WORD = re.compile(rb"[ \t]+([A-Za-z0-9_-]{1,20})(?=[ \t]|\Z)")
+#: What a line that may hold credentials becomes (docs/design.md §4 rule 11).
+REDACTED = b"<redacted>"
 
 
 def _fail(message: str, code: int = 501, enhanced: str = "5.5.4") -> SyntaxErrorInCommand:
@@ -229,11 +237,22 @@ def decode_auth_response(line: bytes) -> AuthResponse | AuthCancelled:
     return AuthResponse(data=_b64(line))
 
 
+def line_verb(line: bytes) -> bytes:
+    """The leading run of verb characters, upper-cased (``b"AUTH"`` from
+    ``b"auth\tPLAIN x"``): what the line claims to be, even when it is malformed."""
+    match = _VERB_RUN.match(line)
+    assert match is not None  # the pattern matches the empty string
+    return match[0].upper()
+
+
 def redact_auth_line(line: bytes) -> bytes:
-    """``line`` without an AUTH initial response (base64 of credentials), which would
-    otherwise reach logs through ``CommandRejected.line`` (docs/design.md §4 rule 11)."""
-    if line[:5].upper() != b"AUTH ":
-        return line
-    verb, _, rest = line.partition(b" ")
-    mechanism, sep, _ = rest.lstrip(b" ").partition(b" ")
-    return verb + b" " + mechanism + (b" <redacted>" if sep else b"")
+    """An AUTH line (any case, any separator) without its initial response, which
+    would otherwise reach logs through ``CommandRejected.line`` (docs/design.md §4 rule
+    11). The verb and the mechanism are kept as sent when the mechanism fits the RFC
+    4422 §3.1 name grammar in one letter case; a mixed-case word in its place may be a
+    base64 credential from a broken client, and is redacted with the rest."""
+    head = line[:4]
+    match = _MECHANISM_WORD.match(line, 4)
+    if match is not None and match[1] in (match[1].upper(), match[1].lower()):
+        head = line[: match.end()]
+    return head + (b" " + REDACTED if line[len(head) :].strip(b" \t") else b"")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..wire._dataenc_py import DEFAULT_SERVER_DATA_MAX_LINE_LENGTH
 from ..wire.abnf import MAX_COMMAND_LINE
+from ..wire.limits import DEFAULT_MAX_RECEIVE_BUFFER
 
 __all__ = [
     "DEFAULT_MAX_AUTH_LINE",
@@ -54,7 +55,9 @@ class ServerConfig:
 
     ``max_message_size`` bounds the content of one message when the caller did not
     advertise ``SIZE n`` (an advertised non-zero SIZE wins); ``None`` means no bound
-    beyond the advertised one.
+    beyond the advertised one. ``max_receive_buffer`` caps the octets ``receive_data``
+    holds before ``next_event`` consumes them (``wire.limits``; at least
+    ``max_pipelined_input``).
     """
 
     max_command_line: int = MAX_COMMAND_LINE
@@ -67,6 +70,7 @@ class ServerConfig:
     #: connection is in ERROR: the end of the data can no longer be found safely).
     max_data_line: int = DEFAULT_SERVER_DATA_MAX_LINE_LENGTH
     timeout: float = DEFAULT_SERVER_TIMEOUT
+    max_receive_buffer: int = DEFAULT_MAX_RECEIVE_BUFFER
 
     def __post_init__(self) -> None:
         for name in ("max_command_line", "max_mail_rcpt_line", "max_auth_line"):
@@ -81,5 +85,13 @@ class ServerConfig:
             not isinstance(self.max_message_size, int) or self.max_message_size < 0
         ):
             raise ValueError("max_message_size must be None or a non-negative int")
+        if (
+            type(self.max_receive_buffer) is not int
+            or self.max_receive_buffer < self.max_pipelined_input
+        ):
+            raise ValueError(
+                "max_receive_buffer must be an int >= max_pipelined_input, "
+                f"got {self.max_receive_buffer!r}"
+            )
         if not self.timeout > 0:
             raise ValueError("timeout must be positive")

@@ -44,7 +44,9 @@ from ..wire.need_data import NEED_DATA, NeedData
 from ..wire.parsing import parse_domain
 from ..wire.reply import Reply
 from .commands import (
+    REDACTED,
     decode_auth_response,
+    line_verb,
     parse_auth,
     parse_bdat,
     parse_extensions,
@@ -148,6 +150,9 @@ class ServerConnection:
         self._chunk_return = _S.READY
         self._to_report = 0
         self._closed_clean: bool | None = None
+        #: True from an AUTH line until a line with a known verb: the lines in between
+        #: may be credentials (docs/design.md §4 rule 11) and are never kept.
+        self._credentials_window = False
 
     # -- read-only views --------------------------------------------------------------
 
@@ -188,7 +193,9 @@ class ServerConnection:
 
         Octets fed between STARTTLS's 220 and ``tls_established()`` are dropped and
         counted; octets fed after the session is CLOSED are ignored. Raises
-        ``LocalProtocolError`` for data after EOF or data that is not bytes-like.
+        ``LocalProtocolError`` for data after EOF, data that is not bytes-like, or a
+        chunk that would take the octets held (fed, not yet consumed by ``next_event``)
+        past ``config.max_receive_buffer``; nothing is stored then.
         """
         try:
             if type(data) is not bytes:
@@ -203,6 +210,13 @@ class ServerConnection:
                 self.discarded_plaintext += len(data)
                 self._to_report += len(data)
             elif self._state is not _S.CLOSED:
+                cap = self.config.max_receive_buffer
+                if len(self._buf) + len(data) > cap:
+                    raise LocalProtocolError(
+                        f"receive_data: {len(self._buf)} octets held and {len(data)} more "
+                        f"would exceed max_receive_buffer={cap}; call next_event() until "
+                        "NEED_DATA or PAUSED before feeding more"
+                    )
                 self._buf += data
         except LocalProtocolError:
             raise  # caller misuse, found before any change: the session stays usable
@@ -366,8 +380,28 @@ class ServerConnection:
         self, reply: Reply, reason: str, line: bytes = b"", kind: str = "rejected", n: int = 1
     ) -> ServerEvent:
         self.error_count += 1
-        event = CommandRejected(reply=reply, reason=reason, line=redact_auth_line(line))
+        event = CommandRejected(reply=reply, reason=reason, line=self._shown(line))
         return self._expect(kind, event, n)
+
+    def _shown(self, line: bytes) -> bytes:
+        """``line`` as an event may carry it (docs/design.md §4 rule 11): an AUTH line
+        (any case, any separator) loses its initial response; any other line in the
+        credentials window becomes ``<redacted>``."""
+        if not line:
+            return line
+        if line_verb(line) == b"AUTH":
+            return redact_auth_line(line)
+        return REDACTED if self._credentials_window else line
+
+    def _track_credentials(self, line: bytes) -> None:
+        """Open the credentials window at an AUTH line (accepted, refused or malformed);
+        close it at the next line whose verb is a known command (docs/design.md §4
+        rule 11). Lines with an unknown or malformed verb keep it open."""
+        verb = line_verb(line)
+        if verb == b"AUTH":
+            self._credentials_window = True
+        elif self._credentials_window and verb.decode("ascii") in ALLOWED:
+            self._credentials_window = False
 
     def _reject_error(self, error: SyntaxErrorInCommand, line: bytes, kind: str) -> ServerEvent:
         text = f"{error.enhanced} {safe_text(error.message)}"
@@ -415,6 +449,7 @@ class ServerConnection:
         return ClientDisconnected(clean=clean)
 
     def _command(self, line: bytes) -> ServerEvent | None:
+        self._track_credentials(line)
         if b"\r" in line or b"\n" in line:
             return self._reject(
                 syntax_error("Bare CR or LF in command line"),
@@ -428,6 +463,8 @@ class ServerConnection:
         hello_mismatch = verb in ("EHLO", "HELO", "LHLO") and (verb == "LHLO") != self.lmtp
         if verb not in ALLOWED or hello_mismatch:  # RFC 2033 §4.1: LHLO only in LMTP
             self.error_count += 1
+            if self._credentials_window:  # the "verb" may be a base64 credential
+                return self._expect("other", UnknownCommand(verb="<REDACTED>", line=REDACTED))
             return self._expect("other", UnknownCommand(verb=verb, line=line))
         if self._state not in ALLOWED[verb]:
             if verb == "BDAT":

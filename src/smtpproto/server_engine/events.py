@@ -267,7 +267,9 @@ class UnknownCommand(ServerEvent):
     """A well-formed line with a verb this engine does not know.
 
     ``verb`` is upper-cased and printable; ``line`` is the raw line (without CRLF), for
-    callers that implement extra verbs. Usual reply: ``not_recognized()`` (500).
+    callers that implement extra verbs. Usual reply: ``not_recognized()`` (500). In the
+    credentials window after an AUTH line (docs/design.md §4 rule 11) both are
+    ``<REDACTED>``/``<redacted>``: the "verb" may be a base64 password.
     """
 
     verb: str
@@ -279,8 +281,10 @@ class CommandRejected(ServerEvent):
     """The engine refused a command; send ``reply`` (or another error reply).
 
     ``reason`` is for logs (escaped); ``line`` the raw line when there was one (empty for
-    an over-long line, which is dropped as it arrives; an AUTH line keeps its verb and
-    mechanism, its initial response becomes ``<redacted>``).
+    an over-long line, which is dropped as it arrives). Never a secret (docs/design.md
+    §4 rule 11): an AUTH line, in any case and with any separator, keeps its verb and an
+    advertised mechanism, the rest becomes ``<redacted>``; a line in the credentials
+    window after an AUTH line is ``<redacted>`` whole.
     """
 
     reply: Reply

@@ -7,6 +7,7 @@ sticky error, never silent truncation (docs/design.md §4 rule 2).
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULT_MAX_RECEIVE_BUFFER",
     "DEFAULT_MAX_REPLY_BYTES",
     "DEFAULT_MAX_REPLY_LINES",
     "DEFAULT_MAX_REPLY_LINE_LENGTH",
@@ -29,6 +30,14 @@ DEFAULT_MAX_REPLY_LINES = 1000
 #: 64 octets or 8 maximal lines; memory held by a parser never exceeds this bound plus
 #: the one chunk being fed.
 DEFAULT_MAX_REPLY_BYTES = 64 * 1024
+
+#: Most octets an engine holds that ``receive_data`` took and ``next_event`` has not yet
+#: consumed, in either role. The bundled adapters feed one read (at most 256 KiB, or the
+#: 1 MiB read-ahead of a long write, docs/design.md §7) and then drain, so they never come
+#: near it; a caller that keeps feeding without ``next_event`` (256 x 64 KiB grew 16 MiB)
+#: gets ``LocalProtocolError`` for the chunk that would cross it, with nothing stored.
+#: 4 MiB is 64 maximal replies, or the server's unanswered-input bound 16 times over.
+DEFAULT_MAX_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 #: RFC 3461 §4.4: the ENVID value, xtext-encoded, is at most 100 characters.
 MAX_ENVID = 100

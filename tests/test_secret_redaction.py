@@ -1,0 +1,128 @@
+"""The client engine removes AUTH secrets from all server text (issue 11, security item 2).
+
+``client_engine.transcript.Redactor`` learns the mechanism's secrets when AUTH is sent;
+from then on every reply the connection parses is redacted before an event is built,
+every ``ProtocolError`` leaving the connection loses them, and a challenge that carries
+one is answered with ``*``. Both reply parser twins. The adapter side (exceptions
+through blocking, asyncio and trio) is ``tests/adapters/test_secret_redaction.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from engine_helpers import feed, greeted
+from smtpproto.client_engine.config import TLSPolicy
+from smtpproto.client_engine.connection import ClientConnection
+from smtpproto.client_engine.events import (
+    Auth,
+    AuthChallenge,
+    AuthContinue,
+    AuthFailed,
+    AuthSucceeded,
+    Mail,
+    Noop,
+)
+from smtpproto.client_engine.redaction import MIN_REDACTED_SECRET, Redactor
+from smtpproto.sasl import Login, Plain
+from smtpproto.wire.errors import RemoteProtocolError
+from smtpproto.wire.reply import Reply
+
+PASSWORD = "s3cret-Pa55w0rd"
+B64 = base64.b64encode(PASSWORD.encode()).decode()
+PLAIN = base64.b64encode(b"\0alice\0" + PASSWORD.encode()).decode()
+
+
+def _authed(parser_cls: Any, lines: list[bytes], ehlo: bytes) -> ClientConnection:
+    return greeted(
+        parser_cls,
+        ehlo,
+        tls_policy=TLSPolicy.IMPLICIT,
+        transcript=lambda _direction, line: lines.append(line),
+    )
+
+
+@pytest.mark.parametrize("echo", [PASSWORD, B64, PLAIN])
+def test_an_auth_failure_event_is_redacted(parser_cls: Any, echo: str) -> None:
+    lines: list[bytes] = []
+    conn = _authed(parser_cls, lines, b"250-mx\r\n250 AUTH PLAIN\r\n")
+    conn.send(Auth(mechanism=Plain("alice", PASSWORD)))
+    (event,) = feed(conn, f"535-5.7.8 no {echo}\r\n535 5.7.8 {echo}!\r\n".encode())
+    assert isinstance(event, AuthFailed)
+    assert event.reply == Reply(535, (b"5.7.8 no <redacted>", b"5.7.8 <redacted>!"))
+    assert echo not in repr(event) and echo not in str(event.reply)
+    assert not any(echo.encode() in line for line in lines)
+
+
+def test_before_auth_nothing_is_redacted(parser_cls: Any) -> None:
+    """The secrets are learnt when AUTH is sent, not before."""
+    conn = _authed(parser_cls, [], b"250-mx\r\n250 AUTH PLAIN\r\n")
+    conn.send(Noop())
+    (event,) = feed(conn, f"250 {PASSWORD}\r\n".encode())
+    assert event.reply.raw_lines == (PASSWORD.encode(),)  # type: ignore[attr-defined]
+
+
+def test_replies_after_a_successful_auth_stay_redacted(parser_cls: Any) -> None:
+    conn = _authed(parser_cls, [], b"250-mx\r\n250 AUTH PLAIN\r\n")
+    conn.send(Auth(mechanism=Plain("alice", PASSWORD)))
+    (event,) = feed(conn, b"235 2.7.0 ok\r\n")
+    assert isinstance(event, AuthSucceeded)
+    conn.send(Mail(sender="a@example.org"))
+    events = feed(conn, f"451 4.3.0 {PASSWORD} busy\r\n".encode())
+    assert events and all(PASSWORD not in repr(event) for event in events)
+    assert events[0].reply.raw_lines == (b"4.3.0 <redacted> busy",)  # type: ignore[attr-defined]
+
+
+def test_a_protocol_error_message_is_redacted(parser_cls: Any) -> None:
+    conn = _authed(parser_cls, [], b"250-mx\r\n250 AUTH PLAIN\r\n")
+    conn.send(Auth(mechanism=Plain("alice", PASSWORD)))
+    feed(conn, b"235 2.7.0 ok\r\n")
+    with pytest.raises(RemoteProtocolError) as caught:
+        feed(conn, f"250 unsolicited {PASSWORD}\r\n".encode())
+    assert "unsolicited" in str(caught.value) and PASSWORD not in str(caught.value)
+    assert "<redacted>" in str(caught.value)
+    with pytest.raises(RemoteProtocolError) as again:  # the sticky error, too
+        conn.next_event()
+    assert PASSWORD not in str(again.value)
+
+
+def test_a_challenge_carrying_the_password_is_cancelled(parser_cls: Any) -> None:
+    conn = _authed(parser_cls, [], b"250-mx\r\n250 AUTH LOGIN\r\n")
+    conn.send(Auth(mechanism=Login("alice", PASSWORD)))
+    (event,) = feed(conn, b"334 " + base64.b64encode(b"Username:") + b"\r\n")
+    assert isinstance(event, AuthChallenge) and event.challenge == b"Username:"
+    conn.send(AuthContinue())
+    echo = base64.b64encode(b"Password (was " + PASSWORD.encode() + b")")
+    (event,) = feed(conn, b"334 " + echo + b"\r\n")
+    assert isinstance(event, AuthChallenge) and event.challenge is None
+    assert PASSWORD not in repr(event)
+    assert conn.send(AuthContinue()) == b"*\r\n"
+
+
+def test_the_redactor_on_each_side_of_the_minimum_length() -> None:
+    redactor = Redactor()
+    assert not redactor.active
+    short = b"x" * (MIN_REDACTED_SECRET - 1)
+    redactor.add_secrets([short])
+    assert redactor.redact(b"a" + short) == b"a" + short  # too short to hunt
+    assert redactor.redact(base64.b64encode(short)) == b"<redacted>"  # its base64 is not
+    exact = b"y" * MIN_REDACTED_SECRET
+    redactor.add_secrets([exact])
+    assert redactor.active and redactor.redact(b"a" + exact) == b"a<redacted>"
+    error = RemoteProtocolError(f"got {exact.decode()}")
+    redactor.error(error)
+    assert str(error) == "got <redacted>"
+
+
+def test_a_secret_whose_text_form_is_short_does_not_shred_messages() -> None:
+    """Four UTF-8 octets that are two characters: the bytes are hunted, the text is
+    too short to be (an empty alternation would match everywhere)."""
+    redactor = Redactor()
+    redactor.add_secrets(["\u00e9\u00e9".encode()])
+    error = RemoteProtocolError("plain text")
+    redactor.error(error)
+    assert str(error) == "plain text"
+    assert redactor.redact("a\u00e9\u00e9".encode()) == b"a<redacted>"

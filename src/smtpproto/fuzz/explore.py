@@ -132,7 +132,8 @@ def explore(
         for command in commands:
             if runs >= MAX_EXPLORE_RUNS or time.monotonic() >= deadline:
                 break
-            events = [*prefix, *[send(c.data, 1) for c in path], send(command.data, 1)]
+            walked = [send(c.data, 1, may_fail=True) for c in path]
+            events = [*prefix, *walked, send(command.data, 1)]
             events.append(send(b"QUIT\r\n", 1))
             obs, transcript = runner.run(events, read_timeout=profile.wait)
             runs += 1

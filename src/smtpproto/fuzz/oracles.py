@@ -18,7 +18,9 @@ position of the first reply to the trigger in that count.
                  said anything: plaintext pipelined behind STARTTLS was executed inside
                  TLS (RFC 3207 §4.2, §5; CVE-2011-0411, CVE-2021-33515, CVE-2024-34083).
 ``accepted``     the reply to the trigger is 2xx/3xx although the RFC demands a refusal
-                 (state violations, permissive syntax, authentication bypass).
+                 (state violations, permissive syntax, authentication bypass), and every
+                 write before it succeeded (so the state was really reached), except
+                 writes marked ``may_fail`` (a failed AUTH before a bypass attempt).
 ``crash``        a connection ended (EOF/RST) with replies still due and no 421/221, and
                  a fresh connection afterwards failed (refused, no banner) or got a
                  changed banner: the server died. (A dropped session alone is not
@@ -44,7 +46,14 @@ from typing import Any
 from .observation import ConnResult, Observation, ParsedReply, parse, stalled_reply
 from .transcript import Event
 
-__all__ = ["ORACLES", "is_trigger", "judge", "reply_index", "trigger_position"]
+__all__ = [
+    "ORACLES",
+    "is_trigger",
+    "judge",
+    "prefix_succeeded",
+    "reply_index",
+    "trigger_position",
+]
 
 Oracle = Callable[[Observation, Mapping[str, Any]], str | None]
 
@@ -88,6 +97,26 @@ def _reply_at(replies: list[ParsedReply], index: int) -> ParsedReply | None:
     return replies[index] if 0 <= index < len(replies) else None
 
 
+def prefix_succeeded(conn: ConnResult, replies: list[ParsedReply], position: int) -> bool:
+    """True when every write before ``position`` got only 2xx/3xx replies (the state the
+    probe needs was really reached), except writes marked ``may_fail``."""
+    index = 1
+    if not replies or replies[0].reply.code // 100 != 2:
+        return False
+    for step in conn.steps[1:position]:
+        event = step.event
+        if event is None or event.dir != "c2s" or not event.expect:
+            continue
+        for offset in range(event.expect):
+            got = _reply_at(replies, index + offset)
+            if got is None:
+                return False
+            if got.reply.code // 100 not in (2, 3) and not event.extra.get("may_fail"):
+                return False
+        index += event.expect
+    return True
+
+
 def _smuggling(obs: Observation, params: Mapping[str, Any]) -> str | None:
     found = _trigger_conn(obs)
     if found is None:
@@ -127,7 +156,7 @@ def _accepted(obs: Observation, params: Mapping[str, Any]) -> str | None:
     conn, position = found
     replies, _ = parse(conn)
     got = _reply_at(replies, reply_index(conn, position))
-    if got is None or got.step < position:
+    if got is None or got.step < position or not prefix_succeeded(conn, replies, position):
         return None
     bad = tuple(params.get("codes", (2, 3)))
     code = got.reply.code

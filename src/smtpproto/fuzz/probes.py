@@ -415,6 +415,24 @@ class _Builder:
                 f"{ref} (AUTH in a transaction MUST get 503)",
                 "503",
             )
+            if p.tls_active and p.settings.tls == "starttls":
+                yield self.accepted(
+                    "state",
+                    "auth-before-ehlo-after-tls",
+                    [
+                        connect(),
+                        send(p.hello(), 1),
+                        send(b"STARTTLS\r\n", 1),
+                        starttls(),
+                        send(self._auth_start(), 1, trigger=True),
+                        cancel,
+                    ],
+                    "AUTH is accepted after STARTTLS before the new EHLO",
+                    "tls",
+                    "AUTH",
+                    f"{ref}, RFC 3207 §4.2 (after TLS the client starts over with EHLO)",
+                    "503 send EHLO first",
+                )
             yield self.accepted(
                 "state",
                 "auth-before-ehlo",
@@ -445,7 +463,7 @@ class _Builder:
                         "auth-bypass-after-failure",
                         [
                             *bare,
-                            send(b"AUTH PLAIN " + token + b"\r\n", 1),
+                            send(b"AUTH PLAIN " + token + b"\r\n", 1, may_fail=True),
                             send(self.mail(), 1, trigger=True),
                             _quit(),
                         ],

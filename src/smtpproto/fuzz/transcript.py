@@ -179,14 +179,18 @@ def send(
     *,
     trigger: bool = False,
     grace: float = 0.0,
+    may_fail: bool = False,
 ) -> Event:
     """One client write; ``expect`` replies from a correct server. ``trigger`` marks the
     write meant to provoke the flaw; ``grace`` asks the live runner to keep reading
-    that long after the expected replies (to see replies a correct server never sends).
+    that long after the expected replies (to see replies a correct server never sends);
+    ``may_fail`` says a refusal of this write is part of the probe.
     """
     extra: dict[str, Any] = {}
     if trigger:
         extra["trigger"] = True
+    if may_fail:
+        extra["may_fail"] = True
     if grace:
         extra["grace"] = grace
     return Event("c2s", note, bytes(data), expect=expect, extra=extra)

@@ -750,6 +750,8 @@ class _Builder:
         verb: str,
         reference: str,
         correct: str = "a 5xx reply, and the server stays up",
+        *,
+        hang: bool = True,
     ) -> Probe:
         return Probe(
             "crash",
@@ -762,7 +764,7 @@ class _Builder:
             "high",
             reference,
             correct,
-            hang=True,
+            hang=hang,
         )
 
     def _crash_line(
@@ -985,6 +987,7 @@ class _Builder:
                 "BDAT",
                 "RFC 3030 §2 (chunk size); CVE-2017-16943 class (Exim BDAT)",
                 "the server waits for the chunk or refuses it, and stays up",
+                hang=False,
             )
         for k in (10, 20, 30, 45, 65, 100):
             yield self._crash_line(

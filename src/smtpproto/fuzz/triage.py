@@ -83,7 +83,9 @@ class Judge:
         self.alive = True
 
     def _fires(self, events: list[Event], oracle: str, params: dict[str, Any]) -> Transcript | None:
-        obs, transcript = self.runner.run(events, read_timeout=self.wait)
+        # A hang is re-checked with a three times longer wait: a tarpit answers by then.
+        wait = max(3 * self.wait, 6.0) if oracle == "hang" else self.wait
+        obs, transcript = self.runner.run(events, read_timeout=wait)
         if oracle == "crash":
             obs.liveness = self.runner.liveness()
         return transcript if judge(oracle, obs, params) else None

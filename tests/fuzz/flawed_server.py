@@ -444,10 +444,8 @@ class Session:
         self.reply(250, *lines)
 
     def do_starttls(self, arg: str) -> None:
-        if self.tls and self.has("starttls-twice"):
-            self.trigger("starttls-twice")
-            self.reply(220, "2.0.0 Ready to start TLS")
-            return
+        if self.tls and self.has("crash-starttls-twice"):
+            self.crash("crash-starttls-twice")
         if arg:
             raise Reject(501, "5.5.4 Syntax: STARTTLS")
         if self.tls:
@@ -691,9 +689,7 @@ class Session:
                 raise Reject(503, "5.5.1 Already authenticated")
             self.trigger("auth-twice")
         if self.sender is not None:
-            if not self.has("auth-in-transaction"):
-                raise Reject(503, "5.5.1 AUTH not allowed in a mail transaction")
-            self.trigger("auth-in-transaction")
+            raise Reject(503, "5.5.1 AUTH not allowed in a mail transaction")
         if not self.tls:
             if not self.has("auth-unadvertised"):
                 raise Reject(538, "5.7.11 Encryption required for requested authentication")

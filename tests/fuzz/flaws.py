@@ -76,11 +76,6 @@ FLAWS: dict[str, Flaw] = {
         "RFC 3207 §4.2 (discard all knowledge from the client before TLS)",
         "HELO/EHLO and the envelope survive STARTTLS (MAIL/RCPT accepted without new EHLO)",
     ),
-    "starttls-twice": Flaw(
-        "state",
-        "RFC 3207 §4.2 (STARTTLS is not advertised after TLS; 503 expected)",
-        "STARTTLS inside TLS gets 220",
-    ),
     "rcpt-before-mail": Flaw(
         "state", "RFC 5321 §3.3/§4.1.4 (503 bad sequence)", "RCPT accepted before MAIL"
     ),
@@ -115,11 +110,6 @@ FLAWS: dict[str, Flaw] = {
         "state",
         "RFC 4954 §4 (after a successful AUTH, any AUTH MUST get 503)",
         "a second AUTH after 235 is accepted",
-    ),
-    "auth-in-transaction": Flaw(
-        "state",
-        "RFC 4954 §4 (AUTH during a mail transaction MUST get 503)",
-        "AUTH after MAIL is accepted",
     ),
     "auth-before-ehlo": Flaw(
         "state", "RFC 4954 §4 (AUTH only after EHLO advertised it)", "AUTH before EHLO accepted"
@@ -257,6 +247,11 @@ FLAWS: dict[str, Flaw] = {
     ),
     "crash-long-param": Flaw(
         "crash", "RFC 5321 §4.1.2 (esmtp-value)", "an ESMTP parameter value > long_param"
+    ),
+    "crash-starttls-twice": Flaw(
+        "crash",
+        "RFC 3207 §4.2 (no STARTTLS after TLS; a server must not crash on it)",
+        "STARTTLS inside TLS",
     ),
     "crash-starttls-in-transaction": Flaw(
         "crash", "RFC 3207 §4 (STARTTLS resets the state)", "STARTTLS after MAIL"

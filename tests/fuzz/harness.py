@@ -175,12 +175,12 @@ def verify(transcript: Path, flaw: str, folder: Path | None = None) -> Verdict:
 
 
 def find(
-    flaw: str, folder: Path, *, budget: float, seed: int = 1
+    flaw: str, folder: Path, *, budget: float, seed: int = 1, **options: Any
 ) -> tuple[Campaign, Verdict | None]:
-    """Fuzz a fresh ``flaw`` instance; return the campaign and the first transcript that
-    verifies (``None`` if none does)."""
+    """Fuzz a fresh ``flaw`` instance (``options`` go to ``run_campaign``); return the
+    campaign and the first transcript that verifies (``None`` if none does)."""
     with start(f"flaw:{flaw}", folder / "target") as running:
-        campaign = fuzz(running, folder / "out", budget=budget, seed=seed)
+        campaign = fuzz(running, folder / "out", budget=budget, seed=seed, **options)
     for transcript in transcripts(campaign.out):
         verdict = verify(transcript, flaw, folder / "verify")
         if verdict.ok:

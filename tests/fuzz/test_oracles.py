@@ -219,3 +219,14 @@ def test_no_trigger_means_no_verdict() -> None:
     obs = _obs(EHLO, _step(close_notify()), MAIL)
     for name in ("smuggling", "unsolicited", "accepted", "hang", "count", "advertises", "slow"):
         assert judge(name, obs, {"bound": 0.0, "seconds": 0.0}) is None
+
+
+def test_invalid_fires_on_codes_the_rfc_does_not_allow() -> None:
+    quit_ = _step(send(b"QUIT\r\n", 1), b"250 bye\r\n")
+    verdict = judge("invalid", _obs(EHLO, quit_))
+    assert verdict is not None and "221" in verdict
+    obs = _obs(EHLO)
+    obs.conns[0].steps[0] = Step(None, b"250 hello\r\n")
+    assert "greeting" in (judge("invalid", obs) or "")
+    refused = _step(send(b"NOOP\r\n", 1), b"500 no\r\n")
+    assert judge("invalid", _obs(EHLO, refused)) is None

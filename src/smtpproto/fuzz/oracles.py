@@ -27,8 +27,11 @@ position of the first reply to the trigger in that count.
                  reported: a server may hang up.)
 ``hang``         no byte at all after the trigger until the connection was closed, while
                  the server answered before (the probe also checks a control input).
-``invalid``      the strict reply parser refused the server's output, or a reply stopped
-                 half-way (a read ran into its deadline inside a reply) (RFC 5321 §4.2).
+``invalid``      the strict reply parser refused the server's output, a reply stopped
+                 half-way (a read ran into its deadline inside a reply), or a reply code
+                 the RFC does not allow: a greeting other than 220/4yz/5yz, a success to
+                 QUIT other than 221, to NOOP or RSET other than 250 (RFC 5321 §4.2,
+                 §4.3).
 ``count``        the connection got more replies than commands, or fewer while QUIT
                  was still answered (a dropped reply) (RFC 5321 §4.2, RFC 2920 §3.1).
 ``slow``         the reply to the trigger took ``params["seconds"]`` or more (resource
@@ -217,11 +220,37 @@ def _hang(obs: Observation, params: Mapping[str, Any]) -> str | None:
     return f"no reply at all to the trigger within {waited:.1f} s"
 
 
+#: Commands whose success reply has exactly one code (RFC 5321 §4.3.2).
+_SUCCESS_CODE = {b"QUIT\r\n": 221, b"NOOP\r\n": 250, b"RSET\r\n": 250}
+
+
+def _wrong_code(conn: ConnResult, replies: list[ParsedReply]) -> str | None:
+    """A greeting that is neither 220 nor a refusal, or a success reply to QUIT, NOOP or
+    RSET with another code than the one RFC 5321 §4.3.2 allows."""
+    if replies and replies[0].reply.code // 100 == 2 and replies[0].reply.code != 220:
+        return f"the greeting has code {replies[0].reply.code}, not 220 (RFC 5321 §4.3.1)"
+    for position, step in enumerate(conn.steps):
+        event = step.event
+        if event is None or event.dir != "c2s" or event.data not in _SUCCESS_CODE:
+            continue
+        got = _reply_at(replies, reply_index(conn, position))
+        want = _SUCCESS_CODE[event.data]
+        if got is None or got.step < position:
+            continue
+        if got.reply.code // 100 == 2 and got.reply.code != want:
+            verb = event.data.strip().decode()
+            return f"{verb} was answered {got.reply.code}, not {want} (RFC 5321 §4.3.2)"
+    return None
+
+
 def _invalid(obs: Observation, params: Mapping[str, Any]) -> str | None:
     for conn in obs.conns:
-        _, error = parse(conn)
+        replies, error = parse(conn)
         if error is not None:
             return f"the server's output breaks the reply grammar: {error}"
+        wrong = _wrong_code(conn, replies)
+        if wrong is not None:
+            return wrong
         stalled = stalled_reply(conn)
         if stalled is not None:
             return f"the server stopped in the middle of a reply: {stalled!r}"

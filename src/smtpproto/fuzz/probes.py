@@ -65,6 +65,8 @@ SMUGGLING_ENDINGS: dict[str, bytes] = {
     "CR.CRLF": b"\r.\r\n",
     "CRLF.NUL.CRLF": b"\r\n.\x00\r\n",
     "CRLF.NUL-CRLF": b"\r\n\x00.\r\n",
+    "CRLF..CRLF": b"\r\n..\r\n",
+    "CRLF.SP-CRLF": b"\r\n. \r\n",
 }
 
 
@@ -397,12 +399,27 @@ class _Builder:
                 f"{bdat} (BDAT and DATA never mix in one transaction)",
                 "503 bad sequence of commands",
             )
+        yield self.after_quit()
         yield from self.auth()
 
     def _auth_start(self) -> bytes:
         mechs = self.p.auth_mechanisms
         mech = "PLAIN" if "PLAIN" in mechs or not mechs else mechs[0]
         return _line(f"AUTH {mech}")
+
+    def after_quit(self) -> Probe:
+        return self.accepted(
+            "state",
+            "command-after-quit",
+            [*self.p.prefix("greeted"), send(b"QUIT\r\n", 1), send(b"NOOP\r\n", 1, trigger=True)],
+            "the server goes on reading commands after QUIT",
+            "quit",
+            "NOOP",
+            "RFC 5321 §4.1.1.10 (the receiver MUST send 221 and then close the channel)",
+            "221, then the connection is closed: nothing answers the NOOP",
+            severity="low",
+            codes=(2, 3, 4, 5),
+        )
 
     def _auth_plain(self) -> bytes:
         user, password = self.p.settings.auth or ("", "")

@@ -21,7 +21,7 @@ position of the first reply to the trigger in that count.
                  (state violations, permissive syntax, authentication bypass), and every
                  write before it succeeded (so the state was really reached), except
                  writes marked ``may_fail`` (a failed AUTH before a bypass attempt).
-``crash``        a connection ended (EOF/RST) with replies still due and no 421/221, and
+``crash``        a connection ended (EOF/RST) without a 421/221 (before QUIT), and
                  a fresh connection afterwards failed (refused, no banner) or got a
                  changed banner: the server died. (A dropped session alone is not
                  reported: a server may hang up.)
@@ -170,15 +170,14 @@ def _accepted(obs: Observation, params: Mapping[str, Any]) -> str | None:
 
 
 def crashed_conn(obs: Observation) -> ConnResult | None:
-    """The first connection the server ended (EOF/RST) while replies were still due,
-    without a 421/221 and without a grammar error; ``None`` if there is none."""
+    """The first connection the server ended (EOF/RST) without a 421 or 221 and without
+    a grammar error; ``None`` if there is none. (Only a failed liveness check afterwards
+    makes it a crash: a server may hang up after a 5yz.)"""
     for conn in obs.conns:
         if not conn.peer_closed or conn.ended_after < 0:
             continue
         replies, error = parse(conn)
-        if error is not None or any(r.reply.code in (421, 221) for r in replies):
-            continue
-        if len(replies) < _expected(conn, conn.ended_after + 1):
+        if error is None and not any(r.reply.code in (421, 221) for r in replies):
             return conn
     return None
 

@@ -161,7 +161,7 @@ def test_the_issue_example_no_longer_adds_a_recipient() -> None:
 def test_a_compat32_header_object_is_checked_too() -> None:
     msg = Message()
     msg["From"] = "a@example.org"
-    msg["To"] = Header("b@example.org\r\nRCPT TO:<x@evil.example>")
+    msg["To"] = Header("b@example.org\r\nRCPT TO:<x@evil.example>")  # type: ignore[assignment]
     refused(msg)
 
 

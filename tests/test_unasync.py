@@ -63,3 +63,25 @@ def test_substitutions() -> None:
         "    def __exit__(self) -> None:  self.close()  # StopIteration"
     )
     assert unasync.unasync_line("awaited = paclose") == "awaited = paclose"  # whole words
+
+
+def test_generated_pool_is_blocking() -> None:
+    """The pool is generated the same way (``async_pool`` → ``sync_pool``)."""
+    unasync = _load_script()
+    text = unasync.POOL_TARGET.read_text()
+    code = text[text.index('"""', text.index('"""') + 3) :]
+    for word in ("async ", "await ", "aclose", "__aenter__", "Awaitable", "AsyncClientBase"):
+        assert word not in code
+    assert "class SyncPoolBase(abc.ABC):" in code
+    assert "from .sync_base import SyncClientBase" in code
+
+
+def test_pool_substitutions() -> None:
+    unasync = _load_script()
+    assert unasync.unasync_line("    from .async_base import AsyncClientBase") == (
+        "    from .sync_base import SyncClientBase"
+    )
+    assert unasync.unasync_line("sleep: Callable[[float], Awaitable[None]]") == (
+        "sleep: Callable[[float], None]"
+    )
+    assert unasync.unasync_line("token: AsyncTokenSource | None") == "token: TokenSource | None"

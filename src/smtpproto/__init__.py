@@ -16,6 +16,8 @@ dependencies, so it can be vendored by copying this folder.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import codes, sasl
 from ._version import __version__ as __version__
 from .client_engine.capabilities import Capabilities, ServerLimits
@@ -103,6 +105,25 @@ from .wire.datacodec import DATA_CODEC_IMPLEMENTATION, DataDecoder, DataEncoder
 from .wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .wire.reply import EnhancedStatusCode, Reply, ReplyClass
 from .wire.twins import PARSER_IMPLEMENTATION, CReplyParser, PyReplyParser, ReplyParser
+
+if TYPE_CHECKING:
+    from .adapters.asyncio_client import send as send_async
+    from .adapters.blocking import send as send
+
+
+def __getattr__(name: str) -> object:
+    """``send`` (blocking) and ``send_async`` (asyncio), the one-call sends, load their
+    adapter on first use, so ``import smtpproto`` loads no I/O module."""
+    if name == "send":
+        from .adapters.blocking import send
+
+        return send
+    if name == "send_async":
+        from .adapters.asyncio_client import send as send_async
+
+        return send_async
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DATA_CODEC_IMPLEMENTATION",
@@ -204,4 +225,6 @@ __all__ = [
     "Write",
     "codes",
     "sasl",
+    "send",
+    "send_async",
 ]

@@ -1,4 +1,5 @@
-"""The asyncio client (``AsyncSMTPClient``).
+"""The asyncio client (``AsyncSMTPClient``), its pool (``AsyncSMTPPool``) and the
+one-call ``send`` (``smtpproto.send_async``).
 
 The public path of :mod:`smtpproto.adapters.asyncio_client`.
 """
@@ -7,8 +8,14 @@ from __future__ import annotations
 
 from .adapters.asyncio_client import (
     AsyncSMTPClient,
+    AsyncSMTPPool,
+    RateLimit,
+    send,
 )
 
 __all__ = [
     "AsyncSMTPClient",
+    "AsyncSMTPPool",
+    "RateLimit",
+    "send",
 ]

@@ -51,6 +51,7 @@ __all__ = [
 try:
     from .builtin_server.pytest_plugin import (
         pytest_configure,
+        smtp_certificate,
         smtp_messages,
         smtp_rules,
         smtp_server,
@@ -58,4 +59,10 @@ try:
 except ImportError:  # without pytest there are no fixtures
     pass
 else:
-    __all__ += ["pytest_configure", "smtp_messages", "smtp_rules", "smtp_server"]
+    __all__ += [
+        "pytest_configure",
+        "smtp_certificate",
+        "smtp_messages",
+        "smtp_rules",
+        "smtp_server",
+    ]

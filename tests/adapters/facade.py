@@ -23,7 +23,7 @@ from smtpproto.adapters.tls import TLSInfo
 from smtpproto.blocking import SMTPClient
 from smtpproto.client_engine.capabilities import Capabilities
 from smtpproto.client_engine.events import TransactionResult
-from smtpproto.drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
+from smtpproto.drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome, OutcomeCallback
 from smtpproto.drivers.session import MailOptions, MailStage, OpenStage, Session
 from smtpproto.drivers.support import ContentSource, ProgressCallback
 from smtpproto.sasl.base import ClientMechanism
@@ -83,6 +83,7 @@ class SyncClient(Protocol):
         pipelining: bool | None = None,
         chunking: bool | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        on_outcome: OutcomeCallback | None = None,
     ) -> list[Outcome]: ...
     def noop(self) -> Reply: ...
     def rset(self) -> Reply: ...

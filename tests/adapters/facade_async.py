@@ -31,7 +31,7 @@ from smtpproto.adapters.tls import TLSInfo
 from smtpproto.asyncio_client import AsyncSMTPClient
 from smtpproto.client_engine.capabilities import Capabilities
 from smtpproto.client_engine.events import TransactionResult
-from smtpproto.drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
+from smtpproto.drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome, OutcomeCallback
 from smtpproto.drivers.session import MailOptions, MailStage, OpenStage, Session
 from smtpproto.drivers.support import ContentSource, ProgressCallback
 from smtpproto.sasl.base import ClientMechanism
@@ -253,6 +253,7 @@ class AsyncFacade:
         pipelining: bool | None = None,
         chunking: bool | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        on_outcome: OutcomeCallback | None = None,
     ) -> list[Outcome]:
         return self._call(
             self.client.send_many,
@@ -261,6 +262,7 @@ class AsyncFacade:
             pipelining=pipelining,
             chunking=chunking,
             max_in_flight=max_in_flight,
+            on_outcome=on_outcome,
         )
 
     def noop(self) -> Reply:

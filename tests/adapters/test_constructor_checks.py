@@ -1,4 +1,6 @@
-"""Constructor misuse is refused at once, with ``LocalProtocolError``, by every client.
+"""Constructor misuse is refused at once by every client, with the one exception every
+caller mistake raises: ``SMTPProtocolError`` wrapping a ``LocalProtocolError``
+(``remote`` false; issue 11 item 13). ``test_usage_errors`` covers the methods.
 
 Before these checks a port out of range or a host with a NUL escaped the asyncio
 client's ``connect()`` as ``OverflowError``/``ValueError``, a string ``message_timeout``
@@ -13,10 +15,21 @@ import pytest
 
 from smtpproto.asyncio_client import AsyncSMTPClient
 from smtpproto.blocking import SMTPClient
+from smtpproto.exceptions import SMTPError, SMTPProtocolError
 from smtpproto.trio_client import TrioSMTPClient
 from smtpproto.wire.errors import LocalProtocolError
 
 CLIENTS: list[Any] = [SMTPClient, AsyncSMTPClient, TrioSMTPClient]
+
+
+def assert_caller_mistake(error: BaseException) -> None:
+    """``error`` is what every caller mistake raises (and nothing else)."""
+    assert type(error).__name__ == "SMTPProtocolError"
+    assert isinstance(error, SMTPProtocolError)
+    assert isinstance(error, SMTPError)
+    assert not error.remote
+    assert isinstance(error.error, LocalProtocolError)
+    assert error.__cause__ is error.error
 
 
 @pytest.mark.parametrize("client_class", CLIENTS)
@@ -39,8 +52,36 @@ CLIENTS: list[Any] = [SMTPClient, AsyncSMTPClient, TrioSMTPClient]
 def test_bad_options_are_refused_by_the_constructor(
     client_class: Any, options: dict[str, Any]
 ) -> None:
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(SMTPProtocolError) as caught:
         client_class(**options)
+    assert_caller_mistake(caught.value)
+
+
+@pytest.mark.parametrize("client_class", CLIENTS)
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"port": 25},
+        {"host": "127.0.0.1", "unix_socket": "/tmp/x.sock"},
+        {"host": "127.0.0.1", "tls": "sometimes"},
+        {"host": "127.0.0.1", "timeout": "5"},
+    ],
+)
+def test_a_missing_or_doubled_target_and_bad_policies_raise_the_same(
+    client_class: Any, options: dict[str, Any]
+) -> None:
+    """A missing host used to be a ``ValueError`` and a bad port a bare
+    ``LocalProtocolError``: now both are the one caller-mistake exception."""
+    with pytest.raises(SMTPProtocolError) as caught:
+        client_class(**options)
+    assert_caller_mistake(caught.value)
+
+
+def test_trio_source_port_is_a_caller_mistake() -> None:
+    with pytest.raises(SMTPProtocolError, match="port 0") as caught:
+        TrioSMTPClient("127.0.0.1", 25, source_address=("127.0.0.1", 2525))
+    assert_caller_mistake(caught.value)
 
 
 @pytest.mark.parametrize("client_class", CLIENTS)
@@ -58,13 +99,14 @@ def test_a_server_hostname_ssl_would_refuse_is_refused_by_the_constructor(
 ) -> None:
     """Before, ``ssl`` raised ``ValueError``/``TypeError``/``UnicodeError`` out of
     ``connect()`` at the STARTTLS handshake."""
-    with pytest.raises(LocalProtocolError, match="server_hostname"):
+    with pytest.raises(SMTPProtocolError, match="server_hostname") as caught:
         client_class("127.0.0.1", 25, tls="required", server_hostname=name)
+    assert_caller_mistake(caught.value)
 
 
 @pytest.mark.parametrize("client_class", CLIENTS)
 def test_a_long_host_label_is_refused_only_when_tls_may_be_used(client_class: Any) -> None:
     host = "x" * 64 + ".example.org"
-    with pytest.raises(LocalProtocolError, match="server_hostname"):
+    with pytest.raises(SMTPProtocolError, match="server_hostname"):
         client_class(host, 25)  # opportunistic TLS: the host name is verified
     assert client_class(host, 25, tls="none").host == host

@@ -157,8 +157,9 @@ def test_connect_with_an_unknown_stage_fails_before_any_command(
 ) -> None:
     server, lines = served
     client = _client(make_client, server)
-    with pytest.raises(LocalProtocolError, match="until must be one of"):
+    with pytest.raises(SMTPProtocolError, match="until must be one of") as caught:
         client.connect(until="mail")  # type: ignore[arg-type]  # invalid on purpose
     with pytest.raises(SMTPProtocolError, match="broken"):
         client.noop()  # closed at once, never reused
+    assert isinstance(caught.value.error, LocalProtocolError)
     assert _commands(lines) == []

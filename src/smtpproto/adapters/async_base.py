@@ -31,15 +31,16 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from email.message import Message
+from inspect import isawaitable
 from types import TracebackType
 from typing import Any, TypeVar
 
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.events import TransactionResult
-from ..drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome
-from ..drivers.exceptions import SMTPError, SMTPTLSError
+from ..drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome, OutcomeCallback
+from ..drivers.exceptions import SMTPError, SMTPProtocolError, SMTPTLSError
 from ..drivers.session import (
     Driver,
     MailOptions,
@@ -54,12 +55,14 @@ from ..drivers.session import (
 )
 from ..drivers.support import ContentSource, ProgressCallback, hello_name
 from ..sasl.base import ChannelBinding, ClientMechanism
-from ..wire.errors import ProtocolError
+from ..wire.errors import LocalProtocolError, ProtocolError
 from ..wire.reply import Reply
-from .common import ClientCore, Step
+from .common import ClientCore, Step, usage_error
+from .smtplib_compat import smtplib_compatible
 from .tls import SSLConnection
+from .tokens import AsyncTokenSource, checked_token
 
-__all__ = ["AsyncClientBase"]
+__all__ = ["AsyncClientBase", "send_with"]
 
 C = TypeVar("C", bound="AsyncClientBase")
 
@@ -112,12 +115,8 @@ class AsyncClientBase(ClientCore, abc.ABC):
     def session(self) -> Session:
         """The sans-IO session (engine state, TLS status, channel binding)."""
         if self._session is None:
-            raise ValueError(self._NOT_CONNECTED)
+            raise usage_error(self._NOT_CONNECTED)
         return self._session
-
-    def _check_unconnected(self) -> None:
-        if self._session is not None:
-            raise ValueError("this client is already connected; make a new one")
 
     def _new_session(self, local_address: str | None) -> Session:
         """The session for a fresh connection; ``local_address`` (the local IP, None for
@@ -136,15 +135,21 @@ class AsyncClientBase(ClientCore, abc.ABC):
         """Connect and open the session (greeting, EHLO, STARTTLS per the policy);
         ``until`` (``"greeting"``, ``"ehlo"``, ``"tls"``) stops early, see
         ``Session.open``. Returns the last reply received."""
-        self._check_unconnected()
-        local_address = await self._open()
-        session = self._new_session(local_address)
+        if self._session is not None:
+            raise usage_error("this client is already connected; make a new one")
         try:
-            driver = session.open(until)
-        except BaseException:  # a bad ``until``: nothing was sent, nothing stays open
-            await self.aclose()
-            raise
-        return await self._run(driver)
+            local_address = await self._open()
+        except SMTPError as error:
+            failure = error
+        else:
+            session = self._new_session(local_address)
+            try:
+                driver = session.open(until)
+            except LocalProtocolError as error:  # a bad ``until``: nothing was sent
+                await self.aclose()
+                raise usage_error(error) from error
+            return await self._operation(lambda _: driver)
+        raise smtplib_compatible(failure)
 
     async def __aenter__(self: C) -> C:
         await self.connect()
@@ -175,12 +180,24 @@ class AsyncClientBase(ClientCore, abc.ABC):
         username: str,
         password: str | None = None,
         *,
-        token: str | None = None,
+        token: AsyncTokenSource | None = None,
         mechanism: ClientMechanism | None = None,
     ) -> Reply:
-        """AUTH with the strongest offered mechanism (see ``Session.login``)."""
-        driver = self.session.login(username, password, token=token, mechanism=mechanism)
-        return await self._run(driver)
+        """AUTH with the strongest offered mechanism (see ``Session.login``). ``token``
+        is an OAuth 2.0 token for XOAUTH2/OAUTHBEARER, or a token provider: a callable
+        returning a fresh token, called once per login (the asyncio and trio clients
+        also take a coroutine function)."""
+        bearer = await self._fresh_token(token) if callable(token) else token
+        return await self._operation(
+            lambda session: session.login(username, password, token=bearer, mechanism=mechanism)
+        )
+
+    async def _fresh_token(self, provider: Callable[[], str | Awaitable[str]]) -> str:
+        """Call the token provider (and await what it returns, when async)."""
+        token = provider()
+        if isawaitable(token):
+            return checked_token(await token)
+        return checked_token(token)
 
     async def sendmail(
         self,
@@ -197,17 +214,20 @@ class AsyncClientBase(ClientCore, abc.ABC):
         """Send one message (see ``Session.sendmail``); per-recipient results.
         ``stop_after`` (``"mail"``, ``"rcpt"``, ``"data"``) ends the transaction early
         without delivering; after ``"data"`` the connection is closed (no QUIT)."""
-        driver = self.session.sendmail(
-            sender,
-            recipients,
-            content,
-            options=options,
-            pipelining=pipelining,
-            chunking=chunking,
-            progress=progress,
-            stop_after=stop_after,
+        return await self._operation(
+            lambda session: session.sendmail(
+                sender,
+                recipients,
+                content,
+                options=options,
+                pipelining=pipelining,
+                chunking=chunking,
+                progress=progress,
+                stop_after=stop_after,
+            ),
+            message=True,
+            sender=sender,
         )
-        return await self._run_message(driver)
 
     async def send_message(
         self,
@@ -221,16 +241,19 @@ class AsyncClientBase(ClientCore, abc.ABC):
         progress: ProgressCallback | None = None,
     ) -> TransactionResult:
         """Send an ``email.message`` message (see ``Session.send_message``)."""
-        driver = self.session.send_message(
-            msg,
+        return await self._operation(
+            lambda session: session.send_message(
+                msg,
+                sender=sender,
+                recipients=recipients,
+                options=options,
+                pipelining=pipelining,
+                chunking=chunking,
+                progress=progress,
+            ),
+            message=True,
             sender=sender,
-            recipients=recipients,
-            options=options,
-            pipelining=pipelining,
-            chunking=chunking,
-            progress=progress,
         )
-        return await self._run_message(driver)
 
     async def send_many(
         self,
@@ -240,47 +263,83 @@ class AsyncClientBase(ClientCore, abc.ABC):
         pipelining: bool | None = None,
         chunking: bool | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        on_outcome: OutcomeCallback | None = None,
     ) -> list[Outcome]:
         """Send many messages, one round trip each with PIPELINING (see
         ``Session.send_many``): one ``TransactionResult`` or ``SMTPError`` per message,
         in order; a shorter list means the session ended. The per-message deadline does
-        not apply; every wait has its RFC 5321 timeout."""
-        driver = self.session.send_many(
-            messages,
-            options=options,
-            pipelining=pipelining,
-            chunking=chunking,
-            max_in_flight=max_in_flight,
+        not apply; every wait has its RFC 5321 timeout.
+
+        ``on_outcome(index, outcome)`` (a plain function) streams the outcomes instead:
+        each is passed on as soon as it is known and not kept, and the list returned is
+        empty, so memory stays flat however many messages the iterable yields."""
+        stream = None
+        if on_outcome is not None:
+            if not callable(on_outcome):
+                raise usage_error("on_outcome must be a callable or None")
+            report = on_outcome
+
+            def stream(index: int, outcome: Outcome) -> None:
+                report(index, smtplib_compatible(outcome))
+
+        outcomes = await self._operation(
+            lambda session: session.send_many(
+                messages,
+                options=options,
+                pipelining=pipelining,
+                chunking=chunking,
+                max_in_flight=max_in_flight,
+                on_outcome=stream,
+            )
         )
-        return await self._run(driver)
+        return [smtplib_compatible(outcome) for outcome in outcomes]
 
     async def noop(self) -> Reply:
         """NOOP."""
-        return await self._run(self.session.noop())
+        return await self._operation(Session.noop)
 
     async def rset(self) -> Reply:
         """RSET."""
-        return await self._run(self.session.rset())
+        return await self._operation(Session.rset)
 
     async def vrfy(self, address: str) -> Reply:
         """VRFY ``address``."""
-        return await self._run(self.session.vrfy(address))
+        return await self._operation(lambda session: session.vrfy(address))
 
     async def quit(self) -> Reply:
         """QUIT, then close the connection."""
         try:
-            return await self._run(self.session.quit())
+            return await self._operation(Session.quit)
         finally:
             await self.aclose()
 
     # -- the driver loop ----------------------------------------------------------------
 
-    async def _run_message(self, driver: Driver[TransactionResult]) -> TransactionResult:
-        self._start_message()
+    async def _operation(
+        self,
+        make: Callable[[Session], Driver[T]],
+        *,
+        message: bool = False,
+        sender: str | None = None,
+    ) -> T:
+        """Run the driver ``make`` builds for the session (under the per-message
+        deadline when ``message``). Every error leaves as the smtplib-compatible twin
+        (``smtplib_compat``); a caller mistake found before the driver starts (a bad
+        argument, not connected) as ``usage_error``, the session left as it was."""
         try:
-            return await self._run(driver)
-        finally:
-            self._end_message()
+            driver = make(self.session)
+            if not message:
+                return await self._run(driver)
+            self._start_message()
+            try:
+                return await self._run(driver)
+            finally:
+                self._end_message()
+        except LocalProtocolError as error:
+            failure: SMTPError = SMTPProtocolError(error)
+        except SMTPError as error:
+            failure = error
+        raise smtplib_compatible(failure, sender=sender)
 
     async def _run(self, driver: Driver[T]) -> T:
         """Perform ``driver``'s requests and return its result."""
@@ -341,3 +400,36 @@ class AsyncClientBase(ClientCore, abc.ABC):
         started = self._clock()
         tls = await self._handshake(request.server_hostname, request.timeout)
         return self._tls_up(tls, started)
+
+
+async def send_with(
+    client: AsyncClientBase,
+    message: Message | ContentSource,
+    *,
+    sender: str | None,
+    recipients: str | Iterable[str] | None,
+    username: str | None,
+    password: str | None,
+    token: AsyncTokenSource | None,
+    mechanism: ClientMechanism | None,
+    options: MailOptions | None,
+) -> TransactionResult:
+    """The one-call send of every adapter (``smtpproto.send``): connect ``client``, log
+    in when ``username`` is given, send ``message`` (an ``email.message`` message, or
+    content with ``sender`` and ``recipients``), QUIT. Caller mistakes are refused
+    before connecting; ``client`` is closed whatever happens."""
+    if (password is not None or token is not None) and username is None:
+        raise usage_error("a password or token needs a username")
+    if username is not None and password is None and token is None:
+        raise usage_error("a username needs a password or token")
+    if not isinstance(message, Message) and (sender is None or recipients is None):
+        raise usage_error("content that is no email message needs sender= and recipients=")
+    async with client:
+        if username is not None:
+            await client.login(username, password, token=token, mechanism=mechanism)
+        if isinstance(message, Message):
+            return await client.send_message(
+                message, sender=sender, recipients=recipients, options=options
+            )
+        assert sender is not None and recipients is not None
+        return await client.sendmail(sender, recipients, message, options=options)

@@ -42,17 +42,24 @@ import math
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
+from email.message import Message
 from typing import Any, TypeVar
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
+from ..client_engine.events import TransactionResult
 from ..drivers.exceptions import SMTPTLSError
-from ..drivers.session import MAX_READAHEAD, Driver, Request, Write
-from .async_base import AsyncClientBase
+from ..drivers.session import MAX_READAHEAD, Driver, MailOptions, Request, Write
+from ..drivers.support import ContentSource
+from ..sasl.base import ClientMechanism
+from .async_base import AsyncClientBase, send_with
+from .async_pool import AsyncPoolBase
 from .common import Step, TLSName, require_one_target, tls_failure
+from .pool_support import RateLimit
 from .tls import SSLConnection
+from .tokens import AsyncTokenSource
 
-__all__ = ["AsyncSMTPClient"]
+__all__ = ["AsyncSMTPClient", "AsyncSMTPPool", "RateLimit", "send"]
 
 _RECV_SIZE = 256 * 1024
 #: Octets written since the last ``Read`` past which a write first lets the loop read.
@@ -281,3 +288,60 @@ async def _within(awaitable: Awaitable[R], deadline: float) -> R:
         return await asyncio.wait_for(awaitable, remaining)
     except asyncio.TimeoutError as exc:  # not the built-in TimeoutError before 3.11
         raise TimeoutError("timed out") from exc
+
+
+async def send(
+    message: Message | ContentSource,
+    *,
+    host: str,
+    port: int | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    token: AsyncTokenSource | None = None,
+    mechanism: ClientMechanism | None = None,
+    sender: str | None = None,
+    recipients: str | Iterable[str] | None = None,
+    options: MailOptions | None = None,
+    **client_options: Any,
+) -> TransactionResult:
+    """Send one message in one call: connect to ``host`` (``port``: by default 465
+    implicit TLS, 587 STARTTLS required, else 25 opportunistic; or ``tls=``), log in
+    when ``username`` is given (``password``, or ``token``: an OAuth 2.0 token or a
+    provider of fresh ones), send ``message`` (an ``email.message`` message, or
+    content with ``sender`` and ``recipients``), QUIT. ``client_options`` go to
+    ``AsyncSMTPClient`` (``ssl_context``, ``timeout``, ...). Returns the per-recipient result;
+    raises what the client raises.
+    """
+    return await send_with(
+        AsyncSMTPClient(host, port, **client_options),
+        message,
+        sender=sender,
+        recipients=recipients,
+        username=username,
+        password=password,
+        token=token,
+        mechanism=mechanism,
+        options=options,
+    )
+
+
+class AsyncSMTPPool(AsyncPoolBase):
+    """A pool of ``AsyncSMTPClient`` connections shared by tasks; it never sends a
+    message twice (docs/pool.md)::
+
+        async with AsyncSMTPPool("mail.example.org", 587, username="u", password="p") as pool:
+            await pool.send_message(message)  # from any number of tasks
+
+    The options are ``SMTPPool``'s (``blocking``); see ``async_pool.AsyncPoolBase``.
+    """
+
+    _client_class = AsyncSMTPClient
+
+    def _new_condition(self) -> asyncio.Condition:
+        return asyncio.Condition()
+
+    def _clock(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def _sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)

@@ -32,16 +32,25 @@ import math
 import selectors
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
+import threading
 import time  # noqa: TID251  (adapter layer: I/O allowed)
+from collections.abc import Iterable
+from email.message import Message
 from typing import Any
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
-from ..drivers.session import MAX_READAHEAD, Driver, Request, Write
+from ..client_engine.events import TransactionResult
+from ..drivers.session import MAX_READAHEAD, Driver, MailOptions, Request, Write
+from ..drivers.support import ContentSource
+from ..sasl.base import ClientMechanism
 from .common import Step, TLSName, require_one_target, tls_failure
-from .sync_base import SyncClientBase
+from .pool_support import RateLimit
+from .sync_base import SyncClientBase, send_with
+from .sync_pool import SyncPoolBase
 from .tls import SSLConnection, TLSInfo
+from .tokens import TokenSource
 
-__all__ = ["SMTPClient", "TLSInfo"]
+__all__ = ["RateLimit", "SMTPClient", "SMTPPool", "TLSInfo", "send"]
 
 _RECV_SIZE = 256 * 1024
 _READ = selectors.EVENT_READ
@@ -256,3 +265,63 @@ class SMTPClient(SyncClientBase):
                 self._wait(_READ, deadline)
             except ssl.SSLWantWriteError:
                 self._wait(_WRITE, deadline)
+
+
+def send(
+    message: Message | ContentSource,
+    *,
+    host: str,
+    port: int | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    token: TokenSource | None = None,
+    mechanism: ClientMechanism | None = None,
+    sender: str | None = None,
+    recipients: str | Iterable[str] | None = None,
+    options: MailOptions | None = None,
+    **client_options: Any,
+) -> TransactionResult:
+    """Send one message in one call: connect to ``host`` (``port``: by default 465
+    implicit TLS, 587 STARTTLS required, else 25 opportunistic; or ``tls=``), log in
+    when ``username`` is given (``password``, or ``token``: an OAuth 2.0 token or a
+    provider of fresh ones), send ``message`` (an ``email.message`` message, or
+    content with ``sender`` and ``recipients``), QUIT. ``client_options`` go to
+    ``SMTPClient`` (``ssl_context``, ``timeout``, ...). Returns the per-recipient result;
+    raises what the client raises.
+    """
+    return send_with(
+        SMTPClient(host, port, **client_options),
+        message,
+        sender=sender,
+        recipients=recipients,
+        username=username,
+        password=password,
+        token=token,
+        mechanism=mechanism,
+        options=options,
+    )
+
+
+class SMTPPool(SyncPoolBase):
+    """A pool of ``SMTPClient`` connections shared by threads; it never sends a message
+    twice (docs/pool.md)::
+
+        with SMTPPool("mail.example.org", 587, username="u", password="p") as pool:
+            pool.send_message(message)  # from any number of threads
+
+    Options: ``max_connections``, ``max_per_destination``, ``max_messages`` and
+    ``max_age`` per connection, ``idle_check`` (``"noop"``, ``"rset"`` or None) after
+    ``check_idle_after`` idle seconds, ``rate_limit=RateLimit(messages, per)``; the
+    rest go to ``SMTPClient``. See ``sync_pool.SyncPoolBase``.
+    """
+
+    _client_class = SMTPClient
+
+    def _new_condition(self) -> threading.Condition:
+        return threading.Condition()
+
+    def _clock(self) -> float:
+        return time.monotonic()
+
+    def _sleep(self, seconds: float) -> None:
+        time.sleep(seconds)

@@ -26,7 +26,7 @@ import ssl
 from typing import Any, Literal
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
-from ..drivers.exceptions import SMTPConnectError, SMTPTLSError
+from ..drivers.exceptions import SMTPConnectError, SMTPProtocolError, SMTPTLSError
 from ..drivers.support import (
     check_connect_options,
     check_server_hostname,
@@ -34,6 +34,8 @@ from ..drivers.support import (
     session_config,
 )
 from ..sasl.base import ChannelBinding
+from ..wire.errors import LocalProtocolError
+from .smtplib_compat import smtplib_compatible
 from .tls import SSLConnection, TLSInfo, channel_binding, client_ssl_context
 
 __all__ = [
@@ -43,17 +45,27 @@ __all__ = [
     "connect_error",
     "require_one_target",
     "tls_failure",
+    "usage_error",
 ]
 
 TLSName = Literal["none", "opportunistic", "required", "implicit"]
 
 
+def usage_error(problem: str | LocalProtocolError) -> SMTPProtocolError:
+    """What every adapter raises for a caller mistake (a bad argument, an operation
+    out of turn): ``SMTPProtocolError`` wrapping a ``LocalProtocolError`` (so
+    ``remote`` is false), as its smtplib-compatible twin. One rule for constructors
+    and methods alike (docs/migrating-from-smtplib.md, "Caller mistakes")."""
+    error = problem if isinstance(problem, LocalProtocolError) else LocalProtocolError(problem)
+    return smtplib_compatible(SMTPProtocolError(error))
+
+
 def require_one_target(**targets: object) -> None:
-    """Raise ``ValueError`` unless exactly one of ``targets`` (in the order given) is set,
-    e.g. ``give exactly one of host, sock or unix_socket``."""
+    """Raise ``usage_error`` unless exactly one of ``targets`` (in the order given) is
+    set, e.g. ``give exactly one of host, sock or unix_socket``."""
     if sum(value is not None for value in targets.values()) != 1:
         *names, last = targets
-        raise ValueError(f"give exactly one of {', '.join(names)} or {last}")
+        raise usage_error(f"give exactly one of {', '.join(names)} or {last}")
 
 
 def tls_failure(exc: ssl.SSLError) -> SMTPTLSError:
@@ -91,7 +103,8 @@ class ClientCore(abc.ABC):
     """Settings, session and deadlines of one client connection; see the module doc.
 
     ``host``/``unix_socket`` and the other options are those of the adapters' public
-    constructors; which connection target was given is checked by the adapter.
+    constructors; which connection target was given is checked by the adapter. A bad
+    option raises ``usage_error``.
     """
 
     def __init__(
@@ -111,21 +124,24 @@ class ClientCore(abc.ABC):
         allow_cleartext_auth: bool,
         config: ClientConfig | None,
     ) -> None:
-        check_connect_options(host, port, message_timeout)
-        self._config = session_config(
-            tls=tls,
-            port=port,
-            timeout=timeout,
-            lmtp=lmtp,
-            allow_cleartext_auth=allow_cleartext_auth,
-            config=config,
-        )
+        try:
+            check_connect_options(host, port, message_timeout)
+            self._config = session_config(
+                tls=tls,
+                port=port,
+                timeout=timeout,
+                lmtp=lmtp,
+                allow_cleartext_auth=allow_cleartext_auth,
+                config=config,
+            )
+            self._server_hostname = server_hostname if server_hostname is not None else host
+            if self._server_hostname is not None and self._config.tls_policy is not TLSPolicy.NONE:
+                check_server_hostname(self._server_hostname)
+        except LocalProtocolError as error:
+            raise usage_error(error) from error
         self.host = host
         self.port = port if port is not None else default_port(self._config.tls_policy, lmtp)
         self._ssl_context = ssl_context
-        self._server_hostname = server_hostname if server_hostname is not None else host
-        if self._server_hostname is not None and self._config.tls_policy is not TLSPolicy.NONE:
-            check_server_hostname(self._server_hostname)
         self._message_timeout = message_timeout
         self._source_address = source_address
         self._local_hostname = local_hostname

@@ -33,18 +33,26 @@ from __future__ import annotations
 
 import math
 import ssl
+from collections.abc import Iterable
+from email.message import Message
 from typing import Any, cast
 
 import trio  # noqa: TID251  (adapter layer: I/O allowed)
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
+from ..client_engine.events import TransactionResult
 from ..drivers.exceptions import SMTPTLSError
-from ..drivers.session import MAX_READAHEAD, Driver, Request, T, Write
-from .async_base import AsyncClientBase
-from .common import Step, TLSName, require_one_target, tls_failure
+from ..drivers.session import MAX_READAHEAD, Driver, MailOptions, Request, T, Write
+from ..drivers.support import ContentSource
+from ..sasl.base import ClientMechanism
+from .async_base import AsyncClientBase, send_with
+from .async_pool import AsyncPoolBase
+from .common import Step, TLSName, require_one_target, tls_failure, usage_error
+from .pool_support import RateLimit
 from .tls import SSLConnection
+from .tokens import AsyncTokenSource
 
-__all__ = ["TrioSMTPClient"]
+__all__ = ["RateLimit", "TrioSMTPClient", "TrioSMTPPool", "send"]
 
 _RECV_SIZE = 256 * 1024
 #: Octets written since the last ``Read`` below which a write does not also read: the
@@ -92,7 +100,7 @@ class TrioSMTPClient(AsyncClientBase):
     ) -> None:
         require_one_target(host=host, stream=stream, unix_socket=unix_socket)
         if source_address is not None and source_address[1] != 0:
-            raise ValueError("trio binds only the source IP: give port 0 in source_address")
+            raise usage_error("trio binds only the source IP: give port 0 in source_address")
         super().__init__(
             host,
             port,
@@ -300,3 +308,82 @@ def _lost(exc: Exception) -> Exception:
     error = ConnectionError(f"connection lost: {cause or exc or type(exc).__name__}")
     error.__cause__ = exc
     return error
+
+
+async def send(
+    message: Message | ContentSource,
+    *,
+    host: str,
+    port: int | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    token: AsyncTokenSource | None = None,
+    mechanism: ClientMechanism | None = None,
+    sender: str | None = None,
+    recipients: str | Iterable[str] | None = None,
+    options: MailOptions | None = None,
+    **client_options: Any,
+) -> TransactionResult:
+    """Send one message in one call: connect to ``host`` (``port``: by default 465
+    implicit TLS, 587 STARTTLS required, else 25 opportunistic; or ``tls=``), log in
+    when ``username`` is given (``password``, or ``token``: an OAuth 2.0 token or a
+    provider of fresh ones), send ``message`` (an ``email.message`` message, or
+    content with ``sender`` and ``recipients``), QUIT. ``client_options`` go to
+    ``TrioSMTPClient`` (``ssl_context``, ``timeout``, ...). Returns the per-recipient result;
+    raises what the client raises.
+    """
+    return await send_with(
+        TrioSMTPClient(host, port, **client_options),
+        message,
+        sender=sender,
+        recipients=recipients,
+        username=username,
+        password=password,
+        token=token,
+        mechanism=mechanism,
+        options=options,
+    )
+
+
+class TrioSMTPPool(AsyncPoolBase):
+    """A pool of ``TrioSMTPClient`` connections shared by tasks; it never sends a
+    message twice (docs/pool.md)::
+
+        async with TrioSMTPPool("mail.example.org", 587, username="u", password="p") as pool:
+            await pool.send_message(message)  # from any number of tasks
+
+    The options are ``SMTPPool``'s (``blocking``); see ``async_pool.AsyncPoolBase``.
+    """
+
+    _client_class = TrioSMTPClient
+
+    def _new_condition(self) -> _PoolCondition:
+        return _PoolCondition()
+
+    def _clock(self) -> float:
+        return trio.current_time()
+
+    async def _sleep(self, seconds: float) -> None:
+        await trio.sleep(seconds)
+
+
+class _PoolCondition:
+    """A ``trio.Condition`` whose acquire is shielded: a cancel scope stays cancelled,
+    and a cancelled send must still give its slot back (the lock is only ever held
+    for a few statements). ``wait`` stays cancellable."""
+
+    def __init__(self) -> None:
+        self._condition = trio.Condition()
+
+    async def __aenter__(self) -> None:
+        with trio.CancelScope(shield=True):
+            await self._condition.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._condition.release()
+
+    async def wait(self) -> None:
+        await self._condition.wait()
+
+    def notify_all(self) -> None:
+        self._condition.notify_all()

@@ -211,7 +211,7 @@ class _Connection(asyncio.Protocol):
             self._log("*", f"policy error: {error!r}")
             self._server.policy_errors.append(error)
             if self._conn.state not in (ServerState.CLOSED, ServerState.ERROR):
-                self._write(service_closing(self._server.hostname, "4.3.0 Policy error"))
+                self._write(service_closing(self._server.hostname, "Policy error, closing"))
             self.close()
 
     def _pump(self) -> None:
@@ -230,6 +230,8 @@ class _Connection(asyncio.Protocol):
             assert isinstance(event, ServerEvent)
             if not isinstance(event, ContentReceived):
                 self._log("C:", describe(event))
+            if event.unauthorized_pipelining:  # flagged, or refused with 554 below
+                self._log("*", "sent before the reply it had to wait for (RFC 2920 §3.1)")
             if isinstance(event, ClientDisconnected):
                 self.close()
                 return
@@ -337,6 +339,10 @@ class SMTPServer:
     ``rules`` make it fail on purpose (``rules.py``: tried in order at every stage,
     first match wins), ``hook`` decides what no rule matched, ``clock`` times
     greylisting. ``max_message_size`` is advertised as SIZE and enforced (RFC 1870).
+    ``forbid_unauth_pipelining`` (on by default, like Postfix 3.9's
+    ``smtpd_forbid_unauth_pipelining``) answers a command sent before the reply it had
+    to wait for (RFC 2920 §3.1) with ``554 5.5.0`` and closes; off, such commands are
+    served and only flagged on their events (docs/design.md §4 rule 10).
     """
 
     def __init__(
@@ -363,6 +369,7 @@ class SMTPServer:
         rules: Iterable[Rule] = (),
         hook: Hook | None = None,
         clock: Callable[[], float] | None = None,
+        forbid_unauth_pipelining: bool = True,
     ) -> None:
         #: The reply policy's settings and the ``Session`` factory (``ValueError`` for an
         #: unknown mechanism).
@@ -386,7 +393,11 @@ class SMTPServer:
         self.lmtp = lmtp
         self.transcript = transcript
         self.on_message = on_message
-        self.config = ServerConfig(max_message_size=max_message_size, timeout=timeout)
+        self.config = ServerConfig(
+            max_message_size=max_message_size,
+            timeout=timeout,
+            unauthorized_pipelining="reject" if forbid_unauth_pipelining else "flag",
+        )
         self.messages: list[StoredMessage] = self.storage.messages
         self.tls_context: ssl.SSLContext | None = None
         self.cert_path: Path | None = None if certfile is None else Path(certfile)

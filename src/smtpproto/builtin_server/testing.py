@@ -154,6 +154,7 @@ def run_server(
     rules: Iterable[Rule] = (),
     hook: Hook | None = None,
     clock: Callable[[], float] | None = None,
+    forbid_unauth_pipelining: bool = True,
 ) -> Iterator[RunningServer]:
     """Run ``SMTPServer(...)`` with these options in a background thread for the
     ``with`` block (see ``SMTPServer`` for each option)."""
@@ -187,6 +188,7 @@ def run_server(
         rules=rules,
         hook=hook,
         clock=clock,
+        forbid_unauth_pipelining=forbid_unauth_pipelining,
     )
     loop = asyncio.new_event_loop()
     started = threading.Event()

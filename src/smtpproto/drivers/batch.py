@@ -27,13 +27,18 @@ the engine refused to send, such as a bad address: the batch goes on). When the
 session ends (421, EOF, timeout, lost connection), the messages in flight get that
 error (``SMTPDeliveryStatusUnknown`` for one whose content end was sent, RFC 1047)
 and the rest of the iterable is not consumed: the list is then shorter than the input.
+
+Outcomes are collected by ``_Outcomes``: each is handed on in message order as soon as
+it and every one before it are known, to the list returned at the end or, with
+``on_outcome``, to the caller's callback and then dropped. So a streamed batch of any
+length holds only the messages of its window, never one result per message sent.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Literal, TypeAlias, TypeVar
 
 from ..client_engine.events import (
@@ -76,12 +81,15 @@ from .support import (
 if TYPE_CHECKING:
     from email.message import Message
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "BatchDrivers", "BatchItem", "Outcome"]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "BatchDrivers", "BatchItem", "Outcome", "OutcomeCallback"]
 
 #: One message for ``send_many``: (sender, recipients, content) or an email message.
 BatchItem: TypeAlias = "tuple[str, str | Iterable[str], ContentSource] | Message"
 #: What ``send_many`` reports per message.
 Outcome = TransactionResult | SMTPError
+#: ``send_many(on_outcome=...)``: called with each message's index (from 0, in the
+#: order of the iterable) and outcome, in that order, as soon as it is known.
+OutcomeCallback = Callable[[int, Outcome], None]
 #: Messages whose final reply may be outstanding at once (BDAT LAST windows; with DATA
 #: at most two are: one awaiting its final reply, one its 354).
 DEFAULT_MAX_IN_FLIGHT = 32
@@ -105,6 +113,44 @@ class _Prepared:
     verb: Literal["DATA", "BDAT"] = "DATA"  # how the content went: names a refusal
 
 
+class _Outcomes:
+    """The outcome of each message by index, handed to ``emit`` in index order as soon
+    as it and all before it are known, then forgotten (see the module docstring)."""
+
+    __slots__ = ("_emit", "_next", "_pending", "count")
+
+    def __init__(self, emit: OutcomeCallback) -> None:
+        self._emit = emit
+        self._pending: dict[int, Outcome] = {}  # settled, waiting for an earlier one
+        self._next = 0  # the first index not emitted yet
+        #: Messages taken from the iterable so far.
+        self.count = 0
+
+    def reserve(self) -> int:
+        """The index of the next message taken from the iterable."""
+        self.count += 1
+        return self.count - 1
+
+    def __setitem__(self, index: int, outcome: Outcome) -> None:
+        pending = self._pending
+        pending[index] = outcome
+        while self._next in pending:
+            self._emit(self._next, pending.pop(self._next))
+            self._next += 1
+
+    def settled(self, index: int) -> bool:
+        return index < self._next or index in self._pending
+
+    def settle_rest(self, outcome: Callable[[], Outcome]) -> None:
+        """Give every message not settled yet the outcome ``outcome()`` makes."""
+        for index in range(self._next, self.count):
+            if index not in self._pending:
+                self[index] = outcome()
+
+    def finish(self) -> None:
+        assert self._next == self.count, "a message was left without an outcome"
+
+
 class BatchDrivers(MailDrivers):
     """``send_many`` over ``MailDrivers`` and ``DriverCore``'s plumbing."""
 
@@ -117,10 +163,15 @@ class BatchDrivers(MailDrivers):
         chunking: bool | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        on_outcome: OutcomeCallback | None = None,
     ) -> Driver[list[Outcome]]:
         """Send every message of ``messages`` (an iterable of ``(sender, recipients,
         content)`` tuples or ``email.message`` messages, consumed lazily); return one
-        outcome per message, in order (see the module docstring).
+        outcome per message, in order (see the module docstring). With ``on_outcome``,
+        each outcome goes to that callback (index, outcome) as soon as it is known and
+        is not kept: the list returned is empty, and memory stays bounded however many
+        messages are sent. An exception from the callback ends the batch and
+        propagates (the session is then closed).
 
         With PIPELINING (unless ``pipelining`` is False) each message costs one round
         trip (RFC 2920 §3.1); with CHUNKING too (unless ``chunking`` is False) small
@@ -137,8 +188,16 @@ class BatchDrivers(MailDrivers):
         bdat = caps is not None and caps.chunking and chunking is not False
         if chunking and not bdat:
             raise LocalProtocolError("chunking=True needs the CHUNKING extension, not advertised")
+        if on_outcome is not None and not callable(on_outcome):
+            raise LocalProtocolError("on_outcome must be a callable or None")
         return self._send_many(
-            iter(messages), options or MailOptions(), pipe, bdat, max_in_flight, chunk_size
+            iter(messages),
+            options or MailOptions(),
+            pipe,
+            bdat,
+            max_in_flight,
+            chunk_size,
+            on_outcome,
         )
 
     def _send_many(
@@ -149,19 +208,22 @@ class BatchDrivers(MailDrivers):
         bdat: bool,
         window: int,
         chunk_size: int,
+        on_outcome: OutcomeCallback | None,
     ) -> Driver[list[Outcome]]:
-        outcomes: list[Outcome | None] = []
+        done: list[Outcome] = []
+        outcomes = _Outcomes(
+            on_outcome if on_outcome is not None else lambda _, outcome: done.append(outcome)
+        )
         inflight: deque[_Prepared] = deque()
         try:
             yield from self._guard(
                 self._batch(messages, options, pipe, bdat, window, chunk_size, outcomes, inflight)
             )
         except SMTPError as error:
-            if not outcomes:
+            if not outcomes.count:
                 raise
             _session_ended(error, inflight, outcomes)
-        done = [outcome for outcome in outcomes if outcome is not None]
-        assert len(done) == len(outcomes), "a message was left without an outcome"
+        outcomes.finish()
         return done
 
     def _next(
@@ -169,13 +231,12 @@ class BatchDrivers(MailDrivers):
         messages: Iterator[BatchItem],
         options: MailOptions,
         chunk_size: int,
-        outcomes: list[Outcome | None],
+        outcomes: _Outcomes,
     ) -> _Prepared | None:
         """The next message that can be sent; a message the engine refuses (bad
         address, bad content type) gets ``SMTPProtocolError`` and is skipped."""
         for item in messages:
-            index = len(outcomes)
-            outcomes.append(None)
+            index = outcomes.reserve()
             recipients: str | Iterable[str]
             content: ContentSource
             try:
@@ -214,7 +275,7 @@ class BatchDrivers(MailDrivers):
         bdat: bool,
         window: int,
         chunk_size: int,
-        outcomes: list[Outcome | None],
+        outcomes: _Outcomes,
         inflight: deque[_Prepared],
     ) -> Driver[None]:
         conn = self.conn
@@ -277,7 +338,7 @@ class BatchDrivers(MailDrivers):
                 tail = conn.send(EndOfContent())
                 waiting.ended = True
                 waiting = None
-            elif waiting is not None and outcomes[waiting.index] is not None:
+            elif waiting is not None and outcomes.settled(waiting.index):
                 waiting = None  # its DATA was refused (a result came): no content
 
     def _cannot_continue(self) -> Driver[None]:
@@ -290,9 +351,7 @@ class BatchDrivers(MailDrivers):
             )
         )
 
-    def _batch_read(
-        self, inflight: deque[_Prepared], outcomes: list[Outcome | None]
-    ) -> Driver[object]:
+    def _batch_read(self, inflight: deque[_Prepared], outcomes: _Outcomes) -> Driver[object]:
         """The next engine event (screened like ``_event``'s, without its generator:
         this runs five times per message); a ``TransactionResult`` settles the oldest
         message."""
@@ -331,7 +390,7 @@ class BatchDrivers(MailDrivers):
         raise AssertionError("unreachable: the loop returns at the last chunk")
 
     def _lockstep(
-        self, item: _Prepared, pipe: bool, bdat: bool, outcomes: list[Outcome | None]
+        self, item: _Prepared, pipe: bool, bdat: bool, outcomes: _Outcomes
     ) -> Driver[None]:
         """One message the way ``sendmail`` sends it; a refusal is its outcome when
         the session stays usable (else the batch ends with it)."""
@@ -351,9 +410,7 @@ class BatchDrivers(MailDrivers):
         outcomes[item.index] = result
 
 
-def _session_ended(
-    error: SMTPError, inflight: deque[_Prepared], outcomes: list[Outcome | None]
-) -> None:
+def _session_ended(error: SMTPError, inflight: deque[_Prepared], outcomes: _Outcomes) -> None:
     """The session ended with ``error``: the oldest message in flight gets it; one
     after it whose content end was written is ``SMTPDeliveryStatusUnknown`` (unless a
     421 refused it), one that got no content ``SMTPConnectError``; so does a message
@@ -373,9 +430,7 @@ def _session_ended(
         outcomes[item.index] = outcome
         first = False
     inflight.clear()
-    for index, slot in enumerate(outcomes):
-        if slot is None:
-            outcomes[index] = SMTPConnectError(f"not sent, the session ended: {error}")
+    outcomes.settle_rest(lambda: SMTPConnectError(f"not sent, the session ended: {error}"))
 
 
 def _message_class() -> type[Message]:

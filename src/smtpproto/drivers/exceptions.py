@@ -108,6 +108,12 @@ class SMTPProtocolError(SMTPError):
     ``remote`` tells who broke the protocol: true for ``RemoteProtocolError`` (the
     server), false for ``LocalProtocolError`` (the caller asked for something not allowed
     or not offered).
+
+    Caller mistakes, one rule: every mistake an adapter (``SMTPClient``,
+    ``AsyncSMTPClient``, ``TrioSMTPClient``, their pools and ``smtpproto.send``) detects
+    — a bad constructor option, no or two connection targets, an operation before
+    ``connect()`` or a second ``connect()``, a bad argument to a method — raises this
+    class with ``remote`` false, before anything is sent for that call.
     """
 
     def __init__(self, error: ProtocolError) -> None:

@@ -41,6 +41,7 @@ from ..client_engine.events import (
     Rset,
     TransactionResult,
 )
+from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError
 from .core import DriverCore, raise_for
@@ -409,7 +410,7 @@ class MailDrivers(DriverCore):
                         ),
                         data_reply=event.reply,
                     )
-        yield from self._send(Rset())
+        yield from self._rset_unless_closing()
         return (yield from self._result("RCPT"))
 
     def _send_bdat(
@@ -478,8 +479,14 @@ class MailDrivers(DriverCore):
         """End a transaction that cannot deliver (no recipient accepted, a BDAT
         refused) with RSET (RFC 5321 §4.1.1.5), then raise for its result, labelled
         with the verb the transaction uses (``verb``: DATA or BDAT, RFC 3030 §2)."""
-        yield from self._send(Rset())
+        yield from self._rset_unless_closing()
         return (yield from self._result(verb))
+
+    def _rset_unless_closing(self) -> Driver[None]:
+        """RSET, unless a 421 closed the session (RFC 5321 §3.8: nothing more may be
+        sent; the result then raises ``SMTPReplyError`` with that 421)."""
+        if self.conn.state is not ClientState.CLOSING:
+            yield from self._send(Rset())
 
     def _result(self, verb: str) -> Driver[TransactionResult]:
         while True:

@@ -10,6 +10,7 @@ answered any more (unbounded pipelining while the caller does not reply) is a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ..wire._dataenc_py import DEFAULT_SERVER_DATA_MAX_LINE_LENGTH
 from ..wire.abnf import MAX_COMMAND_LINE
@@ -71,6 +72,13 @@ class ServerConfig:
     max_data_line: int = DEFAULT_SERVER_DATA_MAX_LINE_LENGTH
     timeout: float = DEFAULT_SERVER_TIMEOUT
     max_receive_buffer: int = DEFAULT_MAX_RECEIVE_BUFFER
+    #: A command (or DATA content) that arrives before the reply it had to wait for
+    #: (RFC 2920 §3.1; RFC 5321 §4.3 without PIPELINING): ``"flag"`` reports it on
+    #: the event (``unauthorized_pipelining``) and goes on; ``"reject"`` refuses it
+    #: with ``554 5.5.0`` and the session then closes, like Postfix 3.9's
+    #: ``smtpd_forbid_unauth_pipelining`` (spam bots and SMTP smuggling attempts
+    #: write ahead; a conforming client never does). The built-in server rejects.
+    unauthorized_pipelining: Literal["flag", "reject"] = "flag"
 
     def __post_init__(self) -> None:
         for name in ("max_command_line", "max_mail_rcpt_line", "max_auth_line"):
@@ -95,3 +103,8 @@ class ServerConfig:
             )
         if not self.timeout > 0:
             raise ValueError("timeout must be positive")
+        if self.unauthorized_pipelining not in ("flag", "reject"):
+            raise ValueError(
+                "unauthorized_pipelining must be 'flag' or 'reject', "
+                f"got {self.unauthorized_pipelining!r}"
+            )

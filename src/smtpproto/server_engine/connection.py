@@ -7,7 +7,11 @@ chooses every reply (helpers in ``_server_replies``). One command is handled at 
 after an event with ``expects_reply`` the connection is PAUSED — nothing more is
 parsed — until the caller sends the reply, because the reply decides the next state (a
 refused MAIL means the RCPT pipelined behind it is out of sequence). Pipelined input
-(RFC 2920) simply waits in the buffer, bounded by ``max_pipelined_input``.
+(RFC 2920) simply waits in the buffer, bounded by ``max_pipelined_input``. Input that
+was already buffered when the caller sent a reply the client had to wait for (RFC 2920
+§3.1; every reply without PIPELINING) is *early*: ``_early`` counts those octets at the
+head of the buffer, and a line or DATA content starting there is flagged on its event
+or refused with 554 (``ServerConfig.unauthorized_pipelining``, docs/design.md §4 rule 10).
 
 Input is read in one of three modes. Command lines end only at CRLF (RFC 5321 §2.3.8):
 a bare CR or LF inside a line makes the line a syntax error, never a line end; a line
@@ -34,6 +38,7 @@ be half updated. Everything else a client does wrong is an event.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -88,6 +93,7 @@ from .replies import (
     message_too_large,
     not_implemented,
     safe_text,
+    synchronization_error,
     syntax_error,
     too_many_recipients,
 )
@@ -104,6 +110,9 @@ __all__ = ["ServerConnection"]
 
 _S = ServerState
 _TRANSACTION = frozenset({_S.MAIL, _S.RCPT})
+#: Pending kinds whose reply ends a pipelined group (RFC 2920 §3.1; "other" is decided
+#: by the event: NOOP, VRFY, EXPN and unknown verbs end a group, HELP does not).
+_GROUP_ENDING = frozenset({"greeting", "ehlo", "helo", "data", "starttls", "auth", "quit"})
 
 
 class ServerConnection:
@@ -153,6 +162,10 @@ class ServerConnection:
         #: True from an AUTH line until a line with a known verb: the lines in between
         #: may be credentials (docs/design.md §4 rule 11) and are never kept.
         self._credentials_window = False
+        #: How many octets at the head of the input arrived before the last reply the
+        #: client had to wait for (RFC 2920 §3.1): a line starting there is early.
+        self._early = 0
+        self._content_early = False
 
     # -- read-only views --------------------------------------------------------------
 
@@ -238,7 +251,12 @@ class ServerConnection:
                         "without waiting for replies (RFC 2920)"
                     )
                 return PAUSED
-            return self._next()
+            if not self._early:
+                return self._next()
+            before = len(self._buf)
+            event = self._next()
+            self._early = max(0, self._early - (before - len(self._buf)))
+            return event
         except BaseException:  # h11's rule: whatever escapes leaves ERROR behind
             self._state = _S.ERROR
             raise
@@ -285,6 +303,8 @@ class ServerConnection:
             if not self._replies_due:
                 self._pending = None
             self._apply(kind, reply)
+            if not self._replies_due and self._must_wait_for(kind):
+                self._early = len(self._buf)  # all of it was written before this reply
             return reply.to_bytes()
         except BaseException as error:
             # Caller misuse found before any change leaves the session usable; anything
@@ -354,8 +374,21 @@ class ServerConnection:
                 self._state = _S.READY
         elif kind == "rset" and ok:
             self._end_transaction()
-        elif kind == "quit":
+        elif kind == "quit" or kind == "sync":
             self._state = _S.CLOSED
+
+    def _must_wait_for(self, kind: str) -> bool:
+        """Whether the client had to wait for the reply to ``kind`` before writing more
+        (RFC 5321 §4.3 without PIPELINING: every reply; RFC 2920 §3.1 with it: the
+        greeting and the replies to EHLO/HELO, DATA, NOOP, VRFY, EXPN, QUIT and to the
+        extension commands STARTTLS, AUTH (each step) and unknown verbs). A refused
+        line, the end of the content and BDAT may be followed at once: a command the
+        engine refused might have been one a pipelining client follows."""
+        if "PIPELINING" not in self._extensions:
+            return True
+        if kind in _GROUP_ENDING:
+            return True
+        return kind == "other" and not isinstance(self._pending_event, HelpReceived)
 
     def _clear_transaction(self) -> None:
         self._mail = None
@@ -407,6 +440,34 @@ class ServerConnection:
         text = f"{error.enhanced} {safe_text(error.message)}"
         return self._reject(Reply(error.code, (text.encode("ascii"),)), error.message, line, kind)
 
+    def _unsynchronized(
+        self,
+        line: bytes,
+        reason: str = "command sent before the reply it had to wait for (RFC 2920 section 3.1)",
+    ) -> ServerEvent:
+        """Refuse input sent before the reply it had to wait for; the session closes
+        after the reply (``ServerConfig.unauthorized_pipelining == "reject"``)."""
+        self._track_credentials(line)
+        self._lines.drop()  # the rest is out of step with the dialogue: never parsed
+        self._early = 0
+        event = CommandRejected(
+            reply=synchronization_error(),
+            reason=reason,
+            line=self._shown(line),
+            unauthorized_pipelining=True,
+        )
+        self.error_count += 1
+        return self._expect("sync", event)
+
+    def _flag(self, event: ServerEvent, early: bool) -> ServerEvent:
+        """``event`` marked as early (``unauthorized_pipelining``) when ``early``."""
+        if not early:
+            return event
+        flagged = dataclasses.replace(event, unauthorized_pipelining=True)
+        if self._pending_event is event:
+            self._pending_event = flagged
+        return flagged
+
     def _next(self) -> ServerEvent | NeedData | Paused:
         if self._to_report and self._state is not _S.TLS_HANDSHAKE:
             size, self._to_report = self._to_report, 0
@@ -420,19 +481,28 @@ class ServerConnection:
                 return PAUSED
             return self._closed(clean=state is _S.CLOSED)
         if state is _S.DATA:
+            if self._early and not self._message_done:  # content written before the 354
+                if self.config.unauthorized_pipelining == "reject":
+                    return self._unsynchronized(b"", "DATA content sent before the 354 reply")
+                self._content_early = True
             event = self._data_event()
         elif state is _S.BDAT:
             event = self._bdat_event()
         else:
+            early = self._early > 0  # the line's first octet came before the reply
             line = self._lines.read(self._lines.limit(self.config, state is _S.AUTH))
             if line is TOO_LONG:
                 limit = self._lines.limit(self.config, state is _S.AUTH)
                 return self._reject(line_too_long(limit), f"line longer than {limit} octets")
             if isinstance(line, bytes):
+                if early and self.config.unauthorized_pipelining == "reject":
+                    return self._unsynchronized(line)
                 if state is _S.AUTH:
-                    return self._auth_line(line)
+                    return self._flag(self._auth_line(line), early)
                 event = self._command(line)  # None: a refused BDAT chunk is still arriving
                 state = self._state
+                if event is not None:
+                    return self._flag(event, early)
             else:
                 event = None
         if event is not None:
@@ -562,10 +632,15 @@ class ServerConnection:
 
     def _end_of_message(self, bdat: bool) -> ServerEvent:
         replies = len(self._recipients) if self.lmtp else 1
+        early, self._content_early = self._content_early, False
         if self._too_large:
-            return self._reject(message_too_large(), "message too large", kind="message", n=replies)
+            refused = self._reject(
+                message_too_large(), "message too large", kind="message", n=replies
+            )
+            return self._flag(refused, early)
         assert self._mail is not None
         event = MessageComplete(
+            unauthorized_pipelining=early,
             sender=self._mail.sender,
             recipients=tuple(self._recipients),
             size=self._message_size,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..wire.need_data import NEED_DATA
@@ -74,10 +74,20 @@ PAUSED = Paused.PAUSED
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerEvent:
-    """Base class of every server-role event."""
+    """Base class of every server-role event.
+
+    ``unauthorized_pipelining`` is true on a command event (or ``MessageComplete``)
+    whose command line (or DATA content) arrived before the reply it had to wait for:
+    any reply when PIPELINING is not in force, else the reply to a command that must
+    end a pipelined group (RFC 2920 §3.1). With ``ServerConfig(unauthorized_pipelining=
+    "reject")`` such input is refused instead (docs/design.md §4 rule 10). It is not
+    part of an event's equality.
+    """
 
     #: True when the caller must ``send()`` a reply before the next event.
     expects_reply: ClassVar[bool] = True
+
+    unauthorized_pipelining: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

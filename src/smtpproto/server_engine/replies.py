@@ -39,6 +39,7 @@ __all__ = [
     "safe_text",
     "service_closing",
     "start_mail_input",
+    "synchronization_error",
     "syntax_error",
     "too_many_recipients",
     "transaction_failed",
@@ -178,6 +179,12 @@ def line_too_long(limit: int) -> Reply:
 def not_implemented() -> Reply:
     """502 command not implemented (RFC 5321 §4.2.2)."""
     return _reply(502, "5.5.1 Command not implemented")
+
+
+def synchronization_error() -> Reply:
+    """554 for a command sent before the reply it had to wait for (RFC 2920 §3.1; the
+    text of Postfix's ``smtpd_forbid_unauth_pipelining``); the session then closes."""
+    return _reply(554, "5.5.0 Error: SMTP protocol synchronization")
 
 
 def bad_sequence(message: str = "Bad sequence of commands") -> Reply:

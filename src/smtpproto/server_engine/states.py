@@ -114,6 +114,8 @@ def code_allowed(kind: str, code: int) -> bool:
         return code in (220, 554)
     if kind == "quit":
         return code == 221
+    if kind == "sync":  # a synchronization error: refused, then closed
+        return code >= 400
     if kind == "starttls":
         return code == 220 or code >= 400
     if kind in INTERMEDIATE:

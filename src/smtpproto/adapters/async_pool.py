@@ -1,0 +1,422 @@
+"""A connection pool that never sends a message twice, written once: async here for
+the asyncio and trio pools; ``sync_pool`` (the blocking pool's) is generated from this
+file by ``scripts/unasync.py`` (docs/design.md §7). docs/pool.md states the guarantee.
+
+Theory of operation
+-------------------
+``AsyncPoolBase`` keeps connected, logged-in clients per destination (``(host,
+port)``) and lends one to each ``sendmail``/``send_message``:
+
+* **Bounded**: at most ``max_connections`` connections in all (idle, busy or being
+  opened) and ``max_per_destination`` to one destination; a caller waits for a free
+  one. When the pool is full, an idle connection to another destination is closed to
+  make room.
+* **Recycled**: a connection that carried ``max_messages`` messages or is older than
+  ``max_age`` seconds is closed with QUIT instead of being lent again.
+* **Checked before use**: a connection idle for ``check_idle_after`` seconds or more is
+  probed with NOOP (or RSET) first. If the probe fails (the server closed it while
+  idle, answered 421, timed out) it is dropped and another connection is opened. This is
+  the only retry the pool makes, and it happens before any command of the message was
+  sent (RFC 5321 §4.1.1.9: NOOP has no effect on the transaction state).
+* **Never resent**: once ``sendmail`` started on a connection, its outcome is the
+  caller's, whatever it is. A lost connection after the final dot (or BDAT LAST) is
+  ``SMTPDeliveryStatusUnknown`` (RFC 1047: the server may have the message), raised as
+  is and never retried; any other exception means the message was not accepted (for
+  the recipients not in ``TransactionResult.delivered``), so a retry by the caller is
+  safe. The connection goes back to the pool only when its session is still usable.
+* **Rate limited** (optional): ``RateLimit(messages, per)`` lets at most ``messages``
+  messages start in any ``per`` seconds; the others wait.
+
+The event-loop specifics (the condition variable, the clock, sleeping, the client
+class) are the concrete pool's: ``AsyncSMTPPool`` (asyncio), ``TrioSMTPPool`` and the
+blocking ``SMTPPool`` (threads). This module imports no event loop.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import dataclasses
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from email.message import Message
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..client_engine.events import TransactionResult
+from ..drivers.exceptions import SMTPError
+from ..drivers.session import MailOptions
+from ..drivers.support import ContentSource
+from ..sasl.base import ClientMechanism
+from .common import usage_error
+from .pool_support import (
+    DEFAULT_CHECK_IDLE_AFTER,
+    Destination,
+    IdleCheck,
+    RateLimit,
+    RateWindow,
+    check_count,
+    check_seconds,
+)
+from .tokens import AsyncTokenSource
+
+if TYPE_CHECKING:  # the concrete pool names its client class: no runtime import
+    from .async_base import AsyncClientBase
+
+__all__ = ["AsyncPoolBase"]
+
+P = TypeVar("P", bound="AsyncPoolBase")
+
+
+@dataclasses.dataclass(slots=True)
+class _Pooled:
+    """One connection of the pool and what the pool knows about it."""
+
+    client: AsyncClientBase
+    destination: Destination
+    created: float
+    last_used: float
+    messages: int = 0
+
+
+class AsyncPoolBase(abc.ABC):
+    """A bounded pool of client connections; see the module doc and docs/pool.md.
+
+    ``host``/``port`` is the default destination (each call may name another with
+    ``destination=(host, port)``). ``username`` with ``password`` or ``token`` (a string
+    or a token provider, called for every login) logs each new connection in.
+    ``client_options`` go to the client class (``tls``, ``ssl_context``, ``timeout``,
+    ``message_timeout``, ``local_hostname``, ...). ``clock`` and ``sleep`` replace the
+    event loop's (tests of the rate limit).
+    """
+
+    #: Makes an unconnected client for ``(host, port, **options)`` (the concrete pool's).
+    _client_class: Callable[..., AsyncClientBase]
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        max_connections: int = 10,
+        max_per_destination: int | None = None,
+        max_messages: int = 100,
+        max_age: float = 300.0,
+        idle_check: IdleCheck | None = "noop",
+        check_idle_after: float = DEFAULT_CHECK_IDLE_AFTER,
+        rate_limit: RateLimit | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        token: AsyncTokenSource | None = None,
+        mechanism: ClientMechanism | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        **client_options: Any,
+    ) -> None:
+        check_count("max_connections", max_connections)
+        if max_per_destination is not None:
+            check_count("max_per_destination", max_per_destination)
+        check_count("max_messages", max_messages)
+        check_seconds("max_age", max_age, allow_inf=True)
+        check_seconds("check_idle_after", check_idle_after, allow_zero=True)
+        if idle_check not in ("noop", "rset", None):
+            raise usage_error(f"idle_check must be 'noop', 'rset' or None, got {idle_check!r}")
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise usage_error(f"rate_limit must be a RateLimit, got {rate_limit!r}")
+        if (password is not None or token is not None) and username is None:
+            raise usage_error("a password or token needs a username")
+        if host is not None:
+            self._client_class(host, port, **client_options)  # refuse bad options now
+        self._default = None if host is None else (host, port)
+        self._max = max_connections
+        self._max_per_destination = max_per_destination or max_connections
+        self._max_messages = max_messages
+        self._max_age = max_age
+        self._idle_check = idle_check
+        self._check_idle_after = check_idle_after
+        self._rate = RateWindow(rate_limit) if rate_limit is not None else None
+        self._credentials = (username, password, token, mechanism)
+        self._options = client_options
+        self._now = clock if clock is not None else self._clock
+        self._pause = sleep if sleep is not None else self._sleep
+        self._cond = self._new_condition()
+        self._idle: dict[Destination, deque[_Pooled]] = {}
+        self._count: dict[Destination, int] = {}
+        self._total = 0
+        self._closed = False
+
+    # -- event-loop primitives (the concrete pool) ---------------------------------------
+
+    @abc.abstractmethod
+    def _new_condition(self) -> Any:
+        """A condition variable of the event loop (``async with``, ``wait``,
+        ``notify_all``). Entering it must work in a cancelled task, so that a cancelled
+        send still gives its connection back (asyncio's and threading's do; the trio
+        pool shields the acquire)."""
+
+    @abc.abstractmethod
+    def _clock(self) -> float:
+        """The event loop's clock, in seconds."""
+
+    @abc.abstractmethod
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` on the event loop."""
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def sendmail(
+        self,
+        sender: str,
+        recipients: str | Iterable[str],
+        content: ContentSource,
+        *,
+        destination: Destination | None = None,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+    ) -> TransactionResult:
+        """Send one message over a pooled connection (see the client's ``sendmail``).
+        ``SMTPDeliveryStatusUnknown``: the message may have been delivered, never
+        resent; any other exception: not accepted, a retry is safe."""
+
+        async def send(client: AsyncClientBase) -> TransactionResult:
+            return await client.sendmail(
+                sender,
+                recipients,
+                content,
+                options=options,
+                pipelining=pipelining,
+                chunking=chunking,
+            )
+
+        return await self._send(destination, send)
+
+    async def send_message(
+        self,
+        msg: Message,
+        *,
+        destination: Destination | None = None,
+        sender: str | None = None,
+        recipients: str | Iterable[str] | None = None,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+    ) -> TransactionResult:
+        """Send an ``email.message`` message over a pooled connection (see
+        ``sendmail`` for what its exceptions mean)."""
+
+        async def send(client: AsyncClientBase) -> TransactionResult:
+            return await client.send_message(
+                msg,
+                sender=sender,
+                recipients=recipients,
+                options=options,
+                pipelining=pipelining,
+                chunking=chunking,
+            )
+
+        return await self._send(destination, send)
+
+    async def _send(
+        self,
+        destination: Destination | None,
+        send: Callable[[AsyncClientBase], Awaitable[TransactionResult]],
+    ) -> TransactionResult:
+        where = self._destination(destination)
+        await self._wait_for_rate()
+        pooled = await self._acquire(where)
+        try:
+            return await send(pooled.client)
+        finally:
+            pooled.messages += 1
+            await self._release(pooled)
+
+    def _destination(self, destination: Destination | None) -> Destination:
+        if destination is None:
+            if self._default is None:
+                raise usage_error("no destination: give the pool a host or pass destination=")
+            return self._default
+        if (
+            not isinstance(destination, tuple)
+            or len(destination) != 2
+            or not isinstance(destination[0], str)
+        ):
+            raise usage_error(f"destination must be a (host, port) pair, got {destination!r}")
+        return destination
+
+    async def _wait_for_rate(self) -> None:
+        """Wait until the rate limit lets one more message start (none: at once)."""
+        rate = self._rate
+        while rate is not None:
+            async with self._cond:
+                delay = rate.delay(self._now())
+            if delay <= 0:
+                return
+            await self._pause(delay)
+
+    # -- lending connections ----------------------------------------------------------------
+
+    async def _acquire(self, where: Destination) -> _Pooled:
+        """A connected, logged-in connection to ``where`` that passed its idle check."""
+        while True:
+            pooled, stale = await self._take(where)
+            for old in stale:
+                await self._dispose(old)
+            if pooled is None:
+                return await self._open(where)
+            if await self._healthy(pooled):
+                return pooled
+            await self._forget(pooled)  # no command of the message was sent: reconnect
+
+    async def _take(self, where: Destination) -> tuple[_Pooled | None, list[_Pooled]]:
+        """An idle connection to ``where``, or None with a slot reserved for a new one
+        (waiting while neither is possible); and the expired or evicted connections,
+        already uncounted, for the caller to close."""
+        stale: list[_Pooled] = []
+        async with self._cond:
+            while True:
+                if self._closed:
+                    raise usage_error("the pool is closed")
+                idle = self._idle.get(where)
+                while idle:
+                    pooled = idle.pop()  # the most recently used: the warmest
+                    if not self._expired(pooled):
+                        return pooled, stale
+                    self._uncount(pooled.destination)
+                    stale.append(pooled)
+                if self._count.get(where, 0) < self._max_per_destination:
+                    if self._total >= self._max:
+                        victim = self._oldest_idle()
+                        if victim is not None:
+                            self._uncount(victim.destination)
+                            stale.append(victim)
+                    if self._total < self._max:
+                        self._count[where] = self._count.get(where, 0) + 1
+                        self._total += 1
+                        return None, stale
+                assert not stale, "a freed slot is always taken"  # none closed late
+                await self._cond.wait()
+
+    def _oldest_idle(self) -> _Pooled | None:
+        """Remove and return the idle connection unused the longest, if any."""
+        oldest: deque[_Pooled] | None = None
+        for idle in self._idle.values():
+            if idle and (oldest is None or idle[0].last_used < oldest[0].last_used):
+                oldest = idle
+        return oldest.popleft() if oldest is not None else None
+
+    def _uncount(self, where: Destination) -> None:
+        self._count[where] -= 1
+        self._total -= 1
+
+    def _expired(self, pooled: _Pooled) -> bool:
+        return (
+            pooled.messages >= self._max_messages
+            or self._now() - pooled.created >= self._max_age
+            or pooled.client._session is None
+            or not pooled.client.session.usable
+        )
+
+    async def _open(self, where: Destination) -> _Pooled:
+        """Connect and log in a new connection in the slot ``_take`` reserved; the slot
+        is given back when that fails."""
+        try:
+            client = self._client_class(where[0], where[1], **self._options)
+        except BaseException:
+            await self._free_slot(where)
+            raise
+        try:
+            await client.connect()
+            username, password, token, mechanism = self._credentials
+            if username is not None:
+                await client.login(username, password, token=token, mechanism=mechanism)
+        except BaseException:
+            await client.aclose()
+            await self._free_slot(where)
+            raise
+        now = self._now()
+        return _Pooled(client, where, now, now)
+
+    async def _free_slot(self, where: Destination) -> None:
+        async with self._cond:
+            self._uncount(where)
+            self._cond.notify_all()
+
+    async def _healthy(self, pooled: _Pooled) -> bool:
+        """Probe a connection idle for ``check_idle_after`` seconds or more."""
+        if self._idle_check is None or self._now() - pooled.last_used < self._check_idle_after:
+            return True
+        try:
+            if self._idle_check == "noop":
+                await pooled.client.noop()
+            else:
+                await pooled.client.rset()
+        except SMTPError:
+            return False
+        return True
+
+    async def _release(self, pooled: _Pooled) -> None:
+        """Back to the idle connections when still usable and not expired; else close."""
+        pooled.last_used = self._now()
+        keep = not self._closed and not self._expired(pooled)
+        async with self._cond:
+            if keep:
+                self._idle.setdefault(pooled.destination, deque()).append(pooled)
+            else:
+                self._uncount(pooled.destination)
+            self._cond.notify_all()
+        if not keep:
+            await self._dispose(pooled)
+
+    async def _forget(self, pooled: _Pooled) -> None:
+        """Drop a connection that failed its check (its slot is free again)."""
+        await self._free_slot(pooled.destination)
+        await self._dispose(pooled)
+
+    async def _dispose(self, pooled: _Pooled) -> None:
+        """Close a connection the pool no longer counts: QUIT when the session can take
+        it (an error then changes nothing), then close (which works while cancelled: a
+        cancelled send leaves a broken session, closed without QUIT)."""
+        client = pooled.client
+        try:
+            if client._session is not None and client.session.can_quit:
+                with contextlib.suppress(SMTPError):  # going away: nothing to report
+                    await client.quit()
+        finally:
+            await client.aclose()
+
+    # -- the pool itself ----------------------------------------------------------------------
+
+    @property
+    def connections(self) -> int:
+        """Connections the pool counts now: idle, lent out or being opened."""
+        return self._total
+
+    @property
+    def idle_connections(self) -> int:
+        """Connections waiting in the pool to be lent."""
+        return sum(len(idle) for idle in self._idle.values())
+
+    async def aclose(self) -> None:
+        """Close the idle connections (QUIT) and refuse new sends; a connection lent
+        out is closed when its send returns."""
+        async with self._cond:
+            self._closed = True
+            stale = [pooled for idle in self._idle.values() for pooled in idle]
+            self._idle.clear()
+            for pooled in stale:
+                self._uncount(pooled.destination)
+            self._cond.notify_all()
+        for pooled in stale:
+            await self._dispose(pooled)
+
+    async def __aenter__(self: P) -> P:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

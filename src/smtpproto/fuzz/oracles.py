@@ -225,9 +225,12 @@ _SUCCESS_CODE = {b"QUIT\r\n": 221, b"NOOP\r\n": 250, b"RSET\r\n": 250}
 
 def _wrong_code(conn: ConnResult, replies: list[ParsedReply]) -> str | None:
     """A greeting that is neither 220 nor a refusal, or a success reply to QUIT, NOOP or
-    RSET with another code than the one RFC 5321 §4.3.2 allows."""
+    RSET with another code than the one RFC 5321 §4.3.2 allows. Replies are matched to
+    commands by count, so only on a connection that got exactly the replies due."""
     if replies and replies[0].reply.code // 100 == 2 and replies[0].reply.code != 220:
         return f"the greeting has code {replies[0].reply.code}, not 220 (RFC 5321 §4.3.1)"
+    if len(replies) != _expected(conn):
+        return None  # the accounting is off (a mutated write held two commands, ...)
     for position, step in enumerate(conn.steps):
         event = step.event
         if event is None or event.dir != "c2s" or event.data not in _SUCCESS_CODE:

@@ -120,7 +120,8 @@ class _Builder:
         return _line(f"RCPT TO:<{self.rt}>{extra}")
 
     def grace(self) -> float:
-        return min(1.0, self.p.wait / 2)
+        """How long to keep reading for replies a correct server never sends."""
+        return min(1.0, max(0.3, 10 * max(self.p.latency, self.p.error_latency)))
 
     def accepted(
         self,

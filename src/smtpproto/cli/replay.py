@@ -12,7 +12,7 @@ import argparse
 import json
 
 from ..fuzz.replay import replay
-from ..fuzz.transcript import TranscriptError
+from ..fuzz.transcript import Transcript, TranscriptError
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode, parse_server
 from .output import format_table
@@ -39,14 +39,18 @@ def run_replay(args: argparse.Namespace) -> int:
     if not 0 < args.timeout <= 60:
         raise CLIError("--timeout must be between 0 and 60 seconds", ExitCode.USAGE)
     try:
-        result = replay(args.file, host, port, timeout=args.timeout)
-    except (OSError, TranscriptError, ValueError) as error:
+        transcript = Transcript.load(args.file)
+    except (OSError, TranscriptError, UnicodeDecodeError) as error:
         raise CLIError(f"{escape_text(args.file)}: {error}", ExitCode.USAGE) from None
-    if result.oracle is None:
+    if transcript.header.get("oracle") is None:
         raise CLIError(
-            f"{escape_text(args.file)} names no oracle in its header: replayed, not judged",
+            f"{escape_text(args.file)} names no oracle in its header: nothing to judge",
             ExitCode.USAGE,
         )
+    try:
+        result = replay(transcript, host, port, timeout=args.timeout)
+    except ValueError as error:
+        raise CLIError(f"{escape_text(args.file)}: {error}", ExitCode.USAGE) from None
     header = result.transcript.header
     if args.json:
         print(

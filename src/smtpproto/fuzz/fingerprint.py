@@ -195,7 +195,12 @@ def fingerprint(runner: Runner, settings: Settings) -> Profile:
         profile.latency = statistics.median(noop_times)
     if error_times:
         profile.error_latency = max(error_times)
-    # 3. MAIL before any HELO/EHLO: refused or taken (RFC 5321 leaves it to the server).
+    # 3. MAIL without AUTH: 530 means the server requires authentication (RFC 4954 §6).
+    bare = [e for e in profile.prefix("greeted") if not e.data.startswith(b"AUTH ")]
+    obs, _ = runner.run([*bare, send(f"MAIL FROM:<{settings.mail_from}>\r\n".encode(), 1)])
+    codes = _codes(obs.conns[0])
+    profile.requires_auth = bool(codes) and codes[-1] == 530
+    # 3b. MAIL before any HELO/EHLO: refused or taken (RFC 5321 leaves it to the server).
     obs, _ = runner.run([connect(), send(f"MAIL FROM:<{settings.mail_from}>\r\n".encode(), 1)])
     codes = _codes(obs.conns[0])
     profile.mail_without_hello_refused = len(codes) >= 2 and codes[1] // 100 == 5
@@ -214,8 +219,6 @@ def fingerprint(runner: Runner, settings: Settings) -> Profile:
         obs, _ = runner.run(events)
         codes = _codes(obs.conns[0])
         base = _replies_in(profile.prefix("greeted"))
-        if len(codes) > base and codes[base] == 530 and settings.auth is None:
-            profile.requires_auth = True
         if len(codes) <= base or codes[base] // 100 != 2:
             continue
         for offset, rcpt in enumerate(recipients):

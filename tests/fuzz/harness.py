@@ -4,7 +4,7 @@ Shared by the end-to-end tests (``test_e2e_*.py``) and the measuring script
 (``fuzz/measure.py``). Targets, by name:
 
 - ``clean``: ``flawed_server.py`` with no flaw (a strict, correct server);
-- ``flaw:NAME``: the same server with the planted flaw ``NAME`` (``flaws.FLAWS``);
+- ``flaw:NAME[,NAME...]``: the same server with these planted flaws (``flaws.FLAWS``);
 - ``aiosmtpd``: the current aiosmtpd of the test venv; ``aiosmtpd-1.4.4``: aiosmtpd 1.4.4
   from PyPI in a cached venv (two published CVEs);
 - ``builtin``: the project's own server (``smtpproto.testing.run_server``), AUTH for the
@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,18 +50,14 @@ class Running:
     auth: tuple[str, str] | None = CREDENTIALS
 
 
-def _flaw_options(flaw: str) -> dict[str, Any]:
-    return {"require_auth": flaw == "auth-bypass-after-failure"}
-
-
 @contextlib.contextmanager
 def start(name: str, folder: Path, *, seed: int | None = None) -> Iterator[Running]:
     """Start the target ``name`` (see the module docstring) for the ``with`` block."""
     folder.mkdir(parents=True, exist_ok=True)
     if name == "clean" or name.startswith("flaw:"):
-        flaw = name.partition(":")[2]
-        flaws = [flaw] if flaw else []
-        with start_flawed(folder, flaws, seed=seed, **_flaw_options(flaw)) as target:
+        flaws = [flaw for flaw in name.partition(":")[2].split(",") if flaw]
+        options = {"require_auth": "auth-bypass-after-failure" in flaws}
+        with start_flawed(folder, flaws, seed=seed, **options) as target:
             yield Running(name, target.host, target.port, target)
     elif name in ("aiosmtpd", "aiosmtpd-1.4.4"):
         python = sys.executable if name == "aiosmtpd" else aiosmtpd_144_python()
@@ -120,6 +116,12 @@ def fuzz(running: Running, out: Path, *, budget: float, seed: int = 1, **options
     return Campaign(report, out, found_at)
 
 
+def random_seed() -> int:
+    """A fresh seed for a flawed server's thresholds (``SMTPPROTO_FUZZ_SERVER_SEED`` fixes it)."""
+    fixed = os.environ.get("SMTPPROTO_FUZZ_SERVER_SEED")
+    return int(fixed) if fixed else int.from_bytes(os.urandom(4), "big")
+
+
 def transcripts(out: Path) -> list[Path]:
     """Every claimed finding: each ``.jsonl`` file under ``out``."""
     return sorted(out.rglob("*.jsonl"))
@@ -138,37 +140,37 @@ def replay_cli(transcript: Path, host: str, port: int) -> subprocess.CompletedPr
 
 @dataclasses.dataclass
 class Verdict:
-    """Whether one transcript reproduces a planted flaw and only it."""
+    """What replaying one transcript did to a fresh flawed instance and to the clean one."""
 
     transcript: Path
     reproduces: bool  # exit 0 against a fresh flawed instance
-    triggers: bool  # ... and that instance logged FLAW-TRIGGERED for the flaw
+    triggered: set[str]  # the flaws that instance logged
     clean_reproduces: bool  # exit 0 against the clean server (must be False)
     output: str
 
-    @property
-    def ok(self) -> bool:
-        return self.reproduces and self.triggers and not self.clean_reproduces
+    def shows(self, flaw: str) -> bool:
+        """The transcript reproduces ``flaw``: it triggers it, and not on the clean server."""
+        return self.reproduces and flaw in self.triggered and not self.clean_reproduces
 
 
-def verify(transcript: Path, flaw: str, folder: Path | None = None) -> Verdict:
-    """Replay ``transcript`` against a fresh ``flaw`` instance and against the clean server."""
-    with contextlib.ExitStack() as stack:
-        if folder is None:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        with start(f"flaw:{flaw}", folder / "fresh") as fresh:
-            done = replay_cli(transcript, fresh.host, fresh.port)
-            assert fresh.flawed is not None
-            deadline = time.monotonic() + 5.0
-            while flaw not in fresh.flawed.triggered() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            triggers = flaw in fresh.flawed.triggered()
-        with start("clean", folder / "clean", **{}) as clean:
-            against_clean = replay_cli(transcript, clean.host, clean.port)
+def verify(
+    transcript: Path, flaws: tuple[str, ...], folder: Path, *, seed: int | None = None
+) -> Verdict:
+    """Replay ``transcript`` against a fresh instance with ``flaws`` (same ``seed``: same
+    thresholds as the fuzzed one) and against the clean server (same seed)."""
+    with start("flaw:" + ",".join(flaws), folder / "fresh", seed=seed) as fresh:
+        done = replay_cli(transcript, fresh.host, fresh.port)
+        assert fresh.flawed is not None
+        deadline = time.monotonic() + 2.0
+        while not fresh.flawed.triggered() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        triggered = set(fresh.flawed.triggered())
+    with start("clean", folder / "clean", seed=seed) as clean:
+        against_clean = replay_cli(transcript, clean.host, clean.port)
     return Verdict(
         transcript,
         done.returncode == 0,
-        triggers,
+        triggered,
         against_clean.returncode == 0,
         (done.stdout + done.stderr)[-2000:],
     )
@@ -178,11 +180,16 @@ def find(
     flaw: str, folder: Path, *, budget: float, seed: int = 1, **options: Any
 ) -> tuple[Campaign, Verdict | None]:
     """Fuzz a fresh ``flaw`` instance (``options`` go to ``run_campaign``); return the
-    campaign and the first transcript that verifies (``None`` if none does)."""
-    with start(f"flaw:{flaw}", folder / "target") as running:
+    campaign and the first transcript that verifies (``None`` if none does).
+
+    The server's thresholds come from a random seed (``random_seed``), printed on stdout,
+    and the fresh instance of the replay gets the same one."""
+    server_seed = random_seed()
+    print(f"{flaw}: server seed {server_seed}")
+    with start(f"flaw:{flaw}", folder / "target", seed=server_seed) as running:
         campaign = fuzz(running, folder / "out", budget=budget, seed=seed, **options)
     for transcript in transcripts(campaign.out):
-        verdict = verify(transcript, flaw, folder / "verify")
-        if verdict.ok:
+        verdict = verify(transcript, (flaw,), folder / "verify", seed=server_seed)
+        if verdict.shows(flaw):
             return campaign, verdict
     return campaign, None

@@ -32,6 +32,7 @@ import contextlib
 import select
 import socket
 import ssl
+from typing import NoReturn
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
@@ -73,7 +74,7 @@ class SMTPServerMachine(RuleBasedStateMachine):
 
     # -- transport -----------------------------------------------------------------------
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str) -> NoReturn:
         raise AssertionError(f"{message}\n--- transcript (JSONL) ---\n{self.transcript.dumps()}")
 
     def _open(self) -> None:

@@ -240,7 +240,8 @@ def test_idle_timeout_sends_421() -> None:
 def test_missing_openssl_means_no_starttls(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("smtpproto.builtin_server.server.shutil.which", lambda name: None)
+    monkeypatch.setenv("SMTPPROTO_CERT_TOOL", "openssl")  # others: test_server_certificates.py
+    monkeypatch.setattr("smtpproto.builtin_server.certificates.shutil.which", lambda name: None)
     with run_server() as server:
         assert server.cert_path is None
         with smtplib.SMTP(server.host, server.port, timeout=TIMEOUT) as client:

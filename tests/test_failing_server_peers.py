@@ -147,3 +147,31 @@ def test_a_slow_reply_arrives_after_the_delay_without_blocking_other_sessions() 
                 assert fast.noop()[0] == 250  # the second connection is not slowed
         finally:
             slow.close()
+
+
+def test_pipelined_commands_wait_behind_a_delayed_reply_in_order() -> None:
+    rules = [Rule(stage="mail", delay=0.1), Rule(stage="rcpt", delay=0.05)]
+    with run_server(starttls=False, rules=rules) as server:
+        with socket.create_connection((server.host, server.port), timeout=TIMEOUT) as sock:
+            reader = sock.makefile("rb")
+            assert reader.readline().startswith(b"220 ")
+            sock.sendall(b"EHLO c.test\r\n")  # PIPELINING is known only after its reply
+            for _ in range(20):  # the multiline 250, bounded
+                line = reader.readline()
+                assert line.startswith(b"250"), line
+                if line.startswith(b"250 "):
+                    break
+            sock.sendall(
+                b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nRCPT TO:<c@y.test>\r\nDATA\r\n"
+            )
+            codes = []
+            while len(codes) < 4:
+                line = reader.readline()
+                assert line, "the server closed early"
+                if line[3:4] == b" ":
+                    codes.append(int(line[:3]))
+            assert codes == [250, 250, 250, 354]
+            sock.sendall(MESSAGE + b".\r\nQUIT\r\n")
+            assert reader.readline().startswith(b"250 ")
+            assert reader.readline().startswith(b"221 ")
+        assert server.wait_for_messages(1, TIMEOUT)[0].recipients == ("b@y.test", "c@y.test")

@@ -245,3 +245,47 @@ def test_the_caller_message_is_not_changed_by_a_refusal() -> None:
     before = list(msg.raw_items())
     refused(msg)
     assert list(msg.raw_items()) == before
+
+
+EMAIL_POLICIES = [name for name, policy in POLICIES.items() if "compat32" not in name]
+
+
+@pytest.mark.parametrize("policy", EMAIL_POLICIES)
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Subject: =?utf-8?q?hi=0D=0ABcc:_x@evil.example=0D=0A=0D=0Abody?= and a long tail",
+        "Subject: =?utf-8?b?aGkNCkJjYzogeEBldmlsLmV4YW1wbGU=?=",  # base64 of the same
+        "X-Note: =?utf-8?q?a=0Ab?=",  # a bare LF
+        "To: =?utf-8?q?b@x.org=0D=0ARCPT_TO:<x@evil.example>?=",
+    ],
+)
+def test_an_encoded_word_hiding_a_line_break_is_refused(policy: str, header: str) -> None:
+    """An ``EmailPolicy`` decodes RFC 2047 encoded words and, when it refolds the
+    header, writes the decoded CR LF out raw (CPython before 3.13): the decoded value
+    is checked too. An address header that cannot be read back is refused, not a
+    ``ValueError`` from deep in ``email``."""
+    source = f"From: a@example.org\nTo: b@example.org\n{header}\n\nbody\n"
+    msg = email.message_from_string(source, policy=POLICIES[policy])
+    refused(msg)
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_an_encoded_word_with_a_fold_or_none_goes(policy: str) -> None:
+    source = (
+        "From: a@example.org\nTo: b@example.org\n"
+        "Subject: =?utf-8?q?caf=C3=A9_hi=0D=0A_folded?= and some more words\n\nbody\n"
+    )
+    msg = email.message_from_string(source, policy=POLICIES[policy])
+    content = flatten_message(msg)
+    headers = content.split(b"\r\n\r\n", 1)[0]
+    for line in headers.split(b"\r\n"):
+        assert line[:1] in (b" ", b"\t") or b":" in line, content
+
+
+def test_compat32_keeps_an_encoded_word_encoded() -> None:
+    """compat32 never decodes an encoded word, so one hiding CR LF stays encoded on the
+    wire: nothing is injected, and the message goes."""
+    source = "From: a@example.org\nTo: b@example.org\nSubject: =?utf-8?q?hi=0D=0ABcc:_x?=\n\nb\n"
+    msg = email.message_from_string(source, policy=email.policy.compat32)
+    assert b"Subject: =?utf-8?q?hi=0D=0ABcc:_x?=\r\n" in flatten_message(msg)

@@ -456,3 +456,73 @@ def test_a_session_subclass_decides_in_python_with_the_rules_kept() -> None:
         550,
         250,
     ]
+
+
+# -- any valid rule set gives replies the engine accepts ------------------------------
+
+_ACTIONS = st.one_of(
+    st.just(Accept()),
+    st.builds(Respond, st.sampled_from([220, 250, 251, 450, 451, 452, 454, 500, 535, 550, 554])),
+    st.builds(Greylist, st.sampled_from([0.0, 10.0])),
+    st.just(Disconnect()),
+    st.builds(Drop, st.booleans()),
+    st.builds(Tarpit, st.sampled_from([0.0, 0.5]), st.sampled_from([0.0, 0.1])),
+)
+
+
+def _maybe_rule(stage: Any, action: Any, sender: Any, recipient: Any, times: Any) -> Rule | None:
+    try:
+        return Rule(stage=stage, action=action, sender=sender, recipient=recipient, times=times)
+    except ValueError:
+        return None
+
+
+_RULES = st.lists(
+    st.builds(
+        _maybe_rule,
+        st.sampled_from((None, *STAGES)),
+        _ACTIONS,
+        st.sampled_from([None, "a@x.test"]),
+        st.sampled_from([None, "b@y.test", re.compile(r"c@.*")]),
+        st.sampled_from([None, 1, 2]),
+    ),
+    max_size=6,
+).map(lambda rules: [rule for rule in rules if rule is not None])
+
+_COMMANDS = st.lists(
+    st.sampled_from(
+        [
+            b"EHLO c.test\r\n",
+            b"MAIL FROM:<a@x.test>\r\n",
+            b"RCPT TO:<b@y.test>\r\n",
+            b"RCPT TO:<c@y.test>\r\n",
+            b"DATA\r\n",
+            BODY,
+            b"BDAT 3\r\nabc",
+            b"BDAT 2 LAST\r\nde",
+            b"AUTH PLAIN AHUAcA==\r\n",
+            b"STARTTLS\r\n",
+            b"RSET\r\n",
+            b"NOOP\r\n",
+        ]
+    ),
+    max_size=12,
+)
+
+
+@given(_RULES, _COMMANDS, st.booleans())
+def test_any_valid_rules_give_replies_the_engine_accepts(
+    rules: list[Rule], commands: list[bytes], lmtp: bool
+) -> None:
+    backend = Backend(rules=rules, users={"u": "p"}, allow_plaintext_auth=True, clock=lambda: 0.0)
+    front = Front(backend, lmtp=lmtp)  # conn.send raises if a reply does not fit
+    closed = front.opening.close
+    for data in commands:
+        if closed:
+            break
+        for response in front.feed(data):
+            assert response.delay >= 0
+            closed = closed or response.close
+    for message in backend.messages:  # kept only for recipients some RCPT accepted
+        assert message.sender == "a@x.test"
+        assert set(message.recipients) <= {"b@y.test", "c@y.test"}

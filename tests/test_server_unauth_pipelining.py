@@ -196,3 +196,35 @@ def test_without_pipelining_everything_after_the_first_of_a_burst_is_early(
     events = s.feed(b"".join(commands))
     assert len(events) == len(commands)
     assert [e.unauthorized_pipelining for e in events] == [False] + [True] * (len(commands) - 1)
+
+
+@pytest.mark.parametrize(
+    ("first", "early"),
+    [
+        (b"AUTH LOGIN\r\n", True),  # refused (503: AUTH not advertised), still ends a group
+        (b"DATA x\r\n", True),  # refused (501), still ends a group
+        (b"QUIT x\r\n", True),
+        (b"dXNlcm5hbWU=\r\n", True),  # garbage: an unknown verb ends a group
+        (b"MAIL FROM:<bad\r\n", False),  # refused MAIL may be followed
+        (b"RCPT TO:<b@y.test>\r\n", False),  # out of sequence, may be followed
+        (b"RSET x\r\n", False),
+        (b"HELP \x01\r\n", False),  # a control character: refused
+        (b"NOOP " + b"x" * 600 + b"\r\n", False),  # too long to read: no verb
+    ],
+)
+def test_a_refused_line_counts_by_its_verb(first: bytes, early: bool) -> None:
+    s = Session(extensions=("PIPELINING", "8BITMIME"), config=FLAG)
+    s.feed(EHLO)
+    events = s.feed(first + b"RSET\r\n")
+    assert isinstance(events[0], CommandRejected), events
+    assert flags(events)[-1] == ("ResetReceived", early)
+
+
+def test_credentials_behind_a_refused_auth_are_refused_with_pipelining() -> None:
+    s = Session(extensions=("PIPELINING",), config=REJECT)
+    s.feed(EHLO)
+    events = s.feed(b"AUTH LOGIN\r\nYWxpY2U=\r\naHVudGVyMg==\r\n")
+    assert [type(e).__name__ for e in events] == ["CommandRejected", "CommandRejected"]
+    assert [e.reply.code for e in events] == [503, 554]  # type: ignore[attr-defined]
+    assert events[1].line == b"<redacted>"  # type: ignore[attr-defined]
+    assert s.conn.state is ServerState.CLOSED

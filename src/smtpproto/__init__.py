@@ -12,118 +12,203 @@ dependencies, so it can be vendored by copying this folder.
 * SASL mechanisms: ``smtpproto.sasl``. Adapters (they do I/O, import them explicitly):
   ``smtpproto.blocking``, ``smtpproto.asyncio_client``, ``smtpproto.trio_client``,
   the built-in server ``smtpproto.server`` and ``smtpproto.testing``.
+
+Every name is imported on first use (PEP 562, ``wire/lazy.py``): ``import smtpproto``
+loads almost nothing, and a client never pays for the server role it does not use.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import codes, sasl
 from ._version import __version__ as __version__
-from .client_engine.capabilities import Capabilities, ServerLimits
-from .client_engine.config import ClientConfig, Timeouts, TLSPolicy
-from .client_engine.connection import ClientConnection
-from .client_engine.events import (
-    NEED_DATA,
-    Auth,
-    AuthChallenge,
-    AuthContinue,
-    AuthFailed,
-    AuthSucceeded,
-    Bdat,
-    Command,
-    CommandReply,
-    ConnectionClosed,
-    Content,
-    Data,
-    DeliveryStatusUnknown,
-    Ehlo,
-    EhloAccepted,
-    EndOfContent,
-    Event,
-    Expn,
-    Greeting,
-    GreetingRefused,
-    HelloRefused,
-    Helo,
-    HeloAccepted,
-    Help,
-    Lhlo,
-    Mail,
-    NeedData,
-    Noop,
-    NoRecipientsAccepted,
-    Quit,
-    Rcpt,
-    ReadyForContent,
-    Rset,
-    ServiceClosing,
-    StartTLS,
-    StartTLSRefused,
-    TLSReady,
-    TLSUnavailable,
-    TransactionResult,
-    UnsafeRawBytes,
-    Vrfy,
-)
-from .client_engine.states import ClientState
-from .drivers.batch import BatchItem, Outcome
-from .drivers.session import Session
-from .drivers.support import MailOptions, Read, UpgradeTLS, Write
-from .server_engine.auth import AuthExchange
-from .server_engine.config import ServerConfig
-from .server_engine.connection import ServerConnection
-from .server_engine.events import (
-    PAUSED,
-    AuthCancelled,
-    AuthRequested,
-    AuthResponse,
-    BdatStarted,
-    ChunkComplete,
-    ClientDisconnected,
-    CommandRejected,
-    ContentReceived,
-    DataRequested,
-    EhloReceived,
-    ExpnReceived,
-    HeloReceived,
-    HelpReceived,
-    MailReceived,
-    MessageComplete,
-    NoopReceived,
-    PlaintextDiscarded,
-    QuitReceived,
-    RcptReceived,
-    ResetReceived,
-    ServerEvent,
-    StartTLSRequested,
-    UnknownCommand,
-    VrfyReceived,
-)
-from .server_engine.states import ServerState
-from .wire.datacodec import DATA_CODEC_IMPLEMENTATION, DataDecoder, DataEncoder
-from .wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from .wire.reply import EnhancedStatusCode, Reply, ReplyClass
-from .wire.twins import PARSER_IMPLEMENTATION, CReplyParser, PyReplyParser, ReplyParser
+from .wire.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from . import codes, sasl
     from .adapters.asyncio_client import send as send_async
     from .adapters.blocking import send as send
+    from .client_engine.capabilities import Capabilities, ServerLimits
+    from .client_engine.config import ClientConfig, Timeouts, TLSPolicy
+    from .client_engine.connection import ClientConnection
+    from .client_engine.events import (
+        NEED_DATA,
+        Auth,
+        AuthChallenge,
+        AuthContinue,
+        AuthFailed,
+        AuthSucceeded,
+        Bdat,
+        Command,
+        CommandReply,
+        ConnectionClosed,
+        Content,
+        Data,
+        DeliveryStatusUnknown,
+        Ehlo,
+        EhloAccepted,
+        EndOfContent,
+        Event,
+        Expn,
+        Greeting,
+        GreetingRefused,
+        HelloRefused,
+        Helo,
+        HeloAccepted,
+        Help,
+        Lhlo,
+        Mail,
+        NeedData,
+        Noop,
+        NoRecipientsAccepted,
+        Quit,
+        Rcpt,
+        ReadyForContent,
+        Rset,
+        ServiceClosing,
+        StartTLS,
+        StartTLSRefused,
+        TLSReady,
+        TLSUnavailable,
+        TransactionResult,
+        UnsafeRawBytes,
+        Vrfy,
+    )
+    from .client_engine.states import ClientState
+    from .drivers.batch import BatchItem, Outcome
+    from .drivers.session import Session
+    from .drivers.support import MailOptions, Read, UpgradeTLS, Write
+    from .server_engine.auth import AuthExchange
+    from .server_engine.config import ServerConfig
+    from .server_engine.connection import ServerConnection
+    from .server_engine.events import (
+        PAUSED,
+        AuthCancelled,
+        AuthRequested,
+        AuthResponse,
+        BdatStarted,
+        ChunkComplete,
+        ClientDisconnected,
+        CommandRejected,
+        ContentReceived,
+        DataRequested,
+        EhloReceived,
+        ExpnReceived,
+        HeloReceived,
+        HelpReceived,
+        MailReceived,
+        MessageComplete,
+        NoopReceived,
+        PlaintextDiscarded,
+        QuitReceived,
+        RcptReceived,
+        ResetReceived,
+        ServerEvent,
+        StartTLSRequested,
+        UnknownCommand,
+        VrfyReceived,
+    )
+    from .server_engine.states import ServerState
+    from .wire.datacodec import DATA_CODEC_IMPLEMENTATION, DataDecoder, DataEncoder
+    from .wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+    from .wire.reply import EnhancedStatusCode, Reply, ReplyClass
+    from .wire.twins import PARSER_IMPLEMENTATION, CReplyParser, PyReplyParser, ReplyParser
 
-
-def __getattr__(name: str) -> object:
-    """``send`` (blocking) and ``send_async`` (asyncio), the one-call sends, load their
-    adapter on first use, so ``import smtpproto`` loads no I/O module."""
-    if name == "send":
-        from .adapters.blocking import send
-
-        return send
-    if name == "send_async":
-        from .adapters.asyncio_client import send as send_async
-
-        return send_async
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+#: Where each public name lives; the imports above say the same for type checkers.
+_HOMES = {
+    ".adapters.blocking": ("send",),
+    ".client_engine.capabilities": ("Capabilities", "ServerLimits"),
+    ".client_engine.config": ("ClientConfig", "Timeouts", "TLSPolicy"),
+    ".client_engine.connection": ("ClientConnection",),
+    ".client_engine.events": (
+        "NEED_DATA",
+        "Auth",
+        "AuthChallenge",
+        "AuthContinue",
+        "AuthFailed",
+        "AuthSucceeded",
+        "Bdat",
+        "Command",
+        "CommandReply",
+        "ConnectionClosed",
+        "Content",
+        "Data",
+        "DeliveryStatusUnknown",
+        "Ehlo",
+        "EhloAccepted",
+        "EndOfContent",
+        "Event",
+        "Expn",
+        "Greeting",
+        "GreetingRefused",
+        "HelloRefused",
+        "Helo",
+        "HeloAccepted",
+        "Help",
+        "Lhlo",
+        "Mail",
+        "NeedData",
+        "Noop",
+        "NoRecipientsAccepted",
+        "Quit",
+        "Rcpt",
+        "ReadyForContent",
+        "Rset",
+        "ServiceClosing",
+        "StartTLS",
+        "StartTLSRefused",
+        "TLSReady",
+        "TLSUnavailable",
+        "TransactionResult",
+        "UnsafeRawBytes",
+        "Vrfy",
+    ),
+    ".client_engine.states": ("ClientState",),
+    ".drivers.batch": ("BatchItem", "Outcome"),
+    ".drivers.session": ("Session",),
+    ".drivers.support": ("MailOptions", "Read", "UpgradeTLS", "Write"),
+    ".server_engine.auth": ("AuthExchange",),
+    ".server_engine.config": ("ServerConfig",),
+    ".server_engine.connection": ("ServerConnection",),
+    ".server_engine.events": (
+        "PAUSED",
+        "AuthCancelled",
+        "AuthRequested",
+        "AuthResponse",
+        "BdatStarted",
+        "ChunkComplete",
+        "ClientDisconnected",
+        "CommandRejected",
+        "ContentReceived",
+        "DataRequested",
+        "EhloReceived",
+        "ExpnReceived",
+        "HeloReceived",
+        "HelpReceived",
+        "MailReceived",
+        "MessageComplete",
+        "NoopReceived",
+        "PlaintextDiscarded",
+        "QuitReceived",
+        "RcptReceived",
+        "ResetReceived",
+        "ServerEvent",
+        "StartTLSRequested",
+        "UnknownCommand",
+        "VrfyReceived",
+    ),
+    ".server_engine.states": ("ServerState",),
+    ".wire.datacodec": ("DATA_CODEC_IMPLEMENTATION", "DataDecoder", "DataEncoder"),
+    ".wire.errors": ("LocalProtocolError", "ProtocolError", "RemoteProtocolError"),
+    ".wire.reply": ("EnhancedStatusCode", "Reply", "ReplyClass"),
+    ".wire.twins": ("PARSER_IMPLEMENTATION", "CReplyParser", "PyReplyParser", "ReplyParser"),
+}
+#: Names that differ from their home's: the asyncio one-call send.
+_ALIASES = {"send_async": (".adapters.asyncio_client", "send")}
+if not TYPE_CHECKING:  # type checkers see the imports, so a typo stays an error
+    __getattr__, __dir__ = lazy_exports(
+        __name__, _HOMES, submodules=("codes", "sasl"), aliases=_ALIASES
+    )
 
 __all__ = [
     "DATA_CODEC_IMPLEMENTATION",

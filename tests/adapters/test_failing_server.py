@@ -17,6 +17,7 @@ from smtpproto.exceptions import (
     SMTPError,
     SMTPRecipientsRefused,
     SMTPReplyError,
+    SMTPTLSError,
 )
 from smtpproto.testing import (
     Disconnect,
@@ -178,3 +179,44 @@ def test_a_refused_session_fails_connect(make_client: Make, action: Any) -> None
             client.connect()
         client.close()
         assert str(action.reply().code) in str(info.value)
+
+
+def test_a_refused_starttls_fails_required_tls_and_opportunistic_goes_on(make_client: Make) -> None:
+    rules = [Rule(stage="starttls", action=Respond(454, "TLS not available now", "4.7.0"))]
+    with run_server(rules=rules) as server:
+        required = _client(make_client, server, tls="required", ssl_context=server.ssl_context())
+        with pytest.raises(SMTPTLSError) as info:
+            required.connect()
+        required.close()
+        assert "454" in str(info.value)
+        with _client(
+            make_client, server, tls="opportunistic", ssl_context=server.ssl_context()
+        ) as c:
+            assert c.sendmail("a@x.test", ["b@y.test"], MESSAGE).delivered == ("b@y.test",)
+
+
+def test_a_refused_ehlo_fails_connect(make_client: Make) -> None:
+    rules = [Rule(stage="helo", action=Respond(550, "Go away", "5.7.1"))]
+    with run_server(starttls=False, rules=rules) as server:
+        client = _client(make_client, server)
+        with pytest.raises(SMTPError) as info:
+            client.connect()
+        client.close()
+        assert "550" in str(info.value)
+
+
+def test_a_connection_dropped_before_the_greeting(make_client: Make) -> None:
+    with run_server(starttls=False, rules=[Rule(stage="connect", action=Drop())]) as server:
+        client = _client(make_client, server)
+        with pytest.raises(SMTPError):
+            client.connect()
+        client.close()
+
+
+def test_a_delay_longer_than_the_idle_timeout_is_not_an_idle_timeout(make_client: Make) -> None:
+    rules = [Rule(stage="mail", delay=0.6)]
+    with (
+        run_server(starttls=False, timeout=0.3, rules=rules) as server,
+        _client(make_client, server) as c,
+    ):
+        assert c.sendmail("a@x.test", ["b@y.test"], MESSAGE).delivered == ("b@y.test",)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import smtplib
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ import trio
 from smtpproto.asyncio_client import AsyncSMTPPool
 from smtpproto.blocking import RateLimit
 from smtpproto.exceptions import (
+    SMTPConnectError,
     SMTPDeliveryStatusUnknown,
     SMTPError,
     SMTPProtocolError,
@@ -244,6 +246,7 @@ def test_every_new_connection_logs_in_with_a_fresh_token(
         {"idle_check": "ping"},
         {"rate_limit": (1, 2)},
         {"password": "p"},
+        {"username": "u"},
         {"port": "25"},
     ],
 )
@@ -309,4 +312,18 @@ def test_a_cancelled_trio_send_gives_its_connection_back() -> None:
                 assert pool.connections == 1
 
         trio.run(main)
+        assert len(server.messages) == 1
+
+
+def test_a_failed_connect_frees_its_slot(make_pool: Callable[..., PoolFacade]) -> None:
+    with flaky_server() as server:
+        closed_port = server.port
+    with flaky_server() as server:
+        pool = make_pool(host="127.0.0.1", port=closed_port, max_connections=1)
+        for _ in range(2):  # a leaked slot would make the second attempt wait forever
+            with pytest.raises(SMTPConnectError) as caught:
+                pool.send()
+            assert isinstance(caught.value, smtplib.SMTPServerDisconnected)
+        assert pool.pool.connections == 0
+        pool.send(destination=("127.0.0.1", server.port))
         assert len(server.messages) == 1

@@ -13,6 +13,7 @@ import smtplib
 import subprocess
 import sys
 from collections.abc import Callable
+from email.message import EmailMessage
 
 import pytest
 
@@ -254,3 +255,30 @@ def test_importing_an_adapter_does_not_import_smtplib() -> None:
         "assert 'smtplib' not in sys.modules, 'smtplib imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_refused_sender_of_an_email_message_is_named(make_client: MakeClient) -> None:
+    """``send_message`` without ``sender=``: ``SMTPSenderRefused.sender`` is the envelope
+    sender taken from the message's headers."""
+
+    def script(peer: Peer) -> None:
+        peer.greet()
+        for verb in (b"MAIL", b"RCPT", b"DATA"):
+            peer.expect(verb)
+        peer.send(b"553 5.1.8 bad sender\r\n503 no\r\n503 no\r\n")
+
+    message = EmailMessage()
+    message["From"] = "Alice <alice@example.org>"
+    message["To"] = "bob@example.org"
+    message.set_content("hi\n")
+    with scripted(script) as sock:
+        client = make_client(sock=sock, timeout=5)
+        client.connect()
+        try:
+            client.send_message(message)
+        except smtplib.SMTPSenderRefused as error:
+            assert error.sender == "alice@example.org"
+        else:
+            pytest.fail("no SMTPSenderRefused")
+        finally:
+            client.close()

@@ -40,7 +40,8 @@ from typing import Any, TypeVar
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.events import TransactionResult
 from ..drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome, OutcomeCallback
-from ..drivers.exceptions import SMTPError, SMTPProtocolError, SMTPTLSError
+from ..drivers.envelope import envelope_from_message
+from ..drivers.exceptions import SMTPError, SMTPProtocolError, SMTPReplyError, SMTPTLSError
 from ..drivers.session import (
     Driver,
     MailOptions,
@@ -253,6 +254,7 @@ class AsyncClientBase(ClientCore, abc.ABC):
             ),
             message=True,
             sender=sender,
+            envelope_of=msg,
         )
 
     async def send_many(
@@ -321,10 +323,12 @@ class AsyncClientBase(ClientCore, abc.ABC):
         *,
         message: bool = False,
         sender: str | None = None,
+        envelope_of: Message | None = None,
     ) -> T:
         """Run the driver ``make`` builds for the session (under the per-message
         deadline when ``message``). Every error leaves as the smtplib-compatible twin
-        (``smtplib_compat``); a caller mistake found before the driver starts (a bad
+        (``smtplib_compat``; a refused MAIL names ``sender``, else the envelope sender
+        of ``envelope_of``); a caller mistake found before the driver starts (a bad
         argument, not connected) as ``usage_error``, the session left as it was."""
         try:
             driver = make(self.session)
@@ -339,6 +343,9 @@ class AsyncClientBase(ClientCore, abc.ABC):
             failure: SMTPError = SMTPProtocolError(error)
         except SMTPError as error:
             failure = error
+        refused_mail = isinstance(failure, SMTPReplyError) and failure.command == "MAIL"
+        if refused_mail and sender is None and envelope_of is not None:
+            sender = envelope_from_message(envelope_of).sender  # it was sent: it is valid
         raise smtplib_compatible(failure, sender=sender)
 
     async def _run(self, driver: Driver[T]) -> T:

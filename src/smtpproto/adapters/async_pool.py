@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import dataclasses
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from email.message import Message
@@ -68,15 +67,18 @@ __all__ = ["AsyncPoolBase"]
 P = TypeVar("P", bound="AsyncPoolBase")
 
 
-@dataclasses.dataclass(slots=True)
 class _Pooled:
-    """One connection of the pool and what the pool knows about it."""
+    """One connection of the pool and what the pool knows about it (a plain slotted
+    class: a dataclass would cost the adapter's import a millisecond)."""
 
-    client: AsyncClientBase
-    destination: Destination
-    created: float
-    last_used: float
-    messages: int = 0
+    __slots__ = ("client", "created", "destination", "last_used", "messages")
+
+    def __init__(self, client: AsyncClientBase, destination: Destination, now: float) -> None:
+        self.client = client
+        self.destination = destination
+        self.created = now
+        self.last_used = now
+        self.messages = 0
 
 
 class AsyncPoolBase(abc.ABC):
@@ -125,6 +127,8 @@ class AsyncPoolBase(abc.ABC):
             raise usage_error(f"rate_limit must be a RateLimit, got {rate_limit!r}")
         if (password is not None or token is not None) and username is None:
             raise usage_error("a password or token needs a username")
+        if username is not None and password is None and token is None:
+            raise usage_error("a username needs a password or token")
         if host is not None:
             self._client_class(host, port, **client_options)  # refuse bad options now
         self._default = None if host is None else (host, port)
@@ -334,8 +338,7 @@ class AsyncPoolBase(abc.ABC):
             await client.aclose()
             await self._free_slot(where)
             raise
-        now = self._now()
-        return _Pooled(client, where, now, now)
+        return _Pooled(client, where, self._now())
 
     async def _free_slot(self, where: Destination) -> None:
         async with self._cond:

@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.events import TransactionResult
 from ..drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome, OutcomeCallback
-from ..drivers.exceptions import SMTPError, SMTPProtocolError, SMTPTLSError
+from ..drivers.envelope import envelope_from_message
+from ..drivers.exceptions import SMTPError, SMTPProtocolError, SMTPReplyError, SMTPTLSError
 from ..drivers.session import (
     Driver,
     MailOptions,
@@ -234,6 +235,7 @@ class SyncClientBase(ClientCore, abc.ABC):
             ),
             message=True,
             sender=sender,
+            envelope_of=msg,
         )
 
     def send_many(
@@ -302,10 +304,12 @@ class SyncClientBase(ClientCore, abc.ABC):
         *,
         message: bool = False,
         sender: str | None = None,
+        envelope_of: Message | None = None,
     ) -> T:
         """Run the driver ``make`` builds for the session (under the per-message
         deadline when ``message``). Every error leaves as the smtplib-compatible twin
-        (``smtplib_compat``); a caller mistake found before the driver starts (a bad
+        (``smtplib_compat``; a refused MAIL names ``sender``, else the envelope sender
+        of ``envelope_of``); a caller mistake found before the driver starts (a bad
         argument, not connected) as ``usage_error``, the session left as it was."""
         try:
             driver = make(self.session)
@@ -320,6 +324,9 @@ class SyncClientBase(ClientCore, abc.ABC):
             failure: SMTPError = SMTPProtocolError(error)
         except SMTPError as error:
             failure = error
+        refused_mail = isinstance(failure, SMTPReplyError) and failure.command == "MAIL"
+        if refused_mail and sender is None and envelope_of is not None:
+            sender = envelope_from_message(envelope_of).sender  # it was sent: it is valid
         raise smtplib_compatible(failure, sender=sender)
 
     def _run(self, driver: Driver[T]) -> T:

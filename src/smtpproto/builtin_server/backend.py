@@ -137,6 +137,8 @@ from .rules import (
     RuleSet,
     Stage,
     Tarpit,
+    keeps_message,
+    stage_of,
 )
 from .storage import StoredMessage
 
@@ -182,36 +184,6 @@ class Response:
 
 
 _NOTHING = Response()
-
-
-def _stage(event: ServerEvent) -> Stage | None:
-    """The rule stage of ``event`` (``rules.py``), ``None`` for commands rules skip."""
-    if isinstance(event, (EhloReceived, HeloReceived)):
-        return "helo"
-    if isinstance(event, MailReceived):
-        return "mail"
-    if isinstance(event, RcptReceived):
-        return "rcpt"
-    if isinstance(event, DataRequested):
-        return "data"
-    if isinstance(event, ChunkComplete):
-        return "bdat"
-    if isinstance(event, MessageComplete):
-        return "data_end"
-    if isinstance(event, AuthRequested):
-        return "auth"
-    if isinstance(event, StartTLSRequested):
-        return "starttls"
-    return None
-
-
-def _delivers(action: Action | None) -> bool:
-    """Whether the message is kept at data_end under ``action``."""
-    if isinstance(action, Respond):
-        return action.code < 300
-    if isinstance(action, Drop):
-        return action.deliver
-    return not isinstance(action, Disconnect)
 
 
 class Backend:
@@ -348,7 +320,7 @@ class Session:
             return self._decide(
                 self._context("data_end", event), lambda: self.message(event, data), data=True
             )
-        stage = _stage(event)
+        stage = stage_of(event)
         due = self.conn.replies_due
         if stage is None:
             return self._slowed_down(Response((self._answer(event),) * due))
@@ -569,7 +541,7 @@ class Session:
         keep = tuple(
             r
             for r, (a, _) in zip(event.recipients[: len(reached)], reached, strict=True)
-            if _delivers(a)
+            if keeps_message(a)
         )
         kept = self.message(replace(event, recipients=keep), data) if keep else None
         replies: list[Reply] = []

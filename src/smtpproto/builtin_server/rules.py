@@ -52,7 +52,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias, get_args
 
-from ..server_engine.events import ServerEvent
+from ..server_engine.events import (
+    AuthRequested,
+    ChunkComplete,
+    DataRequested,
+    EhloReceived,
+    HeloReceived,
+    MailReceived,
+    MessageComplete,
+    RcptReceived,
+    ServerEvent,
+    StartTLSRequested,
+)
 from ..server_engine.states import code_allowed
 from ..wire.reply import EnhancedStatusCode, Reply
 
@@ -70,6 +81,8 @@ __all__ = [
     "RuleSet",
     "Stage",
     "Tarpit",
+    "keeps_message",
+    "stage_of",
 ]
 
 Stage = Literal["connect", "helo", "mail", "rcpt", "data", "bdat", "data_end", "auth", "starttls"]
@@ -233,6 +246,36 @@ class Tarpit:
 
 Action: TypeAlias = Accept | Respond | Greylist | Disconnect | Drop | Tarpit
 _ACTIONS = (Accept, Respond, Greylist, Disconnect, Drop, Tarpit)
+
+
+def stage_of(event: ServerEvent) -> Stage | None:
+    """The stage at which ``event`` is decided, ``None`` for commands rules skip."""
+    if isinstance(event, (EhloReceived, HeloReceived)):
+        return "helo"
+    if isinstance(event, MailReceived):
+        return "mail"
+    if isinstance(event, RcptReceived):
+        return "rcpt"
+    if isinstance(event, DataRequested):
+        return "data"
+    if isinstance(event, ChunkComplete):
+        return "bdat"
+    if isinstance(event, MessageComplete):
+        return "data_end"
+    if isinstance(event, AuthRequested):
+        return "auth"
+    if isinstance(event, StartTLSRequested):
+        return "starttls"
+    return None
+
+
+def keeps_message(action: Action | None) -> bool:
+    """Whether the message is kept when ``action`` decides its end of data."""
+    if isinstance(action, Respond):
+        return action.code < 300
+    if isinstance(action, Drop):
+        return action.deliver
+    return not isinstance(action, Disconnect)
 
 
 # -- what a rule sees ---------------------------------------------------------------

@@ -14,8 +14,10 @@ timeout (RFC 5321 §4.5.3.2.7) and a TLS handshake timeout, and a message is hel
 memory only up to the size limit the engine enforces.
 
 Policy (``Session``, replaceable with ``session_class``): STARTTLS is offered when a
-certificate is available (given, or self-signed at start with the ``openssl`` command;
-if ``openssl`` is missing a warning is printed and STARTTLS is not offered). AUTH
+certificate is available (given, or self-signed at start by ``certificates.py`` with
+the cryptography package or the ``openssl`` command, whichever works first, named in
+``cert_tool``; with neither a warning says how to get one and STARTTLS is not offered).
+AUTH
 (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256) is offered when ``users`` is given
 — only after TLS unless ``allow_plaintext_auth``. Storage (``storage.py``): each
 message is kept in ``messages`` as ``(sender, recipients, data)`` with ``data`` exactly
@@ -28,10 +30,8 @@ from __future__ import annotations
 import asyncio  # noqa: TID251  (adapter layer: I/O allowed)
 import contextlib
 import os
-import shutil
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
-import subprocess
 import sys
 import tempfile
 import time  # noqa: TID251  (adapter layer: I/O allowed)
@@ -55,6 +55,7 @@ from ..wire.need_data import NEED_DATA
 from ..wire.reply import Reply
 from ..wire.text import escape_text
 from .backend import DEFAULT_MECHANISMS, Backend, Response, Session
+from .certificates import make_certificate
 from .rules import Hook, Rule, RuleSet
 from .storage import MessageStore, StoredMessage
 from .transcript import describe
@@ -71,31 +72,16 @@ _ACCEPT_SETTLE = 0.02
 DEFAULT_MAX_MESSAGE_SIZE = 32 * 1024 * 1024
 #: Seconds a TLS handshake may take after the 220 to STARTTLS.
 TLS_HANDSHAKE_TIMEOUT = 30.0
-#: Seconds ``openssl`` may take to make the self-signed certificate.
-OPENSSL_TIMEOUT = 60.0
 
 
 def make_self_signed(directory: Path, hostname: str = "localhost") -> tuple[Path, Path]:
-    """Make ``cert.pem`` and ``key.pem`` (P-256, valid 2 days, SAN localhost, 127.0.0.1,
-    ::1 and ``hostname``) in ``directory`` with the ``openssl`` command. Raises
-    ``OSError`` when openssl is missing or fails, ``subprocess.TimeoutExpired`` on hang."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise FileNotFoundError("the openssl command was not found")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    names = ["DNS:localhost", "IP:127.0.0.1", "IP:::1"]
-    if hostname != "localhost":
-        names.append(f"DNS:{hostname}")
-    command = [
-        openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
-        "-subj", f"/CN={hostname}", "-addext", "subjectAltName=" + ",".join(names),
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, timeout=OPENSSL_TIMEOUT, check=False)
-    if result.returncode != 0:
-        detail = escape_text(result.stderr.decode("utf-8", "replace").strip()[-300:])
-        raise OSError(f"openssl failed: {detail}")
-    return cert, key
+    """Make ``cert.pem`` and ``key.pem`` (P-256, valid 2 days, for localhost, 127.0.0.1,
+    ::1 and ``hostname``) in ``directory`` with the cryptography package or the
+    ``openssl`` command, the first that works (``certificates.make_certificate`` says
+    which and lets you choose).
+    Raises ``OSError`` (``NoCertificateTool``) when none does."""
+    made = make_certificate(directory, hostname)
+    return made.cert, made.key
 
 
 class _Connection(asyncio.Protocol):
@@ -401,6 +387,9 @@ class SMTPServer:
         self.messages: list[StoredMessage] = self.storage.messages
         self.tls_context: ssl.SSLContext | None = None
         self.cert_path: Path | None = None if certfile is None else Path(certfile)
+        #: What made ``cert_path``: ``"given"``, ``"trustme"``, ``"cryptography"`` or
+        #: ``"openssl"``; ``None`` while there is none.
+        self.cert_tool: str | None = None if certfile is None else "given"
         self._starttls = starttls
         self._keyfile = None if keyfile is None else Path(keyfile)
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
@@ -487,16 +476,15 @@ class SMTPServer:
         if self.cert_path is None:
             self._tempdir = tempfile.TemporaryDirectory(prefix="smtpproto-server-")
             try:
-                self.cert_path, self._keyfile = make_self_signed(
-                    Path(self._tempdir.name), self.hostname
-                )
-            except (OSError, subprocess.TimeoutExpired) as error:
+                made = make_certificate(Path(self._tempdir.name), self.hostname)
+            except OSError as error:
                 print(
                     f"smtpproto server: STARTTLS not offered: {escape_text(str(error))}",
                     file=sys.stderr,
                 )
                 self.cert_path = None
                 return
+            self.cert_path, self._keyfile, self.cert_tool = made.cert, made.key, made.tool
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(str(self.cert_path), str(self._keyfile))
@@ -508,6 +496,8 @@ class SMTPServer:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self._make_tls_context)
+            if self.transcript is not None and self.cert_path is not None:
+                self.transcript(f"* certificate made by {self.cert_tool}: {self.cert_path}")
             self._server = await loop.create_server(
                 lambda: _Connection(self), self.host, self.port, family=socket.AF_UNSPEC
             )

@@ -99,6 +99,12 @@ class RunningServer:
         return self._server.cert_path
 
     @property
+    def cert_tool(self) -> str | None:
+        """What made ``cert_path``: ``"given"``, ``"trustme"``, ``"cryptography"`` or
+        ``"openssl"`` (``SMTPPROTO_CERT_TOOL`` forces one); ``None`` without TLS."""
+        return self._server.cert_tool
+
+    @property
     def rules(self) -> RuleSet:
         """The server's rules: ``rules.replace([...])`` changes them while it runs."""
         return self._server.rules

@@ -362,8 +362,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     with _demo_server(DEMO_USER, password) as server:
         cert = server.cert_path
         policy = TLSPolicy(args.tls or "required")
-        if cert is None:  # no openssl: the server could not make a certificate
-            print("smtpproto: note: no certificate (openssl missing): no TLS", file=sys.stderr)
+        if cert is None:  # no trustme, cryptography or openssl: no certificate
+            print("smtpproto: note: no certificate (see above why): no TLS", file=sys.stderr)
             policy = TLSPolicy.NONE
         if not args.quiet:
             print(

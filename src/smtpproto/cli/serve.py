@@ -130,6 +130,7 @@ def run_serve(args: argparse.Namespace) -> int:
             print(f"listening on {server.host}:{server.port}", flush=True)
             if server.cert_path is not None:
                 print(f"STARTTLS certificate: {server.cert_path}", flush=True)
+                print(f"certificate source: {server.cert_tool}", flush=True)
             else:
                 print("STARTTLS not offered", flush=True)
             if users:

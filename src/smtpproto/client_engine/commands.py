@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ..sasl.base import MECH_NAME
 from ..wire.abnf import (
+    check_command_line,
     check_no_controls,
     format_domain,
     format_path,
@@ -78,6 +79,14 @@ class Command:
     __slots__ = ()
 
 
+def _line(command: bytes) -> bytes:
+    """``command`` CRLF, refused past 512 octets (RFC 5321 §4.5.3.1.4: the limit of
+    every command line; MAIL and RCPT parameters and AUTH responses have their own)."""
+    line = command + b"\r\n"
+    check_command_line(line)
+    return line
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Ehlo(Command):
     """``EHLO hostname`` (RFC 5321 §4.1.1.1): a domain or an address literal, ASCII.
@@ -89,7 +98,7 @@ class Ehlo(Command):
     _wire: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
-        _set(self, "_wire", b"EHLO " + format_domain(self.hostname) + b"\r\n")
+        _set(self, "_wire", _line(b"EHLO " + format_domain(self.hostname)))
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,7 +112,7 @@ class Helo(Command):
     _wire: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
-        _set(self, "_wire", b"HELO " + format_domain(self.hostname, what="HELO name") + b"\r\n")
+        _set(self, "_wire", _line(b"HELO " + format_domain(self.hostname, what="HELO name")))
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,7 +123,7 @@ class Lhlo(Command):
     _wire: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
-        _set(self, "_wire", b"LHLO " + format_domain(self.hostname, what="LHLO name") + b"\r\n")
+        _set(self, "_wire", _line(b"LHLO " + format_domain(self.hostname, what="LHLO name")))
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -347,31 +356,34 @@ class Noop(Command):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Vrfy(Command):
-    """``VRFY argument`` (RFC 5321 §4.1.1.6): printable ASCII."""
+    """``VRFY argument`` (RFC 5321 §4.1.1.6): printable ASCII; the line is at most 512
+    octets with its CRLF (§4.5.3.1.4)."""
 
     argument: str
     _wire: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
         arg = format_text_argument(self.argument, "VRFY argument", allow_empty=False)
-        _set(self, "_wire", b"VRFY " + arg + b"\r\n")
+        _set(self, "_wire", _line(b"VRFY " + arg))
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Expn(Command):
-    """``EXPN argument`` (RFC 5321 §4.1.1.7): printable ASCII."""
+    """``EXPN argument`` (RFC 5321 §4.1.1.7): printable ASCII; the line is at most 512
+    octets with its CRLF (§4.5.3.1.4)."""
 
     argument: str
     _wire: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
         arg = format_text_argument(self.argument, "EXPN argument", allow_empty=False)
-        _set(self, "_wire", b"EXPN " + arg + b"\r\n")
+        _set(self, "_wire", _line(b"EXPN " + arg))
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Help(Command):
-    """``HELP [topic]`` (RFC 5321 §4.1.1.8)."""
+    """``HELP [topic]`` (RFC 5321 §4.1.1.8); the line is at most 512 octets with its
+    CRLF (§4.5.3.1.4)."""
 
     topic: str | None = None
     _wire: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
@@ -381,7 +393,7 @@ class Help(Command):
             _set(self, "_wire", b"HELP\r\n")
         else:
             arg = format_text_argument(self.topic, "HELP topic", allow_empty=False)
-            _set(self, "_wire", b"HELP " + arg + b"\r\n")
+            _set(self, "_wire", _line(b"HELP " + arg))
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,6 +25,8 @@ header section for a lenient parser). Anything else would inject a header line i
 content, or an extra address into the envelope (``b@x\r\nRCPT TO:<evil@y>`` in ``To``
 is parsed as two recipients), so it is refused with ``LocalProtocolError`` before a
 byte is sent. NUL is refused too (RFC 5322 §4: obsolete syntax is never generated).
+The value is checked as stored and as the policy reads it back (an ``EmailPolicy``
+decodes RFC 2047 encoded words, and refolding writes a decoded CR LF out raw).
 The check does not rely on the ``email`` policy (``compat32`` stores any value, and
 only CPython 3.13 verifies generated headers).
 
@@ -94,27 +96,44 @@ def _parts(msg: Message) -> Iterator[Message]:
             stack.extend(item for item in reversed(payload) if isinstance(item, Message))
 
 
+def _value_problem(text: str) -> str | None:
+    """Why a header value cannot be sent as is, or None (see the module docstring)."""
+    if "\0" in text:
+        return "has a NUL in its value"
+    for line in _LINE_BREAK.split(text)[1:]:
+        if line[:1] not in (" ", "\t") or not line.strip(" \t"):
+            return (
+                "has a CR or LF in its value that is not a fold (a line break followed "
+                "by SP or HTAB and text): an embedded header line or an injected address"
+            )
+    return None
+
+
 def check_headers(msg: Message) -> None:
     """Refuse a header of ``msg`` or of any sub-part whose name is not RFC 5322
     ``ftext`` or whose value has NUL, or a CR or LF that is not a fold (see the module
-    docstring): ``LocalProtocolError``, before anything is derived from the headers."""
+    docstring): ``LocalProtocolError``, before anything is derived from the headers.
+
+    The value is checked as stored and as the policy reads it back: an ``EmailPolicy``
+    decodes RFC 2047 encoded words, so ``=?utf-8?q?hi=0D=0ABcc:_x?=`` is a CR LF that
+    the generator would write out raw when it refolds the header (CPython before 3.13
+    does not check). A value the policy cannot read back is refused too.
+    """
+    import email.errors  # here: email imports socket (module docstring)
+
     for index, part in enumerate(_parts(msg)):
         where = "" if index == 0 else f" (in MIME part {index})"
         for name, value in part.raw_items():
             if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
                 raise _refuse(where, name, "has a name that is not printable ASCII without ':'")
-            text = str(value)
-            if "\0" in text:
-                raise _refuse(where, name, "has a NUL in its value")
-            for line in _LINE_BREAK.split(text)[1:]:
-                if line[:1] not in (" ", "\t") or not line.strip(" \t"):
-                    raise _refuse(
-                        where,
-                        name,
-                        "has a CR or LF in its value that is not a fold (a line break "
-                        "followed by SP or HTAB and text): an embedded header line or an "
-                        "injected address",
-                    )
+            problem = _value_problem(str(value))
+            if problem is None:
+                try:
+                    problem = _value_problem(str(part.policy.header_fetch_parse(name, value)))
+                except (ValueError, TypeError, email.errors.MessageError) as error:
+                    problem = f"cannot be read back ({type(error).__name__}: {error})"
+            if problem is not None:
+                raise _refuse(where, name, problem)
 
 
 def _resent_prefix(msg: Message) -> tuple[str, list[tuple[str, str]]]:

@@ -98,7 +98,6 @@ from ..client_engine.events import (
     Vrfy,
 )
 from ..sasl.base import ChannelBinding, ClientMechanism
-from ..sasl.mechanisms import choose_mechanism
 from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.reply import Reply
 from .batch import BatchDrivers
@@ -174,7 +173,7 @@ class Session(BatchDrivers):
         super().__init__(config, ClientConnection(config))
         self.server_hostname = server_hostname
         self.local_hostname = local_hostname
-        #: Channel binding of the TLS layer (for SCRAM-*-PLUS), once TLS is up.
+        #: Channel binding of the TLS layer (for ``SCRAM-*-PLUS``), once TLS is up.
         self.channel_binding: ChannelBinding | None = None
         #: The last greeting or EHLO/HELO reply.
         self.hello_reply: Reply | None = None
@@ -296,6 +295,8 @@ class Session(BatchDrivers):
         if mechanism is None:
             if not offered:
                 raise LocalProtocolError("the server does not advertise AUTH (RFC 4954 §3)")
+            from ..sasl.mechanisms import choose_mechanism  # SCRAM, SASLprep: on first use
+
             mechanism = choose_mechanism(
                 offered,
                 username=username,

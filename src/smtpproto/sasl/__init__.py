@@ -31,32 +31,68 @@ Writing your own mechanism::
 
 Error messages and reprs never contain passwords, tokens or responses (docs/design.md §4
 rule 11); text that came from the server is escaped before it appears in a message.
+
+The names below are imported on first use (PEP 562, ``wire/lazy.py``), so the engine's
+``sasl.base`` does not bring in SCRAM and SASLprep until a mechanism is used.
 """
 
 from __future__ import annotations
 
-from .mechanisms import (
-    DEFAULT_SCRAM_MAX_ITERATIONS,
-    DEFAULT_SCRAM_MIN_ITERATIONS,
-    MECHANISM_PREFERENCE,
-    Anonymous,
-    ChannelBinding,
-    ClientMechanism,
-    CramMD5,
-    External,
-    Login,
-    OAuthBearer,
-    Plain,
-    SASLError,
-    Scram,
-    ScramSHA1,
-    ScramSHA1Plus,
-    ScramSHA256,
-    ScramSHA256Plus,
-    XOAuth2,
-    choose_mechanism,
-    validate_mechanism_name,
-)
+from typing import TYPE_CHECKING
+
+from ..wire.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .mechanisms import (
+        DEFAULT_SCRAM_MAX_ITERATIONS,
+        DEFAULT_SCRAM_MIN_ITERATIONS,
+        MECHANISM_PREFERENCE,
+        Anonymous,
+        ChannelBinding,
+        ClientMechanism,
+        CramMD5,
+        External,
+        Login,
+        OAuthBearer,
+        Plain,
+        SASLError,
+        Scram,
+        ScramSHA1,
+        ScramSHA1Plus,
+        ScramSHA256,
+        ScramSHA256Plus,
+        XOAuth2,
+        choose_mechanism,
+        validate_mechanism_name,
+    )
+
+#: Where each public name lives; the imports above say the same for type checkers.
+_HOMES = {
+    ".mechanisms": (
+        "DEFAULT_SCRAM_MAX_ITERATIONS",
+        "DEFAULT_SCRAM_MIN_ITERATIONS",
+        "MECHANISM_PREFERENCE",
+        "Anonymous",
+        "ChannelBinding",
+        "ClientMechanism",
+        "CramMD5",
+        "External",
+        "Login",
+        "OAuthBearer",
+        "Plain",
+        "SASLError",
+        "Scram",
+        "ScramSHA1",
+        "ScramSHA1Plus",
+        "ScramSHA256",
+        "ScramSHA256Plus",
+        "XOAuth2",
+        "choose_mechanism",
+        "validate_mechanism_name",
+    )
+}
+if not TYPE_CHECKING:  # type checkers see the imports, so a typo stays an error
+    __getattr__, __dir__ = lazy_exports(__name__, _HOMES)
 
 __all__ = [
     "DEFAULT_SCRAM_MAX_ITERATIONS",

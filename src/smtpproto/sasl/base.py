@@ -98,7 +98,7 @@ class ClientMechanism(abc.ABC):
 
 @dataclass(frozen=True, slots=True)
 class ChannelBinding:
-    """Channel binding data the adapter took from the TLS layer, for SCRAM-*-PLUS.
+    """Channel binding data the adapter took from the TLS layer, for ``SCRAM-*-PLUS``.
 
     ``tls-exporter`` (RFC 9266: 32 octets exported with label "EXPORTER-Channel-Binding"
     and no context; the one to use with TLS 1.3) or ``tls-server-end-point`` (RFC 5929

@@ -113,6 +113,9 @@ _TRANSACTION = frozenset({_S.MAIL, _S.RCPT})
 #: Pending kinds whose reply ends a pipelined group (RFC 2920 §3.1; "other" is decided
 #: by the event: NOOP, VRFY, EXPN and unknown verbs end a group, HELP does not).
 _GROUP_ENDING = frozenset({"greeting", "ehlo", "helo", "data", "starttls", "auth", "quit"})
+#: Verbs that may be followed at once in a pipelined group, refused or not (RFC 2920
+#: §3.1: MAIL, RCPT, RSET; BDAT, RFC 3030 §4.2; HELP is not in the list of the last).
+_PIPELINABLE_VERBS = frozenset({b"", b"MAIL", b"RCPT", b"RSET", b"BDAT", b"HELP"})
 
 
 class ServerConnection:
@@ -166,6 +169,9 @@ class ServerConnection:
         #: client had to wait for (RFC 2920 §3.1): a line starting there is early.
         self._early = 0
         self._content_early = False
+        #: The verb of the last command line (``line_verb``; empty after a line too
+        #: long to read): whether its refusal ends a pipelined group.
+        self._verb = b""
 
     # -- read-only views --------------------------------------------------------------
 
@@ -382,12 +388,15 @@ class ServerConnection:
         (RFC 5321 §4.3 without PIPELINING: every reply; RFC 2920 §3.1 with it: the
         greeting and the replies to EHLO/HELO, DATA, NOOP, VRFY, EXPN, QUIT and to the
         extension commands STARTTLS, AUTH (each step) and unknown verbs). A refused
-        line, the end of the content and BDAT may be followed at once: a command the
-        engine refused might have been one a pipelining client follows."""
+        line counts by its verb, whatever the refusal (the client waits after a
+        refused DATA as after an accepted one); an over-long line, the end of the
+        content and BDAT chunks may be followed at once."""
         if "PIPELINING" not in self._extensions:
             return True
         if kind in _GROUP_ENDING:
             return True
+        if kind == "rejected":
+            return self._verb not in _PIPELINABLE_VERBS
         return kind == "other" and not isinstance(self._pending_event, HelpReceived)
 
     def _clear_transaction(self) -> None:
@@ -492,6 +501,7 @@ class ServerConnection:
             early = self._early > 0  # the line's first octet came before the reply
             line = self._lines.read(self._lines.limit(self.config, state is _S.AUTH))
             if line is TOO_LONG:
+                self._verb = b""
                 limit = self._lines.limit(self.config, state is _S.AUTH)
                 return self._reject(line_too_long(limit), f"line longer than {limit} octets")
             if isinstance(line, bytes):
@@ -519,6 +529,7 @@ class ServerConnection:
         return ClientDisconnected(clean=clean)
 
     def _command(self, line: bytes) -> ServerEvent | None:
+        self._verb = line_verb(line)
         self._track_credentials(line)
         if b"\r" in line or b"\n" in line:
             return self._reject(

@@ -193,7 +193,7 @@ class Reply:
         answers; it refines the advice for codes whose meaning depends on it (550, 553,
         552, 452). The advice is a hint: servers use codes differently (see
         ``smtpproto.codes``). The server's text follows, quoted, every control character
-        escaped (docs/design.md §4 rule 12), continuation lines joined with `` / ``.
+        escaped (docs/design.md §4 rule 12), continuation lines joined with ``" / "``.
         """
         explanation = explain(self.code, self.enhanced, command=command)
         server_text = " / ".join(escape_text(line) for line in self.text.split("\n"))

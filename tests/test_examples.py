@@ -1,0 +1,80 @@
+"""Every script in examples/ runs as written against the built-in server it starts,
+and prints what its docstring promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: Lines each example must print (substrings), in order.
+EXPECTED = {
+    "sending.py": [
+        "blocking: delivered to bob@example.org",
+        "asyncio: delivered to bob@example.org",
+        "server received 'blocking' for bob@example.org",
+        "server received 'asyncio' for bob@example.org",
+    ],
+    "tls.py": [
+        "required: sent over TLSv1.",
+        "required, unknown certificate: SMTPTLSError: SSLCertVerificationError",
+        "required, no STARTTLS offered: SMTPTLSError: TLS is required",
+        "opportunistic, no STARTTLS offered: sent in cleartext: None",
+        "messages the cleartext server stored: 1",
+    ],
+    "auth.py": [
+        "strongest offered: 235",
+        "PLAIN, chosen by the caller: authenticated",
+        "wrong password: 535",
+        "messages stored: 1",
+    ],
+    "per_recipient.py": [
+        "delivered: bob@example.org",
+        "refused nobody@example.org (retry never): 550 (permanent failure)",
+        "refused full@example.org (retry later): 452 (transient failure)",
+        "nobody accepted, nothing sent: {'nobody@example.org': Reply(550,",
+        "the server stored one copy, for bob@example.org",
+    ],
+    "vendoring.py": [
+        "vendored as myframework._smtp",
+        "greeting: [Greeting(reply=Reply(220,",
+        "EHLO: EhloAccepted",
+        "DATA: ReadyForContent",
+        "delivered to: ('bob@example.org',)",
+        "the policy kept 1 message",
+        "top-level packages of the vendored modules: ['myframework']",
+    ],
+    "custom_adapter.py": [
+        "open: 250 TLS: True",
+        "login: 235",
+        "sendmail delivered to: ('bob@example.org',)",
+        "quit: 221",
+        "the server stored 19 octets",
+    ],
+}
+
+
+def test_every_example_is_tested() -> None:
+    assert sorted(path.name for path in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs(name: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=EXAMPLES.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    position = 0
+    for expected in EXPECTED[name]:
+        found = [i for i, line in enumerate(lines) if expected in line and i >= position]
+        assert found, f"{name}: no line with {expected!r} after line {position}:\n{result.stdout}"
+        position = found[0] + 1

@@ -42,9 +42,8 @@ def rcpt_before_mail(tmp_path: Path) -> Iterator[Target]:
 
 
 def test_check_server_returns_the_report_on_a_correct_server(clean: Target) -> None:
-    report = check_server(
-        clean.host, clean.port, budget=20, auth=CREDENTIALS, probes=("state", "starttls")
-    )
+    families = ("starttls", "state", "syntax", "reply", "crash")
+    report = check_server(clean.host, clean.port, budget=30, auth=CREDENTIALS, probes=families)
     assert report.findings == []
     assert clean.triggered() == []
 

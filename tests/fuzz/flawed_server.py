@@ -49,9 +49,15 @@ import time
 from pathlib import Path
 
 if __package__:
-    from .flaws import FLAWS, SMUGGLE_SEQUENCES, Thresholds, thresholds
+    from .flaws import FLAWS, SMUGGLE_SEQUENCES, Thresholds, catalogue_markdown, thresholds
 else:  # run as a script: python tests/fuzz/flawed_server.py
-    from flaws import FLAWS, SMUGGLE_SEQUENCES, Thresholds, thresholds  # type: ignore[no-redef]
+    from flaws import (  # type: ignore[no-redef]
+        FLAWS,
+        SMUGGLE_SEQUENCES,
+        Thresholds,
+        catalogue_markdown,
+        thresholds,
+    )
 
 HOSTNAME = "flawed.test"
 AUTH_USER = "fuzzuser"
@@ -748,7 +754,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", type=Path, default=None)
     parser.add_argument("--require-auth", action="store_true")
     parser.add_argument("--list", action="store_true", help="print the catalogue and exit")
+    parser.add_argument("--markdown", action="store_true", help="print FLAWS.md and exit")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(catalogue_markdown(), end="")
+        return 0
     if args.list:
         for name, flaw in FLAWS.items():
             print(f"{name:32} {flaw.kind:10} {flaw.trigger}  [{flaw.reference}]")

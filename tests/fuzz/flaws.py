@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
-__all__ = ["FLAWS", "Flaw", "Thresholds", "thresholds"]
+__all__ = ["FLAWS", "Flaw", "Thresholds", "catalogue_markdown", "thresholds"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,29 +177,33 @@ FLAWS: dict[str, Flaw] = {
         "crash", "RFC 5321 §4.5.3.1.4 (500 for a line > 512)", "a command line > long_line"
     ),
     "crash-many-rcpt": Flaw(
-        "crash", "RFC 5321 §4.5.3.1.8 (452 too many recipients)", "more than many_rcpt RCPTs"
+        "crash",
+        "RFC 5321 §4.5.3.1.8 (452 too many recipients); CVE-2020-28017 class (Exim)",
+        "more than many_rcpt RCPTs",
     ),
     "crash-nul": Flaw("crash", "RFC 5321 §2.3.8 / §4.1.1 (NUL is not text)", "a NUL in a command"),
     "crash-long-domain": Flaw(
-        "crash", "RFC 5321 §4.5.3.1.2 (domain ≤ 255)", "a domain longer than long_domain"
+        "crash",
+        "RFC 5321 §4.5.3.1.2 (domain ≤ 255); CVE-2019-16928 class (Exim, long EHLO)",
+        "a domain longer than long_domain",
     ),
     "crash-many-labels": Flaw(
         "crash", "RFC 5321 §4.1.2 (Domain ABNF)", "a domain with more than many_labels labels"
     ),
     "crash-ipv6-literal": Flaw(
         "crash",
-        "RFC 5321 §4.1.3 (IPv6 address literals); CVE-2019-16928 class (Exim)",
+        "RFC 5321 §4.1.3 (IPv6 address literals)",
         "an IPv6 literal with more than 8 groups or ':::'",
     ),
     "crash-bad-ipv4-literal": Flaw(
         "crash", "RFC 5321 §4.1.3", "an IPv4 literal with an octet above 255"
     ),
     "crash-format-string": Flaw(
-        "crash", "format-string class (CVE-2000-0917 LPRng-style, Exim 2010)", "'%n' in a command"
+        "crash", "CWE-134 (uncontrolled format string)", "'%n' in a command"
     ),
     "crash-auth-base64": Flaw(
         "crash",
-        "RFC 4954 §4 (invalid base64: 501); CVE-2020-28017/28021 class (Exim)",
+        "RFC 4954 §4 (invalid base64: 501); CVE-2018-6789 class (Exim b64decode)",
         "invalid base64 in an AUTH response",
     ),
     "crash-bdat-huge": Flaw(
@@ -211,7 +215,7 @@ FLAWS: dict[str, Flaw] = {
         "crash", "RFC 3030 §2 (chunk-size is 1*DIGIT); CVE-2017-16944 class", "BDAT -N"
     ),
     "crash-size-huge": Flaw(
-        "crash", "RFC 1870 §4 (size-value); integer overflow class", "MAIL SIZE= >= 2**31"
+        "crash", "RFC 1870 §4 (size-value); CWE-190 (integer overflow)", "MAIL SIZE= >= 2**31"
     ),
     "crash-pipeline-burst": Flaw(
         "crash",
@@ -315,3 +319,20 @@ def thresholds(seed: int) -> Thresholds:
         max_size=rng.randint(1, 20) * 1024 * 1024,
         reject_bare_eol=rng.random() < 0.5,
     )
+
+
+def catalogue_markdown() -> str:
+    """The catalogue as the Markdown of ``FLAWS.md`` (a test keeps the file in sync)."""
+    lines = [
+        "# Planted flaws of `flawed_server.py`",
+        "",
+        "Generated from `flaws.py` by `python tests/fuzz/flawed_server.py --markdown`.",
+        "Thresholds (`long_line`, `many_rcpt`, ...) are drawn per run from the server's seed.",
+        "",
+        "| flaw | class | trigger | rule or advisory |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, flaw in FLAWS.items():
+        trigger = flaw.trigger.replace("|", "\\|")
+        lines.append(f"| `{name}` | {flaw.kind} | {trigger} | {flaw.reference} |")
+    return "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from .dialogues import CLEAN, DIALOGUES, converse
-from .flaws import FLAWS
+from .flaws import FLAWS, catalogue_markdown
 from .servers import Target, start_flawed
 
 SHARED = sorted(
@@ -95,3 +95,8 @@ def test_thresholds_are_drawn_from_the_seed_and_printed(tmp_path: Path) -> None:
         first, second = json.loads(one.info["THRESHOLDS"]), json.loads(two.info["THRESHOLDS"])
     assert first["seed"] == 1
     assert first != second
+
+
+def test_flaws_md_is_the_catalogue() -> None:
+    """FLAWS.md is generated: ``python tests/fuzz/flawed_server.py --markdown > FLAWS.md``."""
+    assert (Path(__file__).parent / "FLAWS.md").read_text(encoding="utf-8") == catalogue_markdown()

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Profile", "Settings", "fingerprint"]
 
-#: What a run through a stage does: the events, and the state name it reaches.
+#: The states ``Profile.prefix`` reaches on a fresh connection, in order.
 STAGES = ("connected", "greeted", "mail", "rcpt", "data")
 
 
@@ -59,7 +59,8 @@ class Profile:
     error_latency: float = 0.05
     error_limit: int | None = None
     mail_without_hello_refused: bool = False
-    domainless_ok: bool = False
+    domainless_mail_ok: bool = False
+    domainless_rcpt_ok: bool = False
     requires_auth: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -125,7 +126,8 @@ class Profile:
             "error_latency_s": round(self.error_latency, 4),
             "error_limit": self.error_limit,
             "mail_without_hello_refused": self.mail_without_hello_refused,
-            "domainless_ok": self.domainless_ok,
+            "domainless_mail_ok": self.domainless_mail_ok,
+            "domainless_rcpt_ok": self.domainless_rcpt_ok,
             "requires_auth": self.requires_auth,
             "notes": self.notes,
         }
@@ -235,11 +237,15 @@ def fingerprint(runner: Runner, settings: Settings) -> Profile:
     obs, _ = runner.run(profile.prefix("data"))
     codes = _codes(obs.conns[0])
     profile.can_reach_data = bool(codes) and codes[-1] == 354
-    # 5. a plain domainless recipient (RFC 5321 §4.1.2 wants a domain; lenient servers
-    #    take it): the shell-metacharacter probes that only lack a domain need a refusal.
+    # 5. a plain domainless sender and recipient (RFC 5321 §4.1.2 wants a domain; lenient
+    #    servers take it): the shell-metacharacter probes that only lack a domain need a
+    #    refusal here to mean anything.
+    obs, _ = runner.run([*profile.prefix("greeted"), send(b"MAIL FROM:<smtpprotofuzz>\r\n", 1)])
+    codes = _codes(obs.conns[0])
+    profile.domainless_mail_ok = bool(codes) and codes[-1] // 100 == 2
     obs, _ = runner.run([*profile.prefix("mail"), send(b"RCPT TO:<smtpprotofuzz>\r\n", 1)])
     codes = _codes(obs.conns[0])
-    profile.domainless_ok = bool(codes) and codes[-1] // 100 == 2
+    profile.domainless_rcpt_ok = bool(codes) and codes[-1] // 100 == 2
     if not profile.can_reach_data:
         profile.notes.append("DATA refused: DATA probes are skipped")
     return profile

@@ -559,20 +559,28 @@ class _Builder:
         # "root;id" breaks the Local-part grammar itself; the others are atext without a
         # domain, tried only when the server refuses a plain domainless address (so a
         # server lenient about domains, such as aiosmtpd, is not reported for them).
-        locals_ = ["root;id"] + ([] if p.domainless_ok else ["|id", "`id`", "$(id)"])
-        for index, local in enumerate(locals_):
-            yield self.accepted(
-                "syntax",
-                f"shell-local-part-rcpt-{index}",
-                [*p.prefix("mail"), send(_line(f"RCPT TO:<{local}>"), 1, trigger=True), _quit()],
-                f"a domainless local part with shell metacharacters is accepted: <{local}>",
-                "mail",
-                "RCPT",
-                shell,
-                "501/553: a recipient needs a domain (only Postmaster may go without)",
-                severity="high",
-                codes=(2,),
-            )
+        for index, local in enumerate(["root;id", "|id", "`id`", "$(id)"]):
+            if index and p.domainless_rcpt_ok and p.domainless_mail_ok:
+                break
+            if index == 0 or not p.domainless_rcpt_ok:
+                yield self.accepted(
+                    "syntax",
+                    f"shell-local-part-rcpt-{index}",
+                    [
+                        *p.prefix("mail"),
+                        send(_line(f"RCPT TO:<{local}>"), 1, trigger=True),
+                        _quit(),
+                    ],
+                    f"a domainless local part with shell metacharacters is accepted: <{local}>",
+                    "mail",
+                    "RCPT",
+                    shell,
+                    "501/553: a recipient needs a domain (only Postmaster may go without)",
+                    severity="high",
+                    codes=(2,),
+                )
+            if index and p.domainless_mail_ok:
+                continue
             yield self.accepted(
                 "syntax",
                 f"shell-local-part-mail-{index}",

@@ -15,7 +15,6 @@ a server does not need.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -147,8 +146,3 @@ class Judge:
                     candidate.transcript = transcript
             index -= 1
         candidate.probe = replace(candidate.probe, events=events)
-
-
-def keep_running(deadline: float) -> Callable[[], bool]:
-    """A predicate telling whether the budget still has time left."""
-    return lambda: time.monotonic() < deadline

@@ -91,7 +91,10 @@ def test_nothing_may_be_sent_before_the_greeting(parser_cls: Any) -> None:
     conn = make_conn(parser_cls)
     with pytest.raises(LocalProtocolError, match="GREETING"):
         conn.send(Ehlo(hostname="client.example"))
-    assert conn.state is ClientState.ERROR
+    # Refused before a byte existed: nothing changed (docs/design.md §2).
+    assert conn.state is ClientState.GREETING and conn.awaiting_reply
+    assert names(feed(conn, b"220 hi\r\n")) == ["Greeting"]
+    assert conn.send(Ehlo(hostname="client.example")) == b"EHLO client.example\r\n"
 
 
 @pytest.mark.parametrize("code", [500, 502])
@@ -151,9 +154,13 @@ def test_lmtp_needs_lhlo_and_smtp_refuses_it(parser_cls: Any) -> None:
 def test_without_pipelining_second_command_is_refused(parser_cls: Any) -> None:
     conn = greeted(parser_cls, EHLO_PLAIN)
     conn.send(Mail(sender="a@example.org"))
+    state = conn.state
     with pytest.raises(LocalProtocolError, match="PIPELINING"):
         conn.send(Rcpt(recipient="b@example.org"))
-    assert conn.state is ClientState.ERROR
+    # Refused before a byte existed: nothing changed (docs/design.md §2).
+    assert conn.state is state and len(conn.outstanding) == 1
+    assert names(feed(conn, b"250 ok\r\n")) == ["CommandReply"]
+    assert conn.send(Rcpt(recipient="b@example.org")) == b"RCPT TO:<b@example.org>\r\n"
 
 
 def test_group_enders_stop_pipelining(parser_cls: Any) -> None:

@@ -87,7 +87,9 @@ def test_mail_parameter_needs_its_extension(
     conn = greeted(parser_cls, EHLO_PIPELINING)
     with pytest.raises(LocalProtocolError, match=extension):
         conn.send(Mail(sender="a@example.org", **kwargs))
-    assert conn.state is ClientState.ERROR
+    # Refused before a byte existed: nothing changed, MAIL without it goes out.
+    assert conn.state is ClientState.READY and not conn.outstanding
+    assert conn.send(Mail(sender="a@example.org")) == b"MAIL FROM:<a@example.org>\r\n"
 
 
 def test_requiretls_needs_active_tls(parser_cls: Any) -> None:

@@ -5,7 +5,10 @@ line with a reply drawn from valid replies for that verb, sometimes an invalid o
 (broken grammar, bare LF, an extra unsolicited reply) or an early EOF, and its bytes
 reach the engine in random chunks. Invariants checked after every step:
 
-* only ``ProtocolError`` subclasses ever escape the engine, and ERROR is sticky;
+* only ``ProtocolError`` subclasses ever escape the engine, and ERROR is sticky; a
+  ``LocalProtocolError`` that leaves the connection out of ERROR (a command refused
+  before any byte of it existed, docs/design.md §2) changed neither the state nor the
+  commands outstanding;
 * the wire never carries a bare CR or LF (content is normalised, commands validated);
 * what was sent is consistent with what was received: content only after a 354 that
   the engine reported as ``ReadyForContent``; nothing between STARTTLS and
@@ -59,7 +62,7 @@ from smtpproto.client_engine.events import (
 )
 from smtpproto.client_engine.states import AFTER_CONTENT_END, ALLOWED, ClientState
 from smtpproto.sasl import Plain
-from smtpproto.wire.errors import ProtocolError
+from smtpproto.wire.errors import LocalProtocolError, ProtocolError
 from smtpproto.wire.twins import CReplyParser, PyReplyParser
 
 EHLO_REPLIES = [
@@ -139,8 +142,15 @@ class EngineMachine(RuleBasedStateMachine):
 
     def _guard(self, action: Any) -> Any:
         assert self.conn is not None
+        state, outstanding = self.conn.state, self.conn.outstanding
         try:
             return action()
+        except LocalProtocolError:
+            if self.conn.state is not ClientState.ERROR:  # refused before any byte existed
+                assert (self.conn.state, self.conn.outstanding) == (state, outstanding)
+                return None
+            self.failed = True
+            return None
         except ProtocolError:
             self.failed = True
             assert self.conn.state is ClientState.ERROR

@@ -17,8 +17,11 @@ import email
 import email.policy
 from collections.abc import Callable
 from email.header import Header
-from email.message import EmailMessage, Message
+from email.message import EmailMessage, Message, MIMEPart
 from email.mime.application import MIMEApplication
+from email.mime.audio import MIMEAudio
+from email.mime.base import MIMEBase
+from email.mime.image import MIMEImage
 from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
@@ -56,6 +59,10 @@ CLASSES: dict[str, Callable[[Policy], Message]] = {
     "MIMEApplication": lambda policy: MIMEApplication(b"\x00\x01", policy=policy),
     "MIMENonMultipart": lambda policy: MIMENonMultipart("text", "plain", policy=policy),
     "MIMEMessage": lambda policy: MIMEMessage(Message(policy=policy), policy=policy),
+    "MIMEPart": lambda policy: MIMEPart(policy=policy),
+    "MIMEBase": lambda policy: MIMEBase("application", "x-test", policy=policy),
+    "MIMEImage": lambda policy: MIMEImage(b"\x89PNG\r\n", _subtype="png", policy=policy),
+    "MIMEAudio": lambda policy: MIMEAudio(b"RIFF", _subtype="wav", policy=policy),
 }
 
 #: Header values with a CR or LF that is not a fold, or a NUL.

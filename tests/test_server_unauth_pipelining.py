@@ -228,3 +228,19 @@ def test_credentials_behind_a_refused_auth_are_refused_with_pipelining() -> None
     assert [e.reply.code for e in events] == [503, 554]  # type: ignore[attr-defined]
     assert events[1].line == b"<redacted>"  # type: ignore[attr-defined]
     assert s.conn.state is ServerState.CLOSED
+
+
+@pytest.mark.parametrize("extensions", [PIPELINING, NO_PIPELINING])
+def test_a_command_behind_the_first_ehlo_is_early(extensions: tuple[str, ...]) -> None:
+    """Before the EHLO reply nothing is advertised, and EHLO ends a group anyway."""
+    s = Session(extensions=extensions, config=FLAG)
+    events = s.feed(EHLO + b"MAIL FROM:<a@x.test>\r\n")
+    assert flags(events) == [("EhloReceived", False), ("MailReceived", True)]
+
+
+def test_after_helo_the_client_is_in_lock_step() -> None:
+    """HELO advertises nothing (RFC 5321 §4.1.1.1), so PIPELINING is not in force."""
+    s = Session(extensions=PIPELINING, config=FLAG)
+    s.feed(b"HELO client.test\r\n")
+    events = s.feed(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n")
+    assert flags(events) == [("MailReceived", False), ("RcptReceived", True)]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -46,6 +47,15 @@ class FlakyServer:
     commands: list[str] = field(default_factory=list)
     mail_commands: int = 0
     auth_lines: list[bytes] = field(default_factory=list)
+
+    def all_closed(self, limit: float = READ_LIMIT) -> bool:
+        """Whether every connection has ended on the server's side, waiting up to ``limit``
+        seconds: a client's close reaches the server's handler a moment after the client
+        returns, so a test asks this instead of reading ``open_now`` at once."""
+        deadline = time.monotonic() + limit
+        while self.open_now and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self.open_now == 0
 
     async def _reply(self, writer: asyncio.StreamWriter, text: bytes) -> None:
         if self.reply_delay:

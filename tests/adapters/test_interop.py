@@ -94,7 +94,9 @@ def test_aiosmtpd_cleartext_auth_is_refused_by_default(
     with make_client(host=peer.host, port=peer.port, timeout=TIMEOUT) as client:
         with pytest.raises(SMTPProtocolError, match="cleartext"):
             client.login(AUTH_USER, AUTH_PASSWORD)
-        assert not client.session.usable
+        # Refused before AUTH was sent: the session goes on (docs/design.md §2).
+        assert client.session.usable and not client.session.conn.authenticated
+        assert client.noop().code == 250
 
 
 # -- smtp-sink ----------------------------------------------------------------------------

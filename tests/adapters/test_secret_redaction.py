@@ -35,6 +35,9 @@ def _views(error: BaseException) -> list[str]:
     """Every text a caller (or a logger, or a traceback) can see of ``error``."""
     views = [str(error), repr(error), repr(error.args), repr(pickle.loads(pickle.dumps(error)))]
     views += getattr(error, "__notes__", [])
+    # smtplib-compatible twins (adapters/smtplib_compat.py) and the chained errors
+    views += [repr(getattr(error, "smtp_error", b"")), repr(getattr(error, "recipients", None))]
+    views += [repr(error.__cause__), repr(error.__context__)]
     reply = getattr(error, "reply", None)
     if reply is not None:
         views += [str(reply), repr(reply), reply.text, repr(reply.raw_lines)]
@@ -94,6 +97,8 @@ def test_a_later_reply_echoing_the_password(make_client: MakeClient) -> None:
         peer.expect(b"RCPT")
         peer.expect(b"DATA")
         peer.send(f"250 ok\r\n550 5.1.1 no {PASSWORD}\r\n554 no valid recipients\r\n".encode())
+        peer.expect(b"RSET")  # the refused transaction is ended before the next MAIL
+        peer.send(b"250 ok\r\n")
         peer.expect(b"MAIL")
         peer.expect(b"RCPT")
         peer.expect(b"DATA")

@@ -65,7 +65,7 @@ def test_one_call_sends_an_email_message(adapter: str) -> None:
         assert result.delivered == ("b@example.org", "c@example.org")
         assert b"Subject: one call" in server.messages[0]
         assert server.commands == ["EHLO", "AUTH", "MAIL", "RCPT", "RCPT", "DATA", "QUIT"]
-        assert server.open_now == 0
+        assert server.all_closed()
 
 
 @pytest.mark.parametrize("adapter", ["blocking", "asyncio", "trio"])
@@ -111,7 +111,7 @@ def test_a_refused_message_raises_and_the_connection_is_closed(adapter: str) -> 
         with pytest.raises(SMTPReplyError) as caught:
             _run(adapter, message=_message(), host="127.0.0.1", port=server.port, **OPTIONS)
         assert caught.value.code == 421
-        assert server.open_now == 0
+        assert server.all_closed()
 
 
 @pytest.mark.parametrize("adapter", ["blocking", "asyncio", "trio"])

@@ -16,7 +16,10 @@ rules are functions in ``sending``, the reply rules functions in ``replies``, an
 every state change comes from the tables in ``states``. This module is the boundary
 (h11's rule, docs/design.md §2): any exception escaping a public method — a
 ``ProtocolError`` or anything unexpected — leaves the connection in the sticky ERROR
-state before it propagates.
+state before it propagates, except a ``LocalProtocolError`` for misuse found before
+anything changed (``send`` refusing a command before any byte of it exists, outside
+an exchange already on the wire; ``receive_data`` refusing a chunk past
+``max_receive_buffer``): the connection then stays as it was.
 
 STARTTLS is a hard boundary (RFC 3207 §4, docs/design.md §4 rule 4): when the 220 reply
 to STARTTLS is handled, any reply after it, any octet the parser holds and any chunk not
@@ -45,6 +48,10 @@ V = Verb
 # is cheaper than one through the read-only MappingProxyType views.
 _ALLOWED = dict(ALLOWED)
 _AFTER_SEND = dict(AFTER_SEND)
+
+#: Verbs that continue an exchange already on the wire (a message's content, an AUTH
+#: challenge's answer): a refusal of one leaves ERROR behind, unlike other commands.
+_MID_EXCHANGE = frozenset({V.CONTENT, V.END_OF_CONTENT, V.AUTH_CONTINUE})
 
 #: The ``Timeouts`` field bounding the wait for the reply to each verb (None: the
 #: greeting) (RFC 5321 §4.5.3.2); any other verb waits ``other``.
@@ -264,12 +271,20 @@ class ClientConnection:
         allowed now: wrong state, extension not advertised, a second command without
         PIPELINING, a command after a group-ending one (RFC 2920 §3.1), anything but
         MAIL, RSET, NOOP or QUIT right after the end of the content, TLS policy.
-        Like any exception it leaves the connection in ERROR (h11 convention).
+
+        Such a refusal is made before any byte of the command exists, so it changes
+        nothing: the connection stays in its state and takes the next command
+        (docs/design.md §2, "Errors"). Content, the end of the content and AUTH
+        continuations are the exception: they continue an exchange already on the
+        wire, so a refusal there, like any other exception, leaves the connection in
+        the sticky ERROR state.
         """
         s = self._s
         state = s.state
         if state is S.ERROR:
             self._raise_if_error(local=True)
+        verb = None
+        queued = len(s.pending)
         try:
             verb = VERBS.get(type(command))
             if verb is None:
@@ -283,6 +298,13 @@ class ClientConnection:
             if s.pending and verb not in NOT_COMMANDS:
                 check_pipelining(s, command)
             wire = SENDERS[verb](s, command, verb, state)
+        except LocalProtocolError as error:
+            # A sender refuses before it queues anything (``sending``); the check on
+            # ``pending`` makes sure that nothing was queued before the refusal.
+            if verb not in _MID_EXCHANGE and len(s.pending) == queued:
+                raise
+            self._fail(error)
+            raise
         except BaseException as error:
             self._fail(error)
             raise

@@ -212,10 +212,10 @@ def _data_command(s: Session, command: Command, verb: Verb, state: ClientState) 
     if not txn.recipients:
         raise LocalProtocolError("no RCPT was sent in this transaction (RFC 5321 §3.3)")
     body = txn.mail.body
-    txn.commands_after_mail += 1
     if verb is V.DATA:
         if body == "BINARYMIME":
             raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT")
+        txn.commands_after_mail += 1
         s.pending.append(Pending(verb, command, txn))
         if s.transcript is not None:
             s.transcript.line("C", b"DATA")
@@ -226,9 +226,11 @@ def _data_command(s: Session, command: Command, verb: Verb, state: ClientState) 
     data = command.data if type(command.data) is bytes else bytes(command.data)
     if body not in ("8BITMIME", "BINARYMIME") and not data.isascii():
         raise LocalProtocolError(
-            "8-bit content needs Mail(body='8BITMIME') or 'BINARYMIME' (RFC 6152, RFC 3030)"
+            "8-bit content needs Mail(body='8BITMIME') or 'BINARYMIME' (RFC 6152, RFC 3030), "
+            "which the server must advertise"
         )
     remaining = None if verb is V.BDAT_LAST and s.config.lmtp else 1
+    txn.commands_after_mail += 1
     s.pending.append(Pending(verb, command, txn, remaining=remaining))
     header = bdat_header(len(data), verb is V.BDAT_LAST)
     if s.transcript is not None:

@@ -3,10 +3,12 @@
 Theory of operation: one ``ClientConnection`` and the state the drivers keep about it
 (broken or not, the transaction in flight, accepted recipients, reusable commands).
 ``_send`` writes commands, ``_event`` reads the next engine event (screening 421 and a
-lost final reply), ``_guard`` maps every failure to the exception hierarchy and marks
-the session broken, ``raise_for`` turns a ``TransactionResult`` into the result or an
-exception. ``MailDrivers`` (``mail``), ``BatchDrivers`` (``batch``) and ``Session``
-(``session``) build on it, each adding operations, none re-declaring its state.
+lost final reply; its reads after the first are ``Read(resume=True)``: one deadline
+per reply awaited, RFC 5321 §4.5.3.2), ``_guard`` maps every failure to the exception
+hierarchy and marks the session broken, ``raise_for`` turns a ``TransactionResult``
+into the result or an exception. ``MailDrivers`` (``mail``), ``BatchDrivers``
+(``batch``) and ``Session`` (``session``) build on it, each adding operations, none
+re-declaring its state.
 """
 
 from __future__ import annotations
@@ -109,9 +111,11 @@ class DriverCore:
 
     def _guard(self, driver: Driver[T]) -> Driver[T]:
         """Map failures to the exception hierarchy; mark the session broken on any
-        exception except a reply error that left the session usable."""
+        exception except a reply error that left the session usable, and a refusal
+        made before anything went out (``_refused_before_sending``)."""
         if self._broken:
             raise SMTPProtocolError(LocalProtocolError("the connection is broken; open a new one"))
+        start = self.conn.state
         try:
             return (yield from driver)
         except (SMTPReplyError, SMTPRecipientsRefused):
@@ -122,6 +126,8 @@ class DriverCore:
             self._broken = True
             raise
         except ProtocolError as error:
+            if isinstance(error, LocalProtocolError) and self._refused_before_sending(start):
+                raise SMTPProtocolError(error) from error  # the session stays usable
             self._broken = True
             if self.conn.final_reply_pending and self._current is not None:
                 # Broken reply or EOF mid-reply after the end of the content: the server
@@ -153,6 +159,16 @@ class DriverCore:
             raise
         finally:
             self._current = None
+
+    def _refused_before_sending(self, start: ClientState) -> bool:
+        """Whether a ``LocalProtocolError`` left the session as the operation found it
+        (docs/design.md §2, "Errors"): the engine refused the command before any byte
+        of it existed, or the driver refused the caller's input before sending
+        anything, so the engine is out of ERROR, in the state the operation started
+        in, with no reply due. Any other refusal (a pipelined group cut after its
+        first command, content after the 354) breaks the session."""
+        conn = self.conn
+        return conn.state is start and start is not ClientState.ERROR and not conn.outstanding
 
     def _last_words(self) -> Driver[SMTPError | None]:
         """After a transport error, what the server said before it went away (a 421
@@ -217,13 +233,15 @@ class DriverCore:
     def _event(self) -> Driver[Event]:
         """The next engine event, reading as needed. A 421 raises ``SMTPReplyError``."""
         conn = self.conn
+        resume = False  # the first read of a wait starts its deadline; the rest go on
         while True:
             event = conn.next_event()
             if event is NEED_DATA:
-                data = yield Read(conn.timeout)
+                data = yield Read(conn.timeout, resume)
                 if not isinstance(data, bytes):
                     raise TypeError(f"the adapter answered Read with {type(data).__name__}")
                 conn.receive_data(data)
+                resume = True
                 continue
             self._screen(event)
             return event

@@ -133,9 +133,9 @@ def _nul_message(offset: int) -> str:
 
 def _8bit_message(octet: int, offset: int) -> str:
     return (
-        f"8-bit octet 0x{octet:02x} at content offset {offset}: sending it needs "
-        "BODY=8BITMIME (RFC 6152) or SMTPUTF8 (RFC 6531); pass allow_8bit=True once "
-        "the server advertised it"
+        f"8-bit octet 0x{octet:02x} at content offset {offset}: the message must be "
+        "declared BODY=8BITMIME (RFC 6152) or SMTPUTF8 (RFC 6531) in MAIL FROM, which the "
+        "server must advertise; otherwise encode it as 7-bit (quoted-printable or base64)"
     )
 
 

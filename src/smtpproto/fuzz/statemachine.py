@@ -8,7 +8,8 @@ Usage (pytest)::
 
 Each rule is one client move (EHLO, MAIL, RCPT, DATA with a body, RSET, NOOP, a hostile
 command, a pipelined batch, a new connection); after each, the machine checks the
-invariants every correct server keeps, with the same oracles as ``smtpproto fuzz``:
+invariants every correct server keeps (the rules of the fuzzer's oracles, judged step by
+step as the machine goes, with the same strict reply parser):
 
 - **grammar**: every reply passes the strict reply parser (RFC 5321 §4.2);
 - **count**: exactly one reply per command, none unsolicited (RFC 5321 §4.2, RFC 2920

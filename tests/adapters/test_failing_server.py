@@ -220,3 +220,35 @@ def test_a_delay_longer_than_the_idle_timeout_is_not_an_idle_timeout(make_client
         _client(make_client, server) as c,
     ):
         assert c.sendmail("a@x.test", ["b@y.test"], MESSAGE).delivered == ("b@y.test",)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize("chunking", [True, False])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        Rule(stage="rcpt", sender="first@x.test", action=Respond(550, "No such user", "5.1.1")),
+        Rule(stage="data", sender="first@x.test", action=Respond(554, "No thanks", "5.7.1")),
+        Rule(stage="mail", sender="first@x.test", action=Respond(451, "Later", "4.3.0")),
+    ],
+    ids=["all-rcpt-refused", "data-refused", "mail-refused"],
+)
+def test_a_refused_transaction_leaves_the_session_ready_for_the_next(
+    make_client: Make, rule: Rule, chunking: bool, pipelining: bool
+) -> None:
+    """A transaction refused before its content (every RCPT, or DATA itself) stays
+    open at the server (RFC 5321 §3.3 does not end it; smtplib sends RSET): the client
+    ends it with RSET, else the next MAIL got 503 "nested MAIL" — in a pool, every
+    later message over that connection failed."""
+    with run_server(starttls=False, rules=[rule]) as server, _client(make_client, server) as c:
+        with pytest.raises((SMTPReplyError, SMTPRecipientsRefused)):
+            c.sendmail(
+                "first@x.test",
+                ["b@y.test"],
+                MESSAGE,
+                chunking=chunking and rule.stage != "data",  # DATA meets the data stage
+                pipelining=pipelining,
+            )
+        c.sendmail("next@x.test", ["b@y.test"], MESSAGE, chunking=chunking, pipelining=pipelining)
+        assert [m.sender for m in server.wait_for_messages(1, TIMEOUT)] == ["next@x.test"]
+        c.noop()

@@ -327,3 +327,55 @@ def test_a_failed_connect_frees_its_slot(make_pool: Callable[..., PoolFacade]) -
         assert pool.pool.connections == 0
         pool.send(destination=("127.0.0.1", server.port))
         assert len(server.messages) == 1
+
+
+def test_a_send_cancelled_during_the_idle_check_frees_its_slot() -> None:
+    """A cancellation while the idle probe (NOOP) waits must give the connection's slot
+    back: a leaked slot made every later send of a full pool wait forever."""
+    with flaky_server() as server:
+
+        async def main() -> None:
+            async with AsyncSMTPPool(
+                "127.0.0.1",
+                server.port,
+                tls="none",
+                timeout=5,
+                max_connections=1,
+                check_idle_after=0,
+            ) as pool:
+                await pool.sendmail("a@x.org", "b@x.org", MESSAGE)
+                server.reply_delay = 0.5  # the NOOP's reply comes late
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(pool.sendmail("a@x.org", "b@x.org", MESSAGE), 0.1)
+                assert pool.connections == 0
+                server.reply_delay = 0.0
+                await asyncio.wait_for(pool.sendmail("c@x.org", "b@x.org", MESSAGE), 5)
+
+        asyncio.run(main())
+        assert len(server.messages) == 2
+
+
+def test_a_trio_send_cancelled_during_the_idle_check_frees_its_slot() -> None:
+    with flaky_server() as server:
+
+        async def main() -> None:
+            async with TrioSMTPPool(
+                "127.0.0.1",
+                server.port,
+                tls="none",
+                timeout=5,
+                max_connections=1,
+                check_idle_after=0,
+            ) as pool:
+                await pool.sendmail("a@x.org", "b@x.org", MESSAGE)
+                server.reply_delay = 0.5  # the NOOP's reply comes late
+                with trio.move_on_after(0.1) as scope:
+                    await pool.sendmail("a@x.org", "b@x.org", MESSAGE)
+                assert scope.cancelled_caught
+                assert pool.connections == 0
+                server.reply_delay = 0.0
+                with trio.fail_after(5):
+                    await pool.sendmail("c@x.org", "b@x.org", MESSAGE)
+
+        trio.run(main)
+        assert len(server.messages) == 2

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from smtpproto.exceptions import SMTPDeliveryStatusUnknown, SMTPReplyError
-from smtpproto.testing import Disconnect, Drop, Rule, run_server
+from smtpproto.exceptions import SMTPDeliveryStatusUnknown, SMTPRecipientsRefused, SMTPReplyError
+from smtpproto.testing import Disconnect, Drop, Respond, Rule, run_server
 
 from .pool_facade import MESSAGE, PoolFacade, make_pool
 
@@ -57,3 +57,21 @@ def test_a_drop_after_the_final_dot_is_reported_and_never_resent(make_pool: Make
         assert [message.sender for message in stored] == ["a@example.org", "next@example.org"]
         time.sleep(0.1)
         assert len(server.received) == 2  # the first one exactly once
+
+
+@pytest.mark.parametrize("stage", ["rcpt", "data"])
+def test_a_refused_transaction_does_not_spoil_the_pooled_connection(
+    make_pool: MakePool, stage: str
+) -> None:
+    """Every recipient (or DATA) refused: the connection goes back to the pool with the
+    transaction ended (RSET), so the next message over it is delivered (it got 503
+    "nested MAIL" before)."""
+    rule = Rule(stage=stage, message=1, action=Respond(550, "no"))  # type: ignore[arg-type]
+    with run_server(starttls=False, rules=[rule]) as server:
+        pool = make_pool(host=server.host, port=server.port)
+        with pytest.raises((SMTPRecipientsRefused, SMTPReplyError)):  # DATA meets "data"
+            pool.call("sendmail", "a@example.org", ["b@example.org"], MESSAGE, chunking=False)
+        assert pool.pool.idle_connections == 1  # kept: the session is healthy
+        _send(pool, "next@example.org")
+        assert [message.sender for message in server.received.wait(1)] == ["next@example.org"]
+        assert pool.pool.connections == 1

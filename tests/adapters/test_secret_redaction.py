@@ -97,6 +97,8 @@ def test_a_later_reply_echoing_the_password(make_client: MakeClient) -> None:
         peer.expect(b"RCPT")
         peer.expect(b"DATA")
         peer.send(f"250 ok\r\n550 5.1.1 no {PASSWORD}\r\n554 no valid recipients\r\n".encode())
+        peer.expect(b"RSET")  # the refused transaction is ended before the next MAIL
+        peer.send(b"250 ok\r\n")
         peer.expect(b"MAIL")
         peer.expect(b"RCPT")
         peer.expect(b"DATA")

@@ -98,7 +98,8 @@ class AsyncClientBase(ClientCore, abc.ABC):
 
     @abc.abstractmethod
     async def _read(self, timeout: float | None) -> bytes:
-        """Some received bytes (``b""`` at the end of the stream)."""
+        """Some received bytes (``b""`` at the end of the stream); a wait ends at
+        ``_read_deadline(timeout)`` (one deadline per reply awaited)."""
 
     @abc.abstractmethod
     async def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
@@ -382,6 +383,7 @@ class AsyncClientBase(ClientCore, abc.ABC):
                         thrown, ended = step.error, step.ended  # how a burst of writes ended
                         step.error = step.ended = None
                 elif type(request) is Read:
+                    self._new_wait(request.resume)
                     answer = await self._read(request.timeout)
                     request = None
                 else:

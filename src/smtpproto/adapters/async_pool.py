@@ -264,11 +264,15 @@ class AsyncPoolBase(abc.ABC):
         """A connected, logged-in connection to ``where`` that passed its idle check."""
         while True:
             pooled, stale = await self._take(where)
-            for old in stale:
-                await self._dispose(old)
+            await self._dispose_all(stale)
             if pooled is None:
                 return await self._open(where)
-            if await self._healthy(pooled):
+            try:
+                healthy = await self._healthy(pooled)
+            except BaseException:  # cancelled mid-probe: the slot must come back
+                await self._forget(pooled)
+                raise
+            if healthy:
                 return pooled
             await self._forget(pooled)  # no command of the message was sent: reconnect
 
@@ -376,6 +380,17 @@ class AsyncPoolBase(abc.ABC):
         await self._free_slot(pooled.destination)
         await self._dispose(pooled)
 
+    async def _dispose_all(self, stale: list[_Pooled]) -> None:
+        """Close connections the pool no longer counts; every one of them, even when
+        closing one is cancelled."""
+        for index, pooled in enumerate(stale):
+            try:
+                await self._dispose(pooled)
+            except BaseException:
+                for rest in stale[index + 1 :]:
+                    await rest.client.aclose()
+                raise
+
     async def _dispose(self, pooled: _Pooled) -> None:
         """Close a connection the pool no longer counts: QUIT when the session can take
         it (an error then changes nothing), then close (which works while cancelled: a
@@ -410,8 +425,7 @@ class AsyncPoolBase(abc.ABC):
             for pooled in stale:
                 self._uncount(pooled.destination)
             self._cond.notify_all()
-        for pooled in stale:
-            await self._dispose(pooled)
+        await self._dispose_all(stale)
 
     async def __aenter__(self: P) -> P:
         return self

@@ -214,7 +214,7 @@ class AsyncSMTPClient(AsyncClientBase):
             buffered = _take_buffered(reader)
             if buffered:
                 return buffered
-        return await _within(reader.read(_RECV_SIZE), self._deadline_for(timeout))
+        return await _within(reader.read(_RECV_SIZE), self._read_deadline(timeout))
 
     async def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
         context = self._tls_context(server_hostname)

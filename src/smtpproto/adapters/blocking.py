@@ -235,7 +235,7 @@ class SMTPClient(SyncClientBase):
         while True:
             if want:
                 if deadline is None:
-                    deadline = self._deadline_for(timeout)
+                    deadline = self._read_deadline(timeout)
                 self._wait(want, deadline)
             try:
                 return sock.recv(_RECV_SIZE)

@@ -147,6 +147,9 @@ class ClientCore(abc.ABC):
         self._local_hostname = local_hostname
         self._unix_socket = unix_socket
         self._deadline = math.inf
+        #: The deadline of the reply wait in progress (``_read_deadline``); None until
+        #: a read of it has to wait.
+        self._wait_deadline: float | None = None
         #: What the TLS handshake negotiated; None until TLS is up (see ``TLSInfo``).
         self.tls_info: TLSInfo | None = None
 
@@ -193,6 +196,21 @@ class ClientCore(abc.ABC):
         (``math.inf``: no limit)."""
         deadline = math.inf if timeout is None else self._clock() + timeout
         return min(deadline, self._deadline)
+
+    def _new_wait(self, resume: bool) -> None:
+        """Called for each ``Read`` before it runs: unless it resumes the wait of
+        the previous one, the next ``_read_deadline`` starts a new deadline."""
+        if not resume:
+            self._wait_deadline = None
+
+    def _read_deadline(self, timeout: float | None) -> float:
+        """The deadline of a ``Read`` that has to wait: fixed when the first read of a
+        reply wait has to wait, and kept for the reads that resume it, so partial bytes
+        never extend the RFC 5321 §4.5.3.2 per-command timer."""
+        deadline = self._wait_deadline
+        if deadline is None:
+            deadline = self._wait_deadline = self._deadline_for(timeout)
+        return deadline
 
     def _start_message(self) -> None:
         """Start the ``message_timeout`` deadline (if any) of one message."""

@@ -79,7 +79,8 @@ class SyncClientBase(ClientCore, abc.ABC):
 
     @abc.abstractmethod
     def _read(self, timeout: float | None) -> bytes:
-        """Some received bytes (``b""`` at the end of the stream)."""
+        """Some received bytes (``b""`` at the end of the stream); a wait ends at
+        ``_read_deadline(timeout)`` (one deadline per reply awaited)."""
 
     @abc.abstractmethod
     def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
@@ -363,6 +364,7 @@ class SyncClientBase(ClientCore, abc.ABC):
                         thrown, ended = step.error, step.ended  # how a burst of writes ended
                         step.error = step.ended = None
                 elif type(request) is Read:
+                    self._new_wait(request.resume)
                     answer = self._read(request.timeout)
                     request = None
                 else:

@@ -240,11 +240,15 @@ class SyncPoolBase(abc.ABC):
         """A connected, logged-in connection to ``where`` that passed its idle check."""
         while True:
             pooled, stale = self._take(where)
-            for old in stale:
-                self._dispose(old)
+            self._dispose_all(stale)
             if pooled is None:
                 return self._open(where)
-            if self._healthy(pooled):
+            try:
+                healthy = self._healthy(pooled)
+            except BaseException:  # cancelled mid-probe: the slot must come back
+                self._forget(pooled)
+                raise
+            if healthy:
                 return pooled
             self._forget(pooled)  # no command of the message was sent: reconnect
 
@@ -352,6 +356,17 @@ class SyncPoolBase(abc.ABC):
         self._free_slot(pooled.destination)
         self._dispose(pooled)
 
+    def _dispose_all(self, stale: list[_Pooled]) -> None:
+        """Close connections the pool no longer counts; every one of them, even when
+        closing one is cancelled."""
+        for index, pooled in enumerate(stale):
+            try:
+                self._dispose(pooled)
+            except BaseException:
+                for rest in stale[index + 1 :]:
+                    rest.client.close()
+                raise
+
     def _dispose(self, pooled: _Pooled) -> None:
         """Close a connection the pool no longer counts: QUIT when the session can take
         it (an error then changes nothing), then close (which works while cancelled: a
@@ -386,8 +401,7 @@ class SyncPoolBase(abc.ABC):
             for pooled in stale:
                 self._uncount(pooled.destination)
             self._cond.notify_all()
-        for pooled in stale:
-            self._dispose(pooled)
+        self._dispose_all(stale)
 
     def __enter__(self: P) -> P:
         return self

@@ -270,7 +270,7 @@ class TrioSMTPClient(AsyncClientBase):
         if self._eof:
             return b""
         stream = self._live_stream()
-        self._scope.deadline = self._deadline_for(timeout)
+        self._scope.deadline = self._read_deadline(timeout)
         try:
             return bytes(await stream.receive_some(_RECV_SIZE))
         finally:

@@ -358,11 +358,13 @@ class BatchDrivers(MailDrivers):
         self._current = inflight[0].current
         conn = self.conn
         event = conn.next_event()
+        resume = False  # one deadline per reply awaited, as in ``_event``
         while event is NEED_DATA:
-            data = yield Read(conn.timeout)
+            data = yield Read(conn.timeout, resume)
             if not isinstance(data, bytes):
                 raise TypeError(f"the adapter answered Read with {type(data).__name__}")
             conn.receive_data(data)
+            resume = True
             event = conn.next_event()
         self._screen(event)
         if isinstance(event, TransactionResult):

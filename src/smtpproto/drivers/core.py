@@ -3,10 +3,12 @@
 Theory of operation: one ``ClientConnection`` and the state the drivers keep about it
 (broken or not, the transaction in flight, accepted recipients, reusable commands).
 ``_send`` writes commands, ``_event`` reads the next engine event (screening 421 and a
-lost final reply), ``_guard`` maps every failure to the exception hierarchy and marks
-the session broken, ``raise_for`` turns a ``TransactionResult`` into the result or an
-exception. ``MailDrivers`` (``mail``), ``BatchDrivers`` (``batch``) and ``Session``
-(``session``) build on it, each adding operations, none re-declaring its state.
+lost final reply; its reads after the first are ``Read(resume=True)``: one deadline
+per reply awaited, RFC 5321 §4.5.3.2), ``_guard`` maps every failure to the exception
+hierarchy and marks the session broken, ``raise_for`` turns a ``TransactionResult``
+into the result or an exception. ``MailDrivers`` (``mail``), ``BatchDrivers``
+(``batch``) and ``Session`` (``session``) build on it, each adding operations, none
+re-declaring its state.
 """
 
 from __future__ import annotations
@@ -231,13 +233,15 @@ class DriverCore:
     def _event(self) -> Driver[Event]:
         """The next engine event, reading as needed. A 421 raises ``SMTPReplyError``."""
         conn = self.conn
+        resume = False  # the first read of a wait starts its deadline; the rest go on
         while True:
             event = conn.next_event()
             if event is NEED_DATA:
-                data = yield Read(conn.timeout)
+                data = yield Read(conn.timeout, resume)
                 if not isinstance(data, bytes):
                     raise TypeError(f"the adapter answered Read with {type(data).__name__}")
                 conn.receive_data(data)
+                resume = True
                 continue
             self._screen(event)
             return event

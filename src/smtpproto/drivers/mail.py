@@ -9,7 +9,9 @@ DATA codec's ``LineEndNormalizer`` (the same normalisation, RFC 5321 §2.3.8); a
 message with CHUNKING and PIPELINING goes out as MAIL+RCPT+BDAT LAST in one write. Up
 to ``BDAT_WINDOW`` BDAT chunks are in flight when pipelining; a refused chunk stops the
 stream (RFC 3030 §2) and RSET ends the transaction. The engine's
-``TransactionResult`` is then turned into the result or an exception by ``raise_for``.
+``TransactionResult`` is then turned into the result or an exception by ``raise_for``;
+a transaction refused before its content (every RCPT, or DATA itself) is first ended
+with RSET (``_settle``), so that the session is ready for the next MAIL.
 
 Stopping early (``stop_after``, for diagnostics like swaks' ``--quit-after``): after
 MAIL or after the RCPTs the transaction is ended with RSET (RFC 5321 §4.1.1.5) and the
@@ -43,11 +45,14 @@ from ..client_engine.events import (
 )
 from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer
-from ..wire.errors import LocalProtocolError
+from ..wire.errors import LocalProtocolError, ProtocolError
 from .core import DriverCore, raise_for
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
     SMTPConnectError,
+    SMTPError,
+    SMTPRecipientsRefused,
+    SMTPReplyError,
 )
 from .support import (
     BDAT_WINDOW,
@@ -358,8 +363,8 @@ class MailDrivers(DriverCore):
             yield from self._send(Data())
         while True:
             event = yield from self._event()
-            if isinstance(event, TransactionResult):
-                raise_for(event, "DATA")
+            if isinstance(event, TransactionResult):  # DATA refused: no content
+                yield from self._settle(event, "DATA", content_sent=False)
             if isinstance(event, ReadyForContent):
                 break
             if isinstance(event, NoRecipientsAccepted):
@@ -401,8 +406,8 @@ class MailDrivers(DriverCore):
             yield from self._send(*group)
             while self.conn.outstanding:
                 event = yield from self._event()
-                if isinstance(event, TransactionResult):
-                    raise_for(event, "DATA")
+                if isinstance(event, TransactionResult):  # DATA refused: no content
+                    yield from self._settle(event, "DATA", content_sent=False)
                 elif isinstance(event, CommandReply):
                     replies.append(event.reply)
                     if event.command is mail and event.reply.is_error and not pipe:
@@ -449,7 +454,7 @@ class MailDrivers(DriverCore):
             yield from self._envelope(mail, rcpts, True, Bdat(data=encode(first, True), last=True))
             if progress is not None and first:
                 progress(len(first), total)
-            return (yield from self._result("BDAT"))
+            return (yield from self._result("BDAT", settle=True))
         yield from self._envelope(mail, rcpts, pipe)
         if pipe:
             yield from self._drain_until_outstanding(0)
@@ -500,11 +505,42 @@ class MailDrivers(DriverCore):
         if self.conn.state is not ClientState.CLOSING:
             yield from self._send(Rset())
 
-    def _result(self, verb: str) -> Driver[TransactionResult]:
+    def _result(self, verb: str, *, settle: bool = False) -> Driver[TransactionResult]:
+        """The transaction's result, or the exception for it; ``settle``: after the
+        content with the envelope in one write, where a refusal may leave the
+        transaction open (``_settle``)."""
         while True:
             event = yield from self._event()
             if isinstance(event, TransactionResult):
+                if settle:
+                    return (yield from self._settle(event, verb, content_sent=True))
                 raise_for(event, verb)
                 return event
             if isinstance(event, ConnectionClosed):
                 raise SMTPConnectError("the server closed the connection during the transaction")
+
+    def _settle(
+        self, result: TransactionResult, verb: str, *, content_sent: bool
+    ) -> Driver[TransactionResult]:
+        """``raise_for(result, verb)``, after ending with RSET a refused transaction the
+        server may still hold open: MAIL was accepted but DATA was refused before any
+        content (``content_sent`` false), or no RCPT was accepted (a pipelined BDAT LAST
+        refused for want of recipients). RFC 5321 §3.3 does not end the transaction
+        there, so without RSET (§4.1.1.5; smtplib sends it too) the next MAIL would be
+        refused as nested (503)."""
+        try:
+            raise_for(result, verb)
+        except (SMTPReplyError, SMTPRecipientsRefused):
+            sender = result.sender_reply
+            accepted = any(reply.is_success for _, reply in result.recipients)
+            if sender is not None and sender.is_success and not (content_sent and accepted):
+                try:
+                    yield from self._rset_unless_closing()
+                    while self.conn.outstanding:  # the RSET's reply
+                        yield from self._event()
+                except (OSError, ProtocolError, SMTPError):
+                    # The refusal stays the message's outcome; a session whose RSET
+                    # failed is not reused.
+                    self._broken = True
+            raise
+        return result

@@ -19,10 +19,12 @@ The requests and what the adapter sends back:
 
 ``Write(data, timeout)``
     Write every byte of ``data``; send back ``None``. ``timeout`` bounds the write.
-``Read(timeout)``
+``Read(timeout, resume)``
     Send back the bytes received (any amount, at least one octet), or ``b""`` on EOF.
     ``timeout`` is the engine's RFC 5321 §4.5.3.2 timeout for what it waits on (``None``:
     wait without limit); the adapter may shorten it (an overall message deadline).
+    The timer is per command, not per read: ``resume`` True means the previous read's
+    bytes did not complete the reply, and the wait keeps the deadline it started with.
 ``UpgradeTLS(server_hostname, timeout)``
     Run the TLS client handshake on the transport (SNI and host-name check with
     ``server_hostname``); send back the SCRAM-PLUS ``ChannelBinding`` or ``None``. The
@@ -252,9 +254,11 @@ class Session(BatchDrivers):
 
     def _hello(self) -> Driver[Reply]:
         hostname = self.local_hostname
-        hello: Ehlo | Lhlo = (
-            Lhlo(hostname=hostname) if self.config.lmtp else Ehlo(hostname=hostname)
-        )
+        hello: Ehlo | Helo | Lhlo = Ehlo(hostname=hostname)
+        if self.config.lmtp:
+            hello = Lhlo(hostname=hostname)
+        elif self.config.helo_only:
+            hello = Helo(hostname=hostname)
         yield from self._send(hello)
         event = yield from self._event()
         if isinstance(event, HelloRefused) and event.helo_fallback:

@@ -68,9 +68,17 @@ class Write:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Read:
-    """Read at least one octet (``b""`` on EOF) within ``timeout`` seconds."""
+    """Read at least one octet (``b""`` on EOF) within ``timeout`` seconds.
+
+    ``resume`` is True when the previous ``Read`` brought bytes that did not complete
+    what the engine waits on: the wait goes on under the deadline it started with, so
+    a server trickling a reply never extends its RFC 5321 §4.5.3.2 timer (one timer
+    per command, not per read). The adapter computes deadlines; the engine and the
+    drivers read no clock.
+    """
 
     timeout: float | None
+    resume: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

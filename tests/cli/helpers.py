@@ -278,3 +278,70 @@ class ScriptedSMTPServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class FakeDNSServer:
+    """A DNS server on 127.0.0.1 (UDP) answering from ``records``: ``{(name, type):
+    [rdata text, ...]}`` such as ``{("example.test", "MX"): ["10 mx.example.test."]}``.
+    A name absent from every key is NXDOMAIN; a known name without the asked type gets
+    an empty answer (NODATA). Built with dnspython; one thread, bounded by timeouts.
+    """
+
+    def __init__(self, records: Mapping[tuple[str, str], list[str]]) -> None:
+        self.records = {
+            (name.lower().rstrip("."), kind): list(v) for (name, kind), v in records.items()
+        }
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port: int = self.sock.getsockname()[1]
+        self.questions: list[tuple[str, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _answer(self, wire: bytes) -> bytes:
+        import dns.message
+        import dns.rcode
+        import dns.rdatatype
+        import dns.rrset
+
+        query = dns.message.from_wire(wire)
+        response = dns.message.make_response(query)
+        question = query.question[0]
+        name = question.name.to_text(omit_final_dot=True).lower()
+        kind = dns.rdatatype.to_text(question.rdtype)
+        self.questions.append((name, kind))
+        if not any(known == name for known, _ in self.records):
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        elif (name, kind) in self.records:
+            response.answer.append(
+                dns.rrset.from_text_list(question.name, 60, "IN", kind, self.records[name, kind])
+            )
+        return response.to_wire()  # type: ignore[no-any-return]
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except OSError:
+                continue
+            try:
+                self.sock.sendto(self._answer(wire), peer)
+            except Exception:  # a malformed query: no answer, as a real server may do
+                continue
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+        self.sock.close()
+
+    def __enter__(self) -> FakeDNSServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 from .helpers import (
+    FakeDNSServer,
     OneLineServer,
     ScriptedSMTPServer,
     ServeProcess,
@@ -134,3 +137,89 @@ def test_probe_reports_greeting_capabilities_before_and_after_tls_and_tls_detail
     assert report["timings_ms"]["TLS handshake"] >= 0
     assert "after TLS" in table.stdout and "TLS cipher" in table.stdout
     assert "AUTH SCRAM-SHA-256" in table.stdout  # listed under "after TLS"
+
+
+def test_probe_json_on_a_refused_connection_is_one_object_with_the_error() -> None:
+    result = run_cli("probe", f"127.0.0.1:{free_port()}", "--json")
+    assert_clean_failure(result, 3, "cannot connect")
+    report = json.loads(result.stdout)  # exactly one object: json.loads refuses extra data
+    assert "cannot connect" in report["error"]
+    assert report["banner"] == []
+
+
+def test_probe_json_on_a_non_smtp_peer_is_one_object() -> None:
+    with OneLineServer(b"HTTP/1.1 400 Bad Request\r\n\r\n") as http:
+        result = run_cli("probe", f"127.0.0.1:{http.port}", "--json")
+    assert_clean_failure(result, 9, "protocol error")
+    assert "protocol error" in json.loads(result.stdout)["error"]
+
+
+def test_probe_insecure_success_has_no_error_and_a_fingerprint_field() -> None:
+    with ServeProcess() as serve:
+        result = run_cli("probe", f"127.0.0.1:{serve.port}", "--json", "--insecure")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["error"] is None
+    assert re.fullmatch(r"[0-9a-f]{64}", report["certificate_sha256"])
+    for ms in report["timings_ms"].values():
+        assert round(ms, 1) == ms
+
+
+def test_probe_a_domain_probes_its_mx() -> None:
+    with ServeProcess("--no-starttls") as serve:
+        records = {
+            ("example.test", "MX"): ["10 mx.example.test."],
+            ("example.test", "A"): ["192.0.2.1"],  # not the mail server: never tried
+            ("mx.example.test", "A"): ["127.0.0.1"],
+        }
+        with FakeDNSServer(records) as dns:
+            args = ("probe", "example.test", "--resolver", dns.address, "--port", str(serve.port))
+            result = run_cli(*args, "--json")
+            table = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["domain"] == "example.test"
+    assert report["mx"] == ["10 mx.example.test"]
+    assert report["host"] == "mx.example.test"
+    assert report["address"] == "127.0.0.1"
+    assert table.returncode == 0, table.stderr
+    assert "MX" in table.stdout and "10 mx.example.test" in table.stdout
+
+
+def test_probe_a_name_without_mx_or_with_a_port_is_the_host_itself() -> None:
+    with ServeProcess("--no-starttls") as serve:
+        records = {("example.test", "MX"): ["10 mx.example.test."]}
+        with FakeDNSServer(records) as dns:
+            no_mx = run_cli(
+                "probe", "localhost", "--resolver", dns.address, "--port", str(serve.port),
+                "--json",
+            )  # fmt: skip
+            with_port = run_cli(
+                "probe", f"localhost:{serve.port}", "--resolver", dns.address, "--json"
+            )
+            refused = run_cli(
+                "probe", "example.test", "--no-mx", "--resolver", dns.address, "--json",
+                "--timeout", "5",
+            )  # fmt: skip
+            asked = list(dns.questions)
+    for result in (no_mx, with_port):
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["domain"] is None and report["host"] == "localhost"
+    assert asked.count(("localhost", "MX")) == 1  # with a port: no lookup
+    assert refused.returncode == 3  # example.test itself has no address
+    assert ("example.test", "MX") not in asked
+
+
+def test_probe_without_the_dns_extra_notes_it_and_probes_the_host(tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow" / "dns"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named dns')\n")
+    with ServeProcess("--no-starttls") as serve:
+        result = run_cli(
+            "probe", "localhost", "--port", str(serve.port),
+            env={"PYTHONPATH": str(shadow.parent)},
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'smtpproto[dns]'" in result.stderr
+    assert len(result.stderr.splitlines()) == 1

@@ -75,7 +75,7 @@ def test_demo_message_options(tmp_path: Path) -> None:
     attachment = tmp_path / "report.csv"
     attachment.write_text("a,b\n1,2\n")
     result = run_cli(
-        "send", "--from", "Ann <ann@example.org>", "--to", "bob@example.com",
+        "send", "--demo", "--from", "Ann <ann@example.org>", "--to", "bob@example.com",
         "--cc", "carol@example.com", "--bcc", "dave@example.com",
         "--header", "X-Test: yes", "--subject", "Grüße", "--body", "-",
         "--attach", str(attachment),

@@ -34,6 +34,8 @@ def test_password_from_the_prompt() -> None:
         assert result.returncode == 0, result.stderr
         serve.wait_for("---- end of message")
     assert "Password for alice:" in result.stderr
+    assert "Warning" not in result.stderr  # no GetPassWarning text
+    assert len(result.stderr.splitlines()) == 1
     assert "typed secret" not in result.stdout + result.stderr + serve.output()
     assert "<~ 235 2.7.0 Authentication successful" in result.stdout
 
@@ -115,3 +117,16 @@ def test_quit_after_data_delivers_nothing_and_serve_shows_the_commands() -> None
     for command in ("C: STARTTLS", "C: DATA", "C: BDAT ", "C: QUIT", "C: RCPT TO:<b@example.org>"):
         assert command in output, command
     assert "Requested" not in output and "Received" not in output.replace("Received:", "")
+
+
+def test_no_password_on_stdin_is_one_line() -> None:
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "smtpproto", "send", "--server", "127.0.0.1:9",
+            "--user", "alice", "--to", "bob@example.com",
+        ],
+        input="", capture_output=True, text=True, env=cli_env(), timeout=60,
+        start_new_session=True, check=False,
+    )  # fmt: skip
+    assert_clean_failure(result, 2, "no password given", "--password-env")
+    assert "Warning" not in result.stderr

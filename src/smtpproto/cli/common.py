@@ -9,6 +9,7 @@ nothing here imports them, so the CLI package has no import circle.
 from __future__ import annotations
 
 import enum
+import errno
 import socket  # noqa: TID251 -- CLI layer: send and probe open the TCP connection
 
 from ..drivers.exceptions import (
@@ -25,6 +26,7 @@ from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.text import escape_text
 
 __all__ = [
+    "DROP_STAGES",
     "EXIT_CODE_HELP",
     "PROG",
     "STAGES",
@@ -32,6 +34,7 @@ __all__ = [
     "CLIError",
     "ExitCode",
     "connect_tcp",
+    "connect_unix",
     "describe_error",
     "exit_code_for",
     "parse_server",
@@ -46,6 +49,10 @@ TLS_CHOICES = ("implicit", "required", "opportunistic", "none")
 #: EHLO, after AUTH, after MAIL (then RSET), after the RCPTs (then RSET), after DATA's
 #: 354 (then the connection is closed: only content may follow a 354).
 STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data")
+#: ``send --drop-after`` stages: those of ``--quit-after`` where the session can stop
+#: without a command (after MAIL/RCPT the session drivers end the transaction with
+#: RSET, so a bare drop there is not possible), plus ``dot``: after the content's reply.
+DROP_STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "data", "dot")
 
 
 class ExitCode(enum.IntEnum):
@@ -178,15 +185,60 @@ def parse_server(text: str, *, default_port: int) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def connect_tcp(host: str, port: int, timeout: float) -> socket.socket:
-    """A TCP connection to ``host``:``port`` (IPv4 or IPv6); ``CLIError`` (exit 3) with
-    the reason on failure: unknown host, refused, unreachable, timed out."""
+def connect_tcp(
+    host: str,
+    port: int,
+    timeout: float,
+    *,
+    family: socket.AddressFamily = socket.AF_UNSPEC,
+    source: tuple[str, int] | None = None,
+) -> socket.socket:
+    """A TCP connection to ``host``:``port``; ``CLIError`` (exit 3) with the reason on
+    failure: unknown host, refused, unreachable, timed out. ``family`` limits it to
+    IPv4 or IPv6 (``-4``/``-6``); ``source`` binds the local end (``--local-interface``).
+    Every address of ``host`` is tried in turn, as ``socket.create_connection`` does."""
     try:
-        return socket.create_connection((host, port), timeout)
+        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
     except socket.gaierror as error:
-        reason = f"unknown host {escape_text(host)!r} ({error.strerror})"
-    except TimeoutError:
-        reason = f"connecting to {escape_text(host)} port {port} timed out after {timeout:g}s"
+        only = {socket.AF_INET: " over IPv4", socket.AF_INET6: " over IPv6"}.get(family, "")
+        raise CLIError(
+            f"unknown host {escape_text(host)!r}{only} ({error.strerror})", ExitCode.CONNECT
+        ) from None
+    reason = ""
+    for af, kind, proto, _, address in infos:
+        sock = socket.socket(af, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            if source is not None:
+                sock.bind(source)
+            sock.connect(address)
+        except TimeoutError:
+            sock.close()
+            reason = f"connecting to {escape_text(host)} port {port} timed out after {timeout:g}s"
+        except OSError as error:
+            sock.close()
+            if source is not None and error.errno in (errno.EADDRNOTAVAIL, errno.EINVAL):
+                raise CLIError(
+                    f"cannot use local address {escape_text(source[0])} port {source[1]}: "
+                    f"{error.strerror or error}",
+                    ExitCode.USAGE,
+                ) from None
+            reason = f"cannot connect to {escape_text(host)} port {port}: {error.strerror or error}"
+        else:
+            return sock
+    raise CLIError(reason or f"no address for {escape_text(host)}", ExitCode.CONNECT)
+
+
+def connect_unix(path: str, timeout: float) -> socket.socket:
+    """A connection to the UNIX-domain socket ``path`` (``--unix-socket``); exit 3."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(path)
     except OSError as error:
-        reason = f"cannot connect to {escape_text(host)} port {port}: {error.strerror or error}"
-    raise CLIError(reason, ExitCode.CONNECT)
+        sock.close()
+        raise CLIError(
+            f"cannot connect to {escape_text(path)!r}: {error.strerror or error}",
+            ExitCode.CONNECT,
+        ) from None
+    return sock

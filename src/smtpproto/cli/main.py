@@ -32,6 +32,7 @@ from typing import NoReturn
 from ..wire import codes
 from ..wire.text import escape_text
 from .common import (
+    DROP_STAGES,
     EXIT_CODE_HELP,
     PROG,
     STAGES,
@@ -52,7 +53,11 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line and exit with ``ExitCode.USAGE``."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(ExitCode.USAGE, f"{self.prog}: error: {escape_text(message)}\n")
+        # One prefix for every error, whatever sub-command's parser found it (its
+        # name is in ``prog``: "smtpproto send"), as for every other failure.
+        command = self.prog.removeprefix(PROG).strip()
+        where = f"{command}: " if command else ""
+        self.exit(ExitCode.USAGE, f"{PROG}: error: {where}{escape_text(message)}\n")
 
 
 def _positive_float(text: str) -> float:
@@ -63,6 +68,12 @@ def _positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
     return value
+
+
+def _octets(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > 20:
+        raise argparse.ArgumentTypeError(f"not a size in octets: {text!r}")
+    return int(text)
 
 
 def _port(text: str) -> int:
@@ -79,12 +90,16 @@ def _size(text: str) -> int:
 
 SEND_EPILOG = (
     """\
-With no --server, send starts the built-in server on 127.0.0.1 in-process (STARTTLS with
-a self-signed certificate trusted for this run, AUTH with generated credentials) and
-sends a demo message through it, then prints the message as the server received it.
+With recipients and no --server, send delivers to the recipients' mail server: the MX
+records of their domain (RFC 5321 §5.1; needs the 'dns' extra, pip install
+'smtpproto[dns]'). With no recipient and no --server, or with --demo, send starts the
+built-in server on 127.0.0.1 in-process (STARTTLS with a self-signed certificate
+trusted for this run, AUTH with generated credentials), sends a demo message through
+it, then prints the message as the server received it.
 
 examples:
   smtpproto send
+  smtpproto send --to postmaster@example.org --body hello
   smtpproto send --server mail.example.com:587 --tls required --auth PLAIN \\
       --user me --password-env SMTP_PASSWORD --from me@example.com --to you@example.org
   smtpproto send --server [::1]:2525 --tls none --to a@example.org --quit-after ehlo
@@ -104,7 +119,43 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     conn = p.add_argument_group("connection")
-    conn.add_argument("--server", metavar="HOST[:PORT]", help="IPv6 as [::1]:25")
+    conn.add_argument(
+        "--server",
+        metavar="HOST[:PORT]",
+        help="IPv6 as [::1]:25 (default: the MX of the recipients' domain)",
+    )
+    conn.add_argument(
+        "--port", type=_port, help="port when --server has none, or for the MX (default 25)"
+    )
+    conn.add_argument(
+        "--protocol",
+        choices=("esmtp", "smtp", "lmtp", "ssmtp"),
+        default="esmtp",
+        help="esmtp: EHLO (HELO if refused); smtp: HELO only, no extensions (RFC 5321); "
+        "lmtp: LHLO, a reply per recipient (RFC 2033); ssmtp: esmtp over implicit TLS "
+        "(RFC 8314); default esmtp",
+    )
+    family = conn.add_mutually_exclusive_group()
+    family.add_argument("-4", dest="ipv4", action="store_true", help="connect over IPv4 only")
+    family.add_argument("-6", dest="ipv6", action="store_true", help="connect over IPv6 only")
+    conn.add_argument(
+        "--local-interface",
+        metavar="ADDRESS[:PORT]",
+        help="local address (and port) to connect from",
+    )
+    conn.add_argument(
+        "--unix-socket", metavar="PATH", help="connect to this UNIX-domain socket (no --server)"
+    )
+    conn.add_argument(
+        "--demo",
+        action="store_true",
+        help="send through the in-process built-in server (the default with no recipient)",
+    )
+    conn.add_argument(
+        "--resolver",
+        metavar="ADDRESS[:PORT]",
+        help="DNS server for the MX lookup (default: the system's)",
+    )
     conn.add_argument(
         "--tls",
         choices=TLS_CHOICES,
@@ -122,7 +173,28 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         "--insecure", action="store_true", help="do NOT verify the certificate (test servers)"
     )
     conn.add_argument("--cafile", metavar="PEM", help="trust these CA certificates")
-    conn.add_argument("--auth", metavar="MECH", help="SASL mechanism: PLAIN, LOGIN, ...")
+    conn.add_argument(
+        "--tls-cert", metavar="PEM", help="client certificate (chain) to present; --auth EXTERNAL"
+    )
+    conn.add_argument("--tls-key", metavar="PEM", help="its private key (default: in --tls-cert)")
+    conn.add_argument(
+        "--tls-min-version",
+        choices=("1.2", "1.3"),
+        default="1.2",
+        help="lowest TLS version accepted (default 1.2; older ones are deprecated, RFC 8996)",
+    )
+    conn.add_argument(
+        "--tls-sni",
+        metavar="NAME",
+        help="server name to send in TLS (SNI) and to verify the certificate for "
+        "(default: the --server host or the MX name)",
+    )
+    conn.add_argument(
+        "--auth",
+        metavar="MECH[,MECH...]",
+        help="SASL mechanisms in preference order, the first the server offers is used: "
+        "PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256, ... (default: the strongest offered)",
+    )
     conn.add_argument("--user", metavar="NAME", help="user name for AUTH")
     conn.add_argument(
         "--password-env",
@@ -141,15 +213,27 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         default=None,
         help="send the content with BDAT (default: when the server offers CHUNKING)",
     )
-    conn.add_argument(
+    stops = conn.add_mutually_exclusive_group()
+    stops.add_argument(
         "--quit-after", choices=STAGES, metavar="STAGE", help="|".join(STAGES) + ": stop there"
+    )
+    stops.add_argument(
+        "--drop-after",
+        choices=DROP_STAGES,
+        metavar="STAGE",
+        help="|".join(DROP_STAGES) + ": close the connection there without QUIT "
+        "(dot: after the content's reply)",
     )
     msg = p.add_argument_group("message")
     msg.add_argument(
         "--from", dest="sender", metavar="ADDRESS", help="sender (default: USER@HOSTNAME)"
     )
-    msg.add_argument("--to", action="append", default=[], metavar="ADDRESS", help="repeatable")
-    msg.add_argument("--cc", action="append", default=[], metavar="ADDRESS", help="repeatable")
+    msg.add_argument(
+        "--to", action="append", default=[], metavar="ADDRESS", help="repeatable; a,b for two"
+    )
+    msg.add_argument(
+        "--cc", action="append", default=[], metavar="ADDRESS", help="repeatable; a,b for two"
+    )
     msg.add_argument(
         "--bcc", action="append", default=[], metavar="ADDRESS", help="envelope only; repeatable"
     )
@@ -162,12 +246,80 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
     )
     msg.add_argument("--subject")
     body = msg.add_mutually_exclusive_group()
+    body.add_argument(
+        "--data",
+        metavar="FILE",
+        help="send this prepared message as is, headers included ('-' reads stdin; "
+        "line ends become CRLF and lines starting with '.' are dot-stuffed)",
+    )
     body.add_argument("--body", metavar="TEXT", help="body text ('-' reads stdin)")
     body.add_argument("--body-file", metavar="PATH", help="body from a file ('-' is stdin)")
     msg.add_argument(
         "--attach", action="append", default=[], metavar="PATH", help="attach a file; repeatable"
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no transcript")
+    env = p.add_argument_group("envelope (MAIL and RCPT parameters)")
+    env.add_argument(
+        "--dsn-notify",
+        metavar="WHEN",
+        help="DSN (RFC 3461): NEVER, or a comma list of SUCCESS, FAILURE, DELAY",
+    )
+    env.add_argument(
+        "--dsn-ret", choices=("FULL", "HDRS"), help="DSN: return the whole message or its headers"
+    )
+    env.add_argument("--dsn-envid", metavar="ID", help="DSN: envelope identifier")
+    env.add_argument(
+        "--body-type",
+        choices=("7BIT", "8BITMIME", "BINARYMIME"),
+        help="MAIL BODY= (RFC 6152, RFC 3030; default: 8BITMIME when the content is 8-bit)",
+    )
+    env.add_argument(
+        "--smtputf8",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ask SMTPUTF8 in MAIL (RFC 6531; default: when an address is not ASCII)",
+    )
+    env.add_argument(
+        "--size",
+        type=_octets,
+        metavar="OCTETS",
+        help="declare this SIZE= (RFC 1870; default: the message's size when SIZE is offered)",
+    )
+    env.add_argument(
+        "--requiretls",
+        action="store_true",
+        help="REQUIRETLS (RFC 8689): every hop must use verified TLS; needs TLS here",
+    )
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "-q", "--quiet", "--silent", action="store_true", help="no transcript, errors only"
+    )
+    out.add_argument(
+        "--json",
+        action="store_true",
+        help="print the whole session as one JSON object: replies with the command each "
+        "answers and its round trip, the transcript with times, the outcome",
+    )
+    out.add_argument("--hide-send", action="store_true", help="hide the lines sent")
+    out.add_argument("--hide-receive", action="store_true", help="hide the lines received")
+    out.add_argument(
+        "--hide-informational", action="store_true", help="hide notes and hints (== lines)"
+    )
+    out.add_argument("--hide-all", action="store_true", help="hide the whole transcript")
+    out.add_argument(
+        "--timestamps",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the elapsed time before each transcript line (default: on)",
+    )
+    out.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the transcript (auto: on a terminal, unless NO_COLOR is set)",
+    )
+    out.add_argument(
+        "--output-file", metavar="PATH", help="write the transcript to PATH, not stdout"
+    )
     p.set_defaults(handler="send")
 
 
@@ -180,8 +332,17 @@ def _add_probe(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
         epilog=EXIT_CODE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("server", metavar="HOST[:PORT]", help="IPv6 as [::1]:25")
+    p.add_argument(
+        "server",
+        metavar="HOST[:PORT]",
+        help="IPv6 as [::1]:25; a name without port that has MX records: its best mail server",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--no-mx", action="store_true", help="probe HOST itself, not its MX")
+    p.add_argument(
+        "--port", type=_port, help="port when HOST has none (default 25; 465 with --implicit-tls)"
+    )
+    p.add_argument("--resolver", metavar="ADDRESS[:PORT]", help="DNS server for the MX lookup")
     p.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte")
     p.add_argument("--no-starttls", action="store_true", help="do not try STARTTLS")
     p.add_argument("--ehlo", metavar="NAME", help="name to give in EHLO")
@@ -240,6 +401,29 @@ def _add_serve(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
     p.set_defaults(handler="serve")
 
 
+def _add_fuzz(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    from . import fuzz, replay
+
+    p = sub.add_parser(
+        "fuzz",
+        parents=[common],
+        help="fuzz an SMTP server you own: confirmed, replayable findings",
+        description="Fingerprint, probe, explore and fuzz an SMTP server (docs/fuzzing.md).",
+        epilog=fuzz.FUZZ_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fuzz.add_arguments(p)
+    p.set_defaults(handler="fuzz")
+    p = sub.add_parser(
+        "replay",
+        parents=[common],
+        help="replay a fuzz finding; exit 0 if it still reproduces, 1 if not",
+        description="Replay a finding transcript (FUZZ-TRANSCRIPT.md) and re-apply its oracle.",
+    )
+    replay.add_arguments(p)
+    p.set_defaults(handler="replay")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, with one sub-parser per command."""
     common = _Parser(add_help=False)
@@ -248,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser = _Parser(
         prog=PROG,
-        description="SMTP from the command line: send, probe, explain, serve.",
+        description="SMTP from the command line: send, probe, explain, serve. "
+        "'smtpproto COMMAND --help' lists the options of each command.",
         epilog=EXIT_CODE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -261,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_probe(sub, common)
     _add_explain(sub, common)
     _add_serve(sub, common)
+    _add_fuzz(sub, common)
     return parser
 
 
@@ -330,6 +516,14 @@ def _run(args: argparse.Namespace) -> int:
         from .probe import run_probe
 
         return run_probe(args)
+    if handler == "fuzz":
+        from .fuzz import run_fuzz
+
+        return run_fuzz(args)
+    if handler == "replay":
+        from .replay import run_replay
+
+        return run_replay(args)
     from .serve import run_serve
 
     return run_serve(args)

@@ -29,11 +29,14 @@ from ..client_engine.events import Mail, Rcpt
 from ..wire.errors import LocalProtocolError
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode
+from .content import MAX_LINE, Content, base64_size, open_content
 
 __all__ = ["DEMO_BODY", "Envelope", "build_message", "envelope_address", "read_body"]
 
 DEMO_SENDER = "newcomer@example.org"
 DEMO_RECIPIENT = "friend@example.com"
+#: The body when none is given outside the demo (swaks sends "This is a test mailing").
+DEFAULT_BODY = "This is a test mailing from smtpproto.\n"
 DEMO_SUBJECT = "Hello from smtpproto"
 DEMO_BODY = """\
 Hello!
@@ -61,12 +64,40 @@ class Envelope:
     sender: str
     recipients: tuple[str, ...]
 
+    @property
+    def international(self) -> bool:
+        """Whether an address is not ASCII: the transaction needs SMTPUTF8 (RFC 6531
+        §3.4), which only the server's EHLO reply can grant."""
+        return not all(address.isascii() for address in (self.sender, *self.recipients))
+
 
 def envelope_address(value: str) -> str:
     """The address of ``value``: itself, or what is inside ``<...>`` of ``Name <addr>``."""
     if "<" in value and value.rstrip().endswith(">"):
         return email.utils.parseaddr(value)[1] or value
     return value.strip()
+
+
+def split_addresses(values: list[str]) -> list[str]:
+    """Each value split at its commas, as swaks takes ``--to a@x,b@y``: a comma inside
+    a quoted display name or inside ``<...>`` does not split; empty parts are dropped."""
+    found: list[str] = []
+    for value in values:
+        part, quoted, angle = "", False, False
+        for char in value:
+            if char == '"' and not angle:
+                quoted = not quoted
+            elif char == "<" and not quoted:
+                angle = True
+            elif char == ">" and not quoted:
+                angle = False
+            elif char == "," and not quoted and not angle:
+                found.append(part)
+                part = ""
+                continue
+            part += char
+        found.append(part)
+    return [part.strip() for part in found if part.strip()]
 
 
 def _check_text(value: str, what: str) -> str:
@@ -113,7 +144,7 @@ def read_body(args: argparse.Namespace, default: str) -> str:
 def _check_envelope(envelope: Envelope) -> None:
     """Validate with the engine's constructors; errors become usage errors."""
     try:
-        Mail(sender=envelope.sender)
+        Mail(sender=envelope.sender, smtputf8=envelope.international)
         for recipient in envelope.recipients:
             Rcpt(recipient=recipient)
     except LocalProtocolError as error:
@@ -122,33 +153,43 @@ def _check_envelope(envelope: Envelope) -> None:
 
 def build_message(
     args: argparse.Namespace, *, sender: str, demo: bool, hostname: str
-) -> tuple[Envelope, EmailMessage]:
-    """The envelope and message for ``send``; raises ``CLIError`` (usage) on bad input.
+) -> tuple[Envelope, Content]:
+    """The envelope and content for ``send``; raises ``CLIError`` (usage) on bad input.
 
     ``sender`` is the envelope sender to use when ``--from`` is missing; ``demo`` picks
-    the demo recipient, subject and body when those are not given.
+    the demo recipient, subject and body when those are not given. ``--data`` sends a
+    file as is; a ``--body-file`` without ``--attach`` is streamed after the headers.
+    The caller closes the content.
     """
-    to: list[str] = list(args.to) or ([DEMO_RECIPIENT] if demo else [])
-    if not (to or args.cc or args.bcc):
+    to = split_addresses(args.to) or ([DEMO_RECIPIENT] if demo else [])
+    cc, bcc = split_addresses(args.cc), split_addresses(args.bcc)
+    if not (to or cc or bcc):
         raise CLIError("give at least one recipient with --to, --cc or --bcc", ExitCode.USAGE)
     from_header = args.sender if args.sender is not None else sender
-    for value in [from_header, *to, *args.cc, *args.bcc]:
+    for value in [from_header, *to, *cc, *bcc]:
         _check_text(value, "an address")
     envelope = Envelope(
         envelope_address(from_header),
-        tuple(envelope_address(value) for value in [*to, *args.cc, *args.bcc]),
+        tuple(envelope_address(value) for value in [*to, *cc, *bcc]),
     )
     _check_envelope(envelope)
-    utf8 = not all(part.isascii() for part in [from_header, *to, *args.cc])
+    if args.data is not None:
+        return envelope, _data_content(args)
+    # A non-ASCII address in a header needs UTF-8 headers (RFC 6532); non-ASCII display
+    # names and subjects alone become encoded words (RFC 2047) and need nothing.
+    utf8 = not all(envelope_address(part).isascii() for part in [from_header, *to, *cc])
     message = EmailMessage(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
     message["From"] = from_header
     if to:
         message["To"] = ", ".join(to)
-    if args.cc:
-        message["Cc"] = ", ".join(args.cc)
-    subject = args.subject if args.subject is not None else (DEMO_SUBJECT if demo else "")
+    if cc:
+        message["Cc"] = ", ".join(cc)
+    date = email.utils.formatdate(localtime=True)
+    subject = args.subject
+    if subject is None:  # swaks' default, so a test message is recognisable in a mailbox
+        subject = DEMO_SUBJECT if demo else f"test {date}"
     message["Subject"] = _check_text(subject, "the subject")
-    message["Date"] = email.utils.formatdate(localtime=True)
+    message["Date"] = date
     domain = envelope.sender.rpartition("@")[2] or hostname
     message["Message-ID"] = email.utils.make_msgid(domain=domain if domain.isascii() else None)
     from .._version import __version__
@@ -164,7 +205,9 @@ def build_message(
         _check_text(value, f"header {name}")
         del message[name]
         message[name] = value
-    message.set_content(read_body(args, DEMO_BODY if demo else ""))
+    if args.body_file not in (None, "-") and not args.attach:
+        return envelope, _streamed_body(message, args.body_file)
+    message.set_content(read_body(args, DEMO_BODY if demo else DEFAULT_BODY))
     for path in args.attach:
         data = _read_file(path, "attachment")
         kind, encoding = mimetypes.guess_type(path)
@@ -174,4 +217,43 @@ def build_message(
         message.add_attachment(
             data, maintype=maintype, subtype=subtype, filename=os.path.basename(path)
         )
-    return envelope, message
+    data = message.as_bytes()
+    return envelope, Content(data, len(data), not data.isascii())
+
+
+def _data_content(args: argparse.Namespace) -> Content:
+    """``--data FILE|-``: the file is the message, sent as is (the SMTP codec still
+    makes line ends CRLF and dot-stuffs). A NUL or a line over 998 octets is refused
+    now, before connecting (RFC 5321 §4.5.2, §4.5.3.1.6)."""
+    file, facts = open_content(args.data, "data file")
+    problem = None
+    if facts.nul:
+        problem = "contains a NUL octet"
+    elif facts.longest_line > MAX_LINE:
+        problem = f"has a line of {facts.longest_line} octets (SMTP allows {MAX_LINE})"
+    if problem is not None:
+        file.close()
+        where = "stdin" if args.data == "-" else repr(escape_text(args.data))
+        raise CLIError(f"the data from {where} {problem}", ExitCode.USAGE)
+    return Content(b"", facts.size, facts.eight_bit, file, "8bit")
+
+
+def _streamed_body(message: EmailMessage, path: str) -> Content:
+    """``message``'s headers, then the UTF-8 text of ``path`` streamed in the transfer
+    encoding its scan allows (``content.ContentFacts.transfer_encoding``)."""
+    file, facts = open_content(path, "body file")
+    if not facts.utf8:
+        file.close()
+        raise CLIError(
+            f"the body from {escape_text(path)!r} is not UTF-8 text; "
+            "send binary data with --attach",
+            ExitCode.USAGE,
+        )
+    encoding = facts.transfer_encoding
+    message["MIME-Version"] = "1.0"
+    message["Content-Type"] = 'text/plain; charset="utf-8"'
+    message["Content-Transfer-Encoding"] = encoding
+    message.set_payload("")
+    head = message.as_bytes()
+    size = facts.size if encoding != "base64" else base64_size(facts.size)
+    return Content(head, len(head) + size, facts.eight_bit and encoding == "8bit", file, encoding)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import ipaddress
+import socket  # noqa: TID251 -- CLI adapter layer: the connection it hands the client
 import ssl
 import sys
 import time  # noqa: TID251 -- CLI adapter layer: timings per step
@@ -33,11 +35,17 @@ from ..drivers.exceptions import SMTPTLSError
 from ..drivers.support import default_port, default_tls_policy
 from ..wire.text import escape_text
 from ..wire.twins import ReplyParser
-from .common import CLIError, ExitCode, connect_tcp, parse_server
+from .common import CLIError, ExitCode, connect_tcp, describe_error, exit_code_for, parse_server
+from .mx import LookupFailed, MailHost, NoSuchDomain, mail_route, make_resolver
 from .output import Transcript
 from .report import ProbeReport, certificate_info, render_json, render_table
 
 __all__ = ["run_probe"]
+
+#: The note when ``probe DOMAIN`` cannot look up MX records (no dnspython).
+MX_NOT_LOOKED_UP = (
+    "MX records not looked up (pip install 'smtpproto[dns]'); probing the host itself"
+)
 
 
 class _Timer:
@@ -113,12 +121,14 @@ def _session(
     policy: TLSPolicy,
     context: ssl.SSLContext,
     echo: Transcript | None,
+    route: list[MailHost],
 ) -> TLSInfo | None:
     """One probing session; fills ``report``; raises the client's exceptions. Returns
-    what TLS negotiated (None without TLS)."""
+    what TLS negotiated (None without TLS). With a ``route`` (the domain's mail hosts),
+    its first address that accepts the connection is probed."""
     timer = _Timer(echo)
     start = time.monotonic()
-    sock = connect_tcp(report.host, report.port, args.timeout)
+    sock = _connect(report, route, args.timeout)
     connected = time.monotonic()
     report.timings_ms = {"connect": (connected - start) * 1000}
     report.address = str(sock.getpeername()[0])
@@ -147,6 +157,24 @@ def _session(
     return client.tls_info
 
 
+def _connect(report: ProbeReport, route: list[MailHost], timeout: float) -> socket.socket:
+    """The TCP connection: to ``report.host``, or the first mail host that answers
+    (``report.host`` becomes its name, for TLS)."""
+    if not route:
+        return connect_tcp(report.host, report.port, timeout)
+    failure: CLIError | None = None
+    for candidate in route:
+        try:
+            sock = connect_tcp(candidate.address, report.port, timeout)
+        except CLIError as error:
+            failure = error
+            continue
+        report.host = candidate.name
+        return sock
+    assert failure is not None
+    raise failure
+
+
 def _describe_tls(report: ProbeReport, tls: TLSInfo | None, verified: bool) -> None:
     if tls is None:
         return
@@ -154,20 +182,75 @@ def _describe_tls(report: ProbeReport, tls: TLSInfo | None, verified: bool) -> N
     report.tls_cipher = None if tls.cipher is None else f"{tls.cipher} ({tls.cipher_bits} bits)"
     report.certificate_verified = verified
     report.certificate = certificate_info(tls.peer_certificate) if verified else None
-    if tls.peer_certificate_der and report.certificate is None:
+    if tls.peer_certificate_der:
         fingerprint = hashlib.sha256(tls.peer_certificate_der).hexdigest()
-        report.error = (report.error or "") + f" (certificate SHA-256 {fingerprint})"
+        report.certificate_sha256 = fingerprint
+        if report.error is not None:  # the failure names the certificate it refused
+            report.error += f" (certificate SHA-256 {fingerprint})"
 
 
 def run_probe(args: argparse.Namespace) -> int:
-    """The ``probe`` command: exit 0 when everything offered worked, 4 on a TLS failure."""
+    """The ``probe`` command: exit 0 when everything offered worked, 4 on a TLS failure.
+
+    With ``--json`` stdout gets exactly one JSON object whatever happens; a failure
+    fills its ``error`` (and the one-line error on stderr and the exit code stay).
+    """
     if args.insecure and args.cafile is not None:
         raise CLIError("--insecure and --cafile contradict each other", ExitCode.USAGE)
     if args.implicit_tls and args.no_starttls:
         raise CLIError("--implicit-tls and --no-starttls contradict each other", ExitCode.USAGE)
-    host, port = parse_server(
-        args.server, default_port=default_port(TLSPolicy.IMPLICIT) if args.implicit_tls else 25
-    )
+    default = default_port(TLSPolicy.IMPLICIT) if args.implicit_tls else 25
+    default = args.port if args.port is not None else default
+    host, port = parse_server(args.server, default_port=default)
+    report = ProbeReport(host=host, port=port)
+    try:
+        return _probe(report, args, port_given=parse_server(args.server, default_port=0)[1] != 0)
+    except Exception as error:
+        if not args.json or exit_code_for(error) is None:
+            raise
+        report.error = describe_error(error)
+        print(render_json(report))
+        raise
+
+
+def _mail_server(report: ProbeReport, args: argparse.Namespace) -> list[MailHost]:
+    """``probe DOMAIN`` (no port): the domain's mail servers when it has MX records
+    (RFC 5321 §5.1), else the name itself; an empty list means "connect to the name"."""
+    if args.no_mx or _is_ip(report.host):
+        return []
+    try:
+        resolver = make_resolver(report.host, timeout=args.timeout, nameserver=_nameserver(args))
+    except CLIError:  # no dnspython: probe the name itself, and say so
+        print(f"smtpproto: note: {MX_NOT_LOOKED_UP}", file=sys.stderr)
+        return []
+    try:
+        records = resolver.mx(report.host.encode("idna").decode("ascii"))
+    except (NoSuchDomain, LookupFailed, UnicodeError):
+        return []  # not a mail domain (or not in DNS, like localhost): the host itself
+    if not records:
+        return []
+    route = mail_route(report.host, resolver)
+    report.domain = report.host
+    report.mx = [f"{host.preference} {host.name}" for host in route]
+    report.mx = list(dict.fromkeys(report.mx))
+    return route
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _nameserver(args: argparse.Namespace) -> tuple[str, int] | None:
+    return None if args.resolver is None else parse_server(args.resolver, default_port=53)
+
+
+def _probe(report: ProbeReport, args: argparse.Namespace, *, port_given: bool) -> int:
+    """Fill ``report``, print it; the exit code."""
+    port = report.port
     if args.implicit_tls:
         policy = TLSPolicy.IMPLICIT
     elif args.no_starttls:
@@ -183,11 +266,13 @@ def run_probe(args: argparse.Namespace) -> int:
         raise CLIError(
             f"cannot load --cafile: {escape_text(str(reason))}", ExitCode.USAGE
         ) from None
+    route = [] if port_given else _mail_server(report, args)
+    if route:
+        report.host = route[0].name
     echo = Transcript(sys.stderr) if args.transcript else None
-    report = ProbeReport(host=host, port=port)
-    code = ExitCode.OK
+    host, code = report.host, ExitCode.OK
     try:
-        tls = _session(report, args, policy, context, echo)
+        tls = _session(report, args, policy, context, echo, route)
     except SMTPTLSError as error:
         code = ExitCode.TLS
         report.starttls = "handshake failed (see error)"
@@ -196,7 +281,7 @@ def run_probe(args: argparse.Namespace) -> int:
         report.error = escape_text(str(error))
         second = ProbeReport(host=host, port=port)
         insecure = client_ssl_context(verify=False)
-        tls = _session(second, args, policy, insecure, echo)
+        tls = _session(second, args, policy, insecure, echo, route)
         if policy is TLSPolicy.IMPLICIT:
             report.banner, report.server_name = second.banner, second.server_name
             report.extensions = second.extensions

@@ -41,6 +41,10 @@ class ProbeReport:
 
     host: str
     port: int
+    #: The domain asked for when ``host`` is its mail server (``probe DOMAIN``).
+    domain: str | None = None
+    #: The domain's MX records as ``"PREFERENCE HOST"``, best first (RFC 5321 §5.1).
+    mx: list[str] = dataclasses.field(default_factory=list)
     address: str | None = None
     banner: list[str] = dataclasses.field(default_factory=list)
     server_name: str | None = None
@@ -50,6 +54,8 @@ class ProbeReport:
     tls_cipher: str | None = None
     certificate_verified: bool | None = None
     certificate: CertificateInfo | None = None
+    #: SHA-256 of the server certificate (DER), hex; verified or not.
+    certificate_sha256: str | None = None
     extensions_after_tls: dict[str, list[str]] | None = None
     auth_mechanisms: list[str] = dataclasses.field(default_factory=list)
     #: AUTH mechanisms offered before TLS: passwords could cross the network in clear.
@@ -99,7 +105,10 @@ def _extension_lines(extensions: Mapping[str, list[str]] | None) -> list[str]:
 
 def render_table(report: ProbeReport) -> str:
     """The report as labelled rows, grouped: connection, TLS, extensions, timings."""
-    rows: list[tuple[str, object]] = [
+    rows: list[tuple[str, object]] = []
+    if report.domain is not None:
+        rows += [("domain", report.domain), ("MX", report.mx or "none (the domain itself)")]
+    rows += [
         ("server", f"{report.host} port {report.port}"),
         ("address", report.address),
         ("banner", report.banner),
@@ -111,6 +120,8 @@ def render_table(report: ProbeReport) -> str:
         rows += [("TLS version", report.tls_version), ("TLS cipher", report.tls_cipher)]
         verified = report.certificate_verified
         rows.append(("certificate", "verified" if verified else "NOT verified"))
+        if report.certificate_sha256 is not None:
+            rows.append(("  SHA-256", report.certificate_sha256))
     cert = report.certificate
     if cert is not None:
         expiry = cert.not_after
@@ -137,5 +148,8 @@ def render_table(report: ProbeReport) -> str:
 
 
 def render_json(report: ProbeReport) -> str:
-    """The report as one JSON object (keys as the dataclass fields)."""
-    return json.dumps(dataclasses.asdict(report), indent=2, ensure_ascii=True)
+    """The report as one JSON object (keys as the dataclass fields; timings rounded to
+    0.1 ms, finer digits are noise)."""
+    data = dataclasses.asdict(report)
+    data["timings_ms"] = {step: round(ms, 1) for step, ms in report.timings_ms.items()}
+    return json.dumps(data, indent=2, ensure_ascii=True)

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import ipaddress
+import json
 import os
 import secrets
 import socket  # noqa: TID251 -- CLI adapter layer: opens the TCP connection
@@ -42,17 +44,42 @@ from typing import Any, cast
 
 from ..adapters.blocking import SMTPClient, TLSInfo
 from ..adapters.tls import client_ssl_context
+from ..client_engine.capabilities import Capabilities
 from ..client_engine.config import ClientConfig, TLSPolicy
-from ..drivers.exceptions import SMTPError, SMTPProtocolError, SMTPRecipientsRefused, SMTPReplyError
+from ..client_engine.events import Mail, Rcpt
+from ..drivers.exceptions import (
+    SMTPError,
+    SMTPProtocolError,
+    SMTPRecipientsRefused,
+    SMTPReplyError,
+    SMTPTLSError,
+)
 from ..drivers.session import MailStage, OpenStage
-from ..drivers.support import default_port, default_tls_policy
+from ..drivers.support import MailOptions, default_port, default_tls_policy
 from ..sasl.base import ChannelBinding, ClientMechanism
-from ..sasl.mechanisms import choose_mechanism
+from ..sasl.mechanisms import External, choose_mechanism
 from ..wire.errors import LocalProtocolError
 from ..wire.text import escape_text
-from .common import CLIError, ExitCode, connect_tcp, parse_server
+from .common import (
+    CLIError,
+    ExitCode,
+    connect_tcp,
+    connect_unix,
+    describe_error,
+    exit_code_for,
+    parse_server,
+)
+from .content import Content
 from .message import Envelope, build_message
-from .output import ProgressBar, Transcript, format_message
+from .mx import MailHost, address_literal, mail_route, make_resolver, recipient_domain
+from .output import (
+    Console,
+    ProgressBar,
+    SessionRecord,
+    Transcript,
+    format_message,
+    use_color,
+)
 
 __all__ = ["DEFAULT_TIMEOUT", "TLSWatch", "run_send"]
 
@@ -97,6 +124,8 @@ class _Target:
     user: str | None
     password: str | None
     allow_cleartext_auth: bool = False
+    #: The mail hosts found by the MX lookup, tried in order (empty: connect to ``host``).
+    route: tuple[MailHost, ...] = ()
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -108,39 +137,152 @@ def _password(args: argparse.Namespace) -> str:
                 ExitCode.USAGE,
             )
         return value
+    prompt = f"Password for {escape_text(args.user)}: "
+    if os.name == "posix" and not _has_terminal():
+        # getpass would read stdin too, after its "Warning: Password input may be
+        # echoed." line; the prompt alone says what is asked.
+        if "-" in (args.data, args.body, args.body_file):
+            raise CLIError(
+                "no terminal for the password and stdin carries the message: "
+                "use --password-env NAME",
+                ExitCode.USAGE,
+            )
+        print(prompt, end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        print(file=sys.stderr)  # the answer's newline was not echoed
+        if not line:
+            raise CLIError("no password given (use --password-env NAME)", ExitCode.USAGE)
+        return line.rstrip("\r\n")
     try:
-        return getpass.getpass(f"Password for {escape_text(args.user)}: ")
+        return getpass.getpass(prompt)
     except EOFError:
         raise CLIError("no password given (use --password-env NAME)", ExitCode.USAGE) from None
 
 
+def _has_terminal() -> bool:
+    """Whether this process has a controlling terminal (where getpass asks)."""
+    try:
+        with open("/dev/tty", "rb"):
+            return True
+    except OSError:
+        return False
+
+
+def _auth_names(args: argparse.Namespace) -> list[str]:
+    """``--auth A,B``: the mechanisms the user accepts, in preference order."""
+    return [name.strip().upper() for name in str(args.auth).split(",") if name.strip()]
+
+
 def _mechanism(
-    args: argparse.Namespace, target: _Target, binding: ChannelBinding | None
+    args: argparse.Namespace,
+    target: _Target,
+    binding: ChannelBinding | None,
+    offered: frozenset[str] | None = None,
 ) -> ClientMechanism | None:
-    """The ``--auth`` mechanism (None: the strongest offered); usage error if unknown."""
+    """The first ``--auth`` mechanism (in the user's order) that the server offers and
+    the session allows (-PLUS needs channel binding, EXTERNAL a client certificate);
+    None without ``--auth`` (the strongest offered). Before connecting (``offered``
+    None) every name is checked, a usage error if it cannot be built; after EHLO, none
+    possible is exit 5."""
     if args.auth is None:
         return None
-    assert target.user is not None and target.password is not None
-    mechanism = choose_mechanism(
-        [args.auth], username=target.user, password=target.password, channel_binding=binding
+    names = _auth_names(args)
+    if offered is None:
+        for name in names:
+            _check_mechanism_name(args, target, name)
+        return None
+    for name in names:
+        if name in offered:
+            mechanism = _build_mechanism(args, target, name, binding)
+            if mechanism is not None:
+                return mechanism
+    listed = " ".join(sorted(offered)) or "no mechanism"
+    raise CLIError(
+        f"authentication not possible: the server offers {escape_text(listed)}, "
+        f"none of --auth {escape_text(','.join(names))} can be used here",
+        ExitCode.AUTH,
     )
-    if mechanism is None:
+
+
+def _build_mechanism(
+    args: argparse.Namespace, target: _Target, name: str, binding: ChannelBinding | None
+) -> ClientMechanism | None:
+    if name == "EXTERNAL":  # RFC 4422 App. A: the identity is the TLS client certificate
+        return External(target.user or "") if args.tls_cert is not None else None
+    if target.user is None or target.password is None:
+        return None
+    return choose_mechanism(
+        [name], username=target.user, password=target.password, channel_binding=binding
+    )
+
+
+def _check_mechanism_name(args: argparse.Namespace, target: _Target, name: str) -> None:
+    """A usage error now for an ``--auth`` name that can never be used."""
+    if name == "EXTERNAL":
+        if args.tls_cert is None:
+            raise CLIError("--auth EXTERNAL needs --tls-cert", ExitCode.USAGE)
+        return
+    if target.user is None or target.password is None:
+        raise CLIError(f"--auth {escape_text(name)} needs --user", ExitCode.USAGE)
+    if name.endswith("-PLUS"):
+        return  # buildable only with the channel binding of the TLS session
+    if choose_mechanism([name], username=target.user, password=target.password) is None:
         raise CLIError(
-            f"unsupported AUTH mechanism {escape_text(args.auth)!r} "
-            "(PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256 and -PLUS variants)",
+            f"unsupported AUTH mechanism {escape_text(name)!r} "
+            "(PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256 and -PLUS variants, "
+            "EXTERNAL)",
             ExitCode.USAGE,
         )
-    return mechanism
+
+
+def _needs_password(args: argparse.Namespace) -> bool:
+    """Whether AUTH will need a password: ``--user`` without ``--auth EXTERNAL`` alone."""
+    return args.user is not None and (args.auth is None or _auth_names(args) != ["EXTERNAL"])
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.auth is not None and args.user is None and args.server is not None:
+    demo = args.server is None and args.unix_socket is None
+    demo = demo and (args.demo or not _recipients_given(args))
+    if args.demo and args.server is not None:
+        raise CLIError("--demo and --server contradict each other", ExitCode.USAGE)
+    if (
+        args.auth is not None
+        and args.user is None
+        and not demo
+        and _auth_names(args) != ["EXTERNAL"]
+    ):
         raise CLIError("--auth needs --user", ExitCode.USAGE)
     if args.password_env is not None and args.user is None:
         raise CLIError("--password-env needs --user", ExitCode.USAGE)
     if args.insecure and args.cafile is not None:
         raise CLIError("--insecure and --cafile contradict each other", ExitCode.USAGE)
-    if args.quit_after == "data" and args.chunking:
+    if args.data is not None:
+        given = [
+            option
+            for option, value in (
+                ("--subject", args.subject),
+                ("--header", args.header),
+                ("--attach", args.attach),
+            )
+            if value
+        ]
+        if given:
+            raise CLIError(
+                f"--data sends the file as is: not with {', '.join(given)}", ExitCode.USAGE
+            )
+    if args.tls_key is not None and args.tls_cert is None:
+        raise CLIError("--tls-key needs --tls-cert", ExitCode.USAGE)
+    if args.ipv4 and args.ipv6:
+        raise CLIError("-4 and -6 contradict each other", ExitCode.USAGE)
+    if args.unix_socket is not None and args.server is not None:
+        raise CLIError("--unix-socket and --server contradict each other", ExitCode.USAGE)
+    if args.protocol == "ssmtp" and args.tls not in (None, "implicit"):
+        raise CLIError(
+            f"--protocol ssmtp is SMTP over implicit TLS: not with --tls {args.tls}",
+            ExitCode.USAGE,
+        )
+    mail_options(args)  # a bad --dsn-*/--size value fails before connecting
+    if (args.quit_after or args.drop_after) == "data" and args.chunking:
         raise CLIError(
             "--quit-after data stops at DATA's 354 reply: not with --chunking", ExitCode.USAGE
         )
@@ -155,49 +297,231 @@ def _client_context(args: argparse.Namespace) -> ssl.SSLContext:
             flush=True,
         )
     try:
-        return client_ssl_context(verify=not args.insecure, cafile=args.cafile)
+        context = client_ssl_context(verify=not args.insecure, cafile=args.cafile)
     except (OSError, ssl.SSLError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         raise CLIError(
             f"cannot load --cafile {escape_text(str(args.cafile))!r}: {reason}", ExitCode.USAGE
         ) from None
+    if args.tls_min_version == "1.3":
+        context.minimum_version = ssl.TLSVersion.TLSv1_3  # RFC 8446; 1.2 is the floor
+    if args.tls_cert is not None:
+        try:  # the client certificate (RFC 8446 §4.4.2), for SASL EXTERNAL or relaying
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise CLIError(
+                f"cannot load --tls-cert {escape_text(args.tls_cert)!r}: {reason}",
+                ExitCode.USAGE,
+            ) from None
+    return context
+
+
+def _recipients_given(args: argparse.Namespace) -> bool:
+    return bool(args.to or args.cc or args.bcc)
 
 
 def run_send(args: argparse.Namespace) -> int:
-    """The ``send`` command; returns the exit code (raises ``CLIError`` / ``SMTPError``)."""
+    """The ``send`` command; returns the exit code (raises ``CLIError`` / ``SMTPError``).
+
+    The demo runs only when asked for: ``--demo``, or no ``--server`` and no recipient.
+    Recipients without ``--server`` go to their domain's mail server (``mx``).
+    """
     _check_args(args)
-    if args.server is None:
-        return _run_demo(args)
-    policy = default_tls_policy(args.tls, None) if args.tls is not None else None
-    host, port = parse_server(
-        args.server, default_port=default_port(policy) if policy is not None else 25
+    with _output(args) as console:
+        if not args.json:
+            return _send(args, console)
+        record = SessionRecord()
+        console.record = record
+        try:
+            code = _send(args, console)
+        except Exception as error:
+            failed = exit_code_for(error)
+            if failed is None:
+                raise
+            _print_record(console, record, failed, describe_error(error))
+            raise
+        _print_record(console, record, code, None)
+        return code
+
+
+def _print_record(console: Console, record: SessionRecord, code: int, error: str | None) -> None:
+    """``send --json``: the whole session as one JSON object on the output."""
+    console.line(json.dumps(record.as_dict(exit_code=code, error=error), indent=2))
+
+
+@contextmanager
+def _output(args: argparse.Namespace) -> Iterator[Console]:
+    """The console: the transcript on stdout or ``--output-file``, the progress bar on
+    stderr. The file is made (or emptied) before connecting; a failure is exit 2."""
+    if args.output_file is None:
+        yield Console(sys.stdout, sys.stderr)
+        return
+    try:
+        file = open(args.output_file, "w", encoding="utf-8")  # noqa: SIM115 -- closed below
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise CLIError(
+            f"cannot write --output-file {escape_text(args.output_file)!r}: {reason}",
+            ExitCode.USAGE,
+        ) from None
+    try:
+        yield Console(file, sys.stderr, shared=False)
+    finally:
+        file.close()
+
+
+def _transcript(
+    args: argparse.Namespace, console: Console, tls: TLSWatch
+) -> Transcript | SessionRecord | None:
+    """The transcript as ``-q``, ``--hide-*``, ``--no-timestamps`` and ``--color`` ask;
+    with ``--json`` the console's ``SessionRecord`` instead."""
+    if console.record is not None:
+        return console.record
+    hide = {"send", "receive", "info"} if args.hide_all else set()
+    asked = {"send": args.hide_send, "receive": args.hide_receive, "info": args.hide_informational}
+    hide |= {kind for kind, hidden in asked.items() if hidden}
+    if args.quiet or len(hide) == 3:
+        return None
+    out = console.out if console.out is not None else sys.stdout
+    return Transcript(
+        out,
+        tls_info=tls.describe,
+        hide=hide,
+        timestamps=args.timestamps,
+        color=use_color(args.color, out),
+        console=console,
     )
+
+
+def _send(args: argparse.Namespace, console: Console) -> int:
+    direct = args.unix_socket is None and args.server is None
+    if direct and (args.demo or not _recipients_given(args)):
+        return _run_demo(args, console)
+    tls = TLSPolicy.IMPLICIT if args.protocol == "ssmtp" else args.tls
+    policy = default_tls_policy(tls, None) if tls is not None else None
+    port = args.port if args.port is not None else None
+    if port is None:
+        port = default_port(policy) if policy is not None else 25
+    if args.server is not None:
+        host, port = parse_server(args.server, default_port=port)
     if policy is None:
         policy = default_tls_policy(None, port)
     user = args.user
-    password = _password(args) if user is not None else None
-    target = _Target(host, port, policy, _client_context(args), user, password)
-    if args.auth is not None and not args.auth.upper().endswith("-PLUS"):
-        _mechanism(args, target, None)  # an unknown name fails now, before connecting
+    password = _password(args) if _needs_password(args) else None
+    context = _client_context(args)
+    if args.auth is not None:
+        early = _Target("", port, policy, context, user, password)
+        _mechanism(args, early, None)  # an unknown name fails now, before connecting
     sender = args.sender or f"{getpass.getuser()}@{socket.gethostname()}"
-    envelope, message = build_message(args, sender=sender, demo=False, hostname=host)
-    return _session(args, target, envelope, message.as_bytes())
+    route: tuple[MailHost, ...] = ()
+    if args.unix_socket is not None:
+        host = args.unix_socket
+        envelope, content = build_message(args, sender=sender, demo=False, hostname="localhost")
+    elif args.server is None:
+        envelope, content = build_message(args, sender=sender, demo=False, hostname="localhost")
+        host = recipient_domain(envelope.recipients)
+        route = tuple(_route(args, host))
+    else:
+        envelope, content = build_message(args, sender=sender, demo=False, hostname=host)
+    target = _Target(host, port, policy, context, user, password, route=route)
+    try:
+        return _session(args, console, target, envelope, content)
+    finally:
+        content.close()
 
 
-def _session(args: argparse.Namespace, target: _Target, envelope: Envelope, content: bytes) -> int:
+def _route(args: argparse.Namespace, domain: str) -> list[MailHost]:
+    """The mail hosts of ``domain``; an address literal needs no DNS (nor dnspython)."""
+    literal = address_literal(domain)
+    if literal is not None:
+        return [MailHost(literal, 0, literal)]
+    timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT
+    return mail_route(domain, make_resolver(domain, timeout=timeout, nameserver=_nameserver(args)))
+
+
+def _nameserver(args: argparse.Namespace) -> tuple[str, int] | None:
+    """``--resolver ADDRESS[:PORT]`` as ``(address, port)``; None: the system's."""
+    if args.resolver is None:
+        return None
+    return parse_server(args.resolver, default_port=53)
+
+
+def _family(args: argparse.Namespace) -> socket.AddressFamily:
+    if args.ipv4:
+        return socket.AF_INET
+    return socket.AF_INET6 if args.ipv6 else socket.AF_UNSPEC
+
+
+def _local_interface(args: argparse.Namespace) -> tuple[str, int] | None:
+    """``--local-interface ADDRESS[:PORT]`` as a bind address (port 0: any)."""
+    if args.local_interface is None:
+        return None
+    return parse_server(args.local_interface, default_port=0)
+
+
+def _connect(
+    args: argparse.Namespace, target: _Target, timeout: float, note: Callable[[str], None]
+) -> tuple[socket.socket, str]:
+    """The connection and the name the server is known by (for TLS): ``--unix-socket``
+    (known as ``localhost``), ``host``, or the first mail host of ``route`` that
+    answers (RFC 5321 §5.1: try each in order), within ``-4``/``-6``."""
+    if args.unix_socket is not None:
+        note(f"connecting to {args.unix_socket}")
+        return connect_unix(args.unix_socket, timeout), "localhost"
+    family, source = _family(args), _local_interface(args)
+    if not target.route:
+        note(f"connecting to {target.host} port {target.port}")
+        sock = connect_tcp(target.host, target.port, timeout, family=family, source=source)
+        return sock, target.host
+    versions = {socket.AF_INET: {4}, socket.AF_INET6: {6}}.get(family, {4, 6})
+    route = [c for c in target.route if ipaddress.ip_address(c.address).version in versions]
+    if not route:
+        raise CLIError(
+            f"no mail server of {escape_text(target.host)} has an address of that IP version",
+            ExitCode.CONNECT,
+        )
+    failure: CLIError | None = None
+    for candidate in route:
+        note(
+            f"connecting to {candidate.name} [{candidate.address}] port {target.port} "
+            f"(MX {candidate.preference} for {target.host})"
+        )
+        try:
+            sock = connect_tcp(candidate.address, target.port, timeout, source=source)
+        except CLIError as error:
+            if error.code != ExitCode.CONNECT:
+                raise
+            note(str(error))
+            failure = error
+        else:
+            return sock, candidate.name
+    assert failure is not None
+    raise CLIError(
+        f"no mail server of {escape_text(target.host)} answered; last: {failure}",
+        ExitCode.CONNECT,
+    )
+
+
+def _session(
+    args: argparse.Namespace,
+    console: Console,
+    target: _Target,
+    envelope: Envelope,
+    content: Content,
+) -> int:
     """Connect, run the stages up to ``--quit-after``, and send; the exit code."""
     timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT
     tls = TLSWatch()
-    transcript = None if args.quiet else Transcript(sys.stdout, tls_info=tls.describe)
+    transcript = _transcript(args, console, tls)
     note = transcript.note if transcript is not None else (lambda text: None)
-    note(f"connecting to {target.host} port {target.port}")
-    sock = connect_tcp(target.host, target.port, timeout)
+    sock, server_name = _connect(args, target, timeout, note)
     peer = sock.getpeername()
-    note(f"connected to {peer[0]} port {peer[1]}")
-    stop = args.quit_after
+    note(f"connected to {peer[0]} port {peer[1]}" if isinstance(peer, tuple) else "connected")
+    stop = args.quit_after or args.drop_after
     if stop == "connect":
         sock.close()
-        note("quit after connect, as asked")
+        note(_stopped(args, "connect"))
         return ExitCode.OK
     policy = target.policy
     if stop in ("greeting", "ehlo") and policy is not TLSPolicy.IMPLICIT:
@@ -207,15 +531,16 @@ def _session(args: argparse.Namespace, target: _Target, envelope: Envelope, cont
         port=target.port,
         tls=policy,
         ssl_context=target.context,
-        server_hostname=target.host,
+        server_hostname=args.tls_sni or server_name,
         timeout=timeout,
         local_hostname=args.ehlo,
         allow_cleartext_auth=target.allow_cleartext_auth,
-        config=ClientConfig(transcript=transcript),
+        lmtp=args.protocol == "lmtp",
+        config=ClientConfig(transcript=transcript, helo_only=args.protocol == "smtp"),
     )
     tls.watch(client)
     try:
-        return _stages(args, client, target, envelope, content, note)
+        return _stages(args, console, client, target, envelope, content, note)
     except SMTPReplyError as error:
         note(f"hint: {error.explain()}")
         _polite_quit(client)
@@ -225,8 +550,33 @@ def _session(args: argparse.Namespace, target: _Target, envelope: Envelope, cont
         note(f"hint: {reply.explain('RCPT')}")
         _polite_quit(client)
         raise
+    except CLIError:
+        _polite_quit(client)
+        raise
+    except SMTPTLSError as error:
+        hint = tls_hint(error, policy)
+        if hint is None:
+            raise
+        raise CLIError(f"{describe_error(error)}; {hint}", ExitCode.TLS) from None
     finally:
+        if console.record is not None:
+            console.record.tls = tls.describe()
         client.close()
+
+
+def tls_hint(error: SMTPTLSError, policy: TLSPolicy) -> str | None:
+    """What to try after a TLS failure, from the OpenSSL reason in ``error``'s text:
+    an unverifiable certificate, or implicit TLS against a port that speaks SMTP in
+    cleartext first (its "220" greeting is no TLS record: WRONG_VERSION_NUMBER)."""
+    text = str(error)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return (
+            "hint: trust the server's CA with --cafile PEM, or name the host the "
+            "certificate is for with --tls-sni NAME (--insecure skips the check: tests only)"
+        )
+    if policy is TLSPolicy.IMPLICIT and "WRONG_VERSION_NUMBER" in text:
+        return "hint: not a TLS port (it greets in cleartext); try --tls required (STARTTLS)"
+    return None
 
 
 def _polite_quit(client: SMTPClient) -> None:
@@ -239,43 +589,52 @@ def _polite_quit(client: SMTPClient) -> None:
 
 def _stages(
     args: argparse.Namespace,
+    console: Console,
     client: SMTPClient,
     target: _Target,
     envelope: Envelope,
-    content: bytes,
+    content: Content,
     note: Callable[[str], None],
 ) -> int:
     """The session on a connected ``client``, up to ``--quit-after``; the exit code."""
-    stop = args.quit_after
+    stop = args.quit_after or args.drop_after
+    options = mail_options(args)
     if stop in ("greeting", "ehlo", "tls"):
         client.connect(until=cast("OpenStage", stop))
-        client.quit()
-        note(f"quit after {stop}, as asked")
+        _leave(args, client, stop, note)
         return ExitCode.OK
     client.connect()
-    if target.user is not None and target.password is not None:
+    if target.password is not None or (args.auth is not None and args.tls_cert is not None):
         _login(args, client, target)
     if stop == "auth":
-        client.quit()
-        note("quit after auth, as asked")
+        _leave(args, client, stop, note)
         return ExitCode.OK
+    _check_server_can_take(client, envelope, content)
+    _check_options_offered(client.capabilities, options)
     if stop in ("mail", "rcpt", "data"):
-        return _stop_in_transaction(args, client, envelope, content, stop, note)
-    bar = ProgressBar(len(content), sys.stderr, enabled=sys.stderr.isatty())
+        return _stop_in_transaction(args, client, envelope, content, stop, note, options)
+    bar = ProgressBar(content.size, sys.stderr, enabled=sys.stderr.isatty(), console=console)
     try:
         result = client.sendmail(
             envelope.sender,
             envelope.recipients,
-            content,
+            content.source(),
+            options=options,
             pipelining=args.pipelining,
             chunking=args.chunking,
             progress=lambda sent, total: bar.update(sent),
         )
     finally:
         bar.finish()
-    client.quit()
+    if stop == "dot":
+        _leave(args, client, stop, note)
+    else:
+        client.quit()
     if result.failed:
-        refused = SMTPRecipientsRefused(result.failed)
+        # Every recipient with its deciding reply ("1 of 2", not "1 of 1"): the RCPT
+        # reply, or its own reply after the content under LMTP (RFC 2033 §4.2).
+        failed = dict(result.failed)
+        refused = SMTPRecipientsRefused([(a, failed.get(a, r)) for a, r in result.recipients])
         note(f"hint: {result.failed[0][1].explain('RCPT')}")
         delivered = len(result.delivered)
         raise CLIError(f"delivered to {delivered}, but {refused}", ExitCode.RECIPIENTS_REFUSED)
@@ -283,13 +642,119 @@ def _stages(
     return ExitCode.OK
 
 
+def _stopped(args: argparse.Namespace, stage: str) -> str:
+    if args.drop_after is not None:
+        return f"dropped the connection after {stage}, as asked (no QUIT)"
+    return f"quit after {stage}, as asked"
+
+
+def _leave(
+    args: argparse.Namespace, client: SMTPClient, stage: str, note: Callable[[str], None]
+) -> None:
+    """End the session at ``stage``: QUIT (``--quit-after``), or close the connection
+    without a word (``--drop-after``, as a client that crashes or times out would;
+    RFC 5321 §3.8: the server must cope)."""
+    if args.drop_after is None:
+        client.quit()
+    else:
+        client.close()
+    note(_stopped(args, stage))
+
+
+def mail_options(args: argparse.Namespace) -> MailOptions:
+    """The MAIL/RCPT parameters of ``--dsn-*``, ``--body-type``, ``--smtputf8``,
+    ``--size`` and ``--requiretls``, checked by the engine's own rules now (a bad
+    value is a usage error before connecting: ``Mail``/``Rcpt`` validate them)."""
+    notify = None
+    if args.dsn_notify is not None:
+        notify = tuple(word.strip().upper() for word in args.dsn_notify.split(","))
+    options = MailOptions(
+        size=args.size,
+        body=args.body_type,
+        smtputf8=args.smtputf8,
+        ret=args.dsn_ret,
+        envid=args.dsn_envid,
+        requiretls=args.requiretls,
+        notify=notify,
+    )
+    try:
+        Mail(
+            sender="a@example.org",
+            size=options.size,
+            body=options.body,
+            ret=options.ret,
+            envid=options.envid,
+            requiretls=options.requiretls,
+        )
+        Rcpt(recipient="a@example.org", notify=notify)
+    except LocalProtocolError as error:
+        raise CLIError(f"invalid envelope option: {error}", ExitCode.USAGE) from None
+    return options
+
+
+def _check_options_offered(caps: Capabilities | None, options: MailOptions) -> None:
+    """The extensions the envelope options need, from the EHLO reply (exit 6: MAIL
+    cannot be sent as asked; nothing was sent)."""
+    needs = []
+    if options.ret or options.envid or options.notify:
+        needs.append(("DSN", "--dsn-* (RFC 3461)"))
+    if options.requiretls:
+        needs.append(("REQUIRETLS", "--requiretls (RFC 8689)"))
+    if options.body in ("8BITMIME", "BINARYMIME"):
+        needs.append((options.body, f"--body-type {options.body}"))
+    if options.size is not None:
+        needs.append(("SIZE", "--size (RFC 1870)"))
+    if options.smtputf8:
+        needs.append(("SMTPUTF8", "--smtputf8 (RFC 6531)"))
+    for keyword, what in needs:
+        if caps is None or not caps.has(keyword):
+            raise CLIError(
+                f"the server does not offer {keyword}, needed for {what}; nothing was sent",
+                ExitCode.SENDER_REFUSED,
+            )
+
+
+def _check_server_can_take(client: SMTPClient, envelope: Envelope, content: Content) -> None:
+    """Refuse, before MAIL, what the server's EHLO reply rules out: a non-ASCII address
+    without SMTPUTF8 (RFC 6531 §3.4; exit 6 for the sender, 7 for a recipient), 8-bit
+    content without 8BITMIME or SMTPUTF8 (RFC 6152; exit 8) and a message above its
+    SIZE limit (RFC 1870 §6; exit 8, the content class). The session then ends with
+    QUIT; nothing of the transaction was sent."""
+    caps = client.capabilities
+    smtputf8 = caps is not None and caps.smtputf8
+    if envelope.international and not smtputf8:
+        address = next(a for a in (envelope.sender, *envelope.recipients) if not a.isascii())
+        code = ExitCode.SENDER_REFUSED
+        if address != envelope.sender:
+            code = ExitCode.RECIPIENTS_REFUSED
+        raise CLIError(
+            f"the server does not offer SMTPUTF8 (RFC 6531), needed for the non-ASCII "
+            f"address {escape_text(address)!r}; nothing was sent",
+            code,
+        )
+    if content.eight_bit and not (smtputf8 or (caps is not None and caps.eightbitmime)):
+        raise CLIError(
+            "the content has 8-bit octets and the server offers neither 8BITMIME nor "
+            "SMTPUTF8 (RFC 6152); nothing was sent",
+            ExitCode.DATA_REFUSED,
+        )
+    limit = caps.size if caps is not None else None
+    if limit is not None and content.size > limit:
+        raise CLIError(
+            f"the message is {content.size} octets, above the server's SIZE limit of "
+            f"{limit} (RFC 1870); nothing was sent",
+            ExitCode.DATA_REFUSED,
+        )
+
+
 def _stop_in_transaction(
     args: argparse.Namespace,
     client: SMTPClient,
     envelope: Envelope,
-    content: bytes,
+    content: Content,
     stop: str,
     note: Callable[[str], None],
+    options: MailOptions,
 ) -> int:
     """``--quit-after mail|rcpt|data``: the envelope up to ``stop``, nothing delivered.
 
@@ -299,7 +764,8 @@ def _stop_in_transaction(
     result = client.sendmail(
         envelope.sender,
         envelope.recipients,
-        content,
+        content.source(),
+        options=options,
         pipelining=args.pipelining,
         chunking=args.chunking,
         stop_after=cast("MailStage", stop),
@@ -318,10 +784,11 @@ def _stop_in_transaction(
 
 def _login(args: argparse.Namespace, client: SMTPClient, target: _Target) -> None:
     """AUTH; a mechanism that is not possible here (not offered, cleartext) is exit 5."""
-    assert target.user is not None
     try:
-        mechanism = _mechanism(args, target, client.session.channel_binding)
-        client.login(target.user, target.password, mechanism=mechanism)
+        caps = client.capabilities
+        offered = caps.auth_mechanisms if caps is not None else frozenset()
+        mechanism = _mechanism(args, target, client.session.channel_binding, offered)
+        client.login(target.user or "", target.password, mechanism=mechanism)
     except SMTPProtocolError as error:
         if error.remote:
             raise
@@ -340,11 +807,20 @@ def _demo_server(user: str, password: str) -> Iterator[Any]:
         yield server
 
 
-def _run_demo(args: argparse.Namespace) -> int:
+def _run_demo(args: argparse.Namespace, console: Console) -> int:
     """``send`` with no ``--server``: the whole session against the built-in server."""
     if args.tls == "implicit":
         raise CLIError("the built-in server offers STARTTLS, not implicit TLS", ExitCode.USAGE)
-    given = (("--user", args.user), ("--cafile", args.cafile), ("--insecure", args.insecure))
+    given = (
+        ("--user", args.user),
+        ("--cafile", args.cafile),
+        ("--insecure", args.insecure),
+        ("--port", args.port),
+        ("--resolver", args.resolver),
+        ("--local-interface", args.local_interface),
+        ("--protocol", args.protocol != "esmtp"),
+        ("-6", args.ipv6),
+    )
     for option, value in given:
         if value:
             raise CLIError(
@@ -352,11 +828,21 @@ def _run_demo(args: argparse.Namespace) -> int:
                 "makes its own credentials)",
                 ExitCode.USAGE,
             )
-    envelope, message = build_message(
+    envelope, content = build_message(
         args, sender="newcomer@example.org", demo=True, hostname="localhost"
     )
+    try:
+        return _demo_session(args, console, envelope, content)
+    finally:
+        content.close()
+
+
+def _demo_session(
+    args: argparse.Namespace, console: Console, envelope: Envelope, content: Content
+) -> int:
+    """The demo once the message is built: start the server, send, show it."""
     password = secrets.token_urlsafe(18)
-    if args.auth is not None and not args.auth.upper().endswith("-PLUS"):
+    if args.auth is not None:
         probe = _Target("127.0.0.1", 0, TLSPolicy.NONE, _plain(), DEMO_USER, password)
         _mechanism(args, probe, None)  # an unknown name fails before the server starts
     with _demo_server(DEMO_USER, password) as server:
@@ -365,12 +851,11 @@ def _run_demo(args: argparse.Namespace) -> int:
         if cert is None:  # no trustme, cryptography or openssl: no certificate
             print("smtpproto: note: no certificate (see above why): no TLS", file=sys.stderr)
             policy = TLSPolicy.NONE
-        if not args.quiet:
-            print(
+        if not (args.quiet or args.hide_informational or args.hide_all or args.json):
+            console.line(
                 f"built-in server on {server.host} port {server.port}: STARTTLS with a "
                 "self-signed certificate (trusted for this run only), AUTH as "
-                f"{DEMO_USER!r} with a password generated for this run",
-                flush=True,
+                f"{DEMO_USER!r} with a password generated for this run"
             )
         context = client_ssl_context(cafile=str(cert)) if cert is not None else _plain()
         target = _Target(
@@ -382,14 +867,16 @@ def _run_demo(args: argparse.Namespace) -> int:
             password,
             allow_cleartext_auth=policy is TLSPolicy.NONE,
         )
-        code = _session(args, target, envelope, message.as_bytes())
+        code = _session(args, console, target, envelope, content)
         if code != ExitCode.OK or args.quit_after is not None:
             return code
         (stored,) = server.wait_for_messages(1, timeout=10.0)
+        if args.quiet or args.json:
+            return ExitCode.OK
         to = ", ".join(f"<{escape_text(r)}>" for r in stored.recipients)
-        print(f"\n---- the message as the built-in server received it, for {to} ----")
-        print(format_message(stored.data, limit=SHOW_LIMIT))
-        print(f"---- end of message ({len(stored.data)} octets) ----")
+        console.line(f"\n---- the message as the built-in server received it, for {to} ----")
+        console.line(format_message(stored.data, limit=SHOW_LIMIT))
+        console.line(f"---- end of message ({len(stored.data)} octets) ----")
     return ExitCode.OK
 
 

@@ -118,8 +118,10 @@ class ClientConfig:
     """Policy and limits of one client connection.
 
     ``lmtp`` selects LMTP (RFC 2033): ``Lhlo`` instead of ``Ehlo``/``Helo``, one final
-    reply per accepted recipient. ``allow_cleartext_auth`` permits AUTH without TLS
-    (RFC 4954 §4 warns against it; off by default). ``enforce_line_length`` refuses
+    reply per accepted recipient. ``helo_only`` makes the session drivers open with
+    ``Helo`` (plain SMTP, RFC 5321 §4.1.1.1: no extension is used).
+    ``allow_cleartext_auth`` permits AUTH without TLS (RFC 4954 §4 warns against it;
+    off by default). ``enforce_line_length`` refuses
     content lines over 998 octets (RFC 5321 §4.5.3.1.6); ``allow_nul`` lets NUL through
     DATA (RFC 5321 §4.5.2 forbids it in practice; off). ``transcript`` receives every
     line sent and received; AUTH lines are redacted and content lines are summarised
@@ -134,6 +136,7 @@ class ClientConfig:
 
     tls_policy: TLSPolicy = TLSPolicy.OPPORTUNISTIC
     lmtp: bool = False
+    helo_only: bool = False
     allow_cleartext_auth: bool = False
     max_auth_rounds: int = DEFAULT_MAX_AUTH_ROUNDS
     enforce_line_length: bool = True

@@ -254,9 +254,11 @@ class Session(BatchDrivers):
 
     def _hello(self) -> Driver[Reply]:
         hostname = self.local_hostname
-        hello: Ehlo | Lhlo = (
-            Lhlo(hostname=hostname) if self.config.lmtp else Ehlo(hostname=hostname)
-        )
+        hello: Ehlo | Helo | Lhlo = Ehlo(hostname=hostname)
+        if self.config.lmtp:
+            hello = Lhlo(hostname=hostname)
+        elif self.config.helo_only:
+            hello = Helo(hostname=hostname)
         yield from self._send(hello)
         event = yield from self._event()
         if isinstance(event, HelloRefused) and event.helo_fallback:

@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import socket
+import time
 
 import aiosmtplib
 import pytest
 
+from smtpproto.server import Session
+from smtpproto.server_engine.events import RcptReceived, VrfyReceived
 from smtpproto.testing import (
     Disconnect,
     Drop,
@@ -20,6 +23,7 @@ from smtpproto.testing import (
     Rule,
     run_server,
 )
+from smtpproto.wire.reply import Reply
 
 MESSAGE = b"Subject: peers\r\n\r\nhello\r\n"
 TIMEOUT = 10.0
@@ -175,3 +179,44 @@ def test_pipelined_commands_wait_behind_a_delayed_reply_in_order() -> None:
             assert reader.readline().startswith(b"250 ")
             assert reader.readline().startswith(b"221 ")
         assert server.wait_for_messages(1, TIMEOUT)[0].recipients == ("b@y.test", "c@y.test")
+
+
+class _BadReplies(Session):
+    """A policy with bugs: a reply RCPT cannot have, an ``async def`` hook."""
+
+    def rcpt(self, event: RcptReceived) -> Reply:
+        if event.recipient.startswith("354@"):
+            return Reply(354, (b"Go ahead",))
+        return super().rcpt(event)
+
+    async def vrfy(self, event: VrfyReceived) -> Reply:  # type: ignore[override]
+        return super().vrfy(event)
+
+    def idle_timeout(self) -> Reply:
+        return Reply(354, (b"not a last word",))
+
+
+def test_a_reply_the_policy_cannot_give_is_a_policy_error_not_the_clients() -> None:
+    # Before: the engine's LocalProtocolError was answered "500 5.5.2 Protocol error"
+    # as if the client had broken the protocol, and the pytest fixture did not see it.
+    with run_server(starttls=False, session_class=_BadReplies, timeout=0.5) as server:
+        for command, argument in (("rcpt", "354@y.test"), ("vrfy", "a")):
+            with smtplib.SMTP(server.host, server.port, timeout=TIMEOUT) as client:
+                client.ehlo()
+                client.mail("a@x.test")
+                client.putcmd(command, argument if command == "vrfy" else f"TO:<{argument}>")
+                assert client.getreply()[0] == 421
+        with socket.create_connection((server.host, server.port), timeout=TIMEOUT) as sock:
+            reader = sock.makefile("rb")
+            assert reader.readline().startswith(b"220 ")
+            assert reader.readline().startswith(b"421 ")  # the idle timeout's own 421
+        errors = server.policy_errors
+        for _ in range(100):  # the last one is recorded right after the reply, bounded
+            if len(errors) == 3:
+                break
+            time.sleep(0.05)
+            errors = server.policy_errors
+    assert len(errors) == 3, errors
+    assert "354 cannot answer the pending 'rcpt'" in str(errors[0])
+    assert "send() takes a Reply, got coroutine" in str(errors[1])
+    assert "Reply(354, 'not a last word')" in str(errors[2])

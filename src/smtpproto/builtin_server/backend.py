@@ -517,7 +517,7 @@ class Session:
                 normal()
             return Response(close=True)
         if isinstance(action, Respond):
-            reply = action.reply()
+            reply = action.reply(context.stage)
             if data and reply.is_success:  # kept as usual, answered with the rule's text
                 kept = normal()
                 reply = reply if kept.is_success else kept

@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import socket
+import time
+from typing import Any
 
 import aiosmtplib
 import pytest
 
+from smtpproto.server import Session
+from smtpproto.server_engine.events import RcptReceived, VrfyReceived
 from smtpproto.testing import (
     Disconnect,
     Drop,
@@ -20,6 +24,7 @@ from smtpproto.testing import (
     Rule,
     run_server,
 )
+from smtpproto.wire.reply import Reply
 
 MESSAGE = b"Subject: peers\r\n\r\nhello\r\n"
 TIMEOUT = 10.0
@@ -175,3 +180,73 @@ def test_pipelined_commands_wait_behind_a_delayed_reply_in_order() -> None:
             assert reader.readline().startswith(b"250 ")
             assert reader.readline().startswith(b"221 ")
         assert server.wait_for_messages(1, TIMEOUT)[0].recipients == ("b@y.test", "c@y.test")
+
+
+class _BadReplies(Session):
+    """A policy with bugs: a reply RCPT cannot have, an ``async def`` hook."""
+
+    def rcpt(self, event: RcptReceived) -> Reply:
+        if event.recipient.startswith("354@"):
+            return Reply(354, (b"Go ahead",))
+        return super().rcpt(event)
+
+    async def vrfy(self, event: VrfyReceived) -> Reply:  # type: ignore[override]
+        return super().vrfy(event)
+
+    def idle_timeout(self) -> Reply:
+        return Reply(354, (b"not a last word",))
+
+
+def test_a_reply_the_policy_cannot_give_is_a_policy_error_not_the_clients() -> None:
+    # Before: the engine's LocalProtocolError was answered "500 5.5.2 Protocol error"
+    # as if the client had broken the protocol, and the pytest fixture did not see it.
+    with run_server(starttls=False, session_class=_BadReplies, timeout=0.5) as server:
+        for command, argument in (("rcpt", "354@y.test"), ("vrfy", "a")):
+            with smtplib.SMTP(server.host, server.port, timeout=TIMEOUT) as client:
+                client.ehlo()
+                client.mail("a@x.test")
+                client.putcmd(command, argument if command == "vrfy" else f"TO:<{argument}>")
+                assert client.getreply()[0] == 421
+        with socket.create_connection((server.host, server.port), timeout=TIMEOUT) as sock:
+            reader = sock.makefile("rb")
+            assert reader.readline().startswith(b"220 ")
+            assert reader.readline().startswith(b"421 ")  # the idle timeout's own 421
+        errors = server.policy_errors
+        for _ in range(100):  # the last one is recorded right after the reply, bounded
+            if len(errors) == 3:
+                break
+            time.sleep(0.05)
+            errors = server.policy_errors
+    assert len(errors) == 3, errors
+    assert "354 cannot answer the pending 'rcpt'" in str(errors[0])
+    assert "send() takes a Reply, got coroutine" in str(errors[1])
+    assert "Reply(354, 'not a last word')" in str(errors[2])
+
+
+@pytest.mark.parametrize(
+    ("stage", "error"),
+    [
+        ("mail", smtplib.SMTPSenderRefused),
+        ("rcpt", smtplib.SMTPRecipientsRefused),
+        ("data", smtplib.SMTPDataError),
+        ("data_end", smtplib.SMTPDataError),
+    ],
+)
+def test_smtplib_raises_for_a_421_the_error_of_the_command_it_answered(
+    stage: Any, error: type[smtplib.SMTPException]
+) -> None:
+    # What docs/testing-server.md tells Django users (it said SMTPServerDisconnected).
+    with run_server(starttls=False, rules=[Rule(stage=stage, action=Disconnect())]) as server:
+        client = smtplib.SMTP(server.host, server.port, timeout=TIMEOUT)
+        try:
+            with pytest.raises(error) as info:
+                client.sendmail("a@x.test", ["b@y.test"], MESSAGE)
+        finally:
+            client.close()
+        raised = info.value
+        if isinstance(raised, smtplib.SMTPRecipientsRefused):
+            assert raised.recipients["b@y.test"][0] == 421
+        else:
+            assert isinstance(raised, smtplib.SMTPResponseException)
+            assert raised.smtp_code == 421
+        assert server.messages == []

@@ -296,3 +296,31 @@ def test_compat32_keeps_an_encoded_word_encoded() -> None:
     source = "From: a@example.org\nTo: b@example.org\nSubject: =?utf-8?q?hi=0D=0ABcc:_x?=\n\nb\n"
     msg = email.message_from_string(source, policy=email.policy.compat32)
     assert b"Subject: =?utf-8?q?hi=0D=0ABcc:_x?=\r\n" in flatten_message(msg)
+
+
+#: The line boundaries of ``str.splitlines`` other than CR and LF.
+OTHER_LINE_BREAKS = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("separator", OTHER_LINE_BREAKS)
+@pytest.mark.parametrize("name", ["To", "Subject", "X-Custom"])
+def test_every_other_line_boundary_is_refused(policy: str, separator: str, name: str) -> None:
+    """A compat32 message sent with ``utf8=True`` (an SMTPUTF8 envelope) had each of these
+    written out as a CRLF: ``Subject: hi<U+2028>Bcc: x`` became a real ``Bcc:`` line, and
+    ``To: b@x<U+2028>RCPT TO:<evil@y>`` an extra recipient."""
+    msg = make("Message", policy)
+    msg.set_raw(name, f"b@example.org{separator}Bcc: x@evil.example")
+    refused(msg)
+    with pytest.raises(LocalProtocolError, match=f"U\\+{ord(separator):04X}"):
+        flatten_message(msg, utf8=True)
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_an_encoded_word_hiding_a_line_separator_is_refused(policy: str) -> None:
+    msg = make("Message", policy)
+    msg.set_raw("Subject", "=?utf-8?q?hi=E2=80=A8Bcc:_x@evil.example?=")
+    if isinstance(msg.policy, email.policy.EmailPolicy):  # it decodes encoded words
+        refused(msg)
+    else:  # compat32 keeps the encoded word as text: nothing to split
+        assert b"=?utf-8?q?hi=E2=80=A8" in flatten_message(msg, utf8=True)

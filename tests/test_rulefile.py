@@ -172,3 +172,34 @@ def test_toml_without_tomllib_or_tomli_says_to_use_json(monkeypatch: pytest.Monk
     with pytest.raises(RuleFileError, match=r"TOML needs Python 3\.11\+ or the tomli package"):
         parse_rules(EVERY_ACTION)
     assert parse_rules(json.dumps(EVERY_ACTION_JSON), "json") == EXPECTED
+
+
+def test_duplicate_json_keys_are_refused_not_silently_overwritten() -> None:
+    # TOML refuses a key given twice; JSON's decoder keeps the last one silently.
+    for text, key in (
+        ('{"rule": [{"stage": "rcpt", "stage": "mail"}]}', "stage"),
+        ('{"rule": [{"stage": "rcpt", "reply": {"code": 550}, "reply": {"code": 450}}]}', "reply"),
+        ('{"rule": [{"stage": "rcpt", "reply": {"code": 550, "code": 551}}]}', "code"),
+        ('{"rule": [], "rule": [{"stage": "rcpt"}]}', "rule"),
+    ):
+        with pytest.raises(RuleFileError, match=f"duplicate key '{key}'") as info:
+            parse_rules(text, "json", name="r.json")
+        assert "\n" not in str(info.value)
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    # Editors on Windows write one; the file is still UTF-8.
+    for name, text in (
+        ("r.json", '{"rule": [{"stage": "rcpt", "reply": {"code": 550}}]}'),
+        ("r.toml", '[[rule]]\nstage = "rcpt"\nreply = { code = 550 }\n'),
+    ):
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+        assert [rule.action for rule in load_rules(path)] == [Respond(550)]
+
+
+def test_a_421_reply_points_to_the_files_disconnect_table() -> None:
+    # Respond's own error names Python's Disconnect(); a rule file has no such thing.
+    with pytest.raises(RuleFileError, match=r"rule 1: reply: 421 .*use disconnect = \{") as info:
+        parse_rules('[[rule]]\nstage = "rcpt"\nreply = { code = 421 }\n', name="r.toml")
+    assert "Disconnect()" not in str(info.value)

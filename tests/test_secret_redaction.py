@@ -10,6 +10,7 @@ through blocking, asyncio and trio) is ``tests/adapters/test_secret_redaction.py
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from smtpproto.client_engine.events import (
     Mail,
     Noop,
 )
-from smtpproto.client_engine.redaction import MIN_REDACTED_SECRET, Redactor
+from smtpproto.client_engine.redaction import MIN_REDACTED_SECRET, Redactor, base64_cores
 from smtpproto.sasl import Login, Plain
 from smtpproto.wire.errors import RemoteProtocolError
 from smtpproto.wire.reply import Reply
@@ -126,3 +127,65 @@ def test_a_secret_whose_text_form_is_short_does_not_shred_messages() -> None:
     redactor.error(error)
     assert str(error) == "plain text"
     assert redactor.redact("a\u00e9\u00e9".encode()) == b"a<redacted>"
+
+
+def _recoverable(text: bytes) -> bytes:
+    """Everything the base64 words of ``text`` decode to, at every alignment."""
+    decoded = b""
+    for word in re.findall(rb"[A-Za-z0-9+/]+", text):
+        for skip in range(4):
+            chunk = word[skip:]
+            decoded += base64.b64decode(chunk[: len(chunk) // 4 * 4]) + b"|"
+    return decoded
+
+
+@pytest.mark.parametrize("prefix", [b"", b"x", b"xy", b"\0alice\0", b"you sent: alice "])
+@pytest.mark.parametrize("suffix", [b"", b"!", b" ok"])
+def test_a_secret_inside_a_longer_base64_value_is_redacted(
+    parser_cls: Any, prefix: bytes, suffix: bytes
+) -> None:
+    """The base64 of the password depends on where it sits: every alignment is hunted,
+    and the whole base64 word that holds it goes."""
+    echo = base64.b64encode(prefix + PASSWORD.encode() + suffix).decode()
+    conn = _authed(parser_cls, [], b"250-mx\r\n250 AUTH PLAIN\r\n")
+    conn.send(Auth(mechanism=Plain("alice", PASSWORD)))
+    (event,) = feed(conn, f"535 5.7.8 user=bob {echo} (bad)\r\n".encode())
+    assert isinstance(event, AuthFailed)
+    assert event.reply.raw_lines == (b"5.7.8 user=bob <redacted> (bad)",)
+
+
+@pytest.mark.parametrize("echo", [PLAIN, B64, PASSWORD])
+def test_a_secret_split_over_the_lines_of_a_reply_is_redacted(parser_cls: Any, echo: str) -> None:
+    """A server may cut what it echoes anywhere over a multiline reply: no line, nor
+    the lines put back together, gives the password (or its base64) away."""
+    for cut in range(1, len(echo)):
+        conn = _authed(parser_cls, [], b"250-mx\r\n250 AUTH PLAIN\r\n")
+        conn.send(Auth(mechanism=Plain("alice", PASSWORD)))
+        (event,) = feed(conn, f"535-{echo[:cut]}\r\n535 {echo[cut:]}\r\n".encode())
+        assert isinstance(event, AuthFailed)
+        lines = event.reply.raw_lines
+        joined = b"".join(lines).replace(b"<redacted>", b"")
+        assert PASSWORD.encode() not in joined, cut
+        assert PASSWORD.encode() not in _recoverable(joined), cut
+        assert b"<redacted>" in lines[-1] or lines[-1] == b"", (cut, lines)
+
+
+def test_a_core_is_widened_within_its_line_only() -> None:
+    redactor = Redactor()
+    redactor.add_secrets([PASSWORD.encode()])
+    echo = base64.b64encode(b"x" + PASSWORD.encode()).decode()
+    reply = redactor.reply(Reply(535, (f"5.7.8 {echo}".encode(), b"5.7.8 ABCD")))
+    assert reply.raw_lines == (b"5.7.8 <redacted>", b"5.7.8 ABCD")
+    error = RemoteProtocolError(f"bad reply line b'535 {echo}'")
+    redactor.error(error)
+    assert str(error) == "bad reply line b'535 <redacted>'"
+
+
+def test_base64_cores_on_each_side_of_the_minimum() -> None:
+    """A core encodes the secret alone; one under eight characters could be chance."""
+    assert base64_cores(b"abcdef") == [b"YWJjZGVm"]  # 6 octets: only the aligned core
+    assert len(base64_cores(b"abcdefgh")) == 3  # 8 octets: all three alignments
+    assert base64_cores(b"abcde") == []
+    redactor = Redactor()
+    redactor.add_secrets([b"abc"])  # too short: unrelated text is untouched
+    assert redactor.redact(b"250 2.1.0 abcdef OK") == b"250 2.1.0 abcdef OK"

@@ -160,3 +160,24 @@ def test_builtin_server_transcript_has_no_credentials(forbid_unauth_pipelining: 
     assert ("QUIT" in text) != forbid_unauth_pipelining and "<redacted>" in text
     for secret in SECRETS:
         assert secret.decode() not in text, text
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b" AUTH PLAIN " + PLAIN64,  # leading white space: the verb is not the first word
+        b"\tauth plain " + PLAIN64,
+        b"\x00AUTH PLAIN " + PLAIN64,
+        b"AUTHPLAIN " + PLAIN64,  # no separator: an unknown verb that starts with AUTH
+    ],
+)
+def test_a_malformed_auth_line_before_its_verb_loses_its_response(line: bytes) -> None:
+    """The redaction does not rely on the line starting with the verb: a broken client
+    that indents its AUTH line (or runs the mechanism on) keeps no credential in an
+    event, and the lines pipelined behind it are in the credentials window."""
+    s = Session(extensions=("AUTH LOGIN",))
+    s.feed(HELLO + line + b"\r\n" + PASS64 + b"\r\nNOOP\r\n")
+    shown = _lines(s)
+    assert len(shown) == 2 and shown[1] == b"<redacted>", shown
+    assert shown[0].endswith(b"<redacted>"), shown
+    _assert_clean(s)

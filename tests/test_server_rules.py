@@ -526,3 +526,123 @@ def test_any_valid_rules_give_replies_the_engine_accepts(
     for message in backend.messages:  # kept only for recipients some RCPT accepted
         assert message.sender == "a@x.test"
         assert set(message.recipients) <= {"b@y.test", "c@y.test"}
+
+
+# -- review regressions ---------------------------------------------------------------
+
+
+def test_patterns_ignore_case_like_exact_addresses_and_rule_files() -> None:
+    # RFC 5321 §2.4: a domain is case-insensitive; a str rule and a rule file's
+    # *_regex already ignore case, so a compiled pattern from Python does too.
+    domain = Rule(stage="rcpt", recipient=re.compile(r".*@greylisted\.example"))
+    assert domain.matches(_context(recipient="Ann@GreyListed.EXAMPLE"))
+    assert domain.matches(_context(recipient="ann@greylisted.example"))
+    assert not domain.matches(_context(recipient="ann@greylisted.example.org"))
+    utf8 = Rule(stage="mail", sender=re.compile(r"änn@bücher\.example"))
+    assert utf8.matches(_context(stage="mail", sender="ÄNN@BÜCHER.example"))
+    null = Rule(stage="mail", sender="")  # the null reverse-path <>
+    assert null.matches(_context(stage="mail", sender=""))
+    assert not null.matches(_context(stage="mail", sender="a@x.test"))
+
+
+def test_a_bytes_pattern_is_refused_when_the_rule_is_made() -> None:
+    # Addresses are str: a bytes pattern could only fail later, inside the server.
+    with pytest.raises(TypeError, match="recipient must be a str pattern"):
+        Rule(stage="rcpt", recipient=re.compile(rb".*@x\.test"))
+    with pytest.raises(TypeError, match="sender must be a str pattern"):
+        Rule(stage="mail", sender=re.compile(rb".*"))
+
+
+def test_an_async_hook_is_a_clear_error_and_its_coroutine_is_closed() -> None:
+    created: list[Any] = []
+
+    async def decide(context: Context) -> Respond | None:
+        return None
+
+    def hook(context: Context) -> Any:
+        created.append(decide(context))
+        return created[-1]
+
+    rules = RuleSet(hook=hook)
+    with pytest.raises(TypeError, match=r"the hook returned a coroutine: .*not async"):
+        rules.decide(_context())
+    assert created[0].cr_frame is None  # closed: no "never awaited" warning
+
+
+def test_a_message_number_without_a_stage_matches_only_where_a_message_is_known() -> None:
+    # Rule(stage="helo", message=1) is refused (no message at EHLO); a rule without a
+    # stage must not match there either, with the number of the last transaction.
+    backend = Backend(rules=[Rule(message=1, action=Disconnect("Message 1"))])
+    front = _greeted(backend)
+    (response,) = front.feed(MAIL)
+    assert response.close  # message 1 at MAIL: the rule fires where a message is known
+    slow = Backend(rules=[Rule(message=1, delay=2.0)])
+    front = _greeted(slow)
+    responses = front.feed(MAIL + b"RCPT TO:<b@y.test>\r\nDATA\r\n") + front.feed(BODY)
+    assert [r.delay for r in responses] == [2.0, 2.0, 2.0, 2.0]
+    after = front.feed(b"EHLO again.test\r\n") + front.feed(b"NOOP\r\n")
+    assert [(r.delay, r.replies[0].code) for r in after] == [(0.0, 250), (0.0, 250)]
+    assert not Rule(message=1).matches(_context(stage="auth", message=1))
+    assert not Rule(message=1).matches(_context(stage="starttls", message=1))
+    assert Rule(message=1).matches(_context(stage="rcpt", message=1))
+
+
+def test_the_greeting_and_ehlo_replies_get_no_default_enhanced_code() -> None:
+    # RFC 2034 §4: every reply but the greeting and those to HELO/EHLO carries one.
+    backend = Backend(
+        rules=[
+            Rule(stage="connect", connection=1, action=Respond(554, "No service")),
+            Rule(stage="helo", action=Respond(550, "Go away")),
+            Rule(stage="mail", action=Respond(550, "No")),
+        ]
+    )
+    refused = Front(backend)
+    assert refused.opening.replies[0].to_bytes() == b"554 No service\r\n"
+    front = Front(backend)
+    (ehlo,) = front.feed(b"EHLO c.test\r\n")
+    assert ehlo.replies[0].to_bytes() == b"550 Go away\r\n"
+    (helo,) = front.feed(b"HELO c.test\r\n")
+    assert helo.replies[0].to_bytes() == b"550 Go away\r\n"
+    front = Front(Backend(rules=[Rule(stage="mail", action=Respond(550, "No"))]))
+    front.feed(b"EHLO c.test\r\n")
+    (mail,) = front.feed(MAIL)
+    assert mail.replies[0].to_bytes() == b"550 5.0.0 No\r\n"
+    explicit = Respond(554, "Blocked", "5.7.1")
+    assert explicit.reply("connect").to_bytes() == b"554 5.7.1 Blocked\r\n"
+
+
+def test_an_exact_address_matches_its_domain_as_u_labels_or_a_labels() -> None:
+    # A client without SMTPUTF8 (Django's sanitize_address, for one) sends the domain
+    # as A-labels; the rule's author writes it as people read it, or the other way.
+    unicode_rule = Rule(stage="rcpt", recipient="Änn@Bücher.example")
+    assert unicode_rule.matches(_context(recipient="änn@xn--bcher-kva.example"))
+    assert unicode_rule.matches(_context(recipient="ÄNN@BÜCHER.EXAMPLE"))
+    assert not unicode_rule.matches(_context(recipient="änn@bucher.example"))
+    ascii_rule = Rule(stage="rcpt", recipient="ann@XN--BCHER-KVA.example")
+    assert ascii_rule.matches(_context(recipient="ann@bücher.example"))
+    odd = Rule(stage="rcpt", recipient="a@bü..example")  # not a valid IDN: as it is
+    assert odd.matches(_context(recipient="A@BÜ..example"))
+    assert not odd.matches(_context(recipient="a@b.example"))
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_an_lmtp_hook_sees_the_recipient_being_answered_with_one_recipient_too(
+    count: int,
+) -> None:
+    # Before, one accepted recipient took the SMTP path: context.recipient was None.
+    seen: list[str | None] = []
+
+    def hook(context: Context) -> Respond | None:
+        if context.stage != "data_end":
+            return None
+        seen.append(context.recipient)
+        return Respond(452, "Mailbox full", "4.2.2") if context.recipient == "full@y.test" else None
+
+    backend = Backend(hook=hook)
+    front = _greeted(backend, lmtp=True)
+    rcpts = [b"full", b"ok"][:count]
+    front.feed(MAIL + b"".join(b"RCPT TO:<%s@y.test>\r\n" % r for r in rcpts) + b"DATA\r\n")
+    (response,) = front.feed(BODY)
+    assert seen == [f"{r.decode()}@y.test" for r in rcpts]
+    assert [r.code for r in response.replies] == [452, 250][:count]
+    assert [m.recipients for m in backend.messages] == ([] if count == 1 else [("ok@y.test",)])

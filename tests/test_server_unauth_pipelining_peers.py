@@ -11,15 +11,20 @@ option off the same burst is served and the transcript notes it.
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
+import shutil
 import smtplib
 import socket
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from interop.peers import find_postfix_tool
+from interop.peers_exim import find_exim
 from smtpproto.server import Session
 from smtpproto.server_engine.events import EhloReceived
 from smtpproto.server_engine.replies import ehlo_reply
@@ -152,3 +157,103 @@ def test_postfix_smtp_source(session_class: type[Session]) -> None:
         )  # fmt: skip
         assert result.returncode == 0, result.stderr.decode()
         assert len(server.wait_for_messages(3, timeout=TIMEOUT)) == 3
+
+
+_EXIM_CLIENT_CONFIG = """\
+exim_path = {exim}
+primary_hostname = client.test
+spool_directory = {root}/spool
+log_file_path = {root}/log/%slog
+keep_environment =
+host_lookup =
+check_spool_space = 0
+begin routers
+to_server:
+  driver = manualroute
+  route_list = * {host}::{port} byname
+  transport = to_server
+  self = send
+begin transports
+to_server:
+  driver = smtp
+  port = {port}
+  allow_localhost
+  hosts_try_chunking = *
+  {tls}
+  tls_verify_hosts =
+  tls_try_verify_hosts =
+"""
+
+
+@pytest.mark.parametrize("starttls", [False, True])
+def test_exim_as_a_client(starttls: bool) -> None:
+    """Exim's smtp transport (PIPELINING, CHUNKING, STARTTLS when offered) delivers to
+    the built-in server with ``forbid_unauth_pipelining`` on: ``exim -odf`` queues
+    nothing, so each run is one delivery attempt made in the foreground. Its folder is
+    not under pytest's (mode 0700): Exim gives up root for its spool and log."""
+    exim = find_exim()
+    root = Path(tempfile.mkdtemp(prefix="smtpproto-exim-client-"))
+    try:
+        _exim_delivers_twice(exim, root, starttls)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _exim_delivers_twice(exim: Path, tmp_path: Path, starttls: bool) -> None:
+    user = pwd.getpwnam("Debian-exim")
+    tmp_path.chmod(0o755)
+    for sub in ("spool", "log"):
+        (tmp_path / sub).mkdir()
+        os.chown(tmp_path / sub, user.pw_uid, user.pw_gid)
+    lines: list[str] = []
+    with run_server(starttls=starttls, transcript=lines.append) as server:
+        config = tmp_path / "exim.conf"
+        config.write_text(
+            _EXIM_CLIENT_CONFIG.format(
+                exim=exim,
+                root=tmp_path,
+                host=server.host,
+                port=server.port,
+                tls="" if starttls else "hosts_avoid_tls = *",
+            )
+        )
+        config.chmod(0o644)  # Exim refuses a -C file that others could write
+        for _ in range(2):
+            result = subprocess.run(
+                [str(exim), "-C", str(config), "-odf", "-f", "a@x.test", "b@y.test", "c@y.test"],
+                input=b"Subject: from exim\n\nhello\n",
+                capture_output=True,
+                timeout=TIMEOUT * 2,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr.decode()
+        messages = server.wait_for_messages(2, timeout=TIMEOUT)
+    assert [message.recipients for message in messages] == [("b@y.test", "c@y.test")] * 2
+    assert not any("RFC 2920" in line for line in lines)
+    assert ("STARTTLS" in "".join(lines)) is starttls
+
+
+@pytest.mark.parametrize("length", [512, 513, 998, 999, 1000, 5000, 8192])
+def test_a_long_content_line_is_stored_as_sent(length: int) -> None:
+    """The built-in server is liberal with content lines (docs/testing-server.md): over
+    the 1000-octet limit of RFC 5321 §4.5.3.1.6 up to ``max_data_line`` octets."""
+    content = b"Subject: long\r\n\r\n" + b"a" * length + b"\r\n"
+    with (
+        run_server(starttls=False) as server,
+        smtplib.SMTP(server.host, server.port, timeout=TIMEOUT) as client,
+    ):
+        client.sendmail("a@x.test", ["b@y.test"], content)
+        (message,) = server.wait_for_messages(1, timeout=TIMEOUT)
+    assert message.data.endswith(content)
+
+
+def test_a_content_line_over_max_data_line_closes_the_session() -> None:
+    content = b"Subject: long\r\n\r\n" + b"a" * 8193 + b"\r\n"
+    with (
+        run_server(starttls=False) as server,
+        smtplib.SMTP(server.host, server.port, timeout=TIMEOUT) as client,
+    ):
+        with pytest.raises(smtplib.SMTPDataError) as caught:
+            client.sendmail("a@x.test", ["b@y.test"], content)
+        assert server.messages == []
+    assert caught.value.smtp_code == 500 and b"5.5.2" in caught.value.smtp_error

@@ -9,6 +9,7 @@ Importing the plugin loads none of the server.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -111,3 +112,28 @@ def test_importing_the_plugin_loads_none_of_the_server() -> None:
 def test_the_example_rule_file_loads() -> None:
     rules = load_rules(EXAMPLES / "rules.toml")
     assert [rule.stage for rule in rules] == ["rcpt", "rcpt", "data_end", "mail"]
+
+
+def _doc_blocks() -> list[str]:
+    text = (ROOT / "docs" / "testing-server.md").read_text(encoding="utf-8")
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE)
+
+
+def test_the_python_examples_of_the_docs_run_as_written(tmp_path: Path) -> None:
+    blocks = _doc_blocks()
+    assert len(blocks) >= 6
+    standalone = [block for block in blocks if "with run_server(" in block]
+    assert len(standalone) == 3  # the rules, greylisting without waiting, the hook
+    for block in blocks:
+        compile(block, "docs/testing-server.md", "exec")
+    for block in standalone:  # each starts a server, runs its `...` body and stops it
+        exec(compile(block, "docs/testing-server.md", "exec"), {})
+    # The pytest block, against the example app's ``signup_view`` and its conftest.
+    (pytest_block,) = [block for block in blocks if "def test_" in block]
+    for name in ("mailer.py", "conftest.py"):
+        (tmp_path / name).write_text((EXAMPLES / name).read_text(encoding="utf-8"))
+    test = "from mailer import signup_view\n" + pytest_block
+    (tmp_path / "test_docs.py").write_text(test, encoding="utf-8")
+    result = _pytest("--strict-markers", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout, result.stdout

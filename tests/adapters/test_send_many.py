@@ -12,7 +12,7 @@ from interop.peers import SinkPeer
 from interop.peers_exim import EximPeer
 from smtpproto.client_engine.events import TransactionResult
 from smtpproto.exceptions import SMTPRecipientsRefused
-from smtpproto.testing import run_server
+from smtpproto.testing import Respond, Rule, run_server
 
 from .facade import SyncClient
 
@@ -95,3 +95,30 @@ def test_builtin_server_bdat_windows_and_data(
         assert all(isinstance(o, TransactionResult) for o in outcomes) and len(outcomes) == count
         stored = server.wait_for_messages(count, timeout=TIMEOUT)
     assert [m.data for m in stored] == [message(i) for i in range(count)]
+
+
+@pytest.mark.parametrize("chunking", [True, False])
+@pytest.mark.parametrize("stage", ["rcpt", "data"])
+def test_a_refused_transaction_is_ended_before_the_next_message(
+    make_client: MakeClient, chunking: bool, stage: str
+) -> None:
+    """A message refused before its content (every RCPT, or DATA) leaves its
+    transaction open at the server: the batch sends RSET before the next MAIL, so
+    the messages after it (and a sendmail after the batch) are delivered; they got
+    503 "nested MAIL" before."""
+    rule = Rule(stage=stage, sender="s1@x.test", action=Respond(554, "no"))  # type: ignore[arg-type]
+    items = [(f"s{index}@x.test", ["r@y.test"], message(index)) for index in range(4)]
+    with (
+        run_server(starttls=False, rules=[rule]) as server,
+        make_client(host=server.host, port=server.port, tls="none", timeout=10) as client,
+    ):
+        outcomes = client.send_many(items, chunking=chunking and stage != "data", max_in_flight=1)
+        assert [type(outcome).__name__ for outcome in outcomes] == [
+            "TransactionResult",
+            "SMTPRecipientsRefused" if stage == "rcpt" else "SMTPReplyError",
+            "TransactionResult",
+            "TransactionResult",
+        ]
+        client.sendmail("after@x.test", ["r@y.test"], message(9))
+        stored = server.wait_for_messages(4, 10)
+        assert [m.sender for m in stored] == ["s0@x.test", "s2@x.test", "s3@x.test", "after@x.test"]

@@ -315,7 +315,7 @@ class Session:
             self.message_number = self.backend.rules.new_message()
         if isinstance(event, MessageComplete):
             data, self.content = b"".join(self.content), []
-            if self.conn.replies_due > 1:
+            if self.conn.lmtp:  # one decision per recipient, even for just one
                 return self._lmtp_message(event, data)
             return self._decide(
                 self._context("data_end", event), lambda: self.message(event, data), data=True
@@ -517,7 +517,7 @@ class Session:
                 normal()
             return Response(close=True)
         if isinstance(action, Respond):
-            reply = action.reply()
+            reply = action.reply(context.stage)
             if data and reply.is_success:  # kept as usual, answered with the rule's text
                 kept = normal()
                 reply = reply if kept.is_success else kept

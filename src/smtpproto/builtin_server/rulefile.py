@@ -68,7 +68,7 @@ def load_rules(path: str | os.PathLike[str]) -> list[Rule]:
     if suffix not in (".toml", ".json"):
         raise RuleFileError(f"{path}: a rule file ends in .toml or .json")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark is not content
     except (OSError, UnicodeDecodeError) as error:
         raise RuleFileError(f"{path}: cannot read: {error}") from None
     return parse_rules(text, "json" if suffix == ".json" else "toml", name=str(path))
@@ -97,7 +97,7 @@ def parse_rules(text: str, syntax: str = "toml", *, name: str = "<rules>") -> li
 def _decode(text: str, syntax: str, name: str) -> object:
     if syntax == "json":
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_unique_keys)
         except ValueError as error:
             raise RuleFileError(f"{name}: not valid JSON: {error}") from None
     if syntax != "toml":
@@ -115,6 +115,17 @@ def _decode(text: str, syntax: str, name: str) -> object:
         return toml.loads(text)
     except toml.TOMLDecodeError as error:
         raise RuleFileError(f"{name}: not valid TOML: {error}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (JSON keeps the last one silently;
+    TOML refuses it, so both forms mean the same)."""
+    table: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in table:
+            raise ValueError(f"duplicate key {key!r}")
+        table[key] = value
+    return table
 
 
 def _rule(entry: object) -> Rule:
@@ -151,6 +162,8 @@ def _pattern(value: object, key: str) -> re.Pattern[str]:
 def _action(name: str, options: object) -> Action:
     if not isinstance(options, dict):
         raise TypeError(f"{name} must be a table of its options ({name} = {{...}})")
+    if name == "reply" and options.get("code") == 421:  # the file's words, not Python's
+        raise ValueError("reply: 421 closes the connection: use disconnect = { text = ... }")
     try:
         return ACTIONS[name](**options)
     except TypeError as error:

@@ -19,8 +19,8 @@ starttls STARTTLS                                     connection
 ======== ============================================ ==================================
 
 A ``Rule`` names what it matches (``stage``, ``sender``, ``recipient`` — an exact
-address, compared case-insensitively, or a compiled regular expression matched with
-``fullmatch`` — the ``connection`` and ``message`` numbers, counted per server from 1,
+address, or a compiled regular expression matched with ``fullmatch``, both without
+regard to case — the ``connection`` and ``message`` numbers, counted per server from 1,
 a message being numbered by its MAIL command) and what then happens (``action``) after
 an optional ``delay`` in seconds. Rules are tried in order and the first that matches
 decides; ``times`` limits how often a rule may fire (counted per server). When no rule
@@ -43,6 +43,8 @@ bad rule is a ``ValueError`` (or ``TypeError``) that says which field is wrong.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import re
 import threading
@@ -104,6 +106,8 @@ _KIND = {
 #: Stages where a 2yz from a rule would skip what the 2yz means (extensions, 354 content,
 #: a TLS handshake, a login without credentials): only 4yz/5yz are allowed there.
 _NO_SUCCESS = frozenset({"helo", "data", "auth", "starttls"})
+#: Stages whose replies get no default enhanced code (RFC 2034 §4).
+_NO_ENHANCED = frozenset({"connect", "helo"})
 #: Stages that know the sender, and those that know a recipient.
 _SENDER_STAGES = frozenset({"mail", "rcpt", "data", "bdat", "data_end"})
 _RECIPIENT_STAGES = frozenset({"rcpt", "data_end"})
@@ -154,7 +158,8 @@ class Accept:
 @dataclass(frozen=True, slots=True)
 class Respond:
     """Reply ``code`` with ``text``, prefixed by the RFC 3463 ``enhanced`` code (by
-    default ``X.0.0`` of the code's class; ``""`` for none). 421 is ``Disconnect``."""
+    default ``X.0.0`` of the code's class, none at stages connect and helo; ``""`` for
+    none). 421 is ``Disconnect``."""
 
     code: int
     text: str = "Refused by a test rule"
@@ -178,9 +183,13 @@ class Respond:
             if parsed.class_ != code // 100:
                 raise ValueError(f"enhanced code {enhanced} does not match the class of {code}")
 
-    def reply(self) -> Reply:
-        """This answer as a ``Reply``."""
-        enhanced = f"{self.code // 100}.0.0" if self.enhanced is None else self.enhanced
+    def reply(self, stage: Stage | None = None) -> Reply:
+        """This answer as a ``Reply`` at ``stage``. The greeting and the replies to
+        EHLO/HELO carry no enhanced code unless one is given (RFC 2034 §4: the client
+        does not know ENHANCEDSTATUSCODES yet)."""
+        enhanced = self.enhanced
+        if enhanced is None:
+            enhanced = "" if stage in _NO_ENHANCED else f"{self.code // 100}.0.0"
         text = f"{enhanced} {self.text}" if enhanced else self.text
         return Reply(self.code, (text.encode("ascii"),))
 
@@ -309,12 +318,26 @@ Address: TypeAlias = str | re.Pattern[str]
 
 
 def _address(value: object, what: str) -> None:
-    if value is None or isinstance(value, re.Pattern):
+    if value is None:
+        return
+    if isinstance(value, re.Pattern):
+        if not isinstance(value.pattern, str):  # addresses are str: it could never match
+            raise TypeError(f"{what} must be a str pattern, not a bytes one: {value!r}")
         return
     if not isinstance(value, str):
         raise TypeError(f"{what} must be an address (str) or re.compile(...) pattern")
     if not value.isprintable() or len(value) > 512:
         raise ValueError(f"{what} must be printable, at most 512 characters: {value!r}")
+
+
+def _folded(address: str) -> str:
+    """``address`` compared without regard to case, its domain as A-labels: a client
+    without SMTPUTF8 sends ``xn--bcher-kva.example`` for ``bücher.example`` (RFC 5890)."""
+    local, at, domain = address.rpartition("@")
+    if at and not domain.isascii():
+        with contextlib.suppress(UnicodeError):  # not a valid IDN: compared as it is
+            domain = domain.encode("idna").decode("ascii")
+    return f"{local}{at}{domain}".casefold()
 
 
 def _matches(want: Address | None, address: str | None) -> bool:
@@ -323,8 +346,10 @@ def _matches(want: Address | None, address: str | None) -> bool:
     if address is None:
         return False
     if isinstance(want, str):
-        return want.casefold() == address.casefold()
-    return want.fullmatch(address) is not None
+        return _folded(want) == _folded(address)
+    # Without regard to case, like a str and a rule file's pattern (domains are
+    # case-insensitive, RFC 5321 §2.4); ``re`` caches the compiled variant.
+    return re.fullmatch(want.pattern, address, want.flags | re.IGNORECASE) is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -384,7 +409,9 @@ class Rule:
             return False
         if self.connection is not None and self.connection != context.connection:
             return False
-        if self.message is not None and self.message != context.message:
+        if self.message is not None and (
+            self.message != context.message or context.stage not in _SENDER_STAGES
+        ):  # outside a transaction (EHLO, AUTH ...) the last message's number is stale
             return False
         if not _matches(self.sender, context.sender):
             return False
@@ -484,6 +511,13 @@ class RuleSet:
         if self.hook is None:
             return None, 0.0
         action = self.hook(context)
+        if inspect.isawaitable(action):  # an ``async def`` hook: it never ran
+            if inspect.iscoroutine(action):
+                action.close()
+            raise TypeError(
+                f"the hook returned a coroutine: hooks are called in the server's loop and "
+                f"are not async; make {getattr(self.hook, '__name__', 'it')} a plain function"
+            )
         if action is not None:  # checked as a rule for this stage would be
             try:
                 Rule(stage=context.stage, action=action)

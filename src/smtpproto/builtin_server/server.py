@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio  # noqa: TID251  (adapter layer: I/O allowed)
 import contextlib
+import inspect
 import os
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
@@ -50,7 +51,7 @@ from ..server_engine.events import (
 )
 from ..server_engine.replies import service_closing
 from ..server_engine.states import ServerState
-from ..wire.errors import ProtocolError
+from ..wire.errors import LocalProtocolError, ProtocolError
 from ..wire.need_data import NEED_DATA
 from ..wire.reply import Reply
 from ..wire.text import escape_text
@@ -82,6 +83,11 @@ def make_self_signed(directory: Path, hostname: str = "localhost") -> tuple[Path
     Raises ``OSError`` (``NoCertificateTool``) when none does."""
     made = make_certificate(directory, hostname)
     return made.cert, made.key
+
+
+class _BadReply(Exception):
+    """A reply the policy made that the engine cannot send (a code the command cannot
+    have, not a ``Reply`` at all): the policy's fault, so a policy error, not a 500."""
 
 
 class _Connection(asyncio.Protocol):
@@ -167,7 +173,7 @@ class _Connection(asyncio.Protocol):
     def _timed_out(self) -> None:
         self._log("*", "idle timeout")
         if self._conn.state.name not in ("CLOSED", "ERROR"):
-            self._write(self._session.idle_timeout())
+            self._guarded(lambda: self._write(self._session.idle_timeout()))
         self.close()
 
     def _abort(self) -> None:
@@ -179,7 +185,12 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
     def _write(self, reply: Reply) -> None:
-        data = self._conn.send(reply)
+        try:
+            data = self._conn.send(reply)
+        except LocalProtocolError as error:  # the policy's reply, not the client's input
+            if inspect.iscoroutine(reply):  # an ``async def`` hook of a Session subclass
+                reply.close()
+            raise _BadReply(f"the policy answered with {reply!r}: {error}") from error
         for line in data.decode("utf-8", "replace").splitlines():
             self._log("S:", line)
         if self._transport is not None and not self._transport.is_closing():

@@ -10,13 +10,22 @@ any ``ProtocolError`` leaving the connection (``error``), and every transcript l
 (``Transcript``). One pass, longest secret first, so a replacement is never rescanned.
 Secrets shorter than ``MIN_REDACTED_SECRET`` octets are not hunted for, because every
 "e" of a one-letter password would otherwise shred every reply.
+
+A server may echo a secret inside a longer base64 value (the whole PLAIN response, a
+"you sent: ..." challenge), where its base64 depends on its offset: the three
+alignments' *cores* (``base64_cores``, the characters that encode the secret alone)
+are hunted too, and a core found is widened to the whole base64 word around it. The
+lines of a multiline reply are searched as one text as well, so a secret or a base64
+value split over lines (``535-AGFsaWNl`` / ``535 AHMzY3Jl...``) is removed from each.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
+import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ..wire.reply import Reply
 
@@ -26,12 +35,31 @@ __all__ = ["MIN_REDACTED_SECRET", "REDACTED", "Redactor"]
 MIN_REDACTED_SECRET = 4
 
 
-def _secret_pattern(secrets: tuple[bytes, ...]) -> re.Pattern[bytes] | None:
-    """One alternation of the secrets worth hunting for, longest first."""
-    hunted = sorted((s for s in secrets if len(s) >= MIN_REDACTED_SECRET), key=len, reverse=True)
-    if not hunted:
-        return None
-    return re.compile(b"|".join(re.escape(secret) for secret in hunted))
+#: A base64 core shorter than this (6 octets of secret) is not hunted: it could be chance.
+MIN_BASE64_CORE = 8
+#: The base64 alphabet: a match of a core is widened to the whole base64 word around it
+#: (its padding only to the right).
+_BASE64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_BASE64_TAIL = _BASE64_ALPHABET | {ord("=")}
+
+
+def base64_cores(secret: bytes) -> list[bytes]:
+    """The base64 text that encodes ``secret`` wherever it sits in a longer encoded
+    value: for each of the three alignments, the characters that depend on ``secret``
+    alone (RFC 4648 §4: three octets make four characters), when long enough."""
+    cores = []
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + secret)
+        core = encoded[4 if offset else 0 : 4 * ((offset + len(secret)) // 3)]
+        if len(core) >= MIN_BASE64_CORE:
+            cores.append(core)
+    return cores
+
+
+def _alternation(forms: Iterable[bytes]) -> re.Pattern[bytes] | None:
+    """One alternation of ``forms``, longest first (None when there is none)."""
+    ordered = sorted(set(forms), key=len, reverse=True)
+    return re.compile(b"|".join(map(re.escape, ordered))) if ordered else None
 
 
 #: What a secret becomes.
@@ -41,12 +69,12 @@ REDACTED = b"<redacted>"
 class Redactor:
     """The secrets of one connection, and their removal from server text."""
 
-    __slots__ = ("_pattern", "_secrets", "_text_pattern")
+    __slots__ = ("_cores", "_pattern", "_secrets")
 
     def __init__(self) -> None:
         self._secrets: tuple[bytes, ...] = ()
+        self._cores: frozenset[bytes] = frozenset()
         self._pattern: re.Pattern[bytes] | None = None
-        self._text_pattern: re.Pattern[str] | None = None
 
     @property
     def active(self) -> bool:
@@ -54,27 +82,43 @@ class Redactor:
         return self._pattern is not None
 
     def add_secrets(self, secrets: Iterable[bytes]) -> None:
-        """Redact ``secrets`` (and their base64 forms) from now on."""
+        """Redact ``secrets`` (and their base64 forms, at any alignment) from now on."""
         found = [secret for secret in secrets if secret]
         found += [base64.b64encode(secret) for secret in found]
         self._secrets = tuple(dict.fromkeys(self._secrets + tuple(found)))
-        self._pattern = _secret_pattern(self._secrets)
-        texts = [
-            form
-            for secret in self._secrets
-            for form in (secret.decode("utf-8", "replace"), repr(secret)[2:-1])
-            if len(form) >= MIN_REDACTED_SECRET
-        ]
-        self._text_pattern = (
-            re.compile("|".join(map(re.escape, sorted(set(texts), key=len, reverse=True))))
-            if texts
-            else None
-        )
+        self._cores = frozenset(core for secret in self._secrets for core in base64_cores(secret))
+        escaped = [repr(secret)[2:-1].encode("ascii") for secret in self._secrets]
+        hunted = [form for form in (*self._secrets, *escaped) if len(form) >= MIN_REDACTED_SECRET]
+        self._pattern = _alternation([*hunted, *self._cores])
+
+    def _spans(self, data: bytes, ends: Sequence[int] = ()) -> list[tuple[int, int]]:
+        """Where ``data`` holds a secret: each match, and a base64 core widened to the
+        whole base64 word around it (the rest of that word encodes the secret too),
+        never past a line end (``ends``: where each line of ``data`` but the last ends)."""
+        pattern = self._pattern
+        if pattern is None:
+            return []
+        spans: list[tuple[int, int]] = []
+        for match in pattern.finditer(data):
+            start, end = match.span()
+            if match.group() in self._cores:
+                before = bisect.bisect_right(ends, start)
+                first = ends[before - 1] if before else 0
+                after = bisect.bisect_left(ends, end)
+                last = ends[after] if after < len(ends) else len(data)
+                while start > first and data[start - 1] in _BASE64_ALPHABET:
+                    start -= 1
+                while end < last and data[end] in _BASE64_TAIL:
+                    end += 1
+            if spans and start <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+            else:
+                spans.append((start, end))
+        return spans
 
     def redact(self, data: bytes) -> bytes:
         """``data`` with every known secret replaced by ``<redacted>``."""
-        pattern = self._pattern
-        return data if pattern is None else pattern.sub(REDACTED, data)
+        return _replace(data, self._spans(data))
 
     def contains_secret(self, data: bytes) -> bool:
         """True when ``data`` holds a known secret (a server echoing it is hostile)."""
@@ -83,18 +127,49 @@ class Redactor:
 
     def reply(self, reply: Reply) -> Reply:
         """``reply`` with every secret removed from its lines (the same object when it
-        holds none)."""
-        pattern = self._pattern
-        if pattern is None or not any(pattern.search(line) for line in reply.raw_lines):
+        holds none). The lines are also searched as one text, so a secret (or its
+        base64) that a server splits over the lines of a multiline reply goes too."""
+        if self._pattern is None:
             return reply
-        return Reply(reply.code, tuple(pattern.sub(REDACTED, line) for line in reply.raw_lines))
+        lines = reply.raw_lines
+        ends = list(itertools.accumulate(len(line) for line in lines[:-1]))
+        spans = self._spans(b"".join(lines), ends)
+        if not spans:
+            return reply
+        redacted, offset = [], 0
+        for line in lines:
+            stop = offset + len(line)
+            inside = [
+                (max(start, offset) - offset, min(end, stop) - offset)
+                for start, end in spans
+                if start < stop and end > offset
+            ]
+            redacted.append(_replace(line, inside))
+            offset = stop
+        return Reply(reply.code, tuple(redacted))
 
     def error(self, error: BaseException) -> None:
-        """Remove every known secret, in its text forms, from ``error``'s string args
-        (the message a ``ProtocolError`` shows); in place, so the traceback is kept."""
-        pattern = self._text_pattern
-        if pattern is None or not any(isinstance(arg, str) for arg in error.args):
+        """Remove every known secret from ``error``'s string args (the message a
+        ``ProtocolError`` shows); in place, so the traceback is kept."""
+        if self._pattern is None or not any(isinstance(arg, str) for arg in error.args):
             return
-        error.args = tuple(
-            pattern.sub("<redacted>", arg) if isinstance(arg, str) else arg for arg in error.args
-        )
+        error.args = tuple(self._text(arg) if isinstance(arg, str) else arg for arg in error.args)
+
+    def _text(self, text: str) -> str:
+        """``text`` without secrets, searched as UTF-8 (a message quoting server bytes
+        shows their ``repr`` escapes, which are hunted too)."""
+        encoded = text.encode("utf-8", "surrogateescape")
+        spans = self._spans(encoded)
+        return _replace(encoded, spans).decode("utf-8", "surrogateescape") if spans else text
+
+
+def _replace(data: bytes, spans: list[tuple[int, int]]) -> bytes:
+    """``data`` with each (sorted, disjoint) span replaced by ``<redacted>``."""
+    if not spans:
+        return data
+    pieces, last = [], 0
+    for start, end in spans:
+        pieces += [data[last:start], REDACTED]
+        last = end
+    pieces.append(data[last:])
+    return b"".join(pieces)

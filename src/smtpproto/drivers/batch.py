@@ -53,12 +53,13 @@ from ..client_engine.events import (
     NoRecipientsAccepted,
     Rcpt,
     ReadyForContent,
+    Rset,
     TransactionResult,
 )
 from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError
-from .core import raise_for
+from .core import left_open, raise_for
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
     SMTPConnectError,
@@ -215,6 +216,7 @@ class BatchDrivers(MailDrivers):
             on_outcome if on_outcome is not None else lambda _, outcome: done.append(outcome)
         )
         inflight: deque[_Prepared] = deque()
+        self._reset_pending = False
         try:
             yield from self._guard(
                 self._batch(messages, options, pipe, bdat, window, chunk_size, outcomes, inflight)
@@ -303,6 +305,7 @@ class BatchDrivers(MailDrivers):
                     if inflight:
                         yield from self._batch_read(inflight, outcomes)
                         continue
+                    yield from self._reset_now()
                     inflight.append(item)
                     yield from self._lockstep(item, pipe, bdat, outcomes)
                     inflight.clear()
@@ -315,7 +318,7 @@ class BatchDrivers(MailDrivers):
                     else:
                         group.append(Data())
                         waiting = item
-                    wire = tail + b"".join([conn.send(command) for command in group])
+                    wire = tail + self._reset() + b"".join([conn.send(c) for c in group])
                     tail = b""
                     inflight.append(item)
                     yield Write(wire, self._write_timeout())
@@ -326,6 +329,7 @@ class BatchDrivers(MailDrivers):
                 tail = b""
             if not inflight:
                 if exhausted:
+                    yield from self._reset_now()  # ready for the next transaction
                     return
                 continue
             event = yield from self._batch_read(inflight, outcomes)
@@ -370,10 +374,28 @@ class BatchDrivers(MailDrivers):
         if isinstance(event, TransactionResult):
             item = inflight.popleft()
             assert event.sender == item.mail.sender, "results arrive in message order"
-            outcomes[item.index] = _outcome(event, item.verb)
+            outcome = outcomes[item.index] = _outcome(event, item.verb)
+            if isinstance(outcome, SMTPError) and left_open(event, content_ended=item.ended):
+                self._reset_pending = True
         elif isinstance(event, ConnectionClosed):
             raise SMTPConnectError("the server closed the connection during the batch")
         return event
+
+    def _reset(self) -> bytes:
+        """RSET, when a refused transaction may be open at the server (``left_open``),
+        to go out before the next MAIL (RFC 2920 §3.1: anywhere in a group)."""
+        if not self._reset_pending or self.conn.state is not ClientState.READY:
+            return b""
+        self._reset_pending = False
+        return self.conn.send(Rset())
+
+    def _reset_now(self) -> Driver[None]:
+        """``_reset``'s RSET on its own, its reply awaited (nothing else in flight)."""
+        wire = self._reset()
+        if wire:
+            yield Write(wire, self._write_timeout())
+            while self.conn.outstanding:
+                yield from self._event()
 
     def _content(self, item: _Prepared) -> Driver[bytes]:
         """Write the content after the 354 but its end, which is returned (to go out

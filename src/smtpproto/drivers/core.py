@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from ..client_engine.connection import ClientConnection
     from ..wire.reply import Reply
 
-__all__ = ["LAST_WORDS_TIMEOUT", "DriverCore", "raise_for"]
+__all__ = ["LAST_WORDS_TIMEOUT", "DriverCore", "left_open", "raise_for"]
 
 T = TypeVar("T")
 
@@ -67,6 +67,8 @@ class DriverCore:
         #: (sender, recipients) of the transaction in flight, for "status unknown"
         self._current: tuple[str, tuple[str, ...]] | None = None
         self._rcpt_accepted = 0
+        #: ``send_many``: a refused transaction may be open at the server (``left_open``)
+        self._reset_pending = False
         #: MAIL/RCPT commands kept for reuse by ``MailDrivers._command``
         self._commands: dict[tuple[Any, ...], Command] = {}
         #: (inputs, MAIL, RCPTs) of the last envelope ``_prepare`` made
@@ -310,3 +312,17 @@ def raise_for(result: TransactionResult, verb: str) -> None:
         return
     if result.data_reply is not None and result.data_reply.is_error:
         raise SMTPReplyError(result.data_reply, command=verb)
+
+
+def left_open(result: TransactionResult, *, content_ended: bool) -> bool:
+    """Whether a refused transaction may still be open at the server, to be ended with
+    RSET (RFC 5321 §4.1.1.5) before the next MAIL: MAIL was accepted, and either no
+    content was sent (DATA refused, RFC 5321 §3.3 does not end the transaction) or
+    its end reached a transaction with no recipient (a pipelined BDAT LAST whose
+    RCPTs were all refused, RFC 3030 §2). Without it the next MAIL is refused as
+    nested (503), and its pipelined RCPTs could join the old transaction."""
+    sender = result.sender_reply
+    if sender is None or not sender.is_success or result.data_reply is None:
+        return False
+    accepted = any(reply.is_success for _, reply in result.recipients)
+    return not (content_ended and accepted)

@@ -24,7 +24,10 @@ HTAB and by something that is not white space (a line of white space alone may e
 header section for a lenient parser). Anything else would inject a header line into the
 content, or an extra address into the envelope (``b@x\r\nRCPT TO:<evil@y>`` in ``To``
 is parsed as two recipients), so it is refused with ``LocalProtocolError`` before a
-byte is sent. NUL is refused too (RFC 5322 §4: obsolete syntax is never generated).
+byte is sent. NUL is refused too (RFC 5322 §4: obsolete syntax is never generated),
+and so is every other line boundary of ``str.splitlines`` (VT, FF, FS, GS, RS, NEL,
+U+2028, U+2029): the generator of a ``utf8=True`` policy (used for an SMTPUTF8
+envelope) writes each out as a CRLF, and ``getaddresses`` splits an address there.
 The value is checked as stored and as the policy reads it back (an ``EmailPolicy``
 decodes RFC 2047 encoded words, and refolding writes a decoded CR LF out raw).
 The check does not rely on the ``email`` policy (``compat32`` stores any value, and
@@ -57,6 +60,9 @@ __all__ = ["Envelope", "check_headers", "envelope_from_message", "flatten_messag
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
 #: A line break inside a header value: CRLF, or a bare CR or LF (DATA makes each CRLF).
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+#: The other line boundaries of ``str.splitlines`` (VT, FF, FS, GS, RS, NEL, LINE and
+#: PARAGRAPH SEPARATOR): a ``utf8=True`` policy writes each as a raw line break.
+_OTHER_LINE_BREAK = re.compile("[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,6 +106,12 @@ def _value_problem(text: str) -> str | None:
     """Why a header value cannot be sent as is, or None (see the module docstring)."""
     if "\0" in text:
         return "has a NUL in its value"
+    other_break = _OTHER_LINE_BREAK.search(text)
+    if other_break is not None:
+        return (
+            f"has U+{ord(other_break.group()):04X} in its value, a line boundary to the "
+            "email generator (str.splitlines): an embedded header line or an injected address"
+        )
     for line in _LINE_BREAK.split(text)[1:]:
         if line[:1] not in (" ", "\t") or not line.strip(" \t"):
             return (

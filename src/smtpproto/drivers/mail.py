@@ -46,7 +46,7 @@ from ..client_engine.events import (
 from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError, ProtocolError
-from .core import DriverCore, raise_for
+from .core import DriverCore, left_open, raise_for
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
     SMTPConnectError,
@@ -523,17 +523,11 @@ class MailDrivers(DriverCore):
         self, result: TransactionResult, verb: str, *, content_sent: bool
     ) -> Driver[TransactionResult]:
         """``raise_for(result, verb)``, after ending with RSET a refused transaction the
-        server may still hold open: MAIL was accepted but DATA was refused before any
-        content (``content_sent`` false), or no RCPT was accepted (a pipelined BDAT LAST
-        refused for want of recipients). RFC 5321 §3.3 does not end the transaction
-        there, so without RSET (§4.1.1.5; smtplib sends it too) the next MAIL would be
-        refused as nested (503)."""
+        server may still hold open (``left_open``; smtplib sends RSET there too)."""
         try:
             raise_for(result, verb)
         except (SMTPReplyError, SMTPRecipientsRefused):
-            sender = result.sender_reply
-            accepted = any(reply.is_success for _, reply in result.recipients)
-            if sender is not None and sender.is_success and not (content_sent and accepted):
+            if left_open(result, content_ended=content_sent):
                 try:
                     yield from self._rset_unless_closing()
                     while self.conn.outstanding:  # the RSET's reply

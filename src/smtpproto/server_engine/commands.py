@@ -30,6 +30,7 @@ from .events import AuthCancelled, AuthRequested, AuthResponse, MailReceived, Rc
 
 __all__ = [
     "REDACTED",
+    "claims_auth",
     "decode_auth_response",
     "line_verb",
     "parse_auth",
@@ -245,12 +246,33 @@ def line_verb(line: bytes) -> bytes:
     return match[0].upper()
 
 
+#: What a broken client may put before a verb: white space, NUL, other controls.
+_LEADING_JUNK = re.compile(rb"[\x00-\x20\x7f]*")
+
+
+def claims_auth(line: bytes) -> bool:
+    """Whether ``line`` is an AUTH line, however malformed: its first word starts with
+    ``AUTH`` in any case, after any white space or control octets (``" AUTH PLAIN x"``,
+    ``"AUTHPLAIN x"``): its words may be credentials (docs/design.md §4 rule 11)."""
+    start = _LEADING_JUNK.match(line)
+    assert start is not None  # the pattern matches the empty string
+    return line[start.end() : start.end() + 4].upper() == b"AUTH"
+
+
 def redact_auth_line(line: bytes) -> bytes:
-    """An AUTH line (any case, any separator) without its initial response, which
-    would otherwise reach logs through ``CommandRejected.line`` (docs/design.md §4 rule
-    11). The verb and the mechanism are kept as sent when the mechanism fits the RFC
-    4422 §3.1 name grammar in one letter case; a mixed-case word in its place may be a
-    base64 credential from a broken client, and is redacted with the rest."""
+    """An AUTH line (any case, any separator, ``claims_auth``) without its initial
+    response, which would otherwise reach logs through ``CommandRejected.line``
+    (docs/design.md §4 rule 11). What precedes the verb, the verb and the mechanism are
+    kept as sent when the mechanism fits the RFC 4422 §3.1 name grammar in one letter
+    case; a mixed-case word in its place may be a base64 credential from a broken
+    client, and is redacted with the rest."""
+    start = _LEADING_JUNK.match(line)
+    assert start is not None  # the pattern matches the empty string
+    prefix, line = line[: start.end()], line[start.end() :]
+    return prefix + _redact_auth_words(line)
+
+
+def _redact_auth_words(line: bytes) -> bytes:
     head = line[:4]
     match = _MECHANISM_WORD.match(line, 4)
     if match is not None and match[1] in (match[1].upper(), match[1].lower()):

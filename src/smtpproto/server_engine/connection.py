@@ -50,6 +50,7 @@ from ..wire.parsing import parse_domain
 from ..wire.reply import Reply
 from .commands import (
     REDACTED,
+    claims_auth,
     decode_auth_response,
     line_verb,
     parse_auth,
@@ -431,7 +432,7 @@ class ServerConnection:
         credentials window becomes ``<redacted>``."""
         if not line:
             return line
-        if line_verb(line) == b"AUTH":
+        if claims_auth(line):
             return redact_auth_line(line)
         return REDACTED if self._credentials_window else line
 
@@ -440,7 +441,7 @@ class ServerConnection:
         close it at the next line whose verb is a known command (docs/design.md §4
         rule 11). Lines with an unknown or malformed verb keep it open."""
         verb = line_verb(line)
-        if verb == b"AUTH":
+        if claims_auth(line):
             self._credentials_window = True
         elif self._credentials_window and verb.decode("ascii") in ALLOWED:
             self._credentials_window = False

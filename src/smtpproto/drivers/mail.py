@@ -315,7 +315,12 @@ class MailDrivers(DriverCore):
             by=options.by,
             auth=options.auth,
         )
-        commands = [self._command(Rcpt, recipient=r, notify=options.notify) for r in rcpts]
+        commands = [
+            self._command(
+                Rcpt, recipient=r, notify=options.notify, orcpt=r if options.orcpt else None
+            )
+            for r in rcpts
+        ]
         if options.notify is None or type(options.notify) is tuple:  # never a list: mutable
             self._last_envelope = (key, mail, tuple(commands))
         return rcpts, mail, commands, first, chunks, total

@@ -63,8 +63,13 @@ def junk(names: Iterable[str], *, allow_shared_objects: bool) -> list[str]:
     for name in names:
         path = PurePosixPath(name)
         shared_object = path.suffix in {".so", ".pyd"}
+        parts = set(path.parts)
+        if "smtpproto" in path.parts and path.parts[path.parts.index("smtpproto") + 1 :][:1] == (
+            "fuzz",
+        ):
+            parts.discard("fuzz")  # the smtpproto.fuzz package, not the fuzz/ harnesses
         if (
-            JUNK_PARTS.intersection(path.parts)
+            JUNK_PARTS.intersection(parts)
             or path.suffix in JUNK_SUFFIXES
             or (shared_object and not allow_shared_objects)
         ):

@@ -37,7 +37,8 @@ LAYERS = {
     "drivers": 3,  # login, sendmail, send_many, ... written once (sans-IO)
     "adapters": 4,  # blocking, asyncio and trio clients, TLS helpers
     "builtin_server": 4,  # the asyncio server and the test helpers
-    "cli": 5,  # the smtpproto command line
+    "fuzz": 5,  # the black-box server fuzzer: runner, oracles, probes, campaign, replay
+    "cli": 6,  # the smtpproto command line
 }
 #: Top-level modules that every layer may import (no imports of their own).
 LEAVES = frozenset({"_version"})

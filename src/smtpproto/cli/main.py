@@ -401,6 +401,29 @@ def _add_serve(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
     p.set_defaults(handler="serve")
 
 
+def _add_fuzz(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    from . import fuzz, replay
+
+    p = sub.add_parser(
+        "fuzz",
+        parents=[common],
+        help="fuzz an SMTP server you own: confirmed, replayable findings",
+        description="Fingerprint, probe, explore and fuzz an SMTP server (docs/fuzzing.md).",
+        epilog=fuzz.FUZZ_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fuzz.add_arguments(p)
+    p.set_defaults(handler="fuzz")
+    p = sub.add_parser(
+        "replay",
+        parents=[common],
+        help="replay a fuzz finding; exit 0 if it still reproduces, 1 if not",
+        description="Replay a finding transcript (FUZZ-TRANSCRIPT.md) and re-apply its oracle.",
+    )
+    replay.add_arguments(p)
+    p.set_defaults(handler="replay")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, with one sub-parser per command."""
     common = _Parser(add_help=False)
@@ -423,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_probe(sub, common)
     _add_explain(sub, common)
     _add_serve(sub, common)
+    _add_fuzz(sub, common)
     return parser
 
 
@@ -492,6 +516,14 @@ def _run(args: argparse.Namespace) -> int:
         from .probe import run_probe
 
         return run_probe(args)
+    if handler == "fuzz":
+        from .fuzz import run_fuzz
+
+        return run_fuzz(args)
+    if handler == "replay":
+        from .replay import run_replay
+
+        return run_replay(args)
     from .serve import run_serve
 
     return run_serve(args)

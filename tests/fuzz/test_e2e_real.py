@@ -1,0 +1,65 @@
+"""End to end against real servers: aiosmtpd 1.4.4 from PyPI gives exactly its two
+published CVEs; correct servers give nothing.
+
+- aiosmtpd 1.4.4: SMTP smuggling (CVE-2024-27305) and STARTTLS command injection
+  (CVE-2024-34083). The default test drives the ``smtpproto fuzz`` command line with the
+  two probe families; each transcript replays (``smtpproto replay``) against a fresh
+  1.4.4 and not against current aiosmtpd. ``-m long`` runs every phase.
+- Correct servers (``-m long``): the clean planted server, current aiosmtpd, the built-in
+  server and Exim, every phase, 120 s each (``fuzz/measure.py`` runs the issue's 300 s).
+  The default run fuzzes the clean planted server in ``test_python_api.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .harness import fuzz, replay_cli, start, transcripts
+
+CVE_ORACLES = ["smuggling", "unsolicited"]  # CVE-2024-27305, CVE-2024-34083
+
+
+def _oracles(out: Path) -> list[str]:
+    headers = [json.loads(path.read_text().splitlines()[0])["header"] for path in transcripts(out)]
+    return sorted(header["oracle"] for header in headers)
+
+
+def test_aiosmtpd_144_gives_its_two_cves_through_the_cli(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with start("aiosmtpd-1.4.4", tmp_path / "old") as old:
+        command = [sys.executable, "-m", "smtpproto", "fuzz", f"{old.host}:{old.port}"]
+        command += ["--budget", "60", "--probes", "smuggling,starttls", "--out", str(out)]
+        command += ["--seed", "1", "--json"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert len(report["findings"]) == 2
+    assert _oracles(out) == CVE_ORACLES
+    with (
+        start("aiosmtpd-1.4.4", tmp_path / "fresh") as fresh,
+        start("aiosmtpd", tmp_path / "new") as new,
+    ):
+        for path in transcripts(out):
+            assert replay_cli(path, fresh.host, fresh.port).returncode == 0, path
+            assert replay_cli(path, new.host, new.port).returncode == 1, path
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("name", ["clean", "aiosmtpd", "builtin", "exim"])
+def test_correct_server_gives_no_finding_in_120_seconds(tmp_path: Path, name: str) -> None:
+    with start(name, tmp_path / "target") as running:
+        campaign = fuzz(running, tmp_path / "out", budget=120)
+    assert transcripts(campaign.out) == [], [f.probe.title for f in campaign.report.findings]
+
+
+@pytest.mark.long
+def test_aiosmtpd_144_gives_exactly_its_two_cves_with_every_phase(tmp_path: Path) -> None:
+    with start("aiosmtpd-1.4.4", tmp_path / "old") as old:
+        campaign = fuzz(old, tmp_path / "out", budget=120)
+    titles = [f.probe.title for f in campaign.report.findings]
+    assert _oracles(campaign.out) == CVE_ORACLES, titles

@@ -1,0 +1,171 @@
+"""The replayer follows FUZZ-TRANSCRIPT.md, checked against a scripted server on
+127.0.0.1: one write per ``c2s``, reads by recorded byte count, the wait before a
+close, skipping the rest of a failed connection, resuming at the next connect."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from smtpproto.fuzz.replay import replay
+from smtpproto.fuzz.transcript import Transcript, close, connect, recv, send, sleep
+
+Handler = Callable[[socket.socket, list[bytes]], None]
+
+
+class ScriptedServer:
+    """Accepts connections one after the other; ``handler`` plays each one and appends
+    what it received to ``seen`` (one entry per connection)."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.seen: list[list[bytes]] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            received: list[bytes] = []
+            self.seen.append(received)
+            with conn:
+                conn.settimeout(5)
+                try:
+                    self.handler(conn, received)
+                except OSError:
+                    continue
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+        self.listener.close()
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[[Handler], ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def make(handler: Handler) -> ScriptedServer:
+        servers.append(ScriptedServer(handler))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def _read_line(conn: socket.socket, received: list[bytes]) -> bytes:
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = conn.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    received.append(data)
+    return data
+
+
+def test_writes_are_kept_whole_and_replies_read_by_byte_count(
+    server_factory: Callable[[Handler], ScriptedServer],
+) -> None:
+    def handler(conn: socket.socket, received: list[bytes]) -> None:
+        conn.sendall(b"220 hi\r\n")
+        received.append(conn.recv(100))  # the pipelined write, in one segment
+        conn.sendall(b"250-first\r\n")
+        time.sleep(0.3)  # the rest comes later: the replayer must wait for it
+        conn.sendall(b"250 second\r\n")
+        _read_line(conn, received)
+        conn.sendall(b"221 bye\r\n")
+
+    server = server_factory(handler)
+    transcript = Transcript(
+        [
+            connect(),
+            recv(b"220 hi\r\n"),
+            send(b"NOOP\r\nNOOP\r\n"),
+            recv(b"250-first\r\n250 second\r\n"),
+            send(b"QUIT\r\n"),
+            recv(b"221 bye\r\n"),
+            close(),
+        ]
+    )
+    result = replay(transcript, "127.0.0.1", server.port)
+    assert server.seen[0] == [b"NOOP\r\nNOOP\r\n", b"QUIT\r\n"]
+    steps = result.observation.conns[0].steps
+    assert steps[1].received == b"250-first\r\n250 second\r\n"  # waited for the rest
+    assert steps[2].received == b"221 bye\r\n"
+    assert result.reproduced is None  # no oracle in the header
+
+
+def test_a_failed_connection_skips_to_the_next_connect(
+    server_factory: Callable[[Handler], ScriptedServer],
+) -> None:
+    def handler(conn: socket.socket, received: list[bytes]) -> None:
+        conn.sendall(b"220 hi\r\n")
+        line = _read_line(conn, received)
+        if line.startswith(b"BYE"):
+            return  # closes without a reply
+        conn.sendall(b"250 ok\r\n")
+        _read_line(conn, received)
+
+    server = server_factory(handler)
+    transcript = Transcript(
+        [
+            connect(),
+            send(b"BYE\r\n"),
+            recv(b"250 ok\r\n"),
+            sleep(0.2),
+            send(b"NEVER SENT\r\n"),
+            connect(),
+            send(b"NOOP\r\n"),
+            recv(b"250 ok\r\n"),
+            send(b"QUIT\r\n"),
+        ]
+    )
+    result = replay(transcript, "127.0.0.1", server.port)
+    assert server.seen[0] == [b"BYE\r\n"]
+    assert server.seen[1][0] == b"NOOP\r\n"
+    first, second = result.observation.conns
+    assert first.end in ("eof", "reset")
+    assert second.steps[1].received == b"250 ok\r\n"
+
+
+def test_a_refused_connection_is_skipped() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once closed
+    result = replay(Transcript([connect(), send(b"NOOP\r\n")]), "127.0.0.1", port)
+    assert result.observation.conns[0].end == "refused"
+
+
+def test_the_header_oracle_is_applied(server_factory: Callable[[Handler], ScriptedServer]) -> None:
+    def handler(conn: socket.socket, received: list[bytes]) -> None:
+        conn.sendall(b"220 hi\r\n")
+        _read_line(conn, received)
+        conn.sendall(b"250 accepted, wrongly\r\n")
+
+    server = server_factory(handler)
+    events = [connect(), recv(b"220 hi\r\n"), send(b"RCPT TO:<x@y>\r\n", 1, trigger=True)]
+    transcript = Transcript(events, {"oracle": "accepted", "params": {"codes": [2, 3]}})
+    assert replay(transcript, "127.0.0.1", server.port).reproduced is True
+
+
+def test_an_unknown_oracle_is_refused() -> None:
+    transcript = Transcript([connect()], {"oracle": "astrology"})
+    with pytest.raises(ValueError, match="unknown oracle"):
+        replay(transcript, "127.0.0.1", 9)

@@ -129,13 +129,11 @@ class Redactor:
         """``reply`` with every secret removed from its lines (the same object when it
         holds none). The lines are also searched as one text, so a secret (or its
         base64) that a server splits over the lines of a multiline reply goes too."""
-        if self._pattern is None:
-            return reply
         lines = reply.raw_lines
-        ends = list(itertools.accumulate(len(line) for line in lines[:-1]))
-        spans = self._spans(b"".join(lines), ends)
-        if not spans:
+        joined = lines[0] if len(lines) == 1 else b"".join(lines)
+        if self._pattern is None or self._pattern.search(joined) is None:
             return reply
+        spans = self._spans(joined, list(itertools.accumulate(map(len, lines[:-1]))))
         redacted, offset = [], 0
         for line in lines:
             stop = offset + len(line)

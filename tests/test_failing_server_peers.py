@@ -9,6 +9,7 @@ import asyncio
 import smtplib
 import socket
 import time
+from typing import Any
 
 import aiosmtplib
 import pytest
@@ -220,3 +221,32 @@ def test_a_reply_the_policy_cannot_give_is_a_policy_error_not_the_clients() -> N
     assert "354 cannot answer the pending 'rcpt'" in str(errors[0])
     assert "send() takes a Reply, got coroutine" in str(errors[1])
     assert "Reply(354, 'not a last word')" in str(errors[2])
+
+
+@pytest.mark.parametrize(
+    ("stage", "error"),
+    [
+        ("mail", smtplib.SMTPSenderRefused),
+        ("rcpt", smtplib.SMTPRecipientsRefused),
+        ("data", smtplib.SMTPDataError),
+        ("data_end", smtplib.SMTPDataError),
+    ],
+)
+def test_smtplib_raises_for_a_421_the_error_of_the_command_it_answered(
+    stage: Any, error: type[smtplib.SMTPException]
+) -> None:
+    # What docs/testing-server.md tells Django users (it said SMTPServerDisconnected).
+    with run_server(starttls=False, rules=[Rule(stage=stage, action=Disconnect())]) as server:
+        client = smtplib.SMTP(server.host, server.port, timeout=TIMEOUT)
+        try:
+            with pytest.raises(error) as info:
+                client.sendmail("a@x.test", ["b@y.test"], MESSAGE)
+        finally:
+            client.close()
+        raised = info.value
+        if isinstance(raised, smtplib.SMTPRecipientsRefused):
+            assert raised.recipients["b@y.test"][0] == 421
+        else:
+            assert isinstance(raised, smtplib.SMTPResponseException)
+            assert raised.smtp_code == 421
+        assert server.messages == []

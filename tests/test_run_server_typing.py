@@ -7,6 +7,7 @@ and wrongly: only the wrong lines may be reported.
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -58,3 +59,26 @@ def test_mypy_catches_misspelt_and_mistyped_options(tmp_path: Path) -> None:
     assert set(errors) == set(EXPECTED), stdout + stderr
     for line, words in EXPECTED.items():
         assert any(words in error for error in errors[line]), (line, errors[line])
+
+
+def test_run_server_has_every_option_of_smtpserver_and_the_docs_list_them() -> None:
+    # Typed keywords are a copy of SMTPServer's: an option added there and not here
+    # would be missing from run_server and from @pytest.mark.smtp_server.
+    from smtpproto.server import SMTPServer
+    from smtpproto.testing import run_server
+
+    server = dict(inspect.signature(SMTPServer.__init__).parameters)
+    server.pop("self")
+    ours = dict(inspect.signature(run_server).parameters)
+    assert list(ours) == list(server)
+    for name, parameter in server.items():
+        mine = ours[name]
+        assert (mine.kind, mine.default, mine.annotation) == (
+            parameter.kind,
+            parameter.default,
+            parameter.annotation,
+        ), name
+    docs = (Path(__file__).parent.parent / "docs" / "testing-server.md").read_text("utf-8")
+    listed = re.search(r"takes the same keyword options as `SMTPServer`.*?:(.*?)\.\n", docs, re.S)
+    assert listed is not None
+    assert re.findall(r"`(\w+)`", listed[1]) == list(server)

@@ -623,3 +623,26 @@ def test_an_exact_address_matches_its_domain_as_u_labels_or_a_labels() -> None:
     odd = Rule(stage="rcpt", recipient="a@bü..example")  # not a valid IDN: as it is
     assert odd.matches(_context(recipient="A@BÜ..example"))
     assert not odd.matches(_context(recipient="a@b.example"))
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_an_lmtp_hook_sees_the_recipient_being_answered_with_one_recipient_too(
+    count: int,
+) -> None:
+    # Before, one accepted recipient took the SMTP path: context.recipient was None.
+    seen: list[str | None] = []
+
+    def hook(context: Context) -> Respond | None:
+        if context.stage != "data_end":
+            return None
+        seen.append(context.recipient)
+        return Respond(452, "Mailbox full", "4.2.2") if context.recipient == "full@y.test" else None
+
+    backend = Backend(hook=hook)
+    front = _greeted(backend, lmtp=True)
+    rcpts = [b"full", b"ok"][:count]
+    front.feed(MAIL + b"".join(b"RCPT TO:<%s@y.test>\r\n" % r for r in rcpts) + b"DATA\r\n")
+    (response,) = front.feed(BODY)
+    assert seen == [f"{r.decode()}@y.test" for r in rcpts]
+    assert [r.code for r in response.replies] == [452, 250][:count]
+    assert [m.recipients for m in backend.messages] == ([] if count == 1 else [("ok@y.test",)])

@@ -21,9 +21,11 @@ port)``) and lends one to each ``sendmail``/``send_message``:
 * **Never resent**: once ``sendmail`` started on a connection, its outcome is the
   caller's, whatever it is. A lost connection after the final dot (or BDAT LAST) is
   ``SMTPDeliveryStatusUnknown`` (RFC 1047: the server may have the message), raised as
-  is and never retried; any other exception means the message was not accepted (for
-  the recipients not in ``TransactionResult.delivered``), so a retry by the caller is
-  safe. The connection goes back to the pool only when its session is still usable.
+  is and never retried; any other ``SMTPError`` means the message was not accepted
+  (for the recipients not in ``TransactionResult.delivered``), so a retry by the
+  caller is safe. A cancellation is no outcome: after the content was written, the
+  message may have been delivered. The connection goes back to the pool only when its
+  session is still usable.
 * **Rate limited** (optional): ``RateLimit(messages, per)`` lets at most ``messages``
   messages start in any ``per`` seconds; the others wait.
 
@@ -47,7 +49,7 @@ from ..drivers.exceptions import SMTPError
 from ..drivers.session import MailOptions
 from ..drivers.support import ContentSource
 from ..sasl.base import ClientMechanism
-from .common import usage_error
+from .common import ClientOptions, check_client_options, usage_error
 from .pool_support import (
     DEFAULT_CHECK_IDLE_AFTER,
     Destination,
@@ -60,6 +62,8 @@ from .pool_support import (
 from .tokens import AsyncTokenSource
 
 if TYPE_CHECKING:  # the concrete pool names its client class: no runtime import
+    from typing_extensions import Unpack
+
     from .async_base import AsyncClientBase
 
 __all__ = ["AsyncPoolBase"]
@@ -87,9 +91,9 @@ class AsyncPoolBase(abc.ABC):
     ``host``/``port`` is the default destination (each call may name another with
     ``destination=(host, port)``). ``username`` with ``password`` or ``token`` (a string
     or a token provider, called for every login) logs each new connection in.
-    ``client_options`` go to the client class (``tls``, ``ssl_context``, ``timeout``,
-    ``message_timeout``, ``local_hostname``, ...). ``clock`` and ``sleep`` replace the
-    event loop's (tests of the rate limit).
+    ``client_options`` (``ClientOptions``) go to the client class (``tls``,
+    ``ssl_context``, ``timeout``, ``message_timeout``, ``local_hostname``, ...).
+    ``clock`` and ``sleep`` replace the event loop's (tests of the rate limit).
     """
 
     #: Makes an unconnected client for ``(host, port, **options)`` (the concrete pool's).
@@ -113,7 +117,7 @@ class AsyncPoolBase(abc.ABC):
         mechanism: ClientMechanism | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
-        **client_options: Any,
+        **client_options: Unpack[ClientOptions],
     ) -> None:
         check_count("max_connections", max_connections)
         if max_per_destination is not None:
@@ -129,6 +133,7 @@ class AsyncPoolBase(abc.ABC):
             raise usage_error("a password or token needs a username")
         if username is not None and password is None and token is None:
             raise usage_error("a username needs a password or token")
+        check_client_options(client_options)
         if host is not None:
             self._client_class(host, port, **client_options)  # refuse bad options now
         self._default = None if host is None else (host, port)
@@ -181,7 +186,8 @@ class AsyncPoolBase(abc.ABC):
     ) -> TransactionResult:
         """Send one message over a pooled connection (see the client's ``sendmail``).
         ``SMTPDeliveryStatusUnknown``: the message may have been delivered, never
-        resent; any other exception: not accepted, a retry is safe."""
+        resent; any other ``SMTPError``: not accepted, a retry is safe (a cancelled
+        send may have been delivered)."""
 
         async def send(client: AsyncClientBase) -> TransactionResult:
             return await client.sendmail(

@@ -44,7 +44,7 @@ import ssl
 import sys
 from collections.abc import Awaitable, Iterable
 from email.message import Message
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
 from ..client_engine.events import TransactionResult
@@ -54,10 +54,20 @@ from ..drivers.support import ContentSource
 from ..sasl.base import ClientMechanism
 from .async_base import AsyncClientBase, send_with
 from .async_pool import AsyncPoolBase
-from .common import Step, TLSName, require_one_target, tls_failure
+from .common import (
+    ClientOptions,
+    Step,
+    TLSName,
+    check_client_options,
+    require_one_target,
+    tls_failure,
+)
 from .pool_support import RateLimit
 from .tls import SSLConnection
 from .tokens import AsyncTokenSource
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["AsyncSMTPClient", "AsyncSMTPPool", "RateLimit", "send"]
 
@@ -302,16 +312,18 @@ async def send(
     sender: str | None = None,
     recipients: str | Iterable[str] | None = None,
     options: MailOptions | None = None,
-    **client_options: Any,
+    **client_options: Unpack[ClientOptions],
 ) -> TransactionResult:
     """Send one message in one call: connect to ``host`` (``port``: by default 465
     implicit TLS, 587 STARTTLS required, else 25 opportunistic; or ``tls=``), log in
     when ``username`` is given (``password``, or ``token``: an OAuth 2.0 token or a
     provider of fresh ones), send ``message`` (an ``email.message`` message, or
-    content with ``sender`` and ``recipients``), QUIT. ``client_options`` go to
-    ``AsyncSMTPClient`` (``ssl_context``, ``timeout``, ...). Returns the per-recipient result;
-    raises what the client raises.
+    content with ``sender`` and ``recipients``), QUIT. ``client_options``
+    (``ClientOptions``: ``ssl_context``, ``timeout``, ...) go to ``AsyncSMTPClient``; a misspelt
+    one is a caller mistake. Returns the per-recipient result; raises what the client
+    raises.
     """
+    check_client_options(client_options)
     return await send_with(
         AsyncSMTPClient(host, port, **client_options),
         message,

@@ -23,7 +23,8 @@ from __future__ import annotations
 import abc
 import math
 import ssl
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, TypedDict
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
 from ..drivers.exceptions import SMTPConnectError, SMTPProtocolError, SMTPTLSError
@@ -40,8 +41,10 @@ from .tls import SSLConnection, TLSInfo, channel_binding, client_ssl_context
 
 __all__ = [
     "ClientCore",
+    "ClientOptions",
     "Step",
     "TLSName",
+    "check_client_options",
     "connect_error",
     "require_one_target",
     "tls_failure",
@@ -49,6 +52,31 @@ __all__ = [
 ]
 
 TLSName = Literal["none", "opportunistic", "required", "implicit"]
+
+
+class ClientOptions(TypedDict, total=False):
+    """The client options every adapter takes that a pool and the one-call ``send``
+    pass on to the clients they make (``**options: Unpack[ClientOptions]``: mypy
+    reports a misspelt or mistyped option)."""
+
+    tls: TLSPolicy | TLSName | None
+    ssl_context: ssl.SSLContext | None
+    server_hostname: str | None
+    timeout: Timeouts | float | None
+    message_timeout: float | None
+    source_address: tuple[str, int] | None
+    local_hostname: str | None
+    lmtp: bool
+    allow_cleartext_auth: bool
+    config: ClientConfig | None
+
+
+def check_client_options(options: Mapping[str, object]) -> None:
+    """``usage_error`` for a name that is no ``ClientOptions`` key (at run time too,
+    before anything is connected)."""
+    unknown = sorted(set(options) - ClientOptions.__optional_keys__)
+    if unknown:
+        raise usage_error(f"unknown client option(s): {', '.join(unknown)}")
 
 
 def usage_error(problem: str | LocalProtocolError) -> SMTPProtocolError:

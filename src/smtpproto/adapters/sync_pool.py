@@ -23,7 +23,7 @@ from ..drivers.exceptions import SMTPError
 from ..drivers.session import MailOptions
 from ..drivers.support import ContentSource
 from ..sasl.base import ClientMechanism
-from .common import usage_error
+from .common import ClientOptions, check_client_options, usage_error
 from .pool_support import (
     DEFAULT_CHECK_IDLE_AFTER,
     Destination,
@@ -36,6 +36,8 @@ from .pool_support import (
 from .tokens import TokenSource
 
 if TYPE_CHECKING:  # the concrete pool names its client class: no runtime import
+    from typing_extensions import Unpack
+
     from .sync_base import SyncClientBase
 
 __all__ = ["SyncPoolBase"]
@@ -63,9 +65,9 @@ class SyncPoolBase(abc.ABC):
     ``host``/``port`` is the default destination (each call may name another with
     ``destination=(host, port)``). ``username`` with ``password`` or ``token`` (a string
     or a token provider, called for every login) logs each new connection in.
-    ``client_options`` go to the client class (``tls``, ``ssl_context``, ``timeout``,
-    ``message_timeout``, ``local_hostname``, ...). ``clock`` and ``sleep`` replace the
-    event loop's (tests of the rate limit).
+    ``client_options`` (``ClientOptions``) go to the client class (``tls``,
+    ``ssl_context``, ``timeout``, ``message_timeout``, ``local_hostname``, ...).
+    ``clock`` and ``sleep`` replace the event loop's (tests of the rate limit).
     """
 
     #: Makes an unconnected client for ``(host, port, **options)`` (the concrete pool's).
@@ -89,7 +91,7 @@ class SyncPoolBase(abc.ABC):
         mechanism: ClientMechanism | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
-        **client_options: Any,
+        **client_options: Unpack[ClientOptions],
     ) -> None:
         check_count("max_connections", max_connections)
         if max_per_destination is not None:
@@ -105,6 +107,7 @@ class SyncPoolBase(abc.ABC):
             raise usage_error("a password or token needs a username")
         if username is not None and password is None and token is None:
             raise usage_error("a username needs a password or token")
+        check_client_options(client_options)
         if host is not None:
             self._client_class(host, port, **client_options)  # refuse bad options now
         self._default = None if host is None else (host, port)
@@ -157,7 +160,8 @@ class SyncPoolBase(abc.ABC):
     ) -> TransactionResult:
         """Send one message over a pooled connection (see the client's ``sendmail``).
         ``SMTPDeliveryStatusUnknown``: the message may have been delivered, never
-        resent; any other exception: not accepted, a retry is safe."""
+        resent; any other ``SMTPError``: not accepted, a retry is safe (a cancelled
+        send may have been delivered)."""
 
         def send(client: SyncClientBase) -> TransactionResult:
             return client.sendmail(

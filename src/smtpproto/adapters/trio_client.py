@@ -35,7 +35,7 @@ import math
 import ssl
 from collections.abc import Iterable
 from email.message import Message
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import trio  # noqa: TID251  (adapter layer: I/O allowed)
 
@@ -47,10 +47,21 @@ from ..drivers.support import ContentSource
 from ..sasl.base import ClientMechanism
 from .async_base import AsyncClientBase, send_with
 from .async_pool import AsyncPoolBase
-from .common import Step, TLSName, require_one_target, tls_failure, usage_error
+from .common import (
+    ClientOptions,
+    Step,
+    TLSName,
+    check_client_options,
+    require_one_target,
+    tls_failure,
+    usage_error,
+)
 from .pool_support import RateLimit
 from .tls import SSLConnection
 from .tokens import AsyncTokenSource
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["RateLimit", "TrioSMTPClient", "TrioSMTPPool", "send"]
 
@@ -322,16 +333,18 @@ async def send(
     sender: str | None = None,
     recipients: str | Iterable[str] | None = None,
     options: MailOptions | None = None,
-    **client_options: Any,
+    **client_options: Unpack[ClientOptions],
 ) -> TransactionResult:
     """Send one message in one call: connect to ``host`` (``port``: by default 465
     implicit TLS, 587 STARTTLS required, else 25 opportunistic; or ``tls=``), log in
     when ``username`` is given (``password``, or ``token``: an OAuth 2.0 token or a
     provider of fresh ones), send ``message`` (an ``email.message`` message, or
-    content with ``sender`` and ``recipients``), QUIT. ``client_options`` go to
-    ``TrioSMTPClient`` (``ssl_context``, ``timeout``, ...). Returns the per-recipient result;
-    raises what the client raises.
+    content with ``sender`` and ``recipients``), QUIT. ``client_options``
+    (``ClientOptions``: ``ssl_context``, ``timeout``, ...) go to ``TrioSMTPClient``; a misspelt
+    one is a caller mistake. Returns the per-recipient result; raises what the client
+    raises.
     """
+    check_client_options(client_options)
     return await send_with(
         TrioSMTPClient(host, port, **client_options),
         message,

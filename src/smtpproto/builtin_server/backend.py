@@ -315,7 +315,7 @@ class Session:
             self.message_number = self.backend.rules.new_message()
         if isinstance(event, MessageComplete):
             data, self.content = b"".join(self.content), []
-            if self.conn.replies_due > 1:
+            if self.conn.lmtp:  # one decision per recipient, even for just one
                 return self._lmtp_message(event, data)
             return self._decide(
                 self._context("data_end", event), lambda: self.message(event, data), data=True

@@ -348,6 +348,12 @@ def test_automatic_mail_parameters() -> None:
         b"MAIL FROM:<a@x.org> SIZE=3 RET=HDRS ENVID=id1",
         b"RCPT TO:<b@x.org> NOTIFY=FAILURE",
     ]
+    options = MailOptions(orcpt=True)
+    transport.run(session.sendmail("a@x.org", ["b+x@x.org", "c@x.org"], b"x\r\n", options=options))
+    assert server.lines[-3:-1] == [
+        b"RCPT TO:<b+x@x.org> ORCPT=rfc822;b+2Bx@x.org",
+        b"RCPT TO:<c@x.org> ORCPT=rfc822;c@x.org",
+    ]
 
 
 def test_content_is_streamed_in_bounded_writes_with_progress() -> None:

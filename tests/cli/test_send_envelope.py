@@ -23,13 +23,15 @@ def test_dsn_options_to_exim() -> None:
         result = run_cli(
             "send", "--server", f"localhost:{peer.port}", "--cafile", str(peer.tls.ca_path),
             "--dsn-notify", "success,failure", "--dsn-ret", "HDRS", "--dsn-envid", "id+1 x",
-            "--size", "5000", *ENVELOPE,
+            "--size", "5000", "--dsn-orcpt", *ENVELOPE,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr + peer.log()
         peer.wait_for_messages(1)
     mail = _line(result.stdout, "~> MAIL FROM:")
     assert " RET=HDRS" in mail and " ENVID=id+2B1+20x" in mail and " SIZE=5000" in mail
-    assert _line(result.stdout, "~> RCPT TO:").endswith("NOTIFY=SUCCESS,FAILURE")
+    assert _line(result.stdout, "~> RCPT TO:").endswith(
+        "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@example.org"
+    )
 
 
 def test_smtputf8_and_body_type_switches_to_exim() -> None:

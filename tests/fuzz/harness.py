@@ -51,12 +51,17 @@ class Running:
 
 
 @contextlib.contextmanager
-def start(name: str, folder: Path, *, seed: int | None = None) -> Iterator[Running]:
-    """Start the target ``name`` (see the module docstring) for the ``with`` block."""
+def start(
+    name: str, folder: Path, *, seed: int | None = None, require_auth: bool = False
+) -> Iterator[Running]:
+    """Start the target ``name`` (see the module docstring) for the ``with`` block.
+
+    A planted server requires AUTH for MAIL with ``require_auth``, or when it carries
+    ``auth-bypass-after-failure`` (that flaw needs it)."""
     folder.mkdir(parents=True, exist_ok=True)
     if name == "clean" or name.startswith("flaw:"):
         flaws = [flaw for flaw in name.partition(":")[2].split(",") if flaw]
-        options = {"require_auth": "auth-bypass-after-failure" in flaws}
+        options = {"require_auth": require_auth or "auth-bypass-after-failure" in flaws}
         with start_flawed(folder, flaws, seed=seed, **options) as target:
             yield Running(name, target.host, target.port, target)
     elif name in ("aiosmtpd", "aiosmtpd-1.4.4"):
@@ -165,7 +170,9 @@ def verify(
         while not fresh.flawed.triggered() and time.monotonic() < deadline:
             time.sleep(0.05)
         triggered = set(fresh.flawed.triggered())
-    with start("clean", folder / "clean", seed=seed) as clean:
+    # The clean server has the same policy (AUTH required when the flawed one needs it).
+    policy = "auth-bypass-after-failure" in flaws
+    with start("clean", folder / "clean", seed=seed, require_auth=policy) as clean:
         against_clean = replay_cli(transcript, clean.host, clean.port)
     return Verdict(
         transcript,

@@ -84,7 +84,9 @@ def test_minimise_keeps_only_what_the_verdict_needs() -> None:
     candidate = _candidate(EVENTS)
     judge.minimise(candidate, time.monotonic() + 30)
     kept = [e.data for e in candidate.probe.events if e.dir == "c2s"]
-    assert kept == [b"RSET\r\n", b"RCPT TO:<c@d>\r\n"]
+    # The NOOPs go; the commands that build the trigger's state stay (an "accepted"
+    # verdict is about that state: without them a correct server could accept it too).
+    assert kept == [b"EHLO x\r\n", b"MAIL FROM:<a@b>\r\n", b"RSET\r\n", b"RCPT TO:<c@d>\r\n"]
     assert candidate.probe.events[0] == connect()
     # the transcript kept is the one of the last run that still fired
     assert [e.data for e in candidate.transcript.events if e.dir == "c2s"] == kept

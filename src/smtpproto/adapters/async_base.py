@@ -275,7 +275,9 @@ class AsyncClientBase(ClientCore, abc.ABC):
 
         ``on_outcome(index, outcome)`` (a plain function) streams the outcomes instead:
         each is passed on as soon as it is known and not kept, and the list returned is
-        empty, so memory stays flat however many messages the iterable yields."""
+        empty, so memory stays flat however many messages the iterable yields. An
+        exception raised by ``on_outcome`` ends the batch and propagates; the connection
+        is closed, and messages already written may have been delivered unreported."""
         stream = None
         if on_outcome is not None:
             if not callable(on_outcome):
@@ -425,8 +427,9 @@ async def send_with(
 ) -> TransactionResult:
     """The one-call send of every adapter (``smtpproto.send``): connect ``client``, log
     in when ``username`` is given, send ``message`` (an ``email.message`` message, or
-    content with ``sender`` and ``recipients``), QUIT. Caller mistakes are refused
-    before connecting; ``client`` is closed whatever happens."""
+    content with ``sender`` and ``recipients``), QUIT. Missing credentials or envelope
+    are refused before connecting, a bad address or option before any command of the
+    transaction (then QUIT); ``client`` is closed whatever happens."""
     if (password is not None or token is not None) and username is None:
         raise usage_error("a password or token needs a username")
     if username is not None and password is None and token is None:

@@ -268,6 +268,11 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
     )
     env.add_argument("--dsn-envid", metavar="ID", help="DSN: envelope identifier")
     env.add_argument(
+        "--dsn-orcpt",
+        action="store_true",
+        help="DSN: send each recipient as its original recipient (ORCPT=rfc822;...)",
+    )
+    env.add_argument(
         "--body-type",
         choices=("7BIT", "8BITMIME", "BINARYMIME"),
         help="MAIL BODY= (RFC 6152, RFC 3030; default: 8BITMIME when the content is 8-bit)",

@@ -676,6 +676,7 @@ def mail_options(args: argparse.Namespace) -> MailOptions:
         envid=args.dsn_envid,
         requiretls=args.requiretls,
         notify=notify,
+        orcpt=args.dsn_orcpt,
     )
     try:
         Mail(
@@ -696,7 +697,7 @@ def _check_options_offered(caps: Capabilities | None, options: MailOptions) -> N
     """The extensions the envelope options need, from the EHLO reply (exit 6: MAIL
     cannot be sent as asked; nothing was sent)."""
     needs = []
-    if options.ret or options.envid or options.notify:
+    if options.ret or options.envid or options.notify or options.orcpt:
         needs.append(("DSN", "--dsn-* (RFC 3461)"))
     if options.requiretls:
         needs.append(("REQUIRETLS", "--requiretls (RFC 8689)"))

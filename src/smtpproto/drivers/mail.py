@@ -47,6 +47,7 @@ from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError, ProtocolError
 from .core import DriverCore, left_open, raise_for
+from .downgrade import seven_bit_copy
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
     SMTPConnectError,
@@ -156,7 +157,10 @@ class MailDrivers(DriverCore):
         smtplib's ``send_message`` (see ``drivers.envelope``): Sender/From, To/Cc/Bcc, the most
         recent Resent-* block; Bcc and Resent-Bcc are not sent. A non-ASCII address
         selects SMTPUTF8 and a UTF-8 serialisation (RFC 6531, RFC 6532); 8-bit content
-        selects BODY=8BITMIME. Results and exceptions as ``sendmail``."""
+        selects BODY=8BITMIME; to a server without 8BITMIME the 8-bit parts are re-encoded
+        first (quoted-printable for text, base64 otherwise; RFC 2047 headers; see
+        ``drivers.downgrade``) unless ``options.body`` is given. Results and exceptions
+        as ``sendmail``."""
         return self._guard(
             self._send_message(
                 msg, sender, recipients, options or MailOptions(), pipelining, chunking, progress
@@ -181,6 +185,14 @@ class MailDrivers(DriverCore):
         if envelope.international and options.smtputf8 is None:
             options = dataclasses.replace(options, smtputf8=True)
         content = flatten_message(msg, utf8=envelope.international)
+        if (
+            not envelope.international
+            and options.body is None
+            and not self._offers_8bit()
+            and not all_ascii(content)
+        ):
+            # RFC 6152 §3: no 8BITMIME, so re-encode the 8-bit parts (``downgrade``).
+            content = flatten_message(seven_bit_copy(msg))
         return (
             yield from self._sendmail(
                 envelope.sender,
@@ -303,7 +315,12 @@ class MailDrivers(DriverCore):
             by=options.by,
             auth=options.auth,
         )
-        commands = [self._command(Rcpt, recipient=r, notify=options.notify) for r in rcpts]
+        commands = [
+            self._command(
+                Rcpt, recipient=r, notify=options.notify, orcpt=r if options.orcpt else None
+            )
+            for r in rcpts
+        ]
         if options.notify is None or type(options.notify) is tuple:  # never a list: mutable
             self._last_envelope = (key, mail, tuple(commands))
         return rcpts, mail, commands, first, chunks, total
@@ -488,6 +505,11 @@ class MailDrivers(DriverCore):
             if isinstance(event, TransactionResult):
                 raise_for(event, "MAIL")
         return failed
+
+    def _offers_8bit(self) -> bool:
+        """Whether the server advertises 8BITMIME (RFC 6152), which ``_prepare`` uses."""
+        caps = self.conn.capabilities
+        return caps is not None and caps.eightbitmime
 
     def _any_accepted(self) -> bool:
         return self._rcpt_accepted > 0

@@ -332,7 +332,12 @@ def _split_chunks(chunks: Iterable[bytes], chunk_size: int) -> Iterator[bytes]:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class MailOptions:
-    """MAIL and RCPT parameters for ``sendmail`` (see ``Mail`` and ``Rcpt``)."""
+    """MAIL and RCPT parameters for ``sendmail`` (see ``Mail`` and ``Rcpt``).
+
+    ``orcpt`` True sends each recipient's own address as its DSN original recipient
+    (``ORCPT=rfc822;...``, RFC 3461 §4.2), so a delivery status notification names the
+    address as it was first given, whatever aliasing or forwarding rewrote it into.
+    """
 
     size: int | None = None
     body: Literal["7BIT", "8BITMIME", "BINARYMIME"] | None = None
@@ -344,6 +349,7 @@ class MailOptions:
     by: str | None = None
     auth: str | None = None
     notify: tuple[str, ...] | None = None
+    orcpt: bool = False
 
 
 def all_ascii(content: object) -> bool:

@@ -30,6 +30,9 @@ __all__ = ["CONFIRM_RUNS", "Candidate", "Judge", "judge_run"]
 CONFIRM_RUNS = 3
 #: Most re-runs spent minimising one finding.
 MAX_MINIMISE_RUNS = 8
+#: Commands that change the SMTP state (RFC 5321 §3.3, §4.1.4; RFC 3207; RFC 4954).
+_STATE_VERBS: tuple[bytes, ...] = (b"EHLO", b"HELO", b"LHLO", b"MAIL", b"RCPT", b"DATA")
+_STATE_VERBS += (b"BDAT", b"RSET", b"STARTTLS", b"AUTH")
 
 
 @dataclass
@@ -133,11 +136,21 @@ class Judge:
         if candidate.oracle in ("crash", "hang", "slow"):
             return
         events = list(candidate.probe.events)
+        # An "accepted" verdict means "accepted in this state": the commands before the
+        # trigger that build the state stay, or the transcript could shrink to a trigger
+        # any correct server accepts too (a lone MAIL instead of a nested one).
+        trigger = next((i for i, e in enumerate(events) if is_trigger(e)), len(events))
         runs = 0
         index = len(events) - 1
         while index >= 0 and runs < MAX_MINIMISE_RUNS and time.monotonic() < deadline:
             event = events[index]
-            if event.dir == "c2s" and not is_trigger(event) and index > 0:
+            builds_state = (
+                candidate.oracle == "accepted"
+                and index < trigger
+                and event.data.upper().startswith(_STATE_VERBS)
+            )
+            droppable = index > 0 and not builds_state
+            if event.dir == "c2s" and not is_trigger(event) and droppable:
                 trial = events[:index] + events[index + 1 :]
                 runs += 1
                 transcript = self._fires(trial, candidate.oracle, candidate.params)

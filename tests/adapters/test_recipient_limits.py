@@ -46,6 +46,7 @@ class LimitedHandler:
     ) -> None:
         self.limit, self.advertise, self.full, self.refusal = limit, advertise, full, refusal
         self.first_followup_refused = first_followup_refused
+        self.refuse_data_of = 0  # the transaction (1, 2...) whose content is refused
         self.transactions: list[tuple[str, ...]] = []  # the RCPTs accepted, per MAIL
         self.delivered: list[tuple[str, ...]] = []  # the recipients of each message
         self.contents: list[bytes] = []
@@ -87,6 +88,8 @@ class LimitedHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self.lock:
+            if self.refuse_data_of == len(self.transactions):
+                return "554 5.7.1 Refused"
             self.delivered.append(tuple(envelope.rcpt_tos))
             self.contents.append(bytes(envelope.original_content or b""))
         return "250 OK queued"
@@ -291,3 +294,29 @@ def test_send_many_does_not_split(make_client: MakeClient) -> None:
     assert isinstance(outcomes[0], SMTPProtocolError) and "RCPTMAX" in str(outcomes[0])
     assert not isinstance(outcomes[1], Exception) and outcomes[1].delivered == tuple(FIVE[:2])
     assert handler.delivered == [tuple(FIVE[:2])]
+
+
+def test_no_recipient_is_still_a_caller_mistake(make_client: MakeClient) -> None:
+    handler = LimitedHandler(2, advertise=True)
+    with (
+        limited_server(handler) as port,
+        _client(make_client, port) as client,
+        pytest.raises(SMTPProtocolError, match="at least one recipient"),
+    ):
+        client.sendmail(SENDER, iter(()), CONTENT)
+    assert handler.transactions == []
+
+
+def test_follow_up_content_refused_is_reported_not_raised(make_client: MakeClient) -> None:
+    handler = LimitedHandler(2, advertise=True)
+    handler.refuse_data_of = 2
+    with limited_server(handler) as port, _client(make_client, port) as client:
+        result = client.sendmail(SENDER, FIVE, CONTENT)
+        assert client.session.usable
+    # A follow-up that delivers to nobody ends the split: r5 is not tried and
+    # keeps the refusal that stopped it.
+    assert result.delivered == tuple(FIVE[:2])
+    assert [(address, reply.code) for address, reply in result.failed] == [
+        (address, 554) for address in FIVE[2:]
+    ]
+    assert handler.delivered == [tuple(FIVE[:2])] and len(handler.transactions) == 2

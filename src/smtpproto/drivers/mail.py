@@ -247,6 +247,8 @@ class MailDrivers(DriverCore):
             order = tuple(recipients)
         except TypeError:  # not iterable: ``_prepare`` refuses it
             return (yield from self._transaction(sender, recipients, content, options, *args))
+        if len(order) < 2:  # nothing to split; none is ``_prepare``'s error
+            return (yield from self._transaction(sender, order, content, options, *args))
         caps = self.conn.capabilities
         limit = caps.limits.rcptmax if caps is not None else None
         again = replayer(content)

@@ -521,9 +521,16 @@ class SMTPServer:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def serve_forever(self) -> None:
-        """Serve until cancelled (Ctrl-C in ``main``)."""
+        """Serve until cancelled (Ctrl-C, SIGTERM); then call ``close()``.
+
+        The listener already serves since ``start()``; this only waits. Cancelling it
+        returns at once, whatever sessions are open: asyncio's own
+        ``Server.serve_forever`` waits for every connection to end when cancelled
+        (``wait_closed`` since Python 3.12.1), so an idle client would hold the server
+        up until ``close()``, which is what ends the sessions, could run.
+        """
         assert self._server is not None, "call start() first"
-        await self._server.serve_forever()
+        await asyncio.get_running_loop().create_future()
 
     async def close(self, timeout: float = 5.0) -> None:
         """Stop listening, close every session, remove the temporary certificate.

@@ -9,7 +9,8 @@ show ``<redacted>`` for a server that echoes the password in its 535), the messa
 any ``ProtocolError`` leaving the connection (``error``), and every transcript line
 (``Transcript``). One pass, longest secret first, so a replacement is never rescanned.
 Secrets shorter than ``MIN_REDACTED_SECRET`` octets are not hunted for, because every
-"e" of a one-letter password would otherwise shred every reply.
+"e" of a one-letter password would otherwise shred every reply; nor is their base64
+(``MQ==`` for "1" ends one random base64 value in 256, such as a SCRAM salt).
 
 A server may echo a secret inside a longer base64 value (the whole PLAIN response, a
 "you sent: ..." challenge), where its base64 depends on its offset: the three
@@ -84,7 +85,10 @@ class Redactor:
     def add_secrets(self, secrets: Iterable[bytes]) -> None:
         """Redact ``secrets`` (and their base64 forms, at any alignment) from now on."""
         found = [secret for secret in secrets if secret]
-        found += [base64.b64encode(secret) for secret in found]
+        # A short secret's base64 carries no more than the secret itself (four
+        # characters for one octet): hunting it would flag 1 in 256 random 16-octet
+        # SCRAM salts as an echo and cancel the login, so it is not hunted either.
+        found += [base64.b64encode(s) for s in found if len(s) >= MIN_REDACTED_SECRET]
         self._secrets = tuple(dict.fromkeys(self._secrets + tuple(found)))
         self._cores = frozenset(core for secret in self._secrets for core in base64_cores(secret))
         escaped = [repr(secret)[2:-1].encode("ascii") for secret in self._secrets]

@@ -28,7 +28,7 @@ from smtpproto.client_engine.events import (
     Noop,
 )
 from smtpproto.client_engine.redaction import MIN_REDACTED_SECRET, Redactor, base64_cores
-from smtpproto.sasl import Login, Plain
+from smtpproto.sasl import Login, Plain, ScramSHA256
 from smtpproto.wire.errors import RemoteProtocolError
 from smtpproto.wire.reply import Reply
 
@@ -109,9 +109,7 @@ def test_the_redactor_on_each_side_of_the_minimum_length() -> None:
     short = b"x" * (MIN_REDACTED_SECRET - 1)
     redactor.add_secrets([short])
     assert redactor.redact(b"a" + short) == b"a" + short  # too short to hunt
-    # nor its base64: it carries no more than the secret (a chance match, not an echo)
-    assert redactor.redact(base64.b64encode(short)) == base64.b64encode(short)
-    assert not redactor.active
+    assert redactor.redact(base64.b64encode(short)) == b"<redacted>"  # its base64 is not
     exact = b"y" * MIN_REDACTED_SECRET
     redactor.add_secrets([exact])
     assert redactor.active and redactor.redact(b"a" + exact) == b"a<redacted>"
@@ -191,3 +189,21 @@ def test_base64_cores_on_each_side_of_the_minimum() -> None:
     redactor = Redactor()
     redactor.add_secrets([b"abc"])  # too short: unrelated text is untouched
     assert redactor.redact(b"250 2.1.0 abcdef OK") == b"250 2.1.0 abcdef OK"
+
+
+@pytest.mark.parametrize("password", [",", "ab", "xyz"])
+def test_a_challenge_holding_the_base64_of_a_short_password_is_answered(
+    parser_cls: Any, password: str
+) -> None:
+    """A password too short to hunt is not looked for in a challenge, nor is its
+    base64: a SCRAM salt whose base64 ends in ``LA==`` (one in 256 for the password
+    ``,``) got ``*`` and failed a good login (a hypothesis round trip found it)."""
+    salt = "AAAA" + base64.b64encode(password.encode()).decode()  # "AAAALA==" for ","
+    assert base64.b64decode(salt) == b"\0\0\0" + password.encode()
+    conn = _authed(parser_cls, [], b"250-mx\r\n250 AUTH SCRAM-SHA-256\r\n")
+    conn.send(Auth(mechanism=ScramSHA256("alice", password, _nonce="clientnonce")))
+    server_first = f"r=clientnonceSERVER,s={salt},i=4096".encode()
+    (event,) = feed(conn, b"334 " + base64.b64encode(server_first) + b"\r\n")
+    assert isinstance(event, AuthChallenge) and event.challenge == server_first
+    answer = conn.send(AuthContinue())
+    assert answer != b"*\r\n" and base64.b64decode(answer).startswith(b"c=biws,r=clientnonce")

@@ -143,3 +143,45 @@ def test_a_challenge_echoing_the_password_is_cancelled(make_client: MakeClient) 
             client.login(USER, PASSWORD)
         _clean(caught.value)
     assert sent == [b"*"]
+
+
+#: The PLAIN response as a server may echo it: cut over two lines, or inside a longer
+#: base64 value (where the password's base64 depends on its offset).
+SHIFTED = base64.b64encode(b"you sent: " + b"\0alice\0" + PASSWORD.encode()).decode()
+ECHO_LINES = [
+    f"535-5.7.8 {PLAIN[:10]}\r\n535 5.7.8 {PLAIN[10:]}\r\n",
+    f"535-{PLAIN[:13]}\r\n535 {PLAIN[13:]}\r\n",
+    f"535 5.7.8 {SHIFTED}\r\n",
+]
+
+
+@pytest.mark.parametrize("echo", ECHO_LINES)
+def test_a_535_echoing_the_password_cut_or_shifted(make_client: MakeClient, echo: str) -> None:
+    """What the caller sees of the error (and the transcript) holds no part of the
+    echo that encodes the password."""
+    lines: list[str] = []
+
+    def script(peer: Peer) -> None:
+        peer.greet(EHLO_AUTH)
+        peer.expect(b"AUTH PLAIN")
+        peer.send(echo.encode())
+        peer.expect(b"QUIT")
+        peer.send(b"221 bye\r\n")
+
+    with (
+        scripted(script) as sock,
+        make_client(
+            sock=sock,
+            timeout=5,
+            config=ClientConfig(
+                allow_cleartext_auth=True,
+                transcript=lambda _direction, line: lines.append(line.decode()),
+            ),
+        ) as client,
+        pytest.raises(SMTPReplyError) as caught,
+    ):
+        client.login(USER, PASSWORD)
+    carrying = [PLAIN[10:], PLAIN[13:], SHIFTED]  # each encodes the password
+    for view in [*_views(caught.value), *lines]:
+        assert not any(part in view for part in carrying), view
+    assert "<redacted>" in str(caught.value)

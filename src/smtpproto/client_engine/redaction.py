@@ -9,8 +9,7 @@ show ``<redacted>`` for a server that echoes the password in its 535), the messa
 any ``ProtocolError`` leaving the connection (``error``), and every transcript line
 (``Transcript``). One pass, longest secret first, so a replacement is never rescanned.
 Secrets shorter than ``MIN_REDACTED_SECRET`` octets are not hunted for, because every
-"e" of a one-letter password would otherwise shred every reply; nor is their base64
-(``MQ==`` for "1" ends one random base64 value in 256, such as a SCRAM salt).
+"e" of a one-letter password would otherwise shred every reply.
 
 A server may echo a secret inside a longer base64 value (the whole PLAIN response, a
 "you sent: ..." challenge), where its base64 depends on its offset: the three
@@ -63,6 +62,13 @@ def _alternation(forms: Iterable[bytes]) -> re.Pattern[bytes] | None:
     return re.compile(b"|".join(map(re.escape, ordered))) if ordered else None
 
 
+def _forms(secrets: Iterable[bytes]) -> list[bytes]:
+    """``secrets`` and their ``repr`` escapes (a message quoting server bytes shows
+    them so), each as long as ``MIN_REDACTED_SECRET`` or more."""
+    forms = [form for secret in secrets for form in (secret, repr(secret)[2:-1].encode("ascii"))]
+    return [form for form in forms if len(form) >= MIN_REDACTED_SECRET]
+
+
 #: What a secret becomes.
 REDACTED = b"<redacted>"
 
@@ -70,12 +76,15 @@ REDACTED = b"<redacted>"
 class Redactor:
     """The secrets of one connection, and their removal from server text."""
 
-    __slots__ = ("_cores", "_pattern", "_secrets")
+    __slots__ = ("_challenge_pattern", "_cores", "_long", "_pattern", "_secrets")
 
     def __init__(self) -> None:
         self._secrets: tuple[bytes, ...] = ()
         self._cores: frozenset[bytes] = frozenset()
         self._pattern: re.Pattern[bytes] | None = None
+        #: The secrets of at least MIN_REDACTED_SECRET octets, as given.
+        self._long: tuple[bytes, ...] = ()
+        self._challenge_pattern: re.Pattern[bytes] | None = None
 
     @property
     def active(self) -> bool:
@@ -85,15 +94,13 @@ class Redactor:
     def add_secrets(self, secrets: Iterable[bytes]) -> None:
         """Redact ``secrets`` (and their base64 forms, at any alignment) from now on."""
         found = [secret for secret in secrets if secret]
-        # A short secret's base64 carries no more than the secret itself (four
-        # characters for one octet): hunting it would flag 1 in 256 random 16-octet
-        # SCRAM salts as an echo and cancel the login, so it is not hunted either.
-        found += [base64.b64encode(s) for s in found if len(s) >= MIN_REDACTED_SECRET]
+        self._long += tuple(s for s in found if len(s) >= MIN_REDACTED_SECRET)
+        found += [base64.b64encode(secret) for secret in found]
         self._secrets = tuple(dict.fromkeys(self._secrets + tuple(found)))
         self._cores = frozenset(core for secret in self._secrets for core in base64_cores(secret))
-        escaped = [repr(secret)[2:-1].encode("ascii") for secret in self._secrets]
-        hunted = [form for form in (*self._secrets, *escaped) if len(form) >= MIN_REDACTED_SECRET]
-        self._pattern = _alternation([*hunted, *self._cores])
+        self._pattern = _alternation([*_forms(self._secrets), *self._cores])
+        long_forms = [*self._long, *(base64.b64encode(secret) for secret in self._long)]
+        self._challenge_pattern = _alternation([*_forms(long_forms), *self._cores])
 
     def _spans(self, data: bytes, ends: Sequence[int] = ()) -> list[tuple[int, int]]:
         """Where ``data`` holds a secret: each match, and a base64 core widened to the
@@ -125,21 +132,22 @@ class Redactor:
         return _replace(data, self._spans(data))
 
     def contains_secret(self, data: bytes) -> bool:
-        """True when ``data`` holds a known secret (a server echoing it is hostile)."""
-        pattern = self._pattern
+        """True when ``data`` (a decoded challenge) holds a known secret: a server
+        echoing it is hostile. Only secrets long enough to hunt count, with their
+        base64: the base64 of a one-octet password (``LA==`` for ``,``) ends one SCRAM
+        salt in 256, and refusing that challenge failed a good login."""
+        pattern = self._challenge_pattern
         return pattern is not None and pattern.search(data) is not None
 
     def reply(self, reply: Reply) -> Reply:
         """``reply`` with every secret removed from its lines (the same object when it
         holds none). The lines are also searched as one text, so a secret (or its
         base64) that a server splits over the lines of a multiline reply goes too."""
-        if self._pattern is None:
-            return reply
         lines = reply.raw_lines
-        ends = list(itertools.accumulate(len(line) for line in lines[:-1]))
-        spans = self._spans(b"".join(lines), ends)
-        if not spans:
+        joined = lines[0] if len(lines) == 1 else b"".join(lines)
+        if self._pattern is None or self._pattern.search(joined) is None:
             return reply
+        spans = self._spans(joined, list(itertools.accumulate(map(len, lines[:-1]))))
         redacted, offset = [], 0
         for line in lines:
             stop = offset + len(line)

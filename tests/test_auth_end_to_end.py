@@ -248,6 +248,30 @@ def test_a_salt_holding_a_short_passwords_base64_is_no_echo(name: str) -> None:
     assert isinstance(wrong, AuthFailed) and wrong.reply.code == 535
 
 
+@pytest.mark.parametrize("password", ["=", ",", "1", "ab", "xyz"])
+@pytest.mark.parametrize("name", [n for n in EVERY if n.startswith("SCRAM")])
+def test_a_short_passwords_base64_in_a_server_message_is_no_echo(name: str, password: str) -> None:
+    # "=" is "PQ==" in base64, the end of every SCRAM-SHA-256 server-final 334 ("v=" and
+    # 44 characters: 46 octets): the reply was redacted before it was decoded and the
+    # client answered "*" (501), for that password every time. Found by
+    # test_any_credentials_round_trip (hypothesis, user="0", password="=").
+    verifiers = make_verifiers({USER: password}.get, check_token)
+    pair = AuthPair(" ".join(EVERY), verifiers=verifiers)
+    assert isinstance(pair.authenticate(client_mechanism(name, password)), AuthSucceeded)
+
+
+@pytest.mark.parametrize("password", ["host", "localhost", "@localhost>"])
+def test_a_cram_md5_password_inside_the_challenge_is_answered(password: str) -> None:
+    # CRAM-MD5's challenge is "<random.random@localhost>": a password inside it was taken
+    # for an echo and answered "*" (501) every time, though it never crosses the wire
+    # (found by test_any_credentials_round_trip, password="host"). The event hides it.
+    verifiers = make_verifiers({USER: password}.get, check_token)
+    pair = AuthPair("CRAM-MD5", verifiers=verifiers)
+    assert isinstance(pair.authenticate(client_mechanism("CRAM-MD5", password)), AuthSucceeded)
+    (challenge,) = [e for e in pair.events if isinstance(e, AuthChallenge)]
+    assert challenge.challenge is None and b"*" not in bytes(pair.wire).split(b"\r\n")
+
+
 # -- Session.login chooses from the AUTH list learned after STARTTLS ------------------------
 
 

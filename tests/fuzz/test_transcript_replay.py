@@ -12,7 +12,16 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from smtpproto.fuzz.replay import replay
-from smtpproto.fuzz.transcript import Transcript, close, connect, recv, send, sleep
+from smtpproto.fuzz.runner import Runner, Target
+from smtpproto.fuzz.transcript import (
+    Transcript,
+    close,
+    connect,
+    recv,
+    send,
+    sleep,
+    starttls,
+)
 
 Handler = Callable[[socket.socket, list[bytes]], None]
 
@@ -169,3 +178,28 @@ def test_an_unknown_oracle_is_refused() -> None:
     transcript = Transcript([connect()], {"oracle": "astrology"})
     with pytest.raises(ValueError, match="unknown oracle"):
         replay(transcript, "127.0.0.1", 9)
+
+
+def test_the_fuzzer_starts_no_handshake_after_a_refused_starttls(
+    server_factory: Callable[[Handler], ScriptedServer],
+) -> None:
+    """A ClientHello sent after a 503 to STARTTLS reaches a plaintext server as command
+    bytes (NUL among them) and can kill it under the wrong probe's name: the fuzzer's
+    runner handshakes only after a final 220 (RFC 3207 §4) and leaves the ``tls``
+    event out of its transcript; the replayer still follows the file as written."""
+
+    def refuse_starttls(conn: socket.socket, received: list[bytes]) -> None:
+        conn.sendall(b"220 scripted\r\n")
+        _read_line(conn, received)
+        conn.sendall(b"250-scripted\r\n250 STARTTLS\r\n")
+        _read_line(conn, received)
+        conn.sendall(b"503 5.5.1 not now\r\n")
+        received.append(conn.recv(4096))  # a ClientHello, or b"" when the client closes
+
+    server = server_factory(refuse_starttls)
+    events = [connect(), send(b"EHLO x\r\n"), send(b"STARTTLS\r\n"), starttls(), send(b"NOOP\r\n")]
+    obs, transcript = Runner(Target("127.0.0.1", server.port)).run(events, read_timeout=2.0)
+    server.close()  # waits for the handler: what it received is complete
+    assert b"".join(server.seen[0]) == b"EHLO x\r\nSTARTTLS\r\n"  # no ClientHello
+    assert [e.dir for e in transcript.events].count("tls") == 0
+    assert not obs.conns[0].peer_closed

@@ -181,6 +181,15 @@ def _is_reset(error: BaseException) -> bool:
     )
 
 
+def _has_final_220(steps: Sequence[Step]) -> bool:
+    """Whether the last step received a complete final ``220`` reply line (the answer to
+    STARTTLS that lets the handshake start)."""
+    if not steps:
+        return False
+    lines = steps[-1].received.split(b"\n")[:-1]  # the part after the last LF is partial
+    return any(line.rstrip(b"\r")[:4] in (b"220 ", b"220") for line in lines)
+
+
 class Runner:
     """Acts client events against ``target``; ``replay=True`` reads by recorded byte count."""
 
@@ -326,6 +335,14 @@ class Runner:
             if event.dir == "c2s":
                 early = conn.send(event.data, t0 + max(timeout, 10.0))
             elif event.note == "starttls":
+                if not self.replay and not _has_final_220(result.steps):
+                    # RFC 3207 §4: the handshake starts only after a 220. A ClientHello
+                    # sent to a server that refused STARTTLS is read as a command line
+                    # and would blame the next oracle's state on binary garbage.
+                    out.events.pop()
+                    self._finish(conn, result, out, abortive=False, wait=0.0)
+                    conn, skipping = None, True
+                    continue
                 if not self._handshake(conn):
                     result.steps.append(Step(event))
                     result.end, result.detail = "tls-failed", "TLS handshake failed"

@@ -179,6 +179,9 @@ class BatchDrivers(MailDrivers):
         messages are windowed, at most ``max_in_flight`` (≥ 1) awaiting replies.
         Without PIPELINING, messages go one at a time like ``sendmail``. ``options``
         apply to every tuple message (email messages add SMTPUTF8 when needed).
+        Each message is one transaction: one with more recipients than the server's
+        LIMITS RCPTMAX (RFC 9422 §4.2) gets an ``SMTPProtocolError`` outcome before
+        anything of it is sent (``sendmail`` splits such a message).
         """
         if type(max_in_flight) is not int or max_in_flight < 1:
             raise LocalProtocolError("max_in_flight must be a positive int")

@@ -55,6 +55,7 @@ from .exceptions import (
     SMTPRecipientsRefused,
     SMTPReplyError,
 )
+from .split import SplitResults, groups_of, replayer
 from .support import (
     BDAT_WINDOW,
     DEFAULT_CHUNK_SIZE,
@@ -112,6 +113,12 @@ class MailDrivers(DriverCore):
         Returns the ``TransactionResult``. Raises ``SMTPReplyError`` when MAIL, DATA or
         the end of the content is refused, ``SMTPRecipientsRefused`` when every
         recipient was refused; a partial refusal returns normally (check ``failed``).
+
+        More recipients than the server takes per transaction -- its ``LIMITS
+        RCPTMAX`` (RFC 9422 §4.2), or a ``452 4.5.3`` to a RCPT (RFC 5321
+        §4.5.3.1.10) -- are sent in follow-up transactions, combined into the one
+        result (``drivers.split``; docs/guide/results.md);
+        ``MailOptions(split_recipients=False)`` sends one transaction only.
 
         ``stop_after`` ends the transaction early, delivering nothing (the content is
         never sent; refusals raise as above): ``"mail"`` after MAIL's reply,
@@ -218,6 +225,82 @@ class MailDrivers(DriverCore):
         progress: ProgressCallback | None,
         stop_after: MailStage | None = None,
     ) -> Driver[TransactionResult]:
+        """One message in as many transactions as the server's recipient limit needs
+        (``drivers.split``: LIMITS RCPTMAX, RFC 9422 §4.2; 452 4.5.3, RFC 5321
+        §4.5.3.1.10), unless ``options.split_recipients`` is False or ``stop_after``
+        is given. Each follow-up carries the recipients the previous one deferred (and,
+        under RCPTMAX, the next group); one that delivers to nobody ends the split, so
+        there are at most as many transactions as recipients."""
+        args = (pipelining, chunking, chunk_size, progress)
+        if (
+            stop_after is not None
+            or isinstance(recipients, str)
+            or not isinstance(options, MailOptions)
+            or not options.split_recipients
+        ):
+            return (
+                yield from self._transaction(
+                    sender, recipients, content, options, *args, stop_after
+                )
+            )
+        try:
+            order = tuple(recipients)
+        except TypeError:  # not iterable: ``_prepare`` refuses it
+            return (yield from self._transaction(sender, recipients, content, options, *args))
+        if len(order) < 2:  # nothing to split; none is ``_prepare``'s error
+            return (yield from self._transaction(sender, order, content, options, *args))
+        caps = self.conn.capabilities
+        limit = caps.limits.rcptmax if caps is not None else None
+        again = replayer(content)
+        if again is None and limit is not None and len(order) > limit:
+            raise LocalProtocolError(
+                f"{len(order)} recipients and the server's LIMITS RCPTMAX is {limit} "
+                "(RFC 9422 §4.2): the message needs several transactions, so its content "
+                "must be readable again: pass bytes, str or a seekable file"
+            )
+        results = SplitResults(order)
+        pending: tuple[str, ...] = order
+        source = content
+        for count in range(len(order)):
+            group = groups_of(pending, limit)
+            rest = pending[len(group) :]
+            if count:
+                assert again is not None  # no follow-up without it (below)
+                source = again()
+            try:
+                result = yield from self._transaction(sender, group, source, options, *args)
+            except (SMTPRecipientsRefused, SMTPReplyError) as error:
+                if not count:
+                    raise  # nothing delivered: as a single transaction would
+                # A follow-up that delivered to nobody ends the split (no progress):
+                # its recipients and the unsent ones keep the refusal.
+                if isinstance(error, SMTPRecipientsRefused):
+                    results.refuse(error.results)
+                    stop = next(reply for _, reply in error.results)
+                else:
+                    results.refuse((address, error.reply) for address in group)
+                    stop = error.reply
+                results.refuse((address, stop) for address in rest)
+                break
+            deferred = results.add(result)
+            pending = (*deferred, *rest)
+            if not pending or (deferred and again is None) or self._broken:
+                break
+        return results.result()
+
+    def _transaction(
+        self,
+        sender: str,
+        recipients: str | Iterable[str],
+        content: ContentSource,
+        options: MailOptions,
+        pipelining: bool | None,
+        chunking: bool | None,
+        chunk_size: int,
+        progress: ProgressCallback | None,
+        stop_after: MailStage | None = None,
+    ) -> Driver[TransactionResult]:
+        """One mail transaction (see ``sendmail``)."""
         rcpts, mail, commands, first, chunks, total = self._prepare(
             sender, recipients, content, options, chunk_size
         )
@@ -271,6 +354,15 @@ class MailDrivers(DriverCore):
         if type(chunk_size) is not int or chunk_size < 1:
             raise LocalProtocolError("chunk_size must be a positive int")
         caps = self.conn.capabilities
+        if len(rcpts) > 1 and caps is not None:
+            limit = caps.limits.rcptmax
+            if limit is not None and len(rcpts) > limit:
+                # The engine would refuse the RCPT past it with MAIL already written.
+                raise LocalProtocolError(
+                    f"{len(rcpts)} recipients and the server's LIMITS RCPTMAX is {limit} "
+                    "(RFC 9422 §4.2): one transaction cannot take them; sendmail and "
+                    "send_message split them unless MailOptions(split_recipients=False)"
+                )
         chunks, total = content_chunks(content, chunk_size)
         first = next(chunks, b"")
         body = options.body

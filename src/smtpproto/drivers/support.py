@@ -337,6 +337,13 @@ class MailOptions:
     ``orcpt`` True sends each recipient's own address as its DSN original recipient
     (``ORCPT=rfc822;...``, RFC 3461 §4.2), so a delivery status notification names the
     address as it was first given, whatever aliasing or forwarding rewrote it into.
+
+    ``split_recipients`` (default True) lets ``sendmail``/``send_message`` send the
+    message in several transactions when the server limits recipients per transaction:
+    groups of its ``LIMITS RCPTMAX`` (RFC 9422 §4.2), and a follow-up for the recipients
+    refused with ``452 4.5.3`` (RFC 5321 §4.5.3.1.10); see ``drivers.split``. False:
+    one transaction, as sent (more recipients than RCPTMAX is then a
+    ``LocalProtocolError``, a 452 4.5.3 a per-recipient failure).
     """
 
     size: int | None = None
@@ -350,6 +357,7 @@ class MailOptions:
     auth: str | None = None
     notify: tuple[str, ...] | None = None
     orcpt: bool = False
+    split_recipients: bool = True
 
 
 def all_ascii(content: object) -> bool:

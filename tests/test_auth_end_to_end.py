@@ -10,6 +10,7 @@ are in ``test_auth_scripted.py``.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -39,6 +40,7 @@ from auth_helpers import (
 from server_support import Session as ServerSession
 from smtpproto.client_engine.config import ClientConfig
 from smtpproto.client_engine.events import (
+    AuthChallenge,
     AuthFailed,
     AuthSucceeded,
 )
@@ -54,6 +56,7 @@ from smtpproto.sasl import (
 from smtpproto.sasl.saslprep import SASLprepError, saslprep
 from smtpproto.sasl.server import (
     SERVER_MECHANISMS,
+    ScramSHA1Server,
     ScramSHA256Server,
 )
 from smtpproto.server_engine.auth import AuthExchange
@@ -226,6 +229,47 @@ def test_any_credentials_round_trip(name: str, user: str, password: str, other: 
         pair = AuthPair(" ".join(EVERY), verifiers=verifiers)
         wrong = pair.authenticate(client_mechanism(name, other, user=user))
         assert isinstance(wrong, AuthFailed) and wrong.reply.code == 535
+
+
+@pytest.mark.parametrize("name", ["SCRAM-SHA-1", "SCRAM-SHA-256"])
+def test_a_salt_holding_a_short_passwords_base64_is_no_echo(name: str) -> None:
+    # The base64 of a one-octet password ("1": "MQ==") ends one random 16-octet salt in
+    # 256. The client took that for the server echoing the secret and cancelled (501):
+    # the cause of test_any_credentials_round_trip's intermittent failures.
+    salt = base64.b64decode("g+h7qejMSr6U0eL2QPpwMQ==")
+    server = ScramSHA1Server if name == "SCRAM-SHA-1" else ScramSHA256Server
+    verifiers = {name: lambda cb: server({USER: "1"}.get, _salt=salt)}
+    pair = AuthPair(name, verifiers=verifiers)
+    assert isinstance(pair.authenticate(client_mechanism(name, "1")), AuthSucceeded)
+    challenges = [e.challenge for e in pair.events if isinstance(e, AuthChallenge)]
+    assert b",s=g+h7qejMSr6U0eL2QPpwMQ==," in (challenges[0] or b"")  # reached the mechanism
+    pair = AuthPair(name, verifiers=verifiers)
+    wrong = pair.authenticate(client_mechanism(name, "2"))
+    assert isinstance(wrong, AuthFailed) and wrong.reply.code == 535
+
+
+@pytest.mark.parametrize("password", ["=", ",", "1", "ab", "xyz"])
+@pytest.mark.parametrize("name", [n for n in EVERY if n.startswith("SCRAM")])
+def test_a_short_passwords_base64_in_a_server_message_is_no_echo(name: str, password: str) -> None:
+    # "=" is "PQ==" in base64, the end of every SCRAM-SHA-256 server-final 334 ("v=" and
+    # 44 characters: 46 octets): the reply was redacted before it was decoded and the
+    # client answered "*" (501), for that password every time. Found by
+    # test_any_credentials_round_trip (hypothesis, user="0", password="=").
+    verifiers = make_verifiers({USER: password}.get, check_token)
+    pair = AuthPair(" ".join(EVERY), verifiers=verifiers)
+    assert isinstance(pair.authenticate(client_mechanism(name, password)), AuthSucceeded)
+
+
+@pytest.mark.parametrize("password", ["host", "localhost", "@localhost>"])
+def test_a_cram_md5_password_inside_the_challenge_is_answered(password: str) -> None:
+    # CRAM-MD5's challenge is "<random.random@localhost>": a password inside it was taken
+    # for an echo and answered "*" (501) every time, though it never crosses the wire
+    # (found by test_any_credentials_round_trip, password="host"). The event hides it.
+    verifiers = make_verifiers({USER: password}.get, check_token)
+    pair = AuthPair("CRAM-MD5", verifiers=verifiers)
+    assert isinstance(pair.authenticate(client_mechanism("CRAM-MD5", password)), AuthSucceeded)
+    (challenge,) = [e for e in pair.events if isinstance(e, AuthChallenge)]
+    assert challenge.challenge is None and b"*" not in bytes(pair.wire).split(b"\r\n")
 
 
 # -- Session.login chooses from the AUTH list learned after STARTTLS ------------------------

@@ -7,20 +7,19 @@
   message and offset, and the same ``buffered`` after every chunk, on arbitrary bytes
   and chunkings. The compiled module is imported directly, so this also runs in the
   ``SMTPPROTO_NO_EXTENSIONS=1`` pass, where only the selection changes.
-* Feeding one byte at a time stays linear (a ratio of two sizes, never a timing).
+* Feeding one byte at a time stays linear (octets examined, counted: never a timing).
 """
 
 from __future__ import annotations
 
-import gc
 import importlib
 import itertools
 import os
 import platform
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -246,45 +245,39 @@ def test_twins_agree_on_feed_after_clean_eof() -> None:
 # -- linearity ------------------------------------------------------------------------------
 
 
-def best_time(action: Callable[[], object], repeats: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        began = time.perf_counter()
-        action()
-        best = min(best, time.perf_counter() - began)
-    return best
+class CountingBuffer(bytearray):
+    """The pure twin's reply buffer, counting the octets its line-end search examines."""
 
+    scanned = 0
 
-def feed_bytewise(cls: ParserClass, data: bytes) -> Callable[[], object]:
-    chunks = [data[i : i + 1] for i in range(len(data))]
-
-    def action() -> object:
-        parser = cls(max_line_length=1 << 20, max_reply_bytes=1 << 22, max_lines=100_000)
-        feed = parser.feed
-        count = 0
-        for chunk in chunks:
-            count += len(feed(chunk))
-        assert count == 1
-        return count
-
-    return action
+    def find(self, sub: Any, start: Any = 0, end: Any = None) -> int:
+        found = super().find(sub, start) if end is None else super().find(sub, start, end)
+        self.scanned += (found + 1 if found >= 0 else len(self)) - start
+        return found
 
 
 @pytest.mark.parametrize("shape", ["one long line", "many lines"])
-def test_one_byte_feeding_is_linear(parser_cls: ParserClass, shape: str) -> None:
-    """16x the input costs about 16x the work; a rescan from the reply start gives ~256x.
+@pytest.mark.parametrize("size", [10_000, 160_000])
+def test_one_byte_feeding_is_linear(shape: str, size: int) -> None:
+    """Fed one octet at a time, the search for LF resumes where it stopped: every octet
+    is examined about once (a rescan from the reply start examines ~size**2/2).
 
-    Compared as a ratio between two sizes measured in the same process (best of 5),
-    so machine speed cancels out; the bound of 64 sits a factor 4 from both linear and
-    quadratic, so a loaded machine (seen: 3x noise) cannot flip the verdict.
+    Counted, not timed (a timing ratio flaked under load): the pure twin's buffer is
+    swapped for one that counts what ``find`` examines; octets fed straight from the
+    caller's one-octet ``bytes`` (empty buffer: the fast path) count one each. The
+    compiled twin has the same loop (``_speedups.pyx``: ``memchr`` from ``_scan_from``)
+    and gives the same replies on every chunking (the hypothesis twin tests above).
     """
-
-    def reply(size: int) -> bytes:
-        if shape == "one long line":
-            return b"250 " + b"x" * size + b"\r\n"
-        return b"250-abcdefghijklm\r\n" * (size // 19) + b"250 end\r\n"
-
-    gc.collect()
-    small = best_time(feed_bytewise(parser_cls, reply(10_000)))
-    large = best_time(feed_bytewise(parser_cls, reply(160_000)))
-    assert large / small < 64, f"{large / small:.1f}x the time for 16x the input"
+    if shape == "one long line":
+        data = b"250 " + b"x" * size + b"\r\n"
+    else:
+        data = b"250-abcdefghijklm\r\n" * (size // 19) + b"250 end\r\n"
+    parser = PyReplyParser(max_line_length=1 << 20, max_reply_bytes=1 << 22, max_lines=100_000)
+    buffer = parser._buffer = CountingBuffer()
+    fast_path = 0
+    replies = []
+    for i in range(len(data)):
+        fast_path += not buffer
+        replies += parser.feed(data[i : i + 1])
+    assert len(replies) == 1 and parser.buffered == 0
+    assert buffer.scanned + fast_path <= 2 * len(data), (buffer.scanned, len(data))

@@ -233,11 +233,17 @@ class ClientConnection:
                         raise RemoteProtocolError("data received before the TLS handshake")
                     chunk = incoming.popleft()
                     s.incoming_size -= len(chunk)
-                    parsed = s.parser.feed(chunk)
+                    parsed = shown = s.parser.feed(chunk)
                     if s.redactor.active:  # after AUTH: no secret reaches an event
-                        parsed = [s.redactor.reply(reply) for reply in parsed]
+                        shown = [s.redactor.reply(reply) for reply in parsed]
+                        # A challenge is decoded as sent (redacting its base64 broke
+                        # it); replies._auth_reply redacts the event it makes.
+                        parsed = [
+                            raw if raw.code == 334 and s.mechanism is not None else red
+                            for raw, red in zip(parsed, shown, strict=True)
+                        ]
                     if s.transcript is not None:
-                        for reply in parsed:
+                        for reply in shown:
                             for line in reply.to_bytes().split(b"\r\n")[:-1]:
                                 s.transcript.line("S", line)
                     if len(parsed) == 1 and not incoming:  # the common case, kept short

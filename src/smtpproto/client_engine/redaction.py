@@ -9,7 +9,10 @@ show ``<redacted>`` for a server that echoes the password in its 535), the messa
 any ``ProtocolError`` leaving the connection (``error``), and every transcript line
 (``Transcript``). One pass, longest secret first, so a replacement is never rescanned.
 Secrets shorter than ``MIN_REDACTED_SECRET`` octets are not hunted for, because every
-"e" of a one-letter password would otherwise shred every reply.
+"e" of a one-letter password would otherwise shred every reply; nor is their base64,
+which carries no more than they do: ``PQ==`` (password ``=``) ends the base64 of every
+SCRAM-SHA-256 server-final message, and redacting it broke that 334 before it was
+decoded; ``LA==`` (``,``) ends one SCRAM salt in 256.
 
 A server may echo a secret inside a longer base64 value (the whole PLAIN response, a
 "you sent: ..." challenge), where its base64 depends on its offset: the three
@@ -76,15 +79,12 @@ REDACTED = b"<redacted>"
 class Redactor:
     """The secrets of one connection, and their removal from server text."""
 
-    __slots__ = ("_challenge_pattern", "_cores", "_long", "_pattern", "_secrets")
+    __slots__ = ("_cores", "_pattern", "_secrets")
 
     def __init__(self) -> None:
         self._secrets: tuple[bytes, ...] = ()
         self._cores: frozenset[bytes] = frozenset()
         self._pattern: re.Pattern[bytes] | None = None
-        #: The secrets of at least MIN_REDACTED_SECRET octets, as given.
-        self._long: tuple[bytes, ...] = ()
-        self._challenge_pattern: re.Pattern[bytes] | None = None
 
     @property
     def active(self) -> bool:
@@ -93,14 +93,11 @@ class Redactor:
 
     def add_secrets(self, secrets: Iterable[bytes]) -> None:
         """Redact ``secrets`` (and their base64 forms, at any alignment) from now on."""
-        found = [secret for secret in secrets if secret]
-        self._long += tuple(s for s in found if len(s) >= MIN_REDACTED_SECRET)
+        found = [secret for secret in secrets if len(secret) >= MIN_REDACTED_SECRET]
         found += [base64.b64encode(secret) for secret in found]
         self._secrets = tuple(dict.fromkeys(self._secrets + tuple(found)))
         self._cores = frozenset(core for secret in self._secrets for core in base64_cores(secret))
         self._pattern = _alternation([*_forms(self._secrets), *self._cores])
-        long_forms = [*self._long, *(base64.b64encode(secret) for secret in self._long)]
-        self._challenge_pattern = _alternation([*_forms(long_forms), *self._cores])
 
     def _spans(self, data: bytes, ends: Sequence[int] = ()) -> list[tuple[int, int]]:
         """Where ``data`` holds a secret: each match, and a base64 core widened to the
@@ -133,10 +130,9 @@ class Redactor:
 
     def contains_secret(self, data: bytes) -> bool:
         """True when ``data`` (a decoded challenge) holds a known secret: a server
-        echoing it is hostile. Only secrets long enough to hunt count, with their
-        base64: the base64 of a one-octet password (``LA==`` for ``,``) ends one SCRAM
-        salt in 256, and refusing that challenge failed a good login."""
-        pattern = self._challenge_pattern
+        echoing it is hostile. Only secrets long enough to hunt count (module
+        docstring): refusing a salt that ends in ``LA==`` failed a good login."""
+        pattern = self._pattern
         return pattern is not None and pattern.search(data) is not None
 
     def reply(self, reply: Reply) -> Reply:

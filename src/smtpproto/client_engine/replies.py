@@ -230,17 +230,21 @@ def _auth_reply(s: Session, entry: Pending, reply: Reply) -> None:
             )
         s.auth_rounds += 1
         text = reply.raw_lines[0].strip()
+        shown = True
         try:
             challenge: bytes | None = binascii.a2b_base64(text) if text else b""
             if challenge and binascii.b2a_base64(challenge, newline=False) != text:
                 challenge = None  # not canonical base64 (stray characters)
             elif challenge and s.redactor.contains_secret(challenge):
-                challenge = None  # the server echoes a secret: answer "*" (§4 rule 11)
+                shown = False  # no event shows a secret (§4 rule 11)
+                if mechanism is None or mechanism.sends_secrets:
+                    challenge = None  # the server echoes a secret: answer "*"
         except (binascii.Error, ValueError):
             challenge = None
         s.challenge = challenge
         s.enter(Outcome.AUTH_CHALLENGED)
-        s.events.append(AuthChallenge(reply=reply, challenge=challenge))
+        shown_reply = s.redactor.reply(reply)  # the connection passed it unredacted
+        s.events.append(AuthChallenge(reply=shown_reply, challenge=challenge if shown else None))
         return
     s.mechanism = None
     s.auth_initial = None

@@ -70,6 +70,11 @@ class ClientMechanism(abc.ABC):
     """One SASL exchange, client side. Instances are single-use."""
 
     name: ClassVar[str]
+    #: False for challenge-response mechanisms (CRAM-MD5, SCRAM) whose password never
+    #: crosses the wire: a challenge holding it is chance (a password "host" inside
+    #: CRAM-MD5's "<...@localhost>") or a server that stores it, never an echo, so the
+    #: client answers it (the ``AuthChallenge`` event still hides it).
+    sends_secrets: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

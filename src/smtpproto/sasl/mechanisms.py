@@ -155,6 +155,7 @@ class CramMD5(ClientMechanism):
     """CRAM-MD5 (RFC 2195 §2): ``username SP hex(HMAC-MD5(password, challenge))``."""
 
     name = "CRAM-MD5"
+    sends_secrets = False
 
     def __init__(self, username: str, password: str) -> None:
         self.username = check_field(username, "username", nonempty=True)

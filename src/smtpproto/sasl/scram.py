@@ -116,6 +116,7 @@ class Scram(ClientMechanism):
 
     _hash_name: ClassVar[str]
     _plus: ClassVar[bool]
+    sends_secrets = False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Scram:
         if cls is Scram:

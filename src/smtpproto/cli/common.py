@@ -26,6 +26,7 @@ from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.text import escape_text
 
 __all__ = [
+    "DROP_SEND_STAGES",
     "DROP_STAGES",
     "EXIT_CODE_HELP",
     "PROG",
@@ -53,6 +54,11 @@ STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data")
 #: without a command (after MAIL/RCPT the session drivers end the transaction with
 #: RSET, so a bare drop there is not possible), plus ``dot``: after the content's reply.
 DROP_STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "data", "dot")
+#: ``send --drop-after-send`` stages (swaks' ``--drop-after-send``): close the connection
+#: as soon as the stage's command is written, before its reply: EHLO (or HELO/LHLO),
+#: STARTTLS, AUTH, MAIL, the last RCPT, DATA, the content's final "." line (or BDAT
+#: ... LAST); ``connect``: before the greeting is read.
+DROP_SEND_STAGES = ("connect", "ehlo", "tls", "auth", "mail", "rcpt", "data", "dot")
 
 
 class ExitCode(enum.IntEnum):

@@ -32,6 +32,7 @@ from typing import NoReturn
 from ..wire import codes
 from ..wire.text import escape_text
 from .common import (
+    DROP_SEND_STAGES,
     DROP_STAGES,
     EXIT_CODE_HELP,
     PROG,
@@ -223,6 +224,13 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         metavar="STAGE",
         help="|".join(DROP_STAGES) + ": close the connection there without QUIT "
         "(dot: after the content's reply)",
+    )
+    stops.add_argument(
+        "--drop-after-send",
+        choices=DROP_SEND_STAGES,
+        metavar="STAGE",
+        help="|".join(DROP_SEND_STAGES) + ": close the connection right after sending "
+        "that stage's command, before its reply, without QUIT",
     )
     msg = p.add_argument_group("message")
     msg.add_argument(

@@ -40,9 +40,11 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 from ..adapters.blocking import SMTPClient, TLSInfo
+from ..adapters.common import Step
 from ..adapters.tls import client_ssl_context
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.config import ClientConfig, TLSPolicy
@@ -54,7 +56,7 @@ from ..drivers.exceptions import (
     SMTPReplyError,
     SMTPTLSError,
 )
-from ..drivers.session import MailStage, OpenStage
+from ..drivers.session import Driver, MailStage, OpenStage, Request, Write
 from ..drivers.support import MailOptions, default_port, default_tls_policy
 from ..sasl.base import ChannelBinding, ClientMechanism
 from ..sasl.mechanisms import External, choose_mechanism
@@ -91,6 +93,54 @@ DEFAULT_TIMEOUT = 60.0
 SHOW_LIMIT = 64 * 1024
 #: The user name the demo's built-in server accepts (with a password made per run).
 DEMO_USER = "demo"
+
+
+#: ``--drop-after-send``: the command lines whose write ends each stage (as swaks: the
+#: first RCPT; "dot" is the write ending in the content's "\r\n.\r\n").
+_STAGE_COMMANDS = {
+    "ehlo": (b"EHLO ", b"HELO ", b"LHLO "),
+    "tls": (b"STARTTLS",),
+    "auth": (b"AUTH ",),
+    "mail": (b"MAIL ",),
+    "rcpt": (b"RCPT ",),
+    "data": (b"DATA",),
+}
+
+
+class _Dropped(Exception):
+    """``--drop-after-send``: the stage's command is written and the connection closed."""
+
+
+class _DropAfterSend(SMTPClient):
+    """The blocking client that closes the connection as soon as the write holding the
+    command of ``stage`` is on the wire, before its reply and without QUIT (swaks'
+    ``--drop-after-send``; RFC 5321 §3.8: the server must cope), then raises
+    ``_Dropped``. A pipelined group (RFC 2920 §3.1) is one write: it goes whole."""
+
+    def __init__(self, stage: str, **options: Any) -> None:
+        super().__init__(**options)
+        self._stage = stage
+
+    def _send(self, request: Write, driver: Driver[Any], step: Step) -> Request | None:
+        following = super()._send(request, driver, step)
+        if self._ends_stage(bytes(request.data)):
+            self.close()
+            raise _Dropped
+        return following
+
+    def _ends_stage(self, data: bytes) -> bool:
+        if self._stage == "dot":
+            return data.endswith(b"\r\n.\r\n")  # dot-stuffed content never holds it
+        starts = _STAGE_COMMANDS[self._stage]
+        return any(line.startswith(starts) for line in data.split(b"\r\n"))
+
+
+def _pipelining(args: argparse.Namespace) -> bool | None:
+    """``--pipelining``; with ``--drop-after-send`` only when asked (as swaks), so the
+    drop follows the stage's own command rather than the whole pipelined group."""
+    if args.drop_after_send is not None and args.pipelining is None:
+        return False
+    return cast("bool | None", args.pipelining)
 
 
 class TLSWatch:
@@ -285,6 +335,12 @@ def _check_args(args: argparse.Namespace) -> None:
     if (args.quit_after or args.drop_after) == "data" and args.chunking:
         raise CLIError(
             "--quit-after data stops at DATA's 354 reply: not with --chunking", ExitCode.USAGE
+        )
+    if args.drop_after_send in ("data", "dot") and args.chunking:
+        raise CLIError(
+            f"--drop-after-send {args.drop_after_send} drops after DATA or its final '.': "
+            "not with --chunking",
+            ExitCode.USAGE,
         )
 
 
@@ -518,7 +574,7 @@ def _session(
     sock, server_name = _connect(args, target, timeout, note)
     peer = sock.getpeername()
     note(f"connected to {peer[0]} port {peer[1]}" if isinstance(peer, tuple) else "connected")
-    stop = args.quit_after or args.drop_after
+    stop = args.quit_after or args.drop_after or args.drop_after_send
     if stop == "connect":
         sock.close()
         note(_stopped(args, "connect"))
@@ -526,7 +582,10 @@ def _session(
     policy = target.policy
     if stop in ("greeting", "ehlo") and policy is not TLSPolicy.IMPLICIT:
         policy = TLSPolicy.NONE  # the session ends before STARTTLS either way
-    client = SMTPClient(
+    make: Callable[..., SMTPClient] = SMTPClient
+    if args.drop_after_send is not None:
+        make = partial(_DropAfterSend, args.drop_after_send)
+    client = make(
         sock=sock,
         port=target.port,
         tls=policy,
@@ -541,6 +600,9 @@ def _session(
     tls.watch(client)
     try:
         return _stages(args, console, client, target, envelope, content, note)
+    except _Dropped:
+        note(_stopped(args, stop))
+        return ExitCode.OK
     except SMTPReplyError as error:
         note(f"hint: {error.explain()}")
         _polite_quit(client)
@@ -597,7 +659,7 @@ def _stages(
     note: Callable[[str], None],
 ) -> int:
     """The session on a connected ``client``, up to ``--quit-after``; the exit code."""
-    stop = args.quit_after or args.drop_after
+    stop = args.quit_after or args.drop_after or args.drop_after_send
     options = mail_options(args)
     if stop in ("greeting", "ehlo", "tls"):
         client.connect(until=cast("OpenStage", stop))
@@ -620,8 +682,9 @@ def _stages(
             envelope.recipients,
             content.source(),
             options=options,
-            pipelining=args.pipelining,
-            chunking=args.chunking,
+            pipelining=_pipelining(args),
+            # --drop-after-send dot drops after DATA's final ".", so no BDAT
+            chunking=False if args.drop_after_send == "dot" else args.chunking,
             progress=lambda sent, total: bar.update(sent),
         )
     finally:
@@ -642,9 +705,15 @@ def _stages(
     return ExitCode.OK
 
 
+#: ``--drop-after-send`` at a stage whose command the session did not send.
+_NOT_SENT = {"tls": ExitCode.TLS, "auth": ExitCode.AUTH}
+
+
 def _stopped(args: argparse.Namespace, stage: str) -> str:
     if args.drop_after is not None:
         return f"dropped the connection after {stage}, as asked (no QUIT)"
+    if args.drop_after_send is not None:
+        return f"dropped the connection after sending {stage}, before its reply, as asked"
     return f"quit after {stage}, as asked"
 
 
@@ -653,7 +722,15 @@ def _leave(
 ) -> None:
     """End the session at ``stage``: QUIT (``--quit-after``), or close the connection
     without a word (``--drop-after``, as a client that crashes or times out would;
-    RFC 5321 §3.8: the server must cope)."""
+    RFC 5321 §3.8: the server must cope). With ``--drop-after-send`` the session got
+    here only when it never sent the stage's command (no STARTTLS, no AUTH asked for)."""
+    if args.drop_after_send is not None:
+        client.close()
+        raise CLIError(
+            f"--drop-after-send {stage}: the session never sent that command "
+            "(connection closed without QUIT)",
+            _NOT_SENT.get(stage, ExitCode.PROTOCOL),
+        )
     if args.drop_after is None:
         client.quit()
     else:
@@ -767,11 +844,13 @@ def _stop_in_transaction(
         envelope.recipients,
         content.source(),
         options=options,
-        pipelining=args.pipelining,
+        pipelining=_pipelining(args),
         chunking=args.chunking,
         stop_after=cast("MailStage", stop),
     )
-    if stop == "data":
+    if args.drop_after_send is not None:  # nothing was accepted, so it was not sent
+        note(f"--drop-after-send {stop}: the command was not sent (nothing accepted)")
+    elif stop == "data":
         note("quit after data (354), as asked: connection closed, the content was not sent")
     else:
         client.quit()
@@ -869,7 +948,7 @@ def _demo_session(
             allow_cleartext_auth=policy is TLSPolicy.NONE,
         )
         code = _session(args, console, target, envelope, content)
-        if code != ExitCode.OK or args.quit_after is not None:
+        if code != ExitCode.OK or args.quit_after or args.drop_after_send:
             return code
         (stored,) = server.wait_for_messages(1, timeout=10.0)
         if args.quiet or args.json:

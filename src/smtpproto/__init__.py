@@ -73,6 +73,8 @@ if TYPE_CHECKING:
         TransactionResult,
         UnsafeRawBytes,
         Vrfy,
+        Xclient,
+        Xforward,
     )
     from .client_engine.states import ClientState
     from .drivers.batch import BatchItem, Outcome
@@ -162,6 +164,8 @@ _HOMES = {
         "TransactionResult",
         "UnsafeRawBytes",
         "Vrfy",
+        "Xclient",
+        "Xforward",
     ),
     ".client_engine.states": ("ClientState",),
     ".drivers.batch": ("BatchItem", "Outcome"),
@@ -308,6 +312,8 @@ __all__ = [
     "Vrfy",
     "VrfyReceived",
     "Write",
+    "Xclient",
+    "Xforward",
     "codes",
     "sasl",
     "send",

@@ -20,7 +20,7 @@ import asyncio
 import socket
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from email.message import Message
 from types import TracebackType
 from typing import Any, TypeVar
@@ -273,6 +273,12 @@ class AsyncFacade:
 
     def vrfy(self, address: str) -> Reply:
         return self._call(self.client.vrfy, address)
+
+    def xclient(self, attributes: Mapping[str, str]) -> Reply:
+        return self._call(self.client.xclient, attributes)
+
+    def xforward(self, attributes: Mapping[str, str]) -> Reply:
+        return self._call(self.client.xforward, attributes)
 
     def quit(self) -> Reply:
         return self._call(self.client.quit)

@@ -7,20 +7,20 @@ Theory of operation
 ``AsyncClientBase`` holds everything of an async client that does not depend on the
 event loop (what never waits is ``ClientCore``'s, in ``common``): the operations
 (``login``, ``sendmail``, ``send_message``, ``send_many``, ``noop``, ``rset``, ``vrfy``,
-``quit``), the async context manager, and ``_drive``, the loop that runs a sans-IO
-driver from ``Session``. ``_drive`` performs each request with a primitive of the
-concrete adapter: ``_send`` (a ``Write``; it may also take the driver's following
-requests, as trio's read-ahead burst does), ``_read`` and ``_handshake`` (an
-``UpgradeTLS``: the adapter runs the handshake, ``_start_tls`` here times it, records
-``tls_info`` and answers with the channel binding). A failure of a primitive that
-``_transport_error`` maps (``OSError`` including ``TimeoutError``, TLS failures, plus
-``SMTPTLSError`` and ``ProtocolError`` from the adapter or the engine) is thrown into
-the driver, which turns it into the right ``SMTPError``. Anything else (a cancellation,
-``KeyboardInterrupt``) cuts the exchange short: the driver is closed, the transport
-dropped (``_drop``) and the exception propagates; the client is never reused. So is an
-exception out of the driver that leaves the session unusable, and a driver that returns
-with the session unusable on purpose (``sendmail(stop_after="data")`` stops at the 354):
-then the transport is closed without QUIT.
+``xclient``, ``xforward``, ``quit``), the async context manager, and ``_drive``, the
+loop that runs a sans-IO driver from ``Session``. ``_drive`` performs each request with
+a primitive of the concrete adapter: ``_send`` (a ``Write``; it may also take the
+driver's following requests, as trio's read-ahead burst does), ``_read`` and
+``_handshake`` (an ``UpgradeTLS``: the adapter runs the handshake, ``_start_tls`` here
+times it, records ``tls_info`` and answers with the channel binding). A failure of a
+primitive that ``_transport_error`` maps (``OSError`` including ``TimeoutError``, TLS
+failures, plus ``SMTPTLSError`` and ``ProtocolError`` from the adapter or the engine) is
+thrown into the driver, which turns it into the right ``SMTPError``. Anything else (a
+cancellation, ``KeyboardInterrupt``) cuts the exchange short: the driver is closed, the
+transport dropped (``_drop``) and the exception propagates; the client is never reused.
+So is an exception out of the driver that leaves the session unusable, and a driver that
+returns with the session unusable on purpose (``sendmail(stop_after="data")`` stops at
+the 354): then the transport is closed without QUIT.
 
 What the driver gets next lives in a ``Step`` (``common``), so that an adapter can
 leave ``_drive`` (trio: its deadline cancel scope fired, ``_cut_by_deadline``) and
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from email.message import Message
 from inspect import isawaitable
 from types import TracebackType
@@ -310,6 +310,14 @@ class AsyncClientBase(ClientCore, abc.ABC):
     async def vrfy(self, address: str) -> Reply:
         """VRFY ``address``."""
         return await self._operation(lambda session: session.vrfy(address))
+
+    async def xclient(self, attributes: Mapping[str, str]) -> Reply:
+        """XCLIENT ``attributes`` (Postfix), then EHLO again; returns the 220 reply."""
+        return await self._operation(lambda session: session.xclient(attributes))
+
+    async def xforward(self, attributes: Mapping[str, str]) -> Reply:
+        """XFORWARD ``attributes`` (Postfix); returns the 250 reply."""
+        return await self._operation(lambda session: session.xforward(attributes))
 
     async def quit(self) -> Reply:
         """QUIT, then close the connection."""

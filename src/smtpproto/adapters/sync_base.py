@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from email.message import Message
 from inspect import isawaitable
 from types import TracebackType
@@ -291,6 +291,14 @@ class SyncClientBase(ClientCore, abc.ABC):
     def vrfy(self, address: str) -> Reply:
         """VRFY ``address``."""
         return self._operation(lambda session: session.vrfy(address))
+
+    def xclient(self, attributes: Mapping[str, str]) -> Reply:
+        """XCLIENT ``attributes`` (Postfix), then EHLO again; returns the 220 reply."""
+        return self._operation(lambda session: session.xclient(attributes))
+
+    def xforward(self, attributes: Mapping[str, str]) -> Reply:
+        """XFORWARD ``attributes`` (Postfix); returns the 250 reply."""
+        return self._operation(lambda session: session.xforward(attributes))
 
     def quit(self) -> Reply:
         """QUIT, then close the connection."""

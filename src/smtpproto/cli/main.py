@@ -214,6 +214,22 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         default=None,
         help="send the content with BDAT (default: when the server offers CHUNKING)",
     )
+    conn.add_argument(
+        "--xclient",
+        action="append",
+        default=[],
+        metavar="ATTR=VALUE",
+        help="XCLIENT attribute (NAME, ADDR, PORT, PROTO, HELO, LOGIN, DESTADDR, DESTPORT), "
+        "sent after STARTTLS, before AUTH; repeatable",
+    )
+    conn.add_argument(
+        "--xforward",
+        action="append",
+        default=[],
+        metavar="ATTR=VALUE",
+        help="XFORWARD attribute (NAME, ADDR, PORT, PROTO, HELO, IDENT, SOURCE), "
+        "sent before MAIL; repeatable",
+    )
     stops = conn.add_mutually_exclusive_group()
     stops.add_argument(
         "--quit-after", choices=STAGES, metavar="STAGE", help="|".join(STAGES) + ": stop there"

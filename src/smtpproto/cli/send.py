@@ -48,7 +48,7 @@ from ..adapters.common import Step
 from ..adapters.tls import client_ssl_context
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.config import ClientConfig, TLSPolicy
-from ..client_engine.events import Mail, Rcpt
+from ..client_engine.events import Mail, Rcpt, Xclient, Xforward
 from ..drivers.exceptions import (
     SMTPError,
     SMTPProtocolError,
@@ -290,6 +290,25 @@ def _needs_password(args: argparse.Namespace) -> bool:
     return args.user is not None and (args.auth is None or _auth_names(args) != ["EXTERNAL"])
 
 
+def _attributes(values: list[str], flag: str) -> dict[str, str]:
+    """``--xclient``/``--xforward`` ``ATTR=VALUE`` options as one mapping, checked by
+    building the command (unknown names, CR/LF/NUL/space, over-long values: usage)."""
+    attributes: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CLIError(f"{flag} {escape_text(item)!r}: expected ATTR=VALUE", ExitCode.USAGE)
+        if name.upper() in attributes:
+            raise CLIError(f"{flag} {escape_text(name.upper())} given twice", ExitCode.USAGE)
+        attributes[name.upper()] = value
+    if attributes:
+        try:
+            (Xclient if flag == "--xclient" else Xforward)(attributes=attributes)
+        except LocalProtocolError as exc:
+            raise CLIError(f"{flag}: {exc}", ExitCode.USAGE) from None
+    return attributes
+
+
 def _check_args(args: argparse.Namespace) -> None:
     demo = args.server is None and args.unix_socket is None
     demo = demo and (args.demo or not _recipients_given(args))
@@ -332,6 +351,8 @@ def _check_args(args: argparse.Namespace) -> None:
             ExitCode.USAGE,
         )
     mail_options(args)  # a bad --dsn-*/--size value fails before connecting
+    _attributes(args.xclient, "--xclient")
+    _attributes(args.xforward, "--xforward")
     if (args.quit_after or args.drop_after) == "data" and args.chunking:
         raise CLIError(
             "--quit-after data stops at DATA's 354 reply: not with --chunking", ExitCode.USAGE
@@ -666,8 +687,12 @@ def _stages(
         _leave(args, client, stop, note)
         return ExitCode.OK
     client.connect()
+    if args.xclient:  # after STARTTLS, before AUTH (as swaks does); EHLO follows the 220
+        client.xclient(_attributes(args.xclient, "--xclient"))
     if target.password is not None or (args.auth is not None and args.tls_cert is not None):
         _login(args, client, target)
+    if args.xforward:  # just before MAIL: it describes the next transaction
+        client.xforward(_attributes(args.xforward, "--xforward"))
     if stop == "auth":
         _leave(args, client, stop, note)
         return ExitCode.OK

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Literal
 
 from ..sasl.base import MECH_NAME
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_ENVID",
     "MAX_ORCPT",
+    "XCLIENT_ATTRIBUTES",
+    "XFORWARD_ATTRIBUTES",
     "Auth",
     "AuthContinue",
     "Bdat",
@@ -58,6 +60,8 @@ __all__ = [
     "StartTLS",
     "UnsafeRawBytes",
     "Vrfy",
+    "Xclient",
+    "Xforward",
 ]
 
 # Derived fields (``_wire``, ``_path``, ``_params``) are set in ``__post_init__`` and
@@ -394,6 +398,79 @@ class Help(Command):
         else:
             arg = format_text_argument(self.topic, "HELP topic", allow_empty=False)
             _set(self, "_wire", _line(b"HELP " + arg))
+
+
+#: The attributes ``XCLIENT`` may set (Postfix XCLIENT_README).
+XCLIENT_ATTRIBUTES = frozenset(
+    {"NAME", "ADDR", "PORT", "PROTO", "HELO", "LOGIN", "DESTADDR", "DESTPORT"}
+)
+#: The attributes ``XFORWARD`` may set (Postfix XFORWARD_README).
+XFORWARD_ATTRIBUTES = frozenset({"NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE"})
+#: The longest attribute value accepted, before xtext encoding (Postfix keeps host
+#: names and addresses within 255 octets).
+MAX_ATTRIBUTE_VALUE = 255
+
+
+def _attribute_line(verb: str, attributes: Mapping[str, str], allowed: frozenset[str]) -> bytes:
+    """``VERB name=xtext ...`` CRLF: known names once each, printable ASCII values
+    without space (the values are xtext, RFC 3461 §4), the line at most 512 octets."""
+    if not isinstance(attributes, Mapping) or not attributes:
+        raise LocalProtocolError(f"{verb} needs a non-empty mapping of attributes")
+    parts = [verb]
+    seen: set[str] = set()
+    for name, value in attributes.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise LocalProtocolError(f"{verb} attribute names and values must be str")
+        upper = name.upper()
+        if upper not in allowed:
+            raise LocalProtocolError(
+                f"unknown {verb} attribute {name!a}; known: {' '.join(sorted(allowed))}"
+            )
+        if upper in seen:
+            raise LocalProtocolError(f"{verb} attribute {upper} given twice")
+        seen.add(upper)
+        if not value or len(value) > MAX_ATTRIBUTE_VALUE:
+            raise LocalProtocolError(
+                f"{verb} {upper} value must be 1 to {MAX_ATTRIBUTE_VALUE} characters"
+            )
+        if not all("!" <= char <= "~" for char in value):
+            raise LocalProtocolError(
+                f"{verb} {upper} value {value!a}: only printable ASCII without space "
+                "(no CR, LF, NUL or other controls)"
+            )
+        parts.append(f"{upper}={xtext_encode(value)}")
+    return _line(" ".join(parts).encode("ascii"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Xclient(Command):
+    """``XCLIENT name=value ...`` (Postfix XCLIENT_README): override the client's
+    NAME, ADDR, PORT, PROTO, HELO, LOGIN, DESTADDR, DESTPORT as the server sees them.
+
+    Values are printable ASCII without space, at most 255 characters, sent as xtext
+    (RFC 3461 §4); the server must advertise XCLIENT with each name. A 220 reply is a
+    new greeting: the extensions are forgotten and a new EHLO is needed.
+    """
+
+    attributes: Mapping[str, str]
+    _wire: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
+
+    def __post_init__(self) -> None:
+        _set(self, "_wire", _attribute_line("XCLIENT", self.attributes, XCLIENT_ATTRIBUTES))
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Xforward(Command):
+    """``XFORWARD name=value ...`` (Postfix XFORWARD_README): the original client's
+    NAME, ADDR, PORT, PROTO, HELO, IDENT, SOURCE for the next transaction; 250 on
+    success. Values as for ``Xclient``; the server must advertise XFORWARD with each
+    name."""
+
+    attributes: Mapping[str, str]
+    _wire: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
+
+    def __post_init__(self) -> None:
+        _set(self, "_wire", _attribute_line("XFORWARD", self.attributes, XFORWARD_ATTRIBUTES))
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

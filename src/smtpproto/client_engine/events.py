@@ -40,6 +40,8 @@ from .commands import (
     StartTLS,
     UnsafeRawBytes,
     Vrfy,
+    Xclient,
+    Xforward,
 )
 
 if TYPE_CHECKING:  # an annotation only: events load without the EHLO parser
@@ -89,6 +91,8 @@ __all__ = [
     "TransactionResult",
     "UnsafeRawBytes",
     "Vrfy",
+    "Xclient",
+    "Xforward",
     "positional",
 ]
 

@@ -165,6 +165,17 @@ def _other_reply(s: Session, entry: Pending, reply: Reply) -> None:
         s.enter(Outcome.QUIT_ANSWERED)
 
 
+def _xclient_reply(s: Session, entry: Pending, reply: Reply) -> None:
+    """220 to XCLIENT is a new greeting (Postfix XCLIENT_README): everything learnt
+    from EHLO is forgotten and a new hello is needed; any other reply changes nothing."""
+    assert entry.command is not None
+    if reply.code == 220:
+        s.forget_extensions()
+        s.txn = None
+        s.enter(Outcome.XCLIENT_GREETED)
+    s.events.append(_command_reply(entry.command, reply))
+
+
 def _hello_reply(s: Session, entry: Pending, reply: Reply) -> None:
     command = entry.command
     verb = entry.verb
@@ -335,5 +346,9 @@ _REPLY_HANDLERS: dict[Verb | None, _Handler] = {
     V.STARTTLS: _starttls_reply,
     V.AUTH: _auth_reply,
     V.AUTH_CONTINUE: _auth_reply,
-    **{verb: _other_reply for verb in (V.RSET, V.NOOP, V.VRFY, V.EXPN, V.HELP, V.QUIT, V.RAW)},
+    V.XCLIENT: _xclient_reply,
+    **{
+        verb: _other_reply
+        for verb in (V.RSET, V.NOOP, V.VRFY, V.EXPN, V.HELP, V.QUIT, V.RAW, V.XFORWARD)
+    },
 }

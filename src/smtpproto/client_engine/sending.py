@@ -37,6 +37,8 @@ from .events import (
     StartTLS,
     UnsafeRawBytes,
     Vrfy,
+    Xclient,
+    Xforward,
 )
 from .session import Pending, Session, Transaction
 from .states import AFTER_CONTENT_END, FINAL_VERBS, GROUP_ENDERS, ClientState, Verb
@@ -68,6 +70,8 @@ VERBS: dict[type[Command], Verb] = {
     Help: V.HELP,
     Quit: V.QUIT,
     UnsafeRawBytes: V.RAW,
+    Xclient: V.XCLIENT,
+    Xforward: V.XFORWARD,
 }
 _FIXED_WIRE = {
     V.STARTTLS: b"STARTTLS\r\n",
@@ -206,6 +210,25 @@ def _hello_or_text(s: Session, command: Command, verb: Verb, state: ClientState)
     return command._wire
 
 
+def _send_attributes(s: Session, command: Command, verb: Verb, state: ClientState) -> bytes:
+    """XCLIENT / XFORWARD: only when advertised with every attribute name (Postfix
+    XCLIENT_README, XFORWARD_README)."""
+    assert isinstance(command, (Xclient, Xforward))
+    keyword = verb.value
+    if s.caps is None or not s.caps.has(keyword):
+        raise LocalProtocolError(f"{keyword} needs the {keyword} extension, not advertised")
+    offered = {name.upper() for name in s.caps.params(keyword)}
+    missing = sorted(name.upper() for name in command.attributes if name.upper() not in offered)
+    if missing:
+        raise LocalProtocolError(
+            f"the server does not advertise {keyword} attribute(s) {' '.join(missing)}"
+        )
+    s.pending.append(Pending(verb, command))
+    if s.transcript is not None:
+        s.transcript.wire(command._wire)
+    return command._wire
+
+
 def _data_command(s: Session, command: Command, verb: Verb, state: ClientState) -> bytes:
     txn = s.txn
     assert txn is not None
@@ -308,6 +331,8 @@ SENDERS: dict[Verb, _Sender] = {
     V.AUTH: _auth_command,
     V.AUTH_CONTINUE: _auth_command,
     V.RAW: _send_raw,
+    V.XCLIENT: _send_attributes,
+    V.XFORWARD: _send_attributes,
     **{verb: _simple_command for verb in _FIXED_WIRE},
     **{verb: _hello_or_text for verb in (V.EHLO, V.HELO, V.LHLO, V.VRFY, V.EXPN, V.HELP)},
 }

@@ -103,6 +103,8 @@ class Verb(enum.Enum):
     HELP = "HELP"
     QUIT = "QUIT"
     RAW = "RAW"
+    XCLIENT = "XCLIENT"
+    XFORWARD = "XFORWARD"
 
     __hash__ = object.__hash__  # see ClientState
 
@@ -119,7 +121,7 @@ ALLOWED: Mapping[ClientState, frozenset[Verb]] = MappingProxyType(
     {
         S.GREETING: frozenset({V.RAW}),
         S.HELLO: _ANYTIME | _HELLOS,
-        S.READY: _ANYTIME | _HELLOS | {V.STARTTLS, V.AUTH, V.MAIL},
+        S.READY: _ANYTIME | _HELLOS | {V.STARTTLS, V.AUTH, V.MAIL, V.XCLIENT, V.XFORWARD},
         S.AUTH_CHALLENGED: frozenset({V.AUTH_CONTINUE}),
         S.TRANSACTION: _ANYTIME | _HELLOS | {V.RCPT, V.DATA, V.BDAT, V.BDAT_LAST},
         S.CONTENT: frozenset({V.CONTENT, V.END_OF_CONTENT}),
@@ -169,6 +171,8 @@ GROUP_ENDERS: frozenset[Verb] = frozenset(
         V.HELP,
         V.NOOP,
         V.QUIT,
+        V.XCLIENT,
+        V.XFORWARD,
     }
 )
 
@@ -198,6 +202,8 @@ class Outcome(enum.Enum):
     HELLO_REFUSED = "HELLO_REFUSED"
     #: TLS is required but cannot happen (RFC 3207 §4.1): only QUIT.
     TLS_UNAVAILABLE = "TLS_UNAVAILABLE"
+    #: 220 to XCLIENT (Postfix XCLIENT_README): a new greeting, EHLO again.
+    XCLIENT_GREETED = "XCLIENT_GREETED"
     #: 220 to STARTTLS (RFC 3207 §4): the caller handshakes.
     TLS_READY = "TLS_READY"
     #: STARTTLS refused: the session goes on in cleartext.
@@ -236,6 +242,7 @@ ON_OUTCOME: Mapping[Outcome, ClientState] = MappingProxyType(
         Outcome.HELLO_ACCEPTED: S.READY,
         Outcome.HELLO_REFUSED: S.HELLO,
         Outcome.TLS_UNAVAILABLE: S.MUST_QUIT,
+        Outcome.XCLIENT_GREETED: S.HELLO,
         Outcome.TLS_READY: S.TLS_HANDSHAKE,
         Outcome.STARTTLS_REFUSED: S.READY,
         Outcome.TLS_ESTABLISHED: S.HELLO,

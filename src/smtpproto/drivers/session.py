@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 A ``Session`` wraps one ``ClientConnection``. Each operation (``open``, ``login``,
-``sendmail``, ``send_message``, ``send_many``, ``noop``, ``rset``, ``vrfy``, ``quit``)
+``sendmail``, ``send_message``, ``send_many``, ``noop``, ``rset``, ``vrfy``,
+``xclient``, ``xforward``, ``quit``)
 is a generator: it *yields* an I/O request, the adapter performs it and ``send``\\s the result back,
 and the generator's return value is the operation's result. The blocking, asyncio and
 trio adapters each run the same generators in their own loop, so every protocol
@@ -68,6 +69,7 @@ bounded whatever the message size.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal, TypeVar
 
 from ..client_engine.capabilities import Capabilities
@@ -98,6 +100,8 @@ from ..client_engine.events import (
     TLSReady,
     TLSUnavailable,
     Vrfy,
+    Xclient,
+    Xforward,
 )
 from ..sasl.base import ChannelBinding, ClientMechanism
 from ..wire.errors import LocalProtocolError, RemoteProtocolError
@@ -333,6 +337,27 @@ class Session(BatchDrivers):
     def vrfy(self, address: str) -> Driver[Reply]:
         """VRFY (RFC 5321 §4.1.1.6); 252 ("cannot verify") is a success reply."""
         return self._guard(self._simple(Vrfy(argument=address), "VRFY"))
+
+    def xclient(self, attributes: Mapping[str, str]) -> Driver[Reply]:
+        """XCLIENT (Postfix XCLIENT_README): override NAME, ADDR, PORT, PROTO, HELO,
+        LOGIN, DESTADDR, DESTPORT as the server sees the client. The 220 reply is a new
+        greeting: the session sends EHLO again (``hello_reply``, capabilities renewed)
+        and returns that 220; a refusal raises ``SMTPReplyError``."""
+        return self._guard(self._xclient(Xclient(attributes=attributes)))
+
+    def _xclient(self, command: Xclient) -> Driver[Reply]:
+        reply = yield from self._simple(command, "XCLIENT")
+        if reply.code != 220:
+            raise SMTPReplyError(reply, command="XCLIENT")
+        self.greeting = reply
+        yield from self._hello()
+        return reply
+
+    def xforward(self, attributes: Mapping[str, str]) -> Driver[Reply]:
+        """XFORWARD (Postfix XFORWARD_README): the original client's NAME, ADDR, PORT,
+        PROTO, HELO, IDENT, SOURCE for the next mail transaction. Returns the 250
+        reply; a refusal raises ``SMTPReplyError``."""
+        return self._guard(self._simple(Xforward(attributes=attributes), "XFORWARD"))
 
     def quit(self) -> Driver[Reply]:
         """QUIT (RFC 5321 §4.1.1.10); the adapter closes the transport afterwards."""

@@ -9,7 +9,13 @@ import subprocess
 
 import pytest
 
-from .helpers import RUN_TIMEOUT, ScriptedSMTPServer, assert_clean_failure, run_cli
+from .helpers import (
+    RUN_TIMEOUT,
+    ScriptedSMTPServer,
+    ServeProcess,
+    assert_clean_failure,
+    run_cli,
+)
 
 ENVELOPE = ("--from", "a@example.org", "--to", "b@example.org,c@example.org", "--body", "hi")
 PIPELINING = b"250-scripted\r\n250 PIPELINING\r\n"
@@ -137,3 +143,24 @@ def test_drop_after_send_data_or_dot_is_not_with_chunking(stage: str) -> None:
 def test_drop_after_send_excludes_the_other_stops() -> None:
     result = run_cli("send", "--drop-after-send", "mail", "--drop-after", "ehlo", "--server", "x")
     assert_clean_failure(result, 2, "not allowed with")
+
+
+@pytest.mark.parametrize(("stage", "last"), [("tls", "-> STARTTLS"), ("auth", "~> AUTH ")])
+def test_drop_after_send_tls_and_auth_against_the_built_in_server(stage: str, last: str) -> None:
+    env = {"SMTPPROTO_SERVE_AUTH": "alice:secret"}
+    with ServeProcess(env=env) as serve:
+        cert = serve.wait_for("STARTTLS certificate:").split(": ", 1)[1]
+        result = run_cli(
+            "send", "--server", f"localhost:{serve.port}", "--cafile", cert, "--user", "alice",
+            "--password-env", "PW", "--drop-after-send", stage, *ENVELOPE, env={"PW": "secret"},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        serve.wait_for("connection closed")
+        server_side = serve.output()
+    lines = result.stdout.splitlines()
+    assert last in lines[-2], result.stdout
+    assert lines[-1].endswith(
+        f"dropped the connection after sending {stage}, before its reply, as asked"
+    )
+    assert "QUIT" not in server_side
+    assert "MAIL" not in result.stdout

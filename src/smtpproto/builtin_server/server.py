@@ -106,6 +106,7 @@ class _Connection(asyncio.Protocol):
         self._tls_starting = False
         self._early: list[bytes] = []
         self._tls_task: asyncio.Task[None] | None = None
+        self._lost = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -142,6 +143,9 @@ class _Connection(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:  # reported already (``_start_tls``'s failure path)
+            return
+        self._lost = True
         if self._timer is not None:
             self._timer.cancel()
         if self._delayed is not None:
@@ -306,11 +310,13 @@ class _Connection(asyncio.Protocol):
         except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError) as error:
             self._log("*", f"TLS handshake failed: {error}")
             transport.abort()
+            self.connection_lost(error)  # 3.10's SSLProtocol never reports it
             return
         finally:
             self._tls_starting = False
         if new is None:  # the peer went away during the handshake
             transport.abort()
+            self.connection_lost(None)
             return
         self._transport = new
         self._log("*", f"TLS established ({new.get_extra_info('ssl_object').version()})")

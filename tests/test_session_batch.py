@@ -94,6 +94,39 @@ def test_all_recipients_refused_sends_a_lone_dot_and_goes_on() -> None:
     assert len(server.messages) == 3
 
 
+def test_a_lone_dot_is_followed_by_rset_before_the_next_mail() -> None:
+    """A 354 with every RCPT refused gets a lone "." (RFC 2920 §3.1), which may leave
+    the transaction open (``left_open``); the next MAIL is written before the reply
+    to that ".", so RSET goes first (else 503 "nested MAIL")."""
+    session, transport, server = opened(
+        EHLO_PIPE, {b"RCPT": [b"250 ok\r\n", b"550 5.1.1 unknown\r\n"]}
+    )
+    outcomes = transport.run(session.send_many(batch(3)))
+    assert isinstance(outcomes[1], SMTPRecipientsRefused)
+    verbs = [line.split(b" ")[0] for line in server.lines if line[:4].isalpha()]
+    second = verbs.index(b"MAIL", verbs.index(b"MAIL") + 1)
+    assert verbs[second + 3 : second + 5] == [b"RSET", b"MAIL"]
+
+
+@pytest.mark.parametrize("window", [2, 32])
+def test_bdat_groups_behind_an_unanswered_bdat_last_start_with_rset(window: int) -> None:
+    """With BDAT LAST windows, a group written while an earlier message's BDAT LAST is
+    unanswered starts with RSET: that transaction may be left open (MAIL accepted,
+    every RCPT refused, RFC 3030 §2), and a MAIL behind it would be refused as nested
+    or its RCPTs join it."""
+    session, transport, server = opened(
+        EHLO_BDAT, {b"RCPT": [b"250 ok\r\n", b"550 5.1.1 unknown\r\n"]}
+    )
+    first_write = len(transport.written)
+    outcomes = transport.run(session.send_many(batch(4), max_in_flight=window))
+    assert isinstance(outcomes[1], SMTPRecipientsRefused)
+    assert [type(outcomes[i]) for i in (0, 2, 3)] == [TransactionResult] * 3
+    writes = b"".join(transport.written[first_write:])
+    assert writes.startswith(b"MAIL FROM:<s0@example.org>")
+    assert writes.count(b"RSET\r\nMAIL FROM:") == 3
+    assert len(server.messages) == 4  # the scripted server keeps even a refused one
+
+
 def test_refused_data_sends_no_content() -> None:
     session, transport, server = opened(EHLO_PIPE, {b"DATA": [b"354 go\r\n", b"451 later\r\n"]})
     outcomes = transport.run(session.send_many(batch(3)))

@@ -13,7 +13,10 @@ same write as message *k+1*'s MAIL, RCPTs and DATA::
 Replies come in command order (the engine's FIFO), so ``TransactionResult`` events
 arrive in message order and are matched to the oldest message still in flight. With
 CHUNKING a message that fits one chunk needs no 354 at all: MAIL, RCPTs and BDAT LAST
-of up to ``max_in_flight`` messages go out before any reply is read. A larger BDAT
+of up to ``max_in_flight`` messages go out before any reply is read; each group written
+while an earlier BDAT LAST is unanswered starts with RSET, since that transaction may
+be left open (``left_open``: every RCPT refused) and a MAIL behind it would be refused
+as nested, or its RCPTs join it (RFC 3030 §2, RFC 5321 §4.1.1.5). A larger BDAT
 message, or any message without PIPELINING, is sent lock-step by ``sendmail``'s own
 drivers once everything before it is answered.
 
@@ -314,6 +317,12 @@ class BatchDrivers(MailDrivers):
                     inflight.clear()
                 else:
                     group: list[Command] = [item.mail, *item.commands]
+                    if bdat and inflight:
+                        # A BDAT LAST still unanswered may leave its transaction open
+                        # (MAIL accepted, every RCPT refused: ``left_open``): RSET
+                        # first, so this MAIL is never refused as nested and its RCPTs
+                        # never join that transaction (RFC 3030 §2, RFC 5321 §4.1.1.5).
+                        self._reset_pending = True
                     if bdat:
                         group.append(Bdat(data=_crlf(item), last=True))
                         item.ended = True
@@ -343,6 +352,9 @@ class BatchDrivers(MailDrivers):
             elif isinstance(event, NoRecipientsAccepted):  # RFC 2920 §3.1: a lone "."
                 assert waiting is not None
                 tail = conn.send(EndOfContent())
+                # Its transaction may stay open (``left_open``) and the next MAIL goes
+                # out before the reply to the ".": RSET first.
+                self._reset_pending = True
                 waiting.ended = True
                 waiting = None
             elif waiting is not None and outcomes.settled(waiting.index):

@@ -197,6 +197,50 @@ def test_reused_envelope_commands_follow_every_input() -> None:
     ]
 
 
+def test_a_repeated_envelope_is_checked_again_whenever_a_value_differs() -> None:
+    """``send_many`` reuses the last small message's validated MAIL/RCPT only when
+    every value is the same: a recipient list the caller changes in place, another
+    recipient shape, an iterator, a bad address or 8-bit content without 8BITMIME
+    each go through the full checks."""
+    session, transport, server = opened(
+        EHLO_PLAIN.replace(b"250 ", b"250-") + b"250 PIPELINING\r\n"
+    )
+    rcpts = ["b@x.org"]
+
+    def items() -> Iterator[Any]:
+        yield ("a@x.org", rcpts, b"1\r\n")
+        yield ("a@x.org", rcpts, b"2\r\n")  # reused
+        rcpts[0] = "c@x.org"  # the same list object, changed
+        yield ("a@x.org", rcpts, b"3\r\n")
+        yield ("a@x.org", "c@x.org", b"4\r\n")  # a str this time
+        yield ("a@x.org", iter(["d@x.org"]), b"5\r\n")  # an iterator: taken anew
+        yield ("a@x.org", ("c@x.org", "bad\r\nRCPT TO:<evil@x.org>"), b"6\r\n")
+        yield ("a@x.org", ["c@x.org"], b"\xe97\r\n")  # 8-bit, no 8BITMIME
+        yield ("a@x.org", ["c@x.org"], "8\r\n")  # str content: the full path
+        yield ("e@x.org", ["c@x.org"], b"9\r\n")
+
+    outcomes = transport.run(session.send_many(items()))
+    assert [type(o).__name__ for o in outcomes] == ["TransactionResult"] * 5 + [
+        "SMTPProtocolError",
+        "SMTPProtocolError",
+        "TransactionResult",
+        "TransactionResult",
+    ]
+    assert "8BITMIME" in str(outcomes[6])
+    pairs = [("a", "b"), ("a", "b"), ("a", "c"), ("a", "c"), ("a", "d"), ("a", "c"), ("e", "c")]
+    envelope = [line for line in server.lines if line.startswith((b"MAIL", b"RCPT"))]
+    assert envelope == [
+        line
+        for sender, rcpt in pairs
+        for line in (
+            b"MAIL FROM:<%s@x.org>" % sender.encode(),
+            b"RCPT TO:<%s@x.org>" % rcpt.encode(),
+        )
+    ]
+    assert not any(b"evil" in line for line in server.lines)
+    assert session.usable
+
+
 def test_421_as_a_final_reply_ends_the_batch_without_consuming_the_rest() -> None:
     session, transport, _server = opened(EHLO_PIPE, {b".": [b"250 ok\r\n", b"421 4.3.2 bye\r\n"]})
     items: Iterator[BatchItem] = iter(batch(6))

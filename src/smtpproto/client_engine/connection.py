@@ -106,6 +106,21 @@ class ClientConnection:
         return tuple(entry.command for entry in self._s.pending if entry.command is not None)
 
     @property
+    def command_replies(self) -> bool:
+        """Whether replies to MAIL, RCPT and BDAT chunks each produce a
+        ``CommandReply`` event (the default). Set it to False when only the outcome of
+        each transaction matters (``send_many``): those replies are still matched to
+        their commands and checked, and the ``TransactionResult`` lists every one of
+        them, but no event is made for each; every other reply and event is unchanged."""
+        return self._s.command_replies
+
+    @command_replies.setter
+    def command_replies(self, value: bool) -> None:
+        if type(value) is not bool:
+            raise LocalProtocolError(f"command_replies must be a bool, got {type(value).__name__}")
+        self._s.command_replies = value
+
+    @property
     def awaiting_reply(self) -> bool:
         """True while a reply (the greeting included) is due: keep reading."""
         return bool(self._s.pending)

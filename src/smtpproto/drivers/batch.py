@@ -462,9 +462,14 @@ class BatchDrivers(MailDrivers):
         command order, RFC 2920 §3.1)."""
         item = inflight.popleft()
         assert result.sender == item.mail.sender, "results arrive in message order"
-        outcome = outcomes[item.index] = _outcome(result, item.verb)
-        if type(outcome) is not TransactionResult and left_open(result, content_ended=item.ended):
-            self._reset_pending = True
+        try:
+            raise_for(result, item.verb)  # ``verb``: what carried the content (RFC 3030 §2)
+        except (SMTPReplyError, SMTPRecipientsRefused, SMTPProtocolError) as error:
+            outcomes[item.index] = error  # what ``sendmail`` would raise for it
+            if left_open(result, content_ended=item.ended):
+                self._reset_pending = True
+        else:
+            outcomes[item.index] = result
 
     def _reset(self) -> bytes:
         """RSET, when a refused transaction may be open at the server (``left_open``),
@@ -626,13 +631,3 @@ def _crlf(item: _Prepared) -> bytes:
         return item.first
     ends = LineEndNormalizer()
     return ends.feed(item.first) + ends.finish()
-
-
-def _outcome(result: TransactionResult, verb: Literal["DATA", "BDAT"]) -> Outcome:
-    """The result, or the exception ``sendmail`` would raise for it (``verb``: the
-    command that carried the content, DATA or BDAT, RFC 3030 §2)."""
-    try:
-        raise_for(result, verb)
-    except (SMTPReplyError, SMTPRecipientsRefused, SMTPProtocolError) as error:
-        return error
-    return result

@@ -151,9 +151,9 @@ class AsyncClientBase(ClientCore, abc.ABC):
             session = self._new_session(local_address)
             try:
                 driver = session.open(until)
-            except LocalProtocolError as error:  # a bad ``until``: nothing was sent
+            except SMTPProtocolError as error:  # a bad ``until``: nothing was sent
                 await self.aclose()
-                raise usage_error(error) from error
+                raise smtplib_compatible(error) from error.error
             return await self._operation(lambda _: driver)
         raise smtplib_compatible(failure)
 

@@ -132,9 +132,9 @@ class SyncClientBase(ClientCore, abc.ABC):
             session = self._new_session(local_address)
             try:
                 driver = session.open(until)
-            except LocalProtocolError as error:  # a bad ``until``: nothing was sent
+            except SMTPProtocolError as error:  # a bad ``until``: nothing was sent
                 self.close()
-                raise usage_error(error) from error
+                raise smtplib_compatible(error) from error.error
             return self._operation(lambda _: driver)
         raise smtplib_compatible(failure)
 

@@ -13,7 +13,9 @@ re-declaring its state.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ..client_engine.events import (
     NEED_DATA,
@@ -48,12 +50,30 @@ if TYPE_CHECKING:
     from ..client_engine.connection import ClientConnection
     from ..wire.reply import Reply
 
-__all__ = ["LAST_WORDS_TIMEOUT", "DriverCore", "left_open", "raise_for"]
+__all__ = ["LAST_WORDS_TIMEOUT", "DriverCore", "caller_checked", "left_open", "raise_for"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 #: Seconds to wait for the server's last words after a failed write.
 LAST_WORDS_TIMEOUT = 1.0
+
+
+def caller_checked(operation: Callable[P, Driver[T]]) -> Callable[P, Driver[T]]:
+    """Decorate a public operation so that a caller mistake it finds when called (a
+    bad option, an argument a command's constructor refuses: ``vrfy("a\\r\\nb")``)
+    raises ``SMTPProtocolError`` (``remote`` false), the type a mistake found while the
+    driver runs (``_guard``) raises: one rule for every operation (docs/design.md §2,
+    "Errors"). Nothing was sent and the session is as it was."""
+
+    @functools.wraps(operation)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> Driver[T]:
+        try:
+            return operation(*args, **kwargs)
+        except LocalProtocolError as error:
+            raise SMTPProtocolError(error) from error
+
+    return checked
 
 
 class DriverCore:

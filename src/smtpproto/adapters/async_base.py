@@ -408,6 +408,8 @@ class AsyncClientBase(ClientCore, abc.ABC):
                 thrown, request = exc, None
             except BaseException as exc:
                 error = self._transport_error(exc)
+                if isinstance(error, TimeoutError):
+                    error = self._timed_out(error)
                 if error is not None:
                     thrown, request = error, None
                 elif self._cut_by_deadline():  # ``_run`` sees whether it was only that

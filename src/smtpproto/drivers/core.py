@@ -43,7 +43,7 @@ from .exceptions import (
     SMTPReplyError,
     SMTPTimeoutError,
 )
-from .support import Driver, Read, Write
+from .support import Driver, MessageDeadlinePassed, Read, Write
 
 if TYPE_CHECKING:
     from ..client_engine.config import ClientConfig
@@ -221,12 +221,20 @@ class DriverCore:
             return None
 
     def _timeout_error(self, error: TimeoutError) -> SMTPTimeoutError:
+        """The ``SMTPTimeoutError`` for a wait that timed out; its message and
+        ``timeout`` name the limit that fired: the message deadline when the adapter
+        says so (``MessageDeadlinePassed``), else the engine's timeout for the step."""
         conn = self.conn
-        timeout = conn.timeout
+        if isinstance(error, MessageDeadlinePassed):
+            timeout: float | None = error.seconds
+            limit = f" (message_timeout of {timeout:g} s passed)"
+        else:
+            timeout = conn.timeout
+            limit = "" if timeout is None else f" ({timeout:g} s)"
         if conn.final_reply_pending and self._current is not None:
             sender, recipients = self._current
             return SMTPDeliveryTimeoutError(
-                "timed out waiting for the reply to the end of the content",
+                "timed out waiting for the reply to the end of the content" + limit,
                 timeout=timeout,
                 sender=sender,
                 recipients=recipients,
@@ -238,7 +246,9 @@ class DriverCore:
             what = f"{type(outstanding[0]).__name__.upper()} reply"
         else:
             what = "the server"
-        return SMTPTimeoutError(f"timed out waiting for {what}", waiting_for=what, timeout=timeout)
+        return SMTPTimeoutError(
+            f"timed out waiting for {what}{limit}", waiting_for=what, timeout=timeout
+        )
 
     # -- engine plumbing ----------------------------------------------------------------
 

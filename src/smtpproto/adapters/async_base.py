@@ -152,9 +152,9 @@ class AsyncClientBase(ClientCore, abc.ABC):
             session = self._new_session(local_address)
             try:
                 driver = session.open(until)
-            except LocalProtocolError as error:  # a bad ``until``: nothing was sent
+            except SMTPProtocolError as error:  # a bad ``until``: nothing was sent
                 await self.aclose()
-                raise usage_error(error) from error
+                raise smtplib_compatible(error) from error.error
             return await self._operation(lambda _: driver)
         raise smtplib_compatible(failure)
 
@@ -409,6 +409,8 @@ class AsyncClientBase(ClientCore, abc.ABC):
                 thrown, request = exc, None
             except BaseException as exc:
                 error = self._transport_error(exc)
+                if isinstance(error, TimeoutError):
+                    error = self._timed_out(error)
                 if error is not None:
                     thrown, request = error, None
                 elif self._cut_by_deadline():  # ``_run`` sees whether it was only that

@@ -30,6 +30,7 @@ from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
 from ..client_engine.proxy import ProxyHeader
 from ..drivers.exceptions import SMTPConnectError, SMTPProtocolError, SMTPTLSError
 from ..drivers.support import (
+    MessageDeadlinePassed,
     check_connect_options,
     check_server_hostname,
     default_port,
@@ -53,6 +54,10 @@ __all__ = [
 ]
 
 TLSName = Literal["none", "opportunistic", "required", "implicit"]
+
+#: Seconds before the message deadline within which a timeout counts as that deadline's
+#: (an event loop may wake a little early: asyncio by its clock resolution).
+_DEADLINE_SLACK = 0.05
 
 
 class ClientOptions(TypedDict, total=False):
@@ -248,6 +253,18 @@ class ClientCore(abc.ABC):
         if deadline is None:
             deadline = self._wait_deadline = self._deadline_for(timeout)
         return deadline
+
+    def _timed_out(self, error: TimeoutError) -> TimeoutError:
+        """What to throw into the driver for a wait that timed out: when the message
+        deadline (``message_timeout``) had passed, ``MessageDeadlinePassed`` (the error
+        then names that deadline, not the step's timeout). ``_DEADLINE_SLACK`` absorbs
+        an event loop waking a little before a deadline (asyncio's clock resolution)."""
+        seconds = self._message_timeout
+        if seconds is not None and self._clock() + _DEADLINE_SLACK >= self._deadline:
+            passed = MessageDeadlinePassed(seconds)
+            passed.__cause__ = error
+            return passed
+        return error
 
     def _start_message(self) -> None:
         """Start the ``message_timeout`` deadline (if any) of one message."""

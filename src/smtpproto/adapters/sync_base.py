@@ -133,9 +133,9 @@ class SyncClientBase(ClientCore, abc.ABC):
             session = self._new_session(local_address)
             try:
                 driver = session.open(until)
-            except LocalProtocolError as error:  # a bad ``until``: nothing was sent
+            except SMTPProtocolError as error:  # a bad ``until``: nothing was sent
                 self.close()
-                raise usage_error(error) from error
+                raise smtplib_compatible(error) from error.error
             return self._operation(lambda _: driver)
         raise smtplib_compatible(failure)
 
@@ -390,6 +390,8 @@ class SyncClientBase(ClientCore, abc.ABC):
                 thrown, request = exc, None
             except BaseException as exc:
                 error = self._transport_error(exc)
+                if isinstance(error, TimeoutError):
+                    error = self._timed_out(error)
                 if error is not None:
                     thrown, request = error, None
                 elif self._cut_by_deadline():  # ``_run`` sees whether it was only that

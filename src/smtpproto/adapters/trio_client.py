@@ -180,7 +180,7 @@ class TrioSMTPClient(AsyncClientBase):
                     await self.aclose()
                 raise
             step.cut_short = False
-            step.error = TimeoutError("timed out")
+            step.error = self._timed_out(TimeoutError("timed out"))
 
     def _cut_by_deadline(self) -> bool:
         return self._scope.cancel_called

@@ -108,7 +108,7 @@ from ..sasl.base import ChannelBinding, ClientMechanism
 from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.reply import Reply
 from .batch import BatchDrivers
-from .core import LAST_WORDS_TIMEOUT
+from .core import LAST_WORDS_TIMEOUT, caller_checked
 from .exceptions import (
     SMTPProtocolError,
     SMTPReplyError,
@@ -201,6 +201,7 @@ class Session(BatchDrivers):
 
     # -- operations ---------------------------------------------------------------------
 
+    @caller_checked
     def open(self, until: OpenStage | None = None) -> Driver[Reply]:
         """The PROXY header if any, greeting, EHLO (HELO when EHLO is not supported and
         the policy allows), then STARTTLS per the TLS policy and EHLO again (RFC 3207
@@ -289,6 +290,7 @@ class Session(BatchDrivers):
         self._check_tls_unavailable()
         return event.reply
 
+    @caller_checked
     def login(
         self,
         username: str,
@@ -337,18 +339,22 @@ class Session(BatchDrivers):
             elif isinstance(event, AuthFailed):
                 raise SMTPReplyError(event.reply, command="AUTH")
 
+    @caller_checked
     def noop(self) -> Driver[Reply]:
         """NOOP (RFC 5321 §4.1.1.9)."""
         return self._guard(self._simple(Noop(), "NOOP"))
 
+    @caller_checked
     def rset(self) -> Driver[Reply]:
         """RSET (RFC 5321 §4.1.1.5)."""
         return self._guard(self._simple(Rset(), "RSET"))
 
+    @caller_checked
     def vrfy(self, address: str) -> Driver[Reply]:
         """VRFY (RFC 5321 §4.1.1.6); 252 ("cannot verify") is a success reply."""
         return self._guard(self._simple(Vrfy(argument=address), "VRFY"))
 
+    @caller_checked
     def xclient(self, attributes: Mapping[str, str]) -> Driver[Reply]:
         """XCLIENT (Postfix XCLIENT_README): override NAME, ADDR, PORT, PROTO, HELO,
         LOGIN, DESTADDR, DESTPORT as the server sees the client. The 220 reply is a new
@@ -364,12 +370,14 @@ class Session(BatchDrivers):
         yield from self._hello()
         return reply
 
+    @caller_checked
     def xforward(self, attributes: Mapping[str, str]) -> Driver[Reply]:
         """XFORWARD (Postfix XFORWARD_README): the original client's NAME, ADDR, PORT,
         PROTO, HELO, IDENT, SOURCE for the next mail transaction. Returns the 250
         reply; a refusal raises ``SMTPReplyError``."""
         return self._guard(self._simple(Xforward(attributes=attributes), "XFORWARD"))
 
+    @caller_checked
     def quit(self) -> Driver[Reply]:
         """QUIT (RFC 5321 §4.1.1.10); the adapter closes the transport afterwards."""
         return self._guard(self._simple(Quit(), "QUIT"))

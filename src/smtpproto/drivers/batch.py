@@ -61,7 +61,7 @@ from ..client_engine.events import (
 from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError
-from .core import left_open, raise_for
+from .core import caller_checked, left_open, raise_for
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
     SMTPConnectError,
@@ -190,6 +190,7 @@ class _Outcomes:
 class BatchDrivers(MailDrivers):
     """``send_many`` over ``MailDrivers`` and ``DriverCore``'s plumbing."""
 
+    @caller_checked
     def send_many(
         self,
         messages: Iterable[BatchItem],
@@ -229,8 +230,14 @@ class BatchDrivers(MailDrivers):
             raise LocalProtocolError("chunking=True needs the CHUNKING extension, not advertised")
         if on_outcome is not None and not callable(on_outcome):
             raise LocalProtocolError("on_outcome must be a callable or None")
+        try:
+            items = iter(messages)
+        except TypeError:
+            raise LocalProtocolError(
+                f"send_many needs an iterable of messages, got {type(messages).__name__}"
+            ) from None
         plan = _Plan(options or MailOptions(), chunk_size, caps)
-        return self._send_many(iter(messages), plan, pipe, bdat, max_in_flight, on_outcome)
+        return self._send_many(items, plan, pipe, bdat, max_in_flight, on_outcome)
 
     def _send_many(
         self,

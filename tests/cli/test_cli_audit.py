@@ -7,15 +7,20 @@ shared by the transcript and the progress bar."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import pty
 import re
 import select
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -256,3 +261,107 @@ def test_transcript_and_progress_bar_share_one_terminal(tmp_path: Path, no_color
         assert "%" not in line and "MiB" not in line, line
     assert any("<content: " in line for line in transcript)
     assert "message accepted for 1 recipient(s)" in transcript[-1]
+
+
+# -- a session cut short in the content ----------------------------------------------------
+
+
+class _ContentServer:
+    """One SMTP session on 127.0.0.1 that takes MAIL, RCPT and DATA, then, after
+    ``cut`` octets of content, closes the connection (``close``) or stops reading
+    until ``release`` is set (``stall``: the client's writes block). Bounded."""
+
+    def __init__(self, mode: str, cut: int = 100_000) -> None:
+        self.mode, self.cut = mode, cut
+        self.release = threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(RUN_TIMEOUT)
+        self.port: int = self.sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn, conn.makefile("rb") as reader:
+            conn.settimeout(RUN_TIMEOUT)
+            with contextlib.suppress(OSError):  # the client went away
+                self._session(conn, reader)
+
+    def _session(self, conn: socket.socket, reader: Any) -> None:
+        conn.sendall(b"220 cut ESMTP\r\n")
+        for line in reader:
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                conn.sendall(b"250-cut\r\n250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 go ahead\r\n")
+                reader.read(self.cut)
+                if self.mode == "stall":
+                    self.release.wait(RUN_TIMEOUT)
+                return  # closes the connection mid-content
+            else:
+                conn.sendall(b"250 ok\r\n")
+
+    def close(self) -> None:
+        self.release.set()
+        self.sock.close()
+        self._thread.join(5.0)
+
+    def __enter__(self) -> _ContentServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _big_body(tmp_path: Path) -> Path:
+    body = tmp_path / "big.txt"
+    body.write_text(("z" * 70 + "\n") * 150_000)  # about 10 MB, more than socket buffers
+    return body
+
+
+def test_server_closing_mid_content_is_one_line_exit_3(tmp_path: Path) -> None:
+    """The connection lost before the content's end: nothing can have been delivered,
+    exit 3 ("connection lost"), one line, no traceback."""
+    with _ContentServer("close") as server:
+        result = run_cli(
+            "send", "--server", f"127.0.0.1:{server.port}", "--tls", "none",
+            "--from", "a@example.org", "--to", "b@example.org",
+            "--body-file", str(_big_body(tmp_path)),
+        )  # fmt: skip
+    assert_clean_failure(result, 3, "connection lost")
+    assert "<- 354" in result.stdout
+
+
+def test_ctrl_c_mid_content_is_exit_130_one_line(tmp_path: Path) -> None:
+    """SIGINT while the content is being written (the server stopped reading):
+    "smtpproto: interrupted", exit 130, no traceback."""
+    with _ContentServer("stall") as server:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "smtpproto", "send", "--server",
+             f"127.0.0.1:{server.port}", "--tls", "none", "--from", "a@example.org",
+             "--to", "b@example.org", "--body-file", str(_big_body(tmp_path))],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=cli_env(),
+        )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            seen = []
+            for line in process.stdout:  # bounded: the server times out, then EOF
+                seen.append(line)
+                if "<- 354" in line:
+                    break
+            assert any("<- 354" in line for line in seen), seen
+            time.sleep(0.3)  # into the blocked write of the content
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=RUN_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+    assert process.returncode == 130, err
+    assert err == "smtpproto: interrupted\n"
+    assert "Traceback" not in out

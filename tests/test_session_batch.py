@@ -308,14 +308,14 @@ def test_streamed_content_and_email_messages() -> None:
 
 def test_arguments_are_checked_before_anything_is_sent() -> None:
     session, transport, _server = opened(EHLO_PIPE)
-    from smtpproto.wire.errors import LocalProtocolError
-
-    with pytest.raises(LocalProtocolError, match="max_in_flight"):
+    with pytest.raises(SMTPProtocolError, match="max_in_flight"):
         session.send_many(batch(1), max_in_flight=0)
-    with pytest.raises(LocalProtocolError, match="chunk_size"):
+    with pytest.raises(SMTPProtocolError, match="chunk_size"):
         session.send_many(batch(1), chunk_size=0)
-    with pytest.raises(LocalProtocolError, match="CHUNKING"):
+    with pytest.raises(SMTPProtocolError, match="CHUNKING"):
         session.send_many(batch(1), chunking=True)
+    with pytest.raises(SMTPProtocolError, match="iterable"):
+        session.send_many(5)  # type: ignore[arg-type]  # invalid on purpose
     assert transport.run(session.send_many([])) == []
     assert session.usable and not any(
         isinstance(r, Write) for r in transport.requests[-1:] if r is not None

@@ -53,6 +53,7 @@ from .mx import (
     parse_nameserver,
 )
 from .output import Transcript
+from .proxy import proxy_header
 from .report import ProbeReport, certificate_info, render_json, render_table
 
 __all__ = ["run_probe"]
@@ -156,6 +157,7 @@ def _session(
         timeout=args.timeout,
         local_hostname=args.ehlo,
         config=ClientConfig(transcript=timer),
+        proxy_header=proxy_header(args),
     )
     try:
         try:
@@ -233,6 +235,7 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.implicit_tls and args.no_starttls:
         raise CLIError("--implicit-tls and --no-starttls contradict each other", ExitCode.USAGE)
     parse_nameserver(args.resolver)
+    proxy_header(args)  # a bad --proxy* value is a usage error before connecting
 
 
 def _mail_server(report: ProbeReport, args: argparse.Namespace) -> list[MailHost]:

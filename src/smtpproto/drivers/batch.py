@@ -59,7 +59,7 @@ from ..client_engine.events import (
 from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError
-from .core import left_open, raise_for
+from .core import caller_checked, left_open, raise_for
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
     SMTPConnectError,
@@ -155,6 +155,7 @@ class _Outcomes:
 class BatchDrivers(MailDrivers):
     """``send_many`` over ``MailDrivers`` and ``DriverCore``'s plumbing."""
 
+    @caller_checked
     def send_many(
         self,
         messages: Iterable[BatchItem],
@@ -194,8 +195,14 @@ class BatchDrivers(MailDrivers):
             raise LocalProtocolError("chunking=True needs the CHUNKING extension, not advertised")
         if on_outcome is not None and not callable(on_outcome):
             raise LocalProtocolError("on_outcome must be a callable or None")
+        try:
+            items = iter(messages)
+        except TypeError:
+            raise LocalProtocolError(
+                f"send_many needs an iterable of messages, got {type(messages).__name__}"
+            ) from None
         return self._send_many(
-            iter(messages),
+            items,
             options or MailOptions(),
             pipe,
             bdat,

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
+from ..client_engine.proxy import ProxyHeader
 from ..drivers.exceptions import SMTPConnectError, SMTPProtocolError, SMTPTLSError
 from ..drivers.support import (
     MessageDeadlinePassed,
@@ -74,6 +75,7 @@ class ClientOptions(TypedDict, total=False):
     lmtp: bool
     allow_cleartext_auth: bool
     config: ClientConfig | None
+    proxy_header: ProxyHeader | None
 
 
 def check_client_options(options: Mapping[str, object]) -> None:
@@ -156,9 +158,14 @@ class ClientCore(abc.ABC):
         lmtp: bool,
         allow_cleartext_auth: bool,
         config: ClientConfig | None,
+        proxy_header: ProxyHeader | None = None,
     ) -> None:
         try:
             check_connect_options(host, port, message_timeout)
+            if proxy_header is not None and not isinstance(proxy_header, ProxyHeader):
+                raise LocalProtocolError(
+                    f"proxy_header must be a ProxyHeader, got {type(proxy_header).__name__}"
+                )
             self._config = session_config(
                 tls=tls,
                 port=port,
@@ -179,6 +186,8 @@ class ClientCore(abc.ABC):
         self._source_address = source_address
         self._local_hostname = local_hostname
         self._unix_socket = unix_socket
+        #: The PROXY protocol header written first on the connection (``Session.open``).
+        self._proxy_header = proxy_header
         self._deadline = math.inf
         #: The deadline of the reply wait in progress (``_read_deadline``); None until
         #: a read of it has to wait.

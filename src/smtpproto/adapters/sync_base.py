@@ -113,6 +113,7 @@ class SyncClientBase(ClientCore, abc.ABC):
             self._config,
             server_hostname=self._server_hostname,
             local_hostname=hello_name(self._local_hostname, local_address),
+            proxy_header=self._proxy_header,
         )
         return self._session
 

@@ -158,6 +158,7 @@ class Session:
         "parser_factory",
         "pending",
         "pipelining",
+        "preface_closed",
         "rcptmax",
         "redactor",
         "replies",
@@ -181,6 +182,9 @@ class Session:
         self.rcptmax: int | None = None
         self.tls_active = config.tls_policy is TLSPolicy.IMPLICIT
         self.authenticated = False
+        #: Something was sent in GREETING (a PROXY header, raw bytes): no PROXY header
+        #: may follow (it must be the first bytes, ``proxy``).
+        self.preface_closed = False
         #: Replies due, oldest first (RFC 2920 §3.1); the greeting is due at the start.
         self.pending: deque[Pending] = deque([Pending(None, None)])
         #: Events ready for ``next_event``; replies parsed and not yet handled; chunks

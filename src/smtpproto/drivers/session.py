@@ -103,6 +103,7 @@ from ..client_engine.events import (
     Xclient,
     Xforward,
 )
+from ..client_engine.proxy import ProxyHeader
 from ..sasl.base import ChannelBinding, ClientMechanism
 from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.reply import Reply
@@ -165,7 +166,8 @@ class Session(BatchDrivers):
     """The drivers over one ``ClientConnection``. See the module docstring.
 
     ``server_hostname`` is the name TLS verifies (and SNI sends); ``local_hostname``
-    the EHLO argument (see ``hello_name``).
+    the EHLO argument (see ``hello_name``); ``proxy_header`` a PROXY protocol header
+    that ``open`` writes first (before implicit TLS and the greeting).
     """
 
     def __init__(
@@ -174,11 +176,17 @@ class Session(BatchDrivers):
         *,
         server_hostname: str | None = None,
         local_hostname: str = "localhost",
+        proxy_header: ProxyHeader | None = None,
     ) -> None:
         config = config if config is not None else ClientConfig()
         super().__init__(config, ClientConnection(config))
         self.server_hostname = server_hostname
         self.local_hostname = local_hostname
+        if proxy_header is not None and not isinstance(proxy_header, ProxyHeader):
+            raise LocalProtocolError(
+                f"proxy_header must be a ProxyHeader, got {type(proxy_header).__name__}"
+            )
+        self.proxy_header = proxy_header
         #: Channel binding of the TLS layer (for ``SCRAM-*-PLUS``), once TLS is up.
         self.channel_binding: ChannelBinding | None = None
         #: The last greeting or EHLO/HELO reply.
@@ -195,10 +203,11 @@ class Session(BatchDrivers):
 
     @caller_checked
     def open(self, until: OpenStage | None = None) -> Driver[Reply]:
-        """Greeting, EHLO (HELO when EHLO is not supported and the policy allows), then
-        STARTTLS per the TLS policy and EHLO again (RFC 3207 §4.2). Returns the last
-        hello reply. A refused greeting raises ``SMTPReplyError``; a REQUIRED policy
-        that cannot be met raises ``SMTPTLSError`` (RFC 3207 §4.1, RFC 8314).
+        """The PROXY header if any, greeting, EHLO (HELO when EHLO is not supported and
+        the policy allows), then STARTTLS per the TLS policy and EHLO again (RFC 3207
+        §4.2). Returns the last hello reply. A refused greeting raises
+        ``SMTPReplyError``; a REQUIRED policy that cannot be met raises
+        ``SMTPTLSError`` (RFC 3207 §4.1, RFC 8314).
 
         ``until`` stops early, the session still usable (QUIT may follow):
         ``"greeting"`` after the greeting (returned; under implicit TLS the handshake
@@ -214,6 +223,8 @@ class Session(BatchDrivers):
 
     def _open(self, until: OpenStage | None) -> Driver[Reply]:
         policy = self.config.tls_policy
+        if self.proxy_header is not None:  # the first bytes, in cleartext (proxy-protocol §2)
+            yield from self._send(self.proxy_header)
         if policy is TLSPolicy.IMPLICIT:
             self.channel_binding = yield UpgradeTLS(
                 self.server_hostname, self.config.timeouts.other

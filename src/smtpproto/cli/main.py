@@ -43,6 +43,7 @@ from .common import (
     describe_error,
     exit_code_for,
 )
+from .proxy import add_proxy_options
 
 __all__ = ["build_parser", "main", "run_explain"]
 
@@ -237,6 +238,7 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         help="XFORWARD attribute (NAME, ADDR, PORT, PROTO, HELO, IDENT, SOURCE), "
         "sent before MAIL; repeatable",
     )
+    add_proxy_options(p)
     stops = conn.add_mutually_exclusive_group()
     stops.add_argument(
         "--quit-after", choices=STAGES, metavar="STAGE", help="|".join(STAGES) + ": stop there"
@@ -386,6 +388,7 @@ def _add_probe(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
     p.add_argument("--insecure", action="store_true", help="do NOT verify the certificate")
     p.add_argument("--cafile", metavar="PEM", help="trust these CA certificates")
     p.add_argument("--transcript", action="store_true", help="show the session on stderr")
+    add_proxy_options(p)
     p.set_defaults(handler="probe")
 
 

@@ -42,7 +42,9 @@ from .common import (
     ExitCode,
     describe_error,
     exit_code_for,
+    quote,
 )
+from .proxy import add_proxy_options
 
 __all__ = ["build_parser", "main", "run_explain"]
 
@@ -80,6 +82,13 @@ def _octets(text: str) -> int:
 def _port(text: str) -> int:
     if not text.isascii() or not text.isdigit() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"not a port number (1-65535): {text!r}")
+    return int(text)
+
+
+def _limit(text: str) -> int:
+    """A LIMITS value for ``serve --rcptmax/--mailmax``: 1 to 999999 (RFC 9422 §4)."""
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= 999_999:
+        raise argparse.ArgumentTypeError(f"not a limit (1-999999): {text!r}")
     return int(text)
 
 
@@ -230,6 +239,7 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         help="XFORWARD attribute (NAME, ADDR, PORT, PROTO, HELO, IDENT, SOURCE), "
         "sent before MAIL; repeatable",
     )
+    add_proxy_options(p)
     stops = conn.add_mutually_exclusive_group()
     stops.add_argument(
         "--quit-after", choices=STAGES, metavar="STAGE", help="|".join(STAGES) + ": stop there"
@@ -379,6 +389,7 @@ def _add_probe(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
     p.add_argument("--insecure", action="store_true", help="do NOT verify the certificate")
     p.add_argument("--cafile", metavar="PEM", help="trust these CA certificates")
     p.add_argument("--transcript", action="store_true", help="show the session on stderr")
+    add_proxy_options(p)
     p.set_defaults(handler="probe")
 
 
@@ -426,6 +437,18 @@ def _add_serve(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
         metavar="OCTETS",
         type=_size,
         help="SIZE limit, advertised and enforced (e.g. 10M; default 32M)",
+    )
+    p.add_argument(
+        "--rcptmax",
+        metavar="N",
+        type=_limit,
+        help="most RCPT per transaction, advertised as LIMITS RCPTMAX and enforced (452)",
+    )
+    p.add_argument(
+        "--mailmax",
+        metavar="N",
+        type=_limit,
+        help="most MAIL per connection, advertised as LIMITS MAILMAX and enforced (451)",
     )
     p.set_defaults(handler="serve")
 
@@ -497,16 +520,14 @@ def run_explain(args: argparse.Namespace) -> int:
     if len(line) > 3:
         if line[3] not in " -":
             raise CLIError(
-                f"not a reply code: {escape_text(line)!r} (three digits, 200-599)", ExitCode.USAGE
+                f"not a reply code: {quote(line)} (three digits, 200-599)", ExitCode.USAGE
             )
         words = line[4:].split(None, 1)
         if enhanced is None and words and _ENHANCED_WORD.fullmatch(words[0]):
             enhanced, words = words[0], words[1:]
         server_text = " ".join(words)
     if not (len(text) == 3 and text.isascii() and text.isdigit()):
-        raise CLIError(
-            f"not a reply code: {escape_text(line)!r} (three digits, 200-599)", ExitCode.USAGE
-        )
+        raise CLIError(f"not a reply code: {quote(line)} (three digits, 200-599)", ExitCode.USAGE)
     try:
         explanation = codes.explain(int(text), enhanced, command=args.command)
     except ValueError as error:

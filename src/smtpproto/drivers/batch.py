@@ -152,7 +152,7 @@ class _Outcomes:
     """The outcome of each message by index, handed to ``emit`` in index order as soon
     as it and all before it are known, then forgotten (see the module docstring)."""
 
-    __slots__ = ("_emit", "_next", "_pending", "count")
+    __slots__ = ("_emit", "_next", "_pending", "count", "failed")
 
     def __init__(self, emit: OutcomeCallback) -> None:
         self._emit = emit
@@ -160,6 +160,9 @@ class _Outcomes:
         self._next = 0  # the first index not emitted yet
         #: Messages taken from the iterable so far.
         self.count = 0
+        #: ``emit`` (the caller's ``on_outcome``) raised: whatever it raised, even an
+        #: ``SMTPError``, is the caller's and ends the batch, never a session error.
+        self.failed = False
 
     def reserve(self) -> int:
         """The index of the next message taken from the iterable."""
@@ -168,14 +171,18 @@ class _Outcomes:
 
     def __setitem__(self, index: int, outcome: Outcome) -> None:
         pending = self._pending
-        if index == self._next and not pending:  # the common case: in order
-            self._emit(index, outcome)
-            self._next = index + 1
-            return
-        pending[index] = outcome
-        while self._next in pending:
-            self._emit(self._next, pending.pop(self._next))
-            self._next += 1
+        try:
+            if index == self._next and not pending:  # the common case: in order
+                self._emit(index, outcome)
+                self._next = index + 1
+                return
+            pending[index] = outcome
+            while self._next in pending:
+                self._emit(self._next, pending.pop(self._next))
+                self._next += 1
+        except BaseException:
+            self.failed = True
+            raise
 
     def settle_rest(self, outcome: Callable[[], Outcome]) -> None:
         """Give every message not settled yet the outcome ``outcome()`` makes."""
@@ -259,6 +266,9 @@ class BatchDrivers(MailDrivers):
                 self._batch(messages, plan, pipe, bdat, window, outcomes, inflight)
             )
         except SMTPError as error:
+            if outcomes.failed:  # raised by ``on_outcome`` (re-raising an outcome, say):
+                self._broken = True  # not the session's error; the batch ends, unfinished
+                raise
             if not outcomes.count:
                 raise
             _session_ended(error, inflight, outcomes)

@@ -159,7 +159,7 @@ class ProxyHeader(Command):
     def __post_init__(self) -> None:
         if self.version not in (1, 2) or type(self.version) is not int:
             raise LocalProtocolError(f"PROXY version must be 1 or 2, got {self.version!r}")
-        if self.command not in _V2_COMMAND:
+        if not isinstance(self.command, str) or self.command not in _V2_COMMAND:
             raise LocalProtocolError(
                 f"PROXY command must be 'PROXY' or 'LOCAL', got {self.command!r}"
             )

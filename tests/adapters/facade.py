@@ -63,6 +63,7 @@ class SyncClient(Protocol):
         chunking: bool | None = None,
         progress: ProgressCallback | None = None,
         stop_after: MailStage | None = None,
+        drop: bool = False,
     ) -> TransactionResult: ...
     def send_message(
         self,

@@ -210,6 +210,7 @@ class AsyncFacade:
         chunking: bool | None = None,
         progress: ProgressCallback | None = None,
         stop_after: MailStage | None = None,
+        drop: bool = False,
     ) -> TransactionResult:
         return self._call(
             self.client.sendmail,
@@ -221,6 +222,7 @@ class AsyncFacade:
             chunking=chunking,
             progress=progress,
             stop_after=stop_after,
+            drop=drop,
         )
 
     def send_message(

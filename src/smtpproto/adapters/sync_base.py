@@ -193,10 +193,13 @@ class SyncClientBase(ClientCore, abc.ABC):
         chunking: bool | None = None,
         progress: ProgressCallback | None = None,
         stop_after: MailStage | None = None,
+        drop: bool = False,
     ) -> TransactionResult:
         """Send one message (see ``Session.sendmail``); per-recipient results.
         ``stop_after`` (``"mail"``, ``"rcpt"``, ``"data"``) ends the transaction early
-        without delivering; after ``"data"`` the connection is closed (no QUIT)."""
+        without delivering: after ``"mail"``/``"rcpt"`` with RSET, or with ``drop=True``
+        by closing the connection without RSET or QUIT (swaks' ``--drop-after``);
+        after ``"data"`` the connection is always closed (no QUIT)."""
         return self._operation(
             lambda session: session.sendmail(
                 sender,
@@ -207,6 +210,7 @@ class SyncClientBase(ClientCore, abc.ABC):
                 chunking=chunking,
                 progress=progress,
                 stop_after=stop_after,
+                drop=drop,
             ),
             message=True,
             sender=sender,

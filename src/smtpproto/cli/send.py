@@ -859,11 +859,14 @@ def _stop_in_transaction(
     note: Callable[[str], None],
     options: MailOptions,
 ) -> int:
-    """``--quit-after mail|rcpt|data``: the envelope up to ``stop``, nothing delivered.
+    """``--quit-after``/``--drop-after mail|rcpt|data``: the envelope up to ``stop``,
+    nothing delivered.
 
-    After ``mail``/``rcpt`` the client has sent RSET and QUITs; after ``data`` the
-    client closed the connection at the 354. A refused recipient is exit 7 as usual.
+    After ``mail``/``rcpt`` the client has sent RSET and QUITs, or with ``--drop-after``
+    closed the connection with the transaction open (no RSET, no QUIT); after ``data``
+    the client closed the connection at the 354. A refused recipient is exit 7 as usual.
     """
+    drop = args.drop_after is not None
     result = client.sendmail(
         envelope.sender,
         envelope.recipients,
@@ -872,9 +875,12 @@ def _stop_in_transaction(
         pipelining=_pipelining(args),
         chunking=args.chunking,
         stop_after=cast("MailStage", stop),
+        drop=drop,
     )
     if args.drop_after_send is not None:  # nothing was accepted, so it was not sent
         note(f"--drop-after-send {stop}: the command was not sent (nothing accepted)")
+    elif drop:
+        note(_stopped(args, stop))
     elif stop == "data":
         note("quit after data (354), as asked: connection closed, the content was not sent")
     else:
@@ -973,7 +979,8 @@ def _demo_session(
             allow_cleartext_auth=policy is TLSPolicy.NONE,
         )
         code = _session(args, console, target, envelope, content)
-        if code != ExitCode.OK or args.quit_after or args.drop_after_send:
+        stopped = args.quit_after or args.drop_after_send or args.drop_after not in (None, "dot")
+        if code != ExitCode.OK or stopped:
             return code
         (stored,) = server.wait_for_messages(1, timeout=10.0)
         if args.quiet or args.json:

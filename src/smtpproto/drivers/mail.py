@@ -15,11 +15,13 @@ with RSET (``_settle``), so that the session is ready for the next MAIL.
 
 Stopping early (``stop_after``, for diagnostics like swaks' ``--quit-after``): after
 MAIL or after the RCPTs the transaction is ended with RSET (RFC 5321 §4.1.1.5) and the
-session stays usable. After DATA's 354 nothing but content may be sent until the
-final ``CRLF.CRLF`` (RFC 5321 §4.1.1.4; a ``.`` alone would deliver an empty
-message), so the driver stops there and the session becomes unusable: the adapter
-closes the connection, and a transaction whose end of data never came is not
-delivered (RFC 5321 §3.8, §4.1.1.4).
+session stays usable; with ``drop=True`` nothing more is sent (no RSET, no QUIT) and
+the session becomes unusable, so the adapter closes the connection with the
+transaction open (swaks' ``--drop-after``; RFC 5321 §3.8: the server discards it).
+After DATA's 354 nothing but content may be sent until the final ``CRLF.CRLF`` (RFC 5321
+§4.1.1.4; a ``.`` alone would deliver an empty message), so the driver stops there and
+the session becomes unusable: the adapter closes the connection, and a transaction whose
+end of data never came is not delivered (RFC 5321 §3.8, §4.1.1.4).
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class MailDrivers(DriverCore):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         progress: ProgressCallback | None = None,
         stop_after: MailStage | None = None,
+        drop: bool = False,
     ) -> Driver[TransactionResult]:
         """One mail transaction: MAIL, RCPT for each recipient, then DATA or BDAT.
 
@@ -128,6 +131,10 @@ class MailDrivers(DriverCore):
         used: ``chunking=True`` with it is a ``LocalProtocolError``): the result's
         ``data_reply`` is that 354 and the session is no longer usable, since only
         content may follow a 354; the adapter closes the connection without QUIT.
+        ``drop=True`` (with ``stop_after``) sends nothing after the stage's replies,
+        not even RSET: the session becomes unusable and the adapter closes the
+        connection with the transaction open, whatever the replies were (a refusal
+        still raises); the server discards the transaction (RFC 5321 §3.8).
         """
         if stop_after is not None and stop_after not in MAIL_STAGES:
             raise LocalProtocolError(
@@ -135,6 +142,10 @@ class MailDrivers(DriverCore):
             )
         if stop_after == "data" and chunking:
             raise LocalProtocolError("stop_after='data' stops at DATA's 354: not with chunking")
+        if type(drop) is not bool:
+            raise LocalProtocolError(f"drop must be a bool, got {type(drop).__name__}")
+        if drop and stop_after is None:
+            raise LocalProtocolError("drop=True needs stop_after ('mail', 'rcpt' or 'data')")
         return self._guard(
             self._sendmail(
                 sender,
@@ -146,6 +157,7 @@ class MailDrivers(DriverCore):
                 chunk_size,
                 progress,
                 stop_after,
+                drop,
             )
         )
 
@@ -224,6 +236,7 @@ class MailDrivers(DriverCore):
         chunk_size: int,
         progress: ProgressCallback | None,
         stop_after: MailStage | None = None,
+        drop: bool = False,
     ) -> Driver[TransactionResult]:
         """One message in as many transactions as the server's recipient limit needs
         (``drivers.split``: LIMITS RCPTMAX, RFC 9422 §4.2; 452 4.5.3, RFC 5321
@@ -240,7 +253,7 @@ class MailDrivers(DriverCore):
         ):
             return (
                 yield from self._transaction(
-                    sender, recipients, content, options, *args, stop_after
+                    sender, recipients, content, options, *args, stop_after, drop
                 )
             )
         try:
@@ -299,6 +312,7 @@ class MailDrivers(DriverCore):
         chunk_size: int,
         progress: ProgressCallback | None,
         stop_after: MailStage | None = None,
+        drop: bool = False,
     ) -> Driver[TransactionResult]:
         """One mail transaction (see ``sendmail``)."""
         rcpts, mail, commands, first, chunks, total = self._prepare(
@@ -312,7 +326,11 @@ class MailDrivers(DriverCore):
         self._current = (sender, rcpts)
         self._rcpt_accepted = 0
         if stop_after is not None:
-            return (yield from self._send_stage(mail, commands, pipe, stop_after))
+            try:
+                return (yield from self._send_stage(mail, commands, pipe, stop_after, drop))
+            finally:
+                if drop:  # whatever happened: the adapter closes, nothing more is sent
+                    self._broken = True
         if bdat:
             return (
                 yield from self._send_bdat(mail, commands, first, chunks, pipe, total, progress)
@@ -496,12 +514,13 @@ class MailDrivers(DriverCore):
         return (yield from self._result("DATA"))
 
     def _send_stage(
-        self, mail: Mail, rcpts: list[Rcpt], pipe: bool, stop_after: MailStage
+        self, mail: Mail, rcpts: list[Rcpt], pipe: bool, stop_after: MailStage, drop: bool
     ) -> Driver[TransactionResult]:
         """The envelope up to ``stop_after`` (see ``sendmail``); nothing is delivered.
 
         With PIPELINING the commands go in one write (MAIL, RCPTs, DATA for the
-        ``"data"`` stage; RFC 2920 §3.1), else one per reply."""
+        ``"data"`` stage; RFC 2920 §3.1), else one per reply. Then RSET, unless
+        ``drop`` (the caller marks the session broken: the adapter closes)."""
         if stop_after == "mail":
             rcpts = []
         envelope: list[Command] = [mail, *rcpts]
@@ -527,15 +546,11 @@ class MailDrivers(DriverCore):
                 elif isinstance(event, ReadyForContent):
                     # Only content may follow a 354: stop; the adapter closes.
                     self._broken = True
-                    return TransactionResult(
-                        sender=mail.sender,
-                        sender_reply=replies[0],
-                        recipients=tuple(
-                            (rcpt.recipient, reply)
-                            for rcpt, reply in zip(rcpts, replies[1:], strict=True)
-                        ),
-                        data_reply=event.reply,
-                    )
+                    return _stage_result(mail, rcpts, replies, event.reply)
+        if drop:  # no RSET: the transaction stays open until the connection closes
+            result = _stage_result(mail, rcpts, replies, None)
+            raise_for(result, "RCPT")
+            return result
         yield from self._rset_unless_closing()
         return (yield from self._result("RCPT"))
 
@@ -652,3 +667,18 @@ class MailDrivers(DriverCore):
                     self._broken = True
             raise
         return result
+
+
+def _stage_result(
+    mail: Mail, rcpts: list[Rcpt], replies: list[Reply], data_reply: Reply | None
+) -> TransactionResult:
+    """The result of a transaction stopped early (``_send_stage``): ``replies`` holds
+    MAIL's reply, then each RCPT's, in order."""
+    return TransactionResult(
+        sender=mail.sender,
+        sender_reply=replies[0],
+        recipients=tuple(
+            (rcpt.recipient, reply) for rcpt, reply in zip(rcpts, replies[1:], strict=True)
+        ),
+        data_reply=data_reply,
+    )

@@ -64,6 +64,7 @@ class SyncClient(Protocol):
         progress: ProgressCallback | None = None,
         stop_after: MailStage | None = None,
         drop: bool = False,
+        raw: bool = False,
     ) -> TransactionResult: ...
     def send_message(
         self,

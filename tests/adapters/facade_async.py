@@ -211,6 +211,7 @@ class AsyncFacade:
         progress: ProgressCallback | None = None,
         stop_after: MailStage | None = None,
         drop: bool = False,
+        raw: bool = False,
     ) -> TransactionResult:
         return self._call(
             self.client.sendmail,
@@ -223,6 +224,7 @@ class AsyncFacade:
             progress=progress,
             stop_after=stop_after,
             drop=drop,
+            raw=raw,
         )
 
     def send_message(

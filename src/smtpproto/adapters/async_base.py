@@ -217,12 +217,16 @@ class AsyncClientBase(ClientCore, abc.ABC):
         progress: ProgressCallback | None = None,
         stop_after: MailStage | None = None,
         drop: bool = False,
+        raw: bool = False,
     ) -> TransactionResult:
         """Send one message (see ``Session.sendmail``); per-recipient results.
         ``stop_after`` (``"mail"``, ``"rcpt"``, ``"data"``) ends the transaction early
         without delivering: after ``"mail"``/``"rcpt"`` with RSET, or with ``drop=True``
         by closing the connection without RSET or QUIT (swaks' ``--drop-after``);
-        after ``"data"`` the connection is always closed (no QUIT)."""
+        after ``"data"`` the connection is always closed (no QUIT). ``raw=True`` sends
+        ``content`` (bytes, str or a seekable binary file) as DATA content exactly as
+        given, for testing servers: no line-end fixes, no dot-stuffing; content that
+        would end the DATA early is refused before MAIL (see ``Session.sendmail``)."""
         return await self._operation(
             lambda session: session.sendmail(
                 sender,
@@ -234,6 +238,7 @@ class AsyncClientBase(ClientCore, abc.ABC):
                 progress=progress,
                 stop_after=stop_after,
                 drop=drop,
+                raw=raw,
             ),
             message=True,
             sender=sender,

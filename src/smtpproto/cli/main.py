@@ -274,12 +274,20 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         "--data",
         metavar="FILE",
         help="send this prepared message as is, headers included ('-' reads stdin; "
-        "line ends become CRLF and lines starting with '.' are dot-stuffed)",
+        "line ends become CRLF and lines starting with '.' are dot-stuffed, unless "
+        "--no-data-fixup)",
     )
     body.add_argument("--body", metavar="TEXT", help="body text ('-' reads stdin)")
     body.add_argument("--body-file", metavar="PATH", help="body from a file ('-' is stdin)")
     msg.add_argument(
         "--attach", action="append", default=[], metavar="PATH", help="attach a file; repeatable"
+    )
+    msg.add_argument(
+        "--no-data-fixup",
+        action="store_true",
+        help="with --data: send the octets exactly as they are (no CRLF fixes, no "
+        "dot-stuffing: raw DATA for testing filters); a line '.' in the data is refused "
+        "(it would end the DATA early): smtpproto writes the end of data",
     )
     env = p.add_argument_group("envelope (MAIL and RCPT parameters)")
     env.add_argument(

@@ -339,6 +339,12 @@ def _check_args(args: argparse.Namespace) -> None:
             raise CLIError(
                 f"--data sends the file as is: not with {', '.join(given)}", ExitCode.USAGE
             )
+    if args.no_data_fixup and args.data is None:
+        raise CLIError("--no-data-fixup is for --data FILE|-", ExitCode.USAGE)
+    if args.no_data_fixup and args.chunking:
+        raise CLIError(
+            "--no-data-fixup sends raw DATA content: not with --chunking", ExitCode.USAGE
+        )
     if args.tls_key is not None and args.tls_cert is None:
         raise CLIError("--tls-key needs --tls-cert", ExitCode.USAGE)
     if args.ipv4 and args.ipv6:
@@ -711,6 +717,7 @@ def _stages(
             # --drop-after-send dot drops after DATA's final ".", so no BDAT
             chunking=False if args.drop_after_send == "dot" else args.chunking,
             progress=lambda sent, total: bar.update(sent),
+            raw=content.raw,
         )
     finally:
         bar.finish()

@@ -55,6 +55,7 @@ __all__ = [
     "Mail",
     "Noop",
     "Quit",
+    "RawContent",
     "Rcpt",
     "Rset",
     "StartTLS",
@@ -326,6 +327,25 @@ class Content(Command):
 
     def __post_init__(self) -> None:
         _check_bytes(self.data, "content")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RawContent(Command):
+    """A chunk of DATA content sent exactly as given, for testing servers and filters:
+    no line-end normalisation, no dot-stuffing, any octet (bare CR/LF, NUL, 8-bit).
+
+    The one rule kept (``wire.rawdata``): the content can never end the DATA early.
+    A chunk that would put ``CRLF . CRLF`` on the wire (a line ``.``, the first line
+    included; found across chunks) is refused, and ``EndOfContent`` writes the end of
+    data. Raw and normal ``Content`` do not mix in one message. A refusal leaves the
+    connection in ERROR (earlier chunks may be on the wire); ``sendmail(raw=True)``
+    checks the whole content before MAIL instead.
+    """
+
+    data: bytes
+
+    def __post_init__(self) -> None:
+        _check_bytes(self.data, "raw content")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

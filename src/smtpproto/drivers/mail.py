@@ -40,6 +40,7 @@ from ..client_engine.events import (
     EndOfContent,
     Mail,
     NoRecipientsAccepted,
+    RawContent,
     Rcpt,
     ReadyForContent,
     Rset,
@@ -48,6 +49,7 @@ from ..client_engine.events import (
 from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError, ProtocolError
+from ..wire.rawdata import RawDataGuard
 from .core import DriverCore, left_open, raise_for
 from .downgrade import seven_bit_copy
 from .envelope import envelope_from_message, flatten_message
@@ -101,6 +103,7 @@ class MailDrivers(DriverCore):
         progress: ProgressCallback | None = None,
         stop_after: MailStage | None = None,
         drop: bool = False,
+        raw: bool = False,
     ) -> Driver[TransactionResult]:
         """One mail transaction: MAIL, RCPT for each recipient, then DATA or BDAT.
 
@@ -135,6 +138,16 @@ class MailDrivers(DriverCore):
         not even RSET: the session becomes unusable and the adapter closes the
         connection with the transaction open, whatever the replies were (a refusal
         still raises); the server discards the transaction (RFC 5321 §3.8).
+
+        ``raw=True`` sends ``content`` as DATA content exactly as given, for testing
+        servers and filters: no line-end normalisation, no dot-stuffing, any octet
+        (bare CR/LF, NUL, lines such as ``\\n.\\n``; 8-bit octets still need
+        ``BODY=8BITMIME``, RFC 6152). It never ends the DATA early: content holding the
+        end of data (a line ``.``, CRLF . CRLF) is refused with ``LocalProtocolError``
+        before MAIL, so nothing is half-sent, and the client writes the end of data
+        (``wire.rawdata``). DATA is used, never BDAT (``chunking=True`` is refused);
+        the content must be readable twice (bytes, str or a seekable binary file): it
+        is checked whole first.
         """
         if stop_after is not None and stop_after not in MAIL_STAGES:
             raise LocalProtocolError(
@@ -146,6 +159,12 @@ class MailDrivers(DriverCore):
             raise LocalProtocolError(f"drop must be a bool, got {type(drop).__name__}")
         if drop and stop_after is None:
             raise LocalProtocolError("drop=True needs stop_after ('mail', 'rcpt' or 'data')")
+        if type(raw) is not bool:
+            raise LocalProtocolError(f"raw must be a bool, got {type(raw).__name__}")
+        if raw and chunking:
+            raise LocalProtocolError(
+                "raw=True sends DATA content (RFC 5321 §4.1.1.4): not with chunking"
+            )
         return self._guard(
             self._sendmail(
                 sender,
@@ -153,11 +172,12 @@ class MailDrivers(DriverCore):
                 content,
                 options or MailOptions(),
                 pipelining,
-                False if stop_after == "data" else chunking,
+                False if stop_after == "data" or raw else chunking,
                 chunk_size,
                 progress,
                 stop_after,
                 drop,
+                raw,
             )
         )
 
@@ -237,6 +257,7 @@ class MailDrivers(DriverCore):
         progress: ProgressCallback | None,
         stop_after: MailStage | None = None,
         drop: bool = False,
+        raw: bool = False,
     ) -> Driver[TransactionResult]:
         """One message in as many transactions as the server's recipient limit needs
         (``drivers.split``: LIMITS RCPTMAX, RFC 9422 §4.2; 452 4.5.3, RFC 5321
@@ -245,6 +266,13 @@ class MailDrivers(DriverCore):
         under RCPTMAX, the next group); one that delivers to nobody ends the split, so
         there are at most as many transactions as recipients."""
         args = (pipelining, chunking, chunk_size, progress)
+        if raw:
+            caps = self.conn.capabilities
+            body = options.body if isinstance(options, MailOptions) else None
+            offered = caps is not None and caps.eightbitmime
+            content = _checked_raw(
+                content, chunk_size, body in ("8BITMIME", "BINARYMIME") or (not body and offered)
+            )
         if (
             stop_after is not None
             or isinstance(recipients, str)
@@ -253,15 +281,17 @@ class MailDrivers(DriverCore):
         ):
             return (
                 yield from self._transaction(
-                    sender, recipients, content, options, *args, stop_after, drop
+                    sender, recipients, content, options, *args, stop_after, drop, raw
                 )
             )
         try:
             order = tuple(recipients)
         except TypeError:  # not iterable: ``_prepare`` refuses it
-            return (yield from self._transaction(sender, recipients, content, options, *args))
+            return (
+                yield from self._transaction(sender, recipients, content, options, *args, raw=raw)
+            )
         if len(order) < 2:  # nothing to split; none is ``_prepare``'s error
-            return (yield from self._transaction(sender, order, content, options, *args))
+            return (yield from self._transaction(sender, order, content, options, *args, raw=raw))
         caps = self.conn.capabilities
         limit = caps.limits.rcptmax if caps is not None else None
         again = replayer(content)
@@ -281,7 +311,9 @@ class MailDrivers(DriverCore):
                 assert again is not None  # no follow-up without it (below)
                 source = again()
             try:
-                result = yield from self._transaction(sender, group, source, options, *args)
+                result = yield from self._transaction(
+                    sender, group, source, options, *args, raw=raw
+                )
             except (SMTPRecipientsRefused, SMTPReplyError) as error:
                 if not count:
                     raise  # nothing delivered: as a single transaction would
@@ -313,6 +345,7 @@ class MailDrivers(DriverCore):
         progress: ProgressCallback | None,
         stop_after: MailStage | None = None,
         drop: bool = False,
+        raw: bool = False,
     ) -> Driver[TransactionResult]:
         """One mail transaction (see ``sendmail``)."""
         rcpts, mail, commands, first, chunks, total = self._prepare(
@@ -335,7 +368,9 @@ class MailDrivers(DriverCore):
             return (
                 yield from self._send_bdat(mail, commands, first, chunks, pipe, total, progress)
             )
-        return (yield from self._send_data(mail, commands, first, chunks, pipe, total, progress))
+        return (
+            yield from self._send_data(mail, commands, first, chunks, pipe, total, progress, raw)
+        )
 
     def _prepare(
         self,
@@ -479,6 +514,7 @@ class MailDrivers(DriverCore):
         pipe: bool,
         total: int | None,
         progress: ProgressCallback | None,
+        raw: bool = False,
     ) -> Driver[TransactionResult]:
         if not pipe:
             yield from self._envelope(mail, rcpts, False)
@@ -498,11 +534,12 @@ class MailDrivers(DriverCore):
                 yield from self._send(EndOfContent())
                 return (yield from self._result("DATA"))
         conn = self.conn
+        make = RawContent if raw else Content
         sent = 0
         chunk: bytes | None = first
         while chunk is not None:
             following = next(chunks, None)
-            wire = conn.send(Content(data=chunk)) if chunk else b""
+            wire = conn.send(make(data=chunk)) if chunk else b""
             if following is None:
                 wire += conn.send(EndOfContent())
             if wire:
@@ -682,3 +719,27 @@ def _stage_result(
         ),
         data_reply=data_reply,
     )
+
+
+def _checked_raw(content: ContentSource, chunk_size: int, eight_bit: bool) -> ContentSource:
+    """``content`` for ``sendmail(raw=True)`` once read whole through the raw guard
+    (``wire.rawdata``), positioned to be read again: a raw message that would end the
+    DATA early, or has 8-bit octets when the message cannot be ``BODY=8BITMIME``
+    (``eight_bit`` False; RFC 6152), is refused before MAIL: nothing is half-sent."""
+    again = replayer(content)
+    if again is None:
+        raise LocalProtocolError(
+            "raw content must be bytes, str or a seekable binary file: it is checked "
+            "whole before MAIL, so that nothing is half-sent"
+        )
+    guard = RawDataGuard()
+    chunks, _ = content_chunks(content, chunk_size)
+    for chunk in chunks:
+        guard.feed(chunk)
+    guard.end()
+    if guard.eight_bit and not eight_bit:
+        raise LocalProtocolError(
+            "the raw content has 8-bit octets and the message is not declared "
+            "BODY=8BITMIME, which needs the server to advertise 8BITMIME (RFC 6152)"
+        )
+    return again()

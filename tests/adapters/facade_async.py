@@ -278,8 +278,11 @@ class AsyncFacade:
     def vrfy(self, address: str) -> Reply:
         return self._call(self.client.vrfy, address)
 
-    def xclient(self, attributes: Mapping[str, str]) -> Reply:
-        return self._call(self.client.xclient, attributes)
+    def xclient(self, attributes: Mapping[str, str], *, require_advertised: bool = True) -> Reply:
+        return self._call(self.client.xclient, attributes, require_advertised=require_advertised)
+
+    def starttls(self) -> Reply:
+        return self._call(self.client.starttls)
 
     def xforward(self, attributes: Mapping[str, str]) -> Reply:
         return self._call(self.client.xforward, attributes)

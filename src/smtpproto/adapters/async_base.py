@@ -324,9 +324,22 @@ class AsyncClientBase(ClientCore, abc.ABC):
         """VRFY ``address``."""
         return await self._operation(lambda session: session.vrfy(address))
 
-    async def xclient(self, attributes: Mapping[str, str]) -> Reply:
-        """XCLIENT ``attributes`` (Postfix), then EHLO again; returns the 220 reply."""
-        return await self._operation(lambda session: session.xclient(attributes))
+    async def xclient(
+        self,
+        attributes: Mapping[str, str],
+        *,
+        require_advertised: bool = True,
+    ) -> Reply:
+        """XCLIENT ``attributes`` (Postfix), then EHLO again; returns the 220 reply.
+        ``require_advertised=False`` sends attributes the server does not list."""
+        return await self._operation(
+            lambda session: session.xclient(attributes, require_advertised=require_advertised)
+        )
+
+    async def starttls(self) -> Reply:
+        """After ``connect(until="ehlo")``: STARTTLS as the TLS policy asks, then EHLO
+        again (see ``Session.starttls``); returns the last hello reply."""
+        return await self._operation(Session.starttls)
 
     async def xforward(self, attributes: Mapping[str, str]) -> Reply:
         """XFORWARD ``attributes`` (Postfix); returns the 250 reply."""

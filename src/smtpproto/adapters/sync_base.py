@@ -305,9 +305,22 @@ class SyncClientBase(ClientCore, abc.ABC):
         """VRFY ``address``."""
         return self._operation(lambda session: session.vrfy(address))
 
-    def xclient(self, attributes: Mapping[str, str]) -> Reply:
-        """XCLIENT ``attributes`` (Postfix), then EHLO again; returns the 220 reply."""
-        return self._operation(lambda session: session.xclient(attributes))
+    def xclient(
+        self,
+        attributes: Mapping[str, str],
+        *,
+        require_advertised: bool = True,
+    ) -> Reply:
+        """XCLIENT ``attributes`` (Postfix), then EHLO again; returns the 220 reply.
+        ``require_advertised=False`` sends attributes the server does not list."""
+        return self._operation(
+            lambda session: session.xclient(attributes, require_advertised=require_advertised)
+        )
+
+    def starttls(self) -> Reply:
+        """After ``connect(until="ehlo")``: STARTTLS as the TLS policy asks, then EHLO
+        again (see ``Session.starttls``); returns the last hello reply."""
+        return self._operation(Session.starttls)
 
     def xforward(self, attributes: Mapping[str, str]) -> Reply:
         """XFORWARD ``attributes`` (Postfix); returns the 250 reply."""

@@ -223,6 +223,29 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         "sent after STARTTLS, before AUTH; repeatable",
     )
     conn.add_argument(
+        "--xclient-before-starttls",
+        action="store_true",
+        help="send XCLIENT after the first EHLO, before STARTTLS",
+    )
+    optional = conn.add_mutually_exclusive_group()
+    optional.add_argument(
+        "--xclient-optional",
+        action="store_true",
+        help="go on without XCLIENT when it is not advertised, its attributes are not, or "
+        "it is refused",
+    )
+    optional.add_argument(
+        "--xclient-optional-strict",
+        action="store_true",
+        help="go on without XCLIENT when it or its attributes are not advertised, but "
+        "fail when it is refused",
+    )
+    conn.add_argument(
+        "--xclient-no-verify",
+        action="store_true",
+        help="send XCLIENT attributes the server does not list (XCLIENT itself must be advertised)",
+    )
+    conn.add_argument(
         "--xforward",
         action="append",
         default=[],

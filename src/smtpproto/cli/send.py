@@ -359,6 +359,15 @@ def _check_args(args: argparse.Namespace) -> None:
     mail_options(args)  # a bad --dsn-*/--size value fails before connecting
     _attributes(args.xclient, "--xclient")
     _attributes(args.xforward, "--xforward")
+    variants = (
+        ("--xclient-before-starttls", args.xclient_before_starttls),
+        ("--xclient-optional", args.xclient_optional),
+        ("--xclient-optional-strict", args.xclient_optional_strict),
+        ("--xclient-no-verify", args.xclient_no_verify),
+    )
+    for option, given in variants:
+        if given and not args.xclient:
+            raise CLIError(f"{option} needs --xclient ATTR=VALUE", ExitCode.USAGE)
     if (args.quit_after or args.drop_after) == "data" and args.chunking:
         raise CLIError(
             "--quit-after data stops at DATA's 354 reply: not with --chunking", ExitCode.USAGE
@@ -668,6 +677,35 @@ def tls_hint(error: SMTPTLSError, policy: TLSPolicy) -> str | None:
     return None
 
 
+def _xclient(args: argparse.Namespace, client: SMTPClient, note: Callable[[str], None]) -> None:
+    """XCLIENT (EHLO follows its 220), as swaks: every attribute must be advertised
+    unless ``--xclient-no-verify``; ``--xclient-optional`` goes on without it when it
+    or its attributes are not advertised or it is refused, ``--xclient-optional-strict``
+    likewise except a refusal, which fails (exit 9) as without either."""
+    attributes = _attributes(args.xclient, "--xclient")
+    optional = args.xclient_optional or args.xclient_optional_strict
+    flag = "--xclient-optional" if args.xclient_optional else "--xclient-optional-strict"
+    caps = client.capabilities
+    if optional and (caps is None or not caps.has("XCLIENT")):
+        note(f"XCLIENT is not advertised: going on without it ({flag})")
+        return
+    if optional and caps is not None and not args.xclient_no_verify:
+        offered = {name.upper() for name in caps.params("XCLIENT")}
+        missing = sorted(set(attributes) - offered)
+        if missing:
+            note(
+                f"XCLIENT attribute(s) {' '.join(missing)} not advertised: going on "
+                f"without XCLIENT ({flag})"
+            )
+            return
+    try:
+        client.xclient(attributes, require_advertised=not args.xclient_no_verify)
+    except SMTPReplyError as error:
+        if not args.xclient_optional:
+            raise
+        note(f"XCLIENT refused ({error.reply}): going on without it ({flag})")
+
+
 def _polite_quit(client: SMTPClient) -> None:
     """QUIT after a refusal when the session still allows it (RFC 5321 §4.1.1.10);
     a failing QUIT changes nothing about the error being reported."""
@@ -692,9 +730,14 @@ def _stages(
         client.connect(until=cast("OpenStage", stop))
         _leave(args, client, stop, note)
         return ExitCode.OK
-    client.connect()
-    if args.xclient:  # after STARTTLS, before AUTH (as swaks does); EHLO follows the 220
-        client.xclient(_attributes(args.xclient, "--xclient"))
+    if args.xclient and args.xclient_before_starttls:
+        client.connect(until="ehlo")
+        _xclient(args, client, note)
+        client.starttls()
+    else:
+        client.connect()
+        if args.xclient:  # after STARTTLS, before AUTH (as swaks does)
+            _xclient(args, client, note)
     if target.password is not None or (args.auth is not None and args.tls_cert is not None):
         _login(args, client, target)
     if args.xforward:  # just before MAIL: it describes the next transaction

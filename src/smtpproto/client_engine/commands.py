@@ -468,14 +468,20 @@ class Xclient(Command):
     NAME, ADDR, PORT, PROTO, HELO, LOGIN, DESTADDR, DESTPORT as the server sees them.
 
     Values are printable ASCII without space, at most 255 characters, sent as xtext
-    (RFC 3461 §4); the server must advertise XCLIENT with each name. A 220 reply is a
-    new greeting: the extensions are forgotten and a new EHLO is needed.
+    (RFC 3461 §4); the server must advertise XCLIENT with each name, unless
+    ``require_advertised`` is False: then only XCLIENT itself must be advertised (for
+    servers that implement attributes without listing them; swaks'
+    ``--xclient-no-verify``). A 220 reply is a new greeting: the extensions are
+    forgotten and a new EHLO is needed.
     """
 
     attributes: Mapping[str, str]
+    require_advertised: bool = True
     _wire: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
+        if type(self.require_advertised) is not bool:
+            raise LocalProtocolError("require_advertised must be a bool")
         _set(self, "_wire", _attribute_line("XCLIENT", self.attributes, XCLIENT_ATTRIBUTES))
 
 

@@ -237,13 +237,16 @@ def _hello_or_text(s: Session, command: Command, verb: Verb, state: ClientState)
 
 def _send_attributes(s: Session, command: Command, verb: Verb, state: ClientState) -> bytes:
     """XCLIENT / XFORWARD: only when advertised with every attribute name (Postfix
-    XCLIENT_README, XFORWARD_README)."""
+    XCLIENT_README, XFORWARD_README); ``Xclient(require_advertised=False)``: only
+    XCLIENT itself."""
     assert isinstance(command, (Xclient, Xforward))
     keyword = verb.value
     if s.caps is None or not s.caps.has(keyword):
         raise LocalProtocolError(f"{keyword} needs the {keyword} extension, not advertised")
     offered = {name.upper() for name in s.caps.params(keyword)}
-    missing = sorted(name.upper() for name in command.attributes if name.upper() not in offered)
+    missing: list[str] = []
+    if not isinstance(command, Xclient) or command.require_advertised:
+        missing = sorted(name.upper() for name in command.attributes if name.upper() not in offered)
     if missing:
         raise LocalProtocolError(
             f"the server does not advertise {keyword} attribute(s) {' '.join(missing)}"

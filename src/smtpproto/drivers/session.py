@@ -227,11 +227,19 @@ class Session(BatchDrivers):
         if until == "greeting":
             return event.reply
         reply = yield from self._hello()
-        caps = self.conn.capabilities
         if until == "ehlo":
             return reply
+        return (yield from self._starttls(reply))
+
+    def _starttls(self, reply: Reply | None) -> Driver[Reply]:
+        """STARTTLS per the policy and EHLO again; ``reply``: the last hello reply (a
+        REQUIRED policy without STARTTLS offered was refused by ``_hello`` already)."""
+        if reply is None:
+            raise LocalProtocolError("starttls() needs an open session (open(until='ehlo'))")
+        policy = self.config.tls_policy
+        caps = self.conn.capabilities
         wants_tls = policy in (TLSPolicy.OPPORTUNISTIC, TLSPolicy.REQUIRED)
-        if wants_tls and caps is not None and caps.starttls:
+        if wants_tls and caps is not None and caps.starttls and not self.conn.tls_active:
             yield from self._send(StartTLS())
             event = yield from self._event()
             if isinstance(event, TLSReady):
@@ -338,12 +346,25 @@ class Session(BatchDrivers):
         """VRFY (RFC 5321 §4.1.1.6); 252 ("cannot verify") is a success reply."""
         return self._guard(self._simple(Vrfy(argument=address), "VRFY"))
 
-    def xclient(self, attributes: Mapping[str, str]) -> Driver[Reply]:
+    def xclient(
+        self, attributes: Mapping[str, str], *, require_advertised: bool = True
+    ) -> Driver[Reply]:
         """XCLIENT (Postfix XCLIENT_README): override NAME, ADDR, PORT, PROTO, HELO,
         LOGIN, DESTADDR, DESTPORT as the server sees the client. The 220 reply is a new
         greeting: the session sends EHLO again (``hello_reply``, capabilities renewed)
-        and returns that 220; a refusal raises ``SMTPReplyError``."""
-        return self._guard(self._xclient(Xclient(attributes=attributes)))
+        and returns that 220; a refusal raises ``SMTPReplyError``. Each attribute must
+        be advertised unless ``require_advertised`` is False (see ``Xclient``)."""
+        command = Xclient(attributes=attributes, require_advertised=require_advertised)
+        return self._guard(self._xclient(command))
+
+    def starttls(self) -> Driver[Reply]:
+        """The rest of ``open`` after ``open(until="ehlo")``: STARTTLS as the TLS policy
+        asks (when offered, or required: ``SMTPTLSError`` if not offered, RFC 3207
+        §4), then EHLO again (§4.2). Returns the last hello reply; without TLS to start
+        (policy NONE, already under TLS, opportunistic and not offered) it sends
+        nothing. For commands that must precede STARTTLS (swaks'
+        ``--xclient-before-starttls``)."""
+        return self._guard(self._starttls(self.hello_reply))
 
     def _xclient(self, command: Xclient) -> Driver[Reply]:
         reply = yield from self._simple(command, "XCLIENT")

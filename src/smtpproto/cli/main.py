@@ -83,6 +83,13 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _limit(text: str) -> int:
+    """A LIMITS value for ``serve --rcptmax/--mailmax``: 1 to 999999 (RFC 9422 §4)."""
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= 999_999:
+        raise argparse.ArgumentTypeError(f"not a limit (1-999999): {text!r}")
+    return int(text)
+
+
 def _size(text: str) -> int:
     from .serve import parse_size  # serve's module loads only when it is used
 
@@ -457,6 +464,18 @@ def _add_serve(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
         metavar="OCTETS",
         type=_size,
         help="SIZE limit, advertised and enforced (e.g. 10M; default 32M)",
+    )
+    p.add_argument(
+        "--rcptmax",
+        metavar="N",
+        type=_limit,
+        help="most RCPT per transaction, advertised as LIMITS RCPTMAX and enforced (452)",
+    )
+    p.add_argument(
+        "--mailmax",
+        metavar="N",
+        type=_limit,
+        help="most MAIL per connection, advertised as LIMITS MAILMAX and enforced (451)",
     )
     p.set_defaults(handler="serve")
 

@@ -9,7 +9,7 @@ come from ``--auth USER:PASSWORD`` or, so that the password stays out of the pro
 list, ``SMTPPROTO_SERVE_AUTH``. ``--rules FILE`` makes the server fail on purpose (the
 TOML or JSON form of ``builtin_server/rulefile.py``; a bad file is one line on stderr
 and exit code 2); ``--max-size`` sets the SIZE limit it advertises and enforces
-(RFC 1870).
+(RFC 1870), ``--rcptmax`` and ``--mailmax`` the LIMITS (RFC 9422).
 """
 
 from __future__ import annotations
@@ -116,6 +116,8 @@ def run_serve(args: argparse.Namespace) -> int:
             on_message=None if store_in_file else _print_message,
             max_message_size=max_size,
             rules=rules,
+            rcptmax=args.rcptmax,
+            mailmax=args.mailmax,
         )
         try:
             await server.start()
@@ -139,6 +141,8 @@ def run_serve(args: argparse.Namespace) -> int:
             where = args.maildir or args.mbox
             print(f"messages: {escape_text(where) if where else 'printed here'}", flush=True)
             print(f"SIZE limit: {max_size} octets", flush=True)
+            if server.backend.limits is not None:
+                print(f"advertised: {server.backend.limits}", flush=True)
             if rules:
                 print(f"rules: {len(rules)} from {escape_text(args.rules)}", flush=True)
             print("press Ctrl-C to stop", flush=True)

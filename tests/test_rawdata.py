@@ -10,7 +10,7 @@ import io
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine_helpers import ScriptedServer, feed, greeted, names
@@ -84,6 +84,7 @@ def test_a_last_line_dot_without_crlf_is_refused_at_the_end(content: bytes) -> N
         guard.end()
 
 
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.sampled_from([b"\r", b"\n", b".", b"a", b"\0", b"\xff"]), max_size=24),
     st.lists(st.integers(0, 24), max_size=4),

@@ -7,7 +7,7 @@ Theory of operation
 ``AsyncClientBase`` holds everything of an async client that does not depend on the
 event loop (what never waits is ``ClientCore``'s, in ``common``): the operations
 (``login``, ``sendmail``, ``send_message``, ``send_many``, ``noop``, ``rset``, ``vrfy``,
-``xclient``, ``xforward``, ``quit``), the async context manager, and ``_drive``, the
+``xclient``, ``xforward``, ``starttls``, ``quit``), the async context manager, and ``_drive``, the
 loop that runs a sans-IO driver from ``Session``. ``_drive`` performs each request with
 a primitive of the concrete adapter: ``_send`` (a ``Write``; it may also take the
 driver's following requests, as trio's read-ahead burst does), ``_read`` and

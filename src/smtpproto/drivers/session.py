@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-A ``Session`` wraps one ``ClientConnection``. Each operation (``open``, ``login``,
-``sendmail``, ``send_message``, ``send_many``, ``noop``, ``rset``, ``vrfy``,
+A ``Session`` wraps one ``ClientConnection``. Each operation (``open``, ``starttls``,
+``login``, ``sendmail``, ``send_message``, ``send_many``, ``noop``, ``rset``, ``vrfy``,
 ``xclient``, ``xforward``, ``quit``)
 is a generator: it *yields* an I/O request, the adapter performs it and ``send``\\s the result back,
 and the generator's return value is the operation's result. The blocking, asyncio and
@@ -12,7 +12,8 @@ decision (what to send next, when to start TLS, which AUTH mechanism, how a repl
 maps to an exception) is made here or in the engine, never in an adapter.
 
 Diagnostics stop early (swaks' ``--quit-after``): ``open(until="greeting"|"ehlo"|"tls")``
-and ``sendmail(stop_after="mail"|"rcpt"|"data")`` (see ``drivers.mail``). The session
+(``starttls()`` goes on after ``"ehlo"``) and ``sendmail(stop_after="mail"|"rcpt"|
+"data")``, with ``drop=True`` closing instead of RSET (see ``drivers.mail``). The session
 keeps the greeting (``greeting``) and the capabilities of the cleartext EHLO
 (``capabilities_before_tls``), which STARTTLS makes the engine forget.
 

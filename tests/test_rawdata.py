@@ -243,7 +243,7 @@ def test_sendmail_raw_uses_data_even_with_chunking() -> None:
     session, transport, server = opened(EHLO_CHUNKING)
     transport.run(session.sendmail("a@example.org", "b@example.org", b"a\nb", raw=True))
     assert b"DATA" in server.lines and not any(line.startswith(b"BDAT") for line in server.lines)
-    with pytest.raises(LocalProtocolError, match="not with chunking"):
+    with pytest.raises(SMTPProtocolError, match="not with chunking"):
         session.sendmail("a@example.org", "b@example.org", b"x", raw=True, chunking=True)
-    with pytest.raises(LocalProtocolError, match="raw must be a bool"):
+    with pytest.raises(SMTPProtocolError, match="raw must be a bool"):
         session.sendmail("a@example.org", "b@example.org", b"x", raw=1)  # type: ignore[arg-type]

@@ -112,6 +112,7 @@ def test_drop_misuse_is_refused_before_anything_is_sent(
     kwargs: dict[str, Any], message: str
 ) -> None:
     session, _, server = opened()
-    with pytest.raises(LocalProtocolError, match=message):
+    with pytest.raises(SMTPProtocolError, match=message) as caught:
         session.sendmail("a@example.org", RECIPIENTS, MESSAGE, **kwargs)
+    assert isinstance(caught.value.error, LocalProtocolError) and not caught.value.remote
     assert verbs(server) == [] and session.usable

@@ -1,6 +1,7 @@
 """swaks' XCLIENT variants through the real CLI: ``--xclient-before-starttls``,
 ``--xclient-optional``, ``--xclient-optional-strict`` and ``--xclient-no-verify``,
-against a private Postfix smtpd (the real XCLIENT, with STARTTLS) and a scripted peer
+against a private Postfix smtpd (the real XCLIENT, with STARTTLS:
+``interop/peers_postfix.start_postfix_xclient``) and a scripted peer
 for what Postfix never does (attributes it does not list), with swaks side by side."""
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from contextlib import ExitStack
 import pytest
 
 from interop.conftest import _enter
-from interop.peers_smtpd import DOMAIN, PostfixPeer, start_postfix
+from interop.peers_postfix import PostfixPeer, start_postfix_xclient
 
 from .helpers import RUN_TIMEOUT, ScriptedSMTPServer, assert_clean_failure, run_cli
 
+#: The private Postfix relays mail for this domain (and discards it).
+DOMAIN = "example.org"
 ENVELOPE = ("--from", "a@example.org", "--to", f"b@{DOMAIN}", "--body", "xclient test")
 EHLO_X = b"250-scripted\r\n250 XCLIENT NAME ADDR\r\n"
 EHLO_NAME = b"250-scripted\r\n250 XCLIENT NAME\r\n"
@@ -28,7 +31,7 @@ SWAKS = shutil.which("swaks")
 def postfix() -> Iterator[PostfixPeer]:
     """One private Postfix for the module (its start takes seconds)."""
     with ExitStack() as stack:
-        yield _enter(stack, start_postfix())
+        yield _enter(stack, start_postfix_xclient())
 
 
 def _sent(stdout: str) -> list[str]:
@@ -42,6 +45,7 @@ def _sent(stdout: str) -> list[str]:
 
 
 def _ours(postfix: PostfixPeer, *options: str) -> subprocess.CompletedProcess[str]:
+    assert postfix.tls is not None
     return run_cli(
         "send", "--server", f"localhost:{postfix.port}", "--cafile", str(postfix.tls.ca_path),
         "--tls", "required", *options, *ENVELOPE,

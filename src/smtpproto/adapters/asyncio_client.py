@@ -46,6 +46,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
+from ..client_engine.proxy import ProxyHeader
 from ..drivers.exceptions import SMTPTLSError
 from ..drivers.session import MAX_READAHEAD, Driver, Request, Write
 from .async_base import AsyncClientBase, one_call_send, send_in_one_call
@@ -86,6 +87,7 @@ class AsyncSMTPClient(AsyncClientBase):
     IPv6, optional ``source_address``), a ``unix_socket`` path, ``sock`` (a connected
     socket) or ``streams``, a connected ``(StreamReader, StreamWriter)`` pair (proxies,
     in-memory pipes); the client owns and closes whatever it was given.
+    ``proxy_header``: a PROXY protocol header written first (docs/proxy-protocol.md).
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class AsyncSMTPClient(AsyncClientBase):
         lmtp: bool = False,
         allow_cleartext_auth: bool = False,
         config: ClientConfig | None = None,
+        proxy_header: ProxyHeader | None = None,
     ) -> None:
         require_one_target(host=host, sock=sock, streams=streams, unix_socket=unix_socket)
         super().__init__(
@@ -122,6 +125,7 @@ class AsyncSMTPClient(AsyncClientBase):
             lmtp=lmtp,
             allow_cleartext_auth=allow_cleartext_auth,
             config=config,
+            proxy_header=proxy_header,
         )
         self._sock = sock
         self._reader: asyncio.StreamReader | None = None

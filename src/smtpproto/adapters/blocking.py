@@ -37,6 +37,7 @@ import time  # noqa: TID251  (adapter layer: I/O allowed)
 from typing import Any
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
+from ..client_engine.proxy import ProxyHeader
 from ..drivers.session import MAX_READAHEAD, Driver, Request, Write
 from .common import (
     Step,
@@ -72,6 +73,9 @@ class SMTPClient(SyncClientBase):
     ``send_message`` as a whole. Connect with ``host``/``port`` (IPv4 or IPv6, optional
     ``source_address``), a ``unix_socket`` path, or ``sock``, an already-connected
     socket (proxies, socket pairs). ``config`` passes further ``ClientConfig`` options.
+    ``proxy_header`` (a ``ProxyHeader``) is written first on the connection, before
+    implicit TLS and the greeting, for servers behind an HAProxy PROXY-protocol proxy
+    (docs/proxy-protocol.md).
     """
 
     def __init__(
@@ -91,6 +95,7 @@ class SMTPClient(SyncClientBase):
         lmtp: bool = False,
         allow_cleartext_auth: bool = False,
         config: ClientConfig | None = None,
+        proxy_header: ProxyHeader | None = None,
     ) -> None:
         require_one_target(host=host, sock=sock, unix_socket=unix_socket)
         super().__init__(
@@ -107,6 +112,7 @@ class SMTPClient(SyncClientBase):
             lmtp=lmtp,
             allow_cleartext_auth=allow_cleartext_auth,
             config=config,
+            proxy_header=proxy_header,
         )
         self._sock: socket.socket | None = sock
         self._selector: selectors.BaseSelector | None = None

@@ -113,6 +113,7 @@ class SyncClientBase(ClientCore, abc.ABC):
             self._config,
             server_hostname=self._server_hostname,
             local_hostname=hello_name(self._local_hostname, local_address),
+            proxy_header=self._proxy_header,
         )
         return self._session
 
@@ -132,9 +133,9 @@ class SyncClientBase(ClientCore, abc.ABC):
             session = self._new_session(local_address)
             try:
                 driver = session.open(until)
-            except LocalProtocolError as error:  # a bad ``until``: nothing was sent
+            except SMTPProtocolError as error:  # a bad ``until``: nothing was sent
                 self.close()
-                raise usage_error(error) from error
+                raise smtplib_compatible(error) from error.error
             return self._operation(lambda _: driver)
         raise smtplib_compatible(failure)
 
@@ -291,7 +292,10 @@ class SyncClientBase(ClientCore, abc.ABC):
                 on_outcome=stream,
             )
         )
-        return [smtplib_compatible(outcome) for outcome in outcomes]
+        return [
+            outcome if type(outcome) is TransactionResult else smtplib_compatible(outcome)
+            for outcome in outcomes
+        ]
 
     def noop(self) -> Reply:
         """NOOP."""
@@ -400,7 +404,8 @@ class SyncClientBase(ClientCore, abc.ABC):
                         thrown, ended = step.error, step.ended  # how a burst of writes ended
                         step.error = step.ended = None
                 elif type(request) is Read:
-                    self._new_wait(request.resume)
+                    if not request.resume:  # a new reply wait: a new deadline when it waits
+                        self._wait_deadline = None
                     answer = self._read(request.timeout)
                     request = None
                 else:
@@ -411,6 +416,8 @@ class SyncClientBase(ClientCore, abc.ABC):
                 thrown, request = exc, None
             except BaseException as exc:
                 error = self._transport_error(exc)
+                if isinstance(error, TimeoutError):
+                    error = self._timed_out(error)
                 if error is not None:
                     thrown, request = error, None
                 elif self._cut_by_deadline():  # ``_run`` sees whether it was only that

@@ -38,6 +38,7 @@ from typing import Any, cast
 import trio  # noqa: TID251  (adapter layer: I/O allowed)
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
+from ..client_engine.proxy import ProxyHeader
 from ..drivers.exceptions import SMTPTLSError
 from ..drivers.session import MAX_READAHEAD, Driver, Request, T, Write
 from .async_base import AsyncClientBase, one_call_send, send_in_one_call
@@ -78,6 +79,7 @@ class TrioSMTPClient(AsyncClientBase):
     IPv6; ``source_address`` binds the local IP, its port must be 0), a ``unix_socket``
     path, or ``stream``, any connected ``trio.abc.Stream`` (proxies, memory streams); the
     client owns and closes whatever it was given.
+    ``proxy_header``: a PROXY protocol header written first (docs/proxy-protocol.md).
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class TrioSMTPClient(AsyncClientBase):
         lmtp: bool = False,
         allow_cleartext_auth: bool = False,
         config: ClientConfig | None = None,
+        proxy_header: ProxyHeader | None = None,
     ) -> None:
         require_one_target(host=host, stream=stream, unix_socket=unix_socket)
         if source_address is not None and source_address[1] != 0:
@@ -115,6 +118,7 @@ class TrioSMTPClient(AsyncClientBase):
             lmtp=lmtp,
             allow_cleartext_auth=allow_cleartext_auth,
             config=config,
+            proxy_header=proxy_header,
         )
         self._stream: trio.abc.Stream | None = stream
         self._inbox = bytearray()
@@ -176,7 +180,7 @@ class TrioSMTPClient(AsyncClientBase):
                     await self.aclose()
                 raise
             step.cut_short = False
-            step.error = TimeoutError("timed out")
+            step.error = self._timed_out(TimeoutError("timed out"))
 
     def _cut_by_deadline(self) -> bool:
         return self._scope.cancel_called

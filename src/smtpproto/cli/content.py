@@ -33,8 +33,7 @@ from typing import IO, Literal
 
 from ..wire.errors import LocalProtocolError
 from ..wire.rawdata import RawDataGuard
-from ..wire.text import escape_text
-from .common import CLIError, ExitCode
+from .common import CLIError, ExitCode, quote
 
 __all__ = [
     "CHUNK",
@@ -167,21 +166,17 @@ def open_content(path: str, what: str, *, raw: bool = False) -> tuple[IO[bytes],
         file = open(path, "rb")  # noqa: SIM115 -- the caller closes it after sending
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise CLIError(
-            f"cannot read {what} {escape_text(path)!r}: {reason}", ExitCode.USAGE
-        ) from None
+        raise CLIError(f"cannot read {what} {quote(path)}: {reason}", ExitCode.USAGE) from None
     try:
         facts = scan(file, guard=guard)
         file.seek(0)
     except LocalProtocolError as error:
         file.close()
-        raise CLIError(f"the data from {escape_text(path)!r}: {error}", ExitCode.USAGE) from None
+        raise CLIError(f"the data from {quote(path)}: {error}", ExitCode.USAGE) from None
     except OSError as error:
         file.close()
         reason = error.strerror or type(error).__name__
-        raise CLIError(
-            f"cannot read {what} {escape_text(path)!r}: {reason}", ExitCode.USAGE
-        ) from None
+        raise CLIError(f"cannot read {what} {quote(path)}: {reason}", ExitCode.USAGE) from None
     return file, facts
 
 

@@ -42,7 +42,9 @@ from .common import (
     ExitCode,
     describe_error,
     exit_code_for,
+    quote,
 )
+from .proxy import add_proxy_options
 
 __all__ = ["build_parser", "main", "run_explain"]
 
@@ -260,6 +262,7 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         help="XFORWARD attribute (NAME, ADDR, PORT, PROTO, HELO, IDENT, SOURCE), "
         "sent before MAIL; repeatable",
     )
+    add_proxy_options(p)
     stops = conn.add_mutually_exclusive_group()
     stops.add_argument(
         "--quit-after", choices=STAGES, metavar="STAGE", help="|".join(STAGES) + ": stop there"
@@ -417,6 +420,7 @@ def _add_probe(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
     p.add_argument("--insecure", action="store_true", help="do NOT verify the certificate")
     p.add_argument("--cafile", metavar="PEM", help="trust these CA certificates")
     p.add_argument("--transcript", action="store_true", help="show the session on stderr")
+    add_proxy_options(p)
     p.set_defaults(handler="probe")
 
 
@@ -547,16 +551,14 @@ def run_explain(args: argparse.Namespace) -> int:
     if len(line) > 3:
         if line[3] not in " -":
             raise CLIError(
-                f"not a reply code: {escape_text(line)!r} (three digits, 200-599)", ExitCode.USAGE
+                f"not a reply code: {quote(line)} (three digits, 200-599)", ExitCode.USAGE
             )
         words = line[4:].split(None, 1)
         if enhanced is None and words and _ENHANCED_WORD.fullmatch(words[0]):
             enhanced, words = words[0], words[1:]
         server_text = " ".join(words)
     if not (len(text) == 3 and text.isascii() and text.isdigit()):
-        raise CLIError(
-            f"not a reply code: {escape_text(line)!r} (three digits, 200-599)", ExitCode.USAGE
-        )
+        raise CLIError(f"not a reply code: {quote(line)} (three digits, 200-599)", ExitCode.USAGE)
     try:
         explanation = codes.explain(int(text), enhanced, command=args.command)
     except ValueError as error:

@@ -190,7 +190,8 @@ class ClientCore(abc.ABC):
         self._proxy_header = proxy_header
         self._deadline = math.inf
         #: The deadline of the reply wait in progress (``_read_deadline``); None until
-        #: a read of it has to wait.
+        #: a read of it has to wait (``_drive`` resets it for each ``Read`` that does
+        #: not resume the previous one's wait).
         self._wait_deadline: float | None = None
         #: What the TLS handshake negotiated; None until TLS is up (see ``TLSInfo``).
         self.tls_info: TLSInfo | None = None
@@ -238,12 +239,6 @@ class ClientCore(abc.ABC):
         (``math.inf``: no limit)."""
         deadline = math.inf if timeout is None else self._clock() + timeout
         return min(deadline, self._deadline)
-
-    def _new_wait(self, resume: bool) -> None:
-        """Called for each ``Read`` before it runs: unless it resumes the wait of
-        the previous one, the next ``_read_deadline`` starts a new deadline."""
-        if not resume:
-            self._wait_deadline = None
 
     def _read_deadline(self, timeout: float | None) -> float:
         """The deadline of a ``Read`` that has to wait: fixed when the first read of a

@@ -283,7 +283,10 @@ class SyncClientBase(ClientCore, abc.ABC):
                 on_outcome=stream,
             )
         )
-        return [smtplib_compatible(outcome) for outcome in outcomes]
+        return [
+            outcome if type(outcome) is TransactionResult else smtplib_compatible(outcome)
+            for outcome in outcomes
+        ]
 
     def noop(self) -> Reply:
         """NOOP."""
@@ -379,7 +382,8 @@ class SyncClientBase(ClientCore, abc.ABC):
                         thrown, ended = step.error, step.ended  # how a burst of writes ended
                         step.error = step.ended = None
                 elif type(request) is Read:
-                    self._new_wait(request.resume)
+                    if not request.resume:  # a new reply wait: a new deadline when it waits
+                        self._wait_deadline = None
                     answer = self._read(request.timeout)
                     request = None
                 else:

@@ -131,7 +131,8 @@ def _mail_reply(s: Session, entry: Pending, reply: Reply) -> None:
     txn = entry.txn
     assert txn is not None
     txn.mail_reply = reply
-    s.events.append(_command_reply(txn.mail, reply))
+    if s.command_replies:
+        s.events.append(_command_reply(txn.mail, reply))
     if reply.code // 100 != 2 and txn is s.txn and txn.commands_after_mail == 0:
         s.txn = None
         s.enter(Outcome.MAIL_REFUSED)
@@ -142,7 +143,8 @@ def _rcpt_reply(s: Session, entry: Pending, reply: Reply) -> None:
     txn = entry.txn
     assert txn is not None and entry.command is not None
     txn.record_rcpt(entry.index, reply)
-    s.events.append(_command_reply(entry.command, reply))
+    if s.command_replies:
+        s.events.append(_command_reply(entry.command, reply))
 
 
 def _bdat_reply(s: Session, entry: Pending, reply: Reply) -> None:
@@ -150,7 +152,8 @@ def _bdat_reply(s: Session, entry: Pending, reply: Reply) -> None:
     assert txn is not None and entry.command is not None
     if reply.code // 100 != 2 and txn.data_reply is None:
         txn.data_reply = reply
-    s.events.append(_command_reply(entry.command, reply))
+    if s.command_replies:
+        s.events.append(_command_reply(entry.command, reply))
 
 
 def _other_reply(s: Session, entry: Pending, reply: Reply) -> None:

@@ -148,6 +148,7 @@ class Session:
         "authenticated",
         "caps",
         "challenge",
+        "command_replies",
         "config",
         "encoder",
         "events",
@@ -187,6 +188,9 @@ class Session:
         self.preface_closed = False
         #: Replies due, oldest first (RFC 2920 §3.1); the greeting is due at the start.
         self.pending: deque[Pending] = deque([Pending(None, None)])
+        #: False: replies to MAIL, RCPT and BDAT make no ``CommandReply`` (the
+        #: transaction's ``TransactionResult`` still reports every one of them).
+        self.command_replies = True
         #: Events ready for ``next_event``; replies parsed and not yet handled; chunks
         #: received and not yet parsed.
         self.events: deque[Event] = deque()

@@ -283,12 +283,12 @@ class DriverCore:
         421 raises ``SMTPReplyError``, a lost final reply ``SMTPDeliveryStatusUnknown``
         (RFC 1047)."""
         assert isinstance(event, Event)
-        if isinstance(event, CommandReply):
-            if isinstance(event.command, Rcpt) and event.reply.is_success:
+        if type(event) is CommandReply:  # event classes are never subclassed
+            if type(event.command) is Rcpt and event.reply.is_success:
                 self._rcpt_accepted += 1
-        elif isinstance(event, ServiceClosing):
+        elif type(event) is ServiceClosing:
             raise SMTPReplyError(event.reply)
-        elif isinstance(event, DeliveryStatusUnknown):
+        elif type(event) is DeliveryStatusUnknown:
             raise SMTPDeliveryStatusUnknown(
                 event.reason, sender=event.sender, recipients=event.recipients
             )
@@ -314,13 +314,16 @@ def raise_for(result: TransactionResult, verb: str) -> None:
     sender, data = result.sender_reply, result.data_reply
     if (
         data is not None
-        and data.is_success
+        and data.code // 100 == 2  # RFC 5321 §4.2.1: 2yz, as ``Reply.is_success``
         and sender is not None
-        and sender.is_success
+        and sender.code // 100 == 2
         and not result.lmtp_replies
-        and all(reply.is_success for _, reply in result.recipients)
     ):
-        return  # the common case: everything accepted
+        for _, rcpt_reply in result.recipients:
+            if rcpt_reply.code // 100 != 2:
+                break
+        else:
+            return  # the common case: everything accepted
     steps = [("MAIL", result.sender_reply)]
     steps += [("RCPT", reply) for _, reply in result.recipients]
     steps += [(verb, result.data_reply)]

@@ -30,6 +30,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from measure import Sample, run_program, tree_cpu
@@ -127,9 +128,12 @@ WORKERS_ROW = f"serve --maildir --workers {WORKERS}"
 @contextlib.contextmanager
 def running(names: Sequence[str], folder: Path) -> Iterator[dict[str, Server]]:
     """Start the servers ``names`` (rows of ``ROWS``), each with ``folder`` for its
-    files; all are stopped when the block ends."""
-    with contextlib.ExitStack() as stack:
-        yield {name: stack.enter_context(ROWS[name](folder)) for name in names}
+    files, side by side (each waits for its own port); all are stopped when the block
+    ends, also when one of them failed to start."""
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(max(1, len(names))) as pool:
+        managers = [ROWS[name](folder) for name in names]
+        started = list(pool.map(stack.enter_context, managers))
+        yield dict(zip(names, started, strict=True))
 
 
 def source_session(server: Server, load: SourceLoad) -> Sample:

@@ -66,8 +66,10 @@ Start = Callable[[Path], contextlib.AbstractContextManager[Server]]
 
 
 @contextlib.contextmanager
-def _program(argv: Sequence[str], port: int, name: str) -> Iterator[Server]:
-    with listening(argv, port, name) as process:
+def _program(
+    argv: Sequence[str], port: int, name: str, ready_text: str | None = None
+) -> Iterator[Server]:
+    with listening(argv, port, name, ready_text) as process:
         yield Server(HOST, port, process.pid)
 
 
@@ -91,7 +93,7 @@ def _serve(*options: str) -> Start:
         port = free_port()
         argv = [sys.executable, "-m", "smtpproto", "serve", "--host", HOST, "--port", str(port)]
         argv += ["-q", "--no-starttls", "--maildir", str(folder / "serve-maildir"), *options]
-        return _program(argv, port, "smtpproto serve")
+        return _program(argv, port, "smtpproto serve", "listening on")
 
     return start
 

@@ -42,6 +42,7 @@ from .common import (
     ExitCode,
     describe_error,
     exit_code_for,
+    quote,
 )
 from .proxy import add_proxy_options
 
@@ -519,16 +520,14 @@ def run_explain(args: argparse.Namespace) -> int:
     if len(line) > 3:
         if line[3] not in " -":
             raise CLIError(
-                f"not a reply code: {escape_text(line)!r} (three digits, 200-599)", ExitCode.USAGE
+                f"not a reply code: {quote(line)} (three digits, 200-599)", ExitCode.USAGE
             )
         words = line[4:].split(None, 1)
         if enhanced is None and words and _ENHANCED_WORD.fullmatch(words[0]):
             enhanced, words = words[0], words[1:]
         server_text = " ".join(words)
     if not (len(text) == 3 and text.isascii() and text.isdigit()):
-        raise CLIError(
-            f"not a reply code: {escape_text(line)!r} (three digits, 200-599)", ExitCode.USAGE
-        )
+        raise CLIError(f"not a reply code: {quote(line)} (three digits, 200-599)", ExitCode.USAGE)
     try:
         explanation = codes.explain(int(text), enhanced, command=args.command)
     except ValueError as error:

@@ -27,7 +27,7 @@ from ..builtin_server.rulefile import RuleFileError, load_rules
 from ..builtin_server.rules import Rule
 from ..builtin_server.server import DEFAULT_MAX_MESSAGE_SIZE, SMTPServer, StoredMessage
 from ..wire.text import escape_text
-from .common import CLIError, ExitCode
+from .common import CLIError, ExitCode, quote
 from .output import format_message
 
 __all__ = ["AUTH_ENV", "parse_credentials", "parse_size", "run_serve"]
@@ -90,7 +90,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CLIError("give both --cert and --key, or neither", ExitCode.USAGE)
     for path in (args.cert, args.key):
         if path is not None and not os.access(path, os.R_OK):
-            raise CLIError(f"cannot read {escape_text(path)!r}", ExitCode.USAGE)
+            raise CLIError(f"cannot read {quote(path)}", ExitCode.USAGE)
     rules = _rules(args.rules)
     max_size = DEFAULT_MAX_MESSAGE_SIZE if args.max_size is None else args.max_size
     start = time.monotonic()

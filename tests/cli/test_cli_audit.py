@@ -424,3 +424,16 @@ def test_the_error_line_is_red_on_a_terminal(
     piped = run_cli(*command[:5], env=env)  # not a terminal: plain text
     assert_clean_failure(piped, 3, "cannot connect")
     assert "\x1b[" not in piped.stderr
+
+
+@pytest.mark.parametrize("option", ["--data", "--body-file", "--attach"])
+def test_output_file_that_is_an_input_is_a_usage_error(tmp_path: Path, option: str) -> None:
+    """``--output-file`` naming the message being sent would have emptied it first."""
+    message = tmp_path / "message.eml"
+    message.write_text("Subject: keep me\n\nbody\n")
+    result = run_cli(
+        "send", "--server", "127.0.0.1:1", "--to", "a@example.org", option, str(message),
+        "--output-file", str(tmp_path / "." / "message.eml"),
+    )  # fmt: skip
+    assert_clean_failure(result, 2, f"is the {option} file")
+    assert message.read_text() == "Subject: keep me\n\nbody\n"

@@ -356,6 +356,7 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.unix_socket is not None and args.server is not None:
         raise CLIError("--unix-socket and --server contradict each other", ExitCode.USAGE)
     _check_unused(args)
+    _check_output_file(args)
     if args.protocol == "ssmtp" and args.tls not in (None, "implicit"):
         raise CLIError(
             f"--protocol ssmtp is SMTP over implicit TLS: not with --tls {args.tls}",
@@ -419,6 +420,26 @@ def _check_unused(args: argparse.Namespace) -> None:
             "by the system)",
             ExitCode.USAGE,
         )
+
+
+def _check_output_file(args: argparse.Namespace) -> None:
+    """``--output-file`` is emptied before connecting: naming a file that is also read
+    (``--data``, ``--body-file``, ``--attach``) would destroy it and send nothing."""
+    if args.output_file is None or not os.path.exists(args.output_file):
+        return
+    for option, path in (
+        ("--data", args.data),
+        ("--body-file", args.body_file),
+        *(("--attach", attached) for attached in args.attach),
+    ):
+        if path in (None, "-") or not os.path.exists(path):
+            continue
+        if os.path.samefile(path, args.output_file):
+            raise CLIError(
+                f"--output-file {quote(args.output_file)} is the {option} file: "
+                "writing the transcript would destroy it",
+                ExitCode.USAGE,
+            )
 
 
 def _client_context(args: argparse.Namespace) -> ssl.SSLContext:

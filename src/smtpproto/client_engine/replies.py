@@ -249,9 +249,10 @@ def _auth_reply(s: Session, entry: Pending, reply: Reply) -> None:
             challenge: bytes | None = binascii.a2b_base64(text) if text else b""
             if challenge and binascii.b2a_base64(challenge, newline=False) != text:
                 challenge = None  # not canonical base64 (stray characters)
-            elif challenge and s.redactor.contains_secret(challenge):
-                shown = False  # no event shows a secret (§4 rule 11)
-                if mechanism is None or mechanism.sends_secrets:
+            elif challenge and s.redactor.contains_secret(challenge, any_case=True):
+                shown = False  # no event shows a secret, in any case (§4 rule 11)
+                sends = mechanism is None or mechanism.sends_secrets
+                if sends and s.redactor.contains_secret(challenge):
                     challenge = None  # the server echoes a secret: answer "*"
         except (binascii.Error, ValueError):
             challenge = None

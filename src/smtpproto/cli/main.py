@@ -610,6 +610,14 @@ def _run(args: argparse.Namespace) -> int:
     return run_serve(args)
 
 
+def _error_text(args: argparse.Namespace, text: str) -> str:
+    """The final error line, red on a terminal (``--color`` where the command has it,
+    ``NO_COLOR``), like the refused replies in the transcript."""
+    from .output import error_text
+
+    return error_text(text, sys.stderr, getattr(args, "color", "auto"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
@@ -621,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(_error_text(args, f"{PROG}: interrupted"), file=sys.stderr)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:  # stdout closed early (| head): nothing left to say
         # Point stdout at /dev/null so the interpreter's final flush stays quiet.
@@ -632,15 +640,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # the top level reports every failure as one line
         code = exit_code_for(error)
         if code is None:
-            print(
+            text = (
                 f"{PROG}: internal error: {type(error).__name__}: {describe_error(error)} "
-                "-- this is a bug, please report it (run with --debug for the traceback)",
-                file=sys.stderr,
+                "-- this is a bug, please report it (run with --debug for the traceback)"
             )
+            print(_error_text(args, text), file=sys.stderr)
             if debug:
                 traceback.print_exc()
             return ExitCode.INTERNAL
-        print(f"{PROG}: error: {describe_error(error)}", file=sys.stderr)
+        print(_error_text(args, f"{PROG}: error: {describe_error(error)}"), file=sys.stderr)
         if debug:
             traceback.print_exc()
         return code

@@ -361,6 +361,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError("-4 and -6 contradict each other", ExitCode.USAGE)
     if args.unix_socket is not None and args.server is not None:
         raise CLIError("--unix-socket and --server contradict each other", ExitCode.USAGE)
+    _check_unused(args)
+    _check_output_file(args)
     if args.protocol == "ssmtp" and args.tls not in (None, "implicit"):
         raise CLIError(
             f"--protocol ssmtp is SMTP over implicit TLS: not with --tls {args.tls}",
@@ -406,6 +408,53 @@ def _warn_insecure(args: argparse.Namespace) -> None:
             file=sys.stderr,
             flush=True,
         )
+
+
+def _check_unused(args: argparse.Namespace) -> None:
+    """Options the chosen destination would silently ignore are usage errors: no TCP
+    options for a UNIX-domain socket, no DNS server when there is no MX lookup."""
+    if args.unix_socket is not None:
+        tcp = [
+            option
+            for option, value in (
+                ("--port", args.port),
+                ("--local-interface", args.local_interface),
+                ("-4", args.ipv4),
+                ("-6", args.ipv6),
+                ("--resolver", args.resolver),
+            )
+            if value
+        ]
+        if tcp:
+            raise CLIError(
+                f"--unix-socket connects to a file: not with {', '.join(tcp)}", ExitCode.USAGE
+            )
+    if args.server is not None and args.resolver is not None:
+        raise CLIError(
+            "--resolver is for the MX lookup: not with --server (its name is resolved "
+            "by the system)",
+            ExitCode.USAGE,
+        )
+
+
+def _check_output_file(args: argparse.Namespace) -> None:
+    """``--output-file`` is emptied before connecting: naming a file that is also read
+    (``--data``, ``--body-file``, ``--attach``) would destroy it and send nothing."""
+    if args.output_file is None or not os.path.exists(args.output_file):
+        return
+    for option, path in (
+        ("--data", args.data),
+        ("--body-file", args.body_file),
+        *(("--attach", attached) for attached in args.attach),
+    ):
+        if path in (None, "-") or not os.path.exists(path):
+            continue
+        if os.path.samefile(path, args.output_file):
+            raise CLIError(
+                f"--output-file {quote(args.output_file)} is the {option} file: "
+                "writing the transcript would destroy it",
+                ExitCode.USAGE,
+            )
 
 
 def _client_context(args: argparse.Namespace) -> ssl.SSLContext:
@@ -751,7 +800,7 @@ def _stages(
         _leave(args, client, stop, note)
         return ExitCode.OK
     _check_server_can_take(client, envelope, content, options.size)
-    _check_options_offered(client.capabilities, options)
+    _check_options_offered(client.capabilities, options, args.chunking)
     if stop in ("mail", "rcpt", "data"):
         return _stop_in_transaction(args, client, envelope, content, stop, note, options)
     bar = ProgressBar(content.size, sys.stderr, enabled=sys.stderr.isatty(), console=console)
@@ -850,9 +899,12 @@ def mail_options(args: argparse.Namespace) -> MailOptions:
     return options
 
 
-def _check_options_offered(caps: Capabilities | None, options: MailOptions) -> None:
+def _check_options_offered(
+    caps: Capabilities | None, options: MailOptions, chunking: bool | None
+) -> None:
     """The extensions the envelope options need, from the EHLO reply (exit 6: MAIL
-    cannot be sent as asked; nothing was sent)."""
+    cannot be sent as asked; nothing was sent); ``--chunking`` needs CHUNKING (exit 8,
+    the content class)."""
     needs = []
     if options.ret or options.envid or options.notify or options.orcpt:
         needs.append(("DSN", "--dsn-* (RFC 3461)"))
@@ -870,6 +922,12 @@ def _check_options_offered(caps: Capabilities | None, options: MailOptions) -> N
                 f"the server does not offer {keyword}, needed for {what}; nothing was sent",
                 ExitCode.SENDER_REFUSED,
             )
+    if chunking and (caps is None or not caps.has("CHUNKING")):
+        raise CLIError(
+            "the server does not offer CHUNKING, needed for --chunking (RFC 3030); "
+            "nothing was sent",
+            ExitCode.DATA_REFUSED,
+        )
 
 
 def _check_server_can_take(

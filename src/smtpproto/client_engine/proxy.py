@@ -163,7 +163,9 @@ class ProxyHeader(Command):
             raise LocalProtocolError(
                 f"PROXY command must be 'PROXY' or 'LOCAL', got {self.command!r}"
             )
-        if self.family is not None and self.family not in PROXY_FAMILIES:
+        if self.family is not None and (
+            not isinstance(self.family, str) or self.family not in PROXY_FAMILIES
+        ):
             raise LocalProtocolError(
                 f"PROXY family must be one of {', '.join(PROXY_FAMILIES)}, got {self.family!r}"
             )

@@ -261,6 +261,8 @@ class BatchDrivers(MailDrivers):
         )
         inflight: deque[_Prepared] = deque()
         self._reset_pending = False
+        # Replies read after a failed write (``_last_words``) settle their messages too.
+        self._settle_result = lambda result: self._settle_oldest(result, inflight, outcomes)
         try:
             yield from self._guard(
                 self._batch(messages, plan, pipe, bdat, window, outcomes, inflight)
@@ -272,6 +274,8 @@ class BatchDrivers(MailDrivers):
             if not outcomes.count:
                 raise
             _session_ended(error, inflight, outcomes)
+        finally:
+            self._settle_result = None
         outcomes.finish()
         return done
 
@@ -391,6 +395,8 @@ class BatchDrivers(MailDrivers):
                             waiting = item
                         tail = b""
                         inflight.append(item)
+                        if len(inflight) == 1:  # whom a failure of this write concerns
+                            self._current = item.current
                         yield Write(wire, self._write_timeout())
                     item = None
                     continue
@@ -479,6 +485,9 @@ class BatchDrivers(MailDrivers):
         command order, RFC 2920 §3.1)."""
         item = inflight.popleft()
         assert result.sender == item.mail.sender, "results arrive in message order"
+        # The oldest message in flight is the one a failure from now on concerns (a
+        # write that fails names it in ``SMTPDeliveryStatusUnknown``), never this one.
+        self._current = inflight[0].current if inflight else None
         try:
             raise_for(result, item.verb)  # ``verb``: what carried the content (RFC 3030 §2)
         except (SMTPReplyError, SMTPRecipientsRefused, SMTPProtocolError) as error:
@@ -557,19 +566,32 @@ def _session_ended(error: SMTPError, inflight: deque[_Prepared], outcomes: _Outc
     first = True
     for item in inflight:
         outcome: SMTPError = error
-        if not first and not isinstance(error, SMTPReplyError):
-            if item.ended:
+        if isinstance(error, SMTPReplyError):
+            pass  # a 421: the server refused every one of them
+        elif item.ended:
+            # Unless ``error`` already says so of this message (``_guard`` names the
+            # transaction it saw last: a write's failure may concern a later one).
+            if not (first and _unknown_for(error, item)):
                 outcome = SMTPDeliveryStatusUnknown(
                     f"the session ended before the final reply: {error}",
                     sender=item.mail.sender,
                     recipients=item.rcpts,
                 )
-            else:
-                outcome = SMTPConnectError(f"not delivered, the session ended: {error}")
+        elif not first:
+            outcome = SMTPConnectError(f"not delivered, the session ended: {error}")
         outcomes[item.index] = outcome
         first = False
     inflight.clear()
     outcomes.settle_rest(lambda: SMTPConnectError(f"not sent, the session ended: {error}"))
+
+
+def _unknown_for(error: SMTPError, item: _Prepared) -> bool:
+    """Whether ``error`` is "delivery status unknown" for ``item``'s envelope."""
+    return (
+        isinstance(error, SMTPDeliveryStatusUnknown)
+        and error.sender == item.mail.sender
+        and tuple(error.recipients) == item.rcpts
+    )
 
 
 def _remember(

@@ -59,6 +59,7 @@ from .split import SplitResults, groups_of, replayer
 from .support import (
     BDAT_WINDOW,
     DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAIL_OPTIONS,
     ContentSource,
     Driver,
     MailOptions,
@@ -151,7 +152,7 @@ class MailDrivers(DriverCore):
                 sender,
                 recipients,
                 content,
-                options or MailOptions(),
+                options or DEFAULT_MAIL_OPTIONS,
                 pipelining,
                 False if stop_after == "data" else chunking,
                 chunk_size,
@@ -183,7 +184,13 @@ class MailDrivers(DriverCore):
         _check_progress(progress)
         return self._guard(
             self._send_message(
-                msg, sender, recipients, options or MailOptions(), pipelining, chunking, progress
+                msg,
+                sender,
+                recipients,
+                options or DEFAULT_MAIL_OPTIONS,
+                pipelining,
+                chunking,
+                progress,
             )
         )
 

@@ -92,6 +92,7 @@ def test_every_row_measured_once(quick_run: tuple[str, dict[str, object]]) -> No
             assert sample["messages"] > 0 and sample["wall"] > 0 and sample["cpu"] >= 0, row
     for row in CONCURRENCY_ROWS:
         assert rounds["concurrency"][0][row]["rss_open_per_connection"] >= 0
+        assert rounds["concurrency"][0][row]["heap_open_per_connection"] > 0
     for row in SERVER_ROWS:
         assert rounds["server"][0][row]["client_cpu"] >= 0
     loads = data["loads"]
@@ -131,3 +132,27 @@ def test_paired_ratios_are_per_round_medians() -> None:
     assert stats.Spread.of([5.0]).format(".1f") == "5.0"
     with pytest.raises(ValueError):
         stats.Spread.of([])
+
+
+def test_messages_have_the_exact_size_and_stream_the_same_bytes() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "bench_workload_under_test", BENCH / "workload.py"
+    )
+    assert spec is not None and spec.loader is not None
+    workload = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = workload
+    spec.loader.exec_module(workload)
+    for size in [*range(120, 2000, 7), 1024, 1024 * 1024]:
+        try:
+            message = workload.make_message(size)
+        except ValueError:
+            assert size < 120, size  # only below the header's size
+            continue
+        assert len(message) == size
+        try:
+            streamed = b"".join(workload.stream_message(size))
+        except ValueError:
+            continue  # a one-octet remainder: refused before anything is yielded
+        assert streamed == message
+    with pytest.raises(ValueError):
+        workload.make_message(10)

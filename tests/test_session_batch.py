@@ -258,6 +258,23 @@ def test_421_as_a_final_reply_ends_the_batch_without_consuming_the_rest() -> Non
     assert not session.usable
 
 
+def test_command_replies_come_back_after_the_batch_however_it_ends() -> None:
+    """``send_many`` turns the engine's ``command_replies`` off for its own reads and
+    on again when it returns, raises or is closed half-way, so the drivers that wait
+    for a ``CommandReply`` (``sendmail``, ``rset``) work after it."""
+    session, transport, _server = opened(EHLO_PIPE)
+    assert transport.run(session.send_many(batch(2))) and session.conn.command_replies
+    assert transport.run(session.sendmail("a@x.org", ["b@x.org"], b"x\r\n")).delivered
+    driver = session.send_many(batch(3))
+    next(driver)  # the first group is written; its replies are awaited
+    assert session.conn.command_replies is False
+    driver.close()
+    assert session.conn.command_replies is True
+    session, transport, _server = opened(EHLO_PIPE, {b".": [b"421 4.3.2 bye\r\n"]})
+    outcomes = transport.run(session.send_many(batch(2)))
+    assert isinstance(outcomes[0], SMTPReplyError) and session.conn.command_replies is True
+
+
 def silent_after(messages: int) -> dict[bytes, list[bytes]]:
     """A server that answers ``messages`` envelopes, the final reply of one fewer, then
     says nothing."""

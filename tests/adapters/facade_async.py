@@ -143,7 +143,7 @@ class AsyncFacade:
         if client is None:
             return False
         if isinstance(client, AsyncSMTPClient):
-            return client._writer is None  # the facade may look inside: it is test code
+            return client._channel is None  # the facade may look inside: it is test code
         return client._stream is None
 
     def _shutdown(self) -> None:

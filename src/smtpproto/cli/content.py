@@ -27,8 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Literal
 
-from ..wire.text import escape_text
-from .common import CLIError, ExitCode
+from .common import CLIError, ExitCode, quote
 
 __all__ = [
     "CHUNK",
@@ -139,18 +138,14 @@ def open_content(path: str, what: str) -> tuple[IO[bytes], ContentFacts]:
         file = open(path, "rb")  # noqa: SIM115 -- the caller closes it after sending
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise CLIError(
-            f"cannot read {what} {escape_text(path)!r}: {reason}", ExitCode.USAGE
-        ) from None
+        raise CLIError(f"cannot read {what} {quote(path)}: {reason}", ExitCode.USAGE) from None
     try:
         facts = scan(file)
         file.seek(0)
     except OSError as error:
         file.close()
         reason = error.strerror or type(error).__name__
-        raise CLIError(
-            f"cannot read {what} {escape_text(path)!r}: {reason}", ExitCode.USAGE
-        ) from None
+        raise CLIError(f"cannot read {what} {quote(path)}: {reason}", ExitCode.USAGE) from None
     return file, facts
 
 

@@ -42,6 +42,7 @@ from .common import (
     ExitCode,
     describe_error,
     exit_code_for,
+    quote,
 )
 from .proxy import add_proxy_options
 
@@ -519,16 +520,14 @@ def run_explain(args: argparse.Namespace) -> int:
     if len(line) > 3:
         if line[3] not in " -":
             raise CLIError(
-                f"not a reply code: {escape_text(line)!r} (three digits, 200-599)", ExitCode.USAGE
+                f"not a reply code: {quote(line)} (three digits, 200-599)", ExitCode.USAGE
             )
         words = line[4:].split(None, 1)
         if enhanced is None and words and _ENHANCED_WORD.fullmatch(words[0]):
             enhanced, words = words[0], words[1:]
         server_text = " ".join(words)
     if not (len(text) == 3 and text.isascii() and text.isdigit()):
-        raise CLIError(
-            f"not a reply code: {escape_text(line)!r} (three digits, 200-599)", ExitCode.USAGE
-        )
+        raise CLIError(f"not a reply code: {quote(line)} (three digits, 200-599)", ExitCode.USAGE)
     try:
         explanation = codes.explain(int(text), enhanced, command=args.command)
     except ValueError as error:
@@ -580,6 +579,14 @@ def _run(args: argparse.Namespace) -> int:
     return run_serve(args)
 
 
+def _error_text(args: argparse.Namespace, text: str) -> str:
+    """The final error line, red on a terminal (``--color`` where the command has it,
+    ``NO_COLOR``), like the refused replies in the transcript."""
+    from .output import error_text
+
+    return error_text(text, sys.stderr, getattr(args, "color", "auto"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
@@ -591,7 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(_error_text(args, f"{PROG}: interrupted"), file=sys.stderr)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:  # stdout closed early (| head): nothing left to say
         # Point stdout at /dev/null so the interpreter's final flush stays quiet.
@@ -602,15 +609,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # the top level reports every failure as one line
         code = exit_code_for(error)
         if code is None:
-            print(
+            text = (
                 f"{PROG}: internal error: {type(error).__name__}: {describe_error(error)} "
-                "-- this is a bug, please report it (run with --debug for the traceback)",
-                file=sys.stderr,
+                "-- this is a bug, please report it (run with --debug for the traceback)"
             )
+            print(_error_text(args, text), file=sys.stderr)
             if debug:
                 traceback.print_exc()
             return ExitCode.INTERNAL
-        print(f"{PROG}: error: {describe_error(error)}", file=sys.stderr)
+        print(_error_text(args, f"{PROG}: error: {describe_error(error)}"), file=sys.stderr)
         if debug:
             traceback.print_exc()
         return code

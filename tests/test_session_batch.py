@@ -147,18 +147,6 @@ def test_bad_message_is_its_own_outcome() -> None:
     assert len(server.messages) == 2 and session.usable
 
 
-def test_options_the_rcpt_command_refuses_are_each_message_s_outcome() -> None:
-    """``MailOptions(notify=5)``: the RCPT constructor's refusal is a caller mistake
-    for every message (an ``SMTPProtocolError`` outcome, nothing sent), not a
-    ``TypeError`` that ended the batch and broke the session."""
-    session, transport, server = opened(EHLO_PIPE)
-    options = MailOptions(notify=5)  # type: ignore[arg-type]  # wrong on purpose
-    outcomes = transport.run(session.send_many(batch(2), options=options))
-    assert [type(outcome) for outcome in outcomes] == [SMTPProtocolError] * 2
-    assert "notify" in str(outcomes[0])
-    assert server.messages == [] and session.usable
-
-
 def run_until_a_write_fails(
     transport: Transport, driver: Any, failing: int, last_words: bool = False
 ) -> Any:

@@ -437,3 +437,25 @@ def test_output_file_that_is_an_input_is_a_usage_error(tmp_path: Path, option: s
     )  # fmt: skip
     assert_clean_failure(result, 2, f"is the {option} file")
     assert message.read_text() == "Subject: keep me\n\nbody\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--to", "a\rb@example.org"),
+        ("--to", "b@example.org", "--body-file", "/nonexistent/body.txt"),
+        ("--to", "b@example.org", "--auth", "NO-SUCH-MECH"),
+        ("--to", "b@example.org", "--cafile", "/nonexistent/ca.pem"),
+    ],
+)
+def test_bad_input_is_reported_before_the_password_prompt(args: tuple[str, ...]) -> None:
+    """The password is asked for last, once everything else is checked: a typo in an
+    address no longer costs typing the password first."""
+    result = subprocess.run(
+        [sys.executable, "-m", "smtpproto", "send", "--server", "127.0.0.1:1",
+         "--user", "alice", *args],
+        input="secret\n", capture_output=True, text=True, env=cli_env(),
+        timeout=RUN_TIMEOUT, start_new_session=True, check=False,
+    )  # fmt: skip
+    assert_clean_failure(result, 2)
+    assert "Password for" not in result.stderr

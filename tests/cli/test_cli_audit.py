@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from interop.peers import start_aiosmtpd
+from interop.peers import make_tls_material, start_aiosmtpd
 from smtpproto.testing import run_server
 
 from .helpers import RUN_TIMEOUT, assert_clean_failure, cli_env, run_cli
@@ -459,3 +459,14 @@ def test_bad_input_is_reported_before_the_password_prompt(args: tuple[str, ...])
     )  # fmt: skip
     assert_clean_failure(result, 2)
     assert "Password for" not in result.stderr
+
+
+def test_serve_with_a_certificate_that_does_not_load_is_a_usage_error(tmp_path: Path) -> None:
+    """A --cert/--key that is not PEM, or a key of another certificate, was exit 3
+    "cannot listen on ...: [SSL] PEM lib"; it is the user's input: exit 2, named."""
+    one, other = make_tls_material(tmp_path / "one"), make_tls_material(tmp_path / "other")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(b"not a certificate\n")
+    for cert, key in ((garbage, one.key_path), (one.cert_path, other.key_path)):
+        result = run_cli("serve", "--port", "1", "--cert", str(cert), "--key", str(key))
+        assert_clean_failure(result, 2, f"cannot load --cert '{cert}' with --key '{key}'")

@@ -470,3 +470,36 @@ def test_serve_with_a_certificate_that_does_not_load_is_a_usage_error(tmp_path: 
     for cert, key in ((garbage, one.key_path), (one.cert_path, other.key_path)):
         result = run_cli("serve", "--port", "1", "--cert", str(cert), "--key", str(key))
         assert_clean_failure(result, 2, f"cannot load --cert '{cert}' with --key '{key}'")
+
+
+@pytest.mark.parametrize(("option", "what"), [("--data", "data"), ("--body", "body")])
+def test_stdin_from_a_terminal_says_how_to_end_it(option: str, what: str) -> None:
+    """``--data -`` / ``--body -`` typed at a terminal: a note says what the wait is
+    for and how to end it (a pipe gets no note)."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smtpproto", "send", "--server", "127.0.0.1:1",
+         "--to", "a@example.org", option, "-"],
+        stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cli_env(), start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    try:
+        assert process.stderr is not None
+        note = process.stderr.readline()  # bounded: the process ends after its timeout
+        assert note == (
+            f"smtpproto: note: reading the {what} from the terminal; "
+            "end it with Ctrl-D on a line of its own\n"
+        )
+        os.write(master, b"Subject: typed\n\nhello\n\x04")
+        out, err = process.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        os.close(master)
+    assert process.returncode == 3, err
+    assert err.startswith("smtpproto: error: cannot connect"), err
+    assert "connecting to 127.0.0.1 port 1" in out  # read to the end, then connected
+    piped = run_cli("send", "--server", "127.0.0.1:1", "--to", "a@example.org", option, "-")
+    assert_clean_failure(piped, 3, "cannot connect")

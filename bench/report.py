@@ -44,6 +44,10 @@ def rss_kib(sample: Sample) -> float:
     return sample.extra["rss_open_per_connection"] / 1024
 
 
+def heap_kib(sample: Sample) -> float:
+    return sample.extra["heap_open_per_connection"] / 1024
+
+
 def _show(spread: Spread | None, spec: str = ",.0f", suffix: str = "") -> str:
     return "n/a" if spread is None else spread.format(spec, suffix)
 
@@ -78,11 +82,11 @@ def client_table(rounds: Rounds, references: Sequence[str]) -> list[str]:
 
 
 def concurrency_table(rounds: Rounds, reference: str, levels: Sequence[int]) -> list[str]:
-    """N connections: rate, CPU, RSS per open connection, ratios against the reference
-    at the same N (rows are keyed ``"ROW xN"``)."""
+    """N connections: rate, CPU, memory per open connection (RSS, traced heap), ratios
+    against the reference at the same N (rows are keyed ``"ROW xN"``)."""
     names = list(dict.fromkeys(key.rsplit(" x", 1)[0] for key in (rounds[0] if rounds else {})))
-    header = ["row", "N", "msg/s", "CPU µs/msg", "RSS KiB/connection"]
-    header += [f"msg/s vs {reference}", f"RSS vs {reference}"]
+    header = ["row", "N", "msg/s", "CPU µs/msg", "RSS KiB/conn", "heap KiB/conn"]
+    header += [f"msg/s vs {reference}", f"heap vs {reference}"]
     body = []
     for level in levels:
         ref = f"{reference} x{level}"
@@ -95,8 +99,9 @@ def concurrency_table(rounds: Rounds, reference: str, levels: Sequence[int]) -> 
                     _show(per_row(rounds, key, rate)),
                     _show(per_row(rounds, key, cpu_us), ".1f"),
                     _show(per_row(rounds, key, rss_kib), ".1f"),
+                    _show(per_row(rounds, key, heap_kib), ".1f"),
                     _ratio(rounds, key, ref),
-                    _ratio(rounds, key, ref, rss_kib),
+                    _ratio(rounds, key, ref, heap_kib),
                 ]
             )
     return _table(header, body)
@@ -163,9 +168,16 @@ def issue_table(results: Results, workers_row: str, workers_note: str | None) ->
     )
     if levels:
         top = levels[-1]
-        ours = _show(per_row(concurrency, f"asyncio send_many x{top}", rss_kib), ".1f")
-        theirs = _show(per_row(concurrency, f"aiosmtplib x{top}", rss_kib), ".1f")
-        concurrent += f"; RSS per connection at N={top}: {ours} KiB vs {theirs} KiB"
+
+        def memory(figure: Callable[[Sample], float]) -> str:
+            ours = _show(per_row(concurrency, f"asyncio send_many x{top}", figure), ".1f")
+            theirs = _show(per_row(concurrency, f"aiosmtplib x{top}", figure), ".1f")
+            return f"{ours} vs {theirs} KiB"
+
+        concurrent += (
+            f"; per connection at N={top}: heap {memory(heap_kib)} "
+            f"(tracemalloc), RSS {memory(rss_kib)}"
+        )
     builtin = (
         f"{_show(per_row(server, 'built-in (drop)', rate))} msg/s, "
         f"{_show(per_row(server, 'built-in (drop)', cpu_us), '.1f')} µs server CPU/msg; "

@@ -365,3 +365,75 @@ def test_ctrl_c_mid_content_is_exit_130_one_line(tmp_path: Path) -> None:
     assert process.returncode == 130, err
     assert err == "smtpproto: interrupted\n"
     assert "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--unix-socket", "/nonexistent.sock", "--port", "25"), "not with --port"),
+        (("--unix-socket", "/nonexistent.sock", "-6"), "not with -6"),
+        (("--unix-socket", "/nonexistent.sock", "--local-interface", "127.0.0.1"), "not with"),
+        (("--unix-socket", "/nonexistent.sock", "--resolver", "127.0.0.1"), "not with"),
+        (("--server", "127.0.0.1:1", "--resolver", "127.0.0.1"), "not with --server"),
+    ],
+)
+def test_options_the_destination_would_ignore_are_usage_errors(
+    args: tuple[str, ...], fragment: str
+) -> None:
+    """TCP options with ``--unix-socket`` and ``--resolver`` with ``--server`` were
+    silently ignored."""
+    assert_clean_failure(run_cli("send", "--to", "a@example.org", *args), 2, fragment)
+
+
+@pytest.mark.parametrize("protocol", ["esmtp", "smtp"])
+def test_chunking_the_server_does_not_offer_is_exit_8_before_mail(protocol: str) -> None:
+    """``--chunking`` without CHUNKING (or with HELO only) was exit 2 with the library's
+    "chunking=True needs ..." text; now like the other extensions: before MAIL, one
+    line, the content class."""
+    with start_aiosmtpd() as peer:
+        result = run_cli(
+            "send", "--server", f"127.0.0.1:{peer.port}", "--tls", "none",
+            "--protocol", protocol, "--chunking",
+            "--from", "a@example.org", "--to", "b@example.org",
+        )  # fmt: skip
+        assert peer.messages == []
+    assert_clean_failure(result, 8, "does not offer CHUNKING", "nothing was sent")
+    assert "-> MAIL" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "red"),
+    [
+        ({"NO_COLOR": ""}, (), True),
+        ({"NO_COLOR": "1"}, (), False),
+        ({"NO_COLOR": ""}, ("--color", "never"), False),
+        ({"NO_COLOR": "1"}, ("--color", "always"), True),
+    ],
+)
+def test_the_error_line_is_red_on_a_terminal(
+    env: dict[str, str], args: tuple[str, ...], red: bool
+) -> None:
+    """The final error line stands out from the transcript on a terminal, as the
+    transcript's colours do: NO_COLOR and --color decide."""
+    command = ["send", "--server", "127.0.0.1:1", "--to", "a@example.org", *args]
+    code, terminal = _run_on_one_terminal(command, env)
+    assert code == 3, terminal
+    error = b"smtpproto: error: cannot connect to 127.0.0.1 port 1"
+    assert (b"\x1b[31m" + error in terminal) is red, terminal
+    assert error in terminal
+    piped = run_cli(*command[:5], env=env)  # not a terminal: plain text
+    assert_clean_failure(piped, 3, "cannot connect")
+    assert "\x1b[" not in piped.stderr
+
+
+@pytest.mark.parametrize("option", ["--data", "--body-file", "--attach"])
+def test_output_file_that_is_an_input_is_a_usage_error(tmp_path: Path, option: str) -> None:
+    """``--output-file`` naming the message being sent would have emptied it first."""
+    message = tmp_path / "message.eml"
+    message.write_text("Subject: keep me\n\nbody\n")
+    result = run_cli(
+        "send", "--server", "127.0.0.1:1", "--to", "a@example.org", option, str(message),
+        "--output-file", str(tmp_path / "." / "message.eml"),
+    )  # fmt: skip
+    assert_clean_failure(result, 2, f"is the {option} file")
+    assert message.read_text() == "Subject: keep me\n\nbody\n"

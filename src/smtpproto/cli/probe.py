@@ -52,7 +52,7 @@ from .mx import (
     make_resolver,
     parse_nameserver,
 )
-from .output import Transcript
+from .output import Transcript, error_text
 from .proxy import proxy_header
 from .report import ProbeReport, certificate_info, render_json, render_table
 
@@ -334,5 +334,5 @@ def _probe(report: ProbeReport, args: argparse.Namespace, *, port_given: bool) -
         report.auth_before_tls = list(report.extensions.get("AUTH", []))
     print(render_json(report) if args.json else render_table(report))
     if code != ExitCode.OK:
-        print(f"smtpproto: error: {report.error}", file=sys.stderr)
+        print(error_text(f"smtpproto: error: {report.error}", sys.stderr, "auto"), file=sys.stderr)
     return code

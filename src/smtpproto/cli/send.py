@@ -349,12 +349,20 @@ def _check_args(args: argparse.Namespace) -> None:
             raise CLIError(
                 f"--data sends the file as is: not with {', '.join(given)}", ExitCode.USAGE
             )
+    if args.no_data_fixup and args.data is None:
+        raise CLIError("--no-data-fixup is for --data FILE|-", ExitCode.USAGE)
+    if args.no_data_fixup and args.chunking:
+        raise CLIError(
+            "--no-data-fixup sends raw DATA content: not with --chunking", ExitCode.USAGE
+        )
     if args.tls_key is not None and args.tls_cert is None:
         raise CLIError("--tls-key needs --tls-cert", ExitCode.USAGE)
     if args.ipv4 and args.ipv6:
         raise CLIError("-4 and -6 contradict each other", ExitCode.USAGE)
     if args.unix_socket is not None and args.server is not None:
         raise CLIError("--unix-socket and --server contradict each other", ExitCode.USAGE)
+    _check_unused(args)
+    _check_output_file(args)
     if args.protocol == "ssmtp" and args.tls not in (None, "implicit"):
         raise CLIError(
             f"--protocol ssmtp is SMTP over implicit TLS: not with --tls {args.tls}",
@@ -369,6 +377,15 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     _attributes(args.xclient, "--xclient")
     _attributes(args.xforward, "--xforward")
+    variants = (
+        ("--xclient-before-starttls", args.xclient_before_starttls),
+        ("--xclient-optional", args.xclient_optional),
+        ("--xclient-optional-strict", args.xclient_optional_strict),
+        ("--xclient-no-verify", args.xclient_no_verify),
+    )
+    for option, given in variants:
+        if given and not args.xclient:
+            raise CLIError(f"{option} needs --xclient ATTR=VALUE", ExitCode.USAGE)
     if (args.quit_after or args.drop_after) == "data" and args.chunking:
         raise CLIError(
             "--quit-after data stops at DATA's 354 reply: not with --chunking", ExitCode.USAGE
@@ -391,6 +408,53 @@ def _warn_insecure(args: argparse.Namespace) -> None:
             file=sys.stderr,
             flush=True,
         )
+
+
+def _check_unused(args: argparse.Namespace) -> None:
+    """Options the chosen destination would silently ignore are usage errors: no TCP
+    options for a UNIX-domain socket, no DNS server when there is no MX lookup."""
+    if args.unix_socket is not None:
+        tcp = [
+            option
+            for option, value in (
+                ("--port", args.port),
+                ("--local-interface", args.local_interface),
+                ("-4", args.ipv4),
+                ("-6", args.ipv6),
+                ("--resolver", args.resolver),
+            )
+            if value
+        ]
+        if tcp:
+            raise CLIError(
+                f"--unix-socket connects to a file: not with {', '.join(tcp)}", ExitCode.USAGE
+            )
+    if args.server is not None and args.resolver is not None:
+        raise CLIError(
+            "--resolver is for the MX lookup: not with --server (its name is resolved "
+            "by the system)",
+            ExitCode.USAGE,
+        )
+
+
+def _check_output_file(args: argparse.Namespace) -> None:
+    """``--output-file`` is emptied before connecting: naming a file that is also read
+    (``--data``, ``--body-file``, ``--attach``) would destroy it and send nothing."""
+    if args.output_file is None or not os.path.exists(args.output_file):
+        return
+    for option, path in (
+        ("--data", args.data),
+        ("--body-file", args.body_file),
+        *(("--attach", attached) for attached in args.attach),
+    ):
+        if path in (None, "-") or not os.path.exists(path):
+            continue
+        if os.path.samefile(path, args.output_file):
+            raise CLIError(
+                f"--output-file {quote(args.output_file)} is the {option} file: "
+                "writing the transcript would destroy it",
+                ExitCode.USAGE,
+            )
 
 
 def _client_context(args: argparse.Namespace) -> ssl.SSLContext:
@@ -667,6 +731,35 @@ def _session(
         client.close()
 
 
+def _xclient(args: argparse.Namespace, client: SMTPClient, note: Callable[[str], None]) -> None:
+    """XCLIENT (EHLO follows its 220), as swaks: every attribute must be advertised
+    unless ``--xclient-no-verify``; ``--xclient-optional`` goes on without it when it
+    or its attributes are not advertised or it is refused, ``--xclient-optional-strict``
+    likewise except a refusal, which fails (exit 9) as without either."""
+    attributes = _attributes(args.xclient, "--xclient")
+    optional = args.xclient_optional or args.xclient_optional_strict
+    flag = "--xclient-optional" if args.xclient_optional else "--xclient-optional-strict"
+    caps = client.capabilities
+    if optional and (caps is None or not caps.has("XCLIENT")):
+        note(f"XCLIENT is not advertised: going on without it ({flag})")
+        return
+    if optional and caps is not None and not args.xclient_no_verify:
+        offered = {name.upper() for name in caps.params("XCLIENT")}
+        missing = sorted(set(attributes) - offered)
+        if missing:
+            note(
+                f"XCLIENT attribute(s) {' '.join(missing)} not advertised: going on "
+                f"without XCLIENT ({flag})"
+            )
+            return
+    try:
+        client.xclient(attributes, require_advertised=not args.xclient_no_verify)
+    except SMTPReplyError as error:
+        if not args.xclient_optional:
+            raise
+        note(f"XCLIENT refused ({error.reply}): going on without it ({flag})")
+
+
 def _polite_quit(client: SMTPClient) -> None:
     """QUIT after a refusal when the session still allows it (RFC 5321 §4.1.1.10);
     a failing QUIT changes nothing about the error being reported."""
@@ -691,9 +784,14 @@ def _stages(
         client.connect(until=cast("OpenStage", stop))
         _leave(args, client, stop, note)
         return ExitCode.OK
-    client.connect()
-    if args.xclient:  # after STARTTLS, before AUTH (as swaks does); EHLO follows the 220
-        client.xclient(_attributes(args.xclient, "--xclient"))
+    if args.xclient and args.xclient_before_starttls:
+        client.connect(until="ehlo")
+        _xclient(args, client, note)
+        client.starttls()
+    else:
+        client.connect()
+        if args.xclient:  # after STARTTLS, before AUTH (as swaks does)
+            _xclient(args, client, note)
     if target.password is not None or (args.auth is not None and args.tls_cert is not None):
         _login(args, client, target)
     if args.xforward:  # just before MAIL: it describes the next transaction
@@ -702,7 +800,7 @@ def _stages(
         _leave(args, client, stop, note)
         return ExitCode.OK
     _check_server_can_take(client, envelope, content, options.size)
-    _check_options_offered(client.capabilities, options)
+    _check_options_offered(client.capabilities, options, args.chunking)
     if stop in ("mail", "rcpt", "data"):
         return _stop_in_transaction(args, client, envelope, content, stop, note, options)
     bar = ProgressBar(content.size, sys.stderr, enabled=sys.stderr.isatty(), console=console)
@@ -716,6 +814,7 @@ def _stages(
             # --drop-after-send dot drops after DATA's final ".", so no BDAT
             chunking=False if args.drop_after_send == "dot" else args.chunking,
             progress=lambda sent, total: bar.update(sent),
+            raw=content.raw,
         )
     finally:
         bar.finish()
@@ -800,9 +899,12 @@ def mail_options(args: argparse.Namespace) -> MailOptions:
     return options
 
 
-def _check_options_offered(caps: Capabilities | None, options: MailOptions) -> None:
+def _check_options_offered(
+    caps: Capabilities | None, options: MailOptions, chunking: bool | None
+) -> None:
     """The extensions the envelope options need, from the EHLO reply (exit 6: MAIL
-    cannot be sent as asked; nothing was sent)."""
+    cannot be sent as asked; nothing was sent); ``--chunking`` needs CHUNKING (exit 8,
+    the content class)."""
     needs = []
     if options.ret or options.envid or options.notify or options.orcpt:
         needs.append(("DSN", "--dsn-* (RFC 3461)"))
@@ -820,6 +922,12 @@ def _check_options_offered(caps: Capabilities | None, options: MailOptions) -> N
                 f"the server does not offer {keyword}, needed for {what}; nothing was sent",
                 ExitCode.SENDER_REFUSED,
             )
+    if chunking and (caps is None or not caps.has("CHUNKING")):
+        raise CLIError(
+            "the server does not offer CHUNKING, needed for --chunking (RFC 3030); "
+            "nothing was sent",
+            ExitCode.DATA_REFUSED,
+        )
 
 
 def _check_server_can_take(
@@ -872,11 +980,14 @@ def _stop_in_transaction(
     note: Callable[[str], None],
     options: MailOptions,
 ) -> int:
-    """``--quit-after mail|rcpt|data``: the envelope up to ``stop``, nothing delivered.
+    """``--quit-after``/``--drop-after mail|rcpt|data``: the envelope up to ``stop``,
+    nothing delivered.
 
-    After ``mail``/``rcpt`` the client has sent RSET and QUITs; after ``data`` the
-    client closed the connection at the 354. A refused recipient is exit 7 as usual.
+    After ``mail``/``rcpt`` the client has sent RSET and QUITs, or with ``--drop-after``
+    closed the connection with the transaction open (no RSET, no QUIT); after ``data``
+    the client closed the connection at the 354. A refused recipient is exit 7 as usual.
     """
+    drop = args.drop_after is not None
     result = client.sendmail(
         envelope.sender,
         envelope.recipients,
@@ -885,9 +996,12 @@ def _stop_in_transaction(
         pipelining=_pipelining(args),
         chunking=args.chunking,
         stop_after=cast("MailStage", stop),
+        drop=drop,
     )
     if args.drop_after_send is not None:  # nothing was accepted, so it was not sent
         note(f"--drop-after-send {stop}: the command was not sent (nothing accepted)")
+    elif drop:
+        note(_stopped(args, stop))
     elif stop == "data":
         note("quit after data (354), as asked: connection closed, the content was not sent")
     else:
@@ -988,7 +1102,8 @@ def _demo_session(
             allow_cleartext_auth=policy is TLSPolicy.NONE,
         )
         code = _session(args, console, target, envelope, content)
-        if code != ExitCode.OK or args.quit_after or args.drop_after_send:
+        stopped = args.quit_after or args.drop_after_send or args.drop_after not in (None, "dot")
+        if code != ExitCode.OK or stopped:
             return code
         (stored,) = server.wait_for_messages(1, timeout=10.0)
         if args.quiet or args.json:

@@ -17,11 +17,6 @@ from stats import Spread, paired, per_row
 __all__ = ["client_table", "concurrency_table", "issue_table", "load_lines", "server_table"]
 
 Rounds = Sequence[Mapping[str, Sample]]
-#: Server rows compared with another server row (besides smtp-sink), round by round.
-SERVER_PAIRS = {
-    "built-in (drop)": "aiosmtpd (drop)",
-    "serve --maildir": "aiosmtpd maildir",
-}
 
 
 def rate(sample: Sample) -> float:

@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--server-messages", type=int, help="per smtp-source run (4000)")
     parser.add_argument("--source-sessions", type=int, default=4, help="smtp-source -s")
     parser.add_argument("--source-length", type=int, default=1024, help="smtp-source -l")
+    parser.add_argument(
+        "--tmpdir", type=Path, help="where the Maildirs go (default: the system's temp folder)"
+    )
     parser.add_argument("--json", type=Path, help="also write every sample and summary here")
     return parser
 
@@ -209,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with (
         smtp_sink() as sink,
-        tempfile.TemporaryDirectory(prefix="bench-speed-") as folder,
+        tempfile.TemporaryDirectory(prefix="bench-speed-", dir=args.tmpdir) as folder,
         server_rows.running(names, Path(folder)) as servers,
     ):
         _warm_up(args, sink.host, sink.port)

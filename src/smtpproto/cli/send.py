@@ -21,8 +21,8 @@ CLI adapter layer; no SMTP knowledge of its own. Theory of operation:
 ``--quit-after`` stops at a stage (``common.STAGES``) with the session drivers' own
 stops (``connect(until=...)``, ``sendmail(stop_after=...)``): ``connect`` (no SMTP at
 all), ``greeting``, ``ehlo`` (before STARTTLS), ``tls`` (after STARTTLS and the second
-EHLO), ``xclient`` (after XCLIENT and its EHLO), ``auth``, then QUIT; ``mail`` and ``rcpt`` end the transaction with RSET, then
-QUIT; ``data`` stops at DATA's 354 and closes the connection without sending the
+EHLO), ``xclient`` (after XCLIENT and its EHLO), ``auth``, then QUIT; ``mail`` and
+``rcpt`` end the transaction with RSET, then QUIT; ``data`` stops at DATA's 354 and closes the connection without sending the
 content (after a 354 every line would be content; nothing is delivered).
 """
 

@@ -22,8 +22,9 @@ CLI adapter layer; no SMTP knowledge of its own. Theory of operation:
 stops (``connect(until=...)``, ``sendmail(stop_after=...)``): ``connect`` (no SMTP at
 all), ``greeting``, ``ehlo`` (before STARTTLS), ``tls`` (after STARTTLS and the second
 EHLO), ``xclient`` (after XCLIENT and its EHLO), ``auth``, then QUIT; ``mail`` and
-``rcpt`` end the transaction with RSET, then QUIT; ``data`` stops at DATA's 354 and closes the connection without sending the
-content (after a 354 every line would be content; nothing is delivered).
+``rcpt`` end the transaction with RSET, then QUIT; ``data`` stops at DATA's 354 and
+closes the connection without sending the content (after a 354 every line would be
+content; nothing is delivered).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ from ..adapters.common import Step
 from ..adapters.tls import client_ssl_context
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.config import ClientConfig, TLSPolicy
-from ..client_engine.events import Mail, Rcpt, Xclient, Xforward
+from ..client_engine.events import Xclient, Xforward
 from ..drivers.exceptions import (
     SMTPError,
     SMTPProtocolError,
@@ -881,33 +881,24 @@ def _leave(
 def mail_options(args: argparse.Namespace) -> MailOptions:
     """The MAIL/RCPT parameters of ``--dsn-*``, ``--body-type``, ``--smtputf8``,
     ``--size`` and ``--requiretls``, checked by the engine's own rules now (a bad
-    value is a usage error before connecting: ``Mail``/``Rcpt`` validate them)."""
+    value is a usage error before connecting: ``MailOptions`` validates them as
+    ``Mail``/``Rcpt`` do)."""
     notify = None
     if args.dsn_notify is not None:
         notify = tuple(word.strip().upper() for word in args.dsn_notify.split(","))
-    options = MailOptions(
-        size=args.size,
-        body=args.body_type,
-        smtputf8=args.smtputf8,
-        ret=args.dsn_ret,
-        envid=args.dsn_envid,
-        requiretls=args.requiretls,
-        notify=notify,
-        orcpt=args.dsn_orcpt,
-    )
     try:
-        Mail(
-            sender="a@example.org",
-            size=options.size,
-            body=options.body,
-            ret=options.ret,
-            envid=options.envid,
-            requiretls=options.requiretls,
+        return MailOptions(
+            size=args.size,
+            body=args.body_type,
+            smtputf8=args.smtputf8,
+            ret=args.dsn_ret,
+            envid=args.dsn_envid,
+            requiretls=args.requiretls,
+            notify=notify,
+            orcpt=args.dsn_orcpt,
         )
-        Rcpt(recipient="a@example.org", notify=notify)
-    except LocalProtocolError as error:
+    except SMTPProtocolError as error:
         raise CLIError(f"invalid envelope option: {error}", ExitCode.USAGE) from None
-    return options
 
 
 def _check_options_offered(

@@ -63,6 +63,7 @@ from .split import SplitResults, groups_of, replayer
 from .support import (
     BDAT_WINDOW,
     DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAIL_OPTIONS,
     ContentSource,
     Driver,
     MailOptions,
@@ -181,7 +182,7 @@ class MailDrivers(DriverCore):
                 sender,
                 recipients,
                 content,
-                options or MailOptions(),
+                options or DEFAULT_MAIL_OPTIONS,
                 pipelining,
                 False if stop_after == "data" or raw else chunking,
                 chunk_size,
@@ -215,7 +216,13 @@ class MailDrivers(DriverCore):
         _check_progress(progress)
         return self._guard(
             self._send_message(
-                msg, sender, recipients, options or MailOptions(), pipelining, chunking, progress
+                msg,
+                sender,
+                recipients,
+                options or DEFAULT_MAIL_OPTIONS,
+                pipelining,
+                chunking,
+                progress,
             )
         )
 

@@ -578,25 +578,23 @@ def _send(args: argparse.Namespace, console: Console) -> int:
         host, port = parse_server(args.server, default_port=port)
     if policy is None:
         policy = default_tls_policy(None, port)
-    user = args.user
-    password = _password(args) if _needs_password(args) else None
-    context = _client_context(args)
-    if args.auth is not None:
-        early = _Target("", port, policy, context, user, password)
-        _mechanism(args, early, None)  # an unknown name fails now, before connecting
     sender = args.sender or f"{getpass.getuser()}@{socket.gethostname()}"
-    route: tuple[MailHost, ...] = ()
-    if args.unix_socket is not None:
-        host = args.unix_socket
-        envelope, content = build_message(args, sender=sender, demo=False, hostname="localhost")
-    elif args.server is None:
-        envelope, content = build_message(args, sender=sender, demo=False, hostname="localhost")
-        host = recipient_domain(envelope.recipients)
-        route = tuple(_route(args, host))
-    else:
-        envelope, content = build_message(args, sender=sender, demo=False, hostname=host)
-    target = _Target(host, port, policy, context, user, password, route=route)
+    hostname = host if args.server is not None else "localhost"
+    envelope, content = build_message(args, sender=sender, demo=False, hostname=hostname)
     try:
+        context = _client_context(args)
+        if args.auth is not None:  # an unknown name fails now, before the password prompt
+            early = _Target("", port, policy, context, args.user, "checked before the prompt")
+            _mechanism(args, early, None)
+        # The password last: bad input above is reported before the user types it.
+        password = _password(args) if _needs_password(args) else None
+        route: tuple[MailHost, ...] = ()
+        if args.unix_socket is not None:
+            host = args.unix_socket
+        elif args.server is None:
+            host = recipient_domain(envelope.recipients)
+            route = tuple(_route(args, host))
+        target = _Target(host, port, policy, context, args.user, password, route=route)
         _warn_insecure(args)
         return _session(args, console, target, envelope, content)
     finally:

@@ -21,9 +21,10 @@ CLI adapter layer; no SMTP knowledge of its own. Theory of operation:
 ``--quit-after`` stops at a stage (``common.STAGES``) with the session drivers' own
 stops (``connect(until=...)``, ``sendmail(stop_after=...)``): ``connect`` (no SMTP at
 all), ``greeting``, ``ehlo`` (before STARTTLS), ``tls`` (after STARTTLS and the second
-EHLO), ``auth``, then QUIT; ``mail`` and ``rcpt`` end the transaction with RSET, then
-QUIT; ``data`` stops at DATA's 354 and closes the connection without sending the
-content (after a 354 every line would be content; nothing is delivered).
+EHLO), ``xclient`` (after XCLIENT and its EHLO), ``auth``, then QUIT; ``mail`` and
+``rcpt`` end the transaction with RSET, then QUIT; ``data`` stops at DATA's 354 and
+closes the connection without sending the content (after a 354 every line would be
+content; nothing is delivered).
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ DEMO_USER = "demo"
 _STAGE_COMMANDS = {
     "ehlo": (b"EHLO ", b"HELO ", b"LHLO "),
     "tls": (b"STARTTLS",),
+    "xclient": (b"XCLIENT ",),
     "auth": (b"AUTH ",),
     "mail": (b"MAIL ",),
     "rcpt": (b"RCPT ",),
@@ -383,7 +385,12 @@ def _check_args(args: argparse.Namespace) -> None:
         ("--xclient-optional-strict", args.xclient_optional_strict),
         ("--xclient-no-verify", args.xclient_no_verify),
     )
-    for option, given in variants:
+    stops = (
+        ("--quit-after xclient", args.quit_after == "xclient"),
+        ("--drop-after xclient", args.drop_after == "xclient"),
+        ("--drop-after-send xclient", args.drop_after_send == "xclient"),
+    )
+    for option, given in (*variants, *stops):
         if given and not args.xclient:
             raise CLIError(f"{option} needs --xclient ATTR=VALUE", ExitCode.USAGE)
     if (args.quit_after or args.drop_after) == "data" and args.chunking:
@@ -785,11 +792,15 @@ def _stages(
     if args.xclient and args.xclient_before_starttls:
         client.connect(until="ehlo")
         _xclient(args, client, note)
-        client.starttls()
+        if stop != "xclient":
+            client.starttls()
     else:
         client.connect()
         if args.xclient:  # after STARTTLS, before AUTH (as swaks does)
             _xclient(args, client, note)
+    if stop == "xclient":
+        _leave(args, client, stop, note)
+        return ExitCode.OK
     if target.password is not None or (args.auth is not None and args.tls_cert is not None):
         _login(args, client, target)
     if args.xforward:  # just before MAIL: it describes the next transaction

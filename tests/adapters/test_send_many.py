@@ -128,3 +128,37 @@ def test_a_refused_transaction_is_ended_before_the_next_message(
         client.sendmail("after@x.test", ["r@y.test"], message(9))
         stored = server.wait_for_messages(4, 10)
         assert [m.sender for m in stored] == ["s0@x.test", "s2@x.test", "s3@x.test", "after@x.test"]
+
+
+@pytest.mark.parametrize("pipelining", [None, False])
+@pytest.mark.parametrize("chunking", [None, False])
+@pytest.mark.parametrize("where", [0, 2, 4])
+@pytest.mark.parametrize("max_in_flight", [1, 4])
+def test_a_message_the_engine_refuses_to_send_is_its_own_outcome(
+    make_client: MakeClient,
+    pipelining: bool | None,
+    chunking: bool | None,
+    where: int,
+    max_in_flight: int,
+) -> None:
+    """A message above the server's SIZE (the engine refuses its MAIL, RFC 1870 §6) gets
+    an ``SMTPProtocolError`` outcome, nothing of it sent, and the batch goes on. It
+    broke the session: the messages before it in flight became "status unknown", the
+    rest "not sent"."""
+    items = [(f"s{index}@x.test", ["r@y.test"], message(index)) for index in range(5)]
+    big = b"Subject: big\r\n\r\n" + b"x" * 70 * 40 + b"\r\n"
+    items[where] = (f"s{where}@x.test", ["r@y.test"], big.replace(b"x" * 70, b"x" * 68 + b"\r\n"))
+    with (
+        run_server(starttls=False, max_message_size=1000) as server,
+        make_client(host=server.host, port=server.port, tls="none", timeout=10) as client,
+    ):
+        outcomes = client.send_many(
+            items, pipelining=pipelining, chunking=chunking, max_in_flight=max_in_flight
+        )
+        assert [type(outcome).__name__ for outcome in outcomes] == [
+            "SMTPProtocolError" if index == where else "TransactionResult" for index in range(5)
+        ]
+        assert "SIZE" in str(outcomes[where])
+        assert client.noop().code == 250  # in step: no reply left unread
+        stored = server.wait_for_messages(4, TIMEOUT)
+        assert [m.sender for m in stored] == [f"s{i}@x.test" for i in range(5) if i != where]

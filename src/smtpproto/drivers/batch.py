@@ -384,7 +384,16 @@ class BatchDrivers(MailDrivers):
                             self._reset_pending = True
                         if self._reset_pending:
                             tail += self._reset()
-                        wire = tail + conn.send(item.mail)
+                        try:
+                            wire = conn.send(item.mail)
+                        except LocalProtocolError as error:
+                            # Refused before anything of it was queued (a SIZE above
+                            # the server's, a parameter it does not offer): that is
+                            # this message's outcome, and the batch goes on.
+                            outcomes[item.index] = SMTPProtocolError(error)
+                            item = None
+                            continue
+                        wire = tail + wire
                         for rcpt in item.commands:
                             wire += conn.send(rcpt)
                         if bdat:
@@ -507,12 +516,13 @@ class BatchDrivers(MailDrivers):
         return self.conn.send(Rset())
 
     def _reset_now(self) -> Driver[None]:
-        """``_reset``'s RSET on its own, its reply awaited (nothing else in flight)."""
+        """``_reset``'s RSET on its own, its reply awaited, and the reply to any RSET
+        written before a MAIL the engine then refused (nothing else is in flight)."""
         wire = self._reset()
         if wire:
             yield Write(wire, self._write_timeout())
-            while self.conn.outstanding:
-                yield from self._event()
+        while self.conn.outstanding:  # also an RSET written before a refused MAIL
+            yield from self._event()
 
     def _whole_content(self, item: _Prepared) -> bytes:
         """``_content`` for a message whose whole content is ``first``: all of it and
@@ -555,6 +565,11 @@ class BatchDrivers(MailDrivers):
             if self.conn.state is not ClientState.READY:
                 raise
             outcomes[item.index] = error
+            return
+        except LocalProtocolError as error:  # the engine refused its MAIL: nothing sent
+            if self.conn.state is not ClientState.READY or self.conn.outstanding:
+                raise
+            outcomes[item.index] = SMTPProtocolError(error)
             return
         outcomes[item.index] = result
 

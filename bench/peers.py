@@ -14,10 +14,10 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["HOST", "Sink", "find_postfix_tool", "free_port", "smtp_sink"]
+__all__ = ["HOST", "Sink", "find_postfix_tool", "free_port", "listening", "smtp_sink"]
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 10.0
@@ -44,11 +44,49 @@ def free_port() -> int:
 
 
 class Sink:
-    """Where a running ``smtp-sink`` listens."""
+    """Where a running ``smtp-sink`` listens, and its process id (for its CPU time)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, pid: int = 0) -> None:
         self.host = host
         self.port = port
+        self.pid = pid
+
+
+@contextlib.contextmanager
+def listening(argv: Sequence[str], port: int, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``argv`` (a server that will listen on ``HOST:port``) until the block ends.
+
+    Returns once a connection to the port succeeds; start-up is bounded by
+    ``STARTUP_TIMEOUT`` and an early exit raises ``RuntimeError`` with its stderr. The
+    process is always stopped on exit (SIGTERM, then SIGKILL after 5 s).
+    """
+    process = subprocess.Popen(
+        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                stderr = process.stderr.read() if process.stderr else b""
+                raise RuntimeError(f"{name} exited with {process.returncode}: {stderr!r}")
+            try:
+                with socket.create_connection((HOST, port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"{name} not listening after {STARTUP_TIMEOUT} s") from None
+                time.sleep(0.05)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 @contextlib.contextmanager
@@ -62,32 +100,5 @@ def smtp_sink(*extra_args: str) -> Iterator[Sink]:
         args += ["-u", "nobody"]  # smtp-sink refuses to keep root privileges
     port = free_port()
     args += [*extra_args, f"{HOST}:{port}", "100"]
-    process = subprocess.Popen(
-        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                stderr = process.stderr.read() if process.stderr else b""
-                raise RuntimeError(f"smtp-sink exited with {process.returncode}: {stderr!r}")
-            try:
-                with socket.create_connection((HOST, port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() >= deadline:
-                    raise RuntimeError(
-                        f"smtp-sink not listening after {STARTUP_TIMEOUT} s"
-                    ) from None
-                time.sleep(0.05)
-        yield Sink(HOST, port)
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        if process.stderr is not None:
-            process.stderr.close()
+    with listening(args, port, "smtp-sink") as process:
+        yield Sink(HOST, port, process.pid)

@@ -47,6 +47,14 @@ EXPECTED = {
         "the policy kept 1 message",
         "top-level packages of the vendored modules: ['myframework']",
     ],
+    "proxy_header.py": [
+        "v1: b'PROXY TCP4 192.0.2.7 198.51.100.25 50123 25\\r\\n'",
+        "v2: <PROXY v2: PROXY TCP6 2001:db8::7 2001:db8::25 50123 25; 52 octets>",
+        "refused before sending: PROXY source 192.0.2.7 and destination 2001:db8::25",
+        "the server was told: PROXY TCP4 192.0.2.7 198.51.100.25 50123 25",
+        "delivered to: bob@example.org",
+        "messages the server stored: 1",
+    ],
     "custom_adapter.py": [
         "open: 250 TLS: True",
         "login: 235",

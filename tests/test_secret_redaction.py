@@ -27,7 +27,12 @@ from smtpproto.client_engine.events import (
     Mail,
     Noop,
 )
-from smtpproto.client_engine.redaction import MIN_REDACTED_SECRET, Redactor, base64_cores
+from smtpproto.client_engine.redaction import (
+    MIN_REDACTED_SECRET,
+    REDACTED,
+    Redactor,
+    base64_cores,
+)
 from smtpproto.sasl import Login, Plain, ScramSHA256
 from smtpproto.wire.errors import RemoteProtocolError
 from smtpproto.wire.reply import Reply
@@ -209,3 +214,54 @@ def test_a_challenge_holding_the_base64_of_a_short_password_is_answered(
     assert isinstance(event, AuthChallenge) and event.challenge == server_first
     answer = conn.send(AuthContinue())
     assert answer != b"*\r\n" and base64.b64decode(answer).startswith(b"c=biws,r=clientnonce")
+
+
+CASED = "Secret123-Pässwort"
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [CASED.upper(), CASED.lower(), CASED.swapcase(), "sECRET123-Pässwort", CASED],
+)
+def test_the_password_echoed_in_another_letter_case_is_redacted(parser_cls: Any, echo: str) -> None:
+    # ASCII letters in any case; the non-ASCII ones all-upper or all-lower (ä/Ä).
+    lines: list[bytes] = []
+    conn = _authed(parser_cls, lines, b"250-mx\r\n250 AUTH PLAIN\r\n")
+    conn.send(Auth(mechanism=Plain("alice", CASED)))
+    (event,) = feed(conn, f"535-5.7.8 no {echo}\r\n535 5.7.8 {echo}!\r\n".encode())
+    assert isinstance(event, AuthFailed)
+    assert event.reply == Reply(535, (b"5.7.8 no <redacted>", b"5.7.8 <redacted>!"))
+    assert not any(echo.encode() in line for line in lines)
+    conn.send(Mail(sender="a@example.org"))
+    with pytest.raises(RemoteProtocolError) as caught:  # a ProtocolError's message too
+        feed(conn, f"250 unsolicited {echo}\r\n250 again\r\n".encode())
+    assert echo not in str(caught.value)
+
+
+def test_base64_is_matched_in_its_own_case_only() -> None:
+    """Base64 letters are data: the secret's base64 in another case is other octets,
+    and folding case would redact innocent base64 (nonces, salts)."""
+    redactor = Redactor()
+    redactor.add_secrets([b"Secret123"])
+    encoded = base64.b64encode(b"Secret123")
+    assert redactor.redact(encoded) == REDACTED
+    assert redactor.redact(encoded.swapcase()) == encoded.swapcase()
+    assert base64.b64decode(encoded.swapcase()) != b"Secret123"
+    assert redactor.redact(b"x SECRET123 y") == b"x <redacted> y"
+
+
+def test_a_challenge_naming_the_password_in_another_case_is_hidden_not_refused(
+    parser_cls: Any,
+) -> None:
+    """AUTH LOGIN with the password "password": its "Password:" prompt holds it in
+    another case. The prompt is answered (cancelling would fail a good login), but no
+    event shows it; the exact password in a challenge still cancels."""
+    conn = _authed(parser_cls, [], b"250-mx\r\n250 AUTH LOGIN\r\n")
+    conn.send(Auth(mechanism=Login("alice", "password")))
+    (event,) = feed(conn, b"334 " + base64.b64encode(b"Username:") + b"\r\n")
+    conn.send(AuthContinue())
+    (event,) = feed(conn, b"334 " + base64.b64encode(b"Password:") + b"\r\n")
+    assert isinstance(event, AuthChallenge) and event.challenge is None  # hidden
+    assert conn.send(AuthContinue()) == base64.b64encode(b"password") + b"\r\n"
+    (event,) = feed(conn, b"235 2.7.0 ok\r\n")
+    assert isinstance(event, AuthSucceeded)

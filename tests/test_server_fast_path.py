@@ -102,7 +102,15 @@ plain_lines = st.sampled_from(
 )
 session_lines = st.one_of(plain_lines, plain_lines, plain_lines, command_lines)
 
-EXTENSIONS = ["PIPELINING", "8BITMIME", "SMTPUTF8", "DSN", "SIZE 100000", "AUTH LOGIN PLAIN"]
+EXTENSIONS = [
+    "PIPELINING",
+    "8BITMIME",
+    "SMTPUTF8",
+    "DSN",
+    "SIZE 100000",
+    "AUTH LOGIN PLAIN",
+    "LIMITS RCPTMAX=2 MAILMAX=2",
+]
 
 
 @settings(max_examples=400, deadline=None)
@@ -198,6 +206,7 @@ def _snapshot(conn: ServerConnection) -> tuple[object, ...]:
         conn._pending,
         conn._early,
         conn.authenticated,
+        conn._mail_commands,
     )
 
 
@@ -268,6 +277,11 @@ SCENARIOS = {
     "nested MAIL": ([MAIL, MAIL], ["PIPELINING"]),
     "RCPT before MAIL": ([RCPT, MAIL, RCPT], ["PIPELINING"]),
     "RCPT past max_recipients": ([MAIL, RCPT, RCPT, RCPT], ["PIPELINING"]),
+    "RCPT past LIMITS RCPTMAX": ([MAIL, RCPT, RCPT], ["PIPELINING", "LIMITS RCPTMAX=1"]),
+    "MAIL past LIMITS MAILMAX": (
+        [MAIL, b"RSET\r\n", MAIL, b"RSET\r\n", MAIL],
+        ["PIPELINING", "LIMITS MAILMAX=2"],
+    ),
     "DATA before RCPT": ([MAIL, b"DATA\r\n", RCPT, b"DATA\r\n", b"x\r\n.\r\n"], []),
     "DATA after BDAT": ([MAIL, RCPT, b"BDAT 1\r\nx", b"DATA\r\n"], ["CHUNKING"]),
     "DATA with BODY=BINARYMIME": (

@@ -94,6 +94,39 @@ def test_all_recipients_refused_sends_a_lone_dot_and_goes_on() -> None:
     assert len(server.messages) == 3
 
 
+def test_a_lone_dot_is_followed_by_rset_before_the_next_mail() -> None:
+    """A 354 with every RCPT refused gets a lone "." (RFC 2920 §3.1), which may leave
+    the transaction open (``left_open``); the next MAIL is written before the reply
+    to that ".", so RSET goes first (else 503 "nested MAIL")."""
+    session, transport, server = opened(
+        EHLO_PIPE, {b"RCPT": [b"250 ok\r\n", b"550 5.1.1 unknown\r\n"]}
+    )
+    outcomes = transport.run(session.send_many(batch(3)))
+    assert isinstance(outcomes[1], SMTPRecipientsRefused)
+    verbs = [line.split(b" ")[0] for line in server.lines if line[:4].isalpha()]
+    second = verbs.index(b"MAIL", verbs.index(b"MAIL") + 1)
+    assert verbs[second + 3 : second + 5] == [b"RSET", b"MAIL"]
+
+
+@pytest.mark.parametrize("window", [2, 32])
+def test_bdat_groups_behind_an_unanswered_bdat_last_start_with_rset(window: int) -> None:
+    """With BDAT LAST windows, a group written while an earlier message's BDAT LAST is
+    unanswered starts with RSET: that transaction may be left open (MAIL accepted,
+    every RCPT refused, RFC 3030 §2), and a MAIL behind it would be refused as nested
+    or its RCPTs join it."""
+    session, transport, server = opened(
+        EHLO_BDAT, {b"RCPT": [b"250 ok\r\n", b"550 5.1.1 unknown\r\n"]}
+    )
+    first_write = len(transport.written)
+    outcomes = transport.run(session.send_many(batch(4), max_in_flight=window))
+    assert isinstance(outcomes[1], SMTPRecipientsRefused)
+    assert [type(outcomes[i]) for i in (0, 2, 3)] == [TransactionResult] * 3
+    writes = b"".join(transport.written[first_write:])
+    assert writes.startswith(b"MAIL FROM:<s0@example.org>")
+    assert writes.count(b"RSET\r\nMAIL FROM:") == 3
+    assert len(server.messages) == 4  # the scripted server keeps even a refused one
+
+
 def test_refused_data_sends_no_content() -> None:
     session, transport, server = opened(EHLO_PIPE, {b"DATA": [b"354 go\r\n", b"451 later\r\n"]})
     outcomes = transport.run(session.send_many(batch(3)))
@@ -162,6 +195,50 @@ def test_reused_envelope_commands_follow_every_input() -> None:
             b"RCPT TO:<" + rcpt + b"@x.org> NOTIFY=" + note,
         )
     ]
+
+
+def test_a_repeated_envelope_is_checked_again_whenever_a_value_differs() -> None:
+    """``send_many`` reuses the last small message's validated MAIL/RCPT only when
+    every value is the same: a recipient list the caller changes in place, another
+    recipient shape, an iterator, a bad address or 8-bit content without 8BITMIME
+    each go through the full checks."""
+    session, transport, server = opened(
+        EHLO_PLAIN.replace(b"250 ", b"250-") + b"250 PIPELINING\r\n"
+    )
+    rcpts = ["b@x.org"]
+
+    def items() -> Iterator[Any]:
+        yield ("a@x.org", rcpts, b"1\r\n")
+        yield ("a@x.org", rcpts, b"2\r\n")  # reused
+        rcpts[0] = "c@x.org"  # the same list object, changed
+        yield ("a@x.org", rcpts, b"3\r\n")
+        yield ("a@x.org", "c@x.org", b"4\r\n")  # a str this time
+        yield ("a@x.org", iter(["d@x.org"]), b"5\r\n")  # an iterator: taken anew
+        yield ("a@x.org", ("c@x.org", "bad\r\nRCPT TO:<evil@x.org>"), b"6\r\n")
+        yield ("a@x.org", ["c@x.org"], b"\xe97\r\n")  # 8-bit, no 8BITMIME
+        yield ("a@x.org", ["c@x.org"], "8\r\n")  # str content: the full path
+        yield ("e@x.org", ["c@x.org"], b"9\r\n")
+
+    outcomes = transport.run(session.send_many(items()))
+    assert [type(o).__name__ for o in outcomes] == ["TransactionResult"] * 5 + [
+        "SMTPProtocolError",
+        "SMTPProtocolError",
+        "TransactionResult",
+        "TransactionResult",
+    ]
+    assert "8BITMIME" in str(outcomes[6])
+    pairs = [("a", "b"), ("a", "b"), ("a", "c"), ("a", "c"), ("a", "d"), ("a", "c"), ("e", "c")]
+    envelope = [line for line in server.lines if line.startswith((b"MAIL", b"RCPT"))]
+    assert envelope == [
+        line
+        for sender, rcpt in pairs
+        for line in (
+            b"MAIL FROM:<%s@x.org>" % sender.encode(),
+            b"RCPT TO:<%s@x.org>" % rcpt.encode(),
+        )
+    ]
+    assert not any(b"evil" in line for line in server.lines)
+    assert session.usable
 
 
 def test_421_as_a_final_reply_ends_the_batch_without_consuming_the_rest() -> None:
@@ -308,14 +385,14 @@ def test_streamed_content_and_email_messages() -> None:
 
 def test_arguments_are_checked_before_anything_is_sent() -> None:
     session, transport, _server = opened(EHLO_PIPE)
-    from smtpproto.wire.errors import LocalProtocolError
-
-    with pytest.raises(LocalProtocolError, match="max_in_flight"):
+    with pytest.raises(SMTPProtocolError, match="max_in_flight"):
         session.send_many(batch(1), max_in_flight=0)
-    with pytest.raises(LocalProtocolError, match="chunk_size"):
+    with pytest.raises(SMTPProtocolError, match="chunk_size"):
         session.send_many(batch(1), chunk_size=0)
-    with pytest.raises(LocalProtocolError, match="CHUNKING"):
+    with pytest.raises(SMTPProtocolError, match="CHUNKING"):
         session.send_many(batch(1), chunking=True)
+    with pytest.raises(SMTPProtocolError, match="iterable"):
+        session.send_many(5)  # type: ignore[arg-type]  # invalid on purpose
     assert transport.run(session.send_many([])) == []
     assert session.usable and not any(
         isinstance(r, Write) for r in transport.requests[-1:] if r is not None

@@ -44,7 +44,6 @@ from smtpproto.exceptions import (
 )
 from smtpproto.sasl import ChannelBinding, Plain
 from smtpproto.wire.datacodec import LineEndNormalizer as LineEnds
-from smtpproto.wire.errors import LocalProtocolError
 
 EHLO_FULL = (
     b"250-mx.example.org\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 100000000\r\n"
@@ -689,9 +688,9 @@ def test_open_until_tls_remembers_greeting_and_capabilities_before_tls() -> None
 
 def test_open_until_rejects_unknown_stages_before_any_request() -> None:
     session = Session(ClientConfig())
-    with pytest.raises(LocalProtocolError, match="until must be one of"):
+    with pytest.raises(SMTPProtocolError, match="until must be one of"):
         session.open(until="mail")  # type: ignore[arg-type]  # invalid on purpose
-    with pytest.raises(LocalProtocolError, match="stop_after must be one of"):
+    with pytest.raises(SMTPProtocolError, match="stop_after must be one of"):
         session.sendmail("a@example.org", "b@example.org", MESSAGE, stop_after="ehlo")  # type: ignore[arg-type]  # invalid on purpose
 
 
@@ -738,7 +737,7 @@ def test_stop_after_data_stops_at_354_and_ends_the_session(pipelining: bool) -> 
 
 def test_stop_after_data_refuses_chunking() -> None:
     session = Session(ClientConfig())
-    with pytest.raises(LocalProtocolError, match="not with chunking"):
+    with pytest.raises(SMTPProtocolError, match="not with chunking"):
         session.sendmail(
             "a@example.org", "b@example.org", MESSAGE, stop_after="data", chunking=True
         )

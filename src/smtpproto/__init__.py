@@ -76,6 +76,7 @@ if TYPE_CHECKING:
         Xclient,
         Xforward,
     )
+    from .client_engine.proxy import ProxyHeader, ProxyTLV
     from .client_engine.states import ClientState
     from .drivers.batch import BatchItem, Outcome
     from .drivers.session import Session
@@ -167,6 +168,7 @@ _HOMES = {
         "Xclient",
         "Xforward",
     ),
+    ".client_engine.proxy": ("ProxyHeader", "ProxyTLV"),
     ".client_engine.states": ("ClientState",),
     ".drivers.batch": ("BatchItem", "Outcome"),
     ".drivers.session": ("Session",),
@@ -278,6 +280,8 @@ __all__ = [
     "Outcome",
     "PlaintextDiscarded",
     "ProtocolError",
+    "ProxyHeader",
+    "ProxyTLV",
     "PyReplyParser",
     "Quit",
     "QuitReceived",

@@ -44,7 +44,7 @@ TrioSMTPPool("h", 25, local_hostnam="x")  # line 14
 EXPECTED = {
     9: 'Unexpected keyword argument "usernme"',
     10: 'Unexpected keyword argument "timout"',
-    11: 'Argument "lmtp" to "send" has incompatible type "str"',
+    11: 'Argument "lmtp" has incompatible type "str"; expected "bool"',
     12: 'Unexpected keyword argument "max_conections"',
     13: 'Argument "tls" to "AsyncSMTPPool" has incompatible type',
     14: 'Unexpected keyword argument "local_hostnam"',

@@ -17,7 +17,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from interop.peers import HOST, free_port, wait_for_port
 from smtpproto.drivers.support import MailOptions
-from smtpproto.exceptions import SMTPProtocolError, SMTPRecipientsRefused
+from smtpproto.exceptions import SMTPProtocolError, SMTPRecipientsRefused, SMTPReplyError
 from smtpproto.testing import Respond, Rule, run_server
 
 from .facade import SyncClient
@@ -320,3 +320,38 @@ def test_follow_up_content_refused_is_reported_not_raised(make_client: MakeClien
         (address, 554) for address in FIVE[2:]
     ]
     assert handler.delivered == [tuple(FIVE[:2])] and len(handler.transactions) == 2
+
+
+@pytest.mark.parametrize(("rcptmax", "groups"), [(2, [2, 2, 1]), (1, [1] * 5), (5, [5])])
+def test_builtin_server_rcptmax_splits_by_the_advertised_limit(
+    make_client: MakeClient, rcptmax: int, groups: list[int]
+) -> None:
+    # The built-in server advertises LIMITS RCPTMAX (RFC 9422 §4.2); the client reads
+    # it and sends groups of at most RCPTMAX, so the server never has to refuse one.
+    with run_server(starttls=False, rcptmax=rcptmax, timeout=TIMEOUT) as server:
+        with _client(make_client, server.port) as client:
+            assert client.capabilities is not None
+            assert client.capabilities.limits.rcptmax == rcptmax
+            result = client.sendmail(SENDER, FIVE, CONTENT)
+        messages = server.wait_for_messages(len(groups), timeout=TIMEOUT)
+    assert result.delivered == tuple(FIVE) and result.failed == ()
+    assert [len(m.recipients) for m in messages] == groups
+    assert [r for m in messages for r in m.recipients] == FIVE
+
+
+def test_builtin_server_mailmax_is_read_and_enforced(make_client: MakeClient) -> None:
+    # MAILMAX=2: the client reads it; a third transaction on the connection gets
+    # 451 4.5.3 (temporary: send it on a new connection) and the session stays usable.
+    items = [(SENDER, [address], CONTENT) for address in FIVE[:3]]
+    with run_server(starttls=False, mailmax=2, timeout=TIMEOUT) as server:
+        with _client(make_client, server.port) as client:
+            assert client.capabilities is not None
+            assert client.capabilities.limits.mailmax == 2
+            outcomes = client.send_many(items)
+            assert client.session.usable
+            assert client.noop().code == 250
+        assert len(server.wait_for_messages(2, timeout=TIMEOUT)) == 2
+    assert [o.delivered for o in outcomes[:2]] == [(FIVE[0],), (FIVE[1],)]  # type: ignore[union-attr]
+    refused = outcomes[2]
+    assert isinstance(refused, SMTPReplyError) and refused.command == "MAIL"
+    assert refused.code == 451 and str(refused.enhanced) == "4.5.3"

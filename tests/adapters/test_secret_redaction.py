@@ -185,3 +185,35 @@ def test_a_535_echoing_the_password_cut_or_shifted(make_client: MakeClient, echo
     for view in [*_views(caught.value), *lines]:
         assert not any(part in view for part in carrying), view
     assert "<redacted>" in str(caught.value)
+
+
+@pytest.mark.parametrize("echo", [PASSWORD.upper(), PASSWORD.lower(), PASSWORD.swapcase()])
+def test_a_535_echoing_the_password_in_another_case(make_client: MakeClient, echo: str) -> None:
+    """The password echoed as "S3CRET-PA55W0RD" (an upper-cased log line) is the same
+    secret: no exception text shows it, nor the transcript."""
+    lines: list[str] = []
+
+    def script(peer: Peer) -> None:
+        peer.greet(EHLO_AUTH)
+        peer.expect(b"AUTH PLAIN")
+        peer.send(f"535 5.7.8 bad credentials for {echo}\r\n".encode())
+        peer.expect(b"QUIT")
+        peer.send(b"221 bye\r\n")
+
+    with (
+        scripted(script) as sock,
+        make_client(
+            sock=sock,
+            timeout=5,
+            config=ClientConfig(
+                allow_cleartext_auth=True,
+                transcript=lambda _direction, line: lines.append(line.decode()),
+            ),
+        ) as client,
+        pytest.raises(SMTPReplyError) as caught,
+    ):
+        client.login(USER, PASSWORD)
+    for view in _views(caught.value):
+        assert echo not in view, view
+    assert "<redacted>" in str(caught.value)
+    assert not any(echo in line for line in lines)

@@ -97,22 +97,28 @@ def test_builtin_server_bdat_windows_and_data(
     assert [m.data for m in stored] == [message(i) for i in range(count)]
 
 
+@pytest.mark.parametrize("max_in_flight", [1, 4])
 @pytest.mark.parametrize("chunking", [True, False])
 @pytest.mark.parametrize("stage", ["rcpt", "data"])
 def test_a_refused_transaction_is_ended_before_the_next_message(
-    make_client: MakeClient, chunking: bool, stage: str
+    make_client: MakeClient, chunking: bool, stage: str, max_in_flight: int
 ) -> None:
     """A message refused before its content (every RCPT, or DATA) leaves its
     transaction open at the server: the batch sends RSET before the next MAIL, so
     the messages after it (and a sendmail after the batch) are delivered; they got
-    503 "nested MAIL" before."""
+    503 "nested MAIL" before. With BDAT LAST windows (``max_in_flight`` > 1) the
+    messages behind it were written before its refusal came back: each group written
+    behind an unanswered BDAT LAST starts with RSET, so none nests in (or joins) the
+    refused transaction."""
     rule = Rule(stage=stage, sender="s1@x.test", action=Respond(554, "no"))  # type: ignore[arg-type]
     items = [(f"s{index}@x.test", ["r@y.test"], message(index)) for index in range(4)]
     with (
         run_server(starttls=False, rules=[rule]) as server,
         make_client(host=server.host, port=server.port, tls="none", timeout=10) as client,
     ):
-        outcomes = client.send_many(items, chunking=chunking and stage != "data", max_in_flight=1)
+        outcomes = client.send_many(
+            items, chunking=chunking and stage != "data", max_in_flight=max_in_flight
+        )
         assert [type(outcome).__name__ for outcome in outcomes] == [
             "TransactionResult",
             "SMTPRecipientsRefused" if stage == "rcpt" else "SMTPReplyError",

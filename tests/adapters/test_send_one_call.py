@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import subprocess
 import sys
 from email.message import EmailMessage
@@ -184,3 +185,35 @@ def test_import_smtpproto_loads_no_adapter_until_send_is_used() -> None:
         "assert not hasattr(smtpproto, 'no_such_name')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("send", "client", "module", "is_async"),
+    [
+        (smtpproto.send, "SMTPClient", "blocking", False),
+        (smtpproto.send_async, "AsyncSMTPClient", "asyncio_client", True),
+        (trio_client.send, "TrioSMTPClient", "trio_client", True),
+    ],
+)
+def test_the_one_call_send_is_written_once_with_each_adapters_signature_and_doc(
+    send: Any, client: str, module: str, is_async: bool
+) -> None:
+    # One source (async_base.send_in_one_call, bound by one_call_send): the three
+    # public sends agree parameter for parameter, name their own client class in the
+    # doc, live in their adapter's module and are coroutine functions where async.
+    from smtpproto.adapters import async_base
+
+    template = inspect.signature(async_base.send_in_one_call)
+    expected = list(template.parameters.values())[1:]
+    params = list(inspect.signature(send).parameters.values())
+    assert [(p.name, p.kind, p.default) for p in params] == [
+        (p.name, p.kind, p.default) for p in expected
+    ]
+    token = "TokenSource | None" if not is_async else "AsyncTokenSource | None"
+    assert inspect.signature(send).parameters["token"].annotation == token
+    assert inspect.signature(send).return_annotation == "TransactionResult"
+    assert send.__name__ == send.__qualname__ == "send"
+    assert send.__module__ == f"smtpproto.adapters.{module}"
+    assert f"go to ``{client}``" in send.__doc__
+    assert "{client}" not in send.__doc__
+    assert inspect.iscoroutinefunction(send) is is_async

@@ -20,13 +20,22 @@ PASSWORD = "s3cret-Pa55w0rd"
 
 
 class EchoingSession(Session):
-    """Refuses AUTH with a 535 that repeats the credentials it received."""
+    """Refuses AUTH with a 535 that repeats the credentials it received (as sent, and
+    upper- and lower-cased, as a case-folding server would)."""
 
     def auth(self, event: AuthRequested | AuthResponse | AuthCancelled) -> Reply:
         if isinstance(event, AuthRequested) and event.initial_response:
             echoed = event.initial_response.replace(b"\0", b" ")
             encoded = base64.b64encode(event.initial_response)
-            return Reply(535, (b"5.7.8 bad: " + echoed, b"5.7.8 you sent " + encoded))
+            return Reply(
+                535,
+                (
+                    b"5.7.8 bad: " + echoed,
+                    b"5.7.8 BAD: " + echoed.upper(),
+                    b"5.7.8 bad: " + echoed.lower(),
+                    b"5.7.8 you sent " + encoded,
+                ),
+            )
         return super().auth(event)
 
 
@@ -58,4 +67,5 @@ def test_send_prints_no_echoed_password() -> None:
     assert result.returncode != 0, output
     assert "535" in output and "<redacted>" in output, output
     assert PASSWORD not in output, output
+    assert PASSWORD.upper() not in output and PASSWORD.lower() not in output, output
     assert base64.b64encode(b"\0alice\0" + PASSWORD.encode()).decode() not in output, output

@@ -25,6 +25,7 @@ from .peers import (
     start_smtp_sink,
 )
 from .peers_exim import EximPeer, start_exim
+from .peers_postfix import PostfixPeer, start_postfix_proxy
 
 T = TypeVar("T")
 
@@ -108,3 +109,11 @@ def exim_server(exim_factory: Callable[..., EximPeer]) -> EximPeer:
     Trust ``exim_server.tls.ca_path``; log in as ``peers.AUTH_USER``/``AUTH_PASSWORD``.
     """
     return exim_factory()
+
+
+@pytest.fixture(scope="session")
+def postfix_proxy() -> Iterator[PostfixPeer]:
+    """A private Postfix smtpd that reads HAProxy PROXY headers and refuses the proxied
+    clients in ``peers_postfix.REFUSED`` (one instance for the session)."""
+    with ExitStack() as stack:
+        yield _enter(stack, start_postfix_proxy())

@@ -42,32 +42,23 @@ import math
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
 import sys
-from collections.abc import Awaitable, Iterable
-from email.message import Message
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
-from ..client_engine.events import TransactionResult
+from ..client_engine.proxy import ProxyHeader
 from ..drivers.exceptions import SMTPTLSError
-from ..drivers.session import MAX_READAHEAD, Driver, MailOptions, Request, Write
-from ..drivers.support import ContentSource
-from ..sasl.base import ClientMechanism
-from .async_base import AsyncClientBase, send_with
+from ..drivers.session import MAX_READAHEAD, Driver, Request, Write
+from .async_base import AsyncClientBase, one_call_send, send_in_one_call
 from .async_pool import AsyncPoolBase
 from .common import (
-    ClientOptions,
     Step,
     TLSName,
-    check_client_options,
     require_one_target,
     tls_failure,
 )
 from .pool_support import RateLimit
 from .tls import SSLConnection
-from .tokens import AsyncTokenSource
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
 __all__ = ["AsyncSMTPClient", "AsyncSMTPPool", "RateLimit", "send"]
 
@@ -96,6 +87,7 @@ class AsyncSMTPClient(AsyncClientBase):
     IPv6, optional ``source_address``), a ``unix_socket`` path, ``sock`` (a connected
     socket) or ``streams``, a connected ``(StreamReader, StreamWriter)`` pair (proxies,
     in-memory pipes); the client owns and closes whatever it was given.
+    ``proxy_header``: a PROXY protocol header written first (docs/proxy-protocol.md).
     """
 
     def __init__(
@@ -116,6 +108,7 @@ class AsyncSMTPClient(AsyncClientBase):
         lmtp: bool = False,
         allow_cleartext_auth: bool = False,
         config: ClientConfig | None = None,
+        proxy_header: ProxyHeader | None = None,
     ) -> None:
         require_one_target(host=host, sock=sock, streams=streams, unix_socket=unix_socket)
         super().__init__(
@@ -132,6 +125,7 @@ class AsyncSMTPClient(AsyncClientBase):
             lmtp=lmtp,
             allow_cleartext_auth=allow_cleartext_auth,
             config=config,
+            proxy_header=proxy_header,
         )
         self._sock = sock
         self._reader: asyncio.StreamReader | None = None
@@ -300,41 +294,9 @@ async def _within(awaitable: Awaitable[R], deadline: float) -> R:
         raise TimeoutError("timed out") from exc
 
 
-async def send(
-    message: Message | ContentSource,
-    *,
-    host: str,
-    port: int | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    token: AsyncTokenSource | None = None,
-    mechanism: ClientMechanism | None = None,
-    sender: str | None = None,
-    recipients: str | Iterable[str] | None = None,
-    options: MailOptions | None = None,
-    **client_options: Unpack[ClientOptions],
-) -> TransactionResult:
-    """Send one message in one call: connect to ``host`` (``port``: by default 465
-    implicit TLS, 587 STARTTLS required, else 25 opportunistic; or ``tls=``), log in
-    when ``username`` is given (``password``, or ``token``: an OAuth 2.0 token or a
-    provider of fresh ones), send ``message`` (an ``email.message`` message, or
-    content with ``sender`` and ``recipients``), QUIT. ``client_options``
-    (``ClientOptions``: ``ssl_context``, ``timeout``, ...) go to ``AsyncSMTPClient``; a misspelt
-    one is a caller mistake. Returns the per-recipient result; raises what the client
-    raises.
-    """
-    check_client_options(client_options)
-    return await send_with(
-        AsyncSMTPClient(host, port, **client_options),
-        message,
-        sender=sender,
-        recipients=recipients,
-        username=username,
-        password=password,
-        token=token,
-        mechanism=mechanism,
-        options=options,
-    )
+#: The one-call send: connect, log in when ``username`` is given, send, QUIT
+#: (``async_base.send_in_one_call``, which documents the parameters).
+send = one_call_send(send_in_one_call, AsyncSMTPClient)
 
 
 class AsyncSMTPPool(AsyncPoolBase):

@@ -34,31 +34,21 @@ import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
 import threading
 import time  # noqa: TID251  (adapter layer: I/O allowed)
-from collections.abc import Iterable
-from email.message import Message
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
-from ..client_engine.events import TransactionResult
-from ..drivers.session import MAX_READAHEAD, Driver, MailOptions, Request, Write
-from ..drivers.support import ContentSource
-from ..sasl.base import ClientMechanism
+from ..client_engine.proxy import ProxyHeader
+from ..drivers.session import MAX_READAHEAD, Driver, Request, Write
 from .common import (
-    ClientOptions,
     Step,
     TLSName,
-    check_client_options,
     require_one_target,
     tls_failure,
 )
 from .pool_support import RateLimit
-from .sync_base import SyncClientBase, send_with
+from .sync_base import SyncClientBase, one_call_send, send_in_one_call
 from .sync_pool import SyncPoolBase
 from .tls import SSLConnection, TLSInfo
-from .tokens import TokenSource
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
 __all__ = ["RateLimit", "SMTPClient", "SMTPPool", "TLSInfo", "send"]
 
@@ -83,6 +73,9 @@ class SMTPClient(SyncClientBase):
     ``send_message`` as a whole. Connect with ``host``/``port`` (IPv4 or IPv6, optional
     ``source_address``), a ``unix_socket`` path, or ``sock``, an already-connected
     socket (proxies, socket pairs). ``config`` passes further ``ClientConfig`` options.
+    ``proxy_header`` (a ``ProxyHeader``) is written first on the connection, before
+    implicit TLS and the greeting, for servers behind an HAProxy PROXY-protocol proxy
+    (docs/proxy-protocol.md).
     """
 
     def __init__(
@@ -102,6 +95,7 @@ class SMTPClient(SyncClientBase):
         lmtp: bool = False,
         allow_cleartext_auth: bool = False,
         config: ClientConfig | None = None,
+        proxy_header: ProxyHeader | None = None,
     ) -> None:
         require_one_target(host=host, sock=sock, unix_socket=unix_socket)
         super().__init__(
@@ -118,6 +112,7 @@ class SMTPClient(SyncClientBase):
             lmtp=lmtp,
             allow_cleartext_auth=allow_cleartext_auth,
             config=config,
+            proxy_header=proxy_header,
         )
         self._sock: socket.socket | None = sock
         self._selector: selectors.BaseSelector | None = None
@@ -277,40 +272,9 @@ class SMTPClient(SyncClientBase):
                 self._wait(_WRITE, deadline)
 
 
-def send(
-    message: Message | ContentSource,
-    *,
-    host: str,
-    port: int | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    token: TokenSource | None = None,
-    mechanism: ClientMechanism | None = None,
-    sender: str | None = None,
-    recipients: str | Iterable[str] | None = None,
-    options: MailOptions | None = None,
-    **client_options: Unpack[ClientOptions],
-) -> TransactionResult:
-    """Send one message in one call: connect to ``host`` (``port``: by default 465
-    implicit TLS, 587 STARTTLS required, else 25 opportunistic; or ``tls=``), log in
-    when ``username`` is given (``password``, or ``token``: an OAuth 2.0 token or a
-    provider of fresh ones), send ``message`` (an ``email.message`` message, or
-    content with ``sender`` and ``recipients``), QUIT. ``client_options``
-    (``ClientOptions``: ``ssl_context``, ``timeout``, ...) go to ``SMTPClient``; a misspelt one is a
-    caller mistake. Returns the per-recipient result; raises what the client raises.
-    """
-    check_client_options(client_options)
-    return send_with(
-        SMTPClient(host, port, **client_options),
-        message,
-        sender=sender,
-        recipients=recipients,
-        username=username,
-        password=password,
-        token=token,
-        mechanism=mechanism,
-        options=options,
-    )
+#: The one-call send: connect, log in when ``username`` is given, send, QUIT
+#: (``sync_base.send_in_one_call``, which documents the parameters).
+send = one_call_send(send_in_one_call, SMTPClient)
 
 
 class SMTPPool(SyncPoolBase):

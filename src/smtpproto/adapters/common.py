@@ -27,8 +27,10 @@ from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
+from ..client_engine.proxy import ProxyHeader
 from ..drivers.exceptions import SMTPConnectError, SMTPProtocolError, SMTPTLSError
 from ..drivers.support import (
+    MessageDeadlinePassed,
     check_connect_options,
     check_server_hostname,
     default_port,
@@ -53,6 +55,10 @@ __all__ = [
 
 TLSName = Literal["none", "opportunistic", "required", "implicit"]
 
+#: Seconds before the message deadline within which a timeout counts as that deadline's
+#: (an event loop may wake a little early: asyncio by its clock resolution).
+_DEADLINE_SLACK = 0.05
+
 
 class ClientOptions(TypedDict, total=False):
     """The client options every adapter takes that a pool and the one-call ``send``
@@ -69,6 +75,7 @@ class ClientOptions(TypedDict, total=False):
     lmtp: bool
     allow_cleartext_auth: bool
     config: ClientConfig | None
+    proxy_header: ProxyHeader | None
 
 
 def check_client_options(options: Mapping[str, object]) -> None:
@@ -151,9 +158,14 @@ class ClientCore(abc.ABC):
         lmtp: bool,
         allow_cleartext_auth: bool,
         config: ClientConfig | None,
+        proxy_header: ProxyHeader | None = None,
     ) -> None:
         try:
             check_connect_options(host, port, message_timeout)
+            if proxy_header is not None and not isinstance(proxy_header, ProxyHeader):
+                raise LocalProtocolError(
+                    f"proxy_header must be a ProxyHeader, got {type(proxy_header).__name__}"
+                )
             self._config = session_config(
                 tls=tls,
                 port=port,
@@ -174,9 +186,12 @@ class ClientCore(abc.ABC):
         self._source_address = source_address
         self._local_hostname = local_hostname
         self._unix_socket = unix_socket
+        #: The PROXY protocol header written first on the connection (``Session.open``).
+        self._proxy_header = proxy_header
         self._deadline = math.inf
         #: The deadline of the reply wait in progress (``_read_deadline``); None until
-        #: a read of it has to wait.
+        #: a read of it has to wait (``_drive`` resets it for each ``Read`` that does
+        #: not resume the previous one's wait).
         self._wait_deadline: float | None = None
         #: What the TLS handshake negotiated; None until TLS is up (see ``TLSInfo``).
         self.tls_info: TLSInfo | None = None
@@ -225,12 +240,6 @@ class ClientCore(abc.ABC):
         deadline = math.inf if timeout is None else self._clock() + timeout
         return min(deadline, self._deadline)
 
-    def _new_wait(self, resume: bool) -> None:
-        """Called for each ``Read`` before it runs: unless it resumes the wait of
-        the previous one, the next ``_read_deadline`` starts a new deadline."""
-        if not resume:
-            self._wait_deadline = None
-
     def _read_deadline(self, timeout: float | None) -> float:
         """The deadline of a ``Read`` that has to wait: fixed when the first read of a
         reply wait has to wait, and kept for the reads that resume it, so partial bytes
@@ -239,6 +248,18 @@ class ClientCore(abc.ABC):
         if deadline is None:
             deadline = self._wait_deadline = self._deadline_for(timeout)
         return deadline
+
+    def _timed_out(self, error: TimeoutError) -> TimeoutError:
+        """What to throw into the driver for a wait that timed out: when the message
+        deadline (``message_timeout``) had passed, ``MessageDeadlinePassed`` (the error
+        then names that deadline, not the step's timeout). ``_DEADLINE_SLACK`` absorbs
+        an event loop waking a little before a deadline (asyncio's clock resolution)."""
+        seconds = self._message_timeout
+        if seconds is not None and self._clock() + _DEADLINE_SLACK >= self._deadline:
+            passed = MessageDeadlinePassed(seconds)
+            passed.__cause__ = error
+            return passed
+        return error
 
     def _start_message(self) -> None:
         """Start the ``message_timeout`` deadline (if any) of one message."""

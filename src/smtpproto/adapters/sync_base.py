@@ -14,9 +14,9 @@ import abc
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from email.message import Message
-from inspect import isawaitable
+from inspect import isawaitable, signature
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.events import TransactionResult
@@ -39,14 +39,18 @@ from ..drivers.support import ContentSource, ProgressCallback, hello_name
 from ..sasl.base import ChannelBinding, ClientMechanism
 from ..wire.errors import LocalProtocolError, ProtocolError
 from ..wire.reply import Reply
-from .common import ClientCore, Step, usage_error
+from .common import ClientCore, ClientOptions, Step, check_client_options, usage_error
 from .smtplib_compat import smtplib_compatible
 from .tls import SSLConnection
 from .tokens import TokenSource, checked_token
 
-__all__ = ["SyncClientBase", "send_with"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["SyncClientBase", "one_call_send", "send_in_one_call"]
 
 C = TypeVar("C", bound="SyncClientBase")
+P = ParamSpec("P")
 
 
 class SyncClientBase(ClientCore, abc.ABC):
@@ -109,6 +113,7 @@ class SyncClientBase(ClientCore, abc.ABC):
             self._config,
             server_hostname=self._server_hostname,
             local_hostname=hello_name(self._local_hostname, local_address),
+            proxy_header=self._proxy_header,
         )
         return self._session
 
@@ -128,9 +133,9 @@ class SyncClientBase(ClientCore, abc.ABC):
             session = self._new_session(local_address)
             try:
                 driver = session.open(until)
-            except LocalProtocolError as error:  # a bad ``until``: nothing was sent
+            except SMTPProtocolError as error:  # a bad ``until``: nothing was sent
                 self.close()
-                raise usage_error(error) from error
+                raise smtplib_compatible(error) from error.error
             return self._operation(lambda _: driver)
         raise smtplib_compatible(failure)
 
@@ -278,7 +283,10 @@ class SyncClientBase(ClientCore, abc.ABC):
                 on_outcome=stream,
             )
         )
-        return [smtplib_compatible(outcome) for outcome in outcomes]
+        return [
+            outcome if type(outcome) is TransactionResult else smtplib_compatible(outcome)
+            for outcome in outcomes
+        ]
 
     def noop(self) -> Reply:
         """NOOP."""
@@ -374,7 +382,8 @@ class SyncClientBase(ClientCore, abc.ABC):
                         thrown, ended = step.error, step.ended  # how a burst of writes ended
                         step.error = step.ended = None
                 elif type(request) is Read:
-                    self._new_wait(request.resume)
+                    if not request.resume:  # a new reply wait: a new deadline when it waits
+                        self._wait_deadline = None
                     answer = self._read(request.timeout)
                     request = None
                 else:
@@ -385,6 +394,8 @@ class SyncClientBase(ClientCore, abc.ABC):
                 thrown, request = exc, None
             except BaseException as exc:
                 error = self._transport_error(exc)
+                if isinstance(error, TimeoutError):
+                    error = self._timed_out(error)
                 if error is not None:
                     thrown, request = error, None
                 elif self._cut_by_deadline():  # ``_run`` sees whether it was only that
@@ -402,30 +413,42 @@ class SyncClientBase(ClientCore, abc.ABC):
         return self._tls_up(tls, started)
 
 
-def send_with(
-    client: SyncClientBase,
+def send_in_one_call(
+    client_class: Callable[..., SyncClientBase],
     message: Message | ContentSource,
     *,
-    sender: str | None,
-    recipients: str | Iterable[str] | None,
-    username: str | None,
-    password: str | None,
-    token: TokenSource | None,
-    mechanism: ClientMechanism | None,
-    options: MailOptions | None,
+    host: str,
+    port: int | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    token: TokenSource | None = None,
+    mechanism: ClientMechanism | None = None,
+    sender: str | None = None,
+    recipients: str | Iterable[str] | None = None,
+    options: MailOptions | None = None,
+    **client_options: Unpack[ClientOptions],
 ) -> TransactionResult:
-    """The one-call send of every adapter (``smtpproto.send``): connect ``client``, log
-    in when ``username`` is given, send ``message`` (an ``email.message`` message, or
-    content with ``sender`` and ``recipients``), QUIT. Missing credentials or envelope
-    are refused before connecting, a bad address or option before any command of the
-    transaction (then QUIT); ``client`` is closed whatever happens."""
+    """Send one message in one call: connect to ``host`` (``port``: by default 465
+    implicit TLS, 587 STARTTLS required, else 25 opportunistic; or ``tls=``), log in
+    when ``username`` is given (``password``, or ``token``: an OAuth 2.0 token or a
+    provider of fresh ones), send ``message`` (an ``email.message`` message, or
+    content with ``sender`` and ``recipients``), QUIT. ``client_options``
+    (``ClientOptions``: ``ssl_context``, ``timeout``, ...) go to ``{client}``; a
+    misspelt one is a caller mistake. Returns the per-recipient result; raises what the
+    client raises.
+
+    Missing credentials or envelope and unknown options are refused before connecting,
+    a bad address or option before any command of the transaction (then QUIT); the
+    client is closed whatever happens.
+    """
+    check_client_options(client_options)
     if (password is not None or token is not None) and username is None:
         raise usage_error("a password or token needs a username")
     if username is not None and password is None and token is None:
         raise usage_error("a username needs a password or token")
     if not isinstance(message, Message) and (sender is None or recipients is None):
         raise usage_error("content that is no email message needs sender= and recipients=")
-    with client:
+    with client_class(host, port, **client_options) as client:
         if username is not None:
             client.login(username, password, token=token, mechanism=mechanism)
         if isinstance(message, Message):
@@ -434,3 +457,29 @@ def send_with(
             )
         assert sender is not None and recipients is not None
         return client.sendmail(sender, recipients, message, options=options)
+
+
+def one_call_send(
+    template: Callable[Concatenate[type[C], P], TransactionResult],
+    client_class: type[C],
+) -> Callable[P, TransactionResult]:
+    """The public one-call ``send`` of the adapter whose client is ``client_class``:
+    ``template`` (``send_in_one_call``) with the client class bound, under the
+    adapter's module, with ``template``'s signature (less ``client_class``) and
+    docstring (naming the class). Written once, so the adapters cannot drift apart;
+    mypy checks each call against ``template``'s parameters."""
+
+    def send(*args: P.args, **kwargs: P.kwargs) -> TransactionResult:
+        return template(client_class, *args, **kwargs)
+
+    full = signature(template)
+    send.__signature__ = full.replace(  # type: ignore[attr-defined]  # read by inspect
+        parameters=list(full.parameters.values())[1:]
+    )
+    send.__annotations__ = {
+        name: kind for name, kind in template.__annotations__.items() if name != "client_class"
+    }
+    send.__doc__ = (template.__doc__ or "").replace("{client}", client_class.__name__)
+    send.__module__ = client_class.__module__
+    send.__name__ = send.__qualname__ = "send"
+    return send

@@ -33,35 +33,25 @@ from __future__ import annotations
 
 import math
 import ssl
-from collections.abc import Iterable
-from email.message import Message
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import trio  # noqa: TID251  (adapter layer: I/O allowed)
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
-from ..client_engine.events import TransactionResult
+from ..client_engine.proxy import ProxyHeader
 from ..drivers.exceptions import SMTPTLSError
-from ..drivers.session import MAX_READAHEAD, Driver, MailOptions, Request, T, Write
-from ..drivers.support import ContentSource
-from ..sasl.base import ClientMechanism
-from .async_base import AsyncClientBase, send_with
+from ..drivers.session import MAX_READAHEAD, Driver, Request, T, Write
+from .async_base import AsyncClientBase, one_call_send, send_in_one_call
 from .async_pool import AsyncPoolBase
 from .common import (
-    ClientOptions,
     Step,
     TLSName,
-    check_client_options,
     require_one_target,
     tls_failure,
     usage_error,
 )
 from .pool_support import RateLimit
 from .tls import SSLConnection
-from .tokens import AsyncTokenSource
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
 __all__ = ["RateLimit", "TrioSMTPClient", "TrioSMTPPool", "send"]
 
@@ -89,6 +79,7 @@ class TrioSMTPClient(AsyncClientBase):
     IPv6; ``source_address`` binds the local IP, its port must be 0), a ``unix_socket``
     path, or ``stream``, any connected ``trio.abc.Stream`` (proxies, memory streams); the
     client owns and closes whatever it was given.
+    ``proxy_header``: a PROXY protocol header written first (docs/proxy-protocol.md).
     """
 
     def __init__(
@@ -108,6 +99,7 @@ class TrioSMTPClient(AsyncClientBase):
         lmtp: bool = False,
         allow_cleartext_auth: bool = False,
         config: ClientConfig | None = None,
+        proxy_header: ProxyHeader | None = None,
     ) -> None:
         require_one_target(host=host, stream=stream, unix_socket=unix_socket)
         if source_address is not None and source_address[1] != 0:
@@ -126,6 +118,7 @@ class TrioSMTPClient(AsyncClientBase):
             lmtp=lmtp,
             allow_cleartext_auth=allow_cleartext_auth,
             config=config,
+            proxy_header=proxy_header,
         )
         self._stream: trio.abc.Stream | None = stream
         self._inbox = bytearray()
@@ -187,7 +180,7 @@ class TrioSMTPClient(AsyncClientBase):
                     await self.aclose()
                 raise
             step.cut_short = False
-            step.error = TimeoutError("timed out")
+            step.error = self._timed_out(TimeoutError("timed out"))
 
     def _cut_by_deadline(self) -> bool:
         return self._scope.cancel_called
@@ -321,41 +314,9 @@ def _lost(exc: Exception) -> Exception:
     return error
 
 
-async def send(
-    message: Message | ContentSource,
-    *,
-    host: str,
-    port: int | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    token: AsyncTokenSource | None = None,
-    mechanism: ClientMechanism | None = None,
-    sender: str | None = None,
-    recipients: str | Iterable[str] | None = None,
-    options: MailOptions | None = None,
-    **client_options: Unpack[ClientOptions],
-) -> TransactionResult:
-    """Send one message in one call: connect to ``host`` (``port``: by default 465
-    implicit TLS, 587 STARTTLS required, else 25 opportunistic; or ``tls=``), log in
-    when ``username`` is given (``password``, or ``token``: an OAuth 2.0 token or a
-    provider of fresh ones), send ``message`` (an ``email.message`` message, or
-    content with ``sender`` and ``recipients``), QUIT. ``client_options``
-    (``ClientOptions``: ``ssl_context``, ``timeout``, ...) go to ``TrioSMTPClient``; a misspelt
-    one is a caller mistake. Returns the per-recipient result; raises what the client
-    raises.
-    """
-    check_client_options(client_options)
-    return await send_with(
-        TrioSMTPClient(host, port, **client_options),
-        message,
-        sender=sender,
-        recipients=recipients,
-        username=username,
-        password=password,
-        token=token,
-        mechanism=mechanism,
-        options=options,
-    )
+#: The one-call send: connect, log in when ``username`` is given, send, QUIT
+#: (``async_base.send_in_one_call``, which documents the parameters).
+send = one_call_send(send_in_one_call, TrioSMTPClient)
 
 
 class TrioSMTPPool(AsyncPoolBase):

@@ -113,6 +113,7 @@ from ..server_engine.replies import (
     greeting,
     helo_reply,
     help_reply,
+    limits_keyword,
     not_implemented,
     not_recognized,
     ok,
@@ -203,6 +204,9 @@ class Backend:
     connection (a ``Session`` subclass). ``rules`` (``rules.py``) are tried at every
     stage before the session's hooks; ``hook`` decides what no rule matched; ``clock``
     (seconds, monotonic) times greylisting. They are kept in ``rules`` (a ``RuleSet``).
+    ``rcptmax`` and ``mailmax`` are advertised as LIMITS (RFC 9422; ``None``: not
+    advertised), which the engine then enforces: 452 4.5.3 to a RCPT past RCPTMAX in a
+    transaction, 451 4.5.3 to a MAIL past MAILMAX in the session.
     """
 
     def __init__(
@@ -218,7 +222,11 @@ class Backend:
         rules: Iterable[Rule] = (),
         hook: Hook | None = None,
         clock: Callable[[], float] | None = None,
+        rcptmax: int | None = None,
+        mailmax: int | None = None,
     ) -> None:
+        #: The LIMITS EHLO keyword (None: none); ``ValueError`` for a bad value.
+        self.limits = limits_keyword(rcptmax=rcptmax, mailmax=mailmax)
         unknown = [name for name in mechanisms if name not in MECHANISMS]
         if unknown:
             raise ValueError(f"unsupported AUTH mechanisms: {unknown}")
@@ -361,7 +369,7 @@ class Session:
     def extensions(self) -> list[str]:
         """The EHLO keywords offered now (RFC 5321 §4.1.1.1): STARTTLS until TLS is
         active (RFC 3207), AUTH when there are users and TLS or ``allow_plaintext_auth``
-        (RFC 4954 §4)."""
+        (RFC 4954 §4), LIMITS when the backend has any (RFC 9422)."""
         backend = self.backend
         extensions = ["PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "DSN"]
         size = self.conn.config.max_message_size or 0
@@ -370,6 +378,8 @@ class Session:
             extensions.append("STARTTLS")
         if backend.users and (self.conn.tls_active or backend.allow_plaintext_auth):
             extensions.append("AUTH " + " ".join(backend.mechanisms))
+        if backend.limits is not None:
+            extensions.append(backend.limits)
         return extensions
 
     def ehlo(self, event: EhloReceived) -> Reply:

@@ -39,7 +39,7 @@ import time  # noqa: TID251  (adapter layer: I/O allowed)
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from ..server_engine.config import ServerConfig
+from ..server_engine.config import DEFAULT_MAX_RECIPIENTS, ServerConfig
 from ..server_engine.connection import ServerConnection
 from ..server_engine.events import (
     PAUSED,
@@ -393,7 +393,11 @@ class SMTPServer:
     ``mechanisms``, ``allow_plaintext_auth`` and ``require_auth`` read and write it).
     ``rules`` make it fail on purpose (``rules.py``: tried in order at every stage,
     first match wins), ``hook`` decides what no rule matched, ``clock`` times
-    greylisting. ``max_message_size`` is advertised as SIZE and enforced (RFC 1870).
+    greylisting. ``max_message_size`` is advertised as SIZE and enforced (RFC 1870);
+    ``rcptmax`` (RCPT commands per transaction) and ``mailmax`` (transactions per
+    connection) are advertised as LIMITS and enforced (RFC 9422: 452 4.5.3 past
+    RCPTMAX, 451 4.5.3 past MAILMAX); ``None`` advertises none (RCPT then stops at
+    ``DEFAULT_MAX_RECIPIENTS``, 1000).
     ``forbid_unauth_pipelining`` (on by default, like Postfix 3.9's
     ``smtpd_forbid_unauth_pipelining``) answers a command sent before the reply it had
     to wait for (RFC 2920 §3.1) with ``554 5.5.0`` and closes; off, such commands are
@@ -427,6 +431,8 @@ class SMTPServer:
         hook: Hook | None = None,
         clock: Callable[[], float] | None = None,
         forbid_unauth_pipelining: bool = True,
+        rcptmax: int | None = None,
+        mailmax: int | None = None,
         reuse_port: bool = False,
     ) -> None:
         #: The reply policy's settings and the ``Session`` factory (``ValueError`` for an
@@ -442,6 +448,8 @@ class SMTPServer:
             rules=rules,
             hook=hook,
             clock=clock,
+            rcptmax=rcptmax,
+            mailmax=mailmax,
         )
         if (certfile is None) != (keyfile is None):
             raise ValueError("give both certfile and keyfile, or neither")
@@ -454,6 +462,7 @@ class SMTPServer:
         self.transcript = transcript
         self.on_message = on_message
         self.config = ServerConfig(
+            max_recipients=DEFAULT_MAX_RECIPIENTS if rcptmax is None else rcptmax,
             max_message_size=max_message_size,
             timeout=timeout,
             unauthorized_pipelining="reject" if forbid_unauth_pipelining else "flag",

@@ -161,6 +161,8 @@ def run_server(
     hook: Hook | None = None,
     clock: Callable[[], float] | None = None,
     forbid_unauth_pipelining: bool = True,
+    rcptmax: int | None = None,
+    mailmax: int | None = None,
 ) -> Iterator[RunningServer]:
     """Run ``SMTPServer(...)`` with these options in a background thread for the
     ``with`` block (see ``SMTPServer`` for each option)."""
@@ -195,6 +197,8 @@ def run_server(
         hook=hook,
         clock=clock,
         forbid_unauth_pipelining=forbid_unauth_pipelining,
+        rcptmax=rcptmax,
+        mailmax=mailmax,
     )
     loop = asyncio.new_event_loop()
     started = threading.Event()

@@ -43,6 +43,7 @@ from .common import (
     describe_error,
     exit_code_for,
 )
+from .proxy import add_proxy_options
 
 __all__ = ["build_parser", "main", "run_explain"]
 
@@ -80,6 +81,13 @@ def _octets(text: str) -> int:
 def _port(text: str) -> int:
     if not text.isascii() or not text.isdigit() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"not a port number (1-65535): {text!r}")
+    return int(text)
+
+
+def _limit(text: str) -> int:
+    """A LIMITS value for ``serve --rcptmax/--mailmax``: 1 to 999999 (RFC 9422 §4)."""
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= 999_999:
+        raise argparse.ArgumentTypeError(f"not a limit (1-999999): {text!r}")
     return int(text)
 
 
@@ -236,6 +244,7 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         help="XFORWARD attribute (NAME, ADDR, PORT, PROTO, HELO, IDENT, SOURCE), "
         "sent before MAIL; repeatable",
     )
+    add_proxy_options(p)
     stops = conn.add_mutually_exclusive_group()
     stops.add_argument(
         "--quit-after", choices=STAGES, metavar="STAGE", help="|".join(STAGES) + ": stop there"
@@ -385,6 +394,7 @@ def _add_probe(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
     p.add_argument("--insecure", action="store_true", help="do NOT verify the certificate")
     p.add_argument("--cafile", metavar="PEM", help="trust these CA certificates")
     p.add_argument("--transcript", action="store_true", help="show the session on stderr")
+    add_proxy_options(p)
     p.set_defaults(handler="probe")
 
 
@@ -432,6 +442,18 @@ def _add_serve(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
         metavar="OCTETS",
         type=_size,
         help="SIZE limit, advertised and enforced (e.g. 10M; default 32M)",
+    )
+    p.add_argument(
+        "--rcptmax",
+        metavar="N",
+        type=_limit,
+        help="most RCPT per transaction, advertised as LIMITS RCPTMAX and enforced (452)",
+    )
+    p.add_argument(
+        "--mailmax",
+        metavar="N",
+        type=_limit,
+        help="most MAIL per connection, advertised as LIMITS MAILMAX and enforced (451)",
     )
     p.add_argument(
         "--workers",

@@ -38,6 +38,7 @@ from ..wire.twins import ReplyParser
 from .common import CLIError, ExitCode, connect_tcp, describe_error, exit_code_for, parse_server
 from .mx import LookupFailed, MailHost, NoSuchDomain, mail_route, make_resolver
 from .output import Transcript
+from .proxy import proxy_header
 from .report import ProbeReport, certificate_info, render_json, render_table
 
 __all__ = ["run_probe"]
@@ -141,6 +142,7 @@ def _session(
         timeout=args.timeout,
         local_hostname=args.ehlo,
         config=ClientConfig(transcript=timer),
+        proxy_header=proxy_header(args),
     )
     try:
         try:
@@ -199,6 +201,7 @@ def run_probe(args: argparse.Namespace) -> int:
         raise CLIError("--insecure and --cafile contradict each other", ExitCode.USAGE)
     if args.implicit_tls and args.no_starttls:
         raise CLIError("--implicit-tls and --no-starttls contradict each other", ExitCode.USAGE)
+    proxy_header(args)  # a bad --proxy* value is a usage error before connecting
     default = default_port(TLSPolicy.IMPLICIT) if args.implicit_tls else 25
     default = args.port if args.port is not None else default
     host, port = parse_server(args.server, default_port=default)

@@ -82,6 +82,7 @@ from .output import (
     format_message,
     use_color,
 )
+from .proxy import proxy_header
 
 __all__ = ["DEFAULT_TIMEOUT", "TLSWatch", "run_send"]
 
@@ -351,6 +352,11 @@ def _check_args(args: argparse.Namespace) -> None:
             ExitCode.USAGE,
         )
     mail_options(args)  # a bad --dsn-*/--size value fails before connecting
+    if proxy_header(args) is not None and demo:  # a bad --proxy* value fails here too
+        raise CLIError(
+            "--proxy* needs --server or --unix-socket (the demo server reads no PROXY header)",
+            ExitCode.USAGE,
+        )
     _attributes(args.xclient, "--xclient")
     _attributes(args.xforward, "--xforward")
     if (args.quit_after or args.drop_after) == "data" and args.chunking:
@@ -617,6 +623,7 @@ def _session(
         allow_cleartext_auth=target.allow_cleartext_auth,
         lmtp=args.protocol == "lmtp",
         config=ClientConfig(transcript=transcript, helo_only=args.protocol == "smtp"),
+        proxy_header=proxy_header(args),
     )
     tls.watch(client)
     try:

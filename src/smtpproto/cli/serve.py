@@ -9,8 +9,9 @@ come from ``--auth USER:PASSWORD`` or, so that the password stays out of the pro
 list, ``SMTPPROTO_SERVE_AUTH``. ``--rules FILE`` makes the server fail on purpose (the
 TOML or JSON form of ``builtin_server/rulefile.py``; a bad file is one line on stderr
 and exit code 2); ``--max-size`` sets the SIZE limit it advertises and enforces
-(RFC 1870). ``--workers N`` serves from N processes on the same port (``serve_workers``:
-Linux, ``SO_REUSEPORT``; ``0`` is one per core).
+(RFC 1870), ``--rcptmax`` and ``--mailmax`` the LIMITS (RFC 9422). ``--workers N``
+serves from N processes on the same port (``serve_workers``: Linux, ``SO_REUSEPORT``;
+``0`` is one per core).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time  # noqa: TID251 -- CLI adapter layer: transcript time stamps
 from ..builtin_server.rulefile import RuleFileError, load_rules
 from ..builtin_server.rules import Rule
 from ..builtin_server.server import DEFAULT_MAX_MESSAGE_SIZE, SMTPServer, StoredMessage
+from ..server_engine.replies import limits_keyword
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode
 from .output import format_message
@@ -120,6 +122,8 @@ def run_serve(args: argparse.Namespace) -> int:
             on_message=None if store_in_file else _print_message,
             max_message_size=max_size,
             rules=rules,
+            rcptmax=args.rcptmax,
+            mailmax=args.mailmax,
             reuse_port=bool(prefix),
         )
 
@@ -136,6 +140,9 @@ def run_serve(args: argparse.Namespace) -> int:
         where = args.maildir or args.mbox
         print(f"messages: {escape_text(where) if where else 'printed here'}", flush=True)
         print(f"SIZE limit: {max_size} octets", flush=True)
+        limits = limits_keyword(rcptmax=args.rcptmax, mailmax=args.mailmax)
+        if limits is not None:  # what the servers' Backend advertises
+            print(f"advertised: {limits}", flush=True)
         if rules:
             print(f"rules: {len(rules)} from {escape_text(args.rules)}", flush=True)
         print("press Ctrl-C to stop", flush=True)

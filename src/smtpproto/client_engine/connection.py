@@ -44,10 +44,13 @@ __all__ = ["ClientConnection"]
 S = ClientState
 V = Verb
 
-# Plain-dict copies of the state tables: looked up on every send, and a dict lookup
-# is cheaper than one through the read-only MappingProxyType views.
-_ALLOWED = dict(ALLOWED)
-_AFTER_SEND = dict(AFTER_SEND)
+# The send tables as one plain dict per state, looked up on every send: each verb
+# ``ALLOWED`` in that state maps to the state ``AFTER_SEND`` gives (default: the same
+# state). One look-up instead of two, and cheaper than through MappingProxyType.
+_SEND_TABLE: dict[ClientState, dict[Verb, ClientState]] = {
+    state: {verb: AFTER_SEND.get((state, verb), state) for verb in verbs}
+    for state, verbs in ALLOWED.items()
+}
 
 #: Verbs that continue an exchange already on the wire (a message's content, an AUTH
 #: challenge's answer): a refusal of one leaves ERROR behind, unlike other commands.
@@ -68,11 +71,17 @@ _REPLY_TIMEOUTS: dict[Verb | None, str] = {
 class ClientConnection:
     """One SMTP (or LMTP) client session, without I/O. See ``docs/engine.md``."""
 
-    __slots__ = ("_closed", "_eof", "_error", "_s")
+    __slots__ = ("_closed", "_eof", "_error", "_reply_timeouts", "_s")
 
     def __init__(self, config: ClientConfig | None = None) -> None:
         config = config if config is not None else ClientConfig()
         self._s = Session(config, config.parser_factory or ReplyParser)
+        # Seconds to wait for the reply to each verb (None: the greeting), looked up
+        # twice per message: one dict, made once from the (immutable) config.
+        timeouts = config.timeouts
+        self._reply_timeouts: dict[Verb | None, float | None] = {
+            verb: getattr(timeouts, _REPLY_TIMEOUTS.get(verb, "other")) for verb in (None, *Verb)
+        }
         self._eof = False
         self._closed = False
         self._error: ProtocolError | None = None
@@ -106,6 +115,21 @@ class ClientConnection:
         return tuple(entry.command for entry in self._s.pending if entry.command is not None)
 
     @property
+    def command_replies(self) -> bool:
+        """Whether replies to MAIL, RCPT and BDAT chunks each produce a
+        ``CommandReply`` event (the default). Set it to False when only the outcome of
+        each transaction matters (``send_many``): those replies are still matched to
+        their commands and checked, and the ``TransactionResult`` lists every one of
+        them, but no event is made for each; every other reply and event is unchanged."""
+        return self._s.command_replies
+
+    @command_replies.setter
+    def command_replies(self, value: bool) -> None:
+        if type(value) is not bool:
+            raise LocalProtocolError(f"command_replies must be a bool, got {type(value).__name__}")
+        self._s.command_replies = value
+
+    @property
     def awaiting_reply(self) -> bool:
         """True while a reply (the greeting included) is due: keep reading."""
         return bool(self._s.pending)
@@ -124,13 +148,11 @@ class ClientConnection:
         state = s.state
         if state is S.ERROR or state is S.CLOSED or state is S.TLS_HANDSHAKE:
             return None
-        timeouts = s.config.timeouts
         pending = s.pending
         if pending:  # asked twice per message: one dict look-up, not a chain of tests
-            field: str = _REPLY_TIMEOUTS.get(pending[0].verb, "other")
-            return getattr(timeouts, field)  # type: ignore[no-any-return]  # all float | None
+            return self._reply_timeouts[pending[0].verb]
         if state is S.CONTENT or state is S.DISCARD_CONTENT:
-            return timeouts.data_block
+            return s.config.timeouts.data_block
         return None
 
     # -- errors -------------------------------------------------------------------------
@@ -290,24 +312,27 @@ class ClientConnection:
         if state is S.ERROR:
             self._raise_if_error(local=True)
         verb = None
-        queued = len(s.pending)
+        pending = s.pending
+        last = pending[-1] if pending else None  # what was queued last, to see a change
         try:
-            verb = VERBS.get(type(command))
-            if verb is None:
-                raise LocalProtocolError(f"not a command: {command!r}")
+            try:
+                verb = VERBS[type(command)]
+            except KeyError:
+                raise LocalProtocolError(f"not a command: {command!r}") from None
             if verb is V.BDAT and command.last:  # type: ignore[attr-defined]  # Bdat
                 verb = V.BDAT_LAST
-            if verb not in _ALLOWED[state]:
+            table = _SEND_TABLE[state]
+            if verb not in table:
                 raise LocalProtocolError(
                     f"{type(command).__name__} cannot be sent in state {state.name}"
                 )
-            if s.pending and verb not in NOT_COMMANDS:
+            if last is not None and verb not in NOT_COMMANDS:
                 check_pipelining(s, command)
             wire = SENDERS[verb](s, command, verb, state)
         except LocalProtocolError as error:
             # A sender refuses before it queues anything (``sending``); the check on
             # ``pending`` makes sure that nothing was queued before the refusal.
-            if verb not in _MID_EXCHANGE and len(s.pending) == queued:
+            if verb not in _MID_EXCHANGE and (pending[-1] if pending else None) is last:
                 raise
             self._fail(error)
             raise
@@ -316,7 +341,7 @@ class ClientConnection:
             raise
         # The one transition on sending (optimistic, ``AFTER_SEND``); every other one
         # is ``Session.enter`` (``ON_OUTCOME``).
-        s.state = _AFTER_SEND.get((state, verb), state)
+        s.state = table[verb]
         return wire
 
     # -- TLS ----------------------------------------------------------------------------

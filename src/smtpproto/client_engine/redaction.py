@@ -20,6 +20,15 @@ alignments' *cores* (``base64_cores``, the characters that encode the secret alo
 are hunted too, and a core found is widened to the whole base64 word around it. The
 lines of a multiline reply are searched as one text as well, so a secret or a base64
 value split over lines (``535-AGFsaWNl`` / ``535 AHMzY3Jl...``) is removed from each.
+
+Letter case: a server may echo the password in another case ("Secret123" shown as
+``SECRET123`` or ``secret123``: an upper-cased log line, a case-folding lookup), so the
+clear forms are hunted without regard to ASCII case, plus the all-upper and all-lower
+forms of a non-ASCII secret (``Pässwort`` as ``PÄSSWORT``). The base64 forms are
+matched exactly: base64 letters are data (``QQ==`` is "A", ``qq==`` is not the same
+octets), so another case is no longer the secret, and folding case would make every
+8-character core match 2^8 times as many strings, redacting innocent base64 (SCRAM
+nonces, salts).
 """
 
 from __future__ import annotations
@@ -59,10 +68,26 @@ def base64_cores(secret: bytes) -> list[bytes]:
     return cores
 
 
-def _alternation(forms: Iterable[bytes]) -> re.Pattern[bytes] | None:
-    """One alternation of ``forms``, longest first (None when there is none)."""
-    ordered = sorted(set(forms), key=len, reverse=True)
-    return re.compile(b"|".join(map(re.escape, ordered))) if ordered else None
+def _alternation(clear: Iterable[bytes], exact: Iterable[bytes]) -> re.Pattern[bytes] | None:
+    """One alternation of the ``clear`` forms (any ASCII case) and the ``exact`` ones
+    (base64: case is data), longest first (None when there is none)."""
+    forms = {form: b"(?i:" + re.escape(form) + b")" for form in clear}
+    for form in exact:
+        forms.setdefault(form, re.escape(form))
+    ordered = sorted(forms, key=len, reverse=True)
+    return re.compile(b"|".join(forms[form] for form in ordered)) if ordered else None
+
+
+def _case_forms(secret: bytes) -> list[bytes]:
+    """``secret`` and, when it is non-ASCII UTF-8, its all-upper and all-lower forms
+    (ASCII letters are matched in any case by the pattern itself)."""
+    if secret.isascii():
+        return [secret]
+    try:
+        text = secret.decode("utf-8")
+    except UnicodeDecodeError:
+        return [secret]
+    return [secret, text.upper().encode("utf-8"), text.lower().encode("utf-8")]
 
 
 def _forms(secrets: Iterable[bytes]) -> list[bytes]:
@@ -79,12 +104,15 @@ REDACTED = b"<redacted>"
 class Redactor:
     """The secrets of one connection, and their removal from server text."""
 
-    __slots__ = ("_cores", "_pattern", "_secrets")
+    __slots__ = ("_cores", "_exact", "_pattern", "_secrets")
 
     def __init__(self) -> None:
         self._secrets: tuple[bytes, ...] = ()
         self._cores: frozenset[bytes] = frozenset()
+        #: Every form, the clear ones in any case: what ``redact``/``reply``/``error`` hide.
         self._pattern: re.Pattern[bytes] | None = None
+        #: Every form exactly as sent: what ``contains_secret`` looks for by default.
+        self._exact: re.Pattern[bytes] | None = None
 
     @property
     def active(self) -> bool:
@@ -92,12 +120,17 @@ class Redactor:
         return self._pattern is not None
 
     def add_secrets(self, secrets: Iterable[bytes]) -> None:
-        """Redact ``secrets`` (and their base64 forms, at any alignment) from now on."""
-        found = [secret for secret in secrets if len(secret) >= MIN_REDACTED_SECRET]
-        found += [base64.b64encode(secret) for secret in found]
-        self._secrets = tuple(dict.fromkeys(self._secrets + tuple(found)))
-        self._cores = frozenset(core for secret in self._secrets for core in base64_cores(secret))
-        self._pattern = _alternation([*_forms(self._secrets), *self._cores])
+        """Redact ``secrets`` (in any letter case, see the module docstring) and their
+        base64 forms (exactly, at any alignment) from now on."""
+        found = tuple(secret for secret in secrets if len(secret) >= MIN_REDACTED_SECRET)
+        self._secrets = tuple(dict.fromkeys(self._secrets + found))
+        encoded = [base64.b64encode(secret) for secret in self._secrets]
+        self._cores = frozenset(
+            core for form in (*self._secrets, *encoded) for core in base64_cores(form)
+        )
+        clear = [form for secret in self._secrets for form in _case_forms(secret)]
+        self._pattern = _alternation(_forms(clear), [*encoded, *self._cores])
+        self._exact = _alternation((), [*_forms(self._secrets), *encoded, *self._cores])
 
     def _spans(self, data: bytes, ends: Sequence[int] = ()) -> list[tuple[int, int]]:
         """Where ``data`` holds a secret: each match, and a base64 core widened to the
@@ -128,11 +161,14 @@ class Redactor:
         """``data`` with every known secret replaced by ``<redacted>``."""
         return _replace(data, self._spans(data))
 
-    def contains_secret(self, data: bytes) -> bool:
+    def contains_secret(self, data: bytes, *, any_case: bool = False) -> bool:
         """True when ``data`` (a decoded challenge) holds a known secret: a server
         echoing it is hostile. Only secrets long enough to hunt count (module
-        docstring): refusing a salt that ends in ``LA==`` failed a good login."""
-        pattern = self._pattern
+        docstring): refusing a salt that ends in ``LA==`` failed a good login. The
+        secret is matched as sent unless ``any_case``: cancelling AUTH LOGIN because
+        the password "password" is in its "Password:" prompt would fail a good login,
+        so only what an event shows is decided in any case."""
+        pattern = self._pattern if any_case else self._exact
         return pattern is not None and pattern.search(data) is not None
 
     def reply(self, reply: Reply) -> Reply:

@@ -131,7 +131,8 @@ def _mail_reply(s: Session, entry: Pending, reply: Reply) -> None:
     txn = entry.txn
     assert txn is not None
     txn.mail_reply = reply
-    s.events.append(_command_reply(txn.mail, reply))
+    if s.command_replies:
+        s.events.append(_command_reply(txn.mail, reply))
     if reply.code // 100 != 2 and txn is s.txn and txn.commands_after_mail == 0:
         s.txn = None
         s.enter(Outcome.MAIL_REFUSED)
@@ -142,7 +143,8 @@ def _rcpt_reply(s: Session, entry: Pending, reply: Reply) -> None:
     txn = entry.txn
     assert txn is not None and entry.command is not None
     txn.record_rcpt(entry.index, reply)
-    s.events.append(_command_reply(entry.command, reply))
+    if s.command_replies:
+        s.events.append(_command_reply(entry.command, reply))
 
 
 def _bdat_reply(s: Session, entry: Pending, reply: Reply) -> None:
@@ -150,7 +152,8 @@ def _bdat_reply(s: Session, entry: Pending, reply: Reply) -> None:
     assert txn is not None and entry.command is not None
     if reply.code // 100 != 2 and txn.data_reply is None:
         txn.data_reply = reply
-    s.events.append(_command_reply(entry.command, reply))
+    if s.command_replies:
+        s.events.append(_command_reply(entry.command, reply))
 
 
 def _other_reply(s: Session, entry: Pending, reply: Reply) -> None:
@@ -246,9 +249,10 @@ def _auth_reply(s: Session, entry: Pending, reply: Reply) -> None:
             challenge: bytes | None = binascii.a2b_base64(text) if text else b""
             if challenge and binascii.b2a_base64(challenge, newline=False) != text:
                 challenge = None  # not canonical base64 (stray characters)
-            elif challenge and s.redactor.contains_secret(challenge):
-                shown = False  # no event shows a secret (§4 rule 11)
-                if mechanism is None or mechanism.sends_secrets:
+            elif challenge and s.redactor.contains_secret(challenge, any_case=True):
+                shown = False  # no event shows a secret, in any case (§4 rule 11)
+                sends = mechanism is None or mechanism.sends_secrets
+                if sends and s.redactor.contains_secret(challenge):
                     challenge = None  # the server echoes a secret: answer "*"
         except (binascii.Error, ValueError):
             challenge = None

@@ -40,6 +40,7 @@ from .events import (
     Xclient,
     Xforward,
 )
+from .proxy import ProxyHeader
 from .session import Pending, Session, Transaction
 from .states import AFTER_CONTENT_END, FINAL_VERBS, GROUP_ENDERS, ClientState, Verb
 from .writers import bdat_header, write_auth, write_auth_response, write_mail, write_rcpt
@@ -72,6 +73,7 @@ VERBS: dict[type[Command], Verb] = {
     UnsafeRawBytes: V.RAW,
     Xclient: V.XCLIENT,
     Xforward: V.XFORWARD,
+    ProxyHeader: V.PROXY,
 }
 _FIXED_WIRE = {
     V.STARTTLS: b"STARTTLS\r\n",
@@ -80,7 +82,7 @@ _FIXED_WIRE = {
     V.QUIT: b"QUIT\r\n",
 }
 #: Verbs that do not wait for the previous reply: they are not commands on their own.
-NOT_COMMANDS = frozenset({V.CONTENT, V.END_OF_CONTENT, V.AUTH_CONTINUE, V.RAW})
+NOT_COMMANDS = frozenset({V.CONTENT, V.END_OF_CONTENT, V.AUTH_CONTINUE, V.RAW, V.PROXY})
 
 
 def check_pipelining(s: Session, command: Command) -> None:
@@ -160,6 +162,7 @@ def _send_raw(s: Session, command: Command, verb: Verb, state: ClientState) -> b
         raise LocalProtocolError(
             "UnsafeRawBytes needs ClientConfig(allow_unsafe_raw=True); it is for testing"
         )
+    s.preface_closed = True  # a PROXY header can no longer be first
     if command.expected_replies:
         remaining = command.expected_replies
         s.pending.append(Pending(verb, command, remaining=remaining))
@@ -167,6 +170,18 @@ def _send_raw(s: Session, command: Command, verb: Verb, state: ClientState) -> b
     if s.transcript is not None:
         s.transcript.wire(wire)
     return wire
+
+
+def _send_proxy(s: Session, command: Command, verb: Verb, state: ClientState) -> bytes:
+    """The PROXY header (HAProxy doc/proxy-protocol.txt §2): the very first bytes of the
+    connection, once; no reply."""
+    assert isinstance(command, ProxyHeader)
+    if s.preface_closed:
+        raise LocalProtocolError("the PROXY header must be the first bytes of the connection")
+    s.preface_closed = True
+    if s.transcript is not None:
+        s.transcript.line("C", command.describe().encode("ascii", "backslashreplace"))
+    return command.to_bytes()
 
 
 def _simple_command(s: Session, command: Command, verb: Verb, state: ClientState) -> bytes:
@@ -331,6 +346,7 @@ SENDERS: dict[Verb, _Sender] = {
     V.AUTH: _auth_command,
     V.AUTH_CONTINUE: _auth_command,
     V.RAW: _send_raw,
+    V.PROXY: _send_proxy,
     V.XCLIENT: _send_attributes,
     V.XFORWARD: _send_attributes,
     **{verb: _simple_command for verb in _FIXED_WIRE},

@@ -148,6 +148,7 @@ class Session:
         "authenticated",
         "caps",
         "challenge",
+        "command_replies",
         "config",
         "encoder",
         "events",
@@ -158,6 +159,7 @@ class Session:
         "parser_factory",
         "pending",
         "pipelining",
+        "preface_closed",
         "rcptmax",
         "redactor",
         "replies",
@@ -181,8 +183,14 @@ class Session:
         self.rcptmax: int | None = None
         self.tls_active = config.tls_policy is TLSPolicy.IMPLICIT
         self.authenticated = False
+        #: Something was sent in GREETING (a PROXY header, raw bytes): no PROXY header
+        #: may follow (it must be the first bytes, ``proxy``).
+        self.preface_closed = False
         #: Replies due, oldest first (RFC 2920 §3.1); the greeting is due at the start.
         self.pending: deque[Pending] = deque([Pending(None, None)])
+        #: False: replies to MAIL, RCPT and BDAT make no ``CommandReply`` (the
+        #: transaction's ``TransactionResult`` still reports every one of them).
+        self.command_replies = True
         #: Events ready for ``next_event``; replies parsed and not yet handled; chunks
         #: received and not yet parsed.
         self.events: deque[Event] = deque()

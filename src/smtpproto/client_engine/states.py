@@ -47,7 +47,8 @@ __all__ = [
 class ClientState(enum.Enum):
     """Where the client session stands (the optimistic sending state)."""
 
-    #: Waiting for the server's greeting (RFC 5321 §3.1): nothing may be sent.
+    #: Waiting for the server's greeting (RFC 5321 §3.1): nothing may be sent but a
+    #: PROXY header first (``proxy``) and raw test bytes.
     GREETING = "GREETING"
     #: Greeted (or TLS just established): EHLO/HELO/LHLO needed (RFC 5321 §4.1.4).
     HELLO = "HELLO"
@@ -105,6 +106,7 @@ class Verb(enum.Enum):
     RAW = "RAW"
     XCLIENT = "XCLIENT"
     XFORWARD = "XFORWARD"
+    PROXY = "PROXY"
 
     __hash__ = object.__hash__  # see ClientState
 
@@ -119,7 +121,7 @@ _HELLOS = frozenset({V.EHLO, V.HELO, V.LHLO})
 #: time outside content; it resets the transaction like RSET.
 ALLOWED: Mapping[ClientState, frozenset[Verb]] = MappingProxyType(
     {
-        S.GREETING: frozenset({V.RAW}),
+        S.GREETING: frozenset({V.RAW, V.PROXY}),
         S.HELLO: _ANYTIME | _HELLOS,
         S.READY: _ANYTIME | _HELLOS | {V.STARTTLS, V.AUTH, V.MAIL, V.XCLIENT, V.XFORWARD},
         S.AUTH_CHALLENGED: frozenset({V.AUTH_CONTINUE}),

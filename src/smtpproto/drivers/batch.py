@@ -13,7 +13,10 @@ same write as message *k+1*'s MAIL, RCPTs and DATA::
 Replies come in command order (the engine's FIFO), so ``TransactionResult`` events
 arrive in message order and are matched to the oldest message still in flight. With
 CHUNKING a message that fits one chunk needs no 354 at all: MAIL, RCPTs and BDAT LAST
-of up to ``max_in_flight`` messages go out before any reply is read. A larger BDAT
+of up to ``max_in_flight`` messages go out before any reply is read; each group written
+while an earlier BDAT LAST is unanswered starts with RSET, since that transaction may
+be left open (``left_open``: every RCPT refused) and a MAIL behind it would be refused
+as nested, or its RCPTs join it (RFC 3030 §2, RFC 5321 §4.1.1.5). A larger BDAT
 message, or any message without PIPELINING, is sent lock-step by ``sendmail``'s own
 drivers once everything before it is answered.
 
@@ -39,12 +42,11 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from ..client_engine.events import (
     NEED_DATA,
     Bdat,
-    Command,
     ConnectionClosed,
     Content,
     Data,
@@ -59,7 +61,7 @@ from ..client_engine.events import (
 from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError
-from .core import left_open, raise_for
+from .core import caller_checked, left_open, raise_for
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
     SMTPConnectError,
@@ -82,6 +84,8 @@ from .support import (
 if TYPE_CHECKING:
     from email.message import Message
 
+    from ..client_engine.capabilities import Capabilities
+
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "BatchDrivers", "BatchItem", "Outcome", "OutcomeCallback"]
 
 #: One message for ``send_many``: (sender, recipients, content) or an email message.
@@ -95,6 +99,10 @@ OutcomeCallback = Callable[[int, Outcome], None]
 #: at most two are: one awaiting its final reply, one its 354).
 DEFAULT_MAX_IN_FLIGHT = 32
 T = TypeVar("T")
+#: Immutable values shared by every batch: the end of the content, and the chunks
+#: after the only one of a small message (an exhausted iterator stays exhausted).
+_END = EndOfContent()
+_NO_CHUNKS: Iterator[bytes] = iter(())
 
 
 @dataclasses.dataclass(slots=True)
@@ -104,7 +112,7 @@ class _Prepared:
     index: int
     rcpts: tuple[str, ...]
     mail: Mail
-    commands: list[Rcpt]
+    commands: list[Rcpt]  # never changed: shared by messages of the same envelope
     first: bytes
     chunks: Iterator[bytes]
     total: int | None
@@ -112,6 +120,32 @@ class _Prepared:
     current: tuple[str, tuple[str, ...]]  # (sender, recipients), for ``Session._current``
     ended: bool = False  # the content's end ('.' or BDAT LAST) was written
     verb: Literal["DATA", "BDAT"] = "DATA"  # how the content went: names a refusal
+
+
+class _Plan:
+    """What one ``send_many`` applies to every tuple message: its options and chunk
+    size, what the capabilities (fixed for the batch: no EHLO comes in it) say about
+    BODY=8BITMIME and SIZE=, and the last small message's envelope values with the
+    message ``_prepare`` made from them (``BatchDrivers._repeated``)."""
+
+    __slots__ = (
+        "chunk_size",
+        "eightbitmime",
+        "options",
+        "prepared",
+        "recipients",
+        "sender",
+        "size_advertised",
+    )
+
+    def __init__(self, options: MailOptions, chunk_size: int, caps: Capabilities | None) -> None:
+        self.options = options
+        self.chunk_size = chunk_size
+        self.eightbitmime = caps is not None and caps.eightbitmime
+        self.size_advertised = caps is not None and caps.size is not None
+        self.sender: str | None = None  # None: nothing remembered
+        self.recipients: str | tuple[str, ...] = ()
+        self.prepared: _Prepared | None = None
 
 
 class _Outcomes:
@@ -134,13 +168,14 @@ class _Outcomes:
 
     def __setitem__(self, index: int, outcome: Outcome) -> None:
         pending = self._pending
+        if index == self._next and not pending:  # the common case: in order
+            self._emit(index, outcome)
+            self._next = index + 1
+            return
         pending[index] = outcome
         while self._next in pending:
             self._emit(self._next, pending.pop(self._next))
             self._next += 1
-
-    def settled(self, index: int) -> bool:
-        return index < self._next or index in self._pending
 
     def settle_rest(self, outcome: Callable[[], Outcome]) -> None:
         """Give every message not settled yet the outcome ``outcome()`` makes."""
@@ -155,6 +190,7 @@ class _Outcomes:
 class BatchDrivers(MailDrivers):
     """``send_many`` over ``MailDrivers`` and ``DriverCore``'s plumbing."""
 
+    @caller_checked
     def send_many(
         self,
         messages: Iterable[BatchItem],
@@ -194,24 +230,22 @@ class BatchDrivers(MailDrivers):
             raise LocalProtocolError("chunking=True needs the CHUNKING extension, not advertised")
         if on_outcome is not None and not callable(on_outcome):
             raise LocalProtocolError("on_outcome must be a callable or None")
-        return self._send_many(
-            iter(messages),
-            options or MailOptions(),
-            pipe,
-            bdat,
-            max_in_flight,
-            chunk_size,
-            on_outcome,
-        )
+        try:
+            items = iter(messages)
+        except TypeError:
+            raise LocalProtocolError(
+                f"send_many needs an iterable of messages, got {type(messages).__name__}"
+            ) from None
+        plan = _Plan(options or MailOptions(), chunk_size, caps)
+        return self._send_many(items, plan, pipe, bdat, max_in_flight, on_outcome)
 
     def _send_many(
         self,
         messages: Iterator[BatchItem],
-        options: MailOptions,
+        plan: _Plan,
         pipe: bool,
         bdat: bool,
         window: int,
-        chunk_size: int,
         on_outcome: OutcomeCallback | None,
     ) -> Driver[list[Outcome]]:
         done: list[Outcome] = []
@@ -222,7 +256,7 @@ class BatchDrivers(MailDrivers):
         self._reset_pending = False
         try:
             yield from self._guard(
-                self._batch(messages, options, pipe, bdat, window, chunk_size, outcomes, inflight)
+                self._batch(messages, plan, pipe, bdat, window, outcomes, inflight)
             )
         except SMTPError as error:
             if not outcomes.count:
@@ -232,18 +266,19 @@ class BatchDrivers(MailDrivers):
         return done
 
     def _next(
-        self,
-        messages: Iterator[BatchItem],
-        options: MailOptions,
-        chunk_size: int,
-        outcomes: _Outcomes,
+        self, messages: Iterator[BatchItem], plan: _Plan, outcomes: _Outcomes
     ) -> _Prepared | None:
         """The next message that can be sent; a message the engine refuses (bad
         address, bad content type) gets ``SMTPProtocolError`` and is skipped."""
+        options, chunk_size = plan.options, plan.chunk_size
         for item in messages:
             index = outcomes.reserve()
             recipients: str | Iterable[str]
             content: ContentSource
+            if type(item) is tuple and len(item) == 3:
+                prepared = _repeated(plan, index, item)
+                if prepared is not None:
+                    return prepared
             try:
                 if isinstance(item, tuple) and len(item) == 3:  # the common case first
                     sender, recipients, content = item
@@ -269,17 +304,21 @@ class BatchDrivers(MailDrivers):
                 continue
             single = single and total is not None and total <= chunk_size
             current = (mail.sender, rcpts)
-            return _Prepared(index, rcpts, mail, commands, first, chunks, total, single, current)
+            prepared = _Prepared(
+                index, rcpts, mail, commands, first, chunks, total, single, current
+            )
+            if single and type(content) is bytes and mail_options is options:
+                _remember(plan, sender, recipients, prepared)
+            return prepared
         return None
 
     def _batch(
         self,
         messages: Iterator[BatchItem],
-        options: MailOptions,
+        plan: _Plan,
         pipe: bool,
         bdat: bool,
         window: int,
-        chunk_size: int,
         outcomes: _Outcomes,
         inflight: deque[_Prepared],
     ) -> Driver[None]:
@@ -288,65 +327,108 @@ class BatchDrivers(MailDrivers):
         waiting: _Prepared | None = None  # sent DATA, its 354 not handled yet
         item: _Prepared | None = None  # taken from the iterable, not sent yet
         exhausted = False
-        while True:
-            can_start = waiting is None and len(inflight) < window
-            if can_start and item is None and not exhausted:
-                if conn.state is not ClientState.READY:
-                    if inflight:  # their results (a 421's) come first
-                        can_start = False
+        ready = ClientState.READY
+        data_command = Data()  # one immutable value for every message
+        # Only transaction outcomes matter here: no CommandReply per MAIL/RCPT/BDAT
+        # (``_lockstep`` turns them back on for ``sendmail``'s drivers).
+        conn.command_replies = False
+        try:
+            while True:
+                can_start = waiting is None and len(inflight) < window
+                if can_start and item is None and not exhausted:
+                    if conn.state is not ready:
+                        if inflight:  # their results (a 421's) come first
+                            can_start = False
+                        else:
+                            yield from self._cannot_continue()
+                    if can_start:
+                        item = self._next(messages, plan, outcomes)
+                        exhausted = item is None
+                if can_start and item is not None:
+                    if not pipe or (bdat and not item.single):
+                        # lock-step: everything before it answered first
+                        if tail:
+                            yield Write(tail, self._write_timeout())
+                            tail = b""
+                        if inflight:
+                            yield from self._batch_read(inflight, outcomes)
+                            continue
+                        yield from self._reset_now()
+                        inflight.append(item)
+                        conn.command_replies = True
+                        yield from self._lockstep(item, pipe, bdat, outcomes)
+                        conn.command_replies = False
+                        inflight.clear()
                     else:
-                        yield from self._cannot_continue()
-                if can_start:
-                    item = self._next(messages, options, chunk_size, outcomes)
-                    exhausted = item is None
-            if can_start and item is not None:
-                if not pipe or (bdat and not item.single):
-                    # lock-step: everything before it answered first
-                    if tail:
-                        yield Write(tail, self._write_timeout())
+                        if bdat and inflight:
+                            # A BDAT LAST still unanswered may leave its transaction
+                            # open (MAIL accepted, every RCPT refused: ``left_open``):
+                            # RSET first, so this MAIL is never refused as nested and
+                            # its RCPTs never join that transaction (RFC 3030 §2,
+                            # RFC 5321 §4.1.1.5).
+                            self._reset_pending = True
+                        if self._reset_pending:
+                            tail += self._reset()
+                        wire = tail + conn.send(item.mail)
+                        for rcpt in item.commands:
+                            wire += conn.send(rcpt)
+                        if bdat:
+                            wire += conn.send(Bdat(data=_crlf(item), last=True))
+                            item.ended = True
+                            item.verb = "BDAT"
+                        else:
+                            wire += conn.send(data_command)
+                            waiting = item
                         tail = b""
-                    if inflight:
-                        yield from self._batch_read(inflight, outcomes)
-                        continue
-                    yield from self._reset_now()
-                    inflight.append(item)
-                    yield from self._lockstep(item, pipe, bdat, outcomes)
-                    inflight.clear()
-                else:
-                    group: list[Command] = [item.mail, *item.commands]
-                    if bdat:
-                        group.append(Bdat(data=_crlf(item), last=True))
-                        item.ended = True
-                        item.verb = "BDAT"
-                    else:
-                        group.append(Data())
-                        waiting = item
-                    wire = tail + self._reset() + b"".join([conn.send(c) for c in group])
+                        inflight.append(item)
+                        yield Write(wire, self._write_timeout())
+                    item = None
+                    continue
+                if tail:
+                    yield Write(tail, self._write_timeout())
                     tail = b""
-                    inflight.append(item)
-                    yield Write(wire, self._write_timeout())
-                item = None
-                continue
-            if tail:
-                yield Write(tail, self._write_timeout())
-                tail = b""
-            if not inflight:
-                if exhausted:
-                    yield from self._reset_now()  # ready for the next transaction
-                    return
-                continue
-            event = yield from self._batch_read(inflight, outcomes)
-            if isinstance(event, ReadyForContent):
-                assert waiting is not None
-                tail = yield from self._content(waiting)
-                waiting = None
-            elif isinstance(event, NoRecipientsAccepted):  # RFC 2920 §3.1: a lone "."
-                assert waiting is not None
-                tail = conn.send(EndOfContent())
-                waiting.ended = True
-                waiting = None
-            elif waiting is not None and outcomes.settled(waiting.index):
-                waiting = None  # its DATA was refused (a result came): no content
+                if not inflight:
+                    if exhausted:
+                        yield from self._reset_now()  # ready for the next transaction
+                        return
+                    continue
+                # The next event, read here rather than in a generator per event.
+                self._current = inflight[0].current
+                event = conn.next_event()
+                if event is NEED_DATA:
+                    resume = False  # one deadline per reply awaited, as in ``_event``
+                    while event is NEED_DATA:
+                        data = yield Read(conn.timeout, resume)
+                        if type(data) is not bytes:
+                            raise TypeError(f"the adapter answered Read with {type(data).__name__}")
+                        conn.receive_data(data)
+                        resume = True
+                        event = conn.next_event()
+                if type(event) is TransactionResult:  # event classes are never subclassed
+                    self._settle_oldest(event, inflight, outcomes)
+                    if waiting is not None and (not inflight or inflight[-1] is not waiting):
+                        waiting = None  # its DATA was refused (a result came): no content
+                elif type(event) is ReadyForContent:
+                    assert waiting is not None
+                    if waiting.single:  # all of it at once: no generator
+                        tail = self._whole_content(waiting)
+                    else:
+                        tail = yield from self._content(waiting)
+                    waiting = None
+                elif type(event) is NoRecipientsAccepted:  # RFC 2920 §3.1: a lone "."
+                    assert waiting is not None
+                    tail = conn.send(_END)
+                    # Its transaction may stay open (``left_open``) and the next MAIL
+                    # goes out before the reply to the ".": RSET first.
+                    self._reset_pending = True
+                    waiting.ended = True
+                    waiting = None
+                else:
+                    self._screen(event)  # a 421, a lost final reply: raises
+                    if type(event) is ConnectionClosed:
+                        raise SMTPConnectError("the server closed the connection during the batch")
+        finally:
+            conn.command_replies = True
 
     def _cannot_continue(self) -> Driver[None]:
         """Nothing in flight but the session cannot take a MAIL: report why (a 421
@@ -375,14 +457,26 @@ class BatchDrivers(MailDrivers):
             event = conn.next_event()
         self._screen(event)
         if isinstance(event, TransactionResult):
-            item = inflight.popleft()
-            assert event.sender == item.mail.sender, "results arrive in message order"
-            outcome = outcomes[item.index] = _outcome(event, item.verb)
-            if isinstance(outcome, SMTPError) and left_open(event, content_ended=item.ended):
-                self._reset_pending = True
+            self._settle_oldest(event, inflight, outcomes)
         elif isinstance(event, ConnectionClosed):
             raise SMTPConnectError("the server closed the connection during the batch")
         return event
+
+    def _settle_oldest(
+        self, result: TransactionResult, inflight: deque[_Prepared], outcomes: _Outcomes
+    ) -> None:
+        """A ``TransactionResult`` settles the oldest message in flight (replies come in
+        command order, RFC 2920 §3.1)."""
+        item = inflight.popleft()
+        assert result.sender == item.mail.sender, "results arrive in message order"
+        try:
+            raise_for(result, item.verb)  # ``verb``: what carried the content (RFC 3030 §2)
+        except (SMTPReplyError, SMTPRecipientsRefused, SMTPProtocolError) as error:
+            outcomes[item.index] = error  # what ``sendmail`` would raise for it
+            if left_open(result, content_ended=item.ended):
+                self._reset_pending = True
+        else:
+            outcomes[item.index] = result
 
     def _reset(self) -> bytes:
         """RSET, when a refused transaction may be open at the server (``left_open``),
@@ -400,6 +494,14 @@ class BatchDrivers(MailDrivers):
             while self.conn.outstanding:
                 yield from self._event()
 
+    def _whole_content(self, item: _Prepared) -> bytes:
+        """``_content`` for a message whose whole content is ``first``: all of it and
+        its end, to go out with the next group."""
+        item.ended = True
+        first = item.first
+        conn = self.conn
+        return (conn.send(Content(data=first)) if first else b"") + conn.send(_END)
+
     def _content(self, item: _Prepared) -> Driver[bytes]:
         """Write the content after the 354 but its end, which is returned (to go out
         with the next group)."""
@@ -410,7 +512,7 @@ class BatchDrivers(MailDrivers):
             wire = conn.send(Content(data=chunk)) if chunk else b""
             if following is None:
                 item.ended = True
-                return wire + conn.send(EndOfContent())
+                return wire + conn.send(_END)
             if wire:
                 yield Write(wire, self._write_timeout())
             chunk = following
@@ -460,6 +562,67 @@ def _session_ended(error: SMTPError, inflight: deque[_Prepared], outcomes: _Outc
     outcomes.settle_rest(lambda: SMTPConnectError(f"not sent, the session ended: {error}"))
 
 
+def _remember(
+    plan: _Plan, sender: str, recipients: str | Iterable[str], prepared: _Prepared
+) -> None:
+    """Keep the envelope ``_prepare`` just made and validated for ``_repeated``: only
+    for exact ``str`` values (compared by value, which decides validity) and options
+    whose DSN NOTIFY is no (mutable) list."""
+    notify = plan.options.notify
+    if type(sender) is not str or not (notify is None or type(notify) is tuple):
+        return
+    if type(recipients) is str:
+        shape: str | tuple[str, ...] = recipients
+    elif type(recipients) in (list, tuple) and all(type(r) is str for r in prepared.rcpts):
+        shape = prepared.rcpts
+    else:
+        return  # an iterator or a custom iterable: taken anew every time
+    plan.sender, plan.recipients, plan.prepared = sender, shape, prepared
+
+
+def _repeated(plan: _Plan, index: int, item: tuple[Any, ...]) -> _Prepared | None:
+    """The common batch: a small ``bytes`` message with the same envelope values as the
+    last one ``_prepare`` validated, so its (immutable) MAIL and RCPT commands are
+    reused without validating the same values again. None: not that case, and the full
+    path decides (and refuses what it refuses)."""
+    was = plan.prepared
+    if was is None:
+        return None
+    sender, recipients, content = item
+    if type(content) is not bytes or len(content) > plan.chunk_size:
+        return None
+    if type(sender) is not str or sender != plan.sender:
+        return None
+    known = plan.recipients
+    if type(recipients) is str:
+        if recipients != known:
+            return None
+    elif type(recipients) is list or type(recipients) is tuple:
+        if type(known) is str or len(recipients) != len(known):
+            return None
+        for given, same in zip(recipients, known, strict=True):
+            if type(given) is not str or given != same:
+                return None
+    else:
+        return None
+    options = plan.options
+    ascii_only = content.isascii()
+    body = options.body
+    if body is None and not ascii_only and plan.eightbitmime:
+        body = "8BITMIME"
+    if not ascii_only and body not in ("8BITMIME", "BINARYMIME"):
+        return None  # the full path refuses it
+    size = options.size
+    if size is None and plan.size_advertised:
+        size = len(content)
+    mail = was.mail
+    if size != mail.size or body != mail.body:
+        return None
+    return _Prepared(
+        index, was.rcpts, mail, was.commands, content, _NO_CHUNKS, len(content), True, was.current
+    )
+
+
 def _message_class() -> type[Message]:
     """``email.message.Message``, imported on first use: ``email`` imports ``time``,
     which the engine layer never does at import time."""
@@ -475,13 +638,3 @@ def _crlf(item: _Prepared) -> bytes:
         return item.first
     ends = LineEndNormalizer()
     return ends.feed(item.first) + ends.finish()
-
-
-def _outcome(result: TransactionResult, verb: Literal["DATA", "BDAT"]) -> Outcome:
-    """The result, or the exception ``sendmail`` would raise for it (``verb``: the
-    command that carried the content, DATA or BDAT, RFC 3030 §2)."""
-    try:
-        raise_for(result, verb)
-    except (SMTPReplyError, SMTPRecipientsRefused, SMTPProtocolError) as error:
-        return error
-    return result

@@ -13,7 +13,9 @@ re-declaring its state.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ..client_engine.events import (
     NEED_DATA,
@@ -41,19 +43,37 @@ from .exceptions import (
     SMTPReplyError,
     SMTPTimeoutError,
 )
-from .support import Driver, Read, Write
+from .support import Driver, MessageDeadlinePassed, Read, Write
 
 if TYPE_CHECKING:
     from ..client_engine.config import ClientConfig
     from ..client_engine.connection import ClientConnection
     from ..wire.reply import Reply
 
-__all__ = ["LAST_WORDS_TIMEOUT", "DriverCore", "left_open", "raise_for"]
+__all__ = ["LAST_WORDS_TIMEOUT", "DriverCore", "caller_checked", "left_open", "raise_for"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 #: Seconds to wait for the server's last words after a failed write.
 LAST_WORDS_TIMEOUT = 1.0
+
+
+def caller_checked(operation: Callable[P, Driver[T]]) -> Callable[P, Driver[T]]:
+    """Decorate a public operation so that a caller mistake it finds when called (a
+    bad option, an argument a command's constructor refuses: ``vrfy("a\\r\\nb")``)
+    raises ``SMTPProtocolError`` (``remote`` false), the type a mistake found while the
+    driver runs (``_guard``) raises: one rule for every operation (docs/design.md §2,
+    "Errors"). Nothing was sent and the session is as it was."""
+
+    @functools.wraps(operation)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> Driver[T]:
+        try:
+            return operation(*args, **kwargs)
+        except LocalProtocolError as error:
+            raise SMTPProtocolError(error) from error
+
+    return checked
 
 
 class DriverCore:
@@ -201,12 +221,20 @@ class DriverCore:
             return None
 
     def _timeout_error(self, error: TimeoutError) -> SMTPTimeoutError:
+        """The ``SMTPTimeoutError`` for a wait that timed out; its message and
+        ``timeout`` name the limit that fired: the message deadline when the adapter
+        says so (``MessageDeadlinePassed``), else the engine's timeout for the step."""
         conn = self.conn
-        timeout = conn.timeout
+        if isinstance(error, MessageDeadlinePassed):
+            timeout: float | None = error.seconds
+            limit = f" (message_timeout of {timeout:g} s passed)"
+        else:
+            timeout = conn.timeout
+            limit = "" if timeout is None else f" ({timeout:g} s)"
         if conn.final_reply_pending and self._current is not None:
             sender, recipients = self._current
             return SMTPDeliveryTimeoutError(
-                "timed out waiting for the reply to the end of the content",
+                "timed out waiting for the reply to the end of the content" + limit,
                 timeout=timeout,
                 sender=sender,
                 recipients=recipients,
@@ -218,7 +246,9 @@ class DriverCore:
             what = f"{type(outstanding[0]).__name__.upper()} reply"
         else:
             what = "the server"
-        return SMTPTimeoutError(f"timed out waiting for {what}", waiting_for=what, timeout=timeout)
+        return SMTPTimeoutError(
+            f"timed out waiting for {what}{limit}", waiting_for=what, timeout=timeout
+        )
 
     # -- engine plumbing ----------------------------------------------------------------
 
@@ -253,12 +283,12 @@ class DriverCore:
         421 raises ``SMTPReplyError``, a lost final reply ``SMTPDeliveryStatusUnknown``
         (RFC 1047)."""
         assert isinstance(event, Event)
-        if isinstance(event, CommandReply):
-            if isinstance(event.command, Rcpt) and event.reply.is_success:
+        if type(event) is CommandReply:  # event classes are never subclassed
+            if type(event.command) is Rcpt and event.reply.is_success:
                 self._rcpt_accepted += 1
-        elif isinstance(event, ServiceClosing):
+        elif type(event) is ServiceClosing:
             raise SMTPReplyError(event.reply)
-        elif isinstance(event, DeliveryStatusUnknown):
+        elif type(event) is DeliveryStatusUnknown:
             raise SMTPDeliveryStatusUnknown(
                 event.reason, sender=event.sender, recipients=event.recipients
             )
@@ -284,13 +314,16 @@ def raise_for(result: TransactionResult, verb: str) -> None:
     sender, data = result.sender_reply, result.data_reply
     if (
         data is not None
-        and data.is_success
+        and data.code // 100 == 2  # RFC 5321 §4.2.1: 2yz, as ``Reply.is_success``
         and sender is not None
-        and sender.is_success
+        and sender.code // 100 == 2
         and not result.lmtp_replies
-        and all(reply.is_success for _, reply in result.recipients)
     ):
-        return  # the common case: everything accepted
+        for _, rcpt_reply in result.recipients:
+            if rcpt_reply.code // 100 != 2:
+                break
+        else:
+            return  # the common case: everything accepted
     steps = [("MAIL", result.sender_reply)]
     steps += [("RCPT", reply) for _, reply in result.recipients]
     steps += [(verb, result.data_reply)]

@@ -46,7 +46,7 @@ from ..client_engine.events import (
 from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError, ProtocolError
-from .core import DriverCore, left_open, raise_for
+from .core import DriverCore, caller_checked, left_open, raise_for
 from .downgrade import seven_bit_copy
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
@@ -83,9 +83,19 @@ MailStage = Literal["mail", "rcpt", "data"]
 MAIL_STAGES: tuple[MailStage, ...] = ("mail", "rcpt", "data")
 
 
+def _check_progress(progress: object) -> None:
+    """Refuse a ``progress`` that is not a callable before anything is sent (it would
+    fail only after the first chunk went out, leaving the content half-sent)."""
+    if progress is not None and not callable(progress):
+        raise LocalProtocolError(
+            f"progress must be a callable or None, got {type(progress).__name__}"
+        )
+
+
 class MailDrivers(DriverCore):
     """``sendmail`` and ``send_message`` over ``DriverCore``'s plumbing."""
 
+    @caller_checked
     def sendmail(
         self,
         sender: str,
@@ -135,6 +145,7 @@ class MailDrivers(DriverCore):
             )
         if stop_after == "data" and chunking:
             raise LocalProtocolError("stop_after='data' stops at DATA's 354: not with chunking")
+        _check_progress(progress)
         return self._guard(
             self._sendmail(
                 sender,
@@ -149,6 +160,7 @@ class MailDrivers(DriverCore):
             )
         )
 
+    @caller_checked
     def send_message(
         self,
         msg: Message,
@@ -168,6 +180,7 @@ class MailDrivers(DriverCore):
         first (quoted-printable for text, base64 otherwise; RFC 2047 headers; see
         ``drivers.downgrade``) unless ``options.body`` is given. Results and exceptions
         as ``sendmail``."""
+        _check_progress(progress)
         return self._guard(
             self._send_message(
                 msg, sender, recipients, options or MailOptions(), pipelining, chunking, progress

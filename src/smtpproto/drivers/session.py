@@ -103,11 +103,12 @@ from ..client_engine.events import (
     Xclient,
     Xforward,
 )
+from ..client_engine.proxy import ProxyHeader
 from ..sasl.base import ChannelBinding, ClientMechanism
 from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.reply import Reply
 from .batch import BatchDrivers
-from .core import LAST_WORDS_TIMEOUT
+from .core import LAST_WORDS_TIMEOUT, caller_checked
 from .exceptions import (
     SMTPProtocolError,
     SMTPReplyError,
@@ -165,7 +166,8 @@ class Session(BatchDrivers):
     """The drivers over one ``ClientConnection``. See the module docstring.
 
     ``server_hostname`` is the name TLS verifies (and SNI sends); ``local_hostname``
-    the EHLO argument (see ``hello_name``).
+    the EHLO argument (see ``hello_name``); ``proxy_header`` a PROXY protocol header
+    that ``open`` writes first (before implicit TLS and the greeting).
     """
 
     def __init__(
@@ -174,11 +176,17 @@ class Session(BatchDrivers):
         *,
         server_hostname: str | None = None,
         local_hostname: str = "localhost",
+        proxy_header: ProxyHeader | None = None,
     ) -> None:
         config = config if config is not None else ClientConfig()
         super().__init__(config, ClientConnection(config))
         self.server_hostname = server_hostname
         self.local_hostname = local_hostname
+        if proxy_header is not None and not isinstance(proxy_header, ProxyHeader):
+            raise LocalProtocolError(
+                f"proxy_header must be a ProxyHeader, got {type(proxy_header).__name__}"
+            )
+        self.proxy_header = proxy_header
         #: Channel binding of the TLS layer (for ``SCRAM-*-PLUS``), once TLS is up.
         self.channel_binding: ChannelBinding | None = None
         #: The last greeting or EHLO/HELO reply.
@@ -193,11 +201,13 @@ class Session(BatchDrivers):
 
     # -- operations ---------------------------------------------------------------------
 
+    @caller_checked
     def open(self, until: OpenStage | None = None) -> Driver[Reply]:
-        """Greeting, EHLO (HELO when EHLO is not supported and the policy allows), then
-        STARTTLS per the TLS policy and EHLO again (RFC 3207 §4.2). Returns the last
-        hello reply. A refused greeting raises ``SMTPReplyError``; a REQUIRED policy
-        that cannot be met raises ``SMTPTLSError`` (RFC 3207 §4.1, RFC 8314).
+        """The PROXY header if any, greeting, EHLO (HELO when EHLO is not supported and
+        the policy allows), then STARTTLS per the TLS policy and EHLO again (RFC 3207
+        §4.2). Returns the last hello reply. A refused greeting raises
+        ``SMTPReplyError``; a REQUIRED policy that cannot be met raises
+        ``SMTPTLSError`` (RFC 3207 §4.1, RFC 8314).
 
         ``until`` stops early, the session still usable (QUIT may follow):
         ``"greeting"`` after the greeting (returned; under implicit TLS the handshake
@@ -213,6 +223,8 @@ class Session(BatchDrivers):
 
     def _open(self, until: OpenStage | None) -> Driver[Reply]:
         policy = self.config.tls_policy
+        if self.proxy_header is not None:  # the first bytes, in cleartext (proxy-protocol §2)
+            yield from self._send(self.proxy_header)
         if policy is TLSPolicy.IMPLICIT:
             self.channel_binding = yield UpgradeTLS(
                 self.server_hostname, self.config.timeouts.other
@@ -278,6 +290,7 @@ class Session(BatchDrivers):
         self._check_tls_unavailable()
         return event.reply
 
+    @caller_checked
     def login(
         self,
         username: str,
@@ -326,18 +339,22 @@ class Session(BatchDrivers):
             elif isinstance(event, AuthFailed):
                 raise SMTPReplyError(event.reply, command="AUTH")
 
+    @caller_checked
     def noop(self) -> Driver[Reply]:
         """NOOP (RFC 5321 §4.1.1.9)."""
         return self._guard(self._simple(Noop(), "NOOP"))
 
+    @caller_checked
     def rset(self) -> Driver[Reply]:
         """RSET (RFC 5321 §4.1.1.5)."""
         return self._guard(self._simple(Rset(), "RSET"))
 
+    @caller_checked
     def vrfy(self, address: str) -> Driver[Reply]:
         """VRFY (RFC 5321 §4.1.1.6); 252 ("cannot verify") is a success reply."""
         return self._guard(self._simple(Vrfy(argument=address), "VRFY"))
 
+    @caller_checked
     def xclient(self, attributes: Mapping[str, str]) -> Driver[Reply]:
         """XCLIENT (Postfix XCLIENT_README): override NAME, ADDR, PORT, PROTO, HELO,
         LOGIN, DESTADDR, DESTPORT as the server sees the client. The 220 reply is a new
@@ -353,12 +370,14 @@ class Session(BatchDrivers):
         yield from self._hello()
         return reply
 
+    @caller_checked
     def xforward(self, attributes: Mapping[str, str]) -> Driver[Reply]:
         """XFORWARD (Postfix XFORWARD_README): the original client's NAME, ADDR, PORT,
         PROTO, HELO, IDENT, SOURCE for the next mail transaction. Returns the 250
         reply; a refusal raises ``SMTPReplyError``."""
         return self._guard(self._simple(Xforward(attributes=attributes), "XFORWARD"))
 
+    @caller_checked
     def quit(self) -> Driver[Reply]:
         """QUIT (RFC 5321 §4.1.1.10); the adapter closes the transport afterwards."""
         return self._guard(self._simple(Quit(), "QUIT"))

@@ -24,6 +24,7 @@ __all__ = [
     "ContentSource",
     "Driver",
     "MailOptions",
+    "MessageDeadlinePassed",
     "ProgressCallback",
     "Read",
     "Request",
@@ -88,6 +89,17 @@ class UpgradeTLS:
 
     server_hostname: str | None
     timeout: float | None
+
+
+class MessageDeadlinePassed(TimeoutError):
+    """What an adapter throws into a driver when the per-message deadline
+    (``message_timeout``, ``seconds`` long), not the request's own RFC 5321 §4.5.3.2
+    timeout, ended the wait: the driver's ``SMTPTimeoutError`` then names that
+    deadline, not the step's timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the message deadline of {seconds:g} s passed")
+        self.seconds = seconds
 
 
 Request = Write | Read | UpgradeTLS

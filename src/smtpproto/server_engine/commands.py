@@ -32,10 +32,12 @@ from ..wire.parsing import (
     xtext_decode,
 )
 from ..wire.reply import Reply
+from .config import MAX_LIMIT_VALUE
 from .events import AuthCancelled, AuthRequested, AuthResponse, MailReceived, RcptReceived
 
 __all__ = [
     "REDACTED",
+    "advertised_limits",
     "claims_auth",
     "decode_auth_response",
     "fast_command",
@@ -79,6 +81,18 @@ def parse_extensions(reply: Reply) -> dict[str, str]:
         if keyword:
             extensions[keyword.upper()] = params.strip()
     return extensions
+
+
+def advertised_limits(extensions: dict[str, str]) -> tuple[int | None, int | None]:
+    """The (RCPTMAX, MAILMAX) of the LIMITS keyword the caller advertised (RFC 9422
+    §4.1, §4.2: ``name=value``, names case-insensitive, a value of 1 to 6 digits);
+    ``None`` where it advertised none or a malformed one."""
+    found: dict[str, int] = {}
+    for param in extensions.get("LIMITS", "").split():
+        name, equals, value = param.partition("=")
+        if equals and _DIGITS.fullmatch(value) and 0 < int(value) <= MAX_LIMIT_VALUE:
+            found.setdefault(name.upper(), int(value))
+    return found.get("RCPTMAX"), found.get("MAILMAX")
 
 
 def split_verb(line: bytes) -> tuple[str, bytes]:

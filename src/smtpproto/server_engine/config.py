@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_MAX_PIPELINED_INPUT",
     "DEFAULT_MAX_RECIPIENTS",
     "DEFAULT_SERVER_TIMEOUT",
+    "MAX_LIMIT_VALUE",
     "ServerConfig",
 ]
 
@@ -38,6 +39,9 @@ DEFAULT_MAX_AUTH_LINE = 12288
 #: RFC 5321 §4.5.3.1.8: "The minimum total number of recipients that MUST be buffered
 #: is 100 recipients." Past the bound RCPT is refused with 452 4.5.3 (§4.5.3.1.10).
 DEFAULT_MAX_RECIPIENTS = 1000
+
+#: RFC 9422 §4.1, §4.2: a LIMITS value (MAILMAX, RCPTMAX) is 1 to 6 digits.
+MAX_LIMIT_VALUE = 999_999
 
 #: Unread input the connection holds while the caller has not replied to the current
 #: command (PIPELINING, RFC 2920). A conforming client waits after a group-ending command,

@@ -50,6 +50,7 @@ from ..wire.parsing import parse_domain
 from ..wire.reply import Reply
 from .commands import (
     REDACTED,
+    advertised_limits,
     claims_auth,
     decode_auth_response,
     fast_command,
@@ -99,6 +100,7 @@ from .replies import (
     synchronization_error,
     syntax_error,
     too_many_recipients,
+    too_many_transactions,
 )
 from .states import (
     ALLOWED,
@@ -159,6 +161,12 @@ class ServerConnection:
         self._replies_due = 1
         self._pending_event: ServerEvent | None = None
         self._extensions: dict[str, str] = {}
+        #: The recipients one transaction takes: ``max_recipients``, or the advertised
+        #: LIMITS RCPTMAX when lower; the advertised MAILMAX and the MAIL commands
+        #: counted against it since the session (re)started (RFC 9422 §4.1, §4.2).
+        self._rcpt_bound = self.config.max_recipients
+        self._mail_bound: int | None = None
+        self._mail_commands = 0
         self._mail: MailReceived | None = None
         self._recipients: list[str] = []
         self._bdat_used = False
@@ -375,6 +383,8 @@ class ServerConnection:
             self.authenticated = False
             self.client_name = None
             self._extensions = {}
+            self._set_limits()
+            self._mail_commands = 0
             self._clear_transaction()
             self._state = _S.CONNECTED
         except BaseException:
@@ -392,6 +402,7 @@ class ServerConnection:
             assert isinstance(event, (EhloReceived, HeloReceived))
             self.client_name = event.domain
             self._extensions = parse_extensions(reply) if kind == "ehlo" else {}
+            self._set_limits()
             self._clear_transaction()
             self._state = _S.READY
         elif kind == "mail" and ok:
@@ -439,6 +450,13 @@ class ServerConnection:
         if kind == "rejected":
             return self._verb not in _PIPELINABLE_VERBS
         return kind == "other" and not isinstance(self._pending_event, HelpReceived)
+
+    def _set_limits(self) -> None:
+        """Hold the client to the LIMITS of the EHLO reply in force (RFC 9422 §4: the
+        limits the server "intends to apply"), within the config's own bound."""
+        rcptmax, self._mail_bound = advertised_limits(self._extensions)
+        bound = self.config.max_recipients
+        self._rcpt_bound = bound if rcptmax is None else min(rcptmax, bound)
 
     def _clear_transaction(self) -> None:
         self._mail = None
@@ -614,12 +632,14 @@ class ServerConnection:
         the line to ``_command`` (a refusal, a limit, DATA after BDAT ...)."""
         state = self._state
         if verb == b"MAIL":
-            if state is not _S.READY:
+            bound = self._mail_bound  # RFC 9422 §4.1: every MAIL counts
+            if state is not _S.READY or (bound is not None and self._mail_commands >= bound):
                 return None
+            self._mail_commands += 1
             event: ServerEvent = MailReceived(sender=mailbox, params=_NO_PARAMS)
             kind = "mail"
         elif verb == b"RCPT":
-            if state not in _TRANSACTION or len(self._recipients) >= self.config.max_recipients:
+            if state not in _TRANSACTION or len(self._recipients) >= self._rcpt_bound:
                 return None
             event, kind = RcptReceived(recipient=mailbox, params=_NO_PARAMS), "rcpt"
         elif verb == b"DATA":
@@ -659,11 +679,16 @@ class ServerConnection:
                 return self._expect("helo", HeloReceived(domain=domain))
             return self._expect("ehlo", EhloReceived(domain=domain, lmtp=verb == "LHLO"))
         if verb == "MAIL":
+            # RFC 9422 §4.1: MAILMAX counts every MAIL command, accepted or not.
+            self._mail_commands += 1
+            if self._mail_bound is not None and self._mail_commands > self._mail_bound:
+                reason = f"more than LIMITS MAILMAX={self._mail_bound} transactions"
+                return self._reject(too_many_transactions(), reason, line)
             return self._expect(
                 "mail", parse_mail(args, self._extensions, self.config.max_message_size)
             )
         if verb == "RCPT":
-            if len(self._recipients) >= self.config.max_recipients:
+            if len(self._recipients) >= self._rcpt_bound:
                 return self._reject(too_many_recipients(), "too many recipients", line)
             assert self._mail is not None
             return self._expect("rcpt", parse_rcpt(args, self._extensions, self._mail.smtputf8))

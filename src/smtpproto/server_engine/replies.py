@@ -13,6 +13,7 @@ import base64
 from collections.abc import Iterable
 
 from ..wire.reply import Reply
+from .config import MAX_LIMIT_VALUE
 
 __all__ = [
     "auth_cancelled",
@@ -28,6 +29,7 @@ __all__ = [
     "greeting",
     "helo_reply",
     "help_reply",
+    "limits_keyword",
     "line_too_long",
     "mailbox_unavailable",
     "message_too_large",
@@ -42,6 +44,7 @@ __all__ = [
     "synchronization_error",
     "syntax_error",
     "too_many_recipients",
+    "too_many_transactions",
     "transaction_failed",
 ]
 
@@ -198,6 +201,32 @@ def bad_sequence(message: str = "Bad sequence of commands") -> Reply:
 def too_many_recipients() -> Reply:
     """452 too many recipients (RFC 5321 §4.5.3.1.10, RFC 3463 4.5.3)."""
     return _reply(452, "4.5.3 Too many recipients")
+
+
+def too_many_transactions() -> Reply:
+    """451 to a MAIL past the session's LIMITS MAILMAX (RFC 9422 §4.1; RFC 3463 4.5.3
+    "too many recipients" is the closest code, the one Oracle Messaging Server, by the
+    RFC's author, answers ``451 4.5.3 No more transactions allowed``): temporary, so the
+    client sends the rest on a new connection."""
+    return _reply(451, "4.5.3 Too many transactions in this session, try a new connection")
+
+
+def limits_keyword(*, rcptmax: int | None = None, mailmax: int | None = None) -> str | None:
+    """The LIMITS EHLO keyword announcing ``rcptmax`` (most RCPT commands per
+    transaction) and ``mailmax`` (most MAIL commands per session), RFC 9422 §3, §4.1,
+    §4.2; ``None`` when both are ``None``. ``ServerConnection`` enforces what the EHLO
+    reply announces (452 4.5.3 past RCPTMAX, ``too_many_transactions`` past MAILMAX).
+    ``ValueError`` for a value that is no int in 1..999999."""
+    pairs = []
+    for name, value in (("RCPTMAX", rcptmax), ("MAILMAX", mailmax)):
+        if value is None:
+            continue
+        if type(value) is not int or not 0 < value <= MAX_LIMIT_VALUE:
+            raise ValueError(
+                f"{name.lower()} must be an int in 1..{MAX_LIMIT_VALUE}, got {value!r}"
+            )
+        pairs.append(f"{name}={value}")
+    return "LIMITS " + " ".join(pairs) if pairs else None
 
 
 def message_too_large() -> Reply:

@@ -1,0 +1,152 @@
+"""The server rows: Postfix's ``smtp-source`` sends to a server; the server's CPU counts.
+
+Every server runs in a process of its own, started once for the whole run
+(``running``) and fed by ``smtp-source -d -s SESSIONS -m COUNT -l LENGTH`` once per
+round (``source_session``): ``SESSIONS`` parallel connections, each sending message
+after message without disconnecting, ``LENGTH`` octets of body each. The sample's
+``cpu`` is the CPU time the server's process tree used over that span
+(``measure.tree_cpu``: the server and any worker processes it started), its wall time
+is smtp-source's from start to exit, and ``extra["client_cpu"]`` is smtp-source's own.
+
+Rows (``ROWS``):
+
+* ``smtp-sink`` — Postfix's C sink, the in-run reference: what the loopback and
+  smtp-source allow;
+* ``built-in (drop)`` / ``aiosmtpd (drop)`` — ``servers.py builtin-drop`` /
+  ``aiosmtpd-drop``: each message answered 250 and dropped;
+* ``serve --maildir`` / ``aiosmtpd maildir`` — ``python -m smtpproto serve --maildir``
+  (``-q --no-starttls``) / ``servers.py aiosmtpd-maildir``: each message written to a
+  Maildir of its own under the run's temporary folder;
+* ``serve --maildir --workers N`` — the same with ``serve``'s multi-process mode,
+  ``N`` = the number of CPUs; only when ``smtpproto serve --help`` lists
+  ``--workers`` (``workers_note`` says why it is missing otherwise).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from measure import Sample, run_program, tree_cpu
+from peers import HOST, find_postfix_tool, free_port, listening, smtp_sink
+
+__all__ = ["ROWS", "Server", "SourceLoad", "running", "source_session", "workers_note"]
+
+SERVERS_SCRIPT = Path(__file__).resolve().parent / "servers.py"
+WORKERS = os.cpu_count() or 2
+TIMEOUT = 600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    """A running server: where it listens and the process id its CPU is read from."""
+
+    host: str
+    port: int
+    pid: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceLoad:
+    """What smtp-source sends per measurement: ``count`` messages of ``length`` body
+    octets over ``sessions`` parallel connections."""
+
+    count: int
+    sessions: int = 4
+    length: int = 1024
+
+
+Start = Callable[[Path], contextlib.AbstractContextManager[Server]]
+
+
+@contextlib.contextmanager
+def _program(argv: Sequence[str], port: int, name: str) -> Iterator[Server]:
+    with listening(argv, port, name) as process:
+        yield Server(HOST, port, process.pid)
+
+
+@contextlib.contextmanager
+def _sink(_: Path) -> Iterator[Server]:
+    with smtp_sink() as sink:
+        yield Server(sink.host, sink.port, sink.pid)
+
+
+def _python_server(kind: str, *extra: str) -> Start:
+    def start(folder: Path) -> contextlib.AbstractContextManager[Server]:
+        port = free_port()
+        args = [str(folder / arg) for arg in extra]
+        return _program([sys.executable, str(SERVERS_SCRIPT), kind, str(port), *args], port, kind)
+
+    return start
+
+
+def _serve(*options: str) -> Start:
+    def start(folder: Path) -> contextlib.AbstractContextManager[Server]:
+        port = free_port()
+        argv = [sys.executable, "-m", "smtpproto", "serve", "--host", HOST, "--port", str(port)]
+        argv += ["-q", "--no-starttls", "--maildir", str(folder / "serve-maildir"), *options]
+        return _program(argv, port, "smtpproto serve")
+
+    return start
+
+
+def _serve_help() -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "smtpproto", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def workers_note() -> str | None:
+    """``None`` when ``serve`` has ``--workers``; else why that row is not measured."""
+    if "--workers" in _serve_help():
+        return None
+    return "serve has no --workers option on this tree: the multi-process row is not measured"
+
+
+ROWS: dict[str, Start] = {
+    "smtp-sink": _sink,
+    "built-in (drop)": _python_server("builtin-drop"),
+    "aiosmtpd (drop)": _python_server("aiosmtpd-drop"),
+    "serve --maildir": _serve(),
+    "aiosmtpd maildir": _python_server("aiosmtpd-maildir", "aiosmtpd-maildir"),
+    f"serve --maildir --workers {WORKERS}": _serve("--workers", str(WORKERS)),
+}
+WORKERS_ROW = f"serve --maildir --workers {WORKERS}"
+
+
+@contextlib.contextmanager
+def running(names: Sequence[str], folder: Path) -> Iterator[dict[str, Server]]:
+    """Start the servers ``names`` (rows of ``ROWS``), each with ``folder`` for its
+    files; all are stopped when the block ends."""
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(ROWS[name](folder)) for name in names}
+
+
+def source_session(server: Server, load: SourceLoad) -> Sample:
+    """One smtp-source run against ``server``: the server's CPU over it, smtp-source's
+    wall time and (as ``client_cpu``) its CPU."""
+    argv = [
+        str(find_postfix_tool("smtp-source")),
+        "-d",
+        "-s", str(load.sessions),
+        "-m", str(load.count),
+        "-l", str(load.length),
+        "-M", "bench.example",
+        "-f", "bench@example.test",
+        "-t", "sink@example.test",
+        f"{server.host}:{server.port}",
+    ]  # fmt: skip
+    before = tree_cpu(server.pid)
+    client = run_program(argv, load.count, TIMEOUT)
+    used = tree_cpu(server.pid) - before
+    return Sample(load.count, client.wall, used, {"client_cpu": client.cpu})

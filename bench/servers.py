@@ -1,0 +1,114 @@
+"""Python SMTP servers for the server-role rows, each run as its own process.
+
+Usage: ``python bench/servers.py KIND PORT [MAILDIR]`` serves on ``127.0.0.1:PORT``
+until SIGTERM. Kinds:
+
+* ``builtin-drop`` — smtpproto's ``SMTPServer`` (no STARTTLS, no transcript) whose
+  policy answers each complete message ``250`` without keeping it (``DropSession``);
+* ``aiosmtpd-drop`` — aiosmtpd's ``SMTP`` whose handler answers ``250`` in
+  ``handle_DATA`` without keeping the message;
+* ``aiosmtpd-maildir`` — aiosmtpd writing each message's content, as received, into
+  ``MAILDIR`` the way ``smtpproto serve --maildir`` does (``builtin_server/storage.py``):
+  a file in tmp/, then a rename into new/, no fsync. aiosmtpd's own ``Mailbox``
+  handler is not used: it parses every message into an ``email`` object and
+  ``mailbox.Maildir`` fsyncs each file, which would measure the ``email`` package and
+  the disk rather than the server.
+
+Each runs in a fresh process, so the parent can read exactly this server's CPU time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import Session as AiosmtpdSession
+
+from smtpproto import MessageComplete, Reply
+from smtpproto.server import Session, SMTPServer
+
+__all__ = ["KINDS", "DropSession", "main"]
+
+HOST = "127.0.0.1"
+
+
+class DropSession(Session):
+    """The built-in server's policy, except that a complete message is not kept."""
+
+    def message(self, event: MessageComplete, data: bytes) -> Reply:
+        return Reply(250, (b"2.0.0 Ok: dropped",))
+
+
+class _AiosmtpdDrop:
+    async def handle_DATA(self, server: SMTP, session: AiosmtpdSession, envelope: Envelope) -> str:
+        return "250 2.0.0 Ok: dropped"
+
+
+class _AiosmtpdMaildir:
+    def __init__(self, path: str) -> None:
+        self.root = Path(path)
+        for sub in ("tmp", "new", "cur"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self.suffix = f"{os.getpid()}.{{}}.{socket.gethostname().replace('/', '_')}"
+        self.counter = 0
+
+    async def handle_DATA(self, server: SMTP, session: AiosmtpdSession, envelope: Envelope) -> str:
+        content = envelope.original_content
+        if not isinstance(content, bytes):
+            return "451 4.3.0 no content"
+        self.counter += 1
+        name = f"{int(time.time())}." + self.suffix.format(self.counter)
+        temporary = self.root / "tmp" / name
+        temporary.write_bytes(content)
+        temporary.rename(self.root / "new" / name)
+        return "250 2.0.0 Ok: stored"
+
+
+async def _builtin_drop(port: int, _: list[str]) -> None:
+    server = SMTPServer(host=HOST, port=port, starttls=False, session_class=DropSession)
+    async with server:
+        await server.serve_forever()
+
+
+async def _aiosmtpd(handler: object, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(handler, hostname="bench.example"), HOST, port)
+    async with server:
+        await server.serve_forever()
+
+
+async def _aiosmtpd_drop(port: int, _: list[str]) -> None:
+    await _aiosmtpd(_AiosmtpdDrop(), port)
+
+
+async def _aiosmtpd_maildir(port: int, rest: list[str]) -> None:
+    await _aiosmtpd(_AiosmtpdMaildir(rest[0]), port)
+
+
+KINDS: dict[str, Callable[[int, list[str]], Coroutine[Any, Any, None]]] = {
+    "builtin-drop": _builtin_drop,
+    "aiosmtpd-drop": _aiosmtpd_drop,
+    "aiosmtpd-maildir": _aiosmtpd_maildir,
+}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] not in KINDS or not argv[1].isdigit():
+        print(f"usage: servers.py {{{','.join(KINDS)}}} PORT [MAILDIR]", file=sys.stderr)
+        return 2
+    if argv[0] == "aiosmtpd-maildir" and len(argv) != 3:
+        print("aiosmtpd-maildir needs MAILDIR", file=sys.stderr)
+        return 2
+    asyncio.run(KINDS[argv[0]](int(argv[1]), argv[2:]))  # until SIGTERM
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

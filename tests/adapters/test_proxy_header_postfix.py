@@ -1,0 +1,108 @@
+"""The PROXY header against a real receiver: a private Postfix smtpd with
+``smtpd_upstream_proxy_protocol = haproxy`` (``interop/peers_postfix.py``), from every
+client. Postfix must *use* the address in the header: its client restriction refuses
+the proxied 192.0.2.66 / 2001:db8::66 (the 554 names the address) and accepts any
+other, and its log names the proxied client; v2 LOCAL makes it use the real connection's
+address (127.0.0.1); v1 UNKNOWN it refuses with 421."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from interop.peers_postfix import REFUSAL_TEXT, REFUSED, PostfixPeer
+from smtpproto import ProxyHeader
+from smtpproto.exceptions import SMTPRecipientsRefused, SMTPReplyError
+
+from .facade import SyncClient
+
+MakeClient = Callable[..., SyncClient]
+MESSAGE = b"Subject: proxied\r\n\r\nbody\r\n"
+ADDRESSES = {"TCP4": ("192.0.2.7", "198.51.100.25"), "TCP6": ("2001:db8::7", "2001:db8::25")}
+
+
+def _header(version: int, source: str, destination: str, port: int) -> ProxyHeader:
+    return ProxyHeader(
+        version=version,  # type: ignore[arg-type]
+        source=source,
+        source_port=port,
+        destination=destination,
+        destination_port=25,
+    )
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("family", ["TCP4", "TCP6"])
+def test_postfix_accepts_and_logs_the_proxied_client(
+    make_client: MakeClient, postfix_proxy: PostfixPeer, version: int, family: str, adapter: str
+) -> None:
+    source, destination = ADDRESSES[family]
+    port = 40000 + 10 * version + len(adapter)  # one per case, to find its log line
+    header = _header(version, source, destination, port)
+    with make_client(
+        host=postfix_proxy.host,
+        port=postfix_proxy.port,
+        tls="none",
+        timeout=20,
+        proxy_header=header,
+    ) as client:
+        result = client.sendmail("a@example.net", ["b@example.org"], MESSAGE)
+    assert [reply.code for _, reply in result.recipients] == [250]
+    postfix_proxy.wait_for_log(f"connect from unknown[{source}]:{port}")
+    postfix_proxy.wait_for_log(f"client=unknown[{source}]:{port}")  # the queued message
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("refused", REFUSED)
+def test_postfix_refuses_the_proxied_address_it_was_told_to(
+    make_client: MakeClient, postfix_proxy: PostfixPeer, version: int, refused: str
+) -> None:
+    destination = "198.51.100.25" if "." in refused else "2001:db8::25"
+    header = _header(version, refused, destination, 40100)
+    with (
+        make_client(
+            host=postfix_proxy.host,
+            port=postfix_proxy.port,
+            tls="none",
+            timeout=20,
+            proxy_header=header,
+        ) as client,
+        pytest.raises(SMTPRecipientsRefused) as info,
+    ):
+        client.sendmail("a@example.net", ["b@example.org"], MESSAGE)
+    (reply,) = info.value.refused.values()
+    assert reply.code == 554
+    assert f"unknown[{refused}]" in reply.text and REFUSAL_TEXT in reply.text
+
+
+def test_v2_local_uses_the_real_address(
+    make_client: MakeClient, postfix_proxy: PostfixPeer
+) -> None:
+    with make_client(
+        host=postfix_proxy.host,
+        port=postfix_proxy.port,
+        tls="none",
+        timeout=20,
+        proxy_header=ProxyHeader(version=2, command="LOCAL"),
+    ) as client:
+        result = client.sendmail("a@example.net", ["b@example.org"], MESSAGE)
+        assert [reply.code for _, reply in result.recipients] == [250]
+    postfix_proxy.wait_for_log("connect from unknown[127.0.0.1]")
+
+
+def test_postfix_refuses_v1_unknown(make_client: MakeClient, postfix_proxy: PostfixPeer) -> None:
+    """Postfix 3.7 answers ``PROXY UNKNOWN`` with 421 (the spec warns that receivers
+    may reject it: senders should not use it): the greeting is refused."""
+    client = make_client(
+        host=postfix_proxy.host,
+        port=postfix_proxy.port,
+        tls="none",
+        timeout=20,
+        proxy_header=ProxyHeader(family="UNKNOWN"),
+    )
+    with pytest.raises(SMTPReplyError) as info:
+        client.connect()
+    assert info.value.reply.code == 421
+    client.close()
+    postfix_proxy.wait_for_log("bad or missing protocol type: PROXY UNKNOWN")

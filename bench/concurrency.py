@@ -10,11 +10,17 @@ The child:
    greeting, EHLO), collects garbage and reads it again: the growth divided by N is
    ``rss_open_per_connection``;
 3. sends TOTAL messages of 1 KB, split evenly over the N connections, all concurrently
-   (``asyncio.gather``), timing that span (wall and ``time.process_time``);
-4. QUITs every connection and prints one JSON object.
+   (``asyncio.gather``), timing that span (wall and ``time.process_time``), then QUITs
+   every connection;
+4. after the timed span, opens N connections again under ``tracemalloc`` and reports
+   the traced Python heap growth divided by N (``heap_open_per_connection``: exact to
+   the byte at any N, but blind to memory outside Python's allocator), closes them
+   and prints one JSON object.
 
-Resident memory moves in 4 KiB pages, so per-connection figures are meaningful at
-N = 100 (41 octets of resolution) and coarse at N = 1.
+Resident memory moves in 4 KiB pages, so the RSS figure is meaningful at N = 100 (41
+octets of resolution) and coarse at N = 1; the traced heap figure is not (tracemalloc
+slows allocation, which is why it runs outside the timed span and apart from the RSS
+reading).
 
 Rows (``ROWS``): ``asyncio send_many`` (smtpproto's asyncio client, ``send_many`` per
 connection), ``asyncio sendmail`` (``sendmail`` per message) and ``aiosmtplib``
@@ -29,6 +35,7 @@ import json
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -135,17 +142,36 @@ async def _child(row: str, n: int, total: int, host: str, port: int) -> dict[str
     await _gather([client.send(share) for client, share in zip(clients, shares, strict=True)])
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     await _gather([client.close() for client in clients])
+    del clients
     return {
         "messages": total,
         "wall": wall,
         "cpu": cpu,
         "rss_open_per_connection": (opened - base) / n,
+        "heap_open_per_connection": await _traced_open(make, n) / n,
     }
+
+
+async def _traced_open(make: Callable[[], _Client], n: int) -> int:
+    """Python heap growth (tracemalloc) while ``n`` connections are opened and held."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        clients = [make() for _ in range(n)]
+        await _gather([client.open() for client in clients])
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    await _gather([client.close() for client in clients])
+    return after - before
 
 
 def session(row: str, n: int, total: int, host: str, port: int) -> Sample:
     """Measure ``row`` with ``n`` concurrent connections sending ``total`` messages, in
-    a fresh process; ``extra["rss_open_per_connection"]`` is its memory figure."""
+    a fresh process; ``extra`` holds ``rss_open_per_connection`` and
+    ``heap_open_per_connection`` (bytes)."""
     if row not in ROWS or n < 1 or total < n:
         raise ValueError(f"bad concurrency row {row!r} x {n} for {total} messages")
     result = subprocess.run(
@@ -158,7 +184,7 @@ def session(row: str, n: int, total: int, host: str, port: int) -> Sample:
     if result.returncode:
         raise RuntimeError(f"concurrency {row} x {n} failed: {result.stderr.strip()[-2000:]}")
     data = json.loads(result.stdout)
-    extra = {key: float(data[key]) for key in data if key.startswith("rss_")}
+    extra = {key: float(data[key]) for key in data if key.endswith("_per_connection")}
     return Sample(int(data["messages"]), float(data["wall"]), float(data["cpu"]), extra)
 
 

@@ -13,9 +13,11 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 __all__ = ["HOST", "Sink", "find_postfix_tool", "free_port", "listening", "smtp_sink"]
 
@@ -53,40 +55,56 @@ class Sink:
 
 
 @contextlib.contextmanager
-def listening(argv: Sequence[str], port: int, name: str) -> Iterator[subprocess.Popen[bytes]]:
+def listening(
+    argv: Sequence[str], port: int, name: str, ready_text: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` (a server that will listen on ``HOST:port``) until the block ends.
 
-    Returns once a connection to the port succeeds; start-up is bounded by
-    ``STARTUP_TIMEOUT`` and an early exit raises ``RuntimeError`` with its stderr. The
-    process is always stopped on exit (SIGTERM, then SIGKILL after 5 s).
+    Returns once a connection to the port succeeds and, when ``ready_text`` is given,
+    the program's standard output (kept in a temporary file, so it can never block the
+    program) contains that text — for a server whose first listening process is not
+    the last to get ready (``smtpproto serve --workers`` prints ``listening on`` when
+    every worker listens). Start-up is bounded by ``STARTUP_TIMEOUT``; an early exit
+    raises ``RuntimeError`` with its stderr. The process is always stopped on exit
+    (SIGTERM, then SIGKILL after 5 s).
     """
-    process = subprocess.Popen(
-        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                stderr = process.stderr.read() if process.stderr else b""
-                raise RuntimeError(f"{name} exited with {process.returncode}: {stderr!r}")
-            try:
-                with socket.create_connection((HOST, port), timeout=0.5):
-                    break
-            except OSError:
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.PIPE
+        )
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while not _ready(port, output, ready_text):
+                if process.poll() is not None:
+                    stderr = process.stderr.read() if process.stderr else b""
+                    raise RuntimeError(f"{name} exited with {process.returncode}: {stderr!r}")
                 if time.monotonic() >= deadline:
-                    raise RuntimeError(f"{name} not listening after {STARTUP_TIMEOUT} s") from None
+                    raise RuntimeError(f"{name} not ready after {STARTUP_TIMEOUT} s")
                 time.sleep(0.05)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        if process.stderr is not None:
-            process.stderr.close()
+            yield process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=5)
+            if process.stderr is not None:
+                process.stderr.close()
+
+
+def _ready(port: int, output: IO[bytes], ready_text: str | None) -> bool:
+    """The port takes a connection, and the output so far has ``ready_text`` (if any)."""
+    if ready_text is not None:
+        output.seek(0)
+        if ready_text.encode() not in output.read():
+            return False
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

@@ -17,11 +17,6 @@ from stats import Spread, paired, per_row
 __all__ = ["client_table", "concurrency_table", "issue_table", "load_lines", "server_table"]
 
 Rounds = Sequence[Mapping[str, Sample]]
-#: Server rows compared with another server row (besides smtp-sink), round by round.
-SERVER_PAIRS = {
-    "built-in (drop)": "aiosmtpd (drop)",
-    "serve --maildir": "aiosmtpd maildir",
-}
 
 
 def rate(sample: Sample) -> float:
@@ -36,12 +31,21 @@ def wall_us(sample: Sample) -> float:
     return sample.wall / sample.messages * 1e6
 
 
+def cores(sample: Sample) -> float:
+    """CPU seconds per wall second: how many cores the measured side kept busy."""
+    return sample.cpu / sample.wall
+
+
 def client_cpu_us(sample: Sample) -> float:
     return sample.extra["client_cpu"] / sample.messages * 1e6
 
 
 def rss_kib(sample: Sample) -> float:
     return sample.extra["rss_open_per_connection"] / 1024
+
+
+def heap_kib(sample: Sample) -> float:
+    return sample.extra["heap_open_per_connection"] / 1024
 
 
 def _show(spread: Spread | None, spec: str = ",.0f", suffix: str = "") -> str:
@@ -78,11 +82,11 @@ def client_table(rounds: Rounds, references: Sequence[str]) -> list[str]:
 
 
 def concurrency_table(rounds: Rounds, reference: str, levels: Sequence[int]) -> list[str]:
-    """N connections: rate, CPU, RSS per open connection, ratios against the reference
-    at the same N (rows are keyed ``"ROW xN"``)."""
+    """N connections: rate, CPU, memory per open connection (RSS, traced heap), ratios
+    against the reference at the same N (rows are keyed ``"ROW xN"``)."""
     names = list(dict.fromkeys(key.rsplit(" x", 1)[0] for key in (rounds[0] if rounds else {})))
-    header = ["row", "N", "msg/s", "CPU µs/msg", "RSS KiB/connection"]
-    header += [f"msg/s vs {reference}", f"RSS vs {reference}"]
+    header = ["row", "N", "msg/s", "CPU µs/msg", "RSS KiB/conn", "heap KiB/conn"]
+    header += [f"msg/s vs {reference}", f"heap vs {reference}"]
     body = []
     for level in levels:
         ref = f"{reference} x{level}"
@@ -95,8 +99,9 @@ def concurrency_table(rounds: Rounds, reference: str, levels: Sequence[int]) -> 
                     _show(per_row(rounds, key, rate)),
                     _show(per_row(rounds, key, cpu_us), ".1f"),
                     _show(per_row(rounds, key, rss_kib), ".1f"),
+                    _show(per_row(rounds, key, heap_kib), ".1f"),
                     _ratio(rounds, key, ref),
-                    _ratio(rounds, key, ref, rss_kib),
+                    _ratio(rounds, key, ref, heap_kib),
                 ]
             )
     return _table(header, body)
@@ -106,7 +111,8 @@ def server_table(rounds: Rounds, pairs: Mapping[str, str]) -> list[str]:
     """smtp-source into each server: rate, server CPU, ratios against smtp-sink and the
     row's counterpart in ``pairs``."""
     names = list(rounds[0]) if rounds else []
-    header = ["server", "msg/s", "server CPU µs/msg", "smtp-source CPU µs/msg"]
+    header = ["server", "msg/s", "server CPU µs/msg", "server cores busy"]
+    header += ["smtp-source CPU µs/msg"]
     header += ["vs smtp-sink", "vs counterpart"]
     body = []
     for name in names:
@@ -117,6 +123,7 @@ def server_table(rounds: Rounds, pairs: Mapping[str, str]) -> list[str]:
                 name,
                 _show(per_row(rounds, name, rate)),
                 _show(per_row(rounds, name, cpu_us), ".1f"),
+                _show(per_row(rounds, name, cores), ".2f"),
                 _show(per_row(rounds, name, client_cpu_us), ".1f"),
                 _ratio(rounds, name, "smtp-sink"),
                 versus,
@@ -163,9 +170,16 @@ def issue_table(results: Results, workers_row: str, workers_note: str | None) ->
     )
     if levels:
         top = levels[-1]
-        ours = _show(per_row(concurrency, f"asyncio send_many x{top}", rss_kib), ".1f")
-        theirs = _show(per_row(concurrency, f"aiosmtplib x{top}", rss_kib), ".1f")
-        concurrent += f"; RSS per connection at N={top}: {ours} KiB vs {theirs} KiB"
+
+        def memory(figure: Callable[[Sample], float]) -> str:
+            ours = _show(per_row(concurrency, f"asyncio send_many x{top}", figure), ".1f")
+            theirs = _show(per_row(concurrency, f"aiosmtplib x{top}", figure), ".1f")
+            return f"{ours} vs {theirs} KiB"
+
+        concurrent += (
+            f"; per connection at N={top}: heap {memory(heap_kib)} "
+            f"(tracemalloc), RSS {memory(rss_kib)}"
+        )
     builtin = (
         f"{_show(per_row(server, 'built-in (drop)', rate))} msg/s, "
         f"{_show(per_row(server, 'built-in (drop)', cpu_us), '.1f')} µs server CPU/msg; "
@@ -174,7 +188,9 @@ def issue_table(results: Results, workers_row: str, workers_note: str | None) ->
     if workers_note is None:
         builtin += (
             f"{workers_row}: {_show(per_row(server, workers_row, rate))} msg/s, "
-            f"{_ratio(server, workers_row, 'serve --maildir')} serve --maildir"
+            f"{_ratio(server, workers_row, 'serve --maildir')} serve --maildir, "
+            f"{_show(per_row(server, workers_row, cores), '.2f')} cores busy "
+            f"(serve --maildir: {_show(per_row(server, 'serve --maildir', cores), '.2f')})"
         )
     else:
         builtin += f"multi-process: not measured ({workers_note})"

@@ -30,12 +30,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from measure import Sample, run_program, tree_cpu
 from peers import HOST, find_postfix_tool, free_port, listening, smtp_sink
 
-__all__ = ["ROWS", "Server", "SourceLoad", "running", "source_session", "workers_note"]
+__all__ = ["PAIRS", "ROWS", "Server", "SourceLoad", "running", "source_session", "workers_note"]
 
 SERVERS_SCRIPT = Path(__file__).resolve().parent / "servers.py"
 WORKERS = os.cpu_count() or 2
@@ -65,8 +66,10 @@ Start = Callable[[Path], contextlib.AbstractContextManager[Server]]
 
 
 @contextlib.contextmanager
-def _program(argv: Sequence[str], port: int, name: str) -> Iterator[Server]:
-    with listening(argv, port, name) as process:
+def _program(
+    argv: Sequence[str], port: int, name: str, ready_text: str | None = None
+) -> Iterator[Server]:
+    with listening(argv, port, name, ready_text) as process:
         yield Server(HOST, port, process.pid)
 
 
@@ -90,7 +93,7 @@ def _serve(*options: str) -> Start:
         port = free_port()
         argv = [sys.executable, "-m", "smtpproto", "serve", "--host", HOST, "--port", str(port)]
         argv += ["-q", "--no-starttls", "--maildir", str(folder / "serve-maildir"), *options]
-        return _program(argv, port, "smtpproto serve")
+        return _program(argv, port, "smtpproto serve", "listening on")
 
     return start
 
@@ -122,14 +125,23 @@ ROWS: dict[str, Start] = {
     f"serve --maildir --workers {WORKERS}": _serve("--workers", str(WORKERS)),
 }
 WORKERS_ROW = f"serve --maildir --workers {WORKERS}"
+#: Rows compared with another row (besides smtp-sink), round by round.
+PAIRS = {
+    "built-in (drop)": "aiosmtpd (drop)",
+    "serve --maildir": "aiosmtpd maildir",
+    WORKERS_ROW: "serve --maildir",
+}
 
 
 @contextlib.contextmanager
 def running(names: Sequence[str], folder: Path) -> Iterator[dict[str, Server]]:
     """Start the servers ``names`` (rows of ``ROWS``), each with ``folder`` for its
-    files; all are stopped when the block ends."""
-    with contextlib.ExitStack() as stack:
-        yield {name: stack.enter_context(ROWS[name](folder)) for name in names}
+    files, side by side (each waits for its own port); all are stopped when the block
+    ends, also when one of them failed to start."""
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(max(1, len(names))) as pool:
+        managers = [ROWS[name](folder) for name in names]
+        started = list(pool.map(stack.enter_context, managers))
+        yield dict(zip(names, started, strict=True))
 
 
 def source_session(server: Server, load: SourceLoad) -> Sample:

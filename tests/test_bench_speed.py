@@ -95,6 +95,7 @@ def test_every_row_measured_once(quick_run: tuple[str, dict[str, object]]) -> No
             assert sample["messages"] > 0 and sample["wall"] > 0 and sample["cpu"] >= 0, row
     for row in CONCURRENCY_ROWS:
         assert rounds["concurrency"][0][row]["rss_open_per_connection"] >= 0
+        assert rounds["concurrency"][0][row]["heap_open_per_connection"] > 0
     for row in SERVER_ROWS:
         assert rounds["server"][0][row]["client_cpu"] >= 0
     loads = data["loads"]

@@ -226,6 +226,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({**TCP4, "version": 2, "command": "LOCAL"}, "carries no addresses"),
     ({"version": 2, "command": "LOCAL", "family": "TCP4"}, "has no family"),
     ({"version": 2, "command": "HEALTH"}, "must be 'PROXY' or 'LOCAL'"),
+    ({"version": 2, "command": ["LOCAL"]}, "must be 'PROXY' or 'LOCAL'"),
+    ({**TCP4, "family": ["TCP4"]}, "family must be one of"),
     ({**TCP4, "family": "UNKNOWN"}, "carries no addresses"),
     ({"family": "UNKNOWN", "source_port": 1}, "carries no addresses"),
     ({"family": "UNIX", "source": "/a", "destination": "/b"}, "version 2 only"),

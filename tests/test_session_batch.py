@@ -149,7 +149,8 @@ def test_bad_message_is_its_own_outcome() -> None:
 
 def test_reused_envelope_commands_follow_every_input() -> None:
     """A repeated envelope's MAIL/RCPT are reused, but never when the size, the body
-    type, the recipients, the options or a (mutable) notify list changed since."""
+    type, the recipients or the options changed since (a notify list given to
+    ``MailOptions`` is copied, so changing it later changes nothing)."""
     ehlo = b"250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250 DSN\r\n"
     session, transport, server = opened(ehlo)
     notify = ["SUCCESS"]
@@ -186,7 +187,10 @@ def test_reused_envelope_commands_follow_every_input() -> None:
             b"RCPT TO:<" + rcpt + b"@x.org>",
         )
     ]
-    notes = [b"SUCCESS"] * 5 + [b"FAILURE"]
+    # MailOptions keeps a copy of the notify list, as a tuple (the value is frozen):
+    # changing the caller's list afterwards changes nothing.
+    assert options.notify == ("SUCCESS",)
+    notes = [b"SUCCESS"] * 6
     assert envelope[24:] == [
         line
         for mail, rcpt, note in zip(mails, rcpts, notes, strict=True)
@@ -252,6 +256,23 @@ def test_421_as_a_final_reply_ends_the_batch_without_consuming_the_rest() -> Non
     untouched = next(items)
     assert isinstance(untouched, tuple) and untouched[0] == "s3@example.org"  # never taken
     assert not session.usable
+
+
+def test_command_replies_come_back_after_the_batch_however_it_ends() -> None:
+    """``send_many`` turns the engine's ``command_replies`` off for its own reads and
+    on again when it returns, raises or is closed half-way, so the drivers that wait
+    for a ``CommandReply`` (``sendmail``, ``rset``) work after it."""
+    session, transport, _server = opened(EHLO_PIPE)
+    assert transport.run(session.send_many(batch(2))) and session.conn.command_replies
+    assert transport.run(session.sendmail("a@x.org", ["b@x.org"], b"x\r\n")).delivered
+    driver = session.send_many(batch(3))
+    next(driver)  # the first group is written; its replies are awaited
+    assert session.conn.command_replies is False
+    driver.close()
+    assert session.conn.command_replies is True
+    session, transport, _server = opened(EHLO_PIPE, {b".": [b"421 4.3.2 bye\r\n"]})
+    outcomes = transport.run(session.send_many(batch(2)))
+    assert isinstance(outcomes[0], SMTPReplyError) and session.conn.command_replies is True
 
 
 def silent_after(messages: int) -> dict[bytes, list[bytes]]:

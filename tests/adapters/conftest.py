@@ -16,6 +16,7 @@ from interop.conftest import (  # noqa: F401 -- fixtures re-exported for this fo
     aiosmtpd_tls_server,
     exim_factory,
     exim_server,
+    haproxy_proxy,
     postfix_proxy,
     smtp_sink,
     smtp_sink_factory,

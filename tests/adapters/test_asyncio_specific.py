@@ -132,7 +132,7 @@ def test_cancellation_breaks_the_client_and_propagates() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert not client.session.usable and client._writer is None
+        assert not client.session.usable and client._channel is None
         with pytest.raises(SMTPProtocolError, match="broken"):
             await client.noop()
 
@@ -156,7 +156,7 @@ def test_short_timeout_overrides(stall: str) -> None:
             await client.sendmail("a@example.org", ["b@example.org"], MESSAGE)
         assert info.value.timeout == SHORT  # the short limit fired, not the peer's end
         assert isinstance(info.value, SMTPDeliveryTimeoutError) == (stall == "final")
-        assert not client.session.usable and client._writer is None
+        assert not client.session.usable and client._channel is None
 
     run(script, client_part)
 
@@ -178,25 +178,26 @@ def test_server_failures_mid_transaction(stage: str) -> None:
         expected = SMTPReplyError if stage == "rcpt" else SMTPDeliveryStatusUnknown
         with pytest.raises(expected):
             await client.sendmail("a@example.org", ["b@example.org"], MESSAGE)
-        assert not client.session.usable and client._writer is None
+        assert not client.session.usable and client._channel is None
 
     run(script, client_part)
 
 
-class _InjectingReader(asyncio.StreamReader):
-    """Puts bytes in its own buffer right after handing out the STARTTLS 220, as if the
+class _InjectingClient(AsyncSMTPClient):
+    """Puts bytes in its channel right after handing out the STARTTLS 220, as if the
     server's injected bytes had arrived before the handshake started."""
 
-    async def read(self, n: int = -1) -> bytes:
-        data = await super().read(n)
+    async def _read(self, timeout: float | None) -> bytes:
+        data = await super()._read(timeout)
         if data.startswith(b"220 2.0.0 ready"):
-            self.feed_data(b"250-mx.example.org\r\n250 AUTH PLAIN\r\n")
+            assert self._channel is not None
+            self._channel.received(b"250-mx.example.org\r\n250 AUTH PLAIN\r\n")
         return data
 
 
 def test_bytes_buffered_before_the_tls_handshake_are_refused(tls_material: TLSMaterial) -> None:
-    """RFC 3207 §4: bytes the StreamReader buffered after the 220 never count as
-    replies after TLS; the engine refuses them."""
+    """RFC 3207 §4: bytes the channel received after the 220 never count as replies
+    after TLS; the engine refuses them."""
 
     async def script(peer: AsyncPeer) -> None:
         await peer.greet(b"250-mx.example.org\r\n250 STARTTLS\r\n")
@@ -207,13 +208,9 @@ def test_bytes_buffered_before_the_tls_handshake_are_refused(tls_material: TLSMa
         await peer.send(b"250-mx.example.org\r\n250 SIZE 10\r\n")
 
     async def client_part(port: int) -> None:
-        loop = asyncio.get_running_loop()
-        reader = _InjectingReader()
-        protocol = asyncio.StreamReaderProtocol(reader)
-        transport, _ = await loop.create_connection(lambda: protocol, "127.0.0.1", port)
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        client = AsyncSMTPClient(
-            streams=(reader, writer),
+        client = _InjectingClient(
+            "127.0.0.1",
+            port,
             ssl_context=tls_material.client_context(),
             server_hostname="localhost",
             timeout=5,
@@ -248,6 +245,6 @@ def test_server_that_stops_reading_mid_body_times_out() -> None:
             await client.sendmail("a@example.org", ["b@example.org"], body)
         assert stopped.is_set()
         assert info.value.timeout == SHORT and not info.value.delivery_status_unknown
-        assert not client.session.usable and client._writer is None
+        assert not client.session.usable and client._channel is None
 
     run(script, client_part)

@@ -3,7 +3,7 @@
 client. Postfix must *use* the address in the header: its client restriction refuses
 the proxied 192.0.2.66 / 2001:db8::66 (the 554 names the address) and accepts any
 other, and its log names the proxied client; v2 LOCAL makes it use the real connection's
-address (127.0.0.1); v1 UNKNOWN it refuses with 421."""
+address (127.0.0.1); v1 UNKNOWN, v2 UNKNOWN and v2 UNIX it refuses with 421."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
+from interop.peers import poll
 from interop.peers_postfix import REFUSAL_TEXT, REFUSED, PostfixPeer
 from smtpproto import ProxyHeader
 from smtpproto.exceptions import SMTPRecipientsRefused, SMTPReplyError
@@ -91,18 +92,33 @@ def test_v2_local_uses_the_real_address(
     postfix_proxy.wait_for_log("connect from unknown[127.0.0.1]")
 
 
-def test_postfix_refuses_v1_unknown(make_client: MakeClient, postfix_proxy: PostfixPeer) -> None:
-    """Postfix 3.7 answers ``PROXY UNKNOWN`` with 421 (the spec warns that receivers
-    may reject it: senders should not use it): the greeting is refused."""
+@pytest.mark.parametrize(
+    ("header", "logged"),
+    [
+        (ProxyHeader(family="UNKNOWN"), "bad or missing protocol type: PROXY UNKNOWN"),
+        (ProxyHeader(version=2, family="UNKNOWN"), "unsupported network protocol"),
+        (
+            ProxyHeader(version=2, family="UNIX", source="", destination="/run/smtpd"),
+            "unsupported network protocol",
+        ),
+    ],
+    ids=["v1-UNKNOWN", "v2-UNKNOWN", "v2-UNIX"],
+)
+def test_postfix_refuses_what_it_does_not_support(
+    make_client: MakeClient, postfix_proxy: PostfixPeer, header: ProxyHeader, logged: str
+) -> None:
+    """Postfix 3.7 answers these with 421 (the spec lets a receiver reject them, and
+    warns senders not to use UNKNOWN): the greeting is refused."""
+    before = postfix_proxy.log().count(logged)
     client = make_client(
         host=postfix_proxy.host,
         port=postfix_proxy.port,
         tls="none",
         timeout=20,
-        proxy_header=ProxyHeader(family="UNKNOWN"),
+        proxy_header=header,
     )
     with pytest.raises(SMTPReplyError) as info:
         client.connect()
     assert info.value.reply.code == 421
     client.close()
-    postfix_proxy.wait_for_log("bad or missing protocol type: PROXY UNKNOWN")
+    poll(lambda: postfix_proxy.log().count(logged) > before, 10, repr(logged))

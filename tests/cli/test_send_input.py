@@ -122,6 +122,8 @@ def test_bad_option_values() -> None:
         (("--user", "me"), "--user needs --server"),
         (("--cafile", "/etc/hostname"), "--cafile needs --server"),
         (("--insecure",), "--insecure needs --server"),
+        (("--tls-sni", "mail.example.org"), "--tls-sni needs --server"),
+        (("--tls-cert", "/etc/hostname"), "--tls-cert needs --server"),
         (("--auth", "NOPE"), "unsupported AUTH mechanism"),
     ],
 )

@@ -104,14 +104,16 @@ def test_a_bad_max_size_is_a_usage_error(size: str) -> None:
     assert_clean_failure(result, 2, "--max-size")
 
 
-def test_sigterm_stops_cleanly_and_removes_the_certificate() -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_stops_cleanly_and_removes_the_certificate(sig: signal.Signals) -> None:
+    """SIGTERM (kill) and SIGHUP (the terminal closed) stop serve as Ctrl-C does."""
     with ServeProcess() as serve:
         cert = Path(serve.wait_for("STARTTLS certificate:").split(": ", 1)[1])
         assert cert.is_file()
         with smtplib.SMTP("127.0.0.1", serve.port, timeout=20) as client:
             client.ehlo()  # an open session does not hold the server up
-            code = serve.stop(sig=signal.SIGTERM)
+            code = serve.stop(sig=sig)
     assert code == 0, serve.stderr
     assert "Traceback" not in serve.stderr
-    assert "stopped (SIGTERM)" in serve.stderr
+    assert f"stopped ({sig.name})" in serve.stderr
     assert not cert.exists() and not cert.parent.exists()

@@ -25,6 +25,7 @@ from .peers import (
     start_smtp_sink,
 )
 from .peers_exim import EximPeer, start_exim
+from .peers_haproxy import HaproxyPeer, start_haproxy_proxy
 from .peers_postfix import PostfixPeer, start_postfix_proxy
 
 T = TypeVar("T")
@@ -117,3 +118,13 @@ def postfix_proxy() -> Iterator[PostfixPeer]:
     clients in ``peers_postfix.REFUSED`` (one instance for the session)."""
     with ExitStack() as stack:
         yield _enter(stack, start_postfix_proxy())
+
+
+@pytest.fixture(scope="session")
+def haproxy_proxy() -> Iterator[HaproxyPeer]:
+    """HAProxy with ``accept-proxy`` in front of the built-in server (no STARTTLS),
+    logging what it read from each PROXY header (one instance for the session)."""
+    from smtpproto.testing import run_server
+
+    with run_server(starttls=False) as server, ExitStack() as stack:
+        yield _enter(stack, start_haproxy_proxy((server.host, server.port)))

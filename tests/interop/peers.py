@@ -71,7 +71,9 @@ STARTUP_TIMEOUT = 10.0
 AUTH_USER = "alice"
 AUTH_PASSWORD = "s3cret-password"
 HOST = "127.0.0.1"
-INSTALL_HINT = "run `sudo .ci/install-peers` (it installs postfix, swaks and a private Exim)"
+INSTALL_HINT = (
+    "run `sudo .ci/install-peers` (it installs postfix, swaks, haproxy and a private Exim)"
+)
 
 
 class PeerMissing(RuntimeError):

@@ -1,8 +1,9 @@
-"""A private Postfix ``smtpd`` behind the HAProxy PROXY protocol, on 127.0.0.1.
+"""A private Postfix ``smtpd`` on 127.0.0.1: behind the HAProxy PROXY protocol
+(``start_postfix_proxy``), or with XCLIENT and STARTTLS (``start_postfix_xclient``).
 
 Theory of operation
 -------------------
-``start_postfix_proxy()`` writes a throw-away Postfix instance into a temporary folder
+Each starter writes a throw-away Postfix instance into a temporary folder
 (its own ``config_directory``, ``queue_directory`` and ``data_directory``; nothing of
 ``/etc/postfix`` is used), creates its queue with ``postfix -c DIR check``, runs its
 ``master`` in the foreground (``postfix start-fg``) and stops it on exit (``postfix
@@ -18,6 +19,11 @@ for example.org is accepted and thrown away (``discard``); the log goes to a fil
 (``maillog_file``), which ``log()`` returns. No DNS is asked: peer names are not looked
 up (``smtpd_peername_lookup = no``); the log names the client with its port
 (``smtpd_client_port_logging``).
+
+``start_postfix_xclient()`` has no PROXY: 127.0.0.0/8 may send XCLIENT
+(``smtpd_authorized_xclient_hosts``, Postfix XCLIENT_README), STARTTLS offers a fresh
+trustme certificate (``tls``), and the log shows the client as XCLIENT made it: the
+``client=NAME[ADDR]`` line of each message queued.
 
 Postfix's ``master`` runs as root and drops to the ``postfix`` user: without root, or
 without Postfix, ``PeerMissing``.
@@ -40,7 +46,9 @@ from .peers import (
     STARTUP_TIMEOUT,
     PeerFailed,
     PeerMissing,
+    TLSMaterial,
     free_port,
+    make_tls_material,
     poll,
     stop_process,
     wait_for_port,
@@ -73,12 +81,20 @@ maillog_file_prefixes = {root}
 maillog_file = {root}/maillog
 smtpd_peername_lookup = no
 smtpd_client_port_logging = yes
-smtpd_upstream_proxy_protocol = haproxy
-smtpd_upstream_proxy_timeout = {timeout}s
-smtpd_client_restrictions = check_client_access cidr:{root}/clients.cidr
 smtpd_relay_restrictions = reject_unauth_destination
 smtputf8_enable = no
 biff = no
+"""
+_PROXY_CF = """\
+smtpd_upstream_proxy_protocol = haproxy
+smtpd_upstream_proxy_timeout = {timeout}s
+smtpd_client_restrictions = check_client_access cidr:{root}/clients.cidr
+"""
+_XCLIENT_CF = """\
+smtpd_authorized_xclient_hosts = 127.0.0.0/8
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = {cert}
+smtpd_tls_key_file = {key}
 """
 # The services smtpd and the queue need (master.cf(5)); no chroot.
 _MASTER_CF = """\
@@ -86,6 +102,7 @@ _MASTER_CF = """\
 pickup    unix  n - n 60 1 pickup
 cleanup   unix  n - n - 0 cleanup
 qmgr      unix  n - n 300 1 qmgr
+tlsmgr    unix  - - n 1000? 1 tlsmgr
 rewrite   unix  - - n - - trivial-rewrite
 bounce    unix  - - n - 0 bounce
 defer     unix  - - n - 0 bounce
@@ -103,11 +120,13 @@ postlog   unix-dgram n - n - 1 postlogd
 
 @dataclasses.dataclass
 class PostfixPeer:
-    """The running instance: where smtpd listens, and its log file."""
+    """The running instance: where smtpd listens, and its log file; ``tls`` the
+    STARTTLS certificate and its CA (``start_postfix_xclient``)."""
 
     host: str
     port: int
     root: Path
+    tls: TLSMaterial | None = None
 
     def log(self) -> str:
         try:
@@ -133,7 +152,22 @@ def _postfix(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 
 @contextlib.contextmanager
 def start_postfix_proxy() -> Iterator[PostfixPeer]:
-    """Run the private instance for the duration of the ``with`` block."""
+    """Run the PROXY instance for the duration of the ``with`` block."""
+    cidr = "".join(f"{address} REJECT {REFUSAL_TEXT}\n" for address in REFUSED)
+    with _instance(proxy=True, files={"clients.cidr": cidr}) as peer:
+        yield peer
+
+
+@contextlib.contextmanager
+def start_postfix_xclient() -> Iterator[PostfixPeer]:
+    """Run the XCLIENT and STARTTLS instance for the duration of the ``with`` block."""
+    with _instance(proxy=False, files={}) as peer:
+        yield peer
+
+
+@contextlib.contextmanager
+def _instance(*, proxy: bool, files: dict[str, str]) -> Iterator[PostfixPeer]:
+    """The instance's life: its folder, configuration, start and stop (see above)."""
     if not os.access(POSTFIX, os.X_OK) or shutil.which("postconf") is None:
         raise PeerMissing(f"Postfix ({POSTFIX}) is not installed; {INSTALL_HINT}")
     if os.geteuid() != 0:
@@ -145,11 +179,17 @@ def start_postfix_proxy() -> Iterator[PostfixPeer]:
     (root / "queue").mkdir()
     (root / "data").mkdir()
     shutil.chown(root / "data", user="postfix")
-    (root / "main.cf").write_text(_MAIN_CF.format(root=root, host=HOST, timeout=PROXY_TIMEOUT))
+    main_cf = _MAIN_CF.format(root=root, host=HOST)
+    tls = None
+    if proxy:
+        main_cf += _PROXY_CF.format(root=root, timeout=PROXY_TIMEOUT)
+    else:
+        tls = make_tls_material(root / "tls")
+        main_cf += _XCLIENT_CF.format(cert=tls.cert_path, key=tls.key_path)
+    (root / "main.cf").write_text(main_cf)
     (root / "master.cf").write_text(_MASTER_CF.format(host=HOST, port=port))
-    (root / "clients.cidr").write_text(
-        "".join(f"{address} REJECT {REFUSAL_TEXT}\n" for address in REFUSED)
-    )
+    for name, text in files.items():
+        (root / name).write_text(text)
     process: subprocess.Popen[bytes] | None = None
     try:
         checked = _postfix(root, "check")  # creates the queue folders
@@ -165,7 +205,7 @@ def start_postfix_proxy() -> Iterator[PostfixPeer]:
             wait_for_port(port, process=process)
         except PeerFailed as exc:
             raise PeerFailed(f"Postfix smtpd did not start: {exc}; log: {_tail(root)}") from None
-        yield PostfixPeer(HOST, port, root)
+        yield PostfixPeer(HOST, port, root, tls)
     finally:
         if process is not None:
             _postfix(root, "stop")

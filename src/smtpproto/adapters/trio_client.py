@@ -23,10 +23,16 @@ The next ``Read`` takes ``_inbox`` first.
 
 Deadlines are absolute on trio's clock: a request's timeout, capped by the per-message
 deadline (``message_timeout``), set on one cancel scope per operation (a scope per
-request cost 10% of a small message's time). On a timeout, a transport error, a cancellation
-(``trio.Cancelled``) or any other exception that leaves the session unusable, the
-stream is closed forcefully and the client is never reused; the cancellation
-propagates.
+request cost 10% of a small message's time). Each request that waits sets the scope's
+deadline before its first checkpoint and leaves it set afterwards (resetting it cost two
+more deadline changes per message): the driver's code between requests has no
+checkpoint, so a passed deadline of an earlier request never fires; only ``aclose``,
+which may run on the way out of an operation, resets it. Per message that leaves the
+checkpoints trio's socket calls make: one in ``send_all`` and the wait for the reply.
+
+On a timeout, a transport error, a cancellation (``trio.Cancelled``) or any other
+exception that leaves the session unusable, the stream is closed forcefully and the
+client is never reused; the cancellation propagates.
 """
 
 from __future__ import annotations
@@ -153,6 +159,7 @@ class TrioSMTPClient(AsyncClientBase):
 
         Forceful (no TLS close_notify), so it never blocks and works while cancelled.
         """
+        self._scope.deadline = math.inf  # the last request's deadline no longer applies
         if self._session is not None:
             self._session.mark_broken()
         stream, self._stream = self._stream, None
@@ -189,13 +196,10 @@ class TrioSMTPClient(AsyncClientBase):
         return _lost(exc) if isinstance(exc, _STREAM_ERRORS) else None
 
     async def _send(self, request: Write, driver: Driver[Any], step: Step) -> Request | None:
-        try:
-            if self._unread + len(request.data) <= _UNREAD_WINDOW or not self._can_read:
-                await self._write(request.data, request.timeout)
-                return None
-            return await self._write_reading(driver, request, step)
-        finally:
-            self._scope.deadline = math.inf  # the request is over, however it ended
+        if self._unread + len(request.data) <= _UNREAD_WINDOW or not self._can_read:
+            await self._write(request.data, request.timeout)
+            return None
+        return await self._write_reading(driver, request, step)
 
     async def _write_reading(
         self, driver: Driver[Any], request: Write, step: Step
@@ -275,10 +279,7 @@ class TrioSMTPClient(AsyncClientBase):
             return b""
         stream = self._live_stream()
         self._scope.deadline = self._read_deadline(timeout)
-        try:
-            return bytes(await stream.receive_some(_RECV_SIZE))
-        finally:
-            self._scope.deadline = math.inf
+        return bytes(await stream.receive_some(_RECV_SIZE))
 
     async def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
         context = self._tls_context(server_hostname)
@@ -294,8 +295,6 @@ class TrioSMTPClient(AsyncClientBase):
             cause = exc.__cause__ if exc.__cause__ is not None else exc
             message = f"TLS handshake failed: {cause or 'connection closed'}"
             raise SMTPTLSError(message) from cause  # the ssl.SSLError when there is one
-        finally:
-            self._scope.deadline = math.inf
         # SSLStream forwards version(), cipher() and getpeercert() to its SSLObject
         # (untyped, through __getattr__): all that TLSInfo and channel_binding ask.
         return cast("ssl.SSLObject", tls)

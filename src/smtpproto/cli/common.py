@@ -39,6 +39,8 @@ __all__ = [
     "describe_error",
     "exit_code_for",
     "parse_server",
+    "quote",
+    "tls_hint",
 ]
 
 PROG = "smtpproto"
@@ -50,10 +52,10 @@ TLS_CHOICES = ("implicit", "required", "opportunistic", "none")
 #: EHLO, after AUTH, after MAIL (then RSET), after the RCPTs (then RSET), after DATA's
 #: 354 (then the connection is closed: only content may follow a 354).
 STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data")
-#: ``send --drop-after`` stages: those of ``--quit-after`` where the session can stop
-#: without a command (after MAIL/RCPT the session drivers end the transaction with
-#: RSET, so a bare drop there is not possible), plus ``dot``: after the content's reply.
-DROP_STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "data", "dot")
+#: ``send --drop-after`` stages: those of ``--quit-after`` (after MAIL/RCPT the
+#: transaction is left open: ``sendmail(stop_after=..., drop=True)`` sends no RSET),
+#: plus ``dot``: after the content's reply.
+DROP_STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data", "dot")
 #: ``send --drop-after-send`` stages (swaks' ``--drop-after-send``): close the connection
 #: as soon as the stage's command is written, before its reply: EHLO (or HELO/LHLO),
 #: STARTTLS, AUTH, MAIL, the last RCPT, DATA, the content's final "." line (or BDAT
@@ -83,7 +85,8 @@ EXIT_CODE_HELP = """\
 exit codes:
   0   success (also --quit-after reached; serve stopped by Ctrl-C)
   2   usage: bad arguments, invalid address or header, unreadable file
-  3   connect: unknown host, refused connection, greeting refused (serve: cannot listen)
+  3   connect: unknown host, refused connection, greeting refused, connection lost
+      before the content's end (serve: cannot listen)
   4   TLS: STARTTLS unavailable or refused, handshake or certificate failed
   5   authentication failed or not possible
   6   sender refused (MAIL FROM)
@@ -148,6 +151,12 @@ def exit_code_for(error: BaseException) -> ExitCode | None:
     return None
 
 
+def quote(text: str) -> str:
+    """``text`` in single quotes for a message, control characters escaped once
+    (``'a\\r\\nb'``; ``repr`` of ``escape_text`` would double the backslashes)."""
+    return f"'{escape_text(text)}'"
+
+
 def describe_error(error: BaseException) -> str:
     """One line for ``error``: its message, escaped, continuation lines joined."""
     text = escape_text(str(error).replace("\r\n", " / ").replace("\n", " / "))
@@ -158,6 +167,25 @@ def describe_error(error: BaseException) -> str:
     elif isinstance(error, RemoteProtocolError):
         text = f"protocol error from the server: {text}"
     return text or type(error).__name__
+
+
+def tls_hint(error: SMTPTLSError, *, implicit: bool, probe: bool = False) -> str | None:
+    """What to try after a TLS failure, from the OpenSSL reason in ``error``'s text:
+    an unverifiable certificate, or implicit TLS against a port that speaks SMTP in
+    cleartext first (its "220" greeting is no TLS record: WRONG_VERSION_NUMBER).
+    ``probe`` names ``probe``'s options instead of ``send``'s."""
+    text = str(error)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        if probe:
+            return "hint: trust the server's CA with --cafile PEM (--insecure skips the check)"
+        return (
+            "hint: trust the server's CA with --cafile PEM, or name the host the "
+            "certificate is for with --tls-sni NAME (--insecure skips the check: tests only)"
+        )
+    if implicit and "WRONG_VERSION_NUMBER" in text:
+        instead = "without --implicit-tls" if probe else "--tls required"
+        return f"hint: not a TLS port (it greets in cleartext); try {instead} (STARTTLS)"
+    return None
 
 
 def parse_server(text: str, *, default_port: int) -> tuple[str, int]:
@@ -181,13 +209,11 @@ def parse_server(text: str, *, default_port: int) -> tuple[str, int]:
         if not port_text:
             raise CLIError(f"bad server {text!r}: empty port", ExitCode.USAGE)
     if not host or any(ch.isspace() or not ch.isprintable() for ch in host):
-        raise CLIError(f"bad server {escape_text(text)!r}: no valid host", ExitCode.USAGE)
+        raise CLIError(f"bad server {quote(text)}: no valid host", ExitCode.USAGE)
     if not port_text:
         return host, default_port
     if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise CLIError(
-            f"bad port {escape_text(port_text)!r}: a number from 1 to 65535", ExitCode.USAGE
-        )
+        raise CLIError(f"bad port {quote(port_text)}: a number from 1 to 65535", ExitCode.USAGE)
     return host, int(port_text)
 
 
@@ -208,7 +234,7 @@ def connect_tcp(
     except socket.gaierror as error:
         only = {socket.AF_INET: " over IPv4", socket.AF_INET6: " over IPv6"}.get(family, "")
         raise CLIError(
-            f"unknown host {escape_text(host)!r}{only} ({error.strerror})", ExitCode.CONNECT
+            f"unknown host {quote(host)}{only} ({error.strerror})", ExitCode.CONNECT
         ) from None
     reason = ""
     for af, kind, proto, _, address in infos:
@@ -244,7 +270,7 @@ def connect_unix(path: str, timeout: float) -> socket.socket:
     except OSError as error:
         sock.close()
         raise CLIError(
-            f"cannot connect to {escape_text(path)!r}: {error.strerror or error}",
+            f"cannot connect to {quote(path)}: {error.strerror or error}",
             ExitCode.CONNECT,
         ) from None
     return sock

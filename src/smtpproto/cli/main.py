@@ -42,6 +42,7 @@ from .common import (
     ExitCode,
     describe_error,
     exit_code_for,
+    quote,
 )
 from .proxy import add_proxy_options
 
@@ -237,6 +238,29 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         "sent after STARTTLS, before AUTH; repeatable",
     )
     conn.add_argument(
+        "--xclient-before-starttls",
+        action="store_true",
+        help="send XCLIENT after the first EHLO, before STARTTLS",
+    )
+    optional = conn.add_mutually_exclusive_group()
+    optional.add_argument(
+        "--xclient-optional",
+        action="store_true",
+        help="go on without XCLIENT when it is not advertised, its attributes are not, or "
+        "it is refused",
+    )
+    optional.add_argument(
+        "--xclient-optional-strict",
+        action="store_true",
+        help="go on without XCLIENT when it or its attributes are not advertised, but "
+        "fail when it is refused",
+    )
+    conn.add_argument(
+        "--xclient-no-verify",
+        action="store_true",
+        help="send XCLIENT attributes the server does not list (XCLIENT itself must be advertised)",
+    )
+    conn.add_argument(
         "--xforward",
         action="append",
         default=[],
@@ -289,12 +313,20 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         "--data",
         metavar="FILE",
         help="send this prepared message as is, headers included ('-' reads stdin; "
-        "line ends become CRLF and lines starting with '.' are dot-stuffed)",
+        "line ends become CRLF and lines starting with '.' are dot-stuffed, unless "
+        "--no-data-fixup)",
     )
     body.add_argument("--body", metavar="TEXT", help="body text ('-' reads stdin)")
     body.add_argument("--body-file", metavar="PATH", help="body from a file ('-' is stdin)")
     msg.add_argument(
         "--attach", action="append", default=[], metavar="PATH", help="attach a file; repeatable"
+    )
+    msg.add_argument(
+        "--no-data-fixup",
+        action="store_true",
+        help="with --data: send the octets exactly as they are (no CRLF fixes, no "
+        "dot-stuffing: raw DATA for testing filters); a line '.' in the data is refused "
+        "(it would end the DATA early): smtpproto writes the end of data",
     )
     env = p.add_argument_group("envelope (MAIL and RCPT parameters)")
     env.add_argument(
@@ -531,16 +563,14 @@ def run_explain(args: argparse.Namespace) -> int:
     if len(line) > 3:
         if line[3] not in " -":
             raise CLIError(
-                f"not a reply code: {escape_text(line)!r} (three digits, 200-599)", ExitCode.USAGE
+                f"not a reply code: {quote(line)} (three digits, 200-599)", ExitCode.USAGE
             )
         words = line[4:].split(None, 1)
         if enhanced is None and words and _ENHANCED_WORD.fullmatch(words[0]):
             enhanced, words = words[0], words[1:]
         server_text = " ".join(words)
     if not (len(text) == 3 and text.isascii() and text.isdigit()):
-        raise CLIError(
-            f"not a reply code: {escape_text(line)!r} (three digits, 200-599)", ExitCode.USAGE
-        )
+        raise CLIError(f"not a reply code: {quote(line)} (three digits, 200-599)", ExitCode.USAGE)
     try:
         explanation = codes.explain(int(text), enhanced, command=args.command)
     except ValueError as error:
@@ -592,6 +622,14 @@ def _run(args: argparse.Namespace) -> int:
     return run_serve(args)
 
 
+def _error_text(args: argparse.Namespace, text: str) -> str:
+    """The final error line, red on a terminal (``--color`` where the command has it,
+    ``NO_COLOR``), like the refused replies in the transcript."""
+    from .output import error_text
+
+    return error_text(text, sys.stderr, getattr(args, "color", "auto"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
@@ -603,7 +641,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(_error_text(args, f"{PROG}: interrupted"), file=sys.stderr)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:  # stdout closed early (| head): nothing left to say
         # Point stdout at /dev/null so the interpreter's final flush stays quiet.
@@ -614,15 +652,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # the top level reports every failure as one line
         code = exit_code_for(error)
         if code is None:
-            print(
+            text = (
                 f"{PROG}: internal error: {type(error).__name__}: {describe_error(error)} "
-                "-- this is a bug, please report it (run with --debug for the traceback)",
-                file=sys.stderr,
+                "-- this is a bug, please report it (run with --debug for the traceback)"
             )
+            print(_error_text(args, text), file=sys.stderr)
             if debug:
                 traceback.print_exc()
             return ExitCode.INTERNAL
-        print(f"{PROG}: error: {describe_error(error)}", file=sys.stderr)
+        print(_error_text(args, f"{PROG}: error: {describe_error(error)}"), file=sys.stderr)
         if debug:
             traceback.print_exc()
         return code

@@ -28,7 +28,7 @@ from email.message import EmailMessage
 from ..client_engine.events import Mail, Rcpt
 from ..wire.errors import LocalProtocolError
 from ..wire.text import escape_text
-from .common import CLIError, ExitCode
+from .common import CLIError, ExitCode, quote
 from .content import MAX_LINE, Content, base64_size, open_content
 
 __all__ = ["DEMO_BODY", "Envelope", "build_message", "envelope_address", "read_body"]
@@ -103,9 +103,7 @@ def split_addresses(values: list[str]) -> list[str]:
 def _check_text(value: str, what: str) -> str:
     """Refuse control characters (CR/LF header injection among them) in ``value``."""
     if not value.isprintable():
-        raise CLIError(
-            f"{what} contains a control character: {escape_text(value)!r}", ExitCode.USAGE
-        )
+        raise CLIError(f"{what} contains a control character: {quote(value)}", ExitCode.USAGE)
     return value
 
 
@@ -115,9 +113,7 @@ def _read_file(path: str, what: str) -> bytes:
             return file.read()
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise CLIError(
-            f"cannot read {what} {escape_text(path)!r}: {reason}", ExitCode.USAGE
-        ) from None
+        raise CLIError(f"cannot read {what} {quote(path)}: {reason}", ExitCode.USAGE) from None
 
 
 def read_body(args: argparse.Namespace, default: str) -> str:
@@ -158,7 +154,8 @@ def build_message(
 
     ``sender`` is the envelope sender to use when ``--from`` is missing; ``demo`` picks
     the demo recipient, subject and body when those are not given. ``--data`` sends a
-    file as is; a ``--body-file`` without ``--attach`` is streamed after the headers.
+    file as is; a ``--body-file`` (or ``--body -``) without ``--attach`` is streamed
+    after the headers.
     The caller closes the content.
     """
     to = split_addresses(args.to) or ([DEMO_RECIPIENT] if demo else [])
@@ -199,14 +196,13 @@ def build_message(
         name, sep, value = header.partition(":")
         name, value = name.strip(), value.strip()
         if not sep or not _FIELD_NAME.fullmatch(name):
-            raise CLIError(
-                f"bad --header {escape_text(header)!r}: expected 'Name: value'", ExitCode.USAGE
-            )
+            raise CLIError(f"bad --header {quote(header)}: expected 'Name: value'", ExitCode.USAGE)
         _check_text(value, f"header {name}")
         del message[name]
         message[name] = value
-    if args.body_file not in (None, "-") and not args.attach:
-        return envelope, _streamed_body(message, args.body_file)
+    streamed = args.body_file if args.body_file is not None else args.body
+    if (args.body_file is not None or streamed == "-") and not args.attach:
+        return envelope, _streamed_body(message, streamed)  # a file or stdin: bounded memory
     message.set_content(read_body(args, DEMO_BODY if demo else DEFAULT_BODY))
     for path in args.attach:
         data = _read_file(path, "attachment")
@@ -224,7 +220,12 @@ def build_message(
 def _data_content(args: argparse.Namespace) -> Content:
     """``--data FILE|-``: the file is the message, sent as is (the SMTP codec still
     makes line ends CRLF and dot-stuffs). A NUL or a line over 998 octets is refused
-    now, before connecting (RFC 5321 §4.5.2, §4.5.3.1.6)."""
+    now, before connecting (RFC 5321 §4.5.2, §4.5.3.1.6). With ``--no-data-fixup``
+    the octets are raw DATA content, NULs and long lines included; only content that
+    would end the DATA early is refused now (``content.open_content``)."""
+    if args.no_data_fixup:
+        file, facts = open_content(args.data, "data file", raw=True)
+        return Content(b"", facts.size, facts.eight_bit, file, "8bit", raw=True)
     file, facts = open_content(args.data, "data file")
     problem = None
     if facts.nul:
@@ -239,14 +240,15 @@ def _data_content(args: argparse.Namespace) -> Content:
 
 
 def _streamed_body(message: EmailMessage, path: str) -> Content:
-    """``message``'s headers, then the UTF-8 text of ``path`` streamed in the transfer
-    encoding its scan allows (``content.ContentFacts.transfer_encoding``)."""
+    """``message``'s headers, then the UTF-8 text of ``path`` (``-``: stdin, spooled)
+    streamed in the transfer encoding its scan allows
+    (``content.ContentFacts.transfer_encoding``)."""
     file, facts = open_content(path, "body file")
     if not facts.utf8:
         file.close()
+        where = "stdin" if path == "-" else quote(path)
         raise CLIError(
-            f"the body from {escape_text(path)!r} is not UTF-8 text; "
-            "send binary data with --attach",
+            f"the body from {where} is not UTF-8 text; send binary data with --attach",
             ExitCode.USAGE,
         )
     encoding = facts.transfer_encoding

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..wire.text import escape_text
-from .common import CLIError, ExitCode
+from .common import CLIError, ExitCode, parse_server, quote
 
 __all__ = [
     "NULL_MX",
@@ -46,6 +46,7 @@ __all__ = [
     "address_literal",
     "mail_route",
     "make_resolver",
+    "parse_nameserver",
     "recipient_domain",
 ]
 
@@ -123,7 +124,7 @@ def address_literal(domain: str) -> str | None:
     except ValueError:
         address = None
     if address is None or address.version != version:
-        raise CLIError(f"not an address literal: {escape_text(domain)!r}", ExitCode.USAGE)
+        raise CLIError(f"not an address literal: {quote(domain)}", ExitCode.USAGE)
     return str(address)
 
 
@@ -131,9 +132,7 @@ def _ascii_name(domain: str) -> str:
     try:
         return domain.encode("idna").decode("ascii").lower()
     except UnicodeError:
-        raise CLIError(
-            f"not a valid domain name: {escape_text(domain)!r}", ExitCode.USAGE
-        ) from None
+        raise CLIError(f"not a valid domain name: {quote(domain)}", ExitCode.USAGE) from None
 
 
 def mail_route(
@@ -239,6 +238,24 @@ class DnsPythonResolver:
                 raise LookupFailed(str(error) or type(error).__name__) from None
             found += [record.to_text() for record in answer]
         return found
+
+
+def parse_nameserver(text: str | None) -> tuple[str, int] | None:
+    """``--resolver ADDRESS[:PORT]`` as ``(address, port)`` (port 53 by default);
+    ``None`` (not given): the system's resolvers. DNS servers are asked by IP address
+    (a name would need DNS itself), so anything else is a usage error."""
+    if text is None:
+        return None
+    address, port = parse_server(text, default_port=53)
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise CLIError(
+            f"bad --resolver {quote(text)}: an IP address, with an optional :PORT "
+            "(IPv6 as [::1]:53)",
+            ExitCode.USAGE,
+        ) from None
+    return address, port
 
 
 def make_resolver(

@@ -40,6 +40,7 @@ __all__ = [
     "ProgressBar",
     "SessionRecord",
     "Transcript",
+    "error_text",
     "format_message",
     "format_size",
     "format_table",
@@ -134,6 +135,14 @@ def use_color(mode: Literal["auto", "always", "never"], stream: TextIO) -> bool:
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty is not None and isatty())
+
+
+def error_text(text: str, stream: TextIO, mode: Literal["auto", "always", "never"]) -> str:
+    """``text`` (an error line for ``stream``) in the colour of errors when ``stream``
+    gets colours (``use_color``), so it stands out from the transcript above it."""
+    if not use_color(mode, stream):
+        return text
+    return f"\x1b[{_COLORS['error']}m{text}\x1b[0m"
 
 
 class Console:

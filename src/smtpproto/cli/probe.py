@@ -35,9 +35,24 @@ from ..drivers.exceptions import SMTPTLSError
 from ..drivers.support import default_port, default_tls_policy
 from ..wire.text import escape_text
 from ..wire.twins import ReplyParser
-from .common import CLIError, ExitCode, connect_tcp, describe_error, exit_code_for, parse_server
-from .mx import LookupFailed, MailHost, NoSuchDomain, mail_route, make_resolver
-from .output import Transcript
+from .common import (
+    CLIError,
+    ExitCode,
+    connect_tcp,
+    describe_error,
+    exit_code_for,
+    parse_server,
+    tls_hint,
+)
+from .mx import (
+    LookupFailed,
+    MailHost,
+    NoSuchDomain,
+    mail_route,
+    make_resolver,
+    parse_nameserver,
+)
+from .output import Transcript, error_text
 from .proxy import proxy_header
 from .report import ProbeReport, certificate_info, render_json, render_table
 
@@ -197,17 +212,14 @@ def run_probe(args: argparse.Namespace) -> int:
     With ``--json`` stdout gets exactly one JSON object whatever happens; a failure
     fills its ``error`` (and the one-line error on stderr and the exit code stay).
     """
-    if args.insecure and args.cafile is not None:
-        raise CLIError("--insecure and --cafile contradict each other", ExitCode.USAGE)
-    if args.implicit_tls and args.no_starttls:
-        raise CLIError("--implicit-tls and --no-starttls contradict each other", ExitCode.USAGE)
-    proxy_header(args)  # a bad --proxy* value is a usage error before connecting
     default = default_port(TLSPolicy.IMPLICIT) if args.implicit_tls else 25
     default = args.port if args.port is not None else default
-    host, port = parse_server(args.server, default_port=default)
-    report = ProbeReport(host=host, port=port)
+    report = ProbeReport(host=escape_text(args.server), port=default)
     try:
-        return _probe(report, args, port_given=parse_server(args.server, default_port=0)[1] != 0)
+        _check_args(args)
+        report.host, report.port = parse_server(args.server, default_port=default)
+        port_given = parse_server(args.server, default_port=0)[1] != 0
+        return _probe(report, args, port_given=port_given)
     except Exception as error:
         if not args.json or exit_code_for(error) is None:
             raise
@@ -216,13 +228,25 @@ def run_probe(args: argparse.Namespace) -> int:
         raise
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Option conflicts and a bad ``--resolver``: usage errors before connecting."""
+    if args.insecure and args.cafile is not None:
+        raise CLIError("--insecure and --cafile contradict each other", ExitCode.USAGE)
+    if args.implicit_tls and args.no_starttls:
+        raise CLIError("--implicit-tls and --no-starttls contradict each other", ExitCode.USAGE)
+    parse_nameserver(args.resolver)
+    proxy_header(args)  # a bad --proxy* value is a usage error before connecting
+
+
 def _mail_server(report: ProbeReport, args: argparse.Namespace) -> list[MailHost]:
     """``probe DOMAIN`` (no port): the domain's mail servers when it has MX records
     (RFC 5321 §5.1), else the name itself; an empty list means "connect to the name"."""
     if args.no_mx or _is_ip(report.host):
         return []
     try:
-        resolver = make_resolver(report.host, timeout=args.timeout, nameserver=_nameserver(args))
+        resolver = make_resolver(
+            report.host, timeout=args.timeout, nameserver=parse_nameserver(args.resolver)
+        )
     except CLIError:  # no dnspython: probe the name itself, and say so
         print(f"smtpproto: note: {MX_NOT_LOOKED_UP}", file=sys.stderr)
         return []
@@ -245,10 +269,6 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _nameserver(args: argparse.Namespace) -> tuple[str, int] | None:
-    return None if args.resolver is None else parse_server(args.resolver, default_port=53)
 
 
 def _probe(report: ProbeReport, args: argparse.Namespace, *, port_given: bool) -> int:
@@ -282,9 +302,15 @@ def _probe(report: ProbeReport, args: argparse.Namespace, *, port_given: bool) -
         if policy is TLSPolicy.IMPLICIT:
             report.starttls = "not used (implicit TLS failed, see error)"
         report.error = escape_text(str(error))
+        hint = tls_hint(error, implicit=policy is TLSPolicy.IMPLICIT, probe=True)
         second = ProbeReport(host=host, port=port)
         insecure = client_ssl_context(verify=False)
-        tls = _session(second, args, policy, insecure, echo, route)
+        try:
+            tls = _session(second, args, policy, insecure, echo, route)
+        except SMTPTLSError:  # not the certificate: TLS fails without verification too
+            if hint is None:
+                raise
+            raise CLIError(f"{report.error}; {hint}", ExitCode.TLS) from None
         if policy is TLSPolicy.IMPLICIT:
             report.banner, report.server_name = second.banner, second.server_name
             report.extensions = second.extensions
@@ -292,6 +318,8 @@ def _probe(report: ProbeReport, args: argparse.Namespace, *, port_given: bool) -
         report.size_limit = second.size_limit
         report.extensions_after_tls = second.extensions_after_tls
         _describe_tls(report, tls, verified=False)
+        if hint is not None:
+            report.error += f"; {hint}"
     else:
         _describe_tls(report, tls, verified=not args.insecure)
         if policy is TLSPolicy.IMPLICIT:
@@ -306,5 +334,5 @@ def _probe(report: ProbeReport, args: argparse.Namespace, *, port_given: bool) -
         report.auth_before_tls = list(report.extensions.get("AUTH", []))
     print(render_json(report) if args.json else render_table(report))
     if code != ExitCode.OK:
-        print(f"smtpproto: error: {report.error}", file=sys.stderr)
+        print(error_text(f"smtpproto: error: {report.error}", sys.stderr, "auto"), file=sys.stderr)
     return code

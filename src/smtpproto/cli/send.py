@@ -48,7 +48,7 @@ from ..adapters.common import Step
 from ..adapters.tls import client_ssl_context
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.config import ClientConfig, TLSPolicy
-from ..client_engine.events import Mail, Rcpt, Xclient, Xforward
+from ..client_engine.events import Xclient, Xforward
 from ..drivers.exceptions import (
     SMTPError,
     SMTPProtocolError,
@@ -70,10 +70,19 @@ from .common import (
     describe_error,
     exit_code_for,
     parse_server,
+    quote,
+    tls_hint,
 )
 from .content import Content
 from .message import Envelope, build_message
-from .mx import MailHost, address_literal, mail_route, make_resolver, recipient_domain
+from .mx import (
+    MailHost,
+    address_literal,
+    mail_route,
+    make_resolver,
+    parse_nameserver,
+    recipient_domain,
+)
 from .output import (
     Console,
     ProgressBar,
@@ -279,7 +288,7 @@ def _check_mechanism_name(args: argparse.Namespace, target: _Target, name: str) 
         return  # buildable only with the channel binding of the TLS session
     if choose_mechanism([name], username=target.user, password=target.password) is None:
         raise CLIError(
-            f"unsupported AUTH mechanism {escape_text(name)!r} "
+            f"unsupported AUTH mechanism {quote(name)} "
             "(PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256 and -PLUS variants, "
             "EXTERNAL)",
             ExitCode.USAGE,
@@ -298,7 +307,7 @@ def _attributes(values: list[str], flag: str) -> dict[str, str]:
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise CLIError(f"{flag} {escape_text(item)!r}: expected ATTR=VALUE", ExitCode.USAGE)
+            raise CLIError(f"{flag} {quote(item)}: expected ATTR=VALUE", ExitCode.USAGE)
         if name.upper() in attributes:
             raise CLIError(f"{flag} {escape_text(name.upper())} given twice", ExitCode.USAGE)
         attributes[name.upper()] = value
@@ -340,18 +349,27 @@ def _check_args(args: argparse.Namespace) -> None:
             raise CLIError(
                 f"--data sends the file as is: not with {', '.join(given)}", ExitCode.USAGE
             )
+    if args.no_data_fixup and args.data is None:
+        raise CLIError("--no-data-fixup is for --data FILE|-", ExitCode.USAGE)
+    if args.no_data_fixup and args.chunking:
+        raise CLIError(
+            "--no-data-fixup sends raw DATA content: not with --chunking", ExitCode.USAGE
+        )
     if args.tls_key is not None and args.tls_cert is None:
         raise CLIError("--tls-key needs --tls-cert", ExitCode.USAGE)
     if args.ipv4 and args.ipv6:
         raise CLIError("-4 and -6 contradict each other", ExitCode.USAGE)
     if args.unix_socket is not None and args.server is not None:
         raise CLIError("--unix-socket and --server contradict each other", ExitCode.USAGE)
+    _check_unused(args)
+    _check_output_file(args)
     if args.protocol == "ssmtp" and args.tls not in (None, "implicit"):
         raise CLIError(
             f"--protocol ssmtp is SMTP over implicit TLS: not with --tls {args.tls}",
             ExitCode.USAGE,
         )
     mail_options(args)  # a bad --dsn-*/--size value fails before connecting
+    parse_nameserver(args.resolver)
     if proxy_header(args) is not None and demo:  # a bad --proxy* value fails here too
         raise CLIError(
             "--proxy* needs --server or --unix-socket (the demo server reads no PROXY header)",
@@ -359,6 +377,15 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     _attributes(args.xclient, "--xclient")
     _attributes(args.xforward, "--xforward")
+    variants = (
+        ("--xclient-before-starttls", args.xclient_before_starttls),
+        ("--xclient-optional", args.xclient_optional),
+        ("--xclient-optional-strict", args.xclient_optional_strict),
+        ("--xclient-no-verify", args.xclient_no_verify),
+    )
+    for option, given in variants:
+        if given and not args.xclient:
+            raise CLIError(f"{option} needs --xclient ATTR=VALUE", ExitCode.USAGE)
     if (args.quit_after or args.drop_after) == "data" and args.chunking:
         raise CLIError(
             "--quit-after data stops at DATA's 354 reply: not with --chunking", ExitCode.USAGE
@@ -371,7 +398,9 @@ def _check_args(args: argparse.Namespace) -> None:
         )
 
 
-def _client_context(args: argparse.Namespace) -> ssl.SSLContext:
+def _warn_insecure(args: argparse.Namespace) -> None:
+    """The ``--insecure`` warning, once the input is checked (a usage error stays the
+    one line on stderr) and before connecting."""
     if args.insecure:
         print(
             "smtpproto: WARNING: --insecure: the server certificate is NOT verified; "
@@ -379,12 +408,62 @@ def _client_context(args: argparse.Namespace) -> ssl.SSLContext:
             file=sys.stderr,
             flush=True,
         )
+
+
+def _check_unused(args: argparse.Namespace) -> None:
+    """Options the chosen destination would silently ignore are usage errors: no TCP
+    options for a UNIX-domain socket, no DNS server when there is no MX lookup."""
+    if args.unix_socket is not None:
+        tcp = [
+            option
+            for option, value in (
+                ("--port", args.port),
+                ("--local-interface", args.local_interface),
+                ("-4", args.ipv4),
+                ("-6", args.ipv6),
+                ("--resolver", args.resolver),
+            )
+            if value
+        ]
+        if tcp:
+            raise CLIError(
+                f"--unix-socket connects to a file: not with {', '.join(tcp)}", ExitCode.USAGE
+            )
+    if args.server is not None and args.resolver is not None:
+        raise CLIError(
+            "--resolver is for the MX lookup: not with --server (its name is resolved "
+            "by the system)",
+            ExitCode.USAGE,
+        )
+
+
+def _check_output_file(args: argparse.Namespace) -> None:
+    """``--output-file`` is emptied before connecting: naming a file that is also read
+    (``--data``, ``--body-file``, ``--attach``) would destroy it and send nothing."""
+    if args.output_file is None or not os.path.exists(args.output_file):
+        return
+    for option, path in (
+        ("--data", args.data),
+        ("--body-file", args.body_file),
+        *(("--attach", attached) for attached in args.attach),
+    ):
+        if path in (None, "-") or not os.path.exists(path):
+            continue
+        if os.path.samefile(path, args.output_file):
+            raise CLIError(
+                f"--output-file {quote(args.output_file)} is the {option} file: "
+                "writing the transcript would destroy it",
+                ExitCode.USAGE,
+            )
+
+
+def _client_context(args: argparse.Namespace) -> ssl.SSLContext:
     try:
         context = client_ssl_context(verify=not args.insecure, cafile=args.cafile)
     except (OSError, ssl.SSLError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         raise CLIError(
-            f"cannot load --cafile {escape_text(str(args.cafile))!r}: {reason}", ExitCode.USAGE
+            f"cannot load --cafile {quote(str(args.cafile))}: {reason}", ExitCode.USAGE
         ) from None
     if args.tls_min_version == "1.3":
         context.minimum_version = ssl.TLSVersion.TLSv1_3  # RFC 8446; 1.2 is the floor
@@ -394,7 +473,7 @@ def _client_context(args: argparse.Namespace) -> ssl.SSLContext:
         except (OSError, ssl.SSLError) as error:
             reason = getattr(error, "strerror", None) or str(error)
             raise CLIError(
-                f"cannot load --tls-cert {escape_text(args.tls_cert)!r}: {reason}",
+                f"cannot load --tls-cert {quote(args.tls_cert)}: {reason}",
                 ExitCode.USAGE,
             ) from None
     return context
@@ -410,13 +489,15 @@ def run_send(args: argparse.Namespace) -> int:
     The demo runs only when asked for: ``--demo``, or no ``--server`` and no recipient.
     Recipients without ``--server`` go to their domain's mail server (``mx``).
     """
-    _check_args(args)
-    with _output(args) as console:
-        if not args.json:
+    if not args.json:
+        _check_args(args)
+        with _output(args) as console:
             return _send(args, console)
+    with _output(args) as console:  # --json: one object also for a usage error
         record = SessionRecord()
         console.record = record
         try:
+            _check_args(args)
             code = _send(args, console)
         except Exception as error:
             failed = exit_code_for(error)
@@ -445,7 +526,7 @@ def _output(args: argparse.Namespace) -> Iterator[Console]:
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise CLIError(
-            f"cannot write --output-file {escape_text(args.output_file)!r}: {reason}",
+            f"cannot write --output-file {quote(args.output_file)}: {reason}",
             ExitCode.USAGE,
         ) from None
     try:
@@ -509,6 +590,7 @@ def _send(args: argparse.Namespace, console: Console) -> int:
         envelope, content = build_message(args, sender=sender, demo=False, hostname=host)
     target = _Target(host, port, policy, context, user, password, route=route)
     try:
+        _warn_insecure(args)
         return _session(args, console, target, envelope, content)
     finally:
         content.close()
@@ -520,14 +602,9 @@ def _route(args: argparse.Namespace, domain: str) -> list[MailHost]:
     if literal is not None:
         return [MailHost(literal, 0, literal)]
     timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT
-    return mail_route(domain, make_resolver(domain, timeout=timeout, nameserver=_nameserver(args)))
-
-
-def _nameserver(args: argparse.Namespace) -> tuple[str, int] | None:
-    """``--resolver ADDRESS[:PORT]`` as ``(address, port)``; None: the system's."""
-    if args.resolver is None:
-        return None
-    return parse_server(args.resolver, default_port=53)
+    return mail_route(
+        domain, make_resolver(domain, timeout=timeout, nameserver=parse_nameserver(args.resolver))
+    )
 
 
 def _family(args: argparse.Namespace) -> socket.AddressFamily:
@@ -644,7 +721,7 @@ def _session(
         _polite_quit(client)
         raise
     except SMTPTLSError as error:
-        hint = tls_hint(error, policy)
+        hint = tls_hint(error, implicit=policy is TLSPolicy.IMPLICIT)
         if hint is None:
             raise
         raise CLIError(f"{describe_error(error)}; {hint}", ExitCode.TLS) from None
@@ -654,19 +731,33 @@ def _session(
         client.close()
 
 
-def tls_hint(error: SMTPTLSError, policy: TLSPolicy) -> str | None:
-    """What to try after a TLS failure, from the OpenSSL reason in ``error``'s text:
-    an unverifiable certificate, or implicit TLS against a port that speaks SMTP in
-    cleartext first (its "220" greeting is no TLS record: WRONG_VERSION_NUMBER)."""
-    text = str(error)
-    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-        return (
-            "hint: trust the server's CA with --cafile PEM, or name the host the "
-            "certificate is for with --tls-sni NAME (--insecure skips the check: tests only)"
-        )
-    if policy is TLSPolicy.IMPLICIT and "WRONG_VERSION_NUMBER" in text:
-        return "hint: not a TLS port (it greets in cleartext); try --tls required (STARTTLS)"
-    return None
+def _xclient(args: argparse.Namespace, client: SMTPClient, note: Callable[[str], None]) -> None:
+    """XCLIENT (EHLO follows its 220), as swaks: every attribute must be advertised
+    unless ``--xclient-no-verify``; ``--xclient-optional`` goes on without it when it
+    or its attributes are not advertised or it is refused, ``--xclient-optional-strict``
+    likewise except a refusal, which fails (exit 9) as without either."""
+    attributes = _attributes(args.xclient, "--xclient")
+    optional = args.xclient_optional or args.xclient_optional_strict
+    flag = "--xclient-optional" if args.xclient_optional else "--xclient-optional-strict"
+    caps = client.capabilities
+    if optional and (caps is None or not caps.has("XCLIENT")):
+        note(f"XCLIENT is not advertised: going on without it ({flag})")
+        return
+    if optional and caps is not None and not args.xclient_no_verify:
+        offered = {name.upper() for name in caps.params("XCLIENT")}
+        missing = sorted(set(attributes) - offered)
+        if missing:
+            note(
+                f"XCLIENT attribute(s) {' '.join(missing)} not advertised: going on "
+                f"without XCLIENT ({flag})"
+            )
+            return
+    try:
+        client.xclient(attributes, require_advertised=not args.xclient_no_verify)
+    except SMTPReplyError as error:
+        if not args.xclient_optional:
+            raise
+        note(f"XCLIENT refused ({error.reply}): going on without it ({flag})")
 
 
 def _polite_quit(client: SMTPClient) -> None:
@@ -693,9 +784,14 @@ def _stages(
         client.connect(until=cast("OpenStage", stop))
         _leave(args, client, stop, note)
         return ExitCode.OK
-    client.connect()
-    if args.xclient:  # after STARTTLS, before AUTH (as swaks does); EHLO follows the 220
-        client.xclient(_attributes(args.xclient, "--xclient"))
+    if args.xclient and args.xclient_before_starttls:
+        client.connect(until="ehlo")
+        _xclient(args, client, note)
+        client.starttls()
+    else:
+        client.connect()
+        if args.xclient:  # after STARTTLS, before AUTH (as swaks does)
+            _xclient(args, client, note)
     if target.password is not None or (args.auth is not None and args.tls_cert is not None):
         _login(args, client, target)
     if args.xforward:  # just before MAIL: it describes the next transaction
@@ -703,8 +799,8 @@ def _stages(
     if stop == "auth":
         _leave(args, client, stop, note)
         return ExitCode.OK
-    _check_server_can_take(client, envelope, content)
-    _check_options_offered(client.capabilities, options)
+    _check_server_can_take(client, envelope, content, options.size)
+    _check_options_offered(client.capabilities, options, args.chunking)
     if stop in ("mail", "rcpt", "data"):
         return _stop_in_transaction(args, client, envelope, content, stop, note, options)
     bar = ProgressBar(content.size, sys.stderr, enabled=sys.stderr.isatty(), console=console)
@@ -718,6 +814,7 @@ def _stages(
             # --drop-after-send dot drops after DATA's final ".", so no BDAT
             chunking=False if args.drop_after_send == "dot" else args.chunking,
             progress=lambda sent, total: bar.update(sent),
+            raw=content.raw,
         )
     finally:
         bar.finish()
@@ -773,38 +870,32 @@ def _leave(
 def mail_options(args: argparse.Namespace) -> MailOptions:
     """The MAIL/RCPT parameters of ``--dsn-*``, ``--body-type``, ``--smtputf8``,
     ``--size`` and ``--requiretls``, checked by the engine's own rules now (a bad
-    value is a usage error before connecting: ``Mail``/``Rcpt`` validate them)."""
+    value is a usage error before connecting: ``MailOptions`` validates them as
+    ``Mail``/``Rcpt`` do)."""
     notify = None
     if args.dsn_notify is not None:
         notify = tuple(word.strip().upper() for word in args.dsn_notify.split(","))
-    options = MailOptions(
-        size=args.size,
-        body=args.body_type,
-        smtputf8=args.smtputf8,
-        ret=args.dsn_ret,
-        envid=args.dsn_envid,
-        requiretls=args.requiretls,
-        notify=notify,
-        orcpt=args.dsn_orcpt,
-    )
     try:
-        Mail(
-            sender="a@example.org",
-            size=options.size,
-            body=options.body,
-            ret=options.ret,
-            envid=options.envid,
-            requiretls=options.requiretls,
+        return MailOptions(
+            size=args.size,
+            body=args.body_type,
+            smtputf8=args.smtputf8,
+            ret=args.dsn_ret,
+            envid=args.dsn_envid,
+            requiretls=args.requiretls,
+            notify=notify,
+            orcpt=args.dsn_orcpt,
         )
-        Rcpt(recipient="a@example.org", notify=notify)
-    except LocalProtocolError as error:
+    except SMTPProtocolError as error:
         raise CLIError(f"invalid envelope option: {error}", ExitCode.USAGE) from None
-    return options
 
 
-def _check_options_offered(caps: Capabilities | None, options: MailOptions) -> None:
+def _check_options_offered(
+    caps: Capabilities | None, options: MailOptions, chunking: bool | None
+) -> None:
     """The extensions the envelope options need, from the EHLO reply (exit 6: MAIL
-    cannot be sent as asked; nothing was sent)."""
+    cannot be sent as asked; nothing was sent); ``--chunking`` needs CHUNKING (exit 8,
+    the content class)."""
     needs = []
     if options.ret or options.envid or options.notify or options.orcpt:
         needs.append(("DSN", "--dsn-* (RFC 3461)"))
@@ -822,14 +913,22 @@ def _check_options_offered(caps: Capabilities | None, options: MailOptions) -> N
                 f"the server does not offer {keyword}, needed for {what}; nothing was sent",
                 ExitCode.SENDER_REFUSED,
             )
+    if chunking and (caps is None or not caps.has("CHUNKING")):
+        raise CLIError(
+            "the server does not offer CHUNKING, needed for --chunking (RFC 3030); "
+            "nothing was sent",
+            ExitCode.DATA_REFUSED,
+        )
 
 
-def _check_server_can_take(client: SMTPClient, envelope: Envelope, content: Content) -> None:
+def _check_server_can_take(
+    client: SMTPClient, envelope: Envelope, content: Content, declared: int | None
+) -> None:
     """Refuse, before MAIL, what the server's EHLO reply rules out: a non-ASCII address
     without SMTPUTF8 (RFC 6531 §3.4; exit 6 for the sender, 7 for a recipient), 8-bit
-    content without 8BITMIME or SMTPUTF8 (RFC 6152; exit 8) and a message above its
-    SIZE limit (RFC 1870 §6; exit 8, the content class). The session then ends with
-    QUIT; nothing of the transaction was sent."""
+    content without 8BITMIME or SMTPUTF8 (RFC 6152; exit 8) and a message, or a
+    ``--size`` (``declared``), above its SIZE limit (RFC 1870 §6; exit 8, the content
+    class). The session then ends with QUIT; nothing of the transaction was sent."""
     caps = client.capabilities
     smtputf8 = caps is not None and caps.smtputf8
     if envelope.international and not smtputf8:
@@ -839,7 +938,7 @@ def _check_server_can_take(client: SMTPClient, envelope: Envelope, content: Cont
             code = ExitCode.RECIPIENTS_REFUSED
         raise CLIError(
             f"the server does not offer SMTPUTF8 (RFC 6531), needed for the non-ASCII "
-            f"address {escape_text(address)!r}; nothing was sent",
+            f"address {quote(address)}; nothing was sent",
             code,
         )
     if content.eight_bit and not (smtputf8 or (caps is not None and caps.eightbitmime)):
@@ -855,6 +954,12 @@ def _check_server_can_take(client: SMTPClient, envelope: Envelope, content: Cont
             f"{limit} (RFC 1870); nothing was sent",
             ExitCode.DATA_REFUSED,
         )
+    if limit is not None and declared is not None and declared > limit:
+        raise CLIError(
+            f"--size {declared} is above the server's SIZE limit of {limit} (RFC 1870); "
+            "nothing was sent",
+            ExitCode.DATA_REFUSED,
+        )
 
 
 def _stop_in_transaction(
@@ -866,11 +971,14 @@ def _stop_in_transaction(
     note: Callable[[str], None],
     options: MailOptions,
 ) -> int:
-    """``--quit-after mail|rcpt|data``: the envelope up to ``stop``, nothing delivered.
+    """``--quit-after``/``--drop-after mail|rcpt|data``: the envelope up to ``stop``,
+    nothing delivered.
 
-    After ``mail``/``rcpt`` the client has sent RSET and QUITs; after ``data`` the
-    client closed the connection at the 354. A refused recipient is exit 7 as usual.
+    After ``mail``/``rcpt`` the client has sent RSET and QUITs, or with ``--drop-after``
+    closed the connection with the transaction open (no RSET, no QUIT); after ``data``
+    the client closed the connection at the 354. A refused recipient is exit 7 as usual.
     """
+    drop = args.drop_after is not None
     result = client.sendmail(
         envelope.sender,
         envelope.recipients,
@@ -879,9 +987,12 @@ def _stop_in_transaction(
         pipelining=_pipelining(args),
         chunking=args.chunking,
         stop_after=cast("MailStage", stop),
+        drop=drop,
     )
     if args.drop_after_send is not None:  # nothing was accepted, so it was not sent
         note(f"--drop-after-send {stop}: the command was not sent (nothing accepted)")
+    elif drop:
+        note(_stopped(args, stop))
     elif stop == "data":
         note("quit after data (354), as asked: connection closed, the content was not sent")
     else:
@@ -927,6 +1038,8 @@ def _run_demo(args: argparse.Namespace, console: Console) -> int:
         ("--user", args.user),
         ("--cafile", args.cafile),
         ("--insecure", args.insecure),
+        ("--tls-sni", args.tls_sni),
+        ("--tls-cert", args.tls_cert),
         ("--port", args.port),
         ("--resolver", args.resolver),
         ("--local-interface", args.local_interface),
@@ -980,7 +1093,8 @@ def _demo_session(
             allow_cleartext_auth=policy is TLSPolicy.NONE,
         )
         code = _session(args, console, target, envelope, content)
-        if code != ExitCode.OK or args.quit_after or args.drop_after_send:
+        stopped = args.quit_after or args.drop_after_send or args.drop_after not in (None, "dot")
+        if code != ExitCode.OK or stopped:
             return code
         (stored,) = server.wait_for_messages(1, timeout=10.0)
         if args.quiet or args.json:

@@ -2,9 +2,10 @@
 
 CLI adapter layer. Prints ``listening on HOST:PORT`` first (flushed, so a script or a
 test can wait for it), then the server's transcript with elapsed-time stamps, and each
-message as received when neither ``--maildir`` nor ``--mbox`` is given. Ctrl-C (SIGINT)
-or SIGTERM (``kill``, a container stopping) stops the server cleanly: open sessions are
-closed, the temporary certificate removed, and the exit code is 0. Credentials for AUTH
+message as received when neither ``--maildir`` nor ``--mbox`` is given. Ctrl-C (SIGINT),
+SIGTERM (``kill``, a container stopping) or SIGHUP (the terminal closed) stops the
+server cleanly: open sessions are closed, the temporary certificate removed, and the
+exit code is 0. Credentials for AUTH
 come from ``--auth USER:PASSWORD`` or, so that the password stays out of the process
 list, ``SMTPPROTO_SERVE_AUTH``. ``--rules FILE`` makes the server fail on purpose (the
 TOML or JSON form of ``builtin_server/rulefile.py``; a bad file is one line on stderr
@@ -30,7 +31,7 @@ from ..builtin_server.rules import Rule
 from ..builtin_server.server import DEFAULT_MAX_MESSAGE_SIZE, SMTPServer, StoredMessage
 from ..server_engine.replies import limits_keyword
 from ..wire.text import escape_text
-from .common import CLIError, ExitCode
+from .common import CLIError, ExitCode, quote
 from .output import format_message
 from .serve_workers import run_workers
 
@@ -95,7 +96,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CLIError("give both --cert and --key, or neither", ExitCode.USAGE)
     for path in (args.cert, args.key):
         if path is not None and not os.access(path, os.R_OK):
-            raise CLIError(f"cannot read {escape_text(path)!r}", ExitCode.USAGE)
+            raise CLIError(f"cannot read {quote(path)}", ExitCode.USAGE)
     rules = _rules(args.rules)
     max_size = DEFAULT_MAX_MESSAGE_SIZE if args.max_size is None else args.max_size
     start = time.monotonic()
@@ -180,12 +181,27 @@ def run_serve(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+#: Signals that stop ``serve`` as cleanly as Ctrl-C: ``kill``, and the terminal closing
+#: (SIGHUP; its default action would leave the temporary certificate folder behind).
+_STOP_SIGNALS = tuple(
+    sig for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if sig is not None
+)
+
+
 async def _until_stopped(server: SMTPServer) -> None:
-    """Serve until cancelled (SIGINT) or SIGTERM; the caller's ``finally`` cleans up."""
+    """Serve until cancelled (SIGINT), SIGTERM or SIGHUP; the caller's ``finally``
+    cleans up."""
     loop = asyncio.get_running_loop()
     terminated = asyncio.Event()
+    stopped_by: list[signal.Signals] = []
+
+    def stop(sig: signal.Signals) -> None:
+        stopped_by.append(sig)
+        terminated.set()
+
     with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-        loop.add_signal_handler(signal.SIGTERM, terminated.set)
+        for sig in _STOP_SIGNALS:
+            loop.add_signal_handler(sig, stop, sig)
     serving = asyncio.ensure_future(server.serve_forever())
     waiting = asyncio.ensure_future(terminated.wait())
     try:
@@ -195,8 +211,9 @@ async def _until_stopped(server: SMTPServer) -> None:
             task.cancel()
         await asyncio.gather(serving, waiting, return_exceptions=True)
         with contextlib.suppress(NotImplementedError):
-            loop.remove_signal_handler(signal.SIGTERM)
-    if terminated.is_set():
-        print("stopped (SIGTERM)", file=sys.stderr, flush=True)
+            for sig in _STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
+    if stopped_by:
+        print(f"stopped ({stopped_by[0].name})", file=sys.stderr, flush=True)
     else:
         serving.result()  # serve_forever ended on its own: its error

@@ -159,11 +159,13 @@ class ProxyHeader(Command):
     def __post_init__(self) -> None:
         if self.version not in (1, 2) or type(self.version) is not int:
             raise LocalProtocolError(f"PROXY version must be 1 or 2, got {self.version!r}")
-        if self.command not in _V2_COMMAND:
+        if not isinstance(self.command, str) or self.command not in _V2_COMMAND:
             raise LocalProtocolError(
                 f"PROXY command must be 'PROXY' or 'LOCAL', got {self.command!r}"
             )
-        if self.family is not None and self.family not in PROXY_FAMILIES:
+        if self.family is not None and (
+            not isinstance(self.family, str) or self.family not in PROXY_FAMILIES
+        ):
             raise LocalProtocolError(
                 f"PROXY family must be one of {', '.join(PROXY_FAMILIES)}, got {self.family!r}"
             )

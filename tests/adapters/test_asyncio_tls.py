@@ -1,11 +1,6 @@
-"""The asyncio adapter's TLS upgrade on both code paths: ``StreamWriter.start_tls``
-(Python 3.11+) and the Python 3.10 fallback (``loop.start_tls`` and rebinding the
-stream by hand).
-
-``fallback=True`` turns off the 3.11 API (``asyncio_client._STREAM_START_TLS``) and
-makes ``StreamWriter.start_tls`` fail if called, so on a newer Python the fallback runs
-for real; on 3.10 both parameters run the fallback. Each test is bounded by
-``asyncio.wait_for``.
+"""The asyncio adapter's TLS upgrade: ``loop.start_tls`` under the client's own protocol
+(``asyncio_channel.Channel``), the one path on every supported Python. Each test is
+bounded by ``asyncio.wait_for``.
 """
 
 from __future__ import annotations
@@ -18,27 +13,13 @@ from typing import Any
 import pytest
 
 from interop.peers import TLSMaterial
-from smtpproto.adapters import asyncio_client
 from smtpproto.asyncio_client import AsyncSMTPClient
 from smtpproto.exceptions import SMTPError, SMTPTLSError
 from smtpproto.testing import RunningServer, run_server
 
 BOUND = 15.0
 TIMEOUT = 5.0
-MESSAGE = b"Subject: fallback\r\n\r\nhello\r\n"
-
-
-@pytest.fixture(params=[False, True], ids=["stream_start_tls", "fallback"])
-def fallback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    forced: bool = request.param
-    if forced:
-
-        async def forbidden(*args: Any, **kwargs: Any) -> None:
-            raise AssertionError("StreamWriter.start_tls used despite the fallback")
-
-        monkeypatch.setattr(asyncio_client, "_STREAM_START_TLS", False)
-        monkeypatch.setattr(asyncio.StreamWriter, "start_tls", forbidden, raising=False)
-    return forced
+MESSAGE = b"Subject: tls\r\n\r\nhello\r\n"
 
 
 @pytest.fixture
@@ -59,10 +40,10 @@ def _client(server: RunningServer, **kwargs: Any) -> AsyncSMTPClient:
     )
 
 
-def test_starttls_then_delivery_and_quit(server: RunningServer, fallback: bool) -> None:
+def test_starttls_then_delivery_and_quit(server: RunningServer) -> None:
     """After STARTTLS every command, reply and content octet goes through TLS: the
-    writer and the reader both use the new transport; a 1 MiB body makes ``drain``
-    wait on the TLS transport's flow control."""
+    channel uses the new transport both ways; a 1 MiB body makes the client wait on the
+    TLS transport's flow control."""
     body = b"Subject: big\r\n\r\n" + b"x" * 998 + b"\r\n"
     big = body + (b"y" * 998 + b"\r\n") * 1050
 
@@ -75,28 +56,28 @@ def test_starttls_then_delivery_and_quit(server: RunningServer, fallback: bool) 
             assert client.session.channel_binding is not None
             await client.sendmail("a@example.org", ["b@example.org"], MESSAGE)
             await client.sendmail("a@example.org", ["c@example.org"], big)
-            writer = client._writer  # the test looks inside: which transport is used
-            assert writer is not None
-            assert writer.get_extra_info("ssl_object") is not None
-        assert client._writer is None
+            channel = client._channel  # the test looks inside: which transport is used
+            assert channel is not None and channel.transport is not None
+            assert channel.transport.get_extra_info("ssl_object") is not None
+        assert client._channel is None
 
     asyncio.run(asyncio.wait_for(main(), BOUND))
     first, second = server.wait_for_messages(2, timeout=TIMEOUT)
     assert first.data == MESSAGE and second.data == big
 
 
-def test_unverified_certificate_is_a_tls_error(server: RunningServer, fallback: bool) -> None:
+def test_unverified_certificate_is_a_tls_error(server: RunningServer) -> None:
     async def main() -> None:
         client = _client(server, ssl_context=ssl.create_default_context())
         with pytest.raises(SMTPTLSError, match="certificate verify failed"):
             await client.connect()
-        assert client.tls_info is None and client._writer is None
+        assert client.tls_info is None and client._channel is None
 
     asyncio.run(asyncio.wait_for(main(), BOUND))
     assert server.messages == []
 
 
-def test_implicit_tls(tls_material: TLSMaterial, fallback: bool) -> None:
+def test_implicit_tls(tls_material: TLSMaterial) -> None:
     """RFC 8314 §3.3: the handshake comes first, then the greeting under TLS."""
     commands: list[bytes] = []
 
@@ -136,7 +117,7 @@ def test_implicit_tls(tls_material: TLSMaterial, fallback: bool) -> None:
 
 
 def test_server_closing_under_tls(
-    tls_material: TLSMaterial, fallback: bool, caplog: pytest.LogCaptureFixture
+    tls_material: TLSMaterial, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A 421 and a clean TLS close from the server: the client reports the 421, and
     the stream knows it runs over TLS (``eof_received`` must not ask to stay half-open,

@@ -1,0 +1,295 @@
+"""The asyncio client's byte channel: an ``asyncio.BufferedProtocol`` that the
+transport calls back, and the waits the client adapter performs on it.
+
+Theory of operation
+-------------------
+``AsyncSMTPClient`` (``asyncio_client``) needs four things of a connection: write
+bytes, wait until the transport takes more (flow control), hand out what was
+received, and run a TLS handshake. Streams (``StreamReader``/``StreamWriter``) do
+this with three objects per connection, a read buffer that grows and shrinks, a
+future per ``drain`` and a task cancellation per timeout; ``Channel`` does it with one
+object of fixed slots:
+
+* Receiving: the transport ``recv_into``\\s a buffer shared by every channel of the
+  thread (``get_buffer``; one loop runs one callback at a time, and the bytes are
+  copied out in ``buffer_updated`` before it returns), so an idle connection holds no
+  receive buffer. What arrived waits in ``inbox`` for the next ``take``; past
+  ``MAX_READAHEAD`` octets the channel pauses reading until it is taken (RFC 2920 §3.2:
+  it reads while the client writes, within a bound).
+* Waiting: one waiter future at a time (the client performs one request at a time),
+  resolved by the transport callbacks (data, EOF, connection lost, writing resumed).
+  A deadline is one timer per channel, armed lazily: a wait whose deadline is later
+  than the armed timer leaves it, and when it fires it re-arms for the wait in
+  progress, so a steady stream of replies costs no timer operations; a timeout sets
+  ``TimeoutError`` on the waiter, with no task cancellation.
+* The server's last words: when a write fails (the server reset the connection after
+  answering, say ``552`` mid-body) asyncio stops reading and closes the socket right
+  after ``connection_lost``. Before that, on a plaintext connection, ``connection_lost``
+  reads what the kernel still holds (a non-blocking ``recv`` on the socket, at most
+  ``MAX_READAHEAD`` octets) into ``inbox``, so the reply the server sent before it went
+  away is handed out before the error. Under TLS those bytes would need the TLS
+  layer, which is gone; the client lets the loop read before large writes instead.
+* TLS: ``start_tls`` runs ``loop.start_tls`` on the transport with this same protocol
+  (every supported Python's way; streams need 3.11) and switches to the TLS transport
+  it returns.
+
+Errors keep the streams' meaning: after the buffered bytes, a read raises the
+exception the connection was lost with (``b""`` at EOF or a clean close), and a write
+on a lost connection raises it too (``ConnectionResetError("Connection lost")`` when
+the connection ended without one).
+"""
+
+from __future__ import annotations
+
+import asyncio  # noqa: TID251  (adapter layer: I/O allowed)
+import math
+import socket  # noqa: TID251  (adapter layer: I/O allowed)
+import ssl
+import threading
+
+from ..drivers.session import MAX_READAHEAD
+
+__all__ = ["RECV_SIZE", "Channel", "take_over"]
+
+#: The size of the shared receive buffer: the most one ``recv_into`` takes.
+RECV_SIZE = 256 * 1024
+#: The most ``recv`` calls that salvage the server's last words (each up to RECV_SIZE).
+_SALVAGE_READS = MAX_READAHEAD // RECV_SIZE
+
+
+class _SharedBuffer(threading.local):
+    """One receive buffer per thread, made when a thread first receives: every channel
+    of the thread's loop fills it in turn and copies its bytes out at once."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(RECV_SIZE))
+
+
+_shared = _SharedBuffer()
+
+
+class Channel(asyncio.BufferedProtocol):
+    """One connection's protocol: what the transport delivered, and the waits on it;
+    see the module doc. ``transport`` is set by ``connection_made`` and replaced by
+    ``start_tls``."""
+
+    __slots__ = (
+        "_loop",
+        "_reading_paused",
+        "_timer",
+        "_timer_at",
+        "_wait_deadline",
+        "_waiter",
+        "eof",
+        "failure",
+        "inbox",
+        "lost",
+        "tls",
+        "transport",
+        "writing_paused",
+    )
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        #: Received, not yet taken.
+        self.inbox: bytes | bytearray = b""
+        #: The server ended its side (``eof_received``).
+        self.eof = False
+        #: ``connection_lost`` was called; ``failure`` is what it was lost with.
+        self.lost = False
+        self.failure: BaseException | None = None
+        #: Whether the bytes pass through TLS (no salvage; EOF closes).
+        self.tls = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._wait_deadline = math.inf
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        #: The transport asked to stop writing (``pause_writing``) until it resumes.
+        self.writing_paused = False
+        self._reading_paused = False
+
+    # -- transport callbacks ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _shared.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.received(_shared.view[:nbytes].tobytes())
+
+    def received(self, data: bytes) -> None:
+        """Keep ``data`` for the next ``take`` (past ``MAX_READAHEAD`` stop reading)."""
+        inbox = self.inbox
+        if not inbox:
+            self.inbox = inbox = data
+        else:
+            if type(inbox) is bytes:
+                self.inbox = inbox = bytearray(inbox)
+            inbox += data
+        if len(inbox) >= MAX_READAHEAD and not self._reading_paused and self.transport:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return not self.tls  # half-open like streams; TLS ignores it (with a warning)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and not self.tls:
+            self._salvage()
+        self.lost = True
+        self.failure = exc
+        self._cancel_timer()
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._wake()
+
+    def _salvage(self) -> None:
+        """Read what the kernel still holds before asyncio closes the socket (see the
+        module doc); never blocks (asyncio's sockets are non-blocking)."""
+        transport = self.transport
+        held = transport.get_extra_info("socket") if transport is not None else None
+        fileno = held.fileno() if held is not None else -1
+        if fileno < 0:
+            return
+        sock = socket.socket(fileno=fileno)  # a view of asyncio's socket, detached below
+        try:
+            sock.setblocking(False)  # as asyncio keeps it, whatever the default timeout
+            for _ in range(_SALVAGE_READS):
+                if len(self.inbox) >= MAX_READAHEAD:
+                    break
+                data = sock.recv(RECV_SIZE)
+                if not data:
+                    break
+                self.received(data)
+        except OSError:
+            pass  # nothing more (EAGAIN), or the error the connection was lost with
+        finally:
+            sock.detach()
+
+    # -- what the client does -----------------------------------------------------------
+
+    def take(self) -> bytes:
+        """Remove and return what was received (``b""``: nothing yet); resume reading if
+        the read-ahead bound had paused it."""
+        data = self.inbox
+        self.inbox = b""
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return data if type(data) is bytes else bytes(data)
+
+    def loss(self) -> BaseException:
+        """What a read (after the buffered bytes) or a write raises once the connection
+        is lost: its exception, else ``ConnectionResetError``."""
+        if self.failure is not None:
+            return self.failure
+        return ConnectionResetError("Connection lost")
+
+    async def drain(self, deadline: float) -> None:
+        """Wait until the transport takes more (``deadline`` on the loop clock, then
+        ``TimeoutError``); raise ``loss()`` if the connection is lost or closing."""
+        transport = self.transport
+        while True:
+            if self.lost:
+                raise self.loss()
+            closing = transport is None or transport.is_closing()
+            if not self.writing_paused and not closing:
+                return
+            await self.wait(deadline)
+
+    async def wait(self, deadline: float) -> None:
+        """Wait for the next transport event (data, EOF, loss, writing resumed) until
+        ``deadline`` (``math.inf``: no limit), then ``TimeoutError``."""
+        if deadline <= self._loop.time():
+            raise TimeoutError("timed out")
+        waiter = self._waiter = self._loop.create_future()
+        self._wait_deadline = deadline
+        if deadline < self._timer_at:
+            self._cancel_timer()
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _on_timer(self) -> None:
+        fired_at = self._timer_at
+        self._timer = None
+        self._timer_at = math.inf
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # no wait in progress: the next one arms the timer
+        if self._wait_deadline <= fired_at:
+            waiter.set_exception(TimeoutError("timed out"))
+        else:  # armed by an earlier wait: re-arm for this one
+            self._timer_at = self._wait_deadline
+            self._timer = self._loop.call_at(self._wait_deadline, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            self._timer_at = math.inf
+            timer.cancel()
+
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str | None) -> None:
+        """The TLS client handshake over the transport; afterwards ``transport`` is the
+        TLS transport (``loop.start_tls``, this protocol above it)."""
+        transport = self.transport
+        assert transport is not None
+        await self.drain(math.inf)  # the caller bounds the whole upgrade
+        self.tls = True  # from here the socket carries TLS records: never salvage them
+        upgraded = await self._loop.start_tls(
+            transport, self, context, server_hostname=server_hostname
+        )
+        # typeshed says ``Transport | None``; CPython returns the TLS transport or raises.
+        assert upgraded is not None
+        self.transport = upgraded
+
+    def abort(self) -> None:
+        """Drop the connection at once (no TLS close_notify)."""
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def take_over(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Channel:
+    """A ``Channel`` in place of the streams' protocol on ``writer``'s transport; what
+    ``reader`` buffered or learnt (EOF, an error) carries over. StreamReader has no
+    public API for its buffer, hence ``_buffer``; the streams stay referenced by the
+    caller (a collected ``StreamWriter`` would close the transport)."""
+    channel = Channel()
+    transport = writer.transport
+    assert isinstance(transport, asyncio.Transport)
+    channel.transport = transport
+    channel.tls = transport.get_extra_info("sslcontext") is not None
+    buffer = getattr(reader, "_buffer", None)
+    if isinstance(buffer, bytearray) and buffer:
+        channel.inbox = bytes(buffer)
+        buffer.clear()
+    channel.eof = reader.at_eof()  # the buffer is empty now: whether EOF was fed
+    if transport.is_closing():  # lost already, or about to be: the streams saw it
+        failure = reader.exception()
+        channel.connection_lost(failure if isinstance(failure, Exception) else None)
+    transport.set_protocol(channel)
+    if not transport.is_closing() and not transport.is_reading():
+        transport.resume_reading()  # the StreamReader may have paused it (its limit)
+    return channel

@@ -99,7 +99,7 @@ def test_every_worker_stores_in_the_maildir(tmp_path: Path) -> None:
     assert writers <= set(pids)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_signal_stops_every_worker_and_removes_the_certificate(sig: int) -> None:
     with ServeProcess("--workers", "2") as serve:
         cert = Path(serve.wait_for("STARTTLS certificate:").split(": ", 1)[1])

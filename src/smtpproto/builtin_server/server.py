@@ -458,6 +458,7 @@ class SMTPServer:
             ("starttls", starttls),
             ("lmtp", lmtp),
             ("forbid_unauth_pipelining", forbid_unauth_pipelining),
+            ("reuse_port", reuse_port),
         ):
             check_flag(name, flag)
         check_int("port", port, minimum=0, maximum=65535)

@@ -16,7 +16,7 @@ Theory of operation. The parent (the process the user started) never serves:
    so no handler races the shutdown), it forks the workers; each unblocks them, starts
    its server and writes one octet on a pipe when it listens;
 4. when every worker listens, it prints the usual banner (``listening on HOST:PORT``
-   first), then waits for a signal. SIGINT or SIGTERM: it sends SIGTERM to every worker
+   first), then waits for a signal. SIGINT, SIGTERM or SIGHUP: it sends SIGTERM to every worker
    (each closes its sessions as ``serve`` does), waits ``STOP_TIMEOUT`` seconds, kills
    what is left, reaps every worker, removes the certificate and exits 0. A worker that
    exits on its own stops the others too; the exit code is then the worker's
@@ -59,7 +59,9 @@ STOP_TIMEOUT = 10.0
 START_TIMEOUT = 60.0
 #: Seconds between a worker's checks that its parent is still there.
 _PARENT_CHECK = 1.0
-_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
+#: What stops the workers (as ``serve`` stops: Ctrl-C, ``kill``, the terminal closing).
+_STOP = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_SIGNALS = {*_STOP, signal.SIGCHLD}
 
 #: Makes one worker's server, not started, listening with ``SO_REUSEPORT``: ``(port,
 #: certfile, keyfile, transcript prefix)``.
@@ -110,7 +112,8 @@ def run_workers(
     make_server: MakeServer,
     banner: Banner,
 ) -> int:
-    """Serve with ``count`` worker processes until SIGINT or SIGTERM; the exit code."""
+    """Serve with ``count`` worker processes until SIGINT, SIGTERM or SIGHUP; the exit
+    code."""
     reserved = _reserve(args.host, args.port)
     port = reserved.getsockname()[1]
     certdir: tempfile.TemporaryDirectory[str] | None = None
@@ -211,10 +214,10 @@ async def _serve(server: SMTPServer, ready: int, parent: int) -> None:
 
 
 async def _until_stopped(parent: int) -> None:
-    """Until SIGINT, SIGTERM or the parent's exit."""
+    """Until SIGINT, SIGTERM, SIGHUP or the parent's exit."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in _STOP:
         loop.add_signal_handler(signum, stop.set)
 
     def check_parent() -> None:
@@ -246,7 +249,7 @@ def _wait_until_listening(workers: dict[int, int], ready: int, count: int) -> in
 
 
 def _wait_for_the_end(workers: dict[int, int]) -> int:
-    """Wait for SIGINT/SIGTERM (exit 0) or a worker's own exit (its code)."""
+    """Wait for SIGINT/SIGTERM/SIGHUP (exit 0) or a worker's own exit (its code)."""
     while True:
         info = signal.sigtimedwait(_SIGNALS, 1.0)
         if info is not None and info.si_signo != signal.SIGCHLD:

@@ -8,7 +8,8 @@ Theory of operation
 ``master`` in the foreground (``postfix start-fg``) and stops it on exit (``postfix
 stop``, then SIGTERM/SIGKILL of the foreground process), whatever happened inside.
 
-The instance has one ``smtpd`` on a free loopback port with
+The instance has one ``smtpd`` on a free loopback port (and one with implicit TLS,
+``smtpd_tls_wrappermode``, on another) with
 ``smtpd_upstream_proxy_protocol = haproxy`` (Postfix 2.10 reads v1, 3.5 and later v2):
 every connection must start with a PROXY header, and smtpd takes the client address
 from it. ``smtpd_client_restrictions`` refuses the proxied clients in ``REFUSED``
@@ -40,6 +41,7 @@ from .peers import (
     STARTUP_TIMEOUT,
     PeerFailed,
     PeerMissing,
+    TLSMaterial,
     free_port,
     poll,
     stop_process,
@@ -79,10 +81,16 @@ smtpd_client_restrictions = check_client_access cidr:{root}/clients.cidr
 smtpd_relay_restrictions = reject_unauth_destination
 smtputf8_enable = no
 biff = no
+smtpd_tls_cert_file = {cert}
+smtpd_tls_key_file = {key}
+smtpd_tls_loglevel = 1
 """
 # The services smtpd and the queue need (master.cf(5)); no chroot.
 _MASTER_CF = """\
 {host}:{port} inet n - n - - smtpd
+{host}:{tls_port} inet n - n - - smtpd
+  -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt
+tlsmgr    unix  - - n 1000? 1 tlsmgr
 pickup    unix  n - n 60 1 pickup
 cleanup   unix  n - n - 0 cleanup
 qmgr      unix  n - n 300 1 qmgr
@@ -103,10 +111,12 @@ postlog   unix-dgram n - n - 1 postlogd
 
 @dataclasses.dataclass
 class PostfixPeer:
-    """The running instance: where smtpd listens, and its log file."""
+    """The running instance: where smtpd listens (``tls_port``: implicit TLS, RFC 8314,
+    with the test CA's certificate), and its log file."""
 
     host: str
     port: int
+    tls_port: int
     root: Path
 
     def log(self) -> str:
@@ -132,8 +142,9 @@ def _postfix(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 
 
 @contextlib.contextmanager
-def start_postfix_proxy() -> Iterator[PostfixPeer]:
-    """Run the private instance for the duration of the ``with`` block."""
+def start_postfix_proxy(tls: TLSMaterial) -> Iterator[PostfixPeer]:
+    """Run the private instance for the duration of the ``with`` block; its implicit-TLS
+    port presents ``tls``'s server certificate."""
     if not os.access(POSTFIX, os.X_OK) or shutil.which("postconf") is None:
         raise PeerMissing(f"Postfix ({POSTFIX}) is not installed; {INSTALL_HINT}")
     if os.geteuid() != 0:
@@ -141,12 +152,16 @@ def start_postfix_proxy() -> Iterator[PostfixPeer]:
     # Not pytest's tmp_path: its parent is mode 0700, and the postfix user must get in.
     root = Path(tempfile.mkdtemp(prefix="smtpproto-postfix-"))
     root.chmod(0o755)
-    port = free_port()
+    port, tls_port = free_port(), free_port()
     (root / "queue").mkdir()
     (root / "data").mkdir()
     shutil.chown(root / "data", user="postfix")
-    (root / "main.cf").write_text(_MAIN_CF.format(root=root, host=HOST, timeout=PROXY_TIMEOUT))
-    (root / "master.cf").write_text(_MASTER_CF.format(host=HOST, port=port))
+    (root / "main.cf").write_text(
+        _MAIN_CF.format(
+            root=root, host=HOST, timeout=PROXY_TIMEOUT, cert=tls.cert_path, key=tls.key_path
+        )
+    )
+    (root / "master.cf").write_text(_MASTER_CF.format(host=HOST, port=port, tls_port=tls_port))
     (root / "clients.cidr").write_text(
         "".join(f"{address} REJECT {REFUSAL_TEXT}\n" for address in REFUSED)
     )
@@ -165,7 +180,7 @@ def start_postfix_proxy() -> Iterator[PostfixPeer]:
             wait_for_port(port, process=process)
         except PeerFailed as exc:
             raise PeerFailed(f"Postfix smtpd did not start: {exc}; log: {_tail(root)}") from None
-        yield PostfixPeer(HOST, port, root)
+        yield PostfixPeer(HOST, port, tls_port, root)
     finally:
         if process is not None:
             _postfix(root, "stop")

@@ -58,15 +58,20 @@ LEVELS = (1, 10, 100)
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
-    parser.add_argument("--quick", action="store_true", help="1 round, few messages: a smoke run")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 round, 200/100/200 messages: a smoke run"
+    )
     parser.add_argument("--seed", type=int, default=14, help="seed of the per-round order")
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset")
-    parser.add_argument("--messages", type=int, default=2000, help="client rows, per session")
+    parser.add_argument("--messages", type=int, help="client rows, per session (2000)")
     parser.add_argument("--size", type=int, default=1024, help="client message size, octets")
-    parser.add_argument("--concurrent-messages", type=int, default=2000, help="per measurement")
-    parser.add_argument("--server-messages", type=int, default=4000, help="per smtp-source run")
+    parser.add_argument("--concurrent-messages", type=int, help="per measurement (2000)")
+    parser.add_argument("--server-messages", type=int, help="per smtp-source run (4000)")
     parser.add_argument("--source-sessions", type=int, default=4, help="smtp-source -s")
     parser.add_argument("--source-length", type=int, default=1024, help="smtp-source -l")
+    parser.add_argument(
+        "--tmpdir", type=Path, help="where the Maildirs go (default: the system's temp folder)"
+    )
     parser.add_argument("--json", type=Path, help="also write every sample and summary here")
     return parser
 
@@ -75,8 +80,14 @@ def _options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.messages, args.concurrent_messages = 1, 200, 100
-        args.server_messages = 200
+        args.rounds = 1
+    for name, full, quick in (
+        ("messages", 2000, 200),
+        ("concurrent_messages", 2000, 100),
+        ("server_messages", 4000, 200),
+    ):
+        if getattr(args, name) is None:  # given on the command line: kept, also with --quick
+            setattr(args, name, quick if args.quick else full)
     families = args.families.split(",")
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
@@ -157,7 +168,7 @@ def _print_tables(args: argparse.Namespace, results: Results, note: str | None) 
         elif family == "concurrency":
             lines = report.concurrency_table(rounds, concurrency.REFERENCE, LEVELS)
         else:
-            lines = report.server_table(rounds, report.SERVER_PAIRS)
+            lines = report.server_table(rounds, server_rows.PAIRS)
         print("\n".join(lines))
     if note is not None and "server" in args.families:
         print(f"\nNote: {note}.")
@@ -201,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with (
         smtp_sink() as sink,
-        tempfile.TemporaryDirectory(prefix="bench-speed-") as folder,
+        tempfile.TemporaryDirectory(prefix="bench-speed-", dir=args.tmpdir) as folder,
         server_rows.running(names, Path(folder)) as servers,
     ):
         _warm_up(args, sink.host, sink.port)

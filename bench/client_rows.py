@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any
 
 import aiosmtplib
 import trio
@@ -43,6 +44,7 @@ from smtpproto.trio_client import TrioSMTPClient
 __all__ = ["REFERENCES", "ROWS", "Row"]
 
 Row = Callable[[str, int, Workload], Sample]
+Session = Callable[[], Coroutine[Any, Any, None]]
 ROWS: dict[str, Row] = {}
 REFERENCES = ("floor", "smtp-source", "smtplib", "aiosmtplib")
 TIMEOUT = 600.0
@@ -115,58 +117,46 @@ def aiosmtplib_sendmail(host: str, port: int, work: Workload) -> Sample:
     return timed(lambda: asyncio.run(session()), work.count)
 
 
-@_row("blocking send_many")
-def blocking_send_many(host: str, port: int, work: Workload) -> Sample:
-    def session() -> None:
-        with SMTPClient(host, port, tls="none", timeout=TIMEOUT) as client:
-            _check(client.send_many(_batch(work)), work.count)
+def _blocking(many: bool) -> Row:
+    def row(host: str, port: int, work: Workload) -> Sample:
+        def session() -> None:
+            with SMTPClient(host, port, tls="none", timeout=TIMEOUT) as client:
+                if many:
+                    _check(client.send_many(_batch(work)), work.count)
+                    return
+                for _ in range(work.count):
+                    client.sendmail(work.sender, work.recipients, work.message)
 
-    return timed(session, work.count)
+        return timed(session, work.count)
 
-
-@_row("asyncio send_many")
-def asyncio_send_many(host: str, port: int, work: Workload) -> Sample:
-    async def session() -> None:
-        async with AsyncSMTPClient(host, port, tls="none", timeout=TIMEOUT) as client:
-            _check(await client.send_many(_batch(work)), work.count)
-
-    return timed(lambda: asyncio.run(session()), work.count)
+    return row
 
 
-@_row("trio send_many")
-def trio_send_many(host: str, port: int, work: Workload) -> Sample:
-    async def session() -> None:
-        async with TrioSMTPClient(host, port, tls="none", timeout=TIMEOUT) as client:
-            _check(await client.send_many(_batch(work)), work.count)
-
-    return timed(lambda: trio.run(session), work.count)
+AsyncClient = type[AsyncSMTPClient] | type[TrioSMTPClient]
 
 
-@_row("blocking sendmail")
-def blocking_sendmail(host: str, port: int, work: Workload) -> Sample:
-    def session() -> None:
-        with SMTPClient(host, port, tls="none", timeout=TIMEOUT) as client:
-            for _ in range(work.count):
-                client.sendmail(work.sender, work.recipients, work.message)
+def _async(client_class: AsyncClient, run: Callable[[Session], object], many: bool) -> Row:
+    """A row for an async adapter: ``run`` is how its event loop runs a session."""
 
-    return timed(session, work.count)
+    def row(host: str, port: int, work: Workload) -> Sample:
+        async def session() -> None:
+            async with client_class(host, port, tls="none", timeout=TIMEOUT) as client:
+                if many:
+                    _check(await client.send_many(_batch(work)), work.count)
+                    return
+                for _ in range(work.count):
+                    await client.sendmail(work.sender, work.recipients, work.message)
 
+        return timed(lambda: run(session), work.count)
 
-@_row("asyncio sendmail")
-def asyncio_sendmail(host: str, port: int, work: Workload) -> Sample:
-    async def session() -> None:
-        async with AsyncSMTPClient(host, port, tls="none", timeout=TIMEOUT) as client:
-            for _ in range(work.count):
-                await client.sendmail(work.sender, work.recipients, work.message)
-
-    return timed(lambda: asyncio.run(session()), work.count)
+    return row
 
 
-@_row("trio sendmail")
-def trio_sendmail(host: str, port: int, work: Workload) -> Sample:
-    async def session() -> None:
-        async with TrioSMTPClient(host, port, tls="none", timeout=TIMEOUT) as client:
-            for _ in range(work.count):
-                await client.sendmail(work.sender, work.recipients, work.message)
+def _asyncio_run(session: Session) -> object:
+    return asyncio.run(session())
 
-    return timed(lambda: trio.run(session), work.count)
+
+for _many, _verb in ((True, "send_many"), (False, "sendmail")):
+    ROWS[f"blocking {_verb}"] = _blocking(_many)
+    ROWS[f"asyncio {_verb}"] = _async(AsyncSMTPClient, _asyncio_run, _many)
+    ROWS[f"trio {_verb}"] = _async(TrioSMTPClient, trio.run, _many)

@@ -17,11 +17,6 @@ from stats import Spread, paired, per_row
 __all__ = ["client_table", "concurrency_table", "issue_table", "load_lines", "server_table"]
 
 Rounds = Sequence[Mapping[str, Sample]]
-#: Server rows compared with another server row (besides smtp-sink), round by round.
-SERVER_PAIRS = {
-    "built-in (drop)": "aiosmtpd (drop)",
-    "serve --maildir": "aiosmtpd maildir",
-}
 
 
 def rate(sample: Sample) -> float:
@@ -34,6 +29,11 @@ def cpu_us(sample: Sample) -> float:
 
 def wall_us(sample: Sample) -> float:
     return sample.wall / sample.messages * 1e6
+
+
+def cores(sample: Sample) -> float:
+    """CPU seconds per wall second: how many cores the measured side kept busy."""
+    return sample.cpu / sample.wall
 
 
 def client_cpu_us(sample: Sample) -> float:
@@ -111,7 +111,8 @@ def server_table(rounds: Rounds, pairs: Mapping[str, str]) -> list[str]:
     """smtp-source into each server: rate, server CPU, ratios against smtp-sink and the
     row's counterpart in ``pairs``."""
     names = list(rounds[0]) if rounds else []
-    header = ["server", "msg/s", "server CPU µs/msg", "smtp-source CPU µs/msg"]
+    header = ["server", "msg/s", "server CPU µs/msg", "server cores busy"]
+    header += ["smtp-source CPU µs/msg"]
     header += ["vs smtp-sink", "vs counterpart"]
     body = []
     for name in names:
@@ -122,6 +123,7 @@ def server_table(rounds: Rounds, pairs: Mapping[str, str]) -> list[str]:
                 name,
                 _show(per_row(rounds, name, rate)),
                 _show(per_row(rounds, name, cpu_us), ".1f"),
+                _show(per_row(rounds, name, cores), ".2f"),
                 _show(per_row(rounds, name, client_cpu_us), ".1f"),
                 _ratio(rounds, name, "smtp-sink"),
                 versus,
@@ -186,7 +188,9 @@ def issue_table(results: Results, workers_row: str, workers_note: str | None) ->
     if workers_note is None:
         builtin += (
             f"{workers_row}: {_show(per_row(server, workers_row, rate))} msg/s, "
-            f"{_ratio(server, workers_row, 'serve --maildir')} serve --maildir"
+            f"{_ratio(server, workers_row, 'serve --maildir')} serve --maildir, "
+            f"{_show(per_row(server, workers_row, cores), '.2f')} cores busy "
+            f"(serve --maildir: {_show(per_row(server, 'serve --maildir', cores), '.2f')})"
         )
     else:
         builtin += f"multi-process: not measured ({workers_note})"

@@ -36,7 +36,7 @@ from pathlib import Path
 from measure import Sample, run_program, tree_cpu
 from peers import HOST, find_postfix_tool, free_port, listening, smtp_sink
 
-__all__ = ["ROWS", "Server", "SourceLoad", "running", "source_session", "workers_note"]
+__all__ = ["PAIRS", "ROWS", "Server", "SourceLoad", "running", "source_session", "workers_note"]
 
 SERVERS_SCRIPT = Path(__file__).resolve().parent / "servers.py"
 WORKERS = os.cpu_count() or 2
@@ -125,6 +125,12 @@ ROWS: dict[str, Start] = {
     f"serve --maildir --workers {WORKERS}": _serve("--workers", str(WORKERS)),
 }
 WORKERS_ROW = f"serve --maildir --workers {WORKERS}"
+#: Rows compared with another row (besides smtp-sink), round by round.
+PAIRS = {
+    "built-in (drop)": "aiosmtpd (drop)",
+    "serve --maildir": "aiosmtpd maildir",
+    WORKERS_ROW: "serve --maildir",
+}
 
 
 @contextlib.contextmanager

@@ -149,7 +149,8 @@ def test_bad_message_is_its_own_outcome() -> None:
 
 def test_reused_envelope_commands_follow_every_input() -> None:
     """A repeated envelope's MAIL/RCPT are reused, but never when the size, the body
-    type, the recipients, the options or a (mutable) notify list changed since."""
+    type, the recipients or the options changed since (a notify list given to
+    ``MailOptions`` is copied, so changing it later changes nothing)."""
     ehlo = b"250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250 DSN\r\n"
     session, transport, server = opened(ehlo)
     notify = ["SUCCESS"]
@@ -186,7 +187,10 @@ def test_reused_envelope_commands_follow_every_input() -> None:
             b"RCPT TO:<" + rcpt + b"@x.org>",
         )
     ]
-    notes = [b"SUCCESS"] * 5 + [b"FAILURE"]
+    # MailOptions keeps a copy of the notify list, as a tuple (the value is frozen):
+    # changing the caller's list afterwards changes nothing.
+    assert options.notify == ("SUCCESS",)
+    notes = [b"SUCCESS"] * 6
     assert envelope[24:] == [
         line
         for mail, rcpt, note in zip(mails, rcpts, notes, strict=True)

@@ -210,6 +210,8 @@ class AsyncFacade:
         chunking: bool | None = None,
         progress: ProgressCallback | None = None,
         stop_after: MailStage | None = None,
+        drop: bool = False,
+        raw: bool = False,
     ) -> TransactionResult:
         return self._call(
             self.client.sendmail,
@@ -221,6 +223,8 @@ class AsyncFacade:
             chunking=chunking,
             progress=progress,
             stop_after=stop_after,
+            drop=drop,
+            raw=raw,
         )
 
     def send_message(
@@ -274,8 +278,11 @@ class AsyncFacade:
     def vrfy(self, address: str) -> Reply:
         return self._call(self.client.vrfy, address)
 
-    def xclient(self, attributes: Mapping[str, str]) -> Reply:
-        return self._call(self.client.xclient, attributes)
+    def xclient(self, attributes: Mapping[str, str], *, require_advertised: bool = True) -> Reply:
+        return self._call(self.client.xclient, attributes, require_advertised=require_advertised)
+
+    def starttls(self) -> Reply:
+        return self._call(self.client.starttls)
 
     def xforward(self, attributes: Mapping[str, str]) -> Reply:
         return self._call(self.client.xforward, attributes)

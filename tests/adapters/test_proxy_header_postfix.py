@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from interop.peers import TLSMaterial, poll
+from interop.peers import poll
 from interop.peers_postfix import REFUSAL_TEXT, REFUSED, PostfixPeer
 from smtpproto import ProxyHeader
 from smtpproto.exceptions import SMTPRecipientsRefused, SMTPReplyError
@@ -125,7 +125,7 @@ def test_postfix_refuses_what_it_does_not_support(
 
 
 def test_implicit_tls_header_before_the_handshake(
-    make_client: MakeClient, postfix_proxy: PostfixPeer, tls_material: TLSMaterial, adapter: str
+    make_client: MakeClient, postfix_proxy: PostfixPeer, adapter: str
 ) -> None:
     """Postfix's implicit-TLS port (smtpd_tls_wrappermode) reads the header in
     cleartext, then handshakes: the client wrote the header before the ClientHello."""
@@ -135,7 +135,7 @@ def test_implicit_tls_header_before_the_handshake(
         host=postfix_proxy.host,
         port=postfix_proxy.tls_port,
         tls="implicit",
-        ssl_context=tls_material.client_context(),
+        ssl_context=postfix_proxy.tls.client_context(),
         server_hostname="localhost",
         timeout=20,
         proxy_header=header,

@@ -163,3 +163,28 @@ def test_connect_with_an_unknown_stage_fails_before_any_command(
         client.noop()  # closed at once, never reused
     assert isinstance(caught.value.error, LocalProtocolError)
     assert _commands(lines) == []
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize(
+    ("stage", "verbs"), [("mail", ["MAIL"]), ("rcpt", ["MAIL", "RCPT", "RCPT"])]
+)
+def test_sendmail_stop_after_with_drop_closes_without_rset_or_quit(
+    make_client: Make,
+    served: tuple[RunningServer, list[str]],
+    stage: Any,
+    verbs: list[str],
+    pipelining: bool,
+) -> None:
+    server, lines = served
+    recipients = ["b@example.org", "c@example.org"]
+    with _client(make_client, server) as client:
+        result = client.sendmail(
+            "a@example.org", recipients, MESSAGE, stop_after=stage, pipelining=pipelining,
+            drop=True,
+        )  # fmt: skip
+        assert result.delivered == () and result.data_reply is None
+        assert not client.session.usable
+        _wait_until_closed(lines)  # closed by sendmail, inside the with block
+    assert _commands(lines)[-len(verbs) :] == verbs  # and nothing after: no RSET, no QUIT
+    assert server.messages == []

@@ -199,6 +199,6 @@ def test_drop_after_and_quit_after_exclude_each_other() -> None:
     assert_clean_failure(result, 2, "not allowed with")
 
 
-def test_drop_after_mail_is_not_offered() -> None:
-    result = run_cli("send", "--drop-after", "mail", "--server", "x")
+def test_drop_after_an_unknown_stage_is_a_usage_error() -> None:
+    result = run_cli("send", "--drop-after", "lunch", "--server", "x")
     assert_clean_failure(result, 2, "invalid choice")

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from interop.conftest import postfix_proxy, tls_material  # noqa: F401 -- fixtures, by name
+from interop.conftest import postfix_proxy  # noqa: F401 -- the fixture, used by name
 from interop.peers_postfix import REFUSAL_TEXT, PostfixPeer
 from proxy_decoder import DecodeError, decode
 

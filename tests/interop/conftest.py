@@ -113,12 +113,12 @@ def exim_server(exim_factory: Callable[..., EximPeer]) -> EximPeer:
 
 
 @pytest.fixture(scope="session")
-def postfix_proxy(tls_material: TLSMaterial) -> Iterator[PostfixPeer]:
+def postfix_proxy() -> Iterator[PostfixPeer]:
     """A private Postfix smtpd that reads HAProxy PROXY headers and refuses the proxied
     clients in ``peers_postfix.REFUSED`` (one instance for the session); its
-    ``tls_port`` speaks implicit TLS (trust ``tls_material.ca_path``)."""
+    ``tls_port`` speaks implicit TLS (trust ``postfix_proxy.tls.ca_path``)."""
     with ExitStack() as stack:
-        yield _enter(stack, start_postfix_proxy(tls_material))
+        yield _enter(stack, start_postfix_proxy())
 
 
 @pytest.fixture(scope="session")

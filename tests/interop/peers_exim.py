@@ -81,6 +81,7 @@ prdr_enable = true
 tls_advertise_hosts = *
 tls_certificate = {cert}
 tls_privatekey = {key}
+{client_certificates}
 acl_smtp_rcpt = acl_rcpt
 
 begin acl
@@ -125,7 +126,22 @@ login_server:
   server_condition = {login_condition}
   server_set_id = $auth1
   {advertise}
+{external}
 """
+
+#: ``start_exim(external=True)``: ask every client for a certificate of the test CA
+#: (optional: a client without one still connects) and offer AUTH EXTERNAL (RFC 4422
+#: App. A) to a verified one; the identity is the certificate's CN, and an
+#: authorisation identity, when the client sends one, must be that CN.
+_EXIM_CLIENT_CERTIFICATES = """tls_verify_certificates = {ca}
+tls_try_verify_hosts = *"""
+_EXIM_EXTERNAL = """external_server:
+  driver = external
+  public_name = EXTERNAL
+  server_advertise_condition = ${if eq{$tls_in_certificate_verified}{1}}
+  server_param2 = ${certextract{subject,CN}{$tls_in_peercert}}
+  server_condition = ${if or{{eq{$auth1}{}}{eq{$auth1}{$auth2}}}}
+  server_set_id = $auth2"""
 
 
 def find_exim() -> Path:
@@ -216,13 +232,16 @@ def _exim_credentials_check(user_variable: str, password_variable: str) -> str:
 
 
 @contextlib.contextmanager
-def start_exim(*, auth_require_tls: bool = True) -> Iterator[EximPeer]:
+def start_exim(*, auth_require_tls: bool = True, external: bool = False) -> Iterator[EximPeer]:
     """Run the private Exim 4 daemon on a free port for the duration of the ``with`` block.
 
     Advertises PIPELINING, CHUNKING, 8BITMIME, DSN, SMTPUTF8, PRDR, SIZE, STARTTLS (a fresh
     trustme certificate) and AUTH PLAIN/LOGIN for ``AUTH_USER``/``AUTH_PASSWORD`` (only
     after STARTTLS when ``auth_require_tls``). Every recipient is accepted and delivered
-    (``-odi``: before the final 250) into one maildir.
+    (``-odi``: before the final 250) into one maildir. ``external``: STARTTLS asks for a
+    client certificate of ``tls.ca`` (``tls.ca.issue_cert(common_name=...)`` makes one)
+    and AUTH EXTERNAL is offered once one was verified; the identity is its CN (in the
+    log: ``A=external_server:CN``).
     """
     exim = find_exim()
     user = pwd.getpwnam(_EXIM_USER)
@@ -253,6 +272,10 @@ def start_exim(*, auth_require_tls: bool = True) -> Iterator[EximPeer]:
                 plain_condition=_exim_credentials_check("$auth2", "$auth3"),
                 login_condition=_exim_credentials_check("$auth1", "$auth2"),
                 advertise=advertise,
+                client_certificates=(
+                    _EXIM_CLIENT_CERTIFICATES.format(ca=tls.ca_path) if external else ""
+                ),
+                external=_EXIM_EXTERNAL if external else "",
             ),
             "utf-8",
         )

@@ -7,7 +7,7 @@ Theory of operation
 ``AsyncClientBase`` holds everything of an async client that does not depend on the
 event loop (what never waits is ``ClientCore``'s, in ``common``): the operations
 (``login``, ``sendmail``, ``send_message``, ``send_many``, ``noop``, ``rset``, ``vrfy``,
-``xclient``, ``xforward``, ``quit``), the async context manager, and ``_drive``, the
+``xclient``, ``xforward``, ``starttls``, ``quit``), the async context manager, and ``_drive``, the
 loop that runs a sans-IO driver from ``Session``. ``_drive`` performs each request with
 a primitive of the concrete adapter: ``_send`` (a ``Write``; it may also take the
 driver's following requests, as trio's read-ahead burst does), ``_read`` and
@@ -217,10 +217,17 @@ class AsyncClientBase(ClientCore, abc.ABC):
         chunking: bool | None = None,
         progress: ProgressCallback | None = None,
         stop_after: MailStage | None = None,
+        drop: bool = False,
+        raw: bool = False,
     ) -> TransactionResult:
         """Send one message (see ``Session.sendmail``); per-recipient results.
         ``stop_after`` (``"mail"``, ``"rcpt"``, ``"data"``) ends the transaction early
-        without delivering; after ``"data"`` the connection is closed (no QUIT)."""
+        without delivering: after ``"mail"``/``"rcpt"`` with RSET, or with ``drop=True``
+        by closing the connection without RSET or QUIT (swaks' ``--drop-after``);
+        after ``"data"`` the connection is always closed (no QUIT). ``raw=True`` sends
+        ``content`` (bytes, str or a seekable binary file) as DATA content exactly as
+        given, for testing servers: no line-end fixes, no dot-stuffing; content that
+        would end the DATA early is refused before MAIL (see ``Session.sendmail``)."""
         return await self._operation(
             lambda session: session.sendmail(
                 sender,
@@ -231,6 +238,8 @@ class AsyncClientBase(ClientCore, abc.ABC):
                 chunking=chunking,
                 progress=progress,
                 stop_after=stop_after,
+                drop=drop,
+                raw=raw,
             ),
             message=True,
             sender=sender,
@@ -319,9 +328,22 @@ class AsyncClientBase(ClientCore, abc.ABC):
         """VRFY ``address``."""
         return await self._operation(lambda session: session.vrfy(address))
 
-    async def xclient(self, attributes: Mapping[str, str]) -> Reply:
-        """XCLIENT ``attributes`` (Postfix), then EHLO again; returns the 220 reply."""
-        return await self._operation(lambda session: session.xclient(attributes))
+    async def xclient(
+        self,
+        attributes: Mapping[str, str],
+        *,
+        require_advertised: bool = True,
+    ) -> Reply:
+        """XCLIENT ``attributes`` (Postfix), then EHLO again; returns the 220 reply.
+        ``require_advertised=False`` sends attributes the server does not list."""
+        return await self._operation(
+            lambda session: session.xclient(attributes, require_advertised=require_advertised)
+        )
+
+    async def starttls(self) -> Reply:
+        """After ``connect(until="ehlo")``: STARTTLS as the TLS policy asks, then EHLO
+        again (see ``Session.starttls``); returns the last hello reply."""
+        return await self._operation(Session.starttls)
 
     async def xforward(self, attributes: Mapping[str, str]) -> Reply:
         """XFORWARD ``attributes`` (Postfix); returns the 250 reply."""

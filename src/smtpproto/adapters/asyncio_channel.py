@@ -165,6 +165,7 @@ class Channel(asyncio.BufferedProtocol):
             return
         sock = socket.socket(fileno=fileno)  # a view of asyncio's socket, detached below
         try:
+            sock.setblocking(False)  # as asyncio keeps it, whatever the default timeout
             for _ in range(_SALVAGE_READS):
                 if len(self.inbox) >= MAX_READAHEAD:
                     break

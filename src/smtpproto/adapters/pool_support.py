@@ -10,10 +10,11 @@ only does arithmetic on the times it is given: the pool passes its clock's readi
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import deque
 from typing import Literal
 
+from ..wire import fields
+from ..wire.fields import check_int
 from .common import usage_error
 
 __all__ = [
@@ -43,13 +44,8 @@ class RateLimit:
     per: float
 
     def __post_init__(self) -> None:
-        if isinstance(self.messages, bool) or not isinstance(self.messages, int):
-            raise usage_error(f"RateLimit.messages must be a positive int, got {self.messages!r}")
-        if self.messages < 1:
-            raise usage_error(f"RateLimit.messages must be a positive int, got {self.messages!r}")
-        per = self.per
-        if isinstance(per, bool) or not isinstance(per, (int, float)) or not 0 < per < math.inf:
-            raise usage_error(f"RateLimit.per must be a positive number of seconds, got {per!r}")
+        check_count("RateLimit.messages", self.messages)
+        check_seconds("RateLimit.per", self.per)
 
 
 class RateWindow:
@@ -74,22 +70,13 @@ class RateWindow:
 
 
 def check_count(name: str, value: object) -> None:
-    """``usage_error`` unless ``value`` is a positive int."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise usage_error(f"{name} must be a positive int, got {value!r}")
+    """``usage_error`` unless ``value`` is a positive int (``wire.fields``)."""
+    check_int(name, value, minimum=1, error=usage_error)
 
 
 def check_seconds(
     name: str, value: object, *, allow_zero: bool = False, allow_inf: bool = False
 ) -> None:
     """``usage_error`` unless ``value`` is a number of seconds: positive (or zero, or
-    infinite, when allowed), never NaN."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or math.isnan(value)
-        or value < 0
-        or (value == 0 and not allow_zero)
-        or (math.isinf(value) and not allow_inf)
-    ):
-        raise usage_error(f"{name} must be a positive number of seconds, got {value!r}")
+    infinite, when allowed), never NaN (``wire.fields``)."""
+    fields.check_seconds(name, value, allow_zero=allow_zero, allow_inf=allow_inf, error=usage_error)

@@ -198,10 +198,17 @@ class SyncClientBase(ClientCore, abc.ABC):
         chunking: bool | None = None,
         progress: ProgressCallback | None = None,
         stop_after: MailStage | None = None,
+        drop: bool = False,
+        raw: bool = False,
     ) -> TransactionResult:
         """Send one message (see ``Session.sendmail``); per-recipient results.
         ``stop_after`` (``"mail"``, ``"rcpt"``, ``"data"``) ends the transaction early
-        without delivering; after ``"data"`` the connection is closed (no QUIT)."""
+        without delivering: after ``"mail"``/``"rcpt"`` with RSET, or with ``drop=True``
+        by closing the connection without RSET or QUIT (swaks' ``--drop-after``);
+        after ``"data"`` the connection is always closed (no QUIT). ``raw=True`` sends
+        ``content`` (bytes, str or a seekable binary file) as DATA content exactly as
+        given, for testing servers: no line-end fixes, no dot-stuffing; content that
+        would end the DATA early is refused before MAIL (see ``Session.sendmail``)."""
         return self._operation(
             lambda session: session.sendmail(
                 sender,
@@ -212,6 +219,8 @@ class SyncClientBase(ClientCore, abc.ABC):
                 chunking=chunking,
                 progress=progress,
                 stop_after=stop_after,
+                drop=drop,
+                raw=raw,
             ),
             message=True,
             sender=sender,
@@ -300,9 +309,22 @@ class SyncClientBase(ClientCore, abc.ABC):
         """VRFY ``address``."""
         return self._operation(lambda session: session.vrfy(address))
 
-    def xclient(self, attributes: Mapping[str, str]) -> Reply:
-        """XCLIENT ``attributes`` (Postfix), then EHLO again; returns the 220 reply."""
-        return self._operation(lambda session: session.xclient(attributes))
+    def xclient(
+        self,
+        attributes: Mapping[str, str],
+        *,
+        require_advertised: bool = True,
+    ) -> Reply:
+        """XCLIENT ``attributes`` (Postfix), then EHLO again; returns the 220 reply.
+        ``require_advertised=False`` sends attributes the server does not list."""
+        return self._operation(
+            lambda session: session.xclient(attributes, require_advertised=require_advertised)
+        )
+
+    def starttls(self) -> Reply:
+        """After ``connect(until="ehlo")``: STARTTLS as the TLS policy asks, then EHLO
+        again (see ``Session.starttls``); returns the last hello reply."""
+        return self._operation(Session.starttls)
 
     def xforward(self, attributes: Mapping[str, str]) -> Reply:
         """XFORWARD ``attributes`` (Postfix); returns the 250 reply."""

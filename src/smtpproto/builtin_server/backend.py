@@ -123,6 +123,7 @@ from ..server_engine.replies import (
     syntax_error,
 )
 from ..wire.errors import ProtocolError
+from ..wire.fields import check_flag
 from ..wire.reply import Reply
 from .rules import (
     MAX_DELAY,
@@ -221,6 +222,18 @@ class Backend:
     ) -> None:
         #: The LIMITS EHLO keyword (None: none); ``ValueError`` for a bad value.
         self.limits = limits_keyword(rcptmax=rcptmax, mailmax=mailmax)
+        if (
+            not isinstance(hostname, str)
+            or not hostname
+            or not all("!" <= ch <= "~" for ch in hostname)
+        ):
+            raise ValueError(f"hostname must be printable ASCII without spaces, got {hostname!r}")
+        check_flag("allow_plaintext_auth", allow_plaintext_auth)
+        check_flag("require_auth", require_auth)
+        if users is not None and not all(
+            isinstance(name, str) and isinstance(secret, str) for name, secret in users.items()
+        ):
+            raise ValueError("users must map user names (str) to passwords (str)")
         unknown = [name for name in mechanisms if name not in MECHANISMS]
         if unknown:
             raise ValueError(f"unsupported AUTH mechanisms: {unknown}")

@@ -52,6 +52,7 @@ from ..server_engine.events import (
 from ..server_engine.replies import service_closing
 from ..server_engine.states import ServerState
 from ..wire.errors import LocalProtocolError, ProtocolError
+from ..wire.fields import check_flag, check_int
 from ..wire.need_data import NEED_DATA
 from ..wire.reply import Reply
 from ..wire.text import escape_text
@@ -398,6 +399,15 @@ class SMTPServer:
         )
         if (certfile is None) != (keyfile is None):
             raise ValueError("give both certfile and keyfile, or neither")
+        for name, flag in (
+            ("starttls", starttls),
+            ("lmtp", lmtp),
+            ("forbid_unauth_pipelining", forbid_unauth_pipelining),
+        ):
+            check_flag(name, flag)
+        check_int("port", port, minimum=0, maximum=65535)
+        if not isinstance(host, str):
+            raise ValueError(f"host must be a str, got {host!r}")
         self.host = host
         self.port = port
         self.storage = MessageStore(maildir, mbox)

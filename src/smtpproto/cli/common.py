@@ -52,10 +52,10 @@ TLS_CHOICES = ("implicit", "required", "opportunistic", "none")
 #: EHLO, after AUTH, after MAIL (then RSET), after the RCPTs (then RSET), after DATA's
 #: 354 (then the connection is closed: only content may follow a 354).
 STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data")
-#: ``send --drop-after`` stages: those of ``--quit-after`` where the session can stop
-#: without a command (after MAIL/RCPT the session drivers end the transaction with
-#: RSET, so a bare drop there is not possible), plus ``dot``: after the content's reply.
-DROP_STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "data", "dot")
+#: ``send --drop-after`` stages: those of ``--quit-after`` (after MAIL/RCPT the
+#: transaction is left open: ``sendmail(stop_after=..., drop=True)`` sends no RSET),
+#: plus ``dot``: after the content's reply.
+DROP_STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data", "dot")
 #: ``send --drop-after-send`` stages (swaks' ``--drop-after-send``): close the connection
 #: as soon as the stage's command is written, before its reply: EHLO (or HELO/LHLO),
 #: STARTTLS, AUTH, MAIL, the last RCPT, DATA, the content's final "." line (or BDAT

@@ -9,7 +9,11 @@ temporary file while it is scanned (``tempfile.SpooledTemporaryFile``: the first
 ``CHUNK`` octets in memory, the rest on disk).
 
 The SMTP codec itself (``wire``) turns bare LF and CR into CRLF and dot-stuffs, as
-swaks' default "data fixup" does (RFC 5321 §2.3.8, §4.5.2).
+swaks' default "data fixup" does (RFC 5321 §2.3.8, §4.5.2). ``--data`` with
+``--no-data-fixup`` is raw content (``sendmail(raw=True)``): the scan then also runs
+``wire.rawdata``'s guard, so a file holding the end of data is refused before
+connecting, and standard input is spooled to a real temporary file (the library reads
+raw content twice, and ``SpooledTemporaryFile`` is not seekable before Python 3.11).
 
 ``--body-file`` bodies are sent as ``text/plain; charset="utf-8"`` with the
 Content-Transfer-Encoding the scan allows (RFC 2045 §6, RFC 6152): ``7bit`` when all
@@ -27,6 +31,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Literal
 
+from ..wire.errors import LocalProtocolError
+from ..wire.rawdata import RawDataGuard
 from .common import CLIError, ExitCode, quote
 
 __all__ = [
@@ -72,17 +78,22 @@ class Content:
     """What ``send`` sends after DATA: ``head`` (a whole message, or the headers of a
     streamed body) then ``body`` read from a file in ``encoding``; ``size`` is the
     total in octets before the SMTP codec (for SIZE, RFC 1870, and the progress bar),
-    ``eight_bit`` whether any octet is >= 0x80 (needs 8BITMIME, RFC 6152)."""
+    ``eight_bit`` whether any octet is >= 0x80 (needs 8BITMIME, RFC 6152); ``raw``:
+    ``body`` is raw DATA content, sent as the seekable file it is."""
 
     head: bytes
     size: int
     eight_bit: bool
     body: IO[bytes] | None = None
     encoding: Literal["7bit", "8bit", "base64"] = "8bit"
+    raw: bool = False
 
-    def source(self) -> bytes | Iterator[bytes]:
-        """What ``sendmail`` sends: ``head`` alone, or the pieces of head and body."""
-        return self.head if self.body is None else self._chunks(self.body)
+    def source(self) -> bytes | IO[bytes] | Iterator[bytes]:
+        """What ``sendmail`` sends: ``head`` alone, the raw file, or the pieces of head
+        and body."""
+        if self.body is None:
+            return self.head
+        return self.body if self.raw else self._chunks(self.body)
 
     def _chunks(self, body: IO[bytes]) -> Iterator[bytes]:
         if self.head:
@@ -94,13 +105,18 @@ class Content:
             self.body.close()
 
 
-def scan(stream: IO[bytes], copy: IO[bytes] | None = None) -> ContentFacts:
+def scan(
+    stream: IO[bytes], copy: IO[bytes] | None = None, guard: RawDataGuard | None = None
+) -> ContentFacts:
     """Read ``stream`` to its end in ``CHUNK`` pieces (writing each to ``copy`` when
-    given) and return its ``ContentFacts``; a line ends at CR or LF."""
+    given, feeding each to the raw content ``guard`` when given: its refusal raises
+    ``LocalProtocolError``) and return its ``ContentFacts``; a line ends at CR or LF."""
     size, eight_bit, nul, longest, line = 0, False, False, 0, 0
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf8 = True
     while chunk := stream.read(CHUNK):
+        if guard is not None:
+            guard.feed(chunk)
         if copy is not None:
             copy.write(chunk)
         size += len(chunk)
@@ -123,15 +139,27 @@ def scan(stream: IO[bytes], copy: IO[bytes] | None = None) -> ContentFacts:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8 = False
+    if guard is not None:
+        guard.end()
     return ContentFacts(size, eight_bit, nul, max(longest, line), utf8)
 
 
-def open_content(path: str, what: str) -> tuple[IO[bytes], ContentFacts]:
+def open_content(path: str, what: str, *, raw: bool = False) -> tuple[IO[bytes], ContentFacts]:
     """``path`` (``-``: standard input, spooled) opened for sending, positioned at its
-    start, with its facts. A file error is a one-line usage error naming the path."""
+    start, with its facts. A file error is a one-line usage error naming the path;
+    with ``raw``, so is content that would end the DATA early (``wire.rawdata``)."""
+    guard = RawDataGuard() if raw else None
     if path == "-":
-        spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=CHUNK)  # noqa: SIM115
-        facts = scan(sys.stdin.buffer, spool)
+        spool: IO[bytes] = (
+            tempfile.TemporaryFile()  # noqa: SIM115 -- closed by the caller
+            if raw
+            else tempfile.SpooledTemporaryFile(max_size=CHUNK)  # noqa: SIM115
+        )
+        try:
+            facts = scan(sys.stdin.buffer, spool, guard)
+        except LocalProtocolError as error:
+            spool.close()
+            raise CLIError(f"the data from stdin: {error}", ExitCode.USAGE) from None
         spool.seek(0)
         return spool, facts
     try:
@@ -140,8 +168,11 @@ def open_content(path: str, what: str) -> tuple[IO[bytes], ContentFacts]:
         reason = error.strerror or type(error).__name__
         raise CLIError(f"cannot read {what} {quote(path)}: {reason}", ExitCode.USAGE) from None
     try:
-        facts = scan(file)
+        facts = scan(file, guard=guard)
         file.seek(0)
+    except LocalProtocolError as error:
+        file.close()
+        raise CLIError(f"the data from {quote(path)}: {error}", ExitCode.USAGE) from None
     except OSError as error:
         file.close()
         reason = error.strerror or type(error).__name__

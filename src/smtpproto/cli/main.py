@@ -232,6 +232,29 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         "sent after STARTTLS, before AUTH; repeatable",
     )
     conn.add_argument(
+        "--xclient-before-starttls",
+        action="store_true",
+        help="send XCLIENT after the first EHLO, before STARTTLS",
+    )
+    optional = conn.add_mutually_exclusive_group()
+    optional.add_argument(
+        "--xclient-optional",
+        action="store_true",
+        help="go on without XCLIENT when it is not advertised, its attributes are not, or "
+        "it is refused",
+    )
+    optional.add_argument(
+        "--xclient-optional-strict",
+        action="store_true",
+        help="go on without XCLIENT when it or its attributes are not advertised, but "
+        "fail when it is refused",
+    )
+    conn.add_argument(
+        "--xclient-no-verify",
+        action="store_true",
+        help="send XCLIENT attributes the server does not list (XCLIENT itself must be advertised)",
+    )
+    conn.add_argument(
         "--xforward",
         action="append",
         default=[],
@@ -284,12 +307,20 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
         "--data",
         metavar="FILE",
         help="send this prepared message as is, headers included ('-' reads stdin; "
-        "line ends become CRLF and lines starting with '.' are dot-stuffed)",
+        "line ends become CRLF and lines starting with '.' are dot-stuffed, unless "
+        "--no-data-fixup)",
     )
     body.add_argument("--body", metavar="TEXT", help="body text ('-' reads stdin)")
     body.add_argument("--body-file", metavar="PATH", help="body from a file ('-' is stdin)")
     msg.add_argument(
         "--attach", action="append", default=[], metavar="PATH", help="attach a file; repeatable"
+    )
+    msg.add_argument(
+        "--no-data-fixup",
+        action="store_true",
+        help="with --data: send the octets exactly as they are (no CRLF fixes, no "
+        "dot-stuffing: raw DATA for testing filters); a line '.' in the data is refused "
+        "(it would end the DATA early): smtpproto writes the end of data",
     )
     env = p.add_argument_group("envelope (MAIL and RCPT parameters)")
     env.add_argument(

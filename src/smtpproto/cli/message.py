@@ -220,7 +220,12 @@ def build_message(
 def _data_content(args: argparse.Namespace) -> Content:
     """``--data FILE|-``: the file is the message, sent as is (the SMTP codec still
     makes line ends CRLF and dot-stuffs). A NUL or a line over 998 octets is refused
-    now, before connecting (RFC 5321 §4.5.2, §4.5.3.1.6)."""
+    now, before connecting (RFC 5321 §4.5.2, §4.5.3.1.6). With ``--no-data-fixup``
+    the octets are raw DATA content, NULs and long lines included; only content that
+    would end the DATA early is refused now (``content.open_content``)."""
+    if args.no_data_fixup:
+        file, facts = open_content(args.data, "data file", raw=True)
+        return Content(b"", facts.size, facts.eight_bit, file, "8bit", raw=True)
     file, facts = open_content(args.data, "data file")
     problem = None
     if facts.nul:

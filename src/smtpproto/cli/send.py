@@ -48,7 +48,7 @@ from ..adapters.common import Step
 from ..adapters.tls import client_ssl_context
 from ..client_engine.capabilities import Capabilities
 from ..client_engine.config import ClientConfig, TLSPolicy
-from ..client_engine.events import Mail, Rcpt, Xclient, Xforward
+from ..client_engine.events import Xclient, Xforward
 from ..drivers.exceptions import (
     SMTPError,
     SMTPProtocolError,
@@ -349,6 +349,12 @@ def _check_args(args: argparse.Namespace) -> None:
             raise CLIError(
                 f"--data sends the file as is: not with {', '.join(given)}", ExitCode.USAGE
             )
+    if args.no_data_fixup and args.data is None:
+        raise CLIError("--no-data-fixup is for --data FILE|-", ExitCode.USAGE)
+    if args.no_data_fixup and args.chunking:
+        raise CLIError(
+            "--no-data-fixup sends raw DATA content: not with --chunking", ExitCode.USAGE
+        )
     if args.tls_key is not None and args.tls_cert is None:
         raise CLIError("--tls-key needs --tls-cert", ExitCode.USAGE)
     if args.ipv4 and args.ipv6:
@@ -371,6 +377,15 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     _attributes(args.xclient, "--xclient")
     _attributes(args.xforward, "--xforward")
+    variants = (
+        ("--xclient-before-starttls", args.xclient_before_starttls),
+        ("--xclient-optional", args.xclient_optional),
+        ("--xclient-optional-strict", args.xclient_optional_strict),
+        ("--xclient-no-verify", args.xclient_no_verify),
+    )
+    for option, given in variants:
+        if given and not args.xclient:
+            raise CLIError(f"{option} needs --xclient ATTR=VALUE", ExitCode.USAGE)
     if (args.quit_after or args.drop_after) == "data" and args.chunking:
         raise CLIError(
             "--quit-after data stops at DATA's 354 reply: not with --chunking", ExitCode.USAGE
@@ -716,6 +731,35 @@ def _session(
         client.close()
 
 
+def _xclient(args: argparse.Namespace, client: SMTPClient, note: Callable[[str], None]) -> None:
+    """XCLIENT (EHLO follows its 220), as swaks: every attribute must be advertised
+    unless ``--xclient-no-verify``; ``--xclient-optional`` goes on without it when it
+    or its attributes are not advertised or it is refused, ``--xclient-optional-strict``
+    likewise except a refusal, which fails (exit 9) as without either."""
+    attributes = _attributes(args.xclient, "--xclient")
+    optional = args.xclient_optional or args.xclient_optional_strict
+    flag = "--xclient-optional" if args.xclient_optional else "--xclient-optional-strict"
+    caps = client.capabilities
+    if optional and (caps is None or not caps.has("XCLIENT")):
+        note(f"XCLIENT is not advertised: going on without it ({flag})")
+        return
+    if optional and caps is not None and not args.xclient_no_verify:
+        offered = {name.upper() for name in caps.params("XCLIENT")}
+        missing = sorted(set(attributes) - offered)
+        if missing:
+            note(
+                f"XCLIENT attribute(s) {' '.join(missing)} not advertised: going on "
+                f"without XCLIENT ({flag})"
+            )
+            return
+    try:
+        client.xclient(attributes, require_advertised=not args.xclient_no_verify)
+    except SMTPReplyError as error:
+        if not args.xclient_optional:
+            raise
+        note(f"XCLIENT refused ({error.reply}): going on without it ({flag})")
+
+
 def _polite_quit(client: SMTPClient) -> None:
     """QUIT after a refusal when the session still allows it (RFC 5321 §4.1.1.10);
     a failing QUIT changes nothing about the error being reported."""
@@ -740,9 +784,14 @@ def _stages(
         client.connect(until=cast("OpenStage", stop))
         _leave(args, client, stop, note)
         return ExitCode.OK
-    client.connect()
-    if args.xclient:  # after STARTTLS, before AUTH (as swaks does); EHLO follows the 220
-        client.xclient(_attributes(args.xclient, "--xclient"))
+    if args.xclient and args.xclient_before_starttls:
+        client.connect(until="ehlo")
+        _xclient(args, client, note)
+        client.starttls()
+    else:
+        client.connect()
+        if args.xclient:  # after STARTTLS, before AUTH (as swaks does)
+            _xclient(args, client, note)
     if target.password is not None or (args.auth is not None and args.tls_cert is not None):
         _login(args, client, target)
     if args.xforward:  # just before MAIL: it describes the next transaction
@@ -765,6 +814,7 @@ def _stages(
             # --drop-after-send dot drops after DATA's final ".", so no BDAT
             chunking=False if args.drop_after_send == "dot" else args.chunking,
             progress=lambda sent, total: bar.update(sent),
+            raw=content.raw,
         )
     finally:
         bar.finish()
@@ -820,33 +870,24 @@ def _leave(
 def mail_options(args: argparse.Namespace) -> MailOptions:
     """The MAIL/RCPT parameters of ``--dsn-*``, ``--body-type``, ``--smtputf8``,
     ``--size`` and ``--requiretls``, checked by the engine's own rules now (a bad
-    value is a usage error before connecting: ``Mail``/``Rcpt`` validate them)."""
+    value is a usage error before connecting: ``MailOptions`` validates them as
+    ``Mail``/``Rcpt`` do)."""
     notify = None
     if args.dsn_notify is not None:
         notify = tuple(word.strip().upper() for word in args.dsn_notify.split(","))
-    options = MailOptions(
-        size=args.size,
-        body=args.body_type,
-        smtputf8=args.smtputf8,
-        ret=args.dsn_ret,
-        envid=args.dsn_envid,
-        requiretls=args.requiretls,
-        notify=notify,
-        orcpt=args.dsn_orcpt,
-    )
     try:
-        Mail(
-            sender="a@example.org",
-            size=options.size,
-            body=options.body,
-            ret=options.ret,
-            envid=options.envid,
-            requiretls=options.requiretls,
+        return MailOptions(
+            size=args.size,
+            body=args.body_type,
+            smtputf8=args.smtputf8,
+            ret=args.dsn_ret,
+            envid=args.dsn_envid,
+            requiretls=args.requiretls,
+            notify=notify,
+            orcpt=args.dsn_orcpt,
         )
-        Rcpt(recipient="a@example.org", notify=notify)
-    except LocalProtocolError as error:
+    except SMTPProtocolError as error:
         raise CLIError(f"invalid envelope option: {error}", ExitCode.USAGE) from None
-    return options
 
 
 def _check_options_offered(
@@ -930,11 +971,14 @@ def _stop_in_transaction(
     note: Callable[[str], None],
     options: MailOptions,
 ) -> int:
-    """``--quit-after mail|rcpt|data``: the envelope up to ``stop``, nothing delivered.
+    """``--quit-after``/``--drop-after mail|rcpt|data``: the envelope up to ``stop``,
+    nothing delivered.
 
-    After ``mail``/``rcpt`` the client has sent RSET and QUITs; after ``data`` the
-    client closed the connection at the 354. A refused recipient is exit 7 as usual.
+    After ``mail``/``rcpt`` the client has sent RSET and QUITs, or with ``--drop-after``
+    closed the connection with the transaction open (no RSET, no QUIT); after ``data``
+    the client closed the connection at the 354. A refused recipient is exit 7 as usual.
     """
+    drop = args.drop_after is not None
     result = client.sendmail(
         envelope.sender,
         envelope.recipients,
@@ -943,9 +987,12 @@ def _stop_in_transaction(
         pipelining=_pipelining(args),
         chunking=args.chunking,
         stop_after=cast("MailStage", stop),
+        drop=drop,
     )
     if args.drop_after_send is not None:  # nothing was accepted, so it was not sent
         note(f"--drop-after-send {stop}: the command was not sent (nothing accepted)")
+    elif drop:
+        note(_stopped(args, stop))
     elif stop == "data":
         note("quit after data (354), as asked: connection closed, the content was not sent")
     else:
@@ -1046,7 +1093,8 @@ def _demo_session(
             allow_cleartext_auth=policy is TLSPolicy.NONE,
         )
         code = _session(args, console, target, envelope, content)
-        if code != ExitCode.OK or args.quit_after or args.drop_after_send:
+        stopped = args.quit_after or args.drop_after_send or args.drop_after not in (None, "dot")
+        if code != ExitCode.OK or stopped:
             return code
         (stored,) = server.wait_for_messages(1, timeout=10.0)
         if args.quiet or args.json:

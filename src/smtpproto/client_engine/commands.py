@@ -55,6 +55,7 @@ __all__ = [
     "Mail",
     "Noop",
     "Quit",
+    "RawContent",
     "Rcpt",
     "Rset",
     "StartTLS",
@@ -329,6 +330,25 @@ class Content(Command):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RawContent(Command):
+    """A chunk of DATA content sent exactly as given, for testing servers and filters:
+    no line-end normalisation, no dot-stuffing, any octet (bare CR/LF, NUL, 8-bit).
+
+    The one rule kept (``wire.rawdata``): the content can never end the DATA early.
+    A chunk that would put ``CRLF . CRLF`` on the wire (a line ``.``, the first line
+    included; found across chunks) is refused, and ``EndOfContent`` writes the end of
+    data. Raw and normal ``Content`` do not mix in one message. A refusal leaves the
+    connection in ERROR (earlier chunks may be on the wire); ``sendmail(raw=True)``
+    checks the whole content before MAIL instead.
+    """
+
+    data: bytes
+
+    def __post_init__(self) -> None:
+        _check_bytes(self.data, "raw content")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class EndOfContent(Command):
     """The end of the DATA content: the engine adds CRLF if needed, then ``.\\r\\n``."""
 
@@ -448,14 +468,20 @@ class Xclient(Command):
     NAME, ADDR, PORT, PROTO, HELO, LOGIN, DESTADDR, DESTPORT as the server sees them.
 
     Values are printable ASCII without space, at most 255 characters, sent as xtext
-    (RFC 3461 §4); the server must advertise XCLIENT with each name. A 220 reply is a
-    new greeting: the extensions are forgotten and a new EHLO is needed.
+    (RFC 3461 §4); the server must advertise XCLIENT with each name, unless
+    ``require_advertised`` is False: then only XCLIENT itself must be advertised (for
+    servers that implement attributes without listing them; swaks'
+    ``--xclient-no-verify``). A 220 reply is a new greeting: the extensions are
+    forgotten and a new EHLO is needed.
     """
 
     attributes: Mapping[str, str]
+    require_advertised: bool = True
     _wire: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
+        if type(self.require_advertised) is not bool:
+            raise LocalProtocolError("require_advertised must be a bool")
         _set(self, "_wire", _attribute_line("XCLIENT", self.attributes, XCLIENT_ATTRIBUTES))
 
 

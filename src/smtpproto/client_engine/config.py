@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ..wire.errors import LocalProtocolError
+from ..wire.fields import check_flag, check_int, check_seconds
 from ..wire.limits import (
     DEFAULT_MAX_RECEIVE_BUFFER,
     DEFAULT_MAX_REPLY_BYTES,
@@ -87,11 +88,12 @@ class Timeouts:
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
-            ):
-                raise LocalProtocolError(f"timeout {field.name} must be positive or None")
+            check_seconds(
+                f"timeout {field.name}",
+                getattr(self, field.name),
+                allow_none=True,
+                error=LocalProtocolError,
+            )
 
 
 class ReplyParserLike(Protocol):
@@ -111,6 +113,18 @@ class ReplyParserLike(Protocol):
 #: Builds a parser from the three limits (``max_line_length``, ``max_lines``,
 #: ``max_reply_bytes``) as keywords; the parser twins' classes are such factories.
 ParserFactory = Callable[..., ReplyParserLike]
+
+
+#: The ``ClientConfig`` fields that are flags (``True`` or ``False``, nothing else).
+_FLAGS = (
+    "lmtp",
+    "helo_only",
+    "allow_cleartext_auth",
+    "enforce_line_length",
+    "allow_nul",
+    "transcript_content",
+    "allow_unsafe_raw",
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,8 +173,9 @@ class ClientConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.tls_policy, TLSPolicy):
             raise LocalProtocolError("tls_policy must be a TLSPolicy")
-        if type(self.max_auth_rounds) is not int or self.max_auth_rounds < 1:
-            raise LocalProtocolError("max_auth_rounds must be an int of at least 1")
+        for name in _FLAGS:
+            check_flag(name, getattr(self, name), error=LocalProtocolError)
+        check_int("max_auth_rounds", self.max_auth_rounds, minimum=1, error=LocalProtocolError)
         if isinstance(self.mask_extensions, str):
             raise LocalProtocolError("mask_extensions must be a tuple of keywords, not a str")
         masks = tuple(self.mask_extensions)
@@ -182,8 +197,7 @@ class ClientConfig:
             "max_receive_buffer",
         )
         for name in names:
-            if type(getattr(self, name)) is not int:
-                raise LocalProtocolError(f"{name} must be an int")
+            check_int(name, getattr(self, name), minimum=1, error=LocalProtocolError)
         if self.max_reply_line_length < MIN_REPLY_LINE_LENGTH:
             raise LocalProtocolError(
                 f"max_reply_line_length must be at least {MIN_REPLY_LINE_LENGTH} "

@@ -54,7 +54,7 @@ _SEND_TABLE: dict[ClientState, dict[Verb, ClientState]] = {
 
 #: Verbs that continue an exchange already on the wire (a message's content, an AUTH
 #: challenge's answer): a refusal of one leaves ERROR behind, unlike other commands.
-_MID_EXCHANGE = frozenset({V.CONTENT, V.END_OF_CONTENT, V.AUTH_CONTINUE})
+_MID_EXCHANGE = frozenset({V.CONTENT, V.RAW_CONTENT, V.END_OF_CONTENT, V.AUTH_CONTINUE})
 
 #: The ``Timeouts`` field bounding the wait for the reply to each verb (None: the
 #: greeting) (RFC 5321 §4.5.3.2); any other verb waits ``other``.

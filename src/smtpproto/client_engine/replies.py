@@ -289,6 +289,7 @@ def _data_reply(s: Session, entry: Pending, reply: Reply) -> None:
     if reply.code // 100 == 3:  # 354; the class digit decides (RFC 5321 §4.2.1)
         if txn.accepted():
             body = txn.mail.body
+            s.raw = None  # a new message: raw only once ``RawContent`` is sent
             s.encoder = DataEncoder(
                 max_line_length=998 if s.config.enforce_line_length else None,
                 allow_nul=s.config.allow_nul,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..wire.errors import LocalProtocolError
+from ..wire.rawdata import RawDataGuard
 from .config import TLSPolicy
 from .events import (
     Auth,
@@ -32,6 +33,7 @@ from .events import (
     Mail,
     Noop,
     Quit,
+    RawContent,
     Rcpt,
     Rset,
     StartTLS,
@@ -62,6 +64,7 @@ VERBS: dict[type[Command], Verb] = {
     Rcpt: V.RCPT,
     Data: V.DATA,
     Content: V.CONTENT,
+    RawContent: V.RAW_CONTENT,
     EndOfContent: V.END_OF_CONTENT,
     Bdat: V.BDAT,
     Rset: V.RSET,
@@ -82,7 +85,9 @@ _FIXED_WIRE = {
     V.QUIT: b"QUIT\r\n",
 }
 #: Verbs that do not wait for the previous reply: they are not commands on their own.
-NOT_COMMANDS = frozenset({V.CONTENT, V.END_OF_CONTENT, V.AUTH_CONTINUE, V.RAW, V.PROXY})
+NOT_COMMANDS = frozenset(
+    {V.CONTENT, V.RAW_CONTENT, V.END_OF_CONTENT, V.AUTH_CONTINUE, V.RAW, V.PROXY}
+)
 
 
 def check_pipelining(s: Session, command: Command) -> None:
@@ -107,7 +112,23 @@ def check_pipelining(s: Session, command: Command) -> None:
 
 def _send_content(s: Session, command: Command, verb: Verb, state: ClientState) -> bytes:
     assert isinstance(command, Content) and s.encoder is not None
+    if s.raw is not None:
+        raise LocalProtocolError("Content after RawContent: raw and normal content do not mix")
     wire = s.encoder.feed(command.data)
+    if s.transcript is not None:
+        s.transcript.content(wire)
+    return wire
+
+
+def _send_raw_content(s: Session, command: Command, verb: Verb, state: ClientState) -> bytes:
+    """``RawContent``: the octets as given, refused if they would end the DATA early
+    (``wire.rawdata``)."""
+    assert isinstance(command, RawContent) and s.encoder is not None
+    if s.raw is None:
+        if s.encoder.octets_in:
+            raise LocalProtocolError("RawContent after Content: raw and normal content do not mix")
+        s.raw = RawDataGuard()
+    wire = s.raw.feed(bytes(command.data))
     if s.transcript is not None:
         s.transcript.content(wire)
     return wire
@@ -116,7 +137,11 @@ def _send_content(s: Session, command: Command, verb: Verb, state: ClientState) 
 def _send_end(s: Session, command: Command, verb: Verb, state: ClientState) -> bytes:
     txn = s.txn
     assert txn is not None
-    if state is S.CONTENT:
+    if state is S.CONTENT and s.raw is not None:
+        wire = s.raw.end()
+        if s.transcript is not None:
+            s.transcript.content(wire[:-3])
+    elif state is S.CONTENT:
         assert s.encoder is not None
         wire = s.encoder.finish()
         if s.transcript is not None:
@@ -124,6 +149,7 @@ def _send_end(s: Session, command: Command, verb: Verb, state: ClientState) -> b
     else:
         wire = b".\r\n"
     s.encoder = None
+    s.raw = None
     remaining = None if s.config.lmtp else 1
     s.pending.append(Pending(verb, command, txn, remaining=remaining))
     if s.transcript is not None:
@@ -218,6 +244,7 @@ def _hello_or_text(s: Session, command: Command, verb: Verb, state: ClientState)
         s.forget_extensions()  # RFC 5321 §4.1.4: a new hello resets the session
         s.txn = None
         s.encoder = None
+        s.raw = None
     assert isinstance(command, (Ehlo, Helo, Lhlo, Vrfy, Expn, Help))
     s.pending.append(Pending(verb, command))
     if s.transcript is not None:
@@ -227,13 +254,16 @@ def _hello_or_text(s: Session, command: Command, verb: Verb, state: ClientState)
 
 def _send_attributes(s: Session, command: Command, verb: Verb, state: ClientState) -> bytes:
     """XCLIENT / XFORWARD: only when advertised with every attribute name (Postfix
-    XCLIENT_README, XFORWARD_README)."""
+    XCLIENT_README, XFORWARD_README); ``Xclient(require_advertised=False)``: only
+    XCLIENT itself."""
     assert isinstance(command, (Xclient, Xforward))
     keyword = verb.value
     if s.caps is None or not s.caps.has(keyword):
         raise LocalProtocolError(f"{keyword} needs the {keyword} extension, not advertised")
     offered = {name.upper() for name in s.caps.params(keyword)}
-    missing = sorted(name.upper() for name in command.attributes if name.upper() not in offered)
+    missing: list[str] = []
+    if not isinstance(command, Xclient) or command.require_advertised:
+        missing = sorted(name.upper() for name in command.attributes if name.upper() not in offered)
     if missing:
         raise LocalProtocolError(
             f"the server does not advertise {keyword} attribute(s) {' '.join(missing)}"
@@ -337,6 +367,7 @@ _Sender = Callable[[Session, Command, Verb, ClientState], bytes]
 #: How each verb is turned into bytes (every sender queues the replies it expects).
 SENDERS: dict[Verb, _Sender] = {
     V.CONTENT: _send_content,
+    V.RAW_CONTENT: _send_raw_content,
     V.END_OF_CONTENT: _send_end,
     V.RCPT: _send_rcpt,
     V.MAIL: _send_mail,

@@ -21,6 +21,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from ..wire.datacodec import DataEncoder
+from ..wire.rawdata import RawDataGuard
 from ..wire.reply import Reply
 from .capabilities import Capabilities
 from .config import ClientConfig, ParserFactory, ReplyParserLike, TLSPolicy
@@ -160,6 +161,7 @@ class Session:
         "pending",
         "pipelining",
         "preface_closed",
+        "raw",
         "rcptmax",
         "redactor",
         "replies",
@@ -201,6 +203,8 @@ class Session:
         #: The open mail transaction and, in CONTENT, its DATA encoder.
         self.txn: Transaction | None = None
         self.encoder: DataEncoder | None = None
+        #: In CONTENT, once ``RawContent`` was sent: its end-of-data guard.
+        self.raw: RawDataGuard | None = None
         #: The AUTH exchange (RFC 4954 §4): mechanism, last challenge, rounds, the
         #: initial response still to send, and whether it was cancelled with ``*``.
         self.mechanism: ClientMechanism | None = None

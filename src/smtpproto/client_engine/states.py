@@ -94,6 +94,7 @@ class Verb(enum.Enum):
     RCPT = "RCPT"
     DATA = "DATA"
     CONTENT = "CONTENT"
+    RAW_CONTENT = "RAW_CONTENT"
     END_OF_CONTENT = "END_OF_CONTENT"
     BDAT = "BDAT"
     BDAT_LAST = "BDAT_LAST"
@@ -126,7 +127,7 @@ ALLOWED: Mapping[ClientState, frozenset[Verb]] = MappingProxyType(
         S.READY: _ANYTIME | _HELLOS | {V.STARTTLS, V.AUTH, V.MAIL, V.XCLIENT, V.XFORWARD},
         S.AUTH_CHALLENGED: frozenset({V.AUTH_CONTINUE}),
         S.TRANSACTION: _ANYTIME | _HELLOS | {V.RCPT, V.DATA, V.BDAT, V.BDAT_LAST},
-        S.CONTENT: frozenset({V.CONTENT, V.END_OF_CONTENT}),
+        S.CONTENT: frozenset({V.CONTENT, V.RAW_CONTENT, V.END_OF_CONTENT}),
         S.DISCARD_CONTENT: frozenset({V.END_OF_CONTENT}),
         S.BDAT: frozenset({V.BDAT, V.BDAT_LAST, V.RSET, V.QUIT, V.RAW}),
         S.TLS_HANDSHAKE: frozenset(),

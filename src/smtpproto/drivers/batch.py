@@ -74,6 +74,7 @@ from .exceptions import (
 from .mail import MailDrivers
 from .support import (
     DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAIL_OPTIONS,
     ContentSource,
     Driver,
     MailOptions,
@@ -236,7 +237,7 @@ class BatchDrivers(MailDrivers):
             raise LocalProtocolError(
                 f"send_many needs an iterable of messages, got {type(messages).__name__}"
             ) from None
-        plan = _Plan(options or MailOptions(), chunk_size, caps)
+        plan = _Plan(options or DEFAULT_MAIL_OPTIONS, chunk_size, caps)
         return self._send_many(items, plan, pipe, bdat, max_in_flight, on_outcome)
 
     def _send_many(

@@ -15,11 +15,13 @@ with RSET (``_settle``), so that the session is ready for the next MAIL.
 
 Stopping early (``stop_after``, for diagnostics like swaks' ``--quit-after``): after
 MAIL or after the RCPTs the transaction is ended with RSET (RFC 5321 §4.1.1.5) and the
-session stays usable. After DATA's 354 nothing but content may be sent until the
-final ``CRLF.CRLF`` (RFC 5321 §4.1.1.4; a ``.`` alone would deliver an empty
-message), so the driver stops there and the session becomes unusable: the adapter
-closes the connection, and a transaction whose end of data never came is not
-delivered (RFC 5321 §3.8, §4.1.1.4).
+session stays usable; with ``drop=True`` nothing more is sent (no RSET, no QUIT) and
+the session becomes unusable, so the adapter closes the connection with the
+transaction open (swaks' ``--drop-after``; RFC 5321 §3.8: the server discards it).
+After DATA's 354 nothing but content may be sent until the final ``CRLF.CRLF`` (RFC 5321
+§4.1.1.4; a ``.`` alone would deliver an empty message), so the driver stops there and
+the session becomes unusable: the adapter closes the connection, and a transaction whose
+end of data never came is not delivered (RFC 5321 §3.8, §4.1.1.4).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from ..client_engine.events import (
     EndOfContent,
     Mail,
     NoRecipientsAccepted,
+    RawContent,
     Rcpt,
     ReadyForContent,
     Rset,
@@ -46,6 +49,7 @@ from ..client_engine.events import (
 from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError, ProtocolError
+from ..wire.rawdata import RawDataGuard
 from .core import DriverCore, caller_checked, left_open, raise_for
 from .downgrade import seven_bit_copy
 from .envelope import envelope_from_message, flatten_message
@@ -59,6 +63,7 @@ from .split import SplitResults, groups_of, replayer
 from .support import (
     BDAT_WINDOW,
     DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAIL_OPTIONS,
     ContentSource,
     Driver,
     MailOptions,
@@ -108,6 +113,8 @@ class MailDrivers(DriverCore):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         progress: ProgressCallback | None = None,
         stop_after: MailStage | None = None,
+        drop: bool = False,
+        raw: bool = False,
     ) -> Driver[TransactionResult]:
         """One mail transaction: MAIL, RCPT for each recipient, then DATA or BDAT.
 
@@ -138,6 +145,20 @@ class MailDrivers(DriverCore):
         used: ``chunking=True`` with it is a ``LocalProtocolError``): the result's
         ``data_reply`` is that 354 and the session is no longer usable, since only
         content may follow a 354; the adapter closes the connection without QUIT.
+        ``drop=True`` (with ``stop_after``) sends nothing after the stage's replies,
+        not even RSET: the session becomes unusable and the adapter closes the
+        connection with the transaction open, whatever the replies were (a refusal
+        still raises); the server discards the transaction (RFC 5321 §3.8).
+
+        ``raw=True`` sends ``content`` as DATA content exactly as given, for testing
+        servers and filters: no line-end normalisation, no dot-stuffing, any octet
+        (bare CR/LF, NUL, lines such as ``\\n.\\n``; 8-bit octets still need
+        ``BODY=8BITMIME``, RFC 6152). It never ends the DATA early: content holding the
+        end of data (a line ``.``, CRLF . CRLF) is refused with ``LocalProtocolError``
+        before MAIL, so nothing is half-sent, and the client writes the end of data
+        (``wire.rawdata``). DATA is used, never BDAT (``chunking=True`` is refused);
+        the content must be readable twice (bytes, str or a seekable binary file): it
+        is checked whole first.
         """
         if stop_after is not None and stop_after not in MAIL_STAGES:
             raise LocalProtocolError(
@@ -145,18 +166,30 @@ class MailDrivers(DriverCore):
             )
         if stop_after == "data" and chunking:
             raise LocalProtocolError("stop_after='data' stops at DATA's 354: not with chunking")
+        if type(drop) is not bool:
+            raise LocalProtocolError(f"drop must be a bool, got {type(drop).__name__}")
+        if drop and stop_after is None:
+            raise LocalProtocolError("drop=True needs stop_after ('mail', 'rcpt' or 'data')")
+        if type(raw) is not bool:
+            raise LocalProtocolError(f"raw must be a bool, got {type(raw).__name__}")
+        if raw and chunking:
+            raise LocalProtocolError(
+                "raw=True sends DATA content (RFC 5321 §4.1.1.4): not with chunking"
+            )
         _check_progress(progress)
         return self._guard(
             self._sendmail(
                 sender,
                 recipients,
                 content,
-                options or MailOptions(),
+                options or DEFAULT_MAIL_OPTIONS,
                 pipelining,
-                False if stop_after == "data" else chunking,
+                False if stop_after == "data" or raw else chunking,
                 chunk_size,
                 progress,
                 stop_after,
+                drop,
+                raw,
             )
         )
 
@@ -183,7 +216,13 @@ class MailDrivers(DriverCore):
         _check_progress(progress)
         return self._guard(
             self._send_message(
-                msg, sender, recipients, options or MailOptions(), pipelining, chunking, progress
+                msg,
+                sender,
+                recipients,
+                options or DEFAULT_MAIL_OPTIONS,
+                pipelining,
+                chunking,
+                progress,
             )
         )
 
@@ -237,6 +276,8 @@ class MailDrivers(DriverCore):
         chunk_size: int,
         progress: ProgressCallback | None,
         stop_after: MailStage | None = None,
+        drop: bool = False,
+        raw: bool = False,
     ) -> Driver[TransactionResult]:
         """One message in as many transactions as the server's recipient limit needs
         (``drivers.split``: LIMITS RCPTMAX, RFC 9422 §4.2; 452 4.5.3, RFC 5321
@@ -245,6 +286,13 @@ class MailDrivers(DriverCore):
         under RCPTMAX, the next group); one that delivers to nobody ends the split, so
         there are at most as many transactions as recipients."""
         args = (pipelining, chunking, chunk_size, progress)
+        if raw:
+            caps = self.conn.capabilities
+            body = options.body if isinstance(options, MailOptions) else None
+            offered = caps is not None and caps.eightbitmime
+            content = _checked_raw(
+                content, chunk_size, body in ("8BITMIME", "BINARYMIME") or (not body and offered)
+            )
         if (
             stop_after is not None
             or isinstance(recipients, str)
@@ -253,15 +301,17 @@ class MailDrivers(DriverCore):
         ):
             return (
                 yield from self._transaction(
-                    sender, recipients, content, options, *args, stop_after
+                    sender, recipients, content, options, *args, stop_after, drop, raw
                 )
             )
         try:
             order = tuple(recipients)
         except TypeError:  # not iterable: ``_prepare`` refuses it
-            return (yield from self._transaction(sender, recipients, content, options, *args))
+            return (
+                yield from self._transaction(sender, recipients, content, options, *args, raw=raw)
+            )
         if len(order) < 2:  # nothing to split; none is ``_prepare``'s error
-            return (yield from self._transaction(sender, order, content, options, *args))
+            return (yield from self._transaction(sender, order, content, options, *args, raw=raw))
         caps = self.conn.capabilities
         limit = caps.limits.rcptmax if caps is not None else None
         again = replayer(content)
@@ -281,7 +331,9 @@ class MailDrivers(DriverCore):
                 assert again is not None  # no follow-up without it (below)
                 source = again()
             try:
-                result = yield from self._transaction(sender, group, source, options, *args)
+                result = yield from self._transaction(
+                    sender, group, source, options, *args, raw=raw
+                )
             except (SMTPRecipientsRefused, SMTPReplyError) as error:
                 if not count:
                     raise  # nothing delivered: as a single transaction would
@@ -312,6 +364,8 @@ class MailDrivers(DriverCore):
         chunk_size: int,
         progress: ProgressCallback | None,
         stop_after: MailStage | None = None,
+        drop: bool = False,
+        raw: bool = False,
     ) -> Driver[TransactionResult]:
         """One mail transaction (see ``sendmail``)."""
         rcpts, mail, commands, first, chunks, total = self._prepare(
@@ -325,12 +379,18 @@ class MailDrivers(DriverCore):
         self._current = (sender, rcpts)
         self._rcpt_accepted = 0
         if stop_after is not None:
-            return (yield from self._send_stage(mail, commands, pipe, stop_after))
+            try:
+                return (yield from self._send_stage(mail, commands, pipe, stop_after, drop))
+            finally:
+                if drop:  # whatever happened: the adapter closes, nothing more is sent
+                    self._broken = True
         if bdat:
             return (
                 yield from self._send_bdat(mail, commands, first, chunks, pipe, total, progress)
             )
-        return (yield from self._send_data(mail, commands, first, chunks, pipe, total, progress))
+        return (
+            yield from self._send_data(mail, commands, first, chunks, pipe, total, progress, raw)
+        )
 
     def _prepare(
         self,
@@ -474,6 +534,7 @@ class MailDrivers(DriverCore):
         pipe: bool,
         total: int | None,
         progress: ProgressCallback | None,
+        raw: bool = False,
     ) -> Driver[TransactionResult]:
         if not pipe:
             yield from self._envelope(mail, rcpts, False)
@@ -493,11 +554,12 @@ class MailDrivers(DriverCore):
                 yield from self._send(EndOfContent())
                 return (yield from self._result("DATA"))
         conn = self.conn
+        make = RawContent if raw else Content
         sent = 0
         chunk: bytes | None = first
         while chunk is not None:
             following = next(chunks, None)
-            wire = conn.send(Content(data=chunk)) if chunk else b""
+            wire = conn.send(make(data=chunk)) if chunk else b""
             if following is None:
                 wire += conn.send(EndOfContent())
             if wire:
@@ -509,12 +571,13 @@ class MailDrivers(DriverCore):
         return (yield from self._result("DATA"))
 
     def _send_stage(
-        self, mail: Mail, rcpts: list[Rcpt], pipe: bool, stop_after: MailStage
+        self, mail: Mail, rcpts: list[Rcpt], pipe: bool, stop_after: MailStage, drop: bool
     ) -> Driver[TransactionResult]:
         """The envelope up to ``stop_after`` (see ``sendmail``); nothing is delivered.
 
         With PIPELINING the commands go in one write (MAIL, RCPTs, DATA for the
-        ``"data"`` stage; RFC 2920 §3.1), else one per reply."""
+        ``"data"`` stage; RFC 2920 §3.1), else one per reply. Then RSET, unless
+        ``drop`` (the caller marks the session broken: the adapter closes)."""
         if stop_after == "mail":
             rcpts = []
         envelope: list[Command] = [mail, *rcpts]
@@ -540,15 +603,11 @@ class MailDrivers(DriverCore):
                 elif isinstance(event, ReadyForContent):
                     # Only content may follow a 354: stop; the adapter closes.
                     self._broken = True
-                    return TransactionResult(
-                        sender=mail.sender,
-                        sender_reply=replies[0],
-                        recipients=tuple(
-                            (rcpt.recipient, reply)
-                            for rcpt, reply in zip(rcpts, replies[1:], strict=True)
-                        ),
-                        data_reply=event.reply,
-                    )
+                    return _stage_result(mail, rcpts, replies, event.reply)
+        if drop:  # no RSET: the transaction stays open until the connection closes
+            result = _stage_result(mail, rcpts, replies, None)
+            raise_for(result, "RCPT")
+            return result
         yield from self._rset_unless_closing()
         return (yield from self._result("RCPT"))
 
@@ -665,3 +724,42 @@ class MailDrivers(DriverCore):
                     self._broken = True
             raise
         return result
+
+
+def _stage_result(
+    mail: Mail, rcpts: list[Rcpt], replies: list[Reply], data_reply: Reply | None
+) -> TransactionResult:
+    """The result of a transaction stopped early (``_send_stage``): ``replies`` holds
+    MAIL's reply, then each RCPT's, in order."""
+    return TransactionResult(
+        sender=mail.sender,
+        sender_reply=replies[0],
+        recipients=tuple(
+            (rcpt.recipient, reply) for rcpt, reply in zip(rcpts, replies[1:], strict=True)
+        ),
+        data_reply=data_reply,
+    )
+
+
+def _checked_raw(content: ContentSource, chunk_size: int, eight_bit: bool) -> ContentSource:
+    """``content`` for ``sendmail(raw=True)`` once read whole through the raw guard
+    (``wire.rawdata``), positioned to be read again: a raw message that would end the
+    DATA early, or has 8-bit octets when the message cannot be ``BODY=8BITMIME``
+    (``eight_bit`` False; RFC 6152), is refused before MAIL: nothing is half-sent."""
+    again = replayer(content)
+    if again is None:
+        raise LocalProtocolError(
+            "raw content must be bytes, str or a seekable binary file: it is checked "
+            "whole before MAIL, so that nothing is half-sent"
+        )
+    guard = RawDataGuard()
+    chunks, _ = content_chunks(content, chunk_size)
+    for chunk in chunks:
+        guard.feed(chunk)
+    guard.end()
+    if guard.eight_bit and not eight_bit:
+        raise LocalProtocolError(
+            "the raw content has 8-bit octets and the message is not declared "
+            "BODY=8BITMIME, which needs the server to advertise 8BITMIME (RFC 6152)"
+        )
+    return again()

@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-A ``Session`` wraps one ``ClientConnection``. Each operation (``open``, ``login``,
-``sendmail``, ``send_message``, ``send_many``, ``noop``, ``rset``, ``vrfy``,
+A ``Session`` wraps one ``ClientConnection``. Each operation (``open``, ``starttls``,
+``login``, ``sendmail``, ``send_message``, ``send_many``, ``noop``, ``rset``, ``vrfy``,
 ``xclient``, ``xforward``, ``quit``)
 is a generator: it *yields* an I/O request, the adapter performs it and ``send``\\s the result back,
 and the generator's return value is the operation's result. The blocking, asyncio and
@@ -12,7 +12,8 @@ decision (what to send next, when to start TLS, which AUTH mechanism, how a repl
 maps to an exception) is made here or in the engine, never in an adapter.
 
 Diagnostics stop early (swaks' ``--quit-after``): ``open(until="greeting"|"ehlo"|"tls")``
-and ``sendmail(stop_after="mail"|"rcpt"|"data")`` (see ``drivers.mail``). The session
+(``starttls()`` goes on after ``"ehlo"``) and ``sendmail(stop_after="mail"|"rcpt"|
+"data")``, with ``drop=True`` closing instead of RSET (see ``drivers.mail``). The session
 keeps the greeting (``greeting``) and the capabilities of the cleartext EHLO
 (``capabilities_before_tls``), which STARTTLS makes the engine forget.
 
@@ -239,11 +240,19 @@ class Session(BatchDrivers):
         if until == "greeting":
             return event.reply
         reply = yield from self._hello()
-        caps = self.conn.capabilities
         if until == "ehlo":
             return reply
+        return (yield from self._starttls(reply))
+
+    def _starttls(self, reply: Reply | None) -> Driver[Reply]:
+        """STARTTLS per the policy and EHLO again; ``reply``: the last hello reply (a
+        REQUIRED policy without STARTTLS offered was refused by ``_hello`` already)."""
+        if reply is None:
+            raise LocalProtocolError("starttls() needs an open session (open(until='ehlo'))")
+        policy = self.config.tls_policy
+        caps = self.conn.capabilities
         wants_tls = policy in (TLSPolicy.OPPORTUNISTIC, TLSPolicy.REQUIRED)
-        if wants_tls and caps is not None and caps.starttls:
+        if wants_tls and caps is not None and caps.starttls and not self.conn.tls_active:
             yield from self._send(StartTLS())
             event = yield from self._event()
             if isinstance(event, TLSReady):
@@ -355,12 +364,26 @@ class Session(BatchDrivers):
         return self._guard(self._simple(Vrfy(argument=address), "VRFY"))
 
     @caller_checked
-    def xclient(self, attributes: Mapping[str, str]) -> Driver[Reply]:
+    def xclient(
+        self, attributes: Mapping[str, str], *, require_advertised: bool = True
+    ) -> Driver[Reply]:
         """XCLIENT (Postfix XCLIENT_README): override NAME, ADDR, PORT, PROTO, HELO,
         LOGIN, DESTADDR, DESTPORT as the server sees the client. The 220 reply is a new
         greeting: the session sends EHLO again (``hello_reply``, capabilities renewed)
-        and returns that 220; a refusal raises ``SMTPReplyError``."""
-        return self._guard(self._xclient(Xclient(attributes=attributes)))
+        and returns that 220; a refusal raises ``SMTPReplyError``. Each attribute must
+        be advertised unless ``require_advertised`` is False (see ``Xclient``)."""
+        command = Xclient(attributes=attributes, require_advertised=require_advertised)
+        return self._guard(self._xclient(command))
+
+    @caller_checked
+    def starttls(self) -> Driver[Reply]:
+        """The rest of ``open`` after ``open(until="ehlo")``: STARTTLS as the TLS policy
+        asks (when offered, or required: ``SMTPTLSError`` if not offered, RFC 3207
+        §4), then EHLO again (§4.2). Returns the last hello reply; without TLS to start
+        (policy NONE, already under TLS, opportunistic and not offered) it sends
+        nothing. For commands that must precede STARTTLS (swaks'
+        ``--xclient-before-starttls``)."""
+        return self._guard(self._starttls(self.hello_reply))
 
     def _xclient(self, command: Xclient) -> Driver[Reply]:
         reply = yield from self._simple(command, "XCLIENT")

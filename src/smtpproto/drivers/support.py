@@ -13,13 +13,17 @@ import dataclasses
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, Literal, Protocol, TypeVar
 
+from ..client_engine.commands import Mail, Rcpt
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy, TranscriptHook
 from ..wire.errors import LocalProtocolError
+from ..wire.fields import check_flag, check_int, check_seconds
 from ..wire.text import escape_text
+from .exceptions import SMTPProtocolError
 
 __all__ = [
     "BDAT_WINDOW",
     "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_MAIL_OPTIONS",
     "MAX_READAHEAD",
     "ContentSource",
     "Driver",
@@ -208,6 +212,7 @@ def make_timeouts(timeout: Timeouts | float | None) -> Timeouts:
         return timeout
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise LocalProtocolError(f"timeout must be a number or Timeouts, got {timeout!r}")
+    check_seconds("timeout", timeout, error=LocalProtocolError)
     value = float(timeout)
     names = [field.name for field in dataclasses.fields(Timeouts)]
     return Timeouts(**dict.fromkeys(names, value))
@@ -370,6 +375,44 @@ class MailOptions:
     notify: tuple[str, ...] | None = None
     orcpt: bool = False
     split_recipients: bool = True
+
+    def __post_init__(self) -> None:
+        """Check every field now, naming it (``wire.fields``; the parameter grammar is
+        the ``Mail`` and ``Rcpt`` constructors'): a mistake is an ``SMTPProtocolError``
+        (``remote`` false) here, not a surprise at the next ``sendmail``. A ``notify``
+        list becomes a tuple (the value is immutable)."""
+        try:
+            for name in ("requiretls", "orcpt", "split_recipients"):
+                check_flag(name, getattr(self, name), error=LocalProtocolError)
+            check_flag("smtputf8", self.smtputf8, allow_none=True, error=LocalProtocolError)
+            check_int("size", self.size, minimum=0, allow_none=True, error=LocalProtocolError)
+            notify = self.notify
+            if notify is not None:
+                if isinstance(notify, (str, bytes)) or not isinstance(notify, (tuple, list)):
+                    raise LocalProtocolError(
+                        f"notify must be a tuple of str or None, got {notify!r}"
+                    )
+                object.__setattr__(self, "notify", tuple(notify))
+            parameters = (self.size, self.body, self.ret, self.envid, self.mt_priority)
+            if parameters != (None,) * 5 or (self.by, self.auth, notify) != (None,) * 3:
+                Mail(
+                    sender="postmaster@example.org",
+                    size=self.size,
+                    body=self.body,
+                    ret=self.ret,
+                    envid=self.envid,
+                    requiretls=self.requiretls,
+                    mt_priority=self.mt_priority,
+                    by=self.by,
+                    auth=self.auth,
+                )
+                Rcpt(recipient="postmaster@example.org", notify=self.notify)
+        except LocalProtocolError as error:
+            raise SMTPProtocolError(error) from error
+
+
+#: What an operation given no ``options`` uses.
+DEFAULT_MAIL_OPTIONS = MailOptions()
 
 
 def all_ascii(content: object) -> bool:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from ..wire.fields import check_seconds
 from .explore import explore, generate
 from .findings import write_findings
 from .fingerprint import Settings, fingerprint
@@ -269,6 +270,9 @@ def run_campaign(
     """
     if tls not in ("none", "starttls", "implicit"):
         raise ValueError(f"tls must be none, starttls or implicit, not {tls!r}")
+    check_seconds("budget", budget)
+    if type(seed) is not int:
+        raise ValueError(f"seed must be an int, got {seed!r}")
     families = tuple(probes) if probes else ALL_FAMILIES
     unknown = [f for f in families if f not in ALL_FAMILIES]
     if unknown:

@@ -29,6 +29,7 @@ connections are paced by ``Target.rate`` (per second).
 from __future__ import annotations
 
 import errno
+import math
 import select
 import socket
 import ssl
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 
 from ..adapters.tls import client_ssl_context
 from ..wire.errors import RemoteProtocolError
+from ..wire.fields import check_flag, check_int, check_seconds
 from ..wire.twins import ReplyParser
 from .observation import ConnResult, Liveness, Observation, Step
 from .transcript import MAX_SLEEP, Event, Transcript, recv
@@ -69,6 +71,15 @@ class Target:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _next_slot: float = 0.0
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host:
+            raise ValueError(f"host must be a non-empty str, got {self.host!r}")
+        check_int("port", self.port, minimum=1, maximum=65535)
+        check_flag("implicit_tls", self.implicit_tls)
+        check_seconds("connect_timeout", self.connect_timeout)
+        check_seconds("reply_timeout", self.reply_timeout)
+        _check_rate(self.rate)
+
     def pace(self) -> None:
         """Wait for the next connection slot and count the connection."""
         with self._lock:
@@ -79,6 +90,16 @@ class Target:
             self.connections += 1
         if slot > now:
             time.sleep(slot - now)
+
+
+def _check_rate(rate: object) -> None:
+    """``ValueError`` unless ``rate`` (new connections per second) is a finite number
+    of at least 0 (0: unpaced, ``Target.pace``); never a bool or NaN."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < math.inf:
+        raise ValueError(
+            f"rate must be a finite number of connections per second >= 0 (0: unpaced), "
+            f"got {rate!r}"
+        )
 
 
 class _Conn:

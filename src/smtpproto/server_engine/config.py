@@ -14,6 +14,7 @@ from typing import Literal
 
 from ..wire._dataenc_py import DEFAULT_SERVER_DATA_MAX_LINE_LENGTH
 from ..wire.abnf import MAX_COMMAND_LINE
+from ..wire.fields import check_int, check_seconds
 from ..wire.limits import DEFAULT_MAX_RECEIVE_BUFFER
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "DEFAULT_MAX_RECIPIENTS",
     "DEFAULT_SERVER_TIMEOUT",
     "MAX_LIMIT_VALUE",
+    "MIN_DATA_LINE",
     "ServerConfig",
 ]
 
@@ -39,6 +41,10 @@ DEFAULT_MAX_AUTH_LINE = 12288
 #: RFC 5321 §4.5.3.1.8: "The minimum total number of recipients that MUST be buffered
 #: is 100 recipients." Past the bound RCPT is refused with 452 4.5.3 (§4.5.3.1.10).
 DEFAULT_MAX_RECIPIENTS = 1000
+
+#: RFC 5321 §4.5.3.1.6: the shortest ``max_data_line`` (a 1000-octet text line with its
+#: CRLF must get through).
+MIN_DATA_LINE = 1000
 
 #: RFC 9422 §4.1, §4.2: a LIMITS value (MAILMAX, RCPTMAX) is 1 to 6 digits.
 MAX_LIMIT_VALUE = 999_999
@@ -86,27 +92,14 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_command_line", "max_mail_rcpt_line", "max_auth_line"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < MAX_COMMAND_LINE:
-                raise ValueError(f"{name} must be an int >= {MAX_COMMAND_LINE}, got {value!r}")
-        if not isinstance(self.max_recipients, int) or self.max_recipients < 1:
-            raise ValueError(f"max_recipients must be a positive int, got {self.max_recipients!r}")
-        if not isinstance(self.max_pipelined_input, int) or self.max_pipelined_input < 4096:
-            raise ValueError("max_pipelined_input must be an int >= 4096")
-        if self.max_message_size is not None and (
-            not isinstance(self.max_message_size, int) or self.max_message_size < 0
-        ):
-            raise ValueError("max_message_size must be None or a non-negative int")
-        if (
-            type(self.max_receive_buffer) is not int
-            or self.max_receive_buffer < self.max_pipelined_input
-        ):
-            raise ValueError(
-                "max_receive_buffer must be an int >= max_pipelined_input, "
-                f"got {self.max_receive_buffer!r}"
-            )
-        if not self.timeout > 0:
-            raise ValueError("timeout must be positive")
+            check_int(name, getattr(self, name), minimum=MAX_COMMAND_LINE)
+        check_int("max_recipients", self.max_recipients, minimum=1)
+        check_int("max_pipelined_input", self.max_pipelined_input, minimum=4096)
+        check_int("max_message_size", self.max_message_size, minimum=0, allow_none=True)
+        # RFC 5321 §4.5.3.1.6: a text line of 1000 octets (with its CRLF) is legal.
+        check_int("max_data_line", self.max_data_line, minimum=MIN_DATA_LINE)
+        check_seconds("timeout", self.timeout)
+        check_int("max_receive_buffer", self.max_receive_buffer, minimum=self.max_pipelined_input)
         if self.unauthorized_pipelining not in ("flag", "reject"):
             raise ValueError(
                 "unauthorized_pipelining must be 'flag' or 'reject', "

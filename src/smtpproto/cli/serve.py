@@ -23,6 +23,7 @@ import contextlib
 import os
 import re
 import signal
+import ssl
 import sys
 import time  # noqa: TID251 -- CLI adapter layer: transcript time stamps
 
@@ -97,6 +98,15 @@ def run_serve(args: argparse.Namespace) -> int:
     for path in (args.cert, args.key):
         if path is not None and not os.access(path, os.R_OK):
             raise CLIError(f"cannot read {quote(path)}", ExitCode.USAGE)
+    if args.cert is not None:  # a bad PEM is the user's input, not "cannot listen"
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(args.cert, args.key)
+        except (OSError, ssl.SSLError) as error:
+            raise CLIError(
+                f"cannot load --cert {quote(args.cert)} with --key {quote(args.key)}: "
+                f"{escape_text(str(error))}",
+                ExitCode.USAGE,
+            ) from None
     rules = _rules(args.rules)
     max_size = DEFAULT_MAX_MESSAGE_SIZE if args.max_size is None else args.max_size
     start = time.monotonic()

@@ -126,7 +126,10 @@ def test_rcpt_dsn_parameters(parser_cls: Any) -> None:
     assert wire == b"RCPT TO:<c@example.org> NOTIFY=NEVER ORCPT=utf-8;\\x{FC}@x.y\r\n"
 
 
-@pytest.mark.parametrize("notify", [["NEVER", "SUCCESS"], [], ["SOMETIMES"], "SUCCESS"])
+@pytest.mark.parametrize(
+    "notify",
+    [["NEVER", "SUCCESS"], [], ["SOMETIMES"], "SUCCESS", 5, 1.5],  # 5: no TypeError
+)
 def test_rcpt_bad_notify(notify: Any) -> None:
     with pytest.raises(LocalProtocolError):
         Rcpt(recipient="b@example.org", notify=notify)

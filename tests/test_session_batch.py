@@ -147,6 +147,80 @@ def test_bad_message_is_its_own_outcome() -> None:
     assert len(server.messages) == 2 and session.usable
 
 
+def run_until_a_write_fails(
+    transport: Transport, driver: Any, failing: int, last_words: bool = False
+) -> Any:
+    """Drive ``driver`` like ``Transport.run``, but hand the replies over one line per
+    ``Read`` and make write number ``failing`` (from 0, counted from now) fail with a
+    connection reset; the server then says nothing more (EOF), or with ``last_words``
+    first everything it had answered (what the adapter read before the reset)."""
+    answer: Any = None
+    writes = 0
+    pending = b""
+    for _ in range(1000):
+        try:
+            request = driver.send(answer)
+            answer = None
+            while isinstance(request, Write) and writes == failing:
+                writes += 1
+                request = driver.throw(ConnectionResetError("reset by peer"))
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(request, Write):
+            writes += 1
+            pending += transport.server.receive(request.data)
+        elif writes > failing:
+            answer = pending if last_words else b""  # then the connection is gone: EOF
+            pending = b""
+        else:
+            line, _, pending = pending.partition(b"\r\n")
+            answer = line + b"\r\n"
+    raise AssertionError("the driver never finished")
+
+
+@pytest.mark.parametrize(("window", "failing", "first"), [(3, 1, 0), (2, 2, 1)])
+def test_a_failed_write_is_reported_for_the_messages_it_concerns(
+    window: int, failing: int, first: int
+) -> None:
+    """A write that fails in a BDAT window: the oldest message in flight gets the error,
+    as ``SMTPDeliveryStatusUnknown`` naming its own envelope when its BDAT LAST went
+    out. It got ``SMTPConnectError`` ("not delivered") when no reply had been read yet,
+    and the envelope of a message settled earlier when one had."""
+    session, transport, _server = opened(EHLO_BDAT)
+    # (3, 1, 0): message 0 written, the write of message 1 fails before any reply.
+    # (2, 2, 1): messages 0 and 1 written, message 0 settled (its replies read), then
+    # the write of message 2 fails; ``first``: the first message the failure concerns.
+    outcomes = run_until_a_write_fails(
+        transport, session.send_many(batch(4), max_in_flight=window), failing
+    )
+    if first:
+        assert isinstance(outcomes[0], TransactionResult)
+    for index in range(first, len(outcomes)):
+        outcome = outcomes[index]
+        assert isinstance(outcome, SMTPDeliveryStatusUnknown), (index, outcome)
+        assert outcome.sender == f"s{index}@example.org"
+        assert outcome.recipients == (f"r{index}@example.org",)
+    assert len(outcomes) == first + 2
+
+
+def test_replies_read_after_a_failed_write_settle_their_own_messages() -> None:
+    """Replies the server sent before a write failed (its last words) settle the
+    messages they answer, in order: message 0 delivered, message 1 refused, message 2
+    unknown. The first refusal among them was the whole batch's error: message 0,
+    delivered, was reported with message 1's refusal."""
+    session, transport, _server = opened(
+        EHLO_BDAT, {b"RCPT": [b"250 2.1.5 ok\r\n", b"550 5.1.1 no such user\r\n"]}
+    )
+    driver = session.send_many(batch(3), max_in_flight=3)
+    outcomes = run_until_a_write_fails(transport, driver, failing=2, last_words=True)
+    assert isinstance(outcomes[0], TransactionResult)
+    assert outcomes[0].delivered == ("r0@example.org",)
+    assert isinstance(outcomes[1], SMTPRecipientsRefused)
+    assert outcomes[1].refused["r1@example.org"].code == 550
+    assert isinstance(outcomes[2], SMTPDeliveryStatusUnknown)
+    assert outcomes[2].sender == "s2@example.org" and len(outcomes) == 3
+
+
 def test_reused_envelope_commands_follow_every_input() -> None:
     """A repeated envelope's MAIL/RCPT are reused, but never when the size, the body
     type, the recipients or the options changed since (a notify list given to

@@ -77,6 +77,10 @@ CALLS: dict[str, tuple[Callable[[Any], object], str | None]] = {
         lambda c: c.sendmail(OK, OK, b"x", options=MailOptions(envid="a\r\nb")),
         None,
     ),
+    "sendmail-notify-type": (  # was a TypeError from tuple(5) that broke the session
+        lambda c: c.sendmail(OK, OK, b"x", options=MailOptions(notify=5)),  # type: ignore[arg-type]
+        "notify",
+    ),
     "send_message-type": (lambda c: c.send_message(b"x"), "Message"),
     "send_message-header-crlf": (
         lambda c: c.send_message(_message(Subject="a\r\nBcc: x@example.org")),

@@ -17,7 +17,7 @@ from smtpproto.exceptions import (
     SMTPProtocolError,
     SMTPRecipientsRefused,
 )
-from smtpproto.testing import run_server
+from smtpproto.testing import Respond, Rule, run_server
 
 from .facade import SyncClient
 from .pool_server import flaky_server
@@ -140,3 +140,35 @@ def test_a_callback_that_is_not_callable_is_a_caller_mistake(make_client: MakeCl
         with pytest.raises(SMTPProtocolError, match="on_outcome"):
             client.send_many([], on_outcome=42)  # type: ignore[arg-type]  # on purpose
         assert client.noop().code == 250
+
+
+@pytest.mark.parametrize("chunking", [None, False])
+def test_a_callback_raising_an_outcome_ends_the_batch_with_that_error(
+    make_client: MakeClient, chunking: bool | None
+) -> None:
+    """A callback that raises the ``SMTPError`` it is given (an easy way to stop at the
+    first failure) ends the batch with exactly that exception, like any other: it was
+    taken for the session's own error, so the callback was called a second time for the
+    same message with an invented 'not sent, the session ended', and the session stayed
+    usable with messages still in flight."""
+    seen: list[tuple[int, Outcome]] = []
+
+    def on_outcome(index: int, outcome: Outcome) -> None:
+        seen.append((index, outcome))
+        if isinstance(outcome, Exception):
+            raise outcome
+
+    rule = Rule(stage="rcpt", sender="s1@example.org", action=Respond(550, "no"))
+    taken: list[int] = []
+    with (
+        run_server(starttls=False, rules=[rule]) as server,
+        make_client(host=server.host, port=server.port, **OPTIONS) as client,
+    ):
+        with pytest.raises(SMTPRecipientsRefused) as raised:
+            client.send_many(
+                _items(6, taken), chunking=chunking, max_in_flight=4, on_outcome=on_outcome
+            )
+        assert not client.session.usable
+    assert [index for index, _ in seen] == [0, 1]
+    assert isinstance(seen[0][1], TransactionResult)
+    assert raised.value is seen[1][1]

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from interop.peers import start_aiosmtpd
+from interop.peers import make_tls_material, start_aiosmtpd
 from smtpproto.testing import run_server
 
 from .helpers import RUN_TIMEOUT, assert_clean_failure, cli_env, run_cli
@@ -437,3 +437,69 @@ def test_output_file_that_is_an_input_is_a_usage_error(tmp_path: Path, option: s
     )  # fmt: skip
     assert_clean_failure(result, 2, f"is the {option} file")
     assert message.read_text() == "Subject: keep me\n\nbody\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--to", "a\rb@example.org"),
+        ("--to", "b@example.org", "--body-file", "/nonexistent/body.txt"),
+        ("--to", "b@example.org", "--auth", "NO-SUCH-MECH"),
+        ("--to", "b@example.org", "--cafile", "/nonexistent/ca.pem"),
+    ],
+)
+def test_bad_input_is_reported_before_the_password_prompt(args: tuple[str, ...]) -> None:
+    """The password is asked for last, once everything else is checked: a typo in an
+    address no longer costs typing the password first."""
+    result = subprocess.run(
+        [sys.executable, "-m", "smtpproto", "send", "--server", "127.0.0.1:1",
+         "--user", "alice", *args],
+        input="secret\n", capture_output=True, text=True, env=cli_env(),
+        timeout=RUN_TIMEOUT, start_new_session=True, check=False,
+    )  # fmt: skip
+    assert_clean_failure(result, 2)
+    assert "Password for" not in result.stderr
+
+
+def test_serve_with_a_certificate_that_does_not_load_is_a_usage_error(tmp_path: Path) -> None:
+    """A --cert/--key that is not PEM, or a key of another certificate, was exit 3
+    "cannot listen on ...: [SSL] PEM lib"; it is the user's input: exit 2, named."""
+    one, other = make_tls_material(tmp_path / "one"), make_tls_material(tmp_path / "other")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(b"not a certificate\n")
+    for cert, key in ((garbage, one.key_path), (one.cert_path, other.key_path)):
+        result = run_cli("serve", "--port", "1", "--cert", str(cert), "--key", str(key))
+        assert_clean_failure(result, 2, f"cannot load --cert '{cert}' with --key '{key}'")
+
+
+@pytest.mark.parametrize(("option", "what"), [("--data", "data"), ("--body", "body")])
+def test_stdin_from_a_terminal_says_how_to_end_it(option: str, what: str) -> None:
+    """``--data -`` / ``--body -`` typed at a terminal: a note says what the wait is
+    for and how to end it (a pipe gets no note)."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smtpproto", "send", "--server", "127.0.0.1:1",
+         "--to", "a@example.org", option, "-"],
+        stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cli_env(), start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    try:
+        assert process.stderr is not None
+        note = process.stderr.readline()  # bounded: the process ends after its timeout
+        assert note == (
+            f"smtpproto: note: reading the {what} from the terminal; "
+            "end it with Ctrl-D on a line of its own\n"
+        )
+        os.write(master, b"Subject: typed\n\nhello\n\x04")
+        out, err = process.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        os.close(master)
+    assert process.returncode == 3, err
+    assert err.startswith("smtpproto: error: cannot connect"), err
+    assert "connecting to 127.0.0.1 port 1" in out  # read to the end, then connected
+    piped = run_cli("send", "--server", "127.0.0.1:1", "--to", "a@example.org", option, "-")
+    assert_clean_failure(piped, 3, "cannot connect")

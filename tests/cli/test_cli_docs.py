@@ -14,7 +14,8 @@ SWAKS_OPTIONS = tuple(
     re.findall(
         r"\S+",
         """
---config -s --server -p --port -li --local-interface -lp --local-port -4 -6
+--config -s --server -p --port -li --local-interface -lp --local-port --lport -4 -6 -nsf
+--quit
 --copy-routing --socket --pipe -t --to -f --from --ehlo --lhlo -h --helo -q
 --quit-after --da --drop-after --das --drop-after-send --timeout --protocol
 --pipeline --prdr --force-getpwuid -tls -tlso --tls-optional -tlsos

@@ -184,3 +184,66 @@ def test_swaks_takes_the_same_xclient_path(
 def test_xclient_variant_usage_errors(options: tuple[str, ...], fragment: str) -> None:
     result = run_cli("send", "--server", "127.0.0.1:9", *options, *ENVELOPE)
     assert_clean_failure(result, 2, fragment)
+
+
+#: stage option -> (the peer's verbs, the last transcript note)
+XCLIENT_STOPS = {
+    "--quit-after": (["EHLO", "XCLIENT", "EHLO", "QUIT"], "quit after xclient, as asked"),
+    "--drop-after": (["EHLO", "XCLIENT", "EHLO"], "dropped the connection after xclient"),
+    "--drop-after-send": (["EHLO", "XCLIENT"], "dropped the connection after sending xclient"),
+}
+
+
+@pytest.mark.parametrize("option", list(XCLIENT_STOPS))
+def test_stop_at_the_xclient_stage(option: str) -> None:
+    """swaks' xclient stop point: after XCLIENT (and, here, the EHLO its 220 asks for)."""
+    verbs, note = XCLIENT_STOPS[option]
+    replies = {"EHLO": [EHLO_X, EHLO_X], "XCLIENT": b"220 scripted ESMTP\r\n"}
+    with ScriptedSMTPServer(replies) as server:
+        result = run_cli(
+            "send", "--server", f"127.0.0.1:{server.port}", "--tls", "none",
+            "--xclient", "NAME=n.example", option, "xclient", *ENVELOPE,
+        )  # fmt: skip
+        server.close()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line.split(b" ")[0].rstrip(b"\r\n").decode() for line in server.received] == verbs
+    assert note in result.stdout.splitlines()[-1]
+
+
+@pytest.mark.skipif(SWAKS is None, reason="swaks is not installed")
+def test_swaks_drop_after_send_xclient_leaves_the_same_commands() -> None:
+    received = []
+    for ours in (False, True):
+        replies = {"EHLO": [EHLO_X, EHLO_X], "XCLIENT": b"220 scripted ESMTP\r\n"}
+        with ScriptedSMTPServer(replies) as server:
+            if ours:
+                result = run_cli(
+                    "send", "--server", f"127.0.0.1:{server.port}", "--tls", "none",
+                    "--xclient", "NAME=n.example", "--drop-after-send", "xclient", *ENVELOPE,
+                )  # fmt: skip
+                assert result.returncode == 0, result.stdout + result.stderr
+            else:
+                subprocess.run(
+                    [str(SWAKS), "--server", f"127.0.0.1:{server.port}", "--from",
+                     "a@example.org", "--to", f"b@{DOMAIN}", "--xclient-name", "n.example",
+                     "--drop-after-send", "xclient"],
+                    capture_output=True, timeout=RUN_TIMEOUT, check=False,
+                )  # fmt: skip
+            server.close()
+        received.append([line.split(b" ")[0] for line in server.received])
+    assert received[0] == received[1] == [b"EHLO", b"XCLIENT"]
+
+
+def test_quit_after_xclient_before_starttls_to_postfix(postfix: PostfixPeer) -> None:
+    result = _ours(
+        postfix, "--xclient", "NAME=stop.example.test", "--xclient-before-starttls",
+        "--quit-after", "xclient",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _sent(result.stdout) == ["EHLO", "XCLIENT", "EHLO", "QUIT"]  # no STARTTLS
+
+
+@pytest.mark.parametrize("option", list(XCLIENT_STOPS))
+def test_the_xclient_stage_needs_xclient(option: str) -> None:
+    result = run_cli("send", "--server", "127.0.0.1:9", option, "xclient", *ENVELOPE)
+    assert_clean_failure(result, 2, f"{option} xclient needs --xclient")

@@ -49,18 +49,20 @@ PROG = "smtpproto"
 TLS_CHOICES = ("implicit", "required", "opportunistic", "none")
 #: ``send --quit-after`` stages, in session order: after the TCP connect, after the
 #: greeting, after the first EHLO (before STARTTLS), after STARTTLS and the second
-#: EHLO, after AUTH, after MAIL (then RSET), after the RCPTs (then RSET), after DATA's
-#: 354 (then the connection is closed: only content may follow a 354).
-STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data")
+#: EHLO, after XCLIENT and its EHLO (``--xclient``; before STARTTLS with
+#: ``--xclient-before-starttls``), after AUTH, after MAIL (then RSET), after the RCPTs
+#: (then RSET), after DATA's 354 (then the connection is closed: only content may
+#: follow a 354).
+STAGES = ("connect", "greeting", "ehlo", "tls", "xclient", "auth", "mail", "rcpt", "data")
 #: ``send --drop-after`` stages: those of ``--quit-after`` (after MAIL/RCPT the
 #: transaction is left open: ``sendmail(stop_after=..., drop=True)`` sends no RSET),
 #: plus ``dot``: after the content's reply.
-DROP_STAGES = ("connect", "greeting", "ehlo", "tls", "auth", "mail", "rcpt", "data", "dot")
+DROP_STAGES = (*STAGES, "dot")
 #: ``send --drop-after-send`` stages (swaks' ``--drop-after-send``): close the connection
 #: as soon as the stage's command is written, before its reply: EHLO (or HELO/LHLO),
-#: STARTTLS, AUTH, MAIL, the last RCPT, DATA, the content's final "." line (or BDAT
-#: ... LAST); ``connect``: before the greeting is read.
-DROP_SEND_STAGES = ("connect", "ehlo", "tls", "auth", "mail", "rcpt", "data", "dot")
+#: STARTTLS, XCLIENT, AUTH, MAIL, the last RCPT, DATA, the content's final "." line (or
+#: BDAT ... LAST); ``connect``: before the greeting is read.
+DROP_SEND_STAGES = ("connect", "ehlo", "tls", "xclient", "auth", "mail", "rcpt", "data", "dot")
 
 
 class ExitCode(enum.IntEnum):

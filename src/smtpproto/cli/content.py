@@ -144,22 +144,43 @@ def scan(
     return ContentFacts(size, eight_bit, nul, max(longest, line), utf8)
 
 
+def _typed(what: str) -> IO[bytes]:
+    """What the user types at the terminal, up to the first Ctrl-D (a terminal's end of
+    file is not sticky: ``read(n)`` would wait for a second one), after a note saying
+    what the wait is for."""
+    print(
+        f"smtpproto: note: reading the {what.removesuffix(' file')} from the terminal; "
+        "end it with Ctrl-D on a line of its own",
+        file=sys.stderr,
+        flush=True,
+    )
+    typed: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=CHUNK)  # noqa: SIM115
+    for line in sys.stdin.buffer:  # readline: ends at the first end of file
+        typed.write(line)
+    typed.seek(0)
+    return typed
+
+
 def open_content(path: str, what: str, *, raw: bool = False) -> tuple[IO[bytes], ContentFacts]:
     """``path`` (``-``: standard input, spooled) opened for sending, positioned at its
     start, with its facts. A file error is a one-line usage error naming the path;
     with ``raw``, so is content that would end the DATA early (``wire.rawdata``)."""
     guard = RawDataGuard() if raw else None
     if path == "-":
+        source = _typed(what) if sys.stdin.isatty() else sys.stdin.buffer
         spool: IO[bytes] = (
             tempfile.TemporaryFile()  # noqa: SIM115 -- closed by the caller
             if raw
             else tempfile.SpooledTemporaryFile(max_size=CHUNK)  # noqa: SIM115
         )
         try:
-            facts = scan(sys.stdin.buffer, spool, guard)
+            facts = scan(source, spool, guard)
         except LocalProtocolError as error:
             spool.close()
             raise CLIError(f"the data from stdin: {error}", ExitCode.USAGE) from None
+        finally:
+            if source is not sys.stdin.buffer:
+                source.close()
         spool.seek(0)
         return spool, facts
     try:

@@ -21,9 +21,10 @@ CLI adapter layer; no SMTP knowledge of its own. Theory of operation:
 ``--quit-after`` stops at a stage (``common.STAGES``) with the session drivers' own
 stops (``connect(until=...)``, ``sendmail(stop_after=...)``): ``connect`` (no SMTP at
 all), ``greeting``, ``ehlo`` (before STARTTLS), ``tls`` (after STARTTLS and the second
-EHLO), ``auth``, then QUIT; ``mail`` and ``rcpt`` end the transaction with RSET, then
-QUIT; ``data`` stops at DATA's 354 and closes the connection without sending the
-content (after a 354 every line would be content; nothing is delivered).
+EHLO), ``xclient`` (after XCLIENT and its EHLO), ``auth``, then QUIT; ``mail`` and
+``rcpt`` end the transaction with RSET, then QUIT; ``data`` stops at DATA's 354 and
+closes the connection without sending the content (after a 354 every line would be
+content; nothing is delivered).
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ DEMO_USER = "demo"
 _STAGE_COMMANDS = {
     "ehlo": (b"EHLO ", b"HELO ", b"LHLO "),
     "tls": (b"STARTTLS",),
+    "xclient": (b"XCLIENT ",),
     "auth": (b"AUTH ",),
     "mail": (b"MAIL ",),
     "rcpt": (b"RCPT ",),
@@ -383,7 +385,12 @@ def _check_args(args: argparse.Namespace) -> None:
         ("--xclient-optional-strict", args.xclient_optional_strict),
         ("--xclient-no-verify", args.xclient_no_verify),
     )
-    for option, given in variants:
+    stops = (
+        ("--quit-after xclient", args.quit_after == "xclient"),
+        ("--drop-after xclient", args.drop_after == "xclient"),
+        ("--drop-after-send xclient", args.drop_after_send == "xclient"),
+    )
+    for option, given in (*variants, *stops):
         if given and not args.xclient:
             raise CLIError(f"{option} needs --xclient ATTR=VALUE", ExitCode.USAGE)
     if (args.quit_after or args.drop_after) == "data" and args.chunking:
@@ -571,25 +578,23 @@ def _send(args: argparse.Namespace, console: Console) -> int:
         host, port = parse_server(args.server, default_port=port)
     if policy is None:
         policy = default_tls_policy(None, port)
-    user = args.user
-    password = _password(args) if _needs_password(args) else None
-    context = _client_context(args)
-    if args.auth is not None:
-        early = _Target("", port, policy, context, user, password)
-        _mechanism(args, early, None)  # an unknown name fails now, before connecting
     sender = args.sender or f"{getpass.getuser()}@{socket.gethostname()}"
-    route: tuple[MailHost, ...] = ()
-    if args.unix_socket is not None:
-        host = args.unix_socket
-        envelope, content = build_message(args, sender=sender, demo=False, hostname="localhost")
-    elif args.server is None:
-        envelope, content = build_message(args, sender=sender, demo=False, hostname="localhost")
-        host = recipient_domain(envelope.recipients)
-        route = tuple(_route(args, host))
-    else:
-        envelope, content = build_message(args, sender=sender, demo=False, hostname=host)
-    target = _Target(host, port, policy, context, user, password, route=route)
+    hostname = host if args.server is not None else "localhost"
+    envelope, content = build_message(args, sender=sender, demo=False, hostname=hostname)
     try:
+        context = _client_context(args)
+        if args.auth is not None:  # an unknown name fails now, before the password prompt
+            early = _Target("", port, policy, context, args.user, "checked before the prompt")
+            _mechanism(args, early, None)
+        # The password last: bad input above is reported before the user types it.
+        password = _password(args) if _needs_password(args) else None
+        route: tuple[MailHost, ...] = ()
+        if args.unix_socket is not None:
+            host = args.unix_socket
+        elif args.server is None:
+            host = recipient_domain(envelope.recipients)
+            route = tuple(_route(args, host))
+        target = _Target(host, port, policy, context, args.user, password, route=route)
         _warn_insecure(args)
         return _session(args, console, target, envelope, content)
     finally:
@@ -787,11 +792,15 @@ def _stages(
     if args.xclient and args.xclient_before_starttls:
         client.connect(until="ehlo")
         _xclient(args, client, note)
-        client.starttls()
+        if stop != "xclient":
+            client.starttls()
     else:
         client.connect()
         if args.xclient:  # after STARTTLS, before AUTH (as swaks does)
             _xclient(args, client, note)
+    if stop == "xclient":
+        _leave(args, client, stop, note)
+        return ExitCode.OK
     if target.password is not None or (args.auth is not None and args.tls_cert is not None):
         _login(args, client, target)
     if args.xforward:  # just before MAIL: it describes the next transaction

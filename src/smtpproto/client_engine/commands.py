@@ -277,7 +277,12 @@ class Rcpt(Command):
         if self.notify is not None:
             if isinstance(self.notify, str):
                 raise LocalProtocolError("notify must be an iterable of keywords, not a str")
-            values = tuple(self.notify)
+            try:
+                values = tuple(self.notify)
+            except TypeError:  # not iterable (an int): the caller's mistake, not a crash
+                raise LocalProtocolError(
+                    f"notify must be an iterable of keywords, got {type(self.notify).__name__}"
+                ) from None
             for value in values:
                 if not isinstance(value, str):
                     raise LocalProtocolError(f"notify values must be str, got {value!r}")

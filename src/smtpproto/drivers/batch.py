@@ -153,7 +153,7 @@ class _Outcomes:
     """The outcome of each message by index, handed to ``emit`` in index order as soon
     as it and all before it are known, then forgotten (see the module docstring)."""
 
-    __slots__ = ("_emit", "_next", "_pending", "count")
+    __slots__ = ("_emit", "_next", "_pending", "count", "failed")
 
     def __init__(self, emit: OutcomeCallback) -> None:
         self._emit = emit
@@ -161,6 +161,9 @@ class _Outcomes:
         self._next = 0  # the first index not emitted yet
         #: Messages taken from the iterable so far.
         self.count = 0
+        #: ``emit`` (the caller's ``on_outcome``) raised: whatever it raised, even an
+        #: ``SMTPError``, is the caller's and ends the batch, never a session error.
+        self.failed = False
 
     def reserve(self) -> int:
         """The index of the next message taken from the iterable."""
@@ -169,14 +172,18 @@ class _Outcomes:
 
     def __setitem__(self, index: int, outcome: Outcome) -> None:
         pending = self._pending
-        if index == self._next and not pending:  # the common case: in order
-            self._emit(index, outcome)
-            self._next = index + 1
-            return
-        pending[index] = outcome
-        while self._next in pending:
-            self._emit(self._next, pending.pop(self._next))
-            self._next += 1
+        try:
+            if index == self._next and not pending:  # the common case: in order
+                self._emit(index, outcome)
+                self._next = index + 1
+                return
+            pending[index] = outcome
+            while self._next in pending:
+                self._emit(self._next, pending.pop(self._next))
+                self._next += 1
+        except BaseException:
+            self.failed = True
+            raise
 
     def settle_rest(self, outcome: Callable[[], Outcome]) -> None:
         """Give every message not settled yet the outcome ``outcome()`` makes."""
@@ -255,14 +262,21 @@ class BatchDrivers(MailDrivers):
         )
         inflight: deque[_Prepared] = deque()
         self._reset_pending = False
+        # Replies read after a failed write (``_last_words``) settle their messages too.
+        self._settle_result = lambda result: self._settle_oldest(result, inflight, outcomes)
         try:
             yield from self._guard(
                 self._batch(messages, plan, pipe, bdat, window, outcomes, inflight)
             )
         except SMTPError as error:
+            if outcomes.failed:  # raised by ``on_outcome`` (re-raising an outcome, say):
+                self._broken = True  # not the session's error; the batch ends, unfinished
+                raise
             if not outcomes.count:
                 raise
             _session_ended(error, inflight, outcomes)
+        finally:
+            self._settle_result = None
         outcomes.finish()
         return done
 
@@ -382,6 +396,8 @@ class BatchDrivers(MailDrivers):
                             waiting = item
                         tail = b""
                         inflight.append(item)
+                        if len(inflight) == 1:  # whom a failure of this write concerns
+                            self._current = item.current
                         yield Write(wire, self._write_timeout())
                     item = None
                     continue
@@ -470,6 +486,9 @@ class BatchDrivers(MailDrivers):
         command order, RFC 2920 §3.1)."""
         item = inflight.popleft()
         assert result.sender == item.mail.sender, "results arrive in message order"
+        # The oldest message in flight is the one a failure from now on concerns (a
+        # write that fails names it in ``SMTPDeliveryStatusUnknown``), never this one.
+        self._current = inflight[0].current if inflight else None
         try:
             raise_for(result, item.verb)  # ``verb``: what carried the content (RFC 3030 §2)
         except (SMTPReplyError, SMTPRecipientsRefused, SMTPProtocolError) as error:
@@ -548,19 +567,32 @@ def _session_ended(error: SMTPError, inflight: deque[_Prepared], outcomes: _Outc
     first = True
     for item in inflight:
         outcome: SMTPError = error
-        if not first and not isinstance(error, SMTPReplyError):
-            if item.ended:
+        if isinstance(error, SMTPReplyError):
+            pass  # a 421: the server refused every one of them
+        elif item.ended:
+            # Unless ``error`` already says so of this message (``_guard`` names the
+            # transaction it saw last: a write's failure may concern a later one).
+            if not (first and _unknown_for(error, item)):
                 outcome = SMTPDeliveryStatusUnknown(
                     f"the session ended before the final reply: {error}",
                     sender=item.mail.sender,
                     recipients=item.rcpts,
                 )
-            else:
-                outcome = SMTPConnectError(f"not delivered, the session ended: {error}")
+        elif not first:
+            outcome = SMTPConnectError(f"not delivered, the session ended: {error}")
         outcomes[item.index] = outcome
         first = False
     inflight.clear()
     outcomes.settle_rest(lambda: SMTPConnectError(f"not sent, the session ended: {error}"))
+
+
+def _unknown_for(error: SMTPError, item: _Prepared) -> bool:
+    """Whether ``error`` is "delivery status unknown" for ``item``'s envelope."""
+    return (
+        isinstance(error, SMTPDeliveryStatusUnknown)
+        and error.sender == item.mail.sender
+        and tuple(error.recipients) == item.rcpts
+    )
 
 
 def _remember(

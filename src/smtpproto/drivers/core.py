@@ -89,6 +89,9 @@ class DriverCore:
         self._rcpt_accepted = 0
         #: ``send_many``: a refused transaction may be open at the server (``left_open``)
         self._reset_pending = False
+        #: ``send_many`` in progress: settles a ``TransactionResult`` found among the
+        #: last words (``_last_words``) as the outcome of its message in flight
+        self._settle_result: Callable[[TransactionResult], None] | None = None
         #: MAIL/RCPT commands kept for reuse by ``MailDrivers._command``
         self._commands: dict[tuple[Any, ...], Command] = {}
         #: (inputs, MAIL, RCPTs) of the last envelope ``_prepare`` made
@@ -210,7 +213,10 @@ class DriverCore:
                 if isinstance(event, ServiceClosing):
                     return SMTPReplyError(event.reply)
                 if isinstance(event, TransactionResult):
-                    raise_for(event, verb)
+                    if self._settle_result is not None:  # a batch: that message's outcome
+                        self._settle_result(event)
+                    else:
+                        raise_for(event, verb)
                 if event is NEED_DATA or isinstance(event, ConnectionClosed):
                     return None
         except ProtocolError as error:  # e.g. an early 552 during the content

@@ -21,9 +21,10 @@ Three families of rows (bench/README.md describes each row):
   ``smtpproto serve --maildir`` and aiosmtpd storing into a Maildir, and ``serve
   --workers`` when that option exists), the server's CPU read from ``/proc``.
 
-Every row runs once per round; the order of all rows is shuffled per round with
-``--seed`` (``rounds.py``). Before the first round every client row runs once
-unmeasured (imports, caches, the sink's first connections). The tables then give, per
+Every row runs once per round, a family's rows back to back, the families' order
+rotated and each family's rows shuffled per round with ``--seed`` (``rounds.py``).
+Before the first round every client row runs once unmeasured (imports, caches, the
+sink's first connections). The tables then give, per
 row, the median over the rounds and the min-max, and every comparison as the median of
 per-round *paired* ratios (``stats.py``): the machine's load moves both sides of a pair
 together, so ratios stay meaningful on a busy machine where absolute rates do not. The
@@ -57,7 +58,7 @@ LEVELS = (1, 10, 100)
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (7; --quick: 1)")
     parser.add_argument(
         "--quick", action="store_true", help="1 round, 200/100/200 messages: a smoke run"
     )
@@ -79,9 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 def _options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.quick:
-        args.rounds = 1
     for name, full, quick in (
+        ("rounds", 7, 1),
         ("messages", 2000, 200),
         ("concurrent_messages", 2000, 100),
         ("server_messages", 4000, 200),

@@ -1,11 +1,15 @@
 """Running interleaved rounds: every row once per round, in a seeded shuffled order.
 
 A ``Task`` is one row of one family (``client``, ``concurrency``, ``server``) with the
-function that measures it once. ``run_rounds`` runs every task in every round, in an
-order shuffled per round by ``random.Random(seed + round)`` (so a row is never always
-first or always after the same neighbour, and a run can be repeated), records the
-1-minute load average before and after each round, and prints one progress line per
-round. A task that fails stops the run: a missing number would bias every ratio.
+function that measures it once. ``run_rounds`` runs every task in every round. Within a
+round the rows of one family run back to back, so the rows a paired ratio compares are
+seconds apart rather than a whole round apart (a family of 10 client rows takes a few
+seconds; a round of all three families can take a minute on a loaded machine); the
+order of the families rotates from round to round and the rows of each family are
+shuffled by ``random.Random(seed + round)``, so no row is always first or always after
+the same neighbour, and a run can be repeated. The 1-, 5- and 15-minute load averages
+are recorded before and after each round, with one progress line per round. A task
+that fails stops the run: a missing number would bias every ratio.
 """
 
 from __future__ import annotations
@@ -52,8 +56,7 @@ def run_rounds(tasks: Sequence[Task], rounds: int, seed: int, out: TextIO = sys.
     """Run every task ``rounds`` times, interleaved; see the module docstring."""
     results = Results({task.family: [] for task in tasks})
     for number in range(rounds):
-        order = list(tasks)
-        random.Random(seed + number).shuffle(order)
+        order = _order(tasks, number, random.Random(seed + number))
         start, began = _load(), time.monotonic()
         measured: dict[str, dict[str, Sample]] = {family: {} for family in results.rounds}
         for task in order:
@@ -71,6 +74,18 @@ def run_rounds(tasks: Sequence[Task], rounds: int, seed: int, out: TextIO = sys.
             flush=True,
         )
     return results
+
+
+def _order(tasks: Sequence[Task], number: int, rng: random.Random) -> list[Task]:
+    """Round ``number``'s order: families rotated, each family's rows shuffled."""
+    families = list(dict.fromkeys(task.family for task in tasks))
+    shift = number % len(families) if families else 0
+    order: list[Task] = []
+    for family in families[shift:] + families[:shift]:
+        rows = [task for task in tasks if task.family == family]
+        rng.shuffle(rows)
+        order += rows
+    return order
 
 
 def _triple(load: tuple[float, float, float]) -> str:

@@ -247,3 +247,22 @@ def test_non_contiguous_memoryview_input(dec_cls: Decoder) -> None:
     # The compiled twin raised BufferError on a strided view; the Python twin copied it.
     decoder = dec_cls()
     assert decoder.feed(memoryview(b"axbx\rx\nx.x\rx\nx")[::2]) == (b"ab\r\n", True)
+
+
+def test_the_python_twin_decodes_a_whole_message_in_one_chunk_in_bulk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The lines before the terminator go in one step (_bulk_lines), not octet by octet:
+    # the common case of a message that arrives with its final dot in one read.
+    runs: list[int] = []
+    original = PyDataDecoder._bump_run
+
+    def counted(self: PyDataDecoder, i: int, j: int, base: int) -> None:
+        runs.append(j - i)
+        original(self, i, j, base)
+
+    monkeypatch.setattr(PyDataDecoder, "_bump_run", counted)
+    wire = b"Subject: s\r\n\r\n" + b"..dotted\r\n" + b"x" * 78 * 100 + b"\r\n.\r\nQUIT\r\n"
+    decoder = PyDataDecoder()
+    assert decoder.feed(wire) == (b"Subject: s\r\n\r\n.dotted\r\n" + b"x" * 7800 + b"\r\n", True)
+    assert decoder.leftover == b"QUIT\r\n" and runs == []

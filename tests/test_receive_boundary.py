@@ -155,16 +155,25 @@ def assert_server_error(conn: ServerConnection) -> None:
         conn.send(ok())  # only a last 4xx/5xx may go out
 
 
-def test_command_parser_raising_moves_server_to_error(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("parser", "line"),
+    [
+        ("parse_mail", b"MAIL FROM: <a@x.test>\r\n"),  # the general path
+        ("fast_command", b"MAIL FROM:<a@x.test>\r\n"),  # the fast path's recogniser
+    ],
+)
+def test_command_parser_raising_moves_server_to_error(
+    monkeypatch: pytest.MonkeyPatch, parser: str, line: bytes
+) -> None:
     def broken(*args: Any) -> Any:
-        raise Boom("parse_mail")
+        raise Boom(parser)
 
-    monkeypatch.setattr(server_connection, "parse_mail", broken)
     conn = serving()
     conn.receive_data(b"EHLO client.test\r\n")
     conn.next_event()
     conn.send(ehlo_reply("mx.test"))
-    conn.receive_data(b"MAIL FROM:<a@x.test>\r\n")
+    monkeypatch.setattr(server_connection, parser, broken)
+    conn.receive_data(line)
     with pytest.raises(Boom):
         conn.next_event()
     assert_server_error(conn)

@@ -122,3 +122,26 @@ def test_postfix_refuses_what_it_does_not_support(
     assert info.value.reply.code == 421
     client.close()
     poll(lambda: postfix_proxy.log().count(logged) > before, 10, repr(logged))
+
+
+def test_implicit_tls_header_before_the_handshake(
+    make_client: MakeClient, postfix_proxy: PostfixPeer, adapter: str
+) -> None:
+    """Postfix's implicit-TLS port (smtpd_tls_wrappermode) reads the header in
+    cleartext, then handshakes: the client wrote the header before the ClientHello."""
+    port = 40500 + len(adapter)
+    header = _header(2, "192.0.2.12", "198.51.100.25", port)
+    with make_client(
+        host=postfix_proxy.host,
+        port=postfix_proxy.tls_port,
+        tls="implicit",
+        ssl_context=postfix_proxy.tls.client_context(),
+        server_hostname="localhost",
+        timeout=20,
+        proxy_header=header,
+    ) as client:
+        assert client.tls_info is not None
+        result = client.sendmail("a@example.net", ["b@example.org"], MESSAGE)
+    assert [reply.code for _, reply in result.recipients] == [250]
+    postfix_proxy.wait_for_log(f"TLS connection established from unknown[192.0.2.12]:{port}")
+    postfix_proxy.wait_for_log(f"client=unknown[192.0.2.12]:{port}")

@@ -115,7 +115,8 @@ def exim_server(exim_factory: Callable[..., EximPeer]) -> EximPeer:
 @pytest.fixture(scope="session")
 def postfix_proxy() -> Iterator[PostfixPeer]:
     """A private Postfix smtpd that reads HAProxy PROXY headers and refuses the proxied
-    clients in ``peers_postfix.REFUSED`` (one instance for the session)."""
+    clients in ``peers_postfix.REFUSED`` (one instance for the session); its
+    ``tls_port`` speaks implicit TLS (trust ``postfix_proxy.tls.ca_path``)."""
     with ExitStack() as stack:
         yield _enter(stack, start_postfix_proxy())
 

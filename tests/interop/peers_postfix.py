@@ -9,7 +9,8 @@ Each starter writes a throw-away Postfix instance into a temporary folder
 ``master`` in the foreground (``postfix start-fg``) and stops it on exit (``postfix
 stop``, then SIGTERM/SIGKILL of the foreground process), whatever happened inside.
 
-The instance has one ``smtpd`` on a free loopback port with
+The instance has one ``smtpd`` on a free loopback port (and one with implicit TLS,
+``smtpd_tls_wrappermode``, on ``tls_port``, with a fresh trustme certificate) with
 ``smtpd_upstream_proxy_protocol = haproxy`` (Postfix 2.10 reads v1, 3.5 and later v2):
 every connection must start with a PROXY header, and smtpd takes the client address
 from it. ``smtpd_client_restrictions`` refuses the proxied clients in ``REFUSED``
@@ -89,6 +90,14 @@ _PROXY_CF = """\
 smtpd_upstream_proxy_protocol = haproxy
 smtpd_upstream_proxy_timeout = {timeout}s
 smtpd_client_restrictions = check_client_access cidr:{root}/clients.cidr
+smtpd_tls_cert_file = {cert}
+smtpd_tls_key_file = {key}
+smtpd_tls_loglevel = 1
+"""
+# The PROXY instance's second smtpd: implicit TLS (RFC 8314), the header read first.
+_WRAPPER_CF = """\
+{host}:{port} inet n - n - - smtpd
+  -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt
 """
 _XCLIENT_CF = """\
 smtpd_authorized_xclient_hosts = 127.0.0.0/8
@@ -121,12 +130,14 @@ postlog   unix-dgram n - n - 1 postlogd
 @dataclasses.dataclass
 class PostfixPeer:
     """The running instance: where smtpd listens, and its log file; ``tls`` the
-    STARTTLS certificate and its CA (``start_postfix_xclient``)."""
+    certificate and its CA (STARTTLS for ``start_postfix_xclient``, implicit TLS on
+    ``tls_port`` for ``start_postfix_proxy``)."""
 
     host: str
     port: int
     root: Path
-    tls: TLSMaterial | None = None
+    tls: TLSMaterial
+    tls_port: int | None = None
 
     def log(self) -> str:
         try:
@@ -180,14 +191,19 @@ def _instance(*, proxy: bool, files: dict[str, str]) -> Iterator[PostfixPeer]:
     (root / "data").mkdir()
     shutil.chown(root / "data", user="postfix")
     main_cf = _MAIN_CF.format(root=root, host=HOST)
-    tls = None
+    master_cf = _MASTER_CF.format(host=HOST, port=port)
+    tls = make_tls_material(root / "tls")
+    tls_port = None
     if proxy:
-        main_cf += _PROXY_CF.format(root=root, timeout=PROXY_TIMEOUT)
+        tls_port = free_port()
+        main_cf += _PROXY_CF.format(
+            root=root, timeout=PROXY_TIMEOUT, cert=tls.cert_path, key=tls.key_path
+        )
+        master_cf += _WRAPPER_CF.format(host=HOST, port=tls_port)
     else:
-        tls = make_tls_material(root / "tls")
         main_cf += _XCLIENT_CF.format(cert=tls.cert_path, key=tls.key_path)
     (root / "main.cf").write_text(main_cf)
-    (root / "master.cf").write_text(_MASTER_CF.format(host=HOST, port=port))
+    (root / "master.cf").write_text(master_cf)
     for name, text in files.items():
         (root / name).write_text(text)
     process: subprocess.Popen[bytes] | None = None
@@ -205,7 +221,7 @@ def _instance(*, proxy: bool, files: dict[str, str]) -> Iterator[PostfixPeer]:
             wait_for_port(port, process=process)
         except PeerFailed as exc:
             raise PeerFailed(f"Postfix smtpd did not start: {exc}; log: {_tail(root)}") from None
-        yield PostfixPeer(HOST, port, root, tls)
+        yield PostfixPeer(HOST, port, root, tls, tls_port)
     finally:
         if process is not None:
             _postfix(root, "stop")

@@ -139,6 +139,7 @@ from .rules import (
     RuleSet,
     Stage,
     Tarpit,
+    by_type,
     keeps_message,
     stage_of,
 )
@@ -186,6 +187,11 @@ class Response:
 
 
 _NOTHING = Response()
+#: The hooks' constant replies, made once (a ``Reply`` is immutable).
+_OK = ok()
+_SENDER_OK = ok("2.1.0 Sender OK")
+_RECIPIENT_OK = ok("2.1.5 Recipient OK")
+_START_MAIL_INPUT = start_mail_input()
 
 
 class Backend:
@@ -310,6 +316,7 @@ class Session:
         self._auth: AuthExchange | None = None
         self._tarpit: Tarpit | None = None
         self._slowed = 0
+        self._own_decide = type(self).decide is not Session.decide
 
     @property
     def hostname(self) -> str:
@@ -338,14 +345,20 @@ class Session:
             data, self.content = b"".join(self.content), []
             if self.conn.lmtp:  # one decision per recipient, even for just one
                 return self._lmtp_message(event, data)
+            if not (self._own_decide or self.backend.rules.active):
+                return self._slowed_down(Response((self.message(event, data),)))
             return self._decide(
                 self._context("data_end", event), lambda: self.message(event, data), data=True
             )
-        stage = stage_of(event)
         due = self.conn.replies_due
-        if stage is None:
-            return self._slowed_down(Response((self._answer(event),) * due))
-        return self._decide(self._context(stage, event), lambda: self._answer(event), due)
+        # Without a rule, a hook or a ``decide`` of a subclass, ``decide`` can only say
+        # "the normal answer": the hooks answer at once, no ``Context`` is made.
+        if self._own_decide or self.backend.rules.active:
+            stage = stage_of(event)
+            if stage is not None:
+                return self._decide(self._context(stage, event), lambda: self._answer(event), due)
+        response = Response((self._answer(event),) * due)
+        return response if self._tarpit is None else self._slowed_down(response)
 
     def replies(self, event: ServerEvent) -> list[Reply]:
         """The replies of ``respond(event)`` (its delay and close are for front ends)."""
@@ -395,16 +408,16 @@ class Session:
         self.content = []
         if self.backend.require_auth and not self.conn.authenticated:
             return auth_required()
-        return ok("2.1.0 Sender OK")
+        return _SENDER_OK
 
     def rcpt(self, event: RcptReceived) -> Reply:
         """RCPT TO (RFC 5321 §4.1.1.3): every recipient is accepted."""
-        return ok("2.1.5 Recipient OK")
+        return _RECIPIENT_OK
 
     def data(self, event: DataRequested) -> Reply:
         """DATA (RFC 5321 §4.1.1.4): 354, content follows."""
         self.content = []
-        return start_mail_input()
+        return _START_MAIL_INPUT
 
     def chunk(self, event: ChunkComplete) -> Reply:
         """A BDAT chunk that is not the last (RFC 3030 §2)."""
@@ -455,11 +468,11 @@ class Session:
 
     def reset(self, event: ResetReceived) -> Reply:
         """RSET (RFC 5321 §4.1.1.5)."""
-        return ok()
+        return _OK
 
     def noop(self, event: NoopReceived) -> Reply:
         """NOOP (RFC 5321 §4.1.1.9)."""
-        return ok()
+        return _OK
 
     def vrfy(self, event: VrfyReceived) -> Reply:
         """VRFY: 252, cannot verify but will try (RFC 5321 §3.5.3)."""
@@ -596,39 +609,34 @@ class Session:
 
     def _answer(self, event: ServerEvent) -> Reply:
         """The hook's reply for an event that expects one."""
-        if isinstance(event, EhloReceived):
-            return self.ehlo(event)
-        if isinstance(event, HeloReceived):
-            return self.helo(event)
-        if isinstance(event, MailReceived):
-            return self.mail(event)
-        if isinstance(event, RcptReceived):
-            return self.rcpt(event)
-        if isinstance(event, DataRequested):
-            return self.data(event)
-        if isinstance(event, ChunkComplete):
-            return self.chunk(event)
         if isinstance(event, MessageComplete):
             data, self.content = b"".join(self.content), []
             return self.message(event, data)
-        if isinstance(event, (AuthRequested, AuthResponse, AuthCancelled)):
-            return self.auth(event)
-        if isinstance(event, StartTLSRequested):
-            return self.start_tls(event)
-        if isinstance(event, QuitReceived):
-            return self.quit(event)
-        if isinstance(event, ResetReceived):
-            return self.reset(event)
-        if isinstance(event, NoopReceived):
-            return self.noop(event)
-        if isinstance(event, VrfyReceived):
-            return self.vrfy(event)
-        if isinstance(event, ExpnReceived):
-            return self.expn(event)
-        if isinstance(event, HelpReceived):
-            return self.help(event)
-        if isinstance(event, UnknownCommand):
-            return self.unknown(event)
-        if isinstance(event, CommandRejected):
-            return self.rejected(event)
-        return ok()
+        name = _HOOKS.get(type(event)) or by_type(_HOOKS, event)
+        if name is None:
+            return ok()
+        hook: Callable[[ServerEvent], Reply] = getattr(self, name)
+        return hook(event)
+
+
+#: The ``Session`` hook answering each event (``MessageComplete`` also takes the data).
+_HOOKS: Mapping[type[ServerEvent], str] = {
+    EhloReceived: "ehlo",
+    HeloReceived: "helo",
+    MailReceived: "mail",
+    RcptReceived: "rcpt",
+    DataRequested: "data",
+    ChunkComplete: "chunk",
+    AuthRequested: "auth",
+    AuthResponse: "auth",
+    AuthCancelled: "auth",
+    StartTLSRequested: "start_tls",
+    QuitReceived: "quit",
+    ResetReceived: "reset",
+    NoopReceived: "noop",
+    VrfyReceived: "vrfy",
+    ExpnReceived: "expn",
+    HelpReceived: "help",
+    UnknownCommand: "unknown",
+    CommandRejected: "rejected",
+}

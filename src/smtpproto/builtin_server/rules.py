@@ -50,9 +50,9 @@ import re
 import threading
 import time  # noqa: TID251  (adapter layer: the default clock for greylisting)
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias, get_args
+from typing import Literal, TypeAlias, TypeVar, get_args
 
 from ..server_engine.events import (
     AuthRequested,
@@ -83,6 +83,7 @@ __all__ = [
     "RuleSet",
     "Stage",
     "Tarpit",
+    "by_type",
     "keeps_message",
     "stage_of",
 ]
@@ -257,25 +258,39 @@ Action: TypeAlias = Accept | Respond | Greylist | Disconnect | Drop | Tarpit
 _ACTIONS = (Accept, Respond, Greylist, Disconnect, Drop, Tarpit)
 
 
+_T = TypeVar("_T")
+
+
+def by_type(table: Mapping[type[ServerEvent], _T], event: ServerEvent) -> _T | None:
+    """``table``'s entry for the class of ``event`` or its nearest base; ``None`` when
+    there is none. One dictionary look-up for the engine's own event classes."""
+    found = table.get(type(event))
+    if found is not None:
+        return found
+    for cls in type(event).__mro__[1:]:
+        found = table.get(cls)
+        if found is not None:
+            return found
+    return None
+
+
+#: The stage at which each event is decided; commands rules skip have none.
+_STAGES: Mapping[type[ServerEvent], Stage] = {
+    EhloReceived: "helo",
+    HeloReceived: "helo",
+    MailReceived: "mail",
+    RcptReceived: "rcpt",
+    DataRequested: "data",
+    ChunkComplete: "bdat",
+    MessageComplete: "data_end",
+    AuthRequested: "auth",
+    StartTLSRequested: "starttls",
+}
+
+
 def stage_of(event: ServerEvent) -> Stage | None:
     """The stage at which ``event`` is decided, ``None`` for commands rules skip."""
-    if isinstance(event, (EhloReceived, HeloReceived)):
-        return "helo"
-    if isinstance(event, MailReceived):
-        return "mail"
-    if isinstance(event, RcptReceived):
-        return "rcpt"
-    if isinstance(event, DataRequested):
-        return "data"
-    if isinstance(event, ChunkComplete):
-        return "bdat"
-    if isinstance(event, MessageComplete):
-        return "data_end"
-    if isinstance(event, AuthRequested):
-        return "auth"
-    if isinstance(event, StartTLSRequested):
-        return "starttls"
-    return None
+    return by_type(_STAGES, event)
 
 
 def keeps_message(action: Action | None) -> bool:
@@ -435,12 +450,16 @@ class RuleSet:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._lock = threading.Lock()
+        #: Whether ``decide`` can answer anything but ``(None, 0.0)``: there is a rule
+        #: or a hook (kept up to date by ``replace``, ``append`` and ``hook``).
+        self.active = False
+        self._rules: tuple[Rule, ...] = ()
+        self._hook: Hook | None = None
         self.hook = hook
         #: Seconds, monotonic: greylisting's time (``time.monotonic`` by default).
         self.clock: Callable[[], float] = time.monotonic if clock is None else clock
         self.connections = 0
         self.messages = 0
-        self._rules: tuple[Rule, ...] = ()
         self._fired: list[int] = []
         self._triplets: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self.replace(rules)
@@ -458,6 +477,7 @@ class RuleSet:
                 raise TypeError(f"rules must be Rule objects, got {rule!r}")
         with self._lock:
             self._rules, self._fired = new, [0] * len(new)
+            self.active = bool(new) or self._hook is not None
 
     def append(self, rule: Rule) -> None:
         """Try ``rule`` after the others from now on (the others keep their counts)."""
@@ -465,6 +485,7 @@ class RuleSet:
             raise TypeError(f"rules must be Rule objects, got {rule!r}")
         with self._lock:
             self._rules, self._fired = (*self._rules, rule), [*self._fired, 0]
+            self.active = True
 
     def extend(self, rules: Iterable[Rule]) -> None:
         """``append`` each of ``rules``."""
@@ -498,6 +519,17 @@ class RuleSet:
             self.messages += 1
             return self.messages
 
+    @property
+    def hook(self) -> Hook | None:
+        """Decides what no rule matched (``None``: the normal answer); settable."""
+        return self._hook
+
+    @hook.setter
+    def hook(self, hook: Hook | None) -> None:
+        with self._lock:
+            self._hook = hook
+            self.active = bool(self._rules) or hook is not None
+
     def decide(self, context: Context) -> tuple[Action | None, float]:
         """The action of the first matching rule and its delay, counting it; else the
         hook's action (``None``: the normal answer) and no delay."""
@@ -508,15 +540,16 @@ class RuleSet:
                 if rule.matches(context):
                     self._fired[index] += 1
                     return rule.action, rule.delay
-        if self.hook is None:
+        hook = self._hook
+        if hook is None:
             return None, 0.0
-        action = self.hook(context)
+        action = hook(context)
         if inspect.isawaitable(action):  # an ``async def`` hook: it never ran
             if inspect.iscoroutine(action):
                 action.close()
             raise TypeError(
                 f"the hook returned a coroutine: hooks are called in the server's loop and "
-                f"are not async; make {getattr(self.hook, '__name__', 'it')} a plain function"
+                f"are not async; make {getattr(hook, '__name__', 'it')} a plain function"
             )
         if action is not None:  # checked as a rule for this stage would be
             try:

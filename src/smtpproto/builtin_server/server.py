@@ -93,7 +93,28 @@ class _BadReply(Exception):
 
 class _Connection(asyncio.Protocol):
     """One client connection: moves octets between the transport and the engine and
-    sends what the connection's ``Session`` answers."""
+    sends what the connection's ``Session`` answers.
+
+    The replies to one batch of input go out in one write (``_out``, flushed when the
+    batch is answered). The idle timer is not restarted per read: reads only note the
+    time, and the timer, when it fires, waits again for what is left of the idle time.
+    """
+
+    __slots__ = (
+        "_conn",
+        "_delayed",
+        "_early",
+        "_last_input",
+        "_loop",
+        "_lost",
+        "_out",
+        "_server",
+        "_session",
+        "_timer",
+        "_tls_starting",
+        "_tls_task",
+        "_transport",
+    )
 
     def __init__(self, server: SMTPServer) -> None:
         self._server = server
@@ -102,12 +123,16 @@ class _Connection(asyncio.Protocol):
         self._conn = ServerConnection(lmtp=server.lmtp, config=server.config)
         self._session: Session  # made in connection_made, when the peer is known
         self._timer: asyncio.TimerHandle | None = None
+        #: Loop time of the last input (or of the last restart of the idle time).
+        self._last_input = 0.0
         #: A reply held back by a rule's delay (reading is paused meanwhile).
         self._delayed: asyncio.TimerHandle | None = None
         self._tls_starting = False
         self._early: list[bytes] = []
         self._tls_task: asyncio.Task[None] | None = None
         self._lost = False
+        #: Replies not written yet (flushed at the end of each step).
+        self._out: list[bytes] = []
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -127,7 +152,7 @@ class _Connection(asyncio.Protocol):
         self._guarded(lambda: self._carry_out(self._session.opening(), None))
 
     def data_received(self, data: bytes) -> None:
-        self._rearm()
+        self._last_input = self._server._clock()
         if self._tls_starting:
             # Decrypted data can arrive before ``start_tls`` returns; plaintext cannot
             # (reading was paused when the 220 was written), so this is kept for later.
@@ -136,11 +161,11 @@ class _Connection(asyncio.Protocol):
                 self._abort()
             return
         self._conn.receive_data(data)
-        self._pump()
+        self._guarded(self._events)
 
     def eof_received(self) -> bool:
         self._conn.receive_data(b"")
-        self._pump()
+        self._guarded(self._events)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -171,11 +196,18 @@ class _Connection(asyncio.Protocol):
             self._server.transcript(f"{direction} {escape_text(text)}")
 
     def _rearm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_later(self._conn.timeout, self._timed_out)
+        """Start the idle time (RFC 5321 §4.5.3.2.7) again from now."""
+        self._last_input = self._server._clock()
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._last_input + self._conn.timeout, self._idle)
 
-    def _timed_out(self) -> None:
+    def _idle(self) -> None:
+        """The idle timer fired: time out, or wait for what is left of the idle time."""
+        due = self._last_input + self._conn.timeout
+        if self._server._clock() < due:
+            self._timer = self._loop.call_at(due, self._idle)
+            return
+        self._timer = None
         self._log("*", "idle timeout")
         if self._conn.state.name not in ("CLOSED", "ERROR"):
             self._guarded(lambda: self._write(self._session.idle_timeout()))
@@ -186,23 +218,36 @@ class _Connection(asyncio.Protocol):
             self._transport.abort()
 
     def close(self) -> None:
+        self._flush()
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
 
     def _write(self, reply: Reply) -> None:
+        """Queue ``reply`` (sent by ``_flush``), checked by the engine first."""
         try:
             data = self._conn.send(reply)
         except LocalProtocolError as error:  # the policy's reply, not the client's input
             if inspect.iscoroutine(reply):  # an ``async def`` hook of a Session subclass
                 reply.close()
             raise _BadReply(f"the policy answered with {reply!r}: {error}") from error
-        for line in data.decode("utf-8", "replace").splitlines():
-            self._log("S:", line)
+        if self._server.transcript is not None:
+            for line in data.decode("utf-8", "replace").splitlines():
+                self._log("S:", line)
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        """Write the queued replies at once, in one write."""
+        out = self._out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
     def _guarded(self, step: Callable[[], object]) -> None:
-        """Run ``step``; a protocol error or a failing policy ends the session."""
+        """Run ``step``; a protocol error or a failing policy ends the session. What
+        the step answered is written at the end."""
         try:
             step()
         except ProtocolError as error:
@@ -215,40 +260,46 @@ class _Connection(asyncio.Protocol):
             if self._conn.state not in (ServerState.CLOSED, ServerState.ERROR):
                 self._write(service_closing(self._server.hostname, "Policy error, closing"))
             self.close()
-
-    def _pump(self) -> None:
-        self._guarded(self._events)
+        finally:
+            self._flush()
 
     def _events(self) -> None:
         """Answer every event the engine has, until it needs data or a reply waits."""
+        conn, session = self._conn, self._session
         while True:
-            event = self._conn.next_event()
+            event = conn.next_event()
             if event is NEED_DATA:
                 return
             if event is PAUSED:
-                if self._conn.state is ServerState.CLOSED:
+                if conn.state is ServerState.CLOSED:
                     self.close()
                 return
             assert isinstance(event, ServerEvent)
-            if not isinstance(event, ContentReceived):
+            if self._server.transcript is not None and not isinstance(event, ContentReceived):
                 self._log("C:", describe(event))
             if event.unauthorized_pipelining:  # flagged, or refused with 554 below
                 self._log("*", "sent before the reply it had to wait for (RFC 2920 §3.1)")
             if isinstance(event, ClientDisconnected):
                 self.close()
                 return
-            if not self._carry_out(self._session.respond(event), event):
+            response = session.respond(event)
+            if response.delay > 0:
+                self._carry_out(response, event)
+                return
+            if not self._finish(response, event):
                 return
 
     def _carry_out(self, response: Response, event: ServerEvent | None) -> bool:
         """Do what the policy said for ``event`` (``None``: the greeting): now, or after
-        the response's delay with reading paused. True when the next event may follow."""
+        the response's delay with reading paused. True when the next event may follow
+        (``_events`` does the same, the delay aside, in line)."""
         if response.delay <= 0:
             return self._finish(response, event)
         assert self._transport is not None
         self._transport.pause_reading()
         if self._timer is not None:  # the idle timer restarts after the delay
             self._timer.cancel()
+            self._timer = None
         self._delayed = self._loop.call_later(response.delay, self._resume, response, event)
         return False
 
@@ -293,6 +344,7 @@ class _Connection(asyncio.Protocol):
         # From here nothing more is read in plaintext: what the engine already holds
         # it drops; what is still in the socket reaches the TLS layer as garbage.
         assert self._transport is not None
+        self._flush()  # the 220 goes out in plaintext, before the handshake
         self._transport.pause_reading()
         self._tls_starting = True
         self._tls_task = self._loop.create_task(self._start_tls())
@@ -326,7 +378,7 @@ class _Connection(asyncio.Protocol):
         early, self._early = self._early, []
         for data in early:
             self._conn.receive_data(data)
-        self._pump()
+        self._guarded(self._events)
 
 
 class SMTPServer:
@@ -351,6 +403,8 @@ class SMTPServer:
     ``smtpd_forbid_unauth_pipelining``) answers a command sent before the reply it had
     to wait for (RFC 2920 §3.1) with ``554 5.5.0`` and closes; off, such commands are
     served and only flagged on their events (docs/design.md §4 rule 10).
+    ``reuse_port`` listens with ``SO_REUSEPORT``, so that several servers (processes)
+    share one port (``smtpproto serve --workers``).
     """
 
     def __init__(
@@ -380,6 +434,7 @@ class SMTPServer:
         forbid_unauth_pipelining: bool = True,
         rcptmax: int | None = None,
         mailmax: int | None = None,
+        reuse_port: bool = False,
     ) -> None:
         #: The reply policy's settings and the ``Session`` factory (``ValueError`` for an
         #: unknown mechanism).
@@ -403,6 +458,7 @@ class SMTPServer:
             ("starttls", starttls),
             ("lmtp", lmtp),
             ("forbid_unauth_pipelining", forbid_unauth_pipelining),
+            ("reuse_port", reuse_port),
         ):
             check_flag(name, flag)
         check_int("port", port, minimum=0, maximum=65535)
@@ -410,6 +466,8 @@ class SMTPServer:
             raise ValueError(f"host must be a str, got {host!r}")
         self.host = host
         self.port = port
+        #: Listen with ``SO_REUSEPORT`` (several servers, one port: ``serve --workers``).
+        self.reuse_port = reuse_port
         self.storage = MessageStore(maildir, mbox)
         self.lmtp = lmtp
         self.transcript = transcript
@@ -431,6 +489,7 @@ class SMTPServer:
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._server: asyncio.Server | None = None
         self._sessions: set[_Connection] = set()
+        self._clock: Callable[[], float] = time.monotonic  # set by ``start``
         #: Exceptions the policy raised (a ``hook``, a ``Session`` subclass); each ended
         #: its session with a 421.
         self.policy_errors: list[Exception] = []
@@ -534,8 +593,16 @@ class SMTPServer:
             await loop.run_in_executor(None, self._make_tls_context)
             if self.transcript is not None and self.cert_path is not None:
                 self.transcript(f"* certificate made by {self.cert_tool}: {self.cert_path}")
+            # The loop's clock (the idle timers' time base); asyncio's own loops read
+            # ``time.monotonic``, called directly then (a read per input, no frame).
+            standard = type(loop).time is asyncio.BaseEventLoop.time
+            self._clock = time.monotonic if standard else loop.time
             self._server = await loop.create_server(
-                lambda: _Connection(self), self.host, self.port, family=socket.AF_UNSPEC
+                lambda: _Connection(self),
+                self.host,
+                self.port,
+                family=socket.AF_UNSPEC,
+                reuse_port=self.reuse_port or None,
             )
         except BaseException:  # nothing listens: remove the certificate made for it
             if self._tempdir is not None:

@@ -2,14 +2,23 @@
 
 Adapter layer (file I/O allowed; no sockets are opened, no event loop is used).
 ``MessageStore.store`` keeps each message in ``messages`` and, when configured, writes it
-to a maildir (the content exactly as received, via ``tmp/`` then a rename into ``new/``)
-and appends it to an mbox (mboxrd: LF line ends, ``>From`` quoting). It returns the
-queue id the server names in its ``250 ... queued as`` reply and raises ``OSError`` when a
-file cannot be written.
+to a maildir and appends it to an mbox (mboxrd: LF line ends, ``>From`` quoting). It
+returns the queue id the server names in its ``250 ... queued as`` reply and raises
+``OSError`` when a file cannot be written.
+
+Maildir delivery follows D. J. Bernstein's maildir(5) protocol: the content, exactly as
+received, is written to a new file in ``tmp/`` (created with ``O_EXCL``, so an existing
+file is never overwritten) and then renamed into ``new/``, so a reader never sees a
+partial message. The name is unique on the host: ``SECONDS.MusecPpidQn.HOST``, with the
+process id (read again in a forked child) and a per-process delivery count, the form
+maildir(5) recommends. ``tmp/``, ``new/`` and ``cur/`` are created once per maildir,
+and again if they vanish. Files are not fsynced: this is a server for tests and
+development, and a crash may lose the last messages it acknowledged.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket  # noqa: TID251  (adapter layer: only gethostname, for maildir file names)
 import time  # noqa: TID251  (adapter layer: queue ids and mbox time stamps)
@@ -27,6 +36,53 @@ class StoredMessage(NamedTuple):
     data: bytes
 
 
+class _Process:
+    """This process's id and delivery counter for unique names; a forked child (the
+    workers of ``smtpproto serve --workers``) starts its own."""
+
+    pid = os.getpid()
+    deliveries = itertools.count(1)
+
+    @classmethod
+    def after_fork(cls) -> None:
+        cls.pid = os.getpid()
+        cls.deliveries = itertools.count(1)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_Process.after_fork)
+
+#: maildir(5): "/" and ":" in the host name become octal escapes.
+_HOST_ESCAPES = str.maketrans({"/": "\\057", ":": "\\072"})
+_MAILDIR_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+
+def _write_new_file(path: str, data: bytes) -> None:
+    """``data`` into a file that must not exist yet; no partial file is left behind."""
+    fd = os.open(path, _MAILDIR_FILE_FLAGS, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        os.unlink(path)
+        raise
+    os.close(fd)
+
+
+def _append(path: Path, entry: bytes) -> None:
+    """``entry`` at the end of ``path`` in one ``O_APPEND`` write (a short write is
+    finished at once), so processes appending to one mbox do not interleave entries."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        view = memoryview(entry)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 class MessageStore:
     """Messages kept in ``messages`` and, optionally, in a maildir and/or an mbox file."""
 
@@ -38,26 +94,45 @@ class MessageStore:
         self.maildir = None if maildir is None else Path(maildir)
         self.mbox = None if mbox is None else Path(mbox)
         self.messages: list[StoredMessage] = []
-        self._counter = 0
+        #: The maildir whose sub-folders exist, and its ``tmp/`` and ``new/`` paths.
+        self._ready: tuple[Path, str, str] | None = None
+        self._host = socket.gethostname().translate(_HOST_ESCAPES)
 
     def store(self, message: StoredMessage) -> str:
         """Write ``message`` to the maildir and mbox (if set), then keep it in
         ``messages``; return its queue id. ``OSError`` when a file cannot be written
         (the message is then not in ``messages``)."""
-        self._counter += 1
-        queue_id = f"{int(time.time())}.{os.getpid()}.{self._counter}"
+        seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+        queue_id = f"{seconds}.M{nanoseconds // 1000}P{_Process.pid}Q{next(_Process.deliveries)}"
         if self.maildir is not None:
-            for sub in ("tmp", "new", "cur"):
-                (self.maildir / sub).mkdir(parents=True, exist_ok=True)
-            name = f"{queue_id}.{socket.gethostname().replace('/', '_')}"
-            temporary = self.maildir / "tmp" / name
-            temporary.write_bytes(message.data)
-            temporary.rename(self.maildir / "new" / name)
+            self._deliver_to_maildir(self.maildir, f"{queue_id}.{self._host}", message.data)
         if self.mbox is not None:
-            with self.mbox.open("ab") as mbox:
-                mbox.write(mbox_entry(message))
+            _append(self.mbox, mbox_entry(message))
         self.messages.append(message)
         return queue_id
+
+    def _deliver_to_maildir(self, maildir: Path, name: str, data: bytes) -> None:
+        """maildir(5): write ``tmp/NAME``, then rename it to ``new/NAME``."""
+        ready = self._ready
+        if ready is None or ready[0] is not maildir:
+            ready = self._make_folders(maildir)
+        tmp, new = ready[1] + name, ready[2] + name
+        try:
+            _write_new_file(tmp, data)
+        except FileNotFoundError:  # the folders were removed meanwhile
+            ready = self._make_folders(maildir)
+            _write_new_file(tmp, data)
+        try:
+            os.rename(tmp, new)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def _make_folders(self, maildir: Path) -> tuple[Path, str, str]:
+        for sub in ("tmp", "new", "cur"):
+            (maildir / sub).mkdir(parents=True, exist_ok=True)
+        self._ready = (maildir, os.path.join(maildir, "tmp", ""), os.path.join(maildir, "new", ""))
+        return self._ready
 
 
 def mbox_entry(message: StoredMessage) -> bytes:

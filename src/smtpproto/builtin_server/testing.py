@@ -163,6 +163,7 @@ def run_server(
     forbid_unauth_pipelining: bool = True,
     rcptmax: int | None = None,
     mailmax: int | None = None,
+    reuse_port: bool = False,
 ) -> Iterator[RunningServer]:
     """Run ``SMTPServer(...)`` with these options in a background thread for the
     ``with`` block (see ``SMTPServer`` for each option)."""
@@ -199,6 +200,7 @@ def run_server(
         forbid_unauth_pipelining=forbid_unauth_pipelining,
         rcptmax=rcptmax,
         mailmax=mailmax,
+        reuse_port=reuse_port,
     )
     loop = asyncio.new_event_loop()
     started = threading.Event()

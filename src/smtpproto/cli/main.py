@@ -98,6 +98,12 @@ def _size(text: str) -> int:
     return parse_size(text)
 
 
+def _workers(text: str) -> int:
+    from .serve_workers import worker_count  # loads only when it is used
+
+    return worker_count(text)
+
+
 SEND_EPILOG = (
     """\
 With recipients and no --server, send delivers to the recipients' mail server: the MX
@@ -480,6 +486,12 @@ def _add_serve(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
         metavar="N",
         type=_limit,
         help="most MAIL per connection, advertised as LIMITS MAILMAX and enforced (451)",
+    )
+    p.add_argument(
+        "--workers",
+        metavar="N",
+        type=_workers,
+        help="serve from N processes on the port (Linux; 0: one per core; default 1)",
     )
     p.set_defaults(handler="serve")
 

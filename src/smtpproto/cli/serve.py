@@ -10,7 +10,9 @@ come from ``--auth USER:PASSWORD`` or, so that the password stays out of the pro
 list, ``SMTPPROTO_SERVE_AUTH``. ``--rules FILE`` makes the server fail on purpose (the
 TOML or JSON form of ``builtin_server/rulefile.py``; a bad file is one line on stderr
 and exit code 2); ``--max-size`` sets the SIZE limit it advertises and enforces
-(RFC 1870), ``--rcptmax`` and ``--mailmax`` the LIMITS (RFC 9422).
+(RFC 1870), ``--rcptmax`` and ``--mailmax`` the LIMITS (RFC 9422). ``--workers N``
+serves from N processes on the same port (``serve_workers``: Linux, ``SO_REUSEPORT``;
+``0`` is one per core).
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ import time  # noqa: TID251 -- CLI adapter layer: transcript time stamps
 from ..builtin_server.rulefile import RuleFileError, load_rules
 from ..builtin_server.rules import Rule
 from ..builtin_server.server import DEFAULT_MAX_MESSAGE_SIZE, SMTPServer, StoredMessage
+from ..server_engine.replies import limits_keyword
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode, quote
 from .output import format_message
+from .serve_workers import run_workers
 
 __all__ = ["AUTH_ENV", "parse_credentials", "parse_size", "run_serve"]
 
@@ -82,7 +86,8 @@ def _print_message(message: StoredMessage) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGINT or SIGTERM; exit 0 then, 3 when the address cannot
-    be used, 2 for a bad option or rule file."""
+    be used, 2 for a bad option or rule file. ``--workers N`` runs N processes
+    (``serve_workers``)."""
     users: dict[str, str] = {}
     credentials = args.auth if args.auth is not None else os.environ.get(AUTH_ENV)
     if credentials:
@@ -105,20 +110,21 @@ def run_serve(args: argparse.Namespace) -> int:
     rules = _rules(args.rules)
     max_size = DEFAULT_MAX_MESSAGE_SIZE if args.max_size is None else args.max_size
     start = time.monotonic()
-
-    def transcript(line: str) -> None:
-        if not args.quiet:
-            print(f"[{time.monotonic() - start:8.3f}s] {line}", flush=True)
-
     store_in_file = args.maildir is not None or args.mbox is not None
 
-    async def serve() -> None:
-        server = SMTPServer(
+    def make_server(
+        port: int, certfile: str | None, keyfile: str | None, prefix: str = ""
+    ) -> SMTPServer:
+        def transcript(line: str) -> None:
+            if not args.quiet:
+                print(f"[{time.monotonic() - start:8.3f}s] {prefix}{line}", flush=True)
+
+        return SMTPServer(
             host=args.host,
-            port=args.port,
+            port=port,
             starttls=not args.no_starttls,
-            certfile=args.cert,
-            keyfile=args.key,
+            certfile=certfile,
+            keyfile=keyfile,
             users=users,
             require_auth=bool(users),
             maildir=args.maildir,
@@ -129,7 +135,39 @@ def run_serve(args: argparse.Namespace) -> int:
             rules=rules,
             rcptmax=args.rcptmax,
             mailmax=args.mailmax,
+            reuse_port=bool(prefix),
         )
+
+    def banner(port: int, cert_path: str | None, cert_tool: str | None) -> None:
+        print(f"listening on {args.host}:{port}", flush=True)
+        if cert_path is not None and not args.no_starttls:
+            print(f"STARTTLS certificate: {cert_path}", flush=True)
+            print(f"certificate source: {cert_tool}", flush=True)
+        else:
+            print("STARTTLS not offered", flush=True)
+        if users:
+            names = ", ".join(escape_text(name) for name in users)
+            print(f"AUTH required (after STARTTLS) for: {names}", flush=True)
+        where = args.maildir or args.mbox
+        print(f"messages: {escape_text(where) if where else 'printed here'}", flush=True)
+        print(f"SIZE limit: {max_size} octets", flush=True)
+        limits = limits_keyword(rcptmax=args.rcptmax, mailmax=args.mailmax)
+        if limits is not None:  # what the servers' Backend advertises
+            print(f"advertised: {limits}", flush=True)
+        if rules:
+            print(f"rules: {len(rules)} from {escape_text(args.rules)}", flush=True)
+        print("press Ctrl-C to stop", flush=True)
+
+    if args.workers is not None and args.workers > 1:
+        return run_workers(
+            args,
+            args.workers,
+            lambda port, cert, key, prefix: make_server(port, cert, key, f"{prefix} "),
+            banner,
+        )
+
+    async def serve() -> None:
+        server = make_server(args.port, args.cert, args.key)
         try:
             await server.start()
         except OSError as error:
@@ -140,23 +178,8 @@ def run_serve(args: argparse.Namespace) -> int:
                 ExitCode.CONNECT,
             ) from None
         try:
-            print(f"listening on {server.host}:{server.port}", flush=True)
-            if server.cert_path is not None:
-                print(f"STARTTLS certificate: {server.cert_path}", flush=True)
-                print(f"certificate source: {server.cert_tool}", flush=True)
-            else:
-                print("STARTTLS not offered", flush=True)
-            if users:
-                names = ", ".join(escape_text(name) for name in users)
-                print(f"AUTH required (after STARTTLS) for: {names}", flush=True)
-            where = args.maildir or args.mbox
-            print(f"messages: {escape_text(where) if where else 'printed here'}", flush=True)
-            print(f"SIZE limit: {max_size} octets", flush=True)
-            if server.backend.limits is not None:
-                print(f"advertised: {server.backend.limits}", flush=True)
-            if rules:
-                print(f"rules: {len(rules)} from {escape_text(args.rules)}", flush=True)
-            print("press Ctrl-C to stop", flush=True)
+            cert = None if server.cert_path is None else str(server.cert_path)
+            banner(server.port, cert, server.cert_tool)
             await _until_stopped(server)
         finally:
             await server.close()

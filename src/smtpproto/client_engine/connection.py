@@ -241,19 +241,19 @@ class ClientConnection:
             self._raise_if_error(local=False)
         events = s.events
         if events:
-            return events.popleft()
+            return events.pop(0)
         replies = s.replies
         incoming = s.incoming
         try:
             while True:
                 if replies:
-                    handle_reply(s, replies.popleft())
+                    handle_reply(s, replies.pop(0))
                     if events:
-                        return events.popleft()
+                        return events.pop(0)
                 elif incoming:
                     if s.state is S.TLS_HANDSHAKE:
                         raise RemoteProtocolError("data received before the TLS handshake")
-                    chunk = incoming.popleft()
+                    chunk = incoming.pop(0)
                     s.incoming_size -= len(chunk)
                     parsed = shown = s.parser.feed(chunk)
                     if s.redactor.active:  # after AUTH: no secret reaches an event
@@ -271,7 +271,7 @@ class ClientConnection:
                     if len(parsed) == 1 and not incoming:  # the common case, kept short
                         handle_reply(s, parsed[0])
                         if events:
-                            return events.popleft()
+                            return events.pop(0)
                     else:
                         replies.extend(parsed)
                 elif s.parser.failed:
@@ -283,7 +283,7 @@ class ClientConnection:
                         return ConnectionClosed()
                     self._closed = True
                     handle_eof(s)
-                    return events.popleft()
+                    return events.pop(0)
                 else:
                     return NEED_DATA
         except BaseException as error:

@@ -16,7 +16,13 @@ import binascii
 import re
 from types import MappingProxyType
 
-from ..wire.grammar import SyntaxErrorInCommand
+from ..wire.grammar import (
+    _DOT_STRING_ASCII,
+    _SIMPLE_DOMAIN,
+    MAX_LOCAL_PART,
+    MAX_PATH,
+    SyntaxErrorInCommand,
+)
 from ..wire.limits import MAX_ENVID, MAX_ORCPT
 from ..wire.parsing import (
     parse_esmtp_params,
@@ -34,6 +40,7 @@ __all__ = [
     "advertised_limits",
     "claims_auth",
     "decode_auth_response",
+    "fast_command",
     "line_verb",
     "parse_auth",
     "parse_bdat",
@@ -46,6 +53,7 @@ __all__ = [
 ]
 
 _VERB = re.compile(rb"[A-Za-z][A-Za-z0-9-]{0,19}")
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]{1,20}")
 _BDAT_ARGS = re.compile(rb"([0-9]{1,20})(?: +(LAST))?", re.IGNORECASE)
 _NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY"})
@@ -93,7 +101,7 @@ def split_verb(line: bytes) -> tuple[str, bytes]:
     The line must be ASCII without controls except in MAIL/RCPT/VRFY/EXPN arguments,
     which may carry UTF-8 (checked there). Raises ``SyntaxErrorInCommand`` (500).
     """
-    if any(octet < 0x20 or octet == 0x7F for octet in line):
+    if _CONTROL.search(line) is not None:
         raise _fail("control character in command line", code=500, enhanced="5.5.2")
     verb, space, args = line.partition(b" ")
     if _VERB.fullmatch(verb) is None:
@@ -292,3 +300,48 @@ def _redact_auth_words(line: bytes) -> bytes:
     if match is not None and match[1] in (match[1].upper(), match[1].lower()):
         head = line[: match.end()]
     return head + (b" " + REDACTED if line[len(head) :].strip(b" \t") else b"")
+
+
+# The command lines of a normal transaction in their plain form, in one match: a verb
+# without argument, or MAIL/RCPT with one space, no parameters and a path of an ASCII
+# Dot-string local part and sub-domains (the client side's ``_SIMPLE_MAILBOX`` rules,
+# from ``wire.grammar``). Verbs and ``FROM:``/``TO:`` in any case, as the general path
+# takes them (RFC 5321 §2.4).
+_LOCAL = _DOT_STRING_ASCII.pattern.encode("ascii")
+_DOMAIN = _SIMPLE_DOMAIN.pattern.encode("ascii")
+_FAST_LINE = re.compile(
+    rb"(DATA|RSET|NOOP|QUIT)"
+    rb"|MAIL FROM:<(?:(" + _LOCAL + rb")@" + _DOMAIN + rb")?>"
+    rb"|RCPT TO:<(" + _LOCAL + rb")@" + _DOMAIN + rb">",
+    re.IGNORECASE,
+)
+
+
+def fast_command(line: bytes) -> tuple[bytes, str] | None:
+    """``(VERB, mailbox)`` for the common lines of a mail transaction, or ``None``.
+
+    ``VERB`` is ``b"MAIL"``, ``b"RCPT"``, ``b"DATA"``, ``b"RSET"``, ``b"NOOP"`` or
+    ``b"QUIT"``; ``mailbox`` is the path's mailbox (``""`` for ``<>`` and the verbs
+    without argument). Only lines that ``split_verb`` then ``parse_mail`` /
+    ``parse_rcpt`` accept with no parameter and the same mailbox, whatever the
+    extensions, are recognised (the length limits of RFC 5321 §4.5.3.1.1 and
+    §4.5.3.1.3 included); for any other line, ``None``: the general path decides. A
+    differential test holds the two paths to that.
+    """
+    match = _FAST_LINE.fullmatch(line)
+    if match is None:
+        return None
+    bare = match[1]
+    if bare is not None:
+        return bare.upper(), ""
+    if match.start(2) >= 0:  # MAIL FROM:<local@domain>
+        local = match.end(2) - match.start(2)
+        verb, start = b"MAIL", 11
+    elif match.start(3) >= 0:  # RCPT TO:<local@domain>
+        local = match.end(3) - match.start(3)
+        verb, start = b"RCPT", 9
+    else:  # MAIL FROM:<>
+        return b"MAIL", ""
+    if local > MAX_LOCAL_PART or len(line) - start + 1 > MAX_PATH:  # path with <>
+        return None
+    return verb, line[start:-1].decode("ascii")

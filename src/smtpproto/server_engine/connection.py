@@ -53,6 +53,7 @@ from .commands import (
     advertised_limits,
     claims_auth,
     decode_auth_response,
+    fast_command,
     line_verb,
     parse_auth,
     parse_bdat,
@@ -82,6 +83,7 @@ from .events import (
     Paused,
     PlaintextDiscarded,
     QuitReceived,
+    RcptReceived,
     ResetReceived,
     ServerEvent,
     StartTLSRequested,
@@ -113,12 +115,20 @@ __all__ = ["ServerConnection"]
 
 _S = ServerState
 _TRANSACTION = frozenset({_S.MAIL, _S.RCPT})
+#: States in which input is read as lines (commands, or AUTH responses).
+_LINE_STATES = frozenset({*COMMAND_STATES, _S.AUTH})
 #: Pending kinds whose reply ends a pipelined group (RFC 2920 §3.1; "other" is decided
 #: by the event: NOOP, VRFY, EXPN and unknown verbs end a group, HELP does not).
 _GROUP_ENDING = frozenset({"greeting", "ehlo", "helo", "data", "starttls", "auth", "quit"})
 #: Verbs that may be followed at once in a pipelined group, refused or not (RFC 2920
 #: §3.1: MAIL, RCPT, RSET; BDAT, RFC 3030 §4.2; HELP is not in the list of the last).
 _PIPELINABLE_VERBS = frozenset({b"", b"MAIL", b"RCPT", b"RSET", b"BDAT", b"HELP"})
+#: Where RSET, QUIT and NOOP are in sequence (``ALLOWED``, by the verb's octets).
+_ANY_COMMAND_STATE = {verb: ALLOWED[verb.decode("ascii")] for verb in (b"RSET", b"QUIT", b"NOOP")}
+#: How many replies in wire form a connection remembers (``send``).
+_MAX_WIRES = 16
+#: The parameters of a MAIL or RCPT line without any (shared: a read-only view).
+_NO_PARAMS: Mapping[str, str | None] = MappingProxyType({})
 
 
 class ServerConnection:
@@ -181,6 +191,14 @@ class ServerConnection:
         #: The verb of the last command line (``line_verb``; empty after a line too
         #: long to read): whether its refusal ends a pipelined group.
         self._verb = b""
+        #: Replies sent, in wire form, by ``id`` (with the reply, so the id stays its own).
+        self._wires: dict[int, tuple[Reply, bytes]] = {}
+        #: Plain transaction lines take ``_fast_command`` (off only to test it against
+        #: the general path).
+        self._fast_path = True
+        #: The content size limit of the current message (``size_limit``), set when
+        #: its content starts.
+        self._size_limit: int | None = None
 
     # -- read-only views --------------------------------------------------------------
 
@@ -267,6 +285,13 @@ class ServerConnection:
                     )
                 return PAUSED
             if not self._early:
+                if (
+                    not self._buf
+                    and self._state in _LINE_STATES
+                    and not self._eof
+                    and not self._to_report
+                ):
+                    return NEED_DATA  # what ``_next`` would say, in one step
                 return self._next()
             before = len(self._buf)
             event = self._next()
@@ -290,14 +315,16 @@ class ServerConnection:
         try:
             if not isinstance(reply, Reply):
                 raise LocalProtocolError(f"send() takes a Reply, got {type(reply).__name__}")
-            for line in reply.raw_lines:
-                if b"\r" in line or b"\x00" in line or len(line) + 6 > 512:
-                    raise LocalProtocolError("reply lines must be at most 512 octets, no CR/NUL")
             code = reply.code
+            known = self._wires.get(id(reply))
+            if known is not None and known[0] is reply:  # checked already
+                wire = known[1]
+            else:
+                wire = self._checked_wire(reply)
             if self._state is _S.ERROR:
                 if code < 400:
                     raise LocalProtocolError("in ERROR only a 4xx/5xx reply may be sent")
-                return reply.to_bytes()
+                return wire
             if self._state is _S.CLOSED:
                 raise LocalProtocolError("the session is closed; nothing more may be sent")
             if code == 421:
@@ -305,7 +332,7 @@ class ServerConnection:
                 self._state = _S.CLOSED
                 self._replies_due = 0
                 self._pending = None
-                return reply.to_bytes()
+                return wire
             kind = self._pending
             if kind is None or not self._replies_due:
                 raise LocalProtocolError("no command is waiting for a reply")
@@ -320,13 +347,27 @@ class ServerConnection:
             self._apply(kind, reply)
             if not self._replies_due and self._must_wait_for(kind):
                 self._early = len(self._buf)  # all of it was written before this reply
-            return reply.to_bytes()
+            return wire
         except BaseException as error:
             # Caller misuse found before any change leaves the session usable; anything
             # else (h11's rule) leaves it in ERROR.
             if checked or not isinstance(error, LocalProtocolError):
                 self._state = _S.ERROR
             raise
+
+    def _checked_wire(self, reply: Reply) -> bytes:
+        """``reply`` in wire form, once its lines are checked (no CR or NUL, at most 512
+        octets with code and CRLF, RFC 5321 §4.5.3.1.5); remembered by identity for the
+        next ``send`` (a policy answers with the same few ``Reply`` objects)."""
+        for line in reply.raw_lines:
+            if b"\r" in line or b"\x00" in line or len(line) + 6 > 512:
+                raise LocalProtocolError("reply lines must be at most 512 octets, no CR/NUL")
+        lines = reply.raw_lines
+        wire = b"%d %b\r\n" % (reply.code, lines[0]) if len(lines) == 1 else reply.to_bytes()
+        if len(self._wires) >= _MAX_WIRES:
+            self._wires.clear()
+        self._wires[id(reply)] = (reply, wire)
+        return wire
 
     def send_failed(self) -> None:
         """The caller's write failed: the connection is unusable (sticky ERROR)."""
@@ -353,7 +394,7 @@ class ServerConnection:
     # -- replies applied to the state ---------------------------------------------------
 
     def _apply(self, kind: str, reply: Reply) -> None:
-        ok = reply.is_success
+        ok = 200 <= reply.code < 300  # reply.is_success
         event = self._pending_event
         if kind == "greeting":
             self._state = _S.CONNECTED if reply.code == 220 else _S.REJECTING
@@ -373,8 +414,7 @@ class ServerConnection:
             self._state = _S.RCPT
         elif kind == "data" and reply.code == 354:
             self._decoder = DataDecoder(max_line_length=self.config.max_data_line)
-            self._message_size = 0
-            self._too_large = False
+            self._start_content()
             self._state = _S.DATA
         elif kind in ("message", "chunk_failed") or (kind == "chunk" and not ok):
             if not self._replies_due:
@@ -518,7 +558,7 @@ class ServerConnection:
             event = self._bdat_event()
         else:
             early = self._early > 0  # the line's first octet came before the reply
-            line = self._lines.read(self._lines.limit(self.config, state is _S.AUTH))
+            line = self._lines.read(self.config, state is _S.AUTH)
             if line is TOO_LONG:
                 self._verb = b""
                 limit = self._lines.limit(self.config, state is _S.AUTH)
@@ -531,7 +571,7 @@ class ServerConnection:
                 event = self._command(line)  # None: a refused BDAT chunk is still arriving
                 state = self._state
                 if event is not None:
-                    return self._flag(event, early)
+                    return self._flag(event, early) if early else event
             else:
                 event = None
         if event is not None:
@@ -548,6 +588,12 @@ class ServerConnection:
         return ClientDisconnected(clean=clean)
 
     def _command(self, line: bytes) -> ServerEvent | None:
+        if self._fast_path:
+            fast = fast_command(line)
+            if fast is not None:
+                event = self._fast_command(*fast)
+                if event is not None:
+                    return event
         self._verb = line_verb(line)
         self._track_credentials(line)
         if b"\r" in line or b"\n" in line:
@@ -579,6 +625,40 @@ class ServerConnection:
             return self._dispatch(verb, args, line)
         except SyntaxErrorInCommand as error:
             return self._reject_error(error, line, "rejected")
+
+    def _fast_command(self, verb: bytes, mailbox: str) -> ServerEvent | None:
+        """The event for a plain MAIL/RCPT/DATA/RSET/NOOP/QUIT line (``fast_command``)
+        when it is in sequence, exactly as ``_command`` would make it; ``None`` leaves
+        the line to ``_command`` (a refusal, a limit, DATA after BDAT ...)."""
+        state = self._state
+        if verb == b"MAIL":
+            bound = self._mail_bound  # RFC 9422 §4.1: every MAIL counts
+            if state is not _S.READY or (bound is not None and self._mail_commands >= bound):
+                return None
+            self._mail_commands += 1
+            event: ServerEvent = MailReceived(sender=mailbox, params=_NO_PARAMS)
+            kind = "mail"
+        elif verb == b"RCPT":
+            if state not in _TRANSACTION or len(self._recipients) >= self._rcpt_bound:
+                return None
+            event, kind = RcptReceived(recipient=mailbox, params=_NO_PARAMS), "rcpt"
+        elif verb == b"DATA":
+            mail = self._mail
+            if state is not _S.RCPT or self._bdat_used or mail is None or mail.body == "BINARYMIME":
+                return None
+            event, kind = DataRequested(), "data"
+        elif state not in _ANY_COMMAND_STATE[verb]:
+            return None
+        elif verb == b"RSET":
+            event, kind = ResetReceived(), "rset"
+        elif verb == b"QUIT":
+            event, kind = QuitReceived(), "quit"
+        else:
+            event, kind = NoopReceived(), "other"
+        self._verb = verb
+        self._credentials_window = False  # a known verb closes it (§4 rule 11)
+        self._pending, self._pending_event, self._replies_due = kind, event, 1  # _expect
+        return event
 
     def _text(self, args: bytes, what: str, *, required: bool) -> str:
         if required and not args:
@@ -656,9 +736,15 @@ class ServerConnection:
 
     # -- content -----------------------------------------------------------------------
 
+    def _start_content(self) -> None:
+        """A message's content begins (the 354, or its first BDAT chunk)."""
+        self._message_size = 0
+        self._too_large = False
+        self._size_limit = size_limit(self._extensions, self.config.max_message_size)
+
     def _account(self, data: bytes) -> ServerEvent | None:
         self._message_size += len(data)
-        limit = size_limit(self._extensions, self.config.max_message_size)
+        limit = self._size_limit
         if limit is not None and self._message_size > limit:
             self._too_large = True  # RFC 1870 §6.2: read to the end, then refuse with 552
         if self._too_large or not data:
@@ -712,8 +798,7 @@ class ServerConnection:
         self._state = _S.BDAT
         if refusal is None:
             if not self._bdat_used:
-                self._message_size = 0
-                self._too_large = False
+                self._start_content()
             self._bdat_used = True
             return BdatStarted(size=size, last=last)
         return self._bdat_event()  # a refused chunk is consumed silently first

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from typing import Final
 
+from ..wire.abnf import MAX_COMMAND_LINE
 from .config import ServerConfig
 
 __all__ = ["TOO_LONG", "LineReader"]
 
 #: What ``LineReader.read`` returns, once, for a line over its limit.
 TOO_LONG: Final = object()
+#: No limit is below RFC 5321's 512 octets (``ServerConfig`` checks): a line within it
+#: needs no look at its verb.
+_SHORTEST = MAX_COMMAND_LINE
 
 
 class LineReader:
@@ -45,8 +49,9 @@ class LineReader:
             return config.max_auth_line
         return config.max_command_line
 
-    def read(self, limit: int) -> bytes | object | None:
-        """One line without its CRLF, ``TOO_LONG`` once per over-long line, or None."""
+    def read(self, config: ServerConfig, auth_response: bool) -> bytes | object | None:
+        """One line without its CRLF, ``TOO_LONG`` once per line over its ``limit``,
+        or None. The limit is worked out only for a line longer than the shortest."""
         buf = self.buf
         if self.discarding:
             end = buf.find(b"\r\n")
@@ -58,17 +63,20 @@ class LineReader:
             self.scan = 0
         end = buf.find(b"\r\n", self.scan)
         if end < 0:
-            if len(buf) >= limit:  # the CRLF cannot come within the limit any more
-                del buf[: len(buf) - 1 if buf.endswith(b"\r") else len(buf)]
+            size = len(buf)
+            if size >= _SHORTEST and size >= self.limit(config, auth_response):
+                # the CRLF cannot come within the limit any more
+                del buf[: size - 1 if buf.endswith(b"\r") else size]
                 self.scan = 0
                 self.discarding = True
                 return TOO_LONG
-            self.scan = max(0, len(buf) - 1)
+            self.scan = max(0, size - 1)
             return None
+        too_long = end + 2 > _SHORTEST and end + 2 > self.limit(config, auth_response)
         line = bytes(buf[:end])
         del buf[: end + 2]
         self.scan = 0
-        return TOO_LONG if end + 2 > limit else line
+        return TOO_LONG if too_long else line
 
     def drop(self) -> int:
         """Forget everything buffered (STARTTLS, RFC 3207 §4); how many octets."""

@@ -56,7 +56,10 @@ def safe_text(text: str | bytes) -> str:
     characters (longer text ends in ``...``)."""
     if isinstance(text, bytes):
         text = text.decode("latin-1")
-    out = "".join(ch if " " <= ch <= "~" else ascii(ch)[1:-1] for ch in text)
+    if text.isascii() and text.isprintable():  # " " to "~" only: nothing to escape
+        out = text
+    else:
+        out = "".join(ch if " " <= ch <= "~" else ascii(ch)[1:-1] for ch in text)
     return out if len(out) <= _MAX_TEXT else out[: _MAX_TEXT - 3] + "..."
 
 

@@ -56,6 +56,10 @@ class ServerState(enum.Enum):
     #: A protocol error or a failed write; sticky.
     ERROR = "ERROR"
 
+    # Members are singletons compared by identity: hash them by identity too, in C
+    # (``Enum.__hash__`` is a Python function, called for every ``state in {...}``).
+    __hash__ = object.__hash__
+
 
 _S = ServerState
 _ANY = frozenset({_S.CONNECTED, _S.READY, _S.MAIL, _S.RCPT})

@@ -452,19 +452,22 @@ class DataDecoder:
     def _bulk_lines(self, buf: bytes, i: int, out: bytearray) -> int:
         """Decode the whole lines of ``buf[i:]`` at once when nothing special is in them.
 
-        Used at a line start only. Applies when the lines hold no bare CR or LF, no
-        terminator and cross no limit; then the result is exactly what the state
-        machine would produce. Returns the index where the state machine resumes.
+        Used at a line start only. Takes the complete lines before the terminator (a
+        whole message in one chunk is the common case), when they hold no bare CR or
+        LF and cross no limit; then the result is exactly what the state machine would
+        produce, and the state machine reads the terminator itself. Returns the index
+        where the state machine resumes.
         """
         end = buf.rfind(b"\r\n", i)
-        if end < 0:
+        if end < 0 or buf.startswith(b".\r\n", i):
             return i
+        stop = buf.find(b"\r\n.\r\n", i, end + 2)
+        if stop >= 0:  # the lines before the terminator, its CRLF included
+            end = stop
         seg = buf[i : end + 2]
         crlfs = seg.count(b"\r\n")
         if seg.count(b"\r") != crlfs or seg.count(b"\n") != crlfs:
             return i  # a bare CR or LF
-        if seg.startswith(b".\r\n") or b"\r\n.\r\n" in seg:
-            return i  # the terminator: found octet by octet
         text = seg.replace(b"\r\n.", b"\r\n")
         if text[0] == _DOT:
             text = text[1:]

@@ -1,0 +1,146 @@
+"""``smtpproto serve --workers N``: N processes share the port (``SO_REUSEPORT``), and
+SIGINT/SIGTERM stop every one of them and remove the temporary certificate."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from smtpproto.cli.serve_workers import worker_count
+
+from .helpers import ServeProcess, assert_clean_failure, run_cli
+
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux", reason="--workers needs Linux (SO_REUSEPORT)"
+)
+
+MESSAGE = b"Subject: hi\r\n\r\nHello there.\r\n"
+#: Bound for processes to disappear (they check their parent once a second).
+GONE_TIMEOUT = 15.0
+
+
+def _pids(serve: ServeProcess) -> list[int]:
+    line = serve.wait_for("workers: ")
+    match = re.fullmatch(r"workers: ([0-9]+) \(pids ([0-9, ]+)\)", line)
+    assert match is not None, line
+    pids = [int(pid) for pid in match[2].split(", ")]
+    assert len(pids) == int(match[1])
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not reaped yet) does not count
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _all_gone(pids: list[int], timeout: float = GONE_TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(_alive(pid) for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _worker_of(serve: ServeProcess, client_port: int) -> str:
+    """The worker (``w1``, ``w2`` ...) whose transcript shows this client's connection."""
+    line = serve.wait_for(f"connection from ('127.0.0.1', {client_port})")
+    match = re.search(r"\] (w[0-9]+) \* connection from", line)
+    assert match is not None, line
+    return match[1]
+
+
+def test_connections_land_on_more_than_one_worker() -> None:
+    with ServeProcess("--workers", "2", "--no-starttls") as serve:
+        pids = _pids(serve)
+        workers = set()
+        for _ in range(64):  # 2**-63 that a fair hash puts all of them on one worker
+            with socket.create_connection(("127.0.0.1", serve.port), timeout=20) as client:
+                assert client.recv(512).startswith(b"220 ")
+                client.sendall(b"QUIT\r\n")
+                assert client.recv(512).startswith(b"221 ")
+                workers.add(_worker_of(serve, client.getsockname()[1]))
+            if len(workers) == 2:
+                break
+        code = serve.stop()
+    assert workers == {"w1", "w2"}, serve.output()
+    assert code == 0, serve.stderr
+    assert _all_gone(pids)
+
+
+def test_every_worker_stores_in_the_maildir(tmp_path: Path) -> None:
+    maildir = tmp_path / "Maildir"
+    with ServeProcess("--workers", "2", "--no-starttls", "-q", "--maildir", str(maildir)) as serve:
+        pids = _pids(serve)
+        for number in range(8):
+            with smtplib.SMTP("127.0.0.1", serve.port, timeout=20) as client:
+                client.sendmail("a@example.org", [f"b{number}@example.org"], MESSAGE)
+        code = serve.stop()
+    assert code == 0, serve.stderr
+    stored = list((maildir / "new").iterdir())
+    assert len(stored) == 8 and all(path.read_bytes() == MESSAGE for path in stored)
+    writers = {int(re.search(r"P([0-9]+)Q", path.name)[1]) for path in stored}  # type: ignore[index]
+    assert writers <= set(pids)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_signal_stops_every_worker_and_removes_the_certificate(sig: int) -> None:
+    with ServeProcess("--workers", "2") as serve:
+        cert = Path(serve.wait_for("STARTTLS certificate:").split(": ", 1)[1])
+        pids = _pids(serve)
+        assert cert.is_file() and all(_alive(pid) for pid in pids)
+        with socket.create_connection(("127.0.0.1", serve.port), timeout=20) as idle:
+            assert idle.recv(512).startswith(b"220 ")  # a session stays open meanwhile
+            code = serve.stop(sig=sig)
+    assert code == 0, serve.stderr
+    assert "Traceback" not in serve.stderr and "Traceback" not in serve.output()
+    assert _all_gone(pids, timeout=1.0)  # reaped by the parent before it exited
+    assert not cert.exists() and not cert.parent.exists()
+
+
+def test_workers_leave_when_their_parent_is_killed() -> None:
+    serve = ServeProcess("--workers", "2")
+    try:
+        with serve:
+            cert = Path(serve.wait_for("STARTTLS certificate:").split(": ", 1)[1])
+            pids = _pids(serve)
+            serve.stop(sig=signal.SIGKILL)
+        assert _all_gone(pids), "a worker outlived its killed parent"
+    finally:
+        shutil.rmtree(cert.parent, ignore_errors=True)  # a killed parent cannot remove it
+
+
+def test_an_address_in_use_is_exit_3_before_any_worker_starts() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), "--workers", "2", "--no-starttls")
+    assert_clean_failure(result, 3, "cannot listen")
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "1025"])
+def test_a_bad_worker_count_is_a_usage_error(value: str) -> None:
+    result = run_cli("serve", "--workers", value)
+    assert result.returncode == 2 and "--workers" in result.stderr
+
+
+def test_zero_workers_means_one_per_core() -> None:
+    assert worker_count("0") == (os.cpu_count() or 1)
+    assert worker_count("3") == 3

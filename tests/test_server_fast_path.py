@@ -1,0 +1,354 @@
+"""The server's fast path for plain transaction lines (``fast_command`` and
+``ServerConnection._fast_command``) against the general path it short-cuts.
+
+The fast path may only recognise what the general path takes unchanged: for every
+line it recognises, ``split_verb`` + ``parse_mail``/``parse_rcpt`` give the same event,
+and a connection with the fast path on behaves exactly as one with it off (events,
+state, credentials window, pipelining flags), whatever the line, the state, the
+extensions, the replies and the chunking.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smtpproto.server_engine.commands import fast_command, parse_mail, parse_rcpt, split_verb
+from smtpproto.server_engine.config import ServerConfig
+from smtpproto.server_engine.connection import ServerConnection
+from smtpproto.server_engine.events import (
+    AuthCancelled,
+    AuthRequested,
+    AuthResponse,
+    CommandRejected,
+    DataRequested,
+    MailReceived,
+    QuitReceived,
+    RcptReceived,
+    ServerEvent,
+)
+from smtpproto.server_engine.replies import ehlo_reply, greeting
+from smtpproto.wire.grammar import SyntaxErrorInCommand
+from smtpproto.wire.need_data import NEED_DATA
+from smtpproto.wire.reply import Reply
+
+ATEXT = "abcXYZ019!#$%&'*+-/=?^_`{|}~"
+local_parts = st.one_of(
+    st.text(ATEXT + ".", min_size=0, max_size=70),
+    st.sampled_from(["a", "a" * 64, "a" * 65, "a.b", ".a", "a.", "a..b", '"q"', "a b", "é"]),
+)
+labels = st.one_of(
+    st.text("abz09-", min_size=0, max_size=12),
+    st.sampled_from(["x" * 63, "x" * 64, "-a", "a-", "[127.0.0.1]", "ü"]),
+)
+domains = st.lists(labels, min_size=1, max_size=4).map(".".join)
+mailboxes = st.one_of(
+    st.builds(lambda local, domain: f"{local}@{domain}", local_parts, domains),
+    st.sampled_from(["", "postmaster", "Postmaster", "@a.b:c@d.e", "a@" + "b" * 63 + ".c"]),
+)
+params = st.sampled_from(["", " ", " SIZE=10", " BODY=8BITMIME", " SMTPUTF8", " NOTIFY=NEVER"])
+
+
+def _line(verb: str, path: str, param: str, space: str, case: int) -> bytes:
+    text = f"{verb}{space}<{path}>{param}" if path is not None else verb
+    if case == 1:
+        text = text.lower()
+    elif case == 2:
+        text = text[:3].lower() + text[3:]
+    return text.encode("utf-8")
+
+
+mail_lines = st.builds(
+    _line,
+    st.just("MAIL FROM:"),
+    mailboxes,
+    params,
+    st.sampled_from(["", " ", "  "]),
+    st.integers(0, 2),
+)
+rcpt_lines = st.builds(
+    _line,
+    st.just("RCPT TO:"),
+    mailboxes,
+    params,
+    st.sampled_from(["", " ", "  "]),
+    st.integers(0, 2),
+)
+bare_lines = st.sampled_from(
+    [b"DATA", b"data", b"RSET", b"NOOP", b"QUIT", b"Quit", b"DATA ", b"RSET x", b"NOOP hi"]
+)
+other_lines = st.sampled_from(
+    [
+        b"EHLO client.test",
+        b"AUTH LOGIN",
+        b"AUTH PLAIN dGVzdAB0ZXN0AHRlc3Q=",
+        b"dXNlcg==",
+        b"cGFzcw==",
+        b"HELP",
+        b"VRFY a@b",
+        b"MAIL FROM:<a@b>\x00",
+        b"MAIL FROM:<a@b>\rRCPT TO:<c@d>",
+        b"MAIL\tFROM:<a@b>",
+        b"XYZZY",
+    ]
+)
+command_lines = st.one_of(mail_lines, rcpt_lines, bare_lines, other_lines, st.binary(max_size=40))
+#: Mostly plain transaction lines (the fast path's input), in any order, with the rest.
+plain_lines = st.sampled_from(
+    [b"MAIL FROM:<a@x.test>", b"mail from:<>", b"RCPT TO:<b@y.test>", b"DATA", b"RSET", b"NOOP"]
+)
+session_lines = st.one_of(plain_lines, plain_lines, plain_lines, command_lines)
+
+EXTENSIONS = [
+    "PIPELINING",
+    "8BITMIME",
+    "SMTPUTF8",
+    "DSN",
+    "SIZE 100000",
+    "AUTH LOGIN PLAIN",
+    "LIMITS RCPTMAX=2 MAILMAX=2",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(line=command_lines, smtputf8=st.booleans())
+def test_what_fast_command_recognises_the_general_parser_takes_unchanged(
+    line: bytes, smtputf8: bool
+) -> None:
+    recognised = fast_command(line)
+    if recognised is None:
+        return
+    verb, mailbox = recognised
+    general_verb, args = split_verb(line)
+    assert general_verb.encode("ascii") == verb
+    extensions = {keyword.split()[0]: "" for keyword in EXTENSIONS}
+    if verb == b"MAIL":
+        assert parse_mail(args, extensions, None) == MailReceived(
+            sender=mailbox, params=MappingProxyType({})
+        )
+        assert parse_mail(args, {}, 10) == MailReceived(sender=mailbox, params={})
+    elif verb == b"RCPT":
+        expected = RcptReceived(recipient=mailbox, params={})
+        assert parse_rcpt(args, extensions, smtputf8) == expected
+        assert parse_rcpt(args, {}, False) == expected
+    else:
+        assert args == b"" and mailbox == ""
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b"MAIL FROM:<>", (b"MAIL", "")),
+        (b"mail from:<a@b.c>", (b"MAIL", "a@b.c")),
+        (b"RCPT TO:<" + b"l" * 64 + b"@x.test>", (b"RCPT", "l" * 64 + "@x.test")),
+        (b"RCPT TO:<" + b"l" * 65 + b"@x.test>", None),  # local part over 64 octets
+        (b"DATA", (b"DATA", "")),
+        (b"DATA x", None),
+        (b"MAIL FROM:<a@b> SIZE=1", None),
+        (b"MAIL FROM: <a@b>", None),
+        (b"RCPT TO:<postmaster>", None),
+        (b"RCPT TO:<a@[127.0.0.1]>", None),
+    ],
+)
+def test_fast_command_examples(line: bytes, expected: tuple[bytes, str] | None) -> None:
+    assert fast_command(line) == expected
+
+
+def _path_of(length: int) -> bytes:
+    """A ``<local@domain>`` path of exactly ``length`` octets (brackets included)."""
+    domain = ".".join(["d" * 60] * 4)[: length - 2 - 2 - 10].rstrip(".")
+    local = "l" * (length - 2 - 1 - len(domain))
+    path = f"<{local}@{domain}>".encode("ascii")
+    assert len(path) == length and len(local) <= 64
+    return path
+
+
+@pytest.mark.parametrize("length", [256, 257])
+def test_fast_command_takes_a_path_up_to_256_octets_like_the_general_path(length: int) -> None:
+    line = b"MAIL FROM:" + _path_of(length)
+    recognised = fast_command(line)
+    try:
+        general = parse_mail(split_verb(line)[1], {}, None)
+    except SyntaxErrorInCommand:
+        assert length == 257 and recognised is None
+    else:
+        assert length == 256 and recognised == (b"MAIL", general.sender)
+
+
+def _answer(event: ServerEvent, accept: bool) -> Reply:
+    if isinstance(event, CommandRejected):
+        return event.reply
+    if isinstance(event, QuitReceived):
+        return Reply(221, (b"bye",))
+    if not accept:
+        return Reply(550, (b"5.0.0 no",))
+    if isinstance(event, DataRequested):
+        return Reply(354, (b"go ahead",))
+    if isinstance(event, AuthRequested):
+        return Reply(334, (b"",))
+    if isinstance(event, (AuthResponse, AuthCancelled)):
+        return Reply(235, (b"2.7.0 ok",))
+    return Reply(250, (b"2.0.0 ok",))
+
+
+def _snapshot(conn: ServerConnection) -> tuple[object, ...]:
+    return (
+        conn.state,
+        conn.sender,
+        conn.recipients,
+        conn.error_count,
+        conn.replies_due,
+        conn._credentials_window,
+        conn._verb,
+        conn._pending,
+        conn._early,
+        conn.authenticated,
+        conn._mail_commands,
+    )
+
+
+def _run(
+    conn: ServerConnection, chunks: list[bytes], accepts: list[bool], extensions: list[str]
+) -> list[tuple[object, ...]]:
+    trace: list[tuple[object, ...]] = []
+    conn.send(greeting("mx.test"))
+    conn.receive_data(b"EHLO client.test\r\n")
+    conn.next_event()
+    conn.send(ehlo_reply("mx.test", extensions))
+    answers = iter(accepts * 200)
+    for chunk in chunks:
+        conn.receive_data(chunk)
+        for _ in range(50):
+            try:
+                event = conn.next_event()
+            except Exception as error:
+                trace.append(("error", type(error), str(error)))
+                return trace
+            if not isinstance(event, ServerEvent):
+                trace.append((event, _snapshot(conn)))
+                break
+            trace.append((event, event.unauthorized_pipelining, _snapshot(conn)))
+            if event.expects_reply:
+                conn.send(_answer(event, next(answers)))
+                trace.append(("sent", _snapshot(conn)))
+        else:
+            raise AssertionError("no pause within 50 events")
+        if conn.state.name in ("CLOSED", "ERROR"):
+            break
+    return trace
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    lines=st.lists(session_lines, min_size=1, max_size=16),
+    group=st.integers(1, 4),
+    accepts=st.lists(st.booleans(), min_size=1, max_size=5),
+    extensions=st.lists(st.sampled_from(EXTENSIONS), unique=True),
+    reject_early=st.booleans(),
+    max_recipients=st.integers(1, 3),
+)
+def test_a_connection_behaves_the_same_with_and_without_the_fast_path(
+    lines: list[bytes],
+    group: int,
+    accepts: list[bool],
+    extensions: list[str],
+    reject_early: bool,
+    max_recipients: int,
+) -> None:
+    stream = b"".join(
+        line + b"\r\n" + (b"hi\r\n.\r\n" if line == b"DATA" else b"") for line in lines
+    )
+    chunks = [stream[i : i + 40 * group] for i in range(0, len(stream), 40 * group)]
+    config = ServerConfig(
+        max_recipients=max_recipients,
+        unauthorized_pipelining="reject" if reject_early else "flag",
+    )
+    fast, general = ServerConnection(config=config), ServerConnection(config=config)
+    general._fast_path = False
+    assert _run(fast, chunks, accepts, extensions) == _run(general, chunks, accepts, extensions)
+
+
+MAIL = b"MAIL FROM:<a@x.test>\r\n"
+RCPT = b"RCPT TO:<b@y.test>\r\n"
+SCENARIOS = {
+    "nested MAIL": ([MAIL, MAIL], ["PIPELINING"]),
+    "RCPT before MAIL": ([RCPT, MAIL, RCPT], ["PIPELINING"]),
+    "RCPT past max_recipients": ([MAIL, RCPT, RCPT, RCPT], ["PIPELINING"]),
+    "RCPT past LIMITS RCPTMAX": ([MAIL, RCPT, RCPT], ["PIPELINING", "LIMITS RCPTMAX=1"]),
+    "MAIL past LIMITS MAILMAX": (
+        [MAIL, b"RSET\r\n", MAIL, b"RSET\r\n", MAIL],
+        ["PIPELINING", "LIMITS MAILMAX=2"],
+    ),
+    "DATA before RCPT": ([MAIL, b"DATA\r\n", RCPT, b"DATA\r\n", b"x\r\n.\r\n"], []),
+    "DATA after BDAT": ([MAIL, RCPT, b"BDAT 1\r\nx", b"DATA\r\n"], ["CHUNKING"]),
+    "DATA with BODY=BINARYMIME": (
+        [b"MAIL FROM:<a@x.test> BODY=BINARYMIME\r\n", RCPT, b"DATA\r\n"],
+        ["CHUNKING", "BINARYMIME"],
+    ),
+    "plain lines pipelined without PIPELINING": ([MAIL + RCPT + b"DATA\r\nNOOP\r\n"], []),
+    "credentials window closed by a plain MAIL": (
+        [b"AUTH LOGIN\r\n", MAIL, b"dXNlcg==\r\n", b"cGFzcw==\r\n"],
+        [],
+    ),
+    "credentials window inside AUTH": (
+        [b"AUTH LOGIN\r\n", b"RSET\r\n", b"NOOP\r\n", b"dXNlcg==\r\n"],
+        ["AUTH LOGIN"],
+    ),
+    "RSET, NOOP, QUIT": ([MAIL, b"RSET\r\n", b"NOOP\r\n", b"QUIT\r\n"], []),
+}
+
+
+@pytest.mark.parametrize("reject_early", [False, True])
+@pytest.mark.parametrize("accepts", [[True], [False], [True, False], [False, True, True]])
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_each_fast_path_guard_leaves_the_line_to_the_general_path(
+    scenario: str, accepts: list[bool], reject_early: bool
+) -> None:
+    chunks, extensions = SCENARIOS[scenario]
+    config = ServerConfig(
+        max_recipients=2, unauthorized_pipelining="reject" if reject_early else "flag"
+    )
+    fast, general = ServerConnection(config=config), ServerConnection(config=config)
+    general._fast_path = False
+    assert _run(fast, chunks, accepts, extensions) == _run(general, chunks, accepts, extensions)
+
+
+def test_a_plain_transaction_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import smtpproto.server_engine.connection as module
+
+    def refuse(*args: object) -> object:
+        raise AssertionError("the general parser ran")
+
+    conn = ServerConnection()
+    conn.send(greeting("mx.test"))
+    conn.receive_data(b"EHLO c\r\n")
+    conn.next_event()
+    conn.send(ehlo_reply("mx.test", ["PIPELINING"]))
+    for name in ("parse_mail", "parse_rcpt", "split_verb", "line_verb"):
+        monkeypatch.setattr(module, name, refuse)
+    replies = {MailReceived: 250, RcptReceived: 250, DataRequested: 354}
+    conn.receive_data(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n")
+    for expected in (MailReceived, RcptReceived, DataRequested):
+        event = conn.next_event()
+        assert type(event) is expected
+        conn.send(Reply(replies[expected], (b"ok",)))
+    conn.receive_data(b"body\r\n.\r\nRSET\r\nNOOP\r\nQUIT\r\n")
+    kinds = []
+    for _ in range(10):
+        event = conn.next_event()
+        if event is NEED_DATA or not isinstance(event, ServerEvent):
+            break
+        kinds.append(type(event).__name__)
+        if event.expects_reply:
+            code = 221 if isinstance(event, QuitReceived) else 250
+            conn.send(Reply(code, (b"ok",)))
+    assert kinds == [
+        "ContentReceived",
+        "MessageComplete",
+        "ResetReceived",
+        "NoopReceived",
+        "QuitReceived",
+    ]

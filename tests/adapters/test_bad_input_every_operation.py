@@ -87,6 +87,10 @@ CALLS: dict[str, tuple[Callable[[Any], object], str | None]] = {
         None,
     ),
     "send_many-type": (lambda c: c.send_many(5), "iterable"),
+    "send_many-options-type": (  # was an SMTPProtocolError outcome per message
+        lambda c: c.send_many([(OK, OK, b"x")], options=5),
+        "options",
+    ),
     "send_many-max-in-flight": (lambda c: c.send_many([], max_in_flight=0), "max_in_flight"),
     "send_many-on-outcome": (lambda c: c.send_many([], on_outcome=5), "on_outcome"),
 }

@@ -71,7 +71,7 @@ from .exceptions import (
     SMTPRecipientsRefused,
     SMTPReplyError,
 )
-from .mail import MailDrivers
+from .mail import MailDrivers, check_options
 from .support import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAIL_OPTIONS,
@@ -244,6 +244,8 @@ class BatchDrivers(MailDrivers):
             raise LocalProtocolError(
                 f"send_many needs an iterable of messages, got {type(messages).__name__}"
             ) from None
+        if options is not None:
+            check_options(options)  # refused for the batch, not once per message
         plan = _Plan(options or DEFAULT_MAIL_OPTIONS, chunk_size, caps)
         return self._send_many(items, plan, pipe, bdat, max_in_flight, on_outcome)
 

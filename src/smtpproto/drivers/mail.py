@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 
     from ..wire.reply import Reply
 
-__all__ = ["COMMAND_CACHE", "MAIL_STAGES", "MailDrivers", "MailStage", "raise_for"]
+__all__ = ["COMMAND_CACHE", "MAIL_STAGES", "MailDrivers", "MailStage", "check_options", "raise_for"]
 
 #: Most MAIL/RCPT commands ``_command`` keeps for reuse (cleared when full).
 COMMAND_CACHE = 1024
@@ -86,6 +86,15 @@ C = TypeVar("C", Mail, Rcpt)
 #: Where ``sendmail`` may stop, in session order (see ``MailDrivers.sendmail``).
 MailStage = Literal["mail", "rcpt", "data"]
 MAIL_STAGES: tuple[MailStage, ...] = ("mail", "rcpt", "data")
+
+
+def check_options(options: object) -> None:
+    """Refuse ``options`` that are no ``MailOptions`` (None is replaced by the defaults
+    before this check)."""
+    if not isinstance(options, MailOptions):
+        raise LocalProtocolError(
+            f"options must be a MailOptions or None, got {type(options).__name__}"
+        )
 
 
 def _check_progress(progress: object) -> None:
@@ -237,10 +246,7 @@ class MailDrivers(DriverCore):
         progress: ProgressCallback | None,
     ) -> Driver[TransactionResult]:
         envelope = envelope_from_message(msg, sender=sender, recipients=recipients)
-        if not isinstance(options, MailOptions):
-            raise LocalProtocolError(
-                f"options must be a MailOptions or None, got {type(options).__name__}"
-            )
+        check_options(options)
         if envelope.international and options.smtputf8 is None:
             options = dataclasses.replace(options, smtputf8=True)
         content = flatten_message(msg, utf8=envelope.international)
@@ -418,10 +424,7 @@ class MailDrivers(DriverCore):
             raise LocalProtocolError(
                 f"recipients must be a str or an iterable of str, got a {type(wrong).__name__}"
             )
-        if not isinstance(options, MailOptions):
-            raise LocalProtocolError(
-                f"options must be a MailOptions or None, got {type(options).__name__}"
-            )
+        check_options(options)
         if not rcpts:
             raise LocalProtocolError("sendmail needs at least one recipient")
         if type(chunk_size) is not int or chunk_size < 1:

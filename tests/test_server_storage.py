@@ -113,3 +113,21 @@ def test_a_forked_child_names_its_messages_with_its_own_pid(tmp_path: Path) -> N
     assert len(names) == 2
     assert any(f"P{parent}Q1." in name for name in names)
     assert any(f"P{child}Q1." in name for name in names)  # its own pid, its own count
+
+
+def test_a_store_that_keeps_nothing_still_writes_each_message(tmp_path: Path) -> None:
+    store = MessageStore(maildir=tmp_path / "Maildir", mbox=tmp_path / "mbox", keep=False)
+    for _ in range(3):
+        store.store(MESSAGE)
+    assert store.messages == []
+    assert len(list((tmp_path / "Maildir" / "new").iterdir())) == 3
+    assert (tmp_path / "mbox").read_bytes().count(b"\nFrom ") + 1 == 3
+    with pytest.raises(ValueError, match="keeps no messages"):
+        store.require_kept()
+    MessageStore().require_kept()  # the default keeps them
+
+
+@pytest.mark.parametrize("keep", [0, 1, "no", None])
+def test_keep_must_be_a_bool(keep: object) -> None:
+    with pytest.raises(ValueError, match="keep must be True or False"):
+        MessageStore(keep=keep)  # type: ignore[arg-type]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from pathlib import Path
+
+import pytest
 
 from .helpers import ServeProcess, assert_clean_failure, run_cli
 
@@ -82,3 +85,29 @@ def test_serve_bad_credentials_are_usage_errors() -> None:
     assert_clean_failure(result, 2, "USER:PASSWORD")
     result = run_cli("serve", "--cert", "/nonexistent/cert.pem", "--key", "/nonexistent/k.pem")
     assert_clean_failure(result, 2, "cannot read")
+
+
+def _rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+([0-9]+) kB", status)[1])  # type: ignore[index]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS from /proc")
+def test_serve_keeps_no_message_in_memory(tmp_path: Path) -> None:
+    """A long-running serve must not grow with every message it stored: 16 MiB of
+    messages into the maildir leave its RSS within a few MiB of where it was after the
+    first ones (it grew by the whole 16 MiB when every message was also kept)."""
+    maildir = tmp_path / "Maildir"
+    body = b"Subject: big\r\n\r\n" + (b"x" * 1000 + b"\r\n") * 100  # about 100 KB
+    with ServeProcess("--maildir", str(maildir), "--no-starttls", "--quiet") as serve:
+        serve.wait_for("STARTTLS not offered")
+        with smtplib.SMTP("127.0.0.1", serve.port, timeout=30) as client:
+            for _ in range(8):  # warm up: buffers, allocator arenas
+                client.sendmail("a@example.org", ["b@example.org"], body)
+            before = _rss_kib(serve.process.pid)
+            for _ in range(160):
+                client.sendmail("a@example.org", ["b@example.org"], body)
+            after = _rss_kib(serve.process.pid)
+        assert serve.stop() == 0, serve.stderr
+    assert len(list((maildir / "new").iterdir())) == 168
+    assert after - before < 6 * 1024, (before, after)

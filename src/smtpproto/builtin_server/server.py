@@ -404,7 +404,10 @@ class SMTPServer:
     to wait for (RFC 2920 §3.1) with ``554 5.5.0`` and closes; off, such commands are
     served and only flagged on their events (docs/design.md §4 rule 10).
     ``reuse_port`` listens with ``SO_REUSEPORT``, so that several servers (processes)
-    share one port (``smtpproto serve --workers``).
+    share one port (``smtpproto serve --workers``). ``keep_messages=False`` keeps no
+    message in ``messages`` (a long-running server then does not grow with every
+    message; ``maildir``, ``mbox`` and ``on_message`` still get each one), and
+    ``wait_for_messages`` is refused.
     """
 
     def __init__(
@@ -435,6 +438,7 @@ class SMTPServer:
         rcptmax: int | None = None,
         mailmax: int | None = None,
         reuse_port: bool = False,
+        keep_messages: bool = True,
     ) -> None:
         #: The reply policy's settings and the ``Session`` factory (``ValueError`` for an
         #: unknown mechanism).
@@ -459,6 +463,7 @@ class SMTPServer:
             ("lmtp", lmtp),
             ("forbid_unauth_pipelining", forbid_unauth_pipelining),
             ("reuse_port", reuse_port),
+            ("keep_messages", keep_messages),
         ):
             check_flag(name, flag)
         check_int("port", port, minimum=0, maximum=65535)
@@ -468,7 +473,7 @@ class SMTPServer:
         self.port = port
         #: Listen with ``SO_REUSEPORT`` (several servers, one port: ``serve --workers``).
         self.reuse_port = reuse_port
-        self.storage = MessageStore(maildir, mbox)
+        self.storage = MessageStore(maildir, mbox, keep=keep_messages)
         self.lmtp = lmtp
         self.transcript = transcript
         self.on_message = on_message
@@ -660,7 +665,9 @@ class SMTPServer:
         return not self._sessions
 
     async def wait_for_messages(self, count: int, timeout: float = 10.0) -> list[StoredMessage]:
-        """Wait until ``count`` messages were stored; ``TimeoutError`` after ``timeout``."""
+        """Wait until ``count`` messages were stored; ``TimeoutError`` after ``timeout``
+        (``ValueError`` when the server keeps no messages: ``keep_messages=False``)."""
+        self.storage.require_kept()
         deadline = time.monotonic() + timeout
         while len(self.messages) < count:
             if time.monotonic() > deadline:

@@ -1,10 +1,11 @@
 """Where the built-in server puts messages: memory, a maildir, an mbox.
 
 Adapter layer (file I/O allowed; no sockets are opened, no event loop is used).
-``MessageStore.store`` keeps each message in ``messages`` and, when configured, writes it
-to a maildir and appends it to an mbox (mboxrd: LF line ends, ``>From`` quoting). It
-returns the queue id the server names in its ``250 ... queued as`` reply and raises
-``OSError`` when a file cannot be written.
+``MessageStore.store`` keeps each message in ``messages`` (unless ``keep=False``: a
+long-running ``smtpproto serve`` must not grow with every message it received) and, when
+configured, writes it to a maildir and appends it to an mbox (mboxrd: LF line ends,
+``>From`` quoting). It returns the queue id the server names in its ``250 ... queued
+as`` reply and raises ``OSError`` when a file cannot be written.
 
 Maildir delivery follows D. J. Bernstein's maildir(5) protocol: the content, exactly as
 received, is written to a new file in ``tmp/`` (created with ``O_EXCL``, so an existing
@@ -24,6 +25,8 @@ import socket  # noqa: TID251  (adapter layer: only gethostname, for maildir fil
 import time  # noqa: TID251  (adapter layer: queue ids and mbox time stamps)
 from pathlib import Path
 from typing import NamedTuple
+
+from ..wire.fields import check_flag
 
 __all__ = ["MessageStore", "StoredMessage", "mbox_entry"]
 
@@ -84,13 +87,19 @@ def _append(path: Path, entry: bytes) -> None:
 
 
 class MessageStore:
-    """Messages kept in ``messages`` and, optionally, in a maildir and/or an mbox file."""
+    """Messages kept in ``messages`` (unless ``keep`` is False) and, optionally, in a
+    maildir and/or an mbox file."""
 
     def __init__(
         self,
         maildir: str | os.PathLike[str] | None = None,
         mbox: str | os.PathLike[str] | None = None,
+        *,
+        keep: bool = True,
     ) -> None:
+        check_flag("keep", keep)
+        #: Whether ``store`` keeps each message in ``messages`` (memory grows with each).
+        self.keep = keep
         self.maildir = None if maildir is None else Path(maildir)
         self.mbox = None if mbox is None else Path(mbox)
         self.messages: list[StoredMessage] = []
@@ -98,9 +107,14 @@ class MessageStore:
         self._ready: tuple[Path, str, str] | None = None
         self._host = socket.gethostname().translate(_HOST_ESCAPES)
 
+    def require_kept(self) -> None:
+        """``ValueError`` unless messages are kept (what waiting for them needs)."""
+        if not self.keep:
+            raise ValueError("this server keeps no messages (keep_messages=False)")
+
     def store(self, message: StoredMessage) -> str:
         """Write ``message`` to the maildir and mbox (if set), then keep it in
-        ``messages``; return its queue id. ``OSError`` when a file cannot be written
+        ``messages`` (if ``keep``); return its queue id. ``OSError`` when a file cannot be written
         (the message is then not in ``messages``)."""
         seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
         queue_id = f"{seconds}.M{nanoseconds // 1000}P{_Process.pid}Q{next(_Process.deliveries)}"
@@ -108,7 +122,8 @@ class MessageStore:
             self._deliver_to_maildir(self.maildir, f"{queue_id}.{self._host}", message.data)
         if self.mbox is not None:
             _append(self.mbox, mbox_entry(message))
-        self.messages.append(message)
+        if self.keep:
+            self.messages.append(message)
         return queue_id
 
     def _deliver_to_maildir(self, maildir: Path, name: str, data: bytes) -> None:

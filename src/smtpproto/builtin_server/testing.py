@@ -67,7 +67,9 @@ class ReceivedMessages(Sequence[StoredMessage]):
         return f"<ReceivedMessages: {len(self)}>"
 
     def wait(self, count: int, timeout: float = 10.0) -> list[StoredMessage]:
-        """Block until ``count`` messages were stored; ``TimeoutError`` after ``timeout``."""
+        """Block until ``count`` messages were stored; ``TimeoutError`` after ``timeout``
+        (``ValueError`` when the server keeps no messages: ``keep_messages=False``)."""
+        self._server.storage.require_kept()
         with self._condition:
             if not self._condition.wait_for(
                 lambda: len(self._server.messages) >= count, timeout=timeout
@@ -164,6 +166,7 @@ def run_server(
     rcptmax: int | None = None,
     mailmax: int | None = None,
     reuse_port: bool = False,
+    keep_messages: bool = True,
 ) -> Iterator[RunningServer]:
     """Run ``SMTPServer(...)`` with these options in a background thread for the
     ``with`` block (see ``SMTPServer`` for each option)."""
@@ -201,6 +204,7 @@ def run_server(
         rcptmax=rcptmax,
         mailmax=mailmax,
         reuse_port=reuse_port,
+        keep_messages=keep_messages,
     )
     loop = asyncio.new_event_loop()
     started = threading.Event()

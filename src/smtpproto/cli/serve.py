@@ -136,6 +136,7 @@ def run_serve(args: argparse.Namespace) -> int:
             rcptmax=args.rcptmax,
             mailmax=args.mailmax,
             reuse_port=bool(prefix),
+            keep_messages=False,  # printed or written to a file: memory stays bounded
         )
 
     def banner(port: int, cert_path: str | None, cert_tool: str | None) -> None:

@@ -8,6 +8,7 @@ compiled parameters are absent, not skipped.
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import pytest
@@ -16,6 +17,21 @@ from conftest_datacodec import MISSING_TWIN, MissingTwin, twin_params
 from smtpproto.wire.twins import CReplyParser, PyReplyParser
 
 PARSER_TWINS = twin_params(PyReplyParser, CReplyParser)
+
+
+def _ignored_signals_reach_children() -> None:
+    """Tests stop the CLI processes they start with SIGINT (Ctrl-C) or SIGHUP. A suite
+    started with those ignored (a background job of a non-interactive shell ignores
+    SIGINT, ``nohup`` SIGHUP) would pass ``SIG_IGN`` on to every child, which then never
+    stops. A Python handler that does nothing keeps them ignored here, and ``exec``
+    resets a handler (unlike ``SIG_IGN``) to the default in the children."""
+    for name in ("SIGINT", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is signal.SIG_IGN:
+            signal.signal(number, lambda signum, frame: None)
+
+
+_ignored_signals_reach_children()
 
 
 @pytest.fixture(autouse=True)

@@ -145,7 +145,7 @@ class _Connection(asyncio.Protocol):
         self._session = self._server.backend.new_session(
             self._conn,
             starttls=self._server.tls_context is not None,
-            note=lambda text: self._log("*", text),
+            note=self._note,
             peer=str(peername[0]) if peername else "",
         )
         self._rearm()
@@ -199,6 +199,10 @@ class _Connection(asyncio.Protocol):
     def _log(self, direction: str, text: str) -> None:
         if self._server.transcript is not None:
             self._server.transcript(f"{direction} {escape_text(text)}")
+
+    def _note(self, text: str) -> None:
+        """The session's transcript notes (``Session.note``)."""
+        self._log("*", text)
 
     def _rearm(self) -> None:
         """Start the idle time (RFC 5321 §4.5.3.2.7) again from now."""

@@ -127,8 +127,11 @@ _PIPELINABLE_VERBS = frozenset({b"", b"MAIL", b"RCPT", b"RSET", b"BDAT", b"HELP"
 _ANY_COMMAND_STATE = {verb: ALLOWED[verb.decode("ascii")] for verb in (b"RSET", b"QUIT", b"NOOP")}
 #: The pending kind of RSET, QUIT and NOOP.
 _BARE_KINDS = {b"RSET": "rset", b"QUIT": "quit", b"NOOP": "other"}
-#: How many replies in wire form a connection remembers (``send``).
-_MAX_WIRES = 16
+#: Replies checked and put in wire form by ``send``, by ``id`` (with the reply, so the
+#: id stays its own), shared by every connection: the check depends on the reply alone,
+#: and a policy answers with the same few ``Reply`` objects. Emptied when full.
+_WIRES: dict[int, tuple[Reply, bytes]] = {}
+_MAX_WIRES = 64
 
 
 class ServerConnection:
@@ -138,6 +141,49 @@ class ServerConnection:
     STARTTLS is then out of sequence. Start by sending ``greeting(...)``: until then
     ``next_event()`` is PAUSED.
     """
+
+    # Slots: a server holds one per client; no per-instance dict (docs/design.md §8).
+    __slots__ = (
+        "_bdat_used",
+        "_buf",
+        "_chunk_last",
+        "_chunk_left",
+        "_chunk_refusal",
+        "_chunk_return",
+        "_chunk_size",
+        "_closed_clean",
+        "_content_early",
+        "_content_limit",
+        "_credentials_window",
+        "_decoder",
+        "_early",
+        "_eof",
+        "_extensions",
+        "_fast_path",
+        "_lines",
+        "_mail",
+        "_mail_bound",
+        "_mail_commands",
+        "_message_done",
+        "_message_size",
+        "_pending",
+        "_pending_event",
+        "_rcpt_bound",
+        "_recipients",
+        "_replies_due",
+        "_size_limit",
+        "_state",
+        "_to_report",
+        "_too_large",
+        "_verb",
+        "authenticated",
+        "client_name",
+        "config",
+        "discarded_plaintext",
+        "error_count",
+        "lmtp",
+        "tls_active",
+    )
 
     def __init__(
         self, *, lmtp: bool = False, tls_active: bool = False, config: ServerConfig | None = None
@@ -191,10 +237,8 @@ class ServerConnection:
         #: The verb of the last command line (``line_verb``; empty after a line too
         #: long to read): whether its refusal ends a pipelined group.
         self._verb = b""
-        #: Replies sent, in wire form, by ``id`` (with the reply, so the id stays its own).
-        self._wires: dict[int, tuple[Reply, bytes]] = {}
-        #: Plain transaction lines take ``_fast_command`` (off only to test it against
-        #: the general path).
+        #: Plain transaction lines take ``_plain_line``/``_fast_command`` and DATA
+        #: content skips ``_next`` (off only to test them against the general path).
         self._fast_path = True
         #: The content size limit of the current message (``size_limit``), set when
         #: its content starts from ``_content_limit``: the limit of the extensions in
@@ -328,7 +372,7 @@ class ServerConnection:
             if not isinstance(reply, Reply):
                 raise LocalProtocolError(f"send() takes a Reply, got {type(reply).__name__}")
             code = reply.code
-            known = self._wires.get(id(reply))
+            known = _WIRES.get(id(reply))
             if known is not None and known[0] is reply:  # checked already
                 wire = known[1]
             else:
@@ -370,15 +414,15 @@ class ServerConnection:
     def _checked_wire(self, reply: Reply) -> bytes:
         """``reply`` in wire form, once its lines are checked (no CR or NUL, at most 512
         octets with code and CRLF, RFC 5321 §4.5.3.1.5); remembered by identity for the
-        next ``send`` (a policy answers with the same few ``Reply`` objects)."""
+        next ``send`` (``_WIRES``)."""
         for line in reply.raw_lines:
             if b"\r" in line or b"\x00" in line or len(line) + 6 > 512:
                 raise LocalProtocolError("reply lines must be at most 512 octets, no CR/NUL")
         lines = reply.raw_lines
         wire = b"%d %b\r\n" % (reply.code, lines[0]) if len(lines) == 1 else reply.to_bytes()
-        if len(self._wires) >= _MAX_WIRES:
-            self._wires.clear()
-        self._wires[id(reply)] = (reply, wire)
+        if len(_WIRES) >= _MAX_WIRES:
+            _WIRES.clear()
+        _WIRES[id(reply)] = (reply, wire)
         return wire
 
     def send_failed(self) -> None:

@@ -191,10 +191,8 @@ def _hello_reply(s: Session, entry: Pending, reply: Reply) -> None:
         return
     if reply.code == 250:
         assert isinstance(command, (Ehlo, Lhlo))
-        config = s.config
-        caps, s.pipelining, s.rcptmax = parse_ehlo(
-            config._ehlo_cache, config.mask_extensions, reply
-        )
+        # The reply as well: the event holds the interned one, so this one is freed.
+        caps, s.pipelining, s.rcptmax, reply = parse_ehlo(s.config.mask_extensions, reply)
         s.caps = caps
         s.enter(Outcome.HELLO_ACCEPTED)
         s.events.append(_ehlo_accepted(command, reply, caps))

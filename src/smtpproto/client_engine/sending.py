@@ -326,7 +326,7 @@ def _auth_command(s: Session, command: Command, verb: Verb, state: ClientState) 
         initial = mechanism.initial_response()
         wire, on_line = write_auth(name, initial)
         s.mechanism = mechanism
-        s.redactor.add_secrets(mechanism.secrets)
+        s.learn_secrets(mechanism.secrets)
         s.auth_rounds = 0
         s.auth_cancelled = False
         s.auth_initial = None if on_line else initial

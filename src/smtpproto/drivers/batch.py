@@ -71,7 +71,7 @@ from .exceptions import (
     SMTPRecipientsRefused,
     SMTPReplyError,
 )
-from .mail import MailDrivers, check_options
+from .mail import MailDrivers, check_options, check_transfer_flags
 from .support import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAIL_OPTIONS,
@@ -227,6 +227,7 @@ class BatchDrivers(MailDrivers):
         LIMITS RCPTMAX (RFC 9422 §4.2) gets an ``SMTPProtocolError`` outcome before
         anything of it is sent (``sendmail`` splits such a message).
         """
+        check_transfer_flags(pipelining, chunking)
         if type(max_in_flight) is not int or max_in_flight < 1:
             raise LocalProtocolError("max_in_flight must be a positive int")
         if type(chunk_size) is not int or chunk_size < 1:

@@ -375,14 +375,9 @@ def match_group(s: Session, parsed: list[Reply]) -> bool:
     group (``sending``); False, with nothing changed, for anything else."""
     pending = s.pending
     txn = s.txn
-    if (
-        txn is None
-        or len(parsed) > len(pending)
-        or s.command_replies
-        or s.transcript is not None
-        or s.redactor.active
-        or s.config.lmtp
-    ):
+    # ``next_event`` redacted the replies and logged them before this, as it does
+    # before ``handle_reply``: neither a transcript nor redaction changes the match.
+    if txn is None or len(parsed) > len(pending) or s.command_replies or s.config.lmtp:
         return False
     first = pending[0]
     for entry, reply in zip(pending, parsed):  # noqa: B905  (``parsed`` may be shorter)

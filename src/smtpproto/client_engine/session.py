@@ -80,10 +80,11 @@ class Transaction:
     def add_recipients(self, addresses: tuple[str, ...]) -> None:
         """``add_recipient`` for each of ``addresses`` at once (the fast lane's
         template, ``sending.send_group``); indexes from 0 in this order."""
-        self.recipients.extend(addresses)
-        self.rcpt_replies.extend([None] * len(addresses))
-        self.commands_after_mail += len(addresses)
-        self._unanswered += len(addresses)
+        count = len(addresses)
+        self.recipients += addresses
+        self.rcpt_replies += [None] * count
+        self.commands_after_mail += count
+        self._unanswered += count
 
     def record_rcpt(self, index: int, reply: Reply) -> None:
         """Record the reply to the RCPT at ``index``."""

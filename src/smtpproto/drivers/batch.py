@@ -464,7 +464,7 @@ class BatchDrivers(MailDrivers):
                     assert waiting is not None
                     if waiting.single and fast and len(inflight) < window and not exhausted:
                         # The fast lane: this content, its end and the next message's
-                        # MAIL, RCPTs and DATA in one engine step (``ClientConnection.send_group``).
+                        # MAIL, RCPTs and DATA in one engine step (``send_group``).
                         taken = outcomes.count
                         try:
                             item = self._next(messages, plan, outcomes)

@@ -34,6 +34,8 @@ from typing import Any
 TRANSACTIONS = 2000
 RUNS = 7
 REFERENCE_N = 200_000
+REFERENCE = "reference loop"
+PEER = "agronholm smtpproto 2.0 (per reference loop)"
 
 GREETING = b"220 mx.example.org ESMTP ready\r\n"
 EHLO_REPLY = (
@@ -53,8 +55,8 @@ BODY = (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: bench\r\n\r\n" + 
 
 
 def reference_loop(runs: int = RUNS) -> float:
-    """A fixed pure-Python workload; seconds per run (best of ``runs``)."""
-    best = float("inf")
+    """A fixed pure-Python workload; mean seconds per run over ``runs``."""
+    total_seconds = 0.0
     for _ in range(runs):
         start = time.perf_counter()
         table: dict[int, bytes] = {}
@@ -63,21 +65,18 @@ def reference_loop(runs: int = RUNS) -> float:
             key = i & 1023
             table[key] = b"%d" % i
             total += len(table[key]) + (i % 7)
-        best = min(best, time.perf_counter() - start)
+        total_seconds += time.perf_counter() - start
     assert total > 0
-    return best
+    return total_seconds / runs
 
 
-def best_rate(session: Any) -> float:
-    """Transactions/s, best of RUNS."""
-    best = float("inf")
+def rate_of(session: Any, transactions: int = RUNS * TRANSACTIONS) -> float:
+    """Transactions/s over ``transactions`` sessions (after one warm-up session)."""
     session()  # warm up
-    for _ in range(RUNS):
-        start = time.perf_counter()
-        for _ in range(TRANSACTIONS):
-            session()
-        best = min(best, time.perf_counter() - start)
-    return TRANSACTIONS / best
+    start = time.perf_counter()
+    for _ in range(transactions):
+        session()
+    return transactions / (time.perf_counter() - start)
 
 
 # -- ours ------------------------------------------------------------------------------
@@ -216,17 +215,22 @@ def run_peer(venv: Path) -> dict[str, float] | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=Path("/tmp/agron"))
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (3)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the per-round order")
+    parser.add_argument("--quick", action="store_true", help="fewer transactions: a smoke run")
     parser.add_argument("--agronholm", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.agronholm:
-        rate = best_rate(agronholm())
+        rate = rate_of(agronholm())
         print(json.dumps({"tps": rate, "reference": run_reference(sys.executable)}))
         return
     if args.reference:
         print(reference_loop())
         return
+
+    from micro import run_interleaved, spread_of  # bench/ modules: not in the -I runs
+    from stats import Spread
 
     from smtpproto.wire.twins import CReplyParser, PyReplyParser
 
@@ -240,33 +244,36 @@ def main() -> None:
             sessions[label] = ours(twin, pipelined=pipelined)
     label = f"smtpproto (ours, {twins[0][0]}, lock-step, new commands)"
     sessions[label] = ours(twins[0][1], pipelined=False, build_commands=True)
-    # Rounds alternate ours and the peer; the best of each is kept, so a burst of load
-    # from other processes during one round does not decide the result.
-    best: dict[str, float] = dict.fromkeys(sessions, 0.0)
-    peer: dict[str, float] | None = None
-    reference = float("inf")
-    for _ in range(args.rounds):
-        reference = min(reference, run_reference(sys.executable))
-        for label, session in sessions.items():
-            best[label] = max(best[label], best_rate(session))
-        result = run_peer(args.venv)
-        if result is not None and (peer is None or result["tps"] > peer["tps"]):
-            peer = {**result, "reference": min(result["reference"], (peer or result)["reference"])}
-    rows = list(best.items())
-    print(f"reference loop here: {reference * 1000:.1f} ms (best, fresh interpreter)")
-    for label, rate in rows:
-        line = f"{label:<58} {rate:>9.0f} transactions/s"
-        if peer is not None:
-            normalised = (rate * reference) / (peer["tps"] * peer["reference"])
-            line += f"   {normalised:5.2f}x agronholm ({rate / peer['tps']:.2f}x raw)"
+    # Every round measures every row (shuffled order) and, in the same round, the
+    # reference loop here and the peer with its own reference loop; ratios are paired
+    # within a round, then the median over the rounds is printed with the min-max.
+    count = 100 if args.quick else RUNS * TRANSACTIONS
+    rows: dict[str, Any] = {
+        label: (lambda s=session: rate_of(s, count)) for label, session in sessions.items()
+    }
+    rows[REFERENCE] = lambda: 1.0 / run_reference(sys.executable)  # loops per second
+    peer_seen = run_peer(args.venv) is not None
+    if peer_seen:
+        rows[PEER] = lambda: _peer_normalised(args.venv)
+    rounds = run_interleaved(rows, args.rounds, args.seed)
+    print(f"\nmedian over {args.rounds} rounds (min-max); ratios paired within each round")
+    for label in sessions:
+        line = f"{label:<58} {spread_of(rounds, label).format(',.0f')} transactions/s"
+        if peer_seen:
+            ours_normalised = [r[label] / r[REFERENCE] for r in rounds]  # per reference loop
+            ratios = [o / r[PEER] for o, r in zip(ours_normalised, rounds, strict=True)]
+            line += f"   {Spread.of(ratios).format('.2f', 'x')} agronholm (per reference loop)"
         print(line)
-    if peer is None:
+    if not peer_seen:
         print(f"agronholm smtpproto 2.0: not available (no venv at {args.venv})")
-    else:
-        print(
-            f"{'agronholm smtpproto 2.0 (lock-step, own venv)':<58} {peer['tps']:>9.0f} "
-            f"transactions/s   (its reference loop: {peer['reference'] * 1000:.1f} ms)"
-        )
+
+
+def _peer_normalised(venv: Path) -> float:
+    """The peer's transactions per its own reference loop (its rate x loop seconds)."""
+    result = run_peer(venv)
+    if result is None:
+        raise SystemExit("the agronholm run failed mid-benchmark")
+    return result["tps"] * result["reference"]
 
 
 if __name__ == "__main__":

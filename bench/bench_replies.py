@@ -20,11 +20,16 @@ until it returns ``None``, because aiosmtplib parses only one reply per
 ``data_received``, and hands it a large buffer in 16 KiB pieces because it refuses
 more than 32 KiB buffered).
 
-Every reader's result count is checked against the corpus before timing. The best of
-several runs is reported; ratios come from the same run. Then a scaling table (64 to
-16,384 replies in one buffer) and a one-byte linearity table (one reply of 100 vs
-1,000 lines, fed a byte at a time, in ns per byte). Numbers are for comparison on one
-machine, never assertions.
+Every reader's result count is checked against the corpus before timing. Every row
+(reader x mode, the scaling sizes and the linearity replies) runs once per round, the
+rounds interleaved and each round's order shuffled (``micro.run_interleaved``); a row's
+rate is its work over the total time of its repetitions in that round. Printed: the
+median over the rounds with the min-max, and ratios paired within each round (vs
+aiosmtplib, vs smtplib), then the median of those ratios: never a best-of. Then a
+scaling table (64 to 16,384 replies in one buffer) and a one-byte linearity table (one
+reply of 100 vs 1,000 lines, fed a byte at a time, in ns per byte). The load average
+around each round is printed. Numbers are for comparison on one machine, never
+assertions.
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ import asyncio
 import io
 import smtplib
 import sys
-import time
 from collections.abc import Callable, Sequence
+
+from micro import paired_ratio, rate_for, run_interleaved, spread_of
 
 from smtpproto import CReplyParser, PyReplyParser
 
@@ -161,36 +167,40 @@ def aiosmtplib_runner_factory() -> Runner | None:
     return run
 
 
-# -- timing -------------------------------------------------------------------------------
-
-
-def best_seconds(run: Runner, chunks: Sequence[bytes], budget: float) -> float:
-    """Best wall time of one run, repeated for about ``budget`` seconds (at least 3x)."""
-    best = float("inf")
-    spent = 0.0
-    repeats = 0
-    while repeats < 3 or spent < budget:
-        began = time.perf_counter()
-        run(chunks)
-        took = time.perf_counter() - began
-        best = min(best, took)
-        spent += took
-        repeats += 1
-    return best
+# -- the rows ---------------------------------------------------------------------------
 
 
 def human(rate: float) -> str:
     for unit, size in (("M", 1e6), ("k", 1e3)):
         if rate >= size:
-            return f"{rate / size:7.2f}{unit}"
-    return f"{rate:8.1f}"
+            return f"{rate / size:.2f}{unit}"
+    return f"{rate:.1f}"
+
+
+def _checked(name: str, run: Runner, chunks: Sequence[bytes], count: int, what: str) -> None:
+    got = run(chunks)
+    if got != count:
+        raise SystemExit(f"{name} read {got} replies ({what}), expected {count}")
+
+
+def _row(run: Runner, chunks: Sequence[bytes], work: float, budget: float) -> Callable[[], float]:
+    return lambda: rate_for(lambda: run(chunks), work, budget)
+
+
+def _ratio(rounds: Sequence[dict[str, float]], row: str, reference: str) -> str:
+    spread = paired_ratio(rounds, row, reference)
+    return "-" if spread is None else spread.format(".2f", "x")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller corpus, shorter runs")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (7)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the per-round order")
     args = parser.parse_args(argv)
-    budget = 0.05 if args.quick else 0.3
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    budget = 0.02 if args.quick else 0.1
     replies = 512 if args.quick else 2048
     byte_replies = 32 if args.quick else 128
 
@@ -208,8 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     replies_list = corpus(replies)
     whole = b"".join(replies_list)
-    byte_list = corpus(byte_replies)
-    byte_data = b"".join(byte_list)
+    byte_data = b"".join(corpus(byte_replies))
     modes: dict[str, tuple[list[bytes], int, int]] = {
         "buffer": ([whole], replies, len(whole)),
         "reply": (replies_list, replies, len(whole)),
@@ -219,59 +228,64 @@ def main(argv: Sequence[str] | None = None) -> int:
             len(byte_data),
         ),
     }
-    print(f"Python {sys.version.split()[0]}; corpus {replies} replies ({len(whole)} octets)")
-    print(f"byte mode: {byte_replies} replies ({len(byte_data)} octets)\n")
-
-    rates: dict[tuple[str, str], float] = {}
-    header = f"{'reader':<14} {'mode':<7} {'replies/s':>10} {'MB/s':>8}"
-    print(f"{header} {'vs aiosmtplib':>14} {'vs smtplib':>11}")
-    for mode, (chunks, count, octets) in modes.items():
-        for name, run in readers.items():
-            got = run(chunks)
-            if got != count:
-                raise SystemExit(f"{name} read {got} replies in {mode} mode, expected {count}")
-            seconds = best_seconds(run, chunks, budget)
-            rates[name, mode] = count / seconds
-            rates[name, mode + "/bytes"] = octets / seconds
-        for name in readers:
-            rate = rates[name, mode]
-            aio = rates.get(("aiosmtplib", mode))
-            std = rates[("smtplib", mode)]
-            vs_aio = f"{rate / aio:13.2f}x" if aio else f"{'-':>14}"
-            print(
-                f"{name:<14} {mode:<7} {human(rate):>10} "
-                f"{rates[name, mode + '/bytes'] / 1e6:8.2f} {vs_aio} {rate / std:10.2f}x"
-            )
-        print()
-
     sizes = [64, 256, 1024, 4096, 16384]
-    print("scaling: replies/s with N replies in one buffer")
-    print(f"{'reader':<14} " + " ".join(f"{n:>9}" for n in sizes) + f" {'16384/64':>9}")
+    lengths = (100, 1000)
+    rows: dict[str, Callable[[], float]] = {}
+    octets: dict[str, int] = {}
     for name, run in readers.items():
-        row = []
+        for mode, (chunks, count, size) in modes.items():
+            _checked(name, run, chunks, count, f"{mode} mode")
+            rows[f"{name}|{mode}"] = _row(run, chunks, count, budget)
+            octets[f"{name}|{mode}"] = size
         for size in sizes:
             chunks = [b"".join(corpus(size))]
-            if run(chunks) != size:
-                raise SystemExit(f"{name} miscounted at {size}")
-            row.append(size / best_seconds(run, chunks, budget))
-        print(
-            f"{name:<14} "
-            + " ".join(f"{human(rate):>9}" for rate in row)
-            + f" {row[-1] / row[0]:8.2f}x"
-        )
-
-    print("\none-byte linearity: one multiline reply fed a byte at a time, ns per byte")
-    print(f"{'reader':<14} {'100 lines':>10} {'1000 lines':>11} {'ratio':>7}")
-    for name, run in readers.items():
-        per_byte = []
-        for lines in (100, 1000):
+            _checked(name, run, chunks, size, f"{size} in one buffer")
+            rows[f"{name}|scale{size}"] = _row(run, chunks, size, budget)
+        for lines in lengths:
             reply = b"250-PIPELINING\r\n" * (lines - 1) + b"250 CHUNKING\r\n"
             chunks = [reply[i : i + 1] for i in range(len(reply))]
-            if run(chunks) != 1:
-                raise SystemExit(f"{name} miscounted the {lines}-line reply")
-            per_byte.append(best_seconds(run, chunks, budget) / len(reply) * 1e9)
+            _checked(name, run, chunks, 1, f"a {lines}-line reply a byte at a time")
+            rows[f"{name}|lines{lines}"] = _row(run, chunks, len(reply), budget)  # octets/s
+
+    print(f"Python {sys.version.split()[0]}; corpus {replies} replies ({len(whole)} octets)")
+    print(f"byte mode: {byte_replies} replies ({len(byte_data)} octets)")
+    print(f"{args.rounds} interleaved rounds of {len(rows)} rows, seed {args.seed}\n")
+    rounds = run_interleaved(rows, args.rounds, args.seed)
+
+    print("\nmedian over the rounds (min-max); ratios paired within each round")
+    print("| reader | mode | replies/s | MB/s | vs aiosmtplib | vs smtplib |")
+    print("|---|---|---|---|---|---|")
+    for mode in modes:
+        for name in readers:
+            row = f"{name}|{mode}"
+            rate = spread_of(rounds, row)
+            megabytes = rate.median * octets[row] / modes[mode][1] / 1e6
+            vs_aio = _ratio(rounds, row, f"aiosmtplib|{mode}")
+            vs_std = _ratio(rounds, row, f"smtplib|{mode}")
+            print(
+                f"| {name} | {mode} | {human(rate.median)} ({human(rate.low)}-"
+                f"{human(rate.high)}) | {megabytes:.2f} | {vs_aio} | {vs_std} |"
+            )
+
+    print("\nscaling: replies/s with N replies in one buffer (median); 16384/64 paired")
+    print("| reader | " + " | ".join(str(n) for n in sizes) + " | 16384/64 |")
+    print("|---|" + "---|" * (len(sizes) + 1))
+    for name in readers:
+        cells = [human(spread_of(rounds, f"{name}|scale{n}").median) for n in sizes]
+        ratio = _ratio(rounds, f"{name}|scale{sizes[-1]}", f"{name}|scale{sizes[0]}")
+        print(f"| {name} | " + " | ".join(cells) + f" | {ratio} |")
+
+    print("\none-byte linearity: one multiline reply fed a byte at a time, ns per byte (median)")
+    print("| reader | 100 lines | 1000 lines | 1000/100 per byte (paired) |")
+    print("|---|---|---|---|")
+    for name in readers:
+        short, long = (spread_of(rounds, f"{name}|lines{n}") for n in lengths)
+        # ns per byte is 1e9 / (octets/s): the per-byte ratio is the inverse rate ratio
+        inverse = paired_ratio(rounds, f"{name}|lines{lengths[0]}", f"{name}|lines{lengths[1]}")
+        assert inverse is not None
         print(
-            f"{name:<14} {per_byte[0]:10.1f} {per_byte[1]:11.1f} {per_byte[1] / per_byte[0]:6.2f}x"
+            f"| {name} | {1e9 / short.median:.1f} | {1e9 / long.median:.1f} | "
+            f"{inverse.format('.2f', 'x')} |"
         )
     return 0
 

@@ -29,6 +29,7 @@ connection), ``asyncio sendmail`` (``sendmail`` per message) and ``aiosmtplib``
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import gc
 import json
@@ -49,20 +50,20 @@ TIMEOUT = 600.0
 REFERENCE = "aiosmtplib"
 
 
-class _Client:
+class _Client(abc.ABC):
     """One connection of a row: ``open``, ``send`` ``count`` messages, ``close``."""
 
     def __init__(self, host: str, port: int, work: Workload) -> None:
         self.host, self.port, self.work = host, port, work
 
-    async def open(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def open(self) -> None: ...
 
-    async def send(self, count: int) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def send(self, count: int) -> None: ...
 
-    async def close(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def close(self) -> None: ...
 
 
 class _Smtpproto(_Client):

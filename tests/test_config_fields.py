@@ -3,18 +3,23 @@
 numbers go, numbers where flags go, NaN/infinite/negative/zero seconds and sizes, wrong
 types — one clear error naming the field (``wire.fields``). ``ServerConfig``,
 ``ClientConfig``, ``Timeouts``, ``MailOptions``, the built-in server (``SMTPServer``,
-``Backend``), the fuzzer's ``Target`` and ``run_campaign``; the pools' options are
+``Backend``), the engine's commands' flags (``Mail``, ``Bdat``),
+``client_ssl_context(verify=)``, the fuzzer's ``Target`` and ``run_campaign``; the
+pools' options are
 ``tests/adapters/test_pool.py::test_bad_pool_options_are_caller_mistakes``."""
 
 from __future__ import annotations
 
 import math
+import ssl
 from typing import Any
 
 import pytest
 
+from smtpproto.adapters.tls import client_ssl_context
 from smtpproto.builtin_server.backend import Backend
 from smtpproto.builtin_server.server import SMTPServer
+from smtpproto.client_engine.commands import Bdat, Mail
 from smtpproto.client_engine.config import ClientConfig, Timeouts
 from smtpproto.drivers.support import MailOptions
 from smtpproto.exceptions import SMTPProtocolError
@@ -89,6 +94,30 @@ def test_client_config_flags(name: str, bad: object) -> None:
     with pytest.raises(LocalProtocolError, match=f"^{name} must be True or False, got"):
         ClientConfig(**{name: bad})
     assert getattr(ClientConfig(**{name: True}), name) is True
+
+
+COMMAND_FLAGS: dict[str, Any] = {
+    # Mail(smtputf8=1) and Bdat(last="no") were accepted, a truthy value taken as True.
+    "smtputf8": lambda v: Mail(sender="a@example.org", smtputf8=v),
+    "requiretls": lambda v: Mail(sender="a@example.org", requiretls=v),
+    "last": lambda v: Bdat(data=b"x", last=v),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMMAND_FLAGS))
+@pytest.mark.parametrize("bad", NOT_FLAGS)
+def test_engine_command_flags(name: str, bad: object) -> None:
+    with pytest.raises(LocalProtocolError, match=f"^{name} must be True or False, got"):
+        COMMAND_FLAGS[name](bad)
+    assert getattr(COMMAND_FLAGS[name](True), name) is True
+
+
+@pytest.mark.parametrize("bad", NOT_FLAGS)
+def test_client_ssl_context_verify(bad: object) -> None:
+    # verify=None or 0 turned certificate checks off (a falsy value taken as False).
+    with pytest.raises(TypeError, match=r"^verify must be True or False, got"):
+        client_ssl_context(verify=bad)  # type: ignore[arg-type]  # deliberately wrong
+    assert client_ssl_context(verify=True).verify_mode == ssl.CERT_REQUIRED
 
 
 @pytest.mark.parametrize(

@@ -245,5 +245,5 @@ def test_sendmail_raw_uses_data_even_with_chunking() -> None:
     assert b"DATA" in server.lines and not any(line.startswith(b"BDAT") for line in server.lines)
     with pytest.raises(SMTPProtocolError, match="not with chunking"):
         session.sendmail("a@example.org", "b@example.org", b"x", raw=True, chunking=True)
-    with pytest.raises(SMTPProtocolError, match="raw must be a bool"):
+    with pytest.raises(SMTPProtocolError, match="raw must be True or False"):
         session.sendmail("a@example.org", "b@example.org", b"x", raw=1)  # type: ignore[arg-type]

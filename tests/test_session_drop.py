@@ -104,8 +104,8 @@ def test_drop_after_data_is_the_data_stop() -> None:
     ("kwargs", "message"),
     [
         ({"drop": True}, "drop=True needs stop_after"),
-        ({"drop": "yes", "stop_after": "rcpt"}, "drop must be a bool"),
-        ({"drop": 1, "stop_after": "rcpt"}, "drop must be a bool"),
+        ({"drop": "yes", "stop_after": "rcpt"}, "drop must be True or False"),
+        ({"drop": 1, "stop_after": "rcpt"}, "drop must be True or False"),
     ],
 )
 def test_drop_misuse_is_refused_before_anything_is_sent(

@@ -81,6 +81,27 @@ CALLS: dict[str, tuple[Callable[[Any], object], str | None]] = {
         lambda c: c.sendmail(OK, OK, b"x", options=MailOptions(notify=5)),  # type: ignore[arg-type]
         "notify",
     ),
+    # pipelining/chunking/drop/raw: a bool (or None) only; "no" or 0 is not a flag.
+    "sendmail-pipelining-str": (
+        lambda c: c.sendmail(OK, OK, b"x", pipelining="no"),
+        "^pipelining must be True or False or None, got 'no'$",
+    ),
+    "sendmail-chunking-int": (lambda c: c.sendmail(OK, OK, b"x", chunking=0), "chunking"),
+    "sendmail-drop-int": (lambda c: c.sendmail(OK, OK, b"x", drop=1, stop_after="rcpt"), "drop"),
+    "sendmail-raw-str": (lambda c: c.sendmail(OK, OK, b"x", raw="yes"), "raw"),
+    "send_message-pipelining-int": (
+        lambda c: c.send_message(_message(), pipelining=1),
+        "^pipelining must be True or False or None, got 1$",
+    ),
+    "send_message-chunking-str": (lambda c: c.send_message(_message(), chunking=""), "chunking"),
+    "send_many-pipelining-str": (
+        lambda c: c.send_many([(OK, OK, b"x")], pipelining="False"),
+        "^pipelining must be True or False or None, got 'False'$",
+    ),
+    "send_many-chunking-int": (
+        lambda c: c.send_many([(OK, OK, b"x")], chunking=1),
+        "^chunking must be True or False or None, got 1$",
+    ),
     "send_message-type": (lambda c: c.send_message(b"x"), "Message"),
     "send_message-header-crlf": (
         lambda c: c.send_message(_message(Subject="a\r\nBcc: x@example.org")),
@@ -124,6 +145,8 @@ POOL_CALLS: dict[str, Callable[[PoolFacade], object]] = {
     "sendmail-crlf": lambda p: p.call("sendmail", "a@b\r\nRSET", OK, b"x"),
     "sendmail-no-rcpt": lambda p: p.call("sendmail", OK, [], b"x"),
     "sendmail-options": lambda p: p.call("sendmail", OK, OK, b"x", options=5),
+    "sendmail-pipelining": lambda p: p.call("sendmail", OK, OK, b"x", pipelining="no"),
+    "send_message-chunking": lambda p: p.call("send_message", _message(), chunking=0),
     "send_message-type": lambda p: p.call("send_message", b"x"),
     "send_message-header": lambda p: p.call("send_message", _message(Subject="a\r\nBcc: x@y.z")),
 }

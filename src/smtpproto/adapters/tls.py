@@ -41,6 +41,7 @@ import ssl
 from typing import Any, Literal, TypeAlias
 
 from ..sasl.base import ChannelBinding
+from ..wire.fields import check_flag
 
 __all__ = [
     "ChannelBinding",
@@ -120,6 +121,7 @@ def client_ssl_context(
     ``ValueError``. A ``minimum_version`` below TLS 1.2 is refused (RFC 8996 deprecates
     TLS 1.0 and 1.1).
     """
+    check_flag("verify", verify, error=TypeError)  # verify=None must not mean "off"
     if not isinstance(minimum_version, ssl.TLSVersion):
         raise TypeError(f"minimum_version must be an ssl.TLSVersion, got {minimum_version!r}")
     if minimum_version not in (

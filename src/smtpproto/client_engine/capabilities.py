@@ -21,7 +21,15 @@ from ..sasl.base import MECH_NAME
 from ..wire.errors import LocalProtocolError
 from ..wire.reply import Reply
 
-__all__ = ["EHLO_CACHE_SIZE", "Capabilities", "ParsedEhlo", "ServerLimits", "parse_ehlo"]
+__all__ = [
+    "EHLO_CACHE_MAX_LINES",
+    "EHLO_CACHE_MAX_OCTETS",
+    "EHLO_CACHE_SIZE",
+    "Capabilities",
+    "ParsedEhlo",
+    "ServerLimits",
+    "parse_ehlo",
+]
 
 # RFC 5321 §4.1.1.1: ehlo-line = ehlo-keyword *( SP ehlo-param )
 #   ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
@@ -275,36 +283,52 @@ def _parse_ehlo_line(raw: bytes) -> tuple[str, tuple[str, ...]] | None:
 
 
 #: What the engine reads of an EHLO reply on every command: the (masked) capabilities,
-#: PIPELINING and LIMITS RCPTMAX.
-ParsedEhlo = tuple[Capabilities, bool, "int | None"]
+#: PIPELINING, LIMITS RCPTMAX, and the reply itself (the first one seen with these lines).
+ParsedEhlo = tuple[Capabilities, bool, "int | None", Reply]
 
 
-#: How many distinct EHLO replies one ``ClientConfig`` remembers (``parse_ehlo``).
+#: How many distinct EHLO replies the process remembers (``parse_ehlo``).
 EHLO_CACHE_SIZE = 64
+#: The largest reply remembered: octets of its lines and number of lines. A larger one
+#: is parsed for its connection alone, so the table never holds more than
+#: ``EHLO_CACHE_SIZE`` small replies (an EHLO reply is 100-500 octets and 5-20 lines).
+EHLO_CACHE_MAX_OCTETS = 2048
+EHLO_CACHE_MAX_LINES = 32
+
+#: The intern table of ``parse_ehlo``: (mask, the reply's lines) to what they mean.
+#: Process-wide, the one exception to docs/design.md §2's rule against global state: it
+#: holds immutable values only, each exactly what a connection would have parsed itself,
+#: bounded in entries and in size; a connection keeps no reference to the table.
+_EHLO_CACHE: dict[tuple[tuple[str, ...], tuple[bytes, ...]], ParsedEhlo] = {}
 
 
-def parse_ehlo(
-    cache: dict[tuple[bytes, ...], ParsedEhlo], mask: tuple[str, ...], reply: Reply
-) -> ParsedEhlo:
-    """``Capabilities.from_ehlo(reply)`` masked with ``mask``, its PIPELINING flag and its
-    RCPTMAX (RFC 9422 §4), parsed once per distinct reply of one ``ClientConfig``.
+def parse_ehlo(mask: tuple[str, ...], reply: Reply) -> ParsedEhlo:
+    """``Capabilities.from_ehlo(reply)`` masked with ``mask``, its PIPELINING flag, its
+    RCPTMAX (RFC 9422 §4) and ``reply``, parsed once per distinct reply and mask.
 
-    ``cache`` is the config's (``ClientConfig._ehlo_cache``), never global (docs/design.md
-    §2): a client that reconnects to the same server (``send_many``) gets the same reply
-    every time, and ``Capabilities`` values are immutable, so they can be shared. At most
-    ``EHLO_CACHE_SIZE`` entries, the oldest dropped first.
+    Every connection that gets the same EHLO reply (clients of one server, a pool, each
+    reconnect of ``send_many``) shares one set of these immutable values instead of
+    holding its own copy (about 2 KB per connection, issue 14): ``Capabilities`` is a
+    frozen dataclass whose ``keywords`` is a read-only mapping, and ``Reply`` is
+    immutable, so sharing them shares no state. The returned reply equals ``reply``
+    (same code, same octets) and may be the first connection's object. At most
+    ``EHLO_CACHE_SIZE`` entries, the oldest dropped first; replies over
+    ``EHLO_CACHE_MAX_OCTETS`` octets or ``EHLO_CACHE_MAX_LINES`` lines are not kept.
     """
-    key = reply.raw_lines
-    cached = cache.get(key)
-    if cached is None:
-        caps = Capabilities.from_ehlo(reply)
-        if mask:
-            caps = caps.masked(*mask)
-        cached = (caps, caps.pipelining, caps.limits.rcptmax)
-        while len(cache) >= EHLO_CACHE_SIZE:
-            try:  # connections of one config may run in several threads
-                del cache[next(iter(cache))]
+    lines = reply.raw_lines
+    key = (mask, lines)
+    cached = _EHLO_CACHE.get(key)
+    if cached is not None:
+        return cached
+    caps = Capabilities.from_ehlo(reply)
+    if mask:
+        caps = caps.masked(*mask)
+    parsed = (caps, caps.pipelining, caps.limits.rcptmax, reply)
+    if len(lines) <= EHLO_CACHE_MAX_LINES and sum(map(len, lines)) <= EHLO_CACHE_MAX_OCTETS:
+        while len(_EHLO_CACHE) >= EHLO_CACHE_SIZE:
+            try:  # connections in several threads may evict at once
+                del _EHLO_CACHE[next(iter(_EHLO_CACHE))]
             except (KeyError, RuntimeError, StopIteration):
                 break
-        cache[key] = cached
-    return cached
+        _EHLO_CACHE[key] = parsed
+    return parsed

@@ -30,6 +30,7 @@ from ..wire.abnf import (
     xtext_encode,
 )
 from ..wire.errors import LocalProtocolError
+from ..wire.fields import check_flag
 from ..wire.limits import MAX_ENVID, MAX_ORCPT
 
 if TYPE_CHECKING:
@@ -198,6 +199,8 @@ class Mail(Command):
     _plain: bytes = dataclasses.field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
+        check_flag("smtputf8", self.smtputf8, error=LocalProtocolError)
+        check_flag("requiretls", self.requiretls, error=LocalProtocolError)
         _set(
             self,
             "_path",
@@ -371,6 +374,7 @@ class Bdat(Command):
 
     def __post_init__(self) -> None:
         _check_bytes(self.data, "BDAT data")
+        check_flag("last", self.last, error=LocalProtocolError)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,7 @@ import dataclasses
 import enum
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from ..wire.errors import LocalProtocolError
 from ..wire.fields import check_flag, check_int, check_seconds
@@ -22,9 +22,6 @@ from ..wire.limits import (
 )
 from ..wire.reply import Reply
 from .transcript import TranscriptHook
-
-if TYPE_CHECKING:
-    from .capabilities import ParsedEhlo
 
 # RFC 5321 §4.1.1.1: ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
 _EHLO_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
@@ -165,10 +162,6 @@ class ClientConfig:
     transcript_content: bool = False
     allow_unsafe_raw: bool = False
     mask_extensions: tuple[str, ...] = ()
-    #: EHLO replies parsed by this config's connections (state, not part of the value).
-    _ehlo_cache: dict[tuple[bytes, ...], ParsedEhlo] = dataclasses.field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.tls_policy, TLSPolicy):

@@ -32,10 +32,19 @@ from __future__ import annotations
 from ..wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..wire.twins import ReplyParser
 from .capabilities import Capabilities
+from .commands import Mail, Rcpt
 from .config import ClientConfig
 from .events import NEED_DATA, Command, ConnectionClosed, Event, NeedData
-from .replies import handle_eof, handle_reply
-from .sending import NOT_COMMANDS, SENDERS, VERBS, check_pipelining
+from .replies import handle_eof, handle_reply, match_group
+from .sending import (
+    NOT_COMMANDS,
+    SENDERS,
+    VERBS,
+    GroupTemplate,
+    check_pipelining,
+    make_template,
+    send_group,
+)
 from .session import Session
 from .states import AFTER_SEND, ALLOWED, FINAL_VERBS, ClientState, Outcome, Verb
 
@@ -57,9 +66,12 @@ _SEND_TABLE: dict[ClientState, dict[Verb, ClientState]] = {
 _MID_EXCHANGE = frozenset({V.CONTENT, V.RAW_CONTENT, V.END_OF_CONTENT, V.AUTH_CONTINUE})
 
 #: The ``Timeouts`` field bounding the wait for the reply to each verb (None: the
-#: greeting) (RFC 5321 §4.5.3.2); any other verb waits ``other``.
+#: greeting) (RFC 5321 §4.5.3.2); any other verb waits ``other``. One table for every
+#: connection: the seconds are read from the config's ``Timeouts`` when asked (a dict
+#: of seconds per connection cost 1.2 KB each).
 _REPLY_TIMEOUTS: dict[Verb | None, str] = {
     None: "greeting",
+    **dict.fromkeys(Verb, "other"),
     V.MAIL: "mail",
     V.RCPT: "rcpt",
     V.DATA: "data_initiation",
@@ -71,17 +83,11 @@ _REPLY_TIMEOUTS: dict[Verb | None, str] = {
 class ClientConnection:
     """One SMTP (or LMTP) client session, without I/O. See ``docs/engine.md``."""
 
-    __slots__ = ("_closed", "_eof", "_error", "_reply_timeouts", "_s")
+    __slots__ = ("_closed", "_eof", "_error", "_s")
 
     def __init__(self, config: ClientConfig | None = None) -> None:
         config = config if config is not None else ClientConfig()
         self._s = Session(config, config.parser_factory or ReplyParser)
-        # Seconds to wait for the reply to each verb (None: the greeting), looked up
-        # twice per message: one dict, made once from the (immutable) config.
-        timeouts = config.timeouts
-        self._reply_timeouts: dict[Verb | None, float | None] = {
-            verb: getattr(timeouts, _REPLY_TIMEOUTS.get(verb, "other")) for verb in (None, *Verb)
-        }
         self._eof = False
         self._closed = False
         self._error: ProtocolError | None = None
@@ -150,7 +156,8 @@ class ClientConnection:
             return None
         pending = s.pending
         if pending:  # asked twice per message: one dict look-up, not a chain of tests
-            return self._reply_timeouts[pending[0].verb]
+            seconds: float | None = getattr(s.config.timeouts, _REPLY_TIMEOUTS[pending[0].verb])
+            return seconds
         if state is S.CONTENT or state is S.DISCARD_CONTENT:
             return s.config.timeouts.data_block
         return None
@@ -272,6 +279,9 @@ class ClientConnection:
                         handle_reply(s, parsed[0])
                         if events:
                             return events.pop(0)
+                    elif parsed and match_group(s, parsed):  # a pipelined group's
+                        if events:  # positive replies at once (``sending.send_group``)
+                            return events.pop(0)
                     else:
                         replies.extend(parsed)
                 elif s.parser.failed:
@@ -343,6 +353,34 @@ class ClientConnection:
         # is ``Session.enter`` (``ON_OUTCOME``).
         s.state = table[verb]
         return wire
+
+    def group_template(self, mail: Mail, rcpts: tuple[Rcpt, ...]) -> GroupTemplate | None:
+        """``mail``, ``rcpts`` and DATA checked and serialised once for the current
+        capabilities and TLS state, for ``send_group``; None when the fast lane cannot
+        carry them (no PIPELINING, LMTP, a command ``send`` would refuse): use ``send``,
+        which decides. Changes nothing (``sending.send_group``)."""
+        self._raise_if_error(local=True)
+        return make_template(self._s, mail, rcpts)
+
+    def send_group(self, content: bytes | None, template: GroupTemplate) -> bytes | None:
+        """One pipelined group in one step (RFC 2920 §3.1): the end of the content of
+        the message whose 354 came — ``content`` is all of it; None in READY, with no
+        reply due, when no content is open — then ``template``'s MAIL, RCPTs and DATA.
+        The same bytes, queued replies and state as ``send(Content(data=content))``,
+        ``send(EndOfContent())``, ``send`` of each command of the template and
+        ``send(Data())``. Returns None, with nothing changed, when the case is not
+        the plain one (``sending.send_group``): then use ``send``. A content the
+        DATA encoder refuses is a sticky error, as with ``send(Content(...))``."""
+        s = self._s
+        if s.state is S.ERROR:
+            self._raise_if_error(local=True)
+        if type(template) is not GroupTemplate:  # misuse: nothing changed
+            raise LocalProtocolError(f"send_group needs a GroupTemplate, got {template!r}")
+        try:
+            return send_group(s, content, template)
+        except BaseException as error:
+            self._fail(error)
+            raise
 
     # -- TLS ----------------------------------------------------------------------------
 

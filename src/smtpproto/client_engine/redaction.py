@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 
 from ..wire.reply import Reply
 
-__all__ = ["MIN_REDACTED_SECRET", "REDACTED", "Redactor"]
+__all__ = ["MIN_REDACTED_SECRET", "NO_SECRETS", "REDACTED", "NoSecrets", "Redactor"]
 
 #: Secrets shorter than this are redacted only where the engine replaces whole lines.
 MIN_REDACTED_SECRET = 4
@@ -97,6 +97,9 @@ def _forms(secrets: Iterable[bytes]) -> list[bytes]:
     return [form for form in forms if len(form) >= MIN_REDACTED_SECRET]
 
 
+#: The cores of no secret (``frozenset()`` makes a new 216-octet object on each call).
+_NO_CORES: frozenset[bytes] = frozenset()
+
 #: What a secret becomes.
 REDACTED = b"<redacted>"
 
@@ -108,7 +111,7 @@ class Redactor:
 
     def __init__(self) -> None:
         self._secrets: tuple[bytes, ...] = ()
-        self._cores: frozenset[bytes] = frozenset()
+        self._cores: frozenset[bytes] = _NO_CORES
         #: Every form, the clear ones in any case: what ``redact``/``reply``/``error`` hide.
         self._pattern: re.Pattern[bytes] | None = None
         #: Every form exactly as sent: what ``contains_secret`` looks for by default.
@@ -205,6 +208,40 @@ class Redactor:
         encoded = text.encode("utf-8", "surrogateescape")
         spans = self._spans(encoded)
         return _replace(encoded, spans).decode("utf-8", "surrogateescape") if spans else text
+
+
+class NoSecrets:
+    """The redactor of a connection that has sent no AUTH: it knows no secret, so it
+    removes nothing. It holds no state and every such connection shares one
+    (``NO_SECRETS``); having no ``add_secrets``, it can never be given a secret.
+    ``Session.learn_secrets`` puts a ``Redactor`` of the connection's own in its place
+    when AUTH is sent, so an idle connection costs no redactor (issue 14)."""
+
+    __slots__ = ()
+
+    @property
+    def active(self) -> bool:
+        """Always False: no secret is known."""
+        return False
+
+    def redact(self, data: bytes) -> bytes:
+        """``data`` unchanged."""
+        return data
+
+    def contains_secret(self, data: bytes, *, any_case: bool = False) -> bool:
+        """Always False."""
+        return False
+
+    def reply(self, reply: Reply) -> Reply:
+        """``reply`` itself."""
+        return reply
+
+    def error(self, error: BaseException) -> None:
+        """Nothing to remove."""
+
+
+#: The one ``NoSecrets``.
+NO_SECRETS = NoSecrets()
 
 
 def _replace(data: bytes, spans: list[tuple[int, int]]) -> bytes:

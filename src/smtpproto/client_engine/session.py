@@ -18,6 +18,7 @@ that reply, so every recipient is always listed.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..wire.datacodec import DataEncoder
@@ -26,7 +27,7 @@ from ..wire.reply import Reply
 from .capabilities import Capabilities
 from .config import ClientConfig, ParserFactory, ReplyParserLike, TLSPolicy
 from .events import Command, Event, Mail, TransactionResult, positional
-from .redaction import Redactor
+from .redaction import NO_SECRETS, NoSecrets, Redactor
 from .states import ON_OUTCOME, ClientState, Outcome, Verb
 from .transcript import Transcript
 
@@ -75,6 +76,15 @@ class Transaction:
         self.commands_after_mail += 1
         self._unanswered += 1
         return len(self.recipients) - 1
+
+    def add_recipients(self, addresses: tuple[str, ...]) -> None:
+        """``add_recipient`` for each of ``addresses`` at once (the fast lane's
+        template, ``sending.send_group``); indexes from 0 in this order."""
+        count = len(addresses)
+        self.recipients += addresses
+        self.rcpt_replies += [None] * count
+        self.commands_after_mail += count
+        self._unanswered += count
 
     def record_rcpt(self, index: int, reply: Reply) -> None:
         """Record the reply to the RCPT at ``index``."""
@@ -214,15 +224,27 @@ class Session:
         self.auth_rounds = 0
         self.auth_initial: bytes | None = None
         self.auth_cancelled = False
-        #: The AUTH secrets, removed from every reply, error and transcript line.
-        self.redactor = Redactor()
+        #: The AUTH secrets, removed from every reply, error and transcript line: the
+        #: shared ``NO_SECRETS`` until AUTH is sent (``learn_secrets``).
+        self.redactor: Redactor | NoSecrets = NO_SECRETS
         self.transcript = (
             None
             if config.transcript is None
             else Transcript(
-                config.transcript, content=config.transcript_content, redactor=self.redactor
+                config.transcript, content=config.transcript_content, redactor=NO_SECRETS
             )
         )
+
+    def learn_secrets(self, secrets: Iterable[bytes]) -> None:
+        """Remove ``secrets`` (an AUTH mechanism's) from every reply, error and
+        transcript line from now on (docs/design.md §4 rule 11); the first call gives
+        the connection a ``Redactor`` of its own, for the transcript too."""
+        redactor = self.redactor
+        if not isinstance(redactor, Redactor):
+            redactor = self.redactor = Redactor()
+            if self.transcript is not None:
+                self.transcript.redactor = redactor
+        redactor.add_secrets(secrets)
 
     def enter(self, outcome: Outcome) -> None:
         """Move to the state ``ON_OUTCOME`` gives for ``outcome``."""

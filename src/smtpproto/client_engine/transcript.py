@@ -1,7 +1,8 @@
 """``Transcript``: the caller's transcript hook, behind redaction.
 
 Every line sent and received goes through ``line``, which removes every known secret
-first (docs/design.md §4 rule 11) with the connection's ``Redactor`` (``redaction``).
+first (docs/design.md §4 rule 11) with the connection's ``Redactor`` (``redaction``;
+``NO_SECRETS`` until AUTH is sent, when ``Session.learn_secrets`` sets ``redactor``).
 AUTH lines are already replaced whole by the sender. Content lines are summarised
 unless ``ClientConfig.transcript_content``.
 """
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # an annotation only: the config loads without the reply module
-    from .redaction import Redactor
+    from .redaction import NoSecrets, Redactor
 
 __all__ = ["Transcript", "TranscriptHook"]
 
@@ -23,19 +24,21 @@ TranscriptHook = Callable[[Literal["C", "S"], bytes], None]
 class Transcript:
     """Lines to the caller's hook, secrets removed."""
 
-    __slots__ = ("_content", "_hook", "_redactor")
+    __slots__ = ("_content", "_hook", "redactor")
 
-    def __init__(self, hook: TranscriptHook, *, content: bool, redactor: Redactor) -> None:
+    def __init__(
+        self, hook: TranscriptHook, *, content: bool, redactor: Redactor | NoSecrets
+    ) -> None:
         """``hook`` gets every line; ``content`` (``ClientConfig.transcript_content``)
         shows message content verbatim instead of a summary; ``redactor`` holds the
         connection's secrets."""
         self._hook = hook
         self._content = content
-        self._redactor = redactor
+        self.redactor = redactor
 
     def line(self, direction: Literal["C", "S"], line: bytes) -> None:
         """One line, without its CRLF, sent ("C") or received ("S")."""
-        self._hook(direction, self._redactor.redact(line))
+        self._hook(direction, self.redactor.redact(line))
 
     def wire(self, wire: bytes) -> None:
         """Every line of a command the client sends."""

@@ -47,8 +47,10 @@ from ..client_engine.events import (
     TransactionResult,
 )
 from ..client_engine.states import ClientState
+from ..client_engine.writers import write_rcpt
 from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError, ProtocolError
+from ..wire.fields import check_flag
 from ..wire.rawdata import RawDataGuard
 from .core import DriverCore, caller_checked, left_open, raise_for
 from .downgrade import seven_bit_copy
@@ -78,7 +80,15 @@ if TYPE_CHECKING:
 
     from ..wire.reply import Reply
 
-__all__ = ["COMMAND_CACHE", "MAIL_STAGES", "MailDrivers", "MailStage", "check_options", "raise_for"]
+__all__ = [
+    "COMMAND_CACHE",
+    "MAIL_STAGES",
+    "MailDrivers",
+    "MailStage",
+    "check_options",
+    "check_transfer_flags",
+    "raise_for",
+]
 
 #: Most MAIL/RCPT commands ``_command`` keeps for reuse (cleared when full).
 COMMAND_CACHE = 1024
@@ -95,6 +105,14 @@ def check_options(options: object) -> None:
         raise LocalProtocolError(
             f"options must be a MailOptions or None, got {type(options).__name__}"
         )
+
+
+def check_transfer_flags(pipelining: object, chunking: object) -> None:
+    """Refuse a ``pipelining``/``chunking`` that is neither a bool nor None (the
+    default: use the extension when advertised) before anything is sent: ``"no"`` or
+    ``0`` must not quietly mean "use it" or "do not" (``wire.fields.check_flag``)."""
+    check_flag("pipelining", pipelining, allow_none=True, error=LocalProtocolError)
+    check_flag("chunking", chunking, allow_none=True, error=LocalProtocolError)
 
 
 def _check_progress(progress: object) -> None:
@@ -169,18 +187,17 @@ class MailDrivers(DriverCore):
         the content must be readable twice (bytes, str or a seekable binary file): it
         is checked whole first.
         """
+        check_transfer_flags(pipelining, chunking)
         if stop_after is not None and stop_after not in MAIL_STAGES:
             raise LocalProtocolError(
                 f"stop_after must be one of {', '.join(MAIL_STAGES)} or None, got {stop_after!r}"
             )
         if stop_after == "data" and chunking:
             raise LocalProtocolError("stop_after='data' stops at DATA's 354: not with chunking")
-        if type(drop) is not bool:
-            raise LocalProtocolError(f"drop must be a bool, got {type(drop).__name__}")
+        check_flag("drop", drop, error=LocalProtocolError)
         if drop and stop_after is None:
             raise LocalProtocolError("drop=True needs stop_after ('mail', 'rcpt' or 'data')")
-        if type(raw) is not bool:
-            raise LocalProtocolError(f"raw must be a bool, got {type(raw).__name__}")
+        check_flag("raw", raw, error=LocalProtocolError)
         if raw and chunking:
             raise LocalProtocolError(
                 "raw=True sends DATA content (RFC 5321 §4.1.1.4): not with chunking"
@@ -222,6 +239,7 @@ class MailDrivers(DriverCore):
         first (quoted-printable for text, base64 otherwise; RFC 2047 headers; see
         ``drivers.downgrade``) unless ``options.body`` is given. Results and exceptions
         as ``sendmail``."""
+        check_transfer_flags(pipelining, chunking)
         _check_progress(progress)
         return self._guard(
             self._send_message(
@@ -466,7 +484,7 @@ class MailDrivers(DriverCore):
             size = total
         # The same envelope as the last message (the common batch): its commands are
         # immutable values made from exactly these inputs, so they are reused as is.
-        key = (sender, rcpts, size, body, smtputf8, options)
+        key = (sender, rcpts, size, body, smtputf8, options, caps)
         last = self._last_envelope
         if last is not None and last[0] == key:
             return rcpts, last[1], list(last[2]), first, chunks, total
@@ -489,6 +507,10 @@ class MailDrivers(DriverCore):
             )
             for r in rcpts
         ]
+        for rcpt in commands:  # what the engine would refuse only with MAIL already out:
+            # NOTIFY=/ORCPT= without DSN (RFC 3461 §4.1-4.2), a non-ASCII address without
+            # SMTPUTF8 (RFC 6531 §3.4); RCPTMAX is checked above.
+            write_rcpt(rcpt, caps, smtputf8=smtputf8, count=0, rcptmax=None)
         if options.notify is None or type(options.notify) is tuple:  # never a list: mutable
             self._last_envelope = (key, mail, tuple(commands))
         return rcpts, mail, commands, first, chunks, total

@@ -45,11 +45,20 @@ def test_smtputf8_and_body_type_switches_to_exim() -> None:
     assert " BODY=8BITMIME" in mail and " SMTPUTF8" in mail
 
 
-def test_dsn_to_a_server_without_dsn_is_exit_6_before_mail() -> None:
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        ("--dsn-ret", "FULL"),
+        ("--dsn-envid", "id-1"),
+        ("--dsn-notify", "success,failure"),
+        ("--dsn-notify", "never"),
+        ("--dsn-orcpt",),
+    ],
+)
+def test_dsn_to_a_server_without_dsn_is_exit_6_before_mail(dsn: tuple[str, ...]) -> None:
     with start_aiosmtpd() as peer:
         result = run_cli(
-            "send", "--server", f"127.0.0.1:{peer.port}", "--tls", "none",
-            "--dsn-ret", "FULL", *ENVELOPE,
+            "send", "--server", f"127.0.0.1:{peer.port}", "--tls", "none", *dsn, *ENVELOPE,
         )  # fmt: skip
         assert peer.messages == []
     assert_clean_failure(result, 6, "does not offer DSN", "--dsn-*")

@@ -145,7 +145,7 @@ class _Connection(asyncio.Protocol):
         self._session = self._server.backend.new_session(
             self._conn,
             starttls=self._server.tls_context is not None,
-            note=lambda text: self._log("*", text),
+            note=self._note,
             peer=str(peername[0]) if peername else "",
         )
         self._rearm()
@@ -161,7 +161,12 @@ class _Connection(asyncio.Protocol):
                 self._abort()
             return
         self._conn.receive_data(data)
-        self._guarded(self._events)
+        try:  # ``_guarded(self._events)``, without a bound method and a frame per read
+            self._events()
+        except Exception as error:
+            self._failed(error)
+        finally:
+            self._flush()
 
     def eof_received(self) -> bool:
         self._conn.receive_data(b"")
@@ -195,6 +200,10 @@ class _Connection(asyncio.Protocol):
         if self._server.transcript is not None:
             self._server.transcript(f"{direction} {escape_text(text)}")
 
+    def _note(self, text: str) -> None:
+        """The session's transcript notes (``Session.note``)."""
+        self._log("*", text)
+
     def _rearm(self) -> None:
         """Start the idle time (RFC 5321 §4.5.3.2.7) again from now."""
         self._last_input = self._server._clock()
@@ -224,16 +233,22 @@ class _Connection(asyncio.Protocol):
 
     def _write(self, reply: Reply) -> None:
         """Queue ``reply`` (sent by ``_flush``), checked by the engine first."""
-        try:
-            data = self._conn.send(reply)
-        except LocalProtocolError as error:  # the policy's reply, not the client's input
-            if inspect.iscoroutine(reply):  # an ``async def`` hook of a Session subclass
-                reply.close()
-            raise _BadReply(f"the policy answered with {reply!r}: {error}") from error
-        if self._server.transcript is not None:
-            for line in data.decode("utf-8", "replace").splitlines():
-                self._log("S:", line)
-        self._out.append(data)
+        self._write_all((reply,))
+
+    def _write_all(self, replies: tuple[Reply, ...]) -> None:
+        """Queue ``replies`` in order, each checked by the engine first."""
+        send, out = self._conn.send, self._out
+        for reply in replies:
+            try:
+                data = send(reply)
+            except LocalProtocolError as error:  # the policy's reply, not the client's input
+                if inspect.iscoroutine(reply):  # an ``async def`` hook of a Session subclass
+                    reply.close()
+                raise _BadReply(f"the policy answered with {reply!r}: {error}") from error
+            if self._server.transcript is not None:
+                for line in data.decode("utf-8", "replace").splitlines():
+                    self._log("S:", line)
+            out.append(data)
 
     def _flush(self) -> None:
         """Write the queued replies at once, in one write."""
@@ -250,24 +265,31 @@ class _Connection(asyncio.Protocol):
         the step answered is written at the end."""
         try:
             step()
-        except ProtocolError as error:
+        except Exception as error:
+            self._failed(error)
+        finally:
+            self._flush()
+
+    def _failed(self, error: Exception) -> None:
+        """A step failed: a protocol error (the client's input) or a failing policy (a
+        rule hook, a ``Session`` subclass) ends the session."""
+        if isinstance(error, ProtocolError):
             self._log("*", f"protocol error: {error}")
             self._write(self._session.protocol_error(error))
-            self.close()
-        except Exception as error:  # the policy (a rule hook, a Session subclass) failed
+        else:
             self._log("*", f"policy error: {error!r}")
             self._server.policy_errors.append(error)
             if self._conn.state not in (ServerState.CLOSED, ServerState.ERROR):
                 self._write(service_closing(self._server.hostname, "Policy error, closing"))
-            self.close()
-        finally:
-            self._flush()
+        self.close()
 
     def _events(self) -> None:
         """Answer every event the engine has, until it needs data or a reply waits."""
-        conn, session = self._conn, self._session
+        conn = self._conn
+        next_event, respond = conn.next_event, self._session.respond
+        logged = self._server.transcript is not None
         while True:
-            event = conn.next_event()
+            event = next_event()
             if event is NEED_DATA:
                 return
             if event is PAUSED:
@@ -275,14 +297,14 @@ class _Connection(asyncio.Protocol):
                     self.close()
                 return
             assert isinstance(event, ServerEvent)
-            if self._server.transcript is not None and not isinstance(event, ContentReceived):
+            if logged and not isinstance(event, ContentReceived):
                 self._log("C:", describe(event))
             if event.unauthorized_pipelining:  # flagged, or refused with 554 below
                 self._log("*", "sent before the reply it had to wait for (RFC 2920 §3.1)")
             if isinstance(event, ClientDisconnected):
                 self.close()
                 return
-            response = session.respond(event)
+            response = respond(event)
             if response.delay > 0:
                 self._carry_out(response, event)
                 return
@@ -322,8 +344,8 @@ class _Connection(asyncio.Protocol):
     def _finish(self, response: Response, event: ServerEvent | None) -> bool:
         """Send the replies, then do what they mean for the transport; True when the
         session goes on."""
-        for reply in response.replies:
-            self._write(reply)
+        if response.replies:
+            self._write_all(response.replies)
         if response.close:
             self._log("*", "closing (a rule said so)" if response.replies else "dropped")
             self.close()

@@ -47,6 +47,7 @@ from ..client_engine.events import (
     TransactionResult,
 )
 from ..client_engine.states import ClientState
+from ..client_engine.writers import write_rcpt
 from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError, ProtocolError
 from ..wire.fields import check_flag
@@ -483,7 +484,7 @@ class MailDrivers(DriverCore):
             size = total
         # The same envelope as the last message (the common batch): its commands are
         # immutable values made from exactly these inputs, so they are reused as is.
-        key = (sender, rcpts, size, body, smtputf8, options)
+        key = (sender, rcpts, size, body, smtputf8, options, caps)
         last = self._last_envelope
         if last is not None and last[0] == key:
             return rcpts, last[1], list(last[2]), first, chunks, total
@@ -506,6 +507,10 @@ class MailDrivers(DriverCore):
             )
             for r in rcpts
         ]
+        for rcpt in commands:  # what the engine would refuse only with MAIL already out:
+            # NOTIFY=/ORCPT= without DSN (RFC 3461 §4.1-4.2), a non-ASCII address without
+            # SMTPUTF8 (RFC 6531 §3.4); RCPTMAX is checked above.
+            write_rcpt(rcpt, caps, smtputf8=smtputf8, count=0, rcptmax=None)
         if options.notify is None or type(options.notify) is tuple:  # never a list: mutable
             self._last_envelope = (key, mail, tuple(commands))
         return rcpts, mail, commands, first, chunks, total

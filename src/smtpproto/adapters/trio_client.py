@@ -66,6 +66,7 @@ from ..drivers.session import MAX_READAHEAD, Driver, Request, T, Write
 from .async_base import AsyncClientBase, one_call_send, send_in_one_call
 from .async_pool import AsyncPoolBase
 from .common import (
+    RECV_SIZE,
     Step,
     TLSName,
     require_one_target,
@@ -77,9 +78,6 @@ from .tls import SSLConnection
 
 __all__ = ["RateLimit", "TrioSMTPClient", "TrioSMTPPool", "send"]
 
-#: At most this many octets per receive. Below glibc's 128 KiB mmap threshold: a 256 KiB
-#: ``recv`` buffer was mapped and unmapped on every call (8 µs of a reply's 1).
-_RECV_SIZE = 64 * 1024
 #: Octets written since the last ``Read`` below which a write does not also read: the
 #: replies to that much pipelined command text fit easily in the socket buffers.
 _UNREAD_WINDOW = 16 * 1024
@@ -323,10 +321,10 @@ class TrioSMTPClient(AsyncClientBase):
         if sock is None:
             stream = self._live_stream()
             self._arm(self._read_deadline(timeout))
-            return bytes(await stream.receive_some(_RECV_SIZE))
+            return bytes(await stream.receive_some(RECV_SIZE))
         await trio.lowlevel.checkpoint_if_cancelled()
         try:
-            data = sock.recv(_RECV_SIZE)
+            data = sock.recv(RECV_SIZE)
         except BlockingIOError:
             self._arm(self._read_deadline(timeout))
             return await _wait_and_receive(sock)
@@ -341,7 +339,7 @@ class TrioSMTPClient(AsyncClientBase):
         while len(self._inbox) < MAX_READAHEAD:
             try:
                 if sock is None:
-                    data = bytes(await stream.receive_some(_RECV_SIZE))
+                    data = bytes(await stream.receive_some(RECV_SIZE))
                 else:
                     data = await _wait_and_receive(sock)
             except _STREAM_ERRORS as exc:
@@ -378,7 +376,7 @@ async def _wait_and_receive(sock: socket.socket) -> bytes:
     while True:
         await trio.lowlevel.wait_readable(sock)
         try:
-            return sock.recv(_RECV_SIZE)
+            return sock.recv(RECV_SIZE)
         except BlockingIOError:
             continue
 

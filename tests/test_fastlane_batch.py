@@ -1,5 +1,5 @@
 """``send_many``'s fast lane (``BatchDrivers._fast_group`` over the engine's
-``send_group``/``match_group``) against the general path, through the whole driver.
+``ClientConnection.send_group``) against the general path, through the whole driver.
 
 The same batch runs twice against the same scripted server: once as shipped, once
 with the fast lane turned off. Hypothesis draws the server's replies (positive,

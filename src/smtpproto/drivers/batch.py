@@ -24,8 +24,8 @@ The common batch — one envelope repeated, each content one ``bytes`` chunk, DA
 takes the engine's fast lane (docs/design.md §2): at each 354 the next message is
 taken and, when it repeats the envelope of the engine's ``GroupTemplate``, this
 content, its end and that message's MAIL, RCPTs and DATA come from one
-``send_group`` call, and the group's positive replies are matched in one step. The
-bytes, events and outcomes are the general path's; anything else takes it.
+``send_group`` call; the replies take the general handlers. The bytes, events and
+outcomes are the general path's; anything else takes it.
 
 Each message's content is streamed (never held whole) and taken from the caller's
 iterable only when it is about to be sent, so memory stays bounded by the window.

@@ -1,10 +1,9 @@
-"""The pipelined fast lane (``ClientConnection.send_group``, ``replies.match_group``)
+"""The pipelined fast lane (``ClientConnection.group_template``, ``send_group``)
 against the general path.
 
 Two connections get the same server bytes in the same chunks: one sends each command
 with ``send`` and handles each reply with the general handlers, the other sends each
-group with ``send_group`` (whose replies ``match_group`` takes in one step when they
-are the positive ones). Hypothesis draws the server's replies — positive, refusals of
+group with ``send_group``. Hypothesis draws the server's replies — positive, refusals of
 MAIL/RCPT/DATA/the end of the content, 421 anywhere, multi-line, odd codes, garbage —
 the octets they are split at, and an EOF anywhere; after every chunk the two must
 have written the same bytes, produced the same events or the same error, and hold
@@ -14,7 +13,6 @@ the same engine state, down to each queued entry and transaction record.
 from __future__ import annotations
 
 from typing import Any
-from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +20,6 @@ from hypothesis import strategies as st
 
 from conftest_datacodec import twin_params
 from engine_helpers import EHLO_PIPELINING, feed, greeted
-from smtpproto.client_engine import connection, replies
 from smtpproto.client_engine.commands import Mail, Rcpt
 from smtpproto.client_engine.config import TLSPolicy
 from smtpproto.client_engine.connection import ClientConnection
@@ -161,9 +158,7 @@ VERB_NAMES = {"MAIL": "MAIL", "RCPT": "RCPT", "DATA": "DATA"}
 @pytest.mark.parametrize("parser_cls", PARSERS)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(script=scripts())
-def test_send_group_and_match_group_equal_the_general_path(
-    parser_cls: Any, script: dict[str, Any]
-) -> None:
+def test_send_group_equals_the_general_path(parser_cls: Any, script: dict[str, Any]) -> None:
     logs: tuple[list[Any], list[Any]] = ([], [])
     general, fast = (
         greeted(
@@ -236,7 +231,7 @@ def test_send_group_and_match_group_equal_the_general_path(
 # -- the fast lane is taken, and only in its case -----------------------------------
 
 
-def test_a_positive_group_is_matched_in_one_step() -> None:
+def test_the_groups_bytes_and_events() -> None:
     conn = greeted(PyReplyParser, EHLO_FAST)
     conn.command_replies = False
     mail, rcpts = envelope(2)
@@ -247,28 +242,18 @@ def test_a_positive_group_is_matched_in_one_step() -> None:
         b"MAIL FROM:<sender@example.org>\r\nRCPT TO:<r0@example.org>\r\n"
         b"RCPT TO:<r1@example.org>\r\nDATA\r\n"
     )
-    with mock.patch.object(connection, "handle_reply", wraps=replies.handle_reply) as general:
-        events = feed(conn, b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+    assert conn.timeout == conn._s.config.timeouts.mail  # the oldest entry's own
+    events = feed(conn, b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n")
     assert [type(event) for event in events] == [ReadyForContent]
-    wire = conn.send_group(b"line\r\n.dot\r\n", template)
-    assert wire == b"line\r\n..dot\r\n.\r\n" + first  # dot-stuffed (RFC 5321 §4.5.2)
+    wire = conn.send_group(b"line\r\n.dot\r\nno end", template)
+    # Dot-stuffed, a final CRLF added, then "." (RFC 5321 §4.5.2), then the next group.
+    assert wire == b"line\r\n..dot\r\nno end\r\n.\r\n" + first
+    assert conn.final_reply_pending
+    assert conn.timeout == conn._s.config.timeouts.data_termination
     events = feed(conn, b"250 queued\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n")
     assert [type(event) for event in events] == [TransactionResult, ReadyForContent]
-    assert events[0].recipients[1][0] == "r1@example.org"
-    assert general.call_count == 0  # no reply went through the general handler
-
-
-def test_a_split_group_is_matched_in_parts() -> None:
-    conn = greeted(PyReplyParser, EHLO_FAST)
-    conn.command_replies = False
-    template = conn.group_template(*envelope(1))
-    assert template is not None
-    conn.send_group(None, template)
-    with mock.patch.object(replies, "_final_reply") as final:
-        assert feed(conn, b"250 ok\r\n250 ") == []
-    assert final.call_count == 0
-    assert [e.verb.name for e in conn._s.pending] == ["RCPT", "DATA"]
-    assert [type(e) for e in feed(conn, b"ok\r\n354 go\r\n")] == [ReadyForContent]
+    assert isinstance(events[0], TransactionResult)
+    assert events[0].delivered == ("r0@example.org", "r1@example.org")
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from smtpproto.server_engine.events import (
     AuthCancelled,
     AuthRequested,
     AuthResponse,
+    ClientDisconnected,
     CommandRejected,
     DataRequested,
     MailReceived,
@@ -239,6 +240,8 @@ def _run(
                 trace.append((event, _snapshot(conn)))
                 break
             trace.append((event, event.unauthorized_pipelining, _snapshot(conn)))
+            if isinstance(event, ClientDisconnected):  # EOF (an empty chunk): reported
+                return trace
             if event.expects_reply:
                 conn.send(_answer(event, next(answers)))
                 trace.append(("sent", _snapshot(conn)))
@@ -306,6 +309,11 @@ SCENARIOS = {
         ["AUTH LOGIN"],
     ),
     "RSET, NOOP, QUIT": ([MAIL, b"RSET\r\n", b"NOOP\r\n", b"QUIT\r\n"], []),
+    "EOF after a plain line": ([MAIL, b""], []),
+    "EOF inside a plain line": ([b"MAIL FROM:<a@x", b""], []),
+    "EOF inside DATA content": ([MAIL, RCPT, b"DATA\r\n", b"Subject: x\r\n\r\nbo", b""], []),
+    "EOF right after the 354": ([MAIL, RCPT, b"DATA\r\n", b""], []),
+    "EOF after the end of the content": ([MAIL, RCPT, b"DATA\r\n", b"x\r\n.\r\n", b""], []),
 }
 
 
@@ -365,6 +373,7 @@ def test_a_plain_transaction_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch
 #: Lines of every kind, whole: plain ones, malformed ones, over-long ones (past 512 and
 #: past the MAIL/RCPT bound of 2048), odd case, NUL/CR/LF anywhere.
 any_lines = st.one_of(
+    st.just(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA"),  # a whole transaction
     plain_lines,
     command_lines,
     st.builds(lambda n: b"MAIL FROM:<" + b"a" * n + b"@x.test>", st.integers(490, 2100)),
@@ -390,6 +399,8 @@ contents = st.lists(
     accepts=st.lists(st.booleans(), min_size=1, max_size=5),
     extensions=st.lists(st.sampled_from(EXTENSIONS), unique=True),
     reject_early=st.booleans(),
+    eof=st.booleans(),
+    end=st.one_of(st.none(), st.integers(0, 4000)),
 )
 def test_fast_and_general_paths_agree_on_any_input_cut_at_any_octet(
     lines: list[tuple[bytes, bytes]],
@@ -397,13 +408,18 @@ def test_fast_and_general_paths_agree_on_any_input_cut_at_any_octet(
     accepts: list[bool],
     extensions: list[str],
     reject_early: bool,
+    eof: bool,
+    end: int | None,
 ) -> None:
     stream = b"".join(
-        line + b"\r\n" + (content + b"\r\n.\r\n" if line.upper() == b"DATA" else b"")
+        line + b"\r\n" + (content + b"\r\n.\r\n" if line.upper().endswith(b"DATA") else b"")
         for line, content in lines
     )
+    stream = stream[:end]  # cut short (None: whole), then maybe EOF: the client vanishes
     points = sorted({cut for cut in cuts if cut < len(stream)})
     chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    if eof:  # the client goes away after its last octet (in a line, in content ...)
+        chunks.append(b"")
     config = ServerConfig(unauthorized_pipelining="reject" if reject_early else "flag")
     fast, general = ServerConnection(config=config), ServerConnection(config=config)
     general._fast_path = False

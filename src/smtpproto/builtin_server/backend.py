@@ -350,7 +350,8 @@ class Session:
             if self.conn.lmtp:  # one decision per recipient, even for just one
                 return self._lmtp_message(event, data)
             if not (self._own_decide or self.backend.rules.active):
-                return self._slowed_down(Response((self.message(event, data),)))
+                response = Response((self.message(event, data),))
+                return response if self._tarpit is None else self._slowed_down(response)
             return self._decide(
                 self._context("data_end", event), lambda: self.message(event, data), data=True
             )

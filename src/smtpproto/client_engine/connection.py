@@ -35,7 +35,7 @@ from .capabilities import Capabilities
 from .commands import Mail, Rcpt
 from .config import ClientConfig
 from .events import NEED_DATA, Command, ConnectionClosed, Event, NeedData
-from .replies import handle_eof, handle_reply, match_group
+from .replies import handle_eof, handle_reply
 from .sending import (
     NOT_COMMANDS,
     SENDERS,
@@ -278,9 +278,6 @@ class ClientConnection:
                     if len(parsed) == 1 and not incoming:  # the common case, kept short
                         handle_reply(s, parsed[0])
                         if events:
-                            return events.pop(0)
-                    elif parsed and match_group(s, parsed):  # a pipelined group's
-                        if events:  # positive replies at once (``sending.send_group``)
                             return events.pop(0)
                     else:
                         replies.extend(parsed)

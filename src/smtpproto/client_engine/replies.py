@@ -7,12 +7,6 @@ state (``Session.enter``, from the ``ON_OUTCOME`` table) and appends events. A r
 with nothing outstanding is an error unless it is a 421 (RFC 5321 §3.8). Every 421 also
 ends the session: unanswered commands never will be, so their transactions are
 reported with the 421 filled in, then ``ServiceClosing``.
-
-``match_group`` is the fast lane's side (docs/design.md §2): the replies of one read
-that are exactly the positive ones expected for the oldest entries — a single-line
-250 to the end of the content, MAIL and each RCPT, 354 to DATA (RFC 5321 §4.2.1,
-§4.1.1.4) — are recorded in one pass, in FIFO order, with the records, state and
-events ``handle_reply`` would make one by one; anything else is left to it.
 """
 
 from __future__ import annotations
@@ -51,7 +45,7 @@ from .events import (
 from .session import Pending, Session
 from .states import FINAL_VERBS, ClientState, Outcome, Verb
 
-__all__ = ["handle_eof", "handle_reply", "match_group"]
+__all__ = ["handle_eof", "handle_reply"]
 
 S = ClientState
 V = Verb
@@ -361,57 +355,3 @@ _REPLY_HANDLERS: dict[Verb | None, _Handler] = {
         for verb in (V.RSET, V.NOOP, V.VRFY, V.EXPN, V.HELP, V.QUIT, V.RAW, V.XFORWARD)
     },
 }
-
-
-# -- the pipelined fast lane (``send_many``, docs/design.md §2) ------------------------
-
-# The verbs ``match_group`` matches, as module constants (one global look-up each).
-_MAIL, _RCPT, _DATA_VERB, _END_VERB = V.MAIL, V.RCPT, V.DATA, V.END_OF_CONTENT
-
-
-def match_group(s: Session, parsed: list[Reply]) -> bool:
-    """Record ``parsed`` (the replies of one read, none handled yet) in one pass when
-    they are the expected positive replies to the oldest entries of a ``send_group``
-    group (``sending``); False, with nothing changed, for anything else."""
-    pending = s.pending
-    txn = s.txn
-    # ``next_event`` redacted the replies and logged them before this, as it does
-    # before ``handle_reply``: neither a transcript nor redaction changes the match.
-    if txn is None or len(parsed) > len(pending) or s.command_replies or s.config.lmtp:
-        return False
-    first = pending[0]
-    for entry, reply in zip(pending, parsed):  # noqa: B905  (``parsed`` may be shorter)
-        verb = entry.verb
-        if len(reply.raw_lines) != 1:
-            return False
-        if verb is _RCPT or verb is _MAIL:
-            if reply.code != 250 or entry.txn is not txn:
-                return False
-        elif verb is _DATA_VERB:
-            if reply.code != 354 or entry.txn is not txn:
-                return False
-        elif (
-            verb is not _END_VERB
-            or reply.code != 250
-            or entry is not first
-            or entry.remaining != 1  # LMTP: one per recipient (RFC 2033 §4.2)
-        ):
-            return False
-    # Every reply is the positive one: record them, oldest first, as the general
-    # handlers do (``_final_reply``, ``_mail_reply``, ``_rcpt_reply``,
-    # ``_data_reply``) with ``command_replies`` off.
-    for reply in parsed:
-        entry = pending[0]
-        verb = entry.verb
-        if verb is _RCPT:
-            pending.popleft()
-            txn.record_rcpt(entry.index, reply)
-        elif verb is _MAIL:
-            pending.popleft()
-            txn.mail_reply = reply
-        elif verb is _DATA_VERB:
-            pending.popleft()
-            _data_reply(s, entry, reply)
-        else:
-            _final_reply(s, entry, reply)  # pops it
-    return True

@@ -457,7 +457,7 @@ def send_group(s: Session, content: bytes | None, template: GroupTemplate) -> by
     (None, in READY with no reply due), then open ``template``'s transaction; return
     the bytes, or None with nothing changed when this is not the fast lane's case."""
     # A transcript logs each command: the general path. (AUTH secrets play no part in
-    # what is sent here; the replies are redacted before ``match_group`` sees them.)
+    # what is sent here.)
     if (
         template.caps is not s.caps
         or template.tls_active is not s.tls_active

@@ -332,7 +332,11 @@ class ServerConnection:
                 return PAUSED
             if not self._early:
                 state = self._state
-                if not self._buf:
+                if state is _S.DATA and self._fast_path and not self._to_report:
+                    event = self._data_event()  # what ``_next`` does in DATA, in one step
+                    if event is not None or not self._eof:
+                        return NEED_DATA if event is None else event
+                elif not self._buf:
                     if state in _LINE_STATES and not self._eof and not self._to_report:
                         return NEED_DATA  # what ``_next`` would say, in one step
                 elif (
@@ -342,10 +346,6 @@ class ServerConnection:
                     and not self._lines.discarding
                 ):
                     event = self._plain_line()
-                    if event is not None:
-                        return event
-                elif state is _S.DATA and self._fast_path and not self._to_report:
-                    event = self._data_event()  # what ``_next`` does in DATA, when not None
                     if event is not None:
                         return event
                 return self._next()

@@ -99,7 +99,9 @@ def worker_count(text: str) -> int:
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    """The listening socket the parent accepts on (as asyncio binds: ``SO_REUSEADDR``)."""
+    """The listening socket the parent accepts on (as asyncio binds: ``SO_REUSEADDR``):
+    the first address ``host`` resolves to (a name with an IPv4 and an IPv6 address
+    gets one of them; give an address to choose)."""
     if not hasattr(os, "fork") or not hasattr(socket, "send_fds"):
         raise CLIError("--workers needs fork and descriptor passing (POSIX)", ExitCode.USAGE)
     try:

@@ -357,7 +357,11 @@ class ClientConnection:
         carry them (no PIPELINING, LMTP, a command ``send`` would refuse): use ``send``,
         which decides. Changes nothing (``sending.send_group``)."""
         self._raise_if_error(local=True)
-        return make_template(self._s, mail, rcpts)
+        try:
+            return make_template(self._s, mail, rcpts)
+        except BaseException as error:  # a bug or an interrupt: the one boundary (§2)
+            self._fail(error)
+            raise
 
     def send_group(self, content: bytes | None, template: GroupTemplate) -> bytes | None:
         """One pipelined group in one step (RFC 2920 §3.1): the end of the content of

@@ -7,9 +7,12 @@ until SIGTERM. Kinds:
   policy answers each complete message ``250`` without keeping it (``DropSession``);
 * ``aiosmtpd-drop`` — aiosmtpd's ``SMTP`` whose handler answers ``250`` in
   ``handle_DATA`` without keeping the message;
-* ``aiosmtpd-maildir`` — aiosmtpd writing each message's content, as received, into
-  ``MAILDIR`` the way ``smtpproto serve --maildir`` does (``builtin_server/storage.py``):
-  a file in tmp/, then a rename into new/, no fsync. aiosmtpd's own ``Mailbox``
+* ``aiosmtpd-maildir`` — aiosmtpd whose handler stores each message's content, as
+  received, into ``MAILDIR`` with the very code ``smtpproto serve --maildir`` uses
+  (``builtin_server/storage.py``'s ``MessageStore``, keeping nothing in memory): the
+  same file format and names, the same system calls (tmp/ with ``O_EXCL``, one write,
+  a rename into new/), no fsync, no header added by either. The rows then differ only
+  in the server, not in how carefully each stores. aiosmtpd's own ``Mailbox``
   handler is not used: it parses every message into an ``email`` object and
   ``mailbox.Maildir`` fsyncs each file, which would measure the ``email`` package and
   the disk rather than the server.
@@ -20,18 +23,15 @@ Each runs in a fresh process, so the parent can read exactly this server's CPU t
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import sys
-import time
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as AiosmtpdSession
 
 from smtpproto import MessageComplete, Reply
+from smtpproto.builtin_server.storage import MessageStore, StoredMessage
 from smtpproto.server import Session, SMTPServer
 
 __all__ = ["KINDS", "DropSession", "main"]
@@ -53,22 +53,20 @@ class _AiosmtpdDrop:
 
 class _AiosmtpdMaildir:
     def __init__(self, path: str) -> None:
-        self.root = Path(path)
-        for sub in ("tmp", "new", "cur"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-        self.suffix = f"{os.getpid()}.{{}}.{socket.gethostname().replace('/', '_')}"
-        self.counter = 0
+        self.store = MessageStore(maildir=path, keep=False)
+        self.store.prepare()
 
     async def handle_DATA(self, server: SMTP, session: AiosmtpdSession, envelope: Envelope) -> str:
         content = envelope.original_content
         if not isinstance(content, bytes):
             return "451 4.3.0 no content"
-        self.counter += 1
-        name = f"{int(time.time())}." + self.suffix.format(self.counter)
-        temporary = self.root / "tmp" / name
-        temporary.write_bytes(content)
-        temporary.rename(self.root / "new" / name)
-        return "250 2.0.0 Ok: stored"
+        sender = envelope.mail_from or ""
+        message = StoredMessage(sender, tuple(envelope.rcpt_tos), content)
+        try:
+            queue_id = self.store.store(message)
+        except OSError:
+            return "451 4.3.0 Could not store the message"
+        return f"250 2.0.0 Ok: queued as {queue_id}"
 
 
 async def _builtin_drop(port: int, _: list[str]) -> None:

@@ -324,3 +324,38 @@ def test_our_blocking_client_scram_pipelining_byte_exact(chunking: bool) -> None
     assert message.data == BODY and message.recipients == ("b@y.test", "c@y.test")
     assert "C: AUTH SCRAM-SHA-256 <initial response hidden>" in lines  # strongest offered
     assert any(line.startswith("C: <message") and "BDAT" in line for line in lines) == chunking
+
+
+def test_concurrent_clients_share_the_receive_buffer_without_mixing_octets() -> None:
+    # Every connection's transport reads into the server's one receive buffer; each
+    # read is copied out before the next callback runs, so interleaved clients (large
+    # messages, read in many pieces, with STARTTLS on half of them) stay apart.
+    import aiosmtplib
+
+    async def scenario() -> list[bytes]:
+        async with SMTPServer() as server:
+            assert server.cert_path is not None
+            context = ssl.create_default_context(cafile=str(server.cert_path))
+
+            async def one(n: int) -> None:
+                line = b"%03d " % n + bytes([65 + n % 26]) * 70 + b"\r\n"
+                body = b"Subject: %d\r\n\r\n" % n + line * 2000
+                await aiosmtplib.send(
+                    body,
+                    sender=f"s{n}@x.test",
+                    recipients=[f"r{n}@y.test"],
+                    hostname="127.0.0.1",
+                    port=server.port,
+                    start_tls=n % 2 == 0,
+                    use_tls=False,
+                    tls_context=context,
+                    timeout=30,
+                )
+
+            await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(12))), 60)
+            return [message.data for message in await server.wait_for_messages(12)]
+
+    received = asyncio.run(scenario())
+    for n in range(12):
+        line = b"%03d " % n + bytes([65 + n % 26]) * 70 + b"\r\n"
+        assert (b"Subject: %d\r\n\r\n" % n + line * 2000) in received

@@ -266,3 +266,21 @@ def test_the_python_twin_decodes_a_whole_message_in_one_chunk_in_bulk(
     decoder = PyDataDecoder()
     assert decoder.feed(wire) == (b"Subject: s\r\n\r\n.dotted\r\n" + b"x" * 7800 + b"\r\n", True)
     assert decoder.leftover == b"QUIT\r\n" and runs == []
+
+
+class _Int(int):
+    """An int subclass: refused as a limit by both twins (an exact int is required)."""
+
+
+@pytest.mark.parametrize("limit", [1, 998, None])
+def test_good_limits_need_no_second_look(dec_cls: Decoder, limit: int | None) -> None:
+    # The compiled twin accepts None and positive ints without calling the shared check.
+    decoder = dec_cls(max_line_length=limit, max_message_size=limit)
+    assert decoder.feed(b".\r\n") == (b"", True)
+
+
+def test_an_int_subclass_limit_is_refused_by_both_twins(dec_cls: Decoder) -> None:
+    with pytest.raises(ValueError, match="max_line_length"):
+        dec_cls(max_line_length=_Int(5))
+    with pytest.raises(ValueError, match="max_message_size"):
+        dec_cls(max_line_length=5, max_message_size=_Int(5))

@@ -159,7 +159,7 @@ def assert_server_error(conn: ServerConnection) -> None:
     ("parser", "line"),
     [
         ("parse_mail", b"MAIL FROM: <a@x.test>\r\n"),  # the general path
-        ("fast_command", b"MAIL FROM:<a@x.test>\r\n"),  # the fast path's recogniser
+        ("plain_event", b"MAIL FROM:<a@x.test>\r\n"),  # the fast path's recogniser
     ],
 )
 def test_command_parser_raising_moves_server_to_error(

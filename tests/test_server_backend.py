@@ -19,7 +19,13 @@ import pytest
 
 from smtpproto.server import Backend, MessageStore, Session, SMTPServer, StoredMessage
 from smtpproto.server_engine.connection import ServerConnection
-from smtpproto.server_engine.events import PAUSED, MessageComplete, RcptReceived, ServerEvent
+from smtpproto.server_engine.events import (
+    PAUSED,
+    MessageComplete,
+    NoopReceived,
+    RcptReceived,
+    ServerEvent,
+)
 from smtpproto.server_engine.replies import mailbox_unavailable
 from smtpproto.server_engine.states import ServerState
 from smtpproto.testing import run_server
@@ -213,3 +219,37 @@ def test_smtpserver_settings_are_the_backends() -> None:
     server.hostname = "mx.test"
     assert server.backend.hostname == "mx.test"
     assert server.messages is server.storage.messages
+
+
+def test_a_constant_reply_shares_one_response_and_a_fresh_reply_gets_its_own() -> None:
+    from smtpproto.builtin_server import backend as backend_module
+    from smtpproto.builtin_server.backend import Response
+
+    class Fresh(Session):
+        def rcpt(self, event: RcptReceived) -> Reply:
+            return Reply(250, (b"2.1.5 fresh",))
+
+        def noop(self, event: NoopReceived) -> Reply:
+            return Reply(250, (b"2.0.0 fresh",))
+
+    front = Front(Backend(session_class=Fresh))
+    front.feed(b"EHLO c\r\n")
+    responses = []
+    for _ in range(2):
+        front.conn.receive_data(b"MAIL FROM:<a@x.test>\r\n")
+        mail = front.conn.next_event()
+        assert isinstance(mail, ServerEvent)
+        responses.append(front.session.respond(mail))
+        front.conn.send(responses[-1].replies[0])
+        front.conn.receive_data(b"RCPT TO:<b@y.test>\r\n")
+        rcpt = front.conn.next_event()
+        assert isinstance(rcpt, ServerEvent)
+        answer = front.session.respond(rcpt)
+        assert answer == Response((Reply(250, (b"2.1.5 fresh",)),))
+        front.conn.send(answer.replies[0])
+        front.feed(b"RSET\r\n")
+    assert responses[0] is responses[1]  # the hook's constant 250, one Response
+    assert responses[0] == Response((Reply(250, (b"2.1.0 Sender OK",)),))
+    for _ in range(3 * backend_module._MAX_SINGLE):  # the sharing is bounded
+        assert front.codes(b"NOOP\r\n") == [250]
+        assert len(backend_module._SINGLE) <= backend_module._MAX_SINGLE

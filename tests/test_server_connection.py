@@ -356,3 +356,11 @@ def test_receive_data_takes_any_bytes_like() -> None:
     assert s.codes()[-1] == 220
     s.conn.receive_data(memoryview(array.array("H", [0x4F4E, 0x504F])))
     assert s.conn.discarded_plaintext == 4
+
+
+def test_a_connection_keeps_no_per_instance_dict() -> None:
+    # A server holds one engine per client: slots, and the reply-wire cache is shared.
+    conn = ServerConnection()
+    assert not hasattr(conn, "__dict__")
+    with pytest.raises(AttributeError):
+        conn.unexpected = 1  # type: ignore[attr-defined]

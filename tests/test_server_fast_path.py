@@ -16,18 +16,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smtpproto.server_engine.commands import fast_command, parse_mail, parse_rcpt, split_verb
+from smtpproto.server_engine import commands
+from smtpproto.server_engine.commands import (
+    fast_command,
+    parse_mail,
+    parse_rcpt,
+    plain_event,
+    split_verb,
+)
 from smtpproto.server_engine.config import ServerConfig
 from smtpproto.server_engine.connection import ServerConnection
 from smtpproto.server_engine.events import (
     AuthCancelled,
     AuthRequested,
     AuthResponse,
+    ClientDisconnected,
     CommandRejected,
     DataRequested,
     MailReceived,
     QuitReceived,
     RcptReceived,
+    ResetReceived,
     ServerEvent,
 )
 from smtpproto.server_engine.replies import ehlo_reply, greeting
@@ -231,6 +240,8 @@ def _run(
                 trace.append((event, _snapshot(conn)))
                 break
             trace.append((event, event.unauthorized_pipelining, _snapshot(conn)))
+            if isinstance(event, ClientDisconnected):  # EOF (an empty chunk): reported
+                return trace
             if event.expects_reply:
                 conn.send(_answer(event, next(answers)))
                 trace.append(("sent", _snapshot(conn)))
@@ -298,6 +309,11 @@ SCENARIOS = {
         ["AUTH LOGIN"],
     ),
     "RSET, NOOP, QUIT": ([MAIL, b"RSET\r\n", b"NOOP\r\n", b"QUIT\r\n"], []),
+    "EOF after a plain line": ([MAIL, b""], []),
+    "EOF inside a plain line": ([b"MAIL FROM:<a@x", b""], []),
+    "EOF inside DATA content": ([MAIL, RCPT, b"DATA\r\n", b"Subject: x\r\n\r\nbo", b""], []),
+    "EOF right after the 354": ([MAIL, RCPT, b"DATA\r\n", b""], []),
+    "EOF after the end of the content": ([MAIL, RCPT, b"DATA\r\n", b"x\r\n.\r\n", b""], []),
 }
 
 
@@ -352,3 +368,98 @@ def test_a_plain_transaction_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch
         "NoopReceived",
         "QuitReceived",
     ]
+
+
+#: Lines of every kind, whole: plain ones, malformed ones, over-long ones (past 512 and
+#: past the MAIL/RCPT bound of 2048), odd case, NUL/CR/LF anywhere.
+any_lines = st.one_of(
+    st.just(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA"),  # a whole transaction
+    plain_lines,
+    command_lines,
+    st.builds(lambda n: b"MAIL FROM:<" + b"a" * n + b"@x.test>", st.integers(490, 2100)),
+    st.builds(lambda n: b"NOOP " + b"x" * n, st.integers(500, 520)),
+    st.builds(
+        lambda line, at, octet: line[:at] + octet + line[at:],
+        plain_lines,
+        st.integers(0, 24),
+        st.sampled_from([b"\x00", b"\r", b"\n", b"\r\n", b" ", b"\t", b"\x7f", b"\xff"]),
+    ),
+)
+#: DATA content: dots at line starts, bare CR/LF, a final line without its CRLF.
+contents = st.lists(
+    st.sampled_from([b"hi\r\n", b".\r\n.", b"..x\r\n", b"a\rb\r\n", b"c\nd\r\n", b".", b"\r\n"]),
+    max_size=6,
+).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lines=st.lists(st.tuples(any_lines, contents), min_size=1, max_size=12),
+    cuts=st.lists(st.integers(1, 4000), max_size=12),
+    accepts=st.lists(st.booleans(), min_size=1, max_size=5),
+    extensions=st.lists(st.sampled_from(EXTENSIONS), unique=True),
+    reject_early=st.booleans(),
+    eof=st.booleans(),
+    end=st.one_of(st.none(), st.integers(0, 4000)),
+)
+def test_fast_and_general_paths_agree_on_any_input_cut_at_any_octet(
+    lines: list[tuple[bytes, bytes]],
+    cuts: list[int],
+    accepts: list[bool],
+    extensions: list[str],
+    reject_early: bool,
+    eof: bool,
+    end: int | None,
+) -> None:
+    stream = b"".join(
+        line + b"\r\n" + (content + b"\r\n.\r\n" if line.upper().endswith(b"DATA") else b"")
+        for line, content in lines
+    )
+    stream = stream[:end]  # cut short (None: whole), then maybe EOF: the client vanishes
+    points = sorted({cut for cut in cuts if cut < len(stream)})
+    chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    if eof:  # the client goes away after its last octet (in a line, in content ...)
+        chunks.append(b"")
+    config = ServerConfig(unauthorized_pipelining="reject" if reject_early else "flag")
+    fast, general = ServerConnection(config=config), ServerConnection(config=config)
+    general._fast_path = False
+    assert _run(fast, chunks, accepts, extensions) == _run(general, chunks, accepts, extensions)
+
+
+def test_plain_events_are_made_once_per_line_and_shared() -> None:
+    first = plain_event(b"MAIL FROM:<a@x.test>")
+    assert first is not None
+    again = plain_event(b"MAIL FROM:<a@x" + b".test>")  # another object, equal
+    assert again is not None and again[1] is first[1]
+    assert first == (b"MAIL", MailReceived(sender="a@x.test", params={}))
+    assert plain_event(b"rset") == (b"RSET", ResetReceived())
+    assert plain_event(b"RSET x") is None
+
+
+def test_the_plain_event_memo_is_bounded() -> None:
+    long_line = b"RCPT TO:<" + b"l" * 60 + b"@" + b"d" * 60 + b".test>"
+    assert len(long_line) > commands._MEMO_LINE
+    assert plain_event(long_line) == (
+        b"RCPT",
+        RcptReceived(recipient=long_line[9:-1].decode(), params={}),
+    )
+    assert long_line not in commands._MEMO
+    for n in range(commands._MEMO_SIZE * 2):
+        assert plain_event(b"RCPT TO:<u%d@x.test>" % n) is not None
+        assert len(commands._MEMO) <= commands._MEMO_SIZE
+
+
+def test_a_plain_line_over_the_shortest_limit_takes_the_general_path() -> None:
+    conn = ServerConnection()
+    conn.send(greeting("mx.test"))
+    conn.receive_data(b"EHLO c\r\n")
+    conn.next_event()
+    conn.send(ehlo_reply("mx.test", ["PIPELINING"]))
+    local = b"l" * 64
+    domain = b".".join([b"d" * 60] * 8)
+    line = b"MAIL FROM:<" + local + b"@" + domain + b">"
+    assert len(line) + 2 > 512
+    conn.receive_data(line + b"\r\n")
+    event = conn.next_event()
+    assert isinstance(event, CommandRejected)  # the path is over 256 octets: 501
+    assert conn.state.name == "READY"

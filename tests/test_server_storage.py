@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,109 @@ def test_a_store_that_keeps_nothing_still_writes_each_message(tmp_path: Path) ->
 def test_keep_must_be_a_bool(keep: object) -> None:
     with pytest.raises(ValueError, match="keep must be True or False"):
         MessageStore(keep=keep)  # type: ignore[arg-type]
+
+
+# -- prepare(): a destination that cannot take a message is refused up front ----------
+
+
+def test_prepare_makes_the_folders_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    store = MessageStore(maildir=tmp_path / "Maildir", mbox=tmp_path / "mbox")
+    store.prepare()
+    for sub in ("tmp", "new", "cur"):
+        assert list((tmp_path / "Maildir" / sub).iterdir()) == []
+    assert (tmp_path / "mbox").read_bytes() == b""  # an empty mbox holds no message
+    store.prepare()  # again on what exists: still fine, still empty
+    assert store.store(MESSAGE) and (tmp_path / "mbox").read_bytes().startswith(b"From ")
+
+
+@pytest.mark.parametrize(
+    ("layout", "maildir", "fragment"),
+    [
+        ("file", "Maildir", "not a folder"),
+        ("", "missing/Maildir", "parent folder does not exist"),
+        ("tmp-file", "Maildir", "not a folder (%/Maildir/tmp)"),
+        ("new-file", "Maildir", "not a folder (%/Maildir/new)"),
+        ("cur-file", "Maildir", "not a folder (%/Maildir/cur)"),
+    ],
+)
+def test_prepare_refuses_a_maildir_that_cannot_take_a_message(
+    tmp_path: Path, layout: str, maildir: str, fragment: str
+) -> None:
+    if layout == "file":
+        (tmp_path / "Maildir").write_bytes(b"")
+    elif layout:
+        (tmp_path / "Maildir").mkdir()
+        (tmp_path / "Maildir" / layout.split("-")[0]).write_bytes(b"")
+    store = MessageStore(maildir=tmp_path / maildir, keep=False)
+    with pytest.raises(storage.StorageError) as caught:
+        store.prepare()
+    assert caught.value.strerror is not None
+    assert caught.value.strerror.startswith(f"maildir {tmp_path / maildir}: ")
+    assert fragment.replace("%", str(tmp_path)) in caught.value.strerror
+    if layout:  # what prepare() foresaw: the delivery fails too (a missing parent
+        with pytest.raises(OSError):  # is made by a delivery: only serve refuses it)
+            store.store(MESSAGE)
+
+
+@pytest.mark.parametrize(("make", "fragment"), [("dir", "is a folder"), ("", "parent folder")])
+def test_prepare_refuses_an_mbox_that_cannot_take_a_message(
+    tmp_path: Path, make: str, fragment: str
+) -> None:
+    mbox = tmp_path / "mbox" if make else tmp_path / "missing" / "mbox"
+    if make:
+        mbox.mkdir()
+    with pytest.raises(storage.StorageError, match=fragment):
+        MessageStore(mbox=mbox).prepare()
+
+
+def _prepare_unprivileged(store: MessageStore) -> str:
+    """``store.prepare()``'s error text when run without the right to write (as
+    ``nobody`` in a forked child when the tests run as root, whom no mode stops)."""
+    if os.geteuid() != 0:
+        try:
+            store.prepare()
+        except storage.StorageError as error:
+            return str(error.strerror)
+        return "prepared"
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read)
+        result = "prepared"
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            store.prepare()
+        except storage.StorageError as error:
+            result = str(error.strerror)
+        except BaseException as error:
+            result = f"unexpected: {error!r}"
+        os.write(write, result.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        text = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return text
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork and POSIX permissions")
+@pytest.mark.parametrize("sub", ["tmp", "new", "cur"])
+def test_prepare_refuses_a_maildir_folder_it_cannot_write(tmp_path: Path, sub: str) -> None:
+    top = Path(tempfile.mkdtemp(prefix="smtpproto-perm-"))  # traversable by nobody
+    try:
+        top.chmod(0o755)
+        maildir = top / "Maildir"
+        for folder in ("tmp", "new", "cur"):
+            (maildir / folder).mkdir(parents=True)
+            (maildir / folder).chmod(0o777)
+        maildir.chmod(0o755)
+        (maildir / sub).chmod(0o555)  # this one cannot take a file
+        text = _prepare_unprivileged(MessageStore(maildir=maildir, keep=False))
+        assert text.startswith(f"maildir {maildir}: Permission denied"), text
+        assert text.endswith(f"({maildir / sub})"), text
+        (maildir / sub).chmod(0o777)
+        assert _prepare_unprivileged(MessageStore(maildir=maildir, keep=False)) == "prepared"
+        assert all(list((maildir / folder).iterdir()) == [] for folder in ("tmp", "new", "cur"))
+    finally:
+        shutil.rmtree(top)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 import pytest
 
 from smtpproto.adapters.asyncio_channel import Channel, take_over
+from smtpproto.adapters.common import Step
 from smtpproto.asyncio_client import AsyncSMTPClient
 from smtpproto.drivers.session import MAX_READAHEAD, Write
 from smtpproto.drivers.support import Request
@@ -54,13 +55,13 @@ def test_a_reply_sent_before_a_reset_survives_the_failed_write(family: str) -> N
         client = AsyncSMTPClient(sock=mine, timeout=5)
         try:
             await client._open()
-            await client._send(Write(b"x" * 1000, 5.0), _no_driver(), None)  # type: ignore[arg-type]
+            await client._send(Write(b"x" * 1000, 5.0), _no_driver(), Step())
             theirs.sendall(b"552 5.3.4 giving up\r\n")
             theirs.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
             theirs.close()  # unread bytes (and SO_LINGER 0 for TCP): a reset
             with pytest.raises(OSError):
                 for _ in range(100):  # TCP may take a write or two to see the reset
-                    await client._send(Write(b"y" * 1000, 5.0), _no_driver(), None)  # type: ignore[arg-type]
+                    await client._send(Write(b"y" * 1000, 5.0), _no_driver(), Step())
             assert await client._read(5.0) == b"552 5.3.4 giving up\r\n"
             with pytest.raises(OSError):
                 await client._read(5.0)

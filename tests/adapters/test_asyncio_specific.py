@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from interop.peers import TLSMaterial
+from smtpproto.adapters.tls import SSLConnection
 from smtpproto.asyncio_client import AsyncSMTPClient
 from smtpproto.client_engine.config import Timeouts
 from smtpproto.exceptions import (
@@ -184,15 +185,13 @@ def test_server_failures_mid_transaction(stage: str) -> None:
 
 
 class _InjectingClient(AsyncSMTPClient):
-    """Puts bytes in its channel right after handing out the STARTTLS 220, as if the
-    server's injected bytes had arrived before the handshake started."""
+    """Puts bytes in its channel once the STARTTLS 220 was handled, before the
+    handshake starts, as if the server's injected bytes had arrived in between."""
 
-    async def _read(self, timeout: float | None) -> bytes:
-        data = await super()._read(timeout)
-        if data.startswith(b"220 2.0.0 ready"):
-            assert self._channel is not None
-            self._channel.received(b"250-mx.example.org\r\n250 AUTH PLAIN\r\n")
-        return data
+    async def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
+        assert self._channel is not None
+        self._channel.received(b"250-mx.example.org\r\n250 AUTH PLAIN\r\n")
+        return await super()._handshake(server_hostname, timeout)
 
 
 def test_bytes_buffered_before_the_tls_handshake_are_refused(tls_material: TLSMaterial) -> None:

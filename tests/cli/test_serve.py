@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+import socket
 import ssl
 from pathlib import Path
 
@@ -111,3 +112,42 @@ def test_serve_keeps_no_message_in_memory(tmp_path: Path) -> None:
         assert serve.stop() == 0, serve.stderr
     assert len(list((maildir / "new").iterdir())) == 168
     assert after - before < 6 * 1024, (before, after)
+
+
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")])
+@pytest.mark.parametrize(
+    ("layout", "option", "path", "fragment"),
+    [
+        ("file", "--maildir", "Maildir", "not a folder"),
+        ("", "--maildir", "missing/Maildir", "parent folder does not exist"),
+        ("tmp-file", "--maildir", "Maildir", "not a folder"),
+        ("new-file", "--maildir", "Maildir", "not a folder"),
+        ("dir", "--mbox", "mbox", "is a folder"),
+        ("", "--mbox", "missing/mbox", "parent folder does not exist"),
+    ],
+)
+def test_serve_refuses_a_destination_that_cannot_take_a_message(
+    tmp_path: Path,
+    layout: str,
+    option: str,
+    path: str,
+    fragment: str,
+    workers: tuple[str, ...],
+) -> None:
+    """It used to start, then answer 451 to every message: now it exits 2 at once with
+    one line naming the path (before any worker is started)."""
+    if layout == "file":
+        (tmp_path / path).write_bytes(b"")
+    elif layout == "dir":
+        (tmp_path / path).mkdir()
+    elif layout:
+        (tmp_path / path).mkdir()
+        (tmp_path / path / layout.split("-")[0]).write_bytes(b"")
+    where = tmp_path / path
+    with socket.socket() as taken:  # were the path not checked first: exit 3, at once
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run_cli("serve", "--port", port, "--no-starttls", option, str(where), *workers)
+    assert_clean_failure(result, 2, "cannot store messages", str(where), fragment)
+    assert "listening" not in result.stdout

@@ -29,6 +29,12 @@ object of fixed slots:
   ``MAX_READAHEAD`` octets) into ``inbox``, so the reply the server sent before it went
   away is handed out before the error. Under TLS those bytes would need the TLS
   layer, which is gone; the client lets the loop read before large writes instead.
+* Replies handled where they arrive: while the client's task waits on a plaintext
+  connection, it may hand the channel a ``consumer`` (``asyncio_client``'s pump of the
+  session driver); data is then passed to it from ``buffer_updated`` instead of waking
+  the task, so a reply that only leads to the next write (``send_many``: the 354, then
+  the content and the next pipelined group) costs no future, no task switch and no
+  second loop iteration. The consumer wakes the task when it needs it.
 * TLS: ``start_tls`` runs ``loop.start_tls`` on the transport with this same protocol
   (every supported Python's way; streams need 3.11) and switches to the TLS transport
   it returns.
@@ -46,6 +52,7 @@ import math
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
 import threading
+from collections.abc import Callable
 
 from ..drivers.session import MAX_READAHEAD
 
@@ -80,6 +87,7 @@ class Channel(asyncio.BufferedProtocol):
         "_timer_at",
         "_wait_deadline",
         "_waiter",
+        "consumer",
         "eof",
         "failure",
         "inbox",
@@ -108,6 +116,9 @@ class Channel(asyncio.BufferedProtocol):
         #: The transport asked to stop writing (``pause_writing``) until it resumes.
         self.writing_paused = False
         self._reading_paused = False
+        #: Called with nothing (it ``take``\s) instead of waking the waiter when data
+        #: arrives; None: wake the waiter (see the module doc).
+        self.consumer: Callable[[], None] | None = None
 
     # -- transport callbacks ------------------------------------------------------------
 
@@ -133,27 +144,32 @@ class Channel(asyncio.BufferedProtocol):
         if len(inbox) >= MAX_READAHEAD and not self._reading_paused and self.transport:
             self._reading_paused = True
             self.transport.pause_reading()
-        self._wake()
+        consumer = self.consumer
+        if consumer is not None:
+            consumer()
+        else:
+            self.wake()
 
     def eof_received(self) -> bool:
         self.eof = True
-        self._wake()
+        self.wake()
         return not self.tls  # half-open like streams; TLS ignores it (with a warning)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.consumer = None  # the last words wait in the inbox for the task
         if exc is not None and not self.tls:
             self._salvage()
         self.lost = True
         self.failure = exc
         self._cancel_timer()
-        self._wake()
+        self.wake()
 
     def pause_writing(self) -> None:
         self.writing_paused = True
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        self._wake()
+        self.wake()
 
     def _salvage(self) -> None:
         """Read what the kernel still holds before asyncio closes the socket (see the
@@ -215,17 +231,23 @@ class Channel(asyncio.BufferedProtocol):
         if deadline <= self._loop.time():
             raise TimeoutError("timed out")
         waiter = self._waiter = self._loop.create_future()
-        self._wait_deadline = deadline
-        if deadline < self._timer_at:
-            self._cancel_timer()
-            self._timer_at = deadline
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+        self.retime(deadline)
         try:
             await waiter
         finally:
             self._waiter = None
 
-    def _wake(self) -> None:
+    def retime(self, deadline: float) -> None:
+        """Make ``deadline`` the deadline of the wait in progress (a ``consumer`` moved
+        on to the next reply), arming the timer earlier if needed."""
+        self._wait_deadline = deadline
+        if deadline < self._timer_at:
+            self._cancel_timer()
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def wake(self) -> None:
+        """End the wait in progress, if any (a transport event; a ``consumer`` done)."""
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

@@ -23,6 +23,17 @@ received before it raises the error. Under TLS that salvage is impossible, so pa
 ``_UNREAD_WINDOW`` octets written since the last ``Read`` each write first lets the loop
 read.
 
+Replies are handled where they arrive (issue 14): after a write on a plaintext
+connection, ``_send`` goes on with the driver itself (``_Pump``) while it asks only for
+writes the transport takes at once and reads; a read that has to wait hands the pump
+to the channel as its ``consumer``, so the next reply is fed to the driver from the
+transport's callback, which writes what the driver answers, and so on. The task sleeps
+through the whole exchange (a ``send_many`` batch: one wait, not one per reply) and is
+woken only for what the pump does not do: a write the transport cannot take now, a
+TLS upgrade, EOF or a lost connection, a deadline, the driver's end. The driver runs
+in a copy of the task's context, so a transcript hook or ``on_outcome`` sees the
+task's context variables.
+
 Bytes the server sends after the STARTTLS 220 but before the handshake would sit in
 the channel and later look like decrypted data. Before ``start_tls`` any such bytes are
 handed to the engine, which refuses them (RFC 3207 §4, docs/design.md §4 rule 4).
@@ -38,6 +49,7 @@ over: a ``Channel`` replaces the streams' protocol on the writer's transport.
 from __future__ import annotations
 
 import asyncio  # noqa: TID251  (adapter layer: I/O allowed)
+import contextvars
 import math
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
@@ -48,7 +60,7 @@ from typing import Any, TypeVar
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
 from ..client_engine.proxy import ProxyHeader
 from ..drivers.exceptions import SMTPTLSError
-from ..drivers.session import Driver, Request, Write
+from ..drivers.session import Driver, Read, Request, Write
 from .async_base import AsyncClientBase, one_call_send, send_in_one_call
 from .async_pool import AsyncPoolBase
 from .asyncio_channel import Channel, take_over
@@ -222,7 +234,29 @@ class AsyncSMTPClient(AsyncClientBase):
         transport.write(request.data)
         if channel.writing_paused or transport.is_closing():
             await channel.drain(self._deadline_for(request.timeout))  # raises if lost
-        return None
+            return None
+        if channel.tls:
+            return None
+        return await self._pumped(channel, driver, step)
+
+    async def _pumped(self, channel: Channel, driver: Driver[Any], step: Step) -> Request | None:
+        """Go on with ``driver`` inline (``_Pump``; module doc) until it needs the task;
+        return the request the task must perform (a ``Read`` whose wait ended without
+        data: ``_read`` hands out the EOF or the error), or None when the driver ended
+        (``step.ended``). A timeout or a cancellation leaves the driver at its read."""
+        pump = _Pump(self, channel, driver, step)
+        pump.run(None)
+        if pump.done:
+            return pump.request
+        channel.consumer = pump.consume
+        try:
+            while not pump.done:
+                if channel.eof or channel.lost:
+                    return pump.request
+                await channel.wait(pump.deadline)
+        finally:
+            channel.consumer = None
+        return pump.request
 
     async def _read(self, timeout: float | None) -> bytes:
         channel = self._live_channel()
@@ -252,6 +286,88 @@ class AsyncSMTPClient(AsyncClientBase):
         tls = channel.transport.get_extra_info("ssl_object")
         assert isinstance(tls, ssl.SSLObject)
         return tls
+
+
+class _Pump:
+    """Runs a session driver from the channel's data callback while all it asks for is
+    a write the transport takes at once or a read (``AsyncSMTPClient._pumped``; the
+    module doc): the same requests ``_drive`` would perform, with the same per-reply
+    deadlines (``_read_deadline``), without waking the task."""
+
+    __slots__ = (
+        "_channel",
+        "_client",
+        "_context",
+        "_driver",
+        "_step",
+        "deadline",
+        "done",
+        "request",
+    )
+
+    def __init__(
+        self, client: AsyncSMTPClient, channel: Channel, driver: Driver[Any], step: Step
+    ) -> None:
+        self._client = client
+        self._channel = channel
+        self._driver = driver
+        self._step = step
+        self._context = contextvars.copy_context()
+        #: The read waited on; once ``done``, the request for the task (None: the
+        #: driver ended, see ``step.ended``).
+        self.request: Request | None = None
+        self.done = False
+        #: When the read waited on times out (loop clock).
+        self.deadline = math.inf
+
+    def consume(self) -> None:
+        """The channel received data for the read waited on (``Channel.consumer``)."""
+        data = self._channel.take()
+        if data:
+            self._context.run(self.run, data)
+
+    def run(self, answer: bytes | None) -> None:
+        """Send ``answer`` into the driver, then perform its requests while each is a
+        write the transport takes at once or a read of data already received; stop at
+        a read that must wait (``deadline``) or hand the task the first request it
+        must perform."""
+        client, channel, driver = self._client, self._channel, self._driver
+        while True:
+            try:
+                request = driver.send(answer)
+            except Exception as exc:  # StopIteration included: ``_drive`` re-raises it
+                self._step.ended = exc
+                return self._finish(None)
+            if type(request) is Write:
+                transport = channel.transport
+                if (
+                    channel.lost
+                    or channel.writing_paused
+                    or transport is None
+                    or transport.is_closing()
+                ):
+                    return self._finish(request)  # ``_send`` waits or raises
+                transport.write(request.data)
+                answer = None
+            elif type(request) is Read:
+                if not request.resume:
+                    client._wait_deadline = None  # a new reply: a new deadline
+                answer = channel.take()
+                if not answer:
+                    if channel.eof or channel.lost:
+                        return self._finish(request)  # ``_read`` hands out the end
+                    self.request = request
+                    self.deadline = client._read_deadline(request.timeout)
+                    channel.retime(self.deadline)
+                    return None
+            else:
+                return self._finish(request)  # TLS: the task's
+
+    def _finish(self, request: Request | None) -> None:
+        self.request = request
+        self.done = True
+        self._channel.consumer = None
+        self._channel.wake()
 
 
 async def _within(awaitable: Awaitable[R], deadline: float) -> R:

@@ -40,6 +40,7 @@ from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
 from ..client_engine.proxy import ProxyHeader
 from ..drivers.session import MAX_READAHEAD, Driver, Request, Write
 from .common import (
+    RECV_SIZE,
     Step,
     TLSName,
     require_one_target,
@@ -52,7 +53,6 @@ from .tls import SSLConnection, TLSInfo
 
 __all__ = ["RateLimit", "SMTPClient", "SMTPPool", "TLSInfo", "send"]
 
-_RECV_SIZE = 256 * 1024
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 
@@ -215,7 +215,7 @@ class SMTPClient(SyncClientBase):
     def _read_ahead(self) -> None:
         assert self._sock is not None
         try:
-            data = self._sock.recv(_RECV_SIZE)
+            data = self._sock.recv(RECV_SIZE)
         except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         if data:
@@ -243,7 +243,7 @@ class SMTPClient(SyncClientBase):
                     deadline = self._read_deadline(timeout)
                 self._wait(want, deadline)
             try:
-                return sock.recv(_RECV_SIZE)
+                return sock.recv(RECV_SIZE)
             except (BlockingIOError, ssl.SSLWantReadError):
                 want = _READ
             except ssl.SSLWantWriteError:

@@ -4,14 +4,28 @@ Theory of operation
 -------------------
 This adapter knows nothing about SMTP. The operations and the loop that runs a
 ``Session`` driver are ``AsyncClientBase``'s (``async_base``, shared with
-asyncio); this module supplies the transport primitives: ``Write`` (``send_all``),
-``Read`` (``receive_some``), ``UpgradeTLS`` (wrap the stream in ``trio.SSLStream`` and
-handshake; the base reads ``tls_info`` and the channel binding from it), and ``_run``'s
-deadline cancel scope. Timeouts (``TimeoutError``) and transport errors (``OSError``)
-are thrown back into the driver, which maps them to ``SMTPTimeoutError``,
-``SMTPDeliveryStatusUnknown`` and so on; TLS failures are mapped here
-(``SMTPTLSError``), since only this layer knows ``ssl``. trio's
-``BrokenResourceError``/``ClosedResourceError`` become ``OSError`` for the driver.
+asyncio); this module supplies the transport primitives: ``Write``, ``Read``,
+``UpgradeTLS`` (wrap the stream in ``trio.SSLStream`` and handshake; the base reads
+``tls_info`` and the channel binding from it), and ``_run``'s deadline cancel scope.
+Timeouts (``TimeoutError``) and transport errors (``OSError``) are thrown back into the
+driver, which maps them to ``SMTPTimeoutError``, ``SMTPDeliveryStatusUnknown`` and so
+on; TLS failures are mapped here (``SMTPTLSError``), since only this layer knows
+``ssl``. trio's ``BrokenResourceError``/``ClosedResourceError`` become ``OSError`` for
+the driver.
+
+Two transports. On a connection this client opened itself (``host``/``port`` or
+``unix_socket``), until TLS starts, ``Write`` and ``Read`` call the non-blocking
+socket directly (``_sock``) and wait (``trio.lowlevel.wait_writable`` /
+``wait_readable``) only when it would block: a message of ``send_many`` costs one
+``send``, one ``recv`` and one scheduler pass. trio's guarantees hold all the same:
+each ``Write`` and ``Read`` first checks for cancellation (nothing new goes out once
+the task is cancelled), and each ``Read`` is a schedule point (the wait itself, or a
+pass after a ``recv`` that did not have to wait), so a batch to a server that always
+answers at once is still cut short at the next message by a cancellation or a deadline
+and lets other tasks run. A ``Write`` that did not wait has no schedule point of its
+own while the ``Read`` that follows will have one (fewer than ``_UNREAD_WINDOW``
+octets unread); a longer burst of writes gets one per write. With TLS, or over a
+``stream`` given by the caller, ``send_all``/``receive_some`` do the same jobs.
 
 Reading while writing (RFC 2920 §3.2): once more than ``_UNREAD_WINDOW`` octets have
 been written since the last ``Read`` (a long pipelined group, a message body), the
@@ -23,12 +37,13 @@ The next ``Read`` takes ``_inbox`` first.
 
 Deadlines are absolute on trio's clock: a request's timeout, capped by the per-message
 deadline (``message_timeout``), set on one cancel scope per operation (a scope per
-request cost 10% of a small message's time). Each request that waits sets the scope's
-deadline before its first checkpoint and leaves it set afterwards (resetting it cost two
-more deadline changes per message): the driver's code between requests has no
-checkpoint, so a passed deadline of an earlier request never fires; only ``aclose``,
-which may run on the way out of an operation, resets it. Per message that leaves the
-checkpoints trio's socket calls make: one in ``send_all`` and the wait for the reply.
+request cost 10% of a small message's time). A request sets the scope's deadline
+before it waits (and before any checkpoint of ``send_all``/``receive_some``), and only
+when it changes (each change costs trio a heap update). A deadline left set after its
+wait ended never fires later: the driver's code between requests has no checkpoint, and
+the scheduler pass of a request that did not wait runs with no deadline on the scope
+(``_schedule_point``); only ``aclose``, which may run on the way out of an operation,
+resets it otherwise.
 
 On a timeout, a transport error, a cancellation (``trio.Cancelled``) or any other
 exception that leaves the session unusable, the stream is closed forcefully and the
@@ -38,6 +53,7 @@ client is never reused; the cancellation propagates.
 from __future__ import annotations
 
 import math
+import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
 from typing import Any, cast
 
@@ -50,6 +66,7 @@ from ..drivers.session import MAX_READAHEAD, Driver, Request, T, Write
 from .async_base import AsyncClientBase, one_call_send, send_in_one_call
 from .async_pool import AsyncPoolBase
 from .common import (
+    RECV_SIZE,
     Step,
     TLSName,
     require_one_target,
@@ -61,7 +78,6 @@ from .tls import SSLConnection
 
 __all__ = ["RateLimit", "TrioSMTPClient", "TrioSMTPPool", "send"]
 
-_RECV_SIZE = 256 * 1024
 #: Octets written since the last ``Read`` below which a write does not also read: the
 #: replies to that much pipelined command text fit easily in the socket buffers.
 _UNREAD_WINDOW = 16 * 1024
@@ -127,6 +143,9 @@ class TrioSMTPClient(AsyncClientBase):
             proxy_header=proxy_header,
         )
         self._stream: trio.abc.Stream | None = stream
+        #: The plain socket under ``_stream`` while the fast path may use it (a
+        #: connection this client opened, before TLS); None otherwise.
+        self._sock: socket.socket | None = None
         self._inbox = bytearray()
         self._eof = False
         self._read_error: Exception | None = None
@@ -140,15 +159,16 @@ class TrioSMTPClient(AsyncClientBase):
             try:
                 with trio.fail_at(self._deadline_for(self._config.timeouts.greeting)):
                     if self._unix_socket is not None:
-                        self._stream = await trio.open_unix_socket(self._unix_socket)
+                        opened = await trio.open_unix_socket(self._unix_socket)
                     else:
                         assert self.host is not None
                         local = self._source_address[0] if self._source_address else None
-                        self._stream = await trio.open_tcp_stream(
+                        opened = await trio.open_tcp_stream(
                             self.host, self.port, local_address=local
                         )
             except (OSError, trio.TooSlowError) as error:
                 raise self._connect_error(error) from error
+            self._stream, self._sock = _with_socket(opened)
         if isinstance(self._stream, trio.SocketStream):
             name = self._stream.socket.getsockname()
             return name[0] if isinstance(name, tuple) else None
@@ -163,6 +183,7 @@ class TrioSMTPClient(AsyncClientBase):
         if self._session is not None:
             self._session.mark_broken()
         stream, self._stream = self._stream, None
+        self._sock = None
         if stream is not None:
             await trio.aclose_forcefully(stream)
 
@@ -172,7 +193,7 @@ class TrioSMTPClient(AsyncClientBase):
         """Perform ``driver``'s requests; close the stream when the session breaks.
 
         One cancel scope serves every request of the operation (cheaper than one per
-        request): each request sets its deadline. When the scope catches its own
+        request): each request that waits sets its deadline. When the scope catches its own
         cancellation the deadline passed, and ``TimeoutError`` goes into the driver.
         """
         step = Step()
@@ -247,25 +268,44 @@ class TrioSMTPClient(AsyncClientBase):
     def _can_read(self) -> bool:
         return not self._eof and self._read_error is None
 
-    async def _write(self, data: bytes, timeout: float | None) -> None:
-        stream = self._live_stream()
-        self._unread += len(data)
-        self._scope.deadline = self._deadline_for(timeout)
-        await stream.send_all(data)
+    def _arm(self, deadline: float) -> None:
+        """Put ``deadline`` on the operation's scope (a deadline change costs trio a
+        heap update, so only when it differs)."""
+        if self._scope.deadline != deadline:
+            self._scope.deadline = deadline
 
-    async def _read_ahead(self, stream: trio.abc.Stream) -> None:
-        """Buffer what the server sends while a write is blocked (RFC 2920 §3.2)."""
-        while len(self._inbox) < MAX_READAHEAD:
-            try:
-                data = await stream.receive_some(_RECV_SIZE)
-            except _STREAM_ERRORS as exc:
-                self._read_error = _lost(exc)
-                return
-            if not data:
-                self._eof = True
-                return
-            self._inbox += data
-        await trio.sleep_forever()  # full: stop reading until the write ends
+    async def _write(self, data: bytes, timeout: float | None) -> None:
+        self._unread += len(data)
+        sock = self._sock
+        if sock is None:
+            stream = self._live_stream()
+            self._arm(self._deadline_for(timeout))
+            await stream.send_all(data)
+            return
+        await trio.lowlevel.checkpoint_if_cancelled()  # once cancelled, nothing new goes out
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            if self._unread > _UNREAD_WINDOW:  # a burst of writes: let others run
+                await self._schedule_point()
+            return  # else the Read that comes next is the schedule point
+        self._arm(self._deadline_for(timeout))
+        with memoryview(data) as view:
+            while sent < len(data):
+                await trio.lowlevel.wait_writable(sock)
+                try:
+                    sent += sock.send(view[sent:])
+                except BlockingIOError:
+                    continue
+
+    async def _schedule_point(self) -> None:
+        """Let other tasks run after an I/O call that did not have to wait, with no
+        deadline on the scope: an earlier wait's deadline, still set, must not fire
+        while this request is not waiting for anything."""
+        self._arm(math.inf)
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def _read(self, timeout: float | None) -> bytes:
         self._unread = 0
@@ -277,18 +317,49 @@ class TrioSMTPClient(AsyncClientBase):
             raise self._read_error
         if self._eof:
             return b""
-        stream = self._live_stream()
-        self._scope.deadline = self._read_deadline(timeout)
-        return bytes(await stream.receive_some(_RECV_SIZE))
+        sock = self._sock
+        if sock is None:
+            stream = self._live_stream()
+            self._arm(self._read_deadline(timeout))
+            return bytes(await stream.receive_some(RECV_SIZE))
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            data = sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            self._arm(self._read_deadline(timeout))
+            return await _wait_and_receive(sock)
+        await self._schedule_point()
+        return data
+
+    async def _read_ahead(self, stream: trio.abc.Stream) -> None:
+        """Buffer what the server sends while a write is blocked (RFC 2920 §3.2). It
+        waits under the write's deadline (the scope is the operation's) and never
+        changes it."""
+        sock = self._sock
+        while len(self._inbox) < MAX_READAHEAD:
+            try:
+                if sock is None:
+                    data = bytes(await stream.receive_some(RECV_SIZE))
+                else:
+                    data = await _wait_and_receive(sock)
+            except _STREAM_ERRORS as exc:
+                self._read_error = _lost(exc)
+                return
+            if not data:
+                self._eof = True
+                return
+            self._inbox += data
+        await trio.sleep_forever()  # full: stop reading until the write ends
 
     async def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
         context = self._tls_context(server_hostname)
         # Reads drain the inbox and the driver yields no write between the STARTTLS 220
         # and this request, so every later byte goes through the TLS layer.
         assert not self._inbox
+        self._sock = None  # from now on every byte goes through the TLS layer
         tls = trio.SSLStream(self._live_stream(), context, server_hostname=server_hostname)
         self._stream = tls
-        self._scope.deadline = self._deadline_for(timeout)
+        self._arm(self._deadline_for(timeout))
         try:
             await tls.do_handshake()
         except (trio.BrokenResourceError, ssl.SSLError) as exc:
@@ -298,6 +369,30 @@ class TrioSMTPClient(AsyncClientBase):
         # SSLStream forwards version(), cipher() and getpeercert() to its SSLObject
         # (untyped, through __getattr__): all that TLSInfo and channel_binding ask.
         return cast("ssl.SSLObject", tls)
+
+
+async def _wait_and_receive(sock: socket.socket) -> bytes:
+    """What ``sock`` receives once it is readable (``b""`` at the end of the stream)."""
+    while True:
+        await trio.lowlevel.wait_readable(sock)
+        try:
+            return sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            continue
+
+
+def _with_socket(stream: trio.SocketStream) -> tuple[trio.SocketStream, socket.socket]:
+    """The stdlib socket under ``stream`` (for the fast path) and a ``SocketStream``
+    over that same socket object (for TLS and closing). trio exposes no socket's stdlib
+    object, so the descriptor is detached from ``stream`` and wrapped anew."""
+    inner = stream.socket
+    fd = inner.detach()
+    try:
+        sock = socket.socket(inner.family, inner.type, inner.proto, fileno=fd)
+    except BaseException:
+        socket.close(fd)
+        raise
+    return trio.SocketStream(trio.socket.from_stdlib_socket(sock)), sock
 
 
 def _lost(exc: Exception) -> Exception:

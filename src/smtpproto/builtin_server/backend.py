@@ -187,6 +187,11 @@ class Response:
 
 
 _NOTHING = Response()
+#: ``Response((reply,))`` by the reply's ``id`` (with the reply, so the id stays its
+#: own), shared by every session: responses are immutable, and the hooks answer most
+#: commands with the same few ``Reply`` objects. Emptied when full.
+_SINGLE: dict[int, tuple[Reply, Response]] = {}
+_MAX_SINGLE = 64
 #: The hooks' constant replies, made once (a ``Reply`` is immutable).
 _OK = ok()
 _SENDER_OK = ok("2.1.0 Sender OK")
@@ -334,10 +339,9 @@ class Session:
         """What to do for ``event``: the rules decide first (``rules.py``), then the
         hooks. No replies when the event expects none (content is collected here),
         else ``conn.replies_due`` of them unless the connection is to close."""
-        if isinstance(event, ContentReceived):
-            self.content.append(event.data)
-            return _NOTHING
         if not event.expects_reply:
+            if isinstance(event, ContentReceived):
+                self.content.append(event.data)
             return _NOTHING
         if isinstance(event, MailReceived):
             self.message_number = self.backend.rules.new_message()
@@ -346,7 +350,8 @@ class Session:
             if self.conn.lmtp:  # one decision per recipient, even for just one
                 return self._lmtp_message(event, data)
             if not (self._own_decide or self.backend.rules.active):
-                return self._slowed_down(Response((self.message(event, data),)))
+                response = Response((self.message(event, data),))
+                return response if self._tarpit is None else self._slowed_down(response)
             return self._decide(
                 self._context("data_end", event), lambda: self.message(event, data), data=True
             )
@@ -357,8 +362,17 @@ class Session:
             stage = stage_of(event)
             if stage is not None:
                 return self._decide(self._context(stage, event), lambda: self._answer(event), due)
-        response = Response((self._answer(event),) * due)
-        return response if self._tarpit is None else self._slowed_down(response)
+        reply = self._answer(event)
+        if due != 1 or self._tarpit is not None:
+            return self._slowed_down(Response((reply,) * due))
+        known = _SINGLE.get(id(reply))  # the hooks answer with the same few replies
+        if known is not None and known[0] is reply:
+            return known[1]
+        response = Response((reply,))
+        if len(_SINGLE) >= _MAX_SINGLE:
+            _SINGLE.clear()
+        _SINGLE[id(reply)] = (reply, response)
+        return response
 
     def replies(self, event: ServerEvent) -> list[Reply]:
         """The replies of ``respond(event)`` (its delay and close are for front ends)."""

@@ -74,6 +74,8 @@ _ACCEPT_SETTLE = 0.02
 DEFAULT_MAX_MESSAGE_SIZE = 32 * 1024 * 1024
 #: Seconds a TLS handshake may take after the 220 to STARTTLS.
 TLS_HANDSHAKE_TIMEOUT = 30.0
+#: The most octets one read takes (what asyncio's own transports ask for per read).
+RECEIVE_BUFFER = 256 * 1024
 
 
 def make_self_signed(directory: Path, hostname: str = "localhost") -> tuple[Path, Path]:
@@ -91,9 +93,16 @@ class _BadReply(Exception):
     have, not a ``Reply`` at all): the policy's fault, so a policy error, not a 500."""
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(asyncio.BufferedProtocol):
     """One client connection: moves octets between the transport and the engine and
     sends what the connection's ``Session`` answers.
+
+    The transport reads into the server's receive buffer (``get_buffer``), shared by
+    every connection of the server: they all run on its loop, one callback at a time,
+    and ``buffer_updated`` copies the octets out before it returns. A plain
+    ``Protocol`` has the transport allocate a 256 KiB ``recv`` buffer per read, which
+    glibc maps and unmaps every time (above its 128 KiB mmap threshold): most of the
+    CPU a short command cost.
 
     The replies to one batch of input go out in one write (``_out``, flushed when the
     batch is answered). The idle timer is not restarted per read: reads only note the
@@ -145,11 +154,17 @@ class _Connection(asyncio.Protocol):
         self._session = self._server.backend.new_session(
             self._conn,
             starttls=self._server.tls_context is not None,
-            note=lambda text: self._log("*", text),
+            note=self._note,
             peer=str(peername[0]) if peername else "",
         )
         self._rearm()
         self._guarded(lambda: self._carry_out(self._session.opening(), None))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._server._receive_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._server._receive_buffer[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         self._last_input = self._server._clock()
@@ -161,7 +176,12 @@ class _Connection(asyncio.Protocol):
                 self._abort()
             return
         self._conn.receive_data(data)
-        self._guarded(self._events)
+        try:  # ``_guarded(self._events)``, without a bound method and a frame per read
+            self._events()
+        except Exception as error:
+            self._failed(error)
+        finally:
+            self._flush()
 
     def eof_received(self) -> bool:
         self._conn.receive_data(b"")
@@ -195,6 +215,10 @@ class _Connection(asyncio.Protocol):
         if self._server.transcript is not None:
             self._server.transcript(f"{direction} {escape_text(text)}")
 
+    def _note(self, text: str) -> None:
+        """The session's transcript notes (``Session.note``)."""
+        self._log("*", text)
+
     def _rearm(self) -> None:
         """Start the idle time (RFC 5321 §4.5.3.2.7) again from now."""
         self._last_input = self._server._clock()
@@ -224,16 +248,22 @@ class _Connection(asyncio.Protocol):
 
     def _write(self, reply: Reply) -> None:
         """Queue ``reply`` (sent by ``_flush``), checked by the engine first."""
-        try:
-            data = self._conn.send(reply)
-        except LocalProtocolError as error:  # the policy's reply, not the client's input
-            if inspect.iscoroutine(reply):  # an ``async def`` hook of a Session subclass
-                reply.close()
-            raise _BadReply(f"the policy answered with {reply!r}: {error}") from error
-        if self._server.transcript is not None:
-            for line in data.decode("utf-8", "replace").splitlines():
-                self._log("S:", line)
-        self._out.append(data)
+        self._write_all((reply,))
+
+    def _write_all(self, replies: tuple[Reply, ...]) -> None:
+        """Queue ``replies`` in order, each checked by the engine first."""
+        send, out = self._conn.send, self._out
+        for reply in replies:
+            try:
+                data = send(reply)
+            except LocalProtocolError as error:  # the policy's reply, not the client's input
+                if inspect.iscoroutine(reply):  # an ``async def`` hook of a Session subclass
+                    reply.close()
+                raise _BadReply(f"the policy answered with {reply!r}: {error}") from error
+            if self._server.transcript is not None:
+                for line in data.decode("utf-8", "replace").splitlines():
+                    self._log("S:", line)
+            out.append(data)
 
     def _flush(self) -> None:
         """Write the queued replies at once, in one write."""
@@ -250,24 +280,31 @@ class _Connection(asyncio.Protocol):
         the step answered is written at the end."""
         try:
             step()
-        except ProtocolError as error:
+        except Exception as error:
+            self._failed(error)
+        finally:
+            self._flush()
+
+    def _failed(self, error: Exception) -> None:
+        """A step failed: a protocol error (the client's input) or a failing policy (a
+        rule hook, a ``Session`` subclass) ends the session."""
+        if isinstance(error, ProtocolError):
             self._log("*", f"protocol error: {error}")
             self._write(self._session.protocol_error(error))
-            self.close()
-        except Exception as error:  # the policy (a rule hook, a Session subclass) failed
+        else:
             self._log("*", f"policy error: {error!r}")
             self._server.policy_errors.append(error)
             if self._conn.state not in (ServerState.CLOSED, ServerState.ERROR):
                 self._write(service_closing(self._server.hostname, "Policy error, closing"))
-            self.close()
-        finally:
-            self._flush()
+        self.close()
 
     def _events(self) -> None:
         """Answer every event the engine has, until it needs data or a reply waits."""
-        conn, session = self._conn, self._session
+        conn = self._conn
+        next_event, respond = conn.next_event, self._session.respond
+        logged = self._server.transcript is not None
         while True:
-            event = conn.next_event()
+            event = next_event()
             if event is NEED_DATA:
                 return
             if event is PAUSED:
@@ -275,14 +312,14 @@ class _Connection(asyncio.Protocol):
                     self.close()
                 return
             assert isinstance(event, ServerEvent)
-            if self._server.transcript is not None and not isinstance(event, ContentReceived):
+            if logged and not isinstance(event, ContentReceived):
                 self._log("C:", describe(event))
             if event.unauthorized_pipelining:  # flagged, or refused with 554 below
                 self._log("*", "sent before the reply it had to wait for (RFC 2920 §3.1)")
             if isinstance(event, ClientDisconnected):
                 self.close()
                 return
-            response = session.respond(event)
+            response = respond(event)
             if response.delay > 0:
                 self._carry_out(response, event)
                 return
@@ -322,8 +359,8 @@ class _Connection(asyncio.Protocol):
     def _finish(self, response: Response, event: ServerEvent | None) -> bool:
         """Send the replies, then do what they mean for the transport; True when the
         session goes on."""
-        for reply in response.replies:
-            self._write(reply)
+        if response.replies:
+            self._write_all(response.replies)
         if response.close:
             self._log("*", "closing (a rule said so)" if response.replies else "dropped")
             self.close()
@@ -494,6 +531,8 @@ class SMTPServer:
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._server: asyncio.Server | None = None
         self._sessions: set[_Connection] = set()
+        #: What every connection's transport reads into (``_Connection.get_buffer``).
+        self._receive_buffer = memoryview(bytearray(RECEIVE_BUFFER))
         self._clock: Callable[[], float] = time.monotonic  # set by ``start``
         #: Exceptions the policy raised (a ``hook``, a ``Session`` subclass); each ended
         #: its session with a 421.
@@ -590,9 +629,10 @@ class SMTPServer:
         context.load_cert_chain(str(self.cert_path), str(self._keyfile))
         self.tls_context = context
 
-    async def start(self) -> None:
+    async def start(self, *, listen: bool = True) -> None:
         """Make the certificate if needed, then listen. Raises ``OSError`` if the address
-        is in use (a certificate made here is removed again)."""
+        is in use (a certificate made here is removed again). ``listen=False`` opens no
+        socket: the server then serves only what ``adopt`` hands it."""
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self._make_tls_context)
@@ -602,6 +642,8 @@ class SMTPServer:
             # ``time.monotonic``, called directly then (a read per input, no frame).
             standard = type(loop).time is asyncio.BaseEventLoop.time
             self._clock = time.monotonic if standard else loop.time
+            if not listen:
+                return
             self._server = await loop.create_server(
                 lambda: _Connection(self),
                 self.host,
@@ -616,6 +658,12 @@ class SMTPServer:
                 self.cert_path = self._keyfile = None
             raise
         self.port = self._server.sockets[0].getsockname()[1]
+
+    async def adopt(self, sock: socket.socket) -> None:
+        """Serve a connection accepted elsewhere (``smtpproto serve --workers``: the
+        supervisor accepts and hands each connection to a worker). ``start()`` first."""
+        loop = asyncio.get_running_loop()
+        await loop.connect_accepted_socket(lambda: _Connection(self), sock)
 
     async def serve_forever(self) -> None:
         """Serve until cancelled (Ctrl-C, SIGTERM); then call ``close()``.
@@ -638,18 +686,20 @@ class SMTPServer:
         no socket outlives the server (Python 3.11's ``Server.wait_closed`` does not
         wait for connections).
         """
-        if self._server is not None:
+        if self._server is not None or self._sessions:  # listening, or adopted ones
             # A connection accepted just now reaches connection_made a loop iteration
             # later; closing the listener in between leaks its transport (asyncio on
             # 3.11 fails the attach to a closed server), so let pending accepts land.
             await asyncio.sleep(_ACCEPT_SETTLE)
-            self._server.close()
+            if self._server is not None:
+                self._server.close()
             for session in list(self._sessions):
                 session.close()
             if not await self._sessions_gone(min(timeout, _GRACEFUL_CLOSE)):
                 for session in list(self._sessions):
                     session._abort()
                 await self._sessions_gone(timeout)
+        if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):  # only waiters remain
                 await asyncio.wait_for(self._server.wait_closed(), timeout)
             self._server = None

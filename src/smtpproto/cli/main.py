@@ -490,7 +490,7 @@ def _add_serve(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
         "--workers",
         metavar="N",
         type=_workers,
-        help="serve from N processes on the port (Linux; 0: one per core; default 1)",
+        help="serve from N processes on the port (POSIX; 0: one per core; default 1)",
     )
     p.set_defaults(handler="serve")
 

@@ -5,14 +5,17 @@ test can wait for it), then the server's transcript with elapsed-time stamps, an
 message as received when neither ``--maildir`` nor ``--mbox`` is given. Ctrl-C (SIGINT),
 SIGTERM (``kill``, a container stopping) or SIGHUP (the terminal closed) stops the
 server cleanly: open sessions are closed, the temporary certificate removed, and the
-exit code is 0. Credentials for AUTH
+exit code is 0. A ``--maildir`` or ``--mbox`` that cannot take a message (a file where
+a folder should be, a missing parent folder, no permission) is refused before the server
+starts: one line naming the path, exit code 2. ``-q`` gives the server no transcript at
+all (no line is formatted). Credentials for AUTH
 come from ``--auth USER:PASSWORD`` or, so that the password stays out of the process
 list, ``SMTPPROTO_SERVE_AUTH``. ``--rules FILE`` makes the server fail on purpose (the
 TOML or JSON form of ``builtin_server/rulefile.py``; a bad file is one line on stderr
 and exit code 2); ``--max-size`` sets the SIZE limit it advertises and enforces
 (RFC 1870), ``--rcptmax`` and ``--mailmax`` the LIMITS (RFC 9422). ``--workers N``
-serves from N processes on the same port (``serve_workers``: Linux, ``SO_REUSEPORT``;
-``0`` is one per core).
+serves from N processes on the same port (``serve_workers``: the connections handed to
+them in turn; ``0`` is one per core).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import time  # noqa: TID251 -- CLI adapter layer: transcript time stamps
 from ..builtin_server.rulefile import RuleFileError, load_rules
 from ..builtin_server.rules import Rule
 from ..builtin_server.server import DEFAULT_MAX_MESSAGE_SIZE, SMTPServer, StoredMessage
+from ..builtin_server.storage import MessageStore, StorageError
 from ..server_engine.replies import limits_keyword
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode, quote
@@ -77,6 +81,16 @@ def _rules(path: str | None) -> list[Rule]:
         raise CLIError(escape_text(str(error)), ExitCode.USAGE) from None
 
 
+def _check_storage(maildir: str | None, mbox: str | None) -> None:
+    """Refuse to start (exit 2, one line naming the path) when ``--maildir`` or
+    ``--mbox`` cannot take a message, rather than answer 451 to every one."""
+    try:
+        MessageStore(maildir, mbox, keep=False).prepare()
+    except StorageError as error:
+        reason = error.strerror or str(error)
+        raise CLIError(f"cannot store messages: {escape_text(reason)}", ExitCode.USAGE) from None
+
+
 def _print_message(message: StoredMessage) -> None:
     to = ", ".join(f"<{escape_text(r)}>" for r in message.recipients)
     print(f"---- message from <{escape_text(message.sender)}> to {to}", flush=False)
@@ -108,6 +122,7 @@ def run_serve(args: argparse.Namespace) -> int:
                 ExitCode.USAGE,
             ) from None
     rules = _rules(args.rules)
+    _check_storage(args.maildir, args.mbox)
     max_size = DEFAULT_MAX_MESSAGE_SIZE if args.max_size is None else args.max_size
     start = time.monotonic()
     store_in_file = args.maildir is not None or args.mbox is not None
@@ -116,8 +131,7 @@ def run_serve(args: argparse.Namespace) -> int:
         port: int, certfile: str | None, keyfile: str | None, prefix: str = ""
     ) -> SMTPServer:
         def transcript(line: str) -> None:
-            if not args.quiet:
-                print(f"[{time.monotonic() - start:8.3f}s] {prefix}{line}", flush=True)
+            print(f"[{time.monotonic() - start:8.3f}s] {prefix}{line}", flush=True)
 
         return SMTPServer(
             host=args.host,
@@ -129,13 +143,12 @@ def run_serve(args: argparse.Namespace) -> int:
             require_auth=bool(users),
             maildir=args.maildir,
             mbox=args.mbox,
-            transcript=transcript,
+            transcript=None if args.quiet else transcript,  # -q: no line is even formatted
             on_message=None if store_in_file else _print_message,
             max_message_size=max_size,
             rules=rules,
             rcptmax=args.rcptmax,
             mailmax=args.mailmax,
-            reuse_port=bool(prefix),
             keep_messages=False,  # printed or written to a file: memory stays bounded
         )
 

@@ -32,10 +32,19 @@ from __future__ import annotations
 from ..wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..wire.twins import ReplyParser
 from .capabilities import Capabilities
+from .commands import Mail, Rcpt
 from .config import ClientConfig
 from .events import NEED_DATA, Command, ConnectionClosed, Event, NeedData
 from .replies import handle_eof, handle_reply
-from .sending import NOT_COMMANDS, SENDERS, VERBS, check_pipelining
+from .sending import (
+    NOT_COMMANDS,
+    SENDERS,
+    VERBS,
+    GroupTemplate,
+    check_pipelining,
+    make_template,
+    send_group,
+)
 from .session import Session
 from .states import AFTER_SEND, ALLOWED, FINAL_VERBS, ClientState, Outcome, Verb
 
@@ -348,6 +357,34 @@ class ClientConnection:
         # is ``Session.enter`` (``ON_OUTCOME``).
         s.state = table[verb]
         return wire
+
+    def group_template(self, mail: Mail, rcpts: tuple[Rcpt, ...]) -> GroupTemplate | None:
+        """``mail``, ``rcpts`` and DATA checked and serialised once for the current
+        capabilities and TLS state, for ``send_group``; None when the fast lane cannot
+        carry them (no PIPELINING, LMTP, a command ``send`` would refuse): use ``send``,
+        which decides. Changes nothing (``sending.send_group``)."""
+        self._raise_if_error(local=True)
+        return make_template(self._s, mail, rcpts)
+
+    def send_group(self, content: bytes | None, template: GroupTemplate) -> bytes | None:
+        """One pipelined group in one step (RFC 2920 §3.1): the end of the content of
+        the message whose 354 came — ``content`` is all of it; None in READY, with no
+        reply due, when no content is open — then ``template``'s MAIL, RCPTs and DATA.
+        The same bytes, queued replies and state as ``send(Content(data=content))``,
+        ``send(EndOfContent())``, ``send`` of each command of the template and
+        ``send(Data())``. Returns None, with nothing changed, when the case is not
+        the plain one (``sending.send_group``): then use ``send``. A content the
+        DATA encoder refuses is a sticky error, as with ``send(Content(...))``."""
+        s = self._s
+        if s.state is S.ERROR:
+            self._raise_if_error(local=True)
+        if type(template) is not GroupTemplate:  # misuse: nothing changed
+            raise LocalProtocolError(f"send_group needs a GroupTemplate, got {template!r}")
+        try:
+            return send_group(s, content, template)
+        except BaseException as error:
+            self._fail(error)
+            raise
 
     # -- TLS ----------------------------------------------------------------------------
 

@@ -8,6 +8,15 @@ recipients accepted), queues the ``Pending`` entries for the replies it expects,
 writes the transcript and returns the bytes; it raises ``LocalProtocolError`` before
 changing anything when the command is not allowed. The state moves afterwards, in
 ``send``, from ``AFTER_SEND``.
+
+The pipelined fast lane (``send_many``, docs/design.md §2): ``make_template`` checks
+and serialises a MAIL, its RCPTs and DATA once, with the checks their senders make in
+a fresh transaction, for the capabilities and TLS state of the moment;
+``send_group`` then ends the open content (dot-stuffed by the DATA codec twin, then
+``.`` CRLF, RFC 5321 §4.5.2) and opens the template's transaction in one step,
+queueing the same ``Pending`` entries and ``Transaction`` as those ``send`` calls
+(RFC 2920 §3.1: the content may open a group, DATA ends it). Outside its plain case
+it returns None having changed nothing, and the caller uses ``send``.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from collections.abc import Callable
 
 from ..wire.errors import LocalProtocolError
 from ..wire.rawdata import RawDataGuard
+from .capabilities import Capabilities
 from .config import TLSPolicy
 from .events import (
     Auth,
@@ -47,7 +57,15 @@ from .session import Pending, Session, Transaction
 from .states import AFTER_CONTENT_END, FINAL_VERBS, GROUP_ENDERS, ClientState, Verb
 from .writers import bdat_header, write_auth, write_auth_response, write_mail, write_rcpt
 
-__all__ = ["NOT_COMMANDS", "SENDERS", "VERBS", "check_pipelining"]
+__all__ = [
+    "NOT_COMMANDS",
+    "SENDERS",
+    "VERBS",
+    "GroupTemplate",
+    "check_pipelining",
+    "make_template",
+    "send_group",
+]
 
 S = ClientState
 V = Verb
@@ -383,3 +401,100 @@ SENDERS: dict[Verb, _Sender] = {
     **{verb: _simple_command for verb in _FIXED_WIRE},
     **{verb: _hello_or_text for verb in (V.EHLO, V.HELO, V.LHLO, V.VRFY, V.EXPN, V.HELP)},
 }
+
+
+# -- the pipelined fast lane (``send_many``, docs/design.md §2) ------------------------
+
+#: The commands ``send_group`` queues for the end of the content and DATA: immutable.
+_GROUP_END = EndOfContent()
+_GROUP_DATA = Data()
+
+
+class GroupTemplate:
+    """A MAIL, its RCPTs and DATA, checked and serialised once for one session's
+    capabilities and TLS state (``make_template``); reused for every message of a
+    ``send_many`` batch with that envelope."""
+
+    __slots__ = ("addresses", "caps", "mail", "rcpts", "tls_active", "wire")
+
+    def __init__(
+        self, mail: Mail, rcpts: tuple[Rcpt, ...], wire: bytes, caps: Capabilities, tls: bool
+    ) -> None:
+        self.mail = mail
+        self.rcpts = rcpts
+        self.addresses = tuple(rcpt.recipient for rcpt in rcpts)
+        #: ``MAIL ... CRLF RCPT ... CRLF ... DATA CRLF``
+        self.wire = wire
+        #: What the checks were made against: the template is used only while the
+        #: session still has exactly these capabilities and this TLS state.
+        self.caps = caps
+        self.tls_active = tls
+
+
+def make_template(s: Session, mail: Mail, rcpts: tuple[Rcpt, ...]) -> GroupTemplate | None:
+    """The template for ``mail`` and ``rcpts``, or None when the fast lane cannot
+    carry them (no PIPELINING, LMTP, an empty or refused envelope): the general path
+    then decides, and refuses what it refuses. Changes nothing."""
+    caps = s.caps
+    if caps is None or not s.pipelining or s.config.lmtp or not rcpts:
+        return None
+    if type(mail) is not Mail or any(type(rcpt) is not Rcpt for rcpt in rcpts):
+        return None
+    if mail.body == "BINARYMIME":  # needs BDAT (``_data_command``)
+        return None
+    try:
+        _require_tls_if_policy(s, "MAIL")
+        wire = write_mail(mail, caps, tls_active=s.tls_active)
+        for count, rcpt in enumerate(rcpts):
+            wire += write_rcpt(rcpt, caps, smtputf8=mail.smtputf8, count=count, rcptmax=s.rcptmax)
+    except LocalProtocolError:
+        return None
+    return GroupTemplate(mail, rcpts, wire + b"DATA\r\n", caps, s.tls_active)
+
+
+def send_group(s: Session, content: bytes | None, template: GroupTemplate) -> bytes | None:
+    """End the current content with ``content`` (its whole, in CONTENT) or nothing
+    (None, in READY with no reply due), then open ``template``'s transaction; return
+    the bytes, or None with nothing changed when this is not the fast lane's case."""
+    # A transcript logs each command: the general path. (AUTH secrets play no part in
+    # what is sent here.)
+    if (
+        template.caps is not s.caps
+        or template.tls_active is not s.tls_active
+        or s.transcript is not None
+        or not s.pipelining
+    ):
+        return None
+    pending = s.pending
+    state = s.state
+    if content is None:
+        if state is not S.READY or pending:
+            return None
+        wire = template.wire
+    else:
+        encoder = s.encoder
+        txn = s.txn
+        if (
+            state is not S.CONTENT
+            or type(content) is not bytes
+            or s.raw is not None
+            or encoder is None
+            or encoder.octets_in
+            or txn is None
+        ):
+            return None
+        # From here on the content's exchange is on the wire: a refusal by the
+        # encoder (a NUL, an over-long line) is sticky, as ``send(Content)``'s is.
+        wire = (encoder.feed(content) if content else b"") + encoder.finish() + template.wire
+        s.encoder = None
+        pending.append(Pending(V.END_OF_CONTENT, _GROUP_END, txn))
+    mail = template.mail
+    s.txn = txn = Transaction(mail)
+    txn.add_recipients(template.addresses)
+    txn.commands_after_mail += 1  # DATA
+    pending.append(Pending(V.MAIL, mail, txn))
+    for index, rcpt in enumerate(template.rcpts):
+        pending.append(Pending(V.RCPT, rcpt, txn, index=index))
+    pending.append(Pending(V.DATA, _GROUP_DATA, txn))
+    s.state = S.TRANSACTION
+    return wire

@@ -20,6 +20,13 @@ as nested, or its RCPTs join it (RFC 3030 §2, RFC 5321 §4.1.1.5). A larger BDA
 message, or any message without PIPELINING, is sent lock-step by ``sendmail``'s own
 drivers once everything before it is answered.
 
+The common batch — one envelope repeated, each content one ``bytes`` chunk, DATA —
+takes the engine's fast lane (docs/design.md §2): at each 354 the next message is
+taken and, when it repeats the envelope of the engine's ``GroupTemplate``, this
+content, its end and that message's MAIL, RCPTs and DATA come from one
+``send_group`` call; the replies take the general handlers. The bytes, events and
+outcomes are the general path's; anything else takes it.
+
 Each message's content is streamed (never held whole) and taken from the caller's
 iterable only when it is about to be sent, so memory stays bounded by the window.
 
@@ -58,6 +65,7 @@ from ..client_engine.events import (
     Rset,
     TransactionResult,
 )
+from ..client_engine.sending import GroupTemplate
 from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError
@@ -137,6 +145,8 @@ class _Plan:
         "recipients",
         "sender",
         "size_advertised",
+        "template",
+        "template_for",
     )
 
     def __init__(self, options: MailOptions, chunk_size: int, caps: Capabilities | None) -> None:
@@ -147,6 +157,10 @@ class _Plan:
         self.sender: str | None = None  # None: nothing remembered
         self.recipients: str | tuple[str, ...] = ()
         self.prepared: _Prepared | None = None
+        #: The engine's ``GroupTemplate`` for the MAIL ``template_for`` (None: that
+        #: envelope is not the fast lane's, ``ClientConnection.group_template``).
+        self.template: GroupTemplate | None = None
+        self.template_for: Mail | None = None
 
 
 class _Outcomes:
@@ -164,6 +178,13 @@ class _Outcomes:
         #: ``emit`` (the caller's ``on_outcome``) raised: whatever it raised, even an
         #: ``SMTPError``, is the caller's and ends the batch, never a session error.
         self.failed = False
+
+    def rewind(self, count: int) -> None:
+        """Forget the messages taken from ``count`` on (none of them emitted): the
+        fast lane took the next message before ending the content, and that failed."""
+        self.count = count
+        for index in [index for index in self._pending if index >= count]:
+            del self._pending[index]
 
     def reserve(self) -> int:
         """The index of the next message taken from the iterable."""
@@ -345,6 +366,8 @@ class BatchDrivers(MailDrivers):
         waiting: _Prepared | None = None  # sent DATA, its 354 not handled yet
         item: _Prepared | None = None  # taken from the iterable, not sent yet
         exhausted = False
+        # The fast lane (``_fast_group``): DATA groups, pipelined, no RSET due.
+        fast = pipe and not bdat
         ready = ClientState.READY
         data_command = Data()  # one immutable value for every message
         # Only transaction outcomes matter here: no CommandReply per MAIL/RCPT/BDAT
@@ -439,6 +462,33 @@ class BatchDrivers(MailDrivers):
                         waiting = None  # its DATA was refused (a result came): no content
                 elif type(event) is ReadyForContent:
                     assert waiting is not None
+                    if waiting.single and fast and len(inflight) < window and not exhausted:
+                        # The fast lane: this content, its end and the next message's
+                        # MAIL, RCPTs and DATA in one engine step (``send_group``).
+                        # The general path ends this content before it takes the next
+                        # message: whatever fails here fails as it would there.
+                        taken = outcomes.count
+                        try:
+                            item = self._next(messages, plan, outcomes)
+                        except BaseException:  # the caller's iterable raised
+                            self._end_or_rewind(waiting, outcomes, taken)
+                            raise
+                        exhausted = item is None
+                        try:
+                            group = self._fast_group(waiting, item, plan)
+                            if group is None:
+                                tail = self._whole_content(waiting)
+                        except BaseException:  # the content refused: nothing taken
+                            outcomes.rewind(taken)
+                            raise
+                        if group is not None:
+                            assert item is not None
+                            inflight.append(item)
+                            waiting, item = item, None
+                            yield Write(group, self._write_timeout())
+                        else:
+                            waiting = None
+                        continue
                     if waiting.single:  # all of it at once: no generator
                         tail = self._whole_content(waiting)
                     else:
@@ -527,13 +577,46 @@ class BatchDrivers(MailDrivers):
         while self.conn.outstanding:  # also an RSET written before a refused MAIL
             yield from self._event()
 
+    def _fast_group(self, waiting: _Prepared, item: _Prepared | None, plan: _Plan) -> bytes | None:
+        """The fast lane's one engine step, when ``item`` repeats the envelope of the
+        plan's template: ``waiting``'s whole content and end, then ``item``'s MAIL, RCPTs
+        and DATA (``ClientConnection.send_group``); None, nothing sent: the general
+        path sends them."""
+        if item is None or not item.single or self._reset_pending:
+            return None
+        mail = item.mail
+        if plan.template_for is not mail:
+            was = plan.prepared  # ``item`` repeats it (``_repeated``): a template pays
+            if was is None or was is item or was.mail is not mail:
+                return None
+            plan.template_for = mail
+            plan.template = self.conn.group_template(mail, tuple(item.commands))
+        template = plan.template
+        if template is None or template.rcpts != tuple(item.commands):
+            return None
+        wire = self.conn.send_group(waiting.first, template)
+        if wire is not None:
+            waiting.ended = True
+        return wire
+
+    def _end_or_rewind(self, waiting: _Prepared, outcomes: _Outcomes, taken: int) -> None:
+        """The fast lane's next message could not be taken: end ``waiting``'s content
+        as the general path had before (the engine's state is then its), or, if that
+        fails, forget what was taken (the general path took nothing) and raise."""
+        try:
+            self._whole_content(waiting)
+        except BaseException:
+            outcomes.rewind(taken)
+            raise
+
     def _whole_content(self, item: _Prepared) -> bytes:
         """``_content`` for a message whose whole content is ``first``: all of it and
         its end, to go out with the next group."""
-        item.ended = True
         first = item.first
         conn = self.conn
-        return (conn.send(Content(data=first)) if first else b"") + conn.send(_END)
+        wire = (conn.send(Content(data=first)) if first else b"") + conn.send(_END)
+        item.ended = True  # not before: content the encoder refused never ended
+        return wire
 
     def _content(self, item: _Prepared) -> Driver[bytes]:
         """Write the content after the 354 but its end, which is returned (to go out
@@ -544,8 +627,9 @@ class BatchDrivers(MailDrivers):
             following = next(item.chunks, None)
             wire = conn.send(Content(data=chunk)) if chunk else b""
             if following is None:
-                item.ended = True
-                return wire + conn.send(_END)
+                wire += conn.send(_END)
+                item.ended = True  # not before: content the encoder refused never ended
+                return wire
             if wire:
                 yield Write(wire, self._write_timeout())
             chunk = following

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Mapping
 from types import MappingProxyType
 
 from ..wire.grammar import (
@@ -33,7 +34,18 @@ from ..wire.parsing import (
 )
 from ..wire.reply import Reply
 from .config import MAX_LIMIT_VALUE
-from .events import AuthCancelled, AuthRequested, AuthResponse, MailReceived, RcptReceived
+from .events import (
+    AuthCancelled,
+    AuthRequested,
+    AuthResponse,
+    DataRequested,
+    MailReceived,
+    NoopReceived,
+    QuitReceived,
+    RcptReceived,
+    ResetReceived,
+    ServerEvent,
+)
 
 __all__ = [
     "REDACTED",
@@ -47,6 +59,7 @@ __all__ = [
     "parse_extensions",
     "parse_mail",
     "parse_rcpt",
+    "plain_event",
     "redact_auth_line",
     "size_limit",
     "split_verb",
@@ -64,6 +77,8 @@ _VERB_RUN = re.compile(rb"[A-Za-z0-9-]*")
 _MECHANISM_WORD = re.compile(rb"[ \t]+([A-Za-z0-9_-]{1,20})(?=[ \t]|\Z)")
 #: What a line that may hold credentials becomes (docs/design.md §4 rule 11).
 REDACTED = b"<redacted>"
+#: The parameters of a MAIL or RCPT line without any (shared: a read-only view).
+_NO_PARAMS: Mapping[str, str | None] = MappingProxyType({})
 
 
 def _fail(message: str, code: int = 501, enhanced: str = "5.5.4") -> SyntaxErrorInCommand:
@@ -345,3 +360,45 @@ def fast_command(line: bytes) -> tuple[bytes, str] | None:
     if local > MAX_LOCAL_PART or len(line) - start + 1 > MAX_PATH:  # path with <>
         return None
     return verb, line[start:-1].decode("ascii")
+
+
+#: The event of each plain verb without argument: one shared value (events are frozen).
+_BARE_EVENTS: dict[bytes, ServerEvent] = {
+    b"DATA": DataRequested(),
+    b"RSET": ResetReceived(),
+    b"NOOP": NoopReceived(),
+    b"QUIT": QuitReceived(),
+}
+#: ``plain_event``'s memo: recognised lines only, each at most ``_MEMO_LINE`` octets,
+#: at most ``_MEMO_SIZE`` of them (emptied when full), shared by every connection: a
+#: client sends the same MAIL and RCPT lines message after message.
+_MEMO: dict[bytes, tuple[bytes, ServerEvent]] = {}
+_MEMO_SIZE = 256
+_MEMO_LINE = 128
+
+
+def plain_event(line: bytes) -> tuple[bytes, ServerEvent] | None:
+    """``(VERB, event)`` for a line ``fast_command`` recognises, else ``None``: a
+    ``MailReceived``/``RcptReceived`` without parameters, or the event of DATA, RSET,
+    NOOP or QUIT. The event depends on the line alone (the connection checks the state),
+    so it is made once per distinct line and shared: events are immutable."""
+    known = _MEMO.get(line)
+    if known is not None:
+        return known
+    fast = fast_command(line)
+    if fast is None:
+        return None
+    verb, mailbox = fast
+    event: ServerEvent
+    if verb == b"MAIL":
+        event = MailReceived(sender=mailbox, params=_NO_PARAMS)
+    elif verb == b"RCPT":
+        event = RcptReceived(recipient=mailbox, params=_NO_PARAMS)
+    else:
+        event = _BARE_EVENTS[verb]
+    made = (verb, event)
+    if len(line) <= _MEMO_LINE:
+        if len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.clear()
+        _MEMO[line] = made
+    return made

@@ -42,6 +42,7 @@ import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from ..wire.abnf import MAX_COMMAND_LINE
 from ..wire.datacodec import DataDecoder
 from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.grammar import SyntaxErrorInCommand
@@ -53,13 +54,13 @@ from .commands import (
     advertised_limits,
     claims_auth,
     decode_auth_response,
-    fast_command,
     line_verb,
     parse_auth,
     parse_bdat,
     parse_extensions,
     parse_mail,
     parse_rcpt,
+    plain_event,
     redact_auth_line,
     size_limit,
     split_verb,
@@ -83,7 +84,6 @@ from .events import (
     Paused,
     PlaintextDiscarded,
     QuitReceived,
-    RcptReceived,
     ResetReceived,
     ServerEvent,
     StartTLSRequested,
@@ -125,10 +125,13 @@ _GROUP_ENDING = frozenset({"greeting", "ehlo", "helo", "data", "starttls", "auth
 _PIPELINABLE_VERBS = frozenset({b"", b"MAIL", b"RCPT", b"RSET", b"BDAT", b"HELP"})
 #: Where RSET, QUIT and NOOP are in sequence (``ALLOWED``, by the verb's octets).
 _ANY_COMMAND_STATE = {verb: ALLOWED[verb.decode("ascii")] for verb in (b"RSET", b"QUIT", b"NOOP")}
-#: How many replies in wire form a connection remembers (``send``).
-_MAX_WIRES = 16
-#: The parameters of a MAIL or RCPT line without any (shared: a read-only view).
-_NO_PARAMS: Mapping[str, str | None] = MappingProxyType({})
+#: The pending kind of RSET, QUIT and NOOP.
+_BARE_KINDS = {b"RSET": "rset", b"QUIT": "quit", b"NOOP": "other"}
+#: Replies checked and put in wire form by ``send``, by ``id`` (with the reply, so the
+#: id stays its own), shared by every connection: the check depends on the reply alone,
+#: and a policy answers with the same few ``Reply`` objects. Emptied when full.
+_WIRES: dict[int, tuple[Reply, bytes]] = {}
+_MAX_WIRES = 64
 
 
 class ServerConnection:
@@ -138,6 +141,49 @@ class ServerConnection:
     STARTTLS is then out of sequence. Start by sending ``greeting(...)``: until then
     ``next_event()`` is PAUSED.
     """
+
+    # Slots: a server holds one per client; no per-instance dict (docs/design.md §8).
+    __slots__ = (
+        "_bdat_used",
+        "_buf",
+        "_chunk_last",
+        "_chunk_left",
+        "_chunk_refusal",
+        "_chunk_return",
+        "_chunk_size",
+        "_closed_clean",
+        "_content_early",
+        "_content_limit",
+        "_credentials_window",
+        "_decoder",
+        "_early",
+        "_eof",
+        "_extensions",
+        "_fast_path",
+        "_lines",
+        "_mail",
+        "_mail_bound",
+        "_mail_commands",
+        "_message_done",
+        "_message_size",
+        "_pending",
+        "_pending_event",
+        "_rcpt_bound",
+        "_recipients",
+        "_replies_due",
+        "_size_limit",
+        "_state",
+        "_to_report",
+        "_too_large",
+        "_verb",
+        "authenticated",
+        "client_name",
+        "config",
+        "discarded_plaintext",
+        "error_count",
+        "lmtp",
+        "tls_active",
+    )
 
     def __init__(
         self, *, lmtp: bool = False, tls_active: bool = False, config: ServerConfig | None = None
@@ -191,14 +237,14 @@ class ServerConnection:
         #: The verb of the last command line (``line_verb``; empty after a line too
         #: long to read): whether its refusal ends a pipelined group.
         self._verb = b""
-        #: Replies sent, in wire form, by ``id`` (with the reply, so the id stays its own).
-        self._wires: dict[int, tuple[Reply, bytes]] = {}
-        #: Plain transaction lines take ``_fast_command`` (off only to test it against
-        #: the general path).
+        #: Plain transaction lines take ``_plain_line``/``_fast_command`` and DATA
+        #: content skips ``_next`` (off only to test them against the general path).
         self._fast_path = True
         #: The content size limit of the current message (``size_limit``), set when
-        #: its content starts.
+        #: its content starts from ``_content_limit``: the limit of the extensions in
+        #: force, worked out whenever they change (``_set_limits``).
         self._size_limit: int | None = None
+        self._content_limit = size_limit(self._extensions, self.config.max_message_size)
 
     # -- read-only views --------------------------------------------------------------
 
@@ -285,18 +331,28 @@ class ServerConnection:
                     )
                 return PAUSED
             if not self._early:
-                if (
-                    not self._buf
-                    and self._state in _LINE_STATES
-                    and not self._eof
+                state = self._state
+                if state is _S.DATA and self._fast_path and not self._to_report:
+                    event = self._data_event()  # what ``_next`` does in DATA, in one step
+                    if event is not None or not self._eof:
+                        return NEED_DATA if event is None else event
+                elif not self._buf:
+                    if state in _LINE_STATES and not self._eof and not self._to_report:
+                        return NEED_DATA  # what ``_next`` would say, in one step
+                elif (
+                    state in COMMAND_STATES
+                    and self._fast_path
                     and not self._to_report
+                    and not self._lines.discarding
                 ):
-                    return NEED_DATA  # what ``_next`` would say, in one step
+                    event = self._plain_line()
+                    if event is not None:
+                        return event
                 return self._next()
             before = len(self._buf)
-            event = self._next()
+            found = self._next()
             self._early = max(0, self._early - (before - len(self._buf)))
-            return event
+            return found
         except BaseException:  # h11's rule: whatever escapes leaves ERROR behind
             self._state = _S.ERROR
             raise
@@ -316,7 +372,7 @@ class ServerConnection:
             if not isinstance(reply, Reply):
                 raise LocalProtocolError(f"send() takes a Reply, got {type(reply).__name__}")
             code = reply.code
-            known = self._wires.get(id(reply))
+            known = _WIRES.get(id(reply))
             if known is not None and known[0] is reply:  # checked already
                 wire = known[1]
             else:
@@ -358,15 +414,15 @@ class ServerConnection:
     def _checked_wire(self, reply: Reply) -> bytes:
         """``reply`` in wire form, once its lines are checked (no CR or NUL, at most 512
         octets with code and CRLF, RFC 5321 §4.5.3.1.5); remembered by identity for the
-        next ``send`` (a policy answers with the same few ``Reply`` objects)."""
+        next ``send`` (``_WIRES``)."""
         for line in reply.raw_lines:
             if b"\r" in line or b"\x00" in line or len(line) + 6 > 512:
                 raise LocalProtocolError("reply lines must be at most 512 octets, no CR/NUL")
         lines = reply.raw_lines
         wire = b"%d %b\r\n" % (reply.code, lines[0]) if len(lines) == 1 else reply.to_bytes()
-        if len(self._wires) >= _MAX_WIRES:
-            self._wires.clear()
-        self._wires[id(reply)] = (reply, wire)
+        if len(_WIRES) >= _MAX_WIRES:
+            _WIRES.clear()
+        _WIRES[id(reply)] = (reply, wire)
         return wire
 
     def send_failed(self) -> None:
@@ -455,6 +511,7 @@ class ServerConnection:
         """Hold the client to the LIMITS of the EHLO reply in force (RFC 9422 §4: the
         limits the server "intends to apply"), within the config's own bound."""
         rcptmax, self._mail_bound = advertised_limits(self._extensions)
+        self._content_limit = size_limit(self._extensions, self.config.max_message_size)
         bound = self.config.max_recipients
         self._rcpt_bound = bound if rcptmax is None else min(rcptmax, bound)
 
@@ -582,6 +639,24 @@ class ServerConnection:
             )
         return NEED_DATA
 
+    def _plain_line(self) -> ServerEvent | None:
+        """The event of a plain command line at the head of the input (``plain_event``)
+        taken by ``_fast_command``, the line consumed; else ``None`` and nothing
+        consumed, for ``_next``. Only a line within the shortest line limit is looked
+        at, so no limit can be crossed (``LineReader``)."""
+        buf, lines = self._buf, self._lines
+        end = buf.find(b"\r\n", lines.scan)
+        if end < 0 or end + 2 > MAX_COMMAND_LINE:
+            return None
+        plain = plain_event(bytes(buf[:end]))
+        if plain is None:
+            return None
+        event = self._fast_command(*plain)
+        if event is not None:
+            del buf[: end + 2]
+            lines.scan = 0
+        return event
+
     def _closed(self, clean: bool) -> ClientDisconnected:
         self._closed_clean = clean
         self._state = _S.CLOSED
@@ -589,9 +664,9 @@ class ServerConnection:
 
     def _command(self, line: bytes) -> ServerEvent | None:
         if self._fast_path:
-            fast = fast_command(line)
-            if fast is not None:
-                event = self._fast_command(*fast)
+            plain = plain_event(line)
+            if plain is not None:
+                event = self._fast_command(*plain)
                 if event is not None:
                     return event
         self._verb = line_verb(line)
@@ -626,9 +701,9 @@ class ServerConnection:
         except SyntaxErrorInCommand as error:
             return self._reject_error(error, line, "rejected")
 
-    def _fast_command(self, verb: bytes, mailbox: str) -> ServerEvent | None:
-        """The event for a plain MAIL/RCPT/DATA/RSET/NOOP/QUIT line (``fast_command``)
-        when it is in sequence, exactly as ``_command`` would make it; ``None`` leaves
+    def _fast_command(self, verb: bytes, event: ServerEvent) -> ServerEvent | None:
+        """``event`` for a plain MAIL/RCPT/DATA/RSET/NOOP/QUIT line (``plain_event``)
+        when it is in sequence, with the state ``_command`` would leave; ``None`` leaves
         the line to ``_command`` (a refusal, a limit, DATA after BDAT ...)."""
         state = self._state
         if verb == b"MAIL":
@@ -636,25 +711,20 @@ class ServerConnection:
             if state is not _S.READY or (bound is not None and self._mail_commands >= bound):
                 return None
             self._mail_commands += 1
-            event: ServerEvent = MailReceived(sender=mailbox, params=_NO_PARAMS)
             kind = "mail"
         elif verb == b"RCPT":
             if state not in _TRANSACTION or len(self._recipients) >= self._rcpt_bound:
                 return None
-            event, kind = RcptReceived(recipient=mailbox, params=_NO_PARAMS), "rcpt"
+            kind = "rcpt"
         elif verb == b"DATA":
             mail = self._mail
             if state is not _S.RCPT or self._bdat_used or mail is None or mail.body == "BINARYMIME":
                 return None
-            event, kind = DataRequested(), "data"
+            kind = "data"
         elif state not in _ANY_COMMAND_STATE[verb]:
             return None
-        elif verb == b"RSET":
-            event, kind = ResetReceived(), "rset"
-        elif verb == b"QUIT":
-            event, kind = QuitReceived(), "quit"
         else:
-            event, kind = NoopReceived(), "other"
+            kind = _BARE_KINDS[verb]
         self._verb = verb
         self._credentials_window = False  # a known verb closes it (§4 rule 11)
         self._pending, self._pending_event, self._replies_due = kind, event, 1  # _expect
@@ -740,7 +810,7 @@ class ServerConnection:
         """A message's content begins (the 354, or its first BDAT chunk)."""
         self._message_size = 0
         self._too_large = False
-        self._size_limit = size_limit(self._extensions, self.config.max_message_size)
+        self._size_limit = self._content_limit
 
     def _account(self, data: bytes) -> ServerEvent | None:
         self._message_size += len(data)

@@ -57,6 +57,13 @@ cdef enum:  # decoder states, as in _dataenc_py
     S_DONE = 5
 
 
+cdef inline bint _plain_limit(object value):
+    """Whether ``_check_limit`` accepts ``value`` (``None`` or a positive ``int``) at
+    once: the shared check, in Python, then runs only for a value it may refuse (a
+    decoder per message, made without a Python call)."""
+    return value is None or (type(value) is int and value >= 1)
+
+
 cdef class DataEncoder:
     """Streaming DATA content encoder (client side), RFC 5321 §4.5.2.
 
@@ -86,7 +93,8 @@ cdef class DataEncoder:
         allow_nul=False,
         allow_8bit=False,
     ):
-        _check_limit("max_line_length", max_line_length, allow_none=True)
+        if not _plain_limit(max_line_length):
+            _check_limit("max_line_length", max_line_length, allow_none=True)
         self._limit = -1 if max_line_length is None else max_line_length
         memset(self._special, 0, 256)
         self._special[CR] = 1
@@ -250,8 +258,9 @@ cdef class DataDecoder:
         max_line_length=DEFAULT_SERVER_DATA_MAX_LINE_LENGTH,
         max_message_size=None,
     ):
-        _check_limit("max_line_length", max_line_length, allow_none=True)
-        _check_limit("max_message_size", max_message_size, allow_none=True)
+        if not (_plain_limit(max_line_length) and _plain_limit(max_message_size)):
+            _check_limit("max_line_length", max_line_length, allow_none=True)
+            _check_limit("max_message_size", max_message_size, allow_none=True)
         self._max_len = -1 if max_line_length is None else max_line_length
         self._max_size = -1 if max_message_size is None else max_message_size
         self._state = S_LINE_START

@@ -1,0 +1,104 @@
+"""``send_many``'s fast lane (one engine step per message, ``ClientConnection.send_group``)
+through every adapter against real peers on 127.0.0.1: Postfix's smtp-sink, aiosmtpd
+and a private Postfix smtpd. One envelope for every message (the fast lane's case),
+content with leading dots (dot-stuffing, RFC 5321 §4.5.2); every message is checked
+as accepted, and where the peer keeps it, as delivered byte for byte, in order.
+aiosmtpd offers no PIPELINING: there the general path sends one message at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from interop.conftest import _enter
+from interop.peers import AiosmtpdPeer, SinkPeer
+from interop.peers_postfix import PostfixPeer, start_postfix_xclient
+from smtpproto.client_engine.connection import ClientConnection
+from smtpproto.client_engine.events import TransactionResult
+
+from .facade import SyncClient
+
+MakeClient = Callable[..., SyncClient]
+TIMEOUT = 10.0
+SENDER = "sender@example.org"
+RECIPIENTS = ["a@example.org", "b@example.org"]
+
+
+def message(index: int) -> bytes:
+    return b"Subject: %d\r\n\r\n.leading dot\r\n..two\r\nbody %d\r\n" % (index, index)
+
+
+@pytest.fixture(scope="module")
+def postfix() -> Iterator[PostfixPeer]:
+    """One private Postfix for the module (its start takes seconds); it relays for
+    example.org and discards."""
+    with ExitStack() as stack:
+        yield _enter(stack, start_postfix_xclient())
+
+
+def send(client: SyncClient, count: int, **options: Any) -> tuple[list[Any], int]:
+    """``send_many`` of ``count`` messages with one envelope; the outcomes and how
+    many groups the engine's fast lane sent."""
+    taken: list[bool] = []
+    original = ClientConnection.send_group
+
+    def counted(conn: ClientConnection, content: Any, template: Any) -> bytes | None:
+        wire = original(conn, content, template)
+        taken.append(wire is not None)
+        return wire
+
+    with mock.patch.object(ClientConnection, "send_group", counted):
+        items = ((SENDER, RECIPIENTS, message(i)) for i in range(count))
+        outcomes = client.send_many(items, **options)
+    return outcomes, sum(taken)
+
+
+def accepted(outcomes: list[Any], count: int) -> None:
+    assert len(outcomes) == count
+    assert all(isinstance(o, TransactionResult) for o in outcomes)
+    assert all(o.delivered == tuple(RECIPIENTS) for o in outcomes)
+
+
+def test_smtp_sink(make_client: MakeClient, smtp_sink: SinkPeer) -> None:
+    count = 200
+    with make_client(host=smtp_sink.host, port=smtp_sink.port, timeout=TIMEOUT) as client:
+        outcomes, fast = send(client, count)
+        assert client.noop().code == 250  # still in step
+    accepted(outcomes, count)
+    assert fast == count - 1  # every message after the first: its group in one step
+    delivered = smtp_sink.wait_for_messages(count)
+    assert [m.content for m in delivered] == [
+        message(i).replace(b"\r\n", b"\n") for i in range(count)
+    ]
+
+
+def test_aiosmtpd(make_client: MakeClient, aiosmtpd_factory: Callable[..., AiosmtpdPeer]) -> None:
+    count = 60
+    aiosmtpd_server = aiosmtpd_factory()
+    with make_client(
+        host=aiosmtpd_server.host, port=aiosmtpd_server.port, tls="none", timeout=TIMEOUT
+    ) as client:
+        assert client.capabilities is not None and not client.capabilities.pipelining
+        outcomes, fast = send(client, count)
+    accepted(outcomes, count)
+    assert fast == 0  # no PIPELINING: one message at a time, the general path
+    delivered = aiosmtpd_server.wait_for_messages(count)
+    assert [m.content for m in delivered] == [message(i) for i in range(count)]
+    assert all(m.rcpt_tos == tuple(RECIPIENTS) for m in delivered)
+
+
+def test_postfix(make_client: MakeClient, postfix: PostfixPeer) -> None:
+    count = 40
+    with make_client(host=postfix.host, port=postfix.port, tls="none", timeout=TIMEOUT) as client:
+        caps = client.capabilities
+        assert caps is not None and caps.pipelining and caps.chunking and caps.size
+        outcomes, fast = send(client, count, chunking=False)  # DATA, not BDAT windows
+        assert client.noop().code == 250
+    accepted(outcomes, count)
+    # SIZE= is each message's own (RFC 1870): a template per size, reused while the
+    # size repeats (message(0..9), then 10..39).
+    assert fast == count - 2

@@ -1,0 +1,331 @@
+"""The trio client's socket fast path (``adapters/trio_client.py``: a connection it
+opened itself, before TLS) keeps trio's guarantees against real peers on 127.0.0.1.
+
+Postfix's smtp-sink answers a pipelined group before the client asks for the replies,
+so on this path most reads find their bytes waiting and never block: the batch must
+still be cut short by a cancellation or a deadline, let other tasks run, and never
+trip over a deadline left behind by an earlier wait. Virtual time comes from
+``MockClock`` (rate 0: it moves only when a test jumps it, never during real I/O),
+so the deadline tests are exact; every test is bounded by real seconds (``LIMIT``)
+and message counts, never timed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+
+import pytest
+import trio
+import trio.testing
+
+from interop.peers import SinkPeer, TLSMaterial
+from smtpproto.client_engine.config import Timeouts
+from smtpproto.client_engine.events import TransactionResult
+from smtpproto.drivers.batch import BatchItem, Outcome
+from smtpproto.exceptions import (
+    SMTPConnectError,
+    SMTPDeliveryStatusUnknown,
+    SMTPProtocolError,
+    SMTPReplyError,
+    SMTPTimeoutError,
+)
+from smtpproto.testing import Disconnect, Drop, Rule, run_server
+from smtpproto.trio_client import TrioSMTPClient
+
+from .peer import PEER_TIMEOUT, Peer, listening
+
+#: Real seconds any test may take before it counts as hung.
+LIMIT = 60.0
+#: Messages a batch that should have been cut short may take before the test fails.
+RUNAWAY = 20_000
+MESSAGE = b"Subject: fast path\r\n\r\n" + b"y" * 76 + b"\r\n.leading dot\r\n"
+
+SinkFactory = Callable[..., SinkPeer]
+
+
+def run(main: Callable[[], Awaitable[None]], clock: trio.abc.Clock | None = None) -> None:
+    """``trio.run(main)``, cancelled after ``LIMIT`` real seconds (a thread's timer:
+    under a ``MockClock`` no virtual deadline would ever come) and failed then."""
+
+    async def bounded() -> None:
+        token = trio.lowlevel.current_trio_token()
+        with trio.CancelScope() as scope:
+
+            def expire() -> None:
+                with contextlib.suppress(trio.RunFinishedError):
+                    trio.from_thread.run_sync(scope.cancel, trio_token=token)
+
+            timer = threading.Timer(LIMIT, expire)
+            timer.start()
+            try:
+                await main()
+            finally:
+                timer.cancel()
+        if scope.cancelled_caught:
+            pytest.fail(f"hung: still running after {LIMIT} s")
+
+    trio.run(bounded, clock=clock)
+
+
+def _endless(taken: list[int], each: Callable[[int], None] | None = None) -> Iterator[BatchItem]:
+    """Messages until ``RUNAWAY``; ``taken`` counts them, ``each(n)`` runs before the n-th."""
+    for index in range(RUNAWAY):
+        if each is not None:
+            each(index)
+        taken.append(index)
+        yield f"s{index}@example.test", ["a@example.test"], MESSAGE
+    raise AssertionError(f"the batch was not cut short after {RUNAWAY} messages")
+
+
+def _assert_broken(client: TrioSMTPClient) -> None:
+    assert not client.session.usable
+    assert client._stream is None and client._sock is None  # closed, never reused
+
+
+def test_the_fast_path_is_taken_on_a_connection_the_client_opened(
+    smtp_sink_factory: SinkFactory,
+) -> None:
+    sink = smtp_sink_factory(dump=False)
+
+    async def main() -> None:
+        async with TrioSMTPClient(sink.host, sink.port, tls="none") as client:
+            assert client._sock is not None
+            outcomes = await client.send_many(
+                (f"s{i}@example.test", "a@example.test", MESSAGE) for i in range(200)
+            )
+            assert all(isinstance(outcome, TransactionResult) for outcome in outcomes)
+            assert len(outcomes) == 200
+            assert (await client.noop()).code == 250
+
+    run(main)
+
+
+def test_a_cancel_mid_batch_stops_it_at_the_next_message(smtp_sink_factory: SinkFactory) -> None:
+    """The scope is cancelled from inside the batch (the iterable): the next request's
+    cancellation check ends it, whether or not the socket ever made us wait."""
+    sink = smtp_sink_factory(dump=False)
+    taken: list[int] = []
+    cancel_at = 300
+
+    async def main() -> None:
+        client = TrioSMTPClient(sink.host, sink.port, tls="none")
+        await client.connect()
+        with trio.CancelScope() as scope:
+
+            def each(index: int) -> None:
+                if index == cancel_at:
+                    scope.cancel()
+
+            await client.send_many(_endless(taken, each))
+        assert scope.cancelled_caught
+        assert len(taken) <= cancel_at + 2  # at most the message in hand, and one more
+        _assert_broken(client)
+        with pytest.raises(SMTPProtocolError, match="broken"):
+            await client.noop()
+
+    run(main)
+
+
+def test_a_deadline_cuts_a_batch_short(smtp_sink_factory: SinkFactory) -> None:
+    """``move_on_at`` a virtual deadline, the clock jumped 10 s per message: the batch
+    ends within a message or two of the deadline, with the session marked unusable."""
+    sink = smtp_sink_factory(dump=False)
+    clock = trio.testing.MockClock()
+    taken: list[int] = []
+
+    async def main() -> None:
+        client = TrioSMTPClient(sink.host, sink.port, tls="none")
+        await client.connect()
+        with trio.move_on_at(trio.current_time() + 1000) as scope:
+            await client.send_many(_endless(taken, lambda _: clock.jump(10)))
+        assert scope.cancelled_caught
+        assert 100 <= len(taken) <= 102
+        _assert_broken(client)
+
+    run(main, clock)
+
+
+def test_a_deadline_left_by_an_earlier_wait_never_fires_later(
+    smtp_sink_factory: SinkFactory,
+) -> None:
+    """Every read gets the RFC 5321 timeout (minutes), the clock jumps 100 s per
+    message: 3,000 messages take 300,000 virtual seconds, each wait none. A deadline
+    set by a read that waited, still on the scope while later reads found their
+    replies waiting, would time out a healthy batch."""
+    sink = smtp_sink_factory(dump=False)
+    clock = trio.testing.MockClock()
+    count = 3000
+
+    async def main() -> None:
+        async with TrioSMTPClient(sink.host, sink.port, tls="none") as client:
+            items = (
+                (clock.jump(100), (f"s{i}@example.test", "a@example.test", MESSAGE))[1]
+                for i in range(count)
+            )
+            outcomes = await client.send_many(items)
+            assert [type(outcome) for outcome in outcomes] == [TransactionResult] * count
+
+    run(main, clock)
+
+
+def test_other_tasks_run_during_a_long_batch(smtp_sink_factory: SinkFactory) -> None:
+    """A task that only yields counts its turns: the batch lets it run once per
+    message, also when no read had to wait. trio runs the ready tasks of each pass in a
+    random order, so two messages may follow each other between two of its turns,
+    never three."""
+    sink = smtp_sink_factory(dump=False)
+    count = 2000
+    turns = [0]
+    seen: list[int] = []
+
+    async def ticker() -> None:
+        while True:
+            turns[0] += 1
+            await trio.lowlevel.checkpoint()
+
+    def items() -> Iterator[BatchItem]:
+        for index in range(count):
+            seen.append(turns[0])
+            yield f"s{index}@example.test", "a@example.test", MESSAGE
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            async with TrioSMTPClient(sink.host, sink.port, tls="none") as client:
+                outcomes = await client.send_many(items())
+            nursery.cancel_scope.cancel()
+        assert len(outcomes) == count
+        stalled = [i for i in range(2, count) if seen[i] == seen[i - 2]]
+        assert not stalled
+
+    run(main)
+
+
+def _session_ended(outcome: Outcome) -> bool:
+    """Whether ``outcome`` is one the end of the session gives a message (as in
+    ``test_send_many_reference``): the 421, or the connection gone with replies due."""
+    if isinstance(outcome, SMTPReplyError):
+        return outcome.code == 421
+    return isinstance(outcome, (SMTPDeliveryStatusUnknown, SMTPConnectError, SMTPProtocolError))
+
+
+@pytest.mark.parametrize(
+    ("stage", "action", "chunking"),
+    [
+        ("data_end", Drop(), None),
+        ("data_end", Drop(deliver=False), False),
+        ("data_end", Disconnect(), False),
+        ("mail", Drop(), None),
+        ("rcpt", Disconnect(), None),
+        ("data", Drop(), False),
+    ],
+)
+def test_a_peer_closing_mid_batch_ends_it_with_outcomes(
+    stage: str, action: Drop | Disconnect, chunking: bool | None
+) -> None:
+    """The built-in server closes at message 20 of 200 (BDAT windows, or DATA): the
+    messages before the first failure are delivered, every later outcome says how the
+    session ended, the list is shorter and the client closed. On the socket path the
+    close shows as an end of stream or a failed ``send`` or ``recv`` (EPIPE,
+    ECONNRESET: the server closing with commands unread resets the connection, and a
+    421 still unread may be lost with it, as for the blocking client), each thrown
+    into the driver."""
+    count, closing = 200, 20
+    rule = Rule(stage=stage, message=closing, action=action)  # type: ignore[arg-type]
+
+    with run_server(starttls=False, rules=[rule]) as server:
+
+        async def main() -> None:
+            client = TrioSMTPClient(server.host, server.port, tls="none", timeout=10)
+            await client.connect()
+            items = ((f"s{i}@example.test", "a@example.test", MESSAGE) for i in range(count))
+            outcomes = await client.send_many(items, chunking=chunking)
+            assert len(outcomes) < count
+            first = next(i for i, o in enumerate(outcomes) if not isinstance(o, TransactionResult))
+            assert first < closing
+            assert all(_session_ended(outcome) for outcome in outcomes[first:])
+            if stage == "data_end" and isinstance(action, Drop):
+                assert isinstance(outcomes[first], SMTPDeliveryStatusUnknown)
+            _assert_broken(client)
+
+        run(main)
+
+
+def test_starttls_then_send_many(tls_material: TLSMaterial) -> None:
+    """STARTTLS leaves the socket path: every later byte goes through ``SSLStream``."""
+    count = 300
+    with run_server(certfile=tls_material.cert_path, keyfile=tls_material.key_path) as server:
+
+        async def main() -> None:
+            async with TrioSMTPClient(
+                server.host,
+                server.port,
+                tls="required",
+                ssl_context=tls_material.client_context(),
+                server_hostname="localhost",
+                timeout=10,
+            ) as client:
+                assert client.session.conn.tls_active and client.tls_info is not None
+                assert client._sock is None and isinstance(client._stream, trio.SSLStream)
+                outcomes = await client.send_many(
+                    (f"s{i}@example.test", "a@example.test", MESSAGE) for i in range(count)
+                )
+                assert [type(o) for o in outcomes] == [TransactionResult] * count
+
+        run(main)
+        received = server.wait_for_messages(count, 10)
+        assert [m.sender for m in received] == [f"s{i}@example.test" for i in range(count)]
+
+
+def test_large_messages_stream_over_the_socket_path(smtp_sink: SinkPeer) -> None:
+    """Bodies of several MB: many writes past the unread window, with the read-ahead
+    task beside them (RFC 2920 §3.2), then replies read from its inbox."""
+    line = b"z" * 998 + b"\r\n"
+    bodies = [b"Subject: big %d\r\n\r\n" % i + line * (2000 + 1000 * i) for i in range(3)]
+
+    async def main() -> None:
+        async with TrioSMTPClient(smtp_sink.host, smtp_sink.port, tls="none") as client:
+            outcomes = await client.send_many(
+                ("big@example.test", "a@example.test", body) for body in bodies
+            )
+            assert [type(o) for o in outcomes] == [TransactionResult] * 3
+
+    run(main)
+    delivered = smtp_sink.wait_for_messages(3)
+    assert [m.content for m in delivered] == [b.replace(b"\r\n", b"\n") for b in bodies]
+
+
+def test_a_write_that_blocks_for_good_times_out() -> None:
+    """The server answers the 354, then never reads again (the socket buffers fill):
+    the body write waits for a writable socket (``wait_writable``) under the RFC 5321
+    §4.5.3.2.5 data-block timeout, here 0.5 s of real time, with the read-ahead task
+    beside it."""
+    done = threading.Event()
+    body = (b"x" * 998 + b"\r\n") * 32 * 1024  # 32 MiB: far more than the buffers hold
+
+    def deaf(peer: Peer) -> None:
+        peer.greet()
+        for verb in (b"MAIL", b"RCPT", b"DATA"):
+            peer.expect(verb)
+        peer.send(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
+        done.wait(PEER_TIMEOUT)
+
+    with listening(socket.AF_INET, ("127.0.0.1", 0), deaf) as listener:
+
+        async def main() -> None:
+            port = listener.getsockname()[1]
+            client = TrioSMTPClient("127.0.0.1", port, tls="none", timeout=Timeouts(data_block=0.5))
+            await client.connect()
+            with pytest.raises(SMTPTimeoutError) as info:
+                await client.sendmail("a@example.test", ["b@example.test"], body)
+            done.set()
+            assert info.value.timeout == 0.5 and not info.value.delivery_status_unknown
+            _assert_broken(client)
+
+        try:
+            run(main)
+        finally:
+            done.set()

@@ -1,0 +1,350 @@
+"""The pipelined fast lane (``ClientConnection.group_template``, ``send_group``)
+against the general path.
+
+Two connections get the same server bytes in the same chunks: one sends each command
+with ``send`` and handles each reply with the general handlers, the other sends each
+group with ``send_group``. Hypothesis draws the server's replies — positive, refusals of
+MAIL/RCPT/DATA/the end of the content, 421 anywhere, multi-line, odd codes, garbage —
+the octets they are split at, and an EOF anywhere; after every chunk the two must
+have written the same bytes, produced the same events or the same error, and hold
+the same engine state, down to each queued entry and transaction record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest_datacodec import twin_params
+from engine_helpers import EHLO_PIPELINING, feed, greeted
+from smtpproto.client_engine.commands import Mail, Rcpt
+from smtpproto.client_engine.config import TLSPolicy
+from smtpproto.client_engine.connection import ClientConnection
+from smtpproto.client_engine.events import (
+    Content,
+    Data,
+    Ehlo,
+    EndOfContent,
+    ReadyForContent,
+    TransactionResult,
+)
+from smtpproto.client_engine.states import ClientState
+from smtpproto.wire.errors import LocalProtocolError
+from smtpproto.wire.twins import CReplyParser, PyReplyParser
+
+PARSERS = twin_params(PyReplyParser, CReplyParser)
+EHLO_FAST = b"250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 100000\r\n250 8BITMIME\r\n"
+SENDER = "sender@example.org"
+MAX_MESSAGES = 4
+
+
+def envelope(count: int, **mail: Any) -> tuple[Mail, tuple[Rcpt, ...]]:
+    rcpts = tuple(Rcpt(recipient=f"r{i}@example.org") for i in range(count))
+    return Mail(sender=SENDER, **mail), rcpts
+
+
+def snapshot(conn: ClientConnection) -> tuple[Any, ...]:
+    """Everything the engine holds that a later step can see."""
+    s = conn._s
+    seen: dict[int, int] = {}
+
+    def txn(record: Any) -> Any:
+        if record is None:
+            return None
+        return (
+            seen.setdefault(id(record), len(seen)),  # which transaction, by first use
+            record.mail,
+            tuple(record.recipients),
+            tuple(record.rcpt_replies),
+            record.mail_reply,
+            record.data_reply,
+            tuple(record.lmtp_replies),
+            record.commands_after_mail,
+            record.finished,
+            tuple(record._accepted),
+            record._unanswered,
+        )
+
+    return (
+        s.state,
+        conn.timeout,
+        conn.awaiting_reply,
+        conn.final_reply_pending,
+        conn.outstanding,
+        [(e.verb, e.command, e.index, e.remaining, txn(e.txn)) for e in s.pending],
+        txn(s.txn),
+        None if s.encoder is None else (type(s.encoder), s.encoder.octets_in),
+        s.raw,
+        list(s.events),
+        list(s.replies),
+        list(s.incoming),
+        s.incoming_size,
+        s.parser.buffered,
+        None if conn._error is None else (type(conn._error), str(conn._error)),
+    )
+
+
+def attempt(action: Any) -> tuple[str, Any]:
+    try:
+        return "ok", action()
+    except Exception as error:  # compared by type and message
+        return "raised", (type(error), str(error))
+
+
+def general_group(
+    conn: ClientConnection, content: bytes | None, mail: Mail, rcpts: tuple[Rcpt, ...]
+) -> bytes:
+    """What the driver's general path sends for one group."""
+    wire = b""
+    if content is not None:
+        if content:
+            wire += conn.send(Content(data=content))
+        wire += conn.send(EndOfContent())
+    wire += conn.send(mail)
+    for rcpt in rcpts:
+        wire += conn.send(rcpt)
+    return wire + conn.send(Data())
+
+
+# -- the server's replies -------------------------------------------------------------
+
+POSITIVE = {"MAIL": b"250 2.1.0 ok\r\n", "RCPT": b"250 2.1.5 ok\r\n", "DATA": b"354 go\r\n"}
+KINDS = ["positive"] * 12 + ["echo"] * 2 + ["refused", "transient", "421", "multiline", "odd"]
+KINDS += ["garbage"]
+#: An AUTH secret (``Session.learn_secrets``) a server echoes (docs/design.md §4 rule 11).
+SECRET = b"hunter2-secret"
+
+
+def reply_bytes(verb: str, kind: str) -> bytes:
+    positive = POSITIVE.get(verb, b"250 2.0.0 queued\r\n")
+    code = positive[:3]
+    return {
+        "positive": positive,
+        "echo": code + b" " + SECRET + b"\r\n",
+        "refused": b"554 5.7.1 no\r\n" if verb == "DATA" else b"550 5.1.1 no\r\n",
+        "transient": b"451 4.3.0 later\r\n",
+        "421": b"421 4.3.2 closing\r\n",
+        "multiline": code + b"-first\r\n" + code + b" second\r\n",
+        "odd": b"252 2.1.5 odd\r\n" if verb != "DATA" else b"250 2.0.0 odd\r\n",
+        "garbage": b"2x0 what\r\n",
+    }[kind]
+
+
+@st.composite
+def scripts(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "rcpts": draw(st.integers(1, 3)),
+        "contents": draw(
+            st.lists(
+                st.binary(max_size=40).map(lambda b: b.replace(b"\x00", b".")) | st.just(b"a\x00b"),
+                min_size=MAX_MESSAGES,
+                max_size=MAX_MESSAGES,
+            )
+        ),
+        "kinds": draw(st.lists(st.sampled_from(KINDS), min_size=40, max_size=40)),
+        "cuts": draw(st.lists(st.integers(0, 40), min_size=MAX_MESSAGES, max_size=MAX_MESSAGES)),
+        "eof_at": draw(st.none() | st.integers(0, 4 * MAX_MESSAGES)),
+        "transcript": draw(st.booleans()),
+        "secret": draw(st.booleans()),
+    }
+
+
+VERB_NAMES = {"MAIL": "MAIL", "RCPT": "RCPT", "DATA": "DATA"}
+
+
+@pytest.mark.parametrize("parser_cls", PARSERS)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(script=scripts())
+def test_send_group_equals_the_general_path(parser_cls: Any, script: dict[str, Any]) -> None:
+    logs: tuple[list[Any], list[Any]] = ([], [])
+    general, fast = (
+        greeted(
+            parser_cls,
+            EHLO_FAST,
+            transcript=(lambda *line, log=log: log.append(line)) if script["transcript"] else None,
+        )
+        for log in logs
+    )
+    general.command_replies = fast.command_replies = False
+    if script["secret"]:  # replies are redacted before they are matched
+        general._s.learn_secrets([SECRET])
+        fast._s.learn_secrets([SECRET])
+    mail, rcpts = envelope(script["rcpts"])
+    template = fast.group_template(mail, rcpts)
+    assert template is not None
+    kinds = iter(script["kinds"])
+    chunks_fed = 0
+    for message in range(MAX_MESSAGES):
+        state = general.state
+        if state is ClientState.DISCARD_CONTENT:  # a lone "." (RFC 2920 §3.1)
+            assert general.send(EndOfContent()) == fast.send(EndOfContent())
+            content = None
+        elif state is ClientState.CONTENT:
+            content = script["contents"][message]
+        elif state is ClientState.READY:
+            content = None
+        else:
+            break
+        # A transcript logs each command: ``send_group`` declines, ``send`` serves.
+        fast_case = not script["transcript"] and (
+            state is ClientState.CONTENT or not general.awaiting_reply
+        )
+        sent_general = attempt(lambda c=content: general_group(general, c, mail, rcpts))
+        if fast_case:
+            sent_fast = attempt(lambda c=content: fast.send_group(c, template))
+            assert sent_fast[0] == "raised" or sent_fast[1] is not None
+        else:
+            assert fast.send_group(content, template) is None  # nothing changed
+            sent_fast = attempt(lambda c=content: general_group(fast, c, mail, rcpts))
+        assert sent_fast == sent_general
+        assert snapshot(fast) == snapshot(general)
+        if sent_general[0] == "raised":
+            return
+        # The server answers every entry queued, in order, split at ``cut``.
+        answer = b"".join(
+            reply_bytes(
+                entry.verb.name if entry.verb.name in VERB_NAMES else "END", next(kinds, "positive")
+            )
+            for entry in general._s.pending
+        )
+        cut = min(script["cuts"][message], len(answer))
+        for chunk in (answer[:cut], answer[cut:]):
+            if not chunk:
+                continue
+            if script["eof_at"] == chunks_fed:
+                chunk = b""
+            chunks_fed += 1
+            got_general = attempt(lambda: feed(general, chunk))  # noqa: B023
+            got_fast = attempt(lambda: feed(fast, chunk))  # noqa: B023
+            assert got_fast == got_general
+            assert snapshot(fast) == snapshot(general)
+            assert logs[1] == logs[0]
+            if script["secret"]:
+                assert SECRET.decode() not in repr(got_general)
+            if got_general[0] == "raised" or not chunk:
+                return
+
+
+# -- the fast lane is taken, and only in its case -----------------------------------
+
+
+def test_the_groups_bytes_and_events() -> None:
+    conn = greeted(PyReplyParser, EHLO_FAST)
+    conn.command_replies = False
+    mail, rcpts = envelope(2)
+    template = conn.group_template(mail, rcpts)
+    assert template is not None
+    first = conn.send_group(None, template)
+    assert first == (
+        b"MAIL FROM:<sender@example.org>\r\nRCPT TO:<r0@example.org>\r\n"
+        b"RCPT TO:<r1@example.org>\r\nDATA\r\n"
+    )
+    assert conn.timeout == conn._s.config.timeouts.mail  # the oldest entry's own
+    events = feed(conn, b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+    assert [type(event) for event in events] == [ReadyForContent]
+    wire = conn.send_group(b"line\r\n.dot\r\nno end", template)
+    # Dot-stuffed, a final CRLF added, then "." (RFC 5321 §4.5.2), then the next group.
+    assert wire == b"line\r\n..dot\r\nno end\r\n.\r\n" + first
+    assert conn.final_reply_pending
+    assert conn.timeout == conn._s.config.timeouts.data_termination
+    events = feed(conn, b"250 queued\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+    assert [type(event) for event in events] == [TransactionResult, ReadyForContent]
+    assert isinstance(events[0], TransactionResult)
+    assert events[0].delivered == ("r0@example.org", "r1@example.org")
+
+
+@pytest.mark.parametrize(
+    ("ehlo", "config", "mail", "count"),
+    [
+        (EHLO_PIPELINING.replace(b"PIPELINING", b"8BITMIME"), {}, {}, 1),  # no PIPELINING
+        (EHLO_FAST, {"lmtp": True}, {}, 1),  # LMTP: one reply per recipient
+        (EHLO_FAST, {}, {"size": 100001}, 1),  # above the server's SIZE (RFC 1870)
+        (EHLO_FAST, {}, {"body": "BINARYMIME"}, 1),  # needs BDAT (RFC 3030)
+        (EHLO_FAST, {}, {"smtputf8": True}, 1),  # SMTPUTF8 not offered
+        (EHLO_FAST + b"250 LIMITS RCPTMAX=2\r\n", {}, {}, 3),  # past RCPTMAX (RFC 9422)
+        (EHLO_FAST, {"tls_policy": TLSPolicy.REQUIRED}, {}, 1),  # MAIL before STARTTLS
+        (EHLO_FAST, {}, {}, 0),  # no recipient (RFC 5321 §3.3)
+    ],
+)
+def test_no_template_where_the_general_path_decides(
+    ehlo: bytes, config: dict[str, Any], mail: dict[str, Any], count: int
+) -> None:
+    ehlo = ehlo.replace(b"250 8BITMIME\r\n250 LIMITS", b"250-8BITMIME\r\n250 LIMITS")
+    conn = greeted(PyReplyParser, ehlo, **config)
+    before = snapshot(conn)
+    assert conn.group_template(*envelope(count, **mail)) is None
+    assert snapshot(conn) == before
+
+
+def test_send_group_declines_outside_its_case_and_changes_nothing() -> None:
+    conn = greeted(PyReplyParser, EHLO_FAST)
+    template = conn.group_template(*envelope(1))
+    assert template is not None
+    before = snapshot(conn)
+    assert conn.send_group(b"content", template) is None  # READY: no content open
+    assert snapshot(conn) == before
+    conn.send_group(None, template)
+    before = snapshot(conn)
+    assert conn.send_group(None, template) is None  # replies due
+    assert snapshot(conn) == before
+    feed(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    conn.send(Content(data=b"begun\r\n"))
+    before = snapshot(conn)
+    assert conn.send_group(b"more", template) is None  # content already begun
+    assert conn.send_group(bytearray(b"x"), template) is None  # only exact bytes
+    assert snapshot(conn) == before
+
+
+def test_send_group_declines_a_template_made_for_other_capabilities() -> None:
+    conn = greeted(PyReplyParser, EHLO_FAST)
+    template = conn.group_template(*envelope(1))
+    assert template is not None
+    conn.send(Ehlo(hostname="c.example"))
+    feed(conn, EHLO_FAST.replace(b"SIZE 100000", b"SIZE 10"))  # a new EHLO: new caps
+    before = snapshot(conn)
+    assert conn.send_group(None, template) is None
+    assert snapshot(conn) == before
+
+
+def test_send_group_declines_with_a_transcript() -> None:
+    lines: list[tuple[str, bytes]] = []
+    conn = greeted(PyReplyParser, EHLO_FAST, transcript=lambda d, line: lines.append((d, line)))
+    template = conn.group_template(*envelope(1))
+    assert template is not None
+    assert conn.send_group(None, template) is None
+
+
+def test_send_group_with_a_wrong_template_changes_nothing() -> None:
+    conn = greeted(PyReplyParser, EHLO_FAST)
+    before = snapshot(conn)
+    with pytest.raises(LocalProtocolError, match="GroupTemplate"):
+        conn.send_group(None, "MAIL FROM:<x>")  # type: ignore[arg-type]
+    assert snapshot(conn) == before
+
+
+def test_content_the_encoder_refuses_is_sticky() -> None:
+    conn = greeted(PyReplyParser, EHLO_FAST)
+    conn.command_replies = False
+    template = conn.group_template(*envelope(1))
+    assert template is not None
+    conn.send_group(None, template)
+    feed(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    with pytest.raises(LocalProtocolError, match="NUL"):
+        conn.send_group(b"a\x00b", template)
+    assert conn.state is ClientState.ERROR
+    with pytest.raises(LocalProtocolError):
+        conn.send_group(None, template)
+
+
+def test_group_after_error_refused() -> None:
+    conn = greeted(PyReplyParser, EHLO_FAST)
+    template = conn.group_template(*envelope(1))
+    assert template is not None
+    conn.send_failed()
+    with pytest.raises(LocalProtocolError):
+        conn.group_template(*envelope(1))
+    with pytest.raises(LocalProtocolError):
+        conn.send_group(None, template)

@@ -1,0 +1,198 @@
+"""``send_many``'s fast lane (``BatchDrivers._fast_group`` over the engine's
+``ClientConnection.send_group``) against the general path, through the whole driver.
+
+The same batch runs twice against the same scripted server: once as shipped, once
+with the fast lane turned off. Hypothesis draws the server's replies (positive,
+refusals of MAIL/RCPT/DATA/the end of the content, 421, multi-line, odd codes,
+garbage), the octets each read is cut at, an EOF anywhere, messages the driver
+refuses (an address with CR LF) or the encoder refuses (a NUL), and an iterable that
+raises part way; the two runs must write
+the same bytes, make the same requests, return the same outcomes (or raise the same
+error) and leave the engine in the same state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+from unittest import mock
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine_helpers import ScriptedServer
+from session_helpers import GREETING
+from smtpproto.client_engine.config import ClientConfig
+from smtpproto.client_engine.connection import ClientConnection
+from smtpproto.drivers.batch import BatchDrivers
+from smtpproto.drivers.session import Read, Session, Write
+from test_fastlane import snapshot
+
+EHLO = b"250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 100000\r\n250 8BITMIME\r\n"
+MAX_REQUESTS = 2_000
+REPLIES = {
+    b"MAIL": [b"250 2.1.0 ok\r\n", b"550 5.1.0 no\r\n", b"451 4.3.0 later\r\n"],
+    b"RCPT": [b"250 2.1.5 ok\r\n", b"550 5.1.1 no\r\n", b"250-one\r\n250 two\r\n"],
+    b"DATA": [b"354 go\r\n", b"554 5.7.1 no\r\n", b"250 2.0.0 odd\r\n", b"354-a\r\n354 b\r\n"],
+    b".": [b"250 2.0.0 queued\r\n", b"552 5.3.4 too big\r\n", b"451 4.3.0 later\r\n"],
+}
+ANYWHERE = [b"421 4.3.2 closing\r\n", b"2x0 garbage\r\n", b"252 2.1.5 odd\r\n"]
+
+
+class CuttingTransport:
+    """Plays the adapter: each ``Read`` gets at most the next drawn number of octets
+    of what the server said; after ``eof_after`` octets the server closes."""
+
+    def __init__(self, server: ScriptedServer, cuts: list[int], eof_after: int | None) -> None:
+        self.server = server
+        self.pending = GREETING
+        self.cuts = iter(cuts)
+        self.eof_after = eof_after
+        self.given = 0
+        self.written: list[bytes] = []
+        self.trace: list[Any] = []
+
+    def run(self, driver: Any, conn: ClientConnection | None) -> Any:
+        answer: Any = None
+        for _ in range(MAX_REQUESTS):
+            try:
+                request = driver.send(answer)
+            except StopIteration as stop:
+                return stop.value
+            answer = None
+            self.trace.append((request, None if conn is None else snapshot(conn)))
+            if isinstance(request, Write):
+                self.written.append(request.data)
+                self.pending += self.server.receive(request.data)
+                continue
+            assert isinstance(request, Read)
+            size = next(self.cuts, 1 << 20) or 1 << 20
+            if self.eof_after is not None and self.given >= self.eof_after:
+                answer = b""
+            elif self.pending:
+                if self.eof_after is not None:
+                    size = min(size, self.eof_after - self.given)
+                answer, self.pending = self.pending[:size], self.pending[size:]
+                self.given += len(answer)
+            else:
+                try:
+                    driver.throw(TimeoutError("silent server"))
+                except StopIteration as stop:
+                    return stop.value
+                raise AssertionError("the driver swallowed a TimeoutError")
+        raise AssertionError("the driver never finished")
+
+
+def outcome_key(outcome: Any) -> Any:
+    if isinstance(outcome, Exception):
+        return (type(outcome), str(outcome), getattr(outcome, "reply", None))
+    return outcome
+
+
+class Broken(Exception):
+    """What the caller's iterable raises."""
+
+
+def iterate(items: list[Any], fail_at: int | None) -> Any:
+    for index, item in enumerate(items):
+        if index == fail_at:
+            raise Broken(f"the iterable failed at {index}")
+        yield item
+
+
+def run_batch(
+    script: dict[bytes, list[bytes]],
+    items: list[Any],
+    cuts: list[int],
+    eof: int | None,
+    fast: bool,
+    fail_at: int | None = None,
+) -> tuple[Any, ...]:
+    server = ScriptedServer({b"EHLO": [EHLO], **{k: list(v) for k, v in script.items()}})
+    session = Session(ClientConfig(), local_hostname="client.example")
+    transport = CuttingTransport(server, [], None)
+    transport.run(session.open(), None)
+    transport.cuts, transport.eof_after = iter(cuts), eof
+    transport.trace.clear()
+    transport.written.clear()
+    used = []
+    original = ClientConnection.send_group
+
+    def counted(conn: ClientConnection, content: Any, template: Any) -> bytes | None:
+        wire = original(conn, content, template)
+        used.append(wire is not None)
+        return wire
+
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(mock.patch.object(ClientConnection, "send_group", counted))
+        if not fast:
+            off = mock.patch.object(BatchDrivers, "_fast_group", lambda *args: None)
+            patches.enter_context(off)
+        try:
+            outcomes = transport.run(session.send_many(iterate(items, fail_at)), session.conn)
+            result: Any = ("ok", [outcome_key(o) for o in outcomes])
+        except Exception as error:
+            result = ("raised", outcome_key(error))
+    return (
+        result,
+        b"".join(transport.written),
+        transport.trace,
+        snapshot(session.conn),
+        session.usable,
+        any(used),
+    )
+
+
+@st.composite
+def server_scripts(draw: st.DrawFn) -> dict[bytes, list[bytes]]:
+    script: dict[bytes, list[bytes]] = {}
+    for verb, choices in REPLIES.items():
+        weights = st.sampled_from([choices[0]] * 8 + choices[1:] + ANYWHERE)
+        script[verb] = draw(st.lists(weights, max_size=12))
+    return script
+
+
+ITEM = ("s@example.org", ["a@example.org", "b@example.org"])
+#: A message the driver refuses before sending (CR LF in an address): its outcome is
+#: ``SMTPProtocolError`` and the batch goes on.
+BAD = ("s@example.org", ["a@example.org\r\nRCPT TO:<x@y>"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    script=server_scripts(),
+    contents=st.lists(
+        st.sampled_from([b"a\r\n", b".dot\r\n..\r\n", b"", b"x" * 30, b"bad\x00nul", None]),
+        min_size=1,
+        max_size=8,
+    ),
+    cuts=st.lists(st.integers(0, 60), max_size=30),
+    eof=st.none() | st.integers(0, 600),
+    fail_at=st.none() | st.integers(0, 8),
+)
+def test_send_many_fast_lane_equals_the_general_path(
+    script: dict[bytes, list[bytes]],
+    contents: list[bytes | None],
+    cuts: list[int],
+    eof: int | None,
+    fail_at: int | None,
+) -> None:
+    items = [(*ITEM, content) if content is not None else (*BAD, b"x") for content in contents]
+    general = run_batch(script, items, cuts, eof, fast=False, fail_at=fail_at)
+    fast = run_batch(script, items, cuts, eof, fast=True, fail_at=fail_at)
+    assert fast[:5] == general[:5]
+    assert not general[5]  # the reference never took the fast lane
+
+
+def test_a_repeated_envelope_takes_the_fast_lane() -> None:
+    items = [(*ITEM, b"line %d\r\n" % i) for i in range(20)]
+    (status, outcomes), wire, _, _, usable, used = run_batch({}, items, [], None, fast=True)
+    assert status == "ok" and usable and used
+    assert len(outcomes) == 20 and all(o.delivered == tuple(ITEM[1]) for o in outcomes)
+    assert wire.count(b"MAIL FROM:") == 20
+
+
+def test_different_envelopes_stay_on_the_general_path() -> None:
+    items = [(f"s{i}@example.org", ["a@example.org"], b"x\r\n") for i in range(5)]
+    (status, outcomes), *_, used = run_batch({}, items, [], None, fast=True)
+    assert status == "ok" and len(outcomes) == 5 and not used

@@ -106,6 +106,13 @@ class ClientConnection:
         return self._s.caps
 
     @property
+    def peer_closed(self) -> bool:
+        """True once ``next_event`` reached the server's EOF, every byte before it
+        parsed: a ``RemoteProtocolError`` raised from then on says the connection was
+        lost with replies due (or mid-reply), not that a reply was malformed."""
+        return self._closed
+
+    @property
     def tls_active(self) -> bool:
         """True after ``tls_established()``, or from the start under IMPLICIT TLS."""
         return self._s.tls_active

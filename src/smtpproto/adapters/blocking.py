@@ -63,6 +63,8 @@ _WRITE = select.POLLOUT
 #: next ``recv``/``send`` raises or sees EOF, so it counts as both ready.
 _NOT_READ = ~_READ
 _NOT_WRITE = ~_WRITE
+#: The longest single wait, in milliseconds; a later deadline takes several.
+_MAX_WAIT_MS = 86_400_000
 
 
 class _SelectPoll:
@@ -222,8 +224,10 @@ class SMTPClient(SyncClientBase):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError("timed out")
-                # Whole milliseconds, rounded up: never a busy loop of zero-length waits.
-                ready = poll.poll(math.ceil(remaining * 1000))
+                # Whole milliseconds, rounded up (never a busy loop of zero-length
+                # waits), at most a day per wait: poll() takes a C int of milliseconds
+                # and a longer timeout (user-given) must not overflow it.
+                ready = poll.poll(min(math.ceil(remaining * 1000), _MAX_WAIT_MS))
             if ready:
                 event: int = ready[0][1]
                 both = (_WRITE if event & _NOT_READ else 0) | (_READ if event & _NOT_WRITE else 0)

@@ -4,7 +4,9 @@
 The same batch runs twice against the same scripted server: once as shipped, once
 with the fast lane turned off. Hypothesis draws the server's replies (positive,
 refusals of MAIL/RCPT/DATA/the end of the content, 421, multi-line, odd codes,
-garbage), the octets each read is cut at, and an EOF anywhere; the two runs must write
+garbage), the octets each read is cut at, an EOF anywhere, messages the driver
+refuses (an address with CR LF) or the encoder refuses (a NUL), and an iterable that
+raises part way; the two runs must write
 the same bytes, make the same requests, return the same outcomes (or raise the same
 error) and leave the engine in the same state.
 """
@@ -87,8 +89,24 @@ def outcome_key(outcome: Any) -> Any:
     return outcome
 
 
+class Broken(Exception):
+    """What the caller's iterable raises."""
+
+
+def iterate(items: list[Any], fail_at: int | None) -> Any:
+    for index, item in enumerate(items):
+        if index == fail_at:
+            raise Broken(f"the iterable failed at {index}")
+        yield item
+
+
 def run_batch(
-    script: dict[bytes, list[bytes]], items: list[Any], cuts: list[int], eof: int | None, fast: bool
+    script: dict[bytes, list[bytes]],
+    items: list[Any],
+    cuts: list[int],
+    eof: int | None,
+    fast: bool,
+    fail_at: int | None = None,
 ) -> tuple[Any, ...]:
     server = ScriptedServer({b"EHLO": [EHLO], **{k: list(v) for k, v in script.items()}})
     session = Session(ClientConfig(), local_hostname="client.example")
@@ -111,7 +129,7 @@ def run_batch(
             off = mock.patch.object(BatchDrivers, "_fast_group", lambda *args: None)
             patches.enter_context(off)
         try:
-            outcomes = transport.run(session.send_many(items), session.conn)
+            outcomes = transport.run(session.send_many(iterate(items, fail_at)), session.conn)
             result: Any = ("ok", [outcome_key(o) for o in outcomes])
         except Exception as error:
             result = ("raised", outcome_key(error))
@@ -135,25 +153,33 @@ def server_scripts(draw: st.DrawFn) -> dict[bytes, list[bytes]]:
 
 
 ITEM = ("s@example.org", ["a@example.org", "b@example.org"])
+#: A message the driver refuses before sending (CR LF in an address): its outcome is
+#: ``SMTPProtocolError`` and the batch goes on.
+BAD = ("s@example.org", ["a@example.org\r\nRCPT TO:<x@y>"])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     script=server_scripts(),
     contents=st.lists(
-        st.sampled_from([b"a\r\n", b".dot\r\n..\r\n", b"", b"x" * 30, b"bad\x00nul"]),
+        st.sampled_from([b"a\r\n", b".dot\r\n..\r\n", b"", b"x" * 30, b"bad\x00nul", None]),
         min_size=1,
         max_size=8,
     ),
     cuts=st.lists(st.integers(0, 60), max_size=30),
     eof=st.none() | st.integers(0, 600),
+    fail_at=st.none() | st.integers(0, 8),
 )
 def test_send_many_fast_lane_equals_the_general_path(
-    script: dict[bytes, list[bytes]], contents: list[bytes], cuts: list[int], eof: int | None
+    script: dict[bytes, list[bytes]],
+    contents: list[bytes | None],
+    cuts: list[int],
+    eof: int | None,
+    fail_at: int | None,
 ) -> None:
-    items = [(*ITEM, content) for content in contents]
-    general = run_batch(script, items, cuts, eof, fast=False)
-    fast = run_batch(script, items, cuts, eof, fast=True)
+    items = [(*ITEM, content) if content is not None else (*BAD, b"x") for content in contents]
+    general = run_batch(script, items, cuts, eof, fast=False, fail_at=fail_at)
+    fast = run_batch(script, items, cuts, eof, fast=True, fail_at=fail_at)
     assert fast[:5] == general[:5]
     assert not general[5]  # the reference never took the fast lane
 

@@ -1,5 +1,7 @@
-"""``smtpproto serve --workers N``: N processes share the port (``SO_REUSEPORT``), and
-SIGINT/SIGTERM stop every one of them and remove the temporary certificate."""
+"""``smtpproto serve --workers N``: N processes serve one port, the parent handing them
+the connections in turn; real clients (smtplib, swaks, Postfix's smtp-source) reach every
+worker and every message lands whole in the maildir; SIGINT/SIGTERM stop every worker
+and remove the temporary certificate; a worker that dies is reported and stops the rest."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import shutil
 import signal
 import smtplib
 import socket
-import sys
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from smtpproto.cli.serve_workers import worker_count
 from .helpers import ServeProcess, assert_clean_failure, run_cli
 
 pytestmark = pytest.mark.skipif(
-    sys.platform != "linux", reason="--workers needs Linux (SO_REUSEPORT)"
+    not hasattr(os, "fork"), reason="--workers needs fork and descriptor passing (POSIX)"
 )
 
 MESSAGE = b"Subject: hi\r\n\r\nHello there.\r\n"
@@ -66,21 +68,100 @@ def _worker_of(serve: ServeProcess, client_port: int) -> str:
     return match[1]
 
 
-def test_connections_land_on_more_than_one_worker() -> None:
+def test_connections_are_handed_to_the_workers_in_turn() -> None:
+    """Round robin, not a hash of the addresses (SO_REUSEPORT put all of a few sessions
+    on one worker one time in eight): consecutive connections go to w1, w2, w1, w2."""
     with ServeProcess("--workers", "2", "--no-starttls") as serve:
         pids = _pids(serve)
-        workers = set()
-        for _ in range(64):  # 2**-63 that a fair hash puts all of them on one worker
+        workers = []
+        for _ in range(4):
             with socket.create_connection(("127.0.0.1", serve.port), timeout=20) as client:
                 assert client.recv(512).startswith(b"220 ")
                 client.sendall(b"QUIT\r\n")
                 assert client.recv(512).startswith(b"221 ")
-                workers.add(_worker_of(serve, client.getsockname()[1]))
-            if len(workers) == 2:
-                break
+                workers.append(_worker_of(serve, client.getsockname()[1]))
         code = serve.stop()
-    assert workers == {"w1", "w2"}, serve.output()
+    assert workers == ["w1", "w2", "w1", "w2"], serve.output()
     assert code == 0, serve.stderr
+    assert _all_gone(pids)
+
+
+def _writers(maildir: Path) -> list[int]:
+    """The pid in each stored message's name (``SECONDS.MusecPpidQn.HOST``)."""
+    names = [path.name for path in (maildir / "new").iterdir()]
+    return [int(re.search(r"P([0-9]+)Q", name)[1]) for name in names]  # type: ignore[index]
+
+
+def test_smtp_source_sessions_reach_every_worker_and_every_message_is_whole(
+    tmp_path: Path,
+) -> None:
+    """Postfix's smtp-source, 4 sessions of 50 messages each into 2 workers: both
+    workers' pids are in the maildir names, nothing is left in tmp/, and every file is
+    a whole message: smtp-source's headers, then the same 1024-octet body."""
+    source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    maildir = tmp_path / "Maildir"
+    args = ("--workers", "2", "--no-starttls", "-q", "--maildir", str(maildir))
+    with ServeProcess(*args) as serve:
+        pids = _pids(serve)
+        sent = subprocess.run(
+            [source, "-d", "-s", "4", "-m", "200", "-l", "1024", "-f", "a@example.test",
+             "-t", "b@example.test", f"127.0.0.1:{serve.port}"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        code = serve.stop()
+    assert sent.returncode == 0, sent.stderr
+    assert code == 0, serve.stderr
+    assert sorted(set(_writers(maildir))) == sorted(pids)
+    assert list((maildir / "tmp").iterdir()) == []
+    stored = [path.read_bytes() for path in (maildir / "new").iterdir()]
+    assert len(stored) == 200
+    bodies = {data.split(b"\r\n\r\n", 1)[1] for data in stored}
+    assert len(bodies) == 1
+    (body,) = bodies
+    assert body.endswith(b"\r\n") and 1024 <= len(body) <= 1200
+    assert all(data.startswith(b"From: <a@example.test>\r\n") for data in stored)
+
+
+def test_swaks_and_smtplib_messages_are_stored_byte_exact_by_the_workers(
+    tmp_path: Path,
+) -> None:
+    """Content with a leading dot (dot-stuffed on the wire) and a 990-octet line: each
+    file is exactly what the client meant, whichever worker stored it."""
+    content = b"Subject: exact\r\n\r\n.leading dot\r\n" + b"x" * 990 + b"\r\nend\r\n"
+    maildir = tmp_path / "Maildir"
+    args = ("--workers", "2", "--no-starttls", "-q", "--maildir", str(maildir))
+    with ServeProcess(*args) as serve:
+        pids = _pids(serve)
+        for number in range(2):
+            swaks = subprocess.run(
+                ["swaks", "--silent", "2", "--server", "127.0.0.1", "--port", str(serve.port),
+                 "--from", "a@example.org", "--to", f"s{number}@example.org",
+                 "--data", "-"],  # swaks ends the data with CRLF itself
+                input=content[:-2], capture_output=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert swaks.returncode == 0, swaks.stderr
+        for number in range(2):
+            with smtplib.SMTP("127.0.0.1", serve.port, timeout=20) as client:
+                client.sendmail("a@example.org", [f"p{number}@example.org"], content)
+        code = serve.stop()
+    assert code == 0, serve.stderr
+    assert sorted(_writers(maildir)) == sorted(pids * 2)  # in turn: two each
+    stored = [path.read_bytes() for path in (maildir / "new").iterdir()]
+    assert len(stored) == 4
+    assert all(data == content for data in stored), stored
+
+
+def test_a_worker_that_dies_is_reported_and_stops_the_others() -> None:
+    with ServeProcess("--workers", "2", "--no-starttls") as serve:
+        pids = _pids(serve)
+        os.kill(pids[0], signal.SIGKILL)
+        try:
+            code = serve.process.wait(GONE_TIMEOUT)
+        finally:
+            code = serve.stop()
+    assert code == 70, serve.stderr  # ExitCode.INTERNAL
+    assert re.search(r"worker [12] exited \(-9\)", serve.stderr), serve.stderr
+    assert "Traceback" not in serve.stderr
     assert _all_gone(pids)
 
 

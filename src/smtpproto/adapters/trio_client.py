@@ -193,7 +193,7 @@ class TrioSMTPClient(AsyncClientBase):
         """Perform ``driver``'s requests; close the stream when the session breaks.
 
         One cancel scope serves every request of the operation (cheaper than one per
-        request): each request sets its deadline. When the scope catches its own
+        request): each request that waits sets its deadline. When the scope catches its own
         cancellation the deadline passed, and ``TimeoutError`` goes into the driver.
         """
         step = Step()

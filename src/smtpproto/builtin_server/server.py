@@ -629,9 +629,10 @@ class SMTPServer:
         context.load_cert_chain(str(self.cert_path), str(self._keyfile))
         self.tls_context = context
 
-    async def start(self) -> None:
+    async def start(self, *, listen: bool = True) -> None:
         """Make the certificate if needed, then listen. Raises ``OSError`` if the address
-        is in use (a certificate made here is removed again)."""
+        is in use (a certificate made here is removed again). ``listen=False`` opens no
+        socket: the server then serves only what ``adopt`` hands it."""
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self._make_tls_context)
@@ -641,6 +642,8 @@ class SMTPServer:
             # ``time.monotonic``, called directly then (a read per input, no frame).
             standard = type(loop).time is asyncio.BaseEventLoop.time
             self._clock = time.monotonic if standard else loop.time
+            if not listen:
+                return
             self._server = await loop.create_server(
                 lambda: _Connection(self),
                 self.host,
@@ -655,6 +658,12 @@ class SMTPServer:
                 self.cert_path = self._keyfile = None
             raise
         self.port = self._server.sockets[0].getsockname()[1]
+
+    async def adopt(self, sock: socket.socket) -> None:
+        """Serve a connection accepted elsewhere (``smtpproto serve --workers``: the
+        supervisor accepts and hands each connection to a worker). ``start()`` first."""
+        loop = asyncio.get_running_loop()
+        await loop.connect_accepted_socket(lambda: _Connection(self), sock)
 
     async def serve_forever(self) -> None:
         """Serve until cancelled (Ctrl-C, SIGTERM); then call ``close()``.
@@ -677,18 +686,20 @@ class SMTPServer:
         no socket outlives the server (Python 3.11's ``Server.wait_closed`` does not
         wait for connections).
         """
-        if self._server is not None:
+        if self._server is not None or self._sessions:  # listening, or adopted ones
             # A connection accepted just now reaches connection_made a loop iteration
             # later; closing the listener in between leaks its transport (asyncio on
             # 3.11 fails the attach to a closed server), so let pending accepts land.
             await asyncio.sleep(_ACCEPT_SETTLE)
-            self._server.close()
+            if self._server is not None:
+                self._server.close()
             for session in list(self._sessions):
                 session.close()
             if not await self._sessions_gone(min(timeout, _GRACEFUL_CLOSE)):
                 for session in list(self._sessions):
                     session._abort()
                 await self._sessions_gone(timeout)
+        if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):  # only waiters remain
                 await asyncio.wait_for(self._server.wait_closed(), timeout)
             self._server = None

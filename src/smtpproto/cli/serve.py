@@ -14,8 +14,8 @@ list, ``SMTPPROTO_SERVE_AUTH``. ``--rules FILE`` makes the server fail on purpos
 TOML or JSON form of ``builtin_server/rulefile.py``; a bad file is one line on stderr
 and exit code 2); ``--max-size`` sets the SIZE limit it advertises and enforces
 (RFC 1870), ``--rcptmax`` and ``--mailmax`` the LIMITS (RFC 9422). ``--workers N``
-serves from N processes on the same port (``serve_workers``: Linux, ``SO_REUSEPORT``;
-``0`` is one per core).
+serves from N processes on the same port (``serve_workers``: the connections handed to
+them in turn; ``0`` is one per core).
 """
 
 from __future__ import annotations
@@ -149,7 +149,6 @@ def run_serve(args: argparse.Namespace) -> int:
             rules=rules,
             rcptmax=args.rcptmax,
             mailmax=args.mailmax,
-            reuse_port=bool(prefix),
             keep_messages=False,  # printed or written to a file: memory stays bounded
         )
 

@@ -1,31 +1,41 @@
 """``smtpproto serve --workers N``: the built-in server in N processes on one port.
 
 CLI adapter layer. One asyncio process uses one core; this runs N worker processes,
-each a whole ``SMTPServer`` with its own listening socket on the same address, bound
-with ``SO_REUSEPORT`` so that the Linux kernel spreads new connections over them (by a
-hash of the connection's addresses). ``--workers 0`` starts one per core.
+each a whole ``SMTPServer``, and hands them the connections in turn. ``--workers 0``
+starts one per core.
+
+Why not ``SO_REUSEPORT`` (each worker listening on the port, the kernel choosing): the
+kernel picks a worker by a hash of the connection's addresses, so a few long sessions
+are spread by luck (4 sessions over 2 workers: all on one worker one time in 8, 3 to 1
+half the time) and a multi-core run measured little better than one process. Round
+robin gives every worker its share of the connections, however few.
 
 Theory of operation. The parent (the process the user started) never serves:
 
-1. it binds a socket to the address with ``SO_REUSEPORT`` and keeps it, *without*
-   listening, so that ``--port 0`` has one port for every worker and the port stays
-   reserved while they run (a bound socket that does not listen gets no connection);
-2. it makes the temporary STARTTLS certificate once, so every worker presents the same
-   one and the parent alone removes it;
-3. with SIGINT, SIGTERM and SIGCHLD blocked (taken synchronously by ``sigtimedwait``,
-   so no handler races the shutdown), it forks the workers; each unblocks them, starts
-   its server and writes one octet on a pipe when it listens;
-4. when every worker listens, it prints the usual banner (``listening on HOST:PORT``
-   first), then waits for a signal. SIGINT, SIGTERM or SIGHUP: it sends SIGTERM to every worker
-   (each closes its sessions as ``serve`` does), waits ``STOP_TIMEOUT`` seconds, kills
-   what is left, reaps every worker, removes the certificate and exits 0. A worker that
-   exits on its own stops the others too; the exit code is then the worker's
-   (``CONNECT`` when it could not listen), else ``INTERNAL``.
+1. it listens on the address itself (``--port 0``: one port for everyone) and makes
+   the temporary STARTTLS certificate once, so every worker presents the same one and
+   the parent alone removes it;
+2. with SIGINT, SIGTERM, SIGHUP and SIGCHLD blocked (taken synchronously by
+   ``sigtimedwait``, so no handler races the shutdown), it forks the workers, each with
+   one end of a ``socketpair``; each unblocks them, starts its server without a socket
+   of its own (``SMTPServer.start(listen=False)``) and writes one octet on a pipe when
+   it is ready;
+3. when every worker is ready, it prints the usual banner (``listening on HOST:PORT``
+   first) and starts a thread that accepts connections and passes each one
+   (``SCM_RIGHTS``: the file descriptor itself) to the next worker in turn, which serves
+   it as its own (``SMTPServer.adopt``); a worker that is gone is skipped;
+4. then it waits for a signal. SIGINT, SIGTERM or SIGHUP: it stops accepting, sends
+   SIGTERM to every worker (each closes its sessions as ``serve`` does), waits
+   ``STOP_TIMEOUT`` seconds, kills what is left, reaps every worker, removes the
+   certificate and exits 0. A worker that exits on its own (a crash, a kill) is
+   reported on stderr and stops the others too; the exit code is then the worker's, else
+   ``INTERNAL``.
 
-A worker also stops when its parent is gone (checked every second), so even a parent
-killed with SIGKILL leaves no worker behind for long. Workers print their transcript
-lines with a ``wN`` prefix; each stores messages itself (maildir names carry the
-worker's pid; an mbox gets one ``O_APPEND`` write per message).
+A worker also stops when its parent is gone (its end of the socketpair reads end of
+file; the parent's pid is checked every second too), so even a parent killed with
+SIGKILL leaves no worker behind. Workers print their transcript lines with a ``wN``
+prefix; each stores messages itself (maildir names carry the worker's pid; an mbox gets
+one ``O_APPEND`` write per message).
 
 Scaling beyond one machine is the deployment's job, not this package's: run one such
 server per machine behind your own load balancer.
@@ -42,6 +52,7 @@ import signal
 import socket  # noqa: TID251 -- CLI adapter layer: the shared port
 import sys
 import tempfile
+import threading
 import time  # noqa: TID251 -- CLI adapter layer: bounded waits
 from collections.abc import Callable
 from pathlib import Path
@@ -59,12 +70,18 @@ STOP_TIMEOUT = 10.0
 START_TIMEOUT = 60.0
 #: Seconds between a worker's checks that its parent is still there.
 _PARENT_CHECK = 1.0
+#: Connections the kernel queues before the parent accepts them (asyncio's default).
+_BACKLOG = 100
+#: Seconds the accepting thread waits at most before it checks whether to stop.
+_ACCEPT_POLL = 0.25
+#: Seconds a hand-over to a worker may block (its queue full) before the next is tried.
+_HANDOVER_TIMEOUT = 5.0
 #: What stops the workers (as ``serve`` stops: Ctrl-C, ``kill``, the terminal closing).
 _STOP = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _SIGNALS = {*_STOP, signal.SIGCHLD}
 
-#: Makes one worker's server, not started, listening with ``SO_REUSEPORT``: ``(port,
-#: certfile, keyfile, transcript prefix)``.
+#: Makes one worker's server, not started: ``(port, certfile, keyfile, transcript
+#: prefix)``.
 MakeServer = Callable[[int, "str | None", "str | None", str], SMTPServer]
 #: Prints the banner: ``(port, certificate path, what made it)``.
 Banner = Callable[[int, "str | None", "str | None"], None]
@@ -81,24 +98,26 @@ def worker_count(text: str) -> int:
     return count or os.cpu_count() or 1
 
 
-def _reserve(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` with ``SO_REUSEPORT``, not listening."""
-    if sys.platform != "linux" or not hasattr(socket, "SO_REUSEPORT"):
-        raise CLIError("--workers needs Linux (SO_REUSEPORT spreads connections)", ExitCode.USAGE)
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket the parent accepts on (as asyncio binds: ``SO_REUSEADDR``)."""
+    if not hasattr(os, "fork") or not hasattr(socket, "send_fds"):
+        raise CLIError("--workers needs fork and descriptor passing (POSIX)", ExitCode.USAGE)
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
-        reserved = socket.socket(family, kind, proto)
+        listener = socket.socket(family, kind, proto)
     except OSError as error:
         raise _cannot_listen(host, port, error) from None
     try:
-        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        reserved.bind(address)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(_BACKLOG)
     except OSError as error:
-        reserved.close()
+        listener.close()
         raise _cannot_listen(host, port, error) from None
-    return reserved
+    listener.settimeout(_ACCEPT_POLL)  # the accepting thread sees a stop within this
+    return listener
 
 
 def _cannot_listen(host: str, port: int, error: OSError) -> CLIError:
@@ -114,8 +133,8 @@ def run_workers(
 ) -> int:
     """Serve with ``count`` worker processes until SIGINT, SIGTERM or SIGHUP; the exit
     code."""
-    reserved = _reserve(args.host, args.port)
-    port = reserved.getsockname()[1]
+    listener = _listen(args.host, args.port)
+    port = listener.getsockname()[1]
     certdir: tempfile.TemporaryDirectory[str] | None = None
     cert, key, tool = args.cert, args.key, None if args.cert is None else "given"
     try:
@@ -133,21 +152,31 @@ def run_workers(
                 cert, key, tool = str(made.cert), str(made.key), made.tool
         return _supervise(
             count,
+            listener,
             lambda number: make_server(port, cert, key, f"w{number}"),
             lambda: banner(port, cert, tool),
         )
     finally:
-        reserved.close()
+        listener.close()
         if certdir is not None:
             certdir.cleanup()
 
 
-def _supervise(count: int, make: Callable[[int], SMTPServer], banner: Callable[[], None]) -> int:
-    """Fork the workers, wait until they listen, print the banner, then wait for a
-    signal or a worker's exit; stop them all in every case."""
+def _supervise(
+    count: int,
+    listener: socket.socket,
+    make: Callable[[int], SMTPServer],
+    banner: Callable[[], None],
+) -> int:
+    """Fork the workers, wait until they are ready, print the banner, hand out the
+    connections, then wait for a signal or a worker's exit; stop them all in every
+    case."""
     workers: dict[int, int] = {}  # pid -> worker number
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(count)]
+    channels = [ours for ours, _ in pairs]  # the parent's ends, by worker number - 1
     ready_read, ready_write = os.pipe()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    dispatcher: _Dispatcher | None = None
     code: int = ExitCode.INTERNAL
     try:
         parent = os.getpid()
@@ -156,10 +185,18 @@ def _supervise(count: int, make: Callable[[int], SMTPServer], banner: Callable[[
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:  # the worker: never returns
+                channel = pairs[number - 1][1]
                 os.close(ready_read)
+                listener.close()
+                for ours, theirs in pairs:
+                    ours.close()
+                    if theirs is not channel:
+                        theirs.close()
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-                _exit(_run_worker(make(number), ready_write, parent))
+                _exit(_run_worker(make(number), ready_write, parent, channel))
             workers[pid] = number
+        for _, theirs in pairs:
+            theirs.close()
         os.close(ready_write)
         ready_write = -1
         failed = _wait_until_listening(workers, ready_read, count)
@@ -167,14 +204,59 @@ def _supervise(count: int, make: Callable[[int], SMTPServer], banner: Callable[[
             return failed
         banner()
         print(f"workers: {count} (pids {', '.join(map(str, sorted(workers)))})", flush=True)
+        dispatcher = _Dispatcher(listener, channels)  # a thread: after the last fork
         code = _wait_for_the_end(workers)
         return code
     finally:
+        if dispatcher is not None:
+            dispatcher.stop()
         _stop(workers)
+        for channel in channels:
+            channel.close()
         os.close(ready_read)
         if ready_write >= 0:
             os.close(ready_write)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class _Dispatcher:
+    """A thread that accepts each connection and passes it to the next worker in turn
+    (round robin; a worker that cannot take it, gone or stuck, is skipped), then closes
+    the parent's copy. Signals stay blocked in it (the mask is inherited)."""
+
+    def __init__(self, listener: socket.socket, channels: list[socket.socket]) -> None:
+        self._listener = listener
+        self._channels = channels
+        for channel in channels:
+            channel.settimeout(_HANDOVER_TIMEOUT)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="serve-dispatch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        turn = 0
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # the listener is unusable: nothing more to hand out
+                return
+            with connection:
+                for _ in self._channels:
+                    channel = self._channels[turn]
+                    turn = (turn + 1) % len(self._channels)
+                    try:
+                        socket.send_fds(channel, [b"C"], [connection.fileno()])
+                        break
+                    except OSError:  # that worker is gone or stuck: the next one
+                        continue
+
+    def stop(self) -> None:
+        """Stop accepting (within ``_ACCEPT_POLL``); queued connections are left to the
+        listener's close."""
+        self._stopping.set()
+        self._thread.join(_ACCEPT_POLL + _HANDOVER_TIMEOUT + 1.0)
 
 
 def _exit(code: int) -> None:
@@ -186,10 +268,11 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-def _run_worker(server: SMTPServer, ready: int, parent: int) -> int:
-    """A worker's whole life: serve until SIGINT, SIGTERM or the parent is gone."""
+def _run_worker(server: SMTPServer, ready: int, parent: int, channel: socket.socket) -> int:
+    """A worker's whole life: serve what the parent hands over until SIGINT, SIGTERM or
+    the parent is gone."""
     try:
-        asyncio.run(_serve(server, ready, parent))
+        asyncio.run(_serve(server, ready, parent, channel))
     except CLIError as error:
         print(f"smtpproto serve: {error}", file=sys.stderr)
         return int(error.code)
@@ -199,26 +282,50 @@ def _run_worker(server: SMTPServer, ready: int, parent: int) -> int:
     return ExitCode.OK
 
 
-async def _serve(server: SMTPServer, ready: int, parent: int) -> None:
+async def _serve(server: SMTPServer, ready: int, parent: int, channel: socket.socket) -> None:
     try:
-        await server.start()
+        await server.start(listen=False)
     except OSError as error:
         await server.close()
         raise _cannot_listen(server.host, server.port, error) from None
     try:
         os.write(ready, b"R")
         os.close(ready)
-        await _until_stopped(parent)
+        await _until_stopped(parent, server, channel)
     finally:
         await server.close()
 
 
-async def _until_stopped(parent: int) -> None:
-    """Until SIGINT, SIGTERM, SIGHUP or the parent's exit."""
+async def _until_stopped(parent: int, server: SMTPServer, channel: socket.socket) -> None:
+    """Serve each connection the parent passes on ``channel`` until SIGINT, SIGTERM,
+    SIGHUP or the parent's exit (``channel`` at end of file, or another parent pid)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in _STOP:
         loop.add_signal_handler(signum, stop.set)
+    adopting: set[asyncio.Task[None]] = set()
+
+    def adopted(task: asyncio.Task[None]) -> None:
+        adopting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            print(f"smtpproto serve: a connection was lost: {task.exception()!r}", file=sys.stderr)
+
+    def receive() -> None:
+        while True:
+            try:
+                message, fds, _, _ = socket.recv_fds(channel, 1, 1)
+            except BlockingIOError:
+                return
+            except OSError:
+                message, fds = b"", []
+            if not message and not fds:  # end of file: the parent is gone
+                loop.remove_reader(channel.fileno())
+                stop.set()
+                return
+            for fd in fds:
+                task = loop.create_task(server.adopt(socket.socket(fileno=fd)))
+                adopting.add(task)
+                task.add_done_callback(adopted)
 
     def check_parent() -> None:
         if os.getppid() != parent:
@@ -226,8 +333,15 @@ async def _until_stopped(parent: int) -> None:
         else:
             loop.call_later(_PARENT_CHECK, check_parent)
 
+    channel.setblocking(False)
+    loop.add_reader(channel.fileno(), receive)
     loop.call_later(_PARENT_CHECK, check_parent)
-    await stop.wait()
+    try:
+        await stop.wait()
+    finally:
+        loop.remove_reader(channel.fileno())
+        for task in adopting:
+            task.cancel()
 
 
 def _wait_until_listening(workers: dict[int, int], ready: int, count: int) -> int | None:

@@ -106,6 +106,13 @@ class ClientConnection:
         return self._s.caps
 
     @property
+    def peer_closed(self) -> bool:
+        """True once ``next_event`` reached the server's EOF, every byte before it
+        parsed: a ``RemoteProtocolError`` raised from then on says the connection was
+        lost with replies due (or mid-reply), not that a reply was malformed."""
+        return self._closed
+
+    @property
     def tls_active(self) -> bool:
         """True after ``tls_established()``, or from the start under IMPLICIT TLS."""
         return self._s.tls_active
@@ -357,7 +364,11 @@ class ClientConnection:
         carry them (no PIPELINING, LMTP, a command ``send`` would refuse): use ``send``,
         which decides. Changes nothing (``sending.send_group``)."""
         self._raise_if_error(local=True)
-        return make_template(self._s, mail, rcpts)
+        try:
+            return make_template(self._s, mail, rcpts)
+        except BaseException as error:  # a bug or an interrupt: the one boundary (§2)
+            self._fail(error)
+            raise
 
     def send_group(self, content: bytes | None, template: GroupTemplate) -> bytes | None:
         """One pipelined group in one step (RFC 2920 §3.1): the end of the content of

@@ -465,15 +465,21 @@ class BatchDrivers(MailDrivers):
                     if waiting.single and fast and len(inflight) < window and not exhausted:
                         # The fast lane: this content, its end and the next message's
                         # MAIL, RCPTs and DATA in one engine step (``send_group``).
+                        # The general path ends this content before it takes the next
+                        # message: whatever fails here fails as it would there.
                         taken = outcomes.count
                         try:
                             item = self._next(messages, plan, outcomes)
-                            exhausted = item is None
+                        except BaseException:  # the caller's iterable raised
+                            self._end_or_rewind(waiting, outcomes, taken)
+                            raise
+                        exhausted = item is None
+                        try:
                             group = self._fast_group(waiting, item, plan)
                             if group is None:
                                 tail = self._whole_content(waiting)
-                        except BaseException:
-                            outcomes.rewind(taken)  # as if the content end failed first
+                        except BaseException:  # the content refused: nothing taken
+                            outcomes.rewind(taken)
                             raise
                         if group is not None:
                             assert item is not None
@@ -592,6 +598,16 @@ class BatchDrivers(MailDrivers):
         if wire is not None:
             waiting.ended = True
         return wire
+
+    def _end_or_rewind(self, waiting: _Prepared, outcomes: _Outcomes, taken: int) -> None:
+        """The fast lane's next message could not be taken: end ``waiting``'s content
+        as the general path had before (the engine's state is then its), or, if that
+        fails, forget what was taken (the general path took nothing) and raise."""
+        try:
+            self._whole_content(waiting)
+        except BaseException:
+            outcomes.rewind(taken)
+            raise
 
     def _whole_content(self, item: _Prepared) -> bytes:
         """``_content`` for a message whose whole content is ``first``: all of it and

@@ -491,12 +491,11 @@ def send_group(s: Session, content: bytes | None, template: GroupTemplate) -> by
         s.encoder = None
         pending.append(Pending(V.END_OF_CONTENT, _GROUP_END, txn))
     mail = template.mail
-    s.txn = txn = Transaction(mail)
-    txn.add_recipients(template.addresses)
+    s.txn = txn = Transaction(mail, template.addresses)
     txn.commands_after_mail += 1  # DATA
     pending.append(Pending(V.MAIL, mail, txn))
     for index, rcpt in enumerate(template.rcpts):
-        pending.append(Pending(V.RCPT, rcpt, txn, index=index))
+        pending.append(Pending(V.RCPT, rcpt, txn, 1, index))
     pending.append(Pending(V.DATA, _GROUP_DATA, txn))
     s.state = S.TRANSACTION
     return wire

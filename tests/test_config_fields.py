@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import ssl
+import sys
 from typing import Any
 
 import pytest
@@ -266,3 +267,12 @@ def test_fuzz_campaign_options(options: dict[str, Any], words: str) -> None:
     # Refused before any connection (port 9 on 127.0.0.1: nothing listens).
     with pytest.raises(ValueError, match=words):
         run_campaign("127.0.0.1", options.pop("port", 9), **options)
+
+
+@pytest.mark.parametrize("name", ["max_message_size", "max_data_line", "max_recipients"])
+def test_a_server_size_above_sys_maxsize_is_refused_when_configured(name: str) -> None:
+    # Refused by ServerConfig itself, not by the first connection's DATA decoder.
+    from smtpproto.server_engine.config import ServerConfig
+
+    with pytest.raises(ValueError, match=f"{name} must be an int >= .* and at most"):
+        ServerConfig(**{name: sys.maxsize + 1})

@@ -289,3 +289,25 @@ def test_content_from_a_strided_memoryview(parser_cls: Any) -> None:
     feed(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
     assert conn.send(Content(data=memoryview(b"h-i-\n-.-x")[::2])) == b"hi\r\n..x"
     assert conn.send(EndOfContent()) == b"\r\n.\r\n"
+
+
+@pytest.mark.parametrize(
+    ("before_eof", "closed"),
+    [
+        (b"", True),  # EOF with the MAIL reply due
+        (b"250-ok\r\n", True),  # EOF mid-reply
+        (b"25O ok\r\n", False),  # a malformed reply, then EOF: the reply is the error
+    ],
+)
+def test_peer_closed_tells_a_lost_connection_from_a_bad_reply(
+    parser_cls: Any, before_eof: bytes, closed: bool
+) -> None:
+    conn = greeted(parser_cls)
+    conn.send(Mail(sender="a@example.org"))
+    if before_eof:
+        conn.receive_data(before_eof)
+    conn.receive_data(b"")  # both queued before next_event runs
+    assert not conn.peer_closed
+    with pytest.raises(RemoteProtocolError):
+        drain(conn)
+    assert conn.peer_closed is closed

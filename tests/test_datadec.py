@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import sys
 
 import pytest
 from hypothesis import given
@@ -284,3 +285,15 @@ def test_an_int_subclass_limit_is_refused_by_both_twins(dec_cls: Decoder) -> Non
         dec_cls(max_line_length=_Int(5))
     with pytest.raises(ValueError, match="max_message_size"):
         dec_cls(max_line_length=5, max_message_size=_Int(5))
+
+
+@pytest.mark.parametrize("name", ["max_line_length", "max_message_size"])
+def test_a_limit_above_sys_maxsize_is_refused_alike_by_both_twins(
+    dec_cls: Decoder, name: str
+) -> None:
+    # The compiled twin holds a limit in a C Py_ssize_t: both twins take sys.maxsize
+    # and refuse one more with the same ValueError (the Python twin took 2**70).
+    assert dec_cls(**{name: sys.maxsize}).feed(b".\r\n") == (b"", True)
+    for too_big in (sys.maxsize + 1, 2**70):
+        with pytest.raises(ValueError, match=f"{name} must be at most {sys.maxsize}, got"):
+            dec_cls(**{name: too_big})

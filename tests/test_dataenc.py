@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import sys
 
 import pytest
 from hypothesis import given
@@ -231,3 +232,9 @@ def test_result_does_not_depend_on_chunking(
         else:
             assert b"".join(split[:-1]) == b"".join(whole[:-1])
             assert split[-1] == whole[-1]
+
+
+def test_a_line_limit_above_sys_maxsize_is_refused_alike_by_both_twins(enc_cls: Encoder) -> None:
+    assert encode(enc_cls, [b"a\r\n"], max_line_length=sys.maxsize) == b"a\r\n.\r\n"
+    with pytest.raises(ValueError, match=f"max_line_length must be at most {sys.maxsize}"):
+        enc_cls(max_line_length=sys.maxsize + 1)

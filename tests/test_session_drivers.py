@@ -44,6 +44,7 @@ from smtpproto.exceptions import (
 )
 from smtpproto.sasl import ChannelBinding, Plain
 from smtpproto.wire.datacodec import LineEndNormalizer as LineEnds
+from smtpproto.wire.errors import RemoteProtocolError
 
 EHLO_FULL = (
     b"250-mx.example.org\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 100000000\r\n"
@@ -461,12 +462,15 @@ def test_eof_after_the_content_is_delivery_status_unknown() -> None:
     assert not isinstance(info.value, SMTPTimeoutError)
 
 
-def test_eof_while_waiting_is_a_remote_protocol_error() -> None:
+def test_eof_while_waiting_is_a_lost_connection() -> None:
+    # Was SMTPProtocolError (remote), while the same hang-up seen as a failed read or a
+    # ConnectionClosed event was SMTPConnectError; the CLI exited 9 instead of 3.
     session, transport, _server = opened({b"MAIL": [b""]})
     transport.eof_when_silent = True
-    with pytest.raises(SMTPProtocolError) as info:
+    with pytest.raises(SMTPConnectError, match=r"^connection lost: connection closed") as info:
         transport.run(session.sendmail("a@x.org", ["b@x.org"], MESSAGE))
-    assert info.value.remote
+    assert isinstance(info.value.__cause__, RemoteProtocolError)
+    assert not session.usable
 
 
 def _throw_into(driver: Any, error: BaseException, last_words: bytes = b"") -> None:

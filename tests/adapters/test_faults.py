@@ -64,9 +64,9 @@ def test_delivery_over_a_socket_pair(make_client: MakeClient) -> None:
 @pytest.mark.parametrize(
     ("stage", "expected"),
     [
-        ("greeting", SMTPProtocolError),
-        ("ehlo", SMTPProtocolError),
-        ("mail", SMTPProtocolError),
+        ("greeting", SMTPConnectError),  # a lost connection, not a bad reply
+        ("ehlo", SMTPConnectError),  # a lost connection, not a bad reply
+        ("mail", SMTPConnectError),  # a lost connection, not a bad reply
         ("final", SMTPDeliveryStatusUnknown),
     ],
 )

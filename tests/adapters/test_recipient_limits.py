@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from interop.peers import HOST, free_port, wait_for_port
+from interop.peers import HOST, free_port, stop_controller, track_connections, wait_for_port
 from smtpproto.drivers.support import MailOptions
 from smtpproto.exceptions import SMTPProtocolError, SMTPRecipientsRefused, SMTPReplyError
 from smtpproto.testing import Respond, Rule, run_server
@@ -98,13 +98,15 @@ class LimitedHandler:
 @contextmanager
 def limited_server(handler: LimitedHandler) -> Iterator[int]:
     port = free_port()
-    controller = Controller(handler, hostname=HOST, port=port, ready_timeout=TIMEOUT)
+    controller = track_connections(
+        Controller(handler, hostname=HOST, port=port, ready_timeout=TIMEOUT)
+    )
     controller.start()
     try:
         wait_for_port(port)
         yield port
     finally:
-        controller.stop()
+        stop_controller(controller)
 
 
 def _client(make_client: MakeClient, port: int) -> SyncClient:

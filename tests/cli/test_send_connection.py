@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller, UnixSocketController
 
-from interop.peers import _RecordingHandler, make_tls_material
+from interop.peers import (
+    _RecordingHandler,
+    make_tls_material,
+    stop_controller,
+    track_connections,
+)
 from smtpproto.builtin_server.testing import run_server
 
 from .helpers import ScriptedSMTPServer, ServeProcess, assert_clean_failure, free_port, run_cli
@@ -24,12 +29,12 @@ ENVELOPE = ("--from", "a@example.org", "--body", "hi")
 @contextmanager
 def _aiosmtpd(controller: type[Any], **options: Any) -> Iterator[Any]:
     handler = _RecordingHandler()
-    server = controller(handler, ready_timeout=10.0, **options)
+    server = track_connections(controller(handler, ready_timeout=10.0, **options))
     server.start()
     try:
         yield handler
     finally:
-        server.stop()
+        stop_controller(server)
 
 
 def test_lmtp_reports_each_recipients_final_reply() -> None:

@@ -17,6 +17,8 @@ from interop.peers import (
     _RecordingHandler,
     make_tls_material,
     start_aiosmtpd,
+    stop_controller,
+    track_connections,
 )
 
 from .helpers import ServeProcess, assert_clean_failure, free_port, run_cli
@@ -108,7 +110,9 @@ def test_client_certificate_is_presented(tmp_path: Path) -> None:
     context, chain, key, ca_file = _client_cert_server(tmp_path)
     port = free_port()
     handler = _RecordingHandler()
-    server = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=context)
+    server = track_connections(
+        Controller(handler, hostname="127.0.0.1", port=port, ssl_context=context)
+    )
     server.start()
     try:
         base = (
@@ -118,7 +122,7 @@ def test_client_certificate_is_presented(tmp_path: Path) -> None:
         good = run_cli(*base, "--tls-cert", str(chain), "--tls-key", str(key))
         without = run_cli(*base)
     finally:
-        server.stop()
+        stop_controller(server)
     assert good.returncode == 0, good.stderr
     assert len(handler.messages) == 1
     assert without.returncode != 0 and "Traceback" not in without.stderr
@@ -143,7 +147,9 @@ def test_minimum_tls_version_above_the_servers_is_exit_4(tmp_path: Path) -> None
     context = tls.server_context()
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     port = free_port()
-    server = Controller(_RecordingHandler(), hostname="127.0.0.1", port=port, ssl_context=context)
+    server = track_connections(
+        Controller(_RecordingHandler(), hostname="127.0.0.1", port=port, ssl_context=context)
+    )
     server.start()
     try:
         base = (
@@ -153,7 +159,7 @@ def test_minimum_tls_version_above_the_servers_is_exit_4(tmp_path: Path) -> None
         old = run_cli(*base)
         strict = run_cli(*base, "--tls-min-version", "1.3")
     finally:
-        server.stop()
+        stop_controller(server)
     assert old.returncode == 0, old.stderr
     assert "TLSv1.2" in old.stdout
     assert_clean_failure(strict, 4)

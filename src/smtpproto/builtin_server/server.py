@@ -1,8 +1,8 @@
 """The built-in SMTP server: ``ServerConnection`` on asyncio, for tests and the CLI.
 
-Adapter layer (I/O allowed). Theory of operation: one ``asyncio.Protocol`` per client
-(``_Connection``) moves octets between the transport and its ``ServerConnection``; what
-to answer it asks the connection's policy, a ``Session`` made by the server's
+Adapter layer (I/O allowed). Theory of operation: one ``asyncio.BufferedProtocol`` per
+client (``_Connection``) moves octets between the transport and its ``ServerConnection``;
+what to answer it asks the connection's policy, a ``Session`` made by the server's
 ``Backend`` (``backend.py``: no I/O, so other front ends reuse it). ``data_received``
 feeds the engine and answers every event at once, so the engine is never PAUSED for
 long and pipelined input is handled in order. Using a Protocol rather than streams
@@ -143,7 +143,7 @@ class _Connection(asyncio.BufferedProtocol):
         #: Replies not written yet (flushed at the end of each step).
         self._out: list[bytes] = []
 
-    # -- asyncio.Protocol ----------------------------------------------------------------
+    # -- asyncio.BufferedProtocol --------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)

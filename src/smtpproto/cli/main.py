@@ -196,7 +196,6 @@ def _add_send(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None
     conn.add_argument(
         "--tls-min-version",
         choices=("1.2", "1.3"),
-        default="1.2",
         help="lowest TLS version accepted (default 1.2; older ones are deprecated, RFC 8996)",
     )
     conn.add_argument(

@@ -234,6 +234,16 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError("--insecure and --cafile contradict each other", ExitCode.USAGE)
     if args.implicit_tls and args.no_starttls:
         raise CLIError("--implicit-tls and --no-starttls contradict each other", ExitCode.USAGE)
+    tls_only = [
+        option
+        for option, given in (("--insecure", args.insecure), ("--cafile", args.cafile))
+        if given
+    ]
+    if args.no_starttls and tls_only:
+        raise CLIError(
+            f"--no-starttls makes no TLS connection: not with {', '.join(tls_only)}",
+            ExitCode.USAGE,
+        )
     parse_nameserver(args.resolver)
     proxy_header(args)  # a bad --proxy* value is a usage error before connecting
 

@@ -419,7 +419,8 @@ def _warn_insecure(args: argparse.Namespace) -> None:
 
 def _check_unused(args: argparse.Namespace) -> None:
     """Options the chosen destination would silently ignore are usage errors: no TCP
-    options for a UNIX-domain socket, no DNS server when there is no MX lookup."""
+    options for a UNIX-domain socket, no DNS server when there is no MX lookup, no TLS
+    option with ``--tls none``."""
     if args.unix_socket is not None:
         tcp = [
             option
@@ -442,6 +443,24 @@ def _check_unused(args: argparse.Namespace) -> None:
             "by the system)",
             ExitCode.USAGE,
         )
+    if args.tls == "none":
+        tls_only = [
+            option
+            for option, value in (
+                ("--insecure", args.insecure),
+                ("--cafile", args.cafile),
+                ("--tls-cert", args.tls_cert),
+                ("--tls-key", args.tls_key),
+                ("--tls-min-version", args.tls_min_version),
+                ("--tls-sni", args.tls_sni),
+            )
+            if value is not None and value is not False
+        ]
+        if tls_only:
+            raise CLIError(
+                f"--tls none makes no TLS connection: not with {', '.join(tls_only)}",
+                ExitCode.USAGE,
+            )
 
 
 def _check_output_file(args: argparse.Namespace) -> None:

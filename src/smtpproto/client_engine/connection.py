@@ -29,11 +29,13 @@ until ``tls_established()``, which forgets the capabilities and requires a new E
 
 from __future__ import annotations
 
+import functools
+
 from ..wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..wire.twins import ReplyParser
 from .capabilities import Capabilities
 from .commands import Mail, Rcpt
-from .config import ClientConfig
+from .config import ClientConfig, Timeouts
 from .events import NEED_DATA, Command, ConnectionClosed, Event, NeedData
 from .replies import handle_eof, handle_reply
 from .sending import (
@@ -80,14 +82,23 @@ _REPLY_TIMEOUTS: dict[Verb | None, str] = {
 }
 
 
+@functools.lru_cache(maxsize=16)
+def _reply_seconds(timeouts: Timeouts) -> dict[Verb | None, float | None]:
+    """``_REPLY_TIMEOUTS`` resolved for ``timeouts`` (frozen, hashable): one table per
+    distinct ``Timeouts``, shared by every connection using it, so ``timeout`` is a
+    dict look-up with no ``getattr`` (asked twice per message)."""
+    return {verb: getattr(timeouts, name) for verb, name in _REPLY_TIMEOUTS.items()}
+
+
 class ClientConnection:
     """One SMTP (or LMTP) client session, without I/O. See ``docs/engine.md``."""
 
-    __slots__ = ("_closed", "_eof", "_error", "_s")
+    __slots__ = ("_closed", "_eof", "_error", "_reply_seconds", "_s")
 
     def __init__(self, config: ClientConfig | None = None) -> None:
         config = config if config is not None else ClientConfig()
         self._s = Session(config, config.parser_factory or ReplyParser)
+        self._reply_seconds = _reply_seconds(config.timeouts)
         self._eof = False
         self._closed = False
         self._error: ProtocolError | None = None
@@ -104,6 +115,13 @@ class ClientConnection:
         """What the last accepted EHLO/LHLO advertised (masked per the config); None
         before it, after HELO, and after STARTTLS until the new EHLO is answered."""
         return self._s.caps
+
+    @property
+    def peer_closed(self) -> bool:
+        """True once ``next_event`` reached the server's EOF, every byte before it
+        parsed: a ``RemoteProtocolError`` raised from then on says the connection was
+        lost with replies due (or mid-reply), not that a reply was malformed."""
+        return self._closed
 
     @property
     def tls_active(self) -> bool:
@@ -156,8 +174,7 @@ class ClientConnection:
             return None
         pending = s.pending
         if pending:  # asked twice per message: one dict look-up, not a chain of tests
-            seconds: float | None = getattr(s.config.timeouts, _REPLY_TIMEOUTS[pending[0].verb])
-            return seconds
+            return self._reply_seconds[pending[0].verb]
         if state is S.CONTENT or state is S.DISCARD_CONTENT:
             return s.config.timeouts.data_block
         return None
@@ -357,7 +374,11 @@ class ClientConnection:
         carry them (no PIPELINING, LMTP, a command ``send`` would refuse): use ``send``,
         which decides. Changes nothing (``sending.send_group``)."""
         self._raise_if_error(local=True)
-        return make_template(self._s, mail, rcpts)
+        try:
+            return make_template(self._s, mail, rcpts)
+        except BaseException as error:  # a bug or an interrupt: the one boundary (§2)
+            self._fail(error)
+            raise
 
     def send_group(self, content: bytes | None, template: GroupTemplate) -> bytes | None:
         """One pipelined group in one step (RFC 2920 §3.1): the end of the content of

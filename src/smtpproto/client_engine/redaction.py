@@ -107,20 +107,18 @@ REDACTED = b"<redacted>"
 class Redactor:
     """The secrets of one connection, and their removal from server text."""
 
-    __slots__ = ("_cores", "_exact", "_pattern", "_secrets")
+    __slots__ = ("_cores", "_exact", "_pattern", "_secrets", "active")
 
     def __init__(self) -> None:
+        #: True once a secret worth hunting for is known (``_pattern`` is set): a plain
+        #: attribute, read once per chunk of replies (``ClientConnection.next_event``).
+        self.active = False
         self._secrets: tuple[bytes, ...] = ()
         self._cores: frozenset[bytes] = _NO_CORES
         #: Every form, the clear ones in any case: what ``redact``/``reply``/``error`` hide.
         self._pattern: re.Pattern[bytes] | None = None
         #: Every form exactly as sent: what ``contains_secret`` looks for by default.
         self._exact: re.Pattern[bytes] | None = None
-
-    @property
-    def active(self) -> bool:
-        """True once a secret worth hunting for is known."""
-        return self._pattern is not None
 
     def add_secrets(self, secrets: Iterable[bytes]) -> None:
         """Redact ``secrets`` (in any letter case, see the module docstring) and their
@@ -133,6 +131,7 @@ class Redactor:
         )
         clear = [form for secret in self._secrets for form in _case_forms(secret)]
         self._pattern = _alternation(_forms(clear), [*encoded, *self._cores])
+        self.active = self._pattern is not None
         self._exact = _alternation((), [*_forms(self._secrets), *encoded, *self._cores])
 
     def _spans(self, data: bytes, ends: Sequence[int] = ()) -> list[tuple[int, int]]:
@@ -219,10 +218,8 @@ class NoSecrets:
 
     __slots__ = ()
 
-    @property
-    def active(self) -> bool:
-        """Always False: no secret is known."""
-        return False
+    #: Always False: no secret is known (read-only: the class has no instance slots).
+    active = False
 
     def redact(self, data: bytes) -> bytes:
         """``data`` unchanged."""

@@ -311,9 +311,17 @@ def _final_reply(s: Session, entry: Pending, reply: Reply) -> None:
     in the FIFO)."""
     txn = entry.txn
     assert txn is not None
+    if not s.config.lmtp:  # SMTP: one reply (RFC 5321 §4.1.1.4), the common case short
+        if txn.data_reply is None or entry.verb is V.END_OF_CONTENT:
+            txn.data_reply = reply
+        s.pending.popleft()
+        if s.txn is txn:
+            s.txn = None
+        s.events.append(txn.result())
+        return
     # After a failed BDAT chunk the server has dropped the message and answers the
     # LAST chunk once (RFC 3030 §2), not once per recipient.
-    lmtp = s.config.lmtp and not (entry.verb is V.BDAT_LAST and txn.data_reply is not None)
+    lmtp = not (entry.verb is V.BDAT_LAST and txn.data_reply is not None)
     accepted = txn.accepted() if lmtp else []
     if entry.remaining is None:
         entry.remaining = max(1, len(accepted))

@@ -15,8 +15,10 @@ a fresh transaction, for the capabilities and TLS state of the moment;
 ``send_group`` then ends the open content (dot-stuffed by the DATA codec twin, then
 ``.`` CRLF, RFC 5321 §4.5.2) and opens the template's transaction in one step,
 queueing the same ``Pending`` entries and ``Transaction`` as those ``send`` calls
-(RFC 2920 §3.1: the content may open a group, DATA ends it). Outside its plain case
-it returns None having changed nothing, and the caller uses ``send``.
+(RFC 2920 §3.1: the content may open a group, DATA ends it; the content follows only
+a 354, RFC 5321 §4.1.1.4). The replies then take the general handlers, each checked
+against its entry (RFC 5321 §4.2.1). Outside its plain case it returns None having
+changed nothing, and the caller uses ``send``.
 """
 
 from __future__ import annotations
@@ -489,12 +491,11 @@ def send_group(s: Session, content: bytes | None, template: GroupTemplate) -> by
         s.encoder = None
         pending.append(Pending(V.END_OF_CONTENT, _GROUP_END, txn))
     mail = template.mail
-    s.txn = txn = Transaction(mail)
-    txn.add_recipients(template.addresses)
+    s.txn = txn = Transaction(mail, template.addresses)
     txn.commands_after_mail += 1  # DATA
     pending.append(Pending(V.MAIL, mail, txn))
     for index, rcpt in enumerate(template.rcpts):
-        pending.append(Pending(V.RCPT, rcpt, txn, index=index))
+        pending.append(Pending(V.RCPT, rcpt, txn, 1, index))
     pending.append(Pending(V.DATA, _GROUP_DATA, txn))
     s.state = S.TRANSACTION
     return wire

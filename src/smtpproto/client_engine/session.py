@@ -55,19 +55,22 @@ class Transaction:
         "recipients",
     )
 
-    def __init__(self, mail: Mail) -> None:
+    def __init__(self, mail: Mail, addresses: tuple[str, ...] = ()) -> None:
+        """``addresses``: RCPTs sent with the MAIL at once (the fast lane's template,
+        ``sending.send_group``), as ``add_recipient`` of each would record them."""
+        count = len(addresses)
         self.mail = mail
         self.mail_reply: Reply | None = None
         #: Addresses in the order RCPTs were sent, and their replies (None: unanswered).
-        self.recipients: list[str] = []
-        self.rcpt_replies: list[Reply | None] = []
+        self.recipients: list[str] = list(addresses)
+        self.rcpt_replies: list[Reply | None] = [None] * count
         self.data_reply: Reply | None = None
         self.lmtp_replies: list[tuple[str, Reply]] = []
         #: RCPT/DATA/BDAT sent after MAIL: a refused MAIL alone ends the transaction.
-        self.commands_after_mail = 0
+        self.commands_after_mail = count
         self.finished = False
         self._accepted: list[str] = []  # 2xx RCPTs, in order (replies come in order)
-        self._unanswered = 0
+        self._unanswered = count
 
     def add_recipient(self, address: str) -> int:
         """Record a RCPT sent; return its index for ``record_rcpt``."""
@@ -76,15 +79,6 @@ class Transaction:
         self.commands_after_mail += 1
         self._unanswered += 1
         return len(self.recipients) - 1
-
-    def add_recipients(self, addresses: tuple[str, ...]) -> None:
-        """``add_recipient`` for each of ``addresses`` at once (the fast lane's
-        template, ``sending.send_group``); indexes from 0 in this order."""
-        count = len(addresses)
-        self.recipients += addresses
-        self.rcpt_replies += [None] * count
-        self.commands_after_mail += count
-        self._unanswered += count
 
     def record_rcpt(self, index: int, reply: Reply) -> None:
         """Record the reply to the RCPT at ``index``."""
@@ -134,7 +128,6 @@ class Pending:
         verb: Verb | None,
         command: Command | None,
         txn: Transaction | None = None,
-        *,
         remaining: int | None = 1,
         index: int = -1,
     ) -> None:

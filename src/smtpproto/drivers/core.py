@@ -163,6 +163,11 @@ class DriverCore:
                     sender=sender,
                     recipients=recipients,
                 ) from error
+            if self.conn.peer_closed and not isinstance(error, LocalProtocolError):
+                # The server closed the connection with replies due (or mid-reply): the
+                # connection was lost, as when a read fails (below) or a reply is
+                # awaited (``_reply_to``); not a malformed reply.
+                raise SMTPConnectError(f"connection lost: {error}") from error
             raise SMTPProtocolError(error) from error
         except TimeoutError as error:
             self._broken = True

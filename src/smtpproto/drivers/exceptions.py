@@ -55,7 +55,10 @@ class SMTPError(Exception):
 
 
 class SMTPConnectError(SMTPError):
-    """The TCP (or unix socket) connection could not be opened.
+    """The TCP (or unix socket) connection could not be opened, or it was lost before
+    the content's end: a read or write failed, or the server closed it with replies
+    still due (the greeting's, EHLO's, ... — after the content's end it is
+    ``SMTPDeliveryStatusUnknown``).
 
     ``host`` and ``port`` say what was tried (``None`` when not applicable); the
     ``OSError`` is the ``__cause__``.

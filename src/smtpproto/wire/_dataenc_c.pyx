@@ -22,6 +22,7 @@ from libc.string cimport memcpy, memset
 from ._dataenc_py import (
     DEFAULT_DATA_MAX_LINE_LENGTH,
     DEFAULT_SERVER_DATA_MAX_LINE_LENGTH,
+    MAX_LIMIT,
     _8bit_message,
     _check_limit,
     _line_message,
@@ -61,7 +62,7 @@ cdef inline bint _plain_limit(object value):
     """Whether ``_check_limit`` accepts ``value`` (``None`` or a positive ``int``) at
     once: the shared check, in Python, then runs only for a value it may refuse (a
     decoder per message, made without a Python call)."""
-    return value is None or (type(value) is int and value >= 1)
+    return value is None or (type(value) is int and 1 <= value <= MAX_LIMIT)
 
 
 cdef class DataEncoder:

@@ -55,6 +55,7 @@ It is the one streaming CRLF normaliser of the package; the drivers use it for B
 from __future__ import annotations
 
 import re
+import sys
 
 from .errors import LocalProtocolError, RemoteProtocolError
 
@@ -76,6 +77,8 @@ DEFAULT_DATA_MAX_LINE_LENGTH = 998
 #: default (``message_linelength_limit``); we allow 4x that before calling it abuse.
 DEFAULT_SERVER_DATA_MAX_LINE_LENGTH = 8192
 
+#: The largest limit either twin takes (the compiled one counts in a C ``Py_ssize_t``).
+MAX_LIMIT = sys.maxsize
 _CR = 13
 _LF = 10
 _DOT = 46
@@ -98,6 +101,8 @@ def _check_limit(name: str, value: int | None, *, allow_none: bool) -> None:
         return
     if type(value) is not int or value < 1:
         raise ValueError(f"{name} must be a positive int or None")
+    if value > MAX_LIMIT:  # the compiled twin counts in a C Py_ssize_t
+        raise ValueError(f"{name} must be at most {MAX_LIMIT}, got {value}")
 
 
 def _encoder_violation(

@@ -21,6 +21,7 @@ of the form ``NAME must be ..., got VALUE``.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 
 __all__ = ["check_flag", "check_int", "check_seconds"]
@@ -36,11 +37,16 @@ def check_int(
     error: Callable[[str], Exception] = ValueError,
 ) -> None:
     """``error`` unless ``value`` is an int (not a bool) in ``minimum..maximum`` (or
-    ``None`` when allowed)."""
+    ``None`` when allowed). Without ``maximum`` the bound is ``sys.maxsize``: every
+    such value is a size or a count, and the compiled twins hold them in a C
+    ``Py_ssize_t`` (a larger one would be refused only when first used)."""
     if value is None and allow_none:
         return
-    if type(value) is not int or value < minimum or (maximum is not None and value > maximum):
+    top = sys.maxsize if maximum is None else maximum
+    if type(value) is not int or value < minimum or value > top:
         bound = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+        if maximum is None and type(value) is int and value > top:
+            bound += f" and at most {top}"
         none = " or None" if allow_none else ""
         raise error(f"{name} must be an int {bound}{none}, got {value!r}")
 

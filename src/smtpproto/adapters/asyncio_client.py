@@ -30,9 +30,9 @@ to the channel as its ``consumer``, so the next reply is fed to the driver from 
 transport's callback, which writes what the driver answers, and so on. The task sleeps
 through the whole exchange (a ``send_many`` batch: one wait, not one per reply) and is
 woken only for what the pump does not do: a write the transport cannot take now, a
-TLS upgrade, EOF or a lost connection, a deadline, the driver's end. The driver runs
-in a copy of the task's context, so a transcript hook or ``on_outcome`` sees the
-task's context variables.
+TLS upgrade, EOF or a lost connection, a deadline, the driver's end. From the
+callback the driver runs in a copy of the task's context, so a transcript hook or
+``on_outcome`` reads the task's context variables (a value it sets stays in the copy).
 
 Bytes the server sends after the STARTTLS 220 but before the handshake would sit in
 the channel and later look like decrypted data. Before ``start_tls`` any such bytes are

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from smtpproto.builtin_server.rules import Rule
 from smtpproto.server import SMTPServer, make_self_signed
 from smtpproto.testing import RunningServer, run_server, smtp_server
 
@@ -359,3 +360,37 @@ def test_concurrent_clients_share_the_receive_buffer_without_mixing_octets() -> 
     for n in range(12):
         line = b"%03d " % n + bytes([65 + n % 26]) * 70 + b"\r\n"
         assert (b"Subject: %d\r\n\r\n" % n + line * 2000) in received
+
+
+def test_a_delayed_reply_does_not_resume_reading_while_the_peer_reads_no_replies() -> None:
+    # The transport said pause_writing (its write buffer is full: the client sends but
+    # does not read) while a rule held a reply back; sending that reply must not resume
+    # reading, or the client could make the server buffer replies without bound.
+    async def scenario() -> tuple[bool, bool]:
+        rules = [Rule(stage="mail", delay=0.2)]
+        async with SMTPServer(rules=rules) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            try:
+                await reader.readuntil(b"\r\n")
+                writer.write(b"HELO client.test\r\n")
+                await reader.readuntil(b"\r\n")  # the 250 to HELO
+                writer.write(b"MAIL FROM:<a@b.test>\r\n")
+                (session,) = server._sessions
+                for _ in range(500):  # until the MAIL reply is held back
+                    if session._delayed is not None:
+                        break
+                    await asyncio.sleep(0.01)
+                assert session._delayed is not None
+                session.pause_writing()  # what the transport says when the peer stops reading
+                line = await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)
+                assert line.startswith(b"250 2.1.0")
+                transport = session._transport
+                assert transport is not None
+                after_reply = transport.is_reading()
+                session.resume_writing()
+                return after_reply, transport.is_reading()
+            finally:
+                writer.close()
+                await writer.wait_closed()
+
+    assert asyncio.run(scenario()) == (False, True)

@@ -123,6 +123,7 @@ class _Connection(asyncio.BufferedProtocol):
         "_tls_starting",
         "_tls_task",
         "_transport",
+        "_writing_paused",
     )
 
     def __init__(self, server: SMTPServer) -> None:
@@ -137,6 +138,9 @@ class _Connection(asyncio.BufferedProtocol):
         #: A reply held back by a rule's delay (reading is paused meanwhile).
         self._delayed: asyncio.TimerHandle | None = None
         self._tls_starting = False
+        #: The transport's write buffer is full (the peer does not read our replies):
+        #: reading stays paused until ``resume_writing``, whatever else would resume it.
+        self._writing_paused = False
         self._early: list[bytes] = []
         self._tls_task: asyncio.Task[None] | None = None
         self._lost = False
@@ -200,10 +204,12 @@ class _Connection(asyncio.BufferedProtocol):
         self._log("*", "connection closed")
 
     def pause_writing(self) -> None:
+        self._writing_paused = True
         if self._transport is not None:
             self._transport.pause_reading()  # the peer does not read our replies
 
     def resume_writing(self) -> None:
+        self._writing_paused = False
         if self._tls_starting or self._delayed is not None:
             return
         if self._transport is not None and not self._transport.is_closing():
@@ -349,7 +355,7 @@ class _Connection(asyncio.BufferedProtocol):
 
         def step() -> None:
             if self._finish(response, event):
-                if not self._tls_starting:
+                if not self._tls_starting and not self._writing_paused:
                     assert self._transport is not None
                     self._transport.resume_reading()
                 self._events()

@@ -348,3 +348,21 @@ def test_group_after_error_refused() -> None:
         conn.group_template(*envelope(1))
     with pytest.raises(LocalProtocolError):
         conn.send_group(None, template)
+
+
+@pytest.mark.parametrize(
+    "other", [{"lmtp": True}, {"tls_policy": TLSPolicy.REQUIRED}], ids=["lmtp", "tls-required"]
+)
+def test_send_group_declines_another_connections_template(other: dict[str, Any]) -> None:
+    # The EHLO intern table gives both connections the same Capabilities object: the
+    # template of one must still never carry the other's MAIL past its own checks
+    # (LMTP's per-recipient replies, a TLS policy that refuses MAIL in clear text).
+    one = greeted(PyReplyParser, EHLO_FAST)
+    two = greeted(PyReplyParser, EHLO_FAST, **other)
+    assert one.capabilities is two.capabilities
+    template = one.group_template(*envelope(1))
+    assert template is not None
+    assert two.group_template(*envelope(1)) is None
+    before = snapshot(two)
+    assert two.send_group(None, template) is None
+    assert snapshot(two) == before

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import select
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from smtpproto.adapters import blocking
+from smtpproto.blocking import SMTPClient
+from smtpproto.exceptions import SMTPError
+from smtpproto.testing import run_server
 
 from .peer import Peer, scripted
 from .test_faults import (  # noqa: F401 -- collected again, with the fallback
@@ -97,3 +102,36 @@ def test_a_timeout_longer_than_poll_takes_still_waits(
         result = client.sendmail("a@example.org", ["b@example.org"], MESSAGE)
         assert result.delivered == ("b@example.org",)
     assert len(received) == 1
+
+
+def test_a_connect_timeout_past_what_settimeout_takes_connects(tmp_path: Path) -> None:
+    """A timeout of 10^12 s (past settimeout()'s ~292 years) connects, over TCP and a
+    Unix socket, and delivers: no OverflowError, no socket left open (the connect
+    wait is capped at a day, as every other wait is)."""
+
+    with (
+        run_server(starttls=False) as server,
+        SMTPClient(server.host, server.port, tls="none", timeout=1e12) as client,
+    ):
+        client.sendmail("s@example.test", "a@example.test", MESSAGE)
+    path = str(tmp_path / "smtp.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with listener:
+        listener.bind(path)
+        listener.listen(1)
+        listener.settimeout(10)
+
+        def greet_and_close() -> None:
+            peer, _ = listener.accept()
+            with peer:
+                peer.sendall(b"220 unix.example ESMTP\r\n")
+
+        server_side = threading.Thread(target=greet_and_close)
+        server_side.start()
+        client = SMTPClient(unix_socket=path, tls="none", timeout=1e12)
+        try:
+            with pytest.raises(SMTPError):  # greeted, then the peer closed: not overflow
+                client.connect()
+        finally:
+            client.close()
+            server_side.join(10)

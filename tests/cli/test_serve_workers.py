@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from smtpproto.cli import serve_workers
 from smtpproto.cli.serve_workers import worker_count
 
 from .helpers import ServeProcess, assert_clean_failure, run_cli
@@ -225,3 +226,34 @@ def test_a_bad_worker_count_is_a_usage_error(value: str) -> None:
 def test_zero_workers_means_one_per_core() -> None:
     assert worker_count("0") == (os.cpu_count() or 1)
     assert worker_count("3") == 3
+
+
+def test_a_stuck_worker_does_not_hold_up_the_connections_of_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker that stops reading its channel (stopped, busy for long): once its queue
+    is full (its send buffer: a few hundred connections by default, a few here), the
+    next connections go to the other worker at once, not after a wait of
+    ``_HANDOVER_TIMEOUT`` each (made an hour here: a dispatcher that waits leaves the
+    live worker's receive below to time out)."""
+    monkeypatch.setattr(serve_workers, "_HANDOVER_TIMEOUT", 3600.0)
+    listener = serve_workers._listen("127.0.0.1", 0)
+    port = listener.getsockname()[1]
+    stuck, stuck_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the kernel's least: a few
+    live, live_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    live_end.settimeout(10.0)
+    dispatcher = serve_workers._Dispatcher(listener, [stuck, live])
+    clients: list[socket.socket] = []
+    handed: list[socket.socket] = []
+    try:
+        for _ in range(60):  # far more than the stuck worker's queue holds
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=10.0))
+        while len(handed) <= len(clients) // 2:  # more than its share of turns
+            _, fds, _, _ = socket.recv_fds(live_end, 1, 1)
+            handed.extend(socket.socket(fileno=fd) for fd in fds)
+    finally:
+        stuck_end.close()  # a hand-over still waiting on it fails at once
+        dispatcher.stop()
+        for sock in (*clients, *handed, stuck, live, live_end, listener):
+            sock.close()

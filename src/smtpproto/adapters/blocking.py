@@ -161,6 +161,8 @@ class SMTPClient(SyncClientBase):
 
     def _open(self) -> str | None:
         timeout = self._config.timeouts.greeting
+        if timeout is not None:  # settimeout() overflows past ~292 years: a day is as long
+            timeout = min(timeout, _MAX_WAIT_MS / 1000)
         try:
             if self._sock is None and self._unix_socket is not None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -223,20 +223,19 @@ def _supervise(
 
 class _Dispatcher:
     """A thread that accepts each connection and passes it to the next worker in turn
-    (round robin; a worker that cannot take it, gone or stuck, is skipped), then closes
-    the parent's copy. Signals stay blocked in it (the mask is inherited)."""
+    (round robin; a worker that cannot take it now, gone or its queue full, is skipped:
+    ``_hand_over``), then closes the parent's copy. Signals stay blocked in it (the
+    mask is inherited)."""
 
     def __init__(self, listener: socket.socket, channels: list[socket.socket]) -> None:
         self._listener = listener
         self._channels = channels
-        for channel in channels:
-            channel.settimeout(_HANDOVER_TIMEOUT)
+        self._turn = 0
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="serve-dispatch", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        turn = 0
         while not self._stopping.is_set():
             try:
                 connection, _ = self._listener.accept()
@@ -245,14 +244,25 @@ class _Dispatcher:
             except OSError:  # the listener is unusable: nothing more to hand out
                 return
             with connection:
-                for _ in self._channels:
-                    channel = self._channels[turn]
-                    turn = (turn + 1) % len(self._channels)
-                    try:
-                        socket.send_fds(channel, [b"C"], [connection.fileno()])
-                        break
-                    except OSError:  # that worker is gone or stuck: the next one
-                        continue
+                self._hand_over(connection)
+
+    def _hand_over(self, connection: socket.socket) -> None:
+        """Pass ``connection`` to the next worker whose queue has room, without waiting;
+        only when every queue is full (or every worker gone), wait up to
+        ``_HANDOVER_TIMEOUT`` for each in turn. A stuck worker (its queue full: the
+        kernel holds ``net.unix.max_dgram_qlen`` messages) thus costs no other
+        connection a wait."""
+        count = len(self._channels)
+        for wait in (0.0, _HANDOVER_TIMEOUT):
+            for _ in range(count):
+                channel = self._channels[self._turn]
+                self._turn = (self._turn + 1) % count
+                channel.settimeout(wait)
+                try:
+                    socket.send_fds(channel, [b"C"], [connection.fileno()])
+                    return
+                except OSError:  # that worker is gone or its queue is full: the next one
+                    continue
 
     def stop(self) -> None:
         """Stop accepting (within ``_ACCEPT_POLL``); queued connections are left to the

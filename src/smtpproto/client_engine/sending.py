@@ -417,10 +417,16 @@ class GroupTemplate:
     capabilities and TLS state (``make_template``); reused for every message of a
     ``send_many`` batch with that envelope."""
 
-    __slots__ = ("addresses", "caps", "mail", "rcpts", "tls_active", "wire")
+    __slots__ = ("addresses", "caps", "mail", "rcpts", "session", "tls_active", "wire")
 
     def __init__(
-        self, mail: Mail, rcpts: tuple[Rcpt, ...], wire: bytes, caps: Capabilities, tls: bool
+        self,
+        mail: Mail,
+        rcpts: tuple[Rcpt, ...],
+        wire: bytes,
+        caps: Capabilities,
+        tls: bool,
+        session: Session,
     ) -> None:
         self.mail = mail
         self.rcpts = rcpts
@@ -431,6 +437,10 @@ class GroupTemplate:
         #: session still has exactly these capabilities and this TLS state.
         self.caps = caps
         self.tls_active = tls
+        #: The one session it was checked for: ``parse_ehlo`` gives connections with
+        #: the same EHLO reply the same ``caps`` object, but not the same config (LMTP,
+        #: TLS policy), so another connection's template is never used.
+        self.session = session
 
 
 def make_template(s: Session, mail: Mail, rcpts: tuple[Rcpt, ...]) -> GroupTemplate | None:
@@ -451,7 +461,7 @@ def make_template(s: Session, mail: Mail, rcpts: tuple[Rcpt, ...]) -> GroupTempl
             wire += write_rcpt(rcpt, caps, smtputf8=mail.smtputf8, count=count, rcptmax=s.rcptmax)
     except LocalProtocolError:
         return None
-    return GroupTemplate(mail, rcpts, wire + b"DATA\r\n", caps, s.tls_active)
+    return GroupTemplate(mail, rcpts, wire + b"DATA\r\n", caps, s.tls_active, s)
 
 
 def send_group(s: Session, content: bytes | None, template: GroupTemplate) -> bytes | None:
@@ -461,7 +471,8 @@ def send_group(s: Session, content: bytes | None, template: GroupTemplate) -> by
     # A transcript logs each command: the general path. (AUTH secrets play no part in
     # what is sent here.)
     if (
-        template.caps is not s.caps
+        template.session is not s
+        or template.caps is not s.caps
         or template.tls_active is not s.tls_active
         or s.transcript is not None
         or not s.pipelining

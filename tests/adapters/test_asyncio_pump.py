@@ -193,3 +193,36 @@ def test_a_connection_lost_while_the_pump_waits_reports_the_messages_in_flight()
             server.close()
 
     _run(main)
+
+
+def test_a_write_the_transport_refuses_is_handed_back_to_the_task() -> None:
+    """The content is written by the pump (after the 354: DATA, not BDAT); a transport
+    that raises on it (misuse, not a connection failure) makes the operation raise that
+    error from the task, and the client is dropped, never reused."""
+
+    async def main() -> None:
+        with run_server(starttls=False) as server:
+            client = AsyncSMTPClient("127.0.0.1", server.port, tls="none", timeout=10)
+            await client.connect()
+            channel = client._channel
+            assert channel is not None and channel.transport is not None
+            write = channel.transport.write
+            writes: list[bytes] = []
+
+            def refusing(data: bytes | bytearray | memoryview) -> None:
+                writes.append(bytes(data))
+                if b"Subject:" in data:
+                    raise RuntimeError("the transport refuses this write")
+                write(data)
+
+            channel.transport.write = refusing  # type: ignore[method-assign]
+            with pytest.raises(RuntimeError, match="refuses"):
+                await client.sendmail(
+                    "a@example.org", ["b@example.org"], b"Subject: x\r\n\r\nhi\r\n", chunking=False
+                )
+            # Tried by the pump, then once more by the task, which raised it.
+            assert [b"Subject:" in data for data in writes] == [False, True, True]
+            assert not client.session.usable and client._channel is None
+            assert channel.consumer is None
+
+    _run(main)

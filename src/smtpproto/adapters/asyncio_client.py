@@ -347,7 +347,10 @@ class _Pump:
                     or transport.is_closing()
                 ):
                     return self._finish(request)  # ``_send`` waits or raises
-                transport.write(request.data)
+                try:
+                    transport.write(request.data)
+                except Exception:  # misuse of the transport: ``_send`` raises it again
+                    return self._finish(request)
                 answer = None
             elif type(request) is Read:
                 if not request.resume:

@@ -394,3 +394,39 @@ def test_a_delayed_reply_does_not_resume_reading_while_the_peer_reads_no_replies
                 await writer.wait_closed()
 
     assert asyncio.run(scenario()) == (False, True)
+
+
+def test_writing_paused_before_starttls_does_not_outlive_the_plaintext_transport() -> None:
+    # pause_writing came from the plaintext transport (its resume_writing then goes to
+    # asyncio's TLS protocol, never here); once TLS is up, a reply a rule delayed must
+    # still resume reading, or the session stalls until the idle timeout.
+    async def scenario() -> bytes:
+        rules = [Rule(stage="mail", delay=0.05)]  # the MAIL reply is delayed
+        async with SMTPServer(rules=rules) as server:
+            assert server.cert_path is not None
+            context = ssl.create_default_context(cafile=str(server.cert_path))
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            try:
+                await reader.readuntil(b"\r\n")
+                (session,) = server._sessions
+                session.pause_writing()  # the plaintext transport's write buffer was full
+                assert session._transport is not None
+                session._transport.resume_reading()  # STARTTLS was read in that batch
+                writer.write(b"EHLO client.test\r\n")
+                await reader.readuntil(b"250 STARTTLS\r\n")
+                writer.write(b"STARTTLS\r\n")
+                await reader.readuntil(b"\r\n")
+                await writer.start_tls(context, server_hostname="localhost")
+                replies = []
+                for command in (b"EHLO client.test", b"MAIL FROM:<a@b.test>", b"NOOP"):
+                    writer.write(command + b"\r\n")  # NOOP: read only if reading resumed
+                    line = b"250-"
+                    while line[3:4] == b"-":
+                        line = await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)
+                    replies.append(line[:3])
+                return b" ".join(replies)
+            finally:
+                writer.close()
+                await writer.wait_closed()
+
+    assert asyncio.run(scenario()) == b"250 250 250"

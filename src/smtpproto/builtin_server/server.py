@@ -415,6 +415,7 @@ class _Connection(asyncio.BufferedProtocol):
             self.connection_lost(None)
             return
         self._transport = new
+        self._writing_paused = False  # the TLS transport's own flow control starts now
         self._log("*", f"TLS established ({new.get_extra_info('ssl_object').version()})")
         self._conn.tls_established()
         self._rearm()

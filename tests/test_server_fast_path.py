@@ -33,11 +33,13 @@ from smtpproto.server_engine.events import (
     ClientDisconnected,
     CommandRejected,
     DataRequested,
+    EhloReceived,
     MailReceived,
     QuitReceived,
     RcptReceived,
     ResetReceived,
     ServerEvent,
+    StartTLSRequested,
 )
 from smtpproto.server_engine.replies import ehlo_reply, greeting
 from smtpproto.wire.grammar import SyntaxErrorInCommand
@@ -187,9 +189,13 @@ def test_fast_command_takes_a_path_up_to_256_octets_like_the_general_path(length
         assert length == 256 and recognised == (b"MAIL", general.sender)
 
 
-def _answer(event: ServerEvent, accept: bool) -> Reply:
+def _answer(event: ServerEvent, accept: bool, extensions: list[str]) -> Reply:
     if isinstance(event, CommandRejected):
         return event.reply
+    if isinstance(event, StartTLSRequested):
+        return Reply(454, (b"4.7.0 no TLS today",))
+    if isinstance(event, EhloReceived) and accept:
+        return ehlo_reply("mx.test", extensions)
     if isinstance(event, QuitReceived):
         return Reply(221, (b"bye",))
     if not accept:
@@ -220,13 +226,18 @@ def _snapshot(conn: ServerConnection) -> tuple[object, ...]:
 
 
 def _run(
-    conn: ServerConnection, chunks: list[bytes], accepts: list[bool], extensions: list[str]
+    conn: ServerConnection,
+    chunks: list[bytes],
+    accepts: list[bool],
+    extensions: list[str],
+    ehlo: bool = True,
 ) -> list[tuple[object, ...]]:
     trace: list[tuple[object, ...]] = []
     conn.send(greeting("mx.test"))
-    conn.receive_data(b"EHLO client.test\r\n")
-    conn.next_event()
-    conn.send(ehlo_reply("mx.test", extensions))
+    if ehlo:
+        conn.receive_data(b"EHLO client.test\r\n")
+        conn.next_event()
+        conn.send(ehlo_reply("mx.test", extensions))
     answers = iter(accepts * 200)
     for chunk in chunks:
         conn.receive_data(chunk)
@@ -243,7 +254,7 @@ def _run(
             if isinstance(event, ClientDisconnected):  # EOF (an empty chunk): reported
                 return trace
             if event.expects_reply:
-                conn.send(_answer(event, next(answers)))
+                conn.send(_answer(event, next(answers), extensions))
                 trace.append(("sent", _snapshot(conn)))
         else:
             raise AssertionError("no pause within 50 events")
@@ -463,3 +474,61 @@ def test_a_plain_line_over_the_shortest_limit_takes_the_general_path() -> None:
     event = conn.next_event()
     assert isinstance(event, CommandRejected)  # the path is over 256 octets: 501
     assert conn.state.name == "READY"
+
+
+#: Pieces of a session the fast path must leave to the general path or agree with: no
+#: EHLO yet, HELO, a second EHLO, STARTTLS refused, parameters, case, trailing space, NUL,
+#: 8-bit, bare CR/LF, over-long lines, BDAT, smuggling-shaped ends of DATA content.
+FRAGMENTS = [
+    *(line + b"\r\n" for line in (b"HELO h", b"EHLO h", b"STARTTLS", b"RSET", b"NOOP")),
+    *(line + b"\r\n" for line in (b"QUIT", b"DATA", b"data", b"DATA ", b"MAIL FROM:<>")),
+    MAIL,
+    RCPT,
+    b"mail from:<A@X.test>\r\n",
+    b"RCPT TO:<b@y.test> \r\n",
+    b"RCPT TO:<b@y.test>\x00\r\n",
+    b"RCPT TO:<\xc3\xa9@y.test>\r\n",
+    b"MAIL FROM:<a@x.test> SIZE=50\r\n",
+    b"MAIL FROM:<a@x.test> BODY=8BITMIME\r\n",
+    b"MAIL FROM:<" + b"a" * 70 + b"@x.test>\r\n",
+    b"MAIL FROM:<a@x.test>\rRCPT TO:<b@y.test>\r\n",
+    b"NOOP\nRSET\r\n",
+    b"x" * 600 + b"\r\n",
+    b"z" * 1200 + b"\r\n",
+    b"y" * 300,
+    b"BDAT 3\r\nabc",
+    b"BDAT 0 LAST\r\n",
+    *(b"\n.\n", b"\r.\r", b"\r\n.\r\n", b".\r\n", b"\n", b"\r", b"\xff\xfe\r\n"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=25),
+    cuts=st.lists(st.integers(0, 3000), max_size=6),
+    accepts=st.lists(st.booleans(), min_size=1, max_size=4),
+    extensions=st.lists(st.sampled_from([*EXTENSIONS, "CHUNKING", "SIZE 0", "STARTTLS"])),
+    ehlo=st.booleans(),
+    lmtp=st.booleans(),
+    max_message_size=st.sampled_from([None, 10, 1000]),
+    max_recipients=st.integers(1, 3),
+)
+def test_fast_and_general_paths_agree_on_hostile_sessions(
+    pieces: list[bytes],
+    cuts: list[int],
+    accepts: list[bool],
+    extensions: list[str],
+    ehlo: bool,
+    lmtp: bool,
+    max_message_size: int | None,
+    max_recipients: int,
+) -> None:
+    stream = b"".join(pieces)
+    points = sorted({cut for cut in cuts if 0 < cut < len(stream)})
+    chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    config = ServerConfig(max_message_size=max_message_size, max_recipients=max_recipients)
+    fast = ServerConnection(config=config, lmtp=lmtp)
+    general = ServerConnection(config=config, lmtp=lmtp)
+    general._fast_path = False
+    exts = sorted(set(extensions))
+    assert _run(fast, chunks, accepts, exts, ehlo) == _run(general, chunks, accepts, exts, ehlo)

@@ -52,7 +52,7 @@ def _micro() -> ModuleType:
 def test_bench_replies_prints_medians_with_spread_and_paired_ratios() -> None:
     out = _run("bench_replies.py", "--quick", "--rounds", "2")
     assert out.count("load average") == 2
-    rows = [line for line in out.splitlines() if line.startswith("| smtpproto C | ")]
+    rows = [line for line in out.splitlines() if line.startswith("| smtpproto Py | ")]
     assert len(rows) == 5  # three modes, the scaling and the linearity tables
     for mode in ("buffer", "reply", "byte"):
         line = next(row for row in rows if f"| {mode} |" in row)

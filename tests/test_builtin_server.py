@@ -15,6 +15,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -396,6 +397,20 @@ def test_a_delayed_reply_does_not_resume_reading_while_the_peer_reads_no_replies
     assert asyncio.run(scenario()) == (False, True)
 
 
+async def _start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext) -> None:
+    """``StreamWriter.start_tls`` (Python 3.11+); on 3.10 what it does, by hand."""
+    if sys.version_info >= (3, 11):
+        await writer.start_tls(context, server_hostname="localhost")
+        return
+    protocol = writer.transport.get_protocol()
+    upgraded = await asyncio.get_running_loop().start_tls(
+        writer.transport, protocol, context, server_hostname="localhost"
+    )
+    assert upgraded is not None
+    writer._transport = upgraded  # type: ignore[attr-defined]  # what 3.11's start_tls sets
+    protocol._transport = upgraded  # type: ignore[attr-defined]
+
+
 def test_writing_paused_before_starttls_does_not_outlive_the_plaintext_transport() -> None:
     # pause_writing came from the plaintext transport (its resume_writing then goes to
     # asyncio's TLS protocol, never here); once TLS is up, a reply a rule delayed must
@@ -416,7 +431,7 @@ def test_writing_paused_before_starttls_does_not_outlive_the_plaintext_transport
                 await reader.readuntil(b"250 STARTTLS\r\n")
                 writer.write(b"STARTTLS\r\n")
                 await reader.readuntil(b"\r\n")
-                await writer.start_tls(context, server_hostname="localhost")
+                await _start_tls(writer, context)
                 replies = []
                 for command in (b"EHLO client.test", b"MAIL FROM:<a@b.test>", b"NOOP"):
                     writer.write(command + b"\r\n")  # NOOP: read only if reading resumed

@@ -196,6 +196,11 @@ class _Connection(asyncio.BufferedProtocol):
         if self._lost:  # reported already (``_start_tls``'s failure path)
             return
         self._lost = True
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            # Python 3.10's TLS transport is not marked closed when the peer goes away
+            # (a ResourceWarning when it is collected); aborting it only marks it.
+            transport.abort()
         if self._timer is not None:
             self._timer.cancel()
         if self._delayed is not None:

@@ -226,3 +226,39 @@ def test_a_write_the_transport_refuses_is_handed_back_to_the_task() -> None:
             assert channel.consumer is None
 
     _run(main)
+
+
+def test_a_failure_of_the_pump_itself_reaches_the_awaiting_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not the driver's (``tests/adapters/test_hook_exceptions.py`` covers the hooks): the
+    pump's own step fails in the transport's callback. The awaiting operation raises
+    that error, the client is dropped, and nothing reaches the loop's exception handler
+    (asyncio would report a fatal error of the transport)."""
+    failure = RuntimeError("the pump failed")
+    retime = Channel.retime
+
+    def failing(self: Channel, deadline: float) -> None:
+        if asyncio.current_task() is None:  # from the transport's callback
+            raise failure
+        retime(self, deadline)
+
+    reported: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: reported.append(context))
+        with run_server(starttls=False) as server:
+            client = AsyncSMTPClient("127.0.0.1", server.port, tls="none", timeout=10)
+            await client.connect()
+            channel = client._channel
+            assert channel is not None and channel.transport is not None
+            monkeypatch.setattr(Channel, "retime", failing)
+            with pytest.raises(RuntimeError) as info:
+                await client.send_many(_items(COUNT), chunking=False)
+            assert info.value is failure
+            assert not client.session.usable and client._channel is None
+            assert channel.consumer is None and channel.transport.is_closing()
+
+    _run(main)
+    assert reported == []

@@ -33,6 +33,9 @@ woken only for what the pump does not do: a write the transport cannot take now,
 TLS upgrade, EOF or a lost connection, a deadline, the driver's end. From the
 callback the driver runs in a copy of the task's context, so a transcript hook or
 ``on_outcome`` reads the task's context variables (a value it sets stays in the copy).
+Nothing raised there escapes into the event loop: whatever a hook raises
+(``KeyboardInterrupt`` included) ends the driver and is raised in the task, which drops
+the connection (``tests/adapters/test_hook_exceptions.py``).
 
 Bytes the server sends after the STARTTLS 220 but before the handshake would sit in
 the channel and later look like decrypted data. Before ``start_tls`` any such bytes are
@@ -256,6 +259,8 @@ class AsyncSMTPClient(AsyncClientBase):
                 await channel.wait(pump.deadline)
         finally:
             channel.consumer = None
+        if pump.failure is not None:
+            raise pump.failure
         return pump.request
 
     async def _read(self, timeout: float | None) -> bytes:
@@ -302,6 +307,7 @@ class _Pump:
         "_step",
         "deadline",
         "done",
+        "failure",
         "request",
     )
 
@@ -317,14 +323,23 @@ class _Pump:
         #: driver ended, see ``step.ended``).
         self.request: Request | None = None
         self.done = False
+        #: What the pump itself raised from the transport's callback (not the driver):
+        #: ``_pumped`` raises it in the task, which drops the connection.
+        self.failure: BaseException | None = None
         #: When the read waited on times out (loop clock).
         self.deadline = math.inf
 
     def consume(self) -> None:
-        """The channel received data for the read waited on (``Channel.consumer``)."""
+        """The channel received data for the read waited on (``Channel.consumer``).
+        Nothing escapes into the transport's callback: what the driver raises ends it
+        (``run``), anything else goes to the task as ``failure``."""
         data = self._channel.take()
         if data:
-            self._context.run(self.run, data)
+            try:
+                self._context.run(self.run, data)
+            except BaseException as exc:
+                self.failure = exc
+                self._finish(None)
 
     def run(self, answer: bytes | None) -> None:
         """Send ``answer`` into the driver, then perform its requests while each is a
@@ -335,8 +350,8 @@ class _Pump:
         while True:
             try:
                 request = driver.send(answer)
-            except Exception as exc:  # StopIteration included: ``_drive`` re-raises it
-                self._step.ended = exc
+            except BaseException as exc:  # StopIteration, a hook's KeyboardInterrupt ...:
+                self._step.ended = exc  # ``_drive`` re-raises it in the task
                 return self._finish(None)
             if type(request) is Write:
                 transport = channel.transport

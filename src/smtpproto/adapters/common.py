@@ -137,7 +137,7 @@ class Step:
         self.cut_short = False
         self.answer: Any = None
         self.error: BaseException | None = None
-        self.ended: Exception | None = None
+        self.ended: BaseException | None = None
 
 
 class ClientCore(abc.ABC):

@@ -230,8 +230,9 @@ class TrioSMTPClient(AsyncClientBase):
 
         Returns the first request that is not a ``Write``, or None when a write failed
         (``step.error`` holds what to throw into the driver) or the driver ended
-        (``step.ended``). Outcomes are stored, not raised, so that they leave the nursery
-        as themselves rather than inside an ``ExceptionGroup``.
+        (``step.ended``, whatever it raised: a hook's ``KeyboardInterrupt`` too). Outcomes
+        are stored, not raised, so that they leave the nursery as themselves rather than
+        inside an ``ExceptionGroup``.
         """
         stream = self._live_stream()
         async with trio.open_nursery() as nursery:
@@ -245,8 +246,8 @@ class TrioSMTPClient(AsyncClientBase):
                         return None
                     try:
                         following = driver.send(None)
-                    except Exception as exc:  # StopIteration included: re-raised by advance
-                        step.ended = exc
+                    except BaseException as exc:  # StopIteration, a hook's KeyboardInterrupt:
+                        step.ended = exc  # re-raised by ``_drive``, not in an ExceptionGroup
                         return None
                     if type(following) is not Write:
                         return following

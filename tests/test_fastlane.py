@@ -29,6 +29,8 @@ from smtpproto.client_engine.events import (
     Ehlo,
     EndOfContent,
     ReadyForContent,
+    Rset,
+    StartTLS,
     TransactionResult,
 )
 from smtpproto.client_engine.states import ClientState
@@ -133,21 +135,60 @@ def reply_bytes(verb: str, kind: str) -> bytes:
     }[kind]
 
 
+#: The server's SIZE limit in ``EHLO_FAST`` (RFC 1870 §4).
+LIMIT = 100000
+#: SIZE= values: zero, small, at, just past and far past the limit, the largest int.
+SIZES = [0, 1, 40, LIMIT - 1, LIMIT, LIMIT + 1, 2**63 - 1]
+#: The content a message is given as: what ``Content`` takes, and ``str``, refused.
+CONTENT_KINDS = ["bytes"] * 4 + ["bytearray", "memoryview", "memoryview-of-bytearray", "str"]
+#: Which MAIL a message's group carries: the template's own; the same with another
+#: SIZE= (``Mail.with_size`` in the fast lane, the constructor in the reference); no
+#: SIZE=; another sender (not the template's shape: the general path).
+MAIL_VARIANTS = ["template", "size", "size", "size", "unsized", "other"]
+
+
+def as_kind(content: bytes, kind: str) -> Any:
+    return {
+        "bytes": content,
+        "bytearray": bytearray(content),
+        "memoryview": memoryview(content),
+        "memoryview-of-bytearray": memoryview(bytearray(content)),
+        "str": content.decode("latin-1"),
+    }[kind]
+
+
 @st.composite
 def scripts(draw: st.DrawFn) -> dict[str, Any]:
+    contents = st.binary(max_size=40).map(lambda b: b.replace(b"\x00", b"."))
+    # NUL, bare CR and LF, an over-long line (RFC 5321 §4.5.3.1.6), a lone dot, 8-bit:
+    # what the encoder does to them (or refuses) must happen identically.
+    odd = [b"a\x00b", b"a\rb\nc\r", b"x" * 1000, b".\r\n", b"\xff\xfe\r\n"]
     return {
         "rcpts": draw(st.integers(1, 3)),
         "contents": draw(
             st.lists(
-                st.binary(max_size=40).map(lambda b: b.replace(b"\x00", b".")) | st.just(b"a\x00b"),
+                contents | st.sampled_from(odd),
                 min_size=MAX_MESSAGES,
                 max_size=MAX_MESSAGES,
             )
         ),
-        "kinds": draw(st.lists(st.sampled_from(KINDS), min_size=40, max_size=40)),
+        "content_kinds": draw(
+            st.lists(st.sampled_from(CONTENT_KINDS), min_size=MAX_MESSAGES, max_size=MAX_MESSAGES)
+        ),
+        "template_size": draw(st.sampled_from([None, *SIZES])),
+        "mails": draw(
+            st.lists(
+                st.tuples(st.sampled_from(MAIL_VARIANTS), st.sampled_from(SIZES)),
+                min_size=MAX_MESSAGES,
+                max_size=MAX_MESSAGES,
+            )
+        ),
+        "kinds": draw(
+            st.lists(st.sampled_from(KINDS + ["positive"] * 20), min_size=40, max_size=40)
+        ),
         "cuts": draw(st.lists(st.integers(0, 40), min_size=MAX_MESSAGES, max_size=MAX_MESSAGES)),
         "eof_at": draw(st.none() | st.integers(0, 4 * MAX_MESSAGES)),
-        "transcript": draw(st.booleans()),
+        "transcript": draw(st.sampled_from([False] * 4 + [True])),
         "secret": draw(st.booleans()),
     }
 
@@ -155,8 +196,26 @@ def scripts(draw: st.DrawFn) -> dict[str, Any]:
 VERB_NAMES = {"MAIL": "MAIL", "RCPT": "RCPT", "DATA": "DATA"}
 
 
+def message_mail(template_mail: Mail, variant: str, size: int) -> tuple[Mail, Mail | None, bool]:
+    """The MAIL the reference sends, the one given to ``send_group`` (None: the
+    template's own) and whether ``send_group`` takes it."""
+    limit_ok = size <= LIMIT
+    if variant == "template":
+        own = template_mail.size
+        return template_mail, None, own is None or own <= LIMIT
+    if variant == "size":
+        reference = Mail(sender=SENDER, size=size)  # made and checked in full
+        fast = template_mail.with_size(size)
+        assert fast == reference
+        return reference, fast, template_mail.size is not None and limit_ok
+    if variant == "unsized":
+        return Mail(sender=SENDER), Mail(sender=SENDER), template_mail.size is None
+    other = Mail(sender="other@example.org", size=template_mail.size)
+    return other, other, False
+
+
 @pytest.mark.parametrize("parser_cls", PARSERS)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(script=scripts())
 def test_send_group_equals_the_general_path(parser_cls: Any, script: dict[str, Any]) -> None:
     logs: tuple[list[Any], list[Any]] = ([], [])
@@ -172,7 +231,8 @@ def test_send_group_equals_the_general_path(parser_cls: Any, script: dict[str, A
     if script["secret"]:  # replies are redacted before they are matched
         general._s.learn_secrets([SECRET])
         fast._s.learn_secrets([SECRET])
-    mail, rcpts = envelope(script["rcpts"])
+    mail, rcpts = envelope(script["rcpts"], size=script["template_size"])
+    # The template does not depend on its own SIZE= value (a slot, checked per group).
     template = fast.group_template(mail, rcpts)
     assert template is not None
     kinds = iter(script["kinds"])
@@ -183,22 +243,34 @@ def test_send_group_equals_the_general_path(parser_cls: Any, script: dict[str, A
             assert general.send(EndOfContent()) == fast.send(EndOfContent())
             content = None
         elif state is ClientState.CONTENT:
-            content = script["contents"][message]
+            content = as_kind(script["contents"][message], script["content_kinds"][message])
         elif state is ClientState.READY:
             content = None
         else:
             break
-        # A transcript logs each command: ``send_group`` declines, ``send`` serves.
-        fast_case = not script["transcript"] and (
-            state is ClientState.CONTENT or not general.awaiting_reply
+        general_mail, fast_mail, mail_ok = message_mail(mail, *script["mails"][message])
+        # A transcript logs each command: ``send_group`` declines, ``send`` serves; so
+        # it does for a MAIL not of the template's shape, a SIZE= above the server's
+        # limit and content that is not bytes-like.
+        fast_case = (
+            not script["transcript"]
+            and (state is ClientState.CONTENT or not general.awaiting_reply)
+            and mail_ok
+            and (content is None or type(content) is not str)
         )
-        sent_general = attempt(lambda c=content: general_group(general, c, mail, rcpts))
+        sent_general = attempt(
+            lambda c=content, m=general_mail: general_group(general, c, m, rcpts)
+        )
         if fast_case:
-            sent_fast = attempt(lambda c=content: fast.send_group(c, template))
+            sent_fast = attempt(lambda c=content, m=fast_mail: fast.send_group(c, template, m))
             assert sent_fast[0] == "raised" or sent_fast[1] is not None
         else:
-            assert fast.send_group(content, template) is None  # nothing changed
-            sent_fast = attempt(lambda c=content: general_group(fast, c, mail, rcpts))
+            before = snapshot(fast)
+            assert fast.send_group(content, template, fast_mail) is None
+            assert snapshot(fast) == before  # nothing changed
+            sent_fast = attempt(
+                lambda c=content, m=fast_mail or mail: general_group(fast, c, m, rcpts)
+            )
         assert sent_fast == sent_general
         assert snapshot(fast) == snapshot(general)
         if sent_general[0] == "raised":
@@ -261,7 +333,7 @@ def test_the_groups_bytes_and_events() -> None:
     [
         (EHLO_PIPELINING.replace(b"PIPELINING", b"8BITMIME"), {}, {}, 1),  # no PIPELINING
         (EHLO_FAST, {"lmtp": True}, {}, 1),  # LMTP: one reply per recipient
-        (EHLO_FAST, {}, {"size": 100001}, 1),  # above the server's SIZE (RFC 1870)
+        (EHLO_PIPELINING, {}, {"size": 10}, 1),  # SIZE= without SIZE (RFC 1870 §6)
         (EHLO_FAST, {}, {"body": "BINARYMIME"}, 1),  # needs BDAT (RFC 3030)
         (EHLO_FAST, {}, {"smtputf8": True}, 1),  # SMTPUTF8 not offered
         (EHLO_FAST + b"250 LIMITS RCPTMAX=2\r\n", {}, {}, 3),  # past RCPTMAX (RFC 9422)
@@ -366,3 +438,63 @@ def test_send_group_declines_another_connections_template(other: dict[str, Any])
     before = snapshot(two)
     assert two.send_group(None, template) is None
     assert snapshot(two) == before
+
+
+def test_a_template_serves_every_size_and_is_checked_per_group() -> None:
+    # RFC 1870 §6: each message's own SIZE=; the template keeps the value as a slot.
+    conn = greeted(PyReplyParser, EHLO_FAST)
+    conn.command_replies = False
+    mail, rcpts = envelope(1, size=LIMIT + 1)  # its own size is above the limit
+    template = conn.group_template(mail, rcpts)
+    assert template is not None
+    before = snapshot(conn)
+    assert conn.send_group(None, template) is None  # ... so its own group declines
+    assert conn.send_group(None, template, mail.with_size(2**63 - 1)) is None
+    assert conn.send_group(None, template, Mail(sender=SENDER)) is None  # no SIZE=
+    assert conn.send_group(None, template, Mail(sender="o@example.org", size=1)) is None
+    assert snapshot(conn) == before
+    wire = conn.send_group(None, template, mail.with_size(0))  # SIZE=0 is a size
+    assert wire is not None and wire.startswith(b"MAIL FROM:<sender@example.org> SIZE=0\r\n")
+    feed(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    wire = conn.send_group(memoryview(b"x\r\n"), template, mail.with_size(LIMIT))
+    group = b"MAIL FROM:<sender@example.org> SIZE=100000\r\nRCPT TO:<r0@example.org>\r\n"
+    assert wire == b"x\r\n.\r\n" + group + b"DATA\r\n"
+
+
+def test_with_size_checks_the_size_as_the_constructor_does() -> None:
+    mail = Mail(sender=SENDER, body="8BITMIME", envid="id")
+    for size in (0, 1, 2**63 - 1):
+        assert mail.with_size(size) == Mail(sender=SENDER, body="8BITMIME", envid="id", size=size)
+    for bad in (-1, 2**63, True, 1.0, "1", None):
+        with pytest.raises(LocalProtocolError, match="size must be"):
+            mail.with_size(bad)  # type: ignore[arg-type]
+    plain = Mail(sender=SENDER)
+    assert plain._plain and not plain.with_size(5)._plain  # SIZE= is never the plain line
+
+
+def test_a_template_after_rset_and_after_starttls() -> None:
+    ehlo = EHLO_FAST.replace(b"250 8BITMIME", b"250-8BITMIME\r\n250 STARTTLS")
+    conn = greeted(PyReplyParser, ehlo)
+    conn.command_replies = False
+    mail, rcpts = envelope(1, size=10)
+    template = conn.group_template(mail, rcpts)
+    assert template is not None
+    conn.send(Rset())
+    feed(conn, b"250 ok\r\n")
+    first = conn.send_group(None, template)  # RSET changes no capability: still valid
+    assert first is not None
+    feed(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    conn.send(Content(data=b"x\r\n"))
+    conn.send(EndOfContent())
+    feed(conn, b"250 queued\r\n")
+    conn.send(StartTLS())
+    feed(conn, b"220 ready\r\n")
+    conn.tls_established()
+    conn.send(Ehlo(hostname="c.example"))
+    feed(conn, ehlo)  # the same reply: the same interned capabilities (§2)
+    assert conn.capabilities is template.caps
+    before = snapshot(conn)
+    assert conn.send_group(None, template) is None  # made before TLS: declined
+    assert snapshot(conn) == before
+    again = conn.group_template(mail, rcpts)
+    assert again is not None and conn.send_group(None, again) == first

@@ -17,6 +17,7 @@ import contextlib
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,7 @@ from engine_helpers import ScriptedServer
 from session_helpers import GREETING
 from smtpproto.client_engine.config import ClientConfig
 from smtpproto.client_engine.connection import ClientConnection
+from smtpproto.drivers import batch
 from smtpproto.drivers.batch import BatchDrivers
 from smtpproto.drivers.session import Read, Session, Write
 from test_fastlane import snapshot
@@ -107,8 +109,9 @@ def run_batch(
     eof: int | None,
     fast: bool,
     fail_at: int | None = None,
+    ehlo: bytes = EHLO,
 ) -> tuple[Any, ...]:
-    server = ScriptedServer({b"EHLO": [EHLO], **{k: list(v) for k, v in script.items()}})
+    server = ScriptedServer({b"EHLO": [ehlo], **{k: list(v) for k, v in script.items()}})
     session = Session(ClientConfig(), local_hostname="client.example")
     transport = CuttingTransport(server, [], None)
     transport.run(session.open(), None)
@@ -118,16 +121,19 @@ def run_batch(
     used = []
     original = ClientConnection.send_group
 
-    def counted(conn: ClientConnection, content: Any, template: Any) -> bytes | None:
-        wire = original(conn, content, template)
+    def counted(
+        conn: ClientConnection, content: Any, template: Any, mail: Any = None
+    ) -> bytes | None:
+        wire = original(conn, content, template, mail)
         used.append(wire is not None)
         return wire
 
     with contextlib.ExitStack() as patches:
         patches.enter_context(mock.patch.object(ClientConnection, "send_group", counted))
-        if not fast:
+        if not fast:  # the reference: no fast lane, every message made in full
             off = mock.patch.object(BatchDrivers, "_fast_group", lambda *args: None)
             patches.enter_context(off)
+            patches.enter_context(mock.patch.object(batch, "_repeated", lambda *args: None))
         try:
             outcomes = transport.run(session.send_many(iterate(items, fail_at)), session.conn)
             result: Any = ("ok", [outcome_key(o) for o in outcomes])
@@ -139,7 +145,7 @@ def run_batch(
         transport.trace,
         snapshot(session.conn),
         session.usable,
-        any(used),
+        sum(used),
     )
 
 
@@ -158,28 +164,65 @@ ITEM = ("s@example.org", ["a@example.org", "b@example.org"])
 BAD = ("s@example.org", ["a@example.org\r\nRCPT TO:<x@y>"])
 
 
+#: What a message's content is given as (``_repeated`` takes each; the reference
+#: ``_prepare``): the same octets in every form.
+KINDS = {
+    "bytes": bytes,
+    "bytearray": bytearray,
+    "memoryview": memoryview,
+    "str": lambda data: data.decode("latin-1"),
+}
+#: The server's SIZE (RFC 1870 §4): a limit some messages pass, one none of the larger
+#: ones fit, 0 ("no fixed maximum"), bare, or no SIZE at all (no SIZE= is sent).
+SIZE_LINES = [b"SIZE 100000", b"SIZE 40", b"SIZE 0", b"SIZE", None]
+
+
+def ehlo_with(size_line: bytes | None) -> bytes:
+    lines = [b"mx.example.org", b"PIPELINING", b"8BITMIME"]
+    if size_line is not None:
+        lines.insert(2, size_line)
+    return b"".join(b"250-" + line + b"\r\n" for line in lines[:-1]) + b"250 " + lines[-1] + b"\r\n"
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     script=server_scripts(),
     contents=st.lists(
-        st.sampled_from([b"a\r\n", b".dot\r\n..\r\n", b"", b"x" * 30, b"bad\x00nul", None]),
+        st.tuples(
+            st.sampled_from(
+                [
+                    *(b"a\r\n", b".dot\r\n..\r\n", b"", b"x" * 30, b"bad\x00nul", None),
+                    *(b"y" * 70, b"\xe9t\xe9\r\n", b"bare\rcr\nlf", b"z" * 1000),
+                ]
+            ),
+            st.sampled_from(list(KINDS)),
+        ),
         min_size=1,
         max_size=8,
     ),
     cuts=st.lists(st.integers(0, 60), max_size=30),
     eof=st.none() | st.integers(0, 600),
     fail_at=st.none() | st.integers(0, 8),
+    size_line=st.sampled_from(SIZE_LINES),
 )
 def test_send_many_fast_lane_equals_the_general_path(
     script: dict[bytes, list[bytes]],
-    contents: list[bytes | None],
+    contents: list[tuple[bytes | None, str]],
     cuts: list[int],
     eof: int | None,
     fail_at: int | None,
+    size_line: bytes | None,
 ) -> None:
-    items = [(*ITEM, content) if content is not None else (*BAD, b"x") for content in contents]
-    general = run_batch(script, items, cuts, eof, fast=False, fail_at=fail_at)
-    fast = run_batch(script, items, cuts, eof, fast=True, fail_at=fail_at)
+    # Messages of different lengths (each its own SIZE=, RFC 1870 §6, some above the
+    # server's limit), content given as bytes, bytearray, memoryview or str, 8-bit, bare
+    # CR/LF, NUL, a line over 998 octets (the encoder refuses it after the 354).
+    items = [
+        (*ITEM, KINDS[kind](content)) if content is not None else (*BAD, b"x")
+        for content, kind in contents
+    ]
+    ehlo = ehlo_with(size_line)
+    general = run_batch(script, items, cuts, eof, fast=False, fail_at=fail_at, ehlo=ehlo)
+    fast = run_batch(script, items, cuts, eof, fast=True, fail_at=fail_at, ehlo=ehlo)
     assert fast[:5] == general[:5]
     assert not general[5]  # the reference never took the fast lane
 
@@ -196,3 +239,50 @@ def test_different_envelopes_stay_on_the_general_path() -> None:
     items = [(f"s{i}@example.org", ["a@example.org"], b"x\r\n") for i in range(5)]
     (status, outcomes), *_, used = run_batch({}, items, [], None, fast=True)
     assert status == "ok" and len(outcomes) == 5 and not used
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_messages_of_every_length_and_bytes_like_type_take_the_fast_lane(kind: str) -> None:
+    # The server advertises SIZE: each MAIL carries its message's own SIZE= (RFC 1870
+    # §6), and the template's slot keeps messages of different lengths in the lane.
+    items = [(*ITEM, KINDS[kind](b"line\r\n" * (i % 7 + 1))) for i in range(20)]
+    (status, outcomes), wire, *_, used = run_batch({}, items, [], None, fast=True)
+    assert status == "ok" and len(outcomes) == 20
+    assert all(o.delivered == tuple(ITEM[1]) for o in outcomes)
+    assert used == 19  # every message after the first
+    # ``_prepare`` does not look into a memoryview (``all_ascii``): BODY=8BITMIME.
+    body = b" BODY=8BITMIME" if kind == "memoryview" else b""
+    for i in range(20):
+        assert b"MAIL FROM:<s@example.org> SIZE=%d%s\r\n" % (6 * (i % 7 + 1), body) in wire
+
+
+def test_a_size_above_the_servers_limit_is_that_messages_outcome() -> None:
+    items = [(*ITEM, b"x" * n) for n in (10, 20, 50, 30, 41, 40)]
+    run = run_batch({}, items, [], None, fast=True, ehlo=ehlo_with(b"SIZE 40"))
+    reference = run_batch({}, items, [], None, fast=False, ehlo=ehlo_with(b"SIZE 40"))
+    assert run[:5] == reference[:5]
+    (status, outcomes), wire, *_ = run
+    assert status == "ok"
+    refused = [i for i, o in enumerate(outcomes) if not hasattr(o, "delivered")]
+    assert refused == [2, 4]  # refused before MAIL: SIZE= above 40 (RFC 1870 §6.1)
+    assert b"SIZE=50" not in wire and b"SIZE=41" not in wire and b"SIZE=40\r\n" in wire
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize(
+    "line",
+    [b"plain", b"\xe9t\xe9 8-bit", b"bare\rcr", b".lead", b"nul\x00", b"w" * 999],
+    ids=["plain", "8bit", "bare-cr", "dot", "nul", "over-long"],
+)
+@pytest.mark.parametrize("size_line", SIZE_LINES)
+def test_repeated_messages_of_each_shape_equal_the_general_path(
+    kind: str, line: bytes, size_line: bytes | None
+) -> None:
+    # The same content shape over a batch of different lengths: whatever the general
+    # path does with it (BODY=8BITMIME, SIZE=, a refusal by the encoder after the
+    # 354, which ends the session) the fast lane does identically.
+    items = [(*ITEM, KINDS[kind](b"%s%d\r\n" % (line, i) * (i + 1))) for i in range(6)]
+    ehlo = ehlo_with(size_line)
+    general = run_batch({}, items, [], None, fast=False, ehlo=ehlo)
+    fast = run_batch({}, items, [], None, fast=True, ehlo=ehlo)
+    assert fast[:5] == general[:5]

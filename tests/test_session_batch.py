@@ -294,7 +294,7 @@ def test_a_repeated_envelope_is_checked_again_whenever_a_value_differs() -> None
         yield ("a@x.org", iter(["d@x.org"]), b"5\r\n")  # an iterator: taken anew
         yield ("a@x.org", ("c@x.org", "bad\r\nRCPT TO:<evil@x.org>"), b"6\r\n")
         yield ("a@x.org", ["c@x.org"], b"\xe97\r\n")  # 8-bit, no 8BITMIME
-        yield ("a@x.org", ["c@x.org"], "8\r\n")  # str content: the full path
+        yield ("a@x.org", ["c@x.org"], "8\r\n")  # str content: sent as its UTF-8
         yield ("e@x.org", ["c@x.org"], b"9\r\n")
 
     outcomes = transport.run(session.send_many(items()))

@@ -246,6 +246,26 @@ class Mail(Command):
         ):
             _set(self, "_plain", b"MAIL FROM:" + self._path + b"\r\n")
 
+    def with_size(self, size: int) -> Mail:
+        """This MAIL with ``SIZE=size`` (RFC 1870 §3) instead of its own SIZE: ``size``
+        is checked as the constructor checks it; the other fields, checked when this
+        command was made, are kept as they are rather than checked again (the sender's
+        path is not formatted twice). ``send_many`` makes one per message length."""
+        if type(size) is not int or not 0 <= size < 2**63:
+            raise LocalProtocolError(f"size must be a non-negative int, got {size!r}")
+        if type(self) is not Mail:  # a subclass may add fields: the full constructor
+            return dataclasses.replace(self, size=size)
+        new = object.__new__(Mail)
+        for name in _MAIL_FIELDS:
+            _set(new, name, getattr(self, name))
+        _set(new, "size", size)
+        _set(new, "_plain", b"")  # a SIZE parameter: never the plain line
+        return new
+
+
+#: Every field of ``Mail``, the derived ``_path`` and ``_plain`` included (``with_size``).
+_MAIL_FIELDS = tuple(field.name for field in dataclasses.fields(Mail))
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Rcpt(Command):

@@ -380,22 +380,30 @@ class ClientConnection:
             self._fail(error)
             raise
 
-    def send_group(self, content: bytes | None, template: GroupTemplate) -> bytes | None:
+    def send_group(
+        self,
+        content: bytes | bytearray | memoryview | None,
+        template: GroupTemplate,
+        mail: Mail | None = None,
+    ) -> bytes | None:
         """One pipelined group in one step (RFC 2920 §3.1): the end of the content of
         the message whose 354 came — ``content`` is all of it; None in READY, with no
-        reply due, when no content is open — then ``template``'s MAIL, RCPTs and DATA.
+        reply due, when no content is open — then ``mail`` (the template's own when
+        None, else a MAIL that differs from it only in SIZE=, ``Mail.with_size``),
+        ``template``'s RCPTs and DATA.
         The same bytes, queued replies and state as ``send(Content(data=content))``,
-        ``send(EndOfContent())``, ``send`` of each command of the template and
-        ``send(Data())``. Returns None, with nothing changed, when the case is not
-        the plain one (``sending.send_group``): then use ``send``. A content the
-        DATA encoder refuses is a sticky error, as with ``send(Content(...))``."""
+        ``send(EndOfContent())``, ``send`` of each command and ``send(Data())``.
+        Returns None, with nothing changed, when the case is not the plain one
+        (``sending.send_group``; a SIZE= above the server's limit included): then use
+        ``send``. A content the DATA encoder refuses is a sticky error, as with
+        ``send(Content(...))``."""
         s = self._s
         if s.state is S.ERROR:
             self._raise_if_error(local=True)
         if type(template) is not GroupTemplate:  # misuse: nothing changed
             raise LocalProtocolError(f"send_group needs a GroupTemplate, got {template!r}")
         try:
-            return send_group(s, content, template)
+            return send_group(s, content, template, mail)
         except BaseException as error:
             self._fail(error)
             raise

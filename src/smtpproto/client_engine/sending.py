@@ -11,19 +11,22 @@ changing anything when the command is not allowed. The state moves afterwards, i
 
 The pipelined fast lane (``send_many``, docs/design.md §2): ``make_template`` checks
 and serialises a MAIL, its RCPTs and DATA once, with the checks their senders make in
-a fresh transaction, for the capabilities and TLS state of the moment;
-``send_group`` then ends the open content (dot-stuffed by the DATA codec twin, then
-``.`` CRLF, RFC 5321 §4.5.2) and opens the template's transaction in one step,
-queueing the same ``Pending`` entries and ``Transaction`` as those ``send`` calls
-(RFC 2920 §3.1: the content may open a group, DATA ends it; the content follows only
-a 354, RFC 5321 §4.1.1.4). The replies then take the general handlers, each checked
-against its entry (RFC 5321 §4.2.1). Outside its plain case it returns None having
-changed nothing, and the caller uses ``send``.
+a fresh transaction, for the capabilities and TLS state of the moment, a SIZE= value
+left as a slot (RFC 1870 §6: each message declares its own size, checked per group
+against the server's limit); ``send_group`` then ends the open content (dot-stuffed
+by the DATA codec twin, then ``.`` CRLF, RFC 5321 §4.5.2) and opens the template's
+transaction in one step, queueing the same ``Pending`` entries and ``Transaction`` as
+those ``send`` calls (RFC 2920 §3.1: the content may open a group, DATA ends it; the
+content follows only a 354, RFC 5321 §4.1.1.4). The replies then take the general
+handlers, each checked against its entry (RFC 5321 §4.2.1). Outside its plain case
+it returns None having changed nothing, and the caller uses ``send``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from operator import attrgetter
 
 from ..wire.errors import LocalProtocolError
 from ..wire.rawdata import RawDataGuard
@@ -410,14 +413,33 @@ SENDERS: dict[Verb, _Sender] = {
 #: The commands ``send_group`` queues for the end of the content and DATA: immutable.
 _GROUP_END = EndOfContent()
 _GROUP_DATA = Data()
+#: A MAIL's fields but its SIZE: two MAILs with the same shape differ only in SIZE=,
+#: which a template leaves as a slot (``GroupTemplate.size_head``).
+_mail_shape = attrgetter(
+    *(f.name for f in dataclasses.fields(Mail) if f.compare and f.name != "size")
+)
+#: The content ``send_group`` takes: what ``Content`` takes (``commands._check_bytes``).
+_CONTENT_TYPES = (bytes, bytearray, memoryview)
 
 
 class GroupTemplate:
     """A MAIL, its RCPTs and DATA, checked and serialised once for one session's
     capabilities and TLS state (``make_template``); reused for every message of a
-    ``send_many`` batch with that envelope."""
+    ``send_many`` batch with that envelope, whatever each message's SIZE=."""
 
-    __slots__ = ("addresses", "caps", "mail", "rcpts", "session", "tls_active", "wire")
+    __slots__ = (
+        "addresses",
+        "caps",
+        "limit",
+        "mail",
+        "rcpts",
+        "session",
+        "shape",
+        "size_head",
+        "size_rest",
+        "tls_active",
+        "wire",
+    )
 
     def __init__(
         self,
@@ -429,10 +451,18 @@ class GroupTemplate:
         session: Session,
     ) -> None:
         self.mail = mail
+        self.shape = _mail_shape(mail)
         self.rcpts = rcpts
         self.addresses = tuple(rcpt.recipient for rcpt in rcpts)
-        #: ``MAIL ... CRLF RCPT ... CRLF ... DATA CRLF``
+        #: ``MAIL ... CRLF RCPT ... CRLF ... DATA CRLF`` for a MAIL without SIZE=.
         self.wire = wire
+        #: With SIZE= (RFC 1870 §6: each message's own): ``MAIL FROM:<path> SIZE=``
+        #: and what follows the value, through ``DATA CRLF``; the value is checked
+        #: against ``limit``, the server's (``writers.write_mail``'s check), per
+        #: message. None: no SIZE= (``wire`` is the whole group).
+        self.size_head: bytes | None = None
+        self.size_rest = b""
+        self.limit = caps.size
         #: What the checks were made against: the template is used only while the
         #: session still has exactly these capabilities and this TLS state.
         self.caps = caps
@@ -444,9 +474,14 @@ class GroupTemplate:
 
 
 def make_template(s: Session, mail: Mail, rcpts: tuple[Rcpt, ...]) -> GroupTemplate | None:
-    """The template for ``mail`` and ``rcpts``, or None when the fast lane cannot
-    carry them (no PIPELINING, LMTP, an empty or refused envelope): the general path
-    then decides, and refuses what it refuses. Changes nothing."""
+    """The template for ``mail``'s shape and ``rcpts``, or None when the fast lane
+    cannot carry them (no PIPELINING, LMTP, an empty or refused envelope): the general
+    path then decides, and refuses what it refuses. Changes nothing.
+
+    With SIZE= the template is checked for ``SIZE=0`` and keeps the value as a slot:
+    each message's size is checked against the server's limit in ``send_group``
+    (RFC 1870 §6.1), so a template serves messages of every length, and one whose
+    size the server refuses takes the general path, which refuses it."""
     caps = s.caps
     if caps is None or not s.pipelining or s.config.lmtp or not rcpts:
         return None
@@ -454,19 +489,36 @@ def make_template(s: Session, mail: Mail, rcpts: tuple[Rcpt, ...]) -> GroupTempl
         return None
     if mail.body == "BINARYMIME":  # needs BDAT (``_data_command``)
         return None
+    checked = mail if mail.size is None else mail.with_size(0)
     try:
         _require_tls_if_policy(s, "MAIL")
-        wire = write_mail(mail, caps, tls_active=s.tls_active)
+        wire = write_mail(checked, caps, tls_active=s.tls_active)
         for count, rcpt in enumerate(rcpts):
             wire += write_rcpt(rcpt, caps, smtputf8=mail.smtputf8, count=count, rcptmax=s.rcptmax)
     except LocalProtocolError:
         return None
-    return GroupTemplate(mail, rcpts, wire + b"DATA\r\n", caps, s.tls_active, s)
+    wire += b"DATA\r\n"
+    template = GroupTemplate(mail, rcpts, wire, caps, s.tls_active, s)
+    if checked is not mail:
+        # ``write_mail`` writes SIZE= first: ``MAIL FROM:<path> SIZE=0 ...``.
+        head = b"MAIL FROM:" + mail._path + b" SIZE="
+        if not wire.startswith(head + b"0"):
+            return None
+        template.size_head = head
+        template.size_rest = wire[len(head) + 1 :]
+    return template
 
 
-def send_group(s: Session, content: bytes | None, template: GroupTemplate) -> bytes | None:
-    """End the current content with ``content`` (its whole, in CONTENT) or nothing
-    (None, in READY with no reply due), then open ``template``'s transaction; return
+def send_group(
+    s: Session,
+    content: bytes | bytearray | memoryview | None,
+    template: GroupTemplate,
+    mail: Mail | None = None,
+) -> bytes | None:
+    """End the current content with ``content`` (its whole, in CONTENT; bytes,
+    bytearray or memoryview, as ``Content`` takes) or nothing (None, in READY with no
+    reply due), then open a transaction for ``mail`` (the template's own when None,
+    else a MAIL of its shape: the same but for SIZE=) and the template's RCPTs; return
     the bytes, or None with nothing changed when this is not the fast lane's case."""
     # A transcript logs each command: the general path. (AUTH secrets play no part in
     # what is sent here.)
@@ -478,18 +530,35 @@ def send_group(s: Session, content: bytes | None, template: GroupTemplate) -> by
         or not s.pipelining
     ):
         return None
+    if mail is None:
+        mail = template.mail
+    elif mail is not template.mail and (
+        type(mail) is not Mail or _mail_shape(mail) != template.shape
+    ):
+        return None
+    head = template.size_head
+    size = mail.size
+    if head is None:
+        if size is not None:
+            return None
+        group = template.wire
+    else:
+        limit = template.limit
+        if size is None or (limit is not None and size > limit):
+            return None  # the general path refuses it (RFC 1870 §6.1)
+        group = head + b"%d" % size + template.size_rest
     pending = s.pending
     state = s.state
     if content is None:
         if state is not S.READY or pending:
             return None
-        wire = template.wire
+        wire = group
     else:
         encoder = s.encoder
         txn = s.txn
         if (
             state is not S.CONTENT
-            or type(content) is not bytes
+            or type(content) not in _CONTENT_TYPES
             or s.raw is not None
             or encoder is None
             or encoder.octets_in
@@ -498,10 +567,9 @@ def send_group(s: Session, content: bytes | None, template: GroupTemplate) -> by
             return None
         # From here on the content's exchange is on the wire: a refusal by the
         # encoder (a NUL, an over-long line) is sticky, as ``send(Content)``'s is.
-        wire = (encoder.feed(content) if content else b"") + encoder.finish() + template.wire
+        wire = encoder.feed(content) + encoder.finish() + group
         s.encoder = None
         pending.append(Pending(V.END_OF_CONTENT, _GROUP_END, txn))
-    mail = template.mail
     s.txn = txn = Transaction(mail, template.addresses)
     txn.commands_after_mail += 1  # DATA
     pending.append(Pending(V.MAIL, mail, txn))

@@ -20,11 +20,13 @@ as nested, or its RCPTs join it (RFC 3030 §2, RFC 5321 §4.1.1.5). A larger BDA
 message, or any message without PIPELINING, is sent lock-step by ``sendmail``'s own
 drivers once everything before it is answered.
 
-The common batch — one envelope repeated, each content one ``bytes`` chunk, DATA —
-takes the engine's fast lane (docs/design.md §2): at each 354 the next message is
-taken and, when it repeats the envelope of the engine's ``GroupTemplate``, this
-content, its end and that message's MAIL, RCPTs and DATA come from one
-``send_group`` call; the replies take the general handlers. The bytes, events and
+The common batch — one envelope repeated, each content one chunk (``bytes``,
+``bytearray``, ``memoryview``, ``str``), DATA — takes the engine's fast lane
+(docs/design.md §2): at each 354 the next message is taken and, when it repeats the
+envelope of the engine's ``GroupTemplate`` (its SIZE= may differ: each message
+declares its own length, RFC 1870 §6), this content, its end and that message's MAIL,
+RCPTs and DATA come from one ``send_group`` call; the replies take the general
+handlers. The bytes, events and
 outcomes are the general path's; anything else takes it.
 
 Each message's content is streamed (never held whole) and taken from the caller's
@@ -51,6 +53,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
+from ..client_engine.config import ClientConfig
 from ..client_engine.events import (
     NEED_DATA,
     Bdat,
@@ -67,7 +70,7 @@ from ..client_engine.events import (
 )
 from ..client_engine.sending import GroupTemplate
 from ..client_engine.states import ClientState
-from ..wire.datacodec import LineEndNormalizer
+from ..wire.datacodec import LineEndNormalizer, content_encoder
 from ..wire.errors import LocalProtocolError
 from .core import caller_checked, left_open, raise_for
 from .envelope import envelope_from_message, flatten_message
@@ -143,24 +146,47 @@ class _Plan:
         "options",
         "prepared",
         "recipients",
+        "refusal_7bit",
+        "refusal_8bit",
         "sender",
         "size_advertised",
+        "sized",
+        "sized_from",
         "template",
         "template_for",
     )
 
-    def __init__(self, options: MailOptions, chunk_size: int, caps: Capabilities | None) -> None:
+    def __init__(
+        self,
+        options: MailOptions,
+        chunk_size: int,
+        caps: Capabilities | None,
+        config: ClientConfig,
+    ) -> None:
         self.options = options
         self.chunk_size = chunk_size
         self.eightbitmime = caps is not None and caps.eightbitmime
+        #: What the engine's DATA encoder would refuse in a whole content, without and
+        #: with BODY=8BITMIME (``mail.check_content``; made once per batch).
+        rules = {
+            "enforce_line_length": config.enforce_line_length,
+            "allow_nul": config.allow_nul,
+        }
+        self.refusal_7bit = content_encoder(None, **rules).refusal
+        self.refusal_8bit = content_encoder("8BITMIME", **rules).refusal
         self.size_advertised = caps is not None and caps.size is not None
         self.sender: str | None = None  # None: nothing remembered
         self.recipients: str | tuple[str, ...] = ()
         self.prepared: _Prepared | None = None
-        #: The engine's ``GroupTemplate`` for the MAIL ``template_for`` (None: that
+        #: The engine's ``GroupTemplate`` for the RCPT commands ``template_for`` (of
+        #: ``prepared``, shared by the messages ``_repeated`` makes from it; None: that
         #: envelope is not the fast lane's, ``ClientConnection.group_template``).
         self.template: GroupTemplate | None = None
-        self.template_for: Mail | None = None
+        self.template_for: list[Rcpt] | None = None
+        #: The last MAIL ``_repeated`` made for another SIZE= from ``sized_from``
+        #: (``prepared``'s MAIL then): reused while messages keep that length.
+        self.sized: Mail | None = None
+        self.sized_from: Mail | None = None
 
 
 class _Outcomes:
@@ -246,7 +272,11 @@ class BatchDrivers(MailDrivers):
         apply to every tuple message (email messages add SMTPUTF8 when needed).
         Each message is one transaction: one with more recipients than the server's
         LIMITS RCPTMAX (RFC 9422 §4.2) gets an ``SMTPProtocolError`` outcome before
-        anything of it is sent (``sendmail`` splits such a message).
+        anything of it is sent (``sendmail`` splits such a message); so does a message
+        whose content is held whole and would be refused by the DATA encoder (a NUL, a
+        line over 998 octets, 8-bit without BODY=8BITMIME: ``mail.check_content``),
+        on every path, the fast lane included. Streamed content refused after its 354
+        ends the session (see ``sendmail``).
         """
         check_transfer_flags(pipelining, chunking)
         if type(max_in_flight) is not int or max_in_flight < 1:
@@ -268,7 +298,7 @@ class BatchDrivers(MailDrivers):
             ) from None
         if options is not None:
             check_options(options)  # refused for the batch, not once per message
-        plan = _Plan(options or DEFAULT_MAIL_OPTIONS, chunk_size, caps)
+        plan = _Plan(options or DEFAULT_MAIL_OPTIONS, chunk_size, caps, self.config)
         return self._send_many(items, plan, pipe, bdat, max_in_flight, on_outcome)
 
     def _send_many(
@@ -346,7 +376,7 @@ class BatchDrivers(MailDrivers):
             prepared = _Prepared(
                 index, rcpts, mail, commands, first, chunks, total, single, current
             )
-            if single and type(content) is bytes and mail_options is options:
+            if single and mail_options is options:
                 _remember(plan, sender, recipients, prepared)
             return prepared
         return None
@@ -579,22 +609,23 @@ class BatchDrivers(MailDrivers):
 
     def _fast_group(self, waiting: _Prepared, item: _Prepared | None, plan: _Plan) -> bytes | None:
         """The fast lane's one engine step, when ``item`` repeats the envelope of the
-        plan's template: ``waiting``'s whole content and end, then ``item``'s MAIL, RCPTs
-        and DATA (``ClientConnection.send_group``); None, nothing sent: the general
-        path sends them."""
+        plan's template (``_repeated``: the same RCPT commands, a MAIL that may differ
+        in SIZE=): ``waiting``'s whole content and end, then ``item``'s MAIL, RCPTs and
+        DATA (``ClientConnection.send_group``); None, nothing sent: the general path
+        sends them."""
         if item is None or not item.single or self._reset_pending:
             return None
-        mail = item.mail
-        if plan.template_for is not mail:
+        commands = item.commands
+        if plan.template_for is not commands:
             was = plan.prepared  # ``item`` repeats it (``_repeated``): a template pays
-            if was is None or was is item or was.mail is not mail:
+            if was is None or was is item or was.commands is not commands:
                 return None
-            plan.template_for = mail
-            plan.template = self.conn.group_template(mail, tuple(item.commands))
+            plan.template_for = commands
+            plan.template = self.conn.group_template(item.mail, tuple(commands))
         template = plan.template
-        if template is None or template.rcpts != tuple(item.commands):
+        if template is None:
             return None
-        wire = self.conn.send_group(waiting.first, template)
+        wire = self.conn.send_group(waiting.first, template, item.mail)
         if wire is not None:
             waiting.ended = True
         return wire
@@ -716,15 +747,34 @@ def _remember(
 
 
 def _repeated(plan: _Plan, index: int, item: tuple[Any, ...]) -> _Prepared | None:
-    """The common batch: a small ``bytes`` message with the same envelope values as the
-    last one ``_prepare`` validated, so its (immutable) MAIL and RCPT commands are
-    reused without validating the same values again. None: not that case, and the full
-    path decides (and refuses what it refuses)."""
+    """The common batch: a small message (one chunk: ``bytes``, ``bytearray``, a
+    contiguous ``memoryview`` or ``str``) with the same envelope values as the last one
+    ``_prepare`` validated, so its (immutable) RCPT commands and, but for SIZE=, its
+    MAIL are reused without validating the same values again: a message of another
+    length gets the same MAIL with its own SIZE= (RFC 1870 §6, ``Mail.with_size``).
+    The content and the MAIL parameters it decides are ``_prepare``'s
+    (``support.content_chunks``, ``support.all_ascii``). None: not that case, and the
+    full path decides (and refuses what it refuses)."""
     was = plan.prepared
     if was is None:
         return None
     sender, recipients, content = item
-    if type(content) is not bytes or len(content) > plan.chunk_size:
+    kind = type(content)
+    if kind is bytes:
+        data = content
+        ascii_only = data.isascii()
+    elif kind is bytearray:
+        data = bytes(content)
+        ascii_only = data.isascii()
+    elif kind is str:
+        data = content.encode("utf-8")
+        ascii_only = content.isascii()
+    elif kind is memoryview and content.c_contiguous:  # ``content_chunks`` casts it
+        data = content.tobytes()
+        ascii_only = False  # ``all_ascii``: a memoryview is not looked into
+    else:
+        return None
+    if len(data) > plan.chunk_size:
         return None
     if type(sender) is not str or sender != plan.sender:
         return None
@@ -741,20 +791,32 @@ def _repeated(plan: _Plan, index: int, item: tuple[Any, ...]) -> _Prepared | Non
     else:
         return None
     options = plan.options
-    ascii_only = content.isascii()
     body = options.body
     if body is None and not ascii_only and plan.eightbitmime:
         body = "8BITMIME"
     if not ascii_only and body not in ("8BITMIME", "BINARYMIME"):
-        return None  # the full path refuses it
+        return None  # the full path refuses it (a memoryview: ``_prepare`` looks)
+    if body != "BINARYMIME":  # a NUL, a line over 998 octets: the full path refuses it
+        refusal = plan.refusal_8bit if body == "8BITMIME" else plan.refusal_7bit
+        if refusal(data) is not None:
+            return None
     size = options.size
     if size is None and plan.size_advertised:
-        size = len(content)
+        size = len(data)
     mail = was.mail
-    if size != mail.size or body != mail.body:
+    if body != mail.body:
         return None
+    if size != mail.size:
+        if size is None or mail.size is None:
+            return None
+        sized = plan.sized
+        if sized is not None and sized.size == size and plan.sized_from is mail:
+            mail = sized
+        else:
+            plan.sized_from = mail
+            plan.sized = mail = mail.with_size(size)
     return _Prepared(
-        index, was.rcpts, mail, was.commands, content, _NO_CHUNKS, len(content), True, was.current
+        index, was.rcpts, mail, was.commands, data, _NO_CHUNKS, len(data), True, was.current
     )
 
 

@@ -238,3 +238,47 @@ def test_a_line_limit_above_sys_maxsize_is_refused_alike_by_both_twins(enc_cls: 
     assert encode(enc_cls, [b"a\r\n"], max_line_length=sys.maxsize) == b"a\r\n.\r\n"
     with pytest.raises(ValueError, match=f"max_line_length must be at most {sys.maxsize}"):
         enc_cls(max_line_length=sys.maxsize + 1)
+
+
+@given(content=some_bytes, options=encoder_options, data=st.data())
+def test_refusal_is_what_feed_would_raise_for_the_whole_content(
+    content: bytes, options: dict[str, object], data: st.DataObject
+) -> None:
+    """``refusal`` (the drivers' check before MAIL) names exactly the error a fresh
+    encoder raises for the content, whatever the chunking, in both twins; it changes
+    nothing, not even an encoder that already took content."""
+    chunks = data.draw(chunked(content))
+    for cls in ALL_ENCODERS:
+        streamed = _outcome(cls, chunks, options)
+        error = next((r[1] for r in streamed if isinstance(r, tuple) and r[0] == "error"), None)
+        fresh = cls(**options)  # type: ignore[arg-type]  # options are test parameters
+        assert fresh.refusal(content) == error
+        for form in (bytearray(content), memoryview(content), memoryview(content * 2)[::2]):
+            assert fresh.refusal(form) == fresh.refusal(bytes(form))
+        used = cls(**options)  # type: ignore[arg-type]  # as above
+        assert used.feed(b"\n") == b"\r\n"
+        assert used.refusal(content) == error
+        assert (used.octets_in, used.failed) == (1, False)
+        assert used.finish() == b".\r\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"x" * 998, None),
+        (b"x" * 998 + b"\r\n" + b"y" * 998, None),
+        (b"x" * 999, "line longer than 998 octets at content offset 998"),
+        (b"a\n" + b"x" * 999, "at content offset 1000"),
+        (b"a\r" + b"x" * 999, "at content offset 1000"),
+        (b"x" * 998 + b"\0", "NUL octet at content offset 998"),  # octet rule first
+        (b"ok\xe9", "8-bit octet 0xe9 at content offset 2"),
+    ],
+)
+def test_refusal_at_and_past_the_bounds(
+    enc_cls: Encoder, content: bytes, message: str | None
+) -> None:
+    found = enc_cls().refusal(content)
+    if message is None:
+        assert found is None
+    else:
+        assert found is not None and message in found

@@ -412,7 +412,8 @@ def test_refused_bdat_chunk_stops_the_stream_and_resets() -> None:
     script = {b"EHLO": [EHLO_CHUNKING], b"BDAT": [b"250 ok\r\n", b"552 5.3.4 too big\r\n"]}
     session, transport, server = opened(script)
     with pytest.raises(SMTPReplyError, match="BDAT refused") as info:
-        transport.run(session.sendmail("a@x.org", ["b@x.org"], b"x" * 5000, chunk_size=100))
+        content = (b"x" * 98 + b"\r\n") * 50  # lines within 998 octets (RFC 3030 §3)
+        transport.run(session.sendmail("a@x.org", ["b@x.org"], content, chunk_size=100))
     assert info.value.code == 552
     assert server.lines[-1] == b"RSET"
     assert len([line for line in server.lines if line.startswith(b"BDAT")]) <= 2 + 8

@@ -14,7 +14,7 @@ from __future__ import annotations
 import binascii
 from collections.abc import Callable
 
-from ..wire.datacodec import DataEncoder
+from ..wire.datacodec import content_encoder
 from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.reply import Reply
 from .capabilities import parse_ehlo
@@ -288,10 +288,9 @@ def _data_reply(s: Session, entry: Pending, reply: Reply) -> None:
         if txn.accepted():
             body = txn.mail.body
             s.raw = None  # a new message: raw only once ``RawContent`` is sent
-            s.encoder = DataEncoder(
-                max_line_length=998 if s.config.enforce_line_length else None,
-                allow_nul=s.config.allow_nul,
-                allow_8bit=body == "8BITMIME",
+            config = s.config
+            s.encoder = content_encoder(
+                body, enforce_line_length=config.enforce_line_length, allow_nul=config.allow_nul
             )
             s.enter(Outcome.CONTENT_WANTED)
             s.events.append(_ready_for_content(reply))

@@ -54,6 +54,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
+from ..client_engine.config import ClientConfig
 from ..client_engine.events import (
     NEED_DATA,
     Bdat,
@@ -70,7 +71,7 @@ from ..client_engine.events import (
 )
 from ..client_engine.fastlane import GroupTemplate
 from ..client_engine.states import ClientState
-from ..wire.datacodec import LineEndNormalizer
+from ..wire.datacodec import LineEndNormalizer, content_encoder
 from ..wire.errors import LocalProtocolError
 from .core import caller_checked, left_open, raise_for
 from .envelope import envelope_from_message, flatten_message
@@ -146,6 +147,8 @@ class _Plan:
         "options",
         "prepared",
         "recipients",
+        "refusal_7bit",
+        "refusal_8bit",
         "sender",
         "size_advertised",
         "sized",
@@ -154,10 +157,24 @@ class _Plan:
         "template_for",
     )
 
-    def __init__(self, options: MailOptions, chunk_size: int, caps: Capabilities | None) -> None:
+    def __init__(
+        self,
+        options: MailOptions,
+        chunk_size: int,
+        caps: Capabilities | None,
+        config: ClientConfig,
+    ) -> None:
         self.options = options
         self.chunk_size = chunk_size
         self.eightbitmime = caps is not None and caps.eightbitmime
+        #: What the engine's DATA encoder would refuse in a whole content, without and
+        #: with BODY=8BITMIME (``mail.check_content``; made once per batch).
+        rules = {
+            "enforce_line_length": config.enforce_line_length,
+            "allow_nul": config.allow_nul,
+        }
+        self.refusal_7bit = content_encoder(None, **rules).refusal
+        self.refusal_8bit = content_encoder("8BITMIME", **rules).refusal
         self.size_advertised = caps is not None and caps.size is not None
         self.sender: str | None = None  # None: nothing remembered
         self.recipients: str | tuple[str, ...] = ()
@@ -256,7 +273,11 @@ class BatchDrivers(MailDrivers):
         apply to every tuple message (email messages add SMTPUTF8 when needed).
         Each message is one transaction: one with more recipients than the server's
         LIMITS RCPTMAX (RFC 9422 §4.2) gets an ``SMTPProtocolError`` outcome before
-        anything of it is sent (``sendmail`` splits such a message).
+        anything of it is sent (``sendmail`` splits such a message); so does a message
+        whose content is held whole and would be refused by the DATA encoder (a NUL, a
+        line over 998 octets, 8-bit without BODY=8BITMIME: ``mail.check_content``),
+        on every path, the fast lane included. Streamed content refused after its 354
+        ends the session (see ``sendmail``).
         """
         check_transfer_flags(pipelining, chunking)
         if type(max_in_flight) is not int or max_in_flight < 1:
@@ -278,7 +299,7 @@ class BatchDrivers(MailDrivers):
             ) from None
         if options is not None:
             check_options(options)  # refused for the batch, not once per message
-        plan = _Plan(options or DEFAULT_MAIL_OPTIONS, chunk_size, caps)
+        plan = _Plan(options or DEFAULT_MAIL_OPTIONS, chunk_size, caps, self.config)
         return self._send_many(items, plan, pipe, bdat, max_in_flight, on_outcome)
 
     def _send_many(
@@ -805,7 +826,11 @@ def _repeated(plan: _Plan, index: int, item: tuple[Any, ...]) -> _Prepared | Non
     if body is None and not ascii_only and plan.eightbitmime:
         body = "8BITMIME"
     if not ascii_only and body not in ("8BITMIME", "BINARYMIME"):
-        return None  # the full path refuses it (or, for a memoryview, the encoder)
+        return None  # the full path refuses it (a memoryview: ``_prepare`` looks)
+    if body != "BINARYMIME":  # a NUL, a line over 998 octets: the full path refuses it
+        refusal = plan.refusal_8bit if body == "8BITMIME" else plan.refusal_7bit
+        if refusal(data) is not None:
+            return None
     size = options.size
     if size is None and plan.size_advertised:
         size = len(data)

@@ -30,6 +30,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from ..client_engine.config import ClientConfig
 from ..client_engine.events import (
     Bdat,
     Command,
@@ -48,7 +49,7 @@ from ..client_engine.events import (
 )
 from ..client_engine.states import ClientState
 from ..client_engine.writers import write_rcpt
-from ..wire.datacodec import LineEndNormalizer
+from ..wire.datacodec import LineEndNormalizer, content_encoder
 from ..wire.errors import LocalProtocolError, ProtocolError
 from ..wire.fields import check_flag
 from ..wire.rawdata import RawDataGuard
@@ -85,6 +86,7 @@ __all__ = [
     "MAIL_STAGES",
     "MailDrivers",
     "MailStage",
+    "check_content",
     "check_options",
     "check_transfer_flags",
     "raise_for",
@@ -153,6 +155,15 @@ class MailDrivers(DriverCore):
         and the content is 8-bit (or unknown: a file or iterable; RFC 6152); ``size``
         when SIZE is offered and the length is known (RFC 1870). ``progress(sent,
         total)`` is called after each content write (``total`` None when unknown).
+
+        Content held whole (bytes, bytearray, memoryview, str) that the DATA encoder
+        would refuse after the 354 -- a NUL, a line over 998 octets before its CRLF
+        (RFC 5321 §4.5.2, §4.5.3.1.6), 8-bit octets without ``BODY=8BITMIME`` (RFC
+        6152); BDAT content too unless ``BODY=BINARYMIME`` (RFC 3030 §3) -- raises that
+        encoder's ``LocalProtocolError`` before MAIL (``check_content``): nothing is
+        sent and the session stays usable. A file or iterable is read as it is sent: a
+        refusal after the 354 breaks the session (the end of data is never sent, so
+        nothing truncated is delivered) and the adapter closes the connection.
 
         Returns the ``TransactionResult``. Raises ``SMTPReplyError`` when MAIL, DATA or
         the end of the content is refused, ``SMTPRecipientsRefused`` when every
@@ -393,7 +404,7 @@ class MailDrivers(DriverCore):
     ) -> Driver[TransactionResult]:
         """One mail transaction (see ``sendmail``)."""
         rcpts, mail, commands, first, chunks, total = self._prepare(
-            sender, recipients, content, options, chunk_size
+            sender, recipients, content, options, chunk_size, raw
         )
         caps = self.conn.capabilities
         pipe = caps is not None and caps.pipelining and pipelining is not False
@@ -423,11 +434,14 @@ class MailDrivers(DriverCore):
         content: ContentSource,
         options: MailOptions,
         chunk_size: int,
+        raw: bool = False,
     ) -> tuple[tuple[str, ...], Mail, list[Rcpt], bytes, Iterator[bytes], int | None]:
         """The recipients, MAIL and RCPT commands, the first content chunk, the rest
         and the total size (None: unknown) of one message; MAIL parameters defaulted
         from the content and the capabilities (see ``sendmail``). Nothing is sent;
-        bad input raises ``LocalProtocolError``."""
+        bad input raises ``LocalProtocolError``: so does content held whole (bytes,
+        bytearray, memoryview, str) that the DATA encoder would refuse after the 354
+        (``check_content``; ``raw`` content has its own check, ``_checked_raw``)."""
         if isinstance(recipients, str):
             rcpts: tuple[str, ...] = (recipients,)
         else:
@@ -457,23 +471,17 @@ class MailDrivers(DriverCore):
                     "(RFC 9422 §4.2): one transaction cannot take them; sendmail and "
                     "send_message split them unless MailOptions(split_recipients=False)"
                 )
+        if isinstance(content, str):
+            content = content.encode("utf-8")  # once: checked below, then chunked
         chunks, total = content_chunks(content, chunk_size)
         first = next(chunks, b"")
         body = options.body
         if body is None and caps is not None and caps.eightbitmime and not all_ascii(content):
             body = "8BITMIME"
-        if (
-            body not in ("8BITMIME", "BINARYMIME")
-            and isinstance(content, (bytes, bytearray, str))
-            and not all_ascii(content)
-        ):
-            # Refused before anything is sent (the encoder would stop after the 354).
-            raise LocalProtocolError(
-                "the content has 8-bit octets and the message is not declared "
-                "BODY=8BITMIME, which needs the server to advertise 8BITMIME (RFC 6152): "
-                "encode it as 7-bit first (quoted-printable or base64); send_message "
-                "does that itself"
-            )
+        if not raw and body != "BINARYMIME" and isinstance(content, (bytes, bytearray, memoryview)):
+            # Content held whole is checked now, by the encoder the engine uses after
+            # the 354 (a refusal there breaks the session): nothing is sent.
+            check_content(self.config, body, content)
         smtputf8 = options.smtputf8
         if smtputf8 is None:
             smtputf8 = not sender.isascii() or not (
@@ -749,6 +757,31 @@ class MailDrivers(DriverCore):
                     self._broken = True
             raise
         return result
+
+
+def check_content(
+    config: ClientConfig, body: str | None, content: bytes | bytearray | memoryview
+) -> None:
+    """Refuse, with the DATA encoder's ``LocalProtocolError`` message, whole content
+    the engine's encoder for ``BODY=body`` (``wire.datacodec.content_encoder``)
+    would refuse after the 354: a NUL (RFC 5321 §4.5.2), a line over 1000 octets with
+    its CRLF (§4.5.3.1.6), an 8-bit octet without ``BODY=8BITMIME`` (RFC 6152). BDAT
+    content other than ``BODY=BINARYMIME`` (RFC 3030 §3) is held to the same rules.
+    One pass in the codec twin (``DataEncoder.refusal``)."""
+    encoder = content_encoder(
+        body, enforce_line_length=config.enforce_line_length, allow_nul=config.allow_nul
+    )
+    refusal = encoder.refusal(content)
+    if refusal is None:
+        return
+    reason = refusal.partition("; pass ")[0]  # the encoder's own keyword: not the user's
+    if reason.startswith("NUL"):
+        reason += "; ClientConfig(allow_nul=True) sends it anyway"
+    elif reason.startswith("content line"):
+        reason += "; ClientConfig(enforce_line_length=False) sends it anyway"
+    raise LocalProtocolError(
+        f"{reason}. Refused before MAIL: nothing was sent, the session is usable"
+    )
 
 
 def _stage_result(

@@ -17,7 +17,8 @@ messages come from the reference module's helpers so they cannot drift apart.
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.string cimport memcpy, memset
+from libc.stdint cimport uint64_t
+from libc.string cimport memchr, memcpy, memset
 
 from ._dataenc_py import (
     DEFAULT_DATA_MAX_LINE_LENGTH,
@@ -133,6 +134,83 @@ cdef class DataEncoder:
             return self._encode(<const unsigned char*>view.buf, view.len)
         finally:
             PyBuffer_Release(&view)
+
+    def refusal(self, content):
+        """The message ``feed`` would raise for ``content`` as a whole message given to
+        a fresh encoder with these settings (same rule, offset and text), else None.
+        Changes nothing (see the Python twin)."""
+        cdef Py_buffer view
+        content = _get_simple_buffer(content, &view)
+        try:
+            if self._clean(<const unsigned char*>view.buf, view.len):
+                return None
+            return self._refusal(<const unsigned char*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef bint _clean(self, const unsigned char* p, Py_ssize_t n):
+        """Whether nothing in ``p[:n]`` is refused, decided in bulk: ``memchr`` for NUL
+        and line ends, eight octets at a time for 8-bit; ``_refusal`` then finds the
+        first violation octet by octet only for content that has one."""
+        cdef Py_ssize_t i = 0
+        cdef Py_ssize_t start = 0
+        cdef Py_ssize_t end
+        cdef Py_ssize_t piece
+        cdef Py_ssize_t limit = self._limit
+        cdef uint64_t word
+        cdef uint64_t seen = 0
+        cdef const unsigned char* found
+        if self._special[0] and memchr(p, 0, n) != NULL:
+            return False
+        if self._special[0x80]:
+            while i + 8 <= n:
+                memcpy(&word, p + i, 8)
+                seen |= word
+                i += 8
+            while i < n:
+                seen |= p[i]
+                i += 1
+            if seen & 0x8080808080808080ULL:
+                return False
+        if limit < 0 or n <= limit:
+            return True
+        while start < n:  # each LF-ended segment; one over the limit is cut at CRs
+            found = <const unsigned char*>memchr(p + start, LF, n - start)
+            end = n if found == NULL else found - p
+            piece = start
+            while end - piece > limit:
+                found = <const unsigned char*>memchr(p + piece, CR, end - piece)
+                if found == NULL or found - p - piece > limit:
+                    return False
+                piece = found - p + 1
+            start = end + 1
+        return True
+
+    cdef object _refusal(self, const unsigned char* p, Py_ssize_t n):
+        cdef Py_ssize_t i = 0
+        cdef Py_ssize_t j
+        cdef Py_ssize_t line_len = 0
+        cdef Py_ssize_t limit = self._limit
+        cdef const unsigned char* special = self._special
+        cdef unsigned char c
+        while i < n:
+            c = p[i]
+            if c == LF or c == CR:
+                line_len = 0
+                i += 1
+                continue
+            j = i
+            while j < n and not special[p[j]]:
+                j += 1
+            if j == i:
+                if c == 0:
+                    return _nul_message(i)
+                return _8bit_message(c, i)
+            if limit >= 0 and line_len + (j - i) > limit:
+                return _line_message(limit, i + (limit - line_len))
+            line_len += j - i
+            i = j
+        return None
 
     cdef bytes _encode(self, const unsigned char* p, Py_ssize_t n):
         cdef Py_ssize_t i = 0

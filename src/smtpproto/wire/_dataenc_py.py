@@ -265,6 +265,25 @@ class DataEncoder:
         self.octets_out += len(out)
         return out
 
+    def refusal(self, content: bytes | bytearray | memoryview) -> str | None:
+        """The message ``feed`` would raise for ``content`` as a whole message given to
+        a fresh encoder with these settings (same rule, offset and text), else None.
+        Changes nothing: a driver checks content it holds whole before MAIL with it,
+        so that nothing is half-sent (RFC 5321 §4.5.3.1.6, §4.5.2; RFC 6152)."""
+        data = content if type(content) is bytes else bytes(memoryview(content))
+        max_len = self._max_line_length
+        if (
+            (not self._allow_nul and b"\0" in data)
+            or (not self._allow_8bit and not data.isascii())
+            or (
+                max_len is not None
+                and len(data) > max_len
+                and max(map(len, data.splitlines())) > max_len
+            )
+        ):
+            return _encoder_violation(data, 0, 0, max_len, self._allow_nul, self._allow_8bit)
+        return None
+
     def _too_long(self, text: bytes, sep: bytes, max_len: int) -> bool:
         lines = text.split(sep)
         if self._line_len + len(lines[0]) > max_len:

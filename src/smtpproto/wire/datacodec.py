@@ -26,6 +26,7 @@ __all__ = [
     "PyDataDecoder",
     "PyDataEncoder",
     "PyLineEndNormalizer",
+    "content_encoder",
 ]
 
 CDataEncoder: type[PyDataEncoder] | None
@@ -59,3 +60,20 @@ else:
 #: Which twin ``DataEncoder``/``DataDecoder``/``LineEndNormalizer`` are: ``"c"`` (compiled)
 #: or ``"python"``.
 DATA_CODEC_IMPLEMENTATION = "python" if DataEncoder is PyDataEncoder else "c"
+
+
+def content_encoder(
+    body: str | None, *, enforce_line_length: bool, allow_nul: bool
+) -> PyDataEncoder:
+    """The client's DATA encoder for a message declared ``BODY=body`` (None: no BODY),
+    from ``ClientConfig``'s ``enforce_line_length`` and ``allow_nul``: lines over 998
+    octets refused unless the first is off (RFC 5321 §4.5.3.1.6), NUL unless the second
+    is on (RFC 5321 §4.5.2), 8-bit octets unless ``BODY=8BITMIME`` (RFC 6152). The
+    engine encodes the content with it after the 354; the drivers ask its ``refusal``
+    about content they hold whole before MAIL (BDAT content too, unless
+    ``BODY=BINARYMIME``: RFC 3030 §3), so both refuse alike."""
+    return DataEncoder(
+        max_line_length=998 if enforce_line_length else None,
+        allow_nul=allow_nul,
+        allow_8bit=body == "8BITMIME",
+    )

@@ -6,6 +6,7 @@ The public path of :mod:`smtpproto.drivers.exceptions`.
 from __future__ import annotations
 
 from .drivers.exceptions import (
+    SMTPBatchInterrupted,
     SMTPConnectError,
     SMTPDeliveryStatusUnknown,
     SMTPDeliveryTimeoutError,
@@ -18,6 +19,7 @@ from .drivers.exceptions import (
 )
 
 __all__ = [
+    "SMTPBatchInterrupted",
     "SMTPConnectError",
     "SMTPDeliveryStatusUnknown",
     "SMTPDeliveryTimeoutError",

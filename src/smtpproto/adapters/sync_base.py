@@ -22,7 +22,13 @@ from ..client_engine.capabilities import Capabilities
 from ..client_engine.events import TransactionResult
 from ..drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome, OutcomeCallback
 from ..drivers.envelope import envelope_from_message
-from ..drivers.exceptions import SMTPError, SMTPProtocolError, SMTPReplyError, SMTPTLSError
+from ..drivers.exceptions import (
+    SMTPBatchInterrupted,
+    SMTPError,
+    SMTPProtocolError,
+    SMTPReplyError,
+    SMTPTLSError,
+)
 from ..drivers.session import (
     Driver,
     MailOptions,
@@ -272,7 +278,10 @@ class SyncClientBase(ClientCore, abc.ABC):
         each is passed on as soon as it is known and not kept, and the list returned is
         empty, so memory stays flat however many messages the iterable yields. An
         exception raised by ``on_outcome`` ends the batch and propagates; the connection
-        is closed, and messages already written may have been delivered unreported."""
+        is closed, and messages already written may have been delivered unreported. An
+        ``Exception`` raised by the iterable ``messages`` stops taking messages: those
+        already taken are finished, then ``SMTPBatchInterrupted`` (its ``outcomes``: the
+        list this would have returned) is raised from it; the connection stays open."""
         stream = None
         if on_outcome is not None:
             if not callable(on_outcome):
@@ -282,20 +291,21 @@ class SyncClientBase(ClientCore, abc.ABC):
             def stream(index: int, outcome: Outcome) -> None:
                 report(index, smtplib_compatible(outcome))
 
-        outcomes = self._operation(
-            lambda session: session.send_many(
-                messages,
-                options=options,
-                pipelining=pipelining,
-                chunking=chunking,
-                max_in_flight=max_in_flight,
-                on_outcome=stream,
+        try:
+            outcomes = self._operation(
+                lambda session: session.send_many(
+                    messages,
+                    options=options,
+                    pipelining=pipelining,
+                    chunking=chunking,
+                    max_in_flight=max_in_flight,
+                    on_outcome=stream,
+                )
             )
-        )
-        return [
-            outcome if type(outcome) is TransactionResult else smtplib_compatible(outcome)
-            for outcome in outcomes
-        ]
+        except SMTPBatchInterrupted as interrupted:  # the iterable raised: same outcomes
+            interrupted.outcomes = _compatible_outcomes(interrupted.outcomes)
+            raise
+        return _compatible_outcomes(outcomes)
 
     def noop(self) -> Reply:
         """NOOP."""
@@ -505,3 +515,11 @@ def one_call_send(
     send.__module__ = client_class.__module__
     send.__name__ = send.__qualname__ = "send"
     return send
+
+
+def _compatible_outcomes(outcomes: list[Outcome]) -> list[Outcome]:
+    """``send_many``'s outcomes with each error as its smtplib-compatible twin."""
+    return [
+        outcome if type(outcome) is TransactionResult else smtplib_compatible(outcome)
+        for outcome in outcomes
+    ]

@@ -52,6 +52,14 @@ __all__ = ["ClientConnection"]
 
 S = ClientState
 V = Verb
+# The members the per-message path tests, as module constants: ``S.ERROR`` is an
+# attribute look-up on the enum class, about 60 ns on CPython 3.10-3.12 against 20 for
+# a global, and a message passes a score of these tests (3.13 made them cheap).
+_ERROR = S.ERROR
+_TLS_HANDSHAKE = S.TLS_HANDSHAKE
+_BDAT = V.BDAT
+#: States in which the engine waits on nothing (``timeout`` is None).
+_NO_WAIT = frozenset({S.ERROR, S.CLOSED, S.TLS_HANDSHAKE})
 
 # The send tables as one plain dict per state, looked up on every send: each verb
 # ``ALLOWED`` in that state maps to the state ``AFTER_SEND`` gives (default: the same
@@ -168,7 +176,7 @@ class ClientConnection:
         ``ClientConfig.timeouts``; None when it waits on nothing (or only on EOF)."""
         s = self._s
         state = s.state
-        if state is S.ERROR or state is S.CLOSED or state is S.TLS_HANDSHAKE:
+        if state in _NO_WAIT:
             return None
         pending = s.pending
         if pending:  # asked twice per message: one dict look-up, not a chain of tests
@@ -217,9 +225,9 @@ class ClientConnection:
         """
         s = self._s
         state = s.state
-        if state is S.ERROR:
+        if state is _ERROR:
             self._raise_if_error(local=True)
-        if type(data) is bytes and data and not self._eof and state is not S.TLS_HANDSHAKE:
+        if type(data) is bytes and data and not self._eof and state is not _TLS_HANDSHAKE:
             size = s.incoming_size + len(data)
             if size > s.config.max_receive_buffer:
                 raise _over_the_cap(s.incoming_size, len(data), s.config.max_receive_buffer)
@@ -259,7 +267,7 @@ class ClientConnection:
         server broke the protocol (then the connection is in ERROR). After EOF has
         been reported, ``ConnectionClosed`` is returned again on every call."""
         s = self._s
-        if s.state is S.ERROR:
+        if s.state is _ERROR:
             self._raise_if_error(local=False)
         events = s.events
         if events:
@@ -273,7 +281,7 @@ class ClientConnection:
                     if events:
                         return events.pop(0)
                 elif incoming:
-                    if s.state is S.TLS_HANDSHAKE:
+                    if s.state is _TLS_HANDSHAKE:
                         raise RemoteProtocolError("data received before the TLS handshake")
                     chunk = incoming.pop(0)
                     s.incoming_size -= len(chunk)
@@ -331,7 +339,7 @@ class ClientConnection:
         """
         s = self._s
         state = s.state
-        if state is S.ERROR:
+        if state is _ERROR:
             self._raise_if_error(local=True)
         verb = None
         pending = s.pending
@@ -341,7 +349,7 @@ class ClientConnection:
                 verb = VERBS[type(command)]
             except KeyError:
                 raise LocalProtocolError(f"not a command: {command!r}") from None
-            if verb is V.BDAT and command.last:  # type: ignore[attr-defined]  # Bdat
+            if verb is _BDAT and command.last:  # type: ignore[attr-defined]  # Bdat
                 verb = V.BDAT_LAST
             table = _SEND_TABLE[state]
             if verb not in table:
@@ -426,7 +434,7 @@ class ClientConnection:
         """The session, for ``what`` with ``template``; refused (nothing changed) after
         an error or when ``template`` is not a ``GroupTemplate``."""
         s = self._s
-        if s.state is S.ERROR:
+        if s.state is _ERROR:
             self._raise_if_error(local=True)
         if type(template) is not GroupTemplate:  # misuse: nothing changed
             raise LocalProtocolError(f"{what} needs a GroupTemplate, got {template!r}")

@@ -76,6 +76,7 @@ from ..wire.errors import LocalProtocolError
 from .core import caller_checked, left_open, raise_for
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
+    SMTPBatchInterrupted,
     SMTPConnectError,
     SMTPDeliveryStatusUnknown,
     SMTPError,
@@ -264,7 +265,12 @@ class BatchDrivers(MailDrivers):
         each outcome goes to that callback (index, outcome) as soon as it is known and
         is not kept: the list returned is empty, and memory stays bounded however many
         messages are sent. An exception from the callback ends the batch and
-        propagates (the session is then closed).
+        propagates (the session is then closed). An ``Exception`` raised by the
+        iterable ``messages`` stops the batch there: every message already taken is
+        finished (content ended, final reply read: a delivered message is reported as
+        delivered), then ``SMTPBatchInterrupted`` is raised from it, carrying their
+        outcomes (``outcomes``, the list this would have returned; empty with
+        ``on_outcome``, which got each of them); the session stays usable.
 
         With PIPELINING (unless ``pipelining`` is False) each message costs one round
         trip (RFC 2920 §3.1); with CHUNKING too (unless ``chunking`` is False) small
@@ -316,6 +322,8 @@ class BatchDrivers(MailDrivers):
             on_outcome if on_outcome is not None else lambda _, outcome: done.append(outcome)
         )
         inflight: deque[_Prepared] = deque()
+        raised: list[Exception] = []  # what the caller's iterable raised, if it did
+        messages = _until_it_raises(messages, raised)
         self._reset_pending = False
         # Replies read after a failed write (``_last_words``) settle their messages too.
         self._settle_result = lambda result: self._settle_oldest(result, inflight, outcomes)
@@ -333,6 +341,8 @@ class BatchDrivers(MailDrivers):
         finally:
             self._settle_result = None
         outcomes.finish()
+        if raised:
+            raise SMTPBatchInterrupted(raised[0], done) from raised[0]
         return done
 
     def _next(
@@ -721,6 +731,23 @@ class BatchDrivers(MailDrivers):
             outcomes[item.index] = SMTPProtocolError(error)
             return
         outcomes[item.index] = result
+
+
+def _until_it_raises(messages: Iterator[BatchItem], raised: list[Exception]) -> Iterator[BatchItem]:
+    """``messages``, ending where it raises an ``Exception`` (kept in ``raised``): the
+    batch then finishes every message already taken, as at the iterable's end, and
+    ``send_many`` raises ``SMTPBatchInterrupted`` with their outcomes. Never closes
+    ``messages`` (the caller may go on with it). A ``BaseException`` (an interrupt,
+    cancellation) propagates as itself."""
+    while True:
+        try:
+            item = next(messages)
+        except StopIteration:
+            return
+        except Exception as error:
+            raised.append(error)
+            return
+        yield item
 
 
 def _session_ended(error: SMTPError, inflight: deque[_Prepared], outcomes: _Outcomes) -> None:

@@ -12,8 +12,9 @@ into this small hierarchy, so a caller catches one family whatever the I/O libra
     ├── SMTPProtocolError         the engine raised ProtocolError (wrapped, not copied)
     ├── SMTPReplyError            the server answered 4yz/5yz; carries the Reply
     ├── SMTPRecipientsRefused     no recipient accepted; carries every (address, Reply)
-    └── SMTPDeliveryStatusUnknown the content was sent, its reply never came
-        └── SMTPDeliveryTimeoutError
+    ├── SMTPDeliveryStatusUnknown the content was sent, its reply never came
+    │   └── SMTPDeliveryTimeoutError
+    └── SMTPBatchInterrupted      send_many's iterable raised; carries the outcomes so far
 
 Text from the server is escaped before it reaches a message (docs/design.md §4 rule 12) and
 no message includes a command's arguments beyond addresses, so AUTH secrets never appear
@@ -23,13 +24,17 @@ no message includes a command's arguments beyond addresses, so AUTH secrets neve
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..wire.errors import LocalProtocolError, ProtocolError
 from ..wire.reply import EnhancedStatusCode, Reply
 from ..wire.text import escape_text
 
+if TYPE_CHECKING:
+    from ..client_engine.events import TransactionResult
+
 __all__ = [
+    "SMTPBatchInterrupted",
     "SMTPConnectError",
     "SMTPDeliveryStatusUnknown",
     "SMTPDeliveryTimeoutError",
@@ -49,8 +54,9 @@ _LISTED_RECIPIENTS = 5
 class SMTPError(Exception):
     """Base class of every exception an adapter raises on purpose.
 
-    After any ``SMTPError`` other than ``SMTPReplyError`` and ``SMTPRecipientsRefused``
-    the connection is closed and must not be reused.
+    After any ``SMTPError`` other than ``SMTPReplyError``, ``SMTPRecipientsRefused``
+    and ``SMTPBatchInterrupted`` the connection is closed and must not be reused (after
+    those three, ``session.usable`` says whether it is).
     """
 
 
@@ -283,6 +289,35 @@ class SMTPDeliveryTimeoutError(SMTPTimeoutError, SMTPDeliveryStatusUnknown):
     def __reduce__(self) -> tuple[Any, ...]:
         state = {"timeout": self.timeout, "sender": self.sender, "recipients": self.recipients}
         return (_rebuild, (type(self), (self.reason,), state))
+
+
+class SMTPBatchInterrupted(SMTPError):
+    """``send_many``'s iterable of messages raised ``error`` (also the ``__cause__``):
+    the batch stopped taking messages there, but every message taken before it was
+    finished first -- its content ended, its final reply read -- so ``outcomes`` holds
+    what ``send_many`` would have returned for them (one ``TransactionResult`` or
+    ``SMTPError`` per message, in order; empty with ``on_outcome``, which received each
+    of them before this was raised). The session is then usable unless it ended during
+    the batch (``session.usable``). ``KeyboardInterrupt``, cancellation and other
+    ``BaseException`` from the iterable are not caught: they propagate as themselves
+    and the connection is closed.
+    """
+
+    def __init__(
+        self, error: Exception, outcomes: Iterable[TransactionResult | SMTPError] = ()
+    ) -> None:
+        self.error = error
+        self.outcomes: list[TransactionResult | SMTPError] = list(outcomes)
+        super().__init__(
+            escape_text(
+                f"the messages iterable raised {type(error).__name__}: {error}; every "
+                "message taken before it was finished and has its outcome (in .outcomes, "
+                "or given to on_outcome)"
+            )
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.error, self.outcomes), {}))
 
 
 def _rebuild(cls: type[SMTPError], args: tuple[Any, ...], kwargs: dict[str, Any]) -> SMTPError:

@@ -37,15 +37,13 @@ from .capabilities import Capabilities
 from .commands import Mail, Rcpt
 from .config import ClientConfig, Timeouts
 from .events import NEED_DATA, Command, ConnectionClosed, Event, NeedData
+from .fastlane import GroupTemplate, make_template, send_bdat_group, send_group
 from .replies import handle_eof, handle_reply
 from .sending import (
     NOT_COMMANDS,
     SENDERS,
     VERBS,
-    GroupTemplate,
     check_pipelining,
-    make_template,
-    send_group,
 )
 from .session import Session
 from .states import AFTER_SEND, ALLOWED, FINAL_VERBS, ClientState, Outcome, Verb
@@ -376,14 +374,17 @@ class ClientConnection:
         s.state = table[verb]
         return wire
 
-    def group_template(self, mail: Mail, rcpts: tuple[Rcpt, ...]) -> GroupTemplate | None:
+    def group_template(
+        self, mail: Mail, rcpts: tuple[Rcpt, ...], *, bdat: bool = False
+    ) -> GroupTemplate | None:
         """``mail``, ``rcpts`` and DATA checked and serialised once for the current
-        capabilities and TLS state, for ``send_group``; None when the fast lane cannot
-        carry them (no PIPELINING, LMTP, a command ``send`` would refuse): use ``send``,
-        which decides. Changes nothing (``sending.send_group``)."""
+        capabilities and TLS state, for ``send_group`` (with ``bdat``: ``mail`` and
+        ``rcpts`` for ``send_bdat_group``); None when the fast lane cannot carry them
+        (no PIPELINING, LMTP, no CHUNKING for BDAT, a command ``send`` would refuse):
+        use ``send``, which decides. Changes nothing (``fastlane.make_template``)."""
         self._raise_if_error(local=True)
         try:
-            return make_template(self._s, mail, rcpts)
+            return make_template(self._s, mail, rcpts, bdat)
         except BaseException as error:  # a bug or an interrupt: the one boundary (§2)
             self._fail(error)
             raise
@@ -402,19 +403,42 @@ class ClientConnection:
         The same bytes, queued replies and state as ``send(Content(data=content))``,
         ``send(EndOfContent())``, ``send`` of each command and ``send(Data())``.
         Returns None, with nothing changed, when the case is not the plain one
-        (``sending.send_group``; a SIZE= above the server's limit included): then use
+        (``fastlane.send_group``; a SIZE= above the server's limit included): then use
         ``send``. A content the DATA encoder refuses is a sticky error, as with
         ``send(Content(...))``."""
-        s = self._s
-        if s.state is _ERROR:
-            self._raise_if_error(local=True)
-        if type(template) is not GroupTemplate:  # misuse: nothing changed
-            raise LocalProtocolError(f"send_group needs a GroupTemplate, got {template!r}")
+        s = self._group_session(template, "send_group")
         try:
             return send_group(s, content, template, mail)
         except BaseException as error:
             self._fail(error)
             raise
+
+    def send_bdat_group(
+        self, data: bytes, template: GroupTemplate, mail: Mail | None = None, *, reset: bool = False
+    ) -> bytes | None:
+        """One pipelined group in one step (RFC 2920 §3.1, RFC 3030 §2), in READY: RSET
+        when ``reset``, ``mail`` (as in ``send_group``), the template's RCPTs, then
+        ``BDAT n LAST`` and ``data``, the whole message as it goes on the wire. The
+        same bytes, queued replies and state as ``send(Rset())``, ``send`` of each
+        command and ``send(Bdat(data=data, last=True))``. Returns None, with nothing
+        changed, when the case is not the plain one (``fastlane.send_bdat_group``):
+        then use ``send``."""
+        s = self._group_session(template, "send_bdat_group")
+        try:
+            return send_bdat_group(s, data, template, mail, reset)
+        except BaseException as error:
+            self._fail(error)
+            raise
+
+    def _group_session(self, template: object, what: str) -> Session:
+        """The session, for ``what`` with ``template``; refused (nothing changed) after
+        an error or when ``template`` is not a ``GroupTemplate``."""
+        s = self._s
+        if s.state is _ERROR:
+            self._raise_if_error(local=True)
+        if type(template) is not GroupTemplate:  # misuse: nothing changed
+            raise LocalProtocolError(f"{what} needs a GroupTemplate, got {template!r}")
+        return s
 
     # -- TLS ----------------------------------------------------------------------------
 

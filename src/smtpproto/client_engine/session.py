@@ -57,7 +57,7 @@ class Transaction:
 
     def __init__(self, mail: Mail, addresses: tuple[str, ...] = ()) -> None:
         """``addresses``: RCPTs sent with the MAIL at once (the fast lane's template,
-        ``sending.send_group``), as ``add_recipient`` of each would record them."""
+        ``fastlane.send_group``), as ``add_recipient`` of each would record them."""
         count = len(addresses)
         self.mail = mail
         self.mail_reply: Reply | None = None

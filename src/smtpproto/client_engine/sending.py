@@ -198,11 +198,24 @@ def _send_mail(s: Session, command: Command, verb: Verb, state: ClientState) -> 
     assert isinstance(command, Mail)
     _require_tls_if_policy(s, "MAIL")
     wire = write_mail(command, s.caps, tls_active=s.tls_active)
+    if s.mail_budget() == 0:
+        raise _past_mailmax(s)
+    s.mails_sent += 1
     s.txn = txn = Transaction(command)
     s.pending.append(Pending(verb, command, txn))
     if s.transcript is not None:
         s.transcript.wire(wire)
     return wire
+
+
+def _past_mailmax(s: Session) -> LocalProtocolError:
+    """The refusal of a MAIL past the server's LIMITS MAILMAX (RFC 9422 §4.1)."""
+    assert s.caps is not None
+    return LocalProtocolError(
+        f"the server's LIMITS MAILMAX is {s.caps.limits.mailmax} and this session has "
+        f"sent {s.mails_sent} MAIL commands (RFC 9422 §4.1): send the next message on a "
+        "new connection"
+    )
 
 
 def _send_raw(s: Session, command: Command, verb: Verb, state: ClientState) -> bytes:
@@ -547,6 +560,9 @@ def send_group(
         if size is None or (limit is not None and size > limit):
             return None  # the general path refuses it (RFC 1870 §6.1)
         group = head + b"%d" % size + template.size_rest
+    mailmax = template.caps.limits.mailmax
+    if mailmax is not None and s.mails_sent >= mailmax:
+        return None  # the general path refuses the MAIL (RFC 9422 §4.1)
     pending = s.pending
     state = s.state
     if content is None:
@@ -571,6 +587,7 @@ def send_group(
         s.encoder = None
         pending.append(Pending(V.END_OF_CONTENT, _GROUP_END, txn))
     s.txn = txn = Transaction(mail, template.addresses)
+    s.mails_sent += 1  # LIMITS MAILMAX (RFC 9422 §4.1), as ``_send_mail`` counts
     txn.commands_after_mail += 1  # DATA
     pending.append(Pending(V.MAIL, mail, txn))
     for index, rcpt in enumerate(template.rcpts):

@@ -12,7 +12,10 @@ process; DATA, ``chunking=False``, since the server also offers CHUNKING):
   off (every message made by ``_prepare`` and sent by ``send`` per command: what a
   varied-size batch took before the SIZE slot);
 * ``lane, bytearray`` — the varied messages given as ``bytearray``;
-* ``lane, 1 KB`` and ``general, 1 KB`` — every message the same 1 KB, for scale.
+* ``lane, 1 KB`` and ``general, 1 KB`` — every message the same 1 KB, for scale;
+* ``lane, BDAT varied`` and ``general, BDAT varied`` — the varied messages in BDAT
+  windows (``chunking=True``: RSET, MAIL, RCPT and ``BDAT n LAST`` per message, up to
+  32 unanswered, RFC 3030 §2), the lane's ``send_bdat_group`` against ``send``.
 
 Every row runs once per round, in a shuffled order; client CPU per message
 (``time.process_time``) and messages/s; the median with the min-max over the rounds,
@@ -62,16 +65,19 @@ def _general() -> Iterator[None]:
     """The fast lane and the repeated-envelope shortcut off: the general path."""
     with (
         mock.patch.object(batch.BatchDrivers, "_fast_group", lambda *args: None),
+        mock.patch.object(batch.BatchDrivers, "_fast_bdat", lambda *args: None),
         mock.patch.object(batch, "_repeated", lambda *args: None),
     ):
         yield
 
 
-def _row(port: int, contents: list[Any], general: bool) -> Callable[[], Sample]:
+def _row(
+    port: int, contents: list[Any], general: bool, chunking: bool = False
+) -> Callable[[], Sample]:
     def session() -> None:
         with SMTPClient("127.0.0.1", port, tls="none", timeout=TIMEOUT) as client:
             items = ((SENDER, RECIPIENTS, content) for content in contents)
-            outcomes = client.send_many(items, chunking=False)
+            outcomes = client.send_many(items, chunking=chunking)
         good = sum(isinstance(o, TransactionResult) and bool(o.delivered) for o in outcomes)
         if good != len(contents):
             raise RuntimeError(f"{good} of {len(contents)} accepted: {outcomes[:3]!r}")
@@ -100,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         "lane, bytearray": _row(port, [bytearray(m) for m in varied], general=False),
         "lane, 1 KB": _row(port, fixed, general=False),
         "general, 1 KB": _row(port, fixed, general=True),
+        "lane, BDAT varied": _row(port, varied, general=False, chunking=True),
+        "general, BDAT varied": _row(port, varied, general=True, chunking=True),
     }
     rng = random.Random(args.seed)
     rounds: list[dict[str, Sample]] = []
@@ -128,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         ("general, varied", "lane, varied"),
         ("general, varied", "lane, bytearray"),
         ("general, 1 KB", "lane, 1 KB"),
+        ("general, BDAT varied", "lane, BDAT varied"),
     ):
         ratio: Spread | None = paired(rounds, general, lane, cpu)
         assert ratio is not None

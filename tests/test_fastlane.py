@@ -24,10 +24,12 @@ from smtpproto.client_engine.commands import Mail, Rcpt
 from smtpproto.client_engine.config import TLSPolicy
 from smtpproto.client_engine.connection import ClientConnection
 from smtpproto.client_engine.events import (
+    Bdat,
     Content,
     Data,
     Ehlo,
     EndOfContent,
+    Noop,
     ReadyForContent,
     Rset,
     StartTLS,
@@ -498,3 +500,178 @@ def test_a_template_after_rset_and_after_starttls() -> None:
     assert snapshot(conn) == before
     again = conn.group_template(mail, rcpts)
     assert again is not None and conn.send_group(None, again) == first
+
+
+# -- BDAT LAST groups (``send_bdat_group``, RFC 3030 §2) --------------------------------
+
+EHLO_BDAT = EHLO_FAST.replace(b"250 8BITMIME", b"250-8BITMIME\r\n250-BINARYMIME\r\n250 CHUNKING")
+#: Before a group: nothing, replies due to a BDAT LAST (the window), a NOOP (which
+#: ends a group, RFC 2920 §3.1: MAIL may not follow it unanswered).
+BEFORE = ["nothing", "nothing", "window", "window", "noop"]
+
+
+def general_bdat(
+    conn: ClientConnection, data: bytes, mail: Mail, rcpts: tuple[Rcpt, ...], reset: bool
+) -> bytes:
+    """What the driver's general path sends for one BDAT LAST message."""
+    wire = conn.send(Rset()) if reset else b""
+    wire += conn.send(mail)
+    for rcpt in rcpts:
+        wire += conn.send(rcpt)
+    return wire + conn.send(Bdat(data=data, last=True))
+
+
+def bdat_mail(template_mail: Mail, variant: str, size: int) -> tuple[Mail, Mail | None, bool]:
+    """``message_mail`` for a template whose MAIL may have a BODY=."""
+    body = template_mail.body
+    if variant == "size":
+        reference = Mail(sender=SENDER, size=size, body=body)  # made and checked in full
+        fast = template_mail.with_size(size)
+        assert fast == reference
+        return reference, fast, template_mail.size is not None and size <= LIMIT
+    if variant == "template":
+        return message_mail(template_mail, variant, size)
+    sender = SENDER if variant == "unsized" else "other@example.org"
+    other = Mail(sender=sender, size=None if variant == "unsized" else size, body=body)
+    return other, other, variant == "unsized" and template_mail.size is None
+
+
+@st.composite
+def bdat_scripts(draw: st.DrawFn) -> dict[str, Any]:
+    n = MAX_MESSAGES
+    return {
+        "ehlo": draw(st.sampled_from([EHLO_BDAT, EHLO_BDAT.replace(b"250-8BITMIME\r\n", b"")])),
+        "body": draw(st.sampled_from([None, "8BITMIME", "BINARYMIME"])),
+        "rcpts": draw(st.integers(1, 3)),
+        "template_size": draw(st.sampled_from([None, *SIZES])),
+        "mails": draw(
+            st.lists(
+                st.tuples(st.sampled_from(MAIL_VARIANTS), st.sampled_from(SIZES)),
+                min_size=n,
+                max_size=n,
+            )
+        ),
+        "data": draw(
+            st.lists(st.binary(max_size=30) | st.just(b"\xff8bit"), min_size=n, max_size=n)
+        ),
+        "resets": draw(st.lists(st.booleans(), min_size=n, max_size=n)),
+        "before": draw(st.lists(st.sampled_from(BEFORE), min_size=n, max_size=n)),
+        "kinds": draw(
+            st.lists(st.sampled_from(KINDS + ["positive"] * 20), min_size=60, max_size=60)
+        ),
+        "transcript": draw(st.sampled_from([False] * 4 + [True])),
+    }
+
+
+@pytest.mark.parametrize("parser_cls", PARSERS)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(script=bdat_scripts())
+def test_send_bdat_group_equals_the_general_path(parser_cls: Any, script: dict[str, Any]) -> None:
+    logs: tuple[list[Any], list[Any]] = ([], [])
+    general, fast = (
+        greeted(
+            parser_cls,
+            script["ehlo"],
+            transcript=(lambda *line, log=log: log.append(line)) if script["transcript"] else None,
+        )
+        for log in logs
+    )
+    general.command_replies = fast.command_replies = False
+    size = script["template_size"]
+    mail = Mail(sender=SENDER, size=size, body=script["body"])
+    rcpts = envelope(script["rcpts"])[1]
+    template = fast.group_template(mail, rcpts, bdat=True)
+    if template is None:  # only where the general path refuses the MAIL itself
+        assert attempt(lambda: general.send(mail.with_size(0) if size else mail))[0] == "raised"
+        return
+    assert fast.send_group(None, template) is None  # a BDAT template: not for DATA
+    kinds = iter(script["kinds"])
+    for message in range(MAX_MESSAGES):
+        if general.state is not ClientState.READY:
+            break
+        before = script["before"][message]
+        if before == "noop":
+            assert general.send(Noop()) == fast.send(Noop())
+        variant, value = script["mails"][message]
+        general_mail, fast_mail, mail_ok = bdat_mail(mail, variant, value)
+        data = script["data"][message]
+        reset = script["resets"][message]
+        fast_case = (
+            not script["transcript"]
+            and before != "noop"
+            and mail_ok
+            and (data.isascii() or script["body"] is not None)
+        )
+        sent_general = attempt(
+            lambda d=data, m=general_mail, r=reset: general_bdat(general, d, m, rcpts, r)
+        )
+        if fast_case:
+            sent_fast = attempt(
+                lambda d=data, m=fast_mail, r=reset: fast.send_bdat_group(d, template, m, reset=r)
+            )
+            assert sent_fast[0] == "raised" or sent_fast[1] is not None
+        else:
+            previous = snapshot(fast)
+            assert fast.send_bdat_group(data, template, fast_mail, reset=reset) is None
+            assert snapshot(fast) == previous  # nothing changed
+            sent_fast = attempt(
+                lambda d=data, m=fast_mail or mail, r=reset: general_bdat(fast, d, m, rcpts, r)
+            )
+        assert sent_fast == sent_general
+        assert snapshot(fast) == snapshot(general)
+        assert logs[1] == logs[0]
+        if sent_general[0] == "raised":
+            return
+        if before == "window" and message < MAX_MESSAGES - 1:
+            continue  # the replies stay due: the next group is pipelined behind them
+        answer = b"".join(
+            reply_bytes(
+                entry.verb.name if entry.verb.name in VERB_NAMES else "END", next(kinds, "positive")
+            )
+            for entry in general._s.pending
+        )
+        got_general = attempt(lambda: feed(general, answer))  # noqa: B023
+        got_fast = attempt(lambda: feed(fast, answer))  # noqa: B023
+        assert got_fast == got_general
+        assert snapshot(fast) == snapshot(general)
+        if got_general[0] == "raised":
+            return
+
+
+def test_a_bdat_group_after_a_window_and_an_rset() -> None:
+    conn = greeted(PyReplyParser, EHLO_BDAT)
+    conn.command_replies = False
+    mail, rcpts = envelope(1, size=5)
+    template = conn.group_template(mail, rcpts, bdat=True)
+    assert template is not None
+    first = conn.send_bdat_group(b"one\r\n", template)
+    assert first == b"MAIL FROM:<sender@example.org> SIZE=5\r\nRCPT TO:<r0@example.org>\r\n" + (
+        b"BDAT 5 LAST\r\none\r\n"
+    )
+    assert conn.state is ClientState.READY and conn.final_reply_pending
+    second = conn.send_bdat_group(b"second\r\n", template, mail.with_size(8), reset=True)
+    assert second is not None and second.startswith(
+        b"RSET\r\nMAIL FROM:<sender@example.org> SIZE=8\r\n"
+    )
+    events = feed(
+        conn, b"250 ok\r\n250 ok\r\n250 queued\r\n250 reset\r\n250 ok\r\n250 ok\r\n250 queued\r\n"
+    )
+    results = [e for e in events if type(e) is TransactionResult]
+    assert [r.delivered for r in results] == [("r0@example.org",)] * 2
+    assert conn.send_bdat_group(b"x", template, mail.with_size(LIMIT + 1)) is None  # RFC 1870
+    assert conn.send_bdat_group(bytearray(b"x"), template) is None  # type: ignore[arg-type]
+
+
+def test_send_bdat_group_declines_outside_ready_and_changes_nothing() -> None:
+    conn = greeted(PyReplyParser, EHLO_BDAT)
+    mail, rcpts = envelope(1)
+    template = conn.group_template(mail, rcpts, bdat=True)
+    assert template is not None
+    conn.send(mail)  # a transaction open: MAIL may not be sent now
+    before = snapshot(conn)
+    assert conn.send_bdat_group(b"x", template) is None
+    assert conn.send_bdat_group(b"x", template, reset=True) is None
+    assert snapshot(conn) == before
+    with pytest.raises(LocalProtocolError, match="GroupTemplate"):
+        conn.send_bdat_group(b"x", None)  # type: ignore[arg-type]
+    assert snapshot(conn) == before

@@ -28,6 +28,7 @@ from smtpproto.client_engine.connection import ClientConnection
 from smtpproto.drivers import batch
 from smtpproto.drivers.batch import BatchDrivers
 from smtpproto.drivers.session import Read, Session, Write
+from smtpproto.drivers.support import MailOptions
 from test_fastlane import snapshot
 
 EHLO = b"250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 100000\r\n250 8BITMIME\r\n"
@@ -37,6 +38,8 @@ REPLIES = {
     b"RCPT": [b"250 2.1.5 ok\r\n", b"550 5.1.1 no\r\n", b"250-one\r\n250 two\r\n"],
     b"DATA": [b"354 go\r\n", b"554 5.7.1 no\r\n", b"250 2.0.0 odd\r\n", b"354-a\r\n354 b\r\n"],
     b".": [b"250 2.0.0 queued\r\n", b"552 5.3.4 too big\r\n", b"451 4.3.0 later\r\n"],
+    b"BDAT": [b"250 2.0.0 queued\r\n", b"552 5.3.4 too big\r\n", b"554 5.5.1 no\r\n"],
+    b"RSET": [b"250 2.0.0 ok\r\n", b"500 5.5.1 what\r\n"],
 }
 ANYWHERE = [b"421 4.3.2 closing\r\n", b"2x0 garbage\r\n", b"252 2.1.5 odd\r\n"]
 
@@ -110,6 +113,7 @@ def run_batch(
     fast: bool,
     fail_at: int | None = None,
     ehlo: bytes = EHLO,
+    **many: Any,
 ) -> tuple[Any, ...]:
     server = ScriptedServer({b"EHLO": [ehlo], **{k: list(v) for k, v in script.items()}})
     session = Session(ClientConfig(), local_hostname="client.example")
@@ -128,14 +132,26 @@ def run_batch(
         used.append(wire is not None)
         return wire
 
+    original_bdat = ClientConnection.send_bdat_group
+
+    def counted_bdat(conn: ClientConnection, *args: Any, **kwargs: Any) -> bytes | None:
+        wire = original_bdat(conn, *args, **kwargs)
+        used.append(wire is not None)
+        return wire
+
     with contextlib.ExitStack() as patches:
         patches.enter_context(mock.patch.object(ClientConnection, "send_group", counted))
+        patches.enter_context(mock.patch.object(ClientConnection, "send_bdat_group", counted_bdat))
         if not fast:  # the reference: no fast lane, every message made in full
             off = mock.patch.object(BatchDrivers, "_fast_group", lambda *args: None)
             patches.enter_context(off)
             patches.enter_context(mock.patch.object(batch, "_repeated", lambda *args: None))
+            bdat_off = mock.patch.object(BatchDrivers, "_fast_bdat", lambda *args: None)
+            patches.enter_context(bdat_off)
         try:
-            outcomes = transport.run(session.send_many(iterate(items, fail_at)), session.conn)
+            outcomes = transport.run(
+                session.send_many(iterate(items, fail_at), **many), session.conn
+            )
             result: Any = ("ok", [outcome_key(o) for o in outcomes])
         except Exception as error:
             result = ("raised", outcome_key(error))
@@ -177,10 +193,12 @@ KINDS = {
 SIZE_LINES = [b"SIZE 100000", b"SIZE 40", b"SIZE 0", b"SIZE", None]
 
 
-def ehlo_with(size_line: bytes | None) -> bytes:
+def ehlo_with(size_line: bytes | None, chunking: bool = False) -> bytes:
     lines = [b"mx.example.org", b"PIPELINING", b"8BITMIME"]
     if size_line is not None:
         lines.insert(2, size_line)
+    if chunking:  # BDAT windows (RFC 3030): the driver chooses BDAT for small messages
+        lines.insert(2, b"CHUNKING")
     return b"".join(b"250-" + line + b"\r\n" for line in lines[:-1]) + b"250 " + lines[-1] + b"\r\n"
 
 
@@ -204,6 +222,7 @@ def ehlo_with(size_line: bytes | None) -> bytes:
     eof=st.none() | st.integers(0, 600),
     fail_at=st.none() | st.integers(0, 8),
     size_line=st.sampled_from(SIZE_LINES),
+    chunking=st.booleans(),
 )
 def test_send_many_fast_lane_equals_the_general_path(
     script: dict[bytes, list[bytes]],
@@ -212,6 +231,7 @@ def test_send_many_fast_lane_equals_the_general_path(
     eof: int | None,
     fail_at: int | None,
     size_line: bytes | None,
+    chunking: bool,
 ) -> None:
     # Messages of different lengths (each its own SIZE=, RFC 1870 §6, some above the
     # server's limit), content given as bytes, bytearray, memoryview or str, 8-bit, bare
@@ -220,7 +240,7 @@ def test_send_many_fast_lane_equals_the_general_path(
         (*ITEM, KINDS[kind](content)) if content is not None else (*BAD, b"x")
         for content, kind in contents
     ]
-    ehlo = ehlo_with(size_line)
+    ehlo = ehlo_with(size_line, chunking)  # with CHUNKING: BDAT LAST windows, RSET first
     general = run_batch(script, items, cuts, eof, fast=False, fail_at=fail_at, ehlo=ehlo)
     fast = run_batch(script, items, cuts, eof, fast=True, fail_at=fail_at, ehlo=ehlo)
     assert fast[:5] == general[:5]
@@ -241,12 +261,18 @@ def test_different_envelopes_stay_on_the_general_path() -> None:
     assert status == "ok" and len(outcomes) == 5 and not used
 
 
+@pytest.mark.parametrize("chunking", [False, True], ids=["data", "bdat"])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_messages_of_every_length_and_bytes_like_type_take_the_fast_lane(kind: str) -> None:
+def test_messages_of_every_length_and_bytes_like_type_take_the_fast_lane(
+    kind: str, chunking: bool
+) -> None:
     # The server advertises SIZE: each MAIL carries its message's own SIZE= (RFC 1870
-    # §6), and the template's slot keeps messages of different lengths in the lane.
+    # §6), and the template's slot keeps messages of different lengths in the lane;
+    # with CHUNKING each message goes as RSET (an earlier BDAT LAST is unanswered),
+    # MAIL, RCPTs and BDAT LAST in one engine step (RFC 3030 §2).
     items = [(*ITEM, KINDS[kind](b"line\r\n" * (i % 7 + 1))) for i in range(20)]
-    (status, outcomes), wire, *_, used = run_batch({}, items, [], None, fast=True)
+    ehlo = ehlo_with(b"SIZE 100000", chunking)
+    (status, outcomes), wire, *_, used = run_batch({}, items, [], None, fast=True, ehlo=ehlo)
     assert status == "ok" and len(outcomes) == 20
     assert all(o.delivered == tuple(ITEM[1]) for o in outcomes)
     assert used == 19  # every message after the first
@@ -254,6 +280,8 @@ def test_messages_of_every_length_and_bytes_like_type_take_the_fast_lane(kind: s
     body = b" BODY=8BITMIME" if kind == "memoryview" else b""
     for i in range(20):
         assert b"MAIL FROM:<s@example.org> SIZE=%d%s\r\n" % (6 * (i % 7 + 1), body) in wire
+    assert wire.count(b"BDAT") == (20 if chunking else 0)
+    assert wire.count(b"DATA\r\n") == (0 if chunking else 20)
 
 
 def test_a_size_above_the_servers_limit_is_that_messages_outcome() -> None:
@@ -275,14 +303,49 @@ def test_a_size_above_the_servers_limit_is_that_messages_outcome() -> None:
     ids=["plain", "8bit", "bare-cr", "dot", "nul", "over-long"],
 )
 @pytest.mark.parametrize("size_line", SIZE_LINES)
+@pytest.mark.parametrize("chunking", [False, True], ids=["data", "bdat"])
 def test_repeated_messages_of_each_shape_equal_the_general_path(
-    kind: str, line: bytes, size_line: bytes | None
+    kind: str, line: bytes, size_line: bytes | None, chunking: bool
 ) -> None:
     # The same content shape over a batch of different lengths: whatever the general
     # path does with it (BODY=8BITMIME, SIZE=, a refusal by the encoder after the
     # 354, which ends the session) the fast lane does identically.
     items = [(*ITEM, KINDS[kind](b"%s%d\r\n" % (line, i) * (i + 1))) for i in range(6)]
-    ehlo = ehlo_with(size_line)
+    ehlo = ehlo_with(size_line, chunking)
     general = run_batch({}, items, [], None, fast=False, ehlo=ehlo)
     fast = run_batch({}, items, [], None, fast=True, ehlo=ehlo)
     assert fast[:5] == general[:5]
+
+
+def test_a_bdat_transaction_left_open_gets_its_rset_in_the_fast_lane() -> None:
+    # Every RCPT of message 1 refused, its BDAT LAST answered: the transaction may be
+    # open at the server (``left_open``), so the next MAIL goes after an RSET even
+    # with nothing in flight (a window of one), in the fast lane as on the general path.
+    script = {b"RCPT": [b"250 ok\r\n"] * 2 + [b"550 5.1.1 no\r\n"] * 2}
+    items = [(*ITEM, b"message %d\r\n" % i) for i in range(4)]
+    ehlo = ehlo_with(b"SIZE 1000", chunking=True)
+    runs = [
+        run_batch(script, items, [], None, fast=fast, ehlo=ehlo, max_in_flight=1)
+        for fast in (False, True)
+    ]
+    assert runs[1][:5] == runs[0][:5]
+    (status, outcomes), wire, *_, used = runs[1]
+    assert status == "ok" and used == 3  # every message after the first
+    assert [hasattr(o, "delivered") for o in outcomes] == [True, False, True, True]
+    assert wire.count(b"RSET\r\n") == 1 and wire.index(b"RSET") < wire.rindex(b"message 2")
+
+
+@pytest.mark.parametrize("body", [None, "8BITMIME", "BINARYMIME"])
+def test_bdat_windows_with_each_body_equal_the_general_path(body: str | None) -> None:
+    # BODY=BINARYMIME content goes as is (no line-end normalisation, RFC 3030 §3);
+    # otherwise bare CR/LF become CRLF; 8-bit content needs 8BITMIME or BINARYMIME.
+    ehlo = ehlo_with(b"SIZE 100000", chunking=True).replace(
+        b"250-CHUNKING", b"250-CHUNKING\r\n250-BINARYMIME"
+    )
+    lines = [b"bare\nlf %d\r\n", b"\xe98bit %d\r\n", b"bare\rcr %d", b"plain %d\r\n"]
+    items = [(*ITEM, lines[i % 4] % i * (i + 1)) for i in range(12)]
+    options = MailOptions(body=body)
+    general = run_batch({}, items, [], None, fast=False, ehlo=ehlo, options=options)
+    fast = run_batch({}, items, [], None, fast=True, ehlo=ehlo, options=options)
+    assert fast[:5] == general[:5]
+    assert fast[5] > 0  # the lane took some of them

@@ -55,7 +55,16 @@ def send(client: SyncClient, count: int | list[Any], **options: Any) -> tuple[li
         taken.append(wire is not None)
         return wire
 
-    with mock.patch.object(ClientConnection, "send_group", counted):
+    def counted_bdat(conn: ClientConnection, *args: Any, **kwargs: Any) -> bytes | None:
+        wire = original_bdat(conn, *args, **kwargs)
+        taken.append(wire is not None)
+        return wire
+
+    original_bdat = ClientConnection.send_bdat_group
+    with (
+        mock.patch.object(ClientConnection, "send_group", counted),
+        mock.patch.object(ClientConnection, "send_bdat_group", counted_bdat),
+    ):
         if isinstance(count, list):
             items: Any = iter(count)
         else:
@@ -156,6 +165,36 @@ def test_postfix_memoryview_sizes(make_client: MakeClient, postfix: PostfixPeer)
     items = [(SENDER, RECIPIENTS, memoryview(sized(i))) for i in range(count)]
     with make_client(host=postfix.host, port=postfix.port, tls="none", timeout=TIMEOUT) as client:
         outcomes, fast = send(client, items, chunking=False)
+        assert client.noop().code == 250
+    accepted(outcomes, count)
+    assert fast == count - 1
+
+
+def test_builtin_server_bdat_windows(make_client: MakeClient) -> None:
+    # CHUNKING offered and chosen: each message goes as RSET (a BDAT LAST unanswered
+    # before it), MAIL with its own SIZE=, RCPTs and BDAT n LAST with its content in
+    # one engine step (RFC 3030 §2); bare line ends become CRLF as on the general path.
+    count = 60
+    contents = [sized(i).replace(b"\r\n", b"\n" if i % 2 else b"\r\n") for i in range(count)]
+    items = [(SENDER, RECIPIENTS, FORMS[i % 3](contents[i])) for i in range(count)]
+    with (
+        run_server(starttls=False) as server,
+        make_client(host=server.host, port=server.port, tls="none", timeout=TIMEOUT) as client,
+    ):
+        assert client.capabilities is not None and client.capabilities.chunking
+        outcomes, fast = send(client, items, chunking=True)
+        assert client.noop().code == 250
+        stored = server.wait_for_messages(count, timeout=TIMEOUT)
+    accepted(outcomes, count)
+    assert fast == count - 1
+    assert [m.data for m in stored] == [sized(i) for i in range(count)]
+
+
+def test_postfix_bdat_windows(make_client: MakeClient, postfix: PostfixPeer) -> None:
+    count = 40
+    items = [(SENDER, RECIPIENTS, sized(i)) for i in range(count)]
+    with make_client(host=postfix.host, port=postfix.port, tls="none", timeout=TIMEOUT) as client:
+        outcomes, fast = send(client, items)  # CHUNKING offered: BDAT windows
         assert client.noop().code == 250
     accepted(outcomes, count)
     assert fast == count - 1

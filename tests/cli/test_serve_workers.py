@@ -5,14 +5,17 @@ and remove the temporary certificate; a worker that dies is reported and stops t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import select
 import shutil
 import signal
 import smtplib
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -228,32 +231,120 @@ def test_zero_workers_means_one_per_core() -> None:
     assert worker_count("3") == 3
 
 
-def test_a_stuck_worker_does_not_hold_up_the_connections_of_the_others(
+def _play_workers(
+    ends: list[socket.socket], count: int, timeout: float = 20.0
+) -> list[list[socket.socket]]:
+    """Play live workers on the worker ends ``ends`` of the channels: answer every
+    offer with a take, collect the connections handed over, until ``count`` arrived (or
+    ``timeout`` passed); the connections per end."""
+    got: list[list[socket.socket]] = [[] for _ in ends]
+    deadline = time.monotonic() + timeout
+    while sum(map(len, got)) < count and time.monotonic() < deadline:
+        ready, _, _ = select.select(ends, [], [], 0.05)
+        for end in ready:
+            message, fds, _, _ = socket.recv_fds(end, 1, 1)
+            if message == b"O":
+                end.send(b"T")
+            got[ends.index(end)].extend(socket.socket(fileno=fd) for fd in fds)
+    return got
+
+
+def _drain(end: socket.socket) -> tuple[list[bytes], int]:
+    """What waits on a worker end that never read: the messages and the descriptors."""
+    end.setblocking(False)
+    messages, descriptors = [], 0
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            message, fds, _, _ = socket.recv_fds(end, 1, 1)
+            messages.append(message)
+            descriptors += len(fds)
+            for fd in fds:
+                os.close(fd)
+    return messages, descriptors
+
+
+@contextlib.contextmanager
+def _dispatching(
+    workers: int,
+) -> Iterator[tuple[serve_workers._Dispatcher, int, list[socket.socket]]]:
+    """A ``_Dispatcher`` on a fresh port with ``workers`` channels: it, the port and
+    the worker ends (nothing reads them unless the test does)."""
+    listener = serve_workers._listen("127.0.0.1", 0)
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(workers)]
+    dispatcher = serve_workers._Dispatcher(listener, [ours for ours, _ in pairs])
+    try:
+        yield dispatcher, listener.getsockname()[1], [theirs for _, theirs in pairs]
+    finally:
+        dispatcher.stop()
+        for sock in (listener, *(end for pair in pairs for end in pair)):
+            sock.close()
+
+
+def _peers(connections: list[socket.socket]) -> list[tuple[str, int]]:
+    return sorted(connection.getpeername() for connection in connections)
+
+
+def test_a_stuck_worker_gets_no_connection_and_holds_up_none(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A worker that stops reading its channel (stopped, busy for long): once its queue
-    is full (its send buffer: a few hundred connections by default, a few here), the
-    next connections go to the other worker at once, not after a wait of
-    ``_HANDOVER_TIMEOUT`` each (made an hour here: a dispatcher that waits leaves the
-    live worker's receive below to time out)."""
-    monkeypatch.setattr(serve_workers, "_HANDOVER_TIMEOUT", 3600.0)
-    listener = serve_workers._listen("127.0.0.1", 0)
-    port = listener.getsockname()[1]
-    stuck, stuck_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the kernel's least: a few
-    live, live_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    live_end.settimeout(10.0)
-    dispatcher = serve_workers._Dispatcher(listener, [stuck, live])
-    clients: list[socket.socket] = []
-    handed: list[socket.socket] = []
-    try:
-        for _ in range(60):  # far more than the stuck worker's queue holds
-            clients.append(socket.create_connection(("127.0.0.1", port), timeout=10.0))
-        while len(handed) <= len(clients) // 2:  # more than its share of turns
-            _, fds, _, _ = socket.recv_fds(live_end, 1, 1)
-            handed.extend(socket.socket(fileno=fd) for fd in fds)
-    finally:
-        stuck_end.close()  # a hand-over still waiting on it fails at once
-        dispatcher.stop()
-        for sock in (*clients, *handed, stuck, live, live_end, listener):
-            sock.close()
+    """A worker that stops reading its channel (stopped, busy for long) is only ever
+    offered connections: every connection goes to the worker that takes it, exactly
+    once, and the stuck one's queue holds one offer and no descriptor (the connection
+    it was offered went to the other worker after ``_OFFER_TIMEOUT``)."""
+    monkeypatch.setattr(serve_workers, "_OFFER_TIMEOUT", 0.2)
+    with _dispatching(2) as (_, port, (stuck_end, live_end)):
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+        handed: list[socket.socket] = []
+        try:
+            handed = _play_workers([live_end], 20)[0]
+            assert _peers(handed) == sorted(client.getsockname() for client in clients)
+            assert _drain(stuck_end) == ([b"O"], 0)
+        finally:
+            for sock in (*clients, *handed):
+                sock.close()
+
+
+def test_a_worker_that_takes_again_gets_connections_again_and_a_late_take_gets_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stuck worker answers its old offer after its connection went elsewhere: it
+    is handed nothing then (no connection is ever served twice); from then on it is
+    offered connections in turn again."""
+    monkeypatch.setattr(serve_workers, "_OFFER_TIMEOUT", 0.2)
+    with _dispatching(2) as (_, port, ends):
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10)]
+        handed: list[socket.socket] = []
+        try:
+            handed += _play_workers(ends[1:], 1)[0]  # w1 is stuck: w2 takes it
+            assert _peers(handed) == [clients[0].getsockname()]
+            assert socket.recv_fds(ends[0], 1, 1)[:2] == (b"O", [])  # w1 wakes up: its offer
+            ends[0].send(b"T")  # ... answered late: nothing waits, nothing is handed
+            taken = [0, 0]
+            for _ in range(4):  # one at a time: each goes to the next worker in turn
+                clients.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+                for number, got in enumerate(_play_workers(ends, 1)):
+                    taken[number] += len(got)
+                    handed += got
+            assert taken == [2, 2]
+            assert _play_workers(ends, 1, timeout=0.3) == [[], []]  # nothing more
+            assert _peers(handed) == sorted(client.getsockname() for client in clients)
+        finally:
+            for sock in (*clients, *handed):
+                sock.close()
+
+
+def test_connections_still_waiting_when_the_server_stops_are_closed() -> None:
+    """Every worker stuck: the accepted connections wait in the parent (none is lost
+    in a worker's queue); stopping closes them, so each client sees the end."""
+    with _dispatching(2) as (dispatcher, port, ends):
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        try:
+            time.sleep(0.3)  # accepted and offered, never taken
+            dispatcher.stop()
+            for client in clients:
+                assert client.recv(1) == b""
+            for end in ends:
+                assert _drain(end) == ([b"O"], 0)
+        finally:
+            for client in clients:
+                client.close()

@@ -238,7 +238,16 @@ class SMTPClient(SyncClientBase):
     def _send(self, request: Write, driver: Driver[Any], step: Step) -> Request | None:
         sock = self._sock
         assert sock is not None
-        view = memoryview(request.data)
+        data = request.data
+        if not data:
+            return None
+        try:  # the common case: the kernel takes all of it at once
+            sent = sock.send(data)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            sent = 0
+        if sent == len(data):
+            return None
+        view = memoryview(data)[sent:]
         deadline: float | None = None
         while view:
             try:

@@ -345,7 +345,7 @@ class Session:
             return _NOTHING
         if isinstance(event, MailReceived):
             self.message_number = self.backend.rules.new_message()
-        if isinstance(event, MessageComplete):
+        elif isinstance(event, MessageComplete):
             data, self.content = b"".join(self.content), []
             if self.conn.lmtp:  # one decision per recipient, even for just one
                 return self._lmtp_message(event, data)
@@ -622,10 +622,8 @@ class Session:
         return replace(response, delay=min(delay, MAX_DELAY))
 
     def _answer(self, event: ServerEvent) -> Reply:
-        """The hook's reply for an event that expects one."""
-        if isinstance(event, MessageComplete):
-            data, self.content = b"".join(self.content), []
-            return self.message(event, data)
+        """The hook's reply for an event that expects one, ``MessageComplete`` aside
+        (``respond`` gives ``message`` the data)."""
         name = _HOOKS.get(type(event)) or by_type(_HOOKS, event)
         if name is None:
             return ok()

@@ -3,7 +3,7 @@
 Adapter layer (I/O allowed). Theory of operation: one ``asyncio.BufferedProtocol`` per
 client (``_Connection``) moves octets between the transport and its ``ServerConnection``;
 what to answer it asks the connection's policy, a ``Session`` made by the server's
-``Backend`` (``backend.py``: no I/O, so other front ends reuse it). ``data_received``
+``Backend`` (``backend.py``: no I/O, so other front ends reuse it). ``buffer_updated``
 feeds the engine and answers every event at once, so the engine is never PAUSED for
 long and pipelined input is handled in order. Using a Protocol rather than streams
 keeps the STARTTLS boundary exact: octets that arrive before ``loop.start_tls`` takes
@@ -168,10 +168,11 @@ class _Connection(asyncio.BufferedProtocol):
         return self._server._receive_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._server._receive_buffer[:nbytes].tobytes())
-
-    def data_received(self, data: bytes) -> None:
-        self._last_input = self._server._clock()
+        """The transport read ``nbytes`` octets into the receive buffer: feed them to
+        the engine and answer every event it makes of them, in one write."""
+        server = self._server
+        data = server._receive_buffer[:nbytes].tobytes()
+        self._last_input = server._clock()
         if self._tls_starting:
             # Decrypted data can arrive before ``start_tls`` returns; plaintext cannot
             # (reading was paused when the 220 was written), so this is kept for later.
@@ -259,22 +260,7 @@ class _Connection(asyncio.BufferedProtocol):
 
     def _write(self, reply: Reply) -> None:
         """Queue ``reply`` (sent by ``_flush``), checked by the engine first."""
-        self._write_all((reply,))
-
-    def _write_all(self, replies: tuple[Reply, ...]) -> None:
-        """Queue ``replies`` in order, each checked by the engine first."""
-        send, out = self._conn.send, self._out
-        for reply in replies:
-            try:
-                data = send(reply)
-            except LocalProtocolError as error:  # the policy's reply, not the client's input
-                if inspect.iscoroutine(reply):  # an ``async def`` hook of a Session subclass
-                    reply.close()
-                raise _BadReply(f"the policy answered with {reply!r}: {error}") from error
-            if self._server.transcript is not None:
-                for line in data.decode("utf-8", "replace").splitlines():
-                    self._log("S:", line)
-            out.append(data)
+        self._finish(Response((reply,)), None)
 
     def _flush(self) -> None:
         """Write the queued replies at once, in one write."""
@@ -322,18 +308,19 @@ class _Connection(asyncio.BufferedProtocol):
                 if conn.state is ServerState.CLOSED:
                     self.close()
                 return
-            assert isinstance(event, ServerEvent)
             if logged and not isinstance(event, ContentReceived):
                 self._log("C:", describe(event))
             if event.unauthorized_pipelining:  # flagged, or refused with 554 below
                 self._log("*", "sent before the reply it had to wait for (RFC 2920 §3.1)")
-            if isinstance(event, ClientDisconnected):
+            if not event.expects_reply and isinstance(event, ClientDisconnected):
                 self.close()
                 return
             response = respond(event)
             if response.delay > 0:
                 self._carry_out(response, event)
                 return
+            if not (response.replies or response.close or event.expects_reply):
+                continue  # content: nothing to write, nothing to do
             if not self._finish(response, event):
                 return
 
@@ -368,21 +355,33 @@ class _Connection(asyncio.BufferedProtocol):
         self._guarded(step)
 
     def _finish(self, response: Response, event: ServerEvent | None) -> bool:
-        """Send the replies, then do what they mean for the transport; True when the
-        session goes on."""
-        if response.replies:
-            self._write_all(response.replies)
+        """Queue the replies (sent by ``_flush``), each checked by the engine first,
+        then do what they mean for the transport; True when the session goes on."""
+        send, out = self._conn.send, self._out
+        for reply in response.replies:
+            try:
+                data = send(reply)
+            except LocalProtocolError as error:  # the policy's reply, not the client's input
+                if inspect.iscoroutine(reply):  # an ``async def`` hook of a Session subclass
+                    reply.close()
+                raise _BadReply(f"the policy answered with {reply!r}: {error}") from error
+            if self._server.transcript is not None:
+                for line in data.decode("utf-8", "replace").splitlines():
+                    self._log("S:", line)
+            out.append(data)
         if response.close:
             self._log("*", "closing (a rule said so)" if response.replies else "dropped")
             self.close()
             return False
-        if isinstance(event, StartTLSRequested) and self._conn.state is ServerState.TLS_HANDSHAKE:
-            self._begin_tls()
-            return False
+        if not isinstance(event, (StartTLSRequested, QuitReceived)):
+            return True
         if isinstance(event, QuitReceived):
             self.close()
-            return False
-        return True
+        elif self._conn.state is ServerState.TLS_HANDSHAKE:
+            self._begin_tls()
+        else:  # STARTTLS refused: the session goes on
+            return True
+        return False
 
     def _begin_tls(self) -> None:
         if self._server.tls_context is None:  # a policy said 220 with no certificate

@@ -22,8 +22,10 @@ Theory of operation. The parent (the process the user started) never serves:
    it is ready;
 3. when every worker is ready, it prints the usual banner (``listening on HOST:PORT``
    first) and starts a thread that accepts connections and passes each one
-   (``SCM_RIGHTS``: the file descriptor itself) to the next worker in turn, which serves
-   it as its own (``SMTPServer.adopt``); a worker that is gone is skipped;
+   (``SCM_RIGHTS``: the file descriptor itself) to a worker, which serves it as its own
+   (``SMTPServer.adopt``): the workers in turn, but only one that answered the offer of
+   a connection, so that none waits in the queue of a stuck worker (``_Dispatcher``);
+   a worker that is gone is skipped;
 4. then it waits for a signal. SIGINT, SIGTERM or SIGHUP: it stops accepting, sends
    SIGTERM to every worker (each closes its sessions as ``serve`` does), waits
    ``STOP_TIMEOUT`` seconds, kills what is left, reaps every worker, removes the
@@ -45,7 +47,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio  # noqa: TID251 -- CLI adapter layer: the built-in server runs on asyncio
+import collections
 import contextlib
+import dataclasses
 import os
 import select
 import signal
@@ -74,8 +78,9 @@ _PARENT_CHECK = 1.0
 _BACKLOG = 100
 #: Seconds the accepting thread waits at most before it checks whether to stop.
 _ACCEPT_POLL = 0.25
-#: Seconds a hand-over to a worker may block (its queue full) before the next is tried.
-_HANDOVER_TIMEOUT = 5.0
+#: Seconds a worker may take to answer an offer before the connection is offered to
+#: the next worker as well (``_Dispatcher``).
+_OFFER_TIMEOUT = 1.0
 #: What stops the workers (as ``serve`` stops: Ctrl-C, ``kill``, the terminal closing).
 _STOP = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _SIGNALS = {*_STOP, signal.SIGCHLD}
@@ -118,7 +123,7 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as error:
         listener.close()
         raise _cannot_listen(host, port, error) from None
-    listener.settimeout(_ACCEPT_POLL)  # the accepting thread sees a stop within this
+    listener.setblocking(False)  # the dispatcher accepts only what ``select`` saw
     return listener
 
 
@@ -221,54 +226,145 @@ def _supervise(
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+@dataclasses.dataclass
+class _Offer:
+    """A connection offered to a worker that has not answered yet: when, and which
+    (``None`` once it went back to the waiting ones, the offer gone stale)."""
+
+    made: float
+    connection: socket.socket | None
+
+
 class _Dispatcher:
-    """A thread that accepts each connection and passes it to the next worker in turn
-    (round robin; a worker that cannot take it now, gone or its queue full, is skipped:
-    ``_hand_over``), then closes the parent's copy. Signals stay blocked in it (the
-    mask is inherited)."""
+    """A thread that accepts the connections and hands each to a worker, in turn, and
+    only to a worker that has just shown it is taking connections, so that none waits
+    in the queue of a worker that stopped reading (stopped, or busy for long).
+
+    The hand-over, on each worker's channel (``SOCK_SEQPACKET``): the parent *offers*
+    the next waiting connection to the next worker in turn (``O``), the worker's loop
+    answers *take* (``T``) when it runs, and only then does the parent pass that
+    connection (``C`` with the descriptor, ``SCM_RIGHTS``). The turn waits for a
+    worker's answer before it passes on, so a few sessions are spread evenly whoever
+    answers first (unlike ``SO_REUSEPORT``'s hash), but only for ``_OFFER_TIMEOUT``:
+    then the connection goes back to the waiting ones, and the turn passes over that
+    worker until it answers (a late take gets nothing). A stuck worker thus delays one
+    connection by ``_OFFER_TIMEOUT`` and holds none; a worker that is gone is dropped,
+    its connection offered to the next. At most ``_BACKLOG`` accepted connections
+    wait here; beyond that the kernel's listen queue holds them. Signals stay blocked
+    in this thread (the mask is inherited)."""
 
     def __init__(self, listener: socket.socket, channels: list[socket.socket]) -> None:
         self._listener = listener
         self._channels = channels
+        for channel in channels:
+            channel.setblocking(False)
+        #: Accepted connections not offered yet (or given back), oldest first.
+        self._waiting: collections.deque[socket.socket] = collections.deque()
+        #: The open offer of each worker (by index).
+        self._offers: dict[int, _Offer] = {}
+        self._live = set(range(len(channels)))
         self._turn = 0
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="serve-dispatch", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
+        try:
+            while not self._stopping.is_set() and self._live:
+                readable = [self._channels[index] for index in self._live]
+                if len(self._waiting) < _BACKLOG:
+                    readable.append(self._listener)
+                ready, _, _ = select.select(readable, [], [], _ACCEPT_POLL)
+                for channel in ready:
+                    if channel is self._listener:
+                        self._accept()
+                    else:
+                        self._answered(self._channels.index(channel))
+                self._offer()
+        finally:  # never handed over: the clients see the close
+            for offer in self._offers.values():
+                if offer.connection is not None:
+                    offer.connection.close()
+            while self._waiting:
+                self._waiting.popleft().close()
+
+    def _accept(self) -> None:
+        """Accept what the kernel has queued, up to ``_BACKLOG`` waiting here."""
+        while len(self._waiting) < _BACKLOG:
             try:
                 connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:  # the listener is unusable: nothing more to hand out
+            except BlockingIOError:  # none left (or the client took it back)
                 return
-            with connection:
-                self._hand_over(connection)
+            except OSError:  # the listener is unusable: nothing more to hand out
+                self._stopping.set()
+                return
+            self._waiting.append(connection)
 
-    def _hand_over(self, connection: socket.socket) -> None:
-        """Pass ``connection`` to the next worker whose queue has room, without waiting;
-        only when every queue is full (or every worker gone), wait up to
-        ``_HANDOVER_TIMEOUT`` for each in turn. A stuck worker (its queue full: the
-        kernel holds ``net.unix.max_dgram_qlen`` messages) thus costs no other
-        connection a wait."""
+    def _answered(self, index: int) -> None:
+        """Worker ``index`` wrote on its channel: a take, or end of file (gone)."""
+        channel = self._channels[index]
+        try:
+            message = channel.recv(16)
+        except BlockingIOError:
+            return
+        except OSError:
+            message = b""
+        if not message:
+            self._gone(index)
+            return
+        offer = self._offers.pop(index, None)
+        if message != b"T" or offer is None or offer.connection is None:
+            return  # a late take: its connection went to another worker
+        try:
+            socket.send_fds(channel, [b"C"], [offer.connection.fileno()])
+        except OSError:  # gone meanwhile: the connection goes to another worker
+            self._waiting.appendleft(offer.connection)
+            self._gone(index)
+            return
+        offer.connection.close()  # the worker has its own descriptor now
+
+    def _gone(self, index: int) -> None:
+        self._live.discard(index)
+        offer = self._offers.pop(index, None)
+        if offer is not None and offer.connection is not None:
+            self._waiting.appendleft(offer.connection)
+
+    def _offer(self) -> None:
+        """Take back the connections of offers older than ``_OFFER_TIMEOUT``, then
+        offer the waiting ones to the workers in turn, the turn waiting at a worker
+        whose offer is still fresh."""
+        now = time.monotonic()
+        for stale in self._offers.values():
+            if stale.connection is not None and now - stale.made >= _OFFER_TIMEOUT:
+                self._waiting.appendleft(stale.connection)
+                stale.connection = None
         count = len(self._channels)
-        for wait in (0.0, _HANDOVER_TIMEOUT):
-            for _ in range(count):
-                channel = self._channels[self._turn]
-                self._turn = (self._turn + 1) % count
-                channel.settimeout(wait)
-                try:
-                    socket.send_fds(channel, [b"C"], [connection.fileno()])
-                    return
-                except OSError:  # that worker is gone or its queue is full: the next one
-                    continue
+        passed = 0  # workers passed over since the last offer
+        while self._waiting and passed < count:
+            index = self._turn
+            offer = self._offers.get(index)
+            if offer is not None and offer.connection is not None:
+                return  # its turn still: wait for its answer
+            self._turn = (index + 1) % count
+            passed += 1
+            if index not in self._live or offer is not None:
+                continue  # gone, or its stale offer not answered yet
+            try:
+                self._channels[index].send(b"O")
+            except BlockingIOError:  # its queue is full: it is not reading
+                continue
+            except OSError:
+                self._gone(index)
+                continue
+            self._offers[index] = _Offer(now, self._waiting.popleft())
+            passed = 0
 
     def stop(self) -> None:
-        """Stop accepting (within ``_ACCEPT_POLL``); queued connections are left to the
-        listener's close."""
+        """Stop accepting (within ``_ACCEPT_POLL``); connections not handed over yet
+        are closed, those still in the kernel's queue are left to the listener's
+        close."""
         self._stopping.set()
-        self._thread.join(_ACCEPT_POLL + _HANDOVER_TIMEOUT + 1.0)
+        self._thread.join(_ACCEPT_POLL + 1.0)
 
 
 def _exit(code: int) -> None:
@@ -323,6 +419,9 @@ async def _until_stopped(parent: int, server: SMTPServer, channel: socket.socket
             print(f"smtpproto serve: a connection was lost: {task.exception()!r}", file=sys.stderr)
 
     def receive() -> None:
+        """The parent's offers (answered: take) and connections (served), until end
+        of file (the parent is gone). Answering from the loop is what shows the
+        parent that this worker is taking connections (``_Dispatcher``)."""
         while True:
             try:
                 message, fds, _, _ = socket.recv_fds(channel, 1, 1)
@@ -334,6 +433,9 @@ async def _until_stopped(parent: int, server: SMTPServer, channel: socket.socket
                 loop.remove_reader(channel.fileno())
                 stop.set()
                 return
+            if message == b"O":
+                with contextlib.suppress(OSError):  # the parent is gone: end of file next
+                    channel.send(b"T")
             for fd in fds:
                 task = loop.create_task(server.adopt(socket.socket(fileno=fd)))
                 adopting.add(task)

@@ -35,6 +35,7 @@ __all__ = [
     "TLSPolicy",
     "Timeouts",
     "TranscriptHook",
+    "require_tls_if_policy",
 ]
 
 #: The smallest reply line limit accepted: RFC 5321 §4.5.3.1.5 allows 512 octets.
@@ -206,3 +207,10 @@ class ClientConfig:
             value = getattr(self, name)
             if value is not None and not callable(value):
                 raise LocalProtocolError(f"{name} must be callable or None")
+
+
+def require_tls_if_policy(config: ClientConfig, tls_active: bool, what: str) -> None:
+    """Refuse ``what`` (MAIL, AUTH) in clear text when the policy requires STARTTLS
+    first (``TLSPolicy.REQUIRED``, RFC 3207 §4)."""
+    if config.tls_policy is TLSPolicy.REQUIRED and not tls_active:
+        raise LocalProtocolError(f"{what} refused: the TLS policy requires STARTTLS first")

@@ -49,6 +49,9 @@ __all__ = ["handle_eof", "handle_reply"]
 
 S = ClientState
 V = Verb
+#: A module constant: an enum member's look-up costs about 60 ns on CPython 3.10-3.12
+#: (``connection``), and every message enters this outcome.
+_CONTENT_WANTED = Outcome.CONTENT_WANTED
 
 
 # Hot-path constructors (positional, field order); same values as the keyword forms.
@@ -292,7 +295,7 @@ def _data_reply(s: Session, entry: Pending, reply: Reply) -> None:
             s.encoder = content_encoder(
                 body, enforce_line_length=config.enforce_line_length, allow_nul=config.allow_nul
             )
-            s.enter(Outcome.CONTENT_WANTED)
+            s.enter(_CONTENT_WANTED)
             s.events.append(_ready_for_content(reply))
         else:
             s.enter(Outcome.CONTENT_UNWANTED)

@@ -9,29 +9,16 @@ writes the transcript and returns the bytes; it raises ``LocalProtocolError`` be
 changing anything when the command is not allowed. The state moves afterwards, in
 ``send``, from ``AFTER_SEND``.
 
-The pipelined fast lane (``send_many``, docs/design.md §2): ``make_template`` checks
-and serialises a MAIL, its RCPTs and DATA once, with the checks their senders make in
-a fresh transaction, for the capabilities and TLS state of the moment, a SIZE= value
-left as a slot (RFC 1870 §6: each message declares its own size, checked per group
-against the server's limit); ``send_group`` then ends the open content (dot-stuffed
-by the DATA codec twin, then ``.`` CRLF, RFC 5321 §4.5.2) and opens the template's
-transaction in one step, queueing the same ``Pending`` entries and ``Transaction`` as
-those ``send`` calls (RFC 2920 §3.1: the content may open a group, DATA ends it; the
-content follows only a 354, RFC 5321 §4.1.1.4). The replies then take the general
-handlers, each checked against its entry (RFC 5321 §4.2.1). Outside its plain case
-it returns None having changed nothing, and the caller uses ``send``.
+The pipelined fast lane (``send_many``'s templates) is ``fastlane``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from operator import attrgetter
 
 from ..wire.errors import LocalProtocolError
 from ..wire.rawdata import RawDataGuard
-from .capabilities import Capabilities
-from .config import TLSPolicy
+from .config import TLSPolicy, require_tls_if_policy
 from .events import (
     Auth,
     AuthContinue,
@@ -66,10 +53,7 @@ __all__ = [
     "NOT_COMMANDS",
     "SENDERS",
     "VERBS",
-    "GroupTemplate",
     "check_pipelining",
-    "make_template",
-    "send_group",
 ]
 
 S = ClientState
@@ -196,7 +180,7 @@ def _send_rcpt(s: Session, command: Command, verb: Verb, state: ClientState) -> 
 
 def _send_mail(s: Session, command: Command, verb: Verb, state: ClientState) -> bytes:
     assert isinstance(command, Mail)
-    _require_tls_if_policy(s, "MAIL")
+    require_tls_if_policy(s.config, s.tls_active, "MAIL")
     wire = write_mail(command, s.caps, tls_active=s.tls_active)
     if s.mail_budget() == 0:
         raise _past_mailmax(s)
@@ -348,7 +332,7 @@ def _auth_command(s: Session, command: Command, verb: Verb, state: ClientState) 
     config = s.config
     if verb is V.AUTH:
         assert isinstance(command, Auth)
-        _require_tls_if_policy(s, "AUTH")
+        require_tls_if_policy(s.config, s.tls_active, "AUTH")
         if not s.tls_active and not config.allow_cleartext_auth:
             raise LocalProtocolError(
                 "AUTH over cleartext is refused; use TLS or ClientConfig(allow_cleartext_auth=True)"
@@ -394,11 +378,6 @@ def _auth_response(s: Session) -> bytes | None:
         return None
 
 
-def _require_tls_if_policy(s: Session, what: str) -> None:
-    if s.config.tls_policy is TLSPolicy.REQUIRED and not s.tls_active:
-        raise LocalProtocolError(f"{what} refused: the TLS policy requires STARTTLS first")
-
-
 _Sender = Callable[[Session, Command, Verb, ClientState], bytes]
 #: How each verb is turned into bytes (every sender queues the replies it expects).
 SENDERS: dict[Verb, _Sender] = {
@@ -419,179 +398,3 @@ SENDERS: dict[Verb, _Sender] = {
     **{verb: _simple_command for verb in _FIXED_WIRE},
     **{verb: _hello_or_text for verb in (V.EHLO, V.HELO, V.LHLO, V.VRFY, V.EXPN, V.HELP)},
 }
-
-
-# -- the pipelined fast lane (``send_many``, docs/design.md §2) ------------------------
-
-#: The commands ``send_group`` queues for the end of the content and DATA: immutable.
-_GROUP_END = EndOfContent()
-_GROUP_DATA = Data()
-#: A MAIL's fields but its SIZE: two MAILs with the same shape differ only in SIZE=,
-#: which a template leaves as a slot (``GroupTemplate.size_head``).
-_mail_shape = attrgetter(
-    *(f.name for f in dataclasses.fields(Mail) if f.compare and f.name != "size")
-)
-#: The content ``send_group`` takes: what ``Content`` takes (``commands._check_bytes``).
-_CONTENT_TYPES = (bytes, bytearray, memoryview)
-
-
-class GroupTemplate:
-    """A MAIL, its RCPTs and DATA, checked and serialised once for one session's
-    capabilities and TLS state (``make_template``); reused for every message of a
-    ``send_many`` batch with that envelope, whatever each message's SIZE=."""
-
-    __slots__ = (
-        "addresses",
-        "caps",
-        "limit",
-        "mail",
-        "rcpts",
-        "session",
-        "shape",
-        "size_head",
-        "size_rest",
-        "tls_active",
-        "wire",
-    )
-
-    def __init__(
-        self,
-        mail: Mail,
-        rcpts: tuple[Rcpt, ...],
-        wire: bytes,
-        caps: Capabilities,
-        tls: bool,
-        session: Session,
-    ) -> None:
-        self.mail = mail
-        self.shape = _mail_shape(mail)
-        self.rcpts = rcpts
-        self.addresses = tuple(rcpt.recipient for rcpt in rcpts)
-        #: ``MAIL ... CRLF RCPT ... CRLF ... DATA CRLF`` for a MAIL without SIZE=.
-        self.wire = wire
-        #: With SIZE= (RFC 1870 §6: each message's own): ``MAIL FROM:<path> SIZE=``
-        #: and what follows the value, through ``DATA CRLF``; the value is checked
-        #: against ``limit``, the server's (``writers.write_mail``'s check), per
-        #: message. None: no SIZE= (``wire`` is the whole group).
-        self.size_head: bytes | None = None
-        self.size_rest = b""
-        self.limit = caps.size
-        #: What the checks were made against: the template is used only while the
-        #: session still has exactly these capabilities and this TLS state.
-        self.caps = caps
-        self.tls_active = tls
-        #: The one session it was checked for: ``parse_ehlo`` gives connections with
-        #: the same EHLO reply the same ``caps`` object, but not the same config (LMTP,
-        #: TLS policy), so another connection's template is never used.
-        self.session = session
-
-
-def make_template(s: Session, mail: Mail, rcpts: tuple[Rcpt, ...]) -> GroupTemplate | None:
-    """The template for ``mail``'s shape and ``rcpts``, or None when the fast lane
-    cannot carry them (no PIPELINING, LMTP, an empty or refused envelope): the general
-    path then decides, and refuses what it refuses. Changes nothing.
-
-    With SIZE= the template is checked for ``SIZE=0`` and keeps the value as a slot:
-    each message's size is checked against the server's limit in ``send_group``
-    (RFC 1870 §6.1), so a template serves messages of every length, and one whose
-    size the server refuses takes the general path, which refuses it."""
-    caps = s.caps
-    if caps is None or not s.pipelining or s.config.lmtp or not rcpts:
-        return None
-    if type(mail) is not Mail or any(type(rcpt) is not Rcpt for rcpt in rcpts):
-        return None
-    if mail.body == "BINARYMIME":  # needs BDAT (``_data_command``)
-        return None
-    checked = mail if mail.size is None else mail.with_size(0)
-    try:
-        _require_tls_if_policy(s, "MAIL")
-        wire = write_mail(checked, caps, tls_active=s.tls_active)
-        for count, rcpt in enumerate(rcpts):
-            wire += write_rcpt(rcpt, caps, smtputf8=mail.smtputf8, count=count, rcptmax=s.rcptmax)
-    except LocalProtocolError:
-        return None
-    wire += b"DATA\r\n"
-    template = GroupTemplate(mail, rcpts, wire, caps, s.tls_active, s)
-    if checked is not mail:
-        # ``write_mail`` writes SIZE= first: ``MAIL FROM:<path> SIZE=0 ...``.
-        head = b"MAIL FROM:" + mail._path + b" SIZE="
-        if not wire.startswith(head + b"0"):
-            return None
-        template.size_head = head
-        template.size_rest = wire[len(head) + 1 :]
-    return template
-
-
-def send_group(
-    s: Session,
-    content: bytes | bytearray | memoryview | None,
-    template: GroupTemplate,
-    mail: Mail | None = None,
-) -> bytes | None:
-    """End the current content with ``content`` (its whole, in CONTENT; bytes,
-    bytearray or memoryview, as ``Content`` takes) or nothing (None, in READY with no
-    reply due), then open a transaction for ``mail`` (the template's own when None,
-    else a MAIL of its shape: the same but for SIZE=) and the template's RCPTs; return
-    the bytes, or None with nothing changed when this is not the fast lane's case."""
-    # A transcript logs each command: the general path. (AUTH secrets play no part in
-    # what is sent here.)
-    if (
-        template.session is not s
-        or template.caps is not s.caps
-        or template.tls_active is not s.tls_active
-        or s.transcript is not None
-        or not s.pipelining
-    ):
-        return None
-    if mail is None:
-        mail = template.mail
-    elif mail is not template.mail and (
-        type(mail) is not Mail or _mail_shape(mail) != template.shape
-    ):
-        return None
-    head = template.size_head
-    size = mail.size
-    if head is None:
-        if size is not None:
-            return None
-        group = template.wire
-    else:
-        limit = template.limit
-        if size is None or (limit is not None and size > limit):
-            return None  # the general path refuses it (RFC 1870 §6.1)
-        group = head + b"%d" % size + template.size_rest
-    mailmax = template.caps.limits.mailmax
-    if mailmax is not None and s.mails_sent >= mailmax:
-        return None  # the general path refuses the MAIL (RFC 9422 §4.1)
-    pending = s.pending
-    state = s.state
-    if content is None:
-        if state is not S.READY or pending:
-            return None
-        wire = group
-    else:
-        encoder = s.encoder
-        txn = s.txn
-        if (
-            state is not S.CONTENT
-            or type(content) not in _CONTENT_TYPES
-            or s.raw is not None
-            or encoder is None
-            or encoder.octets_in
-            or txn is None
-        ):
-            return None
-        # From here on the content's exchange is on the wire: a refusal by the
-        # encoder (a NUL, an over-long line) is sticky, as ``send(Content)``'s is.
-        wire = encoder.feed(content) + encoder.finish() + group
-        s.encoder = None
-        pending.append(Pending(V.END_OF_CONTENT, _GROUP_END, txn))
-    s.txn = txn = Transaction(mail, template.addresses)
-    s.mails_sent += 1  # LIMITS MAILMAX (RFC 9422 §4.1), as ``_send_mail`` counts
-    txn.commands_after_mail += 1  # DATA
-    pending.append(Pending(V.MAIL, mail, txn))
-    for index, rcpt in enumerate(template.rcpts):
-        pending.append(Pending(V.RCPT, rcpt, txn, 1, index))
-    pending.append(Pending(V.DATA, _GROUP_DATA, txn))
-    s.state = S.TRANSACTION
-    return wire

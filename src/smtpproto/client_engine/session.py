@@ -57,7 +57,7 @@ class Transaction:
 
     def __init__(self, mail: Mail, addresses: tuple[str, ...] = ()) -> None:
         """``addresses``: RCPTs sent with the MAIL at once (the fast lane's template,
-        ``sending.send_group``), as ``add_recipient`` of each would record them."""
+        ``fastlane.send_group``), as ``add_recipient`` of each would record them."""
         count = len(addresses)
         self.mail = mail
         self.mail_reply: Reply | None = None
@@ -106,12 +106,18 @@ class Transaction:
             replies = [fill if reply is None else reply for reply in self.rcpt_replies]
         else:
             replies = self.rcpt_replies
+        recipients = self.recipients
+        pairs = (
+            ((recipients[0], replies[0]),)  # the common case, without zip's machinery
+            if len(recipients) == 1 == len(replies)
+            else tuple(zip(recipients, replies, strict=True))
+        )
         return _transaction_result(  # fields: sender, sender_reply, recipients (no None
             self.mail.sender,  # left after the fill), data_reply, lmtp_replies
             self.mail_reply if self.mail_reply is not None else fill,
-            tuple(zip(self.recipients, replies, strict=True)),
+            pairs,
             self.data_reply,
-            tuple(self.lmtp_replies),
+            tuple(self.lmtp_replies) if self.lmtp_replies else (),
         )
 
 

@@ -21,12 +21,13 @@ message, or any message without PIPELINING, is sent lock-step by ``sendmail``'s 
 drivers once everything before it is answered.
 
 The common batch — one envelope repeated, each content one chunk (``bytes``,
-``bytearray``, ``memoryview``, ``str``), DATA — takes the engine's fast lane
+``bytearray``, ``memoryview``, ``str``), DATA or BDAT — takes the engine's fast lane
 (docs/design.md §2): at each 354 the next message is taken and, when it repeats the
 envelope of the engine's ``GroupTemplate`` (its SIZE= may differ: each message
 declares its own length, RFC 1870 §6), this content, its end and that message's MAIL,
-RCPTs and DATA come from one ``send_group`` call; the replies take the general
-handlers. The bytes, events and
+RCPTs and DATA come from one ``send_group`` call; in a BDAT window, a small message's
+RSET (when due), MAIL, RCPTs and BDAT LAST come from one ``send_bdat_group`` call
+(``_fast_bdat``); the replies take the general handlers. The bytes, events and
 outcomes are the general path's; anything else takes it.
 
 Each message's content is streamed (never held whole) and taken from the caller's
@@ -68,7 +69,7 @@ from ..client_engine.events import (
     Rset,
     TransactionResult,
 )
-from ..client_engine.sending import GroupTemplate
+from ..client_engine.fastlane import GroupTemplate
 from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer, content_encoder
 from ..wire.errors import LocalProtocolError
@@ -455,6 +456,12 @@ class BatchDrivers(MailDrivers):
                         yield from self._lockstep(item, pipe, bdat, outcomes)
                         conn.command_replies = False
                         inflight.clear()
+                    elif bdat and (group := self._fast_bdat(item, plan, bool(inflight))):
+                        inflight.append(item)  # as below, from one engine step
+                        if len(inflight) == 1:
+                            self._current = item.current
+                        yield Write(tail + group, self._write_timeout())
+                        tail = b""
                     else:
                         if bdat and inflight:
                             # A BDAT LAST still unanswered may leave its transaction
@@ -632,27 +639,51 @@ class BatchDrivers(MailDrivers):
         while self.conn.outstanding:  # also an RSET written before a refused MAIL
             yield from self._event()
 
-    def _fast_group(self, waiting: _Prepared, item: _Prepared | None, plan: _Plan) -> bytes | None:
-        """The fast lane's one engine step, when ``item`` repeats the envelope of the
-        plan's template (``_repeated``: the same RCPT commands, a MAIL that may differ
-        in SIZE=): ``waiting``'s whole content and end, then ``item``'s MAIL, RCPTs and
-        DATA (``ClientConnection.send_group``); None, nothing sent: the general path
-        sends them."""
-        if item is None or not item.single or self._reset_pending:
-            return None
+    def _template(self, item: _Prepared, plan: _Plan, bdat: bool) -> GroupTemplate | None:
+        """The engine's template for ``item``'s envelope when ``item`` repeats the
+        plan's (``_repeated``: the same RCPT commands, a MAIL that may differ in
+        SIZE=), made once per envelope (``ClientConnection.group_template``); None:
+        not the fast lane's case."""
         commands = item.commands
         if plan.template_for is not commands:
             was = plan.prepared  # ``item`` repeats it (``_repeated``): a template pays
             if was is None or was is item or was.commands is not commands:
                 return None
             plan.template_for = commands
-            plan.template = self.conn.group_template(item.mail, tuple(commands))
-        template = plan.template
+            plan.template = self.conn.group_template(item.mail, tuple(commands), bdat=bdat)
+        return plan.template
+
+    def _fast_group(self, waiting: _Prepared, item: _Prepared | None, plan: _Plan) -> bytes | None:
+        """The fast lane's one engine step, when ``item`` repeats the envelope of the
+        plan's template: ``waiting``'s whole content and end, then ``item``'s MAIL, RCPTs
+        and DATA (``ClientConnection.send_group``); None, nothing sent: the general
+        path sends them."""
+        if item is None or not item.single or self._reset_pending:
+            return None
+        template = self._template(item, plan, bdat=False)
         if template is None:
             return None
         wire = self.conn.send_group(waiting.first, template, item.mail)
         if wire is not None:
             waiting.ended = True
+        return wire
+
+    def _fast_bdat(self, item: _Prepared, plan: _Plan, inflight: bool) -> bytes | None:
+        """The fast lane of a BDAT window, when ``item`` (a single chunk) repeats the
+        envelope of the plan's template: the RSET the general path would send first
+        (an earlier BDAT LAST unanswered, or ``_reset_pending``), ``item``'s MAIL, RCPTs
+        and ``BDAT n LAST`` with its whole content (RFC 3030 §2) in one engine step
+        (``ClientConnection.send_bdat_group``); None, nothing sent: the general path
+        sends them."""
+        template = self._template(item, plan, bdat=True)
+        if template is None:
+            return None
+        reset = self._reset_pending or inflight
+        wire = self.conn.send_bdat_group(_crlf(item), template, item.mail, reset=reset)
+        if wire is not None:
+            self._reset_pending = False
+            item.ended = True
+            item.verb = "BDAT"
         return wire
 
     def _end_or_rewind(self, waiting: _Prepared, outcomes: _Outcomes, taken: int) -> None:

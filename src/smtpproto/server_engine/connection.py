@@ -127,6 +127,9 @@ _PIPELINABLE_VERBS = frozenset({b"", b"MAIL", b"RCPT", b"RSET", b"BDAT", b"HELP"
 _ANY_COMMAND_STATE = {verb: ALLOWED[verb.decode("ascii")] for verb in (b"RSET", b"QUIT", b"NOOP")}
 #: The pending kind of RSET, QUIT and NOOP.
 _BARE_KINDS = {b"RSET": "rset", b"QUIT": "quit", b"NOOP": "other"}
+#: The pending kinds whose replies ``code_allowed`` rules beyond "not 3xx" (a 2xx to
+#: any other kind needs no look at it).
+_CODE_RULED = frozenset({"greeting", "quit", "sync", "starttls", *INTERMEDIATE})
 #: Replies checked and put in wire form by ``send``, by ``id`` (with the reply, so the
 #: id stays its own), shared by every connection: the check depends on the reply alone,
 #: and a policy answers with the same few ``Reply`` objects. Emptied when full.
@@ -333,7 +336,8 @@ class ServerConnection:
             if not self._early:
                 state = self._state
                 if state is _S.DATA and self._fast_path and not self._to_report:
-                    event = self._data_event()  # what ``_next`` does in DATA, in one step
+                    # what ``_next`` does in DATA, in one step
+                    event = self._data_event() if self._buf or self._message_done else None
                     if event is not None or not self._eof:
                         return NEED_DATA if event is None else event
                 elif not self._buf:
@@ -369,19 +373,20 @@ class ServerConnection:
         """
         checked = False  # True once the reply is accepted and the state may change
         try:
-            if not isinstance(reply, Reply):
+            known = _WIRES.get(id(reply))
+            if known is not None and known[0] is reply:  # checked already: a Reply
+                wire = known[1]
+            elif isinstance(reply, Reply):
+                wire = self._checked_wire(reply)
+            else:
                 raise LocalProtocolError(f"send() takes a Reply, got {type(reply).__name__}")
             code = reply.code
-            known = _WIRES.get(id(reply))
-            if known is not None and known[0] is reply:  # checked already
-                wire = known[1]
-            else:
-                wire = self._checked_wire(reply)
-            if self._state is _S.ERROR:
+            state = self._state
+            if state is _S.ERROR:
                 if code < 400:
                     raise LocalProtocolError("in ERROR only a 4xx/5xx reply may be sent")
                 return wire
-            if self._state is _S.CLOSED:
+            if state is _S.CLOSED:
                 raise LocalProtocolError("the session is closed; nothing more may be sent")
             if code == 421:
                 checked = True
@@ -392,16 +397,20 @@ class ServerConnection:
             kind = self._pending
             if kind is None or not self._replies_due:
                 raise LocalProtocolError("no command is waiting for a reply")
-            if not code_allowed(kind, code):
-                raise LocalProtocolError(f"{code} cannot answer the pending {kind!r}")
-            if 300 <= code < 400 and INTERMEDIATE.get(kind) != code:
-                raise LocalProtocolError(f"{code} cannot answer the pending {kind!r}")
+            # A 2xx answers any kind but those with rules of their own (``code_allowed``).
+            if not (200 <= code < 300 and kind not in _CODE_RULED):
+                if not code_allowed(kind, code):
+                    raise LocalProtocolError(f"{code} cannot answer the pending {kind!r}")
+                if 300 <= code < 400 and INTERMEDIATE.get(kind) != code:
+                    raise LocalProtocolError(f"{code} cannot answer the pending {kind!r}")
             checked = True
             self._replies_due -= 1
-            if not self._replies_due:
-                self._pending = None
+            if self._replies_due:
+                self._apply(kind, reply)
+                return wire
+            self._pending = None
             self._apply(kind, reply)
-            if not self._replies_due and self._must_wait_for(kind):
+            if "PIPELINING" not in self._extensions or self._must_wait_for(kind):
                 self._early = len(self._buf)  # all of it was written before this reply
             return wire
         except BaseException as error:
@@ -452,16 +461,8 @@ class ServerConnection:
     def _apply(self, kind: str, reply: Reply) -> None:
         ok = 200 <= reply.code < 300  # reply.is_success
         event = self._pending_event
-        if kind == "greeting":
-            self._state = _S.CONNECTED if reply.code == 220 else _S.REJECTING
-        elif kind in ("ehlo", "helo") and ok:
-            assert isinstance(event, (EhloReceived, HeloReceived))
-            self.client_name = event.domain
-            self._extensions = parse_extensions(reply) if kind == "ehlo" else {}
-            self._set_limits()
-            self._clear_transaction()
-            self._state = _S.READY
-        elif kind == "mail" and ok:
+        # The kinds of a plain transaction first: the branches exclude each other.
+        if kind == "mail" and ok:
             assert isinstance(event, MailReceived)
             self._mail = event
             self._state = _S.MAIL
@@ -475,6 +476,15 @@ class ServerConnection:
         elif kind in ("message", "chunk_failed") or (kind == "chunk" and not ok):
             if not self._replies_due:
                 self._end_transaction()
+        elif kind == "greeting":
+            self._state = _S.CONNECTED if reply.code == 220 else _S.REJECTING
+        elif kind in ("ehlo", "helo") and ok:
+            assert isinstance(event, (EhloReceived, HeloReceived))
+            self.client_name = event.domain
+            self._extensions = parse_extensions(reply) if kind == "ehlo" else {}
+            self._set_limits()
+            self._clear_transaction()
+            self._state = _S.READY
         elif kind == "starttls" and reply.code == 220:
             dropped = self._lines.drop()
             self.discarded_plaintext += dropped
@@ -492,15 +502,14 @@ class ServerConnection:
             self._state = _S.CLOSED
 
     def _must_wait_for(self, kind: str) -> bool:
-        """Whether the client had to wait for the reply to ``kind`` before writing more
-        (RFC 5321 §4.3 without PIPELINING: every reply; RFC 2920 §3.1 with it: the
-        greeting and the replies to EHLO/HELO, DATA, NOOP, VRFY, EXPN, QUIT and to the
-        extension commands STARTTLS, AUTH (each step) and unknown verbs). A refused
-        line counts by its verb, whatever the refusal (the client waits after a
-        refused DATA as after an accepted one); an over-long line, the end of the
-        content and BDAT chunks may be followed at once."""
-        if "PIPELINING" not in self._extensions:
-            return True
+        """Whether the client had to wait for the reply to ``kind`` before writing more,
+        with PIPELINING in force (without it, every reply: RFC 5321 §4.3; ``send``
+        checks that first): RFC 2920 §3.1, the greeting and the replies to EHLO/HELO,
+        DATA, NOOP, VRFY, EXPN, QUIT and to the extension commands STARTTLS, AUTH
+        (each step) and unknown verbs. A refused line counts by its verb, whatever the
+        refusal (the client waits after a refused DATA as after an accepted one); an
+        over-long line, the end of the content and BDAT chunks may be followed at
+        once."""
         if kind in _GROUP_ENDING:
             return True
         if kind == "rejected":

@@ -411,6 +411,9 @@ class BatchDrivers(MailDrivers):
         fast = pipe and not bdat
         ready = ClientState.READY
         data_command = Data()  # one immutable value for every message
+        # The reads of the batch, one immutable value per (timeout, resume): a frozen
+        # dataclass costs more to make than to find (two reads per message).
+        reads: dict[tuple[float | None, bool], Read] = {}
         # Only transaction outcomes matter here: no CommandReply per MAIL/RCPT/BDAT
         # (``_lockstep`` turns them back on for ``sendmail``'s drivers).
         conn.command_replies = False
@@ -497,7 +500,11 @@ class BatchDrivers(MailDrivers):
                 if event is NEED_DATA:
                     resume = False  # one deadline per reply awaited, as in ``_event``
                     while event is NEED_DATA:
-                        data = yield Read(conn.timeout, resume)
+                        key = (conn.timeout, resume)
+                        read = reads.get(key)
+                        if read is None:
+                            read = reads[key] = Read(*key)
+                        data = yield read
                         if type(data) is not bytes:
                             raise TypeError(f"the adapter answered Read with {type(data).__name__}")
                         conn.receive_data(data)

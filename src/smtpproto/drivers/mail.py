@@ -173,7 +173,10 @@ class MailDrivers(DriverCore):
         RCPTMAX`` (RFC 9422 §4.2), or a ``452 4.5.3`` to a RCPT (RFC 5321
         §4.5.3.1.10) -- are sent in follow-up transactions, combined into the one
         result (``drivers.split``; docs/guide/results.md);
-        ``MailOptions(split_recipients=False)`` sends one transaction only.
+        ``MailOptions(split_recipients=False)`` sends one transaction only. No MAIL is
+        sent past the server's ``LIMITS MAILMAX`` transactions per session (RFC 9422
+        §4.1; ``ClientConnection.mail_budget``): a message that needs more than are
+        left is refused with ``LocalProtocolError`` before MAIL, the session usable.
 
         ``stop_after`` ends the transaction early, delivering nothing (the content is
         never sent; refusals raise as above): ``"mail"`` after MAIL's reply,
@@ -356,9 +359,18 @@ class MailDrivers(DriverCore):
                 "(RFC 9422 §4.2): the message needs several transactions, so its content "
                 "must be readable again: pass bytes, str or a seekable file"
             )
+        budget = self.conn.mail_budget
+        needed = 1 if limit is None else -(-len(order) // limit)
+        if budget is not None and needed > max(budget, 1):  # at 0 the engine refuses MAIL
+            raise LocalProtocolError(
+                f"{len(order)} recipients need {needed} transactions under the server's "
+                f"LIMITS RCPTMAX={limit}, and its LIMITS MAILMAX allows {budget} more in "
+                "this session (RFC 9422 §4.1, §4.2): send the message on a new connection"
+            )
         results = SplitResults(order)
         pending: tuple[str, ...] = order
         source = content
+        deferral: Reply | None = None  # the last 452 that deferred recipients
         for count in range(len(order)):
             group = groups_of(pending, limit)
             rest = pending[len(group) :]
@@ -384,7 +396,16 @@ class MailDrivers(DriverCore):
                 break
             deferred = results.add(result)
             pending = (*deferred, *rest)
+            if deferred:
+                deferral = dict(result.recipients)[deferred[0]]
             if not pending or (deferred and again is None) or self._broken:
+                break
+            if self.conn.mail_budget == 0:
+                # RFC 9422 §4.1: no more transactions in this session. The deferred
+                # keep their 452; the unsent (pushed back by deferrals, the check
+                # above counted without them) get the last one.
+                assert deferral is not None
+                results.refuse((address, deferral) for address in rest)
                 break
         return results.result()
 

@@ -12,9 +12,10 @@ constructors for the events it builds on every transaction.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
+from ..wire._slots_py import slot_filler as reference_filler
 from ..wire.need_data import NEED_DATA, NeedData
 from ..wire.reply import Reply
 from .commands import (
@@ -297,59 +298,20 @@ class ConnectionClosed(Event):
 _E = TypeVar("_E", bound=Event)
 
 
-def positional(cls: type[_E]) -> Callable[..., _E]:
+def positional(
+    cls: type[_E],
+    fill: Callable[[type[_E], Sequence[str]], Callable[..., _E]] = reference_filler,
+) -> Callable[..., _E]:
     """A positional constructor for the engine's hot path, arguments in field order.
 
     It builds exactly the value ``cls(**fields)`` builds, filling the slots directly
-    instead of going through the frozen dataclass's per-field ``object.__setattr__``
-    (half the cost). Only for events, which have no ``__post_init__`` to skip.
+    instead of going through the frozen dataclass's per-field ``object.__setattr__``.
+    ``fill`` is a ``slot_filler`` twin: the Python reference by default (half the
+    constructor's cost); the engine's per-message events pass the selected twin,
+    ``wire.twins.slot_filler`` (compiled: a quarter). Only for events, which have no
+    ``__post_init__`` to skip.
     """
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} validates in __post_init__; use its constructor")
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # every event is a dataclass
-    setters = tuple(getattr(cls, field.name).__set__ for field in fields)
-    new = object.__new__
-    if len(setters) == 1:
-        (set0,) = setters
-
-        def make1(value: object) -> _E:
-            obj = new(cls)
-            set0(obj, value)
-            return obj
-
-        return make1
-    if len(setters) == 2:
-        set0, set1 = setters
-
-        def make2(value0: object, value1: object) -> _E:
-            obj = new(cls)
-            set0(obj, value0)
-            set1(obj, value1)
-            return obj
-
-        return make2
-    if len(setters) == 5:  # TransactionResult: one per message
-        set0, set1, set2, set3, set4 = setters
-
-        def make5(
-            value0: object, value1: object, value2: object, value3: object, value4: object
-        ) -> _E:
-            obj = new(cls)
-            set0(obj, value0)
-            set1(obj, value1)
-            set2(obj, value2)
-            set3(obj, value3)
-            set4(obj, value4)
-            return obj
-
-        return make5
-
-    def make(*values: object) -> _E:
-        if len(values) != len(setters):
-            raise TypeError(f"{cls.__name__} takes {len(setters)} values")
-        obj = new(cls)
-        for setter, value in zip(setters, values, strict=True):
-            setter(obj, value)
-        return obj
-
-    return make
+    return fill(cls, [field.name for field in fields])

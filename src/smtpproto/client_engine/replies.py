@@ -17,6 +17,7 @@ from collections.abc import Callable
 from ..wire.datacodec import content_encoder
 from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.reply import Reply
+from ..wire.twins import slot_filler
 from .capabilities import parse_ehlo
 from .config import TLSPolicy
 from .events import (
@@ -54,11 +55,12 @@ V = Verb
 _CONTENT_WANTED = Outcome.CONTENT_WANTED
 
 
-# Hot-path constructors (positional, field order); same values as the keyword forms.
-_greeting = positional(Greeting)
-_command_reply = positional(CommandReply)
-_ehlo_accepted = positional(EhloAccepted)
-_ready_for_content = positional(ReadyForContent)
+# Hot-path constructors (positional, field order); same values as the keyword forms,
+# made by the selected ``slot_filler`` twin.
+_greeting = positional(Greeting, slot_filler)
+_command_reply = positional(CommandReply, slot_filler)
+_ehlo_accepted = positional(EhloAccepted, slot_filler)
+_ready_for_content = positional(ReadyForContent, slot_filler)
 
 
 def handle_eof(s: Session) -> None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from ..wire.datacodec import DataEncoder
 from ..wire.rawdata import RawDataGuard
 from ..wire.reply import Reply
+from ..wire.twins import slot_filler
 from .capabilities import Capabilities
 from .config import ClientConfig, ParserFactory, ReplyParserLike, TLSPolicy
 from .events import Command, Event, Mail, TransactionResult, positional
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Pending", "Session", "Transaction"]
 
-_transaction_result = positional(TransactionResult)
+_transaction_result = positional(TransactionResult, slot_filler)
 
 
 class Transaction:

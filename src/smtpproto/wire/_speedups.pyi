@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
 from .reply import Reply
 
-__all__ = ["ReplyParser"]
+__all__ = ["ReplyParser", "SlotFiller", "slot_filler"]
+
+T = TypeVar("T")
 
 #: True when replies are built by filling Reply's slots directly (the fast path).
 _FAST_REPLY: bool
@@ -26,3 +31,11 @@ class ReplyParser:
     def failed(self) -> bool: ...
     def feed(self, data: bytes | bytearray | memoryview) -> list[Reply]: ...
     def feed_eof(self) -> None: ...
+
+class SlotFiller:
+    """What ``slot_filler`` returns; it mirrors ``_slots_py.slot_filler``'s callables."""
+
+    def __init__(self, cls: type[Any], names: Sequence[str]) -> None: ...
+    def __call__(self, *values: object) -> Any: ...
+
+def slot_filler(cls: type[T], names: Sequence[str]) -> Callable[..., T]: ...

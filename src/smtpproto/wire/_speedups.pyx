@@ -34,7 +34,7 @@ from .limits import (
 from .errors import RemoteProtocolError
 from .reply import Reply, _make_reply
 
-__all__ = ["ReplyParser"]
+__all__ = ["ReplyParser", "SlotFiller", "slot_filler"]
 
 
 cdef extern from "Python.h":
@@ -372,3 +372,75 @@ cdef class ReplyParser:
         self._code = 0
         self._reply_bytes = 0
         raise self._error
+
+
+cdef class SlotFiller:
+    """What the compiled twin of ``_slots_py.slot_filler`` returns (read that module's
+    header first).
+
+    Checks ``cls`` as the Python twin does, then builds each instance the way
+    ``_new_reply`` builds a ``Reply``: ``tp_alloc`` and the slots filled at the offsets
+    of their member descriptors, without calling Python code.
+    """
+
+    cdef _AllocType* _type
+    cdef object _cls
+    cdef Py_ssize_t _count
+    cdef Py_ssize_t* _offsets
+
+    def __cinit__(self):
+        self._offsets = NULL
+        self._count = 0
+
+    def __dealloc__(self):
+        PyMem_Free(self._offsets)
+
+    def __init__(self, cls, names):
+        descriptors = _plain_slots(cls, names)
+        cdef Py_ssize_t count = len(descriptors)
+        cdef Py_ssize_t* offsets = <Py_ssize_t*>PyMem_Malloc(max(count, 1) * sizeof(Py_ssize_t))
+        if offsets == NULL:
+            raise MemoryError()
+        cdef Py_ssize_t index
+        for index in range(count):
+            offsets[index] = (<PyMemberDescrObject*>descriptors[index]).d_member.offset
+        PyMem_Free(self._offsets)
+        self._offsets = offsets
+        self._count = count
+        self._cls = cls
+        self._type = <_AllocType*>cls
+
+    def __call__(self, *values):
+        cdef Py_ssize_t count = self._count
+        cdef Py_ssize_t index
+        cdef PyObject* item
+        if self._type == NULL:
+            raise TypeError("SlotFiller was not initialised")
+        if len(values) != count:
+            raise TypeError(f"{self._cls.__name__} takes {count} values, got {len(values)}")
+        cdef PyObject* obj = self._type.tp_alloc(self._type, 0)
+        if obj == NULL:
+            raise MemoryError()
+        for index in range(count):
+            item = <PyObject*>values[index]
+            Py_INCREF(<object>item)
+            (<PyObject**>((<char*>obj) + self._offsets[index]))[0] = item
+        cdef object made = <object>obj  # the cast takes a second reference ...
+        Py_DECREF(made)  # ... so give back the one tp_alloc returned
+        return made
+
+
+def _plain_slots(cls, names):
+    """The member descriptors of ``names`` in ``cls`` (``_slots_py._plain_slots``)."""
+    from ._slots_py import _plain_slots as check
+
+    descriptors = check(cls, names)
+    for descriptor in descriptors:
+        if (<PyMemberDescrObject*>descriptor).d_member.type != T_OBJECT_EX:
+            raise TypeError(f"{cls.__name__}: slot {descriptor.__name__!r} is not a plain slot")
+    return descriptors
+
+
+def slot_filler(cls, names):
+    """Compiled twin of ``_slots_py.slot_filler``: a ``SlotFiller`` for ``cls``."""
+    return SlotFiller(cls, names)

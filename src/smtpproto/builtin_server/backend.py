@@ -362,7 +362,8 @@ class Session:
             stage = stage_of(event)
             if stage is not None:
                 return self._decide(self._context(stage, event), lambda: self._answer(event), due)
-        reply = self._answer(event)
+        name = _HOOKS.get(type(event))  # ``_answer``, for the engine's own events in line
+        reply = self._answer(event) if name is None else getattr(self, name)(event)
         if due != 1 or self._tarpit is not None:
             return self._slowed_down(Response((reply,) * due))
         known = _SINGLE.get(id(reply))  # the hooks answer with the same few replies

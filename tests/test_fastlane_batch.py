@@ -28,6 +28,7 @@ from smtpproto.client_engine.connection import ClientConnection
 from smtpproto.drivers import batch
 from smtpproto.drivers.batch import BatchDrivers
 from smtpproto.drivers.session import Read, Session, Write
+from smtpproto.drivers.support import MailOptions
 from test_fastlane import snapshot
 
 EHLO = b"250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 100000\r\n250 8BITMIME\r\n"
@@ -332,3 +333,19 @@ def test_a_bdat_transaction_left_open_gets_its_rset_in_the_fast_lane() -> None:
     assert status == "ok" and used == 3  # every message after the first
     assert [hasattr(o, "delivered") for o in outcomes] == [True, False, True, True]
     assert wire.count(b"RSET\r\n") == 1 and wire.index(b"RSET") < wire.rindex(b"message 2")
+
+
+@pytest.mark.parametrize("body", [None, "8BITMIME", "BINARYMIME"])
+def test_bdat_windows_with_each_body_equal_the_general_path(body: str | None) -> None:
+    # BODY=BINARYMIME content goes as is (no line-end normalisation, RFC 3030 §3);
+    # otherwise bare CR/LF become CRLF; 8-bit content needs 8BITMIME or BINARYMIME.
+    ehlo = ehlo_with(b"SIZE 100000", chunking=True).replace(
+        b"250-CHUNKING", b"250-CHUNKING\r\n250-BINARYMIME"
+    )
+    lines = [b"bare\nlf %d\r\n", b"\xe98bit %d\r\n", b"bare\rcr %d", b"plain %d\r\n"]
+    items = [(*ITEM, lines[i % 4] % i * (i + 1)) for i in range(12)]
+    options = MailOptions(body=body)
+    general = run_batch({}, items, [], None, fast=False, ehlo=ehlo, options=options)
+    fast = run_batch({}, items, [], None, fast=True, ehlo=ehlo, options=options)
+    assert fast[:5] == general[:5]
+    assert fast[5] > 0  # the lane took some of them

@@ -11,8 +11,9 @@ port)``) and lends one to each ``sendmail``/``send_message``:
   opened) and ``max_per_destination`` to one destination; a caller waits for a free
   one. When the pool is full, an idle connection to another destination is closed to
   make room.
-* **Recycled**: a connection that carried ``max_messages`` messages or is older than
-  ``max_age`` seconds is closed with QUIT instead of being lent again.
+* **Recycled**: a connection that carried ``max_messages`` messages, is older than
+  ``max_age`` seconds, or whose session the server's ``LIMITS MAILMAX`` allows no more
+  transactions (RFC 9422 §4.1) is closed with QUIT instead of being lent again.
 * **Checked before use**: a connection idle for ``check_idle_after`` seconds or more is
   probed with NOOP (or RSET) first. If the probe fails (the server closed it while
   idle, answered 421, timed out) it is dropped and another connection is opened. This is
@@ -329,6 +330,8 @@ class AsyncPoolBase(abc.ABC):
             or self._now() - pooled.created >= self._max_age
             or pooled.client._session is None
             or not pooled.client.session.usable
+            # LIMITS MAILMAX (RFC 9422 §4.1): the session takes no more transactions.
+            or pooled.client.session.conn.mail_budget == 0
         )
 
     async def _open(self, where: Destination) -> _Pooled:

@@ -303,6 +303,8 @@ class SyncPoolBase(abc.ABC):
             or self._now() - pooled.created >= self._max_age
             or pooled.client._session is None
             or not pooled.client.session.usable
+            # LIMITS MAILMAX (RFC 9422 §4.1): the session takes no more transactions.
+            or pooled.client.session.conn.mail_budget == 0
         )
 
     def _open(self, where: Destination) -> _Pooled:

@@ -345,7 +345,7 @@ class Session:
             return _NOTHING
         if isinstance(event, MailReceived):
             self.message_number = self.backend.rules.new_message()
-        if isinstance(event, MessageComplete):
+        elif isinstance(event, MessageComplete):
             data, self.content = b"".join(self.content), []
             if self.conn.lmtp:  # one decision per recipient, even for just one
                 return self._lmtp_message(event, data)
@@ -362,7 +362,8 @@ class Session:
             stage = stage_of(event)
             if stage is not None:
                 return self._decide(self._context(stage, event), lambda: self._answer(event), due)
-        reply = self._answer(event)
+        name = _HOOKS.get(type(event))  # ``_answer``, for the engine's own events in line
+        reply = self._answer(event) if name is None else getattr(self, name)(event)
         if due != 1 or self._tarpit is not None:
             return self._slowed_down(Response((reply,) * due))
         known = _SINGLE.get(id(reply))  # the hooks answer with the same few replies
@@ -622,10 +623,8 @@ class Session:
         return replace(response, delay=min(delay, MAX_DELAY))
 
     def _answer(self, event: ServerEvent) -> Reply:
-        """The hook's reply for an event that expects one."""
-        if isinstance(event, MessageComplete):
-            data, self.content = b"".join(self.content), []
-            return self.message(event, data)
+        """The hook's reply for an event that expects one, ``MessageComplete`` aside
+        (``respond`` gives ``message`` the data)."""
         name = _HOOKS.get(type(event)) or by_type(_HOOKS, event)
         if name is None:
             return ok()

@@ -319,6 +319,8 @@ class _Connection(asyncio.BufferedProtocol):
             if response.delay > 0:
                 self._carry_out(response, event)
                 return
+            if not (response.replies or response.close or event.expects_reply):
+                continue  # content: nothing to write, nothing to do
             if not self._finish(response, event):
                 return
 

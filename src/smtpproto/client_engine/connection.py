@@ -123,6 +123,14 @@ class ClientConnection:
         return self._s.caps
 
     @property
+    def mail_budget(self) -> int | None:
+        """How many more transactions (MAIL commands, accepted or not) the server's
+        LIMITS MAILMAX allows in this session (RFC 9422 §4.1); None when it advertised
+        none. At 0, ``send(Mail(...))`` raises ``LocalProtocolError`` with nothing
+        changed: open a new connection for the next message."""
+        return self._s.mail_budget()
+
+    @property
     def peer_closed(self) -> bool:
         """True once ``next_event`` reached the server's EOF, every byte before it
         parsed: a ``RemoteProtocolError`` raised from then on says the connection was
@@ -454,6 +462,7 @@ class ClientConnection:
                 raise LocalProtocolError("tls_established() without a STARTTLS 220 reply")
             s.tls_active = True
             s.forget_extensions()
+            s.mails_sent = 0  # a new SMTP session (RFC 3207 §4.2): MAILMAX counts anew
             s.parser = s.new_parser()
             s.enter(Outcome.TLS_ESTABLISHED)
         except BaseException as error:

@@ -154,6 +154,8 @@ def _usable(s: Session, template: GroupTemplate) -> bool:
         and template.tls_active is s.tls_active
         and s.transcript is None
         and s.pipelining
+        # LIMITS MAILMAX (RFC 9422 §4.1): past it the general path refuses the MAIL.
+        and ((limit := template.caps.limits.mailmax) is None or s.mails_sent < limit)
     )
 
 
@@ -181,6 +183,7 @@ def _open(s: Session, template: GroupTemplate, mail: Mail) -> Transaction:
     """Queue ``mail`` and the template's RCPTs, as ``_send_mail`` and ``_send_rcpt``."""
     pending = s.pending
     s.txn = txn = Transaction(mail, template.addresses)
+    s.mails_sent += 1  # LIMITS MAILMAX (RFC 9422 §4.1), as ``_send_mail`` counts
     pending.append(Pending(V.MAIL, mail, txn))
     for index, rcpt in enumerate(template.rcpts):
         pending.append(Pending(V.RCPT, rcpt, txn, 1, index))

@@ -182,11 +182,24 @@ def _send_mail(s: Session, command: Command, verb: Verb, state: ClientState) -> 
     assert isinstance(command, Mail)
     require_tls_if_policy(s.config, s.tls_active, "MAIL")
     wire = write_mail(command, s.caps, tls_active=s.tls_active)
+    if s.mail_budget() == 0:
+        raise _past_mailmax(s)
+    s.mails_sent += 1
     s.txn = txn = Transaction(command)
     s.pending.append(Pending(verb, command, txn))
     if s.transcript is not None:
         s.transcript.wire(wire)
     return wire
+
+
+def _past_mailmax(s: Session) -> LocalProtocolError:
+    """The refusal of a MAIL past the server's LIMITS MAILMAX (RFC 9422 §4.1)."""
+    assert s.caps is not None
+    return LocalProtocolError(
+        f"the server's LIMITS MAILMAX is {s.caps.limits.mailmax} and this session has "
+        f"sent {s.mails_sent} MAIL commands (RFC 9422 §4.1): send the next message on a "
+        "new connection"
+    )
 
 
 def _send_raw(s: Session, command: Command, verb: Verb, state: ClientState) -> bytes:

@@ -164,6 +164,7 @@ class Session:
         "events",
         "incoming",
         "incoming_size",
+        "mails_sent",
         "mechanism",
         "parser",
         "parser_factory",
@@ -192,6 +193,10 @@ class Session:
         self.caps: Capabilities | None = None
         self.pipelining = False
         self.rcptmax: int | None = None
+        #: MAIL commands sent in this SMTP session, accepted or not, counted against
+        #: the server's LIMITS MAILMAX (RFC 9422 §4.1); 0 again after TLS (RFC 3207
+        #: §4.2: a new session), never after a new EHLO.
+        self.mails_sent = 0
         self.tls_active = config.tls_policy is TLSPolicy.IMPLICIT
         self.authenticated = False
         #: Something was sent in GREETING (a PROXY header, raw bytes): no PROXY header
@@ -257,6 +262,13 @@ class Session:
             max_lines=config.max_reply_lines,
             max_reply_bytes=config.max_reply_bytes,
         )
+
+    def mail_budget(self) -> int | None:
+        """MAIL commands the server's LIMITS MAILMAX still allows in this session
+        (RFC 9422 §4.1); None: no limit advertised."""
+        caps = self.caps
+        limit = caps.limits.mailmax if caps is not None else None
+        return None if limit is None else max(limit - self.mails_sent, 0)
 
     def forget_extensions(self) -> None:
         """No extension is known any more (a new hello, RFC 5321 §4.1.4; TLS, RFC 3207

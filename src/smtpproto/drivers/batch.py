@@ -99,6 +99,7 @@ if TYPE_CHECKING:
     from email.message import Message
 
     from ..client_engine.capabilities import Capabilities
+    from ..client_engine.connection import ClientConnection
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "BatchDrivers", "BatchItem", "Outcome", "OutcomeCallback"]
 
@@ -145,6 +146,7 @@ class _Plan:
     __slots__ = (
         "chunk_size",
         "eightbitmime",
+        "mailmax",
         "options",
         "prepared",
         "recipients",
@@ -168,6 +170,9 @@ class _Plan:
         self.options = options
         self.chunk_size = chunk_size
         self.eightbitmime = caps is not None and caps.eightbitmime
+        #: LIMITS MAILMAX (RFC 9422 §4.1; None: none): ``_next`` asks the engine's
+        #: ``mail_budget`` only when there is one.
+        self.mailmax = caps.limits.mailmax if caps is not None else None
         #: What the engine's DATA encoder would refuse in a whole content, without and
         #: with BODY=8BITMIME (``mail.check_content``; made once per batch).
         rules = {
@@ -283,7 +288,10 @@ class BatchDrivers(MailDrivers):
         whose content is held whole and would be refused by the DATA encoder (a NUL, a
         line over 998 octets, 8-bit without BODY=8BITMIME: ``mail.check_content``),
         on every path, the fast lane included. Streamed content refused after its 354
-        ends the session (see ``sendmail``).
+        ends the session (see ``sendmail``). The batch stops at the server's ``LIMITS
+        MAILMAX`` transactions per session (RFC 9422 §4.1): the next message, if any,
+        gets an ``SMTPProtocolError`` outcome ("not sent") and the rest of the iterable
+        is not read; send them on a new connection.
         """
         check_transfer_flags(pipelining, chunking)
         if type(max_in_flight) is not int or max_in_flight < 1:
@@ -349,7 +357,14 @@ class BatchDrivers(MailDrivers):
         self, messages: Iterator[BatchItem], plan: _Plan, outcomes: _Outcomes
     ) -> _Prepared | None:
         """The next message that can be sent; a message the engine refuses (bad
-        address, bad content type) gets ``SMTPProtocolError`` and is skipped."""
+        address, bad content type) gets ``SMTPProtocolError`` and is skipped. None
+        when there is none, or when the server's LIMITS MAILMAX allows no more
+        transactions in this session (RFC 9422 §4.1): then the next message, if there
+        is one, gets ``SMTPProtocolError`` saying so, and the rest of the iterable is
+        not consumed (``_past_mailmax``)."""
+        if plan.mailmax is not None and self.conn.mail_budget == 0:
+            _past_mailmax(self.conn, messages, outcomes)
+            return None
         options, chunk_size = plan.options, plan.chunk_size
         for item in messages:
             index = outcomes.reserve()
@@ -411,6 +426,9 @@ class BatchDrivers(MailDrivers):
         fast = pipe and not bdat
         ready = ClientState.READY
         data_command = Data()  # one immutable value for every message
+        # The reads of the batch, one immutable value per (timeout, resume): a frozen
+        # dataclass costs more to make than to find (two reads per message).
+        reads: dict[tuple[float | None, bool], Read] = {}
         # Only transaction outcomes matter here: no CommandReply per MAIL/RCPT/BDAT
         # (``_lockstep`` turns them back on for ``sendmail``'s drivers).
         conn.command_replies = False
@@ -497,7 +515,11 @@ class BatchDrivers(MailDrivers):
                 if event is NEED_DATA:
                     resume = False  # one deadline per reply awaited, as in ``_event``
                     while event is NEED_DATA:
-                        data = yield Read(conn.timeout, resume)
+                        key = (conn.timeout, resume)
+                        read = reads.get(key)
+                        if read is None:
+                            read = reads[key] = Read(*key)
+                        data = yield read
                         if type(data) is not bytes:
                             raise TypeError(f"the adapter answered Read with {type(data).__name__}")
                         conn.receive_data(data)
@@ -731,6 +753,27 @@ class BatchDrivers(MailDrivers):
             outcomes[item.index] = SMTPProtocolError(error)
             return
         outcomes[item.index] = result
+
+
+def _past_mailmax(
+    conn: ClientConnection, messages: Iterator[BatchItem], outcomes: _Outcomes
+) -> None:
+    """The session has sent as many transactions as the server's LIMITS MAILMAX takes
+    (RFC 9422 §4.1): the next message, if any, is taken and gets ``SMTPProtocolError``
+    saying so (nothing of it is sent); the batch ends there, the rest of the iterable
+    unread, as when the session ends (the caller sends that message and the rest on a
+    new connection)."""
+    caps = conn.capabilities
+    assert caps is not None  # a budget needs the LIMITS of an EHLO reply
+    for _ in messages:
+        outcomes[outcomes.reserve()] = SMTPProtocolError(
+            LocalProtocolError(
+                f"not sent: the server's LIMITS MAILMAX is {caps.limits.mailmax} and this "
+                "session has sent that many transactions (RFC 9422 §4.1); send this "
+                "message and the rest on a new connection"
+            )
+        )
+        break
 
 
 def _until_it_raises(messages: Iterator[BatchItem], raised: list[Exception]) -> Iterator[BatchItem]:

@@ -49,7 +49,7 @@ from ..client_engine.events import (
 )
 from ..client_engine.states import ClientState
 from ..client_engine.writers import write_rcpt
-from ..wire.datacodec import LineEndNormalizer, content_encoder
+from ..wire.datacodec import DataEncoder, LineEndNormalizer, content_encoder
 from ..wire.errors import LocalProtocolError, ProtocolError
 from ..wire.fields import check_flag
 from ..wire.rawdata import RawDataGuard
@@ -163,7 +163,9 @@ class MailDrivers(DriverCore):
         encoder's ``LocalProtocolError`` before MAIL (``check_content``): nothing is
         sent and the session stays usable. A file or iterable is read as it is sent: a
         refusal after the 354 breaks the session (the end of data is never sent, so
-        nothing truncated is delivered) and the adapter closes the connection.
+        nothing truncated is delivered) and the adapter closes the connection; with
+        BDAT the refused chunk is never sent and RSET ends the transaction, the session
+        staying usable (``_stream_refused``).
 
         Returns the ``TransactionResult``. Raises ``SMTPReplyError`` when MAIL, DATA or
         the end of the content is refused, ``SMTPRecipientsRefused`` when every
@@ -173,7 +175,10 @@ class MailDrivers(DriverCore):
         RCPTMAX`` (RFC 9422 §4.2), or a ``452 4.5.3`` to a RCPT (RFC 5321
         §4.5.3.1.10) -- are sent in follow-up transactions, combined into the one
         result (``drivers.split``; docs/guide/results.md);
-        ``MailOptions(split_recipients=False)`` sends one transaction only.
+        ``MailOptions(split_recipients=False)`` sends one transaction only. No MAIL is
+        sent past the server's ``LIMITS MAILMAX`` transactions per session (RFC 9422
+        §4.1; ``ClientConnection.mail_budget``): a message that needs more than are
+        left is refused with ``LocalProtocolError`` before MAIL, the session usable.
 
         ``stop_after`` ends the transaction early, delivering nothing (the content is
         never sent; refusals raise as above): ``"mail"`` after MAIL's reply,
@@ -356,9 +361,18 @@ class MailDrivers(DriverCore):
                 "(RFC 9422 §4.2): the message needs several transactions, so its content "
                 "must be readable again: pass bytes, str or a seekable file"
             )
+        budget = self.conn.mail_budget
+        needed = 1 if limit is None else -(-len(order) // limit)
+        if budget is not None and needed > max(budget, 1):  # at 0 the engine refuses MAIL
+            raise LocalProtocolError(
+                f"{len(order)} recipients need {needed} transactions under the server's "
+                f"LIMITS RCPTMAX={limit}, and its LIMITS MAILMAX allows {budget} more in "
+                "this session (RFC 9422 §4.1, §4.2): send the message on a new connection"
+            )
         results = SplitResults(order)
         pending: tuple[str, ...] = order
         source = content
+        deferral: Reply | None = None  # the last 452 that deferred recipients
         for count in range(len(order)):
             group = groups_of(pending, limit)
             rest = pending[len(group) :]
@@ -384,7 +398,16 @@ class MailDrivers(DriverCore):
                 break
             deferred = results.add(result)
             pending = (*deferred, *rest)
+            if deferred:
+                deferral = dict(result.recipients)[deferred[0]]
             if not pending or (deferred and again is None) or self._broken:
+                break
+            if self.conn.mail_budget == 0:
+                # RFC 9422 §4.1: no more transactions in this session. The deferred
+                # keep their 452; the unsent (pushed back by deferrals, the check
+                # above counted without them) get the last one.
+                assert deferral is not None
+                results.refuse((address, deferral) for address in rest)
                 break
         return results.result()
 
@@ -421,7 +444,9 @@ class MailDrivers(DriverCore):
                     self._broken = True
         if bdat:
             return (
-                yield from self._send_bdat(mail, commands, first, chunks, pipe, total, progress)
+                yield from self._send_bdat(
+                    mail, commands, first, chunks, pipe, total, progress, whole(content)
+                )
             )
         return (
             yield from self._send_data(mail, commands, first, chunks, pipe, total, progress, raw)
@@ -653,9 +678,19 @@ class MailDrivers(DriverCore):
         pipe: bool,
         total: int | None,
         progress: ProgressCallback | None,
+        checked: bool = False,
     ) -> Driver[TransactionResult]:
         conn = self.conn
         ends = LineEndNormalizer() if mail.body != "BINARYMIME" else None
+        # Content not checked whole before MAIL (a file, an iterable) is checked chunk
+        # by chunk against the DATA rules (RFC 3030 §3: unless BINARYMIME); unlike
+        # DATA, a refusal after chunks went out is recoverable: RSET (``_stream_refused``).
+        checker = _encoder_for(self.config, mail.body) if ends and not checked else None
+        if checker is not None:
+            try:
+                checker.feed(first)
+            except LocalProtocolError as error:  # before MAIL: nothing sent
+                raise _refused(str(error), "Refused before MAIL: nothing was sent") from None
         following = next(chunks, None)
 
         def encode(chunk: bytes, last: bool) -> bytes:
@@ -689,7 +724,27 @@ class MailDrivers(DriverCore):
             if failed:
                 return (yield from self._abort("BDAT"))
             chunk, following = following, next(chunks, None)
+            if checker is not None and chunk is not None:
+                try:
+                    checker.feed(chunk)
+                except LocalProtocolError as error:
+                    yield from self._stream_refused(error, sent)
         return (yield from self._result("BDAT"))
+
+    def _stream_refused(self, error: LocalProtocolError, sent: int) -> Driver[None]:
+        """A BDAT chunk the DATA rules refuse, read after ``sent`` octets went out in
+        earlier chunks: it is never sent; RSET ends the transaction, so nothing of the
+        message is delivered (RFC 3030 §2, RFC 5321 §4.1.1.5), every reply due is
+        read, then the refusal is raised with the session usable (unless a 421 or a
+        lost connection ended it meanwhile)."""
+        yield from self._rset_unless_closing()
+        while self.conn.outstanding:
+            yield from self._event()
+        raise _refused(
+            str(error),
+            f"The transaction was ended with RSET after {sent} octets in BDAT chunks: "
+            "nothing was delivered, the session is usable",
+        ) from None
 
     def _drain_until_outstanding(self, limit: int) -> Driver[bool]:
         """Handle replies until at most ``limit`` commands are outstanding; True when
@@ -768,20 +823,31 @@ def check_content(
     its CRLF (§4.5.3.1.6), an 8-bit octet without ``BODY=8BITMIME`` (RFC 6152). BDAT
     content other than ``BODY=BINARYMIME`` (RFC 3030 §3) is held to the same rules.
     One pass in the codec twin (``DataEncoder.refusal``)."""
-    encoder = content_encoder(
+    refusal = _encoder_for(config, body).refusal(content)
+    if refusal is not None:
+        raise _refused(refusal, "Refused before MAIL: nothing was sent, the session is usable")
+
+
+def whole(content: ContentSource) -> bool:
+    """Whether ``_prepare`` checks ``content`` whole before MAIL (``check_content``)."""
+    return isinstance(content, (bytes, bytearray, memoryview, str))
+
+
+def _encoder_for(config: ClientConfig, body: str | None) -> DataEncoder:
+    return content_encoder(
         body, enforce_line_length=config.enforce_line_length, allow_nul=config.allow_nul
     )
-    refusal = encoder.refusal(content)
-    if refusal is None:
-        return
-    reason = refusal.partition("; pass ")[0]  # the encoder's own keyword: not the user's
+
+
+def _refused(refusal: str, outcome: str) -> LocalProtocolError:
+    """The encoder's ``refusal`` for the caller: its own keyword advice replaced by
+    the ``ClientConfig`` field, then ``outcome`` (what was sent)."""
+    reason = refusal.partition("; pass ")[0]
     if reason.startswith("NUL"):
         reason += "; ClientConfig(allow_nul=True) sends it anyway"
     elif reason.startswith("content line"):
         reason += "; ClientConfig(enforce_line_length=False) sends it anyway"
-    raise LocalProtocolError(
-        f"{reason}. Refused before MAIL: nothing was sent, the session is usable"
-    )
+    return LocalProtocolError(f"{reason}. {outcome}")
 
 
 def _stage_result(

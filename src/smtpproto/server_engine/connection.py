@@ -336,7 +336,8 @@ class ServerConnection:
             if not self._early:
                 state = self._state
                 if state is _S.DATA and self._fast_path and not self._to_report:
-                    event = self._data_event()  # what ``_next`` does in DATA, in one step
+                    # what ``_next`` does in DATA, in one step
+                    event = self._data_event() if self._buf or self._message_done else None
                     if event is not None or not self._eof:
                         return NEED_DATA if event is None else event
                 elif not self._buf:

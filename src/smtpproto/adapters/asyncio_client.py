@@ -296,7 +296,7 @@ class AsyncSMTPClient(AsyncClientBase):
 class _Pump:
     """Runs a session driver from the channel's data callback while all it asks for is
     a write the transport takes at once or a read (``AsyncSMTPClient._pumped``; the
-    module doc): the same requests ``_run`` would perform, with the same per-reply
+    module doc): the same requests ``_drive`` would perform, with the same per-reply
     deadlines (``_read_deadline``), without waking the task."""
 
     __slots__ = (
@@ -351,7 +351,7 @@ class _Pump:
             try:
                 request = driver.send(answer)
             except BaseException as exc:  # StopIteration, a hook's KeyboardInterrupt ...:
-                self._step.ended = exc  # ``_run`` re-raises it in the task
+                self._step.ended = exc  # ``_drive`` re-raises it in the task
                 return self._finish(None)
             if type(request) is Write:
                 transport = channel.transport

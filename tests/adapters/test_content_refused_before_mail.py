@@ -256,3 +256,64 @@ def test_streamed_bad_content_breaks_the_session_and_delivers_nothing(
         client.sendmail("good@x.test", ["r@x.test"], GOOD)
     [stored] = smtp_sink.wait_for_messages(1)
     assert stored.mail_from == "good@x.test"
+
+
+#: Past the drivers' 64 KiB chunk: a file's bad octet is read after chunks went out.
+PADDING = b"ok\r\n" * 17000
+
+
+def pieces(content: bytes, size: int) -> Iterator[bytes]:
+    for start in range(0, len(content), size):
+        yield content[start : start + size]
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (HEAD + PADDING + b"a\0b\r\n", "NUL octet"),
+        (HEAD + PADDING + b"L" * 999 + b"\r\n", "longer than 998"),  # across chunks
+        (HEAD + PADDING + b"caf\xc3\xa9\r\n", "8-bit octet"),
+    ],
+)
+@pytest.mark.parametrize(
+    "make_source", [io.BytesIO, lambda c: pieces(c, 5000)], ids=["file", "iter"]
+)
+def test_streamed_bdat_content_refused_mid_stream_is_reset(
+    make_client: MakeClient,
+    content: bytes,
+    words: str,
+    make_source: Callable[[bytes], Any],
+) -> None:
+    """BDAT can end a transaction mid-message: a chunk read later that breaks the
+    rules is never sent, RSET ends the transaction (RFC 3030 §2, RFC 5321 §4.1.1.5),
+    nothing is delivered and the session is usable. The built-in server, CHUNKING
+    without 8BITMIME for the 8-bit case (``mask_extensions``)."""
+    lines: list[str] = []
+    config = ClientConfig(mask_extensions=("8BITMIME", "BINARYMIME"))
+    with run_server(starttls=False, transcript=lines.append) as server:
+        with make_client(
+            host=server.host, port=server.port, tls="none", timeout=TIMEOUT, config=config
+        ) as client:
+            with pytest.raises(SMTPProtocolError, match=words) as info:
+                client.sendmail("bad@x.test", ["r@x.test"], make_source(content))
+            assert "ended with RSET" in str(info.value) and not info.value.remote
+            assert client.session.usable and client.noop().code == 250
+            client.sendmail("good@x.test", ["r@x.test"], GOOD)
+        stored = server.wait_for_messages(1, timeout=TIMEOUT)
+    assert [m.data for m in stored] == [GOOD]
+    assert [line for line in lines if line.startswith("C: BDAT")]  # it did stream
+    assert any(line.startswith("C: RSET") for line in lines)
+
+
+def test_streamed_bdat_content_refused_in_its_first_chunk_sends_nothing(
+    make_client: MakeClient,
+) -> None:
+    lines: list[str] = []
+    with (
+        run_server(starttls=False, transcript=lines.append) as server,
+        make_client(host=server.host, port=server.port, tls="none", timeout=TIMEOUT) as client,
+    ):
+        with pytest.raises(SMTPProtocolError, match="Refused before MAIL"):
+            client.sendmail("bad@x.test", ["r@x.test"], iter([b"a\0b\r\n", GOOD]))
+        assert client.session.usable and client.noop().code == 250
+    assert not [line for line in lines if "bad@x.test" in line]

@@ -49,7 +49,7 @@ from ..client_engine.events import (
 )
 from ..client_engine.states import ClientState
 from ..client_engine.writers import write_rcpt
-from ..wire.datacodec import LineEndNormalizer, content_encoder
+from ..wire.datacodec import DataEncoder, LineEndNormalizer, content_encoder
 from ..wire.errors import LocalProtocolError, ProtocolError
 from ..wire.fields import check_flag
 from ..wire.rawdata import RawDataGuard
@@ -74,6 +74,7 @@ from .support import (
     Write,
     all_ascii,
     content_chunks,
+    utf8,
 )
 
 if TYPE_CHECKING:
@@ -163,7 +164,9 @@ class MailDrivers(DriverCore):
         encoder's ``LocalProtocolError`` before MAIL (``check_content``): nothing is
         sent and the session stays usable. A file or iterable is read as it is sent: a
         refusal after the 354 breaks the session (the end of data is never sent, so
-        nothing truncated is delivered) and the adapter closes the connection.
+        nothing truncated is delivered) and the adapter closes the connection; with
+        BDAT the refused chunk is never sent and RSET ends the transaction, the session
+        staying usable (``_stream_refused``).
 
         Returns the ``TransactionResult``. Raises ``SMTPReplyError`` when MAIL, DATA or
         the end of the content is refused, ``SMTPRecipientsRefused`` when every
@@ -442,7 +445,9 @@ class MailDrivers(DriverCore):
                     self._broken = True
         if bdat:
             return (
-                yield from self._send_bdat(mail, commands, first, chunks, pipe, total, progress)
+                yield from self._send_bdat(
+                    mail, commands, first, chunks, pipe, total, progress, whole(content)
+                )
             )
         return (
             yield from self._send_data(mail, commands, first, chunks, pipe, total, progress, raw)
@@ -493,7 +498,7 @@ class MailDrivers(DriverCore):
                     "send_message split them unless MailOptions(split_recipients=False)"
                 )
         if isinstance(content, str):
-            content = content.encode("utf-8")  # once: checked below, then chunked
+            content = utf8(content)  # once: checked below, then chunked
         chunks, total = content_chunks(content, chunk_size)
         first = next(chunks, b"")
         body = options.body
@@ -674,9 +679,19 @@ class MailDrivers(DriverCore):
         pipe: bool,
         total: int | None,
         progress: ProgressCallback | None,
+        checked: bool = False,
     ) -> Driver[TransactionResult]:
         conn = self.conn
         ends = LineEndNormalizer() if mail.body != "BINARYMIME" else None
+        # Content not checked whole before MAIL (a file, an iterable) is checked chunk
+        # by chunk against the DATA rules (RFC 3030 §3: unless BINARYMIME); unlike
+        # DATA, a refusal after chunks went out is recoverable: RSET (``_stream_refused``).
+        checker = _encoder_for(self.config, mail.body) if ends and not checked else None
+        if checker is not None:
+            try:
+                checker.feed(first)
+            except LocalProtocolError as error:  # before MAIL: nothing sent
+                raise _refused(str(error), "Refused before MAIL: nothing was sent") from None
         following = next(chunks, None)
 
         def encode(chunk: bytes, last: bool) -> bytes:
@@ -710,7 +725,27 @@ class MailDrivers(DriverCore):
             if failed:
                 return (yield from self._abort("BDAT"))
             chunk, following = following, next(chunks, None)
+            if checker is not None and chunk is not None:
+                try:
+                    checker.feed(chunk)
+                except LocalProtocolError as error:
+                    yield from self._stream_refused(error, sent)
         return (yield from self._result("BDAT"))
+
+    def _stream_refused(self, error: LocalProtocolError, sent: int) -> Driver[None]:
+        """A BDAT chunk the DATA rules refuse, read after ``sent`` octets went out in
+        earlier chunks: it is never sent; RSET ends the transaction, so nothing of the
+        message is delivered (RFC 3030 §2, RFC 5321 §4.1.1.5), every reply due is
+        read, then the refusal is raised with the session usable (unless a 421 or a
+        lost connection ended it meanwhile)."""
+        yield from self._rset_unless_closing()
+        while self.conn.outstanding:
+            yield from self._event()
+        raise _refused(
+            str(error),
+            f"The transaction was ended with RSET after {sent} octets in BDAT chunks: "
+            "nothing was delivered, the session is usable",
+        ) from None
 
     def _drain_until_outstanding(self, limit: int) -> Driver[bool]:
         """Handle replies until at most ``limit`` commands are outstanding; True when
@@ -789,20 +824,31 @@ def check_content(
     its CRLF (§4.5.3.1.6), an 8-bit octet without ``BODY=8BITMIME`` (RFC 6152). BDAT
     content other than ``BODY=BINARYMIME`` (RFC 3030 §3) is held to the same rules.
     One pass in the codec twin (``DataEncoder.refusal``)."""
-    encoder = content_encoder(
+    refusal = _encoder_for(config, body).refusal(content)
+    if refusal is not None:
+        raise _refused(refusal, "Refused before MAIL: nothing was sent, the session is usable")
+
+
+def whole(content: ContentSource) -> bool:
+    """Whether ``_prepare`` checks ``content`` whole before MAIL (``check_content``)."""
+    return isinstance(content, (bytes, bytearray, memoryview, str))
+
+
+def _encoder_for(config: ClientConfig, body: str | None) -> DataEncoder:
+    return content_encoder(
         body, enforce_line_length=config.enforce_line_length, allow_nul=config.allow_nul
     )
-    refusal = encoder.refusal(content)
-    if refusal is None:
-        return
-    reason = refusal.partition("; pass ")[0]  # the encoder's own keyword: not the user's
+
+
+def _refused(refusal: str, outcome: str) -> LocalProtocolError:
+    """The encoder's ``refusal`` for the caller: its own keyword advice replaced by
+    the ``ClientConfig`` field, then ``outcome`` (what was sent)."""
+    reason = refusal.partition("; pass ")[0]
     if reason.startswith("NUL"):
         reason += "; ClientConfig(allow_nul=True) sends it anyway"
     elif reason.startswith("content line"):
         reason += "; ClientConfig(enforce_line_length=False) sends it anyway"
-    raise LocalProtocolError(
-        f"{reason}. Refused before MAIL: nothing was sent, the session is usable"
-    )
+    return LocalProtocolError(f"{reason}. {outcome}")
 
 
 def _stage_result(

@@ -88,6 +88,7 @@ def snapshot(conn: ClientConnection) -> tuple[Any, ...]:
         s.incoming_size,
         s.parser.buffered,
         None if conn._error is None else (type(conn._error), str(conn._error)),
+        s.mails_sent,  # LIMITS MAILMAX (RFC 9422 §4.1) counts every MAIL sent
     )
 
 
@@ -675,3 +676,33 @@ def test_send_bdat_group_declines_outside_ready_and_changes_nothing() -> None:
     with pytest.raises(LocalProtocolError, match="GroupTemplate"):
         conn.send_bdat_group(b"x", None)  # type: ignore[arg-type]
     assert snapshot(conn) == before
+
+
+@pytest.mark.parametrize("bdat", [False, True], ids=["data", "bdat"])
+def test_no_group_past_the_servers_mailmax(bdat: bool) -> None:
+    # RFC 9422 §4.1: past LIMITS MAILMAX the general path refuses the MAIL before it is
+    # sent; the lane declines it, changing nothing, and counts each MAIL it sends.
+    ehlo = EHLO_BDAT if bdat else EHLO_FAST
+    conn = greeted(
+        PyReplyParser, ehlo.replace(b"250-PIPELINING", b"250-PIPELINING\r\n250-LIMITS MAILMAX=2")
+    )
+    conn.command_replies = False
+    mail, rcpts = envelope(1, size=5)
+    template = conn.group_template(mail, rcpts, bdat=bdat)
+    assert template is not None
+    for _ in range(2):
+        if bdat:
+            assert conn.send_bdat_group(b"abcde", template) is not None
+            feed(conn, b"250 ok\r\n250 ok\r\n250 queued\r\n")
+        else:
+            assert conn.send_group(None, template) is not None
+            feed(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
+            conn.send(EndOfContent())
+            feed(conn, b"250 queued\r\n")
+    assert conn._s.mails_sent == 2
+    before = snapshot(conn)
+    group = conn.send_bdat_group(b"abcde", template) if bdat else conn.send_group(None, template)
+    assert group is None
+    assert snapshot(conn) == before
+    with pytest.raises(LocalProtocolError, match="MAILMAX"):
+        conn.send(mail)

@@ -193,8 +193,10 @@ KINDS = {
 SIZE_LINES = [b"SIZE 100000", b"SIZE 40", b"SIZE 0", b"SIZE", None]
 
 
-def ehlo_with(size_line: bytes | None, chunking: bool = False) -> bytes:
+def ehlo_with(size_line: bytes | None, chunking: bool = False, mailmax: int | None = None) -> bytes:
     lines = [b"mx.example.org", b"PIPELINING", b"8BITMIME"]
+    if mailmax is not None:  # RFC 9422 §4.1: past it MAIL is refused before it is sent
+        lines.insert(2, b"LIMITS MAILMAX=%d" % mailmax)
     if size_line is not None:
         lines.insert(2, size_line)
     if chunking:  # BDAT windows (RFC 3030): the driver chooses BDAT for small messages
@@ -223,6 +225,7 @@ def ehlo_with(size_line: bytes | None, chunking: bool = False) -> bytes:
     fail_at=st.none() | st.integers(0, 8),
     size_line=st.sampled_from(SIZE_LINES),
     chunking=st.booleans(),
+    mailmax=st.sampled_from([None, None, 3]),
 )
 def test_send_many_fast_lane_equals_the_general_path(
     script: dict[bytes, list[bytes]],
@@ -232,6 +235,7 @@ def test_send_many_fast_lane_equals_the_general_path(
     fail_at: int | None,
     size_line: bytes | None,
     chunking: bool,
+    mailmax: int | None,
 ) -> None:
     # Messages of different lengths (each its own SIZE=, RFC 1870 §6, some above the
     # server's limit), content given as bytes, bytearray, memoryview or str, 8-bit, bare
@@ -240,7 +244,7 @@ def test_send_many_fast_lane_equals_the_general_path(
         (*ITEM, KINDS[kind](content)) if content is not None else (*BAD, b"x")
         for content, kind in contents
     ]
-    ehlo = ehlo_with(size_line, chunking)  # with CHUNKING: BDAT LAST windows, RSET first
+    ehlo = ehlo_with(size_line, chunking, mailmax)  # CHUNKING: BDAT LAST windows, RSET first
     general = run_batch(script, items, cuts, eof, fast=False, fail_at=fail_at, ehlo=ehlo)
     fast = run_batch(script, items, cuts, eof, fast=True, fail_at=fail_at, ehlo=ehlo)
     assert fast[:5] == general[:5]

@@ -38,7 +38,7 @@ from smtpproto.server_engine.replies import (
     service_closing,
     start_mail_input,
 )
-from smtpproto.server_engine.states import ServerState
+from smtpproto.server_engine.states import INTERMEDIATE, ServerState, code_allowed
 from smtpproto.wire.errors import LocalProtocolError, RemoteProtocolError
 from smtpproto.wire.reply import Reply
 
@@ -364,3 +364,31 @@ def test_a_connection_keeps_no_per_instance_dict() -> None:
     assert not hasattr(conn, "__dict__")
     with pytest.raises(AttributeError):
         conn.unexpected = 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["greeting", "ehlo", "helo", "mail", "rcpt", "data", "message", "chunk", "chunk_failed",
+     "rset", "quit", "other", "starttls", "auth", "sync", "rejected"],
+)  # fmt: skip
+def test_send_takes_exactly_the_codes_code_allowed_takes(kind: str) -> None:
+    """``send`` skips ``code_allowed`` for a 2xx to a kind without code rules of its own
+    (``_CODE_RULED``): over every code, it still refuses exactly what the rules refuse
+    (354 outside DATA, 334 outside AUTH, a 250 to the greeting, QUIT, STARTTLS, DATA ...)."""
+    for code in range(200, 600):
+        if code == 421:  # closes at any time (test_421_closes_at_any_time)
+            continue
+        conn = ServerConnection()
+        conn._state, conn._pending, conn._replies_due = ServerState.READY, kind, 1
+        allowed = code_allowed(kind, code) and not (
+            300 <= code < 400 and INTERMEDIATE.get(kind) != code
+        )
+        try:
+            conn.send(Reply(code, (b"x",)))
+        except LocalProtocolError as error:
+            refused = "cannot answer" in str(error)
+        except Exception:  # accepted; the state change lacks the command's event here
+            refused = False
+        else:
+            refused = False
+        assert refused is not allowed, (kind, code)

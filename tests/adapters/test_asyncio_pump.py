@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 
+from smtpproto.adapters import asyncio_client
 from smtpproto.adapters.asyncio_channel import Channel
 from smtpproto.asyncio_client import AsyncSMTPClient
 from smtpproto.client_engine.config import ClientConfig
 from smtpproto.client_engine.events import TransactionResult
 from smtpproto.drivers.batch import BatchItem, Outcome
 from smtpproto.exceptions import SMTPDeliveryStatusUnknown, SMTPTimeoutError
-from smtpproto.testing import run_server
+from smtpproto.testing import RunningServer, run_server
 
 BOUND = 20.0
 COUNT = 40
@@ -262,3 +263,82 @@ def test_a_failure_of_the_pump_itself_reaches_the_awaiting_task(
 
     _run(main)
     assert reported == []
+
+
+def _tls_client(server: RunningServer) -> AsyncSMTPClient:
+    return AsyncSMTPClient(
+        server.host,
+        server.port,
+        tls="required",
+        ssl_context=server.ssl_context(),
+        server_hostname="localhost",
+        timeout=10,
+    )
+
+
+def test_a_batch_over_tls_takes_a_few_task_wakeups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After STARTTLS the TLS transport calls the same channel, and the pump runs the
+    batch from its callback as on a plaintext connection."""
+    waits: list[float] = []
+    wait = Channel.wait
+
+    async def counted(self: Channel, deadline: float) -> None:
+        waits.append(deadline)
+        await wait(self, deadline)
+
+    monkeypatch.setattr(Channel, "wait", counted)
+
+    async def main() -> None:
+        with run_server() as server:
+            async with _tls_client(server) as client:
+                assert client._channel is not None and client._channel.tls
+                waits.clear()
+                outcomes = await client.send_many(_items(COUNT), chunking=False)
+            received = server.wait_for_messages(COUNT, BOUND)
+        assert [type(outcome) for outcome in outcomes] == [TransactionResult] * COUNT
+        assert [message.sender for message in received] == [
+            f"s{index}@example.org" for index in range(COUNT)
+        ]
+
+    _run(main)
+    assert len(waits) < COUNT // 4
+
+
+def test_over_tls_the_pump_writes_only_within_the_unread_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under TLS the server's last words cannot be salvaged after a failed write, so
+    past ``_UNREAD_WINDOW`` octets written since the last read a write lets the loop
+    read first (``_send``). The pump hands such a write to the task: every write it
+    makes from the transport's callback stays within the window."""
+    window = 4096
+    monkeypatch.setattr(asyncio_client, "_UNREAD_WINDOW", window)
+    body = b"Subject: big\r\n\r\n" + (b"b" * 78 + b"\r\n") * 800  # 64 KiB: past it
+    writes: list[tuple[bool, int, int]] = []  # (from the callback, unread before, size)
+
+    async def main() -> None:
+        with run_server() as server:
+            async with _tls_client(server) as client:
+                channel = client._channel
+                assert channel is not None and channel.tls and channel.transport is not None
+                write = channel.transport.write
+
+                def recording(data: bytes | bytearray | memoryview) -> None:
+                    writes.append((asyncio.current_task() is None, client._unread, len(data)))
+                    write(data)
+
+                channel.transport.write = recording  # type: ignore[method-assign]
+                outcomes = await client.send_many(_items(COUNT), chunking=False)
+                result = await client.sendmail(
+                    "big@example.org", ["b@example.org"], body, chunking=False
+                )
+            assert [type(outcome) for outcome in outcomes] == [TransactionResult] * COUNT
+            assert result.data_reply is not None and result.data_reply.code == 250
+            received = server.wait_for_messages(COUNT + 1, BOUND)
+            assert received[-1].data.endswith(body)
+
+    _run(main)
+    from_callback = [(unread, size) for called_back, unread, size in writes if called_back]
+    assert len(from_callback) > COUNT // 2  # the pump wrote most of the batch
+    assert all(unread + size <= window for unread, size in from_callback)
+    assert any(size > window for called_back, _, size in writes if not called_back)

@@ -16,6 +16,7 @@ import pytest
 
 from interop.conftest import _enter
 from interop.peers import AiosmtpdPeer, SinkPeer
+from interop.peers_exim import EximPeer
 from interop.peers_postfix import PostfixPeer, start_postfix_xclient
 from smtpproto.client_engine.connection import ClientConnection
 from smtpproto.client_engine.events import TransactionResult
@@ -198,3 +199,29 @@ def test_postfix_bdat_windows(make_client: MakeClient, postfix: PostfixPeer) -> 
         assert client.noop().code == 250
     accepted(outcomes, count)
     assert fast == count - 1
+
+
+def test_exim_bdat_windows(make_client: MakeClient, exim_server: EximPeer) -> None:
+    # Exim offers CHUNKING and SIZE: one envelope, messages of varied lengths, BDAT LAST
+    # windows from the fast lane; each delivered in full.
+    count = 10  # Exim queues (does not deliver) past 10 messages per connection
+    recipient = "r0@exim.test"
+    items = [(SENDER, [recipient], sized(i)) for i in range(count)]
+    with make_client(
+        host=exim_server.host,
+        port=exim_server.port,
+        ssl_context=exim_server.tls.client_context(),
+        server_hostname="localhost",
+        timeout=TIMEOUT,
+    ) as client:
+        caps = client.capabilities
+        assert caps is not None and caps.chunking and caps.pipelining and caps.has("SIZE")
+        outcomes, fast = send(client, items, max_in_flight=4)
+    assert [o.delivered for o in outcomes if isinstance(o, TransactionResult)] == [
+        (recipient,)
+    ] * count
+    assert fast == count - 1
+    delivered = sorted(m.content for m in exim_server.wait_for_messages(count))
+    assert len(delivered) == count
+    for i in range(count):
+        assert any(d.endswith(sized(i).replace(b"\r\n", b"\n")) for d in delivered)

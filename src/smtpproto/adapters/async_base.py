@@ -7,8 +7,8 @@ Theory of operation
 ``AsyncClientBase`` holds everything of an async client that does not depend on the
 event loop (what never waits is ``ClientCore``'s, in ``common``): the operations
 (``login``, ``sendmail``, ``send_message``, ``send_many``, ``noop``, ``rset``, ``vrfy``,
-``xclient``, ``xforward``, ``starttls``, ``quit``), the async context manager, and ``_run``, the
-loop that runs a sans-IO driver from ``Session``. ``_run`` performs each request with
+``xclient``, ``xforward``, ``starttls``, ``quit``), the async context manager, and ``_drive``, the
+loop that runs a sans-IO driver from ``Session``. ``_drive`` performs each request with
 a primitive of the concrete adapter: ``_send`` (a ``Write``; it may also take the
 driver's following requests, as trio's read-ahead burst does), ``_read`` and
 ``_handshake`` (an ``UpgradeTLS``: the adapter runs the handshake, ``_start_tls`` here
@@ -22,9 +22,10 @@ So is an exception out of the driver that leaves the session unusable, and a dri
 returns with the session unusable on purpose (``sendmail(stop_after="data")`` stops at
 the 354): then the transport is closed without QUIT.
 
-A ``_send`` that went on with the driver (the asyncio pump, trio's burst of writes)
-says in a ``Step`` (``common``) how it left the driver: an error to throw in, or what
-the driver raised or returned, re-raised here. This module imports no event loop.
+What the driver gets next lives in a ``Step`` (``common``), so that an adapter can
+leave ``_drive`` (trio over a TLS or given stream: its deadline cancel scope fired,
+``_cut_by_deadline``) and resume it with a ``TimeoutError`` thrown in. This module
+imports no event loop.
 """
 
 from __future__ import annotations
@@ -400,13 +401,15 @@ class AsyncClientBase(ClientCore, abc.ABC):
         raise smtplib_compatible(failure, sender=sender)
 
     async def _run(self, driver: Driver[T]) -> T:
-        """Perform ``driver``'s requests and return its result; drop the transport when
-        the session breaks or the exchange is cut short."""
+        """Perform ``driver``'s requests and return its result."""
+        return await self._drive(driver, Step())
+
+    async def _drive(self, driver: Driver[T], step: Step) -> T:
+        """Perform ``driver``'s requests, starting with what ``step`` holds for it; drop
+        the transport when the session breaks or the exchange is cut short."""
         session = self.session
-        step = Step()  # how a ``_send`` that went on with the driver left it
-        answer: Any = None
-        thrown: BaseException | None = None
-        ended: BaseException | None = None
+        answer, thrown, ended = step.answer, step.error, step.ended
+        step.answer = step.error = step.ended = None
         request: Request | None = None
         while True:
             if request is None:
@@ -445,6 +448,9 @@ class AsyncClientBase(ClientCore, abc.ABC):
                 error = self._thrown(exc)
                 if error is not None:
                     thrown, request = error, None
+                elif self._cut_by_deadline():  # ``_run`` sees whether it was only that
+                    step.cut_short = True
+                    raise
                 else:  # a cancellation, KeyboardInterrupt: cut short, never reused
                     driver.close()
                     await self._drop()

@@ -29,12 +29,13 @@ object of fixed slots:
   ``MAX_READAHEAD`` octets) into ``inbox``, so the reply the server sent before it went
   away is handed out before the error. Under TLS those bytes would need the TLS
   layer, which is gone; the client lets the loop read before large writes instead.
-* Replies handled where they arrive: while the client's task waits on a plaintext
-  connection, it may hand the channel a ``consumer`` (``asyncio_client``'s pump of the
-  session driver); data is then passed to it from ``buffer_updated`` instead of waking
-  the task, so a reply that only leads to the next write (``send_many``: the 354, then
-  the content and the next pipelined group) costs no future, no task switch and no
-  second loop iteration. The consumer wakes the task when it needs it.
+* Replies handled where they arrive: while the client's task waits (plaintext or TLS:
+  the TLS transport calls this same protocol), it may hand the channel a ``consumer``
+  (``asyncio_client``'s pump of the session driver); data is then passed to it from
+  ``buffer_updated`` instead of waking the task, so a reply that only leads to the
+  next write (``send_many``: the 354, then the content and the next pipelined group)
+  costs no future, no task switch and no second loop iteration. The consumer wakes
+  the task when it needs it.
 * TLS: ``start_tls`` runs ``loop.start_tls`` on the transport with this same protocol
   (every supported Python's way; streams need 3.11) and switches to the TLS transport
   it returns.

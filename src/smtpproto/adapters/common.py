@@ -12,7 +12,7 @@ limit): a request's timeout, capped by the per-message deadline that
 operations and the driver loop are written once, async, in ``async_base``;
 ``sync_base`` is generated from it (``scripts/unasync.py``). What they share that
 never waits lives here: ``Step`` and the loop's hooks (``_transport_error``,
-``_thrown``, ``_tls_up``). The adapters add the transport only.
+``_thrown``, ``_cut_by_deadline``, ``_tls_up``). The adapters add the transport only.
 
 This module imports ``ssl`` only for types and ``isinstance`` checks; ``import
 smtpproto`` never loads it (only the adapters do).
@@ -24,7 +24,7 @@ import abc
 import math
 import ssl
 from collections.abc import Mapping
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
 from ..client_engine.proxy import ProxyHeader
@@ -125,13 +125,17 @@ def connect_error(error: BaseException, host: str | None, port: int) -> SMTPConn
 
 
 class Step:
-    """How a ``_send`` that went on with the driver (the asyncio pump, trio's burst of
-    writes) left it: an error to throw into it, or how the driver already ended, for
-    ``_run`` to re-raise."""
+    """What ``_drive`` hands its driver when it starts (an answer, an error to throw in,
+    or how the driver already ended, re-raised) or after a ``_send`` that went on with
+    the driver (the asyncio pump, trio's burst of writes); kept across ``_drive`` calls
+    so that an adapter can leave the loop (trio: its deadline fired) and resume it."""
 
-    __slots__ = ("ended", "error")
+    __slots__ = ("answer", "cut_short", "ended", "error")
 
     def __init__(self) -> None:
+        #: A request was interrupted by the adapter's own deadline (``_cut_by_deadline``).
+        self.cut_short = False
+        self.answer: Any = None
         self.error: BaseException | None = None
         self.ended: BaseException | None = None
 
@@ -192,7 +196,7 @@ class ClientCore(abc.ABC):
         self._proxy_header = proxy_header
         self._deadline = math.inf
         #: The deadline of the reply wait in progress (``_read_deadline``); None until
-        #: a read of it has to wait (``_run`` resets it for each ``Read`` that does
+        #: a read of it has to wait (``_drive`` resets it for each ``Read`` that does
         #: not resume the previous one's wait).
         self._wait_deadline: float | None = None
         #: What the TLS handshake negotiated; None until TLS is up (see ``TLSInfo``).
@@ -211,6 +215,11 @@ class ClientCore(abc.ABC):
         is no transport failure (a cancellation: the exchange is cut short)."""
         error = self._transport_error(exc)
         return self._timed_out(error) if isinstance(error, TimeoutError) else error
+
+    def _cut_by_deadline(self) -> bool:
+        """Whether an exception that is no transport failure is the adapter's own
+        deadline firing (``_run`` resumes the driver with a timeout)."""
+        return False
 
     def _tls_up(self, tls: SSLConnection, started: float) -> ChannelBinding | None:
         """Record ``tls_info`` for a handshake begun at ``started`` (on ``_clock``) and

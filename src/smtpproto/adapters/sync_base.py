@@ -381,13 +381,15 @@ class SyncClientBase(ClientCore, abc.ABC):
         raise smtplib_compatible(failure, sender=sender)
 
     def _run(self, driver: Driver[T]) -> T:
-        """Perform ``driver``'s requests and return its result; drop the transport when
-        the session breaks or the exchange is cut short."""
+        """Perform ``driver``'s requests and return its result."""
+        return self._drive(driver, Step())
+
+    def _drive(self, driver: Driver[T], step: Step) -> T:
+        """Perform ``driver``'s requests, starting with what ``step`` holds for it; drop
+        the transport when the session breaks or the exchange is cut short."""
         session = self.session
-        step = Step()  # how a ``_send`` that went on with the driver left it
-        answer: Any = None
-        thrown: BaseException | None = None
-        ended: BaseException | None = None
+        answer, thrown, ended = step.answer, step.error, step.ended
+        step.answer = step.error = step.ended = None
         request: Request | None = None
         while True:
             if request is None:
@@ -426,6 +428,9 @@ class SyncClientBase(ClientCore, abc.ABC):
                 error = self._thrown(exc)
                 if error is not None:
                     thrown, request = error, None
+                elif self._cut_by_deadline():  # ``_run`` sees whether it was only that
+                    step.cut_short = True
+                    raise
                 else:  # a cancellation, KeyboardInterrupt: cut short, never reused
                     driver.close()
                     self._drop()

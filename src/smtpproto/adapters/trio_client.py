@@ -36,13 +36,20 @@ transaction's commands) skip the nursery: their replies cannot fill the socket b
 The next ``Read`` takes ``_inbox`` first.
 
 Deadlines are absolute on trio's clock: a request's timeout, capped by the per-message
-deadline (``message_timeout``). Only a request that has to wait gets a cancel scope,
-around that one wait, with its deadline (``_timed``); when it fires, ``TimeoutError``
-goes into the driver. A request that does not wait sets nothing, so no deadline is ever
-left behind to fire later, and an operation whose requests never wait (a fast server)
-costs no cancel scope at all: a scope per operation, with a deadline change per wait
-and one more before each schedule point, cost ``sendmail`` about 13% of its client CPU
-per message against smtp-sink (paired runs).
+deadline (``message_timeout``). On the socket path only a request that has to wait
+gets a cancel scope, around that one wait, with its deadline (``_timed``); when it
+fires, ``TimeoutError`` goes into the driver. A request that does not wait sets
+nothing, so no deadline is left behind to fire later, and an operation whose requests
+never wait (a fast server) costs no cancel scope at all (a scope per operation, with a
+deadline change per wait and one more before each schedule point, cost ``sendmail``
+about 13% of its client CPU per message against smtp-sink; paired runs). Over a
+stream every call is a checkpoint that may wait, so one cancel scope serves the whole
+operation (a scope per call cost TLS ``send_many`` about 9% more): each call sets its
+deadline on it first, only when it changes (each change costs trio a heap update), and
+the driver's code between calls has no checkpoint, so no earlier deadline fires later;
+when the scope fires, ``_run`` resumes the driver with ``TimeoutError`` thrown in
+(``_cut_by_deadline``). Only ``aclose``, which may run on the way out of an
+operation, resets the deadline otherwise.
 
 On a timeout, a transport error, a cancellation (``trio.Cancelled``) or any other
 exception that leaves the session unusable, the stream is closed forcefully and the
@@ -62,7 +69,7 @@ import trio  # noqa: TID251  (adapter layer: I/O allowed)
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
 from ..client_engine.proxy import ProxyHeader
 from ..drivers.exceptions import SMTPTLSError
-from ..drivers.session import MAX_READAHEAD, Driver, Request, Write
+from ..drivers.session import MAX_READAHEAD, Driver, Request, T, Write
 from .async_base import AsyncClientBase, one_call_send, send_in_one_call
 from .async_pool import AsyncPoolBase
 from .common import (
@@ -151,6 +158,8 @@ class TrioSMTPClient(AsyncClientBase):
         self._eof = False
         self._read_error: Exception | None = None
         self._unread = 0
+        #: The operation's deadline scope over a stream (``_run``); None otherwise.
+        self._scope: trio.CancelScope | None = None
 
     # -- connection ---------------------------------------------------------------------
 
@@ -179,6 +188,8 @@ class TrioSMTPClient(AsyncClientBase):
 
         Forceful (no TLS close_notify), so it never blocks and works while cancelled.
         """
+        if self._scope is not None:  # the last request's deadline no longer applies
+            self._scope.deadline = math.inf
         if self._session is not None:
             self._session.mark_broken()
         stream, self._stream = self._stream, None
@@ -187,6 +198,48 @@ class TrioSMTPClient(AsyncClientBase):
             await trio.aclose_forcefully(stream)
 
     # -- the driver loop ----------------------------------------------------------------
+
+    async def _run(self, driver: Driver[T]) -> T:
+        """Perform ``driver``'s requests; close the stream when the session breaks.
+
+        On the socket path each wait has its own deadline scope (``_timed``). Over a
+        stream, one cancel scope serves every request of the operation (cheaper than one
+        per request): each request sets its deadline (``_within``). When that scope
+        catches its own cancellation the deadline passed: ``_drive`` left the driver as
+        it was, and it resumes with ``TimeoutError`` thrown in.
+        """
+        if self._sock is not None:
+            return await self._drive(driver, Step())
+        step = Step()
+        while True:
+            try:
+                with trio.CancelScope() as scope:
+                    self._scope = scope
+                    try:
+                        return await self._drive(driver, step)
+                    finally:
+                        self._scope = None
+            except BaseException:
+                if step.cut_short:  # another cancellation came too: never reused
+                    driver.close()
+                    await self.aclose()
+                raise
+            step.cut_short = False
+            step.error = self._timed_out(TimeoutError("timed out"))
+
+    def _cut_by_deadline(self) -> bool:
+        return self._scope is not None and self._scope.cancel_called
+
+    async def _within(self, waiting: Awaitable[R], deadline: float) -> R:
+        """Await ``waiting`` (a stream's call) until ``deadline``: on the operation's
+        scope when there is one (a deadline change costs trio a heap update, so only
+        when it differs), else on a scope of its own (``_timed``)."""
+        scope = self._scope
+        if scope is None:
+            return await _timed(waiting, deadline)
+        if scope.deadline != deadline:
+            scope.deadline = deadline
+        return await waiting
 
     def _transport_error(self, exc: BaseException) -> BaseException | None:
         return _lost(exc) if isinstance(exc, _STREAM_ERRORS) else None
@@ -222,7 +275,7 @@ class TrioSMTPClient(AsyncClientBase):
                     try:
                         following = driver.send(None)
                     except BaseException as exc:  # StopIteration, a hook's KeyboardInterrupt:
-                        step.ended = exc  # re-raised by ``_run``, not in an ExceptionGroup
+                        step.ended = exc  # re-raised by ``_drive``, not in an ExceptionGroup
                         return None
                     if type(following) is not Write:
                         return following
@@ -249,7 +302,7 @@ class TrioSMTPClient(AsyncClientBase):
         sock = self._sock
         if sock is None:
             stream = self._live_stream()
-            await _timed(stream.send_all(data), self._deadline_for(timeout))
+            await self._within(stream.send_all(data), self._deadline_for(timeout))
             return
         await trio.lowlevel.checkpoint_if_cancelled()  # once cancelled, nothing new goes out
         try:
@@ -275,8 +328,8 @@ class TrioSMTPClient(AsyncClientBase):
         sock = self._sock
         if sock is None:
             stream = self._live_stream()
-            received = await _timed(stream.receive_some(RECV_SIZE), self._read_deadline(timeout))
-            return bytes(received)
+            deadline = self._read_deadline(timeout)
+            return bytes(await self._within(stream.receive_some(RECV_SIZE), deadline))
         await trio.lowlevel.checkpoint_if_cancelled()
         try:
             data = sock.recv(RECV_SIZE)
@@ -286,8 +339,9 @@ class TrioSMTPClient(AsyncClientBase):
         return data
 
     async def _read_ahead(self, stream: trio.abc.Stream) -> None:
-        """Buffer what the server sends while a write is blocked (RFC 2920 §3.2). It has
-        no deadline of its own: the end of the burst of writes cancels it."""
+        """Buffer what the server sends while a write is blocked (RFC 2920 §3.2). It sets
+        no deadline: the end of the burst of writes cancels it (over a stream it waits
+        under the operation's scope, set for the write)."""
         sock = self._sock
         while len(self._inbox) < MAX_READAHEAD:
             try:
@@ -313,7 +367,7 @@ class TrioSMTPClient(AsyncClientBase):
         tls = trio.SSLStream(self._live_stream(), context, server_hostname=server_hostname)
         self._stream = tls
         try:
-            await _timed(tls.do_handshake(), self._deadline_for(timeout))
+            await self._within(tls.do_handshake(), self._deadline_for(timeout))
         except (trio.BrokenResourceError, ssl.SSLError) as exc:
             cause = exc.__cause__ if exc.__cause__ is not None else exc
             message = f"TLS handshake failed: {cause or 'connection closed'}"

@@ -868,7 +868,10 @@ def _repeated(plan: _Plan, index: int, item: tuple[Any, ...]) -> _Prepared | Non
         data = bytes(content)
         ascii_only = data.isascii()
     elif kind is str:
-        data = content.encode("utf-8")
+        try:
+            data = content.encode("utf-8")
+        except UnicodeEncodeError:
+            return None  # no UTF-8 form: ``_prepare`` refuses it (``support.utf8``)
         ascii_only = content.isascii()
     elif kind is memoryview and content.c_contiguous:  # ``content_chunks`` casts it
         data = content.tobytes()

@@ -74,6 +74,7 @@ from .support import (
     Write,
     all_ascii,
     content_chunks,
+    utf8,
 )
 
 if TYPE_CHECKING:
@@ -497,7 +498,7 @@ class MailDrivers(DriverCore):
                     "send_message split them unless MailOptions(split_recipients=False)"
                 )
         if isinstance(content, str):
-            content = content.encode("utf-8")  # once: checked below, then chunked
+            content = utf8(content)  # once: checked below, then chunked
         chunks, total = content_chunks(content, chunk_size)
         first = next(chunks, b"")
         body = options.body

@@ -44,6 +44,7 @@ __all__ = [
     "logging_transcript",
     "make_timeouts",
     "session_config",
+    "utf8",
 ]
 
 T = TypeVar("T")
@@ -288,9 +289,9 @@ def content_chunks(content: ContentSource, chunk_size: int) -> tuple[Iterator[by
     if type(content) is bytes and len(content) <= chunk_size:  # a small message, as is
         return iter((content,) if content else ()), len(content)
     if isinstance(content, str):
-        content = content.encode("utf-8")
+        content = utf8(content)
     if isinstance(content, (bytes, bytearray, memoryview)):
-        view = memoryview(content).cast("B")
+        view = _octets(content)
         total = len(view)
         return (bytes(view[i : i + chunk_size]) for i in range(0, total, chunk_size)), total
     read = getattr(content, "read", None)
@@ -302,6 +303,29 @@ def content_chunks(content: ContentSource, chunk_size: int) -> tuple[Iterator[by
         "content must be bytes, str, a binary file or an iterable of bytes, "
         f"got {type(content).__name__}"
     )
+
+
+def utf8(text: str) -> bytes:
+    """``str`` content as the UTF-8 octets sent for it. A str with no UTF-8 form (a
+    lone surrogate, as ``surrogateescape`` decoding leaves for undecodable octets) is
+    the caller's mistake, refused with ``LocalProtocolError`` before anything is sent."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise LocalProtocolError(
+            f"str content has no UTF-8 form ({error.reason} at index {error.start}): "
+            "pass the message as bytes"
+        ) from None
+
+
+def _octets(data: bytes | bytearray | memoryview) -> memoryview:
+    """``data``'s octets as a flat view of unsigned bytes; a memoryview that is not
+    C-contiguous (a strided slice, which ``cast`` refuses) is copied first, in its
+    logical order, as the DATA codec twins take it (``bytes(memoryview(data))``)."""
+    view = memoryview(data)
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())
+    return view.cast("B")
 
 
 def _file_size(file: _Readable) -> int | None:
@@ -342,7 +366,7 @@ def _split_chunks(chunks: Iterable[bytes], chunk_size: int) -> Iterator[bytes]:
             raise LocalProtocolError(f"reading the content failed: {error}") from error
         if not isinstance(chunk, (bytes, bytearray, memoryview)):
             raise LocalProtocolError(f"content chunks must be bytes, got {type(chunk).__name__}")
-        view = memoryview(chunk).cast("B")
+        view = _octets(chunk)
         for i in range(0, len(view), chunk_size):
             yield bytes(view[i : i + chunk_size])
 

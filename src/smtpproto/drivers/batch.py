@@ -84,7 +84,7 @@ from .exceptions import (
     SMTPRecipientsRefused,
     SMTPReplyError,
 )
-from .mail import MailDrivers, check_options, check_transfer_flags
+from .mail import MailDrivers, check_binarymime, check_options, check_transfer_flags
 from .support import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAIL_OPTIONS,
@@ -313,6 +313,7 @@ class BatchDrivers(MailDrivers):
             ) from None
         if options is not None:
             check_options(options)  # refused for the batch, not once per message
+            check_binarymime(options.body, bdat)
         plan = _Plan(options or DEFAULT_MAIL_OPTIONS, chunk_size, caps, self.config)
         return self._send_many(items, plan, pipe, bdat, max_in_flight, on_outcome)
 

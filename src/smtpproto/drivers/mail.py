@@ -88,6 +88,7 @@ __all__ = [
     "MAIL_STAGES",
     "MailDrivers",
     "MailStage",
+    "check_binarymime",
     "check_content",
     "check_options",
     "check_transfer_flags",
@@ -117,6 +118,18 @@ def check_transfer_flags(pipelining: object, chunking: object) -> None:
     ``0`` must not quietly mean "use it" or "do not" (``wire.fields.check_flag``)."""
     check_flag("pipelining", pipelining, allow_none=True, error=LocalProtocolError)
     check_flag("chunking", chunking, allow_none=True, error=LocalProtocolError)
+
+
+def check_binarymime(body: str | None, bdat: bool) -> None:
+    """Refuse ``BODY=BINARYMIME`` without BDAT (the server does not advertise
+    CHUNKING, or ``chunking=False``) before anything is sent: such content goes only
+    in BDAT chunks (RFC 3030 §3), and the engine refuses the DATA command only once
+    MAIL and RCPT are queued, which breaks the session."""
+    if body == "BINARYMIME" and not bdat:
+        raise LocalProtocolError(
+            "BODY=BINARYMIME content must be sent with BDAT (RFC 3030 §3): the server "
+            "must advertise CHUNKING and chunking must not be False"
+        )
 
 
 def _check_progress(progress: object) -> None:
@@ -436,6 +449,8 @@ class MailDrivers(DriverCore):
         bdat = caps is not None and caps.chunking and chunking is not False
         if chunking and not bdat:
             raise LocalProtocolError("chunking=True needs the CHUNKING extension, not advertised")
+        if stop_after is None or stop_after == "data":
+            check_binarymime(mail.body, bdat)
         self._current = (sender, rcpts)
         self._rcpt_accepted = 0
         if stop_after is not None:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..client_engine.config import ClientConfig
 from ..client_engine.events import (
+    NEED_DATA,
     Bdat,
     Command,
     CommandReply,
@@ -738,9 +739,17 @@ class MailDrivers(DriverCore):
         message is delivered (RFC 3030 §2, RFC 5321 §4.1.1.5), every reply due is
         read, then the refusal is raised with the session usable (unless a 421 or a
         lost connection ended it meanwhile)."""
+        conn = self.conn
         yield from self._rset_unless_closing()
-        while self.conn.outstanding:
+        while conn.outstanding:
             yield from self._event()
+        # The RSET's reply queued the reset transaction's ``TransactionResult`` behind
+        # its ``CommandReply`` (``replies._other_reply``): taken here (nothing more to
+        # read), or the next transaction would take it for its own result.
+        while (event := conn.next_event()) is not NEED_DATA:
+            self._screen(event)
+            if type(event) is TransactionResult or type(event) is ConnectionClosed:
+                break
         raise _refused(
             str(error),
             f"The transaction was ended with RSET after {sent} octets in BDAT chunks: "

@@ -25,10 +25,12 @@ from engine_helpers import ScriptedServer
 from session_helpers import GREETING
 from smtpproto.client_engine.config import ClientConfig
 from smtpproto.client_engine.connection import ClientConnection
+from smtpproto.client_engine.events import TransactionResult
 from smtpproto.drivers import batch
 from smtpproto.drivers.batch import BatchDrivers
 from smtpproto.drivers.session import Read, Session, Write
 from smtpproto.drivers.support import MailOptions
+from smtpproto.exceptions import SMTPProtocolError
 from test_fastlane import snapshot
 
 EHLO = b"250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 100000\r\n250 8BITMIME\r\n"
@@ -353,3 +355,25 @@ def test_bdat_windows_with_each_body_equal_the_general_path(body: str | None) ->
     fast = run_batch({}, items, [], None, fast=True, ehlo=ehlo, options=options)
     assert fast[:5] == general[:5]
     assert fast[5] > 0  # the lane took some of them
+
+
+def test_strided_and_released_memoryviews_as_on_the_general_path() -> None:
+    # A strided slice is sent in its logical order (``support._octets``), in the lane
+    # too; a released memoryview is that message's ``SMTPProtocolError`` before MAIL,
+    # and the batch goes on.
+    released = memoryview(b"gone\r\n")
+    released.release()
+    strided = [memoryview(b"xsxtxrxixdxexd\r\n\r\n" * (i + 1))[1::2] for i in range(4)]
+    items = [(*ITEM, b"first\r\n"), *((*ITEM, view) for view in strided), (*ITEM, released)]
+    items.append((*ITEM, b"last\r\n"))
+    for chunking in (False, True):
+        ehlo = ehlo_with(b"SIZE 1000", chunking)
+        general = run_batch({}, items, [], None, fast=False, ehlo=ehlo)
+        fast = run_batch({}, items, [], None, fast=True, ehlo=ehlo)
+        assert fast[:5] == general[:5]
+        (status, outcomes), wire, *_, usable, used = fast
+        assert status == "ok" and usable and used >= 3
+        refused, last = outcomes[-2:]
+        assert refused[0] is SMTPProtocolError and "released" in refused[1]
+        assert isinstance(last, TransactionResult) and last.delivered
+        assert b"strided\r\n\r\n" in wire and b"sxtxr" not in wire

@@ -155,7 +155,7 @@ def _usable(s: Session, template: GroupTemplate) -> bool:
         and s.transcript is None
         and s.pipelining
         # LIMITS MAILMAX (RFC 9422 §4.1): past it the general path refuses the MAIL.
-        and ((limit := template.caps.limits.mailmax) is None or s.mails_sent < limit)
+        and (s.mailmax is None or s.mails_sent < s.mailmax)
     )
 
 

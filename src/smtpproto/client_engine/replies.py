@@ -199,6 +199,7 @@ def _hello_reply(s: Session, entry: Pending, reply: Reply) -> None:
         # The reply as well: the event holds the interned one, so this one is freed.
         caps, s.pipelining, s.rcptmax, reply = parse_ehlo(s.config.mask_extensions, reply)
         s.caps = caps
+        s.mailmax = caps.limits.mailmax if caps.has("LIMITS") else None  # RFC 9422 §4.1
         s.enter(Outcome.HELLO_ACCEPTED)
         s.events.append(_ehlo_accepted(command, reply, caps))
         if required and not caps.starttls:

@@ -194,9 +194,8 @@ def _send_mail(s: Session, command: Command, verb: Verb, state: ClientState) -> 
 
 def _past_mailmax(s: Session) -> LocalProtocolError:
     """The refusal of a MAIL past the server's LIMITS MAILMAX (RFC 9422 §4.1)."""
-    assert s.caps is not None
     return LocalProtocolError(
-        f"the server's LIMITS MAILMAX is {s.caps.limits.mailmax} and this session has "
+        f"the server's LIMITS MAILMAX is {s.mailmax} and this session has "
         f"sent {s.mails_sent} MAIL commands (RFC 9422 §4.1): send the next message on a "
         "new connection"
     )

@@ -165,6 +165,7 @@ class Session:
         "events",
         "incoming",
         "incoming_size",
+        "mailmax",
         "mails_sent",
         "mechanism",
         "parser",
@@ -198,6 +199,9 @@ class Session:
         #: the server's LIMITS MAILMAX (RFC 9422 §4.1); 0 again after TLS (RFC 3207
         #: §4.2: a new session), never after a new EHLO.
         self.mails_sent = 0
+        #: The last EHLO's LIMITS MAILMAX (None: none), read once (``Capabilities.limits``
+        #: parses on every access).
+        self.mailmax: int | None = None
         self.tls_active = config.tls_policy is TLSPolicy.IMPLICIT
         self.authenticated = False
         #: Something was sent in GREETING (a PROXY header, raw bytes): no PROXY header
@@ -267,8 +271,7 @@ class Session:
     def mail_budget(self) -> int | None:
         """MAIL commands the server's LIMITS MAILMAX still allows in this session
         (RFC 9422 §4.1); None: no limit advertised."""
-        caps = self.caps
-        limit = caps.limits.mailmax if caps is not None else None
+        limit = self.mailmax
         return None if limit is None else max(limit - self.mails_sent, 0)
 
     def forget_extensions(self) -> None:
@@ -277,3 +280,4 @@ class Session:
         self.caps = None
         self.pipelining = False
         self.rcptmax = None
+        self.mailmax = None

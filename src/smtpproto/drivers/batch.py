@@ -84,7 +84,7 @@ from .exceptions import (
     SMTPRecipientsRefused,
     SMTPReplyError,
 )
-from .mail import MailDrivers, check_options, check_transfer_flags
+from .mail import MailDrivers, check_binarymime, check_options, check_transfer_flags
 from .support import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAIL_OPTIONS,
@@ -313,6 +313,7 @@ class BatchDrivers(MailDrivers):
             ) from None
         if options is not None:
             check_options(options)  # refused for the batch, not once per message
+            check_binarymime(options.body, bdat)
         plan = _Plan(options or DEFAULT_MAIL_OPTIONS, chunk_size, caps, self.config)
         return self._send_many(items, plan, pipe, bdat, max_in_flight, on_outcome)
 
@@ -848,8 +849,8 @@ def _remember(
 
 
 def _repeated(plan: _Plan, index: int, item: tuple[Any, ...]) -> _Prepared | None:
-    """The common batch: a small message (one chunk: ``bytes``, ``bytearray``, a
-    contiguous ``memoryview`` or ``str``) with the same envelope values as the last one
+    """The common batch: a small message (one chunk: ``bytes``, ``bytearray``,
+    ``memoryview`` or ``str``) with the same envelope values as the last one
     ``_prepare`` validated, so its (immutable) RCPT commands and, but for SIZE=, its
     MAIL are reused without validating the same values again: a message of another
     length gets the same MAIL with its own SIZE= (RFC 1870 §6, ``Mail.with_size``).
@@ -873,8 +874,11 @@ def _repeated(plan: _Plan, index: int, item: tuple[Any, ...]) -> _Prepared | Non
         except UnicodeEncodeError:
             return None  # no UTF-8 form: ``_prepare`` refuses it (``support.utf8``)
         ascii_only = content.isascii()
-    elif kind is memoryview and content.c_contiguous:  # ``content_chunks`` casts it
-        data = content.tobytes()
+    elif kind is memoryview:
+        try:  # in logical order, as ``content_chunks`` copies it (``support._octets``)
+            data = content.tobytes()
+        except ValueError:  # released: ``_prepare`` refuses it
+            return None
         ascii_only = False  # ``all_ascii``: a memoryview is not looked into
     else:
         return None

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..client_engine.config import ClientConfig
 from ..client_engine.events import (
+    NEED_DATA,
     Bdat,
     Command,
     CommandReply,
@@ -87,6 +88,7 @@ __all__ = [
     "MAIL_STAGES",
     "MailDrivers",
     "MailStage",
+    "check_binarymime",
     "check_content",
     "check_options",
     "check_transfer_flags",
@@ -116,6 +118,18 @@ def check_transfer_flags(pipelining: object, chunking: object) -> None:
     ``0`` must not quietly mean "use it" or "do not" (``wire.fields.check_flag``)."""
     check_flag("pipelining", pipelining, allow_none=True, error=LocalProtocolError)
     check_flag("chunking", chunking, allow_none=True, error=LocalProtocolError)
+
+
+def check_binarymime(body: str | None, bdat: bool) -> None:
+    """Refuse ``BODY=BINARYMIME`` without BDAT (the server does not advertise
+    CHUNKING, or ``chunking=False``) before anything is sent: such content goes only
+    in BDAT chunks (RFC 3030 §3), and the engine refuses the DATA command only once
+    MAIL and RCPT are queued, which breaks the session."""
+    if body == "BINARYMIME" and not bdat:
+        raise LocalProtocolError(
+            "BODY=BINARYMIME content must be sent with BDAT (RFC 3030 §3): the server "
+            "must advertise CHUNKING and chunking must not be False"
+        )
 
 
 def _check_progress(progress: object) -> None:
@@ -435,6 +449,8 @@ class MailDrivers(DriverCore):
         bdat = caps is not None and caps.chunking and chunking is not False
         if chunking and not bdat:
             raise LocalProtocolError("chunking=True needs the CHUNKING extension, not advertised")
+        if stop_after is None or stop_after == "data":
+            check_binarymime(mail.body, bdat)
         self._current = (sender, rcpts)
         self._rcpt_accepted = 0
         if stop_after is not None:
@@ -738,9 +754,17 @@ class MailDrivers(DriverCore):
         message is delivered (RFC 3030 §2, RFC 5321 §4.1.1.5), every reply due is
         read, then the refusal is raised with the session usable (unless a 421 or a
         lost connection ended it meanwhile)."""
+        conn = self.conn
         yield from self._rset_unless_closing()
-        while self.conn.outstanding:
+        while conn.outstanding:
             yield from self._event()
+        # The RSET's reply queued the reset transaction's ``TransactionResult`` behind
+        # its ``CommandReply`` (``replies._other_reply``): taken here (nothing more to
+        # read), or the next transaction would take it for its own result.
+        while (event := conn.next_event()) is not NEED_DATA:
+            self._screen(event)
+            if type(event) is TransactionResult or type(event) is ConnectionClosed:
+                break
         raise _refused(
             str(error),
             f"The transaction was ended with RSET after {sent} octets in BDAT chunks: "

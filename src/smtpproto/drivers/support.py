@@ -321,8 +321,12 @@ def utf8(text: str) -> bytes:
 def _octets(data: bytes | bytearray | memoryview) -> memoryview:
     """``data``'s octets as a flat view of unsigned bytes; a memoryview that is not
     C-contiguous (a strided slice, which ``cast`` refuses) is copied first, in its
-    logical order, as the DATA codec twins take it (``bytes(memoryview(data))``)."""
-    view = memoryview(data)
+    logical order, as the DATA codec twins take it (``bytes(memoryview(data))``). A
+    released memoryview is the caller's mistake: ``LocalProtocolError``."""
+    try:
+        view = memoryview(data)
+    except ValueError as error:  # "operation forbidden on released memoryview object"
+        raise LocalProtocolError(f"content cannot be read: {error}") from None
     if not view.c_contiguous:
         view = memoryview(view.tobytes())
     return view.cast("B")

@@ -93,6 +93,7 @@ from .support import (
     MailOptions,
     Read,
     Write,
+    canonical_size,
 )
 
 if TYPE_CHECKING:
@@ -910,7 +911,7 @@ def _repeated(plan: _Plan, index: int, item: tuple[Any, ...]) -> _Prepared | Non
             return None
     size = options.size
     if size is None and plan.size_advertised:
-        size = len(data)
+        size = len(data) if body == "BINARYMIME" else canonical_size(data)  # as _prepare
     mail = was.mail
     if body != mail.body:
         return None

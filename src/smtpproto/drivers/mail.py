@@ -74,6 +74,7 @@ from .support import (
     ProgressCallback,
     Write,
     all_ascii,
+    canonical_size,
     content_chunks,
     utf8,
 )
@@ -168,7 +169,10 @@ class MailDrivers(DriverCore):
         False. Defaults chosen from the content and addresses: ``smtputf8`` when an
         address is non-ASCII (RFC 6531); ``body="8BITMIME"`` when 8BITMIME is offered
         and the content is 8-bit (or unknown: a file or iterable; RFC 6152); ``size``
-        when SIZE is offered and the length is known (RFC 1870). ``progress(sent,
+        when SIZE is offered and the length is known (RFC 1870): content held whole is
+        counted as sent, with CRLF line ends and a final CRLF (§3); a file declares its
+        length on disk, so a file with bare LF line ends is undercounted (the server
+        may then refuse it with 552 after the transfer). ``progress(sent,
         total)`` is called after each content write (``total`` None when unknown).
 
         Content held whole (bytes, bytearray, memoryview, str) that the DATA encoder
@@ -531,7 +535,11 @@ class MailDrivers(DriverCore):
             )
         size = options.size
         if size is None and total is not None and caps is not None and caps.size is not None:
-            size = total
+            # Content held whole is counted with CRLF line ends (RFC 1870 §3); raw and
+            # BINARYMIME content is sent as is, a file is declared at its length.
+            whole = isinstance(content, (bytes, bytearray, memoryview))
+            normalised = whole and not raw and body != "BINARYMIME"
+            size = canonical_size(content) if normalised else total  # type: ignore[arg-type]
         # The same envelope as the last message (the common batch): its commands are
         # immutable values made from exactly these inputs, so they are reused as is.
         key = (sender, rcpts, size, body, smtputf8, options, caps)

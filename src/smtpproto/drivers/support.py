@@ -35,6 +35,7 @@ __all__ = [
     "UpgradeTLS",
     "Write",
     "all_ascii",
+    "canonical_size",
     "check_connect_options",
     "check_server_hostname",
     "content_chunks",
@@ -441,6 +442,23 @@ class MailOptions:
 
 #: What an operation given no ``options`` uses.
 DEFAULT_MAIL_OPTIONS = MailOptions()
+
+
+def canonical_size(data: bytes | bytearray | memoryview) -> int:
+    """The octets ``data`` takes on the wire after its line ends are made CRLF and a
+    final CRLF is added when missing (what ``DataEncoder`` and ``LineEndNormalizer``
+    do, RFC 5321 §2.3.8): the SIZE= a client declares for it, which counts the CRLF
+    pairs but neither stuffing dots nor the end of data (RFC 1870 §3). Declaring the
+    raw length would undercount content with bare CR/LF, and the server would refuse
+    it only after the whole transfer (552) instead of at MAIL."""
+    if not isinstance(data, (bytes, bytearray)):
+        data = bytes(_octets(data))
+    size = len(data)
+    if not size:
+        return 0
+    pairs = data.count(b"\r\n")
+    size += data.count(b"\r") + data.count(b"\n") - 2 * pairs  # each bare CR/LF: +1
+    return size if data[-1] in (10, 13) else size + 2
 
 
 def all_ascii(content: object) -> bool:

@@ -28,6 +28,7 @@ from smtpproto.client_engine.events import TransactionResult
 from smtpproto.exceptions import SMTPProtocolError
 from smtpproto.testing import run_server
 
+from .exim_client import exim_client
 from .facade import SyncClient
 
 pytestmark = pytest.mark.interop
@@ -152,17 +153,6 @@ def test_send_many_gives_bad_content_its_outcome_and_goes_on(
     assert all(m.content == GOOD.replace(b"\r\n", b"\n") for m in delivered)
     if not same_envelope:
         assert [m.mail_from for m in delivered] == [f"s{i}@x.test" for i in good]
-
-
-def exim_client(make_client: MakeClient, exim: EximPeer, **options: Any) -> SyncClient:
-    return make_client(
-        host=exim.host,
-        port=exim.port,
-        ssl_context=exim.tls.client_context(),
-        server_hostname="localhost",
-        timeout=TIMEOUT,
-        **options,
-    )
 
 
 def test_bdat_content_keeps_the_rules_before_mail(

@@ -63,7 +63,7 @@ from .exceptions import (
     SMTPRecipientsRefused,
     SMTPReplyError,
 )
-from .split import SplitResults, groups_of, replayer
+from .split import SplitResults, groups_of, replayer, transactions_needed
 from .support import (
     BDAT_WINDOW,
     DEFAULT_CHUNK_SIZE,
@@ -381,7 +381,7 @@ class MailDrivers(DriverCore):
                 "must be readable again: pass bytes, str or a seekable file"
             )
         budget = self.conn.mail_budget
-        needed = 1 if limit is None else -(-len(order) // limit)
+        needed = transactions_needed(len(order), limit)
         if budget is not None and needed > max(budget, 1):  # at 0 the engine refuses MAIL
             raise LocalProtocolError(
                 f"{len(order)} recipients need {needed} transactions under the server's "

@@ -132,6 +132,7 @@ WORKERS_ROW = f"serve --maildir --workers {WORKERS}"
 #: Rows compared with another row (besides smtp-sink), round by round.
 PAIRS = {
     "built-in (drop)": "aiosmtpd (drop)",
+    "asyncio minimal": "built-in (drop)",  # asyncio's share of the built-in server's CPU
     "serve --maildir": "aiosmtpd maildir",
     WORKERS_ROW: "serve --maildir",
 }

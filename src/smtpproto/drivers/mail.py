@@ -873,14 +873,9 @@ def _encoder_for(config: ClientConfig, body: str | None) -> DataEncoder:
 
 
 def _refused(refusal: str, outcome: str) -> LocalProtocolError:
-    """The encoder's ``refusal`` for the caller: its own keyword advice replaced by
-    the ``ClientConfig`` field, then ``outcome`` (what was sent)."""
-    reason = refusal.partition("; pass ")[0]
-    if reason.startswith("NUL"):
-        reason += "; ClientConfig(allow_nul=True) sends it anyway"
-    elif reason.startswith("content line"):
-        reason += "; ClientConfig(enforce_line_length=False) sends it anyway"
-    return LocalProtocolError(f"{reason}. {outcome}")
+    """The encoder's ``refusal`` (which names the ``ClientConfig`` field or MAIL
+    parameter that allows the content), then ``outcome`` (what was sent)."""
+    return LocalProtocolError(f"{refusal}. {outcome}")
 
 
 def _stage_result(

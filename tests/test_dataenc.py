@@ -128,9 +128,46 @@ def test_nul_refused_with_offset(enc_cls: Encoder) -> None:
 
 
 def test_8bit_refused_unless_allowed(enc_cls: Encoder) -> None:
-    with pytest.raises(LocalProtocolError, match=r"0xc3 at content offset 2.*8BITMIME.*SMTPUTF8"):
+    with pytest.raises(LocalProtocolError, match=r"0xc3 at content offset 2.*BODY=8BITMIME"):
         encode(enc_cls, [b"h\n\xc3\xa9"])
     assert encode(enc_cls, [b"h\n\xc3\xa9"], allow_8bit=True) == b"h\r\n\xc3\xa9\r\n.\r\n"
+
+
+#: (content, what the refusal must say, what it must not): each names what the client's
+#: user sets (ClientConfig's fields, BODY=8BITMIME) and the right RFCs, never the
+#: encoder's own keywords, and never offers SMTPUTF8 for 8-bit content (RFC 6531 §3.6:
+#: SMTPUTF8 goes with BODY=8BITMIME, it does not replace it).
+REFUSAL_TEXTS = [
+    (b"a\0b", ["NUL octet at content offset 1", "ClientConfig(allow_nul=True)", "RFC 2045"]),
+    (
+        b"y" * 999,
+        ["longer than 998 octets at content offset 998", "ClientConfig(enforce_line_length=False)"],
+    ),
+    (
+        b"h\n\xc3\xa9",
+        [
+            "0xc3 at content offset 2",
+            "BODY=8BITMIME",
+            "RFC 6152",
+            "SMTPUTF8 does not declare it, RFC 6531 §3.6",
+            "MailOptions(body='8BITMIME')",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("content", "words"), REFUSAL_TEXTS)
+def test_refusal_texts_name_what_the_user_sets(
+    enc_cls: Encoder, content: bytes, words: list[str]
+) -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        enc_cls().feed(content)
+    text = str(info.value)
+    assert enc_cls().refusal(content) == text
+    for word in words:
+        assert word in text, (word, text)
+    for wrong in ("pass ", "max_line_length", "allow_8bit", "or SMTPUTF8"):
+        assert wrong not in text, (wrong, text)
 
 
 def test_line_length_at_and_past_the_bound(enc_cls: Encoder) -> None:

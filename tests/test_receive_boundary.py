@@ -173,6 +173,7 @@ def test_command_parser_raising_moves_server_to_error(
     conn.next_event()
     conn.send(ehlo_reply("mx.test"))
     monkeypatch.setattr(server_connection, parser, broken)
+    monkeypatch.setattr(server_connection, "PLAIN_MEMO", {})  # read before plain_event
     conn.receive_data(line)
     with pytest.raises(Boom):
         conn.next_event()

@@ -1,5 +1,5 @@
 """The server's fast path for plain transaction lines (``fast_command`` and
-``ServerConnection._fast_command``) against the general path it short-cuts.
+``ServerConnection._plain_event``) against the general path it short-cuts.
 
 The fast path may only recognise what the general path takes unchanged: for every
 line it recognises, ``split_verb`` + ``parse_mail``/``parse_rcpt`` give the same event,

@@ -16,6 +16,7 @@ from interop.peers_exim import EximPeer, start_exim
 from smtpproto.exceptions import SMTPReplyError
 from smtpproto.sasl import External
 
+from .exim_client import exim_client
 from .facade import SyncClient
 
 pytestmark = pytest.mark.interop
@@ -38,14 +39,7 @@ def _client(make_client: MakeClient, exim: EximPeer, directory: Path) -> SyncCli
     leaf.private_key_pem.write_to_path(str(key))
     context = exim.tls.client_context()
     context.load_cert_chain(cert, key)
-    return make_client(
-        host=exim.host,
-        port=exim.port,
-        tls="required",
-        ssl_context=context,
-        server_hostname="localhost",
-        timeout=10,
-    )
+    return exim_client(make_client, exim, ssl_context=context, tls="required")
 
 
 @pytest.mark.parametrize("authzid", ["", CN])

@@ -27,6 +27,7 @@ from smtpproto.sasl import ChannelBinding, ClientMechanism, CramMD5, Login, Plai
 from smtpproto.sasl.server import Challenge, Failure, ScramSHA256PlusServer, ServerStep
 from smtpproto.testing import run_server
 
+from .exim_client import exim_client
 from .facade import SyncClient
 from .peer import Peer, scripted
 
@@ -95,14 +96,7 @@ def test_exim_login_and_send(
     name: str,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="smtpproto.transcript")
-    with make_client(
-        host=exim_server.host,
-        port=exim_server.port,
-        tls="required",
-        ssl_context=exim_server.tls.client_context(),
-        server_hostname="localhost",
-        timeout=TIMEOUT,
-    ) as client:
+    with exim_client(make_client, exim_server, tls="required") as client:
         caps = client.capabilities
         assert client.session.conn.tls_active and caps is not None
         assert {"PLAIN", "LOGIN"} <= caps.auth_mechanisms

@@ -97,3 +97,67 @@ def test_a_str_without_utf8_form_is_refused_before_mail(
     assert [m.data for m in stored] == [GOOD] * 4
     assert not [line for line in lines if "bad@x.test" in line]
     assert len([line for line in lines if line.startswith("C: MAIL")]) == 4
+
+
+ASCII = b"Subject: plain\r\n\r\n" + b"ascii body line\r\n" * 6 + b"the end...\r\n"
+EIGHT = b"Subject: caf\xc3\xa9\r\n\r\n" + b"ascii body line\r\n" * 6 + b"\xff\xfe end\r\n"
+
+
+def views(content: bytes) -> list[tuple[str, Any]]:
+    """``content`` in every form the drivers take: bytes, bytearray, str when it is
+    UTF-8, and memoryviews of other formats, shapes and strides (each of whose octets,
+    in logical order, are ``content``)."""
+    assert len(content) % 4 == 0  # so that the 'I' and 2-D casts take it
+    doubled = bytes(b for pair in zip(content, content, strict=True) for b in pair)
+    found: list[tuple[str, Any]] = [
+        ("bytes", content),
+        ("bytearray", bytearray(content)),
+        ("memoryview", memoryview(content)),
+        ("view-of-bytearray", memoryview(bytearray(content))),
+        ("cast-I", memoryview(content).cast("I")),
+        ("cast-c", memoryview(content).cast("c")),
+        ("2-D", memoryview(content).cast("B", shape=[len(content) // 4, 4])),
+        ("offset-slice", memoryview(b"xy" + content + b"z")[2:-1]),
+        ("strided", memoryview(doubled)[::2]),
+        ("strided-cast", memoryview(bytearray(doubled))[1::2]),
+    ]
+    if content.isascii() or b"\xff" not in content:  # valid UTF-8: a str too
+        found.append(("str", content.decode("utf-8")))
+    for name, form in found:
+        if isinstance(form, memoryview):
+            assert form.tobytes() == content, name
+    return found
+
+
+@pytest.mark.parametrize("chunking", [False, None], ids=["data", "bdat"])
+def test_body_is_decided_by_the_octets_in_every_form(
+    make_client: MakeClient, chunking: bool | None
+) -> None:
+    """RFC 6152: BODY=8BITMIME for 8-bit content only, whatever form holds it -- a
+    memoryview of any format, shape or strides is looked into like bytes. sendmail,
+    send_many on the fast lane (one envelope) and on the general path (a sender per
+    message) declare the same BODY= for the same octets; each message arrives intact."""
+    lines: list[str] = []
+    expected: list[bytes] = []
+    with run_server(starttls=False, transcript=lines.append) as server:
+        with make_client(host=server.host, port=server.port, tls="none", timeout=TIMEOUT) as client:
+            caps = client.capabilities
+            assert caps is not None and caps.eightbitmime
+            for kind, content in (("ascii", ASCII), ("eight", EIGHT)):
+                forms_ = views(content)
+                for name, form in forms_:
+                    sender = f"one-{kind}-{name}@x.test"
+                    client.sendmail(sender, ["r@x.test"], form, chunking=chunking)
+                    expected.append(content)
+                items = [(f"many-{kind}@x.test", ["r@x.test"], form) for _, form in forms_]
+                items += [(f"gen-{kind}-{n}@x.test", ["r@x.test"], f) for n, f in forms_]
+                outcomes = client.send_many(items, chunking=chunking)
+                assert all(isinstance(o, TransactionResult) for o in outcomes), outcomes
+                expected += [content] * len(items)
+            assert client.session.usable
+        stored = server.wait_for_messages(len(expected), timeout=TIMEOUT)
+    assert [m.data for m in stored] == expected
+    mails = [line for line in lines if line.startswith("C: MAIL")]
+    assert len(mails) == len(expected)
+    for line in mails:
+        assert ("BODY=8BITMIME" in line) == ("-eight" in line), line

@@ -28,6 +28,7 @@ from smtpproto.client_engine.events import TransactionResult
 from smtpproto.exceptions import SMTPProtocolError
 from smtpproto.testing import run_server
 
+from .exim_client import exim_client
 from .facade import SyncClient
 
 pytestmark = pytest.mark.interop
@@ -152,17 +153,6 @@ def test_send_many_gives_bad_content_its_outcome_and_goes_on(
     assert all(m.content == GOOD.replace(b"\r\n", b"\n") for m in delivered)
     if not same_envelope:
         assert [m.mail_from for m in delivered] == [f"s{i}@x.test" for i in good]
-
-
-def exim_client(make_client: MakeClient, exim: EximPeer, **options: Any) -> SyncClient:
-    return make_client(
-        host=exim.host,
-        port=exim.port,
-        ssl_context=exim.tls.client_context(),
-        server_hostname="localhost",
-        timeout=TIMEOUT,
-        **options,
-    )
 
 
 def test_bdat_content_keeps_the_rules_before_mail(
@@ -317,3 +307,45 @@ def test_streamed_bdat_content_refused_in_its_first_chunk_sends_nothing(
             client.sendmail("bad@x.test", ["r@x.test"], iter([b"a\0b\r\n", GOOD]))
         assert client.session.usable and client.noop().code == 250
     assert not [line for line in lines if "bad@x.test" in line]
+
+
+#: (content, the words of its refusal): each names what the caller sets, and the 8-bit
+#: one the RFCs' rule (RFC 6152; RFC 6531 §3.6: SMTPUTF8 does not replace 8BITMIME).
+STREAMED_TEXTS = [
+    (HEAD + PADDING + b"a\0b\r\n", ("NUL octet", "ClientConfig(allow_nul=True)")),
+    (
+        HEAD + PADDING + b"L" * 999 + b"\r\n",
+        ("longer than 998", "ClientConfig(enforce_line_length=False)"),
+    ),
+    (
+        HEAD + PADDING + b"caf\xc3\xa9\r\n",
+        ("8-bit octet 0xc3", "BODY=8BITMIME", "SMTPUTF8 does not declare it, RFC 6531 §3.6"),
+    ),
+]
+
+
+@pytest.mark.parametrize("chunking", [False, None], ids=["data", "bdat"])
+@pytest.mark.parametrize(("content", "words"), STREAMED_TEXTS)
+def test_streamed_refusal_names_what_the_caller_sets(
+    make_client: MakeClient, chunking: bool | None, content: bytes, words: tuple[str, ...]
+) -> None:
+    """Content refused mid-stream (after DATA's 354, or between BDAT chunks), from a
+    server offering SMTPUTF8 but not 8BITMIME: the error names the ClientConfig field
+    or MAIL parameter that allows the content, never the encoder's own keywords, and
+    never SMTPUTF8 as enough for 8-bit content."""
+    config = ClientConfig(mask_extensions=("8BITMIME", "BINARYMIME"))
+    with run_server(starttls=False) as server:
+        with make_client(
+            host=server.host, port=server.port, tls="none", timeout=TIMEOUT, config=config
+        ) as client:
+            caps = client.capabilities
+            assert caps is not None and caps.smtputf8 and not caps.eightbitmime
+            with pytest.raises(SMTPProtocolError) as info:
+                client.sendmail("s@x.test", ["r@x.test"], pieces(content, 5000), chunking=chunking)
+        assert server.wait_for_messages(0, timeout=TIMEOUT) == []
+    text = str(info.value)
+    assert not info.value.remote
+    for word in words:
+        assert word in text, (word, text)
+    for wrong in ("pass ", "max_line_length", "allow_8bit", "or SMTPUTF8"):
+        assert wrong not in text, (wrong, text)

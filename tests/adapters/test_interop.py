@@ -18,6 +18,7 @@ from interop.peers_exim import EximPeer
 from smtpproto.drivers.session import MailOptions
 from smtpproto.exceptions import SMTPProtocolError, SMTPRecipientsRefused
 
+from .exim_client import exim_client
 from .facade import SyncClient
 
 pytestmark = pytest.mark.interop
@@ -149,13 +150,7 @@ def test_exim_chunking_pipelining_dsn_8bit_tls_auth(
     caplog.set_level(logging.DEBUG, logger="smtpproto.transcript")
     big = b"Subject: big\r\n\r\n" + b"".join(b"line %06d \xc3\xa9\r\n" % i for i in range(30000))
     options = MailOptions(ret="HDRS", envid="env-1", notify=("SUCCESS", "FAILURE"))
-    with make_client(
-        host=exim_server.host,
-        port=exim_server.port,
-        ssl_context=exim_server.tls.client_context(),
-        server_hostname="localhost",
-        timeout=TIMEOUT,
-    ) as client:
+    with exim_client(make_client, exim_server) as client:
         caps = client.capabilities
         assert caps is not None and caps.chunking and caps.pipelining and caps.dsn
         assert client.session.conn.tls_active
@@ -197,13 +192,7 @@ def test_exim_smtputf8_send_message(make_client: MakeClient, exim_server: EximPe
     message["To"] = "d@exim.test"
     message["Subject"] = "\u00fcmlaut"
     message.set_content("h\u00e9llo\n")
-    with make_client(
-        host=exim_server.host,
-        port=exim_server.port,
-        ssl_context=exim_server.tls.client_context(),
-        server_hostname="localhost",
-        timeout=TIMEOUT,
-    ) as client:
+    with exim_client(make_client, exim_server) as client:
         result = client.send_message(message)
         assert result.delivered == ("d@exim.test",)
     [delivery] = exim_server.wait_for_messages(1)

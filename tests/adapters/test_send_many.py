@@ -14,6 +14,7 @@ from smtpproto.client_engine.events import TransactionResult
 from smtpproto.exceptions import SMTPRecipientsRefused
 from smtpproto.testing import Respond, Rule, run_server
 
+from .exim_client import exim_client
 from .facade import SyncClient
 
 MakeClient = Callable[..., SyncClient]
@@ -61,13 +62,7 @@ def test_smtp_sink_refused_recipients_are_per_message(
 def test_exim_bdat_windows(make_client: MakeClient, exim_server: EximPeer) -> None:
     count = 10  # Exim queues (does not deliver) past 10 messages per connection
     items = [(f"s{i}@example.test", [f"r{i}@exim.test"], message(i)) for i in range(count)]
-    with make_client(
-        host=exim_server.host,
-        port=exim_server.port,
-        ssl_context=exim_server.tls.client_context(),
-        server_hostname="localhost",
-        timeout=TIMEOUT,
-    ) as client:
+    with exim_client(make_client, exim_server) as client:
         caps = client.capabilities
         assert caps is not None and caps.chunking and caps.pipelining
         outcomes = client.send_many(items, max_in_flight=4)

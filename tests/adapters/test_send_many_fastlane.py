@@ -23,6 +23,7 @@ from smtpproto.client_engine.events import TransactionResult
 from smtpproto.exceptions import SMTPProtocolError
 from smtpproto.testing import run_server
 
+from .exim_client import exim_client
 from .facade import SyncClient
 
 MakeClient = Callable[..., SyncClient]
@@ -160,8 +161,8 @@ def test_builtin_server_sizes_and_forms(make_client: MakeClient) -> None:
 
 
 def test_postfix_memoryview_sizes(make_client: MakeClient, postfix: PostfixPeer) -> None:
-    # A memoryview is not looked into for 8-bit octets (``support.all_ascii``): it goes
-    # as BODY=8BITMIME, which Postfix offers, with its own SIZE= each time.
+    # A memoryview is read by its octets (``support.all_ascii``): ASCII content goes
+    # without BODY= though Postfix offers 8BITMIME, with its own SIZE= each time.
     count = 30
     items = [(SENDER, RECIPIENTS, memoryview(sized(i))) for i in range(count)]
     with make_client(host=postfix.host, port=postfix.port, tls="none", timeout=TIMEOUT) as client:
@@ -207,13 +208,7 @@ def test_exim_bdat_windows(make_client: MakeClient, exim_server: EximPeer) -> No
     count = 10  # Exim queues (does not deliver) past 10 messages per connection
     recipient = "r0@exim.test"
     items = [(SENDER, [recipient], sized(i)) for i in range(count)]
-    with make_client(
-        host=exim_server.host,
-        port=exim_server.port,
-        ssl_context=exim_server.tls.client_context(),
-        server_hostname="localhost",
-        timeout=TIMEOUT,
-    ) as client:
+    with exim_client(make_client, exim_server) as client:
         caps = client.capabilities
         assert caps is not None and caps.chunking and caps.pipelining and caps.has("SIZE")
         outcomes, fast = send(client, items, max_in_flight=4)

@@ -118,6 +118,23 @@ def test_8bit_data_to_a_server_without_8bitmime_is_exit_8_before_mail(tmp_path: 
     assert b"MAIL FROM" not in received
 
 
+@pytest.mark.parametrize("raw", [False, True], ids=["data", "no-data-fixup"])
+def test_8bit_data_to_a_server_with_smtputf8_only_is_exit_8_before_mail(
+    tmp_path: Path, raw: bool
+) -> None:
+    """SMTPUTF8 does not stand for BODY=8BITMIME (RFC 6531 §3.6; a server offering it
+    must offer 8BITMIME too, §3.1 item 8): 8-bit content still needs 8BITMIME."""
+    message = tmp_path / "utf8.eml"
+    message.write_bytes("Subject: x\r\n\r\ngrüße\r\n".encode())
+    ehlo = b"250-scripted\r\n250-PIPELINING\r\n250 SMTPUTF8\r\n"
+    fixup = ["--no-data-fixup"] if raw else []
+    with ScriptedSMTPServer({"EHLO": ehlo}) as server:
+        result = run_cli(*_send(server.port, "--data", str(message), *fixup))
+        received = b"".join(server.received)
+    assert_clean_failure(result, 8, "8BITMIME", "SMTPUTF8 does not")
+    assert b"MAIL FROM" not in received
+
+
 def test_demo_with_data() -> None:
     result = run_cli("send", "--demo", "--data", "-", stdin=PREPARED.decode())
     assert result.returncode == 0, result.stderr

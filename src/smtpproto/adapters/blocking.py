@@ -351,6 +351,9 @@ class SMTPPool(SyncPoolBase):
     def _new_condition(self) -> threading.Condition:
         return threading.Condition()
 
+    def _new_lock(self) -> threading.Lock:
+        return threading.Lock()
+
     def _clock(self) -> float:
         return time.monotonic()
 

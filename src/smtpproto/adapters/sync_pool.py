@@ -14,13 +14,17 @@ import abc
 import contextlib
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from email.message import Message
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..client_engine.events import TransactionResult
-from ..drivers.exceptions import SMTPError
+from ..drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome, OutcomeCallback
+from ..drivers.envelope import envelope_from_message
+from ..drivers.exceptions import SMTPConnectError, SMTPError
 from ..drivers.session import MailOptions
+from ..drivers.split import transactions_needed
 from ..drivers.support import ContentSource
 from ..sasl.base import ClientMechanism
 from .common import ClientOptions, check_client_options, usage_error
@@ -28,6 +32,8 @@ from .pool_support import (
     DEFAULT_CHECK_IDLE_AFTER,
     Destination,
     IdleCheck,
+    Lease,
+    PoolBatch,
     RateLimit,
     RateWindow,
     check_count,
@@ -43,6 +49,11 @@ if TYPE_CHECKING:  # the concrete pool names its client class: no runtime import
 __all__ = ["SyncPoolBase"]
 
 P = TypeVar("P", bound="SyncPoolBase")
+
+#: Rounds of a ``send_many`` in a row that delivered nothing and took no message or
+#: lost their connection, before the batch stops (a server that drops every new
+#: connection, or takes no message on it, must not make the pool loop).
+MAX_FRUITLESS_ROUNDS = 3
 
 
 class _Pooled:
@@ -118,6 +129,7 @@ class SyncPoolBase(abc.ABC):
         self._idle_check = idle_check
         self._check_idle_after = check_idle_after
         self._rate = RateWindow(rate_limit) if rate_limit is not None else None
+        self._rate_lock = self._new_lock()
         self._credentials = (username, password, token, mechanism)
         self._options = client_options
         self._now = clock if clock is not None else self._clock
@@ -136,6 +148,12 @@ class SyncPoolBase(abc.ABC):
         ``notify_all``). Entering it must work in a cancelled task, so that a cancelled
         send still gives its connection back (asyncio's and threading's do; the trio
         pool shields the acquire)."""
+
+    def _new_lock(self) -> AbstractContextManager[Any]:
+        """A lock taken without waiting on the event loop, around the rate window
+        (which ``send_many`` consults from inside the client's driver): the tasks of
+        one event loop need none; the blocking pool's threads take a real one."""
+        return contextlib.nullcontext()
 
     @abc.abstractmethod
     def _clock(self) -> float:
@@ -161,7 +179,9 @@ class SyncPoolBase(abc.ABC):
         """Send one message over a pooled connection (see the client's ``sendmail``).
         ``SMTPDeliveryStatusUnknown``: the message may have been delivered, never
         resent; any other ``SMTPError``: not accepted, a retry is safe (a cancelled
-        send may have been delivered)."""
+        send may have been delivered). A message that needs more transactions than a
+        connection's LIMITS MAILMAX has left goes to a new connection."""
+        recipients = _reusable(recipients)
 
         def send(client: SyncClientBase) -> TransactionResult:
             return client.sendmail(
@@ -173,7 +193,7 @@ class SyncPoolBase(abc.ABC):
                 chunking=chunking,
             )
 
-        return self._send(destination, send)
+        return self._send(destination, send, lambda: _split_over(recipients, options))
 
     def send_message(
         self,
@@ -188,6 +208,15 @@ class SyncPoolBase(abc.ABC):
     ) -> TransactionResult:
         """Send an ``email.message`` message over a pooled connection (see
         ``sendmail`` for what its exceptions mean)."""
+        if recipients is not None:
+            recipients = _reusable(recipients)
+
+        def split_over() -> int:
+            try:
+                envelope = envelope_from_message(msg, sender=sender, recipients=recipients)
+            except Exception:  # the client refuses it (before MAIL) and says why
+                return 1
+            return _split_over(envelope.recipients, options)
 
         def send(client: SyncClientBase) -> TransactionResult:
             return client.send_message(
@@ -199,21 +228,152 @@ class SyncPoolBase(abc.ABC):
                 chunking=chunking,
             )
 
-        return self._send(destination, send)
+        return self._send(destination, send, split_over)
 
     def _send(
         self,
         destination: Destination | None,
         send: Callable[[SyncClientBase], TransactionResult],
+        split_over: Callable[[], int],
     ) -> TransactionResult:
+        """``send`` over a lent connection; ``split_over()``: the recipients its
+        message is split over under RCPTMAX (1: no split)."""
         where = self._destination(destination)
         self._wait_for_rate()
         pooled = self._acquire(where)
+        if self._short_of_budget(pooled, split_over):
+            pooled = self._replace(pooled)
         try:
             return send(pooled.client)
         finally:
             pooled.messages += 1
             self._release(pooled)
+
+    def _short_of_budget(self, pooled: _Pooled, split_over: Callable[[], int]) -> bool:
+        """Whether the message needs more transactions (LIMITS RCPTMAX, RFC 9422 §4.2)
+        than ``pooled``'s session has left under LIMITS MAILMAX (§4.1), which a new
+        connection would have (a new connection short of it too is the client's to
+        refuse: the pool never loops)."""
+        conn = pooled.client.session.conn
+        budget, caps = conn.mail_budget, conn.capabilities
+        if budget is None or caps is None:
+            return False
+        limits = caps.limits
+        if limits.rcptmax is None or budget == limits.mailmax:  # nothing to split, or new
+            return False
+        return transactions_needed(split_over(), limits.rcptmax) > budget
+
+    def _replace(self, pooled: _Pooled) -> _Pooled:
+        """Close ``pooled`` (QUIT) and open a new connection in its slot."""
+        try:
+            self._dispose(pooled)
+        except BaseException:
+            self._free_slot(pooled.destination)
+            raise
+        return self._open(pooled.destination)
+
+    def send_many(
+        self,
+        messages: Iterable[BatchItem],
+        *,
+        destination: Destination | None = None,
+        options: MailOptions | None = None,
+        pipelining: bool | None = None,
+        chunking: bool | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        on_outcome: OutcomeCallback | None = None,
+    ) -> list[Outcome]:
+        """Send many messages to one destination over pooled connections, with the
+        client's ``send_many`` (one round trip per message with PIPELINING): one
+        ``TransactionResult`` or ``SMTPError`` per message, in order, or each given to
+        ``on_outcome(index, outcome)`` as soon as it is known (the list is then empty
+        and memory flat however long ``messages``, which is read lazily).
+
+        When a connection reaches the server's LIMITS MAILMAX (RFC 9422 §4.1), the
+        pool's ``max_messages`` or ``max_age``, or the rate limit asks to wait, the
+        client finishes what it took and the rest goes to another connection; so
+        does it when the connection ends (a 421, a drop: the messages the client had
+        taken get their outcomes, ``SMTPDeliveryStatusUnknown`` for one whose content
+        end was sent; none is ever sent twice). When no connection can be opened,
+        the next message gets that error and the rest is not read (a shorter list);
+        so after ``MAX_FRUITLESS_ROUNDS`` connections in a row that delivered nothing
+        and took no message or ended. An ``Exception`` raised by ``messages`` stops
+        the batch once what was taken is finished: ``SMTPBatchInterrupted`` (its
+        ``outcomes``). The connections of one call are used one after another; run
+        several calls at once (tasks, threads) to use several."""
+        where = self._destination(destination)
+        if type(max_in_flight) is not int or max_in_flight < 1:
+            raise usage_error("max_in_flight must be a positive int")
+        if on_outcome is not None and not callable(on_outcome):
+            raise usage_error("on_outcome must be a callable or None")
+        try:
+            items = iter(messages)
+        except TypeError:
+            raise usage_error(
+                f"send_many needs an iterable of messages, got {type(messages).__name__}"
+            ) from None
+        batch = PoolBatch(items, on_outcome)
+        fruitless = 0
+        while batch.peek():
+            self._wait_for_rate()
+            try:
+                pooled = self._acquire(where)
+            except SMTPError as error:  # nothing of the held message was sent
+                batch.stop(error)
+                break
+            lease = Lease(batch, self._room(pooled))
+            delivered = batch.delivered
+            try:
+                pooled.client.send_many(
+                    lease,
+                    options=options,
+                    pipelining=pipelining,
+                    chunking=chunking,
+                    max_in_flight=max_in_flight,
+                    on_outcome=lease.report,
+                )
+            except SMTPError as error:
+                if batch.failed or lease.taken:  # the caller's on_outcome raised it
+                    raise
+                if _usable(pooled):  # this call refused by this server: on any connection
+                    batch.stop(error)
+            finally:
+                usable = _usable(pooled)
+                pooled.messages += lease.taken
+                self._release(pooled)
+            if batch.delivered > delivered or (lease.taken and usable):
+                fruitless = 0
+            elif not batch.ended:
+                fruitless += 1
+                if fruitless >= MAX_FRUITLESS_ROUNDS:
+                    batch.stop(
+                        SMTPConnectError(
+                            f"not sent: {fruitless} connections in a row to {where[0]} "
+                            "delivered nothing and took no message or ended; the batch "
+                            "stopped here"
+                        )
+                    )
+        return batch.finish()
+
+    def _room(self, pooled: _Pooled) -> Callable[[int], bool]:
+        """Whether ``pooled`` may take one more message of a batch, having taken
+        ``taken`` in this round: its ``max_messages``, its age, the server's LIMITS
+        MAILMAX budget (RFC 9422 §4.1), and the rate limit (the round's first message
+        already waited for it)."""
+        left = self._max_messages - pooled.messages
+        conn = pooled.client.session.conn
+        born = pooled.created
+        rate = self._rate
+
+        def may_take(taken: int) -> bool:
+            if taken >= left or conn.mail_budget == 0 or self._now() - born >= self._max_age:
+                return False
+            if not taken or rate is None:
+                return True
+            with self._rate_lock:
+                return rate.delay(self._now()) <= 0
+
+        return may_take
 
     def _destination(self, destination: Destination | None) -> Destination:
         if destination is None:
@@ -232,7 +392,7 @@ class SyncPoolBase(abc.ABC):
         """Wait until the rate limit lets one more message start (none: at once)."""
         rate = self._rate
         while rate is not None:
-            with self._cond:
+            with self._rate_lock:
                 delay = rate.delay(self._now())
             if delay <= 0:
                 return
@@ -301,8 +461,7 @@ class SyncPoolBase(abc.ABC):
         return (
             pooled.messages >= self._max_messages
             or self._now() - pooled.created >= self._max_age
-            or pooled.client._session is None
-            or not pooled.client.session.usable
+            or not _usable(pooled)
             # LIMITS MAILMAX (RFC 9422 §4.1): the session takes no more transactions.
             or pooled.client.session.conn.mail_budget == 0
         )
@@ -419,3 +578,30 @@ class SyncPoolBase(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _usable(pooled: _Pooled) -> bool:
+    """Whether ``pooled``'s session can take another command."""
+    return pooled.client._session is not None and pooled.client.session.usable
+
+
+def _reusable(recipients: str | Iterable[str]) -> str | Iterable[str]:
+    """``recipients`` in a form read more than once (counted, then sent): a tuple of
+    an iterable; a str, or what is no iterable (the client refuses it), as it is."""
+    if isinstance(recipients, str):
+        return recipients
+    try:
+        return tuple(recipients)
+    except TypeError:
+        return recipients
+
+
+def _split_over(recipients: str | Iterable[str], options: MailOptions | None) -> int:
+    """The recipients ``sendmail`` splits over transactions under RCPTMAX (1 when it
+    sends one: a single str, ``split_recipients=False``)."""
+    if isinstance(recipients, str) or (options is not None and not options.split_recipients):
+        return 1
+    try:
+        return len(recipients)  # type: ignore[arg-type]  # a tuple (``_reusable``)
+    except TypeError:
+        return 1

@@ -93,6 +93,18 @@ class _BadReply(Exception):
     have, not a ``Reply`` at all): the policy's fault, so a policy error, not a 500."""
 
 
+def _policy_fault(reply: object, error: LocalProtocolError) -> _BadReply:
+    """The error for a reply of the policy's that the engine refused (a code the command
+    cannot have, not a ``Reply`` at all): the policy's fault, not the client's."""
+    if inspect.iscoroutine(reply):  # an ``async def`` hook of a Session subclass
+        reply.close()
+    return _BadReply(f"the policy answered with {reply!r}: {error}")
+
+
+#: Events whose replies the transport acts on (``_finish``: close, or start TLS).
+_TRANSPORT_EVENTS = (StartTLSRequested, QuitReceived)
+
+
 class _Connection(asyncio.BufferedProtocol):
     """One client connection: moves octets between the transport and the engine and
     sends what the connection's ``Session`` answers.
@@ -298,7 +310,8 @@ class _Connection(asyncio.BufferedProtocol):
     def _events(self) -> None:
         """Answer every event the engine has, until it needs data or a reply waits."""
         conn = self._conn
-        next_event, respond = conn.next_event, self._session.respond
+        next_event, send, out = conn.next_event, conn.send, self._out
+        respond = self._session.respond
         logged = self._server.transcript is not None
         while True:
             event = next_event()
@@ -321,8 +334,15 @@ class _Connection(asyncio.BufferedProtocol):
                 return
             if not (response.replies or response.close or event.expects_reply):
                 continue  # content: nothing to write, nothing to do
-            if not self._finish(response, event):
-                return
+            if logged or response.close or isinstance(event, _TRANSPORT_EVENTS):
+                if not self._finish(response, event):
+                    return
+                continue
+            for reply in response.replies:  # what ``_finish`` does here, in line
+                try:
+                    out.append(send(reply))
+                except LocalProtocolError as error:
+                    raise _policy_fault(reply, error) from error
 
     def _carry_out(self, response: Response, event: ServerEvent | None) -> bool:
         """Do what the policy said for ``event`` (``None``: the greeting): now, or after
@@ -357,14 +377,12 @@ class _Connection(asyncio.BufferedProtocol):
     def _finish(self, response: Response, event: ServerEvent | None) -> bool:
         """Queue the replies (sent by ``_flush``), each checked by the engine first,
         then do what they mean for the transport; True when the session goes on."""
-        send, out = self._conn.send, self._out
+        out = self._out
         for reply in response.replies:
             try:
-                data = send(reply)
-            except LocalProtocolError as error:  # the policy's reply, not the client's input
-                if inspect.iscoroutine(reply):  # an ``async def`` hook of a Session subclass
-                    reply.close()
-                raise _BadReply(f"the policy answered with {reply!r}: {error}") from error
+                data = self._conn.send(reply)
+            except LocalProtocolError as error:
+                raise _policy_fault(reply, error) from error
             if self._server.transcript is not None:
                 for line in data.decode("utf-8", "replace").splitlines():
                     self._log("S:", line)
@@ -373,7 +391,7 @@ class _Connection(asyncio.BufferedProtocol):
             self._log("*", "closing (a rule said so)" if response.replies else "dropped")
             self.close()
             return False
-        if not isinstance(event, (StartTLSRequested, QuitReceived)):
+        if not isinstance(event, _TRANSPORT_EVENTS):
             return True
         if isinstance(event, QuitReceived):
             self.close()

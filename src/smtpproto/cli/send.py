@@ -954,7 +954,7 @@ def _check_server_can_take(
 ) -> None:
     """Refuse, before MAIL, what the server's EHLO reply rules out: a non-ASCII address
     without SMTPUTF8 (RFC 6531 §3.4; exit 6 for the sender, 7 for a recipient), 8-bit
-    content without 8BITMIME or SMTPUTF8 (RFC 6152; exit 8) and a message, or a
+    content without 8BITMIME (RFC 6152, RFC 6531 §3.6; exit 8) and a message, or a
     ``--size`` (``declared``), above its SIZE limit (RFC 1870 §6; exit 8, the content
     class). The session then ends with QUIT; nothing of the transaction was sent."""
     caps = client.capabilities
@@ -969,10 +969,12 @@ def _check_server_can_take(
             f"address {quote(address)}; nothing was sent",
             code,
         )
-    if content.eight_bit and not (smtputf8 or (caps is not None and caps.eightbitmime)):
+    if content.eight_bit and not (caps is not None and caps.eightbitmime):
+        # RFC 6531 §3.6: SMTPUTF8 goes with BODY=8BITMIME, it does not replace it.
         raise CLIError(
-            "the content has 8-bit octets and the server offers neither 8BITMIME nor "
-            "SMTPUTF8 (RFC 6152); nothing was sent",
+            "the content has 8-bit octets and the server does not offer 8BITMIME "
+            "(RFC 6152; SMTPUTF8 does not allow 8-bit content without it, RFC 6531 §3.6); "
+            "nothing was sent",
             ExitCode.DATA_REFUSED,
         )
     limit = caps.size if caps is not None else None

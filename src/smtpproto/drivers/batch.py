@@ -880,7 +880,7 @@ def _repeated(plan: _Plan, index: int, item: tuple[Any, ...]) -> _Prepared | Non
             data = content.tobytes()
         except ValueError:  # released: ``_prepare`` refuses it
             return None
-        ascii_only = False  # ``all_ascii``: a memoryview is not looked into
+        ascii_only = data.isascii()  # its octets, as ``all_ascii`` looks at them
     else:
         return None
     if len(data) > plan.chunk_size:
@@ -904,7 +904,7 @@ def _repeated(plan: _Plan, index: int, item: tuple[Any, ...]) -> _Prepared | Non
     if body is None and not ascii_only and plan.eightbitmime:
         body = "8BITMIME"
     if not ascii_only and body not in ("8BITMIME", "BINARYMIME"):
-        return None  # the full path refuses it (a memoryview: ``_prepare`` looks)
+        return None  # the full path refuses it
     if body != "BINARYMIME":  # a NUL, a line over 998 octets: the full path refuses it
         refusal = plan.refusal_8bit if body == "8BITMIME" else plan.refusal_7bit
         if refusal(data) is not None:

@@ -63,7 +63,7 @@ from .exceptions import (
     SMTPRecipientsRefused,
     SMTPReplyError,
 )
-from .split import SplitResults, groups_of, replayer
+from .split import SplitResults, groups_of, replayer, transactions_needed
 from .support import (
     BDAT_WINDOW,
     DEFAULT_CHUNK_SIZE,
@@ -381,7 +381,7 @@ class MailDrivers(DriverCore):
                 "must be readable again: pass bytes, str or a seekable file"
             )
         budget = self.conn.mail_budget
-        needed = 1 if limit is None else -(-len(order) // limit)
+        needed = transactions_needed(len(order), limit)
         if budget is not None and needed > max(budget, 1):  # at 0 the engine refuses MAIL
             raise LocalProtocolError(
                 f"{len(order)} recipients need {needed} transactions under the server's "
@@ -873,14 +873,9 @@ def _encoder_for(config: ClientConfig, body: str | None) -> DataEncoder:
 
 
 def _refused(refusal: str, outcome: str) -> LocalProtocolError:
-    """The encoder's ``refusal`` for the caller: its own keyword advice replaced by
-    the ``ClientConfig`` field, then ``outcome`` (what was sent)."""
-    reason = refusal.partition("; pass ")[0]
-    if reason.startswith("NUL"):
-        reason += "; ClientConfig(allow_nul=True) sends it anyway"
-    elif reason.startswith("content line"):
-        reason += "; ClientConfig(enforce_line_length=False) sends it anyway"
-    return LocalProtocolError(f"{reason}. {outcome}")
+    """The encoder's ``refusal`` (which names the ``ClientConfig`` field or MAIL
+    parameter that allows the content), then ``outcome`` (what was sent)."""
+    return LocalProtocolError(f"{refusal}. {outcome}")
 
 
 def _stage_result(

@@ -23,7 +23,7 @@ from ..client_engine.events import TransactionResult
 from ..wire.reply import Reply
 from .support import ContentSource
 
-__all__ = ["SplitResults", "groups_of", "replayer", "too_many"]
+__all__ = ["SplitResults", "groups_of", "replayer", "too_many", "transactions_needed"]
 
 
 def too_many(reply: Reply, accepted_before: bool) -> bool:
@@ -49,6 +49,12 @@ def groups_of(recipients: Sequence[str], limit: int | None) -> Sequence[str]:
     """The first at most ``limit`` recipients (all when ``limit`` is None): the next
     transaction's, under the server's LIMITS RCPTMAX (RFC 9422 §4.2)."""
     return recipients if limit is None else recipients[:limit]
+
+
+def transactions_needed(recipients: int, limit: int | None) -> int:
+    """How many transactions a message to ``recipients`` recipients takes under the
+    server's LIMITS RCPTMAX ``limit`` (RFC 9422 §4.2; None: no limit, one)."""
+    return 1 if limit is None else max(1, -(-recipients // limit))
 
 
 def replayer(content: ContentSource) -> Callable[[], ContentSource] | None:

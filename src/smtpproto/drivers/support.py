@@ -32,6 +32,7 @@ __all__ = [
     "ProgressCallback",
     "Read",
     "Request",
+    "SizeCounter",
     "UpgradeTLS",
     "Write",
     "all_ascii",
@@ -450,20 +451,71 @@ def canonical_size(data: bytes | bytearray | memoryview) -> int:
     do, RFC 5321 §2.3.8): the SIZE= a client declares for it, which counts the CRLF
     pairs but neither stuffing dots nor the end of data (RFC 1870 §3). Declaring the
     raw length would undercount content with bare CR/LF, and the server would refuse
-    it only after the whole transfer (552) instead of at MAIL."""
-    if not isinstance(data, (bytes, bytearray)):
-        data = bytes(_octets(data))
-    size = len(data)
-    if not size:
-        return 0
-    pairs = data.count(b"\r\n")
-    size += data.count(b"\r") + data.count(b"\n") - 2 * pairs  # each bare CR/LF: +1
-    return size if data[-1] in (10, 13) else size + 2
+    it only after the whole transfer (552) instead of at MAIL. A memoryview of any
+    format or shape counts its octets in logical order (``_pieces``: no whole copy)."""
+    counter = SizeCounter()
+    for piece in _pieces(data):
+        counter.feed(piece)
+    return counter.size()
+
+
+class SizeCounter:
+    """``canonical_size`` of content fed in pieces of any size: a CRLF split across
+    two pieces is counted once, as the normaliser (``LineEndNormalizer``) makes it."""
+
+    __slots__ = ("_crs", "_last", "_length", "_lfs", "_pairs")
+
+    def __init__(self) -> None:
+        self._length = self._crs = self._lfs = self._pairs = 0
+        self._last = -1  # the last octet fed (-1: none yet)
+
+    def feed(self, piece: bytes | bytearray) -> None:
+        """Count the next piece of the content."""
+        if not piece:
+            return
+        self._length += len(piece)
+        self._crs += piece.count(b"\r")
+        self._lfs += piece.count(b"\n")
+        self._pairs += piece.count(b"\r\n") + (self._last == 13 and piece[0] == 10)
+        self._last = piece[-1]
+
+    def size(self) -> int:
+        """The octets sent for what was fed: each bare CR or LF is one more, and a
+        final CRLF is added to non-empty content not ending in a line end."""
+        if self._last < 0:
+            return 0
+        size = self._length + self._crs + self._lfs - 2 * self._pairs
+        return size if self._last in (10, 13) else size + 2
+
+
+#: Octets copied at a time from a memoryview looked into (``_pieces``).
+_PIECE = 1024 * 1024
+
+
+def _pieces(data: bytes | bytearray | memoryview) -> Iterator[bytes | bytearray]:
+    """``data``'s octets in logical order: bytes or bytearray as they are, a memoryview
+    (any format, shape or strides; ``_octets``) in copies of at most ``_PIECE``
+    octets, so that looking into a large view never copies it whole (a non-contiguous
+    one is copied once by ``_octets``, as it is for sending)."""
+    if isinstance(data, (bytes, bytearray)):
+        yield data
+        return
+    view = _octets(data)
+    for start in range(0, len(view), _PIECE):
+        yield view[start : start + _PIECE].tobytes()
 
 
 def all_ascii(content: object) -> bool:
-    if isinstance(content, str):
+    """Whether content held whole (str, bytes, bytearray, or a memoryview of any
+    format, shape or strides, by its octets) has no octet above 0x7F, so that it
+    needs no BODY=8BITMIME (RFC 6152). False for a file or an iterable, which are
+    read only as they are sent (the caller then assumes 8-bit), and for a released
+    memoryview (which ``content_chunks`` refuses)."""
+    if isinstance(content, (str, bytes, bytearray)):
         return content.isascii()
-    if isinstance(content, (bytes, bytearray)):
-        return content.isascii()
-    return False  # a file, an iterable or a memoryview: unknown until sent
+    if isinstance(content, memoryview):
+        try:
+            return all(piece.isascii() for piece in _pieces(content))
+        except LocalProtocolError:  # released
+            return False
+    return False

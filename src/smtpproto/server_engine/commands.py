@@ -48,6 +48,7 @@ from .events import (
 )
 
 __all__ = [
+    "PLAIN_MEMO",
     "REDACTED",
     "advertised_limits",
     "claims_auth",
@@ -373,6 +374,9 @@ _BARE_EVENTS: dict[bytes, ServerEvent] = {
 #: at most ``_MEMO_SIZE`` of them (emptied when full), shared by every connection: a
 #: client sends the same MAIL and RCPT lines message after message.
 _MEMO: dict[bytes, tuple[bytes, ServerEvent]] = {}
+#: The memo, for a caller that reads it in line (``ServerConnection._plain_line``);
+#: only ``plain_event`` writes it.
+PLAIN_MEMO: Mapping[bytes, tuple[bytes, ServerEvent]] = _MEMO
 _MEMO_SIZE = 256
 _MEMO_LINE = 128
 

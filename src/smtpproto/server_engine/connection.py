@@ -50,6 +50,7 @@ from ..wire.need_data import NEED_DATA, NeedData
 from ..wire.parsing import parse_domain
 from ..wire.reply import Reply
 from .commands import (
+    PLAIN_MEMO,
     REDACTED,
     advertised_limits,
     claims_auth,
@@ -114,9 +115,24 @@ from .states import (
 __all__ = ["ServerConnection"]
 
 _S = ServerState
-_TRANSACTION = frozenset({_S.MAIL, _S.RCPT})
+# Each state once as a module constant: reading a member off an ``Enum`` class is an
+# attribute look-up through its metaclass (about 60 ns on CPython 3.11), and the
+# per-command path reads a dozen of them.
+_AUTH = _S.AUTH
+_BDAT = _S.BDAT
+_CLOSED = _S.CLOSED
+_CONNECTED = _S.CONNECTED
+_DATA = _S.DATA
+_ERROR = _S.ERROR
+_GREETING = _S.GREETING
+_MAIL = _S.MAIL
+_RCPT = _S.RCPT
+_READY = _S.READY
+_REJECTING = _S.REJECTING
+_TLS_HANDSHAKE = _S.TLS_HANDSHAKE
+_TRANSACTION = frozenset({_MAIL, _RCPT})
 #: States in which input is read as lines (commands, or AUTH responses).
-_LINE_STATES = frozenset({*COMMAND_STATES, _S.AUTH})
+_LINE_STATES = frozenset({*COMMAND_STATES, _AUTH})
 #: Pending kinds whose reply ends a pipelined group (RFC 2920 §3.1; "other" is decided
 #: by the event: NOOP, VRFY, EXPN and unknown verbs end a group, HELP does not).
 _GROUP_ENDING = frozenset({"greeting", "ehlo", "helo", "data", "starttls", "auth", "quit"})
@@ -202,7 +218,7 @@ class ServerConnection:
         self.discarded_plaintext = 0
         #: Commands refused by the engine or unknown (for a caller's abuse limit).
         self.error_count = 0
-        self._state = _S.GREETING
+        self._state = _GREETING
         self._lines = LineReader()
         self._buf = self._lines.buf  # the same bytearray, never replaced
         self._eof = False
@@ -227,7 +243,7 @@ class ServerConnection:
         self._chunk_size = 0
         self._chunk_last = False
         self._chunk_refusal: Reply | None = None
-        self._chunk_return = _S.READY
+        self._chunk_return = _READY
         self._to_report = 0
         self._closed_clean: bool | None = None
         #: True from an AUTH line until a line with a known verb: the lines in between
@@ -240,7 +256,7 @@ class ServerConnection:
         #: The verb of the last command line (``line_verb``; empty after a line too
         #: long to read): whether its refusal ends a pipelined group.
         self._verb = b""
-        #: Plain transaction lines take ``_plain_line``/``_fast_command`` and DATA
+        #: Plain transaction lines take ``_plain_line`` and DATA
         #: content skips ``_next`` (off only to test them against the general path).
         self._fast_path = True
         #: The content size limit of the current message (``size_limit``), set when
@@ -301,10 +317,10 @@ class ServerConnection:
                 raise LocalProtocolError("receive_data() after EOF")
             if not data:
                 self._eof = True
-            elif self._state is _S.TLS_HANDSHAKE:
+            elif self._state is _TLS_HANDSHAKE:
                 self.discarded_plaintext += len(data)
                 self._to_report += len(data)
-            elif self._state is not _S.CLOSED:
+            elif self._state is not _CLOSED:
                 cap = self.config.max_receive_buffer
                 if len(self._buf) + len(data) > cap:
                     raise LocalProtocolError(
@@ -316,14 +332,14 @@ class ServerConnection:
         except LocalProtocolError:
             raise  # caller misuse, found before any change: the session stays usable
         except BaseException:  # h11's rule: whatever else escapes leaves ERROR behind
-            self._state = _S.ERROR
+            self._state = _ERROR
             raise
 
     def next_event(self) -> ServerEvent | NeedData | Paused:
         """The next event, ``NEED_DATA`` (feed more) or ``PAUSED`` (reply first, or
         finish the TLS handshake, or the session is CLOSED). Raises
         ``RemoteProtocolError`` (then sticky) when input can no longer be answered."""
-        if self._state is _S.ERROR:
+        if self._state is _ERROR:
             raise RemoteProtocolError("the connection is in the ERROR state")
         try:
             if self._replies_due:
@@ -335,7 +351,7 @@ class ServerConnection:
                 return PAUSED
             if not self._early:
                 state = self._state
-                if state is _S.DATA and self._fast_path and not self._to_report:
+                if state is _DATA and self._fast_path and not self._to_report:
                     # what ``_next`` does in DATA, in one step
                     event = self._data_event() if self._buf or self._message_done else None
                     if event is not None or not self._eof:
@@ -358,7 +374,7 @@ class ServerConnection:
             self._early = max(0, self._early - (before - len(self._buf)))
             return found
         except BaseException:  # h11's rule: whatever escapes leaves ERROR behind
-            self._state = _S.ERROR
+            self._state = _ERROR
             raise
 
     def send(self, reply: Reply) -> bytes:
@@ -382,15 +398,15 @@ class ServerConnection:
                 raise LocalProtocolError(f"send() takes a Reply, got {type(reply).__name__}")
             code = reply.code
             state = self._state
-            if state is _S.ERROR:
+            if state is _ERROR:
                 if code < 400:
                     raise LocalProtocolError("in ERROR only a 4xx/5xx reply may be sent")
                 return wire
-            if state is _S.CLOSED:
+            if state is _CLOSED:
                 raise LocalProtocolError("the session is closed; nothing more may be sent")
             if code == 421:
                 checked = True
-                self._state = _S.CLOSED
+                self._state = _CLOSED
                 self._replies_due = 0
                 self._pending = None
                 return wire
@@ -409,7 +425,17 @@ class ServerConnection:
                 self._apply(kind, reply)
                 return wire
             self._pending = None
-            self._apply(kind, reply)
+            # The kinds of a plain transaction in line (``_apply`` does the rest).
+            if kind == "mail" and 200 <= code < 300:
+                event = self._pending_event
+                assert isinstance(event, MailReceived)
+                self._mail = event
+                self._state = _MAIL
+            elif kind == "rcpt" and 200 <= code < 300:
+                self._recipients.append(getattr(self._pending_event, "recipient", ""))
+                self._state = _RCPT
+            else:
+                self._apply(kind, reply)
             if "PIPELINING" not in self._extensions or self._must_wait_for(kind):
                 self._early = len(self._buf)  # all of it was written before this reply
             return wire
@@ -417,7 +443,7 @@ class ServerConnection:
             # Caller misuse found before any change leaves the session usable; anything
             # else (h11's rule) leaves it in ERROR.
             if checked or not isinstance(error, LocalProtocolError):
-                self._state = _S.ERROR
+                self._state = _ERROR
             raise
 
     def _checked_wire(self, reply: Reply) -> bytes:
@@ -436,12 +462,12 @@ class ServerConnection:
 
     def send_failed(self) -> None:
         """The caller's write failed: the connection is unusable (sticky ERROR)."""
-        self._state = _S.ERROR
+        self._state = _ERROR
 
     def tls_established(self) -> None:
         """The TLS handshake after STARTTLS succeeded: the session starts over (RFC 3207
         §4.2: forget the greeting exchange and everything learned before TLS)."""
-        if self._state is not _S.TLS_HANDSHAKE:
+        if self._state is not _TLS_HANDSHAKE:
             raise LocalProtocolError("tls_established() is only valid after a 220 to STARTTLS")
         try:
             self.tls_active = True
@@ -451,9 +477,9 @@ class ServerConnection:
             self._set_limits()
             self._mail_commands = 0
             self._clear_transaction()
-            self._state = _S.CONNECTED
+            self._state = _CONNECTED
         except BaseException:
-            self._state = _S.ERROR
+            self._state = _ERROR
             raise
 
     # -- replies applied to the state ---------------------------------------------------
@@ -461,45 +487,39 @@ class ServerConnection:
     def _apply(self, kind: str, reply: Reply) -> None:
         ok = 200 <= reply.code < 300  # reply.is_success
         event = self._pending_event
-        # The kinds of a plain transaction first: the branches exclude each other.
-        if kind == "mail" and ok:
-            assert isinstance(event, MailReceived)
-            self._mail = event
-            self._state = _S.MAIL
-        elif kind == "rcpt" and ok:
-            self._recipients.append(getattr(event, "recipient", ""))
-            self._state = _S.RCPT
-        elif kind == "data" and reply.code == 354:
+        # ``send`` applies an accepted MAIL or RCPT itself (one reply each): the kinds
+        # of a plain transaction first, the branches exclude each other.
+        if kind == "data" and reply.code == 354:
             self._decoder = DataDecoder(max_line_length=self.config.max_data_line)
             self._start_content()
-            self._state = _S.DATA
+            self._state = _DATA
         elif kind in ("message", "chunk_failed") or (kind == "chunk" and not ok):
             if not self._replies_due:
                 self._end_transaction()
         elif kind == "greeting":
-            self._state = _S.CONNECTED if reply.code == 220 else _S.REJECTING
+            self._state = _CONNECTED if reply.code == 220 else _REJECTING
         elif kind in ("ehlo", "helo") and ok:
             assert isinstance(event, (EhloReceived, HeloReceived))
             self.client_name = event.domain
             self._extensions = parse_extensions(reply) if kind == "ehlo" else {}
             self._set_limits()
             self._clear_transaction()
-            self._state = _S.READY
+            self._state = _READY
         elif kind == "starttls" and reply.code == 220:
             dropped = self._lines.drop()
             self.discarded_plaintext += dropped
             self._to_report += dropped
-            self._state = _S.TLS_HANDSHAKE
+            self._state = _TLS_HANDSHAKE
         elif kind == "auth":
             if reply.code == 334:
-                self._state = _S.AUTH
+                self._state = _AUTH
             else:
                 self.authenticated = self.authenticated or reply.code == 235
-                self._state = _S.READY
+                self._state = _READY
         elif kind == "rset" and ok:
             self._end_transaction()
         elif kind == "quit" or kind == "sync":
-            self._state = _S.CLOSED
+            self._state = _CLOSED
 
     def _must_wait_for(self, kind: str) -> bool:
         """Whether the client had to wait for the reply to ``kind`` before writing more,
@@ -533,7 +553,7 @@ class ServerConnection:
     def _end_transaction(self) -> None:
         self._clear_transaction()
         if self._state in _TRANSACTION:
-            self._state = _S.READY
+            self._state = _READY
 
     # -- input -------------------------------------------------------------------------
 
@@ -603,36 +623,36 @@ class ServerConnection:
         return flagged
 
     def _next(self) -> ServerEvent | NeedData | Paused:
-        if self._to_report and self._state is not _S.TLS_HANDSHAKE:
+        if self._to_report and self._state is not _TLS_HANDSHAKE:
             size, self._to_report = self._to_report, 0
             return PlaintextDiscarded(size=size)
         state = self._state
         event: ServerEvent | None
         if self._closed_clean is not None:  # EOF already reported: report it again
             return ClientDisconnected(clean=self._closed_clean)
-        if state is _S.CLOSED or state is _S.TLS_HANDSHAKE:
+        if state is _CLOSED or state is _TLS_HANDSHAKE:
             if not self._eof:
                 return PAUSED
-            return self._closed(clean=state is _S.CLOSED)
-        if state is _S.DATA:
+            return self._closed(clean=state is _CLOSED)
+        if state is _DATA:
             if self._early and not self._message_done:  # content written before the 354
                 if self.config.unauthorized_pipelining == "reject":
                     return self._unsynchronized(b"", "DATA content sent before the 354 reply")
                 self._content_early = True
             event = self._data_event()
-        elif state is _S.BDAT:
+        elif state is _BDAT:
             event = self._bdat_event()
         else:
             early = self._early > 0  # the line's first octet came before the reply
-            line = self._lines.read(self.config, state is _S.AUTH)
+            line = self._lines.read(self.config, state is _AUTH)
             if line is TOO_LONG:
                 self._verb = b""
-                limit = self._lines.limit(self.config, state is _S.AUTH)
+                limit = self._lines.limit(self.config, state is _AUTH)
                 return self._reject(line_too_long(limit), f"line longer than {limit} octets")
             if isinstance(line, bytes):
                 if early and self.config.unauthorized_pipelining == "reject":
                     return self._unsynchronized(line)
-                if state is _S.AUTH:
+                if state is _AUTH:
                     return self._flag(self._auth_line(line), early)
                 event = self._command(line)  # None: a refused BDAT chunk is still arriving
                 state = self._state
@@ -649,35 +669,64 @@ class ServerConnection:
         return NEED_DATA
 
     def _plain_line(self) -> ServerEvent | None:
-        """The event of a plain command line at the head of the input (``plain_event``)
-        taken by ``_fast_command``, the line consumed; else ``None`` and nothing
-        consumed, for ``_next``. Only a line within the shortest line limit is looked
-        at, so no limit can be crossed (``LineReader``)."""
-        buf, lines = self._buf, self._lines
-        end = buf.find(b"\r\n", lines.scan)
+        """``_plain_event`` of the command line at the head of the input, the line
+        consumed; else ``None`` and nothing consumed, for ``_next``. Only a line within
+        the shortest line limit is looked at, so no limit can be crossed
+        (``LineReader``)."""
+        buf = self._buf
+        end = buf.find(b"\r\n", self._lines.scan)
         if end < 0 or end + 2 > MAX_COMMAND_LINE:
             return None
-        plain = plain_event(bytes(buf[:end]))
-        if plain is None:
-            return None
-        event = self._fast_command(*plain)
+        event = self._plain_event(bytes(buf[:end]))
         if event is not None:
             del buf[: end + 2]
-            lines.scan = 0
+            self._lines.scan = 0
+        return event
+
+    def _plain_event(self, line: bytes) -> ServerEvent | None:
+        """The event of a plain MAIL/RCPT/DATA/RSET/NOOP/QUIT line (``plain_event``, its
+        memo read in line) when it is in sequence, with the state ``_command`` would
+        leave; ``None`` leaves the line to ``_command``'s general path (a refusal, a
+        limit, DATA after BDAT ...)."""
+        plain = PLAIN_MEMO.get(line) or plain_event(line)
+        if plain is None:
+            return None
+        verb, event = plain
+        state = self._state
+        if verb == b"MAIL":
+            bound = self._mail_bound  # RFC 9422 §4.1: every MAIL counts
+            if state is not _READY or (bound is not None and self._mail_commands >= bound):
+                return None
+            self._mail_commands += 1
+            kind = "mail"
+        elif verb == b"RCPT":
+            if state not in _TRANSACTION or len(self._recipients) >= self._rcpt_bound:
+                return None
+            kind = "rcpt"
+        elif verb == b"DATA":
+            mail = self._mail
+            if state is not _RCPT or self._bdat_used or mail is None or mail.body == "BINARYMIME":
+                return None
+            kind = "data"
+        elif state not in _ANY_COMMAND_STATE[verb]:
+            return None
+        else:
+            kind = _BARE_KINDS[verb]
+        self._verb = verb
+        self._credentials_window = False  # a known verb closes it (§4 rule 11)
+        self._pending, self._pending_event, self._replies_due = kind, event, 1  # _expect
         return event
 
     def _closed(self, clean: bool) -> ClientDisconnected:
         self._closed_clean = clean
-        self._state = _S.CLOSED
+        self._state = _CLOSED
         return ClientDisconnected(clean=clean)
 
     def _command(self, line: bytes) -> ServerEvent | None:
         if self._fast_path:
-            plain = plain_event(line)
-            if plain is not None:
-                event = self._fast_command(*plain)
-                if event is not None:
-                    return event
+            event = self._plain_event(line)
+            if event is not None:
+                return event
         self._verb = line_verb(line)
         self._track_credentials(line)
         if b"\r" in line or b"\n" in line:
@@ -709,35 +758,6 @@ class ServerConnection:
             return self._dispatch(verb, args, line)
         except SyntaxErrorInCommand as error:
             return self._reject_error(error, line, "rejected")
-
-    def _fast_command(self, verb: bytes, event: ServerEvent) -> ServerEvent | None:
-        """``event`` for a plain MAIL/RCPT/DATA/RSET/NOOP/QUIT line (``plain_event``)
-        when it is in sequence, with the state ``_command`` would leave; ``None`` leaves
-        the line to ``_command`` (a refusal, a limit, DATA after BDAT ...)."""
-        state = self._state
-        if verb == b"MAIL":
-            bound = self._mail_bound  # RFC 9422 §4.1: every MAIL counts
-            if state is not _S.READY or (bound is not None and self._mail_commands >= bound):
-                return None
-            self._mail_commands += 1
-            kind = "mail"
-        elif verb == b"RCPT":
-            if state not in _TRANSACTION or len(self._recipients) >= self._rcpt_bound:
-                return None
-            kind = "rcpt"
-        elif verb == b"DATA":
-            mail = self._mail
-            if state is not _S.RCPT or self._bdat_used or mail is None or mail.body == "BINARYMIME":
-                return None
-            kind = "data"
-        elif state not in _ANY_COMMAND_STATE[verb]:
-            return None
-        else:
-            kind = _BARE_KINDS[verb]
-        self._verb = verb
-        self._credentials_window = False  # a known verb closes it (§4 rule 11)
-        self._pending, self._pending_event, self._replies_due = kind, event, 1  # _expect
-        return event
 
     def _text(self, args: bytes, what: str, *, required: bool) -> str:
         if required and not args:
@@ -854,7 +874,7 @@ class ServerConnection:
     def _data_event(self) -> ServerEvent | None:
         if self._message_done:
             self._message_done = False
-            self._state = _S.RCPT
+            self._state = _RCPT
             return self._end_of_message(bdat=False)
         if not self._buf:
             return None
@@ -874,7 +894,7 @@ class ServerConnection:
         self._chunk_last = last
         self._chunk_refusal = refusal
         self._chunk_return = self._state
-        self._state = _S.BDAT
+        self._state = _BDAT
         if refusal is None:
             if not self._bdat_used:
                 self._start_content()

@@ -19,10 +19,16 @@ a period, which is then the first line); ``DataDecoder`` decodes it back to ``b"
 
 Refusals, checked on the *input* octets before any byte of the offending chunk is
 returned, the first violation in stream order wins (an octet rule before the line
-rule at the same offset): NUL unless ``allow_nul``; an octet >= 0x80 unless
-``allow_8bit`` (BODY=8BITMIME, RFC 6152, or SMTPUTF8, RFC 6531); a line longer than
+rule at the same offset): NUL unless ``allow_nul`` (RFC 2045 §2.7-2.8); an octet >=
+0x80 unless ``allow_8bit`` (the message is declared BODY=8BITMIME, RFC 6152; SMTPUTF8
+alone does not allow 8-bit content, RFC 6531 §3.6); a line longer than
 ``max_line_length`` octets excluding its line end (998 by default, RFC 5321
-§4.5.3.1.6; the stuffing dot is not counted) unless it is ``None``.
+§4.5.3.1.6; the stuffing dot is not counted) unless it is ``None``. The messages
+(both twins share them) are written for the client's users, who set these through the
+engine (``wire.datacodec.content_encoder``): they name ``ClientConfig(allow_nul=True)``
+for ``allow_nul``, ``ClientConfig(enforce_line_length=False)`` for
+``max_line_length=None`` and ``BODY=8BITMIME`` (``MailOptions``/``Mail``) for
+``allow_8bit``.
 
 ``DataDecoder`` (server) reverses it, and is strict about what ends the data: only
 ``CRLF . CRLF`` (or ``. CRLF`` as the very first line, the empty message). A line is
@@ -131,24 +137,26 @@ def _encoder_violation(
 
 def _nul_message(offset: int) -> str:
     return (
-        f"NUL octet at content offset {offset}: DATA content must not contain NUL "
-        "(RFC 5321 §4.5.2, RFC 2045 §2.8); pass allow_nul=True to send it anyway"
+        f"NUL octet at content offset {offset}: message content must not contain NUL "
+        "(RFC 2045 §2.7-2.8, RFC 5321 §4.5.2); ClientConfig(allow_nul=True) sends it anyway"
     )
 
 
 def _8bit_message(octet: int, offset: int) -> str:
     return (
-        f"8-bit octet 0x{octet:02x} at content offset {offset}: the message must be "
-        "declared BODY=8BITMIME (RFC 6152) or SMTPUTF8 (RFC 6531) in MAIL FROM, which the "
-        "server must advertise; otherwise encode it as 7-bit (quoted-printable or base64)"
+        f"8-bit octet 0x{octet:02x} at content offset {offset}: 8-bit content must be "
+        "declared BODY=8BITMIME in MAIL FROM (RFC 6152; SMTPUTF8 does not declare it, "
+        "RFC 6531 §3.6), which the server must advertise: MailOptions(body='8BITMIME'), "
+        "sendmail's default then, or Mail(body='8BITMIME'); otherwise encode it as 7-bit "
+        "(quoted-printable or base64)"
     )
 
 
 def _line_message(limit: int, offset: int) -> str:
     return (
         f"content line longer than {limit} octets at content offset {offset} "
-        "(RFC 5321 §4.5.3.1.6: 1000 octets including CRLF); pass "
-        "max_line_length=None to send it anyway"
+        "(RFC 5321 §4.5.3.1.6: 1000 octets including CRLF); "
+        "ClientConfig(enforce_line_length=False) sends it anyway"
     )
 
 

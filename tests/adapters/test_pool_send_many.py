@@ -1,0 +1,479 @@
+"""``send_many`` on the three pools (docs/pool.md, "Batches"), and LIMITS MAILMAX
+(RFC 9422 §4.1) moving the rest of a batch, or a message split under RCPTMAX (§4.2),
+to a new connection.
+
+Every test drives ``SMTPPool``, ``AsyncSMTPPool`` and ``TrioSMTPPool`` in turn
+(``pool_facade``) against the built-in server on 127.0.0.1 (which advertises LIMITS
+and answers 451 past MAILMAX, and whose rules refuse, drop or stall on purpose) and
+judges the pool by what the server stored: each message at most once, in order, and
+nothing past the limit (no 451 in the transcript).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from smtpproto.client_engine.events import TransactionResult
+from smtpproto.exceptions import (
+    SMTPBatchInterrupted,
+    SMTPConnectError,
+    SMTPDeliveryStatusUnknown,
+    SMTPDeliveryTimeoutError,
+    SMTPError,
+    SMTPProtocolError,
+    SMTPReplyError,
+)
+from smtpproto.testing import Drop, Respond, Rule, Tarpit, run_server
+
+from .pool_facade import PoolFacade, make_pool
+
+__all__ = ["make_pool"]  # the fixture, used by name
+
+MakePool = Callable[..., PoolFacade]
+TIMEOUT = 10.0
+
+
+def message(index: int) -> bytes:
+    return b"Subject: m%d\r\n\r\nbody %d\r\n" % (index, index)
+
+
+def batch(count: int, *, same: bool = True) -> list[tuple[str, list[str], bytes]]:
+    """``count`` messages, each content distinct; one envelope or one per message."""
+    return [
+        ("s@x.test" if same else f"s{i}@x.test", ["r@x.test"], message(i)) for i in range(count)
+    ]
+
+
+def pool_for(make_pool: MakePool, server: Any, **options: Any) -> PoolFacade:
+    return make_pool(host=server.host, port=server.port, **options)
+
+
+def per_connection(lines: list[str], prefix: str = "C: MAIL") -> list[int]:
+    """How many transcript lines start with ``prefix`` on each connection, in order
+    (the rounds of one ``send_many`` are sequential, so connections do not overlap)."""
+    counts: list[int] = []
+    for line in lines:
+        if line.startswith("* connection from"):
+            counts.append(0)
+        elif line.startswith(prefix):
+            counts[-1] += 1
+    return counts
+
+
+def stored_once(server: Any, count: int) -> list[bytes]:
+    stored = [m.data for m in server.wait_for_messages(count, timeout=TIMEOUT)]
+    assert len(stored) == len(set(stored)) == count, "a message was stored twice"
+    return stored
+
+
+# -- the batch: order, outcomes, the iterable ---------------------------------------------------
+
+
+@pytest.mark.parametrize("chunking", [None, False], ids=["bdat", "data"])
+def test_outcomes_in_order_with_refusals(make_pool: MakePool, chunking: bool | None) -> None:
+    """Refused messages get their refusal in place; the others are stored once, in
+    order, over one connection (nothing forces another)."""
+    refused = {2, 5, 6}
+    rules = [Rule(stage="mail", sender=f"s{i}@x.test", action=Respond(550, "no")) for i in refused]
+    lines: list[str] = []
+    with run_server(starttls=False, rules=rules, transcript=lines.append) as server:
+        pool = pool_for(make_pool, server)
+        outcomes = pool.call("send_many", batch(10, same=False), chunking=chunking)
+        stored = stored_once(server, 10 - len(refused))
+    assert len(outcomes) == 10
+    for index, outcome in enumerate(outcomes):
+        if index in refused:
+            assert isinstance(outcome, SMTPReplyError) and outcome.code == 550, outcome
+        else:
+            assert isinstance(outcome, TransactionResult)
+            assert outcome.sender == f"s{index}@x.test"
+    assert stored == [message(i) for i in range(10) if i not in refused]
+    assert len(per_connection(lines)) == 1
+    assert pool.pool.idle_connections == 1  # given back, usable
+
+
+def test_on_outcome_streams_in_order_and_keeps_nothing(make_pool: MakePool) -> None:
+    seen: list[tuple[int, bool]] = []
+    with run_server(starttls=False, mailmax=3) as server:
+        pool = pool_for(make_pool, server)
+        result = pool.call(
+            "send_many",
+            iter(batch(8)),
+            on_outcome=lambda index, outcome: seen.append(
+                (index, isinstance(outcome, TransactionResult))
+            ),
+        )
+        stored_once(server, 8)
+    assert result == []
+    assert seen == [(i, True) for i in range(8)]
+
+
+def test_an_empty_batch_opens_no_connection(make_pool: MakePool) -> None:
+    lines: list[str] = []
+    with run_server(starttls=False, transcript=lines.append) as server:
+        pool = pool_for(make_pool, server)
+        assert pool.call("send_many", iter(())) == []
+        assert pool.pool.connections == 0
+    assert not lines
+
+
+def test_the_iterable_raising_finishes_what_was_taken(make_pool: MakePool) -> None:
+    """Across a MAILMAX boundary too: the five messages before the error are each
+    delivered once, and ``SMTPBatchInterrupted`` carries their outcomes."""
+
+    def messages() -> Iterator[tuple[str, list[str], bytes]]:
+        yield from batch(5)
+        raise ValueError("no more")
+
+    with run_server(starttls=False, mailmax=2) as server:
+        pool = pool_for(make_pool, server)
+        with pytest.raises(SMTPBatchInterrupted) as caught:
+            pool.call("send_many", messages())
+        stored = stored_once(server, 5)
+        assert pool.pool.connections <= 1
+    assert isinstance(caught.value.error, ValueError)
+    assert isinstance(caught.value.__cause__, ValueError)
+    assert [type(o) for o in caught.value.outcomes] == [TransactionResult] * 5
+    assert stored == [message(i) for i in range(5)]
+
+
+def test_an_iterable_raising_at_once(make_pool: MakePool) -> None:
+    def messages() -> Iterator[tuple[str, list[str], bytes]]:
+        raise KeyError("first")
+        yield  # pragma: no cover  # a generator
+
+    lines: list[str] = []
+    with run_server(starttls=False, transcript=lines.append) as server:
+        pool = pool_for(make_pool, server)
+        with pytest.raises(SMTPBatchInterrupted) as caught:
+            pool.call("send_many", messages())
+    assert caught.value.outcomes == [] and not lines
+
+
+def test_on_outcome_raising_ends_the_batch(make_pool: MakePool) -> None:
+    class Stop(Exception):
+        pass
+
+    def on_outcome(index: int, outcome: object) -> None:
+        if index == 2:
+            raise Stop
+
+    with run_server(starttls=False) as server:
+        pool = pool_for(make_pool, server)
+        items = iter(batch(60))
+        with pytest.raises(Stop):
+            pool.call("send_many", items, on_outcome=on_outcome, max_in_flight=4)
+        assert pool.pool.connections == 0  # the client closed it: never lent again
+        rest = list(items)
+        assert rest and len(rest) < 60  # the batch stopped: no other connection went on
+    assert len(server.messages) <= 60 - len(rest)
+
+
+def test_bad_arguments_are_caller_mistakes(make_pool: MakePool) -> None:
+    lines: list[str] = []
+    with run_server(starttls=False, transcript=lines.append) as server:
+        pool = pool_for(make_pool, server)
+        for kwargs in ({"max_in_flight": 0}, {"max_in_flight": True}, {"on_outcome": 3}):
+            with pytest.raises(SMTPProtocolError):
+                pool.call("send_many", batch(1), **kwargs)
+        with pytest.raises(SMTPProtocolError, match="iterable"):
+            pool.call("send_many", 42)
+        with pytest.raises(SMTPProtocolError, match="destination"):
+            pool.call("send_many", batch(1), destination="127.0.0.1")
+    assert not lines  # refused before connecting
+
+
+def test_a_refusal_of_the_call_by_the_server_is_the_next_outcome(
+    make_pool: MakePool, smtp_sink: Any
+) -> None:
+    """``chunking=True`` and Postfix smtp-sink, which offers no CHUNKING: refused
+    before any message is taken, the same on any connection, so the first message
+    gets the refusal, the rest is not read, and the connection stays in the pool."""
+    pool = make_pool(host=smtp_sink.host, port=smtp_sink.port)
+    items = iter(batch(3))
+    outcomes = pool.call("send_many", items, chunking=True)
+    assert len(outcomes) == 1 and isinstance(outcomes[0], SMTPProtocolError)
+    assert "CHUNKING" in str(outcomes[0])
+    assert next(items)[2] == message(1)
+    assert (pool.pool.connections, pool.pool.idle_connections) == (1, 1)
+
+
+def test_a_batch_over_smtp_sink(make_pool: MakePool, smtp_sink: Any) -> None:
+    pool = make_pool(host=smtp_sink.host, port=smtp_sink.port, max_messages=3)
+    outcomes = pool.call("send_many", batch(8, same=False))
+    assert [type(o) for o in outcomes] == [TransactionResult] * 8
+    received = smtp_sink.wait_for_messages(8, timeout=TIMEOUT)
+    assert sorted(m.mail_from for m in received) == sorted(f"s{i}@x.test" for i in range(8))
+
+
+def test_a_batch_over_aiosmtpd(make_pool: MakePool, aiosmtpd_factory: Any) -> None:
+    peer = aiosmtpd_factory()
+    pool = make_pool(host=peer.host, port=peer.port, max_messages=2)
+    outcomes = pool.call("send_many", batch(5, same=False))
+    assert [type(o) for o in outcomes] == [TransactionResult] * 5
+    received = peer.wait_for_messages(5, timeout=TIMEOUT)
+    assert [m.mail_from for m in received] == [f"s{i}@x.test" for i in range(5)]
+
+
+# -- MAILMAX: the rest of the batch moves to a new connection ------------------------------------
+
+
+@pytest.mark.parametrize("mailmax", [1, 2, 3])
+@pytest.mark.parametrize("chunking", [None, False], ids=["bdat", "data"])
+@pytest.mark.parametrize("same", [True, False], ids=["repeated", "distinct"])
+def test_a_batch_crossing_mailmax_moves_on(
+    make_pool: MakePool, mailmax: int, chunking: bool | None, same: bool
+) -> None:
+    count = 7
+    lines: list[str] = []
+    with run_server(starttls=False, mailmax=mailmax, transcript=lines.append) as server:
+        pool = pool_for(make_pool, server)
+        outcomes = pool.call("send_many", batch(count, same=same), chunking=chunking)
+        stored = stored_once(server, count)
+        pool.close()
+    assert [type(o) for o in outcomes] == [TransactionResult] * count
+    assert stored == [message(i) for i in range(count)]
+    full, rest = divmod(count, mailmax)
+    assert per_connection(lines) == [mailmax] * full + ([rest] if rest else [])
+    assert not [line for line in lines if line.startswith("S: 451")]  # never past it
+
+
+def test_a_batch_after_single_sends_uses_what_the_connection_has_left(make_pool: MakePool) -> None:
+    lines: list[str] = []
+    with run_server(starttls=False, mailmax=3, transcript=lines.append) as server:
+        pool = pool_for(make_pool, server)
+        pool.send()
+        outcomes = pool.call("send_many", batch(4))
+        stored_once(server, 5)
+    assert [type(o) for o in outcomes] == [TransactionResult] * 4
+    assert per_connection(lines) == [3, 2]
+    assert not [line for line in lines if line.startswith("S: 451")]
+
+
+def test_max_messages_moves_the_batch_on(make_pool: MakePool) -> None:
+    lines: list[str] = []
+    with run_server(starttls=False, transcript=lines.append) as server:
+        pool = pool_for(make_pool, server, max_messages=4)
+        outcomes = pool.call("send_many", batch(10))
+        stored_once(server, 10)
+    assert [type(o) for o in outcomes] == [TransactionResult] * 10
+    assert per_connection(lines) == [4, 4, 2]
+
+
+def test_a_split_that_needs_more_than_the_connection_has_left_gets_a_new_one(
+    make_pool: MakePool,
+) -> None:
+    """RCPTMAX=2, MAILMAX=3: after one message the connection has two transactions
+    left; five recipients need three, so the pool sends them over a new connection
+    instead of letting the client refuse them. Seven recipients need four, more than
+    any connection has: the client's refusal, after one new connection only."""
+    five = [f"r{i}@x.test" for i in range(5)]
+    lines: list[str] = []
+    with run_server(starttls=False, rcptmax=2, mailmax=3, transcript=lines.append) as server:
+        pool = pool_for(make_pool, server)
+        pool.send()
+        result = pool.call("sendmail", "s@x.test", iter(five), message(1))
+        assert result.delivered == tuple(five)
+        with pytest.raises(SMTPProtocolError, match="need 4 transactions"):
+            pool.call("sendmail", "s@x.test", [*five, "r5@x.test", "r6@x.test"], message(2))
+        assert pool.pool.connections == 1  # the refusal left its connection usable
+        stored = [m.data for m in server.wait_for_messages(4, timeout=TIMEOUT)]
+    assert stored[1:] == [message(1)] * 3  # one transaction per RCPTMAX group
+    assert per_connection(lines) == [1, 3, 0]
+    assert not [line for line in lines if line.startswith("S: 451")]
+
+
+def test_send_message_split_gets_a_new_connection(make_pool: MakePool) -> None:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"] = "s@x.test"
+    msg["To"] = ", ".join(f"r{i}@x.test" for i in range(4))
+    msg.set_content("hi\n")
+    lines: list[str] = []
+    with run_server(starttls=False, rcptmax=2, mailmax=2, transcript=lines.append) as server:
+        pool = pool_for(make_pool, server)
+        pool.send()
+        result = pool.call("send_message", msg)
+        assert len(result.delivered) == 4
+        assert len(server.wait_for_messages(3, timeout=TIMEOUT)) == 3
+    assert per_connection(lines) == [1, 2]
+
+
+# -- connections that fail ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunking", [None, False], ids=["bdat", "data"])
+def test_a_drop_after_the_final_dot_is_unknown_and_the_rest_moves_on(
+    make_pool: MakePool, chunking: bool | None
+) -> None:
+    """The server stores message 3, then drops the connection without a reply: its
+    outcome is "delivery status unknown", never resent; what the client had taken
+    after it gets its outcome; the rest goes over a new connection."""
+    rule = Rule(stage="data_end", sender="s3@x.test", action=Drop(deliver=True), times=1)
+    lines: list[str] = []
+    with run_server(starttls=False, rules=[rule], transcript=lines.append) as server:
+        pool = pool_for(make_pool, server)
+        outcomes = pool.call("send_many", batch(12, same=False), chunking=chunking, max_in_flight=2)
+        delivered = [i for i, o in enumerate(outcomes) if isinstance(o, TransactionResult)]
+        stored = stored_once(server, len(delivered) + 1)
+    assert len(outcomes) == 12
+    assert isinstance(outcomes[3], SMTPDeliveryStatusUnknown)
+    assert outcomes[3].sender == "s3@x.test"
+    assert delivered[:3] == [0, 1, 2] and delivered[-1] == 11
+    assert message(3) in stored and stored.count(message(3)) == 1
+    for index, outcome in enumerate(outcomes):  # the lost connection's messages
+        if index not in delivered and index != 3:
+            assert isinstance(outcome, SMTPError) and index > 3
+            assert message(index) not in stored
+    assert len(per_connection(lines)) == 2
+
+
+def test_connections_that_all_drop_stop_the_batch(make_pool: MakePool) -> None:
+    """Every MAIL dropped: each round takes one message and loses its connection;
+    after ``MAX_FRUITLESS_ROUNDS`` of them the next message gets the reason and the
+    rest is not read."""
+    rule = Rule(stage="mail", action=Drop())
+    lines: list[str] = []
+    with run_server(starttls=False, rules=[rule], transcript=lines.append) as server:
+        pool = pool_for(make_pool, server)
+        items = iter(batch(10))
+        outcomes = pool.call("send_many", items, chunking=False)
+        assert not server.messages
+    assert len(outcomes) == 4
+    assert all(isinstance(o, SMTPError) for o in outcomes)
+    assert isinstance(outcomes[3], SMTPConnectError) and "in a row" in str(outcomes[3])
+    assert next(items)[2] == message(4)
+    assert len(per_connection(lines)) == 3
+
+
+def test_no_connection_gives_the_first_message_the_error(make_pool: MakePool) -> None:
+    with run_server(starttls=False) as server:
+        port = server.port
+    pool = make_pool(host="127.0.0.1", port=port)
+    items = iter(batch(3))
+    outcomes = pool.call("send_many", items)
+    assert len(outcomes) == 1 and isinstance(outcomes[0], SMTPConnectError)
+    assert next(items)[2] == message(1)
+    assert pool.pool.connections == 0
+
+
+def test_a_server_that_stalls_times_out_once(make_pool: MakePool) -> None:
+    """The final reply to message 1 never comes in time: it times out ("delivery
+    status unknown", not resent), bounded by the client's timeout; the rest of the
+    batch goes on over a new connection."""
+    rule = Rule(stage="data_end", sender="s1@x.test", action=Tarpit(delay=3.0), times=1)
+    with run_server(starttls=False, rules=[rule]) as server:
+        pool = pool_for(make_pool, server, timeout=0.5)
+        outcomes = pool.call("send_many", batch(4, same=False), chunking=False)
+        assert len(outcomes) == 4
+        assert isinstance(outcomes[0], TransactionResult)
+        assert isinstance(outcomes[1], SMTPDeliveryTimeoutError)
+        assert isinstance(outcomes[3], TransactionResult)
+        stored = [m.data for m in server.wait_for_messages(3, timeout=TIMEOUT)]
+    assert stored.count(message(0)) == stored.count(message(3)) == 1
+
+
+# -- a property ----------------------------------------------------------------------------------
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    count=st.integers(0, 9),
+    refused=st.sets(st.integers(0, 8), max_size=3),
+    max_messages=st.integers(1, 5),
+    stream=st.booleans(),
+)
+def test_every_message_once_in_order(
+    make_pool: MakePool, count: int, refused: set[int], max_messages: int, stream: bool
+) -> None:
+    """Whatever the batch, the refusals and the pool's ``max_messages`` (the server
+    advertises MAILMAX=3): one outcome per message in order, each accepted message
+    stored exactly once, no connection past MAILMAX."""
+    tag = f"t{next(_EXAMPLES)}"
+    rules = [
+        Rule(stage="rcpt", recipient=f"{tag}-{i}@x.test", action=Respond(550, "no"))
+        for i in refused
+    ]
+    items = [("s@x.test", [f"{tag}-{i}@x.test"], message(i)) for i in range(count)]
+    seen: list[tuple[int, object]] = []
+    lines: list[str] = []
+    with run_server(starttls=False, mailmax=3, rules=rules, transcript=lines.append) as server:
+        pool = pool_for(make_pool, server, max_messages=max_messages)
+        kwargs: dict[str, Any] = {"on_outcome": lambda i, o: seen.append((i, o))} if stream else {}
+        outcomes = pool.call("send_many", iter(items), **kwargs)
+        accepted = [i for i in range(count) if i not in refused]
+        stored = stored_once(server, len(accepted))
+    if stream:
+        assert outcomes == [] and [i for i, _ in seen] == list(range(count))
+        outcomes = [o for _, o in seen]
+    assert len(outcomes) == count
+    for index, outcome in enumerate(outcomes):
+        assert isinstance(outcome, TransactionResult) == (index not in refused)
+    assert stored == [message(i) for i in accepted]
+    assert all(n <= min(3, max_messages) for n in per_connection(lines))
+    assert not [line for line in lines if re.match(r"S: 451", line)]
+
+
+_EXAMPLES = iter(range(10**9))
+
+
+# -- cancellation ---------------------------------------------------------------------------------
+
+
+STALL = Rule(stage="data_end", sender="s1@x.test", action=Tarpit(delay=2.0), times=1)
+
+
+def test_a_cancelled_asyncio_batch_gives_its_connection_back() -> None:
+    import asyncio
+
+    from smtpproto.asyncio_client import AsyncSMTPPool
+
+    with run_server(starttls=False, rules=[STALL]) as server:
+
+        async def main() -> None:
+            async with AsyncSMTPPool(server.host, server.port, tls="none", timeout=5) as pool:
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        pool.send_many(batch(4, same=False), chunking=False), 0.5
+                    )
+                assert pool.connections == 0  # dropped, not leaked
+                outcomes = await pool.send_many(batch(1))
+                assert isinstance(outcomes[0], TransactionResult)
+
+        asyncio.run(main())
+        stored = [m.data for m in server.wait_for_messages(2, timeout=TIMEOUT)]
+    assert stored.count(message(0)) == 2  # once in each batch; message 1 maybe once
+    assert stored.count(message(1)) <= 1 and message(2) not in stored
+
+
+def test_a_cancelled_trio_batch_gives_its_connection_back() -> None:
+    import trio
+
+    from smtpproto.trio_client import TrioSMTPPool
+
+    with run_server(starttls=False, rules=[STALL]) as server:
+
+        async def main() -> None:
+            async with TrioSMTPPool(server.host, server.port, tls="none", timeout=5) as pool:
+                with trio.move_on_after(0.5) as scope:
+                    await pool.send_many(batch(4, same=False), chunking=False)
+                assert scope.cancelled_caught
+                assert pool.connections == 0  # the slot came back despite the cancel
+                outcomes = await pool.send_many(batch(1))
+                assert isinstance(outcomes[0], TransactionResult)
+
+        trio.run(main)
+        stored = [m.data for m in server.wait_for_messages(2, timeout=TIMEOUT)]
+    assert stored.count(message(0)) == 2
+    assert stored.count(message(1)) <= 1 and message(2) not in stored

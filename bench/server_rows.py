@@ -14,6 +14,9 @@ Rows (``ROWS``):
   smtp-source allow;
 * ``built-in (drop)`` / ``aiosmtpd (drop)`` — ``servers.py builtin-drop`` /
   ``aiosmtpd-drop``: each message answered 250 and dropped;
+* ``asyncio minimal`` — ``servers.py asyncio-minimal``: a tiny asyncio protocol with
+  constant replies and no parsing, the in-run reference for the loop's and the system
+  calls' share of the built-in server's CPU;
 * ``serve --maildir`` / ``aiosmtpd maildir`` — ``python -m smtpproto serve --maildir``
   (``-q --no-starttls``) / ``servers.py aiosmtpd-maildir``: each message written to a
   Maildir of its own under the run's temporary folder;
@@ -120,6 +123,7 @@ ROWS: dict[str, Start] = {
     "smtp-sink": _sink,
     "built-in (drop)": _python_server("builtin-drop"),
     "aiosmtpd (drop)": _python_server("aiosmtpd-drop"),
+    "asyncio minimal": _python_server("asyncio-minimal"),
     "serve --maildir": _serve(),
     "aiosmtpd maildir": _python_server("aiosmtpd-maildir", "aiosmtpd-maildir"),
     f"serve --maildir --workers {WORKERS}": _serve("--workers", str(WORKERS)),
@@ -128,6 +132,7 @@ WORKERS_ROW = f"serve --maildir --workers {WORKERS}"
 #: Rows compared with another row (besides smtp-sink), round by round.
 PAIRS = {
     "built-in (drop)": "aiosmtpd (drop)",
+    "asyncio minimal": "built-in (drop)",  # asyncio's share of the built-in server's CPU
     "serve --maildir": "aiosmtpd maildir",
     WORKERS_ROW: "serve --maildir",
 }

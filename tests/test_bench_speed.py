@@ -39,8 +39,8 @@ CONCURRENCY_ROWS = [
     f"{row} x{n}" for row in ("asyncio send_many", "asyncio sendmail", "aiosmtplib")
     for n in (1, 10, 100)
 ]  # fmt: skip
-SERVER_ROWS = ["smtp-sink", "built-in (drop)", "aiosmtpd (drop)", "serve --maildir",
-               "aiosmtpd maildir"]  # fmt: skip
+SERVER_ROWS = ["smtp-sink", "built-in (drop)", "aiosmtpd (drop)", "asyncio minimal",
+               "serve --maildir", "aiosmtpd maildir"]  # fmt: skip
 #: Measured too when ``serve`` has ``--workers`` (bench/server_rows.py).
 WORKERS_ROW = f"serve --maildir --workers {os.cpu_count() or 2}"
 

@@ -11,6 +11,7 @@ nothing past the limit (no 451 in the transcript).
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from smtpproto.blocking import RateLimit
 from smtpproto.client_engine.events import TransactionResult
 from smtpproto.exceptions import (
     SMTPBatchInterrupted,
@@ -31,7 +33,8 @@ from smtpproto.exceptions import (
 )
 from smtpproto.testing import Drop, Respond, Rule, Tarpit, run_server
 
-from .pool_facade import PoolFacade, make_pool
+from .pool_facade import FakeClock, PoolFacade, make_pool
+from .pool_server import flaky_server
 
 __all__ = ["make_pool"]  # the fixture, used by name
 
@@ -477,3 +480,68 @@ def test_a_cancelled_trio_batch_gives_its_connection_back() -> None:
         stored = [m.data for m in server.wait_for_messages(2, timeout=TIMEOUT)]
     assert stored.count(message(0)) == 2
     assert stored.count(message(1)) <= 1 and message(2) not in stored
+
+
+# -- several calls at once: one connection each -----------------------------------------------
+
+
+def run_together(pool: PoolFacade, parts: list[list[Any]]) -> list[list[Any]]:
+    """``send_many`` of each part, all started together (threads, or tasks)."""
+    target = pool.pool
+    if pool.adapter == "blocking":
+        with concurrent.futures.ThreadPoolExecutor(len(parts)) as executor:
+            return list(executor.map(target.send_many, parts))
+    if pool.adapter == "asyncio":
+        import asyncio
+
+        async def gather() -> list[list[Any]]:
+            return list(await asyncio.gather(*(target.send_many(part) for part in parts)))
+
+        return pool.call_async(gather)
+    import trio
+
+    async def nursery() -> list[list[Any]]:
+        results: list[list[Any]] = [[] for _ in parts]
+
+        async def one(index: int) -> None:
+            results[index] = await target.send_many(parts[index])
+
+        async with trio.open_nursery() as tasks:
+            for index in range(len(parts)):
+                tasks.start_soon(one, index)
+        return results
+
+    return pool.call_async(nursery)
+
+
+def test_calls_at_once_spread_over_the_pool(make_pool: MakePool) -> None:
+    """Three batches at once with ``max_connections=2``: two connections carry them
+    (never more open at once), each message stored once, each list in its order."""
+    parts = [
+        [(f"s{k}@x.test", ["r@x.test"], message(10 * k + i)) for i in range(4)] for k in range(3)
+    ]
+    with flaky_server(reply_delay=0.01) as server:
+        pool = make_pool(server, max_connections=2)
+        results = run_together(pool, parts)
+        assert server.most_open == 2
+        assert sorted(server.messages) == sorted(
+            message(10 * k + i) + b".\r\n" for k in range(3) for i in range(4)
+        )
+    for k, outcomes in enumerate(results):
+        assert [o.sender for o in outcomes] == [f"s{k}@x.test"] * 4
+
+
+def test_the_rate_limit_paces_a_batch(make_pool: MakePool, adapter: str) -> None:
+    """``RateLimit(2, 10.0)``: a round takes what the window allows, then the rest
+    waits for it; the connection, idle meanwhile, is probed (NOOP) before the next
+    round, and carries the whole batch."""
+    clock = FakeClock()
+    with flaky_server() as server:
+        pool = make_pool(
+            server, rate_limit=RateLimit(2, 10.0), clock=clock, sleep=clock.sleep_for(adapter)
+        )
+        outcomes = pool.call("send_many", batch(5, same=False))
+        assert [o.sender for o in outcomes] == [f"s{i}@x.test" for i in range(5)]
+        assert clock.slept == [10.0, 10.0]  # messages 3 and 5 waited for the window
+        assert server.connections == 1 and server.commands.count("NOOP") == 2
+        assert len(server.messages) == 5

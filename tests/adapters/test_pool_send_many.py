@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
+import smtplib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -142,6 +143,7 @@ def test_the_iterable_raising_finishes_what_was_taken(make_pool: MakePool) -> No
         assert pool.pool.connections <= 1
     assert isinstance(caught.value.error, ValueError)
     assert isinstance(caught.value.__cause__, ValueError)
+    assert isinstance(caught.value, smtplib.SMTPException)  # as the clients' is
     assert [type(o) for o in caught.value.outcomes] == [TransactionResult] * 5
     assert stored == [message(i) for i in range(5)]
 

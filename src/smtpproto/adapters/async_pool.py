@@ -66,6 +66,7 @@ from ..sasl.base import ClientMechanism
 from .common import ClientOptions, check_client_options, usage_error
 from .pool_support import (
     DEFAULT_CHECK_IDLE_AFTER,
+    MAX_FRUITLESS_ROUNDS,
     Destination,
     IdleCheck,
     Lease,
@@ -74,6 +75,8 @@ from .pool_support import (
     RateWindow,
     check_count,
     check_seconds,
+    reusable,
+    split_over_count,
 )
 from .tokens import AsyncTokenSource
 
@@ -85,11 +88,6 @@ if TYPE_CHECKING:  # the concrete pool names its client class: no runtime import
 __all__ = ["AsyncPoolBase"]
 
 P = TypeVar("P", bound="AsyncPoolBase")
-
-#: Rounds of a ``send_many`` in a row that delivered nothing and took no message or
-#: lost their connection, before the batch stops (a server that drops every new
-#: connection, or takes no message on it, must not make the pool loop).
-MAX_FRUITLESS_ROUNDS = 3
 
 
 class _Pooled:
@@ -217,7 +215,7 @@ class AsyncPoolBase(abc.ABC):
         resent; any other ``SMTPError``: not accepted, a retry is safe (a cancelled
         send may have been delivered). A message that needs more transactions than a
         connection's LIMITS MAILMAX has left goes to a new connection."""
-        recipients = _reusable(recipients)
+        recipients = reusable(recipients)
 
         async def send(client: AsyncClientBase) -> TransactionResult:
             return await client.sendmail(
@@ -229,7 +227,7 @@ class AsyncPoolBase(abc.ABC):
                 chunking=chunking,
             )
 
-        return await self._send(destination, send, lambda: _split_over(recipients, options))
+        return await self._send(destination, send, lambda: split_over_count(recipients, options))
 
     async def send_message(
         self,
@@ -245,14 +243,14 @@ class AsyncPoolBase(abc.ABC):
         """Send an ``email.message`` message over a pooled connection (see
         ``sendmail`` for what its exceptions mean)."""
         if recipients is not None:
-            recipients = _reusable(recipients)
+            recipients = reusable(recipients)
 
         def split_over() -> int:
             try:
                 envelope = envelope_from_message(msg, sender=sender, recipients=recipients)
             except Exception:  # the client refuses it (before MAIL) and says why
                 return 1
-            return _split_over(envelope.recipients, options)
+            return split_over_count(envelope.recipients, options)
 
         async def send(client: AsyncClientBase) -> TransactionResult:
             return await client.send_message(
@@ -619,25 +617,3 @@ class AsyncPoolBase(abc.ABC):
 def _usable(pooled: _Pooled) -> bool:
     """Whether ``pooled``'s session can take another command."""
     return pooled.client._session is not None and pooled.client.session.usable
-
-
-def _reusable(recipients: str | Iterable[str]) -> str | Iterable[str]:
-    """``recipients`` in a form read more than once (counted, then sent): a tuple of
-    an iterable; a str, or what is no iterable (the client refuses it), as it is."""
-    if isinstance(recipients, str):
-        return recipients
-    try:
-        return tuple(recipients)
-    except TypeError:
-        return recipients
-
-
-def _split_over(recipients: str | Iterable[str], options: MailOptions | None) -> int:
-    """The recipients ``sendmail`` splits over transactions under RCPTMAX (1 when it
-    sends one: a single str, ``split_recipients=False``)."""
-    if isinstance(recipients, str) or (options is not None and not options.split_recipients):
-        return 1
-    try:
-        return len(recipients)  # type: ignore[arg-type]  # a tuple (``_reusable``)
-    except TypeError:
-        return 1

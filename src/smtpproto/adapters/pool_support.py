@@ -1,6 +1,7 @@
 """What the pools (``async_pool`` and the generated ``sync_pool``) share that never
-waits: their option types and checks, the rate limit, and the bookkeeping of a pool's
-``send_many`` (``PoolBatch``, ``Lease``).
+waits: their option types and checks, the rate limit, how many recipients a message
+is split over (``split_over_count``: whether a connection's LIMITS MAILMAX budget
+takes it), and the bookkeeping of a pool's ``send_many`` (``PoolBatch``, ``Lease``).
 
 The rate limit lets at most ``messages`` messages start in any window of ``per``
 seconds (a sliding window, so no burst at a window edge exceeds it). ``RateWindow``
@@ -23,12 +24,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Final, Literal
 
 from ..client_engine.events import TransactionResult
 from ..drivers.batch import BatchItem, Outcome, OutcomeCallback
 from ..drivers.exceptions import SMTPBatchInterrupted, SMTPError
+from ..drivers.support import MailOptions
 from ..wire import fields
 from ..wire.fields import check_int
 from .common import usage_error
@@ -36,6 +38,7 @@ from .smtplib_compat import smtplib_compatible
 
 __all__ = [
     "DEFAULT_CHECK_IDLE_AFTER",
+    "MAX_FRUITLESS_ROUNDS",
     "Destination",
     "IdleCheck",
     "Lease",
@@ -44,6 +47,8 @@ __all__ = [
     "RateWindow",
     "check_count",
     "check_seconds",
+    "reusable",
+    "split_over_count",
 ]
 
 #: Where a pooled connection goes: (host, port); port None means the client's default.
@@ -99,6 +104,34 @@ def check_seconds(
     """``usage_error`` unless ``value`` is a number of seconds: positive (or zero, or
     infinite, when allowed), never NaN (``wire.fields``)."""
     fields.check_seconds(name, value, allow_zero=allow_zero, allow_inf=allow_inf, error=usage_error)
+
+
+#: Rounds of a pool's ``send_many`` in a row that delivered nothing and took no message
+#: or lost their connection, before the batch stops (a server that drops every new
+#: connection, or takes no message on it, must not make the pool loop).
+MAX_FRUITLESS_ROUNDS = 3
+
+
+def reusable(recipients: str | Iterable[str]) -> str | Iterable[str]:
+    """``recipients`` in a form read more than once (counted, then sent): a tuple of
+    an iterable; a str, or what is no iterable (the client refuses it), as it is."""
+    if isinstance(recipients, str):
+        return recipients
+    try:
+        return tuple(recipients)
+    except TypeError:
+        return recipients
+
+
+def split_over_count(recipients: str | Iterable[str], options: MailOptions | None) -> int:
+    """The recipients ``sendmail`` splits over transactions under RCPTMAX (1 when it
+    sends one: a single str, ``split_recipients=False``)."""
+    if isinstance(recipients, str) or (options is not None and not options.split_recipients):
+        return 1
+    try:
+        return len(recipients)  # type: ignore[arg-type]  # a tuple (``reusable``)
+    except TypeError:
+        return 1
 
 
 #: ``PoolBatch``'s empty hold (a message may be any object the client then refuses).
@@ -189,7 +222,8 @@ class PoolBatch:
         """The outcomes (empty with ``on_outcome``); ``SMTPBatchInterrupted`` when the
         caller's iterator raised."""
         if self.raised is not None:
-            raise SMTPBatchInterrupted(self.raised, self.outcomes) from self.raised
+            interrupted = SMTPBatchInterrupted(self.raised, self.outcomes)
+            raise smtplib_compatible(interrupted) from self.raised
         return self.outcomes
 
 

@@ -31,7 +31,12 @@ to the driver from the transport's callback, which writes what the driver answer
 so on. The task sleeps through the whole exchange (a ``send_many`` batch: one wait, not
 one per reply) and is woken only for what the pump does not do: a write the transport
 cannot take now (or, under TLS, past the unread window), a TLS upgrade, EOF or a lost
-connection, a deadline, the driver's end. Under TLS this saves about 12% of
+connection, a deadline, the driver's end. On a connection the client opened itself,
+before TLS, a read first takes what the kernel already holds, past the loop
+(``Channel.receive_now``, at most ``READS_PER_PASS`` between two passes of the loop):
+a reply that came while the pump wrote costs one ``read``, not a loop pass (with
+smtp-sink on loopback, 28% less client CPU per message of ``send_many``, 1 KB
+messages, paired rounds). Under TLS the pump saves about 12% of
 ``send_many``'s client CPU per message with DATA (paired rounds); with BDAT, where the
 driver writes many messages before it reads, the unread window's loop passes stay and
 the cost does not change. From the callback the driver
@@ -183,6 +188,7 @@ class AsyncSMTPClient(AsyncClientBase):
             if self._sock is not None:
                 self._sock.close()
             raise self._connect_error(error) from error
+        channel.read_directly()  # a transport of the loop's own, over a socket: see _Pump
         return channel
 
     async def aclose(self) -> None:
@@ -210,7 +216,10 @@ class AsyncSMTPClient(AsyncClientBase):
     # -- I/O ----------------------------------------------------------------------------
 
     def _clock(self) -> float:
-        return asyncio.get_running_loop().time()
+        # The channel's loop once connected: get_running_loop() costs a getpid() system
+        # call before Python 3.12, and a batch reads the clock for every reply it awaits.
+        channel = self._channel
+        return (channel.loop if channel is not None else asyncio.get_running_loop()).time()
 
     def _transport_error(self, exc: BaseException) -> BaseException | None:
         if isinstance(exc, ssl.SSLError):
@@ -377,6 +386,8 @@ class _Pump:
                 if not request.resume:
                     client._wait_deadline = None  # a new reply: a new deadline
                 answer = channel.take()
+                if not answer:
+                    answer = channel.receive_now()  # already in the kernel: no loop pass
                 if not answer:
                     if channel.eof or channel.lost:
                         return self._finish(request)  # ``_read`` hands out the end

@@ -567,6 +567,12 @@ class SMTPServer:
         #: its session with a 421.
         self.policy_errors: list[Exception] = []
 
+    @property
+    def open_connections(self) -> int:
+        """How many connections this server serves now (accepted or adopted, not yet
+        closed): ``smtpproto serve --workers`` compares its workers' loads with it."""
+        return len(self._sessions)
+
     # -- settings kept by the backend and the storage -------------------------------------
 
     @property

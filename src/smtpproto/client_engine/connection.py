@@ -409,7 +409,9 @@ class ClientConnection:
         (``fastlane.send_group``; a SIZE= above the server's limit included): then use
         ``send``. A content the DATA encoder refuses is a sticky error, as with
         ``send(Content(...))``."""
-        s = self._group_session(template, "send_group")
+        s = self._s
+        if s.state is _ERROR or type(template) is not GroupTemplate:  # per message: inline
+            s = self._group_session(template, "send_group")  # which raises
         try:
             return send_group(s, content, template, mail)
         except BaseException as error:

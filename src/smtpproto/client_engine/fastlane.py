@@ -150,24 +150,22 @@ def make_template(
     return template
 
 
-def _usable(s: Session, template: GroupTemplate) -> bool:
-    """The template was made for this session as it is now, and the fast lane may
-    serve it (a transcript logs each command: the general path)."""
-    return (
+def _envelope(s: Session, template: GroupTemplate, mail: Mail | None) -> tuple[Mail, bytes] | None:
+    """``mail`` (None: the template's own) and the template's bytes for it, or None
+    when the fast lane may not serve them: the template was made for another session
+    or for its capabilities or TLS state of another moment, a transcript logs each
+    command, LIMITS MAILMAX allows no more MAIL (RFC 9422 §4.1), ``mail`` is not of the
+    template's shape, or its SIZE= is refused (above the server's limit, RFC 1870
+    §6.1; none where the template has one, or the reverse): the general path decides."""
+    if not (
         template.session is s
         and template.caps is s.caps
         and template.tls_active is s.tls_active
         and s.transcript is None
         and s.pipelining
-        # LIMITS MAILMAX (RFC 9422 §4.1): past it the general path refuses the MAIL.
         and (s.mailmax is None or s.mails_sent < s.mailmax)
-    )
-
-
-def _envelope(template: GroupTemplate, mail: Mail | None) -> tuple[Mail, bytes] | None:
-    """``mail`` (None: the template's own) and the template's bytes for it, or None
-    when ``mail`` is not of the template's shape or its SIZE= is refused (above the
-    server's limit, RFC 1870 §6.1; none where the template has one, or the reverse)."""
+    ):
+        return None
     if mail is None:
         mail = template.mail
     elif mail is not template.mail and (
@@ -214,9 +212,9 @@ def send_group(
     else a MAIL of its shape: the same but for SIZE=) and the template's RCPTs, then
     DATA; return the bytes, or None with nothing changed when this is not the fast
     lane's case."""
-    if template.bdat or not _usable(s, template):
+    if template.bdat:
         return None
-    envelope = _envelope(template, mail)
+    envelope = _envelope(s, template, mail)
     if envelope is None:
         return None
     mail, group = envelope
@@ -259,7 +257,7 @@ def send_bdat_group(
     is, RFC 3030 §2); return the bytes, or None with nothing changed when this is not
     the fast lane's case (8-bit ``data`` without BODY=8BITMIME or BINARYMIME, as
     ``_data_command`` refuses it, included)."""
-    if not template.bdat or type(data) is not bytes or not _usable(s, template):
+    if not template.bdat or type(data) is not bytes:
         return None
     if s.state is not S.READY:
         return None
@@ -268,7 +266,7 @@ def send_bdat_group(
         last = pending[-1].verb  # ``check_pipelining`` for RSET and MAIL
         if last is None or last in GROUP_ENDERS:
             return None
-    envelope = _envelope(template, mail)
+    envelope = _envelope(s, template, mail)
     if envelope is None:
         return None
     mail, group = envelope

@@ -90,6 +90,7 @@ from .events import (
     StartTLSRequested,
     UnknownCommand,
     VrfyReceived,
+    positional,
 )
 from .lines import TOO_LONG, LineReader
 from .replies import (
@@ -146,6 +147,9 @@ _BARE_KINDS = {b"RSET": "rset", b"QUIT": "quit", b"NOOP": "other"}
 #: The pending kinds whose replies ``code_allowed`` rules beyond "not 3xx" (a 2xx to
 #: any other kind needs no look at it).
 _CODE_RULED = frozenset({"greeting", "quit", "sync", "starttls", *INTERMEDIATE})
+#: The per-message events, made with their slots filled directly (``positional``).
+_content_received = positional(ContentReceived)
+_message_complete = positional(MessageComplete)
 #: Replies checked and put in wire form by ``send``, by ``id`` (with the reply, so the
 #: id stays its own), shared by every connection: the check depends on the reply alone,
 #: and a policy answers with the same few ``Reply`` objects. Emptied when full.
@@ -848,7 +852,7 @@ class ServerConnection:
             self._too_large = True  # RFC 1870 §6.2: read to the end, then refuse with 552
         if self._too_large or not data:
             return None
-        return ContentReceived(data=data)
+        return _content_received(False, data)
 
     def _end_of_message(self, bdat: bool) -> ServerEvent:
         replies = len(self._recipients) if self.lmtp else 1
@@ -859,15 +863,13 @@ class ServerConnection:
             )
             return self._flag(refused, early)
         assert self._mail is not None
-        event = MessageComplete(
-            unauthorized_pipelining=early,
-            sender=self._mail.sender,
-            recipients=tuple(self._recipients),
-            size=self._message_size,
-            bdat=bdat,
-            bare_line_endings=0
-            if bdat or self._decoder is None
-            else self._decoder.bare_line_endings,
+        event = _message_complete(
+            early,  # unauthorized_pipelining
+            self._mail.sender,
+            tuple(self._recipients),
+            self._message_size,
+            bdat,
+            0 if bdat or self._decoder is None else self._decoder.bare_line_endings,
         )
         return self._expect("message", event, replies)
 

@@ -241,7 +241,7 @@ def _run(
     answers = iter(accepts * 200)
     for chunk in chunks:
         conn.receive_data(chunk)
-        for _ in range(50):
+        for _ in range(1000):  # bounded: a chunk may hold a dozen whole transactions
             try:
                 event = conn.next_event()
             except Exception as error:
@@ -254,10 +254,10 @@ def _run(
             if isinstance(event, ClientDisconnected):  # EOF (an empty chunk): reported
                 return trace
             if event.expects_reply:
-                conn.send(_answer(event, next(answers), extensions))
-                trace.append(("sent", _snapshot(conn)))
+                wire = conn.send(_answer(event, next(answers), extensions))
+                trace.append(("sent", wire, _snapshot(conn)))
         else:
-            raise AssertionError("no pause within 50 events")
+            raise AssertionError("no pause within 1000 events")
         if conn.state.name in ("CLOSED", "ERROR"):
             break
     return trace
@@ -532,3 +532,70 @@ def test_fast_and_general_paths_agree_on_hostile_sessions(
     general._fast_path = False
     exts = sorted(set(extensions))
     assert _run(fast, chunks, accepts, exts, ehlo) == _run(general, chunks, accepts, exts, ehlo)
+
+
+#: A session's pieces for the split tests: plain lines and a whole pipelined group,
+#: lines in the wrong state, malformed ones (NUL, bare CR, bare LF, a space too many, a
+#: parameter), one over the 512-octet limit, and DATA content holding the smuggling
+#: sequences that must not end it (``\n.\n``, ``\r.\n``, ``\n.\r\n``, ``\r\n.\n``)
+#: before its real end.
+SPLIT_PIECES = [
+    MAIL,
+    RCPT,
+    b"DATA\r\n",
+    b"RSET\r\n",
+    b"NOOP\r\n",
+    MAIL + RCPT + b"DATA\r\n",  # a pipelined group
+    b"DATA\r\n",  # in the wrong state when no RCPT came first
+    b"RCPT TO:<b@y.test>\x00\r\n",
+    b"MAIL FROM:<a@x.test>\rRCPT TO:<b@y.test>\r\n",
+    b"NOOP\nRSET\r\n",
+    b"MAIL FROM:<a@x.test>  \r\n",
+    b"MAIL FROM:<a@x.test> BODY=8BITMIME\r\n",
+    b"NOOP " + b"x" * 520 + b"\r\n",
+    b"x\n.\ny\r.\nz\n.\r\nw\r\n.\nv\r\n.\r\n",  # content (or junk lines) ending at CRLF.CRLF
+    b"..dot\r\n.\r\n",
+]
+
+
+def _every_split(stream: bytes, extensions: list[str], accepts: list[bool]) -> None:
+    """Fast and general connections agree on ``stream`` cut once at every octet, and fed
+    one octet at a time."""
+    cuts = [[stream[:i], stream[i:]] for i in range(1, len(stream))]
+    for chunks in [[stream], *cuts, [stream[i : i + 1] for i in range(len(stream))]]:
+        fast, general = ServerConnection(), ServerConnection()
+        general._fast_path = False
+        assert _run(fast, chunks, accepts, extensions) == _run(
+            general, chunks, accepts, extensions
+        ), chunks
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from(SPLIT_PIECES), min_size=1, max_size=8).filter(
+        lambda pieces: len(b"".join(pieces)) <= 300
+    ),
+    accepts=st.lists(st.booleans(), min_size=1, max_size=3),
+    pipelining=st.booleans(),
+)
+def test_fast_and_general_paths_agree_at_every_split_point(
+    pieces: list[bytes], accepts: list[bool], pipelining: bool
+) -> None:
+    """The same replies (octets), events and states, whatever the read boundaries."""
+    _every_split(b"".join(pieces), ["PIPELINING"] if pipelining else [], accepts)
+
+
+def test_a_hostile_transaction_at_every_split_point() -> None:
+    stream = b"".join(
+        [
+            MAIL + RCPT + b"DATA\r\n",
+            b"a\n.\nb\r.\nc\n.\r\n..d\r\n.\r\n",
+            b"MAIL FROM:<a@x.test>\x00\r\n",
+            b"RSET\r\nDATA\r\n",
+            MAIL + b"RCPT TO:<b@y.test>\nNOOP\r\n",
+            MAIL,  # nested: MAIL in the MAIL state
+            b"NOOP\r\n",
+        ]
+    )
+    for extensions in ([], ["PIPELINING"]):
+        _every_split(stream, extensions, [True])

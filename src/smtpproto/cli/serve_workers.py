@@ -102,6 +102,8 @@ _BACKLOG = 100
 #: Seconds a worker that serves more connections than another leaves a new connection
 #: to the others before it takes it itself (``_Acceptor``).
 _DEFER = 0.05
+#: Seconds between a waiting worker's looks at the loads (``_Acceptor``).
+_RECHECK = 0.005
 #: Seconds between a worker's notes that it runs (``_Acceptor``).
 _HEARTBEAT = 0.25
 #: Seconds after which a worker that has not run is not waited for.
@@ -367,11 +369,12 @@ class _Acceptor:
     (``time.monotonic`` in milliseconds, the same clock in every process), each written
     only by its own worker: when it decides, when it accepts and every ``_HEARTBEAT``
     seconds. It is a hint read without a lock: a value a little stale changes only who
-    goes first. Nobody waits for a worker that is itself waiting (it publishes a time
-    of 0 meanwhile, so two workers never wait for each other) nor for one that has not
-    run for ``_STALE`` seconds (stopped, or busy for long): such a worker accepts
-    nothing, so it holds no connection, and it delays a connection by at most
-    ``_DEFER``, only while it is not yet stale.
+    goes first. A worker that leaves a connection looks again every ``_RECHECK``
+    seconds with fresh loads (two workers that each saw the other lower from stale
+    values cannot both see it again), and takes it after ``_DEFER``. Nobody waits for a
+    worker that has not run for ``_STALE`` seconds (stopped, or busy for long): such a
+    worker accepts nothing, so it holds no connection, and it delays a connection by at
+    most ``_DEFER``, only while it is not yet stale.
 
     ``load`` is this worker's load now; ``serve`` takes each accepted connection."""
 
@@ -391,18 +394,19 @@ class _Acceptor:
         self._load = load
         self._serve = serve
         self._waited = False  # waited ``_DEFER`` already: the next connection is ours
+        self._since = 0.0  # loop time at which this worker began to leave one
         self._timer: asyncio.TimerHandle | None = None
+        self._poll = select.poll()  # whether a connection waits, without accepting it
+        self._poll.register(self._fd, select.POLLIN)
         listener.setblocking(False)
         self._heartbeat = self._loop.call_soon(self._beat)
         self._loop.add_reader(self._fd, self._readable)
 
     def publish(self) -> tuple[int, int]:
-        """Write this worker's load and the time now where the others read them; while
-        this worker does not accept (it waits ``_DEFER``), a time the others take as
-        stale, so that none of them waits for it."""
+        """Write this worker's load and the time now where the others read them."""
         load, now = self._load(), int(time.monotonic() * 1000)
         self._loads[2 * self._index] = load
-        self._loads[2 * self._index + 1] = now if self._timer is None else 0
+        self._loads[2 * self._index + 1] = now
         return load, now
 
     def _beat(self) -> None:
@@ -423,8 +427,8 @@ class _Acceptor:
     def _readable(self) -> None:
         if not self._waited and self._behind_others():
             self._loop.remove_reader(self._fd)  # level-triggered: else it fires again
-            self._timer = self._loop.call_later(_DEFER, self._resume)
-            self.publish()  # not accepting now: nobody waits for this worker
+            self._since = self._loop.time()
+            self._timer = self._loop.call_later(_RECHECK, self._recheck)
             return
         self._waited = False
         try:
@@ -435,15 +439,24 @@ class _Acceptor:
             print(f"smtpproto serve: cannot accept: {error}", file=sys.stderr)
             self._loop.remove_reader(self._fd)
             self._timer = self._loop.call_later(_ACCEPT_RETRY, self._resume)
-            self.publish()
             return
         self._loads[2 * self._index] += 1  # at once: the others see it before they decide
         self._serve(connection)
 
+    def _recheck(self) -> None:
+        """While leaving a connection to the others: every ``_RECHECK`` seconds, take
+        the next turn again once nothing waits (taken), this worker is no longer
+        behind (the loads changed), or it waited ``_DEFER`` (then it is this worker's)."""
+        self._timer = None
+        waited = self._loop.time() - self._since >= _DEFER
+        if not waited and self._poll.poll(0) and self._behind_others():
+            self._timer = self._loop.call_later(_RECHECK, self._recheck)
+            return
+        self._waited = waited
+        self._loop.add_reader(self._fd, self._readable)
+
     def _resume(self) -> None:
         self._timer = None
-        self._waited = True
-        self.publish()
         self._loop.add_reader(self._fd, self._readable)
 
     def close(self) -> None:

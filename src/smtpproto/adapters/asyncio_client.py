@@ -68,7 +68,7 @@ import math
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
@@ -449,3 +449,6 @@ class AsyncSMTPPool(AsyncPoolBase):
 
     async def _sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    async def _together(self, count: int, work: Callable[[], Awaitable[None]]) -> None:
+        await asyncio.gather(*(work() for _ in range(count)))

@@ -206,6 +206,34 @@ def test_other_tasks_run_during_a_batch_read_past_the_loop(
     run(main)
 
 
+def test_other_tasks_run_during_a_loop_of_sendmail_calls(smtp_sink_factory: SinkFactory) -> None:
+    """The bound on reads past the loop runs across operations (it is the channel's):
+    calls that each find their replies at once still let the loop run every few."""
+    sink = smtp_sink_factory(dump=False)
+    count = 300
+    turns = [0]
+    seen: list[int] = []
+
+    async def ticker() -> None:
+        while True:
+            turns[0] += 1
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        ticking = asyncio.create_task(ticker())
+        try:
+            async with AsyncSMTPClient(sink.host, sink.port, tls="none") as client:
+                for index in range(count):
+                    seen.append(turns[0])
+                    await client.sendmail(f"s{index}@example.test", "a@example.test", MESSAGE)
+        finally:
+            ticking.cancel()
+        stalled = [i for i in range(SLACK, count) if seen[i] == seen[i - SLACK]]
+        assert not stalled
+
+    run(main)
+
+
 def test_a_cancellation_ends_a_batch_read_past_the_loop(smtp_sink_factory: SinkFactory) -> None:
     sink = smtp_sink_factory(dump=False)
     taken: list[int] = []

@@ -1,12 +1,14 @@
 """The reply rules: what each reply from the server means for the ``Session``.
 
-Theory of operation: ``ClientConnection.next_event`` hands every parsed reply to
-``handle_reply``, which matches it with the oldest ``Pending`` entry (RFC 2920 §3.1:
-replies come in command order), records it in the entry's transaction, moves the
-state (``Session.enter``, from the ``ON_OUTCOME`` table) and appends events. A reply
-with nothing outstanding is an error unless it is a 421 (RFC 5321 §3.8). Every 421 also
-ends the session: unanswered commands never will be, so their transactions are
-reported with the 421 filled in, then ``ServiceClosing``.
+Theory of operation: ``ClientConnection.next_event`` hands the parsed replies to
+``handle_replies``, which takes them in order until one makes an event. Each goes to
+``handle_reply`` (or, for a transaction of the fast lane, to the group step, which does
+the same without its dispatch): it is matched with the oldest ``Pending`` entry (RFC
+2920 §3.1: replies come in command order), recorded in the entry's transaction, the
+state moves (``Session.enter``, from the ``ON_OUTCOME`` table) and events are
+appended. A reply with nothing outstanding is an error unless it is a 421 (RFC 5321
+§3.8). Every 421 also ends the session: unanswered commands never will be, so their
+transactions are reported with the 421 filled in, then ``ServiceClosing``.
 """
 
 from __future__ import annotations

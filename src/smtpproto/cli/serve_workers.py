@@ -14,12 +14,13 @@ How the connections are shared, and why (measured on a 2-core machine with Postf
   socket pair, after an offer/take exchange so that a stuck worker was given none),
   the design before this one, spread them evenly but cost every connection two
   messages each way and two more wake-ups of two processes: with a new connection per
-  message (``smtp-source`` without ``-d``) the server took 477 (455-505) µs of CPU
-  per message against 290 (267-311) µs now, and 2 workers were slower than one process
-  (0.63x). With long sessions (``-d``) both designs measured the same.
-* A shared socket alone (each worker accepting what its loop sees) costs nothing per
-  connection, but put all 4 sessions on one worker in some rounds: the worker that
-  wakes first takes them. So a worker that serves more connections than another one
+  message (``smtp-source -s 16`` without ``-d``) the server took 385 (355-411) µs of
+  CPU per message against 279 (261-286) µs now (one process: 216). With long sessions
+  (``-d``) both designs measured about the same (now/before 1.15x and 1.11x at 4 and
+  32 sessions).
+* A shared socket alone (each worker accepting what its loop sees) passes nothing
+  between processes, but put all 4 sessions on one worker in some rounds: the worker
+  that wakes first takes them. So a worker that serves more connections than another one
   that runs leaves a new connection to the others for ``_DEFER`` seconds before it
   takes it itself (``_Acceptor``; the workers' loads are in shared memory, each
   written only by its own worker). The kernel gives each connection to one ``accept``,
@@ -30,10 +31,11 @@ How the connections are shared, and why (measured on a 2-core machine with Postf
 What it takes to use every core: enough sessions at once. ``smtp-source`` sends one
 command and waits for its reply (no pipelining), so 4 sessions over 2 workers leave
 each worker idle between round trips: with ``-d -s 4`` 2 workers gave 1.26x one
-process, the machine 1.70 cores busy; from 16 sessions on 1.6x-1.7x, the machine's 2
-cores busy (the server 1.3 of them, ``smtp-source`` the rest). A client on the same
-machine takes its share of the cores; the server alone can use every core only when the
-clients run elsewhere.
+process, the machine 1.70 cores busy (measured with the hand-over design, the same as
+this one with ``-d``, on a lightly loaded machine); from 16 sessions on 1.6x-1.7x, the machine 1.9 of
+its 2 cores busy (the server 1.3 of them, ``smtp-source`` the rest). A client on the
+same machine takes its share of the cores; the server alone can use every core only
+when the clients run elsewhere.
 
 Theory of operation. The parent (the process the user started) never serves:
 

@@ -34,6 +34,7 @@ load average is printed at the start and end of every round. Never best-of.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import subprocess
@@ -142,7 +143,9 @@ def _tasks(
         )
         for name, server in servers.items():
             assert isinstance(server, server_rows.Server)
-            measure = functools.partial(server_rows.source_session, server, load)
+            sessions = server_rows.SESSIONS.get(name, load.sessions)
+            row_load = dataclasses.replace(load, sessions=sessions)
+            measure = functools.partial(server_rows.source_session, server, row_load)
             tasks.append(Task("server", name, measure))
     return tasks
 
@@ -176,7 +179,8 @@ def _print_tables(args: argparse.Namespace, results: Results, note: str | None) 
     print("\n".join(report.load_lines(results)))
     if set(args.families) == set(FAMILIES):
         print("\n## Issue 14's table, measured in this run\n")
-        print("\n".join(report.issue_table(results, server_rows.WORKERS_ROW, note)))
+        wide = (server_rows.WORKERS_ROWS[1], server_rows.PAIRS[server_rows.WORKERS_ROWS[1]])
+        print("\n".join(report.issue_table(results, server_rows.WORKERS_ROW, note, wide)))
 
 
 def _json(results: Results) -> dict[str, object]:
@@ -198,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _options(argv)
     print(_describe())
     note = server_rows.workers_note() if "server" in args.families else None
-    names = [n for n in server_rows.ROWS if n != server_rows.WORKERS_ROW or note is None]
+    names = [n for n in server_rows.ROWS if n not in server_rows.WORKERS_ROWS or note is None]
     if note is not None:
         print(f"Note: {note}.")
     if "server" not in args.families:
@@ -207,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.rounds} rounds, seed {args.seed}; client rows {args.messages} x {args.size} "
         f"octets; concurrency {args.concurrent_messages} messages at N = {LEVELS}; "
         f"server rows smtp-source -d -s {args.source_sessions} -l {args.source_length} "
-        f"-m {args.server_messages}",
+        f"-m {args.server_messages} (rows ending in -s N: N sessions)",
         flush=True,
     )
     with (

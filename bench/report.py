@@ -36,6 +36,11 @@ def cores(sample: Sample) -> float:
     return sample.cpu / sample.wall
 
 
+def client_cores(sample: Sample) -> float:
+    """The client's CPU seconds per wall second (a server row's smtp-source)."""
+    return sample.extra["client_cpu"] / sample.wall
+
+
 def client_cpu_us(sample: Sample) -> float:
     return sample.extra["client_cpu"] / sample.messages * 1e6
 
@@ -112,7 +117,7 @@ def server_table(rounds: Rounds, pairs: Mapping[str, str]) -> list[str]:
     row's counterpart in ``pairs``."""
     names = list(rounds[0]) if rounds else []
     header = ["server", "msg/s", "server CPU µs/msg", "server cores busy"]
-    header += ["smtp-source CPU µs/msg"]
+    header += ["smtp-source CPU µs/msg", "smtp-source cores busy"]
     header += ["vs smtp-sink", "vs counterpart"]
     body = []
     for name in names:
@@ -125,6 +130,7 @@ def server_table(rounds: Rounds, pairs: Mapping[str, str]) -> list[str]:
                 _show(per_row(rounds, name, cpu_us), ".1f"),
                 _show(per_row(rounds, name, cores), ".2f"),
                 _show(per_row(rounds, name, client_cpu_us), ".1f"),
+                _show(per_row(rounds, name, client_cores), ".2f"),
                 _ratio(rounds, name, "smtp-sink"),
                 versus,
             ]
@@ -146,8 +152,14 @@ def load_lines(results: Results) -> list[str]:
     return lines
 
 
-def issue_table(results: Results, workers_row: str, workers_note: str | None) -> list[str]:
-    """Issue 14's table with a "measured" column from this run."""
+def issue_table(
+    results: Results,
+    workers_row: str,
+    workers_note: str | None,
+    wide: tuple[str, str] | None = None,
+) -> list[str]:
+    """Issue 14's table with a "measured" column from this run; ``wide`` is the workers
+    row fed by more sessions and its single-process counterpart."""
     client = results.family("client")
     concurrency = results.family("concurrency")
     server = results.family("server")
@@ -192,6 +204,13 @@ def issue_table(results: Results, workers_row: str, workers_note: str | None) ->
             f"{_show(per_row(server, workers_row, cores), '.2f')} cores busy "
             f"(serve --maildir: {_show(per_row(server, 'serve --maildir', cores), '.2f')})"
         )
+        if wide is not None:
+            row, single = wide
+            builtin += (
+                f"; {row}: {_ratio(server, row, single)} {single}, "
+                f"{_show(per_row(server, row, cores), '.2f')} cores busy, smtp-source "
+                f"{_show(per_row(server, row, client_cores), '.2f')}"
+            )
     else:
         builtin += f"multi-process: not measured ({workers_note})"
     rows = [

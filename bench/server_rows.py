@@ -14,12 +14,21 @@ Rows (``ROWS``):
   smtp-source allow;
 * ``built-in (drop)`` / ``aiosmtpd (drop)`` — ``servers.py builtin-drop`` /
   ``aiosmtpd-drop``: each message answered 250 and dropped;
+* ``asyncio minimal`` — ``servers.py asyncio-minimal``: a tiny asyncio protocol with
+  constant replies and no parsing, the in-run reference for the loop's and the system
+  calls' share of the built-in server's CPU;
 * ``serve --maildir`` / ``aiosmtpd maildir`` — ``python -m smtpproto serve --maildir``
   (``-q --no-starttls``) / ``servers.py aiosmtpd-maildir``: each message written to a
   Maildir of its own under the run's temporary folder;
 * ``serve --maildir --workers N`` — the same with ``serve``'s multi-process mode,
   ``N`` = the number of CPUs; only when ``smtpproto serve --help`` lists
-  ``--workers`` (``workers_note`` says why it is missing otherwise).
+  ``--workers`` (``workers_note`` says why it is missing otherwise);
+* ``serve --maildir -s 32`` / ``serve --maildir --workers N -s 32`` — one process and N
+  workers again, fed by 32 sessions instead of ``SESSIONS`` (``SESSIONS`` by row):
+  smtp-source sends a command and waits for its reply, so a few sessions leave the
+  workers idle between round trips; 32 are enough to keep the cores busy. Their
+  ``cores busy`` (server CPU seconds per wall second, and smtp-source's alongside) show
+  how much of the machine each side used.
 """
 
 from __future__ import annotations
@@ -36,10 +45,22 @@ from pathlib import Path
 from measure import Sample, run_program, tree_cpu
 from peers import HOST, find_postfix_tool, free_port, listening, smtp_sink
 
-__all__ = ["PAIRS", "ROWS", "Server", "SourceLoad", "running", "source_session", "workers_note"]
+__all__ = [
+    "PAIRS",
+    "ROWS",
+    "SESSIONS",
+    "WORKERS_ROWS",
+    "Server",
+    "SourceLoad",
+    "running",
+    "source_session",
+    "workers_note",
+]
 
 SERVERS_SCRIPT = Path(__file__).resolve().parent / "servers.py"
 WORKERS = os.cpu_count() or 2
+#: smtp-source's sessions for the rows that show the workers busy (``SESSIONS``).
+WIDE = 32
 TIMEOUT = 600.0
 
 
@@ -120,16 +141,25 @@ ROWS: dict[str, Start] = {
     "smtp-sink": _sink,
     "built-in (drop)": _python_server("builtin-drop"),
     "aiosmtpd (drop)": _python_server("aiosmtpd-drop"),
+    "asyncio minimal": _python_server("asyncio-minimal"),
     "serve --maildir": _serve(),
     "aiosmtpd maildir": _python_server("aiosmtpd-maildir", "aiosmtpd-maildir"),
     f"serve --maildir --workers {WORKERS}": _serve("--workers", str(WORKERS)),
+    f"serve --maildir -s {WIDE}": _serve(),
+    f"serve --maildir --workers {WORKERS} -s {WIDE}": _serve("--workers", str(WORKERS)),
 }
 WORKERS_ROW = f"serve --maildir --workers {WORKERS}"
+#: The rows measured only when ``serve`` has ``--workers``.
+WORKERS_ROWS = (WORKERS_ROW, f"serve --maildir --workers {WORKERS} -s {WIDE}")
+#: Rows fed by another number of sessions than the run's ``--source-sessions``.
+SESSIONS = {f"serve --maildir -s {WIDE}": WIDE, WORKERS_ROWS[1]: WIDE}
 #: Rows compared with another row (besides smtp-sink), round by round.
 PAIRS = {
     "built-in (drop)": "aiosmtpd (drop)",
+    "asyncio minimal": "built-in (drop)",  # asyncio's share of the built-in server's CPU
     "serve --maildir": "aiosmtpd maildir",
     WORKERS_ROW: "serve --maildir",
+    WORKERS_ROWS[1]: f"serve --maildir -s {WIDE}",
 }
 
 

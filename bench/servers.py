@@ -7,6 +7,12 @@ until SIGTERM. Kinds:
   policy answers each complete message ``250`` without keeping it (``DropSession``);
 * ``aiosmtpd-drop`` — aiosmtpd's ``SMTP`` whose handler answers ``250`` in
   ``handle_DATA`` without keeping the message;
+* ``asyncio-minimal`` — the reference for what asyncio itself costs: a tiny
+  ``asyncio.BufferedProtocol`` (``MinimalSMTP``) that answers every command line with a
+  constant reply (220 on connect, 354 to DATA, 221 to QUIT, 250 to anything else) and
+  skips content up to ``CRLF.CRLF``, with no parsing, no state checks, no policy and no
+  limits. It is not a usable server; its CPU per message is the loop and system-call
+  share of the built-in server's, so the table shows how much of the rest is ours;
 * ``aiosmtpd-maildir`` — aiosmtpd whose handler stores each message's content, as
   received, into ``MAILDIR`` with the very code ``smtpproto serve --maildir`` uses
   (``builtin_server/storage.py``'s ``MessageStore``, keeping nothing in memory): the
@@ -34,7 +40,7 @@ from smtpproto import MessageComplete, Reply
 from smtpproto.builtin_server.storage import MessageStore, StoredMessage
 from smtpproto.server import Session, SMTPServer
 
-__all__ = ["KINDS", "DropSession", "main"]
+__all__ = ["KINDS", "DropSession", "MinimalSMTP", "main"]
 
 HOST = "127.0.0.1"
 
@@ -69,6 +75,67 @@ class _AiosmtpdMaildir:
         return f"250 2.0.0 Ok: queued as {queue_id}"
 
 
+class MinimalSMTP(asyncio.BufferedProtocol):
+    """Constant replies, one write per read, content skipped to ``CRLF.CRLF`` (see the
+    module docstring: a cost reference, not a server). Reads into one buffer per server
+    like the built-in server's ``_Connection``."""
+
+    BUFFER = memoryview(bytearray(256 * 1024))
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.in_data = False
+        self.tail = b""  # the last octets of content, where CRLF.CRLF may straddle reads
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(b"220 bench.example ESMTP\r\n")
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.BUFFER
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = self.BUFFER[:nbytes].tobytes()
+        replies = []
+        while data:
+            if self.in_data:
+                joined = self.tail + data
+                end = joined.find(b"\r\n.\r\n")
+                if end < 0:
+                    self.tail, data = joined[-4:], b""
+                    break
+                self.in_data, self.tail = False, b""
+                data = joined[end + 5 :]
+                replies.append(b"250 2.0.0 Ok: dropped\r\n")
+                continue
+            end = data.find(b"\r\n")
+            if end < 0:
+                break  # smtp-source writes whole lines: nothing is kept over
+            verb, data = data[:4].upper(), data[end + 2 :]
+            if verb == b"DATA":
+                self.in_data, self.tail = True, b"\r\n"
+                replies.append(b"354 go ahead\r\n")
+            elif verb == b"QUIT":
+                replies.append(b"221 bye\r\n")
+            else:
+                replies.append(b"250 ok\r\n")
+        if replies and self.transport is not None:
+            self.transport.write(b"".join(replies))
+            if replies[-1].startswith(b"221"):
+                self.transport.close()
+
+    def eof_received(self) -> bool:
+        return False
+
+
+async def _asyncio_minimal(port: int, _: list[str]) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(MinimalSMTP, HOST, port)
+    async with server:
+        await server.serve_forever()
+
+
 async def _builtin_drop(port: int, _: list[str]) -> None:
     server = SMTPServer(host=HOST, port=port, starttls=False, session_class=DropSession)
     async with server:
@@ -92,6 +159,7 @@ async def _aiosmtpd_maildir(port: int, rest: list[str]) -> None:
 
 KINDS: dict[str, Callable[[int, list[str]], Coroutine[Any, Any, None]]] = {
     "builtin-drop": _builtin_drop,
+    "asyncio-minimal": _asyncio_minimal,
     "aiosmtpd-drop": _aiosmtpd_drop,
     "aiosmtpd-maildir": _aiosmtpd_maildir,
 }

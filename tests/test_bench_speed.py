@@ -39,10 +39,13 @@ CONCURRENCY_ROWS = [
     f"{row} x{n}" for row in ("asyncio send_many", "asyncio sendmail", "aiosmtplib")
     for n in (1, 10, 100)
 ]  # fmt: skip
-SERVER_ROWS = ["smtp-sink", "built-in (drop)", "aiosmtpd (drop)", "serve --maildir",
-               "aiosmtpd maildir"]  # fmt: skip
+SERVER_ROWS = ["smtp-sink", "built-in (drop)", "aiosmtpd (drop)", "asyncio minimal",
+               "serve --maildir", "aiosmtpd maildir"]  # fmt: skip
 #: Measured too when ``serve`` has ``--workers`` (bench/server_rows.py).
 WORKERS_ROW = f"serve --maildir --workers {os.cpu_count() or 2}"
+#: Fed by 32 sessions: one process, and the workers when ``serve`` has them.
+WIDE_ROW = "serve --maildir -s 32"
+WIDE_WORKERS_ROW = f"serve --maildir --workers {os.cpu_count() or 2} -s 32"
 
 
 def _load_stats() -> ModuleType:
@@ -113,7 +116,10 @@ def test_tables_are_well_formed(quick_run: tuple[str, dict[str, object]]) -> Non
     assert [f"{row[0]} x{row[1]}" for row in concurrency[1:]] == sorted(
         CONCURRENCY_ROWS, key=lambda key: int(key.rsplit("x", 1)[1])
     )
-    assert [row[0] for row in server[1:]] in (SERVER_ROWS, [*SERVER_ROWS, WORKERS_ROW])
+    assert [row[0] for row in server[1:]] in (
+        [*SERVER_ROWS, WIDE_ROW],
+        [*SERVER_ROWS, WORKERS_ROW, WIDE_ROW, WIDE_WORKERS_ROW],
+    )
     for table in (client, concurrency, server):
         for row in table[1:]:
             rate = row[2] if table is concurrency else row[1]

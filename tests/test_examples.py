@@ -55,6 +55,13 @@ EXPECTED = {
         "delivered to: bob@example.org",
         "messages the server stored: 1",
     ],
+    "pool_batch.py": [
+        "blocking: 8 outcomes, 7 delivered",
+        "message 4 refused: 1 of 1 recipient(s) refused: <nobody@example.org>: 550",
+        "asyncio: 2 batches at once, 10 delivered",
+        "the server stored 18 messages, 18 distinct",
+        "MAIL refused past MAILMAX: 0; connections opened: ",
+    ],
     "custom_adapter.py": [
         "open: 250 TLS: True",
         "login: 235",

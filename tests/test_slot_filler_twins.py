@@ -68,6 +68,13 @@ class Child(Base):
     __slots__ = ("own",)
 
 
+class Shadowed(Base):
+    """A subclass whose class attribute hides the base's slot: not a slot any more."""
+
+    __slots__ = ()
+    inherited = 1
+
+
 class Plain:
     __slots__ = ("x", "y")
 
@@ -106,6 +113,12 @@ def test_the_value_is_the_constructors(filler: Filler, cls: Any, values: tuple[A
         made.__setattr__(names[0], None)
 
 
+def test_slots_of_a_base_class_are_filled_too(filler: Filler) -> None:
+    made = filler(Child, ["own", "inherited"])(1, 2)
+    assert type(made) is Child
+    assert (made.own, made.inherited) == (1, 2)
+
+
 def test_slots_left_out_stay_unset(filler: Filler) -> None:
     made = filler(Plain, ["y"])(5)
     assert made.y == 5
@@ -125,9 +138,9 @@ def test_a_wrong_number_of_values_is_refused(filler: Filler, count: int) -> None
     [
         (Checked, ["value"], "validates in __post_init__"),
         (OwnNew, ["x"], "has its own __new__"),
-        (Child, ["inherited"], "'inherited' is not a slot of the class itself"),
-        (Plain, ["x", "z"], "'z' is not a slot of the class itself"),
-        (WithDict, ["x"], "'x' is not a slot of the class itself"),
+        (Shadowed, ["inherited"], "'inherited' is not a slot of the class or its bases"),
+        (Plain, ["x", "z"], "'z' is not a slot of the class or its bases"),
+        (WithDict, ["x"], "'x' is not a slot of the class or its bases"),
         (Plain, ["x", "x"], "a slot is named twice"),
         (Plain, [b"x"], "slot names are str"),
         (len, ["x"], "needs a class"),

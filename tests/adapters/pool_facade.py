@@ -55,6 +55,11 @@ class PoolFacade:
             return method(*args, **kwargs)
         return self._loop.run(lambda: method(*args, **kwargs))
 
+    def call_async(self, make: Callable[[], Any]) -> Any:
+        """Run the coroutine ``make()`` on this async pool's loop; its result."""
+        assert self._loop is not None, "the blocking pool has no loop"
+        return self._loop.run(make)
+
     def send(self, **kwargs: Any) -> Any:
         return self.call("sendmail", "a@example.org", ["b@example.org"], MESSAGE, **kwargs)
 

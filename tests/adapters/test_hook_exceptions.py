@@ -3,7 +3,8 @@ client closed — wherever the adapter happens to run the hook.
 
 The hooks (``on_outcome``, the config's ``transcript``, ``progress``) run inside the
 session driver, and the adapters run the driver in places other than the caller's own
-stack frame: the asyncio client from the transport's data callback (``_Pump``), the trio
+stack frame: the asyncio client from the transport's data callback (``_Pump``; its reads
+past the loop are turned off here, so that the replies come through that callback), the trio
 client in a nursery beside a read-ahead task (a burst of writes past the unread
 window). An exception raised there — ``KeyboardInterrupt``, ``SystemExit``, any
 ``BaseException``, or an ordinary error — must not escape into the event loop (where
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 import trio
 
+from smtpproto.adapters import asyncio_channel
 from smtpproto.asyncio_client import AsyncSMTPClient
 from smtpproto.blocking import SMTPClient
 from smtpproto.client_engine.config import ClientConfig
@@ -147,8 +149,13 @@ def server() -> Iterator[RunningServer]:
 @pytest.mark.parametrize("hook_name", HOOKS)
 @pytest.mark.parametrize("adapter", ["blocking", "asyncio", "trio"])
 def test_what_a_hook_raises_reaches_the_caller_and_closes_the_client(
-    adapter: str, hook_name: str, kind: type[BaseException], server: RunningServer
+    adapter: str,
+    hook_name: str,
+    kind: type[BaseException],
+    server: RunningServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(asyncio_channel, "READS_PER_PASS", 0)  # every reply from the loop
     hook = Hook(kind, _IN_PLACE.get((adapter, hook_name), lambda: True))
     client = _client(adapter, server, hook_name, hook)
     caught: list[BaseException] = []

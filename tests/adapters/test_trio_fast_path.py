@@ -22,6 +22,7 @@ import trio
 import trio.testing
 
 from interop.peers import SinkPeer, TLSMaterial
+from smtpproto.adapters.trio_client import _READS_PER_PASS
 from smtpproto.client_engine.config import Timeouts
 from smtpproto.client_engine.events import TransactionResult
 from smtpproto.drivers.batch import BatchItem, Outcome
@@ -172,10 +173,10 @@ def test_a_deadline_left_by_an_earlier_wait_never_fires_later(
 
 
 def test_other_tasks_run_during_a_long_batch(smtp_sink_factory: SinkFactory) -> None:
-    """A task that only yields counts its turns: the batch lets it run once per
-    message, also when no read had to wait. trio runs the ready tasks of each pass in a
-    random order, so two messages may follow each other between two of its turns,
-    never three."""
+    """A task that only yields counts its turns: the batch lets it run every
+    ``_READS_PER_PASS`` messages at least, also when no read had to wait. trio runs the
+    ready tasks of each pass in a random order, so the batch's stretches of two passes
+    may come between two of its turns, never three."""
     sink = smtp_sink_factory(dump=False)
     count = 2000
     turns = [0]
@@ -198,7 +199,62 @@ def test_other_tasks_run_during_a_long_batch(smtp_sink_factory: SinkFactory) -> 
                 outcomes = await client.send_many(items())
             nursery.cancel_scope.cancel()
         assert len(outcomes) == count
-        stalled = [i for i in range(2, count) if seen[i] == seen[i - 2]]
+        span = 2 * _READS_PER_PASS + 2
+        stalled = [i for i in range(span, count) if seen[i] == seen[i - span]]
+        assert not stalled
+
+    run(main)
+
+
+def test_a_deadline_entered_between_operations_is_seen_at_once(
+    smtp_sink_factory: SinkFactory,
+) -> None:
+    """The deadline is read once per scheduler pass and operation: a scope entered
+    after an earlier batch bounds the next batch as tightly as in
+    ``test_a_deadline_cuts_a_batch_short``, whatever the earlier batch's reads left."""
+    sink = smtp_sink_factory(dump=False)
+    clock = trio.testing.MockClock()
+    taken: list[int] = []
+
+    async def main() -> None:
+        client = TrioSMTPClient(sink.host, sink.port, tls="none")
+        await client.connect()
+        first = await client.send_many(
+            (f"s{i}@example.test", "a@example.test", MESSAGE) for i in range(3)
+        )
+        assert [type(outcome) for outcome in first] == [TransactionResult] * 3
+        with trio.move_on_at(trio.current_time() + 1000) as scope:
+            await client.send_many(_endless(taken, lambda _: clock.jump(10)))
+        assert scope.cancelled_caught
+        assert 100 <= len(taken) <= 102
+        _assert_broken(client)
+
+    run(main, clock)
+
+
+def test_other_tasks_run_during_a_loop_of_sendmail_calls(smtp_sink_factory: SinkFactory) -> None:
+    """The count of reads that did not wait runs across operations: calls that each
+    read a few replies at once still give other tasks a turn every few calls."""
+    sink = smtp_sink_factory(dump=False)
+    count = 300
+    turns = [0]
+    seen: list[int] = []
+
+    async def ticker() -> None:
+        while True:
+            turns[0] += 1
+            await trio.lowlevel.checkpoint()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            async with TrioSMTPClient(sink.host, sink.port, tls="none") as client:
+                for index in range(count):
+                    seen.append(turns[0])
+                    await client.sendmail(f"s{index}@example.test", "a@example.test", MESSAGE)
+            nursery.cancel_scope.cancel()
+        span = 2 * _READS_PER_PASS + 2  # calls: each reads at least one reply
+        stalled = [i for i in range(span, count) if seen[i] == seen[i - span]]
         assert not stalled
 
     run(main)

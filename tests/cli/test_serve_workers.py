@@ -1,21 +1,22 @@
-"""``smtpproto serve --workers N``: N processes serve one port, the parent handing them
-the connections in turn; real clients (smtplib, swaks, Postfix's smtp-source) reach every
-worker and every message lands whole in the maildir; SIGINT/SIGTERM stop every worker
-and remove the temporary certificate; a worker that dies is reported and stops the rest."""
+"""``smtpproto serve --workers N``: N processes accept from one listening socket, a
+worker with more open connections leaving a new one to a live worker with fewer; real
+clients (smtplib, swaks, Postfix's smtp-source) reach every worker and every message
+lands whole in the maildir, once; a stopped worker holds up no connection;
+SIGINT/SIGTERM stop every worker and remove the temporary certificate; a worker that dies
+is reported and stops the rest."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
-import select
 import shutil
 import signal
 import smtplib
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,22 +73,43 @@ def _worker_of(serve: ServeProcess, client_port: int) -> str:
     return match[1]
 
 
-def test_connections_are_handed_to_the_workers_in_turn() -> None:
-    """Round robin, not a hash of the addresses (SO_REUSEPORT put all of a few sessions
-    on one worker one time in eight): consecutive connections go to w1, w2, w1, w2."""
+def test_sessions_open_at_once_are_spread_over_the_workers() -> None:
+    """Four sessions opened one after another and kept open: a worker that serves more
+    leaves the next one to the other (a shared socket alone, or SO_REUSEPORT's hash,
+    can put all of a few sessions on one worker), so both workers serve some."""
     with ServeProcess("--workers", "2", "--no-starttls") as serve:
         pids = _pids(serve)
         workers = []
-        for _ in range(4):
-            with socket.create_connection(("127.0.0.1", serve.port), timeout=20) as client:
+        with contextlib.ExitStack() as stack:
+            for _ in range(4):
+                client = stack.enter_context(
+                    socket.create_connection(("127.0.0.1", serve.port), timeout=20)
+                )
                 assert client.recv(512).startswith(b"220 ")
-                client.sendall(b"QUIT\r\n")
-                assert client.recv(512).startswith(b"221 ")
                 workers.append(_worker_of(serve, client.getsockname()[1]))
         code = serve.stop()
-    assert workers == ["w1", "w2", "w1", "w2"], serve.output()
+    assert sorted(set(workers)) == ["w1", "w2"], serve.output()
     assert code == 0, serve.stderr
     assert _all_gone(pids)
+
+
+def test_a_stopped_worker_holds_up_no_connection(tmp_path: Path) -> None:
+    """One worker stopped (SIGSTOP: it runs no code, as if stuck): every connection is
+    still served, each message stored once, by the other worker."""
+    maildir = tmp_path / "Maildir"
+    args = ("--workers", "2", "--no-starttls", "-q", "--maildir", str(maildir))
+    with ServeProcess(*args) as serve:
+        pids = _pids(serve)
+        os.kill(pids[0], signal.SIGSTOP)
+        try:
+            for number in range(4):
+                with smtplib.SMTP("127.0.0.1", serve.port, timeout=20) as client:
+                    client.sendmail("a@example.org", [f"b{number}@example.org"], MESSAGE)
+        finally:
+            os.kill(pids[0], signal.SIGCONT)
+        code = serve.stop()
+    assert code == 0, serve.stderr
+    assert _writers(maildir) == [pids[1]] * 4
 
 
 def _writers(maildir: Path) -> list[int]:
@@ -149,7 +171,7 @@ def test_swaks_and_smtplib_messages_are_stored_byte_exact_by_the_workers(
                 client.sendmail("a@example.org", [f"p{number}@example.org"], content)
         code = serve.stop()
     assert code == 0, serve.stderr
-    assert sorted(_writers(maildir)) == sorted(pids * 2)  # in turn: two each
+    assert set(_writers(maildir)) <= set(pids)
     stored = [path.read_bytes() for path in (maildir / "new").iterdir()]
     assert len(stored) == 4
     assert all(data == content for data in stored), stored
@@ -231,120 +253,181 @@ def test_zero_workers_means_one_per_core() -> None:
     assert worker_count("3") == 3
 
 
-def _play_workers(
-    ends: list[socket.socket], count: int, timeout: float = 20.0
-) -> list[list[socket.socket]]:
-    """Play live workers on the worker ends ``ends`` of the channels: answer every
-    offer with a take, collect the connections handed over, until ``count`` arrived (or
-    ``timeout`` passed); the connections per end."""
-    got: list[list[socket.socket]] = [[] for _ in ends]
-    deadline = time.monotonic() + timeout
-    while sum(map(len, got)) < count and time.monotonic() < deadline:
-        ready, _, _ = select.select(ends, [], [], 0.05)
-        for end in ready:
-            message, fds, _, _ = socket.recv_fds(end, 1, 1)
-            if message == b"O":
-                end.send(b"T")
-            got[ends.index(end)].extend(socket.socket(fileno=fd) for fd in fds)
-    return got
+class _Loads:
+    """Two workers' shared loads (``serve_workers.Loads``), in ordinary memory."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(32)).cast("q")
+
+    def set(self, worker: int, load: int, ran: float) -> None:
+        """Worker ``worker`` (0 or 1) has ``load`` connections and ran at ``ran``."""
+        self.view[2 * worker] = load
+        self.view[2 * worker + 1] = int(ran * 1000)
 
 
-def _drain(end: socket.socket) -> tuple[list[bytes], int]:
-    """What waits on a worker end that never read: the messages and the descriptors."""
-    end.setblocking(False)
-    messages, descriptors = [], 0
-    with contextlib.suppress(BlockingIOError):
-        while True:
-            message, fds, _, _ = socket.recv_fds(end, 1, 1)
-            messages.append(message)
-            descriptors += len(fds)
-            for fd in fds:
-                os.close(fd)
-    return messages, descriptors
-
-
-@contextlib.contextmanager
-def _dispatching(
-    workers: int,
-) -> Iterator[tuple[serve_workers._Dispatcher, int, list[socket.socket]]]:
-    """A ``_Dispatcher`` on a fresh port with ``workers`` channels: it, the port and
-    the worker ends (nothing reads them unless the test does)."""
+async def _accepted(
+    loads: _Loads, mine: int, clients: int, *, others_accept: bool = False, age: float = 0.0
+) -> tuple[list[socket.socket], list[socket.socket], list[socket.socket]]:
+    """Worker 0 (``mine`` open connections) accepts from a fresh listener while
+    ``clients`` connect; with ``others_accept`` worker 1 accepts too (its own
+    ``_Acceptor`` on a duplicate of the listener, as a forked worker has), else worker
+    1 has no connection, last ran ``age`` seconds ago and accepts nothing. The
+    connections each took, and the clients, once all are accepted (bounded: 10 s)."""
     listener = serve_workers._listen("127.0.0.1", 0)
-    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(workers)]
-    dispatcher = serve_workers._Dispatcher(listener, [ours for ours, _ in pairs])
+    duplicate = listener.dup()
+    taken: list[list[socket.socket]] = [[], []]
+    acceptors = [serve_workers._Acceptor(listener, loads.view, 0, lambda: mine, taken[0].append)]
+    if others_accept:
+        acceptors.append(
+            serve_workers._Acceptor(duplicate, loads.view, 1, lambda: 0, taken[1].append)
+        )
+    else:
+        loads.set(1, 0, time.monotonic() - age)
+    await asyncio.sleep(0)  # the heartbeats: each acceptor publishes itself
+    port = listener.getsockname()[1]
+    made = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(clients)]
     try:
-        yield dispatcher, listener.getsockname()[1], [theirs for _, theirs in pairs]
+        for _ in range(1000):  # 10 s at most
+            if sum(map(len, taken)) >= clients:
+                break
+            await asyncio.sleep(0.01)
     finally:
-        dispatcher.stop()
-        for sock in (listener, *(end for pair in pairs for end in pair)):
+        for acceptor in acceptors:
+            acceptor.close()
+        listener.close()
+        duplicate.close()
+    return taken[0], taken[1], made
+
+
+def _close(*groups: list[socket.socket]) -> None:
+    for group in groups:
+        for sock in group:
             sock.close()
 
 
-def _peers(connections: list[socket.socket]) -> list[tuple[str, int]]:
-    return sorted(connection.getpeername() for connection in connections)
-
-
-def test_a_stuck_worker_gets_no_connection_and_holds_up_none(
+def test_a_worker_with_more_connections_leaves_a_new_one_to_a_live_worker_with_fewer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A worker that stops reading its channel (stopped, busy for long) is only ever
-    offered connections: every connection goes to the worker that takes it, exactly
-    once, and the stuck one's queue holds one offer and no descriptor (the connection
-    it was offered went to the other worker after ``_OFFER_TIMEOUT``)."""
-    monkeypatch.setattr(serve_workers, "_OFFER_TIMEOUT", 0.2)
-    with _dispatching(2) as (_, port, (stuck_end, live_end)):
-        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
-        handed: list[socket.socket] = []
-        try:
-            handed = _play_workers([live_end], 20)[0]
-            assert _peers(handed) == sorted(client.getsockname() for client in clients)
-            assert _drain(stuck_end) == ([b"O"], 0)
-        finally:
-            for sock in (*clients, *handed):
-                sock.close()
+    """Worker 0 (3 connections) does not take the connection while worker 1 (none, just
+    ran) may: when worker 1 starts accepting, the connection is its."""
+    monkeypatch.setattr(serve_workers, "_DEFER", 30.0)  # far beyond the test's bound
+    loads = _Loads()
 
-
-def test_a_worker_that_takes_again_gets_connections_again_and_a_late_take_gets_none(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The stuck worker answers its old offer after its connection went elsewhere: it
-    is handed nothing then (no connection is ever served twice); from then on it is
-    offered connections in turn again."""
-    monkeypatch.setattr(serve_workers, "_OFFER_TIMEOUT", 0.2)
-    with _dispatching(2) as (_, port, ends):
+    async def run() -> tuple[list[socket.socket], list[socket.socket], list[socket.socket]]:
+        listener = serve_workers._listen("127.0.0.1", 0)
+        duplicate = listener.dup()
+        taken: list[list[socket.socket]] = [[], []]
+        loads.set(1, 0, time.monotonic())
+        acceptors = [serve_workers._Acceptor(listener, loads.view, 0, lambda: 3, taken[0].append)]
+        port = listener.getsockname()[1]
         clients = [socket.create_connection(("127.0.0.1", port), timeout=10)]
-        handed: list[socket.socket] = []
         try:
-            handed += _play_workers(ends[1:], 1)[0]  # w1 is stuck: w2 takes it
-            assert _peers(handed) == [clients[0].getsockname()]
-            assert socket.recv_fds(ends[0], 1, 1)[:2] == (b"O", [])  # w1 wakes up: its offer
-            ends[0].send(b"T")  # ... answered late: nothing waits, nothing is handed
-            taken = [0, 0]
-            for _ in range(4):  # one at a time: each goes to the next worker in turn
-                clients.append(socket.create_connection(("127.0.0.1", port), timeout=10))
-                for number, got in enumerate(_play_workers(ends, 1)):
-                    taken[number] += len(got)
-                    handed += got
-            assert taken == [2, 2]
-            assert _play_workers(ends, 1, timeout=0.3) == [[], []]  # nothing more
-            assert _peers(handed) == sorted(client.getsockname() for client in clients)
+            await asyncio.sleep(0.3)  # worker 0 sees the connection and leaves it
+            assert taken == [[], []]
+            acceptors.append(
+                serve_workers._Acceptor(duplicate, loads.view, 1, lambda: 0, taken[1].append)
+            )
+            for _ in range(1000):  # 10 s at most
+                if taken[1]:
+                    break
+                await asyncio.sleep(0.01)
         finally:
-            for sock in (*clients, *handed):
-                sock.close()
+            for acceptor in acceptors:
+                acceptor.close()
+            listener.close()
+            duplicate.close()
+        return taken[0], taken[1], clients
+
+    mine, theirs, clients = asyncio.run(run())
+    try:
+        assert (len(mine), len(theirs)) == (0, 1)
+        assert theirs[0].getpeername() == clients[0].getsockname()
+        assert loads.view[2] == 1  # worker 1 counted it at once
+    finally:
+        _close(mine, theirs, clients)
 
 
-def test_connections_still_waiting_when_the_server_stops_are_closed() -> None:
-    """Every worker stuck: the accepted connections wait in the parent (none is lost
-    in a worker's queue); stopping closes them, so each client sees the end."""
-    with _dispatching(2) as (dispatcher, port, ends):
-        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+def test_two_workers_never_wait_for_each_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Worker 1 (5 connections) leaves the first connection to worker 0 (1) and waits;
+    worker 0, at 9 connections meanwhile, leaves the next one to worker 1, which looks
+    again and takes it (else it would wait for ``_DEFER``, past the test's bound)."""
+    monkeypatch.setattr(serve_workers, "_DEFER", 30.0)
+    loads = _Loads()
+    mine = [1]
+
+    async def run() -> tuple[list[socket.socket], list[socket.socket], list[socket.socket]]:
+        listener = serve_workers._listen("127.0.0.1", 0)
+        duplicate = listener.dup()
+        taken: list[list[socket.socket]] = [[], []]
+        first = serve_workers._Acceptor(listener, loads.view, 0, lambda: mine[0], taken[0].append)
+        second = serve_workers._Acceptor(duplicate, loads.view, 1, lambda: 5, taken[1].append)
+        await asyncio.sleep(0)
+        port = listener.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10)]
         try:
-            time.sleep(0.3)  # accepted and offered, never taken
-            dispatcher.stop()
-            for client in clients:
-                assert client.recv(1) == b""
-            for end in ends:
-                assert _drain(end) == ([b"O"], 0)
+            for _ in range(1000):  # 10 s at most
+                if taken[0]:
+                    break
+                await asyncio.sleep(0.01)
+            mine[0] = 9
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+            for _ in range(1000):
+                if len(taken[0]) + len(taken[1]) >= 2:
+                    break
+                await asyncio.sleep(0.01)
         finally:
-            for client in clients:
-                client.close()
+            first.close()
+            second.close()
+            listener.close()
+            duplicate.close()
+        return taken[0], taken[1], clients
+
+    first, second, clients = asyncio.run(run())
+    try:
+        assert (len(first), len(second)) == (1, 1)
+    finally:
+        _close(first, second, clients)
+
+
+def test_workers_with_equal_loads_accept_at_once_each_connection_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nobody waits (``_DEFER`` is never reached); the kernel gives each connection to
+    one ``accept``: every client is served exactly once."""
+    monkeypatch.setattr(serve_workers, "_DEFER", 30.0)
+    loads = _Loads()
+    mine, theirs, clients = asyncio.run(_accepted(loads, 0, 8, others_accept=True))
+    try:
+        peers = sorted(sock.getpeername() for sock in (*mine, *theirs))
+        assert peers == sorted(client.getsockname() for client in clients)
+    finally:
+        _close(mine, theirs, clients)
+
+
+def test_a_live_worker_that_does_not_take_the_connection_delays_it_by_defer_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Worker 1 has fewer connections and ran just now, but does not accept (stuck
+    since): worker 0 leaves each new connection to it for ``_DEFER``, then takes it."""
+    monkeypatch.setattr(serve_workers, "_DEFER", 0.05)
+    loads = _Loads()
+    mine, theirs, clients = asyncio.run(_accepted(loads, 2, 3))
+    try:
+        assert theirs == [] and len(mine) == 3
+        assert sorted(s.getpeername() for s in mine) == sorted(c.getsockname() for c in clients)
+    finally:
+        _close(mine, clients)
+
+
+def test_a_worker_that_has_not_run_for_stale_seconds_is_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(serve_workers, "_DEFER", 30.0)
+    loads = _Loads()
+    mine, _, clients = asyncio.run(_accepted(loads, 5, 2, age=serve_workers._STALE + 1.0))
+    try:
+        assert len(mine) == 2
+    finally:
+        _close(mine, clients)

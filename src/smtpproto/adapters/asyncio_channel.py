@@ -36,6 +36,19 @@ object of fixed slots:
   next write (``send_many``: the 354, then the content and the next pipelined group)
   costs no future, no task switch and no second loop iteration. The consumer wakes
   the task when it needs it.
+* Reading past the loop (issue 14): on a connection the client opened itself, on a
+  selector event loop, until TLS starts, ``receive_now`` reads the socket at once
+  (``os.read`` on its descriptor, non-blocking as asyncio keeps it) when the inbox is
+  empty. The pump (``asyncio_client``) calls it after its writes: a reply already in
+  the kernel (a loopback or LAN server answers while we write) then costs one
+  ``read`` instead of a loop pass (the selector's poll, a handle, ``get_buffer``,
+  ``buffer_updated``). Bytes read there are exactly the bytes the transport would
+  have read next: it holds none of its own (everything it read is in ``inbox``, taken
+  first), the loop runs one callback at a time, and it reads the same descriptor
+  only when the poll says there is more. The descriptor is forgotten in
+  ``connection_lost``, before asyncio closes it. An end of stream or a failure seen
+  there is left to the transport, which sees it too on its next read (an error
+  already consumed is reported as the transport would: ``connection_lost`` with it).
 * TLS: ``start_tls`` runs ``loop.start_tls`` on the transport with this same protocol
   (every supported Python's way; streams need 3.11) and switches to the TLS transport
   it returns.
@@ -50,14 +63,24 @@ from __future__ import annotations
 
 import asyncio  # noqa: TID251  (adapter layer: I/O allowed)
 import math
+import os
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
 import threading
 from collections.abc import Callable
 
 from ..drivers.session import MAX_READAHEAD
+from .common import RECV_SIZE as READ_SIZE
 
 __all__ = ["RECV_SIZE", "Channel", "take_over"]
+
+#: Whether ``os.read`` reads a socket's descriptor (not on Windows).
+_READ_SOCKETS = os.name == "posix"
+#: Reads past the loop (``receive_now``) that may follow each other before the loop runs
+#: again: a batch to a server that always answers at once still lets the loop's other
+#: callbacks and tasks run, and a cancellation reach the waiting task, every few
+#: replies.
+READS_PER_PASS = 16
 
 #: The size of the shared receive buffer: the most one ``recv_into`` takes.
 RECV_SIZE = 256 * 1024
@@ -82,7 +105,9 @@ class Channel(asyncio.BufferedProtocol):
     ``start_tls``."""
 
     __slots__ = (
-        "_loop",
+        "_fd",
+        "_passless",
+        "_read_failed",
         "_reading_paused",
         "_timer",
         "_timer_at",
@@ -92,6 +117,7 @@ class Channel(asyncio.BufferedProtocol):
         "eof",
         "failure",
         "inbox",
+        "loop",
         "lost",
         "tls",
         "transport",
@@ -99,7 +125,8 @@ class Channel(asyncio.BufferedProtocol):
     )
 
     def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        #: The loop the connection lives on.
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         #: Received, not yet taken.
         self.inbox: bytes | bytearray = b""
@@ -120,6 +147,13 @@ class Channel(asyncio.BufferedProtocol):
         #: Called with nothing (it ``take``\s) instead of waking the waiter when data
         #: arrives; None: wake the waiter (see the module doc).
         self.consumer: Callable[[], None] | None = None
+        #: The socket's descriptor for ``receive_now``; -1: never read past the loop.
+        self._fd = -1
+        #: ``receive_now`` reads since the loop last ran a callback of this channel or
+        #: woke its waiting task (``READS_PER_PASS``).
+        self._passless = 0
+        #: ``receive_now`` met a failure and reported the loss itself.
+        self._read_failed = False
 
     # -- transport callbacks ------------------------------------------------------------
 
@@ -135,6 +169,7 @@ class Channel(asyncio.BufferedProtocol):
 
     def received(self, data: bytes) -> None:
         """Keep ``data`` for the next ``take`` (past ``MAX_READAHEAD`` stop reading)."""
+        self._passless = 0  # the loop ran
         inbox = self.inbox
         if not inbox:
             self.inbox = inbox = data
@@ -157,6 +192,9 @@ class Channel(asyncio.BufferedProtocol):
         return not self.tls  # half-open like streams; TLS ignores it (with a warning)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._fd = -1  # asyncio closes it next
+        if self._read_failed:
+            return  # reported already, by ``receive_now``, which consumed the error
         self.consumer = None  # the last words wait in the inbox for the task
         if exc is not None and not self.tls:
             self._salvage()
@@ -197,6 +235,45 @@ class Channel(asyncio.BufferedProtocol):
 
     # -- what the client does -----------------------------------------------------------
 
+    def read_directly(self) -> None:
+        """Let ``receive_now`` read the socket past the loop (see the module doc): for a
+        connection the client opened on a selector event loop, before TLS."""
+        transport = self.transport
+        if (
+            _READ_SOCKETS
+            and isinstance(self.loop, asyncio.SelectorEventLoop)
+            and transport is not None
+            and not self.tls
+            and not self.lost
+        ):
+            held = transport.get_extra_info("socket")
+            self._fd = held.fileno() if held is not None else -1
+
+    def receive_now(self) -> bytes:
+        """What the kernel holds for the connection right now, read past the loop
+        (``read_directly``; call it with ``inbox`` empty); ``b""`` when nothing is
+        there, or when this channel does not read past the loop. At the end of the
+        stream it stops (the transport reports the end); a failure is reported as the
+        transport reports a failed read (``connection_lost``), and the transport
+        dropped."""
+        fd = self._fd
+        if fd < 0 or self._passless >= READS_PER_PASS:
+            return b""
+        self._passless += 1
+        try:
+            data = os.read(fd, READ_SIZE)  # a fresh object of the common size: no shared buffer
+        except (BlockingIOError, InterruptedError):
+            return b""
+        except OSError as exc:  # ECONNRESET ...: the transport's next read would see EOF
+            self.connection_lost(exc)  # so report it as the transport reports a failed read
+            self._read_failed = True
+            if self.transport is not None:
+                self.transport.abort()  # its own connection_lost comes later: ignored
+            return b""
+        if not data:
+            self._fd = -1  # the end of the stream stays readable: the transport sees it
+        return data
+
     def take(self) -> bytes:
         """Remove and return what was received (``b""``: nothing yet); resume reading if
         the read-ahead bound had paused it."""
@@ -229,14 +306,15 @@ class Channel(asyncio.BufferedProtocol):
     async def wait(self, deadline: float) -> None:
         """Wait for the next transport event (data, EOF, loss, writing resumed) until
         ``deadline`` (``math.inf``: no limit), then ``TimeoutError``."""
-        if deadline <= self._loop.time():
+        if deadline <= self.loop.time():
             raise TimeoutError("timed out")
-        waiter = self._waiter = self._loop.create_future()
+        waiter = self._waiter = self.loop.create_future()
         self.retime(deadline)
         try:
             await waiter
         finally:
             self._waiter = None
+            self._passless = 0  # the loop ran
 
     def retime(self, deadline: float) -> None:
         """Make ``deadline`` the deadline of the wait in progress (a ``consumer`` moved
@@ -245,7 +323,7 @@ class Channel(asyncio.BufferedProtocol):
         if deadline < self._timer_at:
             self._cancel_timer()
             self._timer_at = deadline
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+            self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def wake(self) -> None:
         """End the wait in progress, if any (a transport event; a ``consumer`` done)."""
@@ -264,7 +342,7 @@ class Channel(asyncio.BufferedProtocol):
             waiter.set_exception(TimeoutError("timed out"))
         else:  # armed by an earlier wait: re-arm for this one
             self._timer_at = self._wait_deadline
-            self._timer = self._loop.call_at(self._wait_deadline, self._on_timer)
+            self._timer = self.loop.call_at(self._wait_deadline, self._on_timer)
 
     def _cancel_timer(self) -> None:
         timer = self._timer
@@ -280,7 +358,8 @@ class Channel(asyncio.BufferedProtocol):
         assert transport is not None
         await self.drain(math.inf)  # the caller bounds the whole upgrade
         self.tls = True  # from here the socket carries TLS records: never salvage them
-        upgraded = await self._loop.start_tls(
+        self._fd = -1  # nor read them past the TLS layer
+        upgraded = await self.loop.start_tls(
             transport, self, context, server_hostname=server_hostname
         )
         # typeshed says ``Transport | None``; CPython returns the TLS transport or raises.
@@ -289,6 +368,7 @@ class Channel(asyncio.BufferedProtocol):
 
     def abort(self) -> None:
         """Drop the connection at once (no TLS close_notify)."""
+        self._fd = -1
         self._cancel_timer()
         if self.transport is not None:
             self.transport.abort()

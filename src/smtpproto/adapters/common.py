@@ -56,7 +56,8 @@ __all__ = [
 
 TLSName = Literal["none", "opportunistic", "required", "implicit"]
 
-#: The most octets one ``recv`` of the blocking and trio clients asks for. Below glibc's
+#: The most octets one ``recv`` of the blocking and trio clients (and one direct read of
+#: the asyncio client's, ``asyncio_channel``) asks for. Below glibc's
 #: 128 KiB mmap threshold: ``recv`` allocates its whole buffer, and one of 256 KiB was
 #: mapped and unmapped on every call (about 8 µs of a reply that takes 1).
 RECV_SIZE = 64 * 1024

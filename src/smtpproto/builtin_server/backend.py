@@ -125,6 +125,7 @@ from ..server_engine.replies import (
 from ..wire.errors import ProtocolError
 from ..wire.fields import check_flag
 from ..wire.reply import Reply
+from ..wire.twins import slot_filler
 from .rules import (
     MAX_DELAY,
     Accept,
@@ -187,6 +188,8 @@ class Response:
 
 
 _NOTHING = Response()
+#: ``Response(replies)`` for the per-message path, slots filled directly (``slot_filler``).
+_respond_now = slot_filler(Response, ("replies", "delay", "close"))
 #: ``Response((reply,))`` by the reply's ``id`` (with the reply, so the id stays its
 #: own), shared by every session: responses are immutable, and the hooks answer most
 #: commands with the same few ``Reply`` objects. Emptied when full.
@@ -350,7 +353,7 @@ class Session:
             if self.conn.lmtp:  # one decision per recipient, even for just one
                 return self._lmtp_message(event, data)
             if not (self._own_decide or self.backend.rules.active):
-                response = Response((self.message(event, data),))
+                response = _respond_now((self.message(event, data),), 0.0, False)
                 return response if self._tarpit is None else self._slowed_down(response)
             return self._decide(
                 self._context("data_end", event), lambda: self.message(event, data), data=True
@@ -369,7 +372,7 @@ class Session:
         known = _SINGLE.get(id(reply))  # the hooks answer with the same few replies
         if known is not None and known[0] is reply:
             return known[1]
-        response = Response((reply,))
+        response = _respond_now((reply,), 0.0, False)
         if len(_SINGLE) >= _MAX_SINGLE:
             _SINGLE.clear()
         _SINGLE[id(reply)] = (reply, response)

@@ -192,9 +192,12 @@ class _Connection(asyncio.BufferedProtocol):
             if sum(map(len, self._early)) > self._conn.config.max_pipelined_input:
                 self._abort()
             return
-        self._conn.receive_data(data)
+        conn = self._conn
+        first = conn.receive_line(data)  # a plain command line alone: its event at once
+        if first is None:
+            conn.receive_data(data)
         try:  # ``_guarded(self._events)``, without a bound method and a frame per read
-            self._events()
+            self._events(first)
         except Exception as error:
             self._failed(error)
         finally:
@@ -307,14 +310,16 @@ class _Connection(asyncio.BufferedProtocol):
                 self._write(service_closing(self._server.hostname, "Policy error, closing"))
         self.close()
 
-    def _events(self) -> None:
-        """Answer every event the engine has, until it needs data or a reply waits."""
+    def _events(self, first: ServerEvent | None = None) -> None:
+        """Answer ``first`` (an event the engine made already: ``receive_line``), then
+        every event the engine has, until it needs data or a reply waits."""
         conn = self._conn
         next_event, send, out = conn.next_event, conn.send, self._out
         respond = self._session.respond
         logged = self._server.transcript is not None
         while True:
-            event = next_event()
+            event = next_event() if first is None else first
+            first = None
             if event is NEED_DATA:
                 return
             if event is PAUSED:
@@ -566,6 +571,12 @@ class SMTPServer:
         #: Exceptions the policy raised (a ``hook``, a ``Session`` subclass); each ended
         #: its session with a 421.
         self.policy_errors: list[Exception] = []
+
+    @property
+    def open_connections(self) -> int:
+        """How many connections this server serves now (accepted or adopted, not yet
+        closed): ``smtpproto serve --workers`` compares its workers' loads with it."""
+        return len(self._sessions)
 
     # -- settings kept by the backend and the storage -------------------------------------
 

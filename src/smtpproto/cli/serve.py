@@ -14,8 +14,8 @@ list, ``SMTPPROTO_SERVE_AUTH``. ``--rules FILE`` makes the server fail on purpos
 TOML or JSON form of ``builtin_server/rulefile.py``; a bad file is one line on stderr
 and exit code 2); ``--max-size`` sets the SIZE limit it advertises and enforces
 (RFC 1870), ``--rcptmax`` and ``--mailmax`` the LIMITS (RFC 9422). ``--workers N``
-serves from N processes on the same port (``serve_workers``: the connections handed to
-them in turn; ``0`` is one per core).
+serves from N processes on the same port (``serve_workers``: each accepts from the one
+listening socket, the less busy ones first; ``0`` is one per core).
 """
 
 from __future__ import annotations

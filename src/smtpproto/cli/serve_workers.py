@@ -1,14 +1,39 @@
 """``smtpproto serve --workers N``: the built-in server in N processes on one port.
 
 CLI adapter layer. One asyncio process uses one core; this runs N worker processes,
-each a whole ``SMTPServer``, and hands them the connections in turn. ``--workers 0``
-starts one per core.
+each a whole ``SMTPServer``, accepting from one listening socket they share (a
+pre-fork server). ``--workers 0`` starts one per core.
 
-Why not ``SO_REUSEPORT`` (each worker listening on the port, the kernel choosing): the
-kernel picks a worker by a hash of the connection's addresses, so a few long sessions
-are spread by luck (4 sessions over 2 workers: all on one worker one time in 8, 3 to 1
-half the time) and a multi-core run measured little better than one process. Round
-robin gives every worker its share of the connections, however few.
+How the connections are shared, and why (measured on a 2-core machine with Postfix's
+``smtp-source`` on the same machine, 1 KB messages, paired rounds; bench/README.md):
+
+* ``SO_REUSEPORT`` (a socket per worker, the kernel choosing by a hash of the
+  addresses) spreads a few long sessions by luck: 4 sessions over 2 workers all landed
+  on one worker one time in 8.
+* A parent that accepts and hands each connection to a worker (``SCM_RIGHTS`` over a
+  socket pair, after an offer/take exchange so that a stuck worker was given none),
+  the design before this one, spread them evenly but cost every connection two
+  messages each way and two more wake-ups of two processes: with a new connection per
+  message (``smtp-source`` without ``-d``) the server took 477 (455-505) µs of CPU
+  per message against 290 (267-311) µs now, and 2 workers were slower than one process
+  (0.63x). With long sessions (``-d``) both designs measured the same.
+* A shared socket alone (each worker accepting what its loop sees) costs nothing per
+  connection, but put all 4 sessions on one worker in some rounds: the worker that
+  wakes first takes them. So a worker that serves more connections than another one
+  that runs leaves a new connection to the others for ``_DEFER`` seconds before it
+  takes it itself (``_Acceptor``; the workers' loads are in shared memory, each
+  written only by its own worker). The kernel gives each connection to one ``accept``,
+  so no connection is served twice, and a stuck worker (stopped, or busy for long)
+  accepts nothing, so it holds up none: it delays a new connection by ``_DEFER`` at
+  most, until it has not run for ``_STALE`` seconds, and none after.
+
+What it takes to use every core: enough sessions at once. ``smtp-source`` sends one
+command and waits for its reply (no pipelining), so 4 sessions over 2 workers leave
+each worker idle between round trips: with ``-d -s 4`` 2 workers gave 1.26x one
+process, the machine 1.70 cores busy; from 16 sessions on 1.6x-1.7x, the machine's 2
+cores busy (the server 1.3 of them, ``smtp-source`` the rest). A client on the same
+machine takes its share of the cores; the server alone can use every core only when the
+clients run elsewhere.
 
 Theory of operation. The parent (the process the user started) never serves:
 
@@ -16,21 +41,20 @@ Theory of operation. The parent (the process the user started) never serves:
    the temporary STARTTLS certificate once, so every worker presents the same one and
    the parent alone removes it;
 2. with SIGINT, SIGTERM, SIGHUP and SIGCHLD blocked (taken synchronously by
-   ``sigtimedwait``, so no handler races the shutdown), it forks the workers, each with
-   one end of a ``socketpair``; each unblocks them, starts its server without a socket
-   of its own (``SMTPServer.start(listen=False)``) and writes one octet on a pipe when
+   ``sigtimedwait``, so no handler races the shutdown), it forks the workers, each
+   inheriting the listening socket, the shared loads and one end of a ``socketpair``;
+   each unblocks them, starts its server without a socket of its own
+   (``SMTPServer.start(listen=False)``), accepts from the shared socket and serves each
+   connection as its own (``SMTPServer.adopt``), and writes one octet on a pipe when
    it is ready;
 3. when every worker is ready, it prints the usual banner (``listening on HOST:PORT``
-   first) and starts a thread that accepts connections and passes each one
-   (``SCM_RIGHTS``: the file descriptor itself) to a worker, which serves it as its own
-   (``SMTPServer.adopt``): the workers in turn, but only one that answered the offer of
-   a connection, so that none waits in the queue of a stuck worker (``_Dispatcher``);
-   a worker that is gone is skipped;
-4. then it waits for a signal. SIGINT, SIGTERM or SIGHUP: it stops accepting, sends
-   SIGTERM to every worker (each closes its sessions as ``serve`` does), waits
+   first);
+4. then it waits for a signal. SIGINT, SIGTERM or SIGHUP: it sends SIGTERM to every
+   worker (each stops accepting and closes its sessions as ``serve`` does), waits
    ``STOP_TIMEOUT`` seconds, kills what is left, reaps every worker, removes the
-   certificate and exits 0. A worker that exits on its own (a crash, a kill) is
-   reported on stderr and stops the others too; the exit code is then the worker's, else
+   certificate and exits 0; connections still in the kernel's queue are closed with
+   the listening socket. A worker that exits on its own (a crash, a kill) is reported
+   on stderr and stops the others too; the exit code is then the worker's, else
    ``INTERNAL``.
 
 A worker also stops when its parent is gone (its end of the socketpair reads end of
@@ -47,16 +71,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio  # noqa: TID251 -- CLI adapter layer: the built-in server runs on asyncio
-import collections
 import contextlib
 import dataclasses
+import mmap
 import os
 import select
 import signal
 import socket  # noqa: TID251 -- CLI adapter layer: the shared port
 import sys
 import tempfile
-import threading
 import time  # noqa: TID251 -- CLI adapter layer: bounded waits
 from collections.abc import Callable
 from pathlib import Path
@@ -74,13 +97,20 @@ STOP_TIMEOUT = 10.0
 START_TIMEOUT = 60.0
 #: Seconds between a worker's checks that its parent is still there.
 _PARENT_CHECK = 1.0
-#: Connections the kernel queues before the parent accepts them (asyncio's default).
+#: Connections the kernel queues before a worker accepts them (asyncio's default).
 _BACKLOG = 100
-#: Seconds the accepting thread waits at most before it checks whether to stop.
-_ACCEPT_POLL = 0.25
-#: Seconds a worker may take to answer an offer before the connection is offered to
-#: the next worker as well (``_Dispatcher``).
-_OFFER_TIMEOUT = 1.0
+#: Seconds a worker that serves more connections than another leaves a new connection
+#: to the others before it takes it itself (``_Acceptor``).
+_DEFER = 0.05
+#: Seconds between a waiting worker's looks at the loads (``_Acceptor``).
+_RECHECK = 0.005
+#: Seconds between a worker's notes that it runs (``_Acceptor``).
+_HEARTBEAT = 0.25
+#: Seconds after which a worker that has not run is not waited for.
+_STALE = 1.0
+#: Seconds before a worker tries again when ``accept`` failed for want of descriptors
+#: or memory (asyncio's own delay).
+_ACCEPT_RETRY = 1.0
 #: What stops the workers (as ``serve`` stops: Ctrl-C, ``kill``, the terminal closing).
 _STOP = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _SIGNALS = {*_STOP, signal.SIGCHLD}
@@ -90,6 +120,10 @@ _SIGNALS = {*_STOP, signal.SIGCHLD}
 MakeServer = Callable[[int, "str | None", "str | None", str], SMTPServer]
 #: Prints the banner: ``(port, certificate path, what made it)``.
 Banner = Callable[[int, "str | None", "str | None"], None]
+#: Per worker (by worker number - 1) its open connections and when it last ran, in
+#: memory the workers share (a ``memoryview`` of 64-bit integers over an anonymous
+#: shared ``mmap``: worker ``i``'s two are at ``2 * i`` and ``2 * i + 1``).
+Loads = memoryview
 
 
 def worker_count(text: str) -> int:
@@ -123,7 +157,7 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as error:
         listener.close()
         raise _cannot_listen(host, port, error) from None
-    listener.setblocking(False)  # the dispatcher accepts only what ``select`` saw
+    listener.setblocking(False)  # each worker accepts only what its loop saw
     return listener
 
 
@@ -175,15 +209,15 @@ def _supervise(
     make: Callable[[int], SMTPServer],
     banner: Callable[[], None],
 ) -> int:
-    """Fork the workers, wait until they are ready, print the banner, hand out the
-    connections, then wait for a signal or a worker's exit; stop them all in every
-    case."""
+    """Fork the workers, wait until they are ready, print the banner, then wait for a
+    signal or a worker's exit; stop them all in every case."""
     workers: dict[int, int] = {}  # pid -> worker number
     pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(count)]
     channels = [ours for ours, _ in pairs]  # the parent's ends, by worker number - 1
+    shared = mmap.mmap(-1, 16 * count)  # anonymous and shared: the workers' loads
+    loads = memoryview(shared).cast("q")
     ready_read, ready_write = os.pipe()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    dispatcher: _Dispatcher | None = None
     code: int = ExitCode.INTERNAL
     try:
         parent = os.getpid()
@@ -194,13 +228,13 @@ def _supervise(
             if pid == 0:  # the worker: never returns
                 channel = pairs[number - 1][1]
                 os.close(ready_read)
-                listener.close()
                 for ours, theirs in pairs:
                     ours.close()
                     if theirs is not channel:
                         theirs.close()
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-                _exit(_run_worker(make(number), ready_write, parent, channel))
+                worker = _Worker(listener, channel, loads, number - 1)
+                _exit(_run_worker(make(number), ready_write, parent, worker))
             workers[pid] = number
         for _, theirs in pairs:
             theirs.close()
@@ -211,160 +245,18 @@ def _supervise(
             return failed
         banner()
         print(f"workers: {count} (pids {', '.join(map(str, sorted(workers)))})", flush=True)
-        dispatcher = _Dispatcher(listener, channels)  # a thread: after the last fork
         code = _wait_for_the_end(workers)
         return code
     finally:
-        if dispatcher is not None:
-            dispatcher.stop()
         _stop(workers)
+        loads.release()
+        shared.close()
         for channel in channels:
             channel.close()
         os.close(ready_read)
         if ready_write >= 0:
             os.close(ready_write)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-@dataclasses.dataclass
-class _Offer:
-    """A connection offered to a worker that has not answered yet: when, and which
-    (``None`` once it went back to the waiting ones, the offer gone stale)."""
-
-    made: float
-    connection: socket.socket | None
-
-
-class _Dispatcher:
-    """A thread that accepts the connections and hands each to a worker, in turn, and
-    only to a worker that has just shown it is taking connections, so that none waits
-    in the queue of a worker that stopped reading (stopped, or busy for long).
-
-    The hand-over, on each worker's channel (``SOCK_SEQPACKET``): the parent *offers*
-    the next waiting connection to the next worker in turn (``O``), the worker's loop
-    answers *take* (``T``) when it runs, and only then does the parent pass that
-    connection (``C`` with the descriptor, ``SCM_RIGHTS``). The turn waits for a
-    worker's answer before it passes on, so a few sessions are spread evenly whoever
-    answers first (unlike ``SO_REUSEPORT``'s hash), but only for ``_OFFER_TIMEOUT``:
-    then the connection goes back to the waiting ones, and the turn passes over that
-    worker until it answers (a late take gets nothing). A stuck worker thus delays one
-    connection by ``_OFFER_TIMEOUT`` and holds none; a worker that is gone is dropped,
-    its connection offered to the next. At most ``_BACKLOG`` accepted connections
-    wait here; beyond that the kernel's listen queue holds them. Signals stay blocked
-    in this thread (the mask is inherited)."""
-
-    def __init__(self, listener: socket.socket, channels: list[socket.socket]) -> None:
-        self._listener = listener
-        self._channels = channels
-        for channel in channels:
-            channel.setblocking(False)
-        #: Accepted connections not offered yet (or given back), oldest first.
-        self._waiting: collections.deque[socket.socket] = collections.deque()
-        #: The open offer of each worker (by index).
-        self._offers: dict[int, _Offer] = {}
-        self._live = set(range(len(channels)))
-        self._turn = 0
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="serve-dispatch", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stopping.is_set() and self._live:
-                readable = [self._channels[index] for index in self._live]
-                if len(self._waiting) < _BACKLOG:
-                    readable.append(self._listener)
-                ready, _, _ = select.select(readable, [], [], _ACCEPT_POLL)
-                for channel in ready:
-                    if channel is self._listener:
-                        self._accept()
-                    else:
-                        self._answered(self._channels.index(channel))
-                self._offer()
-        finally:  # never handed over: the clients see the close
-            for offer in self._offers.values():
-                if offer.connection is not None:
-                    offer.connection.close()
-            while self._waiting:
-                self._waiting.popleft().close()
-
-    def _accept(self) -> None:
-        """Accept what the kernel has queued, up to ``_BACKLOG`` waiting here."""
-        while len(self._waiting) < _BACKLOG:
-            try:
-                connection, _ = self._listener.accept()
-            except BlockingIOError:  # none left (or the client took it back)
-                return
-            except OSError:  # the listener is unusable: nothing more to hand out
-                self._stopping.set()
-                return
-            self._waiting.append(connection)
-
-    def _answered(self, index: int) -> None:
-        """Worker ``index`` wrote on its channel: a take, or end of file (gone)."""
-        channel = self._channels[index]
-        try:
-            message = channel.recv(16)
-        except BlockingIOError:
-            return
-        except OSError:
-            message = b""
-        if not message:
-            self._gone(index)
-            return
-        offer = self._offers.pop(index, None)
-        if message != b"T" or offer is None or offer.connection is None:
-            return  # a late take: its connection went to another worker
-        try:
-            socket.send_fds(channel, [b"C"], [offer.connection.fileno()])
-        except OSError:  # gone meanwhile: the connection goes to another worker
-            self._waiting.appendleft(offer.connection)
-            self._gone(index)
-            return
-        offer.connection.close()  # the worker has its own descriptor now
-
-    def _gone(self, index: int) -> None:
-        self._live.discard(index)
-        offer = self._offers.pop(index, None)
-        if offer is not None and offer.connection is not None:
-            self._waiting.appendleft(offer.connection)
-
-    def _offer(self) -> None:
-        """Take back the connections of offers older than ``_OFFER_TIMEOUT``, then
-        offer the waiting ones to the workers in turn, the turn waiting at a worker
-        whose offer is still fresh."""
-        now = time.monotonic()
-        for stale in self._offers.values():
-            if stale.connection is not None and now - stale.made >= _OFFER_TIMEOUT:
-                self._waiting.appendleft(stale.connection)
-                stale.connection = None
-        count = len(self._channels)
-        passed = 0  # workers passed over since the last offer
-        while self._waiting and passed < count:
-            index = self._turn
-            offer = self._offers.get(index)
-            if offer is not None and offer.connection is not None:
-                return  # its turn still: wait for its answer
-            self._turn = (index + 1) % count
-            passed += 1
-            if index not in self._live or offer is not None:
-                continue  # gone, or its stale offer not answered yet
-            try:
-                self._channels[index].send(b"O")
-            except BlockingIOError:  # its queue is full: it is not reading
-                continue
-            except OSError:
-                self._gone(index)
-                continue
-            self._offers[index] = _Offer(now, self._waiting.popleft())
-            passed = 0
-
-    def stop(self) -> None:
-        """Stop accepting (within ``_ACCEPT_POLL``); connections not handed over yet
-        are closed, those still in the kernel's queue are left to the listener's
-        close."""
-        self._stopping.set()
-        self._thread.join(_ACCEPT_POLL + 1.0)
 
 
 def _exit(code: int) -> None:
@@ -376,11 +268,11 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-def _run_worker(server: SMTPServer, ready: int, parent: int, channel: socket.socket) -> int:
-    """A worker's whole life: serve what the parent hands over until SIGINT, SIGTERM or
+def _run_worker(server: SMTPServer, ready: int, parent: int, worker: _Worker) -> int:
+    """A worker's whole life: accept and serve connections until SIGINT, SIGTERM or
     the parent is gone."""
     try:
-        asyncio.run(_serve(server, ready, parent, channel))
+        asyncio.run(_serve(server, ready, parent, worker))
     except CLIError as error:
         print(f"smtpproto serve: {error}", file=sys.stderr)
         return int(error.code)
@@ -390,7 +282,7 @@ def _run_worker(server: SMTPServer, ready: int, parent: int, channel: socket.soc
     return ExitCode.OK
 
 
-async def _serve(server: SMTPServer, ready: int, parent: int, channel: socket.socket) -> None:
+async def _serve(server: SMTPServer, ready: int, parent: int, worker: _Worker) -> None:
     try:
         await server.start(listen=False)
     except OSError as error:
@@ -399,14 +291,26 @@ async def _serve(server: SMTPServer, ready: int, parent: int, channel: socket.so
     try:
         os.write(ready, b"R")
         os.close(ready)
-        await _until_stopped(parent, server, channel)
+        await _until_stopped(parent, server, worker)
     finally:
         await server.close()
 
 
-async def _until_stopped(parent: int, server: SMTPServer, channel: socket.socket) -> None:
-    """Serve each connection the parent passes on ``channel`` until SIGINT, SIGTERM,
-    SIGHUP or the parent's exit (``channel`` at end of file, or another parent pid)."""
+@dataclasses.dataclass(frozen=True)
+class _Worker:
+    """What a worker inherits: the shared listening socket, its end of the channel to
+    the parent (end of file: the parent is gone), every worker's published load and
+    its own place in them."""
+
+    listener: socket.socket
+    channel: socket.socket
+    loads: Loads
+    index: int
+
+
+async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker) -> None:
+    """Accept and serve connections until SIGINT, SIGTERM, SIGHUP or the parent's exit
+    (the channel at end of file, or another parent pid)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in _STOP:
@@ -418,28 +322,17 @@ async def _until_stopped(parent: int, server: SMTPServer, channel: socket.socket
         if not task.cancelled() and task.exception() is not None:
             print(f"smtpproto serve: a connection was lost: {task.exception()!r}", file=sys.stderr)
 
-    def receive() -> None:
-        """The parent's offers (answered: take) and connections (served), until end
-        of file (the parent is gone). Answering from the loop is what shows the
-        parent that this worker is taking connections (``_Dispatcher``)."""
-        while True:
-            try:
-                message, fds, _, _ = socket.recv_fds(channel, 1, 1)
-            except BlockingIOError:
-                return
-            except OSError:
-                message, fds = b"", []
-            if not message and not fds:  # end of file: the parent is gone
-                loop.remove_reader(channel.fileno())
-                stop.set()
-                return
-            if message == b"O":
-                with contextlib.suppress(OSError):  # the parent is gone: end of file next
-                    channel.send(b"T")
-            for fd in fds:
-                task = loop.create_task(server.adopt(socket.socket(fileno=fd)))
-                adopting.add(task)
-                task.add_done_callback(adopted)
+    def serve(connection: socket.socket) -> None:
+        task = loop.create_task(server.adopt(connection))
+        adopting.add(task)
+        task.add_done_callback(adopted)
+
+    def parent_gone() -> None:
+        with contextlib.suppress(BlockingIOError):
+            if worker.channel.recv(1):
+                return  # the parent never writes: nothing to read but end of file
+        loop.remove_reader(worker.channel.fileno())
+        stop.set()
 
     def check_parent() -> None:
         if os.getppid() != parent:
@@ -447,15 +340,132 @@ async def _until_stopped(parent: int, server: SMTPServer, channel: socket.socket
         else:
             loop.call_later(_PARENT_CHECK, check_parent)
 
-    channel.setblocking(False)
-    loop.add_reader(channel.fileno(), receive)
+    acceptor = _Acceptor(
+        worker.listener,
+        worker.loads,
+        worker.index,
+        lambda: server.open_connections + len(adopting),
+        serve,
+    )
+    worker.channel.setblocking(False)
+    loop.add_reader(worker.channel.fileno(), parent_gone)
     loop.call_later(_PARENT_CHECK, check_parent)
     try:
         await stop.wait()
     finally:
-        loop.remove_reader(channel.fileno())
+        acceptor.close()
+        loop.remove_reader(worker.channel.fileno())
         for task in adopting:
             task.cancel()
+
+
+class _Acceptor:
+    """A worker's side of the shared listening socket: one connection accepted each
+    time the socket is readable (the kernel gives each connection to one ``accept``),
+    except that a worker serving more connections than another live one leaves the new
+    connection to the others for ``_DEFER`` seconds before it takes it itself.
+
+    ``loads`` holds, per worker, its load (open connections) and when it last ran
+    (``time.monotonic`` in milliseconds, the same clock in every process), each written
+    only by its own worker: when it decides, when it accepts and every ``_HEARTBEAT``
+    seconds. It is a hint read without a lock: a value a little stale changes only who
+    goes first. A worker that leaves a connection looks again every ``_RECHECK``
+    seconds with fresh loads (two workers that each saw the other lower from stale
+    values cannot both see it again), and takes it after ``_DEFER``. Nobody waits for a
+    worker that has not run for ``_STALE`` seconds (stopped, or busy for long): such a
+    worker accepts nothing, so it holds no connection, and it delays a connection by at
+    most ``_DEFER``, only while it is not yet stale.
+
+    ``load`` is this worker's load now; ``serve`` takes each accepted connection."""
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        loads: Loads,
+        index: int,
+        load: Callable[[], int],
+        serve: Callable[[socket.socket], None],
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._listener = listener
+        self._fd = listener.fileno()
+        self._loads = loads
+        self._index = index
+        self._load = load
+        self._serve = serve
+        self._waited = False  # waited ``_DEFER`` already: the next connection is ours
+        self._since = 0.0  # loop time at which this worker began to leave one
+        self._timer: asyncio.TimerHandle | None = None
+        self._poll = select.poll()  # whether a connection waits, without accepting it
+        self._poll.register(self._fd, select.POLLIN)
+        listener.setblocking(False)
+        self._heartbeat = self._loop.call_soon(self._beat)
+        self._loop.add_reader(self._fd, self._readable)
+
+    def publish(self) -> tuple[int, int]:
+        """Write this worker's load and the time now where the others read them."""
+        load, now = self._load(), int(time.monotonic() * 1000)
+        self._loads[2 * self._index] = load
+        self._loads[2 * self._index + 1] = now
+        return load, now
+
+    def _beat(self) -> None:
+        self.publish()
+        self._heartbeat = self._loop.call_later(_HEARTBEAT, self._beat)
+
+    def _behind_others(self) -> bool:
+        """Whether another worker that ran within ``_STALE`` has fewer open
+        connections than this one."""
+        load, now = self.publish()
+        loads, stale = self._loads, _STALE * 1000
+        return any(
+            loads[2 * other] < load and now - loads[2 * other + 1] <= stale
+            for other in range(len(loads) // 2)
+            if other != self._index
+        )
+
+    def _readable(self) -> None:
+        if not self._waited and self._behind_others():
+            self._loop.remove_reader(self._fd)  # level-triggered: else it fires again
+            self._since = self._loop.time()
+            self._timer = self._loop.call_later(_RECHECK, self._recheck)
+            return
+        self._waited = False
+        try:
+            connection, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another worker took it (or the client gave up)
+        except OSError as error:  # out of descriptors or memory: retry later
+            print(f"smtpproto serve: cannot accept: {error}", file=sys.stderr)
+            self._loop.remove_reader(self._fd)
+            self._timer = self._loop.call_later(_ACCEPT_RETRY, self._resume)
+            return
+        self._loads[2 * self._index] += 1  # at once: the others see it before they decide
+        self._serve(connection)
+
+    def _recheck(self) -> None:
+        """While leaving a connection to the others: every ``_RECHECK`` seconds, take
+        the next turn again once nothing waits (taken), this worker is no longer
+        behind (the loads changed), or it waited ``_DEFER`` (then it is this worker's)."""
+        self._timer = None
+        waited = self._loop.time() - self._since >= _DEFER
+        if not waited and self._poll.poll(0) and self._behind_others():
+            self._timer = self._loop.call_later(_RECHECK, self._recheck)
+            return
+        self._waited = waited
+        self._loop.add_reader(self._fd, self._readable)
+
+    def _resume(self) -> None:
+        self._timer = None
+        self._loop.add_reader(self._fd, self._readable)
+
+    def close(self) -> None:
+        """Stop accepting (the listening socket stays open for the other workers)."""
+        self._heartbeat.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._loop.remove_reader(self._fd)
 
 
 def _wait_until_listening(workers: dict[int, int], ready: int, count: int) -> int | None:

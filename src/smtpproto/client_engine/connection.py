@@ -38,7 +38,7 @@ from .commands import Mail, Rcpt
 from .config import ClientConfig, Timeouts
 from .events import NEED_DATA, Command, ConnectionClosed, Event, NeedData
 from .fastlane import GroupTemplate, make_template, send_bdat_group, send_group
-from .replies import handle_eof, handle_reply
+from .replies import handle_eof, handle_replies
 from .sending import (
     NOT_COMMANDS,
     SENDERS,
@@ -285,7 +285,7 @@ class ClientConnection:
         try:
             while True:
                 if replies:
-                    handle_reply(s, replies.pop(0))
+                    handle_replies(s, replies)
                     if events:
                         return events.pop(0)
                 elif incoming:
@@ -306,12 +306,7 @@ class ClientConnection:
                         for reply in shown:
                             for line in reply.to_bytes().split(b"\r\n")[:-1]:
                                 s.transcript.line("S", line)
-                    if len(parsed) == 1 and not incoming:  # the common case, kept short
-                        handle_reply(s, parsed[0])
-                        if events:
-                            return events.pop(0)
-                    else:
-                        replies.extend(parsed)
+                    replies.extend(parsed)
                 elif s.parser.failed:
                     # The parser returned the replies completed before a grammar error
                     # (so a final "250 queued" is never lost); now the error surfaces.
@@ -414,7 +409,9 @@ class ClientConnection:
         (``fastlane.send_group``; a SIZE= above the server's limit included): then use
         ``send``. A content the DATA encoder refuses is a sticky error, as with
         ``send(Content(...))``."""
-        s = self._group_session(template, "send_group")
+        s = self._s
+        if s.state is _ERROR or type(template) is not GroupTemplate:  # per message: inline
+            s = self._group_session(template, "send_group")  # which raises
         try:
             return send_group(s, content, template, mail)
         except BaseException as error:

@@ -10,8 +10,9 @@ then ``.`` CRLF, RFC 5321 §4.5.2) and opens the template's transaction in one s
 queueing the same ``Pending`` entries and ``Transaction`` as those ``send`` calls (RFC
 2920 §3.1: the content may open a group, DATA ends it; the content follows only a
 354, RFC 5321 §4.1.1.4). ``send_bdat_group`` does the same for a whole message in one
-``BDAT n LAST`` chunk (RFC 3030 §2), after an RSET when asked. The replies then take
-the general handlers, each checked against its entry (RFC 5321 §4.2.1). Outside its
+``BDAT n LAST`` chunk (RFC 3030 §2), after an RSET when asked. The transaction is
+marked ``group``: its replies take the group step (``replies.handle_replies``), each
+still checked against its entry by its handler (RFC 5321 §4.2.1). Outside its
 plain case each returns None having changed nothing, and the caller uses ``send``.
 """
 
@@ -24,7 +25,7 @@ from ..wire.errors import LocalProtocolError
 from .capabilities import Capabilities
 from .config import require_tls_if_policy
 from .events import Bdat, Data, EndOfContent, Mail, Rcpt, Rset
-from .session import Pending, Session, Transaction
+from .session import Pending, Session, Transaction, fill_pending, fill_transaction
 from .states import GROUP_ENDERS, ClientState, Verb
 from .writers import bdat_header, write_mail, write_rcpt
 
@@ -44,6 +45,10 @@ _mail_shape = attrgetter(
 )
 #: The content ``send_group`` takes: what ``Content`` takes (``commands._check_bytes``).
 _CONTENT_TYPES = (bytes, bytearray, memoryview)
+_MAIL = V.MAIL
+_RCPT = V.RCPT
+_DATA = V.DATA
+_END_OF_CONTENT = V.END_OF_CONTENT
 
 
 class GroupTemplate:
@@ -145,24 +150,22 @@ def make_template(
     return template
 
 
-def _usable(s: Session, template: GroupTemplate) -> bool:
-    """The template was made for this session as it is now, and the fast lane may
-    serve it (a transcript logs each command: the general path)."""
-    return (
+def _envelope(s: Session, template: GroupTemplate, mail: Mail | None) -> tuple[Mail, bytes] | None:
+    """``mail`` (None: the template's own) and the template's bytes for it, or None
+    when the fast lane may not serve them: the template was made for another session
+    or for its capabilities or TLS state of another moment, a transcript logs each
+    command, LIMITS MAILMAX allows no more MAIL (RFC 9422 §4.1), ``mail`` is not of the
+    template's shape, or its SIZE= is refused (above the server's limit, RFC 1870
+    §6.1; none where the template has one, or the reverse): the general path decides."""
+    if not (
         template.session is s
         and template.caps is s.caps
         and template.tls_active is s.tls_active
         and s.transcript is None
         and s.pipelining
-        # LIMITS MAILMAX (RFC 9422 §4.1): past it the general path refuses the MAIL.
         and (s.mailmax is None or s.mails_sent < s.mailmax)
-    )
-
-
-def _envelope(template: GroupTemplate, mail: Mail | None) -> tuple[Mail, bytes] | None:
-    """``mail`` (None: the template's own) and the template's bytes for it, or None
-    when ``mail`` is not of the template's shape or its SIZE= is refused (above the
-    server's limit, RFC 1870 §6.1; none where the template has one, or the reverse)."""
+    ):
+        return None
     if mail is None:
         mail = template.mail
     elif mail is not template.mail and (
@@ -180,13 +183,20 @@ def _envelope(template: GroupTemplate, mail: Mail | None) -> tuple[Mail, bytes] 
 
 
 def _open(s: Session, template: GroupTemplate, mail: Mail) -> Transaction:
-    """Queue ``mail`` and the template's RCPTs, as ``_send_mail`` and ``_send_rcpt``."""
+    """Queue ``mail`` and the template's RCPTs, as ``_send_mail`` and ``_send_rcpt``;
+    the transaction is marked ``group`` (its replies take the group step,
+    ``replies.handle_replies``)."""
     pending = s.pending
-    s.txn = txn = Transaction(mail, template.addresses)
+    addresses = template.addresses
+    count = len(addresses)
+    # The record ``Transaction(mail, addresses)`` makes, marked ``group``.
+    s.txn = txn = fill_transaction(
+        mail, None, list(addresses), [None] * count, None, [], count, False, True, [], count
+    )
     s.mails_sent += 1  # LIMITS MAILMAX (RFC 9422 §4.1), as ``_send_mail`` counts
-    pending.append(Pending(V.MAIL, mail, txn))
+    pending.append(fill_pending(_MAIL, mail, txn, 1, -1))
     for index, rcpt in enumerate(template.rcpts):
-        pending.append(Pending(V.RCPT, rcpt, txn, 1, index))
+        pending.append(fill_pending(_RCPT, rcpt, txn, 1, index))
     return txn
 
 
@@ -202,9 +212,9 @@ def send_group(
     else a MAIL of its shape: the same but for SIZE=) and the template's RCPTs, then
     DATA; return the bytes, or None with nothing changed when this is not the fast
     lane's case."""
-    if template.bdat or not _usable(s, template):
+    if template.bdat:
         return None
-    envelope = _envelope(template, mail)
+    envelope = _envelope(s, template, mail)
     if envelope is None:
         return None
     mail, group = envelope
@@ -230,10 +240,10 @@ def send_group(
         # encoder (a NUL, an over-long line) is sticky, as ``send(Content)``'s is.
         wire = encoder.feed(content) + encoder.finish() + group
         s.encoder = None
-        pending.append(Pending(V.END_OF_CONTENT, _GROUP_END, txn))
+        pending.append(fill_pending(_END_OF_CONTENT, _GROUP_END, txn, 1, -1))
     txn = _open(s, template, mail)
     txn.commands_after_mail += 1  # DATA
-    pending.append(Pending(V.DATA, _GROUP_DATA, txn))
+    pending.append(fill_pending(_DATA, _GROUP_DATA, txn, 1, -1))
     s.state = S.TRANSACTION
     return wire
 
@@ -247,7 +257,7 @@ def send_bdat_group(
     is, RFC 3030 §2); return the bytes, or None with nothing changed when this is not
     the fast lane's case (8-bit ``data`` without BODY=8BITMIME or BINARYMIME, as
     ``_data_command`` refuses it, included)."""
-    if not template.bdat or type(data) is not bytes or not _usable(s, template):
+    if not template.bdat or type(data) is not bytes:
         return None
     if s.state is not S.READY:
         return None
@@ -256,7 +266,7 @@ def send_bdat_group(
         last = pending[-1].verb  # ``check_pipelining`` for RSET and MAIL
         if last is None or last in GROUP_ENDERS:
             return None
-    envelope = _envelope(template, mail)
+    envelope = _envelope(s, template, mail)
     if envelope is None:
         return None
     mail, group = envelope

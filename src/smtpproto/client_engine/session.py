@@ -35,7 +35,7 @@ from .transcript import Transcript
 if TYPE_CHECKING:
     from ..sasl.base import ClientMechanism
 
-__all__ = ["Pending", "Session", "Transaction"]
+__all__ = ["Pending", "Session", "Transaction", "fill_pending", "fill_transaction"]
 
 _transaction_result = positional(TransactionResult, slot_filler)
 
@@ -49,6 +49,7 @@ class Transaction:
         "commands_after_mail",
         "data_reply",
         "finished",
+        "group",
         "lmtp_replies",
         "mail",
         "mail_reply",
@@ -70,6 +71,9 @@ class Transaction:
         #: RCPT/DATA/BDAT sent after MAIL: a refused MAIL alone ends the transaction.
         self.commands_after_mail = count
         self.finished = False
+        #: Opened by the fast lane (``fastlane.send_group``): its replies take
+        #: ``replies.handle_replies``' group step.
+        self.group = False
         self._accepted: list[str] = []  # 2xx RCPTs, in order (replies come in order)
         self._unanswered = count
 
@@ -144,6 +148,29 @@ class Pending:
         self.remaining = remaining
         self.index = index
 
+
+#: The fast lane's constructors (``fastlane``: four entries and a transaction per
+#: message): the selected ``slot_filler`` twin fills the slots directly, from the
+#: values in these orders, which are what the constructors above set (for a
+#: ``Transaction``: ``mail``, None, the addresses as a list, None per address, None,
+#: ``[]``, their count, False, ``group``, ``[]``, their count).
+fill_pending = slot_filler(Pending, ("verb", "command", "txn", "remaining", "index"))
+fill_transaction = slot_filler(
+    Transaction,
+    (
+        "mail",
+        "mail_reply",
+        "recipients",
+        "rcpt_replies",
+        "data_reply",
+        "lmtp_replies",
+        "commands_after_mail",
+        "finished",
+        "group",
+        "_accepted",
+        "_unanswered",
+    ),
+)
 
 # A plain dict: looked up on most replies, cheaper than through the MappingProxyType.
 _ON_OUTCOME = dict(ON_OUTCOME)

@@ -73,6 +73,7 @@ from ..client_engine.fastlane import GroupTemplate
 from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer, content_encoder
 from ..wire.errors import LocalProtocolError
+from ..wire.twins import slot_filler
 from .core import caller_checked, left_open, raise_for
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
@@ -136,6 +137,12 @@ class _Prepared:
     current: tuple[str, tuple[str, ...]]  # (sender, recipients), for ``Session._current``
     ended: bool = False  # the content's end ('.' or BDAT LAST) was written
     verb: Literal["DATA", "BDAT"] = "DATA"  # how the content went: names a refusal
+
+
+#: ``_Prepared(*values)`` (every field, in order) and ``Write(data, timeout)``, their
+#: slots filled directly (the selected ``slot_filler`` twin): made once per message.
+_prepared = slot_filler(_Prepared, [field.name for field in dataclasses.fields(_Prepared)])
+_write = slot_filler(Write, [field.name for field in dataclasses.fields(Write)])
 
 
 class _Plan:
@@ -465,7 +472,7 @@ class BatchDrivers(MailDrivers):
                         inflight.append(item)  # as below, from one engine step
                         if len(inflight) == 1:
                             self._current = item.current
-                        yield Write(tail + group, self._write_timeout())
+                        yield _write(tail + group, self._write_timeout())
                         tail = b""
                     else:
                         if bdat and inflight:
@@ -556,7 +563,7 @@ class BatchDrivers(MailDrivers):
                             assert item is not None
                             inflight.append(item)
                             waiting, item = item, None
-                            yield Write(group, self._write_timeout())
+                            yield _write(group, self._write_timeout())
                         else:
                             waiting = None
                         continue
@@ -669,7 +676,13 @@ class BatchDrivers(MailDrivers):
         path sends them."""
         if item is None or not item.single or self._reset_pending:
             return None
-        template = self._template(item, plan, bdat=False)
+        # The plan's template when it was made for these RCPTs (the common case), else
+        # ``_template`` decides.
+        template = (
+            plan.template
+            if plan.template_for is item.commands
+            else self._template(item, plan, bdat=False)
+        )
         if template is None:
             return None
         wire = self.conn.send_group(waiting.first, template, item.mail)
@@ -924,8 +937,18 @@ def _repeated(plan: _Plan, index: int, item: tuple[Any, ...]) -> _Prepared | Non
         else:
             plan.sized_from = mail
             plan.sized = mail = mail.with_size(size)
-    return _Prepared(
-        index, was.rcpts, mail, was.commands, data, _NO_CHUNKS, len(data), True, was.current
+    return _prepared(
+        index,
+        was.rcpts,
+        mail,
+        was.commands,
+        data,
+        _NO_CHUNKS,
+        len(data),
+        True,
+        was.current,
+        False,
+        "DATA",
     )
 
 

@@ -21,13 +21,15 @@ whose text never contains raw client octets.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from ..wire.need_data import NEED_DATA
 from ..wire.reply import Reply
+from ..wire.twins import slot_filler
 
 __all__ = [
     "NEED_DATA",
@@ -57,6 +59,7 @@ __all__ = [
     "StartTLSRequested",
     "UnknownCommand",
     "VrfyReceived",
+    "positional",
 ]
 
 
@@ -320,3 +323,15 @@ class ClientDisconnected(ServerEvent):
     expects_reply: ClassVar[bool] = False
 
     clean: bool
+
+
+_E = TypeVar("_E", bound=ServerEvent)
+
+
+def positional(cls: type[_E]) -> Callable[..., _E]:
+    """A positional constructor of ``cls`` for the per-message path (every field, in
+    field order: ``unauthorized_pipelining`` first): the value ``cls(**fields)`` makes,
+    with its slots filled directly by the selected ``wire.twins.slot_filler`` twin
+    rather than one ``object.__setattr__`` per field (a ``MessageComplete`` in a
+    quarter of the time, compiled). Events have no ``__post_init__`` to skip."""
+    return slot_filler(cls, [item.name for item in dataclasses.fields(cls)])

@@ -9,8 +9,11 @@ descriptors (``object.__new__`` then one ``__set__`` per field), in the compiled
 their offsets without calling Python code (about a quarter of this twin's cost).
 
 Only for classes whose construction is nothing more than that: ``__new__`` is
-``object.__new__`` and every name is a slot of the class itself (a ``member_descriptor``
-of ``cls``); there is no ``__post_init__`` to skip. Anything else is a ``TypeError``
+``object.__new__`` and every name is a slot of the class or of a base class (the
+``member_descriptor`` that attribute look-up finds first along the MRO: a base's slot
+sits at the same offset in every subclass instance, so the server's events, whose
+``unauthorized_pipelining`` is their base's slot, qualify); there is no
+``__post_init__`` to skip. Anything else is a ``TypeError``
 when the filler is made. Both twins check the same things in the same order, refuse
 the same classes with the same messages, and build equal values.
 """
@@ -42,9 +45,11 @@ def _plain_slots(cls: type[Any], names: Sequence[str]) -> list[Any]:
     for name in names:
         if type(name) is not str:
             raise TypeError(f"{cls.__name__}: slot names are str, got {name!r}")
-        descriptor: Any = cls.__dict__.get(name)
-        if type(descriptor) is not _MEMBER or descriptor.__objclass__ is not cls:
-            raise TypeError(f"{cls.__name__}: {name!r} is not a slot of the class itself")
+        # What ``cls().name`` finds: the first definition along the MRO.
+        owner = next((klass for klass in cls.__mro__ if name in klass.__dict__), None)
+        descriptor: Any = None if owner is None else owner.__dict__[name]
+        if type(descriptor) is not _MEMBER or descriptor.__objclass__ is not owner:
+            raise TypeError(f"{cls.__name__}: {name!r} is not a slot of the class or its bases")
         descriptors.append(descriptor)
     return descriptors
 

@@ -535,11 +535,11 @@ class MailDrivers(DriverCore):
             chunks: Iterator[bytes] = scan.chunks(chunk_size)
             total: int | None = scan.length
         else:
+            chunks, total = content_chunks(content, chunk_size)  # refuses what it cannot read
             if not raw and body != "BINARYMIME" and isinstance(content, _WHOLE):
                 # Content held whole is checked now, by the encoder the engine uses
                 # after the 354 (a refusal there breaks the session): nothing is sent.
                 check_content(self.config, body, content)
-            chunks, total = content_chunks(content, chunk_size)
         first = next(chunks, b"")
         smtputf8 = options.smtputf8
         if smtputf8 is None:

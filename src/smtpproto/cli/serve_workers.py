@@ -44,9 +44,9 @@ Theory of operation. The parent (the process the user started) never serves:
    ``sigtimedwait``, so no handler races the shutdown), it forks the workers, each
    inheriting the listening socket, the shared loads and one end of a ``socketpair``;
    each unblocks them, starts its server without a socket of its own
-   (``SMTPServer.start(listen=False)``), accepts from the shared socket and serves each
-   connection as its own (``SMTPServer.adopt``), and writes one octet on a pipe when
-   it is ready;
+   (``SMTPServer.start(listen=False)``), publishes its load, accepts from the shared
+   socket and serves each connection as its own (``SMTPServer.adopt``), and writes one
+   octet on a pipe when it accepts;
 3. when every worker is ready, it prints the usual banner (``listening on HOST:PORT``
    first);
 4. then it waits for a signal. SIGINT, SIGTERM or SIGHUP: it sends SIGTERM to every
@@ -289,9 +289,7 @@ async def _serve(server: SMTPServer, ready: int, parent: int, worker: _Worker) -
         await server.close()
         raise _cannot_listen(server.host, server.port, error) from None
     try:
-        os.write(ready, b"R")
-        os.close(ready)
-        await _until_stopped(parent, server, worker)
+        await _until_stopped(parent, server, worker, ready)
     finally:
         await server.close()
 
@@ -308,9 +306,10 @@ class _Worker:
     index: int
 
 
-async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker) -> None:
-    """Accept and serve connections until SIGINT, SIGTERM, SIGHUP or the parent's exit
-    (the channel at end of file, or another parent pid)."""
+async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker, ready: int) -> None:
+    """Say ``ready`` once accepting (its load published: the others wait for it from
+    the first connection on), then accept and serve connections until SIGINT, SIGTERM,
+    SIGHUP or the parent's exit (the channel at end of file, or another parent pid)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in _STOP:
@@ -350,6 +349,8 @@ async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker) -> No
     worker.channel.setblocking(False)
     loop.add_reader(worker.channel.fileno(), parent_gone)
     loop.call_later(_PARENT_CHECK, check_parent)
+    os.write(ready, b"R")
+    os.close(ready)
     try:
         await stop.wait()
     finally:
@@ -399,7 +400,8 @@ class _Acceptor:
         self._poll = select.poll()  # whether a connection waits, without accepting it
         self._poll.register(self._fd, select.POLLIN)
         listener.setblocking(False)
-        self._heartbeat = self._loop.call_soon(self._beat)
+        self.publish()
+        self._heartbeat = self._loop.call_later(_HEARTBEAT, self._beat)
         self._loop.add_reader(self._fd, self._readable)
 
     def publish(self) -> tuple[int, int]:

@@ -31,11 +31,11 @@ How the connections are shared, and why (measured on a 2-core machine with Postf
 What it takes to use every core: enough sessions at once. ``smtp-source`` sends one
 command and waits for its reply (no pipelining), so 4 sessions over 2 workers leave
 each worker idle between round trips: with ``-d -s 4`` 2 workers gave 1.26x one
-process, the machine 1.70 cores busy (measured with the hand-over design, the same as
-this one with ``-d``, on a lightly loaded machine); from 16 sessions on 1.6x-1.7x, the machine 1.9 of
-its 2 cores busy (the server 1.3 of them, ``smtp-source`` the rest). A client on the
-same machine takes its share of the cores; the server alone can use every core only
-when the clients run elsewhere.
+process, the machine 1.70 cores busy; from 16 sessions on 1.6x-1.7x, the machine 1.9
+of its 2 cores busy (the server 1.3 of them, ``smtp-source`` the rest; measured with
+the hand-over design, the same as this one with ``-d``, on a lightly loaded machine). A
+client on the same machine takes its share of the cores; the server alone can use
+every core only when the clients run elsewhere.
 
 Theory of operation. The parent (the process the user started) never serves:
 

@@ -662,6 +662,36 @@ def test_several_connections_and_on_outcome_raising(make_pool: MakePool) -> None
     assert len(stored) == len(set(stored)) <= 200 - len(rest)
 
 
+def test_no_message_is_sent_after_on_outcome_raised(make_pool: MakePool) -> None:
+    """MAILMAX=1: each round sends one message. The round that finishes first reads
+    message 2 and opens a new connection for it (the server greets that one late);
+    meanwhile ``on_outcome`` raises for message 1 (its final reply is slow). Message 2,
+    read but not yet taken, must not be sent once the batch has failed: the caller got
+    the exception and cannot know of it (``PoolBatch`` hands out nothing then)."""
+
+    class Stop(Exception):
+        pass
+
+    def on_outcome(index: int, outcome: object) -> None:
+        if index == 1:
+            raise Stop
+
+    rules = [
+        Rule(stage="data_end", sender="s1@x.test", action=Accept(), delay=0.3),
+        Rule(stage="connect", connection=3, action=Accept(), delay=1.0),
+    ]
+    with run_server(starttls=False, mailmax=1, rules=rules) as server:
+        pool = pool_for(make_pool, server)
+        items = iter(batch(6, same=False))
+        with pytest.raises(Stop):
+            pool.call("send_many", items, on_outcome=on_outcome, connections=2, chunking=False)
+        assert pool.pool.connections == pool.pool.idle_connections  # none lent out
+        stored = stored_once(server, 2)
+        assert [m.sender for m in server.messages] == ["s0@x.test", "s1@x.test"]
+    assert sorted(stored) == [message(0), message(1)]
+    assert next(items)[0] == "s3@x.test"  # message 2 was read, never sent
+
+
 def test_a_stalled_message_holds_back_the_batch_boundedly(
     make_pool: MakePool, monkeypatch: pytest.MonkeyPatch
 ) -> None:

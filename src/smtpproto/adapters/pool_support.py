@@ -211,6 +211,10 @@ class PoolBatch:
             return self._peek()
 
     def _peek(self) -> bool:
+        if self.failed or self.error is not None:
+            # The batch has failed (``on_outcome`` raised, or ``abandon``): a message
+            # read before that is never sent now, its outcome could not be reported.
+            return False
         if self._held is not _NOTHING:
             return True
         if self.ended:

@@ -10,6 +10,9 @@
 * ``tree_cpu(pid)`` is the CPU time so far of a running process and all its
   descendants (a server and its workers), from ``/proc/PID/task/*/schedstat``
   (nanoseconds) or, without it, ``/proc/PID/stat`` (clock ticks).
+* ``machine_cpu()`` is the CPU time every process of the machine used so far
+  (``/proc/stat``: all but idle, I/O wait and steal), so that a row can say how busy
+  the whole machine was, other jobs included;
 * ``rss()`` is this process's resident set now (``/proc/self/statm``), for the growth
   per open connection (``ru_maxrss`` is a peak and cannot show growth after a peak).
 """
@@ -25,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["Sample", "rss", "run_program", "timed", "tree_cpu"]
+__all__ = ["Sample", "machine_cpu", "rss", "run_program", "timed", "tree_cpu"]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -121,6 +124,16 @@ def tree_cpu(pid: int) -> float:
         total += _process_cpu(current)
         todo.extend(_children(current))
     return total
+
+
+def machine_cpu() -> float:
+    """CPU seconds the whole machine used so far (0.0 without ``/proc/stat``)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[:7])
+    return (user + nice + system + irq + softirq) / _TICK
 
 
 def rss() -> int:

@@ -41,6 +41,11 @@ def client_cores(sample: Sample) -> float:
     return sample.extra["client_cpu"] / sample.wall
 
 
+def machine_cores(sample: Sample) -> float:
+    """The whole machine's CPU seconds per wall second (other jobs included)."""
+    return sample.extra.get("machine_cpu", 0.0) / sample.wall
+
+
 def client_cpu_us(sample: Sample) -> float:
     return sample.extra["client_cpu"] / sample.messages * 1e6
 
@@ -117,7 +122,7 @@ def server_table(rounds: Rounds, pairs: Mapping[str, str]) -> list[str]:
     row's counterpart in ``pairs``."""
     names = list(rounds[0]) if rounds else []
     header = ["server", "msg/s", "server CPU µs/msg", "server cores busy"]
-    header += ["smtp-source CPU µs/msg", "smtp-source cores busy"]
+    header += ["smtp-source CPU µs/msg", "smtp-source cores busy", "machine cores busy"]
     header += ["vs smtp-sink", "vs counterpart"]
     body = []
     for name in names:
@@ -131,6 +136,7 @@ def server_table(rounds: Rounds, pairs: Mapping[str, str]) -> list[str]:
                 _show(per_row(rounds, name, cores), ".2f"),
                 _show(per_row(rounds, name, client_cpu_us), ".1f"),
                 _show(per_row(rounds, name, client_cores), ".2f"),
+                _show(per_row(rounds, name, machine_cores), ".2f"),
                 _ratio(rounds, name, "smtp-sink"),
                 versus,
             ]
@@ -209,7 +215,8 @@ def issue_table(
             builtin += (
                 f"; {row}: {_ratio(server, row, single)} {single}, "
                 f"{_show(per_row(server, row, cores), '.2f')} cores busy, smtp-source "
-                f"{_show(per_row(server, row, client_cores), '.2f')}"
+                f"{_show(per_row(server, row, client_cores), '.2f')}, the machine "
+                f"{_show(per_row(server, row, machine_cores), '.2f')}"
             )
     else:
         builtin += f"multi-process: not measured ({workers_note})"

@@ -6,7 +6,8 @@ round (``source_session``): ``SESSIONS`` parallel connections, each sending mess
 after message without disconnecting, ``LENGTH`` octets of body each. The sample's
 ``cpu`` is the CPU time the server's process tree used over that span
 (``measure.tree_cpu``: the server and any worker processes it started), its wall time
-is smtp-source's from start to exit, and ``extra["client_cpu"]`` is smtp-source's own.
+is smtp-source's from start to exit, ``extra["client_cpu"]`` is smtp-source's own and
+``extra["machine_cpu"]`` the whole machine's (every process, other jobs included).
 
 Rows (``ROWS``):
 
@@ -42,7 +43,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from measure import Sample, run_program, tree_cpu
+from measure import Sample, machine_cpu, run_program, tree_cpu
 from peers import HOST, find_postfix_tool, free_port, listening, smtp_sink
 
 __all__ = [
@@ -188,7 +189,7 @@ def source_session(server: Server, load: SourceLoad) -> Sample:
         "-t", "sink@example.test",
         f"{server.host}:{server.port}",
     ]  # fmt: skip
-    before = tree_cpu(server.pid)
+    before, machine = tree_cpu(server.pid), machine_cpu()
     client = run_program(argv, load.count, TIMEOUT)
-    used = tree_cpu(server.pid) - before
-    return Sample(load.count, client.wall, used, {"client_cpu": client.cpu})
+    used, machine = tree_cpu(server.pid) - before, machine_cpu() - machine
+    return Sample(load.count, client.wall, used, {"client_cpu": client.cpu, "machine_cpu": machine})

@@ -101,6 +101,7 @@ def test_every_row_measured_once(quick_run: tuple[str, dict[str, object]]) -> No
         assert rounds["concurrency"][0][row]["heap_open_per_connection"] > 0
     for row in SERVER_ROWS:
         assert rounds["server"][0][row]["client_cpu"] >= 0
+        assert rounds["server"][0][row]["machine_cpu"] >= 0
     loads = data["loads"]
     assert isinstance(loads, list) and len(loads) == 1 and len(loads[0]) == 2
 

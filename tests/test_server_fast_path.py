@@ -27,6 +27,7 @@ from smtpproto.server_engine.commands import (
 from smtpproto.server_engine.config import ServerConfig
 from smtpproto.server_engine.connection import ServerConnection
 from smtpproto.server_engine.events import (
+    PAUSED,
     AuthCancelled,
     AuthRequested,
     AuthResponse,
@@ -231,7 +232,10 @@ def _run(
     accepts: list[bool],
     extensions: list[str],
     ehlo: bool = True,
+    by_line: bool = False,
 ) -> list[tuple[object, ...]]:
+    """The session's trace: every event, reply (octets) and state. ``by_line`` offers each
+    chunk to ``receive_line`` first (a ``None`` must leave everything as it was)."""
     trace: list[tuple[object, ...]] = []
     conn.send(greeting("mx.test"))
     if ehlo:
@@ -240,10 +244,18 @@ def _run(
         conn.send(ehlo_reply("mx.test", extensions))
     answers = iter(accepts * 200)
     for chunk in chunks:
-        conn.receive_data(chunk)
+        first: ServerEvent | None = None
+        if by_line:
+            before = (_snapshot(conn), bytes(conn._buf), conn._pending_event)
+            first = conn.receive_line(chunk)
+            if first is None:
+                assert (_snapshot(conn), bytes(conn._buf), conn._pending_event) == before
+        if first is None:
+            conn.receive_data(chunk)
         for _ in range(1000):  # bounded: a chunk may hold a dozen whole transactions
             try:
-                event = conn.next_event()
+                event = conn.next_event() if first is None else first
+                first = None
             except Exception as error:
                 trace.append(("error", type(error), str(error)))
                 return trace
@@ -261,6 +273,25 @@ def _run(
         if conn.state.name in ("CLOSED", "ERROR"):
             break
     return trace
+
+
+def _agree(
+    config: ServerConfig,
+    chunks: list[bytes],
+    accepts: list[bool],
+    extensions: list[str],
+    ehlo: bool = True,
+    lmtp: bool = False,
+) -> None:
+    """The general path, the fast path, and the fast path with ``receive_line`` give the
+    same trace."""
+    general = ServerConnection(config=config, lmtp=lmtp)
+    general._fast_path = False
+    expected = _run(general, chunks, accepts, extensions, ehlo)
+    fast = ServerConnection(config=config, lmtp=lmtp)
+    assert _run(fast, chunks, accepts, extensions, ehlo) == expected, chunks
+    by_line = ServerConnection(config=config, lmtp=lmtp)
+    assert _run(by_line, chunks, accepts, extensions, ehlo, by_line=True) == expected, chunks
 
 
 @settings(max_examples=500, deadline=None)
@@ -288,9 +319,7 @@ def test_a_connection_behaves_the_same_with_and_without_the_fast_path(
         max_recipients=max_recipients,
         unauthorized_pipelining="reject" if reject_early else "flag",
     )
-    fast, general = ServerConnection(config=config), ServerConnection(config=config)
-    general._fast_path = False
-    assert _run(fast, chunks, accepts, extensions) == _run(general, chunks, accepts, extensions)
+    _agree(config, chunks, accepts, extensions)
 
 
 MAIL = b"MAIL FROM:<a@x.test>\r\n"
@@ -338,9 +367,7 @@ def test_each_fast_path_guard_leaves_the_line_to_the_general_path(
     config = ServerConfig(
         max_recipients=2, unauthorized_pipelining="reject" if reject_early else "flag"
     )
-    fast, general = ServerConnection(config=config), ServerConnection(config=config)
-    general._fast_path = False
-    assert _run(fast, chunks, accepts, extensions) == _run(general, chunks, accepts, extensions)
+    _agree(config, chunks, accepts, extensions)
 
 
 def test_a_plain_transaction_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -432,9 +459,7 @@ def test_fast_and_general_paths_agree_on_any_input_cut_at_any_octet(
     if eof:  # the client goes away after its last octet (in a line, in content ...)
         chunks.append(b"")
     config = ServerConfig(unauthorized_pipelining="reject" if reject_early else "flag")
-    fast, general = ServerConnection(config=config), ServerConnection(config=config)
-    general._fast_path = False
-    assert _run(fast, chunks, accepts, extensions) == _run(general, chunks, accepts, extensions)
+    _agree(config, chunks, accepts, extensions)
 
 
 def test_plain_events_are_made_once_per_line_and_shared() -> None:
@@ -527,11 +552,7 @@ def test_fast_and_general_paths_agree_on_hostile_sessions(
     points = sorted({cut for cut in cuts if 0 < cut < len(stream)})
     chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
     config = ServerConfig(max_message_size=max_message_size, max_recipients=max_recipients)
-    fast = ServerConnection(config=config, lmtp=lmtp)
-    general = ServerConnection(config=config, lmtp=lmtp)
-    general._fast_path = False
-    exts = sorted(set(extensions))
-    assert _run(fast, chunks, accepts, exts, ehlo) == _run(general, chunks, accepts, exts, ehlo)
+    _agree(config, chunks, accepts, sorted(set(extensions)), ehlo, lmtp)
 
 
 #: A session's pieces for the split tests: plain lines and a whole pipelined group,
@@ -563,11 +584,7 @@ def _every_split(stream: bytes, extensions: list[str], accepts: list[bool]) -> N
     one octet at a time."""
     cuts = [[stream[:i], stream[i:]] for i in range(1, len(stream))]
     for chunks in [[stream], *cuts, [stream[i : i + 1] for i in range(len(stream))]]:
-        fast, general = ServerConnection(), ServerConnection()
-        general._fast_path = False
-        assert _run(fast, chunks, accepts, extensions) == _run(
-            general, chunks, accepts, extensions
-        ), chunks
+        _agree(ServerConfig(), chunks, accepts, extensions)
 
 
 @settings(max_examples=25, deadline=None)
@@ -599,3 +616,63 @@ def test_a_hostile_transaction_at_every_split_point() -> None:
     )
     for extensions in ([], ["PIPELINING"]):
         _every_split(stream, extensions, [True])
+
+
+def _ready(extensions: list[str] | None = None) -> ServerConnection:
+    conn = ServerConnection()
+    conn.send(greeting("mx.test"))
+    conn.receive_data(b"EHLO c\r\n")
+    conn.next_event()
+    conn.send(ehlo_reply("mx.test", extensions or []))
+    return conn
+
+
+def test_receive_line_takes_a_plain_line_alone() -> None:
+    conn = _ready()
+    event = conn.receive_line(MAIL)
+    assert event == MailReceived(sender="a@x.test", params={})
+    assert conn.replies_due == 1 and conn.next_event() is PAUSED
+    conn.send(Reply(250, (b"ok",)))
+    assert conn.receive_line(RCPT) == RcptReceived(recipient="b@y.test", params={})
+
+
+@pytest.mark.parametrize(
+    ("setup", "data"),
+    [
+        ("ready", MAIL + RCPT),  # two lines: the second would wait in the buffer
+        ("ready", MAIL[:-1]),  # no CRLF yet
+        ("ready", b"MAIL FROM:<a@x.test>\n"),  # a bare LF is no line end
+        ("ready", b"MAIL FROM:<a@x.test>\x00\r\n"),
+        ("ready", b"MAIL FROM:<a@x.test> SIZE=10\r\n"),  # parameters: the general parser
+        ("ready", b"RCPT TO:<b@y.test>\r\n"),  # out of sequence: refused by the general path
+        ("ready", b"EHLO again\r\n"),
+        ("ready", bytearray(MAIL)),
+        ("ready", b"NOOP " + b"x" * 510 + b"\r\n"),  # over 512 octets
+        ("buffered", MAIL),  # a partial line is waiting
+        ("owed", MAIL),  # a reply is owed
+        ("eof", MAIL),
+        ("data", b"MAIL FROM:<a@x.test>\r\n"),  # content, not a command
+        ("greeting", MAIL),
+    ],
+)
+def test_receive_line_leaves_everything_else_to_receive_data(setup: str, data: bytes) -> None:
+    conn = _ready(["PIPELINING"])
+    if setup == "buffered":
+        conn.receive_data(b"NO")
+        assert conn.next_event() is NEED_DATA
+    elif setup == "owed":
+        conn.receive_data(b"NOOP\r\n")
+        conn.next_event()
+    elif setup == "eof":
+        conn.receive_data(b"")
+    elif setup == "data":
+        for line, code in ((MAIL, 250), (RCPT, 250), (b"DATA\r\n", 354)):
+            conn.receive_data(line)
+            assert isinstance(conn.next_event(), ServerEvent)
+            conn.send(Reply(code, (b"ok",)))
+        assert conn.state.name == "DATA"
+    elif setup == "greeting":
+        conn = ServerConnection()
+    before = (_snapshot(conn), bytes(conn._buf), conn._pending_event)
+    assert conn.receive_line(data) is None
+    assert (_snapshot(conn), bytes(conn._buf), conn._pending_event) == before

@@ -341,8 +341,9 @@ def test_automatic_mail_parameters() -> None:
     transport.run(session.sendmail("a@x.org", ["b@x.org"], "caf\u00e9\n"))
     # 6 octets, sent as 7: the bare LF goes out as CRLF, and SIZE= counts it (RFC 1870 §3)
     assert server.lines[-3] == b"MAIL FROM:<a@x.org> SIZE=7 BODY=8BITMIME"
+    # A seekable file is read first (``prescan``): sent as 5 octets, ASCII (no BODY=).
     transport.run(session.sendmail("\u00e4@x.org", ["b@x.org"], io.BytesIO(b"abc")))
-    assert server.lines[-3] == "MAIL FROM:<\u00e4@x.org> SIZE=3 BODY=8BITMIME SMTPUTF8".encode()
+    assert server.lines[-3] == "MAIL FROM:<\u00e4@x.org> SIZE=5 SMTPUTF8".encode()
     options = MailOptions(ret="HDRS", envid="id1", notify=("FAILURE",))
     transport.run(session.sendmail("a@x.org", ["b@x.org"], b"x\r\n", options=options))
     assert server.lines[-3:-1] == [

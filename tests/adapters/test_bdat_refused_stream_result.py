@@ -12,7 +12,6 @@ outcome, whatever the senders. Every adapter, against the built-in server on 127
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from smtpproto.exceptions import SMTPProtocolError
 from smtpproto.testing import run_server
 
 from .facade import SyncClient
+from .sources import Unseekable
 
 pytestmark = pytest.mark.interop
 
@@ -50,7 +50,7 @@ def its_own(outcome: object, sender: str) -> bool:
 def test_sendmail_after_a_refused_stream_returns_its_own_result(make_client: MakeClient) -> None:
     with run_server(starttls=False) as server:
         with make_client(host=server.host, port=server.port, tls="none", timeout=TIMEOUT) as client:
-            for bad in (io.BytesIO(LATE_NUL), second_chunk_nul()):
+            for bad in (Unseekable(LATE_NUL), second_chunk_nul()):
                 with pytest.raises(SMTPProtocolError, match="ended with RSET"):
                     client.sendmail("bad@x.test", ["r@x.test"], bad)
                 for sender in ("one@x.test", "two@x.test"):
@@ -68,7 +68,7 @@ def test_send_many_gives_each_message_its_own_outcome_after_a_refused_stream(
     mid-message (lock-step); before the fix the distinct senders' batch died on an
     assertion, and with one sender a refused message's result was taken for the next
     one's."""
-    contents: list[Any] = [GOOD, io.BytesIO(LATE_NUL), GOOD, second_chunk_nul(), GOOD, GOOD]
+    contents: list[Any] = [GOOD, Unseekable(LATE_NUL), GOOD, second_chunk_nul(), GOOD, GOOD]
     senders = ["s@x.test" if same_sender else f"s{index}@x.test" for index in range(len(contents))]
     items = [
         (sender, ["r@x.test"], content) for sender, content in zip(senders, contents, strict=True)

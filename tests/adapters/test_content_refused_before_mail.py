@@ -7,14 +7,15 @@ str, an email message -- is checked by the engine's own encoder (``DataEncoder.r
 before MAIL: the error is the encoder's ``SMTPProtocolError``, nothing of the message
 reaches the server and the same connection sends the next one; in ``send_many`` that
 message gets the error as its outcome and the batch goes on (the fast lane included).
-Streamed content (a file, an iterable) is read as it is sent: a refusal after the 354
-breaks the session, and the end of data is never sent (no truncated delivery).
+Streamed content (a file that cannot seek, an iterable) is read as it is sent: a
+refusal after the 354 breaks the session, and the end of data is never sent (no
+truncated delivery); a seekable file is read before MAIL and refused there
+(``test_seekable_file_checked.py``).
 Every adapter, against real servers on 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
 from email.message import Message
 from typing import Any
@@ -30,6 +31,7 @@ from smtpproto.testing import run_server
 
 from .exim_client import exim_client
 from .facade import SyncClient
+from .sources import Unseekable
 
 pytestmark = pytest.mark.interop
 
@@ -226,7 +228,7 @@ def chunks(content: bytes) -> Iterator[bytes]:
     yield content[10:]
 
 
-@pytest.mark.parametrize("make_source", [io.BytesIO, chunks], ids=["file", "iterable"])
+@pytest.mark.parametrize("make_source", [Unseekable, chunks], ids=["pipe", "iterable"])
 @pytest.mark.parametrize(("content", "words"), [(c, w) for _, c, w in BAD[1:3]])
 def test_streamed_bad_content_breaks_the_session_and_delivers_nothing(
     make_client: MakeClient,
@@ -266,7 +268,7 @@ def pieces(content: bytes, size: int) -> Iterator[bytes]:
     ],
 )
 @pytest.mark.parametrize(
-    "make_source", [io.BytesIO, lambda c: pieces(c, 5000)], ids=["file", "iter"]
+    "make_source", [Unseekable, lambda c: pieces(c, 5000)], ids=["pipe", "iter"]
 )
 def test_streamed_bdat_content_refused_mid_stream_is_reset(
     make_client: MakeClient,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
+import smtplib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,7 +32,7 @@ from smtpproto.exceptions import (
     SMTPProtocolError,
     SMTPReplyError,
 )
-from smtpproto.testing import Drop, Respond, Rule, Tarpit, run_server
+from smtpproto.testing import Accept, Drop, Respond, Rule, Tarpit, run_server
 
 from .pool_facade import FakeClock, PoolFacade, make_pool
 from .pool_server import flaky_server
@@ -142,6 +143,7 @@ def test_the_iterable_raising_finishes_what_was_taken(make_pool: MakePool) -> No
         assert pool.pool.connections <= 1
     assert isinstance(caught.value.error, ValueError)
     assert isinstance(caught.value.__cause__, ValueError)
+    assert isinstance(caught.value, smtplib.SMTPException)  # as the clients' is
     assert [type(o) for o in caught.value.outcomes] == [TransactionResult] * 5
     assert stored == [message(i) for i in range(5)]
 
@@ -396,9 +398,15 @@ def test_a_server_that_stalls_times_out_once(make_pool: MakePool) -> None:
     refused=st.sets(st.integers(0, 8), max_size=3),
     max_messages=st.integers(1, 5),
     stream=st.booleans(),
+    connections=st.integers(1, 3),
 )
 def test_every_message_once_in_order(
-    make_pool: MakePool, count: int, refused: set[int], max_messages: int, stream: bool
+    make_pool: MakePool,
+    count: int,
+    refused: set[int],
+    max_messages: int,
+    stream: bool,
+    connections: int,
 ) -> None:
     """Whatever the batch, the refusals and the pool's ``max_messages`` (the server
     advertises MAILMAX=3): one outcome per message in order, each accepted message
@@ -414,7 +422,7 @@ def test_every_message_once_in_order(
     with run_server(starttls=False, mailmax=3, rules=rules, transcript=lines.append) as server:
         pool = pool_for(make_pool, server, max_messages=max_messages)
         kwargs: dict[str, Any] = {"on_outcome": lambda i, o: seen.append((i, o))} if stream else {}
-        outcomes = pool.call("send_many", iter(items), **kwargs)
+        outcomes = pool.call("send_many", iter(items), connections=connections, **kwargs)
         accepted = [i for i in range(count) if i not in refused]
         stored = stored_once(server, len(accepted))
     if stream:
@@ -423,8 +431,10 @@ def test_every_message_once_in_order(
     assert len(outcomes) == count
     for index, outcome in enumerate(outcomes):
         assert isinstance(outcome, TransactionResult) == (index not in refused)
-    assert stored == [message(i) for i in accepted]
-    assert all(n <= min(3, max_messages) for n in per_connection(lines))
+    if connections == 1:  # one connection at a time: stored in order, counted per connection
+        assert stored == [message(i) for i in accepted]
+        assert all(n <= min(3, max_messages) for n in per_connection(lines))
+    assert sorted(stored) == sorted(message(i) for i in accepted)
     assert not [line for line in lines if re.match(r"S: 451", line)]
 
 
@@ -545,3 +555,178 @@ def test_the_rate_limit_paces_a_batch(make_pool: MakePool, adapter: str) -> None
         assert clock.slept == [10.0, 10.0]  # messages 3 and 5 waited for the window
         assert server.connections == 1 and server.commands.count("NOOP") == 2
         assert len(server.messages) == 5
+
+
+# -- several connections on one batch -------------------------------------------------------------
+
+
+def test_a_batch_on_several_connections_at_once(make_pool: MakePool) -> None:
+    """``connections=3``: three connections open at once carry the batch, each message
+    once, the outcomes in the caller's order."""
+    with flaky_server(reply_delay=0.005) as server:
+        pool = make_pool(server, max_connections=5)
+        outcomes = pool.call("send_many", batch(30, same=False), connections=3, max_in_flight=2)
+        assert server.most_open == 3 and server.connections == 3
+        assert sorted(server.messages) == sorted(message(i) + b".\r\n" for i in range(30))
+    assert [o.sender for o in outcomes] == [f"s{i}@x.test" for i in range(30)]
+
+
+def test_several_connections_within_max_per_destination(make_pool: MakePool) -> None:
+    with flaky_server(reply_delay=0.005) as server:
+        pool = make_pool(server, max_per_destination=2)
+        outcomes = pool.call("send_many", batch(12, same=False), connections=8)
+        assert server.most_open <= 2
+        assert len(server.messages) == len(set(server.messages)) == 12
+    assert [type(o) for o in outcomes] == [TransactionResult] * 12
+
+
+@pytest.mark.parametrize("mailmax", [1, 2, 3])
+def test_several_connections_cross_mailmax(make_pool: MakePool, mailmax: int) -> None:
+    lines: list[str] = []
+    with run_server(starttls=False, mailmax=mailmax, transcript=lines.append) as server:
+        pool = pool_for(make_pool, server)
+        seen: list[int] = []
+        result = pool.call(
+            "send_many",
+            iter(batch(15, same=False)),
+            connections=3,
+            on_outcome=lambda index, outcome: seen.append(index),
+        )
+        stored = stored_once(server, 15)
+    assert result == [] and seen == list(range(15))
+    assert sorted(stored) == sorted(message(i) for i in range(15))
+    assert not [line for line in lines if line.startswith("S: 451")]  # never past it
+
+
+def test_a_connection_that_cannot_open_leaves_the_batch_to_the_others(
+    make_pool: MakePool,
+) -> None:
+    """The server refuses its second connection at the greeting: that one leaves, the
+    other two carry every message."""
+    rule = Rule(stage="connect", connection=2, action=Respond(554, "not you"))
+    with run_server(starttls=False, rules=[rule]) as server:
+        pool = pool_for(make_pool, server)
+        outcomes = pool.call("send_many", batch(12, same=False), connections=3)
+        stored = stored_once(server, 12)
+    assert [type(o) for o in outcomes] == [TransactionResult] * 12
+    assert sorted(stored) == sorted(message(i) for i in range(12))
+
+
+def test_several_connections_none_opens(make_pool: MakePool) -> None:
+    with run_server(starttls=False) as server:
+        port = server.port
+    pool = make_pool(host="127.0.0.1", port=port)
+    items = iter(batch(5))
+    outcomes = pool.call("send_many", items, connections=3)
+    assert len(outcomes) == 1 and isinstance(outcomes[0], SMTPConnectError)
+    assert next(items)[2] == message(1)
+    assert pool.pool.connections == 0
+
+
+def test_several_connections_and_the_iterable_raising(make_pool: MakePool) -> None:
+    def messages() -> Iterator[tuple[str, list[str], bytes]]:
+        yield from batch(9, same=False)
+        raise ValueError("no more")
+
+    with run_server(starttls=False, mailmax=2) as server:
+        pool = pool_for(make_pool, server)
+        with pytest.raises(SMTPBatchInterrupted) as caught:
+            pool.call("send_many", messages(), connections=3)
+        stored = stored_once(server, 9)
+        assert pool.pool.connections == pool.pool.idle_connections  # none lent out
+    assert [o.sender for o in caught.value.outcomes] == [f"s{i}@x.test" for i in range(9)]
+    assert sorted(stored) == sorted(message(i) for i in range(9))
+
+
+def test_several_connections_and_on_outcome_raising(make_pool: MakePool) -> None:
+    class Stop(Exception):
+        pass
+
+    calls: list[int] = []
+
+    def on_outcome(index: int, outcome: object) -> None:
+        calls.append(index)
+        if index == 2:
+            raise Stop
+
+    with run_server(starttls=False) as server:
+        pool = pool_for(make_pool, server)
+        items = iter(batch(200))
+        with pytest.raises(Stop):
+            pool.call("send_many", items, on_outcome=on_outcome, connections=3, max_in_flight=2)
+        assert pool.pool.connections == pool.pool.idle_connections  # none lent out
+        rest = list(items)
+    assert calls == [0, 1, 2]  # never called again after it raised
+    assert rest  # the batch stopped taking messages
+    stored = [m.data for m in server.messages]
+    assert len(stored) == len(set(stored)) <= 200 - len(rest)
+
+
+def test_a_stalled_message_holds_back_the_batch_boundedly(
+    make_pool: MakePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One message's reply comes late while another connection sends on: that one
+    stops taking messages ``limit`` ahead (here 8, made small) and leaves the rest to
+    the stalled connection; every message once, the outcomes in order."""
+    from smtpproto.adapters import async_pool, sync_pool
+
+    monkeypatch.setattr(async_pool, "REORDER_LIMIT", 1)
+    monkeypatch.setattr(sync_pool, "REORDER_LIMIT", 1)
+    rule = Rule(stage="data_end", sender="s0@x.test", action=Accept(), delay=0.5, times=1)
+    with run_server(starttls=False, rules=[rule]) as server:
+        pool = pool_for(make_pool, server)
+        outcomes = pool.call(
+            "send_many", batch(40, same=False), connections=2, max_in_flight=1, chunking=False
+        )
+        stored = stored_once(server, 40)
+    assert [o.sender for o in outcomes] == [f"s{i}@x.test" for i in range(40)]
+    assert sorted(stored) == sorted(message(i) for i in range(40))
+
+
+def test_several_connections_bad_count_is_a_caller_mistake(make_pool: MakePool) -> None:
+    with run_server(starttls=False) as server:
+        pool = pool_for(make_pool, server)
+        for bad in (0, -1, True, 1.5):
+            with pytest.raises(SMTPProtocolError, match="connections"):
+                pool.call("send_many", batch(1), connections=bad)
+        assert pool.pool.connections == 0
+
+
+def test_a_cancelled_asyncio_batch_on_several_connections_frees_them() -> None:
+    import asyncio
+
+    from smtpproto.asyncio_client import AsyncSMTPPool
+
+    with run_server(starttls=False, rules=[STALL]) as server:
+
+        async def main() -> None:
+            async with AsyncSMTPPool(server.host, server.port, tls="none", timeout=5) as pool:
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        pool.send_many(batch(30, same=False), chunking=False, connections=3),
+                        0.5,
+                    )
+                assert pool.connections == pool.idle_connections  # none lent, none leaked
+
+        asyncio.run(main())
+        stored = [m.data for m in server.messages]
+    assert len(stored) == len(set(stored))
+
+
+def test_a_cancelled_trio_batch_on_several_connections_frees_them() -> None:
+    import trio
+
+    from smtpproto.trio_client import TrioSMTPPool
+
+    with run_server(starttls=False, rules=[STALL]) as server:
+
+        async def main() -> None:
+            async with TrioSMTPPool(server.host, server.port, tls="none", timeout=5) as pool:
+                with trio.move_on_after(0.5) as scope:
+                    await pool.send_many(batch(30, same=False), chunking=False, connections=3)
+                assert scope.cancelled_caught
+                assert pool.connections == pool.idle_connections
+
+        trio.run(main)
+        stored = [m.data for m in server.messages]
+    assert len(stored) == len(set(stored))

@@ -8,7 +8,6 @@ on 127.0.0.1 that lack SMTPUTF8 (aiosmtpd) or 8BITMIME (Postfix smtp-sink).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from email.message import EmailMessage
 
@@ -18,6 +17,7 @@ from interop.peers import AiosmtpdPeer, SinkPeer
 from smtpproto.exceptions import SMTPProtocolError
 
 from .facade import SyncClient
+from .sources import Unseekable
 
 pytestmark = pytest.mark.interop
 
@@ -91,12 +91,13 @@ def test_8bit_content_without_8bitmime_keeps_the_session(
 def test_8bit_octet_found_after_the_354_breaks_the_session(
     make_client: MakeClient, smtp_sink_factory: Callable[..., SinkPeer]
 ) -> None:
-    """The other side of the rule: a file is read as it is sent, so its 8-bit octet is
-    found after DATA went out; only content could follow, so the session is broken."""
+    """The other side of the rule: a file that cannot seek is read as it is sent, so
+    its 8-bit octet is found after DATA went out; only content could follow, so the
+    session is broken (a seekable file is checked before MAIL: ``prescan``)."""
     sink = smtp_sink_factory(eightbitmime=False)
     with make_client(host=sink.host, port=sink.port, timeout=TIMEOUT) as client:
         with pytest.raises(SMTPProtocolError, match="8BITMIME") as info:
-            client.sendmail("a@example.test", ["b@example.test"], io.BytesIO(EIGHT_BIT))
+            client.sendmail("a@example.test", ["b@example.test"], Unseekable(EIGHT_BIT))
         assert "allow_8bit" not in str(info.value)
         assert not client.session.usable
         with pytest.raises(SMTPProtocolError, match="broken"):

@@ -38,6 +38,7 @@ import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
 import threading
 import time  # noqa: TID251  (adapter layer: I/O allowed)
+from collections.abc import Callable
 from typing import Any
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
@@ -359,3 +360,13 @@ class SMTPPool(SyncPoolBase):
 
     def _sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+    def _together(self, count: int, work: Callable[[], None]) -> None:
+        """``work`` in this thread and in ``count - 1`` others; a ``KeyboardInterrupt``
+        here returns at once (the others stop taking messages and end on their own)."""
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(count - 1)]
+        for thread in threads:
+            thread.start()
+        work()
+        for thread in threads:
+            thread.join()

@@ -1,6 +1,7 @@
 """What the pools (``async_pool`` and the generated ``sync_pool``) share that never
-waits: their option types and checks, the rate limit, and the bookkeeping of a pool's
-``send_many`` (``PoolBatch``, ``Lease``).
+waits: their option types and checks, the rate limit, how many recipients a message
+is split over (``split_over_count``: whether a connection's LIMITS MAILMAX budget
+takes it), and the bookkeeping of a pool's ``send_many`` (``PoolBatch``, ``Lease``).
 
 The rate limit lets at most ``messages`` messages start in any window of ``per``
 seconds (a sliding window, so no burst at a window edge exceeds it). ``RateWindow``
@@ -23,12 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import Final, Literal
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, Final, Literal
 
 from ..client_engine.events import TransactionResult
 from ..drivers.batch import BatchItem, Outcome, OutcomeCallback
 from ..drivers.exceptions import SMTPBatchInterrupted, SMTPError
+from ..drivers.support import MailOptions
 from ..wire import fields
 from ..wire.fields import check_int
 from .common import usage_error
@@ -36,6 +39,8 @@ from .smtplib_compat import smtplib_compatible
 
 __all__ = [
     "DEFAULT_CHECK_IDLE_AFTER",
+    "MAX_FRUITLESS_ROUNDS",
+    "REORDER_LIMIT",
     "Destination",
     "IdleCheck",
     "Lease",
@@ -44,6 +49,8 @@ __all__ = [
     "RateWindow",
     "check_count",
     "check_seconds",
+    "reusable",
+    "split_over_count",
 ]
 
 #: Where a pooled connection goes: (host, port); port None means the client's default.
@@ -101,50 +108,109 @@ def check_seconds(
     fields.check_seconds(name, value, allow_zero=allow_zero, allow_inf=allow_inf, error=usage_error)
 
 
+#: Rounds of a pool's ``send_many`` in a row that delivered nothing and took no message
+#: or lost their connection, before the batch stops (a server that drops every new
+#: connection, or takes no message on it, must not make the pool loop).
+MAX_FRUITLESS_ROUNDS = 3
+#: The least ``PoolBatch.limit``: messages a batch on several connections takes
+#: beyond the oldest one without an outcome, whose outcomes wait for it.
+REORDER_LIMIT = 1024
+
+
+def reusable(recipients: str | Iterable[str]) -> str | Iterable[str]:
+    """``recipients`` in a form read more than once (counted, then sent): a tuple of
+    an iterable; a str, or what is no iterable (the client refuses it), as it is."""
+    if isinstance(recipients, str):
+        return recipients
+    try:
+        return tuple(recipients)
+    except TypeError:
+        return recipients
+
+
+def split_over_count(recipients: str | Iterable[str], options: MailOptions | None) -> int:
+    """The recipients ``sendmail`` splits over transactions under RCPTMAX (1 when it
+    sends one: a single str, ``split_recipients=False``)."""
+    if isinstance(recipients, str) or (options is not None and not options.split_recipients):
+        return 1
+    try:
+        return len(recipients)  # type: ignore[arg-type]  # a tuple (``reusable``)
+    except TypeError:
+        return 1
+
+
 #: ``PoolBatch``'s empty hold (a message may be any object the client then refuses).
 _NOTHING: Final = object()
 
 
 class PoolBatch:
-    """The caller's messages and their outcomes for one pool ``send_many``.
+    """The caller's messages and their outcomes for one pool ``send_many``, shared by
+    its rounds (one after another, or on several connections at once).
 
-    ``outcomes`` collects them in order unless ``on_outcome`` is given, which gets each
-    one (index, outcome) instead, so memory stays flat. An ``Exception`` from the
-    caller's iterator ends the batch (``raised``; ``finish`` raises
-    ``SMTPBatchInterrupted``); anything else it raises propagates."""
+    ``outcomes`` collects them in the caller's order unless ``on_outcome`` is given,
+    which gets each one (index, outcome) instead, in that order too: an outcome known
+    before an earlier one waits for it (the rounds stop taking messages ``ahead``
+    of the oldest unreported one, so few wait). An ``Exception`` from the caller's
+    iterator ends the batch (``raised``; ``finish`` raises ``SMTPBatchInterrupted``);
+    anything else it raises propagates. ``lock`` guards all of it, the caller's
+    iterator and ``on_outcome`` included (the blocking pool's threads: a real lock;
+    the tasks of one event loop: none needed)."""
 
     __slots__ = (
         "_emit",
         "_held",
         "_items",
-        "delivered",
+        "_lock",
+        "_pending",
         "ended",
+        "error",
         "failed",
+        "limit",
         "outcomes",
         "raised",
+        "reported",
         "taken",
+        "workers",
     )
 
-    def __init__(self, messages: Iterator[BatchItem], on_outcome: OutcomeCallback | None) -> None:
+    def __init__(
+        self,
+        messages: Iterator[BatchItem],
+        on_outcome: OutcomeCallback | None,
+        lock: AbstractContextManager[Any],
+        limit: int,
+    ) -> None:
         self._items = messages
+        self._lock = lock
         self._held: object = _NOTHING
+        self._pending: dict[int, Outcome] = {}  # known, waiting for an earlier one
         self.outcomes: list[Outcome] = []
         self._emit = on_outcome if on_outcome is not None else self._collect
         #: Messages taken from the iterator (the next one's index).
         self.taken = 0
-        #: Messages delivered (to at least one recipient) so far.
-        self.delivered = 0
-        #: No message will be taken any more (the iterator ended or raised, or ``stop``).
+        #: Outcomes handed on (the next one's index).
+        self.reported = 0
+        #: Messages taken but not reported beyond which no round takes another.
+        self.limit = limit
+        #: No message will be taken any more (the iterator ended or raised, ``stop``).
         self.ended = False
         #: The caller's ``on_outcome`` raised: the batch ends with that exception.
         self.failed = False
         self.raised: Exception | None = None
+        #: What ended a round on another connection (``abandon``), raised at the end.
+        self.error: BaseException | None = None
+        #: Rounds at work on the batch (``leave``).
+        self.workers = 1
 
     def _collect(self, index: int, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
 
     def peek(self) -> bool:
         """Whether a message is left: it is then read and held for the next ``take``."""
+        with self._lock:
+            return self._peek()
+
+    def _peek(self) -> bool:
         if self._held is not _NOTHING:
             return True
         if self.ended:
@@ -158,38 +224,76 @@ class PoolBatch:
             self.ended = True
         return self._held is not _NOTHING
 
-    def take(self) -> BatchItem:
-        """The next message (``StopIteration`` when none is left)."""
-        if not self.peek():
-            raise StopIteration
-        item, self._held = self._held, _NOTHING
-        self.taken += 1
-        return item  # type: ignore[return-value]  # what the caller's iterator gave
+    @property
+    def ahead(self) -> bool:
+        """Whether ``limit`` messages are taken and not reported."""
+        return self.taken - self.reported >= self.limit
+
+    def take(self) -> tuple[int, BatchItem] | None:
+        """The next message and its index (None when none is left)."""
+        with self._lock:
+            if self.ahead or not self._peek():
+                return None
+            item, self._held = self._held, _NOTHING
+            self.taken += 1
+            return self.taken - 1, item  # type: ignore[return-value]  # the caller's
 
     def report(self, index: int, outcome: Outcome) -> None:
-        """Hand on the outcome of the message of ``index`` (in order)."""
-        if type(outcome) is TransactionResult:
-            self.delivered += 1
-        try:
-            self._emit(index, outcome)
-        except BaseException:
-            self.failed = True
-            raise
+        """Hand on the outcome of the message of ``index``, and any that waited for it
+        (nothing once the batch was abandoned)."""
+        with self._lock:
+            if self.failed or self.error is not None:
+                return
+            pending = self._pending
+            pending[index] = outcome
+            try:
+                while self.reported in pending:
+                    self._emit(self.reported, pending.pop(self.reported))
+                    self.reported += 1
+            except BaseException:
+                self.failed = True
+                self.ended = True
+                raise
 
     def stop(self, error: SMTPError) -> None:
         """The batch cannot go on: the next message, if any (read from the iterator,
         nothing of it sent), gets ``error`` as its outcome; the rest is not read."""
-        if self.peek():
-            self._held = _NOTHING
-            self.taken += 1
-            self.report(self.taken - 1, smtplib_compatible(error))
-        self.ended = True
+        with self._lock:
+            index = None
+            if self._peek():
+                self._held = _NOTHING
+                self.taken += 1
+                index = self.taken - 1
+            self.ended = True
+        if index is not None:
+            self.report(index, smtplib_compatible(error))
+
+    def leave(self) -> bool:
+        """Stop one round's work on the batch, unless it is the last at work (False:
+        the batch needs it)."""
+        with self._lock:
+            if self.workers == 1:
+                return False
+            self.workers -= 1
+            return True
+
+    def abandon(self, error: BaseException) -> None:
+        """A round on another connection failed with ``error`` (kept: the first):
+        take no more messages, report no more outcomes."""
+        with self._lock:
+            self.ended = True
+            if self.error is None:
+                self.error = error
 
     def finish(self) -> list[Outcome]:
-        """The outcomes (empty with ``on_outcome``); ``SMTPBatchInterrupted`` when the
-        caller's iterator raised."""
+        """The outcomes (empty with ``on_outcome``); what ``abandon`` kept, or
+        ``SMTPBatchInterrupted`` when the caller's iterator raised."""
+        if self.error is not None:
+            raise self.error
         if self.raised is not None:
-            raise SMTPBatchInterrupted(self.raised, self.outcomes) from self.raised
+            interrupted = SMTPBatchInterrupted(self.raised, self.outcomes)
+            raise smtplib_compatible(interrupted) from self.raised
+        assert self.failed or self.reported == self.taken, "a message has no outcome"
         return self.outcomes
 
 
@@ -197,26 +301,30 @@ class Lease:
     """The messages of one round, for the client's ``send_many``: ``batch``'s next
     ones while ``may_take(taken)`` (``taken``: how many this round has taken) allows
     one more, then the end. ``report`` is the client's ``on_outcome``: it passes each
-    outcome on under the caller's index."""
+    outcome on under the caller's index (the client reports in its own order)."""
 
-    __slots__ = ("_batch", "_may_take", "base", "taken")
+    __slots__ = ("_batch", "_indexes", "_may_take", "delivered", "taken")
 
     def __init__(self, batch: PoolBatch, may_take: Callable[[int], bool]) -> None:
         self._batch = batch
         self._may_take = may_take
-        self.base = batch.taken
-        #: Messages this round has taken.
-        self.taken = 0
+        self._indexes: deque[int] = deque()  # of the messages taken, not reported yet
+        #: Messages this round has taken, and delivered (to at least one recipient).
+        self.taken = self.delivered = 0
 
     def __iter__(self) -> Lease:
         return self
 
     def __next__(self) -> BatchItem:
-        if not self._may_take(self.taken) or not self._batch.peek():
+        taken = self._may_take(self.taken) and self._batch.take()
+        if not taken:
             raise StopIteration
-        item = self._batch.take()
+        index, item = taken
+        self._indexes.append(index)
         self.taken += 1
         return item
 
     def report(self, index: int, outcome: Outcome) -> None:
-        self._batch.report(self.base + index, outcome)
+        if type(outcome) is TransactionResult:
+            self.delivered += 1
+        self._batch.report(self._indexes.popleft(), outcome)

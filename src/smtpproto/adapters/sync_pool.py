@@ -30,6 +30,8 @@ from ..sasl.base import ClientMechanism
 from .common import ClientOptions, check_client_options, usage_error
 from .pool_support import (
     DEFAULT_CHECK_IDLE_AFTER,
+    MAX_FRUITLESS_ROUNDS,
+    REORDER_LIMIT,
     Destination,
     IdleCheck,
     Lease,
@@ -38,6 +40,8 @@ from .pool_support import (
     RateWindow,
     check_count,
     check_seconds,
+    reusable,
+    split_over_count,
 )
 from .tokens import TokenSource
 
@@ -49,11 +53,6 @@ if TYPE_CHECKING:  # the concrete pool names its client class: no runtime import
 __all__ = ["SyncPoolBase"]
 
 P = TypeVar("P", bound="SyncPoolBase")
-
-#: Rounds of a ``send_many`` in a row that delivered nothing and took no message or
-#: lost their connection, before the batch stops (a server that drops every new
-#: connection, or takes no message on it, must not make the pool loop).
-MAX_FRUITLESS_ROUNDS = 3
 
 
 class _Pooled:
@@ -149,6 +148,11 @@ class SyncPoolBase(abc.ABC):
         send still gives its connection back (asyncio's and threading's do; the trio
         pool shields the acquire)."""
 
+    @abc.abstractmethod
+    def _together(self, count: int, work: Callable[[], None]) -> None:
+        """Run ``count`` calls of ``work`` at once and return when all returned
+        (``work`` raises nothing but a cancellation): tasks, or threads."""
+
     def _new_lock(self) -> AbstractContextManager[Any]:
         """A lock taken without waiting on the event loop, around the rate window
         (which ``send_many`` consults from inside the client's driver): the tasks of
@@ -181,7 +185,7 @@ class SyncPoolBase(abc.ABC):
         resent; any other ``SMTPError``: not accepted, a retry is safe (a cancelled
         send may have been delivered). A message that needs more transactions than a
         connection's LIMITS MAILMAX has left goes to a new connection."""
-        recipients = _reusable(recipients)
+        recipients = reusable(recipients)
 
         def send(client: SyncClientBase) -> TransactionResult:
             return client.sendmail(
@@ -193,7 +197,7 @@ class SyncPoolBase(abc.ABC):
                 chunking=chunking,
             )
 
-        return self._send(destination, send, lambda: _split_over(recipients, options))
+        return self._send(destination, send, lambda: split_over_count(recipients, options))
 
     def send_message(
         self,
@@ -209,14 +213,14 @@ class SyncPoolBase(abc.ABC):
         """Send an ``email.message`` message over a pooled connection (see
         ``sendmail`` for what its exceptions mean)."""
         if recipients is not None:
-            recipients = _reusable(recipients)
+            recipients = reusable(recipients)
 
         def split_over() -> int:
             try:
                 envelope = envelope_from_message(msg, sender=sender, recipients=recipients)
             except Exception:  # the client refuses it (before MAIL) and says why
                 return 1
-            return _split_over(envelope.recipients, options)
+            return split_over_count(envelope.recipients, options)
 
         def send(client: SyncClientBase) -> TransactionResult:
             return client.send_message(
@@ -281,29 +285,35 @@ class SyncPoolBase(abc.ABC):
         pipelining: bool | None = None,
         chunking: bool | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        connections: int = 1,
         on_outcome: OutcomeCallback | None = None,
     ) -> list[Outcome]:
         """Send many messages to one destination over pooled connections, with the
         client's ``send_many`` (one round trip per message with PIPELINING): one
         ``TransactionResult`` or ``SMTPError`` per message, in order, or each given to
-        ``on_outcome(index, outcome)`` as soon as it is known (the list is then empty
-        and memory flat however long ``messages``, which is read lazily).
+        ``on_outcome(index, outcome)``, in order, as soon as it and those before it
+        are known (the list is then empty and memory flat however long
+        ``messages``, which is read lazily).
 
-        When a connection reaches the server's LIMITS MAILMAX (RFC 9422 §4.1), the
-        pool's ``max_messages`` or ``max_age``, or the rate limit asks to wait, the
-        client finishes what it took and the rest goes to another connection; so
-        does it when the connection ends (a 421, a drop: the messages the client had
-        taken get their outcomes, ``SMTPDeliveryStatusUnknown`` for one whose content
-        end was sent; none is ever sent twice). When no connection can be opened,
-        the next message gets that error and the rest is not read (a shorter list);
-        so after ``MAX_FRUITLESS_ROUNDS`` connections in a row that delivered nothing
-        and took no message or ended. An ``Exception`` raised by ``messages`` stops
-        the batch once what was taken is finished: ``SMTPBatchInterrupted`` (its
-        ``outcomes``). The connections of one call are used one after another; run
-        several calls at once (tasks, threads) to use several."""
+        ``connections`` (at most ``max_per_destination``) connections work on the
+        batch at once (tasks; the blocking pool's threads, which then call
+        ``messages`` and ``on_outcome``, one at a time). When a connection reaches
+        the server's LIMITS MAILMAX (RFC 9422 §4.1), the pool's ``max_messages`` or
+        ``max_age``, or the rate limit asks to wait, the client finishes what it took
+        and the rest goes to another connection; so does it when the connection ends
+        (a 421, a drop: the messages the client had taken get their outcomes,
+        ``SMTPDeliveryStatusUnknown`` for one whose content end was sent; none is ever
+        sent twice). When no connection can be opened (and none is at work on the
+        batch), the next message gets that error and the rest is not read (a shorter
+        list); so after ``MAX_FRUITLESS_ROUNDS`` connections in a row that delivered
+        nothing and took no message or ended. An ``Exception`` raised by
+        ``messages`` stops the batch once what was taken is finished:
+        ``SMTPBatchInterrupted`` (its ``outcomes``)."""
         where = self._destination(destination)
         if type(max_in_flight) is not int or max_in_flight < 1:
             raise usage_error("max_in_flight must be a positive int")
+        if type(connections) is not int or connections < 1:
+            raise usage_error("connections must be a positive int")
         if on_outcome is not None and not callable(on_outcome):
             raise usage_error("on_outcome must be a callable or None")
         try:
@@ -312,26 +322,59 @@ class SyncPoolBase(abc.ABC):
             raise usage_error(
                 f"send_many needs an iterable of messages, got {type(messages).__name__}"
             ) from None
-        batch = PoolBatch(items, on_outcome)
+        workers = min(connections, self._max_per_destination)
+        limit = max(REORDER_LIMIT, 4 * workers * max_in_flight)
+        batch = PoolBatch(items, on_outcome, self._new_lock(), limit)
+
+        def send(client: SyncClientBase, lease: Lease) -> None:
+            client.send_many(
+                lease,
+                options=options,
+                pipelining=pipelining,
+                chunking=chunking,
+                max_in_flight=max_in_flight,
+                on_outcome=lease.report,
+            )
+
+        if workers == 1:
+            self._rounds(batch, where, send)
+        else:
+            batch.workers = workers
+
+            def work() -> None:
+                try:
+                    self._rounds(batch, where, send)
+                except BaseException as error:  # the batch ends with it, once all stopped
+                    batch.abandon(error)
+                    if not isinstance(error, Exception):  # a cancellation: at once
+                        raise
+
+            self._together(workers, work)
+        return batch.finish()
+
+    def _rounds(
+        self,
+        batch: PoolBatch,
+        where: Destination,
+        send: Callable[[SyncClientBase, Lease], None],
+    ) -> None:
+        """Lend a connection and ``send`` the batch's next messages over it, again
+        until the batch ends (or, another connection at work on it, this one has
+        nothing to do or cannot be opened)."""
         fruitless = 0
         while batch.peek():
+            if batch.ahead and batch.leave():  # far ahead of another: leave it the rest
+                return
             self._wait_for_rate()
             try:
                 pooled = self._acquire(where)
             except SMTPError as error:  # nothing of the held message was sent
-                batch.stop(error)
-                break
+                if not batch.leave():
+                    batch.stop(error)
+                return
             lease = Lease(batch, self._room(pooled))
-            delivered = batch.delivered
             try:
-                pooled.client.send_many(
-                    lease,
-                    options=options,
-                    pipelining=pipelining,
-                    chunking=chunking,
-                    max_in_flight=max_in_flight,
-                    on_outcome=lease.report,
-                )
+                send(pooled.client, lease)
             except SMTPError as error:
                 if batch.failed or lease.taken:  # the caller's on_outcome raised it
                     raise
@@ -341,7 +384,7 @@ class SyncPoolBase(abc.ABC):
                 usable = _usable(pooled)
                 pooled.messages += lease.taken
                 self._release(pooled)
-            if batch.delivered > delivered or (lease.taken and usable):
+            if lease.delivered or (lease.taken and usable):
                 fruitless = 0
             elif not batch.ended:
                 fruitless += 1
@@ -353,7 +396,6 @@ class SyncPoolBase(abc.ABC):
                             "stopped here"
                         )
                     )
-        return batch.finish()
 
     def _room(self, pooled: _Pooled) -> Callable[[int], bool]:
         """Whether ``pooled`` may take one more message of a batch, having taken
@@ -583,25 +625,3 @@ class SyncPoolBase(abc.ABC):
 def _usable(pooled: _Pooled) -> bool:
     """Whether ``pooled``'s session can take another command."""
     return pooled.client._session is not None and pooled.client.session.usable
-
-
-def _reusable(recipients: str | Iterable[str]) -> str | Iterable[str]:
-    """``recipients`` in a form read more than once (counted, then sent): a tuple of
-    an iterable; a str, or what is no iterable (the client refuses it), as it is."""
-    if isinstance(recipients, str):
-        return recipients
-    try:
-        return tuple(recipients)
-    except TypeError:
-        return recipients
-
-
-def _split_over(recipients: str | Iterable[str], options: MailOptions | None) -> int:
-    """The recipients ``sendmail`` splits over transactions under RCPTMAX (1 when it
-    sends one: a single str, ``split_recipients=False``)."""
-    if isinstance(recipients, str) or (options is not None and not options.split_recipients):
-        return 1
-    try:
-        return len(recipients)  # type: ignore[arg-type]  # a tuple (``_reusable``)
-    except TypeError:
-        return 1

@@ -68,7 +68,7 @@ from __future__ import annotations
 import math
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 import trio  # noqa: TID251  (adapter layer: I/O allowed)
@@ -491,6 +491,11 @@ class TrioSMTPPool(AsyncPoolBase):
 
     async def _sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)
+
+    async def _together(self, count: int, work: Callable[[], Awaitable[None]]) -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(work)
 
 
 class _PoolCondition:

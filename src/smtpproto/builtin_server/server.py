@@ -192,9 +192,12 @@ class _Connection(asyncio.BufferedProtocol):
             if sum(map(len, self._early)) > self._conn.config.max_pipelined_input:
                 self._abort()
             return
-        self._conn.receive_data(data)
+        conn = self._conn
+        first = conn.receive_line(data)  # a plain command line alone: its event at once
+        if first is None:
+            conn.receive_data(data)
         try:  # ``_guarded(self._events)``, without a bound method and a frame per read
-            self._events()
+            self._events(first)
         except Exception as error:
             self._failed(error)
         finally:
@@ -307,14 +310,16 @@ class _Connection(asyncio.BufferedProtocol):
                 self._write(service_closing(self._server.hostname, "Policy error, closing"))
         self.close()
 
-    def _events(self) -> None:
-        """Answer every event the engine has, until it needs data or a reply waits."""
+    def _events(self, first: ServerEvent | None = None) -> None:
+        """Answer ``first`` (an event the engine made already: ``receive_line``), then
+        every event the engine has, until it needs data or a reply waits."""
         conn = self._conn
         next_event, send, out = conn.next_event, conn.send, self._out
         respond = self._session.respond
         logged = self._server.transcript is not None
         while True:
-            event = next_event()
+            event = next_event() if first is None else first
+            first = None
             if event is NEED_DATA:
                 return
             if event is PAUSED:
@@ -469,8 +474,9 @@ class SMTPServer:
     ``smtpd_forbid_unauth_pipelining``) answers a command sent before the reply it had
     to wait for (RFC 2920 §3.1) with ``554 5.5.0`` and closes; off, such commands are
     served and only flagged on their events (docs/design.md §4 rule 10).
-    ``reuse_port`` listens with ``SO_REUSEPORT``, so that several servers (processes)
-    share one port (``smtpproto serve --workers``). ``keep_messages=False`` keeps no
+    ``reuse_port`` listens with ``SO_REUSEPORT``, so that several servers started
+    separately share one port (``smtpproto serve --workers`` shares one listening
+    socket instead: ``start(listen=False)`` and ``adopt``). ``keep_messages=False`` keeps no
     message in ``messages`` (a long-running server then does not grow with every
     message; ``maildir``, ``mbox`` and ``on_message`` still get each one), and
     ``wait_for_messages`` is refused.

@@ -14,12 +14,13 @@ How the connections are shared, and why (measured on a 2-core machine with Postf
   socket pair, after an offer/take exchange so that a stuck worker was given none),
   the design before this one, spread them evenly but cost every connection two
   messages each way and two more wake-ups of two processes: with a new connection per
-  message (``smtp-source`` without ``-d``) the server took 477 (455-505) µs of CPU
-  per message against 290 (267-311) µs now, and 2 workers were slower than one process
-  (0.63x). With long sessions (``-d``) both designs measured the same.
-* A shared socket alone (each worker accepting what its loop sees) costs nothing per
-  connection, but put all 4 sessions on one worker in some rounds: the worker that
-  wakes first takes them. So a worker that serves more connections than another one
+  message (``smtp-source -s 16`` without ``-d``) the server took 385 (355-411) µs of
+  CPU per message against 279 (261-286) µs now (one process: 216). With long sessions
+  (``-d``) both designs measured about the same (now/before 1.15x and 1.11x at 4 and
+  32 sessions).
+* A shared socket alone (each worker accepting what its loop sees) passes nothing
+  between processes, but put all 4 sessions on one worker in some rounds: the worker
+  that wakes first takes them. So a worker that serves more connections than another one
   that runs leaves a new connection to the others for ``_DEFER`` seconds before it
   takes it itself (``_Acceptor``; the workers' loads are in shared memory, each
   written only by its own worker). The kernel gives each connection to one ``accept``,
@@ -30,10 +31,11 @@ How the connections are shared, and why (measured on a 2-core machine with Postf
 What it takes to use every core: enough sessions at once. ``smtp-source`` sends one
 command and waits for its reply (no pipelining), so 4 sessions over 2 workers leave
 each worker idle between round trips: with ``-d -s 4`` 2 workers gave 1.26x one
-process, the machine 1.70 cores busy; from 16 sessions on 1.6x-1.7x, the machine's 2
-cores busy (the server 1.3 of them, ``smtp-source`` the rest). A client on the same
-machine takes its share of the cores; the server alone can use every core only when the
-clients run elsewhere.
+process, the machine 1.70 cores busy; from 16 sessions on 1.6x-1.7x, the machine 1.9
+of its 2 cores busy (the server 1.3 of them, ``smtp-source`` the rest; measured with
+the hand-over design, the same as this one with ``-d``, on a lightly loaded machine). A
+client on the same machine takes its share of the cores; the server alone can use
+every core only when the clients run elsewhere.
 
 Theory of operation. The parent (the process the user started) never serves:
 
@@ -44,9 +46,9 @@ Theory of operation. The parent (the process the user started) never serves:
    ``sigtimedwait``, so no handler races the shutdown), it forks the workers, each
    inheriting the listening socket, the shared loads and one end of a ``socketpair``;
    each unblocks them, starts its server without a socket of its own
-   (``SMTPServer.start(listen=False)``), accepts from the shared socket and serves each
-   connection as its own (``SMTPServer.adopt``), and writes one octet on a pipe when
-   it is ready;
+   (``SMTPServer.start(listen=False)``), publishes its load, accepts from the shared
+   socket and serves each connection as its own (``SMTPServer.adopt``), and writes one
+   octet on a pipe when it accepts;
 3. when every worker is ready, it prints the usual banner (``listening on HOST:PORT``
    first);
 4. then it waits for a signal. SIGINT, SIGTERM or SIGHUP: it sends SIGTERM to every
@@ -289,9 +291,7 @@ async def _serve(server: SMTPServer, ready: int, parent: int, worker: _Worker) -
         await server.close()
         raise _cannot_listen(server.host, server.port, error) from None
     try:
-        os.write(ready, b"R")
-        os.close(ready)
-        await _until_stopped(parent, server, worker)
+        await _until_stopped(parent, server, worker, ready)
     finally:
         await server.close()
 
@@ -308,9 +308,10 @@ class _Worker:
     index: int
 
 
-async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker) -> None:
-    """Accept and serve connections until SIGINT, SIGTERM, SIGHUP or the parent's exit
-    (the channel at end of file, or another parent pid)."""
+async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker, ready: int) -> None:
+    """Say ``ready`` once accepting (its load published: the others wait for it from
+    the first connection on), then accept and serve connections until SIGINT, SIGTERM,
+    SIGHUP or the parent's exit (the channel at end of file, or another parent pid)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in _STOP:
@@ -350,6 +351,8 @@ async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker) -> No
     worker.channel.setblocking(False)
     loop.add_reader(worker.channel.fileno(), parent_gone)
     loop.call_later(_PARENT_CHECK, check_parent)
+    os.write(ready, b"R")
+    os.close(ready)
     try:
         await stop.wait()
     finally:
@@ -399,7 +402,8 @@ class _Acceptor:
         self._poll = select.poll()  # whether a connection waits, without accepting it
         self._poll.register(self._fd, select.POLLIN)
         listener.setblocking(False)
-        self._heartbeat = self._loop.call_soon(self._beat)
+        self.publish()
+        self._heartbeat = self._loop.call_later(_HEARTBEAT, self._beat)
         self._loop.add_reader(self._fd, self._readable)
 
     def publish(self) -> tuple[int, int]:

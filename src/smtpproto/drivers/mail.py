@@ -63,6 +63,7 @@ from .exceptions import (
     SMTPRecipientsRefused,
     SMTPReplyError,
 )
+from .prescan import ScannedFile, scan_file, seekable_start
 from .split import SplitResults, groups_of, replayer, transactions_needed
 from .support import (
     BDAT_WINDOW,
@@ -168,23 +169,26 @@ class MailDrivers(DriverCore):
         (RFC 3030, BDAT) are used when advertised unless ``pipelining``/``chunking`` is
         False. Defaults chosen from the content and addresses: ``smtputf8`` when an
         address is non-ASCII (RFC 6531); ``body="8BITMIME"`` when 8BITMIME is offered
-        and the content is 8-bit (or unknown: a file or iterable; RFC 6152); ``size``
-        when SIZE is offered and the length is known (RFC 1870): content held whole is
-        counted as sent, with CRLF line ends and a final CRLF (§3); a file declares its
-        length on disk, so a file with bare LF line ends is undercounted (the server
-        may then refuse it with 552 after the transfer). ``progress(sent,
-        total)`` is called after each content write (``total`` None when unknown).
+        and the content is 8-bit (or unknown: an iterable or a file that cannot seek;
+        RFC 6152); ``size`` when SIZE is offered and the length is known (RFC 1870):
+        content held whole and a seekable file are counted as sent, with CRLF line ends
+        and a final CRLF (§3); an iterable or a file that cannot seek has no SIZE=
+        (its length is unknown). ``progress(sent, total)`` is called after each content
+        write (``total`` None when unknown).
 
         Content held whole (bytes, bytearray, memoryview, str) that the DATA encoder
         would refuse after the 354 -- a NUL, a line over 998 octets before its CRLF
         (RFC 5321 §4.5.2, §4.5.3.1.6), 8-bit octets without ``BODY=8BITMIME`` (RFC
         6152); BDAT content too unless ``BODY=BINARYMIME`` (RFC 3030 §3) -- raises that
         encoder's ``LocalProtocolError`` before MAIL (``check_content``): nothing is
-        sent and the session stays usable. A file or iterable is read as it is sent: a
-        refusal after the 354 breaks the session (the end of data is never sent, so
-        nothing truncated is delivered) and the adapter closes the connection; with
-        BDAT the refused chunk is never sent and RSET ends the transaction, the session
-        staying usable (``_stream_refused``).
+        sent and the session stays usable. So does a seekable binary file, read once
+        before MAIL in ``chunk_size`` pieces and sought back (``prescan``): if it
+        changes before it is sent, the end of the content is not sent (nothing is
+        delivered) and ``LocalProtocolError`` says so. An iterable or a file that
+        cannot seek is read as it is sent: a refusal after the 354 breaks the session
+        (the end of data is never sent, so nothing truncated is delivered) and the
+        adapter closes the connection; with BDAT the refused chunk is never sent and
+        RSET ends the transaction, the session staying usable (``_stream_refused``).
 
         Returns the ``TransactionResult``. Raises ``SMTPReplyError`` when MAIL, DATA or
         the end of the content is refused, ``SMTPRecipientsRefused`` when every
@@ -519,15 +523,24 @@ class MailDrivers(DriverCore):
                 )
         if isinstance(content, str):
             content = utf8(content)  # once: checked below, then chunked
-        chunks, total = content_chunks(content, chunk_size)
-        first = next(chunks, b"")
         body = options.body
-        if body is None and caps is not None and caps.eightbitmime and not all_ascii(content):
+        # A seekable file is read once now (``prescan``): its SIZE=, BODY= and the
+        # DATA rules' refusal as for content held whole; it is then sent as read.
+        scan = None if raw or body == "BINARYMIME" else self._scan(content, chunk_size)
+        eight_bit = not scan.ascii if scan is not None else not all_ascii(content)
+        if body is None and caps is not None and caps.eightbitmime and eight_bit:
             body = "8BITMIME"
-        if not raw and body != "BINARYMIME" and isinstance(content, (bytes, bytearray, memoryview)):
-            # Content held whole is checked now, by the encoder the engine uses after
-            # the 354 (a refusal there breaks the session): nothing is sent.
-            check_content(self.config, body, content)
+        if scan is not None:
+            self._check_scanned(scan, body, chunk_size)
+            chunks: Iterator[bytes] = scan.chunks(chunk_size)
+            total: int | None = scan.length
+        else:
+            chunks, total = content_chunks(content, chunk_size)  # refuses what it cannot read
+            if not raw and body != "BINARYMIME" and isinstance(content, _WHOLE):
+                # Content held whole is checked now, by the encoder the engine uses
+                # after the 354 (a refusal there breaks the session): nothing is sent.
+                check_content(self.config, body, content)
+        first = next(chunks, b"")
         smtputf8 = options.smtputf8
         if smtputf8 is None:
             smtputf8 = not sender.isascii() or not (
@@ -535,11 +548,14 @@ class MailDrivers(DriverCore):
             )
         size = options.size
         if size is None and total is not None and caps is not None and caps.size is not None:
-            # Content held whole is counted with CRLF line ends (RFC 1870 §3); raw and
-            # BINARYMIME content is sent as is, a file is declared at its length.
-            whole = isinstance(content, (bytes, bytearray, memoryview))
-            normalised = whole and not raw and body != "BINARYMIME"
-            size = canonical_size(content) if normalised else total  # type: ignore[arg-type]
+            # Content held whole and a scanned file are counted with CRLF line ends
+            # (RFC 1870 §3); raw and BINARYMIME content is sent as is.
+            if scan is not None:
+                size = scan.size
+            elif not raw and body != "BINARYMIME" and isinstance(content, _WHOLE):
+                size = canonical_size(content)
+            else:
+                size = total
         # The same envelope as the last message (the common batch): its commands are
         # immutable values made from exactly these inputs, so they are reused as is.
         key = (sender, rcpts, size, body, smtputf8, options, caps)
@@ -572,6 +588,36 @@ class MailDrivers(DriverCore):
         if options.notify is None or type(options.notify) is tuple:  # never a list: mutable
             self._last_envelope = (key, mail, tuple(commands))
         return rcpts, mail, commands, first, chunks, total
+
+    def _scan(self, content: ContentSource, chunk_size: int) -> ScannedFile | None:
+        """``content`` read once before MAIL when it is a seekable binary file
+        (``prescan``), under the DATA rules but 8-bit allowed (BODY= is decided from
+        what the scan finds); None for anything else."""
+        if isinstance(content, _WHOLE):
+            return None
+        start = seekable_start(content)
+        if start is None:
+            return None
+        config = self.config
+        return scan_file(
+            content,  # type: ignore[arg-type]  # seekable_start: has read()
+            start,
+            chunk_size,
+            lambda: _encoder_for(config, "8BITMIME"),
+        )
+
+    def _check_scanned(self, scan: ScannedFile, body: str | None, chunk_size: int) -> None:
+        """Refuse before MAIL, as ``check_content`` does for content held whole, a
+        scanned file the DATA encoder for ``BODY=body`` would refuse after the 354. An
+        8-bit file without BODY=8BITMIME is read again under that body's rules, for the
+        refusal that comes first in the file (a NUL before the first 8-bit octet)."""
+        refusal = scan.refusal
+        if body != "8BITMIME" and not scan.ascii:
+            config = self.config
+            again = scan_file(scan.file, scan.start, chunk_size, lambda: _encoder_for(config, body))
+            refusal = again.refusal
+        if refusal is not None:
+            raise _refused(refusal, "Refused before MAIL: nothing was sent, the session is usable")
 
     def _command(self, cls: type[C], **fields: Any) -> C:
         """``cls(**fields)``, reusing an identical command made recently: commands are
@@ -748,7 +794,10 @@ class MailDrivers(DriverCore):
             failed = yield from self._drain_until_outstanding(window)
             if failed:
                 return (yield from self._abort("BDAT"))
-            chunk, following = following, next(chunks, None)
+            try:
+                chunk, following = following, next(chunks, None)
+            except LocalProtocolError as error:  # reading failed, or the file changed
+                yield from self._stream_refused(error, sent)
             if checker is not None and chunk is not None:
                 try:
                     checker.feed(chunk)
@@ -861,9 +910,13 @@ def check_content(
         raise _refused(refusal, "Refused before MAIL: nothing was sent, the session is usable")
 
 
+#: Content held whole (after ``str`` became bytes).
+_WHOLE = (bytes, bytearray, memoryview)
+
+
 def whole(content: ContentSource) -> bool:
     """Whether ``_prepare`` checks ``content`` whole before MAIL (``check_content``)."""
-    return isinstance(content, (bytes, bytearray, memoryview, str))
+    return isinstance(content, (*_WHOLE, str))
 
 
 def _encoder_for(config: ClientConfig, body: str | None) -> DataEncoder:

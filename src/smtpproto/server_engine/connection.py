@@ -2,7 +2,9 @@
 
 Theory of operation. Four verbs, like the client: ``receive_data(bytes)`` (``b""`` is
 EOF), ``next_event()`` (an event from ``_server_events``, ``NEED_DATA`` or ``PAUSED``),
-``send(reply) -> bytes`` and ``send_failed()``; plus ``tls_established()``. The caller
+``send(reply) -> bytes`` and ``send_failed()``; plus ``tls_established()``, and
+``receive_line(data)``, the first two in one step for a read that is one plain command
+line alone (a front end's common case; ``None`` leaves the read to the verbs). The caller
 chooses every reply (helpers in ``_server_replies``). One command is handled at a time:
 after an event with ``expects_reply`` the connection is PAUSED — nothing more is
 parsed — until the caller sends the reply, because the reply decides the next state (a
@@ -336,6 +338,34 @@ class ServerConnection:
         except LocalProtocolError:
             raise  # caller misuse, found before any change: the session stays usable
         except BaseException:  # h11's rule: whatever else escapes leaves ERROR behind
+            self._state = _ERROR
+            raise
+
+    def receive_line(self, data: bytes) -> ServerEvent | None:
+        """``receive_data(data)`` then ``next_event()`` in one step, for the common case
+        of a front end that reads one command at a time: ``data`` is one whole plain
+        MAIL/RCPT/DATA/RSET/NOOP/QUIT line (CRLF-terminated, within 512 octets, nothing
+        else) in sequence, nothing is buffered or owed, and the line needs no flag. Then
+        its event, exactly as the two calls would make it; else ``None`` having changed
+        nothing, and the caller feeds ``data`` with ``receive_data`` as usual."""
+        try:
+            if (
+                type(data) is not bytes
+                or self._buf
+                or self._replies_due
+                or self._early
+                or self._eof
+                or self._to_report
+                or not self._fast_path
+                or self._state not in COMMAND_STATES
+                or self._lines.discarding
+                or len(data) > MAX_COMMAND_LINE
+                or data.find(b"\r\n") != len(data) - 2
+                or len(data) > self.config.max_receive_buffer
+            ):
+                return None
+            return self._plain_event(data[:-2])
+        except BaseException:  # h11's rule: whatever escapes leaves ERROR behind
             self._state = _ERROR
             raise
 

@@ -194,6 +194,21 @@ def test_bad_arguments_are_caller_mistakes(make_pool: MakePool) -> None:
     assert not lines  # refused before connecting
 
 
+def test_a_closed_pool_refuses_a_batch_before_reading_it(make_pool: MakePool) -> None:
+    reads: list[int] = []
+
+    def messages() -> Iterator[tuple[str, list[str], bytes]]:
+        reads.append(0)
+        yield from batch(1)
+
+    with run_server(starttls=False) as server:
+        pool = pool_for(make_pool, server)
+        pool.call("close" if pool.adapter == "blocking" else "aclose")
+        with pytest.raises(SMTPProtocolError, match="closed"):
+            pool.call("send_many", messages())
+    assert not reads
+
+
 def test_a_refusal_of_the_call_by_the_server_is_the_next_outcome(
     make_pool: MakePool, smtp_sink: Any
 ) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import smtplib
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -746,3 +748,42 @@ def test_a_cancelled_trio_batch_on_several_connections_frees_them() -> None:
         trio.run(main)
         stored = [m.data for m in server.messages]
     assert len(stored) == len(set(stored))
+
+
+def test_several_connections_call_the_iterable_and_on_outcome_one_at_a_time(
+    make_pool: MakePool,
+) -> None:
+    """The blocking pool's threads share the caller's iterator and ``on_outcome``: a
+    call of either never overlaps another (each holds a lock it never waits for)."""
+    guard = threading.Lock()
+    overlaps: list[str] = []
+    threads: set[int] = set()
+
+    def exclusive(what: str) -> None:
+        if not guard.acquire(blocking=False):
+            overlaps.append(what)
+            return
+        try:
+            threads.add(threading.get_ident())
+            time.sleep(0.001)  # widen the window an overlap would need
+        finally:
+            guard.release()
+
+    def messages() -> Iterator[tuple[str, list[str], bytes]]:
+        for item in batch(40, same=False):
+            exclusive("next")
+            yield item
+
+    seen: list[int] = []
+
+    def on_outcome(index: int, outcome: object) -> None:
+        exclusive("on_outcome")
+        seen.append(index)
+
+    with flaky_server(reply_delay=0.002) as server:
+        pool = make_pool(server)
+        result = pool.call(
+            "send_many", messages(), connections=3, max_in_flight=2, on_outcome=on_outcome
+        )
+        assert len(server.messages) == 40
+    assert result == [] and seen == list(range(40)) and not overlaps

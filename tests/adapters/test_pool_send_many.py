@@ -707,7 +707,8 @@ def test_no_message_is_sent_after_on_outcome_raised(make_pool: MakePool) -> None
         stored = stored_once(server, 2)
         assert sorted(m.sender for m in server.messages) == ["s0@x.test", "s1@x.test"]
     assert sorted(stored) == [message(0), message(1)]
-    assert next(items)[0] == "s3@x.test"  # message 2 was read, never sent
+    # Message 2 was read (then never sent), unless the failure came first.
+    assert next(items)[0] in ("s2@x.test", "s3@x.test")
 
 
 def test_a_stalled_message_holds_back_the_batch_boundedly(

@@ -27,24 +27,28 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
 
 
 def test_a_server_that_does_not_listen_serves_an_adopted_connection_and_closes_it() -> None:
-    async def main() -> tuple[list[bytes], bytes, list[bytes]]:
+    async def main() -> tuple[list[bytes], bytes, list[bytes], list[int]]:
         loop = asyncio.get_running_loop()
         server = SMTPServer(starttls=False)
         await server.start(listen=False)
+        counts = [server.open_connections]
         with socket.create_server(("127.0.0.1", 0)) as listener:
             listener.setblocking(False)
             connecting = asyncio.ensure_future(asyncio.open_connection(*listener.getsockname()[:2]))
             accepted, _ = await asyncio.wait_for(loop.sock_accept(listener), TIMEOUT)
             reader, writer = await asyncio.wait_for(connecting, TIMEOUT)
         await server.adopt(accepted)
+        counts.append(server.open_connections)
         replies = await asyncio.wait_for(_exchange(reader, writer), TIMEOUT)
         data = [message.data for message in server.messages]
         await server.close()  # never listened: still ends the session
+        counts.append(server.open_connections)
         last = await asyncio.wait_for(reader.read(), TIMEOUT)
         writer.close()
-        return replies, last, data
+        return replies, last, data, counts
 
-    replies, last, data = asyncio.run(main())
+    replies, last, data, counts = asyncio.run(main())
+    assert counts == [0, 1, 0]  # open_connections: what serve --workers compares
     assert [reply[:3] for reply in replies] == [b"220", b"250", b"250", b"250", b"354", b"250"]
     assert data == [b"Subject: adopted\r\n\r\n.dot\r\n"]
     assert last == b""  # the end of the connection: closed by the server's close()

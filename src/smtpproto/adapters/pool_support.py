@@ -8,16 +8,17 @@ seconds (a sliding window, so no burst at a window edge exceeds it). ``RateWindo
 only does arithmetic on the times it is given: the pool passes its clock's reading
 (injectable for tests) and sleeps the delay it gets back.
 
-A pool's ``send_many`` runs in *rounds*, one after another: each lends a connection
-and runs the client's own pipelined ``send_many`` over a ``Lease``, an iterator that
-hands the client the caller's messages while that connection may take more (its
+A pool's ``send_many`` runs in *rounds*: each lends a connection and runs the
+client's own pipelined ``send_many`` over a ``Lease``, an iterator that hands the
+client the caller's messages while that connection may take more (its
 ``max_messages``, its age, the server's LIMITS MAILMAX budget, RFC 9422 §4.1, the rate
 limit) and then ends, so the client finishes what it took and returns; the next round
-goes on from the next message on another connection. ``PoolBatch`` holds what the
-rounds share: the caller's iterator, read one message at a time (``peek`` holds the
-next one before a connection is lent for it, so none is opened for nothing), and the
-outcomes, handed on in the caller's order (the rounds' messages are consecutive, so a
-round's index plus its first message's is the caller's index).
+goes on from the next message on another connection. With ``connections=N``, N chains
+of rounds run at once. ``PoolBatch`` holds what they share: the caller's iterator,
+read one message at a time (``peek`` holds the next one before a connection is lent
+for it, so none is opened for nothing), and the outcomes, handed on in the caller's
+order (each ``Lease`` knows the caller's index of every message it took; one known
+early waits in ``PoolBatch`` for those before it, ``REORDER_LIMIT`` bounding how many).
 """
 
 from __future__ import annotations
@@ -211,6 +212,10 @@ class PoolBatch:
             return self._peek()
 
     def _peek(self) -> bool:
+        if self.failed or self.error is not None:
+            # The batch has failed (``on_outcome`` raised, or ``abandon``): a message
+            # read before that is never sent now, its outcome could not be reported.
+            return False
         if self._held is not _NOTHING:
             return True
         if self.ended:

@@ -310,6 +310,8 @@ class SyncPoolBase(abc.ABC):
         ``messages`` stops the batch once what was taken is finished:
         ``SMTPBatchInterrupted`` (its ``outcomes``)."""
         where = self._destination(destination)
+        if self._closed:  # as ``_take`` would say, before the iterable is read
+            raise usage_error("the pool is closed")
         if type(max_in_flight) is not int or max_in_flight < 1:
             raise usage_error("max_in_flight must be a positive int")
         if type(connections) is not int or connections < 1:

@@ -474,8 +474,9 @@ class SMTPServer:
     ``smtpd_forbid_unauth_pipelining``) answers a command sent before the reply it had
     to wait for (RFC 2920 §3.1) with ``554 5.5.0`` and closes; off, such commands are
     served and only flagged on their events (docs/design.md §4 rule 10).
-    ``reuse_port`` listens with ``SO_REUSEPORT``, so that several servers (processes)
-    share one port (``smtpproto serve --workers``). ``keep_messages=False`` keeps no
+    ``reuse_port`` listens with ``SO_REUSEPORT``, so that several servers started
+    separately share one port (``smtpproto serve --workers`` shares one listening
+    socket instead: ``start(listen=False)`` and ``adopt``). ``keep_messages=False`` keeps no
     message in ``messages`` (a long-running server then does not grow with every
     message; ``maildir``, ``mbox`` and ``on_message`` still get each one), and
     ``wait_for_messages`` is refused.

@@ -27,8 +27,9 @@ envelope of the engine's ``GroupTemplate`` (its SIZE= may differ: each message
 declares its own length, RFC 1870 §6), this content, its end and that message's MAIL,
 RCPTs and DATA come from one ``send_group`` call; in a BDAT window, a small message's
 RSET (when due), MAIL, RCPTs and BDAT LAST come from one ``send_bdat_group`` call
-(``_fast_bdat``); the replies take the general handlers. The bytes, events and
-outcomes are the general path's; anything else takes it.
+(``_fast_bdat``); the engine matches their replies in its group step
+(``replies.handle_replies``). The bytes, events and outcomes are the general path's;
+anything else takes it.
 
 Each message's content is streamed (never held whole) and taken from the caller's
 iterable only when it is about to be sent, so memory stays bounded by the window.

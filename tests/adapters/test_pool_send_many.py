@@ -578,8 +578,7 @@ def test_the_rate_limit_counts_only_messages_that_start(make_pool: MakePool, ada
     """``RateLimit(3, 10.0)``: a batch of two starts two messages, so a third message
     may start at once. Asking the window whether the client may take one more message
     must not count one when there is none left to take (the batch's end, or another
-    round's limit): the window counts messages that start (RFC-free: the pool's own
-    contract, docs/pool.md)."""
+    round's limit): the window counts messages that start (docs/pool.md)."""
     clock = FakeClock()
     with flaky_server() as server:
         pool = make_pool(

@@ -308,8 +308,9 @@ class Lease:
     """The messages of one round, for the client's ``send_many``: ``batch``'s next
     ones while ``may_take(taken)`` (``taken``: how many this round has taken) allows
     one more, then the end; ``may_take`` is asked only when a message is there to take
-    (the rate window counts it as started). ``report`` is the client's ``on_outcome``: it passes each
-    outcome on under the caller's index (the client reports in its own order)."""
+    (the rate window counts it as started). ``report`` is the client's ``on_outcome``:
+    it passes each outcome on under the caller's index (the client reports in its own
+    order)."""
 
     __slots__ = ("_batch", "_indexes", "_may_take", "delivered", "taken")
 

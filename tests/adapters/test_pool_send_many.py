@@ -574,6 +574,25 @@ def test_the_rate_limit_paces_a_batch(make_pool: MakePool, adapter: str) -> None
         assert len(server.messages) == 5
 
 
+def test_the_rate_limit_counts_only_messages_that_start(make_pool: MakePool, adapter: str) -> None:
+    """``RateLimit(3, 10.0)``: a batch of two starts two messages, so a third message
+    may start at once. Asking the window whether the client may take one more message
+    must not count one when there is none left to take (the batch's end, or another
+    round's limit): the window counts messages that start (docs/pool.md)."""
+    clock = FakeClock()
+    with flaky_server() as server:
+        pool = make_pool(
+            server, rate_limit=RateLimit(3, 10.0), clock=clock, sleep=clock.sleep_for(adapter)
+        )
+        outcomes = pool.call("send_many", batch(2, same=False))
+        assert [o.sender for o in outcomes] == ["s0@x.test", "s1@x.test"]
+        pool.send()
+        assert clock.slept == []  # three messages in the window: none waited
+        pool.send()
+        assert clock.slept == [10.0]  # the fourth waits for the first to leave it
+        assert len(server.messages) == 4
+
+
 # -- several connections on one batch -------------------------------------------------------------
 
 
@@ -678,6 +697,37 @@ def test_several_connections_and_on_outcome_raising(make_pool: MakePool) -> None
     assert rest  # the batch stopped taking messages
     stored = [m.data for m in server.messages]
     assert len(stored) == len(set(stored)) <= 200 - len(rest)
+
+
+def test_no_message_is_sent_after_on_outcome_raised(make_pool: MakePool) -> None:
+    """MAILMAX=1: each round sends one message. The round that finishes first reads
+    message 2 and opens a new connection for it (the server greets that one late);
+    meanwhile ``on_outcome`` raises for message 1 (its final reply is slow). Message 2,
+    read but not yet taken, must not be sent once the batch has failed: the caller got
+    the exception and cannot know of it (``PoolBatch`` hands out nothing then)."""
+
+    class Stop(Exception):
+        pass
+
+    def on_outcome(index: int, outcome: object) -> None:
+        if index == 1:
+            raise Stop
+
+    rules = [
+        Rule(stage="data_end", sender="s1@x.test", action=Accept(), delay=0.3),
+        Rule(stage="connect", connection=3, action=Accept(), delay=1.0),
+    ]
+    with run_server(starttls=False, mailmax=1, rules=rules) as server:
+        pool = pool_for(make_pool, server)
+        items = iter(batch(6, same=False))
+        with pytest.raises(Stop):
+            pool.call("send_many", items, on_outcome=on_outcome, connections=2, chunking=False)
+        assert pool.pool.connections == pool.pool.idle_connections  # none lent out
+        stored = stored_once(server, 2)
+        assert sorted(m.sender for m in server.messages) == ["s0@x.test", "s1@x.test"]
+    assert sorted(stored) == [message(0), message(1)]
+    # Message 2 was read (then never sent), unless the failure came first.
+    assert next(items)[0] in ("s2@x.test", "s3@x.test")
 
 
 def test_a_stalled_message_holds_back_the_batch_boundedly(

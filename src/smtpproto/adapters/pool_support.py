@@ -212,6 +212,10 @@ class PoolBatch:
             return self._peek()
 
     def _peek(self) -> bool:
+        if self.failed or self.error is not None:
+            # The batch has failed (``on_outcome`` raised, or ``abandon``): a message
+            # read before that is never sent now, its outcome could not be reported.
+            return False
         if self._held is not _NOTHING:
             return True
         if self.ended:
@@ -230,10 +234,12 @@ class PoolBatch:
         """Whether ``limit`` messages are taken and not reported."""
         return self.taken - self.reported >= self.limit
 
-    def take(self) -> tuple[int, BatchItem] | None:
-        """The next message and its index (None when none is left)."""
+    def take(self, allowed: Callable[[], bool] | None = None) -> tuple[int, BatchItem] | None:
+        """The next message and its index (None when none is left, or ``allowed()``,
+        asked only when there is one, says no: it may count the message as started,
+        as the rate window does)."""
         with self._lock:
-            if self.ahead or not self._peek():
+            if self.ahead or not self._peek() or (allowed is not None and not allowed()):
                 return None
             item, self._held = self._held, _NOTHING
             self.taken += 1
@@ -301,8 +307,10 @@ class PoolBatch:
 class Lease:
     """The messages of one round, for the client's ``send_many``: ``batch``'s next
     ones while ``may_take(taken)`` (``taken``: how many this round has taken) allows
-    one more, then the end. ``report`` is the client's ``on_outcome``: it passes each
-    outcome on under the caller's index (the client reports in its own order)."""
+    one more, then the end; ``may_take`` is asked only when a message is there to take
+    (the rate window counts it as started). ``report`` is the client's ``on_outcome``:
+    it passes each outcome on under the caller's index (the client reports in its own
+    order)."""
 
     __slots__ = ("_batch", "_indexes", "_may_take", "delivered", "taken")
 
@@ -317,13 +325,17 @@ class Lease:
         return self
 
     def __next__(self) -> BatchItem:
-        taken = self._may_take(self.taken) and self._batch.take()
+        # Asked only when there is a message to take: the rate window counts it started.
+        taken = self._batch.take(self._allowed)
         if not taken:
             raise StopIteration
         index, item = taken
         self._indexes.append(index)
         self.taken += 1
         return item
+
+    def _allowed(self) -> bool:
+        return self._may_take(self.taken)
 
     def report(self, index: int, outcome: Outcome) -> None:
         if type(outcome) is TransactionResult:

@@ -45,12 +45,15 @@ Theory of operation. The parent (the process the user started) never serves:
 2. with SIGINT, SIGTERM, SIGHUP and SIGCHLD blocked (taken synchronously by
    ``sigtimedwait``, so no handler races the shutdown), it forks the workers, each
    inheriting the listening socket, the shared loads and one end of a ``socketpair``;
-   each unblocks them, starts its server without a socket of its own
-   (``SMTPServer.start(listen=False)``), publishes its load, accepts from the shared
-   socket and serves each connection as its own (``SMTPServer.adopt``), and writes one
-   octet on a pipe when it accepts;
-3. when every worker is ready, it prints the usual banner (``listening on HOST:PORT``
-   first);
+   each starts its server without a socket of its own
+   (``SMTPServer.start(listen=False)``), unblocks them once its handlers are set (a
+   Ctrl-C while it starts then stops it like a later one), publishes its load, accepts
+   from the shared socket and serves each connection as its own (``SMTPServer.adopt``),
+   and writes one octet on a pipe when it accepts; once stopping it blocks them again
+   (a repeated one waits for the exit). Nothing a worker raises unwinds into the
+   parent's frames: it exits;
+3. when every worker is ready (a stop signal meanwhile stops them all as in 4), it
+   prints the usual banner (``listening on HOST:PORT`` first);
 4. then it waits for a signal. SIGINT, SIGTERM or SIGHUP: it sends SIGTERM to every
    worker (each stops accepting and closes its sessions as ``serve`` does), waits
    ``STOP_TIMEOUT`` seconds, kills what is left, reaps every worker, removes the
@@ -227,16 +230,21 @@ def _supervise(
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
-            if pid == 0:  # the worker: never returns
-                channel = pairs[number - 1][1]
-                os.close(ready_read)
-                for ours, theirs in pairs:
-                    ours.close()
-                    if theirs is not channel:
-                        theirs.close()
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-                worker = _Worker(listener, channel, loads, number - 1)
-                _exit(_run_worker(make(number), ready_write, parent, worker))
+            if pid == 0:  # the worker
+                code = ExitCode.INTERNAL
+                try:  # nothing unwinds into the parent's frames: their cleanup is not ours
+                    channel = pairs[number - 1][1]
+                    os.close(ready_read)
+                    for ours, theirs in pairs:
+                        ours.close()
+                        if theirs is not channel:
+                            theirs.close()
+                    worker = _Worker(listener, channel, loads, number - 1, previous)
+                    code = _run_worker(make(number), ready_write, parent, worker)
+                except BaseException as error:  # making its server failed: a bug, say so
+                    print(f"smtpproto serve: worker failed: {error!r}", file=sys.stderr)
+                finally:
+                    _exit(code)
             workers[pid] = number
         for _, theirs in pairs:
             theirs.close()
@@ -306,6 +314,10 @@ class _Worker:
     channel: socket.socket
     loads: Loads
     index: int
+    #: The signal mask to restore once the stop signals have their handlers (until
+    #: then they stay blocked, as the parent blocked them: a Ctrl-C while the worker
+    #: starts waits for them rather than interrupting whatever runs).
+    mask: set[int | signal.Signals]
 
 
 async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker, ready: int) -> None:
@@ -316,6 +328,7 @@ async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker, ready
     stop = asyncio.Event()
     for signum in _STOP:
         loop.add_signal_handler(signum, stop.set)
+    signal.pthread_sigmask(signal.SIG_SETMASK, worker.mask)
     adopting: set[asyncio.Task[None]] = set()
 
     def adopted(task: asyncio.Task[None]) -> None:
@@ -356,6 +369,12 @@ async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker, ready
     try:
         await stop.wait()
     finally:
+        # Stopping already: a stop signal repeated from here (Ctrl-C in the terminal
+        # reaches the workers and the parent's SIGTERM follows) waits, blocked, for the
+        # exit. Else one arriving as ``asyncio.run`` closes the loop is written to its
+        # closed wakeup socket (the loop closes it before it removes its handlers): an
+        # "Exception ignored ... BrokenPipeError" traceback on stderr.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP)
         acceptor.close()
         loop.remove_reader(worker.channel.fileno())
         for task in adopting:
@@ -473,10 +492,13 @@ class _Acceptor:
 
 
 def _wait_until_listening(workers: dict[int, int], ready: int, count: int) -> int | None:
-    """None once ``count`` workers said they listen; else the exit code to return."""
+    """None once ``count`` workers said they listen; else the exit code to return (0
+    for a stop signal meanwhile: Ctrl-C while they start stops them as it would later)."""
     deadline = time.monotonic() + START_TIMEOUT
     listening = 0
     while listening < count:
+        if _stopping(signal.sigtimedwait(_STOP, 0), workers):
+            return ExitCode.OK
         exited = _reap(workers, report=True)
         if exited is not None:
             return exited
@@ -493,14 +515,20 @@ def _wait_until_listening(workers: dict[int, int], ready: int, count: int) -> in
 def _wait_for_the_end(workers: dict[int, int]) -> int:
     """Wait for SIGINT/SIGTERM/SIGHUP (exit 0) or a worker's own exit (its code)."""
     while True:
-        info = signal.sigtimedwait(_SIGNALS, 1.0)
-        if info is not None and info.si_signo != signal.SIGCHLD:
-            name = signal.Signals(info.si_signo).name
-            print(f"stopping {len(workers)} workers ({name})", file=sys.stderr, flush=True)
+        if _stopping(signal.sigtimedwait(_SIGNALS, 1.0), workers):
             return ExitCode.OK
         exited = _reap(workers, report=True)
         if exited is not None:
             return exited
+
+
+def _stopping(info: signal.struct_siginfo | None, workers: dict[int, int]) -> bool:
+    """Whether ``info`` is a stop signal (said on stderr), not SIGCHLD or none."""
+    if info is None or info.si_signo == signal.SIGCHLD:
+        return False
+    name = signal.Signals(info.si_signo).name
+    print(f"stopping {len(workers)} workers ({name})", file=sys.stderr, flush=True)
+    return True
 
 
 def _reap(workers: dict[int, int], *, report: bool = False) -> int | None:

@@ -20,11 +20,12 @@ whatever the file's length), and seeks back:
 
 ``ScannedFile.chunks`` then reads it again for sending, and checks that it is the
 same file: the octets read again must have the scanned length and CRC-32. A file
-changed in between (rewritten, grown, truncated) raises ``LocalProtocolError`` before
-the end of the content is sent -- after the last DATA content chunk (the end of data is
-never sent: nothing is delivered, the session is closed) or before ``BDAT LAST`` (RSET
-ends the transaction) -- so a changed file is never delivered silently, nor under a
-SIZE= that no longer counts it. A file that grows is stopped as soon as it passes its
+changed in between (rewritten, grown, truncated) raises ``LocalProtocolError`` when
+its end is read, which the drivers do before they send its last chunk: with DATA the
+end of data is then never sent (nothing is delivered, the session is closed), with BDAT
+``BDAT LAST`` is never sent (RSET ends the transaction; a file of one chunk is refused
+before MAIL) -- so a changed file is never delivered silently, nor under a SIZE=
+that no longer counts it. A file that grows is stopped as soon as it passes its
 scanned length.
 """
 

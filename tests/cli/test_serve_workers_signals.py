@@ -87,7 +87,10 @@ def test_ctrl_c_while_the_workers_start_stops_them_as_it_does_later() -> None:
         """
     )
     detail = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    assert result.stdout.splitlines() == ["returned 0 in parent"], detail
+    # The workers may say they are ready before they handle the signal: then the
+    # parent prints its banner first and takes the signal as it does later.
+    assert result.stdout.splitlines()[-1:] == ["returned 0 in parent"], detail
+    assert "in a worker" not in result.stdout, detail
     assert result.returncode == 0, detail
     assert result.stderr.splitlines() == ["stopping 2 workers (SIGINT)"], detail
 

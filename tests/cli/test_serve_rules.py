@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import signal
 import smtplib
+import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -116,4 +118,27 @@ def test_sigterm_stops_cleanly_and_removes_the_certificate(sig: signal.Signals) 
     assert code == 0, serve.stderr
     assert "Traceback" not in serve.stderr
     assert f"stopped ({sig.name})" in serve.stderr
+    assert not cert.exists() and not cert.parent.exists()
+
+
+def test_a_sigterm_repeated_while_serve_stops_still_removes_the_certificate() -> None:
+    """A second SIGTERM while serve closes its sessions (an idle STARTTLS session: the
+    close waits up to a second for the client's close_notify) is taken like the first;
+    before, the signal handlers were removed before the sessions were closed, and its
+    default action killed serve with the temporary certificate left behind."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with ServeProcess() as serve:
+        cert = Path(serve.wait_for("STARTTLS certificate:").split(": ", 1)[1])
+        with smtplib.SMTP("127.0.0.1", serve.port, timeout=20) as client:
+            client.starttls(context=context)
+            client.ehlo()  # then idle: it never answers the server's close_notify
+            serve.process.send_signal(signal.SIGTERM)
+            time.sleep(0.2)  # serve is closing the session now
+            if serve.process.poll() is None:
+                serve.process.send_signal(signal.SIGTERM)
+            code = serve.stop(sig=signal.SIGTERM)
+    assert code == 0, serve.stderr
+    assert "stopped (SIGTERM)" in serve.stderr
     assert not cert.exists() and not cert.parent.exists()

@@ -234,9 +234,10 @@ async def _until_stopped(server: SMTPServer) -> None:
         for task in (serving, waiting):
             task.cancel()
         await asyncio.gather(serving, waiting, return_exceptions=True)
-        with contextlib.suppress(NotImplementedError):
-            for sig in _STOP_SIGNALS:
-                loop.remove_signal_handler(sig)
+        # The handlers stay until the loop closes (``asyncio.run`` removes them): a
+        # SIGTERM repeated while the caller closes the sessions is taken by them, not
+        # by the default action, which would kill the process before it removed the
+        # temporary certificate.
     if stopped_by:
         print(f"stopped ({stopped_by[0].name})", file=sys.stderr, flush=True)
     else:

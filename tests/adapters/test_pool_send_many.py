@@ -593,6 +593,27 @@ def test_the_rate_limit_counts_only_messages_that_start(make_pool: MakePool, ada
         assert len(server.messages) == 4
 
 
+def test_a_round_that_takes_no_message_gives_its_start_back(
+    make_pool: MakePool, adapter: str
+) -> None:
+    """``connections=2`` on a batch of one under ``RateLimit(2, 10.0)``: both rounds
+    wait for the window before lending a connection, but one message starts, so one
+    more may start at once after it (the round that found nothing to take uncounts its
+    start)."""
+    clock = FakeClock()
+    with flaky_server() as server:
+        pool = make_pool(
+            server, rate_limit=RateLimit(2, 10.0), clock=clock, sleep=clock.sleep_for(adapter)
+        )
+        outcomes = pool.call("send_many", batch(1), connections=2)
+        assert [type(o) for o in outcomes] == [TransactionResult]
+        pool.send()
+        assert clock.slept == []  # two messages in the window: none waited
+        pool.send()
+        assert clock.slept == [10.0]
+        assert len(server.messages) == 3
+
+
 # -- several connections on one batch -------------------------------------------------------------
 
 

@@ -403,10 +403,11 @@ class AsyncPoolBase(abc.ABC):
         while batch.peek():
             if batch.ahead and batch.leave():  # far ahead of another: leave it the rest
                 return
-            await self._wait_for_rate()
+            started = await self._wait_for_rate()
             try:
                 pooled = await self._acquire(where)
             except SMTPError as error:  # nothing of the held message was sent
+                self._give_back(started)
                 if not batch.leave():
                     batch.stop(error)
                 return
@@ -422,6 +423,8 @@ class AsyncPoolBase(abc.ABC):
                 usable = _usable(pooled)
                 pooled.messages += lease.taken
                 await self._release(pooled)
+            if not lease.taken:  # the start counted for its first message did not happen
+                self._give_back(started)
             if lease.delivered or (lease.taken and usable):
                 fruitless = 0
             elif not batch.ended:
@@ -468,15 +471,26 @@ class AsyncPoolBase(abc.ABC):
             raise usage_error(f"destination must be a (host, port) pair, got {destination!r}")
         return destination
 
-    async def _wait_for_rate(self) -> None:
-        """Wait until the rate limit lets one more message start (none: at once)."""
+    async def _wait_for_rate(self) -> float | None:
+        """Wait until the rate limit lets one more message start (none: at once); the
+        start it counted (``_give_back`` uncounts it), None without a rate limit."""
         rate = self._rate
         while rate is not None:
             with self._rate_lock:
-                delay = rate.delay(self._now())
+                now = self._now()
+                delay = rate.delay(now)
             if delay <= 0:
-                return
+                return now
             await self._pause(delay)
+        return None
+
+    def _give_back(self, started: float | None) -> None:
+        """Uncount the start ``_wait_for_rate`` counted for a message that then did not
+        start (a batch's round that took none: another connection took it, or none
+        was left)."""
+        if started is not None and self._rate is not None:
+            with self._rate_lock:
+                self._rate.give_back(started)
 
     # -- lending connections ----------------------------------------------------------------
 

@@ -23,6 +23,7 @@ early waits in ``PoolBatch`` for those before it, ``REORDER_LIMIT`` bounding how
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -94,6 +95,12 @@ class RateWindow:
             starts.append(now)
             return 0.0
         return starts[0] + limit.per - now
+
+    def give_back(self, start: float) -> None:
+        """Uncount a start ``delay`` recorded at ``start`` for a message that then did
+        not start (nothing when it has left the window already)."""
+        with contextlib.suppress(ValueError):
+            self._starts.remove(start)
 
 
 def check_count(name: str, value: object) -> None:

@@ -25,7 +25,8 @@ from smtpproto.client_engine.events import (
     Quit,
     Rcpt,
 )
-from smtpproto.client_engine.states import Verb
+from smtpproto.client_engine.session import Pending
+from smtpproto.client_engine.states import ClientState, Verb
 
 #: Every field a different number of seconds, so each wait shows which one it reads.
 DISTINCT = Timeouts(
@@ -81,6 +82,28 @@ def test_each_wait_reads_its_own_field(parser_cls: Any) -> None:
     feed(conn, b"250 ok\r\n")
     conn.send(Quit())
     assert conn.timeout == 7.0
+
+
+def test_the_timeout_of_every_state_and_reply_due(parser_cls: Any) -> None:
+    """``timeout`` for every state, with nothing due and with a reply due to each verb
+    (None: the greeting): its rule, spelled out (``timeout`` is written for speed)."""
+    conn = make_conn(parser_cls, timeouts=DISTINCT)
+    s = conn._s
+    for state in ClientState:
+        for due in (None, *Verb, "nothing"):
+            s.state = state
+            s.pending.clear()
+            if due != "nothing":
+                s.pending.append(Pending(due, None))  # type: ignore[arg-type]
+            if state in (ClientState.ERROR, ClientState.CLOSED, ClientState.TLS_HANDSHAKE):
+                expected = None
+            elif due != "nothing":
+                expected = getattr(DISTINCT, connection._REPLY_TIMEOUTS[due])  # type: ignore[index]
+            elif state in (ClientState.CONTENT, ClientState.DISCARD_CONTENT):
+                expected = DISTINCT.data_block
+            else:
+                expected = None
+            assert conn.timeout == expected, (state, due)
 
 
 def test_a_timeout_of_none_is_no_limit(parser_cls: Any) -> None:

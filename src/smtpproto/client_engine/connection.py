@@ -57,6 +57,8 @@ V = Verb
 # a global, and a message passes a score of these tests (3.13 made them cheap).
 _ERROR = S.ERROR
 _TLS_HANDSHAKE = S.TLS_HANDSHAKE
+_CONTENT = S.CONTENT
+_DISCARD_CONTENT = S.DISCARD_CONTENT
 _BDAT = V.BDAT
 #: States in which the engine waits on nothing (``timeout`` is None).
 _NO_WAIT = frozenset({S.ERROR, S.CLOSED, S.TLS_HANDSHAKE})
@@ -182,14 +184,14 @@ class ClientConnection:
     def timeout(self) -> float | None:
         """Seconds to wait for what the engine waits on now (RFC 5321 §4.5.3.2), from
         ``ClientConfig.timeouts``; None when it waits on nothing (or only on EOF)."""
+        # Asked about three times per message: a reply due is one dict look-up, no
+        # enum member is read off its class.
         s = self._s
         state = s.state
-        if state in _NO_WAIT:
-            return None
         pending = s.pending
-        if pending:  # asked twice per message: one dict look-up, not a chain of tests
-            return self._reply_seconds[pending[0].verb]
-        if state is S.CONTENT or state is S.DISCARD_CONTENT:
+        if pending:
+            return None if state in _NO_WAIT else self._reply_seconds[pending[0].verb]
+        if state is _CONTENT or state is _DISCARD_CONTENT:  # no _NO_WAIT state
             return s.config.timeouts.data_block
         return None
 

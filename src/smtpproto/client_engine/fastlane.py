@@ -45,10 +45,18 @@ _mail_shape = attrgetter(
 )
 #: The content ``send_group`` takes: what ``Content`` takes (``commands._check_bytes``).
 _CONTENT_TYPES = (bytes, bytearray, memoryview)
+# The members each message's group reads, as module constants: an enum member read
+# off its class costs about 60-85 ns on CPython 3.10-3.12, a global about 10
+# (``connection``).
+_READY = S.READY
+_CONTENT = S.CONTENT
+_TRANSACTION = S.TRANSACTION
 _MAIL = V.MAIL
 _RCPT = V.RCPT
 _DATA = V.DATA
 _END_OF_CONTENT = V.END_OF_CONTENT
+_RSET = V.RSET
+_BDAT_LAST = V.BDAT_LAST
 
 
 class GroupTemplate:
@@ -221,14 +229,14 @@ def send_group(
     pending = s.pending
     state = s.state
     if content is None:
-        if state is not S.READY or pending:
+        if state is not _READY or pending:
             return None
         wire = group
     else:
         encoder = s.encoder
         txn = s.txn
         if (
-            state is not S.CONTENT
+            state is not _CONTENT
             or type(content) not in _CONTENT_TYPES
             or s.raw is not None
             or encoder is None
@@ -244,7 +252,7 @@ def send_group(
     txn = _open(s, template, mail)
     txn.commands_after_mail += 1  # DATA
     pending.append(fill_pending(_DATA, _GROUP_DATA, txn, 1, -1))
-    s.state = S.TRANSACTION
+    s.state = _TRANSACTION
     return wire
 
 
@@ -259,7 +267,7 @@ def send_bdat_group(
     ``_data_command`` refuses it, included)."""
     if not template.bdat or type(data) is not bytes:
         return None
-    if s.state is not S.READY:
+    if s.state is not _READY:
         return None
     pending = s.pending
     if pending:
@@ -275,9 +283,9 @@ def send_bdat_group(
         return None
     if reset:  # ``_simple_command``: RSET ends what transaction there is
         txn, s.txn = s.txn, None
-        pending.append(Pending(V.RSET, _GROUP_RSET, txn))
+        pending.append(Pending(_RSET, _GROUP_RSET, txn))
         group = b"RSET\r\n" + group
     txn = _open(s, template, mail)
     txn.commands_after_mail += 1  # BDAT LAST
-    pending.append(Pending(V.BDAT_LAST, Bdat(data=data, last=True), txn))
+    pending.append(Pending(_BDAT_LAST, Bdat(data=data, last=True), txn))
     return group + bdat_header(len(data), True) + data

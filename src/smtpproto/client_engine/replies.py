@@ -374,7 +374,7 @@ def _final_reply(s: Session, entry: Pending, reply: Reply) -> None:
     txn = entry.txn
     assert txn is not None
     if not s.config.lmtp:  # SMTP: one reply (RFC 5321 §4.1.1.4), the common case short
-        if txn.data_reply is None or entry.verb is V.END_OF_CONTENT:
+        if txn.data_reply is None or entry.verb is _END_OF_CONTENT:
             txn.data_reply = reply
         s.pending.popleft()
         if s.txn is txn:

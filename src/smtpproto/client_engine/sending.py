@@ -58,6 +58,15 @@ __all__ = [
 
 S = ClientState
 V = Verb
+# The members the per-message senders test, as module constants: an enum member read
+# off its class costs about 60-85 ns on CPython 3.10-3.12, a global about 10
+# (``connection``).
+_CONTENT = S.CONTENT
+_DATA = V.DATA
+_BDAT_LAST = V.BDAT_LAST
+_STARTTLS = V.STARTTLS
+_RSET = V.RSET
+_QUIT = V.QUIT
 
 #: The verb of each command class (``Bdat`` is BDAT or BDAT_LAST by its ``last``).
 VERBS: dict[type[Command], Verb] = {
@@ -144,11 +153,11 @@ def _send_raw_content(s: Session, command: Command, verb: Verb, state: ClientSta
 def _send_end(s: Session, command: Command, verb: Verb, state: ClientState) -> bytes:
     txn = s.txn
     assert txn is not None
-    if state is S.CONTENT and s.raw is not None:
+    if state is _CONTENT and s.raw is not None:
         wire = s.raw.end()
         if s.transcript is not None:
             s.transcript.content(wire[:-3])
-    elif state is S.CONTENT:
+    elif state is _CONTENT:
         assert s.encoder is not None
         wire = s.encoder.finish()
         if s.transcript is not None:
@@ -230,7 +239,7 @@ def _send_proxy(s: Session, command: Command, verb: Verb, state: ClientState) ->
 
 
 def _simple_command(s: Session, command: Command, verb: Verb, state: ClientState) -> bytes:
-    if verb is V.STARTTLS:
+    if verb is _STARTTLS:
         policy = s.config.tls_policy
         if policy is TLSPolicy.NONE or s.tls_active:
             raise LocalProtocolError(
@@ -241,9 +250,9 @@ def _simple_command(s: Session, command: Command, verb: Verb, state: ClientState
         if s.caps is None or not s.caps.starttls:
             raise LocalProtocolError("STARTTLS needs the STARTTLS extension, not advertised")
     txn = None
-    if verb is V.RSET:
+    if verb is _RSET:
         txn, s.txn = s.txn, None
-    elif verb is V.QUIT:
+    elif verb is _QUIT:
         s.txn = None
     s.pending.append(Pending(verb, command, txn))
     if s.transcript is not None:
@@ -299,7 +308,7 @@ def _data_command(s: Session, command: Command, verb: Verb, state: ClientState) 
     if not txn.recipients:
         raise LocalProtocolError("no RCPT was sent in this transaction (RFC 5321 §3.3)")
     body = txn.mail.body
-    if verb is V.DATA:
+    if verb is _DATA:
         if body == "BINARYMIME":
             raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT")
         txn.commands_after_mail += 1
@@ -316,10 +325,10 @@ def _data_command(s: Session, command: Command, verb: Verb, state: ClientState) 
             "8-bit content needs Mail(body='8BITMIME') or 'BINARYMIME' (RFC 6152, RFC 3030), "
             "which the server must advertise"
         )
-    remaining = None if verb is V.BDAT_LAST and s.config.lmtp else 1
+    remaining = None if verb is _BDAT_LAST and s.config.lmtp else 1
     txn.commands_after_mail += 1
     s.pending.append(Pending(verb, command, txn, remaining=remaining))
-    header = bdat_header(len(data), verb is V.BDAT_LAST)
+    header = bdat_header(len(data), verb is _BDAT_LAST)
     if s.transcript is not None:
         s.transcript.line("C", header[:-2])
         s.transcript.content(data, verbatim_ok=False)

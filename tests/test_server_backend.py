@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from smtpproto.server import Backend, MessageStore, Session, SMTPServer, StoredMessage
 from smtpproto.server_engine.connection import ServerConnection
@@ -26,7 +28,7 @@ from smtpproto.server_engine.events import (
     RcptReceived,
     ServerEvent,
 )
-from smtpproto.server_engine.replies import mailbox_unavailable
+from smtpproto.server_engine.replies import mailbox_unavailable, ok
 from smtpproto.server_engine.states import ServerState
 from smtpproto.testing import run_server
 from smtpproto.wire.need_data import NEED_DATA
@@ -133,6 +135,38 @@ def test_auth_plain_verifies_against_backend_users_and_notes_no_secret() -> None
 def test_unknown_mechanism_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="unsupported AUTH mechanisms"):
         Backend(mechanisms=["PLAIN", "X-NOPE"])
+
+
+class _QueueId(str):
+    """A queue id whose formatting is its own: the reply must show what ``ok`` shows."""
+
+    def __format__(self, spec: str) -> str:
+        return "formatted"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=220) | st.text("!~ \r\n\x00\x7fé", max_size=8))
+@example("A" * 180)  # the longest queue id the reply keeps whole
+@example("A" * 181)  # one more: the text is cut at 200 characters
+@example("")
+@example("id\r\n250 injected")
+@example(_QueueId("abc"))
+def test_the_queued_reply_is_exactly_oks_for_any_queue_id(queue_id: str) -> None:
+    """``message`` builds its 250 directly for a plain queue id: the same reply (and
+    octets on the wire) as ``ok``, which escapes and cuts what is not plain."""
+    backend = Backend(hostname="mx.test", deliver=lambda message: queue_id)
+    front = Front(backend)
+    front.feed(b"EHLO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n")
+    front.conn.receive_data(BODY + b".\r\n")
+    event = front.conn.next_event()
+    while not isinstance(event, MessageComplete):
+        assert isinstance(event, ServerEvent)
+        front.session.replies(event)
+        event = front.conn.next_event()
+    (queued,) = front.session.replies(event)
+    expected = ok(f"2.0.0 Ok: queued as {queue_id}")
+    assert type(queued) is Reply and queued == expected
+    assert front.conn.send(queued) == expected.to_bytes()
 
 
 def test_a_delivery_that_fails_is_451_and_noted() -> None:

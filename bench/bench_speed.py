@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--source-sessions", type=int, default=4, help="smtp-source -s")
     parser.add_argument("--source-length", type=int, default=1024, help="smtp-source -l")
     parser.add_argument(
-        "--tmpdir", type=Path, help="where the Maildirs go (default: the system's temp folder)"
+        "--tmpdir",
+        type=Path,
+        help="where the Maildirs go, made if missing (default: the system's temp folder)",
     )
     parser.add_argument("--json", type=Path, help="also write every sample and summary here")
     return parser
@@ -214,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"-m {args.server_messages} (rows ending in -s N: N sessions)",
         flush=True,
     )
+    if args.tmpdir is not None:
+        args.tmpdir.mkdir(parents=True, exist_ok=True)
     with (
         smtp_sink() as sink,
         tempfile.TemporaryDirectory(prefix="bench-speed-", dir=args.tmpdir) as folder,

@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import os
 import random
+import re
 import sys
 import tempfile
 import time
@@ -55,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--other-src", type=Path, help="also run --workers from this src/")
     parser.add_argument("--seed", type=int, default=14, help="seed of the per-round order")
-    parser.add_argument("--tmpdir", type=Path, help="where the Maildirs go")
+    parser.add_argument("--tmpdir", type=Path, help="where the Maildirs go (made if missing)")
+    parser.add_argument("--verbose", action="store_true", help="print every run")
     return parser
 
 
@@ -68,19 +70,28 @@ def _processes(pid: int) -> dict[int, float]:
 
 
 @contextlib.contextmanager
-def _serve(
-    folder: Path, name: str, options: Sequence[str], src: Path | None
-) -> Iterator[tuple[int, int]]:
+def _serve(maildir: Path, options: Sequence[str], src: Path | None) -> Iterator[tuple[int, int]]:
     """Run one configuration until the block ends; its port and pid (``env`` execs)."""
     port = free_port()
     prefix = [] if src is None else ["env", f"PYTHONPATH={src}"]
     argv = [*prefix, sys.executable, "-m", "smtpproto", "serve", "--host", HOST]
-    argv += ["--port", str(port), "-q", "--no-starttls", "--maildir", str(folder / name)]
-    with listening([*argv, *options], port, name, "listening on") as process:
+    argv += ["--port", str(port), "-q", "--no-starttls", "--maildir", str(maildir)]
+    with listening([*argv, *options], port, maildir.name, "listening on") as process:
         yield port, process.pid
 
 
-def _once(pid: int, port: int, sessions: int, args: argparse.Namespace) -> Run:
+def _stored(maildir: Path) -> dict[int, int]:
+    """Messages per writer pid in ``maildir``/new (the pid is in each name), removed."""
+    counts: dict[int, int] = {}
+    for path in (maildir / "new").glob("*"):
+        match = re.search(r"P([0-9]+)Q", path.name)
+        if match is not None:
+            counts[int(match[1])] = counts.get(int(match[1]), 0) + 1
+        path.unlink()
+    return counts
+
+
+def _once(pid: int, port: int, sessions: int, args: argparse.Namespace, maildir: Path) -> Run:
     argv = [str(find_postfix_tool("smtp-source"))] + ([] if args.new_connections else ["-d"])
     argv += ["-s", str(sessions), "-m", str(args.messages), "-l", "1024", "-M", "bench.example"]
     argv += ["-f", "bench@example.test", "-t", "sink@example.test", f"{HOST}:{port}"]
@@ -92,6 +103,13 @@ def _once(pid: int, port: int, sessions: int, args: argparse.Namespace) -> Run:
     run = {"wall": client.wall, "client": client.cpu, "machine": machine, "parent": used[pid]}
     run["server"] = sum(used.values())
     run["spread"] = min(workers) / max(workers) if workers and max(workers) > 0 else 1.0
+    stored = [count for key, count in _stored(maildir).items() if key != pid]
+    stored += [0] * (len(workers) - len(stored))
+    run["messages"] = min(stored) / max(stored) if stored and max(stored) > 0 else 1.0
+    if args.verbose:
+        print(f"  -s {sessions} {maildir.name}: {args.messages / client.wall:,.0f} msg/s, "
+              f"{client.wall:.3f} s, worker CPU {', '.join(f'{c:.3f}' for c in workers)} s, "
+              f"messages {', '.join(map(str, sorted(stored)))}", flush=True)  # fmt: skip
     return run
 
 
@@ -134,13 +152,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     names = list(configs)
     results: dict[int, list[dict[str, Run]]] = {count: [] for count in sessions}
+    if args.tmpdir is not None:
+        args.tmpdir.mkdir(parents=True, exist_ok=True)
     with (
         contextlib.ExitStack() as stack,
         tempfile.TemporaryDirectory(prefix="bench-workers-", dir=args.tmpdir) as folder,
     ):
+        maildirs = {name: Path(folder) / f"m{number}" for number, name in enumerate(names)}
         servers = {
-            name: stack.enter_context(_serve(Path(folder), f"m{number}", options, src))
-            for number, (name, (options, src)) in enumerate(configs.items())
+            name: stack.enter_context(_serve(maildirs[name], options, src))
+            for name, (options, src) in configs.items()
         }
         for number in range(args.rounds):
             rng = random.Random(args.seed + number)
@@ -149,10 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 order = names[:]
                 rng.shuffle(order)
                 results[count].append(
-                    {name: _once(*servers[name][::-1], count, args) for name in order}
+                    {
+                        name: _once(*servers[name][::-1], count, args, maildirs[name])
+                        for name in order
+                    }
                 )
-            for path in Path(folder).glob("*/new/*"):
-                path.unlink()
             load = "/".join(f"{value:.2f}" for value in os.getloadavg())
             print(f"round {number + 1}/{args.rounds}: {time.monotonic() - began:.1f} s, "
                   f"load average {load} at end", flush=True)  # fmt: skip

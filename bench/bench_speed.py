@@ -34,7 +34,6 @@ load average is printed at the start and end of every round. Never best-of.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
 import subprocess
@@ -145,9 +144,9 @@ def _tasks(
         )
         for name, server in servers.items():
             assert isinstance(server, server_rows.Server)
-            sessions = server_rows.SESSIONS.get(name, load.sessions)
-            row_load = dataclasses.replace(load, sessions=sessions)
-            measure = functools.partial(server_rows.source_session, server, row_load)
+            measure = functools.partial(
+                server_rows.source_session, server, server_rows.row_load(name, load)
+            )
             tasks.append(Task("server", name, measure))
     return tasks
 
@@ -213,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.rounds} rounds, seed {args.seed}; client rows {args.messages} x {args.size} "
         f"octets; concurrency {args.concurrent_messages} messages at N = {LEVELS}; "
         f"server rows smtp-source -d -s {args.source_sessions} -l {args.source_length} "
-        f"-m {args.server_messages} (rows ending in -s N: N sessions)",
+        f"-m {args.server_messages} (rows ending in -s N: N sessions, "
+        f"{server_rows.WIDE_SCALE} times the messages)",
         flush=True,
     )
     if args.tmpdir is not None:

@@ -177,6 +177,8 @@ def server_scripts(draw: st.DrawFn) -> dict[bytes, list[bytes]]:
 
 
 ITEM = ("s@example.org", ["a@example.org", "b@example.org"])
+#: ``ITEM``'s recipients as one tuple, shared by messages (the same object each time).
+SHARED = tuple(ITEM[1])
 #: A message the driver refuses before sending (CR LF in an address): its outcome is
 #: ``SMTPProtocolError`` and the batch goes on.
 BAD = ("s@example.org", ["a@example.org\r\nRCPT TO:<x@y>"])
@@ -228,6 +230,7 @@ def ehlo_with(size_line: bytes | None, chunking: bool = False, mailmax: int | No
     size_line=st.sampled_from(SIZE_LINES),
     chunking=st.booleans(),
     mailmax=st.sampled_from([None, None, 3]),
+    shared=st.booleans(),
 )
 def test_send_many_fast_lane_equals_the_general_path(
     script: dict[bytes, list[bytes]],
@@ -238,12 +241,16 @@ def test_send_many_fast_lane_equals_the_general_path(
     size_line: bytes | None,
     chunking: bool,
     mailmax: int | None,
+    shared: bool,
 ) -> None:
+    # ``shared``: every message names its recipients with one tuple object (which
+    # ``_repeated`` recognises without comparing its values), else each with a list.
+    recipients = SHARED if shared else ITEM[1]
     # Messages of different lengths (each its own SIZE=, RFC 1870 §6, some above the
     # server's limit), content given as bytes, bytearray, memoryview or str, 8-bit, bare
     # CR/LF, NUL, a line over 998 octets (the encoder refuses it after the 354).
     items = [
-        (*ITEM, KINDS[kind](content)) if content is not None else (*BAD, b"x")
+        (ITEM[0], recipients, KINDS[kind](content)) if content is not None else (*BAD, b"x")
         for content, kind in contents
     ]
     ehlo = ehlo_with(size_line, chunking, mailmax)  # CHUNKING: BDAT LAST windows, RSET first
@@ -377,3 +384,39 @@ def test_strided_and_released_memoryviews_as_on_the_general_path() -> None:
         assert refused[0] is SMTPProtocolError and "released" in refused[1]
         assert isinstance(last, TransactionResult) and last.delivered
         assert b"strided\r\n\r\n" in wire and b"sxtxr" not in wire
+
+
+class Address(str):
+    """A str subclass whose own ``__eq__`` also says it equals ``a@example.org``:
+    never taken for a known recipient, whatever it says."""
+
+    def __eq__(self, other: object) -> bool:
+        return str.__eq__(self, other) is True or other == "a@example.org"
+
+    __hash__ = str.__hash__
+
+
+@pytest.mark.parametrize("kind", ["tuple", "list"])
+def test_recipients_given_again_are_compared_unless_the_same_exact_tuple(kind: str) -> None:
+    # The shared tuple is recognised (the fast lane, no comparison); a tuple holding
+    # a str subclass, a new tuple or a list of other values is compared (``_repeated``)
+    # and a different recipient gets its own RCPT, on both paths alike.
+    shared = ("a@example.org",)
+    odd = (Address("c@example.org"),)  # "equal" to ``shared``'s, by its own ``__eq__``
+    make = tuple if kind == "tuple" else list
+    items = [
+        ("s@example.org", shared, b"one\r\n"),
+        ("s@example.org", shared, b"two\r\n"),
+        ("s@example.org", odd, b"three\r\n"),
+        ("s@example.org", odd, b"four\r\n"),
+        ("s@example.org", make(["b@example.org"]), b"five\r\n"),
+        ("s@example.org", shared, b"six\r\n"),
+    ]
+    general = run_batch({}, items, [], None, fast=False)
+    fast = run_batch({}, items, [], None, fast=True)
+    assert fast[:5] == general[:5]
+    wire = fast[1]
+    assert wire.count(b"RCPT TO:<a@example.org>") == 3
+    assert wire.count(b"RCPT TO:<b@example.org>") == 1
+    assert wire.count(b"RCPT TO:<c@example.org>") == 2
+    assert fast[5]  # the shared tuple's messages took the fast lane

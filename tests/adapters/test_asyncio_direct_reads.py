@@ -12,6 +12,7 @@ read); every wait is bounded in count and by ``BOUND`` real seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import select
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -25,6 +26,8 @@ from smtpproto.asyncio_client import AsyncSMTPClient
 from smtpproto.client_engine.events import TransactionResult
 from smtpproto.drivers.batch import BatchItem
 from smtpproto.exceptions import SMTPProtocolError
+
+from .ticker import asyncio_ticker
 
 BOUND = 20.0
 MESSAGE = b"Subject: direct\r\n\r\n" + b"d" * 76 + b"\r\n.leading dot\r\n"
@@ -177,31 +180,20 @@ def test_other_tasks_run_during_a_batch_read_past_the_loop(
     loop, and still a task that only yields gets a turn every few messages."""
     sink = smtp_sink_factory(dump=False)
     count = 1500
-    turns = [0]
-    seen: list[int] = []
-    taken: list[int] = []
-
-    async def ticker() -> None:
-        while True:
-            turns[0] += 1
-            await asyncio.sleep(0)
-
-    def items() -> Iterator[BatchItem]:
-        for item in _items(taken, count):
-            seen.append(turns[0])
-            yield item
 
     async def main() -> None:
-        ticking = asyncio.create_task(ticker())
-        try:
+        async with asyncio_ticker() as turns:
+
+            def items() -> Iterator[BatchItem]:
+                for item in _items([], count):
+                    turns.note()
+                    yield item
+
             async with AsyncSMTPClient(sink.host, sink.port, tls="none") as client:
                 assert client._channel is not None and client._channel._fd >= 0
                 outcomes = await client.send_many(items())
-        finally:
-            ticking.cancel()
         assert [type(outcome) for outcome in outcomes] == [TransactionResult] * count
-        stalled = [i for i in range(SLACK, count) if seen[i] == seen[i - SLACK]]
-        assert not stalled
+        assert len(turns.seen) == count and not turns.stalled(SLACK)
 
     run(main)
 
@@ -211,25 +203,44 @@ def test_other_tasks_run_during_a_loop_of_sendmail_calls(smtp_sink_factory: Sink
     calls that each find their replies at once still let the loop run every few."""
     sink = smtp_sink_factory(dump=False)
     count = 300
-    turns = [0]
-    seen: list[int] = []
-
-    async def ticker() -> None:
-        while True:
-            turns[0] += 1
-            await asyncio.sleep(0)
 
     async def main() -> None:
-        ticking = asyncio.create_task(ticker())
-        try:
-            async with AsyncSMTPClient(sink.host, sink.port, tls="none") as client:
-                for index in range(count):
-                    seen.append(turns[0])
+        async with (
+            asyncio_ticker() as turns,
+            AsyncSMTPClient(sink.host, sink.port, tls="none") as client,
+        ):
+            for index in range(count):
+                turns.note()
+                await client.sendmail(f"s{index}@example.test", "a@example.test", MESSAGE)
+        assert not turns.stalled(SLACK)
+
+    run(main)
+
+
+def test_one_task_going_round_many_connections_still_lets_others_run(
+    smtp_sink_factory: SinkFactory,
+) -> None:
+    """The bound on reads past the loop is the thread's, not each connection's: one task
+    sending on eight connections in turn (every reply already in) lets the loop run
+    every few calls, not every few calls per connection (a count per channel allowed
+    eight times as many: this test failed with it)."""
+    sink = smtp_sink_factory(dump=False)
+    rounds, width = 60, 8
+
+    async def main() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(AsyncSMTPClient(sink.host, sink.port, tls="none"))
+                for _ in range(width)
+            ]
+            for client in clients:  # every one reads past the loop
+                assert client._channel is not None and client._channel._fd >= 0
+            turns = await stack.enter_async_context(asyncio_ticker())
+            for index in range(rounds):
+                for client in clients:
+                    turns.note()
                     await client.sendmail(f"s{index}@example.test", "a@example.test", MESSAGE)
-        finally:
-            ticking.cancel()
-        stalled = [i for i in range(SLACK, count) if seen[i] == seen[i - SLACK]]
-        assert not stalled
+        assert len(turns.seen) == rounds * width and not turns.stalled(SLACK)
 
     run(main)
 

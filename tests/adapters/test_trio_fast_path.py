@@ -37,11 +37,16 @@ from smtpproto.testing import Disconnect, Drop, Rule, run_server
 from smtpproto.trio_client import TrioSMTPClient
 
 from .peer import PEER_TIMEOUT, Peer, listening
+from .ticker import trio_ticker
 
 #: Real seconds any test may take before it counts as hung.
 LIMIT = 60.0
 #: Messages a batch that should have been cut short may take before the test fails.
 RUNAWAY = 20_000
+#: Steps (messages, calls) that may pass between two turns of another task: trio runs
+#: the ready tasks of each pass in a random order, so the batch's stretches of two
+#: passes may come between two of its turns, never three.
+SPAN = 2 * _READS_PER_PASS + 2
 MESSAGE = b"Subject: fast path\r\n\r\n" + b"y" * 76 + b"\r\n.leading dot\r\n"
 
 SinkFactory = Callable[..., SinkPeer]
@@ -179,29 +184,19 @@ def test_other_tasks_run_during_a_long_batch(smtp_sink_factory: SinkFactory) -> 
     may come between two of its turns, never three."""
     sink = smtp_sink_factory(dump=False)
     count = 2000
-    turns = [0]
-    seen: list[int] = []
-
-    async def ticker() -> None:
-        while True:
-            turns[0] += 1
-            await trio.lowlevel.checkpoint()
-
-    def items() -> Iterator[BatchItem]:
-        for index in range(count):
-            seen.append(turns[0])
-            yield f"s{index}@example.test", "a@example.test", MESSAGE
 
     async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ticker)
+        async with trio_ticker() as turns:
+
+            def items() -> Iterator[BatchItem]:
+                for index in range(count):
+                    turns.note()
+                    yield f"s{index}@example.test", "a@example.test", MESSAGE
+
             async with TrioSMTPClient(sink.host, sink.port, tls="none") as client:
                 outcomes = await client.send_many(items())
-            nursery.cancel_scope.cancel()
         assert len(outcomes) == count
-        span = 2 * _READS_PER_PASS + 2
-        stalled = [i for i in range(span, count) if seen[i] == seen[i - span]]
-        assert not stalled
+        assert len(turns.seen) == count and not turns.stalled(SPAN)
 
     run(main)
 
@@ -237,25 +232,43 @@ def test_other_tasks_run_during_a_loop_of_sendmail_calls(smtp_sink_factory: Sink
     read a few replies at once still give other tasks a turn every few calls."""
     sink = smtp_sink_factory(dump=False)
     count = 300
-    turns = [0]
-    seen: list[int] = []
-
-    async def ticker() -> None:
-        while True:
-            turns[0] += 1
-            await trio.lowlevel.checkpoint()
 
     async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ticker)
-            async with TrioSMTPClient(sink.host, sink.port, tls="none") as client:
-                for index in range(count):
-                    seen.append(turns[0])
+        async with (
+            trio_ticker() as turns,
+            TrioSMTPClient(sink.host, sink.port, tls="none") as client,
+        ):
+            for index in range(count):
+                turns.note()
+                await client.sendmail(f"s{index}@example.test", "a@example.test", MESSAGE)
+        assert not turns.stalled(SPAN)  # calls: each reads at least one reply
+
+    run(main)
+
+
+def test_one_task_going_round_many_connections_still_lets_others_run(
+    smtp_sink_factory: SinkFactory,
+) -> None:
+    """The count of reads that did not wait is the thread's, not each client's: one
+    task sending on eight connections in turn (every reply already in) gives other
+    tasks a turn every few calls, not every few calls per connection (a count per
+    client allowed eight times as many: this test failed with it)."""
+    sink = smtp_sink_factory(dump=False)
+    rounds, width = 60, 8
+
+    async def main() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(TrioSMTPClient(sink.host, sink.port, tls="none"))
+                for _ in range(width)
+            ]
+            assert all(client._sock is not None for client in clients)  # the socket path
+            turns = await stack.enter_async_context(trio_ticker())
+            for index in range(rounds):
+                for client in clients:
+                    turns.note()
                     await client.sendmail(f"s{index}@example.test", "a@example.test", MESSAGE)
-            nursery.cancel_scope.cancel()
-        span = 2 * _READS_PER_PASS + 2  # calls: each reads at least one reply
-        stalled = [i for i in range(span, count) if seen[i] == seen[i - span]]
-        assert not stalled
+        assert len(turns.seen) == rounds * width and not turns.stalled(SPAN)
 
     run(main)
 

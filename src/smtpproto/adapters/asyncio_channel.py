@@ -49,6 +49,14 @@ object of fixed slots:
   ``connection_lost``, before asyncio closes it. An end of stream or a failure seen
   there is left to the transport, which sees it too on its next read (an error
   already consumed is reported as the transport would: ``connection_lost`` with it).
+  At most ``READS_PER_PASS`` such reads follow each other before the loop runs again
+  (a callback of a channel, or a task waiting on one, woken). The count is the
+  thread's, shared by its channels, not each channel's: what it bounds is how long the
+  loop goes without running, and one task going round many connections (a
+  ``sendmail`` on each in turn, every reply already in) would otherwise hold the loop
+  for ``READS_PER_PASS`` reads per connection. A count left by another task's reads
+  only makes the next pass come sooner; it restarts whenever the loop provably ran
+  (those callbacks, a wait's end, a connection just opened).
 * TLS: ``start_tls`` runs ``loop.start_tls`` on the transport with this same protocol
   (every supported Python's way; streams need 3.11) and switches to the TLS transport
   it returns.
@@ -77,9 +85,10 @@ __all__ = ["RECV_SIZE", "Channel", "take_over"]
 #: Whether ``os.read`` reads a socket's descriptor (not on Windows).
 _READ_SOCKETS = os.name == "posix"
 #: Reads past the loop (``receive_now``) that may follow each other before the loop runs
-#: again: a batch to a server that always answers at once still lets the loop's other
-#: callbacks and tasks run, and a cancellation reach the waiting task, every few
-#: replies.
+#: again, counted per thread (its loop), whichever channels they read: a batch to a
+#: server that always answers at once, or one task going round many such connections,
+#: still lets the loop's other callbacks and tasks run, and a cancellation reach the
+#: waiting task, every few replies.
 READS_PER_PASS = 16
 
 #: The size of the shared receive buffer: the most one ``recv_into`` takes.
@@ -88,15 +97,20 @@ RECV_SIZE = 256 * 1024
 _SALVAGE_READS = MAX_READAHEAD // RECV_SIZE
 
 
-class _SharedBuffer(threading.local):
-    """One receive buffer per thread, made when a thread first receives: every channel
-    of the thread's loop fills it in turn and copies its bytes out at once."""
+class _PerThread(threading.local):
+    """What the channels of a thread's loop share, made when the thread first uses it:
+    one receive buffer (every channel fills it in turn and copies its bytes out at
+    once), and the count of reads past the loop since the loop last ran."""
 
     def __init__(self) -> None:
         self.view = memoryview(bytearray(RECV_SIZE))
+        #: ``receive_now`` reads since the loop last ran a callback of a channel or woke
+        #: a task waiting on one (``READS_PER_PASS``). Per thread, not per channel: the
+        #: bound is on the loop, and one task may read many channels between its waits.
+        self.passless = 0
 
 
-_shared = _SharedBuffer()
+_shared = _PerThread()
 
 
 class Channel(asyncio.BufferedProtocol):
@@ -106,7 +120,6 @@ class Channel(asyncio.BufferedProtocol):
 
     __slots__ = (
         "_fd",
-        "_passless",
         "_read_failed",
         "_reading_paused",
         "_timer",
@@ -149,9 +162,6 @@ class Channel(asyncio.BufferedProtocol):
         self.consumer: Callable[[], None] | None = None
         #: The socket's descriptor for ``receive_now``; -1: never read past the loop.
         self._fd = -1
-        #: ``receive_now`` reads since the loop last ran a callback of this channel or
-        #: woke its waiting task (``READS_PER_PASS``).
-        self._passless = 0
         #: ``receive_now`` met a failure and reported the loss itself.
         self._read_failed = False
 
@@ -169,7 +179,7 @@ class Channel(asyncio.BufferedProtocol):
 
     def received(self, data: bytes) -> None:
         """Keep ``data`` for the next ``take`` (past ``MAX_READAHEAD`` stop reading)."""
-        self._passless = 0  # the loop ran
+        _shared.passless = 0  # the loop ran
         inbox = self.inbox
         if not inbox:
             self.inbox = inbox = data
@@ -248,6 +258,7 @@ class Channel(asyncio.BufferedProtocol):
         ):
             held = transport.get_extra_info("socket")
             self._fd = held.fileno() if held is not None else -1
+            _shared.passless = 0  # the loop ran: the client just awaited its connection
 
     def receive_now(self) -> bytes:
         """What the kernel holds for the connection right now, read past the loop
@@ -257,9 +268,12 @@ class Channel(asyncio.BufferedProtocol):
         transport reports a failed read (``connection_lost``), and the transport
         dropped."""
         fd = self._fd
-        if fd < 0 or self._passless >= READS_PER_PASS:
+        if fd < 0:
             return b""
-        self._passless += 1
+        shared = _shared
+        if shared.passless >= READS_PER_PASS:
+            return b""
+        shared.passless += 1
         try:
             data = os.read(fd, READ_SIZE)  # a fresh object of the common size: no shared buffer
         except (BlockingIOError, InterruptedError):
@@ -314,7 +328,7 @@ class Channel(asyncio.BufferedProtocol):
             await waiter
         finally:
             self._waiter = None
-            self._passless = 0  # the loop ran
+            _shared.passless = 0  # the loop ran
 
     def retime(self, deadline: float) -> None:
         """Make ``deadline`` the deadline of the wait in progress (a ``consumer`` moved

@@ -26,8 +26,9 @@ still cut short at the next message by a cancellation or a deadline (the deadlin
 read once per pass and operation: one the batch's own hooks move is seen at the next
 pass). A scheduler pass
 (the deadline's expiry, other tasks' turns) comes with every ``Read`` that waits, every
-``_READS_PER_PASS``-th that does not, and with the ``Read`` that finds the deadline
-passed: a batch lets other tasks run every few messages, not after each (a pass per
+``_READS_PER_PASS``-th that does not (counted per thread, whichever clients read:
+one task going round many connections gets no more), and with the ``Read`` that finds
+the deadline passed: a batch lets other tasks run every few messages, not after each (a pass per
 message was about a quarter of trio ``send_many``'s client CPU per message against
 smtp-sink, paired rounds). A ``Write`` that did not wait has no schedule point of its
 own (fewer than ``_UNREAD_WINDOW`` octets unread); a longer burst of writes gets one
@@ -68,6 +69,7 @@ from __future__ import annotations
 import math
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
@@ -98,6 +100,21 @@ _UNREAD_WINDOW = 16 * 1024
 #: ``Read``\s on the socket path that found their bytes without waiting, at most, between
 #: two scheduler passes: other tasks run at least every so many replies of a batch.
 _READS_PER_PASS = 16
+
+
+class _Unpassed(threading.local):
+    """The ``Read`` requests on the socket path that did not wait since the running task's
+    last scheduler pass, whichever clients they read (``_READS_PER_PASS``): counted per
+    thread (its trio run), not per client, as one task may go round many connections.
+    Only the running task reads; a count another task left only makes the next pass
+    come sooner. It restarts at every pass this module makes and when a client has
+    connected (the connect waited)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+_unpassed = _Unpassed()
 #: What a trio stream raises when the transport fails (OSError includes TimeoutError).
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 R = TypeVar("R")
@@ -168,8 +185,6 @@ class TrioSMTPClient(AsyncClientBase):
         self._eof = False
         self._read_error: Exception | None = None
         self._unread = 0
-        #: ``Read``\s since the last scheduler pass that did not wait (``_READS_PER_PASS``).
-        self._unpassed = 0
         #: The task's effective deadline, read at the first of them in an operation (only
         #: the task's own code runs between two passes, and current_effective_deadline
         #: costs about 2 µs); None: read it at the next.
@@ -194,6 +209,7 @@ class TrioSMTPClient(AsyncClientBase):
             except (OSError, trio.TooSlowError) as error:
                 raise self._connect_error(error) from error
             self._stream, self._sock = _with_socket(opened)
+            _unpassed.count = 0  # the connect waited: the task has been through the scheduler
         if isinstance(self._stream, trio.SocketStream):
             name = self._stream.socket.getsockname()
             return name[0] if isinstance(name, tuple) else None
@@ -328,7 +344,7 @@ class TrioSMTPClient(AsyncClientBase):
             sent = 0
         if sent == len(data):
             if self._unread > _UNREAD_WINDOW:  # a burst of writes: let others run
-                self._unpassed = 0
+                _unpassed.count = 0
                 self._pass_deadline = None
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return  # else the Read that comes next is the schedule point
@@ -353,16 +369,17 @@ class TrioSMTPClient(AsyncClientBase):
         try:
             data = sock.recv(RECV_SIZE)
         except BlockingIOError:
-            self._unpassed = 0  # the wait is a scheduler pass
+            _unpassed.count = 0  # the wait is a scheduler pass
             self._pass_deadline = None
             return await _timed(_wait_and_receive(sock), self._read_deadline(timeout))
         limit = self._pass_deadline
         if limit is None:  # the first since a pass or the operation's start
             limit = self._pass_deadline = trio.current_effective_deadline()
-        self._unpassed += 1
-        if self._unpassed >= _READS_PER_PASS or limit <= trio.current_time():
+        unpassed = _unpassed
+        unpassed.count += 1
+        if unpassed.count >= _READS_PER_PASS or limit <= trio.current_time():
             # Let others run; or a deadline passed: the pass cancels, the next request raises.
-            self._unpassed = 0
+            unpassed.count = 0
             self._pass_deadline = None
             await trio.lowlevel.cancel_shielded_checkpoint()
         return data

@@ -121,6 +121,8 @@ T = TypeVar("T")
 #: after the only one of a small message (an exhausted iterator stays exhausted).
 _END = EndOfContent()
 _NO_CHUNKS: Iterator[bytes] = iter(())
+#: No value a caller can give (``_Plan.recipients_given`` when there is none).
+_NOTHING = object()
 
 
 @dataclasses.dataclass(slots=True)
@@ -158,7 +160,9 @@ class _Plan:
         "mailmax",
         "options",
         "prepared",
+        "raised",
         "recipients",
+        "recipients_given",
         "refusal_7bit",
         "refusal_8bit",
         "sender",
@@ -193,6 +197,9 @@ class _Plan:
         self.size_advertised = caps is not None and caps.size is not None
         self.sender: str | None = None  # None: nothing remembered
         self.recipients: str | tuple[str, ...] = ()
+        #: The caller's tuple ``recipients`` was taken from, when it holds exactly
+        #: those strs (``_remember``); else ``_NOTHING``.
+        self.recipients_given: object = _NOTHING
         self.prepared: _Prepared | None = None
         #: The engine's ``GroupTemplate`` for the RCPT commands ``template_for`` (of
         #: ``prepared``, shared by the messages ``_repeated`` makes from it; None: that
@@ -203,6 +210,9 @@ class _Plan:
         #: (``prepared``'s MAIL then): reused while messages keep that length.
         self.sized: Mail | None = None
         self.sized_from: Mail | None = None
+        #: What the caller's iterable raised, if it did (``_next``): the batch stops
+        #: taking messages and ``send_many`` raises ``SMTPBatchInterrupted``.
+        self.raised: list[Exception] = []
 
 
 class _Outcomes:
@@ -335,20 +345,25 @@ class BatchDrivers(MailDrivers):
         window: int,
         on_outcome: OutcomeCallback | None,
     ) -> Driver[list[Outcome]]:
+        """The batch, under ``_guard``'s rule applied in this frame (``_guard_start``,
+        ``_guard_failure``: no frame around ``_batch`` to resume twice per message)."""
         done: list[Outcome] = []
         outcomes = _Outcomes(
             on_outcome if on_outcome is not None else lambda _, outcome: done.append(outcome)
         )
         inflight: deque[_Prepared] = deque()
-        raised: list[Exception] = []  # what the caller's iterable raised, if it did
-        messages = _until_it_raises(messages, raised)
         self._reset_pending = False
         # Replies read after a failed write (``_last_words``) settle their messages too.
         self._settle_result = lambda result: self._settle_oldest(result, inflight, outcomes)
         try:
-            yield from self._guard(
-                self._batch(messages, plan, pipe, bdat, window, outcomes, inflight)
-            )
+            start = self._guard_start()
+            try:
+                yield from self._batch(messages, plan, pipe, bdat, window, outcomes, inflight)
+            except BaseException as error:
+                yield from self._guard_failure(error, start)
+                raise AssertionError("unreachable: _guard_failure raises") from error
+            finally:
+                self._current = None
         except SMTPError as error:
             if outcomes.failed:  # raised by ``on_outcome`` (re-raising an outcome, say):
                 self._broken = True  # not the session's error; the batch ends, unfinished
@@ -359,8 +374,8 @@ class BatchDrivers(MailDrivers):
         finally:
             self._settle_result = None
         outcomes.finish()
-        if raised:
-            raise SMTPBatchInterrupted(raised[0], done) from raised[0]
+        if plan.raised:
+            raise SMTPBatchInterrupted(plan.raised[0], done) from plan.raised[0]
         return done
 
     def _next(
@@ -372,11 +387,25 @@ class BatchDrivers(MailDrivers):
         transactions in this session (RFC 9422 §4.1): then the next message, if there
         is one, gets ``SMTPProtocolError`` saying so, and the rest of the iterable is
         not consumed (``_past_mailmax``)."""
+        if plan.raised:  # the iterable raised: never asked again
+            return None
         if plan.mailmax is not None and self.conn.mail_budget == 0:
-            _past_mailmax(self.conn, messages, outcomes)
+            _past_mailmax(self.conn, messages, plan, outcomes)
             return None
         options, chunk_size = plan.options, plan.chunk_size
-        for item in messages:
+        while True:
+            # ``messages``' next item, ending where it raises an ``Exception`` (kept in
+            # ``plan.raised``): the batch then finishes every message already taken, as
+            # at the iterable's end, and ``send_many`` raises ``SMTPBatchInterrupted``
+            # with their outcomes. ``messages`` is never closed (the caller may go on
+            # with it); a ``BaseException`` (an interrupt, cancellation) propagates.
+            try:
+                item = next(messages)
+            except StopIteration:
+                return None
+            except Exception as error:
+                plan.raised.append(error)
+                return None
             index = outcomes.reserve()
             recipients: str | Iterable[str]
             content: ContentSource
@@ -415,7 +444,6 @@ class BatchDrivers(MailDrivers):
             if single and mail_options is options:
                 _remember(plan, sender, recipients, prepared)
             return prepared
-        return None
 
     def _batch(
         self,
@@ -772,7 +800,7 @@ class BatchDrivers(MailDrivers):
 
 
 def _past_mailmax(
-    conn: ClientConnection, messages: Iterator[BatchItem], outcomes: _Outcomes
+    conn: ClientConnection, messages: Iterator[BatchItem], plan: _Plan, outcomes: _Outcomes
 ) -> None:
     """The session has sent as many transactions as the server's LIMITS MAILMAX takes
     (RFC 9422 §4.1): the next message, if any, is taken and gets ``SMTPProtocolError``
@@ -781,32 +809,20 @@ def _past_mailmax(
     new connection)."""
     caps = conn.capabilities
     assert caps is not None  # a budget needs the LIMITS of an EHLO reply
-    for _ in messages:
-        outcomes[outcomes.reserve()] = SMTPProtocolError(
-            LocalProtocolError(
-                f"not sent: the server's LIMITS MAILMAX is {caps.limits.mailmax} and this "
-                "session has sent that many transactions (RFC 9422 §4.1); send this "
-                "message and the rest on a new connection"
-            )
+    try:
+        next(messages)
+    except StopIteration:
+        return
+    except Exception as error:  # as ``_next`` takes it: the batch is interrupted
+        plan.raised.append(error)
+        return
+    outcomes[outcomes.reserve()] = SMTPProtocolError(
+        LocalProtocolError(
+            f"not sent: the server's LIMITS MAILMAX is {caps.limits.mailmax} and this "
+            "session has sent that many transactions (RFC 9422 §4.1); send this "
+            "message and the rest on a new connection"
         )
-        break
-
-
-def _until_it_raises(messages: Iterator[BatchItem], raised: list[Exception]) -> Iterator[BatchItem]:
-    """``messages``, ending where it raises an ``Exception`` (kept in ``raised``): the
-    batch then finishes every message already taken, as at the iterable's end, and
-    ``send_many`` raises ``SMTPBatchInterrupted`` with their outcomes. Never closes
-    ``messages`` (the caller may go on with it). A ``BaseException`` (an interrupt,
-    cancellation) propagates as itself."""
-    while True:
-        try:
-            item = next(messages)
-        except StopIteration:
-            return
-        except Exception as error:
-            raised.append(error)
-            return
-        yield item
+    )
 
 
 def _session_ended(error: SMTPError, inflight: deque[_Prepared], outcomes: _Outcomes) -> None:
@@ -861,6 +877,10 @@ def _remember(
     else:
         return  # an iterator or a custom iterable: taken anew every time
     plan.sender, plan.recipients, plan.prepared = sender, shape, prepared
+    # The caller's own tuple, when it holds exactly these values: immutable, so the
+    # same object again holds them still (``_repeated`` compares nothing then).
+    same = type(recipients) is tuple and all(type(r) is str for r in recipients)
+    plan.recipients_given = recipients if same and recipients == shape else _NOTHING
 
 
 def _repeated(plan: _Plan, index: int, item: tuple[Any, ...]) -> _Prepared | None:
@@ -902,7 +922,9 @@ def _repeated(plan: _Plan, index: int, item: tuple[Any, ...]) -> _Prepared | Non
     if type(sender) is not str or sender != plan.sender:
         return None
     known = plan.recipients
-    if type(recipients) is str:
+    if recipients is plan.recipients_given:  # the same tuple (``_remember``)
+        pass
+    elif type(recipients) is str:
         if recipients != known:
             return None
     elif type(recipients) is list or type(recipients) is tuple:

@@ -137,12 +137,31 @@ class DriverCore:
     def _guard(self, driver: Driver[T]) -> Driver[T]:
         """Map failures to the exception hierarchy; mark the session broken on any
         exception except a reply error that left the session usable, and a refusal
-        made before anything went out (``_refused_before_sending``)."""
-        if self._broken:
-            raise SMTPProtocolError(LocalProtocolError("the connection is broken; open a new one"))
-        start = self.conn.state
+        made before anything went out (``_refused_before_sending``). A driver may
+        apply the same rule without this frame around it (``send_many``: it is
+        resumed twice per message): ``_guard_start``, then ``_guard_failure``."""
+        start = self._guard_start()
         try:
             return (yield from driver)
+        except BaseException as error:
+            yield from self._guard_failure(error, start)
+            raise AssertionError("unreachable: _guard_failure raises") from error
+        finally:
+            self._current = None
+
+    def _guard_start(self) -> ClientState:
+        """The state an operation starts in (for ``_guard_failure``); refused when the
+        session is broken."""
+        if self._broken:
+            raise SMTPProtocolError(LocalProtocolError("the connection is broken; open a new one"))
+        return self.conn.state
+
+    def _guard_failure(self, error: BaseException, start: ClientState) -> Driver[None]:
+        """Raise what ``error``, escaping an operation begun in state ``start``, means
+        (``_guard``'s rule); after a transport error, first read the server's last
+        words. Always raises; never returns."""
+        try:
+            raise error
         except (SMTPReplyError, SMTPRecipientsRefused):
             if not self.usable:
                 self._broken = True
@@ -187,8 +206,6 @@ class DriverCore:
         except BaseException:  # cancellation, KeyboardInterrupt: never reuse
             self._broken = True
             raise
-        finally:
-            self._current = None
 
     def _refused_before_sending(self, start: ClientState) -> bool:
         """Whether a ``LocalProtocolError`` left the session as the operation found it

@@ -9,6 +9,7 @@ iterator is read only when a message is about to be taken."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import deque
 from typing import Any
 
@@ -125,3 +126,82 @@ def test_on_outcome_raising_reports_nothing_more() -> None:
         lease.report(0, Outcome(0))
     lease.report(1, Outcome(1))
     assert calls == [0] and batch.failed and not batch.peek()
+
+
+# -- the caller's code runs without the lock, one call at a time ------------------------------
+
+#: Seconds a thread of these tests may take; none waits longer (a test never hangs).
+LIMIT = 10.0
+
+
+def test_the_callers_code_never_runs_under_the_lock() -> None:
+    """The iterator and ``on_outcome`` may use the pool (which would wait for another
+    round, which would wait for this lock): neither is called with it held."""
+    lock = threading.Lock()
+    locked: list[bool] = []
+
+    def items() -> Any:
+        for index in range(4):
+            locked.append(lock.locked())
+            yield ("s@x.test", ["r@x.test"], index)
+
+    batch = PoolBatch(items(), lambda i, o: locked.append(lock.locked()), lock, 10)
+    lease = Lease(batch, lambda taken: True)
+    for local, item in enumerate(list(lease)):
+        lease.report(local, Outcome(item))
+    assert batch.peek() is False and batch.finish() == []
+    assert locked == [False] * 8
+
+
+def test_a_round_reports_without_waiting_for_on_outcome_running_elsewhere() -> None:
+    """While ``on_outcome`` runs in one thread (here: until told to return), another
+    round's report returns at once; its outcome is handed on afterwards, in order,
+    by the thread whose turn it is. A round that then needs the iterator waits for the
+    turn, or gives its connection back (``GAVE_WAY``) when the pool is wanted."""
+    entered, release = threading.Event(), threading.Event()
+    got: list[int] = []
+    wanted: list[bool] = [False]
+
+    def on_outcome(index: int, outcome: object) -> None:
+        got.append(index)
+        if index == 0:
+            entered.set()
+            assert release.wait(LIMIT)
+
+    batch = PoolBatch(counted(4, []), on_outcome, threading.Lock(), 10, lambda: wanted[0])
+    first, second = Lease(batch, lambda taken: True), Lease(batch, lambda taken: True)
+    item0, item1 = next(first), next(second)
+    reporter = threading.Thread(target=first.report, args=(0, Outcome(item0)), daemon=True)
+    reporter.start()
+    assert entered.wait(LIMIT)
+    second.report(0, Outcome(item1))  # returns at once: the turn is the reporter's
+    assert got == [0]
+    wanted[0] = True
+    assert next(second, None) is None and second.gave_way  # gives way, does not wait
+    wanted[0] = False
+    taker_got: list[object] = []
+    taker = threading.Thread(target=lambda: taker_got.append(next(first)), daemon=True)
+    taker.start()
+    taker.join(0.05)
+    assert taker.is_alive() and not taker_got  # waits for the turn
+    release.set()
+    reporter.join(LIMIT)
+    taker.join(LIMIT)
+    assert not reporter.is_alive() and not taker.is_alive()
+    assert got == [0, 1] and [item[2] for item in taker_got] == [2]  # type: ignore[index]
+
+
+def test_once_on_outcome_raised_no_round_takes_a_message() -> None:
+    """With a real lock too: the batch has failed, the next take ends the lease (not
+    as giving way), and the iterable is not blamed (``raised`` stays None)."""
+
+    def on_outcome(index: int, outcome: object) -> None:
+        raise KeyError(index)
+
+    batch = PoolBatch(counted(5, []), on_outcome, threading.Lock(), 10)
+    lease = Lease(batch, lambda taken: True)
+    first = next(lease)
+    with pytest.raises(KeyError):
+        lease.report(0, Outcome(first))
+    assert next(lease, None) is None and not lease.gave_way
+    assert batch.failed and batch.raised is None and not batch.peek()

@@ -858,3 +858,200 @@ def test_several_connections_call_the_iterable_and_on_outcome_one_at_a_time(
         )
         assert len(server.messages) == 40
     assert result == [] and seen == list(range(40)) and not overlaps
+
+
+# -- caller code that uses the pool itself ----------------------------------------------
+
+#: Seconds a test waits for a batch whose caller code uses the pool: one that
+#: deadlocks fails the test then (its daemon thread is left behind, stuck).
+REENTRY_LIMIT = 20.0
+
+
+def within(limit: float, work: Callable[[], Any]) -> Any:
+    """``work()`` in a daemon thread: its result or exception, or a failure when it
+    has not returned after ``limit`` seconds (a deadlock: the test must not hang)."""
+    done: list[Any] = []
+
+    def run() -> None:
+        try:
+            done.append((True, work()))
+        except BaseException as error:  # handed to the test's thread
+            done.append((False, error))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert done, f"still running after {limit} s: deadlocked"
+    ok, value = done[0]
+    if not ok:
+        raise value
+    return value
+
+
+def bounce(index: int) -> tuple[str, list[str], bytes]:
+    return ("postmaster@x.test", ["s@x.test"], b"Subject: bounce %d\r\n\r\nno\r\n" % index)
+
+
+@pytest.mark.parametrize("connections", [1, 2, 3])
+def test_on_outcome_may_send_over_the_same_blocking_pool(connections: int) -> None:
+    """``on_outcome`` sends a bounce through the pool whose batch calls it, with the
+    batch on every connection the pool may open but one: the bounce gets a connection
+    (the batch's other rounds give theirs back rather than wait for the caller's code),
+    nothing deadlocks, every message and bounce is stored once."""
+    from smtpproto.blocking import SMTPPool
+
+    with flaky_server(reply_delay=0.002) as server:
+        pool = SMTPPool(
+            "127.0.0.1", server.port, tls="none", timeout=5, max_connections=max(2, connections)
+        )
+        bounced: list[int] = []
+
+        def on_outcome(index: int, outcome: object) -> None:
+            if index % 4 == 1:
+                bounced.append(index)
+                assert isinstance(pool.sendmail(*bounce(index)), TransactionResult)
+
+        with pool:
+            result = within(
+                REENTRY_LIMIT,
+                lambda: pool.send_many(
+                    batch(12, same=False), connections=connections, on_outcome=on_outcome
+                ),
+            )
+            assert pool.connections == pool.idle_connections  # none lent out
+        assert result == [] and bounced == [1, 5, 9]
+        assert sorted(server.messages) == sorted(
+            [message(i) + b".\r\n" for i in range(12)]
+            + [bounce(i)[2] + b".\r\n" for i in (1, 5, 9)]
+        )
+
+
+@pytest.mark.parametrize("connections", [2, 3])
+def test_the_iterable_may_send_over_the_same_blocking_pool(connections: int) -> None:
+    """The iterable sends a notice through the pool before each fourth message, with
+    the batch on every connection the pool may open: no deadlock, all stored once."""
+    from smtpproto.blocking import SMTPPool
+
+    with flaky_server(reply_delay=0.002) as server:
+        pool = SMTPPool(
+            "127.0.0.1", server.port, tls="none", timeout=5, max_connections=connections
+        )
+
+        def messages() -> Iterator[tuple[str, list[str], bytes]]:
+            for index, item in enumerate(batch(12, same=False)):
+                if index % 4 == 3:
+                    pool.sendmail(*bounce(index))
+                yield item
+
+        with pool:
+            outcomes = within(
+                REENTRY_LIMIT, lambda: pool.send_many(messages(), connections=connections)
+            )
+        assert [type(o) for o in outcomes] == [TransactionResult] * 12
+        assert len(server.messages) == len(set(server.messages)) == 15
+
+
+def test_the_iterable_may_wait_for_a_thread_that_uses_the_pool() -> None:
+    """The iterable reads a queue that another thread fills, each item after a
+    ``sendmail`` through the same pool, whose two connections the batch's two rounds
+    hold: the round waiting for its turn at the iterable gives its connection back."""
+    import queue
+
+    from smtpproto.blocking import SMTPPool
+
+    with flaky_server(reply_delay=0.002) as server:
+        pool = SMTPPool("127.0.0.1", server.port, tls="none", timeout=5, max_connections=2)
+        handed: queue.Queue[tuple[str, list[str], bytes] | None] = queue.Queue()
+
+        def producer() -> None:
+            for index, item in enumerate(batch(8, same=False)):
+                pool.sendmail(*bounce(index))
+                handed.put(item)
+            handed.put(None)
+
+        def messages() -> Iterator[tuple[str, list[str], bytes]]:
+            for _ in range(9):  # bounded: eight items, then the end
+                item = handed.get(timeout=REENTRY_LIMIT)
+                if item is None:
+                    return
+                yield item
+
+        with pool:
+            feeder = threading.Thread(target=producer, daemon=True)
+            feeder.start()
+            outcomes = within(REENTRY_LIMIT, lambda: pool.send_many(messages(), connections=2))
+            feeder.join(REENTRY_LIMIT)
+            assert not feeder.is_alive()
+        assert [type(o) for o in outcomes] == [TransactionResult] * 8
+        assert len(server.messages) == len(set(server.messages)) == 16
+
+
+def test_on_outcome_needing_the_batchs_only_connection_is_refused() -> None:
+    """``max_connections=1``: ``on_outcome`` calling ``sendmail`` on the pool would
+    wait for the connection its own batch holds until it returns, forever. The pool
+    raises ``SMTPProtocolError`` (a caller mistake) instead, which ends the batch
+    as ``on_outcome`` raising does; the connection is closed, the pool usable."""
+    from smtpproto.blocking import SMTPPool
+
+    with flaky_server() as server:
+        pool = SMTPPool("127.0.0.1", server.port, tls="none", timeout=5, max_connections=1)
+
+        def on_outcome(index: int, outcome: object) -> None:
+            pool.sendmail(*bounce(index))
+
+        with pool:
+            with pytest.raises(SMTPProtocolError, match="on_outcome or the messages") as caught:
+                within(REENTRY_LIMIT, lambda: pool.send_many(batch(3), on_outcome=on_outcome))
+            assert "max_connections" in str(caught.value)
+            assert pool.connections == 0
+            assert isinstance(pool.sendmail(*bounce(9)), TransactionResult)  # usable
+        assert server.messages[0] == message(0) + b".\r\n"
+        assert server.messages[-1] == bounce(9)[2] + b".\r\n"
+
+
+def test_on_outcome_may_start_a_task_that_uses_the_async_pool(
+    make_pool: MakePool, adapter: str
+) -> None:
+    """The async pools call ``on_outcome`` (a plain function) in the event loop, so it
+    cannot wait on the pool, but it may start a task that does: with one connection
+    in all, the bounces go out once the batch gave it back (the blocking pool: the
+    call itself, over a second connection)."""
+    with flaky_server() as server:
+        pool = make_pool(server, max_connections=2 if adapter == "blocking" else 1)
+        target = pool.pool
+        if pool.adapter == "blocking":
+
+            def on_outcome(index: int, outcome: object) -> None:
+                target.sendmail(*bounce(index))
+
+            within(REENTRY_LIMIT, lambda: target.send_many(batch(4), on_outcome=on_outcome))
+        elif pool.adapter == "asyncio":
+            import asyncio
+
+            async def main() -> None:
+                tasks: list[asyncio.Future[Any]] = []
+
+                def on_outcome(index: int, outcome: object) -> None:
+                    tasks.append(asyncio.ensure_future(target.sendmail(*bounce(index))))
+
+                async def both() -> None:
+                    await target.send_many(batch(4), on_outcome=on_outcome)
+                    await asyncio.gather(*tasks)
+
+                await asyncio.wait_for(both(), REENTRY_LIMIT)
+
+            pool.call_async(main)
+        else:
+            import trio
+
+            async def main() -> None:
+                with trio.fail_after(REENTRY_LIMIT):
+                    async with trio.open_nursery() as nursery:
+
+                        def on_outcome(index: int, outcome: object) -> None:
+                            nursery.start_soon(target.sendmail, *bounce(index))
+
+                        await target.send_many(batch(4), on_outcome=on_outcome)
+
+            pool.call_async(main)
+        assert len(server.messages) == len(set(server.messages)) == 8

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -41,6 +42,7 @@ from .smtplib_compat import smtplib_compatible
 
 __all__ = [
     "DEFAULT_CHECK_IDLE_AFTER",
+    "GAVE_WAY",
     "MAX_FRUITLESS_ROUNDS",
     "REORDER_LIMIT",
     "Destination",
@@ -51,6 +53,7 @@ __all__ = [
     "RateWindow",
     "check_count",
     "check_seconds",
+    "held_by_caller_code",
     "reusable",
     "split_over_count",
 ]
@@ -149,6 +152,27 @@ def split_over_count(recipients: str | Iterable[str], options: MailOptions | Non
 
 #: ``PoolBatch``'s empty hold (a message may be any object the client then refuses).
 _NOTHING: Final = object()
+#: What ``PoolBatch.take`` returns when its round should give its connection back
+#: rather than wait for the caller's code (falsy, as None: the lease ends).
+GAVE_WAY: Final = ()
+#: The lock of the blocking pool's batches (``threading.Lock`` is a function before 3.13).
+_LOCK_TYPE: Final = type(threading.Lock())
+
+
+class _CallerCode(threading.local):
+    """What the caller's code (the iterable, ``on_outcome``) running in this thread
+    holds: the pool connection of the round that called it, if any."""
+
+    holding: object = None
+
+
+_CALLER = _CallerCode()
+
+
+def held_by_caller_code() -> object:
+    """The connection held by the round whose caller's code is running in this thread
+    (None outside it, or when that code runs between rounds)."""
+    return _CALLER.holding
 
 
 class PoolBatch:
@@ -160,16 +184,29 @@ class PoolBatch:
     before an earlier one waits for it (the rounds stop taking messages ``ahead``
     of the oldest unreported one, so few wait). An ``Exception`` from the caller's
     iterator ends the batch (``raised``; ``finish`` raises ``SMTPBatchInterrupted``);
-    anything else it raises propagates. ``lock`` guards all of it, the caller's
-    iterator and ``on_outcome`` included (the blocking pool's threads: a real lock;
-    the tasks of one event loop: none needed)."""
+    anything else it raises propagates.
+
+    ``lock`` guards the bookkeeping (the blocking pool's threads: a real lock; the
+    tasks of one event loop: none needed) and is never held while the caller's code
+    runs: that code may use the pool itself. It runs one call at a time (the *turn*:
+    one round reads the iterator or hands outcomes to ``on_outcome`` while the others
+    go on; an outcome reported meanwhile is handed on by the round whose turn it is,
+    or the next one to report, or to look for a message). A round that needs the
+    iterator while another has the turn waits for it, unless ``wanted()`` says a
+    caller of the pool waits for a connection: it then gives its own back (``take``
+    returns ``GAVE_WAY``), since the code running may be waiting for one. Only the
+    blocking pool's threads can ever find the turn taken: the caller's code is plain
+    functions, which an event loop runs to their end before another task."""
 
     __slots__ = (
+        "_busy",
         "_emit",
         "_held",
         "_items",
         "_lock",
         "_pending",
+        "_turn",
+        "_wanted",
         "ended",
         "error",
         "failed",
@@ -187,9 +224,14 @@ class PoolBatch:
         on_outcome: OutcomeCallback | None,
         lock: AbstractContextManager[Any],
         limit: int,
+        wanted: Callable[[], bool] | None = None,
     ) -> None:
         self._items = messages
         self._lock = lock
+        # Waited on for the turn: only threads can find it taken (see the class doc).
+        self._turn = threading.Condition(lock) if isinstance(lock, _LOCK_TYPE) else None
+        self._wanted = wanted
+        self._busy = False  # a round has the turn: the caller's code may be running
         self._held: object = _NOTHING
         self._pending: dict[int, Outcome] = {}  # known, waiting for an earlier one
         self.outcomes: list[Outcome] = []
@@ -213,71 +255,174 @@ class PoolBatch:
     def _collect(self, index: int, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
 
-    def peek(self) -> bool:
-        """Whether a message is left: it is then read and held for the next ``take``."""
-        with self._lock:
-            return self._peek()
+    # -- the turn at the caller's code -------------------------------------------------------
 
-    def _peek(self) -> bool:
-        if self.failed or self.error is not None:
-            # The batch has failed (``on_outcome`` raised, or ``abandon``): a message
-            # read before that is never sent now, its outcome could not be reported.
-            return False
-        if self._held is not _NOTHING:
-            return True
-        if self.ended:
-            return False
+    @property
+    def _over(self) -> bool:
+        # The batch has failed (``on_outcome`` raised, or ``abandon``): a message read
+        # before that is never sent now, its outcome could not be reported.
+        return self.failed or self.error is not None
+
+    def _wait_for_turn(self) -> None:
+        """Under the lock, the turn taken: wait until it is given back (or ``wake``)."""
+        assert self._turn is not None, "only threads find the turn taken"
+        self._turn.wait()
+
+    def wake(self) -> None:
+        """A caller of the pool started waiting for a connection: the rounds waiting
+        for the turn look again whether to give theirs back."""
+        if self._turn is not None:
+            with self._lock:
+                self._turn.notify_all()
+
+    def _end_turn(self) -> None:
+        """Under the lock: give the turn back."""
+        self._busy = False
+        if self._turn is not None:
+            self._turn.notify_all()
+
+    def _read(self, holding: object) -> None:
+        """Read the next message into the hold, with the turn and without the lock; the
+        turn is still taken after it (``_end_turn``)."""
+        before, _CALLER.holding = _CALLER.holding, holding
         try:
-            self._held = next(self._items)
+            item = next(self._items)
         except StopIteration:
-            self.ended = True
+            with self._lock:
+                self.ended = True
         except Exception as error:  # the caller's: finish what was taken, then raise it
-            self.raised = error
-            self.ended = True
-        return self._held is not _NOTHING
+            with self._lock:
+                self.raised = error
+                self.ended = True
+        except BaseException:
+            with self._lock:
+                self._end_turn()
+            raise
+        else:
+            with self._lock:
+                self._held = item
+        finally:
+            _CALLER.holding = before
+
+    def _hand_on(self, holding: object) -> None:
+        """With the turn: hand on every outcome whose turn has come, without the lock,
+        then give the turn back."""
+        before, _CALLER.holding = _CALLER.holding, holding
+        try:
+            while True:
+                with self._lock:
+                    if self._over or self.reported not in self._pending:
+                        self._end_turn()
+                        return
+                    index = self.reported
+                    outcome = self._pending.pop(index)
+                try:
+                    self._emit(index, outcome)
+                except BaseException:
+                    with self._lock:
+                        self.failed = True
+                        self.ended = True
+                        self._end_turn()
+                    raise
+                with self._lock:
+                    self.reported += 1
+        finally:
+            _CALLER.holding = before
+
+    # -- what the rounds ask -------------------------------------------------------------------
+
+    def peek(self) -> bool:
+        """Whether a message is left: it is then read and held for the next ``take``;
+        the outcomes whose turn has come are handed on first. For a round holding no
+        connection: it waits for the turn."""
+        while True:
+            with self._lock:
+                while self._busy:
+                    self._wait_for_turn()
+                if self._over:
+                    return False
+                self._busy = True
+                read = self._held is _NOTHING and not self.ended
+            if read:
+                self._read(None)
+            self._hand_on(None)
+            with self._lock:
+                if self._over:
+                    return False
+                if self._held is not _NOTHING:
+                    return True
+                if self.ended:
+                    return False
+            # Another round took the message read: look again.
 
     @property
     def ahead(self) -> bool:
         """Whether ``limit`` messages are taken and not reported."""
         return self.taken - self.reported >= self.limit
 
-    def take(self, allowed: Callable[[], bool] | None = None) -> tuple[int, BatchItem] | None:
+    def take(
+        self, allowed: Callable[[], bool] | None = None, holding: object = None
+    ) -> tuple[int, BatchItem] | tuple[()] | None:
         """The next message and its index (None when none is left, or ``allowed()``,
         asked only when there is one, says no: it may count the message as started,
-        as the rate window does)."""
-        with self._lock:
-            if self.ahead or not self._peek() or (allowed is not None and not allowed()):
-                return None
-            item, self._held = self._held, _NOTHING
-            self.taken += 1
-            return self.taken - 1, item  # type: ignore[return-value]  # the caller's
+        as the rate window does; ``GAVE_WAY``: the turn is taken and a caller of the
+        pool waits for a connection). ``holding``: the round's connection, for the
+        caller's code run meanwhile (``held_by_caller_code``)."""
+        while True:
+            with self._lock:
+                while True:
+                    if self.ahead or self._over:
+                        return None
+                    if self._held is not _NOTHING:
+                        if allowed is not None and not allowed():
+                            return None
+                        item, self._held = self._held, _NOTHING
+                        self.taken += 1
+                        return self.taken - 1, item  # type: ignore[return-value]  # the caller's
+                    if self.ended:
+                        return None
+                    if not self._busy:
+                        break
+                    if self._wanted is not None and self._wanted():
+                        return GAVE_WAY
+                    self._wait_for_turn()
+                self._busy = True
+            self._read(holding)
+            # Outcomes reported meanwhile wait for the next report, peek or finish:
+            # ``on_outcome`` raising must not look like the iterable raising.
+            with self._lock:
+                self._end_turn()
 
-    def report(self, index: int, outcome: Outcome) -> None:
+    def report(self, index: int, outcome: Outcome, holding: object = None) -> None:
         """Hand on the outcome of the message of ``index``, and any that waited for it
-        (nothing once the batch was abandoned)."""
+        (nothing once the batch was abandoned); when another round has the turn, that
+        round or the next to report does."""
         with self._lock:
-            if self.failed or self.error is not None:
+            if self._over:
                 return
-            pending = self._pending
-            pending[index] = outcome
-            try:
-                while self.reported in pending:
-                    self._emit(self.reported, pending.pop(self.reported))
-                    self.reported += 1
-            except BaseException:
-                self.failed = True
-                self.ended = True
-                raise
+            self._pending[index] = outcome
+            if not self._claim_hand_on():
+                return
+        self._hand_on(holding)
+
+    def _claim_hand_on(self) -> bool:
+        """Under the lock: take the turn when it is free and an outcome's turn has come."""
+        if self._busy or self._over or self.reported not in self._pending:
+            return False
+        self._busy = True
+        return True
 
     def stop(self, error: SMTPError) -> None:
         """The batch cannot go on: the next message, if any (read from the iterator,
         nothing of it sent), gets ``error`` as its outcome; the rest is not read."""
+        index = None
+        if self.peek():
+            with self._lock:
+                if self._held is not _NOTHING:
+                    self._held = _NOTHING
+                    self.taken += 1
+                    index = self.taken - 1
         with self._lock:
-            index = None
-            if self._peek():
-                self._held = _NOTHING
-                self.taken += 1
-                index = self.taken - 1
             self.ended = True
         if index is not None:
             self.report(index, smtplib_compatible(error))
@@ -298,12 +443,18 @@ class PoolBatch:
             self.ended = True
             if self.error is None:
                 self.error = error
+            if self._turn is not None:
+                self._turn.notify_all()
 
     def finish(self) -> list[Outcome]:
         """The outcomes (empty with ``on_outcome``); what ``abandon`` kept, or
         ``SMTPBatchInterrupted`` when the caller's iterator raised."""
         if self.error is not None:
             raise self.error
+        with self._lock:  # every round has ended: hand on what is left
+            claimed = self._claim_hand_on()
+        if claimed:
+            self._hand_on(None)
         if self.raised is not None:
             interrupted = SMTPBatchInterrupted(self.raised, self.outcomes)
             raise smtplib_compatible(interrupted) from self.raised
@@ -317,24 +468,30 @@ class Lease:
     one more, then the end; ``may_take`` is asked only when a message is there to take
     (the rate window counts it as started). ``report`` is the client's ``on_outcome``:
     it passes each outcome on under the caller's index (the client reports in its own
-    order)."""
+    order). ``holding``: the round's connection (``PoolBatch.take``); ``gave_way``:
+    the lease ended to give it back to a caller of the pool waiting for one."""
 
-    __slots__ = ("_batch", "_indexes", "_may_take", "delivered", "taken")
+    __slots__ = ("_batch", "_holding", "_indexes", "_may_take", "delivered", "gave_way", "taken")
 
-    def __init__(self, batch: PoolBatch, may_take: Callable[[int], bool]) -> None:
+    def __init__(
+        self, batch: PoolBatch, may_take: Callable[[int], bool], holding: object = None
+    ) -> None:
         self._batch = batch
         self._may_take = may_take
+        self._holding = holding
         self._indexes: deque[int] = deque()  # of the messages taken, not reported yet
         #: Messages this round has taken, and delivered (to at least one recipient).
         self.taken = self.delivered = 0
+        self.gave_way = False
 
     def __iter__(self) -> Lease:
         return self
 
     def __next__(self) -> BatchItem:
         # Asked only when there is a message to take: the rate window counts it started.
-        taken = self._batch.take(self._allowed)
+        taken = self._batch.take(self._allowed, self._holding)
         if not taken:
+            self.gave_way = taken is not None  # GAVE_WAY
             raise StopIteration
         index, item = taken
         self._indexes.append(index)
@@ -347,4 +504,4 @@ class Lease:
     def report(self, index: int, outcome: Outcome) -> None:
         if type(outcome) is TransactionResult:
             self.delivered += 1
-        self._batch.report(self._indexes.popleft(), outcome)
+        self._batch.report(self._indexes.popleft(), outcome, self._holding)

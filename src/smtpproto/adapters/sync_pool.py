@@ -40,6 +40,7 @@ from .pool_support import (
     RateWindow,
     check_count,
     check_seconds,
+    held_by_caller_code,
     reusable,
     split_over_count,
 )
@@ -59,9 +60,12 @@ class _Pooled:
     """One connection of the pool and what the pool knows about it (a plain slotted
     class: a dataclass would cost the adapter's import a millisecond)."""
 
-    __slots__ = ("client", "created", "destination", "last_used", "messages")
+    __slots__ = ("client", "created", "destination", "last_used", "messages", "owner")
 
-    def __init__(self, client: SyncClientBase, destination: Destination, now: float) -> None:
+    def __init__(
+        self, owner: SyncPoolBase, client: SyncClientBase, destination: Destination, now: float
+    ) -> None:
+        self.owner = owner
         self.client = client
         self.destination = destination
         self.created = now
@@ -138,6 +142,10 @@ class SyncPoolBase(abc.ABC):
         self._count: dict[Destination, int] = {}
         self._total = 0
         self._closed = False
+        self._waiting = 0  # callers waiting for a connection (``_take``)
+        self._batches: set[PoolBatch] = set()  # of the ``send_many`` calls running
+        # Connections held by rounds whose caller's code waits for another (``_take``).
+        self._stuck: list[_Pooled] = []
 
     # -- event-loop primitives (the concrete pool) ---------------------------------------
 
@@ -308,7 +316,19 @@ class SyncPoolBase(abc.ABC):
         list); so after ``MAX_FRUITLESS_ROUNDS`` connections in a row that delivered
         nothing and took no message or ended. An ``Exception`` raised by
         ``messages`` stops the batch once what was taken is finished:
-        ``SMTPBatchInterrupted`` (its ``outcomes``)."""
+        ``SMTPBatchInterrupted`` (its ``outcomes``).
+
+        ``messages`` and ``on_outcome`` run outside the pool's locks and may use the
+        pool (a bounce sent from ``on_outcome``), but while the round that calls them
+        keeps its connection: a send they make gets an idle or new connection, or one
+        another round of the batch gives back (a round that would wait for them does,
+        when someone waits for a connection). When every connection it could get is
+        held by a batch whose ``messages``/``on_outcome`` waits like this (its own
+        included: ``max_connections=1``), it raises ``SMTPProtocolError`` instead of
+        waiting forever. Code they wait for in another thread (a queue it fills)
+        cannot be told apart: give the pool a connection more than ``connections``.
+        The asyncio and trio pools call them in the event loop: they cannot wait, but
+        may start a task that uses the pool."""
         where = self._destination(destination)
         if self._closed:  # as ``_take`` would say, before the iterable is read
             raise usage_error("the pool is closed")
@@ -326,7 +346,7 @@ class SyncPoolBase(abc.ABC):
             ) from None
         workers = min(connections, self._max_per_destination)
         limit = max(REORDER_LIMIT, 4 * workers * max_in_flight)
-        batch = PoolBatch(items, on_outcome, self._new_lock(), limit)
+        batch = PoolBatch(items, on_outcome, self._new_lock(), limit, self._wanted)
 
         def send(client: SyncClientBase, lease: Lease) -> None:
             client.send_many(
@@ -338,21 +358,30 @@ class SyncPoolBase(abc.ABC):
                 on_outcome=lease.report,
             )
 
-        if workers == 1:
-            self._rounds(batch, where, send)
-        else:
-            batch.workers = workers
+        self._batches.add(batch)
+        try:
+            if workers == 1:
+                self._rounds(batch, where, send)
+            else:
+                batch.workers = workers
 
-            def work() -> None:
-                try:
-                    self._rounds(batch, where, send)
-                except BaseException as error:  # the batch ends with it, once all stopped
-                    batch.abandon(error)
-                    if not isinstance(error, Exception):  # a cancellation: at once
-                        raise
+                def work() -> None:
+                    try:
+                        self._rounds(batch, where, send)
+                    except BaseException as error:  # the batch ends with it, once all stopped
+                        batch.abandon(error)
+                        if not isinstance(error, Exception):  # a cancellation: at once
+                            raise
 
-            self._together(workers, work)
+                self._together(workers, work)
+        finally:
+            self._batches.discard(batch)
         return batch.finish()
+
+    def _wanted(self) -> bool:
+        """Whether a caller waits for a connection (a batch's round waiting for the
+        caller's code to end gives its connection back then: ``PoolBatch``)."""
+        return self._waiting > 0
 
     def _rounds(
         self,
@@ -375,7 +404,7 @@ class SyncPoolBase(abc.ABC):
                 if not batch.leave():
                     batch.stop(error)
                 return
-            lease = Lease(batch, self._room(pooled))
+            lease = Lease(batch, self._room(pooled), pooled)
             try:
                 send(pooled.client, lease)
             except SMTPError as error:
@@ -391,7 +420,7 @@ class SyncPoolBase(abc.ABC):
                 self._give_back(started)
             if lease.delivered or (lease.taken and usable):
                 fruitless = 0
-            elif not batch.ended:
+            elif not batch.ended and not lease.gave_way:
                 fruitless += 1
                 if fruitless >= MAX_FRUITLESS_ROUNDS:
                     batch.stop(
@@ -479,29 +508,59 @@ class SyncPoolBase(abc.ABC):
         (waiting while neither is possible); and the expired or evicted connections,
         already uncounted, for the caller to close."""
         stale: list[_Pooled] = []
+        held = held_by_caller_code()  # a batch's connection, when its caller's code calls
+        mine = held if isinstance(held, _Pooled) and held.owner is self else None
+        registered = False
         with self._cond:
-            while True:
-                if self._closed:
-                    raise usage_error("the pool is closed")
-                idle = self._idle.get(where)
-                while idle:
-                    pooled = idle.pop()  # the most recently used: the warmest
-                    if not self._expired(pooled):
-                        return pooled, stale
-                    self._uncount(pooled.destination)
-                    stale.append(pooled)
-                if self._count.get(where, 0) < self._max_per_destination:
-                    if self._total >= self._max:
-                        victim = self._oldest_idle()
-                        if victim is not None:
-                            self._uncount(victim.destination)
-                            stale.append(victim)
-                    if self._total < self._max:
-                        self._count[where] = self._count.get(where, 0) + 1
-                        self._total += 1
-                        return None, stale
-                assert not stale, "a freed slot is always taken"  # none closed late
-                self._cond.wait()
+            try:
+                while True:
+                    if self._closed:
+                        raise usage_error("the pool is closed")
+                    idle = self._idle.get(where)
+                    while idle:
+                        pooled = idle.pop()  # the most recently used: the warmest
+                        if not self._expired(pooled):
+                            return pooled, stale
+                        self._uncount(pooled.destination)
+                        stale.append(pooled)
+                    if self._count.get(where, 0) < self._max_per_destination:
+                        if self._total >= self._max:
+                            victim = self._oldest_idle()
+                            if victim is not None:
+                                self._uncount(victim.destination)
+                                stale.append(victim)
+                        if self._total < self._max:
+                            self._count[where] = self._count.get(where, 0) + 1
+                            self._total += 1
+                            return None, stale
+                    assert not stale, "a freed slot is always taken"  # none closed late
+                    if mine is not None and not registered:
+                        self._stuck.append(mine)
+                        registered = True
+                        self._cond.notify_all()  # the others stuck look again
+                    if mine is not None and self._never_freed(where):
+                        raise usage_error(_STUCK.format(host=where[0]))
+                    self._waiting += 1
+                    for batch in self._batches:  # their rounds give way (``PoolBatch``)
+                        batch.wake()
+                    try:
+                        self._cond.wait()
+                    finally:
+                        self._waiting -= 1
+            finally:
+                if registered:
+                    self._stuck.remove(mine)  # type: ignore[arg-type]  # registered: a _Pooled
+
+    def _never_freed(self, where: Destination) -> bool:
+        """Whether every connection whose slot could come free for ``where`` (those to
+        ``where`` when it has its ``max_per_destination``, else all: the pool is full,
+        none idle) is held by a batch's round whose caller's code waits for a
+        connection: none is ever given back."""
+        stuck = set(self._stuck)
+        count = self._count.get(where, 0)
+        if count >= self._max_per_destination:
+            return sum(pooled.destination == where for pooled in stuck) >= count
+        return len(stuck) >= self._total
 
     def _oldest_idle(self) -> _Pooled | None:
         """Remove and return the idle connection unused the longest, if any."""
@@ -541,7 +600,7 @@ class SyncPoolBase(abc.ABC):
             client.close()
             self._free_slot(where)
             raise
-        return _Pooled(client, where, self._now())
+        return _Pooled(self, client, where, self._now())
 
     def _free_slot(self, where: Destination) -> None:
         with self._cond:
@@ -636,6 +695,15 @@ class SyncPoolBase(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+#: Raised rather than waiting for a connection that is never given back.
+_STUCK = (
+    "a send to {host} called from send_many's on_outcome or the messages iterable "
+    "needs a connection, and every one the pool may use is held by such a call's "
+    "batch (its own included) until that code returns: raise max_connections (and "
+    "max_per_destination) above send_many's connections, or send after send_many"
+)
 
 
 def _usable(pooled: _Pooled) -> bool:

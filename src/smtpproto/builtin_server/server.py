@@ -45,6 +45,7 @@ from ..server_engine.events import (
     PAUSED,
     ClientDisconnected,
     ContentReceived,
+    Paused,
     QuitReceived,
     ServerEvent,
     StartTLSRequested,
@@ -197,11 +198,38 @@ class _Connection(asyncio.BufferedProtocol):
         if first is None:
             conn.receive_data(data)
         try:  # ``_guarded(self._events)``, without a bound method and a frame per read
-            self._events(first)
+            if first is None or server.transcript is not None or first.__class__ is QuitReceived:
+                self._events(first)
+            else:
+                self._plain_line(first)
         except Exception as error:
             self._failed(error)
         finally:
             self._flush()
+
+    def _plain_line(self, event: ServerEvent) -> None:
+        """``_events(event)`` for the event of a plain command line (``receive_line``)
+        with no transcript: what ``_events`` does for it, in its order, without its
+        loop. ``receive_line`` took the read only when nothing else was buffered, so the
+        engine then needs data, unless a reply closed it or a rule acts (the general
+        loop from there)."""
+        conn = self._conn
+        response = self._session.respond(event)
+        if response.delay > 0:
+            self._carry_out(response, event)
+            return
+        if response.close:
+            self._finish(response, event)  # closes
+            return
+        out = self._out
+        for reply in response.replies:
+            try:
+                out.append(conn.send(reply))
+            except LocalProtocolError as error:
+                raise _policy_fault(reply, error) from error
+        after = conn.next_event()
+        if after is not NEED_DATA:
+            self._events(after)
 
     def eof_received(self) -> bool:
         self._conn.receive_data(b"")
@@ -310,7 +338,7 @@ class _Connection(asyncio.BufferedProtocol):
                 self._write(service_closing(self._server.hostname, "Policy error, closing"))
         self.close()
 
-    def _events(self, first: ServerEvent | None = None) -> None:
+    def _events(self, first: ServerEvent | Paused | None = None) -> None:
         """Answer ``first`` (an event the engine made already: ``receive_line``), then
         every event the engine has, until it needs data or a reply waits."""
         conn = self._conn

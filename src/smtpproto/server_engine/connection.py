@@ -139,6 +139,8 @@ _LINE_STATES = frozenset({*COMMAND_STATES, _AUTH})
 #: Pending kinds whose reply ends a pipelined group (RFC 2920 §3.1; "other" is decided
 #: by the event: NOOP, VRFY, EXPN and unknown verbs end a group, HELP does not).
 _GROUP_ENDING = frozenset({"greeting", "ehlo", "helo", "data", "starttls", "auth", "quit"})
+#: The pending kinds ``_must_wait_for`` may say True for (any other: False).
+_MAY_WAIT = _GROUP_ENDING | {"rejected", "other"}
 #: Verbs that may be followed at once in a pipelined group, refused or not (RFC 2920
 #: §3.1: MAIL, RCPT, RSET; BDAT, RFC 3030 §4.2; HELP is not in the list of the last).
 _PIPELINABLE_VERBS = frozenset({b"", b"MAIL", b"RCPT", b"RSET", b"BDAT", b"HELP"})
@@ -468,9 +470,13 @@ class ServerConnection:
             elif kind == "rcpt" and 200 <= code < 300:
                 self._recipients.append(getattr(self._pending_event, "recipient", ""))
                 self._state = _RCPT
+            elif kind == "message":  # its last reply (``_apply``'s branch, in line)
+                self._end_transaction()
             else:
                 self._apply(kind, reply)
-            if "PIPELINING" not in self._extensions or self._must_wait_for(kind):
+            if "PIPELINING" not in self._extensions or (
+                kind in _MAY_WAIT and self._must_wait_for(kind)
+            ):
                 self._early = len(self._buf)  # all of it was written before this reply
             return wire
         except BaseException as error:

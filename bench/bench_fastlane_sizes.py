@@ -8,7 +8,7 @@ process; DATA, ``chunking=False``, since the server also offers CHUNKING):
 
 * ``lane, varied`` — as shipped: messages of 200-2000 octets (a fixed pseudo-random
   sequence), given as ``bytes``;
-* ``general, varied`` — the same messages with the fast lane and ``_repeated`` turned
+* ``general, varied`` — the same messages with the fast lane and ``batch_plan.repeated`` turned
   off (every message made by ``_prepare`` and sent by ``send`` per command: what a
   varied-size batch took before the SIZE slot);
 * ``lane, bytearray`` — the varied messages given as ``bytearray``;
@@ -66,7 +66,7 @@ def _general() -> Iterator[None]:
     with (
         mock.patch.object(batch.BatchDrivers, "_fast_group", lambda *args: None),
         mock.patch.object(batch.BatchDrivers, "_fast_bdat", lambda *args: None),
-        mock.patch.object(batch, "_repeated", lambda *args: None),
+        mock.patch.object(batch, "repeated", lambda *args: None),
     ):
         yield
 

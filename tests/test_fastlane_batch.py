@@ -147,7 +147,7 @@ def run_batch(
         if not fast:  # the reference: no fast lane, every message made in full
             off = mock.patch.object(BatchDrivers, "_fast_group", lambda *args: None)
             patches.enter_context(off)
-            patches.enter_context(mock.patch.object(batch, "_repeated", lambda *args: None))
+            patches.enter_context(mock.patch.object(batch, "repeated", lambda *args: None))
             bdat_off = mock.patch.object(BatchDrivers, "_fast_bdat", lambda *args: None)
             patches.enter_context(bdat_off)
         try:
@@ -184,7 +184,7 @@ SHARED = tuple(ITEM[1])
 BAD = ("s@example.org", ["a@example.org\r\nRCPT TO:<x@y>"])
 
 
-#: What a message's content is given as (``_repeated`` takes each; the reference
+#: What a message's content is given as (``batch_plan.repeated`` takes each; the reference
 #: ``_prepare``): the same octets in every form.
 KINDS = {
     "bytes": bytes,
@@ -244,7 +244,7 @@ def test_send_many_fast_lane_equals_the_general_path(
     shared: bool,
 ) -> None:
     # ``shared``: every message names its recipients with one tuple object (which
-    # ``_repeated`` recognises without comparing its values), else each with a list.
+    # ``batch_plan.repeated`` recognises without comparing its values), else each with a list.
     recipients = SHARED if shared else ITEM[1]
     # Messages of different lengths (each its own SIZE=, RFC 1870 §6, some above the
     # server's limit), content given as bytes, bytearray, memoryview or str, 8-bit, bare
@@ -399,7 +399,7 @@ class Address(str):
 @pytest.mark.parametrize("kind", ["tuple", "list"])
 def test_recipients_given_again_are_compared_unless_the_same_exact_tuple(kind: str) -> None:
     # The shared tuple is recognised (the fast lane, no comparison); a tuple holding
-    # a str subclass, a new tuple or a list of other values is compared (``_repeated``)
+    # a str subclass, a new tuple or a list of other values is compared (``batch_plan.repeated``)
     # and a different recipient gets its own RCPT, on both paths alike.
     shared = ("a@example.org",)
     odd = (Address("c@example.org"),)  # "equal" to ``shared``'s, by its own ``__eq__``

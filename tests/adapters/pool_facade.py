@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from smtpproto.asyncio_client import AsyncSMTPPool
-from smtpproto.blocking import SMTPPool
+from smtpproto.blocking import RateLimit, SMTPPool
 from smtpproto.exceptions import SMTPError
 from smtpproto.trio_client import TrioSMTPPool
 
@@ -143,6 +143,14 @@ class FakeClock:
         assert 0 < seconds < 3600 and len(self.slept) < 100, seconds
         self.slept.append(seconds)
         self.now += seconds
+
+    def rate_limited(self, adapter: str, messages: int, per: float) -> dict[str, Any]:
+        """A pool's options for ``RateLimit(messages, per)`` timed by this clock."""
+        return {
+            "rate_limit": RateLimit(messages, per),
+            "clock": self,
+            "sleep": self.sleep_for(adapter),
+        }
 
     def sleep_for(self, adapter: str) -> Callable[[float], Any]:
         if adapter == "blocking":

@@ -203,9 +203,7 @@ def test_a_full_pool_closes_an_idle_connection_to_another_destination(
 def test_the_rate_limit_spaces_messages(make_pool: Callable[..., PoolFacade], adapter: str) -> None:
     clock = FakeClock()
     with flaky_server() as server:
-        pool = make_pool(
-            server, rate_limit=RateLimit(2, 10.0), clock=clock, sleep=clock.sleep_for(adapter)
-        )
+        pool = make_pool(server, **clock.rate_limited(adapter, 2, 10.0))
         for _ in range(5):
             pool.send()
         assert clock.slept == [10.0, 10.0]  # messages 3 and 5 waited for the window

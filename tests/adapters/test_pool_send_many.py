@@ -23,7 +23,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smtpproto.blocking import RateLimit
 from smtpproto.client_engine.events import TransactionResult
 from smtpproto.exceptions import (
     SMTPBatchInterrupted,
@@ -129,25 +128,30 @@ def test_an_empty_batch_opens_no_connection(make_pool: MakePool) -> None:
     assert not lines
 
 
-def test_the_iterable_raising_finishes_what_was_taken(make_pool: MakePool) -> None:
-    """Across a MAILMAX boundary too: the five messages before the error are each
-    delivered once, and ``SMTPBatchInterrupted`` carries their outcomes."""
+@pytest.mark.parametrize("connections", [1, 3])
+def test_the_iterable_raising_finishes_what_was_taken(
+    make_pool: MakePool, connections: int
+) -> None:
+    """Across MAILMAX boundaries too: the nine messages before the error are each
+    delivered once (in order over one connection), none is left lent out, and
+    ``SMTPBatchInterrupted`` carries their outcomes, in order."""
 
     def messages() -> Iterator[tuple[str, list[str], bytes]]:
-        yield from batch(5)
+        yield from batch(9, same=False)
         raise ValueError("no more")
 
     with run_server(starttls=False, mailmax=2) as server:
         pool = pool_for(make_pool, server)
         with pytest.raises(SMTPBatchInterrupted) as caught:
-            pool.call("send_many", messages())
-        stored = stored_once(server, 5)
-        assert pool.pool.connections <= 1
+            pool.call("send_many", messages(), connections=connections)
+        stored = stored_once(server, 9)
+        assert pool.pool.connections == pool.pool.idle_connections <= connections
     assert isinstance(caught.value.error, ValueError)
     assert isinstance(caught.value.__cause__, ValueError)
     assert isinstance(caught.value, smtplib.SMTPException)  # as the clients' is
-    assert [type(o) for o in caught.value.outcomes] == [TransactionResult] * 5
-    assert stored == [message(i) for i in range(5)]
+    assert [o.sender for o in caught.value.outcomes] == [f"s{i}@x.test" for i in range(9)]
+    expected = [message(i) for i in range(9)]
+    assert (stored if connections == 1 else sorted(stored)) == expected
 
 
 def test_an_iterable_raising_at_once(make_pool: MakePool) -> None:
@@ -163,23 +167,37 @@ def test_an_iterable_raising_at_once(make_pool: MakePool) -> None:
     assert caught.value.outcomes == [] and not lines
 
 
-def test_on_outcome_raising_ends_the_batch(make_pool: MakePool) -> None:
-    class Stop(Exception):
-        pass
+class Stop(Exception):
+    """The caller's ``on_outcome`` raising."""
+
+
+@pytest.mark.parametrize("connections", [1, 3])
+def test_on_outcome_raising_ends_the_batch(make_pool: MakePool, connections: int) -> None:
+    """``on_outcome`` is never called again, the rest of the iterable is not read, no
+    message is stored twice. One connection: the client closed it (never lent again);
+    three: the others finished what they had taken and went back to the pool."""
+    calls: list[int] = []
 
     def on_outcome(index: int, outcome: object) -> None:
+        calls.append(index)
         if index == 2:
             raise Stop
 
     with run_server(starttls=False) as server:
         pool = pool_for(make_pool, server)
-        items = iter(batch(60))
+        items = iter(batch(200))
         with pytest.raises(Stop):
-            pool.call("send_many", items, on_outcome=on_outcome, max_in_flight=4)
-        assert pool.pool.connections == 0  # the client closed it: never lent again
+            pool.call(
+                "send_many", items, on_outcome=on_outcome, connections=connections, max_in_flight=2
+            )
+        if connections == 1:
+            assert pool.pool.connections == 0
+        assert pool.pool.connections == pool.pool.idle_connections  # none lent out
         rest = list(items)
-        assert rest and len(rest) < 60  # the batch stopped: no other connection went on
-    assert len(server.messages) <= 60 - len(rest)
+    assert calls == [0, 1, 2]
+    assert rest  # the batch stopped taking messages
+    stored = [m.data for m in server.messages]
+    assert len(stored) == len(set(stored)) <= 200 - len(rest)
 
 
 def test_bad_arguments_are_caller_mistakes(make_pool: MakePool) -> None:
@@ -375,12 +393,17 @@ def test_connections_that_all_drop_stop_the_batch(make_pool: MakePool) -> None:
     assert len(per_connection(lines)) == 3
 
 
-def test_no_connection_gives_the_first_message_the_error(make_pool: MakePool) -> None:
+@pytest.mark.parametrize("connections", [1, 3])
+def test_no_connection_gives_the_first_message_the_error(
+    make_pool: MakePool, connections: int
+) -> None:
+    """No server listens: the first message gets the connection's error, the rest is
+    not read, on one connection or several (none opens)."""
     with run_server(starttls=False) as server:
         port = server.port
     pool = make_pool(host="127.0.0.1", port=port)
-    items = iter(batch(3))
-    outcomes = pool.call("send_many", items)
+    items = iter(batch(5))
+    outcomes = pool.call("send_many", items, connections=connections)
     assert len(outcomes) == 1 and isinstance(outcomes[0], SMTPConnectError)
     assert next(items)[2] == message(1)
     assert pool.pool.connections == 0
@@ -464,49 +487,66 @@ _EXAMPLES = iter(range(10**9))
 STALL = Rule(stage="data_end", sender="s1@x.test", action=Tarpit(delay=2.0), times=1)
 
 
-def test_a_cancelled_asyncio_batch_gives_its_connection_back() -> None:
-    import asyncio
+async def cancelled_after(adapter: str, seconds: float, call: Callable[[], Any]) -> None:
+    """Await ``call()`` on the ``adapter``'s loop, cancelled after ``seconds``: by
+    ``asyncio.wait_for`` or a trio cancel scope; it must not have finished first."""
+    if adapter == "asyncio":
+        import asyncio
 
-    from smtpproto.asyncio_client import AsyncSMTPPool
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(call(), seconds)
+        return
+    import trio
+
+    with trio.move_on_after(seconds) as scope:
+        await call()
+    assert scope.cancelled_caught
+
+
+def on_async_pool(adapter: str, server: Any, main: Callable[[Any], Any]) -> None:
+    """``await main(pool)`` with a new pool of ``adapter`` (asyncio, trio) for
+    ``server``, on a loop of its own; the pool is closed afterwards."""
+    facade = PoolFacade(adapter, host=server.host, port=server.port, tls="none", timeout=5)
+    try:
+        facade.call_async(lambda: main(facade.pool))
+    finally:
+        facade.close()
+
+
+@pytest.mark.parametrize("async_adapter", ["asyncio", "trio"])
+def test_a_cancelled_batch_gives_its_connection_back(async_adapter: str) -> None:
+    """Cancelled while message 1's final reply stalls: the connection is dropped, not
+    leaked, and the pool sends the next batch; message 1 at most once, 2 never."""
+
+    async def main(pool: Any) -> None:
+        await cancelled_after(
+            async_adapter, 0.5, lambda: pool.send_many(batch(4, same=False), chunking=False)
+        )
+        assert pool.connections == 0  # dropped, not leaked (trio: despite the cancel)
+        outcomes = await pool.send_many(batch(1))
+        assert isinstance(outcomes[0], TransactionResult)
 
     with run_server(starttls=False, rules=[STALL]) as server:
-
-        async def main() -> None:
-            async with AsyncSMTPPool(server.host, server.port, tls="none", timeout=5) as pool:
-                with pytest.raises(asyncio.TimeoutError):
-                    await asyncio.wait_for(
-                        pool.send_many(batch(4, same=False), chunking=False), 0.5
-                    )
-                assert pool.connections == 0  # dropped, not leaked
-                outcomes = await pool.send_many(batch(1))
-                assert isinstance(outcomes[0], TransactionResult)
-
-        asyncio.run(main())
+        on_async_pool(async_adapter, server, main)
         stored = [m.data for m in server.wait_for_messages(2, timeout=TIMEOUT)]
     assert stored.count(message(0)) == 2  # once in each batch; message 1 maybe once
     assert stored.count(message(1)) <= 1 and message(2) not in stored
 
 
-def test_a_cancelled_trio_batch_gives_its_connection_back() -> None:
-    import trio
-
-    from smtpproto.trio_client import TrioSMTPPool
+@pytest.mark.parametrize("async_adapter", ["asyncio", "trio"])
+def test_a_cancelled_batch_on_several_connections_frees_them(async_adapter: str) -> None:
+    async def main(pool: Any) -> None:
+        await cancelled_after(
+            async_adapter,
+            0.5,
+            lambda: pool.send_many(batch(30, same=False), chunking=False, connections=3),
+        )
+        assert pool.connections == pool.idle_connections  # none lent, none leaked
 
     with run_server(starttls=False, rules=[STALL]) as server:
-
-        async def main() -> None:
-            async with TrioSMTPPool(server.host, server.port, tls="none", timeout=5) as pool:
-                with trio.move_on_after(0.5) as scope:
-                    await pool.send_many(batch(4, same=False), chunking=False)
-                assert scope.cancelled_caught
-                assert pool.connections == 0  # the slot came back despite the cancel
-                outcomes = await pool.send_many(batch(1))
-                assert isinstance(outcomes[0], TransactionResult)
-
-        trio.run(main)
-        stored = [m.data for m in server.wait_for_messages(2, timeout=TIMEOUT)]
-    assert stored.count(message(0)) == 2
-    assert stored.count(message(1)) <= 1 and message(2) not in stored
+        on_async_pool(async_adapter, server, main)
+        stored = [m.data for m in server.messages]
+    assert len(stored) == len(set(stored))
 
 
 # -- several calls at once: one connection each -----------------------------------------------
@@ -564,9 +604,7 @@ def test_the_rate_limit_paces_a_batch(make_pool: MakePool, adapter: str) -> None
     round, and carries the whole batch."""
     clock = FakeClock()
     with flaky_server() as server:
-        pool = make_pool(
-            server, rate_limit=RateLimit(2, 10.0), clock=clock, sleep=clock.sleep_for(adapter)
-        )
+        pool = make_pool(server, **clock.rate_limited(adapter, 2, 10.0))
         outcomes = pool.call("send_many", batch(5, same=False))
         assert [o.sender for o in outcomes] == [f"s{i}@x.test" for i in range(5)]
         assert clock.slept == [10.0, 10.0]  # messages 3 and 5 waited for the window
@@ -581,9 +619,7 @@ def test_the_rate_limit_counts_only_messages_that_start(make_pool: MakePool, ada
     round's limit): the window counts messages that start (docs/pool.md)."""
     clock = FakeClock()
     with flaky_server() as server:
-        pool = make_pool(
-            server, rate_limit=RateLimit(3, 10.0), clock=clock, sleep=clock.sleep_for(adapter)
-        )
+        pool = make_pool(server, **clock.rate_limited(adapter, 3, 10.0))
         outcomes = pool.call("send_many", batch(2, same=False))
         assert [o.sender for o in outcomes] == ["s0@x.test", "s1@x.test"]
         pool.send()
@@ -602,9 +638,7 @@ def test_a_round_that_takes_no_message_gives_its_start_back(
     start)."""
     clock = FakeClock()
     with flaky_server() as server:
-        pool = make_pool(
-            server, rate_limit=RateLimit(2, 10.0), clock=clock, sleep=clock.sleep_for(adapter)
-        )
+        pool = make_pool(server, **clock.rate_limited(adapter, 2, 10.0))
         outcomes = pool.call("send_many", batch(1), connections=2)
         assert [type(o) for o in outcomes] == [TransactionResult]
         pool.send()
@@ -670,65 +704,12 @@ def test_a_connection_that_cannot_open_leaves_the_batch_to_the_others(
     assert sorted(stored) == sorted(message(i) for i in range(12))
 
 
-def test_several_connections_none_opens(make_pool: MakePool) -> None:
-    with run_server(starttls=False) as server:
-        port = server.port
-    pool = make_pool(host="127.0.0.1", port=port)
-    items = iter(batch(5))
-    outcomes = pool.call("send_many", items, connections=3)
-    assert len(outcomes) == 1 and isinstance(outcomes[0], SMTPConnectError)
-    assert next(items)[2] == message(1)
-    assert pool.pool.connections == 0
-
-
-def test_several_connections_and_the_iterable_raising(make_pool: MakePool) -> None:
-    def messages() -> Iterator[tuple[str, list[str], bytes]]:
-        yield from batch(9, same=False)
-        raise ValueError("no more")
-
-    with run_server(starttls=False, mailmax=2) as server:
-        pool = pool_for(make_pool, server)
-        with pytest.raises(SMTPBatchInterrupted) as caught:
-            pool.call("send_many", messages(), connections=3)
-        stored = stored_once(server, 9)
-        assert pool.pool.connections == pool.pool.idle_connections  # none lent out
-    assert [o.sender for o in caught.value.outcomes] == [f"s{i}@x.test" for i in range(9)]
-    assert sorted(stored) == sorted(message(i) for i in range(9))
-
-
-def test_several_connections_and_on_outcome_raising(make_pool: MakePool) -> None:
-    class Stop(Exception):
-        pass
-
-    calls: list[int] = []
-
-    def on_outcome(index: int, outcome: object) -> None:
-        calls.append(index)
-        if index == 2:
-            raise Stop
-
-    with run_server(starttls=False) as server:
-        pool = pool_for(make_pool, server)
-        items = iter(batch(200))
-        with pytest.raises(Stop):
-            pool.call("send_many", items, on_outcome=on_outcome, connections=3, max_in_flight=2)
-        assert pool.pool.connections == pool.pool.idle_connections  # none lent out
-        rest = list(items)
-    assert calls == [0, 1, 2]  # never called again after it raised
-    assert rest  # the batch stopped taking messages
-    stored = [m.data for m in server.messages]
-    assert len(stored) == len(set(stored)) <= 200 - len(rest)
-
-
 def test_no_message_is_sent_after_on_outcome_raised(make_pool: MakePool) -> None:
     """MAILMAX=1: each round sends one message. The round that finishes first reads
     message 2 and opens a new connection for it (the server greets that one late);
     meanwhile ``on_outcome`` raises for message 1 (its final reply is slow). Message 2,
     read but not yet taken, must not be sent once the batch has failed: the caller got
     the exception and cannot know of it (``PoolBatch`` hands out nothing then)."""
-
-    class Stop(Exception):
-        pass
 
     def on_outcome(index: int, outcome: object) -> None:
         if index == 1:
@@ -779,46 +760,6 @@ def test_several_connections_bad_count_is_a_caller_mistake(make_pool: MakePool) 
             with pytest.raises(SMTPProtocolError, match="connections"):
                 pool.call("send_many", batch(1), connections=bad)
         assert pool.pool.connections == 0
-
-
-def test_a_cancelled_asyncio_batch_on_several_connections_frees_them() -> None:
-    import asyncio
-
-    from smtpproto.asyncio_client import AsyncSMTPPool
-
-    with run_server(starttls=False, rules=[STALL]) as server:
-
-        async def main() -> None:
-            async with AsyncSMTPPool(server.host, server.port, tls="none", timeout=5) as pool:
-                with pytest.raises(asyncio.TimeoutError):
-                    await asyncio.wait_for(
-                        pool.send_many(batch(30, same=False), chunking=False, connections=3),
-                        0.5,
-                    )
-                assert pool.connections == pool.idle_connections  # none lent, none leaked
-
-        asyncio.run(main())
-        stored = [m.data for m in server.messages]
-    assert len(stored) == len(set(stored))
-
-
-def test_a_cancelled_trio_batch_on_several_connections_frees_them() -> None:
-    import trio
-
-    from smtpproto.trio_client import TrioSMTPPool
-
-    with run_server(starttls=False, rules=[STALL]) as server:
-
-        async def main() -> None:
-            async with TrioSMTPPool(server.host, server.port, tls="none", timeout=5) as pool:
-                with trio.move_on_after(0.5) as scope:
-                    await pool.send_many(batch(30, same=False), chunking=False, connections=3)
-                assert scope.cancelled_caught
-                assert pool.connections == pool.idle_connections
-
-        trio.run(main)
-        stored = [m.data for m in server.messages]
-    assert len(stored) == len(set(stored))
 
 
 def test_several_connections_call_the_iterable_and_on_outcome_one_at_a_time(

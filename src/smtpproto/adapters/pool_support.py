@@ -204,6 +204,8 @@ class PoolBatch:
         "_held",
         "_items",
         "_lock",
+        "_mark",
+        "_over",
         "_pending",
         "_turn",
         "_wanted",
@@ -228,10 +230,15 @@ class PoolBatch:
     ) -> None:
         self._items = messages
         self._lock = lock
-        # Waited on for the turn: only threads can find it taken (see the class doc).
+        # Waited on for the turn: only threads can find it taken (see the class doc);
+        # only they need ``held_by_caller_code`` marked.
         self._turn = threading.Condition(lock) if isinstance(lock, _LOCK_TYPE) else None
+        self._mark = self._turn is not None
         self._wanted = wanted
         self._busy = False  # a round has the turn: the caller's code may be running
+        # The batch has failed (``on_outcome`` raised, or ``abandon``): a message read
+        # before that is never sent now, its outcome could not be reported.
+        self._over = False
         self._held: object = _NOTHING
         self._pending: dict[int, Outcome] = {}  # known, waiting for an earlier one
         self.outcomes: list[Outcome] = []
@@ -257,12 +264,6 @@ class PoolBatch:
 
     # -- the turn at the caller's code -------------------------------------------------------
 
-    @property
-    def _over(self) -> bool:
-        # The batch has failed (``on_outcome`` raised, or ``abandon``): a message read
-        # before that is never sent now, its outcome could not be reported.
-        return self.failed or self.error is not None
-
     def _wait_for_turn(self) -> None:
         """Under the lock, the turn taken: wait until it is given back (or ``wake``)."""
         assert self._turn is not None, "only threads find the turn taken"
@@ -281,53 +282,80 @@ class PoolBatch:
         if self._turn is not None:
             self._turn.notify_all()
 
-    def _read(self, holding: object) -> None:
-        """Read the next message into the hold, with the turn and without the lock; the
-        turn is still taken after it (``_end_turn``)."""
-        before, _CALLER.holding = _CALLER.holding, holding
+    def _read(
+        self, holding: object, allowed: Callable[[], bool] | None = None, taking: bool = False
+    ) -> tuple[int, BatchItem] | None:
+        """With the turn, without the lock: read the next message into the hold (or
+        note the iterator's end, or its ``Exception``), then give the turn back;
+        ``taking``: and take it, as ``take`` would."""
+        if self._mark:
+            before, _CALLER.holding = _CALLER.holding, holding
+        item: object = _NOTHING
+        raised = None
         try:
             item = next(self._items)
         except StopIteration:
-            with self._lock:
-                self.ended = True
+            pass
         except Exception as error:  # the caller's: finish what was taken, then raise it
-            with self._lock:
-                self.raised = error
-                self.ended = True
+            raised = error
         except BaseException:
             with self._lock:
                 self._end_turn()
             raise
-        else:
-            with self._lock:
-                self._held = item
         finally:
-            _CALLER.holding = before
+            if self._mark:
+                _CALLER.holding = before
+        with self._lock:
+            self._end_turn()
+            if item is _NOTHING:
+                self.ended = True
+                self.raised = raised
+                return None
+            self._held = item
+            if not taking or self._over or self.taken - self.reported >= self.limit:
+                return None
+            return self._hand_out(allowed)
 
-    def _hand_on(self, holding: object) -> None:
-        """With the turn: hand on every outcome whose turn has come, without the lock,
-        then give the turn back."""
-        before, _CALLER.holding = _CALLER.holding, holding
+    def _hand_out(self, allowed: Callable[[], bool] | None) -> tuple[int, BatchItem] | None:
+        """Under the lock, a message held: take it, unless ``allowed()`` says no."""
+        if allowed is not None and not allowed():
+            return None
+        item, self._held = self._held, _NOTHING
+        self.taken += 1
+        return self.taken - 1, item  # type: ignore[return-value]  # the caller's
+
+    def _hand_on(self, holding: object, index: int, outcome: Outcome) -> None:
+        """With the turn: hand on ``outcome`` (of ``index``, whose turn has come) and
+        every one whose turn comes after it, without the lock; then give the turn
+        back."""
+        if self._mark:
+            before, _CALLER.holding = _CALLER.holding, holding
         try:
             while True:
-                with self._lock:
-                    if self._over or self.reported not in self._pending:
-                        self._end_turn()
-                        return
-                    index = self.reported
-                    outcome = self._pending.pop(index)
                 try:
                     self._emit(index, outcome)
                 except BaseException:
                     with self._lock:
-                        self.failed = True
-                        self.ended = True
+                        self.failed = self.ended = self._over = True
                         self._end_turn()
                     raise
                 with self._lock:
-                    self.reported += 1
+                    self.reported = index = index + 1
+                    if self._over or index not in self._pending:
+                        self._end_turn()
+                        return
+                    outcome = self._pending.pop(index)
         finally:
-            _CALLER.holding = before
+            if self._mark:
+                _CALLER.holding = before
+
+    def _claim_hand_on(self) -> tuple[int, Outcome] | None:
+        """Under the lock: when the turn is free and an outcome's turn has come, take
+        the turn and that outcome."""
+        if self._busy or self._over or self.reported not in self._pending:
+            return None
+        self._busy = True
+        return self.reported, self._pending.pop(self.reported)
 
     # -- what the rounds ask -------------------------------------------------------------------
 
@@ -337,23 +365,23 @@ class PoolBatch:
         connection: it waits for the turn."""
         while True:
             with self._lock:
-                while self._busy:
+                while not self._over and self._busy:
                     self._wait_for_turn()
                 if self._over:
                     return False
-                self._busy = True
-                read = self._held is _NOTHING and not self.ended
-            if read:
-                self._read(None)
-            self._hand_on(None)
+                first = self._claim_hand_on()
+            if first is not None:
+                self._hand_on(None, *first)
+                continue
             with self._lock:
-                if self._over:
-                    return False
+                if self._over or self._busy:  # another round's turn came meanwhile
+                    continue
                 if self._held is not _NOTHING:
                     return True
                 if self.ended:
                     return False
-            # Another round took the message read: look again.
+                self._busy = True
+            self._read(None)
 
     @property
     def ahead(self) -> bool:
@@ -367,31 +395,24 @@ class PoolBatch:
         asked only when there is one, says no: it may count the message as started,
         as the rate window does; ``GAVE_WAY``: the turn is taken and a caller of the
         pool waits for a connection). ``holding``: the round's connection, for the
-        caller's code run meanwhile (``held_by_caller_code``)."""
-        while True:
-            with self._lock:
-                while True:
-                    if self.ahead or self._over:
-                        return None
-                    if self._held is not _NOTHING:
-                        if allowed is not None and not allowed():
-                            return None
-                        item, self._held = self._held, _NOTHING
-                        self.taken += 1
-                        return self.taken - 1, item  # type: ignore[return-value]  # the caller's
-                    if self.ended:
-                        return None
-                    if not self._busy:
-                        break
-                    if self._wanted is not None and self._wanted():
-                        return GAVE_WAY
-                    self._wait_for_turn()
-                self._busy = True
-            self._read(holding)
-            # Outcomes reported meanwhile wait for the next report, peek or finish:
-            # ``on_outcome`` raising must not look like the iterable raising.
-            with self._lock:
-                self._end_turn()
+        caller's code run meanwhile (``held_by_caller_code``). Outcomes reported while
+        it reads wait for the next report, peek or finish: ``on_outcome`` raising must
+        not look like the iterable raising."""
+        with self._lock:
+            while True:
+                if self._over or self.taken - self.reported >= self.limit:
+                    return None
+                if self._held is not _NOTHING:
+                    return self._hand_out(allowed)
+                if self.ended:
+                    return None
+                if not self._busy:
+                    break
+                if self._wanted is not None and self._wanted():
+                    return GAVE_WAY
+                self._wait_for_turn()
+            self._busy = True
+        return self._read(holding, allowed, taking=True)
 
     def report(self, index: int, outcome: Outcome, holding: object = None) -> None:
         """Hand on the outcome of the message of ``index``, and any that waited for it
@@ -400,17 +421,11 @@ class PoolBatch:
         with self._lock:
             if self._over:
                 return
-            self._pending[index] = outcome
-            if not self._claim_hand_on():
+            if self._busy or index != self.reported:
+                self._pending[index] = outcome
                 return
-        self._hand_on(holding)
-
-    def _claim_hand_on(self) -> bool:
-        """Under the lock: take the turn when it is free and an outcome's turn has come."""
-        if self._busy or self._over or self.reported not in self._pending:
-            return False
-        self._busy = True
-        return True
+            self._busy = True
+        self._hand_on(holding, index, outcome)
 
     def stop(self, error: SMTPError) -> None:
         """The batch cannot go on: the next message, if any (read from the iterator,
@@ -440,7 +455,7 @@ class PoolBatch:
         """A round on another connection failed with ``error`` (kept: the first):
         take no more messages, report no more outcomes."""
         with self._lock:
-            self.ended = True
+            self.ended = self._over = True
             if self.error is None:
                 self.error = error
             if self._turn is not None:
@@ -452,9 +467,9 @@ class PoolBatch:
         if self.error is not None:
             raise self.error
         with self._lock:  # every round has ended: hand on what is left
-            claimed = self._claim_hand_on()
-        if claimed:
-            self._hand_on(None)
+            first = self._claim_hand_on()
+        if first is not None:
+            self._hand_on(None, *first)
         if self.raised is not None:
             interrupted = SMTPBatchInterrupted(self.raised, self.outcomes)
             raise smtplib_compatible(interrupted) from self.raised

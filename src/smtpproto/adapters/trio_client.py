@@ -24,13 +24,13 @@ cancelled), and a ``Read`` whose ``recv`` did not wait checks the task's effecti
 deadline against the clock, so a batch to a server that always answers at once is
 still cut short at the next message by a cancellation or a deadline (the deadline is
 read once per pass and operation: one the batch's own hooks move is seen at the next
-pass). A scheduler pass
-(the deadline's expiry, other tasks' turns) comes with every ``Read`` that waits, every
-``_READS_PER_PASS``-th that does not (counted per thread, whichever clients read:
-one task going round many connections gets no more), and with the ``Read`` that finds
-the deadline passed: a batch lets other tasks run every few messages, not after each (a pass per
-message was about a quarter of trio ``send_many``'s client CPU per message against
-smtp-sink, paired rounds). A ``Write`` that did not wait has no schedule point of its
+pass; with no deadline at all, the clock is not read). A scheduler pass (the
+deadline's expiry, other tasks' turns) comes with every ``Read`` that waits, every
+``_READS_PER_PASS``-th that does not (counted per thread, whichever clients read: one
+task going round many connections gets no more), and with the ``Read`` that finds the
+deadline passed: a batch lets other tasks run every few messages, not after each (a
+pass per message was about a quarter of trio ``send_many``'s client CPU per message
+against smtp-sink, paired rounds). A ``Write`` that did not wait has no schedule point of its
 own (fewer than ``_UNREAD_WINDOW`` octets unread); a longer burst of writes gets one
 per write. With TLS, or over a ``stream`` given by the caller,
 ``send_all``/``receive_some`` do the same jobs, each a checkpoint.
@@ -377,8 +377,11 @@ class TrioSMTPClient(AsyncClientBase):
             limit = self._pass_deadline = trio.current_effective_deadline()
         unpassed = _unpassed
         unpassed.count += 1
-        if unpassed.count >= _READS_PER_PASS or limit <= trio.current_time():
-            # Let others run; or a deadline passed: the pass cancels, the next request raises.
+        if unpassed.count >= _READS_PER_PASS or (
+            limit != math.inf and limit <= trio.current_time()  # no deadline: no clock read
+        ):
+            # Let others run; or a deadline passed (-inf: cancelled): the pass cancels, the
+            # next request raises.
             unpassed.count = 0
             self._pass_deadline = None
             await trio.lowlevel.cancel_shielded_checkpoint()

@@ -42,7 +42,7 @@ session ends (421, EOF, timeout, lost connection), the messages in flight get th
 error (``SMTPDeliveryStatusUnknown`` for one whose content end was sent, RFC 1047)
 and the rest of the iterable is not consumed: the list is then shorter than the input.
 
-Outcomes are collected by ``_Outcomes``: each is handed on in message order as soon as
+Outcomes are collected by ``Outcomes``: each is handed on in message order as soon as
 it and every one before it are known, to the list returned at the end or, with
 ``on_outcome``, to the caller's callback and then dropped. So a streamed batch of any
 length holds only the messages of its window, never one result per message sent.
@@ -52,10 +52,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
-from ..client_engine.config import ClientConfig
 from ..client_engine.events import (
     NEED_DATA,
     Bdat,
@@ -63,24 +62,23 @@ from ..client_engine.events import (
     Content,
     Data,
     EndOfContent,
-    Mail,
     NoRecipientsAccepted,
-    Rcpt,
     ReadyForContent,
     Rset,
     TransactionResult,
 )
 from ..client_engine.fastlane import GroupTemplate
 from ..client_engine.states import ClientState
-from ..wire.datacodec import LineEndNormalizer, content_encoder
+from ..wire.datacodec import LineEndNormalizer
 from ..wire.errors import LocalProtocolError
 from ..wire.twins import slot_filler
+from .batch_outcomes import Outcome, OutcomeCallback, Outcomes, session_ended
+from .batch_plan import Plan, Prepared, remember, repeated
 from .core import caller_checked, left_open, raise_for
 from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
     SMTPBatchInterrupted,
     SMTPConnectError,
-    SMTPDeliveryStatusUnknown,
     SMTPError,
     SMTPProtocolError,
     SMTPRecipientsRefused,
@@ -95,177 +93,28 @@ from .support import (
     MailOptions,
     Read,
     Write,
-    canonical_size,
 )
 
 if TYPE_CHECKING:
     from email.message import Message
 
-    from ..client_engine.capabilities import Capabilities
     from ..client_engine.connection import ClientConnection
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "BatchDrivers", "BatchItem", "Outcome", "OutcomeCallback"]
 
 #: One message for ``send_many``: (sender, recipients, content) or an email message.
 BatchItem: TypeAlias = "tuple[str, str | Iterable[str], ContentSource] | Message"
-#: What ``send_many`` reports per message.
-Outcome = TransactionResult | SMTPError
-#: ``send_many(on_outcome=...)``: called with each message's index (from 0, in the
-#: order of the iterable) and outcome, in that order, as soon as it is known.
-OutcomeCallback = Callable[[int, Outcome], None]
 #: Messages whose final reply may be outstanding at once (BDAT LAST windows; with DATA
 #: at most two are: one awaiting its final reply, one its 354).
 DEFAULT_MAX_IN_FLIGHT = 32
 T = TypeVar("T")
-#: Immutable values shared by every batch: the end of the content, and the chunks
-#: after the only one of a small message (an exhausted iterator stays exhausted).
+#: An immutable value shared by every batch: the end of the content.
 _END = EndOfContent()
-_NO_CHUNKS: Iterator[bytes] = iter(())
-#: No value a caller can give (``_Plan.recipients_given`` when there is none).
-_NOTHING = object()
 
 
-@dataclasses.dataclass(slots=True)
-class _Prepared:
-    """One message made ready to send (commands built; content not read yet)."""
-
-    index: int
-    rcpts: tuple[str, ...]
-    mail: Mail
-    commands: list[Rcpt]  # never changed: shared by messages of the same envelope
-    first: bytes
-    chunks: Iterator[bytes]
-    total: int | None
-    single: bool  # the whole content is ``first``
-    current: tuple[str, tuple[str, ...]]  # (sender, recipients), for ``Session._current``
-    ended: bool = False  # the content's end ('.' or BDAT LAST) was written
-    verb: Literal["DATA", "BDAT"] = "DATA"  # how the content went: names a refusal
-
-
-#: ``_Prepared(*values)`` (every field, in order) and ``Write(data, timeout)``, their
-#: slots filled directly (the selected ``slot_filler`` twin): made once per message.
-_prepared = slot_filler(_Prepared, [field.name for field in dataclasses.fields(_Prepared)])
+#: ``Write(data, timeout)``, its slots filled directly (the selected ``slot_filler``
+#: twin): made once per message.
 _write = slot_filler(Write, [field.name for field in dataclasses.fields(Write)])
-
-
-class _Plan:
-    """What one ``send_many`` applies to every tuple message: its options and chunk
-    size, what the capabilities (fixed for the batch: no EHLO comes in it) say about
-    BODY=8BITMIME and SIZE=, and the last small message's envelope values with the
-    message ``_prepare`` made from them (``BatchDrivers._repeated``)."""
-
-    __slots__ = (
-        "chunk_size",
-        "eightbitmime",
-        "mailmax",
-        "options",
-        "prepared",
-        "raised",
-        "recipients",
-        "recipients_given",
-        "refusal_7bit",
-        "refusal_8bit",
-        "sender",
-        "size_advertised",
-        "sized",
-        "sized_from",
-        "template",
-        "template_for",
-    )
-
-    def __init__(
-        self,
-        options: MailOptions,
-        chunk_size: int,
-        caps: Capabilities | None,
-        config: ClientConfig,
-    ) -> None:
-        self.options = options
-        self.chunk_size = chunk_size
-        self.eightbitmime = caps is not None and caps.eightbitmime
-        #: LIMITS MAILMAX (RFC 9422 §4.1; None: none): ``_next`` asks the engine's
-        #: ``mail_budget`` only when there is one.
-        self.mailmax = caps.limits.mailmax if caps is not None else None
-        #: What the engine's DATA encoder would refuse in a whole content, without and
-        #: with BODY=8BITMIME (``mail.check_content``; made once per batch).
-        rules = {
-            "enforce_line_length": config.enforce_line_length,
-            "allow_nul": config.allow_nul,
-        }
-        self.refusal_7bit = content_encoder(None, **rules).refusal
-        self.refusal_8bit = content_encoder("8BITMIME", **rules).refusal
-        self.size_advertised = caps is not None and caps.size is not None
-        self.sender: str | None = None  # None: nothing remembered
-        self.recipients: str | tuple[str, ...] = ()
-        #: The caller's tuple ``recipients`` was taken from, when it holds exactly
-        #: those strs (``_remember``); else ``_NOTHING``.
-        self.recipients_given: object = _NOTHING
-        self.prepared: _Prepared | None = None
-        #: The engine's ``GroupTemplate`` for the RCPT commands ``template_for`` (of
-        #: ``prepared``, shared by the messages ``_repeated`` makes from it; None: that
-        #: envelope is not the fast lane's, ``ClientConnection.group_template``).
-        self.template: GroupTemplate | None = None
-        self.template_for: list[Rcpt] | None = None
-        #: The last MAIL ``_repeated`` made for another SIZE= from ``sized_from``
-        #: (``prepared``'s MAIL then): reused while messages keep that length.
-        self.sized: Mail | None = None
-        self.sized_from: Mail | None = None
-        #: What the caller's iterable raised, if it did (``_next``): the batch stops
-        #: taking messages and ``send_many`` raises ``SMTPBatchInterrupted``.
-        self.raised: list[Exception] = []
-
-
-class _Outcomes:
-    """The outcome of each message by index, handed to ``emit`` in index order as soon
-    as it and all before it are known, then forgotten (see the module docstring)."""
-
-    __slots__ = ("_emit", "_next", "_pending", "count", "failed")
-
-    def __init__(self, emit: OutcomeCallback) -> None:
-        self._emit = emit
-        self._pending: dict[int, Outcome] = {}  # settled, waiting for an earlier one
-        self._next = 0  # the first index not emitted yet
-        #: Messages taken from the iterable so far.
-        self.count = 0
-        #: ``emit`` (the caller's ``on_outcome``) raised: whatever it raised, even an
-        #: ``SMTPError``, is the caller's and ends the batch, never a session error.
-        self.failed = False
-
-    def rewind(self, count: int) -> None:
-        """Forget the messages taken from ``count`` on (none of them emitted): the
-        fast lane took the next message before ending the content, and that failed."""
-        self.count = count
-        for index in [index for index in self._pending if index >= count]:
-            del self._pending[index]
-
-    def reserve(self) -> int:
-        """The index of the next message taken from the iterable."""
-        self.count += 1
-        return self.count - 1
-
-    def __setitem__(self, index: int, outcome: Outcome) -> None:
-        pending = self._pending
-        try:
-            if index == self._next and not pending:  # the common case: in order
-                self._emit(index, outcome)
-                self._next = index + 1
-                return
-            pending[index] = outcome
-            while self._next in pending:
-                self._emit(self._next, pending.pop(self._next))
-                self._next += 1
-        except BaseException:
-            self.failed = True
-            raise
-
-    def settle_rest(self, outcome: Callable[[], Outcome]) -> None:
-        """Give every message not settled yet the outcome ``outcome()`` makes."""
-        for index in range(self._next, self.count):
-            if index not in self._pending:
-                self[index] = outcome()
-
-    def finish(self) -> None:
-        assert self._next == self.count, "a message was left without an outcome"
 
 
 class BatchDrivers(MailDrivers):
@@ -333,13 +182,13 @@ class BatchDrivers(MailDrivers):
         if options is not None:
             check_options(options)  # refused for the batch, not once per message
             check_binarymime(options.body, bdat)
-        plan = _Plan(options or DEFAULT_MAIL_OPTIONS, chunk_size, caps, self.config)
+        plan = Plan(options or DEFAULT_MAIL_OPTIONS, chunk_size, caps, self.config)
         return self._send_many(items, plan, pipe, bdat, max_in_flight, on_outcome)
 
     def _send_many(
         self,
         messages: Iterator[BatchItem],
-        plan: _Plan,
+        plan: Plan,
         pipe: bool,
         bdat: bool,
         window: int,
@@ -348,10 +197,10 @@ class BatchDrivers(MailDrivers):
         """The batch, under ``_guard``'s rule applied in this frame (``_guard_start``,
         ``_guard_failure``: no frame around ``_batch`` to resume twice per message)."""
         done: list[Outcome] = []
-        outcomes = _Outcomes(
+        outcomes = Outcomes(
             on_outcome if on_outcome is not None else lambda _, outcome: done.append(outcome)
         )
-        inflight: deque[_Prepared] = deque()
+        inflight: deque[Prepared] = deque()
         self._reset_pending = False
         # Replies read after a failed write (``_last_words``) settle their messages too.
         self._settle_result = lambda result: self._settle_oldest(result, inflight, outcomes)
@@ -370,7 +219,7 @@ class BatchDrivers(MailDrivers):
                 raise
             if not outcomes.count:
                 raise
-            _session_ended(error, inflight, outcomes)
+            session_ended(error, inflight, outcomes)
         finally:
             self._settle_result = None
         outcomes.finish()
@@ -379,8 +228,8 @@ class BatchDrivers(MailDrivers):
         return done
 
     def _next(
-        self, messages: Iterator[BatchItem], plan: _Plan, outcomes: _Outcomes
-    ) -> _Prepared | None:
+        self, messages: Iterator[BatchItem], plan: Plan, outcomes: Outcomes
+    ) -> Prepared | None:
         """The next message that can be sent; a message the engine refuses (bad
         address, bad content type) gets ``SMTPProtocolError`` and is skipped. None
         when there is none, or when the server's LIMITS MAILMAX allows no more
@@ -410,7 +259,7 @@ class BatchDrivers(MailDrivers):
             recipients: str | Iterable[str]
             content: ContentSource
             if type(item) is tuple and len(item) == 3:
-                prepared = _repeated(plan, index, item)
+                prepared = repeated(plan, index, item)
                 if prepared is not None:
                     return prepared
             try:
@@ -438,27 +287,25 @@ class BatchDrivers(MailDrivers):
                 continue
             single = single and total is not None and total <= chunk_size
             current = (mail.sender, rcpts)
-            prepared = _Prepared(
-                index, rcpts, mail, commands, first, chunks, total, single, current
-            )
+            prepared = Prepared(index, rcpts, mail, commands, first, chunks, total, single, current)
             if single and mail_options is options:
-                _remember(plan, sender, recipients, prepared)
+                remember(plan, sender, recipients, prepared)
             return prepared
 
     def _batch(
         self,
         messages: Iterator[BatchItem],
-        plan: _Plan,
+        plan: Plan,
         pipe: bool,
         bdat: bool,
         window: int,
-        outcomes: _Outcomes,
-        inflight: deque[_Prepared],
+        outcomes: Outcomes,
+        inflight: deque[Prepared],
     ) -> Driver[None]:
         conn = self.conn
         tail = b""  # the end of the last content, written with the next group
-        waiting: _Prepared | None = None  # sent DATA, its 354 not handled yet
-        item: _Prepared | None = None  # taken from the iterable, not sent yet
+        waiting: Prepared | None = None  # sent DATA, its 354 not handled yet
+        item: Prepared | None = None  # taken from the iterable, not sent yet
         exhausted = False
         # The fast lane (``_fast_group``): DATA groups, pipelined, no RSET due.
         fast = pipe and not bdat
@@ -626,7 +473,7 @@ class BatchDrivers(MailDrivers):
             )
         )
 
-    def _batch_read(self, inflight: deque[_Prepared], outcomes: _Outcomes) -> Driver[object]:
+    def _batch_read(self, inflight: deque[Prepared], outcomes: Outcomes) -> Driver[object]:
         """The next engine event (screened like ``_event``'s, without its generator:
         this runs five times per message); a ``TransactionResult`` settles the oldest
         message."""
@@ -649,7 +496,7 @@ class BatchDrivers(MailDrivers):
         return event
 
     def _settle_oldest(
-        self, result: TransactionResult, inflight: deque[_Prepared], outcomes: _Outcomes
+        self, result: TransactionResult, inflight: deque[Prepared], outcomes: Outcomes
     ) -> None:
         """A ``TransactionResult`` settles the oldest message in flight (replies come in
         command order, RFC 2920 §3.1)."""
@@ -684,21 +531,21 @@ class BatchDrivers(MailDrivers):
         while self.conn.outstanding:  # also an RSET written before a refused MAIL
             yield from self._event()
 
-    def _template(self, item: _Prepared, plan: _Plan, bdat: bool) -> GroupTemplate | None:
+    def _template(self, item: Prepared, plan: Plan, bdat: bool) -> GroupTemplate | None:
         """The engine's template for ``item``'s envelope when ``item`` repeats the
-        plan's (``_repeated``: the same RCPT commands, a MAIL that may differ in
+        plan's (``repeated``: the same RCPT commands, a MAIL that may differ in
         SIZE=), made once per envelope (``ClientConnection.group_template``); None:
         not the fast lane's case."""
         commands = item.commands
         if plan.template_for is not commands:
-            was = plan.prepared  # ``item`` repeats it (``_repeated``): a template pays
+            was = plan.prepared  # ``item`` repeats it (``repeated``): a template pays
             if was is None or was is item or was.commands is not commands:
                 return None
             plan.template_for = commands
             plan.template = self.conn.group_template(item.mail, tuple(commands), bdat=bdat)
         return plan.template
 
-    def _fast_group(self, waiting: _Prepared, item: _Prepared | None, plan: _Plan) -> bytes | None:
+    def _fast_group(self, waiting: Prepared, item: Prepared | None, plan: Plan) -> bytes | None:
         """The fast lane's one engine step, when ``item`` repeats the envelope of the
         plan's template: ``waiting``'s whole content and end, then ``item``'s MAIL, RCPTs
         and DATA (``ClientConnection.send_group``); None, nothing sent: the general
@@ -719,7 +566,7 @@ class BatchDrivers(MailDrivers):
             waiting.ended = True
         return wire
 
-    def _fast_bdat(self, item: _Prepared, plan: _Plan, inflight: bool) -> bytes | None:
+    def _fast_bdat(self, item: Prepared, plan: Plan, inflight: bool) -> bytes | None:
         """The fast lane of a BDAT window, when ``item`` (a single chunk) repeats the
         envelope of the plan's template: the RSET the general path would send first
         (an earlier BDAT LAST unanswered, or ``_reset_pending``), ``item``'s MAIL, RCPTs
@@ -737,7 +584,7 @@ class BatchDrivers(MailDrivers):
             item.verb = "BDAT"
         return wire
 
-    def _end_or_rewind(self, waiting: _Prepared, outcomes: _Outcomes, taken: int) -> None:
+    def _end_or_rewind(self, waiting: Prepared, outcomes: Outcomes, taken: int) -> None:
         """The fast lane's next message could not be taken: end ``waiting``'s content
         as the general path had before (the engine's state is then its), or, if that
         fails, forget what was taken (the general path took nothing) and raise."""
@@ -747,7 +594,7 @@ class BatchDrivers(MailDrivers):
             outcomes.rewind(taken)
             raise
 
-    def _whole_content(self, item: _Prepared) -> bytes:
+    def _whole_content(self, item: Prepared) -> bytes:
         """``_content`` for a message whose whole content is ``first``: all of it and
         its end, to go out with the next group."""
         first = item.first
@@ -756,7 +603,7 @@ class BatchDrivers(MailDrivers):
         item.ended = True  # not before: content the encoder refused never ended
         return wire
 
-    def _content(self, item: _Prepared) -> Driver[bytes]:
+    def _content(self, item: Prepared) -> Driver[bytes]:
         """Write the content after the 354 but its end, which is returned (to go out
         with the next group)."""
         conn = self.conn
@@ -773,9 +620,7 @@ class BatchDrivers(MailDrivers):
             chunk = following
         raise AssertionError("unreachable: the loop returns at the last chunk")
 
-    def _lockstep(
-        self, item: _Prepared, pipe: bool, bdat: bool, outcomes: _Outcomes
-    ) -> Driver[None]:
+    def _lockstep(self, item: Prepared, pipe: bool, bdat: bool, outcomes: Outcomes) -> Driver[None]:
         """One message the way ``sendmail`` sends it; a refusal is its outcome when
         the session stays usable (else the batch ends with it)."""
         self._current = (item.mail.sender, item.rcpts)
@@ -800,7 +645,7 @@ class BatchDrivers(MailDrivers):
 
 
 def _past_mailmax(
-    conn: ClientConnection, messages: Iterator[BatchItem], plan: _Plan, outcomes: _Outcomes
+    conn: ClientConnection, messages: Iterator[BatchItem], plan: Plan, outcomes: Outcomes
 ) -> None:
     """The session has sent as many transactions as the server's LIMITS MAILMAX takes
     (RFC 9422 §4.1): the next message, if any, is taken and gets ``SMTPProtocolError``
@@ -825,156 +670,6 @@ def _past_mailmax(
     )
 
 
-def _session_ended(error: SMTPError, inflight: deque[_Prepared], outcomes: _Outcomes) -> None:
-    """The session ended with ``error``: the oldest message in flight gets it; one
-    after it whose content end was written is ``SMTPDeliveryStatusUnknown`` (unless a
-    421 refused it), one that got no content ``SMTPConnectError``; so does a message
-    taken from the iterable but not sent."""
-    first = True
-    for item in inflight:
-        outcome: SMTPError = error
-        if isinstance(error, SMTPReplyError):
-            pass  # a 421: the server refused every one of them
-        elif item.ended:
-            # Unless ``error`` already says so of this message (``_guard`` names the
-            # transaction it saw last: a write's failure may concern a later one).
-            if not (first and _unknown_for(error, item)):
-                outcome = SMTPDeliveryStatusUnknown(
-                    f"the session ended before the final reply: {error}",
-                    sender=item.mail.sender,
-                    recipients=item.rcpts,
-                )
-        elif not first:
-            outcome = SMTPConnectError(f"not delivered, the session ended: {error}")
-        outcomes[item.index] = outcome
-        first = False
-    inflight.clear()
-    outcomes.settle_rest(lambda: SMTPConnectError(f"not sent, the session ended: {error}"))
-
-
-def _unknown_for(error: SMTPError, item: _Prepared) -> bool:
-    """Whether ``error`` is "delivery status unknown" for ``item``'s envelope."""
-    return (
-        isinstance(error, SMTPDeliveryStatusUnknown)
-        and error.sender == item.mail.sender
-        and tuple(error.recipients) == item.rcpts
-    )
-
-
-def _remember(
-    plan: _Plan, sender: str, recipients: str | Iterable[str], prepared: _Prepared
-) -> None:
-    """Keep the envelope ``_prepare`` just made and validated for ``_repeated``: only
-    for exact ``str`` values (compared by value, which decides validity) and options
-    whose DSN NOTIFY is no (mutable) list."""
-    notify = plan.options.notify
-    if type(sender) is not str or not (notify is None or type(notify) is tuple):
-        return
-    if type(recipients) is str:
-        shape: str | tuple[str, ...] = recipients
-    elif type(recipients) in (list, tuple) and all(type(r) is str for r in prepared.rcpts):
-        shape = prepared.rcpts
-    else:
-        return  # an iterator or a custom iterable: taken anew every time
-    plan.sender, plan.recipients, plan.prepared = sender, shape, prepared
-    # The caller's own tuple, when it holds exactly these values: immutable, so the
-    # same object again holds them still (``_repeated`` compares nothing then).
-    same = type(recipients) is tuple and all(type(r) is str for r in recipients)
-    plan.recipients_given = recipients if same and recipients == shape else _NOTHING
-
-
-def _repeated(plan: _Plan, index: int, item: tuple[Any, ...]) -> _Prepared | None:
-    """The common batch: a small message (one chunk: ``bytes``, ``bytearray``,
-    ``memoryview`` or ``str``) with the same envelope values as the last one
-    ``_prepare`` validated, so its (immutable) RCPT commands and, but for SIZE=, its
-    MAIL are reused without validating the same values again: a message of another
-    length gets the same MAIL with its own SIZE= (RFC 1870 §6, ``Mail.with_size``).
-    The content and the MAIL parameters it decides are ``_prepare``'s
-    (``support.content_chunks``, ``support.all_ascii``). None: not that case, and the
-    full path decides (and refuses what it refuses)."""
-    was = plan.prepared
-    if was is None:
-        return None
-    sender, recipients, content = item
-    kind = type(content)
-    if kind is bytes:
-        data = content
-        ascii_only = data.isascii()
-    elif kind is bytearray:
-        data = bytes(content)
-        ascii_only = data.isascii()
-    elif kind is str:
-        try:
-            data = content.encode("utf-8")
-        except UnicodeEncodeError:
-            return None  # no UTF-8 form: ``_prepare`` refuses it (``support.utf8``)
-        ascii_only = content.isascii()
-    elif kind is memoryview:
-        try:  # in logical order, as ``content_chunks`` copies it (``support._octets``)
-            data = content.tobytes()
-        except ValueError:  # released: ``_prepare`` refuses it
-            return None
-        ascii_only = data.isascii()  # its octets, as ``all_ascii`` looks at them
-    else:
-        return None
-    if len(data) > plan.chunk_size:
-        return None
-    if type(sender) is not str or sender != plan.sender:
-        return None
-    known = plan.recipients
-    if recipients is plan.recipients_given:  # the same tuple (``_remember``)
-        pass
-    elif type(recipients) is str:
-        if recipients != known:
-            return None
-    elif type(recipients) is list or type(recipients) is tuple:
-        if type(known) is str or len(recipients) != len(known):
-            return None
-        for given, same in zip(recipients, known, strict=True):
-            if type(given) is not str or given != same:
-                return None
-    else:
-        return None
-    options = plan.options
-    body = options.body
-    if body is None and not ascii_only and plan.eightbitmime:
-        body = "8BITMIME"
-    if not ascii_only and body not in ("8BITMIME", "BINARYMIME"):
-        return None  # the full path refuses it
-    if body != "BINARYMIME":  # a NUL, a line over 998 octets: the full path refuses it
-        refusal = plan.refusal_8bit if body == "8BITMIME" else plan.refusal_7bit
-        if refusal(data) is not None:
-            return None
-    size = options.size
-    if size is None and plan.size_advertised:
-        size = len(data) if body == "BINARYMIME" else canonical_size(data)  # as _prepare
-    mail = was.mail
-    if body != mail.body:
-        return None
-    if size != mail.size:
-        if size is None or mail.size is None:
-            return None
-        sized = plan.sized
-        if sized is not None and sized.size == size and plan.sized_from is mail:
-            mail = sized
-        else:
-            plan.sized_from = mail
-            plan.sized = mail = mail.with_size(size)
-    return _prepared(
-        index,
-        was.rcpts,
-        mail,
-        was.commands,
-        data,
-        _NO_CHUNKS,
-        len(data),
-        True,
-        was.current,
-        False,
-        "DATA",
-    )
-
-
 def _message_class() -> type[Message]:
     """``email.message.Message``, imported on first use: ``email`` imports ``time``,
     which the engine layer never does at import time."""
@@ -983,7 +678,7 @@ def _message_class() -> type[Message]:
     return Message
 
 
-def _crlf(item: _Prepared) -> bytes:
+def _crlf(item: Prepared) -> bytes:
     """The whole (single-chunk) content for BDAT, line ends made CRLF unless
     BINARYMIME (RFC 3030 §3)."""
     if item.mail.body == "BINARYMIME":

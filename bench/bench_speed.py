@@ -34,7 +34,6 @@ load average is printed at the start and end of every round. Never best-of.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
 import subprocess
@@ -72,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--source-sessions", type=int, default=4, help="smtp-source -s")
     parser.add_argument("--source-length", type=int, default=1024, help="smtp-source -l")
     parser.add_argument(
-        "--tmpdir", type=Path, help="where the Maildirs go (default: the system's temp folder)"
+        "--tmpdir",
+        type=Path,
+        help="where the Maildirs go, made if missing (default: the system's temp folder)",
     )
     parser.add_argument("--json", type=Path, help="also write every sample and summary here")
     return parser
@@ -143,9 +144,9 @@ def _tasks(
         )
         for name, server in servers.items():
             assert isinstance(server, server_rows.Server)
-            sessions = server_rows.SESSIONS.get(name, load.sessions)
-            row_load = dataclasses.replace(load, sessions=sessions)
-            measure = functools.partial(server_rows.source_session, server, row_load)
+            measure = functools.partial(
+                server_rows.source_session, server, server_rows.row_load(name, load)
+            )
             tasks.append(Task("server", name, measure))
     return tasks
 
@@ -211,9 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.rounds} rounds, seed {args.seed}; client rows {args.messages} x {args.size} "
         f"octets; concurrency {args.concurrent_messages} messages at N = {LEVELS}; "
         f"server rows smtp-source -d -s {args.source_sessions} -l {args.source_length} "
-        f"-m {args.server_messages} (rows ending in -s N: N sessions)",
+        f"-m {args.server_messages} (rows ending in -s N: N sessions, "
+        f"{server_rows.WIDE_SCALE} times the messages)",
         flush=True,
     )
+    if args.tmpdir is not None:
+        args.tmpdir.mkdir(parents=True, exist_ok=True)
     with (
         smtp_sink() as sink,
         tempfile.TemporaryDirectory(prefix="bench-speed-", dir=args.tmpdir) as folder,

@@ -97,8 +97,11 @@ def listening(
 def _ready(port: int, output: IO[bytes], ready_text: str | None) -> bool:
     """The port takes a connection, and the output so far has ``ready_text`` (if any)."""
     if ready_text is not None:
-        output.seek(0)
-        if ready_text.encode() not in output.read():
+        # pread, not seek + read: the program writes through the same open file, so
+        # its offset is shared; seeking back to 0 made its next lines overwrite the
+        # first ones ("listening on" lost: "not ready after 30 s").
+        fd = output.fileno()
+        if ready_text.encode() not in os.pread(fd, os.fstat(fd).st_size, 0):
             return False
     try:
         with socket.create_connection((HOST, port), timeout=0.5):

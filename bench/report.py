@@ -8,6 +8,7 @@ median over the rounds, same brackets. No best-of anywhere.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 
 from measure import Sample
@@ -44,6 +45,15 @@ def client_cores(sample: Sample) -> float:
 def machine_cores(sample: Sample) -> float:
     """The whole machine's CPU seconds per wall second (other jobs included)."""
     return sample.extra.get("machine_cpu", 0.0) / sample.wall
+
+
+def server_share(sample: Sample) -> float:
+    """The server's cores busy over the cores nobody else kept busy in that span (the
+    CPU count less smtp-source's and other jobs' cores): 1.00 is every core left to it.
+    The machine's CPU comes in 10 ms ticks, so a short run is a coarse figure."""
+    others = (sample.extra.get("machine_cpu", 0.0) - sample.cpu) / sample.wall
+    left = (os.cpu_count() or 1) - others
+    return cores(sample) / left if left > 0 else 0.0
 
 
 def client_cpu_us(sample: Sample) -> float:
@@ -123,7 +133,7 @@ def server_table(rounds: Rounds, pairs: Mapping[str, str]) -> list[str]:
     names = list(rounds[0]) if rounds else []
     header = ["server", "msg/s", "server CPU µs/msg", "server cores busy"]
     header += ["smtp-source CPU µs/msg", "smtp-source cores busy", "machine cores busy"]
-    header += ["vs smtp-sink", "vs counterpart"]
+    header += ["server ÷ cores left", "vs smtp-sink", "vs counterpart"]
     body = []
     for name in names:
         other = pairs.get(name)
@@ -137,6 +147,7 @@ def server_table(rounds: Rounds, pairs: Mapping[str, str]) -> list[str]:
                 _show(per_row(rounds, name, client_cpu_us), ".1f"),
                 _show(per_row(rounds, name, client_cores), ".2f"),
                 _show(per_row(rounds, name, machine_cores), ".2f"),
+                _show(per_row(rounds, name, server_share), ".2f"),
                 _ratio(rounds, name, "smtp-sink"),
                 versus,
             ]
@@ -216,7 +227,10 @@ def issue_table(
                 f"; {row}: {_ratio(server, row, single)} {single}, "
                 f"{_show(per_row(server, row, cores), '.2f')} cores busy, smtp-source "
                 f"{_show(per_row(server, row, client_cores), '.2f')}, the machine "
-                f"{_show(per_row(server, row, machine_cores), '.2f')}"
+                f"{_show(per_row(server, row, machine_cores), '.2f')} of "
+                f"{os.cpu_count() or 1}; the server used "
+                f"{_show(per_row(server, row, server_share), '.2f')} of the cores "
+                "smtp-source and other jobs left it"
             )
     else:
         builtin += f"multi-process: not measured ({workers_note})"

@@ -13,6 +13,10 @@ until SIGTERM. Kinds:
   skips content up to ``CRLF.CRLF``, with no parsing, no state checks, no policy and no
   limits. It is not a usable server; its CPU per message is the loop and system-call
   share of the built-in server's, so the table shows how much of the rest is ours;
+* ``asyncio-minimal-timer`` — ``asyncio-minimal`` with the built-in server's idle
+  timer (``MinimalTimedSMTP``: one ``call_at`` per connection, the loop's clock read per
+  read): how much an idle timeout costs a loop that has a timer pending (``_run_once``
+  then reads the clock and computes a timeout for ``epoll_wait`` on every iteration);
 * ``aiosmtpd-maildir`` — aiosmtpd whose handler stores each message's content, as
   received, into ``MAILDIR`` with the very code ``smtpproto serve --maildir`` uses
   (``builtin_server/storage.py``'s ``MessageStore``, keeping nothing in memory): the
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -40,7 +45,7 @@ from smtpproto import MessageComplete, Reply
 from smtpproto.builtin_server.storage import MessageStore, StoredMessage
 from smtpproto.server import Session, SMTPServer
 
-__all__ = ["KINDS", "DropSession", "MinimalSMTP", "main"]
+__all__ = ["KINDS", "DropSession", "MinimalSMTP", "MinimalTimedSMTP", "main"]
 
 HOST = "127.0.0.1"
 
@@ -129,11 +134,35 @@ class MinimalSMTP(asyncio.BufferedProtocol):
         return False
 
 
-async def _asyncio_minimal(port: int, _: list[str]) -> None:
+class MinimalTimedSMTP(MinimalSMTP):
+    """``MinimalSMTP`` with an idle timer kept the way the built-in server keeps it:
+    armed once per connection (300 s), each read only noting the time."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        loop = asyncio.get_running_loop()
+        self.last_input = loop.time()
+        self.timer = loop.call_at(self.last_input + 300.0, transport.close)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.last_input = time.monotonic()
+        super().buffer_updated(nbytes)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.timer.cancel()
+
+
+async def _asyncio_minimal(
+    port: int, _: list[str], protocol: type[MinimalSMTP] = MinimalSMTP
+) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(MinimalSMTP, HOST, port)
+    server = await loop.create_server(protocol, HOST, port)
     async with server:
         await server.serve_forever()
+
+
+async def _asyncio_minimal_timer(port: int, rest: list[str]) -> None:
+    await _asyncio_minimal(port, rest, MinimalTimedSMTP)
 
 
 async def _builtin_drop(port: int, _: list[str]) -> None:
@@ -160,6 +189,7 @@ async def _aiosmtpd_maildir(port: int, rest: list[str]) -> None:
 KINDS: dict[str, Callable[[int, list[str]], Coroutine[Any, Any, None]]] = {
     "builtin-drop": _builtin_drop,
     "asyncio-minimal": _asyncio_minimal,
+    "asyncio-minimal-timer": _asyncio_minimal_timer,
     "aiosmtpd-drop": _aiosmtpd_drop,
     "aiosmtpd-maildir": _aiosmtpd_maildir,
 }

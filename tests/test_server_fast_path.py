@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtpproto.server_engine import commands
+from smtpproto.server_engine import connection as engine_connection
 from smtpproto.server_engine.commands import (
     fast_command,
     parse_mail,
@@ -676,3 +677,24 @@ def test_receive_line_leaves_everything_else_to_receive_data(setup: str, data: b
     before = (_snapshot(conn), bytes(conn._buf), conn._pending_event)
     assert conn.receive_line(data) is None
     assert (_snapshot(conn), bytes(conn._buf), conn._pending_event) == before
+
+
+ALL_KINDS = [
+    "greeting", "ehlo", "helo", "mail", "rcpt", "data", "message", "chunk", "chunk_failed",
+    "rset", "quit", "other", "rejected", "starttls", "auth", "sync",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_send_asks_must_wait_for_only_for_the_kinds_that_can_wait(kind: str) -> None:
+    """``send`` skips ``_must_wait_for`` for a kind outside ``_MAY_WAIT``: whatever the
+    last verb and the pending event, such a kind must never have to be waited for
+    (RFC 2920 §3.1), and ``_MAY_WAIT`` names only kinds the engine uses."""
+    assert set(engine_connection._MAY_WAIT) <= set(ALL_KINDS)
+    conn = ServerConnection()
+    events = [None, DataRequested(), ResetReceived(), QuitReceived(), StartTLSRequested()]
+    for verb in (b"", b"MAIL", b"DATA", b"NOOP", b"HELP", b"AUTH", b"XYZZY"):
+        for event in events:
+            conn._verb, conn._pending_event = verb, event
+            if kind not in engine_connection._MAY_WAIT:
+                assert conn._must_wait_for(kind) is False, (verb, event)

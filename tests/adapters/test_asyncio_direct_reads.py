@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import select
 import socket
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
@@ -91,6 +92,56 @@ def test_what_the_kernel_holds_is_read_at_once_within_the_bound() -> None:
         finally:
             await client.aclose()
             theirs.close()
+
+    run(main)
+
+
+def test_the_bound_is_shared_by_a_threads_channels_not_by_threads() -> None:
+    """Reads on one channel use up the bound for every channel of the thread's loop; a
+    loop in another thread keeps its own count (a count shared by the process would
+    stop it here). Each loop blocks while the other reads, so nothing runs between."""
+    opened, exhausted = threading.Event(), threading.Event()
+    elsewhere: list[bytes] = []
+
+    def other_thread() -> None:
+        async def main() -> None:
+            mine, theirs = _tcp_pair()
+            client, channel = await _opened(mine)
+            try:
+                opened.set()
+                assert exhausted.wait(BOUND)  # this loop blocks: none of its callbacks run
+                theirs.sendall(b"250 other thread\r\n")
+                elsewhere.append(channel.receive_now())
+            finally:
+                await client.aclose()
+                theirs.close()
+
+        run(main)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+
+    async def main() -> None:
+        first_mine, first_theirs = _tcp_pair()
+        second_mine, second_theirs = _tcp_pair()
+        first_client, first = await _opened(first_mine)
+        second_client, second = await _opened(second_mine)
+        try:
+            assert opened.wait(BOUND)
+            for index in range(READS_PER_PASS):
+                first_theirs.sendall(b"250 %d\r\n" % index)
+                assert first.receive_now() == b"250 %d\r\n" % index
+            second_theirs.sendall(b"250 second\r\n")
+            assert second.receive_now() == b""  # the thread's bound, used up by ``first``
+        finally:
+            exhausted.set()
+            thread.join(BOUND)
+            await first_client.aclose()
+            await second_client.aclose()
+            first_theirs.close()
+            second_theirs.close()
+        assert not thread.is_alive()
+        assert elsewhere == [b"250 other thread\r\n"]
 
     run(main)
 
@@ -199,7 +250,7 @@ def test_other_tasks_run_during_a_batch_read_past_the_loop(
 
 
 def test_other_tasks_run_during_a_loop_of_sendmail_calls(smtp_sink_factory: SinkFactory) -> None:
-    """The bound on reads past the loop runs across operations (it is the channel's):
+    """The bound on reads past the loop runs across operations (it is the thread's):
     calls that each find their replies at once still let the loop run every few."""
     sink = smtp_sink_factory(dump=False)
     count = 300

@@ -431,3 +431,78 @@ def test_a_worker_that_has_not_run_for_stale_seconds_is_not_waited_for(
         assert len(mine) == 2
     finally:
         _close(mine, clients)
+
+
+def test_a_worker_that_let_a_connection_wait_is_not_waited_for_again_until_it_ran(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Worker 1 has fewer connections and looks live but never accepts (not scheduled,
+    as on a busy machine): worker 0 leaves it the first connection for ``_DEFER``, then
+    takes the next ones at once; once worker 1 has published again (it ran), worker 0
+    leaves it the next connection again."""
+    monkeypatch.setattr(serve_workers, "_DEFER", 0.05)
+    loads = _Loads()
+
+    async def run() -> tuple[list[int], list[socket.socket], list[socket.socket]]:
+        listener = serve_workers._listen("127.0.0.1", 0)
+        taken: list[socket.socket] = []
+        loads.set(1, 0, time.monotonic())
+        acceptor = serve_workers._Acceptor(listener, loads.view, 0, lambda: 2, taken.append)
+        port = listener.getsockname()[1]
+        clients: list[socket.socket] = []
+        deferred = []
+        try:
+            for number in range(4):
+                if number == 3:
+                    loads.set(1, 0, time.monotonic())  # worker 1 ran meanwhile
+                clients.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+                for _ in range(1000):  # 10 s at most
+                    if len(taken) > number:
+                        break
+                    await asyncio.sleep(0.01)
+                deferred.append(acceptor.deferred)
+        finally:
+            acceptor.close()
+            listener.close()
+        return deferred, taken, clients
+
+    deferred, taken, clients = asyncio.run(run())
+    try:
+        assert len(taken) == 4
+        assert deferred == [1, 1, 1, 2]
+    finally:
+        _close(taken, clients)
+
+
+def test_a_small_difference_in_load_is_not_worth_a_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Worker 0 serves 9 connections, worker 1 (live, accepting nothing) 8: a quarter
+    of 9 or less, so worker 0 takes each new connection at once (with a connection per
+    message the loads move all the time; waiting on every small difference cost
+    throughput); at 2 against 1 it leaves one (a few long sessions spread evenly)."""
+    monkeypatch.setattr(serve_workers, "_DEFER", 30.0)  # a wait would outlast the bound
+    loads = _Loads()
+
+    async def run(mine: int, theirs: int) -> tuple[int, list[socket.socket], socket.socket]:
+        listener = serve_workers._listen("127.0.0.1", 0)
+        taken: list[socket.socket] = []
+        loads.set(1, theirs, time.monotonic())
+        acceptor = serve_workers._Acceptor(listener, loads.view, 0, lambda: mine, taken.append)
+        client = socket.create_connection(("127.0.0.1", listener.getsockname()[1]), timeout=10)
+        try:
+            for _ in range(50):  # 0.5 s: far below _DEFER
+                if taken or acceptor.deferred:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            acceptor.close()
+            listener.close()
+        return acceptor.deferred, taken, client
+
+    for mine, theirs, expected in ((9, 8, 0), (12, 9, 0), (2, 1, 1), (9, 6, 1)):
+        deferred, taken, client = asyncio.run(run(mine, theirs))
+        try:
+            assert (deferred, len(taken)) == (expected, 1 - expected), (mine, theirs)
+        finally:
+            _close(taken, [client])

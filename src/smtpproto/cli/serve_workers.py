@@ -21,12 +21,26 @@ How the connections are shared, and why (measured on a 2-core machine with Postf
 * A shared socket alone (each worker accepting what its loop sees) passes nothing
   between processes, but put all 4 sessions on one worker in some rounds: the worker
   that wakes first takes them. So a worker that serves more connections than another one
-  that runs leaves a new connection to the others for ``_DEFER`` seconds before it
-  takes it itself (``_Acceptor``; the workers' loads are in shared memory, each
-  written only by its own worker). The kernel gives each connection to one ``accept``,
-  so no connection is served twice, and a stuck worker (stopped, or busy for long)
-  accepts nothing, so it holds up none: it delays a new connection by ``_DEFER`` at
-  most, until it has not run for ``_STALE`` seconds, and none after.
+  that runs (by more than a quarter of its own: ``_UNEVEN``) leaves a new connection to
+  the others for ``_DEFER`` seconds before it takes it itself (``_Acceptor``; the
+  workers' loads are in shared memory, each written only by its own worker). The
+  kernel gives each connection to one ``accept``, so no connection is served twice,
+  and a stuck worker (stopped, not scheduled, or busy for long) accepts nothing, so it
+  holds up none: it delays one new connection by ``_DEFER`` at most, not again until it
+  has run since, and none once it has not run for ``_STALE`` seconds.
+* Waiting on every difference (2 against 1 as 9 against 8), the previous rule, cost a
+  connection per message (``smtp-source -s 16`` without ``-d``) 0.77x (0.54-1.01) the
+  msg/s of never waiting; the quarter rule gave 1.11x (0.95-1.38) the previous one
+  there, 1.08x and 1.01x with ``-d -s 4`` and ``-s 32`` (paired, 5 rounds each, the
+  machine saturated by other jobs). ``EPOLLEXCLUSIVE`` is not used (asyncio's selector
+  takes no flags; an epoll nested in the loop's still wakes every worker, as the
+  kernel's ``ep_poll_callback`` reads): every worker wakes for a new connection.
+
+Per message, 2 workers use more CPU than one process (1.09x (0.96-1.30) with
+``smtp-source -d -s 32``, paired, 7 rounds, load 3.4-4.4), but less than two
+independent ``serve`` processes fed 16 sessions each (0.90x (0.79-0.97)): the cost is
+two processes each doing half the work (fewer events per loop wake-up), not this
+module, which is out of a long session's way once it is accepted.
 
 What it takes to use every core: enough sessions at once. ``smtp-source`` sends one
 command and waits for its reply (no pipelining), so 4 sessions over 2 workers leave
@@ -107,6 +121,10 @@ _BACKLOG = 100
 #: Seconds a worker that serves more connections than another leaves a new connection
 #: to the others before it takes it itself (``_Acceptor``).
 _DEFER = 0.05
+#: A worker leaves a new connection to a live one that serves fewer only when the
+#: difference is more than ``1 / _UNEVEN`` of its own (``_Acceptor``): 1 against 0 and
+#: 2 against 1 (a few long sessions are spread evenly), not 9 against 7.
+_UNEVEN = 4
 #: Seconds between a waiting worker's looks at the loads (``_Acceptor``).
 _RECHECK = 0.005
 #: Seconds between a worker's notes that it runs (``_Acceptor``).
@@ -384,8 +402,9 @@ async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker, ready
 class _Acceptor:
     """A worker's side of the shared listening socket: one connection accepted each
     time the socket is readable (the kernel gives each connection to one ``accept``),
-    except that a worker serving more connections than another live one leaves the new
-    connection to the others for ``_DEFER`` seconds before it takes it itself.
+    except that a worker serving more connections than another live one (by more than
+    ``1 / _UNEVEN`` of its own) leaves the new connection to the others for ``_DEFER``
+    seconds before it takes it itself, once per time the others ran.
 
     ``loads`` holds, per worker, its load (open connections) and when it last ran
     (``time.monotonic`` in milliseconds, the same clock in every process), each written
@@ -393,10 +412,13 @@ class _Acceptor:
     seconds. It is a hint read without a lock: a value a little stale changes only who
     goes first. A worker that leaves a connection looks again every ``_RECHECK``
     seconds with fresh loads (two workers that each saw the other lower from stale
-    values cannot both see it again), and takes it after ``_DEFER``. Nobody waits for a
-    worker that has not run for ``_STALE`` seconds (stopped, or busy for long): such a
-    worker accepts nothing, so it holds no connection, and it delays a connection by at
-    most ``_DEFER``, only while it is not yet stale.
+    values cannot both see it again), and takes it after ``_DEFER``. A worker that let it
+    wait that long is not waited for again until it has published since (it ran): a
+    worker the kernel does not schedule (a busy machine), stopped or stuck delays one
+    connection by ``_DEFER``, not each one of a burst (smtp-source opening 32 sessions
+    at once waited up to ``_DEFER`` per session before). Nobody waits for a worker that
+    has not run for ``_STALE`` seconds: such a worker accepts nothing, so it holds no
+    connection.
 
     ``load`` is this worker's load now; ``serve`` takes each accepted connection."""
 
@@ -416,6 +438,11 @@ class _Acceptor:
         self._load = load
         self._serve = serve
         self._waited = False  # waited ``_DEFER`` already: the next connection is ours
+        #: Per other worker that let a connection wait ``_DEFER`` seconds, when it had
+        #: last run then: it is not waited for again until it has run since.
+        self._unanswered: dict[int, int] = {}
+        #: Connections left to the others for a while (for tests and diagnostics).
+        self.deferred = 0
         self._since = 0.0  # loop time at which this worker began to leave one
         self._timer: asyncio.TimerHandle | None = None
         self._poll = select.poll()  # whether a connection waits, without accepting it
@@ -438,18 +465,27 @@ class _Acceptor:
 
     def _behind_others(self) -> bool:
         """Whether another worker that ran within ``_STALE`` has fewer open
-        connections than this one."""
+        connections than this one (and has run since it last let one wait)."""
+        return bool(self._lighter())
+
+    def _lighter(self) -> list[int]:
+        """The other workers ``_behind_others`` looks at: with fewer open connections,
+        run within ``_STALE``, and run since they last let a connection wait."""
         load, now = self.publish()
-        loads, stale = self._loads, _STALE * 1000
-        return any(
-            loads[2 * other] < load and now - loads[2 * other + 1] <= stale
+        loads, stale, unanswered = self._loads, _STALE * 1000, self._unanswered
+        return [
+            other
             for other in range(len(loads) // 2)
             if other != self._index
-        )
+            and (load - loads[2 * other]) * _UNEVEN > load
+            and now - loads[2 * other + 1] <= stale
+            and unanswered.get(other) != loads[2 * other + 1]
+        ]
 
     def _readable(self) -> None:
         if not self._waited and self._behind_others():
             self._loop.remove_reader(self._fd)  # level-triggered: else it fires again
+            self.deferred += 1
             self._since = self._loop.time()
             self._timer = self._loop.call_later(_RECHECK, self._recheck)
             return
@@ -475,6 +511,9 @@ class _Acceptor:
         if not waited and self._poll.poll(0) and self._behind_others():
             self._timer = self._loop.call_later(_RECHECK, self._recheck)
             return
+        if waited:  # not waited for again until they have run (published) since
+            for other in self._lighter():
+                self._unanswered[other] = self._loads[2 * other + 1]
         self._waited = waited
         self._loop.add_reader(self._fd, self._readable)
 

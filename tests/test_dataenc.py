@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import gc
+import pickle
 import platform
 import sys
 
@@ -368,3 +372,51 @@ def test_refusal_at_and_past_the_bounds(
         assert found is None
     else:
         assert found is not None and message in found
+
+
+COPIERS = {
+    "copy": copy.copy,
+    "deepcopy": copy.deepcopy,
+    "pickle": lambda encoder: pickle.loads(pickle.dumps(encoder)),
+}
+
+
+@given(
+    before=some_bytes,
+    content=some_bytes,
+    options=encoder_options,
+    data=st.data(),
+)
+def test_a_copied_encoder_goes_on_as_the_original(
+    before: bytes, content: bytes, options: dict[str, object], data: st.DataObject
+) -> None:
+    """A copy (``copy.copy``, ``deepcopy``, a pickle round trip) of an encoder at any
+    point of its content, refused or not, goes on call by call as the original does,
+    in both twins: the settings (NUL, 8-bit, the line limit) and the line state come
+    along, and the compiled twin's copy shares no memory with a dead object."""
+    prefix = data.draw(chunked(before))
+    prefix = prefix[: data.draw(st.integers(0, len(prefix)))]
+    chunks = data.draw(chunked(content))
+    how = data.draw(st.sampled_from(sorted(COPIERS)))
+    for cls in ALL_ENCODERS:
+        encoder = cls(**options)  # type: ignore[arg-type]  # options are test parameters
+        with contextlib.suppress(LocalProtocolError):
+            for chunk in prefix:
+                encoder.feed(chunk)
+        copied = COPIERS[how](encoder)
+        assert type(copied) is cls
+        assert _run(copied, chunks) == _run(encoder, chunks)
+
+
+@pytest.mark.parametrize("how", sorted(COPIERS))
+def test_a_copied_encoder_keeps_its_octet_rules(enc_cls: Encoder, how: str) -> None:
+    for allow_nul, allow_8bit in [(False, False), (True, False), (False, True), (True, True)]:
+        encoder = COPIERS[how](enc_cls(allow_nul=allow_nul, allow_8bit=allow_8bit))
+        gc.collect()  # whatever the copy was made from is gone
+        assert encoder.feed(b"plain ascii\r\n") == b"plain ascii\r\n"
+        for octet, allowed in [(b"\x00", allow_nul), (b"\xe9", allow_8bit)]:
+            if allowed:
+                assert encoder.feed(octet) == octet
+            else:
+                with pytest.raises(LocalProtocolError):
+                    COPIERS[how](encoder).feed(octet)

@@ -106,7 +106,10 @@ cdef class DataEncoder:
     cdef bint _closed
     cdef bint _stuff  # dot-stuffing and the final ".CRLF" (False: BDAT)
     cdef object _error
-    cdef const unsigned char* _special  # one of _SPECIAL: never written through
+    # Which of _SPECIAL applies (allow_nul + 2 * allow_8bit), an int rather than a
+    # pointer to it: Cython's pickling (copy, deepcopy too) keeps a cdef field's value,
+    # and a pointer's would come back pointing into a dead object.
+    cdef int _kind
     cdef readonly long long octets_in
     cdef readonly long long octets_out
 
@@ -120,7 +123,7 @@ cdef class DataEncoder:
         if not _plain_limit(max_line_length):
             _check_limit("max_line_length", max_line_length, allow_none=True)
         self._limit = -1 if max_line_length is None else max_line_length
-        self._special = _SPECIAL[(1 if allow_nul else 0) + (2 if allow_8bit else 0)]
+        self._kind = (1 if allow_nul else 0) + (2 if allow_8bit else 0)
         self._line_len = 0
         self._after_cr = False
         self._closed = False
@@ -176,9 +179,10 @@ cdef class DataEncoder:
         cdef uint64_t word
         cdef uint64_t seen = 0
         cdef const unsigned char* found
-        if self._special[0] and memchr(p, 0, n) != NULL:
+        cdef const unsigned char* special = _SPECIAL[self._kind & 3]
+        if special[0] and memchr(p, 0, n) != NULL:
             return False
-        if self._special[0x80]:
+        if special[0x80]:
             while i + 8 <= n:
                 memcpy(&word, p + i, 8)
                 seen |= word
@@ -207,7 +211,7 @@ cdef class DataEncoder:
         cdef Py_ssize_t j
         cdef Py_ssize_t line_len = 0
         cdef Py_ssize_t limit = self._limit
-        cdef const unsigned char* special = self._special
+        cdef const unsigned char* special = _SPECIAL[self._kind & 3]
         cdef unsigned char c
         while i < n:
             c = p[i]
@@ -238,7 +242,7 @@ cdef class DataEncoder:
         cdef Py_ssize_t line_len = self._line_len
         cdef bint after_cr = self._after_cr
         cdef bint stuff = self._stuff
-        cdef const unsigned char* special = self._special
+        cdef const unsigned char* special = _SPECIAL[self._kind & 3]
         cdef unsigned char c
         cdef char* out
         cdef str message

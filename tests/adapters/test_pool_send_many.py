@@ -893,25 +893,32 @@ def test_the_iterable_may_send_over_the_same_blocking_pool(connections: int) -> 
 
 
 def test_the_iterable_may_wait_for_a_thread_that_uses_the_pool() -> None:
-    """The iterable reads a queue that another thread fills, each item after a
-    ``sendmail`` through the same pool, whose two connections the batch's two rounds
-    hold: the round waiting for its turn at the iterable gives its connection back."""
+    """The iterable hands out two messages, then reads a queue that another thread
+    fills, each item after a ``sendmail`` through the same pool, whose two connections
+    the batch's two rounds hold by then (one message in flight each): the round that
+    waits for its turn at the iterable gives its connection back, so the thread gets
+    one and the batch goes on."""
     import queue
 
     from smtpproto.blocking import SMTPPool
 
-    with flaky_server(reply_delay=0.002) as server:
+    with flaky_server(reply_delay=0.05) as server:
         pool = SMTPPool("127.0.0.1", server.port, tls="none", timeout=5, max_connections=2)
+        items = batch(8, same=False)
         handed: queue.Queue[tuple[str, list[str], bytes] | None] = queue.Queue()
+        reading = threading.Event()
 
         def producer() -> None:
-            for index, item in enumerate(batch(8, same=False)):
+            assert reading.wait(REENTRY_LIMIT)
+            for index, item in enumerate(items[2:]):
                 pool.sendmail(*bounce(index))
                 handed.put(item)
             handed.put(None)
 
         def messages() -> Iterator[tuple[str, list[str], bytes]]:
-            for _ in range(9):  # bounded: eight items, then the end
+            yield from items[:2]
+            reading.set()
+            for _ in range(7):  # bounded: six items, then the end
                 item = handed.get(timeout=REENTRY_LIMIT)
                 if item is None:
                     return
@@ -920,11 +927,14 @@ def test_the_iterable_may_wait_for_a_thread_that_uses_the_pool() -> None:
         with pool:
             feeder = threading.Thread(target=producer, daemon=True)
             feeder.start()
-            outcomes = within(REENTRY_LIMIT, lambda: pool.send_many(messages(), connections=2))
+            outcomes = within(
+                REENTRY_LIMIT,
+                lambda: pool.send_many(messages(), connections=2, max_in_flight=1),
+            )
             feeder.join(REENTRY_LIMIT)
             assert not feeder.is_alive()
         assert [type(o) for o in outcomes] == [TransactionResult] * 8
-        assert len(server.messages) == len(set(server.messages)) == 16
+        assert len(server.messages) == len(set(server.messages)) == 14
 
 
 def test_on_outcome_needing_the_batchs_only_connection_is_refused() -> None:

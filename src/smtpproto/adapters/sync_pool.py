@@ -23,9 +23,8 @@ from ..client_engine.events import TransactionResult
 from ..drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome, OutcomeCallback
 from ..drivers.envelope import envelope_from_message
 from ..drivers.exceptions import SMTPConnectError, SMTPError
-from ..drivers.session import MailOptions
 from ..drivers.split import transactions_needed
-from ..drivers.support import ContentSource
+from ..drivers.support import ContentSource, MailOptions
 from ..sasl.base import ClientMechanism
 from .common import ClientOptions, check_client_options, usage_error
 from .pool_support import (

@@ -36,11 +36,9 @@ How the connections are shared, and why (measured on a 2-core machine with Postf
   takes no flags; an epoll nested in the loop's still wakes every worker, as the
   kernel's ``ep_poll_callback`` reads): every worker wakes for a new connection.
 
-Per message, 2 workers use more CPU than one process (1.09x (0.96-1.30) with
-``smtp-source -d -s 32``, paired, 7 rounds, load 3.4-4.4), but less than two
-independent ``serve`` processes fed 16 sessions each (0.90x (0.79-0.97)): the cost is
-two processes each doing half the work (fewer events per loop wake-up), not this
-module, which is out of a long session's way once it is accepted.
+Per message, 2 workers use more CPU than one process (1.09x with ``-d -s 32``) but
+less than two independent ``serve`` processes (0.90x): the cost is two processes each
+with fewer events per wake-up; once accepted, a session never meets this module.
 
 What it takes to use every core: enough sessions at once. ``smtp-source`` sends one
 command and waits for its reply (no pipelining), so 4 sessions over 2 workers leave
@@ -476,12 +474,14 @@ class _Acceptor:
 
     def _behind_others(self) -> bool:
         """Whether another worker that ran within ``_STALE`` has fewer open
-        connections than this one (and has run since it last let one wait)."""
+        connections than this one, by more than ``1 / _UNEVEN`` of this one's (and
+        has run since it last let one wait)."""
         return bool(self._lighter())
 
     def _lighter(self) -> list[int]:
-        """The other workers ``_behind_others`` looks at: with fewer open connections,
-        run within ``_STALE``, and run since they last let a connection wait."""
+        """The other workers ``_behind_others`` looks at: with fewer open connections
+        (by more than ``1 / _UNEVEN`` of this one's), run within ``_STALE``, and run
+        since they last let a connection wait."""
         load, now = self.publish()
         loads, stale, unanswered = self._loads, _STALE * 1000, self._unanswered
         return [

@@ -1006,3 +1006,49 @@ def test_on_outcome_may_start_a_task_that_uses_the_async_pool(
 
             pool.call_async(main)
         assert len(server.messages) == len(set(server.messages)) == 8
+
+
+def test_a_batch_starting_while_a_caller_waits_for_a_connection() -> None:
+    """A caller starting to wait for a connection wakes every running batch's rounds
+    (``PoolBatch.wake``) while other threads may start or end a batch: the pool wakes a
+    copy of its set of batches. Here a batch's ``wake`` starts another batch itself
+    (the set changes during that loop); the waiter still gets the connection."""
+    from smtpproto.blocking import SMTPPool
+
+    class Waking:
+        def __init__(self, pool: Any) -> None:
+            self.pool, self.calls = pool, 0
+
+        def wake(self) -> None:
+            self.calls += 1
+            batches: set[Any] = self.pool._batches
+            batches.add(Waking(self.pool))  # a send_many starting now
+
+    with flaky_server() as server:
+        pool = SMTPPool("127.0.0.1", server.port, tls="none", timeout=5, max_connections=1)
+        with pool:
+            first = Waking(pool)
+            pool._batches.add(first)
+            held = threading.Event()
+            release = threading.Event()
+
+            def holder() -> None:
+                def content() -> Iterator[bytes]:
+                    held.set()
+                    assert release.wait(REENTRY_LIMIT)
+                    yield message(0)
+
+                pool.sendmail("s@x.test", ["r@x.test"], content())
+
+            thread = threading.Thread(target=holder, daemon=True)
+            thread.start()
+            assert held.wait(REENTRY_LIMIT)  # the only connection is lent out
+            timer = threading.Timer(0.2, release.set)
+            timer.start()
+            try:
+                result = within(REENTRY_LIMIT, lambda: pool.sendmail(*bounce(1)))
+            finally:
+                timer.cancel()
+                release.set()
+                thread.join(REENTRY_LIMIT)
+            assert isinstance(result, TransactionResult) and first.calls >= 1

@@ -576,7 +576,9 @@ class AsyncPoolBase(abc.ABC):
                     if mine is not None and self._never_freed(where):
                         raise usage_error(_STUCK.format(host=where[0]))
                     self._waiting += 1
-                    for batch in self._batches:  # their rounds give way (``PoolBatch``)
+                    # Their rounds give way (``PoolBatch``). A copy: another thread's
+                    # ``send_many`` may add or remove its batch meanwhile.
+                    for batch in tuple(self._batches):
                         batch.wake()
                     try:
                         await self._cond.wait()

@@ -1052,3 +1052,46 @@ def test_a_batch_starting_while_a_caller_waits_for_a_connection() -> None:
                 release.set()
                 thread.join(REENTRY_LIMIT)
             assert isinstance(result, TransactionResult) and first.calls >= 1
+
+
+def test_an_interrupt_while_the_blocking_pool_joins_its_rounds_ends_the_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ``KeyboardInterrupt`` that reaches the caller's thread while it waits for the
+    batch's other threads (``thread.join`` in ``_together``, where Ctrl-C lands once its
+    own round is done) propagates and ends the batch there: the other rounds finish
+    the message they have in flight, give their connections back and take no more of
+    the caller's messages. ``_together`` is replaced by one that starts the threads,
+    waits until the batch is under way, then raises as that join would."""
+    from smtpproto.blocking import SMTPPool
+
+    read: list[int] = []
+    under_way = threading.Event()
+
+    def messages() -> Iterator[tuple[str, list[str], bytes]]:
+        for index, item in enumerate(batch(200, same=False)):
+            read.append(index)
+            if index == 4:
+                under_way.set()
+            yield item
+
+    def together(self: SMTPPool, count: int, work: Callable[[], None]) -> None:
+        for _ in range(count):
+            threading.Thread(target=work, daemon=True).start()
+        assert under_way.wait(REENTRY_LIMIT)
+        raise KeyboardInterrupt  # as thread.join() does when Ctrl-C comes
+
+    monkeypatch.setattr(SMTPPool, "_together", together)
+    with flaky_server(reply_delay=0.01) as server:
+        pool = SMTPPool("127.0.0.1", server.port, tls="none", timeout=5, max_connections=2)
+        with pool:
+            with pytest.raises(KeyboardInterrupt):
+                pool.send_many(messages(), connections=2, max_in_flight=1)
+            deadline = time.monotonic() + REENTRY_LIMIT
+            while pool.connections != pool.idle_connections and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert pool.connections == pool.idle_connections  # the rounds have ended
+            taken = len(read)
+            time.sleep(0.2)
+            assert len(read) == taken < 50  # and read no more: the batch ended
+        assert len(server.messages) == len(set(server.messages)) <= taken

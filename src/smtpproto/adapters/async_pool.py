@@ -408,7 +408,13 @@ class AsyncPoolBase(abc.ABC):
                         if not isinstance(error, Exception):  # a cancellation: at once
                             raise
 
-                await self._together(workers, work)
+                try:
+                    await self._together(workers, work)
+                except BaseException as error:
+                    # An interrupt while the rounds run (Ctrl-C in the blocking pool's
+                    # join): they take no more messages.
+                    batch.abandon(error)
+                    raise
         finally:
             self._batches.discard(batch)
         return batch.finish()

@@ -372,7 +372,13 @@ class SyncPoolBase(abc.ABC):
                         if not isinstance(error, Exception):  # a cancellation: at once
                             raise
 
-                self._together(workers, work)
+                try:
+                    self._together(workers, work)
+                except BaseException as error:
+                    # An interrupt while the rounds run (Ctrl-C in the blocking pool's
+                    # join): they take no more messages.
+                    batch.abandon(error)
+                    raise
         finally:
             self._batches.discard(batch)
         return batch.finish()

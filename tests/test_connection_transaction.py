@@ -283,6 +283,39 @@ def test_8bit_content_needs_8bitmime(parser_cls: Any) -> None:
     assert conn.send(Content(data="café\r\n".encode())) == "café\r\n".encode()
 
 
+def test_each_message_gets_a_fresh_encoder_of_its_kind(parser_cls: Any) -> None:
+    """The engine reuses the last message's DATA encoder when it is of the same kind
+    (7-bit, BODY=8BITMIME), reset at the 354: nothing of a message's encoding reaches
+    the next (a CR that ended it, its counters), and 8-bit stays refused in a message
+    not declared 8BITMIME."""
+    conn = greeted(parser_cls)
+    last: tuple[bool, object] | None = None
+    for body in (None, None, "8BITMIME", None, "8BITMIME", "8BITMIME", None):
+        for command in (Mail(sender="a@example.org", body=body), Rcpt(recipient="b@example.org")):
+            conn.send(command)
+        conn.send(Data())
+        feed(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
+        encoder = conn._s.encoder
+        kind = body == "8BITMIME"
+        assert (encoder is last[1]) is (last[0] is kind) if last else encoder is not None
+        last = (kind, encoder)
+        assert encoder is not None and (encoder.octets_in, encoder.octets_out) == (0, 0)
+        # A leaked "after CR" would swallow this LF; a leaked line length would
+        # leave the dot unstuffed.
+        assert conn.send(Content(data=b"\n.a")) == b"\r\n..a"
+        if body == "8BITMIME":
+            assert conn.send(Content(data="\r\u00e9\r".encode())) == "\r\n\u00e9\r\n".encode()
+        else:
+            assert conn.send(Content(data=b"\r")) == b"\r\n"
+        assert conn.send(EndOfContent()) == b".\r\n"
+        assert isinstance(_result(feed(conn, b"250 queued\r\n")), TransactionResult)
+    for command in (Mail(sender="a@example.org"), Rcpt(recipient="b@example.org"), Data()):
+        conn.send(command)
+    feed(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    with pytest.raises(LocalProtocolError, match="8BITMIME"):
+        conn.send(Content(data="caf\u00e9\r\n".encode()))
+
+
 @pytest.mark.parametrize("bad", [b"nul\x00here\r\n", b"x" * 999 + b"\r\n"])
 def test_encoder_failure_mid_stream_is_sticky(parser_cls: Any, bad: bytes) -> None:
     conn = greeted(parser_cls)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import gc
+import pickle
 import platform
 import sys
 
@@ -226,6 +230,11 @@ def test_bad_limit_rejected(enc_cls: Encoder, bad: object) -> None:
 def _outcome(cls: Encoder, chunks: list[bytes], options: dict[str, object]) -> object:
     """Per-call outputs then the end, or the error message where it stopped."""
     encoder = cls(**options)  # type: ignore[arg-type]  # options are test parameters
+    return _run(encoder, chunks)
+
+
+def _run(encoder: PyDataEncoder, chunks: list[bytes]) -> list[object]:
+    """``_outcome`` for an encoder already made."""
     results: list[object] = []
     try:
         for chunk in chunks:
@@ -269,6 +278,50 @@ def test_result_does_not_depend_on_chunking(
         else:
             assert b"".join(split[:-1]) == b"".join(whole[:-1])
             assert split[-1] == whole[-1]
+
+
+@given(
+    before=some_bytes,
+    content=some_bytes,
+    options=encoder_options,
+    finish=st.booleans(),
+    data=st.data(),
+)
+def test_a_reset_encoder_behaves_like_a_new_one(
+    before: bytes, content: bytes, options: dict[str, object], finish: bool, data: st.DataObject
+) -> None:
+    """After any prefix of input (cut anywhere, mid-CRLF included; finished or not;
+    refused or not), ``reset`` gives what a new encoder with the same settings gives,
+    call by call: outputs, refusals, counters, ``failed`` (the engine reuses one
+    encoder per connection, ``replies._data_reply``)."""
+    prefix = data.draw(chunked(before))
+    prefix = prefix[: data.draw(st.integers(0, len(prefix)))]
+    chunks = data.draw(chunked(content))
+    for cls in ALL_ENCODERS:
+        encoder = cls(**options)  # type: ignore[arg-type]  # options are test parameters
+        try:
+            for chunk in prefix:
+                encoder.feed(chunk)
+            if finish:
+                encoder.finish()
+        except LocalProtocolError:
+            assert encoder.failed
+        encoder.reset()
+        assert _run(encoder, chunks) == _outcome(cls, chunks, options)
+
+
+def test_reset_clears_a_refusal_and_a_finish(enc_cls: Encoder) -> None:
+    encoder = enc_cls()
+    with pytest.raises(LocalProtocolError, match="NUL"):
+        encoder.feed(b"a\0")
+    encoder.reset()
+    assert not encoder.failed
+    assert (encoder.octets_in, encoder.octets_out) == (0, 0)
+    assert encoder.feed(b".a\r") + encoder.finish() == b"..a\r\n.\r\n"
+    encoder.reset()
+    # The swallowed LF of a CRLF split across chunks does not survive a reset.
+    assert encoder.feed(b"\n.b") + encoder.finish() == b"\r\n..b\r\n.\r\n"
+    assert (encoder.octets_in, encoder.octets_out) == (3, 10)
 
 
 def test_a_line_limit_above_sys_maxsize_is_refused_alike_by_both_twins(enc_cls: Encoder) -> None:
@@ -319,3 +372,51 @@ def test_refusal_at_and_past_the_bounds(
         assert found is None
     else:
         assert found is not None and message in found
+
+
+COPIERS = {
+    "copy": copy.copy,
+    "deepcopy": copy.deepcopy,
+    "pickle": lambda encoder: pickle.loads(pickle.dumps(encoder)),
+}
+
+
+@given(
+    before=some_bytes,
+    content=some_bytes,
+    options=encoder_options,
+    data=st.data(),
+)
+def test_a_copied_encoder_goes_on_as_the_original(
+    before: bytes, content: bytes, options: dict[str, object], data: st.DataObject
+) -> None:
+    """A copy (``copy.copy``, ``deepcopy``, a pickle round trip) of an encoder at any
+    point of its content, refused or not, goes on call by call as the original does,
+    in both twins: the settings (NUL, 8-bit, the line limit) and the line state come
+    along, and the compiled twin's copy shares no memory with a dead object."""
+    prefix = data.draw(chunked(before))
+    prefix = prefix[: data.draw(st.integers(0, len(prefix)))]
+    chunks = data.draw(chunked(content))
+    how = data.draw(st.sampled_from(sorted(COPIERS)))
+    for cls in ALL_ENCODERS:
+        encoder = cls(**options)  # type: ignore[arg-type]  # options are test parameters
+        with contextlib.suppress(LocalProtocolError):
+            for chunk in prefix:
+                encoder.feed(chunk)
+        copied = COPIERS[how](encoder)
+        assert type(copied) is cls
+        assert _run(copied, chunks) == _run(encoder, chunks)
+
+
+@pytest.mark.parametrize("how", sorted(COPIERS))
+def test_a_copied_encoder_keeps_its_octet_rules(enc_cls: Encoder, how: str) -> None:
+    for allow_nul, allow_8bit in [(False, False), (True, False), (False, True), (True, True)]:
+        encoder = COPIERS[how](enc_cls(allow_nul=allow_nul, allow_8bit=allow_8bit))
+        gc.collect()  # whatever the copy was made from is gone
+        assert encoder.feed(b"plain ascii\r\n") == b"plain ascii\r\n"
+        for octet, allowed in [(b"\x00", allow_nul), (b"\xe9", allow_8bit)]:
+            if allowed:
+                assert encoder.feed(octet) == octet
+            else:
+                with pytest.raises(LocalProtocolError):
+                    COPIERS[how](encoder).feed(octet)

@@ -42,10 +42,12 @@ LAYERS = {
 }
 #: Top-level modules that every layer may import (no imports of their own).
 LEAVES = frozenset({"_version"})
-#: The longest chain of imports that run, in modules: 13 today, ``__main__`` -> cli (2)
-#: -> adapters (2) -> drivers -> client engine (5) -> SASL -> wire. Counting type-only
-#: imports it is 16.
-LONGEST_CHAIN = 13
+#: The longest chain of imports that run, in modules: 14 today, ``__main__`` -> cli (2)
+#: -> adapters (2) -> drivers (5: session, batch, mail, mail_steps, core) -> client
+#: engine (2) -> wire (2). It was 13 until ``drivers/mail.py`` became ``MailDrivers``
+#: over two base classes of its own modules (``mail_prepare``, ``mail_steps``), each a
+#: ``DriverCore``, so one link more.
+LONGEST_CHAIN = 14
 
 
 def _module_name(path: Path) -> str:

@@ -18,7 +18,7 @@ from engine_helpers import ScriptedServer
 from session_helpers import Transport
 from smtpproto.client_engine.config import ClientConfig
 from smtpproto.client_engine.events import TransactionResult
-from smtpproto.drivers import mail
+from smtpproto.drivers import mail_steps
 from smtpproto.drivers.session import LAST_WORDS_TIMEOUT, Read, Session, Write
 from smtpproto.exceptions import SMTPRecipientsRefused, SMTPReplyError
 
@@ -30,13 +30,13 @@ MESSAGE = b"Subject: hi\r\n\r\nhello\r\n"
 def labels(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record every verb ``raise_for`` is given; it still decides what to raise."""
     seen: list[str] = []
-    real = mail.raise_for
+    real = mail_steps.raise_for
 
     def spy(result: TransactionResult, verb: str) -> None:
         seen.append(verb)
         real(result, verb)
 
-    monkeypatch.setattr(mail, "raise_for", spy)
+    monkeypatch.setattr(mail_steps, "raise_for", spy)
     return seen
 
 

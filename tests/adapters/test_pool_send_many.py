@@ -893,25 +893,32 @@ def test_the_iterable_may_send_over_the_same_blocking_pool(connections: int) -> 
 
 
 def test_the_iterable_may_wait_for_a_thread_that_uses_the_pool() -> None:
-    """The iterable reads a queue that another thread fills, each item after a
-    ``sendmail`` through the same pool, whose two connections the batch's two rounds
-    hold: the round waiting for its turn at the iterable gives its connection back."""
+    """The iterable hands out two messages, then reads a queue that another thread
+    fills, each item after a ``sendmail`` through the same pool, whose two connections
+    the batch's two rounds hold by then (one message in flight each): the round that
+    waits for its turn at the iterable gives its connection back, so the thread gets
+    one and the batch goes on."""
     import queue
 
     from smtpproto.blocking import SMTPPool
 
-    with flaky_server(reply_delay=0.002) as server:
+    with flaky_server(reply_delay=0.05) as server:
         pool = SMTPPool("127.0.0.1", server.port, tls="none", timeout=5, max_connections=2)
+        items = batch(8, same=False)
         handed: queue.Queue[tuple[str, list[str], bytes] | None] = queue.Queue()
+        reading = threading.Event()
 
         def producer() -> None:
-            for index, item in enumerate(batch(8, same=False)):
+            assert reading.wait(REENTRY_LIMIT)
+            for index, item in enumerate(items[2:]):
                 pool.sendmail(*bounce(index))
                 handed.put(item)
             handed.put(None)
 
         def messages() -> Iterator[tuple[str, list[str], bytes]]:
-            for _ in range(9):  # bounded: eight items, then the end
+            yield from items[:2]
+            reading.set()
+            for _ in range(7):  # bounded: six items, then the end
                 item = handed.get(timeout=REENTRY_LIMIT)
                 if item is None:
                     return
@@ -920,11 +927,14 @@ def test_the_iterable_may_wait_for_a_thread_that_uses_the_pool() -> None:
         with pool:
             feeder = threading.Thread(target=producer, daemon=True)
             feeder.start()
-            outcomes = within(REENTRY_LIMIT, lambda: pool.send_many(messages(), connections=2))
+            outcomes = within(
+                REENTRY_LIMIT,
+                lambda: pool.send_many(messages(), connections=2, max_in_flight=1),
+            )
             feeder.join(REENTRY_LIMIT)
             assert not feeder.is_alive()
         assert [type(o) for o in outcomes] == [TransactionResult] * 8
-        assert len(server.messages) == len(set(server.messages)) == 16
+        assert len(server.messages) == len(set(server.messages)) == 14
 
 
 def test_on_outcome_needing_the_batchs_only_connection_is_refused() -> None:
@@ -996,3 +1006,92 @@ def test_on_outcome_may_start_a_task_that_uses_the_async_pool(
 
             pool.call_async(main)
         assert len(server.messages) == len(set(server.messages)) == 8
+
+
+def test_a_batch_starting_while_a_caller_waits_for_a_connection() -> None:
+    """A caller starting to wait for a connection wakes every running batch's rounds
+    (``PoolBatch.wake``) while other threads may start or end a batch: the pool wakes a
+    copy of its set of batches. Here a batch's ``wake`` starts another batch itself
+    (the set changes during that loop); the waiter still gets the connection."""
+    from smtpproto.blocking import SMTPPool
+
+    class Waking:
+        def __init__(self, pool: Any) -> None:
+            self.pool, self.calls = pool, 0
+
+        def wake(self) -> None:
+            self.calls += 1
+            batches: set[Any] = self.pool._batches
+            batches.add(Waking(self.pool))  # a send_many starting now
+
+    with flaky_server() as server:
+        pool = SMTPPool("127.0.0.1", server.port, tls="none", timeout=5, max_connections=1)
+        with pool:
+            first = Waking(pool)
+            pool._batches.add(first)
+            held = threading.Event()
+            release = threading.Event()
+
+            def holder() -> None:
+                def content() -> Iterator[bytes]:
+                    held.set()
+                    assert release.wait(REENTRY_LIMIT)
+                    yield message(0)
+
+                pool.sendmail("s@x.test", ["r@x.test"], content())
+
+            thread = threading.Thread(target=holder, daemon=True)
+            thread.start()
+            assert held.wait(REENTRY_LIMIT)  # the only connection is lent out
+            timer = threading.Timer(0.2, release.set)
+            timer.start()
+            try:
+                result = within(REENTRY_LIMIT, lambda: pool.sendmail(*bounce(1)))
+            finally:
+                timer.cancel()
+                release.set()
+                thread.join(REENTRY_LIMIT)
+            assert isinstance(result, TransactionResult) and first.calls >= 1
+
+
+def test_an_interrupt_while_the_blocking_pool_joins_its_rounds_ends_the_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ``KeyboardInterrupt`` that reaches the caller's thread while it waits for the
+    batch's other threads (``thread.join`` in ``_together``, where Ctrl-C lands once its
+    own round is done) propagates and ends the batch there: the other rounds finish
+    the message they have in flight, give their connections back and take no more of
+    the caller's messages. ``_together`` is replaced by one that starts the threads,
+    waits until the batch is under way, then raises as that join would."""
+    from smtpproto.blocking import SMTPPool
+
+    read: list[int] = []
+    under_way = threading.Event()
+
+    def messages() -> Iterator[tuple[str, list[str], bytes]]:
+        for index, item in enumerate(batch(200, same=False)):
+            read.append(index)
+            if index == 4:
+                under_way.set()
+            yield item
+
+    def together(self: SMTPPool, count: int, work: Callable[[], None]) -> None:
+        for _ in range(count):
+            threading.Thread(target=work, daemon=True).start()
+        assert under_way.wait(REENTRY_LIMIT)
+        raise KeyboardInterrupt  # as thread.join() does when Ctrl-C comes
+
+    monkeypatch.setattr(SMTPPool, "_together", together)
+    with flaky_server(reply_delay=0.01) as server:
+        pool = SMTPPool("127.0.0.1", server.port, tls="none", timeout=5, max_connections=2)
+        with pool:
+            with pytest.raises(KeyboardInterrupt):
+                pool.send_many(messages(), connections=2, max_in_flight=1)
+            deadline = time.monotonic() + REENTRY_LIMIT
+            while pool.connections != pool.idle_connections and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert pool.connections == pool.idle_connections  # the rounds have ended
+            taken = len(read)
+            time.sleep(0.2)
+            assert len(read) == taken < 50  # and read no more: the batch ended
+        assert len(server.messages) == len(set(server.messages)) <= taken

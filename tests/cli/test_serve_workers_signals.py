@@ -1,23 +1,27 @@
 """``smtpproto serve --workers N`` and signals and failures around a worker's start and
 stop: a forked worker never unwinds into its parent's frames (which would stop its
 siblings and remove the shared certificate), a Ctrl-C while the workers start stops
-them as it does later, and a Ctrl-C repeated while they stop (a terminal sends SIGINT
-to every process of the group, then the parent sends SIGTERM) leaves no traceback."""
+them as it does later, a Ctrl-C repeated while they stop (a terminal sends SIGINT
+to every process of the group, then the parent sends SIGTERM) leaves no traceback, and
+a stop signal repeated to the parent while it stops them is dropped."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from .helpers import RUN_TIMEOUT, ServeProcess, cli_env
+from .test_serve_workers import _alive, _all_gone, _pids
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "fork"), reason="--workers needs fork and descriptor passing (POSIX)"
@@ -32,8 +36,11 @@ from smtpproto.cli import serve_workers
 parent = os.getpid()
 {make}
 listener = serve_workers._listen("127.0.0.1", 0)
+previous = signal.pthread_sigmask(signal.SIG_BLOCK, serve_workers._SIGNALS)  # as run_workers
 try:
-    code = serve_workers._supervise(2, listener, make, lambda: print("banner", flush=True))
+    code = serve_workers._supervise(
+        2, listener, make, lambda: print("banner", flush=True), previous
+    )
     print(f"returned {{code}} in {{'parent' if os.getpid() == parent else 'a worker'}}", flush=True)
 finally:
     listener.close()
@@ -125,3 +132,35 @@ def test_ctrl_c_repeated_while_the_workers_stop_leaves_no_traceback() -> None:
         detail = f"stdout:\n{serve.output()}\nstderr:\n{serve.stderr}"
         assert code == 0, detail
         assert serve.stderr.splitlines() == ["stopping 2 workers (SIGINT)"], detail
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stop_signal_repeated_while_the_workers_stop_is_taken_like_the_first(
+    sig: signal.Signals,
+) -> None:
+    """``kill`` twice (or Ctrl-C, then ``kill``): the parent blocks the stop signals
+    until it removed the certificate, so the repeat is dropped. Before, it was
+    unblocked once the workers were reaped: SIGTERM and SIGHUP killed the parent before
+    it removed the certificate (exit -15, -1), SIGINT became a KeyboardInterrupt (exit
+    130, "interrupted"). One worker stopped (SIGSTOP) keeps the parent waiting for its
+    exit until SIGCONT, so the repeat surely comes while it stops them."""
+    with ServeProcess("--workers", "2") as serve:
+        cert = Path(serve.wait_for("STARTTLS certificate:").split(": ", 1)[1])
+        try:
+            pids = _pids(serve)
+            os.kill(pids[0], signal.SIGSTOP)
+            try:
+                serve.process.send_signal(sig)
+                # the parent took it once it stopped the other worker (SIGTERM from it)
+                assert _all_gone(pids[1:]), "the parent did not stop the running worker"
+                assert _alive(pids[0])
+                serve.process.send_signal(sig)
+            finally:
+                os.kill(pids[0], signal.SIGCONT)
+            code = serve.stop()
+            assert code == 0, serve.stderr
+            assert serve.stderr.splitlines() == [f"stopping 2 workers ({sig.name})"]
+            assert _all_gone(pids, timeout=1.0)
+            assert not cert.parent.exists()
+        finally:
+            shutil.rmtree(cert.parent, ignore_errors=True)  # a parent killed cannot

@@ -29,16 +29,18 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ..client_engine.events import TransactionResult
-from ..drivers.batch import BatchItem, Outcome, OutcomeCallback
 from ..drivers.exceptions import SMTPBatchInterrupted, SMTPError
 from ..drivers.support import MailOptions
 from ..wire import fields
 from ..wire.fields import check_int
 from .common import usage_error
 from .smtplib_compat import smtplib_compatible
+
+if TYPE_CHECKING:  # type aliases only: no runtime import of the batch driver
+    from ..drivers.batch import BatchItem, Outcome, OutcomeCallback
 
 __all__ = [
     "DEFAULT_CHECK_IDLE_AFTER",

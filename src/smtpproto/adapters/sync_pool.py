@@ -23,9 +23,8 @@ from ..client_engine.events import TransactionResult
 from ..drivers.batch import DEFAULT_MAX_IN_FLIGHT, BatchItem, Outcome, OutcomeCallback
 from ..drivers.envelope import envelope_from_message
 from ..drivers.exceptions import SMTPConnectError, SMTPError
-from ..drivers.session import MailOptions
 from ..drivers.split import transactions_needed
-from ..drivers.support import ContentSource
+from ..drivers.support import ContentSource, MailOptions
 from ..sasl.base import ClientMechanism
 from .common import ClientOptions, check_client_options, usage_error
 from .pool_support import (
@@ -373,7 +372,13 @@ class SyncPoolBase(abc.ABC):
                         if not isinstance(error, Exception):  # a cancellation: at once
                             raise
 
-                self._together(workers, work)
+                try:
+                    self._together(workers, work)
+                except BaseException as error:
+                    # An interrupt while the rounds run (Ctrl-C in the blocking pool's
+                    # join): they take no more messages.
+                    batch.abandon(error)
+                    raise
         finally:
             self._batches.discard(batch)
         return batch.finish()
@@ -541,7 +546,9 @@ class SyncPoolBase(abc.ABC):
                     if mine is not None and self._never_freed(where):
                         raise usage_error(_STUCK.format(host=where[0]))
                     self._waiting += 1
-                    for batch in self._batches:  # their rounds give way (``PoolBatch``)
+                    # Their rounds give way (``PoolBatch``). A copy: another thread's
+                    # ``send_many`` may add or remove its batch meanwhile.
+                    for batch in tuple(self._batches):
                         batch.wake()
                     try:
                         self._cond.wait()

@@ -36,11 +36,9 @@ How the connections are shared, and why (measured on a 2-core machine with Postf
   takes no flags; an epoll nested in the loop's still wakes every worker, as the
   kernel's ``ep_poll_callback`` reads): every worker wakes for a new connection.
 
-Per message, 2 workers use more CPU than one process (1.09x (0.96-1.30) with
-``smtp-source -d -s 32``, paired, 7 rounds, load 3.4-4.4), but less than two
-independent ``serve`` processes fed 16 sessions each (0.90x (0.79-0.97)): the cost is
-two processes each doing half the work (fewer events per loop wake-up), not this
-module, which is out of a long session's way once it is accepted.
+Per message, 2 workers use more CPU than one process (1.09x with ``-d -s 32``) but
+less than two independent ``serve`` processes (0.90x): the cost is two processes each
+with fewer events per wake-up; once accepted, a session never meets this module.
 
 What it takes to use every core: enough sessions at once. ``smtp-source`` sends one
 command and waits for its reply (no pipelining), so 4 sessions over 2 workers leave
@@ -72,9 +70,10 @@ Theory of operation. The parent (the process the user started) never serves:
    worker (each stops accepting and closes its sessions as ``serve`` does), waits
    ``STOP_TIMEOUT`` seconds, kills what is left, reaps every worker, removes the
    certificate and exits 0; connections still in the kernel's queue are closed with
-   the listening socket. A worker that exits on its own (a crash, a kill) is reported
-   on stderr and stops the others too; the exit code is then the worker's, else
-   ``INTERNAL``.
+   the listening socket. The signals stay blocked until the certificate is removed: one
+   repeated meanwhile (``kill`` twice) is dropped, not taken by its default action. A
+   worker that exits on its own (a crash, a kill) is reported on stderr and stops the
+   others too; the exit code is then the worker's, else ``INTERNAL``.
 
 A worker also stops when its parent is gone (its end of the socketpair reads end of
 file; the parent's pid is checked every second too), so even a parent killed with
@@ -201,6 +200,7 @@ def run_workers(
     port = listener.getsockname()[1]
     certdir: tempfile.TemporaryDirectory[str] | None = None
     cert, key, tool = args.cert, args.key, None if args.cert is None else "given"
+    previous: set[int | signal.Signals] | None = None  # the mask before ``_SIGNALS``
     try:
         if cert is None and not args.no_starttls:
             certdir = tempfile.TemporaryDirectory(prefix="smtpproto-server-")
@@ -214,16 +214,25 @@ def run_workers(
                 args.no_starttls = True
             else:
                 cert, key, tool = str(made.cert), str(made.key), made.tool
+        # Blocked until the certificate is removed: a stop signal repeated while the
+        # workers stop is taken by nobody, rather than by its default action (killed
+        # before the cleanup) or as a KeyboardInterrupt once unblocked.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         return _supervise(
             count,
             listener,
             lambda number: make_server(port, cert, key, f"w{number}"),
             lambda: banner(port, cert, tool),
+            previous,
         )
     finally:
         listener.close()
         if certdir is not None:
             certdir.cleanup()
+        if previous is not None:
+            for sig in (signal.sigpending() & set(_STOP)) - previous:
+                signal.sigtimedwait((sig,), 0)  # repeated while stopping: dropped
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _supervise(
@@ -231,16 +240,17 @@ def _supervise(
     listener: socket.socket,
     make: Callable[[int], SMTPServer],
     banner: Callable[[], None],
+    previous: set[int | signal.Signals],
 ) -> int:
     """Fork the workers, wait until they are ready, print the banner, then wait for a
-    signal or a worker's exit; stop them all in every case."""
+    signal or a worker's exit; stop them all in every case. ``_SIGNALS`` are blocked
+    (the caller unblocks them; ``previous`` is the mask before, the workers' own)."""
     workers: dict[int, int] = {}  # pid -> worker number
     pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(count)]
     channels = [ours for ours, _ in pairs]  # the parent's ends, by worker number - 1
     shared = mmap.mmap(-1, 16 * count)  # anonymous and shared: the workers' loads
     loads = memoryview(shared).cast("q")
     ready_read, ready_write = os.pipe()
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     code: int = ExitCode.INTERNAL
     try:
         parent = os.getpid()
@@ -284,7 +294,6 @@ def _supervise(
         os.close(ready_read)
         if ready_write >= 0:
             os.close(ready_write)
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _exit(code: int) -> None:
@@ -465,12 +474,14 @@ class _Acceptor:
 
     def _behind_others(self) -> bool:
         """Whether another worker that ran within ``_STALE`` has fewer open
-        connections than this one (and has run since it last let one wait)."""
+        connections than this one, by more than ``1 / _UNEVEN`` of this one's (and
+        has run since it last let one wait)."""
         return bool(self._lighter())
 
     def _lighter(self) -> list[int]:
-        """The other workers ``_behind_others`` looks at: with fewer open connections,
-        run within ``_STALE``, and run since they last let a connection wait."""
+        """The other workers ``_behind_others`` looks at: with fewer open connections
+        (by more than ``1 / _UNEVEN`` of this one's), run within ``_STALE``, and run
+        since they last let a connection wait."""
         load, now = self.publish()
         loads, stale, unanswered = self._loads, _STALE * 1000, self._unanswered
         return [

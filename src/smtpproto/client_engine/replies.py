@@ -351,10 +351,24 @@ def _data_reply(s: Session, entry: Pending, reply: Reply) -> None:
         if txn.accepted():
             body = txn.mail.body
             s.raw = None  # a new message: raw only once ``RawContent`` is sent
-            config = s.config
-            s.encoder = content_encoder(
-                body, enforce_line_length=config.enforce_line_length, allow_nul=config.allow_nul
-            )
+            # One encoder per connection and kind, reset per message: the last
+            # message's content has ended (its end was sent, or the connection was
+            # reset by a new hello), so nothing else holds it.
+            eight = body == "8BITMIME"
+            spare = s.spare_encoder
+            if spare is not None and spare[0] is eight:
+                encoder = spare[1]
+                assert s.encoder is not encoder
+                encoder.reset()
+            else:
+                config = s.config
+                encoder = content_encoder(
+                    body,
+                    enforce_line_length=config.enforce_line_length,
+                    allow_nul=config.allow_nul,
+                )
+                s.spare_encoder = (eight, encoder)
+            s.encoder = encoder
             s.enter(_CONTENT_WANTED)
             s.events.append(_ready_for_content(reply))
         else:

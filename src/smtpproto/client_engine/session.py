@@ -204,6 +204,7 @@ class Session:
         "rcptmax",
         "redactor",
         "replies",
+        "spare_encoder",
         "state",
         "tls_active",
         "transcript",
@@ -251,6 +252,9 @@ class Session:
         #: The open mail transaction and, in CONTENT, its DATA encoder.
         self.txn: Transaction | None = None
         self.encoder: DataEncoder | None = None
+        #: The last DATA encoder made and whether it allows 8-bit (BODY=8BITMIME): the
+        #: next 354 of that kind resets it rather than making one (``_data_reply``).
+        self.spare_encoder: tuple[bool, DataEncoder] | None = None
         #: In CONTENT, once ``RawContent`` was sent: its end-of-data guard.
         self.raw: RawDataGuard | None = None
         #: The AUTH exchange (RFC 4954 §4): mechanism, last challenge, rounds, the

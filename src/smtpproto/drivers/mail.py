@@ -1,17 +1,14 @@
 """The mail-transaction drivers of ``Session`` (``sendmail``, ``send_message``).
 
 Theory of operation: built on ``DriverCore``'s plumbing (``core``: ``_send`` writes
-commands, ``_event`` reads the next engine event). The envelope goes first:
-with PIPELINING, MAIL, every RCPT and DATA in one write (RFC 2920 §3.1); without it,
-one command per reply. The content then streams in chunks: DATA content through the
-engine's encoder (dot-stuffing, CRLF), or BDAT chunks (RFC 3030 §2) made CRLF by the
-DATA codec's ``LineEndNormalizer`` (the same normalisation, RFC 5321 §2.3.8); a small
-message with CHUNKING and PIPELINING goes out as MAIL+RCPT+BDAT LAST in one write. Up
-to ``BDAT_WINDOW`` BDAT chunks are in flight when pipelining; a refused chunk stops the
-stream (RFC 3030 §2) and RSET ends the transaction. The engine's
-``TransactionResult`` is then turned into the result or an exception by ``raise_for``;
-a transaction refused before its content (every RCPT, or DATA itself) is first ended
-with RSET (``_settle``), so that the session is ready for the next MAIL.
+commands, ``_event`` reads the next engine event). The caller's input is checked before
+MAIL (``mail_checks``), each message becomes its MAIL and RCPT commands and content
+chunks (``mail_prepare``), and is sent in one transaction (``mail_steps``: the envelope,
+DATA or BDAT, RSET, the result) or, when the server takes fewer recipients per
+transaction than it has (LIMITS RCPTMAX, RFC 9422 §4.2; 452 4.5.3), in several
+(``_sendmail``, ``drivers.split``). ``send_message`` takes the envelope from the
+message's headers (``envelope``) and re-encodes 8-bit parts for a server without
+8BITMIME (``downgrade``).
 
 Stopping early (``stop_after``, for diagnostics like swaks' ``--quit-after``): after
 MAIL or after the RCPTs the transaction is ended with RSET (RFC 5321 §4.1.1.5) and the
@@ -27,62 +24,44 @@ end of data never came is not delivered (RFC 5321 §3.8, §4.1.1.4).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from ..client_engine.config import ClientConfig
-from ..client_engine.events import (
-    NEED_DATA,
-    Bdat,
-    Command,
-    CommandReply,
-    ConnectionClosed,
-    Content,
-    Data,
-    EndOfContent,
-    Mail,
-    NoRecipientsAccepted,
-    RawContent,
-    Rcpt,
-    ReadyForContent,
-    Rset,
-    TransactionResult,
-)
-from ..client_engine.states import ClientState
-from ..client_engine.writers import write_rcpt
-from ..wire.datacodec import DataEncoder, LineEndNormalizer, content_encoder
-from ..wire.errors import LocalProtocolError, ProtocolError
+from ..wire.errors import LocalProtocolError
 from ..wire.fields import check_flag
 from ..wire.rawdata import RawDataGuard
-from .core import DriverCore, caller_checked, left_open, raise_for
+from .core import caller_checked, raise_for
 from .downgrade import seven_bit_copy
 from .envelope import envelope_from_message, flatten_message
-from .exceptions import (
-    SMTPConnectError,
-    SMTPError,
-    SMTPRecipientsRefused,
-    SMTPReplyError,
+from .exceptions import SMTPRecipientsRefused, SMTPReplyError
+from .mail_checks import (
+    MAIL_STAGES,
+    MailStage,
+    check_binarymime,
+    check_content,
+    check_options,
+    check_progress,
+    check_transfer_flags,
+    whole,
 )
-from .prescan import ScannedFile, scan_file, seekable_start
+from .mail_prepare import COMMAND_CACHE, MessagePreparer
+from .mail_steps import TransactionSteps
 from .split import SplitResults, groups_of, replayer, transactions_needed
 from .support import (
-    BDAT_WINDOW,
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAIL_OPTIONS,
     ContentSource,
     Driver,
     MailOptions,
     ProgressCallback,
-    Write,
     all_ascii,
-    canonical_size,
     content_chunks,
-    utf8,
 )
 
 if TYPE_CHECKING:
     from email.message import Message
 
+    from ..client_engine.events import TransactionResult
     from ..wire.reply import Reply
 
 __all__ = [
@@ -97,54 +76,11 @@ __all__ = [
     "raise_for",
 ]
 
-#: Most MAIL/RCPT commands ``_command`` keeps for reuse (cleared when full).
-COMMAND_CACHE = 1024
-C = TypeVar("C", Mail, Rcpt)
-#: Where ``sendmail`` may stop, in session order (see ``MailDrivers.sendmail``).
-MailStage = Literal["mail", "rcpt", "data"]
-MAIL_STAGES: tuple[MailStage, ...] = ("mail", "rcpt", "data")
 
-
-def check_options(options: object) -> None:
-    """Refuse ``options`` that are no ``MailOptions`` (None is replaced by the defaults
-    before this check)."""
-    if not isinstance(options, MailOptions):
-        raise LocalProtocolError(
-            f"options must be a MailOptions or None, got {type(options).__name__}"
-        )
-
-
-def check_transfer_flags(pipelining: object, chunking: object) -> None:
-    """Refuse a ``pipelining``/``chunking`` that is neither a bool nor None (the
-    default: use the extension when advertised) before anything is sent: ``"no"`` or
-    ``0`` must not quietly mean "use it" or "do not" (``wire.fields.check_flag``)."""
-    check_flag("pipelining", pipelining, allow_none=True, error=LocalProtocolError)
-    check_flag("chunking", chunking, allow_none=True, error=LocalProtocolError)
-
-
-def check_binarymime(body: str | None, bdat: bool) -> None:
-    """Refuse ``BODY=BINARYMIME`` without BDAT (the server does not advertise
-    CHUNKING, or ``chunking=False``) before anything is sent: such content goes only
-    in BDAT chunks (RFC 3030 §3), and the engine refuses the DATA command only once
-    MAIL and RCPT are queued, which breaks the session."""
-    if body == "BINARYMIME" and not bdat:
-        raise LocalProtocolError(
-            "BODY=BINARYMIME content must be sent with BDAT (RFC 3030 §3): the server "
-            "must advertise CHUNKING and chunking must not be False"
-        )
-
-
-def _check_progress(progress: object) -> None:
-    """Refuse a ``progress`` that is not a callable before anything is sent (it would
-    fail only after the first chunk went out, leaving the content half-sent)."""
-    if progress is not None and not callable(progress):
-        raise LocalProtocolError(
-            f"progress must be a callable or None, got {type(progress).__name__}"
-        )
-
-
-class MailDrivers(DriverCore):
-    """``sendmail`` and ``send_message`` over ``DriverCore``'s plumbing."""
+class MailDrivers(MessagePreparer, TransactionSteps):
+    """``sendmail`` and ``send_message`` over ``DriverCore``'s plumbing: each message
+    prepared (``mail_prepare``), then sent in one transaction or, split over the
+    server's recipient limit, several (``mail_steps``)."""
 
     @caller_checked
     def sendmail(
@@ -241,7 +177,7 @@ class MailDrivers(DriverCore):
             raise LocalProtocolError(
                 "raw=True sends DATA content (RFC 5321 §4.1.1.4): not with chunking"
             )
-        _check_progress(progress)
+        check_progress(progress)
         return self._guard(
             self._sendmail(
                 sender,
@@ -279,7 +215,7 @@ class MailDrivers(DriverCore):
         ``drivers.downgrade``) unless ``options.body`` is given. Results and exceptions
         as ``sendmail``."""
         check_transfer_flags(pipelining, chunking)
-        _check_progress(progress)
+        check_progress(progress)
         return self._guard(
             self._send_message(
                 msg,
@@ -476,474 +412,6 @@ class MailDrivers(DriverCore):
         return (
             yield from self._send_data(mail, commands, first, chunks, pipe, total, progress, raw)
         )
-
-    def _prepare(
-        self,
-        sender: str,
-        recipients: str | Iterable[str],
-        content: ContentSource,
-        options: MailOptions,
-        chunk_size: int,
-        raw: bool = False,
-    ) -> tuple[tuple[str, ...], Mail, list[Rcpt], bytes, Iterator[bytes], int | None]:
-        """The recipients, MAIL and RCPT commands, the first content chunk, the rest
-        and the total size (None: unknown) of one message; MAIL parameters defaulted
-        from the content and the capabilities (see ``sendmail``). Nothing is sent;
-        bad input raises ``LocalProtocolError``: so does content held whole (bytes,
-        bytearray, memoryview, str) that the DATA encoder would refuse after the 354
-        (``check_content``; ``raw`` content has its own check, ``_checked_raw``)."""
-        if isinstance(recipients, str):
-            rcpts: tuple[str, ...] = (recipients,)
-        else:
-            try:
-                rcpts = tuple(recipients)
-            except TypeError:  # not iterable (None, an int): caller misuse
-                rcpts = (recipients,)  # type: ignore[assignment]  # refused just below
-        if not isinstance(sender, str):
-            raise LocalProtocolError(f"sender must be a str, got {type(sender).__name__}")
-        if not all(isinstance(r, str) for r in rcpts):
-            wrong = next(r for r in rcpts if not isinstance(r, str))
-            raise LocalProtocolError(
-                f"recipients must be a str or an iterable of str, got a {type(wrong).__name__}"
-            )
-        check_options(options)
-        if not rcpts:
-            raise LocalProtocolError("sendmail needs at least one recipient")
-        if type(chunk_size) is not int or chunk_size < 1:
-            raise LocalProtocolError("chunk_size must be a positive int")
-        caps = self.conn.capabilities
-        if len(rcpts) > 1 and caps is not None:
-            limit = caps.limits.rcptmax
-            if limit is not None and len(rcpts) > limit:
-                # The engine would refuse the RCPT past it with MAIL already written.
-                raise LocalProtocolError(
-                    f"{len(rcpts)} recipients and the server's LIMITS RCPTMAX is {limit} "
-                    "(RFC 9422 §4.2): one transaction cannot take them; sendmail and "
-                    "send_message split them unless MailOptions(split_recipients=False)"
-                )
-        if isinstance(content, str):
-            content = utf8(content)  # once: checked below, then chunked
-        body = options.body
-        # A seekable file is read once now (``prescan``): its SIZE=, BODY= and the
-        # DATA rules' refusal as for content held whole; it is then sent as read.
-        scan = None if raw or body == "BINARYMIME" else self._scan(content, chunk_size)
-        eight_bit = not scan.ascii if scan is not None else not all_ascii(content)
-        if body is None and caps is not None and caps.eightbitmime and eight_bit:
-            body = "8BITMIME"
-        if scan is not None:
-            self._check_scanned(scan, body, chunk_size)
-            chunks: Iterator[bytes] = scan.chunks(chunk_size)
-            total: int | None = scan.length
-        else:
-            chunks, total = content_chunks(content, chunk_size)  # refuses what it cannot read
-            if not raw and body != "BINARYMIME" and isinstance(content, _WHOLE):
-                # Content held whole is checked now, by the encoder the engine uses
-                # after the 354 (a refusal there breaks the session): nothing is sent.
-                check_content(self.config, body, content)
-        first = next(chunks, b"")
-        smtputf8 = options.smtputf8
-        if smtputf8 is None:
-            smtputf8 = not sender.isascii() or not (
-                rcpts[0].isascii() if len(rcpts) == 1 else all(r.isascii() for r in rcpts)
-            )
-        size = options.size
-        if size is None and total is not None and caps is not None and caps.size is not None:
-            # Content held whole and a scanned file are counted with CRLF line ends
-            # (RFC 1870 §3); raw and BINARYMIME content is sent as is.
-            if scan is not None:
-                size = scan.size
-            elif not raw and body != "BINARYMIME" and isinstance(content, _WHOLE):
-                size = canonical_size(content)
-            else:
-                size = total
-        # The same envelope as the last message (the common batch): its commands are
-        # immutable values made from exactly these inputs, so they are reused as is.
-        key = (sender, rcpts, size, body, smtputf8, options, caps)
-        last = self._last_envelope
-        if last is not None and last[0] == key:
-            return rcpts, last[1], list(last[2]), first, chunks, total
-        mail = self._command(
-            Mail,
-            sender=sender,
-            size=size,
-            body=body,
-            smtputf8=smtputf8,
-            ret=options.ret,
-            envid=options.envid,
-            requiretls=options.requiretls,
-            mt_priority=options.mt_priority,
-            by=options.by,
-            auth=options.auth,
-        )
-        commands = [
-            self._command(
-                Rcpt, recipient=r, notify=options.notify, orcpt=r if options.orcpt else None
-            )
-            for r in rcpts
-        ]
-        for rcpt in commands:  # what the engine would refuse only with MAIL already out:
-            # NOTIFY=/ORCPT= without DSN (RFC 3461 §4.1-4.2), a non-ASCII address without
-            # SMTPUTF8 (RFC 6531 §3.4); RCPTMAX is checked above.
-            write_rcpt(rcpt, caps, smtputf8=smtputf8, count=0, rcptmax=None)
-        if options.notify is None or type(options.notify) is tuple:  # never a list: mutable
-            self._last_envelope = (key, mail, tuple(commands))
-        return rcpts, mail, commands, first, chunks, total
-
-    def _scan(self, content: ContentSource, chunk_size: int) -> ScannedFile | None:
-        """``content`` read once before MAIL when it is a seekable binary file
-        (``prescan``), under the DATA rules but 8-bit allowed (BODY= is decided from
-        what the scan finds); None for anything else."""
-        if isinstance(content, _WHOLE):
-            return None
-        start = seekable_start(content)
-        if start is None:
-            return None
-        config = self.config
-        return scan_file(
-            content,  # type: ignore[arg-type]  # seekable_start: has read()
-            start,
-            chunk_size,
-            lambda: _encoder_for(config, "8BITMIME"),
-        )
-
-    def _check_scanned(self, scan: ScannedFile, body: str | None, chunk_size: int) -> None:
-        """Refuse before MAIL, as ``check_content`` does for content held whole, a
-        scanned file the DATA encoder for ``BODY=body`` would refuse after the 354. An
-        8-bit file without BODY=8BITMIME is read again under that body's rules, for the
-        refusal that comes first in the file (a NUL before the first 8-bit octet)."""
-        refusal = scan.refusal
-        if body != "8BITMIME" and not scan.ascii:
-            config = self.config
-            again = scan_file(scan.file, scan.start, chunk_size, lambda: _encoder_for(config, body))
-            refusal = again.refusal
-        if refusal is not None:
-            raise _refused(refusal, "Refused before MAIL: nothing was sent, the session is usable")
-
-    def _command(self, cls: type[C], **fields: Any) -> C:
-        """``cls(**fields)``, reusing an identical command made recently: commands are
-        immutable values, and validating addresses is a large part of a small message's
-        cost. The cache holds at most ``COMMAND_CACHE`` entries."""
-        key = (cls, *fields.items())
-        cache = self._commands
-        try:
-            found = cache.get(key)
-        except TypeError:  # an unhashable field (a notify list): no caching
-            return cls(**fields)
-        if found is None:
-            if len(cache) >= COMMAND_CACHE:
-                cache.clear()
-            found = cache[key] = cls(**fields)
-        assert isinstance(found, cls)
-        return found
-
-    def _envelope(self, mail: Mail, rcpts: list[Rcpt], pipe: bool, *then: Command) -> Driver[None]:
-        """MAIL and RCPTs (and ``then``): one write when pipelining, else one by one."""
-        if pipe:
-            yield from self._send(mail, *rcpts, *then)
-            return
-        for command in (mail, *rcpts):
-            yield from self._send(command)
-            while True:
-                event = yield from self._event()
-                if isinstance(event, TransactionResult):  # MAIL refused
-                    raise_for(event, "MAIL")
-                if isinstance(event, CommandReply) and event.command is command:
-                    if command is mail and event.reply.is_error:
-                        yield from self._result("MAIL")  # the engine ends it: raises
-                    break
-        if then:
-            yield from self._send(*then)
-
-    def _send_data(
-        self,
-        mail: Mail,
-        rcpts: list[Rcpt],
-        first: bytes,
-        chunks: Iterator[bytes],
-        pipe: bool,
-        total: int | None,
-        progress: ProgressCallback | None,
-        raw: bool = False,
-    ) -> Driver[TransactionResult]:
-        if not pipe:
-            yield from self._envelope(mail, rcpts, False)
-            if not self._any_accepted():
-                return (yield from self._abort("DATA"))
-        if pipe:
-            yield from self._envelope(mail, rcpts, True, Data())
-        else:
-            yield from self._send(Data())
-        while True:
-            event = yield from self._event()
-            if isinstance(event, TransactionResult):  # DATA refused: no content
-                yield from self._settle(event, "DATA", content_sent=False)
-            if isinstance(event, ReadyForContent):
-                break
-            if isinstance(event, NoRecipientsAccepted):
-                yield from self._send(EndOfContent())
-                return (yield from self._result("DATA"))
-        conn = self.conn
-        make = RawContent if raw else Content
-        sent = 0
-        chunk: bytes | None = first
-        while chunk is not None:
-            following = next(chunks, None)
-            wire = conn.send(make(data=chunk)) if chunk else b""
-            if following is None:
-                wire += conn.send(EndOfContent())
-            if wire:
-                yield Write(wire, self._write_timeout())
-            sent += len(chunk)
-            if progress is not None and chunk:
-                progress(sent, total)
-            chunk = following
-        return (yield from self._result("DATA"))
-
-    def _send_stage(
-        self, mail: Mail, rcpts: list[Rcpt], pipe: bool, stop_after: MailStage, drop: bool
-    ) -> Driver[TransactionResult]:
-        """The envelope up to ``stop_after`` (see ``sendmail``); nothing is delivered.
-
-        With PIPELINING the commands go in one write (MAIL, RCPTs, DATA for the
-        ``"data"`` stage; RFC 2920 §3.1), else one per reply. Then RSET, unless
-        ``drop`` (the caller marks the session broken: the adapter closes)."""
-        if stop_after == "mail":
-            rcpts = []
-        envelope: list[Command] = [mail, *rcpts]
-        if stop_after == "data":
-            envelope.append(Data())
-        groups = [envelope] if pipe else [[command] for command in envelope]
-        replies: list[Reply] = []  # MAIL's, then each RCPT's, in order (RFC 2920 §3.1)
-        for group in groups:
-            if not pipe and isinstance(group[0], Data) and not self._any_accepted():
-                return (yield from self._abort("DATA"))  # RFC 5321 §3.3: no DATA without one
-            yield from self._send(*group)
-            while self.conn.outstanding:
-                event = yield from self._event()
-                if isinstance(event, TransactionResult):  # DATA refused: no content
-                    yield from self._settle(event, "DATA", content_sent=False)
-                elif isinstance(event, CommandReply):
-                    replies.append(event.reply)
-                    if event.command is mail and event.reply.is_error and not pipe:
-                        yield from self._result("MAIL")  # the engine ends it: raises
-                elif isinstance(event, NoRecipientsAccepted):
-                    yield from self._send(EndOfContent())  # RFC 2920 §3.1: a lone "."
-                    return (yield from self._result("DATA"))
-                elif isinstance(event, ReadyForContent):
-                    # Only content may follow a 354: stop; the adapter closes.
-                    self._broken = True
-                    return _stage_result(mail, rcpts, replies, event.reply)
-        if drop:  # no RSET: the transaction stays open until the connection closes
-            result = _stage_result(mail, rcpts, replies, None)
-            raise_for(result, "RCPT")
-            return result
-        yield from self._rset_unless_closing()
-        return (yield from self._result("RCPT"))
-
-    def _send_bdat(
-        self,
-        mail: Mail,
-        rcpts: list[Rcpt],
-        first: bytes,
-        chunks: Iterator[bytes],
-        pipe: bool,
-        total: int | None,
-        progress: ProgressCallback | None,
-        checked: bool = False,
-    ) -> Driver[TransactionResult]:
-        conn = self.conn
-        ends = LineEndNormalizer() if mail.body != "BINARYMIME" else None
-        # Content not checked whole before MAIL (a file, an iterable) is checked chunk
-        # by chunk against the DATA rules (RFC 3030 §3: unless BINARYMIME); unlike
-        # DATA, a refusal after chunks went out is recoverable: RSET (``_stream_refused``).
-        checker = _encoder_for(self.config, mail.body) if ends and not checked else None
-        if checker is not None:
-            try:
-                checker.feed(first)
-            except LocalProtocolError as error:  # before MAIL: nothing sent
-                raise _refused(str(error), "Refused before MAIL: nothing was sent") from None
-        following = next(chunks, None)
-
-        def encode(chunk: bytes, last: bool) -> bytes:
-            if ends is None:
-                return chunk
-            return ends.feed(chunk) + (ends.finish() if last else b"")
-
-        if pipe and following is None:
-            # Small message: MAIL, RCPTs and BDAT LAST in one write (RFC 3030 §4.2).
-            yield from self._envelope(mail, rcpts, True, Bdat(data=encode(first, True), last=True))
-            if progress is not None and first:
-                progress(len(first), total)
-            return (yield from self._result("BDAT", settle=True))
-        yield from self._envelope(mail, rcpts, pipe)
-        if pipe:
-            yield from self._drain_until_outstanding(0)
-        if not self._any_accepted():
-            return (yield from self._abort("BDAT"))
-        sent = 0
-        chunk: bytes | None = first
-        window = BDAT_WINDOW if pipe else 0
-        while chunk is not None:
-            last = following is None
-            yield Write(conn.send(Bdat(data=encode(chunk, last), last=last)), self._write_timeout())
-            sent += len(chunk)
-            if progress is not None and chunk:
-                progress(sent, total)
-            if last:
-                break
-            failed = yield from self._drain_until_outstanding(window)
-            if failed:
-                return (yield from self._abort("BDAT"))
-            try:
-                chunk, following = following, next(chunks, None)
-            except LocalProtocolError as error:  # reading failed, or the file changed
-                yield from self._stream_refused(error, sent)
-            if checker is not None and chunk is not None:
-                try:
-                    checker.feed(chunk)
-                except LocalProtocolError as error:
-                    yield from self._stream_refused(error, sent)
-        return (yield from self._result("BDAT"))
-
-    def _stream_refused(self, error: LocalProtocolError, sent: int) -> Driver[None]:
-        """A BDAT chunk the DATA rules refuse, read after ``sent`` octets went out in
-        earlier chunks: it is never sent; RSET ends the transaction, so nothing of the
-        message is delivered (RFC 3030 §2, RFC 5321 §4.1.1.5), every reply due is
-        read, then the refusal is raised with the session usable (unless a 421 or a
-        lost connection ended it meanwhile)."""
-        conn = self.conn
-        yield from self._rset_unless_closing()
-        while conn.outstanding:
-            yield from self._event()
-        # The RSET's reply queued the reset transaction's ``TransactionResult`` behind
-        # its ``CommandReply`` (``replies._other_reply``): taken here (nothing more to
-        # read), or the next transaction would take it for its own result.
-        while (event := conn.next_event()) is not NEED_DATA:
-            self._screen(event)
-            if type(event) is TransactionResult or type(event) is ConnectionClosed:
-                break
-        raise _refused(
-            str(error),
-            f"The transaction was ended with RSET after {sent} octets in BDAT chunks: "
-            "nothing was delivered, the session is usable",
-        ) from None
-
-    def _drain_until_outstanding(self, limit: int) -> Driver[bool]:
-        """Handle replies until at most ``limit`` commands are outstanding; True when
-        a BDAT chunk was refused (RFC 3030 §2: send no more chunks)."""
-        failed = False
-        while len(self.conn.outstanding) > limit:
-            event = yield from self._event()
-            if isinstance(event, CommandReply) and isinstance(event.command, Bdat):
-                failed = failed or event.reply.is_error
-            if isinstance(event, TransactionResult):
-                raise_for(event, "MAIL")
-        return failed
-
-    def _offers_8bit(self) -> bool:
-        """Whether the server advertises 8BITMIME (RFC 6152), which ``_prepare`` uses."""
-        caps = self.conn.capabilities
-        return caps is not None and caps.eightbitmime
-
-    def _any_accepted(self) -> bool:
-        return self._rcpt_accepted > 0
-
-    def _abort(self, verb: Literal["DATA", "BDAT"]) -> Driver[TransactionResult]:
-        """End a transaction that cannot deliver (no recipient accepted, a BDAT
-        refused) with RSET (RFC 5321 §4.1.1.5), then raise for its result, labelled
-        with the verb the transaction uses (``verb``: DATA or BDAT, RFC 3030 §2)."""
-        yield from self._rset_unless_closing()
-        return (yield from self._result(verb))
-
-    def _rset_unless_closing(self) -> Driver[None]:
-        """RSET, unless a 421 closed the session (RFC 5321 §3.8: nothing more may be
-        sent; the result then raises ``SMTPReplyError`` with that 421)."""
-        if self.conn.state is not ClientState.CLOSING:
-            yield from self._send(Rset())
-
-    def _result(self, verb: str, *, settle: bool = False) -> Driver[TransactionResult]:
-        """The transaction's result, or the exception for it; ``settle``: after the
-        content with the envelope in one write, where a refusal may leave the
-        transaction open (``_settle``)."""
-        while True:
-            event = yield from self._event()
-            if isinstance(event, TransactionResult):
-                if settle:
-                    return (yield from self._settle(event, verb, content_sent=True))
-                raise_for(event, verb)
-                return event
-            if isinstance(event, ConnectionClosed):
-                raise SMTPConnectError("the server closed the connection during the transaction")
-
-    def _settle(
-        self, result: TransactionResult, verb: str, *, content_sent: bool
-    ) -> Driver[TransactionResult]:
-        """``raise_for(result, verb)``, after ending with RSET a refused transaction the
-        server may still hold open (``left_open``; smtplib sends RSET there too)."""
-        try:
-            raise_for(result, verb)
-        except (SMTPReplyError, SMTPRecipientsRefused):
-            if left_open(result, content_ended=content_sent):
-                try:
-                    yield from self._rset_unless_closing()
-                    while self.conn.outstanding:  # the RSET's reply
-                        yield from self._event()
-                except (OSError, ProtocolError, SMTPError):
-                    # The refusal stays the message's outcome; a session whose RSET
-                    # failed is not reused.
-                    self._broken = True
-            raise
-        return result
-
-
-def check_content(
-    config: ClientConfig, body: str | None, content: bytes | bytearray | memoryview
-) -> None:
-    """Refuse, with the DATA encoder's ``LocalProtocolError`` message, whole content
-    the engine's encoder for ``BODY=body`` (``wire.datacodec.content_encoder``)
-    would refuse after the 354: a NUL (RFC 5321 §4.5.2), a line over 1000 octets with
-    its CRLF (§4.5.3.1.6), an 8-bit octet without ``BODY=8BITMIME`` (RFC 6152). BDAT
-    content other than ``BODY=BINARYMIME`` (RFC 3030 §3) is held to the same rules.
-    One pass in the codec twin (``DataEncoder.refusal``)."""
-    refusal = _encoder_for(config, body).refusal(content)
-    if refusal is not None:
-        raise _refused(refusal, "Refused before MAIL: nothing was sent, the session is usable")
-
-
-#: Content held whole (after ``str`` became bytes).
-_WHOLE = (bytes, bytearray, memoryview)
-
-
-def whole(content: ContentSource) -> bool:
-    """Whether ``_prepare`` checks ``content`` whole before MAIL (``check_content``)."""
-    return isinstance(content, (*_WHOLE, str))
-
-
-def _encoder_for(config: ClientConfig, body: str | None) -> DataEncoder:
-    return content_encoder(
-        body, enforce_line_length=config.enforce_line_length, allow_nul=config.allow_nul
-    )
-
-
-def _refused(refusal: str, outcome: str) -> LocalProtocolError:
-    """The encoder's ``refusal`` (which names the ``ClientConfig`` field or MAIL
-    parameter that allows the content), then ``outcome`` (what was sent)."""
-    return LocalProtocolError(f"{refusal}. {outcome}")
-
-
-def _stage_result(
-    mail: Mail, rcpts: list[Rcpt], replies: list[Reply], data_reply: Reply | None
-) -> TransactionResult:
-    """The result of a transaction stopped early (``_send_stage``): ``replies`` holds
-    MAIL's reply, then each RCPT's, in order."""
-    return TransactionResult(
-        sender=mail.sender,
-        sender_reply=replies[0],
-        recipients=tuple(
-            (rcpt.recipient, reply) for rcpt, reply in zip(rcpts, replies[1:], strict=True)
-        ),
-        data_reply=data_reply,
-    )
 
 
 def _checked_raw(content: ContentSource, chunk_size: int, eight_bit: bool) -> ContentSource:

@@ -9,7 +9,8 @@ through the buffer protocol, copied only when it is not contiguous) into a C scr
 buffer sized for the worst case (2n for the encoder: every octet a bare line end; n + 2
 for the decoder),
 then build one ``bytes`` from it. Runs of ordinary octets are found with a 256-entry
-table (encoder) or two comparisons (decoder) and copied with ``memcpy``. Error
+table (encoder; four shared tables, one per allow_nul/allow_8bit, so an encoder is a
+small object) or two comparisons (decoder) and copied with ``memcpy``. Error
 messages come from the reference module's helpers so they cannot drift apart.
 ``LineEndNormalizer`` (BDAT, RFC 3030 §2) is the encoder with ``_stuff`` off, as there.
 """
@@ -59,6 +60,27 @@ cdef enum:  # decoder states, as in _dataenc_py
     S_DONE = 5
 
 
+# The encoder's "look at this octet" tables, one per (allow_nul, allow_8bit), shared by
+# every encoder (index: 1 for allow_nul, + 2 for allow_8bit): CR and LF always, NUL
+# unless allowed, 0x80-0xFF unless allowed. Filled once at import.
+cdef unsigned char _SPECIAL[4][256]
+
+
+cdef void _fill_special_tables():
+    cdef int kind
+    for kind in range(4):
+        memset(_SPECIAL[kind], 0, 256)
+        _SPECIAL[kind][CR] = 1
+        _SPECIAL[kind][LF] = 1
+        if not kind & 1:
+            _SPECIAL[kind][0] = 1
+        if not kind & 2:
+            memset(&_SPECIAL[kind][0x80], 1, 0x80)
+
+
+_fill_special_tables()
+
+
 cdef inline bint _plain_limit(object value):
     """Whether ``_check_limit`` accepts ``value`` (``None`` or a positive ``int``) at
     once: the shared check, in Python, then runs only for a value it may refuse (a
@@ -84,7 +106,10 @@ cdef class DataEncoder:
     cdef bint _closed
     cdef bint _stuff  # dot-stuffing and the final ".CRLF" (False: BDAT)
     cdef object _error
-    cdef unsigned char _special[256]
+    # Which of _SPECIAL applies (allow_nul + 2 * allow_8bit), an int rather than a
+    # pointer to it: Cython's pickling (copy, deepcopy too) keeps a cdef field's value,
+    # and a pointer's would come back pointing into a dead object.
+    cdef int _kind
     cdef readonly long long octets_in
     cdef readonly long long octets_out
 
@@ -98,13 +123,7 @@ cdef class DataEncoder:
         if not _plain_limit(max_line_length):
             _check_limit("max_line_length", max_line_length, allow_none=True)
         self._limit = -1 if max_line_length is None else max_line_length
-        memset(self._special, 0, 256)
-        self._special[CR] = 1
-        self._special[LF] = 1
-        if not allow_nul:
-            self._special[0] = 1
-        if not allow_8bit:
-            memset(&self._special[0x80], 1, 0x80)
+        self._kind = (1 if allow_nul else 0) + (2 if allow_8bit else 0)
         self._line_len = 0
         self._after_cr = False
         self._closed = False
@@ -160,9 +179,10 @@ cdef class DataEncoder:
         cdef uint64_t word
         cdef uint64_t seen = 0
         cdef const unsigned char* found
-        if self._special[0] and memchr(p, 0, n) != NULL:
+        cdef const unsigned char* special = _SPECIAL[self._kind & 3]
+        if special[0] and memchr(p, 0, n) != NULL:
             return False
-        if self._special[0x80]:
+        if special[0x80]:
             while i + 8 <= n:
                 memcpy(&word, p + i, 8)
                 seen |= word
@@ -191,7 +211,7 @@ cdef class DataEncoder:
         cdef Py_ssize_t j
         cdef Py_ssize_t line_len = 0
         cdef Py_ssize_t limit = self._limit
-        cdef const unsigned char* special = self._special
+        cdef const unsigned char* special = _SPECIAL[self._kind & 3]
         cdef unsigned char c
         while i < n:
             c = p[i]
@@ -222,7 +242,7 @@ cdef class DataEncoder:
         cdef Py_ssize_t line_len = self._line_len
         cdef bint after_cr = self._after_cr
         cdef bint stuff = self._stuff
-        cdef const unsigned char* special = self._special
+        cdef const unsigned char* special = _SPECIAL[self._kind & 3]
         cdef unsigned char c
         cdef char* out
         cdef str message
@@ -281,6 +301,16 @@ cdef class DataEncoder:
             return PyBytes_FromStringAndSize(out, k)
         finally:
             PyMem_Free(out)
+
+    def reset(self):
+        """Make this encoder what a new one with the same settings is (see the Python
+        twin): no content fed, not closed, not failed, counters at 0."""
+        self._after_cr = False
+        self._line_len = 0
+        self._closed = False
+        self._error = None
+        self.octets_in = 0
+        self.octets_out = 0
 
     def finish(self):
         """Return the end of the data (``[CRLF] .CRLF``) and close the encoder.

@@ -292,6 +292,18 @@ class DataEncoder:
             return _encoder_violation(data, 0, 0, max_len, self._allow_nul, self._allow_8bit)
         return None
 
+    def reset(self) -> None:
+        """Make this encoder what a new one with the same settings is: no content fed,
+        not closed, not failed, counters at 0. The engine reuses one encoder for the
+        messages of a connection (a reset costs less than a new encoder per 354); the
+        caller must be done with the content it was encoding."""
+        self._after_cr = False
+        self._line_len = 0
+        self._closed = False
+        self._error = None
+        self.octets_in = 0
+        self.octets_out = 0
+
     def _too_long(self, text: bytes, sep: bytes, max_len: int) -> bool:
         lines = text.split(sep)
         if self._line_len + len(lines[0]) > max_len:

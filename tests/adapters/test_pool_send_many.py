@@ -1095,3 +1095,36 @@ def test_an_interrupt_while_the_blocking_pool_joins_its_rounds_ends_the_batch(
             time.sleep(0.2)
             assert len(read) == taken < 50  # and read no more: the batch ended
         assert len(server.messages) == len(set(server.messages)) <= taken
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize("connections", [1, 2])
+def test_an_interrupt_from_the_iterable_leaves_the_trio_pool_as_itself(
+    connections: int, interrupt: type[BaseException]
+) -> None:
+    """A ``KeyboardInterrupt`` or ``SystemExit`` raised by the caller's iterable comes
+    out of the trio pool's ``send_many`` as itself, with one connection or several
+    (docs/pool.md: it "propagates as itself", as from the other pools), not wrapped
+    in the ``BaseExceptionGroup`` of the nursery that runs the rounds. (The asyncio
+    pool's is asyncio's: such an exception stops the loop at once.)"""
+    import trio
+
+    from smtpproto.trio_client import TrioSMTPPool
+
+    def messages() -> Iterator[tuple[str, list[str], bytes]]:
+        yield from batch(3, same=False)
+        raise interrupt()
+
+    async def main(host: str, port: int) -> None:
+        with trio.fail_after(REENTRY_LIMIT):
+            async with TrioSMTPPool(host, port, tls="none", timeout=5) as pool:
+                await pool.send_many(messages(), connections=connections)
+
+    caught: BaseException | None = None
+    with run_server(starttls=False) as server:
+        try:
+            trio.run(main, server.host, server.port)
+        except BaseException as error:  # whatever it is, judged below
+            caught = error
+        assert len(server.wait_for_messages(3, timeout=TIMEOUT)) == 3
+    assert type(caught) is interrupt, repr(caught)

@@ -69,11 +69,17 @@ from __future__ import annotations
 import math
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
 import ssl
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 import trio  # noqa: TID251  (adapter layer: I/O allowed)
+
+if sys.version_info >= (3, 11):
+    from builtins import BaseExceptionGroup
+else:  # trio depends on the backport there
+    from exceptiongroup import BaseExceptionGroup
 
 from ..client_engine.config import ClientConfig, Timeouts, TLSPolicy
 from ..client_engine.proxy import ProxyHeader
@@ -513,9 +519,17 @@ class TrioSMTPPool(AsyncPoolBase):
         await trio.sleep(seconds)
 
     async def _together(self, count: int, work: Callable[[], Awaitable[None]]) -> None:
-        async with trio.open_nursery() as nursery:
-            for _ in range(count):
-                nursery.start_soon(work)
+        try:
+            async with trio.open_nursery() as nursery:
+                for _ in range(count):
+                    nursery.start_soon(work)
+        except BaseExceptionGroup as group:
+            # ``work`` raises nothing but a cancellation or an interrupt from the
+            # caller's code (KeyboardInterrupt, SystemExit), and the nursery cancels
+            # the others: the first propagates as itself, as with one connection and
+            # from the asyncio pool (docs/pool.md), not in the nursery's group.
+            error = group.exceptions[0]
+            raise error from error.__cause__
 
 
 class _PoolCondition:

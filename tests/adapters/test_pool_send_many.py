@@ -1128,3 +1128,42 @@ def test_an_interrupt_from_the_iterable_leaves_the_trio_pool_as_itself(
             caught = error
         assert len(server.wait_for_messages(3, timeout=TIMEOUT)) == 3
     assert type(caught) is interrupt, repr(caught)
+
+
+def test_an_interrupt_in_a_round_thread_of_the_blocking_pool_is_raised_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The blocking pool's rounds on other threads call the caller's iterable too: a
+    ``KeyboardInterrupt`` it raises there ends the batch and comes out of
+    ``send_many`` in the caller's thread (``PoolBatch.abandon`` keeps it), and the
+    round's thread ends quietly: no "Exception in thread" report of it besides."""
+    from smtpproto.blocking import SMTPPool
+
+    reported: list[str] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: reported.append(repr(args)))
+    caller: list[threading.Thread] = []
+    raised_in: list[str] = []
+
+    def messages() -> Iterator[tuple[str, list[str], bytes]]:
+        for index, item in enumerate(batch(80, same=False)):
+            if index >= 10 and threading.current_thread() not in caller:
+                raised_in.append(threading.current_thread().name)
+                raise KeyboardInterrupt
+            yield item
+
+    def send(pool: SMTPPool) -> object:
+        caller.append(threading.current_thread())
+        return pool.send_many(messages(), connections=3)
+
+    caught: BaseException | None = None
+    with (
+        flaky_server(reply_delay=0.002) as server,
+        SMTPPool("127.0.0.1", server.port, tls="none", timeout=5, max_connections=3) as pool,
+    ):
+        try:
+            within(REENTRY_LIMIT, lambda: send(pool))
+        except BaseException as error:  # judged below
+            caught = error
+    assert raised_in, "no round thread of the pool read the iterable"
+    assert type(caught) is KeyboardInterrupt
+    assert reported == []

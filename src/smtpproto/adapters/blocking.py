@@ -32,6 +32,7 @@ certificate): transport facts the engine never sees. Deadlines are absolute on
 
 from __future__ import annotations
 
+import contextlib
 import math
 import select
 import socket  # noqa: TID251  (adapter layer: I/O allowed)
@@ -363,10 +364,22 @@ class SMTPPool(SyncPoolBase):
 
     def _together(self, count: int, work: Callable[[], None]) -> None:
         """``work`` in this thread and in ``count - 1`` others; a ``KeyboardInterrupt``
-        here returns at once (the others stop taking messages and end on their own)."""
-        threads = [threading.Thread(target=work, daemon=True) for _ in range(count - 1)]
+        here returns at once (the others stop taking messages and end on their own).
+        What ``work`` raises in another thread (an interrupt from the caller's code it
+        ran) the batch kept (``PoolBatch.abandon``) and ``send_many`` raises here: that
+        thread ends without reporting it again."""
+        threads = [
+            threading.Thread(target=_quietly, args=(work,), daemon=True) for _ in range(count - 1)
+        ]
         for thread in threads:
             thread.start()
         work()
         for thread in threads:
             thread.join()
+
+
+def _quietly(work: Callable[[], None]) -> None:
+    """``work`` in a thread of a batch (``SMTPPool._together``), what it raises dropped:
+    the batch kept it, and the caller's thread raises it."""
+    with contextlib.suppress(BaseException):
+        work()

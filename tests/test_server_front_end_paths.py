@@ -27,6 +27,7 @@ from smtpproto.builtin_server import server as server_module
 from smtpproto.builtin_server.backend import Response, Session
 from smtpproto.builtin_server.rules import Disconnect, Drop, Respond, Rule
 from smtpproto.server import SMTPServer
+from smtpproto.server_engine.config import ServerConfig
 from smtpproto.server_engine.connection import ServerConnection
 from smtpproto.server_engine.events import MailReceived, RcptReceived, ServerEvent
 from smtpproto.wire.reply import Reply
@@ -320,3 +321,64 @@ def test_content_read_alone_is_one_engine_step_unless_the_policy_responds_itself
     fed.clear()
     assert observed == serve(reads, transcript=True, policy=policy, forbid=False)
     assert content in fed  # a transcript: the general loop
+
+
+async def _one_read(server: SMTPServer, data: bytes) -> tuple[bytes, MemoryTransport]:
+    """Feed ``data`` as one read to a new connection of ``server``; what was written."""
+    await server.start(listen=False)
+    transport = MemoryTransport()
+    protocol = server_module._Connection(server)
+    protocol.connection_made(transport)
+    server._receive_buffer[: len(data)] = data
+    protocol.buffer_updated(len(data))  # whatever happens, handled here: nothing escapes
+    protocol.connection_lost(None)
+    await server.close()
+    return b"".join(transport.written), transport
+
+
+@pytest.mark.parametrize("transcript", [False, True])
+def test_a_read_the_engine_refuses_ends_the_session_with_421(transcript: bool) -> None:
+    """A read past the engine's ``max_receive_buffer`` (a config smaller than the
+    front end's read size: the engine refuses the chunk in ``receive_data`` and stays
+    as it was, so no reply to a command can be sent) takes the front end's error
+    handling: recorded, 421, closed."""
+
+    async def run() -> tuple[bytes, MemoryTransport, list[Exception]]:
+        server = SMTPServer(starttls=False, transcript=[].append if transcript else None)
+        server.config = ServerConfig(max_receive_buffer=4096, max_pipelined_input=4096)
+        written, transport = await _one_read(server, b"NOOP\r\n" * 1000)
+        return written, transport, server.policy_errors
+
+    written, transport, errors = asyncio.run(run())
+    assert written.startswith(b"220 ")
+    assert written.split(b"\r\n")[-2].startswith(b"421 ")
+    assert b"250" not in written  # no NOOP of the refused read was answered
+    assert transport.closed
+    assert [type(error).__name__ for error in errors] == ["LocalProtocolError"]
+
+
+@pytest.mark.parametrize("method", ["receive_line", "receive_data"])
+def test_an_engine_failure_on_a_read_ends_the_session_with_421(
+    monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """Whatever the engine raises for a read (here a bug, simulated) is the front end's
+    to handle, as an error of a policy is: recorded, 421, closed; never raised into the
+    event loop."""
+
+    def broken(self: object, data: bytes) -> None:
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr(ServerConnection, method, broken)
+    if method == "receive_data":  # the read is not a plain line alone: receive_data
+        monkeypatch.setattr(ServerConnection, "receive_line", lambda self, data: None)
+
+    async def run() -> tuple[bytes, MemoryTransport, list[Exception]]:
+        server = SMTPServer(starttls=False)
+        written, transport = await _one_read(server, b"NOOP\r\n")
+        return written, transport, server.policy_errors
+
+    written, transport, errors = asyncio.run(run())
+    assert written.startswith(b"220 ")
+    assert written.split(b"\r\n")[-2].startswith(b"421 ")
+    assert transport.closed
+    assert [str(error) for error in errors] == ["engine bug"]

@@ -197,11 +197,11 @@ class _Connection(asyncio.BufferedProtocol):
                 self._abort()
             return
         conn = self._conn
-        first = conn.receive_line(data)  # a plain command line alone: its event at once
         try:  # ``_guarded(self._events)``, without a bound method and a frame per read
+            first = conn.receive_line(data)  # a plain command line alone: its event at once
             if first is None:
                 if server.transcript is not None or not self._content(data):
-                    conn.receive_data(data)
+                    conn.receive_data(data)  # may refuse the read: handled below, like the rest
                     self._events()
             elif server.transcript is not None or first.__class__ is QuitReceived:
                 self._events(first)
@@ -349,9 +349,10 @@ class _Connection(asyncio.BufferedProtocol):
             self._flush()
 
     def _failed(self, error: Exception) -> None:
-        """A step failed: a protocol error (the client's input) or a failing policy (a
-        rule hook, a ``Session`` subclass) ends the session."""
-        if isinstance(error, ProtocolError):
+        """A step failed: a protocol error (the client's input: the engine is in ERROR)
+        or a failing policy (a rule hook, a ``Session`` subclass) ends the session; so
+        does any other fault (the engine refusing a read: the engine is unchanged)."""
+        if isinstance(error, ProtocolError) and self._conn.state is ServerState.ERROR:
             self._log("*", f"protocol error: {error}")
             self._write(self._session.protocol_error(error))
         else:

@@ -1,8 +1,10 @@
-"""The built-in server's front end: its short path for a read that is one plain command
-line (``_Connection._plain_line``) against the general loop (``_Connection._events``).
+"""The built-in server's front end: its short paths for a read that is one plain command
+line (``_Connection._plain_line``) or DATA content (``_Connection._content``) against
+the general loop (``_Connection._events``).
 
-The short path is taken when the engine's ``receive_line`` made the event of a read and
-there is no transcript; with a transcript every read takes the general loop. So one
+The short paths are taken when the engine's ``receive_line`` made the event of a read,
+or its ``receive_content`` took the read, and there is no transcript; with a
+transcript every read takes the general loop. So one
 server with a transcript and one without, fed the same reads, must write the same
 octets, close or abort alike, store the same messages and leave the engine in the same
 state, whatever the reads (plain lines alone, lines cut or pipelined, content, hostile
@@ -103,8 +105,16 @@ class ClosingHook(Session):
         return Reply(421, (b"4.3.2 going away",))
 
 
+class OwnRespond(Session):
+    """A ``respond`` of its own that answers as ``Session.respond`` does."""
+
+    def respond(self, event: ServerEvent) -> Response:
+        return super().respond(event)
+
+
 POLICIES: dict[str, tuple[type[Session], tuple[Rule, ...]]] = {
     "plain": (Session, ()),
+    "own respond": (OwnRespond, ()),
     "refuse mail": (Session, (Rule(stage="mail", action=Respond(550, "no")),)),
     "refuse second rcpt": (Session, (Rule(stage="rcpt", message=2, action=Respond(450, "later")),)),
     "disconnect at rcpt": (Session, (Rule(stage="rcpt", action=Disconnect()),)),
@@ -149,7 +159,12 @@ ITEMS = [
 
 
 def serve(
-    reads: Sequence[bytes], *, transcript: bool, policy: str, forbid: bool
+    reads: Sequence[bytes],
+    *,
+    transcript: bool,
+    policy: str,
+    forbid: bool,
+    max_message_size: int = 1 << 20,
 ) -> tuple[object, ...]:
     """Feed ``reads`` one by one to a front end (stopping once it closed) and return
     everything observable: octets written, close/abort, engine state, messages."""
@@ -163,6 +178,7 @@ def serve(
             session_class=session_class,
             rules=rules,
             forbid_unauth_pipelining=forbid,
+            max_message_size=max_message_size,
         )
         await server.start(listen=False)
         transport = MemoryTransport()
@@ -223,13 +239,14 @@ def read_sequences(draw: st.DrawFn) -> list[bytes]:
     reads=read_sequences(),
     policy=st.sampled_from(sorted(POLICIES)),
     forbid=st.booleans(),
+    size=st.sampled_from([1 << 20, 30]),  # 30: SIZE refuses some messages at their end
 )
 def test_the_short_path_and_the_general_loop_behave_the_same(
-    reads: list[bytes], policy: str, forbid: bool
+    reads: list[bytes], policy: str, forbid: bool, size: int
 ) -> None:
-    assert serve(reads, transcript=False, policy=policy, forbid=forbid) == serve(
-        reads, transcript=True, policy=policy, forbid=forbid
-    )
+    assert serve(
+        reads, transcript=False, policy=policy, forbid=forbid, max_message_size=size
+    ) == serve(reads, transcript=True, policy=policy, forbid=forbid, max_message_size=size)
 
 
 def test_a_plain_transaction_takes_the_short_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,7 +261,8 @@ def test_a_plain_transaction_takes_the_short_path(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(server_module._Connection, "_plain_line", spy)
     written, closed, *_ = serve(TRANSACTION, transcript=False, policy="plain", forbid=True)
-    assert taken == ["MailReceived", "RcptReceived", "DataRequested"]
+    # the content's end (``_content``) is answered by ``_plain_line`` too
+    assert taken == ["MailReceived", "RcptReceived", "DataRequested", "MessageComplete"]
     assert closed is True
     assert isinstance(written, bytes)
     codes = [line[:3] for line in written.split(b"\r\n") if line[3:4] == b" "]
@@ -277,6 +295,32 @@ def test_the_short_path_hands_what_it_does_not_finish_to_the_general_loop(
     last = written.rstrip(b"\r\n").rsplit(b"\r\n", 1)[-1]
     assert (last[:3], closed) == expected
     assert serve(reads, transcript=True, policy=policy, forbid=True)[:2] == (written, closed)
+
+
+@pytest.mark.parametrize(("policy", "fused"), [("plain", True), ("own respond", False)])
+def test_content_read_alone_is_one_engine_step_unless_the_policy_responds_itself(
+    monkeypatch: pytest.MonkeyPatch, policy: str, fused: bool
+) -> None:
+    """The content read takes ``receive_content`` (no ``receive_data``) when there is no
+    transcript and the policy's ``respond`` is ``Session.respond`` (which answers
+    content with nothing); a ``respond`` of its own may act on content, so the general
+    loop gives it each ``ContentReceived``."""
+    fed: list[bytes] = []
+    original = ServerConnection.receive_data
+
+    def spy(self: ServerConnection, data: bytes) -> None:
+        fed.append(bytes(data))
+        original(self, data)
+
+    monkeypatch.setattr(ServerConnection, "receive_data", spy)
+    content = b"Subject: hi\r\n\r\n..body\r\n.\r\nRSET\r\n"
+    reads = [*TRANSACTION[:4], content]
+    observed = serve(reads, transcript=False, policy=policy, forbid=False)
+    assert (content in fed) is not fused
+    assert observed[6] == [("a@example.test", ("b@example.test",), b"Subject: hi\r\n\r\n.body\r\n")]
+    fed.clear()
+    assert observed == serve(reads, transcript=True, policy=policy, forbid=False)
+    assert content in fed  # a transcript: the general loop
 
 
 async def _one_read(server: SMTPServer, data: bytes) -> tuple[bytes, MemoryTransport]:

@@ -132,6 +132,7 @@ class _Connection(asyncio.BufferedProtocol):
         "_out",
         "_server",
         "_session",
+        "_stock_respond",
         "_timer",
         "_tls_starting",
         "_tls_task",
@@ -174,6 +175,8 @@ class _Connection(asyncio.BufferedProtocol):
             note=self._note,
             peer=str(peername[0]) if peername else "",
         )
+        #: ``Session.respond`` itself, which answers content with nothing (``_content``).
+        self._stock_respond = type(self._session).respond is Session.respond
         self._rearm()
         self._guarded(lambda: self._carry_out(self._session.opening(), None))
 
@@ -194,11 +197,13 @@ class _Connection(asyncio.BufferedProtocol):
                 self._abort()
             return
         conn = self._conn
-        first = conn.receive_line(data)  # a plain command line alone: its event at once
-        if first is None:
-            conn.receive_data(data)
         try:  # ``_guarded(self._events)``, without a bound method and a frame per read
-            if first is None or server.transcript is not None or first.__class__ is QuitReceived:
+            first = conn.receive_line(data)  # a plain command line alone: its event at once
+            if first is None:
+                if server.transcript is not None or not self._content(data):
+                    conn.receive_data(data)  # may refuse the read: handled below, like the rest
+                    self._events()
+            elif server.transcript is not None or first.__class__ is QuitReceived:
                 self._events(first)
             else:
                 self._plain_line(first)
@@ -207,12 +212,30 @@ class _Connection(asyncio.BufferedProtocol):
         finally:
             self._flush()
 
+    def _content(self, data: bytes) -> bool:
+        """A read of DATA content in one engine step (``receive_content``) with no
+        transcript: its ``ContentReceived`` given to the policy, the end of the content
+        answered as ``_plain_line`` answers a line. False, nothing done, when the engine
+        leaves the read to ``receive_data`` or the policy has a ``respond`` of its own
+        (it may act on content, which the general loop carries out)."""
+        if not self._stock_respond:
+            return False
+        got = self._conn.receive_content(data)
+        if got is None:
+            return False
+        content, end = got
+        if content is not None:
+            self._session.respond(content)  # collected; ``Session.respond`` answers nothing
+        if end is not None:
+            self._plain_line(end)
+        return True
+
     def _plain_line(self, event: ServerEvent) -> None:
         """``_events(event)`` for the event of a plain command line (``receive_line``)
-        with no transcript: what ``_events`` does for it, in its order, without its
-        loop. ``receive_line`` took the read only when nothing else was buffered, so the
-        engine then needs data, unless a reply closed it or a rule acts (the general
-        loop from there)."""
+        or of the end of the content (``_content``) with no transcript: what ``_events``
+        does for it, in its order, without its loop. The engine then usually needs
+        data; what else it has (the commands pipelined behind the content, a close by
+        a reply, a rule that acts) goes to the general loop."""
         conn = self._conn
         response = self._session.respond(event)
         if response.delay > 0:
@@ -326,9 +349,10 @@ class _Connection(asyncio.BufferedProtocol):
             self._flush()
 
     def _failed(self, error: Exception) -> None:
-        """A step failed: a protocol error (the client's input) or a failing policy (a
-        rule hook, a ``Session`` subclass) ends the session."""
-        if isinstance(error, ProtocolError):
+        """A step failed: a protocol error (the client's input: the engine is in ERROR)
+        or a failing policy (a rule hook, a ``Session`` subclass) ends the session; so
+        does any other fault (the engine refusing a read: the engine is unchanged)."""
+        if isinstance(error, ProtocolError) and self._conn.state is ServerState.ERROR:
             self._log("*", f"protocol error: {error}")
             self._write(self._session.protocol_error(error))
         else:

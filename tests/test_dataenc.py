@@ -378,6 +378,7 @@ COPIERS = {
     "copy": copy.copy,
     "deepcopy": copy.deepcopy,
     "pickle": lambda encoder: pickle.loads(pickle.dumps(encoder)),
+    "pickle protocol 0": lambda encoder: pickle.loads(pickle.dumps(encoder, protocol=0)),
 }
 
 

@@ -8,13 +8,18 @@
   and chunkings. The compiled module is imported directly, so this also runs in the
   ``SMTPPROTO_NO_EXTENSIONS=1`` pass, where only the selection changes.
 * Feeding one byte at a time stays linear (octets examined, counted: never a timing).
+* A copy (``copy.copy``, ``copy.deepcopy``, a pickle round trip) of a parser cut
+  anywhere in a stream goes on exactly as the original, shares nothing with it, and is
+  the same in both twins (``_reply_py``'s state functions, design.md §3).
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 import itertools
 import os
+import pickle
 import platform
 import subprocess
 import sys
@@ -26,7 +31,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import smtpproto
+from conftest_datacodec import twins
 from smtpproto import PyReplyParser, RemoteProtocolError, Reply
+from smtpproto.wire.twins import CReplyParser
 
 ParserClass = type[PyReplyParser]
 
@@ -240,6 +247,75 @@ def test_twins_agree_on_feed_after_clean_eof() -> None:
         parser.feed_eof()
         outcomes.append(parser.feed(b"250 more\r\n"))
     assert outcomes[0] == outcomes[1] == [Reply(250, (b"more",))]
+
+
+# -- copies -----------------------------------------------------------------------------------
+
+#: Both twins through the selector (the Python one alone under SMTPPROTO_NO_EXTENSIONS=1).
+ALL_PARSERS: list[ParserClass] = twins(PyReplyParser, CReplyParser)
+
+COPIERS = {
+    "copy": copy.copy,
+    "deepcopy": copy.deepcopy,
+    "pickle": lambda parser: pickle.loads(pickle.dumps(parser)),
+    "pickle protocol 0": lambda parser: pickle.loads(pickle.dumps(parser, protocol=0)),
+}
+
+
+def step(parser: PyReplyParser, chunk: bytes | None) -> object:
+    """One call's outcome: the replies, ``"eof"`` or the error; then the counters."""
+    try:
+        if chunk is None:
+            parser.feed_eof()
+            outcome: object = "eof"
+        else:
+            outcome = parser.feed(chunk)
+    except RemoteProtocolError as error:
+        outcome = ("error", str(error), error.offset)
+    return outcome, parser.buffered, parser.failed
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fragments=st.lists(_FRAGMENTS, max_size=12),
+    cuts=st.lists(st.integers(0)),
+    options=_OPTIONS,
+    at=st.integers(0),
+    how=st.sampled_from(sorted(COPIERS)),
+)
+def test_a_copied_parser_goes_on_as_the_original(
+    fragments: list[bytes], cuts: list[int], options: dict[str, object], at: int, how: str
+) -> None:
+    """Copied anywhere — mid-line, mid-reply, failed —, the copy and the original are fed
+    the rest in turns, call by call (a shared buffer or line list would show), and give
+    the same outcomes; both twins give the same ones."""
+    chunks: list[bytes | None] = [*split(b"".join(fragments), cuts), None]
+    cut = at % len(chunks)
+    traces = []
+    for cls in ALL_PARSERS:
+        original = cls(**options)  # type: ignore[arg-type]  # options are the keywords
+        trace = [step(original, chunk) for chunk in chunks[:cut]]
+        copied = COPIERS[how](original)
+        assert type(copied) is cls
+        for chunk in chunks[cut:]:
+            ahead = step(copied, chunk)
+            assert step(original, chunk) == ahead
+            trace.append(ahead)
+        traces.append(trace)
+    assert all(trace == traces[0] for trace in traces)
+
+
+@pytest.mark.parametrize("how", sorted(COPIERS))
+def test_a_copied_parser_keeps_its_limits_and_options(parser_cls: ParserClass, how: str) -> None:
+    parser = COPIERS[how](
+        parser_cls(max_line_length=600, max_lines=2, max_reply_bytes=700, allow_bare_lf=True)
+    )
+    assert parser.feed(b"250-a\n250 b\r\n") == [Reply(250, (b"a", b"b"))]  # bare LF
+    with pytest.raises(RemoteProtocolError, match="line count"):
+        COPIERS[how](parser).feed(b"250-a\r\n250-b\r\n250 c\r\n")
+    with pytest.raises(RemoteProtocolError, match="line length"):
+        COPIERS[how](parser).feed(b"250 " + b"x" * 600)
+    assert parser.feed(b"250 still fine\r\n") == [Reply(250, (b"still fine",))]
 
 
 # -- linearity ------------------------------------------------------------------------------

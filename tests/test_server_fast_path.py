@@ -34,6 +34,7 @@ from smtpproto.server_engine.events import (
     AuthResponse,
     ClientDisconnected,
     CommandRejected,
+    ContentReceived,
     DataRequested,
     EhloReceived,
     MailReceived,
@@ -236,7 +237,8 @@ def _run(
     by_line: bool = False,
 ) -> list[tuple[object, ...]]:
     """The session's trace: every event, reply (octets) and state. ``by_line`` offers each
-    chunk to ``receive_line`` first (a ``None`` must leave everything as it was)."""
+    chunk to ``receive_line``, then to ``receive_content``, as the built-in server does
+    (a ``None`` must leave everything as it was)."""
     trace: list[tuple[object, ...]] = []
     conn.send(greeting("mx.test"))
     if ehlo:
@@ -245,25 +247,42 @@ def _run(
         conn.send(ehlo_reply("mx.test", extensions))
     answers = iter(accepts * 200)
     for chunk in chunks:
-        first: ServerEvent | None = None
+        made: list[ServerEvent] = []  # events made by receive_line or receive_content
+        taken = False  # one of them took the chunk
         if by_line:
             before = (_snapshot(conn), bytes(conn._buf), conn._pending_event)
             first = conn.receive_line(chunk)
-            if first is None:
+            taken = first is not None
+            if first is not None:
+                made.append(first)
+            else:
                 assert (_snapshot(conn), bytes(conn._buf), conn._pending_event) == before
-        if first is None:
+                try:
+                    content = conn.receive_content(chunk)
+                except Exception as error:
+                    trace.append(("error", type(error), str(error)))
+                    return trace
+                taken = content is not None
+                if content is None:
+                    assert (_snapshot(conn), bytes(conn._buf), conn._pending_event) == before
+                else:
+                    made.extend(event for event in content if event is not None)
+        if not taken:
             conn.receive_data(chunk)
+        made.reverse()
         for _ in range(1000):  # bounded: a chunk may hold a dozen whole transactions
             try:
-                event = conn.next_event() if first is None else first
-                first = None
+                event = made.pop() if made else conn.next_event()
             except Exception as error:
                 trace.append(("error", type(error), str(error)))
                 return trace
             if not isinstance(event, ServerEvent):
                 trace.append((event, _snapshot(conn)))
                 break
-            trace.append((event, event.unauthorized_pipelining, _snapshot(conn)))
+            # No state with content: ``receive_content`` makes the end of the content with
+            # it, so the state is already the end's (checked at the next event).
+            state = None if isinstance(event, ContentReceived) else _snapshot(conn)
+            trace.append((event, event.unauthorized_pipelining, state))
             if isinstance(event, ClientDisconnected):  # EOF (an empty chunk): reported
                 return trace
             if event.expects_reply:

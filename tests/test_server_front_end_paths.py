@@ -1,8 +1,10 @@
-"""The built-in server's front end: its short path for a read that is one plain command
-line (``_Connection._plain_line``) against the general loop (``_Connection._events``).
+"""The built-in server's front end: its short paths for a read that is one plain command
+line (``_Connection._plain_line``) or DATA content (``_Connection._content``) against
+the general loop (``_Connection._events``).
 
-The short path is taken when the engine's ``receive_line`` made the event of a read and
-there is no transcript; with a transcript every read takes the general loop. So one
+The short paths are taken when the engine's ``receive_line`` made the event of a read,
+or its ``receive_content`` took the read, and there is no transcript; with a
+transcript every read takes the general loop. So one
 server with a transcript and one without, fed the same reads, must write the same
 octets, close or abort alike, store the same messages and leave the engine in the same
 state, whatever the reads (plain lines alone, lines cut or pipelined, content, hostile
@@ -25,6 +27,8 @@ from smtpproto.builtin_server import server as server_module
 from smtpproto.builtin_server.backend import Response, Session
 from smtpproto.builtin_server.rules import Disconnect, Drop, Respond, Rule
 from smtpproto.server import SMTPServer
+from smtpproto.server_engine.config import ServerConfig
+from smtpproto.server_engine.connection import ServerConnection
 from smtpproto.server_engine.events import MailReceived, RcptReceived, ServerEvent
 from smtpproto.wire.reply import Reply
 
@@ -101,8 +105,16 @@ class ClosingHook(Session):
         return Reply(421, (b"4.3.2 going away",))
 
 
+class OwnRespond(Session):
+    """A ``respond`` of its own that answers as ``Session.respond`` does."""
+
+    def respond(self, event: ServerEvent) -> Response:
+        return super().respond(event)
+
+
 POLICIES: dict[str, tuple[type[Session], tuple[Rule, ...]]] = {
     "plain": (Session, ()),
+    "own respond": (OwnRespond, ()),
     "refuse mail": (Session, (Rule(stage="mail", action=Respond(550, "no")),)),
     "refuse second rcpt": (Session, (Rule(stage="rcpt", message=2, action=Respond(450, "later")),)),
     "disconnect at rcpt": (Session, (Rule(stage="rcpt", action=Disconnect()),)),
@@ -147,7 +159,12 @@ ITEMS = [
 
 
 def serve(
-    reads: Sequence[bytes], *, transcript: bool, policy: str, forbid: bool
+    reads: Sequence[bytes],
+    *,
+    transcript: bool,
+    policy: str,
+    forbid: bool,
+    max_message_size: int = 1 << 20,
 ) -> tuple[object, ...]:
     """Feed ``reads`` one by one to a front end (stopping once it closed) and return
     everything observable: octets written, close/abort, engine state, messages."""
@@ -161,6 +178,7 @@ def serve(
             session_class=session_class,
             rules=rules,
             forbid_unauth_pipelining=forbid,
+            max_message_size=max_message_size,
         )
         await server.start(listen=False)
         transport = MemoryTransport()
@@ -185,6 +203,7 @@ def serve(
             [type(error).__name__ for error in server.policy_errors],
         )
         protocol.connection_lost(None)
+        await server.close()
         return observed
 
     return asyncio.run(run())
@@ -221,13 +240,14 @@ def read_sequences(draw: st.DrawFn) -> list[bytes]:
     reads=read_sequences(),
     policy=st.sampled_from(sorted(POLICIES)),
     forbid=st.booleans(),
+    size=st.sampled_from([1 << 20, 30]),  # 30: SIZE refuses some messages at their end
 )
 def test_the_short_path_and_the_general_loop_behave_the_same(
-    reads: list[bytes], policy: str, forbid: bool
+    reads: list[bytes], policy: str, forbid: bool, size: int
 ) -> None:
-    assert serve(reads, transcript=False, policy=policy, forbid=forbid) == serve(
-        reads, transcript=True, policy=policy, forbid=forbid
-    )
+    assert serve(
+        reads, transcript=False, policy=policy, forbid=forbid, max_message_size=size
+    ) == serve(reads, transcript=True, policy=policy, forbid=forbid, max_message_size=size)
 
 
 def test_a_plain_transaction_takes_the_short_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,7 +262,8 @@ def test_a_plain_transaction_takes_the_short_path(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(server_module._Connection, "_plain_line", spy)
     written, closed, *_ = serve(TRANSACTION, transcript=False, policy="plain", forbid=True)
-    assert taken == ["MailReceived", "RcptReceived", "DataRequested"]
+    # the content's end (``_content``) is answered by ``_plain_line`` too
+    assert taken == ["MailReceived", "RcptReceived", "DataRequested", "MessageComplete"]
     assert closed is True
     assert isinstance(written, bytes)
     codes = [line[:3] for line in written.split(b"\r\n") if line[3:4] == b" "]
@@ -275,3 +296,90 @@ def test_the_short_path_hands_what_it_does_not_finish_to_the_general_loop(
     last = written.rstrip(b"\r\n").rsplit(b"\r\n", 1)[-1]
     assert (last[:3], closed) == expected
     assert serve(reads, transcript=True, policy=policy, forbid=True)[:2] == (written, closed)
+
+
+@pytest.mark.parametrize(("policy", "fused"), [("plain", True), ("own respond", False)])
+def test_content_read_alone_is_one_engine_step_unless_the_policy_responds_itself(
+    monkeypatch: pytest.MonkeyPatch, policy: str, fused: bool
+) -> None:
+    """The content read takes ``receive_content`` (no ``receive_data``) when there is no
+    transcript and the policy's ``respond`` is ``Session.respond`` (which answers
+    content with nothing); a ``respond`` of its own may act on content, so the general
+    loop gives it each ``ContentReceived``."""
+    fed: list[bytes] = []
+    original = ServerConnection.receive_data
+
+    def spy(self: ServerConnection, data: bytes) -> None:
+        fed.append(bytes(data))
+        original(self, data)
+
+    monkeypatch.setattr(ServerConnection, "receive_data", spy)
+    content = b"Subject: hi\r\n\r\n..body\r\n.\r\nRSET\r\n"
+    reads = [*TRANSACTION[:4], content]
+    observed = serve(reads, transcript=False, policy=policy, forbid=False)
+    assert (content in fed) is not fused
+    assert observed[6] == [("a@example.test", ("b@example.test",), b"Subject: hi\r\n\r\n.body\r\n")]
+    fed.clear()
+    assert observed == serve(reads, transcript=True, policy=policy, forbid=False)
+    assert content in fed  # a transcript: the general loop
+
+
+async def _one_read(server: SMTPServer, data: bytes) -> tuple[bytes, MemoryTransport]:
+    """Feed ``data`` as one read to a new connection of ``server``; what was written."""
+    await server.start(listen=False)
+    transport = MemoryTransport()
+    protocol = server_module._Connection(server)
+    protocol.connection_made(transport)
+    server._receive_buffer[: len(data)] = data
+    protocol.buffer_updated(len(data))  # whatever happens, handled here: nothing escapes
+    protocol.connection_lost(None)
+    await server.close()
+    return b"".join(transport.written), transport
+
+
+@pytest.mark.parametrize("transcript", [False, True])
+def test_a_read_the_engine_refuses_ends_the_session_with_421(transcript: bool) -> None:
+    """A read past the engine's ``max_receive_buffer`` (a config smaller than the
+    front end's read size: the engine refuses the chunk in ``receive_data`` and stays
+    as it was, so no reply to a command can be sent) takes the front end's error
+    handling: recorded, 421, closed."""
+
+    async def run() -> tuple[bytes, MemoryTransport, list[Exception]]:
+        server = SMTPServer(starttls=False, transcript=[].append if transcript else None)
+        server.config = ServerConfig(max_receive_buffer=4096, max_pipelined_input=4096)
+        written, transport = await _one_read(server, b"NOOP\r\n" * 1000)
+        return written, transport, server.policy_errors
+
+    written, transport, errors = asyncio.run(run())
+    assert written.startswith(b"220 ")
+    assert written.split(b"\r\n")[-2].startswith(b"421 ")
+    assert b"250" not in written  # no NOOP of the refused read was answered
+    assert transport.closed
+    assert [type(error).__name__ for error in errors] == ["LocalProtocolError"]
+
+
+@pytest.mark.parametrize("method", ["receive_line", "receive_data"])
+def test_an_engine_failure_on_a_read_ends_the_session_with_421(
+    monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """Whatever the engine raises for a read (here a bug, simulated) is the front end's
+    to handle, as an error of a policy is: recorded, 421, closed; never raised into the
+    event loop."""
+
+    def broken(self: object, data: bytes) -> None:
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr(ServerConnection, method, broken)
+    if method == "receive_data":  # the read is not a plain line alone: receive_data
+        monkeypatch.setattr(ServerConnection, "receive_line", lambda self, data: None)
+
+    async def run() -> tuple[bytes, MemoryTransport, list[Exception]]:
+        server = SMTPServer(starttls=False)
+        written, transport = await _one_read(server, b"NOOP\r\n")
+        return written, transport, server.policy_errors
+
+    written, transport, errors = asyncio.run(run())
+    assert written.startswith(b"220 ")
+    assert written.split(b"\r\n")[-2].startswith(b"421 ")
+    assert transport.closed
+    assert [str(error) for error in errors] == ["engine bug"]

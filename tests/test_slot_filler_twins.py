@@ -7,8 +7,10 @@ twins); the engine's per-message events are made with the selected one
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import gc
+import pickle
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -185,6 +187,28 @@ def test_a_cycle_through_a_made_value_is_collected(filler: Filler) -> None:
     del made, holder
     gc.collect()
     assert not [obj for obj in gc.get_objects() if type(obj) is Three]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_a_filler_copies_as_itself_and_refuses_pickling(filler: Filler, count: int) -> None:
+    """A filler is immutable: ``copy.copy`` and ``deepcopy`` give the filler itself in
+    both twins (the Python twin's is a function); neither pickles (the Python twin's is
+    a local function, which pickle refuses with its own exception for the version)."""
+    make = filler(Fields5, ["a", "b", "c", "d", "e"][:count])
+    assert copy.copy(make) is make
+    assert copy.deepcopy(make) is make
+    assert copy.deepcopy([make, make]) == [make, make]
+    with pytest.raises((TypeError, AttributeError, pickle.PicklingError)):
+        pickle.dumps(make)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fields5:
+    a: object = None
+    b: object = None
+    c: object = None
+    d: object = None
+    e: object = None
 
 
 def test_the_engine_uses_the_selected_twin() -> None:

@@ -10,7 +10,8 @@ keeps the STARTTLS boundary exact: octets that arrive before ``loop.start_tls`` 
 over reach the engine, which drops them (a StreamReader would have kept them and handed
 them over after the handshake as if they were encrypted). Writes are flow-controlled
 (reading pauses while the peer does not read our replies), each session has an idle
-timeout (RFC 5321 §4.5.3.2.7) and a TLS handshake timeout, and a message is held in
+timeout (RFC 5321 §4.5.3.2.7, swept by one thread per server: ``idle.py``) and a TLS
+handshake timeout, and a message is held in
 memory only up to the size limit the engine enforces.
 
 Policy (``Session``, replaceable with ``session_class``): STARTTLS is offered when a
@@ -59,6 +60,7 @@ from ..wire.reply import Reply
 from ..wire.text import escape_text
 from .backend import DEFAULT_MECHANISMS, Backend, Response, Session
 from .certificates import make_certificate
+from .idle import IdleSweeper, interval_for
 from .rules import Hook, Rule, RuleSet
 from .storage import MessageStore, StoredMessage
 from .transcript import describe
@@ -118,8 +120,8 @@ class _Connection(asyncio.BufferedProtocol):
     CPU a short command cost.
 
     The replies to one batch of input go out in one write (``_out``, flushed when the
-    batch is answered). The idle timer is not restarted per read: reads only note the
-    time, and the timer, when it fires, waits again for what is left of the idle time.
+    batch is answered). No timer is kept for the idle timeout: reads only note the
+    time, and the server's sweeper (``idle.py``) times out a connection idle too long.
     """
 
     __slots__ = (
@@ -132,7 +134,8 @@ class _Connection(asyncio.BufferedProtocol):
         "_out",
         "_server",
         "_session",
-        "_timer",
+        "_stock_respond",
+        "_timed",
         "_tls_starting",
         "_tls_task",
         "_transport",
@@ -145,7 +148,8 @@ class _Connection(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._conn = ServerConnection(lmtp=server.lmtp, config=server.config)
         self._session: Session  # made in connection_made, when the peer is known
-        self._timer: asyncio.TimerHandle | None = None
+        #: The idle time runs (not while a delayed response waits, nor once timed out).
+        self._timed = False
         #: Loop time of the last input (or of the last restart of the idle time).
         self._last_input = 0.0
         #: A reply held back by a rule's delay (reading is paused meanwhile).
@@ -174,6 +178,8 @@ class _Connection(asyncio.BufferedProtocol):
             note=self._note,
             peer=str(peername[0]) if peername else "",
         )
+        #: ``Session.respond`` itself, which answers content with nothing (``_content``).
+        self._stock_respond = type(self._session).respond is Session.respond
         self._rearm()
         self._guarded(lambda: self._carry_out(self._session.opening(), None))
 
@@ -194,11 +200,13 @@ class _Connection(asyncio.BufferedProtocol):
                 self._abort()
             return
         conn = self._conn
-        first = conn.receive_line(data)  # a plain command line alone: its event at once
-        if first is None:
-            conn.receive_data(data)
         try:  # ``_guarded(self._events)``, without a bound method and a frame per read
-            if first is None or server.transcript is not None or first.__class__ is QuitReceived:
+            first = conn.receive_line(data)  # a plain command line alone: its event at once
+            if first is None:
+                if server.transcript is not None or not self._content(data):
+                    conn.receive_data(data)  # may refuse the read: handled below, like the rest
+                    self._events()
+            elif server.transcript is not None or first.__class__ is QuitReceived:
                 self._events(first)
             else:
                 self._plain_line(first)
@@ -207,12 +215,30 @@ class _Connection(asyncio.BufferedProtocol):
         finally:
             self._flush()
 
+    def _content(self, data: bytes) -> bool:
+        """A read of DATA content in one engine step (``receive_content``) with no
+        transcript: its ``ContentReceived`` given to the policy, the end of the content
+        answered as ``_plain_line`` answers a line. False, nothing done, when the engine
+        leaves the read to ``receive_data`` or the policy has a ``respond`` of its own
+        (it may act on content, which the general loop carries out)."""
+        if not self._stock_respond:
+            return False
+        got = self._conn.receive_content(data)
+        if got is None:
+            return False
+        content, end = got
+        if content is not None:
+            self._session.respond(content)  # collected; ``Session.respond`` answers nothing
+        if end is not None:
+            self._plain_line(end)
+        return True
+
     def _plain_line(self, event: ServerEvent) -> None:
         """``_events(event)`` for the event of a plain command line (``receive_line``)
-        with no transcript: what ``_events`` does for it, in its order, without its
-        loop. ``receive_line`` took the read only when nothing else was buffered, so the
-        engine then needs data, unless a reply closed it or a rule acts (the general
-        loop from there)."""
+        or of the end of the content (``_content``) with no transcript: what ``_events``
+        does for it, in its order, without its loop. The engine then usually needs
+        data; what else it has (the commands pipelined behind the content, a close by
+        a reply, a rule that acts) goes to the general loop."""
         conn = self._conn
         response = self._session.respond(event)
         if response.delay > 0:
@@ -245,8 +271,7 @@ class _Connection(asyncio.BufferedProtocol):
             # Python 3.10's TLS transport is not marked closed when the peer goes away
             # (a ResourceWarning when it is collected); aborting it only marks it.
             transport.abort()
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timed = False
         if self._delayed is not None:
             self._delayed.cancel()
         self._server._sessions.discard(self)
@@ -277,16 +302,14 @@ class _Connection(asyncio.BufferedProtocol):
     def _rearm(self) -> None:
         """Start the idle time (RFC 5321 §4.5.3.2.7) again from now."""
         self._last_input = self._server._clock()
-        if self._timer is None:
-            self._timer = self._loop.call_at(self._last_input + self._conn.timeout, self._idle)
+        self._timed = True
 
-    def _idle(self) -> None:
-        """The idle timer fired: time out, or wait for what is left of the idle time."""
-        due = self._last_input + self._conn.timeout
-        if self._server._clock() < due:
-            self._timer = self._loop.call_at(due, self._idle)
+    def _check_idle(self, now: float) -> None:
+        """Time out when idle for the timeout or longer at ``now`` (the server's sweep,
+        ``SMTPServer._sweep_idle``)."""
+        if not self._timed or now - self._last_input < self._conn.timeout:
             return
-        self._timer = None
+        self._timed = False
         self._log("*", "idle timeout")
         if self._conn.state.name not in ("CLOSED", "ERROR"):
             self._guarded(lambda: self._write(self._session.idle_timeout()))
@@ -326,9 +349,10 @@ class _Connection(asyncio.BufferedProtocol):
             self._flush()
 
     def _failed(self, error: Exception) -> None:
-        """A step failed: a protocol error (the client's input) or a failing policy (a
-        rule hook, a ``Session`` subclass) ends the session."""
-        if isinstance(error, ProtocolError):
+        """A step failed: a protocol error (the client's input: the engine is in ERROR)
+        or a failing policy (a rule hook, a ``Session`` subclass) ends the session; so
+        does any other fault (the engine refusing a read: the engine is unchanged)."""
+        if isinstance(error, ProtocolError) and self._conn.state is ServerState.ERROR:
             self._log("*", f"protocol error: {error}")
             self._write(self._session.protocol_error(error))
         else:
@@ -385,9 +409,7 @@ class _Connection(asyncio.BufferedProtocol):
             return self._finish(response, event)
         assert self._transport is not None
         self._transport.pause_reading()
-        if self._timer is not None:  # the idle timer restarts after the delay
-            self._timer.cancel()
-            self._timer = None
+        self._timed = False  # the idle time starts again after the delay
         self._delayed = self._loop.call_later(response.delay, self._resume, response, event)
         return False
 
@@ -491,6 +513,10 @@ class SMTPServer:
     ``session_class`` replaces the reply policy (a ``Session`` subclass, see
     ``backend.py``); the policy settings live in ``backend`` (``hostname``, ``users``,
     ``mechanisms``, ``allow_plaintext_auth`` and ``require_auth`` read and write it).
+    ``timeout`` closes a connection idle for that many seconds with 421 (RFC 5321
+    §4.5.3.2.7), checked by one thread per server about every second (every eighth of
+    the timeout when that is shorter), so up to that much later (``idle.py``: no loop
+    timer per connection).
     ``rules`` make it fail on purpose (``rules.py``: tried in order at every stage,
     first match wins), ``hook`` decides what no rule matched, ``clock`` times
     greylisting. ``max_message_size`` is advertised as SIZE and enforced (RFC 1870);
@@ -597,6 +623,8 @@ class SMTPServer:
         #: What every connection's transport reads into (``_Connection.get_buffer``).
         self._receive_buffer = memoryview(bytearray(RECEIVE_BUFFER))
         self._clock: Callable[[], float] = time.monotonic  # set by ``start``
+        #: Times out idle connections from ``start`` to ``close`` (``idle.py``).
+        self._sweeper: IdleSweeper | None = None
         #: Exceptions the policy raised (a ``hook``, a ``Session`` subclass); each ended
         #: its session with a 421.
         self.policy_errors: list[Exception] = []
@@ -707,10 +735,14 @@ class SMTPServer:
             await loop.run_in_executor(None, self._make_tls_context)
             if self.transcript is not None and self.cert_path is not None:
                 self.transcript(f"* certificate made by {self.cert_tool}: {self.cert_path}")
-            # The loop's clock (the idle timers' time base); asyncio's own loops read
+            # The loop's clock (the idle timeout's time base); asyncio's own loops read
             # ``time.monotonic``, called directly then (a read per input, no frame).
             standard = type(loop).time is asyncio.BaseEventLoop.time
             self._clock = time.monotonic if standard else loop.time
+            if self._sweeper is None:
+                interval = interval_for(self.config.timeout)
+                self._sweeper = IdleSweeper(loop, self._sweep_idle, interval)
+                self._sweeper.start()
             if not listen:
                 return
             self._server = await loop.create_server(
@@ -721,6 +753,7 @@ class SMTPServer:
                 reuse_port=self.reuse_port or None,
             )
         except BaseException:  # nothing listens: remove the certificate made for it
+            self._stop_sweeper()
             if self._tempdir is not None:
                 self._tempdir.cleanup()
                 self._tempdir = None
@@ -775,6 +808,19 @@ class SMTPServer:
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None
+        self._stop_sweeper()
+
+    def _sweep_idle(self) -> None:
+        """Time out every connection idle for the timeout (``IdleSweeper``, about every
+        ``interval_for(timeout)`` seconds: at most 1 s, at most an eighth of it)."""
+        now = self._clock()
+        for session in list(self._sessions):
+            session._check_idle(now)
+
+    def _stop_sweeper(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper = None
 
     async def _sessions_gone(self, timeout: float) -> bool:
         """Wait (bounded) until every session's transport was lost; True if they were."""

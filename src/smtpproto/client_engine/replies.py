@@ -112,9 +112,10 @@ def handle_replies(s: Session, replies: list[Reply]) -> None:
     """
     pending = s.pending
     events = s.events
+    group_step = not s.command_replies  # no handler here changes it
     while replies:
         reply = replies.pop(0)
-        if pending and not s.command_replies and reply.code != 421:
+        if group_step and pending and reply.code != 421:
             entry = pending[0]
             txn = entry.txn
             if txn is not None and txn.group and entry.remaining == 1:

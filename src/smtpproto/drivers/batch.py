@@ -197,9 +197,7 @@ class BatchDrivers(MailDrivers):
         """The batch, under ``_guard``'s rule applied in this frame (``_guard_start``,
         ``_guard_failure``: no frame around ``_batch`` to resume twice per message)."""
         done: list[Outcome] = []
-        outcomes = Outcomes(
-            on_outcome if on_outcome is not None else lambda _, outcome: done.append(outcome)
-        )
+        outcomes = Outcomes(on_outcome) if on_outcome is not None else Outcomes(collect=done)
         inflight: deque[Prepared] = deque()
         self._reset_pending = False
         # Replies read after a failed write (``_last_words``) settle their messages too.

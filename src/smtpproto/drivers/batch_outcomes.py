@@ -30,13 +30,20 @@ OutcomeCallback = Callable[[int, Outcome], None]
 
 
 class Outcomes:
-    """The outcome of each message by index, handed to ``emit`` in index order as soon
-    as it and all before it are known, then forgotten (see the module docstring)."""
+    """The outcome of each message by index, handed in index order as soon as it and
+    all before it are known to ``emit`` — or, without one, appended to ``collect``
+    (``send_many``'s list: no call per message) — then forgotten (see the module
+    docstring)."""
 
-    __slots__ = ("_emit", "_next", "_pending", "count", "failed")
+    __slots__ = ("_collect", "_emit", "_next", "_pending", "count", "failed")
 
-    def __init__(self, emit: OutcomeCallback) -> None:
+    def __init__(
+        self, emit: OutcomeCallback | None = None, collect: list[Outcome] | None = None
+    ) -> None:
+        if (emit is None) == (collect is None):
+            raise ValueError("Outcomes takes an emit callback or a list to collect into")
         self._emit = emit
+        self._collect = collect
         self._pending: dict[int, Outcome] = {}  # settled, waiting for an earlier one
         self._next = 0  # the first index not emitted yet
         #: Messages taken from the iterable so far.
@@ -61,16 +68,28 @@ class Outcomes:
         pending = self._pending
         try:
             if index == self._next and not pending:  # the common case: in order
-                self._emit(index, outcome)
+                collect = self._collect
+                if collect is not None:
+                    collect.append(outcome)
+                else:
+                    self._hand_on(index, outcome)
                 self._next = index + 1
                 return
             pending[index] = outcome
             while self._next in pending:
-                self._emit(self._next, pending.pop(self._next))
+                self._hand_on(self._next, pending.pop(self._next))
                 self._next += 1
         except BaseException:
             self.failed = True
             raise
+
+    def _hand_on(self, index: int, outcome: Outcome) -> None:
+        collect = self._collect
+        if collect is not None:
+            collect.append(outcome)
+        else:
+            assert self._emit is not None
+            self._emit(index, outcome)
 
     def settle_rest(self, outcome: Callable[[], Outcome]) -> None:
         """Give every message not settled yet the outcome ``outcome()`` makes."""

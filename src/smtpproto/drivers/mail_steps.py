@@ -2,7 +2,9 @@
 ``drivers.mail`` inherit them), over ``DriverCore``'s plumbing (``_send``, ``_event``).
 
 The envelope goes first: with PIPELINING, MAIL, every RCPT and DATA in one write (RFC
-2920 §3.1); without it, one command per reply (``_envelope``). The content then
+2920 §3.1); without it, one command per reply; ``_open_transaction`` sends it and
+reads its replies, up to DATA's 354, for a whole message (``_send_data``) and for one
+stopped early (``_send_stage``), ``_envelope`` for BDAT. The content then
 streams in chunks: DATA content through the engine's encoder (``_send_data``), or BDAT
 chunks (RFC 3030 §2) made CRLF by the DATA codec's ``LineEndNormalizer`` (the same
 normalisation, RFC 5321 §2.3.8; ``_send_bdat``); a small message with CHUNKING and
@@ -56,22 +58,53 @@ class TransactionSteps(DriverCore):
     of one transaction, for ``MailDrivers``."""
 
     def _envelope(self, mail: Mail, rcpts: list[Rcpt], pipe: bool, *then: Command) -> Driver[None]:
-        """MAIL and RCPTs (and ``then``): one write when pipelining, else one by one."""
+        """MAIL and RCPTs (and ``then``): one write when pipelining, else one by one,
+        each answered before the next (``_open_transaction``)."""
         if pipe:
             yield from self._send(mail, *rcpts, *then)
             return
-        for command in (mail, *rcpts):
-            yield from self._send(command)
-            while True:
-                event = yield from self._event()
-                if isinstance(event, TransactionResult):  # MAIL refused
-                    raise_for(event, "MAIL")
-                if isinstance(event, CommandReply) and event.command is command:
-                    if command is mail and event.reply.is_error:
-                        yield from self._result("MAIL")  # the engine ends it: raises
-                    break
+        yield from self._open_transaction(mail, rcpts, False)
         if then:
             yield from self._send(*then)
+
+    def _open_transaction(
+        self,
+        mail: Mail,
+        rcpts: list[Rcpt],
+        pipe: bool,
+        data: bool = False,
+        replies: list[Reply] | None = None,
+    ) -> Driver[TransactionResult | Reply | None]:
+        """MAIL, ``rcpts`` and, with ``data``, DATA, and their replies: with PIPELINING
+        in one write (RFC 2920 §3.1), else one command per reply, with no DATA when no
+        RCPT was accepted (RFC 5321 §3.3: ``_abort``). ``replies`` gets MAIL's reply,
+        then each RCPT's, in order. Returns DATA's 354 (only content may follow); the
+        result of a transaction that ended without content (no RCPT accepted: the
+        lone "." after the 354, RFC 2920 §3.1); or None once every command was
+        answered. A refused MAIL, or DATA refused, raises (``_result``, ``_settle``)."""
+        envelope: list[Command] = [mail, *rcpts]
+        if data:
+            envelope.append(Data())
+        groups = [envelope] if pipe else [[command] for command in envelope]
+        for group in groups:
+            if not pipe and isinstance(group[0], Data) and not self._any_accepted():
+                return (yield from self._abort("DATA"))  # RFC 5321 §3.3: no DATA without one
+            yield from self._send(*group)
+            while self.conn.outstanding:
+                event = yield from self._event()
+                if isinstance(event, TransactionResult):  # DATA refused: no content
+                    yield from self._settle(event, "DATA", content_sent=False)
+                elif isinstance(event, CommandReply):
+                    if replies is not None:
+                        replies.append(event.reply)
+                    if event.command is mail and event.reply.is_error and not pipe:
+                        yield from self._result("MAIL")  # the engine ends it: raises
+                elif isinstance(event, NoRecipientsAccepted):
+                    yield from self._send(EndOfContent())  # RFC 2920 §3.1: a lone "."
+                    return (yield from self._result("DATA"))
+                elif isinstance(event, ReadyForContent):
+                    return event.reply
+        return None
 
     def _send_data(
         self,
@@ -84,23 +117,11 @@ class TransactionSteps(DriverCore):
         progress: ProgressCallback | None,
         raw: bool = False,
     ) -> Driver[TransactionResult]:
-        if not pipe:
-            yield from self._envelope(mail, rcpts, False)
-            if not self._any_accepted():
-                return (yield from self._abort("DATA"))
-        if pipe:
-            yield from self._envelope(mail, rcpts, True, Data())
-        else:
-            yield from self._send(Data())
-        while True:
-            event = yield from self._event()
-            if isinstance(event, TransactionResult):  # DATA refused: no content
-                yield from self._settle(event, "DATA", content_sent=False)
-            if isinstance(event, ReadyForContent):
-                break
-            if isinstance(event, NoRecipientsAccepted):
-                yield from self._send(EndOfContent())
-                return (yield from self._result("DATA"))
+        ended = yield from self._open_transaction(mail, rcpts, pipe, data=True)
+        if isinstance(ended, TransactionResult):
+            return ended
+        if ended is None:  # every command answered, no 354: a 421 ended the transaction
+            return (yield from self._result("DATA"))
         conn = self.conn
         make = RawContent if raw else Content
         sent = 0
@@ -124,34 +145,18 @@ class TransactionSteps(DriverCore):
         """The envelope up to ``stop_after`` (see ``sendmail``); nothing is delivered.
 
         With PIPELINING the commands go in one write (MAIL, RCPTs, DATA for the
-        ``"data"`` stage; RFC 2920 §3.1), else one per reply. Then RSET, unless
-        ``drop`` (the caller marks the session broken: the adapter closes)."""
+        ``"data"`` stage; RFC 2920 §3.1), else one per reply (``_open_transaction``).
+        Then RSET, unless ``drop`` (the caller marks the session broken: the adapter
+        closes)."""
         if stop_after == "mail":
             rcpts = []
-        envelope: list[Command] = [mail, *rcpts]
-        if stop_after == "data":
-            envelope.append(Data())
-        groups = [envelope] if pipe else [[command] for command in envelope]
         replies: list[Reply] = []  # MAIL's, then each RCPT's, in order (RFC 2920 §3.1)
-        for group in groups:
-            if not pipe and isinstance(group[0], Data) and not self._any_accepted():
-                return (yield from self._abort("DATA"))  # RFC 5321 §3.3: no DATA without one
-            yield from self._send(*group)
-            while self.conn.outstanding:
-                event = yield from self._event()
-                if isinstance(event, TransactionResult):  # DATA refused: no content
-                    yield from self._settle(event, "DATA", content_sent=False)
-                elif isinstance(event, CommandReply):
-                    replies.append(event.reply)
-                    if event.command is mail and event.reply.is_error and not pipe:
-                        yield from self._result("MAIL")  # the engine ends it: raises
-                elif isinstance(event, NoRecipientsAccepted):
-                    yield from self._send(EndOfContent())  # RFC 2920 §3.1: a lone "."
-                    return (yield from self._result("DATA"))
-                elif isinstance(event, ReadyForContent):
-                    # Only content may follow a 354: stop; the adapter closes.
-                    self._broken = True
-                    return _stage_result(mail, rcpts, replies, event.reply)
+        ended = yield from self._open_transaction(mail, rcpts, pipe, stop_after == "data", replies)
+        if isinstance(ended, TransactionResult):
+            return ended
+        if ended is not None:  # the 354: only content may follow; stop, the adapter closes
+            self._broken = True
+            return _stage_result(mail, rcpts, replies, ended)
         if drop:  # no RSET: the transaction stays open until the connection closes
             result = _stage_result(mail, rcpts, replies, None)
             raise_for(result, "RCPT")

@@ -4,7 +4,9 @@ Theory of operation. Four verbs, like the client: ``receive_data(bytes)`` (``b""
 EOF), ``next_event()`` (an event from ``_server_events``, ``NEED_DATA`` or ``PAUSED``),
 ``send(reply) -> bytes`` and ``send_failed()``; plus ``tls_established()``, and
 ``receive_line(data)``, the first two in one step for a read that is one plain command
-line alone (a front end's common case; ``None`` leaves the read to the verbs). The caller
+line alone, and ``receive_content(data)``, the same for a read of DATA content, up to
+and with the end of the message (a front end's common cases; ``None`` leaves the read
+to the verbs). The caller
 chooses every reply (helpers in ``_server_replies``). One command is handled at a time:
 after an event with ``expects_reply`` the connection is PAUSED — nothing more is
 parsed — until the caller sends the reply, because the reply decides the next state (a
@@ -367,6 +369,47 @@ class ServerConnection:
             ):
                 return None
             return self._plain_event(data[:-2])
+        except BaseException:  # h11's rule: whatever escapes leaves ERROR behind
+            self._state = _ERROR
+            raise
+
+    def receive_content(
+        self, data: bytes
+    ) -> tuple[ContentReceived | None, ServerEvent | None] | None:
+        """``receive_data(data)`` then ``next_event()`` until ``NEED_DATA``, in one step,
+        for a read of DATA content (the front end's other common case): the connection
+        is in DATA with nothing buffered, owed or flagged and ``data`` is non-empty
+        bytes within ``max_receive_buffer``. ``data`` goes through the decoder twin in
+        one call (often the whole message and its ``CRLF.CRLF``); returns its
+        ``ContentReceived`` (``None`` when the read decoded to nothing or the message
+        is over its size limit) and the event of the end of the content
+        (``MessageComplete``, or the 552 ``CommandRejected``; ``None`` while the
+        content goes on), exactly as the two verbs would make them, what follows the
+        end staying buffered for ``next_event``. Else ``None`` having changed nothing,
+        and the caller feeds ``data`` with ``receive_data`` as usual."""
+        try:
+            if (
+                self._state is not _DATA
+                or type(data) is not bytes
+                or not data
+                or self._buf
+                or self._replies_due
+                or self._early
+                or self._eof
+                or self._to_report
+                or self._message_done
+                or not self._fast_path
+                or len(data) > self.config.max_receive_buffer
+            ):
+                return None
+            assert self._decoder is not None
+            content, done = self._decoder.feed(data)
+            event = self._account(content)
+            if not done:
+                return event, None
+            self._buf += self._decoder.leftover
+            self._state = _RCPT
+            return event, self._end_of_message(bdat=False)
         except BaseException:  # h11's rule: whatever escapes leaves ERROR behind
             self._state = _ERROR
             raise
@@ -881,7 +924,7 @@ class ServerConnection:
         self._too_large = False
         self._size_limit = self._content_limit
 
-    def _account(self, data: bytes) -> ServerEvent | None:
+    def _account(self, data: bytes) -> ContentReceived | None:
         self._message_size += len(data)
         limit = self._size_limit
         if limit is not None and self._message_size > limit:

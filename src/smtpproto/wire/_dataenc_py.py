@@ -60,8 +60,10 @@ It is the one streaming CRLF normaliser of the package; the drivers use it for B
 
 from __future__ import annotations
 
+import operator
 import re
 import sys
+from typing import Any, SupportsIndex
 
 from .errors import LocalProtocolError, RemoteProtocolError
 
@@ -205,6 +207,11 @@ class DataEncoder:
         self.octets_in = 0
         #: Encoded octets returned so far (stuffing dots, CRLFs and ``.\\r\\n`` included).
         self.octets_out = 0
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        """Copy and pickle by the slots' values with every pickle protocol, as the
+        compiled twin does (``object`` refuses protocols 0 and 1 for a slotted class)."""
+        return object.__reduce_ex__(self, max(operator.index(protocol), 2))
 
     @property
     def failed(self) -> bool:
@@ -384,6 +391,11 @@ class DataDecoder:
         self.bare_line_endings = 0
         #: Bytes fed after the terminating ``.\\r\\n``; ``b""`` until done.
         self.leftover = b""
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        """Copy and pickle by the slots' values with every pickle protocol, as the
+        compiled twin does (``object`` refuses protocols 0 and 1 for a slotted class)."""
+        return object.__reduce_ex__(self, max(operator.index(protocol), 2))
 
     @property
     def failed(self) -> bool:

@@ -43,12 +43,24 @@ same error, and what was buffered is dropped (``buffered`` is 0). Replies comple
 before the error in the same chunk are returned, and the error is raised by the next
 call: a reply such as ``250 queued`` must not be lost because garbage followed it in
 the same packet.
+
+Copies: ``copy.copy``, ``copy.deepcopy`` and pickle (any protocol) work on both twins,
+at any point of a stream, and the copy goes on exactly as the original would: the state
+(``__getstate__``: the settings, the pending octets, the reply being assembled, the
+stream offset, the sticky error) is made of immutable values, so a copy shares no buffer
+with the original. Both twins check the settings (``_checked_limits``) and a state
+given to ``__setstate__`` (``_checked_state``) with the same functions, so they refuse
+the same values with the same exceptions; a state the parser could not have reached
+(an LF in the pending octets, a line over the limits, a reply code outside 200-559) is
+a ``ValueError``, so the compiled twin never reads past its buffer.
 """
 
 from __future__ import annotations
 
+import copyreg
 import operator
-from typing import NoReturn
+import sys
+from typing import Any, NoReturn
 
 from .errors import RemoteProtocolError
 from .limits import (
@@ -61,6 +73,99 @@ from .reply import Reply, _make_reply
 __all__ = ["ReplyParser"]
 
 _MIN_LINE_LENGTH_LIMIT = 512  # RFC 5321 §4.5.3.1.5: a 512-octet reply line always fits
+_MAX_LIMIT = sys.maxsize  # the compiled twin counts in a C Py_ssize_t
+
+#: The keys of a parser's state (``ReplyParser.__getstate__``), the same in both twins.
+_STATE_KEYS = (
+    "max_line_length",
+    "max_lines",
+    "max_reply_bytes",
+    "allow_bare_lf",
+    "buffer",
+    "offset",
+    "code",
+    "lines",
+    "reply_bytes",
+    "error",
+)
+_State = tuple[int, int, int, bool, bytes, int, int, tuple[bytes, ...], int, Any]
+
+
+def _checked_limits(
+    max_line_length: int, max_lines: int, max_reply_bytes: int
+) -> tuple[int, int, int]:
+    """The three limits as ``int``; ``TypeError`` for a non-integer, ``ValueError`` for a
+    value out of range. Both twins' constructors and ``__setstate__`` call it."""
+    max_line_length = operator.index(max_line_length)
+    max_lines = operator.index(max_lines)
+    max_reply_bytes = operator.index(max_reply_bytes)
+    if max_line_length < _MIN_LINE_LENGTH_LIMIT:
+        raise ValueError(
+            f"max_line_length must be at least {_MIN_LINE_LENGTH_LIMIT} (RFC 5321 §4.5.3.1.5)"
+        )
+    if max_lines < 1:
+        raise ValueError("max_lines must be at least 1")
+    if max_reply_bytes < max_line_length:
+        raise ValueError("max_reply_bytes must be at least max_line_length")
+    if max_lines > _MAX_LIMIT or max_reply_bytes > _MAX_LIMIT:
+        raise ValueError(f"max_lines and max_reply_bytes must be at most {_MAX_LIMIT}")
+    return max_line_length, max_lines, max_reply_bytes
+
+
+def _checked_state(state: object) -> _State:
+    """The values of a state made by ``__getstate__``, in ``_STATE_KEYS`` order;
+    ``TypeError`` for a value of the wrong type, ``ValueError`` for a state no parser
+    reaches (what the compiled twin relies on is checked here, for both twins)."""
+    if type(state) is not dict or set(state) != set(_STATE_KEYS):
+        raise TypeError(f"ReplyParser state must be a dict with the keys {_STATE_KEYS}")
+    max_line_length, max_lines, max_reply_bytes = _checked_limits(
+        state["max_line_length"], state["max_lines"], state["max_reply_bytes"]
+    )
+    allow_bare_lf, buffer, offset = state["allow_bare_lf"], state["buffer"], state["offset"]
+    code, lines, reply_bytes, error = (
+        state["code"],
+        state["lines"],
+        state["reply_bytes"],
+        state["error"],
+    )
+    if (
+        type(allow_bare_lf) is not bool
+        or type(buffer) is not bytes
+        or type(offset) is not int
+        or type(code) is not int
+        or type(lines) is not tuple
+        or any(type(line) is not bytes for line in lines)
+        or type(reply_bytes) is not int
+        or not (error is None or type(error) is RemoteProtocolError)
+    ):
+        raise TypeError("ReplyParser state has a value of the wrong type")
+    pending = len(buffer)
+    if (
+        b"\n" in buffer
+        or pending >= max_line_length
+        or not 0 <= offset <= _MAX_LIMIT
+        or not (code == 0 or 200 <= code <= 559)
+        or (code == 0) != (not lines)
+        or len(lines) > max_lines
+        or any(b"\n" in line for line in lines)
+        or (code == 0) != (reply_bytes == 0)
+        or not 0 <= reply_bytes <= max_reply_bytes
+        or (pending and reply_bytes + pending >= max_reply_bytes)
+        or (error is not None and (pending or code))
+    ):
+        raise ValueError("ReplyParser state is not one a parser can be in")
+    return (
+        max_line_length,
+        max_lines,
+        max_reply_bytes,
+        allow_bare_lf,
+        buffer,
+        offset,
+        code,
+        lines,
+        reply_bytes,
+        error,
+    )
 
 
 class ReplyParser:
@@ -88,17 +193,9 @@ class ReplyParser:
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         allow_bare_lf: bool = False,
     ) -> None:
-        max_line_length = operator.index(max_line_length)  # the C twin takes ints only
-        max_lines = operator.index(max_lines)
-        max_reply_bytes = operator.index(max_reply_bytes)
-        if max_line_length < _MIN_LINE_LENGTH_LIMIT:
-            raise ValueError(
-                f"max_line_length must be at least {_MIN_LINE_LENGTH_LIMIT} (RFC 5321 §4.5.3.1.5)"
-            )
-        if max_lines < 1:
-            raise ValueError("max_lines must be at least 1")
-        if max_reply_bytes < max_line_length:
-            raise ValueError("max_reply_bytes must be at least max_line_length")
+        max_line_length, max_lines, max_reply_bytes = _checked_limits(
+            max_line_length, max_lines, max_reply_bytes
+        )
         self._max_line_length = max_line_length
         self._max_lines = max_lines
         self._max_reply_bytes = max_reply_bytes
@@ -110,6 +207,45 @@ class ReplyParser:
         self._lines: list[bytes] = []
         self._reply_bytes = 0
         self._error: RemoteProtocolError | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        """The parser's state, of immutable values (``_STATE_KEYS``): a copy made from
+        it shares nothing with this parser."""
+        values = (
+            self._max_line_length,
+            self._max_lines,
+            self._max_reply_bytes,
+            self._allow_bare_lf,
+            bytes(self._buffer),
+            self._offset,
+            self._code,
+            tuple(self._lines),
+            self._reply_bytes,
+            self._error,
+        )
+        return dict(zip(_STATE_KEYS, values, strict=True))
+
+    def __setstate__(self, state: object) -> None:
+        """Become the parser ``state`` describes (checked by ``_checked_state``)."""
+        (
+            self._max_line_length,
+            self._max_lines,
+            self._max_reply_bytes,
+            self._allow_bare_lf,
+            buffer,
+            self._offset,
+            self._code,
+            lines,
+            self._reply_bytes,
+            self._error,
+        ) = _checked_state(state)
+        self._buffer = bytearray(buffer)
+        self._scan_from = len(buffer)  # every line end before it was consumed
+        self._lines = list(lines)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Copy and pickle through the state, for every protocol (as the twin does)."""
+        return copyreg.__newobj__, (type(self),), self.__getstate__()  # type: ignore[attr-defined]
 
     @property
     def buffered(self) -> int:

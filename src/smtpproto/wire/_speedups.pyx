@@ -15,7 +15,14 @@ import time the offsets of its two slots are read from their member descriptors 
 each reply is allocated with the type's ``tp_alloc`` and its slots filled directly —
 what ``wire.reply._make_reply`` does, minus three Python calls. If ``Reply`` ever stops
 being a plain two-slot class, the module falls back to calling ``_make_reply``.
+
+Copies and pickles go through the same state as the Python twin's (``__getstate__``,
+``__setstate__``, checked by the reference module's ``_checked_state``): Cython's own
+pickling cannot copy the C buffer, and the state's checks keep a restored parser's
+buffer, lines and limits consistent, so no scan reads past the buffer.
 """
+
+import copyreg
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -32,6 +39,7 @@ from .limits import (
     DEFAULT_MAX_REPLY_LINES,
 )
 from .errors import RemoteProtocolError
+from ._reply_py import _STATE_KEYS, _checked_limits, _checked_state
 from .reply import Reply, _make_reply
 
 __all__ = ["ReplyParser", "SlotFiller", "slot_filler"]
@@ -53,7 +61,6 @@ cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void*)
 
 
-cdef Py_ssize_t _MIN_LINE_LENGTH_LIMIT = 512  # RFC 5321 §4.5.3.1.5
 cdef Py_ssize_t _SMALL_BUFFER = 4096  # capacity kept after a large chunk was drained
 
 cdef tuple _CODES = tuple(range(600))  # shared int objects for every reply code
@@ -152,14 +159,9 @@ cdef class ReplyParser:
         max_reply_bytes=DEFAULT_MAX_REPLY_BYTES,
         allow_bare_lf=False,
     ):
-        if max_line_length < _MIN_LINE_LENGTH_LIMIT:
-            raise ValueError(
-                f"max_line_length must be at least {_MIN_LINE_LENGTH_LIMIT} (RFC 5321 §4.5.3.1.5)"
-            )
-        if max_lines < 1:
-            raise ValueError("max_lines must be at least 1")
-        if max_reply_bytes < max_line_length:
-            raise ValueError("max_reply_bytes must be at least max_line_length")
+        max_line_length, max_lines, max_reply_bytes = _checked_limits(
+            max_line_length, max_lines, max_reply_bytes
+        )
         self._max_line_length = max_line_length
         self._max_lines = max_lines
         self._max_reply_bytes = max_reply_bytes
@@ -171,6 +173,55 @@ cdef class ReplyParser:
         self._lines = []
         self._reply_bytes = 0
         self._error = None
+
+    def __getstate__(self):
+        """The parser's state, of immutable values, as in the Python twin."""
+        values = (
+            self._max_line_length,
+            self._max_lines,
+            self._max_reply_bytes,
+            self._allow_bare_lf,
+            PyBytes_FromStringAndSize(self._buf, self._len),
+            self._offset,
+            self._code,
+            tuple(self._lines),
+            self._reply_bytes,
+            self._error,
+        )
+        return dict(zip(_STATE_KEYS, values, strict=True))
+
+    def __setstate__(self, state):
+        """Become the parser ``state`` describes (checked by ``_checked_state``)."""
+        cdef bytes buffer
+        (
+            max_line_length,
+            max_lines,
+            max_reply_bytes,
+            allow_bare_lf,
+            buffer,
+            offset,
+            code,
+            lines,
+            reply_bytes,
+            error,
+        ) = _checked_state(state)
+        self._max_line_length = max_line_length
+        self._max_lines = max_lines
+        self._max_reply_bytes = max_reply_bytes
+        self._allow_bare_lf = allow_bare_lf
+        self._len = 0
+        if PyBytes_GET_SIZE(buffer):
+            self._append(PyBytes_AS_STRING(buffer), PyBytes_GET_SIZE(buffer))
+        self._scan_from = self._len  # every line end before it was consumed
+        self._offset = offset
+        self._code = code
+        self._lines = list(lines)
+        self._reply_bytes = reply_bytes
+        self._error = error
+
+    def __reduce__(self):
+        """Copy and pickle through the state, for every protocol (as the twin does)."""
+        return copyreg.__newobj__, (type(self),), self.__getstate__()
 
     @property
     def buffered(self):
@@ -409,6 +460,14 @@ cdef class SlotFiller:
         self._count = count
         self._cls = cls
         self._type = <_AllocType*>cls
+
+    def __copy__(self):
+        """Itself, as ``copy.copy`` returns the Python twin's function: a filler is
+        immutable. (Pickling is refused by both: the Python twin's is a local function.)"""
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
 
     def __call__(self, *values):
         cdef Py_ssize_t count = self._count

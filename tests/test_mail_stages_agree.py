@@ -1,0 +1,82 @@
+"""A whole ``sendmail`` and one stopped at DATA (``stop_after="data"``) open the
+transaction with the same code (``TransactionSteps._open_transaction``), so whatever the
+server answers to MAIL, the RCPTs and DATA — with or without PIPELINING, any number of
+recipients, 421 anywhere — they write the same commands up to DATA and end alike before
+the 354: the same exception type (a refused MAIL, every RCPT refused, DATA refused, a
+421), or both reach the 354, after which the whole send goes on with the content and
+the stopped one marks the session broken (the adapter closes)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine_helpers import ScriptedServer
+from session_helpers import Transport
+from smtpproto.client_engine.config import ClientConfig
+from smtpproto.client_engine.events import TransactionResult
+from smtpproto.drivers.session import Session
+from smtpproto.exceptions import SMTPError
+
+EHLOS = [b"250-mx.example.org\r\n250 PIPELINING\r\n", b"250 mx.example.org\r\n"]
+CODES = [250, 251, 252, 354, 421, 450, 452, 500, 503, 550, 554]
+
+scripts = st.fixed_dictionaries(
+    {
+        verb: st.lists(st.sampled_from(CODES), max_size=4)
+        for verb in (b"MAIL", b"RCPT", b"DATA", b"RSET")
+    }
+)
+
+
+def send(
+    ehlo: bytes, script: dict[bytes, list[int]], recipients: int, stop: bool
+) -> tuple[object, list[bytes], bool]:
+    """The outcome (a result's 354 reply code, or the exception type), the commands up
+    to DATA, and whether the session is usable afterwards."""
+    replies = {verb: [b"%d x\r\n" % code for code in codes] for verb, codes in script.items()}
+    server = ScriptedServer({b"EHLO": [ehlo], **replies})
+    session = Session(ClientConfig(), local_hostname="client.example")
+    transport = Transport(server)
+    transport.eof_when_silent = True  # a reply the server never sends ends as EOF
+    transport.run(session.open())
+    rcpts = [f"r{index}@example.org" for index in range(recipients)]
+    outcome: object
+    try:
+        result = transport.run(
+            session.sendmail(
+                "a@example.org",
+                rcpts,
+                b"Subject: hi\r\n\r\nhello\r\n",
+                chunking=False,
+                **({"stop_after": "data"} if stop else {}),
+            )
+        )
+    except SMTPError as error:
+        outcome = type(error).__name__
+    else:
+        assert isinstance(result, TransactionResult)
+        outcome = "reached the 354"
+    commands = [line.split(b" ", 1)[0].split(b":", 1)[0] for line in server.lines[1:]]
+    if b"DATA" in commands:
+        commands = commands[: commands.index(b"DATA") + 1]
+    return outcome, commands, session.usable
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    ehlo=st.sampled_from(EHLOS),
+    script=scripts,
+    recipients=st.integers(1, 3),
+)
+def test_a_send_stopped_at_data_opens_the_transaction_as_the_whole_send(
+    ehlo: bytes, script: dict[bytes, list[int]], recipients: int
+) -> None:
+    whole = send(ehlo, script, recipients, stop=False)
+    stopped = send(ehlo, script, recipients, stop=True)
+    assert stopped[1] == whole[1]  # the same commands up to DATA
+    if stopped[0] == "reached the 354":
+        assert not stopped[2]  # only content may follow a 354: the adapter closes
+        assert whole[0] != "reached the 354" or whole[2]  # the whole send went on
+    else:
+        assert stopped[0] == whole[0]

@@ -32,9 +32,18 @@ How the connections are shared, and why (measured on a 2-core machine with Postf
   connection per message (``smtp-source -s 16`` without ``-d``) 0.77x (0.54-1.01) the
   msg/s of never waiting; the quarter rule gave 1.11x (0.95-1.38) the previous one
   there, 1.08x and 1.01x with ``-d -s 4`` and ``-s 32`` (paired, 5 rounds each, the
-  machine saturated by other jobs). ``EPOLLEXCLUSIVE`` is not used (asyncio's selector
-  takes no flags; an epoll nested in the loop's still wakes every worker, as the
-  kernel's ``ep_poll_callback`` reads): every worker wakes for a new connection.
+  machine saturated by other jobs).
+* Every worker waiting wakes for a new connection and one accepts it (the thundering
+  herd). ``EPOLLEXCLUSIVE`` on the loop's own epoll (an ``EpollSelector`` registering
+  the listening socket with the flag; an epoll nested in the loop's does not do: the
+  kernel's ``ep_poll_callback`` counts an exclusive wake-up only for a thread waiting
+  on that very epoll) woke one worker per connection instead of 1.6-1.8, but measured
+  1.01-1.04x the CPU per message of the herd with a connection per message (4 paired
+  runs): the other worker's ``epoll_wait`` finds the connection taken and sleeps again
+  in the kernel (``accept`` failed 51 times in 2,000 connections). It also needs a
+  nudge from a worker that leaves a connection to another (the kernel woke that one
+  alone) and stalls a connection whose woken worker stops before it accepts, where the
+  herd lets whichever runs first take it. So it is not used.
 
 Per message, 2 workers use more CPU than one process (1.09x with ``-d -s 32``) but
 less than two independent ``serve`` processes (0.90x): the cost is two processes each

@@ -203,6 +203,7 @@ def serve(
             [type(error).__name__ for error in server.policy_errors],
         )
         protocol.connection_lost(None)
+        await server.close()
         return observed
 
     return asyncio.run(run())

@@ -10,7 +10,8 @@ keeps the STARTTLS boundary exact: octets that arrive before ``loop.start_tls`` 
 over reach the engine, which drops them (a StreamReader would have kept them and handed
 them over after the handshake as if they were encrypted). Writes are flow-controlled
 (reading pauses while the peer does not read our replies), each session has an idle
-timeout (RFC 5321 §4.5.3.2.7) and a TLS handshake timeout, and a message is held in
+timeout (RFC 5321 §4.5.3.2.7, swept by one thread per server: ``idle.py``) and a TLS
+handshake timeout, and a message is held in
 memory only up to the size limit the engine enforces.
 
 Policy (``Session``, replaceable with ``session_class``): STARTTLS is offered when a
@@ -59,6 +60,7 @@ from ..wire.reply import Reply
 from ..wire.text import escape_text
 from .backend import DEFAULT_MECHANISMS, Backend, Response, Session
 from .certificates import make_certificate
+from .idle import IdleSweeper, interval_for
 from .rules import Hook, Rule, RuleSet
 from .storage import MessageStore, StoredMessage
 from .transcript import describe
@@ -118,8 +120,8 @@ class _Connection(asyncio.BufferedProtocol):
     CPU a short command cost.
 
     The replies to one batch of input go out in one write (``_out``, flushed when the
-    batch is answered). The idle timer is not restarted per read: reads only note the
-    time, and the timer, when it fires, waits again for what is left of the idle time.
+    batch is answered). No timer is kept for the idle timeout: reads only note the
+    time, and the server's sweeper (``idle.py``) times out a connection idle too long.
     """
 
     __slots__ = (
@@ -133,7 +135,7 @@ class _Connection(asyncio.BufferedProtocol):
         "_server",
         "_session",
         "_stock_respond",
-        "_timer",
+        "_timed",
         "_tls_starting",
         "_tls_task",
         "_transport",
@@ -146,7 +148,8 @@ class _Connection(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._conn = ServerConnection(lmtp=server.lmtp, config=server.config)
         self._session: Session  # made in connection_made, when the peer is known
-        self._timer: asyncio.TimerHandle | None = None
+        #: The idle time runs (not while a delayed response waits, nor once timed out).
+        self._timed = False
         #: Loop time of the last input (or of the last restart of the idle time).
         self._last_input = 0.0
         #: A reply held back by a rule's delay (reading is paused meanwhile).
@@ -268,8 +271,7 @@ class _Connection(asyncio.BufferedProtocol):
             # Python 3.10's TLS transport is not marked closed when the peer goes away
             # (a ResourceWarning when it is collected); aborting it only marks it.
             transport.abort()
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timed = False
         if self._delayed is not None:
             self._delayed.cancel()
         self._server._sessions.discard(self)
@@ -300,16 +302,14 @@ class _Connection(asyncio.BufferedProtocol):
     def _rearm(self) -> None:
         """Start the idle time (RFC 5321 §4.5.3.2.7) again from now."""
         self._last_input = self._server._clock()
-        if self._timer is None:
-            self._timer = self._loop.call_at(self._last_input + self._conn.timeout, self._idle)
+        self._timed = True
 
-    def _idle(self) -> None:
-        """The idle timer fired: time out, or wait for what is left of the idle time."""
-        due = self._last_input + self._conn.timeout
-        if self._server._clock() < due:
-            self._timer = self._loop.call_at(due, self._idle)
+    def _check_idle(self, now: float) -> None:
+        """Time out when idle for the timeout or longer at ``now`` (the server's sweep,
+        ``SMTPServer._sweep_idle``)."""
+        if not self._timed or now - self._last_input < self._conn.timeout:
             return
-        self._timer = None
+        self._timed = False
         self._log("*", "idle timeout")
         if self._conn.state.name not in ("CLOSED", "ERROR"):
             self._guarded(lambda: self._write(self._session.idle_timeout()))
@@ -409,9 +409,7 @@ class _Connection(asyncio.BufferedProtocol):
             return self._finish(response, event)
         assert self._transport is not None
         self._transport.pause_reading()
-        if self._timer is not None:  # the idle timer restarts after the delay
-            self._timer.cancel()
-            self._timer = None
+        self._timed = False  # the idle time starts again after the delay
         self._delayed = self._loop.call_later(response.delay, self._resume, response, event)
         return False
 
@@ -515,6 +513,10 @@ class SMTPServer:
     ``session_class`` replaces the reply policy (a ``Session`` subclass, see
     ``backend.py``); the policy settings live in ``backend`` (``hostname``, ``users``,
     ``mechanisms``, ``allow_plaintext_auth`` and ``require_auth`` read and write it).
+    ``timeout`` closes a connection idle for that many seconds with 421 (RFC 5321
+    §4.5.3.2.7), checked by one thread per server about every second (every eighth of
+    the timeout when that is shorter), so up to that much later (``idle.py``: no loop
+    timer per connection).
     ``rules`` make it fail on purpose (``rules.py``: tried in order at every stage,
     first match wins), ``hook`` decides what no rule matched, ``clock`` times
     greylisting. ``max_message_size`` is advertised as SIZE and enforced (RFC 1870);
@@ -621,6 +623,8 @@ class SMTPServer:
         #: What every connection's transport reads into (``_Connection.get_buffer``).
         self._receive_buffer = memoryview(bytearray(RECEIVE_BUFFER))
         self._clock: Callable[[], float] = time.monotonic  # set by ``start``
+        #: Times out idle connections from ``start`` to ``close`` (``idle.py``).
+        self._sweeper: IdleSweeper | None = None
         #: Exceptions the policy raised (a ``hook``, a ``Session`` subclass); each ended
         #: its session with a 421.
         self.policy_errors: list[Exception] = []
@@ -731,10 +735,14 @@ class SMTPServer:
             await loop.run_in_executor(None, self._make_tls_context)
             if self.transcript is not None and self.cert_path is not None:
                 self.transcript(f"* certificate made by {self.cert_tool}: {self.cert_path}")
-            # The loop's clock (the idle timers' time base); asyncio's own loops read
+            # The loop's clock (the idle timeout's time base); asyncio's own loops read
             # ``time.monotonic``, called directly then (a read per input, no frame).
             standard = type(loop).time is asyncio.BaseEventLoop.time
             self._clock = time.monotonic if standard else loop.time
+            if self._sweeper is None:
+                interval = interval_for(self.config.timeout)
+                self._sweeper = IdleSweeper(loop, self._sweep_idle, interval)
+                self._sweeper.start()
             if not listen:
                 return
             self._server = await loop.create_server(
@@ -745,6 +753,7 @@ class SMTPServer:
                 reuse_port=self.reuse_port or None,
             )
         except BaseException:  # nothing listens: remove the certificate made for it
+            self._stop_sweeper()
             if self._tempdir is not None:
                 self._tempdir.cleanup()
                 self._tempdir = None
@@ -799,6 +808,19 @@ class SMTPServer:
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None
+        self._stop_sweeper()
+
+    def _sweep_idle(self) -> None:
+        """Time out every connection idle for the timeout (``IdleSweeper``, about every
+        ``interval_for(timeout)`` seconds: at most 1 s, at most an eighth of it)."""
+        now = self._clock()
+        for session in list(self._sessions):
+            session._check_idle(now)
+
+    def _stop_sweeper(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper = None
 
     async def _sessions_gone(self, timeout: float) -> bool:
         """Wait (bounded) until every session's transport was lost; True if they were."""

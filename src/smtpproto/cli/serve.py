@@ -181,9 +181,11 @@ def run_serve(args: argparse.Namespace) -> int:
         )
 
     async def serve() -> None:
+        stops = _StopSignals()  # before the certificate is made: see _StopSignals
         server = make_server(args.port, args.cert, args.key)
         try:
             await server.start()
+            stops.started()
         except OSError as error:
             await server.close()
             raise CLIError(
@@ -192,9 +194,10 @@ def run_serve(args: argparse.Namespace) -> int:
                 ExitCode.CONNECT,
             ) from None
         try:
-            cert = None if server.cert_path is None else str(server.cert_path)
-            banner(server.port, cert, server.cert_tool)
-            await _until_stopped(server)
+            if not stops.by:  # else stopped while starting: no banner
+                cert = None if server.cert_path is None else str(server.cert_path)
+                banner(server.port, cert, server.cert_tool)
+            await _until_stopped(server, stops)
         finally:
             await server.close()
 
@@ -212,22 +215,41 @@ _STOP_SIGNALS = tuple(
 )
 
 
-async def _until_stopped(server: SMTPServer) -> None:
-    """Serve until cancelled (SIGINT), SIGTERM or SIGHUP; the caller's ``finally``
-    cleans up."""
-    loop = asyncio.get_running_loop()
-    terminated = asyncio.Event()
-    stopped_by: list[signal.Signals] = []
+class _StopSignals:
+    """SIGTERM, SIGHUP and (until ``started``) SIGINT, taken by the running loop from
+    now on: ``serve`` catches them before ``SMTPServer.start`` makes the temporary
+    certificate, and stops once started. While it was made, the default action of
+    SIGTERM and SIGHUP killed ``serve`` and left the certificate's folder behind, and
+    Ctrl-C cancelled the start, whose cleanup removed the folder under the thread
+    writing the certificate ("STARTTLS not offered: ... No such file"). ``by`` lists
+    those received; ``received`` is set at the first."""
 
-    def stop(sig: signal.Signals) -> None:
-        stopped_by.append(sig)
-        terminated.set()
+    def __init__(self) -> None:
+        self.by: list[signal.Signals] = []
+        self.received = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._interrupt = signal.getsignal(signal.SIGINT)
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+            for sig in (*_STOP_SIGNALS, signal.SIGINT):
+                self._loop.add_signal_handler(sig, self._stop, sig)
 
-    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-        for sig in _STOP_SIGNALS:
-            loop.add_signal_handler(sig, stop, sig)
+    def started(self) -> None:
+        """Ctrl-C as before from now on: it interrupts ``serve`` (``stopped``)."""
+        with contextlib.suppress(NotImplementedError):
+            if self._loop.remove_signal_handler(signal.SIGINT):
+                signal.signal(signal.SIGINT, self._interrupt)
+
+    def _stop(self, sig: signal.Signals) -> None:
+        self.by.append(sig)
+        self.received.set()
+
+
+async def _until_stopped(server: SMTPServer, stops: _StopSignals) -> None:
+    """Serve until cancelled (SIGINT), SIGTERM or SIGHUP (``stops``; at once if one came
+    while the server started); the caller's ``finally`` cleans up."""
+    stopped_by = stops.by
     serving = asyncio.ensure_future(server.serve_forever())
-    waiting = asyncio.ensure_future(terminated.wait())
+    waiting = asyncio.ensure_future(stops.received.wait())
     try:
         await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
     finally:

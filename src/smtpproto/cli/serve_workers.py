@@ -32,9 +32,18 @@ How the connections are shared, and why (measured on a 2-core machine with Postf
   connection per message (``smtp-source -s 16`` without ``-d``) 0.77x (0.54-1.01) the
   msg/s of never waiting; the quarter rule gave 1.11x (0.95-1.38) the previous one
   there, 1.08x and 1.01x with ``-d -s 4`` and ``-s 32`` (paired, 5 rounds each, the
-  machine saturated by other jobs). ``EPOLLEXCLUSIVE`` is not used (asyncio's selector
-  takes no flags; an epoll nested in the loop's still wakes every worker, as the
-  kernel's ``ep_poll_callback`` reads): every worker wakes for a new connection.
+  machine saturated by other jobs).
+* Every worker waiting wakes for a new connection and one accepts it (the thundering
+  herd). ``EPOLLEXCLUSIVE`` on the loop's own epoll (an ``EpollSelector`` registering
+  the listening socket with the flag; an epoll nested in the loop's does not do: the
+  kernel's ``ep_poll_callback`` counts an exclusive wake-up only for a thread waiting
+  on that very epoll) woke one worker per connection instead of 1.6-1.8, but measured
+  1.01-1.04x the CPU per message of the herd with a connection per message (4 paired
+  runs): the other worker's ``epoll_wait`` finds the connection taken and sleeps again
+  in the kernel (``accept`` failed 51 times in 2,000 connections). It also needs a
+  nudge from a worker that leaves a connection to another (the kernel woke that one
+  alone) and stalls a connection whose woken worker stops before it accepts, where the
+  herd lets whichever runs first take it. So it is not used.
 
 Per message, 2 workers use more CPU than one process (1.09x with ``-d -s 32``) but
 less than two independent ``serve`` processes (0.90x): the cost is two processes each
@@ -51,13 +60,13 @@ every core only when the clients run elsewhere.
 
 Theory of operation. The parent (the process the user started) never serves:
 
-1. it listens on the address itself (``--port 0``: one port for everyone) and makes
+1. it listens on the address itself (``--port 0``: one port for everyone), blocks
+   SIGINT, SIGTERM, SIGHUP and SIGCHLD (taken synchronously by ``sigtimedwait``, so
+   no handler races the shutdown; one while the certificate is made waits) and makes
    the temporary STARTTLS certificate once, so every worker presents the same one and
    the parent alone removes it;
-2. with SIGINT, SIGTERM, SIGHUP and SIGCHLD blocked (taken synchronously by
-   ``sigtimedwait``, so no handler races the shutdown), it forks the workers, each
-   inheriting the listening socket, the shared loads and one end of a ``socketpair``;
-   each starts its server without a socket of its own
+2. it forks the workers, each inheriting the listening socket, the shared loads and
+   one end of a ``socketpair``; each starts its server without a socket of its own
    (``SMTPServer.start(listen=False)``), unblocks them once its handlers are set (a
    Ctrl-C while it starts then stops it like a later one), publishes its load, accepts
    from the shared socket and serves each connection as its own (``SMTPServer.adopt``),
@@ -66,8 +75,9 @@ Theory of operation. The parent (the process the user started) never serves:
    parent's frames: it exits;
 3. when every worker is ready (a stop signal meanwhile stops them all as in 4), it
    prints the usual banner (``listening on HOST:PORT`` first);
-4. then it waits for a signal. SIGINT, SIGTERM or SIGHUP: it sends SIGTERM to every
-   worker (each stops accepting and closes its sessions as ``serve`` does), waits
+4. then it waits for a signal (``serve_reaping``: the waits, the stop, the reaping).
+   SIGINT, SIGTERM or SIGHUP: it sends SIGTERM to every worker (each stops accepting
+   and closes its sessions as ``serve`` does), waits
    ``STOP_TIMEOUT`` seconds, kills what is left, reaps every worker, removes the
    certificate and exits 0; connections still in the kernel's queue are closed with
    the listening socket. The signals stay blocked until the certificate is removed: one
@@ -106,13 +116,12 @@ from ..builtin_server.certificates import make_certificate
 from ..builtin_server.server import SMTPServer
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode
+from .serve_reaping import SIGNALS as _SIGNALS
+from .serve_reaping import STOP as _STOP
+from .serve_reaping import STOP_TIMEOUT, stop_workers, wait_for_the_end, wait_until_listening
 
 __all__ = ["STOP_TIMEOUT", "run_workers", "worker_count"]
 
-#: Seconds the workers get to stop after SIGTERM before they are killed.
-STOP_TIMEOUT = 10.0
-#: Seconds the workers get to listen after they were started.
-START_TIMEOUT = 60.0
 #: Seconds between a worker's checks that its parent is still there.
 _PARENT_CHECK = 1.0
 #: Connections the kernel queues before a worker accepts them (asyncio's default).
@@ -133,9 +142,6 @@ _STALE = 1.0
 #: Seconds before a worker tries again when ``accept`` failed for want of descriptors
 #: or memory (asyncio's own delay).
 _ACCEPT_RETRY = 1.0
-#: What stops the workers (as ``serve`` stops: Ctrl-C, ``kill``, the terminal closing).
-_STOP = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-_SIGNALS = {*_STOP, signal.SIGCHLD}
 
 #: Makes one worker's server, not started: ``(port, certfile, keyfile, transcript
 #: prefix)``.
@@ -202,6 +208,12 @@ def run_workers(
     cert, key, tool = args.cert, args.key, None if args.cert is None else "given"
     previous: set[int | signal.Signals] | None = None  # the mask before ``_SIGNALS``
     try:
+        # Blocked until the certificate is removed: one while it is made waits (its
+        # default action killed the parent then and left the certificate's folder
+        # behind; the workers start, see it and stop), and one repeated while the
+        # workers stop is taken by nobody, rather than by its default action (killed
+        # before the cleanup) or as a KeyboardInterrupt once unblocked.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         if cert is None and not args.no_starttls:
             certdir = tempfile.TemporaryDirectory(prefix="smtpproto-server-")
             try:
@@ -214,10 +226,6 @@ def run_workers(
                 args.no_starttls = True
             else:
                 cert, key, tool = str(made.cert), str(made.key), made.tool
-        # Blocked until the certificate is removed: a stop signal repeated while the
-        # workers stop is taken by nobody, rather than by its default action (killed
-        # before the cleanup) or as a KeyboardInterrupt once unblocked.
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         return _supervise(
             count,
             listener,
@@ -278,15 +286,15 @@ def _supervise(
             theirs.close()
         os.close(ready_write)
         ready_write = -1
-        failed = _wait_until_listening(workers, ready_read, count)
+        failed = wait_until_listening(workers, ready_read, count)
         if failed is not None:
             return failed
         banner()
         print(f"workers: {count} (pids {', '.join(map(str, sorted(workers)))})", flush=True)
-        code = _wait_for_the_end(workers)
+        code = wait_for_the_end(workers)
         return code
     finally:
-        _stop(workers)
+        stop_workers(workers)
         loads.release()
         shared.close()
         for channel in channels:
@@ -539,78 +547,3 @@ class _Acceptor:
             self._timer.cancel()
             self._timer = None
         self._loop.remove_reader(self._fd)
-
-
-def _wait_until_listening(workers: dict[int, int], ready: int, count: int) -> int | None:
-    """None once ``count`` workers said they listen; else the exit code to return (0
-    for a stop signal meanwhile: Ctrl-C while they start stops them as it would later)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    listening = 0
-    while listening < count:
-        if _stopping(signal.sigtimedwait(_STOP, 0), workers):
-            return ExitCode.OK
-        exited = _reap(workers, report=True)
-        if exited is not None:
-            return exited
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            print("smtpproto serve: the workers did not start in time", file=sys.stderr)
-            return ExitCode.INTERNAL
-        readable, _, _ = select.select([ready], [], [], min(remaining, 0.1))
-        if readable:
-            listening += len(os.read(ready, count))
-    return None
-
-
-def _wait_for_the_end(workers: dict[int, int]) -> int:
-    """Wait for SIGINT/SIGTERM/SIGHUP (exit 0) or a worker's own exit (its code)."""
-    while True:
-        if _stopping(signal.sigtimedwait(_SIGNALS, 1.0), workers):
-            return ExitCode.OK
-        exited = _reap(workers, report=True)
-        if exited is not None:
-            return exited
-
-
-def _stopping(info: signal.struct_siginfo | None, workers: dict[int, int]) -> bool:
-    """Whether ``info`` is a stop signal (said on stderr), not SIGCHLD or none."""
-    if info is None or info.si_signo == signal.SIGCHLD:
-        return False
-    name = signal.Signals(info.si_signo).name
-    print(f"stopping {len(workers)} workers ({name})", file=sys.stderr, flush=True)
-    return True
-
-
-def _reap(workers: dict[int, int], *, report: bool = False) -> int | None:
-    """Collect the workers that exited; the exit code to end with if one did (said on
-    stderr when ``report``: a worker that exits on its own)."""
-    code = None
-    while workers:
-        pid, status = os.waitpid(-1, os.WNOHANG)
-        if pid == 0:
-            break
-        number = workers.pop(pid, None)
-        if number is None:
-            continue
-        exit_code = os.waitstatus_to_exitcode(status)
-        if report:
-            print(f"smtpproto serve: worker {number} exited ({exit_code})", file=sys.stderr)
-        code = exit_code if exit_code > 0 else ExitCode.INTERNAL
-    return code
-
-
-def _stop(workers: dict[int, int]) -> None:
-    """SIGTERM every worker, wait ``STOP_TIMEOUT``, SIGKILL the rest, reap them all."""
-    for pid in workers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while workers and time.monotonic() < deadline:
-        _reap(workers)
-        if workers:
-            time.sleep(0.02)
-    for pid in list(workers):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        del workers[pid]

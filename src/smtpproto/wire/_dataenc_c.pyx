@@ -433,6 +433,7 @@ cdef class DataDecoder:
         cdef long long base = self.octets_in
         cdef int state = self._state
         cdef unsigned char c
+        cdef const unsigned char* found
         cdef char* out = <char*>PyMem_Malloc(n + 2)
         if out == NULL:
             raise MemoryError()
@@ -495,9 +496,13 @@ cdef class DataDecoder:
                     self._bump(1, base + i, 1)
                     i += 1
                     continue
-                j = i + 1
-                while j < n and p[j] != CR and p[j] != LF:
-                    j += 1
+                # the run of ordinary octets up to the next CR or LF: two ``memchr``
+                # scans (the first CR, then any LF before it), not an octet loop
+                found = <const unsigned char*>memchr(p + i + 1, CR, n - i - 1)
+                j = n if found == NULL else found - p
+                found = <const unsigned char*>memchr(p + i + 1, LF, j - i - 1)
+                if found != NULL:
+                    j = found - p
                 run = j - i
                 line_at = -1
                 size_at = -1

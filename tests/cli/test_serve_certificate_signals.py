@@ -1,0 +1,67 @@
+"""A stop signal while ``smtpproto serve`` makes its temporary STARTTLS certificate
+(one process, and ``--workers``): serve stops as it would later, exit 0, one line on
+stderr, and removes the certificate's folder. Before, SIGTERM and SIGHUP came before
+the handlers (one process) or before the signals were blocked (``--workers``): their
+default action killed serve and left ``smtpproto-server-*`` in the temporary folder;
+Ctrl-C (one process) cancelled the start, whose cleanup removed the folder under the
+thread writing the certificate ("STARTTLS not offered: ... No such file or
+directory"). The signal is sent by the certificate maker itself (wrapped), so it
+surely comes while it runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .helpers import RUN_TIMEOUT, cli_env, free_port
+
+#: Runs ``smtpproto serve`` with ``MODULE``'s ``make_certificate`` sending ``SIGNAL``
+#: to its own process first.
+_SCRIPT = """
+import importlib, os, signal, sys
+from smtpproto.cli.main import main
+module = importlib.import_module({module!r})
+made = module.make_certificate
+def make_certificate(*args, **kwargs):
+    os.kill(os.getpid(), {signal})
+    return made(*args, **kwargs)
+module.make_certificate = make_certificate
+sys.exit(main(["serve", "--port", {port!r}, "-q", *{extra!r}]))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+@pytest.mark.parametrize(
+    ("module", "extra"),
+    [
+        ("smtpproto.builtin_server.server", []),
+        ("smtpproto.cli.serve_workers", ["--workers", "2"]),
+    ],
+    ids=["one process", "workers"],
+)
+def test_a_stop_signal_while_the_certificate_is_made_removes_it(
+    tmp_path: Path, sig: signal.Signals, module: str, extra: list[str]
+) -> None:
+    script = _SCRIPT.format(module=module, signal=int(sig), port=str(free_port()), extra=extra)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=cli_env({"TMPDIR": str(tmp_path)}),
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    detail = f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, detail
+    assert "Traceback" not in result.stderr, detail
+    if extra:
+        assert result.stderr.splitlines() == [f"stopping 2 workers ({sig.name})"], detail
+    else:
+        assert result.stderr.splitlines() == [f"stopped ({sig.name})"], detail
+        assert "listening on" not in result.stdout, detail  # stopped before the banner
+    assert sorted(os.listdir(tmp_path)) == [], detail

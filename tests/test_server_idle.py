@@ -1,0 +1,207 @@
+"""The built-in server's idle timeout (RFC 5321 §4.5.3.2.7) without a loop timer:
+connections note the time of their last input, and the server's ``IdleSweeper`` thread
+has the loop sweep them about every ``interval_for(timeout)`` seconds (``idle.py``).
+
+The sweep's decisions are tested on a clock the test sets (no timing asserted): a
+connection idle for less than the timeout stays, one idle for the timeout gets the
+policy's 421 and is closed, any input starts the idle time again, a delayed response
+stops it until the reply is sent. With real time: an idle client gets its 421, no loop
+timer is pending while a session is open, and the thread ends with the server (or with
+its loop when the server was never closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from smtpproto.builtin_server import server as server_module
+from smtpproto.builtin_server.idle import MAX_INTERVAL, IdleSweeper, interval_for
+from smtpproto.builtin_server.rules import Rule
+from smtpproto.server import SMTPServer
+from test_server_front_end_paths import MemoryTransport
+
+TIMEOUT = 20.0
+
+
+@pytest.mark.parametrize(
+    ("timeout", "interval"), [(300.0, MAX_INTERVAL), (8.0, MAX_INTERVAL), (4.0, 0.5), (0.4, 0.05)]
+)
+def test_the_sweep_interval_is_at_most_a_second_and_an_eighth_of_the_timeout(
+    timeout: float, interval: float
+) -> None:
+    assert interval_for(timeout) == interval
+
+
+def test_the_sweeper_refuses_a_useless_interval() -> None:
+    async def make() -> None:
+        IdleSweeper(asyncio.get_running_loop(), lambda: None, 0.0)
+
+    with pytest.raises(ValueError, match="interval"):
+        asyncio.run(make())
+
+
+class Clock:
+    """The server's clock, set by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _connected(
+    server: SMTPServer, clock: Clock
+) -> tuple[server_module._Connection, MemoryTransport]:
+    await server.start(listen=False)
+    server._clock = clock
+    transport = MemoryTransport()
+    protocol = server_module._Connection(server)
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+def _read(protocol: server_module._Connection, server: SMTPServer, data: bytes) -> None:
+    server._receive_buffer[: len(data)] = data
+    protocol.buffer_updated(len(data))
+
+
+def test_a_connection_times_out_once_idle_for_the_timeout() -> None:
+    async def run() -> list[tuple[bool, bytes]]:
+        clock = Clock()
+        server = SMTPServer(starttls=False, timeout=10.0)
+        protocol, transport = await _connected(server, clock)
+        seen = []
+        for now in (1009.9, 1005.0):  # idle for less than the timeout: stays
+            clock.now = now
+            server._sweep_idle()
+            seen.append((transport.closed, b"".join(transport.written)[-30:]))
+        clock.now = 1009.0
+        _read(protocol, server, b"EHLO client.test\r\n")  # input: the idle time restarts
+        clock.now = 1018.9
+        server._sweep_idle()
+        seen.append((transport.closed, b""))
+        clock.now = 1019.0  # idle for the timeout since the EHLO
+        server._sweep_idle()
+        seen.append((transport.closed, b"".join(transport.written).rsplit(b"\r\n", 2)[-2]))
+        server._sweep_idle()  # timed out once only
+        seen.append((transport.closed, b"".join(transport.written).rsplit(b"\r\n", 2)[-2]))
+        protocol.connection_lost(None)
+        await server.close()
+        return seen
+
+    seen = asyncio.run(run())
+    assert [closed for closed, _ in seen] == [False, False, False, True, True]
+    assert seen[3][1].startswith(b"421 4.3.2 ") and b"Idle timeout" in seen[3][1]
+    assert seen[4] == seen[3]
+
+
+def test_every_read_restarts_the_idle_time() -> None:
+    async def run() -> bool:
+        clock = Clock()
+        server = SMTPServer(starttls=False, timeout=10.0)
+        protocol, transport = await _connected(server, clock)
+        _read(protocol, server, b"EHLO client.test\r\n")
+        for _ in range(10):  # 50 s of a client that writes a part of a line every 5 s
+            clock.now += 5.0
+            _read(protocol, server, b"NO")
+            server._sweep_idle()
+        closed = transport.closed
+        protocol.connection_lost(None)
+        await server.close()
+        return closed
+
+    assert asyncio.run(run()) is False
+
+
+def test_a_delayed_response_stops_the_idle_time_until_its_reply() -> None:
+    """A rule's delay (reading paused) is not idle time of the client's: the idle time
+    starts again when the delayed reply is sent."""
+
+    async def run() -> list[bool]:
+        clock = Clock()
+        rule = Rule(stage="mail", delay=0.05)
+        server = SMTPServer(starttls=False, timeout=10.0, rules=[rule])
+        protocol, transport = await _connected(server, clock)
+        _read(protocol, server, b"EHLO client.test\r\n")
+        _read(protocol, server, b"MAIL FROM:<a@x.test>\r\n")
+        seen = []
+        clock.now += 60.0  # the delay lasts (on this clock) far past the timeout
+        server._sweep_idle()
+        seen.append(transport.closed)
+        for _ in range(200):  # the real delay: bounded wait for the delayed 250
+            if b"250 2.1.0" in b"".join(transport.written):
+                break
+            await asyncio.sleep(0.01)
+        clock.now += 9.0  # idle for less than the timeout since the reply
+        server._sweep_idle()
+        seen.append(transport.closed)
+        clock.now += 1.0
+        server._sweep_idle()
+        seen.append(transport.closed)
+        protocol.connection_lost(None)
+        await server.close()
+        return seen
+
+    assert asyncio.run(run()) == [False, False, True]
+
+
+def test_an_idle_client_gets_421_and_no_loop_timer_is_pending_meanwhile() -> None:
+    """With real time: no ``TimerHandle`` is left in the loop while the session waits
+    (the cost the sweeper avoids), and the idle client is answered 421 and closed."""
+
+    async def run() -> tuple[list[object], bytes, bytes]:
+        loop = asyncio.get_running_loop()
+        async with SMTPServer(starttls=False, timeout=0.4) as server:
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            greeting = await asyncio.wait_for(reader.readline(), TIMEOUT)
+            writer.write(b"EHLO client.test\r\n")
+            while (await asyncio.wait_for(reader.readline(), TIMEOUT))[3:4] != b" ":
+                pass
+            # asyncio's own list of timers (private): what is still due, cancelled ones
+            # aside (wait_for's timers are cancelled, not yet removed)
+            pending = [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
+            rest = await asyncio.wait_for(reader.read(), TIMEOUT)  # the 421, then EOF
+            writer.close()
+        return pending, greeting, rest
+
+    pending, greeting, rest = asyncio.run(run())
+    assert pending == []
+    assert greeting.startswith(b"220 ")
+    assert rest.startswith(b"421 4.3.2 ") and rest.endswith(b"\r\n")
+
+
+def _sweeper_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "smtpproto-idle-sweeper"]
+
+
+def test_the_sweeper_thread_ends_with_the_server() -> None:
+    async def run() -> tuple[IdleSweeper | None, IdleSweeper | None]:
+        server = SMTPServer(starttls=False)
+        await server.start()
+        sweeper = server._sweeper
+        assert sweeper is not None and sweeper.running
+        await server.close()
+        return sweeper, server._sweeper
+
+    sweeper, after = asyncio.run(run())
+    assert sweeper is not None and not sweeper.running
+    assert after is None
+
+
+def test_the_sweeper_thread_ends_with_its_loop_when_the_server_is_not_closed() -> None:
+    async def run() -> IdleSweeper | None:
+        server = SMTPServer(starttls=False, timeout=0.08)  # sweeps every 10 ms
+        await server.start(listen=False)
+        return server._sweeper
+
+    sweeper = asyncio.run(run())
+    assert sweeper is not None
+    for _ in range(500):  # bounded: it notices the closed loop at its next sweep
+        if not sweeper.running:
+            break
+        threading.Event().wait(0.01)
+    assert not sweeper.running

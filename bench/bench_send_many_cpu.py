@@ -10,8 +10,8 @@ path (issue 14). Rows, every one once per round in a shuffled order:
   one read): the engine, the driver and the adapter's ``_drive``, no socket;
 * ``engine`` — the ``ClientConnection`` alone: ``send_group``, the replies fed, the two
   events read, per message (no driver, no adapter);
-* ``floor`` — the Python of ``bench/floor.py`` per message (dot-stuffing, the write's
-  concatenation, the 20-line reply reader over the same replies), no socket.
+* ``floor`` — ``bench/floor.py``'s loop per message (dot-stuffing, the write's
+  concatenation, its reply reader over the same replies), a stand-in for its socket.
 
 Each sample is client CPU (``time.process_time``) per message over ``--messages``;
 the table gives the median and min-max over the rounds and, per round, the paired
@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from floor import _Replies
 from micro import paired_ratio, run_interleaved, spread_of
 from workload import RECIPIENT, SENDER, make_message
 
@@ -122,27 +123,32 @@ def _engine(message: bytes) -> Callable[[int], object]:
     return run
 
 
+class _AnsweringSocket:
+    """What ``floor.py``'s reply reader and write need of a socket: every ``recv``
+    returns the replies to one write (the end of the content and the next group)."""
+
+    def sendall(self, data: bytes) -> None:
+        if not data:
+            raise AssertionError("nothing to write")
+
+    def recv(self, size: int) -> bytes:
+        return QUEUED + GROUP
+
+
 def _floor(message: bytes) -> Callable[[int], object]:
     envelope = f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<{RECIPIENT}>\r\nDATA\r\n".encode()
-    answer = QUEUED + GROUP
+    sock = _AnsweringSocket()
 
     def run(count: int) -> None:
-        for _ in range(count):
+        replies = _Replies(sock)  # type: ignore[arg-type]
+        for _ in range(count):  # ``floor.deliver``'s loop, its socket replaced
             content = message.replace(b"\r\n.", b"\r\n..")
             if content.startswith(b"."):
                 content = b"." + content
             if not content.endswith(b"\r\n"):
                 content += b"\r\n"
-            if not content + b".\r\n" + envelope:
-                raise AssertionError("nothing to write")
-            buffer, start, got = answer, 0, []
-            while len(got) < 4:
-                end = buffer.find(b"\r\n", start)
-                if end - start < 4 or buffer[start + 3] == 0x20:
-                    got.append(buffer[start : start + 3])
-                start = end + 2
-            if got != [b"250", b"250", b"250", b"354"]:
-                raise AssertionError(f"unexpected replies {got!r}")
+            sock.sendall(content + b".\r\n" + envelope)
+            replies.expect(b"250", b"250", b"250", b"354")
 
     return run
 

@@ -19,7 +19,9 @@ single process, cores busy (server, smtp-source, machine), the server's share of
 cores left to it (its cores over the CPU count less smtp-source's and other jobs'
 cores: 1.00 is every core nobody else used), server CPU per message, the server's
 context switches per message (every thread of the parent and the workers, from
-``/proc``: wake-ups), the parent's cores busy, and two spreads: the least busy
+``/proc``: wake-ups), the user share of the server's CPU (user time over user and
+system time, from ``/proc`` in clock ticks: Python's work against the kernel's), the
+parent's cores busy, and two spreads: the least busy
 worker's CPU over the busiest one's, and the fewest messages a worker stored over
 the most (from the pids in the maildir names; 1.00: even; 0.00: one worker served
 every session). With ``--other-src`` a line under each table pairs this tree's
@@ -99,6 +101,16 @@ def _serve(maildir: Path, options: Sequence[str], src: Path | None) -> Iterator[
         yield port, process.pid
 
 
+def _ticks(pids: Sequence[int]) -> tuple[int, int]:
+    """User and system clock ticks so far of ``pids`` (each as one process)."""
+    user = system = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            user, system = user + int(fields[11]), system + int(fields[12])
+    return user, system
+
+
 def _stored(maildir: Path) -> dict[int, int]:
     """Messages per writer pid in ``maildir``/new (the pid is in each name), removed."""
     counts: dict[int, int] = {}
@@ -115,15 +127,17 @@ def _once(pid: int, port: int, sessions: int, args: argparse.Namespace, maildir:
     argv += ["-s", str(sessions), "-m", str(args.messages), "-l", "1024", "-M", "bench.example"]
     argv += ["-f", "bench@example.test", "-t", "sink@example.test", f"{HOST}:{port}"]
     before, machine = _processes(pid), machine_cpu()
-    switches = _switches(list(before))
+    switches, ticks = _switches(list(before)), _ticks(list(before))
     client = run_program(argv, args.messages)
     after, machine = _processes(pid), machine_cpu() - machine
     switches = _switches(list(after)) - switches
+    user, system = (now - then for now, then in zip(_ticks(list(after)), ticks, strict=True))
     used = {key: after[key] - before.get(key, 0.0) for key in after}
     workers = [cpu for key, cpu in used.items() if key != pid]
     run = {"wall": client.wall, "client": client.cpu, "machine": machine, "parent": used[pid]}
     run["server"] = sum(used.values())
     run["switches"] = switches / args.messages
+    run["user"] = user / (user + system) if user + system > 0 else 0.0
     run["spread"] = min(workers) / max(workers) if workers and max(workers) > 0 else 1.0
     stored = [count for key, count in _stored(maildir).items() if key != pid]
     stored += [0] * (len(workers) - len(stored))
@@ -146,9 +160,9 @@ def _report(rounds: Sequence[dict[str, Run]], names: Sequence[str], messages: in
         return "n/a" if spread is None else spread.format(spec)
 
     print("| configuration | msg/s | vs one process | cores busy: server | smtp-source | "
-          "machine | server ÷ cores left | server CPU | switches/msg | parent cores | "
-          "spread: CPU | messages |")  # fmt: skip
-    print("|---" * 12 + "|")
+          "machine | server ÷ cores left | server CPU | switches/msg | user share | "
+          "parent cores | spread: CPU | messages |")  # fmt: skip
+    print("|---" * 13 + "|")
     for name in names:
         cells = [
             name,
@@ -160,6 +174,7 @@ def _report(rounds: Sequence[dict[str, Run]], names: Sequence[str], messages: in
             show(per_row(rounds, name, _share), ".2f"),
             show(per_row(rounds, name, lambda r: r["server"] / messages * 1e6), ".0f") + " µs/msg",
             show(per_row(rounds, name, lambda r: r["switches"]), ".2f"),
+            show(per_row(rounds, name, lambda r: r["user"]), ".2f"),
         ]
         if name == names[0]:
             cells += ["", "", ""]
@@ -176,7 +191,10 @@ def _report(rounds: Sequence[dict[str, Run]], names: Sequence[str], messages: in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.workers < 2:  # serve --workers 1 is one process: the serve row again
+        parser.error("--workers needs 2 or more (serve --workers 1 is one process)")
     sessions = [int(value) for value in args.sessions.split(",")]
     configs: dict[str, tuple[list[str], Path | None]] = {
         "serve": ([], None),

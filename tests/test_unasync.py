@@ -65,15 +65,38 @@ def test_substitutions() -> None:
     assert unasync.unasync_line("awaited = paclose") == "awaited = paclose"  # whole words
 
 
-def test_generated_pool_is_blocking() -> None:
-    """The pool is generated the same way (``async_pool`` → ``sync_pool``)."""
+@pytest.mark.parametrize(
+    ("target", "declares", "imports"),
+    [
+        ("POOL_TARGET", "class SyncPoolBase(SyncPoolCore):", "from .sync_pool_core import"),
+        ("POOL_CORE_TARGET", "class SyncPoolCore(abc.ABC):", "from .sync_base import"),
+    ],
+)
+def test_generated_pool_is_blocking(target: str, declares: str, imports: str) -> None:
+    """The pool is generated the same way (``async_pool`` → ``sync_pool``, over
+    ``async_pool_core`` → ``sync_pool_core``)."""
     unasync = _load_script()
-    text = unasync.POOL_TARGET.read_text()
+    text = getattr(unasync, target).read_text()
     code = text[text.index('"""', text.index('"""') + 3) :]
     for word in ("async ", "await ", "aclose", "__aenter__", "Awaitable", "AsyncClientBase"):
         assert word not in code
-    assert "class SyncPoolBase(abc.ABC):" in code
+    for word in ("AsyncPoolCore", "async_pool_core", "AsyncPoolBase"):
+        assert word not in code
+    assert declares in code
+    assert imports in code
     assert "from .sync_base import SyncClientBase" in code
+
+
+def test_the_pools_share_their_core() -> None:
+    from smtpproto.adapters.async_pool import AsyncPoolBase
+    from smtpproto.adapters.async_pool_core import AsyncPoolCore
+    from smtpproto.adapters.sync_pool import SyncPoolBase
+    from smtpproto.adapters.sync_pool_core import SyncPoolCore
+    from smtpproto.asyncio_client import AsyncSMTPPool
+    from smtpproto.blocking import SMTPPool
+
+    assert issubclass(AsyncSMTPPool, AsyncPoolBase) and issubclass(AsyncPoolBase, AsyncPoolCore)
+    assert issubclass(SMTPPool, SyncPoolBase) and issubclass(SyncPoolBase, SyncPoolCore)
 
 
 def test_pool_substitutions() -> None:

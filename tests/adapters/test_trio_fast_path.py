@@ -135,6 +135,93 @@ def test_a_cancel_mid_batch_stops_it_at_the_next_message(smtp_sink_factory: Sink
     run(main)
 
 
+class _Recording:
+    """The client's socket, counting the octets it sent (the socket path calls only
+    ``send``, ``recv`` and ``fileno``: trio waits on the descriptor)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.sent = 0
+
+    def send(self, data: bytes | memoryview) -> int:
+        sent = self._sock.send(data)
+        self.sent += sent
+        return sent
+
+    def recv(self, size: int) -> bytes:
+        return self._sock.recv(size)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+
+@pytest.mark.parametrize("hook", ["messages", "on_outcome"])
+@pytest.mark.parametrize("cancel_at", [0, 1, 2, 15, 16, 17, 33, 120])
+def test_nothing_goes_out_after_the_batch_s_own_code_cancels(
+    smtp_sink_factory: SinkFactory, hook: str, cancel_at: int
+) -> None:
+    """A scope cancelled by the batch's own code (the iterable, or ``on_outcome``) at
+    message ``cancel_at`` (either side of a scheduler pass, every ``_READS_PER_PASS``
+    reads): not one more octet is written, though the replies keep finding their bytes
+    (a ``Read`` right after a ``Write`` does not check again; the next ``Write``
+    does), and the client is closed."""
+    sink = smtp_sink_factory(dump=False)
+    taken: list[int] = []
+    at_cancel: list[int] = []
+
+    async def main() -> None:
+        client = TrioSMTPClient(sink.host, sink.port, tls="none")
+        await client.connect()
+        assert client._sock is not None
+        recording = _Recording(client._sock)
+        client._sock = recording  # type: ignore[assignment]
+        with trio.CancelScope() as scope:
+
+            def cancel(index: int, *_: object) -> None:
+                if index == cancel_at and not at_cancel:
+                    at_cancel.append(recording.sent)
+                    scope.cancel()
+
+            if hook == "messages":
+                await client.send_many(_endless(taken, cancel))
+            else:
+                await client.send_many(_endless(taken), on_outcome=cancel)
+        assert scope.cancelled_caught
+        assert at_cancel == [recording.sent]
+        assert len(taken) <= cancel_at + 3
+        _assert_broken(client)
+
+    run(main)
+
+
+def test_a_batch_checks_for_cancellation_once_per_message(
+    smtp_sink_factory: SinkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the socket path a message of ``send_many`` is one ``Write`` and one ``Read``
+    that finds its bytes; only the ``Write`` checks for cancellation (counted: the
+    adapter calls ``trio.lowlevel.checkpoint_if_cancelled`` by that name)."""
+    sink = smtp_sink_factory(dump=False)
+    count = 500
+    checks = [0]
+    check = trio.lowlevel.checkpoint_if_cancelled
+
+    async def counted() -> None:
+        checks[0] += 1
+        await check()
+
+    async def main() -> None:
+        async with TrioSMTPClient(sink.host, sink.port, tls="none") as client:
+            monkeypatch.setattr(trio.lowlevel, "checkpoint_if_cancelled", counted)
+            outcomes = await client.send_many(
+                (f"s{i}@example.test", "a@example.test", MESSAGE) for i in range(count)
+            )
+            monkeypatch.undo()
+        assert [type(outcome) for outcome in outcomes] == [TransactionResult] * count
+
+    run(main)
+    assert count <= checks[0] <= count + 4  # the group of each message, and the last RSET
+
+
 def test_a_deadline_cuts_a_batch_short(smtp_sink_factory: SinkFactory) -> None:
     """``move_on_at`` a virtual deadline, the clock jumped 10 s per message: the batch
     ends within a message or two of the deadline, with the session marked unusable."""

@@ -229,14 +229,16 @@ class _StopSignals:
         self.received = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._interrupt = signal.getsignal(signal.SIGINT)
+        # Ctrl-C only where Python handles it (not where it is ignored: ``serve &``)
+        interrupt = (signal.SIGINT,) if callable(self._interrupt) else ()
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-            for sig in (*_STOP_SIGNALS, signal.SIGINT):
+            for sig in (*_STOP_SIGNALS, *interrupt):
                 self._loop.add_signal_handler(sig, self._stop, sig)
 
     def started(self) -> None:
         """Ctrl-C as before from now on: it interrupts ``serve`` (``stopped``)."""
         with contextlib.suppress(NotImplementedError):
-            if self._loop.remove_signal_handler(signal.SIGINT):
+            if callable(self._interrupt) and self._loop.remove_signal_handler(signal.SIGINT):
                 signal.signal(signal.SIGINT, self._interrupt)
 
     def _stop(self, sig: signal.Signals) -> None:

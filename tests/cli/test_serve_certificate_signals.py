@@ -10,10 +10,12 @@ surely comes while it runs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,44 @@ def test_a_stop_signal_while_the_certificate_is_made_removes_it(
         assert result.stderr.splitlines() == [f"stopped ({sig.name})"], detail
         assert "listening on" not in result.stdout, detail  # stopped before the banner
     assert sorted(os.listdir(tmp_path)) == [], detail
+
+
+def test_ctrl_c_ignored_before_serve_starts_stays_ignored_while_it_starts(
+    tmp_path: Path,
+) -> None:
+    """``serve &`` from a script starts with SIGINT ignored: a SIGINT while the
+    certificate is made is not taken as a stop (serve starts and prints its banner);
+    SIGTERM stops it as usual."""
+    script = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n" + _SCRIPT.format(
+        module="smtpproto.builtin_server.server",
+        signal=int(signal.SIGINT),
+        port=str(free_port()),
+        extra=[],
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env({"TMPDIR": str(tmp_path)}),
+    )
+    killer = threading.Timer(RUN_TIMEOUT, process.kill)  # bounded: never hangs
+    killer.start()
+    try:
+        assert process.stdout is not None
+        banner = False
+        for line in iter(process.stdout.readline, ""):  # until the banner's end, or EOF
+            if "press Ctrl-C" in line:
+                banner = True
+                break
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        killer.cancel()
+        process.kill()
+        process.wait()
+    assert banner, stderr
+    assert process.returncode == 0, stderr
+    assert stderr.splitlines() == ["stopped (SIGTERM)"], stderr
+    assert sorted(os.listdir(tmp_path)) == []

@@ -5,17 +5,17 @@ test can wait for it), then the server's transcript with elapsed-time stamps, an
 message as received when neither ``--maildir`` nor ``--mbox`` is given. Ctrl-C (SIGINT),
 SIGTERM (``kill``, a container stopping) or SIGHUP (the terminal closed) stops the
 server cleanly: open sessions are closed, the temporary certificate removed, and the
-exit code is 0. A ``--maildir`` or ``--mbox`` that cannot take a message (a file where
-a folder should be, a missing parent folder, no permission) is refused before the server
-starts: one line naming the path, exit code 2. ``-q`` gives the server no transcript at
-all (no line is formatted). Credentials for AUTH
-come from ``--auth USER:PASSWORD`` or, so that the password stays out of the process
-list, ``SMTPPROTO_SERVE_AUTH``. ``--rules FILE`` makes the server fail on purpose (the
-TOML or JSON form of ``builtin_server/rulefile.py``; a bad file is one line on stderr
-and exit code 2); ``--max-size`` sets the SIZE limit it advertises and enforces
-(RFC 1870), ``--rcptmax`` and ``--mailmax`` the LIMITS (RFC 9422). ``--workers N``
-serves from N processes on the same port (``serve_workers``: each accepts from the one
-listening socket, the less busy ones first; ``0`` is one per core).
+exit code is 0, also when one comes while the certificate is made (``_StopSignals``). A
+``--maildir`` or ``--mbox`` that cannot take a message (a file where a folder should be,
+a missing parent folder, no permission) is refused before the server starts: one line
+naming the path, exit code 2. ``-q`` gives the server no transcript at all (no line is
+formatted). Credentials for AUTH come from ``--auth USER:PASSWORD`` or, so that the
+password stays out of the process list, ``SMTPPROTO_SERVE_AUTH``. ``--rules FILE`` makes
+the server fail on purpose (the TOML or JSON form of ``builtin_server/rulefile.py``; a
+bad file is one line on stderr and exit code 2); ``--max-size`` sets the SIZE limit it
+advertises and enforces (RFC 1870), ``--rcptmax`` and ``--mailmax`` the LIMITS (RFC
+9422). ``--workers N`` serves from N processes on the same port (``serve_workers``: each
+accepts from the one listening socket, the less busy ones first; ``0`` is one per core).
 """
 
 from __future__ import annotations
@@ -229,14 +229,16 @@ class _StopSignals:
         self.received = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._interrupt = signal.getsignal(signal.SIGINT)
+        # Ctrl-C only where Python handles it (not where it is ignored: ``serve &``)
+        interrupt = (signal.SIGINT,) if callable(self._interrupt) else ()
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-            for sig in (*_STOP_SIGNALS, signal.SIGINT):
+            for sig in (*_STOP_SIGNALS, *interrupt):
                 self._loop.add_signal_handler(sig, self._stop, sig)
 
     def started(self) -> None:
         """Ctrl-C as before from now on: it interrupts ``serve`` (``stopped``)."""
         with contextlib.suppress(NotImplementedError):
-            if self._loop.remove_signal_handler(signal.SIGINT):
+            if callable(self._interrupt) and self._loop.remove_signal_handler(signal.SIGINT):
                 signal.signal(signal.SIGINT, self._interrupt)
 
     def _stop(self, sig: signal.Signals) -> None:

@@ -26,6 +26,7 @@ from smtpproto.adapters.trio_client import _READS_PER_PASS
 from smtpproto.client_engine.config import Timeouts
 from smtpproto.client_engine.events import TransactionResult
 from smtpproto.drivers.batch import BatchItem, Outcome
+from smtpproto.drivers.session import Driver, Read, Write
 from smtpproto.exceptions import (
     SMTPConnectError,
     SMTPDeliveryStatusUnknown,
@@ -189,6 +190,38 @@ def test_nothing_goes_out_after_the_batch_s_own_code_cancels(
         assert scope.cancelled_caught
         assert at_cancel == [recording.sent]
         assert len(taken) <= cancel_at + 3
+        _assert_broken(client)
+
+    run(main)
+
+
+def test_a_cancel_between_operations_is_seen_by_the_next_one_s_first_read(
+    smtp_sink_factory: SinkFactory,
+) -> None:
+    """A ``Write``'s cancellation check covers only the ``Read`` right after it in the
+    same operation: an operation that ended on a ``Write``, then a scope cancelled by
+    the caller, then an operation that starts with a ``Read`` whose bytes are already
+    in (waited for outside the scope): that ``Read`` raises ``Cancelled``."""
+    sink = smtp_sink_factory(dump=False)
+
+    def write_only() -> Driver[None]:
+        yield Write(b"NOOP\r\n", 10.0)
+
+    def read_only() -> Driver[bytes]:
+        data = yield Read(10.0)
+        assert isinstance(data, bytes)
+        return data
+
+    async def main() -> None:
+        client = TrioSMTPClient(sink.host, sink.port, tls="none")
+        await client.connect()
+        assert client._sock is not None
+        await client._operation(lambda _: write_only())
+        await trio.lowlevel.wait_readable(client._sock)  # the 250 is in: no wait below
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await client._operation(lambda _: read_only())
+        assert scope.cancelled_caught
         _assert_broken(client)
 
     run(main)

@@ -258,6 +258,7 @@ class TrioSMTPClient(AsyncClientBase):
         """
         if self._sock is not None:
             self._pass_deadline = None  # the caller may have entered a scope since
+            self._checked = False  # ... or cancelled one: the first Read checks again
             return await self._drive(driver, Step())
         step = Step()
         while True:

@@ -252,7 +252,9 @@ def test_a_batch_checks_for_cancellation_once_per_message(
         assert [type(outcome) for outcome in outcomes] == [TransactionResult] * count
 
     run(main)
-    assert count <= checks[0] <= count + 4  # the group of each message, and the last RSET
+    # One per message's group (the last RSET too), and one per further Read of a reply
+    # that came in pieces (rare with smtp-sink; each Read before the change checked).
+    assert count <= checks[0] <= count + count // 4
 
 
 def test_a_deadline_cuts_a_batch_short(smtp_sink_factory: SinkFactory) -> None:

@@ -13,6 +13,7 @@ its loop when the server was never closed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 import pytest
@@ -205,3 +206,50 @@ def test_the_sweeper_thread_ends_with_its_loop_when_the_server_is_not_closed() -
             break
         threading.Event().wait(0.01)
     assert not sweeper.running
+
+
+def test_a_server_started_again_on_another_loop_sweeps_on_that_loop() -> None:
+    """A server whose loop ended without ``close()`` (its sweeper ended with that loop),
+    or whose earlier loop stays open but no longer runs, gets a sweeper on the loop it
+    is started on again: else its connections there never timed out."""
+
+    async def start(server: SMTPServer) -> IdleSweeper | None:
+        await server.start(listen=False)
+        return server._sweeper
+
+    async def started_again(server: SMTPServer) -> tuple[bool, bool]:
+        await server.start(listen=False)
+        sweeper = server._sweeper
+        here = sweeper is not None and sweeper.running
+        ran = asyncio.Event()
+        swept = server._sweep_idle
+
+        def sweep() -> None:
+            swept()
+            ran.set()
+
+        server._sweep_idle = sweep  # type: ignore[method-assign]
+        if sweeper is not None:
+            sweeper._sweep = sweep
+        # bounded: a sweep on this loop comes within the interval (10 ms)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(ran.wait(), TIMEOUT)
+        await server.close()
+        return here, ran.is_set()
+
+    closed = SMTPServer(starttls=False, timeout=0.08)  # its first loop closed unclosed
+    first = asyncio.run(start(closed))
+    for _ in range(500):  # bounded: the first sweeper notices its closed loop
+        if first is None or not first.running:
+            break
+        threading.Event().wait(0.01)
+    assert asyncio.run(started_again(closed)) == (True, True)
+
+    idle_loop = asyncio.new_event_loop()  # the first loop stays open, not running
+    try:
+        left = SMTPServer(starttls=False, timeout=0.08)
+        earlier = idle_loop.run_until_complete(start(left))
+        assert asyncio.run(started_again(left)) == (True, True)
+        assert earlier is not None and not earlier.running  # replaced, not left behind
+    finally:
+        idle_loop.close()

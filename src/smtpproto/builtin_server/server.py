@@ -739,7 +739,8 @@ class SMTPServer:
             # ``time.monotonic``, called directly then (a read per input, no frame).
             standard = type(loop).time is asyncio.BaseEventLoop.time
             self._clock = time.monotonic if standard else loop.time
-            if self._sweeper is None:
+            if self._sweeper is None or not self._sweeper.serves(loop):
+                self._stop_sweeper()  # one on an earlier loop (ended, or not running)
                 interval = interval_for(self.config.timeout)
                 self._sweeper = IdleSweeper(loop, self._sweep_idle, interval)
                 self._sweeper.start()

@@ -253,3 +253,60 @@ def test_a_server_started_again_on_another_loop_sweeps_on_that_loop() -> None:
         assert earlier is not None and not earlier.running  # replaced, not left behind
     finally:
         idle_loop.close()
+
+
+def test_a_closed_connection_whose_peer_reads_nothing_is_dropped_a_timeout_later() -> None:
+    """The 421 of the idle timeout (or the reply to QUIT) cannot be written to a peer
+    that reads nothing: ``close()`` waits for it to drain, forever. One more timeout
+    later the sweep aborts the connection (before, it stayed open for good: a client
+    that never reads held a connection and its buffers for the server's life)."""
+
+    async def run() -> list[tuple[bool, bool]]:
+        clock = Clock()
+        server = SMTPServer(starttls=False, timeout=10.0)
+        idle, idle_transport = await _connected(server, clock)
+        quit_, quit_transport = await _connected(server, clock)
+        _read(idle, server, b"EHLO client.test\r\n")
+        _read(quit_, server, b"EHLO client.test\r\n")
+        _read(quit_, server, b"QUIT\r\n")  # closed: the 221 is still to be read
+        seen = []
+        for now in (1010.0, 1019.9, 1020.0):  # the 421 at 1010, dropped at 1020
+            clock.now = now
+            server._sweep_idle()
+            seen.append((idle_transport.closed, idle_transport.aborted))
+        seen.append((quit_transport.closed, quit_transport.aborted))
+        idle.connection_lost(None)
+        quit_.connection_lost(None)
+        await server.close()
+        return seen
+
+    assert asyncio.run(run()) == [(True, False), (True, False), (True, True), (True, True)]
+
+
+def test_a_client_that_never_reads_its_replies_is_dropped() -> None:
+    """With real sockets: a client writes pipelined RSETs and never reads until the
+    server stops reading it (its replies fill the socket); the idle timeout's 421
+    cannot go out, and the connection is dropped a timeout later."""
+
+    async def run() -> int:
+        async with SMTPServer(starttls=False, timeout=0.2) as server:
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            await asyncio.wait_for(reader.readline(), TIMEOUT)
+            writer.write(b"EHLO client.test\r\n")
+            while (await asyncio.wait_for(reader.readline(), TIMEOUT))[3:4] != b" ":
+                pass
+            writer.transport.pause_reading()  # reads nothing from here on
+            for _ in range(2000):  # bounded: until the server stops reading us
+                writer.write(b"RSET\r\n" * 1000)
+                await asyncio.sleep(0)
+                if writer.transport.get_write_buffer_size() > 4 << 20:
+                    break
+            for _ in range(2000):  # bounded (20 s): until the server dropped it
+                if not server._sessions:
+                    break
+                await asyncio.sleep(0.01)
+            left = len(server._sessions)
+            writer.transport.abort()
+        return left
+
+    assert asyncio.run(run()) == 0

@@ -108,3 +108,49 @@ def test_ctrl_c_ignored_before_serve_starts_stays_ignored_while_it_starts(
     assert process.returncode == 0, stderr
     assert stderr.splitlines() == ["stopped (SIGTERM)"], stderr
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_ctrl_c_ignored_before_serve_workers_starts_stays_ignored(tmp_path: Path) -> None:
+    """``serve --workers 2 &`` from a script starts with SIGINT ignored: as ``serve``,
+    it is not stopped by a SIGINT while the certificate is made nor by Ctrl-C in the
+    terminal later (SIGINT to the process group: the parent and its workers); SIGTERM
+    stops it as usual. The parent blocked SIGINT whatever its disposition (a blocked
+    signal is kept pending even when ignored) and took it as a stop, and the workers
+    set a handler for it."""
+    script = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n" + _SCRIPT.format(
+        module="smtpproto.cli.serve_workers",
+        signal=int(signal.SIGINT),
+        port=str(free_port()),
+        extra=["--workers", "2"],
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env({"TMPDIR": str(tmp_path)}),
+        start_new_session=True,  # its own process group, as a terminal's job
+    )
+    killer = threading.Timer(RUN_TIMEOUT, process.kill)  # bounded: never hangs
+    killer.start()
+    try:
+        assert process.stdout is not None
+        started = False
+        for line in iter(process.stdout.readline, ""):  # until the workers line, or EOF
+            if line.startswith("workers: 2"):
+                started = True
+                break
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in the terminal
+            # (bounded) a worker that took it exits meanwhile and is reported
+            threading.Event().wait(0.5)
+            process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        killer.cancel()
+        process.kill()
+        process.wait()
+    assert started, stderr
+    assert process.returncode == 0, stderr
+    assert stderr.splitlines() == ["stopping 2 workers (SIGTERM)"], stderr
+    assert sorted(os.listdir(tmp_path)) == []

@@ -100,8 +100,9 @@ class TransactionSteps(DriverCore):
                 elif isinstance(event, CommandReply):
                     if replies is not None:
                         replies.append(event.reply)
-                    if event.command is mail and event.reply.is_error and not pipe:
-                        yield from self._result("MAIL")  # the engine ends it: raises
+                    if event.command is mail and not event.reply.is_success and not pipe:
+                        # Any reply but 2yz ends it (a 3yz too, RFC 5321 §4.3.2): raises
+                        yield from self._result("MAIL")
                 elif isinstance(event, NoRecipientsAccepted):
                     yield from self._send(EndOfContent())  # RFC 2920 §3.1: a lone "."
                     return (yield from self._result("DATA"))

@@ -310,3 +310,27 @@ def test_a_client_that_never_reads_its_replies_is_dropped() -> None:
         return left
 
     assert asyncio.run(run()) == 0
+
+
+def test_an_idle_timeout_during_the_tls_handshake_writes_no_plaintext() -> None:
+    """After the 220 to STARTTLS only TLS may follow (RFC 3207 §4): a client that does
+    not complete the handshake within the idle timeout (shorter than the handshake's
+    own) is dropped without a reply; the plaintext 421 written into the handshake was
+    garbage to a client whose TLS layer had started."""
+
+    async def run() -> tuple[bytes, bytes]:
+        async with SMTPServer(timeout=0.2, hostname="localhost") as server:
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            await asyncio.wait_for(reader.readline(), TIMEOUT)
+            writer.write(b"EHLO client.test\r\n")
+            while (await asyncio.wait_for(reader.readline(), TIMEOUT))[3:4] != b" ":
+                pass
+            writer.write(b"STARTTLS\r\n")
+            ready = await asyncio.wait_for(reader.readline(), TIMEOUT)
+            rest = await asyncio.wait_for(reader.read(), TIMEOUT)  # no handshake: EOF
+            writer.close()
+        return ready, rest
+
+    ready, rest = asyncio.run(run())
+    assert ready.startswith(b"220 ")
+    assert rest == b""

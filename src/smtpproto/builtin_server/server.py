@@ -311,6 +311,11 @@ class _Connection(asyncio.BufferedProtocol):
         if not self._timed or now - self._last_input < self._conn.timeout:
             return
         transport = self._transport
+        if self._tls_starting:  # after the 220 only TLS may follow (RFC 3207 §4)
+            self._timed = False
+            self._log("*", "idle timeout during the TLS handshake, dropped")
+            self._abort()
+            return
         if transport is not None and transport.is_closing():
             # closed (a QUIT, a rule, the 421 below) a timeout ago and still not gone:
             # the peer reads nothing, so what is left to write never drains

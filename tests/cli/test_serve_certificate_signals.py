@@ -82,18 +82,25 @@ def test_a_stop_signal_while_the_certificate_is_made_removes_it(
     ],
     ids=["one process", "workers"],
 )
-def test_ctrl_c_ignored_before_serve_starts_stays_ignored(
-    tmp_path: Path, module: str, extra: list[str], started: str, stopped: str
+@pytest.mark.parametrize("ignored", [signal.SIGINT, signal.SIGHUP])
+def test_a_stop_signal_ignored_before_serve_starts_stays_ignored(
+    tmp_path: Path,
+    module: str,
+    extra: list[str],
+    started: str,
+    stopped: str,
+    ignored: signal.Signals,
 ) -> None:
     """``serve &`` (or ``serve --workers 2 &``) from a script starts with SIGINT
-    ignored: a SIGINT while the certificate is made is not taken as a stop (serve
-    starts and prints its banner), nor is Ctrl-C in the terminal later (SIGINT to the
-    process group: serve, or the parent and its workers); SIGTERM stops it as usual.
-    With workers, the parent blocked SIGINT whatever its disposition (a blocked signal
-    is kept pending even when ignored) and took it as a stop, and the workers set a
-    handler for it."""
-    script = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n" + _SCRIPT.format(
-        module=module, signal=int(signal.SIGINT), port=str(free_port()), extra=extra
+    ignored, ``nohup serve`` with SIGHUP ignored: that signal while the certificate is
+    made is not taken as a stop (serve starts and prints its banner), nor later to the
+    process group (Ctrl-C in the terminal, the terminal closed: serve, or the parent
+    and its workers); SIGTERM stops it as usual. With workers, the parent blocked the
+    signal whatever its disposition (a blocked signal is kept pending even when
+    ignored) and took it as a stop, and the workers set a handler for it; serve set
+    one for SIGHUP."""
+    script = f"import signal\nsignal.signal({int(ignored)}, signal.SIG_IGN)\n" + _SCRIPT.format(
+        module=module, signal=int(ignored), port=str(free_port()), extra=extra
     )
     process = subprocess.Popen(
         [sys.executable, "-c", script],
@@ -113,7 +120,7 @@ def test_ctrl_c_ignored_before_serve_starts_stays_ignored(
                 banner = True
                 break
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in the terminal
+            os.killpg(process.pid, ignored)  # Ctrl-C in the terminal, or it closed
             # (bounded) a process that took it stops meanwhile (a worker: reported)
             threading.Event().wait(0.5)
             process.send_signal(signal.SIGTERM)

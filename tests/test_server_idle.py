@@ -13,6 +13,7 @@ its loop when the server was never closed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 import pytest
@@ -205,3 +206,131 @@ def test_the_sweeper_thread_ends_with_its_loop_when_the_server_is_not_closed() -
             break
         threading.Event().wait(0.01)
     assert not sweeper.running
+
+
+def test_a_server_started_again_on_another_loop_sweeps_on_that_loop() -> None:
+    """A server whose loop ended without ``close()`` (its sweeper ended with that loop),
+    or whose earlier loop stays open but no longer runs, gets a sweeper on the loop it
+    is started on again: else its connections there never timed out."""
+
+    async def start(server: SMTPServer) -> IdleSweeper | None:
+        await server.start(listen=False)
+        return server._sweeper
+
+    async def started_again(server: SMTPServer) -> tuple[bool, bool]:
+        await server.start(listen=False)
+        sweeper = server._sweeper
+        here = sweeper is not None and sweeper.running
+        ran = asyncio.Event()
+        swept = server._sweep_idle
+
+        def sweep() -> None:
+            swept()
+            ran.set()
+
+        server._sweep_idle = sweep  # type: ignore[method-assign]
+        if sweeper is not None:
+            sweeper._sweep = sweep
+        # bounded: a sweep on this loop comes within the interval (10 ms)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(ran.wait(), TIMEOUT)
+        await server.close()
+        return here, ran.is_set()
+
+    closed = SMTPServer(starttls=False, timeout=0.08)  # its first loop closed unclosed
+    first = asyncio.run(start(closed))
+    for _ in range(500):  # bounded: the first sweeper notices its closed loop
+        if first is None or not first.running:
+            break
+        threading.Event().wait(0.01)
+    assert asyncio.run(started_again(closed)) == (True, True)
+
+    idle_loop = asyncio.new_event_loop()  # the first loop stays open, not running
+    try:
+        left = SMTPServer(starttls=False, timeout=0.08)
+        earlier = idle_loop.run_until_complete(start(left))
+        assert asyncio.run(started_again(left)) == (True, True)
+        assert earlier is not None and not earlier.running  # replaced, not left behind
+    finally:
+        idle_loop.close()
+
+
+def test_a_closed_connection_whose_peer_reads_nothing_is_dropped_a_timeout_later() -> None:
+    """The 421 of the idle timeout (or the reply to QUIT) cannot be written to a peer
+    that reads nothing: ``close()`` waits for it to drain, forever. One more timeout
+    later the sweep aborts the connection (before, it stayed open for good: a client
+    that never reads held a connection and its buffers for the server's life)."""
+
+    async def run() -> list[tuple[bool, bool]]:
+        clock = Clock()
+        server = SMTPServer(starttls=False, timeout=10.0)
+        idle, idle_transport = await _connected(server, clock)
+        quit_, quit_transport = await _connected(server, clock)
+        _read(idle, server, b"EHLO client.test\r\n")
+        _read(quit_, server, b"EHLO client.test\r\n")
+        _read(quit_, server, b"QUIT\r\n")  # closed: the 221 is still to be read
+        seen = []
+        for now in (1010.0, 1019.9, 1020.0):  # the 421 at 1010, dropped at 1020
+            clock.now = now
+            server._sweep_idle()
+            seen.append((idle_transport.closed, idle_transport.aborted))
+        seen.append((quit_transport.closed, quit_transport.aborted))
+        idle.connection_lost(None)
+        quit_.connection_lost(None)
+        await server.close()
+        return seen
+
+    assert asyncio.run(run()) == [(True, False), (True, False), (True, True), (True, True)]
+
+
+def test_a_client_that_never_reads_its_replies_is_dropped() -> None:
+    """With real sockets: a client writes pipelined RSETs and never reads until the
+    server stops reading it (its replies fill the socket); the idle timeout's 421
+    cannot go out, and the connection is dropped a timeout later."""
+
+    async def run() -> int:
+        async with SMTPServer(starttls=False, timeout=0.2) as server:
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            await asyncio.wait_for(reader.readline(), TIMEOUT)
+            writer.write(b"EHLO client.test\r\n")
+            while (await asyncio.wait_for(reader.readline(), TIMEOUT))[3:4] != b" ":
+                pass
+            writer.transport.pause_reading()  # reads nothing from here on
+            for _ in range(2000):  # bounded: until the server stops reading us
+                writer.write(b"RSET\r\n" * 1000)
+                await asyncio.sleep(0)
+                if writer.transport.get_write_buffer_size() > 4 << 20:
+                    break
+            for _ in range(2000):  # bounded (20 s): until the server dropped it
+                if not server._sessions:
+                    break
+                await asyncio.sleep(0.01)
+            left = len(server._sessions)
+            writer.transport.abort()
+        return left
+
+    assert asyncio.run(run()) == 0
+
+
+def test_an_idle_timeout_during_the_tls_handshake_writes_no_plaintext() -> None:
+    """After the 220 to STARTTLS only TLS may follow (RFC 3207 §4): a client that does
+    not complete the handshake within the idle timeout (shorter than the handshake's
+    own) is dropped without a reply; the plaintext 421 written into the handshake was
+    garbage to a client whose TLS layer had started."""
+
+    async def run() -> tuple[bytes, bytes]:
+        async with SMTPServer(timeout=0.2, hostname="localhost") as server:
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            await asyncio.wait_for(reader.readline(), TIMEOUT)
+            writer.write(b"EHLO client.test\r\n")
+            while (await asyncio.wait_for(reader.readline(), TIMEOUT))[3:4] != b" ":
+                pass
+            writer.write(b"STARTTLS\r\n")
+            ready = await asyncio.wait_for(reader.readline(), TIMEOUT)
+            rest = await asyncio.wait_for(reader.read(), TIMEOUT)  # no handshake: EOF
+            writer.close()
+        return ready, rest
+
+    ready, rest = asyncio.run(run())
+    assert ready.startswith(b"220 ")
+    assert rest == b""

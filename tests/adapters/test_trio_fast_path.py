@@ -227,6 +227,46 @@ def test_a_cancel_between_operations_is_seen_by_the_next_one_s_first_read(
     run(main)
 
 
+def test_a_read_after_a_read_from_the_inbox_checks_for_cancellation(
+    smtp_sink_factory: SinkFactory,
+) -> None:
+    """The ``Read`` right after a ``Write`` is the only one that skips the check: one
+    served from the read-ahead inbox (after a burst of writes) does not pass the skip on
+    to the ``Read`` after it. Here the driver cancels its scope between the two (as an
+    ``on_outcome`` may while the replies of a burst are handled) and the second Read's
+    bytes are already in: that Read raises ``Cancelled``, no hook runs after it."""
+    sink = smtp_sink_factory(dump=False)
+    after_cancel: list[bytes] = []
+
+    async def main() -> None:
+        client = TrioSMTPClient(sink.host, sink.port, tls="none")
+        await client.connect()
+        assert client._sock is not None
+        with trio.CancelScope() as scope:
+
+            def driver() -> Driver[None]:
+                yield Write(b"NOOP\r\n", 10.0)
+                first = yield Read(10.0)  # the inbox: what a read-ahead buffered
+                assert first == b"250 2.0.0 read ahead\r\n"
+                scope.cancel()
+                second = yield Read(10.0)  # bytes in: no wait to raise at
+                assert isinstance(second, bytes)
+                after_cancel.append(second)
+
+            await client._operation(lambda _: write_noop())
+            await trio.lowlevel.wait_readable(client._sock)  # its 250 is in
+            client._inbox += b"250 2.0.0 read ahead\r\n"
+            await client._operation(lambda _: driver())
+        assert scope.cancelled_caught
+        assert after_cancel == []
+        _assert_broken(client)
+
+    def write_noop() -> Driver[None]:
+        yield Write(b"NOOP\r\n", 10.0)
+
+    run(main)
+
+
 def test_a_batch_checks_for_cancellation_once_per_message(
     smtp_sink_factory: SinkFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,10 +20,11 @@ socket directly (``_sock``) and wait (``trio.lowlevel.wait_writable`` /
 ``send`` and one ``recv``, and a scheduler pass every ``_READS_PER_PASS`` messages.
 trio's guarantees hold all the same: each ``Write`` first checks for cancellation
 (``checkpoint_if_cancelled``: nothing new goes out once the task is cancelled), and so
-does each ``Read`` but the one right after a ``Write`` (the next ``Write`` checks
-before anything goes out: one check per message of ``send_many``, not two; about 3%
-of its client CPU per message against smtp-sink, paired rounds, bench/README.md), and
-a ``Read`` whose ``recv`` did not wait checks the task's effective
+does each ``Read`` but the one right after a ``Write`` that let no other task run (the
+next ``Write`` checks before anything goes out: one check per message of
+``send_many``, not two; about 3% of its client CPU per message against smtp-sink,
+paired rounds, bench/README.md), and a ``Read`` whose ``recv`` did not wait checks
+the task's effective
 deadline against the clock, so a batch to a server that always answers at once is
 still cut short at the next message by a cancellation or a deadline (the deadline is
 read once per pass and operation: one the batch's own hooks move is seen at the next
@@ -199,9 +200,9 @@ class TrioSMTPClient(AsyncClientBase):
         #: the task's own code runs between two passes, and current_effective_deadline
         #: costs about 2 µs); None: read it at the next.
         self._pass_deadline: float | None = None
-        #: A ``Write`` on the socket path checked for cancellation and no ``Read`` came
-        #: since: the next ``Read`` need not check again (nothing goes out before the
-        #: following ``Write``, which checks).
+        #: A ``Write`` on the socket path checked for cancellation, and neither a ``Read``
+        #: nor a schedule point came since: the next ``Read`` need not check again
+        #: (nothing goes out before the following ``Write``, which checks).
         self._checked = False
         #: Inside ``_write_reading``'s burst, whose writes ``_send`` performs.
         self._bursting = False
@@ -320,8 +321,10 @@ class TrioSMTPClient(AsyncClientBase):
                 _unpassed.count = 0
                 self._pass_deadline = None
                 await trio.lowlevel.cancel_shielded_checkpoint()
+                self._checked = False  # others ran: one may have cancelled this task
             return None  # else the Read that comes next is the schedule point
         await _timed(_send_rest(sock, data, sent), self._deadline_for(request.timeout))
+        self._checked = False  # it waited: a cancellation may have come since the check
         return None
 
     async def _write_reading(
@@ -376,6 +379,7 @@ class TrioSMTPClient(AsyncClientBase):
     async def _read(self, timeout: float | None) -> bytes:
         self._unread = 0
         if self._inbox:
+            self._checked = False  # the Read after this one is not right after a Write
             data = bytes(self._inbox)
             self._inbox.clear()
             return data

@@ -61,6 +61,11 @@ class IdleSweeper:
         """The thread runs (started, and neither stopped nor ended with its loop)."""
         return self._thread.is_alive()
 
+    def serves(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """It runs and sweeps on ``loop`` (a server started again on another loop, or
+        after its loop ended without ``close()``, needs a new one)."""
+        return self._loop is loop and self._thread.is_alive()
+
     def start(self) -> None:
         self._thread.start()
 

@@ -306,10 +306,24 @@ class _Connection(asyncio.BufferedProtocol):
 
     def _check_idle(self, now: float) -> None:
         """Time out when idle for the timeout or longer at ``now`` (the server's sweep,
-        ``SMTPServer._sweep_idle``)."""
+        ``SMTPServer._sweep_idle``): 421 and close; a connection closed that long ago
+        and still open (its peer does not read the rest) is aborted."""
         if not self._timed or now - self._last_input < self._conn.timeout:
             return
-        self._timed = False
+        transport = self._transport
+        if self._tls_starting:  # after the 220 only TLS may follow (RFC 3207 §4)
+            self._timed = False
+            self._log("*", "idle timeout during the TLS handshake, dropped")
+            self._abort()
+            return
+        if transport is not None and transport.is_closing():
+            # closed (a QUIT, a rule, the 421 below) a timeout ago and still not gone:
+            # the peer reads nothing, so what is left to write never drains
+            self._timed = False
+            self._log("*", "idle timeout: the peer reads nothing, dropped")
+            self._abort()
+            return
+        self._last_input = now  # the 421 gets one more timeout to be read
         self._log("*", "idle timeout")
         if self._conn.state.name not in ("CLOSED", "ERROR"):
             self._guarded(lambda: self._write(self._session.idle_timeout()))
@@ -516,7 +530,8 @@ class SMTPServer:
     ``timeout`` closes a connection idle for that many seconds with 421 (RFC 5321
     §4.5.3.2.7), checked by one thread per server about every second (every eighth of
     the timeout when that is shorter), so up to that much later (``idle.py``: no loop
-    timer per connection).
+    timer per connection); a peer that does not read the 421 is dropped one timeout
+    later.
     ``rules`` make it fail on purpose (``rules.py``: tried in order at every stage,
     first match wins), ``hook`` decides what no rule matched, ``clock`` times
     greylisting. ``max_message_size`` is advertised as SIZE and enforced (RFC 1870);
@@ -739,7 +754,8 @@ class SMTPServer:
             # ``time.monotonic``, called directly then (a read per input, no frame).
             standard = type(loop).time is asyncio.BaseEventLoop.time
             self._clock = time.monotonic if standard else loop.time
-            if self._sweeper is None:
+            if self._sweeper is None or not self._sweeper.serves(loop):
+                self._stop_sweeper()  # one on an earlier loop (ended, or not running)
                 interval = interval_for(self.config.timeout)
                 self._sweeper = IdleSweeper(loop, self._sweep_idle, interval)
                 self._sweeper.start()

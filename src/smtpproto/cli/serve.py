@@ -38,6 +38,7 @@ from ..server_engine.replies import limits_keyword
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode, quote
 from .output import format_message
+from .serve_reaping import taken
 from .serve_workers import run_workers
 
 __all__ = ["AUTH_ENV", "parse_credentials", "parse_size", "run_serve"]
@@ -221,8 +222,10 @@ class _StopSignals:
     certificate, and stops once started. While it was made, the default action of
     SIGTERM and SIGHUP killed ``serve`` and left the certificate's folder behind, and
     Ctrl-C cancelled the start, whose cleanup removed the folder under the thread
-    writing the certificate ("STARTTLS not offered: ... No such file"). ``by`` lists
-    those received; ``received`` is set at the first."""
+    writing the certificate ("STARTTLS not offered: ... No such file"). One ignored
+    when serve starts stays ignored (``nohup serve`` survives the terminal's SIGHUP,
+    ``serve &`` from a script Ctrl-C). ``by`` lists those received; ``received`` is set
+    at the first."""
 
     def __init__(self) -> None:
         self.by: list[signal.Signals] = []
@@ -232,7 +235,7 @@ class _StopSignals:
         # Ctrl-C only where Python handles it (not where it is ignored: ``serve &``)
         interrupt = (signal.SIGINT,) if callable(self._interrupt) else ()
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-            for sig in (*_STOP_SIGNALS, *interrupt):
+            for sig in (*taken(_STOP_SIGNALS), *interrupt):  # not one ignored (``nohup``)
                 self._loop.add_signal_handler(sig, self._stop, sig)
 
     def started(self) -> None:

@@ -16,6 +16,7 @@ import select
 import signal
 import sys
 import time  # noqa: TID251 -- CLI adapter layer: bounded waits
+from collections.abc import Iterable
 
 from .common import ExitCode
 
@@ -26,6 +27,7 @@ __all__ = [
     "STOP_TIMEOUT",
     "Workers",
     "stop_workers",
+    "taken",
     "wait_for_the_end",
     "wait_until_listening",
 ]
@@ -41,6 +43,14 @@ SIGNALS = {*STOP, signal.SIGCHLD}
 
 #: The running workers: pid -> worker number.
 Workers = dict[int, int]
+
+
+def taken(signals: Iterable[signal.Signals]) -> set[signal.Signals]:
+    """``signals`` but those ignored (``SIG_IGN``) when serve started, which it leaves
+    ignored as ``serve`` does: ``serve --workers &`` from a script ignores Ctrl-C. A
+    blocked signal is kept pending even when ignored, so the parent blocks (and waits
+    for) only these, and the workers set handlers only for these."""
+    return {sig for sig in signals if signal.getsignal(sig) != signal.SIG_IGN}
 
 
 def wait_until_listening(workers: Workers, ready: int, count: int) -> int | None:

@@ -62,7 +62,9 @@ Theory of operation. The parent (the process the user started) never serves:
 
 1. it listens on the address itself (``--port 0``: one port for everyone), blocks
    SIGINT, SIGTERM, SIGHUP and SIGCHLD (taken synchronously by ``sigtimedwait``, so
-   no handler races the shutdown; one while the certificate is made waits) and makes
+   no handler races the shutdown; one while the certificate is made waits; one ignored
+   when serve started, SIGINT for ``serve --workers &`` from a script, stays ignored
+   by the parent and the workers: ``serve_reaping.taken``) and makes
    the temporary STARTTLS certificate once, so every worker presents the same one and
    the parent alone removes it;
 2. it forks the workers, each inheriting the listening socket, the shared loads and
@@ -118,7 +120,13 @@ from ..wire.text import escape_text
 from .common import CLIError, ExitCode
 from .serve_reaping import SIGNALS as _SIGNALS
 from .serve_reaping import STOP as _STOP
-from .serve_reaping import STOP_TIMEOUT, stop_workers, wait_for_the_end, wait_until_listening
+from .serve_reaping import (
+    STOP_TIMEOUT,
+    stop_workers,
+    taken,
+    wait_for_the_end,
+    wait_until_listening,
+)
 
 __all__ = ["STOP_TIMEOUT", "run_workers", "worker_count"]
 
@@ -213,7 +221,7 @@ def run_workers(
         # behind; the workers start, see it and stop), and one repeated while the
         # workers stop is taken by nobody, rather than by its default action (killed
         # before the cleanup) or as a KeyboardInterrupt once unblocked.
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, taken(_SIGNALS))
         if cert is None and not args.no_starttls:
             certdir = tempfile.TemporaryDirectory(prefix="smtpproto-server-")
             try:
@@ -361,7 +369,7 @@ async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker, ready
     SIGHUP or the parent's exit (the channel at end of file, or another parent pid)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for signum in _STOP:
+    for signum in taken(_STOP):  # not one ignored when serve started (``taken``)
         loop.add_signal_handler(signum, stop.set)
     signal.pthread_sigmask(signal.SIG_SETMASK, worker.mask)
     adopting: set[asyncio.Task[None]] = set()

@@ -81,12 +81,15 @@ class TransactionSteps(DriverCore):
         then each RCPT's, in order. Returns DATA's 354 (only content may follow); the
         result of a transaction that ended without content (no RCPT accepted: the
         lone "." after the 354, RFC 2920 §3.1); or None once every command was
-        answered. A refused MAIL, or DATA refused, raises (``_result``, ``_settle``)."""
+        answered, or once a 421 ended the transaction (nothing more is sent: RFC 5321
+        §3.8). A refused MAIL, or DATA refused, raises (``_result``, ``_settle``)."""
         envelope: list[Command] = [mail, *rcpts]
         if data:
             envelope.append(Data())
         groups = [envelope] if pipe else [[command] for command in envelope]
         for group in groups:
+            if self.conn.state is ClientState.CLOSING:  # a 421 (RFC 5321 §3.8) ended it
+                return None
             if not pipe and isinstance(group[0], Data) and not self._any_accepted():
                 return (yield from self._abort("DATA"))  # RFC 5321 §3.3: no DATA without one
             yield from self._send(*group)
@@ -97,8 +100,9 @@ class TransactionSteps(DriverCore):
                 elif isinstance(event, CommandReply):
                     if replies is not None:
                         replies.append(event.reply)
-                    if event.command is mail and event.reply.is_error and not pipe:
-                        yield from self._result("MAIL")  # the engine ends it: raises
+                    if event.command is mail and not event.reply.is_success and not pipe:
+                        # Any reply but 2yz ends it (a 3yz too, RFC 5321 §4.3.2): raises
+                        yield from self._result("MAIL")
                 elif isinstance(event, NoRecipientsAccepted):
                     yield from self._send(EndOfContent())  # RFC 2920 §3.1: a lone "."
                     return (yield from self._result("DATA"))
@@ -157,7 +161,10 @@ class TransactionSteps(DriverCore):
         if ended is not None:  # the 354: only content may follow; stop, the adapter closes
             self._broken = True
             return _stage_result(mail, rcpts, replies, ended)
-        if drop:  # no RSET: the transaction stays open until the connection closes
+        if drop and self.conn.state is not ClientState.CLOSING:
+            # No RSET: the transaction stays open until the connection closes. (After a
+            # 421, RFC 5321 §3.8, the commands it left unanswered have no reply to pair:
+            # the engine's result below carries it.)
             result = _stage_result(mail, rcpts, replies, None)
             raise_for(result, "RCPT")
             return result
@@ -202,6 +209,8 @@ class TransactionSteps(DriverCore):
         yield from self._envelope(mail, rcpts, pipe)
         if pipe:
             yield from self._drain_until_outstanding(0)
+        if self.conn.state is ClientState.CLOSING:  # a 421 (RFC 5321 §3.8) ended it
+            return (yield from self._result("BDAT"))
         if not self._any_accepted():
             return (yield from self._abort("BDAT"))
         sent = 0

@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 
 import pytest
 
 from smtpproto.builtin_server import server as server_module
-from smtpproto.builtin_server.idle import MAX_INTERVAL, IdleSweeper, interval_for
+from smtpproto.builtin_server.idle import MAX_INTERVAL, MIN_INTERVAL, IdleSweeper, interval_for
 from smtpproto.builtin_server.rules import Rule
 from smtpproto.server import SMTPServer
 from test_server_front_end_paths import MemoryTransport
@@ -28,7 +29,16 @@ TIMEOUT = 20.0
 
 
 @pytest.mark.parametrize(
-    ("timeout", "interval"), [(300.0, MAX_INTERVAL), (8.0, MAX_INTERVAL), (4.0, 0.5), (0.4, 0.05)]
+    ("timeout", "interval"),
+    [
+        (300.0, MAX_INTERVAL),
+        (8.0, MAX_INTERVAL),
+        (4.0, 0.5),
+        (0.4, 0.05),
+        (0.08, MIN_INTERVAL),
+        (1e-4, MIN_INTERVAL),
+        (1e-9, MIN_INTERVAL),
+    ],
 )
 def test_the_sweep_interval_is_at_most_a_second_and_an_eighth_of_the_timeout(
     timeout: float, interval: float
@@ -42,6 +52,27 @@ def test_the_sweeper_refuses_a_useless_interval() -> None:
 
     with pytest.raises(ValueError, match="interval"):
         asyncio.run(make())
+
+
+def test_a_loop_that_does_not_run_for_a_while_finds_one_sweep_not_one_per_interval() -> None:
+    loop = asyncio.new_event_loop()
+    sweeps: list[None] = []
+    try:
+        paused = IdleSweeper(loop, lambda: sweeps.append(None), MIN_INTERVAL)
+        paused.start()
+        time.sleep(30 * MIN_INTERVAL)  # the loop is not running meanwhile
+        paused.stop()
+        loop.run_until_complete(asyncio.sleep(0))
+        assert len(sweeps) == 1
+        running = IdleSweeper(loop, lambda: sweeps.append(None), MIN_INTERVAL)
+        running.start()  # once a sweep ran, the next one is queued again
+        deadline = time.monotonic() + TIMEOUT
+        while len(sweeps) < 4 and time.monotonic() < deadline:
+            loop.run_until_complete(asyncio.sleep(MIN_INTERVAL))
+        running.stop()
+        assert len(sweeps) >= 4
+    finally:
+        loop.close()
 
 
 class Clock:

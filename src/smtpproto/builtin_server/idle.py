@@ -25,23 +25,29 @@ import asyncio  # noqa: TID251  (adapter layer: I/O allowed)
 import threading
 from collections.abc import Callable
 
-__all__ = ["MAX_INTERVAL", "IdleSweeper", "interval_for"]
+__all__ = ["MAX_INTERVAL", "MIN_INTERVAL", "IdleSweeper", "interval_for"]
 
 #: The longest time between two sweeps, in seconds: how late a timeout may fire.
 MAX_INTERVAL = 1.0
+#: The shortest time between two sweeps, in seconds: a tiny timeout does not make the
+#: thread wake the loop thousands of times a second.
+MIN_INTERVAL = 0.01
 
 
 def interval_for(timeout: float) -> float:
     """Seconds between sweeps for an idle ``timeout``: at most ``MAX_INTERVAL`` and at
-    most an eighth of the timeout (a short test timeout stays short)."""
-    return min(MAX_INTERVAL, timeout / 8)
+    most an eighth of the timeout (a short test timeout stays short), never below
+    ``MIN_INTERVAL``."""
+    return max(MIN_INTERVAL, min(MAX_INTERVAL, timeout / 8))
 
 
 class IdleSweeper:
     """Runs ``sweep`` on ``loop`` about every ``interval`` seconds, from a daemon thread
-    that does nothing else, until ``stop`` (or until the loop is closed)."""
+    that does nothing else, until ``stop`` (or until the loop is closed). At most one
+    sweep waits in the loop at a time: a loop that does not run for a while (stopped
+    between ``run_until_complete`` calls, or busy) finds one sweep, not one per interval."""
 
-    __slots__ = ("_interval", "_loop", "_stopped", "_sweep", "_thread")
+    __slots__ = ("_interval", "_loop", "_queued", "_stopped", "_sweep", "_thread")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, sweep: Callable[[], None], interval: float
@@ -51,6 +57,7 @@ class IdleSweeper:
         self._loop = loop
         self._sweep = sweep
         self._interval = interval
+        self._queued = False  # a sweep waits in the loop (set by the thread, cleared by it)
         self._stopped = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="smtpproto-idle-sweeper", daemon=True
@@ -77,7 +84,14 @@ class IdleSweeper:
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
+            if self._queued:  # the last one has not run yet: the loop is not running
+                continue
+            self._queued = True
             try:
-                self._loop.call_soon_threadsafe(self._sweep)
+                self._loop.call_soon_threadsafe(self._queued_sweep)
             except RuntimeError:  # the loop is closed: nothing is left to time out
                 return
+
+    def _queued_sweep(self) -> None:
+        self._queued = False
+        self._sweep()

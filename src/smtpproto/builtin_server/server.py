@@ -529,9 +529,9 @@ class SMTPServer:
     ``mechanisms``, ``allow_plaintext_auth`` and ``require_auth`` read and write it).
     ``timeout`` closes a connection idle for that many seconds with 421 (RFC 5321
     §4.5.3.2.7), checked by one thread per server about every second (every eighth of
-    the timeout when that is shorter), so up to that much later (``idle.py``: no loop
-    timer per connection); a peer that does not read the 421 is dropped one timeout
-    later.
+    the timeout when that is shorter, at most every 10 ms), so up to that much later
+    (``idle.py``: no loop timer per connection); a peer that does not read the 421 is
+    dropped one timeout later.
     ``rules`` make it fail on purpose (``rules.py``: tried in order at every stage,
     first match wins), ``hook`` decides what no rule matched, ``clock`` times
     greylisting. ``max_message_size`` is advertised as SIZE and enforced (RFC 1870);

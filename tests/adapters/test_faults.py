@@ -476,3 +476,29 @@ def test_context_exit_quits_after_a_refused_command(make_client: MakeClient) -> 
             client.vrfy("nobody")
         assert not client.session.usable
     assert quit_seen == [True]
+
+
+@pytest.mark.parametrize("answer", [b"", b"421 4.3.2 shutting down\r\n", b"500 5.5.1 what?\r\n"])
+def test_a_delivered_message_is_not_undone_by_a_failing_quit_at_context_exit(
+    make_client: MakeClient, answer: bytes
+) -> None:
+    """The server queued the message, then answers QUIT with a close, a 421 or a
+    refusal instead of 221 (RFC 5321 §4.1.1.10): the session is over either way (the
+    connection is closed), so leaving the ``with`` block does not raise over the
+    delivered result (``smtpproto.send`` leaves one too): a caller that took the
+    error for a failed delivery would send the message again."""
+    received: list[bytes] = []
+
+    def script(peer: Peer) -> None:
+        peer.greet()
+        received.append(deliver_one(peer))
+        peer.expect(b"QUIT")
+        if answer:
+            peer.send(answer)
+
+    with scripted(script) as sock:
+        with make_client(sock=sock, timeout=5) as client:
+            result = client.sendmail("a@example.org", ["b@example.org"], MESSAGE)
+        assert result.delivered == ("b@example.org",)
+        assert not client.session.usable
+    assert len(received) == 1

@@ -207,3 +207,19 @@ def test_drop_after_and_quit_after_exclude_each_other() -> None:
 def test_drop_after_an_unknown_stage_is_a_usage_error() -> None:
     result = run_cli("send", "--drop-after", "lunch", "--server", "x")
     assert_clean_failure(result, 2, "invalid choice")
+
+
+@pytest.mark.parametrize("answer", [b"", b"421 4.3.2 shutting down\r\n"])
+def test_a_failing_quit_after_delivery_is_a_note_not_an_error(answer: bytes) -> None:
+    """The message was queued, then QUIT got a close or a 421 instead of 221 (RFC 5321
+    §4.1.1.10): exit 0 with the delivery reported, the QUIT's failure a note. An error
+    exit (with a 421's "treat the open transaction as failed" hint) read as a failed
+    delivery, and a retry sent the message twice."""
+    with ScriptedSMTPServer({"QUIT": answer}) as server:
+        result = run_cli(
+            "send", "--server", f"127.0.0.1:{server.port}", "--tls", "none",
+            "--to", "b@example.org", *ENVELOPE,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "message accepted for 1 recipient(s)" in result.stdout
+    assert "QUIT" in result.stdout + result.stderr

@@ -176,14 +176,14 @@ class AsyncClientBase(ClientCore, abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         """QUIT when the session is still healthy (also after a refused command), then
-        close. A failing QUIT after an exception in the block is not reported over it."""
+        close. A failing QUIT (a close, a 421 or a refusal instead of 221; RFC 5321
+        §4.1.1.10) is not reported: the connection is closed either way, and an error
+        here would hide the block's outcome (an exception, or a message already
+        delivered: taken for a failed send, it would be sent again)."""
         try:
             if self._session is not None and self._session.quit_on_exit(exc_type):
-                if exc_type is None:
+                with contextlib.suppress(SMTPError):
                     await self.quit()
-                else:
-                    with contextlib.suppress(SMTPError):
-                        await self.quit()
         finally:
             await self.aclose()
 

@@ -792,6 +792,17 @@ def _polite_quit(client: SMTPClient) -> None:
             client.quit()
 
 
+def _quit_after_delivery(client: SMTPClient, note: Callable[[str], None]) -> None:
+    """QUIT once the message's outcome is known. A failing QUIT (a close, a 421 or a
+    refusal instead of 221, RFC 5321 §4.1.1.10) is a note, not the exit code: the
+    connection is closed either way, and an error exit would read as a failed
+    delivery (a retry would send the message again)."""
+    try:
+        client.quit()
+    except SMTPError as error:
+        note(f"QUIT failed ({error}); the outcome below stands")
+
+
 def _stages(
     args: argparse.Namespace,
     console: Console,
@@ -849,7 +860,7 @@ def _stages(
     if stop == "dot":
         _leave(args, client, stop, note)
     else:
-        client.quit()
+        _quit_after_delivery(client, note)
     if result.failed:
         # Every recipient with its deciding reply ("1 of 2", not "1 of 1"): the RCPT
         # reply, or its own reply after the content under LMTP (RFC 2033 §4.2).

@@ -786,3 +786,20 @@ def test_stop_after_reports_refused_recipients(stage: Any, pipelining: bool) -> 
     sent = commands(server)[1:]
     assert b"DATA" not in sent or (pipelining and stage == "data")
     assert server.messages == [] and session.usable
+
+
+@pytest.mark.parametrize("code", [334, 354])
+@pytest.mark.parametrize("verb", ["noop", "rset", "vrfy", "quit"])
+def test_an_intermediate_reply_to_a_one_step_command_is_a_protocol_error(
+    verb: str, code: int
+) -> None:
+    """RFC 5321 §4.2.1: 3yz asks for more information, which NOOP, RSET, VRFY and QUIT
+    never send (§4.3.2 lists 2yz, 4yz, 5yz for them): such a reply is not the
+    command's success (as a 3yz to MAIL is not, ``raise_for``) but a protocol error,
+    and the session is not reused."""
+    session, transport, server = opened()
+    server.script[verb.upper().encode()] = [b"%d 5.5.0 go on\r\n" % code]
+    call = session.vrfy("a@example.org") if verb == "vrfy" else getattr(session, verb)()
+    with pytest.raises(SMTPProtocolError, match=f"unexpected {code} reply to {verb.upper()}"):
+        transport.run(call)
+    assert not session.usable

@@ -322,13 +322,18 @@ class DriverCore:
             )
 
     def _reply_to(self, command: Command, verb: str) -> Driver[Reply]:
-        """Wait for the ``CommandReply`` to ``command``; raise on 4yz/5yz."""
+        """Wait for the ``CommandReply`` to ``command``; raise on 4yz/5yz, and on a
+        3yz, which asks for more than these one-step commands ever send (RFC 5321
+        §4.2.1, §4.3.2): not their success, a protocol error (as in ``raise_for``)."""
         while True:
             event = yield from self._event()
             if isinstance(event, CommandReply) and event.command is command:
-                if event.reply.is_error:
-                    raise SMTPReplyError(event.reply, command=verb)
-                return event.reply
+                reply = event.reply
+                if reply.is_error:
+                    raise SMTPReplyError(reply, command=verb)
+                if not reply.is_success:
+                    raise RemoteProtocolError(f"unexpected {reply.code} reply to {verb}")
+                return reply
             if isinstance(event, ConnectionClosed):
                 raise SMTPConnectError(f"the server closed the connection before {verb}'s reply")
 

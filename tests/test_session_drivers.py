@@ -803,3 +803,32 @@ def test_an_intermediate_reply_to_a_one_step_command_is_a_protocol_error(
     with pytest.raises(SMTPProtocolError, match=f"unexpected {code} reply to {verb.upper()}"):
         transport.run(call)
     assert not session.usable
+
+
+@pytest.mark.parametrize("code", [250, 251, 354])
+@pytest.mark.parametrize("step", ["greeting", "EHLO", "HELO", "STARTTLS", "AUTH", "XCLIENT"])
+def test_a_reply_neither_success_nor_refusal_is_a_protocol_error(step: str, code: int) -> None:
+    """Where the step's success reply was due (220 to the greeting, STARTTLS and
+    XCLIENT, 250 to a hello, 235 or 334 to AUTH; RFC 5321 §4.3.2, RFC 3207 §4, RFC
+    4954 §4) another 2yz or a 3yz is no refusal (``SMTPReplyError`` holds a 4yz or
+    5yz): a protocol error, the session not reused (nor continued in cleartext after
+    a STARTTLS answered so)."""
+    reply = b"%d 2.0.0 what\r\n" % code
+    if code == 250 and step in ("EHLO", "HELO"):
+        reply = b"251 2.0.0 what\r\n"  # 250 is a hello's success
+    greeting = reply if step == "greeting" else b"220 mx.example.org ESMTP\r\n"
+    ehlo = EHLO_TLS if step == "STARTTLS" else b"250-mx\r\n250-XCLIENT NAME\r\n250 AUTH PLAIN\r\n"
+    script = {b"EHLO": [reply if step == "EHLO" else ehlo], step.encode(): [reply]}
+    server = ScriptedServer(script)
+    config = ClientConfig(helo_only=step == "HELO", allow_cleartext_auth=True)
+    session = Session(config, local_hostname="client.example")
+    transport = Transport(server, greeting)
+    verb = "the greeting" if step == "greeting" else step
+    with pytest.raises(SMTPProtocolError, match=f"unexpected {reply[:3].decode()} reply to {verb}"):
+        transport.run(session.open())
+        if step == "AUTH":
+            transport.run(session.login("user", "secret"))
+        elif step == "XCLIENT":
+            transport.run(session.xclient({"NAME": "client.example"}))
+    assert not session.usable
+    assert transport.tls_upgrades == 0

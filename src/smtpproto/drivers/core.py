@@ -50,7 +50,14 @@ if TYPE_CHECKING:
     from ..client_engine.connection import ClientConnection
     from ..wire.reply import Reply
 
-__all__ = ["LAST_WORDS_TIMEOUT", "DriverCore", "caller_checked", "left_open", "raise_for"]
+__all__ = [
+    "LAST_WORDS_TIMEOUT",
+    "DriverCore",
+    "caller_checked",
+    "left_open",
+    "raise_for",
+    "reply_error",
+]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -322,20 +329,27 @@ class DriverCore:
             )
 
     def _reply_to(self, command: Command, verb: str) -> Driver[Reply]:
-        """Wait for the ``CommandReply`` to ``command``; raise on 4yz/5yz, and on a
-        3yz, which asks for more than these one-step commands ever send (RFC 5321
-        §4.2.1, §4.3.2): not their success, a protocol error (as in ``raise_for``)."""
+        """Wait for the ``CommandReply`` to ``command``; raise on any other than 2yz
+        (``reply_error``: a 3yz asks for more than these one-step commands ever send)."""
         while True:
             event = yield from self._event()
             if isinstance(event, CommandReply) and event.command is command:
-                reply = event.reply
-                if reply.is_error:
-                    raise SMTPReplyError(reply, command=verb)
-                if not reply.is_success:
-                    raise RemoteProtocolError(f"unexpected {reply.code} reply to {verb}")
-                return reply
+                if not event.reply.is_success:
+                    raise reply_error(event.reply, verb)
+                return event.reply
             if isinstance(event, ConnectionClosed):
                 raise SMTPConnectError(f"the server closed the connection before {verb}'s reply")
+
+
+def reply_error(reply: Reply, verb: str | None) -> SMTPReplyError | RemoteProtocolError:
+    """The exception for ``reply`` where the success of ``verb`` (None: the greeting)
+    was due: ``SMTPReplyError`` for a 4yz or 5yz refusal; any other reply (a 3yz, or
+    a 2yz that is not the step's success: a 250 to AUTH, a 251 to EHLO; RFC 5321
+    §4.2.1, §4.3.2) is no refusal but a server out of step, a ``RemoteProtocolError``
+    (as in ``raise_for``), after which the session is not reused."""
+    if reply.is_error:
+        return SMTPReplyError(reply, command=verb)
+    return RemoteProtocolError(f"unexpected {reply.code} reply to {verb or 'the greeting'}")
 
 
 def raise_for(result: TransactionResult, verb: str) -> None:

@@ -109,7 +109,7 @@ from ..sasl.base import ChannelBinding, ClientMechanism
 from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.reply import Reply
 from .batch import BatchDrivers
-from .core import LAST_WORDS_TIMEOUT, caller_checked
+from .core import LAST_WORDS_TIMEOUT, caller_checked, reply_error
 from .exceptions import (
     SMTPProtocolError,
     SMTPReplyError,
@@ -208,7 +208,10 @@ class Session(BatchDrivers):
         the policy allows), then STARTTLS per the TLS policy and EHLO again (RFC 3207
         §4.2). Returns the last hello reply. A refused greeting raises
         ``SMTPReplyError``; a REQUIRED policy that cannot be met raises
-        ``SMTPTLSError`` (RFC 3207 §4.1, RFC 8314).
+        ``SMTPTLSError`` (RFC 3207 §4.1, RFC 8314). A reply that is neither the step's
+        success nor a 4yz/5yz refusal (a 250 greeting, a 354 to EHLO, a 250 to
+        STARTTLS) raises ``SMTPProtocolError`` (``core.reply_error``), as in ``login``
+        and the one-step commands.
 
         ``until`` stops early, the session still usable (QUIT may follow):
         ``"greeting"`` after the greeting (returned; under implicit TLS the handshake
@@ -233,7 +236,7 @@ class Session(BatchDrivers):
         event = yield from self._event()
         if isinstance(event, GreetingRefused):
             self.greeting = event.reply
-            raise SMTPReplyError(event.reply, command=None)
+            raise reply_error(event.reply, None)
         if not isinstance(event, Greeting):
             raise SMTPProtocolError(LocalProtocolError(f"expected the greeting, got {event!r}"))
         self.greeting = self.hello_reply = event.reply
@@ -264,6 +267,8 @@ class Session(BatchDrivers):
             else:
                 assert isinstance(event, StartTLSRefused)
                 self._check_tls_unavailable()
+                if not event.reply.is_error:  # not a refusal: never go on in cleartext
+                    raise reply_error(event.reply, "STARTTLS")
         return reply
 
     def _check_tls_unavailable(self) -> None:
@@ -291,7 +296,7 @@ class Session(BatchDrivers):
             event = yield from self._event()
         if isinstance(event, HelloRefused):
             self._check_tls_unavailable()
-            raise SMTPReplyError(event.reply, command=type(event.command).__name__.upper())
+            raise reply_error(event.reply, type(event.command).__name__.upper())
         assert isinstance(event, (EhloAccepted, HeloAccepted)), event
         self.hello_reply = event.reply
         if not self.conn.tls_active:
@@ -346,7 +351,7 @@ class Session(BatchDrivers):
             elif isinstance(event, AuthSucceeded):
                 return event.reply
             elif isinstance(event, AuthFailed):
-                raise SMTPReplyError(event.reply, command="AUTH")
+                raise reply_error(event.reply, "AUTH")
 
     @caller_checked
     def noop(self) -> Driver[Reply]:
@@ -388,7 +393,7 @@ class Session(BatchDrivers):
     def _xclient(self, command: Xclient) -> Driver[Reply]:
         reply = yield from self._simple(command, "XCLIENT")
         if reply.code != 220:
-            raise SMTPReplyError(reply, command="XCLIENT")
+            raise reply_error(reply, "XCLIENT")
         self.greeting = reply
         yield from self._hello()
         return reply

@@ -247,6 +247,21 @@ def test_invalid_base64_challenge_is_cancelled(parser_cls: Any, challenge: bytes
     assert names(feed(conn, b"501 cancelled\r\n")) == ["AuthFailed"]
 
 
+@pytest.mark.parametrize("challenge", [b"!!notbase64", base64.b64encode(b"x")])
+def test_a_235_after_a_cancel_is_a_protocol_error(parser_cls: Any, challenge: bytes) -> None:
+    """RFC 4954 §4: the server MUST answer a "*" with 501. A 235 there would report
+    as authenticated an exchange the client abandoned (an undecodable challenge, the
+    mechanism failing its check): a protocol error, not ``AuthSucceeded``."""
+    conn = _tls(parser_cls)
+    mechanism = _Echo(initial=b"\0user\0pw", fail=challenge != b"!!notbase64")
+    conn.send(Auth(mechanism=mechanism))
+    feed(conn, b"334 " + challenge + b"\r\n")
+    assert conn.send(AuthContinue()) == b"*\r\n"
+    with pytest.raises(RemoteProtocolError, match="cancelled with"):
+        feed(conn, b"235 2.7.0 ok\r\n")
+    assert not conn.authenticated and not mechanism.finished
+
+
 def test_mechanism_error_sends_cancel(parser_cls: Any) -> None:
     conn = _tls(parser_cls)
     conn.send(Auth(mechanism=_Echo(fail=True)))

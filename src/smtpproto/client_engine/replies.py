@@ -323,6 +323,14 @@ def _auth_reply(s: Session, entry: Pending, reply: Reply) -> None:
         shown_reply = s.redactor.reply(reply)  # the connection passed it unredacted
         s.events.append(AuthChallenge(reply=shown_reply, challenge=challenge if shown else None))
         return
+    if reply.code == 235 and s.auth_cancelled:
+        # RFC 4954 §4: a "*" MUST be answered 501; success would report as
+        # authenticated an exchange the client abandoned (an undecodable challenge,
+        # the mechanism failing its check).
+        raise RemoteProtocolError(
+            "server accepted AUTH after it was cancelled with '*' "
+            "(RFC 4954 §4 requires a 501 reply)"
+        )
     s.mechanism = None
     s.auth_initial = None
     s.enter(Outcome.AUTH_ENDED)

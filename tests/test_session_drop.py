@@ -116,3 +116,32 @@ def test_drop_misuse_is_refused_before_anything_is_sent(
         session.sendmail("a@example.org", RECIPIENTS, MESSAGE, **kwargs)
     assert isinstance(caught.value.error, LocalProtocolError) and not caught.value.remote
     assert verbs(server) == [] and session.usable
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize("then", ["rcpt", "data"])
+def test_a_stop_after_mail_whose_mail_is_refused_leaves_no_reply_for_the_next(
+    pipelining: bool, then: Any
+) -> None:
+    """``stop_after="mail"`` with MAIL refused: the refusal raises, the session is
+    usable, and every reply due was read (with PIPELINING the refused MAIL's result
+    came before the RSET's reply, which was left for the next operation: the next
+    stopped ``sendmail`` took it for its own MAIL's reply, a raw zip ``ValueError``
+    or a wrong result)."""
+    session, transport, server = opened({b"MAIL": [b"452 4.3.1 busy\r\n"]})
+    with pytest.raises(SMTPReplyError, match="452"):
+        transport.run(
+            session.sendmail(
+                "a@example.org", RECIPIENTS, MESSAGE, stop_after="mail", pipelining=pipelining
+            )
+        )
+    assert session.usable and not session.conn.outstanding
+    drop = then == "rcpt"
+    result = transport.run(
+        session.sendmail(
+            "a@example.org", RECIPIENTS, MESSAGE, stop_after=then, drop=drop, pipelining=pipelining
+        )
+    )
+    assert "2.1.0" in str(result.sender_reply)  # MAIL's reply, not the RSET's 2.0.0
+    assert [(a, r.code) for a, r in result.recipients] == [(a, 250) for a in RECIPIENTS]
+    assert verbs(server).count(b"MAIL") == 2

@@ -169,7 +169,22 @@ class TransactionSteps(DriverCore):
             raise_for(result, "RCPT")
             return result
         yield from self._rset_unless_closing()
-        return (yield from self._result("RCPT"))
+        try:
+            result = yield from self._result("RCPT")
+        except (SMTPReplyError, SMTPRecipientsRefused):
+            yield from self._rset_reply()
+            raise
+        yield from self._rset_reply()
+        return result
+
+    def _rset_reply(self) -> Driver[None]:
+        """Read every reply still due: the RSET's that ended a transaction. Left
+        unread, the next operation would take it for its own: a MAIL refused with
+        PIPELINING and nothing behind it (``stop_after="mail"``) ended the transaction
+        at its own reply, so its result comes before the RSET's reply (a next stopped
+        ``sendmail`` took that reply for its MAIL's)."""
+        while self.conn.outstanding:
+            yield from self._event()
 
     def _send_bdat(
         self,
@@ -246,8 +261,7 @@ class TransactionSteps(DriverCore):
         lost connection ended it meanwhile)."""
         conn = self.conn
         yield from self._rset_unless_closing()
-        while conn.outstanding:
-            yield from self._event()
+        yield from self._rset_reply()
         # The RSET's reply queued the reset transaction's ``TransactionResult`` behind
         # its ``CommandReply`` (``replies._other_reply``): taken here (nothing more to
         # read), or the next transaction would take it for its own result.
@@ -314,8 +328,7 @@ class TransactionSteps(DriverCore):
             if left_open(result, content_ended=content_sent):
                 try:
                     yield from self._rset_unless_closing()
-                    while self.conn.outstanding:  # the RSET's reply
-                        yield from self._event()
+                    yield from self._rset_reply()
                 except (OSError, ProtocolError, SMTPError):
                     # The refusal stays the message's outcome; a session whose RSET
                     # failed is not reused.

@@ -832,3 +832,26 @@ def test_a_reply_neither_success_nor_refusal_is_a_protocol_error(step: str, code
             transport.run(session.xclient({"NAME": "client.example"}))
     assert not session.usable
     assert transport.tls_upgrades == 0
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_no_bdat_chunk_goes_to_a_transaction_whose_mail_was_refused(many: bool) -> None:
+    """PIPELINING and CHUNKING, a message of several chunks: the envelope's replies
+    are read before any chunk (RFC 2920 §3.1: every reply of the group is checked). A
+    refused MAIL ends the transaction even when the RCPT behind it got 250 (a server
+    answering the pipelined RCPT on its own): no BDAT, whose content a server without
+    the transaction would take as commands; the refusal raises, or is the message's
+    outcome, the session usable."""
+    session, transport, server = opened(
+        {b"EHLO": [EHLO_CHUNKING], b"MAIL": [b"550 5.7.1 sender refused\r\n"]}
+    )
+    content = b"Subject: x\r\n\r\n" + (b"a" * 70 + b"\r\n") * 1000  # two chunks
+    if many:
+        (outcome,) = transport.run(session.send_many([("a@ex.org", ["b@ex.org"], content)]))
+        assert isinstance(outcome, SMTPReplyError) and outcome.code == 550
+    else:
+        with pytest.raises(SMTPReplyError, match="MAIL refused: 550"):
+            transport.run(session.sendmail("a@ex.org", ["b@ex.org"], content))
+    assert b"BDAT" not in commands(server) and server.messages == []
+    assert session.usable
+    assert transport.run(session.noop()).code == 250

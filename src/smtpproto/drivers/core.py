@@ -93,6 +93,8 @@ class DriverCore:
         self._broken = False
         #: (sender, recipients) of the transaction in flight, for "status unknown"
         self._current: tuple[str, tuple[str, ...]] | None = None
+        #: RCPTs of the transaction in flight answered 2yz; -1 once its MAIL was refused
+        #: (RFC 5321 §3.3: then no recipient of it is accepted, whatever its RCPT got)
         self._rcpt_accepted = 0
         #: ``send_many``: a refused transaction may be open at the server (``left_open``)
         self._reset_pending = False
@@ -314,13 +316,18 @@ class DriverCore:
             return event
 
     def _screen(self, event: Event | NeedData) -> None:
-        """What every event read by a driver goes through: count accepted RCPTs; a
-        421 raises ``SMTPReplyError``, a lost final reply ``SMTPDeliveryStatusUnknown``
-        (RFC 1047)."""
+        """What every event read by a driver goes through: count accepted RCPTs (none
+        after a refused MAIL, though a pipelined RCPT may still get 250); a 421 raises
+        ``SMTPReplyError``, a lost final reply ``SMTPDeliveryStatusUnknown`` (RFC
+        1047)."""
         assert isinstance(event, Event)
         if type(event) is CommandReply:  # event classes are never subclassed
-            if type(event.command) is Rcpt and event.reply.is_success:
-                self._rcpt_accepted += 1
+            command = event.command
+            if type(command) is Rcpt:
+                if event.reply.is_success and self._rcpt_accepted >= 0:
+                    self._rcpt_accepted += 1
+            elif type(command) is Mail and not event.reply.is_success:
+                self._rcpt_accepted = -1
         elif type(event) is ServiceClosing:
             raise SMTPReplyError(event.reply)
         elif type(event) is DeliveryStatusUnknown:

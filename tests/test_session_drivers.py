@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from engine_helpers import EHLO_PIPELINING, ScriptedServer
 from session_helpers import Transport
 from smtpproto.client_engine.config import ClientConfig, Timeouts, TLSPolicy
+from smtpproto.client_engine.events import TransactionResult
 from smtpproto.drivers.session import (
     LAST_WORDS_TIMEOUT,
     MailOptions,
@@ -855,3 +856,26 @@ def test_no_bdat_chunk_goes_to_a_transaction_whose_mail_was_refused(many: bool) 
     assert b"BDAT" not in commands(server) and server.messages == []
     assert session.usable
     assert transport.run(session.noop()).code == 250
+
+
+@pytest.mark.parametrize("many", [False, True])
+@pytest.mark.parametrize("ehlo", [EHLO_PIPELINING, b"250 mx.example.org\r\n", EHLO_CHUNKING])
+def test_an_intermediate_reply_to_a_rcpt_does_not_hide_a_delivery(ehlo: bytes, many: bool) -> None:
+    """A 354 to one RCPT (no RCPT reply of RFC 5321 §4.3.2) and 250 to the other: the
+    message goes to the accepted one and the server queues it. The result says so,
+    with the odd recipient in ``failed`` (its 354), as for a refused one: an
+    ``SMTPProtocolError`` raised after the content was taken would read as "not
+    sent", and a retry would deliver the message twice."""
+    session, transport, server = opened(
+        {b"EHLO": [ehlo], b"RCPT": [b"250 2.1.5 ok\r\n", b"354 2.1.5 what\r\n"]}
+    )
+    rcpts = ["b@ex.org", "c@ex.org"]
+    if many:
+        (result,) = transport.run(session.send_many([("a@ex.org", rcpts, b"hi\r\n")]))
+    else:
+        result = transport.run(session.sendmail("a@ex.org", rcpts, b"hi\r\n"))
+    assert len(server.messages) == 1
+    assert isinstance(result, TransactionResult)
+    assert result.delivered == ("b@ex.org",)
+    assert [(a, r.code) for a, r in result.failed] == [("c@ex.org", 354)]
+    assert session.usable

@@ -385,10 +385,15 @@ def raise_for(result: TransactionResult, verb: str) -> None:
     for step, reply in steps:
         if reply is not None and reply.code == 421:
             raise SMTPReplyError(reply, command=step)
-    for step, reply in steps:
-        if reply is not None and not (reply.is_success or reply.is_error):
-            # 1yz/3yz where only 2yz/4yz/5yz make sense (RFC 5321 §4.3.2).
-            raise SMTPProtocolError(RemoteProtocolError(f"unexpected {reply.code} reply to {step}"))
+    # 1yz/3yz where only 2yz/4yz/5yz make sense (RFC 5321 §4.3.2) is a protocol error,
+    # unless the message was delivered anyway (then MAIL and the content's end got 2yz:
+    # the odd reply answered a RCPT, whose recipient is in ``failed`` with it): an
+    # error over a delivery would read as "not sent", and a retry would send it twice.
+    if not result.delivered:
+        for step, reply in steps:
+            if reply is not None and not (reply.is_success or reply.is_error):
+                error = RemoteProtocolError(f"unexpected {reply.code} reply to {step}")
+                raise SMTPProtocolError(error)
     if result.sender_reply is not None and result.sender_reply.is_error:
         raise SMTPReplyError(result.sender_reply, command="MAIL")
     if result.recipients and all(reply.is_error for _, reply in result.recipients):

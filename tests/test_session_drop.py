@@ -145,3 +145,13 @@ def test_a_stop_after_mail_whose_mail_is_refused_leaves_no_reply_for_the_next(
     assert "2.1.0" in str(result.sender_reply)  # MAIL's reply, not the RSET's 2.0.0
     assert [(a, r.code) for a, r in result.recipients] == [(a, 250) for a in RECIPIENTS]
     assert verbs(server).count(b"MAIL") == 2
+
+
+def test_a_refused_mail_stays_the_outcome_when_the_rset_after_it_fails() -> None:
+    """The RSET after a refused MAIL (``stop_after="mail"``, PIPELINING) meets a closed
+    connection: the MAIL's refusal is still what is raised, the session not reused."""
+    session, transport, _server = opened({b"MAIL": [b"550 5.7.1 no\r\n"], b"RSET": [b""]})
+    transport.eof_when_silent = True
+    with pytest.raises(SMTPReplyError, match="MAIL refused: 550"):
+        transport.run(session.sendmail("a@example.org", RECIPIENTS, MESSAGE, stop_after="mail"))
+    assert not session.usable

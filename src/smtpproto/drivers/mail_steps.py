@@ -172,7 +172,10 @@ class TransactionSteps(DriverCore):
         try:
             result = yield from self._result("RCPT")
         except (SMTPReplyError, SMTPRecipientsRefused):
-            yield from self._rset_reply()
+            try:
+                yield from self._rset_reply()
+            except (OSError, ProtocolError, SMTPError):
+                self._broken = True  # the refusal stays the outcome (as in ``_settle``)
             raise
         yield from self._rset_reply()
         return result

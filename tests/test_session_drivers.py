@@ -879,3 +879,27 @@ def test_an_intermediate_reply_to_a_rcpt_does_not_hide_a_delivery(ehlo: bytes, m
     assert result.delivered == ("b@ex.org",)
     assert [(a, r.code) for a, r in result.failed] == [("c@ex.org", 354)]
     assert session.usable
+
+
+@pytest.mark.parametrize("many", [False, True])
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_a_421_to_one_lmtp_recipient_does_not_hide_another_ones_delivery(
+    many: bool, pipelining: bool
+) -> None:
+    """LMTP, two recipients: after the content the first gets 250 (delivered), the
+    second 421 (RFC 2033 §4.2: one reply each; RFC 5321 §3.8: the server closes).
+    The result says the message was delivered to the first, the second in ``failed``
+    with the 421, the session no longer usable; an ``SMTPReplyError`` for the 421
+    would read as "not sent", and a retry would deliver twice to the first."""
+    ehlo = EHLO_PIPELINING if pipelining else b"250 mx.example.org\r\n"
+    final = b"250 2.0.0 b ok\r\n421 4.3.0 shutting down\r\n"
+    session, transport, server = opened({b"LHLO": [ehlo], b".": [final]}, lmtp=True)
+    rcpts = ["b@ex.org", "c@ex.org"]
+    if many:
+        (result,) = transport.run(session.send_many([("a@ex.org", rcpts, b"hi\r\n")]))
+    else:
+        result = transport.run(session.sendmail("a@ex.org", rcpts, b"hi\r\n"))
+    assert isinstance(result, TransactionResult)
+    assert result.delivered == ("b@ex.org",)
+    assert [(a, r.code) for a, r in result.failed] == [("c@ex.org", 421)]
+    assert not session.usable and len(server.messages) == 1

@@ -363,7 +363,11 @@ def raise_for(result: TransactionResult, verb: str) -> None:
     """Raise for a transaction that delivered to nobody; return on (partial) success.
 
     A 421 anywhere (RFC 5321 §3.8: the server is closing) raises ``SMTPReplyError``
-    with that reply, whatever step it answered.
+    with that reply, whatever step it answered, and a 1yz/3yz reply (RFC 5321 §4.3.2)
+    ``SMTPProtocolError`` -- unless the message was delivered to someone anyway (an
+    LMTP reply of 250 before a 421, RFC 2033 §4.2; a RCPT answered 354): the result
+    is returned, the recipient that reply answered in ``failed`` with it. An error
+    over a delivery would read as "not sent", and a retry would send it twice.
     """
     sender, data = result.sender_reply, result.data_reply
     if (
@@ -382,14 +386,10 @@ def raise_for(result: TransactionResult, verb: str) -> None:
     steps += [("RCPT", reply) for _, reply in result.recipients]
     steps += [(verb, result.data_reply)]
     steps += [(verb, reply) for _, reply in result.lmtp_replies]
-    for step, reply in steps:
-        if reply is not None and reply.code == 421:
-            raise SMTPReplyError(reply, command=step)
-    # 1yz/3yz where only 2yz/4yz/5yz make sense (RFC 5321 §4.3.2) is a protocol error,
-    # unless the message was delivered anyway (then MAIL and the content's end got 2yz:
-    # the odd reply answered a RCPT, whose recipient is in ``failed`` with it): an
-    # error over a delivery would read as "not sent", and a retry would send it twice.
     if not result.delivered:
+        for step, reply in steps:
+            if reply is not None and reply.code == 421:
+                raise SMTPReplyError(reply, command=step)
         for step, reply in steps:
             if reply is not None and not (reply.is_success or reply.is_error):
                 error = RemoteProtocolError(f"unexpected {reply.code} reply to {step}")

@@ -273,3 +273,32 @@ def test_after_close_notify_the_replayer_goes_on_in_cleartext_without_waiting(
     if answer == "late":  # the server's alert came after the client went on in cleartext
         assert received[0] in (21, 23) and received.count(b"\r\n") == 1, received
     assert result.reproduced is True, received
+
+
+def test_a_connect_closes_the_open_connection_as_close_does(
+    server_factory: Callable[[Handler], ScriptedServer],
+) -> None:
+    """FUZZ-TRANSCRIPT.md: at a connect, "any connection still open is closed first, as
+    for close", i.e. after waiting up to 1 s for more data. Closing at once left the
+    server's late reply unread (unrecorded, and answered by the kernel with a RST)."""
+
+    def handler(conn: socket.socket, received: list[bytes]) -> None:
+        conn.sendall(b"220 hi\r\n")
+        _read_line(conn, received)
+        conn.sendall(b"250 ok\r\n")
+        try:
+            received.append(b"FIN" if conn.recv(100) == b"" else b"more")
+        except ConnectionResetError:
+            received.append(b"RST")
+
+    server = server_factory(handler)
+    events = [connect(), recv(b"220 hi\r\n"), send(b"NOOP\r\n"), connect(), send(b"NOOP\r\n")]
+    result = replay(Transcript(events), "127.0.0.1", server.port)
+    server.close()
+    assert server.seen[0] == [b"NOOP\r\n", b"FIN"]
+    first, second = result.observation.conns
+    assert first.steps[-1].received == b"250 ok\r\n"  # drained, kept with its connection
+    assert second.steps[-1].received == b"250 ok\r\n"
+    assert [e.dir for e in result.recorded.events] == [
+        "tcp", "s2c", "c2s", "s2c", "tcp", "s2c", "c2s", "s2c",
+    ]  # fmt: skip

@@ -355,11 +355,14 @@ class Runner:
             recorded = sum(len(e.data) for e in events[index + 1 : following] if e.dir == "s2c")
             if not self.replay:
                 recorded = 0
-            out.events.append(event)
             if event.dir == "tcp" and event.note == "connect":
                 if conn is not None:
-                    self._finish(conn, result, out, abortive=False, wait=0.0)
+                    # "Any connection still open is closed first, as for close": the
+                    # replayer drains it for up to 1 s, so unread bytes make no RST.
+                    wait = _CLOSE_WAIT if self.replay else 0.0
+                    self._finish(conn, result, out, abortive=False, wait=wait)
                     conn = None
+                out.events.append(event)
                 parser = _parser()
                 result = ConnResult()
                 obs.conns.append(result)
@@ -374,6 +377,7 @@ class Runner:
                 self._record(result, out, Step(None, data, time.monotonic() - t0, late), conn)
                 skipping = bool(conn.closed_by_peer)
                 continue
+            out.events.append(event)
             if skipping or conn is None:
                 continue
             if event.dir == "tcp" and event.note == "sleep":

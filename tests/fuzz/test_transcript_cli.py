@@ -100,3 +100,14 @@ def test_replay_refuses_an_oracle_that_is_not_a_name(
     Transcript([connect()], {"oracle": ["crash"]}).dump(path)
     assert main(["replay", str(path), f"127.0.0.1:{_closed_port()}"]) == 2
     assert "unknown oracle" in capsys.readouterr().err
+
+
+def test_replay_to_a_non_loopback_target_needs_the_ownership_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A crash transcript is an attack on someone else's server: the same gate as
+    `smtpproto fuzz` (192.0.2.1 is TEST-NET-1; nothing is sent, the gate comes first)."""
+    path = tmp_path / "t.jsonl"
+    Transcript([connect(), send(b"NOOP\r\n", 1, trigger=True)], {"oracle": "crash"}).dump(path)
+    assert main(["replay", str(path), "192.0.2.1:25"]) == 2
+    assert "--i-own-this-target" in capsys.readouterr().err

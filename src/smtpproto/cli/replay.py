@@ -5,7 +5,8 @@ finding still reproduces (or, for a transcript whose header names no oracle, whi
 format allows, it was replayed: nothing to judge), 1 it does not (the server was fixed),
 2 usage or a transcript that breaks the format, 3 cannot connect (the first connection
 was refused: nothing was replayed). So a regression test after a fix asserts status 1,
-and a server that is down is never read as a fixed one.
+and a server that is down is never read as a fixed one. As for ``smtpproto fuzz``, a
+target that is not a loopback address needs ``--i-own-this-target``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..fuzz.replay import replay
 from ..fuzz.transcript import Transcript, TranscriptError
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode, parse_server
+from .fuzz import is_loopback
 from .output import format_table
 
 __all__ = ["EXIT_NOT_REPRODUCED", "add_arguments", "run_replay"]
@@ -33,11 +35,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=2.0, metavar="SECONDS", help="read timeout (2 s)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--i-own-this-target",
+        action="store_true",
+        dest="own_target",
+        help="allow a target that is not a loopback address (as for smtpproto fuzz)",
+    )
 
 
 def run_replay(args: argparse.Namespace) -> int:
     """Replay, judge, print the verdict; return the exit code."""
     host, port = parse_server(args.server, default_port=25)
+    if not args.own_target and not is_loopback(host):
+        raise CLIError(
+            f"{escape_text(host)} is not a loopback address: a finding (a crash, a "
+            "smuggled message) is replayed only against servers you own; say so with "
+            "--i-own-this-target",
+            ExitCode.USAGE,
+        )
     if not 0 < args.timeout <= 60:
         raise CLIError("--timeout must be between 0 and 60 seconds", ExitCode.USAGE)
     try:

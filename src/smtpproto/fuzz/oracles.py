@@ -1,6 +1,6 @@
 """The oracles: what a finding means, decided from an ``Observation`` alone (no I/O).
 
-Every probe marks the client write that should provoke the flaw with ``note="trigger"``
+Every probe marks the client write that should provoke the flaw with ``"trigger": true``
 (the mark survives minimisation and the file format), and names its oracle and
 parameters in the transcript header, so ``smtpproto replay`` re-applies the same verdict.
 An oracle returns ``None`` (nothing wrong) or one line saying what the server did.

@@ -6,8 +6,8 @@ UTF-8 lines ended by LF, one JSON object each; the header only first; ``dir`` on
 ``c2s``, ``s2c``, ``tls``, ``tcp``; ``data_b64`` standard base64 with padding; the known
 notes; ``sleep`` 0-30 s; the first event a connect; a ``starttls`` right after the ``s2c``
 that holds a final 220 line, answering a write that holds a ``STARTTLS`` line; under a few MB.
-``finding_problems`` adds what a claimed finding needs: a header naming an oracle, and a
-write marked as the trigger.
+``finding_problems`` adds what a claimed finding needs: a header naming an oracle, and
+(but for a crash) a write marked as the trigger.
 """
 
 from __future__ import annotations
@@ -110,9 +110,11 @@ def finding_problems(blob: bytes) -> list[str]:
     found = problems(blob)
     if found:
         return found
-    first = json.loads(blob.decode("utf-8").split("\n", 1)[0])
-    if not isinstance(first.get("header"), dict) or not first["header"].get("oracle"):
+    header = json.loads(blob.decode("utf-8").split("\n", 1)[0]).get("header")
+    oracle = header.get("oracle") if isinstance(header, dict) else None
+    if not oracle:
         found.append("no header naming the oracle")
-    if not any(event.get("trigger") is True for event in events(blob)):
+    # A crash is judged on the whole run and a fresh connection: no trigger needed.
+    if oracle != "crash" and not any(event.get("trigger") is True for event in events(blob)):
         found.append("no write marked as the trigger")
     return found

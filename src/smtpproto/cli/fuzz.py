@@ -77,7 +77,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "byte; none: cleartext only (STARTTLS probes still run when it is offered)",
     )
     p.add_argument("--user", metavar="NAME", help="AUTH user (AUTH PLAIN)")
-    p.add_argument("--password-env", metavar="VAR", help="read the AUTH password from $VAR")
+    p.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="read the AUTH password from $VAR (finding transcripts hold the AUTH PLAIN "
+        "line a replay must send: use a test account)",
+    )
     p.add_argument("--mail-from", metavar="ADDR", default="fuzz@example.com", help="sender")
     p.add_argument(
         "--rcpt-to", metavar="ADDR", help="a recipient the server accepts (default: tried)"

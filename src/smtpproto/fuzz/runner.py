@@ -382,6 +382,11 @@ class Runner:
                 continue
             if event.dir == "tcp" and event.note == "sleep":
                 time.sleep(min(event.seconds, MAX_SLEEP))
+                if recorded:  # s2c events after the pause are read, as after any event
+                    t0 = time.monotonic()
+                    data, late = self._read(conn, parser, 0, timeout, min_bytes=recorded)
+                    self._record(result, out, Step(event, data, time.monotonic() - t0, late), conn)
+                    skipping = bool(conn.closed_by_peer)
                 continue
             if event.dir == "tcp":
                 self._finish(conn, result, out, abortive=event.note == "reset", wait=_CLOSE_WAIT)

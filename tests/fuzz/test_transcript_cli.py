@@ -111,3 +111,23 @@ def test_replay_to_a_non_loopback_target_needs_the_ownership_flag(
     Transcript([connect(), send(b"NOOP\r\n", 1, trigger=True)], {"oracle": "crash"}).dump(path)
     assert main(["replay", str(path), "192.0.2.1:25"]) == 2
     assert "--i-own-this-target" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_fuzz_out_that_cannot_be_a_folder_is_refused_before_fuzzing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """The folder is checked first: the campaign used to spend its whole budget and then
+    end in an internal error (exit 70), its findings lost."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder\n", encoding="utf-8")
+    out = blocker if where == "file" else blocker / "out"
+    with socket.socket() as listener:  # nothing may connect: the gate comes first
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        assert main(["fuzz", f"127.0.0.1:{port}", "--budget", "5", "--out", str(out)]) == 2
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    assert "--out" in capsys.readouterr().err

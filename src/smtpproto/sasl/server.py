@@ -29,8 +29,10 @@ user. Keep user databases keyed by the prepared name. Passwords: PLAIN, LOGIN an
 compare SASLprep'd passwords (RFC 4616 §2, RFC 5802 §2.2; query rules, as
 ``scram.scram_prep`` explains); CRAM-MD5 keys its HMAC with the stored password as is,
 since RFC 2195 defines no preparation and the client HMACs the password it was given.
-The OAuth verifiers pass the user name to ``check_token`` as sent. The engine handles the
-client's ``*`` cancellation, base64 and the challenge guard.
+The OAuth verifiers pass the user name to ``check_token`` as sent, but never one
+holding a control character (CR, LF, NUL, C1, U+2028/9): that fails at once, as
+SASLprep fails it for the password mechanisms, so no identity carries a line break.
+The engine handles the client's ``*`` cancellation, base64 and the challenge guard.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, TypeAlias
 
+from ..wire.grammar import _find_control
 from .base import ChannelBinding, SASLError
 from .saslprep import SASLprepError, saslprep
 from .scram import (
@@ -468,6 +471,8 @@ class _OAuthServer(ServerMechanism):
         if isinstance(parsed, Failure):
             return parsed
         user, token = parsed
+        if _find_control(user) is not None:  # never an identity, nor given to check_token
+            return Failure(reason=f"{self.name} user name holds a control character")
         if not self._check_token(user, token):
             self._failing = True
             return Challenge(data=self._error)

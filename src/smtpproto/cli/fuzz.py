@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 from ..fuzz.campaign import ALL_FAMILIES, run_campaign
-from ..fuzz.findings import finding_lines, headline
+from ..fuzz.findings import finding_lines, headline, prepare_out
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode, parse_server
 from .output import format_table
@@ -138,6 +138,13 @@ def run_fuzz(args: argparse.Namespace) -> int:
         if password is None:
             raise CLIError("--user needs --password-env VAR with the password", ExitCode.USAGE)
         auth = (args.user, password)
+    if args.out is not None:
+        try:
+            prepare_out(args.out)
+        except OSError as error:
+            raise CLIError(
+                f"--out {escape_text(args.out)}: {error.strerror or error}", ExitCode.USAGE
+            ) from None
     tty = sys.stderr.isatty() and not args.json
     try:
         report = run_campaign(

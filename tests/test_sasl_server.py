@@ -306,6 +306,20 @@ def test_cram_md5_server_challenges_are_unique_and_refuse_initial_response() -> 
     assert isinstance(CramMD5Server(USERS.get).start(b""), Failure)
 
 
+@pytest.mark.parametrize(("client_cls", "server_cls"), PAIRS)
+def test_a_stored_password_with_a_lone_surrogate_fails_and_is_never_raised(
+    client_cls: type[ClientMechanism], server_cls: type[ServerMechanism]
+) -> None:
+    """CRAM-MD5 raised UnicodeEncodeError holding the stored password (the built-in
+    server logged its repr: "* policy error: UnicodeEncodeError('utf-8', 'StoredPW\\udcff',
+    ..."); every verifier now fails the exchange as for a wrong password."""
+    stored = {"alice": "StoredPW\udcff"}
+    client = client_cls("alice", "StoredPW")  # type: ignore[call-arg]
+    result = exchange(client, server_cls(stored.get))  # type: ignore[call-arg]
+    assert isinstance(result, Failure)
+    assert "StoredPW" not in repr(result)
+
+
 # --- XOAUTH2 / OAUTHBEARER -----------------------------------------------------------------
 
 TOKENS = {("user@example.com", "good.token")}

@@ -136,6 +136,15 @@ def _password_ok(stored: str | None, given: str) -> bool:
     return hmac.compare_digest(stored_prepped.encode(), candidate)
 
 
+def _utf8_or_none(text: str | None) -> bytes | None:
+    """``text`` as UTF-8, or ``None`` for ``None`` or a str with a lone surrogate: a
+    ``UnicodeEncodeError`` would carry the stored password out (``.object``), into the
+    server's log of the failed step."""
+    if text is None or any("\ud800" <= ch <= "\udfff" for ch in text):
+        return None
+    return text.encode("utf-8")
+
+
 class ServerMechanism(abc.ABC):
     """One SASL exchange, server side. Single use; misuse raises :class:`SASLError`."""
 
@@ -268,9 +277,12 @@ class CramMD5Server(ServerMechanism):
             return Failure(reason="malformed CRAM-MD5 response")
         user = _prep_user(username)
         stored = self._lookup(user) if user is not None else None
-        key = (stored if stored is not None else secrets.token_hex(16)).encode()
+        key = _utf8_or_none(stored)  # a stored password without one fails, unshown
+        usable = key is not None
+        if key is None:
+            key = secrets.token_hex(16).encode()
         expected = hmac.new(key, self._challenge, hashlib.md5).hexdigest().encode()
-        if not hmac.compare_digest(expected, digest) or stored is None or user is None:
+        if not hmac.compare_digest(expected, digest) or not usable or user is None:
             return Failure(reason="invalid credentials")
         return Success(identity=user)
 

@@ -302,7 +302,15 @@ def test_a_connect_closes_the_open_connection_as_close_does(
     assert first.steps[-1].received == b"250 ok\r\n"  # drained, kept with its connection
     assert second.steps[-1].received == b"250 ok\r\n"
     assert [e.dir for e in result.recorded.events] == [
-        "tcp", "s2c", "c2s", "s2c", "tcp", "s2c", "c2s", "s2c", "tcp",
+        "tcp",
+        "s2c",
+        "c2s",
+        "s2c",
+        "tcp",
+        "s2c",
+        "c2s",
+        "s2c",
+        "tcp",
     ]  # fmt: skip (the bytes drained before a close are recorded before it)
 
 

@@ -28,6 +28,7 @@ from ..client_engine.events import (
     Mail,
     NeedData,
     Rcpt,
+    Rset,
     ServiceClosing,
     TransactionResult,
 )
@@ -317,7 +318,8 @@ class DriverCore:
 
     def _screen(self, event: Event | NeedData) -> None:
         """What every event read by a driver goes through: count accepted RCPTs (none
-        after a refused MAIL, though a pipelined RCPT may still get 250); a 421 raises
+        after a refused MAIL, though a pipelined RCPT may still get 250); a refused
+        RSET breaks the session (RFC 5321 §4.1.1.5: its state is unknown); a 421 raises
         ``SMTPReplyError``, a lost final reply ``SMTPDeliveryStatusUnknown`` (RFC
         1047)."""
         assert isinstance(event, Event)
@@ -328,6 +330,10 @@ class DriverCore:
                     self._rcpt_accepted += 1
             elif type(command) is Mail and not event.reply.is_success:
                 self._rcpt_accepted = -1
+            elif type(command) is Rset and not event.reply.is_success:
+                # RFC 5321 §4.1.1.5: RSET "MUST" get 250. Anything else leaves the
+                # server's state unknown: no other transaction on this session.
+                self._broken = True
         elif type(event) is ServiceClosing:
             raise SMTPReplyError(event.reply)
         elif type(event) is DeliveryStatusUnknown:

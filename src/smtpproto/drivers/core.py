@@ -102,6 +102,9 @@ class DriverCore:
         #: ``send_many`` in progress: settles a ``TransactionResult`` found among the
         #: last words (``_last_words``) as the outcome of its message in flight
         self._settle_result: Callable[[TransactionResult], None] | None = None
+        #: A split ``sendmail``'s deliveries before its follow-up in flight: set on
+        #: the error should that follow-up fail (``SMTPError.partial_result``)
+        self._partial: TransactionResult | None = None
         #: MAIL/RCPT commands kept for reuse by ``MailDrivers._command``
         self._commands: dict[tuple[Any, ...], Command] = {}
         #: (inputs, MAIL, RCPTs) of the last envelope ``_prepare`` made
@@ -154,10 +157,16 @@ class DriverCore:
         try:
             return (yield from driver)
         except BaseException as error:
-            yield from self._guard_failure(error, start)
+            try:
+                yield from self._guard_failure(error, start)
+            except SMTPError as failure:
+                if self._partial is not None:  # never hide an earlier delivery
+                    failure.partial_result = self._partial
+                raise
             raise AssertionError("unreachable: _guard_failure raises") from error
         finally:
             self._current = None
+            self._partial = None
 
     def _guard_start(self) -> ClientState:
         """The state an operation starts in (for ``_guard_failure``); refused when the

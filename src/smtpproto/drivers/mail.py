@@ -338,6 +338,9 @@ class MailDrivers(MessagePreparer, TransactionSteps):
             if count:
                 assert again is not None  # no follow-up without it (below)
                 source = again()
+                # Should this follow-up fail (a lost connection, a timeout), the error
+                # carries what the earlier transactions delivered (``_guard``).
+                self._partial = results.result(pending)
             try:
                 result = yield from self._transaction(
                     sender, group, source, options, *args, raw=raw

@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 
 from engine_helpers import ScriptedServer
-from session_helpers import Transport
-from smtpproto.client_engine.config import ClientConfig
+from session_helpers import Transport, opened
 from smtpproto.client_engine.events import TransactionResult
 from smtpproto.drivers.session import Session
 from smtpproto.exceptions import SMTPProtocolError, SMTPReplyError
@@ -37,14 +36,10 @@ REFUSED = b"552 5.3.4 too big\r\n"
 DISCARDED = b"554 5.5.0 discarded after a failed chunk\r\n"
 
 
-def opened(lmtp: bool, pipelining: bool) -> tuple[Session, Transport, ScriptedServer]:
+def started(lmtp: bool, pipelining: bool) -> tuple[Session, Transport, ScriptedServer]:
     hello = b"LHLO" if lmtp else b"EHLO"
     chunks = [b"250 2.0.0 chunk ok\r\n", REFUSED] + [DISCARDED] * 10
-    server = ScriptedServer({hello: [EHLO[pipelining]], b"BDAT": chunks})
-    session = Session(ClientConfig(lmtp=lmtp), local_hostname="client.example")
-    transport = Transport(server)
-    transport.run(session.open())
-    return session, transport, server
+    return opened({hello: [EHLO[pipelining]], b"BDAT": chunks}, lmtp=lmtp)
 
 
 def send(how: str, session: Session, transport: Transport) -> Any:
@@ -66,7 +61,7 @@ def send(how: str, session: Session, transport: Transport) -> Any:
 def test_a_refused_middle_chunk_is_the_outcome_and_the_transaction_is_reset(
     lmtp: bool, pipelining: bool, how: str
 ) -> None:
-    session, transport, server = opened(lmtp, pipelining)
+    session, transport, server = started(lmtp, pipelining)
     with pytest.raises(SMTPReplyError, match="BDAT refused: 552") as caught:
         send(how, session, transport)
     assert caught.value.command == "BDAT"

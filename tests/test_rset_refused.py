@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from engine_helpers import EHLO_PIPELINING, ScriptedServer
-from session_helpers import Transport
-from smtpproto.client_engine.config import ClientConfig
+from session_helpers import Transport, opened
 from smtpproto.client_engine.events import TransactionResult
 from smtpproto.drivers.session import Session
 from smtpproto.exceptions import (
@@ -31,14 +30,6 @@ EHLO_CHUNKING_ONLY = b"250-mx.example.org\r\n250 CHUNKING\r\n"
 RSET_REFUSED = [b"500 5.5.1 what\r\n"]
 RCPTS = ["b@example.org", "c@example.org"]
 MESSAGE = b"Subject: hi\r\n\r\n" + b"hello there\r\n" * 10
-
-
-def opened(script: dict[bytes, list[bytes]]) -> tuple[Session, Transport, ScriptedServer]:
-    server = ScriptedServer(script)
-    session = Session(ClientConfig(), local_hostname="client.example")
-    transport = Transport(server)
-    transport.run(session.open())
-    return session, transport, server
 
 
 def assert_not_reused(session: Session, transport: Transport, server: ScriptedServer) -> None:

@@ -13,10 +13,7 @@ import pickle
 
 import pytest
 
-from engine_helpers import ScriptedServer
-from session_helpers import Transport
-from smtpproto.client_engine.config import ClientConfig
-from smtpproto.drivers.session import Session
+from session_helpers import opened
 from smtpproto.exceptions import (
     SMTPConnectError,
     SMTPDeliveryStatusUnknown,
@@ -28,14 +25,6 @@ RCPTS = [f"r{i}@example.org" for i in range(5)]
 MESSAGE = b"Subject: hi\r\n\r\nhello\r\n"
 EHLO_RCPTMAX = b"250-mx.example.org\r\n250-PIPELINING\r\n250 LIMITS RCPTMAX=2\r\n"
 TOO_MANY = b"452 4.5.3 too many recipients\r\n"
-
-
-def opened(script: dict[bytes, list[bytes]]) -> tuple[Session, Transport, ScriptedServer]:
-    server = ScriptedServer(script)
-    session = Session(ClientConfig(), local_hostname="client.example")
-    transport = Transport(server)
-    transport.run(session.open())
-    return session, transport, server
 
 
 def failing(how: str) -> tuple[dict[bytes, list[bytes]], type[SMTPError], bool]:

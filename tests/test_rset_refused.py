@@ -87,6 +87,21 @@ def test_a_refused_rset_after_a_refused_transaction_ends_the_session(case: str) 
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
+def test_a_refused_rset_after_a_refused_bdat_stream_ends_the_session(pipelining: bool) -> None:
+    """A chunk the DATA rules refuse (a NUL) read after earlier chunks went out: RSET
+    ends the transaction (``_stream_refused``); refused, the session is not reused
+    and the error does not say it is usable."""
+    ehlo = EHLO_CHUNKING if pipelining else EHLO_CHUNKING_ONLY
+    session, transport, server = opened({b"EHLO": [ehlo], b"RSET": RSET_REFUSED})
+    chunks = iter([b"Subject: hi\r\n\r\n", b"a NUL \x00\r\n"])
+    with pytest.raises(SMTPProtocolError, match="not reused") as caught:
+        transport.run(session.sendmail("a@example.org", RCPTS, chunks, chunking=True))
+    assert "usable" not in str(caught.value)
+    assert b"RSET" in server.lines
+    assert_not_reused(session, transport, server)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
 def test_a_refused_rset_after_a_stopped_transaction_ends_the_session(pipelining: bool) -> None:
     session, transport, server = opened({b"RSET": RSET_REFUSED})
     result = transport.run(

@@ -272,10 +272,11 @@ class TransactionSteps(DriverCore):
             self._screen(event)
             if type(event) is TransactionResult or type(event) is ConnectionClosed:
                 break
+        usable = "usable" if self.usable else "not reused (RSET refused, RFC 5321 §4.1.1.5)"
         raise refused(
             str(error),
             f"The transaction was ended with RSET after {sent} octets in BDAT chunks: "
-            "nothing was delivered, the session is usable",
+            f"nothing was delivered, the session is {usable}",
         ) from None
 
     def _drain_until_outstanding(self, limit: int) -> Driver[bool]:

@@ -293,6 +293,31 @@ def test_smtplib_envid_with_a_line_break_is_refused_by_the_builtin_server() -> N
         assert code == 501
 
 
+@pytest.mark.parametrize(
+    "line", [b"AUTH \xff", b"AUTH PL\xc3\xa9 AGFsaWNlAHB3", b"auth \xe9PLAIN =", b"AUTH \x80"]
+)
+def test_a_non_ascii_auth_mechanism_is_a_syntax_error(line: bytes) -> None:
+    """It raised UnicodeDecodeError out of the engine (the built-in server dropped the
+    connection without a reply, calling it a policy error)."""
+    s = Session()
+    s.feed(HELLO + line + b"\r\nNOOP\r\n")
+    assert s.codes()[-2:] == [501, 250]
+    (refused,) = s.of(CommandRejected)
+    assert b"AGFsaWNlAHB3" not in refused.line
+    assert s.conn.state is ServerState.READY
+
+
+def test_smtplib_non_ascii_auth_mechanism_gets_501_from_the_builtin_server() -> None:
+    users = {"alice": "pw"}
+    with run_server(users=users, starttls=False, allow_plaintext_auth=True) as server:
+        with smtplib.SMTP(server.host, server.port, timeout=10) as client:
+            client.ehlo("client.test")
+            client.send(b"AUTH PL\xc3\xa9 AGFsaWNlAHB3\r\n")
+            assert client.getreply()[0] == 501
+            assert client.noop()[0] == 250
+        assert server.policy_errors == []
+
+
 def test_rcpt_dsn_parameters() -> None:
     s = Session()
     s.feed(

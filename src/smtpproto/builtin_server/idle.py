@@ -19,7 +19,8 @@ everything else stays single-threaded. It stops when the server closes (``stop``
 by itself once the loop is closed (``call_soon_threadsafe`` refuses). A sweep queued
 before ``stop()`` that the loop runs after it does nothing, and a sweeper starts once
 (``start`` again raises ``RuntimeError``): a server started again makes a new one, and
-a failed ``SMTPServer.start`` stops only the sweeper it made itself.
+a failed ``SMTPServer.start`` stops only the sweeper it made itself. The same class
+gives ``smtpproto serve --workers``' workers their heartbeat (``cli/serve_workers.py``).
 """
 
 from __future__ import annotations

@@ -24,7 +24,10 @@ from .oracles import ORACLES, judge
 from .runner import REPLAY_READ_TIMEOUT, Runner, Target
 from .transcript import Transcript
 
-__all__ = ["ReplayResult", "replay"]
+__all__ = ["MAX_REPLAY_SECONDS", "ReplayResult", "replay"]
+
+#: The longest a replay walks by default: twice the 60 s FUZZ-TRANSCRIPT.md asks for.
+MAX_REPLAY_SECONDS = 120.0
 
 
 @dataclass
@@ -36,6 +39,11 @@ class ReplayResult:
     recorded: Transcript
     oracle: str | None
     verdict: str | None
+
+    @property
+    def stopped(self) -> str:
+        """Why the replay stopped before the last event (``max_seconds``), else ``""``."""
+        return self.observation.stopped
 
     @property
     def unreachable(self) -> bool:
@@ -57,8 +65,12 @@ def replay(
     *,
     timeout: float = REPLAY_READ_TIMEOUT,
     implicit_tls: bool | None = None,
+    max_seconds: float | None = MAX_REPLAY_SECONDS,
 ) -> ReplayResult:
     """Replay ``source`` (a path or a ``Transcript``) against ``host``:``port``.
+
+    ``max_seconds`` bounds the walk (FUZZ-TRANSCRIPT.md asks writers for a replay within
+    60 s; a file that sleeps or waits longer is cut, ``ReplayResult.stopped`` says so).
 
     ``implicit_tls`` defaults to the header's ``implicit_tls`` (the format has no event
     for a connection that starts with TLS).
@@ -76,7 +88,10 @@ def replay(
     target = Target(host, port, implicit_tls=implicit_tls, reply_timeout=timeout, rate=0.0)
     runner = Runner(target, replay=True)
     obs, recorded = runner.run(
-        transcript.events, check_liveness=oracle == "crash", read_timeout=timeout
+        transcript.events,
+        check_liveness=oracle == "crash",
+        read_timeout=timeout,
+        max_seconds=max_seconds,
     )
     verdict = judge(oracle, obs, params) if oracle is not None else None
     return ReplayResult(transcript, obs, recorded, oracle, verdict)

@@ -48,6 +48,9 @@ def test_check_server_returns_the_report_on_a_correct_server(clean: Target) -> N
     report = check_server(clean.host, clean.port, budget=30, auth=CREDENTIALS, probes=families)
     assert report.findings == []
     assert clean.triggered() == []
+    # A report shown by pytest (its repr), logged or saved never holds the password.
+    for text in (repr(report), str(report), json.dumps(report.to_json())):
+        assert AUTH_PASSWORD not in text
 
 
 def test_check_server_fails_with_a_replayable_transcript(rcpt_before_mail: Target) -> None:

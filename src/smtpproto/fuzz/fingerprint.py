@@ -39,7 +39,7 @@ class Settings:
     ehlo: str = "fuzz.smtpproto.test"
     mail_from: str = "fuzz@example.com"
     rcpt_to: str | None = None
-    auth: tuple[str, str] | None = None
+    auth: tuple[str, str] | None = field(default=None, repr=False)  # never in a repr
 
 
 @dataclass

@@ -397,7 +397,9 @@ class Runner:
                     skipping = bool(conn.closed_by_peer)
                 continue
             if event.dir == "tcp":
+                out.events.pop()  # recorded after the bytes drained before the close
                 self._finish(conn, result, out, abortive=event.note == "reset", wait=_CLOSE_WAIT)
+                out.events.append(event)
                 conn = None
                 continue
             t0 = time.monotonic()

@@ -152,6 +152,35 @@ def test_a_replay_that_runs_too_long_is_cut_and_never_read_as_fixed(
 
 
 @pytest.mark.parametrize(
+    "header",
+    [
+        {"oracle": "accepted", "params": {"codes": 5}},
+        {"oracle": "accepted", "params": {"codes": ["2"]}},
+        {"oracle": "hang", "params": {"bound": "1.5"}},
+        {"oracle": "slow", "params": {"seconds": [1]}},
+        {"oracle": "advertises", "params": {"keyword": 5}},
+        {"oracle": "accepted", "implicit_tls": "false"},
+    ],
+)
+def test_replay_refuses_a_header_its_oracle_cannot_read_before_sending(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], header: dict[str, object]
+) -> None:
+    """Such headers ended in an internal error (exit 70) after the replay, or judged by a
+    wrong value ("false" read as true: a TLS handshake to a cleartext server)."""
+    path = tmp_path / "t.jsonl"
+    Transcript([connect(), send(b"NOOP\r\n", 1, trigger=True)], header).dump(path)
+    with socket.socket() as listener:  # nothing may connect: the header is checked first
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        assert main(["replay", str(path), f"127.0.0.1:{port}"]) == 2
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    assert "header" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     ("option", "value", "env"),
     [
         ("--ehlo", "x\r\nVRFY root", {}),

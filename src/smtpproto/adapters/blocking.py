@@ -21,7 +21,7 @@ loopback a pipelined group's replies are usually in by then. Once a ``recv`` fou
 nothing (the server runs on another CPU, so every reply wait sleeps), the next
 ``_WAIT_FIRST`` reads of a plain socket wait first (poll, then ``recv``): a system call
 and a ``BlockingIOError`` per message saved, the deadline the same (bench/README.md,
-"the socket path"). A poll object, not ``selectors``:
+"the socket path on loopback"). A poll object, not ``selectors``:
 a wait is one call into C, about half what ``selectors``' key bookkeeping costs, and
 under load most reads of a pipelined batch wait. Where ``select.poll`` does not
 exist (Windows), ``_SelectPoll`` offers the same three methods over ``select.select``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -379,7 +380,7 @@ def test_xtext_known_values() -> None:
     assert xtext_encode("\r\n") == "+0D+0A"
     assert xtext_encode("é") == "+C3+A9"
     assert xtext_decode("a+2Bb+3Dc+20d") == "a+b=c d"
-    for bad in ["+2b", "+", "+2", "a=b", "a b", "é", "+C3"]:
+    for bad in ["+2b", "+", "+2", "a=b", "a b", "é", "+C3", "a+0D+0Ab", "+00", "+7F", "+C2+85"]:
         with pytest.raises(SyntaxErrorInCommand):
             xtext_decode(bad)
 
@@ -387,13 +388,6 @@ def test_xtext_known_values() -> None:
 def test_xtext_encode_refuses_surrogates() -> None:
     with pytest.raises(LocalProtocolError):
         xtext_encode("\ud800")
-
-
-@given(st.text(st.characters(codec="utf-8")))
-def test_xtext_round_trip(value: str) -> None:
-    encoded = xtext_encode(value)
-    assert all(0x21 <= ord(c) <= 0x7E and c != "=" for c in encoded)
-    assert xtext_decode(encoded) == value
 
 
 def test_utf8_addr_xtext_known_values() -> None:
@@ -435,6 +429,25 @@ def test_utf8_addr_unitext_refuses_controls() -> None:
 NO_CONTROLS = st.characters(codec="utf-8").filter(
     lambda c: not (c < " " or "\x7f" <= c <= "\x9f" or c in "\u2028\u2029")
 )
+NO_CONTROLS_RE = re.compile("[^\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+@given(st.text(NO_CONTROLS))
+def test_xtext_round_trip(value: str) -> None:
+    encoded = xtext_encode(value)
+    assert all(0x21 <= ord(c) <= 0x7E and c != "=" for c in encoded)
+    assert xtext_decode(encoded) == value
+
+
+@given(st.text(st.characters(codec="utf-8")))
+def test_xtext_decoding_to_a_control_character_is_refused(value: str) -> None:
+    """RFC 3461 §4.2, §4.4: ENVID and ORCPT are printable; no decoded control."""
+    encoded = xtext_encode(value)
+    if all(NO_CONTROLS_RE.fullmatch(c) for c in value):
+        assert xtext_decode(encoded) == value
+    else:
+        with pytest.raises(SyntaxErrorInCommand, match="control character"):
+            xtext_decode(encoded)
 
 
 @given(st.text(NO_CONTROLS, min_size=1))

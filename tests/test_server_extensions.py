@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import smtplib
 
 import pytest
 from hypothesis import given, settings
@@ -29,6 +30,7 @@ from smtpproto.server_engine.events import (
     StartTLSRequested,
 )
 from smtpproto.server_engine.states import ServerState
+from smtpproto.testing import run_server
 from smtpproto.wire.errors import LocalProtocolError, ProtocolError
 
 HELLO = b"EHLO client.test\r\n"
@@ -245,6 +247,75 @@ def test_mail_parameter_errors(extensions: tuple[str, ...], params: bytes, code:
     s = Session(extensions=extensions)
     s.feed(HELLO + b"MAIL FROM:<a@x.test> " + params + b"\r\n")
     assert s.codes()[-1] == code
+
+
+# RFC 3461 §4.2, §4.4: ENVID and ORCPT are printable before xtext; RFC 4954 §5: AUTH=
+# is a mailbox. A line break, NUL or other control hidden in xtext is refused (501), as
+# Postfix's smtpd refuses ENVID=+0D+0A ("501 5.5.4 Bad ENVID parameter syntax").
+XTEXT_CONTROLS = [*(f"+{c:02X}" for c in (*range(0x20), 0x7F)), "+C2+85", "+E2+80+A8"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    control=st.sampled_from(XTEXT_CONTROLS),
+    where=st.sampled_from(["ENVID", "ORCPT", "AUTH"]),
+    before=st.text("abc.@", max_size=4),
+    after=st.text("xyz", max_size=4),
+)
+def test_an_xtext_parameter_decoding_to_a_control_is_refused(
+    control: str, where: str, before: str, after: str
+) -> None:
+    s = Session(extensions=("DSN", "AUTH PLAIN", "SMTPUTF8"))
+    value = f"{before}{control}{after}".encode()
+    if where == "ORCPT":
+        s.feed(
+            HELLO + b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test> ORCPT=rfc822;" + value + b"\r\n"
+        )
+        assert not s.of(RcptReceived)
+    else:
+        s.feed(HELLO + b"MAIL FROM:<a@x.test> " + where.encode() + b"=" + value + b"\r\n")
+        assert not s.of(MailReceived)
+    (refused,) = s.of(CommandRejected)
+    assert refused.reply.code == 501
+    assert "control character" in refused.reply.text
+
+
+def test_smtplib_envid_with_a_line_break_is_refused_by_the_builtin_server() -> None:
+    with run_server() as server, smtplib.SMTP(server.host, server.port, timeout=10) as client:
+        client.ehlo("client.test")
+        code, _ = client.mail("a@x.test", ["ENVID=id+0D+0AX-Injected:+20yes"])
+        assert code == 501
+        code, _ = client.mail("a@x.test", ["ENVID=id+20ok"])
+        assert code == 250
+        client.rset()
+        client.mail("a@x.test")
+        code, _ = client.rcpt("b@y.test", ["ORCPT=rfc822;b+00@y.test"])
+        assert code == 501
+
+
+@pytest.mark.parametrize(
+    "line", [b"AUTH \xff", b"AUTH PL\xc3\xa9 AGFsaWNlAHB3", b"auth \xe9PLAIN =", b"AUTH \x80"]
+)
+def test_a_non_ascii_auth_mechanism_is_a_syntax_error(line: bytes) -> None:
+    """It raised UnicodeDecodeError out of the engine (the built-in server dropped the
+    connection without a reply, calling it a policy error)."""
+    s = Session()
+    s.feed(HELLO + line + b"\r\nNOOP\r\n")
+    assert s.codes()[-2:] == [501, 250]
+    (refused,) = s.of(CommandRejected)
+    assert b"AGFsaWNlAHB3" not in refused.line
+    assert s.conn.state is ServerState.READY
+
+
+def test_smtplib_non_ascii_auth_mechanism_gets_501_from_the_builtin_server() -> None:
+    users = {"alice": "pw"}
+    with run_server(users=users, starttls=False, allow_plaintext_auth=True) as server:
+        with smtplib.SMTP(server.host, server.port, timeout=10) as client:
+            client.ehlo("client.test")
+            client.send(b"AUTH PL\xc3\xa9 AGFsaWNlAHB3\r\n")
+            assert client.getreply()[0] == 501
+            assert client.noop()[0] == 250
+        assert server.policy_errors == []
 
 
 def test_rcpt_dsn_parameters() -> None:

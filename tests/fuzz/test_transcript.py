@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smtpproto.fuzz.transcript import (
+    MAX_FILE_BYTES,
     Event,
     Transcript,
     TranscriptError,
@@ -132,3 +133,78 @@ def test_a_header_after_events_is_refused() -> None:
 def test_client_events_drop_the_server_bytes() -> None:
     transcript = Transcript([connect(), recv(b"220\r\n"), send(b"QUIT\r\n", 1), close()])
     assert [e.dir for e in transcript.client_events()] == ["tcp", "c2s", "tcp"]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_json_strings_may_hold_unicode_line_separators(tmp_path: Path, separator: str) -> None:
+    # JSON Lines ends a line at LF only; str.splitlines() also splits at these characters,
+    # which are valid unescaped inside a JSON string (another tool's banner, say).
+    text = (
+        json.dumps({"header": {"banner": f"220 a{separator}b"}}, ensure_ascii=False)
+        + "\r\n"
+        + json.dumps({"dir": "tcp", "note": "connect", "t": f"x{separator}"}, ensure_ascii=False)
+        + "\n"
+    )
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(text.encode("utf-8"))
+    for transcript in (Transcript.loads(text), Transcript.load(path)):
+        assert transcript.header == {"banner": f"220 a{separator}b"}
+        assert transcript.events == [connect()]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"dir": "c2s", "data_b64": "QQ==", "note": 5}',  # note on a data event: ignored
+        '{"dir": "tcp", "note": "close", "seconds": "soon"}',  # seconds outside sleep
+        '{"dir": "tcp", "note": "reset", "seconds": [1]}',
+        '{"dir": "tls", "note": "close_notify", "seconds": null}',
+    ],
+)
+def test_other_keys_are_ignored_whatever_their_value(line: str) -> None:
+    text = '{"dir": "tcp", "note": "connect"}\n' + line + "\n"
+    transcript = Transcript.loads(text)
+    assert len(transcript.events) == 2
+    assert json.loads(transcript.dumps().splitlines()[1]) == json.loads(line)  # kept as is
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"dir": "tcp", "note": "connect", "x": ' + "[" * 50_000 + "]" * 50_000 + "}", "JSON"),
+        ('{"dir": "tcp", "note": "connect", "x": ' + "9" * 5000 + "}", "JSON"),
+        ('{"dir": "tcp", "note": "sleep", "seconds": ' + "9" * 400 + "}", "seconds"),
+    ],
+)
+def test_pathological_lines_are_refused_with_their_line_number(line: str, message: str) -> None:
+    text = '{"dir": "tcp", "note": "connect"}\n' + line + "\n"
+    with pytest.raises(TranscriptError, match=message) as caught:
+        Transcript.loads(text)
+    assert str(caught.value).startswith("line 2: ")
+
+
+def test_a_line_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"dir": "tcp", "note": "connect"}\n\n{"dir": "c2s", "x": "\xff"}\n')
+    with pytest.raises(TranscriptError, match=r"^line 3: not UTF-8"):
+        Transcript.load(path)
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"header": {"a": 1}}\n{"dir": "tcp", "note": "connect"}\n')
+    assert Transcript.load(path).header == {"a": 1}
+
+
+def test_a_header_after_ignored_events_is_still_not_first() -> None:
+    text = '{"dir": "c2s", "data_b64": ""}\n{"header": {}}\n{"dir": "tcp", "note": "connect"}\n'
+    with pytest.raises(TranscriptError, match="line 2: the header must be the first line"):
+        Transcript.loads(text)
+
+
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "huge.jsonl"
+    with path.open("wb") as file:
+        file.truncate(MAX_FILE_BYTES + 1)  # sparse: nothing is written
+    with pytest.raises(TranscriptError, match="MiB"):
+        Transcript.load(path)

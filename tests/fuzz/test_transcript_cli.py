@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 
 from smtpproto.cli.fuzz import is_loopback
 from smtpproto.cli.main import main
-from smtpproto.fuzz.transcript import Transcript, connect, send
+from smtpproto.fuzz.transcript import Transcript, close, connect, send
+from smtpproto.testing import run_server
 
 
 def test_a_non_loopback_target_needs_the_ownership_flag(capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,20 +31,72 @@ def test_unknown_probe_family_is_a_usage_error(capsys: pytest.CaptureFixture[str
     assert "astrology" in capsys.readouterr().err
 
 
-def test_replay_refuses_a_transcript_without_oracle(
+def _closed_port() -> int:
+    with socket.socket() as sock:  # a port where nothing listens once closed
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_replay_plays_a_transcript_without_oracle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """FUZZ-TRANSCRIPT.md: the header is optional and `smtpproto replay` must accept
+    exactly the format; a header-less file is replayed, and not judged (exit 0)."""
+    path = tmp_path / "t.jsonl"
+    Transcript([connect(), send(b"NOOP\r\n"), send(b"QUIT\r\n"), close()]).dump(path)
+    with run_server(host="127.0.0.1") as server:
+        assert main(["replay", str(path), f"127.0.0.1:{server.port}"]) == 0
+    assert "not judged" in capsys.readouterr().out
+    with run_server(host="127.0.0.1") as server:
+        assert main(["replay", "--json", str(path), f"127.0.0.1:{server.port}"]) == 0
+    assert json.loads(capsys.readouterr().out)["reproduced"] is None
+
+
+@pytest.mark.parametrize("oracle", [None, "crash", "smuggling"])
+def test_replay_to_a_server_that_is_down_is_exit_3_never_not_reproduced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], oracle: str | None
+) -> None:
+    """Exit 1 says "fixed": a regression test asserting it must not pass because the
+    server did not even start."""
+    path = tmp_path / "t.jsonl"
+    header = {"oracle": oracle} if oracle else {}
+    Transcript([connect(), send(b"NOOP\r\n", 1, trigger=True)], header).dump(path)
+    assert main(["replay", str(path), f"127.0.0.1:{_closed_port()}"]) == 3
+    assert "cannot replay" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        b"not json",
+        b'{"dir": "c2s", "data_b64": "\xff"}',  # not UTF-8
+        b'{"dir": "c2s", "data_b64": "QQ"}',  # no padding
+        b'{"dir": "tcp", "note": "sleep", "seconds": 30.5}',
+        b'{"dir": "tcp", "note": "sleep", "seconds": -1}',
+        b'{"dir": "tcp", "note": "connect", "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        b'{"header": {"oracle": "crash"}}',
+    ],
+)
+def test_replay_refuses_a_broken_file_naming_the_line_and_sending_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], second: bytes
+) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"dir": "tcp", "note": "connect"}\n' + second + b"\n")
+    with socket.socket() as listener:  # nothing may connect: the file is refused first
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        assert main(["replay", str(path), f"127.0.0.1:{port}"]) == 2
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    assert "line 2" in capsys.readouterr().err
+
+
+def test_replay_refuses_an_oracle_that_is_not_a_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "t.jsonl"
-    Transcript([connect(), send(b"QUIT\r\n")]).dump(path)
-    with socket.socket() as sock:  # a port where nothing listens
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    assert main(["replay", str(path), f"127.0.0.1:{port}"]) == 2
-    assert "names no oracle" in capsys.readouterr().err
-
-
-def test_replay_refuses_a_broken_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "t.jsonl"
-    path.write_text('{"dir": "tcp", "note": "connect"}\nnot json\n', encoding="utf-8")
-    assert main(["replay", str(path), "127.0.0.1:25"]) == 2
-    assert "line 2" in capsys.readouterr().err
+    Transcript([connect()], {"oracle": ["crash"]}).dump(path)
+    assert main(["replay", str(path), f"127.0.0.1:{_closed_port()}"]) == 2
+    assert "unknown oracle" in capsys.readouterr().err

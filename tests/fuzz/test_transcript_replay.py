@@ -5,6 +5,7 @@ close, skipping the rest of a failed connection, resuming at the next connect.""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from smtpproto.fuzz.runner import Runner, Target
 from smtpproto.fuzz.transcript import (
     Transcript,
     close,
+    close_notify,
     connect,
     recv,
     send,
@@ -203,3 +205,71 @@ def test_the_fuzzer_starts_no_handshake_after_a_refused_starttls(
     assert b"".join(server.seen[0]) == b"EHLO x\r\nSTARTTLS\r\n"  # no ClientHello
     assert [e.dir for e in transcript.events].count("tls") == 0
     assert not obs.conns[0].peer_closed
+
+
+def _tls_server_context() -> ssl.SSLContext:
+    import trustme
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    return context
+
+
+@pytest.mark.parametrize("answer", ["none", "at-once", "late"])
+def test_after_close_notify_the_replayer_goes_on_in_cleartext_without_waiting(
+    server_factory: Callable[[Handler], ScriptedServer], answer: str
+) -> None:
+    """FUZZ-TRANSCRIPT.md: close_notify, then cleartext "without waiting for the
+    server's alert". A server that never answers the alert and reads on in cleartext
+    (the downgrade the cleartext-after-close-notify probe looks for) must get the next
+    write; so must one that answers it at once or late, its alert record then read in
+    cleartext before the reply and skipped by the oracle's parser."""
+    context = _tls_server_context()
+
+    def downgrade(conn: socket.socket, received: list[bytes]) -> None:
+        conn.sendall(b"220 scripted\r\n")
+        _read_line(conn, received)
+        conn.sendall(b"250-scripted\r\n250 STARTTLS\r\n")
+        _read_line(conn, received)
+        conn.sendall(b"220 go ahead\r\n")
+        tls = context.wrap_socket(conn, server_side=True)
+        received.append(tls.recv(100))  # EHLO inside TLS
+        tls.sendall(b"250 scripted\r\n")
+        received.append(tls.recv(100))  # b"": the client's close_notify
+        if answer == "none":  # drop TLS without a word: no alert back
+            plain = socket.socket(fileno=tls.detach())
+            plain.settimeout(5)
+        else:
+            time.sleep(0.3 if answer == "late" else 0.0)
+            plain = tls.unwrap()
+        with plain:
+            line = _read_line(plain, received)
+            if line:
+                plain.sendall(b"250 cleartext " + line)
+            _read_line(plain, received)
+
+    server = server_factory(downgrade)
+    events = [
+        connect(),
+        send(b"EHLO x\r\n", 1),
+        recv(b"250-scripted\r\n250 STARTTLS\r\n"),
+        send(b"STARTTLS\r\n", 1),
+        recv(b"220 go ahead\r\n"),
+        starttls(),
+        send(b"EHLO x\r\n", 1),
+        recv(b"250 scripted\r\n"),
+        close_notify(),
+        send(b"NOOP\r\n", 1, trigger=True),
+        recv(b"250 cleartext NOOP\r\n"),
+        send(b"QUIT\r\n"),
+        close(),
+    ]
+    header = {"oracle": "accepted", "params": {"codes": [2, 3, 4, 5]}}
+    result = replay(Transcript(events, header), "127.0.0.1", server.port)
+    server.close()
+    assert server.seen[0][2:] == [b"EHLO x\r\n", b"", b"NOOP\r\n", b"QUIT\r\n"]
+    assert result.observation.conns[0].steps[-2].received.endswith(b"250 cleartext NOOP\r\n")
+    received = result.observation.conns[0].steps[-2].received
+    if answer == "late":  # the server's alert came after the client went on in cleartext
+        assert received[0] in (21, 23) and received.count(b"\r\n") == 1, received
+    assert result.reproduced is True, received

@@ -1,9 +1,11 @@
 """``smtpproto replay FILE HOST:PORT``: replay a finding transcript and re-apply its oracle.
 
 The replay follows FUZZ-TRANSCRIPT.md (``smtpproto.fuzz.replay``). Exit status: 0 the
-finding still reproduces, 1 it does not (the server was fixed), 2 usage or a transcript
-that breaks the format or names no oracle, 3 cannot connect. So a regression test after
-a fix asserts status 1.
+finding still reproduces (or, for a transcript whose header names no oracle, which the
+format allows, it was replayed: nothing to judge), 1 it does not (the server was fixed),
+2 usage or a transcript that breaks the format, 3 cannot connect (the first connection
+was refused: nothing was replayed). So a regression test after a fix asserts status 1,
+and a server that is down is never read as a fixed one.
 """
 
 from __future__ import annotations
@@ -40,17 +42,19 @@ def run_replay(args: argparse.Namespace) -> int:
         raise CLIError("--timeout must be between 0 and 60 seconds", ExitCode.USAGE)
     try:
         transcript = Transcript.load(args.file)
-    except (OSError, TranscriptError, UnicodeDecodeError) as error:
+    except (OSError, TranscriptError) as error:
         raise CLIError(f"{escape_text(args.file)}: {error}", ExitCode.USAGE) from None
-    if transcript.header.get("oracle") is None:
-        raise CLIError(
-            f"{escape_text(args.file)} names no oracle in its header: nothing to judge",
-            ExitCode.USAGE,
-        )
     try:
         result = replay(transcript, host, port, timeout=args.timeout)
     except ValueError as error:
         raise CLIError(f"{escape_text(args.file)}: {error}", ExitCode.USAGE) from None
+    if result.unreachable:
+        detail = result.observation.conns[0].detail
+        raise CLIError(
+            f"cannot replay {escape_text(args.file)} to {escape_text(args.server)}: "
+            f"{escape_text(detail)}",
+            ExitCode.CONNECT,
+        )
     header = result.transcript.header
     if args.json:
         print(
@@ -71,8 +75,14 @@ def run_replay(args: argparse.Namespace) -> int:
         rows = [
             ("finding", header.get("title", "-")),
             ("oracle", result.oracle),
-            ("result", "REPRODUCES" if result.reproduced else "does not reproduce"),
+            ("result", _outcome(result.reproduced)),
             ("verdict", result.verdict or "-"),
         ]
         print(format_table(rows, indent=""))
-    return ExitCode.OK if result.reproduced else EXIT_NOT_REPRODUCED
+    return EXIT_NOT_REPRODUCED if result.reproduced is False else ExitCode.OK
+
+
+def _outcome(reproduced: bool | None) -> str:
+    if reproduced is None:
+        return "replayed (no oracle in the header: not judged)"
+    return "REPRODUCES" if reproduced else "does not reproduce"

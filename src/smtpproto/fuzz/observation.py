@@ -8,6 +8,7 @@ These are plain values (no I/O), so the oracles (``fuzz.oracles``) are tested in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..wire.errors import RemoteProtocolError
@@ -15,7 +16,17 @@ from ..wire.reply import Reply
 from ..wire.twins import ReplyParser
 from .transcript import Event
 
-__all__ = ["ConnResult", "Liveness", "Observation", "ParsedReply", "Step", "parse", "stalled_reply"]
+__all__ = [
+    "ConnResult",
+    "Liveness",
+    "Observation",
+    "ParsedReply",
+    "Step",
+    "parse",
+    "reply_bytes",
+    "stalled_reply",
+    "tls_records_length",
+]
 
 #: How a connection ended. ``closed``: we closed it; ``eof``/``reset``: the server did;
 #: ``refused``: it never opened; ``tls-failed``: a handshake failed; ``timeout``: the
@@ -65,6 +76,34 @@ class ParsedReply:
     reply: Reply
 
 
+def tls_records_length(data: bytes) -> int:
+    """How many leading octets of ``data`` are whole TLS records (RFC 8446 §5.1: content
+    type 20-23, version 3.x, a two-octet length). No SMTP reply starts so (a digit)."""
+    at = 0
+    while len(data) - at >= 5 and 20 <= data[at] <= 23 and data[at + 1] == 3:
+        end = at + 5 + int.from_bytes(data[at + 3 : at + 5], "big")
+        if end > len(data):
+            break
+        at = end
+    return at
+
+
+def reply_bytes(conn: ConnResult) -> Iterator[bytes]:
+    """Each step's received bytes as the reply parser must see them: the client goes on
+    in cleartext right after its close_notify without waiting for the server's
+    (FUZZ-TRANSCRIPT.md), so the server's alert record, when it comes later, is read in
+    cleartext; it is left out here (it is kept in the recorded transcript)."""
+    after_notify = False
+    for step in conn.steps:
+        data = step.received
+        if step.event is not None and step.event.dir == "tls":
+            after_notify = step.event.note == "close_notify"
+        if after_notify and data:
+            data = data[tls_records_length(data) :]
+            after_notify = not data
+        yield data
+
+
 def parse(conn: ConnResult) -> tuple[list[ParsedReply], str | None]:
     """Every complete reply of the connection (banner first) and the first grammar error.
 
@@ -73,11 +112,11 @@ def parse(conn: ConnResult) -> tuple[list[ParsedReply], str | None]:
     """
     parser = ReplyParser(max_line_length=_MAX_LINE, max_lines=_MAX_LINES, max_reply_bytes=1 << 24)
     replies: list[ParsedReply] = []
-    for position, step in enumerate(conn.steps):
-        if not step.received:
+    for position, received in enumerate(reply_bytes(conn)):
+        if not received:
             continue
         try:
-            got = parser.feed(step.received)
+            got = parser.feed(received)
         except RemoteProtocolError as error:
             return replies, str(error)
         replies.extend(ParsedReply(position, reply) for reply in got)
@@ -94,12 +133,12 @@ def stalled_reply(conn: ConnResult) -> bytes | None:
     deadline (e.g. a multiline reply whose last line still says ``250-``), else ``None``."""
     parser = ReplyParser(max_line_length=_MAX_LINE, max_lines=_MAX_LINES, max_reply_bytes=1 << 24)
     tail = b""
-    for step in conn.steps:
+    for step, received in zip(conn.steps, reply_bytes(conn), strict=True):
         try:
-            parser.feed(step.received)
+            parser.feed(received)
         except RemoteProtocolError:
             return None
-        tail = (tail + step.received)[-200:]
+        tail = (tail + received)[-200:]
         if step.timed_out and parser.buffered > 0:
             return tail[-min(parser.buffered, 200) :]
     return None

@@ -38,6 +38,12 @@ class ReplayResult:
     verdict: str | None
 
     @property
+    def unreachable(self) -> bool:
+        """True when the first connection could not be opened: nothing was replayed, so
+        a ``reproduced`` of ``False`` says nothing about the server."""
+        return bool(self.observation.conns) and self.observation.conns[0].end == "refused"
+
+    @property
     def reproduced(self) -> bool | None:
         if self.oracle is None:
             return None
@@ -60,7 +66,7 @@ def replay(
     transcript = source if isinstance(source, Transcript) else Transcript.load(source)
     header = transcript.header
     oracle = header.get("oracle")
-    if oracle is not None and oracle not in ORACLES:
+    if oracle is not None and (not isinstance(oracle, str) or oracle not in ORACLES):
         raise ValueError(f"the transcript names an unknown oracle: {oracle!r}")
     params = header.get("params") or {}
     if not isinstance(params, dict):

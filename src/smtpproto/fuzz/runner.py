@@ -43,7 +43,7 @@ from ..adapters.tls import client_ssl_context
 from ..wire.errors import RemoteProtocolError
 from ..wire.fields import check_flag, check_int, check_seconds
 from ..wire.twins import ReplyParser
-from .observation import ConnResult, Liveness, Observation, Step
+from .observation import ConnResult, Liveness, Observation, Step, tls_records_length
 from .transcript import MAX_SLEEP, Event, Transcript, recv
 
 __all__ = ["REPLAY_READ_TIMEOUT", "Runner", "Target"]
@@ -109,6 +109,15 @@ class _Conn:
         self.sock: socket.socket = sock
         self.tls = False
         self.closed_by_peer = ""  # "eof" / "reset" once the peer ended it
+        self.after_notify = False  # a late TLS alert of the server may come in cleartext
+
+    def for_parser(self, data: bytes) -> bytes:
+        """``data`` without the server's TLS records that follow our close_notify
+        (``observation.reply_bytes`` does the same for the oracles)."""
+        if self.after_notify and data:
+            data = data[tls_records_length(data) :]
+            self.after_notify = not data
+        return data
 
     def _recv_some(self, deadline: float) -> bytes | None:
         """Up to one chunk; ``b""`` on timeout, ``None`` once the peer ended."""
@@ -247,13 +256,36 @@ class Runner:
         return True
 
     def _close_notify(self, conn: _Conn) -> None:
-        if isinstance(conn.sock, ssl.SSLSocket):
+        """Send a close_notify and go on in cleartext on the same TCP connection,
+        without waiting for the server's alert (FUZZ-TRANSCRIPT.md; RFC 8446 §6.1
+        does not make the sender wait). A server that never answers it and reads on
+        in cleartext is the downgrade the cleartext-after-close-notify probe is for."""
+        sock = conn.sock
+        if not isinstance(sock, ssl.SSLSocket):
+            return
+        conn.tls = False
+        deadline = time.monotonic() + self.target.connect_timeout
+        sock.setblocking(False)
+        while True:
             try:
-                conn.sock.settimeout(self.target.connect_timeout)
-                conn.sock = conn.sock.unwrap()
-            except (OSError, ValueError):
-                conn.closed_by_peer = conn.closed_by_peer or "eof"
-            conn.tls = False
+                conn.sock = sock.unwrap()  # the server's alert was already there
+                break
+            except ssl.SSLWantReadError:  # ours is out; the server's is not awaited
+                conn.sock = socket.socket(sock.family, sock.type, sock.proto, sock.detach())
+                break
+            except ssl.SSLWantWriteError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    conn.closed_by_peer = conn.closed_by_peer or "eof"
+                    return
+                select.select([], [sock], [], remaining)
+            except (OSError, ValueError) as error:
+                conn.closed_by_peer = conn.closed_by_peer or (
+                    "reset" if _is_reset(error) else "eof"
+                )
+                return
+        conn.sock.setblocking(True)
+        conn.after_notify = True
 
     # -- reading policies ------------------------------------------------------------
 
@@ -282,7 +314,7 @@ class Runner:
             got += data
             if not broken:
                 try:
-                    done += len(parser.feed(data))
+                    done += len(parser.feed(conn.for_parser(data)))
                 except RemoteProtocolError:
                     broken = True  # garbage: the oracle sees it; count bytes only
         end = time.monotonic() + grace
@@ -293,7 +325,7 @@ class Runner:
             got += data
             if not broken:
                 try:
-                    parser.feed(data)
+                    parser.feed(conn.for_parser(data))
                 except RemoteProtocolError:
                     broken = True
         return bytes(got), False
@@ -375,7 +407,7 @@ class Runner:
             early_replies = 0
             if early and not parser.failed:
                 try:
-                    early_replies = len(parser.feed(early))
+                    early_replies = len(parser.feed(conn.for_parser(early)))
                 except RemoteProtocolError:
                     early_replies = 0
             want = max((event.expect or 0) - early_replies, 0)

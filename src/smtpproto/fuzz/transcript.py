@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "MAX_FILE_BYTES",
     "MAX_SLEEP",
     "Event",
     "Transcript",
@@ -43,6 +44,8 @@ __all__ = [
 
 #: The longest pause a ``sleep`` event may ask for (seconds).
 MAX_SLEEP = 30.0
+#: The largest transcript file ``Transcript.load`` reads (the format asks for a few MB).
+MAX_FILE_BYTES = 64 << 20
 
 _TCP_NOTES = frozenset({"connect", "close", "reset", "sleep"})
 _TLS_NOTES = frozenset({"starttls", "close_notify"})
@@ -104,13 +107,23 @@ class Event:
         direction = obj.get("dir")
         if not isinstance(direction, str):
             raise TranscriptError(f"{where}'dir' is required and must be a string")
-        known = {"dir", "note", "data_b64", "seconds", "expect"}
-        extra = {k: v for k, v in obj.items() if k not in known}
+        data_event = direction in ("c2s", "s2c")
         note = obj.get("note", "")
-        if not isinstance(note, str):
+        if note != "sleep" or data_event:
+            # Only a sleep has ``seconds``; elsewhere it is one of the "other keys"
+            # that are allowed and ignored, as ``note`` is on data events.
+            seconds: Any = 0.0
+            known = {"dir", "data_b64", "expect"} if data_event else {"dir", "note"}
+        else:
+            seconds = obj.get("seconds", 0.0)
+            known = {"dir", "note", "seconds"}
+        if not data_event and not isinstance(note, str):
             raise TranscriptError(f"{where}'note' must be a string")
+        if data_event and isinstance(note, str):
+            known.add("note")
+        extra = {k: v for k, v in obj.items() if k not in known}
         try:
-            if direction in ("c2s", "s2c"):
+            if data_event:
                 encoded = obj.get("data_b64")
                 if not isinstance(encoded, str):
                     raise TranscriptError(f"{where}'data_b64' is required on {direction}")
@@ -123,17 +136,17 @@ class Event:
                     not isinstance(expect, int) or isinstance(expect, bool) or expect < 0
                 ):
                     expect = None
-                return cls(direction, note, data, expect=expect, extra=extra)
-            seconds = obj.get("seconds", 0.0)
-            if note == "sleep" and (
-                isinstance(seconds, bool) or not isinstance(seconds, (int, float))
-            ):
+                text = note if isinstance(note, str) else ""
+                return cls(direction, text, data, expect=expect, extra=extra)
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
                 raise TranscriptError(f"{where}'seconds' must be a number")
-            return cls(direction, note, seconds=float(seconds or 0.0), extra=extra)
+            return cls(direction, note, seconds=float(seconds), extra=extra)
         except TranscriptError as error:
             if where and not str(error).startswith("line "):
                 raise TranscriptError(f"{where}{error}") from None
             raise
+        except OverflowError:  # an integer too large for a float
+            raise TranscriptError(f"{where}'seconds' must be 0-{MAX_SLEEP:g} s") from None
 
 
 def connect() -> Event:
@@ -230,14 +243,17 @@ class Transcript:
     @classmethod
     def loads(cls, text: str) -> Transcript:
         """Parse JSONL text. Blank lines are skipped; events before the first ``connect``
-        are dropped, as the format says."""
-        return cls.from_lines(text.splitlines())
+        are dropped, as the format says. Lines end at LF only (a CR before it is
+        dropped): JSON strings may hold U+2028, U+0085 and the like, which
+        ``str.splitlines`` would also split at."""
+        return cls.from_lines(line.removesuffix("\r") for line in text.split("\n"))
 
     @classmethod
     def from_lines(cls, lines: Iterable[str]) -> Transcript:
         header: dict[str, Any] = {}
         events: list[Event] = []
         seen_connect = False
+        first = True
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -245,13 +261,17 @@ class Transcript:
                 obj = json.loads(line)
             except json.JSONDecodeError as error:
                 raise TranscriptError(f"line {number}: not JSON ({error.msg})") from None
+            except (ValueError, RecursionError) as error:  # huge integer, deep nesting
+                raise TranscriptError(f"line {number}: not JSON ({error})") from None
             if isinstance(obj, dict) and "header" in obj and "dir" not in obj:
-                if number != 1 and (events or header):
+                if not first:
                     raise TranscriptError(f"line {number}: the header must be the first line")
                 if not isinstance(obj["header"], dict):
                     raise TranscriptError(f"line {number}: the header must be an object")
                 header = obj["header"]
+                first = False
                 continue
+            first = False
             event = Event.from_json(obj, number)
             if event.dir == "tcp" and event.note == "connect":
                 seen_connect = True
@@ -261,5 +281,22 @@ class Transcript:
 
     @classmethod
     def load(cls, path: str | Path) -> Transcript:
-        """Read a transcript file."""
-        return cls.loads(Path(path).read_text(encoding="utf-8"))
+        """Read a transcript file (UTF-8, at most ``MAX_FILE_BYTES``); ``TranscriptError``
+        names the line that is not UTF-8, and a file too large is refused before reading."""
+        with open(path, "rb") as file:
+            blob = file.read(MAX_FILE_BYTES + 1)
+        if len(blob) > MAX_FILE_BYTES:
+            raise TranscriptError(
+                f"larger than {MAX_FILE_BYTES >> 20} MiB: not a transcript (keep one under a "
+                "few MB)"
+            )
+        blob = blob.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark
+        lines: list[str] = []
+        for number, raw in enumerate(blob.split(b"\n"), 1):
+            try:
+                lines.append(raw.removesuffix(b"\r").decode("utf-8"))
+            except UnicodeDecodeError as error:
+                raise TranscriptError(
+                    f"line {number}: not UTF-8 (byte {error.start + 1} of the line)"
+                ) from None
+        return cls.from_lines(lines)

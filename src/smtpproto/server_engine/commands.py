@@ -258,7 +258,7 @@ def parse_auth(args: bytes, extensions: dict[str, str]) -> AuthRequested:
     """``AUTH mechanism [initial-response]`` (RFC 4954 §4); ``=`` is an empty initial
     response. A mechanism that was not advertised is 504 5.5.4."""
     name, _, initial = args.partition(b" ")
-    mechanism = name.decode("ascii").upper()
+    mechanism = name.decode("ascii", "replace").upper()  # non-ASCII: no name, a 501
     if _MECHANISM.fullmatch(mechanism) is None:
         raise _fail("expected AUTH <mechanism> [initial-response]")
     if mechanism not in extensions.get("AUTH", "").upper().split():

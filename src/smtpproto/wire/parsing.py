@@ -165,14 +165,21 @@ def parse_esmtp_params(raw: bytes, *, smtputf8: bool = False) -> dict[str, str |
 
 def xtext_decode(text: str) -> str:
     """Decode RFC 3461 §4 xtext. Raises ``SyntaxErrorInCommand`` (501) when ``text`` is
-    not xtext (lower-case hex, stray ``+`` or ``=``) or decodes to invalid UTF-8."""
+    not xtext (lower-case hex, stray ``+`` or ``=``), decodes to invalid UTF-8, or
+    decodes to a control character (``+0D+0A``, ``+00``): every xtext value the server
+    reads (ENVID and ORCPT, RFC 3461 §4.2, §4.4: printable characters; the AUTH=
+    mailbox, RFC 4954 §5) forbids them, and an event must not carry a line break."""
     if not text.isascii() or _XTEXT.fullmatch(text) is None:
         raise _fail(f"invalid xtext {text!a} (RFC 3461 section 4)")
     raw = _HEXCHAR.sub(lambda match: chr(int(match[1], 16)), text).encode("latin-1")
     try:
-        return raw.decode("utf-8")
+        decoded = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise _fail(f"xtext {text!a} does not decode to UTF-8") from None
+    problem = _find_control(decoded)
+    if problem is not None:
+        raise _fail(f"xtext {text!a} decodes to a {problem} (RFC 3461 section 4)")
+    return decoded
 
 
 def utf8_addr_xtext_decode(text: str, *, allow_utf8: bool = False) -> str:

@@ -382,6 +382,59 @@ def test_error_messages_never_contain_the_password(password: str, bad: str) -> N
         assert password not in repr(info.value)
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception its ``__cause__``/``__context__`` reach."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [error]
+    while todo:
+        item = todo.pop()
+        if item is not None and item not in seen:
+            seen.append(item)
+            todo += [item.__cause__, item.__context__]
+    return seen
+
+
+#: Every str a client mechanism takes, by (mechanism, field), built with ``value``.
+SURROGATE_FIELDS: dict[str, Callable[[str], ClientMechanism]] = {
+    "PLAIN username": lambda v: Plain(v, "pw"),
+    "PLAIN password": lambda v: Plain("user", v),
+    "PLAIN authzid": lambda v: Plain("user", "pw", authzid=v),
+    "LOGIN username": lambda v: Login(v, "pw"),
+    "LOGIN password": lambda v: Login("user", v),
+    "CRAM-MD5 username": lambda v: CramMD5(v, "pw"),
+    "CRAM-MD5 password": lambda v: CramMD5("user", v),
+    "SCRAM username": lambda v: ScramSHA256(v, "pw"),
+    "SCRAM password": lambda v: ScramSHA256("user", v),
+    "SCRAM authzid": lambda v: ScramSHA1("user", "pw", authzid=v),
+    "XOAUTH2 username": lambda v: XOAuth2(v, "tok"),
+    "OAUTHBEARER username": lambda v: OAuthBearer(v, "tok"),
+    "OAUTHBEARER host": lambda v: OAuthBearer("user", "tok", host=v),
+    "EXTERNAL authzid": External,
+    "ANONYMOUS trace": Anonymous,
+}
+
+
+@given(
+    field=st.sampled_from(sorted(SURROGATE_FIELDS)),
+    secret=secret_text,
+    surrogate=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+    at=st.integers(min_value=0, max_value=40),
+)
+def test_a_lone_surrogate_in_any_field_is_a_sasl_error_that_never_holds_it(
+    field: str, secret: str, surrogate: str, at: int
+) -> None:
+    """A value decoded with surrogateescape (``--password-env`` from an environment
+    variable with undecodable octets) raised UnicodeEncodeError from PLAIN, LOGIN and
+    CRAM-MD5, whose ``.object`` (and repr) held the password, the CLI exiting 70 as
+    for a bug; now a SASLError naming the field, no exception in its chain holding it."""
+    value = secret[:at] + surrogate + secret[at:]
+    with pytest.raises(SASLError, match="no UTF-8 form") as info:
+        SURROGATE_FIELDS[field](value)
+    for error in _chain(info.value):
+        shown = repr(error) + str(error) + repr(vars(error)) + repr(error.args)
+        assert secret[:8] not in shown and value not in getattr(error, "object", "")
+
+
 def test_auth_command_refuses_a_mechanism_object_with_a_bad_name() -> None:
     # The name goes on the AUTH line: the Auth constructor checks RFC 4422 §3.1 grammar
     # even for an object whose name was changed after its class was defined.

@@ -306,6 +306,20 @@ def test_cram_md5_server_challenges_are_unique_and_refuse_initial_response() -> 
     assert isinstance(CramMD5Server(USERS.get).start(b""), Failure)
 
 
+@pytest.mark.parametrize(("client_cls", "server_cls"), PAIRS)
+def test_a_stored_password_with_a_lone_surrogate_fails_and_is_never_raised(
+    client_cls: type[ClientMechanism], server_cls: type[ServerMechanism]
+) -> None:
+    """CRAM-MD5 raised UnicodeEncodeError holding the stored password (the built-in
+    server logged its repr: "* policy error: UnicodeEncodeError('utf-8', 'StoredPW\\udcff',
+    ..."); every verifier now fails the exchange as for a wrong password."""
+    stored = {"alice": "StoredPW\udcff"}
+    client = client_cls("alice", "StoredPW")  # type: ignore[call-arg]
+    result = exchange(client, server_cls(stored.get))  # type: ignore[call-arg]
+    assert isinstance(result, Failure)
+    assert "StoredPW" not in repr(result)
+
+
 # --- XOAUTH2 / OAUTHBEARER -----------------------------------------------------------------
 
 TOKENS = {("user@example.com", "good.token")}
@@ -371,6 +385,42 @@ def test_oauth_servers_refuse_malformed_messages(
     server_cls: type[XOAuth2Server] | type[OAuthBearerServer], message: bytes
 ) -> None:
     assert isinstance(server_cls(lambda user, token: True).start(message), Failure)
+
+
+OAUTH_CONTROLS = [*map(chr, range(0x20)), "\x7f", "\x85", "\x9b", "\u2028", "\u2029"]
+
+
+@given(
+    server_cls=st.sampled_from([XOAuth2Server, OAuthBearerServer]),
+    control=st.sampled_from([c for c in OAUTH_CONTROLS if c != "\x01"]),
+    before=st.text("abc@.", min_size=1, max_size=5),
+    after=st.text("xyz.", max_size=5),
+)
+def test_an_oauth_user_name_with_a_control_character_never_becomes_an_identity(
+    server_cls: type[XOAuth2Server] | type[OAuthBearerServer],
+    control: str,
+    before: str,
+    after: str,
+) -> None:
+    """``user=al\r\nice`` with a good token was Success(identity='al\r\nice'): a line
+    break for the application's log or Received header (the password verifiers refuse
+    it through SASLprep). Now a Failure, and check_token is never asked."""
+    user = before + control + after
+    if server_cls is XOAuth2Server:
+        message = f"user={user}\x01auth=Bearer tok\x01\x01"
+    else:
+        message = f"n,a={user},\x01auth=Bearer tok\x01\x01"
+    asked: list[str] = []
+
+    def any_user(name: str, token: str) -> bool:
+        asked.append(name)
+        return token == "tok"
+
+    step = server_cls(any_user).start(message.encode())
+    assert step == Failure(reason=f"{server_cls.name} user name holds a control character")
+    assert asked == []
+    clean = message.replace(control, "").encode()
+    assert server_cls(any_user).start(clean) == Success(identity=before + after)
 
 
 # --- misuse and registry ------------------------------------------------------------------

@@ -287,3 +287,39 @@ def test_a_constant_reply_shares_one_response_and_a_fresh_reply_gets_its_own() -
     for _ in range(3 * backend_module._MAX_SINGLE):  # the sharing is bounded
         assert front.codes(b"NOOP\r\n") == [250]
         assert len(backend_module._SINGLE) <= backend_module._MAX_SINGLE
+
+
+def test_users_with_a_lone_surrogate_are_refused_without_the_password() -> None:
+    """No AUTH can carry a password without a UTF-8 form (what surrogateescape makes of
+    undecodable octets); the server took it, and CRAM-MD5 then raised with it."""
+    for users in ({"alice": "StoredPW\udcff"}, {"al\udcffice": "StoredPW"}):
+        with pytest.raises(ValueError, match="lone surrogate") as info:
+            Backend(users=users)
+        assert "StoredPW" not in str(info.value)
+    with pytest.raises(ValueError, match="lone surrogate"):
+        SMTPServer(users={"alice": "StoredPW\udcff"})
+
+
+def test_a_stored_password_with_a_lone_surrogate_is_535_to_smtplib_never_logged() -> None:
+    """A session's own lookup (``mechanism``) returning such a password: CRAM-MD5, the
+    mechanism smtplib prefers, raised UnicodeEncodeError, the built-in server answered
+    421 'Policy error' and its transcript showed the error's repr, the password in it."""
+    from smtpproto.sasl.server import CramMD5Server, ServerMechanism
+
+    class Stored(Session):
+        def mechanism(self, name: str) -> ServerMechanism | None:
+            if name == "CRAM-MD5":
+                return CramMD5Server({"alice": "StoredPW\udcff"}.get)
+            return super().mechanism(name)
+
+    transcript: list[str] = []
+    options = {"starttls": False, "allow_plaintext_auth": True, "users": {"alice": "pw"}}
+    with run_server(session_class=Stored, transcript=transcript.append, **options) as server:
+        with smtplib.SMTP(server.host, server.port, timeout=10) as client:
+            client.ehlo("client.test")
+            with pytest.raises(smtplib.SMTPAuthenticationError) as info:
+                client.login("alice", "StoredPW")
+            assert info.value.smtp_code == 535
+            assert client.noop()[0] == 250
+        assert server.policy_errors == []
+    assert not [line for line in transcript if "StoredPW" in line]

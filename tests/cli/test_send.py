@@ -173,6 +173,31 @@ def test_wrong_password_is_exit_5() -> None:
     assert "wrong" not in result.stdout + result.stderr
 
 
+def test_a_password_env_with_undecodable_octets_is_exit_5_never_shown() -> None:
+    """The variable's octet 0xFF reaches Python as a lone surrogate (surrogateescape):
+    PLAIN, LOGIN and CRAM-MD5 raised UnicodeEncodeError, exit 70 'this is a bug' (its
+    ``.object`` the password); now exit 5 before AUTH is sent, as SCRAM already did."""
+    password = "S3cretUndecodable"
+    env = {"SMTPPROTO_SERVE_AUTH": "alice:right", "PW": password + "\udcff"}
+    with ServeProcess(env=env) as serve:
+        cert = serve.wait_for("STARTTLS certificate:").split(": ", 1)[1]
+        for auth in ("PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"):
+            for extra in ((), ("--debug",)):
+                result = run_cli(
+                    "send", "--server", f"127.0.0.1:{serve.port}", "--cafile", cert,
+                    "--user", "alice", "--password-env", "PW", "--auth", auth,
+                    "--to", "bob@example.com", *extra,
+                    env=env,
+                )  # fmt: skip
+                assert result.returncode == 5, (auth, extra, result.stderr)
+                assert "this is a bug" not in result.stderr
+                assert "UnicodeEncodeError" not in result.stderr
+                assert extra or "Traceback" not in result.stderr
+                assert password not in result.stdout + result.stderr
+        assert serve.stop() == 0
+    assert "C: AUTH" not in serve.output() and "-> AUTH" not in serve.output()
+
+
 def test_untrusted_certificate_is_exit_4() -> None:
     with ServeProcess() as serve:
         result = run_cli(

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 MESSAGE = b"Subject: hi\r\n\r\nHello there.\r\n"
-#: Bound for processes to disappear (they check their parent once a second).
+#: Bound for processes to disappear (they check their parent every ``_HEARTBEAT``).
 GONE_TIMEOUT = 15.0
 
 
@@ -506,3 +506,50 @@ def test_a_small_difference_in_load_is_not_worth_a_wait(
             assert (deferred, len(taken)) == (expected, 1 - expected), (mine, theirs)
         finally:
             _close(taken, [client])
+
+
+def test_a_worker_keeps_no_timer_pending_and_its_heartbeat_still_publishes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The heartbeat comes from a thread through the loop (no ``TimerHandle`` pending:
+    with one, asyncio reads the clock twice per pass of the loop): the load and the time
+    it ran are published again every ``_HEARTBEAT`` while the loop runs, and ``beat``
+    (the worker's check of its parent) runs on the loop's thread each time; ``close``
+    stops the thread."""
+    monkeypatch.setattr(serve_workers, "_HEARTBEAT", 0.02)
+    loads = _Loads()
+
+    async def run() -> tuple[list[object], list[int], list[bool], bool]:
+        loop = asyncio.get_running_loop()
+        listener = serve_workers._listen("127.0.0.1", 0)
+        load = [3]
+        beats: list[bool] = []
+        acceptor = serve_workers._Acceptor(
+            listener,
+            loads.view,
+            0,
+            lambda: load[0],
+            lambda sock: sock.close(),
+            beat=lambda: beats.append(asyncio.get_running_loop() is loop),
+        )
+        published = [loads.view[0]]
+        ran = loads.view[1]
+        try:
+            # asyncio's own list of timers (private), cancelled ones aside
+            pending = [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
+            load[0] = 5
+            for _ in range(500):  # 10 s at most
+                if loads.view[0] == 5 and loads.view[1] > ran and len(beats) >= 2:
+                    break
+                await asyncio.sleep(0.02)
+            published.append(loads.view[0])
+        finally:
+            acceptor.close()
+            listener.close()
+        return pending, published, beats, acceptor._heartbeat.running
+
+    pending, published, beats, running = asyncio.run(run())
+    assert pending == []
+    assert published == [3, 5]
+    assert len(beats) >= 2 and all(beats)
+    assert not running

@@ -33,6 +33,7 @@ from smtpproto.testing import run_server
 
 from .flawed_server import AUTH_PASSWORD, AUTH_USER
 from .servers import HOST, Target, aiosmtpd_144_python, start_aiosmtpd, start_flawed
+from .spec_validator import finding_problems
 
 #: Credentials every target accepts (the fuzzer is given them, as a server owner would).
 CREDENTIALS = (AUTH_USER, AUTH_PASSWORD)
@@ -162,7 +163,9 @@ def verify(
     transcript: Path, flaws: tuple[str, ...], folder: Path, *, seed: int | None = None
 ) -> Verdict:
     """Replay ``transcript`` against a fresh instance with ``flaws`` (same ``seed``: same
-    thresholds as the fuzzed one) and against the clean server (same seed)."""
+    thresholds as the fuzzed one) and against the clean server (same seed). The file
+    must first pass the independent FUZZ-TRANSCRIPT.md check (``spec_validator``)."""
+    assert finding_problems(transcript.read_bytes()) == [], transcript
     with start("flaw:" + ",".join(flaws), folder / "fresh", seed=seed) as fresh:
         done = replay_cli(transcript, fresh.host, fresh.port)
         assert fresh.flawed is not None

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from .harness import fuzz, replay_cli, start, transcripts
+from .spec_validator import finding_problems
 
 CVE_ORACLES = ["smuggling", "unsolicited"]  # CVE-2024-27305, CVE-2024-34083
 
@@ -45,6 +46,7 @@ def test_aiosmtpd_144_gives_its_two_cves_through_the_cli(tmp_path: Path) -> None
         start("aiosmtpd", tmp_path / "new") as new,
     ):
         for path in transcripts(out):
+            assert finding_problems(path.read_bytes()) == [], path  # FUZZ-TRANSCRIPT.md
             assert replay_cli(path, fresh.host, fresh.port).returncode == 0, path
             assert replay_cli(path, new.host, new.port).returncode == 1, path
 

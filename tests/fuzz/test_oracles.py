@@ -154,6 +154,17 @@ def test_crash_sees_a_changed_banner() -> None:
     assert verdict is not None and "banner changed" in verdict
 
 
+def test_crash_is_silent_when_the_fresh_connection_is_told_the_server_is_busy() -> None:
+    """A correct server that hung up after its 5yz (Exim: "500 Too many unrecognized
+    commands", then close) and greets the next connection with 421 because it is
+    rate-limiting or loaded (RFC 5321 §3.8, §4.2.3) is alive: no crash."""
+    line = _step(send(b"XFUZZ\r\n", 1, trigger=True), b"500 Too many unrecognized commands\r\n")
+    for greeting in (b"421 4.7.0 too many connections\r\n", b"421-busy\r\n421 try later\r\n"):
+        obs = _obs(EHLO, line, end="eof", ended_after=2)
+        obs.liveness = Liveness(True, greeting)
+        assert judge("crash", obs) is None, greeting
+
+
 # -- hang ------------------------------------------------------------------------------
 
 

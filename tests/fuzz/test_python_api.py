@@ -11,7 +11,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from smtpproto.fuzz import Transcript, replay
+from smtpproto.cli.main import main
+from smtpproto.fuzz import Transcript, replay, run_campaign
+from smtpproto.fuzz.fingerprint import AuthenticationFailed
 from smtpproto.fuzz.statemachine import server_state_machine
 from smtpproto.fuzz.testing import check_server
 
@@ -46,6 +48,9 @@ def test_check_server_returns_the_report_on_a_correct_server(clean: Target) -> N
     report = check_server(clean.host, clean.port, budget=30, auth=CREDENTIALS, probes=families)
     assert report.findings == []
     assert clean.triggered() == []
+    # A report shown by pytest (its repr), logged or saved never holds the password.
+    for text in (repr(report), str(report), json.dumps(report.to_json())):
+        assert AUTH_PASSWORD not in text
 
 
 def test_check_server_fails_with_a_replayable_transcript(rcpt_before_mail: Target) -> None:
@@ -82,3 +87,27 @@ def test_state_machine_finds_a_state_violation(rcpt_before_mail: Target) -> None
     with pytest.raises(AssertionError, match="RCPT was accepted outside") as failure:
         run_state_machine_as_test(machine, settings=many)
     assert '"dir": "tcp", "note": "connect"' in str(failure.value)
+
+
+@pytest.mark.parametrize("require_auth", [True, False])
+def test_refused_credentials_stop_the_campaign_instead_of_a_clean_bill(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    require_auth: bool,
+) -> None:
+    """With a wrong password every probe started from a failed AUTH: a server requiring
+    AUTH, with two planted flaws, got "no findings" (exit 0), and without the requirement
+    the state flaw was missed. The calibration now stops: exit 5, the password unsaid."""
+    wrong = "wrong-password-7731"
+    flaws = ["smuggle-lf", "rset-keeps-envelope"]
+    with start_flawed(tmp_path, flaws, require_auth=require_auth) as target:
+        with pytest.raises(AuthenticationFailed, match="535"):
+            run_campaign(target.host, target.port, budget=20, auth=(AUTH_USER, wrong))
+        monkeypatch.setenv("FUZZ_PW", wrong)
+        argv = ["fuzz", f"{target.host}:{target.port}", "--budget", "20", "--user", AUTH_USER]
+        assert main([*argv, "--password-env", "FUZZ_PW", "--out", str(tmp_path / "out")]) == 5
+    out, err = capsys.readouterr()
+    assert "AUTH PLAIN with the given credentials failed: 535" in err
+    assert wrong not in out + err
+    assert list((tmp_path / "out").rglob("*.jsonl")) == []

@@ -10,7 +10,8 @@ import pytest
 
 from smtpproto.cli.fuzz import is_loopback
 from smtpproto.cli.main import main
-from smtpproto.fuzz.transcript import Transcript, close, connect, send
+from smtpproto.fuzz.replay import replay
+from smtpproto.fuzz.transcript import Transcript, close, connect, send, sleep
 from smtpproto.testing import run_server
 
 
@@ -100,3 +101,80 @@ def test_replay_refuses_an_oracle_that_is_not_a_name(
     Transcript([connect()], {"oracle": ["crash"]}).dump(path)
     assert main(["replay", str(path), f"127.0.0.1:{_closed_port()}"]) == 2
     assert "unknown oracle" in capsys.readouterr().err
+
+
+def test_replay_to_a_non_loopback_target_needs_the_ownership_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A crash transcript is an attack on someone else's server: the same gate as
+    `smtpproto fuzz` (192.0.2.1 is TEST-NET-1; nothing is sent, the gate comes first)."""
+    path = tmp_path / "t.jsonl"
+    Transcript([connect(), send(b"NOOP\r\n", 1, trigger=True)], {"oracle": "crash"}).dump(path)
+    assert main(["replay", str(path), "192.0.2.1:25"]) == 2
+    assert "--i-own-this-target" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_fuzz_out_that_cannot_be_a_folder_is_refused_before_fuzzing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """The folder is checked first: the campaign used to spend its whole budget and then
+    end in an internal error (exit 70), its findings lost."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder\n", encoding="utf-8")
+    out = blocker if where == "file" else blocker / "out"
+    with socket.socket() as listener:  # nothing may connect: the gate comes first
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        assert main(["fuzz", f"127.0.0.1:{port}", "--budget", "5", "--out", str(out)]) == 2
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    assert "--out" in capsys.readouterr().err
+
+
+def test_a_replay_that_runs_too_long_is_cut_and_never_read_as_fixed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every sleep is at most 30 s, but a file may hold many: the walk is bounded
+    (--max-time), and a cut replay is exit 10, not 1 ("fixed")."""
+    path = tmp_path / "t.jsonl"
+    events = [connect(), *[sleep(0.2) for _ in range(40)], send(b"NOOP\r\n", 1, trigger=True)]
+    Transcript(events, {"oracle": "accepted"}).dump(path)
+    with run_server(host="127.0.0.1") as server:
+        address = f"127.0.0.1:{server.port}"
+        assert main(["replay", "--max-time", "1", str(path), address]) == 10
+        assert "--max-time" in capsys.readouterr().err
+        result = replay(path, "127.0.0.1", server.port, max_seconds=1.0)
+    assert result.stopped.startswith("stopped after 1 s")
+    assert len(result.observation.conns[0].steps) < 10  # the NOOP was never sent
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"oracle": "accepted", "params": {"codes": 5}},
+        {"oracle": "accepted", "params": {"codes": ["2"]}},
+        {"oracle": "hang", "params": {"bound": "1.5"}},
+        {"oracle": "slow", "params": {"seconds": [1]}},
+        {"oracle": "advertises", "params": {"keyword": 5}},
+        {"oracle": "accepted", "implicit_tls": "false"},
+    ],
+)
+def test_replay_refuses_a_header_its_oracle_cannot_read_before_sending(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], header: dict[str, object]
+) -> None:
+    """Such headers ended in an internal error (exit 70) after the replay, or judged by a
+    wrong value ("false" read as true: a TLS handshake to a cleartext server)."""
+    path = tmp_path / "t.jsonl"
+    Transcript([connect(), send(b"NOOP\r\n", 1, trigger=True)], header).dump(path)
+    with socket.socket() as listener:  # nothing may connect: the header is checked first
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        assert main(["replay", str(path), f"127.0.0.1:{port}"]) == 2
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    assert "header" in capsys.readouterr().err

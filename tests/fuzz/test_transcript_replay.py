@@ -4,6 +4,7 @@ close, skipping the rest of a failed connection, resuming at the next connect.""
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import threading
@@ -273,3 +274,74 @@ def test_after_close_notify_the_replayer_goes_on_in_cleartext_without_waiting(
     if answer == "late":  # the server's alert came after the client went on in cleartext
         assert received[0] in (21, 23) and received.count(b"\r\n") == 1, received
     assert result.reproduced is True, received
+
+
+def test_a_connect_closes_the_open_connection_as_close_does(
+    server_factory: Callable[[Handler], ScriptedServer],
+) -> None:
+    """FUZZ-TRANSCRIPT.md: at a connect, "any connection still open is closed first, as
+    for close", i.e. after waiting up to 1 s for more data. Closing at once left the
+    server's late reply unread (unrecorded, and answered by the kernel with a RST)."""
+
+    def handler(conn: socket.socket, received: list[bytes]) -> None:
+        conn.sendall(b"220 hi\r\n")
+        _read_line(conn, received)
+        conn.sendall(b"250 ok\r\n")
+        try:
+            received.append(b"FIN" if conn.recv(100) == b"" else b"more")
+        except ConnectionResetError:
+            received.append(b"RST")
+
+    server = server_factory(handler)
+    events = [connect(), recv(b"220 hi\r\n"), send(b"NOOP\r\n"), connect(), send(b"NOOP\r\n")]
+    events.append(close())
+    result = replay(Transcript(events), "127.0.0.1", server.port)
+    server.close()
+    assert server.seen[0] == [b"NOOP\r\n", b"FIN"]
+    first, second = result.observation.conns
+    assert first.steps[-1].received == b"250 ok\r\n"  # drained, kept with its connection
+    assert second.steps[-1].received == b"250 ok\r\n"
+    assert [e.dir for e in result.recorded.events] == [
+        "tcp",
+        "s2c",
+        "c2s",
+        "s2c",
+        "tcp",
+        "s2c",
+        "c2s",
+        "s2c",
+        "tcp",
+    ]  # fmt: skip (the bytes drained before a close are recorded before it)
+
+
+def test_server_bytes_recorded_after_a_sleep_are_read_before_the_next_write(
+    server_factory: Callable[[Handler], ScriptedServer],
+) -> None:
+    """An s2c event after a sleep is read there ("at least as many bytes as recorded"),
+    not counted against the next write's read: else the next command goes out before
+    the reply it follows, which a server refusing early pipelining (Postfix's
+    reject_unauth_pipelining) answers differently."""
+
+    def strict(conn: socket.socket, received: list[bytes]) -> None:
+        conn.sendall(b"220 hi\r\n")
+        _read_line(conn, received)
+        time.sleep(0.4)
+        early = select.select([conn], [], [], 0)[0]
+        conn.sendall(b"554 pipelined too early\r\n" if early else b"250 one\r\n")
+        _read_line(conn, received)
+        conn.sendall(b"250 two\r\n")
+
+    server = server_factory(strict)
+    events = [
+        connect(),
+        recv(b"220 hi\r\n"),
+        send(b"NOOP\r\n"),
+        sleep(0.1),
+        recv(b"250 one\r\n"),
+        send(b"NOOP\r\n"),
+        recv(b"250 two\r\n"),
+        close(),
+    ]
+    result = replay(Transcript(events), "127.0.0.1", server.port)
+    steps = result.observation.conns[0].steps
+    assert [step.received for step in steps[1:]] == [b"", b"250 one\r\n", b"250 two\r\n"]

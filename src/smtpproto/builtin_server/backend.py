@@ -125,6 +125,7 @@ from ..server_engine.replies import (
 from ..wire.errors import ProtocolError
 from ..wire.fields import check_flag
 from ..wire.reply import Reply
+from ..wire.text import escape_text
 from ..wire.twins import slot_filler
 from .rules import (
     MAX_DELAY,
@@ -208,6 +209,11 @@ _RECIPIENT_OK = ok("2.1.5 Recipient OK")
 _START_MAIL_INPUT = start_mail_input()
 
 
+def _has_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate (no UTF-8 form)."""
+    return not text.isascii() and any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
 class Backend:
     """What every connection of one server shares, and the ``Session`` factory.
 
@@ -254,6 +260,12 @@ class Backend:
             isinstance(name, str) and isinstance(secret, str) for name, secret in users.items()
         ):
             raise ValueError("users must map user names (str) to passwords (str)")
+        for name, secret in (users or {}).items():
+            if _has_surrogate(name) or _has_surrogate(secret):  # no UTF-8 form: never usable
+                raise ValueError(
+                    f"user '{escape_text(name)}': the name or password has a lone surrogate "
+                    "(undecodable octets?), which no AUTH can carry"
+                )
         unknown = [name for name in mechanisms if name not in MECHANISMS]
         if unknown:
             raise ValueError(f"unsupported AUTH mechanisms: {unknown}")

@@ -16,7 +16,8 @@ for the timeout or longer. A connection is timed out between ``timeout`` and
 
 The thread never touches a connection: it only schedules ``sweep`` on the loop, so
 everything else stays single-threaded. It stops when the server closes (``stop``), or
-by itself once the loop is closed (``call_soon_threadsafe`` refuses).
+by itself once the loop is closed (``call_soon_threadsafe`` refuses). The same class
+gives ``smtpproto serve --workers``' workers their heartbeat (``cli/serve_workers.py``).
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ import sys
 from typing import Any
 
 from ..fuzz.campaign import ALL_FAMILIES, run_campaign
-from ..fuzz.findings import finding_lines, headline
+from ..fuzz.findings import finding_lines, headline, prepare_out
+from ..fuzz.fingerprint import AuthenticationFailed
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode, parse_server
 from .output import format_table
@@ -40,7 +41,8 @@ probe families: """
     + ", ".join(ALL_FAMILIES)
     + """
 
-exit status: 0 no finding, 1 findings (see --out), 2 usage, 3 cannot connect, 70 bug.
+exit status: 0 no finding, 1 findings (see --out), 2 usage, 3 cannot connect,
+5 the --user credentials were refused, 70 bug.
 Only targets you own: a non-loopback address needs --i-own-this-target.
 """
 )
@@ -77,7 +79,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "byte; none: cleartext only (STARTTLS probes still run when it is offered)",
     )
     p.add_argument("--user", metavar="NAME", help="AUTH user (AUTH PLAIN)")
-    p.add_argument("--password-env", metavar="VAR", help="read the AUTH password from $VAR")
+    p.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="read the AUTH password from $VAR (finding transcripts hold the AUTH PLAIN "
+        "line a replay must send: use a test account)",
+    )
     p.add_argument("--mail-from", metavar="ADDR", default="fuzz@example.com", help="sender")
     p.add_argument(
         "--rcpt-to", metavar="ADDR", help="a recipient the server accepts (default: tried)"
@@ -133,6 +140,13 @@ def run_fuzz(args: argparse.Namespace) -> int:
         if password is None:
             raise CLIError("--user needs --password-env VAR with the password", ExitCode.USAGE)
         auth = (args.user, password)
+    if args.out is not None:
+        try:
+            prepare_out(args.out)
+        except OSError as error:
+            raise CLIError(
+                f"--out {escape_text(args.out)}: {error.strerror or error}", ExitCode.USAGE
+            ) from None
     tty = sys.stderr.isatty() and not args.json
     try:
         report = run_campaign(
@@ -150,6 +164,8 @@ def run_fuzz(args: argparse.Namespace) -> int:
             ehlo=args.ehlo,
             progress=_progress if tty else None,
         )
+    except AuthenticationFailed as error:
+        raise CLIError(f"cannot fuzz {escape_text(args.server)}: {error}", ExitCode.AUTH) from None
     except ConnectionError as error:
         raise CLIError(
             f"cannot fuzz {escape_text(args.server)}: {error}", ExitCode.CONNECT

@@ -88,8 +88,12 @@ Theory of operation. The parent (the process the user started) never serves:
    others too; the exit code is then the worker's, else ``INTERNAL``.
 
 A worker also stops when its parent is gone (its end of the socketpair reads end of
-file; the parent's pid is checked every second too), so even a parent killed with
-SIGKILL leaves no worker behind. Workers print their transcript lines with a ``wN``
+file; the parent's pid is checked at every heartbeat too), so even a parent killed with
+SIGKILL leaves no worker behind. A worker keeps no timer pending in its loop (with one
+pending, asyncio reads the clock twice on every pass of the loop and ``epoll_wait``
+sleeps with a timeout: ``builtin_server/idle.py``): its heartbeat, which publishes its
+load and checks its parent, comes from a thread (``_Acceptor``), as the idle timeout's
+sweep does. Workers print their transcript lines with a ``wN``
 prefix; each stores messages itself (maildir names carry the worker's pid; an mbox gets
 one ``O_APPEND`` write per message).
 
@@ -115,6 +119,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..builtin_server.certificates import make_certificate
+from ..builtin_server.idle import IdleSweeper
 from ..builtin_server.server import SMTPServer
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode
@@ -130,8 +135,6 @@ from .serve_reaping import (
 
 __all__ = ["STOP_TIMEOUT", "run_workers", "worker_count"]
 
-#: Seconds between a worker's checks that its parent is still there.
-_PARENT_CHECK = 1.0
 #: Connections the kernel queues before a worker accepts them (asyncio's default).
 _BACKLOG = 100
 #: Seconds a worker that serves more connections than another leaves a new connection
@@ -143,7 +146,8 @@ _DEFER = 0.05
 _UNEVEN = 4
 #: Seconds between a waiting worker's looks at the loads (``_Acceptor``).
 _RECHECK = 0.005
-#: Seconds between a worker's notes that it runs (``_Acceptor``).
+#: Seconds between a worker's notes that it runs (``_Acceptor``), and its checks that
+#: its parent is still there.
 _HEARTBEAT = 0.25
 #: Seconds after which a worker that has not run is not waited for.
 _STALE = 1.0
@@ -394,8 +398,6 @@ async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker, ready
     def check_parent() -> None:
         if os.getppid() != parent:
             stop.set()
-        else:
-            loop.call_later(_PARENT_CHECK, check_parent)
 
     acceptor = _Acceptor(
         worker.listener,
@@ -403,10 +405,10 @@ async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker, ready
         worker.index,
         lambda: server.open_connections + len(adopting),
         serve,
+        beat=check_parent,
     )
     worker.channel.setblocking(False)
     loop.add_reader(worker.channel.fileno(), parent_gone)
-    loop.call_later(_PARENT_CHECK, check_parent)
     os.write(ready, b"R")
     os.close(ready)
     try:
@@ -434,18 +436,20 @@ class _Acceptor:
     ``loads`` holds, per worker, its load (open connections) and when it last ran
     (``time.monotonic`` in milliseconds, the same clock in every process), each written
     only by its own worker: when it decides, when it accepts and every ``_HEARTBEAT``
-    seconds. It is a hint read without a lock: a value a little stale changes only who
-    goes first. A worker that leaves a connection looks again every ``_RECHECK``
-    seconds with fresh loads (two workers that each saw the other lower from stale
-    values cannot both see it again), and takes it after ``_DEFER``. A worker that let it
-    wait that long is not waited for again until it has published since (it ran): a
-    worker the kernel does not schedule (a busy machine), stopped or stuck delays one
-    connection by ``_DEFER``, not each one of a burst (smtp-source opening 32 sessions
-    at once waited up to ``_DEFER`` per session before). Nobody waits for a worker that
-    has not run for ``_STALE`` seconds: such a worker accepts nothing, so it holds no
-    connection.
+    seconds (a thread, ``IdleSweeper``, has the loop run ``_beat``: no timer is pending
+    in the loop, and a loop that does not run publishes nothing). It is a hint read
+    without a lock: a value a little stale changes only who goes first. A worker that
+    leaves a connection looks again every ``_RECHECK`` seconds with fresh loads (two
+    workers that each saw the other lower from stale values cannot both see it again),
+    and takes it after ``_DEFER``. A worker that let it wait that long is not waited for
+    again until it has published since (it ran): a worker the kernel does not schedule
+    (a busy machine), stopped or stuck delays one connection by ``_DEFER``, not each one
+    of a burst (smtp-source opening 32 sessions at once waited up to ``_DEFER`` per
+    session before). Nobody waits for a worker that has not run for ``_STALE`` seconds:
+    such a worker accepts nothing, so it holds no connection.
 
-    ``load`` is this worker's load now; ``serve`` takes each accepted connection."""
+    ``load`` is this worker's load now; ``serve`` takes each accepted connection;
+    ``beat`` runs on the loop at each heartbeat too."""
 
     def __init__(
         self,
@@ -454,6 +458,8 @@ class _Acceptor:
         index: int,
         load: Callable[[], int],
         serve: Callable[[socket.socket], None],
+        *,
+        beat: Callable[[], None] | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._listener = listener
@@ -462,6 +468,7 @@ class _Acceptor:
         self._index = index
         self._load = load
         self._serve = serve
+        self._on_beat = beat
         self._waited = False  # waited ``_DEFER`` already: the next connection is ours
         #: Per other worker that let a connection wait ``_DEFER`` seconds, when it had
         #: last run then: it is not waited for again until it has run since.
@@ -474,7 +481,8 @@ class _Acceptor:
         self._poll.register(self._fd, select.POLLIN)
         listener.setblocking(False)
         self.publish()
-        self._heartbeat = self._loop.call_later(_HEARTBEAT, self._beat)
+        self._heartbeat = IdleSweeper(self._loop, self._beat, _HEARTBEAT)
+        self._heartbeat.start()
         self._loop.add_reader(self._fd, self._readable)
 
     def publish(self) -> tuple[int, int]:
@@ -486,7 +494,8 @@ class _Acceptor:
 
     def _beat(self) -> None:
         self.publish()
-        self._heartbeat = self._loop.call_later(_HEARTBEAT, self._beat)
+        if self._on_beat is not None:
+            self._on_beat()
 
     def _behind_others(self) -> bool:
         """Whether another worker that ran within ``_STALE`` has fewer open
@@ -550,7 +559,7 @@ class _Acceptor:
 
     def close(self) -> None:
         """Stop accepting (the listening socket stays open for the other workers)."""
-        self._heartbeat.cancel()
+        self._heartbeat.stop()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from ..wire.fields import check_seconds
 from .explore import explore, generate
-from .findings import write_findings
+from .findings import prepare_out, write_findings
 from .fingerprint import Settings, fingerprint
 from .observation import Observation
 from .oracles import judge, trigger_position
@@ -266,7 +266,9 @@ def run_campaign(
     (RFC 8314) or ``none``. ``probes``: the families to run (default all of
     ``ALL_FAMILIES``). ``rate``: new connections per second. ``out``: a folder for
     ``finding-N/``, ``report.json``, ``state-graph.dot`` and ``campaign.log``.
-    Raises ``ConnectionError`` when the server gives no banner at all.
+    Raises ``ConnectionError`` when the server gives no banner at all (its subclass
+    ``fingerprint.AuthenticationFailed`` when ``auth`` is refused), and ``OSError``
+    before fuzzing when ``out`` cannot be a writable folder.
     """
     if tls not in ("none", "starttls", "implicit"):
         raise ValueError(f"tls must be none, starttls or implicit, not {tls!r}")
@@ -280,6 +282,8 @@ def run_campaign(
     target = Target(host, port, implicit_tls=tls == "implicit", rate=rate)
     settings = Settings(tls=tls, ehlo=ehlo, mail_from=mail_from, rcpt_to=rcpt_to, auth=auth)
     report = CampaignReport(target, settings, seed, budget)
+    if out is not None:
+        prepare_out(out)  # fail now, not after the budget is spent
     _Campaign(report, families, progress).run()
     if out is not None:
         write_findings(report, out)

@@ -17,14 +17,16 @@ so the folder never claims a finding this campaign did not confirm.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 from pathlib import Path
 
 from .report import CampaignReport, Finding
 from .transcript import Transcript
 
-__all__ = ["finding_lines", "headline", "summary_lines", "write_findings"]
+__all__ = ["finding_lines", "headline", "prepare_out", "summary_lines", "write_findings"]
 
 
 def _summary_md(finding: Finding, report: CampaignReport) -> str:
@@ -96,10 +98,19 @@ def summary_lines(report: CampaignReport) -> list[str]:
     return [*lines, "", *finding_lines(report)]
 
 
-def write_findings(report: CampaignReport, out: str | Path) -> Path:
-    """Write the campaign under ``out`` (created if needed); return the folder."""
+def prepare_out(out: str | Path) -> Path:
+    """Create the output folder (and its parents) before the campaign spends its budget;
+    ``OSError`` when it cannot be a writable folder (a file is in the way, no right)."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "the findings folder is not writable", str(folder))
+    return folder
+
+
+def write_findings(report: CampaignReport, out: str | Path) -> Path:
+    """Write the campaign under ``out`` (created if needed); return the folder."""
+    folder = prepare_out(out)
     for stale in folder.glob("finding-*"):
         if stale.is_dir():
             shutil.rmtree(stale)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .runner import Runner
 
 
-__all__ = ["Profile", "Settings", "fingerprint"]
+__all__ = ["AuthenticationFailed", "Profile", "Settings", "fingerprint"]
 
 #: The states ``Profile.prefix`` reaches on a fresh connection, in order.
 STAGES = ("connected", "greeted", "mail", "rcpt", "data")
@@ -39,7 +39,7 @@ class Settings:
     ehlo: str = "fuzz.smtpproto.test"
     mail_from: str = "fuzz@example.com"
     rcpt_to: str | None = None
-    auth: tuple[str, str] | None = None
+    auth: tuple[str, str] | None = field(default=None, repr=False)  # never in a repr
 
 
 @dataclass
@@ -154,6 +154,23 @@ def _codes(conn: ConnResult) -> list[int]:
     return [p.reply.code for p in parse(conn)[0]]
 
 
+class AuthenticationFailed(ConnectionError):
+    """The credentials given to the campaign were refused (RFC 4954 §4: no 235): every
+    probe would start from a failed AUTH, and a server requiring it would look clean."""
+
+
+def _check_auth(conn: ConnResult, profile: Profile) -> None:
+    """Raise ``AuthenticationFailed`` unless the prefix's AUTH PLAIN (its last write)
+    got a 2yz; the message names the reply, never the credentials."""
+    prefix = profile.prefix("greeted")
+    at = _replies_in(prefix[:-1])
+    replies = parse(conn)[0]
+    reply = replies[at].reply if at < len(replies) else None
+    if reply is None or reply.code // 100 != 2:
+        what = f"{reply.code} {reply.text[:100]!r}" if reply else f"no reply ({conn.end})"
+        raise AuthenticationFailed(f"AUTH PLAIN with the given credentials failed: {what}")
+
+
 def fingerprint(runner: Runner, settings: Settings) -> Profile:
     """Run the calibration dialogues (about ten connections) and return the profile."""
     profile = Profile(settings)
@@ -197,6 +214,8 @@ def fingerprint(runner: Runner, settings: Settings) -> Profile:
         profile.latency = statistics.median(noop_times)
     if error_times:
         profile.error_latency = max(error_times)
+    if settings.auth is not None:
+        _check_auth(conn, profile)
     # 3. MAIL without AUTH: 530 means the server requires authentication (RFC 4954 §6).
     bare = [e for e in profile.prefix("greeted") if not e.data.startswith(b"AUTH ")]
     obs, _ = runner.run([*bare, send(f"MAIL FROM:<{settings.mail_from}>\r\n".encode(), 1)])

@@ -160,3 +160,4 @@ class Observation:
     conns: list[ConnResult] = field(default_factory=list)
     liveness: Liveness | None = None
     seconds: float = 0.0
+    stopped: str = ""  # why the run ended before its last event (a time limit), if it did

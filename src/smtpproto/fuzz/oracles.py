@@ -1,6 +1,6 @@
 """The oracles: what a finding means, decided from an ``Observation`` alone (no I/O).
 
-Every probe marks the client write that should provoke the flaw with ``note="trigger"``
+Every probe marks the client write that should provoke the flaw with ``"trigger": true``
 (the mark survives minimisation and the file format), and names its oracle and
 parameters in the transcript header, so ``smtpproto replay`` re-applies the same verdict.
 An oracle returns ``None`` (nothing wrong) or one line saying what the server did.
@@ -23,8 +23,9 @@ position of the first reply to the trigger in that count.
                  writes marked ``may_fail`` (a failed AUTH before a bypass attempt).
 ``crash``        a connection ended (EOF/RST) without a 421/221 (before QUIT), and
                  a fresh connection afterwards failed (refused, no banner) or got a
-                 changed banner: the server died. (A dropped session alone is not
-                 reported: a server may hang up.)
+                 changed banner (a 421 greeting excepted: a busy server is alive): the
+                 server died. (A dropped session alone is not reported: a server may
+                 hang up.)
 ``hang``         no byte at all after the trigger until the connection was closed, while
                  the server answered before (the probe also checks a control input).
 ``invalid``      the strict reply parser refused the server's output, a reply stopped
@@ -194,7 +195,10 @@ def _crash(obs: Observation, params: Mapping[str, Any]) -> str | None:
             f"then a fresh connection failed ({live.detail})"
         )
     banner = conn.steps[0].received[:4] if conn.steps else b""
-    if live is not None and banner and live.banner[:4] != banner:
+    # A 421 greeting is a live server that is busy or rate-limiting (RFC 5321 §3.8,
+    # §4.2.3: service not available, closing): not the changed banner of a crash.
+    busy = live is not None and live.banner[:4] in (b"421 ", b"421-")
+    if live is not None and banner and live.banner[:4] != banner and not busy:
         return (
             f"server crash: the connection was {how} with replies still due, and the "
             f"banner changed to {live.banner[:60]!r}"

@@ -16,6 +16,7 @@ fresh connection). A transcript without an oracle is replayed and judged by noth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,10 @@ from .oracles import ORACLES, judge
 from .runner import REPLAY_READ_TIMEOUT, Runner, Target
 from .transcript import Transcript
 
-__all__ = ["ReplayResult", "replay"]
+__all__ = ["MAX_REPLAY_SECONDS", "ReplayResult", "replay"]
+
+#: The longest a replay walks by default: twice the 60 s FUZZ-TRANSCRIPT.md asks for.
+MAX_REPLAY_SECONDS = 120.0
 
 
 @dataclass
@@ -36,6 +40,11 @@ class ReplayResult:
     recorded: Transcript
     oracle: str | None
     verdict: str | None
+
+    @property
+    def stopped(self) -> str:
+        """Why the replay stopped before the last event (``max_seconds``), else ``""``."""
+        return self.observation.stopped
 
     @property
     def unreachable(self) -> bool:
@@ -50,6 +59,30 @@ class ReplayResult:
         return self.verdict is not None
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: The oracles' parameters (``oracles``) and the values each accepts.
+_PARAMS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "codes": (
+        "a list of reply codes or classes",
+        lambda v: isinstance(v, list) and all(_is_number(c) for c in v),
+    ),
+    "bound": ("a number of seconds", _is_number),
+    "seconds": ("a number of seconds", _is_number),
+    "keyword": ("an EHLO keyword", lambda v: isinstance(v, str)),
+}
+
+
+def _check_params(params: dict[str, object]) -> None:
+    """``ValueError`` for a parameter an oracle reads that has the wrong type, before
+    anything is sent (a hand-edited header must not end the replay half-way)."""
+    for name, (what, fits) in _PARAMS.items():
+        if name in params and not fits(params[name]):
+            raise ValueError(f"the header's params.{name} must be {what}: {params[name]!r}")
+
+
 def replay(
     source: str | Path | Transcript,
     host: str,
@@ -57,8 +90,12 @@ def replay(
     *,
     timeout: float = REPLAY_READ_TIMEOUT,
     implicit_tls: bool | None = None,
+    max_seconds: float | None = MAX_REPLAY_SECONDS,
 ) -> ReplayResult:
     """Replay ``source`` (a path or a ``Transcript``) against ``host``:``port``.
+
+    ``max_seconds`` bounds the walk (FUZZ-TRANSCRIPT.md asks writers for a replay within
+    60 s; a file that sleeps or waits longer is cut, ``ReplayResult.stopped`` says so).
 
     ``implicit_tls`` defaults to the header's ``implicit_tls`` (the format has no event
     for a connection that starts with TLS).
@@ -71,12 +108,18 @@ def replay(
     params = header.get("params") or {}
     if not isinstance(params, dict):
         raise ValueError("the transcript header's params must be an object")
+    _check_params(params)
     if implicit_tls is None:
-        implicit_tls = bool(header.get("implicit_tls", False))
+        implicit_tls = header.get("implicit_tls", False)
+        if not isinstance(implicit_tls, bool):
+            raise ValueError(f"the header's implicit_tls must be true or false: {implicit_tls!r}")
     target = Target(host, port, implicit_tls=implicit_tls, reply_timeout=timeout, rate=0.0)
     runner = Runner(target, replay=True)
     obs, recorded = runner.run(
-        transcript.events, check_liveness=oracle == "crash", read_timeout=timeout
+        transcript.events,
+        check_liveness=oracle == "crash",
+        read_timeout=timeout,
+        max_seconds=max_seconds,
     )
     verdict = judge(oracle, obs, params) if oracle is not None else None
     return ReplayResult(transcript, obs, recorded, oracle, verdict)

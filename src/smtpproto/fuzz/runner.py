@@ -338,8 +338,11 @@ class Runner:
         *,
         check_liveness: bool = False,
         read_timeout: float | None = None,
+        max_seconds: float | None = None,
     ) -> tuple[Observation, Transcript]:
-        """Act ``events``: ``s2c`` events only say, when replaying, how much to read."""
+        """Act ``events``: ``s2c`` events only say, when replaying, how much to read.
+        With ``max_seconds``, no event starts after that many seconds (the rest is left
+        out, ``Observation.stopped`` says so): one event waits at most its own bound."""
         started = time.monotonic()
         obs = Observation()
         out = Transcript()
@@ -351,15 +354,23 @@ class Runner:
         skipping = False
         client = [(i, e) for i, e in enumerate(events) if e.dir != "s2c"]
         for position, (index, event) in enumerate(client):
+            if max_seconds is not None and time.monotonic() - started > max_seconds:
+                obs.stopped = (
+                    f"stopped after {max_seconds:g} s, {len(client) - position} events left"
+                )
+                break
             following = client[position + 1][0] if position + 1 < len(client) else len(events)
             recorded = sum(len(e.data) for e in events[index + 1 : following] if e.dir == "s2c")
             if not self.replay:
                 recorded = 0
-            out.events.append(event)
             if event.dir == "tcp" and event.note == "connect":
                 if conn is not None:
-                    self._finish(conn, result, out, abortive=False, wait=0.0)
+                    # "Any connection still open is closed first, as for close": the
+                    # replayer drains it for up to 1 s, so unread bytes make no RST.
+                    wait = _CLOSE_WAIT if self.replay else 0.0
+                    self._finish(conn, result, out, abortive=False, wait=wait)
                     conn = None
+                out.events.append(event)
                 parser = _parser()
                 result = ConnResult()
                 obs.conns.append(result)
@@ -374,13 +385,21 @@ class Runner:
                 self._record(result, out, Step(None, data, time.monotonic() - t0, late), conn)
                 skipping = bool(conn.closed_by_peer)
                 continue
+            out.events.append(event)
             if skipping or conn is None:
                 continue
             if event.dir == "tcp" and event.note == "sleep":
                 time.sleep(min(event.seconds, MAX_SLEEP))
+                if recorded:  # s2c events after the pause are read, as after any event
+                    t0 = time.monotonic()
+                    data, late = self._read(conn, parser, 0, timeout, min_bytes=recorded)
+                    self._record(result, out, Step(event, data, time.monotonic() - t0, late), conn)
+                    skipping = bool(conn.closed_by_peer)
                 continue
             if event.dir == "tcp":
+                out.events.pop()  # recorded after the bytes drained before the close
                 self._finish(conn, result, out, abortive=event.note == "reset", wait=_CLOSE_WAIT)
+                out.events.append(event)
                 conn = None
                 continue
             t0 = time.monotonic()

@@ -56,13 +56,24 @@ def show_text(text: str, limit: int = 80) -> str:
 def check_field(
     value: str, what: str, *, forbid: tuple[str, ...] = FORBIDDEN_CHARS, nonempty: bool = False
 ) -> str:
-    """Return ``value`` if it is a str free of ``forbid`` characters; else SASLError."""
+    """Return ``value`` if it is a str free of ``forbid`` characters with a UTF-8 form;
+    else SASLError. A lone surrogate (what ``surrogateescape`` leaves for undecodable
+    octets: an environment variable, a file name) has no UTF-8 form: refused here, the
+    value never shown, rather than as a ``UnicodeEncodeError`` carrying it whole
+    (``.object``) out of a later ``encode``. (Any UTF-8 str without a surrogate encodes.)"""
     if not isinstance(value, str):
         raise SASLError(f"{what} must be a str")
     if nonempty and not value:
         raise SASLError(f"{what} must not be empty")
     if any(ch in value for ch in forbid):
         raise SASLError(f"{what} contains a forbidden control character (NUL, CR or LF)")
+    if not value.isascii():
+        surrogate = next((i for i, ch in enumerate(value) if "\ud800" <= ch <= "\udfff"), -1)
+        if surrogate >= 0:  # raised outside any handler: no __context__ holds the value
+            raise SASLError(
+                f"{what} has no UTF-8 form (a lone surrogate at index {surrogate}: "
+                "undecodable octets?)"
+            )
     return value
 
 

@@ -29,8 +29,10 @@ user. Keep user databases keyed by the prepared name. Passwords: PLAIN, LOGIN an
 compare SASLprep'd passwords (RFC 4616 §2, RFC 5802 §2.2; query rules, as
 ``scram.scram_prep`` explains); CRAM-MD5 keys its HMAC with the stored password as is,
 since RFC 2195 defines no preparation and the client HMACs the password it was given.
-The OAuth verifiers pass the user name to ``check_token`` as sent. The engine handles the
-client's ``*`` cancellation, base64 and the challenge guard.
+The OAuth verifiers pass the user name to ``check_token`` as sent, but never one
+holding a control character (CR, LF, NUL, C1, U+2028/9): that fails at once, as
+SASLprep fails it for the password mechanisms, so no identity carries a line break.
+The engine handles the client's ``*`` cancellation, base64 and the challenge guard.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, TypeAlias
 
+from ..wire.grammar import _find_control
 from .base import ChannelBinding, SASLError
 from .saslprep import SASLprepError, saslprep
 from .scram import (
@@ -131,6 +134,15 @@ def _password_ok(stored: str | None, given: str) -> bool:
         hmac.compare_digest(candidate, candidate)  # same work as a real comparison
         return False
     return hmac.compare_digest(stored_prepped.encode(), candidate)
+
+
+def _utf8_or_none(text: str | None) -> bytes | None:
+    """``text`` as UTF-8, or ``None`` for ``None`` or a str with a lone surrogate: a
+    ``UnicodeEncodeError`` would carry the stored password out (``.object``), into the
+    server's log of the failed step."""
+    if text is None or any("\ud800" <= ch <= "\udfff" for ch in text):
+        return None
+    return text.encode("utf-8")
 
 
 class ServerMechanism(abc.ABC):
@@ -265,9 +277,12 @@ class CramMD5Server(ServerMechanism):
             return Failure(reason="malformed CRAM-MD5 response")
         user = _prep_user(username)
         stored = self._lookup(user) if user is not None else None
-        key = (stored if stored is not None else secrets.token_hex(16)).encode()
+        key = _utf8_or_none(stored)  # a stored password without one fails, unshown
+        usable = key is not None
+        if key is None:
+            key = secrets.token_hex(16).encode()
         expected = hmac.new(key, self._challenge, hashlib.md5).hexdigest().encode()
-        if not hmac.compare_digest(expected, digest) or stored is None or user is None:
+        if not hmac.compare_digest(expected, digest) or not usable or user is None:
             return Failure(reason="invalid credentials")
         return Success(identity=user)
 
@@ -468,6 +483,8 @@ class _OAuthServer(ServerMechanism):
         if isinstance(parsed, Failure):
             return parsed
         user, token = parsed
+        if _find_control(user) is not None:  # never an identity, nor given to check_token
+            return Failure(reason=f"{self.name} user name holds a control character")
         if not self._check_token(user, token):
             self._failing = True
             return Challenge(data=self._error)

@@ -178,3 +178,43 @@ def test_replay_refuses_a_header_its_oracle_cannot_read_before_sending(
         with pytest.raises(BlockingIOError):
             listener.accept()
     assert "header" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "env"),
+    [
+        ("--ehlo", "x\r\nVRFY root", {}),
+        ("--ehlo", "x\x00", {}),
+        ("--mail-from", "a@b.test>\r\nRSET", {}),
+        ("--mail-from", "\xe9@b.test", {}),
+        ("--rcpt-to", "b@c.test\nRSET", {}),
+        ("--rcpt-to", "\xe9@c.test", {}),
+        ("--user", "al\rice", {"FUZZPW": "FuzzS3cretPW"}),
+        ("--user", "alice", {"FUZZPW": "FuzzS3cretPW\n"}),
+        ("--user", "alice", {"FUZZPW": "FuzzS3cretPW\udcff"}),
+    ],
+)
+def test_a_baseline_option_the_engine_refuses_is_a_usage_error_before_connecting(
+    option: str,
+    value: str,
+    env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The baseline dialogue was built from these as given: --ehlo 'x CRLF VRFY root'
+    sent a command of its own (every reply count after it off by one) and a password
+    with a lone surrogate ended in UnicodeEncodeError (exit 70)."""
+    for name, secret in env.items():
+        monkeypatch.setenv(name, secret)
+    auth = ["--password-env", "FUZZPW"] if env else []
+    with socket.socket() as listener:  # nothing may connect: the check comes first
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        argv = ["fuzz", f"127.0.0.1:{port}", "--budget", "5", option, value, *auth]
+        assert main(argv) == 2
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    err = capsys.readouterr().err
+    assert "invalid option" in err and "FuzzS3cretPW" not in err

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..fuzz.campaign import ALL_FAMILIES, run_campaign
 from ..fuzz.findings import finding_lines, headline, prepare_out
-from ..fuzz.fingerprint import AuthenticationFailed
+from ..fuzz.fingerprint import AuthenticationFailed, Settings
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode, parse_server
 from .output import format_table
@@ -140,6 +140,10 @@ def run_fuzz(args: argparse.Namespace) -> int:
         if password is None:
             raise CLIError("--user needs --password-env VAR with the password", ExitCode.USAGE)
         auth = (args.user, password)
+    try:  # the baseline's EHLO, MAIL, RCPT and AUTH: checked before anything connects
+        Settings(ehlo=args.ehlo, mail_from=args.mail_from, rcpt_to=args.rcpt_to, auth=auth)
+    except ValueError as error:
+        raise CLIError(f"invalid option: {escape_text(str(error))}", ExitCode.USAGE) from None
     if args.out is not None:
         try:
             prepare_out(args.out)

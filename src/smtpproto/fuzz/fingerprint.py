@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,15 +32,51 @@ __all__ = ["AuthenticationFailed", "Profile", "Settings", "fingerprint"]
 STAGES = ("connected", "greeted", "mail", "rcpt", "data")
 
 
+def _ascii_address(address: str) -> None:
+    """The baseline sends no SMTPUTF8 (RFC 6531 §3.4): an ASCII address only."""
+    from ..wire.errors import LocalProtocolError
+
+    if not address.isascii():
+        raise LocalProtocolError("a non-ASCII address needs SMTPUTF8, which the fuzzer never asks")
+
+
 @dataclass
 class Settings:
-    """The user's choices for a campaign (CLI options)."""
+    """The user's choices for a campaign (CLI options). They make the baseline dialogue
+    (EHLO, AUTH PLAIN, MAIL, RCPT) the probes start from, so each is checked by the
+    client engine's own constructors: a CR LF in ``ehlo`` would have sent a command of
+    its own (``EHLO x`` CRLF ``VRFY root``) and shifted every reply count. ``ValueError``
+    names the field; the password is never shown, nor kept in the repr."""
 
     tls: str = "none"  # none | starttls | implicit
     ehlo: str = "fuzz.smtpproto.test"
     mail_from: str = "fuzz@example.com"
     rcpt_to: str | None = None
     auth: tuple[str, str] | None = field(default=None, repr=False)  # never in a repr
+
+    def __post_init__(self) -> None:
+        from ..client_engine.commands import Ehlo, Mail, Rcpt
+        from ..sasl.mechanisms import Plain
+        from ..wire.errors import LocalProtocolError
+
+        checks: list[tuple[str, Callable[[], object]]] = [
+            ("ehlo", lambda: Ehlo(hostname=self.ehlo)),
+            ("mail_from", lambda: Mail(sender=self.mail_from)),
+        ]
+        if self.rcpt_to is not None:
+            checks.append(("rcpt_to", lambda: Rcpt(recipient=self.rcpt_to or "")))
+            checks.append(("rcpt_to", lambda: _ascii_address(self.rcpt_to or "")))
+        if self.auth is not None:
+            user, password = self.auth
+            checks.append(("auth", lambda: Plain(user, password)))
+        for name, check in checks:
+            try:
+                check()
+            except LocalProtocolError as error:  # SASLError too: never the password
+                problem = str(error)
+            else:
+                continue
+            raise ValueError(f"{name}: {problem}")
 
 
 @dataclass
@@ -167,6 +204,15 @@ def _check_auth(conn: ConnResult, profile: Profile) -> None:
     replies = parse(conn)[0]
     reply = replies[at].reply if at < len(replies) else None
     if reply is None or reply.code // 100 != 2:
+        if reply is not None and profile.settings.auth is not None:
+            # A server may echo the password (or the PLAIN response) in its 535: the
+            # client engine's redactor removes it before any of it is shown (§4 rule 11).
+            from ..client_engine.redaction import Redactor
+            from ..sasl.mechanisms import Plain
+
+            redactor = Redactor()
+            redactor.add_secrets(Plain(*profile.settings.auth).secrets)
+            reply = redactor.reply(reply)
         what = f"{reply.code} {reply.text[:100]!r}" if reply else f"no reply ({conn.end})"
         raise AuthenticationFailed(f"AUTH PLAIN with the given credentials failed: {what}")
 

@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import itertools
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,3 +116,66 @@ def test_refused_credentials_stop_the_campaign_instead_of_a_clean_bill(
     assert "AUTH PLAIN with the given credentials failed: 535" in err
     assert wrong not in out + err
     assert list((tmp_path / "out").rglob("*.jsonl")) == []
+
+
+@contextlib.contextmanager
+def _echoing_server() -> Iterator[tuple[str, int]]:
+    """A loopback server that answers AUTH with a 535 echoing the password and the
+    PLAIN response (a debug build, a proxy quoting the line); 250 to anything else."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"220 echo ESMTP\r\n")
+            for line in itertools.islice(lines, 50):  # bounded: a few commands per probe
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    conn.sendall(b"250-echo\r\n250 AUTH PLAIN\r\n")
+                elif verb == b"AUTH":
+                    response = line.split()[-1]
+                    password = base64.b64decode(response).split(b"\0")[-1]
+                    conn.sendall(b"535 5.7.8 bad: " + password + b" in " + response + b"\r\n")
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"250 ok\r\n")
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(5)
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[:2]
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_a_535_echoing_the_password_is_redacted_in_the_refusal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal quoted the server's reply as sent: its 535 'bad: <password> in
+    <base64 PLAIN response>' printed both on the command line's error line."""
+    password = "FuzzEchoedS3cret"
+    plain = base64.b64encode(b"\0alice\0" + password.encode()).decode()
+    with _echoing_server() as (host, port):
+        with pytest.raises(AuthenticationFailed, match="535") as info:
+            run_campaign(host, port, tls="none", budget=20, auth=("alice", password))
+        monkeypatch.setenv("FUZZ_PW", password)
+        argv = ["fuzz", f"{host}:{port}", "--tls", "none", "--budget", "20", "--user", "alice"]
+        assert main([*argv, "--password-env", "FUZZ_PW"]) == 5
+    out, err = capsys.readouterr()
+    for shown in (str(info.value), out + err):
+        assert "<redacted>" in shown
+        assert password not in shown and plain not in shown

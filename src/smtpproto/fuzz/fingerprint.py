@@ -204,6 +204,15 @@ def _check_auth(conn: ConnResult, profile: Profile) -> None:
     replies = parse(conn)[0]
     reply = replies[at].reply if at < len(replies) else None
     if reply is None or reply.code // 100 != 2:
+        if reply is not None and profile.settings.auth is not None:
+            # A server may echo the password (or the PLAIN response) in its 535: the
+            # client engine's redactor removes it before any of it is shown (§4 rule 11).
+            from ..client_engine.redaction import Redactor
+            from ..sasl.mechanisms import Plain
+
+            redactor = Redactor()
+            redactor.add_secrets(Plain(*profile.settings.auth).secrets)
+            reply = redactor.reply(reply)
         what = f"{reply.code} {reply.text[:100]!r}" if reply else f"no reply ({conn.end})"
         raise AuthenticationFailed(f"AUTH PLAIN with the given credentials failed: {what}")
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from engine_helpers import ScriptedServer
-from smtpproto.drivers.session import Read, UpgradeTLS, Write
+from smtpproto.client_engine.config import ClientConfig
+from smtpproto.drivers.session import Read, Session, UpgradeTLS, Write
 from smtpproto.sasl import ChannelBinding
 
 MAX_REQUESTS = 100_000
@@ -65,3 +66,15 @@ class Transport:
     @property
     def wire(self) -> bytes:
         return b"".join(self.written)
+
+
+def opened(
+    script: dict[bytes, list[bytes]] | None = None, **config: Any
+) -> tuple[Session, Transport, ScriptedServer]:
+    """A ``Session`` (``ClientConfig(**config)``) greeted and past EHLO/LHLO against a
+    ``ScriptedServer`` answering ``script``, with the ``Transport`` between them."""
+    server = ScriptedServer(script)
+    session = Session(ClientConfig(**config), local_hostname="client.example")
+    transport = Transport(server)
+    transport.run(session.open())
+    return session, transport, server

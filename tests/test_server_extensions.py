@@ -318,6 +318,29 @@ def test_smtplib_non_ascii_auth_mechanism_gets_501_from_the_builtin_server() -> 
         assert server.policy_errors == []
 
 
+@pytest.mark.parametrize("verb", [b"VRFY", b"EXPN", b"HELP"])
+@pytest.mark.parametrize("control", ["\x80", "\x85", "\x9f", "\u2028", "\u2029"])
+def test_a_utf8_argument_holding_a_c1_or_line_separator_is_refused(
+    verb: bytes, control: str
+) -> None:
+    """Under SMTPUTF8 a VRFY/EXPN/HELP argument reached its event with NEL, U+2028 ...
+    (line breaks for some software), where an address with one is refused (553)."""
+    s = Session()
+    s.feed(HELLO + verb + f" a{control}b\r\n".encode() + b"NOOP\r\n")
+    assert s.codes()[-2:] == [501, 250]
+    assert "control character" in s.of(CommandRejected)[0].reply.text
+    s.feed(verb + " j\u00e9\r\n".encode())
+    assert s.codes()[-1] != 501
+
+
+def test_smtplib_vrfy_with_a_nel_gets_501_from_the_builtin_server() -> None:
+    with run_server(starttls=False) as server, smtplib.SMTP(server.host, server.port) as client:
+        client.command_encoding = "utf-8"  # as smtplib sets it for SMTPUTF8
+        client.ehlo("client.test")
+        assert client.verify("a\x85b")[0] == 501
+        assert client.verify("j\u00e9")[0] == 252
+
+
 def test_rcpt_dsn_parameters() -> None:
     s = Session()
     s.feed(

@@ -3,6 +3,8 @@ one trigger, and the families follow the profile."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from smtpproto.fuzz.fingerprint import Profile, Settings
@@ -90,3 +92,25 @@ def test_domain_has_the_asked_length_and_short_labels(length: int) -> None:
     domain = _domain(length)
     assert len(domain) == length
     assert all(0 < len(label) <= 63 for label in domain.split("."))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"ehlo": "x\r\nVRFY root"},
+        {"mail_from": "a@b.test\r\nRSET"},
+        {"rcpt_to": "b@c.test>\nRSET"},
+        {"rcpt_to": "\xe9@c.test"},
+        {"auth": ("al\x00ice", "FuzzS3cretPW")},
+        {"auth": ("alice", "FuzzS3cretPW\udcff")},
+    ],
+)
+def test_settings_refuse_what_the_baseline_cannot_send(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError) as info:
+        Settings(**options)
+    assert "FuzzS3cretPW" not in str(info.value) and info.value.__context__ is None
+
+
+def test_settings_never_show_the_password() -> None:
+    settings = Settings(auth=("alice", "FuzzS3cretPW"))
+    assert "FuzzS3cretPW" not in repr(settings) + repr(Profile(settings))

@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import itertools
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +16,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from smtpproto.fuzz import Transcript, replay
+from smtpproto.cli.main import main
+from smtpproto.fuzz import Transcript, replay, run_campaign
+from smtpproto.fuzz.fingerprint import AuthenticationFailed
 from smtpproto.fuzz.statemachine import server_state_machine
 from smtpproto.fuzz.testing import check_server
 
@@ -46,6 +53,9 @@ def test_check_server_returns_the_report_on_a_correct_server(clean: Target) -> N
     report = check_server(clean.host, clean.port, budget=30, auth=CREDENTIALS, probes=families)
     assert report.findings == []
     assert clean.triggered() == []
+    # A report shown by pytest (its repr), logged or saved never holds the password.
+    for text in (repr(report), str(report), json.dumps(report.to_json())):
+        assert AUTH_PASSWORD not in text
 
 
 def test_check_server_fails_with_a_replayable_transcript(rcpt_before_mail: Target) -> None:
@@ -82,3 +92,90 @@ def test_state_machine_finds_a_state_violation(rcpt_before_mail: Target) -> None
     with pytest.raises(AssertionError, match="RCPT was accepted outside") as failure:
         run_state_machine_as_test(machine, settings=many)
     assert '"dir": "tcp", "note": "connect"' in str(failure.value)
+
+
+@pytest.mark.parametrize("require_auth", [True, False])
+def test_refused_credentials_stop_the_campaign_instead_of_a_clean_bill(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    require_auth: bool,
+) -> None:
+    """With a wrong password every probe started from a failed AUTH: a server requiring
+    AUTH, with two planted flaws, got "no findings" (exit 0), and without the requirement
+    the state flaw was missed. The calibration now stops: exit 5, the password unsaid."""
+    wrong = "wrong-password-7731"
+    flaws = ["smuggle-lf", "rset-keeps-envelope"]
+    with start_flawed(tmp_path, flaws, require_auth=require_auth) as target:
+        with pytest.raises(AuthenticationFailed, match="535"):
+            run_campaign(target.host, target.port, budget=20, auth=(AUTH_USER, wrong))
+        monkeypatch.setenv("FUZZ_PW", wrong)
+        argv = ["fuzz", f"{target.host}:{target.port}", "--budget", "20", "--user", AUTH_USER]
+        assert main([*argv, "--password-env", "FUZZ_PW", "--out", str(tmp_path / "out")]) == 5
+    out, err = capsys.readouterr()
+    assert "AUTH PLAIN with the given credentials failed: 535" in err
+    assert wrong not in out + err
+    assert list((tmp_path / "out").rglob("*.jsonl")) == []
+
+
+@contextlib.contextmanager
+def _echoing_server() -> Iterator[tuple[str, int]]:
+    """A loopback server that answers AUTH with a 535 echoing the password and the
+    PLAIN response (a debug build, a proxy quoting the line); 250 to anything else."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"220 echo ESMTP\r\n")
+            for line in itertools.islice(lines, 50):  # bounded: a few commands per probe
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    conn.sendall(b"250-echo\r\n250 AUTH PLAIN\r\n")
+                elif verb == b"AUTH":
+                    response = line.split()[-1]
+                    password = base64.b64decode(response).split(b"\0")[-1]
+                    conn.sendall(b"535 5.7.8 bad: " + password + b" in " + response + b"\r\n")
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"250 ok\r\n")
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(5)
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[:2]
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_a_535_echoing_the_password_is_redacted_in_the_refusal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal quoted the server's reply as sent: its 535 'bad: <password> in
+    <base64 PLAIN response>' printed both on the command line's error line."""
+    password = "FuzzEchoedS3cret"
+    plain = base64.b64encode(b"\0alice\0" + password.encode()).decode()
+    with _echoing_server() as (host, port):
+        with pytest.raises(AuthenticationFailed, match="535") as info:
+            run_campaign(host, port, tls="none", budget=20, auth=("alice", password))
+        monkeypatch.setenv("FUZZ_PW", password)
+        argv = ["fuzz", f"{host}:{port}", "--tls", "none", "--budget", "20", "--user", "alice"]
+        assert main([*argv, "--password-env", "FUZZ_PW"]) == 5
+    out, err = capsys.readouterr()
+    for shown in (str(info.value), out + err):
+        assert "<redacted>" in shown
+        assert password not in shown and plain not in shown

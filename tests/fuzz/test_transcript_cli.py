@@ -149,3 +149,72 @@ def test_a_replay_that_runs_too_long_is_cut_and_never_read_as_fixed(
         result = replay(path, "127.0.0.1", server.port, max_seconds=1.0)
     assert result.stopped.startswith("stopped after 1 s")
     assert len(result.observation.conns[0].steps) < 10  # the NOOP was never sent
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"oracle": "accepted", "params": {"codes": 5}},
+        {"oracle": "accepted", "params": {"codes": ["2"]}},
+        {"oracle": "hang", "params": {"bound": "1.5"}},
+        {"oracle": "slow", "params": {"seconds": [1]}},
+        {"oracle": "advertises", "params": {"keyword": 5}},
+        {"oracle": "accepted", "implicit_tls": "false"},
+    ],
+)
+def test_replay_refuses_a_header_its_oracle_cannot_read_before_sending(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], header: dict[str, object]
+) -> None:
+    """Such headers ended in an internal error (exit 70) after the replay, or judged by a
+    wrong value ("false" read as true: a TLS handshake to a cleartext server)."""
+    path = tmp_path / "t.jsonl"
+    Transcript([connect(), send(b"NOOP\r\n", 1, trigger=True)], header).dump(path)
+    with socket.socket() as listener:  # nothing may connect: the header is checked first
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        assert main(["replay", str(path), f"127.0.0.1:{port}"]) == 2
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    assert "header" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "env"),
+    [
+        ("--ehlo", "x\r\nVRFY root", {}),
+        ("--ehlo", "x\x00", {}),
+        ("--mail-from", "a@b.test>\r\nRSET", {}),
+        ("--mail-from", "\xe9@b.test", {}),
+        ("--rcpt-to", "b@c.test\nRSET", {}),
+        ("--rcpt-to", "\xe9@c.test", {}),
+        ("--user", "al\rice", {"FUZZPW": "FuzzS3cretPW"}),
+        ("--user", "alice", {"FUZZPW": "FuzzS3cretPW\n"}),
+        ("--user", "alice", {"FUZZPW": "FuzzS3cretPW\udcff"}),
+    ],
+)
+def test_a_baseline_option_the_engine_refuses_is_a_usage_error_before_connecting(
+    option: str,
+    value: str,
+    env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The baseline dialogue was built from these as given: --ehlo 'x CRLF VRFY root'
+    sent a command of its own (every reply count after it off by one) and a password
+    with a lone surrogate ended in UnicodeEncodeError (exit 70)."""
+    for name, secret in env.items():
+        monkeypatch.setenv(name, secret)
+    auth = ["--password-env", "FUZZPW"] if env else []
+    with socket.socket() as listener:  # nothing may connect: the check comes first
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        argv = ["fuzz", f"127.0.0.1:{port}", "--budget", "5", option, value, *auth]
+        assert main(argv) == 2
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    err = capsys.readouterr().err
+    assert "invalid option" in err and "FuzzS3cretPW" not in err

@@ -23,8 +23,9 @@ port)``) and lends one to each ``sendmail``/``send_message``:
   caller's, whatever it is. A lost connection after the final dot (or BDAT LAST) is
   ``SMTPDeliveryStatusUnknown`` (RFC 1047: the server may have the message), raised as
   is and never retried; any other ``SMTPError`` means the message was not accepted
-  (for the recipients not in ``TransactionResult.delivered``), so a retry by the
-  caller is safe. A cancellation is no outcome: after the content was written, the
+  (for the recipients not in ``TransactionResult.delivered``, nor, for a message
+  split over the server's recipient limit, in the error's ``partial_result``), so a
+  retry by the caller is safe. A cancellation is no outcome: after the content was written, the
   message may have been delivered. The connection goes back to the pool only when its
   session is still usable.
 * **Rate limited** (optional): ``RateLimit(messages, per)`` lets at most ``messages``
@@ -107,8 +108,10 @@ class AsyncPoolBase(AsyncPoolCore):
         """Send one message over a pooled connection (see the client's ``sendmail``).
         ``SMTPDeliveryStatusUnknown``: the message may have been delivered, never
         resent; any other ``SMTPError``: not accepted, a retry is safe (a cancelled
-        send may have been delivered). A message that needs more transactions than a
-        connection's LIMITS MAILMAX has left goes to a new connection."""
+        send may have been delivered), except to the recipients its ``partial_result``
+        delivered (a message split over the server's recipient limit). A message that
+        needs more transactions than a connection's LIMITS MAILMAX has left goes to a
+        new connection."""
         recipients = reusable(recipients)
 
         async def send(client: AsyncClientBase) -> TransactionResult:

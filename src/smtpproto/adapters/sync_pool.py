@@ -68,8 +68,10 @@ class SyncPoolBase(SyncPoolCore):
         """Send one message over a pooled connection (see the client's ``sendmail``).
         ``SMTPDeliveryStatusUnknown``: the message may have been delivered, never
         resent; any other ``SMTPError``: not accepted, a retry is safe (a cancelled
-        send may have been delivered). A message that needs more transactions than a
-        connection's LIMITS MAILMAX has left goes to a new connection."""
+        send may have been delivered), except to the recipients its ``partial_result``
+        delivered (a message split over the server's recipient limit). A message that
+        needs more transactions than a connection's LIMITS MAILMAX has left goes to a
+        new connection."""
         recipients = reusable(recipients)
 
         def send(client: SyncClientBase) -> TransactionResult:

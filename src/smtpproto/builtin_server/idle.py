@@ -16,7 +16,10 @@ for the timeout or longer. A connection is timed out between ``timeout`` and
 
 The thread never touches a connection: it only schedules ``sweep`` on the loop, so
 everything else stays single-threaded. It stops when the server closes (``stop``), or
-by itself once the loop is closed (``call_soon_threadsafe`` refuses). The same class
+by itself once the loop is closed (``call_soon_threadsafe`` refuses). A sweep queued
+before ``stop()`` that the loop runs after it does nothing, and a sweeper starts once
+(``start`` again raises ``RuntimeError``): a server started again makes a new one, and
+a failed ``SMTPServer.start`` stops only the sweeper it made itself. The same class
 gives ``smtpproto serve --workers``' workers their heartbeat (``cli/serve_workers.py``).
 """
 
@@ -75,6 +78,10 @@ class IdleSweeper:
         return self._loop is loop and self._thread.is_alive()
 
     def start(self) -> None:
+        """Start the thread. A sweeper starts once: a second ``start()``, or one after
+        ``stop()``, raises ``RuntimeError`` and changes nothing (make a new one)."""
+        if self._thread.ident is not None or self._stopped.is_set():
+            raise RuntimeError("an IdleSweeper starts once: make a new one")
         self._thread.start()
 
     def stop(self) -> None:
@@ -95,4 +102,5 @@ class IdleSweeper:
 
     def _queued_sweep(self) -> None:
         self._queued = False
-        self._sweep()
+        if not self._stopped.is_set():  # queued before ``stop()``: that sweep is over
+            self._sweep()

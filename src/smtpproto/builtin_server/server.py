@@ -337,6 +337,9 @@ class _Connection(asyncio.BufferedProtocol):
         self._flush()
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
+            # What is left to write gets a timeout to drain from now, not from the last
+            # input: a sweep that comes just after drops it only then (``_check_idle``).
+            self._rearm()
 
     def _write(self, reply: Reply) -> None:
         """Queue ``reply`` (sent by ``_flush``), checked by the engine first."""
@@ -743,9 +746,11 @@ class SMTPServer:
 
     async def start(self, *, listen: bool = True) -> None:
         """Make the certificate if needed, then listen. Raises ``OSError`` if the address
-        is in use (a certificate made here is removed again). ``listen=False`` opens no
-        socket: the server then serves only what ``adopt`` hands it."""
+        is in use (a certificate and an idle sweeper made here are removed again; those
+        of an earlier ``start`` stay). ``listen=False`` opens no socket: the server then
+        serves only what ``adopt`` hands it."""
         loop = asyncio.get_running_loop()
+        sweeper, tempdir = self._sweeper, self._tempdir  # an earlier start's: kept
         try:
             await loop.run_in_executor(None, self._make_tls_context)
             if self.transcript is not None and self.cert_path is not None:
@@ -768,9 +773,10 @@ class SMTPServer:
                 family=socket.AF_UNSPEC,
                 reuse_port=self.reuse_port or None,
             )
-        except BaseException:  # nothing listens: remove the certificate made for it
-            self._stop_sweeper()
-            if self._tempdir is not None:
+        except BaseException:  # undo what this call made (not an earlier start's)
+            if self._sweeper is not sweeper:
+                self._stop_sweeper()
+            if self._tempdir is not None and self._tempdir is not tempdir:
                 self._tempdir.cleanup()
                 self._tempdir = None
                 self.cert_path = self._keyfile = None

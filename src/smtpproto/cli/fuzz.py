@@ -20,6 +20,7 @@ from typing import Any
 
 from ..fuzz.campaign import ALL_FAMILIES, run_campaign
 from ..fuzz.findings import finding_lines, headline, prepare_out
+from ..fuzz.fingerprint import AuthenticationFailed, Settings
 from ..wire.text import escape_text
 from .common import CLIError, ExitCode, parse_server
 from .output import format_table
@@ -40,7 +41,8 @@ probe families: """
     + ", ".join(ALL_FAMILIES)
     + """
 
-exit status: 0 no finding, 1 findings (see --out), 2 usage, 3 cannot connect, 70 bug.
+exit status: 0 no finding, 1 findings (see --out), 2 usage, 3 cannot connect,
+5 the --user credentials were refused, 70 bug.
 Only targets you own: a non-loopback address needs --i-own-this-target.
 """
 )
@@ -138,6 +140,10 @@ def run_fuzz(args: argparse.Namespace) -> int:
         if password is None:
             raise CLIError("--user needs --password-env VAR with the password", ExitCode.USAGE)
         auth = (args.user, password)
+    try:  # the baseline's EHLO, MAIL, RCPT and AUTH: checked before anything connects
+        Settings(ehlo=args.ehlo, mail_from=args.mail_from, rcpt_to=args.rcpt_to, auth=auth)
+    except ValueError as error:
+        raise CLIError(f"invalid option: {escape_text(str(error))}", ExitCode.USAGE) from None
     if args.out is not None:
         try:
             prepare_out(args.out)
@@ -162,6 +168,8 @@ def run_fuzz(args: argparse.Namespace) -> int:
             ehlo=args.ehlo,
             progress=_progress if tty else None,
         )
+    except AuthenticationFailed as error:
+        raise CLIError(f"cannot fuzz {escape_text(args.server)}: {error}", ExitCode.AUTH) from None
     except ConnectionError as error:
         raise CLIError(
             f"cannot fuzz {escape_text(args.server)}: {error}", ExitCode.CONNECT

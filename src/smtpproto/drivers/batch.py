@@ -70,7 +70,7 @@ from ..client_engine.events import (
 from ..client_engine.fastlane import GroupTemplate
 from ..client_engine.states import ClientState
 from ..wire.datacodec import LineEndNormalizer
-from ..wire.errors import LocalProtocolError
+from ..wire.errors import LocalProtocolError, RemoteProtocolError
 from ..wire.twins import slot_filler
 from .batch_outcomes import Outcome, OutcomeCallback, Outcomes, session_ended
 from .batch_plan import Plan, Prepared, remember, repeated
@@ -318,6 +318,10 @@ class BatchDrivers(MailDrivers):
         try:
             while True:
                 can_start = waiting is None and len(inflight) < window
+                if self._broken and waiting is None:  # an RSET refused or failed
+                    if not inflight:
+                        raise _state_unknown()
+                    can_start = False  # the results in flight first
                 if can_start and item is None and not exhausted:
                     if conn.state is not ready:
                         if inflight:  # their results (a 421's) come first
@@ -414,7 +418,13 @@ class BatchDrivers(MailDrivers):
                         waiting = None  # its DATA was refused (a result came): no content
                 elif type(event) is ReadyForContent:
                     assert waiting is not None
-                    if waiting.single and fast and len(inflight) < window and not exhausted:
+                    if (
+                        waiting.single
+                        and fast
+                        and len(inflight) < window
+                        and not exhausted
+                        and not self._broken  # no next message after a refused RSET
+                    ):
                         # The fast lane: this content, its end and the next message's
                         # MAIL, RCPTs and DATA in one engine step (``send_group``).
                         # The general path ends this content before it takes the next
@@ -683,3 +693,15 @@ def _crlf(item: Prepared) -> bytes:
         return item.first
     ends = LineEndNormalizer()
     return ends.feed(item.first) + ends.finish()
+
+
+def _state_unknown() -> SMTPProtocolError:
+    """Why a batch stops after an RSET was refused (``DriverCore._screen``) or failed:
+    RFC 5321 §4.1.1.5 says RSET gets 250, so the server's state is unknown and no
+    other transaction goes on this session; the messages not sent get this error."""
+    return SMTPProtocolError(
+        RemoteProtocolError(
+            "RSET was refused or failed (RFC 5321 §4.1.1.5: it must get 250): the "
+            "session's state is unknown, no more messages are sent on it"
+        )
+    )

@@ -28,6 +28,7 @@ from ..client_engine.events import (
     Mail,
     NeedData,
     Rcpt,
+    Rset,
     ServiceClosing,
     TransactionResult,
 )
@@ -101,6 +102,9 @@ class DriverCore:
         #: ``send_many`` in progress: settles a ``TransactionResult`` found among the
         #: last words (``_last_words``) as the outcome of its message in flight
         self._settle_result: Callable[[TransactionResult], None] | None = None
+        #: A split ``sendmail``'s deliveries before its follow-up in flight: set on
+        #: the error should that follow-up fail (``SMTPError.partial_result``)
+        self._partial: TransactionResult | None = None
         #: MAIL/RCPT commands kept for reuse by ``MailDrivers._command``
         self._commands: dict[tuple[Any, ...], Command] = {}
         #: (inputs, MAIL, RCPTs) of the last envelope ``_prepare`` made
@@ -153,10 +157,16 @@ class DriverCore:
         try:
             return (yield from driver)
         except BaseException as error:
-            yield from self._guard_failure(error, start)
+            try:
+                yield from self._guard_failure(error, start)
+            except SMTPError as failure:
+                if self._partial is not None:  # never hide an earlier delivery
+                    failure.partial_result = self._partial
+                raise
             raise AssertionError("unreachable: _guard_failure raises") from error
         finally:
             self._current = None
+            self._partial = None
 
     def _guard_start(self) -> ClientState:
         """The state an operation starts in (for ``_guard_failure``); refused when the
@@ -317,7 +327,8 @@ class DriverCore:
 
     def _screen(self, event: Event | NeedData) -> None:
         """What every event read by a driver goes through: count accepted RCPTs (none
-        after a refused MAIL, though a pipelined RCPT may still get 250); a 421 raises
+        after a refused MAIL, though a pipelined RCPT may still get 250); a refused
+        RSET breaks the session (RFC 5321 §4.1.1.5: its state is unknown); a 421 raises
         ``SMTPReplyError``, a lost final reply ``SMTPDeliveryStatusUnknown`` (RFC
         1047)."""
         assert isinstance(event, Event)
@@ -328,6 +339,10 @@ class DriverCore:
                     self._rcpt_accepted += 1
             elif type(command) is Mail and not event.reply.is_success:
                 self._rcpt_accepted = -1
+            elif type(command) is Rset and not event.reply.is_success:
+                # RFC 5321 §4.1.1.5: RSET "MUST" get 250. Anything else leaves the
+                # server's state unknown: no other transaction on this session.
+                self._broken = True
         elif type(event) is ServiceClosing:
             raise SMTPReplyError(event.reply)
         elif type(event) is DeliveryStatusUnknown:

@@ -57,7 +57,23 @@ class SMTPError(Exception):
     After any ``SMTPError`` other than ``SMTPReplyError``, ``SMTPRecipientsRefused``
     and ``SMTPBatchInterrupted`` the connection is closed and must not be reused (after
     those three, ``session.usable`` says whether it is).
+
+    ``partial_result`` is None, except when ``sendmail``/``send_message`` split a
+    message over several transactions (the server's recipient limit, RFC 5321
+    §4.5.3.1.10, RFC 9422 §4.2) and a follow-up failed: then it is the
+    ``TransactionResult`` of the transactions before it, whose ``delivered``
+    recipients got the message (do not send it to them again). It lists only the
+    recipients those transactions settled; the failed follow-up's and those not sent
+    yet are not in it (this exception is about them).
     """
+
+    partial_result: TransactionResult | None = None
+
+    def _state(self) -> dict[str, Any] | None:
+        """What pickling keeps beyond the constructor's arguments."""
+        if self.partial_result is None:
+            return None
+        return {"partial_result": self.partial_result}
 
 
 class SMTPConnectError(SMTPError):
@@ -76,7 +92,11 @@ class SMTPConnectError(SMTPError):
         self.port = port
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), (str(self),), {"host": self.host, "port": self.port}))
+        return (
+            _rebuild,
+            (type(self), (str(self),), {"host": self.host, "port": self.port}),
+            self._state(),
+        )
 
 
 class SMTPTLSError(SMTPError):
@@ -108,7 +128,7 @@ class SMTPTimeoutError(SMTPError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         state = {"waiting_for": self.waiting_for, "timeout": self.timeout}
-        return (_rebuild, (type(self), (str(self),), state))
+        return (_rebuild, (type(self), (str(self),), state), self._state())
 
 
 class SMTPProtocolError(SMTPError):
@@ -138,7 +158,7 @@ class SMTPProtocolError(SMTPError):
         return not isinstance(self.error, LocalProtocolError)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.error,))
+        return (type(self), (self.error,), self._state())
 
 
 def _verb(command: str | None) -> str | None:
@@ -193,7 +213,7 @@ class SMTPReplyError(SMTPError):
         return self.reply.explain(self.command)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), (self.reply,), {"command": self.command}))
+        return (_rebuild, (type(self), (self.reply,), {"command": self.command}), self._state())
 
 
 class SMTPRecipientsRefused(SMTPError):
@@ -238,7 +258,7 @@ class SMTPRecipientsRefused(SMTPError):
         return tuple(address for address, reply in self.results if not reply.is_error)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.results,))
+        return (type(self), (self.results,), self._state())
 
 
 class SMTPDeliveryStatusUnknown(SMTPError):
@@ -262,7 +282,7 @@ class SMTPDeliveryStatusUnknown(SMTPError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         state = {"sender": self.sender, "recipients": self.recipients}
-        return (_rebuild, (type(self), (self.reason,), state))
+        return (_rebuild, (type(self), (self.reason,), state), self._state())
 
 
 class SMTPDeliveryTimeoutError(SMTPTimeoutError, SMTPDeliveryStatusUnknown):
@@ -288,7 +308,7 @@ class SMTPDeliveryTimeoutError(SMTPTimeoutError, SMTPDeliveryStatusUnknown):
 
     def __reduce__(self) -> tuple[Any, ...]:
         state = {"timeout": self.timeout, "sender": self.sender, "recipients": self.recipients}
-        return (_rebuild, (type(self), (self.reason,), state))
+        return (_rebuild, (type(self), (self.reason,), state), self._state())
 
 
 class SMTPBatchInterrupted(SMTPError):
@@ -317,7 +337,7 @@ class SMTPBatchInterrupted(SMTPError):
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), (self.error, self.outcomes), {}))
+        return (_rebuild, (type(self), (self.error, self.outcomes), {}), self._state())
 
 
 def _rebuild(cls: type[SMTPError], args: tuple[Any, ...], kwargs: dict[str, Any]) -> SMTPError:

@@ -133,7 +133,9 @@ class MailDrivers(MessagePreparer, TransactionSteps):
         More recipients than the server takes per transaction -- its ``LIMITS
         RCPTMAX`` (RFC 9422 §4.2), or a ``452 4.5.3`` to a RCPT (RFC 5321
         §4.5.3.1.10) -- are sent in follow-up transactions, combined into the one
-        result (``drivers.split``; docs/guide/results.md);
+        result (``drivers.split``; docs/guide/results.md); a follow-up that fails
+        (a lost connection, a timeout) raises with the earlier transactions' result in
+        the error's ``partial_result``, so their deliveries are not hidden;
         ``MailOptions(split_recipients=False)`` sends one transaction only. No MAIL is
         sent past the server's ``LIMITS MAILMAX`` transactions per session (RFC 9422
         §4.1; ``ClientConnection.mail_budget``): a message that needs more than are
@@ -338,6 +340,9 @@ class MailDrivers(MessagePreparer, TransactionSteps):
             if count:
                 assert again is not None  # no follow-up without it (below)
                 source = again()
+                # Should this follow-up fail (a lost connection, a timeout), the error
+                # carries what the earlier transactions delivered (``_guard``).
+                self._partial = results.result(pending)
             try:
                 result = yield from self._transaction(
                     sender, group, source, options, *args, raw=raw

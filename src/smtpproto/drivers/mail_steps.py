@@ -254,7 +254,7 @@ class TransactionSteps(DriverCore):
                     checker.feed(chunk)
                 except LocalProtocolError as error:
                     yield from self._stream_refused(error, sent)
-        return (yield from self._result("BDAT"))
+        return (yield from self._result("BDAT", chunked=True))
 
     def _stream_refused(self, error: LocalProtocolError, sent: int) -> Driver[None]:
         """A BDAT chunk the DATA rules refuse, read after ``sent`` octets went out in
@@ -272,10 +272,11 @@ class TransactionSteps(DriverCore):
             self._screen(event)
             if type(event) is TransactionResult or type(event) is ConnectionClosed:
                 break
+        usable = "usable" if self.usable else "not reused (RSET refused, RFC 5321 §4.1.1.5)"
         raise refused(
             str(error),
             f"The transaction was ended with RSET after {sent} octets in BDAT chunks: "
-            "nothing was delivered, the session is usable",
+            f"nothing was delivered, the session is {usable}",
         ) from None
 
     def _drain_until_outstanding(self, limit: int) -> Driver[bool]:
@@ -306,19 +307,45 @@ class TransactionSteps(DriverCore):
         if self.conn.state is not ClientState.CLOSING:
             yield from self._send(Rset())
 
-    def _result(self, verb: str, *, settle: bool = False) -> Driver[TransactionResult]:
+    def _result(
+        self, verb: str, *, settle: bool = False, chunked: bool = False
+    ) -> Driver[TransactionResult]:
         """The transaction's result, or the exception for it; ``settle``: after the
         content with the envelope in one write, where a refusal may leave the
-        transaction open (``_settle``)."""
+        transaction open (``_settle``); ``chunked``: after BDAT LAST went out behind
+        chunks still unanswered, one of which may be refused (``_chunk_refused``)."""
+        chunk_refused = False
         while True:
             event = yield from self._event()
             if isinstance(event, TransactionResult):
                 if settle:
                     return (yield from self._settle(event, verb, content_sent=True))
+                if chunk_refused:
+                    return (yield from self._chunk_refused(event))
                 raise_for(event, verb)
                 return event
             if isinstance(event, ConnectionClosed):
                 raise SMTPConnectError("the server closed the connection during the transaction")
+            if chunked and isinstance(event, CommandReply) and isinstance(event.command, Bdat):
+                chunk_refused = chunk_refused or event.reply.is_error
+
+    def _chunk_refused(self, result: TransactionResult) -> Driver[TransactionResult]:
+        """A BDAT chunk was refused with later chunks, LAST included, already sent
+        (pipelining): RFC 3030 §2, the transaction failed, the server discarded those
+        chunks and "the resulting state is indeterminate": RSET ends it before the
+        next MAIL. In LMTP the discarded LAST may get one reply (RFC 3030 §2, what the
+        engine reads) or one per recipient (RFC 2033 §4.2), so later replies can no
+        longer be matched to their commands: the session is not reused. The chunk's
+        refusal is raised either way."""
+        try:
+            raise_for(result, "BDAT")
+        except (SMTPReplyError, SMTPRecipientsRefused):
+            if self.config.lmtp:
+                self._broken = True
+            else:
+                yield from self._reset_after_refusal()
+            raise
+        return result
 
     def _settle(
         self, result: TransactionResult, verb: str, *, content_sent: bool
@@ -329,15 +356,19 @@ class TransactionSteps(DriverCore):
             raise_for(result, verb)
         except (SMTPReplyError, SMTPRecipientsRefused):
             if left_open(result, content_ended=content_sent):
-                try:
-                    yield from self._rset_unless_closing()
-                    yield from self._rset_reply()
-                except (OSError, ProtocolError, SMTPError):
-                    # The refusal stays the message's outcome; a session whose RSET
-                    # failed is not reused.
-                    self._broken = True
+                yield from self._reset_after_refusal()
             raise
         return result
+
+    def _reset_after_refusal(self) -> Driver[None]:
+        """RSET a refused transaction (RFC 5321 §4.1.1.5) and read its reply. The
+        refusal stays the message's outcome: a session whose RSET failed, or was
+        refused (``_screen``), is not reused."""
+        try:
+            yield from self._rset_unless_closing()
+            yield from self._rset_reply()
+        except (OSError, ProtocolError, SMTPError):
+            self._broken = True
 
 
 def _stage_result(

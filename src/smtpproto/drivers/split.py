@@ -116,13 +116,21 @@ class SplitResults:
         """Record a follow-up that delivered to nobody: each recipient's refusal."""
         self.final.update(replies)
 
-    def result(self) -> TransactionResult:
+    def result(self, pending: Sequence[str] = ()) -> TransactionResult:
+        """The combined result; without the ``pending`` recipients (those of a
+        follow-up that failed, and the ones not sent yet: ``partial_result``)."""
         base = self.base
         assert base is not None  # the first transaction delivered, or it raised
+        final = self.final
+        if pending:
+            left = set(pending)
+            order: Iterable[str] = (address for address in self.order if address not in left)
+        else:
+            order = self.order
         return TransactionResult(
             sender=base.sender,
             sender_reply=base.sender_reply,
-            recipients=tuple((address, self.final[address]) for address in self.order),
+            recipients=tuple((address, final[address]) for address in order),
             data_reply=base.data_reply,
             lmtp_replies=tuple(self.lmtp),
         )

@@ -266,7 +266,8 @@ def run_campaign(
     (RFC 8314) or ``none``. ``probes``: the families to run (default all of
     ``ALL_FAMILIES``). ``rate``: new connections per second. ``out``: a folder for
     ``finding-N/``, ``report.json``, ``state-graph.dot`` and ``campaign.log``.
-    Raises ``ConnectionError`` when the server gives no banner at all, and ``OSError``
+    Raises ``ConnectionError`` when the server gives no banner at all (its subclass
+    ``fingerprint.AuthenticationFailed`` when ``auth`` is refused), and ``OSError``
     before fuzzing when ``out`` cannot be a writable folder.
     """
     if tls not in ("none", "starttls", "implicit"):

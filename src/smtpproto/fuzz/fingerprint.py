@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,21 +26,57 @@ if TYPE_CHECKING:
     from .runner import Runner
 
 
-__all__ = ["Profile", "Settings", "fingerprint"]
+__all__ = ["AuthenticationFailed", "Profile", "Settings", "fingerprint"]
 
 #: The states ``Profile.prefix`` reaches on a fresh connection, in order.
 STAGES = ("connected", "greeted", "mail", "rcpt", "data")
 
 
+def _ascii_address(address: str) -> None:
+    """The baseline sends no SMTPUTF8 (RFC 6531 §3.4): an ASCII address only."""
+    from ..wire.errors import LocalProtocolError
+
+    if not address.isascii():
+        raise LocalProtocolError("a non-ASCII address needs SMTPUTF8, which the fuzzer never asks")
+
+
 @dataclass
 class Settings:
-    """The user's choices for a campaign (CLI options)."""
+    """The user's choices for a campaign (CLI options). They make the baseline dialogue
+    (EHLO, AUTH PLAIN, MAIL, RCPT) the probes start from, so each is checked by the
+    client engine's own constructors: a CR LF in ``ehlo`` would have sent a command of
+    its own (``EHLO x`` CRLF ``VRFY root``) and shifted every reply count. ``ValueError``
+    names the field; the password is never shown, nor kept in the repr."""
 
     tls: str = "none"  # none | starttls | implicit
     ehlo: str = "fuzz.smtpproto.test"
     mail_from: str = "fuzz@example.com"
     rcpt_to: str | None = None
-    auth: tuple[str, str] | None = None
+    auth: tuple[str, str] | None = field(default=None, repr=False)  # never in a repr
+
+    def __post_init__(self) -> None:
+        from ..client_engine.commands import Ehlo, Mail, Rcpt
+        from ..sasl.mechanisms import Plain
+        from ..wire.errors import LocalProtocolError
+
+        checks: list[tuple[str, Callable[[], object]]] = [
+            ("ehlo", lambda: Ehlo(hostname=self.ehlo)),
+            ("mail_from", lambda: Mail(sender=self.mail_from)),
+        ]
+        if self.rcpt_to is not None:
+            checks.append(("rcpt_to", lambda: Rcpt(recipient=self.rcpt_to or "")))
+            checks.append(("rcpt_to", lambda: _ascii_address(self.rcpt_to or "")))
+        if self.auth is not None:
+            user, password = self.auth
+            checks.append(("auth", lambda: Plain(user, password)))
+        for name, check in checks:
+            try:
+                check()
+            except LocalProtocolError as error:  # SASLError too: never the password
+                problem = str(error)
+            else:
+                continue
+            raise ValueError(f"{name}: {problem}")
 
 
 @dataclass
@@ -154,6 +191,32 @@ def _codes(conn: ConnResult) -> list[int]:
     return [p.reply.code for p in parse(conn)[0]]
 
 
+class AuthenticationFailed(ConnectionError):
+    """The credentials given to the campaign were refused (RFC 4954 §4: no 235): every
+    probe would start from a failed AUTH, and a server requiring it would look clean."""
+
+
+def _check_auth(conn: ConnResult, profile: Profile) -> None:
+    """Raise ``AuthenticationFailed`` unless the prefix's AUTH PLAIN (its last write)
+    got a 2yz; the message names the reply, never the credentials."""
+    prefix = profile.prefix("greeted")
+    at = _replies_in(prefix[:-1])
+    replies = parse(conn)[0]
+    reply = replies[at].reply if at < len(replies) else None
+    if reply is None or reply.code // 100 != 2:
+        if reply is not None and profile.settings.auth is not None:
+            # A server may echo the password (or the PLAIN response) in its 535: the
+            # client engine's redactor removes it before any of it is shown (§4 rule 11).
+            from ..client_engine.redaction import Redactor
+            from ..sasl.mechanisms import Plain
+
+            redactor = Redactor()
+            redactor.add_secrets(Plain(*profile.settings.auth).secrets)
+            reply = redactor.reply(reply)
+        what = f"{reply.code} {reply.text[:100]!r}" if reply else f"no reply ({conn.end})"
+        raise AuthenticationFailed(f"AUTH PLAIN with the given credentials failed: {what}")
+
+
 def fingerprint(runner: Runner, settings: Settings) -> Profile:
     """Run the calibration dialogues (about ten connections) and return the profile."""
     profile = Profile(settings)
@@ -197,6 +260,8 @@ def fingerprint(runner: Runner, settings: Settings) -> Profile:
         profile.latency = statistics.median(noop_times)
     if error_times:
         profile.error_latency = max(error_times)
+    if settings.auth is not None:
+        _check_auth(conn, profile)
     # 3. MAIL without AUTH: 530 means the server requires authentication (RFC 4954 §6).
     bare = [e for e in profile.prefix("greeted") if not e.data.startswith(b"AUTH ")]
     obs, _ = runner.run([*bare, send(f"MAIL FROM:<{settings.mail_from}>\r\n".encode(), 1)])

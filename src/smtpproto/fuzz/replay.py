@@ -16,6 +16,7 @@ fresh connection). A transcript without an oracle is replayed and judged by noth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,30 @@ class ReplayResult:
         return self.verdict is not None
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: The oracles' parameters (``oracles``) and the values each accepts.
+_PARAMS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "codes": (
+        "a list of reply codes or classes",
+        lambda v: isinstance(v, list) and all(_is_number(c) for c in v),
+    ),
+    "bound": ("a number of seconds", _is_number),
+    "seconds": ("a number of seconds", _is_number),
+    "keyword": ("an EHLO keyword", lambda v: isinstance(v, str)),
+}
+
+
+def _check_params(params: dict[str, object]) -> None:
+    """``ValueError`` for a parameter an oracle reads that has the wrong type, before
+    anything is sent (a hand-edited header must not end the replay half-way)."""
+    for name, (what, fits) in _PARAMS.items():
+        if name in params and not fits(params[name]):
+            raise ValueError(f"the header's params.{name} must be {what}: {params[name]!r}")
+
+
 def replay(
     source: str | Path | Transcript,
     host: str,
@@ -83,8 +108,11 @@ def replay(
     params = header.get("params") or {}
     if not isinstance(params, dict):
         raise ValueError("the transcript header's params must be an object")
+    _check_params(params)
     if implicit_tls is None:
-        implicit_tls = bool(header.get("implicit_tls", False))
+        implicit_tls = header.get("implicit_tls", False)
+        if not isinstance(implicit_tls, bool):
+            raise ValueError(f"the header's implicit_tls must be true or false: {implicit_tls!r}")
     target = Target(host, port, implicit_tls=implicit_tls, reply_timeout=timeout, rate=0.0)
     runner = Runner(target, replay=True)
     obs, recorded = runner.run(

@@ -49,7 +49,7 @@ from types import MappingProxyType
 from ..wire.abnf import MAX_COMMAND_LINE
 from ..wire.datacodec import DataDecoder
 from ..wire.errors import LocalProtocolError, RemoteProtocolError
-from ..wire.grammar import SyntaxErrorInCommand
+from ..wire.grammar import SyntaxErrorInCommand, _find_control
 from ..wire.need_data import NEED_DATA, NeedData
 from ..wire.parsing import parse_domain
 from ..wire.reply import Reply
@@ -846,9 +846,13 @@ class ServerConnection:
         if required and not args:
             raise SyntaxErrorInCommand(f"{what} needs an argument", code=501)
         try:
-            return args.decode("utf-8" if "SMTPUTF8" in self._extensions else "ascii")
+            text = args.decode("utf-8" if "SMTPUTF8" in self._extensions else "ascii")
         except UnicodeDecodeError:
             raise SyntaxErrorInCommand(f"{what} argument is not ASCII", code=501) from None
+        problem = _find_control(text)  # C0 is refused with the line; C1, U+2028/9 here
+        if problem is not None:
+            raise SyntaxErrorInCommand(f"{what} argument contains a {problem}", code=501)
+        return text
 
     def _dispatch(self, verb: str, args: bytes, line: bytes) -> ServerEvent | None:
         if verb in ("DATA", "RSET", "QUIT", "STARTTLS") and args:

@@ -297,6 +297,49 @@ def test_a_batch_checks_for_cancellation_once_per_message(
     assert count <= checks[0] <= count + count // 4
 
 
+def test_a_batch_passes_no_more_often_than_its_bound(
+    smtp_sink_factory: SinkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's task is stepped by the scheduler once per read that waited and once
+    per ``_READS_PER_PASS`` reads that did not (a pass costs some 20 µs in place,
+    bench/README.md): counted with an instrument (the task's steps) and the adapter's
+    ``trio.lowlevel.wait_readable`` calls (looked up by that name)."""
+    sink = smtp_sink_factory(dump=False)
+    count = 8 * _READS_PER_PASS
+    steps, waits = [0], [0]
+    wait_readable = trio.lowlevel.wait_readable
+
+    async def counted(sock: socket.socket) -> None:
+        waits[0] += 1
+        await wait_readable(sock)
+
+    class Steps(trio.abc.Instrument):
+        def __init__(self, task: trio.lowlevel.Task) -> None:
+            self.task = task
+
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            steps[0] += task is self.task
+
+    async def main() -> None:
+        async with TrioSMTPClient(sink.host, sink.port, tls="none") as client:
+            instrument = Steps(trio.lowlevel.current_task())
+            trio.lowlevel.add_instrument(instrument)
+            monkeypatch.setattr(trio.lowlevel, "wait_readable", counted)
+            try:
+                outcomes = await client.send_many(
+                    (f"s{i}@example.test", "a@example.test", MESSAGE) for i in range(count)
+                )
+            finally:
+                monkeypatch.undo()
+                trio.lowlevel.remove_instrument(instrument)
+        assert [type(outcome) for outcome in outcomes] == [TransactionResult] * count
+
+    run(main)
+    # Each wait and each pass is one step; the bound restarts at every wait, so the
+    # passes are at most the reads over the bound (plus the last group's RSET reply).
+    assert waits[0] <= steps[0] <= waits[0] + count // _READS_PER_PASS + 1
+
+
 def test_a_deadline_cuts_a_batch_short(smtp_sink_factory: SinkFactory) -> None:
     """``move_on_at`` a virtual deadline, the clock jumped 10 s per message: the batch
     ends within a message or two of the deadline, with the session marked unusable."""

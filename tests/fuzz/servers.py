@@ -92,14 +92,16 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def _serve(name: str, command: list[str], log: Path | None = None) -> Iterator[Target]:
+def _serve(
+    name: str, command: list[str], log: Path | None = None, host: str = HOST
+) -> Iterator[Target]:
     stderr = log.with_suffix(".stderr") if log is not None else None
     with contextlib.ExitStack() as stack:
         err = stack.enter_context(stderr.open("w")) if stderr else subprocess.DEVNULL
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, cwd=HERE)
         try:
             info = _read_banner(process, name)
-            yield Target(name, HOST, int(info["LISTENING"]), process, log, info)
+            yield Target(name, host, int(info["LISTENING"]), process, log, info)
         finally:
             _stop(process)
 
@@ -149,10 +151,13 @@ def aiosmtpd_144_python() -> Path:
 
 
 @contextlib.contextmanager
-def start_aiosmtpd(python: Path | str, cert: Path, key: Path) -> Iterator[Target]:
-    """Run aiosmtpd (the version installed for ``python``) with STARTTLS on a free port."""
-    command = [str(python), str(HERE / "aiosmtpd_server.py"), "--host", HOST, "--port", "0"]
+def start_aiosmtpd(
+    python: Path | str, cert: Path, key: Path, *, host: str = HOST
+) -> Iterator[Target]:
+    """Run aiosmtpd (the version installed for ``python``) with STARTTLS on a free port
+    of ``host`` (127.0.0.1, or ``::1``)."""
+    command = [str(python), str(HERE / "aiosmtpd_server.py"), "--host", host, "--port", "0"]
     command += ["--cert", str(cert), "--key", str(key)]
-    with _serve(f"aiosmtpd({python})", command) as target:
+    with _serve(f"aiosmtpd({python})", command, host=host) as target:
         target.name = f"aiosmtpd-{target.info.get('VERSION', '?')}"
         yield target

@@ -65,3 +65,41 @@ def test_aiosmtpd_144_gives_exactly_its_two_cves_with_every_phase(tmp_path: Path
         campaign = fuzz(old, tmp_path / "out", budget=120)
     titles = [f.probe.title for f in campaign.report.findings]
     assert _oracles(campaign.out) == CVE_ORACLES, titles
+
+
+def test_an_ipv6_finding_names_a_target_replay_reads_back(tmp_path: Path) -> None:
+    """summary.md's "Reproduce" command, the header's and the report's target wrote
+    ``::1:PORT``, which ``smtpproto replay`` reads as the host ``::1:PORT`` on port 25:
+    they now say ``[::1]:PORT``, and the command as written reproduces."""
+    from trustme import CA
+
+    from .servers import aiosmtpd_144_python, start_aiosmtpd
+
+    cert = CA().issue_cert("localhost", "::1")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    cert.private_key_pem.write_to_path(str(key_path))
+    out = tmp_path / "out"
+    with start_aiosmtpd(aiosmtpd_144_python(), cert_path, key_path, host="::1") as old:
+        address = f"[::1]:{old.port}"
+        command = [sys.executable, "-m", "smtpproto", "fuzz", address, "--budget", "40"]
+        command += ["--probes", "smuggling", "--out", str(out), "--seed", "1"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+        assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+        assert f"smtpproto fuzz {address} " in done.stdout
+        assert json.loads((out / "report.json").read_text())["target"] == address
+        path = transcripts(out)[0]
+        assert json.loads(path.read_text().splitlines()[0])["header"]["target"] == address
+        summary = (path.parent / "summary.md").read_text()
+        reproduce = next(line for line in summary.splitlines() if line.startswith("smtpproto "))
+        assert reproduce.endswith(f" {address}")
+        argv = reproduce.split()[1:]
+        argv[1] = str(out / argv[1])  # the command is given from inside the --out folder
+        again = subprocess.run(
+            [sys.executable, "-m", "smtpproto", *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr

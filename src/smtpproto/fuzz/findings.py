@@ -31,7 +31,7 @@ __all__ = ["finding_lines", "headline", "prepare_out", "summary_lines", "write_f
 
 def _summary_md(finding: Finding, report: CampaignReport) -> str:
     probe = finding.probe
-    target = f"{report.target.host}:{report.target.port}"
+    target = report.target.address
     lines = [
         f"# Finding {finding.number}: {probe.title}",
         "",
@@ -66,7 +66,7 @@ def _summary_md(finding: Finding, report: CampaignReport) -> str:
 def headline(report: CampaignReport) -> str:
     """One line: target, seed, time, connections, why it stopped."""
     return (
-        f"smtpproto fuzz {report.target.host}:{report.target.port}  seed {report.seed}  "
+        f"smtpproto fuzz {report.target.address}  seed {report.seed}  "
         f"{report.seconds:.1f} s  {report.target.connections} connections  ({report.stopped})"
     )
 

@@ -72,7 +72,7 @@ class Finding:
             "verb": probe.verb,
             "severity": probe.severity,
             "reference": probe.reference,
-            "target": f"{target.host}:{target.port}",
+            "target": target.address,
             "tls": settings.tls,
             "implicit_tls": target.implicit_tls,
             "seed": seed,
@@ -118,7 +118,7 @@ class CampaignReport:
         return {
             "tool": "smtpproto fuzz",
             "version": __version__,
-            "target": f"{self.target.host}:{self.target.port}",
+            "target": self.target.address,
             "tls": self.settings.tls,
             "seed": self.seed,
             "budget_s": self.budget,

@@ -80,6 +80,12 @@ class Target:
         check_seconds("reply_timeout", self.reply_timeout)
         _check_rate(self.rate)
 
+    @property
+    def address(self) -> str:
+        """``HOST:PORT`` as ``smtpproto replay`` reads it back (``[::1]:25`` for IPv6)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
     def pace(self) -> None:
         """Wait for the next connection slot and count the connection."""
         with self._lock:

@@ -43,7 +43,7 @@ def describe_findings(report: CampaignReport) -> str:
     """The failure message of ``check_server``: every finding with its transcript."""
     head = (
         f"smtpproto fuzz: {len(report.findings)} finding(s) on "
-        f"{report.target.host}:{report.target.port} (seed {report.seed}, "
+        f"{report.target.address} (seed {report.seed}, "
         f"{report.seconds:.1f} s)\n"
     )
     return head + "\n".join(_describe(finding, report) for finding in report.findings)

@@ -810,6 +810,7 @@ class ServerConnection:
             event = self._plain_event(line)
             if event is not None:
                 return event
+        line = line.rstrip(b" \t")  # RFC 5321 §4.1.1: trailing white space is tolerated
         self._verb = line_verb(line)
         self._track_credentials(line)
         if b"\r" in line or b"\n" in line:

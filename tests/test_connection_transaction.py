@@ -489,3 +489,27 @@ def test_command_reply_carries_command(parser_cls: Any) -> None:
     conn.send(rcpt)
     events = feed(conn, b"250 ok\r\n251 forwarded\r\n")
     assert isinstance(events[1], CommandReply) and events[1].command is rcpt
+
+
+@pytest.mark.parametrize("lmtp", [False, True])
+def test_eof_before_any_reply_to_a_pipelined_bdat_last_names_every_recipient(
+    parser_cls: Any, lmtp: bool
+) -> None:
+    """MAIL, RCPTs and BDAT LAST in one write (RFC 3030 §4.2), then EOF before any reply:
+    the server may have taken the message for every recipient whose RCPT was not
+    refused (an unanswered one included), so the delivery status is unknown for all
+    of them -- not for none (RFC 1047), and never for one it refused."""
+    ehlo = b"250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+    conn = greeted(parser_cls, ehlo, lmtp=lmtp)
+    for command in (
+        Mail(sender="a@example.org"),
+        Rcpt(recipient="b@example.org"),
+        Rcpt(recipient="c@example.org"),
+        Rcpt(recipient="d@example.org"),
+        Bdat(data=b"msg\r\n", last=True),
+    ):
+        conn.send(command)
+    feed(conn, b"250 ok\r\n550 no such user\r\n")  # MAIL, b refused; c, d unanswered
+    events = feed(conn, b"")
+    assert isinstance(events[0], DeliveryStatusUnknown)
+    assert events[0].recipients == ("c@example.org", "d@example.org")

@@ -69,6 +69,28 @@ def test_8bit_message_is_downgraded_for_a_server_without_8bitmime(
 
 
 @pytest.mark.interop
+def test_send_many_downgrades_an_8bit_message_as_send_message_does(
+    make_client: MakeClient, smtp_sink_factory: Callable[..., SinkPeer]
+) -> None:
+    # send_many took the message to its DATA check without the downgrade, so the
+    # message send_message delivers came back as "8-bit ... Refused before MAIL".
+    sink = smtp_sink_factory(eightbitmime=False)
+    message = _message()
+    with make_client(host=sink.host, port=sink.port, timeout=TIMEOUT) as client:
+        [outcome] = client.send_many([message])
+        assert not isinstance(outcome, BaseException), outcome
+        assert outcome.delivered == ("b@example.test",)
+    [received] = sink.wait_for_messages(1)
+    assert received.content.isascii()
+    assert not any("BODY" in option for option in received.mail_options)
+    parsed = _parse(received.content)
+    assert parsed["Subject"] == SUBJECT
+    text, attachment = parsed.iter_parts()
+    assert text.get_content() == TEXT
+    assert attachment.get_content() == BLOB
+
+
+@pytest.mark.interop
 def test_compat32_8bit_payload_is_downgraded(
     make_client: MakeClient, smtp_sink_factory: Callable[..., SinkPeer]
 ) -> None:

@@ -79,3 +79,44 @@ def test_aiosmtpd_stores_nothing_and_a_good_message_still_goes(
     [received] = peer.wait_for_messages(1)
     assert received.rcpt_tos == ("b@example.org", "c@example.org")
     assert b"evil" not in received.content
+
+
+#: CVE-2023-27043: address lists ``email.utils.getaddresses`` read as two recipients
+#: before Python 3.13 (bob, in no display) and as none in 3.13's strict mode.
+MALFORMED_LISTS = (
+    "alice@example.org)<bob@example.org>",
+    "alice@example.org<bob@example.org>",
+    'alice@example.org"<bob@example.org>"',
+    "alice@example.org)<bob@example.org>, carol@example.org",
+)
+
+
+def test_a_malformed_address_list_is_refused_before_mail_on_every_python(
+    make_client: MakeClient, aiosmtpd_factory: Callable[..., AiosmtpdPeer]
+) -> None:
+    """A ``compat32`` message's envelope came from ``getaddresses``: on 3.10-3.12
+    aiosmtpd got a RCPT for bob@example.org, and on 3.13 the ``To`` gave no recipient
+    (carol dropped without an error). Now the field is refused before MAIL, whatever
+    the Python. (An ``EmailPolicy`` message already stores the strict parser's reading.)"""
+    peer = aiosmtpd_factory()
+    for value in MALFORMED_LISTS:
+        msg = Message()
+        msg["From"] = "a@example.org"
+        msg["To"] = value
+        msg.set_payload("hello\n")
+        with make_client(host=peer.host, port=peer.port, tls="none", timeout=TIMEOUT) as client:
+            with pytest.raises(SMTPProtocolError, match="not a valid address list") as caught:
+                client.send_message(msg)
+            assert isinstance(caught.value.error, LocalProtocolError)
+            assert client.session.usable
+            client.noop()
+    good = Message()
+    good["From"] = "a@example.org"
+    good["To"] = 'Alice <alice@example.org>, "Bob, Jr." <bob@example.org>'
+    good["Cc"] = "Group: carol@example.org, dave@example.org;"
+    good.set_payload("hello\n")
+    expected = ("alice@example.org", "bob@example.org", "carol@example.org", "dave@example.org")
+    with make_client(host=peer.host, port=peer.port, tls="none", timeout=TIMEOUT) as client:
+        assert client.send_message(good).delivered == expected
+    [received] = peer.wait_for_messages(1)
+    assert received.rcpt_tos == expected

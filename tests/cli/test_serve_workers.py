@@ -221,6 +221,37 @@ def test_a_signal_stops_every_worker_and_removes_the_certificate(sig: int) -> No
     assert not cert.exists() and not cert.parent.exists()
 
 
+def _blocked(pid: int, thread: int) -> int:
+    """The mask of signals ``thread`` of ``pid`` blocks (``/proc``, Linux)."""
+    with open(f"/proc/{pid}/task/{thread}/status") as status:
+        for line in status:
+            if line.startswith("SigBlk:"):
+                return int(line.split()[1], 16)
+    raise AssertionError("no SigBlk line")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
+def test_only_a_workers_main_thread_takes_the_stop_signals() -> None:
+    """A worker's other threads (the heartbeat, the idle sweep, asyncio's executor)
+    keep SIGINT, SIGTERM and SIGHUP blocked: a stop signal is taken by the loop's
+    thread alone, as when the worker had no thread of its own, and none is left to take
+    one repeated once the worker has blocked them to stop (``_until_stopped``)."""
+    stops = sum(1 << (sig - 1) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+    with ServeProcess("--workers", "2", "--no-starttls") as serve:
+        pids = _pids(serve)
+        masks = {
+            (pid, int(thread)): _blocked(pid, int(thread))
+            for pid in pids
+            for thread in os.listdir(f"/proc/{pid}/task")
+        }
+        code = serve.stop()
+    assert code == 0, serve.stderr
+    assert all(masks[pid, pid] & stops == 0 for pid in pids), masks
+    others = {key: mask for key, mask in masks.items() if key[0] != key[1]}
+    assert len(others) >= 2 * len(pids), masks  # the heartbeat and the sweeper, at least
+    assert all(mask & stops == stops for mask in others.values()), masks
+
+
 def test_workers_leave_when_their_parent_is_killed() -> None:
     serve = ServeProcess("--workers", "2")
     try:

@@ -16,7 +16,12 @@ The socket is non-blocking and every wait goes through one ``select.poll`` objec
 registered once per socket (again after the TLS wrap), so a write that would block
 also watches for readable data and buffers it (up to ``MAX_READAHEAD`` octets): a
 server answering a long pipelined group early never deadlocks us (RFC 2920 §3.2). The
-next ``Read`` returns the buffered bytes at once. A poll object, not ``selectors``:
+next ``Read`` returns the buffered bytes at once. A ``Read`` tries ``recv`` first: on
+loopback a pipelined group's replies are usually in by then. Once a ``recv`` found
+nothing (the server runs on another CPU, so every reply wait sleeps), the next
+``_WAIT_FIRST`` reads of a plain socket wait first (poll, then ``recv``): a system call
+and a ``BlockingIOError`` per message saved, the deadline the same (bench/README.md,
+"the socket path on loopback"). A poll object, not ``selectors``:
 a wait is one call into C, about half what ``selectors``' key bookkeeping costs, and
 under load most reads of a pipelined batch wait. Where ``select.poll`` does not
 exist (Windows), ``_SelectPoll`` offers the same three methods over ``select.select``.
@@ -67,6 +72,10 @@ _NOT_READ = ~_READ
 _NOT_WRITE = ~_WRITE
 #: The longest single wait, in milliseconds; a later deadline takes several.
 _MAX_WAIT_MS = 86_400_000
+#: Reads that wait before they ``recv`` after a ``recv`` found nothing (``_read``); the
+#: next one tries ``recv`` first again, so a server whose replies are in by then (one
+#: sharing this CPU) costs no poll per read.
+_WAIT_FIRST = 8
 
 
 class _SelectPoll:
@@ -158,6 +167,10 @@ class SMTPClient(SyncClientBase):
         self._fd = -1
         self._rbuf = bytearray()
         self._eof = False
+        #: Reads left that poll before ``recv`` (``_WAIT_FIRST``); never on TLS, whose
+        #: object may hold decrypted bytes the descriptor no longer shows.
+        self._wait_first = 0
+        self._plain = False
 
     # -- connection ---------------------------------------------------------------------
 
@@ -185,6 +198,7 @@ class SMTPClient(SyncClientBase):
         else:
             local = None
         sock.setblocking(False)
+        self._plain = not isinstance(sock, ssl.SSLSocket)
         self._poll = _new_poll()
         self._fd = sock.fileno()
         self._poll.register(self._fd, _READ)
@@ -292,9 +306,13 @@ class SMTPClient(SyncClientBase):
         assert sock is not None
         # Receive before waiting: a pipelined group's replies are often there already
         # (a loopback server answers during our send; TLS may hold decrypted bytes),
-        # which saves a select; when they are not, the failed recv costs ~1 µs.
+        # which saves a poll. When a recv found nothing, the next ``_WAIT_FIRST``
+        # reads of a plain socket wait first instead (the module docstring).
         deadline: float | None = None
         want = 0
+        if self._wait_first:
+            self._wait_first -= 1
+            want = _READ
         while True:
             if want:
                 if deadline is None:
@@ -306,6 +324,8 @@ class SMTPClient(SyncClientBase):
                 want = _READ
             except ssl.SSLWantWriteError:
                 want = _WRITE
+            if self._plain:
+                self._wait_first = _WAIT_FIRST
 
     def _handshake(self, server_hostname: str | None, timeout: float | None) -> SSLConnection:
         context = self._tls_context(server_hostname)
@@ -316,6 +336,8 @@ class SMTPClient(SyncClientBase):
             sock, server_hostname=server_hostname, do_handshake_on_connect=False
         )
         self._sock = tls
+        self._plain = False
+        self._wait_first = 0
         self._fd = tls.fileno()
         poll.register(self._fd, _READ)  # the same descriptor in practice: re-registered
         self._events = _READ

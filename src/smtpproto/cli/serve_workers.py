@@ -69,10 +69,12 @@ Theory of operation. The parent (the process the user started) never serves:
    the parent alone removes it;
 2. it forks the workers, each inheriting the listening socket, the shared loads and
    one end of a ``socketpair``; each starts its server without a socket of its own
-   (``SMTPServer.start(listen=False)``), unblocks them once its handlers are set (a
-   Ctrl-C while it starts then stops it like a later one), publishes its load, accepts
-   from the shared socket and serves each connection as its own (``SMTPServer.adopt``),
-   and writes one octet on a pipe when it accepts; once stopping it blocks them again
+   (``SMTPServer.start(listen=False)``), unblocks them once its handlers are set and
+   its heartbeat's thread runs, in its loop's thread only (a Ctrl-C while it starts
+   then stops it like a later one; its other threads never take one), publishes its
+   load, accepts from the shared socket and serves each connection as its own
+   (``SMTPServer.adopt``), and writes one octet on a pipe when it accepts; once
+   stopping it blocks them again
    (a repeated one waits for the exit). Nothing a worker raises unwinds into the
    parent's frames: it exits;
 3. when every worker is ready (a stop signal meanwhile stops them all as in 4), it
@@ -375,7 +377,6 @@ async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker, ready
     stop = asyncio.Event()
     for signum in taken(_STOP):  # not one ignored when serve started (``taken``)
         loop.add_signal_handler(signum, stop.set)
-    signal.pthread_sigmask(signal.SIG_SETMASK, worker.mask)
     adopting: set[asyncio.Task[None]] = set()
 
     def adopted(task: asyncio.Task[None]) -> None:
@@ -407,6 +408,11 @@ async def _until_stopped(parent: int, server: SMTPServer, worker: _Worker, ready
         serve,
         beat=check_parent,
     )
+    # Unblocked in this thread only, once the heartbeat's thread was started (it keeps
+    # the mask it was made with, as the idle sweeper and asyncio's executor do): a stop
+    # signal is taken by the loop's thread alone, so none can reach a thread that
+    # outlives the block below.
+    signal.pthread_sigmask(signal.SIG_SETMASK, worker.mask)
     worker.channel.setblocking(False)
     loop.add_reader(worker.channel.fileno(), parent_gone)
     os.write(ready, b"R")

@@ -82,7 +82,7 @@ def handle_eof(s: Session) -> None:
         s.events.append(
             DeliveryStatusUnknown(
                 sender=txn.mail.sender,
-                recipients=tuple(a for a in txn.accepted() if a not in answered),
+                recipients=tuple(a for a in txn.not_refused() if a not in answered),
                 reason="the connection closed before the reply to the end of the content",
             )
         )

@@ -99,6 +99,21 @@ class Transaction:
             return []
         return self._accepted
 
+    def not_refused(self) -> list[str]:
+        """Recipients the server may have taken the message for when the reply to its
+        end never came (RFC 1047): every RCPT accepted or still unanswered (pipelined,
+        RFC 2920 §3.1), unless MAIL itself was refused."""
+        mail_reply = self.mail_reply
+        if mail_reply is not None and mail_reply.code // 100 != 2:
+            return []
+        if not self._unanswered:
+            return self.accepted()
+        return [
+            address
+            for address, reply in zip(self.recipients, self.rcpt_replies, strict=True)
+            if reply is None or reply.code // 100 == 2
+        ]
+
     def result(self, *, fill: Reply | None = None) -> TransactionResult:
         """The ``TransactionResult``; marks the transaction finished.
 

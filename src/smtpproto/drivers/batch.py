@@ -75,7 +75,6 @@ from ..wire.twins import slot_filler
 from .batch_outcomes import Outcome, OutcomeCallback, Outcomes, session_ended
 from .batch_plan import Plan, Prepared, remember, repeated
 from .core import caller_checked, left_open, raise_for
-from .envelope import envelope_from_message, flatten_message
 from .exceptions import (
     SMTPBatchInterrupted,
     SMTPConnectError,
@@ -149,7 +148,8 @@ class BatchDrivers(MailDrivers):
         trip (RFC 2920 §3.1); with CHUNKING too (unless ``chunking`` is False) small
         messages are windowed, at most ``max_in_flight`` (≥ 1) awaiting replies.
         Without PIPELINING, messages go one at a time like ``sendmail``. ``options``
-        apply to every tuple message (email messages add SMTPUTF8 when needed).
+        apply to every message; an email message is prepared as by ``send_message``
+        (SMTPUTF8 when needed; without 8BITMIME its 8-bit parts re-encoded).
         Each message is one transaction: one with more recipients than the server's
         LIMITS RCPTMAX (RFC 9422 §4.2) gets an ``SMTPProtocolError`` outcome before
         anything of it is sent (``sendmail`` splits such a message); so does a message
@@ -265,12 +265,10 @@ class BatchDrivers(MailDrivers):
                     sender, recipients, content = item
                     mail_options = options
                 elif isinstance(item, _message_class()):
-                    envelope = envelope_from_message(item)
-                    mail_options = options
-                    if envelope.international and options.smtputf8 is None:
-                        mail_options = dataclasses.replace(options, smtputf8=True)
+                    envelope, mail_options, content = self._message_transaction(
+                        item, None, None, options
+                    )
                     sender, recipients = envelope.sender, envelope.recipients
-                    content = flatten_message(item, utf8=envelope.international)
                 else:
                     raise LocalProtocolError(
                         "send_many needs (sender, recipients, content) tuples or "

@@ -50,6 +50,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from ..wire.errors import LocalProtocolError
+from ..wire.text import escape_text
 
 if TYPE_CHECKING:
     from email.message import Message
@@ -163,10 +164,32 @@ def _resent_prefix(msg: Message) -> tuple[str, list[tuple[str, str]]]:
     return "Resent-", block
 
 
-def _addresses(values: Iterable[str]) -> list[str]:
-    from email.utils import getaddresses  # here: email imports socket
+_BREAKS = re.compile(r"\r\n|\r|\n")
 
-    return [address for _, address in getaddresses(list(values)) if address]
+
+def _addresses(fields: Iterable[tuple[str, str]]) -> list[str]:
+    """The addresses of the address ``fields`` (name, value), read by the ``email``
+    package's RFC 5322 parser (``email.headerregistry``), the same on every Python.
+    ``email.utils.getaddresses`` read a malformed list differently by version
+    (CVE-2023-27043): ``alice@example.org)<bob@example.org>`` was two recipients
+    before 3.13 (bob added, unseen in any display) and, in 3.13's strict mode, a whole
+    ``To`` of nothing (every recipient of the field dropped without an error). A field
+    the parser finds invalid (an ``InvalidHeaderDefect``) is refused instead."""
+    import email.errors  # here: email imports socket
+    import email.policy
+
+    found: list[str] = []
+    for name, value in fields:
+        # Unfold (RFC 5322 §2.2.3): check_headers left only folds, a break before WSP.
+        header = email.policy.default.header_factory(name, _BREAKS.sub("", value))
+        invalid = [d for d in header.defects if isinstance(d, email.errors.InvalidHeaderDefect)]
+        if invalid:
+            raise LocalProtocolError(
+                f"the {name} field is not a valid address list ({invalid[0]}): "
+                f"{escape_text(value)!r}; pass recipients= (or sender=) to choose the envelope"
+            )
+        found += [address.addr_spec for address in header.addresses if address.username]
+    return found
 
 
 def envelope_from_message(
@@ -187,7 +210,11 @@ def envelope_from_message(
     lowered = [(name.lower(), value) for name, value in fields]
     if sender is None:
         for wanted in (prefix + "sender", prefix + "from"):
-            found = _addresses(value for name, value in lowered if name == wanted.lower())
+            found = _addresses(
+                (n, v)
+                for (n, v), (low, _) in zip(fields, lowered, strict=True)
+                if low == wanted.lower()
+            )
             if found:
                 sender = found[0]
                 break
@@ -197,7 +224,9 @@ def envelope_from_message(
             )
     if recipients is None:
         wanted_fields = {(prefix + name).lower() for name in ("to", "cc", "bcc")}
-        found = _addresses(value for name, value in lowered if name in wanted_fields)
+        found = _addresses(
+            (n, v) for (n, v), (low, _) in zip(fields, lowered, strict=True) if low in wanted_fields
+        )
         rcpts = tuple(dict.fromkeys(found))
     elif isinstance(recipients, str):
         rcpts = (recipients,)

@@ -32,7 +32,7 @@ from ..wire.fields import check_flag
 from ..wire.rawdata import RawDataGuard
 from .core import caller_checked, raise_for
 from .downgrade import seven_bit_copy
-from .envelope import envelope_from_message, flatten_message
+from .envelope import Envelope, envelope_from_message, flatten_message
 from .exceptions import SMTPRecipientsRefused, SMTPReplyError
 from .mail_checks import (
     MAIL_STAGES,
@@ -240,6 +240,31 @@ class MailDrivers(MessagePreparer, TransactionSteps):
         chunking: bool | None,
         progress: ProgressCallback | None,
     ) -> Driver[TransactionResult]:
+        envelope, options, content = self._message_transaction(msg, sender, recipients, options)
+        return (
+            yield from self._sendmail(
+                envelope.sender,
+                envelope.recipients,
+                content,
+                options,
+                pipelining,
+                chunking,
+                DEFAULT_CHUNK_SIZE,
+                progress,
+            )
+        )
+
+    def _message_transaction(
+        self,
+        msg: Message,
+        sender: str | None,
+        recipients: str | Iterable[str] | None,
+        options: MailOptions,
+    ) -> tuple[Envelope, MailOptions, bytes]:
+        """The envelope, options and content of an ``email.message`` message, for
+        ``send_message`` and ``send_many`` alike: SMTPUTF8 and a UTF-8 serialisation for
+        a non-ASCII address (RFC 6531, RFC 6532); without 8BITMIME, the 8-bit parts
+        re-encoded (RFC 6152 §3, ``downgrade``) unless ``options.body`` is given."""
         envelope = envelope_from_message(msg, sender=sender, recipients=recipients)
         check_options(options)
         if envelope.international and options.smtputf8 is None:
@@ -253,18 +278,7 @@ class MailDrivers(MessagePreparer, TransactionSteps):
         ):
             # RFC 6152 §3: no 8BITMIME, so re-encode the 8-bit parts (``downgrade``).
             content = flatten_message(seven_bit_copy(msg))
-        return (
-            yield from self._sendmail(
-                envelope.sender,
-                envelope.recipients,
-                content,
-                options,
-                pipelining,
-                chunking,
-                DEFAULT_CHUNK_SIZE,
-                progress,
-            )
-        )
+        return envelope, options, content
 
     def _sendmail(
         self,

@@ -730,7 +730,7 @@ class ServerConnection:
             line = self._lines.read(self.config, state is _AUTH)
             if line is TOO_LONG:
                 self._verb = b""
-                limit = self._lines.limit(self.config, state is _AUTH)
+                limit = self._lines.crossed
                 return self._reject(line_too_long(limit), f"line longer than {limit} octets")
             if isinstance(line, bytes):
                 if early and self.config.unauthorized_pipelining == "reject":

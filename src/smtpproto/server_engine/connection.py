@@ -734,7 +734,8 @@ class ServerConnection:
                 return self._reject(line_too_long(limit), f"line longer than {limit} octets")
             if isinstance(line, bytes):
                 if early and self.config.unauthorized_pipelining == "reject":
-                    return self._unsynchronized(line)
+                    # in AUTH a line is a SASL response: a credential, whatever its verb
+                    return self._unsynchronized(REDACTED if state is _AUTH else line)
                 if state is _AUTH:
                     return self._flag(self._auth_line(line), early)
                 event = self._command(line)  # None: a refused BDAT chunk is still arriving

@@ -132,7 +132,15 @@ def read_body(args: argparse.Namespace, default: str) -> str:
     elif args.body_file == "-" or args.body == "-":
         data = sys.stdin.buffer.read()
     elif args.body is not None:
-        return str(args.body)
+        body = str(args.body)
+        bad = next((i for i, ch in enumerate(body) if "\ud800" <= ch <= "\udfff"), -1)
+        if bad >= 0:  # undecodable argv octets arrive as lone surrogates (surrogateescape)
+            raise CLIError(
+                f"--body is not UTF-8 text (an undecodable octet at character {bad}); "
+                "send binary data with --attach or --data",
+                ExitCode.USAGE,
+            )
+        return body
     else:
         return default
     try:

@@ -730,11 +730,12 @@ class ServerConnection:
             line = self._lines.read(self.config, state is _AUTH)
             if line is TOO_LONG:
                 self._verb = b""
-                limit = self._lines.limit(self.config, state is _AUTH)
+                limit = self._lines.crossed
                 return self._reject(line_too_long(limit), f"line longer than {limit} octets")
             if isinstance(line, bytes):
                 if early and self.config.unauthorized_pipelining == "reject":
-                    return self._unsynchronized(line)
+                    # in AUTH a line is a SASL response: a credential, whatever its verb
+                    return self._unsynchronized(REDACTED if state is _AUTH else line)
                 if state is _AUTH:
                     return self._flag(self._auth_line(line), early)
                 event = self._command(line)  # None: a refused BDAT chunk is still arriving
@@ -810,6 +811,7 @@ class ServerConnection:
             event = self._plain_event(line)
             if event is not None:
                 return event
+        line = line.rstrip(b" \t")  # RFC 5321 §4.1.1: trailing white space is tolerated
         self._verb = line_verb(line)
         self._track_credentials(line)
         if b"\r" in line or b"\n" in line:

@@ -212,3 +212,15 @@ def test_a_sasl_response_written_before_its_334_is_not_in_the_transcript(
     assert [reply[:4] for reply in replies] == [b"334 ", b"554 "]
     text = "\n".join(lines)
     assert "C: <redacted>" in text and response.decode() not in text, text
+
+
+@pytest.mark.parametrize("advertised", [False, True])
+def test_base64_that_starts_with_a_verb_keeps_the_window_open(advertised: bool) -> None:
+    """``QUIT+c2VjcmV0`` and ``HELP=`` are base64, not QUIT and HELP: the window stays
+    open until a line whose first word is a known verb (the leading run of verb
+    characters closed it, and the credential was kept raw)."""
+    s = Session(extensions=("AUTH LOGIN",) if advertised else ())
+    s.feed(HELLO + b"AUTH LOGIN\r\nQUIT+c2VjcmV0\r\nHELP=\r\nHELP\r\nMAIL/x\r\n")
+    shown = _lines(s)
+    assert b"HELP=" not in shown and b"QUIT+c2VjcmV0" not in shown
+    assert shown[-1] == b"MAIL/x"  # after HELP, a known verb, lines are kept again

@@ -666,12 +666,13 @@ class ServerConnection:
     def _track_credentials(self, line: bytes) -> None:
         """Open the credentials window at an AUTH line (accepted, refused or malformed);
         close it at the next line whose verb is a known command (docs/design.md §4
-        rule 11). Lines with an unknown or malformed verb keep it open."""
-        verb = line_verb(line)
+        rule 11). Lines with an unknown or malformed verb keep it open: the first word
+        must be the verb itself (``QUIT+c2Vj`` is base64, not QUIT)."""
         if claims_auth(line):
             self._credentials_window = True
-        elif self._credentials_window and verb.decode("ascii") in ALLOWED:
-            self._credentials_window = False
+        elif self._credentials_window:
+            word = line.partition(b" ")[0].upper()
+            self._credentials_window = word.decode("latin-1") not in ALLOWED
 
     def _reject_error(self, error: SyntaxErrorInCommand, line: bytes, kind: str) -> ServerEvent:
         text = f"{error.enhanced} {safe_text(error.message)}"

@@ -14,6 +14,7 @@ The adapter side is ``tests/adapters/test_command_line_limits_e2e.py``.
 from __future__ import annotations
 
 import base64
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,7 @@ from smtpproto.client_engine.commands import (
 )
 from smtpproto.client_engine.config import TLSPolicy
 from smtpproto.sasl import ClientMechanism
+from smtpproto.testing import run_server
 from smtpproto.wire.abnf import MAX_COMMAND_LINE
 from smtpproto.wire.errors import LocalProtocolError
 
@@ -174,3 +176,37 @@ def test_an_auth_continuation_line_keeps_12288(parser_cls: Any, total: int, sent
     else:
         with pytest.raises(LocalProtocolError, match="12288"):
             conn.send(AuthContinue())
+
+
+@pytest.mark.parametrize(
+    ("line", "limit"),
+    [
+        (b"MAIL FROM:<a@x.test>" + b" SIZE=1" * 300, 2048),  # within one read
+        (b"AUTH PLAIN " + b"A" * 13000, 12288),
+        (b"NOOP " + b"a" * 600, 512),
+    ],
+)
+@pytest.mark.parametrize("crlf", [True, False])
+def test_the_refusal_names_the_limit_the_line_crossed(line: bytes, limit: int, crlf: bool) -> None:
+    """MAIL/RCPT and AUTH lines have longer limits than 512; the 500 said 512 for them,
+    the line (and its verb) being gone when the reply was made. ``crlf=False``: the
+    limit is crossed before the line ends."""
+    s = Session(extensions=("PIPELINING", "SIZE 10000", "AUTH PLAIN"))
+    s.feed(b"EHLO c.test\r\n")
+    s.feed(line + (b"\r\n" if crlf else b""))
+    assert f"500 5.5.2 Line too long (limit {limit} octets with CRLF)".encode() in s.out
+
+
+def test_the_built_in_server_names_the_mail_line_limit_over_a_socket() -> None:
+    with (
+        run_server(starttls=False) as server,
+        socket.create_connection((server.host, server.port), timeout=15) as raw,
+        raw.makefile("rb") as reader,
+    ):
+        assert reader.readline().startswith(b"220 ")
+        raw.sendall(b"EHLO c.test\r\n")
+        while reader.readline()[3:4] == b"-":
+            pass
+        raw.sendall(b"MAIL FROM:<a@x.test>" + b" " * 2100 + b"\r\nNOOP\r\n")
+        assert reader.readline() == b"500 5.5.2 Line too long (limit 2048 octets with CRLF)\r\n"
+        assert reader.readline().startswith(b"250 ")

@@ -181,3 +181,46 @@ def test_a_malformed_auth_line_before_its_verb_loses_its_response(line: bytes) -
     assert len(shown) == 2 and shown[1] == b"<redacted>", shown
     assert shown[0].endswith(b"<redacted>"), shown
     _assert_clean(s)
+
+
+@pytest.mark.parametrize("response", [b"QUIT+c2VjcmV0", b"MAIL/aHVudGVy", b"HELP"])
+def test_a_sasl_response_written_before_its_334_is_not_in_the_transcript(
+    response: bytes,
+) -> None:
+    """A SASL response sent before the 334 it answers is refused with 554 (the default
+    ``forbid_unauth_pipelining``). It is a credential whatever it looks like: base64
+    that starts with a verb (``QUIT+...``) closed the credentials window and was shown
+    raw in the event and the transcript."""
+    lines: list[str] = []
+    with (
+        run_server(
+            users={"alice": "wonderland"},
+            allow_plaintext_auth=True,
+            starttls=False,
+            transcript=lines.append,
+        ) as server,
+        socket.create_connection((server.host, server.port), timeout=10) as raw,
+        raw.makefile("rb") as reader,
+    ):
+        assert reader.readline().startswith(b"220 ")
+        raw.sendall(HELLO)
+        for _ in range(30):
+            if reader.readline().startswith(b"250 "):
+                break
+        raw.sendall(b"AUTH LOGIN\r\n" + response + b"\r\n")
+        replies = [reader.readline() for _ in range(2)]
+    assert [reply[:4] for reply in replies] == [b"334 ", b"554 "]
+    text = "\n".join(lines)
+    assert "C: <redacted>" in text and response.decode() not in text, text
+
+
+@pytest.mark.parametrize("advertised", [False, True])
+def test_base64_that_starts_with_a_verb_keeps_the_window_open(advertised: bool) -> None:
+    """``QUIT+c2VjcmV0`` and ``HELP=`` are base64, not QUIT and HELP: the window stays
+    open until a line whose first word is a known verb (the leading run of verb
+    characters closed it, and the credential was kept raw)."""
+    s = Session(extensions=("AUTH LOGIN",) if advertised else ())
+    s.feed(HELLO + b"AUTH LOGIN\r\nQUIT+c2VjcmV0\r\nHELP=\r\nHELP\r\nMAIL/x\r\n")
+    shown = _lines(s)
+    assert b"HELP=" not in shown and b"QUIT+c2VjcmV0" not in shown
+    assert shown[-1] == b"MAIL/x"  # after HELP, a known verb, lines are kept again

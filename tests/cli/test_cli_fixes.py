@@ -100,3 +100,26 @@ def test_comma_separated_recipients_in_the_envelope_and_the_header() -> None:
     received = result.stdout.split("---- the message as the built-in server received it", 1)[1]
     assert "To: a@example.com, b@example.com" in received
     assert "Cc: c@example.com, d@example.com" in received
+
+
+@pytest.mark.parametrize(
+    "value", ["alice@example.org<bob@example.org>", "alice@example.org)<bob@example.org>"]
+)
+def test_an_address_two_parsers_read_differently_is_a_usage_error(value: str) -> None:
+    """CVE-2023-27043: ``parseaddr`` read these as alice before Python 3.13 (the RCPT
+    went to alice, the To header showing bob) and as nothing since (the whole value
+    then refused). The email package's RFC 5322 parser finds them invalid on every
+    Python: a usage error, nothing sent."""
+    with ScriptedSMTPServer({}) as server:
+        result = run_cli(
+            "send", "--server", f"127.0.0.1:{server.port}", "--tls", "none",
+            "--from", "a@example.org", "--to", value, "--body", "x",
+        )  # fmt: skip
+    assert_clean_failure(result, 2, "invalid address")
+    assert "RCPT" not in result.stdout
+
+
+def test_a_display_name_address_still_gives_its_address() -> None:
+    result = run_cli("send", "--demo", "--to", '"Smith, Bob" <bob@example.org>')
+    assert result.returncode == 0, result.stderr
+    assert "RCPT TO:<bob@example.org>" in result.stdout

@@ -290,3 +290,16 @@ def test_some_recipients_refused_is_exit_7_after_delivery() -> None:
         received = b"".join(server.received)
     assert_clean_failure(result, 7, "delivered to 1", "b@example.org")
     assert b"\r\n.\r\n" in received  # the content was sent for the accepted one
+
+
+def test_the_connection_target_never_shows_the_password() -> None:
+    """``_Target`` (where ``send`` connects, with the AUTH credentials) is a dataclass:
+    its repr, as a debugger, a log of locals or an error report shows it, had the
+    password."""
+    import ssl
+
+    from smtpproto.cli.send import _Target
+    from smtpproto.client_engine.config import TLSPolicy
+
+    target = _Target("h", 25, TLSPolicy.NONE, ssl.create_default_context(), "u", "S3cretCliPW")
+    assert "S3cretCliPW" not in repr(target) and target.password == "S3cretCliPW"

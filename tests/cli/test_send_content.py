@@ -268,3 +268,12 @@ def test_stdin_and_data_stream_in_bounded_memory(tmp_path: Path, option: str) ->
         baseline = _peak_rss_kib(sink.port, small, option)
         peak = _peak_rss_kib(sink.port, big, option)
     assert peak - baseline < 16 * 1024, (baseline, peak)
+
+
+@pytest.mark.parametrize("extra", [(), ("--attach", __file__)])
+def test_a_body_argument_with_undecodable_octets_is_a_usage_error(extra: tuple[str, ...]) -> None:
+    """``--body`` from an argv holding an octet that is not UTF-8 reaches Python as a
+    lone surrogate: the message builder raised UnicodeEncodeError, exit 70 'this is a
+    bug'. Now a usage error naming the option, before anything connects."""
+    result = run_cli("send", "--demo", "--body", "caf\udce9", *extra)
+    assert_clean_failure(result, 2, "--body is not UTF-8")

@@ -179,3 +179,36 @@ def test_a_535_echoing_the_password_is_redacted_in_the_refusal(
     for shown in (str(info.value), out + err):
         assert "<redacted>" in shown
         assert password not in shown and plain not in shown
+
+
+def test_the_budget_bounds_the_calibration_of_a_server_that_never_answers() -> None:
+    """A server that greets and then answers nothing (a tarpit) kept the calibration
+    going, every command waiting its reply timeout: a 20 s budget took over 120 s and
+    six connections. The calibration now stops at the deadline and says so."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        held: list[socket.socket] = []
+        stop = threading.Event()
+
+        def tarpit() -> None:
+            listener.settimeout(0.2)
+            while not stop.is_set() and len(held) < 16:
+                with contextlib.suppress(TimeoutError):
+                    conn, _ = listener.accept()
+                    conn.sendall(b"220 tarpit ESMTP\r\n")
+                    held.append(conn)
+
+        thread = threading.Thread(target=tarpit, daemon=True)
+        thread.start()
+        try:
+            report = run_campaign("127.0.0.1", port, budget=3, tls="none")
+        finally:
+            stop.set()
+            thread.join(5)
+            for conn in held:
+                conn.close()
+    assert report.target.connections <= 2, report.target.connections
+    assert "calibration" in report.stopped
+    assert report.findings == [] and len(report.phases) == 1

@@ -218,3 +218,19 @@ def test_a_baseline_option_the_engine_refuses_is_a_usage_error_before_connecting
             listener.accept()
     err = capsys.readouterr().err
     assert "invalid option" in err and "FuzzS3cretPW" not in err
+
+
+def test_another_tools_header_is_ignored_as_the_format_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """FUZZ-TRANSCRIPT.md: the header is free-form and the replayer ignores it. Another
+    tool's "oracle" (not one of ours), "params" or "implicit_tls" made the file a usage
+    error; it is replayed, not judged."""
+    path = tmp_path / "t.jsonl"
+    header = {"tool": "other-fuzzer", "oracle": "smuggling-accepted", "params": 5}
+    header["implicit_tls"] = "maybe"
+    Transcript([connect(), send(b"NOOP\r\n"), send(b"QUIT\r\n"), close()], header).dump(path)
+    with run_server(host="127.0.0.1") as server:
+        assert main(["replay", "--json", str(path), f"127.0.0.1:{server.port}"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["reproduced"] is None and result["oracle"] is None

@@ -366,6 +366,9 @@ class Session:
             return _NOTHING
         if isinstance(event, MailReceived):
             self.message_number = self.backend.rules.new_message()
+            # A new transaction holds nothing of an earlier one (RFC 5321 §4.1.1.2),
+            # whoever answers the MAIL: a rule's own 2yz skips the ``mail`` hook.
+            self.content = []
         elif isinstance(event, MessageComplete):
             data, self.content = b"".join(self.content), []
             if self.conn.lmtp:  # one decision per recipient, even for just one
@@ -441,7 +444,6 @@ class Session:
 
     def mail(self, event: MailReceived) -> Reply:
         """MAIL FROM (RFC 5321 §4.1.1.2): accepted, or 530 before AUTH when required."""
-        self.content = []
         if self.backend.require_auth and not self.conn.authenticated:
             return auth_required()
         return _SENDER_OK

@@ -16,6 +16,7 @@ one-line usage error naming the path.
 from __future__ import annotations
 
 import argparse
+import email.errors
 import email.policy
 import email.utils
 import mimetypes
@@ -72,9 +73,17 @@ class Envelope:
 
 
 def envelope_address(value: str) -> str:
-    """The address of ``value``: itself, or what is inside ``<...>`` of ``Name <addr>``."""
+    """The address of ``value``: itself, or what is inside ``<...>`` of ``Name <addr>``,
+    read by the ``email`` package's RFC 5322 parser. ``email.utils.parseaddr`` read
+    ``alice@example.org<bob@example.org>`` as alice before Python 3.13 (the header
+    then showing bob) and as nothing since (CVE-2023-27043); a value that is not one
+    valid address is returned as given, for the envelope check to refuse."""
     if "<" in value and value.rstrip().endswith(">"):
-        return email.utils.parseaddr(value)[1] or value
+        header = email.policy.default.header_factory("To", value)
+        invalid = any(isinstance(d, email.errors.InvalidHeaderDefect) for d in header.defects)
+        if invalid or len(header.addresses) != 1:
+            return value
+        return str(header.addresses[0].addr_spec)
     return value.strip()
 
 
@@ -123,7 +132,15 @@ def read_body(args: argparse.Namespace, default: str) -> str:
     elif args.body_file == "-" or args.body == "-":
         data = sys.stdin.buffer.read()
     elif args.body is not None:
-        return str(args.body)
+        body = str(args.body)
+        bad = next((i for i, ch in enumerate(body) if "\ud800" <= ch <= "\udfff"), -1)
+        if bad >= 0:  # undecodable argv octets arrive as lone surrogates (surrogateescape)
+            raise CLIError(
+                f"--body is not UTF-8 text (an undecodable octet at character {bad}); "
+                "send binary data with --attach or --data",
+                ExitCode.USAGE,
+            )
+        return body
     else:
         return default
     try:

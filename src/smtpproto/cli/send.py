@@ -40,7 +40,7 @@ import ssl
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
 
@@ -177,14 +177,15 @@ class TLSWatch:
 
 @dataclass(frozen=True, slots=True)
 class _Target:
-    """Where and how to connect; ``user``/``password`` are None without AUTH."""
+    """Where and how to connect; ``user``/``password`` are None without AUTH. The
+    password is never in the repr (docs/design.md §4 rule 11)."""
 
     host: str
     port: int
     policy: TLSPolicy
     context: ssl.SSLContext
     user: str | None
-    password: str | None
+    password: str | None = field(repr=False)
     allow_cleartext_auth: bool = False
     #: The mail hosts found by the MX lookup, tried in order (empty: connect to ``host``).
     route: tuple[MailHost, ...] = ()

@@ -34,6 +34,9 @@ ALL_FAMILIES = (*FAMILIES, "explore", "generative")
 
 Progress = Callable[[str, float], None]
 
+#: Seconds past the budget still spent confirming candidates found before it ran out.
+CONFIRM_GRACE = 30.0
+
 
 class _Campaign:
     def __init__(
@@ -48,6 +51,7 @@ class _Campaign:
         self.runner = Runner(report.target)
         self.started = time.monotonic()
         self.deadline = self.started + report.budget
+        self.runner.deadline = self.deadline  # every run but a confirmation stops there
         self.judge: Judge | None = None
 
     def left(self) -> float:
@@ -80,6 +84,17 @@ class _Campaign:
             if finding.key == key:
                 finding.also.append(candidate.probe.name)
                 return
+        if self.left() < -CONFIRM_GRACE:  # a batch of candidates found at the deadline
+            self.report.flaky.append(
+                {
+                    "probe": candidate.probe.name,
+                    "oracle": candidate.oracle,
+                    "verdict": candidate.verdict,
+                    "fired": 1,
+                    "note": "not confirmed: the budget was spent",
+                }
+            )
+            return
         confirmed, fired = self.judge.confirm(candidate)
         if not confirmed:
             self.report.flaky.append(
@@ -123,6 +138,8 @@ class _Campaign:
         finally:
             self.end(phase)
         report.profile = profile
+        if self.left() <= 0:
+            report.stopped = "budget spent in the calibration (a slow server): nothing probed"
         self.judge = Judge(self.runner, wait=profile.wait, hang_bound=max(2.0, profile.wait * 0.9))
         probe_families = tuple(f for f in FAMILIES if f in self.families)
         for family in probe_families:

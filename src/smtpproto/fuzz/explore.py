@@ -138,6 +138,8 @@ def explore(
             obs, transcript = runner.run(events, read_timeout=profile.wait)
             runs += 1
             phase.runs += 1
+            if not obs.conns:  # the runner's deadline passed before the connect
+                break
             conn = obs.conns[0]
             replies, _ = parse(conn)
             base = 1 + sum(e.expect or 0 for e in prefix if e.dir == "c2s")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .observation import ConnResult, parse
+from .observation import ConnResult, Observation, parse
 from .transcript import Event, connect, send, starttls
 
 if TYPE_CHECKING:
@@ -217,12 +217,33 @@ def _check_auth(conn: ConnResult, profile: Profile) -> None:
         raise AuthenticationFailed(f"AUTH PLAIN with the given credentials failed: {what}")
 
 
+class _BudgetSpent(Exception):
+    """The campaign's deadline (``Runner.deadline``) cut a calibration run."""
+
+
+def _run(runner: Runner, events: list[Event]) -> Observation:
+    obs, _ = runner.run(events)
+    if obs.stopped:
+        raise _BudgetSpent
+    return obs
+
+
 def fingerprint(runner: Runner, settings: Settings) -> Profile:
-    """Run the calibration dialogues (about ten connections) and return the profile."""
+    """Run the calibration dialogues (about ten connections) and return the profile;
+    within ``runner.deadline``: a server too slow for the budget gets a partial profile
+    and a note (the campaign then runs no probe)."""
     profile = Profile(settings)
+    try:
+        _calibrate(runner, settings, profile)
+    except _BudgetSpent:
+        profile.notes.append("the budget ran out during the calibration: no probe was run")
+    return profile
+
+
+def _calibrate(runner: Runner, settings: Settings, profile: Profile) -> None:
     # 1. banner and EHLO (HELO if EHLO is refused), then STARTTLS and EHLO again.
     events = [connect(), send(b"EHLO " + settings.ehlo.encode() + b"\r\n", 1)]
-    obs, _ = runner.run(events)
+    obs = _run(runner, events)
     conn = obs.conns[0]
     if not conn.steps or not conn.steps[0].received:
         raise ConnectionError(f"no banner from the server ({conn.end} {conn.detail})".strip())
@@ -239,7 +260,7 @@ def fingerprint(runner: Runner, settings: Settings) -> Profile:
         else:
             events = [connect(), send(profile.hello(), 1), send(b"STARTTLS\r\n", 1), starttls()]
             events.append(send(profile.hello(), 1))
-            obs, _ = runner.run(events)
+            obs = _run(runner, events)
             after = _keywords(obs.conns[0], 4) if obs.conns[0].end == "closed" else None
             if after is None:
                 profile.notes.append("STARTTLS failed: probes run in cleartext")
@@ -251,7 +272,7 @@ def fingerprint(runner: Runner, settings: Settings) -> Profile:
     # 2. baseline latency (NOOP) and error latency (an unknown verb), same connection.
     noops = [send(b"NOOP\r\n", 1) for _ in range(3)]
     errors = [send(b"XFUZZCAL\r\n", 1) for _ in range(2)]
-    obs, _ = runner.run([*profile.prefix("greeted"), *noops, *errors, send(b"QUIT\r\n", 1)])
+    obs = _run(runner, [*profile.prefix("greeted"), *noops, *errors, send(b"QUIT\r\n", 1)])
     conn = obs.conns[0]
     steps = [s for s in conn.steps if s.event is not None and s.event.dir == "c2s"]
     noop_times = [s.elapsed for s in steps if s.event is not None and s.event.data == b"NOOP\r\n"]
@@ -264,11 +285,11 @@ def fingerprint(runner: Runner, settings: Settings) -> Profile:
         _check_auth(conn, profile)
     # 3. MAIL without AUTH: 530 means the server requires authentication (RFC 4954 §6).
     bare = [e for e in profile.prefix("greeted") if not e.data.startswith(b"AUTH ")]
-    obs, _ = runner.run([*bare, send(f"MAIL FROM:<{settings.mail_from}>\r\n".encode(), 1)])
+    obs = _run(runner, [*bare, send(f"MAIL FROM:<{settings.mail_from}>\r\n".encode(), 1)])
     codes = _codes(obs.conns[0])
     profile.requires_auth = bool(codes) and codes[-1] == 530
     # 3b. MAIL before any HELO/EHLO: refused or taken (RFC 5321 leaves it to the server).
-    obs, _ = runner.run([connect(), send(f"MAIL FROM:<{settings.mail_from}>\r\n".encode(), 1)])
+    obs = _run(runner, [connect(), send(f"MAIL FROM:<{settings.mail_from}>\r\n".encode(), 1)])
     codes = _codes(obs.conns[0])
     profile.mail_without_hello_refused = len(codes) >= 2 and codes[1] // 100 == 5
     # 4. a sender and a recipient that reach DATA.
@@ -283,7 +304,7 @@ def fingerprint(runner: Runner, settings: Settings) -> Profile:
         for rcpt in recipients:
             events.append(send(f"RCPT TO:<{rcpt}>\r\n".encode(), 1))
         events.append(send(b"QUIT\r\n", 1))
-        obs, _ = runner.run(events)
+        obs = _run(runner, events)
         codes = _codes(obs.conns[0])
         base = _replies_in(profile.prefix("greeted"))
         if len(codes) <= base or codes[base] // 100 != 2:
@@ -298,19 +319,18 @@ def fingerprint(runner: Runner, settings: Settings) -> Profile:
         profile.mail_from = settings.mail_from
         profile.rcpt_to = recipients[0]
         profile.notes.append("no recipient accepted: DATA probes are skipped")
-        return profile
-    obs, _ = runner.run(profile.prefix("data"))
+        return
+    obs = _run(runner, profile.prefix("data"))
     codes = _codes(obs.conns[0])
     profile.can_reach_data = bool(codes) and codes[-1] == 354
     # 5. a plain domainless sender and recipient (RFC 5321 §4.1.2 wants a domain; lenient
     #    servers take it): the shell-metacharacter probes that only lack a domain need a
     #    refusal here to mean anything.
-    obs, _ = runner.run([*profile.prefix("greeted"), send(b"MAIL FROM:<smtpprotofuzz>\r\n", 1)])
+    obs = _run(runner, [*profile.prefix("greeted"), send(b"MAIL FROM:<smtpprotofuzz>\r\n", 1)])
     codes = _codes(obs.conns[0])
     profile.domainless_mail_ok = bool(codes) and codes[-1] // 100 == 2
-    obs, _ = runner.run([*profile.prefix("mail"), send(b"RCPT TO:<smtpprotofuzz>\r\n", 1)])
+    obs = _run(runner, [*profile.prefix("mail"), send(b"RCPT TO:<smtpprotofuzz>\r\n", 1)])
     codes = _codes(obs.conns[0])
     profile.domainless_rcpt_ok = bool(codes) and codes[-1] // 100 == 2
     if not profile.can_reach_data:
         profile.notes.append("DATA refused: DATA probes are skipped")
-    return profile

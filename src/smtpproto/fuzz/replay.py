@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .observation import Observation
 from .oracles import ORACLES, judge
+from .report import TOOL
 from .runner import REPLAY_READ_TIMEOUT, Runner, Target
 from .transcript import Transcript
 
@@ -98,10 +99,15 @@ def replay(
     60 s; a file that sleeps or waits longer is cut, ``ReplayResult.stopped`` says so).
 
     ``implicit_tls`` defaults to the header's ``implicit_tls`` (the format has no event
-    for a connection that starts with TLS).
+    for a connection that starts with TLS). A header whose ``tool`` is another tool's is
+    ignored, as the format says: such a file is replayed and not judged.
     """
     transcript = source if isinstance(source, Transcript) else Transcript.load(source)
     header = transcript.header
+    if "tool" in header and header["tool"] != TOOL:
+        # Another tool's free-form header (FUZZ-TRANSCRIPT.md: the replayer ignores it):
+        # its "oracle" or "params" are not ours to apply. Replayed, not judged.
+        header = {}
     oracle = header.get("oracle")
     if oracle is not None and (not isinstance(oracle, str) or oracle not in ORACLES):
         raise ValueError(f"the transcript names an unknown oracle: {oracle!r}")

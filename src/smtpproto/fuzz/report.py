@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from .triage import Candidate
 
 
-__all__ = ["CampaignReport", "Finding", "Phase"]
+__all__ = ["TOOL", "CampaignReport", "Finding", "Phase"]
+
+#: The ``tool`` of every header and report ``smtpproto fuzz`` writes.
+TOOL = "smtpproto fuzz"
 
 
 @dataclass
@@ -60,7 +63,7 @@ class Finding:
         """The transcript header: enough for ``smtpproto replay`` to re-apply the oracle."""
         probe = self.probe
         return {
-            "tool": "smtpproto fuzz",
+            "tool": TOOL,
             "version": __version__,
             "oracle": self.candidate.oracle,
             "params": self.candidate.params,
@@ -116,7 +119,7 @@ class CampaignReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "tool": "smtpproto fuzz",
+            "tool": TOOL,
             "version": __version__,
             "target": self.target.address,
             "tls": self.settings.tls,

@@ -232,6 +232,9 @@ class Runner:
     def __init__(self, target: Target, *, replay: bool = False) -> None:
         self.target = target
         self.replay = replay
+        #: A campaign's end (``time.monotonic()``): ``run`` starts no event after it,
+        #: unless called with ``bounded=False`` (confirming a candidate).
+        self.deadline: float | None = None
         self._context = client_ssl_context(verify=False)
 
     # -- the connection primitives -------------------------------------------------
@@ -345,11 +348,16 @@ class Runner:
         check_liveness: bool = False,
         read_timeout: float | None = None,
         max_seconds: float | None = None,
+        bounded: bool = True,
     ) -> tuple[Observation, Transcript]:
         """Act ``events``: ``s2c`` events only say, when replaying, how much to read.
-        With ``max_seconds``, no event starts after that many seconds (the rest is left
-        out, ``Observation.stopped`` says so): one event waits at most its own bound."""
+        With ``max_seconds``, or past ``self.deadline`` when ``bounded``, no event starts
+        (the rest is left out, ``Observation.stopped`` says so): one event waits at most
+        its own bound."""
         started = time.monotonic()
+        stop_at = started + max_seconds if max_seconds is not None else math.inf
+        if bounded and self.deadline is not None:
+            stop_at = min(stop_at, self.deadline)
         obs = Observation()
         out = Transcript()
         default = REPLAY_READ_TIMEOUT if self.replay else self.target.reply_timeout
@@ -360,10 +368,12 @@ class Runner:
         skipping = False
         client = [(i, e) for i, e in enumerate(events) if e.dir != "s2c"]
         for position, (index, event) in enumerate(client):
-            if max_seconds is not None and time.monotonic() - started > max_seconds:
-                obs.stopped = (
-                    f"stopped after {max_seconds:g} s, {len(client) - position} events left"
-                )
+            if time.monotonic() > stop_at:
+                left = len(client) - position
+                if max_seconds is not None and started + max_seconds <= stop_at:
+                    obs.stopped = f"stopped after {max_seconds:g} s, {left} events left"
+                else:
+                    obs.stopped = f"stopped at the campaign's deadline, {left} events left"
                 break
             following = client[position + 1][0] if position + 1 < len(client) else len(events)
             recorded = sum(len(e.data) for e in events[index + 1 : following] if e.dir == "s2c")

@@ -87,7 +87,7 @@ class Judge:
     def _fires(self, events: list[Event], oracle: str, params: dict[str, Any]) -> Transcript | None:
         # A hang is re-checked with a three times longer wait: a tarpit answers by then.
         wait = max(3 * self.wait, 6.0) if oracle == "hang" else self.wait
-        obs, transcript = self.runner.run(events, read_timeout=wait)
+        obs, transcript = self.runner.run(events, read_timeout=wait, bounded=False)
         if oracle == "crash":
             obs.liveness = self.runner.liveness()
         return transcript if judge(oracle, obs, params) else None
@@ -123,7 +123,7 @@ class Judge:
             replace(e, data=b"NOOP\r\n", expect=1, extra={"trigger": True}) if is_trigger(e) else e
             for e in events
         ]
-        obs, _ = self.runner.run(control, read_timeout=self.wait)
+        obs, _ = self.runner.run(control, read_timeout=self.wait, bounded=False)
         for conn in obs.conns:
             position = trigger_position(conn)
             if position is not None:

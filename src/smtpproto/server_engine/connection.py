@@ -666,12 +666,13 @@ class ServerConnection:
     def _track_credentials(self, line: bytes) -> None:
         """Open the credentials window at an AUTH line (accepted, refused or malformed);
         close it at the next line whose verb is a known command (docs/design.md §4
-        rule 11). Lines with an unknown or malformed verb keep it open."""
-        verb = line_verb(line)
+        rule 11). Lines with an unknown or malformed verb keep it open: the first word
+        must be the verb itself (``QUIT+c2Vj`` is base64, not QUIT)."""
         if claims_auth(line):
             self._credentials_window = True
-        elif self._credentials_window and verb.decode("ascii") in ALLOWED:
-            self._credentials_window = False
+        elif self._credentials_window:
+            word = line.partition(b" ")[0].upper()
+            self._credentials_window = word.decode("latin-1") not in ALLOWED
 
     def _reject_error(self, error: SyntaxErrorInCommand, line: bytes, kind: str) -> ServerEvent:
         text = f"{error.enhanced} {safe_text(error.message)}"
@@ -730,11 +731,12 @@ class ServerConnection:
             line = self._lines.read(self.config, state is _AUTH)
             if line is TOO_LONG:
                 self._verb = b""
-                limit = self._lines.limit(self.config, state is _AUTH)
+                limit = self._lines.crossed
                 return self._reject(line_too_long(limit), f"line longer than {limit} octets")
             if isinstance(line, bytes):
                 if early and self.config.unauthorized_pipelining == "reject":
-                    return self._unsynchronized(line)
+                    # in AUTH a line is a SASL response: a credential, whatever its verb
+                    return self._unsynchronized(REDACTED if state is _AUTH else line)
                 if state is _AUTH:
                     return self._flag(self._auth_line(line), early)
                 event = self._command(line)  # None: a refused BDAT chunk is still arriving
@@ -810,6 +812,7 @@ class ServerConnection:
             event = self._plain_event(line)
             if event is not None:
                 return event
+        line = line.rstrip(b" \t")  # RFC 5321 §4.1.1: trailing white space is tolerated
         self._verb = line_verb(line)
         self._track_credentials(line)
         if b"\r" in line or b"\n" in line:

@@ -27,7 +27,7 @@ class LineReader:
     """Splits ``buf`` into lines; the connection appends input to ``buf`` and takes
     DATA and BDAT content from it directly."""
 
-    __slots__ = ("buf", "discarding", "scan")
+    __slots__ = ("buf", "crossed", "discarding", "scan")
 
     def __init__(self) -> None:
         #: Input not consumed yet (never replaced: the connection holds it too).
@@ -36,6 +36,9 @@ class LineReader:
         #: being dropped.
         self.scan = 0
         self.discarding = False
+        #: The limit the last ``TOO_LONG`` line crossed (its reply names it: the line
+        #: is gone by then, and with it the verb the limit depended on).
+        self.crossed = _SHORTEST
 
     def limit(self, config: ServerConfig, auth_response: bool) -> int:
         """The length limit of the next line, CRLF included (RFC 5321 §4.5.3.1.4; RFC
@@ -64,19 +67,24 @@ class LineReader:
         end = buf.find(b"\r\n", self.scan)
         if end < 0:
             size = len(buf)
-            if size >= _SHORTEST and size >= self.limit(config, auth_response):
+            if size >= _SHORTEST and size >= (limit := self.limit(config, auth_response)):
                 # the CRLF cannot come within the limit any more
+                self.crossed = limit
                 del buf[: size - 1 if buf.endswith(b"\r") else size]
                 self.scan = 0
                 self.discarding = True
                 return TOO_LONG
             self.scan = max(0, size - 1)
             return None
-        too_long = end + 2 > _SHORTEST and end + 2 > self.limit(config, auth_response)
+        # the limit depends on the verb: worked out before the line leaves the buffer
+        limit = self.limit(config, auth_response) if end + 2 > _SHORTEST else _SHORTEST
         line = bytes(buf[:end])
         del buf[: end + 2]
         self.scan = 0
-        return TOO_LONG if too_long else line
+        if end + 2 > limit:
+            self.crossed = limit
+            return TOO_LONG
+        return line
 
     def drop(self) -> int:
         """Forget everything buffered (STARTTLS, RFC 3207 §4); how many octets."""

@@ -88,6 +88,18 @@ def test_serve_bad_credentials_are_usage_errors() -> None:
     assert_clean_failure(result, 2, "cannot read")
 
 
+@pytest.mark.parametrize("env", [False, True])
+def test_serve_auth_without_starttls_is_a_usage_error(env: bool) -> None:
+    """AUTH is offered only after STARTTLS: with --no-starttls the server used to start,
+    print "AUTH required (after STARTTLS)" and answer every MAIL with 530, AUTH never
+    being offered."""
+    if env:
+        result = run_cli("serve", "--no-starttls", env={"SMTPPROTO_SERVE_AUTH": "u:p"}, timeout=20)
+    else:
+        result = run_cli("serve", "--auth", "u:p", "--no-starttls", timeout=20)
+    assert_clean_failure(result, 2, "--no-starttls", "STARTTLS")
+
+
 def _rss_kib(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmRSS:\s+([0-9]+) kB", status)[1])  # type: ignore[index]

@@ -537,7 +537,8 @@ class SMTPServer:
     dropped one timeout later.
     ``rules`` make it fail on purpose (``rules.py``: tried in order at every stage,
     first match wins), ``hook`` decides what no rule matched, ``clock`` times
-    greylisting. ``max_message_size`` is advertised as SIZE and enforced (RFC 1870);
+    greylisting. ``max_message_size`` is advertised as SIZE and enforced (RFC 1870; 0
+    is SIZE 0, no fixed limit: messages of any size are taken);
     ``rcptmax`` (RCPT commands per transaction) and ``mailmax`` (transactions per
     connection) are advertised as LIMITS and enforced (RFC 9422: 452 4.5.3 past
     RCPTMAX, 451 4.5.3 past MAILMAX); ``None`` advertises none (RCPT then stops at
@@ -623,7 +624,8 @@ class SMTPServer:
         self.on_message = on_message
         self.config = ServerConfig(
             max_recipients=DEFAULT_MAX_RECIPIENTS if rcptmax is None else rcptmax,
-            max_message_size=max_message_size,
+            # 0 is advertised as SIZE 0: "no fixed maximum" (RFC 1870 §4), so no bound
+            max_message_size=max_message_size or None,
             timeout=timeout,
             unauthorized_pipelining="reject" if forbid_unauth_pipelining else "flag",
         )

@@ -108,6 +108,12 @@ def run_serve(args: argparse.Namespace) -> int:
     if credentials:
         user, password = parse_credentials(credentials)
         users[user] = password
+        if args.no_starttls:  # AUTH is offered after STARTTLS only: no mail could come in
+            raise CLIError(
+                f"--auth (or {AUTH_ENV}) needs STARTTLS, which --no-starttls turns off: "
+                "AUTH would never be offered and every MAIL would get 530",
+                ExitCode.USAGE,
+            )
     if (args.cert is None) != (args.key is None):
         raise CLIError("give both --cert and --key, or neither", ExitCode.USAGE)
     for path in (args.cert, args.key):

@@ -91,6 +91,34 @@ def test_send_many_downgrades_an_8bit_message_as_send_message_does(
 
 
 @pytest.mark.interop
+@pytest.mark.parametrize("eightbitmime", [True, False])
+def test_a_utf8_policy_message_to_ascii_addresses_gets_encoded_words(
+    make_client: MakeClient, smtp_sink_factory: Callable[..., SinkPeer], eightbitmime: bool
+) -> None:
+    # A message made with email.policy.SMTPUTF8 (utf8=True) whose addresses are ASCII
+    # had its non-ASCII headers sent as raw UTF-8 without the SMTPUTF8 parameter (RFC
+    # 6531 §3.4, RFC 6532 §3) where 8BITMIME was offered, and was refused as 8-bit
+    # where it was not (the downgrade kept the policy's utf8=True).
+    sink = smtp_sink_factory(eightbitmime=eightbitmime)
+    message = EmailMessage(policy=email.policy.SMTPUTF8)
+    message["From"] = "J\u00f6rg <a@example.test>"
+    message["To"] = "b@example.test"
+    message["Subject"] = SUBJECT
+    message.set_content("plain ascii body\n")
+    with make_client(host=sink.host, port=sink.port, timeout=TIMEOUT) as client:
+        result = client.send_message(message)
+        assert result.delivered == ("b@example.test",)
+    [received] = sink.wait_for_messages(1)
+    assert received.content.isascii()
+    assert not any(
+        option.upper().startswith(("SMTPUTF8", "BODY")) for option in received.mail_options
+    )
+    parsed = _parse(received.content)
+    assert parsed["Subject"] == SUBJECT
+    assert parsed["From"] == "J\u00f6rg <a@example.test>"
+
+
+@pytest.mark.interop
 def test_compat32_8bit_payload_is_downgraded(
     make_client: MakeClient, smtp_sink_factory: Callable[..., SinkPeer]
 ) -> None:

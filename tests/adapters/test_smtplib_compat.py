@@ -26,6 +26,7 @@ from smtpproto.exceptions import (
     SMTPReplyError,
     SMTPTimeoutError,
 )
+from smtpproto.testing import Respond, Rule, run_server
 
 from .facade import SyncClient
 from .peer import Peer, scripted
@@ -282,3 +283,33 @@ def test_a_refused_sender_of_an_email_message_is_named(make_client: MakeClient) 
             pytest.fail("no SMTPSenderRefused")
         finally:
             client.close()
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_send_many_names_the_refused_sender(make_client: MakeClient, pipelining: bool) -> None:
+    """Each ``send_many`` outcome refused at MAIL is an ``SMTPSenderRefused`` whose
+    ``sender`` is that message's envelope sender (it was None), tuple or email message,
+    against the built-in server; it survives pickling."""
+    refused = Rule(stage="mail", sender="refused@example.org", action=Respond(553, "no", "5.1.8"))
+    message = EmailMessage()
+    message["From"] = "Refused <refused@example.org>"
+    message["To"] = "bob@example.org"
+    message.set_content("hi\n")
+    items = [
+        ("a@example.org", ["b@example.org"], MESSAGE),
+        ("refused@example.org", ["b@example.org"], MESSAGE),
+        message,
+    ]
+    with (
+        run_server(starttls=False, rules=[refused]) as server,
+        make_client(host=server.host, port=server.port, tls="none", timeout=5) as client,
+    ):
+        outcomes = client.send_many(items, pipelining=pipelining)
+    assert not isinstance(outcomes[0], BaseException)
+    for outcome in outcomes[1:]:
+        assert isinstance(outcome, smtplib.SMTPSenderRefused), outcome
+        assert outcome.smtp_code == 553
+        assert outcome.sender == "refused@example.org"
+        copy = pickle.loads(pickle.dumps(outcome))
+        assert isinstance(copy, smtplib.SMTPSenderRefused)
+        assert copy.sender == "refused@example.org"

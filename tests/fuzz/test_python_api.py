@@ -212,3 +212,20 @@ def test_the_budget_bounds_the_calibration_of_a_server_that_never_answers() -> N
     assert report.target.connections <= 2, report.target.connections
     assert "calibration" in report.stopped
     assert report.findings == [] and len(report.phases) == 1
+
+
+def test_an_auth_refused_for_another_reason_than_the_credentials_does_not_stop_it(
+    tmp_path: Path,
+) -> None:
+    """Only a 535 (credentials invalid, RFC 4954 §6) stops the calibration: with the
+    EHLO after STARTTLS broken (bad-multiline-after-tls), the campaign falls back to
+    cleartext, where AUTH gets 538; stopping there hid the flaw the STARTTLS probes
+    show."""
+    with start_flawed(tmp_path, ["bad-multiline-after-tls"]) as target:
+        report = run_campaign(
+            target.host, target.port, budget=30, auth=CREDENTIALS, probes=("starttls",)
+        )
+        assert "bad-multiline-after-tls" in target.triggered()
+    assert report.findings, report.profile.notes if report.profile else None
+    assert report.profile is not None
+    assert any("AUTH refused with 538" in note for note in report.profile.notes)

@@ -139,7 +139,8 @@ def is_compatible(error: BaseException) -> bool:
 def smtplib_compatible(error: V, *, sender: str | None = None) -> V:
     """``error`` as its smtplib-compatible twin (see the module docstring); anything
     that is no ``SMTPError``, or already a twin, is returned as is. ``sender`` is the
-    envelope sender when the caller knows it (``SMTPSenderRefused.sender``)."""
+    envelope sender when the caller knows it (``SMTPSenderRefused.sender``; else the
+    error's own ``sender``, which a transaction's refused MAIL carries)."""
     if not isinstance(error, SMTPError) or is_compatible(error):
         return error
     plain: type[SMTPError] = type(error)
@@ -148,7 +149,7 @@ def smtplib_compatible(error: V, *, sender: str | None = None) -> V:
         twin.smtp_code = error.code  # type: ignore[attr-defined]  # smtplib's attributes
         twin.smtp_error = _text_of(error.reply)  # type: ignore[attr-defined]
         if error.command == "MAIL":
-            twin.sender = sender  # type: ignore[attr-defined]
+            twin.sender = error.sender if sender is None else sender  # type: ignore[attr-defined]
     elif isinstance(error, SMTPRecipientsRefused):
         twin.recipients = {  # type: ignore[attr-defined]
             address: (reply.code, _text_of(reply)) for address, reply in error.refused.items()

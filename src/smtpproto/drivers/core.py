@@ -404,13 +404,14 @@ def raise_for(result: TransactionResult, verb: str) -> None:
     if not result.delivered:
         for step, reply in steps:
             if reply is not None and reply.code == 421:
-                raise SMTPReplyError(reply, command=step)
+                address = result.sender if step == "MAIL" else None
+                raise SMTPReplyError(reply, command=step, sender=address)
         for step, reply in steps:
             if reply is not None and not (reply.is_success or reply.is_error):
                 error = RemoteProtocolError(f"unexpected {reply.code} reply to {step}")
                 raise SMTPProtocolError(error)
     if result.sender_reply is not None and result.sender_reply.is_error:
-        raise SMTPReplyError(result.sender_reply, command="MAIL")
+        raise SMTPReplyError(result.sender_reply, command="MAIL", sender=result.sender)
     if result.recipients and all(reply.is_error for _, reply in result.recipients):
         raise SMTPRecipientsRefused(result.recipients)
     if result.lmtp_replies:

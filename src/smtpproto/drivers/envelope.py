@@ -14,7 +14,9 @@ differences noted below:
   than one block, we take the topmost.
 * An address is international when it is not ASCII; then the message needs SMTPUTF8
   (RFC 6531) and is serialised with a ``utf8=True`` policy so header addresses are not
-  RFC 2047-encoded (which would make them invalid).
+  RFC 2047-encoded (which would make them invalid). Otherwise non-ASCII header text is
+  written as RFC 2047 encoded words, even under the message's own ``utf8=True`` policy:
+  without SMTPUTF8 no UTF-8 header may be sent (RFC 6532 §3).
 
 Before either, every header of the message and of every sub-part is checked
 (``check_headers``): a field name is RFC 5322 §3.6.8 ``ftext`` (printable ASCII but
@@ -254,6 +256,10 @@ def flatten_message(msg: Message, *, utf8: bool = False) -> bytes:
 
     ``utf8=True`` serialises non-ASCII headers as UTF-8 (RFC 6532) instead of RFC 2047
     encoded words; a ``compat32`` message then uses ``email.policy.SMTPUTF8``.
+    ``utf8=False`` writes RFC 2047 encoded words even for a message whose own policy
+    says ``utf8=True`` (``email.policy.SMTPUTF8``): UTF-8 header fields may only go
+    with the SMTPUTF8 parameter (RFC 6531 §3.4, RFC 6532 §3), which the caller asks
+    for only with ``utf8=True``.
     A message the ``email`` generator cannot serialise is a ``LocalProtocolError``.
     """
     import copy
@@ -267,11 +273,11 @@ def flatten_message(msg: Message, *, utf8: bool = False) -> bytes:
     del clone["Bcc"]
     del clone["Resent-Bcc"]
     policy = msg.policy
-    if utf8:
-        if isinstance(policy, email.policy.EmailPolicy):
-            policy = policy.clone(utf8=True)
-        else:
-            policy = email.policy.SMTPUTF8
+    if isinstance(policy, email.policy.EmailPolicy):
+        if policy.utf8 != utf8:
+            policy = policy.clone(utf8=utf8)
+    elif utf8:
+        policy = email.policy.SMTPUTF8
     out = BytesIO()
     try:
         BytesGenerator(out, policy=policy).flatten(clone, linesep="\r\n")

@@ -180,18 +180,26 @@ class SMTPReplyError(SMTPError):
     """The server answered a command with a 4yz or 5yz reply.
 
     ``reply`` is the ``Reply``; ``command`` the verb it answered (``"MAIL"``, ``"DATA"``,
-    ...; only the verb is kept, never arguments). The connection stays usable unless the
-    reply was 421 (RFC 5321 §3.8), which adapters report as closing.
+    ...; only the verb is kept, never arguments). ``sender`` is the envelope sender when
+    the refused command was MAIL and the driver knew it (a transaction's result), else
+    None; the smtplib twin's ``SMTPSenderRefused.sender`` falls back to it. The
+    connection stays usable unless the reply was 421 (RFC 5321 §3.8), which adapters
+    report as closing.
     """
 
-    def __init__(self, reply: Reply, *, command: str | None = None) -> None:
+    def __init__(
+        self, reply: Reply, *, command: str | None = None, sender: str | None = None
+    ) -> None:
         if not isinstance(reply, Reply):
             raise TypeError(f"reply must be a Reply, got {type(reply).__name__}")
+        if sender is not None and not isinstance(sender, str):
+            raise TypeError(f"sender must be a str or None, got {type(sender).__name__}")
         verb = _verb(command)
         prefix = f"{verb} refused: " if verb else "server refused: "
         super().__init__(prefix + str(reply))
         self.reply = reply
         self.command = verb
+        self.sender = sender
 
     @property
     def code(self) -> int:
@@ -213,7 +221,8 @@ class SMTPReplyError(SMTPError):
         return self.reply.explain(self.command)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), (self.reply,), {"command": self.command}), self._state())
+        keywords = {"command": self.command, "sender": self.sender}
+        return (_rebuild, (type(self), (self.reply,), keywords), self._state())
 
 
 class SMTPRecipientsRefused(SMTPError):

@@ -197,24 +197,30 @@ class AuthenticationFailed(ConnectionError):
 
 
 def _check_auth(conn: ConnResult, profile: Profile) -> None:
-    """Raise ``AuthenticationFailed`` unless the prefix's AUTH PLAIN (its last write)
-    got a 2yz; the message names the reply, never the credentials."""
+    """Raise ``AuthenticationFailed`` when the prefix's AUTH PLAIN (its last write) got
+    535, the credentials refused (RFC 4954 §6); the message names the reply, never the
+    credentials. Another refusal (538 where STARTTLS failed, 503, ...) is a note: the
+    server's own flaw may be why, and the probes that need no AUTH still run."""
     prefix = profile.prefix("greeted")
     at = _replies_in(prefix[:-1])
     replies = parse(conn)[0]
     reply = replies[at].reply if at < len(replies) else None
-    if reply is None or reply.code // 100 != 2:
-        if reply is not None and profile.settings.auth is not None:
-            # A server may echo the password (or the PLAIN response) in its 535: the
-            # client engine's redactor removes it before any of it is shown (§4 rule 11).
-            from ..client_engine.redaction import Redactor
-            from ..sasl.mechanisms import Plain
+    if reply is None or reply.code // 100 == 2:
+        return  # no reply at all: the server's trouble, for the probes to show
+    if reply.code != 535:
+        profile.notes.append(f"AUTH refused with {reply.code}: probes start from a failed AUTH")
+        return
+    if profile.settings.auth is not None:
+        # A server may echo the password (or the PLAIN response) in its 535: the client
+        # engine's redactor removes it before any of it is shown (§4 rule 11).
+        from ..client_engine.redaction import Redactor
+        from ..sasl.mechanisms import Plain
 
-            redactor = Redactor()
-            redactor.add_secrets(Plain(*profile.settings.auth).secrets)
-            reply = redactor.reply(reply)
-        what = f"{reply.code} {reply.text[:100]!r}" if reply else f"no reply ({conn.end})"
-        raise AuthenticationFailed(f"AUTH PLAIN with the given credentials failed: {what}")
+        redactor = Redactor()
+        redactor.add_secrets(Plain(*profile.settings.auth).secrets)
+        reply = redactor.reply(reply)
+    what = f"{reply.code} {reply.text[:100]!r}"
+    raise AuthenticationFailed(f"AUTH PLAIN with the given credentials failed: {what}")
 
 
 class _BudgetSpent(Exception):

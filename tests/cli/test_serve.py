@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import ServeProcess, assert_clean_failure, run_cli
+from .helpers import ServeProcess, assert_clean_failure, free_port, run_cli
 
 MESSAGE = b"Subject: hi\r\nFrom: a@example.org\r\nTo: b@example.org\r\n\r\nHello there.\r\n"
 
@@ -163,3 +163,25 @@ def test_serve_refuses_a_destination_that_cannot_take_a_message(
         result = run_cli("serve", "--port", port, "--no-starttls", option, str(where), *workers)
     assert_clean_failure(result, 2, "cannot store messages", str(where), fragment)
     assert "listening" not in result.stdout
+
+
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")])
+def test_serve_auth_without_a_certificate_is_an_error(workers: tuple[str, ...]) -> None:
+    """No tool could make the certificate (``SMTPPROTO_CERT_TOOL=openssl`` with no
+    ``openssl`` on the PATH): STARTTLS is not offered, so --auth could never be used;
+    serve started anyway and answered every MAIL with 530."""
+    result = run_cli(
+        "serve",
+        "--port",
+        str(free_port()),
+        "--auth",
+        "u:p",
+        *workers,
+        env={"SMTPPROTO_CERT_TOOL": "openssl", "PATH": "/nonexistent"},
+        timeout=30,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "STARTTLS not offered" in result.stderr  # why: the certificate tool's words
+    assert "smtpproto: error: --auth needs STARTTLS, and no certificate" in result.stderr
+    assert "press Ctrl-C" not in result.stdout  # never served

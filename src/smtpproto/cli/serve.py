@@ -160,6 +160,13 @@ def run_serve(args: argparse.Namespace) -> int:
         )
 
     def banner(port: int, cert_path: str | None, cert_tool: str | None) -> None:
+        if users and cert_path is None:  # no certificate could be made: no STARTTLS
+            raise CLIError(
+                "--auth needs STARTTLS, and no certificate could be made for it (see "
+                "above; or give --cert and --key): AUTH would never be offered and "
+                "every MAIL would get 530",
+                ExitCode.USAGE,
+            )
         print(f"listening on {args.host}:{port}", flush=True)
         if cert_path is not None and not args.no_starttls:
             print(f"STARTTLS certificate: {cert_path}", flush=True)

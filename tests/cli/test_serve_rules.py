@@ -112,9 +112,13 @@ def test_sigterm_stops_cleanly_and_removes_the_certificate(sig: signal.Signals) 
     with ServeProcess() as serve:
         cert = Path(serve.wait_for("STARTTLS certificate:").split(": ", 1)[1])
         assert cert.is_file()
-        with smtplib.SMTP("127.0.0.1", serve.port, timeout=20) as client:
+        client = smtplib.SMTP("127.0.0.1", serve.port, timeout=20)
+        try:
             client.ehlo()  # an open session does not hold the server up
             code = serve.stop(sig=sig)
+            assert client.getreply()[0] == 421  # RFC 5321 §3.8: the service shuts down
+        finally:
+            client.close()
     assert code == 0, serve.stderr
     assert "Traceback" not in serve.stderr
     assert f"stopped ({sig.name})" in serve.stderr
@@ -131,14 +135,17 @@ def test_a_sigterm_repeated_while_serve_stops_still_removes_the_certificate() ->
     context.verify_mode = ssl.CERT_NONE
     with ServeProcess() as serve:
         cert = Path(serve.wait_for("STARTTLS certificate:").split(": ", 1)[1])
-        with smtplib.SMTP("127.0.0.1", serve.port, timeout=20) as client:
+        client = smtplib.SMTP("127.0.0.1", serve.port, timeout=20)
+        try:
             client.starttls(context=context)
             client.ehlo()  # then idle: it never answers the server's close_notify
             serve.process.send_signal(signal.SIGTERM)
-            time.sleep(0.2)  # serve is closing the session now
+            time.sleep(0.2)  # serve is closing the session now (its 421 unread)
             if serve.process.poll() is None:
                 serve.process.send_signal(signal.SIGTERM)
             code = serve.stop(sig=signal.SIGTERM)
+        finally:
+            client.close()
     assert code == 0, serve.stderr
     assert "stopped (SIGTERM)" in serve.stderr
     assert not cert.exists() and not cert.parent.exists()

@@ -333,6 +333,22 @@ class _Connection(asyncio.BufferedProtocol):
         if self._transport is not None:
             self._transport.abort()
 
+    def shut_down(self) -> None:
+        """The server stops: 421, then close (RFC 5321 §3.8: a server closes only after a
+        221 to QUIT, a 421 as the service shuts down, or a timeout). Nothing is said
+        during a TLS handshake (only TLS may follow the 220, RFC 3207 §4) or once the
+        session is over."""
+        transport = self._transport
+        if (
+            transport is not None
+            and not transport.is_closing()
+            and not self._tls_starting
+            and self._conn.state not in (ServerState.CLOSED, ServerState.ERROR)
+        ):
+            reply = service_closing(self._server.hostname, "Service shutting down")
+            self._guarded(lambda: self._write(reply))
+        self.close()
+
     def close(self) -> None:
         self._flush()
         if self._transport is not None and not self._transport.is_closing():
@@ -804,7 +820,8 @@ class SMTPServer:
         await asyncio.get_running_loop().create_future()
 
     async def close(self, timeout: float = 5.0) -> None:
-        """Stop listening, close every session, remove the temporary certificate.
+        """Stop listening, close every session (with a 421, RFC 5321 §3.8), remove the
+        temporary certificate.
 
         Sessions get ``_GRACEFUL_CLOSE`` seconds to close (a TLS session waits for the
         peer's close_notify); what is still open then is aborted. Either way this
@@ -820,7 +837,7 @@ class SMTPServer:
             if self._server is not None:
                 self._server.close()
             for session in list(self._sessions):
-                session.close()
+                session.shut_down()
             if not await self._sessions_gone(min(timeout, _GRACEFUL_CLOSE)):
                 for session in list(self._sessions):
                     session._abort()

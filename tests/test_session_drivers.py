@@ -560,6 +560,7 @@ def test_quit_on_exit_policy() -> None:
     assert session.quit_on_exit(None)
     assert session.quit_on_exit(SMTPReplyError)
     assert session.quit_on_exit(SMTPRecipientsRefused)
+    assert session.quit_on_exit(SMTPProtocolError)  # refused before MAIL: usable
     assert not session.quit_on_exit(SMTPTimeoutError)
     assert not session.quit_on_exit(KeyboardInterrupt)
     transport.run(session.quit())

@@ -35,6 +35,7 @@ from ..client_engine.events import (
 from ..client_engine.states import ClientState
 from ..wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .exceptions import (
+    SMTPBatchInterrupted,
     SMTPConnectError,
     SMTPDeliveryStatusUnknown,
     SMTPDeliveryTimeoutError,
@@ -65,6 +66,9 @@ P = ParamSpec("P")
 
 #: Seconds to wait for the server's last words after a failed write.
 LAST_WORDS_TIMEOUT = 1.0
+#: The exceptions after which a context manager's exit still says QUIT, when the
+#: session can take it (``DriverCore.quit_on_exit``).
+_QUIT_AFTER = (SMTPReplyError, SMTPRecipientsRefused, SMTPProtocolError, SMTPBatchInterrupted)
 
 
 def caller_checked(operation: Callable[P, Driver[T]]) -> Callable[P, Driver[T]]:
@@ -134,12 +138,15 @@ class DriverCore:
 
     def quit_on_exit(self, exc_type: type[BaseException] | None) -> bool:
         """Whether a context manager's exit should send QUIT before closing: when the
-        session can still take it and the block ended normally or with a refused
-        command (``SMTPReplyError``/``SMTPRecipientsRefused``); after an exception the
-        adapter suppresses ``SMTPError`` from that QUIT so it does not hide the first."""
+        session can still take it and the block ended normally, with a refused
+        command (``SMTPReplyError``/``SMTPRecipientsRefused``), with an
+        ``SMTPProtocolError`` that left the session usable (a message refused before
+        MAIL, a caller mistake; one that broke it leaves ``can_quit`` false) or with
+        ``SMTPBatchInterrupted``; after an exception the adapter suppresses
+        ``SMTPError`` from that QUIT so it does not hide the first."""
         if not self.can_quit:
             return False
-        return exc_type is None or issubclass(exc_type, (SMTPReplyError, SMTPRecipientsRefused))
+        return exc_type is None or issubclass(exc_type, _QUIT_AFTER)
 
     def mark_broken(self) -> None:
         """The adapter gave up on the transport (a cancellation, a failed close)."""

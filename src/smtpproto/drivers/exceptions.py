@@ -54,9 +54,10 @@ _LISTED_RECIPIENTS = 5
 class SMTPError(Exception):
     """Base class of every exception an adapter raises on purpose.
 
-    After any ``SMTPError`` other than ``SMTPReplyError``, ``SMTPRecipientsRefused``
-    and ``SMTPBatchInterrupted`` the connection is closed and must not be reused (after
-    those three, ``session.usable`` says whether it is).
+    After any ``SMTPError`` other than ``SMTPReplyError``, ``SMTPRecipientsRefused``,
+    ``SMTPBatchInterrupted`` and a caller's ``SMTPProtocolError`` (``remote`` false:
+    refused before anything was sent) the connection is closed and must not be reused
+    (after those, ``session.usable`` says whether it is).
 
     ``partial_result`` is None, except when ``sendmail``/``send_message`` split a
     message over several transactions (the server's recipient limit, RFC 5321

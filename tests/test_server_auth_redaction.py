@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import socket
+from typing import BinaryIO
 
 import pytest
 from hypothesis import given, settings
@@ -28,6 +29,15 @@ USER64 = base64.b64encode(b"alice")  # YWxpY2U= : a syntax error as a command
 PASS64 = base64.b64encode(b"hunter2x9")  # aHVudGVyMng5 : looks like a verb
 PLAIN64 = base64.b64encode(b"\0alice\0hunter2x9")
 SECRETS = [USER64, PASS64, PLAIN64, b"hunter2x9", PASS64.upper()]
+
+
+def _past_ehlo(raw: socket.socket, reader: BinaryIO) -> None:
+    """Send EHLO on ``raw`` and read its reply through ``reader`` to the last line
+    (at most 30 lines)."""
+    raw.sendall(HELLO)
+    for _ in range(30):
+        if reader.readline().startswith(b"250 "):
+            break
 
 
 def _assert_clean(session: Session) -> None:
@@ -144,10 +154,7 @@ def test_builtin_server_transcript_has_no_credentials(forbid_unauth_pipelining: 
         raw.makefile("rb") as reader,
     ):
         assert reader.readline().startswith(b"220 ")
-        raw.sendall(HELLO)
-        for _ in range(30):
-            if reader.readline().startswith(b"250 "):
-                break
+        _past_ehlo(raw, reader)
         # AUTH is not offered before TLS (503); the credentials follow in the same write.
         raw.sendall(
             b"AUTH LOGIN\r\n" + USER64 + b"\r\n" + PASS64 + b"\r\n"
@@ -203,10 +210,7 @@ def test_a_sasl_response_written_before_its_334_is_not_in_the_transcript(
         raw.makefile("rb") as reader,
     ):
         assert reader.readline().startswith(b"220 ")
-        raw.sendall(HELLO)
-        for _ in range(30):
-            if reader.readline().startswith(b"250 "):
-                break
+        _past_ehlo(raw, reader)
         raw.sendall(b"AUTH LOGIN\r\n" + response + b"\r\n")
         replies = [reader.readline() for _ in range(2)]
     assert [reply[:4] for reply in replies] == [b"334 ", b"554 "]

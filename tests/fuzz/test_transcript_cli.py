@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,18 @@ from smtpproto.cli.main import main
 from smtpproto.fuzz.replay import replay
 from smtpproto.fuzz.transcript import Transcript, close, connect, send, sleep
 from smtpproto.testing import run_server
+
+
+def _exits_2_without_connecting(argv: Callable[[int], list[str]]) -> None:
+    """``main(argv(port))`` is a usage error (exit 2) before anything connects to a
+    listener on ``port``."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        assert main(argv(listener.getsockname()[1])) == 2
+        with pytest.raises(BlockingIOError):
+            listener.accept()
 
 
 def test_a_non_loopback_target_needs_the_ownership_flag(capsys: pytest.CaptureFixture[str]) -> None:
@@ -83,14 +96,8 @@ def test_replay_refuses_a_broken_file_naming_the_line_and_sending_nothing(
 ) -> None:
     path = tmp_path / "t.jsonl"
     path.write_bytes(b'{"dir": "tcp", "note": "connect"}\n' + second + b"\n")
-    with socket.socket() as listener:  # nothing may connect: the file is refused first
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        listener.setblocking(False)
-        port = listener.getsockname()[1]
-        assert main(["replay", str(path), f"127.0.0.1:{port}"]) == 2
-        with pytest.raises(BlockingIOError):
-            listener.accept()
+    # nothing may connect: the file is refused first
+    _exits_2_without_connecting(lambda port: ["replay", str(path), f"127.0.0.1:{port}"])
     assert "line 2" in capsys.readouterr().err
 
 
@@ -123,14 +130,10 @@ def test_fuzz_out_that_cannot_be_a_folder_is_refused_before_fuzzing(
     blocker = tmp_path / "taken"
     blocker.write_text("not a folder\n", encoding="utf-8")
     out = blocker if where == "file" else blocker / "out"
-    with socket.socket() as listener:  # nothing may connect: the gate comes first
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        listener.setblocking(False)
-        port = listener.getsockname()[1]
-        assert main(["fuzz", f"127.0.0.1:{port}", "--budget", "5", "--out", str(out)]) == 2
-        with pytest.raises(BlockingIOError):
-            listener.accept()
+    # nothing may connect: the gate comes first
+    _exits_2_without_connecting(
+        lambda port: ["fuzz", f"127.0.0.1:{port}", "--budget", "5", "--out", str(out)]
+    )
     assert "--out" in capsys.readouterr().err
 
 
@@ -169,14 +172,8 @@ def test_replay_refuses_a_header_its_oracle_cannot_read_before_sending(
     wrong value ("false" read as true: a TLS handshake to a cleartext server)."""
     path = tmp_path / "t.jsonl"
     Transcript([connect(), send(b"NOOP\r\n", 1, trigger=True)], header).dump(path)
-    with socket.socket() as listener:  # nothing may connect: the header is checked first
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        listener.setblocking(False)
-        port = listener.getsockname()[1]
-        assert main(["replay", str(path), f"127.0.0.1:{port}"]) == 2
-        with pytest.raises(BlockingIOError):
-            listener.accept()
+    # nothing may connect: the header is checked first
+    _exits_2_without_connecting(lambda port: ["replay", str(path), f"127.0.0.1:{port}"])
     assert "header" in capsys.readouterr().err
 
 
@@ -207,15 +204,10 @@ def test_a_baseline_option_the_engine_refuses_is_a_usage_error_before_connecting
     for name, secret in env.items():
         monkeypatch.setenv(name, secret)
     auth = ["--password-env", "FUZZPW"] if env else []
-    with socket.socket() as listener:  # nothing may connect: the check comes first
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        listener.setblocking(False)
-        port = listener.getsockname()[1]
-        argv = ["fuzz", f"127.0.0.1:{port}", "--budget", "5", option, value, *auth]
-        assert main(argv) == 2
-        with pytest.raises(BlockingIOError):
-            listener.accept()
+    # nothing may connect: the check comes first
+    _exits_2_without_connecting(
+        lambda port: ["fuzz", f"127.0.0.1:{port}", "--budget", "5", option, value, *auth]
+    )
     err = capsys.readouterr().err
     assert "invalid option" in err and "FuzzS3cretPW" not in err
 
